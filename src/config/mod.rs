@@ -1,0 +1,327 @@
+//! Configuration: TOML text → [`spec`] types (serde) → validated [`Config`].
+//!
+//! ```text
+//!   failoverd.toml ──parse──▶ *Spec (shape only) ──validate──▶ Config (typed, indexed)
+//!                    every syntax/shape error      every semantic error, each with its
+//!                    with key path and line        key path and line; warnings apart
+//! ```
+//!
+//! Loading never stops at the first problem: each section (and each pool, region and
+//! record) is deserialized on its own so one mistake does not hide the next.
+//! Everything that needs the zone data (a dynamic name outside every zone, a clash
+//! with a static record) is checked later by [`crate::zone::bind`].
+
+mod diagnostics;
+pub mod spec;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
+use crate::model::{
+    DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex, Ttl, Weight,
+};
+
+/// The configuration compiled into the binary (`config/failoverd.toml`), used by
+/// `failoverd serve` without `--config`.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/failoverd.toml");
+
+/// Zone files compiled into the binary, used when the embedded configuration runs
+/// somewhere without a `zones/` directory.
+pub const EMBEDDED_ZONES: &[(&str, &str)] = &[(
+    "gslb.example.com.zone",
+    include_str!("../../zones/gslb.example.com.zone"),
+)];
+
+/// Current configuration format version.
+pub const VERSION: i64 = 1;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration has errors (all of them are listed).
+    #[error("invalid configuration:\n{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Where a configuration came from; relative paths in it resolve against `base_dir`.
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    /// The file, or `None` for the embedded default.
+    pub path: Option<PathBuf>,
+    /// Directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+    /// The TOML text.
+    pub text: String,
+}
+
+impl ConfigSource {
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Self {
+            path: Some(path.to_owned()),
+            base_dir,
+            text,
+        })
+    }
+
+    /// The embedded default, resolving paths as if it were `./config/failoverd.toml`.
+    pub fn embedded() -> Self {
+        Self {
+            path: None,
+            base_dir: PathBuf::from("config"),
+            text: EMBEDDED_DEFAULT.to_owned(),
+        }
+    }
+
+    /// A configuration given as text (tests, tools), with paths relative to `base_dir`.
+    pub fn from_text(text: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            path: None,
+            base_dir: base_dir.into(),
+            text: text.into(),
+        }
+    }
+
+    /// Whether this is the configuration compiled into the binary.
+    pub fn is_embedded(&self) -> bool {
+        self.path.is_none() && self.text == EMBEDDED_DEFAULT
+    }
+
+    /// Name used in messages.
+    pub fn display_name(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<embedded config/failoverd.toml>"))
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it came from.
+    pub source: ConfigSource,
+    /// Listeners and transport limits.
+    pub server: ServerConfig,
+    /// Which zone files to load.
+    pub zones: ZonesConfig,
+    /// Regions, indexed by [`RegionIndex`].
+    pub regions: Vec<Region>,
+    /// Geo mapping settings.
+    pub geo: GeoConfig,
+    /// Pools, indexed by [`PoolIndex`].
+    pub pools: Vec<Pool>,
+    /// Every endpoint of every pool, indexed by [`EndpointIndex`].
+    pub endpoints: Vec<Endpoint>,
+    /// Dynamic records, indexed by [`crate::model::RecordIndex`].
+    pub records: Vec<DynamicRecord>,
+}
+
+/// The `[server]` section, validated.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// DNS listen addresses (UDP and TCP on each).
+    pub listen: Vec<SocketAddr>,
+    /// UDP worker threads per listen address (≥ 1).
+    pub udp_workers: usize,
+    /// Largest UDP response sent to EDNS clients (512–4096).
+    pub max_udp_payload: u16,
+    /// How long an idle TCP connection stays open.
+    pub tcp_idle_timeout: Duration,
+}
+
+/// The `[zones]` section, validated.
+#[derive(Clone, Debug)]
+pub struct ZonesConfig {
+    /// Directory of the zone files (resolved against the config's directory).
+    pub directory: PathBuf,
+    /// Files to load, or `None` for every `*.zone` file in `directory`.
+    pub files: Option<Vec<String>>,
+    /// Whether the embedded zone files may stand in for a missing directory.
+    pub use_embedded: bool,
+}
+
+/// A region: where pools run, and (for geo records) where clients are.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// Client networks mapped to this region.
+    pub networks: Vec<IpNet>,
+}
+
+/// The `[geo]` section, validated.
+#[derive(Clone, Debug)]
+pub struct GeoConfig {
+    /// Region of clients that match no network.
+    pub default_region: Option<RegionIndex>,
+    /// Whether EDNS Client Subnet is honoured.
+    pub ecs: bool,
+}
+
+/// A pool of endpoints.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Pool name.
+    pub name: String,
+    /// Region the pool runs in.
+    pub region: Option<RegionIndex>,
+    /// Healthy endpoints needed for the pool to be up (≥ 1, ≤ endpoints).
+    pub min_healthy: u32,
+    /// Its endpoints, in file order.
+    pub endpoints: Vec<EndpointIndex>,
+}
+
+/// An endpoint of a pool.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Owning pool.
+    pub pool: PoolIndex,
+    /// Name, unique within the pool (the address unless given).
+    pub name: String,
+    /// Address or host name answered.
+    pub target: EndpointTarget,
+    /// Share of traffic; 0 = drained.
+    pub weight: Weight,
+    /// Forced state, overriding health checks.
+    pub forced: Option<HealthState>,
+}
+
+/// How endpoints are picked from the pools a record is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The first pool (in order) that is up; its healthy endpoints.
+    Failover,
+    /// Weighted random choice among healthy endpoints of all pools that are up.
+    Weighted,
+    /// All healthy endpoints of all pools that are up.
+    Multivalue,
+}
+
+/// Which pool list a record uses.
+#[derive(Clone, Debug)]
+pub enum PoolChoice {
+    /// Always the same pools.
+    Fixed(Vec<PoolIndex>),
+    /// Pools chosen by the client's region.
+    Geo {
+        /// Pools per region (indexed by [`RegionIndex`]); `None` uses `default`.
+        by_region: Vec<Option<Vec<PoolIndex>>>,
+        /// Pools for clients whose region has no entry.
+        default: Vec<PoolIndex>,
+    },
+}
+
+impl PoolChoice {
+    /// Every pool list this choice can produce.
+    pub fn all_lists(&self) -> Vec<&[PoolIndex]> {
+        match self {
+            Self::Fixed(pools) => vec![pools.as_slice()],
+            Self::Geo { by_region, default } => by_region
+                .iter()
+                .flatten()
+                .map(Vec::as_slice)
+                .chain(std::iter::once(default.as_slice()))
+                .collect(),
+        }
+    }
+}
+
+/// What a record answers when no pool is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer as if every endpoint were healthy (Route 53's behaviour).
+    FailOpen,
+    /// Answer every endpoint of this pool, whatever its health.
+    Fallback(PoolIndex),
+    /// Answer NOERROR with no records (fail closed).
+    NoData,
+}
+
+/// A name answered from pools.
+#[derive(Clone, Debug)]
+pub struct DynamicRecord {
+    /// Owner name: lower case, absolute, with a trailing dot.
+    pub name: String,
+    /// Record type answered.
+    pub record_type: DynamicType,
+    /// TTL while healthy.
+    pub ttl: Ttl,
+    /// TTL while in all-down mode (≤ `ttl`), so recovery spreads fast.
+    pub all_down_ttl: Ttl,
+    /// How endpoints are picked.
+    pub selection: Selection,
+    /// Which pools are considered.
+    pub pools: PoolChoice,
+    /// Most records in one answer.
+    pub max_answers: u16,
+    /// Behaviour when nothing is up.
+    pub all_down: AllDown,
+}
+
+impl Config {
+    /// Parses and validates a configuration. On success returns it with its warnings;
+    /// on failure returns every error (and warning) found.
+    pub fn load(source: ConfigSource) -> Result<(Self, Diagnostics), Diagnostics> {
+        let file = source.display_name();
+        let mut diagnostics = Diagnostics::default();
+        let config = validate::validate(source.clone(), &mut diagnostics);
+        diagnostics.locate(Some(&file), &source.text);
+        match config {
+            Some(config) if !diagnostics.has_errors() => Ok((config, diagnostics)),
+            _ => Err(diagnostics),
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load_file(path: &Path) -> Result<(Self, Diagnostics), ConfigError> {
+        let source = ConfigSource::from_file(path)?;
+        Self::load(source).map_err(ConfigError::Invalid)
+    }
+
+    /// Looks up a pool by name.
+    pub fn pool_by_name(&self, name: &str) -> Option<PoolIndex> {
+        self.pools
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| PoolIndex(i as u32))
+    }
+
+    /// The pool at an index.
+    pub fn pool(&self, index: PoolIndex) -> &Pool {
+        &self.pools[index.0 as usize]
+    }
+
+    /// The endpoint at an index.
+    pub fn endpoint(&self, index: EndpointIndex) -> &Endpoint {
+        &self.endpoints[index.0 as usize]
+    }
+
+    /// `pool/endpoint` name of an endpoint, as shown in status and logs.
+    pub fn endpoint_label(&self, index: EndpointIndex) -> String {
+        let endpoint = self.endpoint(index);
+        format!("{}/{}", self.pool(endpoint.pool).name, endpoint.name)
+    }
+}

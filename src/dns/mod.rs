@@ -1,0 +1,149 @@
+//! The DNS front end.
+//!
+//! ```text
+//!  UDP sockets (SO_REUSEPORT) ─▶ worker threads ─┐
+//!                                               ├─▶ Responder: wire::parse ─▶ resolve ─▶ encode
+//!  TCP listener (hickory-server) ─▶ TcpHandler ──┘        (reads an Arc<Snapshot>; no locks)
+//!
+//!  health/config changes ─▶ Snapshot::with_health / build ─▶ SharedSnapshot::store
+//! ```
+
+pub mod engine;
+pub mod resolve;
+pub mod snapshot;
+pub mod tcp;
+pub mod udp;
+pub mod wire;
+pub mod writer;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use self::engine::{Responder, Transport};
+pub use self::snapshot::{SharedSnapshot, Snapshot};
+use crate::metrics::DnsMetrics;
+
+/// Errors of the DNS front end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Attempts to find a port free for both UDP and TCP when asked for port 0.
+const PORT_ATTEMPTS: usize = 20;
+
+/// Running listeners.
+pub struct DnsServer {
+    /// Bound addresses (UDP and TCP share each).
+    pub addresses: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    tcp: hickory_server::Server<tcp::TcpHandler>,
+    /// Counters.
+    pub metrics: DnsMetrics,
+}
+
+impl DnsServer {
+    /// Binds every listen address (UDP with `udp_workers` sockets each, TCP on the
+    /// same port) and starts serving from `shared`. Must run inside a tokio runtime.
+    pub fn start(
+        listen: &[SocketAddr],
+        udp_workers: usize,
+        tcp_idle_timeout: Duration,
+        shared: SharedSnapshot,
+    ) -> Result<Self, DnsError> {
+        let metrics = DnsMetrics::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = tcp::TcpHandler::new(shared.clone(), metrics.shard());
+        let mut tcp = hickory_server::Server::new(handler);
+        let mut threads = Vec::new();
+        let mut addresses = Vec::new();
+        for &addr in listen {
+            let (sockets, listener) = bind_pair(addr, udp_workers)?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| DnsError::Bind { addr, source })?;
+            tcp.register_listener(listener, tcp_idle_timeout, 64 * 1024);
+            threads.extend(
+                udp::spawn(sockets, shared.clone(), stop.clone(), &metrics)
+                    .map_err(|source| DnsError::Bind { addr, source })?,
+            );
+            tracing::info!(udp = %bound, tcp = %bound, workers = udp_workers, "dns listening");
+            addresses.push(bound);
+        }
+        Ok(Self {
+            addresses,
+            stop,
+            threads,
+            tcp,
+            metrics,
+        })
+    }
+
+    /// Stops every listener and waits for the UDP threads.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.tcp.shutdown_gracefully().await;
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Binds UDP sockets and a TCP listener on the same port.
+fn bind_pair(
+    addr: SocketAddr,
+    udp_workers: usize,
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener), DnsError> {
+    let attempts = if addr.port() == 0 { PORT_ATTEMPTS } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let sockets =
+            udp::bind(addr, udp_workers).map_err(|source| DnsError::Bind { addr, source })?;
+        let port = sockets[0]
+            .local_addr()
+            .map_err(|source| DnsError::Bind { addr, source })?
+            .port();
+        let tcp_addr = SocketAddr::new(addr.ip(), port);
+        match bind_tcp(tcp_addr) {
+            Ok(listener) => return Ok((sockets, listener)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(DnsError::Bind {
+        addr,
+        source: last_error.unwrap_or_else(|| io::Error::other("no port")),
+    })
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}

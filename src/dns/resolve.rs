@@ -1,0 +1,375 @@
+//! Authoritative resolution (RFC 1034 §4.3.2) over a [`Snapshot`]: which records go
+//! in which section, and the response code. Encoding is separate ([`super::engine`]).
+
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use super::snapshot::{Cached, Snapshot};
+use super::wire::{ClientSubnet, rcode};
+use super::writer::Owner;
+use crate::model::RandomSource;
+use crate::zone::name::{self, MAX_NAME_LEN};
+use crate::zone::{Lookup, NodeRef, PackedRdata, Zone, rtype};
+
+/// Longest CNAME chain followed inside a zone.
+const MAX_CHAIN: usize = 8;
+
+/// Most RRsets added to the additional section.
+const MAX_ADDITIONAL: usize = 8;
+
+/// A reference to records to write: owner, type, TTL and packed rdata.
+#[derive(Clone, Copy, Debug)]
+pub struct RrRef<'s> {
+    /// Owner name.
+    pub owner: Owner<'s>,
+    /// RR type.
+    pub rtype: u16,
+    /// TTL.
+    pub ttl: u32,
+    /// The records' rdata.
+    pub rdata: PackedRdata<'s>,
+}
+
+/// What a query resolves to.
+#[derive(Clone, Debug)]
+pub struct Resolution<'s> {
+    /// Response code (may be extended).
+    pub rcode: u16,
+    /// AA flag.
+    pub authoritative: bool,
+    /// Answer section.
+    pub answer: SmallVec<[RrRef<'s>; 2]>,
+    /// Authority section.
+    pub authority: SmallVec<[RrRef<'s>; 1]>,
+    /// Additional section (before OPT).
+    pub additional: SmallVec<[RrRef<'s>; 2]>,
+    /// Whether this is a referral (its glue may not be dropped silently).
+    pub referral: bool,
+    /// ECS scope prefix for the response (0 = valid for every client).
+    pub ecs_scope: u8,
+    /// Pre-encoded sections equal to encoding the three sections above.
+    pub cached: Option<Cached<'s>>,
+}
+
+impl Resolution<'_> {
+    fn new(rcode: u16, authoritative: bool) -> Self {
+        Self {
+            rcode,
+            authoritative,
+            answer: SmallVec::new(),
+            authority: SmallVec::new(),
+            additional: SmallVec::new(),
+            referral: false,
+            ecs_scope: 0,
+            cached: None,
+        }
+    }
+
+    /// A response with no records.
+    pub fn empty(rcode: u16, authoritative: bool) -> Self {
+        Self::new(rcode, authoritative)
+    }
+}
+
+/// Who asked, for geo records.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    /// The address the query came from.
+    pub addr: IpAddr,
+    /// EDNS Client Subnet, if sent (and honoured).
+    pub subnet: Option<ClientSubnet>,
+}
+
+impl Client {
+    /// The address and prefix length geo placement should use (ECS with a non-zero
+    /// prefix, else the resolver's own address).
+    pub fn geo_source(&self) -> (IpAddr, u8) {
+        match self.subnet {
+            Some(s) if s.source_prefix > 0 => (s.address, s.source_prefix),
+            _ => (self.addr, if self.addr.is_ipv4() { 32 } else { 128 }),
+        }
+    }
+}
+
+/// Resolves a query in zone `zone_index` of the snapshot.
+pub fn resolve<'s>(
+    snapshot: &'s Snapshot,
+    zone_index: usize,
+    qname: &[u8],
+    label_starts: &[u8],
+    qtype: u16,
+    client: &Client,
+    rng: &mut dyn RandomSource,
+) -> Resolution<'s> {
+    let mut resolver = Resolver {
+        snapshot,
+        zone_index,
+        zone: &snapshot.zones.zones()[zone_index],
+        client,
+        rng,
+        res: Resolution::new(rcode::NOERROR, true),
+    };
+    match resolver.zone.find(qname, label_starts) {
+        Lookup::Node(id) => {
+            let node = resolver.zone.node(id);
+            resolver.answer_node(Owner::Question, node, qtype, 0);
+        }
+        Lookup::Wildcard(id) => {
+            let node = resolver.zone.node(id);
+            resolver.answer_node(Owner::Question, node, qtype, 0);
+        }
+        Lookup::Delegation(cut) => resolver.referral(cut),
+        Lookup::NxDomain => resolver.negative(rcode::NXDOMAIN, None),
+    }
+    resolver.res
+}
+
+struct Resolver<'s, 'r> {
+    snapshot: &'s Snapshot,
+    zone_index: usize,
+    zone: &'s Zone,
+    client: &'r Client,
+    rng: &'r mut dyn RandomSource,
+    res: Resolution<'s>,
+}
+
+impl<'s> Resolver<'s, '_> {
+    fn answer_node(&mut self, owner: Owner<'s>, node: NodeRef<'s>, qtype: u16, chain: usize) {
+        if let Some(cut) = node.cut() {
+            if !(cut == node.id() && qtype == rtype::DS) {
+                self.referral(cut);
+                return;
+            }
+        }
+        if qtype == rtype::ANY {
+            self.answer_any(owner, node);
+            return;
+        }
+        if node.has_cname() && qtype != rtype::CNAME {
+            self.follow_cname(owner, node, qtype, chain);
+            return;
+        }
+        if let Some((id, set)) = node.rrset(qtype) {
+            self.res.answer.push(RrRef {
+                owner,
+                rtype: set.rtype,
+                ttl: set.ttl,
+                rdata: self.zone.rdata(set),
+            });
+            self.add_additional_for(set.rtype, self.zone.rdata(set));
+            if chain == 0 && matches!(owner, Owner::Question) {
+                self.res.cached = self.snapshot.static_tail(self.zone_index, id);
+            }
+            return;
+        }
+        if let Some(record) = node.dynamic().and_then(|d| d.for_type(qtype)) {
+            self.answer_dynamic(owner, record, chain);
+            return;
+        }
+        self.negative(rcode::NOERROR, None);
+    }
+
+    /// RFC 8482: answer ANY with one RRset (a dynamic answer if the name has one).
+    fn answer_any(&mut self, owner: Owner<'s>, node: NodeRef<'s>) {
+        if let Some(dynamic) = node.dynamic() {
+            if let Some(record) = dynamic.a.or(dynamic.aaaa).or(dynamic.cname) {
+                self.answer_dynamic(owner, record, 1);
+                return;
+            }
+        }
+        let preferred = [rtype::A, rtype::AAAA, rtype::CNAME];
+        let chosen = preferred
+            .iter()
+            .find_map(|&t| node.rrset(t))
+            .or_else(|| node.rrsets().next());
+        match chosen {
+            Some((_, set)) => self.res.answer.push(RrRef {
+                owner,
+                rtype: set.rtype,
+                ttl: set.ttl,
+                rdata: self.zone.rdata(set),
+            }),
+            None => self.negative(rcode::NOERROR, None),
+        }
+    }
+
+    fn answer_dynamic(
+        &mut self,
+        owner: Owner<'s>,
+        record: crate::model::RecordIndex,
+        chain: usize,
+    ) {
+        let Some(answer) = self.snapshot.dynamic_answer(record) else {
+            self.negative(rcode::NOERROR, None);
+            return;
+        };
+        let set = if answer.is_client_dependent() {
+            let (addr, prefix) = self.client.geo_source();
+            let location = self.snapshot.geo.locate(addr, prefix);
+            self.res.ecs_scope = self.res.ecs_scope.max(location.scope);
+            answer.set_for(location.region)
+        } else {
+            answer.set_for(None)
+        };
+        match set.pick(self.rng) {
+            Some(variant) => {
+                self.res.answer.push(RrRef {
+                    owner,
+                    rtype: answer.rtype,
+                    ttl: set.ttl,
+                    rdata: variant.rdata(),
+                });
+                if chain == 0 && matches!(owner, Owner::Question) {
+                    self.res.cached = variant.cached();
+                }
+            }
+            None => self.negative(rcode::NOERROR, Some(set.ttl)),
+        }
+    }
+
+    fn follow_cname(&mut self, owner: Owner<'s>, node: NodeRef<'s>, qtype: u16, chain: usize) {
+        let (ttl, rdata) = if let Some((_, set)) = node.rrset(rtype::CNAME) {
+            (set.ttl, self.zone.rdata(set))
+        } else if let Some(record) = node.dynamic().and_then(|d| d.cname) {
+            let before = self.res.answer.len();
+            self.answer_dynamic(owner, record, chain + 1);
+            if self.res.answer.len() == before {
+                return; // all-down nodata: the negative answer is already in place
+            }
+            let last = self.res.answer[before];
+            self.res.answer.pop();
+            (last.ttl, last.rdata)
+        } else {
+            self.negative(rcode::NOERROR, None);
+            return;
+        };
+        self.res.answer.push(RrRef {
+            owner,
+            rtype: rtype::CNAME,
+            ttl,
+            rdata,
+        });
+        let Some(target) = rdata.iter().next() else {
+            return;
+        };
+        if chain + 1 >= MAX_CHAIN || !name::is_at_or_below_ignore_case(target, self.zone.origin()) {
+            return; // out of zone (the resolver follows it) or chain too long
+        }
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let Some(lower) = lower.get_mut(..target.len()) else {
+            return;
+        };
+        lower.copy_from_slice(target);
+        name::lowercase_in_place(lower);
+        let starts = crate::zone::store::label_starts(lower);
+        let target_owner = Owner::Name(target);
+        match self.zone.find(lower, &starts) {
+            Lookup::Node(id) | Lookup::Wildcard(id) => {
+                let next = self.zone.node(id);
+                if self
+                    .res
+                    .answer
+                    .iter()
+                    .filter(|rr| rr.rtype == rtype::CNAME)
+                    .count()
+                    > MAX_CHAIN
+                {
+                    return;
+                }
+                self.answer_node(target_owner, next, qtype, chain + 1);
+            }
+            Lookup::Delegation(cut) => {
+                let authoritative = self.res.authoritative;
+                self.referral(cut);
+                self.res.authoritative = authoritative;
+                self.res.referral = false;
+            }
+            // RFC 6604: the rcode describes the last name in the chain.
+            Lookup::NxDomain => self.negative(rcode::NXDOMAIN, None),
+        }
+    }
+
+    /// NXDOMAIN or NODATA: the SOA in authority with the negative TTL.
+    fn negative(&mut self, code: u16, ttl_cap: Option<u32>) {
+        self.res.rcode = code;
+        let (_, soa) = self.zone.soa();
+        let ttl = ttl_cap.map_or(self.zone.negative_ttl(), |cap| {
+            cap.min(self.zone.negative_ttl())
+        });
+        self.res.authority.push(RrRef {
+            owner: Owner::Name(self.zone.origin()),
+            rtype: rtype::SOA,
+            ttl,
+            rdata: self.zone.rdata(soa),
+        });
+    }
+
+    /// A referral to the delegation at `cut`: NS in authority, glue in additional.
+    fn referral(&mut self, cut: crate::zone::NodeId) {
+        let node = self.zone.node(cut);
+        self.res.authoritative = false;
+        self.res.referral = true;
+        if let Some((_, ns)) = node.rrset(rtype::NS) {
+            let rdata = self.zone.rdata(ns);
+            self.res.authority.push(RrRef {
+                owner: Owner::Name(node.name()),
+                rtype: rtype::NS,
+                ttl: ns.ttl,
+                rdata,
+            });
+            for target in rdata.iter() {
+                self.add_addresses(target, true);
+            }
+        }
+    }
+
+    /// Additional-section processing for MX, NS and SRV answers (static A/AAAA of
+    /// in-zone targets).
+    fn add_additional_for(&mut self, rr_type: u16, rdata: PackedRdata<'s>) {
+        let skip = match rr_type {
+            rtype::MX => 2,
+            rtype::NS => 0,
+            rtype::SRV => 6,
+            _ => return,
+        };
+        for record in rdata.iter() {
+            if let Some(target) = record.get(skip..) {
+                self.add_addresses(target, false);
+            }
+        }
+    }
+
+    fn add_addresses(&mut self, target: &'s [u8], glue: bool) {
+        if self.res.additional.len() >= MAX_ADDITIONAL
+            || !name::is_at_or_below_ignore_case(target, self.zone.origin())
+        {
+            return;
+        }
+        let mut lower = [0u8; MAX_NAME_LEN];
+        let Some(lower) = lower.get_mut(..target.len()) else {
+            return;
+        };
+        lower.copy_from_slice(target);
+        name::lowercase_in_place(lower);
+        let Some(id) = self.zone.get(lower) else {
+            return;
+        };
+        let node = self.zone.node(id);
+        if node.cut().is_some() && !glue {
+            return; // below a cut only glue is served, and only in referrals
+        }
+        for t in [rtype::A, rtype::AAAA] {
+            if let Some((_, set)) = node.rrset(t) {
+                if self.res.additional.len() < MAX_ADDITIONAL {
+                    self.res.additional.push(RrRef {
+                        owner: Owner::Name(node.name()),
+                        rtype: t,
+                        ttl: set.ttl,
+                        rdata: self.zone.rdata(set),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! UDP serving: one OS thread per `SO_REUSEPORT` socket, each receiving and sending
+//! in batches with `recvmmsg`/`sendmmsg`. A thread loads the current snapshot once per
+//! batch and answers from it; it never takes a lock and never awaits.
+
+use std::io;
+use std::mem::{MaybeUninit, size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::engine::{Outcome, Responder, Transport, fresh_seed};
+use super::snapshot::SharedSnapshot;
+use crate::metrics::{DnsCounters, DnsMetrics};
+
+/// Datagrams handled per system call.
+const BATCH: usize = 32;
+
+/// Largest query accepted (longer datagrams are dropped).
+const MAX_QUERY: usize = 4096;
+
+/// How often a blocked worker wakes to check for shutdown.
+const WAKE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Binds `count` sockets to `addr` with `SO_REUSEPORT`, so the kernel spreads
+/// clients across them. With port 0, every socket shares the port the first got.
+pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let mut sockets: Vec<UdpSocket> = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_port(true)?;
+        // Room for bursts; the kernel caps this at net.core.rmem_max.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        let _ = socket.set_send_buffer_size(4 << 20);
+        socket.set_read_timeout(Some(WAKE_INTERVAL))?;
+        socket.bind(&addr.into())?;
+        let socket: UdpSocket = socket.into();
+        if addr.port() == 0 {
+            addr = socket.local_addr()?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Starts one worker thread per socket.
+pub fn spawn(
+    sockets: Vec<UdpSocket>,
+    shared: SharedSnapshot,
+    stop: Arc<AtomicBool>,
+    metrics: &DnsMetrics,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            let shared = shared.clone();
+            let stop = stop.clone();
+            let counters = metrics.shard();
+            std::thread::Builder::new()
+                .name(format!("dns-udp-{i}"))
+                .spawn(move || serve(socket, shared, stop, counters))
+        })
+        .collect()
+}
+
+/// Buffers for one batch; pointers into them are set right before each call.
+struct Batch {
+    queries: Box<[[u8; MAX_QUERY]]>,
+    responses: Vec<Vec<u8>>,
+    addrs: [libc::sockaddr_storage; BATCH],
+    recv_iov: [libc::iovec; BATCH],
+    recv_msgs: [libc::mmsghdr; BATCH],
+    send_iov: [libc::iovec; BATCH],
+    send_msgs: [libc::mmsghdr; BATCH],
+}
+
+impl Batch {
+    fn new() -> Box<Self> {
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        let mut batch: Box<Self> = Box::new(Self {
+            queries: vec![[0u8; MAX_QUERY]; BATCH].into_boxed_slice(),
+            responses: (0..BATCH).map(|_| Vec::with_capacity(4096)).collect(),
+            addrs: unsafe { zeroed() },
+            recv_iov: unsafe { zeroed() },
+            recv_msgs: unsafe { zeroed() },
+            send_iov: unsafe { zeroed() },
+            send_msgs: unsafe { zeroed() },
+        });
+        batch.prepare_receive();
+        batch
+    }
+
+    /// Points every receive header at its buffer and address slot.
+    fn prepare_receive(&mut self) {
+        for i in 0..BATCH {
+            self.recv_iov[i] = libc::iovec {
+                iov_base: self.queries[i].as_mut_ptr().cast(),
+                iov_len: MAX_QUERY,
+            };
+            let header = &mut self.recv_msgs[i].msg_hdr;
+            header.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            header.msg_iov = &mut self.recv_iov[i];
+            header.msg_iovlen = 1;
+            header.msg_control = std::ptr::null_mut();
+            header.msg_controllen = 0;
+            header.msg_flags = 0;
+            self.recv_msgs[i].msg_len = 0;
+        }
+    }
+}
+
+fn serve(
+    socket: UdpSocket,
+    shared: SharedSnapshot,
+    stop: Arc<AtomicBool>,
+    counters: Arc<DnsCounters>,
+) {
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
+    let mut responder = Responder::new(fresh_seed());
+    while !stop.load(Ordering::Relaxed) {
+        batch.prepare_receive();
+        // SAFETY: the headers point into `batch`, which outlives the call.
+        let received = unsafe {
+            libc::recvmmsg(
+                fd,
+                batch.recv_msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => {}
+                _ => {
+                    tracing::warn!(%error, "UDP receive failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            continue;
+        }
+        let snapshot = shared.load();
+        let mut pending = 0;
+        for i in 0..received as usize {
+            let header = &batch.recv_msgs[i];
+            let len = batch.recv_msgs[i].msg_len as usize;
+            if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                counters.dropped();
+                continue;
+            }
+            let Some(src) = socket_addr(&batch.addrs[i]) else {
+                counters.dropped();
+                continue;
+            };
+            let query = &batch.queries[i][..len];
+            let out = &mut batch.responses[pending];
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                responder.respond(&snapshot, query, src.ip(), Transport::Udp, out)
+            }));
+            match outcome {
+                Ok(Outcome::Answered(rcode)) => {
+                    counters.response(rcode);
+                    if out.get(2).is_some_and(|flags| flags & 0x02 != 0) {
+                        counters.truncated();
+                    }
+                    batch.send_iov[pending] = libc::iovec {
+                        iov_base: out.as_mut_ptr().cast(),
+                        iov_len: out.len(),
+                    };
+                    let header = &mut batch.send_msgs[pending].msg_hdr;
+                    header.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+                    header.msg_namelen = batch.recv_msgs[i].msg_hdr.msg_namelen;
+                    header.msg_iov = &mut batch.send_iov[pending];
+                    header.msg_iovlen = 1;
+                    header.msg_control = std::ptr::null_mut();
+                    header.msg_controllen = 0;
+                    header.msg_flags = 0;
+                    pending += 1;
+                }
+                Ok(Outcome::Dropped) => counters.dropped(),
+                Err(_) => {
+                    counters.internal_error();
+                    tracing::error!(%src, "internal error while answering; query dropped");
+                }
+            }
+        }
+        drop(snapshot);
+        send_all(fd, &mut batch.send_msgs[..pending]);
+    }
+}
+
+/// Sends every prepared message, resuming after partial sends.
+fn send_all(fd: libc::c_int, msgs: &mut [libc::mmsghdr]) {
+    let mut sent = 0;
+    while sent < msgs.len() {
+        // SAFETY: headers point at response buffers and addresses alive in the batch.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs[sent..].as_mut_ptr(),
+                (msgs.len() - sent) as libc::c_uint,
+                0,
+            )
+        };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // The client's address may be unreachable (ICMP feedback): skip it.
+            sent += 1;
+            continue;
+        }
+        sent += n as usize;
+    }
+}
+
+fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            let mut addr = MaybeUninit::<libc::sockaddr_in>::uninit();
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET; sizes fit the storage.
+            let addr = unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (storage as *const libc::sockaddr_storage).cast::<u8>(),
+                    addr.as_mut_ptr().cast::<u8>(),
+                    size_of::<libc::sockaddr_in>(),
+                );
+                addr.assume_init()
+            };
+            let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(addr.sin_port)))
+        }
+        libc::AF_INET6 => {
+            let mut addr = MaybeUninit::<libc::sockaddr_in6>::uninit();
+            // SAFETY: as above, for AF_INET6.
+            let addr = unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (storage as *const libc::sockaddr_storage).cast::<u8>(),
+                    addr.as_mut_ptr().cast::<u8>(),
+                    size_of::<libc::sockaddr_in6>(),
+                );
+                addr.assume_init()
+            };
+            let ip = Ipv6Addr::from(addr.sin6_addr.s6_addr);
+            Some(SocketAddr::new(
+                IpAddr::V6(ip),
+                u16::from_be(addr.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,442 @@
+//! Query parsing straight from the datagram: header, one question, and the EDNS OPT
+//! record with its Client Subnet option. No allocation; every malformed input is
+//! classified (drop or FORMERR), never a panic.
+
+use std::net::IpAddr;
+
+use crate::zone::name::{MAX_LABELS, MAX_NAME_LEN};
+use crate::zone::rtype;
+
+/// Size of the DNS header.
+pub const HEADER_LEN: usize = 12;
+
+/// Response codes (low 4 bits) and extended codes.
+pub mod rcode {
+    /// No error.
+    pub const NOERROR: u16 = 0;
+    /// Format error.
+    pub const FORMERR: u16 = 1;
+    /// Server failure.
+    pub const SERVFAIL: u16 = 2;
+    /// Name does not exist.
+    pub const NXDOMAIN: u16 = 3;
+    /// Not implemented.
+    pub const NOTIMP: u16 = 4;
+    /// Refused.
+    pub const REFUSED: u16 = 5;
+    /// Bad EDNS version (extended: needs OPT).
+    pub const BADVERS: u16 = 16;
+}
+
+/// EDNS option code of Client Subnet (RFC 7871).
+pub const OPTION_CLIENT_SUBNET: u16 = 8;
+
+/// A lower-case wire name in a fixed buffer.
+#[derive(Clone)]
+pub struct NameBuf {
+    bytes: [u8; MAX_NAME_LEN],
+    len: u8,
+    starts: [u8; MAX_LABELS],
+    labels: u8,
+}
+
+impl NameBuf {
+    fn new() -> Self {
+        Self {
+            bytes: [0; MAX_NAME_LEN],
+            len: 0,
+            starts: [0; MAX_LABELS],
+            labels: 0,
+        }
+    }
+
+    /// The lower-case wire name.
+    pub fn wire(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Offset of each label, first label first.
+    pub fn label_starts(&self) -> &[u8] {
+        &self.starts[..usize::from(self.labels)]
+    }
+}
+
+impl std::fmt::Debug for NameBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::zone::name::text_from_wire(self.wire()))
+    }
+}
+
+/// EDNS Client Subnet as sent by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 = IPv4, 2 = IPv6.
+    pub family: u16,
+    /// Bits of the address the client disclosed.
+    pub source_prefix: u8,
+    /// The address (bits beyond the prefix are zero).
+    pub address: IpAddr,
+}
+
+impl ClientSubnet {
+    /// Number of address bytes on the wire.
+    pub fn address_len(&self) -> usize {
+        usize::from(self.source_prefix).div_ceil(8)
+    }
+
+    /// Address bytes as sent (truncated to the prefix).
+    pub fn address_bytes(&self) -> ([u8; 16], usize) {
+        let mut out = [0u8; 16];
+        match self.address {
+            IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.copy_from_slice(&a.octets()),
+        }
+        (out, self.address_len())
+    }
+}
+
+/// The query's OPT record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size (values below 512 count as 512).
+    pub payload: u16,
+    /// EDNS version.
+    pub version: u8,
+    /// DNSSEC OK bit.
+    pub dnssec_ok: bool,
+    /// Client Subnet, if sent.
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// A well-formed query.
+#[derive(Clone, Debug)]
+pub struct Query<'a> {
+    /// Message id.
+    pub id: u16,
+    /// Header flags of the query (RD and CD are echoed).
+    pub flags: u16,
+    /// The question as sent (name, type, class), for echoing with its case.
+    pub question: &'a [u8],
+    /// Lower-case query name.
+    pub qname: NameBuf,
+    /// Query type.
+    pub qtype: u16,
+    /// Query class.
+    pub qclass: u16,
+    /// EDNS, if the query had an OPT record.
+    pub edns: Option<Edns>,
+}
+
+/// A query that gets an error response without being resolved.
+#[derive(Clone, Debug)]
+pub struct Rejection<'a> {
+    /// Message id.
+    pub id: u16,
+    /// Query flags (opcode, RD, CD are echoed).
+    pub flags: u16,
+    /// Response code.
+    pub rcode: u16,
+    /// The question to echo, if it was readable.
+    pub question: Option<&'a [u8]>,
+    /// Whether to attach an OPT record (the query had a valid one).
+    pub edns: Option<Edns>,
+}
+
+/// What a datagram turned out to be.
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // lives on the stack of one call; boxing would allocate per query
+pub enum Parsed<'a> {
+    /// A query to resolve.
+    Query(Query<'a>),
+    /// A message to answer with an error code.
+    Reject(Rejection<'a>),
+    /// Not worth answering (too short to carry an id, or a response).
+    Drop,
+}
+
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*bytes.get(at)?, *bytes.get(at + 1)?]))
+}
+
+/// Opcode of header flags.
+pub fn opcode(flags: u16) -> u8 {
+    ((flags >> 11) & 0xF) as u8
+}
+
+/// Parses a datagram.
+pub fn parse(packet: &[u8]) -> Parsed<'_> {
+    if packet.len() < HEADER_LEN {
+        return Parsed::Drop;
+    }
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+    if flags & 0x8000 != 0 {
+        return Parsed::Drop; // a response: never answer (reflection loops)
+    }
+    let reject = |rcode, question, edns| {
+        Parsed::Reject(Rejection {
+            id,
+            flags,
+            rcode,
+            question,
+            edns,
+        })
+    };
+    let qdcount = be16(packet, 4).unwrap_or(0);
+    let ancount = be16(packet, 6).unwrap_or(0);
+    let nscount = be16(packet, 8).unwrap_or(0);
+    let arcount = be16(packet, 10).unwrap_or(0);
+    if opcode(flags) != 0 {
+        return reject(rcode::NOTIMP, None, None);
+    }
+    if qdcount != 1 || ancount != 0 || nscount != 0 {
+        return reject(rcode::FORMERR, None, None);
+    }
+    let mut qname = NameBuf::new();
+    let Some(name_end) = read_question_name(packet, HEADER_LEN, &mut qname) else {
+        return reject(rcode::FORMERR, None, None);
+    };
+    let (Some(qtype), Some(qclass)) = (be16(packet, name_end), be16(packet, name_end + 2)) else {
+        return reject(rcode::FORMERR, None, None);
+    };
+    let question_end = name_end + 4;
+    let question = &packet[HEADER_LEN..question_end];
+    let edns = match read_additional(packet, question_end, arcount) {
+        Ok(edns) => edns,
+        Err(()) => return reject(rcode::FORMERR, Some(question), None),
+    };
+    if qtype == rtype::OPT {
+        return reject(rcode::FORMERR, Some(question), edns);
+    }
+    Parsed::Query(Query {
+        id,
+        flags,
+        question,
+        qname,
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Reads an uncompressed name starting at `pos` into `out` (lower-cased); returns the
+/// offset after it.
+fn read_question_name(packet: &[u8], mut pos: usize, out: &mut NameBuf) -> Option<usize> {
+    let mut len = 0usize;
+    loop {
+        let label = usize::from(*packet.get(pos)?);
+        if label == 0 {
+            if len + 1 > MAX_NAME_LEN {
+                return None;
+            }
+            out.bytes[len] = 0;
+            out.len = (len + 1) as u8;
+            return Some(pos + 1);
+        }
+        if label & 0xC0 != 0 {
+            return None; // pointer (nothing to point to yet) or a reserved label type
+        }
+        if len + 1 + label + 1 > MAX_NAME_LEN || usize::from(out.labels) >= MAX_LABELS - 1 {
+            return None;
+        }
+        let bytes = packet.get(pos + 1..pos + 1 + label)?;
+        out.starts[usize::from(out.labels)] = len as u8;
+        out.labels += 1;
+        out.bytes[len] = label as u8;
+        for (dst, src) in out.bytes[len + 1..len + 1 + label].iter_mut().zip(bytes) {
+            *dst = src.to_ascii_lowercase();
+        }
+        len += 1 + label;
+        pos += 1 + label;
+    }
+}
+
+/// Skips a possibly compressed name; returns the offset after it.
+fn skip_name(packet: &[u8], mut pos: usize) -> Option<usize> {
+    for _ in 0..MAX_LABELS {
+        let label = usize::from(*packet.get(pos)?);
+        match label & 0xC0 {
+            0x00 if label == 0 => return Some(pos + 1),
+            0x00 => pos += 1 + label,
+            0xC0 => {
+                packet.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Reads the additional section: at most one OPT (owned by the root), anything else
+/// skipped. Trailing bytes are an error.
+fn read_additional(packet: &[u8], mut pos: usize, count: u16) -> Result<Option<Edns>, ()> {
+    let mut edns = None;
+    for _ in 0..count {
+        let name_start = pos;
+        pos = skip_name(packet, pos).ok_or(())?;
+        let rr_type = be16(packet, pos).ok_or(())?;
+        let class = be16(packet, pos + 2).ok_or(())?;
+        let ttl_high = packet.get(pos + 4..pos + 8).ok_or(())?;
+        let rdlen = usize::from(be16(packet, pos + 8).ok_or(())?);
+        let rdata = packet.get(pos + 10..pos + 10 + rdlen).ok_or(())?;
+        if rr_type == rtype::OPT {
+            if edns.is_some() || packet[name_start] != 0 {
+                return Err(()); // RFC 6891 §6.1.1: one OPT, owned by the root
+            }
+            edns = Some(Edns {
+                payload: class.max(512),
+                version: ttl_high[1],
+                dnssec_ok: ttl_high[2] & 0x80 != 0,
+                client_subnet: read_options(rdata)?,
+            });
+        }
+        pos += 10 + rdlen;
+    }
+    if pos != packet.len() {
+        return Err(());
+    }
+    Ok(edns)
+}
+
+fn read_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ()> {
+    let mut subnet = None;
+    while !rdata.is_empty() {
+        let code = be16(rdata, 0).ok_or(())?;
+        let len = usize::from(be16(rdata, 2).ok_or(())?);
+        let value = rdata.get(4..4 + len).ok_or(())?;
+        if code == OPTION_CLIENT_SUBNET {
+            if subnet.is_some() {
+                return Err(());
+            }
+            subnet = Some(read_client_subnet(value)?);
+        }
+        rdata = &rdata[4 + len..];
+    }
+    Ok(subnet)
+}
+
+/// Validates ECS per RFC 7871 §6: known family, prefix within it, scope 0 in queries,
+/// exactly ceil(prefix/8) address bytes, no bits set beyond the prefix.
+fn read_client_subnet(value: &[u8]) -> Result<ClientSubnet, ()> {
+    let family = be16(value, 0).ok_or(())?;
+    let source_prefix = *value.get(2).ok_or(())?;
+    let scope_prefix = *value.get(3).ok_or(())?;
+    let address = &value[4.min(value.len())..];
+    let max_prefix = match family {
+        1 => 32,
+        2 => 128,
+        _ => return Err(()),
+    };
+    if source_prefix > max_prefix || scope_prefix != 0 {
+        return Err(());
+    }
+    let needed = usize::from(source_prefix).div_ceil(8);
+    if address.len() != needed {
+        return Err(());
+    }
+    let mut full = [0u8; 16];
+    full[..needed].copy_from_slice(address);
+    if source_prefix % 8 != 0 {
+        let mask = 0xFFu8 >> (source_prefix % 8);
+        if full[needed - 1] & mask != 0 {
+            return Err(());
+        }
+    }
+    let address = if family == 1 {
+        IpAddr::from([full[0], full[1], full[2], full[3]])
+    } else {
+        IpAddr::from(full)
+    };
+    Ok(ClientSubnet {
+        family,
+        source_prefix,
+        address,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, additional: &[u8], arcount: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0];
+        q.extend(arcount.to_be_bytes());
+        q.extend(name);
+        q.extend(qtype.to_be_bytes());
+        q.extend(1u16.to_be_bytes());
+        q.extend(additional);
+        q
+    }
+
+    fn opt(options: &[u8]) -> Vec<u8> {
+        let mut o = vec![0, 0, 41, 0x04, 0xD0, 0, 0, 0x80, 0];
+        o.extend((options.len() as u16).to_be_bytes());
+        o.extend(options);
+        o
+    }
+
+    #[test]
+    fn parses_question_and_edns_with_client_subnet() {
+        let ecs = [0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2];
+        let packet = query(b"\x03WwW\x07example\x00", 1, &opt(&ecs), 1);
+        let Parsed::Query(q) = parse(&packet) else {
+            panic!()
+        };
+        assert_eq!(q.qname.wire(), b"\x03www\x07example\x00");
+        assert_eq!(q.question, &packet[12..packet.len() - opt(&ecs).len()]);
+        let edns = q.edns.unwrap();
+        assert_eq!(edns.payload, 1232);
+        assert!(edns.dnssec_ok);
+        let subnet = edns.client_subnet.unwrap();
+        assert_eq!(subnet.source_prefix, 24);
+        assert_eq!(subnet.address, "192.0.2.0".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn malformed_inputs_are_classified() {
+        assert!(matches!(parse(&[0; 5]), Parsed::Drop));
+        let mut response = query(b"\x00", 1, &[], 0);
+        response[2] |= 0x80;
+        assert!(matches!(parse(&response), Parsed::Drop));
+        let formerr = |p: &[u8]| {
+            matches!(
+                parse(p),
+                Parsed::Reject(Rejection {
+                    rcode: rcode::FORMERR,
+                    ..
+                })
+            )
+        };
+        assert!(
+            formerr(&query(b"\xC0\x0C", 1, &[], 0)),
+            "pointer in question"
+        );
+        assert!(formerr(&query(b"\x05ab", 1, &[], 0)), "truncated label");
+        let bad_bits = [0, 8, 0, 7, 0, 1, 23, 0, 192, 0, 3];
+        assert!(
+            formerr(&query(b"\x00", 1, &opt(&bad_bits), 1)),
+            "bits beyond prefix"
+        );
+        let scope = [0, 8, 0, 7, 0, 1, 24, 8, 192, 0, 2];
+        assert!(
+            formerr(&query(b"\x00", 1, &opt(&scope), 1)),
+            "scope set in query"
+        );
+        assert!(
+            formerr(&query(b"\x00", 1, &[opt(&[]), opt(&[])].concat(), 2)),
+            "two OPTs"
+        );
+        assert!(formerr(&query(b"\x00", 1, &[1, 2, 3], 0)), "trailing bytes");
+        assert!(formerr(&query(b"\x00", 41, &[], 0)), "OPT as qtype");
+        let mut notify = query(b"\x00", 6, &[], 0);
+        notify[2] = 0x20;
+        assert!(matches!(
+            parse(&notify),
+            Parsed::Reject(Rejection {
+                rcode: rcode::NOTIMP,
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,103 @@
+//! Endpoint health as the answer path sees it: one state per endpoint.
+//!
+//! A [`HealthSnapshot`] is an immutable value. Whatever decides health (forced states in
+//! the config, probes and vantage-point quorum) produces a new snapshot, and the DNS
+//! layer rebuilds its answers from it.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::{EndpointIndex, HealthState};
+
+/// Why an endpoint has its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthSource {
+    /// Forced by the operator (config `force`).
+    Forced,
+    /// Nothing has been observed; the default applies.
+    Assumed,
+    /// Decided from probe verdicts.
+    Observed,
+}
+
+/// Health of one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EndpointHealth {
+    /// Up or down.
+    pub state: HealthState,
+    /// Why.
+    pub source: HealthSource,
+}
+
+/// Health of every endpoint of a configuration, indexed by [`EndpointIndex`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    endpoints: Vec<EndpointHealth>,
+}
+
+impl HealthSnapshot {
+    /// Every endpoint up unless forced otherwise in the config.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            endpoints: config
+                .endpoints
+                .iter()
+                .map(|e| match e.forced {
+                    Some(state) => EndpointHealth {
+                        state,
+                        source: HealthSource::Forced,
+                    },
+                    None => EndpointHealth {
+                        state: HealthState::Up,
+                        source: HealthSource::Assumed,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// A snapshot from explicit states (tests, tools).
+    pub fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
+        Self {
+            endpoints: states
+                .into_iter()
+                .map(|state| EndpointHealth {
+                    state,
+                    source: HealthSource::Observed,
+                })
+                .collect(),
+        }
+    }
+
+    /// State of an endpoint (unknown endpoints count as up: never fail on missing data).
+    pub fn state(&self, endpoint: EndpointIndex) -> HealthState {
+        self.endpoints
+            .get(endpoint.0 as usize)
+            .map_or(HealthState::Up, |h| h.state)
+    }
+
+    /// Full health record of an endpoint.
+    pub fn get(&self, endpoint: EndpointIndex) -> Option<&EndpointHealth> {
+        self.endpoints.get(endpoint.0 as usize)
+    }
+
+    /// Returns a copy with one endpoint's health replaced.
+    pub fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
+        let mut next = self.clone();
+        if let Some(slot) = next.endpoints.get_mut(endpoint.0 as usize) {
+            *slot = health;
+        }
+        next
+    }
+
+    /// Number of endpoints covered.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether no endpoint is covered.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+}

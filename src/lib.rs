@@ -1,0 +1,27 @@
+//! failoverd: an authoritative DNS server answering from health-weighted regional
+//! pools of endpoints.
+//!
+//! Modules depend only on those listed before them:
+//!
+//! ```text
+//! metrics, model → config → zone, health → policy → dns → service
+//! ```
+//!
+//! - [`config`]: TOML `Spec` types validated into a typed [`config::Config`], with every
+//!   error reported at its key path.
+//! - [`zone`]: RFC 1035 zone files in an indexed store; dynamic names bound into it.
+//! - [`health`]: endpoint health as the answer path sees it.
+//! - [`policy`]: the pure policy engine (failover, weighted, multivalue, geo).
+//! - [`dns`]: wire parsing, resolution, pre-encoded answers, UDP/TCP listeners.
+//! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
+
+#![warn(clippy::print_stdout)]
+
+pub mod config;
+pub mod dns;
+pub mod health;
+pub mod metrics;
+pub mod model;
+pub mod policy;
+pub mod service;
+pub mod zone;

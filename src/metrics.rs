@@ -1,0 +1,108 @@
+//! Counters, sharded per worker thread so the answer path never contends on a cache
+//! line. Metric names are constants here; the admin endpoint renders them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Queries answered, by response code (`rcode` label).
+pub const DNS_RESPONSES_TOTAL: &str = "failoverd_dns_responses_total";
+/// Datagrams dropped without a response.
+pub const DNS_DROPPED_TOTAL: &str = "failoverd_dns_dropped_total";
+/// Responses truncated (TC set).
+pub const DNS_TRUNCATED_TOTAL: &str = "failoverd_dns_truncated_total";
+/// Internal errors caught on the answer path (should stay 0).
+pub const DNS_INTERNAL_ERRORS_TOTAL: &str = "failoverd_dns_internal_errors_total";
+
+/// Response codes counted separately; others go to `other`.
+pub const COUNTED_RCODES: [(u16, &str); 7] = [
+    (0, "noerror"),
+    (1, "formerr"),
+    (2, "servfail"),
+    (3, "nxdomain"),
+    (4, "notimp"),
+    (5, "refused"),
+    (16, "badvers"),
+];
+
+/// One worker's counters, on its own cache lines.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    responses: [AtomicU64; 8],
+    dropped: AtomicU64,
+    truncated: AtomicU64,
+    internal_errors: AtomicU64,
+}
+
+impl DnsCounters {
+    /// Counts a response.
+    pub fn response(&self, rcode: u16) {
+        let slot = COUNTED_RCODES
+            .iter()
+            .position(|(code, _)| *code == rcode)
+            .unwrap_or(7);
+        self.responses[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a dropped datagram.
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a truncated response.
+    pub fn truncated(&self) {
+        self.truncated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an internal error.
+    pub fn internal_error(&self) {
+        self.internal_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Totals across shards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsTotals {
+    /// Responses per [`COUNTED_RCODES`] entry, then `other`.
+    pub responses: [u64; 8],
+    /// Dropped datagrams.
+    pub dropped: u64,
+    /// Truncated responses.
+    pub truncated: u64,
+    /// Internal errors.
+    pub internal_errors: u64,
+}
+
+/// All DNS counters of a server.
+#[derive(Clone, Debug, Default)]
+pub struct DnsMetrics {
+    shards: Arc<std::sync::Mutex<Vec<Arc<DnsCounters>>>>,
+}
+
+impl DnsMetrics {
+    /// A new shard for one worker (taken once, at worker start).
+    pub fn shard(&self) -> Arc<DnsCounters> {
+        let shard = Arc::new(DnsCounters::default());
+        if let Ok(mut shards) = self.shards.lock() {
+            shards.push(shard.clone());
+        }
+        shard
+    }
+
+    /// Sums every shard.
+    pub fn totals(&self) -> DnsTotals {
+        let mut totals = DnsTotals::default();
+        let Ok(shards) = self.shards.lock() else {
+            return totals;
+        };
+        for shard in shards.iter() {
+            for (t, c) in totals.responses.iter_mut().zip(&shard.responses) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            totals.dropped += shard.dropped.load(Ordering::Relaxed);
+            totals.truncated += shard.truncated.load(Ordering::Relaxed);
+            totals.internal_errors += shard.internal_errors.load(Ordering::Relaxed);
+        }
+        totals
+    }
+}

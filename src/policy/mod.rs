@@ -1,0 +1,318 @@
+//! The policy engine: which endpoints a dynamic record answers, given health.
+//!
+//! Pure: no I/O, no clock, randomness passed in. [`decide`] turns a record, the pool
+//! list that applies to the client, and a [`HealthSnapshot`] into a [`Decision`] (the
+//! candidates and why); [`Decision::sample`] draws one answer from it. The DNS layer
+//! pre-computes answers from decisions; tests and tools call [`answer`] directly.
+//!
+//! Rules, in order:
+//! 1. An endpoint is usable when it is up and not drained (weight > 0). A pool is up
+//!    when it has at least `min_healthy` usable endpoints.
+//! 2. `failover`: the usable endpoints of the first pool that is up.
+//!    `weighted` / `multivalue`: the usable endpoints of every pool that is up.
+//! 3. No pool up, but some endpoint is up: answer only up endpoints (degraded), so a
+//!    down endpoint is never served while any is healthy.
+//! 4. Nothing up: the record's all-down mode — fail open (as if all were up, like
+//!    Route 53), a fallback pool, or NODATA.
+
+pub mod geo;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use self::geo::{GeoMap, Location};
+use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
+use crate::health::HealthSnapshot;
+use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
+
+/// Which rule produced the candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Pools are up; `pool` is the one failover chose (None for weighted/multivalue).
+    Healthy {
+        /// The failover pool answered.
+        pool: Option<PoolIndex>,
+    },
+    /// No pool reaches `min_healthy`; only up endpoints are answered.
+    Degraded,
+    /// Nothing is up; every endpoint is answered as if healthy.
+    FailOpen,
+    /// Nothing is up; the fallback pool is answered.
+    Fallback {
+        /// The fallback pool.
+        pool: PoolIndex,
+    },
+    /// Nothing is up; the answer is empty (NOERROR, no records).
+    NoData,
+}
+
+impl Outcome {
+    /// Whether the record is in an all-down mode.
+    pub fn is_all_down(self) -> bool {
+        matches!(self, Self::FailOpen | Self::Fallback { .. } | Self::NoData)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Healthy { pool: Some(p) } => write!(f, "healthy (pool #{})", p.0),
+            Self::Healthy { pool: None } => f.write_str("healthy"),
+            Self::Degraded => f.write_str("degraded"),
+            Self::FailOpen => f.write_str("all down: fail-open"),
+            Self::Fallback { pool } => write!(f, "all down: fallback pool #{}", pool.0),
+            Self::NoData => f.write_str("all down: nodata"),
+        }
+    }
+}
+
+/// Health of one pool as the decision saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolVerdict {
+    /// The pool.
+    pub pool: PoolIndex,
+    /// Usable (up, not drained) endpoints.
+    pub usable: u32,
+    /// Endpoints needed for the pool to be up.
+    pub needed: u32,
+    /// Whether the pool is up.
+    pub up: bool,
+}
+
+/// An endpoint that may be answered, with its selection weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    /// The endpoint.
+    pub endpoint: EndpointIndex,
+    /// Selection weight (≥ 1 whenever weights are in use).
+    pub weight: u32,
+}
+
+/// The result of evaluating a record against health: the candidates and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Which rule applied.
+    pub outcome: Outcome,
+    /// Every pool considered, in order.
+    pub pools: Vec<PoolVerdict>,
+    /// Endpoints an answer is drawn from (empty only for [`Outcome::NoData`]).
+    pub candidates: Vec<Candidate>,
+    /// Most endpoints in one answer.
+    pub max_answers: u16,
+    /// Whether the draw is weighted (otherwise uniform).
+    pub weighted: bool,
+    /// TTL of the answer.
+    pub ttl: Ttl,
+}
+
+impl Decision {
+    /// Draws one answer: up to `max_answers` distinct candidates, each draw weighted
+    /// by the remaining candidates' weights (or uniform), in draw order.
+    pub fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
+        out.clear();
+        let want = usize::from(self.max_answers).min(self.candidates.len());
+        if want == self.candidates.len() && want <= 1 {
+            out.extend(self.candidates.iter().map(|c| c.endpoint));
+            return;
+        }
+        let mut remaining: Vec<Candidate> = self.candidates.clone();
+        while out.len() < want {
+            let total: u64 = remaining
+                .iter()
+                .map(|c| {
+                    if self.weighted {
+                        u64::from(c.weight)
+                    } else {
+                        1
+                    }
+                })
+                .sum();
+            let mut point = rng.below(total.max(1));
+            let mut chosen = remaining.len() - 1;
+            for (i, c) in remaining.iter().enumerate() {
+                let w = if self.weighted {
+                    u64::from(c.weight)
+                } else {
+                    1
+                };
+                if point < w {
+                    chosen = i;
+                    break;
+                }
+                point -= w;
+            }
+            out.push(remaining.swap_remove(chosen).endpoint);
+        }
+    }
+}
+
+/// The pools that apply to a client of `region`.
+pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolIndex] {
+    match &record.pools {
+        PoolChoice::Fixed(pools) => pools,
+        PoolChoice::Geo { by_region, default } => region
+            .and_then(|r| by_region.get(usize::from(r.0)))
+            .and_then(Option::as_deref)
+            .unwrap_or(default),
+    }
+}
+
+/// Evaluates a record over `pools` (from [`pools_for`]) with the given health.
+pub fn decide(
+    config: &Config,
+    record: &DynamicRecord,
+    pools: &[PoolIndex],
+    health: &HealthSnapshot,
+) -> Decision {
+    let weighted = record.selection != Selection::Multivalue;
+    let is_up = |e: EndpointIndex| health.state(e).is_up();
+    let usable = |e: EndpointIndex| is_up(e) && !config.endpoint(e).weight.is_drained();
+    let verdicts: Vec<PoolVerdict> = pools
+        .iter()
+        .map(|&pool| {
+            let p = config.pool(pool);
+            let count = p.endpoints.iter().filter(|&&e| usable(e)).count() as u32;
+            PoolVerdict {
+                pool,
+                usable: count,
+                needed: p.min_healthy,
+                up: count >= p.min_healthy,
+            }
+        })
+        .collect();
+    let make = |outcome, candidates, ttl| Decision {
+        outcome,
+        pools: verdicts.clone(),
+        candidates,
+        max_answers: record.max_answers,
+        weighted,
+        ttl,
+    };
+    let endpoints_of = |pool_list: &mut dyn Iterator<Item = PoolIndex>,
+                        keep: &dyn Fn(EndpointIndex) -> bool| {
+        let mut out: Vec<Candidate> = Vec::new();
+        let mut targets: Vec<&EndpointTarget> = Vec::new();
+        for pool in pool_list {
+            for &e in &config.pool(pool).endpoints {
+                let endpoint = config.endpoint(e);
+                // Two pools may list the same address; an RRset cannot repeat it.
+                if keep(e) && !targets.contains(&&endpoint.target) {
+                    targets.push(&endpoint.target);
+                    out.push(Candidate {
+                        endpoint: e,
+                        weight: endpoint.weight.0,
+                    });
+                }
+            }
+        }
+        out
+    };
+    let up_pools = verdicts.iter().filter(|v| v.up).map(|v| v.pool);
+    match record.selection {
+        Selection::Failover => {
+            if let Some(first) = verdicts.iter().find(|v| v.up) {
+                let candidates = endpoints_of(&mut std::iter::once(first.pool), &usable);
+                return make(
+                    Outcome::Healthy {
+                        pool: Some(first.pool),
+                    },
+                    candidates,
+                    record.ttl,
+                );
+            }
+        }
+        Selection::Weighted | Selection::Multivalue => {
+            let candidates = endpoints_of(&mut up_pools.clone(), &usable);
+            if !candidates.is_empty() {
+                return make(Outcome::Healthy { pool: None }, candidates, record.ttl);
+            }
+        }
+    }
+    // No pool is up. Serve whatever is up, preferring undrained endpoints.
+    for keep in [&usable as &dyn Fn(EndpointIndex) -> bool, &is_up] {
+        let candidates = match record.selection {
+            Selection::Failover => pools
+                .iter()
+                .map(|&p| endpoints_of(&mut std::iter::once(p), keep))
+                .find(|c| !c.is_empty())
+                .unwrap_or_default(),
+            _ => endpoints_of(&mut pools.iter().copied(), keep),
+        };
+        if !candidates.is_empty() {
+            return make(
+                Outcome::Degraded,
+                with_floor_weights(candidates),
+                record.ttl,
+            );
+        }
+    }
+    let undrained = |e: EndpointIndex| !config.endpoint(e).weight.is_drained();
+    let any = |_: EndpointIndex| true;
+    let all_of = |list: &[PoolIndex]| {
+        let candidates = endpoints_of(&mut list.iter().copied(), &undrained);
+        if candidates.is_empty() {
+            with_floor_weights(endpoints_of(&mut list.iter().copied(), &any))
+        } else {
+            candidates
+        }
+    };
+    match record.all_down {
+        AllDown::FailOpen => {
+            let list = match record.selection {
+                Selection::Failover => &pools[..pools.len().min(1)],
+                _ => pools,
+            };
+            make(Outcome::FailOpen, all_of(list), record.all_down_ttl)
+        }
+        AllDown::Fallback(pool) => make(
+            Outcome::Fallback { pool },
+            all_of(&[pool]),
+            record.all_down_ttl,
+        ),
+        AllDown::NoData => make(Outcome::NoData, Vec::new(), record.all_down_ttl),
+    }
+}
+
+/// Drained endpoints keep weight 0; when only they remain, weigh them equally.
+fn with_floor_weights(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    if candidates.iter().all(|c| c.weight == 0) {
+        for c in &mut candidates {
+            c.weight = 1;
+        }
+    }
+    candidates
+}
+
+/// A full answer for one client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// Endpoints answered, in order (empty only for NODATA).
+    pub endpoints: Vec<EndpointIndex>,
+    /// TTL.
+    pub ttl: Ttl,
+    /// Which rule applied.
+    pub outcome: Outcome,
+}
+
+/// Decides and draws an answer for a client placed in `region`.
+pub fn answer(
+    config: &Config,
+    record: &DynamicRecord,
+    region: Option<RegionIndex>,
+    health: &HealthSnapshot,
+    rng: &mut dyn RandomSource,
+) -> Answer {
+    let decision = decide(config, record, pools_for(record, region), health);
+    let mut endpoints = Vec::new();
+    decision.sample(rng, &mut endpoints);
+    Answer {
+        endpoints,
+        ttl: decision.ttl,
+        outcome: decision.outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests;

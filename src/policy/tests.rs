@@ -1,0 +1,266 @@
+//! Table-driven and property tests of the policy engine.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::ConfigSource;
+use crate::model::{HealthState, RecordIndex, SplitMix64};
+
+/// Builds a config with pools `p0..pN` (one endpoint list of weights each) and one
+/// record using them in order.
+fn config(pools: &[(Vec<u32>, u32)], selection: &str, all_down: &str, max: u16) -> Config {
+    let mut text = String::from("version = 1\n");
+    let mut address = 0u32;
+    for (i, (weights, min_healthy)) in pools.iter().enumerate() {
+        text.push_str(&format!(
+            "[pools.p{i}]\nmin_healthy = {min_healthy}\nendpoints = [\n"
+        ));
+        for w in weights {
+            address += 1;
+            text.push_str(&format!(
+                "  {{ address = \"10.0.{}.{}\", weight = {w} }},\n",
+                address / 256,
+                address % 256
+            ));
+        }
+        text.push_str("]\n");
+    }
+    let names: Vec<String> = (0..pools.len()).map(|i| format!("\"p{i}\"")).collect();
+    text.push_str(&format!(
+        "[pools.fallback]\nendpoints = [{{ address = \"192.0.2.1\" }}]\n\
+         [[records]]\nname = \"www.example.\"\ntype = \"A\"\npolicy = \"{selection}\"\n\
+         pools = [{}]\nmax_answers = {max}\nall_down = \"{all_down}\"\n",
+        names.join(", ")
+    ));
+    if all_down == "fallback" {
+        text.push_str("fallback_pool = \"fallback\"\n");
+    }
+    match Config::load(ConfigSource::from_text(text.clone(), ".")) {
+        Ok((config, _)) => config,
+        Err(e) => panic!("{e}\n{text}"),
+    }
+}
+
+fn run(config: &Config, health: &HealthSnapshot, seed: u64) -> Answer {
+    let record = &config.records[RecordIndex(0).0 as usize];
+    answer(config, record, None, health, &mut SplitMix64::new(seed))
+}
+
+fn states(config: &Config, down: &[usize]) -> HealthSnapshot {
+    HealthSnapshot::from_states((0..config.endpoints.len()).map(|i| {
+        if down.contains(&i) {
+            HealthState::Down
+        } else {
+            HealthState::Up
+        }
+    }))
+}
+
+#[test]
+fn failover_takes_first_pool_with_enough_healthy_endpoints() {
+    let config = config(&[(vec![1, 1], 2), (vec![1], 1)], "failover", "fail-open", 8);
+    let a = run(&config, &states(&config, &[]), 1);
+    assert_eq!(
+        a.outcome,
+        Outcome::Healthy {
+            pool: Some(PoolIndex(0))
+        }
+    );
+    assert_eq!(a.endpoints.len(), 2);
+    // One of two down: p0 has 1 < min_healthy 2 → p1.
+    let a = run(&config, &states(&config, &[0]), 1);
+    assert_eq!(
+        a.outcome,
+        Outcome::Healthy {
+            pool: Some(PoolIndex(1))
+        }
+    );
+    assert_eq!(a.endpoints, vec![EndpointIndex(2)]);
+    // p1 down too: degraded, only the healthy endpoint of p0.
+    let a = run(&config, &states(&config, &[0, 2]), 1);
+    assert_eq!(a.outcome, Outcome::Degraded);
+    assert_eq!(a.endpoints, vec![EndpointIndex(1)]);
+}
+
+#[test]
+fn all_down_modes() {
+    let all = [0, 1, 2];
+    let open = config(&[(vec![1, 1], 1), (vec![1], 1)], "failover", "fail-open", 8);
+    let a = run(&open, &states(&open, &all), 1);
+    assert_eq!(a.outcome, Outcome::FailOpen);
+    assert_eq!(a.endpoints.len(), 2, "fail-open answers the primary pool");
+    assert_eq!(a.ttl, open.records[0].all_down_ttl);
+    let fallback = config(&[(vec![1, 1], 1), (vec![1], 1)], "failover", "fallback", 8);
+    let a = run(&fallback, &states(&fallback, &[0, 1, 2, 3]), 1);
+    assert!(matches!(a.outcome, Outcome::Fallback { .. }));
+    assert_eq!(a.endpoints, vec![EndpointIndex(3)]);
+    let nodata = config(&[(vec![1, 1], 1)], "weighted", "nodata", 1);
+    let a = run(&nodata, &states(&nodata, &[0, 1]), 1);
+    assert_eq!(a.outcome, Outcome::NoData);
+    assert!(a.endpoints.is_empty());
+}
+
+#[test]
+fn drained_endpoints_are_skipped_unless_nothing_else_remains() {
+    let config = config(&[(vec![0, 5], 1)], "weighted", "fail-open", 1);
+    for seed in 0..50 {
+        assert_eq!(
+            run(&config, &states(&config, &[]), seed).endpoints,
+            vec![EndpointIndex(1)]
+        );
+    }
+    // The undrained one is down: the drained but healthy one is served (degraded).
+    let a = run(&config, &states(&config, &[1]), 3);
+    assert_eq!(
+        (a.outcome, a.endpoints),
+        (Outcome::Degraded, vec![EndpointIndex(0)])
+    );
+}
+
+#[test]
+fn weights_are_respected() {
+    let config = config(&[(vec![1, 2, 7], 1)], "weighted", "fail-open", 1);
+    let health = states(&config, &[]);
+    let record = &config.records[0];
+    let decision = decide(&config, record, pools_for(record, None), &health);
+    let mut rng = SplitMix64::new(42);
+    let mut counts = [0u32; 3];
+    let mut out = Vec::new();
+    let n = 100_000;
+    for _ in 0..n {
+        decision.sample(&mut rng, &mut out);
+        counts[out[0].0 as usize] += 1;
+    }
+    for (i, w) in [1.0, 2.0, 7.0].iter().enumerate() {
+        let share = f64::from(counts[i]) / f64::from(n);
+        assert!((share - w / 10.0).abs() < 0.01, "{counts:?}");
+    }
+}
+
+#[test]
+fn multivalue_answers_all_healthy_up_to_max() {
+    let config = config(
+        &[(vec![1, 1, 1], 1), (vec![1, 1], 1)],
+        "multivalue",
+        "fail-open",
+        4,
+    );
+    let a = run(&config, &states(&config, &[1]), 9);
+    assert_eq!(a.endpoints.len(), 4);
+    assert!(!a.endpoints.contains(&EndpointIndex(1)));
+}
+
+#[test]
+fn geo_picks_the_region_pool_list() {
+    let text = r#"
+        version = 1
+        [regions.eu]
+        networks = ["10.0.0.0/8"]
+        [regions.us]
+        networks = ["11.0.0.0/8"]
+        [geo]
+        default_region = "us"
+        [pools.web-eu]
+        region = "eu"
+        endpoints = [{ address = "192.0.2.1" }]
+        [pools.web-us]
+        region = "us"
+        endpoints = [{ address = "192.0.2.2" }]
+        [[records]]
+        name = "www.example."
+        type = "A"
+        policy = "geo"
+        [records.geo]
+        eu = ["web-eu", "web-us"]
+        default = ["web-us", "web-eu"]
+    "#;
+    let (config, _) = Config::load(ConfigSource::from_text(text, ".")).unwrap();
+    let map = GeoMap::new(&config);
+    let record = &config.records[0];
+    let health = HealthSnapshot::from_config(&config);
+    let mut rng = SplitMix64::new(1);
+    let eu = map.locate("10.1.2.3".parse().unwrap(), 32).region;
+    assert_eq!(
+        answer(&config, record, eu, &health, &mut rng).endpoints,
+        vec![EndpointIndex(0)]
+    );
+    let other = map.locate("172.16.0.1".parse().unwrap(), 32).region;
+    assert_eq!(
+        answer(&config, record, other, &health, &mut rng).endpoints,
+        vec![EndpointIndex(1)]
+    );
+    // eu's pool down → fails over to us.
+    let health = health.with(
+        EndpointIndex(0),
+        crate::health::EndpointHealth {
+            state: HealthState::Down,
+            source: crate::health::HealthSource::Observed,
+        },
+    );
+    assert_eq!(
+        answer(&config, record, eu, &health, &mut rng).endpoints,
+        vec![EndpointIndex(1)]
+    );
+}
+
+/// Pools (weights, min_healthy), selection, all-down mode, max answers, health, seed.
+type Scenario = (Vec<(Vec<u32>, u32)>, usize, usize, u16, Vec<bool>, u64);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let pool = prop::collection::vec(0u32..5, 1..5).prop_flat_map(|weights| {
+        let n = weights.len() as u32;
+        (Just(weights), 1..=n)
+    });
+    (
+        prop::collection::vec(pool, 1..4),
+        0usize..3,
+        0usize..3,
+        1u16..6,
+    )
+        .prop_flat_map(|(pools, selection, mode, max)| {
+            let endpoints: usize = pools.iter().map(|(w, _)| w.len()).sum::<usize>() + 1;
+            (
+                Just(pools),
+                Just(selection),
+                Just(mode),
+                Just(max),
+                prop::collection::vec(any::<bool>(), endpoints),
+                any::<u64>(),
+            )
+        })
+}
+
+proptest! {
+    #[test]
+    fn answers_are_never_accidentally_empty_and_prefer_healthy(
+        (pools, selection, mode, max, up, seed) in scenario()
+    ) {
+        let selection = ["failover", "weighted", "multivalue"][selection];
+        let mode = ["fail-open", "fallback", "nodata"][mode];
+        let config = config(&pools, selection, mode, max);
+        let health = HealthSnapshot::from_states(up.iter().map(|&u| if u { HealthState::Up } else { HealthState::Down }));
+        let a = run(&config, &health, seed);
+        let record_endpoints: Vec<EndpointIndex> = pools_for(&config.records[0], None)
+            .iter()
+            .flat_map(|&p| config.pool(p).endpoints.clone())
+            .collect();
+        let any_up = record_endpoints.iter().any(|&e| health.state(e).is_up());
+        // Never empty unless the mode is nodata (and then only when nothing is up).
+        if a.endpoints.is_empty() {
+            prop_assert_eq!(mode, "nodata");
+            prop_assert!(!any_up);
+            prop_assert_eq!(a.outcome, Outcome::NoData);
+        }
+        // Only healthy endpoints while any is healthy.
+        if any_up {
+            for e in &a.endpoints {
+                prop_assert!(health.state(*e).is_up(), "{:?} answered while down", e);
+            }
+        }
+        prop_assert!(a.endpoints.len() <= usize::from(config.records[0].max_answers));
+        let mut distinct = a.endpoints.clone();
+        distinct.sort();
+        distinct.dedup();
+        prop_assert_eq!(distinct.len(), a.endpoints.len());
+    }
+}

@@ -1,0 +1,274 @@
+//! Static zone data: RFC 1035 files from `zones/`, loaded into an indexed store, and
+//! the binding of dynamic records (from the config) to names in those zones.
+
+pub mod loader;
+pub mod name;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use self::store::{Lookup, NodeId, NodeRef, PackedRdata, RrSet, RrSetId, Zone, rtype};
+use crate::config::{Config, Diagnostic, Diagnostics, KeyPath, Severity};
+use crate::model::RecordIndex;
+
+/// Errors of this module (beyond per-file diagnostics).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZoneError {
+    /// Zones could not be loaded; every problem is listed.
+    #[error("zones could not be loaded:\n{0}")]
+    Invalid(Diagnostics),
+}
+
+/// All zones served, searched longest origin first.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: Vec<Arc<Zone>>,
+}
+
+impl ZoneSet {
+    /// Wraps zones (any order).
+    pub fn new(mut zones: Vec<Arc<Zone>>) -> Self {
+        zones.sort_by_key(|z| std::cmp::Reverse(z.origin().len()));
+        Self { zones }
+    }
+
+    /// The zones, longest origin first.
+    pub fn zones(&self) -> &[Arc<Zone>] {
+        &self.zones
+    }
+
+    /// Index (into [`ZoneSet::zones`]) of the zone with the longest origin containing
+    /// `qname` (lower-case wire), if any.
+    pub fn find_zone(&self, qname: &[u8]) -> Option<usize> {
+        self.zones
+            .iter()
+            .position(|zone| name::is_at_or_below(qname, zone.origin()))
+    }
+
+    /// Total records across zones.
+    pub fn record_count(&self) -> usize {
+        self.zones.iter().map(|z| z.record_count()).sum()
+    }
+}
+
+/// One zone file to load.
+struct ZoneFile {
+    path: PathBuf,
+    text: String,
+}
+
+/// Loads every configured zone file and binds the config's dynamic records into the
+/// zones. Returns the zones with warnings, or every error found (with file and line,
+/// or config key path).
+pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    let files = read_files(config, &mut diagnostics);
+    let mut zones: Vec<Zone> = Vec::new();
+    for file in files {
+        if let Some(zone) = load_file(&file, &mut diagnostics) {
+            if let Some(other) = zones.iter().find(|z| z.origin() == zone.origin()) {
+                diagnostics.push(file_error(
+                    &file.path,
+                    None,
+                    format!("zone {} is loaded twice", other.origin_text()),
+                ));
+            } else {
+                zones.push(zone);
+            }
+        }
+    }
+    if zones.is_empty() && !diagnostics.has_errors() {
+        diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            file: None,
+            line: None,
+            path: Some(KeyPath::root().key("zones")),
+            message: format!(
+                "no zone files found in {}",
+                config.zones.directory.display()
+            ),
+        });
+    }
+    bind(config, &mut zones, &mut diagnostics);
+    let mut located = Diagnostics::default();
+    located.extend(diagnostics);
+    located.locate(Some(&config.source.display_name()), &config.source.text);
+    if located.has_errors() {
+        return Err(located);
+    }
+    Ok((
+        ZoneSet::new(zones.into_iter().map(Arc::new).collect()),
+        located,
+    ))
+}
+
+fn file_error(path: &Path, line: Option<usize>, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: Some(path.to_owned()),
+        line,
+        path: None,
+        message,
+    }
+}
+
+fn read_files(config: &Config, diagnostics: &mut Diagnostics) -> Vec<ZoneFile> {
+    let directory = &config.zones.directory;
+    let names: Vec<String> = match &config.zones.files {
+        Some(files) => files.clone(),
+        None => match std::fs::read_dir(directory) {
+            Ok(entries) => {
+                let mut names: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".zone"))
+                    .collect();
+                names.sort();
+                names
+            }
+            Err(_) if config.zones.use_embedded => {
+                return crate::config::EMBEDDED_ZONES
+                    .iter()
+                    .map(|(name, text)| ZoneFile {
+                        path: PathBuf::from(format!("<embedded zones/{name}>")),
+                        text: (*text).to_owned(),
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: None,
+                    line: None,
+                    path: Some(KeyPath::root().key("zones").key("directory")),
+                    message: format!("cannot read zone directory {}: {e}", directory.display()),
+                });
+                return Vec::new();
+            }
+        },
+    };
+    let mut files = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = directory.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => files.push(ZoneFile { path, text }),
+            Err(e) => {
+                let embedded = crate::config::EMBEDDED_ZONES
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .filter(|_| config.zones.use_embedded);
+                if let Some((_, text)) = embedded {
+                    files.push(ZoneFile {
+                        path: PathBuf::from(format!("<embedded zones/{name}>")),
+                        text: (*text).to_owned(),
+                    });
+                } else {
+                    diagnostics.push(Diagnostic {
+                        severity: Severity::Error,
+                        file: Some(path.clone()),
+                        line: None,
+                        path: Some(KeyPath::root().key("zones").key("files").index(i)),
+                        message: format!("cannot read zone file: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    files
+}
+
+fn load_file(file: &ZoneFile, diagnostics: &mut Diagnostics) -> Option<Zone> {
+    let Some(origin) = loader::detect_origin(&file.text, &file.path) else {
+        diagnostics.push(file_error(
+            &file.path,
+            None,
+            "cannot tell the zone's origin: add $ORIGIN".into(),
+        ));
+        return None;
+    };
+    let Some(origin_wire) = name::wire_from_text(&origin) else {
+        diagnostics.push(file_error(
+            &file.path,
+            None,
+            format!("invalid origin {origin:?}"),
+        ));
+        return None;
+    };
+    let mut builder = store::ZoneBuilder::new(&origin_wire);
+    let mut sink_error = None;
+    let parsed = loader::parse_zone(&file.text, &file.path, &origin, &mut |record| {
+        builder
+            .add(record.owner, record.rtype, record.ttl, record.rdata)
+            .inspect_err(|e| sink_error = Some(e.clone()))
+    });
+    if let Err(failure) = parsed {
+        let message = sink_error.unwrap_or(failure.message);
+        diagnostics.push(file_error(&file.path, failure.line, message));
+        return None;
+    }
+    match builder.finish() {
+        Ok((zone, issues)) => {
+            for issue in issues {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Warning,
+                    file: Some(file.path.clone()),
+                    line: None,
+                    path: None,
+                    message: issue.message,
+                });
+            }
+            Some(zone)
+        }
+        Err(issues) => {
+            for issue in issues {
+                diagnostics.push(Diagnostic {
+                    severity: if issue.fatal {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    file: Some(file.path.clone()),
+                    line: None,
+                    path: None,
+                    message: issue.message,
+                });
+            }
+            None
+        }
+    }
+}
+
+/// Binds every dynamic record to the zone that contains its name.
+fn bind(config: &Config, zones: &mut [Zone], diagnostics: &mut Diagnostics) {
+    for (i, record) in config.records.iter().enumerate() {
+        let path = KeyPath::root().key("records").index(i).key("name");
+        let Some(wire) = name::wire_from_text(&record.name) else {
+            continue;
+        };
+        let best = zones
+            .iter_mut()
+            .filter(|z| name::is_at_or_below(&wire, z.origin()))
+            .max_by_key(|z| z.origin().len());
+        let Some(zone) = best else {
+            let origins: Vec<String> = zones.iter().map(|z| z.origin_text()).collect();
+            diagnostics.error(
+                path,
+                format!(
+                    "{} is outside every zone (zones: {})",
+                    record.name,
+                    if origins.is_empty() {
+                        "none loaded".to_owned()
+                    } else {
+                        origins.join(", ")
+                    }
+                ),
+            );
+            continue;
+        };
+        if let Err(e) = zone.bind_dynamic(&wire, record.record_type, RecordIndex(i as u32)) {
+            diagnostics.error(path, format!("{} {}: {e}", record.name, record.record_type));
+        }
+    }
+}
