@@ -21,6 +21,14 @@ pub struct PoolIndex(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct EndpointIndex(pub u32);
 
+/// Index of a check in [`crate::config::Config::checks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CheckIndex(pub u32);
+
+/// Index of a vantage point in [`crate::config::Config::vantages`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct VantageIndex(pub u16);
+
 /// Index of a dynamic record in [`crate::config::Config::records`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct RecordIndex(pub u32);

@@ -23,7 +23,8 @@ use ipnet::IpNet;
 
 pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
 use crate::model::{
-    DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex, Ttl, Weight,
+    CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
+    Ttl, VantageIndex, Weight,
 };
 
 /// The configuration compiled into the binary (`config/failoverd.toml`), used by
@@ -137,6 +138,245 @@ pub struct Config {
     pub endpoints: Vec<Endpoint>,
     /// Dynamic records, indexed by [`crate::model::RecordIndex`].
     pub records: Vec<DynamicRecord>,
+    /// Health checks, indexed by [`CheckIndex`].
+    pub checks: Vec<Check>,
+    /// Vantage points, indexed by [`VantageIndex`].
+    pub vantages: Vec<Vantage>,
+    /// Quorum, reporting and persistence settings.
+    pub health: HealthConfig,
+    /// The admin HTTP API.
+    pub admin: AdminConfig,
+    /// The Route 53 sync agent, if configured.
+    pub route53: Option<Route53Config>,
+}
+
+/// How an endpoint is probed.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Check name.
+    pub name: String,
+    /// What is probed.
+    pub kind: CheckKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout (< interval).
+    pub timeout: Duration,
+    /// Largest random delay added to each probe.
+    pub jitter: Duration,
+    /// Consecutive successes to go up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+    /// Minimum time down before coming back up.
+    pub hold: Duration,
+    /// Route 53 health-check settings (native mode).
+    pub route53: Route53Check,
+}
+
+/// The probe of a check.
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    /// HTTP or HTTPS request.
+    Http(HttpCheck),
+    /// TCP connect.
+    Tcp {
+        /// Port.
+        port: u16,
+    },
+    /// DNS query to the endpoint.
+    Dns(DnsCheck),
+    /// A program; exit status 0 means up.
+    Exec {
+        /// Program and arguments (`{address}`, `{port}`, `{endpoint}` substituted).
+        command: Vec<String>,
+    },
+}
+
+impl CheckKind {
+    /// Short name (`http`, `https`, `tcp`, `dns`, `exec`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Http(h) if h.tls => "https",
+            Self::Http(_) => "http",
+            Self::Tcp { .. } => "tcp",
+            Self::Dns(_) => "dns",
+            Self::Exec { .. } => "exec",
+        }
+    }
+
+    /// Port probed (exec: none).
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Http(h) => Some(h.port),
+            Self::Tcp { port } => Some(*port),
+            Self::Dns(d) => Some(d.port),
+            Self::Exec { .. } => None,
+        }
+    }
+}
+
+/// An HTTP(S) check.
+#[derive(Clone, Debug)]
+pub struct HttpCheck {
+    /// HTTPS.
+    pub tls: bool,
+    /// Port.
+    pub port: u16,
+    /// Method.
+    pub method: String,
+    /// Path (starts with `/`).
+    pub path: String,
+    /// Host header and TLS server name (None: the endpoint's address).
+    pub host: Option<String>,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Accepted statuses.
+    pub expect_status: Vec<(u16, u16)>,
+    /// Required body text (first 64 KiB).
+    pub expect_body: Option<String>,
+    /// Validate the certificate chain and name.
+    pub tls_verify: bool,
+}
+
+/// A DNS check.
+#[derive(Clone, Debug)]
+pub struct DnsCheck {
+    /// Port.
+    pub port: u16,
+    /// Name queried.
+    pub query_name: String,
+    /// Type queried (code).
+    pub query_type: u16,
+    /// Expected response code.
+    pub expect_rcode: u16,
+    /// Whether an answer record is required.
+    pub expect_answer: bool,
+}
+
+/// Route 53 health-check settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route53Check {
+    /// 10 or 30 seconds.
+    pub request_interval: u8,
+    /// 1–10.
+    pub failure_threshold: u8,
+    /// Checker regions (empty: Route 53's default).
+    pub regions: Vec<String>,
+}
+
+/// A vantage point: a server or probe agent whose verdicts count toward quorum.
+#[derive(Clone, Debug)]
+pub struct Vantage {
+    /// Name.
+    pub name: String,
+    /// Region it probes from.
+    pub region: Option<RegionIndex>,
+    /// Secret its reports are signed with (None: its reports are not accepted).
+    pub secret: Option<Secret>,
+}
+
+/// A secret that never appears in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps secret bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The secret bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What health a record's endpoints start with before any report arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColdStart {
+    /// The state saved before the restart (or the peers'), else up.
+    LastKnown,
+    /// Up, whatever was saved.
+    AssumeUp,
+}
+
+/// Quorum, reporting and persistence settings.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// This process's vantage point, if it is one.
+    pub vantage: Option<VantageIndex>,
+    /// Admin base URLs of the servers verdicts are pushed to.
+    pub servers: Vec<String>,
+    /// Down votes needed (None: a majority of fresh reporters).
+    pub down_votes: Option<u32>,
+    /// Distinct vantage regions the down votes must span.
+    pub down_regions: u32,
+    /// Age after which a report is ignored.
+    pub staleness: Duration,
+    /// How often verdicts are pushed.
+    pub push_interval: Duration,
+    /// Where health state is saved.
+    pub state_file: Option<PathBuf>,
+    /// Default cold-start behaviour.
+    pub cold_start: ColdStart,
+}
+
+/// The admin HTTP API.
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Listen address (None: no admin API).
+    pub listen: Option<SocketAddr>,
+}
+
+/// How the Route 53 agent handles a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route53Mode {
+    /// Route 53 routing policies and health checks do the failover.
+    Native,
+    /// failoverd's verdicts decide; plain record sets are rewritten on change.
+    Mirror,
+    /// Not synced.
+    Off,
+}
+
+/// The Route 53 sync agent's settings.
+#[derive(Clone, Debug)]
+pub struct Route53Config {
+    /// AWS region of the client.
+    pub region: String,
+    /// Endpoint override.
+    pub endpoint_url: Option<String>,
+    /// Ownership id.
+    pub owner_id: String,
+    /// Sustained requests per second.
+    pub max_requests_per_second: f64,
+    /// Request burst.
+    pub burst: u32,
+    /// Mirror-mode debounce.
+    pub debounce: Duration,
+    /// Bound on waiting for INSYNC.
+    pub change_timeout: Duration,
+    /// Full reconciliation interval of `route53 sync`.
+    pub sync_interval: Duration,
+    /// Hosted zones.
+    pub zones: Vec<Route53Zone>,
+}
+
+/// A hosted zone kept in sync.
+#[derive(Clone, Debug)]
+pub struct Route53Zone {
+    /// Zone name, lower case with trailing dot.
+    pub zone: String,
+    /// Hosted zone id (None: look up by name).
+    pub hosted_zone_id: Option<String>,
+    /// Whether static zone-file records are synced too.
+    pub sync_static: bool,
 }
 
 /// The `[server]` section, validated.
@@ -192,6 +432,8 @@ pub struct Pool {
     pub min_healthy: u32,
     /// Its endpoints, in file order.
     pub endpoints: Vec<EndpointIndex>,
+    /// Check probing its endpoints (None: not probed; health comes from `force`).
+    pub check: Option<CheckIndex>,
 }
 
 /// An endpoint of a pool.
@@ -279,6 +521,10 @@ pub struct DynamicRecord {
     pub max_answers: u16,
     /// Behaviour when nothing is up.
     pub all_down: AllDown,
+    /// Health at start-up before reports arrive.
+    pub cold_start: ColdStart,
+    /// Route 53 handling (resolved against `[route53] mode`).
+    pub route53: Route53Mode,
 }
 
 impl Config {
@@ -312,6 +558,26 @@ impl Config {
     /// The pool at an index.
     pub fn pool(&self, index: PoolIndex) -> &Pool {
         &self.pools[index.0 as usize]
+    }
+
+    /// The check at an index.
+    pub fn check(&self, index: CheckIndex) -> &Check {
+        &self.checks[index.0 as usize]
+    }
+
+    /// The check probing an endpoint (its pool's), if any.
+    pub fn endpoint_check(&self, index: EndpointIndex) -> Option<&Check> {
+        self.pool(self.endpoint(index).pool)
+            .check
+            .map(|c| self.check(c))
+    }
+
+    /// Looks up a vantage point by name.
+    pub fn vantage_by_name(&self, name: &str) -> Option<VantageIndex> {
+        self.vantages
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| VantageIndex(i as u16))
     }
 
     /// The endpoint at an index.

@@ -63,6 +63,8 @@ pub struct PoolSpec {
     /// The endpoints.
     #[serde(default)]
     pub endpoints: Vec<EndpointSpec>,
+    /// Name of the `[checks.NAME]` that probes the endpoints (none: not probed).
+    pub check: Option<String>,
 }
 
 /// One endpoint of a pool.
@@ -106,4 +108,164 @@ pub struct RecordSpec {
     pub fallback_pool: Option<String>,
     /// TTL used while the record is in all-down mode.
     pub all_down_ttl: Option<i64>,
+    /// Health at start-up before any probe or peer reports: `last-known` or `assume-up`.
+    pub cold_start: Option<String>,
+    /// How the Route 53 agent handles the record: `native`, `mirror` or `off`.
+    pub route53: Option<String>,
+}
+
+/// An expected HTTP status: a code (`200`) or a range (`"200-399"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    /// One status code.
+    Code(i64),
+    /// `"low-high"` or a single code as text.
+    Range(String),
+}
+
+/// One `[checks.NAME]` table: how endpoints are probed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct CheckSpec {
+    /// `http`, `https`, `tcp`, `dns` or `exec`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Port probed (default: 80 http, 443 https, 53 dns; required for tcp).
+    pub port: Option<i64>,
+    /// HTTP method (default GET).
+    pub method: Option<String>,
+    /// HTTP path (default `/`).
+    pub path: Option<String>,
+    /// HTTP Host header and TLS server name (default: the endpoint address).
+    pub host: Option<String>,
+    /// Extra HTTP request headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Accepted HTTP statuses (default 200-399).
+    pub expect_status: Option<Vec<StatusSpec>>,
+    /// Text that must appear in the first 64 KiB of the body.
+    pub expect_body: Option<String>,
+    /// Validate the TLS certificate (https; default true).
+    pub tls_verify: Option<bool>,
+    /// Name queried by `dns` checks.
+    pub query_name: Option<String>,
+    /// Type queried by `dns` checks (default A).
+    pub query_type: Option<String>,
+    /// Expected response code of `dns` checks (default NOERROR).
+    pub expect_rcode: Option<String>,
+    /// Whether a `dns` check needs at least one answer record (default true).
+    pub expect_answer: Option<bool>,
+    /// Program and arguments of `exec` checks; `{address}`, `{port}`, `{endpoint}` are
+    /// substituted. Exit status 0 means up.
+    pub command: Option<Vec<String>>,
+    /// Time between probes (default 1s; at least 100ms).
+    pub interval: Option<String>,
+    /// Probe timeout (default: interval × 0.8; less than interval).
+    pub timeout: Option<String>,
+    /// Random delay added to each probe so probes do not align (default: interval / 10).
+    pub jitter: Option<String>,
+    /// Consecutive successes to go up (default 2).
+    pub rise: Option<i64>,
+    /// Consecutive failures to go down (default 2).
+    pub fall: Option<i64>,
+    /// Minimum time down before an endpoint may come back up (default 0s).
+    pub hold: Option<String>,
+    /// Settings of the Route 53 health check created from this one (native mode).
+    pub route53: Option<Route53CheckSpec>,
+}
+
+/// Route 53 health-check settings of a check.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Route53CheckSpec {
+    /// Seconds between Route 53 checks: 10 or 30 (default 30).
+    pub request_interval: Option<i64>,
+    /// Consecutive failures before Route 53 calls the endpoint unhealthy (1–10; default: `fall`).
+    pub failure_threshold: Option<i64>,
+    /// Route 53 checker regions (default: Route 53's own choice).
+    pub regions: Option<Vec<String>>,
+}
+
+/// The `[health]` section: vantage points, quorum and persistence.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct HealthSpec {
+    /// This process's vantage point (a `[vantages.NAME]`); `--vantage` overrides.
+    pub vantage: Option<String>,
+    /// Servers (admin base URLs) every vantage point reports to.
+    pub servers: Option<Vec<String>>,
+    /// Vantage points that must report an endpoint down (default: a majority of those
+    /// with fresh reports).
+    pub down_votes: Option<i64>,
+    /// Distinct vantage regions the down votes must come from (default 1).
+    pub down_regions: Option<i64>,
+    /// Reports older than this are ignored (default 10s).
+    pub staleness: Option<String>,
+    /// How often verdicts are pushed to servers (default 500ms).
+    pub push_interval: Option<String>,
+    /// File where health state is saved and restored (default: none).
+    pub state_file: Option<String>,
+    /// Default for records' `cold_start` (default `last-known`).
+    pub cold_start: Option<String>,
+}
+
+/// One `[vantages.NAME]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct VantageSpec {
+    /// Region the vantage point probes from.
+    pub region: Option<String>,
+    /// Shared secret signing its reports (prefer `secret_env` or `secret_file`).
+    pub secret: Option<String>,
+    /// Environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// File holding the secret.
+    pub secret_file: Option<String>,
+}
+
+/// The `[admin]` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AdminSpec {
+    /// HTTP listen address of the admin API (reports, status, metrics).
+    pub listen: Option<String>,
+}
+
+/// The `[route53]` section.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Route53Spec {
+    /// AWS region of the API client (default us-east-1; Route 53 is global).
+    pub region: Option<String>,
+    /// API endpoint override (tests, moto).
+    pub endpoint_url: Option<String>,
+    /// Owner id written into ownership TXT records and health-check tags.
+    pub owner_id: Option<String>,
+    /// Default mode of records: `native` or `mirror` (default native).
+    pub mode: Option<String>,
+    /// Sustained API requests per second (default 5).
+    pub max_requests_per_second: Option<f64>,
+    /// API request burst (default 10).
+    pub burst: Option<i64>,
+    /// Quiet time before mirror mode writes a health change (default 2s).
+    pub debounce: Option<String>,
+    /// Longest wait for a change to become INSYNC (default 120s).
+    pub change_timeout: Option<String>,
+    /// Interval of full reconciliation in `route53 sync` (default 60s).
+    pub sync_interval: Option<String>,
+    /// Hosted zones kept in sync.
+    #[serde(default)]
+    pub zones: Vec<Route53ZoneSpec>,
+}
+
+/// One hosted zone of `[route53]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Route53ZoneSpec {
+    /// Zone name (one of the zones served).
+    pub zone: String,
+    /// Hosted zone id (default: looked up by name).
+    pub hosted_zone_id: Option<String>,
+    /// Also sync the static records of the zone file (default false).
+    pub sync_static: Option<bool>,
 }

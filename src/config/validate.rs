@@ -11,18 +11,32 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
-use super::spec::{EndpointSpec, GeoSpec, PoolSpec, RecordSpec, RegionSpec, ServerSpec, ZonesSpec};
+use super::spec::{
+    AdminSpec, CheckSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec, RegionSpec,
+    Route53Spec, ServerSpec, StatusSpec, VantageSpec, ZonesSpec,
+};
 use super::{
-    AllDown, Config, ConfigSource, DynamicRecord, Endpoint, GeoConfig, Pool, PoolChoice, Region,
-    Selection, ServerConfig, VERSION, ZonesConfig,
+    AdminConfig, AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DnsCheck,
+    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, Pool, PoolChoice, Region,
+    Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection, ServerConfig,
+    VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
-    DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex, Ttl, Weight,
+    CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
+    Ttl, VantageIndex, Weight,
 };
+
+/// Record settings that default from other sections.
+#[derive(Clone, Copy)]
+struct RecordDefaults {
+    route53: bool,
+    cold_start: ColdStart,
+}
 
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
-    "version", "server", "zones", "regions", "geo", "pools", "records",
+    "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
+    "health", "admin", "route53",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -35,6 +49,11 @@ struct Sections {
     geo: GeoSpec,
     pools: Vec<(String, Option<PoolSpec>)>,
     records: Vec<Option<RecordSpec>>,
+    checks: Vec<(String, Option<CheckSpec>)>,
+    vantages: Vec<(String, VantageSpec)>,
+    health: HealthSpec,
+    admin: AdminSpec,
+    route53: Option<Route53Spec>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -50,6 +69,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         endpoints: Vec::new(),
         used_pools: HashSet::new(),
         used_regions: HashSet::new(),
+        checks: Vec::new(),
     };
     match sections.version {
         Some(VERSION) => {}
@@ -66,8 +86,17 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let zones = v.zones(&sections.zones, &source);
     v.regions(&sections.regions);
     let geo = v.geo(&sections.geo);
+    v.checks(&sections.checks);
     v.pools(&sections.pools);
-    let records = v.records(&sections.records, &geo);
+    let route53 = sections.route53.as_ref().and_then(|spec| v.route53(spec));
+    let vantages = v.vantages(&sections.vantages, &source);
+    let health = v.health(&sections.health, &vantages, &source);
+    let defaults = RecordDefaults {
+        route53: route53.is_some(),
+        cold_start: health.cold_start,
+    };
+    let records = v.records(&sections.records, &geo, defaults);
+    let admin = v.admin(&sections.admin);
     v.unused();
     Some(Config {
         source,
@@ -78,6 +107,11 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         pools: v.pools,
         endpoints: v.endpoints,
         records,
+        checks: v.checks,
+        vantages,
+        health,
+        admin,
+        route53,
     })
 }
 
@@ -121,6 +155,28 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
                     let item = deserialize(value, &path.key(&name), text, diagnostics);
                     sections.pools.push((name, item));
                 }
+            }
+            "checks" => {
+                for (name, value) in table_entries(value, &path, text, diagnostics) {
+                    let item = deserialize(value, &path.key(&name), text, diagnostics);
+                    sections.checks.push((name, item));
+                }
+            }
+            "vantages" => {
+                for (name, value) in table_entries(value, &path, text, diagnostics) {
+                    let item = deserialize(value, &path.key(&name), text, diagnostics);
+                    sections.vantages.push((name, item.unwrap_or_default()));
+                }
+            }
+            "health" => {
+                sections.health = deserialize(value, &path, text, diagnostics).unwrap_or_default();
+            }
+            "admin" => {
+                sections.admin = deserialize(value, &path, text, diagnostics).unwrap_or_default();
+            }
+            "route53" => {
+                sections.route53 =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "records" => {
                 for (i, value) in array_items(value, &path, text, diagnostics)
@@ -319,6 +375,7 @@ struct Validator<'d> {
     endpoints: Vec<Endpoint>,
     used_pools: HashSet<PoolIndex>,
     used_regions: HashSet<RegionIndex>,
+    checks: Vec<Check>,
 }
 
 impl Validator<'_> {
@@ -527,6 +584,7 @@ impl Validator<'_> {
                     region: None,
                     min_healthy: 1,
                     endpoints: Vec::new(),
+                    check: None,
                 });
                 continue;
             };
@@ -596,11 +654,23 @@ impl Validator<'_> {
                     "every endpoint has weight 0 (drained)",
                 );
             }
+            let check = spec.check.as_ref().and_then(|c| {
+                let found = self.checks.iter().position(|k| &k.name == c);
+                if found.is_none() {
+                    let known: Vec<&str> = self.checks.iter().map(|k| k.name.as_str()).collect();
+                    self.error(
+                        path.key("check"),
+                        format!("unknown check {c:?} (known: {})", known.join(", ")),
+                    );
+                }
+                found.map(|i| CheckIndex(i as u32))
+            });
             self.pools.push(Pool {
                 name: name.clone(),
                 region,
                 min_healthy,
                 endpoints,
+                check,
             });
         }
     }
@@ -704,14 +774,19 @@ impl Validator<'_> {
         pools
     }
 
-    fn records(&mut self, specs: &[Option<RecordSpec>], geo: &GeoConfig) -> Vec<DynamicRecord> {
+    fn records(
+        &mut self,
+        specs: &[Option<RecordSpec>],
+        geo: &GeoConfig,
+        defaults: RecordDefaults,
+    ) -> Vec<DynamicRecord> {
         let mut records = Vec::new();
         let mut seen: BTreeMap<(String, DynamicType), usize> = BTreeMap::new();
         let mut types_at: BTreeMap<String, Vec<(DynamicType, usize)>> = BTreeMap::new();
         for (i, spec) in specs.iter().enumerate() {
             let path = KeyPath::root().key("records").index(i);
             let Some(spec) = spec else { continue };
-            let Some(record) = self.record(spec, &path, geo) else {
+            let Some(record) = self.record(spec, &path, geo, defaults) else {
                 continue;
             };
             if let Some(first) = seen.insert((record.name.clone(), record.record_type), i) {
@@ -747,7 +822,9 @@ impl Validator<'_> {
         spec: &RecordSpec,
         path: &KeyPath,
         geo: &GeoConfig,
+        defaults: RecordDefaults,
     ) -> Option<DynamicRecord> {
+        let route53 = defaults.route53;
         let name = match normalize_name(&spec.name) {
             Ok(name) => Some(name),
             Err(e) => {
@@ -828,6 +905,38 @@ impl Validator<'_> {
                 return None;
             }
         };
+        let cold_start = match spec.cold_start.as_deref() {
+            None => defaults.cold_start,
+            Some("last-known") => ColdStart::LastKnown,
+            Some("assume-up") => ColdStart::AssumeUp,
+            Some(other) => {
+                self.error(
+                    path.key("cold_start"),
+                    format!("{other:?} is not \"last-known\" or \"assume-up\""),
+                );
+                ColdStart::LastKnown
+            }
+        };
+        let route53_mode = match spec.route53.as_deref() {
+            None if route53 => Route53Mode::Native,
+            None => Route53Mode::Off,
+            Some("native") => Route53Mode::Native,
+            Some("mirror") => Route53Mode::Mirror,
+            Some("off") => Route53Mode::Off,
+            Some(other) => {
+                self.error(
+                    path.key("route53"),
+                    format!("{other:?} is not \"native\", \"mirror\" or \"off\""),
+                );
+                Route53Mode::Off
+            }
+        };
+        if route53_mode != Route53Mode::Off && !route53 {
+            self.warning(
+                path.key("route53"),
+                "no [route53] section, so the record is not synced",
+            );
+        }
         let (name, record_type) = (name?, record_type?);
         let mut lists: Vec<(KeyPath, Vec<PoolIndex>)> = match &pools {
             PoolChoice::Fixed(list) => vec![(path.key("pools"), list.clone())],
@@ -850,6 +959,9 @@ impl Validator<'_> {
         for (list_path, list) in lists {
             for pool in list {
                 self.check_family(pool, record_type, &list_path);
+                if route53_mode == Route53Mode::Native && route53 {
+                    self.check_route53_native(pool, &list_path);
+                }
             }
         }
         Some(DynamicRecord {
@@ -866,6 +978,12 @@ impl Validator<'_> {
                 max_answers
             },
             all_down,
+            cold_start,
+            route53: if route53 {
+                route53_mode
+            } else {
+                Route53Mode::Off
+            },
         })
     }
 
@@ -1003,6 +1121,598 @@ impl Validator<'_> {
         }
     }
 
+    /// Native Route 53 mode needs checks Route 53 can run itself.
+    fn check_route53_native(&mut self, pool: PoolIndex, path: &KeyPath) {
+        let pool = &self.pools[pool.0 as usize];
+        if let Some(check) = pool.check {
+            let check = &self.checks[check.0 as usize];
+            if matches!(check.kind, CheckKind::Dns(_) | CheckKind::Exec { .. }) {
+                let message = format!(
+                    "pool {:?} uses the {} check {:?}, which Route 53 cannot run; use route53 = \"mirror\"",
+                    pool.name,
+                    check.kind.name(),
+                    check.name
+                );
+                self.error(path.clone(), message);
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        path: KeyPath,
+        text: Option<&str>,
+        default: Duration,
+        range: std::ops::RangeInclusive<Duration>,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        match parse_duration(text) {
+            Ok(d) if range.contains(&d) => d,
+            Ok(_) => {
+                self.error(
+                    path,
+                    format!(
+                        "{text} is out of range {:?}..={:?}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+            Err(e) => {
+                self.error(path, e);
+                default
+            }
+        }
+    }
+
+    fn checks(&mut self, specs: &[(String, Option<CheckSpec>)]) {
+        for (name, spec) in specs {
+            let path = KeyPath::root().key("checks").key(name);
+            if let Err(e) = check_identifier(name) {
+                self.error(path.clone(), e);
+            }
+            let check = spec.as_ref().and_then(|spec| self.check(name, spec, &path));
+            // Keep indices stable even for invalid checks (errors are already recorded).
+            self.checks.push(check.unwrap_or_else(|| Check {
+                name: name.clone(),
+                kind: CheckKind::Tcp { port: 1 },
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(800),
+                jitter: Duration::ZERO,
+                rise: 1,
+                fall: 1,
+                hold: Duration::ZERO,
+                route53: Route53Check {
+                    request_interval: 30,
+                    failure_threshold: 1,
+                    regions: Vec::new(),
+                },
+            }));
+        }
+    }
+
+    fn check(&mut self, name: &str, spec: &CheckSpec, path: &KeyPath) -> Option<Check> {
+        let kind_name = spec.kind.as_str();
+        let not_for = |v: &mut Self, present: bool, key: &str| {
+            if present {
+                v.error(
+                    path.key(key),
+                    format!("`{key}` does not apply to {kind_name} checks"),
+                );
+            }
+        };
+        let http_keys = spec.method.is_some()
+            || spec.path.is_some()
+            || spec.headers.is_some()
+            || spec.expect_status.is_some()
+            || spec.expect_body.is_some();
+        let dns_keys = spec.query_name.is_some()
+            || spec.query_type.is_some()
+            || spec.expect_rcode.is_some()
+            || spec.expect_answer.is_some();
+        let port = |v: &mut Self, default: Option<i64>| -> u16 {
+            match spec.port.or(default) {
+                Some(p) if (1..=65535).contains(&p) => p as u16,
+                Some(p) => {
+                    v.error(
+                        path.key("port"),
+                        format!("port {p} is out of range 1..=65535"),
+                    );
+                    1
+                }
+                None => {
+                    v.error(path.key("port"), format!("{kind_name} checks need a port"));
+                    1
+                }
+            }
+        };
+        let kind = match kind_name {
+            "http" | "https" => {
+                not_for(self, dns_keys, "query_name");
+                not_for(self, spec.command.is_some(), "command");
+                let tls = kind_name == "https";
+                if !tls {
+                    not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                }
+                let port = port(self, Some(if tls { 443 } else { 80 }));
+                let method = spec.method.clone().unwrap_or_else(|| "GET".into());
+                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    self.error(
+                        path.key("method"),
+                        format!("{method:?} is not an HTTP method (e.g. GET, HEAD)"),
+                    );
+                }
+                let http_path = spec.path.clone().unwrap_or_else(|| "/".into());
+                if !http_path.starts_with('/') {
+                    self.error(
+                        path.key("path"),
+                        format!("{http_path:?} must start with '/'"),
+                    );
+                }
+                let mut expect_status = Vec::new();
+                for (i, status) in spec.expect_status.iter().flatten().enumerate() {
+                    match parse_status(status) {
+                        Ok(range) => expect_status.push(range),
+                        Err(e) => self.error(path.key("expect_status").index(i), e),
+                    }
+                }
+                if expect_status.is_empty() {
+                    expect_status.push((200, 399));
+                }
+                if let Some(body) = &spec.expect_body {
+                    if body.is_empty() || body.len() > 1024 {
+                        self.error(path.key("expect_body"), "must be 1 to 1024 characters");
+                    }
+                }
+                CheckKind::Http(HttpCheck {
+                    tls,
+                    port,
+                    method,
+                    path: http_path,
+                    host: spec.host.clone(),
+                    headers: spec
+                        .headers
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    expect_status,
+                    expect_body: spec.expect_body.clone(),
+                    tls_verify: spec.tls_verify.unwrap_or(true),
+                })
+            }
+            "tcp" => {
+                not_for(self, http_keys, "path");
+                not_for(self, dns_keys, "query_name");
+                not_for(self, spec.command.is_some(), "command");
+                not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                not_for(self, spec.host.is_some(), "host");
+                CheckKind::Tcp {
+                    port: port(self, None),
+                }
+            }
+            "dns" => {
+                not_for(self, http_keys, "path");
+                not_for(self, spec.command.is_some(), "command");
+                not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                let port = port(self, Some(53));
+                let query_name = match spec.query_name.as_deref().map(normalize_name) {
+                    Some(Ok(n)) => n,
+                    Some(Err(e)) => {
+                        self.error(path.key("query_name"), e);
+                        ".".into()
+                    }
+                    None => {
+                        self.error(path.key("query_name"), "dns checks need query_name");
+                        ".".into()
+                    }
+                };
+                let query_type = match spec.query_type.as_deref() {
+                    None => 1,
+                    Some(t) => match t
+                        .to_ascii_uppercase()
+                        .parse::<hickory_proto::rr::RecordType>()
+                    {
+                        Ok(rt) => u16::from(rt),
+                        Err(_) => {
+                            self.error(
+                                path.key("query_type"),
+                                format!("{t:?} is not a record type"),
+                            );
+                            1
+                        }
+                    },
+                };
+                let expect_rcode = match spec
+                    .expect_rcode
+                    .as_deref()
+                    .unwrap_or("NOERROR")
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "NOERROR" => 0,
+                    "FORMERR" => 1,
+                    "SERVFAIL" => 2,
+                    "NXDOMAIN" => 3,
+                    "NOTIMP" => 4,
+                    "REFUSED" => 5,
+                    other => {
+                        self.error(
+                            path.key("expect_rcode"),
+                            format!("{other:?} is not a response code (NOERROR, NXDOMAIN, ...)"),
+                        );
+                        0
+                    }
+                };
+                CheckKind::Dns(DnsCheck {
+                    port,
+                    query_name,
+                    query_type,
+                    expect_rcode,
+                    expect_answer: spec.expect_answer.unwrap_or(expect_rcode == 0),
+                })
+            }
+            "exec" => {
+                not_for(self, http_keys, "path");
+                not_for(self, dns_keys, "query_name");
+                not_for(self, spec.port.is_some(), "port");
+                not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                let command = spec.command.clone().unwrap_or_default();
+                if command.is_empty() || command[0].is_empty() {
+                    self.error(
+                        path.key("command"),
+                        "exec checks need a command (program and arguments)",
+                    );
+                }
+                CheckKind::Exec { command }
+            }
+            other => {
+                self.error(
+                    path.key("type"),
+                    format!(
+                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\""
+                    ),
+                );
+                return None;
+            }
+        };
+        let interval = self.duration(
+            path.key("interval"),
+            spec.interval.as_deref(),
+            Duration::from_secs(1),
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+        );
+        let timeout = self.duration(
+            path.key("timeout"),
+            spec.timeout.as_deref(),
+            interval.mul_f64(0.8),
+            Duration::from_millis(10)..=Duration::from_secs(3600),
+        );
+        if timeout >= interval {
+            self.error(
+                path.key("timeout"),
+                format!("timeout {timeout:?} must be less than interval {interval:?}"),
+            );
+        }
+        let jitter = self.duration(
+            path.key("jitter"),
+            spec.jitter.as_deref(),
+            interval / 10,
+            Duration::ZERO..=interval / 2,
+        );
+        let rise = self.ranged(path.key("rise"), spec.rise, 2, 1..=100, "") as u32;
+        let fall = self.ranged(path.key("fall"), spec.fall, 2, 1..=100, "") as u32;
+        let hold = self.duration(
+            path.key("hold"),
+            spec.hold.as_deref(),
+            Duration::ZERO,
+            Duration::ZERO..=Duration::from_secs(86_400),
+        );
+        let r53 = spec.route53.clone().unwrap_or_default();
+        let r53_path = path.key("route53");
+        let request_interval = match r53.request_interval {
+            None => 30,
+            Some(v @ (10 | 30)) => v as u8,
+            Some(v) => {
+                self.error(
+                    r53_path.key("request_interval"),
+                    format!("{v} is not 10 or 30 (Route 53 allows only these)"),
+                );
+                30
+            }
+        };
+        let failure_threshold = self.ranged(
+            r53_path.key("failure_threshold"),
+            r53.failure_threshold,
+            i64::from(fall.clamp(1, 10)),
+            1..=10,
+            "",
+        ) as u8;
+        let regions = r53.regions.unwrap_or_default();
+        if !regions.is_empty() && regions.len() < 3 {
+            self.error(
+                r53_path.key("regions"),
+                "Route 53 needs at least 3 checker regions (or none for its default)",
+            );
+        }
+        Some(Check {
+            name: name.to_owned(),
+            kind,
+            interval,
+            timeout,
+            jitter,
+            rise,
+            fall,
+            hold,
+            route53: Route53Check {
+                request_interval,
+                failure_threshold,
+                regions,
+            },
+        })
+    }
+
+    fn vantages(&mut self, specs: &[(String, VantageSpec)], source: &ConfigSource) -> Vec<Vantage> {
+        let mut vantages = Vec::new();
+        for (name, spec) in specs {
+            let path = KeyPath::root().key("vantages").key(name);
+            if let Err(e) = check_identifier(name) {
+                self.error(path.clone(), e);
+            }
+            let region = spec.region.as_ref().and_then(|r| {
+                let found = self.region_by_name(r);
+                if found.is_none() {
+                    let known = self.known_regions();
+                    self.error(
+                        path.key("region"),
+                        format!("unknown region {r:?} ({known})"),
+                    );
+                }
+                found
+            });
+            if let Some(region) = region {
+                self.used_regions.insert(region);
+            }
+            let given = [
+                spec.secret.is_some(),
+                spec.secret_env.is_some(),
+                spec.secret_file.is_some(),
+            ];
+            if given.iter().filter(|g| **g).count() > 1 {
+                self.error(
+                    path.clone(),
+                    "give only one of secret, secret_env, secret_file",
+                );
+            }
+            let secret = if let Some(secret) = &spec.secret {
+                Some(secret.as_bytes().to_vec())
+            } else if let Some(var) = &spec.secret_env {
+                match std::env::var(var) {
+                    Ok(value) => Some(value.into_bytes()),
+                    Err(_) => {
+                        self.error(
+                            path.key("secret_env"),
+                            format!("environment variable {var} is not set"),
+                        );
+                        None
+                    }
+                }
+            } else if let Some(file) = &spec.secret_file {
+                match std::fs::read(source.base_dir.join(file)) {
+                    Ok(bytes) => Some(bytes.trim_ascii().to_vec()),
+                    Err(e) => {
+                        self.error(path.key("secret_file"), format!("cannot read {file}: {e}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(secret) = &secret {
+                if secret.len() < 16 {
+                    self.error(path.clone(), "the secret must be at least 16 bytes");
+                }
+            }
+            vantages.push(Vantage {
+                name: name.clone(),
+                region,
+                secret: secret.map(Secret::new),
+            });
+        }
+        vantages
+    }
+
+    fn health(
+        &mut self,
+        spec: &HealthSpec,
+        vantages: &[Vantage],
+        source: &ConfigSource,
+    ) -> HealthConfig {
+        let path = KeyPath::root().key("health");
+        let vantage = spec.vantage.as_ref().and_then(|name| {
+            let found = vantages.iter().position(|v| &v.name == name);
+            if found.is_none() {
+                self.error(
+                    path.key("vantage"),
+                    format!("unknown vantage point {name:?} (define [vantages.{name}])"),
+                );
+            }
+            found.map(|i| VantageIndex(i as u16))
+        });
+        let mut servers = Vec::new();
+        for (i, url) in spec.servers.iter().flatten().enumerate() {
+            let trimmed = url.trim_end_matches('/');
+            let valid = trimmed
+                .strip_prefix("http://")
+                .or_else(|| trimmed.strip_prefix("https://"))
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
+            if valid {
+                servers.push(trimmed.to_owned());
+            } else {
+                self.error(
+                    path.key("servers").index(i),
+                    format!("{url:?} is not a base URL like http://10.0.0.2:9353"),
+                );
+            }
+        }
+        let vantage_count = vantages.len().max(1) as i64;
+        let down_votes = spec.down_votes.map(|n| {
+            self.ranged(
+                path.key("down_votes"),
+                Some(n),
+                1,
+                1..=vantage_count,
+                " (at most the number of vantage points)",
+            ) as u32
+        });
+        let regions: HashSet<RegionIndex> = vantages.iter().filter_map(|v| v.region).collect();
+        let down_regions = self.ranged(
+            path.key("down_regions"),
+            spec.down_regions,
+            1,
+            1..=regions.len().max(1) as i64,
+            " (at most the number of distinct vantage regions)",
+        ) as u32;
+        let staleness = self.duration(
+            path.key("staleness"),
+            spec.staleness.as_deref(),
+            Duration::from_secs(10),
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+        );
+        let push_interval = self.duration(
+            path.key("push_interval"),
+            spec.push_interval.as_deref(),
+            Duration::from_millis(500),
+            Duration::from_millis(50)..=Duration::from_secs(60),
+        );
+        if push_interval >= staleness {
+            self.error(
+                path.key("push_interval"),
+                "must be shorter than staleness, or reports expire between pushes",
+            );
+        }
+        let cold_start = match spec.cold_start.as_deref() {
+            None => ColdStart::LastKnown,
+            Some("last-known") => ColdStart::LastKnown,
+            Some("assume-up") => ColdStart::AssumeUp,
+            Some(other) => {
+                self.error(
+                    path.key("cold_start"),
+                    format!("{other:?} is not \"last-known\" or \"assume-up\""),
+                );
+                ColdStart::LastKnown
+            }
+        };
+        if !servers.is_empty() && vantages.iter().all(|v| v.secret.is_none()) {
+            self.warning(
+                path.key("servers"),
+                "no vantage point has a secret, so no report will be accepted",
+            );
+        }
+        HealthConfig {
+            vantage,
+            servers,
+            down_votes,
+            down_regions,
+            staleness,
+            push_interval,
+            state_file: spec.state_file.as_ref().map(|f| source.base_dir.join(f)),
+            cold_start,
+        }
+    }
+
+    fn admin(&mut self, spec: &AdminSpec) -> AdminConfig {
+        let listen = spec
+            .listen
+            .as_ref()
+            .and_then(|text| match text.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.error(
+                        KeyPath::root().key("admin").key("listen"),
+                        format!("{text:?} is not an address with a port (e.g. 127.0.0.1:9353)"),
+                    );
+                    None
+                }
+            });
+        AdminConfig { listen }
+    }
+
+    fn route53(&mut self, spec: &Route53Spec) -> Option<Route53Config> {
+        let path = KeyPath::root().key("route53");
+        let owner_id = spec.owner_id.clone().unwrap_or_else(|| "failoverd".into());
+        if let Err(e) = check_identifier(&owner_id) {
+            self.error(path.key("owner_id"), e);
+        }
+        match spec.mode.as_deref() {
+            None | Some("native") | Some("mirror") => {}
+            Some(other) => self.error(
+                path.key("mode"),
+                format!("{other:?} is not \"native\" or \"mirror\""),
+            ),
+        }
+        let rate = spec.max_requests_per_second.unwrap_or(5.0);
+        if !(rate > 0.0 && rate <= 100.0) {
+            self.error(
+                path.key("max_requests_per_second"),
+                format!("{rate} is out of range (0, 100]"),
+            );
+        }
+        let burst = self.ranged(path.key("burst"), spec.burst, 10, 1..=1000, "") as u32;
+        let debounce = self.duration(
+            path.key("debounce"),
+            spec.debounce.as_deref(),
+            Duration::from_secs(2),
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
+        let change_timeout = self.duration(
+            path.key("change_timeout"),
+            spec.change_timeout.as_deref(),
+            Duration::from_secs(120),
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+        );
+        let sync_interval = self.duration(
+            path.key("sync_interval"),
+            spec.sync_interval.as_deref(),
+            Duration::from_secs(60),
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
+        );
+        if spec.zones.is_empty() {
+            self.error(
+                path.key("zones"),
+                "list the hosted zones to sync ([[route53.zones]] zone = \"...\")",
+            );
+        }
+        let mut zones = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, zone) in spec.zones.iter().enumerate() {
+            match normalize_name(&zone.zone) {
+                Ok(name) if seen.insert(name.clone()) => zones.push(Route53Zone {
+                    zone: name,
+                    hosted_zone_id: zone.hosted_zone_id.clone(),
+                    sync_static: zone.sync_static.unwrap_or(false),
+                }),
+                Ok(name) => self.error(
+                    path.key("zones").index(i).key("zone"),
+                    format!("{name} is listed twice"),
+                ),
+                Err(e) => self.error(path.key("zones").index(i).key("zone"), e),
+            }
+        }
+        Some(Route53Config {
+            region: spec.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            endpoint_url: spec.endpoint_url.clone(),
+            owner_id,
+            max_requests_per_second: rate,
+            burst,
+            debounce,
+            change_timeout,
+            sync_interval,
+            zones,
+        })
+    }
+
     fn unused(&mut self) {
         for (i, pool) in self.pools.iter().enumerate() {
             if !self.used_pools.contains(&PoolIndex(i as u32)) {
@@ -1021,6 +1731,32 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+fn parse_status(status: &StatusSpec) -> Result<(u16, u16), String> {
+    let (low, high) = match status {
+        StatusSpec::Code(code) => (*code, *code),
+        StatusSpec::Range(text) => {
+            let parse = |t: &str| {
+                t.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("{text:?} is not a status or range like \"200-399\""))
+            };
+            match text.split_once('-') {
+                Some((a, b)) => (parse(a)?, parse(b)?),
+                None => {
+                    let code = parse(text)?;
+                    (code, code)
+                }
+            }
+        }
+    };
+    if !(100..=599).contains(&low) || !(100..=599).contains(&high) || low > high {
+        return Err(format!(
+            "{low}-{high} is not a range of HTTP statuses (100-599)"
+        ));
+    }
+    Ok((low as u16, high as u16))
 }
 
 fn parse_network(text: &str) -> Result<IpNet, String> {

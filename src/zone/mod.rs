@@ -240,8 +240,30 @@ fn load_file(file: &ZoneFile, diagnostics: &mut Diagnostics) -> Option<Zone> {
     }
 }
 
-/// Binds every dynamic record to the zone that contains its name.
+/// Binds every dynamic record to the zone that contains its name, and checks that
+/// every Route 53 zone is a zone served.
 fn bind(config: &Config, zones: &mut [Zone], diagnostics: &mut Diagnostics) {
+    if let Some(route53) = &config.route53 {
+        for (i, hosted) in route53.zones.iter().enumerate() {
+            if !zones
+                .iter()
+                .any(|z| z.origin_text().eq_ignore_ascii_case(&hosted.zone))
+            {
+                let path = KeyPath::root()
+                    .key("route53")
+                    .key("zones")
+                    .index(i)
+                    .key("zone");
+                diagnostics.error(
+                    path,
+                    format!(
+                        "{} is not a zone served (no zone file has this origin)",
+                        hosted.zone
+                    ),
+                );
+            }
+        }
+    }
     for (i, record) in config.records.iter().enumerate() {
         let path = KeyPath::root().key("records").index(i).key("name");
         let Some(wire) = name::wire_from_text(&record.name) else {
