@@ -35,6 +35,10 @@ enum Command {
         /// Configuration file.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Listen on these addresses instead of the configured ones (repeatable;
+        /// port 0 picks a free port).
+        #[arg(long)]
+        listen: Vec<std::net::SocketAddr>,
     },
     /// Validate a configuration and its zone files; print every error and warning.
     CheckConfig {
@@ -63,7 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig {
             path,
             deny_warnings,
@@ -120,7 +124,7 @@ fn check_config(path: &PathBuf, deny_warnings: bool) -> anyhow::Result<ExitCode>
     }
 }
 
-fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn serve(path: Option<PathBuf>, listen: Vec<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,6 +132,8 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Handlers first, so a signal arriving right after start-up is not lost.
+        let signals = Signals::install()?;
         let source = config_source(path.as_ref())?;
         let loaded = match service::load(source) {
             Ok(loaded) => loaded,
@@ -136,46 +142,69 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("configuration has {} errors", diagnostics.errors.len());
             }
         };
-        let service = Service::start(loaded)?;
-        wait_for_signals(&service, path.as_ref()).await?;
+        let options = service::StartOptions {
+            listen: (!listen.is_empty()).then_some(listen),
+        };
+        let service = Service::start_with(loaded, options)?;
+        signals.wait(&service, path.as_ref()).await;
         tracing::info!("shutting down");
         service.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Waits for SIGINT/SIGTERM (returns) and SIGHUP (reloads, keeping the running
-/// configuration if the new one is invalid).
-async fn wait_for_signals(service: &Service, path: Option<&PathBuf>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut hangup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-            _ = hangup.recv() => {
-                let source = match config_source(path) {
-                    Ok(source) => source,
-                    Err(error) => {
-                        tracing::error!("reload failed, keeping the running configuration: {error:#}");
-                        continue;
-                    }
-                };
-                match service.reload(source) {
-                    Ok(warnings) => {
-                        for warning in &warnings.warnings {
-                            tracing::warn!("{warning}");
-                        }
-                    }
-                    Err(diagnostics) => {
-                        for error in &diagnostics.errors {
-                            tracing::error!("{error}");
-                        }
-                        tracing::error!(errors = diagnostics.errors.len(), "reload failed, keeping the running configuration");
-                    }
-                }
+/// The signals `serve` reacts to.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            hangup: signal(SignalKind::hangup()).context("installing SIGHUP handler")?,
+        })
+    }
+
+    /// Returns on SIGINT/SIGTERM; reloads on SIGHUP, keeping the running
+    /// configuration if the new one is invalid.
+    async fn wait(mut self, service: &Service, path: Option<&PathBuf>) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => reload(service, path),
             }
+        }
+    }
+}
+
+fn reload(service: &Service, path: Option<&PathBuf>) {
+    let source = match config_source(path) {
+        Ok(source) => source,
+        Err(error) => {
+            tracing::error!("reload failed, keeping the running configuration: {error:#}");
+            return;
+        }
+    };
+    match service.reload(source) {
+        Ok(warnings) => {
+            for warning in &warnings.warnings {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(diagnostics) => {
+            for error in &diagnostics.errors {
+                tracing::error!("{error}");
+            }
+            tracing::error!(
+                errors = diagnostics.errors.len(),
+                "reload failed, keeping the running configuration"
+            );
         }
     }
 }

@@ -35,14 +35,37 @@ pub struct Loaded {
 
 /// Loads and validates a configuration and its zones, collecting every error.
 pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
-    let (config, mut warnings) = Config::load(source)?;
-    let (zones, zone_warnings) = zone::load(&config)?;
-    warnings.extend(zone_warnings);
-    Ok(Loaded {
-        config: Arc::new(config),
-        zones,
-        warnings,
-    })
+    let (config, mut diagnostics) = Config::load_partial(source);
+    let Some(config) = config else {
+        return Err(diagnostics);
+    };
+    // Zones are loaded even when the config has errors, so their errors (and those of
+    // binding records to them) are reported in the same run.
+    match zone::load(&config) {
+        Ok((zones, zone_warnings)) if !diagnostics.has_errors() => {
+            diagnostics.extend(zone_warnings);
+            Ok(Loaded {
+                config: Arc::new(config),
+                zones,
+                warnings: diagnostics,
+            })
+        }
+        Ok((_, zone_warnings)) => {
+            diagnostics.extend(zone_warnings);
+            Err(diagnostics)
+        }
+        Err(zone_diagnostics) => {
+            diagnostics.extend(zone_diagnostics);
+            Err(diagnostics)
+        }
+    }
+}
+
+/// Start-up choices made outside the configuration file.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Listen addresses replacing the configured ones (kept across reloads).
+    pub listen: Option<Vec<SocketAddr>>,
 }
 
 /// A running server.
@@ -50,13 +73,24 @@ pub struct Service {
     shared: SharedSnapshot,
     dns: DnsServer,
     generation: AtomicU64,
+    options: StartOptions,
+    file_listen: Vec<SocketAddr>,
 }
 
 impl Service {
     /// Starts serving a loaded configuration. Must run inside a tokio runtime.
     pub fn start(loaded: Loaded) -> Result<Self, ServiceError> {
+        Self::start_with(loaded, StartOptions::default())
+    }
+
+    /// Starts serving with start-up options.
+    pub fn start_with(mut loaded: Loaded, options: StartOptions) -> Result<Self, ServiceError> {
         for warning in &loaded.warnings.warnings {
             tracing::warn!("{warning}");
+        }
+        let file_listen = loaded.config.server.listen.clone();
+        if let Some(listen) = &options.listen {
+            Arc::make_mut(&mut loaded.config).server.listen = listen.clone();
         }
         let config = loaded.config;
         let health = HealthSnapshot::from_config(&config);
@@ -82,6 +116,8 @@ impl Service {
             shared,
             dns,
             generation: AtomicU64::new(1),
+            options,
+            file_listen,
         })
     }
 
@@ -110,10 +146,12 @@ impl Service {
     /// Reloads configuration and zones. On any error the running configuration stays
     /// in force and the errors are returned. Listen addresses are fixed at start.
     pub fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
-        let loaded = load(source)?;
-        let current = self.shared.load_full();
-        if loaded.config.server.listen != current.config.server.listen {
+        let mut loaded = load(source)?;
+        if loaded.config.server.listen != self.file_listen {
             tracing::warn!("listen addresses changed; restart failoverd to apply them");
+        }
+        if let Some(listen) = &self.options.listen {
+            Arc::make_mut(&mut loaded.config).server.listen = listen.clone();
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let health = HealthSnapshot::from_config(&loaded.config);

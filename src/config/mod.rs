@@ -113,9 +113,11 @@ impl ConfigSource {
 
     /// Name used in messages.
     pub fn display_name(&self) -> PathBuf {
-        self.path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("<embedded config/failoverd.toml>"))
+        match &self.path {
+            Some(path) => path.clone(),
+            None if self.is_embedded() => PathBuf::from("<embedded config/failoverd.toml>"),
+            None => PathBuf::from("<config>"),
+        }
     }
 }
 
@@ -531,14 +533,20 @@ impl Config {
     /// Parses and validates a configuration. On success returns it with its warnings;
     /// on failure returns every error (and warning) found.
     pub fn load(source: ConfigSource) -> Result<(Self, Diagnostics), Diagnostics> {
+        match Self::load_partial(source) {
+            (Some(config), diagnostics) if !diagnostics.has_errors() => Ok((config, diagnostics)),
+            (_, diagnostics) => Err(diagnostics),
+        }
+    }
+
+    /// Like [`Config::load`], but also returns the configuration when it has errors
+    /// (invalid items left out), so later stages can report their errors too.
+    pub fn load_partial(source: ConfigSource) -> (Option<Self>, Diagnostics) {
         let file = source.display_name();
         let mut diagnostics = Diagnostics::default();
         let config = validate::validate(source.clone(), &mut diagnostics);
         diagnostics.locate(Some(&file), &source.text);
-        match config {
-            Some(config) if !diagnostics.has_errors() => Ok((config, diagnostics)),
-            _ => Err(diagnostics),
-        }
+        (config, diagnostics)
     }
 
     /// Reads and validates a configuration file.

@@ -39,6 +39,8 @@ pub struct Responder {
     rng: SplitMix64,
     /// Whether pre-encoded sections may be used (tests compare both ways).
     pub use_cache: bool,
+    /// Responses built from pre-encoded sections.
+    pub cache_hits: u64,
 }
 
 impl Responder {
@@ -47,6 +49,7 @@ impl Responder {
         Self {
             rng: SplitMix64::new(seed),
             use_cache: true,
+            cache_hits: 0,
         }
     }
 
@@ -146,6 +149,9 @@ impl Responder {
             out,
         );
         if len <= limit {
+            if self.use_cache && resolution.cached.is_some() {
+                self.cache_hits += 1;
+            }
             return resolution.rcode;
         }
         if !resolution.referral && !resolution.additional.is_empty() {

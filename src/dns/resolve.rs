@@ -109,13 +109,17 @@ pub fn resolve<'s>(
         client,
         rng,
         res: Resolution::new(rcode::NOERROR, true),
+        exact: false,
     };
     match resolver.zone.find(qname, label_starts) {
         Lookup::Node(id) => {
             let node = resolver.zone.node(id);
+            resolver.exact = true;
             resolver.answer_node(Owner::Question, node, qtype, 0);
         }
         Lookup::Wildcard(id) => {
+            // Synthesized: the pre-encoded answers (built for the wildcard's own name)
+            // do not apply.
             let node = resolver.zone.node(id);
             resolver.answer_node(Owner::Question, node, qtype, 0);
         }
@@ -132,9 +136,16 @@ struct Resolver<'s, 'r> {
     client: &'r Client,
     rng: &'r mut dyn RandomSource,
     res: Resolution<'s>,
+    /// Whether the query name itself exists (pre-encoded answers are per name).
+    exact: bool,
 }
 
 impl<'s> Resolver<'s, '_> {
+    /// Pre-encoded answers hold for the exact query name at the start of a chain.
+    fn cacheable(&self, owner: Owner<'_>, chain: usize) -> bool {
+        self.exact && chain == 0 && matches!(owner, Owner::Question)
+    }
+
     fn answer_node(&mut self, owner: Owner<'s>, node: NodeRef<'s>, qtype: u16, chain: usize) {
         if let Some(cut) = node.cut() {
             if !(cut == node.id() && qtype == rtype::DS) {
@@ -158,7 +169,7 @@ impl<'s> Resolver<'s, '_> {
                 rdata: self.zone.rdata(set),
             });
             self.add_additional_for(set.rtype, self.zone.rdata(set));
-            if chain == 0 && matches!(owner, Owner::Question) {
+            if self.cacheable(owner, chain) {
                 self.res.cached = self.snapshot.static_tail(self.zone_index, id);
             }
             return;
@@ -220,7 +231,7 @@ impl<'s> Resolver<'s, '_> {
                     ttl: set.ttl,
                     rdata: variant.rdata(),
                 });
-                if chain == 0 && matches!(owner, Owner::Question) {
+                if self.cacheable(owner, chain) {
                     self.res.cached = variant.cached();
                 }
             }

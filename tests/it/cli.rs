@@ -1,0 +1,80 @@
+//! The real binary: the embedded default, reloads, shutdown.
+
+use std::time::Duration;
+
+use hickory_proto::rr::RecordType;
+
+use crate::support::dns::{addresses, ask};
+use crate::support::{BinaryServer, data_dir, wait_until};
+
+#[test]
+fn embedded_default_serves_the_example_zone_and_dynamic_names() {
+    // As `cargo run -- serve` does, on a free port instead of 5353.
+    let server = BinaryServer::start(&["--listen", "127.0.0.1:0"]);
+    let www = ask(server.addr, "www.gslb.example.com.", RecordType::A);
+    assert!(www.metadata.authoritative);
+    let mut got = addresses(&www);
+    got.sort();
+    assert_eq!(got, ["192.0.2.10", "192.0.2.11"]);
+    let status = ask(server.addr, "status.gslb.example.com.", RecordType::TXT);
+    assert_eq!(status.answers.len(), 1);
+}
+
+fn signal(server: &BinaryServer, signal: i32) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(server.pid() as i32, signal) };
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn a_bad_reload_keeps_the_last_good_config_and_a_good_one_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = data_dir().join("zones");
+    let config = dir.path().join("failoverd.toml");
+    let write = |address: &str, weight: &str| {
+        let text = format!(
+            "version = 1\n[zones]\ndirectory = {:?}\n[pools.p]\nendpoints = [{{ address = {address:?}, weight = {weight} }}]\n\
+             [[records]]\nname = \"app.example.test\"\ntype = \"A\"\npolicy = \"failover\"\npools = [\"p\"]\n",
+            zones.display().to_string()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write("192.0.2.1", "1");
+    let server = BinaryServer::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(
+        addresses(&ask(server.addr, "app.example.test.", RecordType::A)),
+        ["192.0.2.1"]
+    );
+
+    write("192.0.2.2", "-1");
+    signal(&server, libc::SIGHUP);
+    let line = server.wait_for_log("reload failed", Duration::from_secs(20));
+    assert!(line.is_some(), "the failed reload is logged");
+    assert_eq!(
+        addresses(&ask(server.addr, "app.example.test.", RecordType::A)),
+        ["192.0.2.1"]
+    );
+
+    write("192.0.2.2", "1");
+    signal(&server, libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(20), || {
+        addresses(&ask(server.addr, "app.example.test.", RecordType::A)) == ["192.0.2.2"]
+    }));
+}
+
+#[test]
+fn sigterm_stops_the_server() {
+    let mut server = BinaryServer::start(&["--listen", "127.0.0.1:0"]);
+    signal(&server, libc::SIGTERM);
+    assert!(
+        server
+            .wait_for_log("shutting down", Duration::from_secs(20))
+            .is_some()
+    );
+    assert!(wait_until(Duration::from_secs(20), || server.try_exited()));
+}

@@ -1,0 +1,213 @@
+//! Each rejected configuration gets a clear error at its key path, all errors at once.
+
+use failoverd::config::{ConfigSource, Diagnostics};
+use failoverd::service;
+
+use crate::support::{data_dir, run_binary};
+
+/// A valid base: one zone (tests/data/zones/example.test.zone and deep), one pool.
+const BASE: &str = r#"
+version = 1
+[zones]
+directory = "../zones"
+[pools.web]
+endpoints = [{ address = "192.0.2.1" }, { address = "192.0.2.2" }]
+"#;
+
+fn errors(extra: &str) -> Diagnostics {
+    let text = format!("{BASE}\n{extra}");
+    match service::load(ConfigSource::from_text(text, data_dir().join("configs"))) {
+        Ok(_) => panic!("accepted:\n{extra}"),
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+/// Asserts one error mentions `path` and `text` (and has a line number).
+fn assert_error(diagnostics: &Diagnostics, path: &str, text: &str) {
+    let found = diagnostics.errors.iter().find(|e| {
+        e.path.as_ref().is_some_and(|p| p.to_string() == path) && e.message.contains(text)
+    });
+    let Some(error) = found else {
+        panic!("no error at {path} containing {text:?}; got:\n{diagnostics}");
+    };
+    assert!(error.line.is_some(), "error without a line: {error}");
+}
+
+fn record(name: &str, rtype: &str, extra: &str) -> String {
+    format!(
+        "[[records]]\nname = \"{name}\"\ntype = \"{rtype}\"\npolicy = \"failover\"\npools = [\"web\"]\n{extra}\n"
+    )
+}
+
+#[test]
+fn base_config_is_valid() {
+    let text = format!("{BASE}\n{}", record("app.example.test", "A", ""));
+    service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+}
+
+#[test]
+fn dynamic_name_outside_every_zone() {
+    let d = errors(&record("www.elsewhere.test", "A", ""));
+    assert_error(&d, "records[0].name", "outside every zone");
+}
+
+#[test]
+fn clash_with_a_static_record() {
+    let d = errors(&record("www.example.test", "A", ""));
+    assert_error(&d, "records[0].name", "clashes with the static A");
+}
+
+#[test]
+fn cname_beside_other_data() {
+    // A dynamic CNAME where the zone has data, a dynamic A where the zone has a CNAME,
+    // and two dynamic records at one name, one a CNAME.
+    let pools = "[pools.hosts]\nendpoints = [{ address = \"a.example.net\" }]\n";
+    let text = format!(
+        "{pools}{}{}{}{}",
+        "[[records]]\nname = \"www.example.test\"\ntype = \"CNAME\"\npolicy = \"failover\"\npools = [\"hosts\"]\n",
+        record("alias1.example.test", "A", ""),
+        record("new.example.test", "A", ""),
+        "[[records]]\nname = \"new.example.test\"\ntype = \"CNAME\"\npolicy = \"failover\"\npools = [\"hosts\"]\n",
+    );
+    let d = errors(&text);
+    assert_error(&d, "records[0].name", "CNAME cannot share its name");
+    assert_error(&d, "records[1].name", "CNAME at this name");
+    assert_error(&d, "records[3].type", "CNAME cannot share a name");
+}
+
+#[test]
+fn unknown_pool() {
+    let d = errors(
+        "[[records]]\nname = \"app.example.test\"\ntype = \"A\"\npolicy = \"failover\"\npools = [\"web\", \"nope\"]\n",
+    );
+    assert_error(&d, "records[0].pools[1]", "unknown pool \"nope\"");
+}
+
+#[test]
+fn duplicate_endpoints() {
+    let d = errors(
+        "[pools.dup]\nendpoints = [{ address = \"192.0.2.9\" }, { address = \"192.0.2.9\" }]\n",
+    );
+    assert_error(&d, "pools.dup.endpoints[1].address", "duplicate endpoint");
+}
+
+#[test]
+fn negative_weight() {
+    let d = errors("[pools.neg]\nendpoints = [{ address = \"192.0.2.9\", weight = -1 }]\n");
+    assert_error(
+        &d,
+        "pools.neg.endpoints[0].weight",
+        "negative; use 0 to drain",
+    );
+}
+
+#[test]
+fn ttl_out_of_range() {
+    let d = errors(&format!(
+        "{}{}",
+        record("a.example.test", "A", "ttl = 0"),
+        record("b.example.test", "A", "ttl = 100000")
+    ));
+    assert_error(&d, "records[0].ttl", "out of range 1..=86400");
+    assert_error(&d, "records[1].ttl", "out of range 1..=86400");
+}
+
+#[test]
+fn unknown_keys_and_types_are_reported_with_their_path() {
+    let d = errors(
+        "[pools.typo]\nendpoints = [{ address = \"192.0.2.9\", wieght = 2 }]\n[server]\nlisten = 53\n",
+    );
+    assert_error(
+        &d,
+        "pools.typo.endpoints[0].wieght",
+        "unknown field `wieght`",
+    );
+    assert_error(&d, "server.listen", "invalid type");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let d = errors(&format!(
+        "{}{}{}[pools.bad]\nmin_healthy = 5\nendpoints = [{{ address = \"not an address\" }}]\n",
+        record("www.elsewhere.test", "A", ""),
+        record("x.example.test", "A", "ttl = -5\nall_down = \"maybe\""),
+        "[[records]]\nname = \"y.example.test\"\ntype = \"MX\"\npolicy = \"random\"\n",
+    ));
+    assert!(d.errors.len() >= 6, "{d}");
+    assert_error(&d, "records[0].name", "outside every zone");
+    assert_error(&d, "records[1].ttl", "out of range");
+    assert_error(&d, "records[1].all_down", "not one of");
+    assert_error(&d, "records[2].type", "not a dynamic record type");
+    assert_error(&d, "records[2].policy", "not one of");
+    assert_error(
+        &d,
+        "pools.bad.endpoints[0].address",
+        "neither an IP address nor a host name",
+    );
+}
+
+#[test]
+fn address_family_must_match_the_record_type() {
+    let d = errors(&record("app.example.test", "AAAA", ""));
+    assert_error(&d, "records[0].pools", "needs IPv6 addresses");
+}
+
+#[test]
+fn check_config_prints_every_error_with_its_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    let zones = data_dir().join("zones");
+    let text = format!(
+        "version = 1\n[zones]\ndirectory = {:?}\n[pools.web]\nendpoints = [{{ address = \"192.0.2.1\", weight = -3 }}]\n{}{}",
+        zones.display().to_string(),
+        record("www.example.test", "A", ""),
+        record("q.example.test", "A", "pools = [\"nope\"]").replace("pools = [\"web\"]\n", ""),
+    );
+    std::fs::write(&path, text).unwrap();
+    let (ok, stderr) = run_binary(&["check-config", path.to_str().unwrap()]);
+    assert!(!ok, "exit status must be non-zero");
+    assert!(stderr.contains("pools.web.endpoints[0].weight"), "{stderr}");
+    assert!(
+        stderr.contains("records[1].pools[0]: unknown pool"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("broken.toml:"), "file and line: {stderr}");
+    // The record clashing with static data is reported too.
+    assert!(stderr.contains("records[0].name"), "{stderr}");
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warn.toml");
+    let zones = data_dir().join("zones");
+    // An unused pool is a warning.
+    std::fs::write(
+        &path,
+        format!("version = 1\n[zones]\ndirectory = {:?}\n[pools.idle]\nendpoints = [{{ address = \"192.0.2.1\" }}]\n", zones.display().to_string()),
+    )
+    .unwrap();
+    let (ok, stderr) = run_binary(&["check-config", path.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("pool is not used"),
+        "{stderr}"
+    );
+    let (ok, _) = run_binary(&["check-config", "--deny-warnings", path.to_str().unwrap()]);
+    assert!(!ok);
+}
+
+#[test]
+fn zone_file_errors_carry_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.test.zone"),
+        "$ORIGIN bad.test.\n$TTL 60\n@ IN SOA ns. host. 1 2 3 4 5\nok IN A 192.0.2.1\noops IN A 999.0.0.1\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "version = 1\n[zones]\ndirectory = \".\"\n").unwrap();
+    let (ok, stderr) = run_binary(&["check-config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("bad.test.zone:5"), "{stderr}");
+}

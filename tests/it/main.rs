@@ -1,0 +1,12 @@
+//! Integration tests: real sockets, a real DNS client, the real binary where it matters.
+
+#![allow(unreachable_pub, missing_docs)]
+
+mod support;
+
+mod cli;
+mod config_validation;
+mod equivalence;
+mod files;
+mod policies;
+mod protocol;

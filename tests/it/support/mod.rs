@@ -1,0 +1,199 @@
+//! Test harness: servers in-process or as the real binary, and a DNS client over real
+//! sockets (messages built and parsed with hickory-proto, independent of our encoder).
+
+#![allow(dead_code)]
+
+pub mod dns;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use failoverd::config::ConfigSource;
+use failoverd::service::{self, Service};
+
+/// Directory of test data.
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// The integration config text.
+pub fn integration_config() -> String {
+    std::fs::read_to_string(data_dir().join("configs/integration.toml")).expect("integration.toml")
+}
+
+/// A server running in this process on an ephemeral port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    service: Option<Service>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestServer {
+    /// Starts a server from config text whose relative paths resolve against
+    /// `tests/data/configs`.
+    pub fn start(config: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        let loaded = match service::load(source) {
+            Ok(loaded) => loaded,
+            Err(diagnostics) => panic!("test config invalid:\n{diagnostics}"),
+        };
+        let service = runtime
+            .block_on(async { Service::start(loaded) })
+            .expect("service starts");
+        let addr = service.addresses()[0];
+        Self {
+            addr,
+            service: Some(service),
+            runtime,
+        }
+    }
+
+    /// The integration config.
+    pub fn integration() -> Self {
+        Self::start(&integration_config())
+    }
+
+    /// The running service.
+    pub fn service(&self) -> &Service {
+        self.service.as_ref().expect("running")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            self.runtime.block_on(service.shutdown());
+        }
+    }
+}
+
+/// The real binary, killed on drop.
+pub struct BinaryServer {
+    pub addr: SocketAddr,
+    child: Child,
+    pub log: mpsc::Receiver<String>,
+}
+
+/// Path of the built binary.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_failoverd")
+}
+
+impl BinaryServer {
+    /// Runs `failoverd serve ARGS…` and waits (60 s deadline) for its listening line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn failoverd");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("udp="))
+                        .and_then(|a| a.parse().ok())
+                    {
+                        return Self {
+                            addr,
+                            child,
+                            log: rx,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "failoverd did not start within 60 s; output:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits (with a deadline) for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn try_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `failoverd ARGS…` to completion; returns (exit success, stderr).
+pub fn run_binary(args: &[&str]) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run failoverd");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Polls `condition` every 10 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
