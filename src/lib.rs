@@ -17,11 +17,13 @@
 
 #![warn(clippy::print_stdout)]
 
+pub mod admin;
 pub mod config;
 pub mod dns;
 pub mod health;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod probe;
 pub mod service;
 pub mod zone;

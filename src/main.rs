@@ -39,6 +39,24 @@ enum Command {
         /// port 0 picks a free port).
         #[arg(long)]
         listen: Vec<std::net::SocketAddr>,
+        /// Serve the admin API here instead of `[admin] listen`.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
+        /// This server's vantage point, instead of `[health] vantage`.
+        #[arg(long)]
+        vantage: Option<String>,
+    },
+    /// Probe endpoints from a vantage point and report to the servers (no DNS).
+    Probe {
+        /// Configuration file (the servers' configuration).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The vantage point this agent is, instead of `[health] vantage`.
+        #[arg(long)]
+        vantage: Option<String>,
+        /// Serve status and metrics here.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Validate a configuration and its zone files; print every error and warning.
     CheckConfig {
@@ -67,7 +85,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+            vantage,
+        } => {
+            let options = service::StartOptions {
+                listen: (!listen.is_empty()).then_some(listen),
+                admin_listen,
+                vantage,
+            };
+            serve(config, options)
+        }
+        Command::Probe {
+            config,
+            vantage,
+            admin_listen,
+        } => probe(
+            config,
+            service::StartOptions {
+                listen: None,
+                admin_listen,
+                vantage,
+            },
+        ),
         Command::CheckConfig {
             path,
             deny_warnings,
@@ -124,28 +166,64 @@ fn check_config(path: &PathBuf, deny_warnings: bool) -> anyhow::Result<ExitCode>
     }
 }
 
-fn serve(path: Option<PathBuf>, listen: Vec<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("failoverd")
         .build()
-        .context("starting the async runtime")?;
+        .context("starting the async runtime")
+}
+
+fn load_or_report(source: ConfigSource) -> anyhow::Result<service::Loaded> {
+    match service::load(source) {
+        Ok(loaded) => Ok(loaded),
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            anyhow::bail!("configuration has {} errors", diagnostics.errors.len());
+        }
+    }
+}
+
+fn probe(path: PathBuf, options: service::StartOptions) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let signals = Signals::install()?;
+        let loaded = load_or_report(config_source(Some(&path))?)?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let agent = tokio::spawn(service::run_agent(loaded, options, shutdown.clone()));
+        tokio::select! {
+            result = agent => match result {
+                Ok(Ok(())) => {}
+                Ok(Err(service::ServiceError::Invalid(diagnostics))) => {
+                    eprint!("{diagnostics}");
+                    anyhow::bail!("cannot start the probe agent");
+                }
+                Ok(Err(error)) => return Err(error.into()),
+                Err(error) => return Err(error.into()),
+            },
+            _ = signals.until_terminated() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn serve(path: Option<PathBuf>, options: service::StartOptions) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
     runtime.block_on(async move {
         // Handlers first, so a signal arriving right after start-up is not lost.
         let signals = Signals::install()?;
         let source = config_source(path.as_ref())?;
-        let loaded = match service::load(source) {
-            Ok(loaded) => loaded,
-            Err(diagnostics) => {
+        let loaded = load_or_report(source)?;
+        let service = match Service::start_with(loaded, options).await {
+            Ok(service) => service,
+            Err(service::ServiceError::Invalid(diagnostics)) => {
                 eprint!("{diagnostics}");
-                anyhow::bail!("configuration has {} errors", diagnostics.errors.len());
+                anyhow::bail!("cannot start");
             }
+            Err(error) => return Err(error.into()),
         };
-        let options = service::StartOptions {
-            listen: (!listen.is_empty()).then_some(listen),
-        };
-        let service = Service::start_with(loaded, options)?;
         signals.wait(&service, path.as_ref()).await;
         tracing::info!("shutting down");
         service.shutdown().await;
@@ -177,13 +255,24 @@ impl Signals {
             tokio::select! {
                 _ = self.interrupt.recv() => return,
                 _ = self.terminate.recv() => return,
-                _ = self.hangup.recv() => reload(service, path),
+                _ = self.hangup.recv() => reload(service, path).await,
+            }
+        }
+    }
+
+    /// Returns on SIGINT/SIGTERM (SIGHUP is ignored).
+    async fn until_terminated(mut self) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => {}
             }
         }
     }
 }
 
-fn reload(service: &Service, path: Option<&PathBuf>) {
+async fn reload(service: &Service, path: Option<&PathBuf>) {
     let source = match config_source(path) {
         Ok(source) => source,
         Err(error) => {
@@ -191,7 +280,7 @@ fn reload(service: &Service, path: Option<&PathBuf>) {
             return;
         }
     };
-    match service.reload(source) {
+    match service.reload(source).await {
         Ok(warnings) => {
             for warning in &warnings.warnings {
                 tracing::warn!("{warning}");

@@ -238,6 +238,8 @@ pub struct HttpCheck {
     pub expect_body: Option<String>,
     /// Validate the certificate chain and name.
     pub tls_verify: bool,
+    /// Extra CA certificates (PEM) trusted besides the system store.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A DNS check.
@@ -275,6 +277,8 @@ pub struct Vantage {
     pub region: Option<RegionIndex>,
     /// Secret its reports are signed with (None: its reports are not accepted).
     pub secret: Option<Secret>,
+    /// Local address its probes are sent from.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// A secret that never appears in logs or debug output.

@@ -147,6 +147,8 @@ pub struct CheckSpec {
     pub expect_body: Option<String>,
     /// Validate the TLS certificate (https; default true).
     pub tls_verify: Option<bool>,
+    /// PEM file of extra CA certificates trusted for this check (https).
+    pub ca_file: Option<String>,
     /// Name queried by `dns` checks.
     pub query_name: Option<String>,
     /// Type queried by `dns` checks (default A).
@@ -221,6 +223,8 @@ pub struct VantageSpec {
     pub secret_env: Option<String>,
     /// File holding the secret.
     pub secret_file: Option<String>,
+    /// Local address its probes are sent from (multi-homed hosts).
+    pub source_address: Option<String>,
 }
 
 /// The `[admin]` section.

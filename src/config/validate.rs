@@ -86,7 +86,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let zones = v.zones(&sections.zones, &source);
     v.regions(&sections.regions);
     let geo = v.geo(&sections.geo);
-    v.checks(&sections.checks);
+    v.checks(&sections.checks, &source.base_dir);
     v.pools(&sections.pools);
     let route53 = sections.route53.as_ref().and_then(|spec| v.route53(spec));
     let vantages = v.vantages(&sections.vantages, &source);
@@ -1166,13 +1166,15 @@ impl Validator<'_> {
         }
     }
 
-    fn checks(&mut self, specs: &[(String, Option<CheckSpec>)]) {
+    fn checks(&mut self, specs: &[(String, Option<CheckSpec>)], base_dir: &std::path::Path) {
         for (name, spec) in specs {
             let path = KeyPath::root().key("checks").key(name);
             if let Err(e) = check_identifier(name) {
                 self.error(path.clone(), e);
             }
-            let check = spec.as_ref().and_then(|spec| self.check(name, spec, &path));
+            let check = spec
+                .as_ref()
+                .and_then(|spec| self.check(name, spec, &path, base_dir));
             // Keep indices stable even for invalid checks (errors are already recorded).
             self.checks.push(check.unwrap_or_else(|| Check {
                 name: name.clone(),
@@ -1192,7 +1194,13 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&mut self, name: &str, spec: &CheckSpec, path: &KeyPath) -> Option<Check> {
+    fn check(
+        &mut self,
+        name: &str,
+        spec: &CheckSpec,
+        path: &KeyPath,
+        base_dir: &std::path::Path,
+    ) -> Option<Check> {
         let kind_name = spec.kind.as_str();
         let not_for = |v: &mut Self, present: bool, key: &str| {
             if present {
@@ -1234,6 +1242,7 @@ impl Validator<'_> {
                 let tls = kind_name == "https";
                 if !tls {
                     not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                    not_for(self, spec.ca_file.is_some(), "ca_file");
                 }
                 let port = port(self, Some(if tls { 443 } else { 80 }));
                 let method = spec.method.clone().unwrap_or_else(|| "GET".into());
@@ -1280,6 +1289,7 @@ impl Validator<'_> {
                     expect_status,
                     expect_body: spec.expect_body.clone(),
                     tls_verify: spec.tls_verify.unwrap_or(true),
+                    ca_file: spec.ca_file.as_ref().map(|f| base_dir.join(f)),
                 })
             }
             "tcp" => {
@@ -1514,10 +1524,24 @@ impl Validator<'_> {
                     self.error(path.clone(), "the secret must be at least 16 bytes");
                 }
             }
+            let source_address = spec
+                .source_address
+                .as_ref()
+                .and_then(|text| match text.parse() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        self.error(
+                            path.key("source_address"),
+                            format!("{text:?} is not an IP address"),
+                        );
+                        None
+                    }
+                });
             vantages.push(Vantage {
                 name: name.clone(),
                 region,
                 secret: secret.map(Secret::new),
+                source_address,
             });
         }
         vantages

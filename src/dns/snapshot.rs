@@ -137,6 +137,25 @@ impl DynamicAnswer {
         self.sets.len() > 1 || !self.region_sets.is_empty()
     }
 
+    /// Names of the regions served by set `index` (`default` included); empty for
+    /// records that are not geo.
+    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
+        if self.region_sets.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .region_sets
+            .iter()
+            .enumerate()
+            .filter(|(_, set)| **set == index)
+            .map(|(r, _)| config.regions[r].name.clone())
+            .collect();
+        if self.default_set == index {
+            names.push("default".to_owned());
+        }
+        names
+    }
+
     /// The set for a client region (`None`: the default list).
     pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
         let index = region

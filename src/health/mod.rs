@@ -4,19 +4,26 @@
 //! the config, probes and vantage-point quorum) produces a new snapshot, and the DNS
 //! layer rebuilds its answers from it.
 
-use serde::Serialize;
+pub mod machine;
+pub mod persist;
+pub mod quorum;
+pub mod report;
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::model::{EndpointIndex, HealthState};
 
 /// Why an endpoint has its state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthSource {
-    /// Forced by the operator (config `force`).
+    /// Forced by the operator (config `force`, or the admin API).
     Forced,
     /// Nothing has been observed; the default applies.
     Assumed,
+    /// Restored at start-up (state file or peers), not yet confirmed by probes.
+    Restored,
     /// Decided from probe verdicts.
     Observed,
 }
@@ -55,6 +62,16 @@ impl HealthSnapshot {
                 })
                 .collect(),
         }
+    }
+
+    /// A snapshot from explicit per-endpoint health.
+    pub fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
+        Self { endpoints }
+    }
+
+    /// Every endpoint's health, indexed by endpoint.
+    pub fn endpoints(&self) -> &[EndpointHealth] {
+        &self.endpoints
     }
 
     /// A snapshot from explicit states (tests, tools).

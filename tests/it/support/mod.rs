@@ -47,7 +47,7 @@ impl TestServer {
             Err(diagnostics) => panic!("test config invalid:\n{diagnostics}"),
         };
         let service = runtime
-            .block_on(async { Service::start(loaded) })
+            .block_on(Service::start(loaded))
             .expect("service starts");
         let addr = service.addresses()[0];
         Self {

@@ -1,0 +1,149 @@
+//! Types of the admin HTTP API (JSON), shared by the server and its clients.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::HealthSource;
+use crate::model::HealthState;
+
+/// `GET /status`: what is answered, and why.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// Snapshot generation (increases with every change).
+    pub generation: u64,
+    /// This process's vantage point.
+    pub vantage: Option<String>,
+    /// Whether start-up (zones, cold start) is complete.
+    pub ready: bool,
+    /// Every endpoint.
+    pub endpoints: Vec<EndpointStatus>,
+    /// Every pool.
+    pub pools: Vec<PoolStatus>,
+    /// Every dynamic record.
+    pub records: Vec<RecordStatus>,
+    /// Vantage points heard from.
+    pub vantages: Vec<VantageStatus>,
+}
+
+/// One endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    /// `pool/name`.
+    pub endpoint: String,
+    /// Address or host name.
+    pub target: String,
+    /// Decided state.
+    pub state: HealthState,
+    /// Why it has this state.
+    pub source: HealthSource,
+    /// Votes of vantage points (`name → up/down`).
+    pub votes: BTreeMap<String, String>,
+    /// This vantage point's last probe, if it probes the endpoint.
+    pub local: Option<ProbeStatus>,
+}
+
+/// The last probe from this vantage point.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    /// This vantage's verdict (after rise/fall).
+    pub verdict: HealthState,
+    /// Whether the last probe passed.
+    pub ok: bool,
+    /// Its reason.
+    pub reason: String,
+    /// Its latency in milliseconds.
+    pub latency_ms: f64,
+}
+
+/// One pool.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoolStatus {
+    /// Pool name.
+    pub pool: String,
+    /// Usable endpoints (up, not drained).
+    pub usable: u32,
+    /// Needed to be up.
+    pub needed: u32,
+    /// Whether the pool is up.
+    pub up: bool,
+}
+
+/// One dynamic record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordStatus {
+    /// Owner name.
+    pub name: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// One entry per distinct pool list (one, or one per geo region).
+    pub answers: Vec<AnswerStatus>,
+}
+
+/// The answers of a record for one pool list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnswerStatus {
+    /// Regions this pool list serves (`default` included), empty for non-geo records.
+    pub regions: Vec<String>,
+    /// Pools considered, in order.
+    pub pools: Vec<String>,
+    /// Which rule applied: `healthy`, `failover` (a later pool is answered),
+    /// `degraded`, `fail-open`, `fallback` or `nodata`.
+    pub outcome: String,
+    /// The pool answered (failover), if one.
+    pub pool: Option<String>,
+    /// TTL answered.
+    pub ttl: u32,
+    /// Endpoints that may be answered (`pool/name`).
+    pub candidates: Vec<String>,
+}
+
+/// A vantage point.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VantageStatus {
+    /// Name.
+    pub name: String,
+    /// Whether its last report is fresh.
+    pub fresh: bool,
+    /// Whether its votes are ignored as partitioned.
+    pub partitioned: bool,
+    /// Milliseconds since its last report.
+    pub last_report_age_ms: Option<u64>,
+}
+
+/// `GET /v1/health`: decided state per endpoint (used by `route53 sync --health-url`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthView {
+    /// Snapshot generation.
+    pub generation: u64,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointState>,
+}
+
+/// One endpoint's decided state.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointState {
+    /// `pool/name`.
+    pub endpoint: String,
+    /// Up or down.
+    pub state: HealthState,
+}
+
+/// `GET /v1/state`: a server's decided states, signed, for peers starting cold.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeerState {
+    /// The answering server's vantage point (its secret signs the body).
+    pub vantage: String,
+    /// Its clock, Unix milliseconds.
+    pub sent_at_ms: u64,
+    /// Decided state per endpoint.
+    pub endpoints: BTreeMap<String, HealthState>,
+}
+
+/// `PUT /v1/endpoints/{pool}/{name}/force` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForceRequest {
+    /// `up`, `down`, or null to clear the override.
+    pub state: Option<HealthState>,
+}

@@ -1,0 +1,149 @@
+//! The state file: decided endpoint health (and operator overrides) saved atomically,
+//! so a restarted server answers from what it knew, not from defaults.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::HealthState;
+
+/// Format version of the state file.
+pub const STATE_VERSION: u32 = 1;
+
+/// Errors reading or writing the state file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a state file of this version.
+    #[error("{path}: not a failoverd state file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What is saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// [`STATE_VERSION`].
+    pub version: u32,
+    /// Unix milliseconds of the save.
+    pub saved_at_ms: u64,
+    /// Decided state per endpoint (`pool/name`).
+    pub endpoints: BTreeMap<String, SavedEndpoint>,
+    /// Operator overrides made at run time (`pool/name` → state).
+    #[serde(default)]
+    pub forced: BTreeMap<String, HealthState>,
+    /// Newest report sequence accepted per vantage point (replay protection).
+    #[serde(default)]
+    pub sequences: BTreeMap<String, u64>,
+}
+
+/// One endpoint's saved state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedEndpoint {
+    /// Up or down.
+    pub state: HealthState,
+    /// Unix milliseconds of the last change.
+    pub changed_at_ms: u64,
+}
+
+/// Reads the state file; `Ok(None)` if it does not exist.
+pub fn load(path: &Path) -> Result<Option<SavedState>, PersistError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(PersistError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let state: SavedState = serde_json::from_slice(&bytes).map_err(|e| PersistError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if state.version != STATE_VERSION {
+        return Err(PersistError::Format {
+            path: path.to_owned(),
+            reason: format!("version {} (expected {STATE_VERSION})", state.version),
+        });
+    }
+    Ok(Some(state))
+}
+
+/// Writes the state file atomically: a temporary file in the same directory, synced,
+/// then renamed over the old one (and the directory synced), so a crash leaves the old
+/// or the new state, never half of one.
+pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
+    let io = |source| PersistError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let temporary = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| PersistError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut file = std::fs::File::create(&temporary).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(io)?;
+    if let Ok(directory) = std::fs::File::open(dir) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        assert_eq!(load(&path).unwrap(), None);
+        let mut state = SavedState {
+            version: STATE_VERSION,
+            saved_at_ms: 5,
+            ..SavedState::default()
+        };
+        state.endpoints.insert(
+            "web/a".into(),
+            SavedEndpoint {
+                state: HealthState::Down,
+                changed_at_ms: 4,
+            },
+        );
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(state));
+        std::fs::write(&path, b"{garbage").unwrap();
+        assert!(matches!(load(&path), Err(PersistError::Format { .. })));
+        let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+    }
+}

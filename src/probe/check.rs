@@ -1,0 +1,398 @@
+//! One probe of one endpoint: HTTP(S), TCP connect, DNS query or a program.
+//!
+//! Every probe is bounded by the check's timeout and returns a [`ProbeOutcome`] with
+//! its latency and a short reason ("connect refused", "status 503", "certificate
+//! expired") — never an error.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
+
+use super::tls;
+use crate::config::{Check, CheckKind, DnsCheck, Endpoint, HttpCheck};
+use crate::model::EndpointTarget;
+
+/// Bytes of an HTTP body searched for `expect_body`.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The result of one probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// Whether the endpoint passed.
+    pub ok: bool,
+    /// Time the probe took.
+    pub latency: Duration,
+    /// Short explanation ("ok", "connect refused", "status 503", ...).
+    pub reason: String,
+}
+
+/// Errors preparing a prober.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The TLS settings could not be built (CA file unreadable, ...).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// A prepared probe for one endpoint.
+pub struct Prober {
+    target: EndpointTarget,
+    source: Option<IpAddr>,
+    timeout: Duration,
+    kind: ProberKind,
+    /// Substitutions for exec checks.
+    endpoint_label: String,
+}
+
+enum ProberKind {
+    Http {
+        client: reqwest::Client,
+        url: String,
+        check: HttpCheck,
+    },
+    Tcp(u16),
+    Dns(DnsCheck),
+    Exec(Vec<String>),
+}
+
+impl Prober {
+    /// Prepares the probe of `endpoint` (labelled `endpoint_label`) by `check`, sent
+    /// from `source` if given.
+    pub fn new(
+        check: &Check,
+        endpoint: &Endpoint,
+        endpoint_label: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Self, ProbeError> {
+        let kind = match &check.kind {
+            CheckKind::Http(http) => {
+                let (client, url) = http_client(http, &endpoint.target, check.timeout, source)?;
+                ProberKind::Http {
+                    client,
+                    url,
+                    check: http.clone(),
+                }
+            }
+            CheckKind::Tcp { port } => ProberKind::Tcp(*port),
+            CheckKind::Dns(dns) => ProberKind::Dns(dns.clone()),
+            CheckKind::Exec { command } => ProberKind::Exec(command.clone()),
+        };
+        Ok(Self {
+            target: endpoint.target.clone(),
+            source,
+            timeout: check.timeout,
+            kind,
+            endpoint_label: endpoint_label.to_owned(),
+        })
+    }
+
+    /// Runs one probe, bounded by the check's timeout.
+    pub async fn probe(&self) -> ProbeOutcome {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.run()).await;
+        let latency = started.elapsed();
+        match result {
+            Ok(Ok(reason)) => ProbeOutcome {
+                ok: true,
+                latency,
+                reason,
+            },
+            Ok(Err(reason)) => ProbeOutcome {
+                ok: false,
+                latency,
+                reason,
+            },
+            Err(_) => ProbeOutcome {
+                ok: false,
+                latency,
+                reason: format!("timeout after {} ms", self.timeout.as_millis()),
+            },
+        }
+    }
+
+    async fn run(&self) -> Result<String, String> {
+        match &self.kind {
+            ProberKind::Http { client, url, check } => probe_http(client, url, check).await,
+            ProberKind::Tcp(port) => {
+                let addr = self.socket_addr(*port).await?;
+                connect(addr, self.source)
+                    .await
+                    .map(|_| "connected".to_owned())
+                    .map_err(|e| describe_io(&e, "connect"))
+            }
+            ProberKind::Dns(check) => {
+                let addr = self.socket_addr(check.port).await?;
+                probe_dns(addr, check, self.source).await
+            }
+            ProberKind::Exec(command) => {
+                probe_exec(command, &self.target, &self.endpoint_label).await
+            }
+        }
+    }
+
+    /// Where to connect: the endpoint's address, or its host name resolved now.
+    async fn socket_addr(&self, port: u16) -> Result<SocketAddr, String> {
+        match &self.target {
+            EndpointTarget::Address(ip) => Ok(SocketAddr::new(*ip, port)),
+            EndpointTarget::Host(host) => {
+                tokio::net::lookup_host((host.trim_end_matches('.'), port))
+                    .await
+                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{host} has no address"))
+            }
+        }
+    }
+}
+
+/// A TCP connection from `source` (if given) to `addr`.
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+fn http_client(
+    check: &HttpCheck,
+    target: &EndpointTarget,
+    timeout: Duration,
+    source: Option<IpAddr>,
+) -> Result<(reqwest::Client, String), ProbeError> {
+    let scheme = if check.tls { "https" } else { "http" };
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        // A fresh connection per probe: a pooled one would hide refused connections.
+        .pool_max_idle_per_host(0)
+        .timeout(timeout)
+        .local_address(source)
+        .user_agent(concat!("failoverd/", env!("CARGO_PKG_VERSION")));
+    let url_host = match (&check.host, target) {
+        // Connect to the endpoint's address but speak to (and validate) `host`.
+        (Some(host), EndpointTarget::Address(ip)) => {
+            builder = builder.resolve(host, SocketAddr::new(*ip, check.port));
+            host.clone()
+        }
+        (Some(host), EndpointTarget::Host(_)) => host.clone(),
+        (None, EndpointTarget::Address(IpAddr::V6(ip))) => format!("[{ip}]"),
+        (None, EndpointTarget::Address(IpAddr::V4(ip))) => ip.to_string(),
+        (None, EndpointTarget::Host(host)) => host.trim_end_matches('.').to_owned(),
+    };
+    if check.tls {
+        let config = tls::client_config(check.tls_verify, check.ca_file.as_deref())
+            .map_err(|e| ProbeError::Tls(e.to_string()))?;
+        builder = builder.tls_backend_preconfigured(config);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| ProbeError::Http(e.to_string()))?;
+    let url = format!("{scheme}://{url_host}:{}{}", check.port, check.path);
+    Ok((client, url))
+}
+
+async fn probe_http(
+    client: &reqwest::Client,
+    url: &str,
+    check: &HttpCheck,
+) -> Result<String, String> {
+    let method = reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut request = client.request(method, url);
+    for (name, value) in &check.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let mut response = request.send().await.map_err(|e| describe_reqwest(&e))?;
+    let status = response.status().as_u16();
+    if !check
+        .expect_status
+        .iter()
+        .any(|(low, high)| (*low..=*high).contains(&status))
+    {
+        return Err(format!("status {status}"));
+    }
+    let Some(expected) = &check.expect_body else {
+        return Ok(format!("status {status}"));
+    };
+    let mut body = Vec::new();
+    while body.len() < BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - body.len())])
+            }
+            Ok(None) => break,
+            Err(e) => return Err(format!("reading body: {}", describe_reqwest(&e))),
+        }
+    }
+    let found = body
+        .windows(expected.len().max(1))
+        .any(|w| w == expected.as_bytes());
+    if found {
+        Ok(format!("status {status}, body matched"))
+    } else {
+        Err(format!("status {status}, body lacks {expected:?}"))
+    }
+}
+
+/// A short reason for a failed HTTP request, naming TLS problems precisely.
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return tls::describe(tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return tls::describe(tls);
+            }
+            return describe_io(io, "connect");
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        "timeout".to_owned()
+    } else if error.is_connect() {
+        "connect failed".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+fn describe_io(error: &std::io::Error, action: &str) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => format!("{action} refused"),
+        std::io::ErrorKind::ConnectionReset => "connection reset".to_owned(),
+        std::io::ErrorKind::TimedOut => format!("{action} timed out"),
+        _ => format!("{action}: {error}"),
+    }
+}
+
+async fn probe_dns(
+    server: SocketAddr,
+    check: &DnsCheck,
+    source: Option<IpAddr>,
+) -> Result<String, String> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let name = Name::from_ascii(&check.query_name).map_err(|e| e.to_string())?;
+    let mut message = Message::query();
+    message.metadata.id = rand_id();
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name, RecordType::from(check.query_type)));
+    let bytes = message.to_vec().map_err(|e| e.to_string())?;
+    let local: SocketAddr = match source {
+        Some(ip) => SocketAddr::new(ip, 0),
+        None if server.is_ipv4() => ([0, 0, 0, 0], 0).into(),
+        None => ([0u16; 8], 0).into(),
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| describe_io(&e, "bind"))?;
+    socket
+        .connect(server)
+        .await
+        .map_err(|e| describe_io(&e, "connect"))?;
+    socket
+        .send(&bytes)
+        .await
+        .map_err(|e| describe_io(&e, "send"))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .await
+            .map_err(|e| describe_io(&e, "receive"))?;
+        let Ok(reply) = Message::from_vec(&buf[..n]) else {
+            return Err("malformed DNS reply".into());
+        };
+        if reply.metadata.id != message.metadata.id {
+            continue; // a stray datagram; keep waiting within the timeout
+        }
+        let rcode = u16::from(reply.metadata.response_code);
+        if rcode != check.expect_rcode {
+            return Err(format!("rcode {}", reply.metadata.response_code));
+        }
+        if check.expect_answer && reply.answers.is_empty() {
+            return Err("no answer records".into());
+        }
+        return Ok(format!(
+            "rcode {}, {} answers",
+            reply.metadata.response_code,
+            reply.answers.len()
+        ));
+    }
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0x5eed);
+    NEXT.fetch_add(0x9E37, Ordering::Relaxed)
+}
+
+async fn probe_exec(
+    command: &[String],
+    target: &EndpointTarget,
+    endpoint: &str,
+) -> Result<String, String> {
+    let substitute = |arg: &String| {
+        arg.replace("{address}", &target.to_string())
+            .replace("{endpoint}", endpoint)
+    };
+    let Some((program, args)) = command.split_first() else {
+        return Err("empty command".into());
+    };
+    let mut child = tokio::process::Command::new(substitute(program))
+        .args(args.iter().map(substitute))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let mut stderr = child.stderr.take();
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("waiting for {program}: {e}"))?;
+    if status.success() {
+        return Ok("exit 0".into());
+    }
+    let mut message = String::new();
+    if let Some(stderr) = stderr.as_mut() {
+        let mut buf = vec![0u8; 512];
+        if let Ok(n) = stderr.read(&mut buf).await {
+            message = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+        }
+    }
+    let code = status
+        .code()
+        .map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
+    Err(if message.is_empty() {
+        code
+    } else {
+        format!("{code}: {message}")
+    })
+}
+
+/// Shared, immutable probe settings.
+pub type SharedProber = Arc<Prober>;

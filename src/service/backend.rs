@@ -1,0 +1,305 @@
+//! The admin API's view of a running service.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
+use crate::admin::AdminBackend;
+use crate::admin::api::{EndpointState, HealthView, PeerState, Status};
+use crate::config::Secret;
+use crate::dns::SharedSnapshot;
+use crate::health::report::{ReportError, sign};
+use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
+use crate::model::{EndpointIndex, HealthState};
+use crate::probe::reporter::unix_ms;
+
+pub(crate) struct ServiceBackend {
+    shared: SharedSnapshot,
+    inputs: mpsc::Sender<PlaneInput>,
+    status: watch::Receiver<Arc<Status>>,
+    plane_metrics: Arc<PlaneMetrics>,
+    dns_metrics: DnsMetrics,
+    vantage: String,
+    secret: Option<Secret>,
+}
+
+impl ServiceBackend {
+    pub(crate) fn new(
+        shared: SharedSnapshot,
+        plane: &PlaneHandle,
+        dns_metrics: DnsMetrics,
+        vantage: String,
+        secret: Option<Secret>,
+    ) -> Self {
+        Self {
+            shared,
+            inputs: plane.inputs.clone(),
+            status: plane.status.clone(),
+            plane_metrics: plane.metrics.clone(),
+            dns_metrics,
+            vantage,
+            secret,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminBackend for ServiceBackend {
+    async fn submit_report(
+        &self,
+        body: Bytes,
+        signature: Option<String>,
+    ) -> Result<(), ReportError> {
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::Report {
+            body,
+            signature,
+            reply,
+        };
+        if self.inputs.send(input).await.is_err() {
+            return Err(ReportError::Malformed);
+        }
+        answer.await.unwrap_or(Err(ReportError::Malformed))
+    }
+
+    async fn force(&self, endpoint: String, state: Option<HealthState>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::Force {
+            endpoint,
+            state,
+            reply,
+        };
+        self.inputs
+            .send(input)
+            .await
+            .map_err(|_| "shutting down".to_owned())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("shutting down".to_owned()))
+    }
+
+    fn status(&self) -> Arc<Status> {
+        self.status.borrow().clone()
+    }
+
+    fn health(&self) -> HealthView {
+        let snapshot = self.shared.load_full();
+        HealthView {
+            generation: snapshot.generation,
+            endpoints: snapshot
+                .health
+                .endpoints()
+                .iter()
+                .enumerate()
+                .map(|(i, h)| EndpointState {
+                    endpoint: snapshot.config.endpoint_label(EndpointIndex(i as u32)),
+                    state: h.state,
+                })
+                .collect(),
+        }
+    }
+
+    fn peer_state(&self) -> Option<(Vec<u8>, String)> {
+        let secret = self.secret.as_ref()?;
+        let snapshot = self.shared.load_full();
+        let state = PeerState {
+            vantage: self.vantage.clone(),
+            sent_at_ms: unix_ms(),
+            endpoints: snapshot
+                .health
+                .endpoints()
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.source != crate::health::HealthSource::Assumed)
+                .map(|(i, h)| {
+                    (
+                        snapshot.config.endpoint_label(EndpointIndex(i as u32)),
+                        h.state,
+                    )
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&state).ok()?;
+        let signature = sign(secret, &body);
+        Some((body, signature))
+    }
+
+    fn metrics(&self) -> String {
+        render_metrics(
+            &self.shared,
+            &self.status(),
+            &self.plane_metrics,
+            &self.dns_metrics,
+        )
+    }
+
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// Prometheus text exposition of every counter and gauge.
+fn render_metrics(
+    shared: &SharedSnapshot,
+    status: &Status,
+    plane: &PlaneMetrics,
+    dns: &DnsMetrics,
+) -> String {
+    let mut out = String::with_capacity(4096);
+    let totals = dns.totals();
+    let _ = writeln!(
+        out,
+        "# HELP {} DNS responses by response code.",
+        metrics::DNS_RESPONSES_TOTAL
+    );
+    let _ = writeln!(out, "# TYPE {} counter", metrics::DNS_RESPONSES_TOTAL);
+    for (i, (_, label)) in COUNTED_RCODES.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}{{rcode=\"{label}\"}} {}",
+            metrics::DNS_RESPONSES_TOTAL,
+            totals.responses[i]
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}{{rcode=\"other\"}} {}",
+        metrics::DNS_RESPONSES_TOTAL,
+        totals.responses[7]
+    );
+    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter(
+        &mut out,
+        metrics::DNS_DROPPED_TOTAL,
+        "Datagrams dropped without a response.",
+        totals.dropped,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TRUNCATED_TOTAL,
+        "UDP responses truncated (TC).",
+        totals.truncated,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_INTERNAL_ERRORS_TOTAL,
+        "Internal errors on the answer path.",
+        totals.internal_errors,
+    );
+    let snapshot = shared.load_full();
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_snapshot_generation Answer snapshot generation.\n# TYPE failoverd_snapshot_generation gauge\nfailoverd_snapshot_generation {}",
+        snapshot.generation
+    );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_endpoint_up Decided endpoint health (1 up, 0 down)."
+    );
+    let _ = writeln!(out, "# TYPE failoverd_endpoint_up gauge");
+    for endpoint in &status.endpoints {
+        let up = u8::from(endpoint.state == HealthState::Up);
+        let _ = writeln!(
+            out,
+            "failoverd_endpoint_up{{endpoint=\"{}\"}} {up}",
+            endpoint.endpoint
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_pool_up Pool health (1 up, 0 down).\n# TYPE failoverd_pool_up gauge"
+    );
+    for pool in &status.pools {
+        let _ = writeln!(
+            out,
+            "failoverd_pool_up{{pool=\"{}\"}} {}",
+            pool.pool,
+            u8::from(pool.up)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_vantage_partitioned Vantage points whose votes are ignored as partitioned.\n# TYPE failoverd_vantage_partitioned gauge"
+    );
+    for vantage in &status.vantages {
+        let _ = writeln!(
+            out,
+            "failoverd_vantage_partitioned{{vantage=\"{}\"}} {}",
+            vantage.name,
+            u8::from(vantage.partitioned)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_vantage_fresh Vantage points with a fresh report.\n# TYPE failoverd_vantage_fresh gauge"
+    );
+    for vantage in &status.vantages {
+        let _ = writeln!(
+            out,
+            "failoverd_vantage_fresh{{vantage=\"{}\"}} {}",
+            vantage.name,
+            u8::from(vantage.fresh)
+        );
+    }
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_reports_received_total Reports from vantage points by result.\n# TYPE failoverd_reports_received_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_reports_received_total{{result=\"accepted\"}} {}",
+        load(&plane.reports_accepted)
+    );
+    for (label, count) in &plane.reports_rejected {
+        let _ = writeln!(
+            out,
+            "failoverd_reports_received_total{{result=\"{label}\"}} {}",
+            load(count)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_probes_total Probes run by this vantage point.\n# TYPE failoverd_probes_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_probes_total{{result=\"ok\"}} {}",
+        load(&plane.probes_ok)
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_probes_total{{result=\"failed\"}} {}",
+        load(&plane.probes_failed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_reports_sent_total Reports pushed to servers.\n# TYPE failoverd_reports_sent_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_reports_sent_total{{result=\"delivered\"}} {}",
+        load(&plane.reporter.sent)
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_reports_sent_total{{result=\"failed\"}} {}",
+        load(&plane.reporter.failed)
+    );
+    counter(
+        &mut out,
+        "failoverd_endpoint_changes_total",
+        "Decided endpoint state changes.",
+        load(&plane.health_changes),
+    );
+    out
+}

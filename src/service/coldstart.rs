@@ -1,0 +1,147 @@
+//! Where a starting server's health comes from before its probes have spoken: the
+//! saved state file, then its peers' current view, then defaults — so a restart does
+//! not answer with endpoints that are known to be down.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::plane::Initial;
+use crate::admin::api::PeerState;
+use crate::config::{ColdStart, Config};
+use crate::health::persist;
+use crate::health::report::{MAX_CLOCK_SKEW, SIGNATURE_HEADER, verify};
+use crate::model::{EndpointIndex, HealthState};
+use crate::probe::reporter::unix_ms;
+
+/// How long a starting server waits for its peers.
+const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether an endpoint may start from a remembered state: unless every record using
+/// its pool says `cold_start = "assume-up"`.
+fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
+    let pool = config.endpoint(endpoint).pool;
+    let mut using = config.records.iter().filter(|r| {
+        r.pools.all_lists().iter().any(|list| list.contains(&pool))
+            || matches!(r.all_down, crate::config::AllDown::Fallback(p) if p == pool)
+    });
+    let mut any = false;
+    let all_assume_up = using.all(|r| {
+        any = true;
+        r.cold_start == ColdStart::AssumeUp
+    });
+    !(any && all_assume_up)
+}
+
+/// Builds the starting state: state file first, then peers (which know the present).
+pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Initial {
+    let mut initial = Initial::default();
+    if let Some(path) = &config.health.state_file {
+        match persist::load(path) {
+            Ok(Some(saved)) => {
+                tracing::info!(path = %path.display(), endpoints = saved.endpoints.len(), "health state restored");
+                initial.states = saved
+                    .endpoints
+                    .into_iter()
+                    .map(|(k, v)| (k, v.state))
+                    .collect();
+                initial.forced = saved.forced;
+                initial.sequences = saved.sequences;
+            }
+            Ok(None) => tracing::info!(path = %path.display(), "no saved health state yet"),
+            Err(error) => {
+                tracing::warn!(%error, "saved health state unusable; starting without it")
+            }
+        }
+    }
+    if !config.health.servers.is_empty() {
+        let peers = ask_peers(config, own_vantage).await;
+        if !peers.is_empty() {
+            tracing::info!(endpoints = peers.len(), "health state taken from peers");
+        }
+        initial.states.extend(peers);
+    }
+    // Endpoints whose records all assume up forget what was saved.
+    let labels: BTreeMap<String, EndpointIndex> = (0..config.endpoints.len())
+        .map(|i| {
+            (
+                config.endpoint_label(EndpointIndex(i as u32)),
+                EndpointIndex(i as u32),
+            )
+        })
+        .collect();
+    initial
+        .states
+        .retain(|label, _| labels.get(label).is_some_and(|&e| remembers(config, e)));
+    initial
+}
+
+/// Asks every server for its decided states; per endpoint, the majority of the peers
+/// that answered (with a valid signature) wins.
+async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, HealthState> {
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PEER_TIMEOUT)
+        .build()
+    else {
+        return BTreeMap::new();
+    };
+    let requests = config.health.servers.iter().map(|server| {
+        let request = client.get(format!("{server}/v1/state")).send();
+        async move {
+            let response = request.await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            let signature = response
+                .headers()
+                .get(SIGNATURE_HEADER)?
+                .to_str()
+                .ok()?
+                .to_owned();
+            let body = response.bytes().await.ok()?;
+            Some((signature, body))
+        }
+    });
+    let answers = tokio::time::timeout(PEER_TIMEOUT * 2, futures_util::future::join_all(requests))
+        .await
+        .unwrap_or_default();
+    let mut votes: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for (signature, body) in answers.into_iter().flatten() {
+        let Ok(state) = serde_json::from_slice::<PeerState>(&body) else {
+            continue;
+        };
+        if state.vantage == own_vantage {
+            continue;
+        }
+        let secret = config
+            .vantage_by_name(&state.vantage)
+            .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
+        let authentic = secret.is_some_and(|s| verify(&s, &body, &signature));
+        let recent = state.sent_at_ms.abs_diff(unix_ms()) <= MAX_CLOCK_SKEW.as_millis() as u64;
+        if !authentic || !recent {
+            tracing::warn!(peer = %state.vantage, "ignoring unauthenticated or stale peer state");
+            continue;
+        }
+        for (endpoint, health) in state.endpoints {
+            let entry = votes.entry(endpoint).or_default();
+            match health {
+                HealthState::Up => entry.0 += 1,
+                HealthState::Down => entry.1 += 1,
+            }
+        }
+    }
+    votes
+        .into_iter()
+        .filter(|(_, (up, down))| up != down)
+        .map(|(endpoint, (up, down))| {
+            (
+                endpoint,
+                if down > up {
+                    HealthState::Down
+                } else {
+                    HealthState::Up
+                },
+            )
+        })
+        .collect()
+}
