@@ -1,0 +1,170 @@
+//! Endpoint health from a running failoverd server, for mirror mode: polls the admin
+//! API's `GET {url}/v1/health` and publishes a [`HealthSnapshot`] on a watch channel
+//! whenever it changes.
+//!
+//! The answer looks like
+//! `{"generation": 7, "endpoints": [{"endpoint": "web-eu/eu-1", "state": "up"}, …]}`.
+//! Endpoints missing from the answer keep the configuration's default (forced state,
+//! else up); unknown endpoints are ignored. Only plain `http://` URLs are supported
+//! (the admin API listens on a private address).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::health::HealthSnapshot;
+use crate::health::{EndpointHealth, HealthSource};
+use crate::model::{EndpointIndex, HealthState};
+
+/// Errors of the health feed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HealthFeedError {
+    /// The URL is not a usable `http://` URL.
+    #[error("invalid health URL {0:?}: {1}")]
+    Url(String, String),
+    /// The request failed.
+    #[error("GET {0}: {1}")]
+    Request(String, String),
+    /// The server answered with an error status.
+    #[error("GET {0}: HTTP {1}")]
+    Status(String, u16),
+    /// The answer is not the expected JSON.
+    #[error("GET {0}: bad JSON: {1}")]
+    Json(String, String),
+}
+
+/// The JSON answer of `/v1/health`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HealthReport {
+    /// Health generation (increases on every change).
+    pub generation: u64,
+    /// Per-endpoint states.
+    pub endpoints: Vec<EndpointReport>,
+}
+
+/// One endpoint of a [`HealthReport`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct EndpointReport {
+    /// `pool/endpoint`.
+    pub endpoint: String,
+    /// `up` or `down`.
+    pub state: HealthState,
+}
+
+impl HealthReport {
+    /// The snapshot this report describes for `config`.
+    pub fn snapshot(&self, config: &Config) -> HealthSnapshot {
+        let mut snapshot = HealthSnapshot::from_config(config);
+        for (i, _) in config.endpoints.iter().enumerate() {
+            let index = EndpointIndex(i as u32);
+            let label = config.endpoint_label(index);
+            if let Some(report) = self.endpoints.iter().find(|e| e.endpoint == label) {
+                snapshot = snapshot.with(
+                    index,
+                    EndpointHealth {
+                        state: report.state,
+                        source: HealthSource::Observed,
+                    },
+                );
+            }
+        }
+        snapshot
+    }
+}
+
+/// A client of one server's `/v1/health`.
+pub struct HealthFeed {
+    url: hyper::Uri,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl HealthFeed {
+    /// A feed from a server's admin base URL (`http://host:port`).
+    pub fn new(base_url: &str) -> Result<Self, HealthFeedError> {
+        let full = format!("{}/v1/health", base_url.trim_end_matches('/'));
+        let url: hyper::Uri = full.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+            HealthFeedError::Url(full.clone(), e.to_string())
+        })?;
+        if url.scheme_str() != Some("http") {
+            return Err(HealthFeedError::Url(
+                full,
+                "only http:// is supported".into(),
+            ));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Ok(Self {
+            url,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    /// Fetches the current report.
+    pub async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
+        let url = self.url.to_string();
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), self.client.get(self.url.clone()))
+                .await
+                .map_err(|_| HealthFeedError::Request(url.clone(), "timed out".into()))?
+                .map_err(|e| HealthFeedError::Request(url.clone(), e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| HealthFeedError::Request(url.clone(), e.to_string()))?
+            .to_bytes();
+        if status != 200 {
+            return Err(HealthFeedError::Status(url, status));
+        }
+        serde_json::from_slice(&body).map_err(|e| HealthFeedError::Json(url, e.to_string()))
+    }
+
+    /// Polls every `interval` until `shutdown`, publishing changed snapshots. Errors
+    /// are logged and the last snapshot is kept.
+    pub async fn run(
+        self,
+        config: Arc<Config>,
+        interval: Duration,
+        sender: watch::Sender<Arc<HealthSnapshot>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut generation = None;
+        loop {
+            match self.fetch().await {
+                Ok(report) => {
+                    let snapshot = report.snapshot(&config);
+                    let changed = sender.send_if_modified(|current| {
+                        if **current == snapshot {
+                            false
+                        } else {
+                            *current = Arc::new(snapshot);
+                            true
+                        }
+                    });
+                    if changed || generation != Some(report.generation) {
+                        tracing::debug!(generation = report.generation, changed, "health report");
+                    }
+                    generation = Some(report.generation);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read health; keeping the last known")
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
