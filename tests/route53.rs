@@ -780,3 +780,122 @@ fn cli_plan_and_apply_against_moto() {
     assert_eq!(code, Some(0));
     assert!(stdout.contains("No changes."), "{stdout}");
 }
+
+/// A stand-in for a failoverd server's admin API: answers `GET /v1/health` with
+/// whatever JSON the test puts in `body`.
+async fn health_server(body: Arc<std::sync::Mutex<String>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let ok = request.starts_with(b"GET /v1/health ");
+                let text = body.lock().expect("body").clone();
+                let response = if ok {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .into()
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn health_json(generation: u64, eu_state: &str) -> String {
+    format!(
+        r#"{{"generation": {generation}, "endpoints": [
+            {{"endpoint": "eu/eu-1", "state": "{eu_state}"}},
+            {{"endpoint": "eu/eu-2", "state": "{eu_state}"}},
+            {{"endpoint": "us/us-1", "state": "up"}},
+            {{"endpoint": "unknown/x", "state": "down"}}]}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let body = Arc::new(std::sync::Mutex::new(health_json(1, "up")));
+    let port = health_server(body.clone()).await;
+    let text = config(
+        &moto,
+        false,
+        &base(EU, US, POOLS, 30).replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\nroute53 = \"mirror\"",
+        ),
+    );
+    let workspace = Workspace::new(ZONE, "");
+    let path = workspace.write_config(&text);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+        .args(["route53", "sync", "--config"])
+        .arg(&path)
+        .args(["--health-url", &format!("http://127.0.0.1:{port}")])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start failoverd route53 sync");
+    let www = || {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
+    };
+    let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    let reached_eu = eventually(Duration::from_secs(30), || async { www().await == eu }).await;
+    if reached_eu {
+        *body.lock().expect("body") = health_json(2, "down");
+    }
+    let reached_us =
+        reached_eu && eventually(Duration::from_secs(30), || async { www().await == us }).await;
+    // SIGTERM: the loop stops cleanly.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(reached_eu, "initial sync from the health API");
+    assert!(
+        reached_us,
+        "mirror update after the health API reported eu down"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit on SIGTERM: {status:?}"
+    );
+}

@@ -266,3 +266,15 @@ fn route53_values_of_other_types() {
     assert_eq!(route53_value(257, &caa).unwrap(), "0 issue \"ca.net\"");
     assert!(route53_value(rtype::A, &[1, 2, 3]).is_err());
 }
+
+#[test]
+fn example_configuration_is_valid_and_fully_supported() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/route53.toml");
+    let (config, warnings) =
+        Config::load_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(warnings.warnings.is_empty(), "{warnings}");
+    let (zones, _) = crate::zone::load(&config).unwrap_or_else(|d| panic!("{d}"));
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(state.unsupported.is_empty(), "{:?}", state.unsupported);
+    assert_eq!(state.health_checks.len(), 4);
+}
