@@ -28,6 +28,10 @@ use crate::config::{Config, Route53Config, Route53Mode};
 use crate::health::HealthSnapshot;
 use crate::zone::ZoneSet;
 
+/// A burst of health changes is written at most this many `debounce` periods after
+/// its first change.
+pub const MAX_DEBOUNCE_FACTOR: u32 = 5;
+
 /// Errors of the agent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -242,7 +246,8 @@ impl Agent {
 
     /// Runs until `shutdown`: a full reconcile every `sync_interval` (and at start),
     /// and, for mirror-mode records, a reconcile `debounce` after health stops
-    /// changing.
+    /// changing — but no later than [`MAX_DEBOUNCE_FACTOR`] × `debounce` after the
+    /// first change, so a flapping endpoint cannot hold every update back.
     pub async fn run(
         &self,
         mut health: watch::Receiver<Arc<HealthSnapshot>>,
@@ -253,6 +258,7 @@ impl Agent {
         let mirror = self.has_mirror_records();
         let mut next_full = Instant::now();
         let mut pending: Option<Instant> = None;
+        let mut first_change: Option<Instant> = None;
         let mut health_open = true;
         loop {
             let debounce_deadline =
@@ -264,16 +270,23 @@ impl Agent {
                     let _ = self.reconcile(&snapshot, false).await;
                     next_full = Instant::now() + interval;
                     pending = None;
+                    first_change = None;
                 }
                 () = tokio::time::sleep_until(debounce_deadline), if pending.is_some() => {
                     let snapshot = health.borrow_and_update().clone();
                     tracing::info!("health changed; updating mirror-mode records");
                     let _ = self.reconcile(&snapshot, false).await;
                     pending = None;
+                    first_change = None;
                 }
                 changed = health.changed(), if health_open => {
                     match changed {
-                        Ok(()) if mirror => pending = Some(Instant::now() + debounce),
+                        Ok(()) if mirror => {
+                            let now = Instant::now();
+                            let first = *first_change.get_or_insert(now);
+                            let latest = first + debounce * MAX_DEBOUNCE_FACTOR;
+                            pending = Some((now + debounce).min(latest));
+                        }
                         Ok(()) => {}
                         Err(_) => health_open = false,
                     }

@@ -83,7 +83,7 @@ impl ApplyReport {
     /// A one-paragraph summary.
     pub fn summary(&self) -> String {
         let mut text = format!(
-            "applied {} record changes in {} requests; health checks: {} created, {} updated, \
+            "applied {} record changes in {} request(s); health checks: {} created, {} updated, \
              {} deleted; propagation {:.1}s",
             self.changes_applied,
             self.batches,

@@ -64,15 +64,20 @@ pub struct EndpointReport {
 impl HealthReport {
     /// The snapshot this report describes for `config`.
     pub fn snapshot(&self, config: &Config) -> HealthSnapshot {
+        let reported: std::collections::HashMap<&str, HealthState> = self
+            .endpoints
+            .iter()
+            .map(|e| (e.endpoint.as_str(), e.state))
+            .collect();
         let mut snapshot = HealthSnapshot::from_config(config);
         for (i, _) in config.endpoints.iter().enumerate() {
             let index = EndpointIndex(i as u32);
             let label = config.endpoint_label(index);
-            if let Some(report) = self.endpoints.iter().find(|e| e.endpoint == label) {
+            if let Some(&state) = reported.get(label.as_str()) {
                 snapshot = snapshot.with(
                     index,
                     EndpointHealth {
-                        state: report.state,
+                        state,
                         source: HealthSource::Observed,
                     },
                 );
@@ -166,5 +171,39 @@ impl HealthFeed {
                 () = tokio::time::sleep(interval) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_maps_labels_and_keeps_defaults_for_missing_endpoints() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/route53.toml");
+        let (config, _) = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let report: HealthReport = serde_json::from_str(
+            r#"{"generation": 7, "endpoints": [
+                {"endpoint": "web-eu/eu-1", "state": "down"},
+                {"endpoint": "web-us/us-2", "state": "up"},
+                {"endpoint": "nowhere/x", "state": "down"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.generation, 7);
+        let snapshot = report.snapshot(&config);
+        let label = |i: u32| config.endpoint_label(EndpointIndex(i));
+        assert_eq!(label(0), "web-eu/eu-1");
+        assert_eq!(snapshot.state(EndpointIndex(0)), HealthState::Down);
+        assert_eq!(snapshot.state(EndpointIndex(1)), HealthState::Up);
+        assert_eq!(
+            snapshot.get(EndpointIndex(1)).map(|h| h.source),
+            Some(HealthSource::Assumed)
+        );
+        assert_eq!(
+            snapshot.get(EndpointIndex(3)).map(|h| h.source),
+            Some(HealthSource::Observed)
+        );
+        assert!(HealthFeed::new("https://example.com").is_err());
+        assert!(HealthFeed::new("http://127.0.0.1:9353/").is_ok());
     }
 }
