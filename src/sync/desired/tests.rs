@@ -278,3 +278,27 @@ fn example_configuration_is_valid_and_fully_supported() {
     assert!(state.unsupported.is_empty(), "{:?}", state.unsupported);
     assert_eq!(state.health_checks.len(), 4);
 }
+
+#[test]
+fn section_mode_is_the_default_of_records() {
+    let (config, _) = load(RECORDS);
+    assert!(
+        config
+            .records
+            .iter()
+            .all(|r| r.route53 == Route53Mode::Native)
+    );
+    // `extra` lands inside [route53]: `mode = "mirror"` makes mirror the default.
+    let (config, zones) = load(&format!("mode = \"mirror\"\n{RECORDS}"));
+    assert!(
+        config
+            .records
+            .iter()
+            .all(|r| r.route53 == Route53Mode::Mirror)
+    );
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(
+        state.health_checks.is_empty(),
+        "mirror mode creates no health checks"
+    );
+}
