@@ -265,6 +265,35 @@ async fn config_changes_give_exactly_the_expected_changes() {
     assert!(agent.apply(&forced).await.expect("apply").is_complete());
     let done = agent.plan(&health(&cfg), false).await.expect("plan");
     assert!(done.is_empty(), "{}", done.render_table());
+
+    // Remove the failover record: its aliases go before the pool sets they target,
+    // each DELETE with the record set as read.
+    let without_www = base(EU, &us_heavier, r#"["us", "eu"]"#, 60);
+    let start = without_www.find("[[records]]").expect("records");
+    let end = without_www[start + 1..]
+        .find("[[records]]")
+        .expect("second")
+        + start
+        + 1;
+    let without_www = format!("{}{}", &without_www[..start], &without_www[end..]);
+    let (agent, plan, cfg) = apply(without_www).await;
+    assert_eq!(plan.zones[0].counts(), (0, 0, 6));
+    let forced = agent.plan(&health(&cfg), true).await.expect("plan");
+    assert!(agent.apply(&forced).await.expect("apply").is_complete());
+    let left: Vec<String> = support::records(&sdk, &zone_id)
+        .await
+        .iter()
+        .map(|r| r.name().to_owned())
+        .filter(|n| n.contains("www"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
