@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! metrics, model → config → zone, health → policy → dns → service
+//!                                     policy → sync (Route 53 agent)
 //! ```
 //!
 //! - [`config`]: TOML `Spec` types validated into a typed [`config::Config`], with every
@@ -14,6 +15,7 @@
 //! - [`policy`]: the pure policy engine (failover, weighted, multivalue, geo).
 //! - [`dns`]: wire parsing, resolution, pre-encoded answers, UDP/TCP listeners.
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
+//! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
 
 #![warn(clippy::print_stdout)]
 
@@ -26,4 +28,5 @@ pub mod model;
 pub mod policy;
 pub mod probe;
 pub mod service;
+pub mod sync;
 pub mod zone;

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use failoverd::config::ConfigSource;
 use failoverd::service::{self, Service};
 
+mod route53_cli;
+
 #[derive(Parser)]
 #[command(
     name = "failoverd",
@@ -66,6 +68,8 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
+    Route53(route53_cli::Route53Args),
 }
 
 fn init_logging(format: LogFormat) {
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
             path,
             deny_warnings,
         } => check_config(&path, deny_warnings),
+        Command::Route53(args) => route53_cli::run(args),
     };
     match result {
         Ok(code) => code,

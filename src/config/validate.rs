@@ -30,6 +30,8 @@ use crate::model::{
 #[derive(Clone, Copy)]
 struct RecordDefaults {
     route53: bool,
+    /// Mode of records without their own `route53` key (`[route53] mode`).
+    route53_mode: Route53Mode,
     cold_start: ColdStart,
 }
 
@@ -93,6 +95,10 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let health = v.health(&sections.health, &vantages, &source);
     let defaults = RecordDefaults {
         route53: route53.is_some(),
+        route53_mode: match sections.route53.as_ref().and_then(|s| s.mode.as_deref()) {
+            Some("mirror") => Route53Mode::Mirror,
+            _ => Route53Mode::Native,
+        },
         cold_start: health.cold_start,
     };
     let records = v.records(&sections.records, &geo, defaults);
@@ -918,7 +924,7 @@ impl Validator<'_> {
             }
         };
         let route53_mode = match spec.route53.as_deref() {
-            None if route53 => Route53Mode::Native,
+            None if route53 => defaults.route53_mode,
             None => Route53Mode::Off,
             Some("native") => Route53Mode::Native,
             Some("mirror") => Route53Mode::Mirror,

@@ -1,0 +1,211 @@
+//! `failoverd route53 plan|apply|sync`: the command-line face of [`failoverd::sync`].
+//!
+//! - `plan` (also what `failoverd route53 --config PATH` does): read Route 53, print
+//!   the plan (a table, or JSON with `--json`); changes nothing.
+//! - `apply`: plan, print it, apply it unless refused (`--force` overrides the safety
+//!   guard), print what was done.
+//! - `sync`: run until SIGINT/SIGTERM, reconciling every `sync_interval` and, for
+//!   mirror-mode records, after health changes (`--health-url`).
+//!
+//! Exit status: 0 success; 1 when the plan has unsupported records, apply was
+//! refused, or a change failed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use failoverd::config::{Config, ConfigSource};
+use failoverd::health::HealthSnapshot;
+use failoverd::service;
+use failoverd::sync::health_feed::HealthFeed;
+use failoverd::sync::route53::ClientOptions;
+use failoverd::sync::{Agent, AgentError};
+use tokio_util::sync::CancellationToken;
+
+/// How often `--health-url` is polled.
+const HEALTH_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `failoverd route53 …`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct Route53Args {
+    #[command(subcommand)]
+    action: Option<Route53Action>,
+    /// Without a subcommand: `plan` (a dry run).
+    #[command(flatten)]
+    plan: PlanArgs,
+}
+
+#[derive(Subcommand)]
+enum Route53Action {
+    /// Show what would change in Route 53 (dry run; changes nothing).
+    Plan(PlanArgs),
+    /// Apply the plan.
+    Apply(ApplyArgs),
+    /// Keep Route 53 in sync until interrupted.
+    Sync(SyncArgs),
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// Configuration file (with a [route53] section).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// Configuration file (with a [route53] section).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Apply even if the plan changes more than 30 % of owned records or the apex
+    /// NS/SOA.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    /// Configuration file (with a [route53] section).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Admin base URL of a failoverd server whose health drives mirror-mode records
+    /// (polls GET {URL}/v1/health); without it, health is the configured forced
+    /// states.
+    #[arg(long)]
+    health_url: Option<String>,
+}
+
+/// Runs a `route53` subcommand.
+pub(crate) fn run(args: Route53Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("failoverd-route53")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match args.action {
+            Some(Route53Action::Plan(plan)) => plan_command(plan).await,
+            Some(Route53Action::Apply(apply)) => apply_command(apply).await,
+            Some(Route53Action::Sync(sync)) => sync_command(sync).await,
+            None => plan_command(args.plan).await,
+        }
+    })
+}
+
+/// Loads the configuration and zones and connects the agent; also returns the health
+/// the configuration implies (forced states, else up).
+async fn connect(path: &Path) -> anyhow::Result<(Agent, Arc<Config>, HealthSnapshot)> {
+    let source =
+        ConfigSource::from_file(path).with_context(|| format!("reading {}", path.display()))?;
+    let loaded = match service::load(source) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            bail!("configuration has {} errors", diagnostics.errors.len());
+        }
+    };
+    for warning in &loaded.warnings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config.clone();
+    let health = HealthSnapshot::from_config(&config);
+    match Agent::connect(
+        loaded.config,
+        Arc::new(loaded.zones),
+        ClientOptions::default(),
+    )
+    .await
+    {
+        Ok(agent) => Ok((agent, config, health)),
+        Err(AgentError::NotConfigured) => bail!("{} has no [route53] section", path.display()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let Some(path) = args.config else {
+        bail!("--config is required");
+    };
+    let (agent, _, health) = connect(&path).await?;
+    let plan = agent.plan(&health, false).await?;
+    if args.json {
+        println!("{}", plan.to_json());
+    } else {
+        print!("{}", plan.render_table());
+    }
+    Ok(if plan.unsupported.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let (agent, _, health) = connect(&args.config).await?;
+    let plan = agent.plan(&health, args.force).await?;
+    print!("{}", plan.render_table());
+    if plan.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match agent.apply(&plan).await {
+        Ok(report) => {
+            println!("\n{}", report.summary());
+            Ok(if report.is_complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(AgentError::Apply(failoverd::sync::apply::ApplyError::Refused(reason))) => {
+            eprintln!("failoverd: not applied: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let (agent, config, health) = connect(&args.config).await?;
+    let shutdown = CancellationToken::new();
+    let (sender, receiver) = tokio::sync::watch::channel(Arc::new(health));
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(url) = &args.health_url {
+        let feed = HealthFeed::new(url)?;
+        tasks.spawn(feed.run(
+            config.clone(),
+            HEALTH_POLL_INTERVAL,
+            sender,
+            shutdown.clone(),
+        ));
+    }
+    let signals = shutdown.clone();
+    tasks.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        signals.cancel();
+    });
+    tracing::info!(mirror = agent.has_mirror_records(), "route53 sync started");
+    agent.run(receiver, shutdown.clone()).await;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    tracing::info!(metrics = %agent.metrics().render_prometheus(), "route53 sync stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,775 @@
+//! Desired Route 53 state, computed from the configuration, the zone files and (for
+//! mirror mode) a health snapshot. Pure: no I/O.
+//!
+//! ```text
+//!  native failover, pools [eu, us, ap]:
+//!    www              A  failover PRIMARY   alias → _pool-eu.www      (evaluate health)
+//!    www              A  failover SECONDARY alias → _failover-1.www
+//!    _failover-1.www  A  failover PRIMARY   alias → _pool-us.www
+//!    _failover-1.www  A  failover SECONDARY alias → _pool-ap.www
+//!    _pool-eu.www     A  weighted|multivalue, one set per endpoint, each with its
+//!                        endpoint's health check (and so on for us, ap)
+//!  native weighted / multivalue: one set per endpoint of every pool, at the name.
+//!  mirror: a plain record set with the policy's current answers (CNAME and weighted
+//!          records: weighted sets without health checks), rewritten on change.
+//!  static: every RRset of zones with sync_static, except the apex NS and SOA.
+//! ```
+//!
+//! Markers of ownership are not part of the desired state: the planner adds them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::model::{
+    AliasTarget, FailoverRole, HealthCheckProtocol, HealthCheckRef, HealthCheckSpec, RecordKey,
+    RecordSet, RecordType, Routing, canonical_name, canonical_name_from_wire, is_in_zone,
+    stable_hash, txt_value,
+};
+use super::owner::set_identifier;
+use crate::config::{CheckKind, Config, DynamicRecord, PoolChoice, Route53Mode, Selection};
+use crate::health::HealthSnapshot;
+use crate::model::{DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex};
+use crate::policy;
+use crate::zone::{ZoneSet, rtype};
+
+/// Where a desired record set comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordSource {
+    /// A dynamic record in native mode.
+    Native {
+        /// The dynamic record's name.
+        record: String,
+    },
+    /// A dynamic record in mirror mode.
+    Mirror {
+        /// The dynamic record's name.
+        record: String,
+    },
+    /// A static record from a zone file.
+    Static,
+}
+
+/// A desired record set with its origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DesiredRecord {
+    /// The record set.
+    pub set: RecordSet,
+    /// Where it comes from.
+    pub source: RecordSource,
+}
+
+/// Desired record sets of one hosted zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DesiredZone {
+    /// Canonical zone name.
+    pub zone: String,
+    /// Hosted zone id from the configuration, if given.
+    pub hosted_zone_id: Option<String>,
+    /// Record sets by key.
+    pub records: BTreeMap<RecordKey, DesiredRecord>,
+}
+
+/// A dynamic record the agent cannot express in Route 53.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unsupported {
+    /// The record (`name TYPE`).
+    pub record: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything the agent wants Route 53 to hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DesiredState {
+    /// Hosted zones, in configuration order.
+    pub zones: Vec<DesiredZone>,
+    /// Health checks by key (endpoint label `pool/endpoint`).
+    pub health_checks: BTreeMap<String, HealthCheckSpec>,
+    /// Records that cannot be expressed (plan errors).
+    pub unsupported: Vec<Unsupported>,
+    /// Things worth knowing that do not stop a plan.
+    pub warnings: Vec<String>,
+}
+
+impl DesiredState {
+    /// Number of desired record sets across zones.
+    pub fn record_count(&self) -> usize {
+        self.zones.iter().map(|z| z.records.len()).sum()
+    }
+}
+
+/// Computes the desired state. `health` decides mirror-mode answers only.
+pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) -> DesiredState {
+    let mut builder = Builder {
+        config,
+        state: DesiredState::default(),
+        warnings: BTreeSet::new(),
+    };
+    let Some(route53) = &config.route53 else {
+        return builder.state;
+    };
+    for hosted in &route53.zones {
+        builder.state.zones.push(DesiredZone {
+            zone: canonical_name(&hosted.zone),
+            hosted_zone_id: hosted.hosted_zone_id.clone(),
+            records: BTreeMap::new(),
+        });
+    }
+    for (i, hosted) in route53.zones.iter().enumerate() {
+        if hosted.sync_static {
+            builder.static_records(i, zones);
+        }
+    }
+    for record in &config.records {
+        builder.dynamic_record(record, health);
+    }
+    let mut state = builder.state;
+    state.warnings = builder.warnings.into_iter().collect();
+    state
+}
+
+/// How the endpoints of one record set group are expressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetStyle {
+    /// One weighted record set per endpoint.
+    Weighted,
+    /// One weighted record set per endpoint, all of weight 1 (drained: 0).
+    EqualWeights,
+    /// One multivalue-answer record set per endpoint.
+    MultiValue,
+}
+
+struct Builder<'a> {
+    config: &'a Config,
+    state: DesiredState,
+    warnings: BTreeSet<String>,
+}
+
+impl Builder<'_> {
+    fn zone_index(&self, name: &str) -> Option<usize> {
+        self.state
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| is_in_zone(name, &z.zone))
+            .max_by_key(|(_, z)| z.zone.len())
+            .map(|(i, _)| i)
+    }
+
+    fn insert(&mut self, zone: usize, set: RecordSet, source: RecordSource) {
+        let records = &mut self.state.zones[zone].records;
+        if let Some(existing) = records.get(&set.key) {
+            if existing.set != set {
+                self.warnings.insert(format!(
+                    "{} is defined twice; keeping the first definition",
+                    set.key
+                ));
+            }
+            return;
+        }
+        records.insert(set.key.clone(), DesiredRecord { set, source });
+    }
+
+    fn static_records(&mut self, zone_index: usize, zones: &ZoneSet) {
+        let zone_name = self.state.zones[zone_index].zone.clone();
+        let Some(zone) = zones
+            .zones()
+            .iter()
+            .find(|z| canonical_name_from_wire(z.origin()) == zone_name)
+        else {
+            self.warnings.insert(format!(
+                "{zone_name}: no zone file, so no static records are synced"
+            ));
+            return;
+        };
+        for node in zone.nodes() {
+            let name = canonical_name_from_wire(node.name());
+            for (_, set) in node.rrsets() {
+                if node.is_apex() && (set.rtype == rtype::NS || set.rtype == rtype::SOA) {
+                    continue;
+                }
+                let Some(record_type) = RecordType::from_code(set.rtype) else {
+                    self.warnings.insert(format!(
+                        "{name} {}: type not supported by Route 53; not synced",
+                        crate::zone::store::type_name(set.rtype)
+                    ));
+                    continue;
+                };
+                let values: Result<Vec<String>, String> = zone
+                    .rdata(set)
+                    .iter()
+                    .map(|rdata| route53_value(set.rtype, rdata))
+                    .collect();
+                match values {
+                    Ok(values) => {
+                        let record = RecordSet::simple(&name, record_type, set.ttl, values);
+                        self.insert(zone_index, record, RecordSource::Static);
+                    }
+                    Err(e) => {
+                        self.warnings
+                            .insert(format!("{name} {record_type}: {e}; not synced"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn dynamic_record(&mut self, record: &DynamicRecord, health: &HealthSnapshot) {
+        if record.route53 == Route53Mode::Off {
+            return;
+        }
+        let name = canonical_name(&record.name);
+        let Some(zone) = self.zone_index(&name) else {
+            self.warnings.insert(format!(
+                "{name} {}: not inside any [[route53.zones]]; not synced",
+                record.record_type
+            ));
+            return;
+        };
+        match record.route53 {
+            Route53Mode::Native => self.native(zone, record, &name),
+            Route53Mode::Mirror => self.mirror(zone, record, &name, health),
+            Route53Mode::Off => {}
+        }
+    }
+
+    fn native(&mut self, zone: usize, record: &DynamicRecord, name: &str) {
+        let label = format!("{name} {}", record.record_type);
+        let pools = match &record.pools {
+            PoolChoice::Fixed(pools) => pools.clone(),
+            PoolChoice::Geo { .. } => {
+                self.state.unsupported.push(Unsupported {
+                    record: label,
+                    reason: "geo records cannot be expressed natively (Route 53 geolocation is \
+                             by country and CIDR routing is not supported); use route53 = \
+                             \"mirror\""
+                        .into(),
+                });
+                return;
+            }
+        };
+        if let Err(reason) = self.check_endpoints(&pools) {
+            self.state.unsupported.push(Unsupported {
+                record: label,
+                reason,
+            });
+            return;
+        }
+        if !matches!(record.all_down, crate::config::AllDown::FailOpen) {
+            self.warnings.insert(format!(
+                "{label}: all_down is not fail-open, but Route 53 answers as if every \
+                 endpoint were healthy when none is"
+            ));
+        }
+        let source = RecordSource::Native {
+            record: name.to_owned(),
+        };
+        let is_cname = record.record_type == DynamicType::Cname;
+        let pool_style = if is_cname || record.max_answers == 1 {
+            SetStyle::Weighted
+        } else {
+            SetStyle::MultiValue
+        };
+        match record.selection {
+            Selection::Weighted => {
+                let endpoints = self.endpoints_of(&pools);
+                self.endpoint_sets(zone, record, name, &endpoints, SetStyle::Weighted, &source);
+            }
+            Selection::Multivalue => {
+                let style = if is_cname {
+                    SetStyle::EqualWeights
+                } else {
+                    SetStyle::MultiValue
+                };
+                let endpoints = self.endpoints_of(&pools);
+                self.endpoint_sets(zone, record, name, &endpoints, style, &source);
+            }
+            Selection::Failover => {
+                if pools.len() == 1 {
+                    let endpoints = self.endpoints_of(&pools);
+                    self.endpoint_sets(zone, record, name, &endpoints, pool_style, &source);
+                    return;
+                }
+                let pool_names: Vec<String> = pools
+                    .iter()
+                    .map(|&p| pool_set_name(self.config, p, name))
+                    .collect();
+                for (&pool, pool_name) in pools.iter().zip(&pool_names) {
+                    let endpoints = self.endpoints_of(&[pool]);
+                    self.endpoint_sets(zone, record, pool_name, &endpoints, pool_style, &source);
+                }
+                let link = |i: usize| {
+                    if i == 0 {
+                        name.to_owned()
+                    } else {
+                        format!("_failover-{i}.{name}")
+                    }
+                };
+                let record_type = RecordType::from(record.record_type);
+                let zone_name = self.state.zones[zone].zone.clone();
+                for i in 0..pools.len() - 1 {
+                    let at = link(i);
+                    let secondary_target = if i == pools.len() - 2 {
+                        pool_names[i + 1].clone()
+                    } else {
+                        link(i + 1)
+                    };
+                    for (role, target) in [
+                        (FailoverRole::Primary, pool_names[i].clone()),
+                        (FailoverRole::Secondary, secondary_target),
+                    ] {
+                        let role_name = match role {
+                            FailoverRole::Primary => "primary",
+                            FailoverRole::Secondary => "secondary",
+                        };
+                        let set = RecordSet {
+                            key: RecordKey::new(
+                                &at,
+                                record_type.clone(),
+                                Some(set_identifier(&at, &zone_name, &record_type, role_name)),
+                            ),
+                            ttl: None,
+                            values: Vec::new(),
+                            alias: Some(AliasTarget {
+                                hosted_zone_id: String::new(),
+                                dns_name: target,
+                                evaluate_target_health: true,
+                            }),
+                            routing: Routing::Failover { role },
+                            health_check: None,
+                        };
+                        self.insert(zone, set, source.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every Route 53 health check of the pools' endpoints must be expressible.
+    fn check_endpoints(&mut self, pools: &[PoolIndex]) -> Result<(), String> {
+        for endpoint in self.endpoints_of(pools) {
+            self.health_check(endpoint)?;
+        }
+        Ok(())
+    }
+
+    fn endpoints_of(&self, pools: &[PoolIndex]) -> Vec<EndpointIndex> {
+        let mut out: Vec<EndpointIndex> = Vec::new();
+        let mut targets: Vec<&EndpointTarget> = Vec::new();
+        for &pool in pools {
+            for &e in &self.config.pool(pool).endpoints {
+                let target = &self.config.endpoint(e).target;
+                if !targets.contains(&target) {
+                    targets.push(target);
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds one record set per endpoint at `name`, each with its health check.
+    fn endpoint_sets(
+        &mut self,
+        zone: usize,
+        record: &DynamicRecord,
+        name: &str,
+        endpoints: &[EndpointIndex],
+        style: SetStyle,
+        source: &RecordSource,
+    ) {
+        let config = self.config;
+        let record_type = RecordType::from(record.record_type);
+        let zone_name = self.state.zones[zone].zone.clone();
+        let raw_weights: Vec<u32> = endpoints
+            .iter()
+            .map(|&e| {
+                let weight = config.endpoint(e).weight.0;
+                match style {
+                    SetStyle::EqualWeights => u32::from(weight > 0),
+                    _ => weight,
+                }
+            })
+            .collect();
+        let weights = scale_weights(&raw_weights);
+        let all_drained = raw_weights.iter().all(|&w| w == 0);
+        for (i, &endpoint) in endpoints.iter().enumerate() {
+            let routing = match style {
+                SetStyle::Weighted | SetStyle::EqualWeights => {
+                    Routing::Weighted { weight: weights[i] }
+                }
+                SetStyle::MultiValue if raw_weights[i] == 0 && !all_drained => continue,
+                SetStyle::MultiValue => Routing::MultiValue,
+            };
+            let health_check = match self.health_check(endpoint) {
+                Ok(Some(_)) => Some(HealthCheckRef::Key(config.endpoint_label(endpoint))),
+                _ => None,
+            };
+            let label = config.endpoint_label(endpoint);
+            let set = RecordSet {
+                key: RecordKey::new(
+                    name,
+                    record_type.clone(),
+                    Some(set_identifier(name, &zone_name, &record_type, &label)),
+                ),
+                ttl: Some(record.ttl.0),
+                values: vec![target_value(&config.endpoint(endpoint).target)],
+                alias: None,
+                routing,
+                health_check,
+            };
+            self.insert(zone, set, source.clone());
+        }
+    }
+
+    /// The health check of an endpoint (registered in the desired state), None when
+    /// the endpoint needs none.
+    fn health_check(&mut self, endpoint: EndpointIndex) -> Result<Option<()>, String> {
+        let config = self.config;
+        let label = config.endpoint_label(endpoint);
+        if self.state.health_checks.contains_key(&label) {
+            return Ok(Some(()));
+        }
+        let spec = health_check_spec(config, endpoint, &mut self.warnings)?;
+        Ok(spec.map(|spec| {
+            self.state.health_checks.insert(label, spec);
+        }))
+    }
+
+    fn mirror(&mut self, zone: usize, record: &DynamicRecord, name: &str, health: &HealthSnapshot) {
+        let config = self.config;
+        let pools = policy::pools_for(record, None);
+        let decision = policy::decide(config, record, pools, health);
+        let source = RecordSource::Mirror {
+            record: name.to_owned(),
+        };
+        if decision.candidates.is_empty() {
+            return;
+        }
+        let record_type = RecordType::from(record.record_type);
+        let ttl = decision.ttl.0;
+        if record.record_type == DynamicType::Cname || record.selection == Selection::Weighted {
+            let zone_name = self.state.zones[zone].zone.clone();
+            let raw: Vec<u32> = decision
+                .candidates
+                .iter()
+                .map(|c| {
+                    if record.selection == Selection::Weighted {
+                        c.weight.max(1)
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            let weights = scale_weights(&raw);
+            for (candidate, weight) in decision.candidates.iter().zip(weights) {
+                let label = config.endpoint_label(candidate.endpoint);
+                let set = RecordSet {
+                    key: RecordKey::new(
+                        name,
+                        record_type.clone(),
+                        Some(set_identifier(name, &zone_name, &record_type, &label)),
+                    ),
+                    ttl: Some(ttl),
+                    values: vec![target_value(&config.endpoint(candidate.endpoint).target)],
+                    alias: None,
+                    routing: Routing::Weighted { weight },
+                    health_check: None,
+                };
+                self.insert(zone, set, source.clone());
+            }
+        } else {
+            let values = decision
+                .candidates
+                .iter()
+                .map(|c| target_value(&config.endpoint(c.endpoint).target))
+                .collect();
+            self.insert(
+                zone,
+                RecordSet::simple(name, record_type, ttl, values),
+                source,
+            );
+        }
+    }
+}
+
+impl From<DynamicType> for RecordType {
+    fn from(value: DynamicType) -> Self {
+        match value {
+            DynamicType::A => Self::A,
+            DynamicType::Aaaa => Self::Aaaa,
+            DynamicType::Cname => Self::Cname,
+        }
+    }
+}
+
+/// The hidden name of a record's per-pool set: `_pool-<pool>.<name>`.
+fn pool_set_name(config: &Config, pool: PoolIndex, name: &str) -> String {
+    let pool_name = &config.pool(pool).name;
+    let mut label: String = pool_name
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if label != pool_name.to_ascii_lowercase() || label.len() > 50 {
+        label.truncate(40);
+        label.push_str(&format!(
+            "-{:08x}",
+            stable_hash(pool_name.as_bytes()) as u32
+        ));
+    }
+    format!("_pool-{label}.{name}")
+}
+
+/// Route 53 weights are 0–255: scale larger weights down proportionally, keeping
+/// every positive weight ≥ 1.
+fn scale_weights(weights: &[u32]) -> Vec<u8> {
+    let max = weights.iter().copied().max().unwrap_or(0);
+    weights
+        .iter()
+        .map(|&w| {
+            if max <= 255 {
+                w as u8
+            } else if w == 0 {
+                0
+            } else {
+                let scaled = (u64::from(w) * 255).div_ceil(u64::from(max));
+                scaled.clamp(1, 255) as u8
+            }
+        })
+        .collect()
+}
+
+/// The Route 53 value answering an endpoint.
+fn target_value(target: &EndpointTarget) -> String {
+    match target {
+        EndpointTarget::Address(ip) => ip.to_string(),
+        EndpointTarget::Host(host) => canonical_name(host),
+    }
+}
+
+/// The Route 53 health check probing an endpoint, from its pool's check and its
+/// forced state: forced up = disabled (always healthy), forced down = disabled and
+/// inverted (always unhealthy). None when the endpoint is neither checked nor forced
+/// down (Route 53 treats records without a check as healthy).
+pub fn health_check_spec(
+    config: &Config,
+    endpoint: EndpointIndex,
+    warnings: &mut BTreeSet<String>,
+) -> Result<Option<HealthCheckSpec>, String> {
+    let e = config.endpoint(endpoint);
+    let label = config.endpoint_label(endpoint);
+    let (ip_address, target_host) = match &e.target {
+        EndpointTarget::Address(ip) => (Some(route53_ip(*ip)), None),
+        EndpointTarget::Host(host) => (None, Some(host.trim_end_matches('.').to_owned())),
+    };
+    let Some(check) = config.endpoint_check(endpoint) else {
+        if e.forced != Some(HealthState::Down) {
+            return Ok(None);
+        }
+        // Never probed (disabled): only its inverted status matters.
+        return Ok(Some(HealthCheckSpec {
+            protocol: HealthCheckProtocol::Tcp,
+            ip_address,
+            port: Some(80),
+            resource_path: None,
+            fqdn: target_host,
+            search_string: None,
+            request_interval: 30,
+            failure_threshold: 3,
+            regions: Vec::new(),
+            inverted: true,
+            disabled: true,
+            enable_sni: false,
+        }));
+    };
+    let r53 = &check.route53;
+    let mut regions = r53.regions.clone();
+    regions.sort();
+    let mut spec = HealthCheckSpec {
+        protocol: HealthCheckProtocol::Tcp,
+        ip_address,
+        port: check.kind.port(),
+        resource_path: None,
+        fqdn: target_host.clone(),
+        search_string: None,
+        request_interval: r53.request_interval,
+        failure_threshold: r53.failure_threshold,
+        regions,
+        inverted: false,
+        disabled: false,
+        enable_sni: false,
+    };
+    match &check.kind {
+        CheckKind::Http(http) => {
+            let matching = http.expect_body.as_ref().filter(|b| b.len() <= 255);
+            if http.expect_body.is_some() && matching.is_none() {
+                warnings.insert(format!(
+                    "check {:?}: expect_body is longer than Route 53's 255-character search \
+                     string; Route 53 checks the status only",
+                    check.name
+                ));
+            }
+            spec.protocol = match (http.tls, matching.is_some()) {
+                (false, false) => HealthCheckProtocol::Http,
+                (false, true) => HealthCheckProtocol::HttpStrMatch,
+                (true, false) => HealthCheckProtocol::Https,
+                (true, true) => HealthCheckProtocol::HttpsStrMatch,
+            };
+            spec.search_string = matching.cloned();
+            spec.resource_path = Some(http.path.clone());
+            spec.enable_sni = http.tls;
+            match (&target_host, &http.host) {
+                (None, Some(host)) => spec.fqdn = Some(host.trim_end_matches('.').to_owned()),
+                (Some(target), Some(host))
+                    if !target.eq_ignore_ascii_case(host.trim_end_matches('.')) =>
+                {
+                    warnings.insert(format!(
+                        "check {:?}: Route 53 sends the endpoint's host name {target} as Host \
+                         header, not {host}",
+                        check.name
+                    ));
+                }
+                _ => {}
+            }
+            if http.method != "GET" && http.method != "HEAD" {
+                warnings.insert(format!(
+                    "check {:?}: Route 53 health checks use GET, not {}",
+                    check.name, http.method
+                ));
+            }
+            if !http.headers.is_empty() {
+                warnings.insert(format!(
+                    "check {:?}: Route 53 health checks cannot send custom headers",
+                    check.name
+                ));
+            }
+            if http.expect_status != [(200, 399)] {
+                warnings.insert(format!(
+                    "check {:?}: Route 53 accepts any 2xx or 3xx status",
+                    check.name
+                ));
+            }
+        }
+        CheckKind::Tcp { .. } => {}
+        CheckKind::Dns(_) | CheckKind::Exec { .. } => {
+            return Err(format!(
+                "endpoint {label} uses the {} check {:?}, which Route 53 cannot run",
+                check.kind.name(),
+                check.name
+            ));
+        }
+    }
+    match e.forced {
+        Some(HealthState::Up) => spec.disabled = true,
+        Some(HealthState::Down) => {
+            spec.disabled = true;
+            spec.inverted = true;
+        }
+        None => {}
+    }
+    Ok(Some(spec))
+}
+
+fn route53_ip(ip: IpAddr) -> String {
+    ip.to_string()
+}
+
+/// Route 53's text form of one record's rdata (uncompressed wire form).
+pub fn route53_value(rtype_code: u16, rdata: &[u8]) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "malformed {} rdata",
+            crate::zone::store::type_name(rtype_code)
+        )
+    };
+    let name_at = |start: usize| -> Result<(String, usize), String> {
+        let mut pos = start;
+        loop {
+            let len = usize::from(*rdata.get(pos).ok_or_else(bad)?);
+            if len == 0 {
+                break;
+            }
+            if len & 0xc0 != 0 {
+                return Err(bad());
+            }
+            pos += 1 + len;
+        }
+        let wire = rdata.get(start..=pos).ok_or_else(bad)?;
+        Ok((canonical_name_from_wire(wire), pos + 1))
+    };
+    let u16_at = |pos: usize| -> Result<u16, String> {
+        let b = rdata.get(pos..pos + 2).ok_or_else(bad)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    };
+    match rtype_code {
+        rtype::A => {
+            let b: [u8; 4] = rdata.try_into().map_err(|_| bad())?;
+            Ok(std::net::Ipv4Addr::from(b).to_string())
+        }
+        rtype::AAAA => {
+            let b: [u8; 16] = rdata.try_into().map_err(|_| bad())?;
+            Ok(std::net::Ipv6Addr::from(b).to_string())
+        }
+        rtype::CNAME | rtype::NS | rtype::PTR => Ok(name_at(0)?.0),
+        rtype::MX => Ok(format!("{} {}", u16_at(0)?, name_at(2)?.0)),
+        rtype::SRV => Ok(format!(
+            "{} {} {} {}",
+            u16_at(0)?,
+            u16_at(2)?,
+            u16_at(4)?,
+            name_at(6)?.0
+        )),
+        rtype::TXT | 99 => {
+            let mut strings = Vec::new();
+            let mut pos = 0;
+            while pos < rdata.len() {
+                let len = usize::from(rdata[pos]);
+                strings.push(rdata.get(pos + 1..pos + 1 + len).ok_or_else(bad)?);
+                pos += 1 + len;
+            }
+            let quoted: Vec<String> = strings.iter().map(|s| txt_value(s)).collect();
+            Ok(if quoted.is_empty() {
+                "\"\"".to_owned()
+            } else {
+                quoted.join(" ")
+            })
+        }
+        257 => {
+            let flags = *rdata.first().ok_or_else(bad)?;
+            let tag_len = usize::from(*rdata.get(1).ok_or_else(bad)?);
+            let tag = rdata.get(2..2 + tag_len).ok_or_else(bad)?;
+            let value = rdata.get(2 + tag_len..).ok_or_else(bad)?;
+            Ok(format!(
+                "{flags} {} {}",
+                String::from_utf8_lossy(tag),
+                txt_value(value)
+            ))
+        }
+        _ => {
+            use hickory_proto::rr::{RData, RecordType as HickoryType};
+            use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+            let length = u16::try_from(rdata.len()).map_err(|_| bad())?;
+            let mut decoder = BinDecoder::new(rdata);
+            let data = RData::read(
+                &mut decoder,
+                HickoryType::from(rtype_code),
+                Restrict::new(length),
+            )
+            .map_err(|e| format!("cannot decode rdata: {e}"))?;
+            Ok(data.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,304 @@
+use super::*;
+use crate::config::ConfigSource;
+use crate::health::EndpointHealth;
+
+fn load(extra: &str) -> (Config, ZoneSet) {
+    let text = format!(
+        r#"
+version = 1
+[zones]
+directory = "{dir}/zones"
+
+[regions.eu-west]
+networks = ["198.51.100.0/25"]
+[regions.us-east]
+networks = ["198.51.100.128/25"]
+
+[checks.web]
+type = "http"
+path = "/health"
+host = "www.example.com"
+route53 = {{ request_interval = 10, failure_threshold = 2, regions = ["us-east-1", "eu-west-1", "ap-southeast-1"] }}
+
+[checks.tcp]
+type = "tcp"
+port = 443
+
+[pools.eu]
+region = "eu-west"
+check = "web"
+endpoints = [
+  {{ address = "192.0.2.10", name = "eu-1" }},
+  {{ address = "192.0.2.11", name = "eu-2", weight = 0 }},
+]
+[pools.us]
+region = "us-east"
+check = "tcp"
+endpoints = [
+  {{ address = "203.0.113.10", name = "us-1", weight = 1000 }},
+  {{ address = "203.0.113.11", name = "us-2", weight = 3, force = "down" }},
+]
+[pools.ap]
+endpoints = [ {{ address = "198.51.100.200", name = "ap-1", force = "up" }} ]
+
+[route53]
+owner_id = "unit"
+zones = [ {{ zone = "gslb.example.com.", sync_static = true }} ]
+{extra}
+"#,
+        dir = env!("CARGO_MANIFEST_DIR")
+    );
+    let (config, _) = Config::load(ConfigSource::from_text(text, "."))
+        .unwrap_or_else(|d| panic!("invalid test config:\n{d}"));
+    let (zones, _) = crate::zone::load(&config).unwrap_or_else(|d| panic!("zones:\n{d}"));
+    (config, zones)
+}
+
+const RECORDS: &str = r#"
+[[records]]
+name = "www.gslb.example.com."
+type = "A"
+ttl = 20
+policy = "failover"
+pools = ["eu", "us", "ap"]
+
+[[records]]
+name = "api.gslb.example.com."
+type = "A"
+policy = "weighted"
+pools = ["eu", "us"]
+
+[[records]]
+name = "multi.gslb.example.com."
+type = "A"
+policy = "multivalue"
+pools = ["eu", "us"]
+"#;
+
+fn keys(zone: &DesiredZone) -> Vec<String> {
+    zone.records.keys().map(|k| k.to_string()).collect()
+}
+
+#[test]
+fn native_failover_chains_pools_through_hidden_names() {
+    let (config, zones) = load(RECORDS);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(state.unsupported.is_empty(), "{:?}", state.unsupported);
+    let zone = &state.zones[0];
+    let www: Vec<&RecordSet> = zone
+        .records
+        .values()
+        .map(|d| &d.set)
+        .filter(|s| s.key.name.ends_with("www.gslb.example.com."))
+        .collect();
+    let described: Vec<String> = www
+        .iter()
+        .map(|s| format!("{} {}", s.key, super::super::plan::describe_record(s)))
+        .collect();
+    let expected = [
+        "_failover-1.www.gslb.example.com. A [_failover-1.www A primary] failover PRIMARY, alias → _pool-us.www.gslb.example.com.",
+        "_failover-1.www.gslb.example.com. A [_failover-1.www A secondary] failover SECONDARY, alias → _pool-ap.www.gslb.example.com.",
+        // Pools with max_answers > 1: multivalue sets, one per endpoint, each with its
+        // check; the drained eu-2 is left out.
+        "_pool-ap.www.gslb.example.com. A [_pool-ap.www A ap/ap-1] multivalue, ttl 20, 198.51.100.200",
+        "_pool-eu.www.gslb.example.com. A [_pool-eu.www A eu/eu-1] multivalue, ttl 20, check (new check for eu/eu-1), 192.0.2.10",
+        "_pool-us.www.gslb.example.com. A [_pool-us.www A us/us-1] multivalue, ttl 20, check (new check for us/us-1), 203.0.113.10",
+        "_pool-us.www.gslb.example.com. A [_pool-us.www A us/us-2] multivalue, ttl 20, check (new check for us/us-2), 203.0.113.11",
+        "www.gslb.example.com. A [www A primary] failover PRIMARY, alias → _pool-eu.www.gslb.example.com.",
+        "www.gslb.example.com. A [www A secondary] failover SECONDARY, alias → _failover-1.www.gslb.example.com.",
+    ];
+    assert_eq!(described, expected);
+}
+
+#[test]
+fn native_weighted_scales_weights_and_builds_checks() {
+    let (config, zones) = load(RECORDS);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    let api: Vec<(String, Routing)> = state.zones[0]
+        .records
+        .values()
+        .filter(|d| d.set.key.name == "api.gslb.example.com.")
+        .map(|d| (d.set.values[0].clone(), d.set.routing.clone()))
+        .collect();
+    let weight = |w| Routing::Weighted { weight: w };
+    assert_eq!(
+        api,
+        vec![
+            ("192.0.2.10".into(), weight(1)),
+            ("192.0.2.11".into(), weight(0)),
+            ("203.0.113.10".into(), weight(255)),
+            ("203.0.113.11".into(), weight(1)),
+        ]
+    );
+    let eu1 = &state.health_checks["eu/eu-1"];
+    assert_eq!(eu1.protocol, HealthCheckProtocol::Http);
+    assert_eq!(eu1.ip_address.as_deref(), Some("192.0.2.10"));
+    assert_eq!(eu1.fqdn.as_deref(), Some("www.example.com"));
+    assert_eq!(eu1.resource_path.as_deref(), Some("/health"));
+    assert_eq!((eu1.request_interval, eu1.failure_threshold), (10, 2));
+    assert_eq!(eu1.regions, ["ap-southeast-1", "eu-west-1", "us-east-1"]);
+    let us2 = &state.health_checks["us/us-2"];
+    assert_eq!(us2.protocol, HealthCheckProtocol::Tcp);
+    assert_eq!(us2.port, Some(443));
+    assert!(us2.disabled && us2.inverted, "forced down");
+    // Forced up without a check: no check needed at all.
+    assert!(!state.health_checks.contains_key("ap/ap-1"));
+}
+
+#[test]
+fn geo_is_unsupported_natively_and_mirrors_the_default_list() {
+    let geo = r#"
+[[records]]
+name = "edge.gslb.example.com."
+type = "A"
+policy = "geo"
+[records.geo]
+eu-west = ["eu"]
+default = ["us", "eu"]
+"#;
+    let (config, zones) = load(geo);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert_eq!(state.unsupported.len(), 1);
+    assert!(state.unsupported[0].reason.contains("mirror"));
+    let mirrored = geo.replace("policy = \"geo\"", "policy = \"geo\"\nroute53 = \"mirror\"");
+    let (config, zones) = load(&mirrored);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(state.unsupported.is_empty());
+    let edge = state.zones[0]
+        .records
+        .values()
+        .find(|d| d.set.key.name == "edge.gslb.example.com.")
+        .unwrap();
+    // Default list, failover: us is up (us-1), us-2 is forced down.
+    assert_eq!(edge.set.values, ["203.0.113.10"]);
+    assert_eq!(edge.set.routing, Routing::Simple);
+    assert!(matches!(edge.source, RecordSource::Mirror { .. }));
+}
+
+#[test]
+fn mirror_follows_health() {
+    let records = RECORDS.replace(
+        "pools = [\"eu\", \"us\", \"ap\"]",
+        "pools = [\"eu\", \"us\", \"ap\"]\nroute53 = \"mirror\"\nall_down_ttl = 5",
+    );
+    let (config, zones) = load(&records);
+    let healthy = HealthSnapshot::from_config(&config);
+    let www = |state: &DesiredState| {
+        state.zones[0]
+            .records
+            .values()
+            .find(|d| d.set.key.name == "www.gslb.example.com.")
+            .map(|d| (d.set.values.clone(), d.set.ttl))
+    };
+    let state = desired_state(&config, &zones, &healthy);
+    assert_eq!(www(&state), Some((vec!["192.0.2.10".to_owned()], Some(20))));
+    // eu-1 down: eu has no usable endpoint (eu-2 is drained), so us answers.
+    let eu1 = crate::model::EndpointIndex(0);
+    let down = EndpointHealth {
+        state: HealthState::Down,
+        source: crate::health::HealthSource::Observed,
+    };
+    let state = desired_state(&config, &zones, &healthy.with(eu1, down));
+    assert_eq!(
+        www(&state),
+        Some((vec!["203.0.113.10".to_owned()], Some(20)))
+    );
+    // Mirror records need no health checks and no hidden names.
+    assert!(
+        state.zones[0]
+            .records
+            .keys()
+            .all(|k| !k.name.starts_with("_pool"))
+    );
+}
+
+#[test]
+fn static_records_skip_apex_ns_and_soa() {
+    let (config, zones) = load("");
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    let keys = keys(&state.zones[0]);
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k == "gslb.example.com. NS" || k == "gslb.example.com. SOA")
+    );
+    let value = |name: &str, record_type: RecordType| {
+        state.zones[0].records[&RecordKey::new(name, record_type, None)]
+            .set
+            .values
+            .clone()
+    };
+    assert_eq!(
+        value("gslb.example.com.", RecordType::Mx),
+        ["10 mx1.gslb.example.com."]
+    );
+    assert_eq!(
+        value("gslb.example.com.", RecordType::Txt),
+        ["\"v=spf1 -all\""]
+    );
+    assert_eq!(
+        value("*.wild.gslb.example.com.", RecordType::A),
+        ["192.0.2.99"]
+    );
+    assert_eq!(
+        value("lab.gslb.example.com.", RecordType::Ns),
+        ["ns.lab.gslb.example.com."]
+    );
+    assert_eq!(
+        value("static.gslb.example.com.", RecordType::Aaaa),
+        ["2001:db8::80"]
+    );
+    assert_eq!(
+        value("legacy.gslb.example.com.", RecordType::Cname),
+        ["www.example.net."]
+    );
+}
+
+#[test]
+fn route53_values_of_other_types() {
+    assert_eq!(
+        route53_value(rtype::SRV, &[0, 1, 0, 2, 0, 80, 1, b'a', 0]).unwrap(),
+        "1 2 80 a."
+    );
+    let caa = [
+        0u8, 5, b'i', b's', b's', b'u', b'e', b'c', b'a', b'.', b'n', b'e', b't',
+    ];
+    assert_eq!(route53_value(257, &caa).unwrap(), "0 issue \"ca.net\"");
+    assert!(route53_value(rtype::A, &[1, 2, 3]).is_err());
+}
+
+#[test]
+fn example_configuration_is_valid_and_fully_supported() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/route53.toml");
+    let (config, warnings) =
+        Config::load_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(warnings.warnings.is_empty(), "{warnings}");
+    let (zones, _) = crate::zone::load(&config).unwrap_or_else(|d| panic!("{d}"));
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(state.unsupported.is_empty(), "{:?}", state.unsupported);
+    assert_eq!(state.health_checks.len(), 4);
+}
+
+#[test]
+fn section_mode_is_the_default_of_records() {
+    let (config, _) = load(RECORDS);
+    assert!(
+        config
+            .records
+            .iter()
+            .all(|r| r.route53 == Route53Mode::Native)
+    );
+    // `extra` lands inside [route53]: `mode = "mirror"` makes mirror the default.
+    let (config, zones) = load(&format!("mode = \"mirror\"\n{RECORDS}"));
+    assert!(
+        config
+            .records
+            .iter()
+            .all(|r| r.route53 == Route53Mode::Mirror)
+    );
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(
+        state.health_checks.is_empty(),
+        "mirror mode creates no health checks"
+    );
+}

@@ -1,0 +1,201 @@
+//! Endpoint health from a running failoverd server, for mirror mode: polls the admin
+//! API's `GET {url}/v1/health` and publishes a [`HealthSnapshot`] on a watch channel
+//! whenever it changes.
+//!
+//! The answer looks like
+//! `{"generation": 7, "endpoints": [{"endpoint": "web-eu/eu-1", "state": "up"}, …]}`.
+//! Endpoints missing from the answer keep the configuration's default (forced state,
+//! else up); unknown endpoints are ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::health::HealthSnapshot;
+use crate::health::{EndpointHealth, HealthSource};
+use crate::model::{EndpointIndex, HealthState};
+
+/// Errors of the health feed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HealthFeedError {
+    /// The URL is not a usable `http://` or `https://` URL.
+    #[error("invalid health URL {0:?}: {1}")]
+    Url(String, String),
+    /// The request failed.
+    #[error("GET {0}: {1}")]
+    Request(String, String),
+    /// The server answered with an error status.
+    #[error("GET {0}: HTTP {1}")]
+    Status(String, u16),
+    /// The answer is not the expected JSON.
+    #[error("GET {0}: bad JSON: {1}")]
+    Json(String, String),
+}
+
+/// The JSON answer of `/v1/health`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HealthReport {
+    /// Health generation (increases on every change).
+    pub generation: u64,
+    /// Per-endpoint states.
+    pub endpoints: Vec<EndpointReport>,
+}
+
+/// One endpoint of a [`HealthReport`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct EndpointReport {
+    /// `pool/endpoint`.
+    pub endpoint: String,
+    /// `up` or `down`.
+    pub state: HealthState,
+}
+
+impl HealthReport {
+    /// The snapshot this report describes for `config`.
+    pub fn snapshot(&self, config: &Config) -> HealthSnapshot {
+        let reported: std::collections::HashMap<&str, HealthState> = self
+            .endpoints
+            .iter()
+            .map(|e| (e.endpoint.as_str(), e.state))
+            .collect();
+        let mut snapshot = HealthSnapshot::from_config(config);
+        for (i, _) in config.endpoints.iter().enumerate() {
+            let index = EndpointIndex(i as u32);
+            let label = config.endpoint_label(index);
+            if let Some(&state) = reported.get(label.as_str()) {
+                snapshot = snapshot.with(
+                    index,
+                    EndpointHealth {
+                        state,
+                        source: HealthSource::Observed,
+                    },
+                );
+            }
+        }
+        snapshot
+    }
+}
+
+/// A client of one server's `/v1/health`.
+pub struct HealthFeed {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl HealthFeed {
+    /// A feed from a server's admin base URL (`http://host:port` or `https://…`).
+    pub fn new(base_url: &str) -> Result<Self, HealthFeedError> {
+        let url = format!("{}/v1/health", base_url.trim_end_matches('/'));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(HealthFeedError::Url(url, "use http:// or https://".into()));
+        }
+        let tls = crate::probe::tls::client_config(true, None)
+            .map_err(|e| HealthFeedError::Url(url.clone(), e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| HealthFeedError::Url(url.clone(), e.to_string()))?;
+        Ok(Self { url, client })
+    }
+
+    /// Fetches the current report.
+    pub async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
+        let url = self.url.clone();
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| HealthFeedError::Request(url.clone(), e.to_string()))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(HealthFeedError::Status(url, status));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| HealthFeedError::Request(url.clone(), e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| HealthFeedError::Json(url, e.to_string()))
+    }
+
+    /// Polls every `interval` until `shutdown`, publishing changed snapshots. Errors
+    /// are logged and the last snapshot is kept.
+    pub async fn run(
+        self,
+        config: Arc<Config>,
+        interval: Duration,
+        sender: watch::Sender<Arc<HealthSnapshot>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut generation = None;
+        loop {
+            match self.fetch().await {
+                Ok(report) => {
+                    let snapshot = report.snapshot(&config);
+                    let changed = sender.send_if_modified(|current| {
+                        if **current == snapshot {
+                            false
+                        } else {
+                            *current = Arc::new(snapshot);
+                            true
+                        }
+                    });
+                    if changed || generation != Some(report.generation) {
+                        tracing::debug!(generation = report.generation, changed, "health report");
+                    }
+                    generation = Some(report.generation);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read health; keeping the last known")
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_maps_labels_and_keeps_defaults_for_missing_endpoints() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/route53.toml");
+        let (config, _) = Config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        let report: HealthReport = serde_json::from_str(
+            r#"{"generation": 7, "endpoints": [
+                {"endpoint": "web-eu/eu-1", "state": "down"},
+                {"endpoint": "web-us/us-2", "state": "up"},
+                {"endpoint": "nowhere/x", "state": "down"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.generation, 7);
+        let snapshot = report.snapshot(&config);
+        let label = |i: u32| config.endpoint_label(EndpointIndex(i));
+        assert_eq!(label(0), "web-eu/eu-1");
+        assert_eq!(snapshot.state(EndpointIndex(0)), HealthState::Down);
+        assert_eq!(snapshot.state(EndpointIndex(1)), HealthState::Up);
+        assert_eq!(
+            snapshot.get(EndpointIndex(1)).map(|h| h.source),
+            Some(HealthSource::Assumed)
+        );
+        assert_eq!(
+            snapshot.get(EndpointIndex(3)).map(|h| h.source),
+            Some(HealthSource::Observed)
+        );
+        assert!(HealthFeed::new("https://example.com").is_ok());
+        assert!(HealthFeed::new("ftp://example.com").is_err());
+        assert!(HealthFeed::new("http://127.0.0.1:9353/").is_ok());
+    }
+}

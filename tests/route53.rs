@@ -1,0 +1,930 @@
+//! The Route 53 sync agent against moto in server mode (one server per test),
+//! behind `tests/support/moto_fault.py`, which injects the failures moto lacks
+//! (Throttling, PriorRequestNotComplete, atomic InvalidChangeBatch, PENDING).
+//!
+//! moto's gaps the tests respect: set identifiers are unique in the zone (moto
+//! deletes by set identifier alone), page sizes are at least the largest set of one
+//! name and type (moto's pagination ignores NextRecordIdentifier), names are lower
+//! case, and nothing relies on moto's DELETE matching, atomicity or change status.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use failoverd::health::{EndpointHealth, HealthSnapshot, HealthSource};
+use failoverd::model::{EndpointIndex, HealthState};
+use failoverd::sync::Plan;
+use failoverd::sync::agent::AgentError;
+use failoverd::sync::apply::ApplyError;
+use failoverd::sync::plan::{HealthCheckChange, Refusal};
+use support::{Moto, Workspace, agent_with, create_zone, eventually, fast_options, put_foreign};
+
+const ZONE: &str = "gslb.test.";
+
+/// A configuration for `gslb.test.` pointing at `moto`, fast limits for tests.
+fn config(moto: &Moto, sync_static: bool, body: &str) -> String {
+    format!(
+        r#"version = 1
+[zones]
+directory = "zones"
+
+[route53]
+endpoint_url = "{url}"
+owner_id = "it"
+max_requests_per_second = 100
+burst = 1000
+debounce = "50ms"
+change_timeout = "5s"
+sync_interval = "1h"
+zones = [ {{ zone = "{ZONE}", sync_static = {sync_static} }} ]
+
+{body}
+"#,
+        url = moto.url()
+    )
+}
+
+/// Two pools of two endpoints, a failover record and a weighted record: 10 owned
+/// record sets and 4 health checks once applied.
+fn base(eu: &str, us: &str, www_pools: &str, api_ttl: u32) -> String {
+    format!(
+        r#"
+[checks.web]
+type = "http"
+path = "/health"
+route53 = {{ request_interval = 30, failure_threshold = 3 }}
+
+[pools.eu]
+check = "web"
+endpoints = [ {eu} ]
+
+[pools.us]
+check = "web"
+endpoints = [ {us} ]
+
+[[records]]
+name = "www.gslb.test."
+type = "A"
+ttl = 30
+policy = "failover"
+pools = {www_pools}
+
+[[records]]
+name = "api.gslb.test."
+type = "A"
+ttl = {api_ttl}
+policy = "weighted"
+pools = ["eu", "us"]
+"#
+    )
+}
+
+const EU: &str =
+    r#"{ address = "192.0.2.10", name = "eu-1" }, { address = "192.0.2.11", name = "eu-2" }"#;
+const US: &str = r#"{ address = "203.0.113.10", name = "us-1" }, { address = "203.0.113.11", name = "us-2", weight = 3 }"#;
+const POOLS: &str = r#"["eu", "us"]"#;
+
+/// The plan's record changes (markers left out) as "action key" lines.
+fn summary(plan: &Plan) -> Vec<String> {
+    plan.zones
+        .iter()
+        .flat_map(|z| z.changes.iter())
+        .filter(|c| !c.is_marker())
+        .map(|c| format!("{} {}", c.action_name(), c.key()))
+        .collect()
+}
+
+fn check_summary(plan: &Plan) -> Vec<String> {
+    plan.health_checks
+        .iter()
+        .map(|c| match c {
+            HealthCheckChange::Create { key, .. } => format!("create {key}"),
+            HealthCheckChange::Update { key, .. } => format!("update {key}"),
+            HealthCheckChange::Delete { key, .. } => {
+                format!("delete {}", key.as_deref().unwrap_or("-"))
+            }
+        })
+        .collect()
+}
+
+fn health(config: &failoverd::config::Config) -> HealthSnapshot {
+    HealthSnapshot::from_config(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let (cfg, zones) = workspace.load(&config(&moto, false, &base(EU, US, POOLS, 30)));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(
+        plan.zones[0].counts(),
+        (10, 0, 0),
+        "{}",
+        plan.render_table()
+    );
+    assert_eq!(check_summary(&plan).len(), 4);
+    let report = agent.apply(&plan).await.expect("apply");
+    assert!(report.is_complete(), "{}", report.summary());
+    assert_eq!(report.changes_applied, 20, "10 record sets + 10 markers");
+    assert_eq!(report.health_checks_created, 4);
+
+    // What Route 53 holds, read with a plain SDK client.
+    let primary = support::records(&sdk, &zone_id)
+        .await
+        .into_iter()
+        .find(|r| r.set_identifier() == Some("www A primary"))
+        .expect("PRIMARY record");
+    let alias = primary.alias_target().expect("alias");
+    assert_eq!(alias.dns_name(), "_pool-eu.www.gslb.test.");
+    assert!(alias.evaluate_target_health());
+    let weighted = support::records(&sdk, &zone_id)
+        .await
+        .into_iter()
+        .find(|r| r.set_identifier() == Some("api A us/us-2"))
+        .expect("weighted record");
+    assert_eq!(weighted.weight(), Some(3));
+    assert!(weighted.health_check_id().is_some());
+
+    // Re-plan: nothing to do. Apply again: no second change.
+    let again = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert!(again.is_empty(), "{}", again.render_table());
+    let calls_before = agent.metrics().snapshot();
+    let run = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile");
+    assert!(run.applied.is_none());
+    assert_eq!(
+        agent.metrics().snapshot().changes_applied,
+        calls_before.changes_applied
+    );
+    assert!(agent.metrics().last_success_seconds() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_give_exactly_the_expected_changes() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let apply = |body: String| {
+        let (cfg, zones) = workspace.load(&config(&moto, false, &body));
+        async move {
+            let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+            let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+            (agent, plan, cfg)
+        }
+    };
+    let (agent, plan, _) = apply(base(EU, US, POOLS, 30)).await;
+    agent.apply(&plan).await.expect("initial apply");
+
+    // Add an endpoint: one record set per record using the pool, one health check.
+    let eu3 = format!(r#"{EU}, {{ address = "192.0.2.12", name = "eu-3" }}"#);
+    let (agent, plan, _) = apply(base(&eu3, US, POOLS, 30)).await;
+    assert_eq!(
+        summary(&plan),
+        [
+            "create _pool-eu.www.gslb.test. A [_pool-eu.www A eu/eu-3]",
+            "create api.gslb.test. A [api A eu/eu-3]",
+        ]
+    );
+    assert_eq!(check_summary(&plan), ["create eu/eu-3"]);
+    assert!(agent.apply(&plan).await.expect("apply").is_complete());
+
+    // Remove it again: the same record sets and its health check go.
+    let (agent, plan, _) = apply(base(EU, US, POOLS, 30)).await;
+    assert_eq!(
+        summary(&plan),
+        [
+            "delete _pool-eu.www.gslb.test. A [_pool-eu.www A eu/eu-3]",
+            "delete api.gslb.test. A [api A eu/eu-3]",
+        ]
+    );
+    assert_eq!(check_summary(&plan), ["delete eu/eu-3"]);
+    assert!(agent.apply(&plan).await.expect("apply").is_complete());
+
+    // Change a weight: one weighted set.
+    let us_heavier = US.replace("weight = 3", "weight = 5");
+    let (agent, plan, _) = apply(base(EU, &us_heavier, POOLS, 30)).await;
+    assert_eq!(summary(&plan), ["update api.gslb.test. A [api A us/us-2]"]);
+    assert!(plan.render_table().contains("weight 3 → weight 5"));
+    assert!(agent.apply(&plan).await.expect("apply").is_complete());
+    assert_eq!(
+        support::records(&sdk, &zone_id)
+            .await
+            .iter()
+            .find(|r| r.set_identifier() == Some("api A us/us-2"))
+            .and_then(|r| r.weight()),
+        Some(5)
+    );
+
+    // Switch the failover order: the two chain links at www point the other way.
+    let (agent, plan, _) = apply(base(EU, &us_heavier, r#"["us", "eu"]"#, 30)).await;
+    assert_eq!(
+        summary(&plan),
+        [
+            "update www.gslb.test. A [www A primary]",
+            "update www.gslb.test. A [www A secondary]",
+        ]
+    );
+    assert!(agent.apply(&plan).await.expect("apply").is_complete());
+
+    // Change a TTL: every set of the record (4 of 10 owned: over 30 %, refused
+    // without --force).
+    let (agent, plan, cfg) = apply(base(EU, &us_heavier, r#"["us", "eu"]"#, 60)).await;
+    assert_eq!(
+        summary(&plan),
+        [
+            "update api.gslb.test. A [api A eu/eu-1]",
+            "update api.gslb.test. A [api A eu/eu-2]",
+            "update api.gslb.test. A [api A us/us-1]",
+            "update api.gslb.test. A [api A us/us-2]",
+        ]
+    );
+    assert!(matches!(
+        plan.refusals.as_slice(),
+        [Refusal::TooMuchChange {
+            owned: 10,
+            changing: 4,
+            ..
+        }]
+    ));
+    match agent.apply(&plan).await {
+        Err(AgentError::Apply(ApplyError::Refused(reason))) => {
+            assert!(reason.contains("4 of 10"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let forced = agent.plan(&health(&cfg), true).await.expect("plan");
+    assert!(agent.apply(&forced).await.expect("apply").is_complete());
+    let done = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert!(done.is_empty(), "{}", done.render_table());
+
+    // Remove the failover record: its aliases go before the pool sets they target,
+    // each DELETE with the record set as read.
+    let without_www = base(EU, &us_heavier, r#"["us", "eu"]"#, 60);
+    let start = without_www.find("[[records]]").expect("records");
+    let end = without_www[start + 1..]
+        .find("[[records]]")
+        .expect("second")
+        + start
+        + 1;
+    let without_www = format!("{}{}", &without_www[..start], &without_www[end..]);
+    let (agent, plan, cfg) = apply(without_www).await;
+    assert_eq!(plan.zones[0].counts(), (0, 0, 6));
+    let forced = agent.plan(&health(&cfg), true).await.expect("plan");
+    assert!(agent.apply(&forced).await.expect("apply").is_complete());
+    let left: Vec<String> = support::records(&sdk, &zone_id)
+        .await
+        .iter()
+        .map(|r| r.name().to_owned())
+        .filter(|n| n.contains("www"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_records_are_reported_and_left_untouched() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    // Records someone else made: one where our static record goes, one unrelated.
+    put_foreign(&sdk, &zone_id, "mail.gslb.test.", "A", "198.51.100.25").await;
+    put_foreign(&sdk, &zone_id, "other.gslb.test.", "TXT", "\"not ours\"").await;
+    let workspace = Workspace::new(
+        ZONE,
+        "mail IN A 192.0.2.25\nstatic IN A 192.0.2.80\nstatic IN TXT \"hello\"\n",
+    );
+    let (cfg, zones) = workspace.load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(plan.zones[0].conflicts.len(), 1);
+    assert_eq!(plan.zones[0].conflicts[0].key.name, "mail.gslb.test.");
+    assert!(plan.render_table().contains("! conflict mail.gslb.test. A"));
+    // Static records are synced, but never the apex NS/SOA.
+    assert_eq!(
+        summary(&plan),
+        [
+            "create ns1.gslb.test. A",
+            "create static.gslb.test. A",
+            "create static.gslb.test. TXT",
+        ]
+    );
+    let report = agent.apply(&plan).await.expect("apply");
+    assert!(report.is_complete(), "{}", report.summary());
+    let value = |name: &'static str, t: &'static str| {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, name, t, None).await }
+    };
+    assert_eq!(
+        value("mail.gslb.test.", "A").await,
+        Some(vec!["198.51.100.25".into()])
+    );
+    assert_eq!(
+        value("other.gslb.test.", "TXT").await,
+        Some(vec!["\"not ours\"".into()])
+    );
+    assert_eq!(
+        value("static.gslb.test.", "TXT").await,
+        Some(vec!["\"hello\"".into()])
+    );
+    // With everything of ours removed from the config, only our records go.
+    let (cfg, zones) = Workspace::new(ZONE, "").load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(
+        summary(&plan),
+        ["delete static.gslb.test. A", "delete static.gslb.test. TXT",]
+    );
+    agent.apply(&plan).await.expect("apply");
+    assert_eq!(
+        value("mail.gslb.test.", "A").await,
+        Some(vec!["198.51.100.25".into()])
+    );
+    assert_eq!(
+        value("other.gslb.test.", "TXT").await,
+        Some(vec!["\"not ours\"".into()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_refuses_deleting_more_than_30_percent() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    let lines: String = (0..12)
+        .map(|i| format!("host{i} IN A 192.0.2.{}\n", i + 1))
+        .collect();
+    let workspace = Workspace::new(ZONE, &lines);
+    let (cfg, zones) = workspace.load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("first sync");
+    // 13 owned (ns1 + 12 hosts); dropping 5 is 38 %.
+    let fewer: String = (0..7)
+        .map(|i| format!("host{i} IN A 192.0.2.{}\n", i + 1))
+        .collect();
+    let (cfg, zones) = Workspace::new(ZONE, &fewer).load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let refused = agent.reconcile(&health(&cfg), false).await;
+    assert!(
+        matches!(refused, Err(AgentError::Apply(ApplyError::Refused(_)))),
+        "{refused:?}"
+    );
+    assert!(
+        agent.plan(&health(&cfg), false).await.expect("plan").zones[0]
+            .changes
+            .len()
+            == 10
+    );
+    let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
+    assert_eq!(forced.applied.expect("applied").changes_applied, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_apply_is_split_into_valid_batches() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    // 1,100 static records + their markers: 2,200 changes, and 2,200+ record sets to
+    // read back over several pages.
+    let lines: String = (0..1100)
+        .map(|i| format!("h{i} IN A 10.1.{}.{}\n", i / 250, i % 250 + 1))
+        .collect();
+    let workspace = Workspace::new(ZONE, &lines);
+    let (cfg, zones) = workspace.load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let run = agent.reconcile(&health(&cfg), false).await.expect("apply");
+    let report = run.applied.expect("applied");
+    assert!(report.is_complete(), "{}", report.summary());
+    assert_eq!(report.changes_applied, 2202);
+    assert!(report.batches >= 3, "{} batches", report.batches);
+    // Every record arrived (moto rejects a request over 1,000 records, so each batch
+    // was within the limit), and reading back (paged) finds nothing to do.
+    let again = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert!(again.is_empty(), "{}", again.render_table());
+    let listed = sdk
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .max_items(5000)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.resource_record_sets().len(), 2 + 2202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_mode_follows_health_changes() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let body = base(EU, US, POOLS, 30).replace(
+        "policy = \"failover\"",
+        "policy = \"failover\"\nroute53 = \"mirror\"\nall_down_ttl = 5",
+    );
+    let workspace = Workspace::new(ZONE, "");
+    let (cfg, zones) = workspace.load(&config(&moto, false, &body));
+    let agent = Arc::new(agent_with(cfg.clone(), zones, fast_options()).await);
+    let healthy = health(&cfg);
+    let (sender, receiver) = tokio::sync::watch::channel(Arc::new(healthy.clone()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let runner = {
+        let agent = agent.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { agent.run(receiver, shutdown).await })
+    };
+    let www = || {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
+    };
+    let eu_answers = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            www().await == eu_answers
+        })
+        .await,
+        "initial sync"
+    );
+    // Both eu endpoints go down: the mirror record moves to us.
+    let down = EndpointHealth {
+        state: HealthState::Down,
+        source: HealthSource::Observed,
+    };
+    let eu_down = healthy
+        .with(EndpointIndex(0), down)
+        .with(EndpointIndex(1), down);
+    sender.send(Arc::new(eu_down)).expect("send health");
+    let us_answers = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            www().await == us_answers
+        })
+        .await,
+        "mirror update after health change"
+    );
+    // Recovery moves it back.
+    sender.send(Arc::new(healthy)).expect("send health");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            www().await == eu_answers
+        })
+        .await,
+        "mirror update after recovery"
+    );
+    shutdown.cancel();
+    runner.await.expect("agent loop");
+    // Mirror records carry no health checks.
+    assert!(
+        sdk.list_health_checks()
+            .send()
+            .await
+            .expect("list")
+            .health_checks()
+            .len()
+            == 4,
+        "only the native weighted record's checks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_created_updated_and_deleted_with_tags() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let run = |body: String, force: bool| {
+        let (cfg, zones) = workspace.load(&config(&moto, false, &body));
+        async move {
+            let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+            agent
+                .reconcile(&health(&cfg), force)
+                .await
+                .expect("reconcile")
+        }
+    };
+    run(base(EU, US, POOLS, 30), false).await;
+    let checks = sdk.list_health_checks().send().await.expect("list");
+    assert_eq!(checks.health_checks().len(), 4);
+    let ids: Vec<String> = checks
+        .health_checks()
+        .iter()
+        .map(|c| c.id().to_owned())
+        .collect();
+    let tags = sdk
+        .list_tags_for_resources()
+        .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+        .set_resource_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("tags");
+    let mut endpoints: Vec<String> = tags
+        .resource_tag_sets()
+        .iter()
+        .map(|set| {
+            let tag = |key: &str| {
+                set.tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .map(str::to_owned)
+            };
+            assert_eq!(tag("failoverd:owner").as_deref(), Some("it"));
+            tag("failoverd:endpoint").expect("endpoint tag")
+        })
+        .collect();
+    endpoints.sort();
+    assert_eq!(endpoints, ["eu/eu-1", "eu/eu-2", "us/us-1", "us/us-2"]);
+
+    // Update in place: failure threshold and path (same ids).
+    let updated = base(EU, US, POOLS, 30)
+        .replace("failure_threshold = 3", "failure_threshold = 2")
+        .replace("path = \"/health\"", "path = \"/ready\"");
+    let report = run(updated.clone(), false).await;
+    assert_eq!(report.plan.health_checks.len(), 4);
+    assert_eq!(report.applied.expect("applied").health_checks_updated, 4);
+    for id in &ids {
+        let check = sdk
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+            .expect("get");
+        let config = check
+            .health_check()
+            .and_then(|c| c.health_check_config())
+            .expect("config");
+        assert_eq!(config.failure_threshold(), Some(2));
+        assert_eq!(config.resource_path(), Some("/ready"));
+    }
+
+    // Forced down: disabled + inverted, still the same check.
+    let forced = updated.replace(
+        r#"name = "us-2", weight = 3 }"#,
+        r#"name = "us-2", weight = 3, force = "down" }"#,
+    );
+    let report = run(forced, false).await;
+    assert_eq!(check_summary(&report.plan), ["update us/us-2"]);
+
+    // Request interval cannot change in place: new checks replace the old ones, and
+    // the records move to the new checks before the old ones are deleted.
+    let faster = updated.replace("request_interval = 30", "request_interval = 10");
+    let report = run(faster, true).await;
+    let applied = report.applied.expect("applied");
+    assert_eq!(
+        (applied.health_checks_created, applied.health_checks_deleted),
+        (4, 4)
+    );
+    let now: Vec<String> = sdk
+        .list_health_checks()
+        .send()
+        .await
+        .expect("list")
+        .health_checks()
+        .iter()
+        .map(|c| c.id().to_owned())
+        .collect();
+    assert_eq!(now.len(), 4);
+    assert!(now.iter().all(|id| !ids.contains(id)));
+
+    // Removing the check from the pools deletes every check and detaches the records.
+    let unchecked = base(EU, US, POOLS, 30).replace("check = \"web\"\n", "");
+    let report = run(unchecked, true).await;
+    assert_eq!(report.applied.expect("applied").health_checks_deleted, 4);
+    assert!(
+        sdk.list_health_checks()
+            .send()
+            .await
+            .expect("list")
+            .health_checks()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_with_backoff() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let (cfg, zones) = workspace.load(&config(&moto, false, &base(EU, US, POOLS, 30)));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    moto.fault("Throttling", 3, None);
+    moto.fault("PriorRequestNotComplete", 2, None);
+    let run = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile");
+    assert!(run.applied.expect("applied").is_complete());
+    assert_eq!(moto.injected("Throttling"), 3);
+    assert_eq!(moto.injected("PriorRequestNotComplete"), 2);
+    assert_eq!(agent.metrics().snapshot().throttles, 5);
+    let text = agent.metrics().render_prometheus();
+    assert!(
+        text.contains("failoverd_route53_throttles_total{code=\"Throttling\"} 3"),
+        "{text}"
+    );
+
+    // Sustained throttling: the run fails after the attempts run out, and the next
+    // run converges.
+    let base_with_more = base(
+        &format!(r#"{EU}, {{ address = "192.0.2.12", name = "eu-3" }}"#),
+        US,
+        POOLS,
+        30,
+    );
+    let (cfg, zones) = workspace.load(&config(&moto, false, &base_with_more));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    moto.fault("Throttling", 1000, None);
+    let failed = agent.reconcile(&health(&cfg), false).await;
+    assert!(
+        matches!(&failed, Err(AgentError::Read(e)) if e.code() == Some("Throttling")),
+        "{failed:?}"
+    );
+    moto.fault("Throttling", 0, None);
+    let run = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile");
+    assert!(run.applied.expect("applied").is_complete());
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_change_batch_is_isolated_by_bisection() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let lines: String = (0..40)
+        .map(|i| format!("h{i} IN A 192.0.2.{}\n", i + 30))
+        .collect();
+    let workspace = Workspace::new(ZONE, &lines);
+    let (cfg, zones) = workspace.load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    // Route 53 rejects (atomically) any batch holding h36's value 192.0.2.66.
+    moto.fault("InvalidChangeBatch", 1000, Some("192.0.2.66"));
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    let report = agent.apply(&plan).await.expect("apply");
+    assert_eq!(report.failed.len(), 1, "{}", report.summary());
+    assert_eq!(report.failed[0].key.name, "h36.gslb.test.");
+    assert!(report.failed[0].error.contains("Injected"));
+    assert_eq!(report.changes_applied, plan.record_change_count() - 1);
+    assert!(
+        moto.injected("InvalidChangeBatch") >= 2,
+        "bisection retried"
+    );
+    assert_eq!(
+        support::values(&sdk, &zone_id, "h36.gslb.test.", "A", None).await,
+        None
+    );
+    assert!(
+        support::values(&sdk, &zone_id, "h37.gslb.test.", "A", None)
+            .await
+            .is_some()
+    );
+    // The next run retries only what failed, and converges once Route 53 accepts it.
+    let retry = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(summary(&retry), ["create h36.gslb.test. A"]);
+    moto.fault("InvalidChangeBatch", 0, None);
+    let run = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile");
+    assert!(run.applied.expect("applied").is_complete());
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_waited_for_until_insync() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "a IN A 192.0.2.1\n");
+    let (cfg, zones) = workspace.load(&config(&moto, true, ""));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    // The change and the first two GetChange polls report PENDING.
+    moto.fault("PENDING", 3, None);
+    let report = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile")
+        .applied
+        .expect("applied");
+    assert!(report.not_in_sync.is_empty());
+    assert!(report.propagation_ms >= 20, "{} ms", report.propagation_ms);
+    assert_eq!(moto.injected("PENDING"), 3);
+    assert!(
+        agent
+            .metrics()
+            .render_prometheus()
+            .contains("failoverd_route53_propagation_seconds_count 1")
+    );
+    // A change that never becomes INSYNC is reported once change_timeout passes.
+    let (cfg, zones) = Workspace::new(ZONE, "a IN A 192.0.2.2\n").load(
+        &config(&moto, true, "").replace("change_timeout = \"5s\"", "change_timeout = \"1s\""),
+    );
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    moto.fault("PENDING", 1000, None);
+    let report = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("reconcile")
+        .applied
+        .expect("applied");
+    assert_eq!(report.not_in_sync.len(), 1);
+    moto.fault("PENDING", 0, None);
+}
+
+#[test]
+fn cli_plan_and_apply_against_moto() {
+    let moto = Moto::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        create_zone(&moto.sdk().await, ZONE).await;
+    });
+    let workspace = Workspace::new(ZONE, "static IN A 192.0.2.80\n");
+    let path = workspace.write_config(&config(&moto, true, &base(EU, US, POOLS, 30)));
+    let failoverd = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run failoverd");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = path.to_str().expect("utf-8 path");
+    let (code, stdout, stderr) = failoverd(&["route53", "plan", "--config", path]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("12 to create"), "{stdout}");
+    assert!(stdout.contains("+ create  www.gslb.test."), "{stdout}");
+    assert!(
+        !stderr.contains("testing"),
+        "credentials must never be logged"
+    );
+    let (code, stdout, _) = failoverd(&["route53", "plan", "--config", path, "--json"]);
+    assert_eq!(code, Some(0));
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON plan");
+    assert_eq!(json["health_checks"].as_array().map(Vec::len), Some(4));
+    let (code, stdout, stderr) = failoverd(&["route53", "apply", "--config", path]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("applied 24 record changes"), "{stdout}");
+    let (code, stdout, _) = failoverd(&["route53", "--config", path]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("No changes."), "{stdout}");
+}
+
+/// A stand-in for a failoverd server's admin API: answers `GET /v1/health` with
+/// whatever JSON the test puts in `body`.
+async fn health_server(body: Arc<std::sync::Mutex<String>>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let ok = request.starts_with(b"GET /v1/health ");
+                let text = body.lock().expect("body").clone();
+                let response = if ok {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .into()
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn health_json(generation: u64, eu_state: &str) -> String {
+    format!(
+        r#"{{"generation": {generation}, "endpoints": [
+            {{"endpoint": "eu/eu-1", "state": "{eu_state}"}},
+            {{"endpoint": "eu/eu-2", "state": "{eu_state}"}},
+            {{"endpoint": "us/us-1", "state": "up"}},
+            {{"endpoint": "unknown/x", "state": "down"}}]}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let body = Arc::new(std::sync::Mutex::new(health_json(1, "up")));
+    let port = health_server(body.clone()).await;
+    let text = config(
+        &moto,
+        false,
+        &base(EU, US, POOLS, 30).replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\nroute53 = \"mirror\"",
+        ),
+    );
+    let workspace = Workspace::new(ZONE, "");
+    let path = workspace.write_config(&text);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+        .args(["route53", "sync", "--config"])
+        .arg(&path)
+        .args(["--health-url", &format!("http://127.0.0.1:{port}")])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start failoverd route53 sync");
+    let www = || {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
+    };
+    let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    let reached_eu = eventually(Duration::from_secs(30), || async { www().await == eu }).await;
+    if reached_eu {
+        *body.lock().expect("body") = health_json(2, "down");
+    }
+    let reached_us =
+        reached_eu && eventually(Duration::from_secs(30), || async { www().await == us }).await;
+    // SIGTERM: the loop stops cleanly.
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(reached_eu, "initial sync from the health API");
+    assert!(
+        reached_us,
+        "mirror update after the health API reported eu down"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit on SIGTERM: {status:?}"
+    );
+}
