@@ -173,7 +173,7 @@ fn http_client(
     source: Option<IpAddr>,
 ) -> Result<(reqwest::Client, String), ProbeError> {
     let scheme = if check.tls { "https" } else { "http" };
-    let mut builder = reqwest::Client::builder()
+    let mut builder = tls::http_client_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         // A fresh connection per probe: a pooled one would hide refused connections.
@@ -248,21 +248,24 @@ async fn probe_http(
 
 /// A short reason for a failed HTTP request, naming TLS problems precisely.
 fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut io_error = None;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return tls::describe(tls);
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io
+            io_error.get_or_insert(io);
+            // An I/O error's `source()` skips the error it wraps; look inside instead.
+            source = io
                 .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return tls::describe(tls);
-            }
-            return describe_io(io, "connect");
+                .map(|inner| inner as &(dyn std::error::Error + 'static));
+            continue;
         }
         source = e.source();
+    }
+    if let Some(io) = io_error {
+        return describe_io(io, "connect");
     }
     if error.is_timeout() {
         "timeout".to_owned()
@@ -325,16 +328,28 @@ async fn probe_dns(
         }
         let rcode = u16::from(reply.metadata.response_code);
         if rcode != check.expect_rcode {
-            return Err(format!("rcode {}", reply.metadata.response_code));
+            return Err(format!("rcode {}", rcode_name(rcode)));
         }
         if check.expect_answer && reply.answers.is_empty() {
             return Err("no answer records".into());
         }
         return Ok(format!(
             "rcode {}, {} answers",
-            reply.metadata.response_code,
+            rcode_name(rcode),
             reply.answers.len()
         ));
+    }
+}
+
+fn rcode_name(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        other => other.to_string(),
     }
 }
 

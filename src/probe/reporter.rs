@@ -37,7 +37,7 @@ pub async fn run(
     metrics: Arc<ReporterMetrics>,
     shutdown: CancellationToken,
 ) {
-    let client = match reqwest::Client::builder()
+    let client = match crate::probe::tls::http_client_builder()
         .no_proxy()
         .timeout(push_interval.max(Duration::from_millis(500)))
         .build()

@@ -80,6 +80,20 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfi
     Ok(config)
 }
 
+/// A reqwest client builder whose TLS (for `https://` URLs) validates against the
+/// system roots with the ring provider. Every client must start here: the crate is
+/// built without a process-wide default TLS provider.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder();
+    match client_config(true, None) {
+        Ok(config) => builder.tls_backend_preconfigured(config),
+        Err(error) => {
+            tracing::error!(%error, "TLS client configuration failed");
+            builder
+        }
+    }
+}
+
 /// A short reason for a TLS failure.
 pub fn describe(error: &rustls::Error) -> String {
     match error {

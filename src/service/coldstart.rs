@@ -78,7 +78,7 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Initial {
 /// Asks every server for its decided states; per endpoint, the majority of the peers
 /// that answered (with a valid signature) wins.
 async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, HealthState> {
-    let Ok(client) = reqwest::Client::builder()
+    let Ok(client) = crate::probe::tls::http_client_builder()
         .no_proxy()
         .timeout(PEER_TIMEOUT)
         .build()

@@ -229,6 +229,7 @@ impl Plane {
             saver,
         };
         plane.adopt(config, &initial, &shutdown);
+        plane.recompute(); // status is readable from the first moment
         tokio::spawn(plane.run(inputs_rx, events_rx, shutdown));
         PlaneHandle {
             inputs: inputs_tx,
@@ -411,11 +412,12 @@ impl Plane {
             self.dirty = true;
         }
         if let Some(slot) = self.local.get_mut(i) {
-            let first = slot.is_none();
+            // Status shows the last reason: refresh it when the reason changes.
+            let news = slot.as_ref().is_none_or(|(_, last)| {
+                last.ok != event.outcome.ok || last.reason != event.outcome.reason
+            });
             *slot = Some((event.state, event.outcome));
-            if first {
-                self.dirty = true;
-            }
+            self.dirty |= news;
         }
     }
 
@@ -466,7 +468,7 @@ impl Plane {
         let changed = self
             .remote
             .get(&report.vantage)
-            .is_none_or(|view| view.verdicts != verdicts);
+            .is_none_or(|view| view.verdicts != verdicts || view.reasons != reasons);
         self.remote.insert(
             report.vantage,
             RemoteView {

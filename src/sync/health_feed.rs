@@ -94,13 +94,10 @@ impl HealthFeed {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(HealthFeedError::Url(url, "use http:// or https://".into()));
         }
-        let tls = crate::probe::tls::client_config(true, None)
-            .map_err(|e| HealthFeedError::Url(url.clone(), e.to_string()))?;
-        let client = reqwest::Client::builder()
+        let client = crate::probe::tls::http_client_builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
-            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| HealthFeedError::Url(url.clone(), e.to_string()))?;
         Ok(Self { url, client })

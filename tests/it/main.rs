@@ -8,5 +8,7 @@ mod cli;
 mod config_validation;
 mod equivalence;
 mod files;
+mod health;
 mod policies;
 mod protocol;
+mod vantage;

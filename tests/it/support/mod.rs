@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod dns;
 
 use std::io::{BufRead, BufReader};
@@ -13,7 +14,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use failoverd::config::ConfigSource;
-use failoverd::service::{self, Service};
+use failoverd::service::{self, Service, StartOptions};
+
+/// Logs to the test output when `RUST_LOG` is set (debugging aid).
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// Directory of test data.
 pub fn data_dir() -> PathBuf {
@@ -36,6 +47,12 @@ impl TestServer {
     /// Starts a server from config text whose relative paths resolve against
     /// `tests/data/configs`.
     pub fn start(config: &str) -> Self {
+        Self::start_with(config, StartOptions::default())
+    }
+
+    /// As [`TestServer::start`], with start-up options.
+    pub fn start_with(config: &str, options: StartOptions) -> Self {
+        init_logging();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -47,7 +64,7 @@ impl TestServer {
             Err(diagnostics) => panic!("test config invalid:\n{diagnostics}"),
         };
         let service = runtime
-            .block_on(Service::start(loaded))
+            .block_on(Service::start_with(loaded, options))
             .expect("service starts");
         let addr = service.addresses()[0];
         Self {
@@ -74,6 +91,78 @@ impl Drop for TestServer {
             self.runtime.block_on(service.shutdown());
         }
     }
+}
+
+/// A probe agent (`failoverd probe`) running in this process.
+pub struct TestAgent {
+    shutdown: tokio_util::sync::CancellationToken,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TestAgent {
+    /// Starts an agent for `vantage` from config text.
+    pub fn start(config: &str, vantage: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        let loaded = service::load(source).unwrap_or_else(|d| panic!("agent config invalid:\n{d}"));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let options = StartOptions {
+            vantage: Some(vantage.to_owned()),
+            ..StartOptions::default()
+        };
+        runtime.spawn(service::run_agent(loaded, options, shutdown.clone()));
+        Self {
+            shutdown,
+            _runtime: runtime,
+        }
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A minimal HTTP/1.1 request over a real socket; returns (status, body).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// The real binary, killed on drop.

@@ -1,0 +1,355 @@
+//! Three vantage points — a server and two probe agents with their own probers and
+//! source addresses — deciding by quorum: an outage fails over, a partitioned or
+//! flapping vantage point changes nothing, forged reports are refused and counted.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use failoverd::config::Secret;
+use failoverd::health::report::{Report, SIGNATURE_HEADER, Verdict, sign};
+use failoverd::model::HealthState;
+use failoverd::service::StartOptions;
+use hickory_proto::rr::RecordType;
+
+use crate::support::backend::{Backend, Mode};
+use crate::support::dns::{addresses, ask};
+use crate::support::{TestAgent, TestServer, http, wait_until};
+
+const A: &str = "127.0.0.2";
+const B: &str = "127.0.0.3";
+/// Each vantage point probes from its own loopback address.
+const SOURCES: [(&str, &str); 3] = [
+    ("v1", "127.0.0.11"),
+    ("v2", "127.0.0.12"),
+    ("v3", "127.0.0.13"),
+];
+
+fn config(port: u16, servers: &str) -> String {
+    let mut text = format!(
+        r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]
+[regions.west]
+[regions.east]
+[checks.web]
+type = "http"
+port = {port}
+path = "/health"
+interval = "100ms"
+timeout = "80ms"
+rise = 2
+fall = 2
+[pools.web]
+check = "web"
+endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+ttl = 5
+policy = "multivalue"
+pools = ["web"]
+[health]
+down_votes = 2
+staleness = "1500ms"
+push_interval = "100ms"
+servers = [{servers}]
+[admin]
+listen = "127.0.0.1:0"
+"#
+    );
+    for (i, (name, source)) in SOURCES.iter().enumerate() {
+        let region = if i == 0 { "west" } else { "east" };
+        text.push_str(&format!(
+            "[vantages.{name}]\nregion = \"{region}\"\nsecret = \"secret-of-{name}-0123456789\"\nsource_address = \"{source}\"\n"
+        ));
+    }
+    text
+}
+
+fn answer(server: SocketAddr) -> Vec<String> {
+    let mut got = addresses(&ask(server, "app.example.test.", RecordType::A));
+    got.sort();
+    got
+}
+
+fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
+    let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    let mut last = Vec::new();
+    let ok = wait_until(within, || {
+        last = answer(server);
+        last == want
+    });
+    assert!(ok, "answer {last:?}, wanted {want:?}");
+}
+
+/// Asserts the answer stays `want` for `period` (polled every 20 ms).
+fn answer_stays(server: SocketAddr, want: &[&str], period: Duration) {
+    let deadline = Instant::now() + period;
+    let mut polls = 0;
+    while Instant::now() < deadline {
+        let got = answer(server);
+        assert_eq!(got, want, "answer changed after {polls} polls");
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(polls > 10);
+}
+
+struct Cluster {
+    server: TestServer,
+    admin: SocketAddr,
+    _agents: Vec<TestAgent>,
+    a: Backend,
+    b: Backend,
+}
+
+fn cluster() -> Cluster {
+    let a = Backend::start(A.parse().unwrap(), 0, None);
+    let b = Backend::start(B.parse().unwrap(), a.addr.port(), None);
+    let port = a.addr.port();
+    let options = StartOptions {
+        vantage: Some("v1".into()),
+        ..StartOptions::default()
+    };
+    let server = TestServer::start_with(&config(port, ""), options);
+    let admin = server.service().admin_address().expect("admin API");
+    let agent_config = config(port, &format!("\"http://{admin}\""));
+    let agents = vec![
+        TestAgent::start(&agent_config, "v2"),
+        TestAgent::start(&agent_config, "v3"),
+    ];
+    // Every vantage point has voted on every endpoint.
+    let voted = || {
+        let status = server.service().status();
+        status
+            .endpoints
+            .iter()
+            .all(|e| ["v1", "v2", "v3"].iter().all(|v| e.votes.contains_key(*v)))
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), voted),
+        "vantage points never all voted"
+    );
+    expect_answer(server.addr, &[A, B], Duration::from_secs(10));
+    Cluster {
+        server,
+        admin,
+        _agents: agents,
+        a,
+        b,
+    }
+}
+
+fn metric(admin: SocketAddr, line_prefix: &str) -> Option<String> {
+    let (_, body) = http(admin, "GET", "/metrics", &[], b"");
+    body.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").to_owned())
+}
+
+#[test]
+fn an_outage_seen_by_a_quorum_fails_over_and_recovers() {
+    let c = cluster();
+    c.b.set(Mode::Refuse);
+    expect_answer(c.server.addr, &[A], Duration::from_secs(10));
+    let status = c.server.service().status();
+    let b = status
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "web/b")
+        .unwrap();
+    assert!(
+        b.votes.values().filter(|v| v.starts_with("down")).count() >= 2,
+        "{:?}",
+        b.votes
+    );
+    c.b.set(Mode::Healthy);
+    expect_answer(c.server.addr, &[A, B], Duration::from_secs(10));
+}
+
+#[test]
+fn a_partitioned_vantage_point_changes_nothing() {
+    let c = cluster();
+    // v3 can reach nothing: both backends drop its connections.
+    c.a.drop_from(Some("127.0.0.13".parse().unwrap()));
+    c.b.drop_from(Some("127.0.0.13".parse().unwrap()));
+    let partitioned = || {
+        c.server
+            .service()
+            .status()
+            .vantages
+            .iter()
+            .any(|v| v.name == "v3" && v.partitioned)
+    };
+    let started = Instant::now();
+    while !partitioned() {
+        assert_eq!(
+            answer(c.server.addr),
+            [A, B],
+            "answer changed while v3 lost its network"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "v3 never flagged as partitioned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        metric(c.admin, "failoverd_vantage_partitioned{vantage=\"v3\"}").as_deref(),
+        Some("1")
+    );
+    answer_stays(c.server.addr, &[A, B], Duration::from_secs(2));
+    // A real outage is still seen by the two healthy vantage points.
+    c.b.set(Mode::Refuse);
+    expect_answer(c.server.addr, &[A], Duration::from_secs(10));
+    c.b.set(Mode::Healthy);
+    c.a.drop_from(None);
+    c.b.drop_from(None);
+    expect_answer(c.server.addr, &[A, B], Duration::from_secs(10));
+    assert!(
+        wait_until(Duration::from_secs(10), || !partitioned()),
+        "v3 recovers"
+    );
+}
+
+#[test]
+fn a_flapping_vantage_point_does_not_flap_answers() {
+    let c = cluster();
+    let v3: std::net::IpAddr = "127.0.0.13".parse().unwrap();
+    // v3 alone sees B come and go every 250 ms for 4 s.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut dropped = false;
+    let mut polls = 0;
+    let mut next_flip = Instant::now();
+    while Instant::now() < deadline {
+        if Instant::now() >= next_flip {
+            dropped = !dropped;
+            c.b.drop_from(dropped.then_some(v3));
+            next_flip += Duration::from_millis(250);
+        }
+        assert_eq!(
+            answer(c.server.addr),
+            [A, B],
+            "answer flapped after {polls} polls"
+        );
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.b.drop_from(None);
+    assert!(polls > 50);
+}
+
+#[test]
+fn reports_with_a_bad_signature_are_rejected_and_counted() {
+    let c = cluster();
+    let forged = Report {
+        vantage: "v2".into(),
+        sequence: u64::MAX - 1,
+        sent_at_ms: failoverd::probe::reporter::unix_ms(),
+        verdicts: ["web/a", "web/b"]
+            .iter()
+            .map(|e| Verdict {
+                endpoint: (*e).into(),
+                state: HealthState::Down,
+                reason: "forged".into(),
+            })
+            .collect(),
+    };
+    let body = serde_json::to_vec(&forged).unwrap();
+    let wrong = sign(&Secret::new("not-the-secret-of-v2-at-all"), &body);
+    let before = metric(
+        c.admin,
+        "failoverd_reports_received_total{result=\"bad_signature\"}",
+    );
+    assert_eq!(before.as_deref(), Some("0"));
+    for _ in 0..3 {
+        let (status, _) = http(
+            c.admin,
+            "POST",
+            "/v1/reports",
+            &[(SIGNATURE_HEADER, &wrong)],
+            &body,
+        );
+        assert_eq!(status, 401);
+    }
+    let (status, _) = http(c.admin, "POST", "/v1/reports", &[], &body);
+    assert_eq!(status, 401, "unsigned");
+    let (status, _) = http(c.admin, "POST", "/v1/reports", &[], b"not json");
+    assert_eq!(status, 400);
+    assert_eq!(
+        metric(
+            c.admin,
+            "failoverd_reports_received_total{result=\"bad_signature\"}"
+        )
+        .as_deref(),
+        Some("4")
+    );
+    answer_stays(c.server.addr, &[A, B], Duration::from_millis(500));
+    // The right secret is accepted (the report is then outvoted by v1 and v3).
+    let right = sign(&Secret::new("secret-of-v2-0123456789"), &body);
+    let (status, _) = http(
+        c.admin,
+        "POST",
+        "/v1/reports",
+        &[(SIGNATURE_HEADER, &right)],
+        &body,
+    );
+    assert_eq!(status, 204);
+    let (status, _) = http(
+        c.admin,
+        "POST",
+        "/v1/reports",
+        &[(SIGNATURE_HEADER, &right)],
+        &body,
+    );
+    assert_eq!(status, 409, "a replay is refused");
+}
+
+#[test]
+fn status_explains_the_answer() {
+    let c = cluster();
+    let (code, body) = http(c.admin, "GET", "/status", &[], b"");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let record = &status["records"][0];
+    assert_eq!(record["name"], "app.example.test.");
+    assert_eq!(record["answers"][0]["outcome"], "healthy");
+    let endpoint = &status["endpoints"][1];
+    assert_eq!(endpoint["endpoint"], "web/b");
+    assert_eq!(endpoint["votes"]["v1"], "up", "{endpoint}");
+    assert!(
+        endpoint["local"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("status 200"),
+        "{endpoint}"
+    );
+    let (code, body) = http(c.admin, "GET", "/v1/health", &[], b"");
+    assert_eq!(code, 200);
+    assert!(body.contains("\"web/b\""), "{body}");
+    assert_eq!(http(c.admin, "GET", "/readyz", &[], b"").0, 200);
+    // An operator override from loopback.
+    let (code, _) = http(
+        c.admin,
+        "PUT",
+        "/v1/endpoints/web/b/force",
+        &[("content-type", "application/json")],
+        br#"{"state":"down"}"#,
+    );
+    assert_eq!(code, 204);
+    expect_answer(c.server.addr, &[A], Duration::from_secs(5));
+    let (code, _) = http(
+        c.admin,
+        "PUT",
+        "/v1/endpoints/web/b/force",
+        &[("content-type", "application/json")],
+        br#"{"state":null}"#,
+    );
+    assert_eq!(code, 204);
+    expect_answer(c.server.addr, &[A, B], Duration::from_secs(5));
+}
