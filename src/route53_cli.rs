@@ -80,6 +80,9 @@ struct SyncArgs {
     /// states.
     #[arg(long)]
     health_url: Option<String>,
+    /// Serve Prometheus metrics (GET /metrics) and liveness (GET /healthz) here.
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs a `route53` subcommand.
@@ -202,6 +205,33 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
         signals.cancel();
     });
+    if let Some(addr) = args.metrics_listen {
+        let metrics = agent.metrics().clone();
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            metrics.render_prometheus(),
+                        )
+                    }
+                }),
+            )
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        tracing::info!(metrics = %listener.local_addr()?, "route53 sync metrics listening");
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+    }
     tracing::info!(mirror = agent.has_mirror_records(), "route53 sync started");
     agent.run(receiver, shutdown.clone()).await;
     shutdown.cancel();
