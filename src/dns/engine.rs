@@ -200,7 +200,8 @@ fn client_subnet_option(edns: &Edns, scope: u8, enabled: bool, out: &mut [u8; 24
     out[2..4].copy_from_slice(&(4 + len as u16).to_be_bytes());
     out[4..6].copy_from_slice(&subnet.family.to_be_bytes());
     out[6] = subnet.source_prefix;
-    out[7] = scope;
+    // RFC 7871 §7.2.1: a query that disclosed nothing gets scope 0.
+    out[7] = if subnet.source_prefix == 0 { 0 } else { scope };
     out[8..8 + len].copy_from_slice(&address[..len]);
     8 + len
 }
