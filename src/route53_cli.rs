@@ -214,7 +214,10 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
                     let metrics = metrics.clone();
                     async move {
                         (
-                            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4",
+                            )],
                             metrics.render_prometheus(),
                         )
                     }

@@ -548,6 +548,21 @@ impl Validator<'_> {
             .map(|i| RegionIndex(i as u16))
     }
 
+    /// Resolves a region reference, reporting unknown names and marking it used.
+    fn use_region(&mut self, name: &str, path: KeyPath) -> Option<RegionIndex> {
+        let found = self.region_by_name(name);
+        match found {
+            Some(region) => {
+                self.used_regions.insert(region);
+            }
+            None => {
+                let known = self.known_regions();
+                self.error(path, format!("unknown region {name:?} ({known})"));
+            }
+        }
+        found
+    }
+
     fn known_regions(&self) -> String {
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
         if names.is_empty() {
@@ -559,17 +574,10 @@ impl Validator<'_> {
 
     fn geo(&mut self, spec: &GeoSpec) -> GeoConfig {
         let path = KeyPath::root().key("geo").key("default_region");
-        let default_region = spec.default_region.as_ref().and_then(|name| {
-            let found = self.region_by_name(name);
-            if found.is_none() {
-                let known = self.known_regions();
-                self.error(path, format!("unknown region {name:?} ({known})"));
-            }
-            found
-        });
-        if let Some(region) = default_region {
-            self.used_regions.insert(region);
-        }
+        let default_region = spec
+            .default_region
+            .as_ref()
+            .and_then(|name| self.use_region(name, path));
         GeoConfig {
             default_region,
             ecs: spec.ecs.unwrap_or(true),
@@ -594,20 +602,10 @@ impl Validator<'_> {
                 });
                 continue;
             };
-            let region = spec.region.as_ref().and_then(|r| {
-                let found = self.region_by_name(r);
-                if found.is_none() {
-                    let known = self.known_regions();
-                    self.error(
-                        path.key("region"),
-                        format!("unknown region {r:?} ({known})"),
-                    );
-                }
-                found
-            });
-            if let Some(region) = region {
-                self.used_regions.insert(region);
-            }
+            let region = spec
+                .region
+                .as_ref()
+                .and_then(|r| self.use_region(r, path.key("region")));
             if spec.endpoints.is_empty() {
                 self.error(path.key("endpoints"), "a pool needs at least one endpoint");
             }
@@ -1476,20 +1474,10 @@ impl Validator<'_> {
             if let Err(e) = check_identifier(name) {
                 self.error(path.clone(), e);
             }
-            let region = spec.region.as_ref().and_then(|r| {
-                let found = self.region_by_name(r);
-                if found.is_none() {
-                    let known = self.known_regions();
-                    self.error(
-                        path.key("region"),
-                        format!("unknown region {r:?} ({known})"),
-                    );
-                }
-                found
-            });
-            if let Some(region) = region {
-                self.used_regions.insert(region);
-            }
+            let region = spec
+                .region
+                .as_ref()
+                .and_then(|r| self.use_region(r, path.key("region")));
             let given = [
                 spec.secret.is_some(),
                 spec.secret_env.is_some(),

@@ -4,10 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::rr::RecordType;
-
 use crate::support::backend::{Backend, Mode, TestPki};
-use crate::support::dns::{addresses, ask};
+use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{TestServer, wait_until};
 
 const A: &str = "127.0.0.2";
@@ -58,24 +56,15 @@ pools = ["web"]
 }
 
 fn answer(server: SocketAddr) -> Vec<String> {
-    let mut got = addresses(&ask(server, "app.example.test.", RecordType::A));
-    got.sort();
-    got
+    sorted_addresses(server, "app.example.test.")
 }
 
 fn both() -> Vec<String> {
     vec![A.to_owned(), B.to_owned()]
 }
 
-/// Waits until the answer is exactly `want`.
 fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
-    let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
-    let mut last = Vec::new();
-    let ok = wait_until(within, || {
-        last = answer(server);
-        last == want
-    });
-    assert!(ok, "answer {last:?}, wanted {want:?}");
+    expect_addresses(server, "app.example.test.", want, within);
 }
 
 fn local_reason(server: &TestServer, endpoint: &str) -> String {

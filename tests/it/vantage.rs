@@ -9,10 +9,9 @@ use failoverd::config::Secret;
 use failoverd::health::report::{Report, SIGNATURE_HEADER, Verdict, sign};
 use failoverd::model::HealthState;
 use failoverd::service::StartOptions;
-use hickory_proto::rr::RecordType;
 
 use crate::support::backend::{Backend, Mode};
-use crate::support::dns::{addresses, ask};
+use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{TestAgent, TestServer, http, wait_until};
 
 const A: &str = "127.0.0.2";
@@ -72,19 +71,11 @@ listen = "127.0.0.1:0"
 }
 
 fn answer(server: SocketAddr) -> Vec<String> {
-    let mut got = addresses(&ask(server, "app.example.test.", RecordType::A));
-    got.sort();
-    got
+    sorted_addresses(server, "app.example.test.")
 }
 
 fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
-    let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
-    let mut last = Vec::new();
-    let ok = wait_until(within, || {
-        last = answer(server);
-        last == want
-    });
-    assert!(ok, "answer {last:?}, wanted {want:?}");
+    expect_addresses(server, "app.example.test.", want, within);
 }
 
 /// Asserts the answer stays `want` for `period` (polled every 20 ms).

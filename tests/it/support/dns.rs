@@ -131,3 +131,21 @@ pub fn reply_subnet(message: &Message) -> Option<ClientSubnet> {
 pub fn answer_types(message: &Message) -> Vec<RecordType> {
     message.answers.iter().map(Record::record_type).collect()
 }
+
+/// Sorted A addresses answered for `name`.
+pub fn sorted_addresses(server: SocketAddr, name: &str) -> Vec<String> {
+    let mut got = addresses(&ask(server, name, RecordType::A));
+    got.sort();
+    got
+}
+
+/// Waits (with a deadline) until `name` answers exactly `want` (sorted).
+pub fn expect_addresses(server: SocketAddr, name: &str, want: &[&str], within: Duration) {
+    let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    let mut last = Vec::new();
+    let ok = crate::support::wait_until(within, || {
+        last = sorted_addresses(server, name);
+        last == want
+    });
+    assert!(ok, "{name}: answer {last:?}, wanted {want:?}");
+}
