@@ -3,15 +3,21 @@
 # Starts failoverd in the foreground on 127.0.0.1:PORT serving ZONE_FILE (origin from its
 # $ORIGIN/SOA) plus, when BACKENDS is non-empty, the dynamic failover name www.fo.<origin>
 # answering the healthy addresses of BACKENDS. The contract of ../shared/bench/peers/failoverd.sh.
-# Env: FAILOVERD_BIN (default target/release/failoverd), WORKERS (UDP threads, default 1 like
-# the peers' configs), FO_TTL (default 1).
+# The record's pool is TCP-checked on BACKEND_PORT like the peers' (gdnsd tcp_connect, PowerDNS
+# ifportup). Env: FAILOVERD_BIN (default target/release/failoverd), WORKERS (UDP threads, default
+# 1 like the peers' configs), FO_TTL (default 1), HC_INTERVAL (s), HC_UP / HC_DOWN (rise / fall),
+# all default 1 (the harness's knobs, when exported);
+# FAILOVERD_CONFIG_ONLY=1: write the config, print its path and exit instead of starting
+#   (bench/run.sh times the bare binary's start-up with it);
+# FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr).
+# The config goes to /tmp/failoverd-bench-PORT/ (one directory per port, rewritten each start).
 set -euo pipefail
 PORT=${1:?port}; ZONE=${2:?zone file}; BACKENDS=${3:-}; BACKEND_PORT=${4:-8081}
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN=${FAILOVERD_BIN:-$ROOT/target/release/failoverd}
 [ -x "$BIN" ] || { echo "no $BIN: run 'cargo build --release' first" >&2; exit 1; }
 ZONE=$(readlink -f "$ZONE")
-W=$(mktemp -d /tmp/failoverd-bench-XXXXXX)
+W=/tmp/failoverd-bench-$PORT; mkdir -p "$W"
 ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
 [ -n "$ORIGIN" ] || ORIGIN="$(basename "$ZONE" .zone)."
 {
@@ -23,7 +29,14 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
   echo "directory = \"$(dirname "$ZONE")\""
   echo "files = [\"$(basename "$ZONE")\"]"
   if [ -n "$BACKENDS" ]; then
+    echo "[checks.fo-tcp]"
+    echo "type = \"tcp\""
+    echo "port = $BACKEND_PORT"
+    echo "interval = \"${HC_INTERVAL:-1}s\""
+    echo "rise = ${HC_UP:-1}"
+    echo "fall = ${HC_DOWN:-1}"
     echo "[pools.fo]"
+    echo "check = \"fo-tcp\""
     echo "endpoints = ["
     for b in $BACKENDS; do echo "  { address = \"$b\" },"; done
     echo "]"
@@ -35,4 +48,11 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
     echo "pools = [\"fo\"]"
   fi
 } > "$W/failoverd.toml"
+if [ -n "${FAILOVERD_CONFIG_ONLY:-}" ]; then echo "$W/failoverd.toml"; exit 0; fi
+export NO_COLOR=1   # plain log lines in /tmp/bench-failoverd-PORT.log
+if [ -n "${FAILOVERD_LOG_DIR:-}" ]; then   # bench/run.sh: keep every start's log (the peer script truncates its own)
+  F="$FAILOVERD_LOG_DIR/failoverd-$PORT-$(date +%Y%m%d-%H%M%S.%N).log"
+  echo "failoverd log: $F" >&2
+  exec "$BIN" serve --config "$W/failoverd.toml" >>"$F" 2>&1
+fi
 exec "$BIN" serve --config "$W/failoverd.toml"
