@@ -406,7 +406,7 @@ impl Plane {
                 endpoint = %self.config.endpoint_label(event.endpoint),
                 state = %event.state,
                 reason = %event.outcome.reason,
-                latency_ms = event.outcome.latency.as_secs_f64() * 1000.0,
+                latency_ms = millis(event.outcome.latency),
                 "local verdict changed"
             );
             self.dirty = true;
@@ -751,7 +751,7 @@ impl Plane {
                             verdict: *verdict,
                             ok: outcome.ok,
                             reason: outcome.reason.clone(),
-                            latency_ms: outcome.latency.as_secs_f64() * 1000.0,
+                            latency_ms: millis(outcome.latency),
                         }),
                 }
             })
@@ -858,6 +858,11 @@ fn describe_outcome(
     }
 }
 
+/// Milliseconds, rounded to 10 µs for readable logs and status.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 /// Logs every pool and record whose answer changed between two snapshots.
 fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
     let pool_states = |snapshot: &Snapshot| {
@@ -874,16 +879,27 @@ fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
     let (old_pools, new_pools) = (pool_states(before), pool_states(after));
     for (pool, (up, usable)) in &new_pools {
         if let Some((was_up, was_usable)) = old_pools.get(pool) {
-            if was_up != up || was_usable != usable {
+            let state = |up: bool| if up { "up" } else { "down" };
+            if was_up != up {
                 tracing::info!(
                     target: "failoverd::event",
                     event = "pool",
                     pool = %config.pool(*pool).name,
-                    old = if *was_up { "up" } else { "down" },
-                    new = if *up { "up" } else { "down" },
+                    old = state(*was_up),
+                    new = state(*up),
                     usable_before = was_usable,
                     usable_after = usable,
                     "pool state changed"
+                );
+            } else if was_usable != usable {
+                tracing::info!(
+                    target: "failoverd::event",
+                    event = "pool_capacity",
+                    pool = %config.pool(*pool).name,
+                    state = state(*up),
+                    usable_before = was_usable,
+                    usable_after = usable,
+                    "pool capacity changed"
                 );
             }
         }
