@@ -10,7 +10,7 @@ use super::resolve::{self, Client, Resolution};
 use super::snapshot::Snapshot;
 use super::wire::{self, Edns, OPTION_CLIENT_SUBNET, Parsed, Query, Rejection, rcode};
 use super::writer::{Header, Writer, response_flags};
-use crate::model::{RandomSource, SplitMix64};
+use crate::model::SplitMix64;
 use crate::zone::rtype;
 
 /// Class IN.
@@ -295,10 +295,7 @@ fn write_rejection(rejection: &Rejection<'_>, snapshot: &Snapshot, out: &mut Vec
 
 /// Seed for a responder: distinct per thread and process start.
 pub fn fresh_seed() -> u64 {
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut mix = SplitMix64::new(time ^ u64::from(std::process::id()).rotate_left(32));
-    let local = 0u8;
-    mix.next_u64() ^ (&local as *const u8 as u64)
+    use std::hash::{BuildHasher, RandomState};
+    // RandomState is seeded from the OS once per process and varies per instance.
+    RandomState::new().hash_one(std::thread::current().id())
 }

@@ -5,7 +5,6 @@
 //! expired") — never an error.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -408,6 +407,3 @@ async fn probe_exec(
         format!("{code}: {message}")
     })
 }
-
-/// Shared, immutable probe settings.
-pub type SharedProber = Arc<Prober>;

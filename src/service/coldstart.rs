@@ -20,16 +20,15 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 /// its pool says `cold_start = "assume-up"`.
 fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
     let pool = config.endpoint(endpoint).pool;
-    let mut using = config.records.iter().filter(|r| {
-        r.pools.all_lists().iter().any(|list| list.contains(&pool))
-            || matches!(r.all_down, crate::config::AllDown::Fallback(p) if p == pool)
-    });
-    let mut any = false;
-    let all_assume_up = using.all(|r| {
-        any = true;
-        r.cold_start == ColdStart::AssumeUp
-    });
-    !(any && all_assume_up)
+    let using: Vec<&crate::config::DynamicRecord> = config
+        .records
+        .iter()
+        .filter(|r| {
+            r.pools.all_lists().iter().any(|list| list.contains(&pool))
+                || matches!(r.all_down, crate::config::AllDown::Fallback(p) if p == pool)
+        })
+        .collect();
+    using.is_empty() || using.iter().any(|r| r.cold_start == ColdStart::LastKnown)
 }
 
 /// Builds the starting state: state file first, then peers (which know the present).
