@@ -189,7 +189,7 @@ pub enum CheckKind {
     Dns(DnsCheck),
     /// A program; exit status 0 means up.
     Exec {
-        /// Program and arguments (`{address}`, `{port}`, `{endpoint}` substituted).
+        /// Program and arguments (`{address}` and `{endpoint}` substituted).
         command: Vec<String>,
     },
 }

@@ -157,7 +157,7 @@ pub struct CheckSpec {
     pub expect_rcode: Option<String>,
     /// Whether a `dns` check needs at least one answer record (default true).
     pub expect_answer: Option<bool>,
-    /// Program and arguments of `exec` checks; `{address}`, `{port}`, `{endpoint}` are
+    /// Program and arguments of `exec` checks; `{address}` and `{endpoint}` (`pool/name`) are
     /// substituted. Exit status 0 means up.
     pub command: Option<Vec<String>>,
     /// Time between probes (default 1s; at least 100ms).

@@ -1301,6 +1301,7 @@ impl Validator<'_> {
                 not_for(self, dns_keys, "query_name");
                 not_for(self, spec.command.is_some(), "command");
                 not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                not_for(self, spec.ca_file.is_some(), "ca_file");
                 not_for(self, spec.host.is_some(), "host");
                 CheckKind::Tcp {
                     port: port(self, None),
@@ -1310,6 +1311,7 @@ impl Validator<'_> {
                 not_for(self, http_keys, "path");
                 not_for(self, spec.command.is_some(), "command");
                 not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                not_for(self, spec.ca_file.is_some(), "ca_file");
                 let port = port(self, Some(53));
                 let query_name = match spec.query_name.as_deref().map(normalize_name) {
                     Some(Ok(n)) => n,
@@ -1372,6 +1374,7 @@ impl Validator<'_> {
                 not_for(self, dns_keys, "query_name");
                 not_for(self, spec.port.is_some(), "port");
                 not_for(self, spec.tls_verify.is_some(), "tls_verify");
+                not_for(self, spec.ca_file.is_some(), "ca_file");
                 let command = spec.command.clone().unwrap_or_default();
                 if command.is_empty() || command[0].is_empty() {
                     self.error(
