@@ -12,7 +12,7 @@ use failoverd::service::StartOptions;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{expect_addresses, sorted_addresses};
-use crate::support::{TestAgent, TestServer, http, wait_until};
+use crate::support::{TestAgent, TestServer, http, poll_during, wait_until};
 
 const A: &str = "127.0.0.2";
 const B: &str = "127.0.0.3";
@@ -78,16 +78,11 @@ fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
     expect_addresses(server, "app.example.test.", want, within);
 }
 
-/// Asserts the answer stays `want` for `period` (polled every 20 ms).
+/// Asserts the answer stays `want` for `period`.
 fn answer_stays(server: SocketAddr, want: &[&str], period: Duration) {
-    let deadline = Instant::now() + period;
-    let mut polls = 0;
-    while Instant::now() < deadline {
-        let got = answer(server);
-        assert_eq!(got, want, "answer changed after {polls} polls");
-        polls += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let polls = poll_during(period, |polls| {
+        assert_eq!(answer(server), want, "answer changed after {polls} polls");
+    });
     assert!(polls > 10);
 }
 
@@ -177,19 +172,16 @@ fn a_partitioned_vantage_point_changes_nothing() {
             .iter()
             .any(|v| v.name == "v3" && v.partitioned)
     };
-    let started = Instant::now();
-    while !partitioned() {
+    // Until v3 is flagged, and all the while, the answer must not move.
+    let flagged = wait_until(Duration::from_secs(10), || {
         assert_eq!(
             answer(c.server.addr),
             [A, B],
             "answer changed while v3 lost its network"
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "v3 never flagged as partitioned"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        partitioned()
+    });
+    assert!(flagged, "v3 never flagged as partitioned");
     assert_eq!(
         metric(c.admin, "failoverd_vantage_partitioned{vantage=\"v3\"}").as_deref(),
         Some("1")
@@ -213,11 +205,9 @@ fn a_flapping_vantage_point_does_not_flap_answers() {
     let c = cluster();
     let v3: std::net::IpAddr = "127.0.0.13".parse().unwrap();
     // v3 alone sees B come and go every 250 ms for 4 s.
-    let deadline = Instant::now() + Duration::from_secs(4);
     let mut dropped = false;
-    let mut polls = 0;
     let mut next_flip = Instant::now();
-    while Instant::now() < deadline {
+    let polls = poll_during(Duration::from_secs(4), |polls| {
         if Instant::now() >= next_flip {
             dropped = !dropped;
             c.b.drop_from(dropped.then_some(v3));
@@ -228,9 +218,7 @@ fn a_flapping_vantage_point_does_not_flap_answers() {
             [A, B],
             "answer flapped after {polls} polls"
         );
-        polls += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
     c.b.drop_from(None);
     assert!(polls > 50);
 }

@@ -273,6 +273,19 @@ pub fn run_binary(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Calls `check` every 20 ms for `period` (it asserts whatever must hold
+/// throughout); returns how many times it ran.
+pub fn poll_during(period: Duration, mut check: impl FnMut(usize)) -> usize {
+    let deadline = Instant::now() + period;
+    let mut polls = 0;
+    while Instant::now() < deadline {
+        check(polls);
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    polls
+}
+
 /// Polls `condition` every 10 ms until it holds or `within` passes.
 pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
