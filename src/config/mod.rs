@@ -511,6 +511,9 @@ pub enum AllDown {
 /// A name answered from pools.
 #[derive(Clone, Debug)]
 pub struct DynamicRecord {
+    /// Position in the file's `[[records]]` array (for messages: invalid entries are
+    /// left out of [`Config::records`], so indices there can differ).
+    pub position: usize,
     /// Owner name: lower case, absolute, with a trailing dot.
     pub name: String,
     /// Record type answered.

@@ -612,21 +612,23 @@ impl Validator<'_> {
             let mut endpoints = Vec::new();
             let mut names = HashSet::new();
             let mut targets = HashSet::new();
-            for (i, endpoint) in spec.endpoints.iter().enumerate() {
+            for (i, endpoint_spec) in spec.endpoints.iter().enumerate() {
                 let item = path.key("endpoints").index(i);
-                let Some(endpoint) = self.endpoint(endpoint, &item, pool_index) else {
+                // Duplicates are found from the address alone, so they are reported even
+                // when another key of the endpoint is invalid.
+                let target = parse_target(&endpoint_spec.address);
+                if let Some(target) = &target {
+                    if !targets.insert(target.clone()) {
+                        self.error(
+                            item.key("address"),
+                            format!("duplicate endpoint: {target} appears twice in pool {name:?}"),
+                        );
+                        continue;
+                    }
+                }
+                let Some(endpoint) = self.endpoint(endpoint_spec, &item, pool_index) else {
                     continue;
                 };
-                if !targets.insert(endpoint.target.clone()) {
-                    self.error(
-                        item.key("address"),
-                        format!(
-                            "duplicate endpoint: {} appears twice in pool {name:?}",
-                            endpoint.target
-                        ),
-                    );
-                    continue;
-                }
                 if !names.insert(endpoint.name.clone()) {
                     self.error(
                         item.key("name"),
@@ -640,7 +642,7 @@ impl Validator<'_> {
                 endpoints.push(EndpointIndex(self.endpoints.len() as u32));
                 self.endpoints.push(endpoint);
             }
-            let count = endpoints.len().max(1) as i64;
+            let count = spec.endpoints.len().max(1) as i64;
             let min_healthy = self.ranged(
                 path.key("min_healthy"),
                 spec.min_healthy,
@@ -790,7 +792,7 @@ impl Validator<'_> {
         for (i, spec) in specs.iter().enumerate() {
             let path = KeyPath::root().key("records").index(i);
             let Some(spec) = spec else { continue };
-            let Some(record) = self.record(spec, &path, geo, defaults) else {
+            let Some(record) = self.record(spec, i, geo, defaults) else {
                 continue;
             };
             if let Some(first) = seen.insert((record.name.clone(), record.record_type), i) {
@@ -824,10 +826,11 @@ impl Validator<'_> {
     fn record(
         &mut self,
         spec: &RecordSpec,
-        path: &KeyPath,
+        position: usize,
         geo: &GeoConfig,
         defaults: RecordDefaults,
     ) -> Option<DynamicRecord> {
+        let path = &KeyPath::root().key("records").index(position);
         let route53 = defaults.route53;
         let name = match normalize_name(&spec.name) {
             Ok(name) => Some(name),
@@ -969,6 +972,7 @@ impl Validator<'_> {
             }
         }
         Some(DynamicRecord {
+            position,
             name,
             record_type,
             ttl: Ttl(ttl),
@@ -1751,6 +1755,14 @@ impl Validator<'_> {
                 );
             }
         }
+    }
+}
+
+/// An endpoint's target from its address text, if valid.
+fn parse_target(address: &str) -> Option<EndpointTarget> {
+    match address.parse::<IpAddr>() {
+        Ok(ip) => Some(EndpointTarget::Address(ip)),
+        Err(_) => normalize_name(address).ok().map(EndpointTarget::Host),
     }
 }
 

@@ -265,7 +265,10 @@ fn bind(config: &Config, zones: &mut [Zone], diagnostics: &mut Diagnostics) {
         }
     }
     for (i, record) in config.records.iter().enumerate() {
-        let path = KeyPath::root().key("records").index(i).key("name");
+        let path = KeyPath::root()
+            .key("records")
+            .index(record.position)
+            .key("name");
         let Some(wire) = name::wire_from_text(&record.name) else {
             continue;
         };

@@ -211,3 +211,18 @@ fn zone_file_errors_carry_file_and_line() {
     assert!(!ok);
     assert!(stderr.contains("bad.test.zone:5"), "{stderr}");
 }
+
+#[test]
+fn paths_stay_right_after_invalid_entries() {
+    // records[0] is invalid; the clash in records[1] must still be reported as
+    // records[1], and a duplicate after an invalid endpoint is still caught.
+    let d = errors(&format!(
+        "{}{}[pools.dup]\nendpoints = [{{ address = \"192.0.2.7\", weight = -1 }}, {{ address = \"192.0.2.7\" }}]\n",
+        "[[records]]\nname = \"x.example.test\"\ntype = \"TXT\"\npolicy = \"failover\"\npools = [\"web\"]\n",
+        record("www.example.test", "A", ""),
+    ));
+    assert_error(&d, "records[0].type", "not a dynamic record type");
+    assert_error(&d, "records[1].name", "clashes with the static A");
+    assert_error(&d, "pools.dup.endpoints[0].weight", "negative");
+    assert_error(&d, "pools.dup.endpoints[1].address", "duplicate endpoint");
+}
