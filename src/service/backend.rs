@@ -201,55 +201,40 @@ fn render_metrics(
         "# HELP failoverd_snapshot_generation Answer snapshot generation.\n# TYPE failoverd_snapshot_generation gauge\nfailoverd_snapshot_generation {}",
         snapshot.generation
     );
-    let _ = writeln!(
-        out,
-        "# HELP failoverd_endpoint_up Decided endpoint health (1 up, 0 down)."
+    flag_gauge(
+        &mut out,
+        "failoverd_endpoint_up",
+        "Decided endpoint health (1 up, 0 down).",
+        "endpoint",
+        status
+            .endpoints
+            .iter()
+            .map(|e| (e.endpoint.as_str(), e.state == HealthState::Up)),
     );
-    let _ = writeln!(out, "# TYPE failoverd_endpoint_up gauge");
-    for endpoint in &status.endpoints {
-        let up = u8::from(endpoint.state == HealthState::Up);
-        let _ = writeln!(
-            out,
-            "failoverd_endpoint_up{{endpoint=\"{}\"}} {up}",
-            endpoint.endpoint
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP failoverd_pool_up Pool health (1 up, 0 down).\n# TYPE failoverd_pool_up gauge"
+    flag_gauge(
+        &mut out,
+        "failoverd_pool_up",
+        "Pool health (1 up, 0 down).",
+        "pool",
+        status.pools.iter().map(|p| (p.pool.as_str(), p.up)),
     );
-    for pool in &status.pools {
-        let _ = writeln!(
-            out,
-            "failoverd_pool_up{{pool=\"{}\"}} {}",
-            pool.pool,
-            u8::from(pool.up)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP failoverd_vantage_partitioned Vantage points whose votes are ignored as partitioned.\n# TYPE failoverd_vantage_partitioned gauge"
+    flag_gauge(
+        &mut out,
+        "failoverd_vantage_partitioned",
+        "Vantage points whose votes are ignored as partitioned.",
+        "vantage",
+        status
+            .vantages
+            .iter()
+            .map(|v| (v.name.as_str(), v.partitioned)),
     );
-    for vantage in &status.vantages {
-        let _ = writeln!(
-            out,
-            "failoverd_vantage_partitioned{{vantage=\"{}\"}} {}",
-            vantage.name,
-            u8::from(vantage.partitioned)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP failoverd_vantage_fresh Vantage points with a fresh report.\n# TYPE failoverd_vantage_fresh gauge"
+    flag_gauge(
+        &mut out,
+        "failoverd_vantage_fresh",
+        "Vantage points with a fresh report.",
+        "vantage",
+        status.vantages.iter().map(|v| (v.name.as_str(), v.fresh)),
     );
-    for vantage in &status.vantages {
-        let _ = writeln!(
-            out,
-            "failoverd_vantage_fresh{{vantage=\"{}\"}} {}",
-            vantage.name,
-            u8::from(vantage.fresh)
-        );
-    }
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(
         out,
@@ -302,4 +287,18 @@ fn render_metrics(
         load(&plane.health_changes),
     );
     out
+}
+
+/// Writes a 0/1 gauge with one labelled sample per item.
+fn flag_gauge<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl Iterator<Item = (&'a str, bool)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (value, on) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", u8::from(on));
+    }
 }
