@@ -48,15 +48,18 @@ enum Command {
         #[arg(long)]
         vantage: Option<String>,
     },
-    /// Probe endpoints from a vantage point and report to the servers (no DNS).
+    /// Probe endpoints from a vantage point and report to the servers (no DNS;
+    /// SIGHUP reloads).
     Probe {
-        /// Configuration file (the servers' configuration).
+        /// Configuration file (the servers' configuration; only this vantage point's
+        /// secret must be present).
         #[arg(long, short)]
         config: PathBuf,
         /// The vantage point this agent is, instead of `[health] vantage`.
         #[arg(long)]
         vantage: Option<String>,
-        /// Serve status and metrics here.
+        /// Serve status and metrics here (default: no admin API; `[admin] listen`
+        /// is the servers' and is ignored).
         #[arg(long)]
         admin_listen: Option<std::net::SocketAddr>,
     },
@@ -196,23 +199,22 @@ fn load_or_report(source: ConfigSource) -> anyhow::Result<service::Loaded> {
 fn probe(path: PathBuf, options: service::StartOptions) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let signals = Signals::install()?;
-        let loaded = load_or_report(config_source(Some(&path))?)?;
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let agent = tokio::spawn(service::run_agent(loaded, options, shutdown.clone()));
-        tokio::select! {
-            result = agent => match result {
-                Ok(Ok(())) => {}
-                Ok(Err(service::ServiceError::Invalid(diagnostics))) => {
-                    eprint!("{diagnostics}");
-                    anyhow::bail!("cannot start the probe agent");
-                }
-                Ok(Err(error)) => return Err(error.into()),
-                Err(error) => return Err(error.into()),
-            },
-            _ = signals.until_terminated() => {}
-        }
+        let reader = service::Reader::Agent {
+            vantage: options.vantage.clone(),
+        };
+        let source = config_source(Some(&path))?.read_by(reader);
+        let loaded = load_or_report(source)?;
+        let agent = match Service::start_agent(loaded, options).await {
+            Ok(agent) => agent,
+            Err(service::ServiceError::Invalid(diagnostics)) => {
+                eprint!("{diagnostics}");
+                anyhow::bail!("cannot start the probe agent");
+            }
+            Err(error) => return Err(error.into()),
+        };
+        signals.wait(&agent, Some(&path)).await;
         tracing::info!("shutting down");
-        shutdown.cancel();
+        agent.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -264,17 +266,6 @@ impl Signals {
                 _ = self.interrupt.recv() => return,
                 _ = self.terminate.recv() => return,
                 _ = self.hangup.recv() => reload(service, path).await,
-            }
-        }
-    }
-
-    /// Returns on SIGINT/SIGTERM (SIGHUP is ignored).
-    async fn until_terminated(mut self) {
-        loop {
-            tokio::select! {
-                _ = self.interrupt.recv() => return,
-                _ = self.terminate.recv() => return,
-                _ = self.hangup.recv() => {}
             }
         }
     }

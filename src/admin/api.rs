@@ -24,6 +24,41 @@ pub struct Status {
     pub records: Vec<RecordStatus>,
     /// Vantage points heard from.
     pub vantages: Vec<VantageStatus>,
+    /// Whether this server hears a quorum (absent for probe agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationStatus>,
+    /// The last configuration reload, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reload: Option<ReloadStatus>,
+}
+
+/// Whether a server hears enough vantage points to decide.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IsolationStatus {
+    /// Fewer usable vantage points than `needed` are heard.
+    pub isolated: bool,
+    /// `[health] isolation`: `hold` (every state kept) or `local` (the vantage points
+    /// still heard decide).
+    pub mode: String,
+    /// Votes needed either way.
+    pub needed: u32,
+    /// Configured vantage points heard from recently (this server included).
+    pub fresh: Vec<String>,
+    /// Configured vantage points not heard from, or ignored as partitioned.
+    pub missing: Vec<String>,
+}
+
+/// The outcome of the last reload.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Whether the new configuration was taken.
+    pub ok: bool,
+    /// Unix milliseconds of the attempt.
+    pub at_ms: u64,
+    /// Errors, when refused.
+    pub errors: Vec<String>,
+    /// Keys that changed but take effect only after a restart.
+    pub restart_needed: Vec<String>,
 }
 
 /// One endpoint.
@@ -110,6 +145,10 @@ pub struct VantageStatus {
     pub partitioned: bool,
     /// Milliseconds since its last report.
     pub last_report_age_ms: Option<u64>,
+    /// Its clock minus ours when it sent its last report, in milliseconds (shown, never
+    /// used to accept or refuse).
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 /// `GET /v1/health`: decided state per endpoint (used by `route53 sync --health-url`).
@@ -135,7 +174,10 @@ pub struct EndpointState {
 pub struct PeerState {
     /// The answering server's vantage point (its secret signs the body).
     pub vantage: String,
-    /// Its clock, Unix milliseconds.
+    /// The asker's nonce (`?nonce=`), echoed so an old answer cannot be replayed.
+    #[serde(default)]
+    pub nonce: String,
+    /// Its clock, Unix milliseconds (informational).
     pub sent_at_ms: u64,
     /// Decided state per endpoint.
     pub endpoints: BTreeMap<String, HealthState>,

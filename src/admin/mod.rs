@@ -25,26 +25,28 @@ use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
 
 use self::api::{ForceRequest, HealthView, Status};
-use crate::health::report::{ReportError, SIGNATURE_HEADER};
+use crate::health::report::{CHALLENGE_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER};
 use crate::model::HealthState;
 
 /// What the admin API needs from the running service.
 #[async_trait::async_trait]
 pub trait AdminBackend: Send + Sync + 'static {
-    /// Authenticates and applies a report.
+    /// Authenticates and applies a report; also returns the current challenge.
     async fn submit_report(
         &self,
         body: Bytes,
+        vantage: Option<String>,
         signature: Option<String>,
-    ) -> Result<(), ReportError>;
+    ) -> (Result<(), ReportError>, String);
     /// Sets or clears an operator override of `pool/name`.
     async fn force(&self, endpoint: String, state: Option<HealthState>) -> Result<(), String>;
     /// Current status.
     fn status(&self) -> Arc<Status>;
     /// Decided state per endpoint.
     fn health(&self) -> HealthView;
-    /// Signed decided states (body, signature), if this server has a vantage secret.
-    fn peer_state(&self) -> Option<(Vec<u8>, String)>;
+    /// Signed decided states (body, signature) echoing `nonce`, if this server has a
+    /// vantage secret.
+    fn peer_state(&self, nonce: String) -> Option<(Vec<u8>, String)>;
     /// Prometheus text.
     fn metrics(&self) -> String;
     /// Whether start-up is complete.
@@ -112,25 +114,41 @@ async fn submit_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match backend.submit_report(body, signature).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (result, challenge) = backend
+        .submit_report(body, header(VANTAGE_HEADER), header(SIGNATURE_HEADER))
+        .await;
+    let challenge = [(header::HeaderName::from_static(CHALLENGE_HEADER), challenge)];
+    match result {
+        Ok(()) => (StatusCode::NO_CONTENT, challenge).into_response(),
         Err(error) => {
             let status = match error {
                 ReportError::Malformed => StatusCode::BAD_REQUEST,
                 ReportError::UnknownVantage | ReportError::BadSignature => StatusCode::UNAUTHORIZED,
-                ReportError::Stale | ReportError::Replay => StatusCode::CONFLICT,
+                ReportError::Challenge | ReportError::Replay => StatusCode::CONFLICT,
             };
-            (status, format!("{error}\n")).into_response()
+            (status, challenge, format!("{error}\n")).into_response()
         }
     }
 }
 
-async fn peer_state(State(backend): State<Backend>) -> Response {
-    match backend.peer_state() {
+/// `GET /v1/state?nonce=…`.
+#[derive(serde::Deserialize)]
+struct StateQuery {
+    #[serde(default)]
+    nonce: String,
+}
+
+async fn peer_state(
+    State(backend): State<Backend>,
+    axum::extract::Query(query): axum::extract::Query<StateQuery>,
+) -> Response {
+    match backend.peer_state(query.nonce) {
         Some((body, signature)) => (
             [
                 (header::CONTENT_TYPE, "application/json".to_owned()),

@@ -67,6 +67,23 @@ pub struct ConfigSource {
     pub base_dir: PathBuf,
     /// The TOML text.
     pub text: String,
+    /// Who reads it (decides which secrets must be present).
+    pub reader: Reader,
+}
+
+/// Who reads a configuration. A server verifies every vantage point's reports, so it
+/// needs every secret; a probe agent signs only its own, so the others may be absent
+/// from its copy (a `secret_env` that is not set there is no error).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Reader {
+    /// `failoverd serve` (and `check-config`).
+    #[default]
+    Server,
+    /// `failoverd probe` for this vantage point (None: `[health] vantage`).
+    Agent {
+        /// `--vantage`, if given.
+        vantage: Option<String>,
+    },
 }
 
 impl ConfigSource {
@@ -85,6 +102,7 @@ impl ConfigSource {
             path: Some(path.to_owned()),
             base_dir,
             text,
+            reader: Reader::Server,
         })
     }
 
@@ -94,6 +112,7 @@ impl ConfigSource {
             path: None,
             base_dir: PathBuf::from("config"),
             text: EMBEDDED_DEFAULT.to_owned(),
+            reader: Reader::Server,
         }
     }
 
@@ -103,7 +122,14 @@ impl ConfigSource {
             path: None,
             base_dir: base_dir.into(),
             text: text.into(),
+            reader: Reader::Server,
         }
+    }
+
+    /// The same source, read by `reader`.
+    pub fn read_by(mut self, reader: Reader) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// Whether this is the configuration compiled into the binary.
@@ -312,6 +338,19 @@ pub enum ColdStart {
     AssumeUp,
 }
 
+/// What a server does while it hears fewer vantage points than a quorum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationMode {
+    /// Keep every endpoint's last decided state: silence and a lonely opinion never
+    /// flip an answer.
+    #[default]
+    Hold,
+    /// Let the vantage points still heard (alone: this server's own probes) decide by
+    /// their majority.
+    Local,
+}
+
 /// Quorum, reporting and persistence settings.
 #[derive(Clone, Debug)]
 pub struct HealthConfig {
@@ -319,8 +358,10 @@ pub struct HealthConfig {
     pub vantage: Option<VantageIndex>,
     /// Admin base URLs of the servers verdicts are pushed to.
     pub servers: Vec<String>,
-    /// Down votes needed (None: a majority of fresh reporters).
+    /// Votes needed either way (None: a majority of the configured vantage points).
     pub down_votes: Option<u32>,
+    /// What an isolated server does.
+    pub isolation: IsolationMode,
     /// Distinct vantage regions the down votes must span.
     pub down_regions: u32,
     /// Age after which a report is ignored.

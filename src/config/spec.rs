@@ -196,9 +196,12 @@ pub struct HealthSpec {
     pub vantage: Option<String>,
     /// Servers (admin base URLs) every vantage point reports to.
     pub servers: Option<Vec<String>>,
-    /// Vantage points that must report an endpoint down (default: a majority of those
-    /// with fresh reports).
+    /// Vantage points that must agree to change an endpoint's state (default: a
+    /// majority of the configured vantage points).
     pub down_votes: Option<i64>,
+    /// `hold` (default) or `local`: what a server does while it hears fewer vantage
+    /// points than `down_votes`.
+    pub isolation: Option<String>,
     /// Distinct vantage regions the down votes must come from (default 1).
     pub down_regions: Option<i64>,
     /// Reports older than this are ignored (default 10s).

@@ -17,9 +17,9 @@ use super::spec::{
 };
 use super::{
     AdminConfig, AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DnsCheck,
-    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, Pool, PoolChoice, Region,
-    Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection, ServerConfig,
-    VERSION, Vantage, ZonesConfig,
+    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
+    Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
+    ServerConfig, VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -91,7 +91,16 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     v.checks(&sections.checks, &source.base_dir);
     v.pools(&sections.pools);
     let route53 = sections.route53.as_ref().and_then(|spec| v.route53(spec));
-    let vantages = v.vantages(&sections.vantages, &source);
+    let own_vantage = match &source.reader {
+        Reader::Server => None,
+        Reader::Agent { vantage } => Some(
+            vantage
+                .clone()
+                .or_else(|| sections.health.vantage.clone())
+                .unwrap_or_default(),
+        ),
+    };
+    let vantages = v.vantages(&sections.vantages, &source, own_vantage.as_deref());
     let health = v.health(&sections.health, &vantages, &source);
     let defaults = RecordDefaults {
         route53: route53.is_some(),
@@ -1474,10 +1483,18 @@ impl Validator<'_> {
         })
     }
 
-    fn vantages(&mut self, specs: &[(String, VantageSpec)], source: &ConfigSource) -> Vec<Vantage> {
+    /// `agent_of`: the vantage point a probe agent runs as (only its secret must be
+    /// present); None for a server, which needs every secret.
+    fn vantages(
+        &mut self,
+        specs: &[(String, VantageSpec)],
+        source: &ConfigSource,
+        agent_of: Option<&str>,
+    ) -> Vec<Vantage> {
         let mut vantages = Vec::new();
         for (name, spec) in specs {
             let path = KeyPath::root().key("vantages").key(name);
+            let needs_secret = agent_of.is_none_or(|own| own == name);
             if let Err(e) = check_identifier(name) {
                 self.error(path.clone(), e);
             }
@@ -1501,6 +1518,7 @@ impl Validator<'_> {
             } else if let Some(var) = &spec.secret_env {
                 match std::env::var(var) {
                     Ok(value) => Some(value.into_bytes()),
+                    Err(_) if !needs_secret => None,
                     Err(_) => {
                         self.error(
                             path.key("secret_env"),
@@ -1512,6 +1530,7 @@ impl Validator<'_> {
             } else if let Some(file) = &spec.secret_file {
                 match std::fs::read(source.base_dir.join(file)) {
                     Ok(bytes) => Some(bytes.trim_ascii().to_vec()),
+                    Err(_) if !needs_secret => None,
                     Err(e) => {
                         self.error(path.key("secret_file"), format!("cannot read {file}: {e}"));
                         None
@@ -1617,6 +1636,17 @@ impl Validator<'_> {
                 "must be shorter than staleness, or reports expire between pushes",
             );
         }
+        let isolation = match spec.isolation.as_deref() {
+            None | Some("hold") => IsolationMode::Hold,
+            Some("local") => IsolationMode::Local,
+            Some(other) => {
+                self.error(
+                    path.key("isolation"),
+                    format!("{other:?} is not \"hold\" or \"local\""),
+                );
+                IsolationMode::Hold
+            }
+        };
         let cold_start = match spec.cold_start.as_deref() {
             None => ColdStart::LastKnown,
             Some("last-known") => ColdStart::LastKnown,
@@ -1639,6 +1669,7 @@ impl Validator<'_> {
             vantage,
             servers,
             down_votes,
+            isolation,
             down_regions,
             staleness,
             push_interval,

@@ -4,15 +4,29 @@
 //! the config, probes and vantage-point quorum) produces a new snapshot, and the DNS
 //! layer rebuilds its answers from it.
 
+pub mod board;
 pub mod machine;
 pub mod persist;
 pub mod quorum;
 pub mod report;
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::model::{EndpointIndex, HealthState};
+
+/// What one probe saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOutcome {
+    /// Whether the endpoint passed.
+    pub ok: bool,
+    /// Time the probe took.
+    pub latency: Duration,
+    /// Short explanation ("ok", "connect refused", "status 503", ...).
+    pub reason: String,
+}
 
 /// Why an endpoint has its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

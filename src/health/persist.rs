@@ -46,9 +46,6 @@ pub struct SavedState {
     /// Operator overrides made at run time (`pool/name` → state).
     #[serde(default)]
     pub forced: BTreeMap<String, HealthState>,
-    /// Newest report sequence accepted per vantage point (replay protection).
-    #[serde(default)]
-    pub sequences: BTreeMap<String, u64>,
 }
 
 /// One endpoint's saved state.

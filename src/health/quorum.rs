@@ -1,42 +1,57 @@
 //! Deciding endpoint health from the verdicts of several vantage points (pure).
 //!
-//! - Only fresh reports count (received within `staleness`).
+//! - The board hands in only *fresh* ballots: verdicts observed within `staleness`.
 //! - A vantage point that calls every endpoint it probes down while another fresh
 //!   vantage point sees at least half of them up is *partitioned*: its votes are
 //!   ignored until it reports something up again.
-//! - An endpoint goes down when `down_votes` (default: a majority of the fresh,
-//!   unpartitioned voters) say so from at least `down_regions` distinct regions, and up
-//!   when as many say up. Otherwise — including when nobody reports — it keeps its
-//!   state: silence never flips an answer.
+//! - Votes are counted against the vantage points the **config names**, not the ones
+//!   that happen to be heard: an endpoint goes down when `down_votes` (default: a
+//!   majority of the configured vantage points) say so from at least `down_regions`
+//!   distinct regions, and up when as many say up. Otherwise it keeps its state:
+//!   silence never flips an answer.
+//! - A server that hears fewer usable voters than `down_votes` (itself included) is
+//!   **isolated**. With [`IsolationMode::Hold`] (the default) every endpoint keeps its
+//!   last decided state; with [`IsolationMode::Local`] the voters it still hears
+//!   decide by their own majority (alone, its own probes).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::config::IsolationMode;
 use crate::model::{HealthState, RegionIndex};
 
 /// Quorum settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
-    /// Votes needed either way (None: majority of fresh voters).
+    /// Vantage points the config names (at least 1: a lone server is its own voter).
+    pub configured: u32,
+    /// Votes needed either way (None: a majority of `configured`).
     pub down_votes: Option<u32>,
     /// Distinct regions among down votes.
     pub down_regions: u32,
-    /// Age after which a report no longer counts.
-    pub staleness: Duration,
+    /// What an isolated server does.
+    pub isolation: IsolationMode,
 }
 
-/// The latest verdicts of one vantage point.
+impl Rules {
+    /// Votes needed to decide either way.
+    pub fn needed(&self) -> u32 {
+        self.down_votes
+            .unwrap_or(self.configured.max(1) / 2 + 1)
+            .max(1)
+    }
+}
+
+/// The fresh verdicts of one vantage point.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VantageView {
+pub struct Ballot {
     /// Vantage name.
     pub name: String,
     /// Its region.
     pub region: Option<RegionIndex>,
-    /// When its latest report arrived (monotonic).
-    pub received_at: Duration,
-    /// Verdict per endpoint (index into the config's endpoints); None = not probed.
+    /// Fresh verdict per endpoint (index into the config's endpoints); None = not
+    /// probed, or its verdict is stale.
     pub verdicts: Vec<Option<HealthState>>,
 }
 
@@ -52,61 +67,72 @@ pub struct Votes {
 /// The outcome of a quorum round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tally {
-    /// Decided state per endpoint (`None`: no voter and no previous state).
+    /// Decided state per endpoint (`None`: no decision and no previous state).
     pub states: Vec<Option<HealthState>>,
-    /// Votes per endpoint.
+    /// Votes per endpoint (ignored voters left out).
     pub votes: Vec<Votes>,
-    /// Vantage points with fresh reports.
+    /// Vantage points whose ballots were fresh.
     pub fresh: BTreeSet<String>,
     /// Vantage points whose votes were ignored as partitioned.
     pub partitioned: BTreeSet<String>,
+    /// Votes needed either way.
+    pub needed: u32,
+    /// Whether fewer usable voters than `needed` were heard.
+    pub isolated: bool,
 }
 
 /// Decides every endpoint's state. `previous` is the state before this round (kept
-/// when the votes do not decide).
+/// when the votes do not decide, and by an isolated server in `hold` mode).
 pub fn tally(
-    views: &[VantageView],
+    ballots: &[Ballot],
     previous: &[Option<HealthState>],
     endpoints: usize,
     rules: &Rules,
-    now: Duration,
 ) -> Tally {
-    let fresh: Vec<&VantageView> = views
+    let partitioned = partitioned(ballots);
+    let voters: Vec<&Ballot> = ballots
         .iter()
-        .filter(|v| now.saturating_sub(v.received_at) <= rules.staleness)
+        .filter(|b| !partitioned.contains(&b.name))
         .collect();
-    let partitioned = partitioned(&fresh);
-    let voters: Vec<&VantageView> = fresh
-        .iter()
-        .copied()
-        .filter(|v| !partitioned.contains(&v.name))
-        .collect();
+    let needed = rules.needed();
+    let isolated = (voters.len() as u32) < needed;
+    // What it takes to decide this round (None: nothing may change).
+    let rule = match (isolated, rules.isolation) {
+        (false, _) => Some((needed, rules.down_regions)),
+        (true, IsolationMode::Hold) => None,
+        (true, IsolationMode::Local) if voters.is_empty() => None,
+        (true, IsolationMode::Local) => {
+            let regions: BTreeSet<Option<RegionIndex>> = voters.iter().map(|b| b.region).collect();
+            Some((
+                voters.len() as u32 / 2 + 1,
+                rules.down_regions.min(regions.len() as u32),
+            ))
+        }
+    };
     let mut states = Vec::with_capacity(endpoints);
     let mut all_votes = Vec::with_capacity(endpoints);
     for endpoint in 0..endpoints {
         let mut votes = Votes::default();
         let mut down_regions: BTreeSet<Option<RegionIndex>> = BTreeSet::new();
-        for view in &voters {
-            match view.verdicts.get(endpoint).copied().flatten() {
-                Some(HealthState::Up) => votes.up.push(view.name.clone()),
+        for ballot in &voters {
+            match ballot.verdicts.get(endpoint).copied().flatten() {
+                Some(HealthState::Up) => votes.up.push(ballot.name.clone()),
                 Some(HealthState::Down) => {
-                    votes.down.push(view.name.clone());
-                    down_regions.insert(view.region);
+                    votes.down.push(ballot.name.clone());
+                    down_regions.insert(ballot.region);
                 }
                 None => {}
             }
         }
-        let voting = (votes.up.len() + votes.down.len()) as u32;
-        let needed = rules.down_votes.unwrap_or(voting / 2 + 1).max(1);
         let before = previous.get(endpoint).copied().flatten();
-        let state = if votes.down.len() as u32 >= needed
-            && down_regions.len() as u32 >= rules.down_regions
-        {
-            Some(HealthState::Down)
-        } else if votes.up.len() as u32 >= needed {
-            Some(HealthState::Up)
-        } else {
-            before
+        let state = match rule {
+            Some((needed, regions))
+                if votes.down.len() as u32 >= needed && down_regions.len() as u32 >= regions =>
+            {
+                Some(HealthState::Down)
+            }
+            Some((needed, _)) if votes.up.len() as u32 >= needed => Some(HealthState::Up),
+            _ => before,
         };
         states.push(state);
         all_votes.push(votes);
@@ -114,17 +140,19 @@ pub fn tally(
     Tally {
         states,
         votes: all_votes,
-        fresh: fresh.iter().map(|v| v.name.clone()).collect(),
+        fresh: ballots.iter().map(|b| b.name.clone()).collect(),
         partitioned,
+        needed,
+        isolated,
     }
 }
 
 /// Vantage points that report every probed endpoint down while another fresh vantage
 /// point sees at least half of those endpoints up.
-fn partitioned(fresh: &[&VantageView]) -> BTreeSet<String> {
+fn partitioned(ballots: &[Ballot]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for view in fresh {
-        let probed: Vec<usize> = view
+    for ballot in ballots {
+        let probed: Vec<usize> = ballot
             .verdicts
             .iter()
             .enumerate()
@@ -133,12 +161,12 @@ fn partitioned(fresh: &[&VantageView]) -> BTreeSet<String> {
         let all_down = probed.len() >= 2
             && probed
                 .iter()
-                .all(|&i| view.verdicts[i] == Some(HealthState::Down));
+                .all(|&i| ballot.verdicts[i] == Some(HealthState::Down));
         if !all_down {
             continue;
         }
-        let contradicted = fresh.iter().any(|other| {
-            other.name != view.name && {
+        let contradicted = ballots.iter().any(|other| {
+            other.name != ballot.name && {
                 let up = probed
                     .iter()
                     .filter(|&&i| other.verdicts.get(i).copied().flatten() == Some(HealthState::Up))
@@ -147,7 +175,7 @@ fn partitioned(fresh: &[&VantageView]) -> BTreeSet<String> {
             }
         });
         if contradicted {
-            out.insert(view.name.clone());
+            out.insert(ballot.name.clone());
         }
     }
     out
@@ -170,109 +198,139 @@ mod tests {
     const UP: Option<HealthState> = Some(HealthState::Up);
     const DOWN: Option<HealthState> = Some(HealthState::Down);
 
-    fn view(
-        name: &str,
-        region: u16,
-        received_ms: u64,
-        verdicts: &[Option<HealthState>],
-    ) -> VantageView {
-        VantageView {
+    fn ballot(name: &str, region: u16, verdicts: &[Option<HealthState>]) -> Ballot {
+        Ballot {
             name: name.into(),
             region: Some(RegionIndex(region)),
-            received_at: Duration::from_millis(received_ms),
             verdicts: verdicts.to_vec(),
         }
     }
 
-    fn rules(down_votes: Option<u32>, down_regions: u32) -> Rules {
+    fn rules(configured: u32, down_votes: Option<u32>, down_regions: u32) -> Rules {
         Rules {
+            configured,
             down_votes,
             down_regions,
-            staleness: Duration::from_secs(5),
+            isolation: IsolationMode::Hold,
         }
     }
 
-    const NOW: Duration = Duration::from_secs(100);
-
     #[test]
     fn quorum_of_two_takes_an_endpoint_down() {
-        let views = [
-            view("a", 0, 99_000, &[DOWN, UP]),
-            view("b", 1, 99_000, &[DOWN, UP]),
-            view("c", 1, 99_000, &[UP, UP]),
+        let ballots = [
+            ballot("a", 0, &[DOWN, UP]),
+            ballot("b", 1, &[DOWN, UP]),
+            ballot("c", 1, &[UP, UP]),
         ];
-        let t = tally(&views, &[UP, UP], 2, &rules(Some(2), 1), NOW);
+        let t = tally(&ballots, &[UP, UP], 2, &rules(3, Some(2), 1));
         assert_eq!(t.states, [DOWN, UP]);
         assert_eq!(t.votes[0].down, ["a", "b"]);
+        assert!(!t.isolated);
     }
 
     #[test]
     fn one_vantage_cannot_fail_over_alone() {
-        let views = [
-            view("a", 0, 99_000, &[DOWN, UP]),
-            view("b", 1, 99_000, &[UP, UP]),
-            view("c", 1, 99_000, &[UP, UP]),
+        let ballots = [
+            ballot("a", 0, &[DOWN, UP]),
+            ballot("b", 1, &[UP, UP]),
+            ballot("c", 1, &[UP, UP]),
         ];
+        for down_votes in [Some(2), None] {
+            let t = tally(&ballots, &[UP, UP], 2, &rules(3, down_votes, 1));
+            assert_eq!(t.states, [UP, UP]);
+        }
+    }
+
+    #[test]
+    fn the_majority_is_of_configured_vantage_points_not_of_those_heard() {
+        // Five configured, one heard: it is isolated and holds, whatever it sees.
+        let lonely = [ballot("a", 0, &[DOWN])];
+        let t = tally(&lonely, &[UP], 1, &rules(5, None, 1));
+        assert!(t.isolated);
+        assert_eq!(t.needed, 3);
+        assert_eq!(t.states, [UP]);
+        // Three of five heard, all down: a quorum.
+        let three = [
+            ballot("a", 0, &[DOWN]),
+            ballot("b", 1, &[DOWN]),
+            ballot("c", 1, &[DOWN]),
+        ];
+        let t = tally(&three, &[UP], 1, &rules(5, None, 1));
+        assert!(!t.isolated);
+        assert_eq!(t.states, [DOWN]);
+        // Two of five heard: isolated even though both agree.
+        let t = tally(&three[..2], &[UP], 1, &rules(5, None, 1));
+        assert!(t.isolated);
+        assert_eq!(t.states, [UP]);
+    }
+
+    #[test]
+    fn an_isolated_server_in_local_mode_trusts_the_voters_it_hears() {
+        let lonely = [ballot("a", 0, &[DOWN, UP])];
+        let local = Rules {
+            isolation: IsolationMode::Local,
+            ..rules(3, None, 2)
+        };
+        let t = tally(&lonely, &[UP, DOWN], 2, &local);
+        assert!(t.isolated);
         assert_eq!(
-            tally(&views, &[UP, UP], 2, &rules(Some(2), 1), NOW).states,
-            [UP, UP]
+            t.states,
+            [DOWN, UP],
+            "its own probes decide, one region is enough"
         );
-        assert_eq!(
-            tally(&views, &[UP, UP], 2, &rules(None, 1), NOW).states,
-            [UP, UP]
-        );
+        // Hearing nobody at all it holds even in local mode.
+        assert_eq!(tally(&[], &[UP, DOWN], 2, &local).states, [UP, DOWN]);
     }
 
     #[test]
     fn a_vantage_calling_everything_down_is_partitioned_and_ignored() {
-        let views = [
-            view("a", 0, 99_000, &[DOWN, DOWN, DOWN]),
-            view("b", 1, 99_000, &[UP, UP, DOWN]),
-            view("c", 1, 99_000, &[UP, UP, DOWN]),
+        let ballots = [
+            ballot("a", 0, &[DOWN, DOWN, DOWN]),
+            ballot("b", 1, &[UP, UP, DOWN]),
+            ballot("c", 1, &[UP, UP, DOWN]),
         ];
-        let t = tally(&views, &[UP, UP, UP], 3, &rules(Some(2), 1), NOW);
+        let t = tally(&ballots, &[UP, UP, UP], 3, &rules(3, Some(2), 1));
         assert_eq!(t.partitioned.iter().collect::<Vec<_>>(), ["a"]);
         // c's real outage is still seen by b and c.
         assert_eq!(t.states, [UP, UP, DOWN]);
+        // A partitioned voter does not count toward the quorum either.
+        let t = tally(&ballots[..2], &[UP, UP, UP], 3, &rules(3, None, 1));
+        assert!(t.isolated);
+        assert_eq!(t.states, [UP, UP, UP]);
     }
 
     #[test]
     fn region_diversity_is_required_for_down() {
-        let views = [
-            view("a", 0, 99_000, &[DOWN]),
-            view("b", 0, 99_000, &[DOWN]),
-            view("c", 1, 99_000, &[UP]),
+        let ballots = [
+            ballot("a", 0, &[DOWN]),
+            ballot("b", 0, &[DOWN]),
+            ballot("c", 1, &[UP]),
         ];
         assert_eq!(
-            tally(&views, &[UP], 1, &rules(Some(2), 2), NOW).states,
+            tally(&ballots, &[UP], 1, &rules(3, Some(2), 2)).states,
             [UP]
         );
-        let views = [
-            view("a", 0, 99_000, &[DOWN]),
-            view("b", 1, 99_000, &[DOWN]),
-            view("c", 1, 99_000, &[UP]),
+        let ballots = [
+            ballot("a", 0, &[DOWN]),
+            ballot("b", 1, &[DOWN]),
+            ballot("c", 1, &[UP]),
         ];
         assert_eq!(
-            tally(&views, &[UP], 1, &rules(Some(2), 2), NOW).states,
+            tally(&ballots, &[UP], 1, &rules(3, Some(2), 2)).states,
             [DOWN]
         );
     }
 
     #[test]
-    fn silence_and_stale_reports_keep_the_last_state() {
-        let t = tally(&[], &[DOWN], 1, &rules(Some(2), 1), NOW);
-        assert_eq!(t.states, [DOWN]);
-        let stale = [view("a", 0, 10_000, &[UP]), view("b", 1, 10_000, &[UP])];
-        let t = tally(&stale, &[DOWN], 1, &rules(Some(2), 1), NOW);
+    fn silence_keeps_the_last_state() {
+        let t = tally(&[], &[DOWN], 1, &rules(2, Some(2), 1));
         assert_eq!(t.states, [DOWN]);
         assert!(t.fresh.is_empty());
-        // Not enough fresh voters either way: unchanged.
-        let one = [view("a", 0, 99_000, &[UP])];
-        assert_eq!(
-            tally(&one, &[DOWN], 1, &rules(Some(2), 1), NOW).states,
-            [DOWN]
-        );
-        // Majority of the fresh voters by default.
-        assert_eq!(tally(&one, &[DOWN], 1, &rules(None, 1), NOW).states, [UP]);
+        assert!(t.isolated);
+        // A lone server (no vantage points configured) is its own quorum.
+        let one = [ballot("local", 0, &[UP])];
+        let t = tally(&one, &[DOWN], 1, &rules(1, None, 1));
+        assert!(!t.isolated);
+        assert_eq!(t.states, [UP]);
     }
 }

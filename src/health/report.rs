@@ -1,11 +1,21 @@
-//! Reports: what one vantage point sends to servers — its verdict per endpoint —
+//! Reports: what one vantage point sends to a server — its verdict per endpoint —
 //! signed with its secret (HMAC-SHA256 over the exact body bytes).
 //!
-//! Freshness is judged by when a server *receives* a report, so clocks need not agree;
-//! the sender's timestamp only bounds replays (`MAX_CLOCK_SKEW`) and the per-vantage
-//! sequence number must increase.
-
-use std::time::Duration;
+//! Replay protection (see the README, "Replay guarantee") rests on two things a
+//! captured report cannot change without breaking its signature:
+//!
+//! - the receiving server's **challenge**: a random boot id drawn when the server
+//!   process starts, plus an epoch counter that advances every `staleness`. A report
+//!   must carry the challenge of the server it is sent to, current or one epoch old, so
+//!   nothing captured before a restart is accepted after it (with or without the
+//!   state file), and nothing held back for more than two epochs is accepted at all;
+//! - the sender's **session and sequence**: a random session id per sender process
+//!   and a counter within it. Within one server boot, a report must be newer than the
+//!   newest accepted from its sender; a new session retires the older ones.
+//!
+//! No clock is compared across machines: a sender whose clock steps backwards (or a
+//! server whose clock does) keeps being accepted. The sender's timestamp is shown in
+//! status only.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -17,19 +27,26 @@ use crate::model::HealthState;
 /// HTTP header carrying the signature: `v1=<hex HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "x-failoverd-signature";
 
-/// Largest difference between the sender's and our clock before a report is refused
-/// as a possible replay.
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+/// HTTP header naming the signing vantage point, so a server checks the signature
+/// before it parses the body.
+pub const VANTAGE_HEADER: &str = "x-failoverd-vantage";
 
-/// A vantage point's verdicts.
+/// HTTP response header carrying the server's current challenge.
+pub const CHALLENGE_HEADER: &str = "x-failoverd-challenge";
+
+/// A vantage point's verdicts, addressed to one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Report {
     /// Sending vantage point.
     pub vantage: String,
-    /// Strictly increasing per vantage point (start-up time in µs plus a counter, so
-    /// it also increases across restarts).
+    /// Random id of the sending process (new at every start).
+    pub session: u64,
+    /// Increases with every report of the session.
     pub sequence: u64,
-    /// Sender's wall clock, Unix milliseconds.
+    /// The receiving server's challenge, as last seen in its responses.
+    pub challenge: String,
+    /// Sender's wall clock, Unix milliseconds (informational).
     pub sent_at_ms: u64,
     /// One verdict per probed endpoint.
     pub verdicts: Vec<Verdict>,
@@ -37,6 +54,7 @@ pub struct Report {
 
 /// A verdict on one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Verdict {
     /// `pool/endpoint`.
     pub endpoint: String,
@@ -45,6 +63,10 @@ pub struct Verdict {
     /// Last probe's reason, for status output.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// Milliseconds since the sender last probed the endpoint, so a stalled prober's
+    /// verdict goes stale on the server even while its reports keep arriving.
+    #[serde(default)]
+    pub age_ms: u64,
 }
 
 /// Why a report was refused.
@@ -60,9 +82,9 @@ pub enum ReportError {
     /// Missing or wrong signature.
     #[error("bad signature")]
     BadSignature,
-    /// The sender's clock is too far from ours (or the report is old).
-    #[error("timestamp outside the allowed clock skew")]
-    Stale,
+    /// The report carries another server boot's challenge, or one too old.
+    #[error("unknown or expired challenge; retry with the current one")]
+    Challenge,
     /// Not newer than the last report accepted from this vantage point.
     #[error("replayed or out-of-order report")]
     Replay,
@@ -75,10 +97,19 @@ impl ReportError {
             Self::Malformed => "malformed",
             Self::UnknownVantage => "unknown_vantage",
             Self::BadSignature => "bad_signature",
-            Self::Stale => "stale",
+            Self::Challenge => "challenge",
             Self::Replay => "replay",
         }
     }
+
+    /// Every label, for metrics.
+    pub const LABELS: [&'static str; 5] = [
+        "malformed",
+        "unknown_vantage",
+        "bad_signature",
+        "challenge",
+        "replay",
+    ];
 }
 
 /// Signature header value of `body`.
@@ -119,26 +150,25 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Parses and authenticates a report body. `secret_of` finds a vantage's secret;
-/// `last_sequence` is the newest sequence accepted from it; `now_ms` is our clock.
+/// Authenticates a report body, then parses it: `vantage` is the sender named in
+/// [`VANTAGE_HEADER`], `secret_of` finds its secret. The body is not parsed unless
+/// its signature is right. Ordering (challenge, session, sequence) is checked by the
+/// health board, which knows what was accepted before.
 pub fn authenticate(
     body: &[u8],
+    vantage: Option<&str>,
     signature: Option<&str>,
     secret_of: impl Fn(&str) -> Option<Secret>,
-    last_sequence: impl Fn(&str) -> Option<u64>,
-    now_ms: u64,
 ) -> Result<Report, ReportError> {
-    let report: Report = serde_json::from_slice(body).map_err(|_| ReportError::Malformed)?;
-    let secret = secret_of(&report.vantage).ok_or(ReportError::UnknownVantage)?;
+    let vantage = vantage.ok_or(ReportError::UnknownVantage)?;
+    let secret = secret_of(vantage).ok_or(ReportError::UnknownVantage)?;
     if !signature.is_some_and(|s| verify(&secret, body, s)) {
         return Err(ReportError::BadSignature);
     }
-    let skew = report.sent_at_ms.abs_diff(now_ms);
-    if skew > MAX_CLOCK_SKEW.as_millis() as u64 {
-        return Err(ReportError::Stale);
-    }
-    if last_sequence(&report.vantage).is_some_and(|last| report.sequence <= last) {
-        return Err(ReportError::Replay);
+    let report: Report = serde_json::from_slice(body).map_err(|_| ReportError::Malformed)?;
+    if report.vantage != vantage {
+        // Signed by one vantage point, claiming to be another.
+        return Err(ReportError::BadSignature);
     }
     Ok(report)
 }
@@ -150,12 +180,15 @@ mod tests {
     fn report() -> Report {
         Report {
             vantage: "fra-1".into(),
+            session: 7,
             sequence: 10,
+            challenge: "00ff.3".into(),
             sent_at_ms: 1_000_000,
             verdicts: vec![Verdict {
                 endpoint: "web/a".into(),
                 state: HealthState::Down,
                 reason: "connect refused".into(),
+                age_ms: 120,
             }],
         }
     }
@@ -166,50 +199,57 @@ mod tests {
         let body = serde_json::to_vec(&report()).unwrap();
         let signature = sign(&secret, &body);
         let secret_of = |v: &str| (v == "fra-1").then(|| secret.clone());
-        let ok = authenticate(&body, Some(&signature), secret_of, |_| Some(9), 1_000_500);
+        let ok = authenticate(&body, Some("fra-1"), Some(&signature), secret_of);
         assert_eq!(ok.unwrap(), report());
         let tampered = String::from_utf8(body.clone())
             .unwrap()
             .replace("\"down\"", "\"up\"");
         assert_ne!(tampered.as_bytes(), body.as_slice());
+        let check = |body: &[u8], vantage: Option<&str>, signature: Option<&str>| {
+            authenticate(body, vantage, signature, secret_of).unwrap_err()
+        };
         assert_eq!(
-            authenticate(
-                tampered.as_bytes(),
-                Some(&signature),
-                secret_of,
-                |_| None,
-                1_000_500
-            )
-            .unwrap_err(),
+            check(tampered.as_bytes(), Some("fra-1"), Some(&signature)),
             ReportError::BadSignature
         );
-        assert_eq!(
-            authenticate(&body, None, secret_of, |_| None, 1_000_500).unwrap_err(),
-            ReportError::BadSignature
-        );
+        assert_eq!(check(&body, Some("fra-1"), None), ReportError::BadSignature);
         let wrong = sign(&Secret::new("another-secret-of-16b"), &body);
         assert_eq!(
-            authenticate(&body, Some(&wrong), secret_of, |_| None, 1_000_500).unwrap_err(),
+            check(&body, Some("fra-1"), Some(&wrong)),
             ReportError::BadSignature
         );
         assert_eq!(
-            authenticate(&body, Some(&signature), secret_of, |_| Some(10), 1_000_500).unwrap_err(),
-            ReportError::Replay
+            check(&body, None, Some(&signature)),
+            ReportError::UnknownVantage
         );
         assert_eq!(
-            authenticate(
-                &body,
-                Some(&signature),
-                secret_of,
-                |_| None,
-                1_000_000 + 301_000
-            )
-            .unwrap_err(),
-            ReportError::Stale
+            check(&body, Some("ams-1"), Some(&signature)),
+            ReportError::UnknownVantage
         );
+        // Garbage is refused before it is parsed: unsigned garbage is a bad signature,
+        // signed garbage is malformed.
         assert_eq!(
-            authenticate(b"{}", Some(&signature), secret_of, |_| None, 0).unwrap_err(),
+            check(b"{", Some("fra-1"), Some(&signature)),
+            ReportError::BadSignature
+        );
+        let signed_garbage = sign(&secret, b"{");
+        assert_eq!(
+            check(b"{", Some("fra-1"), Some(&signed_garbage)),
             ReportError::Malformed
+        );
+    }
+
+    #[test]
+    fn a_report_signed_by_one_vantage_cannot_claim_another() {
+        let secret = Secret::new("0123456789abcdef0123");
+        let mut other = report();
+        other.vantage = "ams-1".into();
+        let body = serde_json::to_vec(&other).unwrap();
+        let signature = sign(&secret, &body);
+        let secret_of = |_: &str| Some(secret.clone());
+        assert_eq!(
+            authenticate(&body, Some("fra-1"), Some(&signature), secret_of).unwrap_err(),
+            ReportError::BadSignature
         );
     }
 }

@@ -18,16 +18,7 @@ use crate::model::EndpointTarget;
 /// Bytes of an HTTP body searched for `expect_body`.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// The result of one probe.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeOutcome {
-    /// Whether the endpoint passed.
-    pub ok: bool,
-    /// Time the probe took.
-    pub latency: Duration,
-    /// Short explanation ("ok", "connect refused", "status 503", ...).
-    pub reason: String,
-}
+pub use crate::health::ProbeOutcome;
 
 /// Errors preparing a prober.
 #[derive(Debug, thiserror::Error)]

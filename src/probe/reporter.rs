@@ -1,14 +1,24 @@
-//! Pushes this vantage point's verdicts to every server: on every change at once, and
-//! every `push_interval` anyway (reports expire on the servers after `staleness`).
+//! Pushes this vantage point's verdicts to every server, one task per server so an
+//! unreachable server delays nobody else: on every change at once, and every
+//! `push_interval` anyway (reports expire on the servers after `staleness`).
+//!
+//! Each report carries the receiving server's challenge (learnt from its responses;
+//! a server that restarted answers 409 with its new one, and the report is sent again
+//! at once) and the next sequence number of this process's session.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
-use crate::health::report::{Report, SIGNATURE_HEADER, Verdict, sign};
+use crate::health::report::{
+    CHALLENGE_HEADER, Report, SIGNATURE_HEADER, VANTAGE_HEADER, Verdict, sign,
+};
 
 /// Unix milliseconds now.
 pub fn unix_ms() -> u64 {
@@ -17,29 +27,99 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Counters of the reporter.
-#[derive(Debug, Default)]
-pub struct ReporterMetrics {
-    /// Reports delivered.
-    pub sent: std::sync::atomic::AtomicU64,
-    /// Deliveries that failed.
-    pub failed: std::sync::atomic::AtomicU64,
+/// How often a server that stays unreachable is warned about again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// This process's verdicts as the plane last published them; `age_ms` is as of `as_of`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalVerdicts {
+    /// Verdicts, ages as of `as_of`.
+    pub verdicts: Vec<Verdict>,
+    /// When the ages were computed.
+    pub as_of: Instant,
 }
 
-/// Pushes reports until `shutdown`. `verdicts` carries the current verdict list; a
-/// change triggers an immediate push.
-pub async fn run(
-    vantage: String,
-    secret: Secret,
-    servers: Vec<String>,
-    push_interval: Duration,
-    mut verdicts: watch::Receiver<Arc<Vec<Verdict>>>,
-    metrics: Arc<ReporterMetrics>,
-    shutdown: CancellationToken,
+impl Default for LocalVerdicts {
+    fn default() -> Self {
+        Self {
+            verdicts: Vec::new(),
+            as_of: Instant::now(),
+        }
+    }
+}
+
+/// Delivery counters of one server.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Reports accepted.
+    pub delivered: AtomicU64,
+    /// Reports the server refused (4xx/5xx).
+    pub refused: AtomicU64,
+    /// Reports that could not be delivered (connection, timeout).
+    pub failed: AtomicU64,
+    /// Whether the last attempt succeeded.
+    pub reachable: AtomicBool,
+}
+
+/// Counters of the reporter, per server URL.
+#[derive(Debug, Default)]
+pub struct ReporterMetrics {
+    servers: Mutex<BTreeMap<String, Arc<ServerStats>>>,
+}
+
+impl ReporterMetrics {
+    /// The counters of `server` (created on first use).
+    pub fn server(&self, server: &str) -> Arc<ServerStats> {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        servers.entry(server.to_owned()).or_default().clone()
+    }
+
+    /// Keeps only the counters of `servers` (after a reload).
+    pub fn retain(&self, servers: &[String]) {
+        let mut map = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|name, _| servers.contains(name));
+    }
+
+    /// Every server's counters, by URL.
+    pub fn snapshot(&self) -> Vec<(String, Arc<ServerStats>)> {
+        let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        servers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Who reports, and how often.
+#[derive(Clone, Debug)]
+pub struct ReporterSettings {
+    /// This vantage point.
+    pub vantage: String,
+    /// Its secret.
+    pub secret: Secret,
+    /// Random id of this process (survives reloads).
+    pub session: u64,
+    /// Next sequence number of the session (shared by every server's task and kept
+    /// across reloads, so sequences only grow).
+    pub sequence: Arc<AtomicU64>,
+    /// Push period.
+    pub push_interval: Duration,
+    /// The servers' staleness: the longest back-off while a server is unreachable.
+    pub staleness: Duration,
+}
+
+/// Starts one reporting task per server; they stop with `shutdown`.
+pub fn spawn(
+    settings: &ReporterSettings,
+    servers: &[String],
+    verdicts: &watch::Receiver<Arc<LocalVerdicts>>,
+    metrics: &Arc<ReporterMetrics>,
+    shutdown: &CancellationToken,
 ) {
+    metrics.retain(servers);
     let client = match crate::probe::tls::http_client_builder()
         .no_proxy()
-        .timeout(push_interval.max(Duration::from_millis(500)))
+        .timeout(settings.push_interval.max(Duration::from_millis(500)))
         .build()
     {
         Ok(client) => client,
@@ -48,50 +128,163 @@ pub async fn run(
             return;
         }
     };
-    // Starts above anything sent before a restart (µs since the epoch).
-    let mut sequence = unix_ms().saturating_mul(1000);
-    let mut ticker = tokio::time::interval(push_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-            changed = verdicts.changed() => if changed.is_err() { return },
-        }
-        sequence += 1;
-        let report = Report {
-            vantage: vantage.clone(),
-            sequence,
-            sent_at_ms: unix_ms(),
-            verdicts: verdicts.borrow_and_update().as_ref().clone(),
+    for server in servers {
+        let task = ServerReporter {
+            server: server.clone(),
+            settings: settings.clone(),
+            client: client.clone(),
+            stats: metrics.server(server),
+            challenge: String::new(),
         };
-        let Ok(body) = serde_json::to_vec(&report) else {
-            continue;
-        };
-        let signature = sign(&secret, &body);
-        let sends = servers.iter().cloned().map(|server| {
-            let request = client
-                .post(format!("{server}/v1/reports"))
-                .header(SIGNATURE_HEADER, &signature)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            async move { (server, request.send().await) }
-        });
-        for (server, result) in futures_util::future::join_all(sends).await {
-            use std::sync::atomic::Ordering::Relaxed;
-            match result {
-                Ok(response) if response.status().is_success() => {
-                    metrics.sent.fetch_add(1, Relaxed);
+        tokio::spawn(task.run(verdicts.clone(), shutdown.clone()));
+    }
+}
+
+/// What one delivery came to.
+enum Delivery {
+    Accepted,
+    /// The server wants another challenge (it restarted, or ours expired).
+    Rechallenged,
+    Refused(reqwest::StatusCode, String),
+    Failed(String),
+}
+
+struct ServerReporter {
+    server: String,
+    settings: ReporterSettings,
+    client: reqwest::Client,
+    stats: Arc<ServerStats>,
+    challenge: String,
+}
+
+impl ServerReporter {
+    async fn run(
+        mut self,
+        mut verdicts: watch::Receiver<Arc<LocalVerdicts>>,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(self.settings.push_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Duration::ZERO;
+        let mut retry_at = Instant::now();
+        let mut failures: u64 = 0;
+        let mut warned_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+                changed = verdicts.changed() => if changed.is_err() { return },
+            }
+            if Instant::now() < retry_at {
+                continue; // backing off an unreachable server
+            }
+            let current = verdicts.borrow_and_update().clone();
+            let mut outcome = self.deliver(&current).await;
+            if matches!(outcome, Delivery::Rechallenged) {
+                outcome = self.deliver(&current).await;
+            }
+            use Ordering::Relaxed;
+            let problem = match outcome {
+                Delivery::Accepted => {
+                    self.stats.delivered.fetch_add(1, Relaxed);
+                    None
                 }
-                Ok(response) => {
-                    metrics.failed.fetch_add(1, Relaxed);
-                    tracing::warn!(%server, status = %response.status(), "report refused");
+                Delivery::Rechallenged => {
+                    self.stats.refused.fetch_add(1, Relaxed);
+                    Some("the server refused our challenge twice".to_owned())
                 }
-                Err(error) => {
-                    metrics.failed.fetch_add(1, Relaxed);
-                    tracing::debug!(%server, %error, "report not delivered");
+                Delivery::Refused(status, text) => {
+                    self.stats.refused.fetch_add(1, Relaxed);
+                    Some(format!("refused with {status}: {}", text.trim()))
+                }
+                Delivery::Failed(error) => {
+                    self.stats.failed.fetch_add(1, Relaxed);
+                    Some(error)
+                }
+            };
+            match problem {
+                None => {
+                    if failures > 0 {
+                        tracing::info!(server = %self.server, failures, "reports reach the server again");
+                    }
+                    self.stats.reachable.store(true, Relaxed);
+                    failures = 0;
+                    warned_at = None;
+                    backoff = Duration::ZERO;
+                }
+                Some(problem) => {
+                    self.stats.reachable.store(false, Relaxed);
+                    failures += 1;
+                    let now = Instant::now();
+                    if warned_at.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+                        tracing::warn!(
+                            server = %self.server,
+                            failures,
+                            %problem,
+                            "cannot report to server"
+                        );
+                        warned_at = Some(now);
+                    }
+                    let cap = (self.settings.staleness / 2).max(self.settings.push_interval);
+                    backoff = (backoff * 2).clamp(self.settings.push_interval, cap);
+                    retry_at = now + backoff;
                 }
             }
+        }
+    }
+
+    async fn deliver(&mut self, current: &LocalVerdicts) -> Delivery {
+        let extra = Instant::now()
+            .saturating_duration_since(current.as_of)
+            .as_millis() as u64;
+        let report = Report {
+            vantage: self.settings.vantage.clone(),
+            session: self.settings.session,
+            sequence: self.settings.sequence.fetch_add(1, Ordering::Relaxed),
+            challenge: self.challenge.clone(),
+            sent_at_ms: unix_ms(),
+            verdicts: current
+                .verdicts
+                .iter()
+                .map(|v| Verdict {
+                    age_ms: v.age_ms + extra,
+                    ..v.clone()
+                })
+                .collect(),
+        };
+        let Ok(body) = serde_json::to_vec(&report) else {
+            return Delivery::Failed("cannot encode the report".to_owned());
+        };
+        let signature = sign(&self.settings.secret, &body);
+        let request = self
+            .client
+            .post(format!("{}/v1/reports", self.server))
+            .header(SIGNATURE_HEADER, signature)
+            .header(VANTAGE_HEADER, &self.settings.vantage)
+            .header("content-type", "application/json")
+            .body(body);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Delivery::Failed(error.to_string()),
+        };
+        let status = response.status();
+        let offered = response
+            .headers()
+            .get(CHALLENGE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let rechallenged = status == reqwest::StatusCode::CONFLICT
+            && offered.as_ref().is_some_and(|c| *c != self.challenge);
+        if let Some(challenge) = offered {
+            self.challenge = challenge;
+        }
+        if status.is_success() {
+            Delivery::Accepted
+        } else if rechallenged {
+            Delivery::Rechallenged
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Delivery::Refused(status, text)
         }
     }
 }

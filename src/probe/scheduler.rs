@@ -1,5 +1,6 @@
 //! One task per probed endpoint: probe every `interval` (plus jitter, so probes of many
-//! endpoints do not align), feed the anti-flap machine, report every outcome.
+//! endpoints do not align) and send every outcome to the health plane. The anti-flap
+//! machines live in the health board, so they outlive a reload's new probers.
 
 use std::time::Duration;
 
@@ -10,29 +11,26 @@ use tokio_util::sync::CancellationToken;
 
 use super::check::{ProbeError, ProbeOutcome, Prober};
 use crate::config::Config;
-use crate::health::machine::{Machine, Thresholds};
-use crate::model::{EndpointIndex, HealthState, RandomSource, SplitMix64};
+use crate::model::{EndpointIndex, RandomSource, SplitMix64};
 
 /// One probe result of this vantage point.
 #[derive(Clone, Debug)]
-pub struct LocalEvent {
-    /// The endpoint.
+pub struct ProbeEvent {
+    /// Config generation the prober was started for.
+    pub generation: u64,
+    /// The endpoint (index in that generation's config).
     pub endpoint: EndpointIndex,
     /// What the probe saw.
     pub outcome: ProbeOutcome,
-    /// The verdict after it.
-    pub state: HealthState,
-    /// Whether the verdict changed with this probe.
-    pub changed: bool,
+    /// When the probe finished.
+    pub at: Instant,
 }
 
-/// Starts a probing task for every endpoint whose pool has a check. `initial` gives
-/// each endpoint's starting verdict (restored state, so a down endpoint needs `rise`
-/// successes before it is up again).
+/// Starts a probing task for every endpoint whose pool has a check.
 pub fn spawn(
     config: &Config,
-    initial: impl Fn(EndpointIndex) -> HealthState,
-    events: mpsc::UnboundedSender<LocalEvent>,
+    generation: u64,
+    events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: CancellationToken,
     seed: u64,
 ) -> Result<JoinSet<()>, ProbeError> {
@@ -49,10 +47,8 @@ pub fn spawn(
         };
         let label = config.endpoint_label(index);
         let prober = Prober::new(check, endpoint, &label, source)?;
-        let thresholds = Thresholds::from(check);
         let interval = check.interval;
         let jitter = check.jitter;
-        let mut machine = Machine::new(initial(index));
         let events = events.clone();
         let shutdown = shutdown.clone();
         let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -69,13 +65,11 @@ pub fn spawn(
                     _ = shutdown.cancelled() => return,
                     outcome = prober.probe() => outcome,
                 };
-                let now = Instant::now() - started;
-                let changed = machine.observe(outcome.ok, now, &thresholds).is_some();
-                let event = LocalEvent {
+                let event = ProbeEvent {
+                    generation,
                     endpoint: index,
                     outcome,
-                    state: machine.state(),
-                    changed,
+                    at: Instant::now(),
                 };
                 if events.send(event).is_err() {
                     return;

@@ -52,18 +52,21 @@ impl AdminBackend for ServiceBackend {
     async fn submit_report(
         &self,
         body: Bytes,
+        vantage: Option<String>,
         signature: Option<String>,
-    ) -> Result<(), ReportError> {
+    ) -> (Result<(), ReportError>, String) {
         let (reply, answer) = oneshot::channel();
         let input = PlaneInput::Report {
             body,
+            vantage,
             signature,
             reply,
         };
+        let shutting_down = (Err(ReportError::Malformed), String::new());
         if self.inputs.send(input).await.is_err() {
-            return Err(ReportError::Malformed);
+            return shutting_down;
         }
-        answer.await.unwrap_or(Err(ReportError::Malformed))
+        answer.await.unwrap_or(shutting_down)
     }
 
     async fn force(&self, endpoint: String, state: Option<HealthState>) -> Result<(), String> {
@@ -103,11 +106,12 @@ impl AdminBackend for ServiceBackend {
         }
     }
 
-    fn peer_state(&self) -> Option<(Vec<u8>, String)> {
+    fn peer_state(&self, nonce: String) -> Option<(Vec<u8>, String)> {
         let secret = self.secret.as_ref()?;
         let snapshot = self.shared.load_full();
         let state = PeerState {
             vantage: self.vantage.clone(),
+            nonce,
             sent_at_ms: unix_ms(),
             endpoints: snapshot
                 .health
@@ -138,7 +142,7 @@ impl AdminBackend for ServiceBackend {
     }
 
     fn ready(&self) -> bool {
-        true
+        self.plane_metrics.ready.load(Ordering::Relaxed)
     }
 }
 
@@ -266,19 +270,68 @@ fn render_metrics(
         "failoverd_probes_total{{result=\"failed\"}} {}",
         load(&plane.probes_failed)
     );
+    let servers = plane.reporter.snapshot();
     let _ = writeln!(
         out,
-        "# HELP failoverd_reports_sent_total Reports pushed to servers.\n# TYPE failoverd_reports_sent_total counter"
+        "# HELP failoverd_reports_sent_total Reports pushed to servers, by server and result.\n# TYPE failoverd_reports_sent_total counter"
     );
-    let _ = writeln!(
-        out,
-        "failoverd_reports_sent_total{{result=\"delivered\"}} {}",
-        load(&plane.reporter.sent)
+    for (server, stats) in &servers {
+        for (result, count) in [
+            ("delivered", &stats.delivered),
+            ("refused", &stats.refused),
+            ("failed", &stats.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "failoverd_reports_sent_total{{server=\"{server}\",result=\"{result}\"}} {}",
+                load(count)
+            );
+        }
+    }
+    flag_gauge(
+        &mut out,
+        "failoverd_report_server_reachable",
+        "Whether the last report to the server was delivered.",
+        "server",
+        servers
+            .iter()
+            .map(|(server, stats)| (server.as_str(), stats.reachable.load(Ordering::Relaxed))),
     );
+    if let Some(isolation) = &status.isolation {
+        let _ = writeln!(
+            out,
+            "# HELP failoverd_isolated Whether this server hears fewer vantage points than a quorum.\n# TYPE failoverd_isolated gauge\nfailoverd_isolated {}",
+            u8::from(isolation.isolated)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP failoverd_quorum_needed Votes needed to change an endpoint's state.\n# TYPE failoverd_quorum_needed gauge\nfailoverd_quorum_needed {}",
+            isolation.needed
+        );
+        counter(
+            &mut out,
+            "failoverd_isolations_total",
+            "Times this server became isolated.",
+            load(&plane.isolations),
+        );
+    }
     let _ = writeln!(
         out,
-        "failoverd_reports_sent_total{{result=\"failed\"}} {}",
-        load(&plane.reporter.failed)
+        "# HELP failoverd_config_reloads_total Configuration reloads by result.\n# TYPE failoverd_config_reloads_total counter\nfailoverd_config_reloads_total{{result=\"ok\"}} {}\nfailoverd_config_reloads_total{{result=\"failed\"}} {}",
+        load(&plane.reloads_ok),
+        load(&plane.reloads_failed)
+    );
+    if let Some(reload) = &status.last_reload {
+        let _ = writeln!(
+            out,
+            "# HELP failoverd_config_last_reload_successful Whether the last reload was taken.\n# TYPE failoverd_config_last_reload_successful gauge\nfailoverd_config_last_reload_successful {}",
+            u8::from(reload.ok)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_ready Whether the first health decision is made.\n# TYPE failoverd_ready gauge\nfailoverd_ready {}",
+        u8::from(plane.ready.load(Ordering::Relaxed))
     );
     counter(
         &mut out,

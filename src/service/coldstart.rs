@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::plane::Initial;
 use crate::admin::api::PeerState;
 use crate::config::{ColdStart, Config};
+use crate::health::board::Restored;
 use crate::health::persist;
-use crate::health::report::{MAX_CLOCK_SKEW, SIGNATURE_HEADER, verify};
+use crate::health::report::{SIGNATURE_HEADER, verify};
 use crate::model::{EndpointIndex, HealthState};
-use crate::probe::reporter::unix_ms;
 
 /// How long a starting server waits for its peers.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -32,8 +31,8 @@ fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
 }
 
 /// Builds the starting state: state file first, then peers (which know the present).
-pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Initial {
-    let mut initial = Initial::default();
+pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
+    let mut initial = Restored::default();
     if let Some(path) = &config.health.state_file {
         match persist::load(path) {
             Ok(Some(saved)) => {
@@ -44,7 +43,6 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Initial {
                     .map(|(k, v)| (k, v.state))
                     .collect();
                 initial.forced = saved.forced;
-                initial.sequences = saved.sequences;
             }
             Ok(None) => tracing::info!(path = %path.display(), "no saved health state yet"),
             Err(error) => {
@@ -84,8 +82,13 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
     else {
         return BTreeMap::new();
     };
+    // A fresh nonce the peers must sign back: an answer recorded earlier is useless.
+    let nonce = format!("{:032x}", super::plane::process_nonce());
     let requests = config.health.servers.iter().map(|server| {
-        let request = client.get(format!("{server}/v1/state")).send();
+        // The nonce is hex: no URL escaping needed.
+        let request = client
+            .get(format!("{server}/v1/state?nonce={nonce}"))
+            .send();
         async move {
             let response = request.await.ok()?;
             if !response.status().is_success() {
@@ -116,7 +119,7 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
             .vantage_by_name(&state.vantage)
             .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
         let authentic = secret.is_some_and(|s| verify(&s, &body, &signature));
-        let recent = state.sent_at_ms.abs_diff(unix_ms()) <= MAX_CLOCK_SKEW.as_millis() as u64;
+        let recent = state.nonce == nonce;
         if !authentic || !recent {
             tracing::warn!(peer = %state.vantage, "ignoring unauthenticated or stale peer state");
             continue;

@@ -8,19 +8,22 @@ mod coldstart;
 mod plane;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub use self::plane::LOCAL_VANTAGE;
-use self::plane::{Plane, PlaneHandle, PlaneInput};
-use crate::admin::api::Status;
+use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
+use crate::admin::api::{ReloadStatus, Status};
 use crate::admin::{self, AdminError};
-use crate::config::{Config, ConfigSource, Diagnostics, KeyPath};
+pub use crate::config::Reader;
+use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
 use crate::dns::{DnsError, DnsServer, SharedSnapshot, Snapshot};
 use crate::health::HealthSnapshot;
+pub use crate::health::board::LOCAL_VANTAGE;
+use crate::health::board::{Restored, local_identity};
+use crate::probe::reporter::{self, ReporterSettings, unix_ms};
 use crate::zone;
 
 /// Errors of the service.
@@ -113,16 +116,60 @@ impl StartOptions {
     }
 }
 
-/// A running server.
+/// A running `serve` or `probe` process.
 pub struct Service {
+    role: Role,
+    reader: Reader,
     shared: SharedSnapshot,
-    dns: DnsServer,
+    dns: Option<DnsServer>,
     plane: PlaneHandle,
     admin_address: Option<SocketAddr>,
     generation: Arc<AtomicU64>,
     options: StartOptions,
-    file_listen: Vec<SocketAddr>,
+    /// What the running configuration set that only a restart can change.
+    fixed: FixedSettings,
+    reporting: Mutex<CancellationToken>,
+    session: u64,
+    sequence: Arc<AtomicU64>,
     shutdown: CancellationToken,
+}
+
+/// Settings taken at start that a reload cannot change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FixedSettings {
+    listen: Vec<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    udp_workers: usize,
+    tcp_idle_timeout: std::time::Duration,
+}
+
+impl FixedSettings {
+    fn of(config: &Config) -> Self {
+        Self {
+            listen: config.server.listen.clone(),
+            admin_listen: config.admin.listen,
+            udp_workers: config.server.udp_workers,
+            tcp_idle_timeout: config.server.tcp_idle_timeout,
+        }
+    }
+
+    /// Keys whose new value needs a restart.
+    fn changed(&self, new: &Self) -> Vec<String> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("server.listen".to_owned());
+        }
+        if self.admin_listen != new.admin_listen {
+            keys.push("admin.listen".to_owned());
+        }
+        if self.udp_workers != new.udp_workers {
+            keys.push("server.udp_workers".to_owned());
+        }
+        if self.tcp_idle_timeout != new.tcp_idle_timeout {
+            keys.push("server.tcp_idle_timeout".to_owned());
+        }
+        keys
+    }
 }
 
 impl Service {
@@ -133,23 +180,57 @@ impl Service {
 
     /// Starts serving with start-up options: restores health (state file, peers),
     /// builds the answers, then opens the DNS and admin listeners and starts probing.
-    pub async fn start_with(
+    pub async fn start_with(loaded: Loaded, options: StartOptions) -> Result<Self, ServiceError> {
+        Self::launch(Role::Server, loaded, options).await
+    }
+
+    /// Starts a probe agent (`failoverd probe`): probes from its vantage point and
+    /// reports to the servers; no DNS, and an admin API only with `--admin-listen`.
+    /// `loaded` should be read with [`Reader::Agent`] so other vantage points' secrets
+    /// may be absent.
+    pub async fn start_agent(loaded: Loaded, options: StartOptions) -> Result<Self, ServiceError> {
+        Self::launch(Role::Agent, loaded, options).await
+    }
+
+    async fn launch(
+        role: Role,
         mut loaded: Loaded,
         options: StartOptions,
     ) -> Result<Self, ServiceError> {
         for warning in &loaded.warnings.warnings {
             tracing::warn!("{warning}");
         }
-        let file_listen = loaded.config.server.listen.clone();
-        options
-            .apply(Arc::make_mut(&mut loaded.config))
-            .map_err(ServiceError::Invalid)?;
+        let fixed = FixedSettings::of(&loaded.config);
+        {
+            let config = Arc::make_mut(&mut loaded.config);
+            options.apply(config).map_err(ServiceError::Invalid)?;
+            if role == Role::Agent {
+                // The servers' admin port is theirs: an agent listens only when asked.
+                config.admin.listen = options.admin_listen;
+            }
+        }
         let config = loaded.config;
-        let (vantage, _, secret) = plane::local_vantage(&config);
-        let initial = coldstart::initial(&config, &vantage).await;
-        let health = plane::initial_snapshot(&config, &initial);
+        if role == Role::Agent {
+            agent_requirements(&config)?;
+        }
+        let (vantage, _) = local_identity(&config);
+        if !config.vantages.is_empty() && config.health.vantage.is_none() {
+            tracing::warn!(
+                "vantage points are configured but this process is none of them (--vantage NAME): its probes are shown in status but do not vote"
+            );
+        }
+        let restored = match role {
+            Role::Server => coldstart::initial(&config, &vantage).await,
+            Role::Agent => Restored::default(),
+        };
+        let health = plane::initial_snapshot(&config, &restored);
         let started = std::time::Instant::now();
-        let snapshot = Snapshot::build(config.clone(), loaded.zones, health, 1);
+        let build_config = config.clone();
+        let zones = loaded.zones;
+        let snapshot =
+            tokio::task::spawn_blocking(move || Snapshot::build(build_config, zones, health, 1))
+                .await
+                .expect("building the answers panicked");
         tracing::info!(
             zones = snapshot.zones.zones().len(),
             records = snapshot.zones.record_count(),
@@ -161,70 +242,109 @@ impl Service {
         let shared = SharedSnapshot::new(snapshot);
         let generation = Arc::new(AtomicU64::new(1));
         let shutdown = CancellationToken::new();
-        let dns = DnsServer::start(
-            &config.server.listen,
-            config.server.udp_workers,
-            config.server.tcp_idle_timeout,
-            shared.clone(),
-        )?;
+        let dns = match role {
+            Role::Server => Some(DnsServer::start(
+                &config.server.listen,
+                config.server.udp_workers,
+                config.server.tcp_idle_timeout,
+                shared.clone(),
+            )?),
+            Role::Agent => None,
+        };
         let plane = Plane::start(
+            role,
             config.clone(),
             shared.clone(),
             generation.clone(),
-            initial,
+            restored,
             shutdown.clone(),
         );
         let mut admin_address = None;
         if let Some(addr) = config.admin.listen {
+            let secret = secret_of(&config, config.health.vantage);
             let backend = backend::ServiceBackend::new(
                 shared.clone(),
                 &plane,
-                dns.metrics.clone(),
+                dns.as_ref().map(|d| d.metrics.clone()).unwrap_or_default(),
                 vantage.clone(),
-                secret.clone(),
+                secret,
             );
             let (bound, serve) = admin::bind(addr, Arc::new(backend), shutdown.clone()).await?;
             tokio::spawn(serve);
             tracing::info!(admin = %bound, "admin API listening");
             admin_address = Some(bound);
         }
-        if let Some(secret) = secret {
-            let own = admin_address.map(|a| format!("http://{a}"));
-            let servers: Vec<String> = config
-                .health
-                .servers
-                .iter()
-                .filter(|s| Some(s.as_str()) != own.as_deref())
-                .cloned()
-                .collect();
-            if !servers.is_empty() {
-                tokio::spawn(crate::probe::reporter::run(
-                    vantage.clone(),
-                    secret,
-                    servers,
-                    config.health.push_interval,
-                    plane.verdicts.clone(),
-                    plane.metrics.reporter.clone(),
-                    shutdown.clone(),
-                ));
-            }
-        }
-        tracing::info!(addresses = ?dns.addresses, vantage = %vantage, "ready");
-        Ok(Self {
+        let reader = match role {
+            Role::Server => Reader::Server,
+            Role::Agent => Reader::Agent {
+                vantage: options.vantage.clone(),
+            },
+        };
+        let service = Self {
+            role,
+            reader,
             shared,
             dns,
             plane,
             admin_address,
             generation,
             options,
-            file_listen,
+            fixed,
+            reporting: Mutex::new(shutdown.child_token()),
+            session: plane::process_nonce() as u64,
+            sequence: Arc::new(AtomicU64::new(1)),
             shutdown,
-        })
+        };
+        service.start_reporters(&config);
+        match &service.dns {
+            Some(dns) => tracing::info!(addresses = ?dns.addresses, vantage = %vantage, "ready"),
+            None => {
+                tracing::info!(vantage = %vantage, servers = ?config.health.servers, "probe agent ready")
+            }
+        }
+        Ok(service)
     }
 
-    /// The bound DNS addresses (UDP and TCP).
+    /// (Re)starts one reporter per server for `config`, replacing the running ones.
+    fn start_reporters(&self, config: &Config) {
+        let token = self.shutdown.child_token();
+        let old = std::mem::replace(
+            &mut *self.reporting.lock().unwrap_or_else(|e| e.into_inner()),
+            token.clone(),
+        );
+        old.cancel();
+        let Some(secret) = secret_of(config, config.health.vantage) else {
+            return;
+        };
+        let own = self.admin_address.map(|a| format!("http://{a}"));
+        let servers: Vec<String> = config
+            .health
+            .servers
+            .iter()
+            .filter(|s| Some(s.as_str()) != own.as_deref())
+            .cloned()
+            .collect();
+        let (vantage, _) = local_identity(config);
+        let settings = ReporterSettings {
+            vantage,
+            secret,
+            session: self.session,
+            sequence: self.sequence.clone(),
+            push_interval: config.health.push_interval,
+            staleness: config.health.staleness,
+        };
+        reporter::spawn(
+            &settings,
+            &servers,
+            &self.plane.verdicts,
+            &self.plane.metrics.reporter,
+            &token,
+        );
+    }
+
+    /// The bound DNS addresses (UDP and TCP); empty for a probe agent.
     pub fn addresses(&self) -> &[SocketAddr] {
-        &self.dns.addresses
+        self.dns.as_ref().map_or(&[], |d| d.addresses.as_slice())
     }
 
     /// The bound admin API address, if enabled.
@@ -237,9 +357,12 @@ impl Service {
         &self.shared
     }
 
-    /// DNS counters.
-    pub fn dns_metrics(&self) -> &crate::metrics::DnsMetrics {
-        &self.dns.metrics
+    /// DNS counters (a probe agent's stay zero).
+    pub fn dns_metrics(&self) -> crate::metrics::DnsMetrics {
+        self.dns
+            .as_ref()
+            .map(|d| d.metrics.clone())
+            .unwrap_or_default()
     }
 
     /// Current status (what is answered and why).
@@ -258,60 +381,129 @@ impl Service {
         self.shared.store(current.with_health(health, generation));
     }
 
-    /// Reloads configuration and zones. On any error the running configuration stays
-    /// in force and the errors are returned. Listen addresses are fixed at start.
+    /// Reloads configuration and zones (parsed off the async workers). Health, timers
+    /// and remote views of endpoints that still exist are kept; every reloadable key
+    /// applies (vantage secrets, servers, intervals, checks, pools, records); keys that
+    /// need a restart are named in a warning. On any error the running configuration
+    /// stays in force and the errors are returned.
     pub async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
-        let mut loaded = load(source)?;
-        if loaded.config.server.listen != self.file_listen {
-            tracing::warn!("listen addresses changed; restart failoverd to apply them");
+        let source = source.read_by(self.reader.clone());
+        let loaded = tokio::task::spawn_blocking(move || load(source))
+            .await
+            .unwrap_or_else(|_| {
+                let mut diagnostics = Diagnostics::default();
+                diagnostics.error(KeyPath::root(), "loading the configuration panicked");
+                Err(diagnostics)
+            });
+        let result = match loaded {
+            Ok(loaded) => self.adopt(loaded).await,
+            Err(diagnostics) => Err(diagnostics),
+        };
+        let outcome = match &result {
+            Ok((_, restart_needed)) => {
+                tracing::info!(
+                    target: "failoverd::event",
+                    event = "reload",
+                    result = "ok",
+                    restart_needed = ?restart_needed,
+                    "configuration reloaded"
+                );
+                ReloadStatus {
+                    ok: true,
+                    at_ms: unix_ms(),
+                    errors: Vec::new(),
+                    restart_needed: restart_needed.clone(),
+                }
+            }
+            Err(diagnostics) => {
+                tracing::error!(
+                    target: "failoverd::event",
+                    event = "reload",
+                    result = "failed",
+                    errors = diagnostics.errors.len(),
+                    "reload failed, keeping the running configuration"
+                );
+                ReloadStatus {
+                    ok: false,
+                    at_ms: unix_ms(),
+                    errors: diagnostics.errors.iter().map(ToString::to_string).collect(),
+                    restart_needed: Vec::new(),
+                }
+            }
+        };
+        let _ = self
+            .plane
+            .inputs
+            .send(PlaneInput::ReloadOutcome(outcome))
+            .await;
+        result.map(|(warnings, _)| warnings)
+    }
+
+    async fn adopt(&self, mut loaded: Loaded) -> Result<(Diagnostics, Vec<String>), Diagnostics> {
+        let restart_needed = self.fixed.changed(&FixedSettings::of(&loaded.config));
+        if !restart_needed.is_empty() {
+            tracing::warn!(keys = ?restart_needed, "these settings changed but take effect only after a restart");
         }
         let mut options = self.options.clone();
-        options.listen = Some(self.dns.addresses.clone());
-        options.apply(Arc::make_mut(&mut loaded.config))?;
+        if let Some(dns) = &self.dns {
+            options.listen = Some(dns.addresses.clone());
+        }
+        {
+            let config = Arc::make_mut(&mut loaded.config);
+            options.apply(config)?;
+            config.admin.listen = self.admin_address;
+        }
+        if self.role == Role::Agent {
+            agent_requirements(&loaded.config).map_err(|e| match e {
+                ServiceError::Invalid(d) => d,
+                other => {
+                    let mut d = Diagnostics::default();
+                    d.error(KeyPath::root(), other.to_string());
+                    d
+                }
+            })?;
+        }
+        let config = loaded.config;
         let (reply, done) = oneshot::channel();
         let input = PlaneInput::Reload {
-            config: loaded.config,
+            config: config.clone(),
             zones: loaded.zones,
             reply,
         };
         if self.plane.inputs.send(input).await.is_ok() {
             let _ = done.await;
         }
+        self.start_reporters(&config);
         release_freed_memory();
-        tracing::info!("configuration reloaded");
-        Ok(loaded.warnings)
+        Ok((loaded.warnings, restart_needed))
     }
 
     /// Stops serving.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.dns.shutdown().await;
+        if let Some(dns) = self.dns {
+            dns.shutdown().await;
+        }
     }
 }
 
-/// Runs a probe agent (`failoverd probe`): probes from `vantage` and reports to the
-/// servers until `shutdown`; no DNS. Returns the admin address if one is enabled.
-pub async fn run_agent(
-    loaded: Loaded,
-    options: StartOptions,
-    shutdown: CancellationToken,
-) -> Result<(), ServiceError> {
-    let mut loaded = loaded;
-    options
-        .apply(Arc::make_mut(&mut loaded.config))
-        .map_err(ServiceError::Invalid)?;
-    let config = loaded.config;
-    let (vantage, _, secret) = plane::local_vantage(&config);
+/// The secret of a vantage point, if it has one.
+fn secret_of(config: &Config, vantage: Option<crate::model::VantageIndex>) -> Option<Secret> {
+    vantage.and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
+}
+
+/// What a probe agent cannot run without.
+fn agent_requirements(config: &Config) -> Result<(), ServiceError> {
+    let (vantage, _) = local_identity(config);
     let mut problems = Diagnostics::default();
     if config.health.vantage.is_none() {
         problems.error(
             KeyPath::root().key("health").key("vantage"),
             "a probe agent needs a vantage point (--vantage NAME)",
         );
-    }
-    if secret.is_none() {
+    } else if secret_of(config, config.health.vantage).is_none() {
         problems.error(
-            KeyPath::root().key("vantages"),
+            KeyPath::root().key("vantages").key(&vantage),
             format!("vantage point {vantage} has no secret to sign its reports"),
         );
     }
@@ -324,43 +516,6 @@ pub async fn run_agent(
     if problems.has_errors() {
         return Err(ServiceError::Invalid(problems));
     }
-    // The agent runs the same plane as a server (without DNS) so its status and
-    // metrics read the same; its verdicts go to every server.
-    let health = HealthSnapshot::from_config(&config);
-    let shared = SharedSnapshot::new(Snapshot::build(config.clone(), loaded.zones, health, 1));
-    let generation = Arc::new(AtomicU64::new(1));
-    let plane = Plane::start(
-        config.clone(),
-        shared.clone(),
-        generation,
-        plane::Initial::default(),
-        shutdown.clone(),
-    );
-    if let Some(addr) = config.admin.listen {
-        let backend = backend::ServiceBackend::new(
-            shared,
-            &plane,
-            crate::metrics::DnsMetrics::default(),
-            vantage.clone(),
-            secret.clone(),
-        );
-        let (bound, serve) = admin::bind(addr, Arc::new(backend), shutdown.clone()).await?;
-        tokio::spawn(serve);
-        tracing::info!(admin = %bound, "admin API listening");
-    }
-    if let Some(secret) = secret {
-        tokio::spawn(crate::probe::reporter::run(
-            vantage.clone(),
-            secret,
-            config.health.servers.clone(),
-            config.health.push_interval,
-            plane.verdicts.clone(),
-            plane.metrics.reporter.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tracing::info!(vantage = %vantage, servers = ?config.health.servers, "probe agent ready");
-    shutdown.cancelled().await;
     Ok(())
 }
 

@@ -1,19 +1,19 @@
-//! The health plane of a running server: one task owning every input that decides
-//! endpoint health — this process's probe verdicts, reports from other vantage points,
-//! operator overrides — and publishing a new answer snapshot when the decision
-//! changes. The DNS path never waits on it.
+//! The health plane of a running process: a thin actor around the pure
+//! [`Board`](crate::health::board::Board). It moves messages — probe results, signed
+//! reports, operator overrides, reloads — into the board, ticks, and publishes a new
+//! answer snapshot when the decision changes. The DNS path never waits on it.
 //!
 //! ```text
-//!  probers ──LocalEvent──┐
-//!  admin: POST report ───┼─▶ Plane ─ quorum::tally ─▶ HealthSnapshot ─▶ Snapshot::with_health ─▶ DNS
-//!  admin: force ─────────┘     │                       └─▶ events (logs), state file, status
-//!                              └─ local verdicts ─▶ reporter ─▶ other servers
+//!  probers ──ProbeEvent──┐
+//!  admin: POST report ───┼─▶ Plane ─▶ Board::decide ─▶ HealthSnapshot ─▶ Snapshot ─▶ DNS
+//!  admin: force ─────────┤     │                        └─▶ events, state file, status
+//!  reload ───────────────┘     └─ local verdicts ─▶ reporters ─▶ other servers
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -23,30 +23,42 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::api::{
-    AnswerStatus, EndpointStatus, PoolStatus, ProbeStatus, RecordStatus, Status, VantageStatus,
+    AnswerStatus, EndpointStatus, IsolationStatus, PoolStatus, ProbeStatus, RecordStatus,
+    ReloadStatus, Status, VantageStatus,
 };
-use crate::config::{Config, Secret};
+use crate::config::{Config, IsolationMode};
 use crate::dns::{SharedSnapshot, Snapshot};
+use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
 use crate::health::persist::{self, STATE_VERSION, SavedEndpoint, SavedState};
-use crate::health::quorum::{self, Rules, Tally, VantageView};
-use crate::health::report::{self, ReportError, Verdict};
+use crate::health::quorum::{self, Tally};
+use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
-use crate::model::{EndpointIndex, HealthState, RegionIndex};
-use crate::probe::ProbeOutcome;
-use crate::probe::reporter::{ReporterMetrics, unix_ms};
-use crate::probe::scheduler::{self, LocalEvent};
+use crate::model::{EndpointIndex, HealthState};
+use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
+use crate::probe::scheduler::{self, ProbeEvent};
 use crate::zone::ZoneSet;
 
-/// Name used for this process's own verdicts when it has no configured vantage point.
-pub const LOCAL_VANTAGE: &str = "local";
+/// How often the plane re-decides without input (staleness, isolation).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Whether the process serves DNS or only probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `failoverd serve`.
+    Server,
+    /// `failoverd probe`.
+    Agent,
+}
 
 /// Requests to the plane.
 pub(crate) enum PlaneInput {
-    /// A report body with its signature header.
+    /// A report body with its vantage and signature headers; the reply carries the
+    /// outcome and the current challenge.
     Report {
         body: Bytes,
+        vantage: Option<String>,
         signature: Option<String>,
-        reply: oneshot::Sender<Result<(), ReportError>>,
+        reply: oneshot::Sender<(Result<(), ReportError>, String)>,
     },
     /// Set or clear an operator override.
     Force {
@@ -54,12 +66,14 @@ pub(crate) enum PlaneInput {
         state: Option<HealthState>,
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// Switch to a new configuration and zones.
+    /// Switch to a new configuration and zones (already loaded and validated).
     Reload {
         config: Arc<Config>,
         zones: ZoneSet,
         reply: oneshot::Sender<()>,
     },
+    /// Record the outcome of a reload attempt (shown in status).
+    ReloadOutcome(ReloadStatus),
 }
 
 /// Counters of the plane.
@@ -70,21 +84,19 @@ pub(crate) struct PlaneMetrics {
     pub(crate) probes_ok: AtomicU64,
     pub(crate) probes_failed: AtomicU64,
     pub(crate) health_changes: AtomicU64,
+    pub(crate) isolations: AtomicU64,
+    pub(crate) reloads_ok: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
+    pub(crate) ready: AtomicBool,
     pub(crate) reporter: Arc<ReporterMetrics>,
 }
 
 impl PlaneMetrics {
     pub(crate) fn new() -> Self {
-        let reports_rejected = [
-            "malformed",
-            "unknown_vantage",
-            "bad_signature",
-            "stale",
-            "replay",
-        ]
-        .into_iter()
-        .map(|label| (label, AtomicU64::new(0)))
-        .collect();
+        let reports_rejected = ReportError::LABELS
+            .into_iter()
+            .map(|label| (label, AtomicU64::new(0)))
+            .collect();
         Self {
             reports_rejected,
             ..Self::default()
@@ -92,45 +104,21 @@ impl PlaneMetrics {
     }
 }
 
-/// Where health starts before any probe or report (state file, peers).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Initial {
-    /// Decided state per endpoint label.
-    pub(crate) states: BTreeMap<String, HealthState>,
-    /// Runtime overrides per endpoint label.
-    pub(crate) forced: BTreeMap<String, HealthState>,
-    /// Last accepted report sequence per vantage point.
-    pub(crate) sequences: BTreeMap<String, u64>,
-}
-
-/// A remote vantage point's latest accepted report.
-struct RemoteView {
-    received_at: Duration,
-    verdicts: Vec<Option<HealthState>>,
-    reasons: Vec<String>,
-}
-
 pub(crate) struct Plane {
+    role: Role,
     config: Arc<Config>,
     shared: SharedSnapshot,
     generation: Arc<AtomicU64>,
-    vantage: String,
-    local: Vec<Option<(HealthState, ProbeOutcome)>>,
-    remote: BTreeMap<String, RemoteView>,
-    decided: Vec<Option<HealthState>>,
-    restored: Vec<bool>,
-    changed_at_ms: Vec<u64>,
-    forced: Vec<Option<HealthState>>,
-    sequences: BTreeMap<String, u64>,
-    tally: Option<Tally>,
+    board: Board,
     published: HealthSnapshot,
     status: watch::Sender<Arc<Status>>,
-    verdicts: watch::Sender<Arc<Vec<Verdict>>>,
+    verdicts: watch::Sender<Arc<LocalVerdicts>>,
     metrics: Arc<PlaneMetrics>,
     started: Instant,
     probes: Option<(CancellationToken, JoinSet<()>)>,
-    events_tx: mpsc::UnboundedSender<LocalEvent>,
+    events_tx: mpsc::UnboundedSender<ProbeEvent>,
     dirty: bool,
+    last_reload: Option<ReloadStatus>,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
 }
 
@@ -138,86 +126,68 @@ pub(crate) struct Plane {
 pub(crate) struct PlaneHandle {
     pub(crate) inputs: mpsc::Sender<PlaneInput>,
     pub(crate) status: watch::Receiver<Arc<Status>>,
-    pub(crate) verdicts: watch::Receiver<Arc<Vec<Verdict>>>,
+    pub(crate) verdicts: watch::Receiver<Arc<LocalVerdicts>>,
     pub(crate) metrics: Arc<PlaneMetrics>,
 }
 
-/// Which vantage this process is, and its secret.
-pub(crate) fn local_vantage(config: &Config) -> (String, Option<RegionIndex>, Option<Secret>) {
-    match config.health.vantage {
-        Some(v) => {
-            let vantage = &config.vantages[usize::from(v.0)];
-            (vantage.name.clone(), vantage.region, vantage.secret.clone())
-        }
-        None => (LOCAL_VANTAGE.to_owned(), None, None),
+/// A random id for this process (challenges, report sessions): never the same in two
+/// processes, drawn from the OS-seeded hasher keys, the clock and the pid.
+pub(crate) fn process_nonce() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut halves = [0u64; 2];
+    for (i, half) in halves.iter_mut().enumerate() {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            SystemTimeNanos::now() ^ (u128::from(std::process::id()) << 64) ^ i as u128,
+        );
+        *half = hasher.finish();
+    }
+    (u128::from(halves[0]) << 64) | u128::from(halves[1])
+}
+
+/// Wall-clock nanoseconds (only mixed into [`process_nonce`]).
+struct SystemTimeNanos;
+
+impl SystemTimeNanos {
+    fn now() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
     }
 }
 
-/// The health every endpoint starts with: overrides, then restored state, then up.
-pub(crate) fn initial_snapshot(config: &Config, initial: &Initial) -> HealthSnapshot {
-    HealthSnapshot::from_health(
-        (0..config.endpoints.len())
-            .map(|i| {
-                let index = EndpointIndex(i as u32);
-                let label = config.endpoint_label(index);
-                if let Some(state) = initial
-                    .forced
-                    .get(&label)
-                    .copied()
-                    .or(config.endpoint(index).forced)
-                {
-                    EndpointHealth {
-                        state,
-                        source: HealthSource::Forced,
-                    }
-                } else if let Some(&state) = initial.states.get(&label) {
-                    EndpointHealth {
-                        state,
-                        source: HealthSource::Restored,
-                    }
-                } else {
-                    EndpointHealth {
-                        state: HealthState::Up,
-                        source: HealthSource::Assumed,
-                    }
-                }
-            })
-            .collect(),
-    )
+/// The health every endpoint starts with (before the first decision).
+pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSnapshot {
+    let mut board = Board::new(config, 0, restored, unix_ms());
+    board.decide(Duration::ZERO, unix_ms()).0
 }
 
 impl Plane {
     /// Creates the plane and starts this process's probers. The snapshot in `shared`
-    /// must already carry `initial_snapshot(config, initial)`.
+    /// must already carry `initial_snapshot(config, restored)`.
     pub(crate) fn start(
+        role: Role,
         config: Arc<Config>,
         shared: SharedSnapshot,
         generation: Arc<AtomicU64>,
-        initial: Initial,
+        restored: Restored,
         shutdown: CancellationToken,
     ) -> PlaneHandle {
         let (inputs_tx, inputs_rx) = mpsc::channel(1024);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
-        let (verdicts_tx, verdicts_rx) = watch::channel(Arc::new(Vec::new()));
+        let (verdicts_tx, verdicts_rx) = watch::channel(Arc::new(LocalVerdicts::default()));
         let metrics = Arc::new(PlaneMetrics::new());
-        let (vantage, _, _) = local_vantage(&config);
         let published = shared.load().health.as_ref().clone();
         let (saver, saves) = watch::channel(None);
         tokio::spawn(save_latest(saves));
+        let board = Board::new(&config, process_nonce(), &restored, unix_ms());
         let mut plane = Self {
+            role,
             config: config.clone(),
             shared,
             generation,
-            vantage,
-            local: Vec::new(),
-            remote: BTreeMap::new(),
-            decided: Vec::new(),
-            restored: Vec::new(),
-            changed_at_ms: Vec::new(),
-            forced: Vec::new(),
-            sequences: initial.sequences.clone(),
-            tally: None,
+            board,
             published,
             status: status_tx,
             verdicts: verdicts_tx,
@@ -226,9 +196,10 @@ impl Plane {
             probes: None,
             events_tx,
             dirty: true,
+            last_reload: None,
             saver,
         };
-        plane.adopt(config, &initial, &shutdown);
+        plane.start_probes(&shutdown);
         plane.recompute(); // status is readable from the first moment
         tokio::spawn(plane.run(inputs_rx, events_rx, shutdown));
         PlaneHandle {
@@ -239,37 +210,20 @@ impl Plane {
         }
     }
 
-    /// Takes on a configuration: state by endpoint label from `initial`, probers
-    /// restarted from those states.
-    fn adopt(&mut self, config: Arc<Config>, initial: &Initial, shutdown: &CancellationToken) {
-        let n = config.endpoints.len();
-        let label = |i: usize| config.endpoint_label(EndpointIndex(i as u32));
-        self.decided = (0..n)
-            .map(|i| initial.states.get(&label(i)).copied())
-            .collect();
-        self.restored = self.decided.iter().map(Option::is_some).collect();
-        self.changed_at_ms = vec![unix_ms(); n];
-        self.forced = (0..n)
-            .map(|i| initial.forced.get(&label(i)).copied())
-            .collect();
-        self.local = vec![None; n];
-        self.remote.clear();
-        self.tally = None;
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// (Re)starts the probers of the current config generation.
+    fn start_probes(&mut self, shutdown: &CancellationToken) {
         if let Some((token, mut tasks)) = self.probes.take() {
             token.cancel();
             tasks.detach_all();
         }
         let token = shutdown.child_token();
-        let start_state = |i: EndpointIndex| {
-            self.decided
-                .get(i.0 as usize)
-                .copied()
-                .flatten()
-                .unwrap_or(HealthState::Up)
-        };
         match scheduler::spawn(
-            &config,
-            start_state,
+            &self.config,
+            self.board.generation(),
             self.events_tx.clone(),
             token.clone(),
             unix_ms(),
@@ -279,31 +233,27 @@ impl Plane {
                 tracing::error!(%error, "probes could not start; health comes from reports only")
             }
         }
-        let (vantage, _, _) = local_vantage(&config);
-        self.vantage = vantage;
-        self.config = config;
-        self.dirty = true;
     }
 
     async fn run(
         mut self,
         mut inputs: mpsc::Receiver<PlaneInput>,
-        mut events: mpsc::UnboundedReceiver<LocalEvent>,
+        mut events: mpsc::UnboundedReceiver<ProbeEvent>,
         shutdown: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(input) = inputs.recv() => self.handle(input, &shutdown),
+                Some(input) = inputs.recv() => self.handle(input, &shutdown).await,
                 Some(event) = events.recv() => {
-                    self.local_event(event);
+                    self.probe_event(event);
                     while let Ok(event) = events.try_recv() {
-                        self.local_event(event);
+                        self.probe_event(event);
                     }
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => self.refresh_verdict_ages(),
             }
             self.recompute();
         }
@@ -312,37 +262,37 @@ impl Plane {
         }
     }
 
-    fn handle(&mut self, input: PlaneInput, shutdown: &CancellationToken) {
+    async fn handle(&mut self, input: PlaneInput, shutdown: &CancellationToken) {
         match input {
             PlaneInput::Report {
                 body,
+                vantage,
                 signature,
                 reply,
             } => {
-                let _ = reply.send(self.report(&body, signature.as_deref()));
+                let result = self.report(&body, vantage.as_deref(), signature.as_deref());
+                let _ = reply.send((result, self.board.challenge(self.now())));
             }
             PlaneInput::Force {
                 endpoint,
                 state,
                 reply,
             } => {
-                let found = (0..self.config.endpoints.len())
-                    .find(|&i| self.config.endpoint_label(EndpointIndex(i as u32)) == endpoint);
-                let result = match found {
-                    Some(i) => {
-                        self.forced[i] = state;
-                        tracing::info!(
-                            target: "failoverd::event",
-                            event = "override",
-                            endpoint = %endpoint,
-                            state = ?state,
-                            "operator override"
-                        );
-                        self.dirty = true;
-                        Ok(())
-                    }
-                    None => Err(format!("no endpoint {endpoint}")),
-                };
+                let result = self
+                    .board
+                    .force(&endpoint, state)
+                    .map_err(|e| e.to_string());
+                if result.is_ok() {
+                    tracing::info!(
+                        target: "failoverd::event",
+                        event = "override",
+                        endpoint = %endpoint,
+                        state = ?state,
+                        "operator override"
+                    );
+                    self.dirty = true;
+                    self.save_state();
+                }
                 let _ = reply.send(result);
             }
             PlaneInput::Reload {
@@ -350,257 +300,171 @@ impl Plane {
                 zones,
                 reply,
             } => {
-                let initial = Initial {
-                    states: self.states_by_label(),
-                    forced: self.forced_by_label(),
-                    sequences: self.sequences.clone(),
-                };
-                let health = initial_snapshot(&config, &initial);
-                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-                self.shared.store(Snapshot::build(
-                    config.clone(),
-                    zones,
-                    health.clone(),
-                    generation,
-                ));
-                self.published = health;
-                self.adopt(config, &initial, shutdown);
+                self.reload(config, zones, shutdown).await;
                 let _ = reply.send(());
+            }
+            PlaneInput::ReloadOutcome(outcome) => {
+                let counter = if outcome.ok {
+                    &self.metrics.reloads_ok
+                } else {
+                    &self.metrics.reloads_failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.last_reload = Some(outcome);
+                self.dirty = true;
             }
         }
     }
 
-    fn states_by_label(&self) -> BTreeMap<String, HealthState> {
-        self.decided
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.map(|s| (self.config.endpoint_label(EndpointIndex(i as u32)), s))
-            })
-            .collect()
+    /// Adopts a new configuration: the board keeps state by label; the answers are
+    /// rebuilt off the async workers; probers restart for the new generation (their
+    /// queued results of the old one are ignored by the board).
+    async fn reload(&mut self, config: Arc<Config>, zones: ZoneSet, shutdown: &CancellationToken) {
+        let next = self.board.generation() + 1;
+        self.board.adopt(&config, next);
+        let (health, _) = self.board.decide(self.now(), unix_ms());
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let build_config = config.clone();
+        let build_health = health.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            Snapshot::build(build_config, zones, build_health, generation)
+        })
+        .await;
+        match built {
+            Ok(snapshot) => self.shared.store(snapshot),
+            Err(error) => {
+                tracing::error!(%error, "building the reloaded answers failed");
+                return;
+            }
+        }
+        self.published = health;
+        self.config = config;
+        self.start_probes(shutdown);
+        self.dirty = true;
+        self.save_state();
     }
 
-    fn forced_by_label(&self) -> BTreeMap<String, HealthState> {
-        self.forced
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.map(|s| (self.config.endpoint_label(EndpointIndex(i as u32)), s))
-            })
-            .collect()
-    }
-
-    fn local_event(&mut self, event: LocalEvent) {
-        let i = event.endpoint.0 as usize;
+    fn probe_event(&mut self, event: ProbeEvent) {
         let counter = if event.outcome.ok {
             &self.metrics.probes_ok
         } else {
             &self.metrics.probes_failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if event.changed {
-            tracing::info!(
-                target: "failoverd::event",
-                event = "probe_verdict",
-                vantage = %self.vantage,
-                endpoint = %self.config.endpoint_label(event.endpoint),
-                state = %event.state,
-                reason = %event.outcome.reason,
-                latency_ms = millis(event.outcome.latency),
-                "local verdict changed"
-            );
-            self.dirty = true;
-        }
-        if let Some(slot) = self.local.get_mut(i) {
-            // Status shows the last reason: refresh it when the reason changes.
-            let news = slot.as_ref().is_none_or(|(_, last)| {
-                last.ok != event.outcome.ok || last.reason != event.outcome.reason
-            });
-            *slot = Some((event.state, event.outcome));
-            self.dirty |= news;
+        let at = event.at.saturating_duration_since(self.started);
+        let reason = event.outcome.reason.clone();
+        let latency = event.outcome.latency;
+        let observation = LocalObservation {
+            generation: event.generation,
+            endpoint: event.endpoint,
+            outcome: event.outcome,
+            at,
+        };
+        match self.board.observe_local(observation) {
+            LocalChange::Ignored | LocalChange::Unchanged => {}
+            LocalChange::Reason => self.dirty = true,
+            LocalChange::Verdict(state) => {
+                tracing::info!(
+                    target: "failoverd::event",
+                    event = "probe_verdict",
+                    vantage = %self.board.local_name(),
+                    endpoint = %self.config.endpoint_label(event.endpoint),
+                    state = %state,
+                    reason = %reason,
+                    latency_ms = millis(latency),
+                    "local verdict changed"
+                );
+                self.dirty = true;
+                self.publish_verdicts(true);
+            }
         }
     }
 
-    fn report(&mut self, body: &[u8], signature: Option<&str>) -> Result<(), ReportError> {
+    /// Publishes this process's verdicts to the reporters; `notify` when a verdict
+    /// or reason changed (an immediate push), silently when only ages moved on.
+    fn publish_verdicts(&mut self, notify: bool) {
+        let now = self.now();
+        let fresh = LocalVerdicts {
+            verdicts: self.board.local_verdicts(now),
+            as_of: Instant::now(),
+        };
+        self.verdicts.send_if_modified(|current| {
+            let changed = current.verdicts.len() != fresh.verdicts.len()
+                || current.verdicts.iter().zip(&fresh.verdicts).any(|(a, b)| {
+                    a.endpoint != b.endpoint || a.state != b.state || a.reason != b.reason
+                });
+            *current = Arc::new(fresh);
+            changed || notify
+        });
+    }
+
+    fn refresh_verdict_ages(&mut self) {
+        self.publish_verdicts(false);
+    }
+
+    fn report(
+        &mut self,
+        body: &[u8],
+        vantage: Option<&str>,
+        signature: Option<&str>,
+    ) -> Result<(), ReportError> {
         let config = &self.config;
-        let result = report::authenticate(
-            body,
-            signature,
-            |name| {
-                config
-                    .vantage_by_name(name)
-                    .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
-            },
-            |name| self.sequences.get(name).copied(),
-            unix_ms(),
-        );
-        let report = match result {
-            Ok(report) => report,
+        let result = report::authenticate(body, vantage, signature, |name| {
+            config
+                .vantage_by_name(name)
+                .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
+        })
+        .and_then(|report| self.board.accept_report(report, self.started.elapsed()));
+        match result {
+            Ok(changed) => {
+                self.metrics
+                    .reports_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                self.dirty |= changed;
+                Ok(())
+            }
             Err(error) => {
                 if let Some(counter) = self.metrics.reports_rejected.get(error.label()) {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
-                tracing::warn!(reason = %error, "report rejected");
-                return Err(error);
-            }
-        };
-        self.metrics
-            .reports_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        self.sequences
-            .insert(report.vantage.clone(), report.sequence);
-        if report.vantage == self.vantage {
-            return Ok(()); // our own verdicts come straight from our probers
-        }
-        let n = self.config.endpoints.len();
-        let mut verdicts = vec![None; n];
-        let mut reasons = vec![String::new(); n];
-        let index: BTreeMap<String, usize> = (0..n)
-            .map(|i| (self.config.endpoint_label(EndpointIndex(i as u32)), i))
-            .collect();
-        for verdict in report.verdicts {
-            // Endpoints unknown here (a vantage on another config version) are ignored.
-            if let Some(&i) = index.get(&verdict.endpoint) {
-                verdicts[i] = Some(verdict.state);
-                reasons[i] = verdict.reason;
+                // A restarted server re-challenges every sender once: not worth a warning.
+                if error == ReportError::Challenge {
+                    tracing::debug!(vantage = ?vantage, reason = %error, "report re-challenged");
+                } else {
+                    tracing::warn!(vantage = ?vantage, reason = %error, "report rejected");
+                }
+                Err(error)
             }
         }
-        let changed = self
-            .remote
-            .get(&report.vantage)
-            .is_none_or(|view| view.verdicts != verdicts || view.reasons != reasons);
-        self.remote.insert(
-            report.vantage,
-            RemoteView {
-                received_at: self.started.elapsed(),
-                verdicts,
-                reasons,
-            },
-        );
-        self.dirty |= changed;
-        Ok(())
-    }
-
-    fn views(&self, now: Duration) -> Vec<VantageView> {
-        let (_, local_region, _) = local_vantage(&self.config);
-        let mut views = Vec::with_capacity(self.remote.len() + 1);
-        if self.local.iter().any(Option::is_some) {
-            views.push(VantageView {
-                name: self.vantage.clone(),
-                region: local_region,
-                received_at: now,
-                verdicts: self
-                    .local
-                    .iter()
-                    .map(|l| l.as_ref().map(|(s, _)| *s))
-                    .collect(),
-            });
-        }
-        for (name, view) in &self.remote {
-            let region = self
-                .config
-                .vantage_by_name(name)
-                .and_then(|v| self.config.vantages[usize::from(v.0)].region);
-            views.push(VantageView {
-                name: name.clone(),
-                region,
-                received_at: view.received_at,
-                verdicts: view.verdicts.clone(),
-            });
-        }
-        views
     }
 
     fn recompute(&mut self) {
-        let now = self.started.elapsed();
-        let rules = Rules {
-            down_votes: self.config.health.down_votes,
-            down_regions: self.config.health.down_regions,
-            staleness: self.config.health.staleness,
-        };
-        let views = self.views(now);
-        let tally = quorum::tally(
-            &views,
-            &self.decided,
-            self.config.endpoints.len(),
-            &rules,
-            now,
-        );
-        let staleness_changed = self
-            .tally
-            .as_ref()
-            .is_none_or(|t| t.fresh != tally.fresh || t.partitioned != tally.partitioned);
-        if staleness_changed {
-            self.log_vantage_changes(&tally);
+        let previous = self.board.last_tally().cloned();
+        let (health, tally) = self.board.decide(self.now(), unix_ms());
+        let vantages_changed = previous.as_ref().is_none_or(|t| {
+            t.fresh != tally.fresh
+                || t.partitioned != tally.partitioned
+                || t.isolated != tally.isolated
+        });
+        if vantages_changed {
+            self.log_vantage_changes(previous.as_ref(), &tally);
         }
-        for (i, state) in tally.states.iter().enumerate() {
-            if !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty() {
-                self.restored[i] = false;
+        let ready = self.board.ready();
+        if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
+            self.dirty = true;
+            if ready {
+                tracing::info!("first health decision made; ready");
             }
-            if *state != self.decided[i] {
-                self.changed_at_ms[i] = unix_ms();
-            }
-        }
-        self.decided = tally.states.clone();
-        let health = self.health_snapshot(&tally);
-        let verdicts = self.local_verdicts();
-        if *self.verdicts.borrow() != verdicts {
-            self.verdicts.send_replace(verdicts);
         }
         let publish = health != self.published;
         if publish {
             self.publish(health, &tally);
         }
-        let refresh_status = publish || self.dirty || staleness_changed;
-        self.tally = Some(tally);
-        if refresh_status {
-            self.status.send_replace(Arc::new(self.build_status()));
+        if publish || self.dirty || vantages_changed {
+            self.status
+                .send_replace(Arc::new(self.build_status(&tally)));
             self.dirty = false;
         }
-    }
-
-    fn health_snapshot(&self, tally: &Tally) -> HealthSnapshot {
-        HealthSnapshot::from_health(
-            (0..self.config.endpoints.len())
-                .map(|i| {
-                    let forced = self.forced[i].or(self.config.endpoints[i].forced);
-                    match (forced, tally.states[i]) {
-                        (Some(state), _) => EndpointHealth {
-                            state,
-                            source: HealthSource::Forced,
-                        },
-                        (None, Some(state)) => EndpointHealth {
-                            state,
-                            source: if self.restored[i] {
-                                HealthSource::Restored
-                            } else {
-                                HealthSource::Observed
-                            },
-                        },
-                        (None, None) => EndpointHealth {
-                            state: HealthState::Up,
-                            source: HealthSource::Assumed,
-                        },
-                    }
-                })
-                .collect(),
-        )
-    }
-
-    fn local_verdicts(&self) -> Arc<Vec<Verdict>> {
-        Arc::new(
-            self.local
-                .iter()
-                .enumerate()
-                .filter_map(|(i, local)| {
-                    local.as_ref().map(|(state, outcome)| Verdict {
-                        endpoint: self.config.endpoint_label(EndpointIndex(i as u32)),
-                        state: *state,
-                        reason: outcome.reason.clone(),
-                    })
-                })
-                .collect(),
-        )
     }
 
     /// Swaps in the new answers and records why.
@@ -619,9 +483,8 @@ impl Plane {
                 self.metrics.health_changes.fetch_add(1, Ordering::Relaxed);
                 let votes = quorum::describe_votes(&tally.votes[i]);
                 let reason = self
-                    .local
-                    .get(i)
-                    .and_then(|l| l.as_ref())
+                    .board
+                    .local_probe(EndpointIndex(i as u32))
                     .map(|(_, o)| o.reason.clone())
                     .unwrap_or_default();
                 tracing::info!(
@@ -644,12 +507,8 @@ impl Plane {
         self.save_state();
     }
 
-    fn log_vantage_changes(&self, tally: &Tally) {
-        let old_partitioned = self
-            .tally
-            .as_ref()
-            .map(|t| t.partitioned.clone())
-            .unwrap_or_default();
+    fn log_vantage_changes(&self, old: Option<&Tally>, tally: &Tally) {
+        let old_partitioned = old.map(|t| t.partitioned.clone()).unwrap_or_default();
         for name in tally.partitioned.difference(&old_partitioned) {
             tracing::warn!(
                 target: "failoverd::event",
@@ -661,13 +520,37 @@ impl Plane {
         for name in old_partitioned.difference(&tally.partitioned) {
             tracing::info!(target: "failoverd::event", event = "vantage_recovered", vantage = %name, "vantage point votes again");
         }
-        let old_fresh: BTreeSet<String> = self
-            .tally
-            .as_ref()
-            .map(|t| t.fresh.clone())
-            .unwrap_or_default();
+        let old_fresh: BTreeSet<String> = old.map(|t| t.fresh.clone()).unwrap_or_default();
         for name in old_fresh.difference(&tally.fresh) {
             tracing::warn!(target: "failoverd::event", event = "vantage_stale", vantage = %name, "no fresh report from vantage point");
+        }
+        if self.role == Role::Agent {
+            return; // an agent hears nobody by design; it decides nothing
+        }
+        let was_isolated = old.is_some_and(|t| t.isolated);
+        if tally.isolated && !was_isolated {
+            self.metrics.isolations.fetch_add(1, Ordering::Relaxed);
+            let isolation = self.board.isolation();
+            tracing::warn!(
+                target: "failoverd::event",
+                event = "isolated",
+                mode = ?self.config.health.isolation,
+                needed = isolation.needed,
+                fresh = ?isolation.fresh,
+                missing = ?isolation.missing,
+                "isolated: fewer vantage points heard than a quorum; {}",
+                match self.config.health.isolation {
+                    IsolationMode::Hold => "holding every endpoint's last decided state",
+                    IsolationMode::Local => "the vantage points still heard decide (isolation = local)",
+                }
+            );
+        } else if was_isolated && !tally.isolated {
+            tracing::info!(
+                target: "failoverd::event",
+                event = "isolation_ended",
+                fresh = ?tally.fresh,
+                "a quorum of vantage points is heard again"
+            );
         }
     }
 
@@ -679,36 +562,27 @@ impl Plane {
             version: STATE_VERSION,
             saved_at_ms: unix_ms(),
             endpoints: self
-                .decided
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    s.map(|state| {
-                        (
-                            self.config.endpoint_label(EndpointIndex(i as u32)),
-                            SavedEndpoint {
-                                state,
-                                changed_at_ms: self.changed_at_ms[i],
-                            },
-                        )
-                    })
+                .board
+                .decided_states()
+                .into_iter()
+                .map(|(label, (state, changed_at_ms))| {
+                    (
+                        label,
+                        SavedEndpoint {
+                            state,
+                            changed_at_ms,
+                        },
+                    )
                 })
                 .collect(),
-            forced: self.forced_by_label(),
-            sequences: self.sequences.clone(),
+            forced: self.board.forced().clone(),
         };
         self.saver.send_replace(Some((path, Arc::new(state))));
     }
 
-    fn build_status(&self) -> Status {
+    fn build_status(&self, tally: &Tally) -> Status {
         let snapshot = self.shared.load_full();
         let config = &self.config;
-        let now = self.started.elapsed();
-        let votes = self
-            .tally
-            .as_ref()
-            .map(|t| t.votes.clone())
-            .unwrap_or_default();
         let endpoints = (0..config.endpoints.len())
             .map(|i| {
                 let index = EndpointIndex(i as u32);
@@ -720,7 +594,8 @@ impl Plane {
                         state: HealthState::Up,
                         source: HealthSource::Assumed,
                     });
-                let mut endpoint_votes: BTreeMap<String, String> = votes
+                let mut votes: BTreeMap<String, String> = tally
+                    .votes
                     .get(i)
                     .map(|v| {
                         quorum::describe_votes(v)
@@ -729,14 +604,12 @@ impl Plane {
                             .collect()
                     })
                     .unwrap_or_default();
-                for (name, view) in &self.remote {
-                    if let Some(Some(state)) = view.verdicts.get(i) {
-                        let vote = endpoint_votes
-                            .entry(name.clone())
-                            .or_insert_with(|| format!("{state} (not counted)"));
-                        if let Some(reason) = view.reasons.get(i).filter(|r| !r.is_empty()) {
-                            vote.push_str(&format!(": {reason}"));
-                        }
+                for (name, state, reason) in self.board.remote_verdicts(index) {
+                    let vote = votes
+                        .entry(name.to_owned())
+                        .or_insert_with(|| format!("{state} (not counted)"));
+                    if !reason.is_empty() {
+                        vote.push_str(&format!(": {reason}"));
                     }
                 }
                 EndpointStatus {
@@ -744,11 +617,12 @@ impl Plane {
                     target: config.endpoint(index).target.to_string(),
                     state: health.state,
                     source: health.source,
-                    votes: endpoint_votes,
-                    local: self.local[i]
-                        .as_ref()
+                    votes,
+                    local: self
+                        .board
+                        .local_probe(index)
                         .map(|(verdict, outcome)| ProbeStatus {
-                            verdict: *verdict,
+                            verdict,
                             ok: outcome.ok,
                             reason: outcome.reason.clone(),
                             latency_ms: millis(outcome.latency),
@@ -796,42 +670,52 @@ impl Plane {
                 answers,
             });
         }
-        let partitioned = self
-            .tally
-            .as_ref()
-            .map(|t| t.partitioned.clone())
-            .unwrap_or_default();
-        let fresh = self
-            .tally
-            .as_ref()
-            .map(|t| t.fresh.clone())
-            .unwrap_or_default();
         let mut vantages: Vec<VantageStatus> = self
-            .remote
-            .iter()
-            .map(|(name, view)| VantageStatus {
-                name: name.clone(),
-                fresh: fresh.contains(name),
-                partitioned: partitioned.contains(name),
-                last_report_age_ms: Some(now.saturating_sub(view.received_at).as_millis() as u64),
+            .board
+            .remote_vantages(self.now(), unix_ms())
+            .into_iter()
+            .map(|(name, age, skew)| VantageStatus {
+                fresh: tally.fresh.contains(&name),
+                partitioned: tally.partitioned.contains(&name),
+                last_report_age_ms: Some(age.as_millis() as u64),
+                clock_offset_ms: skew,
+                name,
             })
             .collect();
-        if self.local.iter().any(Option::is_some) {
+        let local = self.board.local_name().to_owned();
+        if tally.fresh.contains(&local) {
             vantages.push(VantageStatus {
-                name: self.vantage.clone(),
                 fresh: true,
-                partitioned: partitioned.contains(&self.vantage),
+                partitioned: tally.partitioned.contains(&local),
                 last_report_age_ms: Some(0),
+                clock_offset_ms: 0,
+                name: local.clone(),
             });
         }
+        let isolation = (self.role == Role::Server).then(|| {
+            let isolation = self.board.isolation();
+            IsolationStatus {
+                isolated: isolation.isolated,
+                mode: match config.health.isolation {
+                    IsolationMode::Hold => "hold",
+                    IsolationMode::Local => "local",
+                }
+                .to_owned(),
+                needed: isolation.needed,
+                fresh: isolation.fresh,
+                missing: isolation.missing,
+            }
+        });
         Status {
             generation: snapshot.generation,
-            vantage: Some(self.vantage.clone()),
-            ready: true,
+            vantage: Some(local),
+            ready: self.board.ready(),
             endpoints,
             pools: pools.into_values().collect(),
             records,
             vantages,
+            isolation,
+            last_reload: self.last_reload.clone(),
         }
     }
 }

@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use failoverd::config::Secret;
-use failoverd::health::report::{Report, SIGNATURE_HEADER, Verdict, sign};
+use failoverd::health::report::{
+    CHALLENGE_HEADER, Report, SIGNATURE_HEADER, VANTAGE_HEADER, Verdict, sign,
+};
 use failoverd::model::HealthState;
 use failoverd::service::StartOptions;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{expect_addresses, sorted_addresses};
-use crate::support::{TestAgent, TestServer, http, poll_during, wait_until};
+use crate::support::{TestAgent, TestServer, http, http_with_headers, poll_during, wait_until};
 
 const A: &str = "127.0.0.2";
 const B: &str = "127.0.0.3";
@@ -226,9 +228,11 @@ fn a_flapping_vantage_point_does_not_flap_answers() {
 #[test]
 fn reports_with_a_bad_signature_are_rejected_and_counted() {
     let c = cluster();
-    let forged = Report {
+    let mut forged = Report {
         vantage: "v2".into(),
-        sequence: u64::MAX - 1,
+        session: 42,
+        sequence: 1,
+        challenge: String::new(),
         sent_at_ms: failoverd::probe::reporter::unix_ms(),
         verdicts: ["web/a", "web/b"]
             .iter()
@@ -236,6 +240,7 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
                 endpoint: (*e).into(),
                 state: HealthState::Down,
                 reason: "forged".into(),
+                age_ms: 0,
             })
             .collect(),
     };
@@ -246,20 +251,20 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
         "failoverd_reports_received_total{result=\"bad_signature\"}",
     );
     assert_eq!(before.as_deref(), Some("0"));
+    let post = |body: &[u8], signature: Option<&str>| {
+        let mut headers = vec![(VANTAGE_HEADER, "v2")];
+        if let Some(signature) = signature {
+            headers.push((SIGNATURE_HEADER, signature));
+        }
+        http_with_headers(c.admin, "POST", "/v1/reports", &headers, body)
+    };
     for _ in 0..3 {
-        let (status, _) = http(
-            c.admin,
-            "POST",
-            "/v1/reports",
-            &[(SIGNATURE_HEADER, &wrong)],
-            &body,
-        );
-        assert_eq!(status, 401);
+        assert_eq!(post(&body, Some(&wrong)).0, 401);
     }
-    let (status, _) = http(c.admin, "POST", "/v1/reports", &[], &body);
-    assert_eq!(status, 401, "unsigned");
-    let (status, _) = http(c.admin, "POST", "/v1/reports", &[], b"not json");
-    assert_eq!(status, 400);
+    assert_eq!(post(&body, None).0, 401, "unsigned");
+    // The body is authenticated before it is parsed: signed garbage is malformed.
+    let secret = Secret::new("secret-of-v2-0123456789");
+    assert_eq!(post(b"not json", Some(&sign(&secret, b"not json"))).0, 400);
     assert_eq!(
         metric(
             c.admin,
@@ -269,24 +274,27 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
         Some("4")
     );
     answer_stays(c.server.addr, &[A, B], Duration::from_millis(500));
-    // The right secret is accepted (the report is then outvoted by v1 and v3).
-    let right = sign(&Secret::new("secret-of-v2-0123456789"), &body);
-    let (status, _) = http(
+    // The right secret without this server's challenge: 409, with the challenge.
+    let right = sign(&secret, &body);
+    let (status, _, headers) = post(&body, Some(&right));
+    assert_eq!(status, 409, "no challenge");
+    let challenge = headers[CHALLENGE_HEADER].clone();
+    // With it, accepted (the report is then outvoted by v1 and v3); once only.
+    forged.challenge = challenge;
+    forged.sequence = u64::MAX - 1;
+    let body = serde_json::to_vec(&forged).unwrap();
+    let right = sign(&secret, &body);
+    assert_eq!(post(&body, Some(&right)).0, 204);
+    assert_eq!(post(&body, Some(&right)).0, 409, "a replay is refused");
+    // Headers must name the signer: a v2 report presented as v3's is refused.
+    let (status, _, _) = http_with_headers(
         c.admin,
         "POST",
         "/v1/reports",
-        &[(SIGNATURE_HEADER, &right)],
+        &[(VANTAGE_HEADER, "v3"), (SIGNATURE_HEADER, &right)],
         &body,
     );
-    assert_eq!(status, 204);
-    let (status, _) = http(
-        c.admin,
-        "POST",
-        "/v1/reports",
-        &[(SIGNATURE_HEADER, &right)],
-        &body,
-    );
-    assert_eq!(status, 409, "a replay is refused");
+    assert_eq!(status, 401);
 }
 
 #[test]

@@ -83,6 +83,14 @@ impl TestServer {
     pub fn service(&self) -> &Service {
         self.service.as_ref().expect("running")
     }
+
+    /// Reloads the server from config text (paths relative to `tests/data/configs`).
+    pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        self.runtime
+            .block_on(self.service().reload(source))
+            .map(|_| ())
+    }
 }
 
 impl Drop for TestServer {
@@ -95,36 +103,62 @@ impl Drop for TestServer {
 
 /// A probe agent (`failoverd probe`) running in this process.
 pub struct TestAgent {
-    shutdown: tokio_util::sync::CancellationToken,
-    _runtime: tokio::runtime::Runtime,
+    service: Option<Service>,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl TestAgent {
     /// Starts an agent for `vantage` from config text.
     pub fn start(config: &str, vantage: &str) -> Self {
+        Self::start_with(config, vantage, None)
+    }
+
+    /// As [`TestAgent::start`], with an admin API on `admin` if given.
+    pub fn start_with(config: &str, vantage: &str, admin: Option<SocketAddr>) -> Self {
+        init_logging();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        let reader = service::Reader::Agent {
+            vantage: Some(vantage.to_owned()),
+        };
+        let source = ConfigSource::from_text(config, data_dir().join("configs")).read_by(reader);
         let loaded = service::load(source).unwrap_or_else(|d| panic!("agent config invalid:\n{d}"));
-        let shutdown = tokio_util::sync::CancellationToken::new();
         let options = StartOptions {
             vantage: Some(vantage.to_owned()),
+            admin_listen: admin,
             ..StartOptions::default()
         };
-        runtime.spawn(service::run_agent(loaded, options, shutdown.clone()));
+        let service = runtime
+            .block_on(Service::start_agent(loaded, options))
+            .expect("agent starts");
         Self {
-            shutdown,
-            _runtime: runtime,
+            service: Some(service),
+            runtime,
         }
+    }
+
+    /// The running agent.
+    pub fn service(&self) -> &Service {
+        self.service.as_ref().expect("running")
+    }
+
+    /// Reloads the agent from config text.
+    pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        self.runtime
+            .block_on(self.service().reload(source))
+            .map(|_| ())
     }
 }
 
 impl Drop for TestAgent {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        if let Some(service) = self.service.take() {
+            self.runtime.block_on(service.shutdown());
+        }
     }
 }
 
@@ -136,6 +170,18 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
+    let (status, body, _) = http_with_headers(addr, method, path, headers, body);
+    (status, body)
+}
+
+/// As [`http`], also returning the response headers (names in lower case).
+pub fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, std::collections::BTreeMap<String, String>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
     stream
@@ -158,11 +204,17 @@ pub fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
         .unwrap_or_default();
-    (status, body)
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, body, headers)
 }
 
 /// The real binary, killed on drop.

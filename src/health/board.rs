@@ -1,0 +1,649 @@
+//! The health board: every input that decides endpoint health, as one pure value.
+//!
+//! ```text
+//!  observe_local(probe outcome) ─┐
+//!  accept_report(signed report) ─┼─▶ Board ── decide(now) ──▶ HealthSnapshot + Tally
+//!  force(label, state) ──────────┤     ▲
+//!  adopt(&Config) ───────────────┘     └─ state by endpoint *label*, so a reload
+//!                                         re-maps it instead of dropping it
+//! ```
+//!
+//! Time is passed in (`now`: a monotonic clock, `now_ms`: the wall clock for the state
+//! file); the board does no I/O. The health plane actor around it only moves
+//! messages, ticks and publishes.
+//!
+//! What the board keeps per endpoint label:
+//! - this process's anti-flap machine and its last probe, with the time it was seen
+//!   (a stalled local prober goes stale like any peer);
+//! - every remote vantage point's latest verdict, with the time it was observed;
+//! - the decided state, the operator's override;
+//!
+//! and per sender, the replay high-water mark (see [`crate::health::report`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::health::machine::{Machine, Thresholds};
+use crate::health::quorum::{self, Ballot, Rules, Tally};
+use crate::health::report::{Report, ReportError, Verdict};
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, ProbeOutcome};
+use crate::model::{EndpointIndex, HealthState, RegionIndex};
+
+/// Name used for this process's own verdicts when the config names no vantage point.
+pub const LOCAL_VANTAGE: &str = "local";
+
+/// One probe result of this process, tagged with the config generation it was made
+/// under (results of a replaced config are ignored).
+#[derive(Clone, Debug)]
+pub struct LocalObservation {
+    /// Config generation of the prober.
+    pub generation: u64,
+    /// The endpoint, as indexed in that generation.
+    pub endpoint: EndpointIndex,
+    /// What the probe saw.
+    pub outcome: ProbeOutcome,
+    /// When (monotonic).
+    pub at: Duration,
+}
+
+/// What one local observation changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    /// From another config generation, or an unknown endpoint: dropped.
+    Ignored,
+    /// Same verdict, same reason.
+    Unchanged,
+    /// Same verdict, another reason (status shows it).
+    Reason,
+    /// The verdict of this vantage point changed.
+    Verdict(HealthState),
+}
+
+/// Where health starts (state file, peers).
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// Decided state per endpoint label.
+    pub states: BTreeMap<String, HealthState>,
+    /// Runtime overrides per endpoint label.
+    pub forced: BTreeMap<String, HealthState>,
+}
+
+/// An endpoint label that is not in the config.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no endpoint {0}")]
+pub struct UnknownEndpoint(pub String);
+
+/// Whether this server hears enough vantage points to decide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Isolation {
+    /// Fewer usable voters than needed.
+    pub isolated: bool,
+    /// Votes needed either way.
+    pub needed: u32,
+    /// Configured vantage points heard from recently (itself included).
+    pub fresh: Vec<String>,
+    /// Configured vantage points not heard from (or ignored as partitioned).
+    pub missing: Vec<String>,
+}
+
+/// The local probe state of one endpoint.
+#[derive(Clone, Debug)]
+struct LocalProbe {
+    machine: Machine,
+    last: Option<(ProbeOutcome, Duration)>,
+}
+
+/// A remote verdict and when it was observed (by its sender, on our clock; None:
+/// before this board's clock began, treated as stale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RemoteVerdict {
+    state: HealthState,
+    reason: String,
+    observed_at: Option<Duration>,
+}
+
+/// A remote vantage point's latest accepted report.
+#[derive(Clone, Debug)]
+struct RemoteView {
+    received_at: Duration,
+    sent_at_ms: u64,
+    verdicts: BTreeMap<String, RemoteVerdict>,
+}
+
+/// Replay high-water mark of one sender.
+#[derive(Clone, Debug, Default)]
+struct Sender {
+    session: u64,
+    sequence: u64,
+    /// Older sessions of this sender and when they were retired; kept while a report
+    /// of theirs could still carry a valid challenge.
+    retired: BTreeMap<u64, Duration>,
+}
+
+/// A decided state.
+#[derive(Clone, Copy, Debug)]
+struct Decided {
+    state: HealthState,
+    /// From the state file or peers, not yet voted on.
+    restored: bool,
+    /// Wall clock of the last change (state file).
+    changed_at_ms: u64,
+}
+
+/// What the board takes from the config per endpoint.
+#[derive(Clone, Debug)]
+struct Slot {
+    label: String,
+    /// None: not probed.
+    thresholds: Option<Thresholds>,
+    /// How long a verdict on it stays fresh.
+    fresh_for: Duration,
+    forced_in_config: Option<HealthState>,
+}
+
+/// Every input that decides endpoint health (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Board {
+    boot: u128,
+    epoch_length: Duration,
+    generation: u64,
+    local_name: String,
+    local_region: Option<RegionIndex>,
+    local_votes: bool,
+    vantages: BTreeMap<String, Option<RegionIndex>>,
+    rules: Rules,
+    staleness: Duration,
+    slots: Vec<Slot>,
+    index: HashMap<String, usize>,
+    local: BTreeMap<String, LocalProbe>,
+    remote: BTreeMap<String, RemoteView>,
+    decided: BTreeMap<String, Decided>,
+    forced: BTreeMap<String, HealthState>,
+    senders: BTreeMap<String, Sender>,
+    last: Option<Tally>,
+}
+
+impl Board {
+    /// A board for `config` (generation 1), starting from `restored`. `boot` must be
+    /// random and new for every process: it makes this process's challenges unique.
+    pub fn new(config: &Config, boot: u128, restored: &Restored, now_ms: u64) -> Self {
+        let mut board = Self {
+            boot,
+            epoch_length: config.health.staleness.max(Duration::from_millis(100)),
+            generation: 0,
+            local_name: String::new(),
+            local_region: None,
+            local_votes: false,
+            vantages: BTreeMap::new(),
+            rules: rules(config),
+            staleness: config.health.staleness,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            local: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            decided: restored
+                .states
+                .iter()
+                .map(|(label, &state)| {
+                    let decided = Decided {
+                        state,
+                        restored: true,
+                        changed_at_ms: now_ms,
+                    };
+                    (label.clone(), decided)
+                })
+                .collect(),
+            forced: restored.forced.clone(),
+            senders: BTreeMap::new(),
+            last: None,
+        };
+        board.adopt(config, 1);
+        board
+    }
+
+    /// Takes on a (re)loaded configuration as generation `generation`: state is kept by
+    /// endpoint label for every endpoint that still exists (anti-flap machines with
+    /// their counters and hold time, remote views, decided states, overrides); new
+    /// endpoints start from nothing; removed ones are forgotten.
+    pub fn adopt(&mut self, config: &Config, generation: u64) {
+        self.generation = generation;
+        self.rules = rules(config);
+        self.staleness = config.health.staleness;
+        let (name, region) = local_identity(config);
+        self.local_name = name;
+        self.local_region = region;
+        self.local_votes = config.vantages.is_empty() || config.health.vantage.is_some();
+        self.vantages = config
+            .vantages
+            .iter()
+            .map(|v| (v.name.clone(), v.region))
+            .collect();
+        self.slots = (0..config.endpoints.len())
+            .map(|i| {
+                let index = EndpointIndex(i as u32);
+                let check = config.endpoint_check(index);
+                Slot {
+                    label: config.endpoint_label(index),
+                    thresholds: check.map(Thresholds::from),
+                    fresh_for: check.map_or(self.staleness, |c| {
+                        self.staleness.max(c.interval * 2 + c.timeout + c.jitter)
+                    }),
+                    forced_in_config: config.endpoint(index).forced,
+                }
+            })
+            .collect();
+        self.index = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.label.clone(), i))
+            .collect();
+        let probed: BTreeSet<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.thresholds.is_some())
+            .map(|s| s.label.as_str())
+            .collect();
+        self.local
+            .retain(|label, _| probed.contains(label.as_str()));
+        for label in &probed {
+            if !self.local.contains_key(*label) {
+                let start = self
+                    .decided
+                    .get(*label)
+                    .map_or(HealthState::Up, |d| d.state);
+                self.local.insert(
+                    (*label).to_owned(),
+                    LocalProbe {
+                        machine: Machine::new(start),
+                        last: None,
+                    },
+                );
+            }
+        }
+        let known = &self.index;
+        self.decided.retain(|label, _| known.contains_key(label));
+        self.forced.retain(|label, _| known.contains_key(label));
+        let vantages = &self.vantages;
+        self.remote.retain(|name, _| vantages.contains_key(name));
+        self.senders.retain(|name, _| vantages.contains_key(name));
+        self.last = None;
+    }
+
+    /// The config generation the board is on.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// This process's vantage name.
+    pub fn local_name(&self) -> &str {
+        &self.local_name
+    }
+
+    /// The challenge senders must put in their reports now.
+    pub fn challenge(&self, now: Duration) -> String {
+        format!("{:032x}.{}", self.boot, self.epoch(now))
+    }
+
+    fn epoch(&self, now: Duration) -> u64 {
+        (now.as_millis() / self.epoch_length.as_millis().max(1)) as u64
+    }
+
+    /// Feeds one local probe result to the endpoint's anti-flap machine.
+    pub fn observe_local(&mut self, observation: LocalObservation) -> LocalChange {
+        if observation.generation != self.generation {
+            return LocalChange::Ignored;
+        }
+        let Some(slot) = self.slots.get(observation.endpoint.0 as usize) else {
+            return LocalChange::Ignored;
+        };
+        let (Some(thresholds), Some(probe)) = (slot.thresholds, self.local.get_mut(&slot.label))
+        else {
+            return LocalChange::Ignored;
+        };
+        let changed = probe
+            .machine
+            .observe(observation.outcome.ok, observation.at, &thresholds);
+        let reason_changed = probe.last.as_ref().is_none_or(|(last, _)| {
+            last.ok != observation.outcome.ok || last.reason != observation.outcome.reason
+        });
+        probe.last = Some((observation.outcome, observation.at));
+        match changed {
+            Some(state) => LocalChange::Verdict(state),
+            None if reason_changed => LocalChange::Reason,
+            None => LocalChange::Unchanged,
+        }
+    }
+
+    /// Takes an authenticated report (signature already checked). Refuses a report
+    /// without this process's current (or previous-epoch) challenge, or not newer than
+    /// the newest accepted from its sender. Returns whether the sender's view changed.
+    pub fn accept_report(&mut self, report: Report, now: Duration) -> Result<bool, ReportError> {
+        if !self.vantages.contains_key(&report.vantage) {
+            return Err(ReportError::UnknownVantage);
+        }
+        self.check_challenge(&report.challenge, now)?;
+        let keep_retired = self.epoch_length * 3;
+        let sender = self.senders.entry(report.vantage.clone()).or_default();
+        sender
+            .retired
+            .retain(|_, at| now.saturating_sub(*at) <= keep_retired);
+        if sender.sequence > 0 && sender.session == report.session {
+            if report.sequence <= sender.sequence {
+                return Err(ReportError::Replay);
+            }
+        } else if sender.retired.contains_key(&report.session) {
+            return Err(ReportError::Replay);
+        } else if sender.sequence > 0 {
+            // The sender restarted: its older session is over.
+            sender.retired.insert(sender.session, now);
+        }
+        sender.session = report.session;
+        sender.sequence = report.sequence;
+        if report.vantage == self.local_name {
+            return Ok(false); // our own verdicts come straight from our probers
+        }
+        let verdicts: BTreeMap<String, RemoteVerdict> = report
+            .verdicts
+            .into_iter()
+            .map(|v| {
+                let observed_at = now.checked_sub(Duration::from_millis(v.age_ms));
+                let verdict = RemoteVerdict {
+                    state: v.state,
+                    reason: v.reason,
+                    observed_at,
+                };
+                (v.endpoint, verdict)
+            })
+            .collect();
+        let staleness = self.staleness;
+        let changed =
+            self.remote.get(&report.vantage).is_none_or(|view| {
+                now.saturating_sub(view.received_at) > staleness
+                    || view.verdicts.len() != verdicts.len()
+                    || view.verdicts.iter().zip(&verdicts).any(|((a, x), (b, y))| {
+                        a != b || x.state != y.state || x.reason != y.reason
+                    })
+            });
+        self.remote.insert(
+            report.vantage,
+            RemoteView {
+                received_at: now,
+                sent_at_ms: report.sent_at_ms,
+                verdicts,
+            },
+        );
+        Ok(changed)
+    }
+
+    fn check_challenge(&self, challenge: &str, now: Duration) -> Result<(), ReportError> {
+        let (boot, epoch) = challenge.split_once('.').ok_or(ReportError::Challenge)?;
+        let boot = u128::from_str_radix(boot, 16).map_err(|_| ReportError::Challenge)?;
+        let epoch: u64 = epoch.parse().map_err(|_| ReportError::Challenge)?;
+        let current = self.epoch(now);
+        if boot != self.boot || epoch > current || current - epoch > 1 {
+            return Err(ReportError::Challenge);
+        }
+        Ok(())
+    }
+
+    /// Sets (`Some`) or clears (`None`) an operator override.
+    pub fn force(
+        &mut self,
+        label: &str,
+        state: Option<HealthState>,
+    ) -> Result<(), UnknownEndpoint> {
+        if !self.index.contains_key(label) {
+            return Err(UnknownEndpoint(label.to_owned()));
+        }
+        match state {
+            Some(state) => self.forced.insert(label.to_owned(), state),
+            None => self.forced.remove(label),
+        };
+        Ok(())
+    }
+
+    /// Counts the fresh votes and decides every endpoint (see [`quorum::tally`]).
+    pub fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
+        let ballots = self.ballots(now);
+        let previous: Vec<Option<HealthState>> = self
+            .slots
+            .iter()
+            .map(|s| self.decided.get(&s.label).map(|d| d.state))
+            .collect();
+        let tally = quorum::tally(&ballots, &previous, self.slots.len(), &self.rules);
+        for (i, slot) in self.slots.iter().enumerate() {
+            let voted = !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty();
+            match (tally.states[i], self.decided.get_mut(&slot.label)) {
+                (Some(state), Some(decided)) => {
+                    if decided.state != state {
+                        decided.state = state;
+                        decided.changed_at_ms = now_ms;
+                    }
+                    decided.restored &= !voted;
+                }
+                (Some(state), None) => {
+                    let decided = Decided {
+                        state,
+                        restored: false,
+                        changed_at_ms: now_ms,
+                    };
+                    self.decided.insert(slot.label.clone(), decided);
+                }
+                (None, _) => {}
+            }
+        }
+        let health = HealthSnapshot::from_health(
+            self.slots
+                .iter()
+                .map(|slot| {
+                    let forced = self
+                        .forced
+                        .get(&slot.label)
+                        .copied()
+                        .or(slot.forced_in_config);
+                    match (forced, self.decided.get(&slot.label)) {
+                        (Some(state), _) => EndpointHealth {
+                            state,
+                            source: HealthSource::Forced,
+                        },
+                        (None, Some(decided)) => EndpointHealth {
+                            state: decided.state,
+                            source: if decided.restored {
+                                HealthSource::Restored
+                            } else {
+                                HealthSource::Observed
+                            },
+                        },
+                        (None, None) => EndpointHealth {
+                            state: HealthState::Up,
+                            source: HealthSource::Assumed,
+                        },
+                    }
+                })
+                .collect(),
+        );
+        self.last = Some(tally.clone());
+        (health, tally)
+    }
+
+    /// Fresh ballots: this process's (if it is a configured voter) and every
+    /// configured remote vantage point whose report arrived within `staleness`, each
+    /// with only the verdicts observed recently enough.
+    fn ballots(&self, now: Duration) -> Vec<Ballot> {
+        let mut ballots = Vec::with_capacity(self.remote.len() + 1);
+        let fresh = |slot: &Slot, at: Duration| now.saturating_sub(at) <= slot.fresh_for;
+        if self.local_votes {
+            let verdicts: Vec<Option<HealthState>> = self
+                .slots
+                .iter()
+                .map(|slot| {
+                    let probe = self.local.get(&slot.label)?;
+                    let (_, at) = probe.last.as_ref()?;
+                    fresh(slot, *at).then(|| probe.machine.state())
+                })
+                .collect();
+            if verdicts.iter().any(Option::is_some) {
+                ballots.push(Ballot {
+                    name: self.local_name.clone(),
+                    region: self.local_region,
+                    verdicts,
+                });
+            }
+        }
+        for (name, view) in &self.remote {
+            if now.saturating_sub(view.received_at) > self.staleness {
+                continue;
+            }
+            let Some(&region) = self.vantages.get(name) else {
+                continue;
+            };
+            let verdicts = self
+                .slots
+                .iter()
+                .map(|slot| {
+                    let verdict = view.verdicts.get(&slot.label)?;
+                    let observed_at = verdict.observed_at?;
+                    (slot.thresholds.is_some() && fresh(slot, observed_at)).then_some(verdict.state)
+                })
+                .collect();
+            ballots.push(Ballot {
+                name: name.clone(),
+                region,
+                verdicts,
+            });
+        }
+        ballots
+    }
+
+    /// Isolation as of the last decision.
+    pub fn isolation(&self) -> Isolation {
+        let Some(tally) = &self.last else {
+            return Isolation::default();
+        };
+        let mut configured: BTreeSet<String> = self.vantages.keys().cloned().collect();
+        if self.vantages.is_empty() {
+            configured.insert(self.local_name.clone());
+        }
+        let usable: BTreeSet<&String> = tally.fresh.difference(&tally.partitioned).collect();
+        Isolation {
+            isolated: tally.isolated,
+            needed: tally.needed,
+            fresh: tally.fresh.iter().cloned().collect(),
+            missing: configured
+                .iter()
+                .filter(|name| !usable.contains(name))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The last tally, if a decision was made since the last adopt.
+    pub fn last_tally(&self) -> Option<&Tally> {
+        self.last.as_ref()
+    }
+
+    /// Whether a first decision is made: every probed endpoint has a decided or
+    /// restored state, or a verdict of this process's own probes.
+    pub fn ready(&self) -> bool {
+        self.slots
+            .iter()
+            .filter(|s| s.thresholds.is_some())
+            .all(|s| {
+                self.decided.contains_key(&s.label)
+                    || self.local.get(&s.label).is_some_and(|p| p.last.is_some())
+            })
+    }
+
+    /// This process's verdicts for its reports, with their age at `now`.
+    pub fn local_verdicts(&self, now: Duration) -> Vec<Verdict> {
+        self.slots
+            .iter()
+            .filter_map(|slot| {
+                let probe = self.local.get(&slot.label)?;
+                let (outcome, at) = probe.last.as_ref()?;
+                Some(Verdict {
+                    endpoint: slot.label.clone(),
+                    state: probe.machine.state(),
+                    reason: outcome.reason.clone(),
+                    age_ms: now.saturating_sub(*at).as_millis() as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// This process's verdict and last probe of an endpoint.
+    pub fn local_probe(&self, endpoint: EndpointIndex) -> Option<(HealthState, &ProbeOutcome)> {
+        let slot = self.slots.get(endpoint.0 as usize)?;
+        let probe = self.local.get(&slot.label)?;
+        let (outcome, _) = probe.last.as_ref()?;
+        Some((probe.machine.state(), outcome))
+    }
+
+    /// Every remote vantage point heard from: name, age of its last report, and its
+    /// verdict and reason on `endpoint` (if any).
+    pub fn remote_verdicts(
+        &self,
+        endpoint: EndpointIndex,
+    ) -> impl Iterator<Item = (&str, HealthState, &str)> + '_ {
+        let label = self
+            .slots
+            .get(endpoint.0 as usize)
+            .map(|s| s.label.as_str());
+        self.remote.iter().filter_map(move |(name, view)| {
+            let verdict = view.verdicts.get(label?)?;
+            Some((name.as_str(), verdict.state, verdict.reason.as_str()))
+        })
+    }
+
+    /// Remote vantage points heard from: `(name, time since its last report, its
+    /// clock minus ours at sending, in ms)`.
+    pub fn remote_vantages(&self, now: Duration, now_ms: u64) -> Vec<(String, Duration, i64)> {
+        self.remote
+            .iter()
+            .map(|(name, view)| {
+                let age = now.saturating_sub(view.received_at);
+                let sent_at_ours = now_ms.saturating_sub(age.as_millis() as u64);
+                let skew = view.sent_at_ms as i64 - sent_at_ours as i64;
+                (name.clone(), age, skew)
+            })
+            .collect()
+    }
+
+    /// Decided states for the state file: `label → (state, changed_at_ms)`.
+    pub fn decided_states(&self) -> BTreeMap<String, (HealthState, u64)> {
+        self.decided
+            .iter()
+            .map(|(label, d)| (label.clone(), (d.state, d.changed_at_ms)))
+            .collect()
+    }
+
+    /// Runtime overrides by label.
+    pub fn forced(&self) -> &BTreeMap<String, HealthState> {
+        &self.forced
+    }
+}
+
+/// This process's vantage name and region.
+pub fn local_identity(config: &Config) -> (String, Option<RegionIndex>) {
+    match config.health.vantage {
+        Some(v) => {
+            let vantage = &config.vantages[usize::from(v.0)];
+            (vantage.name.clone(), vantage.region)
+        }
+        None => (LOCAL_VANTAGE.to_owned(), None),
+    }
+}
+
+fn rules(config: &Config) -> Rules {
+    Rules {
+        configured: config.vantages.len().max(1) as u32,
+        down_votes: config.health.down_votes,
+        down_regions: config.health.down_regions,
+        isolation: config.health.isolation,
+    }
+}
+
+#[cfg(test)]
+mod tests;

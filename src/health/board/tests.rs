@@ -1,0 +1,349 @@
+//! The board's timer logic and state keeping, with time passed in.
+
+use super::*;
+use crate::config::ConfigSource;
+use crate::health::report::Verdict;
+
+const UP: HealthState = HealthState::Up;
+const DOWN: HealthState = HealthState::Down;
+const BOOT: u128 = 0xfeed;
+
+/// Three vantage points (this server is v1), two endpoints probed every second with
+/// rise 2 / fall 2 / hold 3 s; `extra` goes into `[health]`; `endpoints` lists the
+/// pool's endpoint names (their order sets the indices).
+fn config(extra: &str, endpoints: &[&str]) -> Config {
+    let list: Vec<String> = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{{ address = \"192.0.2.{}\", name = \"{name}\" }}", i + 1))
+        .collect();
+    let text = format!(
+        r#"
+version = 1
+[zones]
+directory = "."
+[regions.west]
+[regions.east]
+[checks.web]
+type = "tcp"
+port = 80
+interval = "1s"
+timeout = "500ms"
+rise = 2
+fall = 2
+hold = "3s"
+[pools.web]
+check = "web"
+endpoints = [{}]
+[vantages.v1]
+region = "west"
+secret = "secret-of-v1-0123456789"
+[vantages.v2]
+region = "east"
+secret = "secret-of-v2-0123456789"
+[vantages.v3]
+region = "east"
+secret = "secret-of-v3-0123456789"
+[health]
+vantage = "v1"
+staleness = "5s"
+{extra}
+"#,
+        list.join(", ")
+    );
+    match Config::load(ConfigSource::from_text(text, ".")) {
+        Ok((config, _)) => config,
+        Err(diagnostics) => panic!("{diagnostics}"),
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn probe(board: &mut Board, endpoint: u32, ok: bool, at: f64) -> LocalChange {
+    board.observe_local(LocalObservation {
+        generation: board.generation(),
+        endpoint: EndpointIndex(endpoint),
+        outcome: ProbeOutcome {
+            ok,
+            latency: Duration::from_millis(1),
+            reason: if ok { "ok" } else { "connect refused" }.into(),
+        },
+        at: secs(at),
+    })
+}
+
+struct Sender {
+    vantage: &'static str,
+    session: u64,
+    sequence: u64,
+}
+
+impl Sender {
+    fn new(vantage: &'static str, session: u64) -> Self {
+        Self {
+            vantage,
+            session,
+            sequence: 0,
+        }
+    }
+
+    /// The next report, with verdicts `(label, state, age_ms)`.
+    fn report(&mut self, challenge: String, verdicts: &[(&str, HealthState, u64)]) -> Report {
+        self.sequence += 1;
+        Report {
+            vantage: self.vantage.into(),
+            session: self.session,
+            sequence: self.sequence,
+            challenge,
+            sent_at_ms: 0,
+            verdicts: verdicts
+                .iter()
+                .map(|(endpoint, state, age_ms)| Verdict {
+                    endpoint: (*endpoint).into(),
+                    state: *state,
+                    reason: String::new(),
+                    age_ms: *age_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn states(board: &mut Board, at: f64) -> Vec<HealthState> {
+    let (health, _) = board.decide(secs(at), 0);
+    health.endpoints().iter().map(|h| h.state).collect()
+}
+
+fn send(
+    board: &mut Board,
+    sender: &mut Sender,
+    at: f64,
+    verdicts: &[(&str, HealthState, u64)],
+) -> Result<bool, ReportError> {
+    let report = sender.report(board.challenge(secs(at)), verdicts);
+    board.accept_report(report, secs(at))
+}
+
+#[test]
+fn a_quorum_decides_and_a_lonely_opinion_holds() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    let mut v2 = Sender::new("v2", 1);
+    // v1 alone sees a down: it is isolated (needs 2 of 3) and holds.
+    for t in [0.0, 1.0] {
+        probe(&mut board, 0, false, t);
+        probe(&mut board, 1, true, t);
+    }
+    assert_eq!(states(&mut board, 1.0), [UP, UP]);
+    assert!(board.isolation().isolated);
+    assert_eq!(board.isolation().missing, ["v2", "v3"]);
+    // v2 agrees: a quorum of the configured three.
+    send(
+        &mut board,
+        &mut v2,
+        1.5,
+        &[("web/a", DOWN, 0), ("web/b", UP, 0)],
+    )
+    .unwrap();
+    assert_eq!(states(&mut board, 1.5), [DOWN, UP]);
+    assert!(!board.isolation().isolated);
+    // v2 goes silent: after staleness v1 is isolated again and keeps the state, even
+    // while its own probes now see a back up.
+    for t in [2.0, 3.0, 4.0, 5.0, 6.0, 7.0] {
+        probe(&mut board, 0, true, t);
+        probe(&mut board, 1, true, t);
+    }
+    assert_eq!(states(&mut board, 7.0), [DOWN, UP]);
+    assert!(board.isolation().isolated);
+}
+
+#[test]
+fn isolation_local_trusts_the_servers_own_probes() {
+    let config = config(r#"isolation = "local""#, &["a", "b"]);
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    for t in [0.0, 1.0] {
+        probe(&mut board, 0, false, t);
+        probe(&mut board, 1, true, t);
+    }
+    assert_eq!(states(&mut board, 1.0), [DOWN, UP]);
+    assert!(board.isolation().isolated);
+}
+
+#[test]
+fn verdicts_go_stale_by_the_time_they_were_observed() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    let down = [("web/a", DOWN, 0), ("web/b", UP, 0)];
+    send(&mut board, &mut v2, 0.0, &down).unwrap();
+    send(&mut board, &mut v3, 0.0, &down).unwrap();
+    assert_eq!(states(&mut board, 0.0), [DOWN, UP]);
+    // v3 keeps reporting, but its prober has stalled: its verdicts age past the
+    // freshness bound (max(staleness 5 s, 2 × interval + timeout) = 5 s).
+    send(
+        &mut board,
+        &mut v2,
+        10.0,
+        &[("web/a", UP, 0), ("web/b", UP, 0)],
+    )
+    .unwrap();
+    let stalled = [("web/a", DOWN, 5_500), ("web/b", UP, 5_500)];
+    send(&mut board, &mut v3, 10.0, &stalled).unwrap();
+    let (_, tally) = board.decide(secs(10.0), 0);
+    assert_eq!(
+        tally.votes[0].down,
+        Vec::<String>::new(),
+        "v3's old verdict does not count"
+    );
+    // A local prober that stopped: its verdict stops counting after 5 s too.
+    for t in [10.0, 11.0] {
+        probe(&mut board, 0, true, t);
+    }
+    let (_, tally) = board.decide(secs(15.9), 0);
+    assert!(tally.votes[0].up.contains(&"v1".to_owned()));
+    let (_, tally) = board.decide(secs(16.1), 0);
+    assert!(!tally.votes[0].up.contains(&"v1".to_owned()));
+}
+
+#[test]
+fn reports_need_this_boots_challenge_and_increasing_sequences() {
+    let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+    let mut v2 = Sender::new("v2", 7);
+    let verdicts = [("web/a", DOWN, 0)];
+    // No challenge, another boot's, a malformed one, or one two epochs old (epoch =
+    // staleness = 5 s): refused.
+    let mut wrong = |challenge: &str, at: f64| {
+        let report = v2.report(challenge.into(), &verdicts);
+        board.accept_report(report, secs(at))
+    };
+    assert_eq!(wrong("", 0.0), Err(ReportError::Challenge));
+    assert_eq!(
+        wrong(&format!("{:032x}.0", BOOT + 1), 0.0),
+        Err(ReportError::Challenge)
+    );
+    assert_eq!(wrong("nonsense", 0.0), Err(ReportError::Challenge));
+    assert_eq!(
+        wrong(&format!("{BOOT:032x}.0"), 10.0),
+        Err(ReportError::Challenge)
+    );
+    assert_eq!(
+        wrong(&format!("{BOOT:032x}.9"), 10.0),
+        Err(ReportError::Challenge)
+    );
+    // The previous epoch's challenge is still good.
+    assert_eq!(wrong(&format!("{BOOT:032x}.1"), 10.0), Ok(true));
+    // A report is accepted once; an older one of the same session never.
+    let mut v2 = Sender::new("v2", 7);
+    v2.sequence = 100;
+    let report = v2.report(board.challenge(secs(11.0)), &verdicts);
+    assert_eq!(board.accept_report(report.clone(), secs(11.0)), Ok(false));
+    assert_eq!(
+        board.accept_report(report.clone(), secs(11.0)),
+        Err(ReportError::Replay)
+    );
+    let mut older = report.clone();
+    older.sequence = 50;
+    assert_eq!(
+        board.accept_report(older, secs(11.0)),
+        Err(ReportError::Replay)
+    );
+    // The sender restarts (new session) with a clock that stepped back: its sequence
+    // starts low again, and it is accepted at once.
+    let mut restarted = Sender::new("v2", 8);
+    let fresh = restarted.report(board.challenge(secs(12.0)), &[("web/a", UP, 0)]);
+    assert_eq!(board.accept_report(fresh, secs(12.0)), Ok(true));
+    // The retired session is over, even for a report never delivered before.
+    let mut late = report;
+    late.sequence = 1_000;
+    assert_eq!(
+        board.accept_report(late, secs(12.0)),
+        Err(ReportError::Replay)
+    );
+    // Nothing of this boot passes a board of the next boot.
+    let mut next_boot = Board::new(&config("", &["a"]), BOOT + 1, &Restored::default(), 0);
+    let replay = restarted.report(board.challenge(secs(12.0)), &[("web/a", DOWN, 0)]);
+    assert_eq!(
+        next_boot.accept_report(replay, secs(0.5)),
+        Err(ReportError::Challenge)
+    );
+}
+
+#[test]
+fn unknown_vantage_points_are_refused() {
+    let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+    let mut stranger = Sender::new("v9", 1);
+    let report = stranger.report(board.challenge(secs(0.0)), &[("web/a", DOWN, 0)]);
+    assert_eq!(
+        board.accept_report(report, secs(0.0)),
+        Err(ReportError::UnknownVantage)
+    );
+}
+
+#[test]
+fn adopt_keeps_state_by_label_and_ignores_old_probe_results() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    // b goes down by quorum at t = 1; v1's machine for b is down since t = 1.
+    for t in [0.0, 1.0] {
+        probe(&mut board, 1, false, t);
+        probe(&mut board, 0, true, t);
+    }
+    let b_down = [("web/a", UP, 0), ("web/b", DOWN, 0)];
+    send(&mut board, &mut v2, 1.0, &b_down).unwrap();
+    send(&mut board, &mut v3, 1.0, &b_down).unwrap();
+    assert_eq!(states(&mut board, 1.0), [UP, DOWN]);
+    // A reload puts a new endpoint first: every index shifts.
+    board.adopt(&config("", &["new", "a", "b"]), 2);
+    assert_eq!(board.generation(), 2);
+    assert_eq!(
+        states(&mut board, 1.1),
+        [UP, UP, DOWN],
+        "remote views re-mapped"
+    );
+    assert!(!board.isolation().isolated, "remote views kept");
+    // A queued result of the old generation (index 1 was b, now a) is ignored.
+    let stale = board.observe_local(LocalObservation {
+        generation: 1,
+        endpoint: EndpointIndex(1),
+        outcome: ProbeOutcome {
+            ok: false,
+            latency: Duration::ZERO,
+            reason: "old".into(),
+        },
+        at: secs(1.2),
+    });
+    assert_eq!(stale, LocalChange::Ignored);
+    // b's machine kept its hold time: two successes at t = 2, 3 are not enough
+    // before t = 1 + 3 s.
+    assert_eq!(probe(&mut board, 2, true, 2.0), LocalChange::Reason);
+    assert_eq!(probe(&mut board, 2, true, 3.0), LocalChange::Unchanged);
+    assert_eq!(probe(&mut board, 2, true, 4.0), LocalChange::Verdict(UP));
+}
+
+#[test]
+fn forced_states_win_and_survive_adopt() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    board.force("web/a", Some(DOWN)).unwrap();
+    assert!(board.force("web/zz", Some(DOWN)).is_err());
+    assert_eq!(states(&mut board, 0.0), [DOWN, UP]);
+    board.adopt(&config("", &["b", "a"]), 2);
+    assert_eq!(states(&mut board, 0.1), [UP, DOWN]);
+    board.force("web/a", None).unwrap();
+    assert_eq!(states(&mut board, 0.2), [UP, UP]);
+}
+
+#[test]
+fn ready_after_restored_state_or_a_first_probe() {
+    let restored = Restored {
+        states: [("web/a".to_owned(), DOWN)].into(),
+        ..Restored::default()
+    };
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &restored, 0);
+    assert_eq!(states(&mut board, 0.0), [DOWN, UP]);
+    assert!(!board.ready(), "b has neither a saved state nor a probe");
+    probe(&mut board, 1, true, 0.5);
+    assert!(board.ready());
+    // A restored down endpoint needs `rise` successes of its own machine.
+    assert_eq!(probe(&mut board, 0, true, 0.5), LocalChange::Reason);
+    assert_eq!(probe(&mut board, 0, true, 1.5), LocalChange::Verdict(UP));
+}
