@@ -499,7 +499,7 @@ impl Board {
             let Some(&region) = self.vantages.get(name) else {
                 continue;
             };
-            let verdicts = self
+            let verdicts: Vec<Option<HealthState>> = self
                 .slots
                 .iter()
                 .map(|slot| {
@@ -508,6 +508,11 @@ impl Board {
                     (slot.thresholds.is_some() && fresh(slot, observed_at)).then_some(verdict.state)
                 })
                 .collect();
+            // A vantage point whose every verdict is stale (its prober stalled) is
+            // not heard, however often its reports arrive.
+            if verdicts.iter().all(Option::is_none) {
+                continue;
+            }
             ballots.push(Ballot {
                 name: name.clone(),
                 region,

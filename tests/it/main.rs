@@ -11,4 +11,5 @@ mod files;
 mod health;
 mod policies;
 mod protocol;
+mod reload;
 mod vantage;

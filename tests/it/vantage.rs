@@ -16,8 +16,8 @@ use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{TestAgent, TestServer, http, http_with_headers, poll_during, wait_until};
 
-const A: &str = "127.0.0.2";
-const B: &str = "127.0.0.3";
+pub(crate) const A: &str = "127.0.0.2";
+pub(crate) const B: &str = "127.0.0.3";
 /// Each vantage point probes from its own loopback address.
 const SOURCES: [(&str, &str); 3] = [
     ("v1", "127.0.0.11"),
@@ -25,7 +25,7 @@ const SOURCES: [(&str, &str); 3] = [
     ("v3", "127.0.0.13"),
 ];
 
-fn config(port: u16, servers: &str) -> String {
+pub(crate) fn config(port: u16, servers: &str) -> String {
     let mut text = format!(
         r#"
 version = 1
@@ -72,11 +72,11 @@ listen = "127.0.0.1:0"
     text
 }
 
-fn answer(server: SocketAddr) -> Vec<String> {
+pub(crate) fn answer(server: SocketAddr) -> Vec<String> {
     sorted_addresses(server, "app.example.test.")
 }
 
-fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
+pub(crate) fn expect_answer(server: SocketAddr, want: &[&str], within: Duration) {
     expect_addresses(server, "app.example.test.", want, within);
 }
 
@@ -88,15 +88,15 @@ fn answer_stays(server: SocketAddr, want: &[&str], period: Duration) {
     assert!(polls > 10);
 }
 
-struct Cluster {
-    server: TestServer,
-    admin: SocketAddr,
-    _agents: Vec<TestAgent>,
-    a: Backend,
-    b: Backend,
+pub(crate) struct Cluster {
+    pub(crate) server: TestServer,
+    pub(crate) admin: SocketAddr,
+    pub(crate) agents: Vec<TestAgent>,
+    pub(crate) a: Backend,
+    pub(crate) b: Backend,
 }
 
-fn cluster() -> Cluster {
+pub(crate) fn cluster() -> Cluster {
     let a = Backend::start(A.parse().unwrap(), 0, None);
     let b = Backend::start(B.parse().unwrap(), a.addr.port(), None);
     let port = a.addr.port();
@@ -127,13 +127,13 @@ fn cluster() -> Cluster {
     Cluster {
         server,
         admin,
-        _agents: agents,
+        agents,
         a,
         b,
     }
 }
 
-fn metric(admin: SocketAddr, line_prefix: &str) -> Option<String> {
+pub(crate) fn metric(admin: SocketAddr, line_prefix: &str) -> Option<String> {
     let (_, body) = http(admin, "GET", "/metrics", &[], b"");
     body.lines()
         .find(|l| l.starts_with(line_prefix))
