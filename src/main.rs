@@ -70,6 +70,13 @@ enum Command {
         /// Fail on warnings too.
         #[arg(long)]
         deny_warnings: bool,
+        /// Check it as a probe agent reads it: only this vantage point's secret must
+        /// be present (`--vantage` or `[health] vantage`).
+        #[arg(long)]
+        agent: bool,
+        /// The agent's vantage point (with --agent).
+        #[arg(long, requires = "agent")]
+        vantage: Option<String>,
     },
     /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
     Route53(route53_cli::Route53Args),
@@ -123,7 +130,16 @@ fn main() -> ExitCode {
         Command::CheckConfig {
             path,
             deny_warnings,
-        } => check_config(&path, deny_warnings),
+            agent,
+            vantage,
+        } => {
+            let reader = if agent {
+                service::Reader::Agent { vantage }
+            } else {
+                service::Reader::Server
+            };
+            check_config(&path, deny_warnings, reader)
+        }
         Command::Route53(args) => route53_cli::run(args),
     };
     match result {
@@ -144,8 +160,12 @@ fn config_source(path: Option<&PathBuf>) -> anyhow::Result<ConfigSource> {
     }
 }
 
-fn check_config(path: &PathBuf, deny_warnings: bool) -> anyhow::Result<ExitCode> {
-    let source = config_source(Some(path))?;
+fn check_config(
+    path: &PathBuf,
+    deny_warnings: bool,
+    reader: service::Reader,
+) -> anyhow::Result<ExitCode> {
+    let source = config_source(Some(path))?.read_by(reader);
     match service::load(source) {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
