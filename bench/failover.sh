@@ -4,14 +4,7 @@
 # ../shared/bench/failover.sh (poll every 100 ms, t0 taken before the kill), for gdnsd
 # and PowerDNS at their fastest settings and failoverd with three vantage points
 # (quorum 2, fall 2, rise 2, interval 200 ms, hold 0), all in one run. Prints medians.
-#
-# Two variants of the same method, both with t0 before the kill:
-#   harness  — ../shared/bench/failover.sh as is. Its stop_group waits for the killed
-#              backend's whole process group to disappear before polling starts; the
-#              group keeps a zombie `timeout` for about a second, so every server's
-#              "down" time includes ~1–1.8 s of the harness waiting.
-#   prompt   — the same script with polling started right after the kill signal (the
-#              group wait moved after detection): the time the answer takes to change.
+# The shared harness SIGKILLs the backend and polls at once, so one method serves all.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 REPS=${1:-5}
@@ -22,27 +15,18 @@ rm -rf "$W"; cp -r "$SHARED" "$W"; chmod -R u+w "$W"
 mkdir -p "$ROOT/bench/results"
 OUT="$ROOT/bench/results/failover-$(date +%Y%m%d-%H%M%S).txt"
 cd "$W"
-sed 's/stop_group "$BE3"; d=$(poll 0 "$tk")/kill -TERM -- "-$BE3" 2>\/dev\/null; d=$(poll 0 "$tk"); stop_group "$BE3"/' \
-  failover.sh > failover-prompt.sh
-grep -q 'kill -TERM -- "-$BE3"' failover-prompt.sh || { echo "could not derive failover-prompt.sh" >&2; exit 1; }
-chmod +x failover-prompt.sh
-for variant in harness prompt; do
-  script=./failover.sh; [ "$variant" = prompt ] && script=./failover-prompt.sh
-  for peer in gdnsd pdns failoverd; do
-    echo "## variant $variant"
-    if [ "$peer" = failoverd ]; then
-      FAILOVERD_START="$ROOT/bench/failover-cluster.sh" "$script" failoverd "$REPS"
-    else
-      "$script" "$peer" "$REPS"
-    fi
-  done
+for peer in gdnsd pdns failoverd; do
+  if [ "$peer" = failoverd ]; then
+    FAILOVERD_START="$ROOT/bench/failover-cluster.sh" ./failover.sh failoverd "$REPS"
+  else
+    ./failover.sh "$peer" "$REPS"
+  fi
 done 2>&1 | tee "$OUT"
 echo
-echo "| variant | server | down: median (min–max) s | up: median (min–max) s |"
-echo "|---|---|---|---|"
+echo "| server | down: median (min–max) s | up: median (min–max) s |"
+echo "|---|---|---|"
 awk '
-  /^## variant / {variant=$3}
-  /^# / {peer=variant " | " $2; sub(/:$/, "", peer)}
+  /^# / {peer=$2; sub(/:$/, "", peer)}
   /^rep / {
     for (i = 1; i <= NF; i++) {
       if ($i ~ /^down_detect_s=/) {split($i, a, "="); d[peer] = d[peer] " " a[2]}

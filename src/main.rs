@@ -217,36 +217,36 @@ fn load_or_report(source: ConfigSource) -> anyhow::Result<service::Loaded> {
 }
 
 fn probe(path: PathBuf, options: service::StartOptions) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async move {
-        let signals = Signals::install()?;
-        let reader = service::Reader::Agent {
-            vantage: options.vantage.clone(),
-        };
-        let source = config_source(Some(&path))?.read_by(reader);
-        let loaded = load_or_report(source)?;
-        let agent = match Service::start_agent(loaded, options).await {
-            Ok(agent) => agent,
-            Err(service::ServiceError::Invalid(diagnostics)) => {
-                eprint!("{diagnostics}");
-                anyhow::bail!("cannot start the probe agent");
-            }
-            Err(error) => return Err(error.into()),
-        };
-        signals.wait(&agent, Some(&path)).await;
-        tracing::info!("shutting down");
-        agent.shutdown().await;
-        Ok(ExitCode::SUCCESS)
-    })
+    run(Some(path), options, true)
 }
 
 fn serve(path: Option<PathBuf>, options: service::StartOptions) -> anyhow::Result<ExitCode> {
-    let runtime = runtime()?;
-    runtime.block_on(async move {
+    run(path, options, false)
+}
+
+/// Runs `serve` (or, with `agent`, `probe`) until SIGINT/SIGTERM, reloading on SIGHUP.
+fn run(
+    path: Option<PathBuf>,
+    options: service::StartOptions,
+    agent: bool,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
         // Handlers first, so a signal arriving right after start-up is not lost.
         let signals = Signals::install()?;
-        let source = config_source(path.as_ref())?;
-        let loaded = load_or_report(source)?;
-        let service = match Service::start_with(loaded, options).await {
+        let reader = if agent {
+            service::Reader::Agent {
+                vantage: options.vantage.clone(),
+            }
+        } else {
+            service::Reader::Server
+        };
+        let loaded = load_or_report(config_source(path.as_ref())?.read_by(reader))?;
+        let started = if agent {
+            Service::start_agent(loaded, options).await
+        } else {
+            Service::start_with(loaded, options).await
+        };
+        let service = match started {
             Ok(service) => service,
             Err(service::ServiceError::Invalid(diagnostics)) => {
                 eprint!("{diagnostics}");

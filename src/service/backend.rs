@@ -297,16 +297,24 @@ fn render_metrics(
             .iter()
             .map(|(server, stats)| (server.as_str(), stats.reachable.load(Ordering::Relaxed))),
     );
-    if let Some(isolation) = &status.isolation {
+    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
-            "# HELP failoverd_isolated Whether this server hears fewer vantage points than a quorum.\n# TYPE failoverd_isolated gauge\nfailoverd_isolated {}",
-            u8::from(isolation.isolated)
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
-        let _ = writeln!(
-            out,
-            "# HELP failoverd_quorum_needed Votes needed to change an endpoint's state.\n# TYPE failoverd_quorum_needed gauge\nfailoverd_quorum_needed {}",
-            isolation.needed
+    };
+    if let Some(isolation) = &status.isolation {
+        gauge(
+            &mut out,
+            "failoverd_isolated",
+            "Whether this server hears fewer vantage points than a quorum.",
+            u64::from(isolation.isolated),
+        );
+        gauge(
+            &mut out,
+            "failoverd_quorum_needed",
+            "Votes needed to change an endpoint's state.",
+            u64::from(isolation.needed),
         );
         counter(
             &mut out,
@@ -322,16 +330,18 @@ fn render_metrics(
         load(&plane.reloads_failed)
     );
     if let Some(reload) = &status.last_reload {
-        let _ = writeln!(
-            out,
-            "# HELP failoverd_config_last_reload_successful Whether the last reload was taken.\n# TYPE failoverd_config_last_reload_successful gauge\nfailoverd_config_last_reload_successful {}",
-            u8::from(reload.ok)
+        gauge(
+            &mut out,
+            "failoverd_config_last_reload_successful",
+            "Whether the last reload was taken.",
+            u64::from(reload.ok),
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP failoverd_ready Whether the first health decision is made.\n# TYPE failoverd_ready gauge\nfailoverd_ready {}",
-        u8::from(plane.ready.load(Ordering::Relaxed))
+    gauge(
+        &mut out,
+        "failoverd_ready",
+        "Whether the first health decision is made.",
+        u64::from(plane.ready.load(Ordering::Relaxed)),
     );
     counter(
         &mut out,

@@ -36,11 +36,71 @@ pub fn integration_config() -> String {
     std::fs::read_to_string(data_dir().join("configs/integration.toml")).expect("integration.toml")
 }
 
+/// A service (server or agent) running in this process, on a runtime of its own.
+struct InProcess {
+    service: Option<Service>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl InProcess {
+    fn start(config: &str, options: StartOptions, agent: bool) -> Self {
+        init_logging();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(if agent { 1 } else { 2 })
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let reader = if agent {
+            service::Reader::Agent {
+                vantage: options.vantage.clone(),
+            }
+        } else {
+            service::Reader::Server
+        };
+        let source = ConfigSource::from_text(config, data_dir().join("configs")).read_by(reader);
+        let loaded = match service::load(source) {
+            Ok(loaded) => loaded,
+            Err(diagnostics) => panic!("test config invalid:\n{diagnostics}"),
+        };
+        let service = runtime
+            .block_on(async {
+                if agent {
+                    Service::start_agent(loaded, options).await
+                } else {
+                    Service::start_with(loaded, options).await
+                }
+            })
+            .expect("service starts");
+        Self {
+            service: Some(service),
+            runtime,
+        }
+    }
+
+    fn service(&self) -> &Service {
+        self.service.as_ref().expect("running")
+    }
+
+    fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+        let source = ConfigSource::from_text(config, data_dir().join("configs"));
+        self.runtime
+            .block_on(self.service().reload(source))
+            .map(|_| ())
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            self.runtime.block_on(service.shutdown());
+        }
+    }
+}
+
 /// A server running in this process on an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
-    service: Option<Service>,
-    runtime: tokio::runtime::Runtime,
+    inner: InProcess,
 }
 
 impl TestServer {
@@ -52,26 +112,9 @@ impl TestServer {
 
     /// As [`TestServer::start`], with start-up options.
     pub fn start_with(config: &str, options: StartOptions) -> Self {
-        init_logging();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let source = ConfigSource::from_text(config, data_dir().join("configs"));
-        let loaded = match service::load(source) {
-            Ok(loaded) => loaded,
-            Err(diagnostics) => panic!("test config invalid:\n{diagnostics}"),
-        };
-        let service = runtime
-            .block_on(Service::start_with(loaded, options))
-            .expect("service starts");
-        let addr = service.addresses()[0];
-        Self {
-            addr,
-            service: Some(service),
-            runtime,
-        }
+        let inner = InProcess::start(config, options, false);
+        let addr = inner.service().addresses()[0];
+        Self { addr, inner }
     }
 
     /// The integration config.
@@ -81,30 +124,18 @@ impl TestServer {
 
     /// The running service.
     pub fn service(&self) -> &Service {
-        self.service.as_ref().expect("running")
+        self.inner.service()
     }
 
     /// Reloads the server from config text (paths relative to `tests/data/configs`).
     pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
-        let source = ConfigSource::from_text(config, data_dir().join("configs"));
-        self.runtime
-            .block_on(self.service().reload(source))
-            .map(|_| ())
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(service) = self.service.take() {
-            self.runtime.block_on(service.shutdown());
-        }
+        self.inner.reload(config)
     }
 }
 
 /// A probe agent (`failoverd probe`) running in this process.
 pub struct TestAgent {
-    service: Option<Service>,
-    runtime: tokio::runtime::Runtime,
+    inner: InProcess,
 }
 
 impl TestAgent {
@@ -115,50 +146,24 @@ impl TestAgent {
 
     /// As [`TestAgent::start`], with an admin API on `admin` if given.
     pub fn start_with(config: &str, vantage: &str, admin: Option<SocketAddr>) -> Self {
-        init_logging();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let reader = service::Reader::Agent {
-            vantage: Some(vantage.to_owned()),
-        };
-        let source = ConfigSource::from_text(config, data_dir().join("configs")).read_by(reader);
-        let loaded = service::load(source).unwrap_or_else(|d| panic!("agent config invalid:\n{d}"));
         let options = StartOptions {
             vantage: Some(vantage.to_owned()),
             admin_listen: admin,
             ..StartOptions::default()
         };
-        let service = runtime
-            .block_on(Service::start_agent(loaded, options))
-            .expect("agent starts");
         Self {
-            service: Some(service),
-            runtime,
+            inner: InProcess::start(config, options, true),
         }
     }
 
     /// The running agent.
     pub fn service(&self) -> &Service {
-        self.service.as_ref().expect("running")
+        self.inner.service()
     }
 
     /// Reloads the agent from config text.
     pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
-        let source = ConfigSource::from_text(config, data_dir().join("configs"));
-        self.runtime
-            .block_on(self.service().reload(source))
-            .map(|_| ())
-    }
-}
-
-impl Drop for TestAgent {
-    fn drop(&mut self) {
-        if let Some(service) = self.service.take() {
-            self.runtime.block_on(service.shutdown());
-        }
+        self.inner.reload(config)
     }
 }
 
