@@ -412,7 +412,9 @@ impl Board {
             .iter()
             .map(|s| self.decided.get(&s.label).map(|d| d.state))
             .collect();
-        let tally = quorum::tally(&ballots, &previous, self.slots.len(), &self.rules);
+        let mut tally = quorum::tally(&ballots, &previous, self.slots.len(), &self.rules);
+        // With nothing to probe there is nothing to hear: never "isolated".
+        tally.isolated &= self.slots.iter().any(|s| s.thresholds.is_some());
         for (i, slot) in self.slots.iter().enumerate() {
             let voted = !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty();
             match (tally.states[i], self.decided.get_mut(&slot.label)) {

@@ -347,3 +347,43 @@ fn ready_after_restored_state_or_a_first_probe() {
     assert_eq!(probe(&mut board, 0, true, 0.5), LocalChange::Reason);
     assert_eq!(probe(&mut board, 0, true, 1.5), LocalChange::Verdict(UP));
 }
+
+/// The board's clock driven by tokio's paused time, as the plane drives it.
+#[tokio::test(start_paused = true)]
+async fn staleness_and_challenge_epochs_under_paused_time() {
+    let start = tokio::time::Instant::now();
+    let now = || start.elapsed();
+    let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    for sender in [&mut v2, &mut v3] {
+        let report = sender.report(board.challenge(now()), &[("web/a", DOWN, 0)]);
+        board.accept_report(report, now()).unwrap();
+    }
+    assert_eq!(board.decide(now(), 0).0.state(EndpointIndex(0)), DOWN);
+    // A report held back (captured) now, replayed later.
+    let held = v2.report(board.challenge(now()), &[("web/a", UP, 0)]);
+    // Just inside staleness (5 s) the quorum still holds; just past it, isolation.
+    tokio::time::advance(Duration::from_millis(4_999)).await;
+    board.decide(now(), 0);
+    assert!(!board.isolation().isolated);
+    tokio::time::advance(Duration::from_millis(2)).await;
+    let (health, _) = board.decide(now(), 0);
+    assert!(board.isolation().isolated);
+    assert_eq!(health.state(EndpointIndex(0)), DOWN, "held while isolated");
+    // Two epochs (2 × staleness) later the held report's challenge has expired.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(
+        board.accept_report(held, now()),
+        Err(ReportError::Challenge)
+    );
+}
+
+#[test]
+fn a_board_with_nothing_to_probe_is_never_isolated() {
+    let mut text = config("", &["a"]);
+    text.pools[0].check = None;
+    text.checks.clear();
+    let mut board = Board::new(&text, BOOT, &Restored::default(), 0);
+    board.decide(secs(1.0), 0);
+    assert!(!board.isolation().isolated);
+}
