@@ -76,6 +76,20 @@ pub struct EndpointStatus {
     pub votes: BTreeMap<String, String>,
     /// This vantage point's last probe, if it probes the endpoint.
     pub local: Option<ProbeStatus>,
+    /// Flap damping of the decided state, once the endpoint has had an outage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damping: Option<DampingStatus>,
+}
+
+/// Flap damping of one endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DampingStatus {
+    /// Penalty now (decays by half every half-life).
+    pub penalty: f64,
+    /// Whether the way back up is withheld.
+    pub suppressed: bool,
+    /// Unix milliseconds when the suppression ends if no outage comes first.
+    pub suppressed_until_ms: Option<u64>,
 }
 
 /// The last probe from this vantage point.

@@ -197,8 +197,48 @@ pub struct Check {
     pub fall: u32,
     /// Minimum time down before coming back up.
     pub hold: Duration,
+    /// Flap damping (None: off).
+    pub damping: Option<DampingRules>,
     /// Route 53 health-check settings (native mode).
     pub route53: Route53Check,
+}
+
+/// Flap-damping settings of a check (see [`crate::health::damping`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DampingRules {
+    /// Added at every outage (transition to down).
+    pub penalty: f64,
+    /// Time for the penalty to halve.
+    pub half_life: Duration,
+    /// Penalty at which the endpoint is suppressed.
+    pub suppress: f64,
+    /// Penalty below which a suppressed endpoint may come back.
+    pub reuse: f64,
+    /// Longest suppression after the last outage.
+    pub max_suppress: Duration,
+}
+
+impl DampingRules {
+    /// The defaults (see the module docs).
+    pub const DEFAULT: Self = Self {
+        penalty: 1000.0,
+        half_life: Duration::from_secs(5),
+        suppress: 1500.0,
+        reuse: 750.0,
+        max_suppress: Duration::from_secs(30),
+    };
+
+    /// The highest penalty: the one that decays to `reuse` in `max_suppress`.
+    pub fn ceiling(&self) -> f64 {
+        let half_lives = self.max_suppress.as_secs_f64() / self.half_life.as_secs_f64().max(1e-3);
+        (self.reuse * half_lives.exp2()).max(self.suppress)
+    }
+}
+
+impl Default for DampingRules {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// The probe of a check.

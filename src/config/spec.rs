@@ -174,6 +174,26 @@ pub struct CheckSpec {
     pub hold: Option<String>,
     /// Settings of the Route 53 health check created from this one (native mode).
     pub route53: Option<Route53CheckSpec>,
+    /// Flap damping (on by default).
+    pub damping: Option<DampingSpec>,
+}
+
+/// `[checks.NAME.damping]`: flap damping (see `health::damping`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DampingSpec {
+    /// Whether damping is on (default true).
+    pub enabled: Option<bool>,
+    /// Penalty added at each outage (default 1000).
+    pub penalty: Option<f64>,
+    /// Time for the penalty to halve (default 5s).
+    pub half_life: Option<String>,
+    /// Penalty at which the way back is withheld (default 1500).
+    pub suppress: Option<f64>,
+    /// Penalty below which a withheld endpoint may come back (default 750).
+    pub reuse: Option<f64>,
+    /// Longest suppression after the last outage (default 30s).
+    pub max_suppress: Option<String>,
 }
 
 /// Route 53 health-check settings of a check.

@@ -12,14 +12,14 @@ use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
-    AdminSpec, CheckSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec, RegionSpec,
-    Route53Spec, ServerSpec, StatusSpec, VantageSpec, ZonesSpec,
+    AdminSpec, CheckSpec, DampingSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
+    RegionSpec, Route53Spec, ServerSpec, StatusSpec, VantageSpec, ZonesSpec,
 };
 use super::{
-    AdminConfig, AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DnsCheck,
-    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
-    Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
-    ServerConfig, VERSION, Vantage, ZonesConfig,
+    AdminConfig, AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules,
+    DnsCheck, DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool,
+    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret,
+    Selection, ServerConfig, VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -1155,6 +1155,59 @@ impl Validator<'_> {
         }
     }
 
+    /// `[checks.NAME.damping]`, with every bound checked.
+    fn damping(&mut self, spec: Option<&DampingSpec>, path: &KeyPath) -> Option<DampingRules> {
+        let default = DampingRules::DEFAULT;
+        let Some(spec) = spec else {
+            return Some(default);
+        };
+        if spec.enabled == Some(false) {
+            return None;
+        }
+        let mut positive = |key: &str, value: Option<f64>, default: f64| match value {
+            None => default,
+            Some(v) if v.is_finite() && v > 0.0 && v <= 1e9 => v,
+            Some(v) => {
+                self.error(path.key(key), format!("{v} must be a number above 0"));
+                default
+            }
+        };
+        let penalty = positive("penalty", spec.penalty, default.penalty);
+        let suppress = positive("suppress", spec.suppress, default.suppress);
+        let reuse = positive("reuse", spec.reuse, default.reuse);
+        let half_life = self.duration(
+            path.key("half_life"),
+            spec.half_life.as_deref(),
+            default.half_life,
+            Duration::from_millis(100)..=Duration::from_secs(3600),
+        );
+        let max_suppress = self.duration(
+            path.key("max_suppress"),
+            spec.max_suppress.as_deref(),
+            default.max_suppress,
+            Duration::from_millis(100)..=Duration::from_secs(86_400),
+        );
+        if reuse >= suppress {
+            self.error(
+                path.key("reuse"),
+                format!("reuse {reuse} must be below suppress {suppress}"),
+            );
+        }
+        if max_suppress < half_life {
+            self.error(
+                path.key("max_suppress"),
+                "must be at least half_life, or a suppressed endpoint could never reach reuse",
+            );
+        }
+        Some(DampingRules {
+            penalty,
+            half_life,
+            suppress,
+            reuse,
+            max_suppress,
+        })
+    }
+
     fn duration(
         &mut self,
         path: KeyPath,
@@ -1202,6 +1255,7 @@ impl Validator<'_> {
                 rise: 1,
                 fall: 1,
                 hold: Duration::ZERO,
+                damping: None,
                 route53: Route53Check {
                     request_interval: 30,
                     failure_threshold: 1,
@@ -1439,6 +1493,7 @@ impl Validator<'_> {
             Duration::ZERO,
             Duration::ZERO..=Duration::from_secs(86_400),
         );
+        let damping = self.damping(spec.damping.as_ref(), &path.key("damping"));
         let r53 = spec.route53.clone().unwrap_or_default();
         let r53_path = path.key("route53");
         let request_interval = match r53.request_interval {
@@ -1475,6 +1530,7 @@ impl Validator<'_> {
             rise,
             fall,
             hold,
+            damping,
             route53: Route53Check {
                 request_interval,
                 failure_threshold,

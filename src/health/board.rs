@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::health::damping::{Damper, DampingRules};
 use crate::health::machine::{Machine, Thresholds};
 use crate::health::quorum::{self, Ballot, Rules, Tally};
 use crate::health::report::{Report, ReportError, Verdict};
@@ -67,6 +68,32 @@ pub struct Restored {
     pub states: BTreeMap<String, HealthState>,
     /// Runtime overrides per endpoint label.
     pub forced: BTreeMap<String, HealthState>,
+    /// Flap-damping state per endpoint label: penalty as of now, and whether the way
+    /// back is withheld.
+    pub damping: BTreeMap<String, (f64, bool)>,
+}
+
+/// A decided state as the state file keeps it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DecidedRecord {
+    /// Up or down.
+    pub state: HealthState,
+    /// Wall clock of the last change.
+    pub changed_at_ms: u64,
+    /// Flap-damping penalty, now.
+    pub penalty: f64,
+    /// Whether the way back is withheld.
+    pub suppressed: bool,
+}
+
+/// The flap-damping state of a decided endpoint, for status.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DampingState {
+    /// Penalty now.
+    pub penalty: f64,
+    /// Whether the way back is withheld, and until when (board clock) if no outage
+    /// comes first.
+    pub suppressed_until: Option<Duration>,
 }
 
 /// An endpoint label that is not in the config.
@@ -140,6 +167,8 @@ struct Slot {
     /// How long a verdict on it stays fresh.
     fresh_for: Duration,
     forced_in_config: Option<HealthState>,
+    /// Flap damping of the decided state (None: off).
+    damping: Option<DampingRules>,
 }
 
 /// Every input that decides endpoint health (see the module docs).
@@ -160,6 +189,9 @@ pub struct Board {
     remote: BTreeMap<String, RemoteView>,
     decided: BTreeMap<String, Decided>,
     forced: BTreeMap<String, HealthState>,
+    dampers: BTreeMap<String, Damper>,
+    /// Decided states before damping (what the votes alone say).
+    raw: BTreeMap<String, HealthState>,
     senders: BTreeMap<String, Sender>,
     last: Option<Tally>,
 }
@@ -195,6 +227,17 @@ impl Board {
                 })
                 .collect(),
             forced: restored.forced.clone(),
+            dampers: restored
+                .damping
+                .iter()
+                .map(|(label, &(penalty, suppressed))| {
+                    (
+                        label.clone(),
+                        Damper::restored(penalty, Duration::ZERO, suppressed),
+                    )
+                })
+                .collect(),
+            raw: BTreeMap::new(),
             senders: BTreeMap::new(),
             last: None,
         };
@@ -230,6 +273,7 @@ impl Board {
                         self.staleness.max(c.interval * 2 + c.timeout + c.jitter)
                     }),
                     forced_in_config: config.endpoint(index).forced,
+                    damping: check.and_then(|c| c.damping),
                 }
             })
             .collect();
@@ -265,6 +309,8 @@ impl Board {
         let known = &self.index;
         self.decided.retain(|label, _| known.contains_key(label));
         self.forced.retain(|label, _| known.contains_key(label));
+        self.dampers.retain(|label, _| known.contains_key(label));
+        self.raw.retain(|label, _| known.contains_key(label));
         let vantages = &self.vantages;
         self.remote.retain(|name, _| vantages.contains_key(name));
         self.senders.retain(|name, _| vantages.contains_key(name));
@@ -407,14 +453,27 @@ impl Board {
     /// Counts the fresh votes and decides every endpoint (see [`quorum::tally`]).
     pub fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
         let ballots = self.ballots(now);
-        let previous: Vec<Option<HealthState>> = self
+        let decided: Vec<Option<HealthState>> = self
             .slots
             .iter()
             .map(|s| self.decided.get(&s.label).map(|d| d.state))
             .collect();
-        let mut tally = quorum::tally(&ballots, &previous, self.slots.len(), &self.rules);
+        // The votes decide the undamped state; where they do not, it stays.
+        let raw_before: Vec<Option<HealthState>> = self
+            .slots
+            .iter()
+            .zip(&decided)
+            .map(|(s, d)| self.raw.get(&s.label).copied().or(*d))
+            .collect();
+        let mut tally = quorum::tally(&ballots, &raw_before, self.slots.len(), &self.rules);
         // With nothing to probe there is nothing to hear: never "isolated".
         tally.isolated &= self.slots.iter().any(|s| s.thresholds.is_some());
+        for (slot, state) in self.slots.iter().zip(&tally.states) {
+            if let Some(state) = state {
+                self.raw.insert(slot.label.clone(), *state);
+            }
+        }
+        self.damp(&raw_before, &decided, &mut tally.states, now);
         for (i, slot) in self.slots.iter().enumerate() {
             let voted = !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty();
             match (tally.states[i], self.decided.get_mut(&slot.label)) {
@@ -468,6 +527,45 @@ impl Board {
         );
         self.last = Some(tally.clone());
         (health, tally)
+    }
+
+    /// Flap damping of the decided states: every outage adds a penalty; a way back
+    /// up is withheld while the endpoint is suppressed. Taking one out is never delayed.
+    fn damp(
+        &mut self,
+        raw_before: &[Option<HealthState>],
+        decided: &[Option<HealthState>],
+        states: &mut [Option<HealthState>],
+        now: Duration,
+    ) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            let Some(rules) = &slot.damping else {
+                continue;
+            };
+            let damper = self.dampers.entry(slot.label.clone()).or_default();
+            if raw_before[i] != Some(HealthState::Down) && states[i] == Some(HealthState::Down) {
+                damper.on_down(now, rules); // an outage, even while suppressed
+            }
+            let allowed = damper.allows_up(now, rules);
+            if decided[i] == Some(HealthState::Down)
+                && states[i] == Some(HealthState::Up)
+                && !allowed
+            {
+                states[i] = Some(HealthState::Down);
+            }
+        }
+    }
+
+    /// The decided state's flap damping of an endpoint (None: damping off, or no
+    /// outage yet).
+    pub fn damping(&self, endpoint: EndpointIndex, now: Duration) -> Option<DampingState> {
+        let slot = self.slots.get(endpoint.0 as usize)?;
+        let rules = slot.damping.as_ref()?;
+        let damper = self.dampers.get(&slot.label)?;
+        Some(DampingState {
+            penalty: damper.penalty(now, rules),
+            suppressed_until: damper.suppressed_until(rules),
+        })
     }
 
     /// Fresh ballots: this process's (if it is a configured voter) and every
@@ -618,11 +716,28 @@ impl Board {
             .collect()
     }
 
-    /// Decided states for the state file: `label → (state, changed_at_ms)`.
-    pub fn decided_states(&self) -> BTreeMap<String, (HealthState, u64)> {
+    /// Decided states for the state file, with their damping as of `now`.
+    pub fn decided_states(&self, now: Duration) -> BTreeMap<String, DecidedRecord> {
+        let rules: HashMap<&str, DampingRules> = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.label.as_str(), s.damping?)))
+            .collect();
         self.decided
             .iter()
-            .map(|(label, d)| (label.clone(), (d.state, d.changed_at_ms)))
+            .map(|(label, d)| {
+                let damper = self.dampers.get(label).copied().unwrap_or_default();
+                let penalty = rules
+                    .get(label.as_str())
+                    .map_or(0.0, |r| damper.penalty(now, r));
+                let record = DecidedRecord {
+                    state: d.state,
+                    changed_at_ms: d.changed_at_ms,
+                    penalty,
+                    suppressed: damper.is_suppressed(),
+                };
+                (label.clone(), record)
+            })
             .collect()
     }
 

@@ -1,14 +1,16 @@
 //! The per-endpoint anti-flap state machine of one vantage point (pure; time is an
 //! argument): `fall` consecutive failures take an endpoint down, `rise` consecutive
-//! successes bring it back, but never before it has been down for `hold`.
+//! successes bring it back, but never before it has been down for `hold`, and never
+//! while flap damping suppresses it ([`crate::health::damping`]).
 
 use std::time::Duration;
 
 use crate::config::Check;
+use crate::health::damping::{Damper, DampingRules};
 use crate::model::HealthState;
 
 /// Thresholds of a check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
     /// Consecutive successes to go up.
     pub rise: u32,
@@ -16,6 +18,8 @@ pub struct Thresholds {
     pub fall: u32,
     /// Minimum time down before going up.
     pub hold: Duration,
+    /// Flap damping (None: off).
+    pub damping: Option<DampingRules>,
 }
 
 impl From<&Check> for Thresholds {
@@ -24,18 +28,23 @@ impl From<&Check> for Thresholds {
             rise: check.rise,
             fall: check.fall,
             hold: check.hold,
+            damping: check.damping,
         }
     }
 }
 
 /// One endpoint's verdict as seen from one vantage point.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
     state: HealthState,
+    /// The verdict by rise/fall alone (before hold and damping).
+    raw: HealthState,
     successes: u32,
     failures: u32,
     /// When the endpoint went down (None: long enough ago, e.g. restored at start).
     down_since: Option<Duration>,
+    /// Flap damping of this vantage point's verdict.
+    damper: Damper,
 }
 
 impl Machine {
@@ -43,10 +52,17 @@ impl Machine {
     pub fn new(state: HealthState) -> Self {
         Self {
             state,
+            raw: state,
             successes: 0,
             failures: 0,
             down_since: None,
+            damper: Damper::default(),
         }
+    }
+
+    /// The flap damping state.
+    pub fn damper(&self) -> &Damper {
+        &self.damper
     }
 
     /// The current verdict.
@@ -69,17 +85,33 @@ impl Machine {
             self.successes = 0;
             self.failures = self.failures.saturating_add(1);
         }
-        match self.state {
+        // What rise/fall alone say; damping counts its flaps even while it withholds
+        // the way back, so a backend that keeps flapping stays out.
+        match self.raw {
             HealthState::Up if self.failures >= thresholds.fall => {
+                self.raw = HealthState::Down;
+                if let Some(rules) = &thresholds.damping {
+                    self.damper.on_down(now, rules);
+                }
+            }
+            HealthState::Down if self.successes >= thresholds.rise => self.raw = HealthState::Up,
+            _ => {}
+        }
+        match (self.state, self.raw) {
+            (HealthState::Up, HealthState::Down) => {
                 self.state = HealthState::Down;
                 self.down_since = Some(now);
                 Some(HealthState::Down)
             }
-            HealthState::Down if self.successes >= thresholds.rise => {
+            (HealthState::Down, HealthState::Up) => {
                 let held = self
                     .down_since
                     .is_none_or(|since| now.saturating_sub(since) >= thresholds.hold);
-                if held {
+                let undamped = thresholds
+                    .damping
+                    .as_ref()
+                    .is_none_or(|rules| self.damper.allows_up(now, rules));
+                if held && undamped {
                     self.state = HealthState::Up;
                     self.down_since = None;
                     Some(HealthState::Up)
@@ -100,6 +132,7 @@ mod tests {
         rise: 2,
         fall: 3,
         hold: Duration::from_secs(10),
+        damping: None,
     };
 
     fn at(ms: u64) -> Duration {
@@ -146,5 +179,34 @@ mod tests {
             Some(HealthState::Up),
             "restored down state has no hold"
         );
+    }
+
+    #[test]
+    fn a_flapping_endpoint_stays_out_while_damped() {
+        let t = Thresholds {
+            rise: 1,
+            fall: 1,
+            hold: Duration::ZERO,
+            damping: Some(DampingRules::DEFAULT),
+        };
+        let mut m = Machine::new(HealthState::Up);
+        let mut changes = 0;
+        // Up 300 ms, down 300 ms, probed every 100 ms, for 20 s.
+        for step in 0..200u64 {
+            let ok = (step / 3) % 2 == 0;
+            changes += usize::from(m.observe(ok, at(step * 100), &t).is_some());
+        }
+        assert!(changes <= 4, "{changes} changes");
+        assert_eq!(m.state(), HealthState::Down);
+        // Stable again: back within max_suppress (30 s) of the last outage.
+        let mut back = None;
+        for step in 200..600u64 {
+            if m.observe(true, at(step * 100), &t) == Some(HealthState::Up) {
+                back = Some(step * 100);
+                break;
+            }
+        }
+        let back = back.expect("back up");
+        assert!(back <= 19_800 + 30_000, "back at {back} ms");
     }
 }

@@ -5,6 +5,7 @@
 //! layer rebuilds its answers from it.
 
 pub mod board;
+pub mod damping;
 pub mod machine;
 pub mod persist;
 pub mod quorum;

@@ -35,7 +35,7 @@ pub enum PersistError {
 }
 
 /// What is saved.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SavedState {
     /// [`STATE_VERSION`].
     pub version: u32,
@@ -49,12 +49,22 @@ pub struct SavedState {
 }
 
 /// One endpoint's saved state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedEndpoint {
     /// Up or down.
     pub state: HealthState,
     /// Unix milliseconds of the last change.
     pub changed_at_ms: u64,
+    /// Flap-damping penalty as of `saved_at_ms` (decays on restore).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub penalty: f64,
+    /// Whether flap damping withholds the way back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// Reads the state file; `Ok(None)` if it does not exist.
@@ -134,6 +144,8 @@ mod tests {
             SavedEndpoint {
                 state: HealthState::Down,
                 changed_at_ms: 4,
+                penalty: 1200.5,
+                suppressed: true,
             },
         );
         save(&path, &state).unwrap();

@@ -217,6 +217,30 @@ fn render_metrics(
     );
     flag_gauge(
         &mut out,
+        "failoverd_endpoint_suppressed",
+        "Endpoints whose way back flap damping withholds.",
+        "endpoint",
+        status.endpoints.iter().map(|e| {
+            (
+                e.endpoint.as_str(),
+                e.damping.as_ref().is_some_and(|d| d.suppressed),
+            )
+        }),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_endpoint_damping_penalty Flap-damping penalty of the decided state.\n# TYPE failoverd_endpoint_damping_penalty gauge"
+    );
+    for endpoint in &status.endpoints {
+        let penalty = endpoint.damping.as_ref().map_or(0.0, |d| d.penalty);
+        let _ = writeln!(
+            out,
+            "failoverd_endpoint_damping_penalty{{endpoint=\"{}\"}} {penalty}",
+            endpoint.endpoint
+        );
+    }
+    flag_gauge(
+        &mut out,
         "failoverd_pool_up",
         "Pool health (1 up, 0 down).",
         "pool",

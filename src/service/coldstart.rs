@@ -11,6 +11,7 @@ use crate::health::board::Restored;
 use crate::health::persist;
 use crate::health::report::{SIGNATURE_HEADER, verify};
 use crate::model::{EndpointIndex, HealthState};
+use crate::probe::reporter::unix_ms;
 
 /// How long a starting server waits for its peers.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
@@ -37,6 +38,19 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
         match persist::load(path) {
             Ok(Some(saved)) => {
                 tracing::info!(path = %path.display(), endpoints = saved.endpoints.len(), "health state restored");
+                let elapsed = unix_ms().saturating_sub(saved.saved_at_ms);
+                for (label, endpoint) in &saved.endpoints {
+                    if endpoint.penalty > 0.0 || endpoint.suppressed {
+                        // Decayed by the time the server was down; the endpoint's own
+                        // check's half-life is applied by the board from here on.
+                        let half_life = half_life_of(config, label);
+                        let decay = (-(elapsed as f64 / 1000.0) / half_life).exp2();
+                        initial.damping.insert(
+                            label.clone(),
+                            (endpoint.penalty * decay, endpoint.suppressed),
+                        );
+                    }
+                }
                 initial.states = saved
                     .endpoints
                     .into_iter()
@@ -70,6 +84,19 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
         .states
         .retain(|label, _| labels.get(label).is_some_and(|&e| remembers(config, e)));
     initial
+}
+
+/// Half-life in seconds of the damping of the endpoint labelled `label` (the default
+/// when it has none).
+fn half_life_of(config: &Config, label: &str) -> f64 {
+    (0..config.endpoints.len())
+        .map(|i| EndpointIndex(i as u32))
+        .find(|&e| config.endpoint_label(e) == label)
+        .and_then(|e| config.endpoint_check(e)?.damping)
+        .unwrap_or_default()
+        .half_life
+        .as_secs_f64()
+        .max(1e-3)
 }
 
 /// Asks every server for its decided states; per endpoint, the majority of the peers

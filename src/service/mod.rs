@@ -431,6 +431,13 @@ impl Service {
                 }
             }
         };
+        // Counted here, so the metric is current when the reload returns.
+        let counter = if outcome.ok {
+            &self.plane.metrics.reloads_ok
+        } else {
+            &self.plane.metrics.reloads_failed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self
             .plane
             .inputs

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::api::{
-    AnswerStatus, EndpointStatus, IsolationStatus, PoolStatus, ProbeStatus, RecordStatus,
-    ReloadStatus, Status, VantageStatus,
+    AnswerStatus, DampingStatus, EndpointStatus, IsolationStatus, PoolStatus, ProbeStatus,
+    RecordStatus, ReloadStatus, Status, VantageStatus,
 };
 use crate::config::{Config, IsolationMode};
 use crate::dns::{SharedSnapshot, Snapshot};
@@ -119,6 +119,8 @@ pub(crate) struct Plane {
     events_tx: mpsc::UnboundedSender<ProbeEvent>,
     dirty: bool,
     last_reload: Option<ReloadStatus>,
+    /// Endpoints whose way back flap damping withholds (for events).
+    suppressed: BTreeSet<String>,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
 }
 
@@ -197,6 +199,7 @@ impl Plane {
             events_tx,
             dirty: true,
             last_reload: None,
+            suppressed: BTreeSet::new(),
             saver,
         };
         plane.start_probes(&shutdown);
@@ -304,12 +307,6 @@ impl Plane {
                 let _ = reply.send(());
             }
             PlaneInput::ReloadOutcome(outcome) => {
-                let counter = if outcome.ok {
-                    &self.metrics.reloads_ok
-                } else {
-                    &self.metrics.reloads_failed
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
                 self.last_reload = Some(outcome);
                 self.dirty = true;
             }
@@ -449,6 +446,7 @@ impl Plane {
         if vantages_changed {
             self.log_vantage_changes(previous.as_ref(), &tally);
         }
+        self.log_damping_changes();
         let ready = self.board.ready();
         if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
             self.dirty = true;
@@ -504,6 +502,50 @@ impl Plane {
         log_answer_changes(&self.config, &before, &after);
         self.shared.store(after);
         self.published = health;
+        self.save_state();
+    }
+
+    /// Logs endpoints whose way back flap damping starts or stops withholding.
+    fn log_damping_changes(&mut self) {
+        let now = self.now();
+        let suppressed: BTreeSet<String> = (0..self.config.endpoints.len())
+            .map(|i| EndpointIndex(i as u32))
+            .filter(|&e| {
+                self.board
+                    .damping(e, now)
+                    .is_some_and(|d| d.suppressed_until.is_some())
+            })
+            .map(|e| self.config.endpoint_label(e))
+            .collect();
+        if suppressed == self.suppressed {
+            return;
+        }
+        for label in suppressed.difference(&self.suppressed) {
+            let index = (0..self.config.endpoints.len())
+                .map(|i| EndpointIndex(i as u32))
+                .find(|&e| self.config.endpoint_label(e) == *label);
+            let damping = index.and_then(|e| self.board.damping(e, now));
+            tracing::warn!(
+                target: "failoverd::event",
+                event = "damping_suppressed",
+                endpoint = %label,
+                penalty = damping.map_or(0.0, |d| d.penalty.round()),
+                suppressed_for_ms = damping
+                    .and_then(|d| d.suppressed_until)
+                    .map_or(0, |until| until.saturating_sub(now).as_millis() as u64),
+                "endpoint is flapping: it may go down at any time, but comes back only once its penalty decays"
+            );
+        }
+        for label in self.suppressed.difference(&suppressed) {
+            tracing::info!(
+                target: "failoverd::event",
+                event = "damping_released",
+                endpoint = %label,
+                "flap damping no longer withholds the endpoint"
+            );
+        }
+        self.suppressed = suppressed;
+        self.dirty = true;
         self.save_state();
     }
 
@@ -563,16 +605,16 @@ impl Plane {
             saved_at_ms: unix_ms(),
             endpoints: self
                 .board
-                .decided_states()
+                .decided_states(self.now())
                 .into_iter()
-                .map(|(label, (state, changed_at_ms))| {
-                    (
-                        label,
-                        SavedEndpoint {
-                            state,
-                            changed_at_ms,
-                        },
-                    )
+                .map(|(label, record)| {
+                    let saved = SavedEndpoint {
+                        state: record.state,
+                        changed_at_ms: record.changed_at_ms,
+                        penalty: record.penalty,
+                        suppressed: record.suppressed,
+                    };
+                    (label, saved)
                 })
                 .collect(),
             forced: self.board.forced().clone(),
@@ -627,6 +669,16 @@ impl Plane {
                             reason: outcome.reason.clone(),
                             latency_ms: millis(outcome.latency),
                         }),
+                    damping: self.board.damping(index, self.now()).map(|d| {
+                        let now = self.now();
+                        DampingStatus {
+                            penalty: d.penalty.round(),
+                            suppressed: d.suppressed_until.is_some(),
+                            suppressed_until_ms: d.suppressed_until.map(|until| {
+                                unix_ms() + until.saturating_sub(now).as_millis() as u64
+                            }),
+                        }
+                    }),
                 }
             })
             .collect();

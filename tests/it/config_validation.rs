@@ -226,3 +226,16 @@ fn paths_stay_right_after_invalid_entries() {
     assert_error(&d, "pools.dup.endpoints[0].weight", "negative");
     assert_error(&d, "pools.dup.endpoints[1].address", "duplicate endpoint");
 }
+
+#[test]
+fn damping_and_isolation_are_checked() {
+    let d = errors(
+        "[checks.c]\ntype = \"tcp\"\nport = 80\n[checks.c.damping]\nreuse = 2000\nsuppress = 1500\nhalf_life = \"1m\"\nmax_suppress = \"10s\"\npenalty = -1\n[health]\nisolation = \"lonely\"\n",
+    );
+    assert_error(&d, "checks.c.damping.reuse", "below suppress");
+    assert_error(&d, "checks.c.damping.max_suppress", "at least half_life");
+    assert_error(&d, "checks.c.damping.penalty", "above 0");
+    assert_error(&d, "health.isolation", "\"hold\" or \"local\"");
+    let d = errors("[checks.c]\ntype = \"tcp\"\nport = 80\ndamping = { half_lfe = \"5s\" }\n");
+    assert!(d.to_string().contains("half_lfe"), "{d}");
+}

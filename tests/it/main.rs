@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod config_validation;
+mod damping;
 mod equivalence;
 mod files;
 mod health;

@@ -387,3 +387,29 @@ fn a_board_with_nothing_to_probe_is_never_isolated() {
     board.decide(secs(1.0), 0);
     assert!(!board.isolation().isolated);
 }
+
+#[test]
+fn the_decided_state_is_damped_too() {
+    let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    let mut vote = |board: &mut Board, state, at: f64| {
+        for sender in [&mut v2, &mut v3] {
+            send(board, sender, at, &[("web/a", state, 0)]).unwrap();
+        }
+        states(board, at)[0]
+    };
+    // The quorum's verdict flaps: down, up, down within a second.
+    assert_eq!(vote(&mut board, DOWN, 0.0), DOWN);
+    assert_eq!(vote(&mut board, UP, 0.3), UP, "one outage is not delayed");
+    assert_eq!(vote(&mut board, DOWN, 0.6), DOWN);
+    assert_eq!(vote(&mut board, UP, 0.9), DOWN, "the way back is withheld");
+    let damping = board.damping(EndpointIndex(0), secs(0.9)).unwrap();
+    let until = damping.suppressed_until.expect("suppressed");
+    assert!(damping.penalty > 1500.0);
+    // Outages while suppressed add to the penalty; once it decays, the votes win.
+    assert_eq!(vote(&mut board, UP, until.as_secs_f64() - 0.1), DOWN);
+    assert_eq!(vote(&mut board, UP, until.as_secs_f64() + 0.1), UP);
+    // The state file keeps the penalty.
+    let saved = board.decided_states(until + secs(0.1));
+    assert!(saved["web/a"].penalty > 0.0);
+}
