@@ -3,6 +3,7 @@
 //! restart helpers.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -16,8 +17,15 @@ pub fn binary() -> String {
 /// Lines a process wrote to stderr, shared with the thread reading them.
 #[derive(Default)]
 struct LogLines {
-    lines: Mutex<Vec<String>>,
+    lines: Mutex<Lines>,
     grew: Condvar,
+}
+
+/// The lines, and whether stderr has closed (the process exited).
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    closed: bool,
 }
 
 /// How to (re)start a node.
@@ -55,7 +63,16 @@ impl Node {
     }
 
     fn start_process(&mut self) {
-        let mut child = Command::new("ip")
+        let mut command = Command::new("ip");
+        // SAFETY: prctl is async-signal-safe; it only sets this child's death signal,
+        // so a test binary killed before its `Drop` runs takes its nodes with it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(["netns", "exec", &self.launch.ns])
             .arg(binary())
             .args(&self.launch.args)
@@ -71,16 +88,18 @@ impl Node {
         let reader = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                reader.lines.lock().unwrap().push(line);
+                reader.lines.lock().unwrap().lines.push(line);
                 reader.grew.notify_all();
             }
+            reader.lines.lock().unwrap().closed = true;
+            reader.grew.notify_all();
         });
         self.child = Some(child);
         self.log = log;
     }
 
-    /// Waits (until `within` has passed) for a line matching `matches` among the
-    /// lines from index `from` on; returns it.
+    /// Waits (until `within` has passed, or the process has exited) for a line
+    /// matching `matches` among the lines from index `from` on; returns it.
     pub fn wait_for_line(
         &self,
         from: usize,
@@ -91,10 +110,13 @@ impl Node {
         let mut lines = self.log.lines.lock().unwrap();
         let mut seen = from;
         loop {
-            if let Some(line) = lines.iter().skip(seen).find(|l| matches(l)) {
+            if let Some(line) = lines.lines.iter().skip(seen).find(|l| matches(l)) {
                 return Some(line.clone());
             }
-            seen = lines.len().max(from);
+            if lines.closed {
+                return None;
+            }
+            seen = lines.lines.len().max(from);
             let left = deadline.checked_duration_since(Instant::now())?;
             lines = self.log.grew.wait_timeout(lines, left).unwrap().0;
         }
@@ -121,13 +143,13 @@ impl Node {
 
     /// How many lines this process has written (a mark for [`Node::wait_for_log_from`]).
     pub fn log_mark(&self) -> usize {
-        self.log.lines.lock().unwrap().len()
+        self.log.lines.lock().unwrap().lines.len()
     }
 
     /// The last `n` lines of every incarnation.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let mut all = self.history.clone();
-        all.extend(self.log.lines.lock().unwrap().iter().cloned());
+        all.extend(self.log.lines.lock().unwrap().lines.iter().cloned());
         let skip = all.len().saturating_sub(n);
         all.split_off(skip)
     }
@@ -165,7 +187,7 @@ impl Node {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let lines = std::mem::take(&mut *self.log.lines.lock().unwrap());
+        let lines = std::mem::take(&mut self.log.lines.lock().unwrap().lines);
         self.history.extend(lines);
         self.history.push(format!("---- {} killed ----", self.name));
     }

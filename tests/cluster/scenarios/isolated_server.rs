@@ -40,12 +40,18 @@ fn isolated_server_blind_to_a_healthy_region_holds() {
     cluster.net.drop_traffic("s1", &cut_off);
     let begin = Instant::now();
 
-    // The fault is in effect: s1's own probe sees west down, and its peers' reports
-    // have gone stale.
+    // The fault is in effect: s1's own probe sees west down (its status or its log
+    // says so), and its peers' reports have gone stale.
     let blind = wait_until(after(PERIOD), || {
         let status = cluster.status("s1");
-        let local_down =
-            endpoint_status(&status, WEST).is_some_and(|e| e["local"]["verdict"] == "down");
+        let local_down = endpoint_status(&status, WEST)
+            .is_some_and(|e| e["local"]["verdict"] == "down")
+            || cluster
+                .node("s1")
+                .wait_for_line(0, Duration::ZERO, |l| {
+                    l.contains(WEST) && l.contains("down")
+                })
+                .is_some();
         let alone = ["v2", "v3", "v4"].iter().all(|v| !is_fresh(&status, v));
         local_down && alone
     });

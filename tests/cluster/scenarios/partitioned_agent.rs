@@ -33,8 +33,18 @@ fn partitioned_agent_changes_nothing() {
         .net
         .drop_traffic("a4", &[cluster.addr("west"), cluster.addr("east")]);
     let dropped = Instant::now();
+    // The fault is in effect: s1 shows the agent's vote on west down, or flags the
+    // agent partitioned, or the agent logs its verdict on west going down.
     let seen_down = wait_until(after(PHASE), || {
-        raw_vote(&cluster.status("s1"), WEST, "v4").is_some_and(|v| v.starts_with("down"))
+        let status = cluster.status("s1");
+        raw_vote(&status, WEST, "v4").is_some_and(|v| v.starts_with("down"))
+            || is_partitioned(&status, "v4")
+            || cluster
+                .node("a4")
+                .wait_for_line(0, Duration::ZERO, |l| {
+                    l.contains(WEST) && l.contains("down")
+                })
+                .is_some()
     });
     figures.set_ms("agent_down_seen_ms", seen_down.then(|| dropped.elapsed()));
     checks.expect(

@@ -237,6 +237,14 @@ fn rotate_agent_secret(cluster: &mut Cluster, figures: &mut Figures, checks: &mu
         refused,
         "s1 did not refuse the agent's reports signed with the old secret",
     );
+    // …until the agent's last accepted report has gone stale.
+    let stale = wait_until(after(Duration::from_secs(5)), || {
+        !is_fresh(&cluster.status("s1"), "v4")
+    });
+    checks.expect(
+        stale,
+        "the agent stayed fresh on s1 although its reports were refused",
+    );
     let mark = cluster.node("a4").log_mark();
     cluster.node("a4").hangup();
     let hup = Instant::now();
@@ -268,4 +276,6 @@ fn rotate_agent_secret(cluster: &mut Cluster, figures: &mut Figures, checks: &mu
         accepted,
         "the agent's reports were not accepted again after rotating its secret",
     );
+    let running = cluster.node_mut("a4").running();
+    checks.expect(running, "the agent stopped on SIGHUP");
 }
