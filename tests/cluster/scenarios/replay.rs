@@ -161,7 +161,10 @@ fn replayed_reports_are_refused_across_a_restart() {
         );
         checks.expect(
             first_answer.as_ref().is_some_and(|s| s.answer.is(west)),
-            format!("{round}: s1's first answer after restarting was {first_answer:?}, not west"),
+            format!(
+                "{round}: s1's first answer after restarting was {:?}, not west",
+                first_answer.as_ref().map(|s| s.answer.text())
+            ),
         );
         checks.expect(
             changes.is_empty(),

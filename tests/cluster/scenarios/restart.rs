@@ -129,7 +129,7 @@ fn restart_mid_incident_keeps_the_failover() {
             }),
         );
         figures.set_ms(
-            &format!("{round}_first_answer_after_ms"),
+            &format!("{round}_first_answer_after_kill_ms"),
             first.as_ref().map(|s| s.at - restarted),
         );
         figures.set(&format!("{round}_changes"), changes.len());
@@ -139,7 +139,10 @@ fn restart_mid_incident_keeps_the_failover() {
         );
         checks.expect(
             first.as_ref().is_some_and(|s| s.answer.is(east)),
-            format!("{round}: s1's first answer after restarting was {first:?}, not east"),
+            format!(
+                "{round}: s1's first answer after restarting was {:?}, not east",
+                first.as_ref().map(|s| s.answer.text())
+            ),
         );
         checks.expect(
             changes.is_empty(),
