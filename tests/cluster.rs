@@ -1,0 +1,41 @@
+//! Cluster fault tests: the real `failoverd` binary as three servers and a probe
+//! agent, each in its own network namespace, with HTTP backends per region and a DNS
+//! client — partitions, isolation, backend deaths, replayed reports, restarts and
+//! reloads under load. Needs root (`ip netns`, veth, nftables); skips otherwise.
+//!
+//! ```sh
+//! cargo test --test cluster -- --test-threads=2 --nocapture   # FIGURES lines on stderr
+//! FAILOVERD_LEGACY=1 FAILOVERD_BIN=/path/to/old/failoverd cargo test --test cluster
+//! ```
+//!
+//! - `FAILOVERD_BIN`: the binary to run (default: the one cargo built).
+//! - `FAILOVERD_LEGACY=1`: write configurations the previous release (a50c2d0)
+//!   accepts (no `[health] isolation`) and skip the checks of features it lacks.
+//! - `FAILOVERD_FIGURES=FILE`: also append every `FIGURES …` line to FILE.
+//!
+//! Every scenario prints one `FIGURES scenario=… key=value …` line before it asserts
+//! anything, and collects its failed expectations to report them all at once.
+
+#![allow(unreachable_pub, missing_docs)]
+
+#[path = "cluster/backend.rs"]
+mod backend;
+#[path = "cluster/config.rs"]
+mod config;
+#[path = "cluster/dns.rs"]
+mod dns;
+#[path = "cluster/figures.rs"]
+mod figures;
+#[path = "cluster/fixture.rs"]
+mod fixture;
+#[path = "cluster/http.rs"]
+mod http;
+#[path = "cluster/net.rs"]
+mod net;
+#[path = "cluster/node.rs"]
+mod node;
+#[path = "cluster/proxy.rs"]
+mod proxy;
+
+#[path = "cluster/scenarios/mod.rs"]
+mod scenarios;

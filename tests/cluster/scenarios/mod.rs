@@ -1,0 +1,8 @@
+//! One module per scenario.
+
+mod isolated_server;
+mod partitioned_agent;
+mod peer_link_cut;
+mod replay;
+mod restart;
+mod sighup;
