@@ -189,6 +189,10 @@ pub struct Check {
     pub interval: Duration,
     /// Probe timeout (< interval).
     pub timeout: Duration,
+    /// Time between probes while an endpoint is in transition (fast confirm).
+    pub fast_interval: Duration,
+    /// Time between probes while an endpoint is down.
+    pub down_interval: Duration,
     /// Largest random delay added to each probe.
     pub jitter: Duration,
     /// Consecutive successes to go up.

@@ -164,6 +164,12 @@ pub struct CheckSpec {
     pub interval: Option<String>,
     /// Probe timeout (default: interval × 0.8; less than interval).
     pub timeout: Option<String>,
+    /// Time between probes while an endpoint is in transition — after a first failure
+    /// until `fall` is reached, after a first success of a down endpoint until `rise`
+    /// is (default: interval / 5, at least 50ms).
+    pub fast_interval: Option<String>,
+    /// Time between probes while an endpoint is down (default: interval).
+    pub down_interval: Option<String>,
     /// Random delay added to each probe so probes do not align (default: interval / 10).
     pub jitter: Option<String>,
     /// Consecutive successes to go up (default 2).

@@ -1251,6 +1251,8 @@ impl Validator<'_> {
                 kind: CheckKind::Tcp { port: 1 },
                 interval: Duration::from_secs(1),
                 timeout: Duration::from_millis(800),
+                fast_interval: Duration::from_millis(200),
+                down_interval: Duration::from_secs(1),
                 jitter: Duration::ZERO,
                 rise: 1,
                 fall: 1,
@@ -1479,6 +1481,18 @@ impl Validator<'_> {
                 format!("timeout {timeout:?} must be less than interval {interval:?}"),
             );
         }
+        let fast_interval = self.duration(
+            path.key("fast_interval"),
+            spec.fast_interval.as_deref(),
+            (interval / 5).max(Duration::from_millis(50)),
+            Duration::from_millis(50)..=interval,
+        );
+        let down_interval = self.duration(
+            path.key("down_interval"),
+            spec.down_interval.as_deref(),
+            interval,
+            Duration::from_millis(50)..=Duration::from_secs(3600),
+        );
         let jitter = self.duration(
             path.key("jitter"),
             spec.jitter.as_deref(),
@@ -1526,6 +1540,8 @@ impl Validator<'_> {
             kind,
             interval,
             timeout,
+            fast_interval,
+            down_interval,
             jitter,
             rise,
             fall,

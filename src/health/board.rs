@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::health::damping::{Damper, DampingRules};
-use crate::health::machine::{Machine, Thresholds};
+use crate::health::machine::{Machine, Pace, Thresholds};
 use crate::health::quorum::{self, Ballot, Rules, Tally};
 use crate::health::report::{Report, ReportError, Verdict};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, ProbeOutcome};
@@ -359,6 +359,17 @@ impl Board {
             Some(state) => LocalChange::Verdict(state),
             None if reason_changed => LocalChange::Reason,
             None => LocalChange::Unchanged,
+        }
+    }
+
+    /// How soon this process should probe an endpoint again.
+    pub fn pace(&self, endpoint: EndpointIndex) -> Pace {
+        let Some(slot) = self.slots.get(endpoint.0 as usize) else {
+            return Pace::Normal;
+        };
+        match (slot.thresholds, self.local.get(&slot.label)) {
+            (Some(thresholds), Some(probe)) => probe.machine.pace(&thresholds),
+            _ => Pace::Normal,
         }
     }
 

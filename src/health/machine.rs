@@ -33,6 +33,18 @@ impl From<&Check> for Thresholds {
     }
 }
 
+/// How soon a vantage point probes an endpoint again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// Every `interval`.
+    Normal,
+    /// Every `fast_interval`: a verdict is in doubt (failures short of `fall`, or
+    /// successes of a down endpoint short of `rise`).
+    Fast,
+    /// Every `down_interval`: down, with no success yet.
+    Down,
+}
+
 /// One endpoint's verdict as seen from one vantage point.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Machine {
@@ -63,6 +75,32 @@ impl Machine {
     /// The flap damping state.
     pub fn damper(&self) -> &Damper {
         &self.damper
+    }
+
+    /// How soon to probe again: fast while the verdict is in doubt.
+    pub fn pace(&self, thresholds: &Thresholds) -> Pace {
+        match (self.state, self.raw) {
+            (HealthState::Up, _) if self.failures > 0 && self.failures < thresholds.fall => {
+                Pace::Fast
+            }
+            (HealthState::Up, _) => Pace::Normal,
+            (HealthState::Down, HealthState::Down)
+                if self.successes > 0 && self.successes < thresholds.rise =>
+            {
+                Pace::Fast
+            }
+            (HealthState::Down, _) => Pace::Down,
+        }
+    }
+
+    /// Probes still needed before the verdict can change (None: it cannot change by
+    /// probes alone right now, e.g. a steady verdict).
+    pub fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {
+        match self.pace(thresholds) {
+            Pace::Fast if self.state == HealthState::Up => Some(thresholds.fall - self.failures),
+            Pace::Fast => Some(thresholds.rise - self.successes),
+            _ => None,
+        }
     }
 
     /// The current verdict.
@@ -179,6 +217,31 @@ mod tests {
             Some(HealthState::Up),
             "restored down state has no hold"
         );
+    }
+
+    #[test]
+    fn probes_come_fast_while_a_verdict_is_in_doubt() {
+        let mut m = Machine::new(HealthState::Up);
+        assert_eq!(m.pace(&T), Pace::Normal);
+        m.observe(false, at(0), &T);
+        assert_eq!(m.pace(&T), Pace::Fast);
+        assert_eq!(m.probes_to_change(&T), Some(2));
+        m.observe(false, at(1), &T);
+        m.observe(false, at(2), &T);
+        assert_eq!(m.state(), HealthState::Down);
+        assert_eq!(m.pace(&T), Pace::Down);
+        m.observe(true, at(3), &T);
+        assert_eq!(m.pace(&T), Pace::Fast, "on the way up");
+        assert_eq!(m.probes_to_change(&T), Some(1));
+        m.observe(true, at(4), &T);
+        assert_eq!(
+            m.pace(&T),
+            Pace::Down,
+            "rise met, waiting for the hold time"
+        );
+        m.observe(true, at(10_005), &T);
+        assert_eq!(m.state(), HealthState::Up);
+        assert_eq!(m.pace(&T), Pace::Normal);
     }
 
     #[test]

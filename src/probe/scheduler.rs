@@ -1,20 +1,27 @@
 //! One task per probed endpoint: probe every `interval` (plus jitter, so probes of many
 //! endpoints do not align) and send every outcome to the health plane. The anti-flap
-//! machines live in the health board, so they outlive a reload's new probers.
+//! machines live in the health board, so they outlive a reload's new probers; the
+//! board answers each outcome with the pace of the next probe — `fast_interval` while
+//! a verdict is in doubt (fast confirm), `down_interval` while down.
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::check::{ProbeError, ProbeOutcome, Prober};
 use crate::config::Config;
+use crate::health::machine::Pace;
 use crate::model::{EndpointIndex, RandomSource, SplitMix64};
 
+/// How long a prober waits for the board's pace before it assumes the normal one (the
+/// plane answers in microseconds unless it is busy, e.g. building a reload).
+const PACE_WAIT: Duration = Duration::from_millis(20);
+
 /// One probe result of this vantage point.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ProbeEvent {
     /// Config generation the prober was started for.
     pub generation: u64,
@@ -24,6 +31,8 @@ pub struct ProbeEvent {
     pub outcome: ProbeOutcome,
     /// When the probe finished.
     pub at: Instant,
+    /// Where the board's pace for the next probe goes.
+    pub pace: oneshot::Sender<Pace>,
 }
 
 /// Starts a probing task for every endpoint whose pool has a check.
@@ -48,6 +57,7 @@ pub fn spawn(
         let label = config.endpoint_label(index);
         let prober = Prober::new(check, endpoint, &label, source)?;
         let interval = check.interval;
+        let (fast, down) = (check.fast_interval, check.down_interval);
         let jitter = check.jitter;
         let events = events.clone();
         let shutdown = shutdown.clone();
@@ -55,30 +65,42 @@ pub fn spawn(
         tasks.spawn(async move {
             // Spread the first probes over one interval.
             let mut next = started + random_delay(&mut rng, interval);
+            let mut spread = jitter;
             loop {
-                let at = next + random_delay(&mut rng, jitter);
+                let at = next + random_delay(&mut rng, spread);
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep_until(at) => {}
                 }
+                let started = Instant::now();
                 let outcome = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     outcome = prober.probe() => outcome,
                 };
+                let (pace_tx, pace_rx) = oneshot::channel();
                 let event = ProbeEvent {
                     generation,
                     endpoint: index,
                     outcome,
                     at: Instant::now(),
+                    pace: pace_tx,
                 };
                 if events.send(event).is_err() {
                     return;
                 }
-                next += interval;
-                let now = Instant::now();
-                if next + interval < now {
-                    next = now; // fell behind (suspended): do not burst to catch up
-                }
+                let pace = tokio::time::timeout(PACE_WAIT, pace_rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(Pace::Normal);
+                let delay = match pace {
+                    Pace::Normal => interval,
+                    Pace::Fast => fast,
+                    Pace::Down => down,
+                };
+                // Jitter in proportion to the pace, so fast probes stay fast.
+                spread = jitter.mul_f64(delay.as_secs_f64() / interval.as_secs_f64());
+                next = (started + delay).max(Instant::now());
             }
         });
     }

@@ -357,7 +357,11 @@ impl Plane {
             outcome: event.outcome,
             at,
         };
-        match self.board.observe_local(observation) {
+        let change = self.board.observe_local(observation);
+        if event.generation == self.board.generation() {
+            let _ = event.pace.send(self.board.pace(event.endpoint));
+        }
+        match change {
             LocalChange::Ignored | LocalChange::Unchanged => {}
             LocalChange::Reason => self.dirty = true,
             LocalChange::Verdict(state) => {

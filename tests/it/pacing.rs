@@ -1,0 +1,88 @@
+//! Fast confirm over real sockets: once a probe fails, the next ones come every
+//! `fast_interval`, so `fall = 3` at a 1 s interval detects a crash in about one
+//! interval, not three.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::support::TestServer;
+use crate::support::backend::{Backend, Mode};
+use crate::support::dns::{expect_addresses, sorted_addresses};
+
+const A: &str = "127.0.0.2";
+const B: &str = "127.0.0.3";
+
+fn config(port: u16, pacing: &str) -> String {
+    format!(
+        r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]
+[checks.web]
+type = "http"
+port = {port}
+interval = "1s"
+timeout = "150ms"
+rise = 2
+fall = 3
+{pacing}
+[pools.web]
+check = "web"
+endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+ttl = 5
+policy = "multivalue"
+pools = ["web"]
+"#
+    )
+}
+
+/// Time from breaking B to the answer without it, and from mending it to B back.
+fn detection(pacing: &str) -> (Duration, Duration) {
+    let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let b = Backend::start(ip(B), a.addr.port(), None);
+    let server = TestServer::start(&config(a.addr.port(), pacing));
+    let name = "app.example.test.";
+    expect_addresses(server.addr, name, &[A, B], Duration::from_secs(5));
+    let time_until = |want: &[&str]| {
+        let start = Instant::now();
+        while sorted_addresses(server.addr, name) != want {
+            assert!(start.elapsed() < Duration::from_secs(10), "never {want:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        start.elapsed()
+    };
+    b.set(Mode::Refuse);
+    let down = time_until(&[A]);
+    b.set(Mode::Healthy);
+    let up = time_until(&[A, B]);
+    (down, up)
+}
+
+#[test]
+fn fast_confirm_detects_a_crash_in_about_one_interval() {
+    // Default fast_interval: interval / 5 = 200 ms.
+    let (fast_down, fast_up) = detection("");
+    // Fast confirm off: every probe a full interval apart.
+    let (slow_down, slow_up) = detection("fast_interval = \"1s\"");
+    eprintln!(
+        "FIGURES fast_confirm fall=3 rise=2 interval_ms=1000 down_ms={} up_ms={} without: down_ms={} up_ms={}",
+        fast_down.as_millis(),
+        fast_up.as_millis(),
+        slow_down.as_millis(),
+        slow_up.as_millis()
+    );
+    assert!(fast_down < Duration::from_millis(1_800), "{fast_down:?}");
+    assert!(slow_down >= Duration::from_millis(1_800), "{slow_down:?}");
+    assert!(
+        fast_up < slow_up + Duration::from_millis(100),
+        "{fast_up:?} vs {slow_up:?}"
+    );
+}
