@@ -607,6 +607,8 @@ pub struct DynamicRecord {
     pub ttl: Ttl,
     /// TTL while in all-down mode (≤ `ttl`), so recovery spreads fast.
     pub all_down_ttl: Ttl,
+    /// Shortest TTL while an endpoint of the record is in doubt (≤ `ttl`).
+    pub min_ttl: Ttl,
     /// How endpoints are picked.
     pub selection: Selection,
     /// Which pools are considered.

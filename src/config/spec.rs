@@ -108,6 +108,8 @@ pub struct RecordSpec {
     pub fallback_pool: Option<String>,
     /// TTL used while the record is in all-down mode.
     pub all_down_ttl: Option<i64>,
+    /// Shortest TTL while an endpoint of the record is in doubt (default 1, ≤ ttl).
+    pub min_ttl: Option<i64>,
     /// Health at start-up before any probe or peer reports: `last-known` or `assume-up`.
     pub cold_start: Option<String>,
     /// How the Route 53 agent handles the record: `native`, `mirror` or `off`.

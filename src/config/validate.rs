@@ -880,6 +880,13 @@ impl Validator<'_> {
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
+        let min_ttl = self.ranged(
+            path.key("min_ttl"),
+            spec.min_ttl,
+            1,
+            1..=i64::from(ttl),
+            " seconds (at most the record's ttl)",
+        ) as u32;
         let (selection, pools) = self.policy(spec, path, geo)?;
         let default_max = match selection {
             Selection::Weighted => 1,
@@ -986,6 +993,7 @@ impl Validator<'_> {
             record_type,
             ttl: Ttl(ttl),
             all_down_ttl: Ttl(all_down_ttl),
+            min_ttl: Ttl(min_ttl),
             selection,
             pools,
             // A CNAME answer holds exactly one target.

@@ -169,6 +169,8 @@ struct Slot {
     forced_in_config: Option<HealthState>,
     /// Flap damping of the decided state (None: off).
     damping: Option<DampingRules>,
+    /// Probe period while a verdict is in doubt.
+    fast_interval: Duration,
 }
 
 /// Every input that decides endpoint health (see the module docs).
@@ -274,6 +276,7 @@ impl Board {
                     }),
                     forced_in_config: config.endpoint(index).forced,
                     damping: check.and_then(|c| c.damping),
+                    fast_interval: check.map_or(Duration::ZERO, |c| c.fast_interval),
                 }
             })
             .collect();
@@ -536,8 +539,48 @@ impl Board {
                 })
                 .collect(),
         );
+        let doubt = (0..self.slots.len())
+            .map(|i| {
+                let forced = self.forced.contains_key(&self.slots[i].label)
+                    || self.slots[i].forced_in_config.is_some();
+                let soonest = if forced {
+                    None
+                } else {
+                    self.doubt(i, &tally, now)
+                };
+                soonest.map(|d| d.as_secs_f64().ceil().max(1.0) as u32)
+            })
+            .collect();
         self.last = Some(tally.clone());
-        (health, tally)
+        (health.with_doubt(doubt), tally)
+    }
+
+    /// How soon endpoint `i`'s state could change at the earliest, if it is in
+    /// doubt: this process's probes short of `fall` or `rise`, votes split, a hold or
+    /// a damping suppression that may end.
+    fn doubt(&self, i: usize, tally: &Tally, now: Duration) -> Option<Duration> {
+        let slot = &self.slots[i];
+        let thresholds = slot.thresholds?;
+        let mut soonest: Option<Duration> = None;
+        let mut consider = |d: Duration| soonest = Some(soonest.map_or(d, |s| s.min(d)));
+        if let Some(probe) = self.local.get(&slot.label) {
+            if let Some(probes) = probe.machine.probes_to_change(&thresholds) {
+                consider(slot.fast_interval * probes);
+            }
+            if let Some(until) = probe.machine.withheld_until(&thresholds) {
+                consider(until.saturating_sub(now));
+            }
+        }
+        let votes = &tally.votes[i];
+        if !votes.up.is_empty() && !votes.down.is_empty() {
+            consider(slot.fast_interval); // one more vantage point may tip it
+        }
+        if let (Some(rules), Some(damper)) = (&slot.damping, self.dampers.get(&slot.label)) {
+            if let Some(until) = damper.suppressed_until(rules) {
+                consider(until.saturating_sub(now));
+            }
+        }
+        soonest
     }
 
     /// Flap damping of the decided states: every outage adds a penalty; a way back

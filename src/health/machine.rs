@@ -93,6 +93,20 @@ impl Machine {
         }
     }
 
+    /// When a held or damped way back up could happen at the earliest (the verdict
+    /// by rise alone is up, but hold or damping withholds it).
+    pub fn withheld_until(&self, thresholds: &Thresholds) -> Option<Duration> {
+        if self.state != HealthState::Down || self.raw != HealthState::Up {
+            return None;
+        }
+        let hold = self.down_since.map(|since| since + thresholds.hold);
+        let damping = thresholds
+            .damping
+            .as_ref()
+            .and_then(|rules| self.damper.suppressed_until(rules));
+        hold.into_iter().chain(damping).max()
+    }
+
     /// Probes still needed before the verdict can change (None: it cannot change by
     /// probes alone right now, e.g. a steady verdict).
     pub fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {

@@ -56,6 +56,10 @@ pub struct EndpointHealth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthSnapshot {
     endpoints: Vec<EndpointHealth>,
+    /// Per endpoint, whole seconds until its state could change at the earliest, while
+    /// it is in doubt (empty: nothing in doubt). Answers that depend on it carry no
+    /// longer a TTL.
+    doubt: Vec<Option<u32>>,
 }
 
 impl HealthSnapshot {
@@ -76,12 +80,33 @@ impl HealthSnapshot {
                     },
                 })
                 .collect(),
+            doubt: Vec::new(),
         }
     }
 
     /// A snapshot from explicit per-endpoint health.
     pub fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
-        Self { endpoints }
+        Self {
+            endpoints,
+            doubt: Vec::new(),
+        }
+    }
+
+    /// The same health, with the seconds until each endpoint's state could change at
+    /// the earliest (None: not in doubt), indexed by endpoint.
+    pub fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
+        self.doubt = if doubt.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            doubt
+        };
+        self
+    }
+
+    /// Seconds until the endpoint's state could change at the earliest, if it is in
+    /// doubt.
+    pub fn doubt(&self, endpoint: EndpointIndex) -> Option<u32> {
+        self.doubt.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// Every endpoint's health, indexed by endpoint.
@@ -99,6 +124,7 @@ impl HealthSnapshot {
                     source: HealthSource::Observed,
                 })
                 .collect(),
+            doubt: Vec::new(),
         }
     }
 

@@ -14,6 +14,13 @@
 //!    down endpoint is never served while any is healthy.
 //! 4. Nothing up: the record's all-down mode — fail open (as if all were up, like
 //!    Route 53), a fallback pool, or NODATA.
+//!
+//! TTL: `ttl`, or `all_down_ttl` in an all-down mode. While any endpoint of the pools
+//! considered is in doubt (its probes failing short of `fall`, recovering short of
+//! `rise`, its votes split, a hold or flap-damping suppression about to end), the
+//! answer's TTL is the time until its earliest possible state change, rounded up to a
+//! second and clamped to `[min_ttl, ttl]` — so resolvers come back about when the
+//! answer may have changed, and not later.
 
 pub mod geo;
 
@@ -182,6 +189,16 @@ pub fn decide(
             }
         })
         .collect();
+    // State-aware TTL: no longer than until the earliest possible change.
+    let doubt = pools
+        .iter()
+        .flat_map(|&p| config.pool(p).endpoints.iter())
+        .filter_map(|&e| health.doubt(e))
+        .min();
+    let ttl = match doubt {
+        Some(seconds) => Ttl(seconds.clamp(record.min_ttl.0, record.ttl.0.max(record.min_ttl.0))),
+        None => record.ttl,
+    };
     let make = |outcome, candidates, ttl| Decision {
         outcome,
         pools: verdicts.clone(),
@@ -219,14 +236,14 @@ pub fn decide(
                         pool: Some(first.pool),
                     },
                     candidates,
-                    record.ttl,
+                    ttl,
                 );
             }
         }
         Selection::Weighted | Selection::Multivalue => {
             let candidates = endpoints_of(&mut up_pools.clone(), &usable);
             if !candidates.is_empty() {
-                return make(Outcome::Healthy { pool: None }, candidates, record.ttl);
+                return make(Outcome::Healthy { pool: None }, candidates, ttl);
             }
         }
     }
@@ -241,11 +258,7 @@ pub fn decide(
             _ => endpoints_of(&mut pools.iter().copied(), keep),
         };
         if !candidates.is_empty() {
-            return make(
-                Outcome::Degraded,
-                with_floor_weights(candidates),
-                record.ttl,
-            );
+            return make(Outcome::Degraded, with_floor_weights(candidates), ttl);
         }
     }
     let undrained = |e: EndpointIndex| !config.endpoint(e).weight.is_drained();

@@ -101,6 +101,29 @@ fn all_down_modes() {
 }
 
 #[test]
+fn the_ttl_is_clamped_to_the_earliest_possible_change() {
+    let c = config(&[(vec![1, 1], 1), (vec![1], 1)], "failover", "fail-open", 8);
+    let ttl = c.records[0].ttl.0;
+    assert!(ttl > 3, "the default TTL leaves room to shorten");
+    // Endpoint 2 (second pool) may change in 3 s: the failover answer depends on it.
+    let doubt = |d: Vec<Option<u32>>| states(&c, &[]).with_doubt(d);
+    assert_eq!(run(&c, &doubt(vec![None, None, Some(3)]), 1).ttl, Ttl(3));
+    // Shorter than min_ttl (1 by default) is clamped up; longer than ttl down.
+    assert_eq!(run(&c, &doubt(vec![Some(0), None, None]), 1).ttl, Ttl(1));
+    assert_eq!(
+        run(&c, &doubt(vec![Some(ttl + 100), None, None]), 1).ttl,
+        Ttl(ttl)
+    );
+    // The fallback pool is not considered; all-down keeps its own TTL.
+    assert_eq!(
+        run(&c, &doubt(vec![None, None, None, Some(2)]), 1).ttl,
+        Ttl(ttl)
+    );
+    let all_down = states(&c, &[0, 1, 2]).with_doubt(vec![Some(2); 4]);
+    assert_eq!(run(&c, &all_down, 1).ttl, c.records[0].all_down_ttl);
+}
+
+#[test]
 fn drained_endpoints_are_skipped_unless_nothing_else_remains() {
     let config = config(&[(vec![0, 5], 1)], "weighted", "fail-open", 1);
     for seed in 0..50 {
