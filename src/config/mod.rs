@@ -203,6 +203,8 @@ pub struct Check {
     pub hold: Duration,
     /// Flap damping (None: off).
     pub damping: Option<DampingRules>,
+    /// Time over which an endpoint coming back ramps to its full share (0: off).
+    pub slow_start: Duration,
     /// Route 53 health-check settings (native mode).
     pub route53: Route53Check,
 }

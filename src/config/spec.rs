@@ -184,6 +184,9 @@ pub struct CheckSpec {
     pub route53: Option<Route53CheckSpec>,
     /// Flap damping (on by default).
     pub damping: Option<DampingSpec>,
+    /// Slow start: time over which an endpoint coming back ramps to its full share of
+    /// answers (default 0s: off).
+    pub slow_start: Option<String>,
 }
 
 /// `[checks.NAME.damping]`: flap damping (see `health::damping`).

@@ -1266,6 +1266,7 @@ impl Validator<'_> {
                 fall: 1,
                 hold: Duration::ZERO,
                 damping: None,
+                slow_start: Duration::ZERO,
                 route53: Route53Check {
                     request_interval: 30,
                     failure_threshold: 1,
@@ -1516,6 +1517,12 @@ impl Validator<'_> {
             Duration::ZERO..=Duration::from_secs(86_400),
         );
         let damping = self.damping(spec.damping.as_ref(), &path.key("damping"));
+        let slow_start = self.duration(
+            path.key("slow_start"),
+            spec.slow_start.as_deref(),
+            Duration::ZERO,
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
         let r53 = spec.route53.clone().unwrap_or_default();
         let r53_path = path.key("route53");
         let request_interval = match r53.request_interval {
@@ -1555,6 +1562,7 @@ impl Validator<'_> {
             fall,
             hold,
             damping,
+            slow_start,
             route53: Route53Check {
                 request_interval,
                 failure_threshold,

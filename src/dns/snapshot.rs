@@ -418,6 +418,70 @@ fn list_index<'a>(
     })
 }
 
+/// The answers `candidates` can produce under `decision`'s rules, with pick weights.
+fn answer_orders(
+    decision: &Decision,
+    candidates: &[policy::Candidate],
+    max: usize,
+    rng: &mut SplitMix64,
+) -> Vec<(Vec<EndpointIndex>, u64)> {
+    let n = candidates.len();
+    let weight_of = |i: usize| {
+        if decision.weighted {
+            u64::from(candidates[i].weight.max(1))
+        } else {
+            1
+        }
+    };
+    let ramping = !decision.weighted && candidates.iter().any(|c| c.share < 1000);
+    let mut orders: Vec<(Vec<EndpointIndex>, u64)> = Vec::new();
+    if n == 0 {
+        // NODATA
+    } else if ramping {
+        // Multivalue with endpoints on a slow start: each sampled answer holds such an
+        // endpoint with its share's probability.
+        for s in 0..SAMPLED_VARIANTS {
+            let kept: Vec<EndpointIndex> = candidates
+                .iter()
+                .filter(|c| c.share >= 1000 || rng.below(1000) < u64::from(c.share))
+                .map(|c| c.endpoint)
+                .collect();
+            let pool: Vec<EndpointIndex> = if kept.is_empty() {
+                candidates.iter().map(|c| c.endpoint).collect()
+            } else {
+                kept
+            };
+            let order = (0..pool.len().min(max))
+                .map(|k| pool[(s + k) % pool.len()])
+                .collect();
+            orders.push((order, 1));
+        }
+    } else if n <= max {
+        // Everything fits: one answer per rotation, so each endpoint leads as often
+        // as its weight says.
+        for r in 0..n {
+            let order = (0..n).map(|k| candidates[(r + k) % n].endpoint).collect();
+            orders.push((order, weight_of(r)));
+        }
+    } else if max == 1 {
+        for (i, c) in candidates.iter().enumerate() {
+            orders.push((vec![c.endpoint], weight_of(i)));
+        }
+    } else {
+        let sampler = Decision {
+            candidates: candidates.to_vec(),
+            handover: None,
+            ..decision.clone()
+        };
+        let mut out = Vec::new();
+        for _ in 0..SAMPLED_VARIANTS {
+            sampler.sample(rng, &mut out);
+            orders.push((out.clone(), 1));
+        }
+    }
+    orders
+}
+
 /// Turns a decision into the answers it can produce, each pre-encoded.
 fn variant_set(
     config: &Config,
@@ -427,37 +491,23 @@ fn variant_set(
     rng: &mut SplitMix64,
 ) -> VariantSet {
     let ttl = decision.ttl.0;
-    let n = decision.candidates.len();
     let max = usize::from(decision.max_answers);
-    let weight_of = |i: usize| {
-        if decision.weighted {
-            u64::from(decision.candidates[i].weight.max(1))
-        } else {
-            1
+    let mut orders = answer_orders(&decision, &decision.candidates, max, rng);
+    if let Some(handover) = &decision.handover {
+        // Slow start of a failover pool: its answers get `share` of the picks, the
+        // pool that served during the outage the rest.
+        let theirs = answer_orders(&decision, &handover.candidates, max, rng);
+        let total = |o: &[(Vec<EndpointIndex>, u64)]| o.iter().map(|(_, w)| *w).sum::<u64>().max(1);
+        let (ours_total, theirs_total) = (total(&orders), total(&theirs));
+        let share = u64::from(handover.share);
+        for (_, w) in &mut orders {
+            *w *= share * theirs_total;
         }
-    };
-    let mut orders: Vec<(Vec<EndpointIndex>, u64)> = Vec::new();
-    if n == 0 {
-        // NODATA
-    } else if n <= max {
-        // Everything fits: one answer per rotation, so each endpoint leads as often
-        // as its weight says.
-        for r in 0..n {
-            let order = (0..n)
-                .map(|k| decision.candidates[(r + k) % n].endpoint)
-                .collect();
-            orders.push((order, weight_of(r)));
-        }
-    } else if max == 1 {
-        for i in 0..n {
-            orders.push((vec![decision.candidates[i].endpoint], weight_of(i)));
-        }
-    } else {
-        let mut out = Vec::new();
-        for _ in 0..SAMPLED_VARIANTS {
-            decision.sample(rng, &mut out);
-            orders.push((out.clone(), 1));
-        }
+        orders.extend(
+            theirs
+                .into_iter()
+                .map(|(o, w)| (o, w * (1000 - share) * ours_total)),
+        );
     }
     let uniform = orders
         .iter()

@@ -171,6 +171,8 @@ struct Slot {
     damping: Option<DampingRules>,
     /// Probe period while a verdict is in doubt.
     fast_interval: Duration,
+    /// Ramp of an endpoint coming back (zero: off).
+    slow_start: Duration,
 }
 
 /// Every input that decides endpoint health (see the module docs).
@@ -194,6 +196,8 @@ pub struct Board {
     dampers: BTreeMap<String, Damper>,
     /// Decided states before damping (what the votes alone say).
     raw: BTreeMap<String, HealthState>,
+    /// Endpoints on a slow start, since when.
+    ramps: BTreeMap<String, Duration>,
     senders: BTreeMap<String, Sender>,
     last: Option<Tally>,
 }
@@ -240,6 +244,7 @@ impl Board {
                 })
                 .collect(),
             raw: BTreeMap::new(),
+            ramps: BTreeMap::new(),
             senders: BTreeMap::new(),
             last: None,
         };
@@ -277,6 +282,7 @@ impl Board {
                     forced_in_config: config.endpoint(index).forced,
                     damping: check.and_then(|c| c.damping),
                     fast_interval: check.map_or(Duration::ZERO, |c| c.fast_interval),
+                    slow_start: check.map_or(Duration::ZERO, |c| c.slow_start),
                 }
             })
             .collect();
@@ -314,6 +320,7 @@ impl Board {
         self.forced.retain(|label, _| known.contains_key(label));
         self.dampers.retain(|label, _| known.contains_key(label));
         self.raw.retain(|label, _| known.contains_key(label));
+        self.ramps.retain(|label, _| known.contains_key(label));
         let vantages = &self.vantages;
         self.remote.retain(|name, _| vantages.contains_key(name));
         self.senders.retain(|name, _| vantages.contains_key(name));
@@ -488,6 +495,7 @@ impl Board {
             }
         }
         self.damp(&raw_before, &decided, &mut tally.states, now);
+        self.ramp(&decided, &tally.states, now);
         for (i, slot) in self.slots.iter().enumerate() {
             let voted = !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty();
             match (tally.states[i], self.decided.get_mut(&slot.label)) {
@@ -539,6 +547,15 @@ impl Board {
                 })
                 .collect(),
         );
+        let ramp = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let since = self.ramps.get(&slot.label)?;
+                Some(ramp_share(now.saturating_sub(*since), slot.slow_start).0)
+            })
+            .collect();
+        let health = health.with_ramp(ramp);
         let doubt = (0..self.slots.len())
             .map(|i| {
                 let forced = self.forced.contains_key(&self.slots[i].label)
@@ -553,6 +570,32 @@ impl Board {
             .collect();
         self.last = Some(tally.clone());
         (health.with_doubt(doubt), tally)
+    }
+
+    /// Starts a slow start for every endpoint that came back up, ends those that are
+    /// over or went down again.
+    fn ramp(
+        &mut self,
+        decided: &[Option<HealthState>],
+        states: &[Option<HealthState>],
+        now: Duration,
+    ) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.slow_start.is_zero() || states[i] != Some(HealthState::Up) {
+                self.ramps.remove(&slot.label);
+                continue;
+            }
+            if decided[i] == Some(HealthState::Down) {
+                self.ramps.insert(slot.label.clone(), now);
+            }
+            if self
+                .ramps
+                .get(&slot.label)
+                .is_some_and(|since| now.saturating_sub(*since) >= slot.slow_start)
+            {
+                self.ramps.remove(&slot.label);
+            }
+        }
     }
 
     /// How soon endpoint `i`'s state could change at the earliest, if it is in
@@ -574,6 +617,10 @@ impl Board {
         let votes = &tally.votes[i];
         if !votes.up.is_empty() && !votes.down.is_empty() {
             consider(slot.fast_interval); // one more vantage point may tip it
+        }
+        if let Some(since) = self.ramps.get(&slot.label) {
+            let (_, next_step) = ramp_share(now.saturating_sub(*since), slot.slow_start);
+            consider(next_step); // the next slow-start step changes the answers
         }
         if let (Some(rules), Some(damper)) = (&slot.damping, self.dampers.get(&slot.label)) {
             if let Some(until) = damper.suppressed_until(rules) {
@@ -799,6 +846,22 @@ impl Board {
     pub fn forced(&self) -> &BTreeMap<String, HealthState> {
         &self.forced
     }
+}
+
+/// Steps of a slow start: the share rises 10 %, 20 %, … 100 %.
+const RAMP_STEPS: u32 = 10;
+
+/// The slow-start share (permille) `elapsed` into a ramp of `length`, and the time
+/// until the next step.
+fn ramp_share(elapsed: Duration, length: Duration) -> (u16, Duration) {
+    let step = length / RAMP_STEPS;
+    if step.is_zero() {
+        return (1000, Duration::ZERO);
+    }
+    let done = (elapsed.as_nanos() / step.as_nanos()) as u32;
+    let share = ((done + 1).min(RAMP_STEPS) * 1000 / RAMP_STEPS) as u16;
+    let next = step * (done + 1);
+    (share, next.saturating_sub(elapsed))
 }
 
 /// This process's vantage name and region.

@@ -60,6 +60,8 @@ pub struct HealthSnapshot {
     /// it is in doubt (empty: nothing in doubt). Answers that depend on it carry no
     /// longer a TTL.
     doubt: Vec<Option<u32>>,
+    /// Per endpoint, its slow-start share of answers in permille (empty: none ramping).
+    ramp: Vec<Option<u16>>,
 }
 
 impl HealthSnapshot {
@@ -81,6 +83,7 @@ impl HealthSnapshot {
                 })
                 .collect(),
             doubt: Vec::new(),
+            ramp: Vec::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl HealthSnapshot {
         Self {
             endpoints,
             doubt: Vec::new(),
+            ramp: Vec::new(),
         }
     }
 
@@ -101,6 +105,25 @@ impl HealthSnapshot {
             doubt
         };
         self
+    }
+
+    /// The same health, with each endpoint's slow-start share in permille (None: full).
+    pub fn with_ramp(mut self, ramp: Vec<Option<u16>>) -> Self {
+        self.ramp = if ramp.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            ramp
+        };
+        self
+    }
+
+    /// The endpoint's share of answers in permille (1000 unless on a slow start).
+    pub fn share(&self, endpoint: EndpointIndex) -> u16 {
+        self.ramp
+            .get(endpoint.0 as usize)
+            .copied()
+            .flatten()
+            .unwrap_or(1000)
     }
 
     /// Seconds until the endpoint's state could change at the earliest, if it is in
@@ -125,6 +148,7 @@ impl HealthSnapshot {
                 })
                 .collect(),
             doubt: Vec::new(),
+            ramp: Vec::new(),
         }
     }
 

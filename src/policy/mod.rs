@@ -93,8 +93,25 @@ pub struct PoolVerdict {
 pub struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
-    /// Selection weight (≥ 1 whenever weights are in use).
+    /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`).
     pub weight: u32,
+    /// Slow start: the share of answers it is in, in permille (1000: all it would
+    /// have). Weighted draws scale its weight; multivalue answers include it this
+    /// often.
+    pub share: u16,
+}
+
+/// Slow start of a failover pool taking over again: the pool that served during the
+/// outage keeps a falling share of the answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Handover {
+    /// The pool that served during the outage.
+    pub pool: PoolIndex,
+    /// Its endpoints.
+    pub candidates: Vec<Candidate>,
+    /// Share of answers (permille) that go to the decision's own candidates; the
+    /// rest go to `candidates` here.
+    pub share: u16,
 }
 
 /// The result of evaluating a record against health: the candidates and why.
@@ -112,19 +129,41 @@ pub struct Decision {
     pub weighted: bool,
     /// TTL of the answer.
     pub ttl: Ttl,
+    /// A failover pool coming back shares the answers with the one that served
+    /// during its outage (slow start).
+    pub handover: Option<Handover>,
 }
 
 impl Decision {
     /// Draws one answer: up to `max_answers` distinct candidates, each draw weighted
     /// by the remaining candidates' weights (or uniform), in draw order.
+    /// Slow start is honoured: a handover pool takes its share of draws, and a
+    /// multivalue candidate on a slow start is left out of the rest of its share.
     pub fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
         out.clear();
-        let want = usize::from(self.max_answers).min(self.candidates.len());
-        if want == self.candidates.len() && want <= 1 {
-            out.extend(self.candidates.iter().map(|c| c.endpoint));
+        let candidates = match &self.handover {
+            Some(h) if rng.below(1000) >= u64::from(h.share) => &h.candidates,
+            _ => &self.candidates,
+        };
+        let mut remaining: Vec<Candidate> = if self.weighted {
+            candidates.clone()
+        } else {
+            let kept: Vec<Candidate> = candidates
+                .iter()
+                .copied()
+                .filter(|c| c.share >= 1000 || rng.below(1000) < u64::from(c.share))
+                .collect();
+            if kept.is_empty() {
+                candidates.clone()
+            } else {
+                kept
+            }
+        };
+        let want = usize::from(self.max_answers).min(remaining.len());
+        if want == remaining.len() && want <= 1 {
+            out.extend(remaining.iter().map(|c| c.endpoint));
             return;
         }
-        let mut remaining: Vec<Candidate> = self.candidates.clone();
         while out.len() < want {
             let total: u64 = remaining
                 .iter()
@@ -206,6 +245,7 @@ pub fn decide(
         max_answers: record.max_answers,
         weighted,
         ttl,
+        handover: None,
     };
     let endpoints_of = |pool_list: &mut dyn Iterator<Item = PoolIndex>,
                         keep: &dyn Fn(EndpointIndex) -> bool| {
@@ -217,9 +257,16 @@ pub fn decide(
                 // Two pools may list the same address; an RRset cannot repeat it.
                 if keep(e) && !targets.contains(&&endpoint.target) {
                     targets.push(&endpoint.target);
+                    let share = health.share(e);
+                    let weight = if weighted && share < 1000 && endpoint.weight.0 > 0 {
+                        (u64::from(endpoint.weight.0) * u64::from(share) / 1000).max(1) as u32
+                    } else {
+                        endpoint.weight.0
+                    };
                     out.push(Candidate {
                         endpoint: e,
-                        weight: endpoint.weight.0,
+                        weight,
+                        share,
                     });
                 }
             }
@@ -231,13 +278,37 @@ pub fn decide(
         Selection::Failover => {
             if let Some(first) = verdicts.iter().find(|v| v.up) {
                 let candidates = endpoints_of(&mut std::iter::once(first.pool), &usable);
-                return make(
+                let mut decision = make(
                     Outcome::Healthy {
                         pool: Some(first.pool),
                     },
                     candidates,
                     ttl,
                 );
+                // A pool taking over again after an outage (every endpoint on a slow
+                // start) shares the answers with the next pool that is up.
+                let share = decision
+                    .candidates
+                    .iter()
+                    .map(|c| c.share)
+                    .max()
+                    .unwrap_or(1000);
+                if share < 1000 {
+                    let next = verdicts
+                        .iter()
+                        .skip_while(|v| v.pool != first.pool)
+                        .skip(1)
+                        .find(|v| v.up);
+                    if let Some(next) = next {
+                        let candidates = endpoints_of(&mut std::iter::once(next.pool), &usable);
+                        decision.handover = Some(Handover {
+                            pool: next.pool,
+                            candidates,
+                            share,
+                        });
+                    }
+                }
+                return decision;
             }
         }
         Selection::Weighted | Selection::Multivalue => {

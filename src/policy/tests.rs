@@ -124,6 +124,62 @@ fn the_ttl_is_clamped_to_the_earliest_possible_change() {
 }
 
 #[test]
+fn slow_start_scales_weights_shares_multivalue_and_hands_a_failover_pool_over() {
+    let ramp = |c: &Config, share: u16, on: &[usize]| {
+        states(c, &[]).with_ramp(
+            (0..c.endpoints.len())
+                .map(|i| on.contains(&i).then_some(share))
+                .collect(),
+        )
+    };
+    let count = |c: &Config, health: &HealthSnapshot, endpoint: u32| {
+        (0..2000u64)
+            .filter(|&seed| {
+                run(c, health, seed)
+                    .endpoints
+                    .contains(&EndpointIndex(endpoint))
+            })
+            .count()
+    };
+    // Weighted: endpoint 0 at 20 % of its weight 10 → weight 2 against 10.
+    let weighted = config(&[(vec![10, 10], 1)], "weighted", "fail-open", 1);
+    let health = ramp(&weighted, 200, &[0]);
+    let decision = decide(&weighted, &weighted.records[0], &[PoolIndex(0)], &health);
+    assert_eq!(decision.candidates[0].weight, 2);
+    let share = count(&weighted, &health, 0) as f64 / 2000.0;
+    assert!((share - 2.0 / 12.0).abs() < 0.04, "{share}");
+    // Multivalue: endpoint 1 is in about 30 % of the answers, endpoint 0 in all.
+    let multi = config(&[(vec![1, 1], 1)], "multivalue", "fail-open", 8);
+    let health = ramp(&multi, 300, &[1]);
+    assert_eq!(count(&multi, &health, 0), 2000);
+    let share = count(&multi, &health, 1) as f64 / 2000.0;
+    assert!((share - 0.3).abs() < 0.04, "{share}");
+    // Failover: the primary pool (endpoints 0 and 1) comes back at 40 %; the
+    // secondary (endpoint 2) keeps the rest of the answers.
+    let failover = config(&[(vec![1, 1], 1), (vec![1], 1)], "failover", "fail-open", 8);
+    let health = ramp(&failover, 400, &[0, 1]);
+    let decision = decide(
+        &failover,
+        &failover.records[0],
+        &[PoolIndex(0), PoolIndex(1)],
+        &health,
+    );
+    let handover = decision.handover.as_ref().expect("a handover");
+    assert_eq!((handover.pool, handover.share), (PoolIndex(1), 400));
+    let share = count(&failover, &health, 2) as f64 / 2000.0;
+    assert!((share - 0.6).abs() < 0.04, "{share}");
+    // One endpoint of the primary at full share: no handover.
+    let health = ramp(&failover, 400, &[1]);
+    let decision = decide(
+        &failover,
+        &failover.records[0],
+        &[PoolIndex(0), PoolIndex(1)],
+        &health,
+    );
+    assert!(decision.handover.is_none());
+}
+
+#[test]
 fn drained_endpoints_are_skipped_unless_nothing_else_remains() {
     let config = config(&[(vec![0, 5], 1)], "weighted", "fail-open", 1);
     for seed in 0..50 {

@@ -120,3 +120,78 @@ fn the_ttl_shrinks_to_the_earliest_possible_change() {
     );
     assert_eq!(sorted_addresses(server.addr, name), [A]);
 }
+
+#[test]
+fn a_failover_pool_taking_over_again_ramps_up() {
+    let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let _b = Backend::start(ip(B), a.addr.port(), None);
+    let text = format!(
+        r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]
+[checks.web]
+type = "http"
+port = {}
+interval = "100ms"
+timeout = "80ms"
+slow_start = "4s"
+[pools.primary]
+check = "web"
+endpoints = [{{ address = "{A}" }}]
+[pools.secondary]
+check = "web"
+endpoints = [{{ address = "{B}" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+ttl = 30
+policy = "failover"
+pools = ["primary", "secondary"]
+"#,
+        a.addr.port()
+    );
+    let server = TestServer::start(&text);
+    let name = "app.example.test.";
+    expect_addresses(server.addr, name, &[A], Duration::from_secs(5));
+    a.set(Mode::Refuse);
+    expect_addresses(server.addr, name, &[B], Duration::from_secs(5));
+    a.set(Mode::Healthy);
+    // The first answer from the primary again: its share is 10 % for 400 ms.
+    assert!(crate::support::wait_until(Duration::from_secs(5), || {
+        sorted_addresses(server.addr, name) == [A]
+    }));
+    let back = Instant::now();
+    let mut early = (0, 0);
+    while back.elapsed() < Duration::from_millis(300) {
+        let answer = sorted_addresses(server.addr, name);
+        early.0 += usize::from(answer == [A]);
+        early.1 += 1;
+    }
+    let reply = crate::support::dns::ask(server.addr, name, hickory_proto::rr::RecordType::A);
+    let ramp_ttl = reply.answers[0].ttl;
+    // After the ramp every answer is the primary's, with the full TTL.
+    expect_addresses(server.addr, name, &[A], Duration::from_secs(6));
+    assert!(crate::support::wait_until(Duration::from_secs(6), || {
+        crate::support::dns::ask(server.addr, name, hickory_proto::rr::RecordType::A).answers[0].ttl
+            == 30
+    }));
+    let late = (0..200)
+        .filter(|_| sorted_addresses(server.addr, name) == [A])
+        .count();
+    eprintln!(
+        "FIGURES slow_start early_primary={}/{} ramp_ttl={ramp_ttl} late_primary={late}/200",
+        early.0, early.1
+    );
+    assert!(
+        early.1 >= 20 && early.0 * 2 < early.1,
+        "{early:?}: the primary ramps from 10 %"
+    );
+    assert!(ramp_ttl <= 1, "TTL {ramp_ttl} during a ramp step of 400 ms");
+    assert_eq!(late, 200);
+}

@@ -413,3 +413,36 @@ fn the_decided_state_is_damped_too() {
     let saved = board.decided_states(until + secs(0.1));
     assert!(saved["web/a"].penalty > 0.0);
 }
+
+#[test]
+fn an_endpoint_coming_back_ramps_up_in_steps() {
+    let text = config("", &["a"])
+        .source
+        .text
+        .replace("hold = \"3s\"", "hold = \"0s\"\nslow_start = \"10s\"");
+    let config = Config::load(ConfigSource::from_text(text, ".")).unwrap().0;
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    let mut vote = |board: &mut Board, state, at: f64| {
+        for sender in [&mut v2, &mut v3] {
+            send(board, sender, at, &[("web/a", state, 0)]).unwrap();
+        }
+        board.decide(secs(at), 0).0
+    };
+    let up = vote(&mut board, UP, 0.0);
+    assert_eq!(
+        up.share(EndpointIndex(0)),
+        1000,
+        "the first decision does not ramp"
+    );
+    vote(&mut board, DOWN, 1.0);
+    let back = vote(&mut board, UP, 100.0);
+    assert_eq!(back.share(EndpointIndex(0)), 100);
+    assert_eq!(
+        back.doubt(EndpointIndex(0)),
+        Some(1),
+        "the next step is a second away"
+    );
+    assert_eq!(vote(&mut board, UP, 105.5).share(EndpointIndex(0)), 600);
+    assert_eq!(vote(&mut board, UP, 110.0).share(EndpointIndex(0)), 1000);
+}
