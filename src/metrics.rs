@@ -106,3 +106,53 @@ impl DnsMetrics {
         totals
     }
 }
+
+/// The latest durations of something (the last 4096), for exact quantiles in metrics.
+#[derive(Debug, Default)]
+pub struct LatencyWindow {
+    samples: std::sync::Mutex<std::collections::VecDeque<f64>>,
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl LatencyWindow {
+    const KEPT: usize = 4096;
+
+    /// Records one duration.
+    pub fn record(&self, duration: std::time::Duration) {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if samples.len() == Self::KEPT {
+            samples.pop_front();
+        }
+        samples.push_back(duration.as_secs_f64());
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// `(q, seconds)` for each quantile over the kept samples (empty: none yet), the
+    /// count and the sum in seconds of every sample ever recorded.
+    pub fn summary(&self, quantiles: &[f64]) -> (Vec<(f64, f64)>, u64, f64) {
+        let mut sorted: Vec<f64> = self
+            .samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        let values = if sorted.is_empty() {
+            Vec::new()
+        } else {
+            quantiles
+                .iter()
+                .map(|&q| {
+                    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+                    (q, sorted[rank - 1])
+                })
+                .collect()
+        };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (values, self.count.load(Ordering::Relaxed), sum)
+    }
+}

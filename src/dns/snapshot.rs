@@ -199,8 +199,9 @@ pub struct Snapshot {
     pub health: Arc<HealthSnapshot>,
     /// Client placement.
     pub geo: Arc<GeoMap>,
-    /// Per dynamic record (indexed by [`RecordIndex`]).
-    pub dynamic: Vec<DynamicAnswer>,
+    /// Per dynamic record (indexed by [`RecordIndex`]); shared between snapshots
+    /// while a record's inputs do not change.
+    pub dynamic: Vec<Arc<DynamicAnswer>>,
     /// Transport limits.
     pub limits: Limits,
 }
@@ -240,18 +241,56 @@ impl Snapshot {
             zones: snapshot.zones.clone(),
             tails,
         });
-        snapshot.dynamic = build_dynamic(&snapshot.config, &snapshot.health, generation);
+        snapshot.dynamic = (0..snapshot.config.records.len())
+            .map(|r| {
+                Arc::new(build_record(
+                    &snapshot.config,
+                    &snapshot.health,
+                    generation,
+                    r,
+                ))
+            })
+            .collect();
         snapshot
     }
 
-    /// A new snapshot with different health: zones and static answers are shared.
+    /// A new snapshot with different health: zones and static answers are shared, and
+    /// so is every dynamic record none of whose endpoints' health changed — only the
+    /// touched records are re-encoded.
     pub fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
+        let config = &self.config;
+        let changed: Vec<bool> = (0..config.endpoints.len())
+            .map(|i| {
+                let e = EndpointIndex(i as u32);
+                self.health.get(e) != health.get(e)
+                    || self.health.doubt(e) != health.doubt(e)
+                    || self.health.share(e) != health.share(e)
+            })
+            .collect();
+        let dynamic = config
+            .records
+            .iter()
+            .enumerate()
+            .map(|(r, record)| {
+                let touched = record_pools(record).any(|pool| {
+                    config
+                        .pool(pool)
+                        .endpoints
+                        .iter()
+                        .any(|e| changed[e.0 as usize])
+                });
+                match self.dynamic.get(r) {
+                    Some(answer) if !touched => answer.clone(),
+                    _ => Arc::new(build_record(config, &health, generation, r)),
+                }
+            })
+            .collect();
         Self {
             generation,
             config: self.config.clone(),
             data: self.data.clone(),
             zones: self.zones.clone(),
-            dynamic: build_dynamic(&self.config, &health, generation),
+            dynamic,
             health: Arc::new(health),
             geo: self.geo.clone(),
             limits: self.limits,
@@ -276,7 +315,7 @@ impl Snapshot {
 
     /// The dynamic answers of a record.
     pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
-        self.dynamic.get(record.0 as usize)
+        self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
     }
 }
 
@@ -362,49 +401,65 @@ fn encode_static_tails(snapshot: &Snapshot, zone_index: usize) -> StaticTails {
 }
 
 /// Evaluates every dynamic record against `health` and pre-encodes its answers.
-fn build_dynamic(config: &Config, health: &HealthSnapshot, generation: u64) -> Vec<DynamicAnswer> {
-    config
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            let record_index = RecordIndex(i as u32);
-            let mut rng = SplitMix64::new(generation ^ (i as u64).wrapping_mul(0x9E37_79B9));
-            let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
-            let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
-                let decision = policy::decide(config, record, pools, health);
-                variant_set(config, record.record_type, &qname, decision, rng)
-            };
-            match &record.pools {
-                crate::config::PoolChoice::Fixed(pools) => DynamicAnswer {
-                    record: record_index,
-                    rtype: record.record_type.code(),
-                    region_sets: Vec::new(),
-                    default_set: 0,
-                    sets: vec![make_set(pools, &mut rng)],
-                },
-                crate::config::PoolChoice::Geo { by_region, default } => {
-                    let mut lists: Vec<&[crate::model::PoolIndex]> = Vec::new();
-                    let default_set = list_index(&mut lists, default);
-                    let region_sets: Vec<usize> = by_region
-                        .iter()
-                        .map(|list| {
-                            list.as_deref()
-                                .map_or(default_set, |l| list_index(&mut lists, l))
-                        })
-                        .collect();
-                    let sets = lists.iter().map(|l| make_set(l, &mut rng)).collect();
-                    DynamicAnswer {
-                        record: record_index,
-                        rtype: record.record_type.code(),
-                        region_sets,
-                        default_set,
-                        sets,
-                    }
-                }
+/// Every pool a record's answers can depend on (its lists and its fallback pool).
+fn record_pools(
+    record: &crate::config::DynamicRecord,
+) -> impl Iterator<Item = crate::model::PoolIndex> + '_ {
+    let fallback = match record.all_down {
+        crate::config::AllDown::Fallback(pool) => Some(pool),
+        _ => None,
+    };
+    record
+        .pools
+        .all_lists()
+        .into_iter()
+        .flat_map(|list| list.iter().copied())
+        .chain(fallback)
+}
+
+/// Builds the answers of record `r`.
+fn build_record(
+    config: &Config,
+    health: &HealthSnapshot,
+    generation: u64,
+    r: usize,
+) -> DynamicAnswer {
+    let record = &config.records[r];
+    let record_index = RecordIndex(r as u32);
+    let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
+    let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
+    let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
+        let decision = policy::decide(config, record, pools, health);
+        variant_set(config, record.record_type, &qname, decision, rng)
+    };
+    match &record.pools {
+        crate::config::PoolChoice::Fixed(pools) => DynamicAnswer {
+            record: record_index,
+            rtype: record.record_type.code(),
+            region_sets: Vec::new(),
+            default_set: 0,
+            sets: vec![make_set(pools, &mut rng)],
+        },
+        crate::config::PoolChoice::Geo { by_region, default } => {
+            let mut lists: Vec<&[crate::model::PoolIndex]> = Vec::new();
+            let default_set = list_index(&mut lists, default);
+            let region_sets: Vec<usize> = by_region
+                .iter()
+                .map(|list| {
+                    list.as_deref()
+                        .map_or(default_set, |l| list_index(&mut lists, l))
+                })
+                .collect();
+            let sets = lists.iter().map(|l| make_set(l, &mut rng)).collect();
+            DynamicAnswer {
+                record: record_index,
+                rtype: record.record_type.code(),
+                region_sets,
+                default_set,
+                sets,
             }
-        })
-        .collect()
+        }
+    }
 }
 
 /// Index of `list` in `lists`, adding it if new.

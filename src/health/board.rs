@@ -200,6 +200,11 @@ pub struct Board {
     ramps: BTreeMap<String, Duration>,
     senders: BTreeMap<String, Sender>,
     last: Option<Tally>,
+    /// An input changed since the last decision.
+    changed: bool,
+    /// When the last decision may stop holding without any input (a verdict or
+    /// report going stale, a suppression, hold or slow-start step ending).
+    next_wake: Option<Duration>,
 }
 
 impl Board {
@@ -247,6 +252,8 @@ impl Board {
             ramps: BTreeMap::new(),
             senders: BTreeMap::new(),
             last: None,
+            changed: true,
+            next_wake: None,
         };
         board.adopt(config, 1);
         board
@@ -325,6 +332,12 @@ impl Board {
         self.remote.retain(|name, _| vantages.contains_key(name));
         self.senders.retain(|name, _| vantages.contains_key(name));
         self.last = None;
+        self.changed = true;
+    }
+
+    /// Whether a decision is due: an input changed, or time may have changed it.
+    pub fn due(&self, now: Duration) -> bool {
+        self.changed || self.last.is_none() || self.next_wake.is_some_and(|wake| now >= wake)
     }
 
     /// The config generation the board is on.
@@ -358,12 +371,25 @@ impl Board {
         else {
             return LocalChange::Ignored;
         };
+        let doubt_before = (
+            probe.machine.pace(&thresholds),
+            probe.machine.probes_to_change(&thresholds),
+            probe.machine.withheld_until(&thresholds),
+        );
         let changed = probe
             .machine
             .observe(observation.outcome.ok, observation.at, &thresholds);
+        let doubt_after = (
+            probe.machine.pace(&thresholds),
+            probe.machine.probes_to_change(&thresholds),
+            probe.machine.withheld_until(&thresholds),
+        );
         let reason_changed = probe.last.as_ref().is_none_or(|(last, _)| {
             last.ok != observation.outcome.ok || last.reason != observation.outcome.reason
         });
+        // A first verdict, a new one, or a new doubt (state-aware TTL) can change the
+        // decision.
+        self.changed |= changed.is_some() || probe.last.is_none() || doubt_before != doubt_after;
         probe.last = Some((observation.outcome, observation.at));
         match changed {
             Some(state) => LocalChange::Verdict(state),
@@ -441,6 +467,7 @@ impl Board {
                 verdicts,
             },
         );
+        self.changed |= changed;
         Ok(changed)
     }
 
@@ -468,12 +495,13 @@ impl Board {
             Some(state) => self.forced.insert(label.to_owned(), state),
             None => self.forced.remove(label),
         };
+        self.changed = true;
         Ok(())
     }
 
     /// Counts the fresh votes and decides every endpoint (see [`quorum::tally`]).
     pub fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
-        let ballots = self.ballots(now);
+        let (ballots, mut wake) = self.ballots(now);
         let decided: Vec<Option<HealthState>> = self
             .slots
             .iter()
@@ -565,9 +593,14 @@ impl Board {
                 } else {
                     self.doubt(i, &tally, now)
                 };
+                if let Some(d) = soonest.filter(|d| !d.is_zero()) {
+                    wake = Some(wake.map_or(now + d, |w| w.min(now + d)));
+                }
                 soonest.map(|d| d.as_secs_f64().ceil().max(1.0) as u32)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        self.next_wake = wake;
+        self.changed = false;
         self.last = Some(tally.clone());
         (health.with_doubt(doubt), tally)
     }
@@ -672,9 +705,20 @@ impl Board {
     /// Fresh ballots: this process's (if it is a configured voter) and every
     /// configured remote vantage point whose report arrived within `staleness`, each
     /// with only the verdicts observed recently enough.
-    fn ballots(&self, now: Duration) -> Vec<Ballot> {
+    /// Also returns when the first of the fresh verdicts and reports goes stale.
+    fn ballots(&self, now: Duration) -> (Vec<Ballot>, Option<Duration>) {
         let mut ballots = Vec::with_capacity(self.remote.len() + 1);
-        let fresh = |slot: &Slot, at: Duration| now.saturating_sub(at) <= slot.fresh_for;
+        let wake = std::cell::Cell::new(None::<Duration>);
+        let expires = |at: Duration| {
+            wake.set(Some(wake.get().map_or(at, |w: Duration| w.min(at))));
+        };
+        let fresh = |slot: &Slot, at: Duration| {
+            let fresh = now.saturating_sub(at) <= slot.fresh_for;
+            if fresh {
+                expires(at + slot.fresh_for + Duration::from_millis(1));
+            }
+            fresh
+        };
         if self.local_votes {
             let verdicts: Vec<Option<HealthState>> = self
                 .slots
@@ -697,6 +741,7 @@ impl Board {
             if now.saturating_sub(view.received_at) > self.staleness {
                 continue;
             }
+            expires(view.received_at + self.staleness + Duration::from_millis(1));
             let Some(&region) = self.vantages.get(name) else {
                 continue;
             };
@@ -720,7 +765,7 @@ impl Board {
                 verdicts,
             });
         }
-        ballots
+        (ballots, wake.get())
     }
 
     /// Isolation as of the last decision.

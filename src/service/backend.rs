@@ -361,6 +361,21 @@ fn render_metrics(
             u64::from(reload.ok),
         );
     }
+    let (quantiles, count, sum) = plane.decision_latency.summary(&[0.5, 0.9, 0.99, 1.0]);
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_decision_latency_seconds Time from an input (probe verdict, report, override) to the published answers, over the last 4096 publications.\n# TYPE failoverd_decision_latency_seconds summary"
+    );
+    for (q, value) in quantiles {
+        let _ = writeln!(
+            out,
+            "failoverd_decision_latency_seconds{{quantile=\"{q}\"}} {value:.6}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "failoverd_decision_latency_seconds_sum {sum:.6}\nfailoverd_decision_latency_seconds_count {count}"
+    );
     gauge(
         &mut out,
         "failoverd_ready",

@@ -216,7 +216,7 @@ impl Service {
         let (vantage, _) = local_identity(&config);
         if !config.vantages.is_empty() && config.health.vantage.is_none() {
             tracing::warn!(
-                "vantage points are configured but this process is none of them (--vantage NAME): its probes are shown in status but do not vote"
+                "vantage points are configured but this process is none of them (--vantage NAME): it does not probe, and decides from the reports of the vantage points alone"
             );
         }
         let restored = match role {

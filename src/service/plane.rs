@@ -89,6 +89,8 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reloads_failed: AtomicU64,
     pub(crate) ready: AtomicBool,
     pub(crate) reporter: Arc<ReporterMetrics>,
+    /// Time from an input (probe verdict, report, override) to the published answers.
+    pub(crate) decision_latency: crate::metrics::LatencyWindow,
 }
 
 impl PlaneMetrics {
@@ -121,6 +123,8 @@ pub(crate) struct Plane {
     last_reload: Option<ReloadStatus>,
     /// Endpoints whose way back flap damping withholds (for events).
     suppressed: BTreeSet<String>,
+    /// When the oldest input not yet reflected in the published answers arrived.
+    pending_since: Option<Instant>,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
 }
 
@@ -200,11 +204,14 @@ impl Plane {
             dirty: true,
             last_reload: None,
             suppressed: BTreeSet::new(),
+            pending_since: None,
             saver,
         };
         plane.start_probes(&shutdown);
-        plane.recompute(); // status is readable from the first moment
-        tokio::spawn(plane.run(inputs_rx, events_rx, shutdown));
+        tokio::spawn(async move {
+            plane.recompute().await; // status is readable from the first moment
+            plane.run(inputs_rx, events_rx, shutdown).await;
+        });
         PlaneHandle {
             inputs: inputs_tx,
             status: status_rx,
@@ -222,6 +229,11 @@ impl Plane {
         if let Some((token, mut tasks)) = self.probes.take() {
             token.cancel();
             tasks.detach_all();
+        }
+        if !self.config.vantages.is_empty() && self.config.health.vantage.is_none() {
+            // Not a configured vantage point: its verdicts would not count, so it
+            // decides from the reports alone.
+            return;
         }
         let token = shutdown.child_token();
         match scheduler::spawn(
@@ -258,7 +270,7 @@ impl Plane {
                 }
                 _ = tick.tick() => self.refresh_verdict_ages(),
             }
-            self.recompute();
+            self.recompute().await;
         }
         if let Some((token, _)) = self.probes.take() {
             token.cancel();
@@ -286,6 +298,7 @@ impl Plane {
                     .force(&endpoint, state)
                     .map_err(|e| e.to_string());
                 if result.is_ok() {
+                    self.pending(Instant::now());
                     tracing::info!(
                         target: "failoverd::event",
                         event = "override",
@@ -358,6 +371,9 @@ impl Plane {
             at,
         };
         let change = self.board.observe_local(observation);
+        if matches!(change, LocalChange::Verdict(_)) {
+            self.pending(event.at);
+        }
         if event.generation == self.board.generation() {
             let _ = event.pace.send(self.board.pace(event.endpoint));
         }
@@ -409,6 +425,7 @@ impl Plane {
         vantage: Option<&str>,
         signature: Option<&str>,
     ) -> Result<(), ReportError> {
+        let received = Instant::now();
         let config = &self.config;
         let result = report::authenticate(body, vantage, signature, |name| {
             config
@@ -421,7 +438,10 @@ impl Plane {
                 self.metrics
                     .reports_accepted
                     .fetch_add(1, Ordering::Relaxed);
-                self.dirty |= changed;
+                if changed {
+                    self.pending(received);
+                    self.dirty = true;
+                }
                 Ok(())
             }
             Err(error) => {
@@ -439,18 +459,34 @@ impl Plane {
         }
     }
 
-    fn recompute(&mut self) {
-        let previous = self.board.last_tally().cloned();
-        let (health, tally) = self.board.decide(self.now(), unix_ms());
-        let vantages_changed = previous.as_ref().is_none_or(|t| {
-            t.fresh != tally.fresh
-                || t.partitioned != tally.partitioned
-                || t.isolated != tally.isolated
-        });
-        if vantages_changed {
-            self.log_vantage_changes(previous.as_ref(), &tally);
+    /// Decides when the board says a decision is due (an input changed, or time may
+    /// have changed it), publishes what changed, refreshes status.
+    async fn recompute(&mut self) {
+        let now = self.now();
+        if self.board.due(now) {
+            let before = self
+                .board
+                .last_tally()
+                .map(|t| (t.fresh.clone(), t.partitioned.clone(), t.isolated));
+            let (health, tally) = self.board.decide(now, unix_ms());
+            let vantages_changed = before
+                .as_ref()
+                .is_none_or(|(fresh, partitioned, isolated)| {
+                    *fresh != tally.fresh
+                        || *partitioned != tally.partitioned
+                        || *isolated != tally.isolated
+                });
+            if vantages_changed {
+                self.log_vantage_changes(before.as_ref(), &tally);
+                self.dirty = true;
+            }
+            self.log_damping_changes();
+            if health != self.published {
+                self.publish(health, &tally).await;
+                self.dirty = true;
+            }
+            self.pending_since = None;
         }
-        self.log_damping_changes();
         let ready = self.board.ready();
         if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
             self.dirty = true;
@@ -458,22 +494,33 @@ impl Plane {
                 tracing::info!("first health decision made; ready");
             }
         }
-        let publish = health != self.published;
-        if publish {
-            self.publish(health, &tally);
-        }
-        if publish || self.dirty || vantages_changed {
-            self.status
-                .send_replace(Arc::new(self.build_status(&tally)));
+        if self.dirty {
+            if let Some(tally) = self.board.last_tally().cloned() {
+                self.status
+                    .send_replace(Arc::new(self.build_status(&tally)));
+            }
             self.dirty = false;
         }
     }
 
-    /// Swaps in the new answers and records why.
-    fn publish(&mut self, health: HealthSnapshot, tally: &Tally) {
+    /// Notes that an input which may change the answers arrived at `at`.
+    fn pending(&mut self, at: Instant) {
+        self.pending_since = Some(self.pending_since.map_or(at, |p| p.min(at)));
+    }
+
+    /// Swaps in the new answers (built off the async workers) and records why.
+    async fn publish(&mut self, health: HealthSnapshot, tally: &Tally) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let before = self.shared.load_full();
-        let after = before.with_health(health.clone(), generation);
+        let build_from = before.clone();
+        let build_health = health.clone();
+        let built =
+            tokio::task::spawn_blocking(move || build_from.with_health(build_health, generation))
+                .await;
+        let Ok(after) = built else {
+            tracing::error!("building the answers failed; keeping the current ones");
+            return;
+        };
         for (i, (old, new)) in self
             .published
             .endpoints()
@@ -505,6 +552,9 @@ impl Plane {
         }
         log_answer_changes(&self.config, &before, &after);
         self.shared.store(after);
+        if let Some(since) = self.pending_since.take() {
+            self.metrics.decision_latency.record(since.elapsed());
+        }
         self.published = health;
         self.save_state();
     }
@@ -553,8 +603,13 @@ impl Plane {
         self.save_state();
     }
 
-    fn log_vantage_changes(&self, old: Option<&Tally>, tally: &Tally) {
-        let old_partitioned = old.map(|t| t.partitioned.clone()).unwrap_or_default();
+    /// `old`: the last decision's fresh and partitioned vantage points and isolation.
+    fn log_vantage_changes(
+        &self,
+        old: Option<&(BTreeSet<String>, BTreeSet<String>, bool)>,
+        tally: &Tally,
+    ) {
+        let old_partitioned = old.map(|t| t.1.clone()).unwrap_or_default();
         for name in tally.partitioned.difference(&old_partitioned) {
             tracing::warn!(
                 target: "failoverd::event",
@@ -566,14 +621,14 @@ impl Plane {
         for name in old_partitioned.difference(&tally.partitioned) {
             tracing::info!(target: "failoverd::event", event = "vantage_recovered", vantage = %name, "vantage point votes again");
         }
-        let old_fresh: BTreeSet<String> = old.map(|t| t.fresh.clone()).unwrap_or_default();
+        let old_fresh: BTreeSet<String> = old.map(|t| t.0.clone()).unwrap_or_default();
         for name in old_fresh.difference(&tally.fresh) {
             tracing::warn!(target: "failoverd::event", event = "vantage_stale", vantage = %name, "no fresh report from vantage point");
         }
         if self.role == Role::Agent {
             return; // an agent hears nobody by design; it decides nothing
         }
-        let was_isolated = old.is_some_and(|t| t.isolated);
+        let was_isolated = old.is_some_and(|t| t.2);
         if tally.isolated && !was_isolated {
             self.metrics.isolations.fetch_add(1, Ordering::Relaxed);
             let isolation = self.board.isolation();

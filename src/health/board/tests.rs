@@ -446,3 +446,32 @@ fn an_endpoint_coming_back_ramps_up_in_steps() {
     assert_eq!(vote(&mut board, UP, 105.5).share(EndpointIndex(0)), 600);
     assert_eq!(vote(&mut board, UP, 110.0).share(EndpointIndex(0)), 1000);
 }
+
+#[test]
+fn a_decision_is_due_only_on_new_input_or_when_time_may_change_it() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    assert!(board.due(secs(0.0)));
+    let up = [("web/a", UP, 0), ("web/b", UP, 0)];
+    send(&mut board, &mut v2, 0.0, &up).unwrap();
+    send(&mut board, &mut v3, 0.0, &up).unwrap();
+    board.decide(secs(0.0), 0);
+    assert!(!board.due(secs(0.1)), "nothing new");
+    // The same verdicts again: no decision needed, but the expiry moves on.
+    send(&mut board, &mut v2, 1.0, &up).unwrap();
+    assert!(!board.due(secs(1.0)));
+    // Time alone: v3's report goes stale after 5 s (staleness).
+    assert!(board.due(secs(5.01)));
+    board.decide(secs(5.01), 0);
+    assert!(board.isolation().isolated);
+    assert!(!board.due(secs(5.02)));
+    // A changed verdict is due at once.
+    send(
+        &mut board,
+        &mut v2,
+        5.1,
+        &[("web/a", DOWN, 0), ("web/b", UP, 0)],
+    )
+    .unwrap();
+    assert!(board.due(secs(5.1)));
+}
