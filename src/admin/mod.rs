@@ -25,7 +25,9 @@ use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
 
 use self::api::{ForceRequest, HealthView, Status};
-use crate::health::report::{CHALLENGE_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER};
+use crate::health::report::{
+    CHALLENGE_HEADER, ERROR_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER,
+};
 use crate::model::HealthState;
 
 /// What the admin API needs from the running service.
@@ -130,9 +132,15 @@ async fn submit_report(
             let status = match error {
                 ReportError::Malformed => StatusCode::BAD_REQUEST,
                 ReportError::UnknownVantage | ReportError::BadSignature => StatusCode::UNAUTHORIZED,
-                ReportError::Challenge | ReportError::Replay => StatusCode::CONFLICT,
+                ReportError::Challenge | ReportError::Replay | ReportError::Resync => {
+                    StatusCode::CONFLICT
+                }
             };
-            (status, challenge, format!("{error}\n")).into_response()
+            let why = [(
+                header::HeaderName::from_static(ERROR_HEADER),
+                error.label().to_owned(),
+            )];
+            (status, challenge, why, format!("{error}\n")).into_response()
         }
     }
 }

@@ -422,13 +422,18 @@ impl Board {
         sender
             .retired
             .retain(|_, at| now.saturating_sub(*at) <= keep_retired);
-        if sender.sequence > 0 && sender.session == report.session {
-            if report.sequence <= sender.sequence {
-                return Err(ReportError::Replay);
-            }
-        } else if sender.retired.contains_key(&report.session) {
+        let same_session = sender.sequence > 0 && sender.session == report.session;
+        if same_session && report.sequence <= sender.sequence {
             return Err(ReportError::Replay);
-        } else if sender.sequence > 0 {
+        }
+        if !same_session && sender.retired.contains_key(&report.session) {
+            return Err(ReportError::Replay);
+        }
+        // A delta must build on exactly the report accepted last.
+        if report.base.is_some() && (!same_session || report.base != Some(sender.sequence)) {
+            return Err(ReportError::Resync);
+        }
+        if !same_session && sender.sequence > 0 {
             // The sender restarted: its older session is over.
             sender.retired.insert(sender.session, now);
         }
@@ -437,36 +442,58 @@ impl Board {
         if report.vantage == self.local_name {
             return Ok(false); // our own verdicts come straight from our probers
         }
-        let verdicts: BTreeMap<String, RemoteVerdict> = report
-            .verdicts
-            .into_iter()
-            .map(|v| {
-                let observed_at = now.checked_sub(Duration::from_millis(v.age_ms));
-                let verdict = RemoteVerdict {
-                    state: v.state,
-                    reason: v.reason,
-                    observed_at,
-                };
-                (v.endpoint, verdict)
-            })
-            .collect();
+        let verdict = |v: Verdict| {
+            let observed_at = now.checked_sub(Duration::from_millis(v.age_ms));
+            let verdict = RemoteVerdict {
+                state: v.state,
+                reason: v.reason,
+                observed_at,
+            };
+            (v.endpoint, verdict)
+        };
         let staleness = self.staleness;
-        let changed =
-            self.remote.get(&report.vantage).is_none_or(|view| {
-                now.saturating_sub(view.received_at) > staleness
-                    || view.verdicts.len() != verdicts.len()
-                    || view.verdicts.iter().zip(&verdicts).any(|((a, x), (b, y))| {
-                        a != b || x.state != y.state || x.reason != y.reason
-                    })
-            });
-        self.remote.insert(
-            report.vantage,
-            RemoteView {
-                received_at: now,
-                sent_at_ms: report.sent_at_ms,
-                verdicts,
-            },
-        );
+        let was_stale = self
+            .remote
+            .get(&report.vantage)
+            .is_none_or(|view| now.saturating_sub(view.received_at) > staleness);
+        let changed = match (report.base, self.remote.get_mut(&report.vantage)) {
+            (Some(_), Some(view)) => {
+                // A delta: what it does not name is unchanged and confirmed now.
+                for old in view.verdicts.values_mut() {
+                    old.observed_at = Some(now);
+                }
+                let mut changed = was_stale;
+                for (label, new) in report.verdicts.into_iter().map(verdict) {
+                    let old = view.verdicts.get(&label);
+                    changed |= old.is_none_or(|o| o.state != new.state || o.reason != new.reason);
+                    view.verdicts.insert(label, new);
+                }
+                view.received_at = now;
+                view.sent_at_ms = report.sent_at_ms;
+                changed
+            }
+            (Some(_), None) => return Err(ReportError::Resync),
+            (None, _) => {
+                let verdicts: BTreeMap<String, RemoteVerdict> =
+                    report.verdicts.into_iter().map(verdict).collect();
+                let changed = was_stale
+                    || self.remote.get(&report.vantage).is_none_or(|view| {
+                        view.verdicts.len() != verdicts.len()
+                            || view.verdicts.iter().zip(&verdicts).any(|((a, x), (b, y))| {
+                                a != b || x.state != y.state || x.reason != y.reason
+                            })
+                    });
+                self.remote.insert(
+                    report.vantage,
+                    RemoteView {
+                        received_at: now,
+                        sent_at_ms: report.sent_at_ms,
+                        verdicts,
+                    },
+                );
+                changed
+            }
+        };
         self.changed |= changed;
         Ok(changed)
     }
@@ -807,19 +834,21 @@ impl Board {
             })
     }
 
-    /// This process's verdicts for its reports, with their age at `now`.
-    pub fn local_verdicts(&self, now: Duration) -> Vec<Verdict> {
+    /// This process's verdicts for its reports, with their age at `now`, each with the
+    /// time a verdict on it stays fresh.
+    pub fn local_verdicts(&self, now: Duration) -> Vec<(Verdict, Duration)> {
         self.slots
             .iter()
             .filter_map(|slot| {
                 let probe = self.local.get(&slot.label)?;
                 let (outcome, at) = probe.last.as_ref()?;
-                Some(Verdict {
+                let verdict = Verdict {
                     endpoint: slot.label.clone(),
                     state: probe.machine.state(),
                     reason: outcome.reason.clone(),
                     age_ms: now.saturating_sub(*at).as_millis() as u64,
-                })
+                };
+                Some((verdict, slot.fresh_for))
             })
             .collect()
     }

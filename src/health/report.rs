@@ -13,6 +13,12 @@
 //!   and a counter within it. Within one server boot, a report must be newer than the
 //!   newest accepted from its sender; a new session retires the older ones.
 //!
+//! Reports are delta-encoded: after a full report, a sender sends only the verdicts
+//! that changed (and those its prober has not refreshed for a while, with their age),
+//! naming the sequence of the report they build on (`base`). A server that did not
+//! accept exactly that report answers 409 `resync` and gets a full one; a full report
+//! also goes out every [`FULL_REPORT_EVERY`] anyway.
+//!
 //! No clock is compared across machines: a sender whose clock steps backwards (or a
 //! server whose clock does) keeps being accepted. The sender's timestamp is shown in
 //! status only.
@@ -34,6 +40,12 @@ pub const VANTAGE_HEADER: &str = "x-failoverd-vantage";
 /// HTTP response header carrying the server's current challenge.
 pub const CHALLENGE_HEADER: &str = "x-failoverd-challenge";
 
+/// HTTP response header naming why a report was refused ([`ReportError::label`]).
+pub const ERROR_HEADER: &str = "x-failoverd-error";
+
+/// A sender sends a full report at least this often, deltas in between.
+pub const FULL_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A vantage point's verdicts, addressed to one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +60,11 @@ pub struct Report {
     pub challenge: String,
     /// Sender's wall clock, Unix milliseconds (informational).
     pub sent_at_ms: u64,
-    /// One verdict per probed endpoint.
+    /// A delta: only the verdicts changed since the report of this sequence (of the
+    /// same session), which the server must have accepted last. None: a full report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
+    /// One verdict per probed endpoint (full), or the changed ones (delta).
     pub verdicts: Vec<Verdict>,
 }
 
@@ -88,6 +104,9 @@ pub enum ReportError {
     /// Not newer than the last report accepted from this vantage point.
     #[error("replayed or out-of-order report")]
     Replay,
+    /// A delta on a report this server did not accept last: send a full one.
+    #[error("delta on an unknown base; send a full report")]
+    Resync,
 }
 
 impl ReportError {
@@ -99,16 +118,18 @@ impl ReportError {
             Self::BadSignature => "bad_signature",
             Self::Challenge => "challenge",
             Self::Replay => "replay",
+            Self::Resync => "resync",
         }
     }
 
     /// Every label, for metrics.
-    pub const LABELS: [&'static str; 5] = [
+    pub const LABELS: [&'static str; 6] = [
         "malformed",
         "unknown_vantage",
         "bad_signature",
         "challenge",
         "replay",
+        "resync",
     ];
 }
 
@@ -184,6 +205,7 @@ mod tests {
             sequence: 10,
             challenge: "00ff.3".into(),
             sent_at_ms: 1_000_000,
+            base: None,
             verdicts: vec![Verdict {
                 endpoint: "web/a".into(),
                 state: HealthState::Down,

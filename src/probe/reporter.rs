@@ -4,9 +4,13 @@
 //!
 //! Each report carries the receiving server's challenge (learnt from its responses;
 //! a server that restarted answers 409 with its new one, and the report is sent again
-//! at once) and the next sequence number of this process's session.
+//! at once) and the next sequence number of this process's session. Reports are
+//! deltas on the last one the server accepted (see [`crate::health::report`]): only
+//! changed verdicts, and those whose prober has not refreshed them for half their
+//! freshness, with their age; a full report after a resync, a change of the endpoint
+//! set, and every [`FULL_REPORT_EVERY`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,8 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 use crate::health::report::{
-    CHALLENGE_HEADER, Report, SIGNATURE_HEADER, VANTAGE_HEADER, Verdict, sign,
+    CHALLENGE_HEADER, ERROR_HEADER, FULL_REPORT_EVERY, Report, SIGNATURE_HEADER, VANTAGE_HEADER,
+    Verdict, sign,
 };
+use crate::model::HealthState;
 
 /// Unix milliseconds now.
 pub fn unix_ms() -> u64 {
@@ -35,6 +41,9 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 pub struct LocalVerdicts {
     /// Verdicts, ages as of `as_of`.
     pub verdicts: Vec<Verdict>,
+    /// Per verdict, the age (ms) past which it is reported as not refreshed: half the
+    /// time a verdict on it stays fresh.
+    pub stall_after_ms: Vec<u64>,
     /// When the ages were computed.
     pub as_of: Instant,
 }
@@ -43,6 +52,7 @@ impl Default for LocalVerdicts {
     fn default() -> Self {
         Self {
             verdicts: Vec::new(),
+            stall_after_ms: Vec::new(),
             as_of: Instant::now(),
         }
     }
@@ -135,6 +145,9 @@ pub fn spawn(
             client: client.clone(),
             stats: metrics.server(server),
             challenge: String::new(),
+            acked: None,
+            last_full: None,
+            need_full: true,
         };
         tokio::spawn(task.run(verdicts.clone(), shutdown.clone()));
     }
@@ -143,11 +156,15 @@ pub fn spawn(
 /// What one delivery came to.
 enum Delivery {
     Accepted,
-    /// The server wants another challenge (it restarted, or ours expired).
+    /// The server wants another challenge (it restarted, or ours expired) or a full
+    /// report: send again at once.
     Rechallenged,
     Refused(reqwest::StatusCode, String),
     Failed(String),
 }
+
+/// What a report said per endpoint: state, reason, whether reported as not refreshed.
+type Said = HashMap<String, (HealthState, String, bool)>;
 
 struct ServerReporter {
     server: String,
@@ -155,6 +172,11 @@ struct ServerReporter {
     client: reqwest::Client,
     stats: Arc<ServerStats>,
     challenge: String,
+    /// The last report the server accepted: its sequence and what it said (state,
+    /// reason, whether reported as not refreshed) per endpoint.
+    acked: Option<(u64, Said)>,
+    last_full: Option<Instant>,
+    need_full: bool,
 }
 
 impl ServerReporter {
@@ -234,23 +256,61 @@ impl ServerReporter {
     }
 
     async fn deliver(&mut self, current: &LocalVerdicts) -> Delivery {
-        let extra = Instant::now()
-            .saturating_duration_since(current.as_of)
-            .as_millis() as u64;
+        let now = Instant::now();
+        let extra = now.saturating_duration_since(current.as_of).as_millis() as u64;
+        let entries: Vec<(Verdict, bool)> = current
+            .verdicts
+            .iter()
+            .zip(
+                current
+                    .stall_after_ms
+                    .iter()
+                    .chain(std::iter::repeat(&u64::MAX)),
+            )
+            .map(|(v, &stall_after)| {
+                let age_ms = v.age_ms + extra;
+                let verdict = Verdict {
+                    age_ms,
+                    ..v.clone()
+                };
+                (verdict, age_ms > stall_after)
+            })
+            .collect();
+        let same_endpoints = self.acked.as_ref().is_some_and(|(_, acked)| {
+            acked.len() == entries.len()
+                && entries.iter().all(|(v, _)| acked.contains_key(&v.endpoint))
+        });
+        let full = self.need_full
+            || !same_endpoints
+            || self
+                .last_full
+                .is_none_or(|at| now.duration_since(at) >= FULL_REPORT_EVERY);
+        let (base, verdicts) = match (&self.acked, full) {
+            (Some((base, acked)), false) => {
+                let changed = entries
+                    .iter()
+                    .filter(|(v, stalled)| {
+                        acked
+                            .get(&v.endpoint)
+                            .is_none_or(|(state, reason, was_stalled)| {
+                                *state != v.state || *reason != v.reason || *stalled || *was_stalled
+                            })
+                    })
+                    .map(|(v, _)| v.clone())
+                    .collect();
+                (Some(*base), changed)
+            }
+            _ => (None, entries.iter().map(|(v, _)| v.clone()).collect()),
+        };
+        let sequence = self.settings.sequence.fetch_add(1, Ordering::Relaxed);
         let report = Report {
             vantage: self.settings.vantage.clone(),
             session: self.settings.session,
-            sequence: self.settings.sequence.fetch_add(1, Ordering::Relaxed),
+            sequence,
             challenge: self.challenge.clone(),
             sent_at_ms: unix_ms(),
-            verdicts: current
-                .verdicts
-                .iter()
-                .map(|v| Verdict {
-                    age_ms: v.age_ms + extra,
-                    ..v.clone()
-                })
-                .collect(),
+            base,
+            verdicts,
         };
         let Ok(body) = serde_json::to_vec(&report) else {
             return Delivery::Failed("cannot encode the report".to_owned());
@@ -268,18 +328,35 @@ impl ServerReporter {
             Err(error) => return Delivery::Failed(error.to_string()),
         };
         let status = response.status();
-        let offered = response
-            .headers()
-            .get(CHALLENGE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let rechallenged = status == reqwest::StatusCode::CONFLICT
-            && offered.as_ref().is_some_and(|c| *c != self.challenge);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let offered = header(CHALLENGE_HEADER);
+        let error = header(ERROR_HEADER);
+        let conflict = status == reqwest::StatusCode::CONFLICT;
+        let rechallenged = conflict && offered.as_ref().is_some_and(|c| *c != self.challenge);
+        let resync = conflict && error.as_deref() == Some("resync");
         if let Some(challenge) = offered {
             self.challenge = challenge;
         }
         if status.is_success() {
+            let said = entries
+                .into_iter()
+                .map(|(v, stalled)| (v.endpoint, (v.state, v.reason, stalled)))
+                .collect();
+            self.acked = Some((sequence, said));
+            if full {
+                self.last_full = Some(now);
+            }
+            self.need_full = false;
             Delivery::Accepted
+        } else if resync {
+            self.need_full = true;
+            Delivery::Rechallenged
         } else if rechallenged {
             Delivery::Rechallenged
         } else {

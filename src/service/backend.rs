@@ -384,6 +384,12 @@ fn render_metrics(
     );
     counter(
         &mut out,
+        "failoverd_report_bytes_total",
+        "Bytes of report bodies received.",
+        load(&plane.report_bytes),
+    );
+    counter(
+        &mut out,
         "failoverd_endpoint_changes_total",
         "Decided endpoint state changes.",
         load(&plane.health_changes),

@@ -80,6 +80,7 @@ pub(crate) enum PlaneInput {
 #[derive(Debug, Default)]
 pub(crate) struct PlaneMetrics {
     pub(crate) reports_accepted: AtomicU64,
+    pub(crate) report_bytes: AtomicU64,
     pub(crate) reports_rejected: BTreeMap<&'static str, AtomicU64>,
     pub(crate) probes_ok: AtomicU64,
     pub(crate) probes_failed: AtomicU64,
@@ -401,8 +402,14 @@ impl Plane {
     /// or reason changed (an immediate push), silently when only ages moved on.
     fn publish_verdicts(&mut self, notify: bool) {
         let now = self.now();
+        let (verdicts, bounds): (Vec<_>, Vec<_>) =
+            self.board.local_verdicts(now).into_iter().unzip();
         let fresh = LocalVerdicts {
-            verdicts: self.board.local_verdicts(now),
+            verdicts,
+            stall_after_ms: bounds
+                .into_iter()
+                .map(|fresh_for: Duration| fresh_for.as_millis() as u64 / 2)
+                .collect(),
             as_of: Instant::now(),
         };
         self.verdicts.send_if_modified(|current| {
@@ -426,6 +433,9 @@ impl Plane {
         signature: Option<&str>,
     ) -> Result<(), ReportError> {
         let received = Instant::now();
+        self.metrics
+            .report_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         let config = &self.config;
         let result = report::authenticate(body, vantage, signature, |name| {
             config

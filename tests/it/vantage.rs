@@ -234,6 +234,7 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
         sequence: 1,
         challenge: String::new(),
         sent_at_ms: failoverd::probe::reporter::unix_ms(),
+        base: None,
         verdicts: ["web/a", "web/b"]
             .iter()
             .map(|e| Verdict {

@@ -98,6 +98,7 @@ impl Sender {
             sequence: self.sequence,
             challenge,
             sent_at_ms: 0,
+            base: None,
             verdicts: verdicts
                 .iter()
                 .map(|(endpoint, state, age_ms)| Verdict {
@@ -474,4 +475,45 @@ fn a_decision_is_due_only_on_new_input_or_when_time_may_change_it() {
     )
     .unwrap();
     assert!(board.due(secs(5.1)));
+}
+
+#[test]
+fn deltas_build_on_the_report_accepted_last() {
+    let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    let full = [("web/a", UP, 0), ("web/b", UP, 0)];
+    send(&mut board, &mut v2, 0.0, &full).unwrap();
+    send(&mut board, &mut v3, 0.0, &full).unwrap();
+    let delta = |board: &mut Board, sender: &mut Sender, base: u64, at: f64, verdicts| {
+        let mut report = sender.report(board.challenge(secs(at)), verdicts);
+        report.base = Some(base);
+        board.accept_report(report, secs(at))
+    };
+    // A delta naming only b: a keeps its verdict, confirmed now.
+    assert_eq!(
+        delta(&mut board, &mut v2, 1, 4.0, &[("web/b", DOWN, 0)]),
+        Ok(true)
+    );
+    assert_eq!(
+        delta(&mut board, &mut v3, 1, 4.0, &[("web/b", DOWN, 0)]),
+        Ok(true)
+    );
+    let (health, tally) = board.decide(secs(8.0), 0);
+    assert_eq!(health.state(EndpointIndex(1)), DOWN);
+    assert_eq!(
+        tally.votes[0].up.len(),
+        2,
+        "a is still fresh: confirmed by the deltas"
+    );
+    // A delta on a report the board did not accept last: resync.
+    assert_eq!(
+        delta(&mut board, &mut v2, 1, 8.5, &[("web/b", UP, 0)]),
+        Err(ReportError::Resync)
+    );
+    // A delta from a session it never saw (the board restarted): resync as well.
+    let mut fresh_board = Board::new(&config("", &["a", "b"]), BOOT + 1, &Restored::default(), 0);
+    assert_eq!(
+        delta(&mut fresh_board, &mut v2, 5, 0.1, &[("web/b", UP, 0)]),
+        Err(ReportError::Resync)
+    );
 }
