@@ -202,6 +202,8 @@ pub struct Board {
     last: Option<Tally>,
     /// An input changed since the last decision.
     changed: bool,
+    /// Whether a first decision is made (see [`Board::ready`]); kept once true.
+    ready: bool,
     /// When the last decision may stop holding without any input (a verdict or
     /// report going stale, a suppression, hold or slow-start step ending).
     next_wake: Option<Duration>,
@@ -253,6 +255,7 @@ impl Board {
             senders: BTreeMap::new(),
             last: None,
             changed: true,
+            ready: false,
             next_wake: None,
         };
         board.adopt(config, 1);
@@ -628,6 +631,8 @@ impl Board {
             .collect::<Vec<_>>();
         self.next_wake = wake;
         self.changed = false;
+        // Once ready, a process stays ready (a reload keeps what it knew).
+        self.ready = self.ready || self.compute_ready();
         self.last = Some(tally.clone());
         (health.with_doubt(doubt), tally)
     }
@@ -825,6 +830,10 @@ impl Board {
     /// Whether a first decision is made: every probed endpoint has a decided or
     /// restored state, or a verdict of this process's own probes.
     pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    fn compute_ready(&self) -> bool {
         self.slots
             .iter()
             .filter(|s| s.thresholds.is_some())

@@ -126,6 +126,9 @@ pub(crate) struct Plane {
     suppressed: BTreeSet<String>,
     /// When the oldest input not yet reflected in the published answers arrived.
     pending_since: Option<Instant>,
+    /// When status was last rebuilt, and what that took.
+    status_built: Instant,
+    status_cost: Duration,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
 }
 
@@ -206,6 +209,8 @@ impl Plane {
             last_reload: None,
             suppressed: BTreeSet::new(),
             pending_since: None,
+            status_built: Instant::now(),
+            status_cost: Duration::ZERO,
             saver,
         };
         plane.start_probes(&shutdown);
@@ -504,10 +509,17 @@ impl Plane {
                 tracing::info!("first health decision made; ready");
             }
         }
-        if self.dirty {
+        // Status is rebuilt on change, but a large one (many endpoints) at most every
+        // 20 times its build time, so it never costs more than 5 % of a core.
+        let spacing = (self.status_cost * 20).clamp(TICK, Duration::from_secs(2));
+        let cheap = self.status_cost < Duration::from_millis(1);
+        if self.dirty && (cheap || self.status_built.elapsed() >= spacing) {
             if let Some(tally) = self.board.last_tally().cloned() {
+                let started = Instant::now();
                 self.status
                     .send_replace(Arc::new(self.build_status(&tally)));
+                self.status_cost = started.elapsed();
+                self.status_built = Instant::now();
             }
             self.dirty = false;
         }

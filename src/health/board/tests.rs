@@ -343,6 +343,7 @@ fn ready_after_restored_state_or_a_first_probe() {
     assert_eq!(states(&mut board, 0.0), [DOWN, UP]);
     assert!(!board.ready(), "b has neither a saved state nor a probe");
     probe(&mut board, 1, true, 0.5);
+    board.decide(secs(0.5), 0);
     assert!(board.ready());
     // A restored down endpoint needs `rise` successes of its own machine.
     assert_eq!(probe(&mut board, 0, true, 0.5), LocalChange::Reason);
