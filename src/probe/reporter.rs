@@ -6,8 +6,8 @@
 //! a server that restarted answers 409 with its new one, and the report is sent again
 //! at once) and the next sequence number of this process's session. Reports are
 //! deltas on the last one the server accepted (see [`crate::health::report`]): only
-//! changed verdicts, and those whose prober has not refreshed them for half their
-//! freshness, with their age; a full report after a resync, a change of the endpoint
+//! changed verdicts, and those whose prober has not refreshed them for nearly as long
+//! as they stay fresh, with their age; a full report after a resync, a change of the endpoint
 //! set, and every [`FULL_REPORT_EVERY`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,9 +41,9 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 pub struct LocalVerdicts {
     /// Verdicts, ages as of `as_of`.
     pub verdicts: Vec<Verdict>,
-    /// Per verdict, the age (ms) past which it is reported as not refreshed: half the
-    /// time a verdict on it stays fresh.
-    pub stall_after_ms: Vec<u64>,
+    /// Per verdict, how long (ms) a verdict on it stays fresh on the servers: one
+    /// older than that less two push intervals is reported with its age.
+    pub fresh_for_ms: Vec<u64>,
     /// When the ages were computed.
     pub as_of: Instant,
 }
@@ -52,7 +52,7 @@ impl Default for LocalVerdicts {
     fn default() -> Self {
         Self {
             verdicts: Vec::new(),
-            stall_after_ms: Vec::new(),
+            fresh_for_ms: Vec::new(),
             as_of: Instant::now(),
         }
     }
@@ -258,16 +258,18 @@ impl ServerReporter {
     async fn deliver(&mut self, current: &LocalVerdicts) -> Delivery {
         let now = Instant::now();
         let extra = now.saturating_duration_since(current.as_of).as_millis() as u64;
+        let margin = 2 * self.settings.push_interval.as_millis() as u64;
         let entries: Vec<(Verdict, bool)> = current
             .verdicts
             .iter()
             .zip(
                 current
-                    .stall_after_ms
+                    .fresh_for_ms
                     .iter()
                     .chain(std::iter::repeat(&u64::MAX)),
             )
-            .map(|(v, &stall_after)| {
+            .map(|(v, &fresh_for)| {
+                let stall_after = fresh_for.saturating_sub(margin);
                 let age_ms = v.age_ms + extra;
                 let verdict = Verdict {
                     age_ms,

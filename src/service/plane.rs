@@ -411,9 +411,9 @@ impl Plane {
             self.board.local_verdicts(now).into_iter().unzip();
         let fresh = LocalVerdicts {
             verdicts,
-            stall_after_ms: bounds
+            fresh_for_ms: bounds
                 .into_iter()
-                .map(|fresh_for: Duration| fresh_for.as_millis() as u64 / 2)
+                .map(|fresh_for: Duration| fresh_for.as_millis() as u64)
                 .collect(),
             as_of: Instant::now(),
         };
