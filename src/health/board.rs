@@ -136,6 +136,21 @@ struct RemoteView {
     received_at: Duration,
     sent_at_ms: u64,
     verdicts: BTreeMap<String, RemoteVerdict>,
+    /// The same verdicts by slot index (state, observed at), so a decision reads them
+    /// without a lookup by label; rebuilt when the slots change.
+    indexed: Vec<Option<(HealthState, Option<Duration>)>>,
+}
+
+impl RemoteView {
+    /// Rebuilds `indexed` for slots indexed by `index`.
+    fn reindex(&mut self, index: &HashMap<String, usize>, slots: usize) {
+        self.indexed = vec![None; slots];
+        for (label, verdict) in &self.verdicts {
+            if let Some(&i) = index.get(label) {
+                self.indexed[i] = Some((verdict.state, verdict.observed_at));
+            }
+        }
+    }
 }
 
 /// Replay high-water mark of one sender.
@@ -333,6 +348,9 @@ impl Board {
         self.ramps.retain(|label, _| known.contains_key(label));
         let vantages = &self.vantages;
         self.remote.retain(|name, _| vantages.contains_key(name));
+        for view in self.remote.values_mut() {
+            view.reindex(&self.index, self.slots.len());
+        }
         self.senders.retain(|name, _| vantages.contains_key(name));
         self.last = None;
         self.changed = true;
@@ -465,10 +483,16 @@ impl Board {
                 for old in view.verdicts.values_mut() {
                     old.observed_at = Some(now);
                 }
+                for (_, observed_at) in view.indexed.iter_mut().flatten() {
+                    *observed_at = Some(now);
+                }
                 let mut changed = was_stale;
                 for (label, new) in report.verdicts.into_iter().map(verdict) {
                     let old = view.verdicts.get(&label);
                     changed |= old.is_none_or(|o| o.state != new.state || o.reason != new.reason);
+                    if let Some(&i) = self.index.get(&label) {
+                        view.indexed[i] = Some((new.state, new.observed_at));
+                    }
                     view.verdicts.insert(label, new);
                 }
                 view.received_at = now;
@@ -486,14 +510,14 @@ impl Board {
                                 a != b || x.state != y.state || x.reason != y.reason
                             })
                     });
-                self.remote.insert(
-                    report.vantage,
-                    RemoteView {
-                        received_at: now,
-                        sent_at_ms: report.sent_at_ms,
-                        verdicts,
-                    },
-                );
+                let mut view = RemoteView {
+                    received_at: now,
+                    sent_at_ms: report.sent_at_ms,
+                    verdicts,
+                    indexed: Vec::new(),
+                };
+                view.reindex(&self.index, self.slots.len());
+                self.remote.insert(report.vantage, view);
                 changed
             }
         };
@@ -708,7 +732,15 @@ impl Board {
             let Some(rules) = &slot.damping else {
                 continue;
             };
-            let damper = self.dampers.entry(slot.label.clone()).or_default();
+            if !self.dampers.contains_key(&slot.label) {
+                if states[i] != Some(HealthState::Down) {
+                    continue; // no outage yet: nothing to damp
+                }
+                self.dampers.insert(slot.label.clone(), Damper::default());
+            }
+            let Some(damper) = self.dampers.get_mut(&slot.label) else {
+                continue;
+            };
             if raw_before[i] != Some(HealthState::Down) && states[i] == Some(HealthState::Down) {
                 damper.on_down(now, rules); // an outage, even while suppressed
             }
@@ -780,10 +812,10 @@ impl Board {
             let verdicts: Vec<Option<HealthState>> = self
                 .slots
                 .iter()
-                .map(|slot| {
-                    let verdict = view.verdicts.get(&slot.label)?;
-                    let observed_at = verdict.observed_at?;
-                    (slot.thresholds.is_some() && fresh(slot, observed_at)).then_some(verdict.state)
+                .zip(&view.indexed)
+                .map(|(slot, verdict)| {
+                    let (state, observed_at) = (*verdict)?;
+                    (slot.thresholds.is_some() && fresh(slot, observed_at?)).then_some(state)
                 })
                 .collect();
             // A vantage point whose every verdict is stale (its prober stalled) is
