@@ -5,6 +5,8 @@
 # (v2, v3) — TCP-probing BACKEND_PORT, quorum FO_QUORUM of 3. The answer for
 # www.fo.<origin> is every healthy backend (failover over one pool).
 # Env: FO_INTERVAL (200ms) FO_FALL (2) FO_RISE (2) FO_HOLD (0s) FO_TTL (1) FO_QUORUM (2)
+#      FO_DAMPING (on; "off" disables flap damping: the harness's back-to-back kills are
+#                  outages seconds apart, which damping treats as flapping)
 #      FO_PARTITION=v3  run agent v3 in a network namespace of its own that can reach the
 #                       server but no backend (it sees everything down: a partition).
 #      FAILOVERD_BIN (target/release/failoverd)
@@ -42,6 +44,7 @@ fi
   echo "[checks.backend]"; echo "type = \"tcp\""; echo "port = $BACKEND_PORT"
   echo "interval = \"${FO_INTERVAL:-200ms}\""; echo "timeout = \"150ms\""; echo "jitter = \"20ms\""
   echo "fall = ${FO_FALL:-2}"; echo "rise = ${FO_RISE:-2}"; echo "hold = \"${FO_HOLD:-0s}\""
+  if [ "${FO_DAMPING:-on}" = off ]; then echo "damping = { enabled = false }"; fi
   echo "[pools.fo]"; echo "check = \"backend\""; echo "endpoints = ["
   for b in $BACKENDS; do echo "  { address = \"$b\" },"; done
   echo "]"

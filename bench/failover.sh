@@ -5,6 +5,7 @@
 # and PowerDNS at their fastest settings and failoverd with three vantage points
 # (quorum 2, fall 2, rise 2, interval 200 ms, hold 0), all in one run. Prints medians.
 # The shared harness SIGKILLs the backend and polls at once, so one method serves all.
+# Env: PEERS (default "gdnsd pdns failoverd"), and failover-cluster.sh's FO_* knobs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 REPS=${1:-5}
@@ -15,7 +16,7 @@ rm -rf "$W"; cp -r "$SHARED" "$W"; chmod -R u+w "$W"
 mkdir -p "$ROOT/bench/results"
 OUT="$ROOT/bench/results/failover-$(date +%Y%m%d-%H%M%S).txt"
 cd "$W"
-for peer in gdnsd pdns failoverd; do
+for peer in ${PEERS:-gdnsd pdns failoverd}; do
   if [ "$peer" = failoverd ]; then
     FAILOVERD_START="$ROOT/bench/failover-cluster.sh" ./failover.sh failoverd "$REPS"
   else
