@@ -9,37 +9,19 @@ use crate::support::TestServer;
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::sorted_addresses;
 
-const A: &str = "127.0.0.2";
-const B: &str = "127.0.0.3";
+const A: &str = crate::support::BACKEND_A;
+const B: &str = crate::support::BACKEND_B;
 
 fn config(port: u16, damping: &str) -> String {
-    format!(
-        r#"
-version = 1
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-[zones]
-directory = "../zones"
-files = ["example.test.zone"]
-[checks.web]
-type = "http"
-port = {port}
-interval = "1s"
+    crate::support::two_backend_config(
+        port,
+        &format!(
+            r#"interval = "1s"
 timeout = "250ms"
 rise = 1
 fall = 1
-{damping}
-[pools.web]
-check = "web"
-endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
-[[records]]
-name = "app.example.test"
-type = "A"
-ttl = 5
-policy = "multivalue"
-pools = ["web"]
-"#
+{damping}"#
+        ),
     )
 }
 

@@ -9,37 +9,19 @@ use crate::support::TestServer;
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{expect_addresses, sorted_addresses};
 
-const A: &str = "127.0.0.2";
-const B: &str = "127.0.0.3";
+const A: &str = crate::support::BACKEND_A;
+const B: &str = crate::support::BACKEND_B;
 
 fn config(port: u16, pacing: &str) -> String {
-    format!(
-        r#"
-version = 1
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-[zones]
-directory = "../zones"
-files = ["example.test.zone"]
-[checks.web]
-type = "http"
-port = {port}
-interval = "1s"
+    crate::support::two_backend_config(
+        port,
+        &format!(
+            r#"interval = "1s"
 timeout = "150ms"
 rise = 2
 fall = 3
-{pacing}
-[pools.web]
-check = "web"
-endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
-[[records]]
-name = "app.example.test"
-type = "A"
-ttl = 5
-policy = "multivalue"
-pools = ["web"]
-"#
+{pacing}"#
+        ),
     )
 }
 

@@ -31,6 +31,41 @@ pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
+/// Backend addresses of [`two_backend_config`].
+pub const BACKEND_A: &str = "127.0.0.2";
+/// The second backend address.
+pub const BACKEND_B: &str = "127.0.0.3";
+
+/// A server config with pool `web` (endpoints a = [`BACKEND_A`] and b = [`BACKEND_B`],
+/// HTTP-checked on `port` with the check keys `check`) answered by multivalue
+/// `app.example.test` (TTL 5).
+pub fn two_backend_config(port: u16, check: &str) -> String {
+    format!(
+        r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]
+[checks.web]
+type = "http"
+port = {port}
+{check}
+[pools.web]
+check = "web"
+endpoints = [{{ address = "{BACKEND_A}", name = "a" }}, {{ address = "{BACKEND_B}", name = "b" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+ttl = 5
+policy = "multivalue"
+pools = ["web"]
+"#
+    )
+}
+
 /// The integration config text.
 pub fn integration_config() -> String {
     std::fs::read_to_string(data_dir().join("configs/integration.toml")).expect("integration.toml")
