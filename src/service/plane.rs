@@ -214,8 +214,14 @@ impl Plane {
             saver,
         };
         plane.start_probes(&shutdown);
+        // Status is readable from the first moment (a trial decision on a copy; the
+        // plane's own first decision follows at once and publishes what it must).
+        let (_, tally) = plane.board.clone().decide(plane.now(), unix_ms());
+        plane
+            .status
+            .send_replace(Arc::new(plane.build_status(&tally)));
         tokio::spawn(async move {
-            plane.recompute().await; // status is readable from the first moment
+            plane.recompute().await;
             plane.run(inputs_rx, events_rx, shutdown).await;
         });
         PlaneHandle {
