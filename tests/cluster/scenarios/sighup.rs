@@ -259,8 +259,9 @@ fn rotate_agent_secret(cluster: &mut Cluster, figures: &mut Figures, checks: &mu
             return false;
         }
         accepted_at.get_or_insert_with(Instant::now);
+        // A quiet period: no new bad signatures for 500 ms.
         let quiet_from = bad(cluster);
-        std::thread::sleep(Duration::from_millis(500));
+        observe_until(Instant::now() + Duration::from_millis(500));
         bad(cluster) == quiet_from
     });
     let agent_reloaded = cluster
