@@ -518,3 +518,125 @@ fn deltas_build_on_the_report_accepted_last() {
         Err(ReportError::Resync)
     );
 }
+
+/// Damping, fast confirm, slow start and the state-aware TTL, driven by tokio's paused
+/// clock as the plane drives the board.
+mod paused {
+    use super::*;
+
+    fn clock() -> impl Fn() -> Duration {
+        let start = tokio::time::Instant::now();
+        move || start.elapsed()
+    }
+
+    async fn advance(ms: u64) {
+        tokio::time::advance(Duration::from_millis(ms)).await;
+    }
+
+    fn vote(
+        board: &mut Board,
+        senders: &mut [Sender; 2],
+        state: HealthState,
+        now: Duration,
+    ) -> HealthSnapshot {
+        for sender in senders.iter_mut() {
+            let report = sender.report(board.challenge(now), &[("web/a", state, 0)]);
+            board.accept_report(report, now).unwrap();
+        }
+        board.decide(now, 0).0
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn damping_withholds_a_flapping_endpoint_until_its_penalty_decays() {
+        let now = clock();
+        let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+        let mut senders = [Sender::new("v2", 1), Sender::new("v3", 1)];
+        vote(&mut board, &mut senders, DOWN, now());
+        advance(300).await;
+        assert_eq!(
+            vote(&mut board, &mut senders, UP, now()).state(EndpointIndex(0)),
+            UP
+        );
+        advance(300).await;
+        vote(&mut board, &mut senders, DOWN, now());
+        advance(300).await;
+        let held = vote(&mut board, &mut senders, UP, now());
+        assert_eq!(held.state(EndpointIndex(0)), DOWN, "suppressed");
+        let until = board
+            .damping(EndpointIndex(0), now())
+            .unwrap()
+            .suppressed_until
+            .unwrap();
+        // The TTL of answers depending on it: the time until it may come back.
+        let ttl = held.doubt(EndpointIndex(0)).unwrap();
+        assert_eq!(ttl, (until - now()).as_secs_f64().ceil() as u32);
+        // Reports keep saying up; once the penalty has decayed it is back.
+        while now() < until {
+            advance(1_000).await;
+            let health = vote(&mut board, &mut senders, UP, now());
+            let expected = if now() < until { DOWN } else { UP };
+            assert_eq!(health.state(EndpointIndex(0)), expected, "at {:?}", now());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fast_confirm_paces_probes_while_a_verdict_is_in_doubt() {
+        let now = clock();
+        let text = config("", &["a"])
+            .source
+            .text
+            .replace("fall = 2", "fall = 3");
+        let config = Config::load(ConfigSource::from_text(text, ".")).unwrap().0;
+        let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+        let probe_at = |board: &mut Board, ok: bool, at: Duration| {
+            board.observe_local(LocalObservation {
+                generation: board.generation(),
+                endpoint: EndpointIndex(0),
+                outcome: ProbeOutcome {
+                    ok,
+                    latency: Duration::ZERO,
+                    reason: String::new(),
+                },
+                at,
+            });
+            board.pace(EndpointIndex(0))
+        };
+        assert_eq!(probe_at(&mut board, true, now()), Pace::Normal);
+        advance(1_000).await;
+        assert_eq!(probe_at(&mut board, false, now()), Pace::Fast);
+        // Two probes short of fall 3 at fast_interval (interval / 5 = 200 ms): the TTL
+        // of answers depending on it is rounded up to 1 s.
+        assert_eq!(board.decide(now(), 0).0.doubt(EndpointIndex(0)), Some(1));
+        advance(200).await;
+        assert_eq!(probe_at(&mut board, false, now()), Pace::Fast);
+        advance(200).await;
+        assert_eq!(probe_at(&mut board, false, now()), Pace::Down);
+        assert_eq!(board.decide(now(), 0).0.doubt(EndpointIndex(0)), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_steps_follow_the_clock() {
+        let now = clock();
+        let text = config("", &["a"])
+            .source
+            .text
+            .replace("hold = \"3s\"", "hold = \"0s\"\nslow_start = \"5s\"");
+        let config = Config::load(ConfigSource::from_text(text, ".")).unwrap().0;
+        let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+        let mut senders = [Sender::new("v2", 1), Sender::new("v3", 1)];
+        vote(&mut board, &mut senders, UP, now());
+        advance(1_000).await;
+        vote(&mut board, &mut senders, DOWN, now());
+        advance(60_000).await;
+        let mut shares = Vec::new();
+        for _ in 0..11 {
+            let health = vote(&mut board, &mut senders, UP, now());
+            shares.push(health.share(EndpointIndex(0)));
+            advance(500).await;
+        }
+        assert_eq!(
+            shares,
+            [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1000]
+        );
+    }
+}
