@@ -571,9 +571,11 @@ impl Board {
         let mut tally = quorum::tally(&ballots, &raw_before, self.slots.len(), &self.rules);
         // With nothing to probe there is nothing to hear: never "isolated".
         tally.isolated &= self.slots.iter().any(|s| s.thresholds.is_some());
-        for (slot, state) in self.slots.iter().zip(&tally.states) {
+        for (i, (slot, state)) in self.slots.iter().zip(&tally.states).enumerate() {
             if let Some(state) = state {
-                self.raw.insert(slot.label.clone(), *state);
+                if raw_before[i] != Some(*state) || !self.raw.contains_key(&slot.label) {
+                    self.raw.insert(slot.label.clone(), *state);
+                }
             }
         }
         self.damp(&raw_before, &decided, &mut tally.states, now);
@@ -671,7 +673,9 @@ impl Board {
     ) {
         for (i, slot) in self.slots.iter().enumerate() {
             if slot.slow_start.is_zero() || states[i] != Some(HealthState::Up) {
-                self.ramps.remove(&slot.label);
+                if !self.ramps.is_empty() {
+                    self.ramps.remove(&slot.label);
+                }
                 continue;
             }
             if decided[i] == Some(HealthState::Down) {
@@ -707,7 +711,11 @@ impl Board {
         if !votes.up.is_empty() && !votes.down.is_empty() {
             consider(slot.fast_interval); // one more vantage point may tip it
         }
-        if let Some(since) = self.ramps.get(&slot.label) {
+        if let Some(since) = self
+            .ramps
+            .get(&slot.label)
+            .filter(|_| !slot.slow_start.is_zero())
+        {
             let (_, next_step) = ramp_share(now.saturating_sub(*since), slot.slow_start);
             consider(next_step); // the next slow-start step changes the answers
         }

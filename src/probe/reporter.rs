@@ -129,7 +129,10 @@ pub fn spawn(
     metrics.retain(servers);
     let client = match crate::probe::tls::http_client_builder()
         .no_proxy()
-        .timeout(settings.push_interval.max(Duration::from_millis(500)))
+        // A full report of many endpoints to a busy server takes a while; one slower
+        // than half the staleness is of no use. (Each server has its own task, so a
+        // slow one delays nobody else.)
+        .timeout((settings.staleness / 2).clamp(Duration::from_secs(1), Duration::from_secs(10)))
         .build()
     {
         Ok(client) => client,
