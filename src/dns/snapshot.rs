@@ -400,7 +400,6 @@ fn encode_static_tails(snapshot: &Snapshot, zone_index: usize) -> StaticTails {
     tails
 }
 
-/// Evaluates every dynamic record against `health` and pre-encodes its answers.
 /// Every pool a record's answers can depend on (its lists and its fallback pool).
 fn record_pools(
     record: &crate::config::DynamicRecord,
@@ -417,7 +416,7 @@ fn record_pools(
         .chain(fallback)
 }
 
-/// Builds the answers of record `r`.
+/// Evaluates record `r` against `health` and pre-encodes its answers.
 fn build_record(
     config: &Config,
     health: &HealthSnapshot,

@@ -34,6 +34,14 @@ fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
 /// Builds the starting state: state file first, then peers (which know the present).
 pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
     let mut initial = Restored::default();
+    let labels: BTreeMap<String, EndpointIndex> = (0..config.endpoints.len())
+        .map(|i| {
+            (
+                config.endpoint_label(EndpointIndex(i as u32)),
+                EndpointIndex(i as u32),
+            )
+        })
+        .collect();
     if let Some(path) = &config.health.state_file {
         match persist::load(path) {
             Ok(Some(saved)) => {
@@ -43,7 +51,7 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
                     if endpoint.penalty > 0.0 || endpoint.suppressed {
                         // Decayed by the time the server was down; the endpoint's own
                         // check's half-life is applied by the board from here on.
-                        let half_life = half_life_of(config, label);
+                        let half_life = half_life_of(config, labels.get(label).copied());
                         let decay = (-(elapsed as f64 / 1000.0) / half_life).exp2();
                         initial.damping.insert(
                             label.clone(),
@@ -72,26 +80,16 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
         initial.states.extend(peers);
     }
     // Endpoints whose records all assume up forget what was saved.
-    let labels: BTreeMap<String, EndpointIndex> = (0..config.endpoints.len())
-        .map(|i| {
-            (
-                config.endpoint_label(EndpointIndex(i as u32)),
-                EndpointIndex(i as u32),
-            )
-        })
-        .collect();
     initial
         .states
         .retain(|label, _| labels.get(label).is_some_and(|&e| remembers(config, e)));
     initial
 }
 
-/// Half-life in seconds of the damping of the endpoint labelled `label` (the default
-/// when it has none).
-fn half_life_of(config: &Config, label: &str) -> f64 {
-    (0..config.endpoints.len())
-        .map(|i| EndpointIndex(i as u32))
-        .find(|&e| config.endpoint_label(e) == label)
+/// Half-life in seconds of an endpoint's damping (the default when it has none, or
+/// the endpoint is gone).
+fn half_life_of(config: &Config, endpoint: Option<EndpointIndex>) -> f64 {
+    endpoint
         .and_then(|e| config.endpoint_check(e)?.damping)
         .unwrap_or_default()
         .half_life

@@ -211,7 +211,7 @@ impl Service {
         }
         let config = loaded.config;
         if role == Role::Agent {
-            agent_requirements(&config)?;
+            agent_requirements(&config).map_err(ServiceError::Invalid)?;
         }
         let (vantage, _) = local_identity(&config);
         if !config.vantages.is_empty() && config.health.vantage.is_none() {
@@ -461,14 +461,7 @@ impl Service {
             config.admin.listen = self.admin_address;
         }
         if self.role == Role::Agent {
-            agent_requirements(&loaded.config).map_err(|e| match e {
-                ServiceError::Invalid(d) => d,
-                other => {
-                    let mut d = Diagnostics::default();
-                    d.error(KeyPath::root(), other.to_string());
-                    d
-                }
-            })?;
+            agent_requirements(&loaded.config)?;
         }
         let config = loaded.config;
         let (reply, done) = oneshot::channel();
@@ -500,7 +493,7 @@ fn secret_of(config: &Config, vantage: Option<crate::model::VantageIndex>) -> Op
 }
 
 /// What a probe agent cannot run without.
-fn agent_requirements(config: &Config) -> Result<(), ServiceError> {
+fn agent_requirements(config: &Config) -> Result<(), Diagnostics> {
     let (vantage, _) = local_identity(config);
     let mut problems = Diagnostics::default();
     if config.health.vantage.is_none() {
@@ -521,7 +514,7 @@ fn agent_requirements(config: &Config) -> Result<(), ServiceError> {
         );
     }
     if problems.has_errors() {
-        return Err(ServiceError::Invalid(problems));
+        return Err(problems);
     }
     Ok(())
 }
