@@ -81,7 +81,7 @@ for a in $(seq 1 "$AGENTS"); do
   ip netns exec "$NS" taskset -c 1 "$BIN" probe --config "$W/failoverd.toml" --vantage "v$a" > "$W/agent-v$a.log" 2>&1 &
   PIDS+=($!)
 done
-metrics() { in_ns curl -s --max-time 5 http://127.0.0.1:9353/metrics; }
+metrics() { in_ns curl -s --max-time 5 http://127.0.0.1:9353/metrics || true; }
 metric() { metrics | awk -v k="$1" 'index($0, k) == 1 {print $NF; exit}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 for _ in $(seq 1 600); do metric failoverd_ready | grep -q 1 && break; sleep 0.1; done

@@ -41,6 +41,9 @@ pub const EMBEDDED_ZONES: &[(&str, &str)] = &[(
 /// Current configuration format version.
 pub const VERSION: i64 = 1;
 
+/// Most vantage points a config may name (votes are counted in a 64-bit set).
+pub const MAX_VANTAGES: usize = 64;
+
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

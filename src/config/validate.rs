@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
@@ -1580,6 +1581,15 @@ impl Validator<'_> {
         agent_of: Option<&str>,
     ) -> Vec<Vantage> {
         let mut vantages = Vec::new();
+        if specs.len() > MAX_VANTAGES {
+            self.error(
+                KeyPath::root().key("vantages"),
+                format!(
+                    "{} vantage points; at most {MAX_VANTAGES} (a quorum of a few per region is enough)",
+                    specs.len()
+                ),
+            );
+        }
         for (name, spec) in specs {
             let path = KeyPath::root().key("vantages").key(name);
             let needs_secret = agent_of.is_none_or(|own| own == name);

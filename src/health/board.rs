@@ -128,6 +128,16 @@ struct RemoteVerdict {
     state: HealthState,
     reason: String,
     observed_at: Option<Duration>,
+    /// The report that last named it.
+    sequence: u64,
+}
+
+/// A remote verdict by slot: what a decision reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IndexedVerdict {
+    state: HealthState,
+    observed_at: Option<Duration>,
+    sequence: u64,
 }
 
 /// A remote vantage point's latest accepted report.
@@ -135,10 +145,15 @@ struct RemoteVerdict {
 struct RemoteView {
     received_at: Duration,
     sent_at_ms: u64,
+    /// Sequence of the last accepted report.
+    sequence: u64,
+    /// When the last delta arrived: it confirms, as of then, every verdict it does not
+    /// name (a stalled verdict is always named, with its age). None after a full report.
+    confirmed_at: Option<Duration>,
     verdicts: BTreeMap<String, RemoteVerdict>,
-    /// The same verdicts by slot index (state, observed at), so a decision reads them
-    /// without a lookup by label; rebuilt when the slots change.
-    indexed: Vec<Option<(HealthState, Option<Duration>)>>,
+    /// The same verdicts by slot index, so a decision reads them without a lookup by
+    /// label; rebuilt when the slots change.
+    indexed: Vec<Option<IndexedVerdict>>,
 }
 
 impl RemoteView {
@@ -147,8 +162,22 @@ impl RemoteView {
         self.indexed = vec![None; slots];
         for (label, verdict) in &self.verdicts {
             if let Some(&i) = index.get(label) {
-                self.indexed[i] = Some((verdict.state, verdict.observed_at));
+                self.indexed[i] = Some(IndexedVerdict {
+                    state: verdict.state,
+                    observed_at: verdict.observed_at,
+                    sequence: verdict.sequence,
+                });
             }
+        }
+    }
+
+    /// When a verdict was last known to hold: when its sender observed it, or, if the
+    /// last report (a delta) left it out as unchanged, when that report arrived.
+    fn observed_at(&self, verdict: &IndexedVerdict) -> Option<Duration> {
+        if verdict.sequence == self.sequence {
+            verdict.observed_at
+        } else {
+            verdict.observed_at.max(self.confirmed_at)
         }
     }
 }
@@ -171,6 +200,23 @@ struct Decided {
     restored: bool,
     /// Wall clock of the last change (state file).
     changed_at_ms: u64,
+}
+
+/// What the board knows of one endpoint (parallel to the slots, so a decision over
+/// many endpoints reads by index, never by label).
+#[derive(Clone, Debug, Default)]
+struct Known {
+    /// This process's probes (None: not probed here).
+    local: Option<LocalProbe>,
+    decided: Option<Decided>,
+    /// Runtime override.
+    forced: Option<HealthState>,
+    /// Flap damping of the decided state (None: no outage yet).
+    damper: Option<Damper>,
+    /// Decided state before damping (what the votes alone say).
+    raw: Option<HealthState>,
+    /// On a slow start since.
+    ramp: Option<Duration>,
 }
 
 /// What the board takes from the config per endpoint.
@@ -203,16 +249,10 @@ pub struct Board {
     rules: Rules,
     staleness: Duration,
     slots: Vec<Slot>,
+    /// Per slot.
+    known: Vec<Known>,
     index: HashMap<String, usize>,
-    local: BTreeMap<String, LocalProbe>,
     remote: BTreeMap<String, RemoteView>,
-    decided: BTreeMap<String, Decided>,
-    forced: BTreeMap<String, HealthState>,
-    dampers: BTreeMap<String, Damper>,
-    /// Decided states before damping (what the votes alone say).
-    raw: BTreeMap<String, HealthState>,
-    /// Endpoints on a slow start, since when.
-    ramps: BTreeMap<String, Duration>,
     senders: BTreeMap<String, Sender>,
     last: Option<Tally>,
     /// An input changed since the last decision.
@@ -239,41 +279,31 @@ impl Board {
             rules: rules(config),
             staleness: config.health.staleness,
             slots: Vec::new(),
+            known: Vec::new(),
             index: HashMap::new(),
-            local: BTreeMap::new(),
             remote: BTreeMap::new(),
-            decided: restored
-                .states
-                .iter()
-                .map(|(label, &state)| {
-                    let decided = Decided {
-                        state,
-                        restored: true,
-                        changed_at_ms: now_ms,
-                    };
-                    (label.clone(), decided)
-                })
-                .collect(),
-            forced: restored.forced.clone(),
-            dampers: restored
-                .damping
-                .iter()
-                .map(|(label, &(penalty, suppressed))| {
-                    (
-                        label.clone(),
-                        Damper::restored(penalty, Duration::ZERO, suppressed),
-                    )
-                })
-                .collect(),
-            raw: BTreeMap::new(),
-            ramps: BTreeMap::new(),
             senders: BTreeMap::new(),
             last: None,
             changed: true,
             ready: false,
             next_wake: None,
         };
-        board.adopt(config, 1);
+        let mut carried: HashMap<String, Known> = HashMap::new();
+        for (label, &state) in &restored.states {
+            carried.entry(label.clone()).or_default().decided = Some(Decided {
+                state,
+                restored: true,
+                changed_at_ms: now_ms,
+            });
+        }
+        for (label, &state) in &restored.forced {
+            carried.entry(label.clone()).or_default().forced = Some(state);
+        }
+        for (label, &(penalty, suppressed)) in &restored.damping {
+            carried.entry(label.clone()).or_default().damper =
+                Some(Damper::restored(penalty, Duration::ZERO, suppressed));
+        }
+        board.adopt_carrying(config, 1, carried);
         board
     }
 
@@ -282,6 +312,18 @@ impl Board {
     /// their counters and hold time, remote views, decided states, overrides); new
     /// endpoints start from nothing; removed ones are forgotten.
     pub fn adopt(&mut self, config: &Config, generation: u64) {
+        let slots = std::mem::take(&mut self.slots);
+        let known = std::mem::take(&mut self.known);
+        let carried = slots.into_iter().map(|s| s.label).zip(known).collect();
+        self.adopt_carrying(config, generation, carried);
+    }
+
+    fn adopt_carrying(
+        &mut self,
+        config: &Config,
+        generation: u64,
+        mut carried: HashMap<String, Known>,
+    ) {
         self.generation = generation;
         self.rules = rules(config);
         self.staleness = config.health.staleness;
@@ -311,41 +353,31 @@ impl Board {
                 }
             })
             .collect();
+        self.known = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let mut known = carried.remove(&slot.label).unwrap_or_default();
+                match (slot.thresholds.is_some(), &known.local) {
+                    (false, _) => known.local = None,
+                    (true, None) => {
+                        let start = known.decided.map_or(HealthState::Up, |d| d.state);
+                        known.local = Some(LocalProbe {
+                            machine: Machine::new(start),
+                            last: None,
+                        });
+                    }
+                    (true, Some(_)) => {}
+                }
+                known
+            })
+            .collect();
         self.index = self
             .slots
             .iter()
             .enumerate()
             .map(|(i, s)| (s.label.clone(), i))
             .collect();
-        let probed: BTreeSet<&str> = self
-            .slots
-            .iter()
-            .filter(|s| s.thresholds.is_some())
-            .map(|s| s.label.as_str())
-            .collect();
-        self.local
-            .retain(|label, _| probed.contains(label.as_str()));
-        for label in &probed {
-            if !self.local.contains_key(*label) {
-                let start = self
-                    .decided
-                    .get(*label)
-                    .map_or(HealthState::Up, |d| d.state);
-                self.local.insert(
-                    (*label).to_owned(),
-                    LocalProbe {
-                        machine: Machine::new(start),
-                        last: None,
-                    },
-                );
-            }
-        }
-        let known = &self.index;
-        self.decided.retain(|label, _| known.contains_key(label));
-        self.forced.retain(|label, _| known.contains_key(label));
-        self.dampers.retain(|label, _| known.contains_key(label));
-        self.raw.retain(|label, _| known.contains_key(label));
-        self.ramps.retain(|label, _| known.contains_key(label));
         let vantages = &self.vantages;
         self.remote.retain(|name, _| vantages.contains_key(name));
         for view in self.remote.values_mut() {
@@ -388,7 +420,8 @@ impl Board {
         let Some(slot) = self.slots.get(observation.endpoint.0 as usize) else {
             return LocalChange::Ignored;
         };
-        let (Some(thresholds), Some(probe)) = (slot.thresholds, self.local.get_mut(&slot.label))
+        let i = observation.endpoint.0 as usize;
+        let (Some(thresholds), Some(probe)) = (slot.thresholds, self.known[i].local.as_mut())
         else {
             return LocalChange::Ignored;
         };
@@ -424,7 +457,8 @@ impl Board {
         let Some(slot) = self.slots.get(endpoint.0 as usize) else {
             return Pace::Normal;
         };
-        match (slot.thresholds, self.local.get(&slot.label)) {
+        let probe = self.known[endpoint.0 as usize].local.as_ref();
+        match (slot.thresholds, probe) {
             (Some(thresholds), Some(probe)) => probe.machine.pace(&thresholds),
             _ => Pace::Normal,
         }
@@ -463,12 +497,14 @@ impl Board {
         if report.vantage == self.local_name {
             return Ok(false); // our own verdicts come straight from our probers
         }
+        let sequence = report.sequence;
         let verdict = |v: Verdict| {
             let observed_at = now.checked_sub(Duration::from_millis(v.age_ms));
             let verdict = RemoteVerdict {
                 state: v.state,
                 reason: v.reason,
                 observed_at,
+                sequence,
             };
             (v.endpoint, verdict)
         };
@@ -480,23 +516,23 @@ impl Board {
         let changed = match (report.base, self.remote.get_mut(&report.vantage)) {
             (Some(_), Some(view)) => {
                 // A delta: what it does not name is unchanged and confirmed now.
-                for old in view.verdicts.values_mut() {
-                    old.observed_at = Some(now);
-                }
-                for (_, observed_at) in view.indexed.iter_mut().flatten() {
-                    *observed_at = Some(now);
-                }
                 let mut changed = was_stale;
                 for (label, new) in report.verdicts.into_iter().map(verdict) {
                     let old = view.verdicts.get(&label);
                     changed |= old.is_none_or(|o| o.state != new.state || o.reason != new.reason);
                     if let Some(&i) = self.index.get(&label) {
-                        view.indexed[i] = Some((new.state, new.observed_at));
+                        view.indexed[i] = Some(IndexedVerdict {
+                            state: new.state,
+                            observed_at: new.observed_at,
+                            sequence,
+                        });
                     }
                     view.verdicts.insert(label, new);
                 }
                 view.received_at = now;
                 view.sent_at_ms = report.sent_at_ms;
+                view.sequence = sequence;
+                view.confirmed_at = Some(now);
                 changed
             }
             (Some(_), None) => return Err(ReportError::Resync),
@@ -513,6 +549,8 @@ impl Board {
                 let mut view = RemoteView {
                     received_at: now,
                     sent_at_ms: report.sent_at_ms,
+                    sequence,
+                    confirmed_at: None,
                     verdicts,
                     indexed: Vec::new(),
                 };
@@ -542,13 +580,11 @@ impl Board {
         label: &str,
         state: Option<HealthState>,
     ) -> Result<(), UnknownEndpoint> {
-        if !self.index.contains_key(label) {
-            return Err(UnknownEndpoint(label.to_owned()));
-        }
-        match state {
-            Some(state) => self.forced.insert(label.to_owned(), state),
-            None => self.forced.remove(label),
-        };
+        let &i = self
+            .index
+            .get(label)
+            .ok_or_else(|| UnknownEndpoint(label.to_owned()))?;
+        self.known[i].forced = state;
         self.changed = true;
         Ok(())
     }
@@ -557,46 +593,46 @@ impl Board {
     pub fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
         let (ballots, mut wake) = self.ballots(now);
         let decided: Vec<Option<HealthState>> = self
-            .slots
+            .known
             .iter()
-            .map(|s| self.decided.get(&s.label).map(|d| d.state))
+            .map(|k| k.decided.map(|d| d.state))
             .collect();
         // The votes decide the undamped state; where they do not, it stays.
         let raw_before: Vec<Option<HealthState>> = self
-            .slots
+            .known
             .iter()
             .zip(&decided)
-            .map(|(s, d)| self.raw.get(&s.label).copied().or(*d))
+            .map(|(k, d)| k.raw.or(*d))
             .collect();
         let mut tally = quorum::tally(&ballots, &raw_before, self.slots.len(), &self.rules);
         // With nothing to probe there is nothing to hear: never "isolated".
         tally.isolated &= self.slots.iter().any(|s| s.thresholds.is_some());
-        for (i, (slot, state)) in self.slots.iter().zip(&tally.states).enumerate() {
-            if let Some(state) = state {
-                if raw_before[i] != Some(*state) || !self.raw.contains_key(&slot.label) {
-                    self.raw.insert(slot.label.clone(), *state);
-                }
+        for (known, state) in self.known.iter_mut().zip(&tally.states) {
+            if state.is_some() {
+                known.raw = *state;
             }
         }
         self.damp(&raw_before, &decided, &mut tally.states, now);
         self.ramp(&decided, &tally.states, now);
-        for (i, slot) in self.slots.iter().enumerate() {
-            let voted = !tally.votes[i].up.is_empty() || !tally.votes[i].down.is_empty();
-            match (tally.states[i], self.decided.get_mut(&slot.label)) {
+        for (known, (state, votes)) in self
+            .known
+            .iter_mut()
+            .zip(tally.states.iter().zip(&tally.votes))
+        {
+            match (state, known.decided.as_mut()) {
                 (Some(state), Some(decided)) => {
-                    if decided.state != state {
-                        decided.state = state;
+                    if decided.state != *state {
+                        decided.state = *state;
                         decided.changed_at_ms = now_ms;
                     }
-                    decided.restored &= !voted;
+                    decided.restored &= !votes.any();
                 }
                 (Some(state), None) => {
-                    let decided = Decided {
-                        state,
+                    known.decided = Some(Decided {
+                        state: *state,
                         restored: false,
                         changed_at_ms: now_ms,
-                    };
-                    self.decided.insert(slot.label.clone(), decided);
+                    });
                 }
                 (None, _) => {}
             }
@@ -604,13 +640,9 @@ impl Board {
         let health = HealthSnapshot::from_health(
             self.slots
                 .iter()
-                .map(|slot| {
-                    let forced = self
-                        .forced
-                        .get(&slot.label)
-                        .copied()
-                        .or(slot.forced_in_config);
-                    match (forced, self.decided.get(&slot.label)) {
+                .zip(&self.known)
+                .map(|(slot, known)| {
+                    match (known.forced.or(slot.forced_in_config), known.decided) {
                         (Some(state), _) => EndpointHealth {
                             state,
                             source: HealthSource::Forced,
@@ -634,16 +666,17 @@ impl Board {
         let ramp = self
             .slots
             .iter()
-            .map(|slot| {
-                let since = self.ramps.get(&slot.label)?;
-                Some(ramp_share(now.saturating_sub(*since), slot.slow_start).0)
+            .zip(&self.known)
+            .map(|(slot, known)| {
+                let since = known.ramp?;
+                Some(ramp_share(now.saturating_sub(since), slot.slow_start).0)
             })
             .collect();
         let health = health.with_ramp(ramp);
         let doubt = (0..self.slots.len())
             .map(|i| {
-                let forced = self.forced.contains_key(&self.slots[i].label)
-                    || self.slots[i].forced_in_config.is_some();
+                let forced =
+                    self.known[i].forced.is_some() || self.slots[i].forced_in_config.is_some();
                 let soonest = if forced {
                     None
                 } else {
@@ -671,22 +704,19 @@ impl Board {
         states: &[Option<HealthState>],
         now: Duration,
     ) {
-        for (i, slot) in self.slots.iter().enumerate() {
+        for (i, (slot, known)) in self.slots.iter().zip(&mut self.known).enumerate() {
             if slot.slow_start.is_zero() || states[i] != Some(HealthState::Up) {
-                if !self.ramps.is_empty() {
-                    self.ramps.remove(&slot.label);
-                }
+                known.ramp = None;
                 continue;
             }
             if decided[i] == Some(HealthState::Down) {
-                self.ramps.insert(slot.label.clone(), now);
+                known.ramp = Some(now);
             }
-            if self
-                .ramps
-                .get(&slot.label)
-                .is_some_and(|since| now.saturating_sub(*since) >= slot.slow_start)
+            if known
+                .ramp
+                .is_some_and(|since| now.saturating_sub(since) >= slot.slow_start)
             {
-                self.ramps.remove(&slot.label);
+                known.ramp = None;
             }
         }
     }
@@ -696,10 +726,11 @@ impl Board {
     /// a damping suppression that may end.
     fn doubt(&self, i: usize, tally: &Tally, now: Duration) -> Option<Duration> {
         let slot = &self.slots[i];
+        let known = &self.known[i];
         let thresholds = slot.thresholds?;
         let mut soonest: Option<Duration> = None;
         let mut consider = |d: Duration| soonest = Some(soonest.map_or(d, |s| s.min(d)));
-        if let Some(probe) = self.local.get(&slot.label) {
+        if let Some(probe) = &known.local {
             if let Some(probes) = probe.machine.probes_to_change(&thresholds) {
                 consider(slot.fast_interval * probes);
             }
@@ -707,19 +738,14 @@ impl Board {
                 consider(until.saturating_sub(now));
             }
         }
-        let votes = &tally.votes[i];
-        if !votes.up.is_empty() && !votes.down.is_empty() {
+        if tally.votes[i].split() {
             consider(slot.fast_interval); // one more vantage point may tip it
         }
-        if let Some(since) = self
-            .ramps
-            .get(&slot.label)
-            .filter(|_| !slot.slow_start.is_zero())
-        {
-            let (_, next_step) = ramp_share(now.saturating_sub(*since), slot.slow_start);
+        if let Some(since) = known.ramp.filter(|_| !slot.slow_start.is_zero()) {
+            let (_, next_step) = ramp_share(now.saturating_sub(since), slot.slow_start);
             consider(next_step); // the next slow-start step changes the answers
         }
-        if let (Some(rules), Some(damper)) = (&slot.damping, self.dampers.get(&slot.label)) {
+        if let (Some(rules), Some(damper)) = (&slot.damping, &known.damper) {
             if let Some(until) = damper.suppressed_until(rules) {
                 consider(until.saturating_sub(now));
             }
@@ -736,19 +762,14 @@ impl Board {
         states: &mut [Option<HealthState>],
         now: Duration,
     ) {
-        for (i, slot) in self.slots.iter().enumerate() {
+        for (i, (slot, known)) in self.slots.iter().zip(&mut self.known).enumerate() {
             let Some(rules) = &slot.damping else {
                 continue;
             };
-            if !self.dampers.contains_key(&slot.label) {
-                if states[i] != Some(HealthState::Down) {
-                    continue; // no outage yet: nothing to damp
-                }
-                self.dampers.insert(slot.label.clone(), Damper::default());
+            if known.damper.is_none() && states[i] != Some(HealthState::Down) {
+                continue; // no outage yet: nothing to damp
             }
-            let Some(damper) = self.dampers.get_mut(&slot.label) else {
-                continue;
-            };
+            let damper = known.damper.get_or_insert_with(Damper::default);
             if raw_before[i] != Some(HealthState::Down) && states[i] == Some(HealthState::Down) {
                 damper.on_down(now, rules); // an outage, even while suppressed
             }
@@ -767,7 +788,7 @@ impl Board {
     pub fn damping(&self, endpoint: EndpointIndex, now: Duration) -> Option<DampingState> {
         let slot = self.slots.get(endpoint.0 as usize)?;
         let rules = slot.damping.as_ref()?;
-        let damper = self.dampers.get(&slot.label)?;
+        let damper = self.known[endpoint.0 as usize].damper.as_ref()?;
         Some(DampingState {
             penalty: damper.penalty(now, rules),
             suppressed_until: damper.suppressed_until(rules),
@@ -795,8 +816,9 @@ impl Board {
             let verdicts: Vec<Option<HealthState>> = self
                 .slots
                 .iter()
-                .map(|slot| {
-                    let probe = self.local.get(&slot.label)?;
+                .zip(&self.known)
+                .map(|(slot, known)| {
+                    let probe = known.local.as_ref()?;
                     let (_, at) = probe.last.as_ref()?;
                     fresh(slot, *at).then(|| probe.machine.state())
                 })
@@ -822,8 +844,9 @@ impl Board {
                 .iter()
                 .zip(&view.indexed)
                 .map(|(slot, verdict)| {
-                    let (state, observed_at) = (*verdict)?;
-                    (slot.thresholds.is_some() && fresh(slot, observed_at?)).then_some(state)
+                    let verdict = verdict.as_ref()?;
+                    let observed_at = view.observed_at(verdict)?;
+                    (slot.thresholds.is_some() && fresh(slot, observed_at)).then_some(verdict.state)
                 })
                 .collect();
             // A vantage point whose every verdict is stale (its prober stalled) is
@@ -876,11 +899,9 @@ impl Board {
     fn compute_ready(&self) -> bool {
         self.slots
             .iter()
-            .filter(|s| s.thresholds.is_some())
-            .all(|s| {
-                self.decided.contains_key(&s.label)
-                    || self.local.get(&s.label).is_some_and(|p| p.last.is_some())
-            })
+            .zip(&self.known)
+            .filter(|(s, _)| s.thresholds.is_some())
+            .all(|(_, k)| k.decided.is_some() || k.local.as_ref().is_some_and(|p| p.last.is_some()))
     }
 
     /// This process's verdicts for its reports, with their age at `now`, each with the
@@ -888,8 +909,9 @@ impl Board {
     pub fn local_verdicts(&self, now: Duration) -> Vec<(Verdict, Duration)> {
         self.slots
             .iter()
-            .filter_map(|slot| {
-                let probe = self.local.get(&slot.label)?;
+            .zip(&self.known)
+            .filter_map(|(slot, known)| {
+                let probe = known.local.as_ref()?;
                 let (outcome, at) = probe.last.as_ref()?;
                 let verdict = Verdict {
                     endpoint: slot.label.clone(),
@@ -904,8 +926,7 @@ impl Board {
 
     /// This process's verdict and last probe of an endpoint.
     pub fn local_probe(&self, endpoint: EndpointIndex) -> Option<(HealthState, &ProbeOutcome)> {
-        let slot = self.slots.get(endpoint.0 as usize)?;
-        let probe = self.local.get(&slot.label)?;
+        let probe = self.known.get(endpoint.0 as usize)?.local.as_ref()?;
         let (outcome, _) = probe.last.as_ref()?;
         Some((probe.machine.state(), outcome))
     }
@@ -942,32 +963,30 @@ impl Board {
 
     /// Decided states for the state file, with their damping as of `now`.
     pub fn decided_states(&self, now: Duration) -> BTreeMap<String, DecidedRecord> {
-        let rules: HashMap<&str, DampingRules> = self
-            .slots
+        self.slots
             .iter()
-            .filter_map(|s| Some((s.label.as_str(), s.damping?)))
-            .collect();
-        self.decided
-            .iter()
-            .map(|(label, d)| {
-                let damper = self.dampers.get(label).copied().unwrap_or_default();
-                let penalty = rules
-                    .get(label.as_str())
-                    .map_or(0.0, |r| damper.penalty(now, r));
+            .zip(&self.known)
+            .filter_map(|(slot, known)| {
+                let decided = known.decided?;
+                let damper = known.damper.unwrap_or_default();
                 let record = DecidedRecord {
-                    state: d.state,
-                    changed_at_ms: d.changed_at_ms,
-                    penalty,
+                    state: decided.state,
+                    changed_at_ms: decided.changed_at_ms,
+                    penalty: slot.damping.map_or(0.0, |r| damper.penalty(now, &r)),
                     suppressed: damper.is_suppressed(),
                 };
-                (label.clone(), record)
+                Some((slot.label.clone(), record))
             })
             .collect()
     }
 
     /// Runtime overrides by label.
-    pub fn forced(&self) -> &BTreeMap<String, HealthState> {
-        &self.forced
+    pub fn forced(&self) -> BTreeMap<String, HealthState> {
+        self.slots
+            .iter()
+            .zip(&self.known)
+            .filter_map(|(slot, known)| Some((slot.label.clone(), known.forced?)))
+            .collect()
     }
 }
 

@@ -16,8 +16,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-
 use crate::config::IsolationMode;
 use crate::model::{HealthState, RegionIndex};
 
@@ -55,13 +53,27 @@ pub struct Ballot {
     pub verdicts: Vec<Option<HealthState>>,
 }
 
-/// How the vantage points voted on one endpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// How the vantage points voted on one endpoint: bit `i` stands for
+/// [`Tally::voters`]`[i]` (at most [`crate::config::MAX_VANTAGES`] voters, so a
+/// decision over many endpoints allocates nothing per endpoint).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Votes {
-    /// Vantage points that see it up.
-    pub up: Vec<String>,
-    /// Vantage points that see it down.
-    pub down: Vec<String>,
+    /// Voters that see it up.
+    pub up: u64,
+    /// Voters that see it down.
+    pub down: u64,
+}
+
+impl Votes {
+    /// Whether anybody voted.
+    pub fn any(&self) -> bool {
+        self.up | self.down != 0
+    }
+
+    /// Whether voters disagree.
+    pub fn split(&self) -> bool {
+        self.up != 0 && self.down != 0
+    }
 }
 
 /// The outcome of a quorum round.
@@ -71,6 +83,8 @@ pub struct Tally {
     pub states: Vec<Option<HealthState>>,
     /// Votes per endpoint (ignored voters left out).
     pub votes: Vec<Votes>,
+    /// The voters the bits of [`Votes`] stand for.
+    pub voters: Vec<String>,
     /// Vantage points whose ballots were fresh.
     pub fresh: BTreeSet<String>,
     /// Vantage points whose votes were ignored as partitioned.
@@ -93,6 +107,7 @@ pub fn tally(
     let voters: Vec<&Ballot> = ballots
         .iter()
         .filter(|b| !partitioned.contains(&b.name))
+        .take(64) // the config names at most MAX_VANTAGES (64)
         .collect();
     let needed = rules.needed();
     let isolated = (voters.len() as u32) < needed;
@@ -109,29 +124,27 @@ pub fn tally(
             ))
         }
     };
+    let regions: Vec<Option<RegionIndex>> = voters.iter().map(|b| b.region).collect();
     let mut states = Vec::with_capacity(endpoints);
     let mut all_votes = Vec::with_capacity(endpoints);
     for endpoint in 0..endpoints {
         let mut votes = Votes::default();
-        let mut down_regions: BTreeSet<Option<RegionIndex>> = BTreeSet::new();
-        for ballot in &voters {
+        for (bit, ballot) in voters.iter().enumerate() {
             match ballot.verdicts.get(endpoint).copied().flatten() {
-                Some(HealthState::Up) => votes.up.push(ballot.name.clone()),
-                Some(HealthState::Down) => {
-                    votes.down.push(ballot.name.clone());
-                    down_regions.insert(ballot.region);
-                }
+                Some(HealthState::Up) => votes.up |= 1 << bit,
+                Some(HealthState::Down) => votes.down |= 1 << bit,
                 None => {}
             }
         }
         let before = previous.get(endpoint).copied().flatten();
         let state = match rule {
-            Some((needed, regions))
-                if votes.down.len() as u32 >= needed && down_regions.len() as u32 >= regions =>
+            Some((needed, min_regions))
+                if votes.down.count_ones() >= needed
+                    && distinct_regions(votes.down, &regions) >= min_regions =>
             {
                 Some(HealthState::Down)
             }
-            Some((needed, _)) if votes.up.len() as u32 >= needed => Some(HealthState::Up),
+            Some((needed, _)) if votes.up.count_ones() >= needed => Some(HealthState::Up),
             _ => before,
         };
         states.push(state);
@@ -140,10 +153,47 @@ pub fn tally(
     Tally {
         states,
         votes: all_votes,
+        voters: voters.iter().map(|b| b.name.clone()).collect(),
         fresh: ballots.iter().map(|b| b.name.clone()).collect(),
         partitioned,
         needed,
         isolated,
+    }
+}
+
+/// How many distinct regions the voters in `set` come from.
+fn distinct_regions(set: u64, regions: &[Option<RegionIndex>]) -> u32 {
+    let bits = |mut rest: u64| {
+        std::iter::from_fn(move || {
+            let bit = (rest != 0).then(|| rest.trailing_zeros() as usize)?;
+            rest &= rest - 1;
+            Some(bit)
+        })
+    };
+    // A voter counts if no voter before it in `set` shares its region.
+    bits(set)
+        .filter(|&bit| {
+            let earlier = set & ((1u64 << bit) - 1);
+            bits(earlier).all(|other| regions[other] != regions[bit])
+        })
+        .count() as u32
+}
+
+impl Tally {
+    /// Names of the voters in `set`.
+    pub fn names(&self, set: u64) -> impl Iterator<Item = &str> + '_ {
+        (0..self.voters.len())
+            .filter(move |bit| set & (1 << bit) != 0)
+            .map(|bit| self.voters[bit].as_str())
+    }
+
+    /// Summary of the votes on endpoint `i` for logs: `{"fra-1": "down", ...}`.
+    pub fn describe_votes(&self, i: usize) -> BTreeMap<String, &'static str> {
+        let votes = self.votes.get(i).copied().unwrap_or_default();
+        self.names(votes.up)
+            .map(|v| (v.to_owned(), "up"))
+            .chain(self.names(votes.down).map(|v| (v.to_owned(), "down")))
+            .collect()
     }
 }
 
@@ -181,16 +231,6 @@ fn partitioned(ballots: &[Ballot]) -> BTreeSet<String> {
     out
 }
 
-/// Summary of the votes for logs: `{"fra-1": "down", ...}`.
-pub fn describe_votes(votes: &Votes) -> BTreeMap<String, &'static str> {
-    votes
-        .up
-        .iter()
-        .map(|v| (v.clone(), "up"))
-        .chain(votes.down.iter().map(|v| (v.clone(), "down")))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +264,7 @@ mod tests {
         ];
         let t = tally(&ballots, &[UP, UP], 2, &rules(3, Some(2), 1));
         assert_eq!(t.states, [DOWN, UP]);
-        assert_eq!(t.votes[0].down, ["a", "b"]);
+        assert_eq!(t.names(t.votes[0].down).collect::<Vec<_>>(), ["a", "b"]);
         assert!(!t.isolated);
     }
 

@@ -30,7 +30,7 @@ use crate::config::{Config, IsolationMode};
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
 use crate::health::persist::{self, STATE_VERSION, SavedEndpoint, SavedState};
-use crate::health::quorum::{self, Tally};
+use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
 use crate::model::{EndpointIndex, HealthState};
@@ -126,10 +126,45 @@ pub(crate) struct Plane {
     suppressed: BTreeSet<String>,
     /// When the oldest input not yet reflected in the published answers arrived.
     pending_since: Option<Instant>,
-    /// When status was last rebuilt, and what that took.
-    status_built: Instant,
-    status_cost: Duration,
+    /// Status rebuilds, spaced out when large.
+    status_spacing: Spacing,
+    /// A decision changed what the state file keeps; saves are spaced out when large.
+    save_pending: bool,
+    save_spacing: Spacing,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
+}
+
+/// Spaces out a job whose cost grows with the config (status, the state file): it
+/// runs at once while cheap (under 1 ms), otherwise no sooner than `factor` times its
+/// last cost after its last run (at most `longest`), so it never takes more than
+/// 1/`factor` of a core.
+#[derive(Clone, Copy, Debug)]
+struct Spacing {
+    factor: u32,
+    longest: Duration,
+    last: Instant,
+    cost: Duration,
+}
+
+impl Spacing {
+    fn new(factor: u32, longest: Duration) -> Self {
+        Self {
+            factor,
+            longest,
+            last: Instant::now(),
+            cost: Duration::ZERO,
+        }
+    }
+
+    fn due(&self) -> bool {
+        let spacing = (self.cost * self.factor).clamp(TICK, self.longest);
+        self.cost < Duration::from_millis(1) || self.last.elapsed() >= spacing
+    }
+
+    fn ran(&mut self, started: Instant) {
+        self.cost = started.elapsed();
+        self.last = Instant::now();
+    }
 }
 
 /// What the service keeps to talk to the plane.
@@ -209,8 +244,11 @@ impl Plane {
             last_reload: None,
             suppressed: BTreeSet::new(),
             pending_since: None,
-            status_built: Instant::now(),
-            status_cost: Duration::ZERO,
+            // Status is for people (2 % of a core at most); the state file for a
+            // restart (5 %, so a change is on disk within 2 s).
+            status_spacing: Spacing::new(50, Duration::from_secs(5)),
+            save_pending: false,
+            save_spacing: Spacing::new(20, Duration::from_secs(2)),
             saver,
         };
         plane.start_probes(&shutdown);
@@ -286,6 +324,9 @@ impl Plane {
         }
         if let Some((token, _)) = self.probes.take() {
             token.cancel();
+        }
+        if self.save_pending {
+            self.save_now();
         }
     }
 
@@ -515,19 +556,20 @@ impl Plane {
                 tracing::info!("first health decision made; ready");
             }
         }
-        // Status is rebuilt on change, but a large one (many endpoints) at most every
-        // 20 times its build time, so it never costs more than 5 % of a core.
-        let spacing = (self.status_cost * 20).clamp(TICK, Duration::from_secs(2));
-        let cheap = self.status_cost < Duration::from_millis(1);
-        if self.dirty && (cheap || self.status_built.elapsed() >= spacing) {
+        if self.dirty && self.status_spacing.due() {
             if let Some(tally) = self.board.last_tally().cloned() {
                 let started = Instant::now();
                 self.status
                     .send_replace(Arc::new(self.build_status(&tally)));
-                self.status_cost = started.elapsed();
-                self.status_built = Instant::now();
+                self.status_spacing.ran(started);
             }
             self.dirty = false;
+        }
+        if self.save_pending && self.save_spacing.due() {
+            let started = Instant::now();
+            self.save_state();
+            self.save_spacing.ran(started);
+            self.save_pending = false;
         }
     }
 
@@ -558,7 +600,7 @@ impl Plane {
         {
             if old.state != new.state {
                 self.metrics.health_changes.fetch_add(1, Ordering::Relaxed);
-                let votes = quorum::describe_votes(&tally.votes[i]);
+                let votes = tally.describe_votes(i);
                 let reason = self
                     .board
                     .local_probe(EndpointIndex(i as u32))
@@ -584,7 +626,7 @@ impl Plane {
             self.metrics.decision_latency.record(since.elapsed());
         }
         self.published = health;
-        self.save_state();
+        self.save_pending = true;
     }
 
     /// Logs endpoints whose way back flap damping starts or stops withholding.
@@ -628,7 +670,7 @@ impl Plane {
         }
         self.suppressed = suppressed;
         self.dirty = true;
-        self.save_state();
+        self.save_pending = true;
     }
 
     /// `old`: the last decision's fresh and partitioned vantage points and isolation.
@@ -684,9 +726,22 @@ impl Plane {
     }
 
     fn save_state(&self) {
-        let Some(path) = self.config.health.state_file.clone() else {
-            return;
-        };
+        if let Some((path, state)) = self.saved_state() {
+            self.saver.send_replace(Some((path, Arc::new(state))));
+        }
+    }
+
+    /// Writes the state file at once (at shutdown, when the saver may be gone).
+    fn save_now(&self) {
+        if let Some((path, state)) = self.saved_state() {
+            if let Err(error) = persist::save(&path, &state) {
+                tracing::error!(%error, "cannot save the health state file");
+            }
+        }
+    }
+
+    fn saved_state(&self) -> Option<(PathBuf, SavedState)> {
+        let path = self.config.health.state_file.clone()?;
         let state = SavedState {
             version: STATE_VERSION,
             saved_at_ms: unix_ms(),
@@ -704,9 +759,9 @@ impl Plane {
                     (label, saved)
                 })
                 .collect(),
-            forced: self.board.forced().clone(),
+            forced: self.board.forced(),
         };
-        self.saver.send_replace(Some((path, Arc::new(state))));
+        Some((path, state))
     }
 
     fn build_status(&self, tally: &Tally) -> Status {
@@ -724,15 +779,10 @@ impl Plane {
                         source: HealthSource::Assumed,
                     });
                 let mut votes: BTreeMap<String, String> = tally
-                    .votes
-                    .get(i)
-                    .map(|v| {
-                        quorum::describe_votes(v)
-                            .into_iter()
-                            .map(|(k, s)| (k, s.to_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                    .describe_votes(i)
+                    .into_iter()
+                    .map(|(k, s)| (k, s.to_owned()))
+                    .collect();
                 for (name, state, reason) in self.board.remote_verdicts(index) {
                     let vote = votes
                         .entry(name.to_owned())
@@ -888,9 +938,13 @@ fn millis(duration: Duration) -> f64 {
 
 /// Logs every pool and record whose answer changed between two snapshots.
 fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
+    // Unchanged records share their answers with the old snapshot: skip them.
+    let rebuilt: Vec<usize> = (0..before.dynamic.len().min(after.dynamic.len()))
+        .filter(|&r| !Arc::ptr_eq(&before.dynamic[r], &after.dynamic[r]))
+        .collect();
     let pool_states = |snapshot: &Snapshot| {
         let mut states = BTreeMap::new();
-        for answer in &snapshot.dynamic {
+        for answer in rebuilt.iter().map(|&r| &snapshot.dynamic[r]) {
             for set in &answer.sets {
                 for v in &set.decision.pools {
                     states.entry(v.pool).or_insert((v.up, v.usable));
@@ -927,7 +981,10 @@ fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
             }
         }
     }
-    for (old, new) in before.dynamic.iter().zip(&after.dynamic) {
+    for (old, new) in rebuilt
+        .iter()
+        .map(|&r| (&before.dynamic[r], &after.dynamic[r]))
+    {
         let record = &config.records[new.record.0 as usize];
         for (s, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
             let answers = |set: &crate::dns::snapshot::VariantSet| -> Vec<String> {
@@ -937,7 +994,13 @@ fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
                     .map(|c| config.endpoint(c.endpoint).target.to_string())
                     .collect()
             };
-            if a.decision.outcome != b.decision.outcome || answers(a) != answers(b) {
+            let same_candidates = a.decision.candidates.len() == b.decision.candidates.len()
+                && a.decision
+                    .candidates
+                    .iter()
+                    .zip(&b.decision.candidates)
+                    .all(|(x, y)| x.endpoint == y.endpoint);
+            if a.decision.outcome != b.decision.outcome || !same_candidates {
                 tracing::info!(
                     target: "failoverd::event",
                     event = "record",

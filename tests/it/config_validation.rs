@@ -239,3 +239,12 @@ fn damping_and_isolation_are_checked() {
     let d = errors("[checks.c]\ntype = \"tcp\"\nport = 80\ndamping = { half_lfe = \"5s\" }\n");
     assert!(d.to_string().contains("half_lfe"), "{d}");
 }
+
+#[test]
+fn at_most_64_vantage_points() {
+    let vantages: String = (0..65)
+        .map(|i| format!("[vantages.v{i}]\nsecret = \"a-secret-of-vantage-{i:02}-0123456\"\n"))
+        .collect();
+    let d = errors(&format!("{}\n{vantages}", record("app.example.test", "A", "")));
+    assert_error(&d, "vantages", "65 vantage points; at most 64");
+}
