@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use failoverd::config::ConfigSource;
 use failoverd::service::{self, Service};
 
+mod ctl;
 mod route53_cli;
 
 #[derive(Parser)]
@@ -80,6 +81,8 @@ enum Command {
     },
     /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
     Route53(route53_cli::Route53Args),
+    /// Operate the servers: status, drain, force, failover, release, overrides.
+    Ctl(ctl::CtlArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
             check_config(&path, deny_warnings, reader)
         }
         Command::Route53(args) => route53_cli::run(args),
+        Command::Ctl(args) => ctl::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::health::HealthSource;
+use crate::health::overrides::{Action, Entry, Target};
 use crate::model::HealthState;
 
 /// `GET /status`: what is answered, and why.
@@ -30,6 +31,9 @@ pub struct Status {
     /// The last configuration reload, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reload: Option<ReloadStatus>,
+    /// Operator overrides in force.
+    #[serde(default)]
+    pub overrides: Vec<Entry>,
 }
 
 /// Whether a server hears enough vantage points to decide.
@@ -79,6 +83,10 @@ pub struct EndpointStatus {
     /// Flap damping of the decided state, once the endpoint has had an outage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damping: Option<DampingStatus>,
+    /// Drained by an operator at run time (left out of answers while others can be
+    /// answered).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained: bool,
 }
 
 /// Flap damping of one endpoint.
@@ -197,9 +205,71 @@ pub struct PeerState {
     pub endpoints: BTreeMap<String, HealthState>,
 }
 
-/// `PUT /v1/endpoints/{pool}/{name}/force` body.
+/// `PUT /v1/endpoints/{pool}/{name}/force` body (the older form of an override).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ForceRequest {
-    /// `up`, `down`, or null to clear the override.
+    /// `up`, `down`, or null to release the override; required.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub state: Option<HealthState>,
+    /// Why (optional here).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/overrides` body: make an override on this server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// What it applies to: `{"endpoint": "pool/name"}`, `{"pool": "name"}` or
+    /// `{"record": {"name": "www.example.com.", "type": "A"}}`.
+    pub target: Target,
+    /// `"drain"`, `"force_up"`, `"force_down"` or `{"failover": "pool"}`.
+    pub action: Action,
+    /// Why (required, non-empty).
+    pub reason: String,
+    /// Who, besides the token's name (e.g. the user running `ctl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// How long it lasts (`30m`, `2h`; absent: until released).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<String>,
+}
+
+/// `POST /v1/overrides/release` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// What to release.
+    pub target: Target,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who, besides the token's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/overrides/sync` body and answer: a server's every override and release,
+/// signed by its vantage secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSync {
+    /// The sending server's vantage name.
+    pub vantage: String,
+    /// Its clock at sending (Unix ms): a copy far from now is refused.
+    pub sent_at_ms: u64,
+    /// Its entries.
+    pub entries: Vec<Entry>,
+}
+
+/// `GET /v1/overrides`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OverridesView {
+    /// This server's vantage name.
+    pub server: String,
+    /// Overrides in force.
+    pub active: Vec<Entry>,
+    /// Releases and expired overrides still remembered.
+    pub ended: Vec<Entry>,
 }

@@ -1,34 +1,64 @@
 //! The admin HTTP API: reports from vantage points, status ("why is this the
 //! answer?"), metrics, liveness and readiness, operator overrides.
 //!
-//! | method | path | |
+//! | method | path | who |
 //! |---|---|---|
-//! | POST | `/v1/reports` | a signed report from a vantage point |
-//! | GET | `/v1/state` | decided states, signed (peers starting cold ask this) |
-//! | GET | `/v1/health` | decided state per endpoint |
-//! | PUT | `/v1/endpoints/{pool}/{name}/force` | override an endpoint (loopback clients only) |
-//! | GET | `/status` | endpoints, votes, pools, records and their answers |
-//! | GET | `/metrics` | Prometheus text |
-//! | GET | `/healthz`, `/readyz` | liveness, readiness |
+//! | POST | `/v1/reports` | a vantage point (signed report) |
+//! | GET | `/v1/state` | a peer starting cold (signed answer) |
+//! | POST | `/v1/overrides/sync` | a peer server (signed both ways) |
+//! | GET | `/v1/health` | read |
+//! | GET | `/v1/status`, `/status` | read (public if `status` is) |
+//! | GET | `/v1/overrides` | read |
+//! | POST | `/v1/overrides` | operate: make an override |
+//! | POST | `/v1/overrides/release` | operate: release one |
+//! | PUT | `/v1/endpoints/{pool}/{name}/force` | operate: the older form of force / release |
+//! | GET | `/metrics` | read (public if `metrics` is) |
+//! | GET | `/healthz`, `/readyz` | public by default |
+//!
+//! Who may call what is in [`auth`]; request bodies are strict ([`body`]).
 
 pub mod api;
+pub mod auth;
+pub mod body;
+mod listen;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use tokio_util::sync::CancellationToken;
 
-use self::api::{ForceRequest, HealthView, Status};
+pub use self::listen::{AdminError, Peer, bind, tls_acceptor};
+
+use self::api::{ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status};
+use self::auth::{Operator, Reader, SharedAccess, public};
+use self::body::Strict;
+use crate::health::overrides::{Action, Change, Entry, OverrideError, Target};
 use crate::health::report::{
     CHALLENGE_HEADER, ERROR_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER,
 };
 use crate::model::HealthState;
+
+/// Why a peer's override sync is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// Unknown sender, no secret, or a bad signature.
+    #[error("not signed by a configured vantage point")]
+    Unauthenticated,
+    /// Not an override sync.
+    #[error("malformed override sync")]
+    Malformed,
+    /// Sent too long ago (or from a clock far off).
+    #[error("sent at a time too far from this server's clock")]
+    Stale,
+    /// The sender is this server.
+    #[error("this is the sender itself")]
+    Myself,
+}
 
 /// What the admin API needs from the running service.
 #[async_trait::async_trait]
@@ -40,8 +70,18 @@ pub trait AdminBackend: Send + Sync + 'static {
         vantage: Option<String>,
         signature: Option<String>,
     ) -> (Result<(), ReportError>, String);
-    /// Sets or clears an operator override of `pool/name`.
-    async fn force(&self, endpoint: String, state: Option<HealthState>) -> Result<(), String>;
+    /// Makes an operator's override or release on this server.
+    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError>;
+    /// Takes a peer's signed overrides; answers with this server's, signed (body,
+    /// signature).
+    async fn sync_overrides(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Option<String>), SyncError>;
+    /// Every override and release this server knows.
+    fn overrides(&self) -> OverridesView;
     /// Current status.
     fn status(&self) -> Arc<Status>;
     /// Decided state per endpoint.
@@ -55,60 +95,42 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn ready(&self) -> bool;
 }
 
-/// Errors of the admin server.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
 type Backend = Arc<dyn AdminBackend>;
 
-/// Binds the admin listener; returns the bound address and the serving future.
-pub async fn bind(
-    addr: SocketAddr,
+/// What every handler gets.
+#[derive(Clone)]
+struct AppState {
     backend: Backend,
-    shutdown: CancellationToken,
-) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), AdminError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| AdminError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AdminError::Bind { addr, source })?;
-    let app = router(backend);
-    let serve = async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "admin API stopped");
-        }
-    };
-    Ok((bound, serve))
+    access: SharedAccess,
 }
 
-fn router(backend: Backend) -> Router {
+impl FromRef<AppState> for SharedAccess {
+    fn from_ref(state: &AppState) -> Self {
+        state.access.clone()
+    }
+}
+
+impl FromRef<AppState> for Backend {
+    fn from_ref(state: &AppState) -> Self {
+        state.backend.clone()
+    }
+}
+
+fn router(backend: Backend, access: SharedAccess) -> Router {
     Router::new()
         .route("/v1/reports", post(submit_report))
         .route("/v1/state", get(peer_state))
+        .route("/v1/overrides/sync", post(sync_overrides))
         .route("/v1/health", get(health))
-        .route("/v1/endpoints/{pool}/{name}/force", put(force))
+        .route("/v1/status", get(status))
         .route("/status", get(status))
+        .route("/v1/overrides", get(list_overrides).post(make_override))
+        .route("/v1/overrides/release", post(release_override))
+        .route("/v1/endpoints/{pool}/{name}/force", put(force))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
-        .with_state(backend)
+        .with_state(AppState { backend, access })
 }
 
 async fn submit_report(
@@ -116,14 +138,12 @@ async fn submit_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
     let (result, challenge) = backend
-        .submit_report(body, header(VANTAGE_HEADER), header(SIGNATURE_HEADER))
+        .submit_report(
+            body,
+            header_of(&headers, VANTAGE_HEADER),
+            header_of(&headers, SIGNATURE_HEADER),
+        )
         .await;
     let challenge = [(header::HeaderName::from_static(CHALLENGE_HEADER), challenge)];
     match result {
@@ -143,6 +163,13 @@ async fn submit_report(
             (status, challenge, why, format!("{error}\n")).into_response()
         }
     }
+}
+
+fn header_of(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// `GET /v1/state?nonce=…`.
@@ -169,15 +196,48 @@ async fn peer_state(
     }
 }
 
-async fn health(State(backend): State<Backend>) -> Response {
+async fn sync_overrides(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = backend
+        .sync_overrides(
+            body,
+            header_of(&headers, VANTAGE_HEADER),
+            header_of(&headers, SIGNATURE_HEADER),
+        )
+        .await;
+    match result {
+        Ok((body, signature)) => {
+            let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            if let Some(signature) = signature.and_then(|s| s.parse().ok()) {
+                response
+                    .headers_mut()
+                    .insert(header::HeaderName::from_static(SIGNATURE_HEADER), signature);
+            }
+            response
+        }
+        Err(error) => {
+            let status = match error {
+                SyncError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                SyncError::Malformed => StatusCode::BAD_REQUEST,
+                SyncError::Stale | SyncError::Myself => StatusCode::CONFLICT,
+            };
+            (status, format!("{error}\n")).into_response()
+        }
+    }
+}
+
+async fn health(_: Reader, State(backend): State<Backend>) -> Response {
     axum::Json(backend.health()).into_response()
 }
 
-async fn status(State(backend): State<Backend>) -> Response {
+async fn status(_: Reader<{ public::STATUS }>, State(backend): State<Backend>) -> Response {
     axum::Json(backend.status().as_ref().clone()).into_response()
 }
 
-async fn metrics(State(backend): State<Backend>) -> Response {
+async fn metrics(_: Reader<{ public::METRICS }>, State(backend): State<Backend>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         backend.metrics(),
@@ -185,7 +245,11 @@ async fn metrics(State(backend): State<Backend>) -> Response {
         .into_response()
 }
 
-async fn ready(State(backend): State<Backend>) -> Response {
+async fn healthz(_: Reader<{ public::HEALTHZ }>) -> &'static str {
+    "ok\n"
+}
+
+async fn ready(_: Reader<{ public::READYZ }>, State(backend): State<Backend>) -> Response {
     if backend.ready() {
         "ready\n".into_response()
     } else {
@@ -193,21 +257,108 @@ async fn ready(State(backend): State<Backend>) -> Response {
     }
 }
 
-async fn force(
+async fn list_overrides(_: Reader, State(backend): State<Backend>) -> Response {
+    axum::Json(backend.overrides()).into_response()
+}
+
+/// "token name (by)" for an override's `by`.
+fn who(caller: &auth::Caller, by: Option<&str>) -> String {
+    match by.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(by) => format!("{} ({by})", caller.name),
+        None => caller.name.clone(),
+    }
+}
+
+async fn make_override(
+    Operator(caller): Operator,
     State(backend): State<Backend>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((pool, name)): Path<(String, String)>,
-    axum::Json(request): axum::Json<ForceRequest>,
+    Strict(request): Strict<OverrideRequest>,
 ) -> Response {
-    if !peer.ip().is_loopback() {
-        return (
-            StatusCode::FORBIDDEN,
-            "overrides are accepted from loopback clients only\n",
-        )
-            .into_response();
+    if request.reason.trim().is_empty() {
+        return bad_request("an override needs a reason");
     }
-    match backend.force(format!("{pool}/{name}"), request.state).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(message) => (StatusCode::NOT_FOUND, format!("{message}\n")).into_response(),
+    let expires_in_ms = match request
+        .expires_in
+        .as_deref()
+        .map(crate::config::parse_duration)
+    {
+        None => None,
+        Some(Ok(d)) if !d.is_zero() => Some(d.as_millis() as u64),
+        Some(Ok(_)) => return bad_request("expires_in must be more than zero"),
+        Some(Err(e)) => return bad_request(&format!("expires_in: {e}")),
+    };
+    let change = Change {
+        target: normalized(request.target),
+        action: Some(request.action),
+        by: who(&caller, request.by.as_deref()),
+        reason: request.reason,
+        expires_in_ms,
+    };
+    changed(backend.change_override(change).await)
+}
+
+async fn release_override(
+    Operator(caller): Operator,
+    State(backend): State<Backend>,
+    Strict(request): Strict<ReleaseRequest>,
+) -> Response {
+    let change = Change {
+        target: normalized(request.target),
+        action: None,
+        by: who(&caller, request.by.as_deref()),
+        reason: request.reason.unwrap_or_else(|| "released".to_owned()),
+        expires_in_ms: None,
+    };
+    changed(backend.change_override(change).await)
+}
+
+/// The older form: force an endpoint up or down, or release it (`state: null`).
+async fn force(
+    Operator(caller): Operator,
+    State(backend): State<Backend>,
+    Path((pool, name)): Path<(String, String)>,
+    Strict(request): Strict<ForceRequest>,
+) -> Response {
+    let change = Change {
+        target: Target::Endpoint(format!("{pool}/{name}")),
+        action: request.state.map(|state| match state {
+            HealthState::Up => Action::ForceUp,
+            HealthState::Down => Action::ForceDown,
+        }),
+        by: caller.name,
+        reason: request.reason.unwrap_or_else(|| "forced".to_owned()),
+        expires_in_ms: None,
+    };
+    match backend.change_override(change).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => override_error(error),
     }
+}
+
+/// Record names are matched absolute and in lower case.
+fn normalized(target: Target) -> Target {
+    match target {
+        Target::Record { name, record_type } => Target::record(&name, record_type),
+        other => other,
+    }
+}
+
+fn changed(result: Result<Entry, OverrideError>) -> Response {
+    match result {
+        Ok(entry) => axum::Json(entry).into_response(),
+        Err(error) => override_error(error),
+    }
+}
+
+fn override_error(error: OverrideError) -> Response {
+    let status = match error {
+        OverrideError::UnknownTarget(_) => StatusCode::NOT_FOUND,
+        OverrideError::Full => StatusCode::INSUFFICIENT_STORAGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, format!("{error}\n")).into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
 }

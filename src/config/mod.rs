@@ -22,6 +22,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
+pub use self::validate::parse_duration;
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
     Ttl, VantageIndex, Weight,
@@ -424,10 +425,84 @@ pub struct HealthConfig {
 }
 
 /// The admin HTTP API.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AdminConfig {
-    /// Listen address (None: no admin API).
-    pub listen: Option<SocketAddr>,
+    /// Listen addresses (empty: no admin API).
+    pub listen: Vec<SocketAddr>,
+    /// Who may call what.
+    pub access: AdminAccess,
+    /// TLS certificate chain and key (PEM files), if the listeners speak HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Tokens of the admin API and the calls open without one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminAccess {
+    /// Bearer tokens (none: calls are open, changes are taken from loopback only).
+    pub tokens: Vec<AdminToken>,
+    /// Calls open without a token when tokens are set.
+    pub public: Vec<PublicPath>,
+}
+
+/// A bearer token of the admin API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Its name ("who" in overrides and logs).
+    pub name: String,
+    /// What it may do.
+    pub role: AdminRole,
+    /// SHA-256 of the token (compared in constant time; the token itself is not kept).
+    pub digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminRole {
+    /// Read status, overrides, events, explain.
+    Read,
+    /// Also change overrides and reload.
+    Operate,
+}
+
+/// A call that may be opened without a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicPath {
+    /// `/metrics`.
+    Metrics,
+    /// `/healthz`.
+    Healthz,
+    /// `/readyz`.
+    Readyz,
+    /// `/status`, `/v1/status` and the status page.
+    Status,
+}
+
+impl PublicPath {
+    /// Every public path with its config name.
+    pub const ALL: [(&'static str, Self); 4] = [
+        ("metrics", Self::Metrics),
+        ("healthz", Self::Healthz),
+        ("readyz", Self::Readyz),
+        ("status", Self::Status),
+    ];
+}
+
+/// PEM files of a TLS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 /// How the Route 53 agent handles a record.

@@ -265,8 +265,67 @@ pub struct VantageSpec {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AdminSpec {
-    /// HTTP listen address of the admin API (reports, status, metrics).
-    pub listen: Option<String>,
+    /// HTTP listen address(es) of the admin API (reports, status, metrics).
+    pub listen: Option<OneOrMany>,
+    /// Bearer tokens: with any, every call but the public ones needs one.
+    #[serde(default)]
+    pub tokens: Vec<TokenSpec>,
+    /// Paths open without a token (`metrics`, `healthz`, `readyz`, `status`).
+    pub public: Option<Vec<String>>,
+    /// TLS for the admin listeners.
+    pub tls: Option<TlsSpec>,
+}
+
+/// A string or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one.clone()],
+            Self::Many(many) => many.clone(),
+        }
+    }
+}
+
+/// One `[[admin.tokens]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TokenSpec {
+    /// Name shown in logs and overrides ("who").
+    pub name: String,
+    /// `read` or `operate`.
+    pub role: RoleSpec,
+    /// File holding the token (its first line).
+    pub file: String,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSpec {
+    /// Read status, overrides, events, explain.
+    Read,
+    /// Also change overrides and reload.
+    Operate,
+}
+
+/// `[admin.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TlsSpec {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
 }
 
 /// The `[route53]` section.

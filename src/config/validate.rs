@@ -17,10 +17,10 @@ use super::spec::{
     RegionSpec, Route53Spec, ServerSpec, StatusSpec, VantageSpec, ZonesSpec,
 };
 use super::{
-    AdminConfig, AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules,
-    DnsCheck, DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool,
-    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret,
-    Selection, ServerConfig, VERSION, Vantage, ZonesConfig,
+    AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
+    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
+    Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
+    ServerConfig, VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -112,7 +112,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         cold_start: health.cold_start,
     };
     let records = v.records(&sections.records, &geo, defaults);
-    let admin = v.admin(&sections.admin);
+    let admin = v.admin(&sections.admin, &source);
     v.unused();
     Some(Config {
         source,
@@ -315,7 +315,7 @@ fn type_error(
 }
 
 /// Parses a duration such as `250ms`, `2s`, `1m30s` or `1h`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".into());
@@ -1776,23 +1776,6 @@ impl Validator<'_> {
         }
     }
 
-    fn admin(&mut self, spec: &AdminSpec) -> AdminConfig {
-        let listen = spec
-            .listen
-            .as_ref()
-            .and_then(|text| match text.parse::<SocketAddr>() {
-                Ok(addr) => Some(addr),
-                Err(_) => {
-                    self.error(
-                        KeyPath::root().key("admin").key("listen"),
-                        format!("{text:?} is not an address with a port (e.g. 127.0.0.1:9353)"),
-                    );
-                    None
-                }
-            });
-        AdminConfig { listen }
-    }
-
     fn route53(&mut self, spec: &Route53Spec) -> Option<Route53Config> {
         let path = KeyPath::root().key("route53");
         let owner_id = spec.owner_id.clone().unwrap_or_else(|| "failoverd".into());
@@ -1949,6 +1932,8 @@ fn check_identifier(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+mod admin;
 
 #[cfg(test)]
 mod tests {

@@ -265,6 +265,7 @@ impl Snapshot {
                 self.health.get(e) != health.get(e)
                     || self.health.doubt(e) != health.doubt(e)
                     || self.health.share(e) != health.share(e)
+                    || self.health.drained(e) != health.drained(e)
             })
             .collect();
         let dynamic = config
@@ -272,13 +273,16 @@ impl Snapshot {
             .iter()
             .enumerate()
             .map(|(r, record)| {
-                let touched = record_pools(record).any(|pool| {
-                    config
-                        .pool(pool)
-                        .endpoints
-                        .iter()
-                        .any(|e| changed[e.0 as usize])
-                });
+                let pinned =
+                    self.health.pin(RecordIndex(r as u32)) != health.pin(RecordIndex(r as u32));
+                let touched = pinned
+                    || record_pools(record).any(|pool| {
+                        config
+                            .pool(pool)
+                            .endpoints
+                            .iter()
+                            .any(|e| changed[e.0 as usize])
+                    });
                 match self.dynamic.get(r) {
                     Some(answer) if !touched => answer.clone(),
                     _ => Arc::new(build_record(config, &health, generation, r)),
@@ -428,7 +432,8 @@ fn build_record(
     let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
     let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
     let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
-        let decision = policy::decide(config, record, pools, health);
+        let decision =
+            policy::decide_pinned(config, record, pools, health.pin(record_index), health);
         variant_set(config, record.record_type, &qname, decision, rng)
     };
     match &record.pools {

@@ -66,8 +66,9 @@ pub enum LocalChange {
 pub struct Restored {
     /// Decided state per endpoint label.
     pub states: BTreeMap<String, HealthState>,
-    /// Runtime overrides per endpoint label.
-    pub forced: BTreeMap<String, HealthState>,
+    /// Operator overrides and releases (the board takes their effect through
+    /// [`Board::set_forced`]).
+    pub overrides: Vec<crate::health::overrides::Entry>,
     /// Flap-damping state per endpoint label: penalty as of now, and whether the way
     /// back is withheld.
     pub damping: BTreeMap<String, (f64, bool)>,
@@ -95,11 +96,6 @@ pub struct DampingState {
     /// comes first.
     pub suppressed_until: Option<Duration>,
 }
-
-/// An endpoint label that is not in the config.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no endpoint {0}")]
-pub struct UnknownEndpoint(pub String);
 
 /// Whether this server hears enough vantage points to decide.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -295,9 +291,6 @@ impl Board {
                 restored: true,
                 changed_at_ms: now_ms,
             });
-        }
-        for (label, &state) in &restored.forced {
-            carried.entry(label.clone()).or_default().forced = Some(state);
         }
         for (label, &(penalty, suppressed)) in &restored.damping {
             carried.entry(label.clone()).or_default().damper =
@@ -574,19 +567,22 @@ impl Board {
         Ok(())
     }
 
-    /// Sets (`Some`) or clears (`None`) an operator override.
-    pub fn force(
-        &mut self,
-        label: &str,
-        state: Option<HealthState>,
-    ) -> Result<(), UnknownEndpoint> {
-        let &i = self
-            .index
-            .get(label)
-            .ok_or_else(|| UnknownEndpoint(label.to_owned()))?;
-        self.known[i].forced = state;
+    /// Asks for a new decision although no input of the board changed (the answers
+    /// depend on something beside it: an operator's drain or manual failover).
+    pub fn invalidate(&mut self) {
         self.changed = true;
-        Ok(())
+    }
+
+    /// Takes the operator's forced states, per endpoint (see
+    /// [`crate::health::overrides::Effects`]).
+    pub fn set_forced(&mut self, forced: &[Option<HealthState>]) {
+        for (i, known) in self.known.iter_mut().enumerate() {
+            let state = forced.get(i).copied().flatten();
+            if known.forced != state {
+                known.forced = state;
+                self.changed = true;
+            }
+        }
     }
 
     /// Counts the fresh votes and decides every endpoint (see [`quorum::tally`]).
@@ -977,15 +973,6 @@ impl Board {
                 };
                 Some((slot.label.clone(), record))
             })
-            .collect()
-    }
-
-    /// Runtime overrides by label.
-    pub fn forced(&self) -> BTreeMap<String, HealthState> {
-        self.slots
-            .iter()
-            .zip(&self.known)
-            .filter_map(|(slot, known)| Some((slot.label.clone(), known.forced?)))
             .collect()
     }
 }

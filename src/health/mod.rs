@@ -7,6 +7,7 @@
 pub mod board;
 pub mod damping;
 pub mod machine;
+pub mod overrides;
 pub mod persist;
 pub mod quorum;
 pub mod report;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::model::{EndpointIndex, HealthState};
+use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
 /// What one probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +63,10 @@ pub struct HealthSnapshot {
     doubt: Vec<Option<u32>>,
     /// Per endpoint, its slow-start share of answers in permille (empty: none ramping).
     ramp: Vec<Option<u16>>,
+    /// Per endpoint, drained by an operator at run time (empty: none).
+    drained: Vec<bool>,
+    /// Per record, the pool an operator failed it over to (empty: none).
+    pins: Vec<Option<PoolIndex>>,
 }
 
 impl HealthSnapshot {
@@ -84,6 +89,8 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            drained: Vec::new(),
+            pins: Vec::new(),
         }
     }
 
@@ -93,6 +100,8 @@ impl HealthSnapshot {
             endpoints,
             doubt: Vec::new(),
             ramp: Vec::new(),
+            drained: Vec::new(),
+            pins: Vec::new(),
         }
     }
 
@@ -115,6 +124,42 @@ impl HealthSnapshot {
             ramp
         };
         self
+    }
+
+    /// The same health, with the operator's drains (per endpoint) and manual failovers
+    /// (per record).
+    pub fn with_overrides(mut self, drained: Vec<bool>, pins: Vec<Option<PoolIndex>>) -> Self {
+        self.drained = if drained.iter().any(|d| *d) {
+            drained
+        } else {
+            Vec::new()
+        };
+        self.pins = if pins.iter().any(Option::is_some) {
+            pins
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// Whether an operator drained the endpoint at run time.
+    pub fn drained(&self, endpoint: EndpointIndex) -> bool {
+        self.drained
+            .get(endpoint.0 as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// The pool an operator failed a record over to.
+    pub fn pin(&self, record: RecordIndex) -> Option<PoolIndex> {
+        self.pins.get(record.0 as usize).copied().flatten()
+    }
+
+    /// Whether an operator forced the endpoint down (config `force` or at run time):
+    /// it is never answered, not even in fail-open.
+    pub fn forced_down(&self, endpoint: EndpointIndex) -> bool {
+        self.get(endpoint)
+            .is_some_and(|h| h.source == HealthSource::Forced && h.state == HealthState::Down)
     }
 
     /// The endpoint's share of answers in permille (1000 unless on a slow start).
@@ -149,6 +194,8 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            drained: Vec::new(),
+            pins: Vec::new(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::overrides::Entry;
 use crate::model::HealthState;
 
 /// Format version of the state file.
@@ -43,8 +44,13 @@ pub struct SavedState {
     pub saved_at_ms: u64,
     /// Decided state per endpoint (`pool/name`).
     pub endpoints: BTreeMap<String, SavedEndpoint>,
-    /// Operator overrides made at run time (`pool/name` → state).
-    #[serde(default)]
+    /// Operator overrides and releases (see [`crate::health::overrides`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Entry>,
+    /// Endpoint forces as files before overrides were replicated kept them
+    /// (`pool/name` → state): read, taken as overrides older than any other; no
+    /// longer written.
+    #[serde(default, skip_serializing)]
     pub forced: BTreeMap<String, HealthState>,
 }
 

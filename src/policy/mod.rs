@@ -214,7 +214,8 @@ pub fn decide(
 ) -> Decision {
     let weighted = record.selection != Selection::Multivalue;
     let is_up = |e: EndpointIndex| health.state(e).is_up();
-    let usable = |e: EndpointIndex| is_up(e) && !config.endpoint(e).weight.is_drained();
+    let drained = |e: EndpointIndex| config.endpoint(e).weight.is_drained() || health.drained(e);
+    let usable = |e: EndpointIndex| is_up(e) && !drained(e);
     let verdicts: Vec<PoolVerdict> = pools
         .iter()
         .map(|&pool| {
@@ -332,8 +333,9 @@ pub fn decide(
             return make(Outcome::Degraded, with_floor_weights(candidates), ttl);
         }
     }
-    let undrained = |e: EndpointIndex| !config.endpoint(e).weight.is_drained();
-    let any = |_: EndpointIndex| true;
+    // An endpoint the operator forced down is never answered, not even here.
+    let undrained = |e: EndpointIndex| !drained(e) && !health.forced_down(e);
+    let any = |e: EndpointIndex| !health.forced_down(e);
     let all_of = |list: &[PoolIndex]| {
         let candidates = endpoints_of(&mut list.iter().copied(), &undrained);
         if candidates.is_empty() {
@@ -356,6 +358,37 @@ pub fn decide(
             record.all_down_ttl,
         ),
         AllDown::NoData => make(Outcome::NoData, Vec::new(), record.all_down_ttl),
+    }
+}
+
+/// Like [`decide`], with an operator's manual failover to `pin`: a failover record
+/// takes that pool first (the others stay behind it, in order, should it be down);
+/// a weighted or multivalue record answers from that pool alone while it is up.
+pub fn decide_pinned(
+    config: &Config,
+    record: &DynamicRecord,
+    pools: &[PoolIndex],
+    pin: Option<PoolIndex>,
+    health: &HealthSnapshot,
+) -> Decision {
+    let Some(pin) = pin else {
+        return decide(config, record, pools, health);
+    };
+    match record.selection {
+        Selection::Failover => {
+            let pinned: Vec<PoolIndex> = std::iter::once(pin)
+                .chain(pools.iter().copied().filter(|&p| p != pin))
+                .collect();
+            decide(config, record, &pinned, health)
+        }
+        Selection::Weighted | Selection::Multivalue => {
+            let alone = decide(config, record, &[pin], health);
+            if matches!(alone.outcome, Outcome::Healthy { .. }) {
+                alone
+            } else {
+                decide(config, record, pools, health)
+            }
+        }
     }
 }
 

@@ -8,11 +8,14 @@ use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
-use crate::admin::AdminBackend;
-use crate::admin::api::{EndpointState, HealthView, PeerState, Status};
+use crate::admin::api::{
+    EndpointState, HealthView, OverrideSync, OverridesView, PeerState, Status,
+};
+use crate::admin::{AdminBackend, SyncError};
 use crate::config::Secret;
 use crate::dns::SharedSnapshot;
-use crate::health::report::{ReportError, sign};
+use crate::health::overrides::{Change, Entry, OverrideError};
+use crate::health::report::{ReportError, sign, verify};
 use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
 use crate::model::{EndpointIndex, HealthState};
 use crate::probe::reporter::unix_ms;
@@ -25,7 +28,11 @@ pub(crate) struct ServiceBackend {
     dns_metrics: DnsMetrics,
     vantage: String,
     secret: Option<Secret>,
+    overrides: watch::Receiver<Arc<Vec<Entry>>>,
 }
+
+/// How far a peer's override sync may be from this server's clock.
+const MAX_SYNC_SKEW_MS: u64 = 5 * 60 * 1000;
 
 impl ServiceBackend {
     pub(crate) fn new(
@@ -43,6 +50,7 @@ impl ServiceBackend {
             dns_metrics,
             vantage,
             secret,
+            overrides: plane.overrides.clone(),
         }
     }
 }
@@ -69,20 +77,69 @@ impl AdminBackend for ServiceBackend {
         answer.await.unwrap_or(shutting_down)
     }
 
-    async fn force(&self, endpoint: String, state: Option<HealthState>) -> Result<(), String> {
+    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError> {
         let (reply, answer) = oneshot::channel();
-        let input = PlaneInput::Force {
-            endpoint,
-            state,
+        let input = PlaneInput::Override { change, reply };
+        if self.inputs.send(input).await.is_err() {
+            return Err(OverrideError::ShuttingDown);
+        }
+        answer.await.unwrap_or(Err(OverrideError::ShuttingDown))
+    }
+
+    async fn sync_overrides(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Option<String>), SyncError> {
+        let vantage = vantage.ok_or(SyncError::Unauthenticated)?;
+        if vantage == self.vantage {
+            return Err(SyncError::Myself);
+        }
+        let config = self.shared.load().config.clone();
+        let secret = config
+            .vantage_by_name(&vantage)
+            .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
+            .ok_or(SyncError::Unauthenticated)?;
+        if !signature.is_some_and(|s| verify(&secret, &body, &s)) {
+            return Err(SyncError::Unauthenticated);
+        }
+        let sync: OverrideSync = serde_json::from_slice(&body).map_err(|_| SyncError::Malformed)?;
+        if sync.vantage != vantage {
+            return Err(SyncError::Unauthenticated);
+        }
+        if unix_ms().abs_diff(sync.sent_at_ms) > MAX_SYNC_SKEW_MS {
+            return Err(SyncError::Stale);
+        }
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::PeerOverrides {
+            from: vantage,
+            entries: sync.entries,
             reply,
         };
-        self.inputs
-            .send(input)
-            .await
-            .map_err(|_| "shutting down".to_owned())?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err("shutting down".to_owned()))
+        let ours = match self.inputs.send(input).await {
+            Ok(()) => answer.await.unwrap_or_default(),
+            Err(_) => self.overrides.borrow().clone(),
+        };
+        let answer = OverrideSync {
+            vantage: self.vantage.clone(),
+            sent_at_ms: unix_ms(),
+            entries: ours.as_ref().clone(),
+        };
+        let body = serde_json::to_vec(&answer).map_err(|_| SyncError::Malformed)?;
+        let signature = self.secret.as_ref().map(|secret| sign(secret, &body));
+        Ok((body, signature))
+    }
+
+    fn overrides(&self) -> OverridesView {
+        let now = unix_ms();
+        let entries = self.overrides.borrow().clone();
+        let (active, ended) = entries.iter().cloned().partition(|e| e.active(now));
+        OverridesView {
+            server: self.vantage.clone(),
+            active,
+            ended,
+        }
     }
 
     fn status(&self) -> Arc<Status> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::admin::api::PeerState;
 use crate::config::{ColdStart, Config};
 use crate::health::board::Restored;
+use crate::health::overrides::{Action, Entry, Stamp, Target};
 use crate::health::persist;
 use crate::health::report::{SIGNATURE_HEADER, verify};
 use crate::model::{EndpointIndex, HealthState};
@@ -64,7 +65,14 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
                     .into_iter()
                     .map(|(k, v)| (k, v.state))
                     .collect();
-                initial.forced = saved.forced;
+                initial.overrides = saved.overrides;
+                // Forces of an older state file: older than any override made since.
+                initial.overrides.extend(
+                    saved
+                        .forced
+                        .into_iter()
+                        .map(|(label, state)| legacy_force(label, state)),
+                );
             }
             Ok(None) => tracing::info!(path = %path.display(), "no saved health state yet"),
             Err(error) => {
@@ -84,6 +92,22 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
         .states
         .retain(|label, _| labels.get(label).is_some_and(|&e| remembers(config, e)));
     initial
+}
+
+/// An endpoint force from a state file written before overrides were replicated.
+fn legacy_force(label: String, state: HealthState) -> Entry {
+    Entry {
+        target: Target::Endpoint(label),
+        action: Some(match state {
+            HealthState::Up => Action::ForceUp,
+            HealthState::Down => Action::ForceDown,
+        }),
+        by: "state file".to_owned(),
+        reason: "forced before an upgrade".to_owned(),
+        at_ms: 0,
+        expires_at_ms: None,
+        stamp: Stamp::default(),
+    }
 }
 
 /// Half-life in seconds of an endpoint's damping (the default when it has none, or

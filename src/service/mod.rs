@@ -5,6 +5,7 @@
 
 mod backend;
 mod coldstart;
+mod peers;
 mod plane;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::api::{ReloadStatus, Status};
+use crate::admin::auth::SharedAccess;
 use crate::admin::{self, AdminError};
 pub use crate::config::Reader;
 use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
@@ -25,6 +27,7 @@ pub use crate::health::board::LOCAL_VANTAGE;
 use crate::health::board::{Restored, local_identity};
 use crate::probe::reporter::{self, ReporterSettings, unix_ms};
 use crate::zone;
+use arc_swap::ArcSwap;
 
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +100,7 @@ impl StartOptions {
             config.server.listen = listen.clone();
         }
         if let Some(admin) = self.admin_listen {
-            config.admin.listen = Some(admin);
+            config.admin.listen = vec![admin];
         }
         if let Some(name) = &self.vantage {
             match config.vantage_by_name(name) {
@@ -123,7 +126,9 @@ pub struct Service {
     shared: SharedSnapshot,
     dns: Option<DnsServer>,
     plane: PlaneHandle,
-    admin_address: Option<SocketAddr>,
+    admin_addresses: Vec<SocketAddr>,
+    /// Admin tokens and public paths (a reload replaces them).
+    access: SharedAccess,
     generation: Arc<AtomicU64>,
     options: StartOptions,
     /// What the running configuration set that only a restart can change.
@@ -138,7 +143,8 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct FixedSettings {
     listen: Vec<SocketAddr>,
-    admin_listen: Option<SocketAddr>,
+    admin_listen: Vec<SocketAddr>,
+    admin_tls: Option<crate::config::TlsFiles>,
     udp_workers: usize,
     tcp_idle_timeout: std::time::Duration,
 }
@@ -147,7 +153,8 @@ impl FixedSettings {
     fn of(config: &Config) -> Self {
         Self {
             listen: config.server.listen.clone(),
-            admin_listen: config.admin.listen,
+            admin_listen: config.admin.listen.clone(),
+            admin_tls: config.admin.tls.clone(),
             udp_workers: config.server.udp_workers,
             tcp_idle_timeout: config.server.tcp_idle_timeout,
         }
@@ -161,6 +168,9 @@ impl FixedSettings {
         }
         if self.admin_listen != new.admin_listen {
             keys.push("admin.listen".to_owned());
+        }
+        if self.admin_tls != new.admin_tls {
+            keys.push("admin.tls".to_owned());
         }
         if self.udp_workers != new.udp_workers {
             keys.push("server.udp_workers".to_owned());
@@ -206,7 +216,7 @@ impl Service {
             options.apply(config).map_err(ServiceError::Invalid)?;
             if role == Role::Agent {
                 // The servers' admin port is theirs: an agent listens only when asked.
-                config.admin.listen = options.admin_listen;
+                config.admin.listen = options.admin_listen.into_iter().collect();
             }
         }
         let config = loaded.config;
@@ -259,8 +269,9 @@ impl Service {
             restored,
             shutdown.clone(),
         );
-        let mut admin_address = None;
-        if let Some(addr) = config.admin.listen {
+        let mut admin_addresses = Vec::new();
+        let access: SharedAccess = Arc::new(ArcSwap::from_pointee(config.admin.access.clone()));
+        if !config.admin.listen.is_empty() {
             let secret = secret_of(&config, config.health.vantage);
             let backend = backend::ServiceBackend::new(
                 shared.clone(),
@@ -269,10 +280,19 @@ impl Service {
                 vantage.clone(),
                 secret,
             );
-            let (bound, serve) = admin::bind(addr, Arc::new(backend), shutdown.clone()).await?;
-            tokio::spawn(serve);
-            tracing::info!(admin = %bound, "admin API listening");
-            admin_address = Some(bound);
+            let listeners = admin::bind(
+                &config.admin.listen,
+                config.admin.tls.as_ref(),
+                Arc::new(backend),
+                access.clone(),
+                shutdown.clone(),
+            )
+            .await?;
+            for (bound, serve) in listeners {
+                tokio::spawn(serve);
+                tracing::info!(admin = %bound, tls = config.admin.tls.is_some(), "admin API listening");
+                admin_addresses.push(bound);
+            }
         }
         let reader = match role {
             Role::Server => Reader::Server,
@@ -286,7 +306,8 @@ impl Service {
             shared,
             dns,
             plane,
-            admin_address,
+            admin_addresses,
+            access,
             generation,
             options,
             fixed,
@@ -296,6 +317,16 @@ impl Service {
             shutdown,
         };
         service.start_reporters(&config);
+        if role == Role::Server {
+            let own = service.admin_addresses.clone();
+            peers::spawn(
+                service.shared.clone(),
+                service.plane.overrides.clone(),
+                service.plane.inputs.clone(),
+                move |config| peers_of(config, &own),
+                service.shutdown.clone(),
+            );
+        }
         match &service.dns {
             Some(dns) => tracing::info!(addresses = ?dns.addresses, vantage = %vantage, "ready"),
             None => {
@@ -316,14 +347,7 @@ impl Service {
         let Some(secret) = secret_of(config, config.health.vantage) else {
             return;
         };
-        let own = self.admin_address.map(|a| format!("http://{a}"));
-        let servers: Vec<String> = config
-            .health
-            .servers
-            .iter()
-            .filter(|s| Some(s.as_str()) != own.as_deref())
-            .cloned()
-            .collect();
+        let servers = self.peer_servers(config);
         let (vantage, _) = local_identity(config);
         let settings = ReporterSettings {
             vantage,
@@ -347,9 +371,19 @@ impl Service {
         self.dns.as_ref().map_or(&[], |d| d.addresses.as_slice())
     }
 
-    /// The bound admin API address, if enabled.
+    /// The first bound admin API address, if enabled.
     pub fn admin_address(&self) -> Option<SocketAddr> {
-        self.admin_address
+        self.admin_addresses.first().copied()
+    }
+
+    /// Every bound admin API address.
+    pub fn admin_addresses(&self) -> &[SocketAddr] {
+        &self.admin_addresses
+    }
+
+    /// `[health] servers` but this process's own admin API.
+    fn peer_servers(&self, config: &Config) -> Vec<String> {
+        peers_of(config, &self.admin_addresses)
     }
 
     /// The shared snapshot.
@@ -458,7 +492,7 @@ impl Service {
         {
             let config = Arc::make_mut(&mut loaded.config);
             options.apply(config)?;
-            config.admin.listen = self.admin_address;
+            config.admin.listen = self.admin_addresses.clone();
         }
         if self.role == Role::Agent {
             agent_requirements(&loaded.config)?;
@@ -473,6 +507,8 @@ impl Service {
         if self.plane.inputs.send(input).await.is_ok() {
             let _ = done.await;
         }
+        // New tokens (a rotation) count from the reload on.
+        self.access.store(Arc::new(config.admin.access.clone()));
         self.start_reporters(&config);
         release_freed_memory();
         Ok((loaded.warnings, restart_needed))
@@ -488,6 +524,21 @@ impl Service {
 }
 
 /// The secret of a vantage point, if it has one.
+/// `[health] servers` but those at one of `own` addresses.
+fn peers_of(config: &Config, own: &[SocketAddr]) -> Vec<String> {
+    let own: Vec<String> = own
+        .iter()
+        .flat_map(|a| [format!("http://{a}"), format!("https://{a}")])
+        .collect();
+    config
+        .health
+        .servers
+        .iter()
+        .filter(|s| !own.iter().any(|o| s.trim_end_matches('/') == o))
+        .cloned()
+        .collect()
+}
+
 fn secret_of(config: &Config, vantage: Option<crate::model::VantageIndex>) -> Option<Secret> {
     vantage.and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
 }

@@ -29,6 +29,7 @@ use crate::admin::api::{
 use crate::config::{Config, IsolationMode};
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
+use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSet};
 use crate::health::persist::{self, STATE_VERSION, SavedEndpoint, SavedState};
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
@@ -60,11 +61,16 @@ pub(crate) enum PlaneInput {
         signature: Option<String>,
         reply: oneshot::Sender<(Result<(), ReportError>, String)>,
     },
-    /// Set or clear an operator override.
-    Force {
-        endpoint: String,
-        state: Option<HealthState>,
-        reply: oneshot::Sender<Result<(), String>>,
+    /// An operator's override or release (made here, then shared with the peers).
+    Override {
+        change: Change,
+        reply: oneshot::Sender<Result<Entry, OverrideError>>,
+    },
+    /// A peer's overrides (signature already checked); the reply carries ours.
+    PeerOverrides {
+        from: String,
+        entries: Vec<Entry>,
+        reply: oneshot::Sender<Arc<Vec<Entry>>>,
     },
     /// Switch to a new configuration and zones (already loaded and validated).
     Reload {
@@ -132,7 +138,13 @@ pub(crate) struct Plane {
     save_pending: bool,
     save_spacing: Spacing,
     saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
+    /// Operator overrides, what they do now, and every entry as peers and status see it.
+    overrides: OverrideSet,
+    effects: Effects,
+    overrides_tx: watch::Sender<Arc<Vec<Entry>>>,
 }
+
+mod operator;
 
 /// Spaces out a job whose cost grows with the config (status, the state file): it
 /// runs at once while cheap (under 1 ms), otherwise no sooner than `factor` times its
@@ -173,6 +185,8 @@ pub(crate) struct PlaneHandle {
     pub(crate) status: watch::Receiver<Arc<Status>>,
     pub(crate) verdicts: watch::Receiver<Arc<LocalVerdicts>>,
     pub(crate) metrics: Arc<PlaneMetrics>,
+    /// Every override and release this server knows.
+    pub(crate) overrides: watch::Receiver<Arc<Vec<Entry>>>,
 }
 
 /// A random id for this process (challenges, report sessions): never the same in two
@@ -204,7 +218,10 @@ impl SystemTimeNanos {
 /// The health every endpoint starts with (before the first decision).
 pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSnapshot {
     let mut board = Board::new(config, 0, restored, unix_ms());
-    board.decide(Duration::ZERO, unix_ms()).0
+    let effects = OverrideSet::from_entries(restored.overrides.clone()).effects(config, unix_ms());
+    board.set_forced(&effects.forced);
+    let health = board.decide(Duration::ZERO, unix_ms()).0;
+    health.with_overrides(effects.drained, effects.pins)
 }
 
 impl Plane {
@@ -226,7 +243,12 @@ impl Plane {
         let published = shared.load().health.as_ref().clone();
         let (saver, saves) = watch::channel(None);
         tokio::spawn(save_latest(saves));
-        let board = Board::new(&config, process_nonce(), &restored, unix_ms());
+        let mut board = Board::new(&config, process_nonce(), &restored, unix_ms());
+        let overrides = OverrideSet::from_entries(restored.overrides.clone());
+        let effects = overrides.effects(&config, unix_ms());
+        board.set_forced(&effects.forced);
+        let (overrides_tx, overrides_rx) =
+            watch::channel(Arc::new(overrides.entries().cloned().collect::<Vec<_>>()));
         let mut plane = Self {
             role,
             config: config.clone(),
@@ -250,6 +272,9 @@ impl Plane {
             save_pending: false,
             save_spacing: Spacing::new(20, Duration::from_secs(2)),
             saver,
+            overrides,
+            effects,
+            overrides_tx,
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the
@@ -267,6 +292,7 @@ impl Plane {
             status: status_rx,
             verdicts: verdicts_rx,
             metrics,
+            overrides: overrides_rx,
         }
     }
 
@@ -318,7 +344,10 @@ impl Plane {
                         self.probe_event(event);
                     }
                 }
-                _ = tick.tick() => self.refresh_verdict_ages(),
+                _ = tick.tick() => {
+                    self.refresh_verdict_ages();
+                    self.expire_overrides();
+                }
             }
             self.recompute().await;
         }
@@ -341,28 +370,21 @@ impl Plane {
                 let result = self.report(&body, vantage.as_deref(), signature.as_deref());
                 let _ = reply.send((result, self.board.challenge(self.now())));
             }
-            PlaneInput::Force {
-                endpoint,
-                state,
-                reply,
-            } => {
-                let result = self
-                    .board
-                    .force(&endpoint, state)
-                    .map_err(|e| e.to_string());
+            PlaneInput::Override { change, reply } => {
+                let result = self.change_override(change);
                 if result.is_ok() {
-                    self.pending(Instant::now());
-                    tracing::info!(
-                        target: "failoverd::event",
-                        event = "override",
-                        endpoint = %endpoint,
-                        state = ?state,
-                        "operator override"
-                    );
-                    self.dirty = true;
-                    self.save_state();
+                    // Confirm only once the answers are swapped in.
+                    self.recompute().await;
                 }
                 let _ = reply.send(result);
+            }
+            PlaneInput::PeerOverrides {
+                from,
+                entries,
+                reply,
+            } => {
+                self.merge_overrides(&from, entries);
+                let _ = reply.send(self.overrides_tx.borrow().clone());
             }
             PlaneInput::Reload {
                 config,
@@ -385,7 +407,10 @@ impl Plane {
     async fn reload(&mut self, config: Arc<Config>, zones: ZoneSet, shutdown: &CancellationToken) {
         let next = self.board.generation() + 1;
         self.board.adopt(&config, next);
+        self.effects = self.overrides.effects(&config, unix_ms());
+        self.board.set_forced(&self.effects.forced);
         let (health, _) = self.board.decide(self.now(), unix_ms());
+        let health = self.with_overrides(health);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let build_config = config.clone();
         let build_health = health.clone();
@@ -531,6 +556,7 @@ impl Plane {
                 .last_tally()
                 .map(|t| (t.fresh.clone(), t.partitioned.clone(), t.isolated));
             let (health, tally) = self.board.decide(now, unix_ms());
+            let health = self.with_overrides(health);
             let vantages_changed = before
                 .as_ref()
                 .is_none_or(|(fresh, partitioned, isolated)| {
@@ -759,7 +785,8 @@ impl Plane {
                     (label, saved)
                 })
                 .collect(),
-            forced: self.board.forced(),
+            overrides: self.overrides.entries().cloned().collect(),
+            forced: BTreeMap::new(),
         };
         Some((path, state))
     }
@@ -792,6 +819,7 @@ impl Plane {
                     }
                 }
                 EndpointStatus {
+                    drained: self.effects.drained.get(i).copied().unwrap_or(false),
                     endpoint: config.endpoint_label(index),
                     target: config.endpoint(index).target.to_string(),
                     state: health.state,
@@ -905,6 +933,7 @@ impl Plane {
             vantages,
             isolation,
             last_reload: self.last_reload.clone(),
+            overrides: self.overrides.active(unix_ms()).cloned().collect(),
         }
     }
 }

@@ -245,6 +245,9 @@ fn at_most_64_vantage_points() {
     let vantages: String = (0..65)
         .map(|i| format!("[vantages.v{i}]\nsecret = \"a-secret-of-vantage-{i:02}-0123456\"\n"))
         .collect();
-    let d = errors(&format!("{}\n{vantages}", record("app.example.test", "A", "")));
+    let d = errors(&format!(
+        "{}\n{vantages}",
+        record("app.example.test", "A", "")
+    ));
     assert_error(&d, "vantages", "65 vantage points; at most 64");
 }

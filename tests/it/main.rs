@@ -10,6 +10,7 @@ mod damping;
 mod equivalence;
 mod files;
 mod health;
+mod operator;
 mod pacing;
 mod policies;
 mod protocol;

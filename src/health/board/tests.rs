@@ -320,12 +320,12 @@ fn adopt_keeps_state_by_label_and_ignores_old_probe_results() {
 #[test]
 fn forced_states_win_and_survive_adopt() {
     let mut board = Board::new(&config("", &["a", "b"]), BOOT, &Restored::default(), 0);
-    board.force("web/a", Some(DOWN)).unwrap();
-    assert!(board.force("web/zz", Some(DOWN)).is_err());
+    board.set_forced(&[Some(DOWN), None]);
     assert_eq!(states(&mut board, 0.0), [DOWN, UP]);
+    // Kept by label until the plane hands in the new config's forced states.
     board.adopt(&config("", &["b", "a"]), 2);
     assert_eq!(states(&mut board, 0.1), [UP, DOWN]);
-    board.force("web/a", None).unwrap();
+    board.set_forced(&[None, None]);
     assert_eq!(states(&mut board, 0.2), [UP, UP]);
 }
 

@@ -41,6 +41,8 @@ pub struct TestPki {
 pub struct ServerCert {
     chain: Vec<CertificateDer<'static>>,
     key: Vec<u8>,
+    /// The same as PEM (certificate, key), for servers that read files.
+    pub pem: (String, String),
 }
 
 impl TestPki {
@@ -78,6 +80,7 @@ impl TestPki {
         ServerCert {
             chain: vec![cert.der().clone()],
             key: key.serialize_der(),
+            pem: (cert.pem(), key.serialize_pem()),
         }
     }
 }

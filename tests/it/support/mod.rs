@@ -66,6 +66,17 @@ pools = ["web"]
     )
 }
 
+/// The start of a test server's config: version, DNS on an ephemeral loopback port,
+/// the `example.test` zone.
+pub const SERVER_HEAD: &str = r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]"#;
+
 /// The integration config text.
 pub fn integration_config() -> String {
     std::fs::read_to_string(data_dir().join("configs/integration.toml")).expect("integration.toml")

@@ -1,0 +1,138 @@
+//! `[admin]`: listen addresses, bearer tokens, public paths, TLS.
+
+use std::net::SocketAddr;
+
+use sha2::{Digest, Sha256};
+
+use super::Validator;
+use crate::config::diagnostics::KeyPath;
+use crate::config::spec::{AdminSpec, RoleSpec};
+use crate::config::{
+    AdminAccess, AdminConfig, AdminRole, AdminToken, ConfigSource, PublicPath, TlsFiles,
+};
+
+/// Shortest token accepted (bytes).
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Paths open without a token by default, when tokens are set.
+const DEFAULT_PUBLIC: [PublicPath; 2] = [PublicPath::Healthz, PublicPath::Readyz];
+
+impl Validator<'_> {
+    pub(super) fn admin(&mut self, spec: &AdminSpec, source: &ConfigSource) -> AdminConfig {
+        let root = KeyPath::root().key("admin");
+        let mut listen: Vec<SocketAddr> = Vec::new();
+        for (i, text) in spec.listen.iter().flat_map(|l| l.values()).enumerate() {
+            let path = match &spec.listen {
+                Some(crate::config::spec::OneOrMany::Many(_)) => root.key("listen").index(i),
+                _ => root.key("listen"),
+            };
+            match text.parse::<SocketAddr>() {
+                Ok(addr) if addr.port() != 0 && listen.contains(&addr) => {
+                    self.error(path, format!("{addr} is listed twice"))
+                }
+                Ok(addr) => listen.push(addr),
+                Err(_) => self.error(
+                    path,
+                    format!("{text:?} is not an address with a port (e.g. 127.0.0.1:9353)"),
+                ),
+            }
+        }
+        let mut tokens: Vec<AdminToken> = Vec::new();
+        for (i, token) in spec.tokens.iter().enumerate() {
+            let path = root.key("tokens").index(i);
+            if token.name.trim().is_empty() {
+                self.error(path.key("name"), "a token needs a name");
+            } else if tokens.iter().any(|t| t.name == token.name) {
+                self.error(
+                    path.key("name"),
+                    format!("token {:?} is defined twice", token.name),
+                );
+            }
+            let secret = match std::fs::read(source.base_dir.join(&token.file)) {
+                Ok(bytes) => bytes
+                    .split(|b| *b == b'\n')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii()
+                    .to_vec(),
+                Err(e) => {
+                    self.error(path.key("file"), format!("cannot read {}: {e}", token.file));
+                    continue;
+                }
+            };
+            if secret.len() < MIN_TOKEN_LEN {
+                self.error(
+                    path.key("file"),
+                    format!(
+                        "the token in {} must be at least {MIN_TOKEN_LEN} bytes",
+                        token.file
+                    ),
+                );
+                continue;
+            }
+            let digest: [u8; 32] = Sha256::digest(&secret).into();
+            if tokens.iter().any(|t| t.digest == digest) {
+                self.error(path.key("file"), "the same token is given twice");
+            }
+            tokens.push(AdminToken {
+                name: token.name.clone(),
+                role: match token.role {
+                    RoleSpec::Read => AdminRole::Read,
+                    RoleSpec::Operate => AdminRole::Operate,
+                },
+                digest,
+            });
+        }
+        let public = match &spec.public {
+            None => DEFAULT_PUBLIC.to_vec(),
+            Some(names) => {
+                let mut public = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    match PublicPath::ALL.iter().find(|(n, _)| n == name) {
+                        Some((_, path)) => public.push(*path),
+                        None => self.error(
+                            root.key("public").index(i),
+                            format!(
+                                "{name:?} is not one of {}",
+                                PublicPath::ALL.map(|(n, _)| n).join(", ")
+                            ),
+                        ),
+                    }
+                }
+                if tokens.is_empty() && !names.is_empty() {
+                    self.warning(
+                        root.key("public"),
+                        "without [[admin.tokens]] every read is open anyway",
+                    );
+                }
+                public
+            }
+        };
+        let tls = spec.tls.as_ref().and_then(|tls| {
+            let path = root.key("tls");
+            let mut ok = true;
+            for (key, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(source.base_dir.join(file)) {
+                    self.error(path.key(key), format!("cannot read {file}: {e}"));
+                    ok = false;
+                }
+            }
+            ok.then(|| TlsFiles {
+                cert: source.base_dir.join(&tls.cert),
+                key: source.base_dir.join(&tls.key),
+            })
+        });
+        if tokens.is_empty() && listen.iter().any(|a| !a.ip().is_loopback()) {
+            self.warning(
+                root.key("listen"),
+                "the admin API listens beyond loopback without [[admin.tokens]]: anyone who \
+                 reaches it can read status (changes are still taken from loopback only)",
+            );
+        }
+        AdminConfig {
+            listen,
+            access: AdminAccess { tokens, public },
+            tls,
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! Operator overrides as replicated cluster state (pure: time is passed in).
+//!
+//! An override drains an endpoint or a whole pool (weight 0 at run time), forces an
+//! endpoint up or down, or fails a record over to a named pool. Each carries who, why,
+//! when and an optional expiry, and a **stamp**: a hybrid logical clock reading (wall
+//! milliseconds, a counter) and the server that made it. Sets merge by last writer
+//! wins per target; a release is an entry without an action (a tombstone), so it wins
+//! over the override it releases wherever it arrives. Merging is commutative,
+//! associative and idempotent: servers that have seen the same entries hold the same
+//! set, in whatever order the entries came.
+//!
+//! ```text
+//!  ctl ──▶ every server ──▶ OverrideSet::set ──┐
+//!  peer sync (signed, both ways) ──▶ merge ────┼─▶ effects(config, now) ─▶ answers
+//!  state file ──▶ merge ───────────────────────┘
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, PoolChoice};
+use crate::model::{DynamicType, EndpointIndex, HealthState, PoolIndex};
+
+/// How long a release (or an expired override) is remembered, so that an older copy
+/// of the override it ended cannot come back from a peer that was away.
+pub const TOMBSTONE_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Most overrides (releases included) a set holds; a request beyond it is refused.
+pub const MAX_OVERRIDES: usize = 10_000;
+
+/// What an override applies to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// One endpoint, `pool/name`.
+    Endpoint(String),
+    /// Every endpoint of a pool.
+    Pool(String),
+    /// The records of a name (absolute, lower case, trailing dot), one type or all.
+    Record {
+        /// Owner name.
+        name: String,
+        /// Record type (None: every dynamic record of the name).
+        #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+        record_type: Option<DynamicType>,
+    },
+}
+
+impl Target {
+    /// The record target of `name` (made absolute and lower case).
+    pub fn record(name: &str, record_type: Option<DynamicType>) -> Self {
+        let mut name = name.trim().to_ascii_lowercase();
+        if !name.ends_with('.') {
+            name.push('.');
+        }
+        Self::Record { name, record_type }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Endpoint(label) => write!(f, "endpoint {label}"),
+            Self::Pool(pool) => write!(f, "pool {pool}"),
+            Self::Record {
+                name,
+                record_type: Some(t),
+            } => write!(f, "record {name} {t}"),
+            Self::Record {
+                name,
+                record_type: None,
+            } => write!(f, "record {name}"),
+        }
+    }
+}
+
+/// What an override does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Weight 0: left out of answers while anything else can be answered (an
+    /// endpoint or every endpoint of a pool).
+    Drain,
+    /// Up, whatever the probes say (an endpoint).
+    ForceUp,
+    /// Down, whatever the probes say, and never answered, not even in fail-open (an
+    /// endpoint).
+    ForceDown,
+    /// Answer from this pool first (a record; the pool must be one of its pools).
+    Failover(String),
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Drain => f.write_str("drain"),
+            Self::ForceUp => f.write_str("force up"),
+            Self::ForceDown => f.write_str("force down"),
+            Self::Failover(pool) => write!(f, "failover to {pool}"),
+        }
+    }
+}
+
+/// A hybrid logical clock reading and its origin: the version of an entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stamp {
+    /// Wall clock (Unix ms), never behind any stamp this clock has seen.
+    pub ms: u64,
+    /// Orders stamps within one millisecond.
+    pub counter: u32,
+    /// The server that made the entry (ties between servers break by name).
+    pub origin: String,
+}
+
+/// One override or release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// What it applies to.
+    pub target: Target,
+    /// What it does (None: a release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// Who made it (token name, and the user `ctl` ran as).
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// When it was made (Unix ms).
+    pub at_ms: u64,
+    /// When it ends by itself (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
+    /// Version (last writer wins).
+    pub stamp: Stamp,
+}
+
+impl Entry {
+    /// Its version: the stamp, then (should two servers ever make the same stamp) the
+    /// content, so that every server picks the same winner.
+    #[allow(clippy::type_complexity)]
+    fn version(&self) -> (&Stamp, &Option<Action>, Option<u64>, u64, &str, &str) {
+        (
+            &self.stamp,
+            &self.action,
+            self.expires_at_ms,
+            self.at_ms,
+            &self.by,
+            &self.reason,
+        )
+    }
+
+    /// Whether it is in force at `now_ms` (not a release, not expired).
+    pub fn active(&self, now_ms: u64) -> bool {
+        self.action.is_some() && self.expires_at_ms.is_none_or(|at| at > now_ms)
+    }
+}
+
+/// A change an operator asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// What to change.
+    pub target: Target,
+    /// The override (None: release).
+    pub action: Option<Action>,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// How long it lasts (ms; None: until released).
+    pub expires_in_ms: Option<u64>,
+}
+
+/// Why a change is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OverrideError {
+    /// The target is not in the config.
+    #[error("no {0} in the configuration")]
+    UnknownTarget(Target),
+    /// The action does not apply to the target.
+    #[error("{action} does not apply to a {kind} (use {allowed})")]
+    Mismatch {
+        /// The action asked for.
+        action: Action,
+        /// What the target is.
+        kind: &'static str,
+        /// What applies to it.
+        allowed: &'static str,
+    },
+    /// A failover to a pool that the record does not list.
+    #[error("{target} does not answer from pool {pool:?}; its pools: {pools}")]
+    NotAPoolOfTheRecord {
+        /// The record.
+        target: Target,
+        /// The pool asked for.
+        pool: String,
+        /// Its pools.
+        pools: String,
+    },
+    /// Too many overrides.
+    #[error("too many overrides (at most {MAX_OVERRIDES}); release some first")]
+    Full,
+    /// The server is stopping.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// What the overrides in force do to the answers, by config index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Forced state per endpoint.
+    pub forced: Vec<Option<HealthState>>,
+    /// Drained per endpoint.
+    pub drained: Vec<bool>,
+    /// Manual failover per record: the pool answered first.
+    pub pins: Vec<Option<PoolIndex>>,
+}
+
+/// Every override and release a server knows, with its clock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverrideSet {
+    entries: BTreeMap<Target, Entry>,
+    /// The newest stamp made or seen (the hybrid logical clock).
+    clock: (u64, u32),
+}
+
+impl OverrideSet {
+    /// A set holding `entries` (merged: the newest per target wins).
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Self {
+        let mut set = Self::default();
+        set.merge(entries);
+        set
+    }
+
+    /// Every entry, releases included, in target order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// The entry of a target.
+    pub fn get(&self, target: &Target) -> Option<&Entry> {
+        self.entries.get(target)
+    }
+
+    /// The overrides in force at `now_ms`.
+    pub fn active(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
+        self.entries.values().filter(move |e| e.active(now_ms))
+    }
+
+    /// Checks `change` against `config` and makes it, stamped by `origin` at `now_ms`.
+    /// Returns the new entry.
+    pub fn apply(
+        &mut self,
+        change: Change,
+        config: &Config,
+        origin: &str,
+        now_ms: u64,
+    ) -> Result<Entry, OverrideError> {
+        if let Some(action) = &change.action {
+            check(config, &change.target, action)?;
+        }
+        if !self.entries.contains_key(&change.target) && self.entries.len() >= MAX_OVERRIDES {
+            self.collect_garbage(now_ms);
+            if self.entries.len() >= MAX_OVERRIDES {
+                return Err(OverrideError::Full);
+            }
+        }
+        let stamp = self.tick(now_ms, origin);
+        let entry = Entry {
+            target: change.target,
+            action: change.action,
+            by: change.by,
+            reason: change.reason,
+            at_ms: now_ms,
+            expires_at_ms: change.expires_in_ms.map(|ms| now_ms.saturating_add(ms)),
+            stamp,
+        };
+        self.entries.insert(entry.target.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// Takes entries from a peer or the state file: per target the newest stamp wins.
+    /// Returns the entries that changed this set.
+    pub fn merge(&mut self, entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+        let mut changed = Vec::new();
+        for entry in entries {
+            self.clock = self.clock.max((entry.stamp.ms, entry.stamp.counter));
+            let newer = self
+                .entries
+                .get(&entry.target)
+                .is_none_or(|old| entry.version() > old.version());
+            if newer
+                && (self.entries.len() < MAX_OVERRIDES || self.entries.contains_key(&entry.target))
+            {
+                self.entries.insert(entry.target.clone(), entry.clone());
+                changed.push(entry);
+            }
+        }
+        changed
+    }
+
+    /// A new stamp, later than every stamp made or seen (hybrid logical clock).
+    fn tick(&mut self, now_ms: u64, origin: &str) -> Stamp {
+        let (ms, counter) = self.clock;
+        self.clock = if now_ms > ms {
+            (now_ms, 0)
+        } else {
+            (ms, counter + 1)
+        };
+        Stamp {
+            ms: self.clock.0,
+            counter: self.clock.1,
+            origin: origin.to_owned(),
+        }
+    }
+
+    /// Forgets releases and expired overrides older than [`TOMBSTONE_KEEP_MS`].
+    pub fn collect_garbage(&mut self, now_ms: u64) {
+        self.entries.retain(|_, e| {
+            let ended_at = match (&e.action, e.expires_at_ms) {
+                (None, _) => Some(e.at_ms),
+                (Some(_), Some(at)) if at <= now_ms => Some(at),
+                _ => None,
+            };
+            ended_at.is_none_or(|at| now_ms.saturating_sub(at) < TOMBSTONE_KEEP_MS)
+        });
+    }
+
+    /// When the next override in force expires.
+    pub fn next_expiry(&self, now_ms: u64) -> Option<u64> {
+        self.active(now_ms).filter_map(|e| e.expires_at_ms).min()
+    }
+
+    /// What the overrides in force at `now_ms` do under `config` (targets the config
+    /// no longer has are kept but do nothing).
+    pub fn effects(&self, config: &Config, now_ms: u64) -> Effects {
+        let mut effects = Effects {
+            forced: vec![None; config.endpoints.len()],
+            drained: vec![false; config.endpoints.len()],
+            pins: vec![None; config.records.len()],
+        };
+        for entry in self.active(now_ms) {
+            let Some(action) = &entry.action else {
+                continue;
+            };
+            match (&entry.target, action) {
+                (Target::Endpoint(label), _) => {
+                    let Some(e) = endpoint_by_label(config, label) else {
+                        continue;
+                    };
+                    let i = e.0 as usize;
+                    match action {
+                        Action::Drain => effects.drained[i] = true,
+                        Action::ForceUp => effects.forced[i] = Some(HealthState::Up),
+                        Action::ForceDown => effects.forced[i] = Some(HealthState::Down),
+                        Action::Failover(_) => {}
+                    }
+                }
+                (Target::Pool(pool), Action::Drain) => {
+                    if let Some(p) = config.pool_by_name(pool) {
+                        for e in &config.pool(p).endpoints {
+                            effects.drained[e.0 as usize] = true;
+                        }
+                    }
+                }
+                (Target::Record { .. }, Action::Failover(pool)) => {
+                    let Some(p) = config.pool_by_name(pool) else {
+                        continue;
+                    };
+                    for r in records_of(config, &entry.target) {
+                        if record_pools(config, r).contains(&p) {
+                            effects.pins[r] = Some(p);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        effects
+    }
+}
+
+/// Whether `action` applies to `target` under `config`.
+fn check(config: &Config, target: &Target, action: &Action) -> Result<(), OverrideError> {
+    let mismatch = |kind, allowed| OverrideError::Mismatch {
+        action: action.clone(),
+        kind,
+        allowed,
+    };
+    let unknown = || OverrideError::UnknownTarget(target.clone());
+    match target {
+        Target::Endpoint(label) => {
+            endpoint_by_label(config, label).ok_or_else(unknown)?;
+            if matches!(action, Action::Failover(_)) {
+                return Err(mismatch("endpoint", "drain, force_up or force_down"));
+            }
+        }
+        Target::Pool(pool) => {
+            config.pool_by_name(pool).ok_or_else(unknown)?;
+            if *action != Action::Drain {
+                return Err(mismatch("pool", "drain; force its endpoints one by one"));
+            }
+        }
+        Target::Record { .. } => {
+            let records = records_of(config, target);
+            if records.is_empty() {
+                return Err(unknown());
+            }
+            let Action::Failover(pool) = action else {
+                return Err(mismatch("record", "failover"));
+            };
+            let listed = |r: usize| {
+                config
+                    .pool_by_name(pool)
+                    .is_some_and(|p| record_pools(config, r).contains(&p))
+            };
+            if !records.iter().any(|&r| listed(r)) {
+                let mut pools: Vec<&str> = records
+                    .iter()
+                    .flat_map(|&r| record_pools(config, r))
+                    .map(|p| config.pool(p).name.as_str())
+                    .collect();
+                pools.sort_unstable();
+                pools.dedup();
+                return Err(OverrideError::NotAPoolOfTheRecord {
+                    target: target.clone(),
+                    pool: pool.clone(),
+                    pools: pools.join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An endpoint by its `pool/name` label.
+pub fn endpoint_by_label(config: &Config, label: &str) -> Option<EndpointIndex> {
+    let (pool, name) = label.split_once('/')?;
+    let pool = config.pool(config.pool_by_name(pool)?);
+    pool.endpoints
+        .iter()
+        .copied()
+        .find(|&e| config.endpoint(e).name == name)
+}
+
+/// Indices of the records a record target names.
+fn records_of(config: &Config, target: &Target) -> Vec<usize> {
+    let Target::Record { name, record_type } = target else {
+        return Vec::new();
+    };
+    config
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name == *name && record_type.is_none_or(|t| t == r.record_type))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Every pool a record may answer from (any region).
+fn record_pools(config: &Config, record: usize) -> Vec<PoolIndex> {
+    let mut pools: Vec<PoolIndex> = match &config.records[record].pools {
+        PoolChoice::Fixed(pools) => pools.clone(),
+        PoolChoice::Geo { by_region, default } => by_region
+            .iter()
+            .flatten()
+            .flatten()
+            .chain(default)
+            .copied()
+            .collect(),
+    };
+    pools.sort_unstable();
+    pools.dedup();
+    pools
+}
+
+#[cfg(test)]
+mod tests;

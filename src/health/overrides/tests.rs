@@ -1,0 +1,230 @@
+//! Overrides: checks against the config, effects, expiry, and convergence of merges.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::ConfigSource;
+
+fn config() -> Config {
+    let text = r#"
+version = 1
+[pools.eu]
+endpoints = [{ address = "192.0.2.1", name = "a" }, { address = "192.0.2.2", name = "b" }]
+[pools.us]
+endpoints = [{ address = "198.51.100.1", name = "a" }]
+[pools.v6]
+endpoints = [{ address = "2001:db8::1" }]
+[[records]]
+name = "www.example."
+type = "A"
+policy = "failover"
+pools = ["eu", "us"]
+[[records]]
+name = "www.example."
+type = "AAAA"
+policy = "failover"
+pools = ["v6"]
+"#;
+    match Config::load(ConfigSource::from_text(text.to_owned(), ".")) {
+        Ok((config, _)) => config,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn change(target: Target, action: Option<Action>) -> Change {
+    Change {
+        target,
+        action,
+        by: "test".into(),
+        reason: "because".into(),
+        expires_in_ms: None,
+    }
+}
+
+#[test]
+fn effects_follow_the_overrides_in_force() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    let ep = Target::Endpoint("eu/a".into());
+    set.apply(
+        change(ep.clone(), Some(Action::ForceDown)),
+        &config,
+        "s1",
+        10,
+    )
+    .unwrap();
+    set.apply(
+        change(Target::Pool("us".into()), Some(Action::Drain)),
+        &config,
+        "s1",
+        11,
+    )
+    .unwrap();
+    let www = Target::record("WWW.example", None);
+    set.apply(
+        change(www.clone(), Some(Action::Failover("us".into()))),
+        &config,
+        "s1",
+        12,
+    )
+    .unwrap();
+    let effects = set.effects(&config, 20);
+    assert_eq!(effects.forced, [Some(HealthState::Down), None, None, None]);
+    assert_eq!(effects.drained, [false, false, true, false]);
+    // Only the A record lists pool us; the AAAA record of the name is untouched.
+    assert_eq!(effects.pins, [config.pool_by_name("us"), None]);
+    // A release wins over the override it releases.
+    set.apply(change(ep, None), &config, "s1", 30).unwrap();
+    assert_eq!(set.effects(&config, 31).forced, [None; 4]);
+    assert_eq!(set.active(31).count(), 2);
+}
+
+#[test]
+fn changes_that_do_not_fit_the_config_are_refused() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    let refused = |set: &mut OverrideSet, target, action| {
+        set.apply(change(target, Some(action)), &config, "s1", 1)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        refused(&mut set, Target::Endpoint("eu/z".into()), Action::Drain)
+            .contains("no endpoint eu/z")
+    );
+    assert!(
+        refused(&mut set, Target::Pool("eu".into()), Action::ForceDown)
+            .contains("does not apply to a pool")
+    );
+    assert!(
+        refused(
+            &mut set,
+            Target::record("www.example.", Some(DynamicType::A)),
+            Action::Failover("v6".into())
+        )
+        .contains("its pools: eu, us")
+    );
+    assert!(
+        refused(
+            &mut set,
+            Target::record("nope.example.", None),
+            Action::Failover("eu".into())
+        )
+        .contains("no record nope.example.")
+    );
+    assert_eq!(set.entries().count(), 0, "nothing refused is kept");
+}
+
+#[test]
+fn expiry_releases_and_old_tombstones_are_forgotten() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    let mut c = change(Target::Endpoint("eu/b".into()), Some(Action::Drain));
+    c.expires_in_ms = Some(1_000);
+    set.apply(c, &config, "s1", 5_000).unwrap();
+    assert_eq!(set.next_expiry(5_000), Some(6_000));
+    assert!(set.effects(&config, 5_999).drained[1]);
+    assert!(!set.effects(&config, 6_000).drained[1]);
+    assert_eq!(set.next_expiry(6_000), None);
+    set.collect_garbage(6_000 + TOMBSTONE_KEEP_MS - 1);
+    assert_eq!(
+        set.entries().count(),
+        1,
+        "kept while a stale copy could return"
+    );
+    set.collect_garbage(6_000 + TOMBSTONE_KEEP_MS);
+    assert_eq!(set.entries().count(), 0);
+}
+
+#[test]
+fn stamps_move_forward_past_every_stamp_seen() {
+    let config = config();
+    let (mut a, mut b) = (OverrideSet::default(), OverrideSet::default());
+    let target = Target::Endpoint("eu/a".into());
+    // b's clock is far ahead; a has seen its entry, so a's next stamp is later still,
+    // although a's own wall clock is behind.
+    let from_b = b
+        .apply(
+            change(target.clone(), Some(Action::Drain)),
+            &config,
+            "b",
+            9_000,
+        )
+        .unwrap();
+    a.merge([from_b.clone()]);
+    let from_a = a
+        .apply(change(target.clone(), None), &config, "a", 1_000)
+        .unwrap();
+    assert!(from_a.stamp > from_b.stamp);
+    assert_eq!(b.merge([from_a.clone()]), std::slice::from_ref(&from_a));
+    assert_eq!(a, b, "both hold the release");
+    assert!(
+        a.merge([from_b]).is_empty(),
+        "the older entry changes nothing"
+    );
+}
+
+fn arb_entry() -> impl Strategy<Value = Entry> {
+    let targets = prop_oneof![
+        Just(Target::Endpoint("eu/a".into())),
+        Just(Target::Endpoint("eu/b".into())),
+        Just(Target::Pool("us".into())),
+    ];
+    let actions = prop_oneof![
+        Just(None),
+        Just(Some(Action::Drain)),
+        Just(Some(Action::ForceDown)),
+        Just(Some(Action::ForceUp)),
+    ];
+    (
+        targets,
+        actions,
+        0u64..20,
+        0u32..3,
+        prop_oneof![Just("s1"), Just("s2"), Just("s3")],
+    )
+        .prop_map(|(target, action, ms, counter, origin)| Entry {
+            target,
+            action,
+            by: format!("{origin}-user"),
+            reason: String::new(),
+            at_ms: ms,
+            expires_at_ms: None,
+            stamp: Stamp {
+                ms,
+                counter,
+                origin: origin.into(),
+            },
+        })
+}
+
+proptest! {
+    /// Servers that received the same entries in any order, in any grouping, hold the
+    /// same set and the same effects.
+    #[test]
+    fn merges_converge_whatever_the_order(
+        entries in proptest::collection::vec(arb_entry(), 0..24),
+        seed in any::<u64>(),
+        split in 0usize..24,
+    ) {
+        let config = config();
+        let in_order = OverrideSet::from_entries(entries.clone());
+        let mut shuffled = entries.clone();
+        let mut rng = crate::model::SplitMix64::new(seed);
+        for i in (1..shuffled.len()).rev() {
+            let j = (crate::model::RandomSource::next_u64(&mut rng) % (i as u64 + 1)) as usize;
+            shuffled.swap(i, j);
+        }
+        // Two halves merged separately, then each other's, twice (idempotent).
+        let split = split.min(shuffled.len());
+        let mut a = OverrideSet::from_entries(shuffled[..split].to_vec());
+        let b = OverrideSet::from_entries(shuffled[split..].to_vec());
+        a.merge(b.entries().cloned().collect::<Vec<_>>());
+        a.merge(b.entries().cloned().collect::<Vec<_>>());
+        prop_assert_eq!(
+            a.entries().collect::<Vec<_>>(),
+            in_order.entries().collect::<Vec<_>>()
+        );
+        prop_assert_eq!(a.effects(&config, 100), in_order.effects(&config, 100));
+    }
+}

@@ -1,0 +1,389 @@
+//! Operator control across a cluster of three servers: every change made through
+//! `failoverd ctl` (the real binary) reaches every server's answers over a real
+//! socket, survives a restart, reaches a server that was down when it was made, and
+//! ends by itself when it expires; callers without the right token, and malformed
+//! bodies, change nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use failoverd::service::StartOptions;
+
+use crate::support::dns::{expect_addresses, sorted_addresses};
+use crate::support::{SERVER_HEAD, TestServer, binary, http, wait_until};
+
+const OPERATE: &str = "operate-token-of-the-oncall-0123";
+const READ: &str = "read-token-of-the-dashboard-0123";
+const NAME: &str = "app.example.test";
+const A: &str = "127.0.0.2";
+const B: &str = "127.0.0.3";
+const C: &str = "127.0.0.4";
+
+/// Server `n` (1–3) of the cluster: vantage `vN`, no health checks (operators
+/// decide), failover eu → us. `servers`: the peers' admin addresses.
+fn config(dir: &Path, n: usize, servers: &[SocketAddr]) -> String {
+    config_with(dir, n, servers, "")
+}
+
+/// As [`config`], with `admin` (TOML tables) before the tokens.
+fn config_with(dir: &Path, n: usize, servers: &[SocketAddr], admin: &str) -> String {
+    let servers: Vec<String> = servers.iter().map(|a| format!("\"http://{a}\"")).collect();
+    let dir = dir.display();
+    format!(
+        r#"{SERVER_HEAD}
+[pools.eu]
+endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
+[pools.us]
+endpoints = [{{ address = "{C}", name = "c" }}]
+[[records]]
+name = "{NAME}"
+type = "A"
+ttl = 5
+policy = "failover"
+pools = ["eu", "us"]
+[vantages.v1]
+secret = "secret-of-server-v1-0123456789"
+[vantages.v2]
+secret = "secret-of-server-v2-0123456789"
+[vantages.v3]
+secret = "secret-of-server-v3-0123456789"
+[health]
+vantage = "v{n}"
+staleness = "1s"
+servers = [{servers}]
+state_file = "{dir}/state-v{n}.json"
+{admin}
+[[admin.tokens]]
+name = "oncall"
+role = "operate"
+file = "{dir}/operate.token"
+[[admin.tokens]]
+name = "dashboard"
+role = "read"
+file = "{dir}/read.token"
+"#,
+        servers = servers.join(", ")
+    )
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    admins: Vec<SocketAddr>,
+    servers: Vec<Option<TestServer>>,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("operate.token"), format!("{OPERATE}\n")).unwrap();
+        std::fs::write(dir.path().join("read.token"), READ).unwrap();
+        let mut servers = Vec::new();
+        let mut admins = Vec::new();
+        for n in 1..=3 {
+            let server = start(&config(dir.path(), n, &[]), None);
+            admins.push(server.service().admin_address().unwrap());
+            servers.push(Some(server));
+        }
+        let cluster = Self {
+            dir,
+            admins,
+            servers,
+        };
+        // Now that every admin port is known, each server learns its peers.
+        for n in 1..=3 {
+            cluster.server(n).reload(&cluster.config(n)).unwrap();
+        }
+        cluster
+    }
+
+    fn config(&self, n: usize) -> String {
+        config(self.dir.path(), n, &self.admins)
+    }
+
+    fn server(&self, n: usize) -> &TestServer {
+        self.servers[n - 1].as_ref().expect("running")
+    }
+
+    fn dns(&self, n: usize) -> SocketAddr {
+        self.server(n).addr
+    }
+
+    fn stop(&mut self, n: usize) {
+        self.servers[n - 1] = None;
+    }
+
+    /// Starts server `n` again on its admin port, from its state file.
+    fn restart(&mut self, n: usize) {
+        self.servers[n - 1] = Some(start(&self.config(n), Some(self.admins[n - 1])));
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.admins.iter().map(|a| format!("http://{a}")).collect()
+    }
+
+    /// Runs `failoverd ctl` against every server with the operate token.
+    fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let token = self.dir.path().join("operate.token");
+        ctl_with(&self.urls(), Some(&token), args)
+    }
+
+    fn expect_everywhere(&self, want: &[&str]) {
+        for n in 1..=3 {
+            if self.servers[n - 1].is_some() {
+                expect_addresses(self.dns(n), NAME, want, Duration::from_secs(3));
+            }
+        }
+    }
+}
+
+fn start(config: &str, admin: Option<SocketAddr>) -> TestServer {
+    let admin = admin.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+    TestServer::start_with(
+        config,
+        StartOptions {
+            admin_listen: Some(admin),
+            ..StartOptions::default()
+        },
+    )
+}
+
+fn ctl_with(servers: &[String], token: Option<&PathBuf>, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(binary());
+    command.arg("ctl").env_remove("FAILOVERD_TOKEN");
+    for server in servers {
+        command.args(["--server", server]);
+    }
+    if let Some(token) = token {
+        command.arg("--token-file").arg(token);
+    }
+    let output = command.args(args).output().expect("run failoverd ctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn post(admin: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth));
+    }
+    http(admin, "POST", path, &headers, body.as_bytes())
+}
+
+fn active_overrides(admin: SocketAddr) -> usize {
+    let (status, body) = http(
+        admin,
+        "GET",
+        "/v1/overrides",
+        &[("authorization", &format!("Bearer {READ}"))],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    view["active"].as_array().unwrap().len()
+}
+
+#[test]
+fn overrides_made_through_ctl_reach_every_server_and_last() {
+    let mut cluster = Cluster::start();
+    cluster.expect_everywhere(&[A, B]);
+
+    // Drain an endpoint: every server stops answering it.
+    let (ok, out) = cluster.ctl(&["drain", "eu/a", "--reason", "kernel upgrade"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(": ok drain endpoint eu/a").count(), 3, "{out}");
+    for n in 1..=3 {
+        assert_eq!(
+            sorted_addresses(cluster.dns(n), NAME),
+            [B],
+            "server {n} at once"
+        );
+    }
+
+    // Manual failover of the record to us.
+    let (ok, out) = cluster.ctl(&["failover", NAME, "--to", "us", "--reason", "dr drill"]);
+    assert!(ok, "{out}");
+    cluster.expect_everywhere(&[C]);
+
+    // A restarted server answers from its state file as before.
+    cluster.stop(2);
+    cluster.restart(2);
+    assert_eq!(
+        sorted_addresses(cluster.dns(2), NAME),
+        [C],
+        "after a restart"
+    );
+
+    // A server down while a change is made catches up from its peers once back.
+    cluster.stop(3);
+    let (ok, out) = cluster.ctl(&["release", NAME, "--reason", "drill over"]);
+    assert!(!ok, "ctl must fail when a server did not confirm: {out}");
+    assert_eq!(out.matches(": ok released").count(), 2, "{out}");
+    assert!(out.contains("FAILED unreachable"), "{out}");
+    cluster.restart(3);
+    // (Its state file still holds the failover; the peers' release is newer.)
+    expect_addresses(cluster.dns(3), NAME, &[B], Duration::from_secs(5));
+    cluster.expect_everywhere(&[B]);
+
+    // An override that expires releases itself everywhere.
+    let (ok, out) = cluster.ctl(&[
+        "force",
+        "eu/b",
+        "down",
+        "--reason",
+        "bad deploy",
+        "--expires",
+        "2s",
+    ]);
+    assert!(ok, "{out}");
+    cluster.expect_everywhere(&[C]);
+    cluster.expect_everywhere(&[B]);
+    let (ok, out) = cluster.ctl(&["undrain", "eu/a"]);
+    assert!(ok, "{out}");
+    cluster.expect_everywhere(&[A, B]);
+    for &admin in &cluster.admins {
+        assert_eq!(active_overrides(admin), 0);
+    }
+
+    // Forced down is never answered, not even when everything is down (fail-open).
+    for endpoint in ["eu/a", "eu/b", "us/c"] {
+        let (ok, out) = cluster.ctl(&["force", endpoint, "down", "--reason", "all out"]);
+        assert!(ok, "{out}");
+    }
+    cluster.expect_everywhere(&[]);
+    let (ok, out) = cluster.ctl(&["--json", "overrides"]);
+    assert!(ok, "{out}");
+    let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(view.as_array().unwrap().len(), 3);
+    for server in view.as_array().unwrap() {
+        assert_eq!(
+            server["answer"]["active"].as_array().unwrap().len(),
+            3,
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn callers_without_the_right_token_and_bad_bodies_change_nothing() {
+    let cluster = Cluster::start();
+    let admin = cluster.admins[0];
+    let drain = r#"{"target": {"endpoint": "eu/a"}, "action": "drain", "reason": "x"}"#;
+    // No token, a wrong one, a read-only one.
+    assert_eq!(post(admin, "/v1/overrides", None, drain).0, 401);
+    assert_eq!(
+        post(
+            admin,
+            "/v1/overrides",
+            Some("not-a-token-0123456789"),
+            drain
+        )
+        .0,
+        401
+    );
+    assert_eq!(post(admin, "/v1/overrides", Some(READ), drain).0, 403);
+    let (ok, out) = ctl_with(&cluster.urls(), None, &["drain", "eu/a", "--reason", "x"]);
+    assert!(!ok && out.contains("401"), "{out}");
+    // Reads need a token too (healthz and readyz are public by default).
+    assert_eq!(http(admin, "GET", "/v1/status", &[], b"").0, 401);
+    assert_eq!(http(admin, "GET", "/healthz", &[], b"").0, 200);
+    // Malformed bodies: 400, with a message.
+    for body in [
+        "",
+        "{}",
+        "not json",
+        r#"{"target": {"endpoint": "eu/a"}, "action": "drain"}"#,
+        r#"{"target": {"endpoint": "eu/a"}, "action": "drain", "reason": "x", "extra": 1}"#,
+        r#"{"target": {"endpoint": "eu/a"}, "action": "dran", "reason": "x"}"#,
+        r#"{"target": {"endpoint": "eu/a"}, "action": "drain", "reason": " "}"#,
+        r#"{"target": {"endpoint": "eu/a"}, "action": "drain", "reason": "x", "expires_in": "soon"}"#,
+        r#"{"target": {"pool": "eu"}, "action": "force_down", "reason": "x"}"#,
+        r#"{"target": {"record": {"name": "app.example.test"}}, "action": {"failover": "nope"}, "reason": "x"}"#,
+    ] {
+        let (status, text) = post(admin, "/v1/overrides", Some(OPERATE), body);
+        assert_eq!(status, 400, "{body} → {status} {text}");
+        assert!(!text.trim().is_empty(), "{body}: no message");
+    }
+    let (status, _) = post(
+        admin,
+        "/v1/overrides",
+        Some(OPERATE),
+        r#"{"target": {"endpoint": "eu/zz"}, "action": "drain", "reason": "x"}"#,
+    );
+    assert_eq!(status, 404);
+    // The older force call is strict too: `{}` or a typo no longer clears a force.
+    let force = |body: &str| {
+        let auth = format!("Bearer {OPERATE}");
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        http(
+            admin,
+            "PUT",
+            "/v1/endpoints/eu/a/force",
+            &headers,
+            body.as_bytes(),
+        )
+        .0
+    };
+    for body in ["{}", r#"{"stat": "down"}"#] {
+        assert_eq!(force(body), 400, "{body}");
+    }
+    for &admin in &cluster.admins {
+        assert_eq!(active_overrides(admin), 0);
+    }
+    cluster.expect_everywhere(&[A, B]);
+    // The right token works (and the older call still does).
+    assert_eq!(force(r#"{"state": "down"}"#), 204);
+    cluster.expect_everywhere(&[B]);
+    assert!(wait_until(Duration::from_secs(3), || {
+        cluster.admins.iter().all(|&a| active_overrides(a) == 1)
+    }));
+}
+
+#[test]
+fn the_admin_api_speaks_https_on_several_addresses() {
+    use crate::support::backend::TestPki;
+    let pki = TestPki::new();
+    let leaf = pki.leaf("127.0.0.1", false);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("admin.crt"), dir.path().join("admin.key"));
+    std::fs::write(&cert, &leaf.pem.0).unwrap();
+    std::fs::write(&key, &leaf.pem.1).unwrap();
+    std::fs::write(dir.path().join("operate.token"), OPERATE).unwrap();
+    std::fs::write(dir.path().join("read.token"), READ).unwrap();
+    let admin = format!(
+        "[admin]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n[admin.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let text = config_with(dir.path(), 1, &[], &admin);
+    let server = TestServer::start(&text);
+    let admins = server.service().admin_addresses().to_vec();
+    assert_eq!(admins.len(), 2, "both listeners bound");
+    let urls: Vec<String> = admins.iter().map(|a| format!("https://{a}")).collect();
+    let token = dir.path().join("operate.token");
+    let ca = pki.ca_file.display().to_string();
+    let (ok, out) = ctl_with(&urls, Some(&token), &["--ca-file", &ca, "status"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("== https://").count(), 2, "{out}");
+    let (ok, out) = ctl_with(
+        &urls[..1],
+        Some(&token),
+        &["--ca-file", &ca, "drain", "us", "--reason", "tls"],
+    );
+    assert!(ok, "{out}");
+    expect_addresses(server.addr, NAME, &[A, B], Duration::from_secs(1));
+    // Without the CA, the certificate is not trusted.
+    let (ok, out) = ctl_with(&urls[..1], Some(&token), &["status"]);
+    assert!(!ok, "{out}");
+    // Plain HTTP on a TLS listener gets nowhere.
+    assert_ne!(http(admins[0], "GET", "/healthz", &[], b"").0, 200);
+}
