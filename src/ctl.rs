@@ -11,10 +11,16 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use failoverd::admin::api::{OverrideRequest, OverridesView, ReleaseRequest, Status};
+use failoverd::admin::api::{OverrideRequest, OverridesView, ReleaseRequest, ReloadStatus, Status};
+use failoverd::admin::explain::{ExplainQuery, Explanation, explain};
 use failoverd::config::ConfigSource;
+use failoverd::dns::Snapshot;
+use failoverd::health::overrides::OverrideSet;
 use failoverd::health::overrides::{Action, Entry, Target};
+use failoverd::health::{EndpointHealth, HealthSnapshot, HealthSource};
 use failoverd::model::DynamicType;
+use failoverd::model::{EndpointIndex, HealthState};
+use failoverd::service::events::Event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,8 +33,8 @@ pub(crate) struct CtlArgs {
     /// --config).
     #[arg(long = "server", short = 's', global = true)]
     servers: Vec<String>,
-    /// Configuration whose `[health] servers` to use.
-    #[arg(long, short, global = true)]
+    /// Configuration whose `[health] servers` to use (before the command).
+    #[arg(long, short)]
     config: Option<PathBuf>,
     /// File holding the bearer token (default: the FAILOVERD_TOKEN environment variable).
     #[arg(long, global = true)]
@@ -84,6 +90,44 @@ enum CtlCommand {
         #[command(flatten)]
         why: Why,
     },
+    /// The answer a client gets now, and why; with --assume or --config, what it
+    /// would get (changing nothing).
+    Explain {
+        /// Record name.
+        name: String,
+        /// Record type (default: every dynamic record of the name).
+        record_type: Option<RecordType>,
+        /// The resolver's address.
+        #[arg(long)]
+        client: Option<std::net::IpAddr>,
+        /// An EDNS Client Subnet (e.g. 192.0.2.0/24).
+        #[arg(long)]
+        ecs: Option<ipnet::IpNet>,
+        /// Assume an endpoint down or up: `POOL/NAME=down` (repeatable).
+        #[arg(long)]
+        assume: Vec<String>,
+        /// Explain under this candidate configuration instead, with each server's
+        /// current health and overrides (computed here; nothing is sent).
+        #[arg(long = "config")]
+        candidate: Option<PathBuf>,
+    },
+    /// Recent events (health, overrides, reloads, isolation, answer changes).
+    Events {
+        /// Keep printing new events as they happen.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// At most this many past events per server.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// With --follow, stop after this long (default: until interrupted).
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Reload every server's configuration from its file.
+    Reload,
     /// Release an override: `POOL/NAME`, `POOL`, or a record name (with --type).
     Release {
         /// What to release.
@@ -175,6 +219,7 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         .context("building the HTTP client")?;
     let ctl = Ctl {
         client,
+        ca_file: args.ca_file.clone(),
         token,
         servers,
         json: args.json,
@@ -223,6 +268,7 @@ fn token(args: &CtlArgs) -> anyhow::Result<Option<String>> {
 
 struct Ctl {
     client: reqwest::Client,
+    ca_file: Option<PathBuf>,
     token: Option<String>,
     servers: Vec<String>,
     json: bool,
@@ -274,6 +320,43 @@ impl Ctl {
                 record_type,
                 reason,
             } => self.release(target_of(&target, record_type), reason).await,
+            CtlCommand::Events {
+                follow,
+                since,
+                limit,
+                duration,
+            } => {
+                if follow {
+                    self.follow(since, limit, duration).await
+                } else {
+                    let path = format!("/v1/events?since={since}&limit={limit}");
+                    self.read::<Vec<Event>>(&path, print_events).await
+                }
+            }
+            CtlCommand::Reload => self.reload().await,
+            CtlCommand::Explain {
+                name,
+                record_type,
+                client,
+                ecs,
+                assume,
+                candidate,
+            } => {
+                let query = ExplainQuery {
+                    name,
+                    record_type: record_type.map(Into::into),
+                    client,
+                    ecs,
+                    assume,
+                };
+                match candidate {
+                    None => {
+                        let path = format!("/v1/explain?{}", explain_params(&query));
+                        self.read::<Explanation>(&path, print_explanation).await
+                    }
+                    Some(path) => self.what_if(&path, &query).await,
+                }
+            }
         }
     }
 
@@ -393,6 +476,176 @@ impl Ctl {
         })
     }
 
+    /// Prints every server's events as they happen, one line each, until `duration`.
+    async fn follow(
+        &self,
+        since: u64,
+        limit: usize,
+        duration: Option<Duration>,
+    ) -> anyhow::Result<ExitCode> {
+        let streams = self.servers.iter().map(|server| async move {
+            let url = format!(
+                "{}/v1/events?follow=true&since={since}&limit={limit}",
+                server.trim_end_matches('/')
+            );
+            // The stream stays open: no overall timeout, only the connect one.
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(5))
+                .tls_backend_preconfigured(failoverd::probe::tls::client_config(
+                    true,
+                    self.ca_file.as_deref(),
+                )?)
+                .build()?;
+            let mut request = client.get(url);
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let mut response = request.send().await?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                anyhow::bail!("{server}: {status}: {}", text.trim());
+            }
+            let mut pending = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                pending.extend_from_slice(&chunk);
+                while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    if let Ok(event) = serde_json::from_slice::<Event>(&line) {
+                        if self.json {
+                            println!("{}", serde_json::json!({"server": server, "event": event}));
+                        } else {
+                            println!("{server} {}", event_line(&event));
+                        }
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+        let all = futures_util::future::join_all(streams);
+        let results = match duration {
+            Some(duration) => match tokio::time::timeout(duration, all).await {
+                Ok(results) => results,
+                Err(_) => return Ok(ExitCode::SUCCESS),
+            },
+            None => all.await,
+        };
+        let mut code = ExitCode::SUCCESS;
+        for result in results {
+            if let Err(error) = result {
+                eprintln!("{error:#}");
+                code = ExitCode::FAILURE;
+            }
+        }
+        Ok(code)
+    }
+
+    /// Asks every server to reload its configuration; one line each.
+    async fn reload(&self) -> anyhow::Result<ExitCode> {
+        let replies = self
+            .each(|server| {
+                self.authorized(
+                    self.client
+                        .post(format!("{}/v1/reload", server.trim_end_matches('/'))),
+                )
+            })
+            .await;
+        let mut failed = 0;
+        for reply in &replies {
+            let status = reply.result.clone().and_then(|text| {
+                serde_json::from_str::<ReloadStatus>(&text)
+                    .map_err(|e| format!("unreadable answer: {e}"))
+            });
+            match status {
+                Ok(status) if status.ok => {
+                    let restart = if status.restart_needed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (restart needed for {})", status.restart_needed.join(", "))
+                    };
+                    println!("{}: ok reloaded{restart}", reply.server);
+                }
+                Ok(status) => {
+                    failed += 1;
+                    println!("{}: FAILED the running configuration stays:", reply.server);
+                    for error in &status.errors {
+                        println!("  {error}");
+                    }
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!("{}: FAILED {error}", reply.server);
+                }
+            }
+        }
+        Ok(if failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    /// Explains `query` under a candidate config, with each server's health.
+    async fn what_if(
+        &self,
+        path: &std::path::Path,
+        query: &ExplainQuery,
+    ) -> anyhow::Result<ExitCode> {
+        let load = || -> anyhow::Result<failoverd::service::Loaded> {
+            let source = ConfigSource::from_file(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            failoverd::service::load(source)
+                .map_err(|d| anyhow::anyhow!("{}: invalid\n{d}", path.display()))
+        };
+        load()?; // refuse an invalid candidate before asking anybody
+        let replies = self
+            .each(|server| {
+                self.authorized(
+                    self.client
+                        .get(format!("{}/v1/status", server.trim_end_matches('/'))),
+                )
+            })
+            .await;
+        let mut failed = 0;
+        let mut out = Vec::new();
+        for reply in replies {
+            let status = reply.result.and_then(|text| {
+                serde_json::from_str::<Status>(&text).map_err(|e| format!("unreadable status: {e}"))
+            });
+            let explained = status.and_then(|status| {
+                let loaded = load().map_err(|e| format!("{e:#}"))?;
+                let snapshot = candidate_snapshot(loaded, &status);
+                explain(&snapshot, &status, query).map_err(|e| e.to_string())
+            });
+            match explained {
+                Ok(explanation) if self.json => {
+                    out.push(serde_json::json!({"server": reply.server, "answer": explanation}))
+                }
+                Ok(explanation) => {
+                    println!(
+                        "(what-if under {}, with the health {} has now)",
+                        path.display(),
+                        reply.server
+                    );
+                    print_explanation(&reply.server, &explanation);
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!("== {}: FAILED {error}\n", reply.server);
+                }
+            }
+        }
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Ok(if failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => request.bearer_auth(token),
@@ -425,6 +678,158 @@ impl Ctl {
         });
         futures_util::future::join_all(calls).await
     }
+}
+
+/// The query string of `GET /v1/explain`.
+fn explain_params(query: &ExplainQuery) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    params.append_pair("name", &query.name);
+    if let Some(t) = query.record_type {
+        params.append_pair("type", &t.to_string());
+    }
+    if let Some(client) = query.client {
+        params.append_pair("client", &client.to_string());
+    }
+    if let Some(ecs) = query.ecs {
+        params.append_pair("ecs", &ecs.to_string());
+    }
+    for assume in &query.assume {
+        params.append_pair("assume", assume);
+    }
+    params.finish()
+}
+
+/// The answers `loaded` (a candidate config) would give with a server's health and
+/// overrides, matched by endpoint label.
+fn candidate_snapshot(loaded: failoverd::service::Loaded, status: &Status) -> Snapshot {
+    let config = loaded.config;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let effects = OverrideSet::from_entries(status.overrides.clone()).effects(&config, now);
+    let endpoints = (0..config.endpoints.len())
+        .map(|i| {
+            let label = config.endpoint_label(EndpointIndex(i as u32));
+            let known = status.endpoints.iter().find(|e| e.endpoint == label);
+            match (effects.forced[i], known) {
+                (Some(state), _) => EndpointHealth {
+                    state,
+                    source: HealthSource::Forced,
+                },
+                (None, Some(e)) => EndpointHealth {
+                    state: e.state,
+                    source: e.source,
+                },
+                (None, None) => EndpointHealth {
+                    state: HealthState::Up,
+                    source: HealthSource::Assumed,
+                },
+            }
+        })
+        .collect();
+    let health =
+        HealthSnapshot::from_health(endpoints).with_overrides(effects.drained, effects.pins);
+    Snapshot::build(config, loaded.zones, health, status.generation)
+}
+
+fn print_explanation(server: &str, e: &Explanation) {
+    let region = e.region.as_deref().unwrap_or("none");
+    println!(
+        "== {server} ({}, generation {}): {}{}; region {region} ({})",
+        e.server,
+        e.generation,
+        e.query.name,
+        if e.what_if { " (what-if)" } else { "" },
+        e.placed_by
+    );
+    for r in &e.records {
+        let pool = r
+            .pool
+            .as_deref()
+            .map(|p| format!(", pool {p}"))
+            .unwrap_or_default();
+        println!(
+            "{} {} ({}): {} — {}{pool}, TTL {} s",
+            r.name,
+            r.record_type,
+            r.policy,
+            if r.candidates.is_empty() {
+                "no records".to_owned()
+            } else {
+                r.candidates.join(" ")
+            },
+            r.outcome,
+            r.ttl
+        );
+        for p in &r.pools {
+            println!(
+                "  pool {}: {} ({} usable, {} needed)",
+                p.name,
+                if p.up { "up" } else { "down" },
+                p.usable,
+                p.needed
+            );
+            for ep in &p.endpoints {
+                let mut notes = vec![ep.source.clone()];
+                if ep.drained {
+                    notes.push("drained".to_owned());
+                }
+                if ep.damped {
+                    notes.push("damped".to_owned());
+                }
+                if ep.share < 1000 {
+                    notes.push(format!("slow start {}‰", ep.share));
+                }
+                let votes: Vec<String> = ep.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "    {:<24} {:<16} {:<5} {}{}{}",
+                    ep.endpoint,
+                    ep.target,
+                    ep.state,
+                    notes.join(", "),
+                    if votes.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; votes {}", votes.join(" "))
+                    },
+                    ep.local_probe
+                        .as_deref()
+                        .map(|p| format!("; probe {p}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        for why in &r.why {
+            println!("  - {why}");
+        }
+    }
+    println!();
+}
+
+fn event_line(event: &Event) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(event.at_ms);
+    let fields: Vec<String> = event
+        .fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "{} #{} {:<5} {}: {} {}",
+        humantime::format_rfc3339_millis(at),
+        event.seq,
+        event.level,
+        event.kind,
+        event.message,
+        fields.join(" ")
+    )
+}
+
+fn print_events(server: &str, events: &Vec<Event>) {
+    println!("== {server}");
+    for event in events {
+        println!("{}", event_line(event));
+    }
+    println!();
 }
 
 fn describe_entry(entry: &Entry) -> String {

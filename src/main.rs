@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use failoverd::admin::api::ReloadStatus;
 use failoverd::config::ConfigSource;
 use failoverd::service::{self, Service};
 
@@ -289,21 +290,34 @@ impl Signals {
             tokio::select! {
                 _ = self.interrupt.recv() => return,
                 _ = self.terminate.recv() => return,
-                _ = self.hangup.recv() => reload(service, path).await,
+                _ = self.hangup.recv() => {
+                    reload(service, path).await;
+                }
+                Some(reply) = service.reload_requested() => {
+                    let _ = reply.send(reload(service, path).await);
+                }
             }
         }
     }
 }
 
-async fn reload(service: &Service, path: Option<&PathBuf>) {
+async fn reload(service: &Service, path: Option<&PathBuf>) -> ReloadStatus {
     let source = match config_source(path) {
         Ok(source) => source,
         Err(error) => {
             tracing::error!("reload failed, keeping the running configuration: {error:#}");
-            return;
+            return ReloadStatus {
+                ok: false,
+                at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                errors: vec![format!("{error:#}")],
+                restart_needed: Vec::new(),
+            };
         }
     };
-    match service.reload(source).await {
+    let (result, status) = service.reload_reporting(source).await;
+    match result {
         Ok(warnings) => {
             for warning in &warnings.warnings {
                 tracing::warn!("{warning}");
@@ -319,4 +333,5 @@ async fn reload(service: &Service, path: Option<&PathBuf>) {
             );
         }
     }
+    status
 }

@@ -8,7 +8,11 @@
 //! | POST | `/v1/overrides/sync` | a peer server (signed both ways) |
 //! | GET | `/v1/health` | read |
 //! | GET | `/v1/status`, `/status` | read (public if `status` is) |
+//! | GET | `/v1/endpoints`, `/v1/pools`, `/v1/records` | read: parts of status |
 //! | GET | `/v1/overrides` | read |
+//! | GET, POST | `/v1/explain` | read: the answer a client gets, and why (what-if) |
+//! | GET | `/v1/events` | read: recent events; `follow=true` streams JSON lines |
+//! | POST | `/v1/reload` | operate: reload the configuration file |
 //! | POST | `/v1/overrides` | operate: make an override |
 //! | POST | `/v1/overrides/release` | operate: release one |
 //! | PUT | `/v1/endpoints/{pool}/{name}/force` | operate: the older form of force / release |
@@ -20,6 +24,7 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod explain;
 mod listen;
 
 use std::sync::Arc;
@@ -36,11 +41,13 @@ pub use self::listen::{AdminError, Peer, bind, tls_acceptor};
 use self::api::{ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status};
 use self::auth::{Operator, Reader, SharedAccess, public};
 use self::body::Strict;
+use self::explain::{ExplainError, ExplainQuery, Explanation};
 use crate::health::overrides::{Action, Change, Entry, OverrideError, Target};
 use crate::health::report::{
     CHALLENGE_HEADER, ERROR_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER,
 };
 use crate::model::HealthState;
+use crate::service::events::{Event, EventLog};
 
 /// Why a peer's override sync is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +89,12 @@ pub trait AdminBackend: Send + Sync + 'static {
     ) -> Result<(Vec<u8>, Option<String>), SyncError>;
     /// Every override and release this server knows.
     fn overrides(&self) -> OverridesView;
+    /// Reloads the configuration from where the process read it.
+    async fn reload(&self) -> Result<api::ReloadStatus, String>;
+    /// Recent events.
+    fn events(&self) -> Arc<EventLog>;
+    /// The answer a client gets now (or under assumptions), and why.
+    fn explain(&self, query: &ExplainQuery) -> Result<Explanation, ExplainError>;
     /// Current status.
     fn status(&self) -> Arc<Status>;
     /// Decided state per endpoint.
@@ -123,10 +136,16 @@ fn router(backend: Backend, access: SharedAccess) -> Router {
         .route("/v1/overrides/sync", post(sync_overrides))
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/endpoints", get(endpoints))
+        .route("/v1/pools", get(pools))
+        .route("/v1/records", get(records))
         .route("/status", get(status))
         .route("/v1/overrides", get(list_overrides).post(make_override))
         .route("/v1/overrides/release", post(release_override))
         .route("/v1/endpoints/{pool}/{name}/force", put(force))
+        .route("/v1/explain", get(explain_get).post(explain_post))
+        .route("/v1/events", get(events))
+        .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
@@ -237,6 +256,18 @@ async fn status(_: Reader<{ public::STATUS }>, State(backend): State<Backend>) -
     axum::Json(backend.status().as_ref().clone()).into_response()
 }
 
+async fn endpoints(_: Reader, State(backend): State<Backend>) -> Response {
+    axum::Json(backend.status().endpoints.clone()).into_response()
+}
+
+async fn pools(_: Reader, State(backend): State<Backend>) -> Response {
+    axum::Json(backend.status().pools.clone()).into_response()
+}
+
+async fn records(_: Reader, State(backend): State<Backend>) -> Response {
+    axum::Json(backend.status().records.clone()).into_response()
+}
+
 async fn metrics(_: Reader<{ public::METRICS }>, State(backend): State<Backend>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -259,6 +290,145 @@ async fn ready(_: Reader<{ public::READYZ }>, State(backend): State<Backend>) ->
 
 async fn list_overrides(_: Reader, State(backend): State<Backend>) -> Response {
     axum::Json(backend.overrides()).into_response()
+}
+
+/// `POST /v1/reload`: 200 with the outcome (`ok: false` and the errors when the new
+/// configuration is refused; the running one stays), 503 if nobody can reload.
+async fn reload(Operator(caller): Operator, State(backend): State<Backend>) -> Response {
+    tracing::info!(by = %caller.name, "reload asked for through the admin API");
+    match backend.reload().await {
+        Ok(status) => axum::Json(status).into_response(),
+        Err(message) => (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response(),
+    }
+}
+
+/// `GET /v1/events?since=SEQ&limit=N&follow=true`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Recent events as JSON (newest last); with `follow=true`, JSON lines: those, then
+/// every new event as it happens (an empty line every 15 s keeps the stream open
+/// through proxies).
+async fn events(
+    _: Reader,
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return bad_request("expected since=SEQ, limit=N, follow=true|false");
+    };
+    let log = backend.events();
+    let limit = query.limit.unwrap_or(usize::MAX);
+    if !query.follow {
+        return axum::Json(log.since(query.since, limit)).into_response();
+    }
+    let live = log.subscribe();
+    let backlog = log.since(query.since, limit);
+    let last = backlog.last().map_or(query.since, |e| e.seq);
+    let line = |event: &Event| {
+        let mut text = serde_json::to_vec(event).unwrap_or_default();
+        text.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(text))
+    };
+    let first = futures_util::stream::iter(backlog.iter().map(line).collect::<Vec<_>>());
+    let rest = futures_util::stream::unfold((live, last), move |(mut live, last)| async move {
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(15), live.recv()).await;
+            match next {
+                Err(_) => return Some((Ok(Bytes::from_static(b"\n")), (live, last))),
+                Ok(Ok(event)) if event.seq <= last => continue,
+                Ok(Ok(event)) => {
+                    let seq = event.seq;
+                    return Some((line(&event), (live, seq)));
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(first.chain(rest)),
+    )
+        .into_response()
+}
+
+/// `GET /v1/explain?name=…&type=…&client=…&ecs=…&assume=POOL/NAME=down` (`assume`
+/// repeatable).
+async fn explain_get(
+    _: Reader,
+    State(backend): State<Backend>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let mut parsed = ExplainQuery::default();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "name" => parsed.name = value,
+            "type" => {
+                match serde_json::from_value(serde_json::Value::String(value.to_ascii_uppercase()))
+                {
+                    Ok(t) => parsed.record_type = Some(t),
+                    Err(_) => {
+                        return bad_request(&format!("type {value:?}: expected A, AAAA or CNAME"));
+                    }
+                }
+            }
+            "client" => match value.parse() {
+                Ok(addr) => parsed.client = Some(addr),
+                Err(_) => return bad_request(&format!("client {value:?} is not an IP address")),
+            },
+            "ecs" => match value
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => parsed.ecs = Some(net),
+                Err(_) => {
+                    return bad_request(&format!(
+                        "ecs {value:?} is not a subnet (e.g. 192.0.2.0/24)"
+                    ));
+                }
+            },
+            "assume" => parsed.assume.push(value),
+            other => {
+                return bad_request(&format!(
+                    "unknown parameter {other:?} (name, type, client, ecs, assume)"
+                ));
+            }
+        }
+    }
+    explained(backend.as_ref(), &parsed)
+}
+
+/// `POST /v1/explain` with an [`ExplainQuery`] body.
+async fn explain_post(
+    _: Reader,
+    State(backend): State<Backend>,
+    Strict(query): Strict<ExplainQuery>,
+) -> Response {
+    explained(backend.as_ref(), &query)
+}
+
+fn explained(backend: &dyn AdminBackend, query: &ExplainQuery) -> Response {
+    if query.name.trim().is_empty() {
+        return bad_request("name is needed");
+    }
+    match backend.explain(query) {
+        Ok(explanation) => axum::Json(explanation).into_response(),
+        Err(error @ ExplainError::UnknownRecord(_)) => {
+            (StatusCode::NOT_FOUND, format!("{error}\n")).into_response()
+        }
+        Err(error) => bad_request(&error.to_string()),
+    }
 }
 
 /// "token name (by)" for an override's `by`.

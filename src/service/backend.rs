@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
 use crate::admin::api::{
-    EndpointState, HealthView, OverrideSync, OverridesView, PeerState, Status,
+    EndpointState, HealthView, OverrideSync, OverridesView, PeerState, ReloadStatus, Status,
 };
+use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
 use crate::admin::{AdminBackend, SyncError};
 use crate::config::Secret;
 use crate::dns::SharedSnapshot;
@@ -19,6 +20,7 @@ use crate::health::report::{ReportError, sign, verify};
 use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
 use crate::model::{EndpointIndex, HealthState};
 use crate::probe::reporter::unix_ms;
+use crate::service::events::EventLog;
 
 pub(crate) struct ServiceBackend {
     shared: SharedSnapshot,
@@ -29,7 +31,12 @@ pub(crate) struct ServiceBackend {
     vantage: String,
     secret: Option<Secret>,
     overrides: watch::Receiver<Arc<Vec<Entry>>>,
+    events: Arc<EventLog>,
+    reloads: mpsc::Sender<super::ReloadRequest>,
 }
+
+/// How long a reload through the API may take.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How far a peer's override sync may be from this server's clock.
 const MAX_SYNC_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -41,6 +48,8 @@ impl ServiceBackend {
         dns_metrics: DnsMetrics,
         vantage: String,
         secret: Option<Secret>,
+        events: Arc<EventLog>,
+        reloads: mpsc::Sender<super::ReloadRequest>,
     ) -> Self {
         Self {
             shared,
@@ -51,6 +60,8 @@ impl ServiceBackend {
             vantage,
             secret,
             overrides: plane.overrides.clone(),
+            events,
+            reloads,
         }
     }
 }
@@ -140,6 +151,30 @@ impl AdminBackend for ServiceBackend {
             active,
             ended,
         }
+    }
+
+    async fn reload(&self) -> Result<ReloadStatus, String> {
+        let (reply, outcome) = oneshot::channel();
+        self.reloads
+            .try_send(reply)
+            .map_err(|_| "a reload is already pending".to_owned())?;
+        match tokio::time::timeout(RELOAD_TIMEOUT, outcome).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(_)) => Err("this process does not take reloads through the API".to_owned()),
+            Err(_) => Err(format!(
+                "no answer within {} s: reload through the API needs `failoverd serve` (or SIGHUP)",
+                RELOAD_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    fn events(&self) -> Arc<EventLog> {
+        self.events.clone()
+    }
+
+    fn explain(&self, query: &ExplainQuery) -> Result<Explanation, ExplainError> {
+        let snapshot = self.shared.load_full();
+        crate::admin::explain::explain(&snapshot, &self.status(), query)
     }
 
     fn status(&self) -> Arc<Status> {

@@ -5,6 +5,7 @@
 
 mod backend;
 mod coldstart;
+pub mod events;
 mod peers;
 mod plane;
 
@@ -12,9 +13,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use self::events::EventLog;
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::api::{ReloadStatus, Status};
 use crate::admin::auth::SharedAccess;
@@ -82,6 +84,9 @@ pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
     }
 }
 
+/// A reload asked for through the admin API, answered with its outcome.
+pub type ReloadRequest = oneshot::Sender<ReloadStatus>;
+
 /// Start-up choices made outside the configuration file.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
@@ -129,6 +134,9 @@ pub struct Service {
     admin_addresses: Vec<SocketAddr>,
     /// Admin tokens and public paths (a reload replaces them).
     access: SharedAccess,
+    /// Recent events.
+    events: Arc<EventLog>,
+    reload_requests: tokio::sync::Mutex<mpsc::Receiver<ReloadRequest>>,
     generation: Arc<AtomicU64>,
     options: StartOptions,
     /// What the running configuration set that only a restart can change.
@@ -261,12 +269,15 @@ impl Service {
             )?),
             Role::Agent => None,
         };
+        let events = Arc::new(EventLog::default());
+        let (reload_tx, reload_rx) = mpsc::channel(4);
         let plane = Plane::start(
             role,
             config.clone(),
             shared.clone(),
             generation.clone(),
             restored,
+            events.clone(),
             shutdown.clone(),
         );
         let mut admin_addresses = Vec::new();
@@ -279,6 +290,8 @@ impl Service {
                 dns.as_ref().map(|d| d.metrics.clone()).unwrap_or_default(),
                 vantage.clone(),
                 secret,
+                events.clone(),
+                reload_tx,
             );
             let listeners = admin::bind(
                 &config.admin.listen,
@@ -308,6 +321,8 @@ impl Service {
             plane,
             admin_addresses,
             access,
+            events,
+            reload_requests: tokio::sync::Mutex::new(reload_rx),
             generation,
             options,
             fixed,
@@ -421,6 +436,14 @@ impl Service {
     /// need a restart are named in a warning. On any error the running configuration
     /// stays in force and the errors are returned.
     pub async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
+        self.reload_reporting(source).await.0
+    }
+
+    /// As [`Service::reload`], also returning the outcome as status shows it.
+    pub async fn reload_reporting(
+        &self,
+        source: ConfigSource,
+    ) -> (Result<Diagnostics, Diagnostics>, ReloadStatus) {
         let source = source.read_by(self.reader.clone());
         let loaded = tokio::task::spawn_blocking(move || load(source))
             .await
@@ -435,12 +458,13 @@ impl Service {
         };
         let outcome = match &result {
             Ok((_, restart_needed)) => {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "reload",
+                crate::event!(
+                    self.events,
+                    info,
+                    "reload",
+                    "configuration reloaded",
                     result = "ok",
-                    restart_needed = ?restart_needed,
-                    "configuration reloaded"
+                    restart_needed = format!("{restart_needed:?}"),
                 );
                 ReloadStatus {
                     ok: true,
@@ -450,12 +474,13 @@ impl Service {
                 }
             }
             Err(diagnostics) => {
-                tracing::error!(
-                    target: "failoverd::event",
-                    event = "reload",
+                crate::event!(
+                    self.events,
+                    error,
+                    "reload",
+                    "reload failed, keeping the running configuration",
                     result = "failed",
                     errors = diagnostics.errors.len(),
-                    "reload failed, keeping the running configuration"
                 );
                 ReloadStatus {
                     ok: false,
@@ -475,9 +500,15 @@ impl Service {
         let _ = self
             .plane
             .inputs
-            .send(PlaneInput::ReloadOutcome(outcome))
+            .send(PlaneInput::ReloadOutcome(outcome.clone()))
             .await;
-        result.map(|(warnings, _)| warnings)
+        (result.map(|(warnings, _)| warnings), outcome)
+    }
+
+    /// The next reload asked for through the admin API (`POST /v1/reload`); whoever
+    /// runs the process (and knows where its config is) answers it with the outcome.
+    pub async fn reload_requested(&self) -> Option<ReloadRequest> {
+        self.reload_requests.lock().await.recv().await
     }
 
     async fn adopt(&self, mut loaded: Loaded) -> Result<(Diagnostics, Vec<String>), Diagnostics> {

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::events::EventLog;
 use crate::admin::api::{
     AnswerStatus, DampingStatus, EndpointStatus, IsolationStatus, PoolStatus, ProbeStatus,
     RecordStatus, ReloadStatus, Status, VantageStatus,
@@ -142,6 +143,8 @@ pub(crate) struct Plane {
     overrides: OverrideSet,
     effects: Effects,
     overrides_tx: watch::Sender<Arc<Vec<Entry>>>,
+    /// Recent events, for `/v1/events`.
+    events: Arc<EventLog>,
 }
 
 mod operator;
@@ -233,6 +236,7 @@ impl Plane {
         shared: SharedSnapshot,
         generation: Arc<AtomicU64>,
         restored: Restored,
+        events: Arc<EventLog>,
         shutdown: CancellationToken,
     ) -> PlaneHandle {
         let (inputs_tx, inputs_rx) = mpsc::channel(1024);
@@ -275,6 +279,7 @@ impl Plane {
             overrides,
             effects,
             overrides_tx,
+            events,
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the
@@ -459,15 +464,16 @@ impl Plane {
             LocalChange::Ignored | LocalChange::Unchanged => {}
             LocalChange::Reason => self.dirty = true,
             LocalChange::Verdict(state) => {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "probe_verdict",
-                    vantage = %self.board.local_name(),
-                    endpoint = %self.config.endpoint_label(event.endpoint),
-                    state = %state,
-                    reason = %reason,
+                crate::event!(
+                    self.events,
+                    info,
+                    "probe_verdict",
+                    "local verdict changed",
+                    vantage = self.board.local_name(),
+                    endpoint = self.config.endpoint_label(event.endpoint),
+                    state = state,
+                    reason = reason,
                     latency_ms = millis(latency),
-                    "local verdict changed"
                 );
                 self.dirty = true;
                 self.publish_verdicts(true);
@@ -632,21 +638,22 @@ impl Plane {
                     .local_probe(EndpointIndex(i as u32))
                     .map(|(_, o)| o.reason.clone())
                     .unwrap_or_default();
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "endpoint",
-                    endpoint = %self.config.endpoint_label(EndpointIndex(i as u32)),
-                    old = %old.state,
-                    new = %new.state,
-                    source = ?new.source,
-                    votes = ?votes,
-                    local_reason = %reason,
-                    generation,
-                    "endpoint state changed"
+                crate::event!(
+                    self.events,
+                    info,
+                    "endpoint",
+                    "endpoint state changed",
+                    endpoint = self.config.endpoint_label(EndpointIndex(i as u32)),
+                    old = old.state,
+                    new = new.state,
+                    source = format!("{:?}", new.source).to_lowercase(),
+                    votes = format!("{votes:?}"),
+                    local_reason = reason,
+                    generation = generation,
                 );
             }
         }
-        log_answer_changes(&self.config, &before, &after);
+        log_answer_changes(&self.events, &self.config, &before, &after);
         self.shared.store(after);
         if let Some(since) = self.pending_since.take() {
             self.metrics.decision_latency.record(since.elapsed());
@@ -675,23 +682,25 @@ impl Plane {
                 .map(|i| EndpointIndex(i as u32))
                 .find(|&e| self.config.endpoint_label(e) == *label);
             let damping = index.and_then(|e| self.board.damping(e, now));
-            tracing::warn!(
-                target: "failoverd::event",
-                event = "damping_suppressed",
-                endpoint = %label,
+            crate::event!(
+                self.events,
+                warn,
+                "damping_suppressed",
+                "endpoint is flapping: it may go down at any time, but comes back only once its penalty decays",
+                endpoint = label,
                 penalty = damping.map_or(0.0, |d| d.penalty.round()),
                 suppressed_for_ms = damping
                     .and_then(|d| d.suppressed_until)
                     .map_or(0, |until| until.saturating_sub(now).as_millis() as u64),
-                "endpoint is flapping: it may go down at any time, but comes back only once its penalty decays"
             );
         }
         for label in self.suppressed.difference(&suppressed) {
-            tracing::info!(
-                target: "failoverd::event",
-                event = "damping_released",
-                endpoint = %label,
-                "flap damping no longer withholds the endpoint"
+            crate::event!(
+                self.events,
+                info,
+                "damping_released",
+                "flap damping no longer withholds the endpoint",
+                endpoint = label,
             );
         }
         self.suppressed = suppressed;
@@ -707,19 +716,32 @@ impl Plane {
     ) {
         let old_partitioned = old.map(|t| t.1.clone()).unwrap_or_default();
         for name in tally.partitioned.difference(&old_partitioned) {
-            tracing::warn!(
-                target: "failoverd::event",
-                event = "vantage_partitioned",
-                vantage = %name,
-                "vantage point reports every endpoint down while others see them up; ignoring its votes"
+            crate::event!(
+                self.events,
+                warn,
+                "vantage_partitioned",
+                "vantage point reports every endpoint down while others see them up; ignoring its votes",
+                vantage = name,
             );
         }
         for name in old_partitioned.difference(&tally.partitioned) {
-            tracing::info!(target: "failoverd::event", event = "vantage_recovered", vantage = %name, "vantage point votes again");
+            crate::event!(
+                self.events,
+                info,
+                "vantage_recovered",
+                "vantage point votes again",
+                vantage = name
+            );
         }
         let old_fresh: BTreeSet<String> = old.map(|t| t.0.clone()).unwrap_or_default();
         for name in old_fresh.difference(&tally.fresh) {
-            tracing::warn!(target: "failoverd::event", event = "vantage_stale", vantage = %name, "no fresh report from vantage point");
+            crate::event!(
+                self.events,
+                warn,
+                "vantage_stale",
+                "no fresh report from vantage point",
+                vantage = name
+            );
         }
         if self.role == Role::Agent {
             return; // an agent hears nobody by design; it decides nothing
@@ -728,25 +750,30 @@ impl Plane {
         if tally.isolated && !was_isolated {
             self.metrics.isolations.fetch_add(1, Ordering::Relaxed);
             let isolation = self.board.isolation();
-            tracing::warn!(
-                target: "failoverd::event",
-                event = "isolated",
-                mode = ?self.config.health.isolation,
+            crate::event!(
+                self.events,
+                warn,
+                "isolated",
+                (
+                    "isolated: fewer vantage points heard than a quorum; {}",
+                    match self.config.health.isolation {
+                        IsolationMode::Hold => "holding every endpoint's last decided state",
+                        IsolationMode::Local =>
+                            "the vantage points still heard decide (isolation = local)",
+                    }
+                ),
+                mode = format!("{:?}", self.config.health.isolation).to_lowercase(),
                 needed = isolation.needed,
-                fresh = ?isolation.fresh,
-                missing = ?isolation.missing,
-                "isolated: fewer vantage points heard than a quorum; {}",
-                match self.config.health.isolation {
-                    IsolationMode::Hold => "holding every endpoint's last decided state",
-                    IsolationMode::Local => "the vantage points still heard decide (isolation = local)",
-                }
+                fresh = format!("{:?}", isolation.fresh),
+                missing = format!("{:?}", isolation.missing),
             );
         } else if was_isolated && !tally.isolated {
-            tracing::info!(
-                target: "failoverd::event",
-                event = "isolation_ended",
-                fresh = ?tally.fresh,
-                "a quorum of vantage points is heard again"
+            crate::event!(
+                self.events,
+                info,
+                "isolation_ended",
+                "a quorum of vantage points is heard again",
+                fresh = format!("{:?}", tally.fresh),
             );
         }
     }
@@ -966,7 +993,7 @@ fn millis(duration: Duration) -> f64 {
 }
 
 /// Logs every pool and record whose answer changed between two snapshots.
-fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
+fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, after: &Snapshot) {
     // Unchanged records share their answers with the old snapshot: skip them.
     let rebuilt: Vec<usize> = (0..before.dynamic.len().min(after.dynamic.len()))
         .filter(|&r| !Arc::ptr_eq(&before.dynamic[r], &after.dynamic[r]))
@@ -987,25 +1014,27 @@ fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
         if let Some((was_up, was_usable)) = old_pools.get(pool) {
             let state = |up: bool| if up { "up" } else { "down" };
             if was_up != up {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "pool",
-                    pool = %config.pool(*pool).name,
+                crate::event!(
+                    events,
+                    info,
+                    "pool",
+                    "pool state changed",
+                    pool = config.pool(*pool).name,
                     old = state(*was_up),
                     new = state(*up),
                     usable_before = was_usable,
                     usable_after = usable,
-                    "pool state changed"
                 );
             } else if was_usable != usable {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "pool_capacity",
-                    pool = %config.pool(*pool).name,
+                crate::event!(
+                    events,
+                    info,
+                    "pool_capacity",
+                    "pool capacity changed",
+                    pool = config.pool(*pool).name,
                     state = state(*up),
                     usable_before = was_usable,
                     usable_after = usable,
-                    "pool capacity changed"
                 );
             }
         }
@@ -1030,17 +1059,18 @@ fn log_answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) {
                     .zip(&b.decision.candidates)
                     .all(|(x, y)| x.endpoint == y.endpoint);
             if a.decision.outcome != b.decision.outcome || !same_candidates {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "record",
-                    record = %record.name,
-                    r#type = %record.record_type,
-                    regions = ?new.regions_of_set(s, config),
-                    old_outcome = %a.decision.outcome,
-                    new_outcome = %b.decision.outcome,
-                    before = ?answers(a),
-                    after = ?answers(b),
-                    "answer changed"
+                crate::event!(
+                    events,
+                    info,
+                    "record",
+                    "answer changed",
+                    record = record.name,
+                    record_type = record.record_type,
+                    regions = format!("{:?}", new.regions_of_set(s, config)),
+                    old_outcome = a.decision.outcome,
+                    new_outcome = b.decision.outcome,
+                    before = format!("{:?}", answers(a)),
+                    after = format!("{:?}", answers(b)),
                 );
             }
         }

@@ -8,6 +8,7 @@ mod cli;
 mod config_validation;
 mod damping;
 mod equivalence;
+mod explain;
 mod files;
 mod health;
 mod operator;

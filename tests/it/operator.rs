@@ -387,3 +387,94 @@ fn the_admin_api_speaks_https_on_several_addresses() {
     // Plain HTTP on a TLS listener gets nowhere.
     assert_ne!(http(admins[0], "GET", "/healthz", &[], b"").0, 200);
 }
+
+/// The admin address a `failoverd serve` process logged.
+fn logged_admin(server: &crate::support::BinaryServer) -> SocketAddr {
+    let line = server
+        .wait_for_log("admin API listening", Duration::from_secs(20))
+        .expect("admin API starts");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"))
+}
+
+#[test]
+fn events_stream_and_reload_go_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("operate.token"), OPERATE).unwrap();
+    std::fs::write(dir.path().join("read.token"), READ).unwrap();
+    let path = dir.path().join("failoverd.toml");
+    let text = config(dir.path(), 1, &[]).replace(
+        "directory = \"../zones\"",
+        &format!(
+            "directory = \"{}\"",
+            crate::support::data_dir().join("zones").display()
+        ),
+    );
+    std::fs::write(&path, &text).unwrap();
+    let server = crate::support::BinaryServer::start(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let admin = logged_admin(&server);
+    let urls = vec![format!("http://{admin}")];
+    let token = dir.path().join("operate.token");
+
+    // A follower sees the change whether it connects before it (live) or after it
+    // (the backlog it gets first).
+    let follower = {
+        let (urls, token) = (urls.clone(), token.clone());
+        std::thread::spawn(move || {
+            ctl_with(&urls, Some(&token), &["events", "--follow", "--for", "3s"])
+        })
+    };
+    let (ok, out) = ctl_with(
+        &urls,
+        Some(&token),
+        &["drain", "eu/a", "--reason", "disk full"],
+    );
+    assert!(ok, "{out}");
+    let (_, followed) = follower.join().unwrap();
+    assert!(
+        followed.contains("override: operator override (made here)")
+            && followed.contains("reason=disk full"),
+        "{followed}"
+    );
+    let (ok, out) = ctl_with(&urls, Some(&token), &["--json", "events"]);
+    assert!(ok, "{out}");
+    let events: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kinds: Vec<&str> = events[0]["answer"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"override") && kinds.contains(&"record"),
+        "{kinds:?}"
+    );
+
+    // Reload through the API: a good file is taken, a bad one refused with its errors.
+    std::fs::write(&path, text.replace("ttl = 5", "ttl = 7")).unwrap();
+    let (ok, out) = ctl_with(&urls, Some(&token), &["reload"]);
+    assert!(ok && out.contains(": ok reloaded"), "{out}");
+    expect_addresses(server.addr, NAME, &[B], Duration::from_secs(2));
+    std::fs::write(&path, text.replace("ttl = 5", "ttl = \"soon\"")).unwrap();
+    let (ok, out) = ctl_with(&urls, Some(&token), &["reload"]);
+    assert!(
+        !ok && out.contains("FAILED the running configuration stays") && out.contains("ttl"),
+        "{out}"
+    );
+    assert_eq!(
+        sorted_addresses(server.addr, NAME),
+        [B],
+        "still serving, override kept"
+    );
+    // A read token cannot reload.
+    let read = dir.path().join("read.token");
+    let (ok, out) = ctl_with(&urls, Some(&read), &["reload"]);
+    assert!(!ok && out.contains("403"), "{out}");
+}

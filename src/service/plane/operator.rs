@@ -9,6 +9,7 @@ use super::Plane;
 use crate::health::HealthSnapshot;
 use crate::health::overrides::{Change, Entry, OverrideError};
 use crate::probe::reporter::unix_ms;
+use crate::service::events::EventLog;
 
 impl Plane {
     /// Makes an operator's change on this server.
@@ -17,7 +18,7 @@ impl Plane {
         let entry = self
             .overrides
             .apply(change, &self.config, &origin, unix_ms())?;
-        log_entry(&entry, "made here");
+        log_entry(&self.events, &entry, "made here");
         self.overrides_changed();
         Ok(entry)
     }
@@ -29,7 +30,7 @@ impl Plane {
             return;
         }
         for entry in &changed {
-            log_entry(entry, &format!("from {from}"));
+            log_entry(&self.events, entry, &format!("from {from}"));
         }
         self.overrides_changed();
     }
@@ -43,13 +44,14 @@ impl Plane {
         }
         for entry in self.overrides.entries() {
             if entry.action.is_some() && entry.expires_at_ms.is_some_and(|at| at <= now_ms) {
-                tracing::info!(
-                    target: "failoverd::event",
-                    event = "override_expired",
-                    on = %entry.target,
-                    by = %entry.by,
-                    reason = %entry.reason,
-                    "operator override expired"
+                crate::event!(
+                    self.events,
+                    info,
+                    "override_expired",
+                    "operator override expired",
+                    on = entry.target,
+                    by = entry.by,
+                    reason = entry.reason,
                 );
             }
         }
@@ -76,27 +78,31 @@ impl Plane {
     }
 }
 
-fn log_entry(entry: &Entry, how: &str) {
+fn log_entry(events: &EventLog, entry: &Entry, how: &str) {
     match &entry.action {
-        Some(action) => tracing::warn!(
-            target: "failoverd::event",
-            event = "override",
-            on = %entry.target,
-            action = %action,
-            by = %entry.by,
-            reason = %entry.reason,
-            expires_at_ms = entry.expires_at_ms,
-            origin = %entry.stamp.origin,
-            "operator override ({how})"
+        Some(action) => crate::event!(
+            events,
+            warn,
+            "override",
+            ("operator override ({how})"),
+            on = entry.target,
+            action = action,
+            by = entry.by,
+            reason = entry.reason,
+            expires_at_ms = entry
+                .expires_at_ms
+                .map_or_else(|| "never".to_owned(), |ms| ms.to_string()),
+            origin = entry.stamp.origin,
         ),
-        None => tracing::info!(
-            target: "failoverd::event",
-            event = "override_released",
-            on = %entry.target,
-            by = %entry.by,
-            reason = %entry.reason,
-            origin = %entry.stamp.origin,
-            "operator override released ({how})"
+        None => crate::event!(
+            events,
+            info,
+            "override_released",
+            ("operator override released ({how})"),
+            on = entry.target,
+            by = entry.by,
+            reason = entry.reason,
+            origin = entry.stamp.origin,
         ),
     }
 }

@@ -1,0 +1,477 @@
+//! Explain and what-if: the answer a server gives a client now, and why (pure).
+//!
+//! The decision is recomputed from the published snapshot's health with the same
+//! policy code the snapshot was built with, for the client's region (from its
+//! address or an ECS subnet, as the DNS path places it). With assumptions
+//! (`endpoint=down|up`) the same runs on a copy of the health: nothing changes.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::admin::api::{EndpointStatus, Status};
+use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
+use crate::dns::Snapshot;
+use crate::health::overrides::endpoint_by_label;
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
+use crate::model::{DynamicType, EndpointIndex, HealthState, RecordIndex};
+use crate::policy::{self, Decision, Outcome};
+
+/// What to explain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    /// Owner name.
+    pub name: String,
+    /// Record type (None: every dynamic record of the name).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<DynamicType>,
+    /// The resolver's address (None: a client no network matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<IpAddr>,
+    /// An EDNS Client Subnet (it wins over `client`, as in the DNS path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<IpNet>,
+    /// What-if: endpoint states assumed (`pool/name=down|up`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assume: Vec<String>,
+}
+
+/// Why a query cannot be explained.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExplainError {
+    /// No dynamic record of that name (and type).
+    #[error("no dynamic record {0}")]
+    UnknownRecord(String),
+    /// An assumption that is not `pool/name=down|up`, or names no endpoint.
+    #[error("assume {0:?}: expected POOL/NAME=down or POOL/NAME=up of a configured endpoint")]
+    BadAssumption(String),
+}
+
+/// The answer and why, for every record of the name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The server explaining (its vantage name).
+    pub server: String,
+    /// Snapshot generation explained.
+    pub generation: u64,
+    /// The query.
+    pub query: ExplainQuery,
+    /// The client's region, if one matched (or the default region).
+    pub region: Option<String>,
+    /// How the region was found.
+    pub placed_by: String,
+    /// Whether assumptions changed the health (a what-if).
+    pub what_if: bool,
+    /// One per record.
+    pub records: Vec<RecordExplanation>,
+}
+
+/// One record's answer and why.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordExplanation {
+    /// Owner name.
+    pub name: String,
+    /// Record type.
+    pub record_type: String,
+    /// `failover`, `weighted` or `multivalue`.
+    pub policy: String,
+    /// Whether the pools depend on the client's region.
+    pub geo: bool,
+    /// An operator's manual failover in force (the pool answered first).
+    pub failed_over_to: Option<String>,
+    /// Pools considered, in order.
+    pub pools: Vec<PoolExplanation>,
+    /// `healthy`, `failover`, `degraded`, `fail-open`, `fallback` or `nodata`.
+    pub outcome: String,
+    /// The pool answered (failover and fallback).
+    pub pool: Option<String>,
+    /// Targets an answer is drawn from (all of them when they fit in one answer).
+    pub candidates: Vec<String>,
+    /// Most records in one answer.
+    pub max_answers: u16,
+    /// Whether answers are drawn by weight.
+    pub weighted: bool,
+    /// TTL of the answer.
+    pub ttl: u32,
+    /// Why that TTL.
+    pub ttl_reason: String,
+    /// The whole reasoning, one sentence per step.
+    pub why: Vec<String>,
+}
+
+/// A pool considered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolExplanation {
+    /// Name.
+    pub name: String,
+    /// Usable endpoints.
+    pub usable: u32,
+    /// Needed for the pool to be up (`min_healthy`).
+    pub needed: u32,
+    /// Whether it is up.
+    pub up: bool,
+    /// Its endpoints.
+    pub endpoints: Vec<EndpointExplanation>,
+}
+
+/// An endpoint of a pool considered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointExplanation {
+    /// `pool/name`.
+    pub endpoint: String,
+    /// Address or host name.
+    pub target: String,
+    /// Decided (or assumed) state.
+    pub state: String,
+    /// Why it has it: `observed`, `forced`, `restored`, `assumed`, `what-if`.
+    pub source: String,
+    /// Up and not drained.
+    pub usable: bool,
+    /// Drained (weight 0 in the config, or by an operator).
+    pub drained: bool,
+    /// Votes of the vantage points (`name → up/down[: reason]`).
+    pub votes: BTreeMap<String, String>,
+    /// This server's own last probe, if it probes it.
+    pub local_probe: Option<String>,
+    /// Flap damping withholds its way back.
+    pub damped: bool,
+    /// Slow start: its share of answers in permille (1000: full).
+    pub share: u16,
+}
+
+/// Explains `query` against the published `snapshot`; `status` adds votes, probe
+/// reasons and damping.
+pub fn explain(
+    snapshot: &Snapshot,
+    status: &Status,
+    query: &ExplainQuery,
+) -> Result<Explanation, ExplainError> {
+    let config = &snapshot.config;
+    let name = absolute(&query.name);
+    let records: Vec<usize> = config
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.name == name && query.record_type.is_none_or(|t| t == r.record_type))
+        .map(|(i, _)| i)
+        .collect();
+    if records.is_empty() {
+        return Err(ExplainError::UnknownRecord(match query.record_type {
+            Some(t) => format!("{name} {t}"),
+            None => name,
+        }));
+    }
+    let health = assumed_health(config, &snapshot.health, &query.assume)?;
+    let what_if = !query.assume.is_empty();
+    let ecs = query.ecs.filter(|_| config.geo.ecs);
+    let (location, placed_by) = match (ecs, query.client) {
+        (Some(subnet), _) if subnet.prefix_len() > 0 => (
+            Some(snapshot.geo.locate(subnet.addr(), subnet.prefix_len())),
+            format!("ECS subnet {subnet}"),
+        ),
+        (_, Some(addr)) => (
+            Some(
+                snapshot
+                    .geo
+                    .locate(addr, if addr.is_ipv4() { 32 } else { 128 }),
+            ),
+            format!("client address {addr}"),
+        ),
+        _ => (None, "no client given: the default region".to_owned()),
+    };
+    let region = location
+        .and_then(|l| l.region)
+        .or(config.geo.default_region);
+    let by_label: BTreeMap<&str, &EndpointStatus> = status
+        .endpoints
+        .iter()
+        .map(|e| (e.endpoint.as_str(), e))
+        .collect();
+    let explained = records
+        .into_iter()
+        .map(|r| explain_record(config, &health, r, region, &by_label, what_if))
+        .collect();
+    Ok(Explanation {
+        server: status.vantage.clone().unwrap_or_default(),
+        generation: snapshot.generation,
+        query: query.clone(),
+        region: region.map(|r| config.regions[usize::from(r.0)].name.clone()),
+        placed_by,
+        what_if,
+        records: explained,
+    })
+}
+
+fn absolute(name: &str) -> String {
+    let mut name = name.trim().to_ascii_lowercase();
+    if !name.ends_with('.') {
+        name.push('.');
+    }
+    name
+}
+
+/// The health with the query's assumptions applied.
+fn assumed_health(
+    config: &Config,
+    health: &HealthSnapshot,
+    assume: &[String],
+) -> Result<HealthSnapshot, ExplainError> {
+    let mut health = health.clone();
+    for text in assume {
+        let bad = || ExplainError::BadAssumption(text.clone());
+        let (label, state) = text.split_once('=').ok_or_else(bad)?;
+        let state = match state.trim() {
+            "down" => HealthState::Down,
+            "up" => HealthState::Up,
+            _ => return Err(bad()),
+        };
+        let endpoint = endpoint_by_label(config, label.trim()).ok_or_else(bad)?;
+        health = health.with(
+            endpoint,
+            EndpointHealth {
+                state,
+                source: HealthSource::Assumed,
+            },
+        );
+    }
+    Ok(health)
+}
+
+fn explain_record(
+    config: &Config,
+    health: &HealthSnapshot,
+    r: usize,
+    region: Option<crate::model::RegionIndex>,
+    status: &BTreeMap<&str, &EndpointStatus>,
+    what_if: bool,
+) -> RecordExplanation {
+    let record = &config.records[r];
+    let geo = matches!(record.pools, PoolChoice::Geo { .. });
+    let pools = policy::pools_for(record, if geo { region } else { None });
+    let pin = health.pin(RecordIndex(r as u32));
+    let decision = policy::decide_pinned(config, record, pools, pin, health);
+    let mut why = Vec::new();
+    let policy_name = match record.selection {
+        Selection::Failover => "failover",
+        Selection::Weighted => "weighted",
+        Selection::Multivalue => "multivalue",
+    };
+    if geo {
+        let region_name = region.map_or("none".to_owned(), |r| {
+            config.regions[usize::from(r.0)].name.clone()
+        });
+        why.push(format!(
+            "geo record: the client's region is {region_name}, whose pools are {}",
+            names(config, pools)
+        ));
+    }
+    let failed_over_to = pin.map(|p| config.pool(p).name.clone());
+    if let Some(pool) = &failed_over_to {
+        why.push(format!(
+            "an operator failed this record over to {pool}: it is considered first"
+        ));
+    }
+    let explained_pools: Vec<PoolExplanation> = decision
+        .pools
+        .iter()
+        .map(|v| {
+            let pool = config.pool(v.pool);
+            PoolExplanation {
+                name: pool.name.clone(),
+                usable: v.usable,
+                needed: v.needed,
+                up: v.up,
+                endpoints: pool
+                    .endpoints
+                    .iter()
+                    .map(|&e| explain_endpoint(config, health, e, status, what_if))
+                    .collect(),
+            }
+        })
+        .collect();
+    for pool in &explained_pools {
+        why.push(format!(
+            "pool {} is {}: {} of its endpoints usable, {} needed",
+            pool.name,
+            if pool.up { "up" } else { "down" },
+            pool.usable,
+            pool.needed
+        ));
+    }
+    let (outcome, pool) = outcome_words(config, &decision);
+    why.push(outcome_sentence(config, record, policy_name, &decision));
+    let (ttl_reason, ttl) = ttl_reason(config, record, health, pools, &decision);
+    why.push(ttl_reason.clone());
+    RecordExplanation {
+        name: record.name.clone(),
+        record_type: record.record_type.to_string(),
+        policy: policy_name.to_owned(),
+        geo,
+        failed_over_to,
+        pools: explained_pools,
+        outcome,
+        pool,
+        candidates: decision
+            .candidates
+            .iter()
+            .map(|c| config.endpoint(c.endpoint).target.to_string())
+            .collect(),
+        max_answers: decision.max_answers,
+        weighted: decision.weighted,
+        ttl,
+        ttl_reason,
+        why,
+    }
+}
+
+fn explain_endpoint(
+    config: &Config,
+    health: &HealthSnapshot,
+    e: EndpointIndex,
+    status: &BTreeMap<&str, &EndpointStatus>,
+    what_if: bool,
+) -> EndpointExplanation {
+    let label = config.endpoint_label(e);
+    let known = status.get(label.as_str());
+    let h = health.get(e).copied().unwrap_or(EndpointHealth {
+        state: HealthState::Up,
+        source: HealthSource::Assumed,
+    });
+    let drained = config.endpoint(e).weight.is_drained() || health.drained(e);
+    let assumed = what_if
+        && h.source == HealthSource::Assumed
+        && known.is_some_and(|k| k.source != HealthSource::Assumed || k.state != h.state);
+    EndpointExplanation {
+        target: config.endpoint(e).target.to_string(),
+        state: h.state.to_string(),
+        source: if assumed {
+            "what-if".to_owned()
+        } else {
+            format!("{:?}", h.source).to_lowercase()
+        },
+        usable: h.state.is_up() && !drained,
+        drained,
+        votes: known.map(|k| k.votes.clone()).unwrap_or_default(),
+        local_probe: known.and_then(|k| k.local.as_ref()).map(|p| {
+            format!(
+                "{}: {} ({} ms)",
+                if p.ok { "ok" } else { "failed" },
+                p.reason,
+                p.latency_ms
+            )
+        }),
+        damped: known
+            .and_then(|k| k.damping.as_ref())
+            .is_some_and(|d| d.suppressed),
+        share: health.share(e),
+        endpoint: label,
+    }
+}
+
+fn names(config: &Config, pools: &[crate::model::PoolIndex]) -> String {
+    let names: Vec<&str> = pools
+        .iter()
+        .map(|&p| config.pool(p).name.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn outcome_words(config: &Config, decision: &Decision) -> (String, Option<String>) {
+    match decision.outcome {
+        Outcome::Healthy { pool: Some(pool) } => {
+            let first = decision.pools.first().map(|v| v.pool) == Some(pool);
+            (
+                if first { "healthy" } else { "failover" }.to_owned(),
+                Some(config.pool(pool).name.clone()),
+            )
+        }
+        Outcome::Healthy { pool: None } => ("healthy".to_owned(), None),
+        Outcome::Degraded => ("degraded".to_owned(), None),
+        Outcome::FailOpen => ("fail-open".to_owned(), None),
+        Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
+        Outcome::NoData => ("nodata".to_owned(), None),
+    }
+}
+
+fn outcome_sentence(
+    config: &Config,
+    record: &DynamicRecord,
+    policy_name: &str,
+    decision: &Decision,
+) -> String {
+    let count = decision.candidates.len();
+    let drawn = if count > usize::from(decision.max_answers) {
+        format!(
+            "; each answer holds {} of them, drawn {}",
+            decision.max_answers,
+            if decision.weighted {
+                "by weight"
+            } else {
+                "uniformly"
+            }
+        )
+    } else {
+        String::new()
+    };
+    match decision.outcome {
+        Outcome::Healthy { pool: Some(pool) } => format!(
+            "{policy_name}: the first pool that is up is {}; its {count} usable endpoints are answered{drawn}",
+            config.pool(pool).name
+        ),
+        Outcome::Healthy { pool: None } => format!(
+            "{policy_name}: the usable endpoints of every pool that is up are answered ({count}){drawn}"
+        ),
+        Outcome::Degraded => format!(
+            "no pool has enough usable endpoints: only the {count} endpoints that are up are answered (degraded){drawn}"
+        ),
+        Outcome::FailOpen => format!(
+            "nothing is up: all-down mode fail-open answers every endpoint but those an operator forced down ({count}){drawn}"
+        ),
+        Outcome::Fallback { pool } => format!(
+            "nothing is up: all-down mode fallback answers pool {}",
+            config.pool(pool).name
+        ),
+        Outcome::NoData => match record.all_down {
+            AllDown::NoData => "nothing is up: all-down mode nodata answers no records".to_owned(),
+            _ => "nothing can be answered: every endpoint is forced down by an operator".to_owned(),
+        },
+    }
+}
+
+/// The TTL and why, following the policy's rule (see [`crate::policy`]).
+fn ttl_reason(
+    config: &Config,
+    record: &DynamicRecord,
+    health: &HealthSnapshot,
+    pools: &[crate::model::PoolIndex],
+    decision: &Decision,
+) -> (String, u32) {
+    let ttl = decision.ttl.0;
+    if decision.outcome.is_all_down() {
+        return (
+            format!("TTL {ttl} s: the all-down TTL, so recovery spreads fast"),
+            ttl,
+        );
+    }
+    let doubt = pools
+        .iter()
+        .flat_map(|&p| config.pool(p).endpoints.iter())
+        .filter_map(|&e| health.doubt(e).map(|d| (d, e)))
+        .min();
+    match doubt {
+        Some((seconds, e)) if ttl < record.ttl.0 => (
+            format!(
+                "TTL {ttl} s, not {}: {} is in doubt and may change in {seconds} s (clamped to min_ttl {})",
+                record.ttl.0,
+                config.endpoint_label(e),
+                record.min_ttl.0
+            ),
+            ttl,
+        ),
+        _ => (format!("TTL {ttl} s: the record's ttl"), ttl),
+    }
+}

@@ -1,0 +1,242 @@
+//! `explain` agrees with the DNS answer: for every record of the integration config
+//! (failover, multivalue, weighted, geo), clients of every region (by ECS), and a run
+//! of generated operator states (forces, drains, manual failovers), the answer a real
+//! DNS client gets is drawn from the candidates `/v1/explain` names, is exactly them
+//! where they fit in one answer, and carries the TTL it gives. What-if assumptions
+//! change the explanation and nothing else.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+use failoverd::model::{RandomSource, SplitMix64};
+use failoverd::service::StartOptions;
+use hickory_proto::rr::RecordType;
+
+use crate::support::dns::{addresses, query, udp, with_edns};
+use crate::support::{TestServer, http, integration_config};
+
+const RECORDS: [(&str, RecordType); 5] = [
+    ("app.example.test", RecordType::A),
+    ("app.example.test", RecordType::AAAA),
+    ("weighted.example.test", RecordType::A),
+    ("multi.example.test", RecordType::A),
+    ("geo.example.test", RecordType::A),
+];
+/// ECS subnets: eu, us, no region (the default, us), none at all.
+const CLIENTS: [Option<&str>; 4] = [
+    Some("10.1.2.0/24"),
+    Some("10.2.3.0/24"),
+    Some("192.0.2.0/24"),
+    None,
+];
+const ROUNDS: usize = 24;
+const ENDPOINTS: [&str; 7] = [
+    "eu/eu-1",
+    "eu/eu-2",
+    "us/us-1",
+    "us/us-2",
+    "v6/2001:db8::a",
+    "v6/2001:db8::b",
+    "sorry/203.0.113.1",
+];
+
+fn explain(
+    admin: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    ecs: Option<&str>,
+    assume: &[&str],
+) -> serde_json::Value {
+    let mut path = format!("/v1/explain?name={name}&type={rtype}&client=127.0.0.1");
+    if let Some(ecs) = ecs {
+        path.push_str(&format!("&ecs={ecs}"));
+    }
+    for a in assume {
+        path.push_str(&format!("&assume={a}"));
+    }
+    let (status, body) = http(admin, "GET", &path, &[], b"");
+    assert_eq!(status, 200, "{path}: {body}");
+    let explanation: serde_json::Value = serde_json::from_str(&body).unwrap();
+    explanation["records"][0].clone()
+}
+
+fn ask(server: SocketAddr, name: &str, rtype: RecordType, ecs: Option<&str>) -> (Vec<String>, u32) {
+    let subnet = ecs.map(|text| {
+        let (addr, prefix) = text.split_once('/').unwrap();
+        (
+            addr.parse::<IpAddr>().unwrap(),
+            prefix.parse::<u8>().unwrap(),
+        )
+    });
+    let reply = udp(server, &with_edns(query(name, rtype), 1232, subnet));
+    let ttl = reply.answers.first().map_or(0, |r| r.ttl);
+    (addresses(&reply), ttl)
+}
+
+fn post_override(admin: SocketAddr, body: &str) {
+    let (status, text) = http(
+        admin,
+        "POST",
+        "/v1/overrides",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}: {text}");
+}
+
+fn release(admin: SocketAddr, target: &str) {
+    let body = format!(r#"{{"target": {target}}}"#);
+    let (status, text) = http(
+        admin,
+        "POST",
+        "/v1/overrides/release",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}: {text}");
+}
+
+#[test]
+fn explain_agrees_with_the_dns_answer_in_every_state() {
+    let server = TestServer::start_with(
+        &integration_config(),
+        StartOptions {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..StartOptions::default()
+        },
+    );
+    let admin = server.service().admin_address().unwrap();
+    let mut rng = SplitMix64::new(0x5eed);
+    let mut checked = 0;
+    let mut outcomes = BTreeSet::new();
+    for round in 0..ROUNDS {
+        if round > 0 {
+            // Change one to three things at random.
+            for _ in 0..=rng.below(3) {
+                let endpoint = ENDPOINTS[rng.below(ENDPOINTS.len() as u64) as usize];
+                let target = format!(r#"{{"endpoint": "{endpoint}"}}"#);
+                match rng.below(8) {
+                    0 | 6 | 7 => post_override(
+                        admin,
+                        &format!(
+                            r#"{{"target": {target}, "action": "force_down", "reason": "r{round}"}}"#
+                        ),
+                    ),
+                    1 => post_override(
+                        admin,
+                        &format!(
+                            r#"{{"target": {target}, "action": "drain", "reason": "r{round}"}}"#
+                        ),
+                    ),
+                    2 => post_override(
+                        admin,
+                        &format!(
+                            r#"{{"target": {target}, "action": "force_up", "reason": "r{round}"}}"#
+                        ),
+                    ),
+                    3 => release(admin, &target),
+                    4 => {
+                        let (name, to) = if rng.below(2) == 0 {
+                            ("app.example.test", "us")
+                        } else {
+                            ("geo.example.test", "eu")
+                        };
+                        post_override(
+                            admin,
+                            &format!(
+                                r#"{{"target": {{"record": {{"name": "{name}"}}}}, "action": {{"failover": "{to}"}}, "reason": "r{round}"}}"#
+                            ),
+                        );
+                    }
+                    _ => release(admin, r#"{"record": {"name": "app.example.test"}}"#),
+                }
+            }
+        }
+        for (name, rtype) in RECORDS {
+            for ecs in CLIENTS {
+                let explained = explain(admin, name, rtype, ecs, &[]);
+                let candidates: BTreeSet<String> = explained["candidates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_owned())
+                    .collect();
+                let max = explained["max_answers"].as_u64().unwrap() as usize;
+                let (answer, ttl) = ask(server.addr, name, rtype, ecs);
+                let answer: BTreeSet<String> = answer.into_iter().collect();
+                let context =
+                    format!("round {round}, {name} {rtype}, ecs {ecs:?}: explain {explained:#}");
+                assert!(
+                    answer.is_subset(&candidates),
+                    "{context}\nDNS answered {answer:?}"
+                );
+                if candidates.len() <= max {
+                    assert_eq!(answer, candidates, "{context}");
+                }
+                if !answer.is_empty() {
+                    assert_eq!(
+                        u64::from(ttl),
+                        explained["ttl"].as_u64().unwrap(),
+                        "{context}"
+                    );
+                }
+                outcomes.insert(explained["outcome"].as_str().unwrap().to_owned());
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, ROUNDS * RECORDS.len() * CLIENTS.len());
+    assert!(
+        outcomes.len() >= 4,
+        "the generated states exercise the rules: {outcomes:?}"
+    );
+}
+
+#[test]
+fn what_if_changes_the_explanation_and_nothing_else() {
+    let server = TestServer::start_with(
+        &integration_config(),
+        StartOptions {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..StartOptions::default()
+        },
+    );
+    let admin = server.service().admin_address().unwrap();
+    let now = explain(admin, "app.example.test", RecordType::A, None, &[]);
+    assert_eq!(now["outcome"], "healthy");
+    assert_eq!(now["pool"], "eu");
+    let what_if = explain(
+        admin,
+        "app.example.test",
+        RecordType::A,
+        None,
+        &["eu/eu-1=down", "eu/eu-2=down"],
+    );
+    assert_eq!(what_if["outcome"], "failover", "{what_if:#}");
+    assert_eq!(what_if["pool"], "us");
+    let (answer, _) = ask(server.addr, "app.example.test", RecordType::A, None);
+    assert_eq!(answer.len(), 2);
+    assert!(
+        answer.iter().all(|a| a.starts_with("192.0.2.1")),
+        "the real answer is untouched: {answer:?}"
+    );
+    // A bad assumption or an unknown record is a clear error.
+    let (status, body) = http(
+        admin,
+        "GET",
+        "/v1/explain?name=app.example.test&assume=eu/zz=down",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = http(admin, "GET", "/v1/explain?name=nope.example.test", &[], b"");
+    assert_eq!(status, 404);
+    let (status, _) = http(
+        admin,
+        "GET",
+        "/v1/explain?name=app.example.test&colour=red",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 400);
+}
