@@ -84,6 +84,17 @@ enum Command {
     Route53(route53_cli::Route53Args),
     /// Operate the servers: status, drain, force, failover, release, overrides.
     Ctl(ctl::CtlArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (failoverd.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -146,6 +157,12 @@ fn main() -> ExitCode {
         }
         Command::Route53(args) => route53_cli::run(args),
         Command::Ctl(args) => ctl::run(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "failoverd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => man_pages(&out),
     };
     match result {
         Ok(code) => code,
@@ -154,6 +171,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `failoverd.1` and `failoverd-SUBCOMMAND.1` (nested ones too) into `out`.
+fn man_pages(out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    fn write(command: &clap::Command, name: &str, out: &std::path::Path) -> anyhow::Result<usize> {
+        let command = command.clone().name(name.to_owned());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command.clone()).render(&mut page)?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        let mut written = 1;
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            written += write(sub, &format!("{name}-{}", sub.get_name()), out)?;
+        }
+        Ok(written)
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    let written = write(&command, "failoverd", out)?;
+    eprintln!("{written} man pages written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn config_source(path: Option<&PathBuf>) -> anyhow::Result<ConfigSource> {

@@ -302,7 +302,7 @@ fn explain_record(
             pool.needed
         ));
     }
-    let (outcome, pool) = outcome_words(config, &decision);
+    let (outcome, pool) = policy::describe_outcome(config, &decision);
     why.push(outcome_sentence(config, record, policy_name, &decision));
     let (ttl_reason, ttl) = ttl_reason(config, record, health, pools, &decision);
     why.push(ttl_reason.clone());
@@ -378,23 +378,6 @@ fn names(config: &Config, pools: &[crate::model::PoolIndex]) -> String {
         .map(|&p| config.pool(p).name.as_str())
         .collect();
     names.join(", ")
-}
-
-fn outcome_words(config: &Config, decision: &Decision) -> (String, Option<String>) {
-    match decision.outcome {
-        Outcome::Healthy { pool: Some(pool) } => {
-            let first = decision.pools.first().map(|v| v.pool) == Some(pool);
-            (
-                if first { "healthy" } else { "failover" }.to_owned(),
-                Some(config.pool(pool).name.clone()),
-            )
-        }
-        Outcome::Healthy { pool: None } => ("healthy".to_owned(), None),
-        Outcome::Degraded => ("degraded".to_owned(), None),
-        Outcome::FailOpen => ("fail-open".to_owned(), None),
-        Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
-        Outcome::NoData => ("nodata".to_owned(), None),
-    }
 }
 
 fn outcome_sentence(

@@ -392,6 +392,25 @@ pub fn decide_pinned(
     }
 }
 
+/// `(outcome, pool)` in words, as status and explain show them: `healthy`,
+/// `failover` (a pool other than the first), `degraded`, `fail-open`, `fallback`, `nodata`.
+pub fn describe_outcome(config: &Config, decision: &Decision) -> (String, Option<String>) {
+    match decision.outcome {
+        Outcome::Healthy { pool: Some(pool) } => {
+            let first = decision.pools.first().map(|v| v.pool) == Some(pool);
+            (
+                if first { "healthy" } else { "failover" }.to_owned(),
+                Some(config.pool(pool).name.clone()),
+            )
+        }
+        Outcome::Healthy { pool: None } => ("healthy".to_owned(), None),
+        Outcome::Degraded => ("degraded".to_owned(), None),
+        Outcome::FailOpen => ("fail-open".to_owned(), None),
+        Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
+        Outcome::NoData => ("nodata".to_owned(), None),
+    }
+}
+
 /// Drained endpoints keep weight 0; when only they remain, weigh them equally.
 fn with_floor_weights(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     if candidates.iter().all(|c| c.weight == 0) {

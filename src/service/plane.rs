@@ -890,7 +890,7 @@ impl Plane {
                         up: verdict.up,
                     });
                 }
-                let (outcome, pool) = describe_outcome(config, decision);
+                let (outcome, pool) = crate::policy::describe_outcome(config, decision);
                 answers.push(AnswerStatus {
                     regions: answer.regions_of_set(s, config),
                     pools: decision
@@ -962,28 +962,6 @@ impl Plane {
             last_reload: self.last_reload.clone(),
             overrides: self.overrides.active(unix_ms()).cloned().collect(),
         }
-    }
-}
-
-/// `(outcome, pool)` in words for status output.
-fn describe_outcome(
-    config: &Config,
-    decision: &crate::policy::Decision,
-) -> (String, Option<String>) {
-    use crate::policy::Outcome;
-    match decision.outcome {
-        Outcome::Healthy { pool: Some(pool) } => {
-            let first = decision.pools.first().map(|v| v.pool) == Some(pool);
-            (
-                if first { "healthy" } else { "failover" }.to_owned(),
-                Some(config.pool(pool).name.clone()),
-            )
-        }
-        Outcome::Healthy { pool: None } => ("healthy".to_owned(), None),
-        Outcome::Degraded => ("degraded".to_owned(), None),
-        Outcome::FailOpen => ("fail-open".to_owned(), None),
-        Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
-        Outcome::NoData => ("nodata".to_owned(), None),
     }
 }
 

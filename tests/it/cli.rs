@@ -78,3 +78,55 @@ fn sigterm_stops_the_server() {
     );
     assert!(wait_until(Duration::from_secs(20), || server.try_exited()));
 }
+
+#[test]
+fn the_deploy_kit_installs_binary_units_man_pages_and_completions() {
+    let dest = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/install.sh");
+    let output = std::process::Command::new("sh")
+        .arg(script)
+        .arg(crate::support::binary())
+        .env("DESTDIR", dest.path())
+        .env("PREFIX", "/usr")
+        .output()
+        .expect("run install.sh");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let root = dest.path();
+    for file in [
+        "usr/bin/failoverd",
+        "etc/systemd/system/failoverd.service",
+        "etc/systemd/system/failoverd-probe.service",
+        "usr/share/man/man1/failoverd.1",
+        "usr/share/man/man1/failoverd-ctl-explain.1",
+        "usr/share/bash-completion/completions/failoverd",
+        "usr/share/zsh/site-functions/_failoverd",
+        "usr/share/fish/vendor_completions.d/failoverd.fish",
+        "etc/failoverd/tokens/oncall",
+    ] {
+        let meta = std::fs::metadata(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(meta.len() > 0, "{file} is empty");
+    }
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/failoverd.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/failoverd"), "{unit}");
+    let bash =
+        std::fs::read_to_string(root.join("usr/share/bash-completion/completions/failoverd"))
+            .unwrap();
+    assert!(
+        bash.contains("drain") && bash.contains("explain"),
+        "completions name ctl's commands"
+    );
+    // The generated token is long enough for [[admin.tokens]].
+    let token = std::fs::read_to_string(root.join("etc/failoverd/tokens/oncall")).unwrap();
+    assert_eq!(token.trim().len(), 64);
+}
+
+#[test]
+fn the_documented_example_config_checks_clean() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let (ok, out) = crate::support::run_binary(&["check-config", path, "--deny-warnings"]);
+    assert!(ok, "{out}");
+}

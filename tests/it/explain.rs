@@ -40,6 +40,19 @@ const ENDPOINTS: [&str; 7] = [
     "sorry/203.0.113.1",
 ];
 
+/// The integration config with an admin API (no tokens: changes from loopback).
+fn start() -> (TestServer, SocketAddr) {
+    let server = TestServer::start_with(
+        &integration_config(),
+        StartOptions {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..StartOptions::default()
+        },
+    );
+    let admin = server.service().admin_address().unwrap();
+    (server, admin)
+}
+
 fn explain(
     admin: SocketAddr,
     name: &str,
@@ -98,14 +111,7 @@ fn release(admin: SocketAddr, target: &str) {
 
 #[test]
 fn explain_agrees_with_the_dns_answer_in_every_state() {
-    let server = TestServer::start_with(
-        &integration_config(),
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
+    let (server, admin) = start();
     let mut rng = SplitMix64::new(0x5eed);
     let mut checked = 0;
     let mut outcomes = BTreeSet::new();
@@ -194,14 +200,7 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
 
 #[test]
 fn what_if_changes_the_explanation_and_nothing_else() {
-    let server = TestServer::start_with(
-        &integration_config(),
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
+    let (server, admin) = start();
     let now = explain(admin, "app.example.test", RecordType::A, None, &[]);
     assert_eq!(now["outcome"], "healthy");
     assert_eq!(now["pool"], "eu");

@@ -41,14 +41,7 @@ pub const BACKEND_B: &str = "127.0.0.3";
 /// `app.example.test` (TTL 5).
 pub fn two_backend_config(port: u16, check: &str) -> String {
     format!(
-        r#"
-version = 1
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-[zones]
-directory = "../zones"
-files = ["example.test.zone"]
+        r#"{SERVER_HEAD}
 [checks.web]
 type = "http"
 port = {port}

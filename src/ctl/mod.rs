@@ -24,6 +24,12 @@ use failoverd::service::events::Event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod print;
+
+use self::print::{
+    describe_entry, event_line, print_events, print_explanation, print_overrides, print_status,
+};
+
 /// Environment variable holding the bearer token (when no `--token-file`).
 const TOKEN_ENV: &str = "FAILOVERD_TOKEN";
 
@@ -274,6 +280,54 @@ struct Ctl {
     json: bool,
 }
 
+/// What every server answered: printed as it comes, or gathered into one JSON array.
+struct Outcomes {
+    json: bool,
+    out: Vec<serde_json::Value>,
+    failed: usize,
+}
+
+impl Outcomes {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            out: Vec::new(),
+            failed: 0,
+        }
+    }
+
+    fn ok(&mut self, server: &str, value: &impl Serialize, print: impl FnOnce()) {
+        if self.json {
+            self.out
+                .push(serde_json::json!({"server": server, "ok": true, "answer": value}));
+        } else {
+            print();
+        }
+    }
+
+    fn failed(&mut self, server: &str, error: &str, before: &str, after: &str) {
+        self.failed += 1;
+        if self.json {
+            self.out
+                .push(serde_json::json!({"server": server, "ok": false, "error": error}));
+        } else {
+            println!("{before}{server}: FAILED {error}{after}");
+        }
+    }
+
+    /// Prints the JSON array (with --json); fails unless every server answered.
+    fn finish(self) -> anyhow::Result<ExitCode> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&self.out)?);
+        }
+        Ok(if self.failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
 /// One server's answer.
 struct Reply {
     server: String,
@@ -393,42 +447,27 @@ impl Ctl {
                 self.authorized(request)
             })
             .await;
-        let mut failed = 0;
-        let mut out = Vec::new();
+        let mut outcomes = Outcomes::new(self.json);
         for reply in &replies {
             match &reply.result {
                 Ok(text) => {
                     let entry: Option<Entry> = serde_json::from_str(text).ok();
-                    if self.json {
-                        out.push(
-                            serde_json::json!({"server": reply.server, "ok": true, "entry": entry}),
-                        );
-                    } else {
+                    outcomes.ok(&reply.server, &entry, || {
                         let what = entry.as_ref().map_or_else(String::new, describe_entry);
                         println!("{}: ok {what}", reply.server);
-                    }
+                    });
                 }
-                Err(error) => {
-                    failed += 1;
-                    if self.json {
-                        out.push(serde_json::json!({"server": reply.server, "ok": false, "error": error}));
-                    } else {
-                        println!("{}: FAILED {error}", reply.server);
-                    }
-                }
+                Err(error) => outcomes.failed(&reply.server, error, "", ""),
             }
         }
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        if failed > 0 {
+        if outcomes.failed > 0 {
             eprintln!(
-                "{failed} of {} servers did not confirm; those that can reach a peer that did catch up by themselves",
+                "{} of {} servers did not confirm; those that can reach a peer that did catch up by themselves",
+                outcomes.failed,
                 replies.len()
             );
-            return Ok(ExitCode::FAILURE);
         }
-        Ok(ExitCode::SUCCESS)
+        outcomes.finish()
     }
 
     /// Asks every server; prints each answer; fails if any could not be read.
@@ -445,35 +484,17 @@ impl Ctl {
                 self.authorized(request)
             })
             .await;
-        let mut failed = 0;
-        let mut out = Vec::new();
+        let mut outcomes = Outcomes::new(self.json);
         for reply in replies {
             let parsed = reply.result.and_then(|text| {
                 serde_json::from_str::<T>(&text).map_err(|e| format!("unreadable answer: {e}"))
             });
             match parsed {
-                Ok(value) if self.json => {
-                    out.push(serde_json::json!({"server": reply.server, "answer": value}))
-                }
-                Ok(value) => print(&reply.server, &value),
-                Err(error) => {
-                    failed += 1;
-                    if self.json {
-                        out.push(serde_json::json!({"server": reply.server, "error": error}));
-                    } else {
-                        println!("== {}: FAILED {error}\n", reply.server);
-                    }
-                }
+                Ok(value) => outcomes.ok(&reply.server, &value, || print(&reply.server, &value)),
+                Err(error) => outcomes.failed(&reply.server, &error, "== ", "\n"),
             }
         }
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Ok(if failed > 0 {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+        outcomes.finish()
     }
 
     /// Prints every server's events as they happen, one line each, until `duration`.
@@ -607,8 +628,7 @@ impl Ctl {
                 )
             })
             .await;
-        let mut failed = 0;
-        let mut out = Vec::new();
+        let mut outcomes = Outcomes::new(self.json);
         for reply in replies {
             let status = reply.result.and_then(|text| {
                 serde_json::from_str::<Status>(&text).map_err(|e| format!("unreadable status: {e}"))
@@ -619,31 +639,18 @@ impl Ctl {
                 explain(&snapshot, &status, query).map_err(|e| e.to_string())
             });
             match explained {
-                Ok(explanation) if self.json => {
-                    out.push(serde_json::json!({"server": reply.server, "answer": explanation}))
-                }
-                Ok(explanation) => {
+                Ok(explanation) => outcomes.ok(&reply.server, &explanation, || {
                     println!(
                         "(what-if under {}, with the health {} has now)",
                         path.display(),
                         reply.server
                     );
                     print_explanation(&reply.server, &explanation);
-                }
-                Err(error) => {
-                    failed += 1;
-                    println!("== {}: FAILED {error}\n", reply.server);
-                }
+                }),
+                Err(error) => outcomes.failed(&reply.server, &error, "== ", "\n"),
             }
         }
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Ok(if failed > 0 {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+        outcomes.finish()
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -730,267 +737,4 @@ fn candidate_snapshot(loaded: failoverd::service::Loaded, status: &Status) -> Sn
     let health =
         HealthSnapshot::from_health(endpoints).with_overrides(effects.drained, effects.pins);
     Snapshot::build(config, loaded.zones, health, status.generation)
-}
-
-fn print_explanation(server: &str, e: &Explanation) {
-    let region = e.region.as_deref().unwrap_or("none");
-    println!(
-        "== {server} ({}, generation {}): {}{}; region {region} ({})",
-        e.server,
-        e.generation,
-        e.query.name,
-        if e.what_if { " (what-if)" } else { "" },
-        e.placed_by
-    );
-    for r in &e.records {
-        let pool = r
-            .pool
-            .as_deref()
-            .map(|p| format!(", pool {p}"))
-            .unwrap_or_default();
-        println!(
-            "{} {} ({}): {} — {}{pool}, TTL {} s",
-            r.name,
-            r.record_type,
-            r.policy,
-            if r.candidates.is_empty() {
-                "no records".to_owned()
-            } else {
-                r.candidates.join(" ")
-            },
-            r.outcome,
-            r.ttl
-        );
-        for p in &r.pools {
-            println!(
-                "  pool {}: {} ({} usable, {} needed)",
-                p.name,
-                if p.up { "up" } else { "down" },
-                p.usable,
-                p.needed
-            );
-            for ep in &p.endpoints {
-                let mut notes = vec![ep.source.clone()];
-                if ep.drained {
-                    notes.push("drained".to_owned());
-                }
-                if ep.damped {
-                    notes.push("damped".to_owned());
-                }
-                if ep.share < 1000 {
-                    notes.push(format!("slow start {}‰", ep.share));
-                }
-                let votes: Vec<String> = ep.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "    {:<24} {:<16} {:<5} {}{}{}",
-                    ep.endpoint,
-                    ep.target,
-                    ep.state,
-                    notes.join(", "),
-                    if votes.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; votes {}", votes.join(" "))
-                    },
-                    ep.local_probe
-                        .as_deref()
-                        .map(|p| format!("; probe {p}"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        for why in &r.why {
-            println!("  - {why}");
-        }
-    }
-    println!();
-}
-
-fn event_line(event: &Event) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(event.at_ms);
-    let fields: Vec<String> = event
-        .fields
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!(
-        "{} #{} {:<5} {}: {} {}",
-        humantime::format_rfc3339_millis(at),
-        event.seq,
-        event.level,
-        event.kind,
-        event.message,
-        fields.join(" ")
-    )
-}
-
-fn print_events(server: &str, events: &Vec<Event>) {
-    println!("== {server}");
-    for event in events {
-        println!("{}", event_line(event));
-    }
-    println!();
-}
-
-fn describe_entry(entry: &Entry) -> String {
-    match &entry.action {
-        Some(action) => {
-            let expires = entry
-                .expires_at_ms
-                .map(|at| format!(", expires in {}", until(at)))
-                .unwrap_or_default();
-            format!(
-                "{action} {} by {} ({}{expires})",
-                entry.target, entry.by, entry.reason
-            )
-        }
-        None => format!(
-            "released {} by {} ({})",
-            entry.target, entry.by, entry.reason
-        ),
-    }
-}
-
-fn until(at_ms: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let secs = at_ms.saturating_sub(now) / 1000;
-    match secs {
-        0..=119 => format!("{secs}s"),
-        120..=7199 => format!("{}m", secs / 60),
-        _ => format!("{}h", secs / 3600),
-    }
-}
-
-/// Prints rows as columns padded to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
-fn print_status(server: &str, status: &Status) {
-    let isolation = status.isolation.as_ref().map_or(String::new(), |i| {
-        if i.isolated {
-            format!(
-                ", ISOLATED ({} of {} needed heard)",
-                i.fresh.len(),
-                i.needed
-            )
-        } else {
-            String::new()
-        }
-    });
-    println!(
-        "== {server}: vantage {}, generation {}, {}{isolation}",
-        status.vantage.as_deref().unwrap_or("-"),
-        status.generation,
-        if status.ready { "ready" } else { "starting" },
-    );
-    let mut rows = Vec::new();
-    for record in &status.records {
-        for answer in &record.answers {
-            rows.push(vec![
-                record.name.clone(),
-                record.record_type.clone(),
-                if answer.regions.is_empty() {
-                    "-".to_owned()
-                } else {
-                    answer.regions.join(",")
-                },
-                answer.outcome.clone(),
-                answer.pool.clone().unwrap_or_else(|| "-".to_owned()),
-                answer.candidates.join(" "),
-                answer.ttl.to_string(),
-            ]);
-        }
-    }
-    table(
-        &[
-            "RECORD", "TYPE", "REGIONS", "OUTCOME", "POOL", "ANSWER", "TTL",
-        ],
-        &rows,
-    );
-    println!();
-    let rows: Vec<Vec<String>> = status
-        .endpoints
-        .iter()
-        .map(|e| {
-            let mut notes = Vec::new();
-            if e.drained {
-                notes.push("drained".to_owned());
-            }
-            if let Some(d) = &e.damping {
-                if d.suppressed {
-                    notes.push(format!("damped (penalty {})", d.penalty));
-                }
-            }
-            let votes: Vec<String> = e.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            vec![
-                e.endpoint.clone(),
-                e.target.clone(),
-                e.state.to_string(),
-                format!("{:?}", e.source).to_lowercase(),
-                votes.join(" "),
-                notes.join(", "),
-            ]
-        })
-        .collect();
-    table(
-        &["ENDPOINT", "TARGET", "STATE", "SOURCE", "VOTES", "NOTES"],
-        &rows,
-    );
-    if !status.overrides.is_empty() {
-        println!();
-        for entry in &status.overrides {
-            println!("override: {}", describe_entry(entry));
-        }
-    }
-    println!();
-}
-
-fn print_overrides(server: &str, view: &OverridesView) {
-    println!("== {server} ({})", view.server);
-    if view.active.is_empty() {
-        println!("no overrides in force");
-    }
-    let rows: Vec<Vec<String>> = view
-        .active
-        .iter()
-        .map(|e| {
-            vec![
-                e.target.to_string(),
-                e.action
-                    .as_ref()
-                    .map_or_else(String::new, ToString::to_string),
-                e.by.clone(),
-                e.reason.clone(),
-                e.expires_at_ms.map_or_else(|| "-".to_owned(), until),
-                e.stamp.origin.clone(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        table(
-            &["TARGET", "ACTION", "BY", "REASON", "EXPIRES IN", "MADE ON"],
-            &rows,
-        );
-    }
-    println!();
 }
