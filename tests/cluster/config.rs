@@ -34,6 +34,9 @@ impl Flavour {
     }
 }
 
+/// The operators' admin token in the NEW flavour.
+pub const OPERATE_TOKEN: &str = "cluster-test-operate-token-0123";
+
 /// A vantage point: its name, region and secret.
 #[derive(Clone, Debug)]
 pub struct Vantage {
@@ -92,6 +95,12 @@ impl ClusterConfig {
             ns = self.ns_address
         );
         std::fs::write(zones.join("gslb.test.zone"), zone).expect("write zone");
+        std::fs::write(self.token_file(), OPERATE_TOKEN).expect("write token");
+    }
+
+    /// The file holding the operators' admin token (NEW flavour).
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("operate.token")
     }
 
     /// The configuration text of one node.
@@ -165,6 +174,14 @@ push_interval = "100ms"
             if let Some(mode) = self.isolation {
                 let _ = writeln!(text, "isolation = \"{mode}\"");
             }
+            // Changes need a token from beyond loopback; reads stay open for the
+            // scenarios' status and metrics polling.
+            let _ = write!(
+                text,
+                "\n[admin]\npublic = [\"healthz\", \"readyz\", \"metrics\", \"status\"]\n\
+                 [[admin.tokens]]\nname = \"ops\"\nrole = \"operate\"\nfile = \"{}\"\n",
+                self.token_file().display()
+            );
         }
         for vantage in &self.vantages {
             let _ = write!(

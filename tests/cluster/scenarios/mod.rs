@@ -1,6 +1,7 @@
 //! One module per scenario.
 
 mod isolated_server;
+mod overrides_partition;
 mod partitioned_agent;
 mod peer_link_cut;
 mod replay;
