@@ -766,8 +766,10 @@ impl Board {
                 continue; // no outage yet: nothing to damp
             }
             let damper = known.damper.get_or_insert_with(Damper::default);
-            if raw_before[i] != Some(HealthState::Down) && states[i] == Some(HealthState::Down) {
-                damper.on_down(now, rules); // an outage, even while suppressed
+            // An outage, even while suppressed; a first verdict (nothing decided
+            // before, not even restored) is no change of state and costs nothing.
+            if raw_before[i] == Some(HealthState::Up) && states[i] == Some(HealthState::Down) {
+                damper.on_down(now, rules);
             }
             let allowed = damper.allows_up(now, rules);
             if decided[i] == Some(HealthState::Down)
@@ -816,7 +818,11 @@ impl Board {
                 .map(|(slot, known)| {
                     let probe = known.local.as_ref()?;
                     let (_, at) = probe.last.as_ref()?;
-                    fresh(slot, *at).then(|| probe.machine.state())
+                    if fresh(slot, *at) {
+                        probe.machine.verdict()
+                    } else {
+                        None
+                    }
                 })
                 .collect();
             if verdicts.iter().any(Option::is_some) {
@@ -897,7 +903,12 @@ impl Board {
             .iter()
             .zip(&self.known)
             .filter(|(s, _)| s.thresholds.is_some())
-            .all(|(_, k)| k.decided.is_some() || k.local.as_ref().is_some_and(|p| p.last.is_some()))
+            .all(|(_, k)| {
+                k.decided.is_some()
+                    || k.local
+                        .as_ref()
+                        .is_some_and(|p| p.last.is_some() && p.machine.verdict().is_some())
+            })
     }
 
     /// This process's verdicts for its reports, with their age at `now`, each with the
@@ -911,7 +922,7 @@ impl Board {
                 let (outcome, at) = probe.last.as_ref()?;
                 let verdict = Verdict {
                     endpoint: slot.label.clone(),
-                    state: probe.machine.state(),
+                    state: probe.machine.verdict()?,
                     reason: outcome.reason.clone(),
                     age_ms: now.saturating_sub(*at).as_millis() as u64,
                 };

@@ -57,6 +57,10 @@ pub struct Machine {
     down_since: Option<Duration>,
     /// Flap damping of this vantage point's verdict.
     damper: Damper,
+    /// Whether probes have backed the state yet: a probe agreeing with the assumed
+    /// or restored start, or `rise` / `fall` reached. Until then a probe that
+    /// disagrees makes the machine abstain, and its first change is no flap.
+    settled: bool,
 }
 
 impl Machine {
@@ -69,6 +73,7 @@ impl Machine {
             failures: 0,
             down_since: None,
             damper: Damper::default(),
+            settled: false,
         }
     }
 
@@ -122,6 +127,12 @@ impl Machine {
         self.state
     }
 
+    /// The verdict this vantage point votes: none while its first probes contradict
+    /// the state it started from (assumed or restored) short of `rise` / `fall`.
+    pub fn verdict(&self) -> Option<HealthState> {
+        self.settled.then_some(self.state)
+    }
+
     /// Feeds one probe result at time `now` (any monotonic clock); returns the new
     /// state if it changed.
     pub fn observe(
@@ -137,16 +148,22 @@ impl Machine {
             self.successes = 0;
             self.failures = self.failures.saturating_add(1);
         }
+        let was_settled = self.settled;
+        self.settled |= ok == self.state.is_up();
         // What rise/fall alone say; damping counts its flaps even while it withholds
         // the way back, so a backend that keeps flapping stays out.
         match self.raw {
             HealthState::Up if self.failures >= thresholds.fall => {
                 self.raw = HealthState::Down;
-                if let Some(rules) = &thresholds.damping {
+                if let (Some(rules), true) = (&thresholds.damping, was_settled) {
                     self.damper.on_down(now, rules);
                 }
+                self.settled = true;
             }
-            HealthState::Down if self.successes >= thresholds.rise => self.raw = HealthState::Up,
+            HealthState::Down if self.successes >= thresholds.rise => {
+                self.raw = HealthState::Up;
+                self.settled = true;
+            }
             _ => {}
         }
         match (self.state, self.raw) {

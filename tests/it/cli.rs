@@ -10,7 +10,7 @@ use crate::support::{BinaryServer, data_dir, wait_until};
 #[test]
 fn embedded_default_serves_the_example_zone_and_dynamic_names() {
     // As `cargo run -- serve` does, on a free port instead of 5353.
-    let server = BinaryServer::start(&["--listen", "127.0.0.1:0"]);
+    let server = BinaryServer::start(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     let www = ask(server.addr, "www.gslb.example.com.", RecordType::A);
     assert!(www.metadata.authoritative);
     let mut got = addresses(&www);
@@ -69,7 +69,8 @@ fn a_bad_reload_keeps_the_last_good_config_and_a_good_one_applies() {
 
 #[test]
 fn sigterm_stops_the_server() {
-    let mut server = BinaryServer::start(&["--listen", "127.0.0.1:0"]);
+    let mut server =
+        BinaryServer::start(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
     signal(&server, libc::SIGTERM);
     assert!(
         server
@@ -129,4 +130,61 @@ fn the_documented_example_config_checks_clean() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
     let (ok, out) = crate::support::run_binary(&["check-config", path, "--deny-warnings"]);
     assert!(ok, "{out}");
+}
+
+/// `python3 -m http.server --bind ADDR 8080` serving an empty directory, killed on
+/// drop.
+struct DemoBackend(std::process::Child, tempfile::TempDir);
+
+impl DemoBackend {
+    fn start(addr: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", addr, "8080", "--directory"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let up = wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect((addr, 8080)).is_ok()
+        });
+        assert!(up, "the demo backend on {addr}:8080 did not start");
+        Self(child, dir)
+    }
+}
+
+impl Drop for DemoBackend {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_first_minute_demo_fails_over_between_two_loopback_backends() {
+    let server = BinaryServer::start(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+    let demo = |server: &BinaryServer| {
+        let mut got = addresses(&ask(server.addr, "demo.gslb.example.com.", RecordType::A));
+        got.sort();
+        got
+    };
+    // Neither backend runs: the record fails open, so a bare machine still answers.
+    assert_eq!(demo(&server), ["127.0.0.2"]);
+    // Only the second runs: the first is seen down, the answer fails over.
+    let _b = DemoBackend::start("127.0.0.3");
+    assert!(wait_until(Duration::from_secs(5), || demo(&server) == ["127.0.0.3"]));
+    // The first comes up: the answer returns to it.
+    let a = DemoBackend::start("127.0.0.2");
+    assert!(wait_until(Duration::from_secs(5), || demo(&server) == ["127.0.0.2"]));
+    drop(a);
+    let stopped = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(5), || demo(&server) == ["127.0.0.3"]),
+        "demo did not move to the second backend"
+    );
+    eprintln!("FIGURES demo failover_ms={}", stopped.elapsed().as_millis());
+    assert!(stopped.elapsed() < Duration::from_secs(3));
+    let _a = DemoBackend::start("127.0.0.2");
+    assert!(wait_until(Duration::from_secs(5), || demo(&server) == ["127.0.0.2"]));
 }

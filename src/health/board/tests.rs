@@ -396,8 +396,10 @@ fn the_decided_state_is_damped_too() {
         }
         states(board, at)[0]
     };
-    // The quorum's verdict flaps: down, up, down within a second.
-    assert_eq!(vote(&mut board, DOWN, 0.0), DOWN);
+    // Up first (a first verdict is no flap), then the quorum's verdict flaps:
+    // down, up, down within a second.
+    assert_eq!(vote(&mut board, UP, 0.0), UP);
+    assert_eq!(vote(&mut board, DOWN, 0.1), DOWN);
     assert_eq!(vote(&mut board, UP, 0.3), UP, "one outage is not delayed");
     assert_eq!(vote(&mut board, DOWN, 0.6), DOWN);
     assert_eq!(vote(&mut board, UP, 0.9), DOWN, "the way back is withheld");
@@ -410,6 +412,38 @@ fn the_decided_state_is_damped_too() {
     // The state file keeps the penalty.
     let saved = board.decided_states(until + secs(0.1));
     assert!(saved["web/a"].penalty > 0.0);
+}
+
+#[test]
+fn a_first_verdict_is_no_flap() {
+    // An endpoint that is down when the server starts (assumed up until then) comes
+    // back without a penalty: only changes of a decided state count.
+    let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    for sender in [&mut v2, &mut v3] {
+        send(&mut board, sender, 0.0, &[("web/a", DOWN, 0)]).unwrap();
+    }
+    assert_eq!(states(&mut board, 0.0), [DOWN]);
+    let penalty = board
+        .damping(EndpointIndex(0), secs(0.0))
+        .map_or(0.0, |d| d.penalty);
+    assert_eq!(penalty, 0.0);
+    // Nor does this process's own first fall.
+    for t in [0.0, 1.0] {
+        probe(&mut board, 0, false, t);
+    }
+    let probe_state = board.local_probe(EndpointIndex(0)).map(|(s, _)| s);
+    assert_eq!(probe_state, Some(DOWN));
+    assert_eq!(
+        board.known[0]
+            .local
+            .as_ref()
+            .unwrap()
+            .machine
+            .damper()
+            .penalty(secs(1.0), &DampingRules::default()),
+        0.0
+    );
 }
 
 #[test]
@@ -568,6 +602,8 @@ mod paused {
         let now = clock();
         let mut board = Board::new(&config("", &["a"]), BOOT, &Restored::default(), 0);
         let mut senders = [Sender::new("v2", 1), Sender::new("v3", 1)];
+        vote(&mut board, &mut senders, UP, now()); // a first verdict is no flap
+        advance(100).await;
         vote(&mut board, &mut senders, DOWN, now());
         advance(300).await;
         assert_eq!(
