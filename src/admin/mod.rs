@@ -16,6 +16,7 @@
 //! | POST | `/v1/overrides` | operate: make an override |
 //! | POST | `/v1/overrides/release` | operate: release one |
 //! | PUT | `/v1/endpoints/{pool}/{name}/force` | operate: the older form of force / release |
+//! | GET | `/`, `/ui` | anyone: the status page (it reads the API with the visitor's token) |
 //! | GET | `/metrics` | read (public if `metrics` is) |
 //! | GET | `/healthz`, `/readyz` | public by default |
 //!
@@ -146,6 +147,8 @@ fn router(backend: Backend, access: SharedAccess) -> Router {
         .route("/v1/explain", get(explain_get).post(explain_post))
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
+        .route("/", get(page))
+        .route("/ui", get(page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
@@ -254,6 +257,25 @@ async fn health(_: Reader, State(backend): State<Backend>) -> Response {
 
 async fn status(_: Reader<{ public::STATUS }>, State(backend): State<Backend>) -> Response {
     axum::Json(backend.status().as_ref().clone()).into_response()
+}
+
+/// The status page: one HTML file, no data in it (it reads the API with the
+/// visitor's token), no external assets.
+const PAGE: &str = include_str!("page.html");
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:",
+            ),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 async fn endpoints(_: Reader, State(backend): State<Backend>) -> Response {

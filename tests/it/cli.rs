@@ -134,7 +134,10 @@ fn the_documented_example_config_checks_clean() {
 
 /// `python3 -m http.server --bind ADDR 8080` serving an empty directory, killed on
 /// drop.
-struct DemoBackend(std::process::Child, tempfile::TempDir);
+struct DemoBackend {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
 
 impl DemoBackend {
     fn start(addr: &str) -> Self {
@@ -150,14 +153,14 @@ impl DemoBackend {
             std::net::TcpStream::connect((addr, 8080)).is_ok()
         });
         assert!(up, "the demo backend on {addr}:8080 did not start");
-        Self(child, dir)
+        Self { child, _dir: dir }
     }
 }
 
 impl Drop for DemoBackend {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -13,6 +13,7 @@ mod files;
 mod health;
 mod operator;
 mod pacing;
+mod page;
 mod policies;
 mod protocol;
 mod reload;
