@@ -94,9 +94,9 @@ t1=$(cpu_ticks); b1=$(metric failoverd_report_bytes_total); r1=$(metric 'failove
 s1=$(date +%s.%N)
 elapsed=$(echo "$s1 - $s0" | bc -l)
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER/status")
-p50=$(metric 'failoverd_decision_latency_seconds{quantile="0.5"}')
-p99=$(metric 'failoverd_decision_latency_seconds{quantile="0.99"}')
-count=$(metric failoverd_decision_latency_seconds_count)
+p50=$(metric 'failoverd_decision_latency_recent_seconds{quantile="0.5"}')
+p99=$(metric 'failoverd_decision_latency_recent_seconds{quantile="0.99"}')
+count=$(metric failoverd_decision_latency_recent_seconds_count)
 probes_ok=$(grep -c . "$W/sink.log" || true)
 printf '| endpoints | agents | interval | server CPU %% of a core | RSS MiB | report KiB/s | reports/s | decisions | decision p50 ms | p99 ms |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|\n'

@@ -156,3 +156,105 @@ impl LatencyWindow {
         (values, self.count.load(Ordering::Relaxed), sum)
     }
 }
+
+/// A Prometheus histogram of durations: cumulative counts per fixed bucket, lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One per bound, then +Inf.
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+}
+
+/// Buckets for decisions and probes: 0.5 ms … 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::new(LATENCY_BUCKETS)
+    }
+}
+
+impl Histogram {
+    /// A histogram with upper bounds `bounds` (ascending) and +Inf.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one duration.
+    pub fn observe(&self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The exposition lines of `name` with `labels` (`key="value",…` or empty).
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
+        use std::fmt::Write as _;
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {sum:.6}\n{name}_count{braces} {cumulative}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn buckets_are_cumulative() {
+        let h = Histogram::new(&[0.01, 0.1]);
+        for ms in [5, 50, 50, 500] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "a=\"b\"");
+        assert!(
+            out.contains("x_seconds_bucket{a=\"b\",le=\"0.01\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{a=\"b\",le=\"0.1\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{a=\"b\",le=\"+Inf\"} 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("x_seconds_count{a=\"b\"} 4\n"), "{out}");
+        assert!(out.contains("x_seconds_sum{a=\"b\"} 0.605000\n"), "{out}");
+    }
+}

@@ -9,7 +9,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
 use crate::admin::api::{
-    EndpointState, HealthView, OverrideSync, OverridesView, PeerState, ReloadStatus, Status,
+    EndpointState, EndpointStatus, HealthView, OverrideSync, OverridesView, PeerState,
+    ReloadStatus, Status,
 };
 use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
 use crate::admin::{AdminBackend, SyncError};
@@ -297,38 +298,93 @@ fn render_metrics(
         "# HELP failoverd_snapshot_generation Answer snapshot generation.\n# TYPE failoverd_snapshot_generation gauge\nfailoverd_snapshot_generation {}",
         snapshot.generation
     );
-    flag_gauge(
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_build_info The running build.\n# TYPE failoverd_build_info gauge\nfailoverd_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    // Endpoints carry `pool` and `endpoint` (its name in the pool) as two labels.
+    let endpoint_gauge =
+        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&EndpointStatus) -> f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for e in &status.endpoints {
+                let (pool, endpoint) = e.endpoint.split_once('/').unwrap_or(("", &e.endpoint));
+                let _ = writeln!(
+                    out,
+                    "{name}{{pool=\"{}\",endpoint=\"{}\"}} {}",
+                    escape(pool),
+                    escape(endpoint),
+                    value(e)
+                );
+            }
+        };
+    let flag = |on: bool| f64::from(u8::from(on));
+    endpoint_gauge(
         &mut out,
         "failoverd_endpoint_up",
         "Decided endpoint health (1 up, 0 down).",
-        "endpoint",
-        status
-            .endpoints
-            .iter()
-            .map(|e| (e.endpoint.as_str(), e.state == HealthState::Up)),
+        &|e| flag(e.state == HealthState::Up),
     );
-    flag_gauge(
+    endpoint_gauge(
+        &mut out,
+        "failoverd_endpoint_drained",
+        "Endpoints an operator drained.",
+        &|e| flag(e.drained),
+    );
+    endpoint_gauge(
         &mut out,
         "failoverd_endpoint_suppressed",
         "Endpoints whose way back flap damping withholds.",
-        "endpoint",
-        status.endpoints.iter().map(|e| {
-            (
-                e.endpoint.as_str(),
-                e.damping.as_ref().is_some_and(|d| d.suppressed),
-            )
-        }),
+        &|e| flag(e.damping.as_ref().is_some_and(|d| d.suppressed)),
+    );
+    endpoint_gauge(
+        &mut out,
+        "failoverd_endpoint_damping_penalty",
+        "Flap-damping penalty of the decided state.",
+        &|e| e.damping.as_ref().map_or(0.0, |d| d.penalty),
+    );
+    // Records: in an all-down mode, or answered by another pool than their first.
+    let record_gauge = |out: &mut String, name: &str, help: &str, outcomes: &[&str]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for record in &status.records {
+            let on = record
+                .answers
+                .iter()
+                .any(|a| outcomes.contains(&a.outcome.as_str()));
+            let _ = writeln!(
+                out,
+                "{name}{{record=\"{}\",type=\"{}\"}} {}",
+                escape(&record.name),
+                record.record_type,
+                u8::from(on)
+            );
+        }
+    };
+    record_gauge(
+        &mut out,
+        "failoverd_record_all_down",
+        "Records answering in an all-down mode (fail-open, fallback, nodata) for some clients.",
+        &["fail-open", "fallback", "nodata"],
+    );
+    record_gauge(
+        &mut out,
+        "failoverd_record_failed_over",
+        "Records answered by another pool than their first, or degraded, for some clients.",
+        &["failover", "degraded"],
     );
     let _ = writeln!(
         out,
-        "# HELP failoverd_endpoint_damping_penalty Flap-damping penalty of the decided state.\n# TYPE failoverd_endpoint_damping_penalty gauge"
+        "# HELP failoverd_overrides_active Operator overrides in force, by action.\n# TYPE failoverd_overrides_active gauge"
     );
-    for endpoint in &status.endpoints {
-        let penalty = endpoint.damping.as_ref().map_or(0.0, |d| d.penalty);
+    for action in ["drain", "force_up", "force_down", "failover"] {
+        let count = status
+            .overrides
+            .iter()
+            .filter(|o| o.action.as_ref().is_some_and(|a| action_name(a) == action))
+            .count();
         let _ = writeln!(
             out,
-            "failoverd_endpoint_damping_penalty{{endpoint=\"{}\"}} {penalty}",
-            endpoint.endpoint
+            "failoverd_overrides_active{{action=\"{action}\"}} {count}"
         );
     }
     flag_gauge(
@@ -445,29 +501,47 @@ fn render_metrics(
         load(&plane.reloads_ok),
         load(&plane.reloads_failed)
     );
-    if let Some(reload) = &status.last_reload {
-        gauge(
-            &mut out,
-            "failoverd_config_last_reload_successful",
-            "Whether the last reload was taken.",
-            u64::from(reload.ok),
-        );
-    }
+    let reload = status.last_reload.as_ref();
+    gauge(
+        &mut out,
+        "failoverd_config_last_reload_successful",
+        "Whether the last reload was taken (1 before any reload: the configuration started with).",
+        u64::from(reload.is_none_or(|r| r.ok)),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_config_last_reload_timestamp_seconds When the last reload was tried (Unix time; 0: never).\n# TYPE failoverd_config_last_reload_timestamp_seconds gauge\nfailoverd_config_last_reload_timestamp_seconds {:.3}",
+        reload.map_or(0.0, |r| r.at_ms as f64 / 1000.0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_decision_latency_seconds Time from an input (probe verdict, report, override) to the published answers.\n# TYPE failoverd_decision_latency_seconds histogram"
+    );
+    plane
+        .decision_histogram
+        .render(&mut out, "failoverd_decision_latency_seconds", "");
     let (quantiles, count, sum) = plane.decision_latency.summary(&[0.5, 0.9, 0.99, 1.0]);
     let _ = writeln!(
         out,
-        "# HELP failoverd_decision_latency_seconds Time from an input (probe verdict, report, override) to the published answers, over the last 4096 publications.\n# TYPE failoverd_decision_latency_seconds summary"
+        "# HELP failoverd_decision_latency_recent_seconds The same over the last 4096 publications, as exact quantiles.\n# TYPE failoverd_decision_latency_recent_seconds summary"
     );
     for (q, value) in quantiles {
         let _ = writeln!(
             out,
-            "failoverd_decision_latency_seconds{{quantile=\"{q}\"}} {value:.6}"
+            "failoverd_decision_latency_recent_seconds{{quantile=\"{q}\"}} {value:.6}"
         );
     }
     let _ = writeln!(
         out,
-        "failoverd_decision_latency_seconds_sum {sum:.6}\nfailoverd_decision_latency_seconds_count {count}"
+        "failoverd_decision_latency_recent_seconds_sum {sum:.6}\nfailoverd_decision_latency_recent_seconds_count {count}"
     );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_probe_duration_seconds Probes of this vantage point, by how long they took.\n# TYPE failoverd_probe_duration_seconds histogram"
+    );
+    plane
+        .probe_latency
+        .render(&mut out, "failoverd_probe_duration_seconds", "");
     gauge(
         &mut out,
         "failoverd_ready",
@@ -490,6 +564,24 @@ fn render_metrics(
 }
 
 /// Writes a 0/1 gauge with one labelled sample per item.
+/// A label value with backslashes, quotes and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn action_name(action: &crate::health::overrides::Action) -> &'static str {
+    use crate::health::overrides::Action;
+    match action {
+        Action::Drain => "drain",
+        Action::ForceUp => "force_up",
+        Action::ForceDown => "force_down",
+        Action::Failover(_) => "failover",
+    }
+}
+
 fn flag_gauge<'a>(
     out: &mut String,
     name: &str,

@@ -99,6 +99,10 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reporter: Arc<ReporterMetrics>,
     /// Time from an input (probe verdict, report, override) to the published answers.
     pub(crate) decision_latency: crate::metrics::LatencyWindow,
+    /// The same as a histogram.
+    pub(crate) decision_histogram: crate::metrics::Histogram,
+    /// This vantage point's probe durations.
+    pub(crate) probe_latency: crate::metrics::Histogram,
 }
 
 impl PlaneMetrics {
@@ -447,6 +451,7 @@ impl Plane {
         let at = event.at.saturating_duration_since(self.started);
         let reason = event.outcome.reason.clone();
         let latency = event.outcome.latency;
+        self.metrics.probe_latency.observe(latency);
         let observation = LocalObservation {
             generation: event.generation,
             endpoint: event.endpoint,
@@ -656,7 +661,9 @@ impl Plane {
         log_answer_changes(&self.events, &self.config, &before, &after);
         self.shared.store(after);
         if let Some(since) = self.pending_since.take() {
-            self.metrics.decision_latency.record(since.elapsed());
+            let latency = since.elapsed();
+            self.metrics.decision_latency.record(latency);
+            self.metrics.decision_histogram.observe(latency);
         }
         self.published = health;
         self.save_pending = true;

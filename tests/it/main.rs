@@ -11,6 +11,7 @@ mod equivalence;
 mod explain;
 mod files;
 mod health;
+mod observability;
 mod operator;
 mod pacing;
 mod page;

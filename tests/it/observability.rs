@@ -1,0 +1,154 @@
+//! Metrics and alerts: `/metrics` passes `promtool check metrics`; the alert rules
+//! pass `promtool check rules` and their unit tests (`promtool test rules`); every
+//! metric the alerts and the Grafana dashboard name exists on a server's `/metrics`
+//! (or the Route 53 agent's).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use failoverd::service::StartOptions;
+
+use crate::support::{TestServer, http, integration_config};
+
+const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+
+fn promtool() -> Option<&'static str> {
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        return Some("promtool");
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "promtool is missing (.ci/run installs Debian's prometheus package)"
+    );
+    eprintln!("SKIP: needs promtool (Debian's prometheus package; .ci/run installs it)");
+    None
+}
+
+fn metrics_text() -> String {
+    let server = TestServer::start_with(
+        &integration_config(),
+        StartOptions {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..StartOptions::default()
+        },
+    );
+    let admin = server.service().admin_address().unwrap();
+    // A reload first, so the reload metrics are there too.
+    server.reload(&integration_config()).unwrap();
+    let (status, body) = http(admin, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    body
+}
+
+/// Metric names exposed: every sample's, and every declared one's (a labelled metric
+/// with no series yet, and a histogram's `_bucket`, `_sum`, `_count`).
+fn exposed(text: &str) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            names.insert(name.to_owned());
+            if kind == "histogram" || kind == "summary" {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+        }
+    }
+    names
+}
+
+/// `failoverd_…` names in a file.
+fn named_in(path: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut names = BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("failoverd_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists() {
+    let text = metrics_text();
+    let mut names = exposed(&text);
+    names.extend(exposed(
+        &failoverd::sync::metrics::SyncMetrics::default().render_prometheus(),
+    ));
+    for file in ["prometheus/alerts.yml", "grafana/failoverd.json"] {
+        for name in named_in(&format!("{DEPLOY}/{file}")) {
+            assert!(
+                names.contains(&name),
+                "{file} names {name}, which no /metrics has"
+            );
+        }
+    }
+    // Endpoints carry pool and endpoint as separate labels.
+    assert!(
+        text.contains("failoverd_endpoint_up{pool=\"eu\",endpoint=\"eu-1\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("failoverd_build_info{version=\""));
+    assert!(text.contains("# TYPE failoverd_decision_latency_seconds histogram"));
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let output = Command::new(promtool)
+            .args(args)
+            .current_dir(format!("{DEPLOY}/prometheus"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
