@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod probe;
+pub mod runbook;
 pub mod service;
 pub mod sync;
 pub mod zone;

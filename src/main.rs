@@ -84,6 +84,17 @@ enum Command {
     Route53(route53_cli::Route53Args),
     /// Operate the servers: status, drain, force, failover, release, overrides.
     Ctl(ctl::CtlArgs),
+    /// Print the failover runbook of a record, generated from the configuration.
+    Runbook {
+        /// Record name.
+        record: String,
+        /// Only this record type (A, AAAA, CNAME).
+        #[arg(long = "type")]
+        record_type: Option<String>,
+        /// Configuration file (default: the embedded one).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -163,6 +174,11 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => man_pages(&out),
+        Command::Runbook {
+            record,
+            record_type,
+            config,
+        } => runbook(&record, record_type.as_deref(), config.as_ref()),
     };
     match result {
         Ok(code) => code,
@@ -171,6 +187,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runbook(
+    record: &str,
+    record_type: Option<&str>,
+    path: Option<&PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let record_type = record_type
+        .map(|t| {
+            serde_json::from_value::<failoverd::model::DynamicType>(serde_json::Value::String(
+                t.to_ascii_uppercase(),
+            ))
+            .map_err(|_| anyhow::anyhow!("--type {t}: expected A, AAAA or CNAME"))
+        })
+        .transpose()?;
+    let loaded = load_or_report(config_source(path)?)?;
+    let mut name = record.trim().to_ascii_lowercase();
+    if !name.ends_with('.') {
+        name.push('.');
+    }
+    let zone = failoverd::zone::name::wire_from_text(&name)
+        .and_then(|wire| loaded.zones.find_zone(&wire))
+        .map(|i| loaded.zones.zones()[i].origin_text());
+    // How ctl finds the servers: the config's [health] servers, else its admin API.
+    let config = &loaded.config;
+    let ctl_config = match (path, config.health.servers.is_empty()) {
+        (Some(path), false) => format!("--config {}", path.display()),
+        (_, false) => config
+            .health
+            .servers
+            .iter()
+            .map(|s| format!("--server {s}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        (_, true) => config
+            .admin
+            .listen
+            .iter()
+            .map(|a| format!("--server http://{a}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let context = failoverd::runbook::RunbookContext { ctl_config, zone };
+    let text = failoverd::runbook::render(&loaded.config, &name, record_type, &context)?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes `failoverd.1` and `failoverd-SUBCOMMAND.1` (nested ones too) into `out`.

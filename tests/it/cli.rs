@@ -191,3 +191,27 @@ fn the_first_minute_demo_fails_over_between_two_loopback_backends() {
     let _a = DemoBackend::start("127.0.0.2");
     assert!(wait_until(Duration::from_secs(5), || demo(&server) == ["127.0.0.2"]));
 }
+
+#[test]
+fn runbook_prints_the_commands_for_a_record() {
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["runbook", "www.gslb.example.com", "--type", "A"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("failoverd ctl --server http://127.0.0.1:9353 failover www.gslb.example.com. --type A --to web-us"), "{text}");
+    let unknown = std::process::Command::new(crate::support::binary())
+        .args(["runbook", "nope.gslb.example.com"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no dynamic record nope.gslb.example.com.")
+    );
+}

@@ -1,0 +1,341 @@
+//! Runbooks generated from the config (pure): for one record, the DNS failover runbook
+//! of the field — what serves and what stands by, how to confirm an outage from
+//! several vantage points, how to check the standby, the exact `ctl` commands to fail
+//! over and back, how to verify at every nameserver, rollback and the checks after.
+//! Generated, so it never drifts from the config it describes.
+
+use std::fmt::Write as _;
+
+use crate::config::{AllDown, CheckKind, Config, DynamicRecord, PoolChoice, Selection};
+use crate::model::{DynamicType, PoolIndex};
+
+/// Where the runbook's commands point.
+#[derive(Clone, Debug, Default)]
+pub struct RunbookContext {
+    /// How `ctl` is told the config (e.g. `--config /etc/failoverd/failoverd.toml`).
+    pub ctl_config: String,
+    /// The zone the record is in (absolute), for the NS lookup.
+    pub zone: Option<String>,
+}
+
+/// Why no runbook can be written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunbookError {
+    /// No dynamic record of that name (and type).
+    #[error("no dynamic record {0} in the configuration")]
+    UnknownRecord(String),
+}
+
+/// The runbook of every dynamic record named `name` (one type, or all), in Markdown.
+pub fn render(
+    config: &Config,
+    name: &str,
+    record_type: Option<DynamicType>,
+    context: &RunbookContext,
+) -> Result<String, RunbookError> {
+    let mut name = name.trim().to_ascii_lowercase();
+    if !name.ends_with('.') {
+        name.push('.');
+    }
+    let records: Vec<&DynamicRecord> = config
+        .records
+        .iter()
+        .filter(|r| r.name == name && record_type.is_none_or(|t| t == r.record_type))
+        .collect();
+    if records.is_empty() {
+        return Err(RunbookError::UnknownRecord(name));
+    }
+    let mut out = String::new();
+    for record in records {
+        write_record(&mut out, config, record, context);
+    }
+    Ok(out)
+}
+
+fn write_record(
+    out: &mut String,
+    config: &Config,
+    record: &DynamicRecord,
+    context: &RunbookContext,
+) {
+    let ctl = format!("failoverd ctl {}", context.ctl_config)
+        .trim_end()
+        .to_owned();
+    let (name, rtype) = (&record.name, record.record_type);
+    let policy = match record.selection {
+        Selection::Failover => "failover (active-passive: the first pool that is up serves)",
+        Selection::Weighted => "weighted (active-active: every pool that is up, by weight)",
+        Selection::Multivalue => {
+            "multivalue (active-active: every healthy endpoint of the pools that are up)"
+        }
+    };
+    let _ = writeln!(out, "# Runbook: {name} {rtype}\n");
+    let _ = writeln!(
+        out,
+        "Generated from the configuration by `failoverd runbook`; regenerate after every change.\n"
+    );
+    let _ = writeln!(
+        out,
+        "- Policy: {policy}; TTL {} s (all-down TTL {} s).",
+        record.ttl.0, record.all_down_ttl.0
+    );
+    let all_down = match record.all_down {
+        AllDown::FailOpen => {
+            "fail-open (every endpoint is answered as if healthy, but those forced down)".to_owned()
+        }
+        AllDown::Fallback(p) => format!("fallback to pool {}", config.pool(p).name),
+        AllDown::NoData => "nodata (an empty answer)".to_owned(),
+    };
+    let _ = writeln!(out, "- When nothing is up: {all_down}.");
+    let lists: Vec<(String, Vec<PoolIndex>)> = match &record.pools {
+        PoolChoice::Fixed(pools) => vec![("every client".to_owned(), pools.clone())],
+        PoolChoice::Geo { by_region, default } => by_region
+            .iter()
+            .enumerate()
+            .filter_map(|(r, list)| {
+                Some((
+                    format!("clients in {}", config.regions[r].name),
+                    list.clone()?,
+                ))
+            })
+            .chain(std::iter::once((
+                "other clients".to_owned(),
+                default.clone(),
+            )))
+            .collect(),
+    };
+    for (who, pools) in &lists {
+        let roles: Vec<String> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let role = match (record.selection, i) {
+                    (Selection::Failover, 0) => "primary",
+                    (Selection::Failover, _) => "standby",
+                    _ => "active",
+                };
+                format!("{role} {}", config.pool(p).name)
+            })
+            .collect();
+        let _ = writeln!(out, "- For {who}: {}.", roles.join(", then "));
+    }
+    let mut all_pools: Vec<PoolIndex> = lists.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+    all_pools.sort_unstable();
+    all_pools.dedup();
+    let _ = writeln!(out, "\n## Pools\n");
+    let _ = writeln!(out, "| pool | region | min healthy | endpoints | check |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for &p in &all_pools {
+        let pool = config.pool(p);
+        let endpoints: Vec<String> = pool
+            .endpoints
+            .iter()
+            .map(|&e| {
+                format!(
+                    "{} ({})",
+                    config.endpoint(e).name,
+                    config.endpoint(e).target
+                )
+            })
+            .collect();
+        let check = pool.check.map_or_else(
+            || "none (health from force only)".to_owned(),
+            |c| {
+                let c = config.check(c);
+                format!(
+                    "{} {} every {:?}, fall {} rise {}",
+                    c.name,
+                    c.kind.name(),
+                    c.interval,
+                    c.fall,
+                    c.rise
+                )
+            },
+        );
+        let region = pool.region.map_or("-".to_owned(), |r| {
+            config.regions[usize::from(r.0)].name.clone()
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {region} | {} | {} | {check} |",
+            pool.name,
+            pool.min_healthy,
+            endpoints.join(", ")
+        );
+    }
+    let primary = lists.first().and_then(|(_, l)| l.first().copied());
+    let standby = lists.first().and_then(|(_, l)| l.get(1).copied());
+
+    let _ = writeln!(
+        out,
+        "\n## 1. Confirm the outage from several vantage points\n"
+    );
+    let _ = writeln!(
+        out,
+        "```sh\n{ctl} status                    # every server: states, votes per vantage point, isolation"
+    );
+    let _ = writeln!(
+        out,
+        "{ctl} explain {name} {rtype}     # the answer now, and why\n{ctl} events --since 0 | tail -40  # what changed, when\n```"
+    );
+    let _ = writeln!(
+        out,
+        "Trust a quorum, not one prober: an endpoint is down when a majority of the vantage \
+         points say so. A server marked ISOLATED hears too few of them and holds its answers."
+    );
+    let _ = writeln!(out, "\n## 2. Confirm the standby is ready\n");
+    if let Some(standby) = standby.or(primary) {
+        let pool = config.pool(standby);
+        let _ = writeln!(out, "```sh");
+        for &e in &pool.endpoints {
+            let endpoint = config.endpoint(e);
+            if let Some(command) = pool
+                .check
+                .map(|c| probe_command(&config.check(c).kind, &endpoint.target.to_string()))
+            {
+                let _ = writeln!(out, "{command}   # {}/{}", pool.name, endpoint.name);
+            }
+        }
+        if let Some(primary) = primary.filter(|&p| p != standby) {
+            let assume: Vec<String> = config
+                .pool(primary)
+                .endpoints
+                .iter()
+                .map(|&e| format!("--assume {}={}", config.endpoint_label(e), "down"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{ctl} explain {name} {rtype} {}   # what-if: the answer without the primary",
+                assume.join(" ")
+            );
+        }
+        let _ = writeln!(out, "```");
+    }
+    let _ = writeln!(out, "\n## 3. Fail over\n");
+    let _ = writeln!(out, "```sh");
+    match (record.selection, standby) {
+        (Selection::Failover, Some(standby)) => {
+            let _ = writeln!(
+                out,
+                "{ctl} failover {name} --type {rtype} --to {} --reason \"INCIDENT: …\" --expires 4h",
+                config.pool(standby).name
+            );
+        }
+        _ => {
+            if let Some(primary) = primary {
+                let _ = writeln!(
+                    out,
+                    "{ctl} drain {} --reason \"INCIDENT: …\" --expires 4h   # take the pool out; the others answer",
+                    config.pool(primary).name
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "```\nEvery server must print `ok`; ctl exits 1 otherwise (a server that missed it catches up from its peers; check it in step 4)."
+    );
+    let zone = context.zone.clone().unwrap_or_else(|| name.clone());
+    let _ = writeln!(out, "\n## 4. Verify at every nameserver\n");
+    let _ = writeln!(
+        out,
+        "```sh\nfor ns in $(dig +short NS {zone}); do echo \"$ns: $(dig +short +norec @$ns {name} {rtype} | tr '\\n' ' ')\"; done\n```"
+    );
+    let _ = writeln!(
+        out,
+        "Every nameserver must give the standby's answer now; caching resolvers follow within the TTL ({} s).",
+        record.ttl.0
+    );
+    let _ = writeln!(out, "\n## 5. Roll back (fail back)\n");
+    let release = match (record.selection, standby) {
+        (Selection::Failover, Some(_)) => {
+            format!("{ctl} release {name} --type {rtype} --reason \"primary healthy again\"")
+        }
+        _ => primary.map_or_else(String::new, |p| {
+            format!(
+                "{ctl} undrain {} --reason \"primary healthy again\"",
+                config.pool(p).name
+            )
+        }),
+    };
+    let _ = writeln!(
+        out,
+        "```sh\n{release}\n{ctl} explain {name} {rtype}     # the primary answers again\n```\n\
+         Fail back only when the primary is healthy from every vantage point (step 1); \
+         slow start and flap damping ease it back in."
+    );
+    let _ = writeln!(out, "\n## 6. After the failover\n");
+    let _ = writeln!(
+        out,
+        "- `{ctl} overrides`: nothing left in force that should not be (every override has an expiry).\n\
+         - `{ctl} events`: the timeline for the post-mortem (detection, override, answer changes).\n\
+         - Alerts: FailoverdFailoverInEffect clears once the primary serves again.\n\
+         - Rehearse: `failoverd drill {name} --endpoint POOL/NAME` measures detection and recovery.\n"
+    );
+}
+
+/// A shell command that probes `target` as `kind` does.
+fn probe_command(kind: &CheckKind, target: &str) -> String {
+    match kind {
+        CheckKind::Http(h) => {
+            let scheme = if h.tls { "https" } else { "http" };
+            let insecure = if h.tls && !h.tls_verify { " -k" } else { "" };
+            let host = h
+                .host
+                .as_ref()
+                .map(|h| format!(" -H 'Host: {h}'"))
+                .unwrap_or_default();
+            format!(
+                "curl -fsS{insecure}{host} -X {} -o /dev/null -w '%{{http_code}}\\n' {scheme}://{target}:{}{}",
+                h.method, h.port, h.path
+            )
+        }
+        CheckKind::Tcp { port } => format!("nc -vz -w 2 {target} {port}"),
+        CheckKind::Dns(d) => format!(
+            "dig +norec @{target} -p {} {} TYPE{}",
+            d.port, d.query_name, d.query_type
+        ),
+        CheckKind::Exec { command } => command
+            .iter()
+            .map(|a| a.replace("{address}", target).replace("{endpoint}", target))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSource;
+
+    #[test]
+    fn a_failover_record_gets_its_commands() {
+        let (config, _) = Config::load(ConfigSource::embedded()).unwrap();
+        let context = RunbookContext {
+            ctl_config: "--config /etc/failoverd/failoverd.toml".into(),
+            zone: Some("gslb.example.com.".into()),
+        };
+        let text = render(&config, "www.gslb.example.com", None, &context).unwrap();
+        for want in [
+            "# Runbook: www.gslb.example.com. A",
+            "primary web-eu, then standby web-us",
+            "failoverd ctl --config /etc/failoverd/failoverd.toml failover www.gslb.example.com. --type A --to web-us",
+            "release www.gslb.example.com. --type A",
+            "--assume web-eu/eu-1=down --assume web-eu/eu-2=down",
+            "dig +short NS gslb.example.com.",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let demo = render(&config, "demo.gslb.example.com", None, &context).unwrap();
+        assert!(
+            demo.contains(
+                "curl -fsS -X GET -o /dev/null -w '%{http_code}\\n' http://127.0.0.3:8080/"
+            ),
+            "{demo}"
+        );
+        let weighted = render(&config, "api.gslb.example.com", None, &context).unwrap();
+        assert!(weighted.contains("drain web-eu"), "{weighted}");
+        assert!(render(&config, "nope.gslb.example.com", None, &context).is_err());
+    }
+}
