@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod config;
 pub mod dns;
+pub mod drill;
 pub mod health;
 pub mod metrics;
 pub mod model;

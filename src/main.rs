@@ -10,6 +10,7 @@ use failoverd::config::ConfigSource;
 use failoverd::service::{self, Service};
 
 mod ctl;
+mod drill_cli;
 mod route53_cli;
 
 #[derive(Parser)]
@@ -84,6 +85,9 @@ enum Command {
     Route53(route53_cli::Route53Args),
     /// Operate the servers: status, drain, force, failover, release, overrides.
     Ctl(ctl::CtlArgs),
+    /// Rehearse a failover: take an endpoint out (force or a real break), measure
+    /// detection and recovery at every server and a resolver, put it back, report.
+    Drill(drill_cli::DrillArgs),
     /// Print the failover runbook of a record, generated from the configuration.
     Runbook {
         /// Record name.
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => man_pages(&out),
+        Command::Drill(args) => drill_cli::run(args),
         Command::Runbook {
             record,
             record_type,

@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod config_validation;
 mod damping;
+mod drill;
 mod equivalence;
 mod explain;
 mod files;

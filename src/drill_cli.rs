@@ -1,0 +1,444 @@
+//! `failoverd drill`: takes an endpoint out for real, watches every server (and a
+//! caching resolver) answer without it, puts it back, watches them recover, and writes
+//! the report. The endpoint is restored whatever happens: on success, on an error, on
+//! a timeout and on Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use failoverd::admin::api::Status;
+use failoverd::drill::{DrillRun, Sample, Track};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+#[derive(Args)]
+pub(crate) struct DrillArgs {
+    /// Record to drill.
+    record: String,
+    /// The endpoint to take out, `POOL/NAME`.
+    #[arg(long)]
+    endpoint: String,
+    /// Record type.
+    #[arg(long = "type", default_value = "A")]
+    record_type: String,
+    /// How the endpoint is taken out: a cluster-wide force (every server), or a command
+    /// that breaks the backend for real (the probes must notice).
+    #[arg(long, value_enum, default_value_t = Mode::Force)]
+    mode: Mode,
+    /// With --mode command: the command that breaks the backend (run with sh -c).
+    #[arg(long = "break")]
+    break_command: Option<String>,
+    /// With --mode command: the command that restores it.
+    #[arg(long = "restore")]
+    restore_command: Option<String>,
+    /// Each server's admin API (repeatable; default: `[health] servers` of --config).
+    #[arg(long = "server")]
+    servers: Vec<String>,
+    /// Configuration whose `[health] servers` to use.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Each server's DNS address, `IP:PORT` (repeatable; at least one).
+    #[arg(long = "dns", required = true)]
+    dns: Vec<SocketAddr>,
+    /// A caching resolver in front of them, `IP:PORT`.
+    #[arg(long)]
+    resolver: Option<SocketAddr>,
+    /// File holding the bearer token (default: FAILOVERD_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Poll period (50–100 ms advised).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    interval: Duration,
+    /// Longest each phase (out, back) may take before the drill gives up on it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Where the report goes (report.md, report.json, timeline.svg).
+    #[arg(long, default_value = "drill-report")]
+    out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Force,
+    Command,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    failoverd::config::parse_duration(text)
+}
+
+pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    if args.mode == Mode::Command
+        && (args.break_command.is_none() || args.restore_command.is_none())
+    {
+        bail!("--mode command needs --break CMD and --restore CMD");
+    }
+    let servers = if args.servers.is_empty() {
+        let Some(path) = &args.config else {
+            bail!("give --server URL (repeatable) or --config FILE with [health] servers");
+        };
+        let source = failoverd::config::ConfigSource::from_file(path)?;
+        let (config, _) =
+            failoverd::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
+        config.health.servers.clone()
+    } else {
+        args.servers.clone()
+    };
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("FAILOVERD_TOKEN").ok(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(
+        Drill {
+            args,
+            servers,
+            token,
+        }
+        .run(),
+    )
+}
+
+struct Drill {
+    args: DrillArgs,
+    servers: Vec<String>,
+    token: Option<String>,
+}
+
+impl Drill {
+    async fn run(self) -> anyhow::Result<ExitCode> {
+        let client = failoverd::probe::tls::http_client_builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let first = self.servers.first().context("no servers")?;
+        let mut request = client.get(format!("{}/v1/status", first.trim_end_matches('/')));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let text = request.send().await?.error_for_status()?.text().await?;
+        let status: Status = serde_json::from_str(&text).context("unreadable status")?;
+        let target = status
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint == self.args.endpoint)
+            .map(|e| e.target.clone())
+            .with_context(|| format!("{} has no endpoint {}", first, self.args.endpoint))?;
+        let mut name = self.args.record.trim().to_ascii_lowercase();
+        if !name.ends_with('.') {
+            name.push('.');
+        }
+        let record = status
+            .records
+            .iter()
+            .find(|r| r.name == name && r.record_type.eq_ignore_ascii_case(&self.args.record_type))
+            .with_context(|| {
+                format!(
+                    "{first} answers no dynamic record {name} {}",
+                    self.args.record_type
+                )
+            })?;
+        let ttl = record.answers.iter().map(|a| a.ttl).max().unwrap_or(0);
+        let rtype: RecordType = self
+            .args
+            .record_type
+            .to_ascii_uppercase()
+            .parse()
+            .context("--type")?;
+        let mut watcher = Watcher::new(&self.args, &name, rtype, &target)?;
+        let started = Instant::now();
+        // Before: every server must answer with the endpoint, or there is nothing to measure.
+        watcher.poll(started).await;
+        if watcher
+            .tracks
+            .iter()
+            .any(|t| t.samples.last().and_then(|s| s.present) != Some(true))
+        {
+            bail!(
+                "{target} is not in every answer of {name} now; nothing to drill (a server or the resolver answers without it)"
+            );
+        }
+        eprintln!(
+            "drill: taking {} ({target}) out of {name} …",
+            self.args.endpoint
+        );
+        let broken_at = started.elapsed();
+        let result = async {
+            self.take_out(&client).await?;
+            let out = watcher.until(started, false, self.args.timeout).await;
+            // After the last poll of this phase, to the millisecond.
+            let last_poll = watcher.last_poll_ms();
+            let restored_at = started.elapsed().max(Duration::from_millis(last_poll + 1));
+            anyhow::Ok((out, restored_at))
+        };
+        // Ctrl-C during the drill restores too.
+        let outcome = tokio::select! {
+            outcome = result => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        eprintln!("drill: putting {} back …", self.args.endpoint);
+        let restored = self.put_back(&client).await;
+        let (gone, restored_at) = match outcome {
+            Some(Ok(value)) => value,
+            Some(Err(error)) => {
+                restored?;
+                return Err(error.context("the drill failed; the endpoint was put back"));
+            }
+            None => {
+                restored?;
+                bail!("interrupted; the endpoint was put back");
+            }
+        };
+        restored?;
+        let back = watcher.until(started, true, self.args.timeout).await;
+        // Keep polling a little, so the report shows the answers settled.
+        watcher
+            .for_a_while(started, Duration::from_millis(500))
+            .await;
+        let run = DrillRun {
+            record: name.clone(),
+            record_type: self.args.record_type.to_ascii_uppercase(),
+            endpoint: self.args.endpoint.clone(),
+            target,
+            mode: match self.args.mode {
+                Mode::Force => "force".into(),
+                Mode::Command => "command".into(),
+            },
+            ttl,
+            broken_at_ms: broken_at.as_millis() as u64,
+            restored_at_ms: restored_at.as_millis() as u64,
+            ended_at_ms: started.elapsed().as_millis() as u64,
+            tracks: watcher.tracks,
+            started_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+                .saturating_sub(started.elapsed().as_millis() as u64),
+        };
+        std::fs::create_dir_all(&self.args.out)?;
+        std::fs::write(self.args.out.join("report.md"), run.markdown())?;
+        std::fs::write(self.args.out.join("timeline.svg"), run.svg())?;
+        let json = serde_json::json!({"run": run, "figures": run.figures()});
+        std::fs::write(
+            self.args.out.join("report.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        print!("{}", run.markdown());
+        eprintln!("drill: report in {}", self.args.out.display());
+        Ok(if gone && back {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    async fn take_out(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        match self.args.mode {
+            Mode::Force => {
+                let body = serde_json::json!({
+                    "target": {"endpoint": self.args.endpoint},
+                    "action": "force_down",
+                    "reason": "failover drill",
+                    "by": "failoverd drill",
+                    // Ends by itself should the drill die before putting it back.
+                    "expires_in": format!("{}s", self.args.timeout.as_secs() * 3 + 60),
+                });
+                self.on_every_server(client, "/v1/overrides", &body).await
+            }
+            Mode::Command => shell(self.args.break_command.as_deref().unwrap_or_default()).await,
+        }
+    }
+
+    async fn put_back(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        match self.args.mode {
+            Mode::Force => {
+                let body = serde_json::json!({
+                    "target": {"endpoint": self.args.endpoint},
+                    "reason": "failover drill over",
+                    "by": "failoverd drill",
+                });
+                self.on_every_server(client, "/v1/overrides/release", &body)
+                    .await
+            }
+            Mode::Command => shell(self.args.restore_command.as_deref().unwrap_or_default()).await,
+        }
+    }
+
+    async fn on_every_server(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let mut failed = Vec::new();
+        for server in &self.servers {
+            let mut request = client
+                .post(format!("{}{path}", server.trim_end_matches('/')))
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            match request
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+            {
+                Ok(_) => {}
+                Err(error) => failed.push(format!("{server}: {error}")),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            bail!("not confirmed by every server: {}", failed.join("; "))
+        }
+    }
+}
+
+async fn shell(command: &str) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("`{command}` exited with {status}");
+    }
+    Ok(())
+}
+
+/// Polls every server and the resolver.
+struct Watcher {
+    targets: Vec<SocketAddr>,
+    tracks: Vec<Track>,
+    query: Vec<u8>,
+    id: u16,
+    target: String,
+    interval: Duration,
+}
+
+impl Watcher {
+    fn new(args: &DrillArgs, name: &str, rtype: RecordType, target: &str) -> anyhow::Result<Self> {
+        let mut message = Message::query();
+        message.metadata.recursion_desired = args.resolver.is_some();
+        message.add_query(Query::query(Name::from_ascii(name)?, rtype));
+        let mut targets = args.dns.clone();
+        let mut tracks: Vec<Track> = args
+            .dns
+            .iter()
+            .map(|a| Track {
+                name: format!("server {a}"),
+                resolver: false,
+                samples: Vec::new(),
+            })
+            .collect();
+        if let Some(resolver) = args.resolver {
+            targets.push(resolver);
+            tracks.push(Track {
+                name: format!("resolver {resolver}"),
+                resolver: true,
+                samples: Vec::new(),
+            });
+        }
+        Ok(Self {
+            targets,
+            tracks,
+            query: message.to_vec()?,
+            id: 0,
+            target: target.to_owned(),
+            interval: args.interval,
+        })
+    }
+
+    /// When the last poll was (ms since the drill began).
+    fn last_poll_ms(&self) -> u64 {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.samples.last())
+            .map(|s| s.at_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// One round: every server at once.
+    async fn poll(&mut self, started: Instant) {
+        let rounds = self.targets.iter().map(|&addr| {
+            self.id = self.id.wrapping_add(1);
+            let mut query = self.query.clone();
+            query[..2].copy_from_slice(&self.id.to_be_bytes());
+            let target = self.target.clone();
+            async move { ask(addr, &query, &target).await }
+        });
+        let results = futures_util::future::join_all(rounds.collect::<Vec<_>>()).await;
+        let at_ms = started.elapsed().as_millis() as u64;
+        for (track, present) in self.tracks.iter_mut().zip(results) {
+            track.samples.push(Sample { at_ms, present });
+        }
+    }
+
+    /// Polls until every track's answer has the endpoint `present` (true) or not,
+    /// or `timeout`; returns whether it happened.
+    async fn until(&mut self, started: Instant, present: bool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let round = Instant::now();
+            self.poll(started).await;
+            if self
+                .tracks
+                .iter()
+                .all(|t| t.samples.last().and_then(|s| s.present) == Some(present))
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until((round + self.interval).into()).await;
+        }
+    }
+
+    async fn for_a_while(&mut self, started: Instant, period: Duration) {
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let round = Instant::now();
+            self.poll(started).await;
+            tokio::time::sleep_until((round + self.interval).into()).await;
+        }
+    }
+}
+
+/// Whether `target` is in the answer `addr` gives (None: no answer within 500 ms).
+async fn ask(addr: SocketAddr, query: &[u8], target: &str) -> Option<bool> {
+    let local: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await.ok()?;
+    socket.connect(addr).await.ok()?;
+    socket.send(query).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let reply = Message::from_vec(&buf[..n]).ok()?;
+    Some(reply.answers.iter().any(|r| match &r.data {
+        RData::A(a) => a.to_string() == target,
+        RData::AAAA(a) => a.to_string() == target,
+        RData::CNAME(c) => c.0.to_string().trim_end_matches('.') == target.trim_end_matches('.'),
+        _ => false,
+    }))
+}
