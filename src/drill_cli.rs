@@ -184,10 +184,15 @@ impl Drill {
             let restored_at = started.elapsed().max(Duration::from_millis(last_poll + 1));
             anyhow::Ok((out, restored_at))
         };
-        // Ctrl-C during the drill restores too.
+        // Ctrl-C, SIGTERM or SIGHUP during the drill restores too.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
         let outcome = tokio::select! {
             outcome = result => Some(outcome),
             _ = tokio::signal::ctrl_c() => None,
+            _ = terminate.recv() => None,
+            _ = hangup.recv() => None,
         };
         eprintln!("drill: putting {} back …", self.args.endpoint);
         let restored = self.put_back(&client).await;

@@ -15,6 +15,7 @@ mod health;
 mod observability;
 mod operator;
 mod pacing;
+mod package;
 mod page;
 mod policies;
 mod protocol;
