@@ -61,6 +61,8 @@ pub(crate) fn spawn(
                 .health
                 .vantage
                 .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
+            // Marked seen every round, sent or not (the wait below marks it too).
+            let entries = overrides.borrow_and_update().as_ref().clone();
             let peers: Vec<String> = servers_of(&config)
                 .into_iter()
                 .filter(|s| !myself.contains(s))
@@ -69,7 +71,7 @@ pub(crate) fn spawn(
                 let sync = OverrideSync {
                     vantage: name.clone(),
                     sent_at_ms: unix_ms(),
-                    entries: overrides.borrow_and_update().as_ref().clone(),
+                    entries,
                 };
                 let body = serde_json::to_vec(&sync).unwrap_or_default();
                 let signature = sign(&secret, &body);

@@ -215,3 +215,49 @@ fn runbook_prints_the_commands_for_a_record() {
             .contains("no dynamic record nope.gslb.example.com.")
     );
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_lone_server_idles_after_an_override() {
+    // A server with no peers to share overrides with must not spin once one changes.
+    let server = BinaryServer::start(&["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+    let line = server
+        .wait_for_log("admin API listening", Duration::from_secs(20))
+        .expect("admin API");
+    let admin: std::net::SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .and_then(|a| a.parse().ok())
+        .expect("admin address");
+    let body =
+        br#"{"target": {"endpoint": "web-eu/eu-1"}, "action": "drain", "reason": "idle test"}"#;
+    let (status, text) = crate::support::http(
+        admin,
+        "POST",
+        "/v1/overrides",
+        &[("content-type", "application/json")],
+        body,
+    );
+    assert_eq!(status, 200, "{text}");
+    let before = cpu_ticks(server.pid());
+    let started = std::time::Instant::now();
+    // A measured period, not a wait for a condition.
+    std::thread::sleep(Duration::from_secs(2));
+    let used = (cpu_ticks(server.pid()) - before) as f64 / 100.0 / started.elapsed().as_secs_f64();
+    assert!(
+        used < 0.2,
+        "the server used {:.0} % of a core while idle",
+        used * 100.0
+    );
+}
