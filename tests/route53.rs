@@ -928,3 +928,97 @@ async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
         "exit on SIGTERM: {status:?}"
     );
 }
+
+/// Twelve mirror-mode failover records over eu → us: 12 owned record sets.
+fn mirror_zone(eu: &str) -> String {
+    let mut body = format!(
+        r#"
+[checks.web]
+type = "http"
+path = "/health"
+
+[pools.eu]
+check = "web"
+endpoints = [ {eu} ]
+
+[pools.us]
+check = "web"
+endpoints = [ {US} ]
+"#
+    );
+    for i in 0..12 {
+        body.push_str(&format!(
+            "\n[[records]]\nname = \"app{i}.gslb.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\npools = [\"eu\", \"us\"]\nroute53 = \"mirror\"\n"
+        ));
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_config_edits() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let (cfg, zones) = workspace.load(&config(&moto, false, &mirror_zone(EU)));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let healthy = health(&cfg);
+    agent.reconcile(&healthy, false).await.expect("first sync");
+    // eu goes down: all 12 owned sets move to us — 100 % of them, in one run, unforced.
+    let down = EndpointHealth {
+        state: HealthState::Down,
+        source: HealthSource::Observed,
+    };
+    let eu_down = healthy
+        .with(EndpointIndex(0), down)
+        .with(EndpointIndex(1), down);
+    let run = agent
+        .reconcile(&eu_down, false)
+        .await
+        .expect("the outage is written");
+    assert_eq!(
+        run.plan.zones[0].counts(),
+        (0, 12, 0),
+        "{}",
+        run.plan.render_table()
+    );
+    assert!(run.plan.refusals.is_empty(), "{:?}", run.plan.refusals);
+    let values = support::values(&sdk, &zone_id, "app7.gslb.test.", "A", None).await;
+    assert_eq!(
+        values,
+        Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()])
+    );
+    // And back.
+    let back = agent
+        .reconcile(&healthy, false)
+        .await
+        .expect("recovery is written");
+    assert_eq!(back.plan.zones[0].counts(), (0, 12, 0));
+    // A config edit that rewrites as many sets (new eu addresses) stays guarded.
+    let moved =
+        r#"{ address = "192.0.2.20", name = "eu-1" }, { address = "192.0.2.21", name = "eu-2" }"#;
+    let (cfg, zones) = workspace.load(&config(&moto, false, &mirror_zone(moved)));
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let refused = agent.reconcile(&health(&cfg), false).await;
+    match refused {
+        Err(AgentError::Apply(ApplyError::Refused(reason))) => {
+            assert!(
+                reason.contains("12 of 12 owned record sets would be updated"),
+                "{reason}"
+            );
+            assert!(reason.contains("max_update_percent"), "{reason}");
+        }
+        other => panic!("a config edit rewriting every set must be refused: {other:?}"),
+    }
+    // The limit is configurable.
+    let relaxed = config(&moto, false, &mirror_zone(moved)).replace(
+        "sync_interval = \"1h\"",
+        "sync_interval = \"1h\"\nmax_update_percent = 100",
+    );
+    let (cfg, zones) = workspace.load(&relaxed);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("within max_update_percent = 100");
+}

@@ -535,6 +535,11 @@ pub struct Route53Config {
     pub change_timeout: Duration,
     /// Full reconciliation interval of `route53 sync`.
     pub sync_interval: Duration,
+    /// The safety guard: most owned record sets (percent) a plan may update, and
+    /// delete, without `--force` (health-driven mirror changes are not counted).
+    pub max_update_percent: u32,
+    /// See `max_update_percent`.
+    pub max_delete_percent: u32,
     /// Hosted zones.
     pub zones: Vec<Route53Zone>,
 }

@@ -350,6 +350,10 @@ pub struct Route53Spec {
     pub change_timeout: Option<String>,
     /// Interval of full reconciliation in `route53 sync` (default 60s).
     pub sync_interval: Option<String>,
+    /// Most owned record sets (percent) one plan may update without `--force` (30).
+    pub max_update_percent: Option<i64>,
+    /// Most owned record sets (percent) one plan may delete without `--force` (30).
+    pub max_delete_percent: Option<i64>,
     /// Hosted zones kept in sync.
     #[serde(default)]
     pub zones: Vec<Route53ZoneSpec>,

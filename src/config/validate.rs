@@ -1815,6 +1815,20 @@ impl Validator<'_> {
             Duration::from_secs(60),
             Duration::from_secs(1)..=Duration::from_secs(86_400),
         );
+        let max_update_percent = self.ranged(
+            path.key("max_update_percent"),
+            spec.max_update_percent,
+            30,
+            0..=100,
+            "",
+        ) as u32;
+        let max_delete_percent = self.ranged(
+            path.key("max_delete_percent"),
+            spec.max_delete_percent,
+            30,
+            0..=100,
+            "",
+        ) as u32;
         if spec.zones.is_empty() {
             self.error(
                 path.key("zones"),
@@ -1846,6 +1860,8 @@ impl Validator<'_> {
             debounce,
             change_timeout,
             sync_interval,
+            max_update_percent,
+            max_delete_percent,
             zones,
         })
     }

@@ -156,8 +156,9 @@ impl Agent {
             &current,
             &desired,
             &PlanOptions {
-                owner_id: self.route53.owner_id.clone(),
-                force,
+                max_update_percent: self.route53.max_update_percent,
+                max_delete_percent: self.route53.max_delete_percent,
+                ..PlanOptions::new(self.route53.owner_id.clone(), force)
             },
         )?;
         let (mut creates, mut updates, mut deletes) = (0, 0, 0);

@@ -92,6 +92,10 @@ pub struct DesiredState {
     pub unsupported: Vec<Unsupported>,
     /// Things worth knowing that do not stop a plan.
     pub warnings: Vec<String>,
+    /// Mirror-mode records by (name, type): every value health alone could give them
+    /// (their pools' endpoints). A change within these is health-driven, and the
+    /// safety guard does not count it: an outage must be written, not refused.
+    pub mirror_values: BTreeMap<(String, RecordType), BTreeSet<String>>,
 }
 
 impl DesiredState {
@@ -129,6 +133,11 @@ pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) 
     let mut state = builder.state;
     state.warnings = builder.warnings.into_iter().collect();
     state
+}
+
+/// A record value as mirror values are compared: lower case, no trailing dot.
+pub fn mirror_value(value: &str) -> String {
+    value.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// How the endpoints of one record set group are expressed.
@@ -222,6 +231,29 @@ impl Builder<'_> {
             return;
         }
         let name = canonical_name(&record.name);
+        if record.route53 == Route53Mode::Mirror {
+            let config = self.config;
+            let mut pools: Vec<crate::model::PoolIndex> = record
+                .pools
+                .all_lists()
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            if let crate::config::AllDown::Fallback(pool) = record.all_down {
+                pools.push(pool);
+            }
+            let values = pools
+                .iter()
+                .flat_map(|&p| config.pool(p).endpoints.iter())
+                .map(|&e| mirror_value(&config.endpoint(e).target.to_string()))
+                .collect::<BTreeSet<String>>();
+            self.state
+                .mirror_values
+                .entry((name.clone(), RecordType::from(record.record_type)))
+                .or_default()
+                .extend(values);
+        }
         let Some(zone) = self.zone_index(&name) else {
             self.warnings.insert(format!(
                 "{name} {}: not inside any [[route53.zones]]; not synced",

@@ -52,6 +52,22 @@ pub struct PlanOptions {
     pub owner_id: String,
     /// Whether the safety guard is overridden.
     pub force: bool,
+    /// Most owned record sets (percent) updated without `--force`.
+    pub max_update_percent: u32,
+    /// Most owned record sets (percent) deleted without `--force`.
+    pub max_delete_percent: u32,
+}
+
+impl PlanOptions {
+    /// Options with the default guard (30 % each).
+    pub fn new(owner_id: impl Into<String>, force: bool) -> Self {
+        Self {
+            owner_id: owner_id.into(),
+            force,
+            max_update_percent: MAX_CHANGE_PERCENT as u32,
+            max_delete_percent: MAX_CHANGE_PERCENT as u32,
+        }
+    }
 }
 
 /// A change to one record set.
@@ -131,8 +147,12 @@ pub enum Refusal {
         zone: String,
         /// Owned record sets (markers excluded).
         owned: usize,
-        /// Of those, updated or deleted.
+        /// `update` or `delete`.
+        action: String,
+        /// Of those, updated (or deleted), health-driven mirror changes not counted.
         changing: usize,
+        /// The limit (`[route53] max_update_percent` / `max_delete_percent`).
+        limit_percent: u32,
     },
     /// The apex NS or SOA would change.
     ApexChange {
@@ -147,11 +167,13 @@ impl std::fmt::Display for Refusal {
             Self::TooMuchChange {
                 zone,
                 owned,
+                action,
                 changing,
+                limit_percent,
             } => write!(
                 f,
-                "{zone}: {changing} of {owned} owned record sets would be updated or deleted \
-                 (more than {MAX_CHANGE_PERCENT} %)"
+                "{zone}: {changing} of {owned} owned record sets would be {action}d \
+                 (more than {limit_percent} %, [route53] max_{action}_percent)"
             ),
             Self::ApexChange { key } => write!(f, "{key}: the zone apex NS/SOA would change"),
         }
@@ -538,7 +560,7 @@ pub fn plan(
             &options.owner_id,
             &mut warnings,
         );
-        refusals.extend(guard(&zone_plan));
+        refusals.extend(guard(&zone_plan, options, &desired.mirror_values));
         zones.push(zone_plan);
     }
     Ok(Plan {
@@ -858,22 +880,61 @@ fn conflict_for(
     None
 }
 
-/// The safety guard of one zone.
-pub fn guard(zone: &ZonePlan) -> Vec<Refusal> {
+/// The safety guard of one zone: too large a share of owned record sets updated, or
+/// deleted, refuses the plan (once the zone owns [`MIN_RECORDS_FOR_GUARD`]), as does
+/// any change to the apex NS or SOA. Health-driven changes of mirror-mode records —
+/// old and new values among those health alone could give them — are not counted,
+/// so an outage is written however many record sets it rewrites; a config edit is.
+pub fn guard(
+    zone: &ZonePlan,
+    options: &PlanOptions,
+    mirror_values: &BTreeMap<(String, RecordType), BTreeSet<String>>,
+) -> Vec<Refusal> {
+    let health_driven = |change: &RecordChange| {
+        let key = change.key();
+        let Some(allowed) = mirror_values.get(&(key.name.clone(), key.record_type.clone())) else {
+            return false;
+        };
+        let within = |set: &RecordSet| {
+            set.alias.is_none()
+                && set
+                    .values
+                    .iter()
+                    .all(|v| allowed.contains(&super::desired::mirror_value(v)))
+        };
+        match change {
+            RecordChange::Create { new } => within(new),
+            RecordChange::Update { old, new } => within(old) && within(new),
+            RecordChange::Delete { old } => within(old),
+        }
+    };
+    let counted = |update: bool| {
+        zone.changes
+            .iter()
+            .filter(|c| !c.is_marker() && !health_driven(c))
+            .filter(|c| match c {
+                RecordChange::Update { .. } => update,
+                RecordChange::Delete { .. } => !update,
+                RecordChange::Create { .. } => false,
+            })
+            .count()
+    };
     let mut refusals = Vec::new();
-    let changing = zone
-        .changes
-        .iter()
-        .filter(|c| !c.is_marker() && !matches!(c, RecordChange::Create { .. }))
-        .count();
-    if zone.owned_records >= MIN_RECORDS_FOR_GUARD
-        && changing * 100 > zone.owned_records * MAX_CHANGE_PERCENT
-    {
-        refusals.push(Refusal::TooMuchChange {
-            zone: zone.zone.clone(),
-            owned: zone.owned_records,
-            changing,
-        });
+    for (action, changing, limit) in [
+        ("update", counted(true), options.max_update_percent),
+        ("delete", counted(false), options.max_delete_percent),
+    ] {
+        if zone.owned_records >= MIN_RECORDS_FOR_GUARD
+            && changing * 100 > zone.owned_records * limit as usize
+        {
+            refusals.push(Refusal::TooMuchChange {
+                zone: zone.zone.clone(),
+                owned: zone.owned_records,
+                action: action.to_owned(),
+                changing,
+                limit_percent: limit,
+            });
+        }
     }
     for change in &zone.changes {
         let key = change.key();

@@ -90,10 +90,7 @@ fn owned(records: Vec<RecordSet>) -> Vec<RecordSet> {
 }
 
 fn options() -> PlanOptions {
-    PlanOptions {
-        owner_id: OWNER.into(),
-        force: false,
-    }
+    PlanOptions::new(OWNER, false)
 }
 
 fn run(current: &CurrentState, desired: &DesiredState) -> Plan {
@@ -247,7 +244,9 @@ fn guard_refuses_large_share_of_changes_unless_forced() {
         vec![Refusal::TooMuchChange {
             zone: ZONE.into(),
             owned: 10,
-            changing: 4
+            action: "delete".into(),
+            changing: 4,
+            limit_percent: 30,
         }]
     );
     assert!(!plan.may_apply());
