@@ -57,6 +57,10 @@ struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
+    /// Admin base URL of a failoverd server: mirror-mode records are planned from its
+    /// live health (without it they are left as Route 53 has them).
+    #[arg(long)]
+    health_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -64,10 +68,14 @@ struct ApplyArgs {
     /// Configuration file (with a [route53] section).
     #[arg(long, short)]
     config: PathBuf,
-    /// Apply even if the plan changes more than 30 % of owned records or the apex
-    /// NS/SOA.
+    /// Apply even if the plan changes more than `max_update_percent` /
+    /// `max_delete_percent` of owned records or the apex NS/SOA.
     #[arg(long)]
     force: bool,
+    /// Admin base URL of a failoverd server: mirror-mode records are planned from its
+    /// live health (without it they are left as Route 53 has them).
+    #[arg(long)]
+    health_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -76,8 +84,8 @@ struct SyncArgs {
     #[arg(long, short)]
     config: PathBuf,
     /// Admin base URL of a failoverd server whose health drives mirror-mode records
-    /// (polls GET {URL}/v1/health); without it, health is the configured forced
-    /// states.
+    /// (polls GET {URL}/v1/health); required when any record is in mirror mode:
+    /// nothing is written until it answers.
     #[arg(long)]
     health_url: Option<String>,
     /// Serve Prometheus metrics (GET /metrics) and liveness (GET /healthz) here.
@@ -137,8 +145,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let Some(path) = args.config else {
         bail!("--config is required");
     };
-    let (agent, _, health) = connect(&path).await?;
-    let plan = agent.plan(&health, false).await?;
+    let (agent, config, _) = connect(&path).await?;
+    let plan = live_plan(&agent, &config, args.health_url.as_deref(), false).await?;
     if args.json {
         println!("{}", plan.to_json());
     } else {
@@ -152,8 +160,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let (agent, _, health) = connect(&args.config).await?;
-    let plan = agent.plan(&health, args.force).await?;
+    let (agent, config, _) = connect(&args.config).await?;
+    let plan = live_plan(&agent, &config, args.health_url.as_deref(), args.force).await?;
     print!("{}", plan.render_table());
     if plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -175,8 +183,34 @@ async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A plan from live health (`--health-url`), or, without it, one that leaves
+/// mirror-mode records as they are in Route 53.
+async fn live_plan(
+    agent: &Agent,
+    config: &Config,
+    health_url: Option<&str>,
+    force: bool,
+) -> anyhow::Result<failoverd::sync::Plan> {
+    match health_url {
+        Some(url) => {
+            let report = HealthFeed::new(url)?.fetch().await.with_context(|| {
+                format!("reading live health from {url} (a failoverd server's admin API)")
+            })?;
+            Ok(agent.plan(&report.snapshot(config), force).await?)
+        }
+        None => Ok(agent.plan_without_live_health(force).await?),
+    }
+}
+
 async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let (agent, config, health) = connect(&args.config).await?;
+    if agent.has_mirror_records() && args.health_url.is_none() {
+        bail!(
+            "mirror-mode records need live health: give --health-url http://SERVER:9353 (a \
+             failoverd server's admin API); without it sync would write the configuration's \
+             health over a failover in progress"
+        );
+    }
     let shutdown = CancellationToken::new();
     let (sender, receiver) = tokio::sync::watch::channel(Arc::new(health));
     let mut tasks = tokio::task::JoinSet::new();
@@ -236,7 +270,7 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
         });
     }
     tracing::info!(mirror = agent.has_mirror_records(), "route53 sync started");
-    agent.run(receiver, shutdown.clone()).await;
+    agent.run_live(receiver, shutdown.clone()).await;
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     tracing::info!(metrics = %agent.metrics().render_prometheus(), "route53 sync stopped");

@@ -1022,3 +1022,137 @@ async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_c
         .await
         .expect("within max_update_percent = 100");
 }
+
+/// `failoverd route53 ARGS…` with moto's test credentials.
+fn route53_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"));
+    command
+        .arg("route53")
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_restarted_mid_outage_writes_nothing_wrong_and_plan_needs_live_health() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let text = config(&moto, false, &mirror_zone(EU));
+    let workspace = Workspace::new(ZONE, "");
+    let (cfg, zones) = workspace.load(&text);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    // An outage in progress: Route 53 already answers us.
+    let down = EndpointHealth {
+        state: HealthState::Down,
+        source: HealthSource::Observed,
+    };
+    let eu_down = health(&cfg)
+        .with(EndpointIndex(0), down)
+        .with(EndpointIndex(1), down);
+    agent
+        .reconcile(&eu_down, false)
+        .await
+        .expect("outage written");
+    let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    let app0 = || {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await }
+    };
+    assert_eq!(app0().await, us);
+    let path = workspace.write_config(&text);
+
+    // plan/apply without live health leave mirror sets as they are, and say why.
+    let output = route53_command(&["apply", "--config"])
+        .arg(&path)
+        .output()
+        .expect("apply");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("left as they are in Route 53: without live health"),
+        "{stdout}"
+    );
+    assert_eq!(
+        app0().await,
+        us,
+        "apply without live health did not undo the failover"
+    );
+    // sync refuses to run mirror records without live health.
+    let output = route53_command(&["sync", "--config"])
+        .arg(&path)
+        .output()
+        .expect("sync");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("mirror-mode records need live health")
+    );
+
+    // sync restarted during the outage, with live health still saying eu is down:
+    // from its first run on, nothing but us is ever in Route 53.
+    let body = Arc::new(std::sync::Mutex::new(health_json(1, "down")));
+    let port = health_server(body).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = route53_command(&["sync", "--config"])
+        .arg(&path)
+        .args(["--health-url", &format!("http://127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sync");
+    let runs_ok = || async move {
+        let Ok(response) = sync_metrics(metrics_port).await else {
+            return 0.0;
+        };
+        response
+            .lines()
+            .find(|l| l.starts_with("failoverd_route53_runs_total{result=\"ok\"}"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut synced = false;
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            app0().await,
+            us,
+            "sync wrote config-derived health over the outage"
+        );
+        if runs_ok().await >= 1.0 {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(synced, "sync completed a run");
+    assert_eq!(app0().await, us);
+}
+
+/// GET /metrics of the sync agent on `port`.
+async fn sync_metrics(port: u16) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text)
+}

@@ -150,8 +150,19 @@ impl Agent {
 
     /// Reads Route 53 and plans (a dry run).
     pub async fn plan(&self, health: &HealthSnapshot, force: bool) -> Result<Plan, AgentError> {
+        self.plan_desired(self.desired(health), force).await
+    }
+
+    /// Plans without live health: mirror-mode record sets are left exactly as Route 53
+    /// has them (the plan says so in a warning), everything else is planned.
+    pub async fn plan_without_live_health(&self, force: bool) -> Result<Plan, AgentError> {
+        let mut desired = self.desired(&HealthSnapshot::from_config(&self.config));
+        desired.freeze_mirror_records();
+        self.plan_desired(desired, force).await
+    }
+
+    async fn plan_desired(&self, desired: DesiredState, force: bool) -> Result<Plan, AgentError> {
         let current = self.read().await?;
-        let desired = self.desired(health);
         let plan = plan(
             &current,
             &desired,
@@ -243,6 +254,39 @@ impl Agent {
             }
         }
         result
+    }
+
+    /// As [`Agent::run`], but with mirror-mode records nothing is written until the
+    /// first live health arrives on `health` (its initial value is only the
+    /// configuration's): a restart during an outage never writes config-derived
+    /// health over the servers' live decision.
+    pub async fn run_live(
+        &self,
+        mut health: watch::Receiver<Arc<HealthSnapshot>>,
+        shutdown: CancellationToken,
+    ) {
+        if self.has_mirror_records() {
+            tracing::info!("waiting for live health before writing mirror-mode records");
+            let mut waited = 0u32;
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    changed = health.changed() => match changed {
+                        Ok(()) => break,
+                        Err(_) => return,
+                    },
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {
+                        waited += 10;
+                        tracing::warn!(
+                            waited_s = waited,
+                            "still no live health from --health-url; nothing is written until it answers"
+                        );
+                    }
+                }
+            }
+            tracing::info!("live health received");
+        }
+        self.run(health, shutdown).await;
     }
 
     /// Runs until `shutdown`: a full reconcile every `sync_interval` (and at start),

@@ -96,6 +96,30 @@ pub struct DesiredState {
     /// (their pools' endpoints). A change within these is health-driven, and the
     /// safety guard does not count it: an outage must be written, not refused.
     pub mirror_values: BTreeMap<(String, RecordType), BTreeSet<String>>,
+    /// Record sets (by name and type) the plan must leave exactly as they are in
+    /// Route 53: mirror-mode records planned without live health.
+    pub frozen: BTreeSet<(String, RecordType)>,
+}
+
+impl DesiredState {
+    /// Leaves every mirror-mode record set as Route 53 has it (no live health to
+    /// write them from).
+    pub fn freeze_mirror_records(&mut self) {
+        let mirrored: BTreeSet<(String, RecordType)> = self.mirror_values.keys().cloned().collect();
+        for zone in &mut self.zones {
+            zone.records
+                .retain(|key, _| !mirrored.contains(&(key.name.clone(), key.record_type.clone())));
+        }
+        if !mirrored.is_empty() {
+            self.warnings.push(format!(
+                "{} mirror-mode record(s) left as they are in Route 53: without live health \
+                 (--health-url, a failoverd server's admin API) their answers could only come \
+                 from the configuration, which would undo a failover in progress",
+                mirrored.len()
+            ));
+        }
+        self.frozen = mirrored;
+    }
 }
 
 impl DesiredState {

@@ -137,8 +137,11 @@ impl HealthFeed {
             match self.fetch().await {
                 Ok(report) => {
                     let snapshot = report.snapshot(&config);
+                    // The first answer is always published: `sync` waits for live
+                    // health before it writes mirror-mode records.
+                    let first = generation.is_none();
                     let changed = sender.send_if_modified(|current| {
-                        if **current == snapshot {
+                        if **current == snapshot && !first {
                             false
                         } else {
                             *current = Arc::new(snapshot);

@@ -560,6 +560,27 @@ pub fn plan(
             &options.owner_id,
             &mut warnings,
         );
+        let mut zone_plan = zone_plan;
+        if !desired.frozen.is_empty() {
+            // A frozen record set keeps its marker too: a marker change goes only
+            // when every set it claims is frozen.
+            let frozen = |key: &RecordKey| {
+                desired
+                    .frozen
+                    .contains(&(key.name.clone(), key.record_type.clone()))
+            };
+            zone_plan.changes.retain(|change| {
+                if !change.is_marker() {
+                    return !frozen(change.key());
+                }
+                let set = match change {
+                    RecordChange::Create { new } | RecordChange::Update { new, .. } => new,
+                    RecordChange::Delete { old } => old,
+                };
+                let claims = parse_marker(set).unwrap_or_default();
+                claims.is_empty() || !claims.iter().all(|claim| frozen(&claim.key))
+            });
+        }
         refusals.extend(guard(&zone_plan, options, &desired.mirror_values));
         zones.push(zone_plan);
     }
