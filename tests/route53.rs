@@ -1156,3 +1156,48 @@ async fn sync_metrics(port: u16) -> std::io::Result<String> {
     stream.read_to_string(&mut text).await?;
     Ok(text)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_endpoint_has_no_health_check_and_gets_one_back_when_undrained() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let run = |eu: String| {
+        let (cfg, zones) = workspace.load(&config(&moto, false, &base(&eu, US, POOLS, 30)));
+        async move {
+            let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+            agent
+                .reconcile(&health(&cfg), false)
+                .await
+                .expect("reconcile")
+        }
+    };
+    let checks = || {
+        let sdk = sdk.clone();
+        async move {
+            sdk.list_health_checks()
+                .send()
+                .await
+                .expect("list")
+                .health_checks()
+                .len()
+        }
+    };
+    run(EU.to_owned()).await;
+    assert_eq!(checks().await, 4);
+    // eu-2 drained (weight 0): its check goes, billed and probing for nothing.
+    let drained = r#"{ address = "192.0.2.10", name = "eu-1" }, { address = "192.0.2.11", name = "eu-2", weight = 0 }"#;
+    let report = run(drained.to_owned()).await;
+    assert_eq!(
+        check_summary(&report.plan),
+        ["delete eu/eu-2"],
+        "{}",
+        report.plan.render_table()
+    );
+    assert_eq!(checks().await, 3);
+    // Undrained: it comes back.
+    let report = run(EU.to_owned()).await;
+    assert_eq!(check_summary(&report.plan), ["create eu/eu-2"]);
+    assert_eq!(checks().await, 4);
+}

@@ -404,10 +404,11 @@ impl Builder<'_> {
         }
     }
 
-    /// Every Route 53 health check of the pools' endpoints must be expressible.
+    /// Every Route 53 health check of the pools' endpoints must be expressible
+    /// (checked only: a check is registered when a record set uses it).
     fn check_endpoints(&mut self, pools: &[PoolIndex]) -> Result<(), String> {
         for endpoint in self.endpoints_of(pools) {
-            self.health_check(endpoint)?;
+            health_check_spec(self.config, endpoint, &mut self.warnings)?;
         }
         Ok(())
     }
@@ -460,9 +461,16 @@ impl Builder<'_> {
                 SetStyle::MultiValue if raw_weights[i] == 0 && !all_drained => continue,
                 SetStyle::MultiValue => Routing::MultiValue,
             };
-            let health_check = match self.health_check(endpoint) {
-                Ok(Some(_)) => Some(HealthCheckRef::Key(config.endpoint_label(endpoint))),
-                _ => None,
+            // A drained endpoint (weight 0 while others carry weight) takes no traffic:
+            // no health check of its own, billed and probing for nothing.
+            let drained = raw_weights[i] == 0 && !all_drained;
+            let health_check = if drained {
+                None
+            } else {
+                match self.health_check(endpoint) {
+                    Ok(Some(_)) => Some(HealthCheckRef::Key(config.endpoint_label(endpoint))),
+                    _ => None,
+                }
             };
             let label = config.endpoint_label(endpoint);
             let set = RecordSet {
