@@ -159,6 +159,10 @@ pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) 
     state
 }
 
+/// Longest DNS name on the wire (RFC 1035): an absolute name of N presentation
+/// characters (with its trailing dot) takes N + 1 octets.
+const MAX_NAME_OCTETS: usize = 255;
+
 /// A record value as mirror values are compared: lower case, no trailing dot.
 pub fn mirror_value(value: &str) -> String {
     value.trim_end_matches('.').to_ascii_lowercase()
@@ -193,6 +197,21 @@ impl Builder<'_> {
     }
 
     fn insert(&mut self, zone: usize, set: RecordSet, source: RecordSource) {
+        // Every owned set is written together with its marker; a name whose marker
+        // cannot exist would be written unmarked and later read as foreign.
+        let marker = super::owner::marker_name(&set.key.name);
+        if marker.len() + 1 > MAX_NAME_OCTETS {
+            self.state.unsupported.push(Unsupported {
+                record: set.key.to_string(),
+                reason: format!(
+                    "its ownership marker {marker} would be longer than {MAX_NAME_OCTETS} octets; \
+                     shorten the name by {} characters (failoverd never writes a record set it \
+                     cannot mark as its own)",
+                    marker.len() + 1 - MAX_NAME_OCTETS
+                ),
+            });
+            return;
+        }
         let records = &mut self.state.zones[zone].records;
         if let Some(existing) = records.get(&set.key) {
             if existing.set != set {

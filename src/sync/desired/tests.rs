@@ -302,3 +302,35 @@ fn section_mode_is_the_default_of_records() {
         "mirror mode creates no health checks"
     );
 }
+
+#[test]
+fn a_name_too_long_for_its_marker_is_refused_not_written_unmarked() {
+    // 4 labels of 55 and "gslb.example.com.": 241 characters, 242 octets — valid —
+    // but "_failoverd-owner." makes the marker 259 octets.
+    let label = "a".repeat(55);
+    let name = format!("{label}.{label}.{label}.{label}.gslb.example.com.");
+    assert!(name.len() < 255, "the name itself is valid");
+    let extra = format!(
+        "{RECORDS}\n[[records]]\nname = \"{name}\"\ntype = \"A\"\npolicy = \"failover\"\npools = [\"eu\"]\n"
+    );
+    let (config, zones) = load(&extra);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    let refused: Vec<&Unsupported> = state
+        .unsupported
+        .iter()
+        .filter(|u| u.reason.contains("ownership marker"))
+        .collect();
+    assert!(!refused.is_empty(), "{:?}", state.unsupported);
+    assert!(
+        refused[0].reason.contains("shorten the name by"),
+        "{}",
+        refused[0].reason
+    );
+    assert!(
+        state.zones[0]
+            .records
+            .keys()
+            .all(|k| !k.name.ends_with(&format!("{label}.b.gslb.example.com."))),
+        "nothing of it is written"
+    );
+}
