@@ -1201,3 +1201,73 @@ async fn a_drained_endpoint_has_no_health_check_and_gets_one_back_when_undrained
     assert_eq!(check_summary(&report.plan), ["create eu/eu-2"]);
     assert_eq!(checks().await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
+    let moto = Moto::start();
+    let workspace = Workspace::new(ZONE, "");
+    let text = config(&moto, false, &base(EU, US, POOLS, 30));
+    let path = workspace.write_config(&text);
+    let plan = |envs: &[(&str, &str)], config: &std::path::Path| {
+        let mut command = route53_command(&["plan", "--config"]);
+        command.arg(config);
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let started = std::time::Instant::now();
+        let output = command.output().expect("plan");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            started.elapsed(),
+        )
+    };
+    let mut figures = Vec::new();
+    // Missing zone (nothing created in moto).
+    let (ok, err, took) = plan(&[], &path);
+    assert!(!ok && err.contains("no hosted zone named gslb.test. in this account: create it, or give its id as hosted_zone_id"), "{err}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    figures.push(format!("missing_zone_ms={}", took.as_millis()));
+    // Rejected credentials: 403 InvalidClientTokenId, not retried.
+    let sdk = moto.sdk().await;
+    create_zone(&sdk, ZONE).await;
+    moto.fault("InvalidClientTokenId", 100, None);
+    let (ok, err, took) = plan(&[], &path);
+    moto.fault("InvalidClientTokenId", 0, None);
+    assert!(
+        !ok && err.contains("Route 53 refused the credentials (InvalidClientTokenId"),
+        "{err}"
+    );
+    assert!(err.contains("IAM policy"), "{err}");
+    assert!(took < Duration::from_secs(5), "not retried: {took:?}");
+    figures.push(format!("rejected_credentials_ms={}", took.as_millis()));
+    // No credentials at all.
+    let (ok, err, took) = plan(
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("HOME", "/nonexistent"),
+        ],
+        &path,
+    );
+    assert!(
+        !ok && err.contains("no AWS credentials: tried the environment"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "not retried: {took:?}");
+    figures.push(format!("no_credentials_ms={}", took.as_millis()));
+    // Unreachable endpoint: retried within about 10 s, then reported with the cause.
+    let unreachable = workspace.write_config(&text.replace(&moto.url(), "http://127.0.0.1:9"));
+    let (ok, err, took) = plan(&[], &unreachable);
+    assert!(
+        !ok && err.contains("cannot reach the Route 53 API: Connection refused"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tried ") && err.contains("check [route53] endpoint_url"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    figures.push(format!("unreachable_ms={}", took.as_millis()));
+    eprintln!("FIGURES route53_errors {}", figures.join(" "));
+}

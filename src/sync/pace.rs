@@ -54,6 +54,8 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Largest delay.
     pub max_delay: Duration,
+    /// Longest a network or server failure is retried, in all.
+    pub transient_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -64,6 +66,7 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(20),
+            transient_budget: Duration::from_secs(10),
         }
     }
 }
@@ -155,6 +158,7 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
+            ..RetryPolicy::default()
         };
         let mut rng = SplitMix64::new(1);
         let mut seen = std::collections::BTreeSet::new();

@@ -65,8 +65,31 @@ pub enum ApiError {
     #[error("pagination: {0}")]
     Pagination(String),
     /// A hosted zone does not exist.
-    #[error("no hosted zone named {0}")]
+    #[error(
+        "no hosted zone named {0} in this account: create it, or give its id as \
+         hosted_zone_id in [[route53.zones]]"
+    )]
     NoSuchZone(String),
+    /// No credentials anywhere in the AWS chain (not retried).
+    #[error(
+        "no AWS credentials: tried the environment (AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY), the shared files (~/.aws/credentials, AWS_PROFILE), web \
+         identity (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container and the EC2 instance \
+         metadata; provide one of them"
+    )]
+    NoCredentials,
+    /// The credentials were refused (not retried).
+    #[error(
+        "Route 53 refused the credentials ({code}: {message}): check the access key, \
+         secret and session token in use, and that its IAM policy allows the call (README: \
+         IAM policy)"
+    )]
+    Denied {
+        /// The error code (or the HTTP status).
+        code: String,
+        /// Route 53's message.
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -188,16 +211,54 @@ pub struct SdkRoute53 {
 }
 
 /// Converts an SDK error; the full context is kept in the message.
-fn api_error<E, R>(error: SdkError<E, R>) -> ApiError
+/// The innermost cause of an error, in words ("Connection refused (os error 111)").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn api_error<E>(error: SdkError<E, aws_sdk_route53::config::http::HttpResponse>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let code = error.code().map(str::to_owned);
     let message = error
         .message()
         .map(str::to_owned)
         .unwrap_or_else(|| DisplayErrorContext(&error).to_string());
+    let context = DisplayErrorContext(&error).to_string();
+    if matches!(error, SdkError::DispatchFailure(_))
+        && (context.contains("no credentials found") || context.contains("CredentialsNotLoaded"))
+    {
+        return ApiError::NoCredentials;
+    }
+    if let Some(
+        denied @ ("InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "UnrecognizedClientException"
+        | "AccessDenied"
+        | "AccessDeniedException"
+        | "ExpiredToken"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"),
+    ) = code.as_deref()
+    {
+        return ApiError::Denied {
+            code: denied.to_owned(),
+            message,
+        };
+    }
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    if code.is_none() && matches!(status, Some(401 | 403)) {
+        return ApiError::Denied {
+            code: format!("HTTP {}", status.unwrap_or_default()),
+            message: "no error code in the answer".to_owned(),
+        };
+    }
     match (&error, code.as_deref()) {
         (_, Some("Throttling" | "ThrottlingException" | "TooManyRequestsException")) => {
             ApiError::Throttling(message)
@@ -214,10 +275,17 @@ where
                 | "RequestTimeoutException",
             ),
         ) => ApiError::Transient(message),
-        (
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_),
-            _,
-        ) => ApiError::Transient(DisplayErrorContext(&error).to_string()),
+        (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => {
+            ApiError::Transient(format!(
+                "cannot reach the Route 53 API: {}; check [route53] endpoint_url and region, the \
+             network, and any proxy (HTTPS_PROXY)",
+                root_cause(&error)
+            ))
+        }
+        (SdkError::ResponseError(_), _) => ApiError::Transient(format!(
+            "unreadable answer from the Route 53 API: {}",
+            root_cause(&error)
+        )),
         (_, Some(code)) => ApiError::Service {
             code: code.to_owned(),
             message,
@@ -825,6 +893,7 @@ impl Route53Client {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let mut retry = 0;
+        let started = Instant::now();
         loop {
             let wait = self.bucket.lock().await.take(Instant::now());
             if !wait.is_zero() {
@@ -840,15 +909,28 @@ impl Route53Client {
                 ApiError::PriorRequestNotComplete(_) => self.metrics.throttled(true),
                 _ => {}
             }
-            if !error.is_retryable() || retry + 1 >= self.options.retry.max_attempts {
-                self.metrics.api_error();
-                tracing::warn!(operation, attempts = retry + 1, error = %error, "Route 53 request failed");
-                return Err(error);
-            }
             let delay = match self.rng.lock() {
                 Ok(mut rng) => self.options.retry.delay(retry, &mut *rng),
                 Err(_) => self.options.retry.base_delay,
             };
+            // Throttling may be waited out for a minute; a network or server failure
+            // is retried within a few seconds, then reported.
+            let out_of_time = matches!(error, ApiError::Transient(_))
+                && started.elapsed() + delay > self.options.retry.transient_budget;
+            if !error.is_retryable() || retry + 1 >= self.options.retry.max_attempts || out_of_time
+            {
+                self.metrics.api_error();
+                let error = match error {
+                    ApiError::Transient(message) if retry > 0 => ApiError::Transient(format!(
+                        "{message} (tried {} times over {:.1} s)",
+                        retry + 1,
+                        started.elapsed().as_secs_f64()
+                    )),
+                    other => other,
+                };
+                tracing::warn!(operation, attempts = retry + 1, error = %error, "Route 53 request failed");
+                return Err(error);
+            }
             tracing::debug!(operation, retry, delay_ms = delay.as_millis() as u64, error = %error, "retrying Route 53 request");
             tokio::time::sleep(delay).await;
             retry += 1;

@@ -307,6 +307,7 @@ pub(crate) fn fast_options() -> ClientOptions {
             max_attempts: 6,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(80),
+            transient_budget: Duration::from_secs(10),
         },
         poll: PollPolicy {
             initial: Duration::from_millis(20),

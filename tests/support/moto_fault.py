@@ -8,6 +8,8 @@ whole API (including /moto-api/reset) plus one control endpoint:
   POST /__fault?code=CODE&count=N[&match=TEXT]
       The next N Route 53 API requests fail with CODE instead of reaching moto:
         Throttling, PriorRequestNotComplete  any request (HTTP 400, "Rate exceeded")
+        InvalidClientTokenId                 any request (HTTP 403: rejected credentials,
+                                             which moto does not check)
         InvalidChangeBatch                   ChangeResourceRecordSets only; with
                                              match=TEXT only requests whose body
                                              contains TEXT (the whole batch is
@@ -42,8 +44,9 @@ MESSAGES = {
     "Throttling": "Rate exceeded",
     "PriorRequestNotComplete": "The request was rejected because Route 53 was still processing a prior request.",
     "InvalidChangeBatch": "[Injected by moto_fault.py] change batch rejected",
+    "InvalidClientTokenId": "The security token included in the request is invalid.",
 }
-CODES = ("Throttling", "PriorRequestNotComplete", "InvalidChangeBatch", "PENDING")
+CODES = ("Throttling", "PriorRequestNotComplete", "InvalidChangeBatch", "PENDING", "InvalidClientTokenId")
 
 
 class Faults:
@@ -124,6 +127,13 @@ class FaultMiddleware:
         is_get_change = method == "GET" and "/change/" in path
         body = read_body(environ) if is_change else None
         request_id = str(uuid.uuid4())
+        if self.faults.take("InvalidClientTokenId"):
+            code = "InvalidClientTokenId"
+            return respond(
+                start_response,
+                "403 Forbidden",
+                ERROR_TEMPLATE.format(code=code, message=MESSAGES[code], request_id=request_id),
+            )
         for code in ("Throttling", "PriorRequestNotComplete"):
             if self.faults.take(code):
                 return respond(
