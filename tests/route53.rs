@@ -1271,3 +1271,93 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
     figures.push(format!("unreachable_ms={}", took.as_millis()));
     eprintln!("FIGURES route53_errors {}", figures.join(" "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_drains_and_manual_failovers_reach_mirror_records() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    // No health checks: the operator alone decides here.
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = config(
+        &moto,
+        false,
+        &mirror_zone(EU).replace("check = \"web\"\n", ""),
+    ) + &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+    let workspace = Workspace::new(ZONE, "");
+    let path = workspace.write_config(&text);
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("failoverd serve");
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let ctl = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+            .args(["ctl", "--server", &admin])
+            .args(args)
+            .output()
+            .expect("ctl");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    };
+    let feed = failoverd::sync::health_feed::HealthFeed::new(&admin).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            feed.fetch().await.is_ok()
+        })
+        .await,
+        "the server answers"
+    );
+    let (cfg, zones) = workspace.load(&text);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let sync = || async {
+        let live = feed.fetch().await.expect("live health").snapshot(&cfg);
+        agent.reconcile(&live, false).await.expect("reconcile")
+    };
+    let values = |name: &'static str| {
+        let sdk = sdk.clone();
+        let zone_id = zone_id.clone();
+        async move { support::values(&sdk, &zone_id, name, "A", None).await }
+    };
+    sync().await;
+    let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    assert_eq!(values("app1.gslb.test.").await, eu);
+    ctl(&["drain", "eu/eu-1", "--reason", "r53"]);
+    ctl(&[
+        "failover",
+        "app0.gslb.test",
+        "--to",
+        "us",
+        "--reason",
+        "r53",
+    ]);
+    sync().await;
+    assert_eq!(
+        values("app1.gslb.test.").await,
+        Some(vec!["192.0.2.11".to_owned()]),
+        "drained"
+    );
+    assert_eq!(
+        values("app0.gslb.test.").await,
+        Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]),
+        "failed over to us"
+    );
+    // Released: the previous sets come back.
+    ctl(&["undrain", "eu/eu-1"]);
+    ctl(&["release", "app0.gslb.test"]);
+    sync().await;
+    assert_eq!(values("app1.gslb.test.").await, eu);
+    assert_eq!(values("app0.gslb.test.").await, eu);
+    let _ = server.kill();
+    let _ = server.wait();
+}

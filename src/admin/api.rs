@@ -180,6 +180,21 @@ pub struct HealthView {
     pub generation: u64,
     /// Endpoints.
     pub endpoints: Vec<EndpointState>,
+    /// Records an operator failed over, and to which pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failovers: Vec<RecordFailover>,
+}
+
+/// A manual failover in force, as `/v1/health` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordFailover {
+    /// Owner name.
+    pub record: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The pool answered first.
+    pub pool: String,
 }
 
 /// One endpoint's decided state.
@@ -189,6 +204,9 @@ pub struct EndpointState {
     pub endpoint: String,
     /// Up or down.
     pub state: HealthState,
+    /// Drained by an operator (left out of answers while others can be answered).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drained: bool,
 }
 
 /// `GET /v1/state`: a server's decided states, signed, for peers starting cold.

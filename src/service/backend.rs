@@ -194,6 +194,21 @@ impl AdminBackend for ServiceBackend {
                 .map(|(i, h)| EndpointState {
                     endpoint: snapshot.config.endpoint_label(EndpointIndex(i as u32)),
                     state: h.state,
+                    drained: snapshot.health.drained(EndpointIndex(i as u32)),
+                })
+                .collect(),
+            failovers: snapshot
+                .config
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(r, record)| {
+                    let pool = snapshot.health.pin(crate::model::RecordIndex(r as u32))?;
+                    Some(crate::admin::api::RecordFailover {
+                        record: record.name.clone(),
+                        record_type: record.record_type.to_string(),
+                        pool: snapshot.config.pool(pool).name.clone(),
+                    })
                 })
                 .collect(),
         }

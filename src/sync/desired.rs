@@ -525,7 +525,13 @@ impl Builder<'_> {
     fn mirror(&mut self, zone: usize, record: &DynamicRecord, name: &str, health: &HealthSnapshot) {
         let config = self.config;
         let pools = policy::pools_for(record, None);
-        let decision = policy::decide(config, record, pools, health);
+        // An operator's manual failover of the record applies here as in the answers.
+        let pin = config
+            .records
+            .iter()
+            .position(|r| std::ptr::eq(r, record))
+            .and_then(|r| health.pin(crate::model::RecordIndex(r as u32)));
+        let decision = policy::decide_pinned(config, record, pools, pin, health);
         let source = RecordSource::Mirror {
             record: name.to_owned(),
         };

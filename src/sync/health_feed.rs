@@ -44,6 +44,21 @@ pub struct HealthReport {
     pub generation: u64,
     /// Per-endpoint states.
     pub endpoints: Vec<EndpointReport>,
+    /// Records an operator failed over.
+    #[serde(default)]
+    pub failovers: Vec<FailoverReport>,
+}
+
+/// One manual failover of a [`HealthReport`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct FailoverReport {
+    /// Owner name.
+    pub record: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The pool answered first.
+    pub pool: String,
 }
 
 /// One endpoint of a [`HealthReport`].
@@ -53,6 +68,9 @@ pub struct EndpointReport {
     pub endpoint: String,
     /// `up` or `down`.
     pub state: HealthState,
+    /// Drained by an operator.
+    #[serde(default)]
+    pub drained: bool,
 }
 
 impl HealthReport {
@@ -64,6 +82,30 @@ impl HealthReport {
             .map(|e| (e.endpoint.as_str(), e.state))
             .collect();
         let mut snapshot = HealthSnapshot::from_config(config);
+        let drained_labels: std::collections::HashSet<&str> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.drained)
+            .map(|e| e.endpoint.as_str())
+            .collect();
+        let drained: Vec<bool> = (0..config.endpoints.len())
+            .map(|i| {
+                drained_labels.contains(config.endpoint_label(EndpointIndex(i as u32)).as_str())
+            })
+            .collect();
+        let pins: Vec<Option<crate::model::PoolIndex>> = config
+            .records
+            .iter()
+            .map(|record| {
+                let failover = self.failovers.iter().find(|f| {
+                    crate::sync::model::canonical_name(&f.record)
+                        == crate::sync::model::canonical_name(&record.name)
+                        && f.record_type
+                            .eq_ignore_ascii_case(&record.record_type.to_string())
+                })?;
+                config.pool_by_name(&failover.pool)
+            })
+            .collect();
         for (i, _) in config.endpoints.iter().enumerate() {
             let index = EndpointIndex(i as u32);
             let label = config.endpoint_label(index);
@@ -77,7 +119,8 @@ impl HealthReport {
                 );
             }
         }
-        snapshot
+        // An operator's drains and manual failovers shape mirror-mode answers too.
+        snapshot.with_overrides(drained, pins)
     }
 }
 
