@@ -30,13 +30,17 @@ use self::print::{
     describe_entry, event_line, print_events, print_explanation, print_overrides, print_status,
 };
 
+/// The server asked when neither `--server` nor `--config` is given: the embedded
+/// default configuration's admin API.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:9353";
+
 /// Environment variable holding the bearer token (when no `--token-file`).
 const TOKEN_ENV: &str = "FAILOVERD_TOKEN";
 
 #[derive(Args)]
 pub(crate) struct CtlArgs {
     /// A server's admin API base URL (repeatable; default: `[health] servers` of
-    /// --config).
+    /// --config, else http://127.0.0.1:9353, the embedded default's).
     #[arg(long = "server", short = 's', global = true)]
     servers: Vec<String>,
     /// Configuration whose `[health] servers` to use (before the command).
@@ -242,7 +246,8 @@ fn servers(args: &CtlArgs) -> anyhow::Result<Vec<String>> {
         return Ok(args.servers.clone());
     }
     let Some(path) = &args.config else {
-        bail!("no servers: give --server URL (repeatable) or --config FILE with [health] servers");
+        // The embedded default's admin API (the first-minute demo).
+        return Ok(vec![DEFAULT_SERVER.to_owned()]);
     };
     let source =
         ConfigSource::from_file(path).with_context(|| format!("reading {}", path.display()))?;
