@@ -112,6 +112,17 @@ fn health(config: &failoverd::config::Config) -> HealthSnapshot {
     HealthSnapshot::from_config(config)
 }
 
+/// `healthy` with both eu endpoints (the first two) observed down.
+fn eu_down(healthy: &HealthSnapshot) -> HealthSnapshot {
+    let down = EndpointHealth {
+        state: HealthState::Down,
+        source: HealthSource::Observed,
+    };
+    healthy
+        .with(EndpointIndex(0), down)
+        .with(EndpointIndex(1), down)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     let moto = Moto::start();
@@ -463,13 +474,7 @@ async fn mirror_mode_follows_health_changes() {
         "initial sync"
     );
     // Both eu endpoints go down: the mirror record moves to us.
-    let down = EndpointHealth {
-        state: HealthState::Down,
-        source: HealthSource::Observed,
-    };
-    let eu_down = healthy
-        .with(EndpointIndex(0), down)
-        .with(EndpointIndex(1), down);
+    let eu_down = eu_down(&healthy);
     sender.send(Arc::new(eu_down)).expect("send health");
     let us_answers = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
     assert!(
@@ -875,16 +880,9 @@ async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
     );
     let workspace = Workspace::new(ZONE, "");
     let path = workspace.write_config(&text);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
-        .args(["route53", "sync", "--config"])
+    let mut child = route53_command(&["sync", "--config"])
         .arg(&path)
         .args(["--health-url", &format!("http://127.0.0.1:{port}")])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -965,13 +963,7 @@ async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_c
     let healthy = health(&cfg);
     agent.reconcile(&healthy, false).await.expect("first sync");
     // eu goes down: all 12 owned sets move to us — 100 % of them, in one run, unforced.
-    let down = EndpointHealth {
-        state: HealthState::Down,
-        source: HealthSource::Observed,
-    };
-    let eu_down = healthy
-        .with(EndpointIndex(0), down)
-        .with(EndpointIndex(1), down);
+    let eu_down = eu_down(&healthy);
     let run = agent
         .reconcile(&eu_down, false)
         .await
@@ -1048,13 +1040,7 @@ async fn sync_restarted_mid_outage_writes_nothing_wrong_and_plan_needs_live_heal
     let (cfg, zones) = workspace.load(&text);
     let agent = agent_with(cfg.clone(), zones, fast_options()).await;
     // An outage in progress: Route 53 already answers us.
-    let down = EndpointHealth {
-        state: HealthState::Down,
-        source: HealthSource::Observed,
-    };
-    let eu_down = health(&cfg)
-        .with(EndpointIndex(0), down)
-        .with(EndpointIndex(1), down);
+    let eu_down = eu_down(&health(&cfg));
     agent
         .reconcile(&eu_down, false)
         .await
