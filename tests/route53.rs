@@ -692,10 +692,18 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
     moto.fault("InvalidChangeBatch", 1000, Some("192.0.2.66"));
     let plan = agent.plan(&health(&cfg), false).await.expect("plan");
     let report = agent.apply(&plan).await.expect("apply");
-    assert_eq!(report.failed.len(), 1, "{}", report.summary());
-    assert_eq!(report.failed[0].key.name, "h36.gslb.test.");
-    assert!(report.failed[0].error.contains("Injected"));
-    assert_eq!(report.changes_applied, plan.record_change_count() - 1);
+    // The rejected record set is isolated together with its ownership marker: the
+    // two are sent, and refused, as one unit, never one without the other.
+    let mut failed: Vec<&str> = report.failed.iter().map(|f| f.key.name.as_str()).collect();
+    failed.sort();
+    assert_eq!(
+        failed,
+        ["_failoverd-owner.h36.gslb.test.", "h36.gslb.test."],
+        "{}",
+        report.summary()
+    );
+    assert!(report.failed.iter().all(|f| f.error.contains("Injected")));
+    assert_eq!(report.changes_applied, plan.record_change_count() - 2);
     assert!(
         moto.injected("InvalidChangeBatch") >= 2,
         "bisection retried"
@@ -703,6 +711,21 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
     assert_eq!(
         support::values(&sdk, &zone_id, "h36.gslb.test.", "A", None).await,
         None
+    );
+    let marker_sets = sdk
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .start_record_name("_failoverd-owner.h36.gslb.test.")
+        .max_items(1)
+        .send()
+        .await
+        .expect("list");
+    assert!(
+        marker_sets
+            .resource_record_sets()
+            .iter()
+            .all(|s| s.name() != "_failoverd-owner.h36.gslb.test."),
+        "no marker without its record"
     );
     assert!(
         support::values(&sdk, &zone_id, "h37.gslb.test.", "A", None)

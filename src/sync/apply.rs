@@ -2,7 +2,8 @@
 //! flight per zone, each waited for until INSYNC), then health-check deletes.
 //!
 //! A batch Route 53 rejects with `InvalidChangeBatch` is bisected: each half is sent
-//! on its own, recursively, until the offending change (or atomic group) is isolated
+//! on its own, recursively, until the offending unit (a record set with its marker)
+//! or atomic group is isolated
 //! and reported; everything else is applied. Route 53 batches are atomic, so every
 //! failure leaves a state the next plan converges from.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::batch::{self, Action, Batch, Change, ChangeGroup};
+use super::batch::{self, Action, Change, ChangeGroup};
 use super::model::{HealthCheckRef, RecordKey, RecordSet};
 use super::owner::caller_reference;
 use super::plan::{HealthCheckChange, Plan, ZonePlan};
@@ -254,7 +255,7 @@ async fn apply_zone(client: &Route53Client, zone: ZonePlan) -> Result<ApplyRepor
         });
     }
     // Changes whose health check could not be created cannot be sent.
-    let (batches, unresolved) = drop_unresolved(batches);
+    let (batches, unresolved) = batch::drop_unresolved(batches);
     for change in unresolved {
         report.failed.push(FailedChange {
             zone: zone.zone.clone(),
@@ -289,7 +290,7 @@ async fn apply_zone(client: &Route53Client, zone: ZonePlan) -> Result<ApplyRepor
                     }
                     tracing::info!(zone = %zone.zone, change = %info.id, changes = changes.len(), "change batch applied");
                 }
-                Err(ApiError::InvalidChangeBatch(message)) => match split(groups) {
+                Err(ApiError::InvalidChangeBatch(message)) => match batch::bisect(groups) {
                     Some((left, right)) => {
                         tracing::info!(zone = %zone.zone, changes = changes.len(), "batch rejected; bisecting");
                         queue.push_front(right);
@@ -312,47 +313,6 @@ async fn apply_zone(client: &Route53Client, zone: ZonePlan) -> Result<ApplyRepor
         }
     }
     Ok(report)
-}
-
-/// Splits rejected groups in two halves: by groups, or inside a single group that
-/// may be split. None when the rejected unit cannot be split further.
-fn split(mut groups: Vec<ChangeGroup>) -> Option<(Vec<ChangeGroup>, Vec<ChangeGroup>)> {
-    if groups.len() > 1 {
-        let right = groups.split_off(groups.len() / 2);
-        return Some((groups, right));
-    }
-    let group = groups.pop()?;
-    if group.atomic || group.changes.len() < 2 {
-        return None;
-    }
-    let mut left = group.clone();
-    let right_changes = left.changes.split_off(left.changes.len() / 2);
-    let right = ChangeGroup {
-        changes: right_changes,
-        ..group
-    };
-    Some((vec![left], vec![right]))
-}
-
-fn drop_unresolved(batches: Vec<Batch>) -> (Vec<Batch>, Vec<Change>) {
-    let mut dropped = Vec::new();
-    let batches = batches
-        .into_iter()
-        .map(|mut batch| {
-            for group in &mut batch.groups {
-                let (keep, drop): (Vec<Change>, Vec<Change>) = group
-                    .changes
-                    .drain(..)
-                    .partition(|c| !matches!(c.record.health_check, Some(HealthCheckRef::Key(_))));
-                group.changes = keep;
-                dropped.extend(drop);
-            }
-            batch.groups.retain(|g| !g.changes.is_empty());
-            batch
-        })
-        .filter(|b| !b.groups.is_empty())
-        .collect();
-    (batches, dropped)
 }
 
 fn count_applied(client: &Route53Client, changes: &[Change]) {

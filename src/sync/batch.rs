@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::model::{RecordSet, RecordType, Routing, txt_strings};
-use super::owner::{MARKER_LABEL, is_marker_name};
+use super::model::RecordKey;
+use super::model::{HealthCheckRef, RecordSet, RecordType, Routing, txt_strings};
+use super::owner::{MARKER_LABEL, is_marker_name, parse_marker};
 use super::plan::{RecordChange, ZonePlan};
 
 /// Most `ResourceRecord` elements per request (UPSERT counts twice).
@@ -108,6 +109,18 @@ impl Change {
         self.record.key.record_type == RecordType::Txt && is_marker_name(&self.record.key.name)
     }
 
+    /// The record set this change is about: its own key, or for a marker the key of
+    /// the record set it claims. A record set's change and its marker's change share
+    /// a unit, and a unit is never split across requests.
+    fn unit(&self) -> RecordKey {
+        if self.is_marker()
+            && let Some(claim) = parse_marker(&self.record).and_then(|c| c.into_iter().next())
+        {
+            return claim.key;
+        }
+        self.record.key.clone()
+    }
+
     /// The name whose group this change belongs to (a marker joins its record's).
     fn owner_name(&self) -> &str {
         if self.is_marker() {
@@ -146,6 +159,92 @@ impl ChangeGroup {
             (rr + c.resource_record_cost(), chars + c.value_char_cost())
         })
     }
+
+    /// The group's units (a record set with its marker) in order of first change,
+    /// with what each costs against the request limits.
+    fn units(&self) -> Vec<(RecordKey, (usize, usize))> {
+        let mut units: Vec<(RecordKey, (usize, usize))> = Vec::new();
+        let mut index: BTreeMap<RecordKey, usize> = BTreeMap::new();
+        for change in &self.changes {
+            let unit = change.unit();
+            let at = *index.entry(unit.clone()).or_insert_with(|| {
+                units.push((unit, (0, 0)));
+                units.len() - 1
+            });
+            let cost = &mut units[at].1;
+            cost.0 += change.resource_record_cost();
+            cost.1 += change.value_char_cost();
+        }
+        units
+    }
+
+    /// The part of the group made of `units`, changes in the group's order.
+    fn part(&self, units: &BTreeSet<RecordKey>) -> Self {
+        Self {
+            name: self.name.clone(),
+            atomic: false,
+            changes: self
+                .changes
+                .iter()
+                .filter(|c| units.contains(&c.unit()))
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// Splits rejected groups in two halves to find the change Route 53 refuses: by
+/// groups, or inside a single group along its units, so a record set is never
+/// separated from its marker. None when the rejected part cannot be split further
+/// (one unit, or a group that replaces record sets at one name and must land whole).
+pub fn bisect(mut groups: Vec<ChangeGroup>) -> Option<(Vec<ChangeGroup>, Vec<ChangeGroup>)> {
+    if groups.len() > 1 {
+        let right = groups.split_off(groups.len() / 2);
+        return Some((groups, right));
+    }
+    let group = groups.pop()?;
+    let units: Vec<RecordKey> = group.units().into_iter().map(|(key, _)| key).collect();
+    if group.atomic || units.len() < 2 {
+        return None;
+    }
+    let (left, right) = units.split_at(units.len() / 2);
+    let left: BTreeSet<RecordKey> = left.iter().cloned().collect();
+    let right: BTreeSet<RecordKey> = right.iter().cloned().collect();
+    Some((vec![group.part(&left)], vec![group.part(&right)]))
+}
+
+/// Takes out of the batches every unit (a record set with its marker) whose record
+/// set refers to a health check that could not be created, so a marker is never
+/// written or removed without its record. Returns the batches left and the changes
+/// taken out.
+pub fn drop_unresolved(batches: Vec<Batch>) -> (Vec<Batch>, Vec<Change>) {
+    let mut dropped = Vec::new();
+    let batches = batches
+        .into_iter()
+        .map(|mut batch| {
+            for group in &mut batch.groups {
+                let unresolved: Vec<RecordKey> = group
+                    .changes
+                    .iter()
+                    .filter(|c| matches!(c.record.health_check, Some(HealthCheckRef::Key(_))))
+                    .map(Change::unit)
+                    .collect();
+                if unresolved.is_empty() {
+                    continue;
+                }
+                let (drop, keep): (Vec<Change>, Vec<Change>) = group
+                    .changes
+                    .drain(..)
+                    .partition(|c| unresolved.contains(&c.unit()));
+                group.changes = keep;
+                dropped.extend(drop);
+            }
+            batch.groups.retain(|g| !g.changes.is_empty());
+            batch
+        })
+        .filter(|b| !b.groups.is_empty())
+        .collect();
+    (batches, dropped)
 }
 
 /// One ChangeResourceRecordSets request.
@@ -409,35 +508,26 @@ pub fn pack(groups: Vec<ChangeGroup>) -> Vec<Batch> {
             current.groups.push(group);
             continue;
         }
-        // Too large for one request: split it, in order (markers are created before
-        // their records and deleted after them, so every part leaves a state the next
-        // plan converges from).
-        let ChangeGroup { name, changes, .. } = group;
-        let mut part = ChangeGroup {
-            name: name.clone(),
-            atomic: false,
-            changes: Vec::new(),
-        };
-        for change in changes {
-            let change_cost = (change.resource_record_cost(), change.value_char_cost());
-            let part_cost = part.cost();
-            if part_cost.0 + change_cost.0 > MAX_RESOURCE_RECORDS
-                || part_cost.1 + change_cost.1 > MAX_VALUE_CHARS
+        // Too large for one request: split it along its units (a record set with its
+        // marker, kept together), in order (markers are created before their records
+        // and deleted after them, so every part leaves a state the next plan
+        // converges from).
+        let mut taken: BTreeSet<RecordKey> = BTreeSet::new();
+        let mut taken_cost = (0, 0);
+        for (unit, (rr, chars)) in group.units() {
+            if !taken.is_empty()
+                && (taken_cost.0 + rr > MAX_RESOURCE_RECORDS
+                    || taken_cost.1 + chars > MAX_VALUE_CHARS)
             {
-                current.groups.push(std::mem::replace(
-                    &mut part,
-                    ChangeGroup {
-                        name: name.clone(),
-                        atomic: false,
-                        changes: Vec::new(),
-                    },
-                ));
+                current.groups.push(group.part(&std::mem::take(&mut taken)));
                 batches.push(std::mem::take(&mut current));
+                taken_cost = (0, 0);
             }
-            part.changes.push(change);
+            taken.insert(unit);
+            taken_cost = (taken_cost.0 + rr, taken_cost.1 + chars);
         }
-        if !part.changes.is_empty() {
-            current.groups.push(part);
+        if !taken.is_empty() {
+            current.groups.push(group.part(&taken));
         }
     }
     if !current.groups.is_empty() {

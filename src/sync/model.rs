@@ -447,10 +447,29 @@ pub struct HealthCheckSpec {
 }
 
 impl HealthCheckSpec {
-    /// Whether `current` can become `self` with UpdateHealthCheck (protocol and
-    /// request interval cannot change).
+    /// Whether `current` can become `self` with UpdateHealthCheck: the protocol and
+    /// request interval cannot change, and an IP address or search string cannot be
+    /// removed (UpdateHealthCheck's `ResetElements` covers only the host name, path,
+    /// regions and child checks; a field left out keeps its old value).
     pub fn updatable_from(&self, current: &Self) -> bool {
-        self.protocol == current.protocol && self.request_interval == current.request_interval
+        let removes = |new: &Option<String>, old: &Option<String>| new.is_none() && old.is_some();
+        self.protocol == current.protocol
+            && self.request_interval == current.request_interval
+            && !removes(&self.ip_address, &current.ip_address)
+            && !removes(&self.search_string, &current.search_string)
+    }
+
+    /// Why `current` cannot become `self` in place (for the plan's warning).
+    pub fn replacement_reason(&self, current: &Self) -> &'static str {
+        if self.protocol != current.protocol {
+            "its protocol changed"
+        } else if self.request_interval != current.request_interval {
+            "its request interval changed"
+        } else if self.ip_address.is_none() && current.ip_address.is_some() {
+            "its IP address was removed"
+        } else {
+            "its search string was removed"
+        }
     }
 
     /// Whether `current` already has these settings. An empty desired region list

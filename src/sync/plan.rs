@@ -677,10 +677,11 @@ fn plan_health_checks(
                 }
             }
             None => {
-                if !candidates.is_empty() {
+                if let Some(old) = candidates.first() {
                     warnings.insert(format!(
-                        "health check {key}: protocol or request interval changed; a new check \
-                         replaces the old one"
+                        "health check {key}: {} (UpdateHealthCheck cannot do that); a new check \
+                         replaces the old one",
+                        spec.replacement_reason(&old.spec)
                     ));
                 }
                 resolution.insert(key.clone(), HealthCheckRef::Key(key.clone()));

@@ -338,3 +338,114 @@ proptest! {
         }
     }
 }
+
+fn weighted_at(name: &str, i: usize) -> RecordSet {
+    RecordSet {
+        key: RecordKey::new(name, RecordType::A, Some(format!("e{i}"))),
+        ttl: Some(30),
+        values: vec![format!("10.0.{}.{}", i / 256, i % 256)],
+        alias: None,
+        routing: Routing::Weighted { weight: 1 },
+        health_check: None,
+    }
+}
+
+/// Every record set's change travels with its marker's change.
+fn assert_units_whole(parts: &[&ChangeGroup]) {
+    for part in parts {
+        for change in part.changes.iter().filter(|c| !c.is_marker()) {
+            let marker = marker_for(&change.record.key, ZONE, "o");
+            assert!(
+                part.changes.iter().any(|c| c.record == marker),
+                "{} sent without its marker",
+                change.record.key
+            );
+        }
+    }
+}
+
+#[test]
+fn bisection_never_separates_a_record_from_its_marker() {
+    let mut changes = Vec::new();
+    for i in 0..7 {
+        let record = weighted_at("w.example.com.", i);
+        changes.push(create(marker_for(&record.key, ZONE, "o")));
+        changes.push(create(record));
+    }
+    let (batches, _) = batches(&zone_plan(changes));
+    assert_eq!(batches.len(), 1);
+    // Bisect down to single units, as apply does for a rejected batch.
+    let mut queue = vec![batches[0].groups.clone()];
+    let mut leaves = Vec::new();
+    while let Some(groups) = queue.pop() {
+        match bisect(groups.clone()) {
+            Some((left, right)) => {
+                assert_units_whole(&left.iter().chain(right.iter()).collect::<Vec<_>>());
+                queue.push(left);
+                queue.push(right);
+            }
+            None => leaves.push(groups),
+        }
+    }
+    assert_eq!(leaves.len(), 7, "one leaf per record set");
+    for leaf in &leaves {
+        assert_eq!(leaf[0].changes.len(), 2, "a record set and its marker");
+        assert_eq!(leaf[0].changes[0].phase(), 0, "marker first");
+    }
+}
+
+#[test]
+fn an_atomic_replacement_is_not_bisected() {
+    let old = a_record("r.example.com.", 1);
+    let new = weighted_at("r.example.com.", 1);
+    let plan = zone_plan(vec![
+        create(marker_for(&new.key, ZONE, "o")),
+        create(new),
+        RecordChange::Delete {
+            old: marker_for(&old.key, ZONE, "o"),
+        },
+        RecordChange::Delete { old },
+    ]);
+    let (batches, _) = batches(&plan);
+    assert!(batches[0].groups[0].atomic);
+    assert_eq!(bisect(batches[0].groups.clone()), None);
+}
+
+#[test]
+fn an_unresolved_health_check_drops_the_marker_too() {
+    let mut checked = weighted_at("c.example.com.", 1);
+    checked.health_check = Some(HealthCheckRef::Key("pool/e1".into()));
+    let plain = weighted_at("c.example.com.", 2);
+    let plan = zone_plan(vec![
+        create(marker_for(&checked.key, ZONE, "o")),
+        create(checked.clone()),
+        create(marker_for(&plain.key, ZONE, "o")),
+        create(plain.clone()),
+    ]);
+    let (batches, _) = batches(&plan);
+    let (kept, dropped) = drop_unresolved(batches);
+    assert_eq!(dropped.len(), 2);
+    assert!(dropped.iter().any(|c| c.record == checked));
+    assert!(
+        dropped
+            .iter()
+            .any(|c| c.record == marker_for(&checked.key, ZONE, "o"))
+    );
+    let sent: Vec<&Change> = kept.iter().flat_map(Batch::changes).collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().any(|c| c.record == plain));
+}
+
+#[test]
+fn an_oversized_group_splits_along_units() {
+    let mut changes = Vec::new();
+    for i in 0..700 {
+        let record = weighted_at("big.example.com.", i);
+        changes.push(create(marker_for(&record.key, ZONE, "o")));
+        changes.push(create(record));
+    }
+    let (batches, _) = batches(&zone_plan(changes));
+    assert_eq!(batches.len(), 2);
+    let parts: Vec<&ChangeGroup> = batches.iter().flat_map(|b| b.groups.iter()).collect();
+    assert_units_whole(&parts);
+}

@@ -510,3 +510,69 @@ proptest! {
         prop_assert!(third.is_empty(), "not converged:\n{}", third.render_table());
     }
 }
+
+#[test]
+fn a_removed_ip_address_or_search_string_replaces_the_check() {
+    // UpdateHealthCheck cannot reset IPAddress or SearchString (a field left out keeps
+    // its value), so removing either needs a new check; removing a host name or path
+    // is an update with ResetElements.
+    let by_name = HealthCheckSpec {
+        ip_address: None,
+        fqdn: Some("www.example.net".into()),
+        ..http_check(30, 3)
+    };
+    let with_fqdn = HealthCheckSpec {
+        fqdn: Some("www.example.net".into()),
+        ..http_check(30, 3)
+    };
+    let matching = HealthCheckSpec {
+        search_string: Some("ok".into()),
+        ..http_check(30, 3)
+    };
+    assert!(!by_name.updatable_from(&with_fqdn));
+    assert_eq!(
+        by_name.replacement_reason(&with_fqdn),
+        "its IP address was removed"
+    );
+    assert!(!http_check(30, 3).updatable_from(&matching));
+    assert!(http_check(30, 3).updatable_from(&with_fqdn), "fqdn resets");
+    assert!(
+        matching.updatable_from(&http_check(30, 3)),
+        "adding is fine"
+    );
+
+    let mut desired = desired_of(vec![weighted(
+        "w.example.com.",
+        "w A a",
+        1,
+        "192.0.2.1",
+        Some("p/a"),
+    )]);
+    desired.health_checks = BTreeMap::from([("p/a".into(), by_name)]);
+    let mut current = current_of(Vec::new());
+    current.health_checks = vec![ExistingHealthCheck {
+        id: "id-a".into(),
+        caller_reference: "x".into(),
+        version: 1,
+        spec: with_fqdn,
+        tags: health_check_tags(OWNER, "p/a"),
+    }];
+    let plan = run(&current, &desired);
+    let kinds: Vec<&str> = plan
+        .health_checks
+        .iter()
+        .map(|c| match c {
+            HealthCheckChange::Create { .. } => "create",
+            HealthCheckChange::Update { .. } => "update",
+            HealthCheckChange::Delete { .. } => "delete",
+        })
+        .collect();
+    assert_eq!(kinds, ["create", "delete"]);
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("its IP address was removed")),
+        "{:?}",
+        plan.warnings
+    );
+}
