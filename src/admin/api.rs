@@ -207,6 +207,9 @@ pub struct EndpointState {
     /// Drained by an operator (left out of answers while others can be answered).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drained: bool,
+    /// Forced to this state by an operator or the config (`state` is then this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forced: Option<HealthState>,
 }
 
 /// `GET /v1/state`: a server's decided states, signed, for peers starting cold.

@@ -742,6 +742,13 @@ impl Config {
             .map(|i| PoolIndex(i as u32))
     }
 
+    /// Looks up an endpoint by its label (`pool/endpoint`).
+    pub fn endpoint_by_label(&self, label: &str) -> Option<EndpointIndex> {
+        (0..self.endpoints.len())
+            .map(|i| EndpointIndex(i as u32))
+            .find(|&e| self.endpoint_label(e) == label)
+    }
+
     /// The pool at an index.
     pub fn pool(&self, index: PoolIndex) -> &Pool {
         &self.pools[index.0 as usize]

@@ -195,6 +195,7 @@ impl AdminBackend for ServiceBackend {
                     endpoint: snapshot.config.endpoint_label(EndpointIndex(i as u32)),
                     state: h.state,
                     drained: snapshot.health.drained(EndpointIndex(i as u32)),
+                    forced: (h.source == crate::health::HealthSource::Forced).then_some(h.state),
                 })
                 .collect(),
             failovers: snapshot

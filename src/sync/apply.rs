@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::batch::{self, Action, Change, ChangeGroup};
-use super::model::{HealthCheckRef, RecordKey, RecordSet};
+use super::model::{HealthCheckRef, HealthCheckSpec, RecordKey, RecordSet};
 use super::owner::caller_reference;
 use super::plan::{HealthCheckChange, Plan, ZonePlan};
 use super::route53::{ApiError, Propagation, Route53Client};
@@ -134,6 +134,7 @@ pub async fn apply(client: Arc<Route53Client>, plan: &Plan) -> Result<ApplyRepor
         match change {
             HealthCheckChange::Create { key, spec, tags } => {
                 let reference = caller_reference(&plan.owner_id, key, client.random());
+                let spec = &with_created_children(spec, &created);
                 match client.create_health_check(&reference, spec, tags).await {
                     Ok(id) => {
                         tracing::info!(endpoint = %key, id = %id, "health check created");
@@ -155,6 +156,7 @@ pub async fn apply(client: Arc<Route53Client>, plan: &Plan) -> Result<ApplyRepor
                 new,
                 tags,
             } => {
+                let new = &with_created_children(new, &created);
                 let result = async {
                     if change.changes_settings() {
                         client.update_health_check(id, *version, old, new).await?;
@@ -220,6 +222,23 @@ pub async fn apply(client: Arc<Route53Client>, plan: &Plan) -> Result<ApplyRepor
     }
     metrics.changes_failed(report.failed.len() as u64);
     Ok(report)
+}
+
+/// A calculated check's children created by this apply, by id.
+fn with_created_children(
+    spec: &HealthCheckSpec,
+    created: &BTreeMap<String, String>,
+) -> HealthCheckSpec {
+    let mut spec = spec.clone();
+    for child in &mut spec.children {
+        if let HealthCheckRef::Key(key) = child
+            && let Some(id) = created.get(key)
+        {
+            *child = HealthCheckRef::Id(id.clone());
+        }
+    }
+    spec.children.sort();
+    spec
 }
 
 /// Replaces health-check keys of checks created by this apply with their ids.

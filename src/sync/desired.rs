@@ -10,6 +10,7 @@
 //!    _pool-eu.www     A  weighted|multivalue, one set per endpoint, each with its
 //!                        endpoint's health check (and so on for us, ap)
 //!  native weighted / multivalue: one set per endpoint of every pool, at the name.
+//!  (operator overrides and min_healthy in native mode: see `native`)
 //!  mirror: a plain record set with the policy's current answers (CNAME and weighted
 //!          records: weighted sets without health checks), rewritten on change.
 //!  static: every RRset of zones with sync_static, except the apex NS and SOA.
@@ -99,6 +100,11 @@ pub struct DesiredState {
     /// Record sets (by name and type) the plan must leave exactly as they are in
     /// Route 53: mirror-mode records planned without live health.
     pub frozen: BTreeSet<(String, RecordType)>,
+    /// Native-mode record sets that operator overrides (drain, force, manual
+    /// failover) add, change or remove against the configuration alone. Like
+    /// health-driven mirror changes, the safety guard does not count them: an
+    /// operator's failover during an incident must be written, not refused.
+    pub override_keys: BTreeSet<RecordKey>,
 }
 
 impl DesiredState {
@@ -119,6 +125,20 @@ impl DesiredState {
             ));
         }
         self.frozen = mirrored;
+        let native = self
+            .zones
+            .iter()
+            .flat_map(|z| z.records.values())
+            .any(|r| matches!(r.source, RecordSource::Native { .. }));
+        if native {
+            self.warnings.push(
+                "native-mode records planned from the configuration alone: drains, forced \
+                 states and manual failovers made at run time through the admin API are not \
+                 applied (and an apply would undo them in Route 53); give --health-url to \
+                 plan with them"
+                    .into(),
+            );
+        }
     }
 }
 
@@ -157,6 +177,35 @@ pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) 
     let mut state = builder.state;
     state.warnings = builder.warnings.into_iter().collect();
     state
+}
+
+/// The desired state for live `health`, with [`DesiredState::override_keys`]: the
+/// native sets in which it differs from the configuration alone.
+pub fn desired_state_live(
+    config: &Config,
+    zones: &ZoneSet,
+    health: &HealthSnapshot,
+) -> DesiredState {
+    let mut live = desired_state(config, zones, health);
+    let base = desired_state(config, zones, &HealthSnapshot::from_config(config));
+    let native = |zone: &DesiredZone| -> BTreeMap<RecordKey, RecordSet> {
+        zone.records
+            .iter()
+            .filter(|(_, r)| matches!(r.source, RecordSource::Native { .. }))
+            .map(|(k, r)| (k.clone(), r.set.clone()))
+            .collect()
+    };
+    let mut differing = BTreeSet::new();
+    for (live_zone, base_zone) in live.zones.iter().zip(&base.zones) {
+        let (now, then) = (native(live_zone), native(base_zone));
+        for key in now.keys().chain(then.keys()) {
+            if now.get(key) != then.get(key) {
+                differing.insert(key.clone());
+            }
+        }
+    }
+    live.override_keys = differing;
+    live
 }
 
 /// Longest DNS name on the wire (RFC 1035): an absolute name of N presentation
@@ -305,221 +354,10 @@ impl Builder<'_> {
             return;
         };
         match record.route53 {
-            Route53Mode::Native => self.native(zone, record, &name),
+            Route53Mode::Native => self.native(zone, record, &name, health),
             Route53Mode::Mirror => self.mirror(zone, record, &name, health),
             Route53Mode::Off => {}
         }
-    }
-
-    fn native(&mut self, zone: usize, record: &DynamicRecord, name: &str) {
-        let label = format!("{name} {}", record.record_type);
-        let pools = match &record.pools {
-            PoolChoice::Fixed(pools) => pools.clone(),
-            PoolChoice::Geo { .. } => {
-                self.state.unsupported.push(Unsupported {
-                    record: label,
-                    reason: "geo records cannot be expressed natively (Route 53 geolocation is \
-                             by country and CIDR routing is not supported); use route53 = \
-                             \"mirror\""
-                        .into(),
-                });
-                return;
-            }
-        };
-        if let Err(reason) = self.check_endpoints(&pools) {
-            self.state.unsupported.push(Unsupported {
-                record: label,
-                reason,
-            });
-            return;
-        }
-        if !matches!(record.all_down, crate::config::AllDown::FailOpen) {
-            self.warnings.insert(format!(
-                "{label}: all_down is not fail-open, but Route 53 answers as if every \
-                 endpoint were healthy when none is"
-            ));
-        }
-        let source = RecordSource::Native {
-            record: name.to_owned(),
-        };
-        let is_cname = record.record_type == DynamicType::Cname;
-        let pool_style = if is_cname || record.max_answers == 1 {
-            SetStyle::Weighted
-        } else {
-            SetStyle::MultiValue
-        };
-        match record.selection {
-            Selection::Weighted => {
-                let endpoints = self.endpoints_of(&pools);
-                self.endpoint_sets(zone, record, name, &endpoints, SetStyle::Weighted, &source);
-            }
-            Selection::Multivalue => {
-                let style = if is_cname {
-                    SetStyle::EqualWeights
-                } else {
-                    SetStyle::MultiValue
-                };
-                let endpoints = self.endpoints_of(&pools);
-                self.endpoint_sets(zone, record, name, &endpoints, style, &source);
-            }
-            Selection::Failover => {
-                if pools.len() == 1 {
-                    let endpoints = self.endpoints_of(&pools);
-                    self.endpoint_sets(zone, record, name, &endpoints, pool_style, &source);
-                    return;
-                }
-                let pool_names: Vec<String> = pools
-                    .iter()
-                    .map(|&p| pool_set_name(self.config, p, name))
-                    .collect();
-                for (&pool, pool_name) in pools.iter().zip(&pool_names) {
-                    let endpoints = self.endpoints_of(&[pool]);
-                    self.endpoint_sets(zone, record, pool_name, &endpoints, pool_style, &source);
-                }
-                let link = |i: usize| {
-                    if i == 0 {
-                        name.to_owned()
-                    } else {
-                        format!("_failover-{i}.{name}")
-                    }
-                };
-                let record_type = RecordType::from(record.record_type);
-                let zone_name = self.state.zones[zone].zone.clone();
-                for i in 0..pools.len() - 1 {
-                    let at = link(i);
-                    let secondary_target = if i == pools.len() - 2 {
-                        pool_names[i + 1].clone()
-                    } else {
-                        link(i + 1)
-                    };
-                    for (role, target) in [
-                        (FailoverRole::Primary, pool_names[i].clone()),
-                        (FailoverRole::Secondary, secondary_target),
-                    ] {
-                        let role_name = match role {
-                            FailoverRole::Primary => "primary",
-                            FailoverRole::Secondary => "secondary",
-                        };
-                        let set = RecordSet {
-                            key: RecordKey::new(
-                                &at,
-                                record_type.clone(),
-                                Some(set_identifier(&at, &zone_name, &record_type, role_name)),
-                            ),
-                            ttl: None,
-                            values: Vec::new(),
-                            alias: Some(AliasTarget {
-                                hosted_zone_id: String::new(),
-                                dns_name: target,
-                                evaluate_target_health: true,
-                            }),
-                            routing: Routing::Failover { role },
-                            health_check: None,
-                        };
-                        self.insert(zone, set, source.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Every Route 53 health check of the pools' endpoints must be expressible
-    /// (checked only: a check is registered when a record set uses it).
-    fn check_endpoints(&mut self, pools: &[PoolIndex]) -> Result<(), String> {
-        for endpoint in self.endpoints_of(pools) {
-            health_check_spec(self.config, endpoint, &mut self.warnings)?;
-        }
-        Ok(())
-    }
-
-    fn endpoints_of(&self, pools: &[PoolIndex]) -> Vec<EndpointIndex> {
-        let mut out: Vec<EndpointIndex> = Vec::new();
-        let mut targets: Vec<&EndpointTarget> = Vec::new();
-        for &pool in pools {
-            for &e in &self.config.pool(pool).endpoints {
-                let target = &self.config.endpoint(e).target;
-                if !targets.contains(&target) {
-                    targets.push(target);
-                    out.push(e);
-                }
-            }
-        }
-        out
-    }
-
-    /// Adds one record set per endpoint at `name`, each with its health check.
-    fn endpoint_sets(
-        &mut self,
-        zone: usize,
-        record: &DynamicRecord,
-        name: &str,
-        endpoints: &[EndpointIndex],
-        style: SetStyle,
-        source: &RecordSource,
-    ) {
-        let config = self.config;
-        let record_type = RecordType::from(record.record_type);
-        let zone_name = self.state.zones[zone].zone.clone();
-        let raw_weights: Vec<u32> = endpoints
-            .iter()
-            .map(|&e| {
-                let weight = config.endpoint(e).weight.0;
-                match style {
-                    SetStyle::EqualWeights => u32::from(weight > 0),
-                    _ => weight,
-                }
-            })
-            .collect();
-        let weights = scale_weights(&raw_weights);
-        let all_drained = raw_weights.iter().all(|&w| w == 0);
-        for (i, &endpoint) in endpoints.iter().enumerate() {
-            let routing = match style {
-                SetStyle::Weighted | SetStyle::EqualWeights => {
-                    Routing::Weighted { weight: weights[i] }
-                }
-                SetStyle::MultiValue if raw_weights[i] == 0 && !all_drained => continue,
-                SetStyle::MultiValue => Routing::MultiValue,
-            };
-            // A drained endpoint (weight 0 while others carry weight) takes no traffic:
-            // no health check of its own, billed and probing for nothing.
-            let drained = raw_weights[i] == 0 && !all_drained;
-            let health_check = if drained {
-                None
-            } else {
-                match self.health_check(endpoint) {
-                    Ok(Some(_)) => Some(HealthCheckRef::Key(config.endpoint_label(endpoint))),
-                    _ => None,
-                }
-            };
-            let label = config.endpoint_label(endpoint);
-            let set = RecordSet {
-                key: RecordKey::new(
-                    name,
-                    record_type.clone(),
-                    Some(set_identifier(name, &zone_name, &record_type, &label)),
-                ),
-                ttl: Some(record.ttl.0),
-                values: vec![target_value(&config.endpoint(endpoint).target)],
-                alias: None,
-                routing,
-                health_check,
-            };
-            self.insert(zone, set, source.clone());
-        }
-    }
-
-    /// The health check of an endpoint (registered in the desired state), None when
-    /// the endpoint needs none.
-    fn health_check(&mut self, endpoint: EndpointIndex) -> Result<Option<()>, String> {
-        let config = self.config;
-        let label = config.endpoint_label(endpoint);
-        if self.state.health_checks.contains_key(&label) {
-            return Ok(Some(()));
-        }
-        let spec = health_check_spec(config, endpoint, &mut self.warnings)?;
-        Ok(spec.map(|spec| {
-            self.state.health_checks.insert(label, spec);
-        }))
     }
 
     fn mirror(&mut self, zone: usize, record: &DynamicRecord, name: &str, health: &HealthSnapshot) {
@@ -647,12 +485,13 @@ fn target_value(target: &EndpointTarget) -> String {
 }
 
 /// The Route 53 health check probing an endpoint, from its pool's check and its
-/// forced state: forced up = disabled (always healthy), forced down = disabled and
-/// inverted (always unhealthy). None when the endpoint is neither checked nor forced
+/// forced state (config or operator): forced up = disabled (always healthy), forced
+/// down = disabled and inverted (always unhealthy). None when the endpoint is neither checked nor forced
 /// down (Route 53 treats records without a check as healthy).
 pub fn health_check_spec(
     config: &Config,
     endpoint: EndpointIndex,
+    forced: Option<HealthState>,
     warnings: &mut BTreeSet<String>,
 ) -> Result<Option<HealthCheckSpec>, String> {
     let e = config.endpoint(endpoint);
@@ -662,7 +501,7 @@ pub fn health_check_spec(
         EndpointTarget::Host(host) => (None, Some(host.trim_end_matches('.').to_owned())),
     };
     let Some(check) = config.endpoint_check(endpoint) else {
-        if e.forced != Some(HealthState::Down) {
+        if forced != Some(HealthState::Down) {
             return Ok(None);
         }
         // Never probed (disabled): only its inverted status matters.
@@ -678,7 +517,7 @@ pub fn health_check_spec(
             regions: Vec::new(),
             inverted: true,
             disabled: true,
-            enable_sni: false,
+            ..HealthCheckSpec::default()
         }));
     };
     let r53 = &check.route53;
@@ -694,9 +533,7 @@ pub fn health_check_spec(
         request_interval: r53.request_interval,
         failure_threshold: r53.failure_threshold,
         regions,
-        inverted: false,
-        disabled: false,
-        enable_sni: false,
+        ..HealthCheckSpec::default()
     };
     match &check.kind {
         CheckKind::Http(http) => {
@@ -758,7 +595,7 @@ pub fn health_check_spec(
             ));
         }
     }
-    match e.forced {
+    match forced {
         Some(HealthState::Up) => spec.disabled = true,
         Some(HealthState::Down) => {
             spec.disabled = true;
@@ -860,5 +697,6 @@ pub fn route53_value(rtype_code: u16, rdata: &[u8]) -> Result<String, String> {
     }
 }
 
+mod native;
 #[cfg(test)]
 mod tests;

@@ -71,15 +71,30 @@ pub struct EndpointReport {
     /// Drained by an operator.
     #[serde(default)]
     pub drained: bool,
+    /// Forced to this state (operator or config).
+    #[serde(default)]
+    pub forced: Option<HealthState>,
 }
 
 impl HealthReport {
     /// The snapshot this report describes for `config`.
     pub fn snapshot(&self, config: &Config) -> HealthSnapshot {
-        let reported: std::collections::HashMap<&str, HealthState> = self
+        let reported: std::collections::HashMap<&str, EndpointHealth> = self
             .endpoints
             .iter()
-            .map(|e| (e.endpoint.as_str(), e.state))
+            .map(|e| {
+                let health = match e.forced {
+                    Some(state) => EndpointHealth {
+                        state,
+                        source: HealthSource::Forced,
+                    },
+                    None => EndpointHealth {
+                        state: e.state,
+                        source: HealthSource::Observed,
+                    },
+                };
+                (e.endpoint.as_str(), health)
+            })
             .collect();
         let mut snapshot = HealthSnapshot::from_config(config);
         let drained_labels: std::collections::HashSet<&str> = self
@@ -109,14 +124,8 @@ impl HealthReport {
         for (i, _) in config.endpoints.iter().enumerate() {
             let index = EndpointIndex(i as u32);
             let label = config.endpoint_label(index);
-            if let Some(&state) = reported.get(label.as_str()) {
-                snapshot = snapshot.with(
-                    index,
-                    EndpointHealth {
-                        state,
-                        source: HealthSource::Observed,
-                    },
-                );
+            if let Some(&health) = reported.get(label.as_str()) {
+                snapshot = snapshot.with(index, health);
             }
         }
         // An operator's drains and manual failovers shape mirror-mode answers too.

@@ -386,7 +386,10 @@ pub enum HealthCheckProtocol {
     /// TCP connect.
     #[serde(rename = "TCP")]
     Tcp,
-    /// Any other type (calculated, CloudWatch, …), as read; never written.
+    /// Healthy while at least `health_threshold` of its child checks are healthy.
+    #[serde(rename = "CALCULATED")]
+    Calculated,
+    /// Any other type (CloudWatch, recovery control, …), as read; never written.
     Other(String),
 }
 
@@ -399,6 +402,7 @@ impl HealthCheckProtocol {
             Self::HttpStrMatch => "HTTP_STR_MATCH",
             Self::HttpsStrMatch => "HTTPS_STR_MATCH",
             Self::Tcp => "TCP",
+            Self::Calculated => "CALCULATED",
             Self::Other(name) => name,
         }
     }
@@ -411,6 +415,7 @@ impl HealthCheckProtocol {
             "HTTP_STR_MATCH" => Self::HttpStrMatch,
             "HTTPS_STR_MATCH" => Self::HttpsStrMatch,
             "TCP" => Self::Tcp,
+            "CALCULATED" => Self::Calculated,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -444,9 +449,54 @@ pub struct HealthCheckSpec {
     pub disabled: bool,
     /// Whether the host name is sent in TLS SNI.
     pub enable_sni: bool,
+    /// Calculated checks: how many children must be healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_threshold: Option<u8>,
+    /// Calculated checks: the child checks, sorted (by key until planned or applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<HealthCheckRef>,
+}
+
+impl Default for HealthCheckSpec {
+    /// A TCP check with Route 53's defaults (30 s interval, 3 failures).
+    fn default() -> Self {
+        Self {
+            protocol: HealthCheckProtocol::Tcp,
+            ip_address: None,
+            port: None,
+            resource_path: None,
+            fqdn: None,
+            search_string: None,
+            request_interval: 30,
+            failure_threshold: 3,
+            regions: Vec::new(),
+            inverted: false,
+            disabled: false,
+            enable_sni: false,
+            health_threshold: None,
+            children: Vec::new(),
+        }
+    }
 }
 
 impl HealthCheckSpec {
+    /// A calculated check: healthy while at least `threshold` of `children` are.
+    pub fn calculated(threshold: u8, mut children: Vec<HealthCheckRef>) -> Self {
+        children.sort();
+        Self {
+            protocol: HealthCheckProtocol::Calculated,
+            health_threshold: Some(threshold),
+            children,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this is a calculated check (created after, deleted before, its
+    /// children).
+    pub fn is_calculated(&self) -> bool {
+        self.protocol == HealthCheckProtocol::Calculated
+    }
+
     /// Whether `current` can become `self` with UpdateHealthCheck: the protocol and
     /// request interval cannot change, and an IP address or search string cannot be
     /// removed (UpdateHealthCheck's `ResetElements` covers only the host name, path,
@@ -488,6 +538,8 @@ impl HealthCheckSpec {
             && self.failure_threshold == current.failure_threshold
             && self.inverted == current.inverted
             && self.disabled == current.disabled
+            && self.health_threshold == current.health_threshold
+            && self.children == current.children
             && (self.enable_sni == current.enable_sni
                 || !matches!(
                     self.protocol,

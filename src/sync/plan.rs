@@ -215,6 +215,8 @@ impl ZonePlan {
 /// A change to one health check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of these, built once per run: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum HealthCheckChange {
     /// Create a check (and tag it).
     Create {
@@ -581,7 +583,7 @@ pub fn plan(
                 claims.is_empty() || !claims.iter().all(|claim| frozen(&claim.key))
             });
         }
-        refusals.extend(guard(&zone_plan, options, &desired.mirror_values));
+        refusals.extend(guard(&zone_plan, options, desired));
         zones.push(zone_plan);
     }
     Ok(Plan {
@@ -646,8 +648,33 @@ fn plan_health_checks(
         }
     }
     let mut changes = Vec::new();
-    let mut resolution = BTreeMap::new();
-    for (key, spec) in &desired.health_checks {
+    let mut resolution: BTreeMap<String, HealthCheckRef> = BTreeMap::new();
+    // Endpoint checks first, then calculated checks over them (their children are
+    // resolved to the ids just decided; created before, deleted after them).
+    let (calculated, plain): (Vec<_>, Vec<_>) = desired
+        .health_checks
+        .iter()
+        .partition(|(_, spec)| spec.is_calculated());
+    for (key, spec) in plain.into_iter().chain(calculated) {
+        let resolved;
+        let spec = if spec.is_calculated() {
+            let mut children: Vec<HealthCheckRef> = spec
+                .children
+                .iter()
+                .map(|child| match child {
+                    HealthCheckRef::Key(k) => resolution.get(k).cloned().unwrap_or(child.clone()),
+                    id => id.clone(),
+                })
+                .collect();
+            children.sort();
+            resolved = HealthCheckSpec {
+                children,
+                ..spec.clone()
+            };
+            &resolved
+        } else {
+            spec
+        };
         let candidates = by_key.remove(key).unwrap_or_default();
         let tags = health_check_tags(owner, key);
         let keep = candidates
@@ -711,6 +738,12 @@ fn plan_health_checks(
             });
         }
     }
+    // A calculated check goes before its children (Route 53 refuses to delete a
+    // check that a calculated one still uses).
+    deletes.sort_by_key(|d| match d {
+        HealthCheckChange::Delete { old, .. } => !old.is_calculated(),
+        _ => true,
+    });
     changes.extend(deletes);
     (changes, resolution)
 }
@@ -907,13 +940,14 @@ fn conflict_for(
 /// any change to the apex NS or SOA. Health-driven changes of mirror-mode records —
 /// old and new values among those health alone could give them — are not counted,
 /// so an outage is written however many record sets it rewrites; a config edit is.
-pub fn guard(
-    zone: &ZonePlan,
-    options: &PlanOptions,
-    mirror_values: &BTreeMap<(String, RecordType), BTreeSet<String>>,
-) -> Vec<Refusal> {
+/// Native sets that operator overrides change are not counted either.
+pub fn guard(zone: &ZonePlan, options: &PlanOptions, desired: &DesiredState) -> Vec<Refusal> {
+    let mirror_values = &desired.mirror_values;
     let health_driven = |change: &RecordChange| {
         let key = change.key();
+        if desired.override_keys.contains(key) {
+            return true;
+        }
         let Some(allowed) = mirror_values.get(&(key.name.clone(), key.record_type.clone())) else {
             return false;
         };

@@ -427,6 +427,19 @@ fn from_sdk_record(set: &sdk::ResourceRecordSet) -> RecordSet {
     }
 }
 
+/// A calculated check's children as Route 53 ids (every key resolved by then).
+fn child_ids(spec: &HealthCheckSpec) -> Result<Vec<String>, ApiError> {
+    spec.children
+        .iter()
+        .map(|child| match child {
+            HealthCheckRef::Id(id) => Ok(id.clone()),
+            HealthCheckRef::Key(key) => Err(ApiError::Conversion(format!(
+                "child health check {key} has no id yet"
+            ))),
+        })
+        .collect()
+}
+
 fn from_sdk_check(check: &sdk::HealthCheck) -> ExistingHealthCheck {
     let spec = match check.health_check_config() {
         Some(config) => {
@@ -455,21 +468,24 @@ fn from_sdk_check(check: &sdk::HealthCheck) -> ExistingHealthCheck {
                 inverted: config.inverted().unwrap_or(false),
                 disabled: config.disabled().unwrap_or(false),
                 enable_sni: config.enable_sni().unwrap_or(false),
+                health_threshold: config
+                    .health_threshold()
+                    .and_then(|v| u8::try_from(v).ok())
+                    .filter(|_| config.r#type() == &sdk::HealthCheckType::Calculated),
+                children: {
+                    let mut children: Vec<HealthCheckRef> = config
+                        .child_health_checks()
+                        .iter()
+                        .map(|id| HealthCheckRef::Id(bare_id(id).to_owned()))
+                        .collect();
+                    children.sort();
+                    children
+                },
             }
         }
         None => HealthCheckSpec {
             protocol: HealthCheckProtocol::Other("unknown".into()),
-            ip_address: None,
-            port: None,
-            resource_path: None,
-            fqdn: None,
-            search_string: None,
-            request_interval: 30,
-            failure_threshold: 3,
-            regions: Vec::new(),
-            inverted: false,
-            disabled: false,
-            enable_sni: false,
+            ..HealthCheckSpec::default()
         },
     };
     ExistingHealthCheck {
@@ -637,6 +653,26 @@ impl Route53Api for SdkRoute53 {
         caller_reference: &str,
         spec: &HealthCheckSpec,
     ) -> Result<String, ApiError> {
+        if spec.is_calculated() {
+            let config = sdk::HealthCheckConfig::builder()
+                .r#type(sdk::HealthCheckType::Calculated)
+                .inverted(spec.inverted)
+                .disabled(spec.disabled)
+                .set_health_threshold(spec.health_threshold.map(i32::from))
+                .set_child_health_checks(Some(child_ids(spec)?));
+            let out = self
+                .client
+                .create_health_check()
+                .caller_reference(caller_reference)
+                .health_check_config(config.build().map_err(conversion)?)
+                .send()
+                .await
+                .map_err(api_error)?;
+            return out
+                .health_check()
+                .map(|c| bare_id(c.id()).to_owned())
+                .ok_or_else(|| ApiError::Conversion("CreateHealthCheck returned no check".into()));
+        }
         let mut config = sdk::HealthCheckConfig::builder()
             .r#type(sdk::HealthCheckType::from(spec.protocol.as_str()))
             .request_interval(i32::from(spec.request_interval))
@@ -677,6 +713,20 @@ impl Route53Api for SdkRoute53 {
         old: &HealthCheckSpec,
         new: &HealthCheckSpec,
     ) -> Result<(), ApiError> {
+        if new.is_calculated() {
+            self.client
+                .update_health_check()
+                .health_check_id(id)
+                .health_check_version(version)
+                .inverted(new.inverted)
+                .disabled(new.disabled)
+                .set_health_threshold(new.health_threshold.map(i32::from))
+                .set_child_health_checks(Some(child_ids(new)?))
+                .send()
+                .await
+                .map_err(api_error)?;
+            return Ok(());
+        }
         let mut request = self
             .client
             .update_health_check()

@@ -334,3 +334,155 @@ fn a_name_too_long_for_its_marker_is_refused_not_written_unmarked() {
         "nothing of it is written"
     );
 }
+
+/// The sets at names ending in `suffix`, described as the plan shows them.
+fn described(state: &DesiredState, suffix: &str) -> Vec<String> {
+    state.zones[0]
+        .records
+        .values()
+        .map(|d| &d.set)
+        .filter(|s| s.key.name.ends_with(suffix))
+        .map(|s| format!("{} {}", s.key, super::super::plan::describe_record(s)))
+        .collect()
+}
+
+#[test]
+fn native_records_follow_operator_drains_and_forced_states() {
+    let (config, zones) = load(RECORDS);
+    let eu1 = config.endpoint_by_label("eu/eu-1").expect("eu-1");
+    let us1 = config.endpoint_by_label("us/us-1").expect("us-1");
+    let us2 = config.endpoint_by_label("us/us-2").expect("us-2");
+    let mut drained = vec![false; config.endpoints.len()];
+    drained[eu1.0 as usize] = true;
+    let forced = |state| EndpointHealth {
+        state,
+        source: crate::health::HealthSource::Forced,
+    };
+    let health = HealthSnapshot::from_config(&config)
+        .with(us1, forced(HealthState::Down))
+        // Released at run time: no longer forced down.
+        .with(
+            us2,
+            EndpointHealth {
+                state: HealthState::Up,
+                source: crate::health::HealthSource::Observed,
+            },
+        )
+        .with_overrides(drained, vec![None; config.records.len()]);
+    let state = desired_state(&config, &zones, &health);
+    // Drained: weight 0 in the weighted record, left out of multivalue, no check.
+    let api = described(&state, "api.gslb.example.com.");
+    assert!(
+        api.iter().any(|s| s.contains("eu/eu-1] weight 0, ttl")),
+        "{api:#?}"
+    );
+    assert!(
+        !api.iter()
+            .any(|s| s.contains("eu/eu-1") && s.contains("check"))
+    );
+    let multi = described(&state, "multi.gslb.example.com.");
+    assert!(!multi.iter().any(|s| s.contains("eu/eu-1")), "{multi:#?}");
+    assert!(!state.health_checks.contains_key("eu/eu-1"));
+    // Forced down at run time: disabled and inverted; released: an ordinary check.
+    let us1_check = &state.health_checks["us/us-1"];
+    assert!(us1_check.disabled && us1_check.inverted);
+    let us2_check = &state.health_checks["us/us-2"];
+    assert!(!us2_check.disabled && !us2_check.inverted);
+}
+
+#[test]
+fn a_manual_failover_reorders_the_chain_or_pins_the_pool_first() {
+    let (config, zones) = load(RECORDS);
+    let us = config.pool_by_name("us").expect("us");
+    let pins = vec![Some(us); config.records.len()];
+    let health = HealthSnapshot::from_config(&config)
+        .with_overrides(vec![false; config.endpoints.len()], pins);
+    let state = desired_state(&config, &zones, &health);
+    let www = described(&state, "www.gslb.example.com.");
+    assert!(
+        www.contains(&"www.gslb.example.com. A [www A primary] failover PRIMARY, alias → _pool-us.www.gslb.example.com.".to_owned()),
+        "{www:#?}"
+    );
+    assert!(www.contains(&"_failover-1.www.gslb.example.com. A [_failover-1.www A primary] failover PRIMARY, alias → _pool-eu.www.gslb.example.com.".to_owned()));
+    // Weighted: PRIMARY the pinned pool alone, SECONDARY every pool.
+    let api = described(&state, "api.gslb.example.com.");
+    assert!(
+        api.contains(&"api.gslb.example.com. A [api A primary] failover PRIMARY, alias → _pool-us.api.gslb.example.com.".to_owned()),
+        "{api:#?}"
+    );
+    assert!(api.contains(&"api.gslb.example.com. A [api A secondary] failover SECONDARY, alias → _pools.api.gslb.example.com.".to_owned()));
+    assert!(
+        api.iter()
+            .any(|s| s.starts_with("_pools.api.gslb.example.com. A [_pools.api A eu/eu-1]"))
+    );
+    assert!(
+        !api.iter()
+            .any(|s| s.starts_with("_pool-us.api.gslb.example.com. A [_pool-us.api A eu/"))
+    );
+    // The guard does not count what the failover changes: the new aliases and the
+    // sets they replace.
+    let live = desired_state_live(&config, &zones, &health);
+    let overridden: Vec<String> = live.override_keys.iter().map(ToString::to_string).collect();
+    assert!(overridden.contains(&"api.gslb.example.com. A [api A primary]".to_owned()));
+    assert!(overridden.contains(&"api.gslb.example.com. A [api A eu/eu-1]".to_owned()));
+    // Released: back to the sets of the configuration.
+    let released = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(
+        desired_state_live(&config, &zones, &HealthSnapshot::from_config(&config))
+            .override_keys
+            .is_empty()
+    );
+    assert!(
+        !described(&released, "api.gslb.example.com.")
+            .iter()
+            .any(|s| s.contains("_pools"))
+    );
+}
+
+#[test]
+fn min_healthy_above_one_becomes_a_calculated_check_on_the_pool_alias() {
+    let extra = format!(
+        "{RECORDS}\n[pools.big]\nmin_healthy = 2\ncheck = \"tcp\"\nendpoints = [\n  \
+         {{ address = \"192.0.2.20\", name = \"b1\" }},\n  {{ address = \"192.0.2.21\", name = \"b2\" }},\n  \
+         {{ address = \"192.0.2.22\", name = \"b3\" }},\n]\n\n[[records]]\nname = \"db.gslb.example.com.\"\n\
+         type = \"A\"\npolicy = \"failover\"\npools = [\"big\", \"us\"]\n"
+    );
+    let (config, zones) = load(&extra);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    let calc = &state.health_checks["pool:big"];
+    assert!(calc.is_calculated());
+    assert_eq!(calc.health_threshold, Some(2));
+    assert_eq!(
+        calc.children,
+        ["big/b1", "big/b2", "big/b3"].map(|k| HealthCheckRef::Key(k.into()))
+    );
+    let db = described(&state, "db.gslb.example.com.");
+    let primary = db
+        .iter()
+        .find(|s| s.starts_with("db.gslb.example.com. A [db A primary]"))
+        .expect("primary");
+    assert!(
+        primary.contains("check (new check for pool:big)"),
+        "{primary}"
+    );
+    let alias = state.zones[0]
+        .records
+        .values()
+        .find(|d| d.set.key.set_identifier.as_deref() == Some("db A primary"))
+        .and_then(|d| d.set.alias.clone())
+        .expect("alias");
+    assert!(
+        !alias.evaluate_target_health,
+        "the calculated check decides"
+    );
+    // Draining one endpoint leaves two children, still needing two.
+    let b3 = config.endpoint_by_label("big/b3").expect("b3");
+    let mut drained = vec![false; config.endpoints.len()];
+    drained[b3.0 as usize] = true;
+    let health = HealthSnapshot::from_config(&config)
+        .with_overrides(drained, vec![None; config.records.len()]);
+    let state = desired_state(&config, &zones, &health);
+    assert_eq!(state.health_checks["pool:big"].children.len(), 2);
+    // A pool that needs one healthy endpoint gets no calculated check.
+    assert!(!state.health_checks.contains_key("pool:us"));
+}

@@ -120,10 +120,7 @@ fn http_check(interval: u8, threshold: u8) -> HealthCheckSpec {
         search_string: None,
         request_interval: interval,
         failure_threshold: threshold,
-        regions: Vec::new(),
-        inverted: false,
-        disabled: false,
-        enable_sni: false,
+        ..HealthCheckSpec::default()
     }
 }
 
