@@ -95,9 +95,11 @@ impl Responder {
         let resolution =
             if query.qclass != CLASS_IN || matches!(query.qtype, rtype::AXFR | rtype::IXFR) {
                 refuse(rcode::REFUSED)
-            } else if (128..=254).contains(&query.qtype) || query.qtype == rtype::TSIG {
-                refuse(rcode::NOTIMP) // other meta-queries
             } else {
+                // Every other QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones
+                // included) is looked up as data and gets NODATA, as Knot and NSD
+                // answer: RFC 3597 types are opaque, and RFC 1035's obsolete mail
+                // meta-queries are answered by the (absent) data.
                 match snapshot.zones.find_zone(query.qname.wire()) {
                     None => refuse(rcode::REFUSED),
                     Some(zone) => {

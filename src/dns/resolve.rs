@@ -110,6 +110,8 @@ pub fn resolve<'s>(
         rng,
         res: Resolution::new(rcode::NOERROR, true),
         exact: false,
+        visited: [u32::MAX; MAX_CHAIN],
+        visited_len: 0,
     };
     match resolver.zone.find(qname, label_starts) {
         Lookup::Node(id) => {
@@ -138,6 +140,10 @@ struct Resolver<'s, 'r> {
     res: Resolution<'s>,
     /// Whether the query name itself exists (pre-encoded answers are per name).
     exact: bool,
+    /// Nodes whose CNAME is already in the answer: a chain that comes back to one is
+    /// a loop, answered once round (as Knot and NSD do), never repeated.
+    visited: [u32; MAX_CHAIN],
+    visited_len: usize,
 }
 
 impl<'s> Resolver<'s, '_> {
@@ -261,6 +267,10 @@ impl<'s> Resolver<'s, '_> {
             ttl,
             rdata,
         });
+        if let Some(slot) = self.visited.get_mut(self.visited_len) {
+            *slot = node.id().0;
+            self.visited_len += 1;
+        }
         let Some(target) = rdata.iter().next() else {
             return;
         };
@@ -277,6 +287,9 @@ impl<'s> Resolver<'s, '_> {
         let target_owner = Owner::Name(target);
         match self.zone.find(lower, &starts) {
             Lookup::Node(id) | Lookup::Wildcard(id) => {
+                if self.visited[..self.visited_len].contains(&id.0) {
+                    return; // a loop: every CNAME of it is in the answer once
+                }
                 let next = self.zone.node(id);
                 if self
                     .res

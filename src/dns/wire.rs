@@ -205,9 +205,6 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
         Ok(edns) => edns,
         Err(()) => return reject(rcode::FORMERR, Some(question), None),
     };
-    if qtype == rtype::OPT {
-        return reject(rcode::FORMERR, Some(question), edns);
-    }
     Parsed::Query(Query {
         id,
         flags,
@@ -428,7 +425,11 @@ mod tests {
             "two OPTs"
         );
         assert!(formerr(&query(b"\x00", 1, &[1, 2, 3], 0)), "trailing bytes");
-        assert!(formerr(&query(b"\x00", 41, &[], 0)), "OPT as qtype");
+        // OPT as QTYPE is looked up as data (NODATA), as Knot and NSD answer.
+        assert!(matches!(
+            parse(&query(b"\x00", 41, &[], 0)),
+            Parsed::Query(_)
+        ));
         let mut notify = query(b"\x00", 6, &[], 0);
         notify[2] = 0x20;
         assert!(matches!(

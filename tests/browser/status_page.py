@@ -45,8 +45,9 @@ try:
                                      headers={"content-type": "application/json"})
     urllib.request.urlopen(request, timeout=5).read()
     drained = time.monotonic()
-    # The refresh period: the event stream refreshes at once, the poll every 5 s.
-    WebDriverWait(driver, 6, poll_frequency=0.05).until(lambda d: "drained" in row_of(d))
+    # The event stream refreshes at once, the poll every 5 s; the deadline leaves room
+    # for a loaded CI machine (the time seen is reported, not asserted).
+    WebDriverWait(driver, 20, poll_frequency=0.05).until(lambda d: "drained" in row_of(d))
     seen_ms = (time.monotonic() - drained) * 1000
     overrides = driver.find_element(By.ID, "overrides").text
     if screenshot:

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod config_validation;
+mod conformance;
 mod damping;
 mod drill;
 mod equivalence;

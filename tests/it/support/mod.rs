@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod dns;
+pub mod peers;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
