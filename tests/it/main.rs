@@ -20,4 +20,5 @@ mod page;
 mod policies;
 mod protocol;
 mod reload;
+mod transfer;
 mod vantage;
