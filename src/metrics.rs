@@ -13,6 +13,13 @@ pub const DNS_TRUNCATED_TOTAL: &str = "failoverd_dns_truncated_total";
 /// Internal errors caught on the answer path (should stay 0).
 pub const DNS_INTERNAL_ERRORS_TOTAL: &str = "failoverd_dns_internal_errors_total";
 
+/// Zone transfers served (`kind`: axfr, ixfr, ixfr_as_axfr, ixfr_current).
+pub const TRANSFERS_TOTAL: &str = "failoverd_transfers_total";
+/// Transfer requests refused (`reason`: acl, tsig, zone, malformed).
+pub const TRANSFERS_REFUSED_TOTAL: &str = "failoverd_transfers_refused_total";
+/// NOTIFY messages (`outcome`: sent, acked, failed).
+pub const NOTIFY_TOTAL: &str = "failoverd_notify_total";
+
 /// Response codes counted separately; others go to `other`.
 pub const COUNTED_RCODES: [(u16, &str); 7] = [
     (0, "noerror"),

@@ -180,6 +180,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The Route 53 sync agent, if configured.
     pub route53: Option<Route53Config>,
+    /// Zone transfers to secondaries (no secondaries: off).
+    pub transfer: TransferConfig,
 }
 
 /// How an endpoint is probed.
@@ -783,5 +785,118 @@ impl Config {
     pub fn endpoint_label(&self, index: EndpointIndex) -> String {
         let endpoint = self.endpoint(index);
         format!("{}/{}", self.pool(endpoint.pool).name, endpoint.name)
+    }
+}
+
+/// Defaults of `[transfer]`.
+pub mod transfer_defaults {
+    use std::time::Duration;
+
+    /// Versions kept per zone for IXFR.
+    pub const JOURNAL_VERSIONS: usize = 64;
+    /// NOTIFY attempts per address and change.
+    pub const NOTIFY_ATTEMPTS: u32 = 5;
+    /// First NOTIFY response wait (doubles per retry).
+    pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Suffix of the serial file next to the health state file.
+    pub const STATE_SUFFIX: &str = ".serials.json";
+}
+
+/// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.
+#[derive(Clone, Debug)]
+pub struct TransferConfig {
+    /// Versions kept per zone for IXFR.
+    pub journal_versions: usize,
+    /// Where serials and content hashes are saved (None: not saved).
+    pub state_file: Option<PathBuf>,
+    /// NOTIFY attempts per address and change.
+    pub notify_attempts: u32,
+    /// First NOTIFY response wait (doubles per retry).
+    pub notify_timeout: Duration,
+    /// TSIG keys.
+    pub keys: Vec<TsigKey>,
+    /// Secondaries (empty: transfers are refused and nothing is notified).
+    pub secondaries: Vec<Secondary>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            journal_versions: transfer_defaults::JOURNAL_VERSIONS,
+            state_file: None,
+            notify_attempts: transfer_defaults::NOTIFY_ATTEMPTS,
+            notify_timeout: transfer_defaults::NOTIFY_TIMEOUT,
+            keys: Vec::new(),
+            secondaries: Vec::new(),
+        }
+    }
+}
+
+impl TransferConfig {
+    /// Whether any secondary is configured.
+    pub fn enabled(&self) -> bool {
+        !self.secondaries.is_empty()
+    }
+}
+
+/// TSIG algorithms (RFC 8945).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    /// HMAC-SHA256.
+    HmacSha256,
+    /// HMAC-SHA384.
+    HmacSha384,
+    /// HMAC-SHA512.
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// Every algorithm with its configuration name (also its DNS name).
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("hmac-sha256", Self::HmacSha256),
+        ("hmac-sha384", Self::HmacSha384),
+        ("hmac-sha512", Self::HmacSha512),
+    ];
+
+    /// The configuration name (the algorithm's DNS name without the final dot).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::HmacSha384 => "hmac-sha384",
+            Self::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
+/// A TSIG key.
+#[derive(Clone, Debug)]
+pub struct TsigKey {
+    /// Lower-case absolute name (`xfr-key.`).
+    pub name: String,
+    /// Algorithm.
+    pub algorithm: TsigAlgorithm,
+    /// The decoded secret.
+    pub secret: Secret,
+}
+
+/// A secondary server of `[[transfer.secondaries]]`.
+#[derive(Clone, Debug)]
+pub struct Secondary {
+    /// Name in logs and metrics.
+    pub name: String,
+    /// Absolute lower-case zone names (empty: every zone).
+    pub zones: Vec<String>,
+    /// NOTIFY targets.
+    pub notify: Vec<SocketAddr>,
+    /// Sources allowed to transfer.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Index into [`TransferConfig::keys`].
+    pub key: Option<usize>,
+}
+
+impl Secondary {
+    /// Whether the secondary serves `zone` (absolute, lower-case).
+    pub fn serves(&self, zone: &str) -> bool {
+        self.zones.is_empty() || self.zones.iter().any(|z| z == zone)
     }
 }

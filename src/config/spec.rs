@@ -370,3 +370,56 @@ pub struct Route53ZoneSpec {
     /// Also sync the static records of the zone file (default false).
     pub sync_static: Option<bool>,
 }
+
+/// The `[transfer]` section: zone transfers to secondaries (hidden primary).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TransferSpec {
+    /// Versions kept per zone for IXFR (default 64, 1–10000).
+    pub journal_versions: Option<i64>,
+    /// File where each zone's last serial and content hash are saved (default: next
+    /// to `[health] state_file`, with `.serials.json` appended).
+    pub state_file: Option<String>,
+    /// NOTIFY attempts per secondary address and change (default 5, 1–20).
+    pub notify_attempts: Option<i64>,
+    /// Wait for a NOTIFY response before the first retry; doubles each time (default 1s).
+    pub notify_timeout: Option<String>,
+    /// TSIG keys.
+    #[serde(default)]
+    pub keys: Vec<TsigKeySpec>,
+    /// The secondaries.
+    #[serde(default)]
+    pub secondaries: Vec<SecondarySpec>,
+}
+
+/// One `[[transfer.keys]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TsigKeySpec {
+    /// Key name (a DNS name, as the secondaries know it).
+    pub name: String,
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    pub algorithm: Option<String>,
+    /// The secret, base64 (prefer `secret_file`).
+    pub secret: Option<String>,
+    /// File holding the base64 secret (first line).
+    pub secret_file: Option<String>,
+}
+
+/// One `[[transfer.secondaries]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SecondarySpec {
+    /// Name in logs and metrics.
+    pub name: String,
+    /// Zones it may transfer and is notified of (default: every zone served).
+    pub zones: Option<Vec<String>>,
+    /// Addresses (ip:port) sent a NOTIFY when a zone changes.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// Addresses or prefixes allowed to transfer (default: the `notify` addresses).
+    pub allow: Option<Vec<String>>,
+    /// Name of a `[[transfer.keys]]` key its requests must be signed with (and
+    /// NOTIFYs are signed with).
+    pub key: Option<String>,
+}

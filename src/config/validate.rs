@@ -14,7 +14,7 @@ use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
-    RegionSpec, Route53Spec, ServerSpec, StatusSpec, VantageSpec, ZonesSpec,
+    RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
@@ -39,7 +39,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53",
+    "health", "admin", "route53", "transfer",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -57,6 +57,7 @@ struct Sections {
     health: HealthSpec,
     admin: AdminSpec,
     route53: Option<Route53Spec>,
+    transfer: Option<TransferSpec>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -113,6 +114,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     };
     let records = v.records(&sections.records, &geo, defaults);
     let admin = v.admin(&sections.admin, &source);
+    let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
     v.unused();
     Some(Config {
         source,
@@ -128,6 +130,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         health,
         admin,
         route53,
+        transfer,
     })
 }
 
@@ -192,6 +195,10 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "route53" => {
                 sections.route53 =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "transfer" => {
+                sections.transfer =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "records" => {
@@ -1950,6 +1957,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 mod admin;
+mod transfer;
 
 #[cfg(test)]
 mod tests {

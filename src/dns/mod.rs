@@ -4,6 +4,7 @@
 //!  UDP sockets (SO_REUSEPORT) ─▶ worker threads ─┐
 //!                                               ├─▶ Responder: wire::parse ─▶ resolve ─▶ encode
 //!  TCP listener (hickory-server) ─▶ TcpHandler ──┘        (reads an Arc<Snapshot>; no locks)
+//!                                     └─ AXFR/IXFR ─▶ xfr (zone transfers, TSIG, NOTIFY)
 //!
 //!  health/config changes ─▶ Snapshot::with_health / build ─▶ SharedSnapshot::store
 //! ```
@@ -15,6 +16,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 pub mod writer;
+pub mod xfr;
 
 use std::io;
 use std::net::SocketAddr;
@@ -57,16 +59,18 @@ pub struct DnsServer {
 
 impl DnsServer {
     /// Binds every listen address (UDP with `udp_workers` sockets each, TCP on the
-    /// same port) and starts serving from `shared`. Must run inside a tokio runtime.
+    /// same port) and starts serving from `shared` (and zone transfers over TCP from
+    /// `transfer`). Must run inside a tokio runtime.
     pub fn start(
         listen: &[SocketAddr],
         udp_workers: usize,
         tcp_idle_timeout: Duration,
         shared: SharedSnapshot,
+        transfer: Option<Arc<xfr::TransferState>>,
     ) -> Result<Self, DnsError> {
         let metrics = DnsMetrics::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let handler = tcp::TcpHandler::new(shared.clone(), metrics.shard());
+        let handler = tcp::TcpHandler::new(shared.clone(), metrics.shard(), transfer);
         let mut tcp = hickory_server::Server::new(handler);
         let mut threads = Vec::new();
         let mut addresses = Vec::new();

@@ -53,7 +53,7 @@ struct TailSpan {
 }
 
 /// Pre-encoded answers for every static RRset of one zone, indexed by [`RrSetId`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct StaticTails {
     spans: Vec<TailSpan>,
     bytes: Vec<u8>,
@@ -299,6 +299,37 @@ impl Snapshot {
             geo: self.geo.clone(),
             limits: self.limits,
         }
+    }
+
+    /// A new snapshot whose zones at the given indices carry other SOA serials (zone
+    /// transfers, [`super::xfr`]): those zones are copied with the serial patched and
+    /// their static answers re-encoded; everything else is shared.
+    pub fn with_zone_serials(&self, serials: &[(usize, u32)]) -> Self {
+        let mut zones = ZoneSet::clone_of(&self.zones);
+        for &(index, serial) in serials {
+            if let Some(zone) = self.zones.zones().get(index) {
+                zones = zones.with_zone(index, Arc::new(zone.with_soa_serial(serial)));
+            }
+        }
+        let zones = Arc::new(zones);
+        let mut snapshot = Self {
+            generation: self.generation,
+            config: self.config.clone(),
+            data: self.data.clone(),
+            zones: zones.clone(),
+            health: self.health.clone(),
+            geo: self.geo.clone(),
+            dynamic: self.dynamic.clone(),
+            limits: self.limits,
+        };
+        let mut tails = self.data.tails.clone();
+        for &(index, _) in serials {
+            if let Some(slot) = tails.get_mut(index) {
+                *slot = encode_static_tails(&snapshot, index);
+            }
+        }
+        snapshot.data = Arc::new(ZoneData { zones, tails });
+        snapshot
     }
 
     /// The pre-encoded answer of a static RRset, if one was built.

@@ -15,6 +15,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::engine::{Outcome, Responder, Transport, fresh_seed};
 use super::snapshot::SharedSnapshot;
+use super::xfr::{self, TransferState};
 use crate::metrics::DnsCounters;
 
 /// hickory-server request handler backed by the shared snapshot.
@@ -22,15 +23,22 @@ pub struct TcpHandler {
     shared: SharedSnapshot,
     counters: Arc<DnsCounters>,
     seed: AtomicU64,
+    /// Zone transfers (None: AXFR/IXFR go to the responder, which refuses them).
+    transfer: Option<Arc<TransferState>>,
 }
 
 impl TcpHandler {
-    /// A handler answering from `shared`.
-    pub fn new(shared: SharedSnapshot, counters: Arc<DnsCounters>) -> Self {
+    /// A handler answering from `shared`, and serving transfers from `transfer`.
+    pub fn new(
+        shared: SharedSnapshot,
+        counters: Arc<DnsCounters>,
+        transfer: Option<Arc<TransferState>>,
+    ) -> Self {
         Self {
             shared,
             counters,
             seed: AtomicU64::new(fresh_seed()),
+            transfer,
         }
     }
 }
@@ -51,6 +59,17 @@ impl RequestHandler for TcpHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        // ---- zone transfers (issue 12): AXFR/IXFR (and TSIG-signed queries) go to
+        // dns::xfr instead of the responder. A TCP loop of its own moves this block
+        // as is, writing `xfr::transfer(bytes, source, state)`'s messages in order.
+        if let Some(transfer) = &self.transfer {
+            if xfr::wants(request.as_slice()) {
+                return xfr::hickory::serve(transfer, request, response_handle)
+                    .await
+                    .unwrap_or_else(|| failure(request));
+            }
+        }
+        // ---- end of zone transfers
         let snapshot = self.shared.load_full();
         let seed = self
             .seed

@@ -34,6 +34,7 @@ pub(crate) struct ServiceBackend {
     overrides: watch::Receiver<Arc<Vec<Entry>>>,
     events: Arc<EventLog>,
     reloads: mpsc::Sender<super::ReloadRequest>,
+    transfer: Option<Arc<crate::dns::xfr::TransferState>>,
 }
 
 /// How long a reload through the API may take.
@@ -63,7 +64,17 @@ impl ServiceBackend {
             overrides: plane.overrides.clone(),
             events,
             reloads,
+            transfer: None,
         }
+    }
+
+    /// Adds the zone transfer counters to the metrics.
+    pub(crate) fn with_transfer(
+        mut self,
+        transfer: Option<Arc<crate::dns::xfr::TransferState>>,
+    ) -> Self {
+        self.transfer = transfer;
+        self
     }
 }
 
@@ -242,12 +253,16 @@ impl AdminBackend for ServiceBackend {
     }
 
     fn metrics(&self) -> String {
-        render_metrics(
+        let mut out = render_metrics(
             &self.shared,
             &self.status(),
             &self.plane_metrics,
             &self.dns_metrics,
-        )
+        );
+        if let Some(transfer) = &self.transfer {
+            transfer.metrics().render(&mut out);
+        }
+        out
     }
 
     fn ready(&self) -> bool {

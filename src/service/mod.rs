@@ -23,6 +23,7 @@ use crate::admin::auth::SharedAccess;
 use crate::admin::{self, AdminError};
 pub use crate::config::Reader;
 use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
+use crate::dns::xfr::{TransferState, notify};
 use crate::dns::{DnsError, DnsServer, SharedSnapshot, Snapshot};
 use crate::health::HealthSnapshot;
 pub use crate::health::board::LOCAL_VANTAGE;
@@ -145,6 +146,8 @@ pub struct Service {
     session: u64,
     sequence: Arc<AtomicU64>,
     shutdown: CancellationToken,
+    /// Zone transfers to secondaries (servers only).
+    transfer: Option<Arc<TransferState>>,
 }
 
 /// Settings taken at start that a reload cannot change.
@@ -245,10 +248,17 @@ impl Service {
         let started = std::time::Instant::now();
         let build_config = config.clone();
         let zones = loaded.zones;
-        let snapshot =
-            tokio::task::spawn_blocking(move || Snapshot::build(build_config, zones, health, 1))
-                .await
-                .expect("building the answers panicked");
+        let transfer = (role == Role::Server).then(|| TransferState::new(&config.transfer));
+        let stamper = transfer.clone();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let snapshot = Snapshot::build(build_config, zones, health, 1);
+            match &stamper {
+                Some(stamper) => stamper.stamp(snapshot),
+                None => snapshot,
+            }
+        })
+        .await
+        .expect("building the answers panicked");
         tracing::info!(
             zones = snapshot.zones.zones().len(),
             records = snapshot.zones.record_count(),
@@ -266,6 +276,7 @@ impl Service {
                 config.server.udp_workers,
                 config.server.tcp_idle_timeout,
                 shared.clone(),
+                transfer.clone(),
             )?),
             Role::Agent => None,
         };
@@ -278,8 +289,13 @@ impl Service {
             generation.clone(),
             restored,
             events.clone(),
+            transfer.clone(),
             shutdown.clone(),
         );
+        if let Some(transfer) = &transfer {
+            notify::spawn(transfer.clone(), shutdown.clone());
+            transfer.announce();
+        }
         let mut admin_addresses = Vec::new();
         let access: SharedAccess = Arc::new(ArcSwap::from_pointee(config.admin.access.clone()));
         if !config.admin.listen.is_empty() {
@@ -292,7 +308,8 @@ impl Service {
                 secret,
                 events.clone(),
                 reload_tx,
-            );
+            )
+            .with_transfer(transfer.clone());
             let listeners = admin::bind(
                 &config.admin.listen,
                 config.admin.tls.as_ref(),
@@ -330,6 +347,7 @@ impl Service {
             session: plane::process_nonce() as u64,
             sequence: Arc::new(AtomicU64::new(1)),
             shutdown,
+            transfer,
         };
         service.start_reporters(&config);
         if role == Role::Server {
@@ -404,6 +422,11 @@ impl Service {
     /// The shared snapshot.
     pub fn snapshot(&self) -> &SharedSnapshot {
         &self.shared
+    }
+
+    /// Zone transfer state (servers only): serials, counters.
+    pub fn transfer(&self) -> Option<&Arc<TransferState>> {
+        self.transfer.as_ref()
     }
 
     /// DNS counters (a probe agent's stay zero).

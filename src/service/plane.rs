@@ -28,6 +28,7 @@ use crate::admin::api::{
     RecordStatus, ReloadStatus, Status, VantageStatus,
 };
 use crate::config::{Config, IsolationMode};
+use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
 use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSet};
@@ -137,6 +138,8 @@ pub(crate) struct Plane {
     suppressed: BTreeSet<String>,
     /// When the oldest input not yet reflected in the published answers arrived.
     pending_since: Option<Instant>,
+    /// Zone transfers: stamps each snapshot before it is published.
+    transfer: Option<Arc<TransferState>>,
     /// Status rebuilds, spaced out when large.
     status_spacing: Spacing,
     /// A decision changed what the state file keeps; saves are spaced out when large.
@@ -234,6 +237,7 @@ pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSn
 impl Plane {
     /// Creates the plane and starts this process's probers. The snapshot in `shared`
     /// must already carry `initial_snapshot(config, restored)`.
+    #[allow(clippy::too_many_arguments)] // wiring: each is a distinct shared handle
     pub(crate) fn start(
         role: Role,
         config: Arc<Config>,
@@ -241,6 +245,7 @@ impl Plane {
         generation: Arc<AtomicU64>,
         restored: Restored,
         events: Arc<EventLog>,
+        transfer: Option<Arc<TransferState>>,
         shutdown: CancellationToken,
     ) -> PlaneHandle {
         let (inputs_tx, inputs_rx) = mpsc::channel(1024);
@@ -274,6 +279,7 @@ impl Plane {
             last_reload: None,
             suppressed: BTreeSet::new(),
             pending_since: None,
+            transfer,
             // Status is for people (2 % of a core at most); the state file for a
             // restart (5 %, so a change is on disk within 2 s).
             status_spacing: Spacing::new(50, Duration::from_secs(5)),
@@ -423,12 +429,17 @@ impl Plane {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let build_config = config.clone();
         let build_health = health.clone();
+        let transfer = self.transfer.clone();
         let built = tokio::task::spawn_blocking(move || {
-            Snapshot::build(build_config, zones, build_health, generation)
+            let snapshot = Snapshot::build(build_config, zones, build_health, generation);
+            stamp(transfer.as_deref(), snapshot)
         })
         .await;
         match built {
-            Ok(snapshot) => self.shared.store(snapshot),
+            Ok(snapshot) => {
+                self.shared.store(snapshot);
+                self.transfer.as_deref().map(TransferState::announce);
+            }
             Err(error) => {
                 tracing::error!(%error, "building the reloaded answers failed");
                 return;
@@ -621,9 +632,14 @@ impl Plane {
         let before = self.shared.load_full();
         let build_from = before.clone();
         let build_health = health.clone();
-        let built =
-            tokio::task::spawn_blocking(move || build_from.with_health(build_health, generation))
-                .await;
+        let transfer = self.transfer.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            stamp(
+                transfer.as_deref(),
+                build_from.with_health(build_health, generation),
+            )
+        })
+        .await;
         let Ok(after) = built else {
             tracing::error!("building the answers failed; keeping the current ones");
             return;
@@ -660,6 +676,7 @@ impl Plane {
         }
         log_answer_changes(&self.events, &self.config, &before, &after);
         self.shared.store(after);
+        self.transfer.as_deref().map(TransferState::announce);
         if let Some(since) = self.pending_since.take() {
             let latency = since.elapsed();
             self.metrics.decision_latency.record(latency);
@@ -1059,6 +1076,14 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
                 );
             }
         }
+    }
+}
+
+/// Gives a snapshot about to be published its zone transfer serials (blocking).
+fn stamp(transfer: Option<&TransferState>, snapshot: Snapshot) -> Snapshot {
+    match transfer {
+        Some(transfer) => transfer.stamp(snapshot),
+        None => snapshot,
     }
 }
 

@@ -47,6 +47,22 @@ impl ZoneSet {
             .position(|zone| name::is_at_or_below(qname, zone.origin()))
     }
 
+    /// Another set sharing the same zones.
+    pub fn clone_of(other: &Self) -> Self {
+        Self {
+            zones: other.zones.clone(),
+        }
+    }
+
+    /// The same zones with the one at `index` replaced (order kept).
+    pub fn with_zone(&self, index: usize, zone: Arc<Zone>) -> Self {
+        let mut zones = self.zones.clone();
+        if let Some(slot) = zones.get_mut(index) {
+            *slot = zone;
+        }
+        Self { zones }
+    }
+
     /// Total records across zones.
     pub fn record_count(&self) -> usize {
         self.zones.iter().map(|z| z.record_count()).sum()
@@ -92,6 +108,7 @@ pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
         });
     }
     bind(config, &mut zones, &mut diagnostics);
+    check_transfer_zones(config, &zones, &mut diagnostics);
     let mut located = Diagnostics::default();
     located.extend(diagnostics);
     located.locate(Some(&config.source.display_name()), &config.source.text);
@@ -102,6 +119,30 @@ pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
         ZoneSet::new(zones.into_iter().map(Arc::new).collect()),
         located,
     ))
+}
+
+/// Every zone a `[[transfer.secondaries]]` entry names must be loaded.
+fn check_transfer_zones(config: &Config, zones: &[Zone], diagnostics: &mut Diagnostics) {
+    for (i, secondary) in config.transfer.secondaries.iter().enumerate() {
+        for (j, zone) in secondary.zones.iter().enumerate() {
+            if !zones.iter().any(|z| z.origin_text() == *zone) {
+                diagnostics.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: None,
+                    line: None,
+                    path: Some(
+                        KeyPath::root()
+                            .key("transfer")
+                            .key("secondaries")
+                            .index(i)
+                            .key("zones")
+                            .index(j),
+                    ),
+                    message: format!("zone {zone} is not served (no zone file has this origin)"),
+                });
+            }
+        }
+    }
 }
 
 fn file_error(path: &Path, line: Option<usize>, message: String) -> Diagnostic {

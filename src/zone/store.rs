@@ -197,6 +197,7 @@ pub enum Lookup {
 }
 
 /// Names and nodes with a hash index over their lower-case wire names.
+#[derive(Clone)]
 struct NameIndex {
     names: Vec<u8>,
     nodes: Vec<Node>,
@@ -269,6 +270,7 @@ impl NameIndex {
 }
 
 /// One loaded zone.
+#[derive(Clone)]
 pub struct Zone {
     origin: Box<[u8]>,
     apex: NodeId,
@@ -423,6 +425,35 @@ impl Zone {
     /// The SOA RRset.
     pub fn soa(&self) -> (RrSetId, &RrSet) {
         (self.soa, self.rrset(self.soa))
+    }
+
+    /// The SOA serial.
+    pub fn soa_serial(&self) -> u32 {
+        let (_, set) = self.soa();
+        let rdata = self.rdata(set).iter().next().unwrap_or_default();
+        match rdata
+            .len()
+            .checked_sub(20)
+            .and_then(|at| rdata.get(at..at + 4))
+        {
+            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            None => 0,
+        }
+    }
+
+    /// A copy of the zone with another SOA serial (for zone transfers: every change
+    /// of the transferable content bumps it).
+    pub fn with_soa_serial(&self, serial: u32) -> Self {
+        let mut zone = self.clone();
+        let set = zone.rrsets[zone.soa.0 as usize].clone();
+        // Packed as [u16 length][rdata]; the serial is the first of the five
+        // trailing 32-bit fields.
+        let start = set.rdata_start as usize + 2;
+        let end = set.rdata_start as usize + set.rdata_len as usize;
+        if end >= start + 20 {
+            zone.rdata[end - 20..end - 16].copy_from_slice(&serial.to_be_bytes());
+        }
+        zone
     }
 
     /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).

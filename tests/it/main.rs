@@ -21,4 +21,5 @@ mod page;
 mod policies;
 mod protocol;
 mod reload;
+mod transfer;
 mod vantage;

@@ -1,0 +1,278 @@
+//! `[transfer]`: secondaries (NOTIFY targets, transfer ACL), TSIG keys, the IXFR
+//! journal and the serial file.
+
+use std::net::{IpAddr, SocketAddr};
+
+use base64::Engine as _;
+use ipnet::IpNet;
+
+use super::{Validator, normalize_name, parse_duration};
+use crate::config::diagnostics::KeyPath;
+use crate::config::spec::{SecondarySpec, TransferSpec, TsigKeySpec};
+use crate::config::transfer_defaults as defaults;
+use crate::config::{
+    ConfigSource, HealthConfig, Secondary, Secret, TransferConfig, TsigAlgorithm, TsigKey,
+};
+
+/// Range of `journal_versions`.
+const JOURNAL_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+/// Range of `notify_attempts`.
+const ATTEMPTS_RANGE: std::ops::RangeInclusive<i64> = 1..=20;
+/// Shortest secret accepted (bytes; RFC 8945 §6: at least the hash's half).
+const MIN_SECRET_LEN: usize = 16;
+
+impl Validator<'_> {
+    pub(super) fn transfer(
+        &mut self,
+        spec: Option<&TransferSpec>,
+        health: &HealthConfig,
+        source: &ConfigSource,
+    ) -> TransferConfig {
+        let Some(spec) = spec else {
+            return TransferConfig::default();
+        };
+        let root = KeyPath::root().key("transfer");
+        let journal_versions = match spec.journal_versions {
+            None => defaults::JOURNAL_VERSIONS,
+            Some(n) if JOURNAL_RANGE.contains(&n) => n as usize,
+            Some(n) => {
+                self.error(
+                    root.key("journal_versions"),
+                    format!("{n} is out of range 1–10000"),
+                );
+                defaults::JOURNAL_VERSIONS
+            }
+        };
+        let notify_attempts = match spec.notify_attempts {
+            None => defaults::NOTIFY_ATTEMPTS,
+            Some(n) if ATTEMPTS_RANGE.contains(&n) => n as u32,
+            Some(n) => {
+                self.error(
+                    root.key("notify_attempts"),
+                    format!("{n} is out of range 1–20"),
+                );
+                defaults::NOTIFY_ATTEMPTS
+            }
+        };
+        let notify_timeout = match spec.notify_timeout.as_deref().map(parse_duration) {
+            None => defaults::NOTIFY_TIMEOUT,
+            Some(Ok(d)) if !d.is_zero() && d <= std::time::Duration::from_secs(60) => d,
+            Some(Ok(_)) => {
+                self.error(root.key("notify_timeout"), "must be between 1ms and 60s");
+                defaults::NOTIFY_TIMEOUT
+            }
+            Some(Err(e)) => {
+                self.error(root.key("notify_timeout"), e);
+                defaults::NOTIFY_TIMEOUT
+            }
+        };
+        let state_file = match &spec.state_file {
+            Some(file) => Some(source.base_dir.join(file)),
+            None => health.state_file.as_ref().map(|p| {
+                let mut name = p.as_os_str().to_owned();
+                name.push(defaults::STATE_SUFFIX);
+                name.into()
+            }),
+        };
+        let keys: Vec<TsigKey> = spec
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, key)| self.tsig_key(key, &root.key("keys").index(i), source))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|k| k.name == key.name) {
+                self.error(
+                    root.key("keys").index(i).key("name"),
+                    format!("key {} is defined twice", key.name),
+                );
+            }
+        }
+        let mut secondaries: Vec<Secondary> = Vec::new();
+        for (i, secondary) in spec.secondaries.iter().enumerate() {
+            let path = root.key("secondaries").index(i);
+            let Some(secondary) = self.secondary(secondary, &spec.keys, &keys, &path) else {
+                continue;
+            };
+            if secondaries.iter().any(|s| s.name == secondary.name) {
+                self.error(
+                    path.key("name"),
+                    format!("secondary {:?} is defined twice", secondary.name),
+                );
+            }
+            secondaries.push(secondary);
+        }
+        if !secondaries.is_empty() && state_file.is_none() {
+            self.warning(
+                root.key("state_file"),
+                "serials are not saved (set state_file or [health] state_file): after a \
+                 restart, serials start again from the zone files' and secondaries may keep \
+                 newer copies",
+            );
+        }
+        TransferConfig {
+            journal_versions,
+            state_file,
+            notify_attempts,
+            notify_timeout,
+            keys,
+            secondaries,
+        }
+    }
+
+    fn tsig_key(
+        &mut self,
+        spec: &TsigKeySpec,
+        path: &KeyPath,
+        source: &ConfigSource,
+    ) -> Option<TsigKey> {
+        let name = match normalize_name(&spec.name) {
+            Ok(name) => name,
+            Err(e) => {
+                self.error(path.key("name"), e);
+                return None;
+            }
+        };
+        let algorithm = match spec.algorithm.as_deref() {
+            None => TsigAlgorithm::HmacSha256,
+            Some(text) => {
+                let text = text.trim_end_matches('.').to_ascii_lowercase();
+                match TsigAlgorithm::ALL.iter().find(|(n, _)| *n == text) {
+                    Some((_, a)) => *a,
+                    None => {
+                        self.error(
+                            path.key("algorithm"),
+                            format!(
+                                "{text:?} is not one of {}",
+                                TsigAlgorithm::ALL.map(|(n, _)| n).join(", ")
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let (text, key) = match (&spec.secret, &spec.secret_file) {
+            (Some(secret), None) => (secret.clone(), "secret"),
+            (None, Some(file)) => match std::fs::read_to_string(source.base_dir.join(file)) {
+                Ok(text) => (
+                    text.lines().next().unwrap_or_default().to_owned(),
+                    "secret_file",
+                ),
+                Err(e) => {
+                    self.error(path.key("secret_file"), format!("cannot read {file}: {e}"));
+                    return None;
+                }
+            },
+            _ => {
+                self.error(
+                    path.clone(),
+                    "exactly one of secret and secret_file is needed",
+                );
+                return None;
+            }
+        };
+        let secret = match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.error(path.key(key), format!("the secret is not base64: {e}"));
+                return None;
+            }
+        };
+        if secret.len() < MIN_SECRET_LEN {
+            self.error(
+                path.key(key),
+                format!("the secret must be at least {MIN_SECRET_LEN} bytes"),
+            );
+            return None;
+        }
+        Some(TsigKey {
+            name,
+            algorithm,
+            secret: Secret::new(secret),
+        })
+    }
+
+    fn secondary(
+        &mut self,
+        spec: &SecondarySpec,
+        key_specs: &[TsigKeySpec],
+        keys: &[TsigKey],
+        path: &KeyPath,
+    ) -> Option<Secondary> {
+        if spec.name.trim().is_empty() {
+            self.error(path.key("name"), "a secondary needs a name");
+        }
+        let mut zones = Vec::new();
+        for (i, zone) in spec.zones.iter().flatten().enumerate() {
+            match normalize_name(zone) {
+                Ok(zone) => zones.push(zone),
+                Err(e) => self.error(path.key("zones").index(i), e),
+            }
+        }
+        let mut notify = Vec::new();
+        for (i, text) in spec.notify.iter().enumerate() {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) if addr.port() != 0 => notify.push(addr),
+                _ => self.error(
+                    path.key("notify").index(i),
+                    format!("{text:?} is not an address with a port (e.g. 192.0.2.53:53)"),
+                ),
+            }
+        }
+        let allow = match &spec.allow {
+            None => notify.iter().map(|a| IpNet::from(a.ip())).collect(),
+            Some(list) => {
+                let mut allow = Vec::new();
+                for (i, text) in list.iter().enumerate() {
+                    let parsed = text
+                        .parse::<IpNet>()
+                        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+                    match parsed {
+                        Ok(net) => allow.push(net.trunc()),
+                        Err(_) => self.error(
+                            path.key("allow").index(i),
+                            format!("{text:?} is not an address or prefix (e.g. 192.0.2.0/24)"),
+                        ),
+                    }
+                }
+                allow
+            }
+        };
+        if notify.is_empty() && allow.is_empty() {
+            self.error(
+                path.clone(),
+                "a secondary needs notify addresses or an allow list",
+            );
+        }
+        let key = match &spec.key {
+            None => None,
+            Some(name) => {
+                let wanted = normalize_name(name).unwrap_or_else(|_| name.clone());
+                match keys.iter().position(|k| k.name == wanted) {
+                    Some(index) => Some(index),
+                    None => {
+                        // A key that failed its own checks is reported there.
+                        if !key_specs
+                            .iter()
+                            .any(|k| normalize_name(&k.name).is_ok_and(|n| n == wanted))
+                        {
+                            self.error(
+                                path.key("key"),
+                                format!("unknown key {name:?} (define it in [[transfer.keys]])"),
+                            );
+                        }
+                        return None;
+                    }
+                }
+            }
+        };
+        Some(Secondary {
+            name: spec.name.clone(),
+            zones,
+            notify,
+            allow,
+            key,
+        })
+    }
+}

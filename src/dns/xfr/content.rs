@@ -1,0 +1,238 @@
+//! The transferable content of a zone: its static records plus, for every dynamic
+//! record, the one answer that does not depend on the client.
+//!
+//! ```text
+//!  Zone (static, Arc) ──▶ StaticContent (once per loaded zone: records, hash)
+//!  Snapshot.dynamic ────▶ dynamic records (per publish; small)
+//!                         └─▶ ZoneContent { soa, static, dynamic, hash }
+//! ```
+//!
+//! What a dynamic record transfers as: failover → the serving pool's usable
+//! endpoints; weighted / multivalue → every usable endpoint; geo → the default
+//! region's answer (a secondary answers every client alike). Slow start and
+//! `max_answers` are ignored: the secondary has no per-query choice. A dynamic CNAME
+//! transfers as its first candidate; an empty (NODATA) answer as no record.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::dns::snapshot::DynamicAnswer;
+use crate::model::EndpointTarget;
+use crate::zone::{Zone, name, rtype};
+
+/// One resource record (class IN) in uncompressed wire form.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Record {
+    /// Lower-case wire owner name.
+    pub owner: Box<[u8]>,
+    /// RR type.
+    pub rtype: u16,
+    /// Rdata (names uncompressed).
+    pub rdata: Box<[u8]>,
+    /// TTL.
+    pub ttl: u32,
+}
+
+/// The static records of one loaded zone (everything but the apex SOA), sorted.
+#[derive(Debug)]
+pub struct StaticContent {
+    /// The records.
+    pub records: Vec<Record>,
+    /// The apex SOA rdata as loaded (its serial is the zone file's).
+    pub soa_rdata: Box<[u8]>,
+    /// TTL of the SOA.
+    pub soa_ttl: u32,
+    /// The zone file's serial.
+    pub file_serial: u32,
+    /// SHA-256 over the records and the SOA without its serial.
+    pub hash: [u8; 32],
+    /// Owners of dynamic records and the records bound there.
+    pub dynamic_owners: Vec<(Box<[u8]>, Vec<crate::model::RecordIndex>)>,
+}
+
+impl StaticContent {
+    /// Collects the static records of `zone`.
+    pub fn of(zone: &Zone) -> Self {
+        let mut records = Vec::with_capacity(zone.record_count());
+        let mut dynamic_owners = Vec::new();
+        for node in zone.nodes() {
+            if let Some(links) = node.dynamic() {
+                let bound: Vec<_> = [links.a, links.aaaa, links.cname]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                dynamic_owners.push((node.name().into(), bound));
+            }
+            for (_, set) in node.rrsets() {
+                if node.is_apex() && set.rtype == rtype::SOA {
+                    continue;
+                }
+                for rdata in zone.rdata(set).iter() {
+                    records.push(Record {
+                        owner: node.name().into(),
+                        rtype: set.rtype,
+                        rdata: rdata.into(),
+                        ttl: set.ttl,
+                    });
+                }
+            }
+        }
+        records.sort();
+        records.dedup();
+        let (_, soa) = zone.soa();
+        let soa_rdata: Box<[u8]> = zone.rdata(soa).iter().next().unwrap_or_default().into();
+        let mut hasher = Sha256::new();
+        hasher.update(zone.origin());
+        hash_soa(&mut hasher, &soa_rdata, soa.ttl);
+        for record in &records {
+            hash_record(&mut hasher, record);
+        }
+        Self {
+            records,
+            soa_rdata,
+            soa_ttl: soa.ttl,
+            file_serial: zone.soa_serial(),
+            hash: hasher.finalize().into(),
+            dynamic_owners,
+        }
+    }
+}
+
+/// A zone's transferable content at one serial.
+#[derive(Debug)]
+pub struct ZoneContent {
+    /// Lower-case wire origin.
+    pub origin: Box<[u8]>,
+    /// The serial.
+    pub serial: u32,
+    /// Static records (shared while the zone is not reloaded).
+    pub statics: Arc<StaticContent>,
+    /// The dynamic records' client-independent answers, sorted.
+    pub dynamic: Vec<Record>,
+    /// Hex SHA-256 of everything but the serial.
+    pub hash: String,
+}
+
+impl ZoneContent {
+    /// Assembles content from the static part and the snapshot's dynamic answers
+    /// bound into `zone` (serial: the file's; set it with [`Self::with_serial`]).
+    pub fn build(
+        origin: &[u8],
+        statics: Arc<StaticContent>,
+        config: &Config,
+        dynamic: &[Arc<DynamicAnswer>],
+    ) -> Self {
+        let mut records = Vec::new();
+        for (owner, bound) in &statics.dynamic_owners {
+            for record in bound {
+                if let Some(answer) = dynamic.get(record.0 as usize) {
+                    transferable(owner, config, answer, &mut records);
+                }
+            }
+        }
+        records.sort();
+        records.dedup();
+        let mut hasher = Sha256::new();
+        hasher.update(statics.hash);
+        for record in &records {
+            hash_record(&mut hasher, record);
+        }
+        let hash = hex(&hasher.finalize());
+        Self {
+            origin: origin.into(),
+            serial: statics.file_serial,
+            statics,
+            dynamic: records,
+            hash,
+        }
+    }
+
+    /// The same content named by another serial.
+    pub fn with_serial(mut self, serial: u32) -> Self {
+        self.serial = serial;
+        self
+    }
+
+    /// The apex SOA record carrying [`Self::serial`].
+    pub fn soa(&self) -> Record {
+        let mut rdata = self.statics.soa_rdata.to_vec();
+        if let Some(at) = rdata.len().checked_sub(20) {
+            rdata[at..at + 4].copy_from_slice(&self.serial.to_be_bytes());
+        }
+        Record {
+            owner: self.origin.clone(),
+            rtype: rtype::SOA,
+            rdata: rdata.into(),
+            ttl: self.statics.soa_ttl,
+        }
+    }
+
+    /// Every record but the SOA, in canonical order of static, then dynamic.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.statics.records.iter().chain(self.dynamic.iter())
+    }
+}
+
+/// Appends the client-independent answer of a dynamic record owned by `owner`.
+fn transferable(owner: &[u8], config: &Config, answer: &DynamicAnswer, out: &mut Vec<Record>) {
+    let set = answer.set_for(None);
+    let record = &config.records[answer.record.0 as usize];
+    let ttl = if set.decision.outcome.is_all_down() {
+        record.all_down_ttl.0
+    } else {
+        record.ttl.0
+    };
+    let limit = if answer.rtype == rtype::CNAME {
+        1
+    } else {
+        usize::MAX
+    };
+    for candidate in set.decision.candidates.iter().take(limit) {
+        let rdata: Box<[u8]> = match &config.endpoint(candidate.endpoint).target {
+            EndpointTarget::Address(std::net::IpAddr::V4(a)) if answer.rtype == rtype::A => {
+                a.octets().into()
+            }
+            EndpointTarget::Address(std::net::IpAddr::V6(a)) if answer.rtype == rtype::AAAA => {
+                a.octets().into()
+            }
+            EndpointTarget::Host(host) if answer.rtype == rtype::CNAME => {
+                match name::wire_from_text(host) {
+                    Some(wire) => wire.into(),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        out.push(Record {
+            owner: owner.into(),
+            rtype: answer.rtype,
+            rdata,
+            ttl,
+        });
+    }
+}
+
+fn hash_soa(hasher: &mut Sha256, rdata: &[u8], ttl: u32) {
+    // Everything but the serial.
+    let at = rdata.len().saturating_sub(20);
+    hasher.update((rdata.len() as u32).to_be_bytes());
+    hasher.update(&rdata[..at]);
+    hasher.update(rdata.get(at + 4..).unwrap_or_default());
+    hasher.update(ttl.to_be_bytes());
+}
+
+fn hash_record(hasher: &mut Sha256, record: &Record) {
+    hasher.update([record.owner.len() as u8]);
+    hasher.update(&record.owner);
+    hasher.update(record.rtype.to_be_bytes());
+    hasher.update(record.ttl.to_be_bytes());
+    hasher.update((record.rdata.len() as u16).to_be_bytes());
+    hasher.update(&record.rdata);
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,197 @@
+//! The IXFR journal: the last N versions of a zone's content, and the difference
+//! between two of them (RFC 1995).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use super::content::{Record, ZoneContent};
+
+/// The last versions of one zone, oldest first.
+#[derive(Debug)]
+pub struct Journal {
+    versions: VecDeque<Arc<ZoneContent>>,
+    capacity: usize,
+}
+
+/// Records deleted and added between two versions.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Difference {
+    /// In the old version only.
+    pub deleted: Vec<Record>,
+    /// In the new version only.
+    pub added: Vec<Record>,
+}
+
+impl Journal {
+    /// An empty journal keeping `capacity` versions (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            versions: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Changes how many versions are kept (the oldest go first).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        self.trim();
+    }
+
+    /// Adds the newest version; the oldest are evicted beyond the capacity.
+    pub fn push(&mut self, version: Arc<ZoneContent>) {
+        self.versions.push_back(version);
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        while self.versions.len() > self.capacity {
+            self.versions.pop_front();
+        }
+    }
+
+    /// The newest version.
+    pub fn current(&self) -> Option<&Arc<ZoneContent>> {
+        self.versions.back()
+    }
+
+    /// The version with `serial`, if still kept.
+    pub fn find(&self, serial: u32) -> Option<&Arc<ZoneContent>> {
+        self.versions.iter().rev().find(|v| v.serial == serial)
+    }
+
+    /// Serials kept, oldest first.
+    pub fn serials(&self) -> Vec<u32> {
+        self.versions.iter().map(|v| v.serial).collect()
+    }
+}
+
+/// What changed from `old` to `new` (both sorted sets of records; the SOA is not
+/// included).
+pub fn difference(old: &ZoneContent, new: &ZoneContent) -> Difference {
+    if Arc::ptr_eq(&old.statics, &new.statics) {
+        return sorted_difference(&old.dynamic, &new.dynamic);
+    }
+    let before: BTreeSet<&Record> = old.records().collect();
+    let after: BTreeSet<&Record> = new.records().collect();
+    Difference {
+        deleted: before.difference(&after).map(|r| (*r).clone()).collect(),
+        added: after.difference(&before).map(|r| (*r).clone()).collect(),
+    }
+}
+
+/// Difference of two sorted, duplicate-free lists.
+fn sorted_difference(old: &[Record], new: &[Record]) -> Difference {
+    let mut out = Difference::default();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                out.deleted.push(a.clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) => {
+                out.added.push(b.clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                out.deleted.push(a.clone());
+                i += 1;
+            }
+            (None, Some(b)) => {
+                out.added.push(b.clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::xfr::content::StaticContent;
+
+    fn a(owner: &str, last: u8) -> Record {
+        Record {
+            owner: crate::zone::name::wire_from_text(owner).unwrap().into(),
+            rtype: 1,
+            rdata: vec![192, 0, 2, last].into(),
+            ttl: 60,
+        }
+    }
+
+    fn statics(records: Vec<Record>) -> Arc<StaticContent> {
+        Arc::new(StaticContent {
+            records,
+            soa_rdata: vec![0; 22].into(),
+            soa_ttl: 60,
+            file_serial: 1,
+            hash: [0; 32],
+            dynamic_owners: Vec::new(),
+        })
+    }
+
+    fn version(
+        serial: u32,
+        statics: &Arc<StaticContent>,
+        mut dynamic: Vec<Record>,
+    ) -> Arc<ZoneContent> {
+        dynamic.sort();
+        Arc::new(ZoneContent {
+            origin: vec![0].into(),
+            serial,
+            statics: statics.clone(),
+            dynamic,
+            hash: String::new(),
+        })
+    }
+
+    #[test]
+    fn dynamic_difference() {
+        let s = statics(vec![a("www.example.", 80)]);
+        let v1 = version(1, &s, vec![a("app.example.", 2), a("app.example.", 3)]);
+        let v2 = version(2, &s, vec![a("app.example.", 3), a("app.example.", 4)]);
+        let d = difference(&v1, &v2);
+        assert_eq!(d.deleted, vec![a("app.example.", 2)]);
+        assert_eq!(d.added, vec![a("app.example.", 4)]);
+        assert_eq!(difference(&v2, &v2), Difference::default());
+        // A TTL change is a deletion and an addition.
+        let mut longer = a("app.example.", 3);
+        longer.ttl = 300;
+        let v3 = version(3, &s, vec![longer.clone(), a("app.example.", 4)]);
+        let d = difference(&v2, &v3);
+        assert_eq!(d.deleted, vec![a("app.example.", 3)]);
+        assert_eq!(d.added, vec![longer]);
+    }
+
+    #[test]
+    fn static_difference_after_reload() {
+        let s1 = statics(vec![a("www.example.", 80), a("www.example.", 81)]);
+        let s2 = statics(vec![a("www.example.", 81), a("www.example.", 82)]);
+        let v1 = version(1, &s1, vec![a("app.example.", 2)]);
+        let v2 = version(2, &s2, vec![a("app.example.", 2)]);
+        let d = difference(&v1, &v2);
+        assert_eq!(d.deleted, vec![a("www.example.", 80)]);
+        assert_eq!(d.added, vec![a("www.example.", 82)]);
+    }
+
+    #[test]
+    fn eviction_keeps_the_newest() {
+        let s = statics(Vec::new());
+        let mut journal = Journal::new(3);
+        for serial in 1..=5 {
+            journal.push(version(serial, &s, vec![a("app.example.", serial as u8)]));
+        }
+        assert_eq!(journal.serials(), vec![3, 4, 5]);
+        assert!(journal.find(2).is_none());
+        assert_eq!(journal.find(4).map(|v| v.serial), Some(4));
+        assert_eq!(journal.current().map(|v| v.serial), Some(5));
+        journal.set_capacity(1);
+        assert_eq!(journal.serials(), vec![5]);
+    }
+}

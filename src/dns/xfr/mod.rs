@@ -1,0 +1,661 @@
+//! Hidden-primary mode: zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) to
+//! configured secondaries, TSIG (RFC 8945) and NOTIFY (RFC 1996).
+//!
+//! ```text
+//!  plane publishes a Snapshot ─▶ TransferState::stamp (blocking task, off the DNS path)
+//!      │   content = static records + client-independent dynamic answers
+//!      │   changed? ─▶ serial+1 (RFC 1982), saved to the serial file, journal push,
+//!      │              SOA serial patched into the snapshot (so SOA queries agree)
+//!      ▼
+//!  SharedSnapshot::store ─▶ TransferState::announce ─▶ notifier task ─▶ NOTIFY/UDP
+//!
+//!  TCP query AXFR/IXFR ─▶ respond(request, source) ─▶ Reply (messages in order)
+//!      TSIG verified, ACL checked; IXFR from the journal, else AXFR-style
+//! ```
+//!
+//! [`transfer`] is the transport-independent entry point (request bytes in, wire
+//! messages out); [`hickory`] adapts it to hickory-server's response handle, which
+//! re-encodes messages and so must sign what it encodes. UDP is not served here:
+//! AXFR/IXFR over UDP keep getting REFUSED from the UDP path, and secondaries
+//! retry over TCP.
+
+pub mod content;
+pub mod hickory;
+pub mod journal;
+pub mod notify;
+pub mod serial;
+pub mod tsig;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::mpsc;
+
+use self::content::{Record, StaticContent, ZoneContent};
+use self::journal::Journal;
+use self::serial::{SavedSerial, SerialFile};
+use self::tsig::{Rejection, ResponseSigner, TsigRecord};
+use self::wire::Reader;
+use super::snapshot::Snapshot;
+use super::wire::rcode;
+use crate::config::TransferConfig;
+use crate::metrics;
+use crate::zone::{Zone, name, rtype};
+
+/// Largest transfer message we build before TSIG (well below 64 KiB).
+const MESSAGE_BUDGET: usize = 16 * 1024;
+
+/// Response code NOTAUTH (RFC 2845/8945: TSIG failures; RFC 5936: not our zone).
+const NOTAUTH: u16 = 9;
+
+/// Zones (absolute names) whose serial changed, with the new serial.
+type Changes = Vec<(String, u32)>;
+
+/// One zone's transfer state.
+#[derive(Debug)]
+struct ZoneState {
+    journal: Journal,
+}
+
+/// State behind the lock (taken per publish and per transfer, never per query).
+#[derive(Debug)]
+struct Inner {
+    settings: Arc<TransferConfig>,
+    zones: HashMap<Box<[u8]>, ZoneState>,
+    /// Static content per loaded zone (weak: a dropped zone's entry is pruned).
+    statics: Vec<(Weak<Zone>, Arc<StaticContent>)>,
+    saved: SerialFile,
+    /// Zones changed since the last announcement, with their serials.
+    pending: Vec<(String, u32)>,
+}
+
+/// Counters of transfers and NOTIFYs.
+#[derive(Debug, Default)]
+pub struct TransferMetrics {
+    axfr: AtomicU64,
+    ixfr: AtomicU64,
+    ixfr_as_axfr: AtomicU64,
+    ixfr_current: AtomicU64,
+    refused_acl: AtomicU64,
+    refused_tsig: AtomicU64,
+    refused_zone: AtomicU64,
+    malformed: AtomicU64,
+    notify_sent: AtomicU64,
+    notify_acked: AtomicU64,
+    notify_failed: AtomicU64,
+}
+
+impl TransferMetrics {
+    /// Appends the Prometheus text of every counter.
+    pub fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {0} Zone transfers served, by kind.\n# TYPE {0} counter",
+            metrics::TRANSFERS_TOTAL
+        );
+        for (kind, c) in [
+            ("axfr", &self.axfr),
+            ("ixfr", &self.ixfr),
+            ("ixfr_as_axfr", &self.ixfr_as_axfr),
+            ("ixfr_current", &self.ixfr_current),
+        ] {
+            let _ = writeln!(
+                out,
+                "{}{{kind=\"{kind}\"}} {}",
+                metrics::TRANSFERS_TOTAL,
+                get(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {0} Transfer requests refused, by reason.\n# TYPE {0} counter",
+            metrics::TRANSFERS_REFUSED_TOTAL
+        );
+        for (reason, c) in [
+            ("acl", &self.refused_acl),
+            ("tsig", &self.refused_tsig),
+            ("zone", &self.refused_zone),
+            ("malformed", &self.malformed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{}{{reason=\"{reason}\"}} {}",
+                metrics::TRANSFERS_REFUSED_TOTAL,
+                get(c)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {0} NOTIFY messages, by outcome.\n# TYPE {0} counter",
+            metrics::NOTIFY_TOTAL
+        );
+        for (outcome, c) in [
+            ("sent", &self.notify_sent),
+            ("acked", &self.notify_acked),
+            ("failed", &self.notify_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "{}{{outcome=\"{outcome}\"}} {}",
+                metrics::NOTIFY_TOTAL,
+                get(c)
+            );
+        }
+    }
+
+    /// Transfers served: (AXFR, IXFR incremental, IXFR answered AXFR-style, IXFR
+    /// already current).
+    pub fn served(&self) -> (u64, u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (
+            get(&self.axfr),
+            get(&self.ixfr),
+            get(&self.ixfr_as_axfr),
+            get(&self.ixfr_current),
+        )
+    }
+}
+
+/// How the messages of a [`Reply`] are signed.
+#[derive(Clone, Debug)]
+pub enum Signing {
+    /// Not at all (the request was not signed).
+    None,
+    /// Each message, chained (RFC 8945 §5.3.1).
+    Sign(ResponseSigner),
+    /// An unsigned TSIG record carrying an error (BADKEY, BADSIG).
+    Error(TsigRecord),
+}
+
+impl Signing {
+    /// The TSIG record for the next message `unsigned`, if any.
+    pub fn next(&mut self, unsigned: &[u8], now: u64) -> Option<TsigRecord> {
+        match self {
+            Self::None => None,
+            Self::Sign(signer) => Some(signer.sign(unsigned, now)),
+            Self::Error(record) => Some(record.clone()),
+        }
+    }
+}
+
+/// The answer to a transfer request: messages to send in order, unsigned, and how
+/// to sign them.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// Complete DNS messages without TSIG.
+    pub messages: Vec<Vec<u8>>,
+    /// Signing of each message.
+    pub signing: Signing,
+}
+
+impl Reply {
+    /// The messages as they go on the wire (each signed if the request was).
+    pub fn into_wire(mut self, now: u64) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.messages.len());
+        for mut message in std::mem::take(&mut self.messages) {
+            if let Some(tsig) = self.signing.next(&message, now) {
+                tsig.append_to(&mut message);
+            }
+            out.push(message);
+        }
+        out
+    }
+}
+
+/// Answers an AXFR or IXFR request from `source`: the messages to send in order
+/// (`None`: drop the request). Transport independent; call it off the async
+/// workers (a large zone takes a while to encode).
+pub fn transfer(request: &[u8], source: IpAddr, state: &TransferState) -> Option<Vec<Vec<u8>>> {
+    state
+        .respond(request, source)
+        .map(|r| r.into_wire(tsig::unix_now()))
+}
+
+/// Whether a TCP query is this module's: QTYPE AXFR or IXFR, or a TSIG-signed SOA
+/// query (secondaries check the serial with one; its answer must be signed).
+pub fn wants(request: &[u8]) -> bool {
+    let mut reader = Reader::new(request);
+    let Ok(header) = reader.header() else {
+        return false;
+    };
+    if header.qdcount != 1 || header.flags & 0x8000 != 0 || (header.flags >> 11) & 0xF != 0 {
+        return false;
+    }
+    if reader.name().is_err() {
+        return false;
+    }
+    match reader.u16() {
+        Ok(rtype::AXFR | rtype::IXFR) => true,
+        Ok(rtype::SOA) => header.arcount > 0 && matches!(tsig::split(request), Ok(Some(_))),
+        _ => false,
+    }
+}
+
+/// Transfer state shared by the plane (publishing), the TCP path (serving) and the
+/// notifier.
+#[derive(Debug)]
+pub struct TransferState {
+    inner: Mutex<Inner>,
+    metrics: TransferMetrics,
+    announcements: mpsc::UnboundedSender<Changes>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Changes>>>,
+}
+
+impl TransferState {
+    /// State for `settings`, with the serials saved in its state file (a file that
+    /// cannot be read is logged and ignored: serials then start from the zones').
+    pub fn new(settings: &TransferConfig) -> Arc<Self> {
+        let saved = match &settings.state_file {
+            Some(path) => SerialFile::load(path).unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot read the serial file; starting from the zone files' serials");
+                SerialFile::default()
+            }),
+            None => SerialFile::default(),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new(Self {
+            inner: Mutex::new(Inner {
+                settings: Arc::new(settings.clone()),
+                zones: HashMap::new(),
+                statics: Vec::new(),
+                saved,
+                pending: Vec::new(),
+            }),
+            metrics: TransferMetrics::default(),
+            announcements: tx,
+            receiver: Mutex::new(Some(rx)),
+        })
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &TransferMetrics {
+        &self.metrics
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current serial of a zone (absolute name), if it is transferable.
+    pub fn serial(&self, zone: &str) -> Option<u32> {
+        let origin = name::wire_from_text(zone)?;
+        let inner = self.lock();
+        inner
+            .zones
+            .get(origin.as_slice())
+            .and_then(|z| z.journal.current())
+            .map(|c| c.serial)
+    }
+
+    /// Takes in a snapshot about to be published: computes each transferable zone's
+    /// content, gives changed content the next serial (saved before it is served),
+    /// keeps the version for IXFR and returns the snapshot with its zones' SOA
+    /// serials set. Blocking (file I/O, encoding): run it where the snapshot is
+    /// built, never on the DNS path.
+    pub fn stamp(&self, snapshot: Snapshot) -> Snapshot {
+        let settings = &snapshot.config.transfer;
+        let mut inner = self.lock();
+        inner.settings = Arc::new(settings.clone());
+        if !settings.enabled() {
+            return snapshot;
+        }
+        inner.statics.retain(|(zone, _)| zone.strong_count() > 0);
+        let mut patches = Vec::new();
+        let mut dirty = false;
+        for (index, zone) in snapshot.zones.zones().iter().enumerate() {
+            let zone_name = zone.origin_text();
+            if !settings.secondaries.iter().any(|s| s.serves(&zone_name)) {
+                continue;
+            }
+            let statics = match inner
+                .statics
+                .iter()
+                .find(|(z, _)| std::ptr::eq(z.as_ptr(), Arc::as_ptr(zone)))
+            {
+                Some((_, statics)) => statics.clone(),
+                None => {
+                    let statics = Arc::new(StaticContent::of(zone));
+                    inner.statics.push((Arc::downgrade(zone), statics.clone()));
+                    statics
+                }
+            };
+            let content = ZoneContent::build(
+                zone.origin(),
+                statics.clone(),
+                &snapshot.config,
+                &snapshot.dynamic,
+            );
+            let Inner {
+                zones,
+                saved,
+                pending,
+                ..
+            } = &mut *inner;
+            let state = zones
+                .entry(zone.origin().into())
+                .or_insert_with(|| ZoneState {
+                    journal: Journal::new(settings.journal_versions),
+                });
+            state.journal.set_capacity(settings.journal_versions);
+            let last = state
+                .journal
+                .current()
+                .map(|c| SavedSerial {
+                    serial: c.serial,
+                    hash: c.hash.clone(),
+                })
+                .or_else(|| saved.zones.get(&zone_name).cloned());
+            let serial = serial::choose(statics.file_serial, last.as_ref(), &content.hash);
+            let changed = state
+                .journal
+                .current()
+                .is_none_or(|c| c.serial != serial || c.hash != content.hash);
+            if changed {
+                let previous = state.journal.current().map(|c| c.serial);
+                let hash = content.hash.clone();
+                state.journal.push(Arc::new(content.with_serial(serial)));
+                saved.zones.insert(
+                    zone_name.clone(),
+                    SavedSerial {
+                        serial,
+                        hash: hash.clone(),
+                    },
+                );
+                dirty = true;
+                tracing::info!(zone = %zone_name, serial, previous = ?previous, "transferable zone content changed");
+                pending.push((zone_name, serial));
+            }
+            if zone.soa_serial() != serial {
+                patches.push((index, serial, statics));
+            }
+        }
+        if dirty {
+            if let Some(path) = &settings.state_file {
+                if let Err(error) = inner.saved.save(path) {
+                    tracing::error!(%error, "cannot save the serial file");
+                }
+            }
+        }
+        if patches.is_empty() {
+            return snapshot;
+        }
+        let serials: Vec<(usize, u32)> = patches.iter().map(|(i, s, _)| (*i, *s)).collect();
+        let snapshot = snapshot.with_zone_serials(&serials);
+        for (index, _, statics) in patches {
+            if let Some(zone) = snapshot.zones.zones().get(index) {
+                inner.statics.push((Arc::downgrade(zone), statics));
+            }
+        }
+        snapshot
+    }
+
+    /// Hands the zones changed by the last stamps to the notifier. Call it once the
+    /// stamped snapshot is published, so a secondary asking at once sees the serial.
+    pub fn announce(&self) {
+        let pending = std::mem::take(&mut self.lock().pending);
+        if !pending.is_empty() {
+            let _ = self.announcements.send(pending);
+        }
+    }
+
+    /// The notifier's end of the announcements (taken once).
+    fn take_announcements(&self) -> Option<mpsc::UnboundedReceiver<Changes>> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Answers a transfer request (see [`transfer`]).
+    pub fn respond(&self, request: &[u8], source: IpAddr) -> Option<Reply> {
+        let mut reader = Reader::new(request);
+        let header = reader.header().ok()?;
+        if header.flags & 0x8000 != 0 {
+            return None; // a response: never answered
+        }
+        let malformed = |question: &[u8]| {
+            self.metrics.malformed.fetch_add(1, Ordering::Relaxed);
+            Some(error_reply(
+                &header,
+                question,
+                rcode::FORMERR,
+                Signing::None,
+            ))
+        };
+        if header.qdcount != 1 || (header.flags >> 11) & 0xF != 0 {
+            return malformed(&[]);
+        }
+        let Ok(qname) = reader.name() else {
+            return malformed(&[]);
+        };
+        let (Ok(qtype), Ok(qclass)) = (reader.u16(), reader.u16()) else {
+            return malformed(&[]);
+        };
+        let question = request[12..reader.position()].to_vec();
+        let Ok(signed) = tsig::split(request) else {
+            return malformed(&question);
+        };
+        let settings = self.lock().settings.clone();
+        let now = tsig::unix_now();
+        let (signing, key) = match &signed {
+            None => (Signing::None, None),
+            Some(signed) => match tsig::verify(signed, &settings.keys, now) {
+                Ok(key) => (
+                    Signing::Sign(ResponseSigner::new(key.clone(), &signed.tsig)),
+                    Some(key.name.clone()),
+                ),
+                Err((rejection, key)) => {
+                    self.metrics.refused_tsig.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%source, zone = %name::text_from_wire(&qname), ?rejection, "transfer refused: TSIG");
+                    let signing = match (rejection, key) {
+                        (Rejection::BadTime, Some(key)) => {
+                            Signing::Sign(ResponseSigner::bad_time(key.clone(), &signed.tsig, now))
+                        }
+                        (Rejection::BadKey, _) => Signing::Error(tsig::error_record(
+                            &signed.tsig,
+                            tsig::error::BADKEY,
+                            now,
+                        )),
+                        _ => Signing::Error(tsig::error_record(
+                            &signed.tsig,
+                            tsig::error::BADSIG,
+                            now,
+                        )),
+                    };
+                    return Some(error_reply(&header, &question, NOTAUTH, signing));
+                }
+            },
+        };
+        let zone_name = name::text_from_wire(&qname);
+        if qclass != 1 || !matches!(qtype, rtype::AXFR | rtype::IXFR | rtype::SOA) {
+            self.metrics.malformed.fetch_add(1, Ordering::Relaxed);
+            return Some(error_reply(&header, &question, rcode::REFUSED, signing));
+        }
+        let allowed = settings.secondaries.iter().any(|s| {
+            s.serves(&zone_name)
+                && s.allow.iter().any(|net| net.contains(&source))
+                && s.key
+                    .is_none_or(|k| key.as_deref() == Some(settings.keys[k].name.as_str()))
+        });
+        if !allowed {
+            self.metrics.refused_acl.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%source, zone = %zone_name, signed = key.is_some(), "transfer refused: not an allowed secondary");
+            return Some(error_reply(&header, &question, rcode::REFUSED, signing));
+        }
+        let (current, old) = {
+            let inner = self.lock();
+            let Some(state) = inner.zones.get(qname.as_slice()) else {
+                drop(inner);
+                self.metrics.refused_zone.fetch_add(1, Ordering::Relaxed);
+                return Some(error_reply(&header, &question, NOTAUTH, signing));
+            };
+            let Some(current) = state.journal.current().cloned() else {
+                drop(inner);
+                self.metrics.refused_zone.fetch_add(1, Ordering::Relaxed);
+                return Some(error_reply(&header, &question, rcode::SERVFAIL, signing));
+            };
+            let old = if qtype == rtype::IXFR {
+                match ixfr_serial(request, &header, reader.position()) {
+                    Some(client) => Some((client, state.journal.find(client).cloned())),
+                    None => {
+                        drop(inner);
+                        self.metrics.malformed.fetch_add(1, Ordering::Relaxed);
+                        return Some(error_reply(&header, &question, rcode::FORMERR, signing));
+                    }
+                }
+            } else {
+                None
+            };
+            (current, old)
+        };
+        let mut builder = Builder::new(&header, &question);
+        let soa = current.soa();
+        let kind = match old {
+            _ if qtype == rtype::SOA => {
+                builder.push(&soa);
+                "soa"
+            }
+            Some((client, _)) if !serial::is_newer(current.serial, client) => {
+                builder.push(&soa);
+                self.metrics.ixfr_current.fetch_add(1, Ordering::Relaxed);
+                "ixfr (current)"
+            }
+            Some((_, Some(old))) => {
+                let difference = journal::difference(&old, &current);
+                builder.push(&soa);
+                builder.push(&old.soa());
+                difference.deleted.iter().for_each(|r| builder.push(r));
+                builder.push(&soa);
+                difference.added.iter().for_each(|r| builder.push(r));
+                builder.push(&soa);
+                self.metrics.ixfr.fetch_add(1, Ordering::Relaxed);
+                "ixfr"
+            }
+            old => {
+                builder.push(&soa);
+                current.records().for_each(|r| builder.push(r));
+                builder.push(&soa);
+                if old.is_some() {
+                    self.metrics.ixfr_as_axfr.fetch_add(1, Ordering::Relaxed);
+                    "ixfr (axfr-style)"
+                } else {
+                    self.metrics.axfr.fetch_add(1, Ordering::Relaxed);
+                    "axfr"
+                }
+            }
+        };
+        let messages = builder.finish();
+        tracing::info!(%source, zone = %zone_name, serial = current.serial, kind, messages = messages.len(), signed = key.is_some(), "transfer served");
+        Some(Reply { messages, signing })
+    }
+}
+
+/// The serial of the SOA in an IXFR request's authority section.
+fn ixfr_serial(request: &[u8], header: &wire::Header, after_question: usize) -> Option<u32> {
+    if header.nscount == 0 {
+        return None;
+    }
+    let mut reader = Reader::at(request, after_question);
+    for _ in 0..header.ancount {
+        reader.name().ok()?;
+        reader.skip(8).ok()?;
+        let len = usize::from(reader.u16().ok()?);
+        reader.skip(len).ok()?;
+    }
+    reader.name().ok()?;
+    if reader.u16().ok()? != rtype::SOA {
+        return None;
+    }
+    reader.skip(6).ok()?;
+    let len = usize::from(reader.u16().ok()?);
+    let rdata = reader.bytes(len).ok()?;
+    let at = rdata.len().checked_sub(20)?;
+    Some(u32::from_be_bytes(rdata[at..at + 4].try_into().ok()?))
+}
+
+/// Response flags: QR, AA, RD echoed, `code`.
+fn response_flags(request: &wire::Header, code: u16, authoritative: bool) -> u16 {
+    0x8000 | if authoritative { 0x0400 } else { 0 } | (request.flags & 0x0100) | (code & 0xF)
+}
+
+/// A reply of one message with no records.
+fn error_reply(header: &wire::Header, question: &[u8], code: u16, signing: Signing) -> Reply {
+    let mut message = Vec::with_capacity(12 + question.len());
+    message.extend_from_slice(&header.id.to_be_bytes());
+    message.extend_from_slice(&response_flags(header, code, false).to_be_bytes());
+    let qdcount = u16::from(!question.is_empty());
+    message.extend_from_slice(&qdcount.to_be_bytes());
+    message.extend_from_slice(&[0; 6]);
+    message.extend_from_slice(question);
+    Reply {
+        messages: vec![message],
+        signing,
+    }
+}
+
+/// Splits a record stream into messages of at most [`MESSAGE_BUDGET`] bytes.
+struct Builder<'r> {
+    header: &'r wire::Header,
+    question: &'r [u8],
+    messages: Vec<Vec<u8>>,
+    current: Vec<u8>,
+}
+
+impl<'r> Builder<'r> {
+    fn new(header: &'r wire::Header, question: &'r [u8]) -> Self {
+        let mut builder = Self {
+            header,
+            question,
+            messages: Vec::new(),
+            current: Vec::new(),
+        };
+        builder.start();
+        builder
+    }
+
+    fn start(&mut self) {
+        self.current.clear();
+        self.current
+            .extend_from_slice(&self.header.id.to_be_bytes());
+        self.current
+            .extend_from_slice(&response_flags(self.header, 0, true).to_be_bytes());
+        self.current.extend_from_slice(&1u16.to_be_bytes());
+        self.current.extend_from_slice(&[0; 6]);
+        self.current.extend_from_slice(self.question);
+    }
+
+    fn ancount(&self) -> u16 {
+        u16::from_be_bytes([self.current[6], self.current[7]])
+    }
+
+    fn push(&mut self, record: &Record) {
+        let len = wire::record_len(&record.owner, &record.rdata);
+        if self.ancount() > 0 && self.current.len() + len > MESSAGE_BUDGET {
+            self.messages.push(std::mem::take(&mut self.current));
+            self.start();
+        }
+        wire::push_record(
+            &mut self.current,
+            &record.owner,
+            record.rtype,
+            record.ttl,
+            &record.rdata,
+        );
+        wire::bump_count(&mut self.current, 6);
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        if self.ancount() > 0 {
+            self.messages.push(self.current);
+        }
+        self.messages
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! SOA serials: RFC 1982 arithmetic, the choice of a zone's next serial, and the
+//! small file that keeps each zone's last serial and content hash across restarts.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Format version of the serial file.
+pub const SERIAL_FILE_VERSION: u32 = 1;
+
+/// Errors reading or writing the serial file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SerialFileError {
+    /// I/O failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a serial file of this version.
+    #[error("{path}: not a failoverd serial file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether serial `a` is newer than `b` (RFC 1982 §3.2, SERIAL_BITS = 32).
+pub fn is_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// The serial after `serial` (RFC 1982 §3.1 addition of 1).
+pub fn increment(serial: u32) -> u32 {
+    serial.wrapping_add(1)
+}
+
+/// The last serial given to a zone and the hash of the content it named.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSerial {
+    /// The serial.
+    pub serial: u32,
+    /// SHA-256 of the transferable content, hex.
+    pub hash: String,
+}
+
+/// The serial for content hashed `hash`, given the zone file's own serial and the
+/// last serial given (if any): unchanged content keeps its serial; changed content
+/// gets the next one — or the file's, if an operator moved it further ahead. Never
+/// goes backwards.
+pub fn choose(file_serial: u32, last: Option<&SavedSerial>, hash: &str) -> u32 {
+    match last {
+        None => file_serial,
+        Some(last) if is_newer(file_serial, last.serial) => file_serial,
+        Some(last) if last.hash == hash => last.serial,
+        Some(last) => increment(last.serial),
+    }
+}
+
+/// The serial file: zone (absolute name) → last serial.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialFile {
+    /// [`SERIAL_FILE_VERSION`].
+    pub version: u32,
+    /// Per zone.
+    pub zones: BTreeMap<String, SavedSerial>,
+}
+
+impl SerialFile {
+    /// Reads the file; a missing file is empty.
+    pub fn load(path: &Path) -> Result<Self, SerialFileError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(SerialFileError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let file: Self = serde_json::from_slice(&bytes).map_err(|e| SerialFileError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if file.version != SERIAL_FILE_VERSION {
+            return Err(SerialFileError::Format {
+                path: path.to_owned(),
+                reason: format!("version {} (expected {SERIAL_FILE_VERSION})", file.version),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Writes the file atomically (temporary file, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), SerialFileError> {
+        let io = |source| SerialFileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let temporary = dir.join(format!(
+            ".{}.tmp-{}",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("serials"),
+            std::process::id()
+        ));
+        let file = Self {
+            version: SERIAL_FILE_VERSION,
+            zones: self.zones.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| SerialFileError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut out = std::fs::File::create(&temporary).map_err(io)?;
+        out.write_all(&bytes).map_err(io)?;
+        out.sync_all().map_err(io)?;
+        drop(out);
+        std::fs::rename(&temporary, path).map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1982_comparison() {
+        assert!(is_newer(2, 1));
+        assert!(!is_newer(1, 2));
+        assert!(!is_newer(7, 7));
+        // Wrapping: 0 follows u32::MAX.
+        assert!(is_newer(0, u32::MAX));
+        assert!(is_newer(5, u32::MAX - 5));
+        assert!(!is_newer(u32::MAX - 5, 5));
+        // 2^31 - 1 ahead is newer, 2^31 ahead is undefined (not newer either way).
+        assert!(is_newer((1 << 31) - 1, 0));
+        assert!(!is_newer(1 << 31, 0));
+        assert!(!is_newer(0, 1 << 31));
+        assert_eq!(increment(u32::MAX), 0);
+    }
+
+    #[test]
+    fn serial_choice() {
+        let last = SavedSerial {
+            serial: 2026010105,
+            hash: "aa".into(),
+        };
+        // First sight: the file's serial.
+        assert_eq!(choose(2026010101, None, "aa"), 2026010101);
+        // Same content: same serial.
+        assert_eq!(choose(2026010101, Some(&last), "aa"), 2026010105);
+        // Changed content: the next serial.
+        assert_eq!(choose(2026010101, Some(&last), "bb"), 2026010106);
+        // The operator moved the file ahead: the file's serial, changed or not.
+        assert_eq!(choose(2026020101, Some(&last), "aa"), 2026020101);
+        assert_eq!(choose(2026020101, Some(&last), "bb"), 2026020101);
+        // Wraps around.
+        let top = SavedSerial {
+            serial: u32::MAX,
+            hash: "aa".into(),
+        };
+        assert_eq!(choose(u32::MAX - 10, Some(&top), "bb"), 0);
+        assert!(is_newer(0, top.serial));
+    }
+
+    #[test]
+    fn file_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/serials.json");
+        assert_eq!(SerialFile::load(&path).unwrap(), SerialFile::default());
+        let mut file = SerialFile::default();
+        file.zones.insert(
+            "example.test.".into(),
+            SavedSerial {
+                serial: 7,
+                hash: "ff".into(),
+            },
+        );
+        file.save(&path).unwrap();
+        let back = SerialFile::load(&path).unwrap();
+        assert_eq!(back.zones, file.zones);
+        std::fs::write(&path, b"{").unwrap();
+        assert!(SerialFile::load(&path).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! The transferable content built from real snapshots of the integration config
+//! (one record per policy), through `respond` as a secondary sees it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RData;
+
+use super::*;
+use crate::config::{Config, ConfigSource};
+use crate::health::HealthSnapshot;
+use crate::model::{EndpointIndex, HealthState};
+
+fn config() -> Arc<Config> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/configs");
+    let mut text = std::fs::read_to_string(dir.join("integration.toml")).unwrap();
+    text.push_str(
+        "\n[transfer]\njournal_versions = 2\n[[transfer.secondaries]]\nname = \"t\"\nzones = [\"example.test\"]\nallow = [\"127.0.0.1\"]\n",
+    );
+    let (config, diagnostics) = Config::load(ConfigSource::from_text(text, dir)).unwrap();
+    assert!(!diagnostics.has_errors(), "{diagnostics}");
+    Arc::new(config)
+}
+
+fn health(config: &Config, down: &[&str]) -> HealthSnapshot {
+    HealthSnapshot::from_states((0..config.endpoints.len()).map(|i| {
+        let label = config.endpoint_label(EndpointIndex(i as u32));
+        if down.iter().any(|d| label.ends_with(d)) {
+            HealthState::Down
+        } else {
+            HealthState::Up
+        }
+    }))
+}
+
+/// `name type data` of every record of an AXFR (closing SOA dropped).
+fn axfr(state: &TransferState) -> (u32, BTreeSet<String>) {
+    let mut request = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    request.extend_from_slice(&name::wire_from_text("example.test.").unwrap());
+    request.extend_from_slice(&[0, 252, 0, 1]);
+    let messages = transfer(&request, "127.0.0.1".parse().unwrap(), state).unwrap();
+    let mut lines = BTreeSet::new();
+    let mut serial = 0;
+    for wire in messages {
+        let message = Message::from_vec(&wire).unwrap();
+        assert_eq!(message.metadata.response_code, ResponseCode::NoError);
+        for record in &message.answers {
+            if let RData::SOA(soa) = &record.data {
+                serial = soa.serial;
+            }
+            lines.insert(format!(
+                "{} {} {}",
+                record.name,
+                record.record_type(),
+                record.data
+            ));
+        }
+    }
+    (serial, lines)
+}
+
+fn has(lines: &BTreeSet<String>, line: &str) -> bool {
+    lines.contains(line)
+}
+
+#[test]
+fn content_per_policy_and_serials() {
+    let config = config();
+    let (zones, _) = crate::zone::load(&config).unwrap();
+    let state = TransferState::new(&config.transfer);
+    let snapshot = state.stamp(Snapshot::build(
+        config.clone(),
+        zones,
+        health(&config, &[]),
+        1,
+    ));
+    let (serial, lines) = axfr(&state);
+    assert_eq!(serial, 2026010101, "first sight: the zone file's serial");
+    // Failover: the first pool's usable endpoints.
+    assert!(has(&lines, "app.example.test. A 192.0.2.11"), "{lines:#?}");
+    assert!(has(&lines, "app.example.test. A 192.0.2.12"));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("app.example.test. A 198.51.100"))
+    );
+    // Weighted and multivalue: every usable endpoint.
+    assert!(has(&lines, "weighted.example.test. A 198.51.100.21"));
+    assert!(has(&lines, "weighted.example.test. A 198.51.100.22"));
+    assert!(has(&lines, "multi.example.test. A 192.0.2.11"));
+    assert!(has(&lines, "multi.example.test. A 198.51.100.22"));
+    // Geo: the default region's answer (us, then eu; failover inside).
+    assert!(has(&lines, "geo.example.test. A 198.51.100.21"));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("geo.example.test. A 192.0.2"))
+    );
+    // A dynamic CNAME: one record. Static records are there too.
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("cdn.example.test. CNAME"))
+            .count(),
+        1
+    );
+    assert!(has(&lines, "www.example.test. A 192.0.2.80"));
+    // A zone of its own is not part of this one.
+    assert!(!lines.iter().any(|l| l.starts_with("api.deep.")));
+    // The published snapshot's SOA agrees.
+    let index = snapshot
+        .zones
+        .find_zone(b"\x07example\x04test\x00")
+        .unwrap();
+    assert_eq!(snapshot.zones.zones()[index].soa_serial(), serial);
+
+    // Unchanged content, new snapshot: same serial, the zone not copied again.
+    let same = state.stamp(snapshot.with_health(health(&config, &[]), 2));
+    assert_eq!(axfr(&state).0, serial);
+    assert!(
+        Arc::ptr_eq(&same.zones, &snapshot.zones)
+            || same.zones.zones()[index].soa_serial() == serial
+    );
+
+    // eu down: failover and geo move, the serial moves by one, the SOA with it.
+    let moved = state.stamp(same.with_health(health(&config, &["eu-1", "eu-2"]), 3));
+    let (next, lines) = axfr(&state);
+    assert_eq!(next, serial + 1);
+    assert!(has(&lines, "app.example.test. A 198.51.100.21"));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("multi.example.test. A 192.0.2"))
+    );
+    assert_eq!(moved.zones.zones()[index].soa_serial(), next);
+    // Static answers (pre-encoded) carry the new serial too.
+    let mut responder = crate::dns::Responder::new(1);
+    let mut query = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x07example\x04test\x00\x00\x06\x00\x01");
+    let mut out = Vec::new();
+    responder.respond(
+        &moved,
+        &query,
+        "192.0.2.1".parse().unwrap(),
+        crate::dns::Transport::Udp,
+        &mut out,
+    );
+    let reply = Message::from_vec(&out).unwrap();
+    match &reply.answers[0].data {
+        RData::SOA(soa) => assert_eq!(soa.serial, next),
+        other => panic!("{other:?}"),
+    }
+
+    // The journal keeps 2 versions: IXFR from the first is still possible, from
+    // older ones not.
+    let _ = state.stamp(moved.with_health(health(&config, &["eu-1"]), 4));
+    let serials = {
+        let inner = state.lock();
+        inner.zones.values().next().unwrap().journal.serials()
+    };
+    assert_eq!(serials, vec![serial + 1, serial + 2]);
+}

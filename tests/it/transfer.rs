@@ -1,0 +1,660 @@
+//! Hidden primary: real Knot and NSD secondaries transfer failoverd's zones
+//! (AXFR/IXFR with TSIG), follow its changes through NOTIFY, and are refused when
+//! they should be. The daemons run on loopback from per-test directories; tests
+//! skip with a message when they are not installed (CI installs them: .ci/run).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::support::backend::{Backend, Mode};
+use crate::support::dns::{query, raw_tcp, raw_udp_wait, tcp};
+use crate::support::{TestServer, poll_during, wait_until};
+
+const A: &str = "127.0.0.2";
+const B: &str = "127.0.0.3";
+const ZONE: &str = "example.test.";
+const SECRET: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtMzI=";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// Whether `program` is installed; prints why the test is skipped if not.
+fn installed(program: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        eprintln!(
+            "SKIPPED: {program} is not installed (apt-get install {package}); .ci/run installs it"
+        );
+    }
+    found
+}
+
+/// A port free for UDP and TCP on loopback right now (bound on port 0, released).
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The config: pool `web` (A and B, HTTP-probed on `port`) answered by multivalue
+/// `app.example.test`, transferred to `secondaries` (ip:port NOTIFY targets) signed
+/// with `xfr-key`.
+fn config(port: u16, notify: &[SocketAddr], allow: &str, dir: &Path) -> String {
+    let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        r#"
+version = 1
+[server]
+listen = ["127.0.0.1:0"]
+udp_workers = 1
+[zones]
+directory = "../zones"
+files = ["example.test.zone"]
+[checks.web]
+type = "http"
+port = {port}
+interval = "100ms"
+timeout = "80ms"
+jitter = "10ms"
+rise = 2
+fall = 2
+[pools.web]
+check = "web"
+endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+ttl = 5
+policy = "multivalue"
+pools = ["web"]
+[health]
+state_file = "{dir}/state.json"
+[transfer]
+notify_timeout = "200ms"
+[[transfer.keys]]
+name = "xfr-key"
+algorithm = "hmac-sha256"
+secret = "{SECRET}"
+[[transfer.secondaries]]
+name = "test"
+zones = ["example.test"]
+notify = [{notify}]
+allow = ["{allow}"]
+key = "xfr-key"
+"#,
+        dir = dir.display(),
+        notify = notify.join(", "),
+    )
+}
+
+/// A/AAAA answers of `name` at `server` (sorted), or None if it does not answer.
+fn answer(server: SocketAddr, name: &str) -> Option<Vec<String>> {
+    let reply = raw_udp_wait(
+        server,
+        &query(name, RecordType::A).to_vec().unwrap(),
+        Duration::from_millis(300),
+    )?;
+    let reply = Message::from_vec(&reply).ok()?;
+    if reply.metadata.response_code != ResponseCode::NoError {
+        return None;
+    }
+    let mut got: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.to_string()),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    Some(got)
+}
+
+/// The SOA serial `server` answers for the zone.
+fn serial(server: SocketAddr) -> Option<u32> {
+    let reply = raw_udp_wait(
+        server,
+        &query(ZONE, RecordType::SOA).to_vec().unwrap(),
+        Duration::from_millis(300),
+    )?;
+    let reply = Message::from_vec(&reply).ok()?;
+    reply.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// The static records a secondary must serve exactly as failoverd does.
+const STATIC_NAMES: [(&str, RecordType); 4] = [
+    ("www.example.test.", RecordType::A),
+    ("mail.example.test.", RecordType::AAAA),
+    ("example.test.", RecordType::MX),
+    ("big.example.test.", RecordType::TXT),
+];
+
+fn records(server: SocketAddr, name: &str, rtype: RecordType) -> Vec<String> {
+    let reply = tcp(server, &query(name, rtype));
+    let mut lines: Vec<String> = reply
+        .answers
+        .iter()
+        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A secondary daemon, killed on drop.
+struct Secondary {
+    name: &'static str,
+    addr: SocketAddr,
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Secondary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Secondary {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Starts knotd as a secondary of `primary` on `port`.
+    fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Self {
+        let dir = dir.join("knot");
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = format!(
+            r#"server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+    background-workers: 1
+    tcp-workers: 1
+    udp-workers: 1
+log:
+  - target: stderr
+    any: info
+database:
+    storage: "{d}"
+key:
+  - id: xfr-key
+    algorithm: hmac-sha256
+    secret: {SECRET}
+remote:
+  - id: primary
+    address: {ip}@{pport}
+    key: xfr-key
+acl:
+  - id: notify_from_primary
+    address: 127.0.0.1
+    key: xfr-key
+    action: notify
+template:
+  - id: default
+    storage: "{d}"
+    zonefile-sync: -1
+    zonefile-load: none
+    journal-content: changes
+zone:
+  - domain: example.test
+    master: primary
+    acl: notify_from_primary
+"#,
+            d = dir.display(),
+            ip = primary.ip(),
+            pport = primary.port(),
+        );
+        std::fs::write(dir.join("knot.conf"), conf).unwrap();
+        let log = dir.join("knotd.log");
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(dir.join("knot.conf"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn knotd");
+        Self {
+            name: "Knot",
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            log,
+        }
+    }
+
+    /// Starts nsd as a secondary of `primary` on `port`.
+    fn nsd(dir: &Path, port: u16, primary: SocketAddr) -> Self {
+        let dir = dir.join("nsd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.display();
+        let primary = format!("{}@{}", primary.ip(), primary.port());
+        let conf = format!(
+            r#"server:
+    ip-address: 127.0.0.1@{port}
+    port: {port}
+    username: ""
+    chroot: ""
+    zonesdir: "{d}"
+    database: ""
+    zonelistfile: "{d}/zone.list"
+    xfrdfile: "{d}/xfrd.state"
+    xfrdir: "{d}"
+    pidfile: "{d}/nsd.pid"
+    server-count: 1
+    verbosity: 2
+    logfile: "{d}/nsd.log"
+remote-control:
+    control-enable: no
+key:
+    name: "xfr-key"
+    algorithm: hmac-sha256
+    secret: "{SECRET}"
+zone:
+    name: "example.test"
+    zonefile: "example.test.zone"
+    request-xfr: {primary} xfr-key
+    allow-notify: 127.0.0.1 xfr-key
+"#
+        );
+        std::fs::write(dir.join("nsd.conf"), conf).unwrap();
+        let child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.join("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nsd");
+        Self {
+            name: "NSD",
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            child,
+            log: dir.join("nsd.log"),
+        }
+    }
+}
+
+/// Waits until `secondary` answers `want` for the dynamic name; the time it took.
+fn await_answer(secondary: &Secondary, want: &[&str], within: Duration) -> Duration {
+    let started = Instant::now();
+    let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+    let mut last = None;
+    let ok = wait_until(within, || {
+        last = answer(secondary.addr, "app.example.test.");
+        last.as_ref() == Some(&want)
+    });
+    assert!(
+        ok,
+        "{}: answer {last:?}, wanted {want:?}; its log:\n{}",
+        secondary.name,
+        secondary.log()
+    );
+    started.elapsed()
+}
+
+/// Sends a (signed) transfer query over TCP and reads messages until the closing
+/// SOA; returns every answer record's `type data` line.
+fn transfer_lines(
+    server: SocketAddr,
+    rtype: RecordType,
+    client_serial: Option<u32>,
+) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut message = query(ZONE, rtype);
+    if let Some(serial) = client_serial {
+        let soa = hickory_proto::rr::rdata::SOA::new(
+            Name::from_ascii("ns1.example.test.").unwrap(),
+            Name::from_ascii("hostmaster.example.test.").unwrap(),
+            serial,
+            3600,
+            900,
+            604800,
+            120,
+        );
+        message.add_authority(hickory_proto::rr::Record::from_rdata(
+            Name::from_ascii(ZONE).unwrap(),
+            60,
+            RData::SOA(soa),
+        ));
+    }
+    let mut bytes = message.to_vec().unwrap();
+    failoverd::dns::xfr::tsig::sign_request(&mut bytes, &test_key(SECRET), unix_now());
+    let mut stream = std::net::TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    let mut serials: Vec<u32> = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut reply).unwrap();
+        let signed = failoverd::dns::xfr::tsig::split(&reply).unwrap();
+        assert!(signed.is_some(), "every message is signed");
+        let reply = Message::from_vec(&reply).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+        for record in &reply.answers {
+            if let RData::SOA(soa) = &record.data {
+                serials.push(soa.serial);
+                lines.push(format!("SOA {}", soa.serial));
+            } else {
+                lines.push(format!("{} {}", record.record_type(), record.data));
+            }
+        }
+        let current = serials[0];
+        let closing = serials.iter().filter(|s| **s == current).count();
+        let incremental =
+            lines.get(1).is_some_and(|l| l.starts_with("SOA ")) && serials.get(1) != Some(&current);
+        let done = if rtype == RecordType::IXFR && lines.len() == 1 {
+            true // up to date: the SOA alone
+        } else if incremental {
+            closing == 3
+        } else {
+            closing == 2
+        };
+        if done && lines.last().is_some_and(|l| *l == format!("SOA {current}")) {
+            return lines;
+        }
+    }
+}
+
+fn test_key(secret: &str) -> failoverd::config::TsigKey {
+    use base64::Engine as _;
+    failoverd::config::TsigKey {
+        name: "xfr-key.".into(),
+        algorithm: failoverd::config::TsigAlgorithm::HmacSha256,
+        secret: failoverd::config::Secret::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(secret)
+                .unwrap(),
+        ),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// (a) Knot and NSD load the zone by AXFR with TSIG and answer as failoverd does;
+/// (b) a backend dies → failoverd's answer changes → serial bump → NOTIFY → both
+/// secondaries serve the new answer (times printed); (c) the secondaries' next
+/// transfers are incremental (IXFR from the journal), and so is one we ask for.
+#[test]
+fn knot_and_nsd_follow_failoverd() {
+    if !installed("knotd", "knot") || !installed("nsd", "nsd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let b = Backend::start(ip(B), a.addr.port(), None);
+    let (knot_port, nsd_port) = (free_port(), free_port());
+    let notify = [
+        SocketAddr::from(([127, 0, 0, 1], knot_port)),
+        SocketAddr::from(([127, 0, 0, 1], nsd_port)),
+    ];
+    let server = TestServer::start(&config(a.addr.port(), &notify, "127.0.0.1", dir.path()));
+    let primary = server.addr;
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into(), B.into()])));
+    let knot = Secondary::knot(dir.path(), knot_port, primary);
+    let nsd = Secondary::nsd(dir.path(), nsd_port, primary);
+
+    // (a) Both load the zone (AXFR, TSIG) and answer exactly as failoverd.
+    for secondary in [&knot, &nsd] {
+        await_answer(secondary, &[A, B], WAIT);
+        assert_eq!(
+            serial(secondary.addr),
+            serial(primary),
+            "{}",
+            secondary.name
+        );
+        for (name, rtype) in STATIC_NAMES {
+            assert_eq!(
+                records(secondary.addr, name, rtype),
+                records(primary, name, rtype),
+                "{}: {name} {rtype}",
+                secondary.name
+            );
+        }
+    }
+    assert!(knot.log().contains("AXFR, incoming"), "{}", knot.log());
+    assert!(
+        nsd.log().contains("TSIG verified with key xfr-key"),
+        "{}",
+        nsd.log()
+    );
+    let first = serial(primary).unwrap();
+
+    // (b) B dies: failoverd changes its answer, bumps the serial, notifies.
+    b.set(Mode::Refuse);
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into()])));
+    let changed = Instant::now();
+    let second = serial(primary).unwrap();
+    assert_eq!(second, first.wrapping_add(1), "one change, one serial");
+    let mut times = Vec::new();
+    for secondary in [&knot, &nsd] {
+        await_answer(secondary, &[A], WAIT);
+        times.push((secondary.name, changed.elapsed()));
+        assert_eq!(serial(secondary.addr), Some(second), "{}", secondary.name);
+    }
+
+    // (c) B is back: the secondaries catch up again, incrementally.
+    let (_, ixfr_before, _, _) = server.service().transfer().unwrap().metrics().served();
+    assert!(ixfr_before >= 1, "the first change went out as IXFR");
+    b.set(Mode::Healthy);
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into(), B.into()])));
+    let changed_back = Instant::now();
+    let third = serial(primary).unwrap();
+    assert_eq!(third, second.wrapping_add(1));
+    for secondary in [&knot, &nsd] {
+        await_answer(secondary, &[A, B], WAIT);
+        times.push((secondary.name, changed_back.elapsed()));
+    }
+    assert!(
+        wait_until(WAIT, || knot.log().contains("IXFR, incoming")),
+        "Knot asked for IXFR:\n{}",
+        knot.log()
+    );
+    let (_, ixfr_after, _, _) = server.service().transfer().unwrap().metrics().served();
+    assert!(
+        ixfr_after >= ixfr_before + 2,
+        "{ixfr_before} → {ixfr_after}"
+    );
+    // Our own IXFR from the first serial: the condensed difference (RFC 1995 §4).
+    let diff = transfer_lines(primary, RecordType::IXFR, Some(first));
+    assert_eq!(
+        diff,
+        vec![
+            format!("SOA {third}"),
+            format!("SOA {first}"),
+            format!("SOA {third}"),
+            format!("SOA {third}"),
+        ],
+        "A and B then, A and B now: nothing between"
+    );
+    let diff = transfer_lines(primary, RecordType::IXFR, Some(second));
+    assert_eq!(
+        diff,
+        vec![
+            format!("SOA {third}"),
+            format!("SOA {second}"),
+            format!("SOA {third}"),
+            format!("A {B}"),
+            format!("SOA {third}"),
+        ]
+    );
+    let current = transfer_lines(primary, RecordType::IXFR, Some(third));
+    assert_eq!(
+        current,
+        vec![format!("SOA {third}")],
+        "up to date: the SOA alone"
+    );
+
+    println!("change → secondary answer (failoverd answer changed at t=0):");
+    println!("| secondary | change | time |");
+    println!("|---|---|---|");
+    for (i, (name, time)) in times.iter().enumerate() {
+        let change = if i < 2 { "B down" } else { "B back" };
+        println!(
+            "| {name} | {change} | {:.1} ms |",
+            time.as_secs_f64() * 1000.0
+        );
+    }
+    drop(a);
+}
+
+/// (d) Transfers need an allowed source and the right key.
+#[test]
+fn unauthorised_transfers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let _b = Backend::start(ip(B), a.addr.port(), None);
+    let server = TestServer::start(&config(a.addr.port(), &[], "127.0.0.1", dir.path()));
+    let primary = server.addr;
+    let axfr = || {
+        let mut message = query(ZONE, RecordType::AXFR);
+        message.metadata.op_code = OpCode::Query;
+        message.to_vec().unwrap()
+    };
+    let rcode_of = |reply: Option<Vec<u8>>| {
+        Message::from_vec(&reply.expect("a reply"))
+            .unwrap()
+            .metadata
+            .response_code
+    };
+    // Unsigned from an allowed address: REFUSED (the secondary needs the key).
+    assert_eq!(rcode_of(raw_tcp(primary, &axfr())), ResponseCode::Refused);
+    // Wrong secret: NOTAUTH with BADSIG.
+    let mut bad = axfr();
+    failoverd::dns::xfr::tsig::sign_request(
+        &mut bad,
+        &test_key("bm90LXRoZS1zZWNyZXQtYXQtYWxsLTEyMzQ="),
+        unix_now(),
+    );
+    let raw = raw_tcp(primary, &bad).unwrap();
+    let reply = Message::from_vec(&raw).unwrap();
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
+    let tsig = failoverd::dns::xfr::tsig::split(&raw).unwrap();
+    let tsig = tsig.expect("a TSIG with the error").tsig;
+    assert_eq!(tsig.error, 16, "BADSIG");
+    assert!(tsig.mac.is_empty(), "unsigned");
+    // The right key: the zone.
+    let lines = transfer_lines(primary, RecordType::AXFR, None);
+    assert!(lines.iter().any(|l| l == &format!("A {A}")), "{lines:?}");
+    // AXFR over UDP: REFUSED, as before transfers existed.
+    let udp = raw_udp_wait(primary, &axfr(), Duration::from_secs(3));
+    assert_eq!(rcode_of(udp), ResponseCode::Refused);
+    drop(server);
+
+    // The right key from an address not allowed: REFUSED.
+    let other = TestServer::start(&config(a.addr.port(), &[], "192.0.2.0/24", dir.path()));
+    let mut signed = axfr();
+    failoverd::dns::xfr::tsig::sign_request(&mut signed, &test_key(SECRET), unix_now());
+    assert_eq!(
+        rcode_of(raw_tcp(other.addr, &signed)),
+        ResponseCode::Refused
+    );
+    let metrics = other.service().transfer().unwrap();
+    let mut text = String::new();
+    metrics.metrics().render(&mut text);
+    assert!(
+        text.contains("failoverd_transfers_refused_total{reason=\"acl\"} 1"),
+        "{text}"
+    );
+}
+
+/// (e) Serials survive a restart: the same content keeps its serial, changed
+/// content gets a higher one — never a lower.
+#[test]
+fn serials_persist_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let b = Backend::start(ip(B), a.addr.port(), None);
+    let text = config(a.addr.port(), &[], "127.0.0.1", dir.path());
+    let both = Some(vec![A.to_owned(), B.to_owned()]);
+    let start = || {
+        let server = TestServer::start(&text);
+        assert!(wait_until(WAIT, || server
+            .service()
+            .transfer()
+            .and_then(|t| t.serial(ZONE))
+            .is_some()));
+        server
+    };
+    let server = start();
+    assert!(wait_until(WAIT, || answer(
+        server.addr,
+        "app.example.test."
+    ) == both));
+    let first = serial(server.addr).unwrap();
+    drop(server);
+    assert!(dir.path().join("state.json.serials.json").exists());
+
+    // Same content after a restart: same serial, throughout.
+    let server = start();
+    assert!(wait_until(WAIT, || answer(
+        server.addr,
+        "app.example.test."
+    ) == both));
+    poll_during(Duration::from_millis(500), |_| {
+        assert_eq!(serial(server.addr), Some(first));
+    });
+
+    // Changed content: the next serial, kept across the next restart.
+    b.set(Mode::Refuse);
+    assert!(wait_until(WAIT, || answer(
+        server.addr,
+        "app.example.test."
+    ) == Some(vec![A.into()])));
+    let second = serial(server.addr).unwrap();
+    assert_eq!(second, first.wrapping_add(1));
+    drop(server);
+    let server = start();
+    assert!(wait_until(WAIT, || answer(
+        server.addr,
+        "app.example.test."
+    ) == Some(vec![A.into()])));
+    poll_during(Duration::from_millis(500), |_| {
+        assert_eq!(serial(server.addr), Some(second), "b is still down");
+    });
+    drop(server);
+
+    // B is back while we were down: after the restart the serial is higher.
+    b.set(Mode::Healthy);
+    let server = start();
+    assert!(wait_until(WAIT, || answer(
+        server.addr,
+        "app.example.test."
+    ) == both));
+    let third = serial(server.addr).unwrap();
+    assert!(
+        failoverd::dns::xfr::serial::is_newer(third, second),
+        "{third} after {second}"
+    );
+}
