@@ -91,37 +91,43 @@ impl Responder {
             }
         }
         let refuse = |code| Resolution::empty(code, false);
-        // Other classes and zone transfers (not offered) are refused.
-        let resolution =
-            if query.qclass != CLASS_IN || matches!(query.qtype, rtype::AXFR | rtype::IXFR) {
-                refuse(rcode::REFUSED)
-            } else {
-                // Every other QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones
-                // included) is looked up as data and gets NODATA, as Knot and NSD
-                // answer: RFC 3597 types are opaque, and RFC 1035's obsolete mail
-                // meta-queries are answered by the (absent) data.
-                match snapshot.zones.find_zone(query.qname.wire()) {
-                    None => refuse(rcode::REFUSED),
-                    Some(zone) => {
-                        let client = Client {
-                            addr: src,
-                            subnet: query
-                                .edns
-                                .and_then(|e| e.client_subnet)
-                                .filter(|_| limits.ecs),
-                        };
-                        resolve::resolve(
-                            snapshot,
-                            zone,
-                            query.qname.wire(),
-                            query.qname.label_starts(),
-                            query.qtype,
-                            &client,
-                            &mut self.rng,
-                        )
-                    }
+        // Other classes are refused. Zone transfers are served over TCP only (the TCP
+        // path hands them to `xfr` before the responder): over UDP, AXFR is not
+        // implemented (RFC 5936 §4.2) and IXFR is not authorised, as Knot and NSD
+        // answer both.
+        let resolution = if query.qclass != CLASS_IN {
+            refuse(rcode::REFUSED)
+        } else if query.qtype == rtype::AXFR {
+            refuse(rcode::NOTIMP)
+        } else if query.qtype == rtype::IXFR {
+            refuse(rcode::NOTAUTH)
+        } else {
+            // Every other QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones
+            // included) is looked up as data and gets NODATA, as Knot and NSD
+            // answer: RFC 3597 types are opaque, and RFC 1035's obsolete mail
+            // meta-queries are answered by the (absent) data.
+            match snapshot.zones.find_zone(query.qname.wire()) {
+                None => refuse(rcode::REFUSED),
+                Some(zone) => {
+                    let client = Client {
+                        addr: src,
+                        subnet: query
+                            .edns
+                            .and_then(|e| e.client_subnet)
+                            .filter(|_| limits.ecs),
+                    };
+                    resolve::resolve(
+                        snapshot,
+                        zone,
+                        query.qname.wire(),
+                        query.qname.label_starts(),
+                        query.qtype,
+                        &client,
+                        &mut self.rng,
+                    )
                 }
-            };
+            }
+        };
         let code = resolution.rcode;
         self.write(snapshot, query, &resolution, transport, out);
         code

@@ -24,6 +24,8 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     /// Refused.
     pub const REFUSED: u16 = 5;
+    /// Not authorised (RFC 8945) / not authoritative (RFC 2136).
+    pub const NOTAUTH: u16 = 9;
     /// Bad EDNS version (extended: needs OPT).
     pub const BADVERS: u16 = 16;
 }

@@ -30,7 +30,12 @@ struct Case {
 }
 
 /// Deliberate differences from what Knot and NSD both answer, with the reasoning.
-const DELIBERATE: &[(&str, &str)] = &[];
+const DELIBERATE: &[(&str, &str)] = &[(
+    "id.server CH TXT",
+    "failoverd does not tell who it is in CHAOS class: RFC 4892 leaves the server \
+     identity to the operator, and a GSLB's host names say where it runs (Knot and NSD \
+     answer the host name unless configured not to); every CHAOS query is REFUSED",
+)];
 
 // ---- building queries byte by byte ----
 
@@ -461,6 +466,8 @@ fn corpus() -> Vec<Case> {
         ("mx-big MX", "mx-big.example.test", 15),
         ("sub NS", "host.sub.example.test", 1),
         ("apex ANY", "example.test", 255),
+        ("apex AXFR (no transfers configured)", "example.test", 252),
+        ("apex IXFR (no transfers configured)", "example.test", 251),
     ] {
         add(
             &format!("tcp {label}"),
