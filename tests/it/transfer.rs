@@ -12,6 +12,7 @@ use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::support::backend::{Backend, Mode};
+use crate::support::peers::{free_port, installed};
 use crate::support::dns::{query, raw_tcp, raw_udp_wait, tcp};
 use crate::support::{TestServer, poll_during, wait_until};
 
@@ -23,32 +24,6 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
-}
-
-/// Whether `program` is installed; prints why the test is skipped if not.
-fn installed(program: &str, package: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!(
-            "SKIPPED: {program} is not installed (apt-get install {package}); .ci/run installs it"
-        );
-    }
-    found
-}
-
-/// A port free for UDP and TCP on loopback right now (bound on port 0, released).
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// The config: pool `web` (A and B, HTTP-probed on `port`) answered by multivalue
