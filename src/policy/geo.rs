@@ -1,6 +1,5 @@
 //! Client address → region, with the ECS scope (RFC 7871) the answer is valid for.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -18,73 +17,142 @@ pub struct Location {
     pub scope: u8,
 }
 
-/// Longest-prefix-match table of client networks.
+/// Longest-prefix-match table of client networks, flattened when built into sorted,
+/// disjoint runs of addresses that share a region, so a query does one binary
+/// search: the region is its run's, and the ECS scope the shortest prefix whose
+/// block stays inside the run (no scan of the networks per query).
 #[derive(Clone, Debug, Default)]
 pub struct GeoMap {
-    /// Per prefix length (longest first): masked network address → region.
-    v4: Vec<(u8, HashMap<u32, RegionIndex>)>,
-    v6: Vec<(u8, HashMap<u128, RegionIndex>)>,
-    v4_networks: Vec<(u32, u8, RegionIndex)>,
-    v6_networks: Vec<(u128, u8, RegionIndex)>,
-    default_region: Option<RegionIndex>,
+    v4: Runs,
+    v6: Runs,
+    configured: bool,
 }
 
-fn mask4(addr: u32, len: u8) -> u32 {
-    if len == 0 {
-        0
+/// Disjoint address runs covering an address family, sorted by start.
+#[derive(Clone, Debug, Default)]
+struct Runs {
+    /// Bits in an address (32 or 128).
+    bits: u8,
+    /// First address of each run (the first is 0).
+    starts: Vec<u128>,
+    /// Region of each run (None: unmatched and no default region).
+    regions: Vec<Option<RegionIndex>>,
+}
+
+/// The last address of a family.
+fn family_max(bits: u8) -> u128 {
+    if bits == 128 {
+        u128::MAX
     } else {
-        addr & (u32::MAX << (32 - u32::from(len)))
+        (1u128 << bits) - 1
     }
 }
 
-fn mask6(addr: u128, len: u8) -> u128 {
+fn mask(addr: u128, len: u8, bits: u8) -> u128 {
     if len == 0 {
         0
     } else {
-        addr & (u128::MAX << (128 - u32::from(len)))
+        addr & (family_max(bits) & !(family_max(bits) >> len))
+    }
+}
+
+impl Runs {
+    /// Flattens `networks` (address, prefix length, region) by longest prefix match.
+    fn new(bits: u8, networks: &[(u128, u8, RegionIndex)], default: Option<RegionIndex>) -> Self {
+        let max = family_max(bits);
+        let last_of = |net: u128, len: u8| net | (max >> len);
+        // Every run boundary is a network's first address or the one after its last.
+        let mut bounds: Vec<u128> = vec![0];
+        for &(net, len, _) in networks {
+            bounds.push(net);
+            if let Some(after) = last_of(net, len).checked_add(1).filter(|a| *a <= max) {
+                bounds.push(after);
+            }
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        // Longest match per elementary interval (networks are nested or disjoint, so
+        // the interval's first address decides it). Building only: a scan is fine.
+        let lpm = |addr: u128| {
+            networks
+                .iter()
+                .filter(|(net, len, _)| mask(addr, *len, bits) == *net)
+                .max_by_key(|(_, len, _)| *len)
+                .map(|(_, _, region)| *region)
+                .or(default)
+        };
+        let mut runs = Self {
+            bits,
+            ..Self::default()
+        };
+        for start in bounds {
+            let region = lpm(start);
+            if runs.regions.last() != Some(&region) {
+                runs.starts.push(start);
+                runs.regions.push(region);
+            }
+        }
+        runs
+    }
+
+    /// The region of `addr` and the shortest prefix for which every address sharing
+    /// it has that region.
+    fn locate(&self, addr: u128) -> Location {
+        let at = self
+            .starts
+            .partition_point(|&s| s <= addr)
+            .saturating_sub(1);
+        let Some(&region) = self.regions.get(at) else {
+            return Location {
+                region: None,
+                scope: 0,
+            };
+        };
+        let shift = 128 - u32::from(self.bits);
+        // The block of `addr` at prefix L stays in the run when it excludes the
+        // address before the run and the one after it: L > their common prefix.
+        let excluding = |other: u128| common_prefix(addr << shift, other << shift) + 1;
+        let mut scope = 0;
+        if at > 0 {
+            scope = scope.max(excluding(self.starts[at] - 1));
+        }
+        if let Some(&next) = self.starts.get(at + 1) {
+            scope = scope.max(excluding(next));
+        }
+        Location {
+            region,
+            scope: scope.min(self.bits),
+        }
     }
 }
 
 impl GeoMap {
     /// Builds the table from the regions' networks.
     pub fn new(config: &Config) -> Self {
-        let mut map = Self {
-            default_region: config.geo.default_region,
-            ..Self::default()
-        };
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
         for (i, region) in config.regions.iter().enumerate() {
             let index = RegionIndex(i as u16);
             for net in &region.networks {
                 match net {
                     IpNet::V4(n) => {
-                        map.v4_networks
-                            .push((u32::from(n.network()), n.prefix_len(), index))
+                        v4.push((u128::from(u32::from(n.network())), n.prefix_len(), index))
                     }
-                    IpNet::V6(n) => {
-                        map.v6_networks
-                            .push((u128::from(n.network()), n.prefix_len(), index))
-                    }
+                    IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len(), index)),
                 }
             }
         }
-        let mut v4: HashMap<u8, HashMap<u32, RegionIndex>> = HashMap::new();
-        for &(addr, len, region) in &map.v4_networks {
-            v4.entry(len).or_default().insert(addr, region);
+        let default = config.geo.default_region;
+        Self {
+            configured: !(v4.is_empty() && v6.is_empty()),
+            v4: Runs::new(32, &v4, default),
+            v6: Runs::new(128, &v6, default),
         }
-        let mut v6: HashMap<u8, HashMap<u128, RegionIndex>> = HashMap::new();
-        for &(addr, len, region) in &map.v6_networks {
-            v6.entry(len).or_default().insert(addr, region);
-        }
-        map.v4 = v4.into_iter().collect();
-        map.v4.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-        map.v6 = v6.into_iter().collect();
-        map.v6.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
-        map
     }
 
     /// Whether any network is configured.
     pub fn is_empty(&self) -> bool {
-        self.v4_networks.is_empty() && self.v6_networks.is_empty()
+        !self.configured
     }
 
     /// Places a client address (only its first `prefix` bits are used; pass the full
@@ -93,47 +161,11 @@ impl GeoMap {
         match addr {
             IpAddr::V4(a) => {
                 let prefix = prefix.min(32);
-                let addr = mask4(u32::from(a), prefix);
-                let hit = self
-                    .v4
-                    .iter()
-                    .find_map(|(len, table)| table.get(&mask4(addr, *len)).map(|r| (*len, *r)));
-                let (matched, region) = hit.map_or((0, self.default_region), |(l, r)| (l, Some(r)));
-                let scope = self
-                    .v4_networks
-                    .iter()
-                    .filter(|(_, len, r)| *len > matched && Some(*r) != region)
-                    .map(|(net, len, _)| {
-                        common_prefix(u128::from(*net) << 96, u128::from(addr) << 96).min(*len)
-                    })
-                    .filter(|cpl| *cpl >= matched)
-                    .map(|cpl| cpl + 1)
-                    .fold(matched, u8::max);
-                Location {
-                    region,
-                    scope: scope.min(32),
-                }
+                self.v4.locate(mask(u128::from(u32::from(a)), prefix, 32))
             }
             IpAddr::V6(a) => {
                 let prefix = prefix.min(128);
-                let addr = mask6(u128::from(a), prefix);
-                let hit = self
-                    .v6
-                    .iter()
-                    .find_map(|(len, table)| table.get(&mask6(addr, *len)).map(|r| (*len, *r)));
-                let (matched, region) = hit.map_or((0, self.default_region), |(l, r)| (l, Some(r)));
-                let scope = self
-                    .v6_networks
-                    .iter()
-                    .filter(|(_, len, r)| *len > matched && Some(*r) != region)
-                    .map(|(net, len, _)| common_prefix(*net, addr).min(*len))
-                    .filter(|cpl| *cpl >= matched)
-                    .map(|cpl| cpl + 1)
-                    .fold(matched, u8::max);
-                Location {
-                    region,
-                    scope: scope.min(128),
-                }
+                self.v6.locate(mask(u128::from(a), prefix, 128))
             }
         }
     }
@@ -180,5 +212,52 @@ mod tests {
         assert_eq!((l.region, l.scope), (us, 1));
         let l = map.locate("2001:db8:e::1".parse().unwrap(), 56);
         assert_eq!((l.region, l.scope), (eu, 48));
+    }
+
+    /// The region by longest-prefix match, scanning every network (the reference).
+    fn reference(
+        networks: &[(u128, u8, RegionIndex)],
+        default: Option<RegionIndex>,
+        addr: u128,
+    ) -> Option<RegionIndex> {
+        networks
+            .iter()
+            .filter(|(net, len, _)| mask(addr, *len, 32) == *net)
+            .max_by_key(|(_, len, _)| *len)
+            .map(|(_, _, r)| *r)
+            .or(default)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The flattened table answers the longest-prefix match, and every address in
+        /// the scope block it gives has the same region.
+        #[test]
+        fn runs_agree_with_longest_prefix_match(
+            nets in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32, 0u16..3), 0..24),
+            default in proptest::option::of(0u16..3),
+            probes in proptest::collection::vec((proptest::prelude::any::<u32>(), 0u8..=32), 1..32),
+        ) {
+            // Networks as configured: masked, one region per network.
+            let mut networks: Vec<(u128, u8, RegionIndex)> = nets
+                .into_iter()
+                .map(|(addr, len, r)| (mask(u128::from(addr), len, 32), len, RegionIndex(r)))
+                .collect();
+            networks.sort_by_key(|(net, len, _)| (*net, *len));
+            networks.dedup_by_key(|(net, len, _)| (*net, *len));
+            let default = default.map(RegionIndex);
+            let runs = Runs::new(32, &networks, default);
+            for (addr, prefix) in probes {
+                let addr = mask(u128::from(addr), prefix, 32);
+                let location = runs.locate(addr);
+                proptest::prop_assert_eq!(location.region, reference(&networks, default, addr));
+                let first = mask(addr, location.scope, 32);
+                let last = first | (family_max(32) >> location.scope);
+                for probe in [first, last, first + (last - first) / 2] {
+                    proptest::prop_assert_eq!(reference(&networks, default, probe), location.region);
+                }
+            }
+        }
     }
 }
