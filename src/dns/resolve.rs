@@ -38,8 +38,9 @@ pub struct Resolution<'s> {
     pub rcode: u16,
     /// AA flag.
     pub authoritative: bool,
-    /// Answer section.
-    pub answer: SmallVec<[RrRef<'s>; 2]>,
+    /// Answer section: room for the longest in-zone CNAME chain and its target, so
+    /// following a chain never allocates.
+    pub answer: SmallVec<[RrRef<'s>; MAX_CHAIN + 1]>,
     /// Authority section.
     pub authority: SmallVec<[RrRef<'s>; 1]>,
     /// Additional section (before OPT).
@@ -283,9 +284,10 @@ impl<'s> Resolver<'s, '_> {
         };
         lower.copy_from_slice(target);
         name::lowercase_in_place(lower);
-        let starts = crate::zone::store::label_starts(lower);
+        let mut starts = [0u8; crate::zone::store::MAX_LABELS];
+        let starts = crate::zone::store::label_starts_into(lower, &mut starts);
         let target_owner = Owner::Name(target);
-        match self.zone.find(lower, &starts) {
+        match self.zone.find(lower, starts) {
             Lookup::Node(id) | Lookup::Wildcard(id) => {
                 if self.visited[..self.visited_len].contains(&id.0) {
                     return; // a loop: every CNAME of it is in the answer once

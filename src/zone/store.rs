@@ -843,6 +843,20 @@ pub fn label_starts(wire: &[u8]) -> Vec<u8> {
     Labels::new(wire).map(|(start, _)| start as u8).collect()
 }
 
+/// Most labels of a name (255 octets, each label at least two).
+pub const MAX_LABELS: usize = 128;
+
+/// [`label_starts`] into a caller's buffer, for the hot path: the offsets written
+/// (no allocation).
+pub fn label_starts_into<'b>(wire: &[u8], out: &'b mut [u8; MAX_LABELS]) -> &'b [u8] {
+    let mut count = 0;
+    for ((start, _), slot) in Labels::new(wire).zip(out.iter_mut()) {
+        *slot = start as u8;
+        count += 1;
+    }
+    &out[..count]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
