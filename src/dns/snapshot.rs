@@ -660,27 +660,82 @@ fn variant_set(
 }
 
 /// The current snapshot, shared by every listener.
+///
+/// Replaced snapshots are retired, not dropped: the publisher keeps a reference, so
+/// a UDP thread finishing a query on an old snapshot never frees it (a reload's old
+/// zones can be large); the publisher frees those no reader holds any more each time
+/// it publishes.
 #[derive(Clone, Debug)]
-pub struct SharedSnapshot(Arc<ArcSwap<Snapshot>>);
+pub struct SharedSnapshot {
+    current: Arc<ArcSwap<Snapshot>>,
+    retired: Arc<std::sync::Mutex<Vec<Arc<Snapshot>>>>,
+}
 
 impl SharedSnapshot {
     /// Shares an initial snapshot.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(snapshot)))
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
+            retired: Arc::default(),
+        }
     }
 
     /// The current snapshot (lock-free).
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.0.load()
+        self.current.load()
     }
 
     /// The current snapshot as an owned `Arc`.
     pub fn load_full(&self) -> Arc<Snapshot> {
-        self.0.load_full()
+        self.current.load_full()
     }
 
-    /// Publishes a new snapshot.
+    /// Publishes a new snapshot, retires the one it replaces, and frees retired
+    /// snapshots no reader holds any more (here, on the publisher's thread).
     pub fn store(&self, snapshot: Snapshot) {
-        self.0.store(Arc::new(snapshot));
+        let old = self.current.swap(Arc::new(snapshot));
+        // Only publishers take this lock, never the query path.
+        let Ok(mut retired) = self.retired.lock() else {
+            return;
+        };
+        retired.push(old);
+        // `swap` has paid every reader's outstanding debt on `old`, so a count of one
+        // means only this list holds it.
+        retired.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    /// Retired snapshots still held by a reader (for tests and metrics).
+    pub fn retired(&self) -> usize {
+        self.retired.lock().map(|r| r.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigSource;
+
+    fn snapshot(generation: u64) -> Snapshot {
+        let text = "version = 1\n[zones]\ndirectory = \"tests/data/zones\"\nfiles = [\"example.test.zone\"]\n";
+        let (config, _) = Config::load(ConfigSource::from_text(text, env!("CARGO_MANIFEST_DIR")))
+            .expect("config");
+        let (zones, _) = crate::zone::load(&config).expect("zones");
+        let health = HealthSnapshot::from_config(&config);
+        Snapshot::build(Arc::new(config), zones, health, generation)
+    }
+
+    #[test]
+    fn a_replaced_snapshot_is_freed_by_the_publisher_not_its_last_reader() {
+        let shared = SharedSnapshot::new(snapshot(1));
+        let reader = shared.load_full();
+        shared.store(snapshot(2));
+        // The reader still answers from generation 1; the publisher keeps it too.
+        assert_eq!(shared.retired(), 1);
+        let weak = Arc::downgrade(&reader);
+        drop(reader);
+        assert!(weak.upgrade().is_some(), "not freed on the reader's thread");
+        shared.store(snapshot(3));
+        assert!(weak.upgrade().is_none(), "freed by the next publish");
+        assert_eq!(shared.retired(), 0);
     }
 }
