@@ -182,6 +182,8 @@ pub struct Config {
     pub route53: Option<Route53Config>,
     /// Zone transfers to secondaries (no secondaries: off).
     pub transfer: TransferConfig,
+    /// dnstap logging (None: off).
+    pub dnstap: Option<DnstapConfig>,
 }
 
 /// How an endpoint is probed.
@@ -787,6 +789,26 @@ impl Config {
         format!("{}/{}", self.pool(endpoint.pool).name, endpoint.name)
     }
 }
+
+/// Query and response logging to a dnstap consumer: `[dnstap]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnstapConfig {
+    /// The consumer's Unix socket (fstrm_capture, dnstap-ldns, a collector).
+    pub socket: PathBuf,
+    /// `identity` field.
+    pub identity: String,
+    /// `version` field.
+    pub version: String,
+    /// Log queries (AUTH_QUERY).
+    pub queries: bool,
+    /// Log responses (AUTH_RESPONSE).
+    pub responses: bool,
+    /// Messages buffered for the consumer; beyond this they are dropped and counted.
+    pub queue: usize,
+}
+
+/// Default of `[dnstap] queue`.
+pub const DNSTAP_QUEUE: usize = 16_384;
 
 /// Defaults of `[transfer]`.
 pub mod transfer_defaults {

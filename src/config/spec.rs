@@ -371,6 +371,24 @@ pub struct Route53ZoneSpec {
     pub sync_static: Option<bool>,
 }
 
+/// The `[dnstap]` section: query and response logging to a dnstap consumer.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DnstapSpec {
+    /// The consumer's Unix socket (required).
+    pub socket: Option<String>,
+    /// `identity` written in every message (default: the host name).
+    pub identity: Option<String>,
+    /// `version` written in every message (default: `failoverd <version>`).
+    pub version: Option<String>,
+    /// Log queries (default true).
+    pub log_queries: Option<bool>,
+    /// Log responses (default true).
+    pub log_responses: Option<bool>,
+    /// Messages buffered for the consumer before they are dropped (default 16384).
+    pub queue: Option<i64>,
+}
+
 /// The `[transfer]` section: zone transfers to secondaries (hidden primary).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]

@@ -13,8 +13,9 @@ use toml::de::{DeTable, DeValue};
 use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
-    AdminSpec, CheckSpec, DampingSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
-    RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec, ZonesSpec,
+    AdminSpec, CheckSpec, DampingSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec,
+    RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec,
+    ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
@@ -39,7 +40,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer",
+    "health", "admin", "route53", "transfer", "dnstap",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -58,6 +59,7 @@ struct Sections {
     admin: AdminSpec,
     route53: Option<Route53Spec>,
     transfer: Option<TransferSpec>,
+    dnstap: Option<DnstapSpec>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -115,6 +117,10 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let records = v.records(&sections.records, &geo, defaults);
     let admin = v.admin(&sections.admin, &source);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
+    let dnstap = sections
+        .dnstap
+        .as_ref()
+        .and_then(|spec| v.dnstap(spec, &source));
     v.unused();
     Some(Config {
         source,
@@ -131,6 +137,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         admin,
         route53,
         transfer,
+        dnstap,
     })
 }
 
@@ -199,6 +206,10 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "transfer" => {
                 sections.transfer =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "dnstap" => {
+                sections.dnstap =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "records" => {
@@ -1957,6 +1968,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 mod admin;
+mod dnstap;
 mod transfer;
 
 #[cfg(test)]

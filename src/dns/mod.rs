@@ -9,6 +9,7 @@
 //!  health/config changes ─▶ Snapshot::with_health / build ─▶ SharedSnapshot::store
 //! ```
 
+pub mod dnstap;
 pub mod engine;
 pub mod resolve;
 pub mod snapshot;
