@@ -6,8 +6,8 @@
 
 use std::net::IpAddr;
 
+use super::answers::Snapshot;
 use super::resolve::{self, Client, Resolution};
-use super::snapshot::Snapshot;
 use super::wire::{self, Edns, OPTION_CLIENT_SUBNET, Parsed, Query, Rejection, rcode};
 use super::writer::{Header, Writer, response_flags};
 use crate::model::SplitMix64;

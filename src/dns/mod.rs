@@ -8,7 +8,13 @@
 //!
 //!  health/config changes ─▶ Snapshot::with_health / build ─▶ SharedSnapshot::store
 //! ```
+//!
+//! Modules, each depending only on those before it: `wire` (parsing), `writer`
+//! (encoding), `answers` (the snapshot's data), `resolve` (RFC 1034 resolution over
+//! it), `snapshot` (building and publishing), `engine` (packet in, packet out), then
+//! the transports (`udp`, `tcp`, `xfr`) and `dnstap`.
 
+pub mod answers;
 pub mod dnstap;
 pub mod engine;
 pub mod resolve;
@@ -26,8 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use self::answers::Snapshot;
 pub use self::engine::{Responder, Transport};
-pub use self::snapshot::{SharedSnapshot, Snapshot};
+pub use self::snapshot::SharedSnapshot;
 use crate::metrics::DnsMetrics;
 
 /// Errors of the DNS front end.

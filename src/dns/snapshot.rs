@@ -1,210 +1,27 @@
-//! The immutable state every answer is computed from, swapped atomically on change.
-//!
-//! ```text
-//!  Snapshot ─┬─ zones (Arc, rebuilt on reload) ── static tails: each static RRset's
-//!            │                                   answer pre-encoded for its own name
-//!            ├─ health (Arc)
-//!            └─ dynamic answers (rebuilt when health changes): per record, per pool
-//!               list (one, or one per geo region), the policy decision and the
-//!               answers it can produce, each pre-encoded; one is picked per query
-//! ```
-//!
-//! Readers take an `Arc` from [`SharedSnapshot`] (lock-free) and never wait on writers.
+//! Building snapshots (static answers pre-encoded at load, dynamic records' variants
+//! when health changes) and publishing them: [`SharedSnapshot`] swaps them
+//! atomically; readers take one lock-free and never wait on writers.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::answers::{
+    DynamicAnswer, Limits, Snapshot, StaticTails, TailSpan, Variant, VariantSet, ZoneData,
+};
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
 use super::writer::{Header, Owner, Writer};
 use crate::config::Config;
 use crate::health::HealthSnapshot;
 use crate::model::{
-    DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, RegionIndex, SplitMix64,
+    DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, SplitMix64,
 };
 use crate::policy::{self, Decision, GeoMap};
-use crate::zone::{PackedRdata, RrSetId, ZoneSet, name, store::label_starts};
+use crate::zone::{PackedRdata, ZoneSet, name, store::label_starts};
 
 /// Samples drawn when a weighted answer holds several of many endpoints.
 const SAMPLED_VARIANTS: usize = 64;
-
-/// Pre-encoded answer/authority/additional sections and their counts.
-#[derive(Clone, Copy, Debug)]
-pub struct Cached<'s> {
-    /// The encoded sections.
-    pub bytes: &'s [u8],
-    /// Answer records.
-    pub ancount: u16,
-    /// Authority records.
-    pub nscount: u16,
-    /// Additional records.
-    pub arcount: u16,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct TailSpan {
-    start: u32,
-    len: u16,
-    ancount: u16,
-    nscount: u8,
-    arcount: u8,
-    present: bool,
-}
-
-/// Pre-encoded answers for every static RRset of one zone, indexed by [`RrSetId`].
-#[derive(Clone, Debug, Default)]
-pub struct StaticTails {
-    spans: Vec<TailSpan>,
-    bytes: Vec<u8>,
-}
-
-/// One answer a dynamic record can give.
-#[derive(Clone, Debug)]
-pub struct Variant {
-    /// Endpoints, in answer order.
-    pub endpoints: Vec<EndpointIndex>,
-    rdata: Box<[u8]>,
-    count: u16,
-    tail: Box<[u8]>,
-    ancount: u16,
-}
-
-impl Variant {
-    /// The records' rdata.
-    pub fn rdata(&self) -> PackedRdata<'_> {
-        PackedRdata::new(&self.rdata, self.count)
-    }
-
-    /// The pre-encoded answer for a query of the record's own name and type.
-    pub fn cached(&self) -> Option<Cached<'_>> {
-        Some(Cached {
-            bytes: &self.tail,
-            ancount: self.ancount,
-            nscount: 0,
-            arcount: 0,
-        })
-    }
-}
-
-/// The answers of one record for one pool list.
-#[derive(Clone, Debug)]
-pub struct VariantSet {
-    /// The policy decision (why these answers).
-    pub decision: Decision,
-    /// TTL of the answers.
-    pub ttl: u32,
-    /// Possible answers; empty means NODATA.
-    pub variants: Vec<Variant>,
-    /// Cumulative pick weights (empty: uniform).
-    cumulative: Vec<u64>,
-}
-
-impl VariantSet {
-    /// Picks one answer (None means NODATA).
-    pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
-        match self.variants.len() {
-            0 => None,
-            1 => self.variants.first(),
-            n if self.cumulative.is_empty() => self.variants.get(rng.below(n as u64) as usize),
-            _ => {
-                let total = *self.cumulative.last()?;
-                let point = rng.below(total.max(1));
-                let i = self.cumulative.partition_point(|&c| c <= point);
-                self.variants.get(i.min(self.variants.len() - 1))
-            }
-        }
-    }
-}
-
-/// Everything a dynamic record can answer right now.
-#[derive(Clone, Debug)]
-pub struct DynamicAnswer {
-    /// The record.
-    pub record: RecordIndex,
-    /// RR type code answered.
-    pub rtype: u16,
-    /// Set index per region (geo records only).
-    region_sets: Vec<usize>,
-    default_set: usize,
-    /// One set per distinct pool list.
-    pub sets: Vec<VariantSet>,
-}
-
-impl DynamicAnswer {
-    /// Whether the answer depends on the client's location.
-    pub fn is_client_dependent(&self) -> bool {
-        self.sets.len() > 1 || !self.region_sets.is_empty()
-    }
-
-    /// Names of the regions served by set `index` (`default` included); empty for
-    /// records that are not geo.
-    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
-        if self.region_sets.is_empty() {
-            return Vec::new();
-        }
-        let mut names: Vec<String> = self
-            .region_sets
-            .iter()
-            .enumerate()
-            .filter(|(_, set)| **set == index)
-            .map(|(r, _)| config.regions[r].name.clone())
-            .collect();
-        if self.default_set == index {
-            names.push("default".to_owned());
-        }
-        names
-    }
-
-    /// The set for a client region (`None`: the default list).
-    pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
-        let index = region
-            .and_then(|r| self.region_sets.get(usize::from(r.0)))
-            .copied()
-            .unwrap_or(self.default_set);
-        &self.sets[index]
-    }
-}
-
-/// Transport limits and protocol switches.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest UDP response to EDNS clients.
-    pub max_udp_payload: u16,
-    /// Whether ECS is honoured.
-    pub ecs: bool,
-}
-
-/// Static data that changes only when zones are reloaded.
-#[derive(Debug)]
-pub struct ZoneData {
-    /// The zones.
-    pub zones: Arc<ZoneSet>,
-    /// Their pre-encoded answers, parallel to `zones.zones()`.
-    pub tails: Vec<StaticTails>,
-}
-
-/// The state answers are computed from.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// Increases with every swap.
-    pub generation: u64,
-    /// The configuration in force.
-    pub config: Arc<Config>,
-    /// Zones and their pre-encoded answers.
-    pub data: Arc<ZoneData>,
-    /// The zones (shortcut into `data`).
-    pub zones: Arc<ZoneSet>,
-    /// Endpoint health the dynamic answers were built from.
-    pub health: Arc<HealthSnapshot>,
-    /// Client placement.
-    pub geo: Arc<GeoMap>,
-    /// Per dynamic record (indexed by [`RecordIndex`]); shared between snapshots
-    /// while a record's inputs do not change.
-    pub dynamic: Vec<Arc<DynamicAnswer>>,
-    /// Transport limits.
-    pub limits: Limits,
-}
 
 impl Snapshot {
     /// Builds a snapshot from scratch: pre-encodes every static answer, then the
@@ -330,27 +147,6 @@ impl Snapshot {
         }
         snapshot.data = Arc::new(ZoneData { zones, tails });
         snapshot
-    }
-
-    /// The pre-encoded answer of a static RRset, if one was built.
-    pub fn static_tail(&self, zone_index: usize, rrset: RrSetId) -> Option<Cached<'_>> {
-        let tails = self.data.tails.get(zone_index)?;
-        let span = tails.spans.get(rrset.0 as usize)?;
-        if !span.present {
-            return None;
-        }
-        let start = span.start as usize;
-        Some(Cached {
-            bytes: &tails.bytes[start..start + usize::from(span.len)],
-            ancount: span.ancount,
-            nscount: u16::from(span.nscount),
-            arcount: u16::from(span.arcount),
-        })
-    }
-
-    /// The dynamic answers of a record.
-    pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
-        self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
     }
 }
 

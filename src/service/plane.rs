@@ -1047,7 +1047,7 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
     {
         let record = &config.records[new.record.0 as usize];
         for (s, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
-            let answers = |set: &crate::dns::snapshot::VariantSet| -> Vec<String> {
+            let answers = |set: &crate::dns::answers::VariantSet| -> Vec<String> {
                 set.decision
                     .candidates
                     .iter()

@@ -40,7 +40,7 @@ use self::journal::Journal;
 use self::serial::{SavedSerial, SerialFile};
 use self::tsig::{Rejection, ResponseSigner, TsigRecord};
 use self::wire::Reader;
-use super::snapshot::Snapshot;
+use super::answers::Snapshot;
 use super::wire::rcode;
 use crate::config::TransferConfig;
 use crate::metrics;
