@@ -465,26 +465,32 @@ impl Validator<'_> {
             512..=4096,
             " (1232 avoids IP fragmentation)",
         ) as u16;
+        let default_idle = ServerConfig::DEFAULT_TCP_IDLE_TIMEOUT;
         let tcp_idle_timeout = match spec.tcp_idle_timeout.as_deref().map(parse_duration) {
-            None => Duration::from_secs(10),
+            None => default_idle,
             Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
             Some(Ok(_)) => {
                 self.error(
                     root.key("tcp_idle_timeout"),
                     "must be between 100ms and 300s",
                 );
-                Duration::from_secs(10)
+                default_idle
             }
             Some(Err(e)) => {
                 self.error(root.key("tcp_idle_timeout"), e);
-                Duration::from_secs(10)
+                default_idle
             }
         };
+        let (tcp_max_connections, tcp_max_connections_per_source) = self.tcp_limits(spec, &root);
+        let rrl = self.rrl(spec.rrl.as_ref(), &root);
         ServerConfig {
             listen,
             udp_workers,
             max_udp_payload,
             tcp_idle_timeout,
+            tcp_max_connections,
+            tcp_max_connections_per_source,
+            rrl,
         }
     }
 
@@ -1950,6 +1956,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 mod admin;
+mod server;
 
 #[cfg(test)]
 mod tests {

@@ -1,21 +1,25 @@
 //! UDP serving: one OS thread per `SO_REUSEPORT` socket, each receiving and sending
 //! in batches with `recvmmsg`/`sendmmsg`. A thread loads the current snapshot once per
-//! batch and answers from it; it never takes a lock and never awaits.
+//! batch and answers from it; it never takes a lock and never awaits. With response
+//! rate limiting on, each thread owns its own [`RateLimiter`] (see [`super::rrl`]
+//! for what that means for accuracy) and reads the clock once per batch.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::engine::{Outcome, Responder, Transport, fresh_seed};
+use super::engine::{Outcome, Responder, Transport, fresh_seed, truncate_to_question};
+use super::rrl::{RateLimiter, Verdict};
 use super::snapshot::SharedSnapshot;
+use super::wire::HEADER_LEN;
+use crate::config::RrlConfig;
 use crate::metrics::{DnsCounters, DnsMetrics};
 
 /// Datagrams handled per system call.
@@ -52,13 +56,16 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     Ok(sockets)
 }
 
-/// Starts one worker thread per socket.
+/// Starts one worker thread per socket; with `rrl`, each limits its responses at
+/// its share of the rate.
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     metrics: &DnsMetrics,
+    rrl: Option<&RrlConfig>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
+    let shares = sockets.len();
     sockets
         .into_iter()
         .enumerate()
@@ -66,9 +73,10 @@ pub fn spawn(
             let shared = shared.clone();
             let stop = stop.clone();
             let counters = metrics.shard();
+            let limiter = rrl.map(|config| RateLimiter::new(config, shares, fresh_seed()));
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || serve(socket, shared, stop, counters))
+                .spawn(move || serve(socket, shared, stop, counters, limiter))
         })
         .collect()
 }
@@ -125,10 +133,12 @@ fn serve(
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     counters: Arc<DnsCounters>,
+    mut limiter: Option<RateLimiter>,
 ) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
     let mut responder = Responder::new(fresh_seed());
+    let epoch = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         batch.prepare_receive();
         // SAFETY: the headers point into `batch`, which outlives the call.
@@ -155,6 +165,10 @@ fn serve(
             continue;
         }
         let snapshot = shared.load();
+        let now_ms = match limiter {
+            Some(_) => epoch.elapsed().as_millis() as u64,
+            None => 0,
+        };
         let mut pending = 0;
         for i in 0..received as usize {
             let header = &batch.recv_msgs[i];
@@ -169,13 +183,30 @@ fn serve(
             };
             let query = &batch.queries[i][..len];
             let out = &mut batch.responses[pending];
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                responder.respond(&snapshot, query, src.ip(), Transport::Udp, out)
-            }));
+            let (outcome, panicked) =
+                responder.respond_or_servfail(&snapshot, query, src.ip(), Transport::Udp, out);
+            if panicked {
+                counters.internal_error();
+                tracing::error!(%src, "internal error while answering; SERVFAIL sent");
+            }
             match outcome {
-                Ok(Outcome::Answered(rcode)) => {
-                    counters.response(rcode);
-                    if out.get(2).is_some_and(|flags| flags & 0x02 != 0) {
+                Outcome::Answered(answered) => {
+                    let truncated = out.get(2).is_some_and(|flags| flags & 0x02 != 0);
+                    if let Some(limiter) = limiter.as_mut() {
+                        let name = answered
+                            .name_offset
+                            .and_then(|offset| query.get(HEADER_LEN + usize::from(offset)..));
+                        match limiter.check(now_ms, src.ip(), answered.class, name) {
+                            Verdict::Send => {}
+                            Verdict::Slip if truncate_to_question(out) => counters.rrl_slipped(),
+                            Verdict::Slip | Verdict::Drop => {
+                                counters.rrl_dropped();
+                                continue;
+                            }
+                        }
+                    }
+                    counters.response(answered.rcode);
+                    if truncated {
                         counters.truncated();
                     }
                     batch.send_iov[pending] = libc::iovec {
@@ -192,11 +223,7 @@ fn serve(
                     header.msg_flags = 0;
                     pending += 1;
                 }
-                Ok(Outcome::Dropped) => counters.dropped(),
-                Err(_) => {
-                    counters.internal_error();
-                    tracing::error!(%src, "internal error while answering; query dropped");
-                }
+                Outcome::Dropped => counters.dropped(),
             }
         }
         drop(snapshot);

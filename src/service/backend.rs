@@ -307,6 +307,48 @@ fn render_metrics(
         "Internal errors on the answer path.",
         totals.internal_errors,
     );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_LIMITED_TOTAL,
+        "UDP responses over their rate limit (slipped plus dropped).",
+        totals.rrl_limited(),
+    );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_SLIPPED_TOTAL,
+        "Rate-limited UDP responses sent truncated (TC, no records).",
+        totals.rrl_slipped,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_DROPPED_TOTAL,
+        "Rate-limited UDP responses not sent.",
+        totals.rrl_dropped,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_CONNECTIONS_TOTAL,
+        "TCP connections accepted.",
+        totals.tcp_accepted,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_REJECTED_TOTAL,
+        "TCP connections closed at once by a connection limit.",
+        totals.tcp_rejected,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_TIMEOUTS_TOTAL,
+        "TCP connections closed by the idle timeout.",
+        totals.tcp_timeouts,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {name} TCP connections open now.\n# TYPE {name} gauge\n{name} {}",
+        totals.tcp_open(),
+        name = metrics::DNS_TCP_OPEN
+    );
     let snapshot = shared.load_full();
     let _ = writeln!(
         out,

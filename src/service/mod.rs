@@ -155,6 +155,8 @@ struct FixedSettings {
     admin_tls: Option<crate::config::TlsFiles>,
     udp_workers: usize,
     tcp_idle_timeout: std::time::Duration,
+    tcp_max_connections: (usize, usize),
+    rrl: Option<crate::config::RrlConfig>,
 }
 
 impl FixedSettings {
@@ -165,6 +167,11 @@ impl FixedSettings {
             admin_tls: config.admin.tls.clone(),
             udp_workers: config.server.udp_workers,
             tcp_idle_timeout: config.server.tcp_idle_timeout,
+            tcp_max_connections: (
+                config.server.tcp_max_connections,
+                config.server.tcp_max_connections_per_source,
+            ),
+            rrl: config.server.rrl.clone(),
         }
     }
 
@@ -185,6 +192,15 @@ impl FixedSettings {
         }
         if self.tcp_idle_timeout != new.tcp_idle_timeout {
             keys.push("server.tcp_idle_timeout".to_owned());
+        }
+        if self.tcp_max_connections.0 != new.tcp_max_connections.0 {
+            keys.push("server.tcp_max_connections".to_owned());
+        }
+        if self.tcp_max_connections.1 != new.tcp_max_connections.1 {
+            keys.push("server.tcp_max_connections_per_source".to_owned());
+        }
+        if self.rrl != new.rrl {
+            keys.push("server.rrl".to_owned());
         }
         keys
     }
@@ -261,12 +277,8 @@ impl Service {
         let generation = Arc::new(AtomicU64::new(1));
         let shutdown = CancellationToken::new();
         let dns = match role {
-            Role::Server => Some(DnsServer::start(
-                &config.server.listen,
-                config.server.udp_workers,
-                config.server.tcp_idle_timeout,
-                shared.clone(),
-            )?),
+            // Zone transfers (AXFR/IXFR over TCP) plug in here as the third argument.
+            Role::Server => Some(DnsServer::start(&config.server, shared.clone(), None)?),
             Role::Agent => None,
         };
         let events = Arc::new(EventLog::default());
