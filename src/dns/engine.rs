@@ -480,3 +480,56 @@ pub fn fresh_seed() -> u64 {
     // RandomState is seeded from the OS once per process and varies per instance.
     RandomState::new().hash_one(std::thread::current().id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `www.example.` A, id 0x1234, RD set.
+    fn query() -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend(b"\x03WwW\x07example\x00\x00\x01\x00\x01");
+        q
+    }
+
+    #[test]
+    fn a_panic_while_answering_becomes_a_servfail_with_the_question() {
+        let q = query();
+        let mut out = Vec::new();
+        let (outcome, panicked) = guard(&q, &mut out, |_| panic!("injected"));
+        assert!(panicked);
+        assert_eq!(outcome, Outcome::Answered(Answered::error(rcode::SERVFAIL)));
+        assert_eq!(&out[..4], &[0x12, 0x34, 0x81, 0x02], "id, QR, RD, SERVFAIL");
+        assert_eq!(&out[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&out[12..], &q[12..], "question echoed as sent");
+        let (outcome, panicked) = guard(&q, &mut out, |_| Outcome::Dropped);
+        assert_eq!((outcome, panicked), (Outcome::Dropped, false));
+        let mut garbage = q[..14].to_vec();
+        garbage[13] = 0xFF;
+        let (_, panicked) = guard(&garbage, &mut out, |_| panic!("injected"));
+        assert!(panicked);
+        assert_eq!(out.len(), HEADER_LEN, "no readable question: header only");
+        assert_eq!(
+            guard(&q[..5], &mut out, |_| panic!("x")).0,
+            Outcome::Dropped
+        );
+    }
+
+    #[test]
+    fn slipping_keeps_header_and_question_and_sets_tc() {
+        let q = query();
+        let mut out = q.clone();
+        out[2] |= 0x84;
+        out[6..8].copy_from_slice(&1u16.to_be_bytes());
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        out.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+        out.extend([0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0]);
+        assert!(truncate_to_question(&mut out));
+        assert_eq!(out.len(), q.len());
+        assert_eq!(&out[12..], &q[12..]);
+        assert_eq!(out[2] & 0x02, 0x02, "TC");
+        assert_eq!(&out[6..12], &[0; 6]);
+        let mut headerless = vec![0u8; 5];
+        assert!(!truncate_to_question(&mut headerless));
+    }
+}

@@ -20,4 +20,6 @@ mod page;
 mod policies;
 mod protocol;
 mod reload;
+mod rrl;
+mod transport;
 mod vantage;
