@@ -140,3 +140,78 @@ fn a_flooding_source_is_limited_and_slipped_while_another_is_answered_in_full() 
         assert!(!reply.metadata.truncation && reply.answers.len() == 1);
     }
 }
+
+/// The class and bucket name of each kind of response, from the responder itself.
+#[test]
+fn responses_are_classified_and_named_like_knot_and_nsd_do() {
+    use failoverd::config::ConfigSource;
+    use failoverd::dns::engine::Outcome;
+    use failoverd::dns::rrl::ResponseClass;
+    use failoverd::dns::{Responder, Snapshot, Transport};
+    use failoverd::health::HealthSnapshot;
+    use failoverd::service;
+
+    let loaded = service::load(ConfigSource::from_text(
+        crate::support::integration_config(),
+        crate::support::data_dir().join("configs"),
+    ))
+    .expect("valid");
+    let health = HealthSnapshot::from_config(&loaded.config);
+    let snapshot = Snapshot::build(
+        std::sync::Arc::clone(&loaded.config),
+        loaded.zones,
+        health,
+        1,
+    );
+    let mut responder = Responder::new(1);
+    let mut out = Vec::new();
+    let mut classify = |name: &str, rtype: RecordType, transport| {
+        let bytes = query(name, rtype).to_vec().unwrap();
+        let client = "192.0.2.1".parse().unwrap();
+        match responder.respond(&snapshot, &bytes, client, transport, &mut out) {
+            Outcome::Answered(a) => {
+                let bucket = a.name_offset.map(|offset| {
+                    let name = &bytes[12 + usize::from(offset)..bytes.len() - 4];
+                    failoverd::zone::name::text_from_wire(name).to_ascii_lowercase()
+                });
+                (a.class, bucket)
+            }
+            Outcome::Dropped => panic!("dropped"),
+        }
+    };
+    let named = |class, name: &str| (class, Some(name.to_owned()));
+    use ResponseClass::*;
+    use Transport::{Tcp, Udp};
+    assert_eq!(
+        classify("MAIL.example.test.", RecordType::A, Udp),
+        named(Answer, "mail.example.test.")
+    );
+    assert_eq!(
+        classify("mail.example.test.", RecordType::TXT, Udp),
+        named(NoData, "mail.example.test.")
+    );
+    assert_eq!(
+        classify("random-1234.example.test.", RecordType::A, Udp),
+        named(NxDomain, "example.test."),
+        "NXDOMAIN is bucketed by the zone, so random names share a bucket"
+    );
+    assert_eq!(
+        classify("a.host.sub.example.test.", RecordType::A, Udp),
+        named(Referral, "sub.example.test."),
+        "referrals are bucketed by the delegation point"
+    );
+    assert_eq!(
+        classify("example.test.", RecordType::ANY, Udp),
+        named(Large, "example.test.")
+    );
+    // (No answer in the test zones exceeds the 1024 bytes that make a response Large.)
+    assert_eq!(
+        classify("mx-big.example.test.", RecordType::MX, Tcp),
+        named(Answer, "mx-big.example.test.")
+    );
+    assert_eq!(classify("example.org.", RecordType::A, Udp), (Error, None));
+    assert_eq!(
+        classify("example.test.", RecordType::AXFR, Udp),
+        (Error, None)
+    );
+}
