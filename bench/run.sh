@@ -392,9 +392,9 @@ pair_table() {
   awk -F'\t' -v a="$2" -v b="$3" "$AWK_FMT"'
     function med(x, n,   i,j,t) {for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (x[j] < x[i]) {t=x[i]; x[i]=x[j]; x[j]=t}
       return n ? sprintf("%.2f", (n%2) ? x[(n+1)/2] : (x[n/2]+x[n/2+1])/2) : "–"}
-    {u[$1 FS $2]=$5; q[$1 FS $2]=$3; if ($1>n) n=$1}
+    {u[$1 FS $2]=$5; rps[$1 FS $2]=$3; if ($1>n) n=$1}
     END {for (r=1;r<=n;r++) {ua=u[r FS a]; ub=u[r FS b];
-        printf "| %d | %.0f | %s | %.0f | %s | **%s** |\n", r, q[r FS a], f(ua), q[r FS b], f(ub), q(ub,ua)
+        printf "| %d | %.0f | %s | %.0f | %s | **%s** |\n", r, rps[r FS a], f(ua), rps[r FS b], f(ub), q(ub,ua)
         if (ok(ua) && ok(ub)) x[++m]=ub/ua}
       printf "| **median** | | | | | **%s** |\n", med(x,m)}' "$1"
 }
