@@ -72,30 +72,51 @@ pub enum Verdict {
     Drop,
 }
 
-/// One token bucket.
+/// One token bucket: 16 bytes, so that both ways of a set share one cache line.
 #[derive(Clone, Copy, Debug, Default)]
 struct Bucket {
-    /// Key hash (0: never used).
-    key: u64,
+    /// High half of the key hash (0: never used); the low half picked the set.
+    tag: u32,
     /// Token units left.
-    units: u64,
-    /// When `units` was last refilled (ms).
-    stamp: u64,
-    /// Limited responses so far, for the slip ratio.
-    limited: u32,
+    units: u32,
+    /// When `units` was last refilled (ms) in the high 56 bits; limited responses
+    /// since the last slip, modulo the slip ratio, in the low 8.
+    stamp_and_count: u64,
 }
+
+impl Bucket {
+    fn stamp(&self) -> u64 {
+        self.stamp_and_count >> 8
+    }
+
+    fn count(&self) -> u8 {
+        self.stamp_and_count as u8
+    }
+
+    fn set(&mut self, stamp: u64, count: u8) {
+        self.stamp_and_count = (stamp << 8) | u64::from(count);
+    }
+}
+
+/// The two ways a key may live in, aligned to share a cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(32))]
+struct Set([Bucket; 2]);
+
+/// Milliseconds a stamp can hold (56 bits: two million years).
+const MAX_STAMP: u64 = (1 << 56) - 1;
 
 /// The limiter of one UDP worker: a fixed table of token buckets.
 pub struct RateLimiter {
-    buckets: Box<[Bucket]>,
+    sets: Box<[Set]>,
     mask: usize,
     /// Units added per millisecond (= rate).
     refill_per_ms: u64,
     /// Units one response costs (= 1000 × share count).
-    cost: u64,
+    cost: u32,
     /// Most units a bucket holds (one second of the share, at least one response).
-    capacity: u64,
-    slip: u32,
+    capacity: u32,
+    slip: u8,
     ipv4_prefix: u8,
     ipv6_prefix: u8,
     whitelist: Box<[IpNet]>,
@@ -107,15 +128,15 @@ impl RateLimiter {
     /// docs), hashing with `seed`.
     pub fn new(config: &RrlConfig, shares: usize, seed: u64) -> Self {
         let size = config.table_size.max(2).next_power_of_two();
-        let cost = UNITS_PER_RESPONSE * shares.max(1) as u64;
-        let refill_per_ms = u64::from(config.rate);
+        let cost = UNITS_PER_RESPONSE * shares.clamp(1, 1 << 20) as u64;
+        let refill_per_ms = u64::from(config.rate.min(1 << 22));
         Self {
-            buckets: vec![Bucket::default(); size].into_boxed_slice(),
-            mask: size - 1,
+            sets: vec![Set::default(); size / 2].into_boxed_slice(),
+            mask: size / 2 - 1,
             refill_per_ms,
-            cost,
-            capacity: (refill_per_ms * 1000).max(cost),
-            slip: config.slip,
+            cost: cost as u32,
+            capacity: (refill_per_ms * 1000).max(cost) as u32,
+            slip: config.slip.min(255) as u8,
             ipv4_prefix: config.ipv4_prefix,
             ipv6_prefix: config.ipv6_prefix,
             whitelist: config.whitelist.clone().into_boxed_slice(),
@@ -137,99 +158,116 @@ impl RateLimiter {
         class: ResponseClass,
         name: Option<&[u8]>,
     ) -> Verdict {
-        if self.whitelist.iter().any(|net| net.contains(&client)) {
+        if !self.whitelist.is_empty() && self.whitelist.iter().any(|net| net.contains(&client)) {
             return Verdict::Send;
         }
+        let now_ms = now_ms.min(MAX_STAMP);
         let key = self.key(client, class, name);
         let (refill, capacity, cost, slip) =
             (self.refill_per_ms, self.capacity, self.cost, self.slip);
         let bucket = self.bucket(key, now_ms);
-        let elapsed = now_ms.saturating_sub(bucket.stamp);
-        bucket.units = bucket
-            .units
-            .saturating_add(elapsed.saturating_mul(refill))
-            .min(capacity);
-        bucket.stamp = bucket.stamp.max(now_ms);
-        if bucket.units >= cost {
-            bucket.units -= cost;
-            return Verdict::Send;
-        }
-        bucket.limited = bucket.limited.wrapping_add(1);
-        match slip {
-            0 => Verdict::Drop,
-            slip if bucket.limited % slip == 0 => Verdict::Slip,
-            _ => Verdict::Drop,
-        }
+        let elapsed = now_ms.saturating_sub(bucket.stamp());
+        let refilled = u64::from(bucket.units).saturating_add(elapsed.saturating_mul(refill));
+        let mut units = refilled.min(u64::from(capacity)) as u32;
+        let stamp = bucket.stamp().max(now_ms);
+        let verdict = if units >= cost {
+            units -= cost;
+            bucket.set(stamp, bucket.count());
+            Verdict::Send
+        } else if slip == 0 {
+            bucket.set(stamp, 0);
+            Verdict::Drop
+        } else {
+            let count = (bucket.count() + 1) % slip;
+            bucket.set(stamp, count);
+            if count == 0 {
+                Verdict::Slip
+            } else {
+                Verdict::Drop
+            }
+        };
+        bucket.units = units;
+        verdict
     }
 
     /// The bucket of `key`: its own, or a fresh one in place of the less recently
-    /// used of its two slots.
+    /// used of its set's two.
     fn bucket(&mut self, key: u64, now_ms: u64) -> &mut Bucket {
-        let first = key as usize & self.mask;
-        let second = first ^ 1;
-        let slot = if self.buckets[first].key == key {
-            first
-        } else if self.buckets[second].key == key {
-            second
+        let tag = (key >> 32) as u32 | 1;
+        let capacity = self.capacity;
+        let Set(ways) = &mut self.sets[key as usize & self.mask];
+        let way = if ways[0].tag == tag {
+            0
+        } else if ways[1].tag == tag {
+            1
         } else {
-            let victim = if self.buckets[second].stamp < self.buckets[first].stamp {
-                second
-            } else {
-                first
+            let victim = usize::from(ways[1].stamp() < ways[0].stamp());
+            ways[victim] = Bucket {
+                tag,
+                units: capacity,
+                stamp_and_count: 0,
             };
-            self.buckets[victim] = Bucket {
-                key,
-                units: self.capacity,
-                stamp: now_ms,
-                limited: 0,
-            };
+            ways[victim].set(now_ms, 0);
             victim
         };
-        &mut self.buckets[slot]
+        &mut ways[way]
     }
 
-    /// Hash of (client prefix, class, lower-case name); never 0.
+    /// Hash of (client prefix, class, lower-case name).
     fn key(&self, client: IpAddr, class: ResponseClass, name: Option<&[u8]>) -> u64 {
         let mut hasher = self.hasher.build_hasher();
         match client {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4) & prefix_mask_32(self.ipv4_prefix);
-                hasher.write_u64(u64::from(bits) | (4 << 32));
+                hasher.write_u64(u64::from(bits) | (4 << 32) | (u64::from(class as u8) << 40));
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6) & prefix_mask_128(self.ipv6_prefix);
                 hasher.write_u128(bits);
-                hasher.write_u8(6);
+                hasher.write_u64(6 | (u64::from(class as u8) << 8));
             }
         }
-        hasher.write_u8(class as u8);
         if let Some(name) = name {
-            let mut lower = [0u8; 255];
-            let len = lower_name(name, &mut lower);
-            hasher.write(&lower[..len]);
+            hash_name(name, &mut hasher);
         }
-        hasher.finish() | 1
+        hasher.finish()
     }
 }
 
-/// Copies the wire name at the start of `name` in lower case into `out` (up to its
-/// root label, at most 255 bytes); returns its length.
-fn lower_name(name: &[u8], out: &mut [u8; 255]) -> usize {
-    let mut pos = 0;
-    while pos < name.len() && pos < out.len() {
-        let label = usize::from(name[pos]);
-        if label == 0 || label & 0xC0 != 0 {
-            out[pos] = name[pos];
-            return pos + 1;
+/// Feeds the wire name at the start of `name` (up to its root label, at most 255
+/// bytes) to `hasher` in lower case, eight bytes at a time.
+fn hash_name(name: &[u8], hasher: &mut impl Hasher) {
+    let mut end = 0;
+    while let Some(&label) = name.get(end) {
+        end += 1;
+        if label == 0 || label & 0xC0 != 0 || end > 255 {
+            break;
         }
-        out[pos] = name[pos];
-        let end = (pos + 1 + label).min(name.len()).min(out.len());
-        for i in pos + 1..end {
-            out[i] = name[i].to_ascii_lowercase();
-        }
-        pos = end;
+        end += usize::from(label);
     }
-    pos
+    let name = &name[..end.min(name.len()).min(255)];
+    let mut chunks = name.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hasher.write_u64(lower_word(word));
+    }
+    let rest = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    hasher.write_u64(lower_word(u64::from_le_bytes(last)) ^ (rest.len() as u64) << 59);
+}
+
+/// ASCII upper-case letters of eight bytes at once turned to lower case (SWAR);
+/// every other byte (label lengths included) unchanged.
+fn lower_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = word & !HIGH;
+    // High bit of each byte: its low 7 bits are ≥ 'A', and > 'Z'.
+    let at_least_a = low7 + ONES * (0x80 - u64::from(b'A'));
+    let above_z = low7 + ONES * (0x80 - u64::from(b'Z') - 1);
+    let upper = at_least_a & !above_z & !word & HIGH;
+    word | (upper >> 2)
 }
 
 fn prefix_mask_32(prefix: u8) -> u32 {
@@ -377,7 +415,33 @@ mod tests {
         assert_eq!(sent(&mut l, 5100, "192.0.2.1", 10), 1);
     }
 
+    #[test]
+    fn names_hash_alike_in_any_case_and_differ_otherwise() {
+        let l = limiter(1, 2, 1);
+        let client = ip("192.0.2.1");
+        let key = |name: &[u8]| l.key(client, ResponseClass::Answer, Some(name));
+        assert_eq!(
+            key(b"\x0bAbCdEfGhIjK\x07EXAMPLE\x00\x00\x01"),
+            key(b"\x0babcdefghijk\x07example\x00\xff\xff")
+        );
+        assert_ne!(key(b"\x01a\x00"), key(b"\x01b\x00"));
+        assert_ne!(
+            key(b"\x01a\x00"),
+            key(b"\x01@\x00"),
+            "'@' is not 'a' without case"
+        );
+        assert_ne!(key(b"\x01a\x00"), key(b"\x01a\x01a\x00"));
+        assert_ne!(key(b"\x01["), key(b"\x01{"));
+    }
+
     proptest! {
+        /// Lower-casing eight bytes at once agrees with doing it byte by byte.
+        #[test]
+        fn word_lowering_matches_bytewise(bytes in any::<[u8; 8]>()) {
+            let want = u64::from_le_bytes(bytes.map(|b| b.to_ascii_lowercase()));
+            prop_assert_eq!(lower_word(u64::from_le_bytes(bytes)), want);
+        }
+
         /// Over any schedule, one bucket sends at most the burst plus the refill.
         #[test]
         fn never_more_than_burst_plus_rate_times_time(
@@ -429,6 +493,59 @@ mod tests {
                     prop_assert_eq!(first, Verdict::Send);
                 }
             }
+        }
+    }
+}
+
+/// A micro-benchmark of [`RateLimiter::check`], run by hand:
+/// `cargo test --release --lib rrl::timing -- --ignored --nocapture`.
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    #[test]
+    #[ignore = "a micro-benchmark, run by hand"]
+    fn time_checks() {
+        let names: Vec<Vec<u8>> = (0..10_000)
+            .map(|i| {
+                let label = format!("h{i}");
+                let mut n = vec![label.len() as u8];
+                n.extend(label.as_bytes());
+                n.extend(b"\x05bench\x04test\x00\x00\x01\x00\x01");
+                n
+            })
+            .collect();
+        for size in [1024, 65536] {
+            let config = RrlConfig {
+                rate: 1_000_000,
+                table_size: size,
+                ..RrlConfig::DEFAULT
+            };
+            let mut l = RateLimiter::new(&config, 1, 1);
+            let client: IpAddr = "127.0.0.1".parse().unwrap();
+            let start = std::time::Instant::now();
+            let mut sent = 0;
+            for i in 0..5_000_000usize {
+                let name = &names[(i * 7919) % names.len()];
+                if l.check(
+                    1000 + (i / 1000) as u64,
+                    client,
+                    ResponseClass::Answer,
+                    Some(name),
+                ) == Verdict::Send
+                {
+                    sent += 1;
+                }
+            }
+            let ns = start.elapsed().as_nanos() as f64 / 5e6;
+            let mut h = 0u64;
+            let start = std::time::Instant::now();
+            for i in 0..5_000_000usize {
+                let name = &names[(i * 7919) % names.len()];
+                h = h.wrapping_add(l.key(client, ResponseClass::Answer, Some(name)));
+            }
+            let key_ns = start.elapsed().as_nanos() as f64 / 5e6;
+            eprintln!("table {size}: {ns:.1} ns per check, {key_ns:.1} ns per key ({sent} {h})");
         }
     }
 }
