@@ -6,16 +6,14 @@
 
 use std::net::IpAddr;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use super::resolve::{self, Client, Resolution};
 use super::rrl::{LARGE_RESPONSE, ResponseClass};
+use super::servfail::guard;
 use super::snapshot::Snapshot;
 use super::wire::{
-    self, Edns, HEADER_LEN, OPTION_CLIENT_SUBNET, OPTION_TCP_KEEPALIVE, Parsed, Query, Rejection,
-    rcode,
+    self, Edns, OPTION_CLIENT_SUBNET, OPTION_TCP_KEEPALIVE, Parsed, Query, Rejection, rcode,
 };
-use super::writer::{Header, Owner, Writer, flags, response_flags};
+use super::writer::{Header, Owner, Writer, response_flags};
 use crate::model::SplitMix64;
 use crate::zone::rtype;
 
@@ -56,7 +54,7 @@ pub struct Answered {
 
 impl Answered {
     /// An error response, bucketed without a name.
-    fn error(rcode: u16) -> Self {
+    pub fn error(rcode: u16) -> Self {
         Self {
             rcode,
             class: ResponseClass::Error,
@@ -394,189 +392,9 @@ fn write_rejection(rejection: &Rejection<'_>, snapshot: &Snapshot, out: &mut Vec
     });
 }
 
-/// Runs `respond` (which writes a response into `out`); if it panics, writes a
-/// SERVFAIL for `packet` instead. Returns the outcome and whether it panicked.
-pub fn guard(
-    packet: &[u8],
-    out: &mut Vec<u8>,
-    respond: impl FnOnce(&mut Vec<u8>) -> Outcome,
-) -> (Outcome, bool) {
-    match catch_unwind(AssertUnwindSafe(|| respond(&mut *out))) {
-        Ok(outcome) => (outcome, false),
-        Err(_) => (write_servfail(packet, out), true),
-    }
-}
-
-/// Writes a SERVFAIL for `packet` (echoing its id, opcode, RD and CD, and its
-/// question if it has a readable one); drops what is not a query at all.
-pub fn write_servfail(packet: &[u8], out: &mut Vec<u8>) -> Outcome {
-    if packet.len() < HEADER_LEN || packet[2] & 0x80 != 0 {
-        return Outcome::Dropped;
-    }
-    let id = u16::from_be_bytes([packet[0], packet[1]]);
-    let query_flags = u16::from_be_bytes([packet[2], packet[3]]);
-    let question = catch_unwind(|| match wire::parse(packet) {
-        Parsed::Query(query) => Some(query.question.len()),
-        _ => None,
-    })
-    .ok()
-    .flatten()
-    .filter(|&len| HEADER_LEN + len <= packet.len());
-    let mut writer = Writer::without_question(out);
-    if let Some(len) = question {
-        writer.raw(&packet[HEADER_LEN..HEADER_LEN + len]);
-    }
-    writer.finish(Header {
-        id,
-        flags: response_flags(query_flags, false, false, rcode::SERVFAIL),
-        qdcount: u16::from(question.is_some()),
-        ancount: 0,
-        nscount: 0,
-        arcount: 0,
-    });
-    Outcome::Answered(Answered::error(rcode::SERVFAIL))
-}
-
-/// Cuts a response in `out` down to its header, question and OPT record (RFC 6891
-/// §7: a truncated response to an EDNS query keeps its OPT), with TC set: what rate
-/// limiting sends instead of a limited response ("slip"), so a real client retries
-/// over TCP. Returns `false` if `out` is not a response this server wrote (then
-/// nothing should be sent).
-pub fn truncate_to_question(out: &mut Vec<u8>) -> bool {
-    let Some(header) = out.get(..HEADER_LEN) else {
-        return false;
-    };
-    let count = |at: usize| usize::from(u16::from_be_bytes([header[at], header[at + 1]]));
-    let (qdcount, records) = (count(4), count(6) + count(8) + count(10));
-    if qdcount > 1 {
-        return false;
-    }
-    let mut pos = HEADER_LEN;
-    if qdcount == 1 {
-        let Some(end) = skip_name(out, pos) else {
-            return false;
-        };
-        pos = end + 4;
-    }
-    let question_end = pos;
-    // Our encoder writes OPT last: find where the last record starts.
-    let mut last = None;
-    for _ in 0..records {
-        let start = pos;
-        let Some(end) = skip_name(out, pos) else {
-            return false;
-        };
-        let Some(fixed) = out.get(end..end + 10) else {
-            return false;
-        };
-        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-        last = Some((start, u16::from_be_bytes([fixed[0], fixed[1]])));
-        pos = end + 10 + rdlen;
-    }
-    if question_end > out.len() || pos > out.len() {
-        return false;
-    }
-    let mut arcount = 0u16;
-    match last {
-        Some((start, rtype::OPT)) if start > question_end => {
-            out.copy_within(start..pos, question_end);
-            out.truncate(question_end + (pos - start));
-            arcount = 1;
-        }
-        Some((_, rtype::OPT)) => {
-            out.truncate(pos);
-            arcount = 1;
-        }
-        _ => out.truncate(question_end),
-    }
-    let flags_word = u16::from_be_bytes([out[2], out[3]]) | flags::TC;
-    out[2..4].copy_from_slice(&flags_word.to_be_bytes());
-    out[6..10].fill(0);
-    out[10..12].copy_from_slice(&arcount.to_be_bytes());
-    true
-}
-
-/// Offset just past a (possibly compressed) name starting at `pos`.
-fn skip_name(message: &[u8], mut pos: usize) -> Option<usize> {
-    for _ in 0..128 {
-        let label = *message.get(pos)?;
-        match label & 0xC0 {
-            0x00 if label == 0 => return Some(pos + 1),
-            0x00 => pos += 1 + usize::from(label),
-            0xC0 => return message.get(pos + 1).map(|_| pos + 2),
-            _ => return None,
-        }
-    }
-    None
-}
-
 /// Seed for a responder: distinct per thread and process start.
 pub fn fresh_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     // RandomState is seeded from the OS once per process and varies per instance.
     RandomState::new().hash_one(std::thread::current().id())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `www.example.` A, id 0x1234, RD set.
-    fn query() -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        q.extend(b"\x03WwW\x07example\x00\x00\x01\x00\x01");
-        q
-    }
-
-    #[test]
-    fn a_panic_while_answering_becomes_a_servfail_with_the_question() {
-        let q = query();
-        let mut out = Vec::new();
-        let (outcome, panicked) = guard(&q, &mut out, |_| panic!("injected"));
-        assert!(panicked);
-        assert_eq!(outcome, Outcome::Answered(Answered::error(rcode::SERVFAIL)));
-        assert_eq!(&out[..4], &[0x12, 0x34, 0x81, 0x02], "id, QR, RD, SERVFAIL");
-        assert_eq!(&out[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(&out[12..], &q[12..], "question echoed as sent");
-        let (outcome, panicked) = guard(&q, &mut out, |_| Outcome::Dropped);
-        assert_eq!((outcome, panicked), (Outcome::Dropped, false));
-        let mut garbage = q[..14].to_vec();
-        garbage[13] = 0xFF;
-        let (_, panicked) = guard(&garbage, &mut out, |_| panic!("injected"));
-        assert!(panicked);
-        assert_eq!(out.len(), HEADER_LEN, "no readable question: header only");
-        assert_eq!(
-            guard(&q[..5], &mut out, |_| panic!("x")).0,
-            Outcome::Dropped
-        );
-    }
-
-    #[test]
-    fn slipping_keeps_header_and_question_and_sets_tc() {
-        let q = query();
-        let mut out = q.clone();
-        out[2] |= 0x84;
-        out[6..8].copy_from_slice(&1u16.to_be_bytes());
-        out[10..12].copy_from_slice(&1u16.to_be_bytes());
-        out.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
-        out.extend([0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0]);
-        let opt = [0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0];
-        assert!(truncate_to_question(&mut out));
-        assert_eq!(out.len(), q.len() + opt.len());
-        assert_eq!(&out[12..q.len()], &q[12..]);
-        assert_eq!(&out[q.len()..], &opt, "OPT kept");
-        assert_eq!(out[2] & 0x02, 0x02, "TC");
-        assert_eq!(&out[6..12], &[0, 0, 0, 0, 0, 1]);
-        let mut plain = q.clone();
-        plain[6..8].copy_from_slice(&1u16.to_be_bytes());
-        plain.extend([0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
-        assert!(truncate_to_question(&mut plain));
-        assert_eq!(&plain[12..], &q[12..], "no OPT: question only");
-        assert_eq!(&plain[6..12], &[0; 6]);
-        let mut cut_short = q.clone();
-        cut_short[6..8].copy_from_slice(&1u16.to_be_bytes());
-        assert!(!truncate_to_question(&mut cut_short), "a record missing");
-        let mut headerless = vec![0u8; 5];
-        assert!(!truncate_to_question(&mut headerless));
-    }
 }

@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod resolve;
 pub mod rrl;
+pub mod servfail;
 pub mod snapshot;
 pub mod tcp;
 pub mod transfer;

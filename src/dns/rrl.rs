@@ -29,11 +29,14 @@
 //! client that sends from one fixed port reaches one worker and is held to
 //! `rate/workers`. With one UDP worker the limit is exact.
 
+mod slip;
+
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+pub use self::slip::truncate_to_question;
 use crate::config::RrlConfig;
 
 /// Responses larger than this (bytes) are [`ResponseClass::Large`] (Knot's figure).

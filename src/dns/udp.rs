@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::engine::{Outcome, Responder, Transport, fresh_seed, truncate_to_question};
-use super::rrl::{RateLimiter, Verdict};
+use super::engine::{Outcome, Responder, Transport, fresh_seed};
+use super::rrl::{RateLimiter, Verdict, truncate_to_question};
 use super::snapshot::SharedSnapshot;
 use super::wire::HEADER_LEN;
 use crate::config::RrlConfig;

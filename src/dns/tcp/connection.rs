@@ -10,7 +10,8 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use crate::dns::engine::{Outcome, Responder, Transport, write_servfail};
+use crate::dns::engine::{Outcome, Responder, Transport};
+use crate::dns::servfail::write_servfail;
 use crate::dns::snapshot::Snapshot;
 use crate::dns::transfer::is_transfer;
 use crate::dns::wire;
