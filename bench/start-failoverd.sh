@@ -9,7 +9,8 @@
 # all default 1 (the harness's knobs, when exported);
 # FAILOVERD_CONFIG_ONLY=1: write the config, print its path and exit instead of starting
 #   (bench/run.sh times the bare binary's start-up with it);
-# FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr).
+# FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr);
+# RRL_RATE: turn response rate limiting on with this rate (and RRL_SLIP, default 2); unset: off.
 # The config goes to /tmp/failoverd-bench-PORT/ (one directory per port, rewritten each start).
 set -euo pipefail
 PORT=${1:?port}; ZONE=${2:?zone file}; BACKENDS=${3:-}; BACKEND_PORT=${4:-8081}
@@ -46,6 +47,11 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
     echo "ttl = ${FO_TTL:-1}"
     echo "policy = \"failover\""
     echo "pools = [\"fo\"]"
+  fi
+  if [ -n "${RRL_RATE:-}" ]; then
+    echo "[server.rrl]"
+    echo "rate = $RRL_RATE"
+    echo "slip = ${RRL_SLIP:-2}"
   fi
 } > "$W/failoverd.toml"
 if [ -n "${FAILOVERD_CONFIG_ONLY:-}" ]; then echo "$W/failoverd.toml"; exit 0; fi

@@ -559,17 +559,76 @@ pub struct Route53Zone {
     pub sync_static: bool,
 }
 
+/// How UDP workers receive and send datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UdpIo {
+    /// `recvmmsg`/`sendmmsg`, many datagrams per system call (Linux; elsewhere the
+    /// portable path is used instead).
+    #[default]
+    Batched,
+    /// One `recv_from`/`send_to` per datagram: any platform.
+    Portable,
+}
+
 /// The `[server]` section, validated.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// DNS listen addresses (UDP and TCP on each).
     pub listen: Vec<SocketAddr>,
+    /// How UDP workers move datagrams.
+    pub udp_io: UdpIo,
     /// UDP worker threads per listen address (≥ 1).
     pub udp_workers: usize,
     /// Largest UDP response sent to EDNS clients (512–4096).
     pub max_udp_payload: u16,
     /// How long an idle TCP connection stays open.
     pub tcp_idle_timeout: Duration,
+    /// Most TCP connections open at once, per listen address.
+    pub tcp_max_connections: usize,
+    /// Most TCP connections open at once from one client address.
+    pub tcp_max_connections_per_source: usize,
+    /// Response rate limiting of UDP answers (`None`: off, the default).
+    pub rrl: Option<RrlConfig>,
+}
+
+impl ServerConfig {
+    /// Default of `tcp_idle_timeout`.
+    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of `tcp_max_connections`.
+    pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+    /// Default of `tcp_max_connections_per_source`.
+    pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+}
+
+/// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
+/// NSD's RRL) of UDP answers, per client prefix, response class and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrlConfig {
+    /// Responses per second allowed per bucket (≥ 1); one second's worth is the burst.
+    pub rate: u32,
+    /// Every `slip`-th limited response goes out truncated (TC, no records) so real
+    /// clients retry over TCP; 0 drops every limited response, 1 truncates every one.
+    pub slip: u32,
+    /// Prefix length an IPv4 client is bucketed by.
+    pub ipv4_prefix: u8,
+    /// Prefix length an IPv6 client is bucketed by.
+    pub ipv6_prefix: u8,
+    /// Client networks never limited.
+    pub whitelist: Vec<IpNet>,
+    /// Buckets per UDP worker (a power of two).
+    pub table_size: usize,
+}
+
+impl RrlConfig {
+    /// The defaults of every key (what an empty `[server.rrl]` table means).
+    pub const DEFAULT: Self = Self {
+        rate: 20,
+        slip: 2,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        whitelist: Vec::new(),
+        table_size: 65536,
+    };
 }
 
 /// The `[zones]` section, validated.

@@ -21,6 +21,33 @@ pub struct ServerSpec {
     pub max_udp_payload: Option<i64>,
     /// How long an idle TCP connection is kept open.
     pub tcp_idle_timeout: Option<String>,
+    /// Most TCP connections open at once, per listen address.
+    pub tcp_max_connections: Option<i64>,
+    /// Most TCP connections open at once from one client address.
+    pub tcp_max_connections_per_source: Option<i64>,
+    /// Response rate limiting; present means on.
+    pub rrl: Option<RrlSpec>,
+    /// How UDP workers move datagrams: "batched" (recvmmsg/sendmmsg, the default on
+    /// Linux) or "portable" (one recv_from/send_to per datagram).
+    pub udp_io: Option<String>,
+}
+
+/// The `[server.rrl]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RrlSpec {
+    /// Responses per second per bucket.
+    pub rate: Option<i64>,
+    /// Every Nth limited response is truncated instead of dropped (0: drop all).
+    pub slip: Option<i64>,
+    /// IPv4 prefix length clients are grouped by.
+    pub ipv4_prefix: Option<i64>,
+    /// IPv6 prefix length clients are grouped by.
+    pub ipv6_prefix: Option<i64>,
+    /// Client networks (CIDR) never limited.
+    pub whitelist: Option<Vec<String>>,
+    /// Buckets per UDP worker.
+    pub table_size: Option<i64>,
 }
 
 /// The `[zones]` section.

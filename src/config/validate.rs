@@ -21,7 +21,7 @@ use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
     DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
     Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
-    ServerConfig, VERSION, Vantage, ZonesConfig,
+    ServerConfig, UdpIo, VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -483,26 +483,45 @@ impl Validator<'_> {
             512..=4096,
             " (1232 avoids IP fragmentation)",
         ) as u16;
+        let default_idle = ServerConfig::DEFAULT_TCP_IDLE_TIMEOUT;
         let tcp_idle_timeout = match spec.tcp_idle_timeout.as_deref().map(parse_duration) {
-            None => Duration::from_secs(10),
+            None => default_idle,
             Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
             Some(Ok(_)) => {
                 self.error(
                     root.key("tcp_idle_timeout"),
                     "must be between 100ms and 300s",
                 );
-                Duration::from_secs(10)
+                default_idle
             }
             Some(Err(e)) => {
                 self.error(root.key("tcp_idle_timeout"), e);
-                Duration::from_secs(10)
+                default_idle
+            }
+        };
+        let (tcp_max_connections, tcp_max_connections_per_source) = self.tcp_limits(spec, &root);
+        let rrl = self.rrl(spec.rrl.as_ref(), &root);
+        let udp_io = match spec.udp_io.as_deref() {
+            None => UdpIo::default(),
+            Some("batched") => UdpIo::Batched,
+            Some("portable") => UdpIo::Portable,
+            Some(other) => {
+                self.error(
+                    root.key("udp_io"),
+                    format!("{other:?} is not \"batched\" (recvmmsg/sendmmsg) or \"portable\" (recv_from/send_to)"),
+                );
+                UdpIo::default()
             }
         };
         ServerConfig {
             listen,
+            udp_io,
             udp_workers,
             max_udp_payload,
             tcp_idle_timeout,
+            tcp_max_connections,
+            tcp_max_connections_per_source,
+            rrl,
         }
     }
 
@@ -1969,6 +1988,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 
 mod admin;
 mod dnstap;
+mod server;
 mod transfer;
 
 #[cfg(test)]

@@ -126,6 +126,55 @@ fn unknown_keys_and_types_are_reported_with_their_path() {
 }
 
 #[test]
+fn rrl_and_tcp_limits_are_checked_at_their_key_paths() {
+    let d = errors(
+        "[server]\ntcp_max_connections = 10\ntcp_max_connections_per_source = 11\n\
+         [server.rrl]\nrate = 0\nslip = -1\nipv4_prefix = 33\nipv6_prefix = 129\n\
+         table_size = 12\nwhitelist = [\"10.0.0.1/8\", \"nope\"]\nburst = 3\n",
+    );
+    assert_error(&d, "server.rrl.burst", "unknown field `burst`");
+    let d = errors(
+        "[server]\ntcp_max_connections = 10\ntcp_max_connections_per_source = 11\n\
+         [server.rrl]\nrate = 0\nslip = -1\nipv4_prefix = 33\nipv6_prefix = 129\n\
+         table_size = 12\nwhitelist = [\"10.0.0.1/8\", \"nope\"]\n",
+    );
+    assert_error(
+        &d,
+        "server.tcp_max_connections_per_source",
+        "out of range 1..=10",
+    );
+    assert_error(&d, "server.rrl.rate", "out of range 1..=1000000");
+    assert_error(&d, "server.rrl.slip", "out of range 0..=100");
+    assert_error(&d, "server.rrl.ipv4_prefix", "out of range 8..=32");
+    assert_error(&d, "server.rrl.ipv6_prefix", "out of range 16..=128");
+    assert_error(&d, "server.rrl.table_size", "out of range 1024..=16777216");
+    assert_error(&d, "server.rrl.whitelist[0]", "host bits set");
+    assert_error(&d, "server.rrl.whitelist[1]", "not a network in CIDR form");
+}
+
+#[test]
+fn rrl_is_off_by_default_and_an_empty_table_turns_it_on_with_defaults() {
+    let load = |extra: &str| {
+        let text = format!("{BASE}\n{extra}");
+        service::load(ConfigSource::from_text(text, data_dir().join("configs")))
+            .expect("valid")
+            .config
+    };
+    let off = load("");
+    assert!(off.server.rrl.is_none());
+    assert_eq!(off.server.tcp_max_connections, 1024);
+    assert_eq!(off.server.tcp_max_connections_per_source, 32);
+    let on = load("[server.rrl]\n");
+    assert_eq!(on.server.rrl, Some(failoverd::config::RrlConfig::DEFAULT));
+    let tuned = load(
+        "[server.rrl]\nrate = 5\nslip = 0\ntable_size = 3000\nwhitelist = [\"192.0.2.0/24\"]\n",
+    );
+    let rrl = tuned.server.rrl.clone().expect("on");
+    assert_eq!((rrl.rate, rrl.slip, rrl.table_size), (5, 0, 4096));
+    assert_eq!(rrl.whitelist, vec!["192.0.2.0/24".parse().unwrap()]);
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let d = errors(&format!(
         "{}{}{}[pools.bad]\nmin_healthy = 5\nendpoints = [{{ address = \"not an address\" }}]\n",
