@@ -69,6 +69,9 @@ fn write_record(
         Selection::Multivalue => {
             "multivalue (active-active: every healthy endpoint of the pools that are up)"
         }
+        Selection::Primary => {
+            "primary (follow-the-primary: the one endpoint whose check says it is the database primary)"
+        }
     };
     let _ = writeln!(out, "# Runbook: {name} {rtype}\n");
     let _ = writeln!(
@@ -295,6 +298,17 @@ fn probe_command(kind: &CheckKind, target: &str) -> String {
         CheckKind::Dns(d) => format!(
             "dig +norec @{target} -p {} {} TYPE{}",
             d.port, d.query_name, d.query_type
+        ),
+        CheckKind::Postgres(pg) => format!(
+            "psql 'host={target} port={} user={} dbname={}{}' -Atc \"SELECT pg_is_in_recovery(), now() - pg_last_xact_replay_timestamp(), pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()\"",
+            pg.port,
+            pg.user,
+            pg.database,
+            match pg.sslmode {
+                crate::config::SslMode::Disable => " sslmode=disable",
+                crate::config::SslMode::Require => " sslmode=require",
+                crate::config::SslMode::VerifyFull => " sslmode=verify-full",
+            }
         ),
         CheckKind::Exec { command } => command
             .iter()

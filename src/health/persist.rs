@@ -52,6 +52,10 @@ pub struct SavedState {
     /// longer written.
     #[serde(default, skip_serializing)]
     pub forced: BTreeMap<String, HealthState>,
+    /// `primary` records' last agreed primary (`name TYPE` → `pool/name`), so a
+    /// restart during a split brain still holds the right one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primaries: BTreeMap<String, String>,
 }
 
 /// One endpoint's saved state.

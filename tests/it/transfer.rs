@@ -12,8 +12,8 @@ use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::support::backend::{Backend, Mode};
-use crate::support::peers::{free_port, installed};
 use crate::support::dns::{query, raw_tcp, raw_udp_wait, tcp};
+use crate::support::peers::{free_port, installed};
 use crate::support::{TestServer, poll_during, wait_until};
 
 const A: &str = "127.0.0.2";
