@@ -38,7 +38,7 @@ use serde::Serialize;
 
 pub use self::geo::{GeoMap, Location};
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
-use crate::health::HealthSnapshot;
+use crate::health::{HealthSnapshot, HealthSource};
 use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
 
 /// Which rule produced the candidates.
@@ -569,6 +569,11 @@ fn primary_decision(
                 .endpoints
                 .iter()
                 .filter(|&&e| health.state(e).is_up() && !drained(e))
+                .filter(|&&e| {
+                    health
+                        .get(e)
+                        .is_some_and(|h| h.source != HealthSource::Assumed)
+                })
                 .count() as u32;
             PoolVerdict {
                 pool,

@@ -2,7 +2,9 @@
 //!
 //! Every endpoint of the record's pools is probed by a check that passes only on the
 //! primary (a `postgres` check with `role = "primary"`, or Patroni's `GET /primary`).
-//! An endpoint *claims* primary when it is usable (up by quorum, not drained):
+//! An endpoint *claims* primary when it is usable (up by quorum, not drained) and its
+//! state was observed, restored or forced — an endpoint merely assumed up (no probe
+//! has decided it yet, as at start-up) claims nothing:
 //!
 //! | claims | answer |
 //! |---|---|
@@ -37,7 +39,10 @@ pub fn elect(config: &Config, pools: &[PoolIndex], health: &HealthSnapshot) -> E
     for &pool in pools {
         for &e in &config.pool(pool).endpoints {
             let drained = config.endpoint(e).weight.is_drained() || health.drained(e);
-            if health.state(e).is_up() && !drained && !claimants.contains(&e) {
+            let known = health
+                .get(e)
+                .is_some_and(|h| h.source != crate::health::HealthSource::Assumed);
+            if known && health.state(e).is_up() && !drained && !claimants.contains(&e) {
                 claimants.push(e);
             }
         }

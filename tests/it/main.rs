@@ -19,6 +19,7 @@ mod pacing;
 mod package;
 mod page;
 mod policies;
+mod postgres;
 mod protocol;
 mod reload;
 mod transfer;

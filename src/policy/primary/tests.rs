@@ -280,3 +280,24 @@ fn a_manual_failover_overrides_the_gate() {
     let gate = d.pools[0].gate.expect("west is first when pinned");
     assert!(gate.open && gate.overridden);
 }
+
+#[test]
+fn endpoints_only_assumed_up_claim_nothing() {
+    let config = primary_config("hold", "fail-open");
+    // Start-up: nothing probed yet, every endpoint assumed up.
+    let assumed = HealthSnapshot::from_config(&config);
+    assert_eq!(
+        elect(&config, &[PoolIndex(0)], &assumed),
+        Election::NoPrimary
+    );
+    let mut memory = PrimaryMemory::default();
+    assert!(
+        memory.observe(&config, &assumed).is_empty(),
+        "no conflict at start-up"
+    );
+    // The saved agreed primary is answered until a probe decides.
+    assert_eq!(
+        answer(&config, &assumed, Some(1)),
+        (Outcome::FailOpen, vec![1])
+    );
+}
