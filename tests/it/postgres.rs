@@ -237,8 +237,8 @@ fn postgres_split_brain_never_answers_both() {
         Duration::from_secs(15)
     ));
     // Failed fencing: the replica is promoted while the old primary still runs.
-    pg.replica.promote();
     let started = Instant::now();
+    pg.replica.promote();
     let mut conflict_at = None;
     while started.elapsed() < Duration::from_secs(20) {
         let answer = sorted_addresses(server.addr, "db.example.test");
@@ -448,6 +448,66 @@ gates = {{ west = "west-db" }}
         resumed.elapsed().as_millis()
     );
     assert!(local_reason(admin, "west-db/r").starts_with("replica, caught up"));
+}
+
+#[test]
+fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
+    let Some(bin) = PgBin::find() else { return };
+    let (a, b) = (Ipv4Addr::new(127, 0, 14, 7), Ipv4Addr::new(127, 0, 14, 8));
+    let mut pg = pair(&bin, a, b);
+    let config = primary_config(pg.port, a, b, pg.password_file.path(), "hold");
+    let (s1, admin1) = start(&config);
+    let (s2, _) = start(&config);
+    let a_text = a.to_string();
+    assert!(answers_within(
+        &[&s1, &s2],
+        "db.example.test",
+        &[&a_text],
+        Duration::from_secs(15)
+    ));
+    // The operator's promotion: fence (stop) the old primary, promote the replica.
+    let promote = format!(
+        "{} && {}",
+        pg.primary.pg_ctl_shell("-m immediate -w stop"),
+        pg.replica.pg_ctl_shell("-w -t 60 promote")
+    );
+    let out = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(binary())
+        .args([
+            "drill",
+            "db.example.test",
+            "--mode",
+            "promote",
+            "--endpoint",
+            "db/b",
+        ])
+        .args(["--promote", &promote])
+        .args(["--server", &format!("http://{admin1}")])
+        .args(["--dns", &s1.addr.to_string(), "--dns", &s2.addr.to_string()])
+        .args(["--interval", "50ms", "--timeout", "20s"])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("failoverd drill");
+    pg.primary.stopped();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let all = report["figures"]["all_servers_ms"]
+        .as_u64()
+        .expect("every server");
+    let first = report["figures"]["first_server_ms"].as_u64().unwrap();
+    eprintln!(
+        "postgres promote drill: promote command → first server {first} ms, every server (2) {all} ms (check interval {INTERVAL_MS} ms, poll 50 ms)"
+    );
+    assert!(text.contains("| every server |"), "{text}");
+    assert!(out.path().join("timeline.svg").exists());
 }
 
 /// Runs `failoverd ctl --server ADMIN ARGS` (no tokens: loopback may change); its

@@ -291,6 +291,27 @@ impl PgNode {
         self.pg_ctl(&["-w", "-t", "60", "promote"]);
     }
 
+    /// A shell command running `pg_ctl ARGS` on this node (as the server user), for
+    /// tools that take a command (`failoverd drill --promote`).
+    pub fn pg_ctl_shell(&self, args: &str) -> String {
+        let pg_ctl = self.bin.program("pg_ctl");
+        let prefix = if is_root() {
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups --reset-env "
+        } else {
+            ""
+        };
+        format!(
+            "{prefix}'{}' -D '{}' {args}",
+            pg_ctl.display(),
+            self.data.display()
+        )
+    }
+
+    /// Notes that the server was stopped by a command run elsewhere.
+    pub fn stopped(&mut self) {
+        self.running = false;
+    }
+
     /// Stops the server at once (`-m immediate`: like a crash).
     pub fn kill(&mut self) {
         if self.running {
