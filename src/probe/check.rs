@@ -143,7 +143,7 @@ impl Prober {
                 let stream = connect(addr, self.source)
                     .await
                     .map_err(|e| describe_io(&e, "connect"))?;
-                probe.run(stream, addr).await
+                probe.run(stream).await
             }
         }
     }

@@ -17,7 +17,6 @@
 //! means caught up with what reached it. Nothing replayed yet: lag unknown (it fails
 //! a `max_lag`).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -147,8 +146,8 @@ impl PostgresProbe {
         self.check.port
     }
 
-    /// Connects over `stream` (already connected to `addr`), asks, judges.
-    pub(super) async fn run(&self, stream: TcpStream, addr: SocketAddr) -> Result<String, String> {
+    /// Connects over `stream` (already connected to the endpoint), asks, judges.
+    pub(super) async fn run(&self, stream: TcpStream) -> Result<String, String> {
         let state = match &self.tls {
             None => self.ask(stream, tokio_postgres::NoTls).await,
             Some(make) => {
@@ -159,8 +158,7 @@ impl PostgresProbe {
                 .unwrap_or_else(|never| match never {});
                 self.ask(stream, connect).await
             }
-        }
-        .map_err(|e| format!("{addr}: {e}"))?;
+        }?;
         judge(self.check.role, self.check.max_lag, state)
     }
 

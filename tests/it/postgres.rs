@@ -227,7 +227,20 @@ fn postgres_split_brain_never_answers_both() {
     let Some(bin) = PgBin::find() else { return };
     let (a, b) = (Ipv4Addr::new(127, 0, 14, 3), Ipv4Addr::new(127, 0, 14, 4));
     let mut pg = pair(&bin, a, b);
-    let config = primary_config(pg.port, a, b, pg.password_file.path(), "hold");
+    let state = tempfile::tempdir().unwrap();
+    let with_state = |config: String| {
+        format!(
+            "{config}[health]\nstate_file = \"{}\"\n",
+            state.path().join("state.json").display()
+        )
+    };
+    let config = with_state(primary_config(
+        pg.port,
+        a,
+        b,
+        pg.password_file.path(),
+        "hold",
+    ));
     let (server, admin) = start(&config);
     let (a_text, b_text) = (a.to_string(), b.to_string());
     assert!(answers_within(
@@ -294,6 +307,40 @@ fn postgres_split_brain_never_answers_both() {
     assert_eq!(code, 200);
     assert!(explained.contains("split brain"), "{explained}");
 
+    // A restart during the split brain holds the same primary: the last agreed one
+    // is in the state file, and both nodes claim from the first probe on.
+    drop(server);
+    let (server, admin) = start(&config);
+    let restarted = Instant::now();
+    while restarted.elapsed() < Duration::from_secs(2) {
+        let answer = sorted_addresses(server.addr, "db.example.test");
+        assert!(
+            answer.is_empty() || answer == [a_text.as_str()],
+            "after a restart: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(record_outcome(admin, "db.example.test."), "conflict");
+    assert_eq!(
+        sorted_addresses(server.addr, "db.example.test"),
+        [a_text.as_str()],
+        "the saved agreed primary is held"
+    );
+    // A bad reload is refused with its key path; the running config stays.
+    let bad = primary_config(pg.port, a, b, pg.password_file.path(), "hold")
+        .replace("role = \"primary\"", "role = \"leader\"");
+    let refused = server.reload(&bad).expect_err("a bad role is refused");
+    assert!(
+        refused.errors.iter().any(|e| e
+            .path
+            .as_ref()
+            .is_some_and(|p| p.to_string() == "checks.pg-primary.role")),
+        "{refused}"
+    );
+    assert_eq!(
+        sorted_addresses(server.addr, "db.example.test"),
+        [a_text.as_str()]
+    );
     // Fail closed instead: NODATA for the name while both claim.
     server
         .reload(&primary_config(
@@ -508,6 +555,65 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
     );
     assert!(text.contains("| every server |"), "{text}");
     assert!(out.path().join("timeline.svg").exists());
+}
+
+/// TLS through rustls: `verify-full` with the CA passes (and without it names the
+/// unknown issuer), `require` accepts any certificate, `disable` speaks plain TCP.
+#[test]
+fn postgres_checks_speak_tls_and_verify_the_server() {
+    let Some(bin) = PgBin::find() else { return };
+    let a = Ipv4Addr::new(127, 0, 14, 9);
+    let port = free_port(&[a]);
+    let pki = crate::support::backend::TestPki::new();
+    let leaf = pki.leaf("db.example.test", false);
+    let _pg = PgNode::primary_with_tls(
+        &bin,
+        SocketAddr::new(a.into(), port),
+        Some((&leaf.pem.0, &leaf.pem.1)),
+    );
+    let mut pw = tempfile::NamedTempFile::new().unwrap();
+    use std::io::Write;
+    writeln!(pw, "{PASSWORD}").unwrap();
+    let mut config = String::from(SERVER_HEAD);
+    let ca = pki.ca_file.display().to_string();
+    for (name, keys) in [
+        (
+            "verified",
+            format!(
+                "role = \"primary\"\nsslmode = \"verify-full\"\nhost = \"db.example.test\"\nca_file = \"{ca}\""
+            ),
+        ),
+        (
+            "unknown",
+            "role = \"primary\"\nsslmode = \"verify-full\"\nhost = \"db.example.test\"".to_owned(),
+        ),
+        (
+            "required",
+            "role = \"primary\"\nsslmode = \"require\"".to_owned(),
+        ),
+        ("plain", "role = \"primary\"".to_owned()),
+    ] {
+        config.push_str(&check(name, port, pw.path(), &keys));
+        config.push_str(&format!(
+            "[pools.{name}]\ncheck = \"{name}\"\nendpoints = [{{ address = \"{a}\", name = \"db\" }}]\n"
+        ));
+    }
+    let (_server, admin) = start(&config);
+    let want = [
+        ("verified/db", "primary"),
+        ("unknown/db", "certificate issuer unknown"),
+        ("required/db", "primary"),
+        ("plain/db", "primary"),
+    ];
+    let all = wait_until(Duration::from_secs(15), || {
+        want.iter()
+            .all(|(endpoint, reason)| local_reason(admin, endpoint) == *reason)
+    });
+    let got: Vec<(String, String)> = want
+        .iter()
+        .map(|(e, _)| (e.to_string(), local_reason(admin, e)))
+        .collect();
+    assert!(all, "{got:?}");
 }
 
 /// Runs `failoverd ctl --server ADMIN ARGS` (no tokens: loopback may change); its

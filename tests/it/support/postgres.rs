@@ -166,6 +166,12 @@ impl PgNode {
     /// initdb and start a primary on `addr` (trust for `postgres` and replication,
     /// SCRAM for the `failoverd` role, which is created with [`PASSWORD`]).
     pub fn primary(bin: &PgBin, addr: SocketAddr) -> Self {
+        Self::primary_with_tls(bin, addr, None)
+    }
+
+    /// As [`PgNode::primary`], with TLS on (`ssl = on`) when given a PEM certificate
+    /// chain and key.
+    pub fn primary_with_tls(bin: &PgBin, addr: SocketAddr, tls: Option<(&str, &str)>) -> Self {
         let dir = tempdir_for_server();
         let data = dir.path().join("data");
         give_away(dir.path());
@@ -202,6 +208,21 @@ impl PgNode {
             addr.port()
         )
         .unwrap();
+        if let Some((cert, key)) = tls {
+            std::fs::write(data.join("server.crt"), cert).unwrap();
+            std::fs::write(data.join("server.key"), key).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            writeln!(
+                conf,
+                "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'"
+            )
+            .unwrap();
+        }
         drop(conf);
         give_away(dir.path());
         let mut node = Self {
