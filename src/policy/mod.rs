@@ -38,7 +38,7 @@ use serde::Serialize;
 
 pub use self::geo::{GeoMap, Location};
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
-use crate::health::{HealthSnapshot, HealthSource};
+use crate::health::HealthSnapshot;
 use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
 
 /// Which rule produced the candidates.
@@ -288,7 +288,7 @@ pub fn decide_record(
     health: &HealthSnapshot,
 ) -> Decision {
     if record.selection == Selection::Primary {
-        return primary_decision(config, record, pools, state.last_primary, health);
+        return primary::decide(config, record, pools, state.last_primary, health);
     }
     decide_pinned(config, record, pools, state.pin, health)
 }
@@ -304,7 +304,7 @@ fn evaluate(
     health: &HealthSnapshot,
 ) -> Decision {
     if record.selection == Selection::Primary {
-        return primary_decision(config, record, pools, last_primary, health);
+        return primary::decide(config, record, pools, last_primary, health);
     }
     let weighted = record.selection != Selection::Multivalue;
     let is_up = |e: EndpointIndex| health.state(e).is_up();
@@ -442,7 +442,7 @@ fn evaluate(
                 return make(Outcome::Healthy { pool: None }, candidates, ttl);
             }
         }
-        Selection::Primary => unreachable!("primary records are decided by primary_decision"),
+        Selection::Primary => unreachable!("primary records are decided by primary::decide"),
     }
     // No pool is up. Serve whatever is up, preferring undrained endpoints.
     for keep in [&usable as &dyn Fn(EndpointIndex) -> bool, &is_up] {
@@ -548,102 +548,6 @@ pub fn describe_outcome(config: &Config, decision: &Decision) -> (String, Option
             "conflict".to_owned(),
             held.map(|e| config.pool(config.endpoint(e).pool).name.clone()),
         ),
-    }
-}
-
-/// A `primary` record's decision (see [`primary`]): the one claimant, the held
-/// last agreed primary during a conflict, or the all-down mode.
-fn primary_decision(
-    config: &Config,
-    record: &DynamicRecord,
-    pools: &[PoolIndex],
-    last: Option<EndpointIndex>,
-    health: &HealthSnapshot,
-) -> Decision {
-    let drained = |e: EndpointIndex| config.endpoint(e).weight.is_drained() || health.drained(e);
-    let verdicts: Vec<PoolVerdict> = pools
-        .iter()
-        .map(|&pool| {
-            let p = config.pool(pool);
-            let count = p
-                .endpoints
-                .iter()
-                .filter(|&&e| health.state(e).is_up() && !drained(e))
-                .filter(|&&e| {
-                    health
-                        .get(e)
-                        .is_some_and(|h| h.source != HealthSource::Assumed)
-                })
-                .count() as u32;
-            PoolVerdict {
-                pool,
-                usable: count,
-                needed: p.min_healthy,
-                up: count >= p.min_healthy,
-                gate: None,
-            }
-        })
-        .collect();
-    let doubt = pools
-        .iter()
-        .flat_map(|&p| config.pool(p).endpoints.iter())
-        .filter_map(|&e| health.doubt(e))
-        .min();
-    let ttl = match doubt {
-        Some(seconds) => Ttl(seconds.clamp(record.min_ttl.0, record.ttl.0.max(record.min_ttl.0))),
-        None => record.ttl,
-    };
-    let one = |e: EndpointIndex| {
-        vec![Candidate {
-            endpoint: e,
-            weight: 1,
-            share: 1000,
-        }]
-    };
-    // The last agreed primary is answered only if it is still one of the record's
-    // endpoints and not forced down by an operator.
-    let last = last.filter(|&e| pools.contains(&config.endpoint(e).pool) && !health.forced_down(e));
-    let (outcome, candidates, ttl) = match primary::elect(config, pools, health) {
-        primary::Election::Agreed(e) => (Outcome::Primary { endpoint: e }, one(e), ttl),
-        primary::Election::Conflict(_) => {
-            let held = match record.on_conflict {
-                crate::config::OnConflict::Hold => last,
-                crate::config::OnConflict::None => None,
-            };
-            (
-                Outcome::Conflict { held },
-                held.map(one).unwrap_or_default(),
-                record.all_down_ttl,
-            )
-        }
-        primary::Election::NoPrimary => match (record.all_down, last) {
-            (AllDown::FailOpen, Some(e)) => (Outcome::FailOpen, one(e), record.all_down_ttl),
-            (AllDown::Fallback(pool), _) => {
-                let candidates = config
-                    .pool(pool)
-                    .endpoints
-                    .iter()
-                    .filter(|&&e| !health.forced_down(e))
-                    .take(1)
-                    .map(|&e| one(e)[0])
-                    .collect::<Vec<_>>();
-                if candidates.is_empty() {
-                    (Outcome::NoData, Vec::new(), record.all_down_ttl)
-                } else {
-                    (Outcome::Fallback { pool }, candidates, record.all_down_ttl)
-                }
-            }
-            _ => (Outcome::NoData, Vec::new(), record.all_down_ttl),
-        },
-    };
-    Decision {
-        outcome,
-        pools: verdicts,
-        candidates,
-        max_answers: 1,
-        weighted: false,
-        ttl,
-        handover: None,
     }
 }
 

@@ -18,9 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Config, Selection};
-use crate::health::HealthSnapshot;
-use crate::model::{EndpointIndex, PoolIndex, RecordIndex};
+use super::{Candidate, Decision, Outcome, PoolVerdict};
+use crate::config::{AllDown, Config, DynamicRecord, OnConflict, Selection};
+use crate::health::{HealthSnapshot, HealthSource};
+use crate::model::{EndpointIndex, PoolIndex, RecordIndex, Ttl};
 
 /// Who claims primary among a record's endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub fn elect(config: &Config, pools: &[PoolIndex], health: &HealthSnapshot) -> E
             let drained = config.endpoint(e).weight.is_drained() || health.drained(e);
             let known = health
                 .get(e)
-                .is_some_and(|h| h.source != crate::health::HealthSource::Assumed);
+                .is_some_and(|h| h.source != HealthSource::Assumed);
             if known && health.state(e).is_up() && !drained && !claimants.contains(&e) {
                 claimants.push(e);
             }
@@ -51,6 +52,102 @@ pub fn elect(config: &Config, pools: &[PoolIndex], health: &HealthSnapshot) -> E
         [] => Election::NoPrimary,
         [one] => Election::Agreed(*one),
         _ => Election::Conflict(claimants),
+    }
+}
+
+/// A `primary` record's decision: the one claimant, the held last agreed primary
+/// during a conflict, or the all-down mode.
+pub(super) fn decide(
+    config: &Config,
+    record: &DynamicRecord,
+    pools: &[PoolIndex],
+    last: Option<EndpointIndex>,
+    health: &HealthSnapshot,
+) -> Decision {
+    let drained = |e: EndpointIndex| config.endpoint(e).weight.is_drained() || health.drained(e);
+    let verdicts: Vec<PoolVerdict> = pools
+        .iter()
+        .map(|&pool| {
+            let p = config.pool(pool);
+            let count = p
+                .endpoints
+                .iter()
+                .filter(|&&e| health.state(e).is_up() && !drained(e))
+                .filter(|&&e| {
+                    health
+                        .get(e)
+                        .is_some_and(|h| h.source != HealthSource::Assumed)
+                })
+                .count() as u32;
+            PoolVerdict {
+                pool,
+                usable: count,
+                needed: p.min_healthy,
+                up: count >= p.min_healthy,
+                gate: None,
+            }
+        })
+        .collect();
+    let doubt = pools
+        .iter()
+        .flat_map(|&p| config.pool(p).endpoints.iter())
+        .filter_map(|&e| health.doubt(e))
+        .min();
+    let ttl = match doubt {
+        Some(seconds) => Ttl(seconds.clamp(record.min_ttl.0, record.ttl.0.max(record.min_ttl.0))),
+        None => record.ttl,
+    };
+    let one = |e: EndpointIndex| {
+        vec![Candidate {
+            endpoint: e,
+            weight: 1,
+            share: 1000,
+        }]
+    };
+    // The last agreed primary is answered only if it is still one of the record's
+    // endpoints and not forced down by an operator.
+    let last = last.filter(|&e| pools.contains(&config.endpoint(e).pool) && !health.forced_down(e));
+    let (outcome, candidates, ttl) = match elect(config, pools, health) {
+        Election::Agreed(e) => (Outcome::Primary { endpoint: e }, one(e), ttl),
+        Election::Conflict(_) => {
+            let held = match record.on_conflict {
+                OnConflict::Hold => last,
+                OnConflict::None => None,
+            };
+            (
+                Outcome::Conflict { held },
+                held.map(one).unwrap_or_default(),
+                record.all_down_ttl,
+            )
+        }
+        Election::NoPrimary => match (record.all_down, last) {
+            (AllDown::FailOpen, Some(e)) => (Outcome::FailOpen, one(e), record.all_down_ttl),
+            (AllDown::Fallback(pool), _) => {
+                let candidates = config
+                    .pool(pool)
+                    .endpoints
+                    .iter()
+                    .filter(|&&e| !health.forced_down(e))
+                    .take(1)
+                    .map(|&e| one(e)[0])
+                    .collect::<Vec<_>>();
+                if candidates.is_empty() {
+                    (Outcome::NoData, Vec::new(), record.all_down_ttl)
+                } else {
+                    (Outcome::Fallback { pool }, candidates, record.all_down_ttl)
+                }
+            }
+            _ => (Outcome::NoData, Vec::new(), record.all_down_ttl),
+        },
+    };
+    Decision {
+        outcome,
+        pools: verdicts,
+        candidates,
+        max_answers: 1,
+        weighted: false,
+        ttl,
+        handover: None,
     }
 }
 

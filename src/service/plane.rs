@@ -37,7 +37,7 @@ use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
 use crate::model::{EndpointIndex, HealthState};
-use crate::policy::primary::{PrimaryChange, PrimaryMemory};
+use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
 use crate::probe::scheduler::{self, ProbeEvent};
 use crate::zone::ZoneSet;
@@ -160,6 +160,7 @@ pub(crate) struct Plane {
 }
 
 mod operator;
+mod primaries;
 
 /// Spaces out a job whose cost grows with the config (status, the state file): it
 /// runs at once while cheap (under 1 ms), otherwise no sooner than `factor` times its
@@ -699,73 +700,6 @@ impl Plane {
         self.save_pending = true;
     }
 
-    /// Feeds a decision to the primary memory (events for what changed) and gives the
-    /// health each `primary` record's last agreed primary.
-    fn with_primaries(&mut self, config: &Config, health: HealthSnapshot) -> HealthSnapshot {
-        let changes = self.primaries.observe(config, &health);
-        for change in changes {
-            if !changes_answers(self.role) {
-                continue;
-            }
-            match change {
-                PrimaryChange::Agreed { record, from, to } => {
-                    let r = &config.records[record.0 as usize];
-                    crate::event!(
-                        self.events,
-                        info,
-                        "primary",
-                        ("the checks agree on primary {to}"),
-                        record = r.name,
-                        record_type = r.record_type,
-                        from = from.unwrap_or_else(|| "none".to_owned()),
-                        to = to,
-                    );
-                }
-                PrimaryChange::ConflictBegan {
-                    record,
-                    claimants,
-                    held,
-                } => {
-                    self.metrics
-                        .primary_conflicts
-                        .fetch_add(1, Ordering::Relaxed);
-                    let r = &config.records[record.0 as usize];
-                    let answered = match (r.on_conflict, &held) {
-                        (crate::config::OnConflict::Hold, Some(held)) => held.clone(),
-                        _ => "nothing (NODATA)".to_owned(),
-                    };
-                    crate::event!(
-                        self.events,
-                        error,
-                        "primary_conflict",
-                        (
-                            "split brain: {} claim primary; answering {answered}",
-                            claimants.join(" and ")
-                        ),
-                        record = r.name,
-                        record_type = r.record_type,
-                        claimants = claimants.join(","),
-                        held = held.unwrap_or_else(|| "none".to_owned()),
-                    );
-                }
-                PrimaryChange::ConflictEnded { record } => {
-                    let r = &config.records[record.0 as usize];
-                    crate::event!(
-                        self.events,
-                        info,
-                        "primary_conflict_ended",
-                        "at most one endpoint claims primary again",
-                        record = r.name,
-                        record_type = r.record_type,
-                    );
-                }
-            }
-            self.save_pending = true;
-        }
-        let agreed = self.primaries.indices(config);
-        health.with_primaries(agreed)
-    }
-
     /// Logs endpoints whose way back flap damping starts or stops withholding.
     fn log_damping_changes(&mut self) {
         let now = self.now();
@@ -1164,11 +1098,6 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
             }
         }
     }
-}
-
-/// Whether a process of this role answers DNS (and so reports what its answers follow).
-fn changes_answers(role: Role) -> bool {
-    role == Role::Server
 }
 
 /// Gives a snapshot about to be published its zone transfer serials (blocking).

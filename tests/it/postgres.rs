@@ -168,10 +168,15 @@ fn postgres_promotion_moves_every_server_to_the_new_primary() {
         "the primary is not answered: {}",
         status(admin1)
     );
-    assert_eq!(local_reason(admin1, "db/a"), "primary");
-    assert_eq!(
-        local_reason(admin1, "db/b"),
-        "in recovery, expected primary"
+    // The replica's first probes may still be under way (an endpoint only assumed up
+    // claims nothing, so the answer does not wait for them).
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            local_reason(admin1, "db/a") == "primary"
+                && local_reason(admin1, "db/b") == "in recovery, expected primary"
+        }),
+        "{}",
+        status(admin1)
     );
     assert!(wait_until(Duration::from_secs(10), || local_reason(
         admin1, "wrong/a"
@@ -494,7 +499,12 @@ gates = {{ west = "west-db" }}
         "postgres lag gate: replay resumed → standby answered in {} ms (check interval {INTERVAL_MS} ms, rise 2)",
         resumed.elapsed().as_millis()
     );
-    assert!(local_reason(admin, "west-db/r").starts_with("replica, caught up"));
+    assert!(
+        wait_until(Duration::from_secs(5), || local_reason(admin, "west-db/r")
+            .starts_with("replica, caught up")),
+        "{}",
+        local_reason(admin, "west-db/r")
+    );
 }
 
 #[test]
