@@ -411,6 +411,21 @@ fn explain_endpoint(
     }
 }
 
+/// The pool of a decision's first candidate (fail-open of a failover record answers
+/// one pool).
+fn names_of_candidates_pool(config: &Config, decision: &Decision) -> String {
+    decision
+        .candidates
+        .first()
+        .map(|c| {
+            format!(
+                "pool {}",
+                config.pool(config.endpoint(c.endpoint).pool).name
+            )
+        })
+        .unwrap_or_else(|| "nothing".to_owned())
+}
+
 /// Why a gate is open or holds its pool, with the gate endpoints' probe reasons.
 fn gate_sentence(pool: &str, gate: &GateExplanation) -> String {
     let reasons: Vec<String> = gate
@@ -486,6 +501,10 @@ fn outcome_sentence(
         Outcome::FailOpen if record.selection == Selection::Primary => {
             "no endpoint claims primary (a promotion under way, or all down): fail-open keeps answering the last agreed primary".to_owned()
         }
+        Outcome::FailOpen if decision.pools.iter().any(|v| v.held()) => format!(
+            "no pool that may take traffic is up: all-down mode fail-open answers {} as if healthy, leaving out the pools their gate holds ({count}){drawn}",
+            names_of_candidates_pool(config, decision)
+        ),
         Outcome::FailOpen => format!(
             "nothing is up: all-down mode fail-open answers every endpoint but those an operator forced down ({count}){drawn}"
         ),

@@ -461,6 +461,7 @@ gates = {{ west = "west-db" }}
         std::thread::sleep(Duration::from_millis(20));
     }
     let explained = ctl(admin, &["explain", NAME]);
+    eprintln!("postgres lag gate: ctl explain while held:\n{explained}");
     assert!(
         explained.contains("lag gate west-db of pool west is closed")
             && explained.contains("replica, lag")
