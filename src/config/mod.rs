@@ -272,6 +272,8 @@ pub enum CheckKind {
         /// Program and arguments (`{address}` and `{endpoint}` substituted).
         command: Vec<String>,
     },
+    /// A PostgreSQL login and `pg_is_in_recovery()` (plus replay lag on a replica).
+    Postgres(PostgresCheck),
 }
 
 impl CheckKind {
@@ -283,6 +285,7 @@ impl CheckKind {
             Self::Tcp { .. } => "tcp",
             Self::Dns(_) => "dns",
             Self::Exec { .. } => "exec",
+            Self::Postgres(_) => "postgres",
         }
     }
 
@@ -292,6 +295,7 @@ impl CheckKind {
             Self::Http(h) => Some(h.port),
             Self::Tcp { port } => Some(*port),
             Self::Dns(d) => Some(d.port),
+            Self::Postgres(p) => Some(p.port),
             Self::Exec { .. } => None,
         }
     }
@@ -335,6 +339,79 @@ pub struct DnsCheck {
     pub expect_rcode: u16,
     /// Whether an answer record is required.
     pub expect_answer: bool,
+}
+
+/// Which database role passes a `postgres` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbRole {
+    /// Only a primary (not in recovery).
+    Primary,
+    /// Only a replica (in recovery) within `max_lag`.
+    Replica,
+    /// A primary, or a replica within `max_lag`.
+    Any,
+}
+
+impl DbRole {
+    /// Every role with its configuration name.
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("primary", Self::Primary),
+        ("replica", Self::Replica),
+        ("any", Self::Any),
+    ];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Replica => "replica",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// TLS of a `postgres` check (libpq's `sslmode` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS; any certificate is accepted (the handshake is still verified).
+    Require,
+    /// TLS; the certificate chain (system roots plus `ca_file`) and host name are checked.
+    VerifyFull,
+}
+
+/// A `postgres` check.
+#[derive(Clone, Debug)]
+pub struct PostgresCheck {
+    /// Port.
+    pub port: u16,
+    /// User to log in as.
+    pub user: String,
+    /// Database connected to.
+    pub database: String,
+    /// Password (from `password_file` or `password_env`; None: none sent).
+    pub password: Option<Secret>,
+    /// Which role passes.
+    pub role: DbRole,
+    /// Longest replay lag of a replica that passes (None: any lag).
+    pub max_lag: Option<Duration>,
+    /// TLS.
+    pub sslmode: SslMode,
+    /// TLS server name (None: the endpoint's address).
+    pub host: Option<String>,
+    /// Extra CA certificates (PEM) for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Defaults of `postgres` checks.
+pub mod postgres_defaults {
+    /// Port.
+    pub const PORT: u16 = 5432;
+    /// User.
+    pub const USER: &str = "postgres";
+    /// Database.
+    pub const DATABASE: &str = "postgres";
 }
 
 /// Route 53 health-check settings.
@@ -699,6 +776,28 @@ pub enum Selection {
     Weighted,
     /// All healthy endpoints of all pools that are up.
     Multivalue,
+    /// The one endpoint whose check says it is the primary (a database node, or an app
+    /// endpoint tied to one); see [`crate::policy::primary`].
+    Primary,
+}
+
+/// What a `primary` record answers while more than one endpoint claims primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The last agreed primary (NODATA if none is known); never both.
+    #[default]
+    Hold,
+    /// Nothing (NODATA): fail closed.
+    None,
+}
+
+/// A failover gate: traffic moves to `pool` only while `gate` is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The gated pool.
+    pub pool: PoolIndex,
+    /// The pool that must be up (e.g. the standby database within `max_lag`).
+    pub gate: PoolIndex,
 }
 
 /// Which pool list a record uses.
@@ -769,6 +868,17 @@ pub struct DynamicRecord {
     pub cold_start: ColdStart,
     /// Route 53 handling (resolved against `[route53] mode`).
     pub route53: Route53Mode,
+    /// `primary` records: what a conflict answers.
+    pub on_conflict: OnConflict,
+    /// Failover gates (RPO guard), at most one per pool.
+    pub gates: Vec<Gate>,
+}
+
+impl DynamicRecord {
+    /// The gate of `pool`, if it has one.
+    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+        self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
+    }
 }
 
 impl Config {

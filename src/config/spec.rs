@@ -141,6 +141,12 @@ pub struct RecordSpec {
     pub cold_start: Option<String>,
     /// How the Route 53 agent handles the record: `native`, `mirror` or `off`.
     pub route53: Option<String>,
+    /// `policy = "primary"`: what is answered while two endpoints claim primary,
+    /// `hold` (the last agreed primary; default) or `none` (NODATA).
+    pub on_conflict: Option<String>,
+    /// Failover gates (RPO guard): pool → a pool (typically its database, checked by
+    /// a `postgres` check with `max_lag`) that must be up before traffic moves to it.
+    pub gates: Option<BTreeMap<String, String>>,
 }
 
 /// An expected HTTP status: a code (`200`) or a range (`"200-399"`).
@@ -157,10 +163,10 @@ pub enum StatusSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct CheckSpec {
-    /// `http`, `https`, `tcp`, `dns` or `exec`.
+    /// `http`, `https`, `tcp`, `dns`, `exec` or `postgres`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Port probed (default: 80 http, 443 https, 53 dns; required for tcp).
+    /// Port probed (default: 80 http, 443 https, 53 dns, 5432 postgres; required for tcp).
     pub port: Option<i64>,
     /// HTTP method (default GET).
     pub method: Option<String>,
@@ -189,6 +195,21 @@ pub struct CheckSpec {
     /// Program and arguments of `exec` checks; `{address}` and `{endpoint}` (`pool/name`) are
     /// substituted. Exit status 0 means up.
     pub command: Option<Vec<String>>,
+    /// `postgres`: the user to log in as (default `postgres`).
+    pub user: Option<String>,
+    /// `postgres`: the database to connect to (default `postgres`).
+    pub database: Option<String>,
+    /// `postgres`: file holding the password (its first line).
+    pub password_file: Option<String>,
+    /// `postgres`: environment variable holding the password.
+    pub password_env: Option<String>,
+    /// `postgres`: `primary`, `replica` or `any` (default `any`).
+    pub role: Option<String>,
+    /// `postgres`: longest replay lag of a replica that still passes (default: no limit).
+    pub max_lag: Option<String>,
+    /// `postgres`: `disable` (default), `require` (TLS, certificate not checked) or
+    /// `verify-full` (TLS, certificate and host name checked).
+    pub sslmode: Option<String>,
     /// Time between probes (default 1s; at least 100ms).
     pub interval: Option<String>,
     /// Probe timeout (default: interval × 0.8; less than interval).

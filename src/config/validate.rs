@@ -927,9 +927,20 @@ impl Validator<'_> {
         ) as u32;
         let (selection, pools) = self.policy(spec, path, geo)?;
         let default_max = match selection {
-            Selection::Weighted => 1,
+            Selection::Weighted | Selection::Primary => 1,
             Selection::Failover | Selection::Multivalue => 8,
         };
+        let on_conflict = self.on_conflict(spec, selection, path);
+        let gates = self.gates(spec.gates.as_ref(), selection, &pools, path);
+        if selection == Selection::Primary {
+            self.primary_pools(&pools, path);
+            if spec.max_answers.is_some_and(|m| m != 1) {
+                self.error(
+                    path.key("max_answers"),
+                    "a primary record answers exactly one endpoint",
+                );
+            }
+        }
         let max_answers = self.ranged(
             path.key("max_answers"),
             spec.max_answers,
@@ -992,6 +1003,15 @@ impl Validator<'_> {
                 Route53Mode::Off
             }
         };
+        if route53
+            && route53_mode == Route53Mode::Native
+            && (selection == Selection::Primary || !gates.is_empty())
+        {
+            self.error(
+                path.key("route53"),
+                "Route 53 cannot follow a primary or hold a failover gate itself; use route53 = \"mirror\"",
+            );
+        }
         if route53_mode != Route53Mode::Off && !route53 {
             self.warning(
                 path.key("route53"),
@@ -1047,6 +1067,8 @@ impl Validator<'_> {
             } else {
                 Route53Mode::Off
             },
+            on_conflict,
+            gates,
         })
     }
 
@@ -1060,6 +1082,7 @@ impl Validator<'_> {
             "failover" => Some(Selection::Failover),
             "weighted" => Some(Selection::Weighted),
             "multivalue" => Some(Selection::Multivalue),
+            "primary" => Some(Selection::Primary),
             _ => None,
         };
         if spec.policy == "geo" {
@@ -1072,7 +1095,7 @@ impl Validator<'_> {
             let selection = match spec.select.as_deref() {
                 None => Selection::Failover,
                 Some(text) => {
-                    match parse_selection(text) {
+                    match parse_selection(text).filter(|s| *s != Selection::Primary) {
                         Some(s) => s,
                         None => {
                             self.error(
@@ -1127,7 +1150,7 @@ impl Validator<'_> {
             self.error(
                 path.key("policy"),
                 format!(
-                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"geo\"",
+                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"primary\", \"geo\"",
                     spec.policy
                 ),
             );
@@ -1189,7 +1212,10 @@ impl Validator<'_> {
         let pool = &self.pools[pool.0 as usize];
         if let Some(check) = pool.check {
             let check = &self.checks[check.0 as usize];
-            if matches!(check.kind, CheckKind::Dns(_) | CheckKind::Exec { .. }) {
+            if matches!(
+                check.kind,
+                CheckKind::Dns(_) | CheckKind::Exec { .. } | CheckKind::Postgres(_)
+            ) {
                 let message = format!(
                     "pool {:?} uses the {} check {:?}, which Route 53 cannot run; use route53 = \"mirror\"",
                     pool.name,
@@ -1339,6 +1365,13 @@ impl Validator<'_> {
             || spec.query_type.is_some()
             || spec.expect_rcode.is_some()
             || spec.expect_answer.is_some();
+        let pg_keys = postgres::has_postgres_keys(spec);
+        if pg_keys && kind_name != "postgres" {
+            self.error(
+                path.clone(),
+                format!("user, database, password_*, role, max_lag and sslmode do not apply to {kind_name} checks"),
+            );
+        }
         let port = |v: &mut Self, default: Option<i64>| -> u16 {
             match spec.port.or(default) {
                 Some(p) if (1..=65535).contains(&p) => p as u16,
@@ -1500,11 +1533,21 @@ impl Validator<'_> {
                 }
                 CheckKind::Exec { command }
             }
+            "postgres" => {
+                not_for(self, http_keys, "path");
+                not_for(self, dns_keys, "query_name");
+                not_for(self, spec.command.is_some(), "command");
+                let port = port(
+                    self,
+                    Some(i64::from(crate::config::postgres_defaults::PORT)),
+                );
+                self.postgres_check(spec, path, port, base_dir)
+            }
             other => {
                 self.error(
                     path.key("type"),
                     format!(
-                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\""
+                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\", \"postgres\""
                     ),
                 );
                 return None;
@@ -1988,6 +2031,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 
 mod admin;
 mod dnstap;
+mod postgres;
 mod server;
 mod transfer;
 

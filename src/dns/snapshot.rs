@@ -90,8 +90,9 @@ impl Snapshot {
             .iter()
             .enumerate()
             .map(|(r, record)| {
-                let pinned =
-                    self.health.pin(RecordIndex(r as u32)) != health.pin(RecordIndex(r as u32));
+                let index = RecordIndex(r as u32);
+                let pinned = self.health.pin(index) != health.pin(index)
+                    || self.health.last_primary(index) != health.last_primary(index);
                 let touched = pinned
                     || record_pools(record).any(|pool| {
                         config
@@ -245,6 +246,7 @@ fn record_pools(
         .into_iter()
         .flat_map(|list| list.iter().copied())
         .chain(fallback)
+        .chain(record.gates.iter().map(|g| g.gate))
 }
 
 /// Evaluates record `r` against `health` and pre-encodes its answers.
@@ -259,8 +261,8 @@ fn build_record(
     let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
     let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
     let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
-        let decision =
-            policy::decide_pinned(config, record, pools, health.pin(record_index), health);
+        let state = policy::record_state(health, record_index);
+        let decision = policy::decide_record(config, record, pools, state, health);
         variant_set(config, record.record_type, &qname, decision, rng)
     };
     match &record.pools {

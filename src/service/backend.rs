@@ -480,6 +480,27 @@ fn render_metrics(
         "Records answered by another pool than their first, or degraded, for some clients.",
         &["failover", "degraded"],
     );
+    record_gauge(
+        &mut out,
+        "failoverd_record_primary_conflict",
+        "Primary records with two or more endpoints claiming primary (split brain).",
+        &["conflict"],
+    );
+    let name = "failoverd_record_gate_held";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Failover records with a pool their lag gate holds (traffic does not move to it).\n# TYPE {name} gauge"
+    );
+    for record in &status.records {
+        let held = record.answers.iter().any(|a| !a.held_by_gate.is_empty());
+        let _ = writeln!(
+            out,
+            "{name}{{record=\"{}\",type=\"{}\"}} {}",
+            escape(&record.name),
+            record.record_type,
+            u8::from(held)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP failoverd_overrides_active Operator overrides in force, by action.\n# TYPE failoverd_overrides_active gauge"
@@ -601,6 +622,12 @@ fn render_metrics(
             "failoverd_isolations_total",
             "Times this server became isolated.",
             load(&plane.isolations),
+        );
+        counter(
+            &mut out,
+            "failoverd_primary_conflicts_total",
+            "Times two or more endpoints of a primary record began to claim primary.",
+            load(&plane.primary_conflicts),
         );
     }
     let _ = writeln!(

@@ -300,3 +300,123 @@ fn at_most_64_vantage_points() {
     ));
     assert_error(&d, "vantages", "65 vantage points; at most 64");
 }
+
+#[test]
+fn database_keys_are_checked_with_their_paths() {
+    let d = errors(
+        r#"
+[checks.pg]
+type = "postgres"
+role = "leader"
+max_lag = "soon"
+sslmode = "maybe"
+password_env = "FAILOVERD_TEST_UNSET_PASSWORD_VAR"
+[checks.pgp]
+type = "postgres"
+role = "primary"
+max_lag = "5s"
+password_file = "no-such-password-file"
+[checks.pga]
+type = "postgres"
+[checks.web]
+type = "http"
+role = "primary"
+[pools.db]
+check = "pga"
+endpoints = [{ address = "192.0.2.9" }]
+[pools.gate]
+check = "pgp"
+endpoints = [{ address = "192.0.2.8" }]
+[[records]]
+name = "db.example.test"
+type = "A"
+policy = "primary"
+pools = ["db"]
+on_conflict = "maybe"
+max_answers = 2
+[[records]]
+name = "app.example.test"
+type = "A"
+policy = "failover"
+pools = ["web"]
+on_conflict = "hold"
+gates = { db = "gate", web = "nope" }
+[[records]]
+name = "multi.example.test"
+type = "A"
+policy = "multivalue"
+pools = ["web"]
+gates = { web = "gate" }
+"#,
+    );
+    assert_error(
+        &d,
+        "checks.pg.role",
+        "\"leader\" is not one of \"primary\", \"replica\", \"any\"",
+    );
+    assert_error(&d, "checks.pg.max_lag", "invalid duration");
+    assert_error(
+        &d,
+        "checks.pg.sslmode",
+        "not one of \"disable\", \"require\", \"verify-full\"",
+    );
+    assert_error(
+        &d,
+        "checks.pg.password_env",
+        "FAILOVERD_TEST_UNSET_PASSWORD_VAR is not set",
+    );
+    assert_error(&d, "checks.pgp.max_lag", "applies to replicas");
+    assert_error(
+        &d,
+        "checks.pgp.password_file",
+        "cannot read no-such-password-file",
+    );
+    assert_error(&d, "checks.web", "do not apply to http checks");
+    assert_error(
+        &d,
+        "records[0].pools",
+        "needs checks that pass only on the primary",
+    );
+    assert_error(&d, "records[0].on_conflict", "is not \"hold\" or \"none\"");
+    assert_error(&d, "records[0].max_answers", "exactly one endpoint");
+    assert_error(
+        &d,
+        "records[1].on_conflict",
+        "only used with policy = \"primary\"",
+    );
+    assert_error(&d, "records[1].gates.db", "not one of the record's pools");
+    assert_error(&d, "records[1].gates.web", "unknown gate pool \"nope\"");
+    assert_error(&d, "records[2].gates", "gates apply to failover records");
+}
+
+#[test]
+fn the_patroni_example_needs_no_database_credentials() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patroni.toml");
+    let (ok, out) = run_binary(&["check-config", path, "--deny-warnings"]);
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (config, _) = failoverd::config::Config::load(
+        ConfigSource::from_file(std::path::Path::new(path)).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("password"),
+        "Patroni users need no DB credentials"
+    );
+    assert!(
+        config
+            .checks
+            .iter()
+            .all(|c| matches!(c.kind, failoverd::config::CheckKind::Http(_))),
+        "every check is an http check of Patroni's (or the app's) REST API"
+    );
+    let db = &config.records[0];
+    assert_eq!(db.selection, failoverd::config::Selection::Primary);
+    let www = &config.records[1];
+    assert_eq!(www.gates.len(), 1);
+    let gate = config.pool(www.gates[0].gate);
+    let failoverd::config::CheckKind::Http(check) = &config.check(gate.check.unwrap()).kind else {
+        unreachable!()
+    };
+    assert_eq!(check.path, "/read-only?lag=10MB");
+}

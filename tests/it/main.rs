@@ -20,6 +20,7 @@ mod pacing;
 mod package;
 mod page;
 mod policies;
+mod postgres;
 mod protocol;
 mod reload;
 mod rrl;
