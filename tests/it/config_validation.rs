@@ -153,6 +153,19 @@ fn rrl_and_tcp_limits_are_checked_at_their_key_paths() {
 }
 
 #[test]
+fn dnstap_and_udp_io_are_checked_at_their_key_paths() {
+    let d = errors(
+        "[server]\nudp_io = \"fast\"\n[dnstap]\nqueue = 0\nlog_queries = false\nlog_responses = false\n",
+    );
+    assert_error(&d, "server.udp_io", "is not \"batched\"");
+    assert_error(&d, "dnstap.socket", "missing");
+    assert_error(&d, "dnstap.queue", "out of range 1–1048576");
+    assert_error(&d, "dnstap.log_queries", "remove [dnstap] to turn it off");
+    let d = errors("[dnstap]\nsocket = \"tap.sock\"\nformat = \"json\"\n");
+    assert_error(&d, "dnstap.format", "unknown field `format`");
+}
+
+#[test]
 fn rrl_is_off_by_default_and_an_empty_table_turns_it_on_with_defaults() {
     let load = |extra: &str| {
         let text = format!("{BASE}\n{extra}");

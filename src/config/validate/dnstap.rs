@@ -16,13 +16,13 @@ impl Validator<'_> {
     ) -> Option<DnstapConfig> {
         let root = KeyPath::root().key("dnstap");
         let socket = match spec.socket.as_deref() {
-            Some(path) if !path.is_empty() => source.base_dir.join(path),
+            Some(path) if !path.is_empty() => Some(source.base_dir.join(path)),
             _ => {
                 self.error(
                     root.key("socket"),
                     "missing: the Unix socket of the dnstap consumer (e.g. fstrm_capture -u PATH)",
                 );
-                return None;
+                None
             }
         };
         let queue = match spec.queue {
@@ -47,7 +47,7 @@ impl Validator<'_> {
             .clone()
             .unwrap_or_else(|| format!("failoverd {}", env!("CARGO_PKG_VERSION")));
         Some(DnstapConfig {
-            socket,
+            socket: socket?,
             identity,
             version,
             queries,
