@@ -183,6 +183,23 @@ impl Worker {
     }
 }
 
+/// A receive that got no datagram: a wake-up to check for shutdown, an interrupt, an
+/// earlier answer's ICMP unreachable (nothing to do), or a real failure (logged, and
+/// a short pause so a persistent one does not spin).
+fn receive_failed(error: &io::Error) {
+    match error.kind() {
+        io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset => {}
+        _ => {
+            tracing::warn!(%error, "UDP receive failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// The portable path: one datagram per system call.
 fn serve_portable(
     socket: UdpSocket,
@@ -196,17 +213,7 @@ fn serve_portable(
         let (len, src) = match socket.recv_from(&mut query) {
             Ok(received) => received,
             Err(error) => {
-                match error.kind() {
-                    io::ErrorKind::WouldBlock
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::Interrupted => {}
-                    // An earlier answer's ICMP unreachable: nothing to do.
-                    io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {}
-                    _ => {
-                        tracing::warn!(%error, "UDP receive failed");
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                }
+                receive_failed(&error);
                 continue;
             }
         };
@@ -292,16 +299,7 @@ fn serve_batched(
             )
         };
         if received < 0 {
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => {}
-                _ => {
-                    tracing::warn!(%error, "UDP receive failed");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            receive_failed(&io::Error::last_os_error());
             continue;
         }
         let snapshot = shared.load();
