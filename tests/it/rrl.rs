@@ -112,6 +112,13 @@ fn a_flooding_source_is_limited_and_slipped_while_another_is_answered_in_full() 
         whitelisted_replies.values().all(|r| !r.metadata.truncation),
         "whitelisted source never limited"
     );
+    eprintln!(
+        "FIGURES rrl flooding 127.1.0.1: sent={flood_sent} in {elapsed:.2}s, full={full}, \
+         slipped(TC)={slipped}, dropped={silent}; normal 127.0.0.1: {}/{normal_sent} answered \
+         in full; whitelisted 127.3.0.1: {}/{flood_sent} answered",
+        normal_replies.len(),
+        whitelisted_replies.len()
+    );
     let totals = server.service().dns_metrics().totals();
     assert_eq!(slipped, totals.rrl_slipped, "{totals:?}");
     assert_eq!(silent, totals.rrl_dropped, "{totals:?}");
