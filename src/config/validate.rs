@@ -13,8 +13,9 @@ use toml::de::{DeTable, DeValue};
 use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
-    AdminSpec, CheckSpec, DampingSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
-    RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec, ZonesSpec,
+    AdminSpec, CheckSpec, DampingSpec, DnssecSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec,
+    RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec,
+    ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
@@ -39,7 +40,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer",
+    "health", "admin", "route53", "transfer", "dnssec",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -58,6 +59,7 @@ struct Sections {
     admin: AdminSpec,
     route53: Option<Route53Spec>,
     transfer: Option<TransferSpec>,
+    dnssec: Option<DnssecSpec>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -115,6 +117,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let records = v.records(&sections.records, &geo, defaults);
     let admin = v.admin(&sections.admin, &source);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
+    let dnssec = v.dnssec(sections.dnssec.as_ref(), &records, &source);
     v.unused();
     Some(Config {
         source,
@@ -131,6 +134,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         admin,
         route53,
         transfer,
+        dnssec,
     })
 }
 
@@ -199,6 +203,10 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "transfer" => {
                 sections.transfer =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "dnssec" => {
+                sections.dnssec =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "records" => {
@@ -1957,6 +1965,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 mod admin;
+mod dnssec;
 mod transfer;
 
 #[cfg(test)]
