@@ -728,6 +728,9 @@ fn answer_orders(
     orders
 }
 
+/// RRSIGs (packed, count) already made for an RRset (its sorted rdata).
+type SignatureCache = std::collections::HashMap<Vec<Vec<u8>>, (Box<[u8]>, u16)>;
+
 /// Turns a decision into the answers it can produce, each pre-encoded.
 fn variant_set(
     config: &Config,
@@ -774,8 +777,7 @@ fn variant_set(
     let mut buf = Vec::with_capacity(512);
     // Rotations of one set share its signature (RRSIGs cover the canonical, sorted
     // RRset): sign each distinct set once.
-    let mut signatures: std::collections::HashMap<Vec<Vec<u8>>, (Box<[u8]>, u16)> =
-        std::collections::HashMap::new();
+    let mut signatures: SignatureCache = std::collections::HashMap::new();
     let variants = orders
         .into_iter()
         .map(|(endpoints, _)| {

@@ -53,7 +53,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    fn a_long_running_server_never_serves_past_expiry_under_paused_time() {
+    async fn a_long_running_server_never_serves_past_expiry_under_paused_time() {
         // Simulate a year of re-signing with the timer the plane uses.
         let refresh = Duration::from_secs(7 * DAY);
         let validity = 14 * DAY;

@@ -81,6 +81,7 @@ pub fn canonical_rdata(rtype: u16, rdata: &[u8]) -> Vec<u8> {
 
 /// Signs the RRset `owner`/`rtype` (TTL `ttl`, records `rdatas`) with each of `keys`,
 /// appending each RRSIG's rdata to `out` in packed form. Returns how many were added.
+#[allow(clippy::too_many_arguments)] // the RRSIG fields, each distinct
 pub fn sign_rrset<'a>(
     keys: &[&Key],
     signer: &[u8],
