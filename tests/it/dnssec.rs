@@ -572,3 +572,160 @@ fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
     );
     expect_all_secure(&unbound);
 }
+
+/// The bench zone of ../shared/bench/gen-data.py (10k A records and the rest).
+fn bench_zone(n: usize) -> String {
+    let mut lines = vec![
+        "$ORIGIN bench.test.".to_owned(),
+        "$TTL 300".to_owned(),
+        "@ IN SOA ns1.bench.test. hostmaster.bench.test. 2024010101 3600 900 604800 300".to_owned(),
+        "@ IN NS ns1.bench.test.".to_owned(),
+        "@ IN NS ns2.bench.test.".to_owned(),
+        "ns1 IN A 127.0.0.53".to_owned(),
+        "ns2 IN A 127.0.0.54".to_owned(),
+        "@ IN MX 10 mail1.bench.test.".to_owned(),
+        "@ IN MX 20 mail2.bench.test.".to_owned(),
+        "@ IN TXT \"v=spf1 -all\"".to_owned(),
+    ];
+    for i in 1..=n {
+        lines.push(format!(
+            "h{i} IN A 10.{}.{}.{}",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        ));
+    }
+    for i in 1..=50 {
+        lines.push(format!("v6-{i} IN AAAA 2001:db8::{i:x}"));
+        lines.push(format!("alias{i} IN CNAME h{i}.bench.test."));
+        lines.push(format!("txt{i} IN TXT \"bench text record {i}\""));
+    }
+    for i in 1..=20 {
+        lines.push(format!("mail{i} IN A 10.255.0.{i}"));
+        lines.push(format!("mx{i} IN MX 10 mail{i}.bench.test."));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Milliseconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// Prints the time to build a signed snapshot, at start and after a health change,
+/// for the bench zone (one dynamic name) and for 10k dynamic names; unsigned beside
+/// it. Run: cargo test --release --test it -- --ignored signed_snapshot_build_times --nocapture
+#[test]
+#[ignore]
+fn signed_snapshot_build_times() {
+    use failoverd::dns::Snapshot;
+    use failoverd::dnssec::Signing;
+    use failoverd::health::HealthSnapshot;
+    use failoverd::model::HealthState;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bench.test.zone"), bench_zone(10_000)).unwrap();
+    let key = Key::generate(
+        "bench.test.",
+        Role::Csk,
+        Algorithm::Ed25519,
+        Timing::from(0),
+    )
+    .unwrap();
+    key.save(&dir.path().join("keys")).unwrap();
+    println!("| zone | dynamic names | signed | full build (ms) | after a health change (ms) |");
+    println!("|---|---|---|---|---|");
+    for dynamic in [1usize, 10_000] {
+        let mut text = format!(
+            "version = 1\n[server]\nlisten = [\"127.0.0.1:0\"]\n[zones]\ndirectory = \"{}\"\nfiles = [\"bench.test.zone\"]\n\
+             [pools.fo]\nendpoints = [{{ address = \"127.0.0.2\", name = \"a\" }}, {{ address = \"127.0.0.3\", name = \"b\" }}]\n",
+            dir.path().display()
+        );
+        for i in 0..dynamic {
+            let name = if i == 0 {
+                "www.fo".to_owned()
+            } else {
+                format!("d{i}.fo")
+            };
+            text.push_str(&format!(
+                "[[records]]\nname = \"{name}.bench.test\"\ntype = \"A\"\nttl = 1\npolicy = \"failover\"\npools = [\"fo\"]\n"
+            ));
+        }
+        for signed in [false, true] {
+            let mut text = text.clone();
+            if signed {
+                text.push_str(&format!(
+                    "[dnssec]\nkey_directory = \"{}/keys\"\nzones = [\"bench.test\"]\n",
+                    dir.path().display()
+                ));
+            }
+            let source = failoverd::config::ConfigSource::from_text(text, dir.path());
+            let loaded = failoverd::service::load(source).unwrap_or_else(|d| panic!("{d}"));
+            let config = loaded.config.clone();
+            let health = HealthSnapshot::from_config(&config);
+            let signing = loaded.keys.clone().map(|keys| Signing {
+                keys,
+                now: unix_now(),
+            });
+            let (snapshot, full) = timed(|| {
+                Snapshot::build_signed(
+                    config.clone(),
+                    loaded.zones,
+                    health.clone(),
+                    1,
+                    signing.as_ref(),
+                )
+                .unwrap()
+            });
+            let mut endpoints = health.endpoints().to_vec();
+            endpoints[0].state = HealthState::Down;
+            let down = HealthSnapshot::from_health(endpoints);
+            let (after, change) = timed(|| snapshot.with_health(down, 2));
+            assert_eq!(after.signed_at().is_some(), signed);
+            println!(
+                "| bench.test (10k records) | {dynamic} | {} | {full:.0} | {change:.3} |",
+                if signed { "yes (Ed25519, NSEC3)" } else { "no" }
+            );
+            drop(Arc::new(after));
+        }
+    }
+}
+
+#[test]
+fn a_key_activating_later_signs_from_its_time_without_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    write_zone(dir.path());
+    keygen(dir.path(), Algorithm::Ed25519, false);
+    let now = unix_now();
+    let later = Timing {
+        created: now,
+        publish: now,
+        activate: now + 2,
+        inactive: None,
+        delete: None,
+    };
+    Key::generate("example.test.", Role::Zsk, Algorithm::EcdsaP256, later)
+        .unwrap()
+        .save(&dir.path().join("keys"))
+        .unwrap();
+    let a = Backend::start(ip(ADDR_A), 0, None);
+    let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
+    let rrsigs = |name: &str| {
+        let reply = exchange_udp(server.addr, &edns_query(name, RecordType::A, 1232, true));
+        count(&reply.answers, RecordType::RRSIG)
+    };
+    // Published at once (two DNSKEYs), signing only from its activation time.
+    let keys = exchange_udp(
+        server.addr,
+        &edns_query("example.test.", RecordType::DNSKEY, 1232, true),
+    );
+    assert_eq!(count(&keys.answers, RecordType::DNSKEY), 2);
+    if unix_now() < now + 2 {
+        assert_eq!(rrsigs("www.example.test."), 1);
+    }
+    // The plane's timer re-signs at the key event: static and dynamic answers.
+    assert!(wait_until(WAIT, || rrsigs("www.example.test.") == 2));
+    assert!(wait_until(WAIT, || rrsigs("app.example.test.") == 2));
+}
