@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: bench/run.sh SUITE...      SUITE = cpu | nxdomain | compare | memory | soak | all
+# usage: bench/run.sh SUITE...      SUITE = cpu | nxdomain | compare | memory | soak | rrl | tcp | abuse | all
 #
 # One entry point for failoverd's peer benchmarks (see bench/README.md). Copies the read-only
 # shared harness to a scratch directory, builds failoverd (release) once, snapshots the binary,
@@ -24,6 +24,11 @@
 #   ROUNDS   interleaved rounds: cpu [2], nxdomain [2], compare [3]
 #   MEM_N [200000]  MEM_BIG_N [1000000] ("" or 0 skips the big zone)  STARTUP_REPS [5]
 #   SOAK_SECS [300]  SOAK_EVERY [10] (RSS sample period, s)
+#   rrl: failoverd with RRL off vs on (rate RRL_BENCH_RATE [1000000], so nothing is limited and the
+#        lookup cost is what is measured), ROUNDS [3] interleaved, SECS [6]: server CPU µs per response
+#   tcp: dnsperf -m tcp, Knot vs failoverd, ROUNDS [3] interleaved, SECS [6]: QPS and CPU µs per response
+#   abuse: ABUSE_N [200] abusive TCP connections (idle / length prefix only / half a message /
+#        answered then silent), how many each server still holds after ABUSE_WAIT [30] s
 #   DNSPERF_OPTS     passed through to the harness (the cpu suite sets its own)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"; ROOT="$(cd "$HERE/.." && pwd)"
@@ -49,7 +54,7 @@ SUITES=()
 for a in "$@"; do
   case "$a" in
     all) SUITES+=($ALL_SUITES) ;;
-    cpu|nxdomain|compare|memory|soak) SUITES+=("$a") ;;
+    cpu|nxdomain|compare|memory|soak|rrl|tcp|abuse) SUITES+=("$a") ;;
     *) usage ;;
   esac
 done
@@ -368,6 +373,82 @@ suite_soak() {
     grep 'Response codes' "$OUT/soak-dnsperf.txt" | sed 's/^ */dnsperf /'
     echo; log_check soak "$OUT/.start-soak"
   } | tee "$OUT/soak-summary.md"
+}
+
+# one measured run in cpu-per-query.sh's row format: cpu_run ROUND LABEL PID PORT SECS [dnsperf args]
+HZ=$(getconf CLK_TCK)
+group_ticks() { local s=0 p; for p in $(pgrep -g "$1"); do s=$((s + $(sed 's/.*) //' /proc/$p/stat 2>/dev/null | awk '{print $12+$13}' || echo 0))); done; echo $s; }
+cpu_run() {
+  local r=$1 label=$2 P=$3 port=$4 secs=$5 t0 t1 out; shift 5
+  bounded 60 ./run-qps.sh "$port" 1 "$@" >/dev/null
+  t0=$(group_ticks "$P"); out=$(bounded $((secs + 45)) ./run-qps.sh "$port" "$secs" "$@"); t1=$(group_ticks "$P")
+  echo "$out" > "$OUT/$SUITE-$label-$r.txt"
+  echo "$out" | awk -v r="$r" -v s="$label" -v dt=$((t1 - t0)) -v hz="$HZ" -v secs="$secs" '
+    /Queries completed:/ {c=$3} /Queries per second:/ {q=$4}
+    END {printf "| %d | %s | %.0f | %.0f | %.2f |\n", r, s, q, 100*dt/hz/secs, (c ? (dt/hz)*1e6/c : 0)}'
+}
+# summary table of rows "round label rps cpu us" in $1 comparing label $3 against $2
+pair_table() {
+  awk -F'\t' -v a="$2" -v b="$3" "$AWK_FMT"'
+    function med(x, n,   i,j,t) {for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (x[j] < x[i]) {t=x[i]; x[i]=x[j]; x[j]=t}
+      return n ? sprintf("%.2f", (n%2) ? x[(n+1)/2] : (x[n/2]+x[n/2+1])/2) : "–"}
+    {u[$1 FS $2]=$5; rps[$1 FS $2]=$3; if ($1>n) n=$1}
+    END {for (r=1;r<=n;r++) {ua=u[r FS a]; ub=u[r FS b];
+        printf "| %d | %.0f | %s | %.0f | %s | **%s** |\n", r, rps[r FS a], f(ua), rps[r FS b], f(ub), q(ub,ua)
+        if (ok(ua) && ok(ub)) x[++m]=ub/ua}
+      printf "| **median** | | | | | **%s** |\n", med(x,m)}' "$1"
+}
+
+suite_rrl() {
+  local secs=${SECS:-6} rounds=${ROUNDS:-3} r mode P port=${PORTOF[failoverd]}
+  : > "$OUT/rrl.tsv"
+  for r in $(seq 1 "$rounds"); do for mode in off on; do
+    if [ $mode = on ]; then P=$(RRL_RATE=${RRL_BENCH_RATE:-1000000} ./peers/failoverd.sh "$port"); else P=$(./peers/failoverd.sh "$port"); fi
+    cpu_run "$r" "rrl-$mode" "$P" "$port" "$secs" | tee -a "$OUT/rrl.md" | cpu_rows >> "$OUT/rrl.tsv"
+    stop_group "$P"
+  done; done
+  {
+    echo; echo "### RRL cost: failoverd server CPU µs per response, RRL off vs on (rate ${RRL_BENCH_RATE:-1000000}/s: nothing limited), ${secs} s per run, $rounds interleaved rounds"; echo
+    echo "| round | off responses/s | off µs | on responses/s | on µs | on ÷ off |"; echo "|---|---|---|---|---|---|"
+    pair_table "$OUT/rrl.tsv" rrl-off rrl-on
+    echo; echo "truncated or lost responses with RRL on (should be 0):"
+    grep -h 'Queries lost\|Response codes' "$OUT"/rrl-rrl-on-*.txt | sed 's/^ */    /'
+    echo; log_check rrl "$OUT/.start-rrl"
+  } | tee "$OUT/rrl-summary.md"
+}
+
+suite_tcp() {
+  local secs=${SECS:-6} rounds=${ROUNDS:-3} r s P
+  : > "$OUT/tcp.tsv"
+  for r in $(seq 1 "$rounds"); do for s in knot failoverd; do
+    P=$(./peers/$s.sh "${PORTOF[$s]}")
+    cpu_run "$r" "$s" "$P" "${PORTOF[$s]}" "$secs" -m tcp | tee -a "$OUT/tcp.md" | cpu_rows >> "$OUT/tcp.tsv"
+    stop_group "$P"
+  done; done
+  {
+    echo; echo "### DNS over TCP (dnsperf -m tcp, ${DNSPERF_OPTS:--c 4 -T 1 -q 200}), ${secs} s per run, $rounds interleaved rounds"; echo
+    echo "| round | Knot QPS | Knot µs/response | failoverd QPS | failoverd µs/response | failoverd ÷ Knot µs |"; echo "|---|---|---|---|---|---|"
+    pair_table "$OUT/tcp.tsv" knot failoverd
+    echo; grep -H 'Queries lost\|Response codes' "$OUT"/tcp-*-1.txt | sed "s|$OUT/||; s/^/    /"
+    echo; log_check tcp "$OUT/.start-tcp"
+  } | tee "$OUT/tcp-summary.md"
+}
+
+suite_abuse() {
+  local n=${ABUSE_N:-200} wait=${ABUSE_WAIT:-30} s P
+  : > "$OUT/abuse.txt"
+  for s in knot failoverd; do
+    P=$(./peers/$s.sh "${PORTOF[$s]}")
+    echo "$s $(bounded $((wait + 60)) python3 "$HERE/tcp-abuse.py" 127.0.0.1 "${PORTOF[$s]}" "$n" "$wait" | grep RESULT)" | tee -a "$OUT/abuse.txt"
+    stop_group "$P"
+  done
+  {
+    echo; echo "### Abusive TCP connections still open after ${wait} s ($n opened; failoverd tcp_idle_timeout default 10 s, Knot defaults)"; echo
+    echo "| server | opened | still open | idle | length prefix only | half a message | answered, then silent |"; echo "|---|---|---|---|---|---|---|"
+    awk '{for (i=3;i<=NF;i++) {split($i,kv,"="); v[kv[1]]=kv[2]}
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, v["opened"], v["open_after"], v["idle"], v["prefix"], v["half"], v["answered"]}' "$OUT/abuse.txt"
+    echo; log_check abuse "$OUT/.start-abuse"
+  } | tee "$OUT/abuse-summary.md"
 }
 
 for s in "${SUITES[@]}"; do suite_start "$s"; "suite_$s"; done

@@ -9,7 +9,8 @@
 # all default 1 (the harness's knobs, when exported);
 # FAILOVERD_CONFIG_ONLY=1: write the config, print its path and exit instead of starting
 #   (bench/run.sh times the bare binary's start-up with it);
-# FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr).
+# FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr);
+# RRL_RATE: turn response rate limiting on with this rate (and RRL_SLIP, default 2); unset: off;
 # FAILOVERD_DNSSEC=nsec3|nsec: sign the zone (a CSK made once in /tmp/failoverd-bench-PORT/keys;
 #   FAILOVERD_DNSSEC_ALGORITHM=ed25519 (default) or ecdsa-p256); bench/start-failoverd-signed.sh sets it.
 # The config goes to /tmp/failoverd-bench-PORT/ (one directory per port, rewritten each start).
@@ -48,6 +49,11 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
     echo "ttl = ${FO_TTL:-1}"
     echo "policy = \"failover\""
     echo "pools = [\"fo\"]"
+  fi
+  if [ -n "${RRL_RATE:-}" ]; then
+    echo "[server.rrl]"
+    echo "rate = $RRL_RATE"
+    echo "slip = ${RRL_SLIP:-2}"
   fi
   if [ -n "${FAILOVERD_DNSSEC:-}" ]; then   # DNSSEC (issue 13)
     echo "[dnssec]"

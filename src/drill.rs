@@ -3,6 +3,11 @@
 //! detection, until every server answers without it, until the resolver does, and the
 //! same for recovery — and the report (Markdown, JSON, an SVG timeline). The runner
 //! (`failoverd drill`) only breaks, polls and restores.
+//!
+//! A promote drill (`--mode promote`) is one-way: an operator's command promotes a
+//! database node (Patroni, `pg_ctl promote`, a cloud API), and the figures are the
+//! time from the command to the first server, every server and the resolver answering
+//! the new primary ([`DrillRun::promotion_figures`]).
 
 use std::fmt::Write as _;
 
@@ -57,7 +62,7 @@ pub struct DrillRun {
     pub endpoint: String,
     /// The endpoint's address (what the answers are checked for).
     pub target: String,
-    /// `force` or `command`.
+    /// `force`, `command` or `promote`.
     pub mode: String,
     /// The record's TTL (resolvers may keep the old answer that long).
     pub ttl: u32,
@@ -92,7 +97,106 @@ pub struct Figures {
     pub unanswered: usize,
 }
 
+/// The figures of a promote drill (ms from the promote command; None: not seen).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionFigures {
+    /// Promote → the first server answers the new primary.
+    pub first_server_ms: Option<u64>,
+    /// Promote → every server answers it.
+    pub all_servers_ms: Option<u64>,
+    /// Promote → the resolver answers it.
+    pub resolver_ms: Option<u64>,
+    /// Polls that got no answer.
+    pub unanswered: usize,
+}
+
 impl DrillRun {
+    /// Whether this is a promote drill.
+    pub fn is_promotion(&self) -> bool {
+        self.mode == "promote"
+    }
+
+    /// The figures of a promote drill: from the command (`broken_at_ms`) until each
+    /// track answers the new primary (`target`) and keeps answering it.
+    pub fn promotion_figures(&self) -> PromotionFigures {
+        let from = self.broken_at_ms;
+        let to = self.ended_at_ms + 1;
+        let each: Vec<Option<u64>> = self
+            .tracks
+            .iter()
+            .filter(|t| !t.resolver)
+            .map(|t| t.settled(from, to, true))
+            .collect();
+        PromotionFigures {
+            first_server_ms: each.iter().flatten().min().map(|at| at - from),
+            all_servers_ms: if each.iter().all(Option::is_some) {
+                each.iter().flatten().max().map(|at| at - from)
+            } else {
+                None
+            },
+            resolver_ms: self
+                .tracks
+                .iter()
+                .find(|t| t.resolver)
+                .and_then(|t| t.settled(from, to, true))
+                .map(|at| at - from),
+            unanswered: self
+                .tracks
+                .iter()
+                .flat_map(|t| &t.samples)
+                .filter(|s| s.present.is_none())
+                .count(),
+        }
+    }
+
+    /// The report of a promote drill in Markdown.
+    fn promotion_markdown(&self) -> String {
+        let f = self.promotion_figures();
+        let ms = |v: Option<u64>| {
+            v.map_or_else(
+                || "not seen".to_owned(),
+                |v| format!("{:.2} s", v as f64 / 1000.0),
+            )
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Drill: {} {} follows the promotion of {}\n",
+            self.record, self.record_type, self.endpoint
+        );
+        let _ = writeln!(
+            out,
+            "Mode `promote`; new primary {} ({}); record TTL {} s; servers: {}{}.\n",
+            self.endpoint,
+            self.target,
+            self.ttl,
+            self.tracks.iter().filter(|t| !t.resolver).count(),
+            if self.tracks.iter().any(|t| t.resolver) {
+                " and a caching resolver"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out, "| | promote command → answers the new primary |");
+        let _ = writeln!(out, "|---|---|");
+        let _ = writeln!(out, "| first server | {} |", ms(f.first_server_ms));
+        let _ = writeln!(out, "| every server | {} |", ms(f.all_servers_ms));
+        if self.tracks.iter().any(|t| t.resolver) {
+            let _ = writeln!(
+                out,
+                "| resolver (≤ TTL {} s later) | {} |",
+                self.ttl,
+                ms(f.resolver_ms)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nPolls without an answer: {}.\n\n![timeline](timeline.svg)",
+            f.unanswered
+        );
+        out
+    }
+
     /// Computes the figures.
     pub fn figures(&self) -> Figures {
         let servers: Vec<&Track> = self.tracks.iter().filter(|t| !t.resolver).collect();
@@ -134,6 +238,9 @@ impl DrillRun {
 
     /// The report in Markdown (the SVG is referenced as `timeline.svg`).
     pub fn markdown(&self) -> String {
+        if self.is_promotion() {
+            return self.promotion_markdown();
+        }
         let f = self.figures();
         let ms = |v: Option<u64>| {
             v.map_or_else(
@@ -210,9 +317,14 @@ impl DrillRun {
         );
         let _ = writeln!(
             out,
-            r#"<text x="10" y="20" font-weight="bold">{} {} without {}</text>"#,
+            r#"<text x="10" y="20" font-weight="bold">{} {} {} {}</text>"#,
             xml(&self.record),
             self.record_type,
+            if self.is_promotion() {
+                "follows the promotion of"
+            } else {
+                "without"
+            },
             xml(&self.endpoint)
         );
         for (i, track) in self.tracks.iter().enumerate() {
@@ -242,10 +354,15 @@ impl DrillRun {
             }
         }
         let bottom = top + row * self.tracks.len() as f64;
-        for (at, label) in [
-            (self.broken_at_ms, "taken out"),
-            (self.restored_at_ms, "put back"),
-        ] {
+        let marks: &[(u64, &str)] = if self.is_promotion() {
+            &[(self.broken_at_ms, "promoted")]
+        } else {
+            &[
+                (self.broken_at_ms, "taken out"),
+                (self.restored_at_ms, "put back"),
+            ]
+        };
+        for &(at, label) in marks {
             let _ = writeln!(
                 out,
                 r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#cf222e" stroke-width="2"/><text x="{3:.1}" y="{4}" fill="#cf222e">{label} at {5:.1} s</text>"##,
@@ -350,6 +467,43 @@ mod tests {
         );
         let svg = run.svg();
         assert!(svg.starts_with("<svg") && svg.contains("taken out at 1.0 s"));
+    }
+
+    #[test]
+    fn a_promote_drill_times_the_new_primary_at_every_server() {
+        let run = DrillRun {
+            mode: "promote".into(),
+            broken_at_ms: 100,
+            restored_at_ms: 900,
+            ended_at_ms: 900,
+            tracks: vec![
+                track(
+                    "server a",
+                    false,
+                    &[(0, false), (200, false), (300, true), (800, true)],
+                ),
+                // A flicker back to the old primary does not count.
+                track(
+                    "server b",
+                    false,
+                    &[
+                        (0, false),
+                        (300, true),
+                        (400, false),
+                        (500, true),
+                        (800, true),
+                    ],
+                ),
+                track("resolver", true, &[(0, false), (700, true), (800, true)]),
+            ],
+            ..DrillRun::default()
+        };
+        let f = run.promotion_figures();
+        assert_eq!(f.first_server_ms, Some(200));
+        assert_eq!(f.all_servers_ms, Some(400));
+        assert_eq!(f.resolver_ms, Some(600));
+        assert!(run.markdown().contains("| every server | 0.40 s |"));
+        assert!(run.svg().contains("promoted at 0.1 s"));
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! caching resolver) answer without it, puts it back, watches them recover, and writes
 //! the report. The endpoint is restored whatever happens: on success, on an error, on
 //! a timeout and on Ctrl-C.
+//!
+//! `--mode promote` is one-way: it runs the operator's promote command (Patroni's
+//! `patronictl failover`, `pg_ctl promote`, a cloud API call) and measures until every
+//! server (and the resolver) answers the new primary, `--endpoint POOL/NAME`, of a
+//! `policy = "primary"` record. Nothing is put back: failing back is another
+//! promotion.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,7 +25,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 pub(crate) struct DrillArgs {
     /// Record to drill.
     record: String,
-    /// The endpoint to take out, `POOL/NAME`.
+    /// The endpoint to take out, `POOL/NAME` (with --mode promote: the node that
+    /// becomes the primary).
     #[arg(long)]
     endpoint: String,
     /// Record type.
@@ -35,6 +42,9 @@ pub(crate) struct DrillArgs {
     /// With --mode command: the command that restores it.
     #[arg(long = "restore")]
     restore_command: Option<String>,
+    /// With --mode promote: the command that promotes the database node (run with sh -c).
+    #[arg(long = "promote")]
+    promote_command: Option<String>,
     /// Each server's admin API (repeatable; default: `[health] servers` of --config).
     #[arg(long = "server")]
     servers: Vec<String>,
@@ -65,6 +75,8 @@ pub(crate) struct DrillArgs {
 enum Mode {
     Force,
     Command,
+    /// Run a promote command; measure until every server answers the new primary.
+    Promote,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -76,6 +88,9 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
         && (args.break_command.is_none() || args.restore_command.is_none())
     {
         bail!("--mode command needs --break CMD and --restore CMD");
+    }
+    if args.mode == Mode::Promote && args.promote_command.is_none() {
+        bail!("--mode promote needs --promote CMD");
     }
     let servers = if args.servers.is_empty() {
         let Some(path) = &args.config else {
@@ -159,6 +174,9 @@ impl Drill {
             .parse()
             .context("--type")?;
         let mut watcher = Watcher::new(&self.args, &name, rtype, &target)?;
+        if self.args.mode == Mode::Promote {
+            return self.promote(watcher, name, target, ttl).await;
+        }
         let started = Instant::now();
         // Before: every server must answer with the endpoint, or there is nothing to measure.
         watcher.poll(started).await;
@@ -220,7 +238,7 @@ impl Drill {
             target,
             mode: match self.args.mode {
                 Mode::Force => "force".into(),
-                Mode::Command => "command".into(),
+                Mode::Command | Mode::Promote => "command".into(),
             },
             ttl,
             broken_at_ms: broken_at.as_millis() as u64,
@@ -232,21 +250,82 @@ impl Drill {
                 .map_or(0, |d| d.as_millis() as u64)
                 .saturating_sub(started.elapsed().as_millis() as u64),
         };
+        let json = serde_json::json!({"run": run, "figures": run.figures()});
+        self.write_report(&run, json)?;
+        Ok(if gone && back {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    /// A promote drill: the new primary must not be answered yet; run the command;
+    /// poll until every server answers it.
+    async fn promote(
+        self,
+        mut watcher: Watcher,
+        name: String,
+        target: String,
+        ttl: u32,
+    ) -> anyhow::Result<ExitCode> {
+        let started = Instant::now();
+        watcher.poll(started).await;
+        if watcher
+            .tracks
+            .iter()
+            .any(|t| t.samples.last().and_then(|s| s.present) == Some(true))
+        {
+            bail!("{target} is answered for {name} already; nothing to promote");
+        }
+        eprintln!(
+            "drill: promoting {} ({target}) for {name} …",
+            self.args.endpoint
+        );
+        let promoted_at = started.elapsed();
+        shell(self.args.promote_command.as_deref().unwrap_or_default()).await?;
+        let done = watcher.until(started, true, self.args.timeout).await;
+        watcher
+            .for_a_while(started, Duration::from_millis(500))
+            .await;
+        let ended = started.elapsed().as_millis() as u64;
+        let run = DrillRun {
+            record: name,
+            record_type: self.args.record_type.to_ascii_uppercase(),
+            endpoint: self.args.endpoint.clone(),
+            target,
+            mode: "promote".into(),
+            ttl,
+            broken_at_ms: promoted_at.as_millis() as u64,
+            restored_at_ms: ended,
+            ended_at_ms: ended,
+            tracks: watcher.tracks,
+            started_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+                .saturating_sub(started.elapsed().as_millis() as u64),
+        };
+        self.write_report(
+            &run,
+            serde_json::json!({"run": run, "figures": run.promotion_figures()}),
+        )?;
+        Ok(if done {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    fn write_report(&self, run: &DrillRun, json: serde_json::Value) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.args.out)?;
         std::fs::write(self.args.out.join("report.md"), run.markdown())?;
         std::fs::write(self.args.out.join("timeline.svg"), run.svg())?;
-        let json = serde_json::json!({"run": run, "figures": run.figures()});
         std::fs::write(
             self.args.out.join("report.json"),
             serde_json::to_string_pretty(&json)?,
         )?;
         print!("{}", run.markdown());
         eprintln!("drill: report in {}", self.args.out.display());
-        Ok(if gone && back {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+        Ok(())
     }
 
     async fn take_out(&self, client: &reqwest::Client) -> anyhow::Result<()> {
@@ -262,7 +341,9 @@ impl Drill {
                 });
                 self.on_every_server(client, "/v1/overrides", &body).await
             }
-            Mode::Command => shell(self.args.break_command.as_deref().unwrap_or_default()).await,
+            Mode::Command | Mode::Promote => {
+                shell(self.args.break_command.as_deref().unwrap_or_default()).await
+            }
         }
     }
 
@@ -277,7 +358,9 @@ impl Drill {
                 self.on_every_server(client, "/v1/overrides/release", &body)
                     .await
             }
-            Mode::Command => shell(self.args.restore_command.as_deref().unwrap_or_default()).await,
+            Mode::Command | Mode::Promote => {
+                shell(self.args.restore_command.as_deref().unwrap_or_default()).await
+            }
         }
     }
 

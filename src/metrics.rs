@@ -12,6 +12,26 @@ pub const DNS_DROPPED_TOTAL: &str = "failoverd_dns_dropped_total";
 pub const DNS_TRUNCATED_TOTAL: &str = "failoverd_dns_truncated_total";
 /// Internal errors caught on the answer path (should stay 0).
 pub const DNS_INTERNAL_ERRORS_TOTAL: &str = "failoverd_dns_internal_errors_total";
+/// UDP responses over their rate limit (slipped plus dropped).
+pub const DNS_RRL_LIMITED_TOTAL: &str = "failoverd_dns_rrl_limited_total";
+/// Rate-limited UDP responses sent truncated (TC, no records).
+pub const DNS_RRL_SLIPPED_TOTAL: &str = "failoverd_dns_rrl_slipped_total";
+/// Rate-limited UDP responses not sent.
+pub const DNS_RRL_DROPPED_TOTAL: &str = "failoverd_dns_rrl_dropped_total";
+/// TCP connections accepted.
+pub const DNS_TCP_CONNECTIONS_TOTAL: &str = "failoverd_dns_tcp_connections_total";
+/// TCP connections closed at once because a connection limit was reached.
+pub const DNS_TCP_REJECTED_TOTAL: &str = "failoverd_dns_tcp_rejected_total";
+/// TCP connections closed by the idle timeout (idle, partial or unread).
+pub const DNS_TCP_TIMEOUTS_TOTAL: &str = "failoverd_dns_tcp_timeouts_total";
+/// TCP connections open now.
+pub const DNS_TCP_OPEN: &str = "failoverd_dns_tcp_open_connections";
+/// dnstap messages written.
+pub const DNSTAP_WRITTEN_TOTAL: &str = "failoverd_dnstap_written_total";
+/// dnstap messages dropped.
+pub const DNSTAP_DROPPED_TOTAL: &str = "failoverd_dnstap_dropped_total";
+/// Whether a dnstap consumer is connected.
+pub const DNSTAP_CONNECTED: &str = "failoverd_dnstap_connected";
 
 /// Zone transfers served (`kind`: axfr, ixfr, ixfr_as_axfr, ixfr_current).
 pub const TRANSFERS_TOTAL: &str = "failoverd_transfers_total";
@@ -39,9 +59,45 @@ pub struct DnsCounters {
     dropped: AtomicU64,
     truncated: AtomicU64,
     internal_errors: AtomicU64,
+    rrl_slipped: AtomicU64,
+    rrl_dropped: AtomicU64,
+    tcp_accepted: AtomicU64,
+    tcp_rejected: AtomicU64,
+    tcp_timeouts: AtomicU64,
+    tcp_closed: AtomicU64,
 }
 
 impl DnsCounters {
+    /// Counts a rate-limited response sent truncated.
+    pub fn rrl_slipped(&self) {
+        self.rrl_slipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a rate-limited response not sent.
+    pub fn rrl_dropped(&self) {
+        self.rrl_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accepted TCP connection.
+    pub fn tcp_accepted(&self) {
+        self.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a TCP connection refused by a connection limit.
+    pub fn tcp_rejected(&self) {
+        self.tcp_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a TCP connection closed by the idle timeout.
+    pub fn tcp_timeout(&self) {
+        self.tcp_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a closed TCP connection (one that was accepted).
+    pub fn tcp_closed(&self) {
+        self.tcp_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a response.
     pub fn response(&self, rcode: u16) {
         let slot = COUNTED_RCODES
@@ -78,6 +134,30 @@ pub struct DnsTotals {
     pub truncated: u64,
     /// Internal errors.
     pub internal_errors: u64,
+    /// Rate-limited responses sent truncated.
+    pub rrl_slipped: u64,
+    /// Rate-limited responses not sent.
+    pub rrl_dropped: u64,
+    /// TCP connections accepted.
+    pub tcp_accepted: u64,
+    /// TCP connections refused by a connection limit.
+    pub tcp_rejected: u64,
+    /// TCP connections closed by the idle timeout.
+    pub tcp_timeouts: u64,
+    /// Accepted TCP connections since closed.
+    pub tcp_closed: u64,
+}
+
+impl DnsTotals {
+    /// Rate-limited responses (slipped plus dropped).
+    pub fn rrl_limited(&self) -> u64 {
+        self.rrl_slipped + self.rrl_dropped
+    }
+
+    /// TCP connections open now.
+    pub fn tcp_open(&self) -> u64 {
+        self.tcp_accepted.saturating_sub(self.tcp_closed)
+    }
 }
 
 /// All DNS counters of a server.
@@ -109,6 +189,12 @@ impl DnsMetrics {
             totals.dropped += shard.dropped.load(Ordering::Relaxed);
             totals.truncated += shard.truncated.load(Ordering::Relaxed);
             totals.internal_errors += shard.internal_errors.load(Ordering::Relaxed);
+            totals.rrl_slipped += shard.rrl_slipped.load(Ordering::Relaxed);
+            totals.rrl_dropped += shard.rrl_dropped.load(Ordering::Relaxed);
+            totals.tcp_accepted += shard.tcp_accepted.load(Ordering::Relaxed);
+            totals.tcp_rejected += shard.tcp_rejected.load(Ordering::Relaxed);
+            totals.tcp_timeouts += shard.tcp_timeouts.load(Ordering::Relaxed);
+            totals.tcp_closed += shard.tcp_closed.load(Ordering::Relaxed);
         }
         totals
     }

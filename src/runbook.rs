@@ -69,6 +69,9 @@ fn write_record(
         Selection::Multivalue => {
             "multivalue (active-active: every healthy endpoint of the pools that are up)"
         }
+        Selection::Primary => {
+            "primary (follow-the-primary: the one endpoint whose check says it is the database primary)"
+        }
     };
     let _ = writeln!(out, "# Runbook: {name} {rtype}\n");
     let _ = writeln!(
@@ -81,6 +84,9 @@ fn write_record(
         record.ttl.0, record.all_down_ttl.0
     );
     let all_down = match record.all_down {
+        AllDown::FailOpen if record.selection == Selection::Primary => {
+            "fail-open (the last agreed primary keeps being answered)".to_owned()
+        }
         AllDown::FailOpen => {
             "fail-open (every endpoint is answered as if healthy, but those forced down)".to_owned()
         }
@@ -113,6 +119,7 @@ fn write_record(
                 let role = match (record.selection, i) {
                     (Selection::Failover, 0) => "primary",
                     (Selection::Failover, _) => "standby",
+                    (Selection::Primary, _) => "database node pool",
                     _ => "active",
                 };
                 format!("{role} {}", config.pool(p).name)
@@ -166,6 +173,11 @@ fn write_record(
     }
     let primary = lists.first().and_then(|(_, l)| l.first().copied());
     let standby = lists.first().and_then(|(_, l)| l.get(1).copied());
+    write_database(out, config, record, &ctl);
+    if record.selection == Selection::Primary {
+        write_primary_steps(out, config, record, &ctl, context);
+        return;
+    }
 
     let _ = writeln!(
         out,
@@ -275,6 +287,154 @@ fn write_record(
     );
 }
 
+/// The database section: what decides the primary, and the failover gates.
+fn write_database(out: &mut String, config: &Config, record: &DynamicRecord, ctl: &str) {
+    let describe_check = |pool: PoolIndex| -> String {
+        let pool = config.pool(pool);
+        match pool.check.map(|c| config.check(c)) {
+            Some(check) => match &check.kind {
+                CheckKind::Postgres(pg) => format!(
+                    "postgres check {} (role {}{}, user {}, database {})",
+                    check.name,
+                    pg.role.name(),
+                    pg.max_lag
+                        .map(|l| format!(", max_lag {}", humantime::format_duration(l)))
+                        .unwrap_or_default(),
+                    pg.user,
+                    pg.database
+                ),
+                CheckKind::Http(h) => format!(
+                    "{} check {} of {}:{} (Patroni's REST API, if it is one)",
+                    check.kind.name(),
+                    check.name,
+                    h.path,
+                    h.port
+                ),
+                other => format!("{} check {}", other.name(), check.name),
+            },
+            None => "no check (health from force only)".to_owned(),
+        }
+    };
+    if record.selection == Selection::Primary {
+        let _ = writeln!(
+            out,
+            "\n## Database: follow the primary
+"
+        );
+        let _ = writeln!(
+            out,
+            "failoverd promotes nothing and fences nothing: your orchestrator (Patroni, \
+             repmgr, a cloud service) does. The record answers the one endpoint whose check \
+             says it is the primary:\n"
+        );
+        if let PoolChoice::Fixed(pools) = &record.pools {
+            for &p in pools {
+                let _ = writeln!(out, "- pool {}: {}", config.pool(p).name, describe_check(p));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "- Two claim primary (split brain): {} (event `primary_conflict`, metric \
+             failoverd_record_primary_conflict, alert FailoverdPrimaryConflict). Never both.",
+            match record.on_conflict {
+                crate::config::OnConflict::Hold => "the last agreed primary keeps being answered",
+                crate::config::OnConflict::None => "nothing is answered (NODATA)",
+            }
+        );
+        let _ = writeln!(
+            out,
+            "- None claims (promotion under way): {}.",
+            match record.all_down {
+                AllDown::FailOpen => "the last agreed primary keeps being answered".to_owned(),
+                AllDown::NoData => "nothing is answered (NODATA)".to_owned(),
+                AllDown::Fallback(p) => format!("pool {} is answered", config.pool(p).name),
+            }
+        );
+    }
+    if !record.gates.is_empty() {
+        let _ = writeln!(out, "\n## Database: failover gates (RPO guard)\n");
+        for gate in &record.gates {
+            let _ = writeln!(
+                out,
+                "- Traffic moves to {} only while pool {} is up: {}.",
+                config.pool(gate.pool).name,
+                config.pool(gate.gate).name,
+                describe_check(gate.gate)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nA held pool counts as down; `{ctl} explain {} {}` names the gate and the replica's \
+             lag. To accept the data loss and move anyway: `{ctl} failover {} --to POOL` \
+             (an operator's failover overrides the gate).",
+            record.name, record.record_type, record.name
+        );
+    }
+}
+
+/// The steps of a `primary` record: promote with the orchestrator, verify, handle a
+/// split brain.
+fn write_primary_steps(
+    out: &mut String,
+    config: &Config,
+    record: &DynamicRecord,
+    ctl: &str,
+    context: &RunbookContext,
+) {
+    let (name, rtype) = (&record.name, record.record_type);
+    let _ = writeln!(out, "\n## 1. Confirm who is primary\n");
+    let _ = writeln!(
+        out,
+        "```sh\n{ctl} explain {name} {rtype}     # the primary answered, and why"
+    );
+    if let PoolChoice::Fixed(pools) = &record.pools {
+        for &p in pools {
+            let pool = config.pool(p);
+            for &e in &pool.endpoints {
+                if let Some(command) = pool.check.map(|c| {
+                    probe_command(
+                        &config.check(c).kind,
+                        &config.endpoint(e).target.to_string(),
+                    )
+                }) {
+                    let _ = writeln!(
+                        out,
+                        "{command}   # {}/{}",
+                        pool.name,
+                        config.endpoint(e).name
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "```");
+    let _ = writeln!(
+        out,
+        "\n## 2. Promote (with your orchestrator, not failoverd)\n"
+    );
+    let _ = writeln!(
+        out,
+        "Fence the old primary first (stop it, or let the orchestrator do so), then promote \
+         the standby (`patronictl failover`, `pg_ctl promote`, the cloud API). failoverd \
+         answers the new primary once its check passes `rise` times. Rehearse and time it:\n\n\
+         ```sh\nfailoverd drill {name} --type {rtype} --mode promote --endpoint POOL/NAME --promote 'CMD' --dns IP:PORT …\n```"
+    );
+    let zone = context.zone.clone().unwrap_or_else(|| name.clone());
+    let _ = writeln!(out, "\n## 3. Verify at every nameserver\n");
+    let _ = writeln!(
+        out,
+        "```sh\nfor ns in $(dig +short NS {zone}); do echo \"$ns: $(dig +short +norec @$ns {name} {rtype} | tr '\\n' ' ')\"; done\n```"
+    );
+    let _ = writeln!(out, "\n## 4. Split brain\n");
+    let _ = writeln!(
+        out,
+        "FailoverdPrimaryConflict fires while two nodes pass the primary check. Fence the \
+         one that must not be primary; `{ctl} events` shows who claimed what, and \
+         `{ctl} force POOL/NAME down --reason …` (an operator's force) takes a node out of the \
+         election at once.\n"
+    );
+}
+
 /// A shell command that probes `target` as `kind` does.
 fn probe_command(kind: &CheckKind, target: &str) -> String {
     match kind {
@@ -295,6 +455,17 @@ fn probe_command(kind: &CheckKind, target: &str) -> String {
         CheckKind::Dns(d) => format!(
             "dig +norec @{target} -p {} {} TYPE{}",
             d.port, d.query_name, d.query_type
+        ),
+        CheckKind::Postgres(pg) => format!(
+            "psql 'host={target} port={} user={} dbname={}{}' -Atc \"SELECT pg_is_in_recovery(), now() - pg_last_xact_replay_timestamp(), pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()\"",
+            pg.port,
+            pg.user,
+            pg.database,
+            match pg.sslmode {
+                crate::config::SslMode::Disable => " sslmode=disable",
+                crate::config::SslMode::Require => " sslmode=require",
+                crate::config::SslMode::VerifyFull => " sslmode=verify-full",
+            }
         ),
         CheckKind::Exec { command } => command
             .iter()
@@ -337,5 +508,35 @@ mod tests {
         let weighted = render(&config, "api.gslb.example.com", None, &context).unwrap();
         assert!(weighted.contains("drain web-eu"), "{weighted}");
         assert!(render(&config, "nope.gslb.example.com", None, &context).is_err());
+    }
+
+    #[test]
+    fn database_records_and_gates_get_their_section() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+        let (config, _) = Config::load(ConfigSource::from_file(&path).unwrap()).unwrap();
+        let context = RunbookContext {
+            ctl_config: "--config /etc/failoverd/failoverd.toml".into(),
+            zone: Some("gslb.example.com.".into()),
+        };
+        let db = render(&config, "db.gslb.example.com", None, &context).unwrap();
+        for want in [
+            "## Database: follow the primary",
+            "pool db-eu: postgres check pg-primary (role primary, user failoverd, database postgres)",
+            "failoverd promotes nothing and fences nothing",
+            "psql 'host=192.0.2.50 port=5432 user=failoverd dbname=postgres sslmode=require'",
+            "--mode promote --endpoint POOL/NAME",
+            "FailoverdPrimaryConflict",
+        ] {
+            assert!(db.contains(want), "missing {want:?} in:\n{db}");
+        }
+        assert!(
+            !db.contains("ctl --config /etc/failoverd/failoverd.toml failover db"),
+            "{db}"
+        );
+        let www = render(&config, "www.gslb.example.com", None, &context).unwrap();
+        assert!(
+            www.contains("Traffic moves to web-us only while pool db-us-lag is up: postgres check pg-lag (role any, max_lag 10s"),
+            "{www}"
+        );
     }
 }

@@ -146,10 +146,14 @@ pub struct AnswerStatus {
     /// Pools considered, in order.
     pub pools: Vec<String>,
     /// Which rule applied: `healthy`, `failover` (a later pool is answered),
-    /// `degraded`, `fail-open`, `fallback` or `nodata`.
+    /// `degraded`, `fail-open`, `fallback`, `nodata`, and for `primary` records
+    /// `primary` or `conflict` (two endpoints claim primary).
     pub outcome: String,
     /// The pool answered (failover), if one.
     pub pool: Option<String>,
+    /// Pools their failover gate holds (traffic does not move to them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_by_gate: Vec<String>,
     /// TTL answered.
     pub ttl: u32,
     /// Endpoints that may be answered (`pool/name`).

@@ -116,6 +116,22 @@ pub struct PoolExplanation {
     pub up: bool,
     /// Its endpoints.
     pub endpoints: Vec<EndpointExplanation>,
+    /// Its failover gate, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateExplanation>,
+}
+
+/// A pool's failover gate (RPO guard).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateExplanation {
+    /// The gate pool.
+    pub pool: String,
+    /// Whether the gate is open (the gate pool is up, or a manual failover overrides it).
+    pub open: bool,
+    /// An operator's manual failover overrides the closed gate.
+    pub overridden: bool,
+    /// The gate pool's endpoints.
+    pub endpoints: Vec<EndpointExplanation>,
 }
 
 /// An endpoint of a pool considered.
@@ -252,13 +268,15 @@ fn explain_record(
     let record = &config.records[r];
     let geo = matches!(record.pools, PoolChoice::Geo { .. });
     let pools = policy::pools_for(record, if geo { region } else { None });
-    let pin = health.pin(RecordIndex(r as u32));
-    let decision = policy::decide_pinned(config, record, pools, pin, health);
+    let state = policy::record_state(health, RecordIndex(r as u32));
+    let pin = state.pin.filter(|_| record.selection != Selection::Primary);
+    let decision = policy::decide_record(config, record, pools, state, health);
     let mut why = Vec::new();
     let policy_name = match record.selection {
         Selection::Failover => "failover",
         Selection::Weighted => "weighted",
         Selection::Multivalue => "multivalue",
+        Selection::Primary => "primary",
     };
     if geo {
         let region_name = region.map_or("none".to_owned(), |r| {
@@ -290,17 +308,38 @@ fn explain_record(
                     .iter()
                     .map(|&e| explain_endpoint(config, health, e, status, what_if))
                     .collect(),
+                gate: v.gate.map(|g| GateExplanation {
+                    pool: config.pool(g.pool).name.clone(),
+                    open: g.open,
+                    overridden: g.overridden,
+                    endpoints: config
+                        .pool(g.pool)
+                        .endpoints
+                        .iter()
+                        .map(|&e| explain_endpoint(config, health, e, status, what_if))
+                        .collect(),
+                }),
             }
         })
         .collect();
     for pool in &explained_pools {
+        let held = pool.gate.as_ref().is_some_and(|g| !g.open);
         why.push(format!(
             "pool {} is {}: {} of its endpoints usable, {} needed",
             pool.name,
-            if pool.up { "up" } else { "down" },
+            if held {
+                "held by its gate"
+            } else if pool.up {
+                "up"
+            } else {
+                "down"
+            },
             pool.usable,
             pool.needed
         ));
+        if let Some(gate) = &pool.gate {
+            why.push(gate_sentence(&pool.name, gate));
+        }
     }
     let (outcome, pool) = policy::describe_outcome(config, &decision);
     why.push(outcome_sentence(config, record, policy_name, &decision));
@@ -372,6 +411,54 @@ fn explain_endpoint(
     }
 }
 
+/// The pool of a decision's first candidate (fail-open of a failover record answers
+/// one pool).
+fn names_of_candidates_pool(config: &Config, decision: &Decision) -> String {
+    decision
+        .candidates
+        .first()
+        .map(|c| {
+            format!(
+                "pool {}",
+                config.pool(config.endpoint(c.endpoint).pool).name
+            )
+        })
+        .unwrap_or_else(|| "nothing".to_owned())
+}
+
+/// Why a gate is open or holds its pool, with the gate endpoints' probe reasons.
+fn gate_sentence(pool: &str, gate: &GateExplanation) -> String {
+    let reasons: Vec<String> = gate
+        .endpoints
+        .iter()
+        .map(|e| {
+            let why = e
+                .local_probe
+                .clone()
+                .or_else(|| e.votes.values().next().cloned())
+                .unwrap_or_else(|| e.source.clone());
+            format!("{} {} ({why})", e.endpoint, e.state)
+        })
+        .collect();
+    let reasons = reasons.join("; ");
+    if gate.overridden {
+        format!(
+            "the lag gate {} of pool {pool} is closed ({reasons}), but an operator failed the record over to {pool}: the manual failover overrides the gate",
+            gate.pool
+        )
+    } else if gate.open {
+        format!(
+            "the lag gate {} of pool {pool} is open: {reasons}",
+            gate.pool
+        )
+    } else {
+        format!(
+            "the lag gate {} of pool {pool} is closed, so traffic does not move to {pool} (RPO guard): {reasons}",
+            gate.pool
+        )
+    }
+}
+
 fn names(config: &Config, pools: &[crate::model::PoolIndex]) -> String {
     let names: Vec<&str> = pools
         .iter()
@@ -411,6 +498,13 @@ fn outcome_sentence(
         Outcome::Degraded => format!(
             "no pool has enough usable endpoints: only the {count} endpoints that are up are answered (degraded){drawn}"
         ),
+        Outcome::FailOpen if record.selection == Selection::Primary => {
+            "no endpoint claims primary (a promotion under way, or all down): fail-open keeps answering the last agreed primary".to_owned()
+        }
+        Outcome::FailOpen if decision.pools.iter().any(|v| v.held()) => format!(
+            "no pool that may take traffic is up: all-down mode fail-open answers {} as if healthy, leaving out the pools their gate holds ({count}){drawn}",
+            names_of_candidates_pool(config, decision)
+        ),
         Outcome::FailOpen => format!(
             "nothing is up: all-down mode fail-open answers every endpoint but those an operator forced down ({count}){drawn}"
         ),
@@ -418,9 +512,32 @@ fn outcome_sentence(
             "nothing is up: all-down mode fallback answers pool {}",
             config.pool(pool).name
         ),
+        Outcome::NoData if record.selection == Selection::Primary => {
+            "no endpoint claims primary and no agreed primary is known (or all-down mode nodata): no records".to_owned()
+        }
+        Outcome::NoData if decision.pools.iter().any(|v| v.held()) => {
+            "nothing may be answered: the pools that are not held by their gate are down and all-down mode answers none of them".to_owned()
+        }
         Outcome::NoData => match record.all_down {
             AllDown::NoData => "nothing is up: all-down mode nodata answers no records".to_owned(),
             _ => "nothing can be answered: every endpoint is forced down by an operator".to_owned(),
+        },
+        Outcome::Primary { endpoint } => format!(
+            "primary: exactly one endpoint passes its primary check, {}; it is answered",
+            config.endpoint_label(endpoint)
+        ),
+        Outcome::Conflict { held } => match held {
+            Some(e) => format!(
+                "more than one endpoint claims primary (split brain): on_conflict = \"hold\" keeps answering the last agreed primary {}, never both",
+                config.endpoint_label(e)
+            ),
+            None => format!(
+                "more than one endpoint claims primary (split brain): {} — no records (fail closed)",
+                match record.on_conflict {
+                    crate::config::OnConflict::None => "on_conflict = \"none\"",
+                    crate::config::OnConflict::Hold => "no agreed primary is known to hold",
+                }
+            ),
         },
     }
 }

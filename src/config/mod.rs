@@ -184,6 +184,8 @@ pub struct Config {
     pub transfer: TransferConfig,
     /// DNSSEC signing (no zones: off).
     pub dnssec: DnssecConfig,
+    /// dnstap logging (None: off).
+    pub dnstap: Option<DnstapConfig>,
 }
 
 /// How an endpoint is probed.
@@ -272,6 +274,8 @@ pub enum CheckKind {
         /// Program and arguments (`{address}` and `{endpoint}` substituted).
         command: Vec<String>,
     },
+    /// A PostgreSQL login and `pg_is_in_recovery()` (plus replay lag on a replica).
+    Postgres(PostgresCheck),
 }
 
 impl CheckKind {
@@ -283,6 +287,7 @@ impl CheckKind {
             Self::Tcp { .. } => "tcp",
             Self::Dns(_) => "dns",
             Self::Exec { .. } => "exec",
+            Self::Postgres(_) => "postgres",
         }
     }
 
@@ -292,6 +297,7 @@ impl CheckKind {
             Self::Http(h) => Some(h.port),
             Self::Tcp { port } => Some(*port),
             Self::Dns(d) => Some(d.port),
+            Self::Postgres(p) => Some(p.port),
             Self::Exec { .. } => None,
         }
     }
@@ -335,6 +341,79 @@ pub struct DnsCheck {
     pub expect_rcode: u16,
     /// Whether an answer record is required.
     pub expect_answer: bool,
+}
+
+/// Which database role passes a `postgres` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbRole {
+    /// Only a primary (not in recovery).
+    Primary,
+    /// Only a replica (in recovery) within `max_lag`.
+    Replica,
+    /// A primary, or a replica within `max_lag`.
+    Any,
+}
+
+impl DbRole {
+    /// Every role with its configuration name.
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("primary", Self::Primary),
+        ("replica", Self::Replica),
+        ("any", Self::Any),
+    ];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Replica => "replica",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// TLS of a `postgres` check (libpq's `sslmode` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS; any certificate is accepted (the handshake is still verified).
+    Require,
+    /// TLS; the certificate chain (system roots plus `ca_file`) and host name are checked.
+    VerifyFull,
+}
+
+/// A `postgres` check.
+#[derive(Clone, Debug)]
+pub struct PostgresCheck {
+    /// Port.
+    pub port: u16,
+    /// User to log in as.
+    pub user: String,
+    /// Database connected to.
+    pub database: String,
+    /// Password (from `password_file` or `password_env`; None: none sent).
+    pub password: Option<Secret>,
+    /// Which role passes.
+    pub role: DbRole,
+    /// Longest replay lag of a replica that passes (None: any lag).
+    pub max_lag: Option<Duration>,
+    /// TLS.
+    pub sslmode: SslMode,
+    /// TLS server name (None: the endpoint's address).
+    pub host: Option<String>,
+    /// Extra CA certificates (PEM) for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Defaults of `postgres` checks.
+pub mod postgres_defaults {
+    /// Port.
+    pub const PORT: u16 = 5432;
+    /// User.
+    pub const USER: &str = "postgres";
+    /// Database.
+    pub const DATABASE: &str = "postgres";
 }
 
 /// Route 53 health-check settings.
@@ -559,17 +638,76 @@ pub struct Route53Zone {
     pub sync_static: bool,
 }
 
+/// How UDP workers receive and send datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UdpIo {
+    /// `recvmmsg`/`sendmmsg`, many datagrams per system call (Linux; elsewhere the
+    /// portable path is used instead).
+    #[default]
+    Batched,
+    /// One `recv_from`/`send_to` per datagram: any platform.
+    Portable,
+}
+
 /// The `[server]` section, validated.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// DNS listen addresses (UDP and TCP on each).
     pub listen: Vec<SocketAddr>,
+    /// How UDP workers move datagrams.
+    pub udp_io: UdpIo,
     /// UDP worker threads per listen address (≥ 1).
     pub udp_workers: usize,
     /// Largest UDP response sent to EDNS clients (512–4096).
     pub max_udp_payload: u16,
     /// How long an idle TCP connection stays open.
     pub tcp_idle_timeout: Duration,
+    /// Most TCP connections open at once, per listen address.
+    pub tcp_max_connections: usize,
+    /// Most TCP connections open at once from one client address.
+    pub tcp_max_connections_per_source: usize,
+    /// Response rate limiting of UDP answers (`None`: off, the default).
+    pub rrl: Option<RrlConfig>,
+}
+
+impl ServerConfig {
+    /// Default of `tcp_idle_timeout`.
+    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of `tcp_max_connections`.
+    pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+    /// Default of `tcp_max_connections_per_source`.
+    pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+}
+
+/// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
+/// NSD's RRL) of UDP answers, per client prefix, response class and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrlConfig {
+    /// Responses per second allowed per bucket (≥ 1); one second's worth is the burst.
+    pub rate: u32,
+    /// Every `slip`-th limited response goes out truncated (TC, no records) so real
+    /// clients retry over TCP; 0 drops every limited response, 1 truncates every one.
+    pub slip: u32,
+    /// Prefix length an IPv4 client is bucketed by.
+    pub ipv4_prefix: u8,
+    /// Prefix length an IPv6 client is bucketed by.
+    pub ipv6_prefix: u8,
+    /// Client networks never limited.
+    pub whitelist: Vec<IpNet>,
+    /// Buckets per UDP worker (a power of two).
+    pub table_size: usize,
+}
+
+impl RrlConfig {
+    /// The defaults of every key (what an empty `[server.rrl]` table means).
+    pub const DEFAULT: Self = Self {
+        rate: 20,
+        slip: 2,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        whitelist: Vec::new(),
+        table_size: 65536,
+    };
 }
 
 /// The `[zones]` section, validated.
@@ -640,6 +778,28 @@ pub enum Selection {
     Weighted,
     /// All healthy endpoints of all pools that are up.
     Multivalue,
+    /// The one endpoint whose check says it is the primary (a database node, or an app
+    /// endpoint tied to one); see [`crate::policy::primary`].
+    Primary,
+}
+
+/// What a `primary` record answers while more than one endpoint claims primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The last agreed primary (NODATA if none is known); never both.
+    #[default]
+    Hold,
+    /// Nothing (NODATA): fail closed.
+    None,
+}
+
+/// A failover gate: traffic moves to `pool` only while `gate` is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The gated pool.
+    pub pool: PoolIndex,
+    /// The pool that must be up (e.g. the standby database within `max_lag`).
+    pub gate: PoolIndex,
 }
 
 /// Which pool list a record uses.
@@ -710,6 +870,17 @@ pub struct DynamicRecord {
     pub cold_start: ColdStart,
     /// Route 53 handling (resolved against `[route53] mode`).
     pub route53: Route53Mode,
+    /// `primary` records: what a conflict answers.
+    pub on_conflict: OnConflict,
+    /// Failover gates (RPO guard), at most one per pool.
+    pub gates: Vec<Gate>,
+}
+
+impl DynamicRecord {
+    /// The gate of `pool`, if it has one.
+    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+        self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
+    }
 }
 
 impl Config {
@@ -859,6 +1030,25 @@ impl DnssecConfig {
         self.zones.iter().any(|z| z.eq_ignore_ascii_case(zone))
     }
 }
+/// Query and response logging to a dnstap consumer: `[dnstap]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnstapConfig {
+    /// The consumer's Unix socket (fstrm_capture, dnstap-ldns, a collector).
+    pub socket: PathBuf,
+    /// `identity` field.
+    pub identity: String,
+    /// `version` field.
+    pub version: String,
+    /// Log queries (AUTH_QUERY).
+    pub queries: bool,
+    /// Log responses (AUTH_RESPONSE).
+    pub responses: bool,
+    /// Messages buffered for the consumer; beyond this they are dropped and counted.
+    pub queue: usize,
+}
+
+/// Default of `[dnstap] queue`.
+pub const DNSTAP_QUEUE: usize = 16_384;
 
 /// Defaults of `[transfer]`.
 pub mod transfer_defaults {

@@ -21,6 +21,33 @@ pub struct ServerSpec {
     pub max_udp_payload: Option<i64>,
     /// How long an idle TCP connection is kept open.
     pub tcp_idle_timeout: Option<String>,
+    /// Most TCP connections open at once, per listen address.
+    pub tcp_max_connections: Option<i64>,
+    /// Most TCP connections open at once from one client address.
+    pub tcp_max_connections_per_source: Option<i64>,
+    /// Response rate limiting; present means on.
+    pub rrl: Option<RrlSpec>,
+    /// How UDP workers move datagrams: "batched" (recvmmsg/sendmmsg, the default on
+    /// Linux) or "portable" (one recv_from/send_to per datagram).
+    pub udp_io: Option<String>,
+}
+
+/// The `[server.rrl]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RrlSpec {
+    /// Responses per second per bucket.
+    pub rate: Option<i64>,
+    /// Every Nth limited response is truncated instead of dropped (0: drop all).
+    pub slip: Option<i64>,
+    /// IPv4 prefix length clients are grouped by.
+    pub ipv4_prefix: Option<i64>,
+    /// IPv6 prefix length clients are grouped by.
+    pub ipv6_prefix: Option<i64>,
+    /// Client networks (CIDR) never limited.
+    pub whitelist: Option<Vec<String>>,
+    /// Buckets per UDP worker.
+    pub table_size: Option<i64>,
 }
 
 /// The `[zones]` section.
@@ -114,6 +141,12 @@ pub struct RecordSpec {
     pub cold_start: Option<String>,
     /// How the Route 53 agent handles the record: `native`, `mirror` or `off`.
     pub route53: Option<String>,
+    /// `policy = "primary"`: what is answered while two endpoints claim primary,
+    /// `hold` (the last agreed primary; default) or `none` (NODATA).
+    pub on_conflict: Option<String>,
+    /// Failover gates (RPO guard): pool → a pool (typically its database, checked by
+    /// a `postgres` check with `max_lag`) that must be up before traffic moves to it.
+    pub gates: Option<BTreeMap<String, String>>,
 }
 
 /// An expected HTTP status: a code (`200`) or a range (`"200-399"`).
@@ -130,10 +163,10 @@ pub enum StatusSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct CheckSpec {
-    /// `http`, `https`, `tcp`, `dns` or `exec`.
+    /// `http`, `https`, `tcp`, `dns`, `exec` or `postgres`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Port probed (default: 80 http, 443 https, 53 dns; required for tcp).
+    /// Port probed (default: 80 http, 443 https, 53 dns, 5432 postgres; required for tcp).
     pub port: Option<i64>,
     /// HTTP method (default GET).
     pub method: Option<String>,
@@ -162,6 +195,21 @@ pub struct CheckSpec {
     /// Program and arguments of `exec` checks; `{address}` and `{endpoint}` (`pool/name`) are
     /// substituted. Exit status 0 means up.
     pub command: Option<Vec<String>>,
+    /// `postgres`: the user to log in as (default `postgres`).
+    pub user: Option<String>,
+    /// `postgres`: the database to connect to (default `postgres`).
+    pub database: Option<String>,
+    /// `postgres`: file holding the password (its first line).
+    pub password_file: Option<String>,
+    /// `postgres`: environment variable holding the password.
+    pub password_env: Option<String>,
+    /// `postgres`: `primary`, `replica` or `any` (default `any`).
+    pub role: Option<String>,
+    /// `postgres`: longest replay lag of a replica that still passes (default: no limit).
+    pub max_lag: Option<String>,
+    /// `postgres`: `disable` (default), `require` (TLS, certificate not checked) or
+    /// `verify-full` (TLS, certificate and host name checked).
+    pub sslmode: Option<String>,
     /// Time between probes (default 1s; at least 100ms).
     pub interval: Option<String>,
     /// Probe timeout (default: interval × 0.8; less than interval).
@@ -369,6 +417,24 @@ pub struct Route53ZoneSpec {
     pub hosted_zone_id: Option<String>,
     /// Also sync the static records of the zone file (default false).
     pub sync_static: Option<bool>,
+}
+
+/// The `[dnstap]` section: query and response logging to a dnstap consumer.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DnstapSpec {
+    /// The consumer's Unix socket (required).
+    pub socket: Option<String>,
+    /// `identity` written in every message (default: the host name).
+    pub identity: Option<String>,
+    /// `version` written in every message (default: `failoverd <version>`).
+    pub version: Option<String>,
+    /// Log queries (default true).
+    pub log_queries: Option<bool>,
+    /// Log responses (default true).
+    pub log_responses: Option<bool>,
+    /// Messages buffered for the consumer before they are dropped (default 16384).
+    pub queue: Option<i64>,
 }
 
 /// The `[transfer]` section: zone transfers to secondaries (hidden primary).

@@ -13,15 +13,15 @@ use toml::de::{DeTable, DeValue};
 use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
-    AdminSpec, CheckSpec, DampingSpec, DnssecSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec,
-    RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec,
-    ZonesSpec,
+    AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
+    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec,
+    VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
     DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
     Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
-    ServerConfig, VERSION, Vantage, ZonesConfig,
+    ServerConfig, UdpIo, VERSION, Vantage, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -40,7 +40,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer", "dnssec",
+    "health", "admin", "route53", "transfer", "dnstap", "dnssec",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -60,6 +60,7 @@ struct Sections {
     route53: Option<Route53Spec>,
     transfer: Option<TransferSpec>,
     dnssec: Option<DnssecSpec>,
+    dnstap: Option<DnstapSpec>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -118,6 +119,10 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let admin = v.admin(&sections.admin, &source);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
     let dnssec = v.dnssec(sections.dnssec.as_ref(), &records, &source);
+    let dnstap = sections
+        .dnstap
+        .as_ref()
+        .and_then(|spec| v.dnstap(spec, &source));
     v.unused();
     Some(Config {
         source,
@@ -135,6 +140,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         route53,
         transfer,
         dnssec,
+        dnstap,
     })
 }
 
@@ -203,6 +209,10 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "transfer" => {
                 sections.transfer =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "dnstap" => {
+                sections.dnstap =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "dnssec" => {
@@ -480,26 +490,45 @@ impl Validator<'_> {
             512..=4096,
             " (1232 avoids IP fragmentation)",
         ) as u16;
+        let default_idle = ServerConfig::DEFAULT_TCP_IDLE_TIMEOUT;
         let tcp_idle_timeout = match spec.tcp_idle_timeout.as_deref().map(parse_duration) {
-            None => Duration::from_secs(10),
+            None => default_idle,
             Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
             Some(Ok(_)) => {
                 self.error(
                     root.key("tcp_idle_timeout"),
                     "must be between 100ms and 300s",
                 );
-                Duration::from_secs(10)
+                default_idle
             }
             Some(Err(e)) => {
                 self.error(root.key("tcp_idle_timeout"), e);
-                Duration::from_secs(10)
+                default_idle
+            }
+        };
+        let (tcp_max_connections, tcp_max_connections_per_source) = self.tcp_limits(spec, &root);
+        let rrl = self.rrl(spec.rrl.as_ref(), &root);
+        let udp_io = match spec.udp_io.as_deref() {
+            None => UdpIo::default(),
+            Some("batched") => UdpIo::Batched,
+            Some("portable") => UdpIo::Portable,
+            Some(other) => {
+                self.error(
+                    root.key("udp_io"),
+                    format!("{other:?} is not \"batched\" (recvmmsg/sendmmsg) or \"portable\" (recv_from/send_to)"),
+                );
+                UdpIo::default()
             }
         };
         ServerConfig {
             listen,
+            udp_io,
             udp_workers,
             max_udp_payload,
             tcp_idle_timeout,
+            tcp_max_connections,
+            tcp_max_connections_per_source,
+            rrl,
         }
     }
 
@@ -905,9 +934,20 @@ impl Validator<'_> {
         ) as u32;
         let (selection, pools) = self.policy(spec, path, geo)?;
         let default_max = match selection {
-            Selection::Weighted => 1,
+            Selection::Weighted | Selection::Primary => 1,
             Selection::Failover | Selection::Multivalue => 8,
         };
+        let on_conflict = self.on_conflict(spec, selection, path);
+        let gates = self.gates(spec.gates.as_ref(), selection, &pools, path);
+        if selection == Selection::Primary {
+            self.primary_pools(&pools, path);
+            if spec.max_answers.is_some_and(|m| m != 1) {
+                self.error(
+                    path.key("max_answers"),
+                    "a primary record answers exactly one endpoint",
+                );
+            }
+        }
         let max_answers = self.ranged(
             path.key("max_answers"),
             spec.max_answers,
@@ -970,6 +1010,15 @@ impl Validator<'_> {
                 Route53Mode::Off
             }
         };
+        if route53
+            && route53_mode == Route53Mode::Native
+            && (selection == Selection::Primary || !gates.is_empty())
+        {
+            self.error(
+                path.key("route53"),
+                "Route 53 cannot follow a primary or hold a failover gate itself; use route53 = \"mirror\"",
+            );
+        }
         if route53_mode != Route53Mode::Off && !route53 {
             self.warning(
                 path.key("route53"),
@@ -1025,6 +1074,8 @@ impl Validator<'_> {
             } else {
                 Route53Mode::Off
             },
+            on_conflict,
+            gates,
         })
     }
 
@@ -1038,6 +1089,7 @@ impl Validator<'_> {
             "failover" => Some(Selection::Failover),
             "weighted" => Some(Selection::Weighted),
             "multivalue" => Some(Selection::Multivalue),
+            "primary" => Some(Selection::Primary),
             _ => None,
         };
         if spec.policy == "geo" {
@@ -1050,7 +1102,7 @@ impl Validator<'_> {
             let selection = match spec.select.as_deref() {
                 None => Selection::Failover,
                 Some(text) => {
-                    match parse_selection(text) {
+                    match parse_selection(text).filter(|s| *s != Selection::Primary) {
                         Some(s) => s,
                         None => {
                             self.error(
@@ -1105,7 +1157,7 @@ impl Validator<'_> {
             self.error(
                 path.key("policy"),
                 format!(
-                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"geo\"",
+                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"primary\", \"geo\"",
                     spec.policy
                 ),
             );
@@ -1167,7 +1219,10 @@ impl Validator<'_> {
         let pool = &self.pools[pool.0 as usize];
         if let Some(check) = pool.check {
             let check = &self.checks[check.0 as usize];
-            if matches!(check.kind, CheckKind::Dns(_) | CheckKind::Exec { .. }) {
+            if matches!(
+                check.kind,
+                CheckKind::Dns(_) | CheckKind::Exec { .. } | CheckKind::Postgres(_)
+            ) {
                 let message = format!(
                     "pool {:?} uses the {} check {:?}, which Route 53 cannot run; use route53 = \"mirror\"",
                     pool.name,
@@ -1317,6 +1372,13 @@ impl Validator<'_> {
             || spec.query_type.is_some()
             || spec.expect_rcode.is_some()
             || spec.expect_answer.is_some();
+        let pg_keys = postgres::has_postgres_keys(spec);
+        if pg_keys && kind_name != "postgres" {
+            self.error(
+                path.clone(),
+                format!("user, database, password_*, role, max_lag and sslmode do not apply to {kind_name} checks"),
+            );
+        }
         let port = |v: &mut Self, default: Option<i64>| -> u16 {
             match spec.port.or(default) {
                 Some(p) if (1..=65535).contains(&p) => p as u16,
@@ -1478,11 +1540,21 @@ impl Validator<'_> {
                 }
                 CheckKind::Exec { command }
             }
+            "postgres" => {
+                not_for(self, http_keys, "path");
+                not_for(self, dns_keys, "query_name");
+                not_for(self, spec.command.is_some(), "command");
+                let port = port(
+                    self,
+                    Some(i64::from(crate::config::postgres_defaults::PORT)),
+                );
+                self.postgres_check(spec, path, port, base_dir)
+            }
             other => {
                 self.error(
                     path.key("type"),
                     format!(
-                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\""
+                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\", \"postgres\""
                     ),
                 );
                 return None;
@@ -1966,6 +2038,9 @@ fn check_identifier(name: &str) -> Result<(), String> {
 
 mod admin;
 mod dnssec;
+mod dnstap;
+mod postgres;
+mod server;
 mod transfer;
 
 #[cfg(test)]

@@ -40,7 +40,13 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
             println!(
                 "  pool {}: {} ({} usable, {} needed)",
                 p.name,
-                if p.up { "up" } else { "down" },
+                if p.gate.as_ref().is_some_and(|g| !g.open) {
+                    "held by its gate"
+                } else if p.up {
+                    "up"
+                } else {
+                    "down"
+                },
                 p.usable,
                 p.needed
             );
@@ -72,6 +78,26 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
                         .map(|p| format!("; probe {p}"))
                         .unwrap_or_default()
                 );
+            }
+            if let Some(gate) = &p.gate {
+                println!(
+                    "    lag gate {}: {}",
+                    gate.pool,
+                    match (gate.open, gate.overridden) {
+                        (_, true) => "closed, overridden by a manual failover",
+                        (true, false) => "open",
+                        (false, false) => "closed: traffic does not move to this pool",
+                    }
+                );
+                for ep in &gate.endpoints {
+                    println!(
+                        "      {:<22} {:<16} {:<5} {}",
+                        ep.endpoint,
+                        ep.target,
+                        ep.state,
+                        ep.local_probe.as_deref().unwrap_or(&ep.source)
+                    );
+                }
             }
         }
         for why in &r.why {

@@ -6,10 +6,14 @@
 
 use std::net::IpAddr;
 
+use super::answers::Snapshot;
 use super::resolve::{self, Client, Resolution};
-use super::snapshot::Snapshot;
-use super::wire::{self, Edns, OPTION_CLIENT_SUBNET, Parsed, Query, Rejection, rcode};
-use super::writer::{Header, Writer, response_flags};
+use super::rrl::{LARGE_RESPONSE, ResponseClass};
+use super::servfail::guard;
+use super::wire::{
+    self, Edns, OPTION_CLIENT_SUBNET, OPTION_TCP_KEEPALIVE, Parsed, Query, Rejection, rcode,
+};
+use super::writer::{Header, Owner, Writer, response_flags};
 use crate::model::SplitMix64;
 use crate::zone::rtype;
 
@@ -28,10 +32,35 @@ pub enum Transport {
 /// What [`Responder::respond`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// `out` holds a response with this rcode.
-    Answered(u16),
+    /// `out` holds a response.
+    Answered(Answered),
     /// Nothing to send.
     Dropped,
+}
+
+/// A response written by [`Responder::respond`], described for counting and for
+/// rate limiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// Response code (may be extended).
+    pub rcode: u16,
+    /// The response's class (see [`super::rrl`]).
+    pub class: ResponseClass,
+    /// Offset in the question's name of the name the response is bucketed by (the
+    /// query name, its zone's apex or its delegation point: always a suffix of the
+    /// query name), or `None` for responses bucketed without a name.
+    pub name_offset: Option<u8>,
+}
+
+impl Answered {
+    /// An error response, bucketed without a name.
+    pub fn error(rcode: u16) -> Self {
+        Self {
+            rcode,
+            class: ResponseClass::Error,
+            name_offset: None,
+        }
+    }
 }
 
 /// Per-thread answering state (the random source for picking answers).
@@ -41,6 +70,9 @@ pub struct Responder {
     pub use_cache: bool,
     /// Responses built from pre-encoded sections.
     pub cache_hits: u64,
+    /// The idle timeout (in units of 100 ms) announced with edns-tcp-keepalive
+    /// (RFC 7828) to TCP queries that carry the option; `None`: never announced.
+    pub tcp_keepalive: Option<u16>,
 }
 
 impl Responder {
@@ -50,6 +82,7 @@ impl Responder {
             rng: SplitMix64::new(seed),
             use_cache: true,
             cache_hits: 0,
+            tcp_keepalive: None,
         }
     }
 
@@ -66,13 +99,27 @@ impl Responder {
             Parsed::Drop => Outcome::Dropped,
             Parsed::Reject(rejection) => {
                 write_rejection(&rejection, snapshot, out);
-                Outcome::Answered(rejection.rcode)
+                Outcome::Answered(Answered::error(rejection.rcode))
             }
             Parsed::Query(query) => {
-                let code = self.answer(snapshot, &query, src, transport, out);
-                Outcome::Answered(code)
+                Outcome::Answered(self.answer(snapshot, &query, src, transport, out))
             }
         }
+    }
+
+    /// As [`Responder::respond`], but a panic inside becomes a SERVFAIL for the
+    /// query (never silence); `true` in the second place says it happened.
+    pub fn respond_or_servfail(
+        &mut self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        src: IpAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> (Outcome, bool) {
+        guard(packet, out, |out| {
+            self.respond(snapshot, packet, src, transport, out)
+        })
     }
 
     fn answer(
@@ -82,19 +129,22 @@ impl Responder {
         src: IpAddr,
         transport: Transport,
         out: &mut Vec<u8>,
-    ) -> u16 {
+    ) -> Answered {
         let limits = snapshot.limits;
         if let Some(edns) = &query.edns {
             if edns.version > 0 {
                 let refusal = Resolution::empty(rcode::BADVERS, false);
-                return self.write(snapshot, query, &refusal, transport, out);
+                return Answered::error(self.write(snapshot, query, &refusal, transport, out));
             }
         }
+        let mut zone_index = None;
         let refuse = |code| Resolution::empty(code, false);
         // Other classes are refused. Zone transfers are served over TCP only (the TCP
-        // path hands them to `xfr` before the responder): over UDP, AXFR is not
-        // implemented (RFC 5936 §4.2) and IXFR is not authorised, as Knot and NSD
-        // answer both.
+        // path hands them to its transfer handler before the responder): over UDP,
+        // and over TCP without transfers configured, AXFR is not implemented (RFC 5936
+        // §4.2) and IXFR not authorised, as Knot and NSD answer both. Every other
+        // QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones included) is looked up
+        // as data and gets NODATA, as both peers answer.
         let resolution = if query.qclass != CLASS_IN {
             refuse(rcode::REFUSED)
         } else if query.qtype == rtype::AXFR {
@@ -102,13 +152,10 @@ impl Responder {
         } else if query.qtype == rtype::IXFR {
             refuse(rcode::NOTAUTH)
         } else {
-            // Every other QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones
-            // included) is looked up as data and gets NODATA, as Knot and NSD
-            // answer: RFC 3597 types are opaque, and RFC 1035's obsolete mail
-            // meta-queries are answered by the (absent) data.
             match snapshot.zones.find_zone(query.qname.wire()) {
                 None => refuse(rcode::REFUSED),
                 Some(zone) => {
+                    zone_index = Some(zone);
                     let client = Client {
                         addr: src,
                         subnet: query
@@ -132,7 +179,33 @@ impl Responder {
         };
         let code = resolution.rcode;
         self.write(snapshot, query, &resolution, transport, out);
-        code
+        let qname_len = query.qname.wire().len();
+        let suffix = |len: usize| Some(qname_len.saturating_sub(len) as u8);
+        let (class, name_offset) = match code {
+            rcode::NOERROR if query.qtype == rtype::ANY => (ResponseClass::Large, Some(0)),
+            rcode::NOERROR if resolution.referral => {
+                let cut = match resolution.authority.first().map(|rr| rr.owner) {
+                    Some(Owner::Name(name)) => name.len(),
+                    _ => qname_len,
+                };
+                (ResponseClass::Referral, suffix(cut))
+            }
+            rcode::NOERROR if out.len() > LARGE_RESPONSE => (ResponseClass::Large, Some(0)),
+            rcode::NOERROR if out.get(6..8) == Some(&[0, 0]) => (ResponseClass::NoData, Some(0)),
+            rcode::NOERROR => (ResponseClass::Answer, Some(0)),
+            rcode::NXDOMAIN => {
+                let apex = zone_index
+                    .map(|zone| snapshot.zones.zones()[zone].origin().len())
+                    .unwrap_or(1);
+                (ResponseClass::NxDomain, suffix(apex))
+            }
+            _ => (ResponseClass::Error, None),
+        };
+        Answered {
+            rcode: code,
+            class,
+            name_offset,
+        }
     }
 
     /// Encodes a resolution, dropping optional additional data or setting TC when it
@@ -150,12 +223,19 @@ impl Responder {
             transport,
             snapshot.limits.max_udp_payload,
         );
+        let keepalive = self
+            .tcp_keepalive
+            .filter(|_| transport == Transport::Tcp && query.edns.is_some_and(|e| e.tcp_keepalive));
+        let options = Options {
+            snapshot,
+            keepalive,
+        };
         let len = encode(
             query,
             resolution,
             Sections::All,
             self.use_cache,
-            snapshot,
+            &options,
             out,
         );
         if len <= limit {
@@ -170,14 +250,14 @@ impl Responder {
                 resolution,
                 Sections::NoAdditional,
                 false,
-                snapshot,
+                &options,
                 out,
             );
             if len <= limit {
                 return resolution.rcode;
             }
         }
-        encode(query, resolution, Sections::Truncated, false, snapshot, out);
+        encode(query, resolution, Sections::Truncated, false, &options, out);
         resolution.rcode
     }
 }
@@ -216,14 +296,22 @@ fn client_subnet_option(edns: &Edns, scope: u8, enabled: bool, out: &mut [u8; 24
     8 + len
 }
 
+/// What the OPT record of a response carries besides the snapshot's limits.
+struct Options<'s> {
+    snapshot: &'s Snapshot,
+    /// edns-tcp-keepalive timeout to announce (100 ms units).
+    keepalive: Option<u16>,
+}
+
 fn encode(
     query: &Query<'_>,
     resolution: &Resolution<'_>,
     sections: Sections,
     use_cache: bool,
-    snapshot: &Snapshot,
+    options: &Options<'_>,
     out: &mut Vec<u8>,
 ) -> usize {
+    let snapshot = options.snapshot;
     let qname = &query.qname;
     let mut writer = Writer::new(out, query.question, qname.wire(), qname.label_starts());
     let (mut an, mut ns, mut ar) = (0u16, 0u16, 0u16);
@@ -248,9 +336,18 @@ fn encode(
         }
     }
     if let Some(edns) = &query.edns {
-        let mut option = [0u8; 24];
-        let option_len =
-            client_subnet_option(edns, resolution.ecs_scope, snapshot.limits.ecs, &mut option);
+        let mut subnet = [0u8; 24];
+        let subnet_len =
+            client_subnet_option(edns, resolution.ecs_scope, snapshot.limits.ecs, &mut subnet);
+        let mut option = [0u8; 30];
+        option[..subnet_len].copy_from_slice(&subnet[..subnet_len]);
+        let mut option_len = subnet_len;
+        if let Some(timeout) = options.keepalive {
+            option[option_len..option_len + 2].copy_from_slice(&OPTION_TCP_KEEPALIVE.to_be_bytes());
+            option[option_len + 2..option_len + 4].copy_from_slice(&2u16.to_be_bytes());
+            option[option_len + 4..option_len + 6].copy_from_slice(&timeout.to_be_bytes());
+            option_len += 6;
+        }
         let extended = (resolution.rcode >> 4) as u8;
         writer.opt(
             snapshot.limits.max_udp_payload,

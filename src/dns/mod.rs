@@ -1,18 +1,29 @@
 //! The DNS front end.
 //!
 //! ```text
-//!  UDP sockets (SO_REUSEPORT) ─▶ worker threads ─┐
-//!                                               ├─▶ Responder: wire::parse ─▶ resolve ─▶ encode
-//!  TCP listener (hickory-server) ─▶ TcpHandler ──┘        (reads an Arc<Snapshot>; no locks)
-//!                                     └─ AXFR/IXFR ─▶ xfr (zone transfers, TSIG, NOTIFY)
+//!  UDP sockets (SO_REUSEPORT) ─▶ worker threads ─▶ [rrl] ─┐
+//!                                                        ├─▶ Responder: wire::parse ─▶ resolve ─▶ encode
+//!  TCP listener ─▶ accept loop ─▶ connection tasks ───────┘        (reads an Arc<Snapshot>; no locks)
+//!                                  └─▶ transfer hook: AXFR/IXFR ─▶ xfr (TSIG, journal, NOTIFY)
 //!
 //!  health/config changes ─▶ Snapshot::with_health / build ─▶ SharedSnapshot::store
 //! ```
+//!
+//! Modules, each depending only on those before it: `wire` (parsing), `writer`
+//! (encoding), `answers` (the snapshot's data), `resolve` (RFC 1034 resolution over
+//! it), `snapshot` (building and publishing), `engine` (packet in, packet out, with
+//! `servfail` and `rrl`), then the transports (`udp`, `tcp` with its `transfer` hook
+//! served by `xfr`) and `dnstap`.
 
+pub mod answers;
+pub mod dnstap;
 pub mod engine;
 pub mod resolve;
+pub mod rrl;
+pub mod servfail;
 pub mod snapshot;
 pub mod tcp;
+pub mod transfer;
 pub mod udp;
 pub mod wire;
 pub mod writer;
@@ -23,10 +34,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
+pub use self::answers::Snapshot;
 pub use self::engine::{Responder, Transport};
-pub use self::snapshot::{SharedSnapshot, Snapshot};
+pub use self::snapshot::SharedSnapshot;
+pub use self::transfer::TransferHandler;
+use crate::config::ServerConfig;
 use crate::metrics::DnsMetrics;
 
 /// Errors of the DNS front end.
@@ -52,54 +67,89 @@ pub struct DnsServer {
     pub addresses: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
-    tcp: hickory_server::Server<tcp::TcpHandler>,
+    cancel: CancellationToken,
+    tcp: Vec<tokio::task::JoinHandle<()>>,
     /// Counters.
     pub metrics: DnsMetrics,
 }
 
 impl DnsServer {
-    /// Binds every listen address (UDP with `udp_workers` sockets each, TCP on the
-    /// same port) and starts serving from `shared` (and zone transfers over TCP from
-    /// `transfer`). Must run inside a tokio runtime.
+    /// Binds every listen address of `server` (UDP with `udp_workers` sockets each,
+    /// rate limited by `rrl` if set; TCP on the same port) and starts serving from
+    /// `shared`. Zone-transfer queries over TCP go to `transfers` when given (see
+    /// [`transfer`]). Must run inside a tokio runtime.
     pub fn start(
-        listen: &[SocketAddr],
-        udp_workers: usize,
-        tcp_idle_timeout: Duration,
+        server: &ServerConfig,
         shared: SharedSnapshot,
-        transfer: Option<Arc<xfr::TransferState>>,
+        transfers: Option<Arc<dyn TransferHandler>>,
+        dnstap: Option<dnstap::Dnstap>,
     ) -> Result<Self, DnsError> {
         let metrics = DnsMetrics::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let handler = tcp::TcpHandler::new(shared.clone(), metrics.shard(), transfer);
-        let mut tcp = hickory_server::Server::new(handler);
+        let cancel = CancellationToken::new();
+        let tcp_counters = metrics.shard();
+        let settings = tcp::TcpSettings {
+            idle_timeout: server.tcp_idle_timeout,
+            max_connections: server.tcp_max_connections,
+            max_connections_per_source: server.tcp_max_connections_per_source,
+            transfers,
+            dnstap: dnstap.clone(),
+        };
         let mut threads = Vec::new();
+        let mut tcp = Vec::new();
         let mut addresses = Vec::new();
-        for &addr in listen {
-            let (sockets, listener) = bind_pair(addr, udp_workers)?;
+        for &addr in &server.listen {
+            let (sockets, listener) = bind_pair(addr, server.udp_workers)?;
             let bound = listener
                 .local_addr()
                 .map_err(|source| DnsError::Bind { addr, source })?;
-            tcp.register_listener(listener, tcp_idle_timeout, 64 * 1024);
+            tcp.push(tcp::spawn(
+                listener,
+                settings.clone(),
+                shared.clone(),
+                tcp_counters.clone(),
+                cancel.clone(),
+            ));
             threads.extend(
-                udp::spawn(sockets, shared.clone(), stop.clone(), &metrics)
-                    .map_err(|source| DnsError::Bind { addr, source })?,
+                udp::spawn(
+                    sockets,
+                    shared.clone(),
+                    stop.clone(),
+                    &metrics,
+                    &udp::UdpOptions {
+                        io: server.udp_io,
+                        rrl: server.rrl.as_ref(),
+                        dnstap: dnstap.clone(),
+                    },
+                )
+                .map_err(|source| DnsError::Bind { addr, source })?,
             );
-            tracing::info!(udp = %bound, tcp = %bound, workers = udp_workers, "dns listening");
+            tracing::info!(
+                udp = %bound,
+                tcp = %bound,
+                workers = server.udp_workers,
+                rrl = server.rrl.is_some(),
+                "dns listening"
+            );
             addresses.push(bound);
         }
         Ok(Self {
             addresses,
             stop,
             threads,
+            cancel,
             tcp,
             metrics,
         })
     }
 
-    /// Stops every listener and waits for the UDP threads.
+    /// Stops every listener and connection and waits for the UDP threads.
     pub async fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.tcp.shutdown_gracefully().await;
+        self.cancel.cancel();
+        for task in std::mem::take(&mut self.tcp) {
+            let _ = task.await;
+        }
         let threads = std::mem::take(&mut self.threads);
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
-use super::snapshot::{Cached, Snapshot};
+use super::answers::{Cached, Snapshot};
 use super::wire::{ClientSubnet, rcode};
 use super::writer::{Owner, Writer};
 use crate::config::DenialKind;

@@ -1,20 +1,14 @@
-//! The immutable state every answer is computed from, swapped atomically on change.
-//!
-//! ```text
-//!  Snapshot ─┬─ zones (Arc, rebuilt on reload) ── static tails: each static RRset's
-//!            │                                   answer pre-encoded for its own name
-//!            ├─ health (Arc)
-//!            └─ dynamic answers (rebuilt when health changes): per record, per pool
-//!               list (one, or one per geo region), the policy decision and the
-//!               answers it can produce, each pre-encoded; one is picked per query
-//! ```
-//!
-//! Readers take an `Arc` from [`SharedSnapshot`] (lock-free) and never wait on writers.
+//! Building snapshots (static answers pre-encoded at load, dynamic records' variants
+//! when health changes) and publishing them: [`SharedSnapshot`] swaps them
+//! atomically; readers take one lock-free and never wait on writers.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::answers::{
+    DynamicAnswer, Limits, Snapshot, StaticTails, TailSpan, Variant, VariantSet, ZoneData,
+};
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
 use super::writer::{Header, Owner, Writer};
@@ -22,213 +16,13 @@ use crate::config::Config;
 use crate::dnssec::{DnssecError, SignedZone, Signing};
 use crate::health::HealthSnapshot;
 use crate::model::{
-    DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, RegionIndex, SplitMix64,
+    DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, SplitMix64,
 };
 use crate::policy::{self, Decision, GeoMap};
-use crate::zone::{PackedRdata, RrSetId, ZoneSet, name, store::label_starts};
+use crate::zone::{PackedRdata, ZoneSet, name, store::label_starts};
 
 /// Samples drawn when a weighted answer holds several of many endpoints.
 const SAMPLED_VARIANTS: usize = 64;
-
-/// Pre-encoded answer/authority/additional sections and their counts.
-#[derive(Clone, Copy, Debug)]
-pub struct Cached<'s> {
-    /// The encoded sections.
-    pub bytes: &'s [u8],
-    /// Answer records.
-    pub ancount: u16,
-    /// Authority records.
-    pub nscount: u16,
-    /// Additional records.
-    pub arcount: u16,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct TailSpan {
-    start: u32,
-    len: u16,
-    ancount: u16,
-    nscount: u8,
-    arcount: u8,
-    present: bool,
-}
-
-/// Pre-encoded answers for every static RRset of one zone, indexed by [`RrSetId`].
-#[derive(Clone, Debug, Default)]
-pub struct StaticTails {
-    spans: Vec<TailSpan>,
-    bytes: Vec<u8>,
-}
-
-/// One answer a dynamic record can give.
-#[derive(Clone, Debug)]
-pub struct Variant {
-    /// Endpoints, in answer order.
-    pub endpoints: Vec<EndpointIndex>,
-    rdata: Box<[u8]>,
-    count: u16,
-    tail: Box<[u8]>,
-    ancount: u16,
-    /// RRSIGs of the answer (signed zones) and the answer encoded with them.
-    sigs: Box<[u8]>,
-    sig_count: u16,
-    tail_dnssec: Box<[u8]>,
-}
-
-impl Variant {
-    /// The records' rdata.
-    pub fn rdata(&self) -> PackedRdata<'_> {
-        PackedRdata::new(&self.rdata, self.count)
-    }
-
-    /// The answer's RRSIGs (empty unless its zone is signed).
-    pub fn rrsigs(&self) -> PackedRdata<'_> {
-        PackedRdata::new(&self.sigs, self.sig_count)
-    }
-
-    /// The pre-encoded answer for a query of the record's own name and type (with
-    /// its RRSIGs when `dnssec`).
-    pub fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
-        Some(if dnssec {
-            Cached {
-                bytes: &self.tail_dnssec,
-                ancount: self.ancount + self.sig_count,
-                nscount: 0,
-                arcount: 0,
-            }
-        } else {
-            Cached {
-                bytes: &self.tail,
-                ancount: self.ancount,
-                nscount: 0,
-                arcount: 0,
-            }
-        })
-    }
-}
-
-/// The answers of one record for one pool list.
-#[derive(Clone, Debug)]
-pub struct VariantSet {
-    /// The policy decision (why these answers).
-    pub decision: Decision,
-    /// TTL of the answers.
-    pub ttl: u32,
-    /// Possible answers; empty means NODATA.
-    pub variants: Vec<Variant>,
-    /// Cumulative pick weights (empty: uniform).
-    cumulative: Vec<u64>,
-}
-
-impl VariantSet {
-    /// Picks one answer (None means NODATA).
-    pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
-        match self.variants.len() {
-            0 => None,
-            1 => self.variants.first(),
-            n if self.cumulative.is_empty() => self.variants.get(rng.below(n as u64) as usize),
-            _ => {
-                let total = *self.cumulative.last()?;
-                let point = rng.below(total.max(1));
-                let i = self.cumulative.partition_point(|&c| c <= point);
-                self.variants.get(i.min(self.variants.len() - 1))
-            }
-        }
-    }
-}
-
-/// Everything a dynamic record can answer right now.
-#[derive(Clone, Debug)]
-pub struct DynamicAnswer {
-    /// The record.
-    pub record: RecordIndex,
-    /// RR type code answered.
-    pub rtype: u16,
-    /// Set index per region (geo records only).
-    region_sets: Vec<usize>,
-    default_set: usize,
-    /// One set per distinct pool list.
-    pub sets: Vec<VariantSet>,
-}
-
-impl DynamicAnswer {
-    /// Whether the answer depends on the client's location.
-    pub fn is_client_dependent(&self) -> bool {
-        self.sets.len() > 1 || !self.region_sets.is_empty()
-    }
-
-    /// Names of the regions served by set `index` (`default` included); empty for
-    /// records that are not geo.
-    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
-        if self.region_sets.is_empty() {
-            return Vec::new();
-        }
-        let mut names: Vec<String> = self
-            .region_sets
-            .iter()
-            .enumerate()
-            .filter(|(_, set)| **set == index)
-            .map(|(r, _)| config.regions[r].name.clone())
-            .collect();
-        if self.default_set == index {
-            names.push("default".to_owned());
-        }
-        names
-    }
-
-    /// The set for a client region (`None`: the default list).
-    pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
-        let index = region
-            .and_then(|r| self.region_sets.get(usize::from(r.0)))
-            .copied()
-            .unwrap_or(self.default_set);
-        &self.sets[index]
-    }
-}
-
-/// Transport limits and protocol switches.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Largest UDP response to EDNS clients.
-    pub max_udp_payload: u16,
-    /// Whether ECS is honoured.
-    pub ecs: bool,
-}
-
-/// Static data that changes only when zones are reloaded.
-#[derive(Debug)]
-pub struct ZoneData {
-    /// The zones.
-    pub zones: Arc<ZoneSet>,
-    /// Their pre-encoded answers, parallel to `zones.zones()`.
-    pub tails: Vec<StaticTails>,
-    /// The same with RRSIGs, for DO=1 queries (empty for unsigned zones).
-    pub tails_dnssec: Vec<StaticTails>,
-    /// Signatures and denial chain per zone (None: not signed).
-    pub signed: Vec<Option<SignedZone>>,
-}
-
-/// The state answers are computed from.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// Increases with every swap.
-    pub generation: u64,
-    /// The configuration in force.
-    pub config: Arc<Config>,
-    /// Zones and their pre-encoded answers.
-    pub data: Arc<ZoneData>,
-    /// The zones (shortcut into `data`).
-    pub zones: Arc<ZoneSet>,
-    /// Endpoint health the dynamic answers were built from.
-    pub health: Arc<HealthSnapshot>,
-    /// Client placement.
-    pub geo: Arc<GeoMap>,
-    /// Per dynamic record (indexed by [`RecordIndex`]); shared between snapshots
-    /// while a record's inputs do not change.
-    pub dynamic: Vec<Arc<DynamicAnswer>>,
-    /// Transport limits.
-    pub limits: Limits,
-}
 
 impl Snapshot {
     /// Builds a snapshot from scratch: pre-encodes every static answer, then the
@@ -377,8 +171,9 @@ impl Snapshot {
             .iter()
             .enumerate()
             .map(|(r, record)| {
-                let pinned =
-                    self.health.pin(RecordIndex(r as u32)) != health.pin(RecordIndex(r as u32));
+                let index = RecordIndex(r as u32);
+                let pinned = self.health.pin(index) != health.pin(index)
+                    || self.health.last_primary(index) != health.last_primary(index);
                 let touched = pinned
                     || record_pools(record).any(|pool| {
                         config
@@ -469,38 +264,6 @@ impl Snapshot {
             signed,
         });
         snapshot
-    }
-
-    /// The pre-encoded answer of a static RRset, if one was built (with RRSIGs
-    /// when `dnssec`).
-    pub fn static_tail(
-        &self,
-        zone_index: usize,
-        rrset: RrSetId,
-        dnssec: bool,
-    ) -> Option<Cached<'_>> {
-        let tails = if dnssec {
-            &self.data.tails_dnssec
-        } else {
-            &self.data.tails
-        }
-        .get(zone_index)?;
-        let span = tails.spans.get(rrset.0 as usize)?;
-        if !span.present {
-            return None;
-        }
-        let start = span.start as usize;
-        Some(Cached {
-            bytes: &tails.bytes[start..start + usize::from(span.len)],
-            ancount: span.ancount,
-            nscount: u16::from(span.nscount),
-            arcount: u16::from(span.arcount),
-        })
-    }
-
-    /// The dynamic answers of a record.
-    pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
-        self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
     }
 }
 
@@ -597,6 +360,7 @@ fn record_pools(
         .into_iter()
         .flat_map(|list| list.iter().copied())
         .chain(fallback)
+        .chain(record.gates.iter().map(|g| g.gate))
 }
 
 /// The signatures of the zone dynamic record `r` is in, if it is signed.
@@ -619,8 +383,8 @@ fn build_record(
     let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
     let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
     let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
-        let decision =
-            policy::decide_pinned(config, record, pools, health.pin(record_index), health);
+        let state = policy::record_state(health, record_index);
+        let decision = policy::decide_record(config, record, pools, state, health);
         variant_set(config, record.record_type, &qname, decision, rng, signer)
     };
     match &record.pools {

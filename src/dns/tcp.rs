@@ -1,119 +1,211 @@
-//! DNS over TCP through hickory-server's listener (framing, idle timeouts,
-//! connection handling), answered by the same [`Responder`] as UDP.
+//! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): our own accept loop on the tokio
+//! runtime, answered by the same [`super::Responder`] as UDP, so a TCP answer is
+//! byte for byte the UDP one without the size limit.
 //!
-//! The responder produces wire bytes; they are decoded into hickory records and
-//! handed to hickory's response path, so TCP answers carry exactly the records,
-//! flags and EDNS options the UDP path would (without the size limit).
+//! ```text
+//!  listener ─▶ accept loop ── Limits::admit (total and per-source caps) ──▶ one task
+//!                                                                 per connection
+//!  connection: read ─▶ every complete frame ─▶ transfer hook (AXFR/IXFR) or
+//!              Responder::respond_or_servfail ─▶ framed answers, written in order
+//! ```
+//!
+//! Each connection owns its buffers and its responder and loads the snapshot once
+//! per batch of pipelined queries: no lock and no allocation per query (buffers grow
+//! to the largest message seen). The accept path takes one short lock for the
+//! per-source count. A connection is closed when no complete query has arrived for
+//! the idle timeout, whatever else it does: idle, a length prefix and nothing, half
+//! a message, trickling bytes, or not reading its answers.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod connection;
 
-use hickory_proto::op::{Header, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_server::net::runtime::Time;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::engine::{Outcome, Responder, Transport, fresh_seed};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::dnstap::Dnstap;
 use super::snapshot::SharedSnapshot;
-use super::xfr::{self, TransferState};
+use super::transfer::TransferHandler;
 use crate::metrics::DnsCounters;
 
-/// hickory-server request handler backed by the shared snapshot.
-pub struct TcpHandler {
-    shared: SharedSnapshot,
-    counters: Arc<DnsCounters>,
-    seed: AtomicU64,
-    /// Zone transfers (None: AXFR/IXFR go to the responder, which refuses them).
-    transfer: Option<Arc<TransferState>>,
+/// What a TCP listener needs to know.
+#[derive(Clone)]
+pub struct TcpSettings {
+    /// Close a connection after this long without a complete query.
+    pub idle_timeout: Duration,
+    /// Most connections open at once on this listener.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_source: usize,
+    /// Answers zone-transfer queries; `None`: the responder refuses them.
+    pub transfers: Option<Arc<dyn TransferHandler>>,
+    /// Query and response logging.
+    pub dnstap: Option<Dnstap>,
 }
 
-impl TcpHandler {
-    /// A handler answering from `shared`, and serving transfers from `transfer`.
-    pub fn new(
-        shared: SharedSnapshot,
-        counters: Arc<DnsCounters>,
-        transfer: Option<Arc<TransferState>>,
-    ) -> Self {
-        Self {
-            shared,
-            counters,
-            seed: AtomicU64::new(fresh_seed()),
-            transfer,
-        }
+/// State shared by a listener's connections.
+struct Context {
+    shared: SharedSnapshot,
+    counters: Arc<DnsCounters>,
+    idle_timeout: Duration,
+    transfers: Option<Arc<dyn TransferHandler>>,
+    dnstap: Option<Dnstap>,
+    /// The listener's address (dnstap's response address).
+    local: std::net::SocketAddr,
+    /// Seeds for the connections' responders.
+    seed: AtomicU64,
+}
+
+/// Starts serving `listener` until `cancel` fires.
+pub fn spawn(
+    listener: TcpListener,
+    settings: TcpSettings,
+    shared: SharedSnapshot,
+    counters: Arc<DnsCounters>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let limits = Arc::new(Limits::new(
+        settings.max_connections,
+        settings.max_connections_per_source,
+    ));
+    let context = Arc::new(Context {
+        shared,
+        counters,
+        idle_timeout: settings.idle_timeout,
+        transfers: settings.transfers,
+        dnstap: settings.dnstap,
+        local: listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        seed: AtomicU64::new(super::engine::fresh_seed()),
+    });
+    tokio::spawn(accept(listener, context, limits, cancel))
+}
+
+async fn accept(
+    listener: TcpListener,
+    context: Arc<Context>,
+    limits: Arc<Limits>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "TCP accept failed");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
+        };
+        let Some(slot) = Limits::admit(&limits, peer.ip()) else {
+            context.counters.tcp_rejected();
+            tracing::debug!(%peer, "TCP connection limit reached; closed");
+            continue;
+        };
+        context.counters.tcp_accepted();
+        let _ = stream.set_nodelay(true);
+        let context = context.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let seed = context
+                .seed
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+            connection::serve(stream, peer, &context, seed, cancel).await;
+            drop(slot);
+            context.counters.tcp_closed();
+        });
     }
 }
 
-fn failure(request: &Request) -> ResponseInfo {
-    let mut metadata = Metadata::new(request.metadata.id, MessageType::Response, OpCode::Query);
-    metadata.response_code = ResponseCode::ServFail;
-    ResponseInfo::from(Header {
-        metadata,
-        counts: Default::default(),
-    })
+/// Connection caps: in total and per client address.
+struct Limits {
+    max_total: usize,
+    max_per_source: usize,
+    open: AtomicUsize,
+    per_source: Mutex<HashMap<IpAddr, usize>>,
 }
 
-#[async_trait::async_trait]
-impl RequestHandler for TcpHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        // ---- zone transfers (issue 12): AXFR/IXFR (and TSIG-signed queries) go to
-        // dns::xfr instead of the responder. A TCP loop of its own moves this block
-        // as is, writing `xfr::transfer(bytes, source, state)`'s messages in order.
-        if let Some(transfer) = &self.transfer {
-            if xfr::wants(request.as_slice()) {
-                return xfr::hickory::serve(transfer, request, response_handle)
-                    .await
-                    .unwrap_or_else(|| failure(request));
+/// One admitted connection; frees its place when dropped.
+struct Slot {
+    limits: Arc<Limits>,
+    source: IpAddr,
+}
+
+impl Limits {
+    fn new(max_total: usize, max_per_source: usize) -> Self {
+        Self {
+            max_total: max_total.max(1),
+            max_per_source: max_per_source.max(1),
+            open: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a connection from `source`, if both caps allow one.
+    fn admit(limits: &Arc<Self>, source: IpAddr) -> Option<Slot> {
+        let mut per_source = limits.per_source.lock().unwrap_or_else(|e| e.into_inner());
+        if limits.open.load(Ordering::Relaxed) >= limits.max_total {
+            return None;
+        }
+        let count = per_source.entry(source).or_insert(0);
+        if *count >= limits.max_per_source {
+            return None;
+        }
+        *count += 1;
+        limits.open.fetch_add(1, Ordering::Relaxed);
+        Some(Slot {
+            limits: limits.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut per_source = self
+            .limits
+            .per_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                per_source.remove(&self.source);
             }
         }
-        // ---- end of zone transfers
-        let snapshot = self.shared.load_full();
-        let seed = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        let mut responder = Responder::new(seed);
-        let mut out = Vec::with_capacity(1024);
-        let outcome = responder.respond(
-            &snapshot,
-            request.as_slice(),
-            request.src().ip(),
-            Transport::Tcp,
-            &mut out,
-        );
-        let rcode = match outcome {
-            Outcome::Answered(rcode) => rcode,
-            Outcome::Dropped => {
-                self.counters.dropped();
-                return failure(request);
-            }
-        };
-        let message = match Message::from_vec(&out) {
-            Ok(message) => message,
-            Err(error) => {
-                self.counters.internal_error();
-                tracing::error!(%error, "cannot decode our own TCP response");
-                return failure(request);
-            }
-        };
-        self.counters.response(rcode);
-        let edns = message.edns.clone();
-        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
-        let response = builder.build(
-            message.metadata,
-            message.answers.iter(),
-            message.authorities.iter(),
-            std::iter::empty(),
-            message.additionals.iter(),
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(error) => {
-                tracing::debug!(%error, "TCP response not sent");
-                failure(request)
-            }
-        }
+        self.limits.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_cap_total_and_per_source_and_free_on_drop() {
+        let limits = Arc::new(Limits::new(3, 2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = Limits::admit(&limits, a).expect("first");
+        let a2 = Limits::admit(&limits, a).expect("second");
+        assert!(Limits::admit(&limits, a).is_none(), "per-source cap");
+        let b1 = Limits::admit(&limits, b).expect("another source");
+        assert!(Limits::admit(&limits, b).is_none(), "total cap");
+        drop(a1);
+        assert!(Limits::admit(&limits, b).is_some(), "freed on drop");
+        drop((a2, b1));
+        assert_eq!(limits.open.load(Ordering::Relaxed), 0);
+        assert!(limits.per_source.lock().unwrap().is_empty());
     }
 }

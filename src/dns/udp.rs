@@ -1,21 +1,27 @@
 //! UDP serving: one OS thread per `SO_REUSEPORT` socket, each receiving and sending
 //! in batches with `recvmmsg`/`sendmmsg`. A thread loads the current snapshot once per
-//! batch and answers from it; it never takes a lock and never awaits.
+//! batch and answers from it; it never takes a lock and never awaits. With response
+//! rate limiting on, each thread owns its own [`RateLimiter`] (see [`super::rrl`]
+//! for what that means for accuracy) and reads the clock once per batch.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::answers::Snapshot;
+use super::dnstap::{Dnstap, Protocol as DnstapProtocol};
 use super::engine::{Outcome, Responder, Transport, fresh_seed};
+use super::rrl::{RateLimiter, Verdict, truncate_to_question};
 use super::snapshot::SharedSnapshot;
+use super::wire::HEADER_LEN;
+use crate::config::RrlConfig;
 use crate::metrics::{DnsCounters, DnsMetrics};
 
 /// Datagrams handled per system call.
@@ -52,28 +58,177 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     Ok(sockets)
 }
 
-/// Starts one worker thread per socket.
+/// How a UDP worker moves datagrams.
+pub use crate::config::UdpIo;
+
+/// Starts one worker thread per socket; with `rrl`, each limits its responses at
+/// its share of the rate; with `dnstap`, each logs what it receives and sends.
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
     metrics: &DnsMetrics,
+    options: &UdpOptions<'_>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
+    let shares = sockets.len();
     sockets
         .into_iter()
         .enumerate()
         .map(|(i, socket)| {
             let shared = shared.clone();
             let stop = stop.clone();
-            let counters = metrics.shard();
+            let worker = Worker {
+                responder: Responder::new(fresh_seed()),
+                limiter: options
+                    .rrl
+                    .map(|config| RateLimiter::new(config, shares, fresh_seed())),
+                counters: metrics.shard(),
+                dnstap: options.dnstap.clone(),
+                local: socket.local_addr()?,
+                epoch: Instant::now(),
+            };
+            let io = options.io;
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || serve(socket, shared, stop, counters))
+                .spawn(move || match io {
+                    #[cfg(target_os = "linux")]
+                    UdpIo::Batched => serve_batched(socket, shared, stop, worker),
+                    #[cfg(not(target_os = "linux"))]
+                    UdpIo::Batched => serve_portable(socket, shared, stop, worker),
+                    UdpIo::Portable => serve_portable(socket, shared, stop, worker),
+                })
         })
         .collect()
 }
 
+/// What the workers of one listener share.
+pub struct UdpOptions<'a> {
+    /// Batched (`recvmmsg`/`sendmmsg`, Linux) or portable (`recv_from`/`send_to`).
+    pub io: UdpIo,
+    /// Response rate limiting.
+    pub rrl: Option<&'a RrlConfig>,
+    /// Query and response logging.
+    pub dnstap: Option<Dnstap>,
+}
+
+/// One worker's answering state, the same whichever way datagrams move.
+struct Worker {
+    responder: Responder,
+    limiter: Option<RateLimiter>,
+    counters: Arc<DnsCounters>,
+    dnstap: Option<Dnstap>,
+    local: SocketAddr,
+    epoch: Instant,
+}
+
+impl Worker {
+    /// Milliseconds for the rate limiter (read once per batch; 0 without one).
+    fn now_ms(&self) -> u64 {
+        match self.limiter {
+            Some(_) => self.epoch.elapsed().as_millis() as u64,
+            None => 0,
+        }
+    }
+
+    /// Answers one datagram from `src` into `out`; whether to send it.
+    fn answer(
+        &mut self,
+        snapshot: &Snapshot,
+        query: &[u8],
+        src: SocketAddr,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let counters = &self.counters;
+        if let Some(tap) = &self.dnstap {
+            tap.query(DnstapProtocol::Udp, src, self.local, query);
+        }
+        let (outcome, panicked) =
+            self.responder
+                .respond_or_servfail(snapshot, query, src.ip(), Transport::Udp, out);
+        if panicked {
+            counters.internal_error();
+            tracing::error!(%src, "internal error while answering; SERVFAIL sent");
+        }
+        match outcome {
+            Outcome::Answered(answered) => {
+                let truncated = out.get(2).is_some_and(|flags| flags & 0x02 != 0);
+                if let Some(limiter) = self.limiter.as_mut() {
+                    let name = answered
+                        .name_offset
+                        .and_then(|offset| query.get(HEADER_LEN + usize::from(offset)..));
+                    match limiter.check(now_ms, src.ip(), answered.class, name) {
+                        Verdict::Send => {}
+                        Verdict::Slip if truncate_to_question(out) => counters.rrl_slipped(),
+                        Verdict::Slip | Verdict::Drop => {
+                            counters.rrl_dropped();
+                            return false;
+                        }
+                    }
+                }
+                counters.response(answered.rcode);
+                if truncated {
+                    counters.truncated();
+                }
+                if let Some(tap) = &self.dnstap {
+                    tap.response(DnstapProtocol::Udp, src, self.local, out);
+                }
+                true
+            }
+            Outcome::Dropped => {
+                counters.dropped();
+                false
+            }
+        }
+    }
+}
+
+/// A receive that got no datagram: a wake-up to check for shutdown, an interrupt, an
+/// earlier answer's ICMP unreachable (nothing to do), or a real failure (logged, and
+/// a short pause so a persistent one does not spin).
+fn receive_failed(error: &io::Error) {
+    match error.kind() {
+        io::ErrorKind::WouldBlock
+        | io::ErrorKind::TimedOut
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset => {}
+        _ => {
+            tracing::warn!(%error, "UDP receive failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The portable path: one datagram per system call.
+fn serve_portable(
+    socket: UdpSocket,
+    shared: SharedSnapshot,
+    stop: Arc<AtomicBool>,
+    mut worker: Worker,
+) {
+    let mut query = vec![0u8; MAX_QUERY];
+    let mut out = Vec::with_capacity(4096);
+    while !stop.load(Ordering::Relaxed) {
+        let (len, src) = match socket.recv_from(&mut query) {
+            Ok(received) => received,
+            Err(error) => {
+                receive_failed(&error);
+                continue;
+            }
+        };
+        let snapshot = shared.load();
+        let now_ms = worker.now_ms();
+        out.clear();
+        if worker.answer(&snapshot, &query[..len], src, now_ms, &mut out) {
+            drop(snapshot);
+            let _ = socket.send_to(&out, src);
+        }
+    }
+}
+
 /// Buffers for one batch; pointers into them are set right before each call.
+#[cfg(target_os = "linux")]
 struct Batch {
     queries: Box<[[u8; MAX_QUERY]]>,
     responses: Vec<Vec<u8>>,
@@ -84,6 +239,7 @@ struct Batch {
     send_msgs: [libc::mmsghdr; BATCH],
 }
 
+#[cfg(target_os = "linux")]
 impl Batch {
     fn new() -> Box<Self> {
         // SAFETY: all-zero is a valid value for these plain C structs.
@@ -120,15 +276,16 @@ impl Batch {
     }
 }
 
-fn serve(
+/// The batched path: up to [`BATCH`] datagrams per `recvmmsg` and `sendmmsg`.
+#[cfg(target_os = "linux")]
+fn serve_batched(
     socket: UdpSocket,
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
-    counters: Arc<DnsCounters>,
+    mut worker: Worker,
 ) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
-    let mut responder = Responder::new(fresh_seed());
     while !stop.load(Ordering::Relaxed) {
         batch.prepare_receive();
         // SAFETY: the headers point into `batch`, which outlives the call.
@@ -142,62 +299,41 @@ fn serve(
             )
         };
         if received < 0 {
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => {}
-                _ => {
-                    tracing::warn!(%error, "UDP receive failed");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+            receive_failed(&io::Error::last_os_error());
             continue;
         }
         let snapshot = shared.load();
+        let now_ms = worker.now_ms();
         let mut pending = 0;
         for i in 0..received as usize {
             let header = &batch.recv_msgs[i];
             let len = batch.recv_msgs[i].msg_len as usize;
             if header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                counters.dropped();
+                worker.counters.dropped();
                 continue;
             }
             let Some(src) = socket_addr(&batch.addrs[i]) else {
-                counters.dropped();
+                worker.counters.dropped();
                 continue;
             };
             let query = &batch.queries[i][..len];
             let out = &mut batch.responses[pending];
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                responder.respond(&snapshot, query, src.ip(), Transport::Udp, out)
-            }));
-            match outcome {
-                Ok(Outcome::Answered(rcode)) => {
-                    counters.response(rcode);
-                    if out.get(2).is_some_and(|flags| flags & 0x02 != 0) {
-                        counters.truncated();
-                    }
-                    batch.send_iov[pending] = libc::iovec {
-                        iov_base: out.as_mut_ptr().cast(),
-                        iov_len: out.len(),
-                    };
-                    let header = &mut batch.send_msgs[pending].msg_hdr;
-                    header.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
-                    header.msg_namelen = batch.recv_msgs[i].msg_hdr.msg_namelen;
-                    header.msg_iov = &mut batch.send_iov[pending];
-                    header.msg_iovlen = 1;
-                    header.msg_control = std::ptr::null_mut();
-                    header.msg_controllen = 0;
-                    header.msg_flags = 0;
-                    pending += 1;
-                }
-                Ok(Outcome::Dropped) => counters.dropped(),
-                Err(_) => {
-                    counters.internal_error();
-                    tracing::error!(%src, "internal error while answering; query dropped");
-                }
+            if !worker.answer(&snapshot, query, src, now_ms, out) {
+                continue;
             }
+            batch.send_iov[pending] = libc::iovec {
+                iov_base: out.as_mut_ptr().cast(),
+                iov_len: out.len(),
+            };
+            let header = &mut batch.send_msgs[pending].msg_hdr;
+            header.msg_name = (&mut batch.addrs[i] as *mut libc::sockaddr_storage).cast();
+            header.msg_namelen = batch.recv_msgs[i].msg_hdr.msg_namelen;
+            header.msg_iov = &mut batch.send_iov[pending];
+            header.msg_iovlen = 1;
+            header.msg_control = std::ptr::null_mut();
+            header.msg_controllen = 0;
+            header.msg_flags = 0;
+            pending += 1;
         }
         drop(snapshot);
         send_all(fd, &mut batch.send_msgs[..pending]);
@@ -205,6 +341,7 @@ fn serve(
 }
 
 /// Sends every prepared message, resuming after partial sends.
+#[cfg(target_os = "linux")]
 fn send_all(fd: libc::c_int, msgs: &mut [libc::mmsghdr]) {
     let mut sent = 0;
     while sent < msgs.len() {
@@ -230,6 +367,7 @@ fn send_all(fd: libc::c_int, msgs: &mut [libc::mmsghdr]) {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {
         libc::AF_INET => {

@@ -33,6 +33,9 @@ pub mod rcode {
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPTION_CLIENT_SUBNET: u16 = 8;
 
+/// EDNS option code of edns-tcp-keepalive (RFC 7828).
+pub const OPTION_TCP_KEEPALIVE: u16 = 11;
+
 /// A lower-case wire name in a fixed buffer.
 #[derive(Clone)]
 pub struct NameBuf {
@@ -108,6 +111,9 @@ pub struct Edns {
     pub dnssec_ok: bool,
     /// Client Subnet, if sent.
     pub client_subnet: Option<ClientSubnet>,
+    /// Whether the query carried edns-tcp-keepalive (RFC 7828; its TIMEOUT, which
+    /// clients must not send, is ignored).
+    pub tcp_keepalive: bool,
 }
 
 /// A well-formed query.
@@ -283,11 +289,13 @@ fn read_additional(packet: &[u8], mut pos: usize, count: u16) -> Result<Option<E
             if edns.is_some() || packet[name_start] != 0 {
                 return Err(()); // RFC 6891 §6.1.1: one OPT, owned by the root
             }
+            let (client_subnet, tcp_keepalive) = read_options(rdata)?;
             edns = Some(Edns {
                 payload: class.max(512),
                 version: ttl_high[1],
                 dnssec_ok: ttl_high[2] & 0x80 != 0,
-                client_subnet: read_options(rdata)?,
+                client_subnet,
+                tcp_keepalive,
             });
         }
         pos += 10 + rdlen;
@@ -298,8 +306,11 @@ fn read_additional(packet: &[u8], mut pos: usize, count: u16) -> Result<Option<E
     Ok(edns)
 }
 
-fn read_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ()> {
+/// Reads the options of an OPT record: Client Subnet and whether edns-tcp-keepalive
+/// was sent.
+fn read_options(mut rdata: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
     let mut subnet = None;
+    let mut keepalive = false;
     while !rdata.is_empty() {
         let code = be16(rdata, 0).ok_or(())?;
         let len = usize::from(be16(rdata, 2).ok_or(())?);
@@ -309,10 +320,32 @@ fn read_options(mut rdata: &[u8]) -> Result<Option<ClientSubnet>, ()> {
                 return Err(());
             }
             subnet = Some(read_client_subnet(value)?);
+        } else if code == OPTION_TCP_KEEPALIVE {
+            keepalive = true;
         }
         rdata = &rdata[4 + len..];
     }
-    Ok(subnet)
+    Ok((subnet, keepalive))
+}
+
+/// The QTYPE of a message's first question, read cheaply (labels skipped, nothing
+/// validated beyond bounds): for routing zone transfers before answering.
+pub fn question_type(packet: &[u8]) -> Option<u16> {
+    if be16(packet, 4)? == 0 {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    for _ in 0..MAX_LABELS {
+        let label = usize::from(*packet.get(pos)?);
+        if label == 0 {
+            return be16(packet, pos + 1);
+        }
+        if label & 0xC0 != 0 {
+            return None;
+        }
+        pos += 1 + label;
+    }
+    None
 }
 
 /// Validates ECS per RFC 7871 §6: known family, prefix within it, scope 0 in queries,

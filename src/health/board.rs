@@ -72,6 +72,8 @@ pub struct Restored {
     /// Flap-damping state per endpoint label: penalty as of now, and whether the way
     /// back is withheld.
     pub damping: BTreeMap<String, (f64, bool)>,
+    /// `primary` records' last agreed primary (record key → endpoint label).
+    pub primaries: BTreeMap<String, String>,
 }
 
 /// A decided state as the state file keeps it.

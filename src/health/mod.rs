@@ -67,6 +67,9 @@ pub struct HealthSnapshot {
     drained: Vec<bool>,
     /// Per record, the pool an operator failed it over to (empty: none).
     pins: Vec<Option<PoolIndex>>,
+    /// Per `primary` record, the last primary its checks agreed on (empty: none);
+    /// kept by the health plane (see [`crate::policy::primary`]).
+    primaries: Vec<Option<EndpointIndex>>,
 }
 
 impl HealthSnapshot {
@@ -91,6 +94,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            primaries: Vec::new(),
         }
     }
 
@@ -102,6 +106,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            primaries: Vec::new(),
         }
     }
 
@@ -140,6 +145,21 @@ impl HealthSnapshot {
             Vec::new()
         };
         self
+    }
+
+    /// The same health, with each record's last agreed primary (None: none known).
+    pub fn with_primaries(mut self, primaries: Vec<Option<EndpointIndex>>) -> Self {
+        self.primaries = if primaries.iter().any(Option::is_some) {
+            primaries
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The last primary a `primary` record's checks agreed on.
+    pub fn last_primary(&self, record: RecordIndex) -> Option<EndpointIndex> {
+        self.primaries.get(record.0 as usize).copied().flatten()
     }
 
     /// Whether an operator drained the endpoint at run time.
@@ -196,6 +216,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            primaries: Vec::new(),
         }
     }
 

@@ -52,6 +52,10 @@ pub struct SavedState {
     /// longer written.
     #[serde(default, skip_serializing)]
     pub forced: BTreeMap<String, HealthState>,
+    /// `primary` records' last agreed primary (`name TYPE` → `pool/name`), so a
+    /// restart during a split brain still holds the right one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primaries: BTreeMap<String, String>,
 }
 
 /// One endpoint's saved state.
@@ -134,6 +138,25 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agreed_primaries_survive_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = SavedState {
+            version: STATE_VERSION,
+            ..SavedState::default()
+        };
+        state
+            .primaries
+            .insert("db.example. A".into(), "db/b".into());
+        save(&path, &state).unwrap();
+        assert_eq!(load(&path).unwrap().unwrap().primaries, state.primaries);
+        // Files written before primary records had none.
+        let old: SavedState =
+            serde_json::from_str(r#"{"version": 1, "saved_at_ms": 0, "endpoints": {}}"#).unwrap();
+        assert!(old.primaries.is_empty());
+    }
 
     #[test]
     fn saves_and_loads_atomically() {

@@ -15,6 +15,13 @@
 //! 4. Nothing up: the record's all-down mode — fail open (as if all were up, like
 //!    Route 53), a fallback pool, or NODATA.
 //!
+//! Failover gates (RPO guard, `gates = { standby = "standby-db" }`): a pool whose
+//! gate pool is down is *held* — it counts as down, is left out of the degraded and
+//! fail-open answers, and traffic does not move to it — unless an operator failed
+//! the record over to it (the pin overrides the gate explicitly).
+//!
+//! `primary` records answer the one endpoint that claims primary; see [`primary`].
+//!
 //! TTL: `ttl`, or `all_down_ttl` in an all-down mode. While any endpoint of the pools
 //! considered is in doubt (its probes failing short of `fall`, recovering short of
 //! `rise`, its votes split, a hold or flap-damping suppression about to end), the
@@ -23,6 +30,7 @@
 //! answer may have changed, and not later.
 
 pub mod geo;
+pub mod primary;
 
 use std::fmt;
 
@@ -53,6 +61,17 @@ pub enum Outcome {
     },
     /// Nothing is up; the answer is empty (NOERROR, no records).
     NoData,
+    /// `primary` record: exactly one endpoint claims primary and is answered.
+    Primary {
+        /// The primary.
+        endpoint: EndpointIndex,
+    },
+    /// `primary` record: two or more endpoints claim primary; the last agreed
+    /// primary is held (`on_conflict = "hold"`), or nothing is answered.
+    Conflict {
+        /// The endpoint answered (None: NODATA).
+        held: Option<EndpointIndex>,
+    },
 }
 
 impl Outcome {
@@ -71,6 +90,11 @@ impl fmt::Display for Outcome {
             Self::FailOpen => f.write_str("all down: fail-open"),
             Self::Fallback { pool } => write!(f, "all down: fallback pool #{}", pool.0),
             Self::NoData => f.write_str("all down: nodata"),
+            Self::Primary { endpoint } => write!(f, "primary (endpoint #{})", endpoint.0),
+            Self::Conflict { held: Some(e) } => {
+                write!(f, "primary conflict: holding endpoint #{}", e.0)
+            }
+            Self::Conflict { held: None } => f.write_str("primary conflict: nodata"),
         }
     }
 }
@@ -84,8 +108,46 @@ pub struct PoolVerdict {
     pub usable: u32,
     /// Endpoints needed for the pool to be up.
     pub needed: u32,
-    /// Whether the pool is up.
+    /// Whether the pool is up (a held pool is not).
     pub up: bool,
+    /// Its failover gate, if it has one (and whether the gate is open).
+    pub gate: Option<GateVerdict>,
+}
+
+impl PoolVerdict {
+    /// Whether its gate holds it: traffic does not move to it.
+    pub fn held(&self) -> bool {
+        self.gate.is_some_and(|g| !g.open)
+    }
+}
+
+/// A pool's failover gate as the decision saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GateVerdict {
+    /// The gate pool.
+    pub pool: PoolIndex,
+    /// Whether it is up (or an operator's failover overrides it).
+    pub open: bool,
+    /// An operator's failover to the gated pool overrides a closed gate.
+    pub overridden: bool,
+}
+
+/// What a record's decision depends on besides health: state the health plane keeps
+/// (both travel in the [`HealthSnapshot`]; see [`record_state`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordState {
+    /// An operator's manual failover to this pool.
+    pub pin: Option<PoolIndex>,
+    /// `primary` records: the last primary the checks agreed on.
+    pub last_primary: Option<EndpointIndex>,
+}
+
+/// The state of record `record` carried by `health`.
+pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) -> RecordState {
+    RecordState {
+        pin: health.pin(record),
+        last_primary: health.last_primary(record),
+    }
 }
 
 /// An endpoint that may be answered, with its selection weight.
@@ -205,34 +267,96 @@ pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolI
     }
 }
 
-/// Evaluates a record over `pools` (from [`pools_for`]) with the given health.
+/// Evaluates a record over `pools` (from [`pools_for`]) with the given health, and no
+/// state beside it (no manual failover, no agreed primary known).
 pub fn decide(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
     health: &HealthSnapshot,
 ) -> Decision {
+    evaluate(config, record, pools, None, None, health)
+}
+
+/// Evaluates a record over `pools` with its [`RecordState`] (an operator's manual
+/// failover, the last agreed primary): what the answers are built from.
+pub fn decide_record(
+    config: &Config,
+    record: &DynamicRecord,
+    pools: &[PoolIndex],
+    state: RecordState,
+    health: &HealthSnapshot,
+) -> Decision {
+    if record.selection == Selection::Primary {
+        return primary::decide(config, record, pools, state.last_primary, health);
+    }
+    decide_pinned(config, record, pools, state.pin, health)
+}
+
+/// The core of [`decide`]: `ungated` is the pool an operator failed over to (its
+/// gate does not hold it).
+fn evaluate(
+    config: &Config,
+    record: &DynamicRecord,
+    pools: &[PoolIndex],
+    ungated: Option<PoolIndex>,
+    last_primary: Option<EndpointIndex>,
+    health: &HealthSnapshot,
+) -> Decision {
+    if record.selection == Selection::Primary {
+        return primary::decide(config, record, pools, last_primary, health);
+    }
     let weighted = record.selection != Selection::Multivalue;
     let is_up = |e: EndpointIndex| health.state(e).is_up();
     let drained = |e: EndpointIndex| config.endpoint(e).weight.is_drained() || health.drained(e);
     let usable = |e: EndpointIndex| is_up(e) && !drained(e);
+    let pool_up = |pool: PoolIndex| {
+        let p = config.pool(pool);
+        p.endpoints.iter().filter(|&&e| usable(e)).count() as u32 >= p.min_healthy
+    };
     let verdicts: Vec<PoolVerdict> = pools
         .iter()
         .map(|&pool| {
             let p = config.pool(pool);
             let count = p.endpoints.iter().filter(|&&e| usable(e)).count() as u32;
+            let gate = record.gate_of(pool).map(|gate| {
+                let up = pool_up(gate);
+                let overridden = !up && ungated == Some(pool);
+                GateVerdict {
+                    pool: gate,
+                    open: up || overridden,
+                    overridden,
+                }
+            });
             PoolVerdict {
                 pool,
                 usable: count,
                 needed: p.min_healthy,
-                up: count >= p.min_healthy,
+                up: count >= p.min_healthy && gate.is_none_or(|g| g.open),
+                gate,
             }
         })
         .collect();
-    // State-aware TTL: no longer than until the earliest possible change.
-    let doubt = pools
+    // Held pools are out of every answer (degraded and fail-open too).
+    let open_pools: Vec<PoolIndex> = verdicts
         .iter()
-        .flat_map(|&p| config.pool(p).endpoints.iter())
+        .filter(|v| !v.held())
+        .map(|v| v.pool)
+        .collect();
+    let pools_all = pools;
+    let pools = open_pools.as_slice();
+    // State-aware TTL: no longer than until the earliest possible change (of an
+    // endpoint, or of a gate).
+    let doubt = pools_all
+        .iter()
+        .flat_map(|&p| {
+            let gate = record.gate_of(p).map(|g| config.pool(g).endpoints.iter());
+            config
+                .pool(p)
+                .endpoints
+                .iter()
+                .chain(gate.into_iter().flatten())
+        })
         .filter_map(|&e| health.doubt(e))
         .min();
     let ttl = match doubt {
@@ -318,6 +442,7 @@ pub fn decide(
                 return make(Outcome::Healthy { pool: None }, candidates, ttl);
             }
         }
+        Selection::Primary => unreachable!("primary records are decided by primary::decide"),
     }
     // No pool is up. Serve whatever is up, preferring undrained endpoints.
     for keep in [&usable as &dyn Fn(EndpointIndex) -> bool, &is_up] {
@@ -350,7 +475,12 @@ pub fn decide(
                 Selection::Failover => &pools[..pools.len().min(1)],
                 _ => pools,
             };
-            make(Outcome::FailOpen, all_of(list), record.all_down_ttl)
+            let candidates = all_of(list);
+            if candidates.is_empty() {
+                // Every pool is held by its gate: nothing may be answered.
+                return make(Outcome::NoData, candidates, record.all_down_ttl);
+            }
+            make(Outcome::FailOpen, candidates, record.all_down_ttl)
         }
         AllDown::Fallback(pool) => make(
             Outcome::Fallback { pool },
@@ -379,7 +509,7 @@ pub fn decide_pinned(
             let pinned: Vec<PoolIndex> = std::iter::once(pin)
                 .chain(pools.iter().copied().filter(|&p| p != pin))
                 .collect();
-            decide(config, record, &pinned, health)
+            evaluate(config, record, &pinned, Some(pin), None, health)
         }
         Selection::Weighted | Selection::Multivalue => {
             let alone = decide(config, record, &[pin], health);
@@ -389,6 +519,8 @@ pub fn decide_pinned(
                 decide(config, record, pools, health)
             }
         }
+        // A primary record follows its checks; a manual failover does not apply.
+        Selection::Primary => decide(config, record, pools, health),
     }
 }
 
@@ -408,6 +540,14 @@ pub fn describe_outcome(config: &Config, decision: &Decision) -> (String, Option
         Outcome::FailOpen => ("fail-open".to_owned(), None),
         Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
         Outcome::NoData => ("nodata".to_owned(), None),
+        Outcome::Primary { endpoint } => (
+            "primary".to_owned(),
+            Some(config.pool(config.endpoint(endpoint).pool).name.clone()),
+        ),
+        Outcome::Conflict { held } => (
+            "conflict".to_owned(),
+            held.map(|e| config.pool(config.endpoint(e).pool).name.clone()),
+        ),
     }
 }
 

@@ -1,4 +1,5 @@
-//! One probe of one endpoint: HTTP(S), TCP connect, DNS query or a program.
+//! One probe of one endpoint: HTTP(S), TCP connect, DNS query, a program or a
+//! PostgreSQL login (see [`super::postgres`]).
 //!
 //! Every probe is bounded by the check's timeout and returns a [`ProbeOutcome`] with
 //! its latency and a short reason ("connect refused", "status 503", "certificate
@@ -51,6 +52,7 @@ enum ProberKind {
     Tcp(u16),
     Dns(DnsCheck),
     Exec(Vec<String>),
+    Postgres(Box<super::postgres::PostgresProbe>),
 }
 
 impl Prober {
@@ -74,6 +76,13 @@ impl Prober {
             CheckKind::Tcp { port } => ProberKind::Tcp(*port),
             CheckKind::Dns(dns) => ProberKind::Dns(dns.clone()),
             CheckKind::Exec { command } => ProberKind::Exec(command.clone()),
+            CheckKind::Postgres(pg) => {
+                ProberKind::Postgres(Box::new(super::postgres::PostgresProbe::new(
+                    pg,
+                    &endpoint.target.to_string(),
+                    check.timeout,
+                )?))
+            }
         };
         Ok(Self {
             target: endpoint.target.clone(),
@@ -125,6 +134,25 @@ impl Prober {
             ProberKind::Exec(command) => {
                 probe_exec(command, &self.target, &self.endpoint_label).await
             }
+            ProberKind::Postgres(probe) => {
+                let port = match self.kind_port() {
+                    Some(port) => port,
+                    None => return Err("no port".into()),
+                };
+                let addr = self.socket_addr(port).await?;
+                let stream = connect(addr, self.source)
+                    .await
+                    .map_err(|e| describe_io(&e, "connect"))?;
+                probe.run(stream).await
+            }
+        }
+    }
+
+    /// Port of a postgres probe.
+    fn kind_port(&self) -> Option<u16> {
+        match &self.kind {
+            ProberKind::Postgres(probe) => Some(probe.port()),
+            _ => None,
         }
     }
 

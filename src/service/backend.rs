@@ -35,6 +35,7 @@ pub(crate) struct ServiceBackend {
     events: Arc<EventLog>,
     reloads: mpsc::Sender<super::ReloadRequest>,
     transfer: Option<Arc<crate::dns::xfr::TransferState>>,
+    dnstap: Option<crate::dns::dnstap::Dnstap>,
 }
 
 /// How long a reload through the API may take.
@@ -65,7 +66,14 @@ impl ServiceBackend {
             events,
             reloads,
             transfer: None,
+            dnstap: None,
         }
+    }
+
+    /// Adds dnstap's counters to the metrics.
+    pub(crate) fn with_dnstap(mut self, dnstap: Option<crate::dns::dnstap::Dnstap>) -> Self {
+        self.dnstap = dnstap;
+        self
     }
 
     /// Adds the zone transfer counters to the metrics.
@@ -262,6 +270,33 @@ impl AdminBackend for ServiceBackend {
         if let Some(transfer) = &self.transfer {
             transfer.metrics().render(&mut out);
         }
+        if let Some(tap) = &self.dnstap {
+            let stats = tap.stats();
+            for (name, kind, help, value) in [
+                (
+                    metrics::DNSTAP_WRITTEN_TOTAL,
+                    "counter",
+                    "dnstap messages written to the consumer.",
+                    stats.written,
+                ),
+                (
+                    metrics::DNSTAP_DROPPED_TOTAL,
+                    "counter",
+                    "dnstap messages dropped (queue full or no consumer).",
+                    stats.dropped,
+                ),
+                (
+                    metrics::DNSTAP_CONNECTED,
+                    "gauge",
+                    "Whether a dnstap consumer is connected.",
+                    u64::from(stats.connected),
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
         out
     }
 
@@ -322,6 +357,48 @@ fn render_metrics(
         metrics::DNS_INTERNAL_ERRORS_TOTAL,
         "Internal errors on the answer path.",
         totals.internal_errors,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_LIMITED_TOTAL,
+        "UDP responses over their rate limit (slipped plus dropped).",
+        totals.rrl_limited(),
+    );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_SLIPPED_TOTAL,
+        "Rate-limited UDP responses sent truncated (TC, no records).",
+        totals.rrl_slipped,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_RRL_DROPPED_TOTAL,
+        "Rate-limited UDP responses not sent.",
+        totals.rrl_dropped,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_CONNECTIONS_TOTAL,
+        "TCP connections accepted.",
+        totals.tcp_accepted,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_REJECTED_TOTAL,
+        "TCP connections closed at once by a connection limit.",
+        totals.tcp_rejected,
+    );
+    counter(
+        &mut out,
+        metrics::DNS_TCP_TIMEOUTS_TOTAL,
+        "TCP connections closed by the idle timeout.",
+        totals.tcp_timeouts,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP {name} TCP connections open now.\n# TYPE {name} gauge\n{name} {}",
+        totals.tcp_open(),
+        name = metrics::DNS_TCP_OPEN
     );
     let snapshot = shared.load_full();
     let _ = writeln!(
@@ -403,6 +480,27 @@ fn render_metrics(
         "Records answered by another pool than their first, or degraded, for some clients.",
         &["failover", "degraded"],
     );
+    record_gauge(
+        &mut out,
+        "failoverd_record_primary_conflict",
+        "Primary records with two or more endpoints claiming primary (split brain).",
+        &["conflict"],
+    );
+    let name = "failoverd_record_gate_held";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Failover records with a pool their lag gate holds (traffic does not move to it).\n# TYPE {name} gauge"
+    );
+    for record in &status.records {
+        let held = record.answers.iter().any(|a| !a.held_by_gate.is_empty());
+        let _ = writeln!(
+            out,
+            "{name}{{record=\"{}\",type=\"{}\"}} {}",
+            escape(&record.name),
+            record.record_type,
+            u8::from(held)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP failoverd_overrides_active Operator overrides in force, by action.\n# TYPE failoverd_overrides_active gauge"
@@ -524,6 +622,12 @@ fn render_metrics(
             "failoverd_isolations_total",
             "Times this server became isolated.",
             load(&plane.isolations),
+        );
+        counter(
+            &mut out,
+            "failoverd_primary_conflicts_total",
+            "Times two or more endpoints of a primary record began to claim primary.",
+            load(&plane.primary_conflicts),
         );
     }
     let _ = writeln!(

@@ -66,6 +66,7 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
                     .map(|(k, v)| (k, v.state))
                     .collect();
                 initial.overrides = saved.overrides;
+                initial.primaries = saved.primaries;
                 // Forces of an older state file: older than any override made since.
                 initial.overrides.extend(
                     saved

@@ -48,6 +48,9 @@ pub enum ServiceError {
     /// The zones could not be signed.
     #[error(transparent)]
     Dnssec(#[from] crate::dnssec::DnssecError),
+    /// The dnstap writer could not start.
+    #[error("cannot start dnstap logging: {0}")]
+    Dnstap(std::io::Error),
 }
 
 /// A validated configuration with its zones, ready to become a snapshot.
@@ -177,6 +180,8 @@ pub struct Service {
     shutdown: CancellationToken,
     /// Zone transfers to secondaries (servers only).
     transfer: Option<Arc<TransferState>>,
+    /// dnstap logging (servers with `[dnstap]`): the handle and its writer.
+    dnstap: Option<(crate::dns::dnstap::Dnstap, crate::dns::dnstap::DnstapWriter)>,
 }
 
 /// Settings taken at start that a reload cannot change.
@@ -187,6 +192,10 @@ struct FixedSettings {
     admin_tls: Option<crate::config::TlsFiles>,
     udp_workers: usize,
     tcp_idle_timeout: std::time::Duration,
+    tcp_max_connections: (usize, usize),
+    rrl: Option<crate::config::RrlConfig>,
+    udp_io: crate::config::UdpIo,
+    dnstap: Option<crate::config::DnstapConfig>,
 }
 
 impl FixedSettings {
@@ -197,6 +206,13 @@ impl FixedSettings {
             admin_tls: config.admin.tls.clone(),
             udp_workers: config.server.udp_workers,
             tcp_idle_timeout: config.server.tcp_idle_timeout,
+            tcp_max_connections: (
+                config.server.tcp_max_connections,
+                config.server.tcp_max_connections_per_source,
+            ),
+            rrl: config.server.rrl.clone(),
+            udp_io: config.server.udp_io,
+            dnstap: config.dnstap.clone(),
         }
     }
 
@@ -215,8 +231,23 @@ impl FixedSettings {
         if self.udp_workers != new.udp_workers {
             keys.push("server.udp_workers".to_owned());
         }
+        if self.udp_io != new.udp_io {
+            keys.push("server.udp_io".to_owned());
+        }
+        if self.dnstap != new.dnstap {
+            keys.push("dnstap".to_owned());
+        }
         if self.tcp_idle_timeout != new.tcp_idle_timeout {
             keys.push("server.tcp_idle_timeout".to_owned());
+        }
+        if self.tcp_max_connections.0 != new.tcp_max_connections.0 {
+            keys.push("server.tcp_max_connections".to_owned());
+        }
+        if self.tcp_max_connections.1 != new.tcp_max_connections.1 {
+            keys.push("server.tcp_max_connections_per_source".to_owned());
+        }
+        if self.rrl != new.rrl {
+            keys.push("server.rrl".to_owned());
         }
         keys
     }
@@ -304,13 +335,23 @@ impl Service {
         let shared = SharedSnapshot::new(snapshot);
         let generation = Arc::new(AtomicU64::new(1));
         let shutdown = CancellationToken::new();
+        // dnstap: a consumer that is not there yet is retried by the writer; only a
+        // thread that cannot start is an error.
+        let dnstap = match (&config.dnstap, role) {
+            (Some(settings), Role::Server) => Some(
+                crate::dns::dnstap::Dnstap::start(settings.clone())
+                    .map_err(ServiceError::Dnstap)?,
+            ),
+            _ => None,
+        };
         let dns = match role {
             Role::Server => Some(DnsServer::start(
-                &config.server.listen,
-                config.server.udp_workers,
-                config.server.tcp_idle_timeout,
+                &config.server,
                 shared.clone(),
-                transfer.clone(),
+                transfer
+                    .clone()
+                    .map(|t| t as Arc<dyn crate::dns::TransferHandler>),
+                dnstap.as_ref().map(|(tap, _)| tap.clone()),
             )?),
             Role::Agent => None,
         };
@@ -343,7 +384,8 @@ impl Service {
                 events.clone(),
                 reload_tx,
             )
-            .with_transfer(transfer.clone());
+            .with_transfer(transfer.clone())
+            .with_dnstap(dnstap.as_ref().map(|(tap, _)| tap.clone()));
             let listeners = admin::bind(
                 &config.admin.listen,
                 config.admin.tls.as_ref(),
@@ -382,6 +424,7 @@ impl Service {
             sequence: Arc::new(AtomicU64::new(1)),
             shutdown,
             transfer,
+            dnstap,
         };
         service.start_reporters(&config);
         if role == Role::Server {
@@ -609,6 +652,15 @@ impl Service {
         if let Some(dns) = self.dns {
             dns.shutdown().await;
         }
+        if let Some((_, writer)) = self.dnstap {
+            // Writes what is queued and closes the stream (STOP/FINISH).
+            let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
+        }
+    }
+
+    /// dnstap counters, if dnstap is on.
+    pub fn dnstap_stats(&self) -> Option<crate::dns::dnstap::DnstapStats> {
+        self.dnstap.as_ref().map(|(tap, _)| tap.stats())
     }
 }
 

@@ -37,6 +37,7 @@ use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
 use crate::model::{EndpointIndex, HealthState};
+use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
 use crate::probe::scheduler::{self, ProbeEvent};
 use crate::zone::ZoneSet;
@@ -95,6 +96,8 @@ pub(crate) struct PlaneMetrics {
     pub(crate) probes_failed: AtomicU64,
     pub(crate) health_changes: AtomicU64,
     pub(crate) isolations: AtomicU64,
+    /// Times two or more endpoints of a `primary` record began to claim primary.
+    pub(crate) primary_conflicts: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_failed: AtomicU64,
     pub(crate) ready: AtomicBool,
@@ -153,12 +156,15 @@ pub(crate) struct Plane {
     overrides_tx: watch::Sender<Arc<Vec<Entry>>>,
     /// Recent events, for `/v1/events`.
     events: Arc<EventLog>,
+    /// `primary` records' last agreed primary and conflicts (fed every decision).
+    primaries: PrimaryMemory,
     /// DNSSEC: jitter seed of the re-signing timer, and a retry after a failure.
     resign_seed: u64,
     resign_retry: Option<Instant>,
 }
 
 mod operator;
+mod primaries;
 mod resign;
 
 /// Spaces out a job whose cost grows with the config (status, the state file): it
@@ -236,7 +242,11 @@ pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSn
     let effects = OverrideSet::from_entries(restored.overrides.clone()).effects(config, unix_ms());
     board.set_forced(&effects.forced);
     let health = board.decide(Duration::ZERO, unix_ms()).0;
-    health.with_overrides(effects.drained, effects.pins)
+    let health = health.with_overrides(effects.drained, effects.pins);
+    let mut primaries = PrimaryMemory::restored(restored.primaries.clone());
+    primaries.observe(config, &health);
+    let agreed = primaries.indices(config);
+    health.with_primaries(agreed)
 }
 
 impl Plane {
@@ -295,6 +305,7 @@ impl Plane {
             effects,
             overrides_tx,
             events,
+            primaries: PrimaryMemory::restored(restored.primaries.clone()),
             resign_seed: process_nonce() as u64,
             resign_retry: None,
         };
@@ -446,6 +457,7 @@ impl Plane {
         self.board.set_forced(&self.effects.forced);
         let (health, _) = self.board.decide(self.now(), unix_ms());
         let health = self.with_overrides(health);
+        let health = self.with_primaries(&config, health);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let build_config = config.clone();
         let build_health = health.clone();
@@ -613,6 +625,8 @@ impl Plane {
                 .map(|t| (t.fresh.clone(), t.partitioned.clone(), t.isolated));
             let (health, tally) = self.board.decide(now, unix_ms());
             let health = self.with_overrides(health);
+            let config = self.config.clone();
+            let health = self.with_primaries(&config, health);
             let vantages_changed = before
                 .as_ref()
                 .is_none_or(|(fresh, partitioned, isolated)| {
@@ -872,6 +886,7 @@ impl Plane {
                 .collect(),
             overrides: self.overrides.entries().cloned().collect(),
             forced: BTreeMap::new(),
+            primaries: self.primaries.agreed().clone(),
         };
         Some((path, state))
     }
@@ -958,6 +973,12 @@ impl Plane {
                         .collect(),
                     outcome,
                     pool,
+                    held_by_gate: decision
+                        .pools
+                        .iter()
+                        .filter(|v| v.held())
+                        .map(|v| config.pool(v.pool).name.clone())
+                        .collect(),
                     ttl: set.ttl,
                     candidates: decision
                         .candidates
@@ -1081,7 +1102,7 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
     {
         let record = &config.records[new.record.0 as usize];
         for (s, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
-            let answers = |set: &crate::dns::snapshot::VariantSet| -> Vec<String> {
+            let answers = |set: &crate::dns::answers::VariantSet| -> Vec<String> {
                 set.decision
                     .candidates
                     .iter()

@@ -364,12 +364,13 @@ impl Builder<'_> {
         let config = self.config;
         let pools = policy::pools_for(record, None);
         // An operator's manual failover of the record applies here as in the answers.
-        let pin = config
+        let state = config
             .records
             .iter()
             .position(|r| std::ptr::eq(r, record))
-            .and_then(|r| health.pin(crate::model::RecordIndex(r as u32)));
-        let decision = policy::decide_pinned(config, record, pools, pin, health);
+            .map(|r| policy::record_state(health, crate::model::RecordIndex(r as u32)))
+            .unwrap_or_default();
+        let decision = policy::decide_record(config, record, pools, state, health);
         let source = RecordSource::Mirror {
             record: name.to_owned(),
         };
@@ -587,7 +588,7 @@ pub fn health_check_spec(
             }
         }
         CheckKind::Tcp { .. } => {}
-        CheckKind::Dns(_) | CheckKind::Exec { .. } => {
+        CheckKind::Dns(_) | CheckKind::Exec { .. } | CheckKind::Postgres(_) => {
             return Err(format!(
                 "endpoint {label} uses the {} check {:?}, which Route 53 cannot run",
                 check.kind.name(),

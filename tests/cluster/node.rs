@@ -77,7 +77,7 @@ impl Node {
             .arg(binary())
             .args(&self.launch.args)
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info,hickory_server=warn,hickory_net=warn")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -126,6 +126,68 @@ fn unknown_keys_and_types_are_reported_with_their_path() {
 }
 
 #[test]
+fn rrl_and_tcp_limits_are_checked_at_their_key_paths() {
+    let d = errors(
+        "[server]\ntcp_max_connections = 10\ntcp_max_connections_per_source = 11\n\
+         [server.rrl]\nrate = 0\nslip = -1\nipv4_prefix = 33\nipv6_prefix = 129\n\
+         table_size = 12\nwhitelist = [\"10.0.0.1/8\", \"nope\"]\nburst = 3\n",
+    );
+    assert_error(&d, "server.rrl.burst", "unknown field `burst`");
+    let d = errors(
+        "[server]\ntcp_max_connections = 10\ntcp_max_connections_per_source = 11\n\
+         [server.rrl]\nrate = 0\nslip = -1\nipv4_prefix = 33\nipv6_prefix = 129\n\
+         table_size = 12\nwhitelist = [\"10.0.0.1/8\", \"nope\"]\n",
+    );
+    assert_error(
+        &d,
+        "server.tcp_max_connections_per_source",
+        "out of range 1..=10",
+    );
+    assert_error(&d, "server.rrl.rate", "out of range 1..=1000000");
+    assert_error(&d, "server.rrl.slip", "out of range 0..=100");
+    assert_error(&d, "server.rrl.ipv4_prefix", "out of range 8..=32");
+    assert_error(&d, "server.rrl.ipv6_prefix", "out of range 16..=128");
+    assert_error(&d, "server.rrl.table_size", "out of range 1024..=16777216");
+    assert_error(&d, "server.rrl.whitelist[0]", "host bits set");
+    assert_error(&d, "server.rrl.whitelist[1]", "not a network in CIDR form");
+}
+
+#[test]
+fn dnstap_and_udp_io_are_checked_at_their_key_paths() {
+    let d = errors(
+        "[server]\nudp_io = \"fast\"\n[dnstap]\nqueue = 0\nlog_queries = false\nlog_responses = false\n",
+    );
+    assert_error(&d, "server.udp_io", "is not \"batched\"");
+    assert_error(&d, "dnstap.socket", "missing");
+    assert_error(&d, "dnstap.queue", "out of range 1–1048576");
+    assert_error(&d, "dnstap.log_queries", "remove [dnstap] to turn it off");
+    let d = errors("[dnstap]\nsocket = \"tap.sock\"\nformat = \"json\"\n");
+    assert_error(&d, "dnstap.format", "unknown field `format`");
+}
+
+#[test]
+fn rrl_is_off_by_default_and_an_empty_table_turns_it_on_with_defaults() {
+    let load = |extra: &str| {
+        let text = format!("{BASE}\n{extra}");
+        service::load(ConfigSource::from_text(text, data_dir().join("configs")))
+            .expect("valid")
+            .config
+    };
+    let off = load("");
+    assert!(off.server.rrl.is_none());
+    assert_eq!(off.server.tcp_max_connections, 1024);
+    assert_eq!(off.server.tcp_max_connections_per_source, 32);
+    let on = load("[server.rrl]\n");
+    assert_eq!(on.server.rrl, Some(failoverd::config::RrlConfig::DEFAULT));
+    let tuned = load(
+        "[server.rrl]\nrate = 5\nslip = 0\ntable_size = 3000\nwhitelist = [\"192.0.2.0/24\"]\n",
+    );
+    let rrl = tuned.server.rrl.clone().expect("on");
+    assert_eq!((rrl.rate, rrl.slip, rrl.table_size), (5, 0, 4096));
+    assert_eq!(rrl.whitelist, vec!["192.0.2.0/24".parse().unwrap()]);
+}
+
+#[test]
 fn every_error_is_reported_at_once() {
     let d = errors(&format!(
         "{}{}{}[pools.bad]\nmin_healthy = 5\nendpoints = [{{ address = \"not an address\" }}]\n",
@@ -250,4 +312,124 @@ fn at_most_64_vantage_points() {
         record("app.example.test", "A", "")
     ));
     assert_error(&d, "vantages", "65 vantage points; at most 64");
+}
+
+#[test]
+fn database_keys_are_checked_with_their_paths() {
+    let d = errors(
+        r#"
+[checks.pg]
+type = "postgres"
+role = "leader"
+max_lag = "soon"
+sslmode = "maybe"
+password_env = "FAILOVERD_TEST_UNSET_PASSWORD_VAR"
+[checks.pgp]
+type = "postgres"
+role = "primary"
+max_lag = "5s"
+password_file = "no-such-password-file"
+[checks.pga]
+type = "postgres"
+[checks.web]
+type = "http"
+role = "primary"
+[pools.db]
+check = "pga"
+endpoints = [{ address = "192.0.2.9" }]
+[pools.gate]
+check = "pgp"
+endpoints = [{ address = "192.0.2.8" }]
+[[records]]
+name = "db.example.test"
+type = "A"
+policy = "primary"
+pools = ["db"]
+on_conflict = "maybe"
+max_answers = 2
+[[records]]
+name = "app.example.test"
+type = "A"
+policy = "failover"
+pools = ["web"]
+on_conflict = "hold"
+gates = { db = "gate", web = "nope" }
+[[records]]
+name = "multi.example.test"
+type = "A"
+policy = "multivalue"
+pools = ["web"]
+gates = { web = "gate" }
+"#,
+    );
+    assert_error(
+        &d,
+        "checks.pg.role",
+        "\"leader\" is not one of \"primary\", \"replica\", \"any\"",
+    );
+    assert_error(&d, "checks.pg.max_lag", "invalid duration");
+    assert_error(
+        &d,
+        "checks.pg.sslmode",
+        "not one of \"disable\", \"require\", \"verify-full\"",
+    );
+    assert_error(
+        &d,
+        "checks.pg.password_env",
+        "FAILOVERD_TEST_UNSET_PASSWORD_VAR is not set",
+    );
+    assert_error(&d, "checks.pgp.max_lag", "applies to replicas");
+    assert_error(
+        &d,
+        "checks.pgp.password_file",
+        "cannot read no-such-password-file",
+    );
+    assert_error(&d, "checks.web", "do not apply to http checks");
+    assert_error(
+        &d,
+        "records[0].pools",
+        "needs checks that pass only on the primary",
+    );
+    assert_error(&d, "records[0].on_conflict", "is not \"hold\" or \"none\"");
+    assert_error(&d, "records[0].max_answers", "exactly one endpoint");
+    assert_error(
+        &d,
+        "records[1].on_conflict",
+        "only used with policy = \"primary\"",
+    );
+    assert_error(&d, "records[1].gates.db", "not one of the record's pools");
+    assert_error(&d, "records[1].gates.web", "unknown gate pool \"nope\"");
+    assert_error(&d, "records[2].gates", "gates apply to failover records");
+}
+
+#[test]
+fn the_patroni_example_needs_no_database_credentials() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patroni.toml");
+    let (ok, out) = run_binary(&["check-config", path, "--deny-warnings"]);
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (config, _) = failoverd::config::Config::load(
+        ConfigSource::from_file(std::path::Path::new(path)).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !text.contains("password"),
+        "Patroni users need no DB credentials"
+    );
+    assert!(
+        config
+            .checks
+            .iter()
+            .all(|c| matches!(c.kind, failoverd::config::CheckKind::Http(_))),
+        "every check is an http check of Patroni's (or the app's) REST API"
+    );
+    let db = &config.records[0];
+    assert_eq!(db.selection, failoverd::config::Selection::Primary);
+    let www = &config.records[1];
+    assert_eq!(www.gates.len(), 1);
+    let gate = config.pool(www.gates[0].gate);
+    let failoverd::config::CheckKind::Http(check) = &config.check(gate.check.unwrap()).kind else {
+        unreachable!()
+    };
+    assert_eq!(check.path, "/read-only?lag=10MB");
 }

@@ -152,3 +152,85 @@ fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
         );
     }
 }
+
+/// A split brain on a real server (two database nodes forced up, so both claim
+/// primary) shows in its metrics, and those scraped values fire the alert under
+/// `promtool test rules`.
+#[test]
+fn a_primary_conflict_on_a_server_fires_the_split_brain_alert() {
+    let config = format!(
+        r#"{}
+[pools.db]
+endpoints = [{{ address = "192.0.2.61", name = "a", force = "up" }}, {{ address = "192.0.2.62", name = "b", force = "up" }}]
+[[records]]
+name = "db.example.test"
+type = "A"
+policy = "primary"
+pools = ["db"]
+"#,
+        crate::support::SERVER_HEAD
+    );
+    let server = TestServer::start_with(
+        &config,
+        StartOptions {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..StartOptions::default()
+        },
+    );
+    let admin = server.service().admin_address().unwrap();
+    let gauge = "failoverd_record_primary_conflict{record=\"db.example.test.\",type=\"A\"} 1";
+    let mut text = String::new();
+    assert!(
+        crate::support::wait_until(std::time::Duration::from_secs(5), || {
+            text = http(admin, "GET", "/metrics", &[], b"").1;
+            text.contains(gauge)
+        }),
+        "{text}"
+    );
+    // Never both: nothing agreed before the conflict, so NODATA.
+    assert!(crate::support::dns::sorted_addresses(server.addr, "db.example.test").is_empty());
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let value = text
+        .lines()
+        .find(|l| l.starts_with("failoverd_record_primary_conflict{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{DEPLOY}/prometheus/alerts.yml"),
+        dir.path().join("alerts.yml"),
+    )
+    .unwrap();
+    let test = format!(
+        r#"rule_files: [alerts.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'failoverd_record_primary_conflict{{instance="s1",record="db.example.test.",type="A"}}'
+        values: '{value} {value}'
+    alert_rule_test:
+      - eval_time: 15s
+        alertname: FailoverdPrimaryConflict
+        exp_alerts:
+          - exp_labels: {{severity: critical, instance: s1, record: db.example.test., type: A}}
+            exp_annotations:
+              summary: "split brain: two or more nodes claim primary for db.example.test. A on s1; failoverd holds the last agreed primary (or answers nothing) and never both"
+              runbook: "fence the node that must not be primary; failoverd ctl explain db.example.test.; failoverd ctl events"
+"#
+    );
+    std::fs::write(dir.path().join("scraped_test.yml"), test).unwrap();
+    let output = Command::new(promtool)
+        .args(["test", "rules", "scraped_test.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool test rules (scraped):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::dns::snapshot::DynamicAnswer;
+use crate::dns::answers::DynamicAnswer;
 use crate::dnssec::{SignedZone, rtype as sec};
 use crate::model::EndpointTarget;
 use crate::zone::{Zone, name, rtype};

@@ -14,13 +14,11 @@
 //! ```
 //!
 //! [`transfer`] is the transport-independent entry point (request bytes in, wire
-//! messages out); [`hickory`] adapts it to hickory-server's response handle, which
-//! re-encodes messages and so must sign what it encodes. UDP is not served here:
-//! AXFR/IXFR over UDP keep getting REFUSED from the UDP path, and secondaries
-//! retry over TCP.
+//! messages out); [`TransferState`] is the TCP path's [`TransferHandler`], so the
+//! messages go out byte for byte as signed. UDP is not served here: over UDP, AXFR
+//! gets NOTIMP and IXFR NOTAUTH from the responder, and secondaries use TCP.
 
 pub mod content;
-pub mod hickory;
 pub mod journal;
 pub mod notify;
 pub mod serial;
@@ -40,7 +38,8 @@ use self::journal::Journal;
 use self::serial::{SavedSerial, SerialFile};
 use self::tsig::{Rejection, ResponseSigner, TsigRecord};
 use self::wire::Reader;
-use super::snapshot::Snapshot;
+use super::answers::Snapshot;
+use super::transfer::TransferHandler;
 use super::wire::rcode;
 use crate::config::TransferConfig;
 use crate::metrics;
@@ -50,7 +49,7 @@ use crate::zone::{Zone, name, rtype};
 const MESSAGE_BUDGET: usize = 16 * 1024;
 
 /// Response code NOTAUTH (RFC 2845/8945: TSIG failures; RFC 5936: not our zone).
-const NOTAUTH: u16 = 9;
+const NOTAUTH: u16 = rcode::NOTAUTH;
 
 /// Zones (absolute names) whose serial changed, with the new serial.
 type Changes = Vec<(String, u32)>;
@@ -214,6 +213,21 @@ pub fn transfer(request: &[u8], source: IpAddr, state: &TransferState) -> Option
     state
         .respond(request, source)
         .map(|r| r.into_wire(tsig::unix_now()))
+}
+
+impl TransferHandler for TransferState {
+    fn wants(&self, query: &[u8]) -> bool {
+        wants(query)
+    }
+
+    fn answer_transfer(
+        &self,
+        _snapshot: &Snapshot,
+        query: &[u8],
+        client: std::net::SocketAddr,
+    ) -> Option<Vec<Vec<u8>>> {
+        transfer(query, client.ip(), self)
+    }
 }
 
 /// Whether a TCP query is this module's: QTYPE AXFR or IXFR, or a TSIG-signed SOA

@@ -82,7 +82,9 @@ impl Builder<'_> {
         };
         let is_cname = record.record_type == DynamicType::Cname;
         match record.selection {
-            Selection::Failover => {
+            // Validation sends primary records to mirror mode; were one here, it
+            // would be a failover chain.
+            Selection::Failover | Selection::Primary => {
                 let style = if is_cname || record.max_answers == 1 {
                     SetStyle::Weighted
                 } else {

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod dns;
 pub mod peers;
+pub mod postgres;
 pub mod validators;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,65 @@
+//! `[dnstap]`: where query and response logs go.
+
+use super::Validator;
+use crate::config::diagnostics::KeyPath;
+use crate::config::spec::DnstapSpec;
+use crate::config::{ConfigSource, DNSTAP_QUEUE, DnstapConfig};
+
+/// Range of `queue`.
+const QUEUE_RANGE: std::ops::RangeInclusive<i64> = 1..=1_048_576;
+
+impl Validator<'_> {
+    pub(super) fn dnstap(
+        &mut self,
+        spec: &DnstapSpec,
+        source: &ConfigSource,
+    ) -> Option<DnstapConfig> {
+        let root = KeyPath::root().key("dnstap");
+        let socket = match spec.socket.as_deref() {
+            Some(path) if !path.is_empty() => Some(source.base_dir.join(path)),
+            _ => {
+                self.error(
+                    root.key("socket"),
+                    "missing: the Unix socket of the dnstap consumer (e.g. fstrm_capture -u PATH)",
+                );
+                None
+            }
+        };
+        let queue = match spec.queue {
+            None => DNSTAP_QUEUE,
+            Some(n) if QUEUE_RANGE.contains(&n) => n as usize,
+            Some(n) => {
+                self.error(root.key("queue"), format!("{n} is out of range 1–1048576"));
+                DNSTAP_QUEUE
+            }
+        };
+        let queries = spec.log_queries.unwrap_or(true);
+        let responses = spec.log_responses.unwrap_or(true);
+        if !queries && !responses {
+            self.error(
+                root.key("log_queries"),
+                "both log_queries and log_responses are false; remove [dnstap] to turn it off",
+            );
+        }
+        let identity = spec.identity.clone().unwrap_or_else(host_name);
+        let version = spec
+            .version
+            .clone()
+            .unwrap_or_else(|| format!("failoverd {}", env!("CARGO_PKG_VERSION")));
+        Some(DnstapConfig {
+            socket: socket?,
+            identity,
+            version,
+            queries,
+            responses,
+            queue,
+        })
+    }
+}
+
+/// This machine's host name (empty if it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
+}

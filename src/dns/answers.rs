@@ -1,0 +1,257 @@
+//! Answer data: the immutable [`Snapshot`] every answer is computed from and what it
+//! holds — pre-encoded static answers, dynamic records' variants, limits. Data only:
+//! building lives in [`super::snapshot`], reading in [`super::resolve`].
+//!
+//! ```text
+//!  Snapshot ─┬─ zones (Arc, rebuilt on reload) ── static tails: each static RRset's
+//!            │                                   answer pre-encoded for its own name
+//!            ├─ health (Arc)
+//!            └─ dynamic answers (rebuilt when health changes): per record, per pool
+//!               list (one, or one per geo region), the policy decision and the
+//!               answers it can produce, each pre-encoded; one is picked per query
+//!  signed zones (DNSSEC): per zone a SignedZone (RRSIGs, denial chain); static
+//!  tails and each variant also pre-encoded with their RRSIGs, for DO=1 queries
+//! ```
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::dnssec::SignedZone;
+use crate::health::HealthSnapshot;
+use crate::model::{EndpointIndex, RandomSource, RecordIndex, RegionIndex};
+use crate::policy::{Decision, GeoMap};
+use crate::zone::{PackedRdata, RrSetId, ZoneSet};
+
+/// Pre-encoded answer/authority/additional sections and their counts.
+#[derive(Clone, Copy, Debug)]
+pub struct Cached<'s> {
+    /// The encoded sections.
+    pub bytes: &'s [u8],
+    /// Answer records.
+    pub ancount: u16,
+    /// Authority records.
+    pub nscount: u16,
+    /// Additional records.
+    pub arcount: u16,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct TailSpan {
+    pub(super) start: u32,
+    pub(super) len: u16,
+    pub(super) ancount: u16,
+    pub(super) nscount: u8,
+    pub(super) arcount: u8,
+    pub(super) present: bool,
+}
+
+/// Pre-encoded answers for every static RRset of one zone, indexed by [`RrSetId`].
+#[derive(Clone, Debug, Default)]
+pub struct StaticTails {
+    pub(super) spans: Vec<TailSpan>,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// One answer a dynamic record can give.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    /// Endpoints, in answer order.
+    pub endpoints: Vec<EndpointIndex>,
+    pub(super) rdata: Box<[u8]>,
+    pub(super) count: u16,
+    pub(super) tail: Box<[u8]>,
+    pub(super) ancount: u16,
+    /// RRSIGs of the answer (signed zones) and the answer encoded with them.
+    pub(super) sigs: Box<[u8]>,
+    pub(super) sig_count: u16,
+    pub(super) tail_dnssec: Box<[u8]>,
+}
+
+impl Variant {
+    /// The records' rdata.
+    pub fn rdata(&self) -> PackedRdata<'_> {
+        PackedRdata::new(&self.rdata, self.count)
+    }
+
+    /// The answer's RRSIGs (empty unless its zone is signed).
+    pub fn rrsigs(&self) -> PackedRdata<'_> {
+        PackedRdata::new(&self.sigs, self.sig_count)
+    }
+
+    /// The pre-encoded answer for a query of the record's own name and type (with
+    /// its RRSIGs when `dnssec`).
+    pub fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
+        Some(if dnssec {
+            Cached {
+                bytes: &self.tail_dnssec,
+                ancount: self.ancount + self.sig_count,
+                nscount: 0,
+                arcount: 0,
+            }
+        } else {
+            Cached {
+                bytes: &self.tail,
+                ancount: self.ancount,
+                nscount: 0,
+                arcount: 0,
+            }
+        })
+    }
+}
+
+/// The answers of one record for one pool list.
+#[derive(Clone, Debug)]
+pub struct VariantSet {
+    /// The policy decision (why these answers).
+    pub decision: Decision,
+    /// TTL of the answers.
+    pub ttl: u32,
+    /// Possible answers; empty means NODATA.
+    pub variants: Vec<Variant>,
+    /// Cumulative pick weights (empty: uniform).
+    pub(super) cumulative: Vec<u64>,
+}
+
+impl VariantSet {
+    /// Picks one answer (None means NODATA).
+    pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
+        match self.variants.len() {
+            0 => None,
+            1 => self.variants.first(),
+            n if self.cumulative.is_empty() => self.variants.get(rng.below(n as u64) as usize),
+            _ => {
+                let total = *self.cumulative.last()?;
+                let point = rng.below(total.max(1));
+                let i = self.cumulative.partition_point(|&c| c <= point);
+                self.variants.get(i.min(self.variants.len() - 1))
+            }
+        }
+    }
+}
+
+/// Everything a dynamic record can answer right now.
+#[derive(Clone, Debug)]
+pub struct DynamicAnswer {
+    /// The record.
+    pub record: RecordIndex,
+    /// RR type code answered.
+    pub rtype: u16,
+    /// Set index per region (geo records only).
+    pub(super) region_sets: Vec<usize>,
+    pub(super) default_set: usize,
+    /// One set per distinct pool list.
+    pub sets: Vec<VariantSet>,
+}
+
+impl DynamicAnswer {
+    /// Whether the answer depends on the client's location.
+    pub fn is_client_dependent(&self) -> bool {
+        self.sets.len() > 1 || !self.region_sets.is_empty()
+    }
+
+    /// Names of the regions served by set `index` (`default` included); empty for
+    /// records that are not geo.
+    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
+        if self.region_sets.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .region_sets
+            .iter()
+            .enumerate()
+            .filter(|(_, set)| **set == index)
+            .map(|(r, _)| config.regions[r].name.clone())
+            .collect();
+        if self.default_set == index {
+            names.push("default".to_owned());
+        }
+        names
+    }
+
+    /// The set for a client region (`None`: the default list).
+    pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
+        let index = region
+            .and_then(|r| self.region_sets.get(usize::from(r.0)))
+            .copied()
+            .unwrap_or(self.default_set);
+        &self.sets[index]
+    }
+}
+
+/// Transport limits and protocol switches.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest UDP response to EDNS clients.
+    pub max_udp_payload: u16,
+    /// Whether ECS is honoured.
+    pub ecs: bool,
+}
+
+/// Static data that changes only when zones are reloaded.
+#[derive(Debug)]
+pub struct ZoneData {
+    /// The zones.
+    pub zones: Arc<ZoneSet>,
+    /// Their pre-encoded answers, parallel to `zones.zones()`.
+    pub tails: Vec<StaticTails>,
+    /// The same with RRSIGs, for DO=1 queries (empty for unsigned zones).
+    pub tails_dnssec: Vec<StaticTails>,
+    /// Signatures and denial chain per zone (None: not signed).
+    pub signed: Vec<Option<SignedZone>>,
+}
+
+/// The state answers are computed from.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases with every swap.
+    pub generation: u64,
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Zones and their pre-encoded answers.
+    pub data: Arc<ZoneData>,
+    /// The zones (shortcut into `data`).
+    pub zones: Arc<ZoneSet>,
+    /// Endpoint health the dynamic answers were built from.
+    pub health: Arc<HealthSnapshot>,
+    /// Client placement.
+    pub geo: Arc<GeoMap>,
+    /// Per dynamic record (indexed by [`RecordIndex`]); shared between snapshots
+    /// while a record's inputs do not change.
+    pub dynamic: Vec<Arc<DynamicAnswer>>,
+    /// Transport limits.
+    pub limits: Limits,
+}
+
+impl Snapshot {
+    /// The pre-encoded answer of a static RRset, if one was built (with RRSIGs
+    /// when `dnssec`).
+    pub fn static_tail(
+        &self,
+        zone_index: usize,
+        rrset: RrSetId,
+        dnssec: bool,
+    ) -> Option<Cached<'_>> {
+        let tails = if dnssec {
+            &self.data.tails_dnssec
+        } else {
+            &self.data.tails
+        }
+        .get(zone_index)?;
+        let span = tails.spans.get(rrset.0 as usize)?;
+        if !span.present {
+            return None;
+        }
+        let start = span.start as usize;
+        Some(Cached {
+            bytes: &tails.bytes[start..start + usize::from(span.len)],
+            ancount: span.ancount,
+            nscount: u16::from(span.nscount),
+            arcount: u16::from(span.arcount),
+        })
+    }
+
+    /// The dynamic answers of a record.
+    pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
+        self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
+    }
+}

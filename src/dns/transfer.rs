@@ -1,0 +1,37 @@
+//! The hook for zone transfers (AXFR, IXFR) over TCP.
+//!
+//! The TCP path checks each query's QTYPE (cheaply, before answering) and, when it
+//! is AXFR (252) or IXFR (251) and a [`TransferHandler`] is installed, lets the
+//! handler answer. Without a handler, or when the handler declines, the
+//! [`super::Responder`] answers as for any query (REFUSED: transfers not offered).
+//! A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
+
+use std::net::SocketAddr;
+
+use super::answers::Snapshot;
+use crate::zone::rtype;
+
+/// Answers zone-transfer queries over TCP.
+pub trait TransferHandler: Send + Sync {
+    /// Whether the handler answers `query` (default: QTYPE AXFR or IXFR; a handler
+    /// may claim more, e.g. TSIG-signed SOA queries whose answers it must sign).
+    fn wants(&self, query: &[u8]) -> bool {
+        super::wire::question_type(query).is_some_and(is_transfer)
+    }
+
+    /// Answers the transfer query `query` (a whole DNS message, as received) from
+    /// `client`, reading zones from `snapshot`: the messages to write, in order
+    /// (each at most 65535 bytes; the TCP path adds the length prefixes), or `None`
+    /// to let the responder answer it instead.
+    fn answer_transfer(
+        &self,
+        snapshot: &Snapshot,
+        query: &[u8],
+        client: SocketAddr,
+    ) -> Option<Vec<Vec<u8>>>;
+}
+
+/// Whether `qtype` asks for a zone transfer.
+pub fn is_transfer(qtype: u16) -> bool {
+    matches!(qtype, rtype::AXFR | rtype::IXFR)
+}
