@@ -10,7 +10,9 @@
 # FAILOVERD_CONFIG_ONLY=1: write the config, print its path and exit instead of starting
 #   (bench/run.sh times the bare binary's start-up with it);
 # FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr);
-# RRL_RATE: turn response rate limiting on with this rate (and RRL_SLIP, default 2); unset: off.
+# RRL_RATE: turn response rate limiting on with this rate (and RRL_SLIP, default 2); unset: off;
+# FAILOVERD_DNSSEC=nsec3|nsec: sign the zone (a CSK made once in /tmp/failoverd-bench-PORT/keys;
+#   FAILOVERD_DNSSEC_ALGORITHM=ed25519 (default) or ecdsa-p256); bench/start-failoverd-signed.sh sets it.
 # The config goes to /tmp/failoverd-bench-PORT/ (one directory per port, rewritten each start).
 set -euo pipefail
 PORT=${1:?port}; ZONE=${2:?zone file}; BACKENDS=${3:-}; BACKEND_PORT=${4:-8081}
@@ -53,7 +55,17 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
     echo "rate = $RRL_RATE"
     echo "slip = ${RRL_SLIP:-2}"
   fi
+  if [ -n "${FAILOVERD_DNSSEC:-}" ]; then   # DNSSEC (issue 13)
+    echo "[dnssec]"
+    echo "key_directory = \"$W/keys\""
+    echo "zones = [\"$ORIGIN\"]"
+    echo "nsec = \"$FAILOVERD_DNSSEC\""
+  fi
 } > "$W/failoverd.toml"
+if [ -n "${FAILOVERD_DNSSEC:-}" ] && ! ls "$W/keys/K$ORIGIN+"*.key >/dev/null 2>&1; then
+  "$BIN" dnssec keygen "$ORIGIN" --directory "$W/keys" \
+    --algorithm "${FAILOVERD_DNSSEC_ALGORITHM:-ed25519}" >&2
+fi
 if [ -n "${FAILOVERD_CONFIG_ONLY:-}" ]; then echo "$W/failoverd.toml"; exit 0; fi
 export NO_COLOR=1   # plain log lines in /tmp/bench-failoverd-PORT.log
 if [ -n "${FAILOVERD_LOG_DIR:-}" ]; then   # bench/run.sh: keep every start's log (the peer script truncates its own)

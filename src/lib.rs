@@ -13,6 +13,7 @@
 //! - [`zone`]: RFC 1035 zone files in an indexed store; dynamic names bound into it.
 //! - [`health`]: endpoint health as the answer path sees it.
 //! - [`policy`]: the pure policy engine (failover, weighted, multivalue, geo).
+//! - [`dnssec`]: keys, RRSIGs and the NSEC3/NSEC chain, all made at snapshot build.
 //! - [`dns`]: wire parsing, resolution, pre-encoded answers, UDP/TCP listeners.
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
 //! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
@@ -22,6 +23,7 @@
 pub mod admin;
 pub mod config;
 pub mod dns;
+pub mod dnssec;
 pub mod drill;
 pub mod health;
 pub mod metrics;

@@ -10,6 +10,7 @@ use failoverd::config::ConfigSource;
 use failoverd::service::{self, Service};
 
 mod ctl;
+mod dnssec_cli;
 mod drill_cli;
 mod route53_cli;
 
@@ -83,6 +84,8 @@ enum Command {
     },
     /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
     Route53(route53_cli::Route53Args),
+    /// DNSSEC keys: generate them, print DS/CDS/CDNSKEY for the parent.
+    Dnssec(dnssec_cli::DnssecArgs),
     /// Operate the servers: status, drain, force, failover, release, overrides.
     Ctl(ctl::CtlArgs),
     /// Rehearse a failover: take an endpoint out (force or a real break), measure
@@ -170,6 +173,7 @@ fn main() -> ExitCode {
             check_config(&path, deny_warnings, reader)
         }
         Command::Route53(args) => route53_cli::run(args),
+        Command::Dnssec(args) => dnssec_cli::run(args),
         Command::Ctl(args) => ctl::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

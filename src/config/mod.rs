@@ -182,6 +182,8 @@ pub struct Config {
     pub route53: Option<Route53Config>,
     /// Zone transfers to secondaries (no secondaries: off).
     pub transfer: TransferConfig,
+    /// DNSSEC signing (no zones: off).
+    pub dnssec: DnssecConfig,
     /// dnstap logging (None: off).
     pub dnstap: Option<DnstapConfig>,
 }
@@ -959,6 +961,75 @@ impl Config {
     }
 }
 
+/// Defaults of `[dnssec]`.
+pub mod dnssec_defaults {
+    use std::time::Duration;
+
+    /// Key directory, relative to the config file.
+    pub const KEY_DIRECTORY: &str = "keys";
+    /// Signature lifetime.
+    pub const SIGNATURE_VALIDITY: Duration = Duration::from_secs(14 * 86_400);
+    /// Re-signing period.
+    pub const REFRESH: Duration = Duration::from_secs(7 * 86_400);
+    /// Inception backdating.
+    pub const INCEPTION_OFFSET: Duration = Duration::from_secs(3600);
+    /// TTL of DNSKEY, CDS and CDNSKEY.
+    pub const DNSKEY_TTL: u32 = 3600;
+}
+
+/// How non-existence is proven in a signed zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenialKind {
+    /// NSEC3 (RFC 5155) with RFC 9276 parameters: SHA-1, no extra iterations, no salt.
+    Nsec3,
+    /// NSEC (RFC 4034).
+    Nsec,
+}
+
+/// DNSSEC signing: `[dnssec]`.
+#[derive(Clone, Debug)]
+pub struct DnssecConfig {
+    /// Where the key files are.
+    pub key_directory: PathBuf,
+    /// Signed zones (absolute, lower-case names).
+    pub zones: Vec<String>,
+    /// Denial of existence.
+    pub denial: DenialKind,
+    /// Signature lifetime (expiration minus signing time).
+    pub signature_validity: Duration,
+    /// Re-signing period (below the validity).
+    pub refresh: Duration,
+    /// Inception backdating.
+    pub inception_offset: Duration,
+    /// TTL of DNSKEY, CDS and CDNSKEY.
+    pub dnskey_ttl: u32,
+}
+
+impl Default for DnssecConfig {
+    fn default() -> Self {
+        Self {
+            key_directory: PathBuf::from(dnssec_defaults::KEY_DIRECTORY),
+            zones: Vec::new(),
+            denial: DenialKind::Nsec3,
+            signature_validity: dnssec_defaults::SIGNATURE_VALIDITY,
+            refresh: dnssec_defaults::REFRESH,
+            inception_offset: dnssec_defaults::INCEPTION_OFFSET,
+            dnskey_ttl: dnssec_defaults::DNSKEY_TTL,
+        }
+    }
+}
+
+impl DnssecConfig {
+    /// Whether any zone is signed.
+    pub fn enabled(&self) -> bool {
+        !self.zones.is_empty()
+    }
+
+    /// Whether the zone (absolute name) is signed.
+    pub fn signs(&self, zone: &str) -> bool {
+        self.zones.iter().any(|z| z.eq_ignore_ascii_case(zone))
+    }
+}
 /// Query and response logging to a dnstap consumer: `[dnstap]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnstapConfig {

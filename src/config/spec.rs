@@ -489,3 +489,25 @@ pub struct SecondarySpec {
     /// NOTIFYs are signed with).
     pub key: Option<String>,
 }
+
+/// The `[dnssec]` section: signing of the listed zones ahead of time.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DnssecSpec {
+    /// Directory of the key files (`failoverd dnssec keygen`), relative to the
+    /// config file (default `keys`).
+    pub key_directory: Option<String>,
+    /// Zones to sign (absolute names; default none: DNSSEC off).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Authenticated denial: `nsec3` (default; RFC 9276 parameters) or `nsec`.
+    pub nsec: Option<String>,
+    /// Signature lifetime from signing to expiry (default `14d`).
+    pub signature_validity: Option<String>,
+    /// Re-sign after this long (default `7d`, below `signature_validity`).
+    pub refresh: Option<String>,
+    /// Inception backdated by this much for clock skew (default `1h`).
+    pub inception_offset: Option<String>,
+    /// TTL of DNSKEY, CDS and CDNSKEY (default `1h`).
+    pub dnskey_ttl: Option<String>,
+}

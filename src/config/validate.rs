@@ -13,9 +13,9 @@ use toml::de::{DeTable, DeValue};
 use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
 use super::spec::{
-    AdminSpec, CheckSpec, DampingSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec, PoolSpec,
-    RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, VantageSpec,
-    ZonesSpec,
+    AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
+    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec,
+    VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
@@ -40,7 +40,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer", "dnstap",
+    "health", "admin", "route53", "transfer", "dnstap", "dnssec",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -59,6 +59,7 @@ struct Sections {
     admin: AdminSpec,
     route53: Option<Route53Spec>,
     transfer: Option<TransferSpec>,
+    dnssec: Option<DnssecSpec>,
     dnstap: Option<DnstapSpec>,
 }
 
@@ -117,6 +118,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let records = v.records(&sections.records, &geo, defaults);
     let admin = v.admin(&sections.admin, &source);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
+    let dnssec = v.dnssec(sections.dnssec.as_ref(), &records, &source);
     let dnstap = sections
         .dnstap
         .as_ref()
@@ -137,6 +139,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         admin,
         route53,
         transfer,
+        dnssec,
         dnstap,
     })
 }
@@ -210,6 +213,10 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "dnstap" => {
                 sections.dnstap =
+                    Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "dnssec" => {
+                sections.dnssec =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
             }
             "records" => {
@@ -2030,6 +2037,7 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 mod admin;
+mod dnssec;
 mod dnstap;
 mod postgres;
 mod server;

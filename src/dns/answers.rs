@@ -9,11 +9,14 @@
 //!            └─ dynamic answers (rebuilt when health changes): per record, per pool
 //!               list (one, or one per geo region), the policy decision and the
 //!               answers it can produce, each pre-encoded; one is picked per query
+//!  signed zones (DNSSEC): per zone a SignedZone (RRSIGs, denial chain); static
+//!  tails and each variant also pre-encoded with their RRSIGs, for DO=1 queries
 //! ```
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::dnssec::SignedZone;
 use crate::health::HealthSnapshot;
 use crate::model::{EndpointIndex, RandomSource, RecordIndex, RegionIndex};
 use crate::policy::{Decision, GeoMap};
@@ -58,6 +61,10 @@ pub struct Variant {
     pub(super) count: u16,
     pub(super) tail: Box<[u8]>,
     pub(super) ancount: u16,
+    /// RRSIGs of the answer (signed zones) and the answer encoded with them.
+    pub(super) sigs: Box<[u8]>,
+    pub(super) sig_count: u16,
+    pub(super) tail_dnssec: Box<[u8]>,
 }
 
 impl Variant {
@@ -66,13 +73,28 @@ impl Variant {
         PackedRdata::new(&self.rdata, self.count)
     }
 
-    /// The pre-encoded answer for a query of the record's own name and type.
-    pub fn cached(&self) -> Option<Cached<'_>> {
-        Some(Cached {
-            bytes: &self.tail,
-            ancount: self.ancount,
-            nscount: 0,
-            arcount: 0,
+    /// The answer's RRSIGs (empty unless its zone is signed).
+    pub fn rrsigs(&self) -> PackedRdata<'_> {
+        PackedRdata::new(&self.sigs, self.sig_count)
+    }
+
+    /// The pre-encoded answer for a query of the record's own name and type (with
+    /// its RRSIGs when `dnssec`).
+    pub fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
+        Some(if dnssec {
+            Cached {
+                bytes: &self.tail_dnssec,
+                ancount: self.ancount + self.sig_count,
+                nscount: 0,
+                arcount: 0,
+            }
+        } else {
+            Cached {
+                bytes: &self.tail,
+                ancount: self.ancount,
+                nscount: 0,
+                arcount: 0,
+            }
         })
     }
 }
@@ -172,6 +194,10 @@ pub struct ZoneData {
     pub zones: Arc<ZoneSet>,
     /// Their pre-encoded answers, parallel to `zones.zones()`.
     pub tails: Vec<StaticTails>,
+    /// The same with RRSIGs, for DO=1 queries (empty for unsigned zones).
+    pub tails_dnssec: Vec<StaticTails>,
+    /// Signatures and denial chain per zone (None: not signed).
+    pub signed: Vec<Option<SignedZone>>,
 }
 
 /// The state answers are computed from.
@@ -197,9 +223,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The pre-encoded answer of a static RRset, if one was built.
-    pub fn static_tail(&self, zone_index: usize, rrset: RrSetId) -> Option<Cached<'_>> {
-        let tails = self.data.tails.get(zone_index)?;
+    /// The pre-encoded answer of a static RRset, if one was built (with RRSIGs
+    /// when `dnssec`).
+    pub fn static_tail(
+        &self,
+        zone_index: usize,
+        rrset: RrSetId,
+        dnssec: bool,
+    ) -> Option<Cached<'_>> {
+        let tails = if dnssec {
+            &self.data.tails_dnssec
+        } else {
+            &self.data.tails
+        }
+        .get(zone_index)?;
         let span = tails.spans.get(rrset.0 as usize)?;
         if !span.present {
             return None;

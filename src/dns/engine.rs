@@ -163,7 +163,8 @@ impl Responder {
                             .and_then(|e| e.client_subnet)
                             .filter(|_| limits.ecs),
                     };
-                    resolve::resolve(
+                    // DNSSEC (issue 13): DO=1 gets the pre-made RRSIGs and denial.
+                    resolve::resolve_dnssec(
                         snapshot,
                         zone,
                         query.qname.wire(),
@@ -171,6 +172,7 @@ impl Responder {
                         query.qtype,
                         &client,
                         &mut self.rng,
+                        query.edns.is_some_and(|e| e.dnssec_ok),
                     )
                 }
             }
@@ -322,10 +324,8 @@ fn encode(
         _ => {
             let mut write = |section: &[resolve::RrRef<'_>], count: &mut u16| {
                 for rr in section {
-                    for rdata in rr.rdata.iter() {
-                        writer.record(rr.owner, rr.rtype, rr.ttl, rdata);
-                        *count += 1;
-                    }
+                    // DNSSEC (issue 13): the records, then their RRSIGs, if any.
+                    *count += resolve::write_rrset(&mut writer, rr);
                 }
             };
             write(&resolution.answer, &mut an);

@@ -7,7 +7,9 @@ use smallvec::SmallVec;
 
 use super::answers::{Cached, Snapshot};
 use super::wire::{ClientSubnet, rcode};
-use super::writer::Owner;
+use super::writer::{Owner, Writer};
+use crate::config::DenialKind;
+use crate::dnssec::{self, SignedZone, chain::ChainRecord};
 use crate::model::RandomSource;
 use crate::zone::name::{self, MAX_NAME_LEN};
 use crate::zone::{Lookup, NodeRef, PackedRdata, Zone, rtype};
@@ -29,6 +31,39 @@ pub struct RrRef<'s> {
     pub ttl: u32,
     /// The records' rdata.
     pub rdata: PackedRdata<'s>,
+    /// Their RRSIGs' rdata (DNSSEC, DO=1 queries of signed zones; else empty).
+    pub sigs: PackedRdata<'s>,
+}
+
+/// No RRSIGs.
+const NO_SIGS: PackedRdata<'static> = PackedRdata::new(&[], 0);
+
+impl<'s> RrRef<'s> {
+    /// The records of a chain entry (NSEC/NSEC3 with its RRSIGs).
+    fn chain(record: ChainRecord<'s>) -> Self {
+        Self {
+            owner: Owner::Name(record.owner),
+            rtype: record.rtype,
+            ttl: record.ttl,
+            rdata: record.rdata,
+            sigs: record.sigs,
+        }
+    }
+}
+
+/// Writes the records of `rr`, then its RRSIGs (same owner and TTL); returns how
+/// many records were written.
+pub fn write_rrset(writer: &mut Writer<'_>, rr: &RrRef<'_>) -> u16 {
+    let mut count = 0;
+    for rdata in rr.rdata.iter() {
+        writer.record(rr.owner, rr.rtype, rr.ttl, rdata);
+        count += 1;
+    }
+    for rdata in rr.sigs.iter() {
+        writer.record(rr.owner, dnssec::rtype::RRSIG, rr.ttl, rdata);
+        count += 1;
+    }
+    count
 }
 
 /// What a query resolves to.
@@ -41,8 +76,10 @@ pub struct Resolution<'s> {
     /// Answer section: room for the longest in-zone CNAME chain and its target, so
     /// following a chain never allocates.
     pub answer: SmallVec<[RrRef<'s>; MAX_CHAIN + 1]>,
-    /// Authority section.
-    pub authority: SmallVec<[RrRef<'s>; 1]>,
+    /// Authority section: room for a SOA, a DS and the denial records of the
+    /// longest proof (closest encloser, next closer, wildcard) twice, so signed
+    /// negative answers never allocate.
+    pub authority: SmallVec<[RrRef<'s>; 7]>,
     /// Additional section (before OPT).
     pub additional: SmallVec<[RrRef<'s>; 2]>,
     /// Whether this is a referral (its glue may not be dropped silently).
@@ -103,7 +140,37 @@ pub fn resolve<'s>(
     client: &Client,
     rng: &mut dyn RandomSource,
 ) -> Resolution<'s> {
+    resolve_dnssec(
+        snapshot,
+        zone_index,
+        qname,
+        label_starts,
+        qtype,
+        client,
+        rng,
+        false,
+    )
+}
+
+/// [`resolve`], with the RRSIGs and denial records of a signed zone when the query
+/// set DO (`dnssec_ok`): pre-computed signatures and chain lookups only.
+#[allow(clippy::too_many_arguments)]
+pub fn resolve_dnssec<'s>(
+    snapshot: &'s Snapshot,
+    zone_index: usize,
+    qname: &[u8],
+    label_starts: &[u8],
+    qtype: u16,
+    client: &Client,
+    rng: &mut dyn RandomSource,
+    dnssec_ok: bool,
+) -> Resolution<'s> {
     let mut resolver = Resolver {
+        signed: if dnssec_ok {
+            snapshot.signed_zone(zone_index)
+        } else {
+            None
+        },
         snapshot,
         zone_index,
         zone: &snapshot.zones.zones()[zone_index],
@@ -124,16 +191,23 @@ pub fn resolve<'s>(
             // Synthesized: the pre-encoded answers (built for the wildcard's own name)
             // do not apply.
             let node = resolver.zone.node(id);
+            let before = resolver.res.answer.len();
             resolver.answer_node(Owner::Question, node, qtype, 0);
+            resolver.prove_wildcard(qname, label_starts, before);
         }
         Lookup::Delegation(cut) => resolver.referral(cut),
-        Lookup::NxDomain => resolver.negative(rcode::NXDOMAIN, None),
+        Lookup::NxDomain => {
+            resolver.negative(rcode::NXDOMAIN, None);
+            resolver.prove_nxdomain(qname, label_starts);
+        }
     }
     resolver.res
 }
 
 struct Resolver<'s, 'r> {
     snapshot: &'s Snapshot,
+    /// The zone's signatures and chain, when the query set DO and the zone is signed.
+    signed: Option<&'s SignedZone>,
     zone_index: usize,
     zone: &'s Zone,
     client: &'r Client,
@@ -174,25 +248,115 @@ impl<'s> Resolver<'s, '_> {
                 rtype: set.rtype,
                 ttl: set.ttl,
                 rdata: self.zone.rdata(set),
+                sigs: self.sigs(id),
             });
             self.add_additional_for(set.rtype, self.zone.rdata(set));
             if self.cacheable(owner, chain) {
-                self.res.cached = self.snapshot.static_tail(self.zone_index, id);
+                self.res.cached =
+                    self.snapshot
+                        .static_tail(self.zone_index, id, self.signed.is_some());
             }
             return;
         }
         if let Some(record) = node.dynamic().and_then(|d| d.for_type(qtype)) {
-            self.answer_dynamic(owner, record, chain);
+            self.answer_dynamic(owner, record, chain, node.id());
             return;
         }
         self.negative(rcode::NOERROR, None);
+        self.prove_nodata(node.id());
+    }
+
+    /// RRSIGs of a static RRset (none unless signing).
+    fn sigs(&self, id: crate::zone::RrSetId) -> PackedRdata<'s> {
+        self.signed.map_or(NO_SIGS, |s| s.sigs(id))
+    }
+
+    /// Adds a chain record to the authority section (once).
+    fn push_denial(&mut self, record: Option<ChainRecord<'s>>) {
+        let Some(record) = record else {
+            return;
+        };
+        let owner = record.owner.as_ptr();
+        let present = self.res.authority.iter().any(|rr| {
+            matches!(rr.owner, Owner::Name(name) if name.as_ptr() == owner)
+                && rr.rtype == record.rtype
+        });
+        if !present {
+            self.res.authority.push(RrRef::chain(record));
+        }
+    }
+
+    /// NODATA at an existing name: its own chain record (RFC 5155 §7.2.3/§7.2.4,
+    /// RFC 4035 §3.1.3.1).
+    fn prove_nodata(&mut self, node: crate::zone::NodeId) {
+        if let Some(signed) = self.signed {
+            self.push_denial(signed.chain().matching(node.0));
+        }
+    }
+
+    /// The closest encloser of a name that does not exist, and the next closer name
+    /// (one label longer).
+    fn closest_encloser<'q>(
+        &self,
+        qname: &'q [u8],
+        label_starts: &[u8],
+    ) -> (crate::zone::NodeId, &'q [u8]) {
+        for (i, &start) in label_starts.iter().enumerate().skip(1) {
+            let suffix = &qname[usize::from(start)..];
+            if suffix.len() < self.zone.origin().len() {
+                break;
+            }
+            if let Some(id) = self.zone.get(suffix) {
+                return (id, &qname[usize::from(label_starts[i - 1])..]);
+            }
+        }
+        (self.zone.apex().id(), qname)
+    }
+
+    /// NXDOMAIN: the closest encloser proof and the absent wildcard (RFC 5155
+    /// §7.2.2), or the NSEC records covering the name and the wildcard (RFC 4035
+    /// §3.1.3.2).
+    fn prove_nxdomain(&mut self, qname: &[u8], label_starts: &[u8]) {
+        let Some(signed) = self.signed else {
+            return;
+        };
+        let (encloser, next_closer) = self.closest_encloser(qname, label_starts);
+        let chain = signed.chain();
+        match chain.kind() {
+            DenialKind::Nsec3 => {
+                self.push_denial(chain.matching(encloser.0));
+                self.push_denial(chain.covering(next_closer));
+            }
+            DenialKind::Nsec => self.push_denial(chain.covering(qname)),
+        }
+        self.push_denial(chain.wildcard_cover(encloser.0));
+    }
+
+    /// A wildcard expansion: proof that the name itself does not exist (next closer
+    /// covered, RFC 5155 §7.2.6; RFC 4035 §3.1.3.3); for wildcard NODATA also the
+    /// closest encloser (RFC 5155 §7.2.5; the wildcard's own record is already in).
+    fn prove_wildcard(&mut self, qname: &[u8], label_starts: &[u8], answers_before: usize) {
+        let Some(signed) = self.signed else {
+            return;
+        };
+        let (encloser, next_closer) = self.closest_encloser(qname, label_starts);
+        let chain = signed.chain();
+        match chain.kind() {
+            DenialKind::Nsec3 => {
+                if self.res.answer.len() == answers_before {
+                    self.push_denial(chain.matching(encloser.0));
+                }
+                self.push_denial(chain.covering(next_closer));
+            }
+            DenialKind::Nsec => self.push_denial(chain.covering(qname)),
+        }
     }
 
     /// RFC 8482: answer ANY with one RRset (a dynamic answer if the name has one).
     fn answer_any(&mut self, owner: Owner<'s>, node: NodeRef<'s>) {
         if let Some(dynamic) = node.dynamic() {
             if let Some(record) = dynamic.a.or(dynamic.aaaa).or(dynamic.cname) {
-                self.answer_dynamic(owner, record, 1);
+                self.answer_dynamic(owner, record, 1, node.id());
                 return;
             }
         }
@@ -202,13 +366,17 @@ impl<'s> Resolver<'s, '_> {
             .find_map(|&t| node.rrset(t))
             .or_else(|| node.rrsets().next());
         match chosen {
-            Some((_, set)) => self.res.answer.push(RrRef {
+            Some((id, set)) => self.res.answer.push(RrRef {
                 owner,
                 rtype: set.rtype,
                 ttl: set.ttl,
                 rdata: self.zone.rdata(set),
+                sigs: self.sigs(id),
             }),
-            None => self.negative(rcode::NOERROR, None),
+            None => {
+                self.negative(rcode::NOERROR, None);
+                self.prove_nodata(node.id());
+            }
         }
     }
 
@@ -217,9 +385,11 @@ impl<'s> Resolver<'s, '_> {
         owner: Owner<'s>,
         record: crate::model::RecordIndex,
         chain: usize,
+        node: crate::zone::NodeId,
     ) {
         let Some(answer) = self.snapshot.dynamic_answer(record) else {
             self.negative(rcode::NOERROR, None);
+            self.prove_nodata(node);
             return;
         };
         let set = if answer.is_client_dependent() {
@@ -232,34 +402,43 @@ impl<'s> Resolver<'s, '_> {
         };
         match set.pick(self.rng) {
             Some(variant) => {
+                let signed = self.signed.is_some();
                 self.res.answer.push(RrRef {
                     owner,
                     rtype: answer.rtype,
                     ttl: set.ttl,
                     rdata: variant.rdata(),
+                    sigs: if signed { variant.rrsigs() } else { NO_SIGS },
                 });
                 if self.cacheable(owner, chain) {
-                    self.res.cached = variant.cached();
+                    self.res.cached = variant.cached(signed);
                 }
             }
-            None => self.negative(rcode::NOERROR, Some(set.ttl)),
+            None => {
+                // All down and NODATA: the chain lists the record's type (it does
+                // not change with health), so this proof does not validate; see
+                // the README (DNSSEC) and the config warning.
+                self.negative(rcode::NOERROR, Some(set.ttl));
+                self.prove_nodata(node);
+            }
         }
     }
 
     fn follow_cname(&mut self, owner: Owner<'s>, node: NodeRef<'s>, qtype: u16, chain: usize) {
-        let (ttl, rdata) = if let Some((_, set)) = node.rrset(rtype::CNAME) {
-            (set.ttl, self.zone.rdata(set))
+        let (ttl, rdata, sigs) = if let Some((id, set)) = node.rrset(rtype::CNAME) {
+            (set.ttl, self.zone.rdata(set), self.sigs(id))
         } else if let Some(record) = node.dynamic().and_then(|d| d.cname) {
             let before = self.res.answer.len();
-            self.answer_dynamic(owner, record, chain + 1);
+            self.answer_dynamic(owner, record, chain + 1, node.id());
             if self.res.answer.len() == before {
                 return; // all-down nodata: the negative answer is already in place
             }
             let last = self.res.answer[before];
             self.res.answer.pop();
-            (last.ttl, last.rdata)
+            (last.ttl, last.rdata, last.sigs)
         } else {
             self.negative(rcode::NOERROR, None);
+            self.prove_nodata(node.id());
             return;
         };
         self.res.answer.push(RrRef {
@@ -267,6 +446,7 @@ impl<'s> Resolver<'s, '_> {
             rtype: rtype::CNAME,
             ttl,
             rdata,
+            sigs,
         });
         if let Some(slot) = self.visited.get_mut(self.visited_len) {
             *slot = node.id().0;
@@ -287,7 +467,8 @@ impl<'s> Resolver<'s, '_> {
         let mut starts = [0u8; crate::zone::store::MAX_LABELS];
         let starts = crate::zone::store::label_starts_into(lower, &mut starts);
         let target_owner = Owner::Name(target);
-        match self.zone.find(lower, starts) {
+        let found = self.zone.find(lower, starts);
+        match found {
             Lookup::Node(id) | Lookup::Wildcard(id) => {
                 if self.visited[..self.visited_len].contains(&id.0) {
                     return; // a loop: every CNAME of it is in the answer once
@@ -303,7 +484,11 @@ impl<'s> Resolver<'s, '_> {
                 {
                     return;
                 }
+                let before = self.res.answer.len();
                 self.answer_node(target_owner, next, qtype, chain + 1);
+                if matches!(found, Lookup::Wildcard(_)) {
+                    self.prove_wildcard(lower, starts, before);
+                }
             }
             Lookup::Delegation(cut) => {
                 let authoritative = self.res.authoritative;
@@ -312,7 +497,10 @@ impl<'s> Resolver<'s, '_> {
                 self.res.referral = false;
             }
             // RFC 6604: the rcode describes the last name in the chain.
-            Lookup::NxDomain => self.negative(rcode::NXDOMAIN, None),
+            Lookup::NxDomain => {
+                self.negative(rcode::NXDOMAIN, None);
+                self.prove_nxdomain(lower, starts);
+            }
         }
     }
 
@@ -323,11 +511,13 @@ impl<'s> Resolver<'s, '_> {
         let ttl = ttl_cap.map_or(self.zone.negative_ttl(), |cap| {
             cap.min(self.zone.negative_ttl())
         });
+        let (soa_id, _) = self.zone.soa();
         self.res.authority.push(RrRef {
             owner: Owner::Name(self.zone.origin()),
             rtype: rtype::SOA,
             ttl,
             rdata: self.zone.rdata(soa),
+            sigs: self.sigs(soa_id),
         });
     }
 
@@ -343,9 +533,24 @@ impl<'s> Resolver<'s, '_> {
                 rtype: rtype::NS,
                 ttl: ns.ttl,
                 rdata,
+                sigs: NO_SIGS,
             });
             for target in rdata.iter() {
                 self.add_addresses(target, true);
+            }
+        }
+        // Signed zones: the DS RRset, or the proof that there is none (RFC 4035
+        // §3.1.4, RFC 5155 §7.2.7).
+        if self.signed.is_some() {
+            match node.rrset(rtype::DS) {
+                Some((id, ds)) => self.res.authority.push(RrRef {
+                    owner: Owner::Name(node.name()),
+                    rtype: rtype::DS,
+                    ttl: ds.ttl,
+                    rdata: self.zone.rdata(ds),
+                    sigs: self.sigs(id),
+                }),
+                None => self.prove_nodata(cut),
             }
         }
     }
@@ -386,13 +591,20 @@ impl<'s> Resolver<'s, '_> {
             return; // below a cut only glue is served, and only in referrals
         }
         for t in [rtype::A, rtype::AAAA] {
-            if let Some((_, set)) = node.rrset(t) {
+            if let Some((id, set)) = node.rrset(t) {
                 if self.res.additional.len() < MAX_ADDITIONAL {
+                    // Glue is not signed; authoritative addresses are.
+                    let sigs = if node.cut().is_some() {
+                        NO_SIGS
+                    } else {
+                        self.sigs(id)
+                    };
                     self.res.additional.push(RrRef {
                         owner: Owner::Name(node.name()),
                         rtype: t,
                         ttl: set.ttl,
                         rdata: self.zone.rdata(set),
+                        sigs,
                     });
                 }
             }

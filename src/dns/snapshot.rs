@@ -13,6 +13,7 @@ use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
 use super::writer::{Header, Owner, Writer};
 use crate::config::Config;
+use crate::dnssec::{DnssecError, SignedZone, Signing};
 use crate::health::HealthSnapshot;
 use crate::model::{
     DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, SplitMix64,
@@ -25,10 +26,75 @@ const SAMPLED_VARIANTS: usize = 64;
 
 impl Snapshot {
     /// Builds a snapshot from scratch: pre-encodes every static answer, then the
-    /// dynamic ones.
+    /// dynamic ones. Zones are not signed (see [`Self::build_signed`]).
     pub fn build(
         config: Arc<Config>,
         zones: ZoneSet,
+        health: HealthSnapshot,
+        generation: u64,
+    ) -> Self {
+        Self::build_inner(config, zones, Vec::new(), health, generation)
+    }
+
+    /// [`Self::build`], signing the zones `signing` has keys for at its time: apex
+    /// DNSKEY/CDS/CDNSKEY/NSEC3PARAM, an RRSIG per static RRset, the denial chain,
+    /// and every dynamic variant's RRSIG. Heavy: run it off the async workers.
+    pub fn build_signed(
+        config: Arc<Config>,
+        zones: ZoneSet,
+        health: HealthSnapshot,
+        generation: u64,
+        signing: Option<&Signing>,
+    ) -> Result<Self, DnssecError> {
+        let Some(signing) = signing else {
+            return Ok(Self::build(config, zones, health, generation));
+        };
+        let (zones, signed) = crate::dnssec::signed::sign_zones(&zones, signing)?;
+        Ok(Self::build_inner(config, zones, signed, health, generation))
+    }
+
+    /// The same answers re-signed at `now` (signature refresh, key events): the
+    /// zones' DNSSEC apex RRsets, every RRSIG and the chain are made again and every
+    /// answer re-encoded. A snapshot of unsigned zones is returned as a copy.
+    pub fn resigned(&self, now: u64, generation: u64) -> Result<Self, DnssecError> {
+        let ring = self
+            .data
+            .signed
+            .iter()
+            .flatten()
+            .next()
+            .map(|s| s.ring().clone());
+        let zones = ZoneSet::clone_of(&self.zones);
+        let health = (*self.health).clone();
+        let signing = ring.map(|keys| Signing { keys, now });
+        Self::build_signed(
+            self.config.clone(),
+            zones,
+            health,
+            generation,
+            signing.as_ref(),
+        )
+    }
+
+    /// The key ring the zones are signed with, if any is.
+    pub fn signed_zone_ring(&self) -> Option<&Arc<crate::dnssec::KeyRing>> {
+        self.data.signed.iter().flatten().next().map(|s| s.ring())
+    }
+
+    /// When the signatures were made (the oldest signing of any zone), if signed.
+    pub fn signed_at(&self) -> Option<u64> {
+        self.data.signed.iter().flatten().map(|s| s.signed_at).min()
+    }
+
+    /// The signatures of zone `zone_index`, if it is signed.
+    pub fn signed_zone(&self, zone_index: usize) -> Option<&SignedZone> {
+        self.data.signed.get(zone_index)?.as_ref()
+    }
+
+    fn build_inner(
+        config: Arc<Config>,
+        zones: ZoneSet,
+        signed: Vec<Option<SignedZone>>,
         health: HealthSnapshot,
         generation: u64,
     ) -> Self {
@@ -44,6 +110,8 @@ impl Snapshot {
             data: Arc::new(ZoneData {
                 zones: zones.clone(),
                 tails: Vec::new(),
+                tails_dnssec: Vec::new(),
+                signed,
             }),
             zones,
             health: Arc::new(health),
@@ -51,12 +119,24 @@ impl Snapshot {
             dynamic: Vec::new(),
             limits,
         };
-        let tails: Vec<StaticTails> = (0..snapshot.zones.zones().len())
-            .map(|i| encode_static_tails(&snapshot, i))
+        let count = snapshot.zones.zones().len();
+        let tails: Vec<StaticTails> = (0..count)
+            .map(|i| encode_static_tails(&snapshot, i, false))
             .collect();
+        let tails_dnssec: Vec<StaticTails> = (0..count)
+            .map(|i| match snapshot.signed_zone(i) {
+                Some(_) => encode_static_tails(&snapshot, i, true),
+                None => StaticTails::default(),
+            })
+            .collect();
+        let signed = Arc::get_mut(&mut snapshot.data)
+            .map(|d| std::mem::take(&mut d.signed))
+            .unwrap_or_default();
         snapshot.data = Arc::new(ZoneData {
             zones: snapshot.zones.clone(),
             tails,
+            tails_dnssec,
+            signed,
         });
         snapshot.dynamic = (0..snapshot.config.records.len())
             .map(|r| {
@@ -65,6 +145,7 @@ impl Snapshot {
                     &snapshot.health,
                     generation,
                     r,
+                    record_signer(&snapshot, r),
                 ))
             })
             .collect();
@@ -103,7 +184,13 @@ impl Snapshot {
                     });
                 match self.dynamic.get(r) {
                     Some(answer) if !touched => answer.clone(),
-                    _ => Arc::new(build_record(config, &health, generation, r)),
+                    _ => Arc::new(build_record(
+                        config,
+                        &health,
+                        generation,
+                        r,
+                        record_signer(self, r),
+                    )),
                 }
             })
             .collect();
@@ -140,13 +227,42 @@ impl Snapshot {
             dynamic: self.dynamic.clone(),
             limits: self.limits,
         };
-        let mut tails = self.data.tails.clone();
+        // A signed zone's SOA is signed again with its new serial.
+        let mut signed = self.data.signed.clone();
         for &(index, _) in serials {
-            if let Some(slot) = tails.get_mut(index) {
-                *slot = encode_static_tails(&snapshot, index);
+            let zone = &snapshot.zones.zones()[index];
+            if let Some(Some(slot)) = signed.get_mut(index) {
+                match slot.with_soa_of(zone) {
+                    Ok(resigned) => *slot = resigned,
+                    Err(error) => tracing::error!(%error, "cannot sign the new SOA"),
+                }
             }
         }
-        snapshot.data = Arc::new(ZoneData { zones, tails });
+        snapshot.data = Arc::new(ZoneData {
+            zones: zones.clone(),
+            tails: self.data.tails.clone(),
+            tails_dnssec: self.data.tails_dnssec.clone(),
+            signed,
+        });
+        let mut tails = self.data.tails.clone();
+        let mut tails_dnssec = self.data.tails_dnssec.clone();
+        for &(index, _) in serials {
+            if let Some(slot) = tails.get_mut(index) {
+                *slot = encode_static_tails(&snapshot, index, false);
+            }
+            if snapshot.signed_zone(index).is_some() {
+                if let Some(slot) = tails_dnssec.get_mut(index) {
+                    *slot = encode_static_tails(&snapshot, index, true);
+                }
+            }
+        }
+        let signed = snapshot.data.signed.clone();
+        snapshot.data = Arc::new(ZoneData {
+            zones,
+            tails,
+            tails_dnssec,
+            signed,
+        });
         snapshot
     }
 }
@@ -166,10 +282,7 @@ fn encode_sections(
     .enumerate()
     {
         for rr in section {
-            for rdata in rr.rdata.iter() {
-                writer.record(rr.owner, rr.rtype, rr.ttl, rdata);
-                counts[i] += 1;
-            }
+            counts[i] += resolve::write_rrset(writer, rr);
         }
     }
     (counts[0], counts[1], counts[2])
@@ -177,7 +290,7 @@ fn encode_sections(
 
 /// Pre-encodes, for every authoritative static RRset, the sections answering a query
 /// for exactly its owner and type, with the same resolver the query path uses.
-fn encode_static_tails(snapshot: &Snapshot, zone_index: usize) -> StaticTails {
+fn encode_static_tails(snapshot: &Snapshot, zone_index: usize, dnssec: bool) -> StaticTails {
     let zone = &snapshot.zones.zones()[zone_index];
     let mut tails = StaticTails {
         spans: vec![TailSpan::default(); zone.rrset_count()],
@@ -201,7 +314,7 @@ fn encode_static_tails(snapshot: &Snapshot, zone_index: usize) -> StaticTails {
             question.extend_from_slice(node.name());
             question.extend_from_slice(&set.rtype.to_be_bytes());
             question.extend_from_slice(&1u16.to_be_bytes());
-            let resolution = resolve::resolve(
+            let resolution = resolve::resolve_dnssec(
                 snapshot,
                 zone_index,
                 node.name(),
@@ -209,6 +322,7 @@ fn encode_static_tails(snapshot: &Snapshot, zone_index: usize) -> StaticTails {
                 set.rtype,
                 &client,
                 &mut rng,
+                dnssec,
             );
             let mut writer = Writer::new(&mut buf, &question, node.name(), &starts);
             let (an, ns, ar) = encode_sections(&mut writer, &resolution);
@@ -249,12 +363,20 @@ fn record_pools(
         .chain(record.gates.iter().map(|g| g.gate))
 }
 
-/// Evaluates record `r` against `health` and pre-encodes its answers.
+/// The signatures of the zone dynamic record `r` is in, if it is signed.
+fn record_signer(snapshot: &Snapshot, r: usize) -> Option<&SignedZone> {
+    let qname = name::wire_from_text(&snapshot.config.records[r].name)?;
+    snapshot.signed_zone(snapshot.zones.find_zone(&qname)?)
+}
+
+/// Evaluates record `r` against `health` and pre-encodes its answers (each signed,
+/// when `signer` is given).
 fn build_record(
     config: &Config,
     health: &HealthSnapshot,
     generation: u64,
     r: usize,
+    signer: Option<&SignedZone>,
 ) -> DynamicAnswer {
     let record = &config.records[r];
     let record_index = RecordIndex(r as u32);
@@ -263,7 +385,7 @@ fn build_record(
     let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
         let state = policy::record_state(health, record_index);
         let decision = policy::decide_record(config, record, pools, state, health);
-        variant_set(config, record.record_type, &qname, decision, rng)
+        variant_set(config, record.record_type, &qname, decision, rng, signer)
     };
     match &record.pools {
         crate::config::PoolChoice::Fixed(pools) => DynamicAnswer {
@@ -370,6 +492,9 @@ fn answer_orders(
     orders
 }
 
+/// RRSIGs (packed, count) already made for an RRset (its sorted rdata).
+type SignatureCache = std::collections::HashMap<Vec<Vec<u8>>, (Box<[u8]>, u16)>;
+
 /// Turns a decision into the answers it can produce, each pre-encoded.
 fn variant_set(
     config: &Config,
@@ -377,6 +502,7 @@ fn variant_set(
     qname: &[u8],
     decision: Decision,
     rng: &mut SplitMix64,
+    signer: Option<&SignedZone>,
 ) -> VariantSet {
     let ttl = decision.ttl.0;
     let max = usize::from(decision.max_answers);
@@ -413,6 +539,9 @@ fn variant_set(
     question.extend_from_slice(&record_type.code().to_be_bytes());
     question.extend_from_slice(&1u16.to_be_bytes());
     let mut buf = Vec::with_capacity(512);
+    // Rotations of one set share its signature (RRSIGs cover the canonical, sorted
+    // RRset): sign each distinct set once.
+    let mut signatures: SignatureCache = std::collections::HashMap::new();
     let variants = orders
         .into_iter()
         .map(|(endpoints, _)| {
@@ -440,12 +569,58 @@ fn variant_set(
             let tail = buf[HEADER_LEN + question.len()..]
                 .to_vec()
                 .into_boxed_slice();
+            let packed = PackedRdata::new(&rdata, count);
+            let (sigs, sig_count, tail_dnssec) = match signer {
+                None => (Box::default(), 0, Box::default()),
+                Some(signer) => {
+                    let mut set: Vec<Vec<u8>> = packed.iter().map(<[u8]>::to_vec).collect();
+                    set.sort();
+                    let (sigs, sig_count) = signatures
+                        .entry(set)
+                        .or_insert_with(|| {
+                            let mut out = Vec::new();
+                            match signer.sign(
+                                qname,
+                                record_type.code(),
+                                ttl,
+                                packed.iter(),
+                                &mut out,
+                            ) {
+                                Ok(n) => (out.into_boxed_slice(), n),
+                                Err(error) => {
+                                    tracing::error!(%error, "cannot sign a dynamic answer");
+                                    (Box::default(), 0)
+                                }
+                            }
+                        })
+                        .clone();
+                    let mut writer = Writer::new(&mut buf, &question, qname, &starts);
+                    resolve::write_rrset(
+                        &mut writer,
+                        &resolve::RrRef {
+                            owner: Owner::Question,
+                            rtype: record_type.code(),
+                            ttl,
+                            rdata: packed,
+                            sigs: PackedRdata::new(&sigs, sig_count),
+                        },
+                    );
+                    writer.finish(Header::default());
+                    let tail_dnssec = buf[HEADER_LEN + question.len()..]
+                        .to_vec()
+                        .into_boxed_slice();
+                    (sigs, sig_count, tail_dnssec)
+                }
+            };
             Variant {
                 endpoints,
                 rdata: rdata.into_boxed_slice(),
                 count,
                 tail,
                 ancount: count,
+                sigs,
+                sig_count,
+                tail_dnssec,
             }
         })
         .collect();

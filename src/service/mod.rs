@@ -45,6 +45,9 @@ pub enum ServiceError {
     /// The admin API could not start.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// The zones could not be signed.
+    #[error(transparent)]
+    Dnssec(#[from] crate::dnssec::DnssecError),
     /// The dnstap writer could not start.
     #[error("cannot start dnstap logging: {0}")]
     Dnstap(std::io::Error),
@@ -58,6 +61,8 @@ pub struct Loaded {
     pub zones: zone::ZoneSet,
     /// Warnings from the config and zone files.
     pub warnings: Diagnostics,
+    /// DNSSEC keys of the signed zones (None: nothing is signed).
+    pub keys: Option<Arc<crate::dnssec::KeyRing>>,
 }
 
 /// Loads and validates a configuration and its zones, collecting every error.
@@ -71,10 +76,34 @@ pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
     match zone::load(&config) {
         Ok((zones, zone_warnings)) if !diagnostics.has_errors() => {
             diagnostics.extend(zone_warnings);
+            let keys =
+                match crate::dnssec::KeyRing::load(&config.dnssec, crate::dnssec::keys::unix_now())
+                {
+                    Ok(keys) => keys,
+                    Err(error) => {
+                        diagnostics.error(
+                            KeyPath::root().key("dnssec").key("key_directory"),
+                            error.to_string(),
+                        );
+                        return Err(diagnostics);
+                    }
+                };
+            for zone in &config.dnssec.zones {
+                if !zones.zones().iter().any(|z| z.origin_text() == *zone) {
+                    diagnostics.error(
+                        KeyPath::root().key("dnssec").key("zones"),
+                        format!("zone {zone} is not served (no zone file has this origin)"),
+                    );
+                }
+            }
+            if diagnostics.has_errors() {
+                return Err(diagnostics);
+            }
             Ok(Loaded {
                 config: Arc::new(config),
                 zones,
                 warnings: diagnostics,
+                keys,
             })
         }
         Ok((_, zone_warnings)) => {
@@ -279,17 +308,22 @@ impl Service {
         let started = std::time::Instant::now();
         let build_config = config.clone();
         let zones = loaded.zones;
+        let signing = loaded.keys.clone().map(|keys| crate::dnssec::Signing {
+            keys,
+            now: crate::dnssec::keys::unix_now(),
+        });
         let transfer = (role == Role::Server).then(|| TransferState::new(&config.transfer));
         let stamper = transfer.clone();
         let snapshot = tokio::task::spawn_blocking(move || {
-            let snapshot = Snapshot::build(build_config, zones, health, 1);
-            match &stamper {
+            let snapshot =
+                Snapshot::build_signed(build_config, zones, health, 1, signing.as_ref())?;
+            Ok::<_, crate::dnssec::DnssecError>(match &stamper {
                 Some(stamper) => stamper.stamp(snapshot),
                 None => snapshot,
-            }
+            })
         })
         .await
-        .expect("building the answers panicked");
+        .expect("building the answers panicked")?;
         tracing::info!(
             zones = snapshot.zones.zones().len(),
             records = snapshot.zones.record_count(),
@@ -599,6 +633,7 @@ impl Service {
         let input = PlaneInput::Reload {
             config: config.clone(),
             zones: loaded.zones,
+            keys: loaded.keys,
             reply,
         };
         if self.plane.inputs.send(input).await.is_ok() {

@@ -79,6 +79,7 @@ pub(crate) enum PlaneInput {
     Reload {
         config: Arc<Config>,
         zones: ZoneSet,
+        keys: Option<Arc<crate::dnssec::KeyRing>>,
         reply: oneshot::Sender<()>,
     },
     /// Record the outcome of a reload attempt (shown in status).
@@ -157,10 +158,14 @@ pub(crate) struct Plane {
     events: Arc<EventLog>,
     /// `primary` records' last agreed primary and conflicts (fed every decision).
     primaries: PrimaryMemory,
+    /// DNSSEC: jitter seed of the re-signing timer, and a retry after a failure.
+    resign_seed: u64,
+    resign_retry: Option<Instant>,
 }
 
 mod operator;
 mod primaries;
+mod resign;
 
 /// Spaces out a job whose cost grows with the config (status, the state file): it
 /// runs at once while cheap (under 1 ms), otherwise no sooner than `factor` times its
@@ -301,6 +306,8 @@ impl Plane {
             overrides_tx,
             events,
             primaries: PrimaryMemory::restored(restored.primaries.clone()),
+            resign_seed: process_nonce() as u64,
+            resign_retry: None,
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the
@@ -361,8 +368,14 @@ impl Plane {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // DNSSEC (issue 13): re-sign before expiry and at key events.
+            let resign_at = self.resign_retry.or_else(|| self.resign_due());
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(resign_at.unwrap_or_else(Instant::now)), if resign_at.is_some() => {
+                    self.resign_retry = None;
+                    self.resign().await;
+                }
                 Some(input) = inputs.recv() => self.handle(input, &shutdown).await,
                 Some(event) = events.recv() => {
                     self.probe_event(event);
@@ -415,9 +428,10 @@ impl Plane {
             PlaneInput::Reload {
                 config,
                 zones,
+                keys,
                 reply,
             } => {
-                self.reload(config, zones, shutdown).await;
+                self.reload(config, zones, keys, shutdown).await;
                 let _ = reply.send(());
             }
             PlaneInput::ReloadOutcome(outcome) => {
@@ -430,7 +444,13 @@ impl Plane {
     /// Adopts a new configuration: the board keeps state by label; the answers are
     /// rebuilt off the async workers; probers restart for the new generation (their
     /// queued results of the old one are ignored by the board).
-    async fn reload(&mut self, config: Arc<Config>, zones: ZoneSet, shutdown: &CancellationToken) {
+    async fn reload(
+        &mut self,
+        config: Arc<Config>,
+        zones: ZoneSet,
+        keys: Option<Arc<crate::dnssec::KeyRing>>,
+        shutdown: &CancellationToken,
+    ) {
         let next = self.board.generation() + 1;
         self.board.adopt(&config, next);
         self.effects = self.overrides.effects(&config, unix_ms());
@@ -442,13 +462,27 @@ impl Plane {
         let build_config = config.clone();
         let build_health = health.clone();
         let transfer = self.transfer.clone();
+        let signing = keys.map(|keys| crate::dnssec::Signing {
+            keys,
+            now: crate::dnssec::keys::unix_now(),
+        });
         let built = tokio::task::spawn_blocking(move || {
-            let snapshot = Snapshot::build(build_config, zones, build_health, generation);
-            stamp(transfer.as_deref(), snapshot)
+            Snapshot::build_signed(
+                build_config,
+                zones,
+                build_health,
+                generation,
+                signing.as_ref(),
+            )
+            .map(|snapshot| stamp(transfer.as_deref(), snapshot))
         })
         .await;
         match built {
-            Ok(snapshot) => {
+            Ok(Err(error)) => {
+                tracing::error!(%error, "signing the reloaded zones failed; keeping the current answers");
+                return;
+            }
+            Ok(Ok(snapshot)) => {
                 self.shared.store(snapshot);
                 self.transfer.as_deref().map(TransferState::announce);
             }

@@ -186,6 +186,31 @@ pub fn parse_zone(
             piece.push('\n');
         }
         for (i, statement) in chunk.iter().enumerate() {
+            // DS and CDS (a signed child's delegation) are read here: hickory's
+            // parser refuses them ("should be dynamically generated").
+            match delegation_signer(statement, &context) {
+                Some(Ok((owner, ttl, rdata))) => {
+                    sink(ParsedRecord {
+                        owner: &owner,
+                        rtype: 43,
+                        ttl,
+                        rdata: &rdata,
+                    })
+                    .map_err(|message| ParseFailure {
+                        line: Some(statement.line),
+                        message,
+                    })?;
+                    track(&mut context, statement);
+                    continue;
+                }
+                Some(Err(message)) => {
+                    return Err(ParseFailure {
+                        line: Some(statement.line),
+                        message,
+                    });
+                }
+                None => {}
+            }
             if i == 0 && statement.starts_with_blank {
                 if let Some(owner) = &context.owner {
                     piece.push_str(owner);
@@ -242,6 +267,72 @@ fn track(context: &mut Context, statement: &Statement<'_>) {
     } else if !statement.starts_with_blank && !first.starts_with('$') {
         context.owner = Some(resolve(first, &context.origin));
     }
+}
+
+/// A record read outside hickory's parser: lower-case wire owner, TTL, rdata.
+type OwnRecord = (Vec<u8>, u32, Vec<u8>);
+
+/// A `DS` statement (`[owner] [ttl] [IN] DS tag algorithm digest-type hex…`) as
+/// lower-case wire owner, TTL and rdata; None for any other statement.
+fn delegation_signer(
+    statement: &Statement<'_>,
+    context: &Context,
+) -> Option<Result<OwnRecord, String>> {
+    let text = statement.text.replace(['(', ')'], " ");
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let at = tokens
+        .iter()
+        .take(4)
+        .position(|t| t.eq_ignore_ascii_case("DS"))?;
+    let mut owner = None;
+    let mut ttl = None;
+    for (i, token) in tokens[..at].iter().enumerate() {
+        if token.eq_ignore_ascii_case("IN") {
+            continue;
+        }
+        match token.parse::<u32>() {
+            Ok(value) => ttl = Some(value),
+            Err(_) if i == 0 && !statement.starts_with_blank => {
+                owner = Some(resolve(token, &context.origin));
+            }
+            Err(_) => return Some(Err(format!("unexpected {token:?} before DS"))),
+        }
+    }
+    let owner = match owner.or_else(|| context.owner.clone()) {
+        Some(owner) => owner,
+        None => return Some(Err("DS record without an owner".into())),
+    };
+    let ttl = ttl
+        .or_else(|| context.ttl.as_deref().and_then(|t| t.parse().ok()))
+        .unwrap_or(3600);
+    let fields = &tokens[at + 1..];
+    let parsed = (|| -> Option<Vec<u8>> {
+        let tag: u16 = fields.first()?.parse().ok()?;
+        let algorithm: u8 = fields.get(1)?.parse().ok()?;
+        let digest_type: u8 = fields.get(2)?.parse().ok()?;
+        let hex: String = fields.get(3..)?.concat();
+        if hex.is_empty() || hex.len() % 2 != 0 {
+            return None;
+        }
+        let mut rdata = tag.to_be_bytes().to_vec();
+        rdata.push(algorithm);
+        rdata.push(digest_type);
+        for pair in hex.as_bytes().chunks(2) {
+            rdata.push(u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?);
+        }
+        Some(rdata)
+    })();
+    let Some(rdata) = parsed else {
+        return Some(Err(
+            "DS: expected `key-tag algorithm digest-type hex-digest`".into(),
+        ));
+    };
+    let mut wire = match super::name::wire_from_text(&owner) {
+        Some(wire) => wire,
+        None => return Some(Err(format!("DS owner {owner:?} is not a name"))),
+    };
+    super::name::lowercase_in_place(&mut wire);
+    Some(Ok((wire, ttl, rdata)))
 }
 
 fn resolve(name: &str, origin: &str) -> String {

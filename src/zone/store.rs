@@ -106,7 +106,7 @@ pub struct PackedRdata<'a> {
 
 impl<'a> PackedRdata<'a> {
     /// Wraps packed bytes holding `count` records.
-    pub fn new(bytes: &'a [u8], count: u16) -> Self {
+    pub const fn new(bytes: &'a [u8], count: u16) -> Self {
         Self { bytes, count }
     }
 
@@ -453,6 +453,58 @@ impl Zone {
         if end >= start + 20 {
             zone.rdata[end - 20..end - 16].copy_from_slice(&serial.to_be_bytes());
         }
+        zone
+    }
+
+    /// A copy of the zone whose apex holds these RRsets (type, TTL, rdata of each
+    /// record) in place of any it had of the same types (DNSSEC: DNSKEY, CDS,
+    /// CDNSKEY, NSEC3PARAM are added when the zone is signed). The apex's RRsets get
+    /// new ids; every other id stays.
+    pub fn with_apex_rrsets(&self, sets: &[(u16, u32, Vec<Vec<u8>>)]) -> Self {
+        let mut zone = self.clone();
+        let apex = zone.apex.0 as usize;
+        let node = zone.index.nodes[apex].clone();
+        let old =
+            node.rrsets_start as usize..node.rrsets_start as usize + usize::from(node.rrsets_len);
+        let mut kept: Vec<RrSet> = zone.rrsets[old]
+            .iter()
+            .filter(|set| !sets.iter().any(|(t, _, _)| *t == set.rtype))
+            .cloned()
+            .collect();
+        for (rtype, ttl, records) in sets {
+            if records.is_empty() {
+                continue;
+            }
+            let start = zone.rdata.len();
+            for r in records {
+                pack_rdata(&mut zone.rdata, r);
+            }
+            kept.push(RrSet {
+                rtype: *rtype,
+                count: records.len() as u16,
+                ttl: *ttl,
+                rdata_start: start as u32,
+                rdata_len: (zone.rdata.len() - start) as u32,
+            });
+        }
+        kept.sort_by_key(|set| set.rtype);
+        let start = zone.rrsets.len();
+        for (i, set) in kept.iter().enumerate() {
+            if set.rtype == rtype::SOA {
+                zone.soa = RrSetId((start + i) as u32);
+            }
+        }
+        let removed: usize = zone.rrsets[node.rrsets_start as usize..]
+            [..usize::from(node.rrsets_len)]
+            .iter()
+            .map(|s| usize::from(s.count))
+            .sum();
+        zone.record_count =
+            zone.record_count - removed + kept.iter().map(|s| usize::from(s.count)).sum::<usize>();
+        let apex_node = &mut zone.index.nodes[apex];
+        apex_node.rrsets_start = start as u32;
+        apex_node.rrsets_len = kept.len() as u16;
+        zone.rrsets.extend(kept);
         zone
     }
 

@@ -14,13 +14,52 @@ use crate::support::dns::{query, with_edns};
 use crate::support::{data_dir, integration_config};
 
 fn snapshot() -> Snapshot {
-    let loaded = service::load(ConfigSource::from_text(
-        integration_config(),
-        data_dir().join("configs"),
-    ))
-    .expect("valid");
+    signed_snapshot(None)
+}
+
+/// The integration snapshot, with `example.test` signed (`nsec` kind, a key made in
+/// `keys`) when given.
+fn signed_snapshot(signed: Option<(&str, &std::path::Path)>) -> Snapshot {
+    let mut text = integration_config();
+    if let Some((nsec, keys)) = signed {
+        use failoverd::dnssec::{Algorithm, Key, Role, Timing};
+        Key::generate(
+            "example.test.",
+            Role::Csk,
+            Algorithm::Ed25519,
+            Timing::from(0),
+        )
+        .unwrap()
+        .save(keys)
+        .unwrap();
+        text.push_str(&format!(
+            "\n[dnssec]\nkey_directory = \"{}\"\nzones = [\"example.test\"]\nnsec = \"{nsec}\"\n",
+            keys.display()
+        ));
+    }
+    let loaded =
+        service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
     let health = HealthSnapshot::from_config(&loaded.config);
-    Snapshot::build(Arc::clone(&loaded.config), loaded.zones, health, 7)
+    let signing = loaded.keys.clone().map(|keys| failoverd::dnssec::Signing {
+        keys,
+        now: failoverd::dnssec::keys::unix_now(),
+    });
+    Snapshot::build_signed(
+        Arc::clone(&loaded.config),
+        loaded.zones,
+        health,
+        7,
+        signing.as_ref(),
+    )
+    .expect("signed")
+}
+
+/// `message` with DO set on its OPT record.
+fn with_do(mut message: Message) -> Message {
+    if let Some(edns) = message.edns.as_mut() {
+        edns.set_dnssec_ok(true);
+    }
+    message
 }
 
 /// Every owner name in the zones, in mixed case, plus names that do not exist.
@@ -51,7 +90,21 @@ fn names(snapshot: &Snapshot) -> Vec<String> {
 
 #[test]
 fn cached_and_uncached_answers_are_byte_identical() {
-    let snapshot = snapshot();
+    compare(&snapshot(), false);
+}
+
+/// The same with DO=1 against the zone signed (NSEC3 and NSEC): pre-encoded answers
+/// with their RRSIGs equal encoding the records and signatures one by one.
+#[test]
+fn cached_and_uncached_signed_answers_are_byte_identical() {
+    let keys = tempfile::tempdir().unwrap();
+    for nsec in ["nsec3", "nsec"] {
+        let dir = keys.path().join(nsec);
+        compare(&signed_snapshot(Some((nsec, &dir))), true);
+    }
+}
+
+fn compare(snapshot: &Snapshot, dnssec_ok: bool) {
     let types = [
         RecordType::A,
         RecordType::AAAA,
@@ -67,7 +120,7 @@ fn cached_and_uncached_answers_are_byte_identical() {
     let client: IpAddr = "10.1.2.3".parse().unwrap();
     let mut compared = 0;
     let mut cache_hits = 0;
-    for name in names(&snapshot) {
+    for name in names(snapshot) {
         for rtype in types {
             let plain = query(&name, rtype);
             let variants = [
@@ -77,6 +130,7 @@ fn cached_and_uncached_answers_are_byte_identical() {
                 with_edns(plain.clone(), 4096, Some(("10.1.2.0".parse().unwrap(), 24))),
             ];
             for message in variants {
+                let message = if dnssec_ok { with_do(message) } else { message };
                 let bytes = message.to_vec().unwrap();
                 for transport in [Transport::Udp, Transport::Tcp] {
                     let seed = compared as u64;
@@ -84,8 +138,8 @@ fn cached_and_uncached_answers_are_byte_identical() {
                     let mut uncached = Responder::new(seed);
                     uncached.use_cache = false;
                     let (mut a, mut b) = (Vec::new(), Vec::new());
-                    cached.respond(&snapshot, &bytes, client, transport, &mut a);
-                    uncached.respond(&snapshot, &bytes, client, transport, &mut b);
+                    cached.respond(snapshot, &bytes, client, transport, &mut a);
+                    uncached.respond(snapshot, &bytes, client, transport, &mut b);
                     assert_eq!(a, b, "{name} {rtype} {transport:?}");
                     Message::from_vec(&a)
                         .unwrap_or_else(|e| panic!("{name} {rtype}: undecodable: {e}"));

@@ -8,6 +8,7 @@ mod cli;
 mod config_validation;
 mod conformance;
 mod damping;
+mod dnssec;
 mod dnstap;
 mod drill;
 mod equivalence;

@@ -12,6 +12,12 @@
 //! region's answer (a secondary answers every client alike). Slow start and
 //! `max_answers` are ignored: the secondary has no per-query choice. A dynamic CNAME
 //! transfers as its first candidate; an empty (NODATA) answer as no record.
+//!
+//! A signed zone transfers with its signatures: the RRSIG of every static RRset
+//! and the denial chain (NSEC3 or NSEC, with RRSIGs) from the zone's
+//! [`SignedZone`]; the transferable dynamic RRsets are signed here (the same keys
+//! and window); the SOA's RRSIG is made for each serial. DNSKEY, CDS, CDNSKEY and
+//! NSEC3PARAM are static apex records of the signed zone already.
 
 use std::sync::Arc;
 
@@ -19,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::dns::answers::DynamicAnswer;
+use crate::dnssec::{SignedZone, rtype as sec};
 use crate::model::EndpointTarget;
 use crate::zone::{Zone, name, rtype};
 
@@ -53,8 +60,9 @@ pub struct StaticContent {
 }
 
 impl StaticContent {
-    /// Collects the static records of `zone`.
-    pub fn of(zone: &Zone) -> Self {
+    /// Collects the static records of `zone` (with their signatures and the denial
+    /// chain when `signed`).
+    pub fn of(zone: &Zone, signed: Option<&SignedZone>) -> Self {
         let mut records = Vec::with_capacity(zone.record_count());
         let mut dynamic_owners = Vec::new();
         for node in zone.nodes() {
@@ -65,9 +73,17 @@ impl StaticContent {
                     .collect();
                 dynamic_owners.push((node.name().into(), bound));
             }
-            for (_, set) in node.rrsets() {
+            for (id, set) in node.rrsets() {
                 if node.is_apex() && set.rtype == rtype::SOA {
                     continue;
+                }
+                for rrsig in signed.map(|s| s.sigs(id)).iter().flat_map(|p| p.iter()) {
+                    records.push(Record {
+                        owner: node.name().into(),
+                        rtype: sec::RRSIG,
+                        rdata: rrsig.into(),
+                        ttl: set.ttl,
+                    });
                 }
                 for rdata in zone.rdata(set).iter() {
                     records.push(Record {
@@ -77,6 +93,23 @@ impl StaticContent {
                         ttl: set.ttl,
                     });
                 }
+            }
+        }
+        for entry in signed.iter().flat_map(|s| s.chain().records()) {
+            let rdata = entry.rdata.iter().next().unwrap_or_default();
+            records.push(Record {
+                owner: entry.owner.into(),
+                rtype: entry.rtype,
+                rdata: rdata.into(),
+                ttl: entry.ttl,
+            });
+            for rrsig in entry.sigs.iter() {
+                records.push(Record {
+                    owner: entry.owner.into(),
+                    rtype: sec::RRSIG,
+                    rdata: rrsig.into(),
+                    ttl: entry.ttl,
+                });
             }
         }
         records.sort();
@@ -111,8 +144,10 @@ pub struct ZoneContent {
     pub statics: Arc<StaticContent>,
     /// The dynamic records' client-independent answers, sorted.
     pub dynamic: Vec<Record>,
-    /// Hex SHA-256 of everything but the serial.
+    /// Hex SHA-256 of everything but the serial (and the SOA's RRSIG).
     pub hash: String,
+    /// The zone's signatures (signed zones).
+    pub(crate) signer: Option<SignedZone>,
 }
 
 impl ZoneContent {
@@ -123,6 +158,7 @@ impl ZoneContent {
         statics: Arc<StaticContent>,
         config: &Config,
         dynamic: &[Arc<DynamicAnswer>],
+        signer: Option<&SignedZone>,
     ) -> Self {
         let mut records = Vec::new();
         for (owner, bound) in &statics.dynamic_owners {
@@ -134,6 +170,9 @@ impl ZoneContent {
         }
         records.sort();
         records.dedup();
+        if let Some(signer) = signer {
+            sign_records(signer, &mut records);
+        }
         let mut hasher = Sha256::new();
         hasher.update(statics.hash);
         for record in &records {
@@ -146,12 +185,35 @@ impl ZoneContent {
             statics,
             dynamic: records,
             hash,
+            signer: signer.cloned(),
         }
     }
 
-    /// The same content named by another serial.
+    /// The same content named by another serial (a signed zone's SOA RRSIG is made
+    /// for it and kept with the dynamic records).
     pub fn with_serial(mut self, serial: u32) -> Self {
         self.serial = serial;
+        self.dynamic.retain(|r| {
+            !(r.rtype == sec::RRSIG && r.rdata.get(..2) == Some(&rtype::SOA.to_be_bytes()[..]))
+        });
+        if let Some(signer) = &self.signer {
+            let soa = self.soa();
+            let mut sigs = Vec::new();
+            match signer.sign(&soa.owner, rtype::SOA, soa.ttl, [&soa.rdata[..]], &mut sigs) {
+                Ok(_) => {
+                    for rrsig in crate::zone::PackedRdata::new(&sigs, u16::MAX).iter() {
+                        self.dynamic.push(Record {
+                            owner: soa.owner.clone(),
+                            rtype: sec::RRSIG,
+                            rdata: rrsig.into(),
+                            ttl: soa.ttl,
+                        });
+                    }
+                    self.dynamic.sort();
+                }
+                Err(error) => tracing::error!(%error, "cannot sign the transferred SOA"),
+            }
+        }
         self
     }
 
@@ -173,6 +235,39 @@ impl ZoneContent {
     pub fn records(&self) -> impl Iterator<Item = &Record> {
         self.statics.records.iter().chain(self.dynamic.iter())
     }
+}
+
+/// Appends an RRSIG for every RRset of `records` (sorted; the dynamic answers).
+fn sign_records(signer: &SignedZone, records: &mut Vec<Record>) {
+    let mut sigs = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let (owner, rtype) = (records[start].owner.clone(), records[start].rtype);
+        let end = start
+            + records[start..]
+                .iter()
+                .take_while(|r| r.owner == owner && r.rtype == rtype)
+                .count();
+        let ttl = records[start].ttl;
+        let mut packed = Vec::new();
+        let rdatas = records[start..end].iter().map(|r| &r.rdata[..]);
+        match signer.sign(&owner, rtype, ttl, rdatas, &mut packed) {
+            Ok(_) => {
+                for rrsig in crate::zone::PackedRdata::new(&packed, u16::MAX).iter() {
+                    sigs.push(Record {
+                        owner: owner.clone(),
+                        rtype: sec::RRSIG,
+                        rdata: rrsig.into(),
+                        ttl,
+                    });
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot sign a transferred dynamic RRset"),
+        }
+        start = end;
+    }
+    records.extend(sigs);
+    records.sort();
 }
 
 /// Appends the client-independent answer of a dynamic record owned by `owner`.

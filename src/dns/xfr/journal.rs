@@ -148,6 +148,7 @@ mod tests {
             statics: statics.clone(),
             dynamic,
             hash: String::new(),
+            signer: None,
         })
     }
 

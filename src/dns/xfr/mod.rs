@@ -333,7 +333,7 @@ impl TransferState {
             {
                 Some((_, statics)) => statics.clone(),
                 None => {
-                    let statics = Arc::new(StaticContent::of(zone));
+                    let statics = Arc::new(StaticContent::of(zone, snapshot.signed_zone(index)));
                     inner.statics.push((Arc::downgrade(zone), statics.clone()));
                     statics
                 }
@@ -343,6 +343,7 @@ impl TransferState {
                 statics.clone(),
                 &snapshot.config,
                 &snapshot.dynamic,
+                snapshot.signed_zone(index),
             );
             let Inner {
                 zones,

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod dns;
 pub mod peers;
 pub mod postgres;
+pub mod validators;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -368,6 +369,19 @@ pub fn run_binary(args: &[&str]) -> (bool, String) {
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs the binary; returns whether it succeeded and its standard output.
+pub fn run_binary_stdout(args: &[&str]) -> (bool, String) {
+    let output = Command::new(binary())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run failoverd");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
     )
 }
 

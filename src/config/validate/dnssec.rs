@@ -1,0 +1,138 @@
+//! `[dnssec]`: which zones are signed, where the keys are, the denial kind and the
+//! signature timing.
+
+use std::time::Duration;
+
+use super::{Validator, normalize_name, parse_duration};
+use crate::config::diagnostics::KeyPath;
+use crate::config::dnssec_defaults as defaults;
+use crate::config::spec::DnssecSpec;
+use crate::config::{AllDown, ConfigSource, DenialKind, DnssecConfig, DynamicRecord};
+
+/// Shortest re-signing period accepted.
+const MIN_REFRESH: Duration = Duration::from_secs(3600);
+/// Longest signature lifetime accepted (RRSIG times are 32-bit serial arithmetic,
+/// RFC 4034 §3.1.5; a year keeps far away from wrap-around).
+const MAX_VALIDITY: Duration = Duration::from_secs(366 * 86_400);
+/// Longest inception backdating accepted.
+const MAX_INCEPTION_OFFSET: Duration = Duration::from_secs(7 * 86_400);
+
+impl Validator<'_> {
+    pub(super) fn dnssec(
+        &mut self,
+        spec: Option<&DnssecSpec>,
+        records: &[DynamicRecord],
+        source: &ConfigSource,
+    ) -> DnssecConfig {
+        let Some(spec) = spec else {
+            return DnssecConfig::default();
+        };
+        let root = KeyPath::root().key("dnssec");
+        let mut config = DnssecConfig {
+            key_directory: source.base_dir.join(
+                spec.key_directory
+                    .as_deref()
+                    .unwrap_or(defaults::KEY_DIRECTORY),
+            ),
+            ..DnssecConfig::default()
+        };
+        for (i, zone) in spec.zones.iter().enumerate() {
+            match normalize_name(zone) {
+                Ok(name) if config.zones.contains(&name) => {
+                    self.error(
+                        root.key("zones").index(i),
+                        format!("{name} is listed twice"),
+                    );
+                }
+                Ok(name) => config.zones.push(name),
+                Err(e) => self.error(root.key("zones").index(i), e),
+            }
+        }
+        config.denial = match spec.nsec.as_deref() {
+            None | Some("nsec3") => DenialKind::Nsec3,
+            Some("nsec") => DenialKind::Nsec,
+            Some(other) => {
+                self.error(
+                    root.key("nsec"),
+                    format!("unknown value {other:?}, expected \"nsec3\" or \"nsec\""),
+                );
+                DenialKind::Nsec3
+            }
+        };
+        let mut duration =
+            |key: &str, value: Option<&str>, default: Duration| match value.map(parse_duration) {
+                None => default,
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    self.error(root.key(key), e);
+                    default
+                }
+            };
+        config.signature_validity = duration(
+            "signature_validity",
+            spec.signature_validity.as_deref(),
+            defaults::SIGNATURE_VALIDITY,
+        );
+        config.refresh = duration("refresh", spec.refresh.as_deref(), defaults::REFRESH);
+        config.inception_offset = duration(
+            "inception_offset",
+            spec.inception_offset.as_deref(),
+            defaults::INCEPTION_OFFSET,
+        );
+        let dnskey_ttl = duration(
+            "dnskey_ttl",
+            spec.dnskey_ttl.as_deref(),
+            Duration::from_secs(u64::from(defaults::DNSKEY_TTL)),
+        );
+        if config.signature_validity > MAX_VALIDITY {
+            self.error(root.key("signature_validity"), "must be at most 366d");
+        }
+        if config.refresh < MIN_REFRESH {
+            self.error(root.key("refresh"), "must be at least 1h");
+        }
+        // Re-signing must happen well before expiry: with the jitter (up to a tenth of
+        // the period) and a TTL's worth of caching, half the lifetime is the bound.
+        if config.refresh.saturating_mul(2) > config.signature_validity {
+            self.error(
+                root.key("refresh"),
+                format!(
+                    "must be at most half of signature_validity ({}), so signatures are refreshed well before they expire",
+                    humantime::format_duration(config.signature_validity)
+                ),
+            );
+        }
+        if config.inception_offset > MAX_INCEPTION_OFFSET {
+            self.error(root.key("inception_offset"), "must be at most 7d");
+        }
+        match u32::try_from(dnskey_ttl.as_secs()) {
+            Ok(ttl) if ttl > 0 && dnskey_ttl < config.signature_validity => config.dnskey_ttl = ttl,
+            _ => self.error(
+                root.key("dnskey_ttl"),
+                "must be between 1s and signature_validity",
+            ),
+        }
+        for record in records {
+            let signed = config
+                .zones
+                .iter()
+                .any(|zone| is_at_or_below(&record.name, zone));
+            if signed && matches!(record.all_down, AllDown::NoData) {
+                self.warning(
+                    KeyPath::root().key("records").index(record.position).key("all_down"),
+                    format!(
+                        "{} is in a signed zone: its NSEC/NSEC3 type bitmap always lists {} (the chain does not change with health), so the all-down NODATA answer does not validate (resolvers answer SERVFAIL); prefer all_down = \"fail-open\" or \"fallback\"",
+                        record.name,
+                        record.record_type
+                    ),
+                );
+            }
+        }
+        config
+    }
+}
+
+/// Whether absolute text name `name` is `zone` or below it (case-insensitive).
+fn is_at_or_below(name: &str, zone: &str) -> bool {
+    let (name, zone) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
+    name == zone || name.ends_with(&format!(".{zone}"))
+}

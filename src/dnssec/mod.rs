@@ -1,0 +1,199 @@
+//! DNSSEC, signed ahead of time: every answer a query can get carries signatures
+//! computed when the snapshot is built, never per query.
+//!
+//! ```text
+//!  key directory ─▶ KeyRing (keys + timing, per signed zone)
+//!                      │
+//!  Snapshot build ─────┴─▶ per signed zone (off the async workers):
+//!     apex: DNSKEY, CDS, CDNSKEY, NSEC3PARAM added      (signed::prepare_zone)
+//!     SignedZone: an RRSIG for every authoritative static RRset, and the
+//!                 NSEC3/NSEC chain with its RRSIGs        (signed, chain)
+//!     every dynamic variant: its RRSIG                     (dns::snapshot)
+//!  query (DO=1): pre-encoded answer + RRSIG bytes; denial = chain lookups
+//!  plane timer: re-sign before expiry (refresh, with jitter; key events)
+//! ```
+//!
+//! Layering: `config → zone → dnssec → dns`. Nothing here does IO but
+//! [`KeyRing::load`] and [`keys::Key::save`]; time comes in as arguments.
+
+pub mod chain;
+pub mod keys;
+pub mod refresh;
+pub mod sign;
+pub mod signed;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use self::keys::{Algorithm, Key, Role, Timing};
+pub use self::sign::Window;
+pub use self::signed::SignedZone;
+use crate::config::DnssecConfig;
+use crate::zone::name;
+
+/// DNSSEC RR type codes.
+pub mod rtype {
+    /// Delegation signer.
+    pub const DS: u16 = 43;
+    /// Signature.
+    pub const RRSIG: u16 = 46;
+    /// Next secure.
+    pub const NSEC: u16 = 47;
+    /// Public key.
+    pub const DNSKEY: u16 = 48;
+    /// Hashed next secure.
+    pub const NSEC3: u16 = 50;
+    /// NSEC3 parameters.
+    pub const NSEC3PARAM: u16 = 51;
+    /// Child DS.
+    pub const CDS: u16 = 59;
+    /// Child DNSKEY.
+    pub const CDNSKEY: u16 = 60;
+}
+
+/// Errors of DNSSEC key handling and signing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DnssecError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key file is malformed.
+    #[error("{path}: {message}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A signed zone has no key for a role at the signing time.
+    #[error(
+        "zone {zone}: no active {what} key in {directory} (run `failoverd dnssec keygen {zone}`)"
+    )]
+    NoActiveKey {
+        /// The zone.
+        zone: String,
+        /// `zone-signing` or `key-signing`.
+        what: &'static str,
+        /// The key directory.
+        directory: PathBuf,
+    },
+    /// A cryptographic operation failed.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// The keys of one signed zone.
+#[derive(Debug)]
+pub struct ZoneKeys {
+    /// Absolute lower-case text name.
+    pub zone: String,
+    /// Lower-case wire name.
+    pub wire: Box<[u8]>,
+    /// Its keys, by tag.
+    pub keys: Vec<Key>,
+}
+
+impl ZoneKeys {
+    /// Keys published at `now` (the DNSKEY RRset).
+    pub fn published(&self, now: u64) -> impl Iterator<Item = &Key> {
+        self.keys.iter().filter(move |k| k.timing.is_published(now))
+    }
+
+    /// Active keys signing the DNSKEY/CDS/CDNSKEY RRsets (`keys`) or the rest.
+    pub fn signers(&self, now: u64, keys: bool) -> Vec<&Key> {
+        self.keys
+            .iter()
+            .filter(|k| k.timing.is_active(now))
+            .filter(|k| {
+                if keys {
+                    k.role.signs_keys()
+                } else {
+                    k.role.signs_zone()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Every signed zone's keys and the `[dnssec]` settings they were loaded with.
+#[derive(Debug)]
+pub struct KeyRing {
+    /// The settings.
+    pub settings: DnssecConfig,
+    /// Keys per signed zone.
+    pub zones: Vec<ZoneKeys>,
+}
+
+impl KeyRing {
+    /// Loads the keys of every zone `[dnssec] zones` lists (None: DNSSEC off). A zone
+    /// without an active key for either role at `now` is an error.
+    pub fn load(settings: &DnssecConfig, now: u64) -> Result<Option<Arc<Self>>, DnssecError> {
+        if !settings.enabled() {
+            return Ok(None);
+        }
+        let mut zones = Vec::new();
+        for zone in &settings.zones {
+            let keys = keys::load_zone_keys(&settings.key_directory, zone)?;
+            let zone_keys = ZoneKeys {
+                zone: zone.clone(),
+                wire: name::wire_from_text(zone).unwrap_or_default().into(),
+                keys,
+            };
+            for (role_keys, what) in [(false, "zone-signing"), (true, "key-signing")] {
+                if zone_keys.signers(now, role_keys).is_empty() {
+                    return Err(DnssecError::NoActiveKey {
+                        zone: zone.clone(),
+                        what,
+                        directory: settings.key_directory.clone(),
+                    });
+                }
+            }
+            zones.push(zone_keys);
+        }
+        Ok(Some(Arc::new(Self {
+            settings: settings.clone(),
+            zones,
+        })))
+    }
+
+    /// The keys of the zone with lower-case wire origin `origin`.
+    pub fn zone(&self, origin: &[u8]) -> Option<(usize, &ZoneKeys)> {
+        self.zones
+            .iter()
+            .enumerate()
+            .find(|(_, z)| &*z.wire == origin)
+    }
+
+    /// The next key state change after `now` (publish, activate, inactive, delete).
+    pub fn next_event(&self, now: u64) -> Option<u64> {
+        self.zones
+            .iter()
+            .flat_map(|z| z.keys.iter())
+            .filter_map(|k| k.timing.next_event(now))
+            .min()
+    }
+
+    /// The signature window for signing at `now`.
+    pub fn window(&self, now: u64) -> Window {
+        Window::at(
+            now,
+            self.settings.inception_offset.as_secs(),
+            self.settings.signature_validity.as_secs(),
+        )
+    }
+}
+
+/// What a snapshot build signs with: the keys, and the time it signs at.
+#[derive(Clone, Debug)]
+pub struct Signing {
+    /// The keys.
+    pub keys: Arc<KeyRing>,
+    /// Unix seconds the signatures are made at.
+    pub now: u64,
+}

@@ -1,0 +1,290 @@
+//! One zone, signed: the DNSSEC RRsets added at its apex, an RRSIG for every
+//! authoritative static RRset, and the denial chain — built once per signing (at
+//! load and at each refresh) and shared by every snapshot until the next.
+//!
+//! What is signed: every RRset at an authoritative name, except the NS RRset of a
+//! delegation point and glue below it (RFC 4035 §2.2). DNSKEY, CDS and CDNSKEY are
+//! signed by the active KSKs/CSKs, everything else by the active ZSKs/CSKs.
+
+use std::sync::Arc;
+
+use super::chain::{Chain, ChainName, nsec3param_rdata};
+use super::keys::{Key, is_parent_key};
+use super::sign::{Window, sign_rrset};
+use super::{DnssecError, KeyRing, ZoneKeys, rtype};
+use crate::config::DenialKind;
+use crate::zone::store::rtype as zone_rtype;
+use crate::zone::{PackedRdata, RrSetId, Zone};
+
+/// RRSIGs of a zone's static RRsets, indexed by [`RrSetId`].
+#[derive(Debug, Default)]
+struct RrsigTable {
+    /// (start, length, count) into `bytes`; length 0 = unsigned.
+    spans: Vec<(u32, u32, u16)>,
+    bytes: Vec<u8>,
+}
+
+/// A signed zone.
+#[derive(Clone, Debug)]
+pub struct SignedZone {
+    keys: Arc<KeyRing>,
+    keys_index: usize,
+    /// Unix second the signatures were made at.
+    pub signed_at: u64,
+    /// Their validity window.
+    pub window: Window,
+    rrsigs: Arc<RrsigTable>,
+    chain: Arc<Chain>,
+    /// The SOA's RRSIGs (re-made when a transfer patches the serial).
+    soa: (RrSetId, Box<[u8]>, u16),
+}
+
+/// Adds the apex RRsets of a signed zone (DNSKEY of every published key, CDS and
+/// CDNSKEY of the KSKs/CSKs the parent should hold, NSEC3PARAM for NSEC3 chains),
+/// replacing any the zone file had.
+pub fn prepare_zone(zone: &Zone, keys: &ZoneKeys, ring: &KeyRing, now: u64) -> Zone {
+    let ttl = ring.settings.dnskey_ttl;
+    let dnskey: Vec<Vec<u8>> = keys.published(now).map(Key::dnskey_rdata).collect();
+    let parent: Vec<&Key> = keys.keys.iter().filter(|k| is_parent_key(k, now)).collect();
+    let cds: Vec<Vec<u8>> = parent.iter().map(|k| k.ds_rdata()).collect();
+    let cdnskey: Vec<Vec<u8>> = parent.iter().map(|k| k.dnskey_rdata()).collect();
+    let mut sets = vec![
+        (rtype::DNSKEY, ttl, dnskey),
+        (rtype::CDS, ttl, cds),
+        (rtype::CDNSKEY, ttl, cdnskey),
+    ];
+    sets.push((
+        rtype::NSEC3PARAM,
+        0,
+        match ring.settings.denial {
+            DenialKind::Nsec3 => vec![nsec3param_rdata()],
+            DenialKind::Nsec => Vec::new(),
+        },
+    ));
+    zone.with_apex_rrsets(&sets)
+}
+
+/// Whether RRsets of `rtype` are signed with the key-signing keys.
+fn signed_by_ksk(rtype: u16) -> bool {
+    matches!(rtype, rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY)
+}
+
+impl SignedZone {
+    /// Signs `zone` (already [`prepare_zone`]d) with the keys of zone `keys_index` of
+    /// `ring` active at `now`. `dynamic_types(node)` lists the types dynamic records
+    /// give a node in any health state (they go into the chain's bitmaps).
+    pub fn build(
+        zone: &Zone,
+        ring: Arc<KeyRing>,
+        keys_index: usize,
+        now: u64,
+        dynamic_types: &dyn Fn(crate::zone::NodeRef<'_>) -> Vec<u16>,
+    ) -> Result<Self, DnssecError> {
+        let keys = &ring.zones[keys_index];
+        let window = ring.window(now);
+        let zsks = keys.signers(now, false);
+        let ksks = keys.signers(now, true);
+        for (set, what) in [(&zsks, "zone-signing"), (&ksks, "key-signing")] {
+            if set.is_empty() {
+                return Err(DnssecError::NoActiveKey {
+                    zone: keys.zone.clone(),
+                    what,
+                    directory: ring.settings.key_directory.clone(),
+                });
+            }
+        }
+        let signer = zone.origin();
+        let mut table = RrsigTable {
+            spans: vec![(0, 0, 0); zone.rrset_count()],
+            bytes: Vec::new(),
+        };
+        let mut names = Vec::new();
+        for node in zone.nodes() {
+            let delegation = node.is_delegation();
+            if node.cut().is_some_and(|c| c != node.id()) {
+                continue; // below a cut: glue, not authoritative
+            }
+            let mut types = Vec::new();
+            let mut signed = false;
+            for (id, set) in node.rrsets() {
+                if delegation && set.rtype != zone_rtype::DS {
+                    if set.rtype == zone_rtype::NS {
+                        types.push(set.rtype);
+                    }
+                    continue;
+                }
+                types.push(set.rtype);
+                let by = if signed_by_ksk(set.rtype) {
+                    &ksks
+                } else {
+                    &zsks
+                };
+                let start = table.bytes.len();
+                let count = sign_rrset(
+                    by,
+                    signer,
+                    node.name(),
+                    set.rtype,
+                    set.ttl,
+                    zone.rdata(set).iter(),
+                    window,
+                    &mut table.bytes,
+                )?;
+                table.spans[id.0 as usize] =
+                    (start as u32, (table.bytes.len() - start) as u32, count);
+                signed = true;
+            }
+            if !delegation {
+                let dynamic = dynamic_types(node);
+                signed |= !dynamic.is_empty();
+                types.extend(dynamic);
+            }
+            names.push(ChainName {
+                node: node.id().0,
+                name: node.name().to_vec(),
+                types,
+                signed,
+            });
+        }
+        table.bytes.shrink_to_fit();
+        let mut sign = |owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8], out: &mut Vec<u8>| {
+            sign_rrset(&zsks, signer, owner, rtype, ttl, [rdata], window, out)
+        };
+        let chain = Chain::build(
+            ring.settings.denial,
+            zone.origin(),
+            zone.negative_ttl(),
+            names,
+            zone.node_count(),
+            &mut sign,
+        )?;
+        let (soa_id, _) = zone.soa();
+        let (start, len, count) = table.spans[soa_id.0 as usize];
+        let soa_sigs: Box<[u8]> = table.bytes[start as usize..(start + len) as usize].into();
+        drop(zsks);
+        drop(ksks);
+        Ok(Self {
+            keys: ring,
+            keys_index,
+            signed_at: now,
+            window,
+            rrsigs: Arc::new(table),
+            chain: Arc::new(chain),
+            soa: (soa_id, soa_sigs, count),
+        })
+    }
+
+    /// The keys this zone is signed with.
+    pub fn keys(&self) -> &ZoneKeys {
+        &self.keys.zones[self.keys_index]
+    }
+
+    /// The key ring.
+    pub fn ring(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    /// RRSIGs of a static RRset (none for unsigned ones: delegation NS, glue).
+    pub fn sigs(&self, id: RrSetId) -> PackedRdata<'_> {
+        if id == self.soa.0 {
+            return PackedRdata::new(&self.soa.1, self.soa.2);
+        }
+        match self.rrsigs.spans.get(id.0 as usize) {
+            Some(&(start, len, count)) if len > 0 => PackedRdata::new(
+                &self.rrsigs.bytes[start as usize..(start + len) as usize],
+                count,
+            ),
+            _ => PackedRdata::new(&[], 0),
+        }
+    }
+
+    /// The denial chain.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Signs an RRset made at snapshot build time (a dynamic variant) with the zone
+    /// keys and window of this signing; appends packed RRSIG rdata to `out`.
+    pub fn sign<'a>(
+        &self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: impl IntoIterator<Item = &'a [u8]>,
+        out: &mut Vec<u8>,
+    ) -> Result<u16, DnssecError> {
+        let keys = self.keys().signers(self.signed_at, signed_by_ksk(rtype));
+        sign_rrset(
+            &keys,
+            &self.keys().wire,
+            owner,
+            rtype,
+            ttl,
+            rdatas,
+            self.window,
+            out,
+        )
+    }
+
+    /// The same signatures with the SOA re-signed (after `zone`'s serial changed).
+    pub fn with_soa_of(&self, zone: &Zone) -> Result<Self, DnssecError> {
+        let (id, set) = zone.soa();
+        let mut sigs = Vec::new();
+        let count = self.sign(
+            zone.origin(),
+            zone_rtype::SOA,
+            set.ttl,
+            zone.rdata(set).iter(),
+            &mut sigs,
+        )?;
+        let mut copy = self.clone();
+        copy.soa = (id, sigs.into(), count);
+        Ok(copy)
+    }
+
+    /// Approximate heap bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.rrsigs.bytes.capacity() + self.rrsigs.spans.capacity() * 12 + self.chain.heap_bytes()
+    }
+}
+
+/// Signs every zone of `zones` that `signing` has keys for: returns the zones (signed
+/// ones with their apex DNSSEC RRsets) and, parallel to them, the signatures.
+pub fn sign_zones(
+    zones: &crate::zone::ZoneSet,
+    signing: &super::Signing,
+) -> Result<(crate::zone::ZoneSet, Vec<Option<SignedZone>>), DnssecError> {
+    let mut out = crate::zone::ZoneSet::clone_of(zones);
+    let mut signed = Vec::with_capacity(zones.zones().len());
+    for (index, zone) in zones.zones().iter().enumerate() {
+        let Some((keys_index, keys)) = signing.keys.zone(zone.origin()) else {
+            signed.push(None);
+            continue;
+        };
+        let prepared = prepare_zone(zone, keys, &signing.keys, signing.now);
+        let zone_signed = SignedZone::build(
+            &prepared,
+            signing.keys.clone(),
+            keys_index,
+            signing.now,
+            &dynamic_types,
+        )?;
+        out = out.with_zone(index, Arc::new(prepared));
+        signed.push(Some(zone_signed));
+    }
+    Ok((out, signed))
+}
+
+/// Types the dynamic records bound at a node can answer, in any health state.
+fn dynamic_types(node: crate::zone::NodeRef<'_>) -> Vec<u16> {
+    node.dynamic().map_or_else(Vec::new, |links| {
+        [
+            (links.a, zone_rtype::A),
+            (links.aaaa, zone_rtype::AAAA),
+            (links.cname, zone_rtype::CNAME),
+        ]
+        .into_iter()
+        .filter_map(|(link, t)| link.map(|_| t))
+        .collect()
+    })
+}
