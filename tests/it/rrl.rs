@@ -70,7 +70,10 @@ fn a_flooding_source_is_limited_and_slipped_while_another_is_answered_in_full() 
         drain(&flooder, &mut flood_replies);
         drain(&whitelisted, &mut whitelisted_replies);
         drain(&normal, &mut normal_replies);
-        std::thread::sleep(Duration::from_millis(100));
+        // Pace the rounds at 10 per second on a schedule from the start (the load's
+        // rate, not a wait for something to happen).
+        let next_round = started + Duration::from_millis(100) * u32::from(round + 1);
+        std::thread::sleep(next_round.saturating_duration_since(Instant::now()));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let full = flood_replies
