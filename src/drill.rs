@@ -149,15 +149,20 @@ impl DrillRun {
         }
     }
 
+    /// "2", or "2 and a caching resolver": what the drill watched.
+    fn servers_watched(&self) -> String {
+        let servers = self.tracks.iter().filter(|t| !t.resolver).count();
+        if self.tracks.iter().any(|t| t.resolver) {
+            format!("{servers} and a caching resolver")
+        } else {
+            servers.to_string()
+        }
+    }
+
     /// The report of a promote drill in Markdown.
     fn promotion_markdown(&self) -> String {
         let f = self.promotion_figures();
-        let ms = |v: Option<u64>| {
-            v.map_or_else(
-                || "not seen".to_owned(),
-                |v| format!("{:.2} s", v as f64 / 1000.0),
-            )
-        };
+        let ms = seconds;
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -166,16 +171,11 @@ impl DrillRun {
         );
         let _ = writeln!(
             out,
-            "Mode `promote`; new primary {} ({}); record TTL {} s; servers: {}{}.\n",
+            "Mode `promote`; new primary {} ({}); record TTL {} s; servers: {}.\n",
             self.endpoint,
             self.target,
             self.ttl,
-            self.tracks.iter().filter(|t| !t.resolver).count(),
-            if self.tracks.iter().any(|t| t.resolver) {
-                " and a caching resolver"
-            } else {
-                ""
-            }
+            self.servers_watched()
         );
         let _ = writeln!(out, "| | promote command → answers the new primary |");
         let _ = writeln!(out, "|---|---|");
@@ -242,12 +242,7 @@ impl DrillRun {
             return self.promotion_markdown();
         }
         let f = self.figures();
-        let ms = |v: Option<u64>| {
-            v.map_or_else(
-                || "not seen".to_owned(),
-                |v| format!("{:.2} s", v as f64 / 1000.0),
-            )
-        };
+        let ms = seconds;
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -256,17 +251,12 @@ impl DrillRun {
         );
         let _ = writeln!(
             out,
-            "Mode `{}`; endpoint {} ({}); record TTL {} s; servers: {}{}.\n",
+            "Mode `{}`; endpoint {} ({}); record TTL {} s; servers: {}.\n",
             self.mode,
             self.endpoint,
             self.target,
             self.ttl,
-            self.tracks.iter().filter(|t| !t.resolver).count(),
-            if self.tracks.iter().any(|t| t.resolver) {
-                " and a caching resolver"
-            } else {
-                ""
-            }
+            self.servers_watched()
         );
         let _ = writeln!(
             out,
@@ -389,6 +379,14 @@ fn xml(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Milliseconds as "1.23 s", or "not seen".
+fn seconds(v: Option<u64>) -> String {
+    v.map_or_else(
+        || "not seen".to_owned(),
+        |v| format!("{:.2} s", v as f64 / 1000.0),
+    )
 }
 
 #[cfg(test)]
