@@ -32,11 +32,15 @@ try:
     records = driver.find_element(By.ID, "records").text
     endpoints = driver.find_element(By.ID, "endpoints").text
 
+    # The page re-renders its tables on every refresh, so element handles go stale
+    # between a find and a read; one script reads the row inside the page's own thread.
     def row_of(d):
-        for row in d.find_elements(By.CSS_SELECTOR, "#endpoints tbody tr"):
-            if row.text.startswith(endpoint + " "):
-                return row.text
-        return ""
+        return d.execute_script(
+            """for (const row of document.querySelectorAll('#endpoints tbody tr')) {
+                   const text = row.innerText.replace(/\\t/g, ' ');
+                   if (text.startsWith(arguments[0] + ' ')) return text;
+               }
+               return '';""", endpoint)
 
     assert "drained" not in row_of(driver), row_of(driver)
     body = json.dumps({"target": {"endpoint": endpoint}, "action": "drain",
