@@ -118,7 +118,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let records = v.records(&sections.records, &geo, defaults);
     let admin = v.admin(&sections.admin, &source);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
-    let dnssec = v.dnssec(sections.dnssec.as_ref(), &records, &source);
+    let dnssec = v.dnssec(sections.dnssec.as_ref(), &source);
     let dnstap = sections
         .dnstap
         .as_ref()

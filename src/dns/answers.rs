@@ -110,9 +110,19 @@ pub struct VariantSet {
     pub variants: Vec<Variant>,
     /// Cumulative pick weights (empty: uniform).
     pub(super) cumulative: Vec<u64>,
+    /// Signed zones, no variants: the proof that the record's type is absent (the
+    /// chain's own record lists it, since it is there in other health states).
+    pub(super) nodata_proof: Option<crate::dnssec::DenialProof>,
 }
 
 impl VariantSet {
+    /// The signed proof served with this set's NODATA (signed zones, no variants).
+    pub fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
+        self.nodata_proof
+            .as_ref()
+            .map(crate::dnssec::DenialProof::record)
+    }
+
     /// Picks one answer (None means NODATA).
     pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
         match self.variants.len() {

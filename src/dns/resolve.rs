@@ -415,11 +415,13 @@ impl<'s> Resolver<'s, '_> {
                 }
             }
             None => {
-                // All down and NODATA: the chain lists the record's type (it does
-                // not change with health), so this proof does not validate; see
-                // the README (DNSSEC) and the config warning.
+                // Nothing to answer (all down, held, no agreed primary): the chain's
+                // record lists the type, so the set carries its own signed proof.
                 self.negative(rcode::NOERROR, Some(set.ttl));
-                self.prove_nodata(node);
+                match set.nodata_proof() {
+                    Some(proof) if self.signed.is_some() => self.push_denial(Some(proof)),
+                    _ => self.prove_nodata(node),
+                }
             }
         }
     }

@@ -623,12 +623,25 @@ fn variant_set(
                 tail_dnssec,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let nodata_proof = match signer {
+        Some(signer) if variants.is_empty() => {
+            match signer.nodata_proof(qname, record_type.code(), ttl) {
+                Ok(proof) => proof,
+                Err(error) => {
+                    tracing::error!(%error, "cannot sign the NODATA proof of a dynamic record");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     VariantSet {
         decision,
         ttl,
         variants,
         cumulative,
+        nodata_proof,
     }
 }
 

@@ -57,6 +57,15 @@ struct Entry {
 pub type SignRecord<'a> =
     dyn FnMut(&[u8], u16, u32, &[u8], &mut Vec<u8>) -> Result<u16, DnssecError> + 'a;
 
+/// Changes to a chain (see [`Chain::edited`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainEdit {
+    /// Records to replace: `(owner, new rdata)`.
+    pub replaced: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Owners of records to drop.
+    pub dropped: Vec<Vec<u8>>,
+}
+
 /// A name of the zone that goes into the chain.
 #[derive(Clone, Debug)]
 pub struct ChainName {
@@ -245,6 +254,112 @@ impl Chain {
         self.record(*self.matching.get(node as usize)?)
     }
 
+    /// The record matching `name` (an existing name of the zone, lower-case wire)
+    /// with the types `absent` taken out of its bitmap, as `(owner, rdata)` to be
+    /// signed: the proof for a NODATA a name gives only in some health states (a
+    /// dynamic record whose endpoints are all down). None if the name has no record
+    /// of its own (NSEC empty non-terminals) or none of `absent` is in the bitmap.
+    pub fn matching_without(&self, name: &[u8], absent: &[u16]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let index = self.own_entry(name)?;
+        let rdata = self.rdata_with(index, index + 1, absent)?;
+        (Some(rdata.as_slice()) != self.rdata_of(index))
+            .then(|| (self.owner_of(index).to_vec(), rdata))
+    }
+
+    /// The chain as a copy of the zone without `removed` names and without the
+    /// `absent` types at other names must carry it (a transfer while dynamic records
+    /// have nothing to answer): the records to replace, as `(owner, rdata)` to be
+    /// signed, and the owners of the records to drop. Removing a name unlinks its
+    /// record (its predecessor points past it); taking types out edits a bitmap.
+    pub fn edited(&self, removed: &[&[u8]], absent: &[(&[u8], &[u16])]) -> ChainEdit {
+        let count = self.entries.len();
+        let mut gone = vec![false; count];
+        for name in removed {
+            if let Some(i) = self.own_entry(name) {
+                gone[i] = true;
+            }
+        }
+        let mut edit = ChainEdit::default();
+        if gone.iter().all(|g| *g) {
+            return edit; // never: the apex stays
+        }
+        let mut without: Vec<(usize, &[u16])> = absent
+            .iter()
+            .filter_map(|(name, types)| Some((self.own_entry(name)?, *types)))
+            .collect();
+        without.sort_unstable_by_key(|w| w.0);
+        for i in 0..count {
+            if gone[i] {
+                edit.dropped.push(self.owner_of(i).to_vec());
+                continue;
+            }
+            let mut next = (i + 1) % count;
+            while gone[next] {
+                next = (next + 1) % count;
+            }
+            let types = without
+                .binary_search_by_key(&i, |w| w.0)
+                .map_or(&[][..], |at| without[at].1);
+            if next == (i + 1) % count && types.is_empty() {
+                continue;
+            }
+            let Some(rdata) = self.rdata_with(i, next, types) else {
+                continue;
+            };
+            if Some(rdata.as_slice()) != self.rdata_of(i) {
+                edit.replaced.push((self.owner_of(i).to_vec(), rdata));
+            }
+        }
+        edit
+    }
+
+    /// Index of the record `name` owns (NSEC3: of its hash).
+    fn own_entry(&self, name: &[u8]) -> Option<usize> {
+        match self.kind {
+            DenialKind::Nsec3 => self.hashes.binary_search(&nsec3_hash(name)).ok(),
+            DenialKind::Nsec => {
+                let index = self.nsec_covering(name)? as usize;
+                (self.owner_of(index) == name).then_some(index)
+            }
+        }
+    }
+
+    fn owner_of(&self, index: usize) -> &[u8] {
+        let e = &self.entries[index];
+        &self.bytes[e.owner as usize..][..usize::from(e.owner_len)]
+    }
+
+    fn rdata_of(&self, index: usize) -> Option<&[u8]> {
+        self.record(index as u32)?.rdata.iter().next()
+    }
+
+    /// Record `index`'s rdata pointing to record `next` (modulo the length), without
+    /// the `absent` types.
+    fn rdata_with(&self, index: usize, next: usize, absent: &[u16]) -> Option<Vec<u8>> {
+        let rdata = self.rdata_of(index)?;
+        let next = next % self.entries.len();
+        let (mut out, bitmap_at) = match self.kind {
+            DenialKind::Nsec3 => {
+                // algorithm, flags, iterations (2), salt length + salt, hash length + hash
+                let salt_end = 5 + usize::from(*rdata.get(4)?);
+                let hash_len = usize::from(*rdata.get(salt_end)?);
+                let mut out = rdata.get(..=salt_end)?.to_vec();
+                out.extend_from_slice(self.hashes.get(next)?);
+                (out, salt_end + 1 + hash_len)
+            }
+            DenialKind::Nsec => (self.owner_of(next).to_vec(), name_len(rdata)?),
+        };
+        let mut types = bitmap_types(rdata.get(bitmap_at..)?)?;
+        types.retain(|t| !absent.contains(t));
+        type_bitmap(&mut types, &mut out);
+        Some(out)
+    }
+
+    /// TTL of the chain's records.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
     /// The record covering the wildcard `*.<node>`.
     pub fn wildcard_cover(&self, node: u32) -> Option<ChainRecord<'_>> {
         self.record(*self.wildcard_cover.get(node as usize)?)
@@ -351,6 +466,35 @@ pub fn type_bitmap(types: &mut Vec<u16>, out: &mut Vec<u8>) {
     }
 }
 
+/// Length of the uncompressed wire name `rdata` starts with.
+fn name_len(rdata: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*rdata.get(at)?);
+        at += 1 + len;
+        if len == 0 {
+            return (at <= rdata.len()).then_some(at);
+        }
+    }
+}
+
+/// The types a type bitmap (RFC 4034 §4.1.2) lists; None if it is malformed.
+pub fn bitmap_types(mut bitmap: &[u8]) -> Option<Vec<u16>> {
+    let mut types = Vec::new();
+    while let [window, len, rest @ ..] = bitmap {
+        let bits = rest.get(..usize::from(*len))?;
+        for (i, byte) in bits.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    types.push(u16::from(*window) << 8 | (i * 8 + bit) as u16);
+                }
+            }
+        }
+        bitmap = &rest[usize::from(*len)..];
+    }
+    bitmap.is_empty().then_some(types)
+}
+
 /// Canonical DNS name order (RFC 4034 §6.1) of two lower-case wire names.
 pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
     let mut sa = [0u8; MAX_LABELS];
@@ -378,6 +522,16 @@ mod tests {
 
     fn w(t: &str) -> Vec<u8> {
         wire_from_text(t).unwrap()
+    }
+
+    /// A signed name of the chain.
+    fn chain_name(node: u32, text: &str, types: Vec<u16>) -> ChainName {
+        ChainName {
+            node,
+            name: w(text),
+            types,
+            signed: true,
+        }
     }
 
     #[test]
@@ -423,6 +577,87 @@ mod tests {
         assert_eq!(out[3], 0x01); // MX (15)
         assert_eq!(out[7], 0x03); // RRSIG 46, NSEC 47
         assert_eq!(&out[8..10], &[4, 27]); // window 4, 1234 = 4*256+210
+    }
+
+    #[test]
+    fn bitmap_round_trips() {
+        let types = vec![1, 2, 6, 15, 28, 46, 47, 1234, 65281];
+        let mut out = Vec::new();
+        type_bitmap(&mut types.clone(), &mut out);
+        assert_eq!(bitmap_types(&out), Some(types));
+        assert_eq!(bitmap_types(&[0, 3, 0x40]), None);
+    }
+
+    #[test]
+    fn a_record_without_a_type_keeps_owner_and_next_and_drops_only_that_type() {
+        let origin = w("example.");
+        let names = |types: Vec<u16>| {
+            vec![
+                chain_name(0, "example.", vec![6, 2]),
+                chain_name(1, "app.example.", types),
+            ]
+        };
+        let mut none = |_: &[u8], _: u16, _: u32, _: &[u8], _: &mut Vec<u8>| Ok(0);
+        for kind in [DenialKind::Nsec3, DenialKind::Nsec] {
+            let full = Chain::build(kind, &origin, 60, names(vec![1, 28]), 2, &mut none).unwrap();
+            let (owner, rdata) = full.matching_without(&w("app.example."), &[1]).unwrap();
+            let reference = Chain::build(kind, &origin, 60, names(vec![28]), 2, &mut none).unwrap();
+            let expected = reference.matching(1).unwrap();
+            assert_eq!(owner, expected.owner, "{kind:?}");
+            assert_eq!(rdata, expected.rdata.iter().next().unwrap(), "{kind:?}");
+            assert!(full.matching_without(&w("app.example."), &[16]).is_none());
+            assert!(full.matching_without(&w("nope.example."), &[1]).is_none());
+        }
+    }
+
+    #[test]
+    fn an_edited_chain_is_the_chain_of_the_edited_zone() {
+        let origin = w("example.");
+        let zone = |dark: Option<Vec<u16>>, web: Vec<u16>| {
+            let mut names = vec![
+                chain_name(0, "example.", vec![2, 6]),
+                chain_name(1, "a.example.", vec![1]),
+                chain_name(3, "web.example.", web),
+                chain_name(4, "z.example.", vec![16]),
+            ];
+            if let Some(types) = dark {
+                names.push(chain_name(2, "dark.example.", types));
+            }
+            names
+        };
+        let mut none = |_: &[u8], _: u16, _: u32, _: &[u8], _: &mut Vec<u8>| Ok(0);
+        for kind in [DenialKind::Nsec3, DenialKind::Nsec] {
+            let full = Chain::build(
+                kind,
+                &origin,
+                60,
+                zone(Some(vec![1, 28]), vec![1, 16]),
+                5,
+                &mut none,
+            )
+            .unwrap();
+            let want = Chain::build(kind, &origin, 60, zone(None, vec![16]), 5, &mut none).unwrap();
+            let dark = w("dark.example.");
+            let web = w("web.example.");
+            let edit = full.edited(&[&dark], &[(&web, &[1])]);
+            let mut records: Vec<(Vec<u8>, Vec<u8>)> = full
+                .records()
+                .map(|r| (r.owner.to_vec(), r.rdata.iter().next().unwrap().to_vec()))
+                .filter(|(o, _)| {
+                    !edit.dropped.contains(o) && !edit.replaced.iter().any(|(r, _)| r == o)
+                })
+                .chain(edit.replaced.iter().cloned())
+                .collect();
+            records.sort();
+            let mut expected: Vec<(Vec<u8>, Vec<u8>)> = want
+                .records()
+                .map(|r| (r.owner.to_vec(), r.rdata.iter().next().unwrap().to_vec()))
+                .collect();
+            expected.sort();
+            assert_eq!(records, expected, "{kind:?}");
+            assert_eq!(edit.dropped.len(), 1);
+            assert!(full.edited(&[], &[]) == ChainEdit::default());
+        }
     }
 
     #[test]

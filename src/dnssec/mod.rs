@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use self::keys::{Algorithm, Key, Role, Timing};
 pub use self::sign::Window;
-pub use self::signed::SignedZone;
+pub use self::signed::{DenialProof, SignedZone};
 use crate::config::DnssecConfig;
 use crate::zone::name;
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::chain::{Chain, ChainName, nsec3param_rdata};
+use super::chain::{Chain, ChainName, ChainRecord, nsec3param_rdata};
 use super::keys::{Key, is_parent_key};
 use super::sign::{Window, sign_rrset};
 use super::{DnssecError, KeyRing, ZoneKeys, rtype};
@@ -22,6 +22,30 @@ struct RrsigTable {
     /// (start, length, count) into `bytes`; length 0 = unsigned.
     spans: Vec<(u32, u32, u16)>,
     bytes: Vec<u8>,
+}
+
+/// A signed denial record made outside the chain (see [`SignedZone::nodata_proof`]).
+#[derive(Clone, Debug)]
+pub struct DenialProof {
+    owner: Box<[u8]>,
+    rtype: u16,
+    ttl: u32,
+    rdata: Box<[u8]>,
+    sigs: Box<[u8]>,
+    sig_count: u16,
+}
+
+impl DenialProof {
+    /// The record, as the chain's records are served.
+    pub fn record(&self) -> ChainRecord<'_> {
+        ChainRecord {
+            owner: &self.owner,
+            rtype: self.rtype,
+            ttl: self.ttl,
+            rdata: PackedRdata::new(&self.rdata, 1),
+            sigs: PackedRdata::new(&self.sigs, self.sig_count),
+        }
+    }
 }
 
 /// A signed zone.
@@ -224,6 +248,40 @@ impl SignedZone {
             self.window,
             out,
         )
+    }
+
+    /// The signed proof for a NODATA of `absent` at `name` that only some health
+    /// states give (a dynamic record with nothing to answer): the name's chain record
+    /// without `absent` in its bitmap, made when the snapshot is built. Its TTL is at
+    /// most `ttl`, so resolvers that reuse denial records (RFC 8198) forget it as
+    /// soon as the negative answer. None when the chain record already omits the
+    /// type.
+    pub fn nodata_proof(
+        &self,
+        name: &[u8],
+        absent: u16,
+        ttl: u32,
+    ) -> Result<Option<DenialProof>, DnssecError> {
+        let Some((owner, rdata)) = self.chain.matching_without(name, &[absent]) else {
+            return Ok(None);
+        };
+        let rtype = match self.chain.kind() {
+            DenialKind::Nsec3 => rtype::NSEC3,
+            DenialKind::Nsec => rtype::NSEC,
+        };
+        let ttl = ttl.min(self.chain.ttl());
+        let mut sigs = Vec::new();
+        let sig_count = self.sign(&owner, rtype, ttl, [rdata.as_slice()], &mut sigs)?;
+        let mut packed = Vec::with_capacity(rdata.len() + 2);
+        crate::zone::store::pack_rdata(&mut packed, &rdata);
+        Ok(Some(DenialProof {
+            owner: owner.into(),
+            rtype,
+            ttl,
+            rdata: packed.into(),
+            sigs: sigs.into(),
+            sig_count,
+        }))
     }
 
     /// The same signatures with the SOA re-signed (after `zone`'s serial changed).

@@ -246,6 +246,115 @@ fn nsec_chain_with_a_ksk_zsk_pair_of_ecdsa_keys_validates_in_unbound() {
     assert_eq!(anchors(&keys).len(), 1);
 }
 
+/// `dark.example.test`: A from pool `solo` (one endpoint, ADDR_DARK) and AAAA from
+/// pool `never` (an endpoint nothing listens for), both `all_down = "nodata"`.
+fn nodata_records(port: u16) -> String {
+    format!(
+        r#"
+[pools.solo]
+check = "probe"
+endpoints = [{{ address = "{ADDR_DARK}", name = "dark" }}]
+[pools.never]
+check = "never"
+endpoints = [{{ address = "::1", name = "never" }}]
+[[records]]
+name = "dark.example.test"
+type = "A"
+ttl = 1
+policy = "failover"
+pools = ["solo"]
+all_down = "nodata"
+[[records]]
+name = "dark.example.test"
+type = "AAAA"
+ttl = 1
+policy = "failover"
+pools = ["never"]
+all_down = "nodata"
+[checks.never]
+type = "tcp"
+port = {port}
+interval = "100ms"
+timeout = "80ms"
+"#
+    )
+}
+
+const ADDR_DARK: &str = "127.0.0.4";
+
+/// The reply of unbound for `dark.example.test`/`rtype`, if validated: its rcode
+/// and answer count.
+fn validated_dark(unbound: &Unbound, rtype: RecordType) -> Option<(ResponseCode, usize)> {
+    let reply = unbound.ask("dark.example.test.", rtype);
+    reply.metadata.authentic_data.then(|| {
+        let count = reply
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .count();
+        (reply.metadata.response_code, count)
+    })
+}
+
+#[test]
+fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
+    if !validators_installed() {
+        return;
+    }
+    for nsec in ["nsec3", "nsec"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_zone(dir.path());
+        let keys = keygen(dir.path(), Algorithm::Ed25519, false);
+        let a = Backend::start(ip(ADDR_A), 0, None);
+        let port = a.addr.port();
+        let dark = Backend::start(ip(ADDR_DARK), port, None);
+        let never_port = crate::support::peers::free_port();
+        let server =
+            TestServer::start(&config(dir.path(), port, nsec, &nodata_records(never_port)));
+        let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&keys));
+        let ok = ResponseCode::NoError;
+        // A answers while its endpoint is up; AAAA (never up) is a validated NODATA
+        // at a name the chain lists with AAAA.
+        assert!(
+            wait_until(WAIT, || validated_dark(&unbound, RecordType::A)
+                == Some((ok, 1))),
+            "{nsec}: A validates while up\n{}",
+            unbound.log_text()
+        );
+        assert_eq!(
+            validated_dark(&unbound, RecordType::AAAA),
+            Some((ok, 0)),
+            "{nsec}: the AAAA NODATA validates\n{}",
+            unbound.log_text()
+        );
+        // Its endpoint fails: the A NODATA validates too, and so do the other
+        // answers at the name.
+        drop(dark);
+        assert!(
+            wait_until(WAIT, || validated_dark(&unbound, RecordType::A)
+                == Some((ok, 0))),
+            "{nsec}: the all-down NODATA validates\n{}",
+            unbound.log_text()
+        );
+        assert_eq!(validated_dark(&unbound, RecordType::MX), Some((ok, 0)));
+        let ds = anchors(&keys);
+        let out = delv(dir.path(), server.addr, ZONE, &ds, "dark.example.test", "A");
+        assert!(
+            out.contains("; negative response, fully validated"),
+            "{nsec}: delv\n{out}"
+        );
+        // And back: the positive answer validates again.
+        let _dark = Backend::start(ip(ADDR_DARK), port, None);
+        assert!(
+            wait_until(WAIT, || validated_dark(&unbound, RecordType::A)
+                == Some((ok, 1))),
+            "{nsec}: A validates after recovery\n{}",
+            unbound.log_text()
+        );
+        expect_all_secure(&unbound);
+    }
+}
+
 #[test]
 fn delv_agrees() {
     if !validators_installed() {
@@ -491,11 +600,16 @@ fn dnssec_config_errors_carry_key_paths() {
 
 /// kdig's AXFR output of `zone` from `server` as zone-file text.
 fn kdig_axfr(server: SocketAddr, zone: &str) -> String {
+    kdig_transfer(server, zone, "AXFR")
+}
+
+/// kdig's output of a transfer (`AXFR`, `IXFR=serial`) of `zone` from `server`.
+fn kdig_transfer(server: SocketAddr, zone: &str, kind: &str) -> String {
     let output = Command::new("kdig")
         .arg(format!("@{}", server.ip()))
         .arg("-p")
         .arg(server.port().to_string())
-        .arg("AXFR")
+        .arg(kind)
         .arg(zone)
         .arg("+noall")
         .arg("+answer")
@@ -515,10 +629,16 @@ fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
     let keys = keygen(dir.path(), Algorithm::Ed25519, false);
     let a = Backend::start(ip(ADDR_A), 0, None);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
+    let dark = Backend::start(ip(ADDR_DARK), a.addr.port(), None);
     let transfer =
         "[transfer]\n[[transfer.secondaries]]\nname = \"kdig\"\nallow = [\"127.0.0.1\"]\n";
-    let text = config(dir.path(), a.addr.port(), "nsec3", "")
-        .replace("[dnssec]", &format!("{transfer}[dnssec]"));
+    let text = config(
+        dir.path(),
+        a.addr.port(),
+        "nsec3",
+        &nodata_records(crate::support::peers::free_port()),
+    )
+    .replace("[dnssec]", &format!("{transfer}[dnssec]"));
     let server = TestServer::start(&text);
     assert!(wait_until(WAIT, || sorted_addresses(
         server.addr,
@@ -551,17 +671,37 @@ fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
     };
     // The secondary (Knot serving what was transferred, no signing of its own)
     // answers validated data, before and after a failover.
+    let dark_aaaa = || {
+        crate::support::dns::ask(server.addr, "dark.example.test.", RecordType::AAAA)
+            .answers
+            .len()
+    };
+    assert!(wait_until(WAIT, || !sorted_addresses(
+        server.addr,
+        "dark.example.test."
+    )
+    .is_empty()
+        && dark_aaaa() == 0));
+    let before = kdig_axfr(server.addr, "example.test.");
     let (sub, knot) = serve_transferred("before");
     let unbound = Unbound::start(&sub, ZONE, knot.addr, &anchors(&keys));
     expect_all_secure(&unbound);
     assert_eq!(validated_app(&unbound).map(|v| v.len()), Some(2));
+    // The AAAA that is never up transfers as no record, with its name's NSEC3
+    // without AAAA: the secondary's NODATA validates.
+    let ok = ResponseCode::NoError;
+    assert_eq!(validated_dark(&unbound, RecordType::A), Some((ok, 1)));
+    assert_eq!(validated_dark(&unbound, RecordType::AAAA), Some((ok, 0)));
     drop(unbound);
     drop(knot);
     drop(b);
+    drop(dark);
     assert!(wait_until(WAIT, || sorted_addresses(
         server.addr,
         "app.example.test."
-    ) == [ADDR_A]));
+    ) == [ADDR_A]
+        && sorted_addresses(server.addr, "dark.example.test.")
+            .is_empty()));
     let (sub, knot) = serve_transferred("after");
     let unbound = Unbound::start(&sub, ZONE, knot.addr, &anchors(&keys));
     assert_eq!(
@@ -570,7 +710,76 @@ fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
         "{}",
         unbound.log_text()
     );
+    // Both of its types have nothing to answer: the name leaves the transferred
+    // zone (a zone file has no name without records), and its NSEC3 with it.
+    let nx = ResponseCode::NXDomain;
+    assert_eq!(
+        validated_dark(&unbound, RecordType::A),
+        Some((nx, 0)),
+        "{}",
+        unbound.log_text()
+    );
+    assert_eq!(validated_dark(&unbound, RecordType::AAAA), Some((nx, 0)));
     expect_all_secure(&unbound);
+    // The incremental transfer from the first version, applied to it, gives the
+    // full transfer of the second (the replaced NSEC3 deleted, its new one added).
+    let after = kdig_axfr(server.addr, "example.test.");
+    let applied = apply_ixfr(
+        &before,
+        &kdig_transfer(
+            server.addr,
+            "example.test.",
+            &format!("IXFR={}", soa_serial(&before)),
+        ),
+    );
+    assert_eq!(applied, rrs_without_soa(&after), "IXFR applied ≠ AXFR");
+}
+
+/// The records of zone text, one per line, without SOA records.
+fn rrs_without_soa(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .filter(|l| l.split_whitespace().nth(3) != Some("SOA"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The serial of the first SOA in zone text.
+fn soa_serial(text: &str) -> u32 {
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"SOA")).then(|| f[6].parse().unwrap())
+        })
+        .expect("an SOA")
+}
+
+/// Applies an IXFR (RFC 1995: new SOA, then per change old SOA, deletions, new
+/// SOA, additions, then the new SOA) to the records of `zone`.
+fn apply_ixfr(zone: &str, ixfr: &str) -> std::collections::BTreeSet<String> {
+    let mut records = rrs_without_soa(zone);
+    let lines: Vec<&str> = ixfr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    assert!(lines.len() > 2, "an incremental transfer:\n{ixfr}");
+    let mut soas = 0;
+    for line in &lines[1..lines.len() - 1] {
+        if line.split_whitespace().nth(3) == Some("SOA") {
+            soas += 1;
+            continue;
+        }
+        let rr = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if soas % 2 == 1 {
+            assert!(records.remove(&rr), "IXFR deletes a record not there: {rr}");
+        } else {
+            assert!(
+                records.insert(rr.clone()),
+                "IXFR adds a record already there: {rr}"
+            );
+        }
+    }
+    records
 }
 
 /// The bench zone of ../shared/bench/gen-data.py (10k A records and the rest).

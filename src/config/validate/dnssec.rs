@@ -7,7 +7,7 @@ use super::{Validator, normalize_name, parse_duration};
 use crate::config::diagnostics::KeyPath;
 use crate::config::dnssec_defaults as defaults;
 use crate::config::spec::DnssecSpec;
-use crate::config::{AllDown, ConfigSource, DenialKind, DnssecConfig, DynamicRecord};
+use crate::config::{ConfigSource, DenialKind, DnssecConfig};
 
 /// Shortest re-signing period accepted.
 const MIN_REFRESH: Duration = Duration::from_secs(3600);
@@ -21,7 +21,6 @@ impl Validator<'_> {
     pub(super) fn dnssec(
         &mut self,
         spec: Option<&DnssecSpec>,
-        records: &[DynamicRecord],
         source: &ConfigSource,
     ) -> DnssecConfig {
         let Some(spec) = spec else {
@@ -111,28 +110,6 @@ impl Validator<'_> {
                 "must be between 1s and signature_validity",
             ),
         }
-        for record in records {
-            let signed = config
-                .zones
-                .iter()
-                .any(|zone| is_at_or_below(&record.name, zone));
-            if signed && matches!(record.all_down, AllDown::NoData) {
-                self.warning(
-                    KeyPath::root().key("records").index(record.position).key("all_down"),
-                    format!(
-                        "{} is in a signed zone: its NSEC/NSEC3 type bitmap always lists {} (the chain does not change with health), so the all-down NODATA answer does not validate (resolvers answer SERVFAIL); prefer all_down = \"fail-open\" or \"fallback\"",
-                        record.name,
-                        record.record_type
-                    ),
-                );
-            }
-        }
         config
     }
-}
-
-/// Whether absolute text name `name` is `zone` or below it (case-insensitive).
-fn is_at_or_below(name: &str, zone: &str) -> bool {
-    let (name, zone) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
-    name == zone || name.ends_with(&format!(".{zone}"))
 }

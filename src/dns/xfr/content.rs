@@ -57,6 +57,9 @@ pub struct StaticContent {
     pub hash: [u8; 32],
     /// Owners of dynamic records and the records bound there.
     pub dynamic_owners: Vec<(Box<[u8]>, Vec<crate::model::RecordIndex>)>,
+    /// Sorted names with no static RRset at or below them: they are in the
+    /// transferred zone only while a dynamic record at or below them answers.
+    pub hollow: Vec<Box<[u8]>>,
 }
 
 impl StaticContent {
@@ -65,6 +68,19 @@ impl StaticContent {
     pub fn of(zone: &Zone, signed: Option<&SignedZone>) -> Self {
         let mut records = Vec::with_capacity(zone.record_count());
         let mut dynamic_owners = Vec::new();
+        let mut backed: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        for node in zone.nodes().filter(|n| n.rrsets().next().is_some()) {
+            let mut at = Some(node.name());
+            while let Some(name) = at.filter(|n| backed.insert(n)) {
+                at = name::parent(name).filter(|p| p.len() >= zone.origin().len());
+            }
+        }
+        let mut hollow: Vec<Box<[u8]>> = zone
+            .nodes()
+            .filter(|n| !backed.contains(n.name()))
+            .map(|n| n.name().into())
+            .collect();
+        hollow.sort();
         for node in zone.nodes() {
             if let Some(links) = node.dynamic() {
                 let bound: Vec<_> = [links.a, links.aaaa, links.cname]
@@ -129,6 +145,7 @@ impl StaticContent {
             file_serial: zone.soa_serial(),
             hash: hasher.finalize().into(),
             dynamic_owners,
+            hollow,
         }
     }
 }
@@ -148,6 +165,9 @@ pub struct ZoneContent {
     pub hash: String,
     /// The zone's signatures (signed zones).
     pub(crate) signer: Option<SignedZone>,
+    /// Sorted owners of static chain records (with their RRSIGs) replaced by ones in
+    /// `dynamic`: names whose dynamic record transfers as no record right now.
+    pub hidden: Vec<Box<[u8]>>,
 }
 
 impl ZoneContent {
@@ -170,7 +190,9 @@ impl ZoneContent {
         }
         records.sort();
         records.dedup();
+        let mut hidden = Vec::new();
         if let Some(signer) = signer {
+            hidden = edit_chain(signer, &statics, dynamic, &mut records);
             sign_records(signer, &mut records);
         }
         let mut hasher = Sha256::new();
@@ -186,6 +208,7 @@ impl ZoneContent {
             dynamic: records,
             hash,
             signer: signer.cloned(),
+            hidden,
         }
     }
 
@@ -233,8 +256,116 @@ impl ZoneContent {
 
     /// Every record but the SOA, in canonical order of static, then dynamic.
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.statics.records.iter().chain(self.dynamic.iter())
+        self.statics
+            .records
+            .iter()
+            .filter(|r| !self.is_hidden(r))
+            .chain(self.dynamic.iter())
     }
+
+    /// Whether static record `r` is a chain record (or its RRSIG) replaced by one in
+    /// `dynamic`.
+    fn is_hidden(&self, r: &Record) -> bool {
+        !self.hidden.is_empty() && is_chain_record(r) && self.hidden.binary_search(&r.owner).is_ok()
+    }
+
+    /// The static chain records (and RRSIGs) at `owner`.
+    pub fn static_chain_at<'a>(&'a self, owner: &'a [u8]) -> impl Iterator<Item = &'a Record> {
+        let records = &self.statics.records;
+        let start = records.partition_point(|r| &*r.owner < owner);
+        records[start..]
+            .iter()
+            .take_while(move |r| &*r.owner == owner)
+            .filter(|r| is_chain_record(r))
+    }
+}
+
+/// NSEC3 or NSEC, by chain kind.
+fn chain_rtype(kind: crate::config::DenialKind) -> u16 {
+    match kind {
+        crate::config::DenialKind::Nsec3 => sec::NSEC3,
+        crate::config::DenialKind::Nsec => sec::NSEC,
+    }
+}
+
+/// Whether `r` is an NSEC/NSEC3 record or an RRSIG covering one.
+fn is_chain_record(r: &Record) -> bool {
+    let covered = |t: u16| t == sec::NSEC3 || t == sec::NSEC;
+    covered(r.rtype)
+        || (r.rtype == sec::RRSIG
+            && r.rdata
+                .get(..2)
+                .is_some_and(|t| covered(u16::from_be_bytes([t[0], t[1]]))))
+}
+
+/// A dynamic type with no record right now is listed by the chain record at its
+/// name (it is there in other health states), and a name left with nothing is in
+/// the chain at all: appends to `records` (sorted, the dynamic answers) the chain
+/// records the transferred zone needs instead, unsigned; returns the sorted owners
+/// of the static chain records they replace or drop.
+fn edit_chain(
+    signer: &SignedZone,
+    statics: &StaticContent,
+    dynamic: &[Arc<DynamicAnswer>],
+    records: &mut Vec<Record>,
+) -> Vec<Box<[u8]>> {
+    let has = |records: &[Record], owner: &[u8], rtype: u16| {
+        let at = records.partition_point(|r| &*r.owner < owner);
+        records[at..]
+            .iter()
+            .take_while(|r| &*r.owner == owner)
+            .any(|r| r.rtype == rtype)
+    };
+    let mut absent: Vec<(&[u8], Vec<u16>)> = Vec::new();
+    for (owner, bound) in &statics.dynamic_owners {
+        let types: Vec<u16> = bound
+            .iter()
+            .filter_map(|r| dynamic.get(r.0 as usize))
+            .map(|a| a.rtype)
+            .filter(|&t| !has(records, owner, t))
+            .collect();
+        if !types.is_empty() {
+            absent.push((owner, types));
+        }
+    }
+    if absent.is_empty() {
+        return Vec::new();
+    }
+    // Hollow names stay while a dynamic record at or below them answers.
+    let is_hollow = |n: &[u8]| statics.hollow.binary_search_by(|h| (**h).cmp(n)).is_ok();
+    let mut live: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    for (owner, _) in &statics.dynamic_owners {
+        let at = records.partition_point(|r| r.owner < *owner);
+        let answers = records.get(at).is_some_and(|r| r.owner == *owner);
+        let mut at = Some(&**owner).filter(|_| answers);
+        while let Some(name) = at.filter(|n| is_hollow(n) && live.insert(n)) {
+            at = name::parent(name);
+        }
+    }
+    let removed: Vec<&[u8]> = statics
+        .hollow
+        .iter()
+        .map(|h| &**h)
+        .filter(|h| !live.contains(h))
+        .collect();
+    absent.retain(|(owner, _)| removed.binary_search(owner).is_err());
+    let chain = signer.chain();
+    let absent: Vec<(&[u8], &[u16])> = absent.iter().map(|(o, t)| (*o, t.as_slice())).collect();
+    let edit = chain.edited(&removed, &absent);
+    let rtype = chain_rtype(chain.kind());
+    let mut hidden: Vec<Box<[u8]>> = edit.dropped.into_iter().map(Into::into).collect();
+    for (owner, rdata) in edit.replaced {
+        hidden.push(owner.clone().into());
+        records.push(Record {
+            owner: owner.into(),
+            rtype,
+            rdata: rdata.into(),
+            ttl: chain.ttl(),
+        });
+    }
+    records.sort();
+    hidden.sort();
+    hidden
 }
 
 /// Appends an RRSIG for every RRset of `records` (sorted; the dynamic answers).

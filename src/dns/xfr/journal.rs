@@ -69,7 +69,21 @@ impl Journal {
 /// included).
 pub fn difference(old: &ZoneContent, new: &ZoneContent) -> Difference {
     if Arc::ptr_eq(&old.statics, &new.statics) {
-        return sorted_difference(&old.dynamic, &new.dynamic);
+        let mut difference = sorted_difference(&old.dynamic, &new.dynamic);
+        // Static chain records one version hides (replaced in its dynamic part) and
+        // the other serves.
+        let newly = |a: &ZoneContent, b: &ZoneContent| -> Vec<Record> {
+            b.hidden
+                .iter()
+                .filter(|o| a.hidden.binary_search(o).is_err())
+                .flat_map(|o| b.static_chain_at(o).cloned())
+                .collect()
+        };
+        difference.deleted.extend(newly(old, new));
+        difference.added.extend(newly(new, old));
+        difference.deleted.sort();
+        difference.added.sort();
+        return difference;
     }
     let before: BTreeSet<&Record> = old.records().collect();
     let after: BTreeSet<&Record> = new.records().collect();
@@ -133,6 +147,7 @@ mod tests {
             file_serial: 1,
             hash: [0; 32],
             dynamic_owners: Vec::new(),
+            hollow: Vec::new(),
         })
     }
 
@@ -149,6 +164,7 @@ mod tests {
             dynamic,
             hash: String::new(),
             signer: None,
+            hidden: Vec::new(),
         })
     }
 
@@ -168,6 +184,43 @@ mod tests {
         let d = difference(&v2, &v3);
         assert_eq!(d.deleted, vec![a("app.example.", 3)]);
         assert_eq!(d.added, vec![longer]);
+    }
+
+    #[test]
+    fn a_chain_record_replaced_in_one_version_is_deleted_and_added_back() {
+        let nsec = |owner: &str, bitmap: u8| Record {
+            owner: crate::zone::name::wire_from_text(owner).unwrap().into(),
+            rtype: crate::dnssec::rtype::NSEC,
+            rdata: vec![0, 0, 1, bitmap].into(),
+            ttl: 60,
+        };
+        let mut rrsig_rdata = crate::dnssec::rtype::NSEC.to_be_bytes().to_vec();
+        rrsig_rdata.extend_from_slice(&[15, 2]);
+        let rrsig = Record {
+            owner: nsec("app.example.", 0).owner,
+            rtype: crate::dnssec::rtype::RRSIG,
+            rdata: rrsig_rdata.into(),
+            ttl: 60,
+        };
+        let mut all = vec![
+            a("www.example.", 80),
+            nsec("app.example.", 0x40),
+            rrsig.clone(),
+        ];
+        all.sort();
+        let s = statics(all);
+        let up = version(1, &s, vec![a("app.example.", 2)]);
+        let mut down = version(2, &s, vec![nsec("app.example.", 0)]);
+        Arc::get_mut(&mut down).unwrap().hidden = vec![nsec("app.example.", 0).owner];
+        let served: Vec<&Record> = down.records().collect();
+        assert!(!served.contains(&&rrsig) && !served.contains(&&nsec("app.example.", 0x40)));
+        let d = difference(&up, &down);
+        let mut deleted = vec![a("app.example.", 2), nsec("app.example.", 0x40), rrsig];
+        deleted.sort();
+        assert_eq!(d.deleted, deleted);
+        assert_eq!(d.added, vec![nsec("app.example.", 0)]);
+        let back = difference(&down, &up);
+        assert_eq!((back.deleted, back.added), (d.added, d.deleted));
     }
 
     #[test]
