@@ -140,6 +140,10 @@ pub(crate) struct Plane {
     last_reload: Option<ReloadStatus>,
     /// Endpoints whose way back flap damping withholds (for events).
     suppressed: BTreeSet<String>,
+    /// The isolation warning went out and no "ended" followed yet.
+    isolation_announced: bool,
+    /// A quorum of vantage points was heard since start.
+    quorum_heard: bool,
     /// When the oldest input not yet reflected in the published answers arrived.
     pending_since: Option<Instant>,
     /// Zone transfers: stamps each snapshot before it is published.
@@ -293,6 +297,8 @@ impl Plane {
             dirty: true,
             last_reload: None,
             suppressed: BTreeSet::new(),
+            isolation_announced: false,
+            quorum_heard: false,
             pending_since: None,
             transfer,
             // Status is for people (2 % of a core at most); the state file for a
@@ -645,6 +651,7 @@ impl Plane {
             }
             self.pending_since = None;
         }
+        self.announce_isolation();
         let ready = self.board.ready();
         if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
             self.dirty = true;
@@ -815,39 +822,56 @@ impl Plane {
                 vantage = name
             );
         }
+    }
+
+    /// Warns once a server is isolated, and says when that ends. At start every
+    /// server is isolated until the first reports arrive (its own probes included),
+    /// so the warning waits for the report staleness window unless a quorum was
+    /// heard before: a cold start is not an incident.
+    fn announce_isolation(&mut self) {
         if self.role == Role::Agent {
             return; // an agent hears nobody by design; it decides nothing
         }
-        let was_isolated = old.is_some_and(|t| t.2);
-        if tally.isolated && !was_isolated {
-            self.metrics.isolations.fetch_add(1, Ordering::Relaxed);
-            let isolation = self.board.isolation();
-            crate::event!(
-                self.events,
-                warn,
-                "isolated",
-                (
-                    "isolated: fewer vantage points heard than a quorum; {}",
-                    match self.config.health.isolation {
-                        IsolationMode::Hold => "holding every endpoint's last decided state",
-                        IsolationMode::Local =>
-                            "the vantage points still heard decide (isolation = local)",
-                    }
-                ),
-                mode = format!("{:?}", self.config.health.isolation).to_lowercase(),
-                needed = isolation.needed,
-                fresh = format!("{:?}", isolation.fresh),
-                missing = format!("{:?}", isolation.missing),
-            );
-        } else if was_isolated && !tally.isolated {
-            crate::event!(
-                self.events,
-                info,
-                "isolation_ended",
-                "a quorum of vantage points is heard again",
-                fresh = format!("{:?}", tally.fresh),
-            );
+        let Some(tally) = self.board.last_tally() else {
+            return;
+        };
+        if !tally.isolated {
+            if std::mem::replace(&mut self.isolation_announced, false) {
+                crate::event!(
+                    self.events,
+                    info,
+                    "isolation_ended",
+                    "a quorum of vantage points is heard again",
+                    fresh = format!("{:?}", tally.fresh),
+                );
+            }
+            self.quorum_heard = true;
+            return;
         }
+        let starting = !self.quorum_heard && self.now() < self.config.health.staleness;
+        if self.isolation_announced || starting {
+            return;
+        }
+        self.isolation_announced = true;
+        self.metrics.isolations.fetch_add(1, Ordering::Relaxed);
+        let isolation = self.board.isolation();
+        crate::event!(
+            self.events,
+            warn,
+            "isolated",
+            (
+                "isolated: fewer vantage points heard than a quorum; {}",
+                match self.config.health.isolation {
+                    IsolationMode::Hold => "holding every endpoint's last decided state",
+                    IsolationMode::Local =>
+                        "the vantage points still heard decide (isolation = local)",
+                }
+            ),
+            mode = format!("{:?}", self.config.health.isolation).to_lowercase(),
+            needed = isolation.needed,
+            fresh = format!("{:?}", isolation.fresh),
+            missing = format!("{:?}", isolation.missing),
+        );
     }
 
     fn save_state(&self) {

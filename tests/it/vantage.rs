@@ -160,6 +160,57 @@ fn an_outage_seen_by_a_quorum_fails_over_and_recovers() {
     expect_answer(c.server.addr, &[A, B], Duration::from_secs(10));
 }
 
+/// The names of the events the admin API lists.
+fn event_names(admin: SocketAddr) -> Vec<String> {
+    let (code, body) = http(admin, "GET", "/v1/events?since=0", &[], b"");
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    events
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_cold_start_is_not_announced_as_isolation_but_a_lasting_one_is() {
+    // Every server is isolated until the first reports arrive: that says nothing.
+    let c = cluster();
+    let started = Instant::now();
+    assert!(wait_until(Duration::from_secs(10), || started.elapsed()
+        > Duration::from_millis(2000)
+        && c.server
+            .service()
+            .status()
+            .isolation
+            .as_ref()
+            .is_some_and(|i| !i.isolated)));
+    let names = event_names(c.admin);
+    assert!(!names.iter().any(|n| n == "isolated"), "{names:?}");
+    assert_eq!(
+        metric(c.admin, "failoverd_isolations_total").as_deref(),
+        Some("0")
+    );
+    // A server whose agents never report: announced once the staleness window is
+    // over, and counted.
+    let options = StartOptions {
+        vantage: Some("v1".into()),
+        ..StartOptions::default()
+    };
+    let alone = TestServer::start_with(&config(c.a.addr.port(), ""), options);
+    let admin = alone.service().admin_address().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || event_names(admin)
+            .iter()
+            .any(|n| n == "isolated")),
+        "{:?}",
+        event_names(admin)
+    );
+    assert_eq!(
+        metric(admin, "failoverd_isolations_total").as_deref(),
+        Some("1")
+    );
+}
+
 #[test]
 fn a_partitioned_vantage_point_changes_nothing() {
     let c = cluster();
