@@ -995,6 +995,8 @@ pub struct DnssecConfig {
     pub zones: Vec<String>,
     /// Denial of existence.
     pub denial: DenialKind,
+    /// NSEC3 opt-out (RFC 5155 §6): insecure delegations get no NSEC3 record.
+    pub opt_out: bool,
     /// Signature lifetime (expiration minus signing time).
     pub signature_validity: Duration,
     /// Re-signing period (below the validity).
@@ -1011,6 +1013,7 @@ impl Default for DnssecConfig {
             key_directory: PathBuf::from(dnssec_defaults::KEY_DIRECTORY),
             zones: Vec::new(),
             denial: DenialKind::Nsec3,
+            opt_out: false,
             signature_validity: dnssec_defaults::SIGNATURE_VALIDITY,
             refresh: dnssec_defaults::REFRESH,
             inception_offset: dnssec_defaults::INCEPTION_OFFSET,

@@ -502,6 +502,9 @@ pub struct DnssecSpec {
     pub zones: Vec<String>,
     /// Authenticated denial: `nsec3` (default; RFC 9276 parameters) or `nsec`.
     pub nsec: Option<String>,
+    /// NSEC3 opt-out: no NSEC3 record for delegations without DS (default false; for
+    /// zones of many unsigned delegations).
+    pub opt_out: Option<bool>,
     /// Signature lifetime from signing to expiry (default `14d`).
     pub signature_validity: Option<String>,
     /// Re-sign after this long (default `7d`, below `signature_validity`).

@@ -289,13 +289,37 @@ impl<'s> Resolver<'s, '_> {
     /// NODATA at an existing name: its own chain record (RFC 5155 §7.2.3/§7.2.4,
     /// RFC 4035 §3.1.3.1).
     fn prove_nodata(&mut self, node: crate::zone::NodeId) {
-        if let Some(signed) = self.signed {
-            self.push_denial(signed.chain().matching(node.0));
+        let Some(signed) = self.signed else {
+            return;
+        };
+        let chain = signed.chain();
+        match chain.matching(node.0) {
+            Some(record) => self.push_denial(Some(record)),
+            None if chain.kind() == DenialKind::Nsec3 => {
+                // NSEC3 opt-out left the name out (an insecure delegation): the
+                // closest provable encloser and the opt-out span covering the next
+                // closer name (RFC 5155 §7.2.4, §7.2.7).
+                let name = self.zone.node(node).name();
+                let mut starts = [0u8; crate::zone::store::MAX_LABELS];
+                let starts = crate::zone::store::label_starts_into(name, &mut starts);
+                let (encloser, next_closer) = self.closest_encloser(name, starts);
+                self.push_denial(chain.matching(encloser.0));
+                self.push_denial(chain.covering(next_closer));
+            }
+            None => {}
         }
     }
 
-    /// The closest encloser of a name that does not exist, and the next closer name
-    /// (one label longer).
+    /// Whether node `id` can be proven to exist: it has its own NSEC3 record (opt-out
+    /// leaves some names out), or the zone uses NSEC or is not signed.
+    fn provable(&self, id: crate::zone::NodeId) -> bool {
+        self.signed.is_none_or(|s| {
+            s.chain().kind() != DenialKind::Nsec3 || s.chain().matching(id.0).is_some()
+        })
+    }
+
+    /// The closest (provable) encloser of a name that does not exist, and the next
+    /// closer name (one label longer).
     fn closest_encloser<'q>(
         &self,
         qname: &'q [u8],
@@ -306,7 +330,7 @@ impl<'s> Resolver<'s, '_> {
             if suffix.len() < self.zone.origin().len() {
                 break;
             }
-            if let Some(id) = self.zone.get(suffix) {
+            if let Some(id) = self.zone.get(suffix).filter(|&id| self.provable(id)) {
                 return (id, &qname[usize::from(label_starts[i - 1])..]);
             }
         }

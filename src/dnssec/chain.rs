@@ -77,6 +77,10 @@ pub struct ChainName {
     pub types: Vec<u16>,
     /// Whether the name has signed RRsets (RRSIG goes in the bitmap).
     pub signed: bool,
+    /// NSEC3 opt-out: the name (an insecure delegation, or an empty non-terminal
+    /// above only such) gets no record; the record whose span covers it carries the
+    /// Opt-Out flag. Ignored by NSEC chains.
+    pub omit: bool,
 }
 
 /// A signed chain.
@@ -117,6 +121,11 @@ impl Chain {
         };
         match kind {
             DenialKind::Nsec3 => {
+                let (omitted, names): (Vec<ChainName>, Vec<ChainName>) =
+                    names.into_iter().partition(|n| n.omit);
+                let mut omitted: Vec<[u8; HASH_LEN]> =
+                    omitted.iter().map(|n| nsec3_hash(&n.name)).collect();
+                omitted.sort_unstable();
                 let mut hashed: Vec<([u8; HASH_LEN], ChainName)> = names
                     .into_iter()
                     .map(|n| (nsec3_hash(&n.name), n))
@@ -131,7 +140,8 @@ impl Chain {
                     owner.push(32);
                     owner.extend_from_slice(base32hex(hash).as_bytes());
                     owner.extend_from_slice(origin);
-                    let mut rdata = vec![SHA1, 0, 0, 0, 0, HASH_LEN as u8];
+                    let flags = u8::from(spans_any(hash, next, &omitted));
+                    let mut rdata = vec![SHA1, flags, 0, 0, 0, HASH_LEN as u8];
                     rdata.extend_from_slice(next);
                     let mut types = name.types.clone();
                     if name.signed {
@@ -413,6 +423,18 @@ impl Chain {
     }
 }
 
+/// Whether a sorted hash of `sorted` lies strictly between `from` and `to` in the
+/// circular hash order (the span of an NSEC3 record owned by `from`).
+fn spans_any(from: &[u8; HASH_LEN], to: &[u8; HASH_LEN], sorted: &[[u8; HASH_LEN]]) -> bool {
+    let after = sorted.partition_point(|h| h <= from);
+    match sorted.get(after) {
+        _ if sorted.is_empty() => false,
+        Some(h) if from < to => h < to,
+        Some(_) => true, // wraps: anything after `from` is inside
+        None => from >= to && sorted[0] < *to, // wraps: or anything before `to`
+    }
+}
+
 /// NSEC3 hash with RFC 9276 parameters (SHA-1, no salt, no extra iterations).
 pub fn nsec3_hash(name: &[u8]) -> [u8; HASH_LEN] {
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name);
@@ -531,6 +553,7 @@ mod tests {
             name: w(text),
             types,
             signed: true,
+            omit: false,
         }
     }
 
@@ -577,6 +600,22 @@ mod tests {
         assert_eq!(out[3], 0x01); // MX (15)
         assert_eq!(out[7], 0x03); // RRSIG 46, NSEC 47
         assert_eq!(&out[8..10], &[4, 27]); // window 4, 1234 = 4*256+210
+    }
+
+    #[test]
+    fn opt_out_spans_include_wrap_around() {
+        let h = |b: u8| [b; HASH_LEN];
+        let omitted = [h(5), h(200)];
+        assert!(spans_any(&h(1), &h(10), &omitted));
+        assert!(!spans_any(&h(10), &h(100), &omitted));
+        assert!(spans_any(&h(150), &h(3), &omitted), "wraps past the end");
+        assert!(spans_any(&h(250), &h(9), &omitted), "wraps to the start");
+        assert!(!spans_any(&h(250), &h(2), &omitted));
+        assert!(!spans_any(&h(1), &h(10), &[]));
+        assert!(
+            spans_any(&h(7), &h(7), &omitted),
+            "a one-record chain covers all"
+        );
     }
 
     #[test]
@@ -669,18 +708,21 @@ mod tests {
                 name: origin.clone(),
                 types: vec![6, 2],
                 signed: true,
+                omit: false,
             },
             ChainName {
                 node: 1,
                 name: w("b.example."),
                 types: vec![1],
                 signed: true,
+                omit: false,
             },
             ChainName {
                 node: 2,
                 name: w("d.example."),
                 types: vec![1],
                 signed: true,
+                omit: false,
             },
         ];
         let mut none = |_: &[u8], _: u16, _: u32, _: &[u8], _: &mut Vec<u8>| Ok(0);
@@ -704,6 +746,7 @@ mod tests {
                 name: origin.clone(),
                 types: vec![6],
                 signed: true,
+                omit: false,
             }],
             1,
             &mut none,

@@ -88,6 +88,26 @@ pub fn prepare_zone(zone: &Zone, keys: &ZoneKeys, ring: &KeyRing, now: u64) -> Z
     zone.with_apex_rrsets(&sets)
 }
 
+/// Opt-out also omits empty non-terminals that exist only because of omitted
+/// names (RFC 5155 §7.1): an empty name stays only with a kept name below it.
+fn omit_empty_above_omitted(names: &mut [ChainName], origin: &[u8]) {
+    let mut needed: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for name in names.iter().filter(|n| !n.omit && !n.types.is_empty()) {
+        let mut at = crate::zone::name::parent(&name.name);
+        while let Some(parent) = at.filter(|p| p.len() >= origin.len()) {
+            if !needed.insert(parent.to_vec()) {
+                break;
+            }
+            at = crate::zone::name::parent(parent);
+        }
+    }
+    for name in names.iter_mut() {
+        if name.types.is_empty() && name.name != origin && !needed.contains(&name.name) {
+            name.omit = true;
+        }
+    }
+}
+
 /// Whether RRsets of `rtype` are signed with the key-signing keys.
 fn signed_by_ksk(rtype: u16) -> bool {
     matches!(rtype, rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY)
@@ -163,12 +183,17 @@ impl SignedZone {
                 signed |= !dynamic.is_empty();
                 types.extend(dynamic);
             }
+            let insecure = delegation && node.rrset(zone_rtype::DS).is_none();
             names.push(ChainName {
                 node: node.id().0,
                 name: node.name().to_vec(),
                 types,
                 signed,
+                omit: ring.settings.opt_out && insecure,
             });
+        }
+        if ring.settings.opt_out {
+            omit_empty_above_omitted(&mut names, zone.origin());
         }
         table.bytes.shrink_to_fit();
         let mut sign = |owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8], out: &mut Vec<u8>| {

@@ -113,6 +113,12 @@ fn ip(text: &str) -> IpAddr {
 
 /// Every kind of answer, validated by unbound (AD set).
 fn expect_all_secure(unbound: &Unbound) {
+    expect_validated(unbound, &|_, _| false);
+}
+
+/// Every kind of answer with its rcode; validated (AD set) except those `insecure`
+/// says are proven insecure (no AD, and no SERVFAIL).
+fn expect_validated(unbound: &Unbound, insecure: &dyn Fn(&str, RecordType) -> bool) {
     use RecordType::*;
     let ok = ResponseCode::NoError;
     let nx = ResponseCode::NXDomain;
@@ -151,9 +157,10 @@ fn expect_all_secure(unbound: &Unbound) {
             "{what}: {name} {rtype}\n{reply}\n{}",
             unbound.log_text()
         );
-        assert!(
+        assert_eq!(
             reply.metadata.authentic_data,
-            "{what}: {name} {rtype} not validated\n{reply}\n{}",
+            !insecure(name, rtype),
+            "{what}: {name} {rtype} AD\n{reply}\n{}",
             unbound.log_text()
         );
     }
@@ -353,6 +360,83 @@ fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
         );
         expect_all_secure(&unbound);
     }
+}
+
+#[test]
+fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
+    if !validators_installed() || !installed("kdig", "knot-dnsutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_zone(dir.path());
+    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
+    let a = Backend::start(ip(ADDR_A), 0, None);
+    let transfer =
+        "[transfer]\n[[transfer.secondaries]]\nname = \"kdig\"\nallow = [\"127.0.0.1\"]\n";
+    let text = config(dir.path(), a.addr.port(), "nsec3", "opt_out = true")
+        .replace("[dnssec]", &format!("{transfer}[dnssec]"));
+    let server = TestServer::start(&text);
+    // The chain: no record for the insecure delegation `sub`, the Opt-Out flag
+    // only on the record whose span covers its hash; NSEC3PARAM flags stay 0.
+    let zone = kdig_axfr(server.addr, "example.test.");
+    let nsec3: Vec<Vec<&str>> = zone
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(3) == Some(&"NSEC3"))
+        .collect();
+    let hash = |name: &str| {
+        failoverd::dnssec::chain::base32hex(&failoverd::dnssec::chain::nsec3_hash(
+            &failoverd::zone::name::wire_from_text(name).unwrap(),
+        ))
+    };
+    let (sub, sec) = (hash("sub.example.test."), hash("sec.example.test."));
+    let owners: Vec<String> = nsec3
+        .iter()
+        .map(|f| f[0].split('.').next().unwrap().to_owned())
+        .collect();
+    assert!(!owners.contains(&sub), "{zone}");
+    assert!(
+        owners.contains(&sec),
+        "a secure delegation keeps its record"
+    );
+    let flagged: Vec<&Vec<&str>> = nsec3.iter().filter(|f| f[5] == "1").collect();
+    assert_eq!(flagged.len(), 1, "{zone}");
+    let (from, to) = (flagged[0][0].split('.').next().unwrap(), flagged[0][8]);
+    let inside = |h: &str| {
+        if from < to {
+            from < h && h < to
+        } else {
+            h > from || h < to
+        }
+    };
+    assert!(inside(&sub), "{from} .. {to} covers {sub}");
+    assert!(
+        zone.lines().any(|l| l.contains("NSEC3PARAM\t1 0 0 -")),
+        "{zone}"
+    );
+    // Validators: an answer whose proof rests on the Opt-Out span is insecure (the
+    // name could be an unsigned delegation, RFC 5155 §8.6, §9.2): the insecure
+    // delegation's DS denial at least; every other answer validates.
+    let opt_out_proof = |name: &str, rtype: RecordType| {
+        let output = Command::new("kdig")
+            .arg(format!("@{}", server.addr.ip()))
+            .arg("-p")
+            .arg(server.addr.port().to_string())
+            .args([name, &rtype.to_string(), "+dnssec", "+noall", "+authority"])
+            .output()
+            .expect("kdig");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|l| l.contains("\tNSEC3\t1 1 "))
+    };
+    assert!(opt_out_proof("sub.example.test.", RecordType::DS));
+    assert!(
+        opt_out_proof("host.sub.example.test.", RecordType::A),
+        "the referral"
+    );
+    assert!(!opt_out_proof("nope.example.test.", RecordType::A));
+    let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&keys));
+    expect_validated(&unbound, &opt_out_proof);
 }
 
 #[test]
@@ -574,27 +658,27 @@ fn keygen_and_ds_from_the_command_line() {
 fn dnssec_config_errors_carry_key_paths() {
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
-    let text = config(
+    let load_error = |text: String| {
+        let source = failoverd::config::ConfigSource::from_text(text, data_dir().join("configs"));
+        failoverd::service::load(source)
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    let error = load_error(config(
         dir.path(),
         80,
         "nsec5",
         "signature_validity = \"10d\"\nrefresh = \"7d\"\ninception_offset = \"soon\"",
-    );
-    let source = failoverd::config::ConfigSource::from_text(text, data_dir().join("configs"));
-    let error = failoverd::service::load(source)
-        .err()
-        .expect("invalid")
-        .to_string();
+    ));
     for want in ["dnssec.nsec", "dnssec.refresh", "dnssec.inception_offset"] {
         assert!(error.contains(want), "{want} in:\n{error}");
     }
+    // Opt-out is for NSEC3 only.
+    let error = load_error(config(dir.path(), 80, "nsec", "opt_out = true"));
+    assert!(error.contains("dnssec.opt_out"), "{error}");
     // No keys in the directory: refused at load with the fix.
-    let text = config(dir.path(), 80, "nsec3", "");
-    let source = failoverd::config::ConfigSource::from_text(text, data_dir().join("configs"));
-    let error = failoverd::service::load(source)
-        .err()
-        .expect("no keys")
-        .to_string();
+    let error = load_error(config(dir.path(), 80, "nsec3", ""));
     assert!(error.contains("dnssec.key_directory"), "{error}");
 }
 

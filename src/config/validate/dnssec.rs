@@ -58,6 +58,13 @@ impl Validator<'_> {
                 DenialKind::Nsec3
             }
         };
+        config.opt_out = spec.opt_out.unwrap_or(false);
+        if config.opt_out && config.denial != DenialKind::Nsec3 {
+            self.error(
+                root.key("opt_out"),
+                "opt-out is an NSEC3 feature: set nsec = \"nsec3\" or drop opt_out",
+            );
+        }
         let mut duration =
             |key: &str, value: Option<&str>, default: Duration| match value.map(parse_duration) {
                 None => default,
