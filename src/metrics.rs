@@ -32,6 +32,10 @@ pub const DNSTAP_WRITTEN_TOTAL: &str = "failoverd_dnstap_written_total";
 pub const DNSTAP_DROPPED_TOTAL: &str = "failoverd_dnstap_dropped_total";
 /// Whether a dnstap consumer is connected.
 pub const DNSTAP_CONNECTED: &str = "failoverd_dnstap_connected";
+/// Gauge per signed zone: Unix time its signatures were made.
+pub const DNSSEC_SIGNED: &str = "failoverd_dnssec_signed_timestamp_seconds";
+/// Gauge per signed zone: Unix time its signatures expire (alert well before).
+pub const DNSSEC_EXPIRATION: &str = "failoverd_dnssec_signature_expiration_timestamp_seconds";
 
 /// Zone transfers served (`kind`: axfr, ixfr, ixfr_as_axfr, ixfr_current).
 pub const TRANSFERS_TOTAL: &str = "failoverd_transfers_total";

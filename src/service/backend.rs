@@ -270,6 +270,7 @@ impl AdminBackend for ServiceBackend {
         if let Some(transfer) = &self.transfer {
             transfer.metrics().render(&mut out);
         }
+        render_dnssec(&self.shared.load_full(), &mut out);
         if let Some(tap) = &self.dnstap {
             let stats = tap.stats();
             for (name, kind, help, value) in [
@@ -302,6 +303,43 @@ impl AdminBackend for ServiceBackend {
 
     fn ready(&self) -> bool {
         self.plane_metrics.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// When each signed zone's signatures were made and when they expire: a refresh that
+/// keeps failing shows as an expiry drawing near.
+fn render_dnssec(snapshot: &crate::dns::Snapshot, out: &mut String) {
+    let signed: Vec<(String, &crate::dnssec::SignedZone)> = snapshot
+        .zones
+        .zones()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, zone)| Some((zone.origin_text(), snapshot.signed_zone(i)?)))
+        .collect();
+    // Declared even with nothing signed, like the other labelled metrics.
+    type Gauge = (
+        &'static str,
+        &'static str,
+        fn(&crate::dnssec::SignedZone) -> u64,
+    );
+    let gauges: [Gauge; 2] = [
+        (
+            metrics::DNSSEC_SIGNED,
+            "Unix time the zone's signatures were made.",
+            |s| s.signed_at,
+        ),
+        (
+            metrics::DNSSEC_EXPIRATION,
+            "Unix time the zone's signatures expire.",
+            |s| u64::from(s.window.expiration),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (zone, signature) in &signed {
+            let _ = writeln!(out, "{name}{{zone=\"{zone}\"}} {}", value(signature));
+        }
     }
 }
 

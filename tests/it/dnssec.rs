@@ -440,6 +440,38 @@ fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
 }
 
 #[test]
+fn metrics_say_when_the_signatures_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    write_zone(dir.path());
+    keygen(dir.path(), Algorithm::Ed25519, false);
+    let a = Backend::start(ip(ADDR_A), 0, None);
+    let text =
+        config(dir.path(), a.addr.port(), "nsec3", "") + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+    let server = TestServer::start(&text);
+    let admin = server.service().admin_address().expect("admin API");
+    let (code, body) = crate::support::http(admin, "GET", "/metrics", &[], b"");
+    assert_eq!(code, 200);
+    let gauge = |name: &str| -> u64 {
+        let line = format!("{name}{{zone=\"example.test.\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{name} in\n{body}"))
+            .parse()
+            .unwrap()
+    };
+    let now = unix_now();
+    let signed = gauge("failoverd_dnssec_signed_timestamp_seconds");
+    let expires = gauge("failoverd_dnssec_signature_expiration_timestamp_seconds");
+    assert!(
+        signed <= now && now - signed < 600,
+        "signed {signed}, now {now}"
+    );
+    // The default validity: 14 days from signing.
+    assert_eq!(expires - signed, 14 * 86_400, "{body}");
+    crate::observability::promtool_check_metrics(&body);
+}
+
+#[test]
 fn delv_agrees() {
     if !validators_installed() {
         return;

@@ -25,6 +25,33 @@ fn promtool() -> Option<&'static str> {
     None
 }
 
+/// Runs `promtool check metrics` on a `/metrics` text (skips without promtool).
+pub(crate) fn promtool_check_metrics(text: &str) {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn metrics_text() -> String {
     let server = TestServer::start_with(
         &integration_config(),
@@ -105,29 +132,7 @@ fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists()
     );
     assert!(text.contains("failoverd_build_info{version=\""));
     assert!(text.contains("# TYPE failoverd_decision_latency_seconds histogram"));
-    let Some(promtool) = promtool() else {
-        return;
-    };
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = check.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    promtool_check_metrics(&text);
 }
 
 #[test]
