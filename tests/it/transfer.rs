@@ -491,6 +491,19 @@ fn knot_and_nsd_follow_failoverd() {
         "up to date: the SOA alone"
     );
 
+    // Knot and NSD sign their NOTIFY answers with the key: each serial's NOTIFY to
+    // each of them was acknowledged by a response whose TSIG verified (unsigned ones
+    // do not count; the first serial's first attempts left before they started).
+    let metrics = server.service().transfer().unwrap().metrics();
+    assert!(
+        wait_until(WAIT, || {
+            let (_, acked, failed) = metrics.notifies();
+            failed == 0 && acked == 6
+        }),
+        "NOTIFY sent, acked, failed: {:?}",
+        metrics.notifies()
+    );
+    println!("NOTIFY sent, acked, failed: {:?}", metrics.notifies());
     println!("change → secondary answer (failoverd answer changed at t=0):");
     println!("| secondary | change | time |");
     println!("|---|---|---|");

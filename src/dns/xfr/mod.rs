@@ -158,6 +158,16 @@ impl TransferMetrics {
             get(&self.ixfr_current),
         )
     }
+
+    /// NOTIFY messages (sent, acked, failed).
+    pub fn notifies(&self) -> (u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (
+            get(&self.notify_sent),
+            get(&self.notify_acked),
+            get(&self.notify_failed),
+        )
+    }
 }
 
 /// How the messages of a [`Reply`] are signed.

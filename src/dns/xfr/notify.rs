@@ -97,11 +97,16 @@ impl Notify {
         let mut wait = self.timeout;
         for attempt in 1..=self.attempts {
             let id = notify_id(self.serial, attempt);
-            let message = self.message(id);
+            let (message, request_mac) = self.message(id);
+            let expect = Expect {
+                target: self.target,
+                id,
+                signed: self.key.as_ref().map(|key| (key, request_mac.as_slice())),
+            };
             state.metrics.notify_sent.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = socket.send_to(&message, self.target).await {
                 tracing::debug!(%error, target = %self.target, "NOTIFY not sent");
-            } else if let Some(code) = await_response(&socket, self.target, id, wait).await {
+            } else if let Some(code) = await_response(&socket, &expect, wait).await {
                 state.metrics.notify_acked.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     zone = %self.zone,
@@ -128,8 +133,9 @@ impl Notify {
         );
     }
 
-    /// The NOTIFY: question `zone SOA IN`, AA, signed if the secondary has a key.
-    fn message(&self, id: u16) -> Vec<u8> {
+    /// The NOTIFY: question `zone SOA IN`, AA, signed if the secondary has a key
+    /// (then also the request's MAC, which the response's TSIG covers).
+    fn message(&self, id: u16) -> (Vec<u8>, Vec<u8>) {
         let mut message = Vec::with_capacity(128);
         message.extend_from_slice(&id.to_be_bytes());
         message.extend_from_slice(&(OPCODE_NOTIFY << 11 | 0x0400).to_be_bytes());
@@ -137,10 +143,11 @@ impl Notify {
         message.extend_from_slice(&name::wire_from_text(&self.zone).unwrap_or_else(|| vec![0]));
         message.extend_from_slice(&rtype::SOA.to_be_bytes());
         message.extend_from_slice(&1u16.to_be_bytes());
-        if let Some(key) = &self.key {
-            tsig::sign_request(&mut message, key, tsig::unix_now());
-        }
-        message
+        let request_mac = match &self.key {
+            Some(key) => tsig::sign_request(&mut message, key, tsig::unix_now()),
+            None => Vec::new(),
+        };
+        (message, request_mac)
     }
 }
 
@@ -153,13 +160,18 @@ fn notify_id(serial: u32, attempt: u32) -> u16 {
     (nanos ^ serial.rotate_left(7) ^ attempt.wrapping_mul(0x9E37)) as u16
 }
 
-/// Waits up to `wait` for the NOTIFY response with `id` from `target`; its rcode.
-async fn await_response(
-    socket: &UdpSocket,
+/// The response a NOTIFY waits for.
+struct Expect<'a> {
     target: SocketAddr,
     id: u16,
-    wait: Duration,
-) -> Option<u16> {
+    /// Signed NOTIFY: the key and the request's MAC the response must be signed over.
+    signed: Option<(&'a crate::config::TsigKey, &'a [u8])>,
+}
+
+/// Waits up to `wait` for the NOTIFY response `expect` describes; its rcode. To a
+/// signed NOTIFY only a response signed with the same key counts (RFC 8945 §5.3):
+/// an unsigned or forged one would otherwise stop the retries.
+async fn await_response(socket: &UdpSocket, expect: &Expect<'_>, wait: Duration) -> Option<u16> {
     let deadline = Instant::now() + wait;
     let mut buf = [0u8; 4096];
     loop {
@@ -169,15 +181,30 @@ async fn await_response(
             Ok(Err(_)) => continue,
             Err(_) => return None,
         };
-        if from != target {
+        if from != expect.target {
             continue;
         }
-        let Ok(header) = Reader::new(&buf[..len]).header() else {
+        let response = &buf[..len];
+        let Ok(header) = Reader::new(response).header() else {
             continue;
         };
         let opcode = (header.flags >> 11) & 0xF;
-        if header.id == id && header.flags & 0x8000 != 0 && opcode == OPCODE_NOTIFY {
-            return Some(header.flags & 0xF);
+        if header.id != expect.id || header.flags & 0x8000 == 0 || opcode != OPCODE_NOTIFY {
+            continue;
         }
+        if let Some((key, request_mac)) = expect.signed {
+            if let Err(rejection) =
+                tsig::verify_response(response, key, request_mac, tsig::unix_now())
+            {
+                tracing::warn!(
+                    target = %expect.target,
+                    key = %key.name,
+                    ?rejection,
+                    "NOTIFY response not signed with the secondary's key; ignored"
+                );
+                continue;
+            }
+        }
+        return Some(header.flags & 0xF);
     }
 }

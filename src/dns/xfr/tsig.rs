@@ -231,8 +231,47 @@ pub fn verify<'k>(
     Ok(key)
 }
 
-/// Signs a request of our own (NOTIFY): appends the TSIG record.
-pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) {
+/// Verifies the signed response to a request of ours whose MAC was `request_mac`
+/// (RFC 8945 §5.3.1: the request MAC, the response, its TSIG variables): the
+/// key that signed the request, a valid MAC, no TSIG error, the time within fudge.
+pub fn verify_response(
+    response: &[u8],
+    key: &TsigKey,
+    request_mac: &[u8],
+    now: u64,
+) -> Result<(), Rejection> {
+    let Ok(Some(signed)) = split(response) else {
+        return Err(Rejection::BadSig); // unsigned (or malformed): not from the key holder
+    };
+    let tsig = &signed.tsig;
+    let key_name = crate::zone::name::wire_from_text(&key.name).unwrap_or_default();
+    if tsig.key_name != key_name || tsig.algorithm != algorithm_wire(key.algorithm) {
+        return Err(Rejection::BadKey);
+    }
+    let mut data = Vec::with_capacity(signed.unsigned.len() + request_mac.len() + 128);
+    data.extend_from_slice(&(request_mac.len() as u16).to_be_bytes());
+    data.extend_from_slice(request_mac);
+    data.extend_from_slice(&signed.unsigned);
+    tsig.variables(false, &mut data);
+    let expected = mac(key, &data);
+    if tsig.error != 0
+        || expected.is_empty()
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_slice(),
+            tsig.mac.as_slice(),
+        ))
+    {
+        return Err(Rejection::BadSig);
+    }
+    if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+        return Err(Rejection::BadTime);
+    }
+    Ok(())
+}
+
+/// Signs a request of our own (NOTIFY): appends the TSIG record; returns its MAC
+/// (the response's is computed over it).
+pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
     let id = u16::from_be_bytes([message[0], message[1]]);
     let mut tsig = TsigRecord {
         key_name: crate::zone::name::wire_from_text(&key.name).unwrap_or_default(),
@@ -248,6 +287,7 @@ pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) {
     tsig.variables(false, &mut data);
     tsig.mac = mac(key, &data);
     tsig.append_to(message);
+    tsig.mac
 }
 
 /// Signs the responses to one verified request, in order (RFC 8945 §5.3, §5.3.1).

@@ -92,9 +92,39 @@ fn requests_we_sign_verify() {
     let mut message = unhex(KDIG_AXFR);
     message.truncate(12 + 18);
     message[11] = 0;
-    sign_request(&mut message, &k, 1_800_000_000);
+    let request_mac = sign_request(&mut message, &k, 1_800_000_000);
     let signed = split(&message).unwrap().unwrap();
-    assert!(verify(&signed, std::slice::from_ref(&k), 1_800_000_000).is_ok());
+    let key = verify(&signed, std::slice::from_ref(&k), 1_800_000_000).unwrap();
+    // The response, signed as a secondary signs its NOTIFY answer, verifies; a
+    // forged, unsigned or stale one does not.
+    let mut response = signed.unsigned.clone();
+    response[2] |= 0x80;
+    let tsig = ResponseSigner::new(key.clone(), &signed.tsig).sign(&response, 1_800_000_001);
+    let mut good = response.clone();
+    tsig.append_to(&mut good);
+    assert_eq!(
+        verify_response(&good, &k, &request_mac, 1_800_000_001),
+        Ok(())
+    );
+    assert_eq!(
+        verify_response(&good, &k, &request_mac, 1_800_000_900),
+        Err(Rejection::BadTime)
+    );
+    let mut forged = good.clone();
+    forged[3] ^= 0x01; // the rcode changed on the way
+    assert_eq!(
+        verify_response(&forged, &k, &request_mac, 1_800_000_001),
+        Err(Rejection::BadSig)
+    );
+    assert_eq!(
+        verify_response(&response, &k, &request_mac, 1_800_000_001),
+        Err(Rejection::BadSig)
+    );
+    let other_request = vec![0u8; 32];
+    assert_eq!(
+        verify_response(&good, &k, &other_request, 1_800_000_001),
+        Err(Rejection::BadSig)
+    );
 }
 
 /// Verifies a chain of signed responses the way a client does (RFC 8945 §5.3.1),
