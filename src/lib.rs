@@ -26,6 +26,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod drill;
 pub mod health;
+pub mod json_file;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -2,7 +2,6 @@
 //! so a restarted server answers from what it knew, not from defaults.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,60 +78,25 @@ fn is_zero(value: &f64) -> bool {
 
 /// Reads the state file; `Ok(None)` if it does not exist.
 pub fn load(path: &Path) -> Result<Option<SavedState>, PersistError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(PersistError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    let state: SavedState = serde_json::from_slice(&bytes).map_err(|e| PersistError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if state.version != STATE_VERSION {
-        return Err(PersistError::Format {
-            path: path.to_owned(),
-            reason: format!("version {} (expected {STATE_VERSION})", state.version),
-        });
-    }
-    Ok(Some(state))
+    crate::json_file::load(path, |s: &SavedState| s.version, STATE_VERSION)
+        .map_err(|e| PersistError::of(path, e))
 }
 
 /// Writes the state file atomically: a temporary file in the same directory, synced,
 /// then renamed over the old one (and the directory synced), so a crash leaves the old
 /// or the new state, never half of one.
 pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
-    let io = |source| PersistError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let temporary = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let bytes = serde_json::to_vec_pretty(state).map_err(|e| PersistError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let mut file = std::fs::File::create(&temporary).map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(io)?;
-    if let Ok(directory) = std::fs::File::open(dir) {
-        let _ = directory.sync_all();
+    crate::json_file::save(path, state).map_err(|e| PersistError::of(path, e))
+}
+
+impl PersistError {
+    fn of(path: &Path, error: crate::json_file::JsonFileError) -> Self {
+        let path = path.to_owned();
+        match error {
+            crate::json_file::JsonFileError::Io(source) => Self::Io { path, source },
+            crate::json_file::JsonFileError::Format(reason) => Self::Format { path, reason },
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

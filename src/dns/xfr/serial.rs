@@ -2,7 +2,6 @@
 //! small file that keeps each zone's last serial and content hash across restarts.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -76,60 +75,28 @@ pub struct SerialFile {
 impl SerialFile {
     /// Reads the file; a missing file is empty.
     pub fn load(path: &Path) -> Result<Self, SerialFileError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(SerialFileError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        let file: Self = serde_json::from_slice(&bytes).map_err(|e| SerialFileError::Format {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        if file.version != SERIAL_FILE_VERSION {
-            return Err(SerialFileError::Format {
-                path: path.to_owned(),
-                reason: format!("version {} (expected {SERIAL_FILE_VERSION})", file.version),
-            });
-        }
-        Ok(file)
+        crate::json_file::load(path, |f: &Self| f.version, SERIAL_FILE_VERSION)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| SerialFileError::of(path, e))
     }
 
-    /// Writes the file atomically (temporary file, fsync, rename).
+    /// Writes the file atomically (temporary file, fsync, rename, directory fsync).
     pub fn save(&self, path: &Path) -> Result<(), SerialFileError> {
-        let io = |source| SerialFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let temporary = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("serials"),
-            std::process::id()
-        ));
         let file = Self {
             version: SERIAL_FILE_VERSION,
             zones: self.zones.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| SerialFileError::Format {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let mut out = std::fs::File::create(&temporary).map_err(io)?;
-        out.write_all(&bytes).map_err(io)?;
-        out.sync_all().map_err(io)?;
-        drop(out);
-        std::fs::rename(&temporary, path).map_err(io)
+        crate::json_file::save(path, &file).map_err(|e| SerialFileError::of(path, e))
+    }
+}
+
+impl SerialFileError {
+    fn of(path: &Path, error: crate::json_file::JsonFileError) -> Self {
+        let path = path.to_owned();
+        match error {
+            crate::json_file::JsonFileError::Io(source) => Self::Io { path, source },
+            crate::json_file::JsonFileError::Format(reason) => Self::Format { path, reason },
+        }
     }
 }
 
