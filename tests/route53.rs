@@ -1238,6 +1238,10 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
     assert!(!ok && err.contains("no hosted zone named gslb.test. in this account: create it, or give its id as hosted_zone_id"), "{err}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     figures.push(format!("missing_zone_ms={}", took.as_millis()));
+    eprintln!(
+        "MESSAGE missing_zone: {}",
+        err.trim().lines().last().unwrap_or_default()
+    );
     // Rejected credentials: 403 InvalidClientTokenId, not retried.
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
@@ -1251,6 +1255,10 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
     assert!(err.contains("IAM policy"), "{err}");
     assert!(took < Duration::from_secs(5), "not retried: {took:?}");
     figures.push(format!("rejected_credentials_ms={}", took.as_millis()));
+    eprintln!(
+        "MESSAGE rejected_credentials: {}",
+        err.trim().lines().last().unwrap_or_default()
+    );
     // No credentials at all.
     let (ok, err, took) = plan(
         &[
@@ -1266,6 +1274,10 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
     );
     assert!(took < Duration::from_secs(5), "not retried: {took:?}");
     figures.push(format!("no_credentials_ms={}", took.as_millis()));
+    eprintln!(
+        "MESSAGE no_credentials: {}",
+        err.trim().lines().last().unwrap_or_default()
+    );
     // Unreachable endpoint: retried within about 10 s, then reported with the cause.
     let unreachable = workspace.write_config(&text.replace(&moto.url(), "http://127.0.0.1:9"));
     let (ok, err, took) = plan(&[], &unreachable);
@@ -1279,6 +1291,10 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
     );
     assert!(took < Duration::from_secs(12), "{took:?}");
     figures.push(format!("unreachable_ms={}", took.as_millis()));
+    eprintln!(
+        "MESSAGE unreachable: {}",
+        err.trim().lines().last().unwrap_or_default()
+    );
     eprintln!("FIGURES route53_errors {}", figures.join(" "));
 }
 

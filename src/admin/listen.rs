@@ -33,7 +33,7 @@ const MAX_HANDSHAKES: usize = 256;
 #[non_exhaustive]
 pub enum AdminError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,

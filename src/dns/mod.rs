@@ -49,7 +49,7 @@ use crate::metrics::DnsMetrics;
 #[non_exhaustive]
 pub enum DnsError {
     /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
