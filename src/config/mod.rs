@@ -647,6 +647,10 @@ pub enum UdpIo {
     Batched,
     /// One `recv_from`/`send_to` per datagram: any platform.
     Portable,
+    /// AF_XDP (Linux, needs CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW): an XDP program
+    /// steers IPv4 DNS datagrams past the kernel's UDP stack into the server's own
+    /// rings; the batched sockets serve the rest (IPv6, fragments, large answers).
+    Xdp,
 }
 
 /// The `[server]` section, validated.

@@ -1,7 +1,7 @@
 //! `Spec` → [`Config`]: every check that needs only the configuration itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -512,14 +512,26 @@ impl Validator<'_> {
             None => UdpIo::default(),
             Some("batched") => UdpIo::Batched,
             Some("portable") => UdpIo::Portable,
+            Some("xdp") => UdpIo::Xdp,
             Some(other) => {
                 self.error(
                     root.key("udp_io"),
-                    format!("{other:?} is not \"batched\" (recvmmsg/sendmmsg) or \"portable\" (recv_from/send_to)"),
+                    format!("{other:?} is not \"batched\" (recvmmsg/sendmmsg), \"portable\" (recv_from/send_to) or \"xdp\" (AF_XDP)"),
                 );
                 UdpIo::default()
             }
         };
+        if udp_io == UdpIo::Xdp {
+            for address in listen.iter().filter(|a| a.ip() == Ipv4Addr::UNSPECIFIED) {
+                self.error(
+                    root.key("udp_io"),
+                    format!(
+                        "\"xdp\" attaches to the interface holding each IPv4 listen address: \
+                         {address} names none; listen on the interface's address"
+                    ),
+                );
+            }
+        }
         ServerConfig {
             listen,
             udp_io,

@@ -27,6 +27,8 @@ pub mod transfer;
 pub mod udp;
 pub mod wire;
 pub mod writer;
+#[cfg(target_os = "linux")]
+mod xdp;
 pub mod xfr;
 
 use std::io;

@@ -62,7 +62,10 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
 pub use crate::config::UdpIo;
 
 /// Starts one worker thread per socket; with `rrl`, each limits its responses at
-/// its share of the rate; with `dnstap`, each logs what it receives and sends.
+/// its share of the rate; with `dnstap`, each logs what it receives and sends. With
+/// [`UdpIo::Xdp`], the sockets keep serving what the XDP path leaves to them and
+/// threads per receive queue of the address's interface answer the rest (see
+/// [`super::xdp`]).
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     shared: SharedSnapshot,
@@ -71,39 +74,63 @@ pub fn spawn(
     options: &UdpOptions<'_>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let shares = sockets.len();
-    sockets
-        .into_iter()
-        .enumerate()
-        .map(|(i, socket)| {
-            let shared = shared.clone();
-            let stop = stop.clone();
-            let worker = Worker {
-                responder: Responder::new(fresh_seed()),
-                limiter: options
-                    .rrl
-                    .map(|config| RateLimiter::new(config, shares, fresh_seed())),
-                counters: metrics.shard(),
-                dnstap: options.dnstap.clone(),
-                local: socket.local_addr()?,
-                epoch: Instant::now(),
-            };
-            let io = options.io;
+    let local = sockets
+        .first()
+        .map(UdpSocket::local_addr)
+        .transpose()?
+        .ok_or_else(|| io::Error::other("no socket"))?;
+    let worker = |shares| Worker {
+        responder: Responder::new(fresh_seed()),
+        limiter: options
+            .rrl
+            .map(|config| RateLimiter::new(config, shares, fresh_seed())),
+        counters: metrics.shard(),
+        dnstap: options.dnstap.clone(),
+        local,
+        epoch: Instant::now(),
+    };
+    let mut threads = Vec::new();
+    #[cfg(target_os = "linux")]
+    if options.io == UdpIo::Xdp {
+        if let (SocketAddr::V4(_), Some(first)) = (local, sockets.first()) {
+            // The XDP threads take nearly all traffic: each gets the whole RRL rate.
+            let started = super::xdp::spawn(local, first, &shared, &stop, || worker(1))?;
+            tracing::info!(
+                udp = %local,
+                interface = %started.interface,
+                mode = ?started.mode,
+                queues = started.threads.len(),
+                "dns answering through AF_XDP"
+            );
+            threads.extend(started.threads);
+        } else {
+            tracing::info!(udp = %local, "udp_io = \"xdp\" covers IPv4 only: batched sockets here");
+        }
+    }
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        let worker = worker(shares);
+        let io = options.io;
+        threads.push(
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
                 .spawn(move || match io {
                     #[cfg(target_os = "linux")]
-                    UdpIo::Batched => serve_batched(socket, shared, stop, worker),
+                    UdpIo::Batched | UdpIo::Xdp => serve_batched(socket, shared, stop, worker),
                     #[cfg(not(target_os = "linux"))]
-                    UdpIo::Batched => serve_portable(socket, shared, stop, worker),
+                    UdpIo::Batched | UdpIo::Xdp => serve_portable(socket, shared, stop, worker),
                     UdpIo::Portable => serve_portable(socket, shared, stop, worker),
-                })
-        })
-        .collect()
+                })?,
+        );
+    }
+    Ok(threads)
 }
 
 /// What the workers of one listener share.
 pub struct UdpOptions<'a> {
-    /// Batched (`recvmmsg`/`sendmmsg`, Linux) or portable (`recv_from`/`send_to`).
+    /// Batched (`recvmmsg`/`sendmmsg`, Linux), AF_XDP (Linux) or portable
+    /// (`recv_from`/`send_to`).
     pub io: UdpIo,
     /// Response rate limiting.
     pub rrl: Option<&'a RrlConfig>,
@@ -112,10 +139,10 @@ pub struct UdpOptions<'a> {
 }
 
 /// One worker's answering state, the same whichever way datagrams move.
-struct Worker {
+pub(super) struct Worker {
     responder: Responder,
     limiter: Option<RateLimiter>,
-    counters: Arc<DnsCounters>,
+    pub(super) counters: Arc<DnsCounters>,
     dnstap: Option<Dnstap>,
     local: SocketAddr,
     epoch: Instant,
@@ -123,7 +150,7 @@ struct Worker {
 
 impl Worker {
     /// Milliseconds for the rate limiter (read once per batch; 0 without one).
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         match self.limiter {
             Some(_) => self.epoch.elapsed().as_millis() as u64,
             None => 0,
@@ -131,7 +158,7 @@ impl Worker {
     }
 
     /// Answers one datagram from `src` into `out`; whether to send it.
-    fn answer(
+    pub(super) fn answer(
         &mut self,
         snapshot: &Snapshot,
         query: &[u8],

@@ -163,6 +163,8 @@ fn dnstap_and_udp_io_are_checked_at_their_key_paths() {
     assert_error(&d, "dnstap.log_queries", "remove [dnstap] to turn it off");
     let d = errors("[dnstap]\nsocket = \"tap.sock\"\nformat = \"json\"\n");
     assert_error(&d, "dnstap.format", "unknown field `format`");
+    let d = errors("[server]\nlisten = [\"0.0.0.0:53\", \"[::]:53\"]\nudp_io = \"xdp\"\n");
+    assert_error(&d, "server.udp_io", "0.0.0.0:53 names none");
 }
 
 #[test]

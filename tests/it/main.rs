@@ -28,3 +28,4 @@ mod rrl;
 mod transfer;
 mod transport;
 mod vantage;
+mod xdp;
