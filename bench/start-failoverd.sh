@@ -10,6 +10,9 @@
 # FAILOVERD_CONFIG_ONLY=1: write the config, print its path and exit instead of starting
 #   (bench/run.sh times the bare binary's start-up with it);
 # FAILOVERD_LOG_DIR: log to a new file there instead of stdout/stderr (its path goes to stderr);
+# UDP_IO: [server] udp_io: batched, portable or xdp; unset: xdp when run as root and no
+#   other XDP program holds lo (the script then sets net.ipv4.conf.lo.route_localnet and
+#   accept_local to 1, which XDP replies on lo need, and says so on stderr), else batched;
 # RRL_RATE: turn response rate limiting on with this rate (and RRL_SLIP, default 2); unset: off;
 # FAILOVERD_DNSSEC=nsec3|nsec: sign the zone (a CSK made once in /tmp/failoverd-bench-PORT/keys;
 #   FAILOVERD_DNSSEC_ALGORITHM=ed25519 (default) or ecdsa-p256); bench/start-failoverd-signed.sh sets it.
@@ -21,6 +24,18 @@ BIN=${FAILOVERD_BIN:-$ROOT/target/release/failoverd}
 [ -x "$BIN" ] || { echo "no $BIN: run 'cargo build --release' first" >&2; exit 1; }
 ZONE=$(readlink -f "$ZONE")
 W=/tmp/failoverd-bench-$PORT; mkdir -p "$W"
+if [ -z "${UDP_IO:-}" ]; then
+  UDP_IO=batched
+  if [ "$(id -u)" = 0 ] && ! ip -d link show lo 2>/dev/null | grep -q prog/xdp; then UDP_IO=xdp; fi
+fi
+if [ "$UDP_IO" = xdp ] && [ -z "${FAILOVERD_CONFIG_ONLY:-}" ]; then
+  for key in route_localnet accept_local; do
+    if [ "$(cat /proc/sys/net/ipv4/conf/lo/$key)" != 1 ]; then
+      sysctl -q -w "net.ipv4.conf.lo.$key=1"
+      echo "start-failoverd.sh: set net.ipv4.conf.lo.$key=1 for udp_io = \"xdp\" on lo" >&2
+    fi
+  done
+fi
 ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
 [ -n "$ORIGIN" ] || ORIGIN="$(basename "$ZONE" .zone)."
 {
@@ -28,6 +43,7 @@ ORIGIN=$(awk 'toupper($1)=="$ORIGIN" {print $2; exit}' "$ZONE")
   echo "[server]"
   echo "listen = [\"127.0.0.1:$PORT\"]"
   echo "udp_workers = ${WORKERS:-1}"
+  echo "udp_io = \"$UDP_IO\""
   echo "[zones]"
   echo "directory = \"$(dirname "$ZONE")\""
   echo "files = [\"$(basename "$ZONE")\"]"
