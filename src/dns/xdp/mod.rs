@@ -288,18 +288,24 @@ impl Serving {
         }
     }
 
-    /// Waits for frames (or, with replies still queued, pushes them).
+    /// Waits for frames; with replies still queued, pushes them, and if the device
+    /// cannot take them yet, waits a millisecond for room rather than spinning.
     fn wait(&mut self) {
-        if self.socket.unsent() > 0 {
+        let (events, timeout) = if self.socket.unsent() > 0 {
             self.send();
-            return;
-        }
+            if self.socket.unsent() == 0 {
+                return;
+            }
+            (libc::POLLIN | libc::POLLOUT, 1)
+        } else {
+            (libc::POLLIN, WAKE_MS)
+        };
         let mut poll = libc::pollfd {
             fd: self.socket.fd(),
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
         // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut poll, 1, WAKE_MS) };
+        unsafe { libc::poll(&mut poll, 1, timeout) };
     }
 }
