@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  UDP sockets (SO_REUSEPORT) ─▶ worker threads ─▶ [rrl] ─┐
+//!  [xdp] XDP program ─▶ AF_XDP rings ─▶ queue threads ────┤
 //!                                                        ├─▶ Responder: wire::parse ─▶ resolve ─▶ encode
 //!  TCP listener ─▶ accept loop ─▶ connection tasks ───────┘        (reads an Arc<Snapshot>; no locks)
 //!                                  └─▶ transfer hook: AXFR/IXFR ─▶ xfr (TSIG, journal, NOTIFY)
@@ -12,8 +13,8 @@
 //! Modules, each depending only on those before it: `wire` (parsing), `writer`
 //! (encoding), `answers` (the snapshot's data), `resolve` (RFC 1034 resolution over
 //! it), `snapshot` (building and publishing), `engine` (packet in, packet out, with
-//! `servfail` and `rrl`), then the transports (`udp`, `tcp` with its `transfer` hook
-//! served by `xfr`) and `dnstap`.
+//! `servfail` and `rrl`), then the transports (`udp` with its AF_XDP path `xdp`, `tcp`
+//! with its `transfer` hook served by `xfr`) and `dnstap`.
 
 pub mod answers;
 pub mod dnstap;
