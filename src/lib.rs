@@ -32,6 +32,7 @@ pub mod model;
 pub mod policy;
 pub mod probe;
 pub mod runbook;
+pub mod runtime;
 pub mod service;
 pub mod sync;
 pub mod zone;

@@ -343,7 +343,11 @@ fn run(
     options: service::StartOptions,
     agent: bool,
 ) -> anyhow::Result<ExitCode> {
+    // Connections, probes and files share the descriptor limit; take what the host
+    // allows (the admin listeners keep to a quarter of it).
+    let descriptors = failoverd::runtime::raise_descriptor_limit();
     runtime()?.block_on(async move {
+        tracing::debug!(?descriptors, "descriptor limit");
         // Handlers first, so a signal arriving right after start-up is not lost.
         let signals = Signals::install()?;
         let reader = if agent {

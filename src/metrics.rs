@@ -32,6 +32,10 @@ pub const DNSTAP_WRITTEN_TOTAL: &str = "failoverd_dnstap_written_total";
 pub const DNSTAP_DROPPED_TOTAL: &str = "failoverd_dnstap_dropped_total";
 /// Whether a dnstap consumer is connected.
 pub const DNSTAP_CONNECTED: &str = "failoverd_dnstap_connected";
+/// Counter by `reason`: admin connections refused or closed early.
+pub const ADMIN_CONNECTIONS_REFUSED_TOTAL: &str = "failoverd_admin_connections_refused_total";
+/// Gauge: admin connections open now.
+pub const ADMIN_CONNECTIONS_OPEN: &str = "failoverd_admin_connections_open";
 /// Gauge per signed zone: Unix time its signatures were made.
 pub const DNSSEC_SIGNED: &str = "failoverd_dnssec_signed_timestamp_seconds";
 /// Gauge per signed zone: Unix time its signatures expire (alert well before).

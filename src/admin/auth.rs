@@ -198,6 +198,7 @@ mod tests {
                 token("oncall", AdminRole::Operate, "operate-token-0123456789"),
             ],
             public: vec![PublicPath::Healthz],
+            hosts: Vec::new(),
         }
     }
 

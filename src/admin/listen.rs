@@ -1,32 +1,46 @@
-//! The admin listeners: one per configured address, plain HTTP or HTTPS (rustls).
+//! The admin listeners: one per configured address, plain HTTP or HTTPS (rustls), each
+//! with its own accept loop so that every connection is bounded.
 //!
-//! TLS handshakes run in tasks of their own (bounded by a timeout), so a slow or
-//! silent client never holds up the accept loop.
+//! ```text
+//!  accept ─▶ Table::admit (cap per address, cap in all; an idle one evicted to make room)
+//!    └─▶ task: [TLS handshake ≤ handshake_timeout] ─▶ hyper HTTP/1
+//!              headers ≤ header_timeout (also between kept-alive requests)
+//!              body ≤ body_timeout · no progress either way ≤ idle_timeout
+//! ```
+//!
+//! A refused connection is closed at once without a byte read; every refusal and
+//! early close is counted by reason (`failoverd_admin_connections_refused_total`).
+//! The cap in all is also kept below a quarter of the process's descriptor limit, so
+//! the admin port can never take the descriptors the probers and DNS listeners need.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
-use super::auth::SharedAccess;
-use super::{Backend, router};
-use crate::config::TlsFiles;
+use super::limits::{Id, Refused, Table};
+use crate::config::{AdminLimits, TlsFiles};
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshakes in flight at most, per listener.
-const MAX_HANDSHAKES: usize = 256;
+/// How long open connections may finish their requests at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Errors of the admin server.
 #[derive(Debug, thiserror::Error)]
@@ -49,77 +63,81 @@ pub enum AdminError {
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Self(*stream.remote_addr())
+/// Counters of every admin listener of a process.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    refused: [AtomicU64; Refused::ALL.len()],
+    open: AtomicU64,
+}
+
+impl ListenerStats {
+    fn refused(&self, reason: Refused) {
+        self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refusals and early closes so far, by metric label.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Refused::ALL
+            .iter()
+            .map(|r| (r.label(), self.refused[*r as usize].load(Ordering::Relaxed)))
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
     }
 }
 
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
+/// The connections of one listener: the pure table and how to close each one.
+struct Connections {
+    table: Table,
+    closers: HashMap<Id, CancellationToken>,
+    epoch: Instant,
+}
+
+type SharedConnections = Arc<Mutex<Connections>>;
+
+fn lock(connections: &SharedConnections) -> std::sync::MutexGuard<'_, Connections> {
+    connections.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frees a connection's place when its task ends, however it ends.
+struct Place {
+    connections: SharedConnections,
+    id: Id,
+    stats: Arc<ListenerStats>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut connections = lock(&self.connections);
+        connections.table.release(self.id);
+        connections.closers.remove(&self.id);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Accepts TLS connections whose handshake completed.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+/// Marks a connection busy while a request is answered (an idle one may be evicted).
+struct Busy {
+    connections: SharedConnections,
+    id: Id,
 }
 
-impl TlsListener {
-    fn new(listener: TcpListener, acceptor: TlsAcceptor, local: SocketAddr) -> Self {
-        let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
-        tokio::spawn(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-            loop {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, "admin accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    return;
-                }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, %peer, "admin TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Self { local, ready }
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task ended (it never does while the listener lives).
-            None => std::future::pending().await,
+impl Busy {
+    fn new(connections: &SharedConnections, id: Id) -> Self {
+        lock(connections).table.request_started(id);
+        Self {
+            connections: connections.clone(),
+            id,
         }
     }
+}
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut connections = lock(&self.connections);
+        let now = connections.epoch.elapsed();
+        connections.table.request_ended(self.id, now);
     }
 }
 
@@ -151,15 +169,29 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, AdminError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The connection cap in all: the configured one, kept below a quarter of the
+/// descriptor limit.
+pub fn connection_cap(limits: &AdminLimits) -> usize {
+    let descriptors = crate::runtime::descriptor_limit().unwrap_or(u64::MAX);
+    limits
+        .max_connections
+        .min(usize::try_from(descriptors / 4).unwrap_or(usize::MAX))
+        .max(1)
+}
+
 /// Binds every admin listener; returns the bound addresses and the serving futures.
 pub async fn bind(
     addrs: &[SocketAddr],
     tls: Option<&TlsFiles>,
-    backend: Backend,
-    access: SharedAccess,
+    app: Router,
+    limits: AdminLimits,
+    stats: Arc<ListenerStats>,
     shutdown: CancellationToken,
 ) -> Result<Vec<(SocketAddr, impl Future<Output = ()> + Send + 'static)>, AdminError> {
     let acceptor = tls.map(tls_acceptor).transpose()?;
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_timeout,
+    ));
     let mut out = Vec::new();
     for &addr in addrs {
         let listener = TcpListener::bind(addr)
@@ -168,29 +200,267 @@ pub async fn bind(
         let bound = listener
             .local_addr()
             .map_err(|source| AdminError::Bind { addr, source })?;
-        let app = router(backend.clone(), access.clone());
-        let token = shutdown.clone();
-        let acceptor = acceptor.clone();
-        let serve = async move {
-            let stop = async move { token.cancelled().await };
-            let result = match acceptor {
-                None => {
-                    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-                        .with_graceful_shutdown(stop)
-                        .await
-                }
-                Some(acceptor) => {
-                    let listener = TlsListener::new(listener, acceptor, bound);
-                    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-                        .with_graceful_shutdown(stop)
-                        .await
-                }
-            };
-            if let Err(error) = result {
-                tracing::error!(%error, "admin API stopped");
-            }
-        };
+        let serve = accept_loop(
+            listener,
+            acceptor.clone(),
+            app.clone(),
+            limits,
+            stats.clone(),
+            shutdown.clone(),
+        );
         out.push((bound, serve));
     }
     Ok(out)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    limits: AdminLimits,
+    stats: Arc<ListenerStats>,
+    shutdown: CancellationToken,
+) {
+    let connections: SharedConnections = Arc::new(Mutex::new(Connections {
+        table: Table::new(connection_cap(&limits), limits.max_connections_per_source),
+        closers: HashMap::new(),
+        epoch: Instant::now(),
+    }));
+    let tasks = TaskTracker::new();
+    let mut accept_errors = crate::runtime::Backoff::default();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                accept_errors.reset();
+                accepted
+            }
+            Err(error) => {
+                // Out of descriptors (or another transient failure): wait a little
+                // rather than spin; the connection stays in the backlog.
+                if accept_errors.first() {
+                    tracing::warn!(%error, "admin API cannot accept connections");
+                }
+                tokio::time::sleep(accept_errors.next_delay()).await;
+                continue;
+            }
+        };
+        let (id, closed) = {
+            let mut guard = lock(&connections);
+            let now = guard.epoch.elapsed();
+            let admitted = match guard.table.admit(peer.ip(), now) {
+                Ok(admitted) => admitted,
+                Err(reason) => {
+                    drop(guard);
+                    stats.refused(reason);
+                    drop(stream);
+                    continue;
+                }
+            };
+            if let Some(victim) = admitted.evict {
+                if let Some(closer) = guard.closers.remove(&victim) {
+                    closer.cancel();
+                }
+                stats.refused(Refused::Evicted);
+            }
+            let closed = shutdown.child_token();
+            guard.closers.insert(admitted.id, closed.clone());
+            (admitted.id, closed)
+        };
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        let place = Place {
+            connections: connections.clone(),
+            id,
+            stats: stats.clone(),
+        };
+        let connection = Connection {
+            app: app.clone(),
+            peer,
+            limits,
+            stats: stats.clone(),
+            closed,
+            stopping: shutdown.clone(),
+        };
+        let acceptor = acceptor.clone();
+        tasks.spawn(async move {
+            connection.run(stream, acceptor, place).await;
+        });
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+}
+
+/// One admitted connection.
+struct Connection {
+    app: Router,
+    peer: SocketAddr,
+    limits: AdminLimits,
+    stats: Arc<ListenerStats>,
+    /// Cancelled to evict it (or when the listener stops).
+    closed: CancellationToken,
+    /// The process is shutting down: finish the request in hand, then close.
+    stopping: CancellationToken,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>, place: Place) {
+        let _ = stream.set_nodelay(true);
+        let progress = Arc::new(Progress::new());
+        let stream = Tracked {
+            inner: stream,
+            progress: progress.clone(),
+        };
+        match acceptor {
+            None => self.serve(stream, progress, place).await,
+            Some(acceptor) => {
+                let handshake = tokio::select! {
+                    _ = self.closed.cancelled() => return,
+                    done = tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(stream)) => done,
+                };
+                match handshake {
+                    Ok(Ok(tls)) => self.serve(tls, progress, place).await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, peer = %self.peer, "admin TLS handshake failed");
+                        self.stats.refused(Refused::HandshakeFailed);
+                    }
+                    Err(_) => self.stats.refused(Refused::HandshakeTimeout),
+                }
+            }
+        }
+    }
+
+    async fn serve<S>(&self, stream: S, progress: Arc<Progress>, place: Place)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (app, peer, connections, id) = (
+            self.app.clone(),
+            self.peer,
+            place.connections.clone(),
+            place.id,
+        );
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(Peer(peer)));
+            let busy = Busy::new(&connections, id);
+            let answer = app.clone().oneshot(request.map(axum::body::Body::new));
+            async move {
+                let response = answer.await;
+                drop(busy);
+                response
+            }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .keep_alive(true);
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        if error.is_timeout() {
+                            self.stats.refused(Refused::HeaderTimeout);
+                        } else {
+                            tracing::debug!(%error, %peer, "admin connection ended");
+                        }
+                    }
+                    return;
+                }
+                _ = self.closed.cancelled(), if !stopping => {
+                    if self.stopping.is_cancelled() {
+                        // Shutdown: finish the request in hand (bounded by the grace).
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    } else {
+                        return; // evicted
+                    }
+                }
+                _ = progress.stalled(self.limits.idle_timeout) => {
+                    self.stats.refused(Refused::IdleTimeout);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// When a connection last moved a byte either way.
+struct Progress {
+    epoch: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`.
+    async fn stalled(&self, idle: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A stream that notes every byte moved (for the idle timeout).
+struct Tracked<S> {
+    inner: S,
+    progress: Arc<Progress>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.progress.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -26,6 +26,8 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod explain;
+mod guard;
+mod limits;
 mod listen;
 
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub use self::listen::{AdminError, Peer, bind, tls_acceptor};
+pub use self::listen::{AdminError, ListenerStats, Peer, bind, connection_cap, tls_acceptor};
 
 use self::api::{ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status};
 use self::auth::{Operator, Reader, SharedAccess, public};
@@ -109,7 +111,8 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn ready(&self) -> bool;
 }
 
-type Backend = Arc<dyn AdminBackend>;
+/// The running service as the handlers reach it.
+pub type Backend = Arc<dyn AdminBackend>;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -130,7 +133,8 @@ impl FromRef<AppState> for Backend {
     }
 }
 
-fn router(backend: Backend, access: SharedAccess) -> Router {
+/// Every route of the admin API, behind the cross-site guard ([`guard`]).
+pub fn router(backend: Backend, access: SharedAccess) -> Router {
     Router::new()
         .route("/v1/reports", post(submit_report))
         .route("/v1/state", get(peer_state))
@@ -152,6 +156,10 @@ fn router(backend: Backend, access: SharedAccess) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
+        .layer(axum::middleware::from_fn_with_state(
+            access.clone(),
+            guard::guard,
+        ))
         .with_state(AppState { backend, access })
 }
 

@@ -516,6 +516,65 @@ pub struct AdminConfig {
     pub access: AdminAccess,
     /// TLS certificate chain and key (PEM files), if the listeners speak HTTPS.
     pub tls: Option<TlsFiles>,
+    /// Connection caps and timeouts of every admin listener.
+    pub limits: AdminLimits,
+    /// Host names (lower case) clients may name in `Host` besides addresses,
+    /// `localhost`, this host's name and the names in `[health] servers`.
+    pub names: Vec<String>,
+}
+
+/// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
+/// a trailing dot.
+pub fn host_of_authority(authority: &str) -> String {
+    let authority = authority.trim();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else if authority.matches(':').count() > 1 {
+        authority
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Connection caps and timeouts of the admin listeners: a client that connects and
+/// says nothing, trickles its headers or stops reading is cut off, and no client
+/// address holds more than its share of connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Most open connections (the listener also keeps below a quarter of the fd limit).
+    pub max_connections: usize,
+    /// Most open connections from one client address.
+    pub max_connections_per_source: usize,
+    /// Time to send a request's headers (and the keep-alive idle time between requests).
+    pub header_timeout: std::time::Duration,
+    /// Time to send a request's body.
+    pub body_timeout: std::time::Duration,
+    /// Time a connection may make no progress at all.
+    pub idle_timeout: std::time::Duration,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl AdminLimits {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_connections: 256,
+        max_connections_per_source: 32,
+        header_timeout: std::time::Duration::from_secs(5),
+        body_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(60),
+        handshake_timeout: std::time::Duration::from_secs(3),
+    };
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// Tokens of the admin API and the calls open without one.
@@ -525,6 +584,10 @@ pub struct AdminAccess {
     pub tokens: Vec<AdminToken>,
     /// Calls open without a token when tokens are set.
     pub public: Vec<PublicPath>,
+    /// Host names (lower case, no port) a request's `Host` may name besides
+    /// addresses, `localhost` and this host's name: `[admin] names` and the hosts of
+    /// `[health] servers`.
+    pub hosts: Vec<String>,
 }
 
 /// A bearer token of the admin API.

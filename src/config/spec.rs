@@ -322,6 +322,22 @@ pub struct AdminSpec {
     pub public: Option<Vec<String>>,
     /// TLS for the admin listeners.
     pub tls: Option<TlsSpec>,
+    /// Most open admin connections (also capped by a quarter of the fd limit).
+    pub max_connections: Option<i64>,
+    /// Most open admin connections from one client address.
+    pub max_connections_per_source: Option<i64>,
+    /// Time a client has to send a request's headers (from connecting, or since the
+    /// previous answer on a kept-alive connection).
+    pub header_timeout: Option<String>,
+    /// Time a client has to send a request's body.
+    pub body_timeout: Option<String>,
+    /// Time a connection may make no progress (reading or writing) before it is closed.
+    pub idle_timeout: Option<String>,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: Option<String>,
+    /// Host names (besides addresses, `localhost`, this host's name and the names in
+    /// `[health] servers`) clients may use to reach the admin API.
+    pub names: Option<Vec<String>>,
 }
 
 /// A string or a list of them.

@@ -116,7 +116,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         cold_start: health.cold_start,
     };
     let records = v.records(&sections.records, &geo, defaults);
-    let admin = v.admin(&sections.admin, &source);
+    let admin = v.admin(&sections.admin, &source, &health.servers);
     let transfer = v.transfer(sections.transfer.as_ref(), &health, &source);
     let dnssec = v.dnssec(sections.dnssec.as_ref(), &source);
     let dnstap = sections

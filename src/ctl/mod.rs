@@ -573,7 +573,8 @@ impl Ctl {
             .each(|server| {
                 self.authorized(
                     self.client
-                        .post(format!("{}/v1/reload", server.trim_end_matches('/'))),
+                        .post(format!("{}/v1/reload", server.trim_end_matches('/')))
+                        .header("content-type", "application/json"),
                 )
             })
             .await;

@@ -36,6 +36,7 @@ pub(crate) struct ServiceBackend {
     reloads: mpsc::Sender<super::ReloadRequest>,
     transfer: Option<Arc<crate::dns::xfr::TransferState>>,
     dnstap: Option<crate::dns::dnstap::Dnstap>,
+    admin_stats: Option<Arc<crate::admin::ListenerStats>>,
 }
 
 /// How long a reload through the API may take.
@@ -67,12 +68,19 @@ impl ServiceBackend {
             reloads,
             transfer: None,
             dnstap: None,
+            admin_stats: None,
         }
     }
 
     /// Adds dnstap's counters to the metrics.
     pub(crate) fn with_dnstap(mut self, dnstap: Option<crate::dns::dnstap::Dnstap>) -> Self {
         self.dnstap = dnstap;
+        self
+    }
+
+    /// Adds the admin listeners' connection counters to the metrics.
+    pub(crate) fn with_admin_stats(mut self, stats: Arc<crate::admin::ListenerStats>) -> Self {
+        self.admin_stats = Some(stats);
         self
     }
 
@@ -271,6 +279,9 @@ impl AdminBackend for ServiceBackend {
             transfer.metrics().render(&mut out);
         }
         render_dnssec(&self.shared.load_full(), &mut out);
+        if let Some(stats) = &self.admin_stats {
+            render_admin_connections(stats, &mut out);
+        }
         if let Some(tap) = &self.dnstap {
             let stats = tap.stats();
             for (name, kind, help, value) in [
@@ -304,6 +315,23 @@ impl AdminBackend for ServiceBackend {
     fn ready(&self) -> bool {
         self.plane_metrics.ready.load(Ordering::Relaxed)
     }
+}
+
+/// The admin listeners' connections: open now, refused or closed early by reason.
+fn render_admin_connections(stats: &crate::admin::ListenerStats, out: &mut String) {
+    let name = metrics::ADMIN_CONNECTIONS_REFUSED_TOTAL;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Admin connections refused or closed early, by reason (limit, source_limit, evicted, handshake_timeout, handshake_failed, header_timeout, idle_timeout)."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (reason, count) in stats.refusals() {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+    }
+    let name = metrics::ADMIN_CONNECTIONS_OPEN;
+    let _ = writeln!(out, "# HELP {name} Admin connections open now.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {}", stats.open());
 }
 
 /// When each signed zone's signatures were made and when they expire: a refresh that

@@ -375,6 +375,7 @@ impl Service {
         let access: SharedAccess = Arc::new(ArcSwap::from_pointee(config.admin.access.clone()));
         if !config.admin.listen.is_empty() {
             let secret = secret_of(&config, config.health.vantage);
+            let admin_stats = Arc::new(admin::ListenerStats::default());
             let backend = backend::ServiceBackend::new(
                 shared.clone(),
                 &plane,
@@ -385,19 +386,34 @@ impl Service {
                 reload_tx,
             )
             .with_transfer(transfer.clone())
-            .with_dnstap(dnstap.as_ref().map(|(tap, _)| tap.clone()));
+            .with_dnstap(dnstap.as_ref().map(|(tap, _)| tap.clone()))
+            .with_admin_stats(admin_stats.clone());
+            let backend: admin::Backend = Arc::new(backend);
             let listeners = admin::bind(
                 &config.admin.listen,
                 config.admin.tls.as_ref(),
-                Arc::new(backend),
-                access.clone(),
+                admin::router(backend, access.clone()),
+                config.admin.limits,
+                admin_stats.clone(),
                 shutdown.clone(),
             )
             .await?;
+            let cap = admin::connection_cap(&config.admin.limits);
             for (bound, serve) in listeners {
                 tokio::spawn(serve);
-                tracing::info!(admin = %bound, tls = config.admin.tls.is_some(), "admin API listening");
+                tracing::info!(
+                    admin = %bound,
+                    tls = config.admin.tls.is_some(),
+                    max_connections = cap,
+                    max_connections_per_source = config.admin.limits.max_connections_per_source,
+                    "admin API listening"
+                );
                 admin_addresses.push(bound);
+            }
+            if config.admin.access.tokens.is_empty() {
+                tracing::info!(
+                    "no [[admin.tokens]]: changes are taken from loopback clients only, and only as JSON from this server's own origin"
+                );
             }
         }
         let reader = match role {

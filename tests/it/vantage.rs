@@ -304,7 +304,7 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
     );
     assert_eq!(before.as_deref(), Some("0"));
     let post = |body: &[u8], signature: Option<&str>| {
-        let mut headers = vec![(VANTAGE_HEADER, "v2")];
+        let mut headers = vec![(VANTAGE_HEADER, "v2"), ("content-type", "application/json")];
         if let Some(signature) = signature {
             headers.push((SIGNATURE_HEADER, signature));
         }
@@ -343,7 +343,11 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
         c.admin,
         "POST",
         "/v1/reports",
-        &[(VANTAGE_HEADER, "v3"), (SIGNATURE_HEADER, &right)],
+        &[
+            (VANTAGE_HEADER, "v3"),
+            (SIGNATURE_HEADER, &right),
+            ("content-type", "application/json"),
+        ],
         &body,
     );
     assert_eq!(status, 401);

@@ -8,7 +8,8 @@ use super::Validator;
 use crate::config::diagnostics::KeyPath;
 use crate::config::spec::{AdminSpec, RoleSpec};
 use crate::config::{
-    AdminAccess, AdminConfig, AdminRole, AdminToken, ConfigSource, PublicPath, TlsFiles,
+    AdminAccess, AdminConfig, AdminLimits, AdminRole, AdminToken, ConfigSource, PublicPath,
+    TlsFiles,
 };
 
 /// Shortest token accepted (bytes).
@@ -18,7 +19,12 @@ const MIN_TOKEN_LEN: usize = 16;
 const DEFAULT_PUBLIC: [PublicPath; 2] = [PublicPath::Healthz, PublicPath::Readyz];
 
 impl Validator<'_> {
-    pub(super) fn admin(&mut self, spec: &AdminSpec, source: &ConfigSource) -> AdminConfig {
+    pub(super) fn admin(
+        &mut self,
+        spec: &AdminSpec,
+        source: &ConfigSource,
+        servers: &[String],
+    ) -> AdminConfig {
         let root = KeyPath::root().key("admin");
         let mut listen: Vec<SocketAddr> = Vec::new();
         for (i, text) in spec.listen.iter().flat_map(|l| l.values()).enumerate() {
@@ -129,10 +135,99 @@ impl Validator<'_> {
                  reaches it can read status (changes are still taken from loopback only)",
             );
         }
+        let limits = self.admin_limits(spec, &root);
+        let mut names = Vec::new();
+        for (i, name) in spec.names.iter().flatten().enumerate() {
+            let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && !name.starts_with('-')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if valid {
+                names.push(name);
+            } else {
+                self.error(
+                    root.key("names").index(i),
+                    format!("{name:?} is not a host name (letters, digits, '-' and '.')"),
+                );
+            }
+        }
+        let mut hosts = names.clone();
+        for server in servers {
+            if let Some(host) = server
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split('/').next())
+                .map(super::super::host_of_authority)
+            {
+                if !host.is_empty() && !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+        }
         AdminConfig {
             listen,
-            access: AdminAccess { tokens, public },
+            access: AdminAccess {
+                tokens,
+                public,
+                hosts,
+            },
             tls,
+            limits,
+            names,
+        }
+    }
+
+    /// Connection caps and timeouts of the admin listeners.
+    fn admin_limits(&mut self, spec: &AdminSpec, root: &KeyPath) -> AdminLimits {
+        let d = AdminLimits::DEFAULT;
+        let max_connections = self.ranged(
+            root.key("max_connections"),
+            spec.max_connections,
+            d.max_connections as i64,
+            1..=65535,
+            "",
+        ) as usize;
+        let max_connections_per_source = self.ranged(
+            root.key("max_connections_per_source"),
+            spec.max_connections_per_source,
+            (d.max_connections_per_source as i64).min(max_connections as i64),
+            1..=max_connections as i64,
+            " (at most max_connections)",
+        ) as usize;
+        let second = std::time::Duration::from_millis(100);
+        let hour = std::time::Duration::from_secs(3600);
+        let header_timeout = self.duration(
+            root.key("header_timeout"),
+            spec.header_timeout.as_deref(),
+            d.header_timeout,
+            second..=hour,
+        );
+        let body_timeout = self.duration(
+            root.key("body_timeout"),
+            spec.body_timeout.as_deref(),
+            d.body_timeout,
+            second..=hour,
+        );
+        let idle_timeout = self.duration(
+            root.key("idle_timeout"),
+            spec.idle_timeout.as_deref(),
+            d.idle_timeout,
+            second..=hour,
+        );
+        let handshake_timeout = self.duration(
+            root.key("handshake_timeout"),
+            spec.handshake_timeout.as_deref(),
+            d.handshake_timeout,
+            second..=hour,
+        );
+        AdminLimits {
+            max_connections,
+            max_connections_per_source,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            handshake_timeout,
         }
     }
 }
