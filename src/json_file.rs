@@ -48,20 +48,21 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), JsonFileError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(JsonFileError::Io)?;
-    let temporary = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
     let bytes =
         serde_json::to_vec_pretty(value).map_err(|e| JsonFileError::Format(e.to_string()))?;
-    let mut file = std::fs::File::create(&temporary).map_err(JsonFileError::Io)?;
+    // A temporary file of its own (saves never share one), removed if anything fails.
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(JsonFileError::Io)?;
     file.write_all(&bytes).map_err(JsonFileError::Io)?;
-    file.sync_all().map_err(JsonFileError::Io)?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(JsonFileError::Io)?;
-    if let Ok(directory) = std::fs::File::open(dir) {
-        let _ = directory.sync_all();
-    }
+    file.as_file().sync_all().map_err(JsonFileError::Io)?;
+    file.persist(path).map_err(|e| JsonFileError::Io(e.error))?;
+    let directory = std::fs::File::open(dir).map_err(JsonFileError::Io)?;
+    directory.sync_all().map_err(JsonFileError::Io)?;
     Ok(())
 }

@@ -279,7 +279,16 @@ fn check_config(
     reader: service::Reader,
 ) -> anyhow::Result<ExitCode> {
     let source = config_source(Some(path))?.read_by(reader);
-    match service::load(source) {
+    let loaded = service::load(source).and_then(|loaded| {
+        let host = service::check_host(&loaded.config);
+        if host.has_errors() {
+            let mut diagnostics = loaded.warnings;
+            diagnostics.extend(host);
+            return Err(diagnostics);
+        }
+        Ok(loaded)
+    });
+    match loaded {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
             let zones = loaded.zones.zones().len();

@@ -34,6 +34,21 @@ pub struct Status {
     /// Operator overrides in force.
     #[serde(default)]
     pub overrides: Vec<Entry>,
+    /// The state file: where, when it was last written, and why not if the last save
+    /// failed (overrides are then refused and `/readyz` fails).
+    #[serde(default)]
+    pub state_file: StateFileStatus,
+}
+
+/// The state file, as status shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StateFileStatus {
+    /// Its path (None: no state file; nothing survives a restart).
+    pub path: Option<String>,
+    /// Unix milliseconds of the last successful save.
+    pub saved_at_ms: Option<u64>,
+    /// Why the last save failed, if it did.
+    pub error: Option<String>,
 }
 
 /// Whether a server hears enough vantage points to decide.
@@ -228,6 +243,20 @@ pub struct PeerState {
     pub sent_at_ms: u64,
     /// Decided state per endpoint.
     pub endpoints: BTreeMap<String, HealthState>,
+    /// Every override and release it knows (checked by the asker like a sync's).
+    #[serde(default)]
+    pub overrides: Vec<Entry>,
+}
+
+/// `GET /v1/identity`: which vantage point answers at this URL (signed with its peer
+/// key), so that servers learn which vantage points are servers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The answering server's vantage point.
+    pub vantage: String,
+    /// The asker's nonce, echoed.
+    pub nonce: String,
 }
 
 /// `PUT /v1/endpoints/{pool}/{name}/force` body (the older form of an override).

@@ -4,8 +4,9 @@
 //! | method | path | who |
 //! |---|---|---|
 //! | POST | `/v1/reports` | a vantage point (signed report) |
-//! | GET | `/v1/state` | a peer starting cold (signed answer) |
-//! | POST | `/v1/overrides/sync` | a peer server (signed both ways) |
+//! | GET | `/v1/state` | a peer server starting cold (signed request or read token; signed answer) |
+//! | GET | `/v1/identity` | anyone: which vantage point answers here (signed) |
+//! | POST | `/v1/overrides/sync` | a peer server (signed both ways; agents get 403) |
 //! | GET | `/v1/health` | read |
 //! | GET | `/v1/status`, `/status` | read (public if `status` is) |
 //! | GET | `/v1/endpoints`, `/v1/pools`, `/v1/records` | read: parts of status |
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -52,13 +53,17 @@ use crate::health::report::{
 use crate::model::HealthState;
 use crate::service::events::{Event, EventLog};
 
-/// Why a peer's override sync is refused.
+/// Why a peer's override sync (or state request) is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
     /// Unknown sender, no secret, or a bad signature.
     #[error("not signed by a configured vantage point")]
     Unauthenticated,
+    /// Signed by a vantage point that is not a server (an agent, or one not known
+    /// as a server yet): override exchange is for servers only.
+    #[error("{0}")]
+    NotAServer(String),
     /// Not an override sync.
     #[error("malformed override sync")]
     Malformed,
@@ -68,6 +73,28 @@ pub enum SyncError {
     /// The sender is this server.
     #[error("this is the sender itself")]
     Myself,
+}
+
+impl SyncError {
+    /// Metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::NotAServer(_) => "not_a_server",
+            Self::Malformed => "malformed",
+            Self::Stale => "stale",
+            Self::Myself => "myself",
+        }
+    }
+
+    /// Every label, for metrics.
+    pub const LABELS: [&'static str; 5] = [
+        "unauthenticated",
+        "not_a_server",
+        "malformed",
+        "stale",
+        "myself",
+    ];
 }
 
 /// What the admin API needs from the running service.
@@ -102,13 +129,25 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn status(&self) -> Arc<Status>;
     /// Decided state per endpoint.
     fn health(&self) -> HealthView;
-    /// Signed decided states (body, signature) echoing `nonce`, if this server has a
-    /// vantage secret.
+    /// Signed decided states and overrides (body, signature) echoing `nonce`, if this
+    /// server has a vantage secret.
     fn peer_state(&self, nonce: String) -> Option<(Vec<u8>, String)>;
+    /// Checks a peer's signed request (`text`, see
+    /// [`crate::health::peering::request_text`]): signed by a server's peer key.
+    fn check_peer_request(
+        &self,
+        vantage: Option<String>,
+        signature: Option<String>,
+        text: &[u8],
+    ) -> Result<(), SyncError>;
+    /// This server's vantage name signed with its peer key, echoing `nonce` (None: not
+    /// a server, or no secret).
+    fn identity(&self, nonce: String) -> Option<(Vec<u8>, String)>;
     /// Prometheus text.
     fn metrics(&self) -> String;
-    /// Whether start-up is complete.
-    fn ready(&self) -> bool;
+    /// Whether the server can serve and keep changes: start-up complete, the state
+    /// file writable (Err: why not).
+    fn ready(&self) -> Result<(), String>;
 }
 
 /// The running service as the handlers reach it.
@@ -138,6 +177,7 @@ pub fn router(backend: Backend, access: SharedAccess) -> Router {
     Router::new()
         .route("/v1/reports", post(submit_report))
         .route("/v1/state", get(peer_state))
+        .route("/v1/identity", get(identity))
         .route("/v1/overrides/sync", post(sync_overrides))
         .route("/v1/health", get(health))
         .route("/v1/status", get(status))
@@ -209,21 +249,92 @@ struct StateQuery {
     nonce: String,
 }
 
+/// Accepts a nonce of at most 64 hex digits (what peers send).
+fn nonce_ok(nonce: &str) -> bool {
+    !nonce.is_empty() && nonce.len() <= 64 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /v1/state?nonce=…`: for a peer starting cold. Needs a read token when tokens
+/// are configured, or a request signed by a server's peer key (servers have no
+/// tokens); the answer is signed with this server's peer key.
 async fn peer_state(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<StateQuery>,
+) -> Response {
+    if !nonce_ok(&query.nonce) {
+        return bad_request("nonce: 1 to 64 hex digits");
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let by_token = auth::authorize(
+        &state.access.load(),
+        auth::Need::Read(None),
+        bearer,
+        Some(peer.0),
+    );
+    if let Err(refusal) = by_token {
+        let text = crate::health::peering::request_text("/v1/state", &query.nonce);
+        let signed = state.backend.check_peer_request(
+            header_of(&headers, VANTAGE_HEADER),
+            header_of(&headers, SIGNATURE_HEADER),
+            &text,
+        );
+        match signed {
+            Ok(()) => {}
+            Err(SyncError::Unauthenticated) => return refusal.into_response(),
+            Err(error) => return sync_refused(error),
+        }
+    }
+    match state.backend.peer_state(query.nonce) {
+        Some((body, signature)) => signed_json(body, signature),
+        None => (StatusCode::NOT_FOUND, "this server has no vantage secret\n").into_response(),
+    }
+}
+
+/// `GET /v1/identity?nonce=…`: which vantage point answers here, signed (how servers
+/// learn which vantage points are servers).
+async fn identity(
     State(backend): State<Backend>,
     axum::extract::Query(query): axum::extract::Query<StateQuery>,
 ) -> Response {
-    match backend.peer_state(query.nonce) {
-        Some((body, signature)) => (
-            [
-                (header::CONTENT_TYPE, "application/json".to_owned()),
-                (header::HeaderName::from_static(SIGNATURE_HEADER), signature),
-            ],
-            body,
+    if !nonce_ok(&query.nonce) {
+        return bad_request("nonce: 1 to 64 hex digits");
+    }
+    match backend.identity(query.nonce) {
+        Some((body, signature)) => signed_json(body, signature),
+        None => (
+            StatusCode::NOT_FOUND,
+            "not a server with a vantage secret\n",
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, "this server has no vantage secret\n").into_response(),
     }
+}
+
+fn signed_json(body: Vec<u8>, signature: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::HeaderName::from_static(SIGNATURE_HEADER), signature),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn sync_refused(error: SyncError) -> Response {
+    let status = match error {
+        SyncError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        SyncError::NotAServer(_) => StatusCode::FORBIDDEN,
+        SyncError::Malformed => StatusCode::BAD_REQUEST,
+        SyncError::Stale | SyncError::Myself => StatusCode::CONFLICT,
+    };
+    (status, format!("{error}\n")).into_response()
 }
 
 async fn sync_overrides(
@@ -248,14 +359,7 @@ async fn sync_overrides(
             }
             response
         }
-        Err(error) => {
-            let status = match error {
-                SyncError::Unauthenticated => StatusCode::UNAUTHORIZED,
-                SyncError::Malformed => StatusCode::BAD_REQUEST,
-                SyncError::Stale | SyncError::Myself => StatusCode::CONFLICT,
-            };
-            (status, format!("{error}\n")).into_response()
-        }
+        Err(error) => sync_refused(error),
     }
 }
 
@@ -311,10 +415,9 @@ async fn healthz(_: Reader<{ public::HEALTHZ }>) -> &'static str {
 }
 
 async fn ready(_: Reader<{ public::READYZ }>, State(backend): State<Backend>) -> Response {
-    if backend.ready() {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    match backend.ready() {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
@@ -554,6 +657,7 @@ fn override_error(error: OverrideError) -> Response {
     let status = match error {
         OverrideError::UnknownTarget(_) => StatusCode::NOT_FOUND,
         OverrideError::Full => StatusCode::INSUFFICIENT_STORAGE,
+        OverrideError::NotSaved(_) | OverrideError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     (status, format!("{error}\n")).into_response()

@@ -438,6 +438,19 @@ pub struct Vantage {
     pub secret: Option<Secret>,
     /// Local address its probes are sent from.
     pub source_address: Option<std::net::IpAddr>,
+    /// What it is, if the config says (None: a server once it answers as one at a URL
+    /// of `[health] servers`).
+    pub role: Option<VantageRole>,
+}
+
+/// What a vantage point is: who may exchange operator overrides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VantageRole {
+    /// A server: its override exchange is taken.
+    Server,
+    /// A probe agent: its reports count toward quorum; override exchange and peer
+    /// state are refused (403).
+    Agent,
 }
 
 /// A secret that never appears in logs or debug output.

@@ -307,6 +307,18 @@ pub struct VantageSpec {
     pub secret_file: Option<String>,
     /// Local address its probes are sent from (multi-homed hosts).
     pub source_address: Option<String>,
+    /// `server` (may exchange operator overrides) or `agent` (reports only).
+    pub role: Option<VantageRoleSpec>,
+}
+
+/// What a vantage point is.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VantageRoleSpec {
+    /// A server: serves DNS and exchanges operator overrides with its peers.
+    Server,
+    /// A probe agent: its reports count toward quorum, nothing else.
+    Agent,
 }
 
 /// The `[admin]` section.

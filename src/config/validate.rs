@@ -15,13 +15,13 @@ use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_off
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
     PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec,
-    VantageSpec, ZonesSpec,
+    VantageRoleSpec, VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
     DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
     Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
-    ServerConfig, UdpIo, VERSION, Vantage, ZonesConfig,
+    ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -1759,6 +1759,10 @@ impl Validator<'_> {
                 region,
                 secret: secret.map(Secret::new),
                 source_address,
+                role: spec.role.map(|role| match role {
+                    VantageRoleSpec::Server => VantageRole::Server,
+                    VantageRoleSpec::Agent => VantageRole::Agent,
+                }),
             });
         }
         vantages

@@ -58,6 +58,11 @@ pub(crate) struct CtlArgs {
     /// Time each server has to answer.
     #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
     timeout: Duration,
+    /// For a change: `all` (every server confirms it, saved to its state file) or
+    /// `quorum` (a majority of the servers hold it, saved: confirmed directly, or seen
+    /// in their overrides within --timeout after they took it from a peer).
+    #[arg(long, value_enum, default_value_t = WaitFor::All, global = true)]
+    wait: WaitFor,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -169,6 +174,15 @@ struct Why {
     expires: Option<String>,
 }
 
+/// How many servers must hold a change before `ctl` says ok.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WaitFor {
+    /// Every server addressed confirms it.
+    All,
+    /// A majority of the servers hold it.
+    Quorum,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ForcedState {
     Up,
@@ -233,6 +247,8 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         token,
         servers,
         json: args.json,
+        wait: args.wait,
+        timeout: args.timeout,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -283,6 +299,8 @@ struct Ctl {
     token: Option<String>,
     servers: Vec<String>,
     json: bool,
+    wait: WaitFor,
+    timeout: Duration,
 }
 
 /// What every server answered: printed as it comes, or gathered into one JSON array.
@@ -453,6 +471,8 @@ impl Ctl {
             })
             .await;
         let mut outcomes = Outcomes::new(self.json);
+        let mut made: Option<Entry> = None;
+        let mut unconfirmed = Vec::new();
         for reply in &replies {
             match &reply.result {
                 Ok(text) => {
@@ -461,18 +481,95 @@ impl Ctl {
                         let what = entry.as_ref().map_or_else(String::new, describe_entry);
                         println!("{}: ok {what}", reply.server);
                     });
+                    made = made.or(entry);
                 }
-                Err(error) => outcomes.failed(&reply.server, error, "", ""),
+                Err(error) => {
+                    outcomes.failed(&reply.server, error, "", "");
+                    unconfirmed.push(reply.server.clone());
+                }
             }
+        }
+        let confirmed = replies.len() - unconfirmed.len();
+        if confirmed == 0 {
+            eprintln!("nothing changed: no server confirmed");
+            return outcomes.finish();
+        }
+        if self.wait == WaitFor::Quorum {
+            let needed = replies.len() / 2 + 1;
+            let caught_up = match &made {
+                Some(entry) if confirmed < needed => {
+                    self.await_copies(entry, &unconfirmed, needed - confirmed)
+                        .await
+                }
+                _ => Vec::new(),
+            };
+            for server in &caught_up {
+                if !self.json {
+                    println!("{server}: ok (took the change from a peer)");
+                }
+            }
+            let holding = confirmed + caught_up.len();
+            if holding >= needed {
+                if holding < replies.len() {
+                    eprintln!(
+                        "{holding} of {} servers hold the change (a quorum); the others take it from a peer once they reach one",
+                        replies.len()
+                    );
+                }
+                if self.json {
+                    println!("{}", serde_json::to_string_pretty(&outcomes.out)?);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "only {holding} of {} servers hold the change, fewer than a quorum ({needed})",
+                replies.len()
+            );
+            return outcomes.finish();
         }
         if outcomes.failed > 0 {
             eprintln!(
-                "{} of {} servers did not confirm; those that can reach a peer that did catch up by themselves",
+                "{} of {} servers did not confirm; they take the change from a server that did once they reach it",
                 outcomes.failed,
                 replies.len()
             );
         }
         outcomes.finish()
+    }
+
+    /// Polls `servers` (every 100 ms, until --timeout) for a copy of `entry` taken
+    /// from a peer; returns those that have one once `wanted` do (or at the timeout).
+    async fn await_copies(&self, entry: &Entry, servers: &[String], wanted: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut holding: Vec<String> = Vec::new();
+        loop {
+            let views = self
+                .each_of(servers, |server| {
+                    self.authorized(
+                        self.client
+                            .get(format!("{}/v1/overrides", server.trim_end_matches('/'))),
+                    )
+                })
+                .await;
+            for reply in views {
+                let Ok(text) = reply.result else { continue };
+                let Ok(view) = serde_json::from_str::<OverridesView>(&text) else {
+                    continue;
+                };
+                let has = view
+                    .active
+                    .iter()
+                    .chain(&view.ended)
+                    .any(|e| same_change(e, entry));
+                if has && !holding.contains(&reply.server) {
+                    holding.push(reply.server);
+                }
+            }
+            if holding.len() >= wanted || tokio::time::Instant::now() >= deadline {
+                return holding;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Asks every server; prints each answer; fails if any could not be read.
@@ -668,7 +765,16 @@ impl Ctl {
 
     /// Runs one request per server, all at once.
     async fn each(&self, request: impl Fn(&str) -> reqwest::RequestBuilder) -> Vec<Reply> {
-        let calls = self.servers.iter().map(|server| {
+        self.each_of(&self.servers, request).await
+    }
+
+    /// Runs one request per server of `servers`, all at once.
+    async fn each_of(
+        &self,
+        servers: &[String],
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Vec<Reply> {
+        let calls = servers.iter().map(|server| {
             let request = request(server);
             async move {
                 let result = match request.send().await {
@@ -691,6 +797,17 @@ impl Ctl {
         });
         futures_util::future::join_all(calls).await
     }
+}
+
+/// Whether `held` is the change `made` (another server's copy of it: the same target,
+/// action, author and reason, stamped within a minute of it; each server that
+/// confirmed stamped its own copy).
+fn same_change(held: &Entry, made: &Entry) -> bool {
+    held.target == made.target
+        && held.action == made.action
+        && held.by == made.by
+        && held.reason == made.reason
+        && held.stamp.ms.abs_diff(made.stamp.ms) < 60_000
 }
 
 /// The query string of `GET /v1/explain`.

@@ -8,6 +8,7 @@ pub mod board;
 pub mod damping;
 pub mod machine;
 pub mod overrides;
+pub mod peering;
 pub mod persist;
 pub mod quorum;
 pub mod report;

@@ -30,6 +30,16 @@ pub const TOMBSTONE_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Most overrides (releases included) a set holds; a request beyond it is refused.
 pub const MAX_OVERRIDES: usize = 10_000;
 
+/// Longest `by` (characters).
+pub const MAX_BY: usize = 256;
+
+/// Longest `reason` (characters).
+pub const MAX_REASON: usize = 1024;
+
+/// How far ahead of this server's clock a peer's stamp (or sending time) may be. A
+/// stamp further ahead would pin every later stamp behind it, so it is refused.
+pub const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+
 /// What an override applies to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -203,9 +213,117 @@ pub enum OverrideError {
     /// Too many overrides.
     #[error("too many overrides (at most {MAX_OVERRIDES}); release some first")]
     Full,
+    /// `by` or `reason` is too long or holds control characters.
+    #[error("{field}: {problem}")]
+    Text {
+        /// `by` or `reason`.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The change could not be saved to the state file, so it was not made.
+    #[error("not made: the state file cannot be written ({0}); nothing changed")]
+    NotSaved(String),
     /// The server is stopping.
     #[error("the server is shutting down")]
     ShuttingDown,
+}
+
+/// Why a peer's entry is not merged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryRefusal {
+    /// Stamped (or made) further ahead of this server's clock than [`MAX_SKEW_MS`].
+    #[error("stamped {ahead_ms} ms ahead of this server's clock (at most {MAX_SKEW_MS})")]
+    Future {
+        /// How far ahead.
+        ahead_ms: u64,
+    },
+    /// The target is not in this server's configuration, or the action does not
+    /// apply to it.
+    #[error("{0}")]
+    Target(OverrideError),
+    /// `by`, `reason` or the origin is not sane text.
+    #[error("{0}")]
+    Text(String),
+    /// Expires before it was made.
+    #[error("expires before it was made")]
+    Expiry,
+}
+
+impl EntryRefusal {
+    /// Metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Future { .. } => "future_stamp",
+            Self::Target(_) => "unknown_target",
+            Self::Text(_) => "bad_text",
+            Self::Expiry => "bad_expiry",
+        }
+    }
+
+    /// Every label, for metrics.
+    pub const LABELS: [&'static str; 4] =
+        ["future_stamp", "unknown_target", "bad_text", "bad_expiry"];
+}
+
+/// Checks the free text of an override: bounded, no control characters (which would
+/// forge log lines or terminal output).
+pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), OverrideError> {
+    let problem = if text.chars().count() > max {
+        Some(format!("longer than {max} characters"))
+    } else if text.chars().any(char::is_control) {
+        Some("control characters (newline, escape, NUL …) are not allowed".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(OverrideError::Text { field, problem }),
+        None => Ok(()),
+    }
+}
+
+/// Checks an entry a peer (or the state file) offers, as an operator's request would
+/// be checked: its target under `config` (None: not checked, for the state file,
+/// which may hold targets of an earlier config), its text, its times against
+/// `now_ms`.
+pub fn check_entry(
+    entry: &Entry,
+    config: Option<&Config>,
+    now_ms: u64,
+) -> Result<(), EntryRefusal> {
+    let horizon = now_ms.saturating_add(MAX_SKEW_MS);
+    let latest = entry.stamp.ms.max(entry.at_ms);
+    if latest > horizon {
+        return Err(EntryRefusal::Future {
+            ahead_ms: latest - now_ms,
+        });
+    }
+    check_text("by", &entry.by, MAX_BY).map_err(|e| EntryRefusal::Text(e.to_string()))?;
+    check_text("reason", &entry.reason, MAX_REASON)
+        .map_err(|e| EntryRefusal::Text(e.to_string()))?;
+    let origin = &entry.stamp.origin;
+    if origin.is_empty()
+        || origin.len() > 64
+        || !origin
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(EntryRefusal::Text(format!(
+            "origin {origin:?} is not a vantage point name"
+        )));
+    }
+    if entry.expires_at_ms.is_some_and(|at| at < entry.at_ms) {
+        return Err(EntryRefusal::Expiry);
+    }
+    let Some(config) = config else {
+        return Ok(());
+    };
+    match &entry.action {
+        Some(action) => check(config, &entry.target, action).map_err(EntryRefusal::Target)?,
+        None => known(config, &entry.target).map_err(EntryRefusal::Target)?,
+    }
+    Ok(())
 }
 
 /// What the overrides in force do to the answers, by config index.
@@ -262,6 +380,8 @@ impl OverrideSet {
         if let Some(action) = &change.action {
             check(config, &change.target, action)?;
         }
+        check_text("by", &change.by, MAX_BY)?;
+        check_text("reason", &change.reason, MAX_REASON)?;
         if !self.entries.contains_key(&change.target) && self.entries.len() >= MAX_OVERRIDES {
             self.collect_garbage(now_ms);
             if self.entries.len() >= MAX_OVERRIDES {
@@ -282,8 +402,9 @@ impl OverrideSet {
         Ok(entry)
     }
 
-    /// Takes entries from a peer or the state file: per target the newest stamp wins.
-    /// Returns the entries that changed this set.
+    /// Takes entries from a peer or the state file (checked with [`check_entry`]
+    /// first): per target the newest stamp wins. Returns the entries that changed this
+    /// set.
     pub fn merge(&mut self, entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
         let mut changed = Vec::new();
         for entry in entries {
@@ -302,11 +423,14 @@ impl OverrideSet {
         changed
     }
 
-    /// A new stamp, later than every stamp made or seen (hybrid logical clock).
+    /// A new stamp, later than every stamp made or seen (hybrid logical clock). The
+    /// counter never wraps: past its last value the clock moves on a millisecond.
     fn tick(&mut self, now_ms: u64, origin: &str) -> Stamp {
         let (ms, counter) = self.clock;
         self.clock = if now_ms > ms {
             (now_ms, 0)
+        } else if counter == u32::MAX {
+            (ms.saturating_add(1), 0)
         } else {
             (ms, counter + 1)
         };
@@ -434,6 +558,21 @@ fn check(config: &Config, target: &Target, action: &Action) -> Result<(), Overri
         }
     }
     Ok(())
+}
+
+/// Whether `target` names something `config` has (for a release, which has no action
+/// to check).
+fn known(config: &Config, target: &Target) -> Result<(), OverrideError> {
+    let found = match target {
+        Target::Endpoint(label) => endpoint_by_label(config, label).is_some(),
+        Target::Pool(pool) => config.pool_by_name(pool).is_some(),
+        Target::Record { .. } => !records_of(config, target).is_empty(),
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(OverrideError::UnknownTarget(target.clone()))
+    }
 }
 
 /// An endpoint by its `pool/name` label.

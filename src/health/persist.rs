@@ -89,6 +89,43 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
     crate::json_file::save(path, state).map_err(|e| PersistError::of(path, e))
 }
 
+/// Writes the state file for every writer of a process, newest state last: each save
+/// carries the sequence number of the state it writes (numbered as the states were
+/// built), and a save older than the one on disk is skipped. So a slow background
+/// save can never put back an older override set over a confirmed change.
+#[derive(Debug)]
+pub struct StateWriter {
+    path: PathBuf,
+    written: std::sync::Mutex<u64>,
+}
+
+impl StateWriter {
+    /// A writer of `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            written: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// The file written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `state`, built as number `sequence`, unless a later one is on disk
+    /// (blocking: fsync of the file and its directory).
+    pub fn write(&self, sequence: u64, state: &SavedState) -> Result<(), PersistError> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if sequence <= *written {
+            return Ok(());
+        }
+        save(&self.path, state)?;
+        *written = sequence;
+        Ok(())
+    }
+}
+
 impl PersistError {
     fn of(path: &Path, error: crate::json_file::JsonFileError) -> Self {
         let path = path.to_owned();
@@ -120,6 +157,22 @@ mod tests {
         let old: SavedState =
             serde_json::from_str(r#"{"version": 1, "saved_at_ms": 0, "endpoints": {}}"#).unwrap();
         assert!(old.primaries.is_empty());
+    }
+
+    #[test]
+    fn an_older_state_never_overwrites_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = StateWriter::new(dir.path().join("state.json"));
+        let state = |at| SavedState {
+            version: STATE_VERSION,
+            saved_at_ms: at,
+            ..SavedState::default()
+        };
+        writer.write(2, &state(2)).unwrap();
+        writer.write(1, &state(1)).unwrap();
+        assert_eq!(load(writer.path()).unwrap().unwrap().saved_at_ms, 2);
+        writer.write(3, &state(3)).unwrap();
+        assert_eq!(load(writer.path()).unwrap().unwrap().saved_at_ms, 3);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
 use crate::admin::api::{
-    EndpointState, EndpointStatus, HealthView, OverrideSync, OverridesView, PeerState,
+    EndpointState, EndpointStatus, HealthView, Identity, OverrideSync, OverridesView, PeerState,
     ReloadStatus, Status,
 };
 use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
@@ -17,7 +17,8 @@ use crate::admin::{AdminBackend, SyncError};
 use crate::config::Secret;
 use crate::dns::SharedSnapshot;
 use crate::health::overrides::{Change, Entry, OverrideError};
-use crate::health::report::{ReportError, sign, verify};
+use crate::health::peering::{KnownServers, Standing, sign_peer, verify_peer};
+use crate::health::report::ReportError;
 use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
 use crate::model::{EndpointIndex, HealthState};
 use crate::probe::reporter::unix_ms;
@@ -37,13 +38,19 @@ pub(crate) struct ServiceBackend {
     transfer: Option<Arc<crate::dns::xfr::TransferState>>,
     dnstap: Option<crate::dns::dnstap::Dnstap>,
     admin_stats: Option<Arc<crate::admin::ListenerStats>>,
+    /// Vantage points seen answering at server URLs.
+    known: Arc<KnownServers>,
+    /// Wakes the override exchange to look at its peers again.
+    nudge: Arc<tokio::sync::Notify>,
+    /// Whether this process serves DNS (only servers answer `/v1/identity`).
+    serves: bool,
 }
 
 /// How long a reload through the API may take.
 const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How far a peer's override sync may be from this server's clock.
-const MAX_SYNC_SKEW_MS: u64 = 5 * 60 * 1000;
+const MAX_SYNC_SKEW_MS: u64 = crate::health::overrides::MAX_SKEW_MS;
 
 impl ServiceBackend {
     pub(crate) fn new(
@@ -69,12 +76,28 @@ impl ServiceBackend {
             transfer: None,
             dnstap: None,
             admin_stats: None,
+            known: KnownServers::new(),
+            nudge: Arc::new(tokio::sync::Notify::new()),
+            serves: false,
         }
     }
 
     /// Adds dnstap's counters to the metrics.
     pub(crate) fn with_dnstap(mut self, dnstap: Option<crate::dns::dnstap::Dnstap>) -> Self {
         self.dnstap = dnstap;
+        self
+    }
+
+    /// Takes part in override exchange as a server: `known` and `nudge` are shared with
+    /// the exchange task.
+    pub(crate) fn for_a_server(
+        mut self,
+        known: Arc<KnownServers>,
+        nudge: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        self.known = known;
+        self.nudge = nudge;
+        self.serves = true;
         self
     }
 
@@ -131,43 +154,11 @@ impl AdminBackend for ServiceBackend {
         vantage: Option<String>,
         signature: Option<String>,
     ) -> Result<(Vec<u8>, Option<String>), SyncError> {
-        let vantage = vantage.ok_or(SyncError::Unauthenticated)?;
-        if vantage == self.vantage {
-            return Err(SyncError::Myself);
+        let result = self.take_sync(body, vantage, signature).await;
+        if let Err(error) = &result {
+            self.plane_metrics.sync_refused(error.label());
         }
-        let config = self.shared.load().config.clone();
-        let secret = config
-            .vantage_by_name(&vantage)
-            .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
-            .ok_or(SyncError::Unauthenticated)?;
-        if !signature.is_some_and(|s| verify(&secret, &body, &s)) {
-            return Err(SyncError::Unauthenticated);
-        }
-        let sync: OverrideSync = serde_json::from_slice(&body).map_err(|_| SyncError::Malformed)?;
-        if sync.vantage != vantage {
-            return Err(SyncError::Unauthenticated);
-        }
-        if unix_ms().abs_diff(sync.sent_at_ms) > MAX_SYNC_SKEW_MS {
-            return Err(SyncError::Stale);
-        }
-        let (reply, answer) = oneshot::channel();
-        let input = PlaneInput::PeerOverrides {
-            from: vantage,
-            entries: sync.entries,
-            reply,
-        };
-        let ours = match self.inputs.send(input).await {
-            Ok(()) => answer.await.unwrap_or_default(),
-            Err(_) => self.overrides.borrow().clone(),
-        };
-        let answer = OverrideSync {
-            vantage: self.vantage.clone(),
-            sent_at_ms: unix_ms(),
-            entries: ours.as_ref().clone(),
-        };
-        let body = serde_json::to_vec(&answer).map_err(|_| SyncError::Malformed)?;
-        let signature = self.secret.as_ref().map(|secret| sign(secret, &body));
-        Ok((body, signature))
+        result
     }
 
     fn overrides(&self) -> OverridesView {
@@ -206,7 +197,20 @@ impl AdminBackend for ServiceBackend {
     }
 
     fn status(&self) -> Arc<Status> {
-        self.status.borrow().clone()
+        let status = self.status.borrow().clone();
+        // The state file's last save, as of now (saves happen between rebuilds).
+        let file = self
+            .plane_metrics
+            .state_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if status.state_file == file {
+            return status;
+        }
+        let mut status = Status::clone(&status);
+        status.state_file = file;
+        Arc::new(status)
     }
 
     fn health(&self) -> HealthView {
@@ -262,9 +266,37 @@ impl AdminBackend for ServiceBackend {
                     )
                 })
                 .collect(),
+            overrides: self.overrides.borrow().as_ref().clone(),
         };
         let body = serde_json::to_vec(&state).ok()?;
-        let signature = sign(secret, &body);
+        let signature = sign_peer(secret, &body);
+        Some((body, signature))
+    }
+
+    fn check_peer_request(
+        &self,
+        vantage: Option<String>,
+        signature: Option<String>,
+        text: &[u8],
+    ) -> Result<(), SyncError> {
+        let result = self.authenticate_peer(vantage.as_deref(), signature.as_deref(), text);
+        if let Err(error) = &result {
+            self.plane_metrics.sync_refused(error.label());
+        }
+        result.map(|_| ())
+    }
+
+    fn identity(&self, nonce: String) -> Option<(Vec<u8>, String)> {
+        if !self.serves {
+            return None;
+        }
+        let secret = self.secret.as_ref()?;
+        let identity = Identity {
+            vantage: self.vantage.clone(),
+            nonce,
+        };
+        let body = serde_json::to_vec(&identity).ok()?;
+        let signature = sign_peer(secret, &body);
         Some((body, signature))
     }
 
@@ -312,8 +344,21 @@ impl AdminBackend for ServiceBackend {
         out
     }
 
-    fn ready(&self) -> bool {
-        self.plane_metrics.ready.load(Ordering::Relaxed)
+    fn ready(&self) -> Result<(), String> {
+        if !self.plane_metrics.ready.load(Ordering::Relaxed) {
+            return Err("starting: no health decision yet".to_owned());
+        }
+        let file = self
+            .plane_metrics
+            .state_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &file.error {
+            Some(error) => Err(format!(
+                "the state file cannot be written, so overrides cannot be kept: {error}"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -332,6 +377,80 @@ fn render_admin_connections(stats: &crate::admin::ListenerStats, out: &mut Strin
     let _ = writeln!(out, "# HELP {name} Admin connections open now.");
     let _ = writeln!(out, "# TYPE {name} gauge");
     let _ = writeln!(out, "{name} {}", stats.open());
+}
+
+impl ServiceBackend {
+    /// Checks who signed a peer message: a configured vantage point's peer key, and a
+    /// server. Returns the sender's config. An unknown standing sends this server to
+    /// look at its peers' URLs again (the sender may be a server it has not met yet).
+    fn authenticate_peer(
+        &self,
+        vantage: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<Arc<crate::config::Config>, SyncError> {
+        let vantage = vantage.ok_or(SyncError::Unauthenticated)?;
+        if vantage == self.vantage {
+            return Err(SyncError::Myself);
+        }
+        let config = self.shared.load().config.clone();
+        let secret = config
+            .vantage_by_name(vantage)
+            .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
+            .ok_or(SyncError::Unauthenticated)?;
+        if !signature.is_some_and(|s| verify_peer(&secret, body, s)) {
+            return Err(SyncError::Unauthenticated);
+        }
+        match self.known.standing(&config, vantage) {
+            Standing::Server => Ok(config),
+            Standing::Agent => Err(SyncError::NotAServer(format!(
+                "{vantage} is a probe agent (role = \"agent\"): override exchange and peer state are for servers only"
+            ))),
+            Standing::Unknown => {
+                self.nudge.notify_waiters();
+                Err(SyncError::NotAServer(format!(
+                    "{vantage} is not known as a server: give it role = \"server\" in [vantages.{vantage}], or list its admin URL in [health] servers"
+                )))
+            }
+        }
+    }
+
+    /// A peer's override sync: authenticated, from a server, sent recently; its
+    /// entries go to the plane (which checks each one); the answer is ours, signed.
+    async fn take_sync(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Option<String>), SyncError> {
+        let vantage = vantage.ok_or(SyncError::Unauthenticated)?;
+        self.authenticate_peer(Some(&vantage), signature.as_deref(), &body)?;
+        let sync: OverrideSync = serde_json::from_slice(&body).map_err(|_| SyncError::Malformed)?;
+        if sync.vantage != vantage {
+            return Err(SyncError::Unauthenticated);
+        }
+        if unix_ms().abs_diff(sync.sent_at_ms) > MAX_SYNC_SKEW_MS {
+            return Err(SyncError::Stale);
+        }
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::PeerOverrides {
+            from: vantage,
+            entries: sync.entries,
+            reply,
+        };
+        let ours = match self.inputs.send(input).await {
+            Ok(()) => answer.await.unwrap_or_default(),
+            Err(_) => self.overrides.borrow().clone(),
+        };
+        let answer = OverrideSync {
+            vantage: self.vantage.clone(),
+            sent_at_ms: unix_ms(),
+            entries: ours.as_ref().clone(),
+        };
+        let body = serde_json::to_vec(&answer).map_err(|_| SyncError::Malformed)?;
+        let signature = self.secret.as_ref().map(|secret| sign_peer(secret, &body));
+        Ok((body, signature))
+    }
 }
 
 /// When each signed zone's signatures were made and when they expire: a refresh that
@@ -623,6 +742,29 @@ fn render_metrics(
             load(count)
         );
     }
+    for (name, help, counts) in [
+        (
+            metrics::PEER_MESSAGES_REFUSED_TOTAL,
+            "Peer messages (override sync, state requests) refused, by reason.",
+            &plane.sync_refused,
+        ),
+        (
+            metrics::OVERRIDE_ENTRIES_REFUSED_TOTAL,
+            "Override entries from peers or the state file not taken, by reason.",
+            &plane.entries_refused,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (label, count) in counts {
+            let _ = writeln!(out, "{name}{{reason=\"{label}\"}} {}", load(count));
+        }
+    }
+    let name = metrics::STATE_SAVE_FAILURES_TOTAL;
+    let _ = writeln!(
+        out,
+        "# HELP {name} State-file saves that failed (a change that could not be saved was refused).\n# TYPE {name} counter\n{name} {}",
+        load(&plane.state_save_failures)
+    );
     let _ = writeln!(
         out,
         "# HELP failoverd_probes_total Probes run by this vantage point.\n# TYPE failoverd_probes_total counter"

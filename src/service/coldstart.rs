@@ -8,14 +8,19 @@ use std::time::Duration;
 use crate::admin::api::PeerState;
 use crate::config::{ColdStart, Config};
 use crate::health::board::Restored;
-use crate::health::overrides::{Action, Entry, Stamp, Target};
+use crate::health::overrides::{Action, Entry, Stamp, Target, check_entry};
+use crate::health::peering::{KnownServers, request_text, sign_peer, verify_peer};
 use crate::health::persist;
-use crate::health::report::{SIGNATURE_HEADER, verify};
+use crate::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
 use crate::model::{EndpointIndex, HealthState};
 use crate::probe::reporter::unix_ms;
 
-/// How long a starting server waits for its peers.
+/// How long a starting server waits for its peers (when none answers).
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long it waits for more peers once one has answered: a peer cut off from the
+/// network delays a start by this much, not by the timeout.
+const MORE_ANSWERS: Duration = Duration::from_millis(100);
 
 /// Whether an endpoint may start from a remembered state: unless every record using
 /// its pool says `cold_start = "assume-up"`.
@@ -33,7 +38,8 @@ fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
 }
 
 /// Builds the starting state: state file first, then peers (which know the present).
-pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
+/// Peers that answer are learned as servers.
+pub(crate) async fn initial(config: &Config, own_vantage: &str, known: &KnownServers) -> Restored {
     let mut initial = Restored::default();
     let labels: BTreeMap<String, EndpointIndex> = (0..config.endpoints.len())
         .map(|i| {
@@ -65,7 +71,18 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
                     .into_iter()
                     .map(|(k, v)| (k, v.state))
                     .collect();
-                initial.overrides = saved.overrides;
+                let now_ms = unix_ms();
+                initial.overrides = saved
+                    .overrides
+                    .into_iter()
+                    .filter(|entry| match check_entry(entry, None, now_ms) {
+                        Ok(()) => true,
+                        Err(why) => {
+                            tracing::warn!(on = %entry.target, %why, "override in the state file ignored");
+                            false
+                        }
+                    })
+                    .collect();
                 initial.primaries = saved.primaries;
                 // Forces of an older state file: older than any override made since.
                 initial.overrides.extend(
@@ -82,11 +99,16 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str) -> Restored {
         }
     }
     if !config.health.servers.is_empty() {
-        let peers = ask_peers(config, own_vantage).await;
-        if !peers.is_empty() {
-            tracing::info!(endpoints = peers.len(), "health state taken from peers");
+        let (peers, overrides) = ask_peers(config, own_vantage, known).await;
+        if !peers.is_empty() || !overrides.is_empty() {
+            tracing::info!(
+                endpoints = peers.len(),
+                overrides = overrides.len(),
+                "health state and overrides taken from peers"
+            );
         }
         initial.states.extend(peers);
+        initial.overrides.extend(overrides);
     }
     // Endpoints whose records all assume up forget what was saved.
     initial
@@ -107,7 +129,10 @@ fn legacy_force(label: String, state: HealthState) -> Entry {
         reason: "forced before an upgrade".to_owned(),
         at_ms: 0,
         expires_at_ms: None,
-        stamp: Stamp::default(),
+        stamp: Stamp {
+            origin: "state-file".to_owned(),
+            ..Stamp::default()
+        },
     }
 }
 
@@ -122,43 +147,73 @@ fn half_life_of(config: &Config, endpoint: Option<EndpointIndex>) -> f64 {
         .max(1e-3)
 }
 
-/// Asks every server for its decided states; per endpoint, the majority of the peers
-/// that answered (with a valid signature) wins.
-async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, HealthState> {
+/// Asks every server for its decided states and overrides, all at once, with a
+/// request signed by this server's peer key; takes the answers that come within
+/// [`MORE_ANSWERS`] of the first (or [`PEER_TIMEOUT`] if none comes). Per endpoint, the
+/// majority of the peers that answered (with a valid signature) wins; overrides are
+/// checked like a sync's.
+async fn ask_peers(
+    config: &Config,
+    own_vantage: &str,
+    known: &KnownServers,
+) -> (BTreeMap<String, HealthState>, Vec<Entry>) {
+    use futures_util::StreamExt;
     let Ok(client) = crate::probe::tls::http_client_builder()
         .no_proxy()
+        .connect_timeout(PEER_TIMEOUT)
         .timeout(PEER_TIMEOUT)
         .build()
     else {
-        return BTreeMap::new();
+        return (BTreeMap::new(), Vec::new());
     };
     // A fresh nonce the peers must sign back: an answer recorded earlier is useless.
     let nonce = format!("{:032x}", super::plane::process_nonce());
-    let requests = config.health.servers.iter().map(|server| {
-        // The nonce is hex: no URL escaping needed.
-        let request = client
-            .get(format!("{server}/v1/state?nonce={nonce}"))
-            .send();
-        async move {
-            let response = request.await.ok()?;
-            if !response.status().is_success() {
-                return None;
+    let own_secret = config
+        .health
+        .vantage
+        .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
+    let signature = own_secret
+        .as_ref()
+        .map(|secret| sign_peer(secret, &request_text("/v1/state", &nonce)));
+    let mut requests: futures_util::stream::FuturesUnordered<_> = config
+        .health
+        .servers
+        .iter()
+        .map(|server| {
+            // The nonce is hex: no URL escaping needed.
+            let mut request = client.get(format!("{server}/v1/state?nonce={nonce}"));
+            if let Some(signature) = &signature {
+                request = request
+                    .header(VANTAGE_HEADER, own_vantage)
+                    .header(SIGNATURE_HEADER, signature);
             }
-            let signature = response
-                .headers()
-                .get(SIGNATURE_HEADER)?
-                .to_str()
-                .ok()?
-                .to_owned();
-            let body = response.bytes().await.ok()?;
-            Some((signature, body))
-        }
-    });
-    let answers = tokio::time::timeout(PEER_TIMEOUT * 2, futures_util::future::join_all(requests))
-        .await
-        .unwrap_or_default();
+            async move {
+                let response = request.send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                let signature = response
+                    .headers()
+                    .get(SIGNATURE_HEADER)?
+                    .to_str()
+                    .ok()?
+                    .to_owned();
+                let body = response.bytes().await.ok()?;
+                Some((signature, body))
+            }
+        })
+        .collect();
     let mut votes: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    for (signature, body) in answers.into_iter().flatten() {
+    let mut overrides = Vec::new();
+    let now_ms = unix_ms();
+    let mut deadline = tokio::time::Instant::now() + PEER_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, requests.next()).await;
+        let (signature, body) = match next {
+            Ok(Some(Some(answer))) => answer,
+            Ok(Some(None)) => continue,
+            Ok(None) | Err(_) => break,
+        };
         let Ok(state) = serde_json::from_slice::<PeerState>(&body) else {
             continue;
         };
@@ -168,12 +223,14 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
         let secret = config
             .vantage_by_name(&state.vantage)
             .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
-        let authentic = secret.is_some_and(|s| verify(&s, &body, &signature));
+        let authentic = secret.is_some_and(|s| verify_peer(&s, &body, &signature));
         let recent = state.nonce == nonce;
         if !authentic || !recent {
             tracing::warn!(peer = %state.vantage, "ignoring unauthenticated or stale peer state");
             continue;
         }
+        // It answered, signed, at a server URL: a server.
+        known.learn(&state.vantage);
         for (endpoint, health) in state.endpoints {
             let entry = votes.entry(endpoint).or_default();
             match health {
@@ -181,8 +238,17 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
                 HealthState::Down => entry.1 += 1,
             }
         }
+        for entry in state.overrides {
+            match check_entry(&entry, Some(config), now_ms) {
+                Ok(()) => overrides.push(entry),
+                Err(why) => {
+                    tracing::warn!(peer = %state.vantage, on = %entry.target, %why, "override from a peer refused")
+                }
+            }
+        }
+        deadline = deadline.min(tokio::time::Instant::now() + MORE_ANSWERS);
     }
-    votes
+    let states = votes
         .into_iter()
         .filter(|(_, (up, down))| up != down)
         .map(|(endpoint, (up, down))| {
@@ -195,5 +261,6 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
                 },
             )
         })
-        .collect()
+        .collect();
+    (states, overrides)
 }

@@ -117,6 +117,54 @@ pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
     }
 }
 
+/// What `serve` needs from the host beyond the configuration itself, checked by
+/// `check-config`: the state file's directory must be writable (a change that cannot
+/// be saved is refused), or creatable.
+pub fn check_host(config: &Config) -> Diagnostics {
+    let mut diagnostics = Diagnostics::default();
+    let Some(path) = &config.health.state_file else {
+        return diagnostics;
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let problem = if dir.is_dir() {
+        // Exactly what a save does first: a temporary file in the directory.
+        tempfile::tempfile_in(dir)
+            .err()
+            .map(|e| format!("cannot write in {}: {e}", dir.display()))
+    } else {
+        let existing = dir.ancestors().find(|a| a.is_dir());
+        match existing {
+            Some(ancestor) if !writable(ancestor) => Some(format!(
+                "{} does not exist and cannot be created in {}",
+                dir.display(),
+                ancestor.display()
+            )),
+            _ => None,
+        }
+    };
+    if let Some(problem) = problem {
+        diagnostics.error(
+            KeyPath::root().key("health").key("state_file"),
+            format!("{problem}: overrides could not be saved, so every change would be refused"),
+        );
+    }
+    diagnostics
+}
+
+/// Whether this process may create entries in `dir` (a read-only file system counts
+/// as not, even for root).
+fn writable(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access() reads a NUL-terminated path we own.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 /// A reload asked for through the admin API, answered with its outcome.
 pub type ReloadRequest = oneshot::Sender<ReloadStatus>;
 
@@ -300,8 +348,10 @@ impl Service {
                 "vantage points are configured but this process is none of them (--vantage NAME): it does not probe, and decides from the reports of the vantage points alone"
             );
         }
+        let known = crate::health::peering::KnownServers::new();
+        let nudge = Arc::new(tokio::sync::Notify::new());
         let restored = match role {
-            Role::Server => coldstart::initial(&config, &vantage).await,
+            Role::Server => coldstart::initial(&config, &vantage, &known).await,
             Role::Agent => Restored::default(),
         };
         let health = plane::initial_snapshot(&config, &restored);
@@ -388,6 +438,10 @@ impl Service {
             .with_transfer(transfer.clone())
             .with_dnstap(dnstap.as_ref().map(|(tap, _)| tap.clone()))
             .with_admin_stats(admin_stats.clone());
+            let backend = match role {
+                Role::Server => backend.for_a_server(known.clone(), nudge.clone()),
+                Role::Agent => backend,
+            };
             let backend: admin::Backend = Arc::new(backend);
             let listeners = admin::bind(
                 &config.admin.listen,
@@ -445,10 +499,15 @@ impl Service {
         service.start_reporters(&config);
         if role == Role::Server {
             let own = service.admin_addresses.clone();
+            let exchange = peers::Exchange {
+                shared: service.shared.clone(),
+                overrides: service.plane.overrides.clone(),
+                inputs: service.plane.inputs.clone(),
+                known,
+                nudge,
+            };
             peers::spawn(
-                service.shared.clone(),
-                service.plane.overrides.clone(),
-                service.plane.inputs.clone(),
+                exchange,
                 move |config| peers_of(config, &own),
                 service.shutdown.clone(),
             );

@@ -11,7 +11,6 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,7 +31,6 @@ use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
 use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSet};
-use crate::health::persist::{self, STATE_VERSION, SavedEndpoint, SavedState};
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
@@ -108,6 +106,14 @@ pub(crate) struct PlaneMetrics {
     pub(crate) decision_histogram: crate::metrics::Histogram,
     /// This vantage point's probe durations.
     pub(crate) probe_latency: crate::metrics::Histogram,
+    /// Peer messages (override sync, state requests) refused, by reason.
+    pub(crate) sync_refused: BTreeMap<&'static str, AtomicU64>,
+    /// Peer override entries not merged, by reason.
+    pub(crate) entries_refused: BTreeMap<&'static str, AtomicU64>,
+    /// State-file saves that failed.
+    pub(crate) state_save_failures: AtomicU64,
+    /// The state file's last save.
+    pub(crate) state_file: std::sync::Mutex<crate::admin::api::StateFileStatus>,
 }
 
 impl PlaneMetrics {
@@ -116,9 +122,24 @@ impl PlaneMetrics {
             .into_iter()
             .map(|label| (label, AtomicU64::new(0)))
             .collect();
+        let labels = |labels: &[&'static str]| {
+            labels
+                .iter()
+                .map(|label| (*label, AtomicU64::new(0)))
+                .collect()
+        };
         Self {
             reports_rejected,
+            sync_refused: labels(&crate::admin::SyncError::LABELS),
+            entries_refused: labels(&crate::health::overrides::EntryRefusal::LABELS),
             ..Self::default()
+        }
+    }
+
+    /// Counts a refused peer message.
+    pub(crate) fn sync_refused(&self, label: &str) {
+        if let Some(counter) = self.sync_refused.get(label) {
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -153,7 +174,7 @@ pub(crate) struct Plane {
     /// A decision changed what the state file keeps; saves are spaced out when large.
     save_pending: bool,
     save_spacing: Spacing,
-    saver: watch::Sender<Option<(PathBuf, Arc<SavedState>)>>,
+    saver: saving::Saver,
     /// Operator overrides, what they do now, and every entry as peers and status see it.
     overrides: OverrideSet,
     effects: Effects,
@@ -170,6 +191,7 @@ pub(crate) struct Plane {
 mod operator;
 mod primaries;
 mod resign;
+mod saving;
 
 /// Spaces out a job whose cost grows with the config (status, the state file): it
 /// runs at once while cheap (under 1 ms), otherwise no sooner than `factor` times its
@@ -273,8 +295,7 @@ impl Plane {
         let (verdicts_tx, verdicts_rx) = watch::channel(Arc::new(LocalVerdicts::default()));
         let metrics = Arc::new(PlaneMetrics::new());
         let published = shared.load().health.as_ref().clone();
-        let (saver, saves) = watch::channel(None);
-        tokio::spawn(save_latest(saves));
+        let saver = saving::Saver::start(config.health.state_file.as_deref(), metrics.clone());
         let mut board = Board::new(&config, process_nonce(), &restored, unix_ms());
         let overrides = OverrideSet::from_entries(restored.overrides.clone());
         let effects = overrides.effects(&config, unix_ms());
@@ -382,7 +403,20 @@ impl Plane {
                     self.resign_retry = None;
                     self.resign().await;
                 }
-                Some(input) = inputs.recv() => self.handle(input, &shutdown).await,
+                Some(input) = inputs.recv() => {
+                    let mut input = Some(input);
+                    while let Some(next) = input.take() {
+                        input = match next {
+                            PlaneInput::Override { change, reply } => {
+                                self.change_overrides((change, reply), &mut inputs).await
+                            }
+                            other => {
+                                self.handle(other, &shutdown).await;
+                                None
+                            }
+                        };
+                    }
+                }
                 Some(event) = events.recv() => {
                     self.probe_event(event);
                     while let Ok(event) = events.try_recv() {
@@ -392,6 +426,9 @@ impl Plane {
                 _ = tick.tick() => {
                     self.refresh_verdict_ages();
                     self.expire_overrides();
+                    if self.save_failed() {
+                        self.save_state(); // until the disk takes it again
+                    }
                 }
             }
             self.recompute().await;
@@ -416,19 +453,16 @@ impl Plane {
                 let _ = reply.send((result, self.board.challenge(self.now())));
             }
             PlaneInput::Override { change, reply } => {
-                let result = self.change_override(change);
-                if result.is_ok() {
-                    // Confirm only once the answers are swapped in.
-                    self.recompute().await;
-                }
-                let _ = reply.send(result);
+                // Normally batched by the run loop; alone here.
+                let (_, mut none) = mpsc::channel(1);
+                let _ = self.change_overrides((change, reply), &mut none).await;
             }
             PlaneInput::PeerOverrides {
                 from,
                 entries,
                 reply,
             } => {
-                self.merge_overrides(&from, entries);
+                self.merge_overrides(&from, entries).await;
                 let _ = reply.send(self.overrides_tx.borrow().clone());
             }
             PlaneInput::Reload {
@@ -498,6 +532,8 @@ impl Plane {
             }
         }
         self.published = health;
+        self.saver
+            .configure(config.health.state_file.as_deref(), &self.metrics);
         self.config = config;
         self.start_probes(shutdown);
         self.dirty = true;
@@ -874,47 +910,6 @@ impl Plane {
         );
     }
 
-    fn save_state(&self) {
-        if let Some((path, state)) = self.saved_state() {
-            self.saver.send_replace(Some((path, Arc::new(state))));
-        }
-    }
-
-    /// Writes the state file at once (at shutdown, when the saver may be gone).
-    fn save_now(&self) {
-        if let Some((path, state)) = self.saved_state() {
-            if let Err(error) = persist::save(&path, &state) {
-                tracing::error!(%error, "cannot save the health state file");
-            }
-        }
-    }
-
-    fn saved_state(&self) -> Option<(PathBuf, SavedState)> {
-        let path = self.config.health.state_file.clone()?;
-        let state = SavedState {
-            version: STATE_VERSION,
-            saved_at_ms: unix_ms(),
-            endpoints: self
-                .board
-                .decided_states(self.now())
-                .into_iter()
-                .map(|(label, record)| {
-                    let saved = SavedEndpoint {
-                        state: record.state,
-                        changed_at_ms: record.changed_at_ms,
-                        penalty: record.penalty,
-                        suppressed: record.suppressed,
-                    };
-                    (label, saved)
-                })
-                .collect(),
-            overrides: self.overrides.entries().cloned().collect(),
-            forced: BTreeMap::new(),
-            primaries: self.primaries.agreed().clone(),
-        };
-        Some((path, state))
-    }
-
     fn build_status(&self, tally: &Tally) -> Status {
         let snapshot = self.shared.load_full();
         let config = &self.config;
@@ -1064,6 +1059,12 @@ impl Plane {
             isolation,
             last_reload: self.last_reload.clone(),
             overrides: self.overrides.active(unix_ms()).cloned().collect(),
+            state_file: self
+                .metrics
+                .state_file
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -1163,19 +1164,5 @@ fn stamp(transfer: Option<&TransferState>, snapshot: Snapshot) -> Snapshot {
     match transfer {
         Some(transfer) => transfer.stamp(snapshot),
         None => snapshot,
-    }
-}
-
-/// Writes the newest state off the async runtime, one save at a time (a burst of
-/// changes ends with the last state on disk); failures are logged, never fatal.
-async fn save_latest(mut saves: watch::Receiver<Option<(PathBuf, Arc<SavedState>)>>) {
-    while saves.changed().await.is_ok() {
-        let Some((path, state)) = saves.borrow_and_update().clone() else {
-            continue;
-        };
-        let result = tokio::task::spawn_blocking(move || persist::save(&path, &state)).await;
-        if let Ok(Err(error)) = result {
-            tracing::error!(%error, "cannot save the health state file");
-        }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use failoverd::service::StartOptions;
 
 use crate::support::dns::{expect_addresses, sorted_addresses};
-use crate::support::{SERVER_HEAD, TestServer, binary, http, wait_until};
+use crate::support::{SERVER_HEAD, TestServer, binary, ctl_with, http, wait_until};
 
 const OPERATE: &str = "operate-token-of-the-oncall-0123";
 const READ: &str = "read-token-of-the-dashboard-0123";
@@ -157,24 +157,6 @@ fn start(config: &str, admin: Option<SocketAddr>) -> TestServer {
             ..StartOptions::default()
         },
     )
-}
-
-fn ctl_with(servers: &[String], token: Option<&PathBuf>, args: &[&str]) -> (bool, String) {
-    let mut command = Command::new(binary());
-    command.arg("ctl").env_remove("FAILOVERD_TOKEN");
-    for server in servers {
-        command.args(["--server", server]);
-    }
-    if let Some(token) = token {
-        command.arg("--token-file").arg(token);
-    }
-    let output = command.args(args).output().expect("run failoverd ctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
 }
 
 fn post(admin: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {

@@ -7,28 +7,46 @@ use tokio::time::Instant;
 
 use super::Plane;
 use crate::health::HealthSnapshot;
-use crate::health::overrides::{Change, Entry, OverrideError};
+use crate::health::overrides::{Entry, check_entry};
 use crate::probe::reporter::unix_ms;
 use crate::service::events::EventLog;
 
 impl Plane {
-    /// Makes an operator's change on this server.
-    pub(super) fn change_override(&mut self, change: Change) -> Result<Entry, OverrideError> {
-        let origin = self.board.local_name().to_owned();
-        let entry = self
-            .overrides
-            .apply(change, &self.config, &origin, unix_ms())?;
-        log_entry(&self.events, &entry, "made here");
-        self.overrides_changed();
-        Ok(entry)
-    }
-
-    /// Merges a peer's entries (its signature checked); logs those that changed ours.
-    pub(super) fn merge_overrides(&mut self, from: &str, entries: Vec<Entry>) {
-        let changed = self.overrides.merge(entries);
+    /// Merges a peer's entries (its signature and standing checked): each is checked
+    /// like an operator's request (known target, sane text, a stamp not from the
+    /// future); the refused are counted and logged, never adopted. Logs those that
+    /// changed ours.
+    pub(super) async fn merge_overrides(&mut self, from: &str, entries: Vec<Entry>) {
+        let now_ms = unix_ms();
+        let mut accepted = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match check_entry(&entry, Some(&self.config), now_ms) {
+                Ok(()) => accepted.push(entry),
+                Err(refusal) => {
+                    if let Some(counter) = self.metrics.entries_refused.get(refusal.label()) {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    tracing::warn!(
+                        peer = from,
+                        on = %entry.target,
+                        origin = ?entry.stamp.origin,
+                        why = %refusal,
+                        "override from a peer refused"
+                    );
+                }
+            }
+        }
+        let mut tentative = self.overrides.clone();
+        let changed = tentative.merge(accepted);
         if changed.is_empty() {
             return;
         }
+        // Adopted only once on disk: what a server shows is what it would restart with.
+        if let Err(why) = self.save_overrides(&tentative).await {
+            tracing::warn!(peer = from, %why, "overrides from a peer not taken: the state file cannot be written");
+            return;
+        }
+        self.overrides = tentative;
         for entry in &changed {
             log_entry(&self.events, entry, &format!("from {from}"));
         }
@@ -58,8 +76,9 @@ impl Plane {
         self.overrides_changed();
     }
 
-    /// Takes the current overrides' effect, saves and shares them.
-    fn overrides_changed(&mut self) {
+    /// Takes the current overrides' effect and shares them (saved by whoever changed
+    /// the set).
+    pub(super) fn overrides_changed(&mut self) {
         let now_ms = unix_ms();
         self.overrides.collect_garbage(now_ms);
         self.effects = self.overrides.effects(&self.config, now_ms);
@@ -69,7 +88,6 @@ impl Plane {
         self.dirty = true;
         self.overrides_tx
             .send_replace(Arc::new(self.overrides.entries().cloned().collect()));
-        self.save_state(); // at once: an operator's change must survive a crash
     }
 
     /// A decision's health with the operator's drains and manual failovers.
@@ -78,7 +96,7 @@ impl Plane {
     }
 }
 
-fn log_entry(events: &EventLog, entry: &Entry, how: &str) {
+pub(super) fn log_entry(events: &EventLog, entry: &Entry, how: &str) {
     match &entry.action {
         Some(action) => crate::event!(
             events,

@@ -293,7 +293,21 @@ pub fn binary() -> &'static str {
 impl BinaryServer {
     /// Runs `failoverd serve ARGS…` and waits (60 s deadline) for its listening line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        Self::start_wrapped(&[], args)
+    }
+
+    /// As [`BinaryServer::start`], run by `wrapper` (a command and its arguments that
+    /// end with the program to run, e.g. `prlimit --nofile=256:256 --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("serve")
             .args(args)
             .env("NO_COLOR", "1")
@@ -363,6 +377,65 @@ impl Drop for BinaryServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `failoverd ctl` against `servers` (with the token file, if any) and `args`;
+/// returns (exit success, stdout and stderr).
+pub fn ctl_with(
+    servers: &[String],
+    token: Option<&std::path::PathBuf>,
+    args: &[&str],
+) -> (bool, String) {
+    let mut command = Command::new(binary());
+    command.arg("ctl").env_remove("FAILOVERD_TOKEN");
+    for server in servers {
+        command.args(["--server", server]);
+    }
+    if let Some(token) = token {
+        command.arg("--token-file").arg(token);
+    }
+    let output = command.args(args).output().expect("run failoverd ctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Writes `text` as `failoverd.toml` in `dir` (zones from the test data: a
+/// `directory = "../zones"` line is pointed there) and runs `failoverd serve` on it
+/// under `wrapper` (e.g. `["prlimit", "--nofile=256:256", "--"]`), with the admin API
+/// on an ephemeral loopback port. Returns the server and its admin address.
+pub fn serve_config(
+    dir: &std::path::Path,
+    text: &str,
+    wrapper: &[&str],
+) -> (BinaryServer, SocketAddr) {
+    let path = dir.join("failoverd.toml");
+    let text = text.replace(
+        "directory = \"../zones\"",
+        &format!("directory = \"{}\"", data_dir().join("zones").display()),
+    );
+    std::fs::write(&path, text).expect("write config");
+    let server = BinaryServer::start_wrapped(
+        wrapper,
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let line = server
+        .wait_for_log("admin API listening", Duration::from_secs(20))
+        .expect("admin API starts");
+    let admin = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+    (server, admin)
 }
 
 /// Runs `failoverd ARGS…` to completion; returns (exit success, stderr).
