@@ -194,9 +194,7 @@ pub async fn bind(
     ));
     let mut out = Vec::new();
     for &addr in addrs {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AdminError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| AdminError::Bind { addr, source })?;
         let bound = listener
             .local_addr()
             .map_err(|source| AdminError::Bind { addr, source })?;
@@ -211,6 +209,28 @@ pub async fn bind(
         out.push((bound, serve));
     }
     Ok(out)
+}
+
+/// How many connections the kernel queues for `accept` (capped by
+/// `net.core.somaxconn`): a burst of connections does not overflow the queue and drop
+/// an operator's while the loop catches up.
+const BACKLOG: i32 = 4096;
+
+/// A listening socket on `addr` with the [`BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 async fn accept_loop(

@@ -5,14 +5,13 @@
 //! bodies, change nothing.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use failoverd::service::StartOptions;
 
 use crate::support::dns::{expect_addresses, sorted_addresses};
-use crate::support::{SERVER_HEAD, TestServer, binary, ctl_with, http, wait_until};
+use crate::support::{SERVER_HEAD, TestServer, ctl_with, http, wait_until};
 
 const OPERATE: &str = "operate-token-of-the-oncall-0123";
 const READ: &str = "read-token-of-the-dashboard-0123";
