@@ -476,7 +476,8 @@ fn a_browser_page_cannot_change_anything() {
     );
     let drain = br#"{"target": {"pool": "web"}, "action": "drain", "reason": "csrf"}"#;
     let host = format!("127.0.0.1:{}", admin.port());
-    let cases: [(&str, Vec<(&str, &str)>, u16); 5] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
+    let cases: [Case<'_>; 5] = [
         // What a cross-site form or fetch without preflight can send.
         (
             "text/plain from another origin",
