@@ -12,6 +12,7 @@ mod damping;
 mod dnssec;
 mod dnstap;
 mod drill;
+mod durability;
 mod equivalence;
 mod explain;
 mod files;
