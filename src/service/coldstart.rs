@@ -20,7 +20,7 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long it waits for more peers once one has answered: a peer cut off from the
 /// network delays a start by this much, not by the timeout.
-const MORE_ANSWERS: Duration = Duration::from_millis(100);
+const MORE_ANSWERS: Duration = Duration::from_millis(50);
 
 /// Whether an endpoint may start from a remembered state: unless every record using
 /// its pool says `cold_start = "assume-up"`.
