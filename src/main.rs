@@ -144,6 +144,7 @@ fn main() -> ExitCode {
                 listen: (!listen.is_empty()).then_some(listen),
                 admin_listen,
                 vantage,
+                ..Default::default()
             };
             serve(config, options)
         }
@@ -157,6 +158,7 @@ fn main() -> ExitCode {
                 listen: None,
                 admin_listen,
                 vantage,
+                ..Default::default()
             },
         ),
         Command::CheckConfig {
@@ -349,9 +351,22 @@ fn serve(path: Option<PathBuf>, options: service::StartOptions) -> anyhow::Resul
 /// Runs `serve` (or, with `agent`, `probe`) until SIGINT/SIGTERM, reloading on SIGHUP.
 fn run(
     path: Option<PathBuf>,
-    options: service::StartOptions,
+    mut options: service::StartOptions,
     agent: bool,
 ) -> anyhow::Result<ExitCode> {
+    // Started by a server giving way to this process (SIGUSR2): its sockets and state.
+    let takeover = if agent {
+        None
+    } else {
+        service::Takeover::from_env()
+            .map_err(|e| anyhow::anyhow!("cannot take over from the process replaced: {e}"))?
+    };
+    let takeover = takeover.map(|mut takeover| {
+        let inherited = std::mem::take(&mut takeover.inherited);
+        options.inherited = Some(std::sync::Arc::new(std::sync::Mutex::new(inherited)));
+        options.handed_state = Some(takeover.state.clone());
+        takeover
+    });
     // Connections, probes and files share the descriptor limit; take what the host
     // allows (the admin listeners keep to a quarter of it).
     let descriptors = failoverd::runtime::raise_descriptor_limit();
@@ -380,9 +395,27 @@ fn run(
             }
             Err(error) => return Err(error.into()),
         };
-        signals.wait(&service, path.as_ref()).await;
-        tracing::info!("shutting down");
-        service.shutdown().await;
+        if let Some(takeover) = takeover {
+            takeover
+                .announce_ready()
+                .context("telling the process replaced that this one serves")?;
+            tracing::info!("took over from the process replaced");
+        }
+        service::notify_ready();
+        match signals.wait(&service, path.as_ref()).await {
+            Ending::Stop => {
+                tracing::info!("shutting down");
+                service.shutdown().await;
+            }
+            Ending::HandedOver(pid) => {
+                tracing::info!(
+                    pid,
+                    "handed over to the replacement process; finishing open connections"
+                );
+                service.finish_hand_over().await;
+                tracing::info!("handed over; exiting");
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -392,6 +425,27 @@ struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
     hangup: tokio::signal::unix::Signal,
+    /// SIGUSR2: a zero-loss restart (see `service::Service::hand_over`).
+    replace: tokio::signal::unix::Signal,
+}
+
+/// How a server's run ends.
+enum Ending {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// A replacement process (this pid) took over.
+    HandedOver(u32),
+}
+
+/// The program to start as a replacement: this executable (after a package upgrade,
+/// the new file at the same path).
+fn this_program() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("failoverd"));
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    }
 }
 
 impl Signals {
@@ -401,16 +455,26 @@ impl Signals {
             terminate: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
             interrupt: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
             hangup: signal(SignalKind::hangup()).context("installing SIGHUP handler")?,
+            replace: signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?,
         })
     }
 
-    /// Returns on SIGINT/SIGTERM; reloads on SIGHUP, keeping the running
-    /// configuration if the new one is invalid.
-    async fn wait(mut self, service: &Service, path: Option<&PathBuf>) {
+    /// Returns on SIGINT/SIGTERM, or once SIGUSR2 started a replacement that took
+    /// over; reloads on SIGHUP, keeping the running configuration if the new one is
+    /// invalid.
+    async fn wait(mut self, service: &Service, path: Option<&PathBuf>) -> Ending {
         loop {
             tokio::select! {
-                _ = self.interrupt.recv() => return,
-                _ = self.terminate.recv() => return,
+                _ = self.interrupt.recv() => return Ending::Stop,
+                _ = self.terminate.recv() => return Ending::Stop,
+                _ = self.replace.recv() => {
+                    tracing::info!("SIGUSR2: starting a replacement on the same sockets");
+                    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+                    match service.hand_over(&this_program(), &args).await {
+                        Ok(pid) => return Ending::HandedOver(pid),
+                        Err(error) => tracing::error!(%error, "zero-loss restart failed; this process carries on"),
+                    }
+                }
                 _ = self.hangup.recv() => {
                     reload(service, path).await;
                 }

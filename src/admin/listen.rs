@@ -179,6 +179,21 @@ pub fn connection_cap(limits: &AdminLimits) -> usize {
         .max(1)
 }
 
+/// Where the admin listeners come from and what stops them.
+pub struct Listen<'a> {
+    /// Sockets of the process this one replaces (taken for the addresses they match).
+    pub inherited: Option<&'a mut crate::runtime::inherit::Inherited>,
+    /// While true, the listeners accept nothing (connections wait in the queue): a
+    /// replacing process is taking over.
+    pub paused: tokio::sync::watch::Receiver<bool>,
+    /// Stops everything.
+    pub shutdown: CancellationToken,
+}
+
+/// A bound admin listener: its address, its socket (for a hand-over), and the future
+/// that serves it.
+pub type Bound<F> = (SocketAddr, std::os::fd::RawFd, F);
+
 /// Binds every admin listener; returns the bound addresses and the serving futures.
 pub async fn bind(
     addrs: &[SocketAddr],
@@ -186,15 +201,27 @@ pub async fn bind(
     app: Router,
     limits: AdminLimits,
     stats: Arc<ListenerStats>,
-    shutdown: CancellationToken,
-) -> Result<Vec<(SocketAddr, impl Future<Output = ()> + Send + 'static)>, AdminError> {
+    mut listen: Listen<'_>,
+) -> Result<Vec<Bound<impl Future<Output = ()> + Send + 'static>>, AdminError> {
     let acceptor = tls.map(tls_acceptor).transpose()?;
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits.body_timeout,
     ));
     let mut out = Vec::new();
     for &addr in addrs {
-        let listener = listen(addr).map_err(|source| AdminError::Bind { addr, source })?;
+        let handed = listen
+            .inherited
+            .as_deref_mut()
+            .and_then(|inherited| inherited.take_admin(addr))
+            .and_then(|listener| {
+                listener.set_nonblocking(true).ok()?;
+                TcpListener::from_std(listener).ok()
+            });
+        let listener = match handed {
+            Some(listener) => listener,
+            None => bind_socket(addr).map_err(|source| AdminError::Bind { addr, source })?,
+        };
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let bound = listener
             .local_addr()
             .map_err(|source| AdminError::Bind { addr, source })?;
@@ -204,9 +231,10 @@ pub async fn bind(
             app.clone(),
             limits,
             stats.clone(),
-            shutdown.clone(),
+            listen.paused.clone(),
+            listen.shutdown.clone(),
         );
-        out.push((bound, serve));
+        out.push((bound, fd, serve));
     }
     Ok(out)
 }
@@ -217,7 +245,7 @@ pub async fn bind(
 const BACKLOG: i32 = 4096;
 
 /// A listening socket on `addr` with the [`BACKLOG`].
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind_socket(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -239,6 +267,7 @@ async fn accept_loop(
     app: Router,
     limits: AdminLimits,
     stats: Arc<ListenerStats>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) {
     let connections: SharedConnections = Arc::new(Mutex::new(Connections {
@@ -249,8 +278,17 @@ async fn accept_loop(
     let tasks = TaskTracker::new();
     let mut accept_errors = crate::runtime::Backoff::default();
     loop {
+        if *paused.borrow_and_update() {
+            // A replacing process takes over; what arrives waits for it in the queue.
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = paused.changed() => if changed.is_err() { break },
+            }
+            continue;
+        }
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = paused.changed() => continue,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {

@@ -40,7 +40,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub use self::listen::{AdminError, ListenerStats, Peer, bind, connection_cap, tls_acceptor};
+pub use self::listen::{
+    AdminError, Bound, Listen, ListenerStats, Peer, bind, connection_cap, tls_acceptor,
+};
 
 use self::api::{ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status};
 use self::auth::{Operator, Reader, SharedAccess, public};

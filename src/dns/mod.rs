@@ -46,6 +46,7 @@ pub use self::snapshot::SharedSnapshot;
 pub use self::transfer::TransferHandler;
 use crate::config::ServerConfig;
 use crate::metrics::DnsMetrics;
+use crate::runtime::inherit::{self, Inherited, Kind, Listening};
 
 /// Errors of the DNS front end.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,11 @@ pub struct DnsServer {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
+    /// Stops the TCP accept loops only (connections finish).
+    accepting: CancellationToken,
     tcp: Vec<tokio::task::JoinHandle<()>>,
+    /// The listening sockets (for a hand-over to a replacing process).
+    listening: Vec<Listening>,
     /// Counters.
     pub metrics: DnsMetrics,
 }
@@ -81,11 +86,14 @@ impl DnsServer {
     /// rate limited by `rrl` if set; TCP on the same port) and starts serving from
     /// `shared`. Zone-transfer queries over TCP go to `transfers` when given (see
     /// [`transfer`]). Must run inside a tokio runtime.
+    /// Sockets in `inherited` (from the process this one replaces) are used for the
+    /// listen addresses they match instead of binding new ones.
     pub fn start(
         server: &ServerConfig,
         shared: SharedSnapshot,
         transfers: Option<Arc<dyn TransferHandler>>,
         dnstap: Option<dnstap::Dnstap>,
+        mut inherited: Option<&mut Inherited>,
     ) -> Result<Self, DnsError> {
         let metrics = DnsMetrics::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -98,20 +106,44 @@ impl DnsServer {
             transfers,
             dnstap: dnstap.clone(),
         };
+        let accepting = cancel.child_token();
         let mut threads = Vec::new();
         let mut tcp = Vec::new();
         let mut addresses = Vec::new();
+        let mut listening = Vec::new();
         for &addr in &server.listen {
-            let (sockets, listener) = bind_pair(addr, server.udp_workers)?;
+            let handed = inherited.as_deref_mut().and_then(|inherited| {
+                let sockets = inherited.take_udp(addr)?;
+                let listener = inherited.take_tcp(sockets[0].local_addr().ok()?)?;
+                listener.set_nonblocking(true).ok()?;
+                Some((sockets, tokio::net::TcpListener::from_std(listener).ok()?))
+            });
+            let (sockets, listener) = match handed {
+                Some(pair) => pair,
+                None => bind_pair(addr, server.udp_workers)?,
+            };
             let bound = listener
                 .local_addr()
                 .map_err(|source| DnsError::Bind { addr, source })?;
+            listening.push(Listening {
+                kind: Kind::Udp,
+                addr: bound,
+                fds: sockets.iter().map(inherit::raw).collect(),
+            });
+            listening.push(Listening {
+                kind: Kind::Tcp,
+                addr: bound,
+                fds: vec![inherit::raw(&listener)],
+            });
             tcp.push(tcp::spawn(
                 listener,
                 settings.clone(),
                 shared.clone(),
                 tcp_counters.clone(),
-                cancel.clone(),
+                tcp::Stop {
+                    accepting: accepting.clone(),
+                    connections: cancel.clone(),
+                },
             ));
             threads.extend(
                 udp::spawn(
@@ -141,9 +173,30 @@ impl DnsServer {
             stop,
             threads,
             cancel,
+            accepting,
             tcp,
+            listening,
             metrics,
         })
+    }
+
+    /// The listening sockets, for a process taking over.
+    pub fn listening(&self) -> &[Listening] {
+        &self.listening
+    }
+
+    /// Stops reading and accepting (a replacing process serves the same sockets);
+    /// open TCP connections finish. Waits for the UDP workers.
+    pub async fn stop_serving(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.accepting.cancel();
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 
     /// Stops every listener and connection and waits for the UDP threads.

@@ -60,13 +60,22 @@ struct Context {
     seed: AtomicU64,
 }
 
-/// Starts serving `listener` until `cancel` fires.
+/// When a listener stops: its accept loop, and its connections.
+#[derive(Clone, Debug)]
+pub struct Stop {
+    /// Stops accepting (a replacing process accepts on the same socket).
+    pub accepting: CancellationToken,
+    /// Closes the open connections too.
+    pub connections: CancellationToken,
+}
+
+/// Starts serving `listener` until `stop` says so.
 pub fn spawn(
     listener: TcpListener,
     settings: TcpSettings,
     shared: SharedSnapshot,
     counters: Arc<DnsCounters>,
-    cancel: CancellationToken,
+    stop: Stop,
 ) -> tokio::task::JoinHandle<()> {
     let limits = Arc::new(Limits::new(
         settings.max_connections,
@@ -83,18 +92,14 @@ pub fn spawn(
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
         seed: AtomicU64::new(super::engine::fresh_seed()),
     });
-    tokio::spawn(accept(listener, context, limits, cancel))
+    tokio::spawn(accept(listener, context, limits, stop))
 }
 
-async fn accept(
-    listener: TcpListener,
-    context: Arc<Context>,
-    limits: Arc<Limits>,
-    cancel: CancellationToken,
-) {
+async fn accept(listener: TcpListener, context: Arc<Context>, limits: Arc<Limits>, stop: Stop) {
+    let cancel = stop.connections;
     loop {
         let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = stop.accepting.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -103,7 +108,7 @@ async fn accept(
                 // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!(%error, "TCP accept failed");
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = stop.accepting.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                 }
             }

@@ -44,9 +44,9 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
             socket.set_only_v6(true)?;
         }
         socket.set_reuse_port(true)?;
-        // Room for bursts; the kernel caps this at net.core.rmem_max.
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        let _ = socket.set_send_buffer_size(4 << 20);
+        // Room for bursts (and for the moment a replacement process takes over): past
+        // net.core.rmem_max when the process may (CAP_NET_ADMIN), else up to it.
+        grow_buffers(&socket, 4 << 20);
         socket.set_read_timeout(Some(WAKE_INTERVAL))?;
         socket.bind(&addr.into())?;
         let socket: UdpSocket = socket.into();
@@ -56,6 +56,32 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
         sockets.push(socket);
     }
     Ok(sockets)
+}
+
+/// Sets both socket buffers to `bytes`: with `SO_*BUFFORCE` where the process may
+/// exceed the system's maximum, else as far as the maximum allows.
+pub fn grow_buffers(socket: &Socket, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+            // SAFETY: setsockopt reads one c_int from the pointer given.
+            unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&raw const value).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        if socket.recv_buffer_size().is_ok_and(|size| size >= bytes) {
+            return;
+        }
+    }
+    let _ = socket.set_recv_buffer_size(bytes);
+    let _ = socket.set_send_buffer_size(bytes);
 }
 
 /// How a UDP worker moves datagrams.

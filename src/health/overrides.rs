@@ -222,7 +222,7 @@ pub enum OverrideError {
         problem: String,
     },
     /// The change could not be saved to the state file, so it was not made.
-    #[error("not made: the state file cannot be written ({0}); nothing changed")]
+    #[error("not made: {0}; nothing changed")]
     NotSaved(String),
     /// The server is stopping.
     #[error("the server is shutting down")]

@@ -1,6 +1,8 @@
 //! What the process needs from its host at run time: descriptor limits, and the
 //! pacing of retries after a resource ran out.
 
+pub mod inherit;
+
 use std::time::Duration;
 
 /// The soft limit on open descriptors (None: unlimited or unknown).

@@ -39,7 +39,14 @@ fn remembers(config: &Config, endpoint: EndpointIndex) -> bool {
 
 /// Builds the starting state: state file first, then peers (which know the present).
 /// Peers that answer are learned as servers.
-pub(crate) async fn initial(config: &Config, own_vantage: &str, known: &KnownServers) -> Restored {
+/// `handed`: the state of the process this one replaces, used instead of the state
+/// file.
+pub(crate) async fn initial(
+    config: &Config,
+    own_vantage: &str,
+    known: &KnownServers,
+    handed: Option<persist::SavedState>,
+) -> Restored {
     let mut initial = Restored::default();
     let labels: BTreeMap<String, EndpointIndex> = (0..config.endpoints.len())
         .map(|i| {
@@ -49,10 +56,23 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str, known: &KnownSer
             )
         })
         .collect();
-    if let Some(path) = &config.health.state_file {
-        match persist::load(path) {
+    let saved = match (handed, &config.health.state_file) {
+        (Some(state), _) => {
+            tracing::info!("health state and overrides handed over by the process replaced");
+            Ok(Some(state))
+        }
+        (None, Some(path)) => persist::load(path),
+        (None, None) => Ok(None),
+    };
+    let from = config
+        .health
+        .state_file
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    {
+        match saved {
             Ok(Some(saved)) => {
-                tracing::info!(path = %path.display(), endpoints = saved.endpoints.len(), "health state restored");
+                tracing::info!(path = %from, endpoints = saved.endpoints.len(), "health state restored");
                 let elapsed = unix_ms().saturating_sub(saved.saved_at_ms);
                 for (label, endpoint) in &saved.endpoints {
                     if endpoint.penalty > 0.0 || endpoint.suppressed {
@@ -92,7 +112,8 @@ pub(crate) async fn initial(config: &Config, own_vantage: &str, known: &KnownSer
                         .map(|(label, state)| legacy_force(label, state)),
                 );
             }
-            Ok(None) => tracing::info!(path = %path.display(), "no saved health state yet"),
+            Ok(None) if from.is_empty() => {}
+            Ok(None) => tracing::info!(path = %from, "no saved health state yet"),
             Err(error) => {
                 tracing::warn!(%error, "saved health state unusable; starting without it")
             }

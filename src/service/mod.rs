@@ -6,6 +6,7 @@
 mod backend;
 mod coldstart;
 pub mod events;
+mod handover;
 mod peers;
 mod plane;
 
@@ -17,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::events::EventLog;
+pub use self::handover::{HandoverError, Takeover, notify_ready};
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::api::{ReloadStatus, Status};
 use crate::admin::auth::SharedAccess;
@@ -177,6 +179,12 @@ pub struct StartOptions {
     pub admin_listen: Option<SocketAddr>,
     /// This process's vantage point, replacing `[health] vantage`.
     pub vantage: Option<String>,
+    /// Sockets handed over by the process this one replaces (see
+    /// [`Service::hand_over`]).
+    pub inherited: Option<Arc<Mutex<crate::runtime::inherit::Inherited>>>,
+    /// The state handed over by the process this one replaces (used instead of the
+    /// state file).
+    pub handed_state: Option<crate::health::persist::SavedState>,
 }
 
 impl StartOptions {
@@ -213,6 +221,10 @@ pub struct Service {
     dns: Option<DnsServer>,
     plane: PlaneHandle,
     admin_addresses: Vec<SocketAddr>,
+    /// Every listening socket (DNS and admin), for a hand-over.
+    listening: Vec<crate::runtime::inherit::Listening>,
+    /// Pauses the admin listeners and the override exchange during a hand-over.
+    paused: tokio::sync::watch::Sender<bool>,
     /// Admin tokens and public paths (a reload replaces them).
     access: SharedAccess,
     /// Recent events.
@@ -351,7 +363,9 @@ impl Service {
         let known = crate::health::peering::KnownServers::new();
         let nudge = Arc::new(tokio::sync::Notify::new());
         let restored = match role {
-            Role::Server => coldstart::initial(&config, &vantage, &known).await,
+            Role::Server => {
+                coldstart::initial(&config, &vantage, &known, options.handed_state.clone()).await
+            }
             Role::Agent => Restored::default(),
         };
         let health = plane::initial_snapshot(&config, &restored);
@@ -394,6 +408,10 @@ impl Service {
             ),
             _ => None,
         };
+        let mut inherited = options
+            .inherited
+            .as_ref()
+            .map(|i| std::mem::take(&mut *i.lock().unwrap_or_else(|e| e.into_inner())));
         let dns = match role {
             Role::Server => Some(DnsServer::start(
                 &config.server,
@@ -402,9 +420,15 @@ impl Service {
                     .clone()
                     .map(|t| t as Arc<dyn crate::dns::TransferHandler>),
                 dnstap.as_ref().map(|(tap, _)| tap.clone()),
+                inherited.as_mut(),
             )?),
             Role::Agent => None,
         };
+        let mut listening: Vec<crate::runtime::inherit::Listening> = dns
+            .as_ref()
+            .map(|d| d.listening().to_vec())
+            .unwrap_or_default();
+        let (paused, paused_rx) = tokio::sync::watch::channel(false);
         let events = Arc::new(EventLog::default());
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let plane = Plane::start(
@@ -449,12 +473,21 @@ impl Service {
                 admin::router(backend, access.clone()),
                 config.admin.limits,
                 admin_stats.clone(),
-                shutdown.clone(),
+                admin::Listen {
+                    inherited: inherited.as_mut(),
+                    paused: paused_rx.clone(),
+                    shutdown: shutdown.clone(),
+                },
             )
             .await?;
             let cap = admin::connection_cap(&config.admin.limits);
-            for (bound, serve) in listeners {
+            for (bound, fd, serve) in listeners {
                 tokio::spawn(serve);
+                listening.push(crate::runtime::inherit::Listening {
+                    kind: crate::runtime::inherit::Kind::Admin,
+                    addr: bound,
+                    fds: vec![fd],
+                });
                 tracing::info!(
                     admin = %bound,
                     tls = config.admin.tls.is_some(),
@@ -470,6 +503,9 @@ impl Service {
                 );
             }
         }
+        if let Some(inherited) = inherited.as_mut() {
+            inherited.close_rest();
+        }
         let reader = match role {
             Role::Server => Reader::Server,
             Role::Agent => Reader::Agent {
@@ -483,6 +519,8 @@ impl Service {
             dns,
             plane,
             admin_addresses,
+            listening,
+            paused,
             access,
             events,
             reload_requests: tokio::sync::Mutex::new(reload_rx),
@@ -505,6 +543,7 @@ impl Service {
                 inputs: service.plane.inputs.clone(),
                 known,
                 nudge,
+                paused: paused_rx,
             };
             peers::spawn(
                 exchange,

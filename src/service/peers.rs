@@ -53,6 +53,8 @@ pub(crate) struct Exchange {
     pub(crate) known: Arc<KnownServers>,
     /// Woken when a peer unknown as a server signed something: look again.
     pub(crate) nudge: Arc<Notify>,
+    /// While true (a replacing process takes over), nothing is exchanged.
+    pub(crate) paused: watch::Receiver<bool>,
 }
 
 /// Runs the exchange until `shutdown`: one task per URL `servers_of` lists for the
@@ -137,6 +139,14 @@ impl PeerTask {
                 .and_then(|v| config.vantages[usize::from(v.0)].secret.clone());
             // Marked seen before the push: a change made meanwhile wakes the next one.
             let entries = overrides.borrow_and_update().as_ref().clone();
+            let mut paused = self.exchange.paused.clone();
+            if *paused.borrow_and_update() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = paused.changed() => {}
+                }
+                continue;
+            }
             let outcome = match &secret {
                 None => Outcome::Failed("this server has no vantage secret".to_owned()),
                 Some(secret) => {

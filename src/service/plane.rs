@@ -31,6 +31,7 @@ use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
 use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSet};
+use crate::health::persist::SavedState;
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
@@ -82,6 +83,11 @@ pub(crate) enum PlaneInput {
     },
     /// Record the outcome of a reload attempt (shown in status).
     ReloadOutcome(ReloadStatus),
+    /// A replacing process takes over: reply with the state to hand it, then change
+    /// nothing and save nothing (changes get 503) until [`PlaneInput::Resume`].
+    HandOver { reply: oneshot::Sender<SavedState> },
+    /// The hand-over failed: this process carries on.
+    Resume,
 }
 
 /// Counters of the plane.
@@ -175,6 +181,8 @@ pub(crate) struct Plane {
     save_pending: bool,
     save_spacing: Spacing,
     saver: saving::Saver,
+    /// A replacing process took this one's state: no more changes, no more saves.
+    handing_over: bool,
     /// Operator overrides, what they do now, and every entry as peers and status see it.
     overrides: OverrideSet,
     effects: Effects,
@@ -328,6 +336,7 @@ impl Plane {
             save_pending: false,
             save_spacing: Spacing::new(20, Duration::from_secs(2)),
             saver,
+            handing_over: false,
             overrides,
             effects,
             overrides_tx,
@@ -478,6 +487,11 @@ impl Plane {
                 self.last_reload = Some(outcome);
                 self.dirty = true;
             }
+            PlaneInput::HandOver { reply } => {
+                let state = self.hand_over();
+                let _ = reply.send(state);
+            }
+            PlaneInput::Resume => self.handing_over = false,
         }
     }
 

@@ -26,6 +26,7 @@ mod policies;
 mod postgres;
 mod protocol;
 mod reload;
+mod replace;
 mod rrl;
 mod transfer;
 mod transport;

@@ -358,6 +358,7 @@ fn a_transfer_handler_answers_axfr_and_ixfr_and_nothing_else() {
                 SharedSnapshot::new(snapshot),
                 Some(Arc::new(EchoTwice)),
                 None,
+                None,
             )
         })
         .expect("starts");

@@ -99,7 +99,7 @@ impl Saver {
             .map_err(|_| "the save panicked".to_owned())
             .and_then(|r| r.map_err(|e| e.to_string()));
         record(metrics, &result);
-        result
+        result.map_err(|e| format!("the state file cannot be written ({e})"))
     }
 
     /// Saves `state` at once, blocking (at shutdown).
@@ -176,9 +176,16 @@ impl Plane {
         }
     }
 
+    /// The state to hand a replacing process; from here on this process changes and
+    /// saves nothing (the new one owns the state file).
+    pub(super) fn hand_over(&mut self) -> SavedState {
+        self.handing_over = true;
+        self.saved_state_with(&self.overrides)
+    }
+
     /// Saves the current state in the background.
     pub(super) fn save_state(&mut self) {
-        if self.config.health.state_file.is_some() {
+        if self.config.health.state_file.is_some() && !self.handing_over {
             let state = self.saved_state_with(&self.overrides);
             self.saver.background(state);
         }
@@ -186,7 +193,7 @@ impl Plane {
 
     /// Saves the current state at once (at shutdown).
     pub(super) fn save_now(&mut self) {
-        if self.config.health.state_file.is_some() {
+        if self.config.health.state_file.is_some() && !self.handing_over {
             let state = self.saved_state_with(&self.overrides);
             self.saver.blocking(&state, &self.metrics);
         }
@@ -199,6 +206,11 @@ impl Plane {
 
     /// Writes `overrides` (with the rest of the state) and waits for the disk.
     pub(super) async fn save_overrides(&mut self, overrides: &OverrideSet) -> Result<(), String> {
+        if self.handing_over {
+            return Err(
+                "this server is handing over to a new process; retry in a moment".to_owned(),
+            );
+        }
         let state = self.saved_state_with(overrides);
         self.saver.durable(state, &self.metrics).await
     }
