@@ -95,7 +95,7 @@ impl TlsListener {
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(error)) => {
-                            tracing::debug!(%error, %peer, "admin TLS handshake failed")
+                            tracing::debug!(error = %crate::logs::Escaped(&error), %peer, "admin TLS handshake failed")
                         }
                         Err(_) => tracing::debug!(%peer, "admin TLS handshake timed out"),
                     }

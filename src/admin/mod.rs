@@ -68,6 +68,21 @@ pub enum SyncError {
     Myself,
 }
 
+impl SyncError {
+    /// Every [`SyncError::label`], in order.
+    pub const LABELS: [&'static str; 4] = ["unauthenticated", "malformed", "stale", "myself"];
+
+    /// The metric label (`failoverd_override_syncs_received_total{result}`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => Self::LABELS[0],
+            Self::Malformed => Self::LABELS[1],
+            Self::Stale => Self::LABELS[2],
+            Self::Myself => Self::LABELS[3],
+        }
+    }
+}
+
 /// What the admin API needs from the running service.
 #[async_trait::async_trait]
 pub trait AdminBackend: Send + Sync + 'static {

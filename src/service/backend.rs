@@ -86,38 +86,9 @@ impl ServiceBackend {
     }
 }
 
-#[async_trait::async_trait]
-impl AdminBackend for ServiceBackend {
-    async fn submit_report(
-        &self,
-        body: Bytes,
-        vantage: Option<String>,
-        signature: Option<String>,
-    ) -> (Result<(), ReportError>, String) {
-        let (reply, answer) = oneshot::channel();
-        let input = PlaneInput::Report {
-            body,
-            vantage,
-            signature,
-            reply,
-        };
-        let shutting_down = (Err(ReportError::Malformed), String::new());
-        if self.inputs.send(input).await.is_err() {
-            return shutting_down;
-        }
-        answer.await.unwrap_or(shutting_down)
-    }
-
-    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError> {
-        let (reply, answer) = oneshot::channel();
-        let input = PlaneInput::Override { change, reply };
-        if self.inputs.send(input).await.is_err() {
-            return Err(OverrideError::ShuttingDown);
-        }
-        answer.await.unwrap_or(Err(OverrideError::ShuttingDown))
-    }
-
-    async fn sync_overrides(
+impl ServiceBackend {
+    /// Authenticates a peer's override sync, merges it and signs our set back.
+    async fn exchange_overrides(
         &self,
         body: Bytes,
         vantage: Option<String>,
@@ -160,6 +131,73 @@ impl AdminBackend for ServiceBackend {
         let body = serde_json::to_vec(&answer).map_err(|_| SyncError::Malformed)?;
         let signature = self.secret.as_ref().map(|secret| sign(secret, &body));
         Ok((body, signature))
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminBackend for ServiceBackend {
+    async fn submit_report(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> (Result<(), ReportError>, String) {
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::Report {
+            body,
+            vantage,
+            signature,
+            reply,
+        };
+        let shutting_down = (Err(ReportError::Malformed), String::new());
+        if self.inputs.send(input).await.is_err() {
+            return shutting_down;
+        }
+        answer.await.unwrap_or(shutting_down)
+    }
+
+    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError> {
+        let (reply, answer) = oneshot::channel();
+        let input = PlaneInput::Override { change, reply };
+        if self.inputs.send(input).await.is_err() {
+            return Err(OverrideError::ShuttingDown);
+        }
+        answer.await.unwrap_or(Err(OverrideError::ShuttingDown))
+    }
+
+    async fn sync_overrides(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Option<String>), SyncError> {
+        let sender = vantage.clone();
+        let result = self.exchange_overrides(body, vantage, signature).await;
+        match &result {
+            Ok(_) => {
+                self.plane_metrics
+                    .override_syncs_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                if let Some(counter) = self.plane_metrics.override_syncs_refused.get(error.label())
+                {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                // Anyone can send one: at most a few lines (the metric counts each),
+                // the sender's name from the request header escaped by Debug. A
+                // server finding its own URL among the peers is no news.
+                if *error != SyncError::Myself {
+                    crate::log_limited!(
+                        warn,
+                        "override sync refused",
+                        vantage = ?sender,
+                        reason = %error
+                    );
+                }
+            }
+        }
+        result
     }
 
     fn overrides(&self) -> OverridesView {
@@ -592,6 +630,22 @@ fn render_metrics(
         let _ = writeln!(
             out,
             "failoverd_reports_received_total{{result=\"{label}\"}} {}",
+            load(count)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_override_syncs_received_total Override syncs from peer servers by result.\n# TYPE failoverd_override_syncs_received_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_override_syncs_received_total{{result=\"accepted\"}} {}",
+        load(&plane.override_syncs_accepted)
+    );
+    for (label, count) in &plane.override_syncs_refused {
+        let _ = writeln!(
+            out,
+            "failoverd_override_syncs_received_total{{result=\"{label}\"}} {}",
             load(count)
         );
     }

@@ -171,7 +171,7 @@ async fn ask_peers(config: &Config, own_vantage: &str) -> BTreeMap<String, Healt
         let authentic = secret.is_some_and(|s| verify(&s, &body, &signature));
         let recent = state.nonce == nonce;
         if !authentic || !recent {
-            tracing::warn!(peer = %state.vantage, "ignoring unauthenticated or stale peer state");
+            tracing::warn!(peer = ?state.vantage, "ignoring unauthenticated or stale peer state");
             continue;
         }
         for (endpoint, health) in state.endpoints {

@@ -114,7 +114,8 @@ pub(crate) fn spawn(
                         }
                         Outcome::Failed(why) => {
                             if reached.get(&peer) != Some(&Reached::No) {
-                                tracing::warn!(%peer, %why, "cannot exchange overrides with peer");
+                                // `why` may quote the peer's answer: escaped.
+                                tracing::warn!(%peer, why = ?why, "cannot exchange overrides with peer");
                             }
                             Reached::No
                         }

@@ -92,6 +92,10 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reports_accepted: AtomicU64,
     pub(crate) report_bytes: AtomicU64,
     pub(crate) reports_rejected: BTreeMap<&'static str, AtomicU64>,
+    /// Override syncs from peers taken.
+    pub(crate) override_syncs_accepted: AtomicU64,
+    /// Override syncs refused, by [`crate::admin::SyncError::label`].
+    pub(crate) override_syncs_refused: BTreeMap<&'static str, AtomicU64>,
     pub(crate) probes_ok: AtomicU64,
     pub(crate) probes_failed: AtomicU64,
     pub(crate) health_changes: AtomicU64,
@@ -116,8 +120,13 @@ impl PlaneMetrics {
             .into_iter()
             .map(|label| (label, AtomicU64::new(0)))
             .collect();
+        let override_syncs_refused = crate::admin::SyncError::LABELS
+            .into_iter()
+            .map(|label| (label, AtomicU64::new(0)))
+            .collect();
         Self {
             reports_rejected,
+            override_syncs_refused,
             ..Self::default()
         }
     }
@@ -610,10 +619,12 @@ impl Plane {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 // A restarted server re-challenges every sender once: not worth a warning.
+                // Anyone can send one: at most a few lines (the metric counts each),
+                // the vantage name from the request header escaped by Debug.
                 if error == ReportError::Challenge {
                     tracing::debug!(vantage = ?vantage, reason = %error, "report re-challenged");
                 } else {
-                    tracing::warn!(vantage = ?vantage, reason = %error, "report rejected");
+                    crate::log_limited!(warn, "report rejected", vantage = ?vantage, reason = %error);
                 }
                 Err(error)
             }

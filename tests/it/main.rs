@@ -15,6 +15,7 @@ mod equivalence;
 mod explain;
 mod files;
 mod health;
+mod logs;
 mod observability;
 mod operator;
 mod pacing;

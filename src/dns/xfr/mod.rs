@@ -476,7 +476,13 @@ impl TransferState {
                 ),
                 Err((rejection, key)) => {
                     self.metrics.refused_tsig.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%source, zone = %name::text_from_wire(&qname), ?rejection, "transfer refused: TSIG");
+                    crate::log_limited!(
+                        warn,
+                        "transfer refused: TSIG",
+                        %source,
+                        zone = ?name::text_from_wire(&qname),
+                        ?rejection
+                    );
                     let signing = match (rejection, key) {
                         (Rejection::BadTime, Some(key)) => {
                             Signing::Sign(ResponseSigner::bad_time(key.clone(), &signed.tsig, now))
@@ -509,7 +515,13 @@ impl TransferState {
         });
         if !allowed {
             self.metrics.refused_acl.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%source, zone = %zone_name, signed = key.is_some(), "transfer refused: not an allowed secondary");
+            crate::log_limited!(
+                warn,
+                "transfer refused: not an allowed secondary",
+                %source,
+                zone = ?zone_name,
+                signed = key.is_some()
+            );
             return Some(error_reply(&header, &question, rcode::REFUSED, signing));
         }
         let (current, old) = {

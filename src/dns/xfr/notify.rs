@@ -196,11 +196,12 @@ async fn await_response(socket: &UdpSocket, expect: &Expect<'_>, wait: Duration)
             if let Err(rejection) =
                 tsig::verify_response(response, key, request_mac, tsig::unix_now())
             {
-                tracing::warn!(
+                crate::log_limited!(
+                    warn,
+                    "NOTIFY response not signed with the secondary's key; ignored",
                     target = %expect.target,
                     key = %key.name,
-                    ?rejection,
-                    "NOTIFY response not signed with the secondary's key; ignored"
+                    ?rejection
                 );
                 continue;
             }

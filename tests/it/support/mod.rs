@@ -285,6 +285,17 @@ pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The value of field `name` in a log line of either format: `name=VALUE` (text)
+/// or `"name":"VALUE"` (JSON).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["fields"][name].as_str().map(str::to_owned);
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_owned)
+}
+
 /// Path of the built binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_failoverd")
@@ -309,11 +320,7 @@ impl BinaryServer {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("udp="))
-                        .and_then(|a| a.parse().ok())
-                    {
+                    if let Some(addr) = log_field(&line, "udp").and_then(|a| a.parse().ok()) {
                         return Self {
                             addr,
                             child,
