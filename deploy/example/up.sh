@@ -27,8 +27,11 @@ up() {
   [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --quiet --bin failoverd)
   mkdir -p "$RUN/secrets" "$RUN/log"
   cp "$HERE/failoverd.toml" "$RUN/"; cp -r "$HERE/zones" "$RUN/"
+  # Secret files must be mode 0600 (failoverd refuses them otherwise).
+  chmod 0700 "$RUN/secrets"
   for v in s1 s2 s3 a4 oncall.token; do
-    [ -s "$RUN/secrets/$v" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/secrets/$v"
+    [ -s "$RUN/secrets/$v" ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/secrets/$v")
+    chmod 0600 "$RUN/secrets/$v"
   done
   ip netns add "$(ns hub)"
   ip -n "$(ns hub)" link add br0 type bridge

@@ -12,6 +12,7 @@
 //! with a static record) is checked later by [`crate::zone::bind`].
 
 mod diagnostics;
+pub mod secret_file;
 pub mod spec;
 mod validate;
 

@@ -384,7 +384,7 @@ gates = { web = "gate" }
     assert_error(
         &d,
         "checks.pgp.password_file",
-        "cannot read no-such-password-file",
+        "/no-such-password-file: No such file or directory",
     );
     assert_error(&d, "checks.web", "do not apply to http checks");
     assert_error(

@@ -26,6 +26,7 @@ mod postgres;
 mod protocol;
 mod reload;
 mod rrl;
+mod secret_files;
 mod transfer;
 mod transport;
 mod vantage;

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use super::{Validator, normalize_name, parse_duration};
 use crate::config::diagnostics::KeyPath;
+use crate::config::secret_file;
 use crate::config::spec::{SecondarySpec, TransferSpec, TsigKeySpec};
 use crate::config::transfer_defaults as defaults;
 use crate::config::{
@@ -154,13 +155,13 @@ impl Validator<'_> {
         };
         let (text, key) = match (&spec.secret, &spec.secret_file) {
             (Some(secret), None) => (secret.clone(), "secret"),
-            (None, Some(file)) => match std::fs::read_to_string(source.base_dir.join(file)) {
+            (None, Some(file)) => match secret_file::read_to_string(&source.base_dir.join(file)) {
                 Ok(text) => (
                     text.lines().next().unwrap_or_default().to_owned(),
                     "secret_file",
                 ),
                 Err(e) => {
-                    self.error(path.key("secret_file"), format!("cannot read {file}: {e}"));
+                    self.error(path.key("secret_file"), e.to_string());
                     return None;
                 }
             },

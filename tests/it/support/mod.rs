@@ -296,6 +296,21 @@ pub fn log_field(line: &str, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Writes a secret file (a token, a key, a password) with mode 0600, as failoverd
+/// requires of every secret file.
+pub fn write_secret(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()));
+    file.write_all(contents.as_ref()).unwrap();
+}
+
 /// Path of the built binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_failoverd")
