@@ -901,6 +901,11 @@ impl Plane {
     }
 
     fn saved_state(&self) -> Option<(PathBuf, SavedState)> {
+        // An agent decides nothing and restores nothing: the file in a config it
+        // shares with the servers is theirs (its unit cannot write it anyway).
+        if self.role == Role::Agent {
+            return None;
+        }
         let path = self.config.health.state_file.clone()?;
         let state = SavedState {
             version: STATE_VERSION,
