@@ -48,12 +48,14 @@ up() {
     ip -n "$(ns "$node")" link set lo up
   done
   for region in eu us ap; do start_backend "$region"; done
+  # `ip netns exec` becomes the program (no function, no subshell), so the pid files
+  # name the servers themselves and `down` stops them.
   for s in s1 s2 s3; do
-    in_ns "$s" "$BIN" serve --config "$RUN/failoverd.toml" --vantage "$s" \
+    ip netns exec "$(ns "$s")" "$BIN" serve --config "$RUN/failoverd.toml" --vantage "$s" \
       --admin-listen "${ADDR[$s]}:9353" > "$RUN/log/$s.log" 2>&1 &
     echo $! > "$RUN/$s.pid"
   done
-  in_ns a4 "$BIN" probe --config "$RUN/failoverd.toml" --vantage a4 > "$RUN/log/a4.log" 2>&1 &
+  ip netns exec "$(ns a4)" "$BIN" probe --config "$RUN/failoverd.toml" --vantage a4 > "$RUN/log/a4.log" 2>&1 &
   echo $! > "$RUN/a4.pid"
   for s in s1 s2 s3; do
     for _ in $(seq 1 100); do
