@@ -23,7 +23,8 @@ done
 "$BIN" completions zsh > "$DEST$PREFIX/share/zsh/site-functions/_failoverd"
 "$BIN" completions fish > "$DEST$PREFIX/share/fish/vendor_completions.d/failoverd.fish"
 
-# An operate token for the on-call operator, readable by root and the service only.
+# An operate token for the on-call operator, readable by the service only (and root):
+# failoverd refuses a secret file group or others may read.
 if [ ! -e "$DEST/etc/failoverd/tokens/oncall" ]; then
   umask 077
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEST/etc/failoverd/tokens/oncall"
@@ -31,7 +32,8 @@ if [ ! -e "$DEST/etc/failoverd/tokens/oncall" ]; then
 fi
 if [ -z "$DEST" ]; then
   id failoverd >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin failoverd
-  chown -R root:failoverd /etc/failoverd/tokens && chmod 0750 /etc/failoverd/tokens && chmod 0640 /etc/failoverd/tokens/*
+  chown root:failoverd /etc/failoverd/tokens && chmod 0750 /etc/failoverd/tokens
+  chown failoverd:failoverd /etc/failoverd/tokens/* && chmod 0600 /etc/failoverd/tokens/*
   systemctl daemon-reload 2>/dev/null || true
 fi
 echo "installed failoverd into ${DEST:-/} (prefix $PREFIX)"

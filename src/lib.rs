@@ -17,6 +17,7 @@
 //! - [`dns`]: wire parsing, resolution, pre-encoded answers, UDP/TCP listeners.
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
 //! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
+//! - [`logs`]: escaping of logged values and per-site log rate limits.
 
 #![warn(clippy::print_stdout)]
 
@@ -27,6 +28,7 @@ pub mod dnssec;
 pub mod drill;
 pub mod health;
 pub mod json_file;
+pub mod logs;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -34,8 +34,6 @@ pub const DNSTAP_DROPPED_TOTAL: &str = "failoverd_dnstap_dropped_total";
 pub const DNSTAP_CONNECTED: &str = "failoverd_dnstap_connected";
 /// Counter by `reason`: admin connections refused or closed early.
 pub const ADMIN_CONNECTIONS_REFUSED_TOTAL: &str = "failoverd_admin_connections_refused_total";
-/// Counter by `reason`: peer messages (override sync, state requests) refused.
-pub const PEER_MESSAGES_REFUSED_TOTAL: &str = "failoverd_peer_messages_refused_total";
 /// Counter by `reason`: override entries from peers (or the state file) not taken.
 pub const OVERRIDE_ENTRIES_REFUSED_TOTAL: &str = "failoverd_override_entries_refused_total";
 /// Counter: state-file saves that failed.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # A real three-region failoverd cluster on one Linux machine, in network namespaces:
-#   s1 (eu), s2 (us), s3 (ap): servers, each a vantage point (DNS :53, admin :9353)
+#   s1 (eu), s2 (us), s3 (ap): servers, each a vantage point (DNS :53, admin API on
+#     its own address :9353, with an operate token)
 #   a4 (eu): a probe agent;  be-eu, be-us, be-ap: one HTTP backend per region (:8080)
 # all on a bridge, 10.53.0.0/24 (servers .11-.13, agent .14, backends .21-.23).
-# usage (root): deploy/example/up.sh up | status | break REGION | restore REGION | down
+# usage (root): deploy/example/up.sh up | status | ctl ARGS… | break REGION |
+#               restore REGION | down
 # env: FAILOVERD_BIN (default target/release/failoverd, built if missing), RUN (/tmp/failoverd-example)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -27,8 +29,11 @@ up() {
   [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --quiet --bin failoverd)
   mkdir -p "$RUN/secrets" "$RUN/log"
   cp "$HERE/failoverd.toml" "$RUN/"; cp -r "$HERE/zones" "$RUN/"
+  # Secret files must be mode 0600 (failoverd refuses them otherwise).
+  chmod 0700 "$RUN/secrets"
   for v in s1 s2 s3 a4 oncall.token; do
-    [ -s "$RUN/secrets/$v" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/secrets/$v"
+    [ -s "$RUN/secrets/$v" ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$RUN/secrets/$v")
+    chmod 0600 "$RUN/secrets/$v"
   done
   ip netns add "$(ns hub)"
   ip -n "$(ns hub)" link add br0 type bridge
@@ -43,11 +48,14 @@ up() {
     ip -n "$(ns "$node")" link set lo up
   done
   for region in eu us ap; do start_backend "$region"; done
+  # `ip netns exec` becomes the program (no function, no subshell), so the pid files
+  # name the servers themselves and `down` stops them.
   for s in s1 s2 s3; do
-    in_ns "$s" "$BIN" serve --config "$RUN/failoverd.toml" --vantage "$s" > "$RUN/log/$s.log" 2>&1 &
+    ip netns exec "$(ns "$s")" "$BIN" serve --config "$RUN/failoverd.toml" --vantage "$s" \
+      --admin-listen "${ADDR[$s]}:9353" > "$RUN/log/$s.log" 2>&1 &
     echo $! > "$RUN/$s.pid"
   done
-  in_ns a4 "$BIN" probe --config "$RUN/failoverd.toml" --vantage a4 > "$RUN/log/a4.log" 2>&1 &
+  ip netns exec "$(ns a4)" "$BIN" probe --config "$RUN/failoverd.toml" --vantage a4 > "$RUN/log/a4.log" 2>&1 &
   echo $! > "$RUN/a4.pid"
   for s in s1 s2 s3; do
     for _ in $(seq 1 100); do
@@ -55,7 +63,13 @@ up() {
     done
   done
   echo "up: servers ${ADDR[s1]} ${ADDR[s2]} ${ADDR[s3]} (DNS :53, admin :9353; status page http://ADDR:9353/)"
-  echo "try: $0 status;  $0 break eu;  $0 status;  $0 restore eu;  $0 down"
+  echo "admin token (operate): $RUN/secrets/oncall.token"
+  echo "try: $0 status;  $0 ctl status;  $0 break eu;  $0 status;  $0 restore eu;  $0 down"
+}
+
+# failoverd ctl against every server, from s1's namespace, with the operate token.
+ctl() {
+  in_ns s1 "$BIN" ctl --config "$RUN/failoverd.toml" --token-file "$RUN/secrets/oncall.token" "$@"
 }
 
 status() {
@@ -89,8 +103,9 @@ down() {
 case "${1:-}" in
   up) up ;;
   status) status ;;
+  ctl) shift; ctl "$@" ;;
   break) break_region "${2:?region: eu, us or ap}" ;;
   restore) restore_region "${2:?region: eu, us or ap}" ;;
   down) down ;;
-  *) echo "usage: $0 up | status | break REGION | restore REGION | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up | status | ctl ARGS... | break REGION | restore REGION | down" >&2; exit 2 ;;
 esac

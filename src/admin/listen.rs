@@ -381,7 +381,7 @@ impl Connection {
                 match handshake {
                     Ok(Ok(tls)) => self.serve(tls, progress, place).await,
                     Ok(Err(error)) => {
-                        tracing::debug!(%error, peer = %self.peer, "admin TLS handshake failed");
+                        tracing::debug!(error = %crate::logs::Escaped(&error), peer = %self.peer, "admin TLS handshake failed");
                         self.stats.refused(Refused::HandshakeFailed);
                     }
                     Err(_) => self.stats.refused(Refused::HandshakeTimeout),

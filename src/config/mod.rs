@@ -12,6 +12,7 @@
 //! with a static record) is checked later by [`crate::zone::bind`].
 
 mod diagnostics;
+pub mod secret_file;
 pub mod spec;
 mod validate;
 
@@ -1145,6 +1146,11 @@ pub mod transfer_defaults {
     pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
     /// Suffix of the serial file next to the health state file.
     pub const STATE_SUFFIX: &str = ".serials.json";
+    /// How far a TSIG-signed message's time may be from ours (RFC 8945 §10
+    /// recommends 300 s), whatever Fudge it carries.
+    pub const TSIG_WINDOW: Duration = Duration::from_secs(300);
+    /// Longest `tsig_window` accepted: Fudge is 16 bits of seconds.
+    pub const MAX_TSIG_WINDOW: Duration = Duration::from_secs(65_535);
 }
 
 /// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.
@@ -1160,6 +1166,9 @@ pub struct TransferConfig {
     pub notify_timeout: Duration,
     /// TSIG keys.
     pub keys: Vec<TsigKey>,
+    /// A signed message is accepted only if its time is within the smaller of its
+    /// own Fudge and this of ours.
+    pub tsig_window: Duration,
     /// Secondaries (empty: transfers are refused and nothing is notified).
     pub secondaries: Vec<Secondary>,
 }
@@ -1172,6 +1181,7 @@ impl Default for TransferConfig {
             notify_attempts: transfer_defaults::NOTIFY_ATTEMPTS,
             notify_timeout: transfer_defaults::NOTIFY_TIMEOUT,
             keys: Vec::new(),
+            tsig_window: transfer_defaults::TSIG_WINDOW,
             secondaries: Vec::new(),
         }
     }

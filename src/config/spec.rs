@@ -478,6 +478,9 @@ pub struct TransferSpec {
     pub notify_attempts: Option<i64>,
     /// Wait for a NOTIFY response before the first retry; doubles each time (default 1s).
     pub notify_timeout: Option<String>,
+    /// How far a signed request's time may be from ours, whatever its Fudge (default
+    /// 300s, 1s–65535s).
+    pub tsig_window: Option<String>,
     /// TSIG keys.
     #[serde(default)]
     pub keys: Vec<TsigKeySpec>,

@@ -5,6 +5,7 @@ use std::time::Duration;
 use failoverd::admin::api::{OverridesView, Status};
 use failoverd::admin::explain::Explanation;
 use failoverd::health::overrides::Entry;
+use failoverd::logs::Escaped;
 use failoverd::service::events::Event;
 
 pub(super) fn print_explanation(server: &str, e: &Explanation) {
@@ -112,15 +113,17 @@ pub(super) fn event_line(event: &Event) -> String {
     let fields: Vec<String> = event
         .fields
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", Escaped(k), Escaped(v)))
         .collect();
+    // An event's reason or name may hold anything a client sent: one event, one
+    // line, no terminal control sequences.
     format!(
         "{} #{} {:<5} {}: {} {}",
         humantime::format_rfc3339_millis(at),
         event.seq,
-        event.level,
-        event.kind,
-        event.message,
+        Escaped(&event.level),
+        Escaped(&event.kind),
+        Escaped(&event.message),
         fields.join(" ")
     )
 }
@@ -141,13 +144,18 @@ pub(super) fn describe_entry(entry: &Entry) -> String {
                 .map(|at| format!(", expires in {}", until(at)))
                 .unwrap_or_default();
             format!(
-                "{action} {} by {} ({}{expires})",
-                entry.target, entry.by, entry.reason
+                "{} {} by {} ({}{expires})",
+                Escaped(action),
+                Escaped(&entry.target),
+                Escaped(&entry.by),
+                Escaped(&entry.reason)
             )
         }
         None => format!(
             "released {} by {} ({})",
-            entry.target, entry.by, entry.reason
+            Escaped(&entry.target),
+            Escaped(&entry.by),
+            Escaped(&entry.reason)
         ),
     }
 }
@@ -276,14 +284,14 @@ pub(super) fn print_overrides(server: &str, view: &OverridesView) {
         .iter()
         .map(|e| {
             vec![
-                e.target.to_string(),
+                Escaped(&e.target).to_string(),
                 e.action
                     .as_ref()
-                    .map_or_else(String::new, ToString::to_string),
-                e.by.clone(),
-                e.reason.clone(),
+                    .map_or_else(String::new, |a| Escaped(a).to_string()),
+                Escaped(&e.by).to_string(),
+                Escaped(&e.reason).to_string(),
                 e.expires_at_ms.map_or_else(|| "-".to_owned(), until),
-                e.stamp.origin.clone(),
+                Escaped(&e.stamp.origin).to_string(),
             ]
         })
         .collect();

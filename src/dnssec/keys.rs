@@ -16,7 +16,7 @@
 //!    activate: 2026-12-01T14:00:00Z  signs from here on
 //!    inactive: none                  stops signing here (none: never)
 //!    delete: none                    DNSKEY withdrawn here (none: never)
-//!  Kexample.com.+015+12345.private  (mode 0600; refused if group/other may read it)
+//!  Kexample.com.+015+12345.private  (mode 0600; refused if group or others have any access)
 //!    # failoverd DNSSEC private key
 //!    algorithm: 15
 //!    pkcs8: <base64 of the PKCS#8 document>
@@ -572,26 +572,17 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
+/// A private key file, refused when group or others have access to it (the check
+/// every secret file gets: [`crate::config::secret_file`]).
 fn read_private(path: &Path) -> Result<String, DnssecError> {
-    let io = |source| DnssecError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(DnssecError::KeyFile {
-                path: path.to_owned(),
-                message: format!(
-                    "private key readable by group or others (mode {:04o}); run chmod 600",
-                    mode & 0o7777
-                ),
-            });
-        }
-    }
-    std::fs::read_to_string(path).map_err(io)
+    use crate::config::secret_file::{self, SecretFileError};
+    secret_file::read_to_string(path).map_err(|error| match error {
+        SecretFileError::Read { path, source } => DnssecError::Io { path, source },
+        exposed => DnssecError::KeyFile {
+            path: path.to_owned(),
+            message: format!("private key {}", exposed.problem()),
+        },
+    })
 }
 
 /// DS, CDS and CDNSKEY lines (zone-file text) for the keys the parent should hold:
@@ -687,7 +678,13 @@ mod tests {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
             let error = Key::load(&public).unwrap_err().to_string();
-            assert!(error.contains("chmod 600"), "{error}");
+            assert_eq!(
+                error,
+                format!(
+                    "{0}: private key has mode 0644: group or others can read it; run: chmod 600 {0}",
+                    private.display()
+                )
+            );
         }
     }
 }

@@ -245,7 +245,8 @@ impl ServerReporter {
                         tracing::warn!(
                             server = %self.server,
                             failures,
-                            %problem,
+                            // May quote the server's answer: escaped.
+                            problem = ?problem,
                             "cannot report to server"
                         );
                         warned_at = Some(now);

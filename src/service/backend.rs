@@ -117,6 +117,18 @@ impl ServiceBackend {
     }
 }
 
+impl ServiceBackend {
+    /// Authenticates a peer's override sync, merges it and signs our set back.
+    async fn exchange_overrides(
+        &self,
+        body: Bytes,
+        vantage: Option<String>,
+        signature: Option<String>,
+    ) -> Result<(Vec<u8>, Option<String>), SyncError> {
+        self.take_sync(body, vantage, signature).await
+    }
+}
+
 #[async_trait::async_trait]
 impl AdminBackend for ServiceBackend {
     async fn submit_report(
@@ -154,9 +166,31 @@ impl AdminBackend for ServiceBackend {
         vantage: Option<String>,
         signature: Option<String>,
     ) -> Result<(Vec<u8>, Option<String>), SyncError> {
-        let result = self.take_sync(body, vantage, signature).await;
-        if let Err(error) = &result {
-            self.plane_metrics.sync_refused(error.label());
+        let sender = vantage.clone();
+        let result = self.exchange_overrides(body, vantage, signature).await;
+        match &result {
+            Ok(_) => {
+                self.plane_metrics
+                    .override_syncs_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                if let Some(counter) = self.plane_metrics.override_syncs_refused.get(error.label())
+                {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                // Anyone can send one: at most a few lines (the metric counts each),
+                // the sender's name from the request header escaped by Debug. A
+                // server finding its own URL among the peers is no news.
+                if *error != SyncError::Myself {
+                    crate::log_limited!(
+                        warn,
+                        "override sync refused",
+                        vantage = ?sender,
+                        reason = %error
+                    );
+                }
+            }
         }
         result
     }
@@ -279,11 +313,8 @@ impl AdminBackend for ServiceBackend {
         signature: Option<String>,
         text: &[u8],
     ) -> Result<(), SyncError> {
-        let result = self.authenticate_peer(vantage.as_deref(), signature.as_deref(), text);
-        if let Err(error) = &result {
-            self.plane_metrics.sync_refused(error.label());
-        }
-        result.map(|_| ())
+        self.authenticate_peer(vantage.as_deref(), signature.as_deref(), text)
+            .map(|_| ())
     }
 
     fn identity(&self, nonce: String) -> Option<(Vec<u8>, String)> {
@@ -742,18 +773,11 @@ fn render_metrics(
             load(count)
         );
     }
-    for (name, help, counts) in [
-        (
-            metrics::PEER_MESSAGES_REFUSED_TOTAL,
-            "Peer messages (override sync, state requests) refused, by reason.",
-            &plane.sync_refused,
-        ),
-        (
-            metrics::OVERRIDE_ENTRIES_REFUSED_TOTAL,
-            "Override entries from peers or the state file not taken, by reason.",
-            &plane.entries_refused,
-        ),
-    ] {
+    for (name, help, counts) in [(
+        metrics::OVERRIDE_ENTRIES_REFUSED_TOTAL,
+        "Override entries from peers or the state file not taken, by reason.",
+        &plane.entries_refused,
+    )] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for (label, count) in counts {
             let _ = writeln!(out, "{name}{{reason=\"{label}\"}} {}", load(count));
@@ -765,6 +789,22 @@ fn render_metrics(
         "# HELP {name} State-file saves that failed (a change that could not be saved was refused).\n# TYPE {name} counter\n{name} {}",
         load(&plane.state_save_failures)
     );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_override_syncs_received_total Override syncs from peer servers by result.\n# TYPE failoverd_override_syncs_received_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "failoverd_override_syncs_received_total{{result=\"accepted\"}} {}",
+        load(&plane.override_syncs_accepted)
+    );
+    for (label, count) in &plane.override_syncs_refused {
+        let _ = writeln!(
+            out,
+            "failoverd_override_syncs_received_total{{result=\"{label}\"}} {}",
+            load(count)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP failoverd_probes_total Probes run by this vantage point.\n# TYPE failoverd_probes_total counter"

@@ -247,7 +247,7 @@ async fn ask_peers(
         let authentic = secret.is_some_and(|s| verify_peer(&s, &body, &signature));
         let recent = state.nonce == nonce;
         if !authentic || !recent {
-            tracing::warn!(peer = %state.vantage, "ignoring unauthenticated or stale peer state");
+            tracing::warn!(peer = ?state.vantage, "ignoring unauthenticated or stale peer state");
             continue;
         }
         // It answered, signed, at a server URL: a server.

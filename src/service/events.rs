@@ -86,7 +86,8 @@ impl EventLog {
 
 /// Logs an event through `tracing` and records it in an [`EventLog`]:
 /// `event!(log, info, "kind", "message", key = value, ...)`; values are shown with
-/// `Display`. The message may be a format string with arguments in a tuple:
+/// `Display`, control characters escaped in the log ([`crate::logs::Escaped`]; the
+/// event log keeps them as they are, and its JSON escapes them). The message may be a format string with arguments in a tuple:
 /// `event!(log, warn, "kind", ("{} of {}", a, b), key = value)`.
 #[macro_export]
 #[doc(hidden)]
@@ -104,7 +105,15 @@ macro_rules! event {
         // shadows).
         #[allow(unused_parens)]
         let ($($key),*) = ($(&$value),*);
-        tracing::$level!(target: "failoverd::event", event = $kind, $($key = %$key,)* "{}", $message);
+        // Escaped: a field may come from the network (an override's reason, a peer's
+        // name) and must not end the line, forge another or drive a terminal.
+        tracing::$level!(
+            target: "failoverd::event",
+            event = $kind,
+            $($key = %$crate::logs::Escaped($key),)*
+            "{}",
+            $crate::logs::Escaped(&$message)
+        );
         $log.record(stringify!($level), $kind, $message, vec![$((stringify!($key), $key.to_string()),)*]);
     }};
 }
@@ -131,5 +140,69 @@ mod tests {
         );
         assert_eq!(log.since(EVENTS_KEPT as u64 + 3, 10).len(), 2);
         assert_eq!(log.since(0, 3).len(), 3);
+    }
+
+    /// What a `fmt` subscriber writes, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_forged_field_stays_on_its_line_escaped_in_text_and_json() {
+        let reason = "x\n2026-01-01T00:00:00Z  INFO forged \x1b[31mred\0\u{2028}end";
+        for json in [false, true] {
+            let out = Captured::default();
+            let writer = out.clone();
+            let builder = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || writer.clone());
+            let log = EventLog::default();
+            let emit = || {
+                crate::event!(
+                    log,
+                    warn,
+                    "override",
+                    ("operator override ({})", reason),
+                    by = reason,
+                    reason = reason
+                );
+            };
+            if json {
+                tracing::subscriber::with_default(builder.json().finish(), emit);
+            } else {
+                tracing::subscriber::with_default(builder.finish(), emit);
+            }
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            assert_eq!(text.lines().count(), 1, "{text}");
+            assert!(
+                !text.trim_end().chars().any(crate::logs::needs_escape),
+                "{text:?}"
+            );
+            assert_eq!(text.matches("forged").count(), 3, "{text}");
+            if json {
+                let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let shown = r"x\n2026-01-01T00:00:00Z  INFO forged \u{1b}[31mred\0\u{2028}end";
+                assert_eq!(line["fields"]["reason"], shown, "{text}");
+                assert_eq!(line["fields"]["by"], shown, "{text}");
+            } else {
+                assert!(
+                    text.contains(
+                        r"reason=x\n2026-01-01T00:00:00Z  INFO forged \u{1b}[31mred\0\u{2028}end"
+                    ),
+                    "{text}"
+                );
+            }
+            // The event log keeps the value as it came (its JSON escapes it).
+            assert_eq!(log.since(0, 1)[0].fields["reason"], reason);
+        }
     }
 }

@@ -171,7 +171,8 @@ impl PeerTask {
                 }
                 Outcome::Failed(why) => {
                     if !failing {
-                        tracing::warn!(peer = %self.url, %why, "cannot exchange overrides with peer");
+                        // `why` may quote the peer's answer: escaped.
+                        tracing::warn!(peer = %self.url, why = ?why, "cannot exchange overrides with peer");
                     }
                     failing = true;
                     identity = None;

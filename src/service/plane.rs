@@ -96,6 +96,10 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reports_accepted: AtomicU64,
     pub(crate) report_bytes: AtomicU64,
     pub(crate) reports_rejected: BTreeMap<&'static str, AtomicU64>,
+    /// Override syncs from peers taken.
+    pub(crate) override_syncs_accepted: AtomicU64,
+    /// Override syncs refused, by [`crate::admin::SyncError::label`].
+    pub(crate) override_syncs_refused: BTreeMap<&'static str, AtomicU64>,
     pub(crate) probes_ok: AtomicU64,
     pub(crate) probes_failed: AtomicU64,
     pub(crate) health_changes: AtomicU64,
@@ -112,8 +116,6 @@ pub(crate) struct PlaneMetrics {
     pub(crate) decision_histogram: crate::metrics::Histogram,
     /// This vantage point's probe durations.
     pub(crate) probe_latency: crate::metrics::Histogram,
-    /// Peer messages (override sync, state requests) refused, by reason.
-    pub(crate) sync_refused: BTreeMap<&'static str, AtomicU64>,
     /// Peer override entries not merged, by reason.
     pub(crate) entries_refused: BTreeMap<&'static str, AtomicU64>,
     /// State-file saves that failed.
@@ -136,16 +138,9 @@ impl PlaneMetrics {
         };
         Self {
             reports_rejected,
-            sync_refused: labels(&crate::admin::SyncError::LABELS),
             entries_refused: labels(&crate::health::overrides::EntryRefusal::LABELS),
+            override_syncs_refused: labels(&crate::admin::SyncError::LABELS),
             ..Self::default()
-        }
-    }
-
-    /// Counts a refused peer message.
-    pub(crate) fn sync_refused(&self, label: &str) {
-        if let Some(counter) = self.sync_refused.get(label) {
-            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -303,7 +298,7 @@ impl Plane {
         let (verdicts_tx, verdicts_rx) = watch::channel(Arc::new(LocalVerdicts::default()));
         let metrics = Arc::new(PlaneMetrics::new());
         let published = shared.load().health.as_ref().clone();
-        let saver = saving::Saver::start(config.health.state_file.as_deref(), metrics.clone());
+        let saver = saving::Saver::start(state_file(role, &config), metrics.clone());
         let mut board = Board::new(&config, process_nonce(), &restored, unix_ms());
         let overrides = OverrideSet::from_entries(restored.overrides.clone());
         let effects = overrides.effects(&config, unix_ms());
@@ -547,7 +542,7 @@ impl Plane {
         }
         self.published = health;
         self.saver
-            .configure(config.health.state_file.as_deref(), &self.metrics);
+            .configure(state_file(self.role, &config), &self.metrics);
         self.config = config;
         self.start_probes(shutdown);
         self.dirty = true;
@@ -660,10 +655,12 @@ impl Plane {
                     counter.fetch_add(1, Ordering::Relaxed);
                 }
                 // A restarted server re-challenges every sender once: not worth a warning.
+                // Anyone can send one: at most a few lines (the metric counts each),
+                // the vantage name from the request header escaped by Debug.
                 if error == ReportError::Challenge {
                     tracing::debug!(vantage = ?vantage, reason = %error, "report re-challenged");
                 } else {
-                    tracing::warn!(vantage = ?vantage, reason = %error, "report rejected");
+                    crate::log_limited!(warn, "report rejected", vantage = ?vantage, reason = %error);
                 }
                 Err(error)
             }
@@ -1170,6 +1167,16 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
                 );
             }
         }
+    }
+}
+
+/// The state file this process writes: none for an agent, which decides nothing and
+/// restores nothing (the file of a config it shares with the servers is theirs, and
+/// its unit cannot write it anyway).
+fn state_file(role: Role, config: &Config) -> Option<&std::path::Path> {
+    match role {
+        Role::Server => config.health.state_file.as_deref(),
+        Role::Agent => None,
     }
 }
 

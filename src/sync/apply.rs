@@ -317,7 +317,7 @@ async fn apply_zone(client: &Route53Client, zone: ZonePlan) -> Result<ApplyRepor
                     }
                     None => {
                         for change in changes {
-                            tracing::warn!(zone = %zone.zone, action = change.action.as_str(), record = %change.record.key, error = %message, "change rejected");
+                            tracing::warn!(zone = %zone.zone, action = change.action.as_str(), record = %change.record.key, error = ?message, "change rejected");
                             report.failed.push(FailedChange {
                                 zone: zone.zone.clone(),
                                 action: change.action,

@@ -206,7 +206,7 @@ impl HealthFeed {
                     generation = Some(report.generation);
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error, "cannot read health; keeping the last known")
+                    tracing::warn!(error = %crate::logs::Escaped(&error), "cannot read health; keeping the last known")
                 }
             }
             tokio::select! {

@@ -978,10 +978,10 @@ impl Route53Client {
                     )),
                     other => other,
                 };
-                tracing::warn!(operation, attempts = retry + 1, error = %error, "Route 53 request failed");
+                tracing::warn!(operation, attempts = retry + 1, error = %crate::logs::Escaped(&error), "Route 53 request failed");
                 return Err(error);
             }
-            tracing::debug!(operation, retry, delay_ms = delay.as_millis() as u64, error = %error, "retrying Route 53 request");
+            tracing::debug!(operation, retry, delay_ms = delay.as_millis() as u64, error = %crate::logs::Escaped(&error), "retrying Route 53 request");
             tokio::time::sleep(delay).await;
             retry += 1;
         }

@@ -95,7 +95,21 @@ impl ClusterConfig {
             ns = self.ns_address
         );
         std::fs::write(zones.join("gslb.test.zone"), zone).expect("write zone");
-        std::fs::write(self.token_file(), OPERATE_TOKEN).expect("write token");
+        // A secret file: refused unless only its owner may read it.
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let mut token = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(self.token_file())
+                .expect("create token");
+            token
+                .write_all(OPERATE_TOKEN.as_bytes())
+                .expect("write token");
+        }
     }
 
     /// The file holding the operators' admin token (NEW flavour).

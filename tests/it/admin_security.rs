@@ -168,7 +168,11 @@ fn flood_changes_nothing(tls: bool) {
     if tls {
         let leaf = pki.leaf("127.0.0.1", false);
         std::fs::write(dir.path().join("admin.crt"), &leaf.pem.0).unwrap();
-        std::fs::write(dir.path().join("admin.key"), &leaf.pem.1).unwrap();
+        let key = dir.path().join("admin.key");
+        std::fs::write(&key, &leaf.pem.1).unwrap();
+        // A key others may read is refused.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         admin.push_str("[admin.tls]\ncert = \"admin.crt\"\nkey = \"admin.key\"\n");
     }
     let port = _a.addr.port();
@@ -432,7 +436,7 @@ fn only_servers_exchange_overrides_and_never_from_the_future() {
         refused.contains("failoverd_override_entries_refused_total{reason=\"future_stamp\"} 1"),
         "{refused}"
     );
-    assert!(refused.contains("failoverd_peer_messages_refused_total{reason=\"not_a_server\"} 2"));
+    assert!(refused.contains("failoverd_override_syncs_received_total{result=\"not_a_server\"} 2"));
 
     // The operator's own changes still order by time: force, then release, wins.
     let url = format!("http://{admin}");

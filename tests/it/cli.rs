@@ -120,9 +120,16 @@ fn the_deploy_kit_installs_binary_units_man_pages_and_completions() {
         bash.contains("drain") && bash.contains("explain"),
         "completions name ctl's commands"
     );
-    // The generated token is long enough for [[admin.tokens]].
+    // The generated token is long enough for [[admin.tokens]], and mode 0600 (a
+    // secret file group or others may read is refused).
     let token = std::fs::read_to_string(root.join("etc/failoverd/tokens/oncall")).unwrap();
     assert_eq!(token.trim().len(), 64);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(root.join("etc/failoverd/tokens/oncall"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

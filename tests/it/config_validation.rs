@@ -384,7 +384,7 @@ gates = { web = "gate" }
     assert_error(
         &d,
         "checks.pgp.password_file",
-        "cannot read no-such-password-file",
+        "/no-such-password-file: No such file or directory",
     );
     assert_error(&d, "checks.web", "do not apply to http checks");
     assert_error(
@@ -434,4 +434,27 @@ fn the_patroni_example_needs_no_database_credentials() {
         unreachable!()
     };
     assert_eq!(check.path, "/read-only?lag=10MB");
+}
+
+#[test]
+fn the_tsig_window_is_between_a_second_and_the_largest_fudge() {
+    for (value, text) in [
+        ("\"0s\"", "must be between 1s and 65535s"),
+        ("\"19h\"", "must be between 1s and 65535s"),
+        ("\"soon\"", "invalid duration"),
+    ] {
+        let d = errors(&format!(
+            "{}[transfer]\ntsig_window = {value}\n",
+            record("app.example.test", "A", "")
+        ));
+        assert_error(&d, "transfer.tsig_window", text);
+    }
+    let text = format!(
+        "{BASE}\n{}[transfer]\ntsig_window = \"2m\"\n",
+        record("app.example.test", "A", "")
+    );
+    let (config, _) =
+        failoverd::config::Config::load(ConfigSource::from_text(text, data_dir().join("configs")))
+            .expect("valid");
+    assert_eq!(config.transfer.tsig_window.as_secs(), 120);
 }

@@ -76,8 +76,8 @@ struct Cluster {
 impl Cluster {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("operate.token"), format!("{OPERATE}\n")).unwrap();
-        std::fs::write(dir.path().join("read.token"), READ).unwrap();
+        crate::support::write_secret(dir.path().join("operate.token"), format!("{OPERATE}\n"));
+        crate::support::write_secret(dir.path().join("read.token"), READ);
         let mut servers = Vec::new();
         let mut admins = Vec::new();
         for n in 1..=3 {
@@ -349,9 +349,9 @@ fn the_admin_api_speaks_https_on_several_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("admin.crt"), dir.path().join("admin.key"));
     std::fs::write(&cert, &leaf.pem.0).unwrap();
-    std::fs::write(&key, &leaf.pem.1).unwrap();
-    std::fs::write(dir.path().join("operate.token"), OPERATE).unwrap();
-    std::fs::write(dir.path().join("read.token"), READ).unwrap();
+    crate::support::write_secret(&key, &leaf.pem.1);
+    crate::support::write_secret(dir.path().join("operate.token"), OPERATE);
+    crate::support::write_secret(dir.path().join("read.token"), READ);
     let admin = format!(
         "[admin]\nlisten = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\n[admin.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
         cert.display(),
@@ -395,8 +395,8 @@ fn logged_admin(server: &crate::support::BinaryServer) -> SocketAddr {
 #[test]
 fn events_stream_and_reload_go_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("operate.token"), OPERATE).unwrap();
-    std::fs::write(dir.path().join("read.token"), READ).unwrap();
+    crate::support::write_secret(dir.path().join("operate.token"), OPERATE);
+    crate::support::write_secret(dir.path().join("read.token"), READ);
     let path = dir.path().join("failoverd.toml");
     let text = config(dir.path(), 1, &[]).replace(
         "directory = \"../zones\"",

@@ -81,8 +81,24 @@ fn the_debian_package_holds_binary_units_config_man_pages_and_completions() {
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "UMask=0077",
     ] {
         assert!(unit.contains(line), "{line} not in the unit:\n{unit}");
+    }
+    let probe = std::fs::read_to_string(
+        dir.path()
+            .join("lib/systemd/system/failoverd-probe.service"),
+    )
+    .unwrap();
+    for line in [
+        "ExecStart=/usr/bin/failoverd",
+        "\nCapabilityBoundingSet=\n",
+        "PrivateUsers=yes",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(probe.contains(line), "{line:?} not in the unit:\n{probe}");
     }
     let control = Command::new("dpkg-deb")
         .args(["-I", &deb])
@@ -98,4 +114,37 @@ fn the_debian_package_holds_binary_units_config_man_pages_and_completions() {
     let (ok, out) = crate::support::run_binary(&["check-config", config.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(Path::new(&deb).exists());
+}
+
+/// `systemd-analyze security` rates the units (as shipped in `deploy/`) at most 2.5
+/// (the server) and 2.0 (the probe agent); they were 6.2 and 8.5.
+#[test]
+fn the_units_rate_ok_in_systemd_analyze_security() {
+    let version = Command::new("systemd-analyze").arg("--version").output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIP: needs systemd-analyze (systemd)");
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (unit, threshold) in [("failoverd.service", 25), ("failoverd-probe.service", 20)] {
+        let output = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(format!("--threshold={threshold}"))
+            .arg(format!("{root}/deploy/{unit}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let overall = text
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .unwrap_or_default();
+        eprintln!("FIGURES {overall}");
+        assert!(
+            output.status.success(),
+            "{unit} rates above {}.{}:\n{text}{}",
+            threshold / 10,
+            threshold % 10,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

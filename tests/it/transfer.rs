@@ -646,3 +646,64 @@ fn serials_persist_across_restarts() {
         "{third} after {second}"
     );
 }
+
+/// TSIG time: a request is on time only within the smaller of its own Fudge and our
+/// `tsig_window` (300 s by default), so a request signed 3 h ago with Fudge 65535
+/// (which BIND and Knot would take) gets BADTIME; one signed 250 s ago is served,
+/// unless the window is narrower.
+#[test]
+fn a_request_signed_hours_ago_is_badtime_whatever_its_fudge() {
+    use failoverd::dns::xfr::tsig;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let text = config(a.addr.port(), &[], "127.0.0.1", dir.path());
+    let server = TestServer::start(&text);
+    let signed_at = |time: u64, fudge: u16| {
+        let mut message = query(ZONE, RecordType::AXFR).to_vec().unwrap();
+        tsig::sign_request_with(&mut message, &test_key(SECRET), time, fudge);
+        message
+    };
+    let now = unix_now();
+    let raw = raw_tcp(server.addr, &signed_at(now - 3 * 3600, u16::MAX)).expect("a reply");
+    let reply = Message::from_vec(&raw).unwrap();
+    assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
+    assert!(reply.answers.is_empty());
+    let record = tsig::split(&raw).unwrap().expect("a TSIG").tsig;
+    assert_eq!(record.error, tsig::error::BADTIME);
+    assert!(!record.mac.is_empty(), "a BADTIME answer is signed");
+    // Other data: our time (48 bits), so the client can see its clock is off.
+    let mut ours = [0u8; 8];
+    ours[2..].copy_from_slice(&record.other);
+    assert!(u64::from_be_bytes(ours).abs_diff(unix_now()) <= 5);
+    // Within the window, whatever the Fudge: the zone.
+    let raw = raw_tcp(server.addr, &signed_at(unix_now() - 250, u16::MAX)).expect("a reply");
+    let reply = Message::from_vec(&raw).unwrap();
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        reply
+            .answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA)
+    );
+    let mut metrics = String::new();
+    server
+        .service()
+        .transfer()
+        .unwrap()
+        .metrics()
+        .render(&mut metrics);
+    assert!(
+        metrics.contains("failoverd_transfers_refused_total{reason=\"tsig\"} 1"),
+        "{metrics}"
+    );
+    drop(server);
+    // A narrower window of our own: 250 s is too far now.
+    let narrow =
+        TestServer::start(&text.replace("[transfer]\n", "[transfer]\ntsig_window = \"60s\"\n"));
+    let raw = raw_tcp(narrow.addr, &signed_at(unix_now() - 250, u16::MAX)).expect("a reply");
+    let record = tsig::split(&raw).unwrap().expect("a TSIG").tsig;
+    assert_eq!(record.error, tsig::error::BADTIME);
+    let raw = raw_tcp(narrow.addr, &signed_at(unix_now() - 30, u16::MAX)).expect("a reply");
+    let reply = Message::from_vec(&raw).unwrap();
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+}

@@ -396,3 +396,44 @@ fn status_explains_the_answer() {
     assert_eq!(code, 204);
     expect_answer(c.server.addr, &[A, B], Duration::from_secs(5));
 }
+
+/// The config a server and an agent share may name the server's state file: the
+/// agent (which restores nothing and decides nothing) never writes it, so an agent
+/// beside a server cannot clobber it, and its read-only unit logs no errors.
+#[test]
+fn an_agent_leaves_the_servers_state_file_alone() {
+    let a = Backend::start(A.parse().unwrap(), 0, None);
+    let b = Backend::start(B.parse().unwrap(), a.addr.port(), None);
+    let port = a.addr.port();
+    let options = StartOptions {
+        vantage: Some("v1".into()),
+        ..StartOptions::default()
+    };
+    let server = TestServer::start_with(&config(port, ""), options);
+    let admin = server.service().admin_address().expect("admin API");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let shared = config(port, &format!("\"http://{admin}\"")).replace(
+        "[health]\n",
+        &format!("[health]\nstate_file = {:?}\n", state.display().to_string()),
+    );
+    let _agent = TestAgent::start(&shared, "v2");
+    let voted = || {
+        let status = server.service().status();
+        status.endpoints.iter().all(|e| e.votes.contains_key("v2"))
+    };
+    assert!(wait_until(Duration::from_secs(15), voted), "v2 never voted");
+    // A change the agent decides on (it used to save its state then).
+    drop(b);
+    let b_down = || {
+        let status = server.service().status();
+        status.endpoints.iter().any(|e| {
+            e.endpoint == "web/b" && e.votes.get("v2").is_some_and(|v| v.starts_with("down"))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), b_down),
+        "v2 never saw b down"
+    );
+    assert!(!state.exists(), "the agent wrote {}", state.display());
+}

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::Validator;
 use crate::config::diagnostics::KeyPath;
+use crate::config::secret_file;
 use crate::config::spec::{AdminSpec, RoleSpec};
 use crate::config::{
     AdminAccess, AdminConfig, AdminLimits, AdminRole, AdminToken, ConfigSource, PublicPath,
@@ -54,7 +55,7 @@ impl Validator<'_> {
                     format!("token {:?} is defined twice", token.name),
                 );
             }
-            let secret = match std::fs::read(source.base_dir.join(&token.file)) {
+            let secret = match secret_file::read(&source.base_dir.join(&token.file)) {
                 Ok(bytes) => bytes
                     .split(|b| *b == b'\n')
                     .next()
@@ -62,7 +63,7 @@ impl Validator<'_> {
                     .trim_ascii()
                     .to_vec(),
                 Err(e) => {
-                    self.error(path.key("file"), format!("cannot read {}: {e}", token.file));
+                    self.error(path.key("file"), e.to_string());
                     continue;
                 }
             };
@@ -117,11 +118,14 @@ impl Validator<'_> {
         let tls = spec.tls.as_ref().and_then(|tls| {
             let path = root.key("tls");
             let mut ok = true;
-            for (key, file) in [("cert", &tls.cert), ("key", &tls.key)] {
-                if let Err(e) = std::fs::metadata(source.base_dir.join(file)) {
-                    self.error(path.key(key), format!("cannot read {file}: {e}"));
-                    ok = false;
-                }
+            if let Err(e) = std::fs::metadata(source.base_dir.join(&tls.cert)) {
+                self.error(path.key("cert"), format!("cannot read {}: {e}", tls.cert));
+                ok = false;
+            }
+            // The private key is a secret; the certificate is not.
+            if let Err(e) = secret_file::check_mode(&source.base_dir.join(&tls.key)) {
+                self.error(path.key("key"), e.to_string());
+                ok = false;
             }
             ok.then(|| TlsFiles {
                 cert: source.base_dir.join(&tls.cert),

@@ -57,9 +57,24 @@ impl Validator<'_> {
     }
 }
 
-/// This machine's host name (empty if it cannot be read).
+/// This machine's host name (empty if it cannot be read). Asked of the kernel, not
+/// read from /proc/sys, which the hardened units hide (`ProcSubset=pid`).
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default()
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_name_is_the_kernels() {
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(super::host_name(), proc.trim());
+        assert!(!super::host_name().is_empty());
+    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{Validator, parse_duration};
 use crate::config::diagnostics::KeyPath;
+use crate::config::secret_file;
 use crate::config::spec::{CheckSpec, RecordSpec};
 use crate::config::{
     CheckKind, DbRole, Gate, OnConflict, PoolChoice, PostgresCheck, Secret, Selection, SslMode,
@@ -118,7 +119,7 @@ impl Validator<'_> {
                 self.error(path.clone(), "give only one of password_file, password_env");
                 None
             }
-            (Some(file), None) => match std::fs::read_to_string(base_dir.join(file)) {
+            (Some(file), None) => match secret_file::read_to_string(&base_dir.join(file)) {
                 Ok(text) => Some(Secret::new(
                     text.lines()
                         .next()
@@ -127,10 +128,7 @@ impl Validator<'_> {
                         .as_bytes(),
                 )),
                 Err(e) => {
-                    self.error(
-                        path.key("password_file"),
-                        format!("cannot read {file}: {}", e.kind()),
-                    );
+                    self.error(path.key("password_file"), e.to_string());
                     None
                 }
             },

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use super::{Validator, normalize_name, parse_duration};
 use crate::config::diagnostics::KeyPath;
+use crate::config::secret_file;
 use crate::config::spec::{SecondarySpec, TransferSpec, TsigKeySpec};
 use crate::config::transfer_defaults as defaults;
 use crate::config::{
@@ -66,6 +67,26 @@ impl Validator<'_> {
                 defaults::NOTIFY_TIMEOUT
             }
         };
+        let tsig_window = match spec.tsig_window.as_deref().map(parse_duration) {
+            None => defaults::TSIG_WINDOW,
+            Some(Ok(d))
+                if d >= std::time::Duration::from_secs(1) && d <= defaults::MAX_TSIG_WINDOW =>
+            {
+                std::time::Duration::from_secs(d.as_secs())
+            }
+            Some(Ok(_)) => {
+                self.error(
+                    root.key("tsig_window"),
+                    "must be between 1s and 65535s (TSIG times are whole seconds; a signed \
+                     message's own Fudge is at most 65535s)",
+                );
+                defaults::TSIG_WINDOW
+            }
+            Some(Err(e)) => {
+                self.error(root.key("tsig_window"), e);
+                defaults::TSIG_WINDOW
+            }
+        };
         let state_file = match &spec.state_file {
             Some(file) => Some(source.base_dir.join(file)),
             None => health.state_file.as_ref().map(|p| {
@@ -116,6 +137,7 @@ impl Validator<'_> {
             notify_attempts,
             notify_timeout,
             keys,
+            tsig_window,
             secondaries,
         }
     }
@@ -154,13 +176,13 @@ impl Validator<'_> {
         };
         let (text, key) = match (&spec.secret, &spec.secret_file) {
             (Some(secret), None) => (secret.clone(), "secret"),
-            (None, Some(file)) => match std::fs::read_to_string(source.base_dir.join(file)) {
+            (None, Some(file)) => match secret_file::read_to_string(&source.base_dir.join(file)) {
                 Ok(text) => (
                     text.lines().next().unwrap_or_default().to_owned(),
                     "secret_file",
                 ),
                 Err(e) => {
-                    self.error(path.key("secret_file"), format!("cannot read {file}: {e}"));
+                    self.error(path.key("secret_file"), e.to_string());
                     return None;
                 }
             },

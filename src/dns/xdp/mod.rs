@@ -108,16 +108,22 @@ fn queues_and_mtu(interface: &str) -> (u32, usize) {
 /// source for a martian unless the interface allows it; failoverd does not change
 /// these settings itself.
 fn loopback_ready(interface: &str) -> io::Result<()> {
-    let missing: Vec<String> = ["route_localnet", "accept_local"]
-        .into_iter()
-        .map(|name| format!("net.ipv4.conf.{interface}.{name}"))
-        .filter(|key| {
-            let path = format!("/proc/sys/{}", key.replace('.', "/"));
-            std::fs::read_to_string(path)
-                .map(|v| v.trim() != "1")
-                .unwrap_or(true)
-        })
-        .collect();
+    let mut missing = Vec::new();
+    for name in ["route_localnet", "accept_local"] {
+        let key = format!("net.ipv4.conf.{interface}.{name}");
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        match std::fs::read_to_string(&path) {
+            Ok(value) if value.trim() == "1" => {}
+            Ok(_) => missing.push(key),
+            Err(error) => {
+                return Err(io::Error::other(format!(
+                    "udp_io = \"xdp\" on {interface} with a 127/8 address must read {path}: \
+                     {error} (under systemd, ProcSubset=pid hides /proc/sys: the XDP drop-in \
+                     in deploy/README.md sets ProcSubset=all)"
+                )));
+            }
+        }
+    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -133,7 +139,8 @@ fn loopback_ready(interface: &str) -> io::Result<()> {
 fn explained(what: &str, error: io::Error) -> io::Error {
     let hint = match error.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
-            " (AF_XDP needs CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW; or use udp_io = \"batched\")"
+            " (AF_XDP needs CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW, and the bpf() system call: \
+             under systemd, the XDP drop-in in deploy/README.md; or use udp_io = \"batched\")"
         }
         Some(libc::EBUSY) => {
             " (another XDP program is attached there: see `ip -d link show`, remove it with \

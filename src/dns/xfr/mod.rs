@@ -469,32 +469,40 @@ impl TransferState {
         let now = tsig::unix_now();
         let (signing, key) = match &signed {
             None => (Signing::None, None),
-            Some(signed) => match tsig::verify(signed, &settings.keys, now) {
-                Ok(key) => (
-                    Signing::Sign(ResponseSigner::new(key.clone(), &signed.tsig)),
-                    Some(key.name.clone()),
-                ),
-                Err((rejection, key)) => {
-                    self.metrics.refused_tsig.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%source, zone = %name::text_from_wire(&qname), ?rejection, "transfer refused: TSIG");
-                    let signing = match (rejection, key) {
-                        (Rejection::BadTime, Some(key)) => {
-                            Signing::Sign(ResponseSigner::bad_time(key.clone(), &signed.tsig, now))
-                        }
-                        (Rejection::BadKey, _) => Signing::Error(tsig::error_record(
-                            &signed.tsig,
-                            tsig::error::BADKEY,
-                            now,
-                        )),
-                        _ => Signing::Error(tsig::error_record(
-                            &signed.tsig,
-                            tsig::error::BADSIG,
-                            now,
-                        )),
-                    };
-                    return Some(error_reply(&header, &question, NOTAUTH, signing));
+            Some(signed) => {
+                match tsig::verify(signed, &settings.keys, now, settings.tsig_window.as_secs()) {
+                    Ok(key) => (
+                        Signing::Sign(ResponseSigner::new(key.clone(), &signed.tsig)),
+                        Some(key.name.clone()),
+                    ),
+                    Err((rejection, key)) => {
+                        self.metrics.refused_tsig.fetch_add(1, Ordering::Relaxed);
+                        crate::log_limited!(
+                            warn,
+                            "transfer refused: TSIG",
+                            %source,
+                            zone = ?name::text_from_wire(&qname),
+                            ?rejection
+                        );
+                        let signing = match (rejection, key) {
+                            (Rejection::BadTime, Some(key)) => Signing::Sign(
+                                ResponseSigner::bad_time(key.clone(), &signed.tsig, now),
+                            ),
+                            (Rejection::BadKey, _) => Signing::Error(tsig::error_record(
+                                &signed.tsig,
+                                tsig::error::BADKEY,
+                                now,
+                            )),
+                            _ => Signing::Error(tsig::error_record(
+                                &signed.tsig,
+                                tsig::error::BADSIG,
+                                now,
+                            )),
+                        };
+                        return Some(error_reply(&header, &question, NOTAUTH, signing));
+                    }
                 }
-            },
+            }
         };
         let zone_name = name::text_from_wire(&qname);
         if qclass != 1 || !matches!(qtype, rtype::AXFR | rtype::IXFR | rtype::SOA) {
@@ -509,7 +517,13 @@ impl TransferState {
         });
         if !allowed {
             self.metrics.refused_acl.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%source, zone = %zone_name, signed = key.is_some(), "transfer refused: not an allowed secondary");
+            crate::log_limited!(
+                warn,
+                "transfer refused: not an allowed secondary",
+                %source,
+                zone = ?zone_name,
+                signed = key.is_some()
+            );
             return Some(error_reply(&header, &question, rcode::REFUSED, signing));
         }
         let (current, old) = {

@@ -56,6 +56,7 @@ pub fn spawn(state: Arc<TransferState>, shutdown: CancellationToken) {
                             key: key.clone(),
                             attempts: settings.notify_attempts,
                             timeout: settings.notify_timeout,
+                            tsig_window: settings.tsig_window.as_secs(),
                         };
                         let state = state.clone();
                         let handle = tasks.spawn(async move { job.run(&state).await });
@@ -78,6 +79,8 @@ struct Notify {
     key: Option<TsigKey>,
     attempts: u32,
     timeout: Duration,
+    /// Seconds a signed answer's time may be off ([`tsig::on_time`]).
+    tsig_window: u64,
 }
 
 impl Notify {
@@ -102,6 +105,7 @@ impl Notify {
                 target: self.target,
                 id,
                 signed: self.key.as_ref().map(|key| (key, request_mac.as_slice())),
+                tsig_window: self.tsig_window,
             };
             state.metrics.notify_sent.fetch_add(1, Ordering::Relaxed);
             if let Err(error) = socket.send_to(&message, self.target).await {
@@ -166,6 +170,8 @@ struct Expect<'a> {
     id: u16,
     /// Signed NOTIFY: the key and the request's MAC the response must be signed over.
     signed: Option<(&'a crate::config::TsigKey, &'a [u8])>,
+    /// Seconds the response's signing time may be off.
+    tsig_window: u64,
 }
 
 /// Waits up to `wait` for the NOTIFY response `expect` describes; its rcode. To a
@@ -193,14 +199,19 @@ async fn await_response(socket: &UdpSocket, expect: &Expect<'_>, wait: Duration)
             continue;
         }
         if let Some((key, request_mac)) = expect.signed {
-            if let Err(rejection) =
-                tsig::verify_response(response, key, request_mac, tsig::unix_now())
-            {
-                tracing::warn!(
+            if let Err(rejection) = tsig::verify_response(
+                response,
+                key,
+                request_mac,
+                tsig::unix_now(),
+                expect.tsig_window,
+            ) {
+                crate::log_limited!(
+                    warn,
+                    "NOTIFY response not signed with the secondary's key; ignored",
                     target = %expect.target,
                     key = %key.name,
-                    ?rejection,
-                    "NOTIFY response not signed with the secondary's key; ignored"
+                    ?rejection
                 );
                 continue;
             }

@@ -5,6 +5,16 @@
 //! Digests are computed over the exact bytes sent, so a transport that re-encodes
 //! a message (hickory-server's) signs what it encodes: [`ResponseSigner::sign`]
 //! takes the unsigned message and returns the TSIG record to append.
+//!
+//! **Time.** RFC 8945 §5.2.3 has a server answer BADTIME when its clock is outside
+//! the interval the request names, Time Signed ± the request's own Fudge; BIND
+//! (`lib/dns/tsig.c`) and Knot (`check_time_signed` in libknot) check exactly that, so
+//! a signer that puts Fudge 65535 in its request is believed for ±18 hours, and a
+//! captured request can be replayed that long. The RFC requires the BADTIME outside
+//! that interval but not acceptance inside it, and §10 recommends 300 s: here a
+//! message counts only if `|now − Time Signed| ≤ min(Fudge, window)`, with the
+//! window ours (`[transfer] tsig_window`, default [`WINDOW`]). The same bound applies
+//! to the signed answers to our NOTIFYs.
 
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
@@ -12,8 +22,17 @@ use sha2::{Sha256, Sha384, Sha512};
 use super::wire::{self, Reader};
 use crate::config::{TsigAlgorithm, TsigKey};
 
-/// Allowed clock difference (RFC 8945 §10 recommends 300 s).
+/// The Fudge we put in our own signatures (RFC 8945 §10 recommends 300 s).
 pub const FUDGE: u16 = 300;
+
+/// Our default bound on a signed message's clock difference, whatever its Fudge.
+pub const WINDOW: u64 = crate::config::transfer_defaults::TSIG_WINDOW.as_secs();
+
+/// Whether a message signed at `time` with `fudge` is on time at `now`: within the
+/// smaller of its Fudge and our `window` (seconds).
+pub fn on_time(time: u64, fudge: u16, now: u64, window: u64) -> bool {
+    now.abs_diff(time) <= u64::from(fudge).min(window)
+}
 
 /// TSIG error codes (RFC 8945 §4.3).
 pub mod error {
@@ -202,11 +221,13 @@ pub enum Rejection {
     BadTime,
 }
 
-/// Verifies a signed request against `keys` at unix time `now`; returns the key.
+/// Verifies a signed request against `keys` at unix time `now`, on time within
+/// `window` seconds (see [`on_time`]); returns the key.
 pub fn verify<'k>(
     signed: &Signed,
     keys: &'k [TsigKey],
     now: u64,
+    window: u64,
 ) -> Result<&'k TsigKey, (Rejection, Option<&'k TsigKey>)> {
     let Some(key) = keys.iter().find(|k| {
         crate::zone::name::wire_from_text(&k.name).is_some_and(|n| n == signed.tsig.key_name)
@@ -225,7 +246,7 @@ pub fn verify<'k>(
     {
         return Err((Rejection::BadSig, Some(key)));
     }
-    if now.abs_diff(signed.tsig.time) > u64::from(signed.tsig.fudge) {
+    if !on_time(signed.tsig.time, signed.tsig.fudge, now, window) {
         return Err((Rejection::BadTime, Some(key)));
     }
     Ok(key)
@@ -233,12 +254,14 @@ pub fn verify<'k>(
 
 /// Verifies the signed response to a request of ours whose MAC was `request_mac`
 /// (RFC 8945 §5.3.1: the request MAC, the response, its TSIG variables): the
-/// key that signed the request, a valid MAC, no TSIG error, the time within fudge.
+/// key that signed the request, a valid MAC, no TSIG error, on time within `window`
+/// seconds (see [`on_time`]).
 pub fn verify_response(
     response: &[u8],
     key: &TsigKey,
     request_mac: &[u8],
     now: u64,
+    window: u64,
 ) -> Result<(), Rejection> {
     let Ok(Some(signed)) = split(response) else {
         return Err(Rejection::BadSig); // unsigned (or malformed): not from the key holder
@@ -263,7 +286,7 @@ pub fn verify_response(
     {
         return Err(Rejection::BadSig);
     }
-    if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+    if !on_time(tsig.time, tsig.fudge, now, window) {
         return Err(Rejection::BadTime);
     }
     Ok(())
@@ -272,12 +295,17 @@ pub fn verify_response(
 /// Signs a request of our own (NOTIFY): appends the TSIG record; returns its MAC
 /// (the response's is computed over it).
 pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
+    sign_request_with(message, key, now, FUDGE)
+}
+
+/// [`sign_request`] with a Fudge of the caller's (tests: what another signer sends).
+pub fn sign_request_with(message: &mut Vec<u8>, key: &TsigKey, time: u64, fudge: u16) -> Vec<u8> {
     let id = u16::from_be_bytes([message[0], message[1]]);
     let mut tsig = TsigRecord {
         key_name: crate::zone::name::wire_from_text(&key.name).unwrap_or_default(),
         algorithm: algorithm_wire(key.algorithm),
-        time: now,
-        fudge: FUDGE,
+        time,
+        fudge,
         mac: Vec::new(),
         original_id: id,
         error: 0,

@@ -185,7 +185,7 @@ impl Plane {
 
     /// Saves the current state in the background.
     pub(super) fn save_state(&mut self) {
-        if self.config.health.state_file.is_some() && !self.handing_over {
+        if !self.handing_over {
             let state = self.saved_state_with(&self.overrides);
             self.saver.background(state);
         }
@@ -193,7 +193,7 @@ impl Plane {
 
     /// Saves the current state at once (at shutdown).
     pub(super) fn save_now(&mut self) {
-        if self.config.health.state_file.is_some() && !self.handing_over {
+        if !self.handing_over {
             let state = self.saved_state_with(&self.overrides);
             self.saver.blocking(&state, &self.metrics);
         }

@@ -285,6 +285,32 @@ pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The value of field `name` in a log line of either format: `name=VALUE` (text)
+/// or `"name":"VALUE"` (JSON).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["fields"][name].as_str().map(str::to_owned);
+    }
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_owned)
+}
+
+/// Writes a secret file (a token, a key, a password) with mode 0600, as failoverd
+/// requires of every secret file.
+pub fn write_secret(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()));
+    file.write_all(contents.as_ref()).unwrap();
+}
+
 /// Path of the built binary.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_failoverd")
@@ -323,11 +349,7 @@ impl BinaryServer {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(addr) = line
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("udp="))
-                        .and_then(|a| a.parse().ok())
-                    {
+                    if let Some(addr) = log_field(&line, "udp").and_then(|a| a.parse().ok()) {
                         return Self {
                             addr,
                             child,

@@ -42,22 +42,25 @@ fn verifies_a_request_signed_by_kdig() {
     assert_eq!(&signed.unsigned[10..12], &[0, 0]);
     let keys = [key("other.", b"0123456789abcdef"), kdig_key()];
     let time = signed.tsig.time;
-    assert_eq!(verify(&signed, &keys, time).unwrap().name, "xfr-key.");
-    // Within the fudge, and outside it.
-    assert!(verify(&signed, &keys, time + 300).is_ok());
     assert_eq!(
-        verify(&signed, &keys, time + 301).unwrap_err().0,
+        verify(&signed, &keys, time, WINDOW).unwrap().name,
+        "xfr-key."
+    );
+    // Within the fudge, and outside it.
+    assert!(verify(&signed, &keys, time + 300, WINDOW).is_ok());
+    assert_eq!(
+        verify(&signed, &keys, time + 301, WINDOW).unwrap_err().0,
         Rejection::BadTime
     );
     // Another secret: BADSIG; another name: BADKEY.
     let wrong = [key("xfr-key.", b"not-the-secret-at-all")];
     assert_eq!(
-        verify(&signed, &wrong, time).unwrap_err().0,
+        verify(&signed, &wrong, time, WINDOW).unwrap_err().0,
         Rejection::BadSig
     );
     let unknown = [key("nobody.", b"0123456789abcdef")];
     assert_eq!(
-        verify(&signed, &unknown, time).unwrap_err().0,
+        verify(&signed, &unknown, time, WINDOW).unwrap_err().0,
         Rejection::BadKey
     );
 }
@@ -69,7 +72,7 @@ fn a_flipped_bit_breaks_the_mac() {
     let signed = split(&message).unwrap().unwrap();
     let time = signed.tsig.time;
     assert_eq!(
-        verify(&signed, &[kdig_key()], time).unwrap_err().0,
+        verify(&signed, &[kdig_key()], time, WINDOW).unwrap_err().0,
         Rejection::BadSig
     );
 }
@@ -94,7 +97,7 @@ fn requests_we_sign_verify() {
     message[11] = 0;
     let request_mac = sign_request(&mut message, &k, 1_800_000_000);
     let signed = split(&message).unwrap().unwrap();
-    let key = verify(&signed, std::slice::from_ref(&k), 1_800_000_000).unwrap();
+    let key = verify(&signed, std::slice::from_ref(&k), 1_800_000_000, WINDOW).unwrap();
     // The response, signed as a secondary signs its NOTIFY answer, verifies; a
     // forged, unsigned or stale one does not.
     let mut response = signed.unsigned.clone();
@@ -103,26 +106,26 @@ fn requests_we_sign_verify() {
     let mut good = response.clone();
     tsig.append_to(&mut good);
     assert_eq!(
-        verify_response(&good, &k, &request_mac, 1_800_000_001),
+        verify_response(&good, &k, &request_mac, 1_800_000_001, WINDOW),
         Ok(())
     );
     assert_eq!(
-        verify_response(&good, &k, &request_mac, 1_800_000_900),
+        verify_response(&good, &k, &request_mac, 1_800_000_900, WINDOW),
         Err(Rejection::BadTime)
     );
     let mut forged = good.clone();
     forged[3] ^= 0x01; // the rcode changed on the way
     assert_eq!(
-        verify_response(&forged, &k, &request_mac, 1_800_000_001),
+        verify_response(&forged, &k, &request_mac, 1_800_000_001, WINDOW),
         Err(Rejection::BadSig)
     );
     assert_eq!(
-        verify_response(&response, &k, &request_mac, 1_800_000_001),
+        verify_response(&response, &k, &request_mac, 1_800_000_001, WINDOW),
         Err(Rejection::BadSig)
     );
     let other_request = vec![0u8; 32];
     assert_eq!(
-        verify_response(&good, &k, &other_request, 1_800_000_001),
+        verify_response(&good, &k, &other_request, 1_800_000_001, WINDOW),
         Err(Rejection::BadSig)
     );
 }
@@ -187,5 +190,67 @@ fn hmac_sha256_rfc4231_case_2() {
     assert_eq!(
         crate::dns::xfr::content::hex(&mac(&k, b"what do ya want for nothing?")),
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
+/// RFC 8945 §5.2.3 bounds a request's time by its own Fudge; ours also by our window:
+/// a request signed 3 h ago with Fudge 65535 (±18 h) is BADTIME, one 300 s old is
+/// on time, and a Fudge smaller than the window still counts.
+#[test]
+fn the_window_is_the_smaller_of_the_fudge_and_ours() {
+    let k = kdig_key();
+    let now = 1_800_000_000;
+    // The kdig AXFR's header and question, unsigned.
+    let mut question = unhex(KDIG_AXFR);
+    question.truncate(12 + 18);
+    question[11] = 0;
+    let signed_at = |time: u64, fudge: u16| {
+        let mut message = question.clone();
+        let mac = sign_request_with(&mut message, &k, time, fudge);
+        (message, mac)
+    };
+    let check = |time: u64, fudge: u16, window: u64| {
+        let (message, _) = signed_at(time, fudge);
+        let signed = split(&message).unwrap().expect("signed");
+        assert_eq!(signed.tsig.fudge, fudge);
+        verify(&signed, std::slice::from_ref(&k), now, window)
+            .map(|_| ())
+            .map_err(|(rejection, _)| rejection)
+    };
+    let three_hours_ago = now - 3 * 3600;
+    assert_eq!(
+        check(three_hours_ago, u16::MAX, WINDOW),
+        Err(Rejection::BadTime)
+    );
+    // By its own Fudge alone (what BIND and Knot check) it would pass.
+    assert!(on_time(three_hours_ago, u16::MAX, now, u64::from(u16::MAX)));
+    for offset in [0, 1, 299, 300] {
+        assert_eq!(check(now - offset, u16::MAX, WINDOW), Ok(()), "-{offset}");
+        assert_eq!(check(now + offset, u16::MAX, WINDOW), Ok(()), "+{offset}");
+    }
+    assert_eq!(check(now - 301, u16::MAX, WINDOW), Err(Rejection::BadTime));
+    assert_eq!(check(now + 301, u16::MAX, WINDOW), Err(Rejection::BadTime));
+    // A Fudge smaller than the window bounds it; a window smaller than the Fudge too.
+    assert_eq!(check(now - 10, 10, WINDOW), Ok(()));
+    assert_eq!(check(now - 11, 10, WINDOW), Err(Rejection::BadTime));
+    assert_eq!(check(now - 60, 300, 60), Ok(()));
+    assert_eq!(check(now - 61, 300, 60), Err(Rejection::BadTime));
+    // The answers to our NOTIFYs (signed with Fudge 300) are held to the same bound.
+    let (request, request_mac) = signed_at(now, FUDGE);
+    let signed = split(&request).unwrap().unwrap();
+    let answer = |time: u64| {
+        let mut response = signed.unsigned.clone();
+        response[2] |= 0x80;
+        let tsig = ResponseSigner::new(k.clone(), &signed.tsig).sign(&response, time);
+        tsig.append_to(&mut response);
+        response
+    };
+    assert_eq!(
+        verify_response(&answer(now - 60), &k, &request_mac, now, 60),
+        Ok(())
+    );
+    assert_eq!(
+        verify_response(&answer(now - 61), &k, &request_mac, now, 60),
+        Err(Rejection::BadTime)
     );
 }
