@@ -395,14 +395,7 @@ fn run(
             }
             Err(error) => return Err(error.into()),
         };
-        if let Some(takeover) = takeover {
-            takeover
-                .announce_ready()
-                .context("telling the process replaced that this one serves")?;
-            tracing::info!("took over from the process replaced");
-        }
-        service::notify_ready();
-        match signals.wait(&service, path.as_ref()).await {
+        match signals.wait(&service, path.as_ref(), takeover).await {
             Ending::Stop => {
                 tracing::info!("shutting down");
                 service.shutdown().await;
@@ -462,9 +455,30 @@ impl Signals {
     /// Returns on SIGINT/SIGTERM, or once SIGUSR2 started a replacement that took
     /// over; reloads on SIGHUP, keeping the running configuration if the new one is
     /// invalid.
-    async fn wait(mut self, service: &Service, path: Option<&PathBuf>) -> Ending {
+    ///
+    /// Once the first health decision is made (from a state handed over, at once) the
+    /// server says it is ready: to systemd, and to the process it replaces.
+    async fn wait(
+        mut self,
+        service: &Service,
+        path: Option<&PathBuf>,
+        mut takeover: Option<service::Takeover>,
+    ) -> Ending {
+        let ready = service.until_ready(std::time::Duration::from_secs(3600));
+        tokio::pin!(ready);
+        let mut announced = false;
         loop {
             tokio::select! {
+                _ = &mut ready, if !announced => {
+                    announced = true;
+                    if let Some(takeover) = takeover.take() {
+                        match takeover.announce_ready() {
+                            Ok(()) => tracing::info!("took over from the process replaced"),
+                            Err(error) => tracing::error!(%error, "cannot tell the process replaced that this one serves"),
+                        }
+                    }
+                    service::notify_ready();
+                }
                 _ = self.interrupt.recv() => return Ending::Stop,
                 _ = self.terminate.recv() => return Ending::Stop,
                 _ = self.replace.recv() => {

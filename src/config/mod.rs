@@ -537,6 +537,19 @@ pub struct AdminConfig {
     pub names: Vec<String>,
 }
 
+/// Where the embedded default configuration keeps its state:
+/// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
+/// (None without either variable: nothing is kept).
+pub fn default_state_file() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
+        }
+    };
+    Some(base.join("failoverd/state.json"))
+}
+
 /// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
 /// a trailing dot.
 pub fn host_of_authority(authority: &str) -> String {

@@ -1884,7 +1884,12 @@ impl Validator<'_> {
             down_regions,
             staleness,
             push_interval,
-            state_file: spec.state_file.as_ref().map(|f| source.base_dir.join(f)),
+            state_file: match &spec.state_file {
+                Some(file) => Some(source.base_dir.join(file)),
+                // The embedded default keeps its state where a user's state goes.
+                None if source.is_embedded() => super::default_state_file(),
+                None => None,
+            },
             cold_start,
         }
     }

@@ -355,6 +355,11 @@ impl Service {
             agent_requirements(&config).map_err(ServiceError::Invalid)?;
         }
         let (vantage, _) = local_identity(&config);
+        if role == Role::Server && config.health.state_file.is_none() {
+            tracing::warn!(
+                "no [health] state_file: overrides and decided health are kept in memory only and forgotten when this server restarts (a drain made now is gone after a restart); set [health] state_file"
+            );
+        }
         if !config.vantages.is_empty() && config.health.vantage.is_none() {
             tracing::warn!(
                 "vantage points are configured but this process is none of them (--vantage NAME): it does not probe, and decides from the reports of the vantage points alone"
@@ -552,7 +557,8 @@ impl Service {
             );
         }
         match &service.dns {
-            Some(dns) => tracing::info!(addresses = ?dns.addresses, vantage = %vantage, "ready"),
+            // "ready" follows once the first health decision is made.
+            Some(dns) => tracing::info!(addresses = ?dns.addresses, vantage = %vantage, "serving"),
             None => {
                 tracing::info!(vantage = %vantage, servers = ?config.health.servers, "probe agent ready")
             }
@@ -588,6 +594,24 @@ impl Service {
             &self.plane.metrics.reporter,
             &token,
         );
+    }
+
+    /// Resolves once the first health decision is made (what `/readyz` reports), or
+    /// after `within` (false).
+    pub async fn until_ready(&self, within: std::time::Duration) -> bool {
+        let metrics = &self.plane.metrics;
+        let wait = async {
+            loop {
+                let changed = metrics.ready_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if metrics.ready.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
     }
 
     /// The bound DNS addresses (UDP and TCP); empty for a probe agent.

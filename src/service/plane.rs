@@ -109,6 +109,8 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_failed: AtomicU64,
     pub(crate) ready: AtomicBool,
+    /// Woken when `ready` changes.
+    pub(crate) ready_changed: tokio::sync::Notify,
     pub(crate) reporter: Arc<ReporterMetrics>,
     /// Time from an input (probe verdict, report, override) to the published answers.
     pub(crate) decision_latency: crate::metrics::LatencyWindow,
@@ -701,6 +703,7 @@ impl Plane {
         self.announce_isolation();
         let ready = self.board.ready();
         if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
+            self.metrics.ready_changed.notify_waiters();
             self.dirty = true;
             if ready {
                 tracing::info!("first health decision made; ready");
@@ -1173,7 +1176,7 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
 /// The state file this process writes: none for an agent, which decides nothing and
 /// restores nothing (the file of a config it shares with the servers is theirs, and
 /// its unit cannot write it anyway).
-fn state_file(role: Role, config: &Config) -> Option<&std::path::Path> {
+pub(super) fn state_file(role: Role, config: &Config) -> Option<&std::path::Path> {
     match role {
         Role::Server => config.health.state_file.as_deref(),
         Role::Agent => None,

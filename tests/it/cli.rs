@@ -20,6 +20,45 @@ fn embedded_default_serves_the_example_zone_and_dynamic_names() {
     assert_eq!(status.answers.len(), 1);
 }
 
+#[test]
+fn the_embedded_default_keeps_a_drain_across_a_restart() {
+    let args = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+    let server = BinaryServer::start(&args);
+    let admin = server
+        .wait_for_log("admin API listening", Duration::from_secs(20))
+        .and_then(|line| crate::support::log_field(&line, "admin"))
+        .expect("admin address");
+    let url = vec![format!("http://{admin}")];
+    let (ok, out) = crate::support::ctl_with(
+        &url,
+        None,
+        &[
+            "drain",
+            "web-eu/eu-1",
+            "--reason",
+            "quick start",
+            "--expires",
+            "1h",
+        ],
+    );
+    assert!(ok, "{out}");
+    let dns = server.addr;
+    let www = || addresses(&ask(dns, "www.gslb.example.com.", RecordType::A));
+    assert!(wait_until(Duration::from_secs(2), || www() == ["192.0.2.11"]));
+    // SIGKILL, then the same embedded default again: the drain is still in force from
+    // the first answer on.
+    let state_home = server.kill();
+    let kept = state_home.path().join("failoverd/state.json");
+    assert!(kept.exists(), "no state in {}", kept.display());
+    let server = BinaryServer::start_in(state_home, &[], &args);
+    let first = addresses(&ask(server.addr, "www.gslb.example.com.", RecordType::A));
+    assert_eq!(
+        first,
+        ["192.0.2.11"],
+        "the drained endpoint was answered after the restart"
+    );
+}
+
 fn signal(server: &BinaryServer, signal: i32) {
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(server.pid() as i32, signal) };

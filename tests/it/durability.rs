@@ -158,7 +158,10 @@ fn a_read_only_state_directory_refuses_changes_and_fails_readiness() {
     let (ok, out) = ctl_with(&url, None, &["drain", "web/a", "--reason", "writable"]);
     assert!(ok, "{out}");
     expect_addresses(server.addr, NAME, &[BACKEND_B], Duration::from_secs(1));
-    assert_eq!(http(admin, "GET", "/readyz", &[], b"").0, 200);
+    // Ready once the first probes decided.
+    assert!(wait_until(Duration::from_secs(5), || {
+        http(admin, "GET", "/readyz", &[], b"").0 == 200
+    }));
 
     in_namespace(&["mount", "-o", "remount,ro", &state_arg]);
     let (ok, out) = ctl_with(&url, None, &["drain", "web/b", "--reason", "read-only"]);

@@ -153,7 +153,7 @@ impl Server {
                             .find_map(|w| w.strip_prefix("udp="))
                             .and_then(|a| a.parse().ok());
                     }
-                    let ready = line.contains(" ready addresses=");
+                    let ready = line.contains(" serving addresses=");
                     log.push(line);
                     if let (true, Some(addr)) = (ready, addr) {
                         return Ok(Self {

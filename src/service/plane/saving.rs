@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Plane, PlaneInput, PlaneMetrics};
+use super::{Plane, PlaneInput, PlaneMetrics, state_file};
 use crate::admin::api::StateFileStatus;
 use crate::health::overrides::{Change, Entry, OverrideError, OverrideSet};
 use crate::health::persist::{STATE_VERSION, SavedEndpoint, SavedState, StateWriter};
@@ -255,6 +255,12 @@ impl Plane {
                 self.overrides = tentative;
                 for (entry, _) in &made {
                     super::operator::log_entry(&self.events, entry, "made here");
+                    if state_file(self.role, &self.config).is_none() {
+                        tracing::warn!(
+                            on = %entry.target,
+                            "override kept in memory only: no [health] state_file, so it is forgotten when this server restarts"
+                        );
+                    }
                 }
                 self.overrides_changed();
                 // Confirm only once the answers are swapped in.

@@ -269,6 +269,8 @@ pub struct BinaryServer {
     pub addr: SocketAddr,
     child: Child,
     pub log: mpsc::Receiver<String>,
+    /// Its XDG_STATE_HOME (where the embedded default keeps its state).
+    state_home: tempfile::TempDir,
 }
 
 /// The lines a child writes to its (piped) stderr, as they come.
@@ -325,6 +327,13 @@ impl BinaryServer {
     /// As [`BinaryServer::start`], run by `wrapper` (a command and its arguments that
     /// end with the program to run, e.g. `prlimit --nofile=256:256 --`).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), wrapper, args)
+    }
+
+    /// As [`BinaryServer::start_wrapped`], with `state_home` as its XDG_STATE_HOME
+    /// (where the embedded default keeps its state; a restart that should find it
+    /// again gets the same one).
+    pub fn start_in(state_home: tempfile::TempDir, wrapper: &[&str], args: &[&str]) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
@@ -334,6 +343,7 @@ impl BinaryServer {
             None => Command::new(binary()),
         };
         let mut child = command
+            .env("XDG_STATE_HOME", state_home.path())
             .arg("serve")
             .args(args)
             .env("NO_COLOR", "1")
@@ -354,6 +364,7 @@ impl BinaryServer {
                             addr,
                             child,
                             log: rx,
+                            state_home,
                         };
                     }
                     seen.push(line);
@@ -381,6 +392,14 @@ impl BinaryServer {
             }
         }
         None
+    }
+
+    /// Stops the server (SIGKILL) and hands back its XDG_STATE_HOME.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let state_home = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.state_home, state_home)
     }
 
     /// The process id.
