@@ -13,7 +13,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::tls;
-use crate::config::{Check, CheckKind, DnsCheck, Endpoint, HttpCheck};
+use crate::config::{Check, CheckKind, DnsCheck, Endpoint, ExecCheck, HttpCheck};
 use crate::model::EndpointTarget;
 
 /// Bytes of an HTTP body searched for `expect_body`.
@@ -51,7 +51,7 @@ enum ProberKind {
     },
     Tcp(u16),
     Dns(DnsCheck),
-    Exec(Vec<String>),
+    Exec(ExecCheck),
     Postgres(Box<super::postgres::PostgresProbe>),
 }
 
@@ -75,7 +75,7 @@ impl Prober {
             }
             CheckKind::Tcp { port } => ProberKind::Tcp(*port),
             CheckKind::Dns(dns) => ProberKind::Dns(dns.clone()),
-            CheckKind::Exec { command } => ProberKind::Exec(command.clone()),
+            CheckKind::Exec(exec) => ProberKind::Exec(exec.clone()),
             CheckKind::Postgres(pg) => {
                 ProberKind::Postgres(Box::new(super::postgres::PostgresProbe::new(
                     pg,
@@ -378,19 +378,29 @@ fn rand_id() -> u16 {
 }
 
 async fn probe_exec(
-    command: &[String],
+    check: &ExecCheck,
     target: &EndpointTarget,
     endpoint: &str,
 ) -> Result<String, String> {
-    let substitute = |arg: &String| {
-        arg.replace("{address}", &target.to_string())
-            .replace("{endpoint}", endpoint)
+    let address = target.to_string();
+    // Placeholders are whole arguments (the validator refuses them inside others).
+    let substitute = |arg: &String| match arg.as_str() {
+        "{address}" => address.clone(),
+        "{endpoint}" => endpoint.to_owned(),
+        other => other.to_owned(),
     };
-    let Some((program, args)) = command.split_first() else {
+    let Some((program, args)) = check.command.split_first() else {
         return Err("empty command".into());
     };
-    let mut child = tokio::process::Command::new(substitute(program))
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args.iter().map(substitute))
+        .env("FAILOVERD_ADDRESS", &address)
+        .env("FAILOVERD_ENDPOINT", endpoint);
+    if let Some(port) = check.port {
+        command.env("FAILOVERD_PORT", port.to_string());
+    }
+    let mut child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
