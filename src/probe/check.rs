@@ -8,12 +8,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::tls;
-use crate::config::{Check, CheckKind, DnsCheck, Endpoint, ExecCheck, HttpCheck};
+use crate::config::{Check, CheckKind, DnsCheck, Endpoint, HttpCheck};
 use crate::model::EndpointTarget;
 
 /// Bytes of an HTTP body searched for `expect_body`.
@@ -39,8 +38,6 @@ pub struct Prober {
     source: Option<IpAddr>,
     timeout: Duration,
     kind: ProberKind,
-    /// Substitutions for exec checks.
-    endpoint_label: String,
 }
 
 enum ProberKind {
@@ -51,7 +48,7 @@ enum ProberKind {
     },
     Tcp(u16),
     Dns(DnsCheck),
-    Exec(ExecCheck),
+    Exec(super::exec::ExecProbe),
     Postgres(Box<super::postgres::PostgresProbe>),
 }
 
@@ -75,7 +72,11 @@ impl Prober {
             }
             CheckKind::Tcp { port } => ProberKind::Tcp(*port),
             CheckKind::Dns(dns) => ProberKind::Dns(dns.clone()),
-            CheckKind::Exec(exec) => ProberKind::Exec(exec.clone()),
+            CheckKind::Exec(exec) => ProberKind::Exec(super::exec::ExecProbe::new(
+                exec,
+                &endpoint.target.to_string(),
+                endpoint_label,
+            )),
             CheckKind::Postgres(pg) => {
                 ProberKind::Postgres(Box::new(super::postgres::PostgresProbe::new(
                     pg,
@@ -89,14 +90,19 @@ impl Prober {
             source,
             timeout: check.timeout,
             kind,
-            endpoint_label: endpoint_label.to_owned(),
         })
     }
 
     /// Runs one probe, bounded by the check's timeout.
     pub async fn probe(&self) -> ProbeOutcome {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.run()).await;
+        // An exec check keeps its own deadline (it kills and reaps its process group
+        // then); this bound only covers a reap that hangs.
+        let bound = match &self.kind {
+            ProberKind::Exec(_) => self.timeout + super::exec::REAP_GRACE,
+            _ => self.timeout,
+        };
+        let result = tokio::time::timeout(bound, self.run()).await;
         let latency = started.elapsed();
         match result {
             Ok(Ok(reason)) => ProbeOutcome {
@@ -131,9 +137,12 @@ impl Prober {
                 let addr = self.socket_addr(check.port).await?;
                 probe_dns(addr, check, self.source).await
             }
-            ProberKind::Exec(command) => {
-                probe_exec(command, &self.target, &self.endpoint_label).await
-            }
+            ProberKind::Exec(exec) => exec.run(self.timeout).await.map_err(|e| match e {
+                super::exec::ExecError::Spawn { program, error } => {
+                    format!("cannot run {program}: {error}")
+                }
+                super::exec::ExecError::Failed(reason) => reason,
+            }),
             ProberKind::Postgres(probe) => {
                 let port = match self.kind_port() {
                     Some(port) => port,
@@ -375,64 +384,4 @@ fn rand_id() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0x5eed);
     NEXT.fetch_add(0x9E37, Ordering::Relaxed)
-}
-
-async fn probe_exec(
-    check: &ExecCheck,
-    target: &EndpointTarget,
-    endpoint: &str,
-) -> Result<String, String> {
-    let address = target.to_string();
-    // Placeholders are whole arguments (the validator refuses them inside others).
-    let substitute = |arg: &String| match arg.as_str() {
-        "{address}" => address.clone(),
-        "{endpoint}" => endpoint.to_owned(),
-        other => other.to_owned(),
-    };
-    let Some((program, args)) = check.command.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args.iter().map(substitute))
-        .env("FAILOVERD_ADDRESS", &address)
-        .env("FAILOVERD_ENDPOINT", endpoint);
-    if let Some(port) = check.port {
-        command.env("FAILOVERD_PORT", port.to_string());
-    }
-    let mut child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut stderr = child.stderr.take();
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("waiting for {program}: {e}"))?;
-    if status.success() {
-        return Ok("exit 0".into());
-    }
-    let mut message = String::new();
-    if let Some(stderr) = stderr.as_mut() {
-        let mut buf = vec![0u8; 512];
-        if let Ok(n) = stderr.read(&mut buf).await {
-            message = String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned();
-        }
-    }
-    let code = status
-        .code()
-        .map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
-    Err(if message.is_empty() {
-        code
-    } else {
-        format!("{code}: {message}")
-    })
 }

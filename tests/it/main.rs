@@ -14,6 +14,7 @@ mod dnstap;
 mod drill;
 mod durability;
 mod equivalence;
+mod exec;
 mod explain;
 mod files;
 mod health;

@@ -319,12 +319,21 @@ pub fn binary() -> &'static str {
 impl BinaryServer {
     /// Runs `failoverd serve ARGS…` and waits (60 s deadline) for its listening line.
     pub fn start(args: &[&str]) -> Self {
-        Self::start_wrapped(&[], args)
+        Self::launch(&[], args, &[])
     }
 
     /// As [`BinaryServer::start`], run by `wrapper` (a command and its arguments that
     /// end with the program to run, e.g. `prlimit --nofile=256:256 --`).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        Self::launch(wrapper, args, &[])
+    }
+
+    /// As [`BinaryServer::start`], with these variables added to its environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(&[], args, env)
+    }
+
+    fn launch(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
@@ -336,6 +345,7 @@ impl BinaryServer {
         let mut child = command
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
