@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod exec;
+pub mod fault;
 pub mod postgres;
 pub mod reporter;
 pub mod scheduler;

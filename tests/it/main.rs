@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abstain;
 mod admin_security;
 mod cli;
 mod config_validation;
