@@ -1429,6 +1429,17 @@ impl Validator<'_> {
                     not_for(self, spec.ca_file.is_some(), "ca_file");
                 }
                 let port = port(self, Some(if tls { 443 } else { 80 }));
+                if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
+                    if let Err(e) = std::fs::read(base_dir.join(file)) {
+                        self.warning(
+                            path.key("ca_file"),
+                            format!(
+                                "cannot read {file}: {e}; this check's probes would abstain \
+                                 (client_setup) until it is readable"
+                            ),
+                        );
+                    }
+                }
                 let method = spec.method.clone().unwrap_or_else(|| "GET".into());
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
                     self.error(

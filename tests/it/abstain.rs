@@ -370,6 +370,20 @@ pools = ["web", "tls", "run"]
         local("tls/b"),
         local("run/c")
     );
+    // check-config saw it coming.
+    let source = failoverd::config::ConfigSource::from_text(
+        text.clone(),
+        crate::support::data_dir().join("configs"),
+    );
+    let warnings = failoverd::service::load(source)
+        .unwrap()
+        .warnings
+        .to_string();
+    assert!(
+        warnings.contains("checks.tls.ca_file: cannot read no-such-ca.pem")
+            && warnings.contains("would abstain"),
+        "{warnings}"
+    );
     let tls = local("tls/b").unwrap().abstained.unwrap();
     assert!(
         tls.starts_with("local fault: client setup: TLS setup: ") && tls.contains("no-such-ca.pem"),
