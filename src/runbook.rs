@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::config::{AllDown, CheckKind, Config, DynamicRecord, PoolChoice, Selection};
-use crate::model::{DynamicType, PoolIndex};
+use crate::model::{DynamicType, EndpointIndex, PoolIndex};
 
 /// Where the runbook's commands point.
 #[derive(Clone, Debug, Default)]
@@ -204,7 +204,7 @@ fn write_record(
             let endpoint = config.endpoint(e);
             if let Some(command) = pool
                 .check
-                .map(|c| probe_command(&config.check(c).kind, &endpoint.target.to_string()))
+                .map(|c| probe_command(&config.check(c).kind, config, e))
             {
                 let _ = writeln!(out, "{command}   # {}/{}", pool.name, endpoint.name);
             }
@@ -391,12 +391,10 @@ fn write_primary_steps(
         for &p in pools {
             let pool = config.pool(p);
             for &e in &pool.endpoints {
-                if let Some(command) = pool.check.map(|c| {
-                    probe_command(
-                        &config.check(c).kind,
-                        &config.endpoint(e).target.to_string(),
-                    )
-                }) {
+                if let Some(command) = pool
+                    .check
+                    .map(|c| probe_command(&config.check(c).kind, config, e))
+                {
                     let _ = writeln!(
                         out,
                         "{command}   # {}/{}",
@@ -435,8 +433,9 @@ fn write_primary_steps(
     );
 }
 
-/// A shell command that probes `target` as `kind` does.
-fn probe_command(kind: &CheckKind, target: &str) -> String {
+/// A shell command that probes endpoint `e` as `kind` does.
+fn probe_command(kind: &CheckKind, config: &Config, e: EndpointIndex) -> String {
+    let target = &config.endpoint(e).target.to_string();
     match kind {
         CheckKind::Http(h) => {
             let scheme = if h.tls { "https" } else { "http" };
@@ -467,11 +466,40 @@ fn probe_command(kind: &CheckKind, target: &str) -> String {
                 crate::config::SslMode::VerifyFull => " sslmode=verify-full",
             }
         ),
-        CheckKind::Exec { command } => command
-            .iter()
-            .map(|a| a.replace("{address}", target).replace("{endpoint}", target))
-            .collect::<Vec<_>>()
-            .join(" "),
+        CheckKind::Exec(exec) => {
+            // As the prober runs it: whole-argument placeholders, the FAILOVERD_*
+            // variables (the rest of the environment is the caller's here).
+            let label = config.endpoint_label(e);
+            let mut words = vec![
+                "env".to_owned(),
+                shell_word(&format!("FAILOVERD_ADDRESS={target}")),
+                shell_word(&format!("FAILOVERD_ENDPOINT={label}")),
+            ];
+            if let Some(port) = exec.port {
+                words.push(format!("FAILOVERD_PORT={port}"));
+            }
+            words.extend(exec.command.iter().map(|arg| {
+                shell_word(match arg.as_str() {
+                    "{address}" => target,
+                    "{endpoint}" => &label,
+                    other => other,
+                })
+            }));
+            words.join(" ")
+        }
+    }
+}
+
+/// `word` as one shell word: as it is when it needs no quoting, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 
@@ -508,6 +536,55 @@ mod tests {
         let weighted = render(&config, "api.gslb.example.com", None, &context).unwrap();
         assert!(weighted.contains("drain web-eu"), "{weighted}");
         assert!(render(&config, "nope.gslb.example.com", None, &context).is_err());
+    }
+
+    #[test]
+    fn exec_checks_print_as_the_prober_runs_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/zones");
+        let text = format!(
+            r#"
+version = 1
+[zones]
+directory = {dir:?}
+files = ["example.test.zone"]
+[checks.file]
+type = "exec"
+command = ["sh", "-c", "test \"$FAILOVERD_ENDPOINT $FAILOVERD_PORT $0 $1\" = 'web/a 8080 127.0.0.2 web/a'", "{{address}}", "{{endpoint}}"]
+port = 8080
+[pools.web]
+check = "file"
+endpoints = [{{ address = "127.0.0.2", name = "a" }}]
+[[records]]
+name = "app.example.test"
+type = "A"
+policy = "failover"
+pools = ["web"]
+"#,
+            dir = dir.display().to_string()
+        );
+        let (config, _) = Config::load(ConfigSource::from_text(text, dir.clone())).unwrap();
+        let context = RunbookContext {
+            ctl_config: String::new(),
+            zone: None,
+        };
+        let book = render(&config, "app.example.test", None, &context).unwrap();
+        let line = book
+            .lines()
+            .find(|l| l.starts_with("env FAILOVERD_ADDRESS="))
+            .unwrap_or_else(|| panic!("no exec command in:\n{book}"));
+        let command = line.split("   # ").next().unwrap();
+        assert_eq!(
+            command,
+            "env FAILOVERD_ADDRESS=127.0.0.2 FAILOVERD_ENDPOINT=web/a FAILOVERD_PORT=8080 sh -c \
+             'test \"$FAILOVERD_ENDPOINT $FAILOVERD_PORT $0 $1\" = '\\''web/a 8080 127.0.0.2 web/a'\\''' \
+             127.0.0.2 web/a"
+        );
+        // Runnable exactly as printed: the check's own test passes.
+        let status = std::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
     }
 
     #[test]

@@ -126,6 +126,16 @@ pub struct ProbeStatus {
     pub reason: String,
     /// Its latency in milliseconds.
     pub latency_ms: f64,
+    /// The reason of the last probe that abstained (a local fault of this prober:
+    /// it did not vote), if one did within the last staleness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstained: Option<String>,
+    /// How long ago that abstention was, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abstained_age_ms: Option<u64>,
+    /// Whether the latest probe abstained (the verdict above is then ageing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abstaining: bool,
 }
 
 /// One pool.
@@ -190,6 +200,10 @@ pub struct VantageStatus {
     /// used to accept or refuse).
     #[serde(default)]
     pub clock_offset_ms: i64,
+    /// This process only: its probes abstained on an endpoint (a local fault) within
+    /// the last staleness, so its verdicts may be going stale.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impaired: bool,
 }
 
 /// `GET /v1/health`: decided state per endpoint (used by `route53 sync --health-url`).

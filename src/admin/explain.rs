@@ -396,8 +396,14 @@ fn explain_endpoint(
         drained,
         votes: known.map(|k| k.votes.clone()).unwrap_or_default(),
         local_probe: known.and_then(|k| k.local.as_ref()).map(|p| {
+            let abstaining = p
+                .abstained
+                .as_ref()
+                .filter(|_| p.abstaining)
+                .map(|reason| format!("; abstaining since: {reason}"))
+                .unwrap_or_default();
             format!(
-                "{}: {} ({} ms)",
+                "{}: {} ({} ms){abstaining}",
                 if p.ok { "ok" } else { "failed" },
                 p.reason,
                 p.latency_ms

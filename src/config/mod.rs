@@ -271,10 +271,7 @@ pub enum CheckKind {
     /// DNS query to the endpoint.
     Dns(DnsCheck),
     /// A program; exit status 0 means up.
-    Exec {
-        /// Program and arguments (`{address}` and `{endpoint}` substituted).
-        command: Vec<String>,
-    },
+    Exec(ExecCheck),
     /// A PostgreSQL login and `pg_is_in_recovery()` (plus replay lag on a replica).
     Postgres(PostgresCheck),
 }
@@ -287,19 +284,19 @@ impl CheckKind {
             Self::Http(_) => "http",
             Self::Tcp { .. } => "tcp",
             Self::Dns(_) => "dns",
-            Self::Exec { .. } => "exec",
+            Self::Exec(_) => "exec",
             Self::Postgres(_) => "postgres",
         }
     }
 
-    /// Port probed (exec: none).
+    /// Port probed (exec: the optional `port` passed in `FAILOVERD_PORT`).
     pub fn port(&self) -> Option<u16> {
         match self {
             Self::Http(h) => Some(h.port),
             Self::Tcp { port } => Some(*port),
             Self::Dns(d) => Some(d.port),
             Self::Postgres(p) => Some(p.port),
-            Self::Exec { .. } => None,
+            Self::Exec(e) => e.port,
         }
     }
 }
@@ -327,6 +324,21 @@ pub struct HttpCheck {
     pub tls_verify: bool,
     /// Extra CA certificates (PEM) trusted besides the system store.
     pub ca_file: Option<PathBuf>,
+}
+
+/// An `exec` check: a program run as a supervisor would run it (its own process
+/// group, killed whole on timeout, a cleared environment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecCheck {
+    /// Program and arguments. An argument that is exactly `{address}` or `{endpoint}`
+    /// is replaced by the endpoint's address or `pool/name`; nothing is spliced into a
+    /// larger argument (the validator refuses that).
+    pub command: Vec<String>,
+    /// Names of variables passed through from failoverd's environment (the child's
+    /// environment is otherwise cleared but for `PATH`, `LANG` and `FAILOVERD_*`).
+    pub env: Vec<String>,
+    /// Port passed in `FAILOVERD_PORT`, if the check names one.
+    pub port: Option<u16>,
 }
 
 /// A DNS check.

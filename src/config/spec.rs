@@ -192,9 +192,12 @@ pub struct CheckSpec {
     pub expect_rcode: Option<String>,
     /// Whether a `dns` check needs at least one answer record (default true).
     pub expect_answer: Option<bool>,
-    /// Program and arguments of `exec` checks; `{address}` and `{endpoint}` (`pool/name`) are
-    /// substituted. Exit status 0 means up.
+    /// Program and arguments of `exec` checks; an argument that is exactly `{address}` or
+    /// `{endpoint}` (`pool/name`) is replaced. Exit status 0 means up.
     pub command: Option<Vec<String>>,
+    /// `exec`: names of environment variables passed through to the program (its
+    /// environment is otherwise cleared but for `PATH`, `LANG` and `FAILOVERD_*`).
+    pub env: Option<Vec<String>>,
     /// `postgres`: the user to log in as (default `postgres`).
     pub user: Option<String>,
     /// `postgres`: the database to connect to (default `postgres`).

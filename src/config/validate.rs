@@ -20,9 +20,9 @@ use super::spec::{
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
-    DynamicRecord, Endpoint, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool, PoolChoice,
-    Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret, Selection,
-    ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
+    DynamicRecord, Endpoint, ExecCheck, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool,
+    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret,
+    Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -107,6 +107,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         ),
     };
     let vantages = v.vantages(&sections.vantages, &source, own_vantage.as_deref());
+    v.exec_env_secrets(&sections.vantages);
     let health = v.health(&sections.health, &vantages, &source);
     let defaults = RecordDefaults {
         route53: route53.is_some(),
@@ -756,19 +757,21 @@ impl Validator<'_> {
     ) -> Option<Endpoint> {
         let target = match spec.address.parse::<IpAddr>() {
             Ok(ip) => EndpointTarget::Address(ip),
-            Err(_) => match normalize_name(&spec.address) {
-                Ok(host) => EndpointTarget::Host(host),
-                Err(e) => {
-                    self.error(
-                        path.key("address"),
-                        format!(
-                            "{:?} is neither an IP address nor a host name: {e}",
-                            spec.address
-                        ),
-                    );
-                    return None;
+            Err(_) => {
+                match check_host_name(&spec.address).and_then(|()| normalize_name(&spec.address)) {
+                    Ok(host) => EndpointTarget::Host(host),
+                    Err(e) => {
+                        self.error(
+                            path.key("address"),
+                            format!(
+                                "{:?} is neither an IP address nor a host name: {e}",
+                                spec.address
+                            ),
+                        );
+                        return None;
+                    }
                 }
-            },
+            }
         };
         let weight = match spec.weight {
             None => 1,
@@ -1234,7 +1237,7 @@ impl Validator<'_> {
             let check = &self.checks[check.0 as usize];
             if matches!(
                 check.kind,
-                CheckKind::Dns(_) | CheckKind::Exec { .. } | CheckKind::Postgres(_)
+                CheckKind::Dns(_) | CheckKind::Exec(_) | CheckKind::Postgres(_)
             ) {
                 let message = format!(
                     "pool {:?} uses the {} check {:?}, which Route 53 cannot run; use route53 = \"mirror\"",
@@ -1385,6 +1388,14 @@ impl Validator<'_> {
             || spec.query_type.is_some()
             || spec.expect_rcode.is_some()
             || spec.expect_answer.is_some();
+        if spec.env.is_some() && kind_name != "exec" {
+            self.error(
+                path.key("env"),
+                format!(
+                    "`env` does not apply to {kind_name} checks (only exec checks run a program)"
+                ),
+            );
+        }
         let pg_keys = postgres::has_postgres_keys(spec);
         if pg_keys && kind_name != "postgres" {
             self.error(
@@ -1418,6 +1429,17 @@ impl Validator<'_> {
                     not_for(self, spec.ca_file.is_some(), "ca_file");
                 }
                 let port = port(self, Some(if tls { 443 } else { 80 }));
+                if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
+                    if let Err(e) = std::fs::read(base_dir.join(file)) {
+                        self.warning(
+                            path.key("ca_file"),
+                            format!(
+                                "cannot read {file}: {e}; this check's probes would abstain \
+                                 (client_setup) until it is readable"
+                            ),
+                        );
+                    }
+                }
                 let method = spec.method.clone().unwrap_or_else(|| "GET".into());
                 if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
                     self.error(
@@ -1541,9 +1563,9 @@ impl Validator<'_> {
             "exec" => {
                 not_for(self, http_keys, "path");
                 not_for(self, dns_keys, "query_name");
-                not_for(self, spec.port.is_some(), "port");
                 not_for(self, spec.tls_verify.is_some(), "tls_verify");
                 not_for(self, spec.ca_file.is_some(), "ca_file");
+                let port = spec.port.map(|_| port(self, None));
                 let command = spec.command.clone().unwrap_or_default();
                 if command.is_empty() || command[0].is_empty() {
                     self.error(
@@ -1551,7 +1573,10 @@ impl Validator<'_> {
                         "exec checks need a command (program and arguments)",
                     );
                 }
-                CheckKind::Exec { command }
+                self.exec_command(&command, &path.key("command"));
+                let env = spec.env.clone().unwrap_or_default();
+                self.exec_env(&env, &path.key("env"));
+                CheckKind::Exec(ExecCheck { command, env, port })
             }
             "postgres" => {
                 not_for(self, http_keys, "path");
@@ -2049,6 +2074,123 @@ fn parse_network(text: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// An endpoint's host name must be a host name (RFC 1123: letters, digits and `-`
+/// inside dot-separated labels): it reaches probes, exec checks among them, where a
+/// leading `-` would read as an option and other characters as syntax.
+fn check_host_name(name: &str) -> Result<(), String> {
+    for label in name.trim_end_matches('.').split('.') {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(format!(
+                "contains {c:?}; a host name has letters, digits and '-' in dot-separated labels"
+            ));
+        }
+        let edge = if label.starts_with('-') {
+            Some("starts")
+        } else if label.ends_with('-') {
+            Some("ends")
+        } else {
+            None
+        };
+        if let Some(edge) = edge {
+            return Err(format!(
+                "label {label:?} {edge} with '-'; a host name's labels begin and end with a letter or digit"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Placeholders an exec check's argument may be, whole.
+const EXEC_PLACEHOLDERS: [(&str, &str); 2] = [
+    ("{address}", "FAILOVERD_ADDRESS"),
+    ("{endpoint}", "FAILOVERD_ENDPOINT"),
+];
+
+/// Variables failoverd sets for every exec check.
+const EXEC_SET_VARIABLES: [&str; 3] = ["FAILOVERD_ADDRESS", "FAILOVERD_ENDPOINT", "FAILOVERD_PORT"];
+
+impl Validator<'_> {
+    /// An exec check's placeholders stand for whole arguments: never spliced into a
+    /// larger one (a shell string), never the program.
+    fn exec_command(&mut self, command: &[String], path: &KeyPath) {
+        for (i, arg) in command.iter().enumerate() {
+            for (placeholder, variable) in EXEC_PLACEHOLDERS {
+                if i == 0 && arg == placeholder {
+                    self.error(
+                        path.index(i),
+                        format!("the program cannot be {placeholder}; name the program, and give {placeholder} as an argument of its own"),
+                    );
+                } else if arg.contains(placeholder) && arg != placeholder {
+                    self.error(
+                        path.index(i),
+                        format!(
+                            "{arg:?} splices {placeholder} into a larger argument, where an address could \
+                             become shell syntax or an option; give {placeholder} as an argument of its own, \
+                             or in a shell script use \"${variable}\" (set for every exec check)"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// An exec check's `env`: names of variables passed through.
+    fn exec_env(&mut self, names: &[String], path: &KeyPath) {
+        let mut seen = HashSet::new();
+        for (i, name) in names.iter().enumerate() {
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.error(
+                    path.index(i),
+                    format!("{name:?} is not a variable name (letters, digits and '_', not starting with a digit)"),
+                );
+            } else if EXEC_SET_VARIABLES.contains(&name.as_str()) {
+                self.error(
+                    path.index(i),
+                    format!("{name} is set by failoverd for every exec check; remove it from env"),
+                );
+            } else if name == "PATH" || name == "LANG" {
+                self.warning(
+                    path.index(i),
+                    format!("{name} is always passed; remove it from env"),
+                );
+            } else if !seen.insert(name.as_str()) {
+                self.warning(path.index(i), format!("{name} is listed twice"));
+            }
+        }
+    }
+
+    /// Warns where an exec check's `env` passes a vantage point's secret to the program.
+    fn exec_env_secrets(&mut self, vantages: &[(String, VantageSpec)]) {
+        let mut warnings = Vec::new();
+        for (check, spec) in self.checks.iter().map(|c| (&c.name, &c.kind)) {
+            let CheckKind::Exec(exec) = spec else {
+                continue;
+            };
+            for (i, name) in exec.env.iter().enumerate() {
+                for (vantage, v) in vantages {
+                    if v.secret_env.as_deref() == Some(name.as_str()) {
+                        warnings.push((
+                            KeyPath::root().key("checks").key(check).key("env").index(i),
+                            format!("{name} holds vantage point {vantage}'s secret (secret_env); the check's program would get it"),
+                        ));
+                    }
+                }
+            }
+        }
+        for (path, message) in warnings {
+            self.warning(path, message);
+        }
+    }
 }
 
 /// Names of pools, regions and endpoints appear in paths, metrics and status output.

@@ -206,8 +206,13 @@ pub(super) fn print_status(server: &str, status: &Status) {
             String::new()
         }
     });
+    let impaired = if status.vantages.iter().any(|v| v.impaired) {
+        ", IMPAIRED (its own probes abstain for a local fault)"
+    } else {
+        ""
+    };
     println!(
-        "== {server}: vantage {}, generation {}, {}{isolation}",
+        "== {server}: vantage {}, generation {}, {}{isolation}{impaired}",
         status.vantage.as_deref().unwrap_or("-"),
         status.generation,
         if status.ready { "ready" } else { "starting" },
@@ -249,6 +254,14 @@ pub(super) fn print_status(server: &str, status: &Status) {
                 if d.suppressed {
                     notes.push(format!("damped (penalty {})", d.penalty));
                 }
+            }
+            if let Some(reason) = e
+                .local
+                .as_ref()
+                .filter(|l| l.abstaining)
+                .and_then(|l| l.abstained.as_ref())
+            {
+                notes.push(format!("probe abstains: {reason}"));
             }
             let votes: Vec<String> = e.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
             vec![

@@ -14,7 +14,11 @@
 //!
 //! What the board keeps per endpoint label:
 //! - this process's anti-flap machine and its last probe, with the time it was seen
-//!   (a stalled local prober goes stale like any peer);
+//!   (a stalled local prober goes stale like any peer), and its last *abstention*: a
+//!   probe that failed for a local fault (see [`crate::probe::fault`]) is not a vote —
+//!   it feeds no machine and refreshes no verdict, so the endpoint's state holds and
+//!   this vantage point's verdict on it ages and goes stale after `staleness`, like a
+//!   stalled prober's, and quorum counts it like a missing voter;
 //! - every remote vantage point's latest verdict, with the time it was observed;
 //! - the decided state, the operator's override;
 //!
@@ -59,6 +63,9 @@ pub enum LocalChange {
     Reason,
     /// The verdict of this vantage point changed.
     Verdict(HealthState),
+    /// The probe abstained (a local fault), and it had not, or for another reason:
+    /// status shows it. The verdict and state are untouched.
+    Abstained,
 }
 
 /// Where health starts (state file, peers).
@@ -116,7 +123,34 @@ pub struct Isolation {
 #[derive(Clone, Debug)]
 struct LocalProbe {
     machine: Machine,
+    /// The last vote (a probe that passed or failed) and when.
     last: Option<(ProbeOutcome, Duration)>,
+    /// The last abstention and when.
+    abstained: Option<(ProbeOutcome, Duration)>,
+}
+
+impl LocalProbe {
+    /// Whether the latest probe abstained.
+    fn abstaining(&self) -> bool {
+        match (&self.abstained, &self.last) {
+            (Some((_, abstained)), Some((_, voted))) => abstained > voted,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// This process's probe of one endpoint, as status shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalProbeView<'a> {
+    /// This vantage point's verdict (after rise and fall).
+    pub verdict: HealthState,
+    /// The last probe that voted.
+    pub last: Option<&'a ProbeOutcome>,
+    /// The last abstention within `staleness`, and how long ago.
+    pub abstained: Option<(&'a ProbeOutcome, Duration)>,
+    /// Whether the latest probe abstained.
+    pub abstaining: bool,
 }
 
 /// A remote verdict and when it was observed (by its sender, on our clock; None:
@@ -260,6 +294,8 @@ pub struct Board {
     /// When the last decision may stop holding without any input (a verdict or
     /// report going stale, a suppression, hold or slow-start step ending).
     next_wake: Option<Duration>,
+    /// When this process's probes last abstained (see [`Board::impaired`]).
+    last_abstention: Option<Duration>,
 }
 
 impl Board {
@@ -285,6 +321,7 @@ impl Board {
             changed: true,
             ready: false,
             next_wake: None,
+            last_abstention: None,
         };
         let mut carried: HashMap<String, Known> = HashMap::new();
         for (label, &state) in &restored.states {
@@ -360,6 +397,7 @@ impl Board {
                         known.local = Some(LocalProbe {
                             machine: Machine::new(start),
                             last: None,
+                            abstained: None,
                         });
                     }
                     (true, Some(_)) => {}
@@ -407,7 +445,9 @@ impl Board {
         (now.as_millis() / self.epoch_length.as_millis().max(1)) as u64
     }
 
-    /// Feeds one local probe result to the endpoint's anti-flap machine.
+    /// Feeds one local probe result to the endpoint's anti-flap machine — unless it
+    /// is an abstention (a local fault): that is only noted, and leaves the machine,
+    /// the verdict's time and the decision alone.
     pub fn observe_local(&mut self, observation: LocalObservation) -> LocalChange {
         if observation.generation != self.generation {
             return LocalChange::Ignored;
@@ -420,6 +460,24 @@ impl Board {
         else {
             return LocalChange::Ignored;
         };
+        if observation.outcome.fault.is_some() {
+            let news = !probe.abstaining()
+                || probe
+                    .abstained
+                    .as_ref()
+                    .is_none_or(|(last, _)| last.reason != observation.outcome.reason);
+            probe.abstained = Some((observation.outcome, observation.at));
+            self.last_abstention = Some(
+                self.last_abstention
+                    .map_or(observation.at, |at| at.max(observation.at)),
+            );
+            return if news {
+                LocalChange::Abstained
+            } else {
+                LocalChange::Unchanged
+            };
+        }
+        let was_abstaining = probe.abstaining();
         let doubt_before = (
             probe.machine.pace(&thresholds),
             probe.machine.probes_to_change(&thresholds),
@@ -436,15 +494,41 @@ impl Board {
         let reason_changed = probe.last.as_ref().is_none_or(|(last, _)| {
             last.ok != observation.outcome.ok || last.reason != observation.outcome.reason
         });
-        // A first verdict, a new one, or a new doubt (state-aware TTL) can change the
+        // A first verdict, a new one, a new doubt (state-aware TTL), or one that had
+        // gone stale (the probes abstained or stalled) fresh again can change the
         // decision.
-        self.changed |= changed.is_some() || probe.last.is_none() || doubt_before != doubt_after;
+        let was_stale = probe
+            .last
+            .as_ref()
+            .is_some_and(|(_, at)| observation.at.saturating_sub(*at) > slot.fresh_for);
+        self.changed |=
+            changed.is_some() || probe.last.is_none() || was_stale || doubt_before != doubt_after;
         probe.last = Some((observation.outcome, observation.at));
         match changed {
             Some(state) => LocalChange::Verdict(state),
-            None if reason_changed => LocalChange::Reason,
+            None if reason_changed || was_abstaining => LocalChange::Reason,
             None => LocalChange::Unchanged,
         }
+    }
+
+    /// Whether this process's probes abstained on any endpoint (a local fault) within
+    /// the last `staleness`: its own verdicts may be going stale for it.
+    pub fn impaired(&self, now: Duration) -> bool {
+        self.last_abstention
+            .is_some_and(|at| now.saturating_sub(at) <= self.staleness)
+    }
+
+    /// The endpoint whose probe abstained last, with that abstention (for events).
+    pub fn last_abstention(&self) -> Option<(EndpointIndex, &ProbeOutcome)> {
+        self.known
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| {
+                let (outcome, at) = k.local.as_ref()?.abstained.as_ref()?;
+                Some((*at, EndpointIndex(i as u32), outcome))
+            })
+            .max_by_key(|(at, _, _)| *at)
+            .map(|(_, endpoint, outcome)| (endpoint, outcome))
     }
 
     /// How soon this process should probe an endpoint again.
@@ -914,7 +998,8 @@ impl Board {
     }
 
     /// This process's verdicts for its reports, with their age at `now`, each with the
-    /// time a verdict on it stays fresh.
+    /// time a verdict on it stays fresh. The age is that of the last probe that voted:
+    /// while the probes abstain it grows, and the reason says why.
     pub fn local_verdicts(&self, now: Duration) -> Vec<(Verdict, Duration)> {
         self.slots
             .iter()
@@ -922,10 +1007,16 @@ impl Board {
             .filter_map(|(slot, known)| {
                 let probe = known.local.as_ref()?;
                 let (outcome, at) = probe.last.as_ref()?;
+                let reason = match &probe.abstained {
+                    Some((abstention, _)) if probe.abstaining() => {
+                        format!("abstained: {}", abstention.reason)
+                    }
+                    _ => outcome.reason.clone(),
+                };
                 let verdict = Verdict {
                     endpoint: slot.label.clone(),
                     state: probe.machine.verdict()?,
-                    reason: outcome.reason.clone(),
+                    reason,
                     age_ms: now.saturating_sub(*at).as_millis() as u64,
                 };
                 Some((verdict, slot.fresh_for))
@@ -933,11 +1024,28 @@ impl Board {
             .collect()
     }
 
-    /// This process's verdict and last probe of an endpoint.
-    pub fn local_probe(&self, endpoint: EndpointIndex) -> Option<(HealthState, &ProbeOutcome)> {
+    /// This process's probe of an endpoint, as of `now` (None: not probed here, or
+    /// no probe finished yet).
+    pub fn local_probe(
+        &self,
+        endpoint: EndpointIndex,
+        now: Duration,
+    ) -> Option<LocalProbeView<'_>> {
         let probe = self.known.get(endpoint.0 as usize)?.local.as_ref()?;
-        let (outcome, _) = probe.last.as_ref()?;
-        Some((probe.machine.state(), outcome))
+        let abstained = probe
+            .abstained
+            .as_ref()
+            .map(|(outcome, at)| (outcome, now.saturating_sub(*at)))
+            .filter(|(_, age)| *age <= self.staleness);
+        if probe.last.is_none() && abstained.is_none() {
+            return None;
+        }
+        Some(LocalProbeView {
+            verdict: probe.machine.state(),
+            last: probe.last.as_ref().map(|(outcome, _)| outcome),
+            abstained,
+            abstaining: probe.abstaining(),
+        })
     }
 
     /// Every remote vantage point heard from: name, age of its last report, and its

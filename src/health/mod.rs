@@ -29,6 +29,82 @@ pub struct ProbeOutcome {
     pub latency: Duration,
     /// Short explanation ("ok", "connect refused", "status 503", ...).
     pub reason: String,
+    /// Some: the probe could not be made for a reason of this prober's own (see
+    /// [`LocalFault`]) — an abstention, not a vote: `ok` means nothing then, and
+    /// `reason` says what failed ("local fault: too many open files (EMFILE)").
+    pub fault: Option<LocalFault>,
+}
+
+impl ProbeOutcome {
+    /// A vote: the endpoint passed (`ok`) or failed, for `reason`.
+    pub fn vote(ok: bool, latency: Duration, reason: String) -> Self {
+        Self {
+            ok,
+            latency,
+            reason,
+            fault: None,
+        }
+    }
+
+    /// An abstention for a local `fault`; `reason` is the full text shown
+    /// ("local fault: …").
+    pub fn abstention(fault: LocalFault, latency: Duration, reason: String) -> Self {
+        Self {
+            ok: false,
+            latency,
+            reason,
+            fault: Some(fault),
+        }
+    }
+}
+
+/// Why a probe could not be made, when the cause lies with this prober and not with
+/// the endpoint: its outcome says nothing about the endpoint, so it does not vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LocalFault {
+    /// No file descriptor left (EMFILE, ENFILE).
+    FdExhausted,
+    /// No kernel memory or buffer space (ENOBUFS, ENOMEM).
+    NoBuffers,
+    /// The configured source address is not on this host (EADDRNOTAVAIL).
+    NoSourceAddress,
+    /// No route to the endpoint in the local routing table (ENETUNREACH from
+    /// connect, with no route found locally either).
+    NoRoute,
+    /// A local firewall refused the packet (EPERM, EACCES).
+    LocalFirewall,
+    /// The exec check's program could not be started (missing, not executable, no
+    /// fork or pipe).
+    SpawnFailed,
+    /// The prober's own client could not be set up (TLS CA file unreadable, a
+    /// request that cannot be built).
+    ClientSetup,
+}
+
+impl LocalFault {
+    /// Every fault, in label order of the metrics.
+    pub const ALL: [Self; 7] = [
+        Self::FdExhausted,
+        Self::NoBuffers,
+        Self::NoSourceAddress,
+        Self::NoRoute,
+        Self::LocalFirewall,
+        Self::SpawnFailed,
+        Self::ClientSetup,
+    ];
+
+    /// Metric label (`failoverd_probe_abstentions_total{reason}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::FdExhausted => "fd_exhausted",
+            Self::NoBuffers => "no_buffers",
+            Self::NoSourceAddress => "no_source_address",
+            Self::NoRoute => "no_route",
+            Self::LocalFirewall => "local_firewall",
+            Self::SpawnFailed => "spawn_failed",
+            Self::ClientSetup => "client_setup",
+        }
+    }
 }
 
 /// Why an endpoint has its state.

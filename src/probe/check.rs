@@ -3,17 +3,19 @@
 //!
 //! Every probe is bounded by the check's timeout and returns a [`ProbeOutcome`] with
 //! its latency and a short reason ("connect refused", "status 503", "certificate
-//! expired") — never an error.
+//! expired") — never an error. A probe that fails for a reason of this prober's own
+//! (see [`super::fault`]) returns an abstention instead of a vote.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use super::tls;
+use super::exec::ExecError;
+use super::{fault, tls};
 use crate::config::{Check, CheckKind, DnsCheck, Endpoint, HttpCheck};
+use crate::health::LocalFault;
 use crate::model::EndpointTarget;
 
 /// Bytes of an HTTP body searched for `expect_body`.
@@ -33,14 +35,26 @@ pub enum ProbeError {
     Http(String),
 }
 
+/// Why a probe did not pass.
+#[derive(Debug)]
+enum Failure {
+    /// The endpoint failed: a vote down, for this reason.
+    Down(String),
+    /// This prober failed: an abstention, for this reason ("local fault: …").
+    Local(LocalFault, String),
+}
+
+/// An abstention for `fault`, described by `text`.
+fn local(fault: LocalFault, text: &str) -> Failure {
+    Failure::Local(fault, format!("local fault: {text}"))
+}
+
 /// A prepared probe for one endpoint.
 pub struct Prober {
     target: EndpointTarget,
     source: Option<IpAddr>,
     timeout: Duration,
     kind: ProberKind,
-    /// Substitutions for exec checks.
-    endpoint_label: String,
 }
 
 enum ProberKind {
@@ -51,7 +65,7 @@ enum ProberKind {
     },
     Tcp(u16),
     Dns(DnsCheck),
-    Exec(Vec<String>),
+    Exec(super::exec::ExecProbe),
     Postgres(Box<super::postgres::PostgresProbe>),
 }
 
@@ -75,7 +89,11 @@ impl Prober {
             }
             CheckKind::Tcp { port } => ProberKind::Tcp(*port),
             CheckKind::Dns(dns) => ProberKind::Dns(dns.clone()),
-            CheckKind::Exec { command } => ProberKind::Exec(command.clone()),
+            CheckKind::Exec(exec) => ProberKind::Exec(super::exec::ExecProbe::new(
+                exec,
+                &endpoint.target.to_string(),
+                endpoint_label,
+            )),
             CheckKind::Postgres(pg) => {
                 ProberKind::Postgres(Box::new(super::postgres::PostgresProbe::new(
                     pg,
@@ -89,83 +107,140 @@ impl Prober {
             source,
             timeout: check.timeout,
             kind,
-            endpoint_label: endpoint_label.to_owned(),
         })
     }
 
     /// Runs one probe, bounded by the check's timeout.
     pub async fn probe(&self) -> ProbeOutcome {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.run()).await;
+        // An exec check keeps its own deadline (it kills and reaps its process group
+        // then); this bound only covers a reap that hangs.
+        let bound = match &self.kind {
+            ProberKind::Exec(_) => self.timeout + super::exec::REAP_GRACE,
+            _ => self.timeout,
+        };
+        let result = tokio::time::timeout(bound, self.run()).await;
         let latency = started.elapsed();
         match result {
-            Ok(Ok(reason)) => ProbeOutcome {
-                ok: true,
+            Ok(Ok(reason)) => ProbeOutcome::vote(true, latency, reason),
+            Ok(Err(Failure::Down(reason))) => ProbeOutcome::vote(false, latency, reason),
+            Ok(Err(Failure::Local(fault, reason))) => {
+                ProbeOutcome::abstention(fault, latency, reason)
+            }
+            Err(_) => ProbeOutcome::vote(
+                false,
                 latency,
-                reason,
-            },
-            Ok(Err(reason)) => ProbeOutcome {
-                ok: false,
-                latency,
-                reason,
-            },
-            Err(_) => ProbeOutcome {
-                ok: false,
-                latency,
-                reason: format!("timeout after {} ms", self.timeout.as_millis()),
-            },
+                format!("timeout after {} ms", self.timeout.as_millis()),
+            ),
         }
     }
 
-    async fn run(&self) -> Result<String, String> {
+    async fn run(&self) -> Result<String, Failure> {
         match &self.kind {
-            ProberKind::Http { client, url, check } => probe_http(client, url, check).await,
+            ProberKind::Http { client, url, check } => match probe_http(client, url, check).await {
+                Err(HttpFailure::Request(error)) => {
+                    Err(self.http_failure(&error, check.port).await)
+                }
+                Err(HttpFailure::Endpoint(reason)) => Err(Failure::Down(reason)),
+                Ok(reason) => Ok(reason),
+            },
             ProberKind::Tcp(port) => {
                 let addr = self.socket_addr(*port).await?;
-                connect(addr, self.source)
-                    .await
-                    .map(|_| "connected".to_owned())
-                    .map_err(|e| describe_io(&e, "connect"))
+                match connect(addr, self.source).await {
+                    Ok(_) => Ok("connected".to_owned()),
+                    Err(e) => Err(self.io_failure(&e, "connect", Some(addr))),
+                }
             }
             ProberKind::Dns(check) => {
                 let addr = self.socket_addr(check.port).await?;
-                probe_dns(addr, check, self.source).await
-            }
-            ProberKind::Exec(command) => {
-                probe_exec(command, &self.target, &self.endpoint_label).await
-            }
-            ProberKind::Postgres(probe) => {
-                let port = match self.kind_port() {
-                    Some(port) => port,
-                    None => return Err("no port".into()),
-                };
-                let addr = self.socket_addr(port).await?;
-                let stream = connect(addr, self.source)
+                probe_dns(addr, check, self.source)
                     .await
-                    .map_err(|e| describe_io(&e, "connect"))?;
-                probe.run(stream).await
+                    .map_err(|(e, action)| match e {
+                        DnsFailure::Io(e) => self.io_failure(&e, action, Some(addr)),
+                        DnsFailure::Endpoint(reason) => Failure::Down(reason),
+                    })
+            }
+            ProberKind::Exec(exec) => exec.run(self.timeout).await.map_err(|e| match e {
+                ExecError::Spawn { program, error } => {
+                    let fd = fault::classify_io(&error)
+                        .filter(|(fault, _)| *fault == LocalFault::FdExhausted);
+                    match fd {
+                        Some((fault, text)) => {
+                            local(fault, &format!("cannot run {program}: {text}"))
+                        }
+                        None => local(
+                            LocalFault::SpawnFailed,
+                            &format!("cannot run {program}: {error}"),
+                        ),
+                    }
+                }
+                ExecError::Failed(reason) => Failure::Down(reason),
+            }),
+            ProberKind::Postgres(probe) => {
+                let port = probe.port();
+                let addr = self.socket_addr(port).await?;
+                let stream = match connect(addr, self.source).await {
+                    Ok(stream) => stream,
+                    Err(e) => return Err(self.io_failure(&e, "connect", Some(addr))),
+                };
+                probe.run(stream).await.map_err(Failure::Down)
             }
         }
     }
 
-    /// Port of a postgres probe.
-    fn kind_port(&self) -> Option<u16> {
-        match &self.kind {
-            ProberKind::Postgres(probe) => Some(probe.port()),
-            _ => None,
+    /// An I/O error of a probe to `peer`: an abstention if it shows a local fault (an
+    /// ENETUNREACH only if the local table has no route either), else a vote down.
+    fn io_failure(
+        &self,
+        error: &std::io::Error,
+        action: &str,
+        peer: Option<SocketAddr>,
+    ) -> Failure {
+        match fault::classify_io(error) {
+            Some((LocalFault::NoRoute, _)) => {
+                match peer.and_then(|peer| fault::route_fault(peer, self.source)) {
+                    Some((fault, text)) => local(fault, text),
+                    None => Failure::Down(describe_io(error, action)),
+                }
+            }
+            Some((fault, text)) => local(fault, text),
+            None => Failure::Down(describe_io(error, action)),
         }
+    }
+
+    /// A failed HTTP request: the client's own (a request it cannot build), a local
+    /// fault in its error chain, or the endpoint's.
+    async fn http_failure(&self, error: &reqwest::Error, port: u16) -> Failure {
+        if error.is_builder() {
+            return local(LocalFault::ClientSetup, &format!("client setup: {error}"));
+        }
+        if let Some(io) = fault::io_error_in(error) {
+            if fault::classify_io(io).is_some() {
+                let peer = self.socket_addr(port).await.ok();
+                if let Failure::Local(fault, reason) = self.io_failure(io, "connect", peer) {
+                    return Failure::Local(fault, reason);
+                }
+            }
+        }
+        Failure::Down(describe_reqwest(error))
     }
 
     /// Where to connect: the endpoint's address, or its host name resolved now.
-    async fn socket_addr(&self, port: u16) -> Result<SocketAddr, String> {
+    /// A resolver that fails for a local fault (getaddrinfo out of descriptors)
+    /// abstains too.
+    async fn socket_addr(&self, port: u16) -> Result<SocketAddr, Failure> {
         match &self.target {
             EndpointTarget::Address(ip) => Ok(SocketAddr::new(*ip, port)),
             EndpointTarget::Host(host) => {
-                tokio::net::lookup_host((host.trim_end_matches('.'), port))
+                let mut found = tokio::net::lookup_host((host.trim_end_matches('.'), port))
                     .await
-                    .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                    .map_err(|e| match fault::classify_io(&e) {
+                        Some((fault, text)) if fault != LocalFault::NoRoute => local(fault, text),
+                        _ => Failure::Down(format!("cannot resolve {host}: {e}")),
+                    })?;
+                found
                     .next()
-                    .ok_or_else(|| format!("{host} has no address"))
+                    .ok_or_else(|| Failure::Down(format!("{host} has no address")))
             }
         }
     }
@@ -222,24 +297,33 @@ fn http_client(
     Ok((client, url))
 }
 
+/// Why an HTTP probe did not pass.
+enum HttpFailure {
+    /// The request failed (judged by [`Prober::http_failure`]).
+    Request(reqwest::Error),
+    /// The endpoint answered, wrongly.
+    Endpoint(String),
+}
+
 async fn probe_http(
     client: &reqwest::Client,
     url: &str,
     check: &HttpCheck,
-) -> Result<String, String> {
-    let method = reqwest::Method::from_bytes(check.method.as_bytes()).map_err(|e| e.to_string())?;
+) -> Result<String, HttpFailure> {
+    let method = reqwest::Method::from_bytes(check.method.as_bytes())
+        .map_err(|e| HttpFailure::Endpoint(e.to_string()))?;
     let mut request = client.request(method, url);
     for (name, value) in &check.headers {
         request = request.header(name.as_str(), value.as_str());
     }
-    let mut response = request.send().await.map_err(|e| describe_reqwest(&e))?;
+    let mut response = request.send().await.map_err(HttpFailure::Request)?;
     let status = response.status().as_u16();
     if !check
         .expect_status
         .iter()
         .any(|(low, high)| (*low..=*high).contains(&status))
     {
-        return Err(format!("status {status}"));
+        return Err(HttpFailure::Endpoint(format!("status {status}")));
     }
     let Some(expected) = &check.expect_body else {
         return Ok(format!("status {status}"));
@@ -251,7 +335,12 @@ async fn probe_http(
                 body.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - body.len())])
             }
             Ok(None) => break,
-            Err(e) => return Err(format!("reading body: {}", describe_reqwest(&e))),
+            Err(e) => {
+                return Err(HttpFailure::Endpoint(format!(
+                    "reading body: {}",
+                    describe_reqwest(&e)
+                )));
+            }
         }
     }
     let found = body
@@ -260,7 +349,9 @@ async fn probe_http(
     if found {
         Ok(format!("status {status}, body matched"))
     } else {
-        Err(format!("status {status}, body lacks {expected:?}"))
+        Err(HttpFailure::Endpoint(format!(
+            "status {status}, body lacks {expected:?}"
+        )))
     }
 }
 
@@ -303,19 +394,28 @@ fn describe_io(error: &std::io::Error, action: &str) -> String {
     }
 }
 
+/// Why a DNS probe did not pass.
+enum DnsFailure {
+    /// A socket call failed (judged by [`Prober::io_failure`]).
+    Io(std::io::Error),
+    /// The endpoint answered, wrongly.
+    Endpoint(String),
+}
+
 async fn probe_dns(
     server: SocketAddr,
     check: &DnsCheck,
     source: Option<IpAddr>,
-) -> Result<String, String> {
+) -> Result<String, (DnsFailure, &'static str)> {
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
-    let name = Name::from_ascii(&check.query_name).map_err(|e| e.to_string())?;
+    let answered = |reason: String| (DnsFailure::Endpoint(reason), "");
+    let name = Name::from_ascii(&check.query_name).map_err(|e| answered(e.to_string()))?;
     let mut message = Message::query();
     message.metadata.id = rand_id();
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(name, RecordType::from(check.query_type)));
-    let bytes = message.to_vec().map_err(|e| e.to_string())?;
+    let bytes = message.to_vec().map_err(|e| answered(e.to_string()))?;
     let local: SocketAddr = match source {
         Some(ip) => SocketAddr::new(ip, 0),
         None if server.is_ipv4() => ([0, 0, 0, 0], 0).into(),
@@ -323,33 +423,33 @@ async fn probe_dns(
     };
     let socket = UdpSocket::bind(local)
         .await
-        .map_err(|e| describe_io(&e, "bind"))?;
+        .map_err(|e| (DnsFailure::Io(e), "bind"))?;
     socket
         .connect(server)
         .await
-        .map_err(|e| describe_io(&e, "connect"))?;
+        .map_err(|e| (DnsFailure::Io(e), "connect"))?;
     socket
         .send(&bytes)
         .await
-        .map_err(|e| describe_io(&e, "send"))?;
+        .map_err(|e| (DnsFailure::Io(e), "send"))?;
     let mut buf = vec![0u8; 4096];
     loop {
         let n = socket
             .recv(&mut buf)
             .await
-            .map_err(|e| describe_io(&e, "receive"))?;
+            .map_err(|e| (DnsFailure::Io(e), "receive"))?;
         let Ok(reply) = Message::from_vec(&buf[..n]) else {
-            return Err("malformed DNS reply".into());
+            return Err(answered("malformed DNS reply".into()));
         };
         if reply.metadata.id != message.metadata.id {
             continue; // a stray datagram; keep waiting within the timeout
         }
         let rcode = u16::from(reply.metadata.response_code);
         if rcode != check.expect_rcode {
-            return Err(format!("rcode {}", rcode_name(rcode)));
+            return Err(answered(format!("rcode {}", rcode_name(rcode))));
         }
         if check.expect_answer && reply.answers.is_empty() {
-            return Err("no answer records".into());
+            return Err(answered("no answer records".into()));
         }
         return Ok(format!(
             "rcode {}, {} answers",
@@ -375,54 +475,4 @@ fn rand_id() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0x5eed);
     NEXT.fetch_add(0x9E37, Ordering::Relaxed)
-}
-
-async fn probe_exec(
-    command: &[String],
-    target: &EndpointTarget,
-    endpoint: &str,
-) -> Result<String, String> {
-    let substitute = |arg: &String| {
-        arg.replace("{address}", &target.to_string())
-            .replace("{endpoint}", endpoint)
-    };
-    let Some((program, args)) = command.split_first() else {
-        return Err("empty command".into());
-    };
-    let mut child = tokio::process::Command::new(substitute(program))
-        .args(args.iter().map(substitute))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let mut stderr = child.stderr.take();
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("waiting for {program}: {e}"))?;
-    if status.success() {
-        return Ok("exit 0".into());
-    }
-    let mut message = String::new();
-    if let Some(stderr) = stderr.as_mut() {
-        let mut buf = vec![0u8; 512];
-        if let Ok(n) = stderr.read(&mut buf).await {
-            message = String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_owned();
-        }
-    }
-    let code = status
-        .code()
-        .map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
-    Err(if message.is_empty() {
-        code
-    } else {
-        format!("{code}: {message}")
-    })
 }

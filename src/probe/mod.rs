@@ -3,6 +3,8 @@
 //! to servers. Probes never decide an answer; they produce verdicts.
 
 pub mod check;
+pub mod exec;
+pub mod fault;
 pub mod postgres;
 pub mod reporter;
 pub mod scheduler;

@@ -3,6 +3,10 @@
 //! machines live in the health board, so they outlive a reload's new probers; the
 //! board answers each outcome with the pace of the next probe — `fast_interval` while
 //! a verdict is in doubt (fast confirm), `down_interval` while down.
+//!
+//! A prober that cannot be prepared for one endpoint (its check's TLS CA file is
+//! unreadable, say) stops nobody else: that endpoint's task abstains every interval,
+//! with the reason (a local fault: see [`super::fault`]).
 
 use std::time::Duration;
 
@@ -11,8 +15,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::check::{ProbeError, ProbeOutcome, Prober};
+use super::check::{ProbeOutcome, Prober};
 use crate::config::Config;
+use crate::health::LocalFault;
 use crate::health::machine::Pace;
 use crate::model::{EndpointIndex, RandomSource, SplitMix64};
 
@@ -42,7 +47,7 @@ pub fn spawn(
     events: mpsc::UnboundedSender<ProbeEvent>,
     shutdown: CancellationToken,
     seed: u64,
-) -> Result<JoinSet<()>, ProbeError> {
+) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let started = Instant::now();
     let source = config
@@ -55,7 +60,14 @@ pub fn spawn(
             continue;
         };
         let label = config.endpoint_label(index);
-        let prober = Prober::new(check, endpoint, &label, source)?;
+        let prober = Prober::new(check, endpoint, &label, source).map_err(|error| {
+            tracing::error!(
+                endpoint = %label,
+                %error,
+                "cannot prepare this endpoint's probe; this vantage point abstains on it"
+            );
+            format!("local fault: client setup: {error}")
+        });
         let interval = check.interval;
         let (fast, down) = (check.fast_interval, check.down_interval);
         let jitter = check.jitter;
@@ -73,9 +85,16 @@ pub fn spawn(
                     _ = tokio::time::sleep_until(at) => {}
                 }
                 let started = Instant::now();
-                let outcome = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    outcome = prober.probe() => outcome,
+                let outcome = match &prober {
+                    Ok(prober) => tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        outcome = prober.probe() => outcome,
+                    },
+                    Err(reason) => ProbeOutcome::abstention(
+                        LocalFault::ClientSetup,
+                        Duration::ZERO,
+                        reason.clone(),
+                    ),
                 };
                 let (pace_tx, pace_rx) = oneshot::channel();
                 let event = ProbeEvent {
@@ -104,7 +123,7 @@ pub fn spawn(
             }
         });
     }
-    Ok(tasks)
+    tasks
 }
 
 fn random_delay(rng: &mut SplitMix64, max: Duration) -> Duration {

@@ -819,6 +819,26 @@ fn render_metrics(
         "failoverd_probes_total{{result=\"failed\"}} {}",
         load(&plane.probes_failed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_probe_abstentions_total Probes of this vantage point that failed for a local fault and abstained (no vote), by reason.\n# TYPE failoverd_probe_abstentions_total counter"
+    );
+    for (fault, count) in crate::health::LocalFault::ALL
+        .iter()
+        .zip(&plane.abstentions)
+    {
+        let _ = writeln!(
+            out,
+            "failoverd_probe_abstentions_total{{reason=\"{}\"}} {}",
+            fault.label(),
+            load(count)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP failoverd_vantage_impaired Whether this process's probes abstained on an endpoint (a local fault) within the last staleness.\n# TYPE failoverd_vantage_impaired gauge\nfailoverd_vantage_impaired {}",
+        u8::from(plane.impaired.load(Ordering::Relaxed))
+    );
     let servers = plane.reporter.snapshot();
     let _ = writeln!(
         out,

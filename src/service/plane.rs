@@ -34,7 +34,7 @@ use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSe
 use crate::health::persist::SavedState;
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
-use crate::health::{EndpointHealth, HealthSnapshot, HealthSource};
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, LocalFault};
 use crate::model::{EndpointIndex, HealthState};
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
@@ -102,6 +102,10 @@ pub(crate) struct PlaneMetrics {
     pub(crate) override_syncs_refused: BTreeMap<&'static str, AtomicU64>,
     pub(crate) probes_ok: AtomicU64,
     pub(crate) probes_failed: AtomicU64,
+    /// Probes that abstained, by [`LocalFault`] (in [`LocalFault::ALL`] order).
+    pub(crate) abstentions: [AtomicU64; LocalFault::ALL.len()],
+    /// This process abstained on an endpoint within the last staleness.
+    pub(crate) impaired: AtomicBool,
     pub(crate) health_changes: AtomicU64,
     pub(crate) isolations: AtomicU64,
     /// Times two or more endpoints of a `primary` record began to claim primary.
@@ -166,6 +170,8 @@ pub(crate) struct Plane {
     suppressed: BTreeSet<String>,
     /// The isolation warning went out and no "ended" followed yet.
     isolation_announced: bool,
+    /// This process's probes abstained within the last staleness (for events).
+    impaired: bool,
     /// A quorum of vantage points was heard since start.
     quorum_heard: bool,
     /// When the oldest input not yet reflected in the published answers arrived.
@@ -324,6 +330,7 @@ impl Plane {
             last_reload: None,
             suppressed: BTreeSet::new(),
             isolation_announced: false,
+            impaired: false,
             quorum_heard: false,
             pending_since: None,
             transfer,
@@ -378,18 +385,14 @@ impl Plane {
             return;
         }
         let token = shutdown.child_token();
-        match scheduler::spawn(
+        let tasks = scheduler::spawn(
             &self.config,
             self.board.generation(),
             self.events_tx.clone(),
             token.clone(),
             unix_ms(),
-        ) {
-            Ok(tasks) => self.probes = Some((token, tasks)),
-            Err(error) => {
-                tracing::error!(%error, "probes could not start; health comes from reports only")
-            }
-        }
+        );
+        self.probes = Some((token, tasks));
     }
 
     async fn run(
@@ -552,16 +555,23 @@ impl Plane {
     }
 
     fn probe_event(&mut self, event: ProbeEvent) {
-        let counter = if event.outcome.ok {
-            &self.metrics.probes_ok
-        } else {
-            &self.metrics.probes_failed
+        let counter = match event.outcome.fault {
+            Some(fault) => {
+                let i = LocalFault::ALL.iter().position(|f| *f == fault);
+                i.map(|i| &self.metrics.abstentions[i])
+            }
+            None if event.outcome.ok => Some(&self.metrics.probes_ok),
+            None => Some(&self.metrics.probes_failed),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let at = event.at.saturating_duration_since(self.started);
         let reason = event.outcome.reason.clone();
         let latency = event.outcome.latency;
-        self.metrics.probe_latency.observe(latency);
+        if event.outcome.fault.is_none() {
+            self.metrics.probe_latency.observe(latency);
+        }
         let observation = LocalObservation {
             generation: event.generation,
             endpoint: event.endpoint,
@@ -578,6 +588,12 @@ impl Plane {
         match change {
             LocalChange::Ignored | LocalChange::Unchanged => {}
             LocalChange::Reason => self.dirty = true,
+            LocalChange::Abstained => {
+                self.dirty = true;
+                // The reports say why this vantage point's verdict stops being fresh.
+                self.publish_verdicts(false);
+                self.note_impairment();
+            }
             LocalChange::Verdict(state) => {
                 crate::event!(
                     self.events,
@@ -593,6 +609,42 @@ impl Plane {
                 self.dirty = true;
                 self.publish_verdicts(true);
             }
+        }
+    }
+
+    /// Announces, on the edge only, that this process's probes began abstaining (a
+    /// local fault) or have not abstained for `staleness`.
+    fn note_impairment(&mut self) {
+        let impaired = self.board.impaired(self.now());
+        if impaired == self.impaired {
+            return;
+        }
+        self.impaired = impaired;
+        self.metrics.impaired.store(impaired, Ordering::Relaxed);
+        self.dirty = true;
+        if impaired {
+            let (endpoint, reason) = self
+                .board
+                .last_abstention()
+                .map(|(e, o)| (self.config.endpoint_label(e), o.reason.clone()))
+                .unwrap_or_default();
+            crate::event!(
+                self.events,
+                warn,
+                "probe_impaired",
+                "this vantage point's own probes fail for a local fault: they abstain instead of voting, and its verdicts go stale",
+                vantage = self.board.local_name(),
+                endpoint = endpoint,
+                reason = reason,
+            );
+        } else {
+            crate::event!(
+                self.events,
+                info,
+                "probe_recovered",
+                "no local fault for the staleness window; this vantage point's probes vote again",
+                vantage = self.board.local_name(),
+            );
         }
     }
 
@@ -701,6 +753,7 @@ impl Plane {
             self.pending_since = None;
         }
         self.announce_isolation();
+        self.note_impairment();
         let ready = self.board.ready();
         if self.metrics.ready.swap(ready, Ordering::Relaxed) != ready {
             self.metrics.ready_changed.notify_waiters();
@@ -761,8 +814,12 @@ impl Plane {
                 let votes = tally.describe_votes(i);
                 let reason = self
                     .board
-                    .local_probe(EndpointIndex(i as u32))
-                    .map(|(_, o)| o.reason.clone())
+                    .local_probe(EndpointIndex(i as u32), self.now())
+                    .and_then(|p| match (p.abstaining, p.abstained, p.last) {
+                        (true, Some((abstention, _)), _) => Some(&abstention.reason),
+                        (_, _, last) => last.map(|o| &o.reason),
+                    })
+                    .cloned()
                     .unwrap_or_default();
                 crate::event!(
                     self.events,
@@ -958,15 +1015,23 @@ impl Plane {
                     state: health.state,
                     source: health.source,
                     votes,
-                    local: self
-                        .board
-                        .local_probe(index)
-                        .map(|(verdict, outcome)| ProbeStatus {
-                            verdict,
-                            ok: outcome.ok,
-                            reason: outcome.reason.clone(),
-                            latency_ms: millis(outcome.latency),
-                        }),
+                    local: self.board.local_probe(index, self.now()).map(|probe| {
+                        let (ok, reason, latency_ms) = probe.last.map_or_else(
+                            || (false, "no probe has voted yet".to_owned(), 0.0),
+                            |o| (o.ok, o.reason.clone(), millis(o.latency)),
+                        );
+                        ProbeStatus {
+                            verdict: probe.verdict,
+                            ok,
+                            reason,
+                            latency_ms,
+                            abstained: probe.abstained.map(|(o, _)| o.reason.clone()),
+                            abstained_age_ms: probe
+                                .abstained
+                                .map(|(_, age)| age.as_millis() as u64),
+                            abstaining: probe.abstaining,
+                        }
+                    }),
                     damping: self.board.damping(index, self.now()).map(|d| {
                         let now = self.now();
                         DampingStatus {
@@ -1035,16 +1100,20 @@ impl Plane {
                 partitioned: tally.partitioned.contains(&name),
                 last_report_age_ms: Some(age.as_millis() as u64),
                 clock_offset_ms: skew,
+                impaired: false,
                 name,
             })
             .collect();
         let local = self.board.local_name().to_owned();
-        if tally.fresh.contains(&local) {
+        // This process: listed while its verdicts are fresh, and while impaired (its
+        // verdicts may be going stale because its probes abstain).
+        if tally.fresh.contains(&local) || self.impaired {
             vantages.push(VantageStatus {
-                fresh: true,
+                fresh: tally.fresh.contains(&local),
                 partitioned: tally.partitioned.contains(&local),
                 last_report_age_ms: Some(0),
                 clock_offset_ms: 0,
+                impaired: self.impaired,
                 name: local.clone(),
             });
         }

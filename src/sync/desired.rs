@@ -588,7 +588,7 @@ pub fn health_check_spec(
             }
         }
         CheckKind::Tcp { .. } => {}
-        CheckKind::Dns(_) | CheckKind::Exec { .. } | CheckKind::Postgres(_) => {
+        CheckKind::Dns(_) | CheckKind::Exec(_) | CheckKind::Postgres(_) => {
             return Err(format!(
                 "endpoint {label} uses the {} check {:?}, which Route 53 cannot run",
                 check.kind.name(),

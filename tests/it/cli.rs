@@ -50,7 +50,7 @@ fn the_embedded_default_keeps_a_drain_across_a_restart() {
     let state_home = server.kill();
     let kept = state_home.path().join("failoverd/state.json");
     assert!(kept.exists(), "no state in {}", kept.display());
-    let server = BinaryServer::start_in(state_home, &[], &args);
+    let server = BinaryServer::start_in(state_home, &[], &args, &[]);
     let first = addresses(&ask(server.addr, "www.gslb.example.com.", RecordType::A));
     assert_eq!(
         first,

@@ -458,3 +458,115 @@ fn the_tsig_window_is_between_a_second_and_the_largest_fudge() {
             .expect("valid");
     assert_eq!(config.transfer.tsig_window.as_secs(), 120);
 }
+
+#[test]
+fn exec_checks_take_placeholders_only_as_whole_arguments() {
+    let d = errors(concat!(
+        "[checks.spliced]\ntype = \"exec\"\n",
+        "command = [\"sh\", \"-c\", \"curl {address}\", \"{endpoint}\", \"--host={endpoint}\"]\n",
+        "[checks.program]\ntype = \"exec\"\ncommand = [\"{address}\"]\n",
+    ));
+    assert_error(
+        &d,
+        "checks.spliced.command[2]",
+        "splices {address} into a larger argument",
+    );
+    assert_error(&d, "checks.spliced.command[2]", "\"$FAILOVERD_ADDRESS\"");
+    assert_error(&d, "checks.spliced.command[4]", "\"$FAILOVERD_ENDPOINT\"");
+    assert_error(&d, "checks.program.command[0]", "the program cannot be");
+    let at = |path: &str| {
+        d.errors
+            .iter()
+            .filter(|e| e.path.as_ref().is_some_and(|p| p.to_string() == path))
+            .count()
+    };
+    // A whole-argument placeholder is fine.
+    assert_eq!(at("checks.spliced.command[3]"), 0, "{d}");
+}
+
+#[test]
+fn exec_env_names_variables_and_port_is_optional() {
+    let d = errors(concat!(
+        "[checks.bad]\ntype = \"exec\"\ncommand = [\"true\"]\nport = 70000\n",
+        "env = [\"OK_NAME\", \"1BAD\", \"A-B\", \"FAILOVERD_ADDRESS\"]\n",
+        "[checks.web]\ntype = \"http\"\nenv = [\"HOME\"]\n",
+    ));
+    assert_error(&d, "checks.bad.port", "out of range");
+    assert_error(&d, "checks.bad.env[1]", "not a variable name");
+    assert_error(&d, "checks.bad.env[2]", "not a variable name");
+    assert_error(
+        &d,
+        "checks.bad.env[3]",
+        "set by failoverd for every exec check",
+    );
+    assert_error(&d, "checks.web.env", "does not apply to http checks");
+    // A valid exec check with a port and env loads; a vantage secret passed on warns.
+    let text = format!(
+        "{BASE}\n{}\n{}",
+        "[checks.db]\ntype = \"exec\"\ncommand = [\"true\"]\nport = 5432\nenv = [\"PGPASSFILE\", \"FAILOVERD_TEST_VANTAGE_SECRET\"]\n[pools.db]\ncheck = \"db\"\nendpoints = [{ address = \"192.0.2.3\" }]\n",
+        "[vantages.v1]\nsecret = \"0123456789abcdef0123\"\n[vantages.v2]\nsecret_env = \"FAILOVERD_TEST_VANTAGE_SECRET\"\n[health]\nvantage = \"v1\"\n",
+    );
+    let source = ConfigSource::from_text(text, data_dir().join("configs"));
+    let diagnostics = service::load(source.read_by(service::Reader::Agent {
+        vantage: Some("v1".into()),
+    }))
+    .unwrap_or_else(|d| panic!("invalid:\n{d}"))
+    .warnings;
+    let warning = diagnostics.warnings.iter().find(|w| {
+        w.path
+            .as_ref()
+            .is_some_and(|p| p.to_string() == "checks.db.env[1]")
+    });
+    assert!(
+        warning.is_some_and(|w| w.message.contains("vantage point v2's secret")),
+        "{diagnostics}"
+    );
+}
+
+#[test]
+fn endpoint_host_names_are_host_names() {
+    let d = errors(concat!(
+        "[pools.hosts]\nendpoints = [{ address = \"-oproxycommand.x\", name = \"a\" }, ",
+        "{ address = \"web_1.example.net\", name = \"b\" }, { address = \"a.b-.example\", name = \"c\" }, ",
+        "{ address = \"ok-1.example.net\", name = \"d\" }]\n",
+    ));
+    assert_error(
+        &d,
+        "pools.hosts.endpoints[0].address",
+        "label \"-oproxycommand\" starts with '-'",
+    );
+    assert_error(&d, "pools.hosts.endpoints[1].address", "contains '_'");
+    assert_error(
+        &d,
+        "pools.hosts.endpoints[2].address",
+        "\"b-\" ends with '-'",
+    );
+    assert!(
+        !d.errors.iter().any(|e| e
+            .path
+            .as_ref()
+            .is_some_and(|p| p.to_string() == "pools.hosts.endpoints[3].address")),
+        "{d}"
+    );
+}
+
+#[test]
+fn check_config_refuses_an_option_shaped_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.toml");
+    let zones = data_dir().join("zones");
+    std::fs::write(
+        &path,
+        format!(
+            "version = 1\n[zones]\ndirectory = {:?}\n[pools.hosts]\nendpoints = [{{ address = \"-oproxycommand.x\" }}]\n",
+            zones.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (ok, stderr) = run_binary(&["check-config", path.to_str().unwrap()]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("pools.hosts.endpoints[0].address: \"-oproxycommand.x\" is neither an IP address nor a host name"),
+        "{stderr}"
+    );
+}

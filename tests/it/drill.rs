@@ -22,7 +22,7 @@ fn config(dir: &Path) -> String {
         r#"{SERVER_HEAD}
 [checks.file]
 type = "exec"
-command = ["sh", "-c", "test ! -e {dir}/broken-{{address}}"]
+command = ["sh", "-c", "test ! -e \"$0/broken-$FAILOVERD_ADDRESS\"", "{dir}"]
 interval = "200ms"
 timeout = "150ms"
 rise = 2

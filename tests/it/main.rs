@@ -4,6 +4,7 @@
 
 mod support;
 
+mod abstain;
 mod admin_security;
 mod cli;
 mod config_validation;
@@ -14,6 +15,7 @@ mod dnstap;
 mod drill;
 mod durability;
 mod equivalence;
+mod exec;
 mod explain;
 mod files;
 mod health;

@@ -65,11 +65,11 @@ fn probe(board: &mut Board, endpoint: u32, ok: bool, at: f64) -> LocalChange {
     board.observe_local(LocalObservation {
         generation: board.generation(),
         endpoint: EndpointIndex(endpoint),
-        outcome: ProbeOutcome {
+        outcome: ProbeOutcome::vote(
             ok,
-            latency: Duration::from_millis(1),
-            reason: if ok { "ok" } else { "connect refused" }.into(),
-        },
+            Duration::from_millis(1),
+            if ok { "ok" } else { "connect refused" }.into(),
+        ),
         at: secs(at),
     })
 }
@@ -302,11 +302,7 @@ fn adopt_keeps_state_by_label_and_ignores_old_probe_results() {
     let stale = board.observe_local(LocalObservation {
         generation: 1,
         endpoint: EndpointIndex(1),
-        outcome: ProbeOutcome {
-            ok: false,
-            latency: Duration::ZERO,
-            reason: "old".into(),
-        },
+        outcome: ProbeOutcome::vote(false, Duration::ZERO, "old".into()),
         at: secs(1.2),
     });
     assert_eq!(stale, LocalChange::Ignored);
@@ -432,7 +428,9 @@ fn a_first_verdict_is_no_flap() {
     for t in [0.0, 1.0] {
         probe(&mut board, 0, false, t);
     }
-    let probe_state = board.local_probe(EndpointIndex(0)).map(|(s, _)| s);
+    let probe_state = board
+        .local_probe(EndpointIndex(0), secs(1.0))
+        .map(|p| p.verdict);
     assert_eq!(probe_state, Some(DOWN));
     assert_eq!(
         board.known[0]
@@ -645,11 +643,7 @@ mod paused {
             board.observe_local(LocalObservation {
                 generation: board.generation(),
                 endpoint: EndpointIndex(0),
-                outcome: ProbeOutcome {
-                    ok,
-                    latency: Duration::ZERO,
-                    reason: String::new(),
-                },
+                outcome: ProbeOutcome::vote(ok, Duration::ZERO, String::new()),
                 at,
             });
             board.pace(EndpointIndex(0))
@@ -692,4 +686,155 @@ mod paused {
             [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1000]
         );
     }
+}
+
+/// A probe of `endpoint` at `at` that failed for a local fault (EMFILE).
+fn abstain(board: &mut Board, endpoint: u32, at: f64) -> LocalChange {
+    board.observe_local(LocalObservation {
+        generation: board.generation(),
+        endpoint: EndpointIndex(endpoint),
+        outcome: ProbeOutcome::abstention(
+            crate::health::LocalFault::FdExhausted,
+            Duration::from_micros(20),
+            "local fault: too many open files (EMFILE)".into(),
+        ),
+        at: secs(at),
+    })
+}
+
+#[test]
+fn an_abstention_leaves_the_machine_and_the_state_alone() {
+    let config = config("", &["a", "b"]);
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 2), Sender::new("v3", 3));
+    for t in [0.0, 1.0] {
+        probe(&mut board, 0, true, t);
+        probe(&mut board, 1, true, t);
+    }
+    let both_up = [("web/a", UP, 0), ("web/b", UP, 0)];
+    send(&mut board, &mut v2, 1.0, &both_up).unwrap();
+    send(&mut board, &mut v3, 1.0, &both_up).unwrap();
+    assert_eq!(states(&mut board, 1.0), [UP, UP]);
+    let machine = |board: &Board, i: usize| board.known[i].local.as_ref().unwrap().machine.clone();
+    let before = (machine(&board, 0), machine(&board, 1));
+    // Ten probes of each endpoint fail for want of a descriptor: no vote, no new
+    // input to decide on, the machines and their pace untouched.
+    for k in 0..10 {
+        let t = 2.0 + f64::from(k) * 0.2;
+        let first = if k == 0 {
+            LocalChange::Abstained
+        } else {
+            LocalChange::Unchanged
+        };
+        assert_eq!(abstain(&mut board, 0, t), first, "probe {k}");
+        assert_eq!(abstain(&mut board, 1, t), first, "probe {k}");
+        assert_eq!(board.pace(EndpointIndex(0)), Pace::Normal);
+    }
+    assert!(!board.changed, "an abstention is no input to a decision");
+    assert_eq!((machine(&board, 0), machine(&board, 1)), before);
+    assert_eq!(states(&mut board, 3.9), [UP, UP]);
+    let view = board.local_probe(EndpointIndex(0), secs(3.9)).unwrap();
+    assert_eq!(view.verdict, UP);
+    assert!(view.abstaining);
+    assert_eq!(view.last.map(|o| o.ok), Some(true), "the last vote is kept");
+    let (abstention, age) = view.abstained.unwrap();
+    assert_eq!(
+        abstention.reason,
+        "local fault: too many open files (EMFILE)"
+    );
+    assert_eq!(age, secs(3.9) - secs(3.8));
+    assert!(board.impaired(secs(3.9)));
+    // The reports say why the verdict ages.
+    let verdicts = board.local_verdicts(secs(3.9));
+    assert_eq!(verdicts[0].0.state, UP);
+    assert_eq!(verdicts[0].0.age_ms, 2900, "the age of the last vote");
+    assert_eq!(
+        verdicts[0].0.reason,
+        "abstained: local fault: too many open files (EMFILE)"
+    );
+    // The same failures as votes take the endpoint down here (fall 2).
+    let mut voting = Board::new(&config, BOOT, &Restored::default(), 0);
+    for t in [0.0, 1.0] {
+        probe(&mut voting, 0, true, t);
+    }
+    probe(&mut voting, 0, false, 2.0);
+    assert_eq!(
+        probe(&mut voting, 0, false, 2.2),
+        LocalChange::Verdict(DOWN)
+    );
+    // A vote after the abstentions counts again, and ends them.
+    assert_eq!(probe(&mut board, 0, true, 4.0), LocalChange::Reason);
+    assert!(
+        !board
+            .local_probe(EndpointIndex(0), secs(4.0))
+            .unwrap()
+            .abstaining
+    );
+}
+
+#[test]
+fn an_abstaining_verdict_goes_stale_after_staleness() {
+    // This server (v1) alone probes; staleness 5 s, so a verdict stays fresh 5 s.
+    let config = config("", &["a"]);
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    for t in [0.0, 1.0] {
+        probe(&mut board, 0, true, t);
+    }
+    let fresh = |board: &mut Board, at: f64| board.decide(secs(at), 0).1.fresh.contains("v1");
+    assert!(fresh(&mut board, 1.0));
+    // From t = 2 every probe abstains; the verdict of t = 1 stays fresh until t = 6.
+    for t in [2.0, 3.0, 4.0, 5.0] {
+        abstain(&mut board, 0, t);
+    }
+    assert!(fresh(&mut board, 5.9), "fresh within staleness");
+    assert!(
+        board.due(secs(6.01)),
+        "the verdict's expiry wakes a decision"
+    );
+    for t in [6.0, 7.0, 8.0] {
+        abstain(&mut board, 0, t);
+    }
+    assert!(
+        !fresh(&mut board, 8.0),
+        "stale: counted like a missing voter"
+    );
+    assert!(board.isolation().missing.contains(&"v1".to_owned()));
+    assert_eq!(states(&mut board, 8.0), [UP], "held, not failed out");
+    assert_eq!(board.local_verdicts(secs(8.0))[0].0.age_ms, 7000);
+    // Impaired until staleness after the last abstention (t = 8).
+    assert!(board.impaired(secs(13.0)));
+    assert!(!board.impaired(secs(13.1)));
+    assert!(
+        board
+            .local_probe(EndpointIndex(0), secs(13.1))
+            .unwrap()
+            .abstained
+            .is_none()
+    );
+    // A vote makes it fresh again, and calls for a decision at once.
+    assert!(!board.due(secs(9.0)));
+    probe(&mut board, 0, true, 9.0);
+    assert!(board.due(secs(9.0)), "fresh again is new input");
+    assert!(fresh(&mut board, 9.0));
+}
+
+#[test]
+fn an_endpoint_abstained_on_from_the_start_shows_it() {
+    let config = config("", &["a"]);
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    assert!(board.local_probe(EndpointIndex(0), secs(0.0)).is_none());
+    assert_eq!(abstain(&mut board, 0, 0.5), LocalChange::Abstained);
+    let view = board.local_probe(EndpointIndex(0), secs(0.5)).unwrap();
+    assert!(view.last.is_none() && view.abstaining);
+    assert!(
+        board.local_verdicts(secs(0.5)).is_empty(),
+        "nothing to report"
+    );
+    assert_eq!(
+        board.last_abstention().map(|(e, o)| (e, o.reason.as_str())),
+        Some((
+            EndpointIndex(0),
+            "local fault: too many open files (EMFILE)"
+        ))
+    );
 }

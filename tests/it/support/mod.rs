@@ -327,13 +327,23 @@ impl BinaryServer {
     /// As [`BinaryServer::start`], run by `wrapper` (a command and its arguments that
     /// end with the program to run, e.g. `prlimit --nofile=256:256 --`).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
-        Self::start_in(tempfile::tempdir().expect("tempdir"), wrapper, args)
+        Self::start_in(tempfile::tempdir().expect("tempdir"), wrapper, args, &[])
+    }
+
+    /// As [`BinaryServer::start`], with these variables added to its environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("tempdir"), &[], args, env)
     }
 
     /// As [`BinaryServer::start_wrapped`], with `state_home` as its XDG_STATE_HOME
     /// (where the embedded default keeps its state; a restart that should find it
-    /// again gets the same one).
-    pub fn start_in(state_home: tempfile::TempDir, wrapper: &[&str], args: &[&str]) -> Self {
+    /// again gets the same one) and `env` added to its environment.
+    pub fn start_in(
+        state_home: tempfile::TempDir,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
@@ -346,6 +356,7 @@ impl BinaryServer {
             .env("XDG_STATE_HOME", state_home.path())
             .arg("serve")
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
