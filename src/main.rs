@@ -95,12 +95,22 @@ enum Command {
     Runbook {
         /// Record name.
         record: String,
-        /// Only this record type (A, AAAA, CNAME).
+        /// Only this record type (A, AAAA, CNAME; any case).
         #[arg(long = "type")]
         record_type: Option<String>,
         /// Configuration file (default: the embedded one).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// The servers' admin API URLs the printed ctl commands use (repeatable;
+        /// default: `--config PATH` when it lists `[health] servers`, else its
+        /// `[admin] listen`).
+        #[arg(long = "server")]
+        servers: Vec<String>,
+        /// The nameservers to verify at and drill against, `IP:PORT` (repeatable;
+        /// default: the specific `[server] listen` addresses, else the addresses the
+        /// zone's NS records have in the zone, on the listen port).
+        #[arg(long = "dns")]
+        dns: Vec<std::net::SocketAddr>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -188,7 +198,15 @@ fn main() -> ExitCode {
             record,
             record_type,
             config,
-        } => runbook(&record, record_type.as_deref(), config.as_ref()),
+            servers,
+            dns,
+        } => runbook(
+            &record,
+            record_type.as_deref(),
+            config.as_ref(),
+            servers,
+            dns,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -203,6 +221,8 @@ fn runbook(
     record: &str,
     record_type: Option<&str>,
     path: Option<&PathBuf>,
+    servers: Vec<String>,
+    dns: Vec<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let record_type = record_type
         .map(|t| {
@@ -217,29 +237,41 @@ fn runbook(
     if !name.ends_with('.') {
         name.push('.');
     }
-    let zone = failoverd::zone::name::wire_from_text(&name)
-        .and_then(|wire| loaded.zones.find_zone(&wire))
-        .map(|i| loaded.zones.zones()[i].origin_text());
-    // How ctl finds the servers: the config's [health] servers, else its admin API.
+    let zone =
+        failoverd::zone::name::wire_from_text(&name).and_then(|wire| loaded.zones.find_zone(&wire));
+    // How ctl finds the servers: given, else the config's [health] servers, else its
+    // admin API.
     let config = &loaded.config;
-    let ctl_config = match (path, config.health.servers.is_empty()) {
-        (Some(path), false) => format!("--config {}", path.display()),
-        (_, false) => config
-            .health
-            .servers
-            .iter()
-            .map(|s| format!("--server {s}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        (_, true) => config
-            .admin
-            .listen
-            .iter()
-            .map(|a| format!("--server http://{a}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+    let server_args: Vec<String> =
+        match (servers.is_empty(), path, config.health.servers.is_empty()) {
+            (false, _, _) => servers
+                .iter()
+                .flat_map(|s| ["--server".to_owned(), s.clone()])
+                .collect(),
+            (true, Some(path), false) => vec!["--config".to_owned(), path.display().to_string()],
+            (true, None, false) => config
+                .health
+                .servers
+                .iter()
+                .flat_map(|s| ["--server".to_owned(), s.clone()])
+                .collect(),
+            (true, _, true) => config
+                .admin
+                .listen
+                .iter()
+                .flat_map(|a| ["--server".to_owned(), format!("http://{a}")])
+                .collect(),
+        };
+    let nameservers = if dns.is_empty() {
+        failoverd::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
+    } else {
+        dns
     };
-    let context = failoverd::runbook::RunbookContext { ctl_config, zone };
+    let context = failoverd::runbook::RunbookContext {
+        server_args,
+        zone: zone.map(|z| loaded.zones.zones()[z].origin_text()),
+        nameservers,
+    };
     let text = failoverd::runbook::render(&loaded.config, &name, record_type, &context)?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)

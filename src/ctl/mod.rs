@@ -99,8 +99,9 @@ enum CtlCommand {
         /// The pool to answer from.
         #[arg(long)]
         to: String,
-        /// Only this record type (default: every record of the name listing the pool).
-        #[arg(long = "type")]
+        /// Only this record type, A, AAAA or CNAME in any case (default: every
+        /// record of the name listing the pool).
+        #[arg(long = "type", ignore_case = true)]
         record_type: Option<RecordType>,
         #[command(flatten)]
         why: Why,
@@ -110,7 +111,9 @@ enum CtlCommand {
     Explain {
         /// Record name.
         name: String,
-        /// Record type (default: every dynamic record of the name).
+        /// Record type, A, AAAA or CNAME in any case (default: every dynamic record
+        /// of the name).
+        #[arg(ignore_case = true)]
         record_type: Option<RecordType>,
         /// The resolver's address.
         #[arg(long)]
@@ -147,8 +150,8 @@ enum CtlCommand {
     Release {
         /// What to release.
         target: String,
-        /// The record type, for a record.
-        #[arg(long = "type")]
+        /// The record type, for a record: A, AAAA or CNAME in any case.
+        #[arg(long = "type", ignore_case = true)]
         record_type: Option<RecordType>,
         /// Why.
         #[arg(long)]

@@ -31,6 +31,7 @@ mod protocol;
 mod reload;
 mod replace;
 mod rrl;
+mod runbook;
 mod secret_files;
 mod transfer;
 mod transport;
