@@ -211,10 +211,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("failoverd: {error:#}");
+            eprintln!("failoverd: {}", describe(error.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text the message so far
+/// already holds (many errors put their cause in their own message) is left out.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 fn runbook(
@@ -300,9 +316,8 @@ fn man_pages(out: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 fn config_source(path: Option<&PathBuf>) -> anyhow::Result<ConfigSource> {
     match path {
-        Some(path) => {
-            ConfigSource::from_file(path).with_context(|| format!("reading {}", path.display()))
-        }
+        // The error names the file and why ("cannot read PATH: No such file …").
+        Some(path) => Ok(ConfigSource::from_file(path)?),
         None => Ok(ConfigSource::embedded()),
     }
 }
@@ -322,19 +337,27 @@ fn check_config(
         }
         Ok(loaded)
     });
+    // Errors and warnings go to stderr, the verdict to stdout.
     match loaded {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
-            let zones = loaded.zones.zones().len();
-            let records = loaded.zones.record_count();
             let warnings = loaded.warnings.warnings.len();
-            eprintln!(
-                "{}: OK ({zones} zones, {records} static records, {} dynamic records, {} pools; {warnings} warnings)",
+            let failed = deny_warnings && warnings > 0;
+            println!(
+                "{}: {} ({}, {}, {}, {}; {})",
                 path.display(),
-                loaded.config.records.len(),
-                loaded.config.pools.len(),
+                if failed {
+                    "FAILED (--deny-warnings)"
+                } else {
+                    "OK"
+                },
+                count(loaded.zones.zones().len(), "zone"),
+                count(loaded.zones.record_count(), "static record"),
+                count(loaded.config.records.len(), "dynamic record"),
+                count(loaded.config.pools.len(), "pool"),
+                count(warnings, "warning"),
             );
-            Ok(if deny_warnings && warnings > 0 {
+            Ok(if failed {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
@@ -342,14 +365,23 @@ fn check_config(
         }
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            eprintln!(
-                "{}: {} errors, {} warnings",
+            println!(
+                "{}: {}, {}",
                 path.display(),
-                diagnostics.errors.len(),
-                diagnostics.warnings.len()
+                count(diagnostics.errors.len(), "error"),
+                count(diagnostics.warnings.len(), "warning"),
             );
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -367,7 +399,10 @@ fn load_or_report(source: ConfigSource) -> anyhow::Result<service::Loaded> {
         Ok(loaded) => Ok(loaded),
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            anyhow::bail!("configuration has {} errors", diagnostics.errors.len());
+            anyhow::bail!(
+                "the configuration has {}",
+                count(diagnostics.errors.len(), "error")
+            );
         }
     }
 }

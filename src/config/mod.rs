@@ -50,13 +50,14 @@ pub const MAX_VANTAGES: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. (The cause is in the message, not chained as a
+    /// source too, so that a printed chain says it once.)
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The configuration has errors (all of them are listed).
     #[error("invalid configuration:\n{0}")]
@@ -94,9 +95,9 @@ pub enum Reader {
 impl ConfigSource {
     /// Reads a configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let base_dir = path
             .parent()

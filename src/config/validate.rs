@@ -15,7 +15,7 @@ use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_off
 use super::secret_file::{self, SecretFileError};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
-    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec,
+    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, TtlSpec,
     VantageRoleSpec, VantageSpec, ZonesSpec,
 };
 use super::{
@@ -125,7 +125,11 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         .dnstap
         .as_ref()
         .and_then(|spec| v.dnstap(spec, &source));
-    v.unused();
+    // A record that did not parse leaves its pools and regions looking unused: say
+    // nothing more about them than its own error.
+    if sections.records.iter().all(Option::is_some) {
+        v.unused();
+    }
     Some(Config {
         source,
         server,
@@ -431,6 +435,28 @@ impl Validator<'_> {
     }
 
     /// Checks an integer against a range, reporting with `what` as the subject.
+    /// A TTL in whole seconds: an integer, or a duration with a unit (`"30s"`,
+    /// `"5m"`) like every other duration of the file. None (the default applies)
+    /// when absent or wrong (the error is recorded).
+    fn ttl_seconds(&mut self, path: KeyPath, value: Option<&TtlSpec>) -> Option<i64> {
+        match value? {
+            TtlSpec::Seconds(seconds) => Some(*seconds),
+            TtlSpec::Duration(text) => match parse_duration(text) {
+                Ok(d) if d.subsec_nanos() == 0 => {
+                    Some(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                }
+                Ok(_) => {
+                    self.error(path, format!("{text:?}: a TTL is whole seconds"));
+                    None
+                }
+                Err(e) => {
+                    self.error(path, e);
+                    None
+                }
+            },
+        }
+    }
+
     fn ranged(
         &mut self,
         path: KeyPath,
@@ -757,6 +783,23 @@ impl Validator<'_> {
     ) -> Option<Endpoint> {
         let target = match spec.address.parse::<IpAddr>() {
             Ok(ip) => EndpointTarget::Address(ip),
+            // Shaped like an address (a host name's last label is never a number, and
+            // never holds a colon): an address with a typo, not a host name.
+            Err(_) if looks_like_address(&spec.address) => {
+                self.error(
+                    path.key("address"),
+                    format!(
+                        "{:?} is not a valid IP address ({})",
+                        spec.address,
+                        if spec.address.contains(':') {
+                            "IPv6: up to eight groups of hex digits, :: once"
+                        } else {
+                            "IPv4: four numbers from 0 to 255"
+                        }
+                    ),
+                );
+                return None;
+            }
             Err(_) => {
                 match check_host_name(&spec.address).and_then(|()| normalize_name(&spec.address)) {
                     Ok(host) => EndpointTarget::Host(host),
@@ -921,9 +964,10 @@ impl Validator<'_> {
                 None
             }
         };
+        let ttl_given = self.ttl_seconds(path.key("ttl"), spec.ttl.as_ref());
         let ttl = self.ranged(
             path.key("ttl"),
-            spec.ttl,
+            ttl_given,
             i64::from(Ttl::DEFAULT_DYNAMIC.0),
             i64::from(Ttl::MIN_DYNAMIC.0)..=i64::from(Ttl::MAX.0),
             " seconds",
@@ -934,16 +978,19 @@ impl Validator<'_> {
                 format!("TTL {ttl} s delays failover: resolvers keep the old answer that long"),
             );
         }
+        let all_down_ttl_given =
+            self.ttl_seconds(path.key("all_down_ttl"), spec.all_down_ttl.as_ref());
         let all_down_ttl = self.ranged(
             path.key("all_down_ttl"),
-            spec.all_down_ttl,
+            all_down_ttl_given,
             i64::from(ttl.min(10)),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
+        let min_ttl_given = self.ttl_seconds(path.key("min_ttl"), spec.min_ttl.as_ref());
         let min_ttl = self.ranged(
             path.key("min_ttl"),
-            spec.min_ttl,
+            min_ttl_given,
             1,
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
@@ -2027,6 +2074,17 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Whether `text` is shaped like an IP address: it holds a colon, or its last label
+/// is a number (which no host name's is).
+fn looks_like_address(text: &str) -> bool {
+    let last = text
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    text.contains(':') || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// An endpoint's target from its address text, if valid.
