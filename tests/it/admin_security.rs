@@ -20,7 +20,8 @@ use failoverd::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
 use crate::support::backend::{Backend, TestPki};
 use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{
-    BACKEND_A, BACKEND_B, binary, http_with_headers, serve_config, two_backend_config, wait_until,
+    BACKEND_A, BACKEND_B, binary, http_exactly as raw, http_with_headers, serve_config,
+    two_backend_config, wait_until,
 };
 
 const NAME: &str = "app.example.test";
@@ -564,40 +565,4 @@ fn a_browser_page_cannot_change_anything() {
         cases.len() * 2 + 1,
         cases.len() * 2 + 1
     );
-}
-
-/// An HTTP/1.1 request with exactly these headers (no default Host).
-fn raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, ()) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body, ())
 }
