@@ -953,6 +953,12 @@ async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
 
 /// Twelve mirror-mode failover records over eu → us: 12 owned record sets.
 fn mirror_zone(eu: &str) -> String {
+    mirror_zone_with(eu, 12, 30, 0)
+}
+
+/// `count` mirror-mode failover records `app0…` of TTL `ttl`, the first `swapped`
+/// of them over us → eu, the others over eu → us.
+fn mirror_zone_with(eu: &str, count: usize, ttl: u32, swapped: usize) -> String {
     let mut body = format!(
         r#"
 [checks.web]
@@ -968,12 +974,125 @@ check = "web"
 endpoints = [ {US} ]
 "#
     );
-    for i in 0..12 {
+    for i in 0..count {
+        let pools = if i < swapped {
+            r#"["us", "eu"]"#
+        } else {
+            r#"["eu", "us"]"#
+        };
         body.push_str(&format!(
-            "\n[[records]]\nname = \"app{i}.gslb.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\npools = [\"eu\", \"us\"]\nroute53 = \"mirror\"\n"
+            "\n[[records]]\nname = \"app{i}.gslb.test.\"\ntype = \"A\"\nttl = {ttl}\npolicy = \"failover\"\npools = {pools}\nroute53 = \"mirror\"\n"
         ));
     }
     body
+}
+
+/// The TTL Route 53 holds for `name` A.
+async fn ttl_of(sdk: &aws_sdk_route53::Client, zone_id: &str, name: &str) -> Option<i64> {
+    support::records(sdk, zone_id)
+        .await
+        .into_iter()
+        .find(|r| r.name() == name && r.r#type().as_str() == "A")
+        .and_then(|r| r.ttl())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    // 29 owned record sets: ns1 and 15 static hosts, and 13 mirror-mode records.
+    let lines: String = (0..15)
+        .map(|i| format!("host{i} IN A 198.51.100.{}\n", i + 1))
+        .collect();
+    let workspace = Workspace::new(ZONE, &lines);
+    let load = |ttl: u32, swapped: usize| {
+        workspace.load(&config(
+            &moto,
+            true,
+            &mirror_zone_with(EU, 13, ttl, swapped),
+        ))
+    };
+    let (cfg, zones) = load(25, 0);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let first = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("first sync");
+    assert_eq!(first.plan.zones[0].counts(), (29, 0, 0));
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
+    let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    let refusal = |result: Result<failoverd::sync::RunReport, AgentError>| match result {
+        Err(AgentError::Apply(ApplyError::Refused(reason))) => reason,
+        other => panic!("a configuration edit must be refused: {other:?}"),
+    };
+
+    // TTL 25 → 26 on the 13 mirror records (45 % of owned), same endpoints: refused.
+    let (cfg, zones) = load(26, 0);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(
+        plan.zones[0].counts(),
+        (0, 13, 0),
+        "{}",
+        plan.render_table()
+    );
+    assert!(plan.zones[0].health_driven.is_empty());
+    let reason = refusal(agent.reconcile(&health(&cfg), false).await);
+    assert!(
+        reason.contains("13 of 29 owned record sets would be updated"),
+        "{reason}"
+    );
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
+    // Applied with the force flag.
+    let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
+    assert!(forced.applied.expect("applied").is_complete());
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(26));
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty(),
+        "converged"
+    );
+
+    // The pools' order swapped on 12 records (live traffic moves eu → us): refused.
+    let (swapped_cfg, zones) = load(26, 12);
+    let swapped = agent_with(swapped_cfg.clone(), zones, fast_options()).await;
+    let reason = refusal(swapped.reconcile(&health(&swapped_cfg), false).await);
+    assert!(
+        reason.contains("12 of 29 owned record sets would be updated"),
+        "{reason}"
+    );
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        eu
+    );
+
+    // An outage under the applied configuration rewrites all 13 mirror sets (45 %):
+    // health alone explains it, so it is written unforced; and so is the recovery.
+    let outage = agent
+        .reconcile(&eu_down(&health(&cfg)), false)
+        .await
+        .expect("the outage is written");
+    assert_eq!(outage.plan.zones[0].counts(), (0, 13, 0));
+    assert_eq!(outage.plan.zones[0].health_driven.len(), 13);
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        us
+    );
+    assert_eq!(ttl_of(&sdk, &zone_id, "app0.gslb.test.").await, Some(26));
+    let back = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("the recovery is written");
+    assert_eq!(back.plan.zones[0].counts(), (0, 13, 0));
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        eu
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
