@@ -103,17 +103,7 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.servers.clone()
     };
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var("FAILOVERD_TOKEN").ok(),
-    };
+    let token = crate::ctl::read_token(args.token_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -1477,6 +1477,112 @@ async fn operator_drains_and_manual_failovers_reach_mirror_records() {
     assert_eq!(values("app0.gslb.test.").await, eu);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let dir = workspace.dir.path();
+    let read = "read-token-0123456789abcdef";
+    let operate = "operate-token-0123456789abcdef";
+    std::fs::write(dir.join("read.token"), format!("{read}\n")).unwrap();
+    std::fs::write(dir.join("operate.token"), format!("{operate}\n")).unwrap();
+    std::fs::write(dir.join("wrong.token"), "not-a-token-of-this-server\n").unwrap();
+    let tokens = "[[admin.tokens]]\nname = \"route53\"\nrole = \"read\"\nfile = \"read.token\"\n\
+                  [[admin.tokens]]\nname = \"oncall\"\nrole = \"operate\"\nfile = \"operate.token\"\n";
+    // No health checks: endpoints are up unless an operator says otherwise.
+    let body = mirror_zone(EU).replace("check = \"web\"\n", "");
+    let (server, text) =
+        Server::start_with(&workspace, &config(&moto, false, &body), tokens, Some(read)).await;
+    let path = workspace.write_config(&text);
+    let url = server.admin.clone();
+    let run = |args: &[&str], token_env: Option<&str>| {
+        let mut command = route53_command(args);
+        command
+            .arg("--config")
+            .arg(&path)
+            .args(["--health-url", &url]);
+        command.env_remove("FAILOVERD_TOKEN");
+        if let Some(token) = token_env {
+            command.env("FAILOVERD_TOKEN", token);
+        }
+        let output = command.output().expect("route53");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let token_file = |name: &str| dir.join(name).display().to_string();
+
+    // Without a token: 401, and the message says what to give.
+    for action in ["plan", "apply", "sync"] {
+        let (ok, _, stderr) = run(&[action], None);
+        assert!(!ok, "{action} without a token");
+        assert!(
+            stderr.contains("HTTP 401: the server needs a bearer token of the read role")
+                && stderr.contains("--token-file FILE"),
+            "{action}: {stderr}"
+        );
+    }
+    // A token the server does not know: refused, and said so.
+    let (ok, _, stderr) = run(&["plan", "--token-file", &token_file("wrong.token")], None);
+    assert!(!ok);
+    assert!(stderr.contains("refused the token"), "{stderr}");
+
+    // With the read token (file, then environment): mirror records planned from
+    // live health, and applied.
+    let (ok, stdout, stderr) = run(&["plan", "--token-file", &token_file("read.token")], None);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("12 to create"), "{stdout}");
+    assert!(!stdout.contains("left as they are"), "{stdout}");
+    let (ok, stdout, stderr) = run(&["apply"], Some(read));
+    assert!(ok, "{stdout}{stderr}");
+    let app1 = || support::values(&sdk, &zone_id, "app1.gslb.test.", "A", None);
+    assert_eq!(
+        app1().await,
+        Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()])
+    );
+
+    // sync follows the server's overrides with the read token.
+    let ctl = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+        .args([
+            "ctl",
+            "--server",
+            &url,
+            "--token-file",
+            &token_file("operate.token"),
+        ])
+        .args(["drain", "eu/eu-1", "--reason", "token test"])
+        .output()
+        .expect("ctl");
+    assert!(
+        ctl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+    let mut child = route53_command(&["sync", "--config"])
+        .arg(&path)
+        .args([
+            "--health-url",
+            &url,
+            "--token-file",
+            &token_file("read.token"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sync");
+    let drained = eventually(Duration::from_secs(30), || async {
+        app1().await == Some(vec!["192.0.2.11".to_owned()])
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(drained, "sync wrote the drain it read with the token");
+}
+
 /// A `failoverd serve` with an admin API on a free port, for operator commands.
 struct Server {
     child: std::process::Child,
@@ -1488,12 +1594,23 @@ impl Server {
     /// Starts a server on `text` plus an `[admin]` section; returns it and the full
     /// config text once its admin API answers.
     async fn start(workspace: &Workspace, text: &str) -> (Self, String) {
+        Self::start_with(workspace, text, "", None).await
+    }
+
+    /// As [`Server::start`], with `admin` appended to the `[admin]` section (tokens)
+    /// and the health feed sending `token`.
+    async fn start_with(
+        workspace: &Workspace,
+        text: &str,
+        admin: &str,
+        token: Option<&str>,
+    ) -> (Self, String) {
         let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+        let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{admin}");
         let path = workspace.write_config(&text);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -1503,7 +1620,9 @@ impl Server {
             .spawn()
             .expect("failoverd serve");
         let admin = format!("http://127.0.0.1:{admin_port}");
-        let feed = failoverd::sync::health_feed::HealthFeed::new(&admin).unwrap();
+        let feed = failoverd::sync::health_feed::HealthFeed::new(&admin)
+            .unwrap()
+            .with_token(token.map(str::to_owned));
         assert!(
             eventually(Duration::from_secs(20), || async {
                 feed.fetch().await.is_ok()
