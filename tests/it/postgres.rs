@@ -508,6 +508,9 @@ gates = {{ west = "west-db" }}
     );
 }
 
+/// The promote command returns 2 s after the promotion took effect (as `patronictl
+/// failover` can): the servers are polled while it runs, so the drill times the
+/// switch, not the command, and says when the command returned.
 #[test]
 fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
     let Some(bin) = PgBin::find() else { return };
@@ -523,9 +526,10 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
         &[&a_text],
         Duration::from_secs(15)
     ));
-    // The operator's promotion: fence (stop) the old primary, promote the replica.
+    // The operator's promotion: fence (stop) the old primary, promote the replica;
+    // the command returns 2 s later.
     let promote = format!(
-        "{} && {}",
+        "{} && {} && sleep 2",
         pg.primary.pg_ctl_shell("-m immediate -w stop"),
         pg.replica.pg_ctl_shell("-w -t 60 promote")
     );
@@ -561,10 +565,19 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
         .as_u64()
         .expect("every server");
     let first = report["figures"]["first_server_ms"].as_u64().unwrap();
+    let returned = report["figures"]["command_returned_ms"]
+        .as_u64()
+        .expect("when the command returned");
     eprintln!(
-        "postgres promote drill: promote command → first server {first} ms, every server (2) {all} ms (check interval {INTERVAL_MS} ms, poll 50 ms)"
+        "postgres promote drill: promote command → first server {first} ms, every server (2) {all} ms, the command returned at {returned} ms (… && sleep 2; check interval {INTERVAL_MS} ms, poll 50 ms)"
+    );
+    assert!(returned >= 2000, "{report}");
+    assert!(
+        all < 1000,
+        "the switch, not the command's return, is timed: {report}"
     );
     assert!(text.contains("| every server |"), "{text}");
+    assert!(text.contains("The command returned after"), "{text}");
     assert!(out.path().join("timeline.svg").exists());
 }
 
