@@ -366,17 +366,35 @@ impl Plan {
                  (+{markers} ownership markers); {} owned record sets",
                 zone.zone, zone.hosted_zone_id, zone.owned_records
             );
+            let health_driven = zone
+                .changes
+                .iter()
+                .filter(|c| zone.health_driven.contains(c.key()))
+                .count();
+            if health_driven > 0 {
+                let _ = writeln!(
+                    out,
+                    "  ({health_driven} of the updates and deletes are health or overrides \
+                     alone, marked ~h/-h; the safety guard counts only the others)"
+                );
+            }
             let rows: Vec<[String; 5]> = zone
                 .changes
                 .iter()
                 .filter(|c| !c.is_marker())
                 .map(|change| {
                     let key = change.key();
+                    let health = if zone.health_driven.contains(key) {
+                        "h"
+                    } else {
+                        ""
+                    };
                     let (symbol, detail) = match change {
                         RecordChange::Create { new } => ("+", describe_record(new)),
                         RecordChange::Update { old, new } => ("~", describe_update(old, new)),
                         RecordChange::Delete { old } => ("-", describe_record(old)),
                     };
+                    let symbol = format!("{symbol}{health}");
                     [
                         format!("{symbol} {}", change.action_name()),
                         key.name.clone(),

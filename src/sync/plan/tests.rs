@@ -319,6 +319,12 @@ fn guard_counts_configuration_edits_and_not_what_health_alone_explains() {
     assert_eq!(outage.zones[0].counts(), (0, 12, 0));
     assert_eq!(outage.zones[0].health_driven.len(), 12);
     assert!(outage.refusals.is_empty(), "{:?}", outage.refusals);
+    let table = outage.render_table();
+    assert!(
+        table.contains("(12 of the updates and deletes are health or overrides alone")
+            && table.contains("~h update"),
+        "{table}"
+    );
     // A TTL edit 25 → 26 on the same endpoints: a configuration edit, counted.
     let ttl_edit = run(&current, &mirror_of(&sets(26, "192.0.2.1"), edited));
     assert_eq!(ttl_edit.zones[0].counts(), (0, 12, 0));
