@@ -1489,6 +1489,14 @@ async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
     std::fs::write(dir.join("read.token"), format!("{read}\n")).unwrap();
     std::fs::write(dir.join("operate.token"), format!("{operate}\n")).unwrap();
     std::fs::write(dir.join("wrong.token"), "not-a-token-of-this-server\n").unwrap();
+    // Token files others may read are refused.
+    for file in ["read.token", "operate.token", "wrong.token"] {
+        std::fs::set_permissions(
+            dir.join(file),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    }
     let tokens = "[[admin.tokens]]\nname = \"route53\"\nrole = \"read\"\nfile = \"read.token\"\n\
                   [[admin.tokens]]\nname = \"oncall\"\nrole = \"operate\"\nfile = \"operate.token\"\n";
     // No health checks: endpoints are up unless an operator says otherwise.
