@@ -8,6 +8,10 @@
 //! database node (Patroni, `pg_ctl promote`, a cloud API), and the figures are the
 //! time from the command to the first server, every server and the resolver answering
 //! the new primary ([`DrillRun::promotion_figures`]).
+//!
+//! The runner polls while each action runs, from its start: the figures are times
+//! from the start of the break, restore or promote action, and the run records when
+//! each action returned (a command may return long after its effect took hold).
 
 use std::fmt::Write as _;
 
@@ -72,6 +76,14 @@ pub struct DrillRun {
     pub restored_at_ms: u64,
     /// When polling ended.
     pub ended_at_ms: u64,
+    /// When the action taking the endpoint out (the force calls, the break command)
+    /// or the promote command returned (None: not recorded).
+    #[serde(default)]
+    pub break_ended_at_ms: Option<u64>,
+    /// When the action putting it back (the release calls, the restore command)
+    /// returned.
+    #[serde(default)]
+    pub restore_ended_at_ms: Option<u64>,
     /// Every server's and the resolver's answers.
     pub tracks: Vec<Track>,
     /// Wall clock of the start (Unix ms).
@@ -93,6 +105,10 @@ pub struct Figures {
     pub all_servers_back_ms: Option<u64>,
     /// Restore → the resolver answers with it.
     pub resolver_back_ms: Option<u64>,
+    /// Break → the break action returned (the servers were polled while it ran).
+    pub break_returned_ms: Option<u64>,
+    /// Restore → the restore action returned.
+    pub restore_returned_ms: Option<u64>,
     /// Polls that got no answer.
     pub unanswered: usize,
 }
@@ -106,6 +122,9 @@ pub struct PromotionFigures {
     pub all_servers_ms: Option<u64>,
     /// Promote → the resolver answers it.
     pub resolver_ms: Option<u64>,
+    /// Promote → the promote command returned (the servers were polled while it
+    /// ran, so this may come well after `all_servers_ms`).
+    pub command_returned_ms: Option<u64>,
     /// Polls that got no answer.
     pub unanswered: usize,
 }
@@ -140,6 +159,7 @@ impl DrillRun {
                 .find(|t| t.resolver)
                 .and_then(|t| t.settled(from, to, true))
                 .map(|at| at - from),
+            command_returned_ms: self.break_ended_at_ms.map(|at| at.saturating_sub(from)),
             unanswered: self
                 .tracks
                 .iter()
@@ -177,6 +197,14 @@ impl DrillRun {
             self.ttl,
             self.servers_watched()
         );
+        if let Some(returned) = f.command_returned_ms {
+            let _ = writeln!(
+                out,
+                "Times are from the start of the promote command; every server was polled \
+                 while it ran. The command returned after {}.\n",
+                ms(Some(returned))
+            );
+        }
         let _ = writeln!(out, "| | promote command → answers the new primary |");
         let _ = writeln!(out, "|---|---|");
         let _ = writeln!(out, "| first server | {} |", ms(f.first_server_ms));
@@ -227,6 +255,12 @@ impl DrillRun {
             resolver_back_ms: resolver
                 .and_then(|t| t.settled(self.restored_at_ms, self.ended_at_ms + 1, true))
                 .map(|at| at - self.restored_at_ms),
+            break_returned_ms: self
+                .break_ended_at_ms
+                .map(|at| at.saturating_sub(self.broken_at_ms)),
+            restore_returned_ms: self
+                .restore_ended_at_ms
+                .map(|at| at.saturating_sub(self.restored_at_ms)),
             unanswered: self
                 .tracks
                 .iter()
@@ -258,6 +292,21 @@ impl DrillRun {
             self.ttl,
             self.servers_watched()
         );
+        if f.break_returned_ms.is_some() || f.restore_returned_ms.is_some() {
+            let (taking, putting) = if self.mode == "force" {
+                ("force_down calls", "release calls")
+            } else {
+                ("break command", "restore command")
+            };
+            let _ = writeln!(
+                out,
+                "Times are from the start of the {taking} and of the {putting}; every \
+                 server was polled while they ran. The {taking} returned after {}, the \
+                 {putting} after {}.\n",
+                ms(f.break_returned_ms),
+                ms(f.restore_returned_ms)
+            );
+        }
         let _ = writeln!(
             out,
             "| | taken out (MTTD and spread) | put back (MTTR and spread) |"
@@ -298,7 +347,8 @@ impl DrillRun {
         let (left, width, row, top) = (170.0, 760.0, 26.0, 40.0);
         let end = self.ended_at_ms.max(1) as f64;
         let x = |ms: u64| left + ms as f64 / end * width;
-        let height = top + row * self.tracks.len() as f64 + 40.0;
+        // Room below the rows for the marks, the legend and when actions returned.
+        let height = top + row * self.tracks.len() as f64 + 78.0;
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -352,6 +402,30 @@ impl DrillRun {
                 (self.restored_at_ms, "put back"),
             ]
         };
+        let (out_label, back_label) = match self.mode.as_str() {
+            "promote" => ("promote command returned", ""),
+            "force" => ("force_down calls returned", "release calls returned"),
+            _ => ("break command returned", "restore command returned"),
+        };
+        let returned: Vec<(u64, &str)> = [
+            (self.break_ended_at_ms, out_label),
+            (self.restore_ended_at_ms, back_label),
+        ]
+        .into_iter()
+        .filter_map(|(at, label)| Some((at?, label)))
+        .collect();
+        for (i, &(at, label)) in returned.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#6e7781" stroke-width="1" stroke-dasharray="4 3"/><text x="{3:.1}" y="{4}" fill="#6e7781">{label} at {5:.2} s</text>"##,
+                x(at),
+                top - 8.0,
+                bottom,
+                x(at) + 4.0,
+                bottom + 50.0 + 14.0 * i as f64,
+                at as f64 / 1000.0
+            );
+        }
         for &(at, label) in marks {
             let _ = writeln!(
                 out,
@@ -465,6 +539,23 @@ mod tests {
         );
         let svg = run.svg();
         assert!(svg.starts_with("<svg") && svg.contains("taken out at 1.0 s"));
+        assert_eq!((f.break_returned_ms, f.restore_returned_ms), (None, None));
+        let timed = DrillRun {
+            mode: "command".into(),
+            break_ended_at_ms: Some(3000),
+            restore_ended_at_ms: Some(5100),
+            ..run
+        };
+        let f = timed.figures();
+        assert_eq!(f.detection_ms, Some(300), "still from the break's start");
+        assert_eq!(
+            (f.break_returned_ms, f.restore_returned_ms),
+            (Some(2000), Some(100))
+        );
+        assert!(timed.markdown().contains(
+            "The break command returned after 2.00 s, the restore command after 0.10 s."
+        ));
+        assert!(timed.svg().contains("break command returned at 3.00 s"));
     }
 
     #[test]
@@ -500,8 +591,25 @@ mod tests {
         assert_eq!(f.first_server_ms, Some(200));
         assert_eq!(f.all_servers_ms, Some(400));
         assert_eq!(f.resolver_ms, Some(600));
+        assert_eq!(f.command_returned_ms, None);
         assert!(run.markdown().contains("| every server | 0.40 s |"));
         assert!(run.svg().contains("promoted at 0.1 s"));
+        // A command that returns after its effect: the figures are the effect's, and
+        // the report says when the command returned.
+        let late = DrillRun {
+            break_ended_at_ms: Some(850),
+            ..run
+        };
+        let f = late.promotion_figures();
+        assert_eq!(f.all_servers_ms, Some(400));
+        assert_eq!(f.command_returned_ms, Some(750));
+        assert!(
+            late.markdown()
+                .contains("The command returned after 0.75 s."),
+            "{}",
+            late.markdown()
+        );
+        assert!(late.svg().contains("promote command returned at 0.85 s"));
     }
 
     #[test]

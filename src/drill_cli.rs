@@ -8,6 +8,13 @@
 //! server (and the resolver) answers the new primary, `--endpoint POOL/NAME`, of a
 //! `policy = "primary"` record. Nothing is put back: failing back is another
 //! promotion.
+//!
+//! Every action (the break, restore and promote commands, the force and release
+//! calls) runs while the servers are polled: polling starts the moment the action
+//! starts, times are measured from that moment, and polling goes on until the action
+//! has returned, so a command that returns long after its effect (`patronictl
+//! failover` waiting for the cluster, `… && sleep 2`) is timed by its effect. The
+//! report says when each action returned.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -103,17 +110,7 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.servers.clone()
     };
-    let token = match &args.token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var("FAILOVERD_TOKEN").ok(),
-    };
+    let token = crate::ctl::read_token(args.token_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -195,12 +192,14 @@ impl Drill {
         );
         let broken_at = started.elapsed();
         let result = async {
-            self.take_out(&client).await?;
-            let out = watcher.until(started, false, self.args.timeout).await;
+            let out = watcher
+                .during(started, self.take_out(&client), false, self.args.timeout)
+                .await;
+            out.result?;
             // After the last poll of this phase, to the millisecond.
             let last_poll = watcher.last_poll_ms();
             let restored_at = started.elapsed().max(Duration::from_millis(last_poll + 1));
-            anyhow::Ok((out, restored_at))
+            anyhow::Ok((out.reached, out.ended_ms, restored_at))
         };
         // Ctrl-C, SIGTERM or SIGHUP during the drill restores too.
         use tokio::signal::unix::{SignalKind, signal};
@@ -213,20 +212,23 @@ impl Drill {
             _ = hangup.recv() => None,
         };
         eprintln!("drill: putting {} back …", self.args.endpoint);
-        let restored = self.put_back(&client).await;
-        let (gone, restored_at) = match outcome {
+        let (gone, taken_out_ended, restored_at) = match outcome {
             Some(Ok(value)) => value,
             Some(Err(error)) => {
-                restored?;
+                self.put_back(&client).await?;
                 return Err(error.context("the drill failed; the endpoint was put back"));
             }
             None => {
-                restored?;
+                self.put_back(&client).await?;
                 bail!("interrupted; the endpoint was put back");
             }
         };
-        restored?;
-        let back = watcher.until(started, true, self.args.timeout).await;
+        // Polled from the restore's start, as the break was.
+        let restored = watcher
+            .during(started, self.put_back(&client), true, self.args.timeout)
+            .await;
+        restored.result?;
+        let back = restored.reached;
         // Keep polling a little, so the report shows the answers settled.
         watcher
             .for_a_while(started, Duration::from_millis(500))
@@ -244,6 +246,8 @@ impl Drill {
             broken_at_ms: broken_at.as_millis() as u64,
             restored_at_ms: restored_at.as_millis() as u64,
             ended_at_ms: started.elapsed().as_millis() as u64,
+            break_ended_at_ms: Some(taken_out_ended),
+            restore_ended_at_ms: Some(restored.ended_ms),
             tracks: watcher.tracks,
             started_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -282,8 +286,15 @@ impl Drill {
             self.args.endpoint
         );
         let promoted_at = started.elapsed();
-        shell(self.args.promote_command.as_deref().unwrap_or_default()).await?;
-        let done = watcher.until(started, true, self.args.timeout).await;
+        // The command runs while every server is polled, from its start.
+        let promote = shell(self.args.promote_command.as_deref().unwrap_or_default());
+        let watched = watcher
+            .during(started, promote, true, self.args.timeout)
+            .await;
+        watched
+            .result
+            .context("the promote command failed (nothing was put back)")?;
+        let done = watched.reached;
         watcher
             .for_a_while(started, Duration::from_millis(500))
             .await;
@@ -298,6 +309,8 @@ impl Drill {
             broken_at_ms: promoted_at.as_millis() as u64,
             restored_at_ms: ended,
             ended_at_ms: ended,
+            break_ended_at_ms: Some(watched.ended_ms),
+            restore_ended_at_ms: None,
             tracks: watcher.tracks,
             started_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -407,6 +420,16 @@ async fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`Watcher::during`] saw.
+struct Watched {
+    /// Whether, within the timeout, every track answered as wanted at one round.
+    reached: bool,
+    /// When the action returned (ms since the drill began).
+    ended_ms: u64,
+    /// The action's result.
+    result: anyhow::Result<()>,
+}
+
 /// Polls every server and the resolver.
 struct Watcher {
     targets: Vec<SocketAddr>,
@@ -476,24 +499,75 @@ impl Watcher {
         }
     }
 
-    /// Polls until every track's answer has the endpoint `present` (true) or not,
-    /// or `timeout`; returns whether it happened.
-    async fn until(&mut self, started: Instant, present: bool, timeout: Duration) -> bool {
+    /// Whether every track's last answer has the endpoint `present` (true) or not.
+    fn all_answer(&self, present: bool) -> bool {
+        self.tracks
+            .iter()
+            .all(|t| t.samples.last().and_then(|s| s.present) == Some(present))
+    }
+
+    /// Runs `action` (a command, or calls to the servers) while polling every
+    /// `interval` from the moment it starts: until every track answers `present`
+    /// (true: with the endpoint) or `timeout` has passed, and in any case until the
+    /// action has returned (a failed action stops the polling at once). The action
+    /// and the polls run in one task, so when the action returned is timed to the
+    /// millisecond whatever a poll is doing; a round also starts the moment it returns,
+    /// so a quick action's effect is seen at once, not an `interval` later.
+    async fn during(
+        &mut self,
+        started: Instant,
+        action: impl std::future::Future<Output = anyhow::Result<()>>,
+        present: bool,
+        timeout: Duration,
+    ) -> Watched {
         let deadline = Instant::now() + timeout;
-        loop {
-            let round = Instant::now();
-            self.poll(started).await;
-            if self
-                .tracks
-                .iter()
-                .all(|t| t.samples.last().and_then(|s| s.present) == Some(present))
-            {
-                return true;
+        // When the action returned (ms since the drill began) and whether it succeeded.
+        let returned: std::cell::Cell<Option<(u64, bool)>> = std::cell::Cell::new(None);
+        let returned_now = tokio::sync::Notify::new();
+        let action = async {
+            let result = action.await;
+            returned.set(Some((started.elapsed().as_millis() as u64, result.is_ok())));
+            returned_now.notify_one();
+            result
+        };
+        let polls = async {
+            let mut reached = false;
+            let mut said = false;
+            loop {
+                let round = Instant::now();
+                if matches!(returned.get(), Some((_, false))) {
+                    return reached;
+                }
+                self.poll(started).await;
+                reached |= self.all_answer(present);
+                let over = reached || Instant::now() >= deadline;
+                match returned.get() {
+                    Some((_, false)) => return reached,
+                    Some(_) if over => return reached,
+                    None if over && !said => {
+                        said = true;
+                        eprintln!(
+                            "drill: {}; polling on until the command returns …",
+                            if reached {
+                                "every answer changed"
+                            } else {
+                                "--timeout passed"
+                            }
+                        );
+                    }
+                    _ => {}
+                }
+                tokio::select! {
+                    () = tokio::time::sleep_until((round + self.interval).into()) => {}
+                    () = returned_now.notified() => {}
+                }
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep_until((round + self.interval).into()).await;
+        };
+        let (result, reached) = tokio::join!(action, polls);
+        Watched {
+            reached,
+            ended_ms: returned.get().map_or(0, |(at, _)| at),
+            result,
         }
     }
 

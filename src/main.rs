@@ -78,9 +78,15 @@ enum Command {
         /// be present (`--vantage` or `[health] vantage`).
         #[arg(long)]
         agent: bool,
-        /// The agent's vantage point (with --agent).
-        #[arg(long, requires = "agent")]
+        /// The vantage point `serve` (or, with --agent, `probe`) would run as.
+        #[arg(long)]
         vantage: Option<String>,
+        /// DNS listen addresses `serve` would be given (as its --listen).
+        #[arg(long, conflicts_with = "agent")]
+        listen: Vec<std::net::SocketAddr>,
+        /// The admin listen address `serve` would be given (as its --admin-listen).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
     Route53(route53_cli::Route53Args),
@@ -176,13 +182,21 @@ fn main() -> ExitCode {
             deny_warnings,
             agent,
             vantage,
+            listen,
+            admin_listen,
         } => {
+            let options = service::StartOptions {
+                listen: (!listen.is_empty()).then_some(listen),
+                admin_listen,
+                vantage: vantage.clone(),
+                ..Default::default()
+            };
             let reader = if agent {
                 service::Reader::Agent { vantage }
             } else {
                 service::Reader::Server
             };
-            check_config(&path, deny_warnings, reader)
+            check_config(&path, deny_warnings, reader, &options)
         }
         Command::Route53(args) => route53_cli::run(args),
         Command::Dnssec(args) => dnssec_cli::run(args),
@@ -326,10 +340,12 @@ fn check_config(
     path: &PathBuf,
     deny_warnings: bool,
     reader: service::Reader,
+    options: &service::StartOptions,
 ) -> anyhow::Result<ExitCode> {
     let source = config_source(Some(path))?.read_by(reader);
     let loaded = service::load(source).and_then(|loaded| {
-        let host = service::check_host(&loaded.config);
+        let mut host = options.check(&loaded.config);
+        host.extend(service::check_host(&loaded.config));
         if host.has_errors() {
             let mut diagnostics = loaded.warnings;
             diagnostics.extend(host);

@@ -20,7 +20,7 @@ use clap::{Args, Subcommand};
 use failoverd::config::{Config, ConfigSource};
 use failoverd::health::HealthSnapshot;
 use failoverd::service;
-use failoverd::sync::health_feed::HealthFeed;
+use failoverd::sync::health_feed::{HealthFeed, HealthFeedError};
 use failoverd::sync::route53::ClientOptions;
 use failoverd::sync::{Agent, AgentError};
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,10 @@ struct PlanArgs {
     /// live health (without it they are left as Route 53 has them).
     #[arg(long)]
     health_url: Option<String>,
+    /// File holding the bearer token for --health-url (a server with [[admin.tokens]]
+    /// needs one of the read role; default: the FAILOVERD_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -76,6 +80,10 @@ struct ApplyArgs {
     /// live health (without it they are left as Route 53 has them).
     #[arg(long)]
     health_url: Option<String>,
+    /// File holding the bearer token for --health-url (a server with [[admin.tokens]]
+    /// needs one of the read role; default: the FAILOVERD_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -88,6 +96,10 @@ struct SyncArgs {
     /// nothing is written until it answers.
     #[arg(long)]
     health_url: Option<String>,
+    /// File holding the bearer token for --health-url (a server with [[admin.tokens]]
+    /// needs one of the read role; default: the FAILOVERD_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
     /// Serve Prometheus metrics (GET /metrics) and liveness (GET /healthz) here.
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -146,7 +158,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
         bail!("--config is required");
     };
     let (agent, config, _) = connect(&path).await?;
-    let plan = live_plan(&agent, &config, args.health_url.as_deref(), false).await?;
+    let feed = health_feed(args.health_url.as_deref(), args.token_file.as_deref())?;
+    let plan = live_plan(&agent, &config, feed.as_ref(), false).await?;
     if args.json {
         println!("{}", plan.to_json());
     } else {
@@ -161,7 +174,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
 async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let (agent, config, _) = connect(&args.config).await?;
-    let plan = live_plan(&agent, &config, args.health_url.as_deref(), args.force).await?;
+    let feed = health_feed(args.health_url.as_deref(), args.token_file.as_deref())?;
+    let plan = live_plan(&agent, &config, feed.as_ref(), args.force).await?;
     print!("{}", plan.render_table());
     if plan.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -183,18 +197,37 @@ async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The feed of `--health-url`, with the token of `--token-file` (else
+/// `FAILOVERD_TOKEN`).
+fn health_feed(
+    health_url: Option<&str>,
+    token_file: Option<&Path>,
+) -> anyhow::Result<Option<HealthFeed>> {
+    let Some(url) = health_url else {
+        if token_file.is_some() {
+            bail!("--token-file is the token for --health-url: give --health-url too");
+        }
+        return Ok(None);
+    };
+    let token = crate::ctl::read_token(token_file)?;
+    Ok(Some(HealthFeed::new(url)?.with_token(token)))
+}
+
 /// A plan from live health (`--health-url`), or, without it, one that leaves
 /// mirror-mode records as they are in Route 53.
 async fn live_plan(
     agent: &Agent,
     config: &Config,
-    health_url: Option<&str>,
+    feed: Option<&HealthFeed>,
     force: bool,
 ) -> anyhow::Result<failoverd::sync::Plan> {
-    match health_url {
-        Some(url) => {
-            let report = HealthFeed::new(url)?.fetch().await.with_context(|| {
-                format!("reading live health from {url} (a failoverd server's admin API)")
+    match feed {
+        Some(feed) => {
+            let report = feed.fetch().await.with_context(|| {
+                format!(
+                    "reading live health from {} (a failoverd server's admin API)",
+                    feed.url()
+                )
             })?;
             Ok(agent.plan(&report.snapshot(config), force).await?)
         }
@@ -204,7 +237,8 @@ async fn live_plan(
 
 async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let (agent, config, health) = connect(&args.config).await?;
-    if agent.has_mirror_records() && args.health_url.is_none() {
+    let feed = health_feed(args.health_url.as_deref(), args.token_file.as_deref())?;
+    if agent.has_mirror_records() && feed.is_none() {
         bail!(
             "mirror-mode records need live health: give --health-url http://SERVER:9353 (a \
              failoverd server's admin API); without it sync would write the configuration's \
@@ -214,8 +248,13 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let (sender, receiver) = tokio::sync::watch::channel(Arc::new(health));
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some(url) = &args.health_url {
-        let feed = HealthFeed::new(url)?;
+    if let Some(feed) = feed {
+        // Fail fast on a missing or refused token: the loop would only log it.
+        if let Err(error @ (HealthFeedError::NoToken(_) | HealthFeedError::TokenRefused(..))) =
+            feed.fetch().await
+        {
+            bail!("{error}");
+        }
         tasks.spawn(feed.run(
             config.clone(),
             HEALTH_POLL_INTERVAL,

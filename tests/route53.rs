@@ -953,6 +953,12 @@ async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
 
 /// Twelve mirror-mode failover records over eu → us: 12 owned record sets.
 fn mirror_zone(eu: &str) -> String {
+    mirror_zone_with(eu, 12, 30, 0)
+}
+
+/// `count` mirror-mode failover records `app0…` of TTL `ttl`, the first `swapped`
+/// of them over us → eu, the others over eu → us.
+fn mirror_zone_with(eu: &str, count: usize, ttl: u32, swapped: usize) -> String {
     let mut body = format!(
         r#"
 [checks.web]
@@ -968,12 +974,125 @@ check = "web"
 endpoints = [ {US} ]
 "#
     );
-    for i in 0..12 {
+    for i in 0..count {
+        let pools = if i < swapped {
+            r#"["us", "eu"]"#
+        } else {
+            r#"["eu", "us"]"#
+        };
         body.push_str(&format!(
-            "\n[[records]]\nname = \"app{i}.gslb.test.\"\ntype = \"A\"\nttl = 30\npolicy = \"failover\"\npools = [\"eu\", \"us\"]\nroute53 = \"mirror\"\n"
+            "\n[[records]]\nname = \"app{i}.gslb.test.\"\ntype = \"A\"\nttl = {ttl}\npolicy = \"failover\"\npools = {pools}\nroute53 = \"mirror\"\n"
         ));
     }
     body
+}
+
+/// The TTL Route 53 holds for `name` A.
+async fn ttl_of(sdk: &aws_sdk_route53::Client, zone_id: &str, name: &str) -> Option<i64> {
+    support::records(sdk, zone_id)
+        .await
+        .into_iter()
+        .find(|r| r.name() == name && r.r#type().as_str() == "A")
+        .and_then(|r| r.ttl())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    // 29 owned record sets: ns1 and 15 static hosts, and 13 mirror-mode records.
+    let lines: String = (0..15)
+        .map(|i| format!("host{i} IN A 198.51.100.{}\n", i + 1))
+        .collect();
+    let workspace = Workspace::new(ZONE, &lines);
+    let load = |ttl: u32, swapped: usize| {
+        workspace.load(&config(
+            &moto,
+            true,
+            &mirror_zone_with(EU, 13, ttl, swapped),
+        ))
+    };
+    let (cfg, zones) = load(25, 0);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let first = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("first sync");
+    assert_eq!(first.plan.zones[0].counts(), (29, 0, 0));
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
+    let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
+    let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
+    let refusal = |result: Result<failoverd::sync::RunReport, AgentError>| match result {
+        Err(AgentError::Apply(ApplyError::Refused(reason))) => reason,
+        other => panic!("a configuration edit must be refused: {other:?}"),
+    };
+
+    // TTL 25 → 26 on the 13 mirror records (45 % of owned), same endpoints: refused.
+    let (cfg, zones) = load(26, 0);
+    let agent = agent_with(cfg.clone(), zones, fast_options()).await;
+    let plan = agent.plan(&health(&cfg), false).await.expect("plan");
+    assert_eq!(
+        plan.zones[0].counts(),
+        (0, 13, 0),
+        "{}",
+        plan.render_table()
+    );
+    assert!(plan.zones[0].health_driven.is_empty());
+    let reason = refusal(agent.reconcile(&health(&cfg), false).await);
+    assert!(
+        reason.contains("13 of 29 owned record sets would be updated"),
+        "{reason}"
+    );
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
+    // Applied with the force flag.
+    let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
+    assert!(forced.applied.expect("applied").is_complete());
+    assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(26));
+    assert!(
+        agent
+            .plan(&health(&cfg), false)
+            .await
+            .expect("plan")
+            .is_empty(),
+        "converged"
+    );
+
+    // The pools' order swapped on 12 records (live traffic moves eu → us): refused.
+    let (swapped_cfg, zones) = load(26, 12);
+    let swapped = agent_with(swapped_cfg.clone(), zones, fast_options()).await;
+    let reason = refusal(swapped.reconcile(&health(&swapped_cfg), false).await);
+    assert!(
+        reason.contains("12 of 29 owned record sets would be updated"),
+        "{reason}"
+    );
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        eu
+    );
+
+    // An outage under the applied configuration rewrites all 13 mirror sets (45 %):
+    // health alone explains it, so it is written unforced; and so is the recovery.
+    let outage = agent
+        .reconcile(&eu_down(&health(&cfg)), false)
+        .await
+        .expect("the outage is written");
+    assert_eq!(outage.plan.zones[0].counts(), (0, 13, 0));
+    assert_eq!(outage.plan.zones[0].health_driven.len(), 13);
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        us
+    );
+    assert_eq!(ttl_of(&sdk, &zone_id, "app0.gslb.test.").await, Some(26));
+    let back = agent
+        .reconcile(&health(&cfg), false)
+        .await
+        .expect("the recovery is written");
+    assert_eq!(back.plan.zones[0].counts(), (0, 13, 0));
+    assert_eq!(
+        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        eu
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1358,6 +1477,120 @@ async fn operator_drains_and_manual_failovers_reach_mirror_records() {
     assert_eq!(values("app0.gslb.test.").await, eu);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
+    let moto = Moto::start();
+    let sdk = moto.sdk().await;
+    let zone_id = create_zone(&sdk, ZONE).await;
+    let workspace = Workspace::new(ZONE, "");
+    let dir = workspace.dir.path();
+    let read = "read-token-0123456789abcdef";
+    let operate = "operate-token-0123456789abcdef";
+    std::fs::write(dir.join("read.token"), format!("{read}\n")).unwrap();
+    std::fs::write(dir.join("operate.token"), format!("{operate}\n")).unwrap();
+    std::fs::write(dir.join("wrong.token"), "not-a-token-of-this-server\n").unwrap();
+    // Token files others may read are refused.
+    for file in ["read.token", "operate.token", "wrong.token"] {
+        std::fs::set_permissions(
+            dir.join(file),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let tokens = "[[admin.tokens]]\nname = \"route53\"\nrole = \"read\"\nfile = \"read.token\"\n\
+                  [[admin.tokens]]\nname = \"oncall\"\nrole = \"operate\"\nfile = \"operate.token\"\n";
+    // No health checks: endpoints are up unless an operator says otherwise.
+    let body = mirror_zone(EU).replace("check = \"web\"\n", "");
+    let (server, text) =
+        Server::start_with(&workspace, &config(&moto, false, &body), tokens, Some(read)).await;
+    let path = workspace.write_config(&text);
+    let url = server.admin.clone();
+    let run = |args: &[&str], token_env: Option<&str>| {
+        let mut command = route53_command(args);
+        command
+            .arg("--config")
+            .arg(&path)
+            .args(["--health-url", &url]);
+        command.env_remove("FAILOVERD_TOKEN");
+        if let Some(token) = token_env {
+            command.env("FAILOVERD_TOKEN", token);
+        }
+        let output = command.output().expect("route53");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let token_file = |name: &str| dir.join(name).display().to_string();
+
+    // Without a token: 401, and the message says what to give.
+    for action in ["plan", "apply", "sync"] {
+        let (ok, _, stderr) = run(&[action], None);
+        assert!(!ok, "{action} without a token");
+        assert!(
+            stderr.contains("HTTP 401: the server needs a bearer token of the read role")
+                && stderr.contains("--token-file FILE"),
+            "{action}: {stderr}"
+        );
+    }
+    // A token the server does not know: refused, and said so.
+    let (ok, _, stderr) = run(&["plan", "--token-file", &token_file("wrong.token")], None);
+    assert!(!ok);
+    assert!(stderr.contains("refused the token"), "{stderr}");
+
+    // With the read token (file, then environment): mirror records planned from
+    // live health, and applied.
+    let (ok, stdout, stderr) = run(&["plan", "--token-file", &token_file("read.token")], None);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("12 to create"), "{stdout}");
+    assert!(!stdout.contains("left as they are"), "{stdout}");
+    let (ok, stdout, stderr) = run(&["apply"], Some(read));
+    assert!(ok, "{stdout}{stderr}");
+    let app1 = || support::values(&sdk, &zone_id, "app1.gslb.test.", "A", None);
+    assert_eq!(
+        app1().await,
+        Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()])
+    );
+
+    // sync follows the server's overrides with the read token.
+    let ctl = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
+        .args([
+            "ctl",
+            "--server",
+            &url,
+            "--token-file",
+            &token_file("operate.token"),
+        ])
+        .args(["drain", "eu/eu-1", "--reason", "token test"])
+        .output()
+        .expect("ctl");
+    assert!(
+        ctl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+    let mut child = route53_command(&["sync", "--config"])
+        .arg(&path)
+        .args([
+            "--health-url",
+            &url,
+            "--token-file",
+            &token_file("read.token"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sync");
+    let drained = eventually(Duration::from_secs(30), || async {
+        app1().await == Some(vec!["192.0.2.11".to_owned()])
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(drained, "sync wrote the drain it read with the token");
+}
+
 /// A `failoverd serve` with an admin API on a free port, for operator commands.
 struct Server {
     child: std::process::Child,
@@ -1369,12 +1602,23 @@ impl Server {
     /// Starts a server on `text` plus an `[admin]` section; returns it and the full
     /// config text once its admin API answers.
     async fn start(workspace: &Workspace, text: &str) -> (Self, String) {
+        Self::start_with(workspace, text, "", None).await
+    }
+
+    /// As [`Server::start`], with `admin` appended to the `[admin]` section (tokens)
+    /// and the health feed sending `token`.
+    async fn start_with(
+        workspace: &Workspace,
+        text: &str,
+        admin: &str,
+        token: Option<&str>,
+    ) -> (Self, String) {
         let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+        let text = format!("{text}\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{admin}");
         let path = workspace.write_config(&text);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_failoverd"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -1384,7 +1628,9 @@ impl Server {
             .spawn()
             .expect("failoverd serve");
         let admin = format!("http://127.0.0.1:{admin_port}");
-        let feed = failoverd::sync::health_feed::HealthFeed::new(&admin).unwrap();
+        let feed = failoverd::sync::health_feed::HealthFeed::new(&admin)
+            .unwrap()
+            .with_token(token.map(str::to_owned));
         assert!(
             eventually(Duration::from_secs(20), || async {
                 feed.fetch().await.is_ok()

@@ -25,9 +25,28 @@ rm -rf "$X"; mkdir -p "$X/man" "$X/completions" "$X/systemd"
 for unit in failoverd.service failoverd-probe.service; do
   sed 's|/usr/local/bin/failoverd|/usr/bin/failoverd|g' "deploy/$unit" > "$X/systemd/$unit"
 done
-sed 's|^directory = "../zones"|directory = "zones"|' config/failoverd.toml > "$X/failoverd.toml"
+# The packaged config: the embedded default, plus what an installed server keeps (its
+# state under StateDirectory=) and the operate token the postinst creates.
+{
+  sed 's|^directory = "../zones"|directory = "zones"|' config/failoverd.toml
+  cat <<'TOML'
+
+# Added by the package: state kept across restarts (systemd's StateDirectory=failoverd),
+# and the operate token the package created (/etc/failoverd/tokens/oncall, mode 0600):
+# `failoverd ctl --token-file /etc/failoverd/tokens/oncall status`.
+[health]
+state_file = "/var/lib/failoverd/state.json"
+
+[[admin.tokens]]
+name = "oncall"
+role = "operate"
+file = "tokens/oncall"
+TOML
+} > "$X/failoverd.toml"
 cp zones/gslb.example.com.zone "$X/"
 cp "$BIN" "$X/failoverd"
 # The assets come from target/deb-extra, whichever profile built the binary.
 FAST=; [ -n "${DEB_FAST:-}" ] && FAST=--fast
+# Stripped, as Debian ships binaries (symbols and line tables stay in the build tree).
+strip "$X/failoverd"
 cargo deb --no-build --no-strip $FAST 2>&1 | tail -1

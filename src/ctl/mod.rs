@@ -282,7 +282,14 @@ fn servers(args: &CtlArgs) -> anyhow::Result<Vec<String>> {
 }
 
 fn token(args: &CtlArgs) -> anyhow::Result<Option<String>> {
-    if let Some(path) = &args.token_file {
+    read_token(args.token_file.as_deref())
+}
+
+/// The bearer token for a server's admin API: the first line of `token_file` when
+/// given (an error if it cannot be read or holds none), else the `FAILOVERD_TOKEN`
+/// environment variable, else none. `ctl`, `drill` and `route53 --health-url` share it.
+pub(crate) fn read_token(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    if let Some(path) = token_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the token file {}", path.display()))?;
         let token = text.lines().next().unwrap_or_default().trim().to_owned();

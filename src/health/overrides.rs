@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, PoolChoice};
+use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::model::{DynamicType, EndpointIndex, HealthState, PoolIndex};
 
 /// How long a release (or an expired override) is remembered, so that an older copy
@@ -210,6 +210,18 @@ pub enum OverrideError {
         /// Its pools.
         pools: String,
     },
+    /// The action fits the target but would change no answer under the
+    /// configuration (a manual failover of a `primary` record, a failover to the pool
+    /// already answered first, a drain of an endpoint no record answers, …).
+    #[error("{action} of {target} changes nothing: {reason}")]
+    NoEffect {
+        /// The action asked for.
+        action: Action,
+        /// Its target.
+        target: Target,
+        /// Why it changes nothing, and what to do instead.
+        reason: String,
+    },
     /// Too many overrides.
     #[error("too many overrides (at most {MAX_OVERRIDES}); release some first")]
     Full,
@@ -319,8 +331,13 @@ pub fn check_entry(
     let Some(config) = config else {
         return Ok(());
     };
+    // The target and the kind of action, not whether it changes anything here: a
+    // peer made it under its configuration, and refusing it during a configuration
+    // rollout would split the cluster's override sets.
     match &entry.action {
-        Some(action) => check(config, &entry.target, action).map_err(EntryRefusal::Target)?,
+        Some(action) => {
+            check_target(config, &entry.target, action).map_err(EntryRefusal::Target)?
+        }
         None => known(config, &entry.target).map_err(EntryRefusal::Target)?,
     }
     Ok(())
@@ -378,7 +395,12 @@ impl OverrideSet {
         now_ms: u64,
     ) -> Result<Entry, OverrideError> {
         if let Some(action) = &change.action {
-            check(config, &change.target, action)?;
+            let in_force = self
+                .entries
+                .get(&change.target)
+                .filter(|e| e.active(now_ms))
+                .and_then(|e| e.action.as_ref());
+            check(config, &change.target, action, in_force)?;
         }
         check_text("by", &change.by, MAX_BY)?;
         check_text("reason", &change.reason, MAX_REASON)?;
@@ -507,8 +529,27 @@ impl OverrideSet {
     }
 }
 
-/// Whether `action` applies to `target` under `config`.
-fn check(config: &Config, target: &Target, action: &Action) -> Result<(), OverrideError> {
+/// Whether `action` applies to `target` under `config`: the target exists, the
+/// action is of a kind it takes, and it changes something — it ends `in_force`, a
+/// different override in force on the same target (a target holds one override, so
+/// `force up` replaces a `force down`), or would change an answer by itself (see
+/// [`check_effect`]). An operator's change that fails here is refused (HTTP 400,
+/// with the reason). Pure: the configuration and the override in force only.
+fn check(
+    config: &Config,
+    target: &Target,
+    action: &Action,
+    in_force: Option<&Action>,
+) -> Result<(), OverrideError> {
+    check_target(config, target, action)?;
+    if in_force.is_some_and(|current| current != action) {
+        return Ok(());
+    }
+    check_effect(config, target, action)
+}
+
+/// Whether the target exists and takes this kind of action.
+fn check_target(config: &Config, target: &Target, action: &Action) -> Result<(), OverrideError> {
     let mismatch = |kind, allowed| OverrideError::Mismatch {
         action: action.clone(),
         kind,
@@ -558,6 +599,209 @@ fn check(config: &Config, target: &Target, action: &Action) -> Result<(), Overri
         }
     }
     Ok(())
+}
+
+/// How a record uses a pool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Answers from it (one of its pool lists).
+    Answers,
+    /// Answers from it only when no pool is up (`all_down = { fallback = … }`).
+    Fallback,
+    /// Lets traffic move to a pool only while this one is up (a gate).
+    Gate,
+}
+
+/// Every (record, use) of `pool` in `config`.
+fn uses_of(config: &Config, pool: PoolIndex) -> Vec<(&DynamicRecord, Use)> {
+    let mut uses = Vec::new();
+    for (r, record) in config.records.iter().enumerate() {
+        if record_pools(config, r).contains(&pool) {
+            uses.push((record, Use::Answers));
+        }
+        if record.all_down == AllDown::Fallback(pool) {
+            uses.push((record, Use::Fallback));
+        }
+        if record.gates.iter().any(|g| g.gate == pool) {
+            uses.push((record, Use::Gate));
+        }
+    }
+    uses
+}
+
+/// Whether a valid override would change any answer under `config` (pure: the
+/// configuration alone, so the same request gets the same verdict on every server).
+/// What changes nothing (README, "Operations"):
+///
+/// | action | changes nothing when |
+/// |---|---|
+/// | `failover` | the record is `policy = "primary"` (it follows its checks); a `failover` record's pool is already first in every pool list holding it and has no gate to override; a `weighted`/`multivalue` record has it as its only pool |
+/// | `drain` | every endpoint is drained by the configuration (`weight = 0`), or no record answers from its pool (nor falls back to it, nor is gated by it; a `primary` record's fallback ignores drains) |
+/// | `force_up` | the configuration forces it up already, or its pool is only a fallback (answered whatever its health) or used by no record |
+/// | `force_down` | the configuration forces it down already, or no record uses its pool |
+fn check_effect(config: &Config, target: &Target, action: &Action) -> Result<(), OverrideError> {
+    let no_effect = |reason: String| OverrideError::NoEffect {
+        action: action.clone(),
+        target: target.clone(),
+        reason,
+    };
+    match (target, action) {
+        (Target::Record { .. }, Action::Failover(pool)) => {
+            let Some(pin) = config.pool_by_name(pool) else {
+                return Ok(());
+            };
+            let mut reasons: Vec<String> = Vec::new();
+            for r in records_of(config, target) {
+                match failover_effect(config, &config.records[r], pin) {
+                    Ok(()) => return Ok(()),
+                    Err(reason) => {
+                        if !reasons.contains(&reason) {
+                            reasons.push(reason);
+                        }
+                    }
+                }
+            }
+            Err(no_effect(reasons.join("; ")))
+        }
+        (Target::Endpoint(label), _) => {
+            let Some(e) = endpoint_by_label(config, label) else {
+                return Ok(());
+            };
+            endpoint_effect(config, e, action).map_err(no_effect)
+        }
+        (Target::Pool(name), Action::Drain) => {
+            let Some(pool) = config.pool_by_name(name) else {
+                return Ok(());
+            };
+            let endpoints = &config.pool(pool).endpoints;
+            let mut first = None;
+            for &e in endpoints {
+                match endpoint_effect(config, e, action) {
+                    Ok(()) => return Ok(()),
+                    Err(reason) => {
+                        first.get_or_insert(reason);
+                    }
+                }
+            }
+            Err(no_effect(
+                first.unwrap_or_else(|| "it has no endpoints".into()),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether a manual failover of `record` to `pin` (one of its pools or not) changes
+/// its answers; else why not.
+fn failover_effect(config: &Config, record: &DynamicRecord, pin: PoolIndex) -> Result<(), String> {
+    let what = format!("{} {}", record.name, record.record_type);
+    let pool = &config.pool(pin).name;
+    let lists: Vec<&[PoolIndex]> = record
+        .pools
+        .all_lists()
+        .into_iter()
+        .filter(|list| list.contains(&pin))
+        .collect();
+    if lists.is_empty() {
+        return Err(format!("{what} does not answer from pool {pool}"));
+    }
+    let others = || {
+        let mut names: Vec<&str> = lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .filter(|&&p| p != pin)
+            .map(|&p| config.pool(p).name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(", ")
+    };
+    match record.selection {
+        Selection::Primary => Err(format!(
+            "{what} is a primary record: it answers the one endpoint whose check claims \
+             primary, so a manual failover does not apply; promote the database instead \
+             (failoverd drill --mode promote measures it), or drain or force its endpoints"
+        )),
+        Selection::Failover => {
+            let moves = lists
+                .iter()
+                .any(|list| list[0] != pin || record.gate_of(pin).is_some());
+            if moves {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pool {pool} is already the first pool of {what}, and no gate holds \
+                     it; fail over to another of its pools ({}), or release the record to \
+                     end a failover in force",
+                    others()
+                ))
+            }
+        }
+        Selection::Weighted | Selection::Multivalue => {
+            if lists.iter().any(|list| list.len() > 1) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pool {pool} is the only pool {what} answers from, so answering from it \
+                     alone is what it does already"
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `action` (drain, force up or down) on endpoint `e` changes any answer;
+/// else why not.
+fn endpoint_effect(config: &Config, e: EndpointIndex, action: &Action) -> Result<(), String> {
+    let endpoint = config.endpoint(e);
+    let label = config.endpoint_label(e);
+    let pool = &config.pool(endpoint.pool).name;
+    match action {
+        Action::Drain if endpoint.weight.is_drained() => {
+            return Err(format!(
+                "{label} is drained by the configuration already (weight = 0)"
+            ));
+        }
+        Action::ForceUp if endpoint.forced == Some(HealthState::Up) => {
+            return Err(format!(
+                "{label} is forced up by the configuration already (force = \"up\")"
+            ));
+        }
+        Action::ForceDown if endpoint.forced == Some(HealthState::Down) => {
+            return Err(format!(
+                "{label} is forced down by the configuration already (force = \"down\")"
+            ));
+        }
+        _ => {}
+    }
+    let uses = uses_of(config, endpoint.pool);
+    if uses.is_empty() {
+        return Err(format!(
+            "no record answers from pool {pool}, falls back to it or is gated by it"
+        ));
+    }
+    let matters = uses.iter().any(|&(record, use_)| match (action, use_) {
+        (_, Use::Answers | Use::Gate) => true,
+        // A fallback pool is answered whatever its health, but never a forced-down
+        // endpoint, and undrained endpoints first (a primary record takes the first
+        // endpoint not forced down, drained or not).
+        (Action::ForceDown, Use::Fallback) => true,
+        (Action::Drain, Use::Fallback) => record.selection != Selection::Primary,
+        _ => false,
+    });
+    if matters {
+        Ok(())
+    } else {
+        Err(format!(
+            "pool {pool} is only a fallback (all_down), answered whatever its endpoints' \
+             health{}",
+            if *action == Action::Drain {
+                " by primary records, drained or not"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 /// Whether `target` names something `config` has (for a release, which has no action

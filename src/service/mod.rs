@@ -188,6 +188,13 @@ pub struct StartOptions {
 }
 
 impl StartOptions {
+    /// What `serve` with these options would refuse in `config` (`check-config` takes
+    /// the same options, so a unit's ExecStartPre checks what its ExecStart runs).
+    pub fn check(&self, config: &Config) -> Diagnostics {
+        let mut config = config.clone();
+        self.apply(&mut config).err().unwrap_or_default()
+    }
+
     /// Applies the options to a configuration.
     fn apply(&self, config: &mut Config) -> Result<(), Diagnostics> {
         if let Some(listen) = &self.listen {

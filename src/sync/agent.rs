@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{ApplyError, ApplyReport, apply};
-use super::desired::{DesiredState, desired_state_live};
+use super::desired::{DesiredState, desired_state};
 use super::metrics::SyncMetrics;
 use super::model::{CurrentState, ZoneState, canonical_name};
 use super::plan::{Plan, PlanError, PlanOptions, plan};
@@ -145,7 +145,7 @@ impl Agent {
 
     /// The desired state for a health snapshot.
     pub fn desired(&self, health: &HealthSnapshot) -> DesiredState {
-        desired_state_live(&self.config, &self.zones, health)
+        desired_state(&self.config, &self.zones, health)
     }
 
     /// Reads Route 53 and plans (a dry run).

@@ -16,7 +16,9 @@
 //!  static: every RRset of zones with sync_static, except the apex NS and SOA.
 //! ```
 //!
-//! Markers of ownership are not part of the desired state: the planner adds them.
+//! Markers of ownership are not part of the desired state: the planner adds them,
+//! each with the [`config_fingerprint`] of the record its set comes from, so the
+//! safety guard can tell a configuration edit from a change of health.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -43,14 +45,29 @@ pub enum RecordSource {
     Native {
         /// The dynamic record's name.
         record: String,
+        /// Its [`config_fingerprint`].
+        config: String,
     },
     /// A dynamic record in mirror mode.
     Mirror {
         /// The dynamic record's name.
         record: String,
+        /// Its [`config_fingerprint`].
+        config: String,
     },
     /// A static record from a zone file.
     Static,
+}
+
+impl RecordSource {
+    /// The fingerprint of the configuration the set comes from (None: a static
+    /// record, which is configuration through and through).
+    pub fn config_fingerprint(&self) -> Option<&str> {
+        match self {
+            Self::Native { config, .. } | Self::Mirror { config, .. } => Some(config),
+            Self::Static => None,
+        }
+    }
 }
 
 /// A desired record set with its origin.
@@ -93,25 +110,18 @@ pub struct DesiredState {
     pub unsupported: Vec<Unsupported>,
     /// Things worth knowing that do not stop a plan.
     pub warnings: Vec<String>,
-    /// Mirror-mode records by (name, type): every value health alone could give them
-    /// (their pools' endpoints). A change within these is health-driven, and the
-    /// safety guard does not count it: an outage must be written, not refused.
-    pub mirror_values: BTreeMap<(String, RecordType), BTreeSet<String>>,
+    /// Mirror-mode records by (name, type).
+    pub mirror_records: BTreeSet<(String, RecordType)>,
     /// Record sets (by name and type) the plan must leave exactly as they are in
     /// Route 53: mirror-mode records planned without live health.
     pub frozen: BTreeSet<(String, RecordType)>,
-    /// Native-mode record sets that operator overrides (drain, force, manual
-    /// failover) add, change or remove against the configuration alone. Like
-    /// health-driven mirror changes, the safety guard does not count them: an
-    /// operator's failover during an incident must be written, not refused.
-    pub override_keys: BTreeSet<RecordKey>,
 }
 
 impl DesiredState {
     /// Leaves every mirror-mode record set as Route 53 has it (no live health to
     /// write them from).
     pub fn freeze_mirror_records(&mut self) {
-        let mirrored: BTreeSet<(String, RecordType)> = self.mirror_values.keys().cloned().collect();
+        let mirrored = self.mirror_records.clone();
         for zone in &mut self.zones {
             zone.records
                 .retain(|key, _| !mirrored.contains(&(key.name.clone(), key.record_type.clone())));
@@ -179,43 +189,108 @@ pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) 
     state
 }
 
-/// The desired state for live `health`, with [`DesiredState::override_keys`]: the
-/// native sets in which it differs from the configuration alone.
-pub fn desired_state_live(
-    config: &Config,
-    zones: &ZoneSet,
-    health: &HealthSnapshot,
-) -> DesiredState {
-    let mut live = desired_state(config, zones, health);
-    let base = desired_state(config, zones, &HealthSnapshot::from_config(config));
-    let native = |zone: &DesiredZone| -> BTreeMap<RecordKey, RecordSet> {
-        zone.records
-            .iter()
-            .filter(|(_, r)| matches!(r.source, RecordSource::Native { .. }))
-            .map(|(k, r)| (k.clone(), r.set.clone()))
-            .collect()
-    };
-    let mut differing = BTreeSet::new();
-    for (live_zone, base_zone) in live.zones.iter().zip(&base.zones) {
-        let (now, then) = (native(live_zone), native(base_zone));
-        for key in now.keys().chain(then.keys()) {
-            if now.get(key) != then.get(key) {
-                differing.insert(key.clone());
+/// The configuration fingerprint of a dynamic record: 16 hex digits of a stable
+/// hash over everything its Route 53 record sets depend on *besides* health and
+/// operator overrides — name, type, mode, the TTLs, selection, `max_answers`,
+/// `on_conflict`, the pool lists in order (per region for geo records), `all_down`,
+/// the gates, and every pool involved (`min_healthy`, region, its endpoints in order
+/// with their names, targets, weights and configured forced states; in native mode
+/// also the Route 53 health check each endpoint gets).
+///
+/// The planner writes it into each set's ownership marker. A later plan whose
+/// record has the same fingerprint differs from what Route 53 holds only by health
+/// or overrides (an outage, a recovery, a drain): the safety guard lets that through
+/// however many sets it rewrites. A different fingerprint is a configuration edit
+/// (a TTL, the order of the pools, a weight, an endpoint added or removed), which the
+/// guard counts. Only hashes of what Route 53 is sent go in: check secrets such as
+/// HTTP headers never do, as markers are public in DNS.
+pub fn config_fingerprint(config: &Config, record: &DynamicRecord) -> String {
+    use std::fmt::Write as _;
+    let pool_name = |p: &PoolIndex| config.pool(*p).name.as_str();
+    let names = |pools: &[PoolIndex]| pools.iter().map(pool_name).collect::<Vec<_>>();
+    // Strings are written with {:?} (quoted, escaped), so no two configurations give
+    // the same text.
+    let mut text = String::from("failoverd-config-v1");
+    let _ = write!(
+        text,
+        "|record {:?} {} {:?} ttl {} {} {} {:?} answers {} {:?}",
+        record.name,
+        record.record_type,
+        record.route53,
+        record.ttl.0,
+        record.all_down_ttl.0,
+        record.min_ttl.0,
+        record.selection,
+        record.max_answers,
+        record.on_conflict,
+    );
+    let mut involved: Vec<PoolIndex> = record.pools.all_lists().concat();
+    match &record.pools {
+        PoolChoice::Fixed(pools) => {
+            let _ = write!(text, "|pools {:?}", names(pools));
+        }
+        PoolChoice::Geo { by_region, default } => {
+            for (region, pools) in by_region.iter().enumerate() {
+                if let Some(pools) = pools {
+                    let region = config.regions.get(region).map(|r| r.name.as_str());
+                    let _ = write!(text, "|region {region:?} {:?}", names(pools));
+                }
+            }
+            let _ = write!(text, "|default {:?}", names(default));
+        }
+    }
+    match record.all_down {
+        crate::config::AllDown::FailOpen => text.push_str("|all_down fail-open"),
+        crate::config::AllDown::NoData => text.push_str("|all_down nodata"),
+        crate::config::AllDown::Fallback(pool) => {
+            let _ = write!(text, "|all_down fallback {:?}", pool_name(&pool));
+            involved.push(pool);
+        }
+    }
+    for gate in &record.gates {
+        let _ = write!(
+            text,
+            "|gate {:?} {:?}",
+            pool_name(&gate.pool),
+            pool_name(&gate.gate)
+        );
+        involved.push(gate.gate);
+    }
+    involved.sort_by(|a, b| pool_name(a).cmp(pool_name(b)));
+    involved.dedup();
+    let mut ignored = BTreeSet::new();
+    for pool in involved {
+        let p = config.pool(pool);
+        let region = p.region.and_then(|r| config.regions.get(usize::from(r.0)));
+        let _ = write!(
+            text,
+            "|pool {:?} min_healthy {} region {:?}",
+            p.name,
+            p.min_healthy,
+            region.map(|r| r.name.as_str())
+        );
+        for &e in &p.endpoints {
+            let endpoint = config.endpoint(e);
+            let _ = write!(
+                text,
+                "|endpoint {:?} {:?} weight {} forced {:?}",
+                endpoint.name,
+                endpoint.target.to_string(),
+                endpoint.weight.0,
+                endpoint.forced
+            );
+            if record.route53 == Route53Mode::Native {
+                let check = health_check_spec(config, e, None, &mut ignored);
+                let _ = write!(text, " check {check:?}");
             }
         }
     }
-    live.override_keys = differing;
-    live
+    format!("{:016x}", stable_hash(text.as_bytes()))
 }
 
 /// Longest DNS name on the wire (RFC 1035): an absolute name of N presentation
 /// characters (with its trailing dot) takes N + 1 octets.
 const MAX_NAME_OCTETS: usize = 255;
-
-/// A record value as mirror values are compared: lower case, no trailing dot.
-pub fn mirror_value(value: &str) -> String {
-    value.trim_end_matches('.').to_ascii_lowercase()
-}
 
 /// How the endpoints of one record set group are expressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,27 +399,9 @@ impl Builder<'_> {
         }
         let name = canonical_name(&record.name);
         if record.route53 == Route53Mode::Mirror {
-            let config = self.config;
-            let mut pools: Vec<crate::model::PoolIndex> = record
-                .pools
-                .all_lists()
-                .into_iter()
-                .flatten()
-                .copied()
-                .collect();
-            if let crate::config::AllDown::Fallback(pool) = record.all_down {
-                pools.push(pool);
-            }
-            let values = pools
-                .iter()
-                .flat_map(|&p| config.pool(p).endpoints.iter())
-                .map(|&e| mirror_value(&config.endpoint(e).target.to_string()))
-                .collect::<BTreeSet<String>>();
             self.state
-                .mirror_values
-                .entry((name.clone(), RecordType::from(record.record_type)))
-                .or_default()
-                .extend(values);
+                .mirror_records
+                .insert((name.clone(), RecordType::from(record.record_type)));
         }
         let Some(zone) = self.zone_index(&name) else {
             self.warnings.insert(format!(
@@ -373,6 +430,7 @@ impl Builder<'_> {
         let decision = policy::decide_record(config, record, pools, state, health);
         let source = RecordSource::Mirror {
             record: name.to_owned(),
+            config: config_fingerprint(config, record),
         };
         if decision.candidates.is_empty() {
             return;

@@ -5,7 +5,9 @@
 //! The answer looks like
 //! `{"generation": 7, "endpoints": [{"endpoint": "web-eu/eu-1", "state": "up"}, …]}`.
 //! Endpoints missing from the answer keep the configuration's default (forced state,
-//! else up); unknown endpoints are ignored.
+//! else up); unknown endpoints are ignored. A server with `[[admin.tokens]]` answers
+//! only with a bearer token of the `read` role (or `operate`): see
+//! [`HealthFeed::with_token`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,19 @@ pub enum HealthFeedError {
     /// The server answered with an error status.
     #[error("GET {0}: HTTP {1}")]
     Status(String, u16),
+    /// The server wants a token and none was sent (HTTP 401).
+    #[error(
+        "GET {0}: HTTP 401: the server needs a bearer token of the read role; give \
+         --token-file FILE (the token on its first line) or set FAILOVERD_TOKEN"
+    )]
+    NoToken(String),
+    /// The server refused the token sent (HTTP 401 or 403).
+    #[error(
+        "GET {0}: HTTP {1}: the server refused the token from --token-file / \
+         FAILOVERD_TOKEN; check it is one of the server's [[admin.tokens]] (role read \
+         or operate)"
+    )]
+    TokenRefused(String, u16),
     /// The answer is not the expected JSON.
     #[error("GET {0}: bad JSON: {1}")]
     Json(String, String),
@@ -137,6 +152,7 @@ impl HealthReport {
 pub struct HealthFeed {
     url: String,
     client: reqwest::Client,
+    token: Option<String>,
 }
 
 impl HealthFeed {
@@ -152,21 +168,42 @@ impl HealthFeed {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| HealthFeedError::Url(url.clone(), e.to_string()))?;
-        Ok(Self { url, client })
+        Ok(Self {
+            url,
+            client,
+            token: None,
+        })
+    }
+
+    /// The `/v1/health` URL polled.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends `token` as a bearer token with every request (a server with
+    /// `[[admin.tokens]]` needs one of the `read` role).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     /// Fetches the current report.
     pub async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
         let url = self.url.clone();
-        let response = self
-            .client
-            .get(&url)
+        let mut request = self.client.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| HealthFeedError::Request(url.clone(), e.to_string()))?;
         let status = response.status().as_u16();
-        if status != 200 {
-            return Err(HealthFeedError::Status(url, status));
+        match (status, &self.token) {
+            (200, _) => {}
+            (401, None) => return Err(HealthFeedError::NoToken(url)),
+            (401 | 403, Some(_)) => return Err(HealthFeedError::TokenRefused(url, status)),
+            _ => return Err(HealthFeedError::Status(url, status)),
         }
         let body = response
             .bytes()

@@ -6,7 +6,7 @@
 //! ```text
 //!   www.gslb.example.com.                   A    [www A primary]  (the record)
 //!   _failoverd-owner.www.gslb.example.com.  TXT  [owner www A primary] weight 0
-//!       "heritage=failoverd,owner=<owner_id>,type=A,set=www A primary"
+//!       "heritage=failoverd,owner=<owner_id>,type=A,config=<fingerprint>,set=www A primary"
 //! ```
 //!
 //! A marker is a weighted TXT record (weight 0) with its own set identifier, so each
@@ -15,6 +15,13 @@
 //! marker names it with our owner id; everything else is foreign and never changed.
 //! Markers are created before (or with) the record they mark and deleted after it, in
 //! the same atomic batch whenever the batch limits allow.
+//!
+//! A marker of a dynamic record's set also holds `config=`, the fingerprint of the
+//! record's configuration the set was written from (see
+//! [`super::desired::config_fingerprint`]). The safety guard compares it with the
+//! fingerprint of the configuration being applied: equal, the change is health (or an
+//! operator override) alone; different or missing, it is a configuration edit.
+//! Readers ignore fields they do not know, so older versions still read ownership.
 //!
 //! Health checks are owned when tagged `failoverd:owner = <owner_id>`; the
 //! `failoverd:endpoint` tag names the endpoint the check probes. A check created by a
@@ -45,6 +52,9 @@ pub struct Claim {
     pub owner: String,
     /// The record set claimed.
     pub key: RecordKey,
+    /// Fingerprint of the record configuration the set was written from (`config=`;
+    /// None: a static record, or a marker written before fingerprints existed).
+    pub config: Option<String>,
 }
 
 /// The marker name of a record name.
@@ -57,13 +67,18 @@ pub fn is_marker_name(name: &str) -> bool {
     name.starts_with(MARKER_LABEL) && name.as_bytes().get(MARKER_LABEL.len()) == Some(&b'.')
 }
 
-/// The marker record set claiming `key` for `owner`.
-pub fn marker_for(key: &RecordKey, zone: &str, owner: &str) -> RecordSet {
+/// The marker record set claiming `key` for `owner`, written from the record
+/// configuration with fingerprint `config` (None: a static record).
+pub fn marker_for(key: &RecordKey, zone: &str, owner: &str, config: Option<&str>) -> RecordSet {
     let ident = match &key.set_identifier {
         Some(set) => set.clone(),
         None => format!("{} {}", relative_name(&key.name, zone), key.record_type),
     };
     let mut value = format!("heritage={HERITAGE},owner={owner},type={}", key.record_type);
+    if let Some(config) = config {
+        value.push_str(",config=");
+        value.push_str(config);
+    }
     if let Some(set) = &key.set_identifier {
         value.push_str(",set=");
         value.push_str(set);
@@ -106,6 +121,7 @@ fn parse_claim(text: &str, owned_name: &str) -> Option<Claim> {
     let mut owner = None;
     let mut record_type = None;
     let mut set = None;
+    let mut config = None;
     let mut rest = text;
     while !rest.is_empty() {
         let (field, tail) = match rest.split_once(',') {
@@ -120,6 +136,7 @@ fn parse_claim(text: &str, owned_name: &str) -> Option<Claim> {
             "owner" => owner = Some(v),
             "type" => record_type = Some(v),
             "set" => set = Some(v),
+            "config" => config = Some(v),
             _ => {}
         }
         rest = tail;
@@ -134,6 +151,7 @@ fn parse_claim(text: &str, owned_name: &str) -> Option<Claim> {
             RecordType::from_mnemonic(record_type?),
             set.map(str::to_owned),
         ),
+        config: config.map(str::to_owned),
     })
 }
 
@@ -183,18 +201,31 @@ mod tests {
     fn markers_round_trip() {
         let zone = "gslb.example.com.";
         for set in [None, Some("www A web-eu/eu-1,odd=chars".to_owned())] {
-            let key = RecordKey::new("www.gslb.example.com.", RecordType::A, set.clone());
-            let marker = marker_for(&key, zone, "team-a");
-            assert_eq!(marker.key.name, "_failoverd-owner.www.gslb.example.com.");
-            let claims = parse_marker(&marker).unwrap();
-            assert_eq!(
-                claims,
-                vec![Claim {
-                    owner: "team-a".into(),
-                    key
-                }]
-            );
+            for config in [None, Some("0123456789abcdef")] {
+                let key = RecordKey::new("www.gslb.example.com.", RecordType::A, set.clone());
+                let marker = marker_for(&key, zone, "team-a", config);
+                assert_eq!(marker.key.name, "_failoverd-owner.www.gslb.example.com.");
+                let claims = parse_marker(&marker).unwrap();
+                assert_eq!(
+                    claims,
+                    vec![Claim {
+                        owner: "team-a".into(),
+                        key,
+                        config: config.map(str::to_owned),
+                    }]
+                );
+            }
         }
+        // A marker written before fingerprints existed still claims its set.
+        let old = RecordSet::simple(
+            "_failoverd-owner.www.gslb.example.com.",
+            RecordType::Txt,
+            300,
+            vec!["\"heritage=failoverd,owner=team-a,type=A,set=www A x\"".into()],
+        );
+        let claims = parse_marker(&old).unwrap();
+        assert_eq!(claims[0].config, None);
+        assert_eq!(claims[0].key.set_identifier.as_deref(), Some("www A x"));
     }
 
     #[test]

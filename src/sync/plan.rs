@@ -15,13 +15,18 @@
 //! 4. Owned record sets no longer desired are deleted, with the exact current values.
 //! 5. Safety: more than 30 % of owned record sets updated or deleted (once there are
 //!    10 or more), or any change to the apex NS/SOA, refuses the plan unless forced.
+//!    Changes health alone explains are not counted: those of a set whose marker
+//!    holds the same configuration fingerprint as the record it is planned from
+//!    (same configuration, different health or overrides). A configuration edit —
+//!    a TTL, the pools' order, a weight, an endpoint — always counts, in native and
+//!    mirror mode alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::desired::{DesiredState, RecordSource, Unsupported};
+use super::desired::{DesiredRecord, DesiredState, RecordSource, Unsupported};
 use super::model::{
     CurrentState, ExistingHealthCheck, HealthCheckRef, HealthCheckSpec, RecordKey, RecordSet,
     RecordType, bare_id,
@@ -149,7 +154,8 @@ pub enum Refusal {
         owned: usize,
         /// `update` or `delete`.
         action: String,
-        /// Of those, updated (or deleted), health-driven mirror changes not counted.
+        /// Of those, updated (or deleted) by configuration edits (changes health or
+        /// overrides alone explain are not counted).
         changing: usize,
         /// The limit (`[route53] max_update_percent` / `max_delete_percent`).
         limit_percent: u32,
@@ -173,7 +179,8 @@ impl std::fmt::Display for Refusal {
             } => write!(
                 f,
                 "{zone}: {changing} of {owned} owned record sets would be {action}d \
-                 (more than {limit_percent} %, [route53] max_{action}_percent)"
+                 (more than {limit_percent} %, [route53] max_{action}_percent) by \
+                 configuration edits (changes that health alone explains are not counted)"
             ),
             Self::ApexChange { key } => write!(f, "{key}: the zone apex NS/SOA would change"),
         }
@@ -195,6 +202,11 @@ pub struct ZonePlan {
     pub owned_records: usize,
     /// Keys of changes that come from mirror-mode records.
     pub mirror_keys: BTreeSet<RecordKey>,
+    /// Keys of updates and deletes that health (or an operator override) alone
+    /// explains: the set's marker holds the configuration fingerprint its record
+    /// still has. The safety guard does not count them; every other update or delete
+    /// is a configuration edit and counts.
+    pub health_driven: BTreeSet<RecordKey>,
 }
 
 impl ZonePlan {
@@ -354,17 +366,35 @@ impl Plan {
                  (+{markers} ownership markers); {} owned record sets",
                 zone.zone, zone.hosted_zone_id, zone.owned_records
             );
+            let health_driven = zone
+                .changes
+                .iter()
+                .filter(|c| zone.health_driven.contains(c.key()))
+                .count();
+            if health_driven > 0 {
+                let _ = writeln!(
+                    out,
+                    "  ({health_driven} of the updates and deletes are health or overrides \
+                     alone, marked ~h/-h; the safety guard counts only the others)"
+                );
+            }
             let rows: Vec<[String; 5]> = zone
                 .changes
                 .iter()
                 .filter(|c| !c.is_marker())
                 .map(|change| {
                     let key = change.key();
+                    let health = if zone.health_driven.contains(key) {
+                        "h"
+                    } else {
+                        ""
+                    };
                     let (symbol, detail) = match change {
                         RecordChange::Create { new } => ("+", describe_record(new)),
                         RecordChange::Update { old, new } => ("~", describe_update(old, new)),
                         RecordChange::Delete { old } => ("-", describe_record(old)),
                     };
+                    let symbol = format!("{symbol}{health}");
                     [
                         format!("{symbol} {}", change.action_name()),
                         key.name.clone(),
@@ -552,12 +582,7 @@ pub fn plan(
             &current_zone.zone,
             &current_zone.hosted_zone_id,
             &current_zone.records,
-            desired_zone.records.values().map(|d| {
-                (
-                    d.set.clone(),
-                    matches!(d.source, RecordSource::Mirror { .. }),
-                )
-            }),
+            desired_zone.records.values(),
             &resolution,
             &options.owner_id,
             &mut warnings,
@@ -583,7 +608,7 @@ pub fn plan(
                 claims.is_empty() || !claims.iter().all(|claim| frozen(&claim.key))
             });
         }
-        refusals.extend(guard(&zone_plan, options, desired));
+        refusals.extend(guard(&zone_plan, options));
         zones.push(zone_plan);
     }
     Ok(Plan {
@@ -769,12 +794,12 @@ fn resolve(
     set
 }
 
-/// Plans one zone. `desired` yields (record set, is-mirror) pairs.
-pub fn plan_zone(
+/// Plans one zone: `desired` are its desired record sets.
+pub fn plan_zone<'a>(
     zone: &str,
     zone_id: &str,
     current: &[RecordSet],
-    desired: impl IntoIterator<Item = (RecordSet, bool)>,
+    desired: impl IntoIterator<Item = &'a DesiredRecord>,
     resolution: &BTreeMap<String, HealthCheckRef>,
     owner: &str,
     warnings: &mut BTreeSet<String>,
@@ -792,10 +817,13 @@ pub fn plan_zone(
     }
     let mut owned_keys: BTreeSet<RecordKey> = BTreeSet::new();
     let mut our_markers: BTreeSet<RecordKey> = BTreeSet::new();
+    // The configuration fingerprint each owned set was written from.
+    let mut written_from: BTreeMap<RecordKey, Option<String>> = BTreeMap::new();
     for record in current {
         if let Some(claims) = parse_marker(record) {
             let mut ours = false;
             for claim in claims.into_iter().filter(|c| c.owner == owner) {
+                written_from.insert(claim.key.clone(), claim.config);
                 owned_keys.insert(claim.key);
                 ours = true;
             }
@@ -825,9 +853,15 @@ pub fn plan_zone(
     let mut wanted: BTreeMap<RecordKey, RecordSet> = BTreeMap::new();
     let mut mirror_keys = BTreeSet::new();
     let mut conflicts = Vec::new();
-    for (set, is_mirror) in desired {
-        let set = resolve(set, zone_id, resolution);
-        let marker = marker_for(&set.key, zone, owner);
+    // The configuration fingerprint of each desired set, and every fingerprint the
+    // zone's desired records have.
+    let mut wanted_from: BTreeMap<RecordKey, &str> = BTreeMap::new();
+    let mut fingerprints: BTreeSet<&str> = BTreeSet::new();
+    for record in desired {
+        let is_mirror = matches!(record.source, RecordSource::Mirror { .. });
+        let fingerprint = record.source.config_fingerprint();
+        let set = resolve(record.set.clone(), zone_id, resolution);
+        let marker = marker_for(&set.key, zone, owner, fingerprint);
         let key = &set.key;
         if !owned(key) {
             let conflict = conflict_for(
@@ -851,6 +885,10 @@ pub fn plan_zone(
             mirror_keys.insert(set.key.clone());
             mirror_keys.insert(marker.key.clone());
         }
+        if let Some(fingerprint) = fingerprint {
+            wanted_from.insert(set.key.clone(), fingerprint);
+            fingerprints.insert(fingerprint);
+        }
         wanted.insert(marker.key.clone(), marker);
         wanted.insert(set.key.clone(), set);
     }
@@ -873,6 +911,25 @@ pub fn plan_zone(
         }
     }
     changes.sort_by(|a, b| a.key().cmp(b.key()).then(a.rank().cmp(&b.rank())));
+    // Health alone explains a change when the set was written from the configuration
+    // its record still has: an update planned from the same fingerprint, or a delete
+    // of a set whose record is still desired with it (an endpoint that left the
+    // answers). A marker without a fingerprint (a static record, or one written
+    // before fingerprints) explains nothing.
+    let health_driven = changes
+        .iter()
+        .filter(|c| !c.is_marker())
+        .filter_map(|change| {
+            let key = change.key();
+            let written = written_from.get(key)?.as_deref()?;
+            let same_config = match change {
+                RecordChange::Update { .. } => wanted_from.get(key) == Some(&written),
+                RecordChange::Delete { .. } => fingerprints.contains(written),
+                RecordChange::Create { .. } => false,
+            };
+            same_config.then(|| key.clone())
+        })
+        .collect();
     ZonePlan {
         zone: zone.to_owned(),
         hosted_zone_id: bare_id(zone_id).to_owned(),
@@ -880,6 +937,7 @@ pub fn plan_zone(
         conflicts,
         owned_records,
         mirror_keys,
+        health_driven,
     }
 }
 
@@ -937,33 +995,12 @@ fn conflict_for(
 
 /// The safety guard of one zone: too large a share of owned record sets updated, or
 /// deleted, refuses the plan (once the zone owns [`MIN_RECORDS_FOR_GUARD`]), as does
-/// any change to the apex NS or SOA. Health-driven changes of mirror-mode records —
-/// old and new values among those health alone could give them — are not counted,
-/// so an outage is written however many record sets it rewrites; a config edit is.
-/// Native sets that operator overrides change are not counted either.
-pub fn guard(zone: &ZonePlan, options: &PlanOptions, desired: &DesiredState) -> Vec<Refusal> {
-    let mirror_values = &desired.mirror_values;
-    let health_driven = |change: &RecordChange| {
-        let key = change.key();
-        if desired.override_keys.contains(key) {
-            return true;
-        }
-        let Some(allowed) = mirror_values.get(&(key.name.clone(), key.record_type.clone())) else {
-            return false;
-        };
-        let within = |set: &RecordSet| {
-            set.alias.is_none()
-                && set
-                    .values
-                    .iter()
-                    .all(|v| allowed.contains(&super::desired::mirror_value(v)))
-        };
-        match change {
-            RecordChange::Create { new } => within(new),
-            RecordChange::Update { old, new } => within(old) && within(new),
-            RecordChange::Delete { old } => within(old),
-        }
-    };
+/// any change to the apex NS or SOA. Changes that health or operator overrides alone
+/// explain ([`ZonePlan::health_driven`]: same configuration fingerprint) are not
+/// counted, so an outage is written however many record sets it rewrites; every
+/// configuration edit is counted, in native and mirror mode alike.
+pub fn guard(zone: &ZonePlan, options: &PlanOptions) -> Vec<Refusal> {
+    let health_driven = |change: &RecordChange| zone.health_driven.contains(change.key());
     let counted = |update: bool| {
         zone.changes
             .iter()

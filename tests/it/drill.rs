@@ -2,7 +2,9 @@
 //! (Debian's unbound, stub zone to the server, on loopback), and both modes — a
 //! cluster-wide force, and a command that breaks the backend for real so the probes
 //! must notice. The report's figures: detection and recovery at the server, and at the
-//! resolver no later than the TTL allows.
+//! resolver no later than the TTL allows. The break and restore commands return 2 s
+//! after their effect (`… && sleep 2`): the servers are polled while they run, so the
+//! figures are the effect's, and the report says when each command returned.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -192,9 +194,9 @@ fn a_drill_measures_detection_and_recovery_at_the_server_and_through_unbound() {
                 "--mode".into(),
                 "command".into(),
                 "--break".into(),
-                format!("touch {}", broken.display()),
+                format!("touch {} && sleep 2", broken.display()),
                 "--restore".into(),
-                format!("rm -f {}", broken.display()),
+                format!("rm -f {} && sleep 2", broken.display()),
             ],
         };
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -228,6 +230,28 @@ fn a_drill_measures_detection_and_recovery_at_the_server_and_through_unbound() {
         if mode == "command" {
             // The probes must have seen it: fall 2 at 200 ms (fast confirm) at the least.
             assert!(ms("detection_ms") >= 100, "{f}");
+            // Polled while the commands ran: the times are the probes', well before
+            // the commands returned (2 s after their effect).
+            eprintln!(
+                "FIGURES drill mode=command break_returned_ms={} restore_returned_ms={}",
+                ms("break_returned_ms"),
+                ms("restore_returned_ms")
+            );
+            assert!(ms("break_returned_ms") >= 2000, "{f}");
+            assert!(ms("restore_returned_ms") >= 2000, "{f}");
+            assert!(
+                ms("all_servers_out_ms") + 500 < ms("break_returned_ms"),
+                "{f}"
+            );
+            assert!(
+                ms("all_servers_back_ms") + 500 < ms("restore_returned_ms"),
+                "{f}"
+            );
+            let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+            assert!(
+                report.contains("every server was polled while they ran"),
+                "{report}"
+            );
         }
         assert!(!broken.exists(), "restored");
     }

@@ -86,6 +86,8 @@ fn ask(server: SocketAddr, name: &str, rtype: RecordType, ecs: Option<&str>) -> 
     (addresses(&reply), ttl)
 }
 
+/// Makes an override; one that would change nothing (a fallback endpoint forced up)
+/// is refused with 400 and its reason, which leaves the state as it was.
 fn post_override(admin: SocketAddr, body: &str) {
     let (status, text) = http(
         admin,
@@ -94,7 +96,10 @@ fn post_override(admin: SocketAddr, body: &str) {
         &[("content-type", "application/json")],
         body.as_bytes(),
     );
-    assert_eq!(status, 200, "{body}: {text}");
+    assert!(
+        status == 200 || (status == 400 && text.contains("changes nothing")),
+        "{body}: {status} {text}"
+    );
 }
 
 fn release(admin: SocketAddr, target: &str) {

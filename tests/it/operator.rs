@@ -471,3 +471,98 @@ fn events_stream_and_reload_go_through_the_api() {
     let (ok, out) = ctl_with(&urls, Some(&read), &["reload"]);
     assert!(!ok && out.contains("403"), "{out}");
 }
+
+/// Overrides that would change no answer are refused by every server (400, with the
+/// reason), `ctl` prints the reason and exits 1, and nothing is kept: a manual
+/// failover of a `primary` record (README: it does not apply there), a failover to
+/// the pool already answered first, a drain of a pool no record uses.
+#[test]
+fn overrides_that_change_nothing_are_refused_through_ctl() {
+    let config = format!(
+        r#"{SERVER_HEAD}
+[checks.pg]
+type = "tcp"
+port = 9
+interval = "1s"
+[pools.eu]
+endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
+[pools.us]
+endpoints = [{{ address = "{C}", name = "c" }}]
+[pools.db]
+check = "pg"
+endpoints = [{{ address = "127.0.0.5", name = "p" }}, {{ address = "127.0.0.6", name = "r" }}]
+[pools.unused]
+endpoints = [{{ address = "127.0.0.7", name = "x" }}]
+[[records]]
+name = "{NAME}"
+type = "A"
+ttl = 5
+policy = "failover"
+pools = ["eu", "us"]
+[[records]]
+name = "db.example.test"
+type = "A"
+ttl = 5
+policy = "primary"
+pools = ["db"]
+"#
+    );
+    let servers = [start(&config, None), start(&config, None)];
+    let admins: Vec<SocketAddr> = servers
+        .iter()
+        .map(|s| s.service().admin_address().unwrap())
+        .collect();
+    let urls: Vec<String> = admins.iter().map(|a| format!("http://{a}")).collect();
+    let ctl = |args: &[&str]| ctl_with(&urls, None, args);
+    for (args, reason) in [
+        (
+            &[
+                "failover",
+                "db.example.test",
+                "--to",
+                "db",
+                "--reason",
+                "drill",
+            ][..],
+            "is a primary record: it answers the one endpoint whose check claims primary, \
+             so a manual failover does not apply",
+        ),
+        (
+            &["failover", NAME, "--to", "eu", "--reason", "back"][..],
+            "pool eu is already the first pool of app.example.test. A, and no gate holds it",
+        ),
+        (
+            &["drain", "unused", "--reason", "tidy"][..],
+            "no record answers from pool unused",
+        ),
+    ] {
+        let (ok, out) = ctl(args);
+        assert!(!ok, "ctl {args:?} must exit 1: {out}");
+        for url in &urls {
+            assert!(
+                out.contains(&format!("{url}: FAILED")) && out.contains(reason),
+                "ctl {args:?}: {out}"
+            );
+        }
+        assert!(out.contains("changes nothing"), "{out}");
+        eprintln!("ctl {args:?} →\n{out}");
+    }
+    // The API says the same with 400.
+    let (code, body) = post(
+        admins[0],
+        "/v1/overrides",
+        None,
+        r#"{"target": {"record": {"name": "db.example.test"}}, "action": {"failover": "db"}, "reason": "drill", "by": "test"}"#,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("manual failover does not apply"), "{body}");
+    for admin in &admins {
+        assert_eq!(active_overrides(*admin), 0, "nothing refused is kept");
+    }
+    // What does change an answer still goes through.
+    let (ok, out) = ctl(&["failover", NAME, "--to", "us", "--reason", "drill"]);
+    assert!(ok, "{out}");
+    for server in &servers {
+        expect_addresses(server.addr, NAME, &[C], Duration::from_secs(2));
+    }
+}

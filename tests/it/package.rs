@@ -109,11 +109,267 @@ fn the_debian_package_holds_binary_units_config_man_pages_and_completions() {
         control.contains("conffiles") && control.contains("postinst"),
         "{control}"
     );
-    // The packaged default config (zones next to it) is valid.
+    // The packaged default config (zones next to it) is valid, with the token the
+    // postinst creates (emulated here: mode 0600, as it makes it).
+    let tokens = dir.path().join("etc/failoverd/tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    std::fs::write(tokens.join("oncall"), "0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(
+        tokens.join("oncall"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let config = dir.path().join("etc/failoverd/failoverd.toml");
     let (ok, out) = crate::support::run_binary(&["check-config", config.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(Path::new(&deb).exists());
+    let size = Command::new("dpkg-deb")
+        .args(["-f", &deb, "Installed-Size"])
+        .output()
+        .unwrap();
+    let kib: u64 = String::from_utf8_lossy(&size.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let binary = std::fs::metadata(dir.path().join("usr/bin/failoverd"))
+        .unwrap()
+        .len();
+    println!(
+        "FIGURES package installed_size_kib={kib} binary_bytes={binary} (stripped, from the debug test binary)"
+    );
+    verify_units(dir.path());
+    the_unit_serves_its_packaged_config(dir.path());
+}
+
+/// `systemd-analyze verify` on the packaged units, in the package's root (with the
+/// host's targets, which every unit depends on).
+fn verify_units(root: &Path) {
+    let version = Command::new("systemd-analyze").arg("--version").output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing"
+        );
+        eprintln!("SKIP systemd-analyze verify: needs systemd");
+        return;
+    }
+    let units = root.join("lib/systemd/system");
+    for entry in std::fs::read_dir("/lib/systemd/system").unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".target") {
+            let _ = std::fs::copy(entry.path(), units.join(&name));
+        }
+    }
+    for unit in ["failoverd.service", "failoverd-probe.service"] {
+        let output = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("/lib/systemd/system/{unit}"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "systemd-analyze verify {unit}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// A unit's line with its specifiers and variables expanded as systemd does: `%H`
+/// the host name, `${VAR}` one word, `$VAR` split into words (none when empty).
+fn expand(line: &str, env: &std::collections::BTreeMap<String, String>, host: &str) -> Vec<String> {
+    let line = line.replace("%H", host);
+    let mut words = Vec::new();
+    for word in line.split_whitespace() {
+        if let Some(name) = word.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+            words.push(env.get(name).cloned().unwrap_or_default());
+        } else if let Some(name) = word.strip_prefix('$') {
+            let value = env.get(name).cloned().unwrap_or_default();
+            words.extend(value.split_whitespace().map(str::to_owned));
+        } else {
+            words.push(word.to_owned());
+        }
+    }
+    words
+}
+
+/// Runs the server unit's ExecStartPre and ExecStart lines as written — variables
+/// and specifiers expanded as systemd would, the package's absolute paths read from
+/// where it was extracted — in a network namespace of its own (so its 127.0.0.1:5353
+/// and :9353 are its own) and a mount namespace whose /var/lib is a fresh tmpfs (its
+/// StateDirectory=); then asks it over DNS and with `ctl` and the packaged token. Runs
+/// as root, where the unit runs as `failoverd`. Then once more with
+/// /etc/default/failoverd naming a vantage point the config lacks: ExecStartPre
+/// refuses what ExecStart would (check-config gets serve's options).
+fn the_unit_serves_its_packaged_config(root: &Path) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the package test runs as root in CI"
+        );
+        eprintln!("SKIP running the packaged unit: needs root (network and mount namespaces)");
+        return;
+    }
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/failoverd.service")).unwrap();
+    let mut env = std::collections::BTreeMap::new();
+    let (mut pre, mut start) = (None, None);
+    for line in unit.lines() {
+        if let Some(pair) = line.strip_prefix("Environment=") {
+            let (k, v) = pair.split_once('=').unwrap();
+            env.insert(k.to_owned(), v.trim_matches('"').to_owned());
+        } else if let Some(command) = line.strip_prefix("ExecStartPre=") {
+            pre = Some(command.to_owned());
+        } else if let Some(command) = line.strip_prefix("ExecStart=") {
+            start = Some(command.to_owned());
+        }
+    }
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    let packaged = |word: String| {
+        for prefix in ["/usr/bin/failoverd", "/etc/failoverd"] {
+            if let Some(rest) = word.strip_prefix(prefix) {
+                return format!("{}{prefix}{rest}", root.display());
+            }
+        }
+        word
+    };
+    let namespace = format!("fpkg{}", std::process::id());
+    let net = NetNs::create(&namespace);
+    let run = |env: &std::collections::BTreeMap<String, String>, line: &str| {
+        let words: Vec<String> = expand(line, env, host.trim())
+            .into_iter()
+            .map(packaged)
+            .collect();
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &net.0,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ]);
+        command.arg("mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/failoverd && exec \"$@\"");
+        command.arg("sh").args(&words);
+        (words, command)
+    };
+    let (words, mut check) = run(&env, pre.as_deref().expect("ExecStartPre"));
+    let output = check.output().unwrap();
+    assert!(
+        output.status.success(),
+        "ExecStartPre {words:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (words, mut serve) = run(&env, start.as_deref().expect("ExecStart"));
+    let mut child = serve
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = crate::support::stderr_lines(&mut child);
+    let _child = KillOnDrop(child);
+    let ready = std::iter::from_fn(|| log.recv_timeout(std::time::Duration::from_secs(20)).ok())
+        .any(|line| line.contains("first health decision made; ready"));
+    assert!(ready, "ExecStart {words:?} did not get ready");
+    let dig = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.0,
+            "dig",
+            "+short",
+            "@127.0.0.1",
+            "-p",
+            "5353",
+            "www.gslb.example.com",
+            "A",
+        ])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&dig.stdout);
+    assert!(answer.contains("192.0.2.10"), "dig: {answer}");
+    let binary = format!("{}/usr/bin/failoverd", root.display());
+    let token = format!("{}/etc/failoverd/tokens/oncall", root.display());
+    let ctl = |token: Option<&str>| {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &net.0, &binary, "ctl"]);
+        if let Some(token) = token {
+            command.args(["--token-file", token]);
+        }
+        command.arg("status").output().unwrap()
+    };
+    let with = ctl(Some(&token));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stdout)
+    );
+    let without = ctl(None);
+    assert!(!without.status.success(), "the packaged token is required");
+    assert!(String::from_utf8_lossy(&without.stdout).contains("401"));
+    // A cluster node names its vantage point in /etc/default/failoverd; one the config
+    // lacks is refused by ExecStartPre, as ExecStart would refuse it.
+    let mut node = env.clone();
+    node.insert("FAILOVERD_SERVE_OPTS".into(), "--vantage nope".into());
+    let (words, mut check) = run(&node, pre.as_deref().unwrap());
+    let output = check.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("--vantage nope"),
+        "{words:?}: {stderr}"
+    );
+    println!(
+        "FIGURES packaged unit: ExecStartPre ok, ExecStart serves www.gslb.example.com (dig {}), ctl with the packaged token ok, without it 401",
+        answer.trim().replace('\n', " ")
+    );
+}
+
+/// A network namespace with its loopback up, removed on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn create(name: &str) -> Self {
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(std::process::Stdio::null())
+            .status();
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", name])
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            Command::new("ip")
+                .args(["-n", name, "link", "set", "lo", "up"])
+                .status()
+                .unwrap()
+                .success()
+        );
+        Self(name.to_owned())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `systemd-analyze security` rates the units (as shipped in `deploy/`) at most 2.5

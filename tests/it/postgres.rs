@@ -508,6 +508,9 @@ gates = {{ west = "west-db" }}
     );
 }
 
+/// The promote command returns 2 s after the promotion took effect (as `patronictl
+/// failover` can): the servers are polled while it runs, so the drill times the
+/// switch, not the command, and says when the command returned.
 #[test]
 fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
     let Some(bin) = PgBin::find() else { return };
@@ -523,13 +526,17 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
         &[&a_text],
         Duration::from_secs(15)
     ));
-    // The operator's promotion: fence (stop) the old primary, promote the replica.
-    let promote = format!(
-        "{} && {}",
-        pg.primary.pg_ctl_shell("-m immediate -w stop"),
-        pg.replica.pg_ctl_shell("-w -t 60 promote")
-    );
+    // The operator's promotion: fence (stop) the old primary, promote the replica;
+    // the command notes when the promotion was done (wall clock, ms) and returns 2 s
+    // later.
     let out = tempfile::tempdir().unwrap();
+    let done_file = out.path().join("promoted-at-ms");
+    let promote = format!(
+        "{} && {} && date +%s%3N > {} && sleep 2",
+        pg.primary.pg_ctl_shell("-m immediate -w stop"),
+        pg.replica.pg_ctl_shell("-w -t 60 promote"),
+        done_file.display()
+    );
     let output = std::process::Command::new(binary())
         .args([
             "drill",
@@ -561,10 +568,31 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
         .as_u64()
         .expect("every server");
     let first = report["figures"]["first_server_ms"].as_u64().unwrap();
+    let returned = report["figures"]["command_returned_ms"]
+        .as_u64()
+        .expect("when the command returned");
+    // When the promotion was done, from the command's start (the drill's clock).
+    let command_started_unix_ms = report["run"]["started_unix_ms"].as_u64().unwrap()
+        + report["run"]["broken_at_ms"].as_u64().unwrap();
+    let promoted = std::fs::read_to_string(&done_file)
+        .unwrap()
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+        .saturating_sub(command_started_unix_ms);
     eprintln!(
-        "postgres promote drill: promote command → first server {first} ms, every server (2) {all} ms (check interval {INTERVAL_MS} ms, poll 50 ms)"
+        "postgres promote drill: promote command → promoted (pg_ctl returned) {promoted} ms, first server {first} ms, every server (2) {all} ms, the command returned at {returned} ms (… && sleep 2; check interval {INTERVAL_MS} ms, poll 50 ms)"
+    );
+    assert!(returned >= 2000, "{report}");
+    // The switch is timed, not the command's return: every server within a second of
+    // the promotion (probes every 250 ms, rise 2), long before the command returned.
+    // On a quiet machine the promotion takes ~0.1 s, so that is < 1 s from the start.
+    assert!(
+        all < promoted + 1000 && all + 1500 < returned,
+        "the switch, not the command's return, is timed (promoted at {promoted} ms): {report}"
     );
     assert!(text.contains("| every server |"), "{text}");
+    assert!(text.contains("The command returned after"), "{text}");
     assert!(out.path().join("timeline.svg").exists());
 }
 

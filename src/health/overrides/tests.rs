@@ -228,3 +228,179 @@ proptest! {
         prop_assert_eq!(a.effects(&config, 100), in_order.effects(&config, 100));
     }
 }
+
+/// Every policy, and pools in every role: answered, fallback, gate, unused.
+fn policies() -> Config {
+    let text = r#"
+version = 1
+[checks.pg]
+type = "tcp"
+port = 5432
+[pools.eu]
+endpoints = [
+  { address = "192.0.2.1", name = "a" },
+  { address = "192.0.2.2", name = "idle", weight = 0 },
+  { address = "192.0.2.3", name = "pinned", force = "up" },
+  { address = "192.0.2.4", name = "off", force = "down" },
+]
+[pools.us]
+endpoints = [{ address = "198.51.100.1", name = "a" }]
+[pools.gated]
+endpoints = [{ address = "198.51.100.2", name = "a" }]
+[pools.standby]
+endpoints = [{ address = "198.51.100.3", name = "a" }]
+[pools.spare]
+endpoints = [{ address = "198.51.100.4", name = "a" }, { address = "198.51.100.6", name = "b" }]
+[pools.unused]
+endpoints = [{ address = "198.51.100.5", name = "a" }]
+[pools.db]
+check = "pg"
+endpoints = [{ address = "203.0.113.1", name = "p" }, { address = "203.0.113.2", name = "r" }]
+[pools.dbspare]
+endpoints = [{ address = "203.0.113.3", name = "a" }]
+[[records]]
+name = "www.example."
+type = "A"
+policy = "failover"
+pools = ["eu", "us"]
+all_down = "fallback"
+fallback_pool = "spare"
+[[records]]
+name = "gated.example."
+type = "A"
+policy = "failover"
+pools = ["gated", "us"]
+gates = { gated = "standby" }
+[[records]]
+name = "api.example."
+type = "A"
+policy = "weighted"
+pools = ["eu", "us"]
+[[records]]
+name = "solo.example."
+type = "A"
+policy = "multivalue"
+pools = ["us"]
+[[records]]
+name = "db.example."
+type = "A"
+policy = "primary"
+pools = ["db"]
+all_down = "fallback"
+fallback_pool = "dbspare"
+"#;
+    match Config::load(ConfigSource::from_text(text.to_owned(), ".")) {
+        Ok((config, _)) => config,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn overrides_that_change_nothing_are_refused_with_the_reason() {
+    let config = policies();
+    let mut set = OverrideSet::default();
+    let mut try_change = |target: Target, action: Action| {
+        set.apply(change(target, Some(action)), &config, "s1", 1)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let record = |name: &str| Target::record(name, None);
+    let endpoint = |label: &str| Target::Endpoint(label.into());
+    let failover = |pool: &str| Action::Failover(pool.into());
+    let refused = |result: Result<(), String>, expected: &str| {
+        let error = result.expect_err(expected);
+        assert!(error.contains("changes nothing"), "{error}");
+        assert!(error.contains(expected), "{error}");
+    };
+    // Manual failover of a primary record (README: it does not apply there).
+    refused(
+        try_change(record("db.example"), failover("db")),
+        "is a primary record: it answers the one endpoint whose check claims primary",
+    );
+    // A failover record: its first pool (no gate) is answered first already; another
+    // pool moves traffic; a gated first pool is moved past its gate.
+    refused(
+        try_change(record("www.example"), failover("eu")),
+        "pool eu is already the first pool of www.example. A, and no gate holds it",
+    );
+    assert_eq!(try_change(record("www.example"), failover("us")), Ok(()));
+    assert_eq!(
+        try_change(record("gated.example"), failover("gated")),
+        Ok(())
+    );
+    // Weighted and multivalue: a pool of several narrows the answers; the only pool
+    // does not.
+    assert_eq!(try_change(record("api.example"), failover("eu")), Ok(()));
+    refused(
+        try_change(record("solo.example"), failover("us")),
+        "pool us is the only pool solo.example. A answers from",
+    );
+    // Endpoints: what the configuration does already, and pools no answer uses.
+    refused(
+        try_change(endpoint("eu/idle"), Action::Drain),
+        "eu/idle is drained by the configuration already (weight = 0)",
+    );
+    refused(
+        try_change(endpoint("eu/pinned"), Action::ForceUp),
+        "forced up by the configuration already",
+    );
+    refused(
+        try_change(endpoint("eu/off"), Action::ForceDown),
+        "forced down by the configuration already",
+    );
+    assert_eq!(try_change(endpoint("eu/off"), Action::ForceUp), Ok(()));
+    assert_eq!(try_change(endpoint("eu/pinned"), Action::Drain), Ok(()));
+    for action in [Action::Drain, Action::ForceUp, Action::ForceDown] {
+        refused(
+            try_change(endpoint("unused/a"), action),
+            "no record answers from pool unused, falls back to it or is gated by it",
+        );
+    }
+    refused(
+        try_change(Target::Pool("unused".into()), Action::Drain),
+        "no record answers from pool unused",
+    );
+    // A fallback pool is answered whatever its health: forcing it up changes nothing,
+    // forcing it down or draining it does (a primary record's fallback ignores drains).
+    refused(
+        try_change(endpoint("spare/a"), Action::ForceUp),
+        "pool spare is only a fallback",
+    );
+    assert_eq!(try_change(endpoint("spare/a"), Action::Drain), Ok(()));
+    assert_eq!(try_change(endpoint("spare/b"), Action::ForceDown), Ok(()));
+    refused(
+        try_change(endpoint("dbspare/a"), Action::Drain),
+        "by primary records, drained or not",
+    );
+    // A gate's endpoints decide whether traffic may move: every action counts.
+    for action in [Action::Drain, Action::ForceUp, Action::ForceDown] {
+        assert_eq!(try_change(endpoint("standby/a"), action), Ok(()));
+    }
+    // A primary record's endpoints: drains and forces change who may claim primary.
+    for action in [Action::Drain, Action::ForceUp, Action::ForceDown] {
+        assert_eq!(try_change(endpoint("db/r"), action), Ok(()));
+    }
+    // A change that replaces a different override in force on its target changes
+    // something (it ends that one): forcing up a fallback endpoint forced down.
+    assert_eq!(try_change(endpoint("spare/b"), Action::ForceUp), Ok(()));
+    refused(
+        try_change(endpoint("spare/b"), Action::ForceUp),
+        "pool spare is only a fallback",
+    );
+    // A peer's entry is merged even when it changes nothing here (it was made under
+    // the peer's configuration; refusing it would split the cluster's sets).
+    let entry = Entry {
+        target: record("db.example"),
+        action: Some(failover("db")),
+        by: "peer".into(),
+        reason: "made under another configuration".into(),
+        at_ms: 1,
+        expires_at_ms: None,
+        stamp: Stamp {
+            ms: 1,
+            counter: 0,
+            origin: "s2".into(),
+        },
+    };
+    assert_eq!(check_entry(&entry, Some(&config), 1), Ok(()));
+}

@@ -38,6 +38,7 @@ fn zone_plan(changes: Vec<RecordChange>) -> ZonePlan {
         conflicts: Vec::new(),
         owned_records: 0,
         mirror_keys: Default::default(),
+        health_driven: Default::default(),
     }
 }
 
@@ -190,12 +191,12 @@ fn markers_travel_with_their_records_and_aliases_follow_targets() {
     );
     let mut changes = vec![
         create(primary.clone()),
-        create(marker_for(&primary.key, ZONE, "o")),
+        create(marker_for(&primary.key, ZONE, "o", None)),
         create(pool.clone()),
-        create(marker_for(&pool.key, ZONE, "o")),
+        create(marker_for(&pool.key, ZONE, "o", None)),
         RecordChange::Delete { old: old.clone() },
         RecordChange::Delete {
-            old: marker_for(&old.key, ZONE, "o"),
+            old: marker_for(&old.key, ZONE, "o", None),
         },
         RecordChange::Delete {
             old: old_alias.clone(),
@@ -276,7 +277,7 @@ fn oversized_group_is_split_with_markers_first() {
             routing: Routing::Weighted { weight: 1 },
             health_check: None,
         };
-        changes.push(create(marker_for(&record.key, ZONE, "o")));
+        changes.push(create(marker_for(&record.key, ZONE, "o", None)));
         changes.push(create(record));
     }
     let (batches, _) = batches(&zone_plan(changes));
@@ -286,7 +287,7 @@ fn oversized_group_is_split_with_markers_first() {
     let sequence: Vec<&Change> = batches.iter().flat_map(Batch::changes).collect();
     for (i, change) in sequence.iter().enumerate() {
         if !change.is_marker() {
-            let marker = marker_for(&change.record.key, ZONE, "o");
+            let marker = marker_for(&change.record.key, ZONE, "o", None);
             let at = sequence.iter().position(|c| c.record == marker).unwrap();
             assert!(at < i);
         }
@@ -354,7 +355,7 @@ fn weighted_at(name: &str, i: usize) -> RecordSet {
 fn assert_units_whole(parts: &[&ChangeGroup]) {
     for part in parts {
         for change in part.changes.iter().filter(|c| !c.is_marker()) {
-            let marker = marker_for(&change.record.key, ZONE, "o");
+            let marker = marker_for(&change.record.key, ZONE, "o", None);
             assert!(
                 part.changes.iter().any(|c| c.record == marker),
                 "{} sent without its marker",
@@ -369,7 +370,7 @@ fn bisection_never_separates_a_record_from_its_marker() {
     let mut changes = Vec::new();
     for i in 0..7 {
         let record = weighted_at("w.example.com.", i);
-        changes.push(create(marker_for(&record.key, ZONE, "o")));
+        changes.push(create(marker_for(&record.key, ZONE, "o", None)));
         changes.push(create(record));
     }
     let (batches, _) = batches(&zone_plan(changes));
@@ -399,10 +400,10 @@ fn an_atomic_replacement_is_not_bisected() {
     let old = a_record("r.example.com.", 1);
     let new = weighted_at("r.example.com.", 1);
     let plan = zone_plan(vec![
-        create(marker_for(&new.key, ZONE, "o")),
+        create(marker_for(&new.key, ZONE, "o", None)),
         create(new),
         RecordChange::Delete {
-            old: marker_for(&old.key, ZONE, "o"),
+            old: marker_for(&old.key, ZONE, "o", None),
         },
         RecordChange::Delete { old },
     ]);
@@ -417,9 +418,9 @@ fn an_unresolved_health_check_drops_the_marker_too() {
     checked.health_check = Some(HealthCheckRef::Key("pool/e1".into()));
     let plain = weighted_at("c.example.com.", 2);
     let plan = zone_plan(vec![
-        create(marker_for(&checked.key, ZONE, "o")),
+        create(marker_for(&checked.key, ZONE, "o", None)),
         create(checked.clone()),
-        create(marker_for(&plain.key, ZONE, "o")),
+        create(marker_for(&plain.key, ZONE, "o", None)),
         create(plain.clone()),
     ]);
     let (batches, _) = batches(&plan);
@@ -429,7 +430,7 @@ fn an_unresolved_health_check_drops_the_marker_too() {
     assert!(
         dropped
             .iter()
-            .any(|c| c.record == marker_for(&checked.key, ZONE, "o"))
+            .any(|c| c.record == marker_for(&checked.key, ZONE, "o", None))
     );
     let sent: Vec<&Change> = kept.iter().flat_map(Batch::changes).collect();
     assert_eq!(sent.len(), 2);
@@ -441,7 +442,7 @@ fn an_oversized_group_splits_along_units() {
     let mut changes = Vec::new();
     for i in 0..700 {
         let record = weighted_at("big.example.com.", i);
-        changes.push(create(marker_for(&record.key, ZONE, "o")));
+        changes.push(create(marker_for(&record.key, ZONE, "o", None)));
         changes.push(create(record));
     }
     let (batches, _) = batches(&zone_plan(changes));

@@ -78,6 +78,7 @@ impl Builder<'_> {
             record,
             source: RecordSource::Native {
                 record: name.to_owned(),
+                config: config_fingerprint(self.config, record),
             },
         };
         let is_cname = record.record_type == DynamicType::Cname;

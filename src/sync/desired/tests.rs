@@ -3,7 +3,12 @@ use crate::config::ConfigSource;
 use crate::health::EndpointHealth;
 
 fn load(extra: &str) -> (Config, ZoneSet) {
-    let text = format!(
+    load_edited(extra, &[])
+}
+
+/// As [`load`], with each (from, to) replaced in the configuration text.
+fn load_edited(extra: &str, edits: &[(&str, &str)]) -> (Config, ZoneSet) {
+    let mut text = format!(
         r#"
 version = 1
 [zones]
@@ -48,6 +53,10 @@ zones = [ {{ zone = "gslb.example.com.", sync_static = true }} ]
 "#,
         dir = env!("CARGO_MANIFEST_DIR")
     );
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from} not in the test configuration");
+        text = text.replace(from, to);
+    }
     let (config, _) = Config::load(ConfigSource::from_text(text, "."))
         .unwrap_or_else(|d| panic!("invalid test config:\n{d}"));
     let (zones, _) = crate::zone::load(&config).unwrap_or_else(|d| panic!("zones:\n{d}"));
@@ -77,6 +86,77 @@ pools = ["eu", "us"]
 
 fn keys(zone: &DesiredZone) -> Vec<String> {
     zone.records.keys().map(|k| k.to_string()).collect()
+}
+
+/// A configuration edit: what it is, replacements in the base text, the new `www`
+/// line (TTL or pools; empty: none).
+type Edit<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+/// The configuration fingerprint of each record, by name.
+fn fingerprints_of(config: &Config) -> BTreeMap<String, String> {
+    config
+        .records
+        .iter()
+        .map(|r| (r.name.clone(), config_fingerprint(config, r)))
+        .collect()
+}
+
+#[test]
+fn the_configuration_fingerprint_changes_with_every_edit_and_only_then() {
+    let mirror = RECORDS.replace(
+        "policy = \"failover\"\n",
+        "policy = \"failover\"\nroute53 = \"mirror\"\n",
+    );
+    for records in [RECORDS.to_owned(), mirror] {
+        let (config, _) = load(&records);
+        let base = fingerprints_of(&config);
+        assert_eq!(base.len(), 3);
+        assert!(base.values().all(|f| f.len() == 16));
+        // Stable: the same configuration gives the same fingerprints.
+        assert_eq!(fingerprints_of(&load(&records).0), base);
+        let www = "www.gslb.example.com.";
+        let edits: [Edit<'_>; 6] = [
+            ("TTL 20 → 21", &[], "ttl = 21"),
+            ("pools reordered", &[], "pools = [\"us\", \"eu\", \"ap\"]"),
+            ("weight", &[("weight = 3", "weight = 4")], ""),
+            (
+                "endpoint added",
+                &[(
+                    "{ address = \"198.51.100.200\", name = \"ap-1\", force = \"up\" }",
+                    "{ address = \"198.51.100.200\", name = \"ap-1\", force = \"up\" }, \
+                     { address = \"198.51.100.201\", name = \"ap-2\" }",
+                )],
+                "",
+            ),
+            ("address", &[("192.0.2.10", "192.0.2.12")], ""),
+            ("forced", &[(", force = \"down\"", "")], ""),
+        ];
+        for (what, base_edits, record_edit) in edits {
+            let edited = if record_edit.is_empty() {
+                records.clone()
+            } else if record_edit.starts_with("ttl") {
+                records.replacen("ttl = 20", record_edit, 1)
+            } else {
+                records.replacen("pools = [\"eu\", \"us\", \"ap\"]", record_edit, 1)
+            };
+            let (config, _) = load_edited(&edited, base_edits);
+            let now = fingerprints_of(&config);
+            assert_ne!(now[www], base[www], "{what} changes www's fingerprint");
+            if record_edit.is_empty() {
+                continue;
+            }
+            // An edit of one record leaves the others' fingerprints alone.
+            for (name, fingerprint) in &base {
+                if name != www {
+                    assert_eq!(&now[name], fingerprint, "{what}: {name}");
+                }
+            }
+        }
+        // Probe settings that Route 53 never sees leave mirror fingerprints alone.
+        let (config, _) = load_edited(&records, &[("port = 443", "port = 443\nrise = 5")]);
+        let now = fingerprints_of(&config);
+        assert_eq!(now[www], base[www]);
+    }
 }
 
 #[test]
@@ -419,19 +499,20 @@ fn a_manual_failover_reorders_the_chain_or_pins_the_pool_first() {
         !api.iter()
             .any(|s| s.starts_with("_pool-us.api.gslb.example.com. A [_pool-us.api A eu/"))
     );
-    // The guard does not count what the failover changes: the new aliases and the
-    // sets they replace.
-    let live = desired_state_live(&config, &zones, &health);
-    let overridden: Vec<String> = live.override_keys.iter().map(ToString::to_string).collect();
-    assert!(overridden.contains(&"api.gslb.example.com. A [api A primary]".to_owned()));
-    assert!(overridden.contains(&"api.gslb.example.com. A [api A eu/eu-1]".to_owned()));
-    // Released: back to the sets of the configuration.
+    // The guard does not count what the failover changes (the new aliases and the
+    // sets they replace): every set keeps its record's configuration fingerprint.
     let released = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
-    assert!(
-        desired_state_live(&config, &zones, &HealthSnapshot::from_config(&config))
-            .override_keys
-            .is_empty()
-    );
+    let fingerprints = |state: &DesiredState| -> BTreeSet<String> {
+        state.zones[0]
+            .records
+            .values()
+            .filter(|r| r.set.key.name.ends_with("api.gslb.example.com."))
+            .filter_map(|r| r.source.config_fingerprint().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(fingerprints(&state).len(), 1);
+    assert_eq!(fingerprints(&state), fingerprints(&released));
+    // Released: back to the sets of the configuration.
     assert!(
         !described(&released, "api.gslb.example.com.")
             .iter()

@@ -83,7 +83,7 @@ fn current_of(records: Vec<RecordSet>) -> CurrentState {
 fn owned(records: Vec<RecordSet>) -> Vec<RecordSet> {
     let mut out = Vec::new();
     for record in records {
-        out.push(marker_for(&record.key, ZONE, OWNER));
+        out.push(marker_for(&record.key, ZONE, OWNER, None));
         out.push(record);
     }
     out
@@ -214,7 +214,7 @@ fn foreign_records_are_conflicts_and_never_touched() {
 fn markers_of_other_owners_are_foreign() {
     let theirs = simple("a.example.com.", 60, &["203.0.113.1"]);
     let mut records = vec![theirs.clone()];
-    records.push(marker_for(&theirs.key, ZONE, "someone-else"));
+    records.push(marker_for(&theirs.key, ZONE, "someone-else", None));
     let current = current_of(records);
     let plan = run(&current, &desired_of(Vec::new()));
     assert!(plan.is_empty(), "must not delete another owner's records");
@@ -264,6 +264,111 @@ fn guard_refuses_large_share_of_changes_unless_forced() {
     // Creates never count.
     let plan = run(&current_of(Vec::new()), &desired_of(records));
     assert!(plan.refusals.is_empty());
+}
+
+/// Current state holding `records` as owned, each written from the configuration
+/// fingerprint `fingerprint(i)` (None: a marker without one).
+fn owned_from(
+    records: &[RecordSet],
+    fingerprint: impl Fn(usize) -> Option<String>,
+) -> Vec<RecordSet> {
+    let mut out = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        out.push(marker_for(
+            &record.key,
+            ZONE,
+            OWNER,
+            fingerprint(i).as_deref(),
+        ));
+        out.push(record.clone());
+    }
+    out
+}
+
+/// A desired state of mirror-mode sets, each from the record configuration
+/// `fingerprint(i)`.
+fn mirror_of(records: &[RecordSet], fingerprint: impl Fn(usize) -> String) -> DesiredState {
+    let mut desired = desired_of(Vec::new());
+    for (i, set) in records.iter().enumerate() {
+        desired.zones[0].records.insert(
+            set.key.clone(),
+            DesiredRecord {
+                set: set.clone(),
+                source: RecordSource::Mirror {
+                    record: set.key.name.clone(),
+                    config: fingerprint(i),
+                },
+            },
+        );
+    }
+    desired
+}
+
+#[test]
+fn guard_counts_configuration_edits_and_not_what_health_alone_explains() {
+    let fp = |i: usize| format!("{i:016x}");
+    let edited = |i: usize| format!("{:016x}", i + 100);
+    let sets = |ttl: u32, value: &str| -> Vec<RecordSet> {
+        (0..12)
+            .map(|i| simple(&format!("r{i}.example.com."), ttl, &[value]))
+            .collect()
+    };
+    let current = current_of(owned_from(&sets(25, "192.0.2.1"), |i| Some(fp(i))));
+    // An outage: every set gets new values, the configuration is the same.
+    let outage = run(&current, &mirror_of(&sets(25, "198.51.100.1"), fp));
+    assert_eq!(outage.zones[0].counts(), (0, 12, 0));
+    assert_eq!(outage.zones[0].health_driven.len(), 12);
+    assert!(outage.refusals.is_empty(), "{:?}", outage.refusals);
+    let table = outage.render_table();
+    assert!(
+        table.contains("(12 of the updates and deletes are health or overrides alone")
+            && table.contains("~h update"),
+        "{table}"
+    );
+    // A TTL edit 25 → 26 on the same endpoints: a configuration edit, counted.
+    let ttl_edit = run(&current, &mirror_of(&sets(26, "192.0.2.1"), edited));
+    assert_eq!(ttl_edit.zones[0].counts(), (0, 12, 0));
+    assert!(ttl_edit.zones[0].health_driven.is_empty());
+    assert_eq!(
+        ttl_edit.refusals,
+        vec![Refusal::TooMuchChange {
+            zone: ZONE.into(),
+            owned: 12,
+            action: "update".into(),
+            changing: 12,
+            limit_percent: 30,
+        }]
+    );
+    // A configuration edit that changes no set (yet) rewrites only the markers,
+    // which the guard does not count; applied, the markers carry the new fingerprint,
+    // and the health change that follows is not counted either.
+    let quiet = mirror_of(&sets(25, "192.0.2.1"), edited);
+    let plan = run(&current, &quiet);
+    assert_eq!(plan.zones[0].counts(), (0, 0, 0));
+    assert_eq!(plan.zones[0].changes.len(), 12, "12 marker updates");
+    assert!(plan.refusals.is_empty());
+    let after = converges(&current, &quiet);
+    let outage = run(&after, &mirror_of(&sets(25, "198.51.100.1"), edited));
+    assert_eq!(outage.zones[0].health_driven.len(), 12);
+    assert!(outage.refusals.is_empty(), "{:?}", outage.refusals);
+    // Markers written before fingerprints existed explain nothing: counted.
+    let legacy = current_of(owned_from(&sets(25, "192.0.2.1"), |_| None));
+    let plan = run(&legacy, &mirror_of(&sets(25, "198.51.100.1"), fp));
+    assert!(plan.zones[0].health_driven.is_empty());
+    assert_eq!(plan.refusals.len(), 1);
+    // Deletes: a set whose record is still desired with the same configuration (an
+    // endpoint that left the answers) is health; a removed record is an edit.
+    let weighted_sets: Vec<RecordSet> = (0..12)
+        .map(|i| weighted("w.example.com.", &format!("w A {i}"), 1, "192.0.2.1", None))
+        .collect();
+    let current = current_of(owned_from(&weighted_sets, |_| Some(fp(0))));
+    let plan = run(&current, &mirror_of(&weighted_sets[..2], |_| fp(0)));
+    assert_eq!(plan.zones[0].counts(), (0, 0, 10));
+    assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
+    let plan = run(&current, &mirror_of(&weighted_sets[..2], |_| fp(1)));
+    assert_eq!(plan.refusals.len(), 1, "{:?}", plan.refusals);
+    let plan = run(&current, &desired_of(Vec::new()));
+    assert_eq!(plan.refusals.len(), 1, "{:?}", plan.refusals);
 }
 
 #[test]

@@ -229,13 +229,28 @@ pub fn http_with_headers(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, std::collections::BTreeMap<String, String>) {
+    let host = addr.to_string();
+    let mut all = vec![("host", host.as_str())];
+    all.extend_from_slice(headers);
+    http_exactly(addr, method, path, &all, body)
+}
+
+/// An HTTP/1.1 request with exactly `headers` (no Host unless given) besides
+/// `connection` and `content-length`: (status, body, response headers).
+pub fn http_exactly(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, std::collections::BTreeMap<String, String>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

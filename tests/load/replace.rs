@@ -79,6 +79,7 @@ struct Counts {
 
 #[test]
 fn twenty_restarts_under_a_query_stream_lose_and_refuse_nothing() {
+    let _turn = crate::one_at_a_time();
     let a = Backend::start(BACKEND_A.parse().unwrap(), 0, None);
     let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();

@@ -38,6 +38,7 @@ fn held(admin: SocketAddr, target: &serde_json::Value) -> Option<serde_json::Val
 
 #[test]
 fn a_confirmed_change_survives_a_kill_at_once() {
+    let _turn = crate::one_at_a_time();
     let a = Backend::start(BACKEND_A.parse().unwrap(), 0, None);
     let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();
@@ -114,6 +115,7 @@ fn is_root() -> bool {
 
 #[test]
 fn a_read_only_state_directory_refuses_changes_and_fails_readiness() {
+    let _turn = crate::one_at_a_time();
     if !is_root() {
         eprintln!("SKIP a_read_only_state_directory…: needs root (a mount namespace)");
         return;
