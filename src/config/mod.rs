@@ -188,6 +188,22 @@ pub struct Config {
     pub dnssec: DnssecConfig,
     /// dnstap logging (None: off).
     pub dnstap: Option<DnstapConfig>,
+    /// `[[safety]]` rules every operator override is checked against.
+    pub safety: Vec<SafetyRule>,
+}
+
+/// A `[[safety]]` rule: at least `min_in_service` of `pools` stay in service — a pool
+/// is in service while at least `min_healthy` of its endpoints are neither drained
+/// nor forced down (by the configuration or an operator), whatever the probes say. An
+/// override that would leave fewer is refused unless made with `allow_empty`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyRule {
+    /// Its name (`name`, or `safety[N]`).
+    pub name: String,
+    /// The pools guarded.
+    pub pools: Vec<PoolIndex>,
+    /// How many must stay in service (1 ..= pools).
+    pub min_in_service: u32,
 }
 
 /// How an endpoint is probed.

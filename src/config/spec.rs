@@ -149,6 +149,19 @@ pub struct RecordSpec {
     pub gates: Option<BTreeMap<String, String>>,
 }
 
+/// One `[[safety]]` rule: at least `min_in_service` of `pools` stay in service
+/// whatever operators drain or force down (Route 53 ARC's assertion rule).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SafetySpec {
+    /// Name shown when the rule refuses a change (default `safety[N]`).
+    pub name: Option<String>,
+    /// The pools the rule guards.
+    pub pools: Vec<String>,
+    /// How many of them must stay in service (default 1).
+    pub min_in_service: Option<i64>,
+}
+
 /// A TTL: whole seconds (`30`) or a duration with a unit (`"30s"`, `"5m"`), as every
 /// other duration of the file is written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,14 +15,14 @@ use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_off
 use super::secret_file::{self, SecretFileError};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
-    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec, TtlSpec,
-    VantageRoleSpec, VantageSpec, ZonesSpec,
+    PoolSpec, RecordSpec, RegionSpec, Route53Spec, SafetySpec, ServerSpec, StatusSpec,
+    TransferSpec, TtlSpec, VantageRoleSpec, VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
     DynamicRecord, Endpoint, ExecCheck, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool,
-    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, Secret,
-    Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
+    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, SafetyRule,
+    Secret, Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -41,7 +41,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer", "dnstap", "dnssec",
+    "health", "admin", "route53", "transfer", "dnstap", "dnssec", "safety",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -62,6 +62,7 @@ struct Sections {
     transfer: Option<TransferSpec>,
     dnssec: Option<DnssecSpec>,
     dnstap: Option<DnstapSpec>,
+    safety: Vec<Option<SafetySpec>>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -96,6 +97,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let geo = v.geo(&sections.geo);
     v.checks(&sections.checks, &source.base_dir);
     v.pools(&sections.pools);
+    let safety = v.safety(&sections.safety);
     let route53 = sections.route53.as_ref().and_then(|spec| v.route53(spec));
     let own_vantage = match &source.reader {
         Reader::Server => None,
@@ -147,6 +149,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         transfer,
         dnssec,
         dnstap,
+        safety,
     })
 }
 
@@ -224,6 +227,16 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             "dnssec" => {
                 sections.dnssec =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "safety" => {
+                for (i, value) in array_items(value, &path, text, diagnostics)
+                    .into_iter()
+                    .enumerate()
+                {
+                    sections
+                        .safety
+                        .push(deserialize(value, &path.index(i), text, diagnostics));
+                }
             }
             "records" => {
                 for (i, value) in array_items(value, &path, text, diagnostics)
@@ -867,6 +880,51 @@ impl Validator<'_> {
     }
 
     /// Resolves a list of pool names, reporting unknown and repeated ones.
+    /// `[[safety]]` rules: known pools, each once, `min_in_service` 1 ..= pools.
+    fn safety(&mut self, specs: &[Option<SafetySpec>]) -> Vec<SafetyRule> {
+        let mut rules = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let path = KeyPath::root().key("safety").index(i);
+            let mut pools = Vec::new();
+            if spec.pools.is_empty() {
+                self.error(path.key("pools"), "at least one pool is needed");
+            }
+            for (j, name) in spec.pools.iter().enumerate() {
+                match self.pool_by_name(name) {
+                    Some(pool) if pools.contains(&pool) => {
+                        self.error(
+                            path.key("pools").index(j),
+                            format!("pool {name:?} is listed twice"),
+                        );
+                    }
+                    Some(pool) => pools.push(pool),
+                    None => {
+                        let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+                        self.error(
+                            path.key("pools").index(j),
+                            format!("unknown pool {name:?} (known: {})", known.join(", ")),
+                        );
+                    }
+                }
+            }
+            let count = spec.pools.len().max(1) as i64;
+            let min = self.ranged(
+                path.key("min_in_service"),
+                spec.min_in_service,
+                1,
+                1..=count,
+                " (at least one, at most the pools listed)",
+            ) as u32;
+            rules.push(SafetyRule {
+                name: spec.name.clone().unwrap_or_else(|| format!("safety[{i}]")),
+                pools,
+                min_in_service: min,
+            });
+        }
+        rules
+    }
+
     fn pool_list(&mut self, names: &[String], path: &KeyPath) -> Vec<PoolIndex> {
         if names.is_empty() {
             self.error(path.clone(), "at least one pool is needed");

@@ -219,7 +219,7 @@ impl Worker {
                         }
                     }
                 }
-                counters.response(answered.rcode);
+                counters.response_in(answered.rcode, answered.zone);
                 if truncated {
                     counters.truncated();
                 }

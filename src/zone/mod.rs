@@ -25,13 +25,28 @@ pub enum ZoneError {
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: Vec<Arc<Zone>>,
+    /// Per zone, its slot in the per-zone query counters
+    /// ([`crate::metrics::zone_slot`]: stable for a zone name across reloads).
+    slots: Vec<u8>,
 }
 
 impl ZoneSet {
     /// Wraps zones (any order).
     pub fn new(mut zones: Vec<Arc<Zone>>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin().len()));
-        Self { zones }
+        let slots = zones
+            .iter()
+            .map(|z| crate::metrics::zone_slot(&z.origin_text()))
+            .collect();
+        Self { zones, slots }
+    }
+
+    /// The per-zone counter slot of zone `index` (see [`crate::metrics::zone_slot`]).
+    pub fn stats_slot(&self, index: usize) -> u8 {
+        self.slots
+            .get(index)
+            .copied()
+            .unwrap_or(crate::metrics::OTHER_ZONES_SLOT)
     }
 
     /// The zones, longest origin first.
@@ -51,6 +66,7 @@ impl ZoneSet {
     pub fn clone_of(other: &Self) -> Self {
         Self {
             zones: other.zones.clone(),
+            slots: other.slots.clone(),
         }
     }
 
@@ -60,7 +76,10 @@ impl ZoneSet {
         if let Some(slot) = zones.get_mut(index) {
             *slot = zone;
         }
-        Self { zones }
+        Self {
+            zones,
+            slots: self.slots.clone(),
+        }
     }
 
     /// Total records across zones.

@@ -9,6 +9,7 @@ mod admin_security;
 mod cli;
 mod config_validation;
 mod conformance;
+mod ctl;
 mod damping;
 mod dnssec;
 mod dnstap;
