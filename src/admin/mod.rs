@@ -712,9 +712,13 @@ fn changed(selector: bool, result: Result<Vec<Entry>, OverrideError>) -> Respons
     }
 }
 
+/// The header naming why a change was refused ([`OverrideError::label`]).
+pub const REFUSAL_HEADER: &str = "failoverd-refusal";
+
 /// 404 for a target that is not there (or a pattern matching none) and a release
 /// with nothing to end; 409 for a change a safety check refuses; 507 when full; 503
-/// when it cannot be kept now; 400 otherwise.
+/// when it cannot be kept now; 400 otherwise. The `failoverd-refusal` header names
+/// the reason.
 fn override_error(error: OverrideError) -> Response {
     let status = match error.root() {
         OverrideError::UnknownTarget(_)
@@ -725,7 +729,11 @@ fn override_error(error: OverrideError) -> Response {
         OverrideError::NotSaved(_) | OverrideError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
-    (status, format!("{error}\n")).into_response()
+    let label = [(
+        header::HeaderName::from_static(REFUSAL_HEADER),
+        error.label(),
+    )];
+    (status, label, format!("{error}\n")).into_response()
 }
 
 fn bad_request(message: &str) -> Response {

@@ -475,6 +475,8 @@ struct Reply {
     result: Result<String, String>,
     /// The HTTP status of an answer that is not a success (None: no answer at all).
     status: Option<u16>,
+    /// Why a change was refused (the `failoverd-refusal` header), if it was.
+    refusal: Option<String>,
 }
 
 impl Reply {
@@ -653,7 +655,19 @@ impl Ctl {
         let mut outcomes = Outcomes::new(self.json);
         let mut made: Option<Entry> = None;
         let mut unconfirmed = Vec::new();
+        // A release another server made: one holding nothing in force (it never had
+        // the override, or already took the release from that server) has nothing to
+        // end, and takes the release from its peers like any entry.
+        let released_elsewhere = replies.iter().any(|r| r.result.is_ok());
         for reply in &replies {
+            if released_elsewhere && reply.refusal.as_deref() == Some("nothing_in_force") {
+                let note =
+                    "nothing in force here (the release reaches it from a server that made it)";
+                outcomes.ok(&reply.server, &serde_json::json!({"note": note}), || {
+                    println!("{}: ok {note}", reply.server);
+                });
+                continue;
+            }
             match &reply.result {
                 Ok(text) => {
                     // One entry, or several (a pattern, a region, typed overrides an
@@ -673,6 +687,7 @@ impl Ctl {
                 }
             }
         }
+        // Those with nothing to end count as holding the release.
         let confirmed = replies.len() - unconfirmed.len();
         if confirmed == 0 {
             eprintln!("nothing changed: no server confirmed");
@@ -695,7 +710,7 @@ impl Ctl {
             let holding = confirmed + caught_up.len();
             let others: Vec<&Reply> = replies
                 .iter()
-                .filter(|r| r.result.is_err() && !caught_up.contains(&r.server))
+                .filter(|r| unconfirmed.contains(&r.server) && !caught_up.contains(&r.server))
                 .collect();
             if holding >= needed {
                 if holding < replies.len() {
@@ -718,7 +733,10 @@ impl Ctl {
             );
             return outcomes.finish();
         }
-        let others: Vec<&Reply> = replies.iter().filter(|r| r.result.is_err()).collect();
+        let others: Vec<&Reply> = replies
+            .iter()
+            .filter(|r| unconfirmed.contains(&r.server))
+            .collect();
         for hint in unconfirmed_hints(&others, replies.len()) {
             eprintln!("{hint}");
         }
@@ -993,13 +1011,18 @@ impl Ctl {
             let request = request(server);
             let timeout = self.timeout;
             async move {
-                let (result, status) = match request.send().await {
-                    Err(error) => (Err(unreachable(&error, timeout)), None),
+                let (result, status, refusal) = match request.send().await {
+                    Err(error) => (Err(unreachable(&error, timeout)), None, None),
                     Ok(response) => {
                         let status = response.status();
+                        let refusal = response
+                            .headers()
+                            .get(failoverd::admin::REFUSAL_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
                         let text = response.text().await.unwrap_or_default();
                         if status.is_success() {
-                            (Ok(text), None)
+                            (Ok(text), None, None)
                         } else {
                             let hint = match status.as_u16() {
                                 401 => " (give a token it accepts: --token-file FILE or FAILOVERD_TOKEN)",
@@ -1009,6 +1032,7 @@ impl Ctl {
                             (
                                 Err(format!("{status}: {}{hint}", text.trim())),
                                 Some(status.as_u16()),
+                                refusal,
                             )
                         }
                     }
@@ -1017,6 +1041,7 @@ impl Ctl {
                     server: server.clone(),
                     result,
                     status,
+                    refusal,
                 }
             }
         });
@@ -1054,7 +1079,10 @@ fn describe_entries(entries: &[Entry]) -> String {
 /// copy as well; the others refused it, for the reason printed on their line.
 fn unconfirmed_hints(others: &[&Reply], total: usize) -> Vec<String> {
     let away = others.iter().filter(|r| r.unreachable()).count();
-    let unknown = others.iter().filter(|r| r.status == Some(404)).count();
+    let unknown = others
+        .iter()
+        .filter(|r| matches!(r.refusal.as_deref(), Some("unknown_target" | "no_match")))
+        .count();
     let refused = others.len() - away - unknown;
     let mut hints = Vec::new();
     if away > 0 {

@@ -359,6 +359,25 @@ impl OverrideError {
             other => other,
         }
     }
+
+    /// A short label of the (root) reason, for clients that act on it (the admin
+    /// API's `failoverd-refusal` header).
+    pub fn label(&self) -> &'static str {
+        match self.root() {
+            Self::UnknownTarget(_) => "unknown_target",
+            Self::Mismatch { .. } => "mismatch",
+            Self::NotAPoolOfTheRecord { .. } => "not_a_pool_of_the_record",
+            Self::NoEffect { .. } => "no_effect",
+            Self::NoMatch { .. } => "no_match",
+            Self::NothingInForce { .. } => "nothing_in_force",
+            Self::Unsafe(_) => "unsafe",
+            Self::Full => "full",
+            Self::Text { .. } => "text",
+            Self::NotSaved(_) => "not_saved",
+            Self::ShuttingDown => "shutting_down",
+            Self::Expanded { .. } => "expanded",
+        }
+    }
 }
 
 /// "record api. A has nothing in force; in force: failover to web-us on record api.
@@ -580,7 +599,7 @@ impl OverrideSet {
                 if writes.is_empty() {
                     return Err(OverrideError::NothingInForce {
                         target: change.target.clone(),
-                        in_force: self.related(config, &change.target, &targets, now_ms),
+                        in_force: self.related(&targets, now_ms),
                     });
                 }
             }
@@ -640,17 +659,11 @@ impl OverrideSet {
             .collect()
     }
 
-    /// The overrides in force on targets related to `asked` (expanded to `targets`),
-    /// each described with how to end it: for a typed record the untyped one of its
-    /// name, for an endpoint its pool's drain, for a pool its endpoints', for a region
-    /// its pools' and their endpoints'; an override of a target itself that expired.
-    fn related(
-        &self,
-        config: &Config,
-        asked: &Target,
-        targets: &[Target],
-        now_ms: u64,
-    ) -> Vec<String> {
+    /// The overrides in force on targets related to `targets` (what a release named,
+    /// expanded), each described with how to end it: for a typed record the untyped
+    /// one of its name (and other types), for an endpoint its pool's drain, for a pool
+    /// its endpoints'; and an override of a target itself that expired.
+    fn related(&self, targets: &[Target], now_ms: u64) -> Vec<String> {
         let mut out = Vec::new();
         let describe = |entry: &Entry, how: String| -> String {
             let action = entry
@@ -718,7 +731,6 @@ impl OverrideSet {
                 _ => {}
             }
         }
-        let _ = (config, asked);
         out.sort();
         out.dedup();
         out

@@ -195,6 +195,38 @@ fn a_release_that_ends_nothing_fails_naming_what_is_in_force() {
 }
 
 #[test]
+fn a_release_some_servers_hold_and_others_do_not_is_made() {
+    // Two servers that do not exchange overrides: one holds a drain, the other not
+    // (it was away when it was made, or took the release from a peer already).
+    let (one, two) = (Server::start(&config("")), Server::start(&config("")));
+    let (ok, out) = one.ctl(&["drain", "spare", "--reason", "one only"]);
+    assert!(ok, "{out}");
+    let both = [one.url(), two.url()];
+    let (ok, out) = ctl_with(&both, None, &["undrain", "spare", "--reason", "over"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{}: ok released pool spare", one.url())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{}: ok nothing in force here (the release reaches it from a server that made it)",
+            two.url()
+        )),
+        "{out}"
+    );
+    // Nothing in force anywhere: a failure.
+    let (ok, out) = ctl_with(&both, None, &["undrain", "spare", "--reason", "again"]);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        out.matches("FAILED 404 Not Found: pool spare has nothing in force")
+            .count(),
+        2,
+        "{out}"
+    );
+}
+
+#[test]
 fn a_change_that_would_leave_no_healthy_pool_is_refused_unless_allowed() {
     let s = Server::start(&config(""));
     // The last endpoint of solo: refused, with what it would answer.
