@@ -492,9 +492,6 @@ fn answer_orders(
     orders
 }
 
-/// RRSIGs (packed, count) already made for an RRset (its sorted rdata).
-type SignatureCache = std::collections::HashMap<Vec<Vec<u8>>, (Box<[u8]>, u16)>;
-
 /// Turns a decision into the answers it can produce, each pre-encoded.
 fn variant_set(
     config: &Config,
@@ -539,9 +536,6 @@ fn variant_set(
     question.extend_from_slice(&record_type.code().to_be_bytes());
     question.extend_from_slice(&1u16.to_be_bytes());
     let mut buf = Vec::with_capacity(512);
-    // Rotations of one set share its signature (RRSIGs cover the canonical, sorted
-    // RRset): sign each distinct set once.
-    let mut signatures: SignatureCache = std::collections::HashMap::new();
     let variants = orders
         .into_iter()
         .map(|(endpoints, _)| {
@@ -573,27 +567,23 @@ fn variant_set(
             let (sigs, sig_count, tail_dnssec) = match signer {
                 None => (Box::default(), 0, Box::default()),
                 Some(signer) => {
-                    let mut set: Vec<Vec<u8>> = packed.iter().map(<[u8]>::to_vec).collect();
-                    set.sort();
-                    let (sigs, sig_count) = signatures
-                        .entry(set)
-                        .or_insert_with(|| {
-                            let mut out = Vec::new();
-                            match signer.sign(
-                                qname,
-                                record_type.code(),
-                                ttl,
-                                packed.iter(),
-                                &mut out,
-                            ) {
-                                Ok(n) => (out.into_boxed_slice(), n),
-                                Err(error) => {
-                                    tracing::error!(%error, "cannot sign a dynamic answer");
-                                    (Box::default(), 0)
-                                }
-                            }
-                        })
-                        .clone();
+                    // Rotations of one set share its signature (RRSIGs cover the
+                    // canonical, sorted RRset), and so do later snapshots while the set
+                    // is the same: the signer's cache makes each distinct set once.
+                    let mut out = Vec::new();
+                    let (sigs, sig_count) = match signer.sign(
+                        qname,
+                        record_type.code(),
+                        ttl,
+                        packed.iter(),
+                        &mut out,
+                    ) {
+                        Ok(n) => (out.into_boxed_slice(), n),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot sign a dynamic answer");
+                            (Box::default(), 0)
+                        }
+                    };
                     let mut writer = Writer::new(&mut buf, &question, qname, &starts);
                     resolve::write_rrset(
                         &mut writer,

@@ -707,3 +707,141 @@ fn a_request_signed_hours_ago_is_badtime_whatever_its_fudge() {
     let reply = Message::from_vec(&raw).unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
 }
+
+/// The answer TTL `server` gives the dynamic name (None: no answer).
+fn answer_ttl(server: SocketAddr) -> Option<u32> {
+    let reply = raw_udp_wait(
+        server,
+        &query("app.example.test.", RecordType::A).to_vec().unwrap(),
+        Duration::from_millis(300),
+    )?;
+    let reply = Message::from_vec(&reply).ok()?;
+    reply.answers.first().map(|r| r.ttl)
+}
+
+/// NOTIFYs of the zone Knot logged as received (`notify, incoming` lines).
+fn notifies_seen(knot: &Secondary) -> usize {
+    knot.log()
+        .lines()
+        .filter(|l| l.contains("notify, incoming"))
+        .count()
+}
+
+/// A signed zone transferred to a real Knot secondary, with ECDSA (KSK+ZSK, CSK)
+/// and Ed25519 keys: a health doubt that changes no answer moves no serial and
+/// sends no NOTIFY; one failover moves the serial one step and sends one NOTIFY
+/// per secondary (Knot follows). Prints a FIGURES line per key set.
+#[test]
+fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
+    use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing};
+    if !installed("knotd", "knot") {
+        return;
+    }
+    let mut results = Vec::new();
+    for (algorithm, roles, label) in [
+        (
+            Algorithm::EcdsaP256,
+            &[Role::Ksk, Role::Zsk][..],
+            "ECDSA KSK+ZSK",
+        ),
+        (Algorithm::EcdsaP256, &[Role::Csk][..], "ECDSA CSK"),
+        (Algorithm::Ed25519, &[Role::Csk][..], "Ed25519 CSK"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for &role in roles {
+            Key::generate(
+                "example.test.",
+                role,
+                algorithm,
+                Timing::from(unix_now() - 60),
+            )
+            .unwrap()
+            .save(&dir.path().join("keys"))
+            .unwrap();
+        }
+        let a = Backend::start(ip(A), 0, None);
+        let b = Backend::start(ip(B), a.addr.port(), None);
+        let knot_port = free_port();
+        let notify = [SocketAddr::from(([127, 0, 0, 1], knot_port))];
+        // Failures short of `fall` = 5 put B in doubt (the answer's TTL drops below
+        // 60) without changing the answer.
+        let text = config(a.addr.port(), &notify, "127.0.0.1", dir.path())
+            .replace("ttl = 5\n", "ttl = 60\n")
+            .replace("fall = 2\n", "fall = 5\n")
+            .replace("notify_timeout = \"200ms\"", "notify_timeout = \"2s\"")
+            + &format!(
+                "[dnssec]\nkey_directory = \"{}/keys\"\nzones = [\"example.test\"]\n",
+                dir.path().display()
+            );
+        let server = TestServer::start(&text);
+        let primary = server.addr;
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into(), B.into()])));
+        let knot = Secondary::knot(dir.path(), knot_port, primary);
+        await_answer(&knot, &[A, B], WAIT);
+        let metrics = server.service().transfer().unwrap().metrics();
+        // The first serial's NOTIFY (sent before Knot listened) is done with.
+        assert!(wait_until(WAIT, || {
+            let (sent, acked, failed) = metrics.notifies();
+            acked + failed >= 1 && sent >= acked + failed
+        }));
+        assert!(wait_until(WAIT, || serial(knot.addr) == serial(primary)));
+        let first = serial(primary).unwrap();
+        let (sent_before, _, _) = metrics.notifies();
+
+        // A doubt: B refuses a probe or two, then answers again.
+        b.set(Mode::Refuse);
+        assert!(
+            wait_until(WAIT, || answer_ttl(primary).is_some_and(|t| t < 60)),
+            "B never came into doubt"
+        );
+        b.set(Mode::Healthy);
+        assert_eq!(
+            answer(primary, "app.example.test."),
+            Some(vec![A.into(), B.into()]),
+            "a doubt, not a failover"
+        );
+        assert!(wait_until(WAIT, || answer_ttl(primary) == Some(60)));
+        // Anything the doubt published has been stamped by now; watch a while longer.
+        let mut doubt_steps = 0;
+        poll_during(Duration::from_millis(500), |_| {
+            doubt_steps = serial(primary).map_or(doubt_steps, |s| s.wrapping_sub(first));
+        });
+        let doubt_notifies = metrics.notifies().0 - sent_before;
+
+        // One failover: B down.
+        let seen_before = notifies_seen(&knot);
+        b.set(Mode::Refuse);
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into()])));
+        let changed = Instant::now();
+        await_answer(&knot, &[A], WAIT);
+        let followed = changed.elapsed();
+        assert!(wait_until(WAIT, || metrics.notifies().1 >= 2
+            && serial(knot.addr) == serial(primary)));
+        let failover_steps = serial(primary).unwrap().wrapping_sub(first) - doubt_steps;
+        let failover_notifies = metrics.notifies().0 - sent_before - doubt_notifies;
+        let knot_seen = notifies_seen(&knot) - seen_before;
+        println!(
+            "FIGURES {label}: doubt: {doubt_steps} serial steps, {doubt_notifies} NOTIFY; \
+             failover: {failover_steps} serial step(s), {failover_notifies} NOTIFY \
+             (Knot logged {knot_seen}, serves serial {:?}, followed in {:.1} ms)",
+            serial(knot.addr),
+            followed.as_secs_f64() * 1000.0
+        );
+        results.push((
+            label,
+            (doubt_steps, doubt_notifies),
+            (failover_steps, failover_notifies, knot_seen),
+        ));
+    }
+    // Asserted once every key set has printed its figures.
+    for (label, doubt, failover) in results {
+        assert_eq!(doubt, (0, 0), "{label}: a doubt: (serial steps, NOTIFYs)");
+        assert_eq!(
+            failover,
+            (1, 1, 1),
+            "{label}: a failover: (serial steps, NOTIFYs, seen)"
+        );
+    }
+}
