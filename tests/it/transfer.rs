@@ -155,6 +155,12 @@ impl Secondary {
 
     /// Starts knotd as a secondary of `primary` on `port`.
     fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Self {
+        Self::knot_notified_from(dir, port, primary, "127.0.0.1")
+    }
+
+    /// Starts knotd as a secondary of `primary` on `port`, accepting NOTIFY only
+    /// from `notify_from`.
+    fn knot_notified_from(dir: &Path, port: u16, primary: SocketAddr, notify_from: &str) -> Self {
         let dir = dir.join("knot");
         std::fs::create_dir_all(&dir).unwrap();
         let conf = format!(
@@ -179,7 +185,7 @@ remote:
     key: xfr-key
 acl:
   - id: notify_from_primary
-    address: 127.0.0.1
+    address: {notify_from}
     key: xfr-key
     action: notify
 template:
@@ -843,5 +849,111 @@ fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
             (1, 1, 1),
             "{label}: a failover: (serial steps, NOTIFYs, seen)"
         );
+    }
+}
+
+/// NOTIFYs leave from the primary's listen address (or `notify_source`), so a
+/// secondary whose ACL accepts NOTIFY only from the primary's address takes them:
+/// Knot allows NOTIFY from one 127.0.0.x address other than 127.0.0.1 (where an
+/// unbound socket's NOTIFY to 127.0.0.1 would come from) and follows a failover at
+/// once. Prints the source address Knot logged.
+#[test]
+fn knot_accepts_notify_only_from_the_primary_address() {
+    if !installed("knotd", "knot") {
+        return;
+    }
+    // The third case is the control: listening on 127.0.0.1 too, NOTIFYs to Knot
+    // (on 127.0.0.1) leave from 127.0.0.1, the route's address, and Knot's ACL for
+    // 127.0.0.6 refuses them (what every NOTIFY met before they left from the
+    // listen address).
+    for (listen, notify_source, acl, accepted) in [
+        (&["127.0.0.5:0"][..], None, "127.0.0.5", true),
+        (
+            &["127.0.0.1:0", "127.0.0.6:0"][..],
+            Some("127.0.0.6"),
+            "127.0.0.6",
+            true,
+        ),
+        (
+            &["127.0.0.1:0", "127.0.0.6:0"][..],
+            None,
+            "127.0.0.6",
+            false,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Backend::start(ip(A), 0, None);
+        let b = Backend::start(ip(B), a.addr.port(), None);
+        let knot_port = free_port();
+        let notify = [SocketAddr::from(([127, 0, 0, 1], knot_port))];
+        let quoted: Vec<String> = listen.iter().map(|l| format!("\"{l}\"")).collect();
+        let mut text = config(a.addr.port(), &notify, "127.0.0.1", dir.path()).replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [{}]", quoted.join(", ")),
+        );
+        if let Some(source) = notify_source {
+            text = text.replace(
+                "[transfer]\n",
+                &format!("[transfer]\nnotify_source = \"{source}\"\n"),
+            );
+        }
+        let server = TestServer::start(&text);
+        let primary = server.addr;
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into(), B.into()])));
+        let knot = Secondary::knot_notified_from(dir.path(), knot_port, primary, acl);
+        await_answer(&knot, &[A, B], WAIT);
+        // A failover: Knot hears of it by NOTIFY alone (its SOA refresh is an hour).
+        b.set(Mode::Refuse);
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into()])));
+        let changed = Instant::now();
+        if !accepted {
+            // Knot answers a NOTIFY its ACL refuses without our key's signature (or
+            // not at all): every attempt goes unacknowledged until they run out.
+            let metrics = server.service().transfer().unwrap().metrics();
+            assert!(
+                wait_until(WAIT, || metrics.notifies().2 >= 1),
+                "NOTIFY sent, acked, failed: {:?}",
+                metrics.notifies()
+            );
+            let log = knot.log();
+            let serves = answer(knot.addr, "app.example.test.");
+            println!(
+                "FIGURES notify source (control): primary listens on {listen:?}, no \
+                 notify_source, NOTIFY from 127.0.0.1; Knot (acl address {acl}) logged {} \
+                 incoming NOTIFY, ours (sent, acked, failed) {:?}; Knot still serves \
+                 {serves:?} {:.1} s after the change",
+                log.lines()
+                    .filter(|l| l.contains("notify, incoming"))
+                    .count(),
+                metrics.notifies(),
+                changed.elapsed().as_secs_f64()
+            );
+            assert_eq!(serves, Some(vec![A.to_owned(), B.to_owned()]));
+            continue;
+        }
+        await_answer(&knot, &[A], WAIT);
+        let followed = changed.elapsed();
+        let log = knot.log();
+        let incoming: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("notify, incoming"))
+            .collect();
+        let want = format!("remote {acl}@");
+        println!(
+            "FIGURES notify source: primary listens on {listen:?}, notify_source \
+             {notify_source:?}; Knot (acl address {acl}) logged: {:?}; followed the failover \
+             in {:.1} ms",
+            incoming.last().map(|l| l.trim()),
+            followed.as_secs_f64() * 1000.0
+        );
+        assert!(
+            incoming.iter().any(|l| l.contains(&want)),
+            "NOTIFY from {acl}:\n{log}"
+        );
+        assert!(!log.contains("denied"), "no NOTIFY denied:\n{log}");
+        let (_, acked, failed) = server.service().transfer().unwrap().metrics().notifies();
+        assert!(acked >= 1 && failed == 0, "acked {acked}, failed {failed}");
     }
 }
