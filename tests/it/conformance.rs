@@ -435,6 +435,18 @@ fn corpus() -> Vec<Case> {
         },
         Transport::Udp,
     );
+    add(
+        "authority record in a query",
+        {
+            let mut out = header(0, 1, 0, 1, 0);
+            out.extend(question("www.example.test", 1, IN));
+            out.extend(name("example.test"));
+            out.extend_from_slice(&[0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0]);
+            out.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+            out
+        },
+        Transport::Udp,
+    );
     // Names out of the zone and special names.
     add(
         "out of zone A",

@@ -957,3 +957,105 @@ fn knot_accepts_notify_only_from_the_primary_address() {
         assert!(acked >= 1 && failed == 0, "acked {acked}, failed {failed}");
     }
 }
+
+/// `kdig +notcp` with the transfer key: the output and whether it came over UDP.
+fn kdig_udp(server: SocketAddr, args: &[&str]) -> String {
+    let output = Command::new("kdig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .args(["+notcp", "+time=3", "+retry=0", "-y"])
+        .arg(format!("hmac-sha256:xfr-key:{SECRET}"))
+        .args(args)
+        .output()
+        .expect("kdig");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `TYPE DATA` of every answer record of kdig's output (`SOA serial` for SOAs).
+fn kdig_records(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.get(3) {
+                Some(&"SOA") => Some(format!("SOA {}", f.get(6)?)),
+                Some(&"TSIG" | &"OPT") | None => None,
+                Some(t) => Some(format!("{t} {}", f[4..].join(" "))),
+            }
+        })
+        .collect()
+}
+
+/// IXFR over UDP (RFC 1995 §2) against the real binary with `kdig +notcp`: a
+/// difference that fits one datagram comes back whole (TSIG-signed, as asked); one
+/// that does not (an IXFR from a serial the journal lacks: the whole zone) gets the
+/// current SOA alone, which tells the client to use TCP; the current serial gets the
+/// SOA. The query carries its SOA in the authority section and is not FORMERR.
+#[test]
+fn ixfr_over_udp_answers_with_the_difference_or_the_soa_alone() {
+    if !installed("kdig", "knot-dnsutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let b = Backend::start(ip(B), a.addr.port(), None);
+    let text = config(a.addr.port(), &[], "127.0.0.1", dir.path());
+    let (server, _) = crate::support::serve_config(dir.path(), &text, &[]);
+    let primary = server.addr;
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into(), B.into()])));
+    let first = serial(primary).unwrap();
+    b.set(Mode::Refuse);
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into()])));
+    let second = serial(primary).unwrap();
+    assert_eq!(second, first.wrapping_add(1));
+
+    // Fits: the difference, over UDP, signed.
+    let fits = kdig_udp(primary, &[&format!("IXFR={first}"), ZONE]);
+    println!("FIGURES kdig +notcp IXFR={first} (fits):\n{fits}");
+    assert!(fits.contains("(UDP)"), "{fits}");
+    assert!(fits.contains("TSIG"), "signed: {fits}");
+    assert_eq!(
+        kdig_records(&fits),
+        vec![
+            format!("SOA {second}"),
+            format!("SOA {first}"),
+            format!("A {B}"),
+            format!("SOA {second}"),
+            format!("SOA {second}"),
+        ],
+        "{fits}"
+    );
+    // Too large (the journal does not reach that far back: the whole zone, some
+    // 3 kB, over 512 bytes without EDNS): the current SOA alone.
+    let older = first.wrapping_sub(10);
+    let large = kdig_udp(primary, &[&format!("IXFR={older}"), ZONE]);
+    println!("FIGURES kdig +notcp IXFR={older} (too large):\n{large}");
+    assert!(large.contains("(UDP)"), "{large}");
+    assert_eq!(
+        kdig_records(&large),
+        vec![format!("SOA {second}")],
+        "{large}"
+    );
+    // With EDNS 1232 it still does not fit; the same SOA.
+    let edns = kdig_udp(
+        primary,
+        &["+edns", "+bufsize=1232", &format!("IXFR={older}"), ZONE],
+    );
+    assert_eq!(kdig_records(&edns), vec![format!("SOA {second}")], "{edns}");
+    // Up to date: the SOA.
+    let current = kdig_udp(primary, &[&format!("IXFR={second}"), ZONE]);
+    assert_eq!(
+        kdig_records(&current),
+        vec![format!("SOA {second}")],
+        "{current}"
+    );
+    // Over TCP the same old serial gets the whole zone.
+    let tcp = transfer_lines(primary, RecordType::IXFR, Some(older));
+    assert!(tcp.len() > 20, "{tcp:?}");
+    drop(server);
+    drop(a);
+}

@@ -247,3 +247,74 @@ fn a_doubt_changes_no_byte_of_a_signed_zone_and_a_failover_one_serial_step() {
         assert!(differ.is_empty(), "{what}, back: {differ:#?}");
     }
 }
+
+/// An IXFR query for example.test from `serial` (its SOA in the authority section).
+fn ixfr_query(serial: u32) -> Vec<u8> {
+    let mut query = vec![0x43, 0x21, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+    query.extend_from_slice(&name::wire_from_text("example.test.").unwrap());
+    query.extend_from_slice(&[0, 251, 0, 1]);
+    query.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0]);
+    for field in [serial, 1, 1, 1, 1] {
+        query.extend_from_slice(&field.to_be_bytes());
+    }
+    query
+}
+
+/// The SOA serials and other record types of a UDP answer, in order.
+fn udp_answer(reply: &[u8]) -> Vec<String> {
+    let message = Message::from_vec(reply).unwrap();
+    assert_eq!(message.metadata.response_code, ResponseCode::NoError);
+    message
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::SOA(soa) => format!("SOA {}", soa.serial),
+            data => format!("{} {data}", r.record_type()),
+        })
+        .collect()
+}
+
+#[test]
+fn ixfr_over_udp_is_the_difference_or_the_soa_alone_and_never_waits_for_the_lock() {
+    let config = config();
+    let (zones, _) = crate::zone::load(&config).unwrap();
+    let state = TransferState::new(&config.transfer);
+    let first = state.stamp(Snapshot::build(
+        config.clone(),
+        zones,
+        health(&config, &[]),
+        1,
+    ));
+    let (serial, _) = axfr(&state);
+    let moved = state.stamp(first.with_health(health(&config, &["eu-2"]), 2));
+    let client: std::net::SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let answer = |from: u32| {
+        TransferHandler::answer_udp(&*state, &moved, &ixfr_query(from), client).unwrap()
+    };
+    // The difference fits in 512 bytes.
+    let diff = udp_answer(&answer(serial));
+    assert_eq!(diff.first(), Some(&format!("SOA {}", serial + 1)));
+    assert_eq!(diff.get(1), Some(&format!("SOA {serial}")));
+    assert!(diff.len() > 4, "{diff:?}");
+    // The whole zone does not: the SOA alone.
+    assert_eq!(
+        udp_answer(&answer(serial - 5)),
+        vec![format!("SOA {}", serial + 1)]
+    );
+    assert_eq!(state.metrics().udp_soa_only(), 1);
+    // While a stamp holds the state, the worker does not wait: the snapshot's SOA.
+    let held = state.lock();
+    assert_eq!(
+        udp_answer(&answer(serial)),
+        vec![format!("SOA {}", serial + 1)]
+    );
+    drop(held);
+    assert_eq!(state.metrics().udp_soa_only(), 2);
+    // Not allowed: REFUSED, as over TCP.
+    let other: std::net::SocketAddr = "192.0.2.9:5300".parse().unwrap();
+    let refused = TransferHandler::answer_udp(&*state, &moved, &ixfr_query(serial), other).unwrap();
+    assert_eq!(
+        Message::from_vec(&refused).unwrap().metadata.response_code,
+        ResponseCode::Refused
+    );
+}
