@@ -234,6 +234,12 @@ impl SignedZone {
         })
     }
 
+    /// Whether `other` is the same signing (a copy of this one, perhaps with another
+    /// SOA signature): the same keys, window and signatures.
+    pub fn same_signing(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.rrsigs, &other.rrsigs) && Arc::ptr_eq(&self.cache, &other.cache)
+    }
+
     /// The cache of signatures made since the build (see [`SignatureCache`]).
     pub fn signature_cache(&self) -> &SignatureCache {
         &self.cache

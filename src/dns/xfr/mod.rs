@@ -421,6 +421,27 @@ impl TransferState {
                     statics
                 }
             };
+            // Nothing transferable changed (a doubt, a pin): the current version
+            // stands, unsigned and unsorted work aside.
+            let unchanged = inner
+                .zones
+                .get(zone.origin())
+                .and_then(|z| z.journal.current())
+                .filter(|current| {
+                    current.same_as(
+                        &statics,
+                        &snapshot.config,
+                        &snapshot.dynamic,
+                        snapshot.signed_zone(index),
+                    )
+                })
+                .map(|current| current.serial);
+            if let Some(serial) = unchanged {
+                if zone.soa_serial() != serial {
+                    patches.push((index, serial, statics));
+                }
+                continue;
+            }
             let content = ZoneContent::build(
                 zone.origin(),
                 statics.clone(),
