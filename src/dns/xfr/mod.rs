@@ -298,7 +298,13 @@ impl TransferHandler for TransferState {
         let (datagram, soa_only) = reply.into_datagram(limit, payload, tsig::unix_now());
         if soa_only {
             self.metrics.udp_soa_only.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%client, limit, "IXFR over UDP: too large for the datagram; the SOA alone sent (use TCP)");
+            // UDP sources can be forged: this line is rate limited.
+            crate::log_limited!(
+                info,
+                "IXFR over UDP answered with the SOA alone (the transfer does not fit the datagram, or a publish holds the transfer state): the client is to use TCP",
+                %client,
+                limit
+            );
         }
         Some(datagram)
     }
@@ -721,11 +727,22 @@ impl TransferState {
             builder.push(&soa);
             builder.finish().concat()
         });
-        let transport = match via {
-            Via::Tcp => "tcp",
-            Via::Udp(_) => "udp",
-        };
-        tracing::info!(%source, zone = %zone_name, serial = current.serial, kind, transport, messages = messages.len(), signed = key.is_some(), "transfer served");
+        match via {
+            Via::Tcp => {
+                tracing::info!(%source, zone = %zone_name, serial = current.serial, kind, transport = "tcp", messages = messages.len(), signed = key.is_some(), "transfer served");
+            }
+            // UDP sources can be forged: rate limited.
+            Via::Udp(_) => crate::log_limited!(
+                info,
+                "transfer served",
+                %source,
+                zone = %zone_name,
+                serial = current.serial,
+                kind,
+                transport = "udp",
+                signed = key.is_some()
+            ),
+        }
         Some(Reply {
             messages,
             signing,
