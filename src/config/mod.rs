@@ -1189,6 +1189,9 @@ pub struct TransferConfig {
     pub notify_attempts: u32,
     /// First NOTIFY response wait (doubles per retry).
     pub notify_timeout: Duration,
+    /// Address NOTIFYs leave from (None: a DNS listen address of the target's family,
+    /// see [`crate::dns::xfr::notify::source_for`]).
+    pub notify_source: Option<std::net::IpAddr>,
     /// TSIG keys.
     pub keys: Vec<TsigKey>,
     /// A signed message is accepted only if its time is within the smaller of its
@@ -1205,6 +1208,7 @@ impl Default for TransferConfig {
             state_file: None,
             notify_attempts: transfer_defaults::NOTIFY_ATTEMPTS,
             notify_timeout: transfer_defaults::NOTIFY_TIMEOUT,
+            notify_source: None,
             keys: Vec::new(),
             tsig_window: transfer_defaults::TSIG_WINDOW,
             secondaries: Vec::new(),

@@ -484,6 +484,9 @@ pub struct TransferSpec {
     /// How far a signed request's time may be from ours, whatever its Fudge (default
     /// 300s, 1s–65535s).
     pub tsig_window: Option<String>,
+    /// Address NOTIFYs leave from (default: a DNS listen address of the secondary's
+    /// address family).
+    pub notify_source: Option<String>,
     /// TSIG keys.
     #[serde(default)]
     pub keys: Vec<TsigKeySpec>,

@@ -454,7 +454,8 @@ impl Service {
             shutdown.clone(),
         );
         if let Some(transfer) = &transfer {
-            notify::spawn(transfer.clone(), shutdown.clone());
+            let listen = dns.as_ref().map_or_else(Vec::new, |d| d.addresses.clone());
+            notify::spawn(transfer.clone(), listen, shutdown.clone());
             transfer.announce();
         }
         let mut admin_addresses = Vec::new();
