@@ -24,6 +24,7 @@
 //! Who may call what is in [`auth`]; request bodies are strict ([`body`]).
 
 pub mod api;
+pub mod attention;
 pub mod auth;
 pub mod body;
 pub mod explain;

@@ -13,7 +13,7 @@ use crate::support::{TestServer, http, integration_config};
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
-fn promtool() -> Option<&'static str> {
+pub(crate) fn promtool() -> Option<&'static str> {
     if Command::new("promtool").arg("--version").output().is_ok() {
         return Some("promtool");
     }
