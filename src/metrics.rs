@@ -45,6 +45,9 @@ pub const RECORD_FAILED_OVER: &str = "failoverd_record_failed_over";
 pub const OVERRIDE_AGE: &str = "failoverd_override_age_seconds";
 /// Gauge: `[health] override_warn_after` in seconds (0: never).
 pub const OVERRIDE_WARN_AFTER: &str = "failoverd_override_warn_after_seconds";
+/// Counter: events not written to the event journal (its queue was full, or the
+/// write failed).
+pub const EVENT_JOURNAL_DROPPED_TOTAL: &str = "failoverd_event_journal_dropped_total";
 /// Gauge: admin connections open now.
 pub const ADMIN_CONNECTIONS_OPEN: &str = "failoverd_admin_connections_open";
 /// Gauge per signed zone: Unix time its signatures were made.

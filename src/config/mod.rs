@@ -674,7 +674,7 @@ pub enum PublicPath {
     Healthz,
     /// `/readyz`.
     Readyz,
-    /// `/status`, `/v1/status` and the status page.
+    /// `/status`, `/v1/status`, `/v1/events` and the status page (which reads both).
     Status,
 }
 

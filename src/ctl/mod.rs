@@ -131,9 +131,11 @@ enum CtlCommand {
         /// Keep printing new events as they happen.
         #[arg(long, short)]
         follow: bool,
-        /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        /// Only events after this: a sequence number (`1200`), a time ago (`2h`,
+        /// `30m`) or a time (`2026-12-07T10:00:00Z`); by time they come from the
+        /// server's event journal, so they reach back past its restarts.
+        #[arg(long, default_value = "0", value_parser = parse_since)]
+        since: Since,
         /// At most this many past events per server.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -208,6 +210,46 @@ impl From<RecordType> for DynamicType {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     failoverd::config::parse_duration(text)
+}
+
+/// Where `ctl events` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Since {
+    /// After this sequence number.
+    Sequence(u64),
+    /// At or after this time (Unix milliseconds).
+    Time(u64),
+}
+
+impl Since {
+    /// The query parameter that asks for it.
+    fn query(self) -> String {
+        match self {
+            Self::Sequence(seq) => format!("since={seq}"),
+            Self::Time(ms) => format!("since_time={ms}"),
+        }
+    }
+}
+
+/// A sequence number, a duration ago, or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<Since, String> {
+    let text = text.trim();
+    if let Ok(seq) = text.parse::<u64>() {
+        return Ok(Since::Sequence(seq));
+    }
+    let now = std::time::SystemTime::now();
+    let at = match failoverd::config::parse_duration(text) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => humantime::parse_rfc3339_weak(text).map_err(|_| {
+            format!(
+                "{text:?}: expected a sequence number (1200), a time ago (2h, 30m) or a time (2026-12-07T10:00:00Z)"
+            )
+        })?,
+    };
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(Since::Time(ms))
 }
 
 /// `POOL/NAME` → an endpoint, a name with a dot → a record, else a pool.
@@ -406,7 +448,7 @@ impl Ctl {
                 if follow {
                     self.follow(since, limit, duration).await
                 } else {
-                    let path = format!("/v1/events?since={since}&limit={limit}");
+                    let path = format!("/v1/events?{}&limit={limit}", since.query());
                     self.read::<Vec<Event>>(&path, print_events).await
                 }
             }
@@ -602,14 +644,15 @@ impl Ctl {
     /// Prints every server's events as they happen, one line each, until `duration`.
     async fn follow(
         &self,
-        since: u64,
+        since: Since,
         limit: usize,
         duration: Option<Duration>,
     ) -> anyhow::Result<ExitCode> {
         let streams = self.servers.iter().map(|server| async move {
             let url = format!(
-                "{}/v1/events?follow=true&since={since}&limit={limit}",
-                server.trim_end_matches('/')
+                "{}/v1/events?follow=true&{}&limit={limit}",
+                server.trim_end_matches('/'),
+                since.query()
             );
             // The stream stays open: no overall timeout, only the connect one.
             let client = reqwest::Client::builder()

@@ -342,6 +342,12 @@ impl AdminBackend for ServiceBackend {
             transfer.metrics().render(&mut out);
         }
         render_dnssec(&self.shared.load_full(), &mut out);
+        let name = metrics::EVENT_JOURNAL_DROPPED_TOTAL;
+        let _ = writeln!(
+            out,
+            "# HELP {name} Events not written to the event journal (queue full, a write failed, or handed to a replacing process).\n# TYPE {name} counter\n{name} {}",
+            self.events.journal_dropped()
+        );
         if let Some(stats) = &self.admin_stats {
             render_admin_connections(stats, &mut out);
         }

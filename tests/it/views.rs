@@ -1,13 +1,20 @@
 //! What is shown is true: an operator's failover shows as such in status, explain,
-//! metrics and alerts.
+//! metrics and alerts; every endpoint's history (last change, changes, downs, time
+//! down) and the event journal survive a SIGKILL and restart; `ctl events --since`
+//! takes durations and times.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use failoverd::service::StartOptions;
 
-use crate::support::{TestServer, ctl_with, http, integration_config, wait_until};
+use crate::support::backend::{Backend, Mode};
+use crate::support::{
+    BACKEND_A, BACKEND_B, TestServer, ctl_with, http, integration_config, serve_config,
+    two_backend_config, wait_until,
+};
 
 fn json(admin: SocketAddr, path: &str) -> serde_json::Value {
     let (status, body) = http(admin, "GET", path, &[], b"");
@@ -191,4 +198,161 @@ tests:
     let metrics = http(admin, "GET", "/metrics", &[], b"").1;
     assert_eq!(value(&metrics, operator), Some(0.0), "{metrics}");
     assert!(value(&metrics, age_line).is_none());
+}
+
+/// The decided history of `endpoint` in a server's status.
+fn history(admin: SocketAddr, endpoint: &str) -> serde_json::Value {
+    json(admin, "/v1/status")["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == endpoint)
+        .map(|e| e["history"].clone())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn state_of(admin: SocketAddr, endpoint: &str) -> String {
+    json(admin, "/v1/status")["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["endpoint"] == endpoint)
+        .map(|e| e["state"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+fn journal_holds(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle))
+}
+
+#[test]
+fn history_and_the_event_journal_survive_a_kill_and_restart() {
+    let a = Backend::start(BACKEND_A.parse().unwrap(), 0, None);
+    let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let text = format!(
+        "{}[health]\nstate_file = \"{}\"\n",
+        two_backend_config(
+            a.addr.port(),
+            "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1"
+        ),
+        state.display()
+    );
+    let (mut server, mut admin) = serve_config(dir.path(), &text, &[]);
+    // Decided up by its probes (status says up before the first decision too).
+    assert!(wait_until(Duration::from_secs(5), || {
+        state_of(admin, "web/a") == "up" && !history(admin, "web/a").is_null()
+    }));
+    // Down, up, down: three changes, two outages.
+    for (mode, want) in [
+        (Mode::Status(500), "down"),
+        (Mode::Healthy, "up"),
+        (Mode::Status(500), "down"),
+    ] {
+        a.set(mode);
+        assert!(
+            wait_until(Duration::from_secs(5), || state_of(admin, "web/a") == want),
+            "web/a never {want}"
+        );
+    }
+    // Up, down, up, down: three changes, two outages (a probe lost to a loaded
+    // machine would add a flap: at least these).
+    let before = history(admin, "web/a");
+    assert!(before["changes"].as_u64().unwrap() >= 3, "{before:#}");
+    assert!(before["downs"].as_u64().unwrap() >= 2, "{before:#}");
+    assert!(before["down_ms"].as_u64().unwrap() > 0);
+    let events: Vec<serde_json::Value> = json(admin, "/v1/events").as_array().unwrap().clone();
+    let last_seq = events.last().unwrap()["seq"].as_u64().unwrap();
+    let first_at = events[0]["at_ms"].as_u64().unwrap();
+    // On disk before the kill: the state file's save is spaced out, the journal's
+    // line follows the event at once.
+    let journal = dir.path().join("state.json.events.jsonl");
+    let saved = |path: &Path| {
+        let Some(file) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        else {
+            return false;
+        };
+        let a = &file["endpoints"]["web/a"];
+        ["changes", "downs", "down_ms", "changed_at_ms"]
+            .iter()
+            .all(|k| a[*k] == before[*k])
+    };
+    assert!(wait_until(Duration::from_secs(5), || saved(&state)
+        && journal_holds(&journal, &format!("\"seq\":{last_seq},"))));
+
+    drop(server.kill());
+    let (restarted, restarted_admin) = serve_config(dir.path(), &text, &[]);
+    (server, admin) = (restarted, restarted_admin);
+    // History as it was: same last change, same counts (still down).
+    let after = history(admin, "web/a");
+    assert_eq!(after, before, "history across the restart");
+    // The events from before the restart, numbered as they were; new ones after.
+    let events_after: Vec<serde_json::Value> =
+        json(admin, "/v1/events").as_array().unwrap().clone();
+    assert_eq!(
+        events_after[..events.len()],
+        events[..],
+        "the ring is refilled from the journal"
+    );
+    let (code, _) = post(
+        admin,
+        "/v1/overrides",
+        r#"{"target": {"endpoint": "web/b"}, "action": "drain", "reason": "after the restart"}"#,
+    );
+    assert_eq!(code, 200);
+    let newest = json(admin, "/v1/events");
+    let newest_seq = newest.as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    assert!(newest_seq > last_seq, "{newest_seq} after {last_seq}");
+
+    // ctl events --since: a duration, a time (RFC 3339), a sequence number.
+    let url = [format!("http://{admin}")];
+    let (ok, out) = ctl_with(&url, None, &["events", "--since", "10m", "--limit", "1000"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("endpoint state changed") && out.contains("reason=after the restart"),
+        "{out}"
+    );
+    assert!(out.contains(" #1 "), "from the first event on: {out}");
+    let at = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(first_at - 1_000),
+    )
+    .to_string();
+    let (ok, by_time) = ctl_with(&url, None, &["events", "--since", &at, "--limit", "1000"]);
+    assert!(ok, "{by_time}");
+    assert_eq!(
+        by_time.lines().filter(|l| l.contains(" #")).count(),
+        newest.as_array().unwrap().len(),
+        "{by_time}"
+    );
+    let (ok, by_seq) = ctl_with(&url, None, &["events", "--since", &last_seq.to_string()]);
+    assert!(ok, "{by_seq}");
+    assert!(!by_seq.contains(&format!(" #{last_seq} ")), "{by_seq}");
+    assert!(by_seq.contains("reason=after the restart"), "{by_seq}");
+    let (ok, out) = ctl_with(&url, None, &["events", "--since", "yesterday"]);
+    assert!(!ok && out.contains("expected a sequence number (1200), a time ago (2h, 30m) or a time (2026-12-07T10:00:00Z)"), "{out}");
+    // The API takes RFC 3339 and Unix milliseconds.
+    let (code, body) = http(
+        admin,
+        "GET",
+        &format!("/v1/events?since_time={first_at}&limit=2"),
+        &[],
+        b"",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (code, body) = http(admin, "GET", "/v1/events?since_time=soon", &[], b"");
+    assert_eq!(code, 400, "{body}");
+    drop(server);
 }
