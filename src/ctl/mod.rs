@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 mod print;
 
 use self::print::{
-    describe_entry, event_line, print_events, print_explanation, print_overrides, print_status,
+    describe_entry, event_line, print_cluster, print_events, print_explanation, print_overrides,
+    print_status,
 };
 
 /// The server asked when neither `--server` nor `--config` is given: the embedded
@@ -69,8 +70,15 @@ pub(crate) struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlCommand {
-    /// Records, their answers, endpoints and votes, per server.
-    Status,
+    /// Every server's view at once: what needs attention, one line per record and
+    /// per endpoint with its state on each server (DISAGREE where they differ),
+    /// the overrides and which servers hold them.
+    Status {
+        /// Then each server's detail: answers, endpoints with votes, probes and
+        /// history (a single server gets it anyway).
+        #[arg(long)]
+        per_server: bool,
+    },
     /// Overrides in force (and recently ended), per server.
     Overrides,
     /// Take an endpoint (`POOL/NAME`) or a whole pool (`POOL`) out of the answers.
@@ -402,7 +410,7 @@ struct Reply {
 impl Ctl {
     async fn run(&self, command: CtlCommand) -> anyhow::Result<ExitCode> {
         match command {
-            CtlCommand::Status => self.read::<Status>("/v1/status", print_status).await,
+            CtlCommand::Status { per_server } => self.status(per_server).await,
             CtlCommand::Overrides => {
                 self.read::<OverridesView>("/v1/overrides", print_overrides)
                     .await
@@ -612,6 +620,51 @@ impl Ctl {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Every server's status: merged (one line per record and endpoint) when there
+    /// are several, then each one's detail with `per_server` (or when there is one);
+    /// `--json`: every server's whole status. Fails if any could not be read.
+    async fn status(&self, per_server: bool) -> anyhow::Result<ExitCode> {
+        if self.json || self.servers.len() == 1 {
+            return self.read::<Status>("/v1/status", print_status).await;
+        }
+        let replies = self
+            .each(|server| {
+                let request = self
+                    .client
+                    .get(format!("{}/v1/status", server.trim_end_matches('/')));
+                self.authorized(request)
+            })
+            .await;
+        let mut read = Vec::new();
+        let mut failed = false;
+        for reply in replies {
+            let parsed = reply.result.and_then(|text| {
+                serde_json::from_str::<Status>(&text).map_err(|e| format!("unreadable answer: {e}"))
+            });
+            match parsed {
+                Ok(status) => read.push((reply.server, status)),
+                Err(error) => {
+                    println!("== {}: FAILED {error}", reply.server);
+                    failed = true;
+                }
+            }
+        }
+        if !read.is_empty() {
+            print_cluster(&read);
+        }
+        if per_server {
+            for (server, status) in &read {
+                println!();
+                print_status(server, status);
+            }
+        }
+        Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
     }
 
     /// Asks every server; prints each answer; fails if any could not be read.

@@ -1,7 +1,8 @@
 //! What is shown is true: an operator's failover shows as such in status, explain,
 //! metrics and alerts; every endpoint's history (last change, changes, downs, time
 //! down) and the event journal survive a SIGKILL and restart; `ctl events --since`
-//! takes durations and times.
+//! takes durations and times; `ctl status` against several servers prints one line
+//! per endpoint with its state on each and flags where they disagree.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -355,4 +356,99 @@ fn history_and_the_event_journal_survive_a_kill_and_restart() {
     let (code, body) = http(admin, "GET", "/v1/events?since_time=soon", &[], b"");
     assert_eq!(code, 400, "{body}");
     drop(server);
+}
+
+/// Two servers that do not exchange overrides (no `[health] servers`), so one can
+/// hold a drain the other does not.
+#[test]
+fn ctl_status_merges_several_servers_and_flags_disagreement() {
+    let (_one, first) = start_admin(&integration_config());
+    let (_two, second) = start_admin(&integration_config());
+    let urls = [format!("http://{first}"), format!("http://{second}")];
+    let (ok, out) = ctl_with(
+        &urls[..1],
+        None,
+        &["drain", "eu/eu-1", "--reason", "kernel", "--expires", "2h"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = ctl_with(
+        &urls,
+        None,
+        &[
+            "failover",
+            "app.example.test",
+            "--to",
+            "us",
+            "--reason",
+            "drill",
+            "--expires",
+            "4h",
+        ],
+    );
+    assert!(ok, "{out}");
+    // The expiry as it was asked for, not a minute short.
+    let (ok, out) = ctl_with(&urls[..1], None, &["overrides"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("  2h  ") && out.contains("  4h  "), "{out}");
+
+    let (ok, out) = ctl_with(&urls, None, &["status"]);
+    assert!(ok, "{out}");
+    eprintln!("{out}");
+    assert_eq!(out.matches("== http://").count(), 2, "{out}");
+    // A line with its columns' padding squeezed to one space.
+    let line = |start: &str| {
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in:\n{out}"))
+    };
+    // One line per endpoint, its state on each server, DISAGREE where they differ.
+    assert!(
+        line("eu/eu-1 ").starts_with("eu/eu-1 up drained up ")
+            && line("eu/eu-1 ").ends_with("DISAGREE"),
+        "{out}"
+    );
+    assert!(!line("eu/eu-2 ").contains("DISAGREE"), "{out}");
+    // One line per record answer: the operator's failover on both, agreed.
+    let record = line("app.example.test. A -");
+    assert_eq!(
+        record, "app.example.test. A - failover (operator) us failover (operator) us",
+        "{out}"
+    );
+    let drain = line("override: drain endpoint eu/eu-1");
+    assert!(
+        drain.starts_with(
+            "override: drain endpoint eu/eu-1 by anonymous (kernel, expires in 2h), in force for"
+        ) && drain.contains("— DISAGREE: not on 127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("! warning: failover (operator): app.example.test. A → us"),
+        "{out}"
+    );
+    // The detail behind --per-server: each server's endpoints with their history.
+    let (ok, detail) = ctl_with(&urls, None, &["status", "--per-server"]);
+    assert!(ok, "{detail}");
+    let headers = detail
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| l.starts_with("ENDPOINT TARGET STATE FOR SINCE CHANGES DOWNS"))
+        .count();
+    assert_eq!(headers, 2, "{detail}");
+    // --json: every server's whole status.
+    let (ok, text) = ctl_with(&urls, None, &["--json", "status"]);
+    assert!(ok, "{text}");
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    for server in all.as_array().unwrap() {
+        assert!(server["answer"]["records"].as_array().unwrap().len() > 3);
+        assert!(server["answer"]["attention"].is_array());
+    }
+    // A server that does not answer: said, and the exit status says so.
+    let gone = "http://127.0.0.1:1".to_owned();
+    let (ok, out) = ctl_with(&[urls[0].clone(), gone], None, &["status"]);
+    assert!(
+        !ok && out.contains("== http://127.0.0.1:1: FAILED"),
+        "{out}"
+    );
 }
