@@ -744,11 +744,15 @@ impl Service {
             &self.plane.metrics.reloads_failed
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self
-            .plane
-            .inputs
-            .send(PlaneInput::ReloadOutcome(outcome.clone()))
-            .await;
+        // Returned once status shows it.
+        let (shown, seen) = oneshot::channel();
+        let input = PlaneInput::ReloadOutcome {
+            outcome: outcome.clone(),
+            shown,
+        };
+        if self.plane.inputs.send(input).await.is_ok() {
+            let _ = seen.await;
+        }
         (result.map(|(warnings, _)| warnings), outcome)
     }
 

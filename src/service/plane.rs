@@ -81,8 +81,11 @@ pub(crate) enum PlaneInput {
         keys: Option<Arc<crate::dnssec::KeyRing>>,
         reply: oneshot::Sender<()>,
     },
-    /// Record the outcome of a reload attempt (shown in status).
-    ReloadOutcome(ReloadStatus),
+    /// Record the outcome of a reload attempt; `shown` once status shows it.
+    ReloadOutcome {
+        outcome: ReloadStatus,
+        shown: oneshot::Sender<()>,
+    },
     /// A replacing process takes over: reply with the state to hand it, then change
     /// nothing and save nothing (changes get 503) until [`PlaneInput::Resume`].
     HandOver { reply: oneshot::Sender<SavedState> },
@@ -491,9 +494,11 @@ impl Plane {
                 self.reload(config, zones, keys, shutdown).await;
                 let _ = reply.send(());
             }
-            PlaneInput::ReloadOutcome(outcome) => {
+            PlaneInput::ReloadOutcome { outcome, shown } => {
                 self.last_reload = Some(outcome);
                 self.dirty = true;
+                self.refresh_status();
+                let _ = shown.send(());
             }
             PlaneInput::HandOver { reply } => {
                 let state = self.hand_over();
