@@ -314,6 +314,9 @@ pub struct Board {
     next_wake: Option<Duration>,
     /// When this process's probes last abstained (see [`Board::impaired`]).
     last_abstention: Option<Duration>,
+    /// Counts changes of decided states (and first decisions): their history moved
+    /// even where an operator's force hides them from the answers.
+    decided_version: u64,
 }
 
 impl Board {
@@ -340,6 +343,7 @@ impl Board {
             ready: false,
             next_wake: None,
             last_abstention: None,
+            decided_version: 0,
         };
         let mut carried: HashMap<String, Known> = HashMap::new();
         for (label, (_, history)) in &restored.history {
@@ -733,6 +737,7 @@ impl Board {
                     if decided.state != *state {
                         known.history.change(decided.state, *state, now_ms);
                         decided.state = *state;
+                        self.decided_version += 1;
                     }
                     decided.restored &= !votes.any();
                 }
@@ -745,6 +750,7 @@ impl Board {
                     if *state == HealthState::Down {
                         known.history.downs += 1;
                     }
+                    self.decided_version += 1;
                 }
                 (None, _) => {}
             }
@@ -1106,6 +1112,11 @@ impl Board {
                 (name.clone(), age, skew)
             })
             .collect()
+    }
+
+    /// A number that changes whenever a decided state (and so its history) does.
+    pub fn decided_version(&self) -> u64 {
+        self.decided_version
     }
 
     /// An endpoint's decided-state history (None before its first decision).

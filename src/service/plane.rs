@@ -205,6 +205,9 @@ pub(crate) struct Plane {
     /// Overrides in force longer than `override_warn_after` at the last look (status
     /// calls them out; a change rebuilds it).
     old_overrides: usize,
+    /// The board's decided version at the last decision (a change moves history,
+    /// which status shows and the state file keeps, even behind an operator's force).
+    decided_version: u64,
 }
 
 mod operator;
@@ -358,6 +361,7 @@ impl Plane {
             resign_retry: None,
             counted_since_ms: restored.counted_since_ms.unwrap_or_else(unix_ms),
             old_overrides: 0,
+            decided_version: 0,
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the
@@ -759,6 +763,11 @@ impl Plane {
                 self.dirty = true;
             }
             self.log_damping_changes();
+            let decided = self.board.decided_version();
+            if decided != std::mem::replace(&mut self.decided_version, decided) {
+                self.dirty = true;
+                self.save_pending = true;
+            }
             if health != self.published {
                 self.publish(health, &tally).await;
                 self.dirty = true;

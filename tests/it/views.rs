@@ -452,3 +452,49 @@ fn ctl_status_merges_several_servers_and_flags_disagreement() {
         "{out}"
     );
 }
+
+/// An operator's force hides the probes' verdict from the answers, not from the
+/// endpoint's history: status shows the decided state's changes behind the force,
+/// and the state file keeps them.
+#[test]
+fn a_forced_endpoint_keeps_its_own_history() {
+    let a = Backend::start(BACKEND_A.parse().unwrap(), 0, None);
+    let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let text = format!(
+        "{}[health]\nstate_file = \"{}\"\n",
+        two_backend_config(
+            a.addr.port(),
+            "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1"
+        ),
+        state.display()
+    );
+    let (_server, admin) = start_admin(&text);
+    assert!(wait_until(Duration::from_secs(5), || !history(
+        admin, "web/a"
+    )
+    .is_null()));
+    let (code, body) = post(
+        admin,
+        "/v1/overrides",
+        r#"{"target": {"endpoint": "web/a"}, "action": "force_up", "reason": "keep it"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    a.set(Mode::Status(500));
+    assert!(
+        wait_until(Duration::from_secs(5), || history(admin, "web/a")["downs"]
+            == 1),
+        "{}",
+        history(admin, "web/a")
+    );
+    let endpoint = json(admin, "/v1/status")["endpoints"][0].clone();
+    assert_eq!(endpoint["state"], "up", "{endpoint:#}");
+    assert_eq!(endpoint["forced_by_operator"], true);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|s| s["endpoints"]["web/a"]["downs"] == 1)
+    }));
+}
