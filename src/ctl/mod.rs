@@ -629,24 +629,13 @@ impl Ctl {
         if self.json || self.servers.len() == 1 {
             return self.read::<Status>("/v1/status", print_status).await;
         }
-        let replies = self
-            .each(|server| {
-                let request = self
-                    .client
-                    .get(format!("{}/v1/status", server.trim_end_matches('/')));
-                self.authorized(request)
-            })
-            .await;
         let mut read = Vec::new();
         let mut failed = false;
-        for reply in replies {
-            let parsed = reply.result.and_then(|text| {
-                serde_json::from_str::<Status>(&text).map_err(|e| format!("unreadable answer: {e}"))
-            });
+        for (server, parsed) in self.fetch::<Status>("/v1/status").await {
             match parsed {
-                Ok(status) => read.push((reply.server, status)),
+                Ok(status) => read.push((server, status)),
                 Err(error) => {
-                    println!("== {}: FAILED {error}", reply.server);
+                    println!("== {server}: FAILED {error}");
                     failed = true;
                 }
             }
@@ -673,6 +662,18 @@ impl Ctl {
         path: &str,
         print: fn(&str, &T),
     ) -> anyhow::Result<ExitCode> {
+        let mut outcomes = Outcomes::new(self.json);
+        for (server, parsed) in self.fetch::<T>(path).await {
+            match parsed {
+                Ok(value) => outcomes.ok(&server, &value, || print(&server, &value)),
+                Err(error) => outcomes.failed(&server, &error, "== ", "\n"),
+            }
+        }
+        outcomes.finish()
+    }
+
+    /// `GET path` on every server, each answer parsed (or why not).
+    async fn fetch<T: DeserializeOwned>(&self, path: &str) -> Vec<(String, Result<T, String>)> {
         let replies = self
             .each(|server| {
                 let request = self
@@ -681,17 +682,15 @@ impl Ctl {
                 self.authorized(request)
             })
             .await;
-        let mut outcomes = Outcomes::new(self.json);
-        for reply in replies {
-            let parsed = reply.result.and_then(|text| {
-                serde_json::from_str::<T>(&text).map_err(|e| format!("unreadable answer: {e}"))
-            });
-            match parsed {
-                Ok(value) => outcomes.ok(&reply.server, &value, || print(&reply.server, &value)),
-                Err(error) => outcomes.failed(&reply.server, &error, "== ", "\n"),
-            }
-        }
-        outcomes.finish()
+        replies
+            .into_iter()
+            .map(|reply| {
+                let parsed = reply.result.and_then(|text| {
+                    serde_json::from_str::<T>(&text).map_err(|e| format!("unreadable answer: {e}"))
+                });
+                (reply.server, parsed)
+            })
+            .collect()
     }
 
     /// Prints every server's events as they happen, one line each, until `duration`.

@@ -190,33 +190,21 @@ impl EventLog {
     /// from memory while the ring reaches back that far, else from the journal
     /// (blocking: call it off the async workers).
     pub fn since_time(&self, since_ms: u64, limit: usize) -> Vec<Event> {
+        let Some(journal) = &self.journal else {
+            return self.since_time_in_memory(since_ms, limit);
+        };
         let covered = {
             let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-            let full = ring.1.len() == EVENTS_KEPT;
-            let oldest = ring.1.front().map_or(u64::MAX, |e| e.at_ms);
-            // A ring not yet full holds everything since this log began.
-            (self.journal.is_none() || !full || oldest < since_ms).then(|| {
-                let newer: Vec<Event> = ring
-                    .1
-                    .iter()
-                    .filter(|e| e.at_ms >= since_ms)
-                    .cloned()
-                    .collect();
-                newer[newer.len().saturating_sub(limit)..].to_vec()
-            })
+            // A ring not yet full holds everything since the journal began.
+            ring.1.len() < EVENTS_KEPT || ring.1.front().is_some_and(|e| e.at_ms < since_ms)
         };
-        if let Some(events) = covered {
-            return events;
+        if covered {
+            return self.since_time_in_memory(since_ms, limit);
         }
-        let journal = self.journal.as_ref().map(|j| j.path.clone());
-        match journal.map(|path| read_journal(&path, since_ms, limit)) {
-            Some(Ok(events)) => events,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "cannot read the event journal; answering from memory");
-                self.since_time_in_memory(since_ms, limit)
-            }
-            None => Vec::new(),
-        }
+        read_journal(&journal.path, since_ms, limit).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the event journal; answering from memory");
+            self.since_time_in_memory(since_ms, limit)
+        })
     }
 
     fn since_time_in_memory(&self, since_ms: u64, limit: usize) -> Vec<Event> {
@@ -234,11 +222,6 @@ impl EventLog {
     /// misses some; it sees the gap in the sequence numbers).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
-    }
-
-    /// The journal's file, if events are kept on disk.
-    pub fn journal_path(&self) -> Option<&Path> {
-        self.journal.as_ref().map(|j| j.path.as_path())
     }
 
     /// Events not written to the journal (queue full, a write failed, or paused for
