@@ -187,7 +187,17 @@ fn iso(at_ms: u64) -> String {
         .to_string()
 }
 
-/// An answer's outcome in words: `failover (operator)`, `healthy (pinned to us)`.
+/// The regions an answer serves (`-`: every client, not a geo record).
+fn regions(answer: &AnswerStatus) -> String {
+    if answer.regions.is_empty() {
+        "-".to_owned()
+    } else {
+        answer.regions.join(",")
+    }
+}
+
+/// An answer's outcome in words: `failover (operator)`, `healthy (pinned to us, not
+/// up)`.
 fn outcome_words(answer: &AnswerStatus) -> String {
     let mut text = answer.outcome.clone();
     if let Some(cause) = answer.cause {
@@ -288,11 +298,7 @@ pub(super) fn print_status(server: &str, status: &Status) {
             rows.push(vec![
                 record.name.clone(),
                 record.record_type.clone(),
-                if answer.regions.is_empty() {
-                    "-".to_owned()
-                } else {
-                    answer.regions.join(",")
-                },
+                regions(answer),
                 outcome_words(answer),
                 answer.pool.clone().unwrap_or_else(|| "-".to_owned()),
                 answer.candidates.join(" "),
@@ -423,11 +429,7 @@ pub(super) fn print_cluster(statuses: &[(String, Status)]) {
                 let key = (
                     record.name.clone(),
                     record.record_type.clone(),
-                    if answer.regions.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        answer.regions.join(",")
-                    },
+                    regions(answer),
                 );
                 let row = cells.entry(key.clone()).or_insert_with(|| {
                     keys.push(key.clone());

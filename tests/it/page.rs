@@ -10,8 +10,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use failoverd::service::StartOptions;
-
 use crate::support::{TestServer, http, integration_config, wait_until, write_secret};
 
 const TOKEN: &str = "operate-token-of-the-browser-test";
@@ -75,14 +73,7 @@ fn the_status_page_works_with_only_status_public_on_a_wide_screen_and_a_phone() 
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(
-        &page_config(dir.path()),
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
+    let (server, admin) = TestServer::with_admin(&page_config(dir.path()));
     let (status, page) = http(admin, "GET", "/", &[], b"");
     assert_eq!(status, 200);
     assert!(

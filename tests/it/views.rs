@@ -6,10 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-use failoverd::service::StartOptions;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::{
@@ -42,16 +39,17 @@ fn value(metrics: &str, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn start_admin(config: &str) -> (TestServer, SocketAddr) {
-    let server = TestServer::start_with(
-        config,
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
-    (server, admin)
+/// Pool `web` (a, b) checked by HTTP on `port` every 300 ms (rise 1, fall 1), with a
+/// state file in `dir`.
+fn backend_config(port: u16, dir: &Path) -> String {
+    format!(
+        "{}[health]\nstate_file = \"{}\"\n",
+        two_backend_config(
+            port,
+            "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1"
+        ),
+        dir.join("state.json").display()
+    )
 }
 
 #[test]
@@ -60,7 +58,7 @@ fn a_manual_failover_shows_as_operator_in_status_explain_metrics_and_alerts() {
         "{}\n[health]\noverride_warn_after = \"1s\"\n",
         integration_config()
     );
-    let (_server, admin) = start_admin(&config);
+    let (_server, admin) = TestServer::with_admin(&config);
     let metrics = http(admin, "GET", "/metrics", &[], b"").1;
     let operator =
         "failoverd_record_failed_over{record=\"app.example.test.\",type=\"A\",cause=\"operator\"}";
@@ -132,12 +130,6 @@ fn a_manual_failover_shows_as_operator_in_status_explain_metrics_and_alerts() {
         return;
     };
     let age = age.ceil() as u64;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yml"),
-        dir.path().join("alerts.yml"),
-    )
-    .unwrap();
     let series = |line: &str| line.replacen('{', "{instance=\"s1\",", 1);
     let test = format!(
         r#"rule_files: [alerts.yml]
@@ -170,18 +162,7 @@ tests:
         failed_over = series(operator),
         age_series = series(age_line),
     );
-    std::fs::write(dir.path().join("scraped_test.yml"), test).unwrap();
-    let output = Command::new(promtool)
-        .args(["test", "rules", "scraped_test.yml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "promtool test rules (scraped):\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::observability::promtool_test_scraped(promtool, &test);
     // The runbook's command runs as printed (against this server).
     let (ok, out) = ctl_with(
         &[format!("http://{admin}")],
@@ -232,14 +213,7 @@ fn history_and_the_event_journal_survive_a_kill_and_restart() {
     let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let text = format!(
-        "{}[health]\nstate_file = \"{}\"\n",
-        two_backend_config(
-            a.addr.port(),
-            "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1"
-        ),
-        state.display()
-    );
+    let text = backend_config(a.addr.port(), dir.path());
     let (mut server, mut admin) = serve_config(dir.path(), &text, &[]);
     // Decided up by its probes (status says up before the first decision too).
     assert!(wait_until(Duration::from_secs(5), || {
@@ -362,8 +336,8 @@ fn history_and_the_event_journal_survive_a_kill_and_restart() {
 /// hold a drain the other does not.
 #[test]
 fn ctl_status_merges_several_servers_and_flags_disagreement() {
-    let (_one, first) = start_admin(&integration_config());
-    let (_two, second) = start_admin(&integration_config());
+    let (_one, first) = TestServer::with_admin(&integration_config());
+    let (_two, second) = TestServer::with_admin(&integration_config());
     let urls = [format!("http://{first}"), format!("http://{second}")];
     let (ok, out) = ctl_with(
         &urls[..1],
@@ -462,15 +436,8 @@ fn a_forced_endpoint_keeps_its_own_history() {
     let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let text = format!(
-        "{}[health]\nstate_file = \"{}\"\n",
-        two_backend_config(
-            a.addr.port(),
-            "interval = \"300ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 1"
-        ),
-        state.display()
-    );
-    let (_server, admin) = start_admin(&text);
+    let text = backend_config(a.addr.port(), dir.path());
+    let (_server, admin) = TestServer::with_admin(&text);
     assert!(wait_until(Duration::from_secs(5), || !history(
         admin, "web/a"
     )
