@@ -282,10 +282,14 @@ fn older(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Opens the journal for appending; a new file is readable by this user only, like
+/// the state file beside it (events hold who made an override and why).
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
 }
 
@@ -495,6 +499,11 @@ mod tests {
             .iter()
             .map(|p| std::fs::metadata(p).unwrap().len())
             .collect();
+        use std::os::unix::fs::PermissionsExt as _;
+        for file in [older(&path), path.clone()] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
         assert!(sizes.iter().all(|&s| s <= JOURNAL_MAX_BYTES), "{sizes:?}");
         let on_disk = read_journal(&path, 0, usize::MAX).unwrap();
         assert!(
