@@ -531,6 +531,10 @@ pub struct HealthConfig {
     pub state_file: Option<PathBuf>,
     /// Default cold-start behaviour.
     pub cold_start: ColdStart,
+    /// An override in force longer than this is called out in status, on the status
+    /// page and by `failoverd_override_age_seconds` against
+    /// `failoverd_override_warn_after_seconds` (zero: never).
+    pub override_warn_after: Duration,
 }
 
 /// The admin HTTP API.
@@ -548,6 +552,9 @@ pub struct AdminConfig {
     /// `localhost`, this host's name and the names in `[health] servers`.
     pub names: Vec<String>,
 }
+
+/// Default of `[health] override_warn_after`.
+pub const DEFAULT_OVERRIDE_WARN_AFTER: Duration = Duration::from_secs(4 * 3600);
 
 /// Where the embedded default configuration keeps its state:
 /// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
@@ -667,7 +674,7 @@ pub enum PublicPath {
     Healthz,
     /// `/readyz`.
     Readyz,
-    /// `/status`, `/v1/status` and the status page.
+    /// `/status`, `/v1/status`, `/v1/events` and the status page (which reads both).
     Status,
 }
 

@@ -294,6 +294,8 @@ pub struct HealthSpec {
     pub state_file: Option<String>,
     /// Default for records' `cold_start` (default `last-known`).
     pub cold_start: Option<String>,
+    /// An override in force longer than this is called out (default 4h; 0s: never).
+    pub override_warn_after: Option<String>,
 }
 
 /// One `[vantages.NAME]` table.
