@@ -38,6 +38,16 @@ pub const ADMIN_CONNECTIONS_REFUSED_TOTAL: &str = "failoverd_admin_connections_r
 pub const OVERRIDE_ENTRIES_REFUSED_TOTAL: &str = "failoverd_override_entries_refused_total";
 /// Counter: state-file saves that failed.
 pub const STATE_SAVE_FAILURES_TOTAL: &str = "failoverd_state_save_failures_total";
+/// Gauge by `record`, `type` and `cause` (`health`, `operator`): a record answered by
+/// another pool than its first (or degraded) for some clients.
+pub const RECORD_FAILED_OVER: &str = "failoverd_record_failed_over";
+/// Gauge by `target` and `action`: seconds each operator override has been in force.
+pub const OVERRIDE_AGE: &str = "failoverd_override_age_seconds";
+/// Gauge: `[health] override_warn_after` in seconds (0: never).
+pub const OVERRIDE_WARN_AFTER: &str = "failoverd_override_warn_after_seconds";
+/// Counter: events not written to the event journal (its queue was full, or the
+/// write failed).
+pub const EVENT_JOURNAL_DROPPED_TOTAL: &str = "failoverd_event_journal_dropped_total";
 /// Gauge: admin connections open now.
 pub const ADMIN_CONNECTIONS_OPEN: &str = "failoverd_admin_connections_open";
 /// Gauge per signed zone: Unix time its signatures were made.

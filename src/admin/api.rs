@@ -38,6 +38,53 @@ pub struct Status {
     /// failed (overrides are then refused and `/readyz` fails).
     #[serde(default)]
     pub state_file: StateFileStatus,
+    /// What needs attention, most severe first (empty: nothing): what the status
+    /// page's header and `ctl status` say instead of a plain "up".
+    #[serde(default)]
+    pub attention: Vec<Notice>,
+    /// Unix milliseconds since which the endpoints' change and down counters count
+    /// (the first start with this state file; this process's start without one).
+    #[serde(default)]
+    pub counted_since_ms: u64,
+    /// `[health] override_warn_after` in milliseconds: an override in force longer
+    /// than this is called out (0: never).
+    #[serde(default)]
+    pub override_warn_after_ms: u64,
+}
+
+/// Something that needs attention.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notice {
+    /// `critical`, `warning` or `info`.
+    pub level: NoticeLevel,
+    /// What: `not_ready`, `state_file`, `isolated`, `impaired`, `fail_open`,
+    /// `all_down`, `conflict`, `failover`, `override_old`, `override`, `reload`.
+    pub kind: String,
+    /// In words, with the names concerned.
+    pub text: String,
+}
+
+/// How much a [`Notice`] matters.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeLevel {
+    /// Nothing is wrong, but something is not as configured (an override in force).
+    Info,
+    /// Answers are not what the configuration intends (a failover, an old override).
+    Warning,
+    /// Answers may be wrong or stuck (fail-open, isolated, not ready).
+    Critical,
+}
+
+impl NoticeLevel {
+    /// The word status shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
 }
 
 /// The state file, as status shows it.
@@ -102,6 +149,30 @@ pub struct EndpointStatus {
     /// answered).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drained: bool,
+    /// Forced to `state` by an operator's override (`source` is then `forced`; a
+    /// force from the config file is `source: forced` without this).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced_by_operator: bool,
+    /// Its decided state's history (absent before the first decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryStatus>,
+}
+
+/// One endpoint's decided-state history (what the probes and votes decided,
+/// operator forces aside), counted since [`Status::counted_since_ms`] and kept
+/// across restarts in the state file.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryStatus {
+    /// Unix milliseconds of the last change of the decided state (of the first
+    /// decision while it never changed).
+    pub changed_at_ms: u64,
+    /// Changes either way (flaps).
+    pub changes: u64,
+    /// Changes to down.
+    pub downs: u64,
+    /// Time spent down, in milliseconds, up to the last change (add the time since
+    /// `changed_at_ms` while down).
+    pub down_ms: u64,
 }
 
 /// Flap damping of one endpoint.
@@ -170,10 +241,17 @@ pub struct AnswerStatus {
     pub regions: Vec<String>,
     /// Pools considered, in order.
     pub pools: Vec<String>,
-    /// Which rule applied: `healthy`, `failover` (a later pool is answered),
-    /// `degraded`, `fail-open`, `fallback`, `nodata`, and for `primary` records
-    /// `primary` or `conflict` (two endpoints claim primary).
+    /// Which rule applied: `healthy`, `failover` (a later pool is answered, or an
+    /// operator's), `degraded`, `fail-open`, `fallback`, `nodata`, and for `primary`
+    /// records `primary` or `conflict` (two endpoints claim primary).
     pub outcome: String,
+    /// Why `failover` or `degraded`: `health` or `operator` (a manual failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::policy::FailoverCause>,
+    /// The pool an operator failed the record over to, while that override is in
+    /// force (whether or not that pool is answered now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
     /// The pool answered (failover), if one.
     pub pool: Option<String>,
     /// Pools their failover gate holds (traffic does not move to them).

@@ -87,6 +87,9 @@ pub struct RecordExplanation {
     pub pools: Vec<PoolExplanation>,
     /// `healthy`, `failover`, `degraded`, `fail-open`, `fallback` or `nodata`.
     pub outcome: String,
+    /// Why `failover` or `degraded`: `health` or `operator` (a manual failover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<policy::FailoverCause>,
     /// The pool answered (failover and fallback).
     pub pool: Option<String>,
     /// Targets an answer is drawn from (all of them when they fit in one answer).
@@ -341,8 +344,25 @@ fn explain_record(
             why.push(gate_sentence(&pool.name, gate));
         }
     }
-    let (outcome, pool) = policy::describe_outcome(config, &decision);
+    let words = policy::describe_outcome(config, pools, pin, &decision);
     why.push(outcome_sentence(config, record, policy_name, &decision));
+    match (words.cause, &words.pool) {
+        (Some(policy::FailoverCause::Operator), Some(pool)) => why.push(format!(
+            "outcome: failover (operator): answered by {pool} because an operator failed the record over; `failoverd ctl release {}` ends it",
+            record.name
+        )),
+        (Some(policy::FailoverCause::Health), Some(pool)) => why.push(format!(
+            "outcome: failover (health): answered by {pool} because the pools before it are down"
+        )),
+        _ => {}
+    }
+    if let (Some(pinned), Some(answered)) = (&failed_over_to, &words.pool) {
+        if pinned != answered && words.outcome != "fallback" {
+            why.push(format!(
+                "the operator's pool {pinned} is not up, so {answered} answers while the failover stays in force"
+            ));
+        }
+    }
     let (ttl_reason, ttl) = ttl_reason(config, record, health, pools, &decision);
     why.push(ttl_reason.clone());
     RecordExplanation {
@@ -352,8 +372,9 @@ fn explain_record(
         geo,
         failed_over_to,
         pools: explained_pools,
-        outcome,
-        pool,
+        outcome: words.outcome.to_owned(),
+        cause: words.cause,
+        pool: words.pool,
         candidates: decision
             .candidates
             .iter()

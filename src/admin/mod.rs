@@ -12,7 +12,7 @@
 //! | GET | `/v1/endpoints`, `/v1/pools`, `/v1/records` | read: parts of status |
 //! | GET | `/v1/overrides` | read |
 //! | GET, POST | `/v1/explain` | read: the answer a client gets, and why (what-if) |
-//! | GET | `/v1/events` | read: recent events; `follow=true` streams JSON lines |
+//! | GET | `/v1/events` | read (public if `status` is): recent events, `since_time=` from the journal; `follow=true` streams JSON lines |
 //! | POST | `/v1/reload` | operate: reload the configuration file |
 //! | GET | `/v1/stats` | read: DNS query statistics (`ctl stats`) |
 //! | GET | `/v1/zone?name=` | read: a zone as served now, zone-file text (`ctl zone-read`) |
@@ -26,6 +26,7 @@
 //! Who may call what is in [`auth`]; request bodies are strict ([`body`]).
 
 pub mod api;
+pub mod attention;
 pub mod auth;
 pub mod body;
 pub mod explain;
@@ -482,36 +483,76 @@ async fn reload(Operator(caller): Operator, State(backend): State<Backend>) -> R
     }
 }
 
-/// `GET /v1/events?since=SEQ&limit=N&follow=true`.
+/// `GET /v1/events?since=SEQ&since_time=TIME&limit=N&follow=true`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EventsQuery {
     #[serde(default)]
     since: u64,
     #[serde(default)]
+    since_time: Option<String>,
+    #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
     follow: bool,
 }
 
-/// Recent events as JSON (newest last); with `follow=true`, JSON lines: those, then
-/// every new event as it happens (an empty line every 15 s keeps the stream open
-/// through proxies).
+/// A time in a query: Unix milliseconds, or RFC 3339 (`2026-12-07T10:00:00Z`).
+fn parse_time(text: &str) -> Option<u64> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Some(ms);
+    }
+    let at = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+/// Recent events as JSON (newest last), after sequence number `since` or (from the
+/// journal, when older than memory holds) at or after `since_time`; with
+/// `follow=true`, JSON lines: those, then every new event as it happens (an empty
+/// line every 15 s keeps the stream open through proxies). Public when `status` is
+/// (the status page reads both).
 async fn events(
-    _: Reader,
+    _: Reader<{ public::STATUS }>,
     State(backend): State<Backend>,
     query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(axum::extract::Query(query)) = query else {
-        return bad_request("expected since=SEQ, limit=N, follow=true|false");
+        return bad_request(
+            "expected since=SEQ, since_time=UNIX_MS|RFC3339, limit=N, follow=true|false",
+        );
+    };
+    let since_time = match query.since_time.as_deref().map(parse_time) {
+        None => None,
+        Some(Some(ms)) => Some(ms),
+        Some(None) => {
+            return bad_request(
+                "since_time: expected Unix milliseconds or an RFC 3339 time (2026-12-07T10:00:00Z)",
+            );
+        }
     };
     let log = backend.events();
     let limit = query.limit.unwrap_or(usize::MAX);
-    if !query.follow {
-        return axum::Json(log.since(query.since, limit)).into_response();
-    }
-    let live = log.subscribe();
-    let backlog = log.since(query.since, limit);
+    // Subscribed before the backlog is read: nothing falls between the two.
+    let live = query.follow.then(|| log.subscribe());
+    let backlog = match since_time {
+        None => log.since(query.since, limit),
+        Some(ms) => {
+            let log = log.clone();
+            let since = query.since;
+            tokio::task::spawn_blocking(move || {
+                let mut events = log.since_time(ms, limit);
+                events.retain(|e| e.seq > since);
+                events
+            })
+            .await
+            .unwrap_or_default()
+        }
+    };
+    let Some(live) = live else {
+        return axum::Json(backlog).into_response();
+    };
     let last = backlog.last().map_or(query.since, |e| e.seq);
     let line = |event: &Event| {
         let mut text = serde_json::to_vec(event).unwrap_or_default();

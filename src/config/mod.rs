@@ -548,6 +548,10 @@ pub struct HealthConfig {
     pub state_file: Option<PathBuf>,
     /// Default cold-start behaviour.
     pub cold_start: ColdStart,
+    /// An override in force longer than this is called out in status, on the status
+    /// page and by `failoverd_override_age_seconds` against
+    /// `failoverd_override_warn_after_seconds` (zero: never).
+    pub override_warn_after: Duration,
 }
 
 /// The admin HTTP API.
@@ -565,6 +569,9 @@ pub struct AdminConfig {
     /// `localhost`, this host's name and the names in `[health] servers`.
     pub names: Vec<String>,
 }
+
+/// Default of `[health] override_warn_after`.
+pub const DEFAULT_OVERRIDE_WARN_AFTER: Duration = Duration::from_secs(4 * 3600);
 
 /// Where the embedded default configuration keeps its state:
 /// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
@@ -684,7 +691,7 @@ pub enum PublicPath {
     Healthz,
     /// `/readyz`.
     Readyz,
-    /// `/status`, `/v1/status` and the status page.
+    /// `/status`, `/v1/status`, `/v1/events` and the status page (which reads both).
     Status,
 }
 
@@ -1206,6 +1213,9 @@ pub struct TransferConfig {
     pub notify_attempts: u32,
     /// First NOTIFY response wait (doubles per retry).
     pub notify_timeout: Duration,
+    /// Address NOTIFYs leave from (None: a DNS listen address of the target's family,
+    /// see [`crate::dns::xfr::notify::source_for`]).
+    pub notify_source: Option<std::net::IpAddr>,
     /// TSIG keys.
     pub keys: Vec<TsigKey>,
     /// A signed message is accepted only if its time is within the smaller of its
@@ -1222,6 +1232,7 @@ impl Default for TransferConfig {
             state_file: None,
             notify_attempts: transfer_defaults::NOTIFY_ATTEMPTS,
             notify_timeout: transfer_defaults::NOTIFY_TIMEOUT,
+            notify_source: None,
             keys: Vec::new(),
             tsig_window: transfer_defaults::TSIG_WINDOW,
             secondaries: Vec::new(),

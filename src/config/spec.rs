@@ -339,6 +339,8 @@ pub struct HealthSpec {
     pub state_file: Option<String>,
     /// Default for records' `cold_start` (default `last-known`).
     pub cold_start: Option<String>,
+    /// An override in force longer than this is called out (default 4h; 0s: never).
+    pub override_warn_after: Option<String>,
 }
 
 /// One `[vantages.NAME]` table.
@@ -529,6 +531,9 @@ pub struct TransferSpec {
     /// How far a signed request's time may be from ours, whatever its Fudge (default
     /// 300s, 1s–65535s).
     pub tsig_window: Option<String>,
+    /// Address NOTIFYs leave from (default: a DNS listen address of the secondary's
+    /// address family).
+    pub notify_source: Option<String>,
     /// TSIG keys.
     #[serde(default)]
     pub keys: Vec<TsigKeySpec>,

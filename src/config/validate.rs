@@ -19,10 +19,11 @@ use super::spec::{
     TransferSpec, TtlSpec, VantageRoleSpec, VantageSpec, ZonesSpec,
 };
 use super::{
-    AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DampingRules, DnsCheck,
-    DynamicRecord, Endpoint, ExecCheck, GeoConfig, HealthConfig, HttpCheck, IsolationMode, Pool,
-    PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode, Route53Zone, SafetyRule,
-    Secret, Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole, ZonesConfig,
+    AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DEFAULT_OVERRIDE_WARN_AFTER,
+    DampingRules, DnsCheck, DynamicRecord, Endpoint, ExecCheck, GeoConfig, HealthConfig, HttpCheck,
+    IsolationMode, Pool, PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode,
+    Route53Zone, SafetyRule, Secret, Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole,
+    ZonesConfig,
 };
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
@@ -1971,6 +1972,12 @@ impl Validator<'_> {
             Duration::from_millis(500),
             Duration::from_millis(50)..=Duration::from_secs(60),
         );
+        let override_warn_after = self.duration(
+            path.key("override_warn_after"),
+            spec.override_warn_after.as_deref(),
+            DEFAULT_OVERRIDE_WARN_AFTER,
+            Duration::ZERO..=Duration::from_secs(365 * 24 * 3600),
+        );
         if push_interval >= staleness {
             self.error(
                 path.key("push_interval"),
@@ -2021,6 +2028,7 @@ impl Validator<'_> {
                 None => None,
             },
             cold_start,
+            override_warn_after,
         }
     }
 

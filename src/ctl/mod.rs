@@ -30,7 +30,8 @@ mod print;
 mod stats;
 
 use self::print::{
-    describe_entry, event_line, print_events, print_explanation, print_overrides, print_status,
+    describe_entry, event_line, print_cluster, print_events, print_explanation, print_overrides,
+    print_status,
 };
 use self::stats::print_stats;
 
@@ -73,8 +74,15 @@ pub(crate) struct CtlArgs {
 
 #[derive(Subcommand)]
 enum CtlCommand {
-    /// Records, their answers, endpoints and votes, per server.
-    Status,
+    /// Every server's view at once: what needs attention, one line per record and
+    /// per endpoint with its state on each server (DISAGREE where they differ),
+    /// the overrides and which servers hold them.
+    Status {
+        /// Then each server's detail: answers, endpoints with votes, probes and
+        /// history (a single server gets it anyway).
+        #[arg(long)]
+        per_server: bool,
+    },
     /// Overrides in force (and recently ended), per server.
     Overrides,
     /// Take an endpoint (`POOL/NAME`), a whole pool (`POOL`), every match of a pattern
@@ -149,9 +157,11 @@ enum CtlCommand {
         /// Keep printing new events as they happen.
         #[arg(long, short)]
         follow: bool,
-        /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        /// Only events after this: a sequence number (`1200`), a time ago (`2h`,
+        /// `30m`) or a time (`2026-12-07T10:00:00Z`); by time they come from the
+        /// server's event journal, so they reach back past its restarts.
+        #[arg(long, default_value = "0", value_parser = parse_since)]
+        since: Since,
         /// At most this many past events per server.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -266,6 +276,46 @@ fn selector(
         // clap requires one of them.
         (None, None) => Target::Pool(String::new()),
     }
+}
+
+/// Where `ctl events` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Since {
+    /// After this sequence number.
+    Sequence(u64),
+    /// At or after this time (Unix milliseconds).
+    Time(u64),
+}
+
+impl Since {
+    /// The query parameter that asks for it.
+    fn query(self) -> String {
+        match self {
+            Self::Sequence(seq) => format!("since={seq}"),
+            Self::Time(ms) => format!("since_time={ms}"),
+        }
+    }
+}
+
+/// A sequence number, a duration ago, or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<Since, String> {
+    let text = text.trim();
+    if let Ok(seq) = text.parse::<u64>() {
+        return Ok(Since::Sequence(seq));
+    }
+    let now = std::time::SystemTime::now();
+    let at = match failoverd::config::parse_duration(text) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => humantime::parse_rfc3339_weak(text).map_err(|_| {
+            format!(
+                "{text:?}: expected a sequence number (1200), a time ago (2h, 30m) or a time (2026-12-07T10:00:00Z)"
+            )
+        })?,
+    };
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Ok(Since::Time(ms))
 }
 
 /// `POOL/NAME` → an endpoint, a name with a dot → a record, else a pool.
@@ -523,7 +573,7 @@ fn unreachable(error: &reqwest::Error, timeout: Duration) -> String {
 impl Ctl {
     async fn run(&self, command: CtlCommand) -> anyhow::Result<ExitCode> {
         match command {
-            CtlCommand::Status => self.read::<Status>("/v1/status", print_status).await,
+            CtlCommand::Status { per_server } => self.status(per_server).await,
             CtlCommand::Overrides => {
                 self.read::<OverridesView>("/v1/overrides", print_overrides)
                     .await
@@ -587,7 +637,7 @@ impl Ctl {
                 if follow {
                     self.follow(since, limit, duration).await
                 } else {
-                    let path = format!("/v1/events?since={since}&limit={limit}");
+                    let path = format!("/v1/events?{}&limit={limit}", since.query());
                     self.read::<Vec<Event>>(&path, print_events).await
                 }
             }
@@ -778,12 +828,58 @@ impl Ctl {
         }
     }
 
+    /// Every server's status: merged (one line per record and endpoint) when there
+    /// are several, then each one's detail with `per_server` (or when there is one);
+    /// `--json`: every server's whole status. Fails if any could not be read.
+    async fn status(&self, per_server: bool) -> anyhow::Result<ExitCode> {
+        if self.json || self.servers.len() == 1 {
+            return self.read::<Status>("/v1/status", print_status).await;
+        }
+        let mut read = Vec::new();
+        let mut failed = false;
+        for (server, parsed) in self.fetch::<Status>("/v1/status").await {
+            match parsed {
+                Ok(status) => read.push((server, status)),
+                Err(error) => {
+                    println!("== {server}: FAILED {error}");
+                    failed = true;
+                }
+            }
+        }
+        if !read.is_empty() {
+            print_cluster(&read);
+        }
+        if per_server {
+            for (server, status) in &read {
+                println!();
+                print_status(server, status);
+            }
+        }
+        Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
     /// Asks every server; prints each answer; fails if any could not be read.
     async fn read<T: DeserializeOwned + Serialize>(
         &self,
         path: &str,
         print: fn(&str, &T),
     ) -> anyhow::Result<ExitCode> {
+        let mut outcomes = Outcomes::new(self.json);
+        for (server, parsed) in self.fetch::<T>(path).await {
+            match parsed {
+                Ok(value) => outcomes.ok(&server, &value, || print(&server, &value)),
+                Err(error) => outcomes.failed(&server, &error, "== ", "\n"),
+            }
+        }
+        outcomes.finish()
+    }
+
+    /// `GET path` on every server, each answer parsed (or why not).
+    async fn fetch<T: DeserializeOwned>(&self, path: &str) -> Vec<(String, Result<T, String>)> {
         let replies = self
             .each(|server| {
                 let request = self
@@ -792,17 +888,15 @@ impl Ctl {
                 self.authorized(request)
             })
             .await;
-        let mut outcomes = Outcomes::new(self.json);
-        for reply in replies {
-            let parsed = reply.result.and_then(|text| {
-                serde_json::from_str::<T>(&text).map_err(|e| format!("unreadable answer: {e}"))
-            });
-            match parsed {
-                Ok(value) => outcomes.ok(&reply.server, &value, || print(&reply.server, &value)),
-                Err(error) => outcomes.failed(&reply.server, &error, "== ", "\n"),
-            }
-        }
-        outcomes.finish()
+        replies
+            .into_iter()
+            .map(|reply| {
+                let parsed = reply.result.and_then(|text| {
+                    serde_json::from_str::<T>(&text).map_err(|e| format!("unreadable answer: {e}"))
+                });
+                (reply.server, parsed)
+            })
+            .collect()
     }
 
     /// Prints each server's zone text (a `;; server` line before each when there are
@@ -835,14 +929,15 @@ impl Ctl {
     /// Prints every server's events as they happen, one line each, until `duration`.
     async fn follow(
         &self,
-        since: u64,
+        since: Since,
         limit: usize,
         duration: Option<Duration>,
     ) -> anyhow::Result<ExitCode> {
         let streams = self.servers.iter().map(|server| async move {
             let url = format!(
-                "{}/v1/events?follow=true&since={since}&limit={limit}",
-                server.trim_end_matches('/')
+                "{}/v1/events?follow=true&{}&limit={limit}",
+                server.trim_end_matches('/'),
+                since.query()
             );
             // The stream stays open: no overall timeout, only the connect one.
             let client = reqwest::Client::builder()

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use failoverd::admin::api::{OverridesView, Status};
+use std::collections::BTreeMap;
+
+use failoverd::admin::api::{AnswerStatus, EndpointStatus, OverridesView, Status};
+use failoverd::admin::attention::duration_words;
 use failoverd::admin::explain::Explanation;
 use failoverd::health::overrides::Entry;
 use failoverd::logs::Escaped;
@@ -25,7 +28,7 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
             .map(|p| format!(", pool {p}"))
             .unwrap_or_default();
         println!(
-            "{} {} ({}): {} — {}{pool}, TTL {} s",
+            "{} {} ({}): {} — {}{}{pool}, TTL {} s",
             r.name,
             r.record_type,
             r.policy,
@@ -35,6 +38,7 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
                 r.candidates.join(" ")
             },
             r.outcome,
+            r.cause.map(|c| format!(" ({c})")).unwrap_or_default(),
             r.ttl
         );
         for p in &r.pools {
@@ -160,16 +164,53 @@ pub(super) fn describe_entry(entry: &Entry) -> String {
     }
 }
 
-fn until(at_ms: u64) -> String {
-    let now = std::time::SystemTime::now()
+/// Unix milliseconds now, by this machine's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let secs = at_ms.saturating_sub(now) / 1000;
-    match secs {
-        0..=119 => format!("{secs}s"),
-        120..=7199 => format!("{}m", secs / 60),
-        _ => format!("{}h", secs / 3600),
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How long until `at_ms`, rounded to what matters (`4h`, `1h 30m`, `45s`).
+fn until(at_ms: u64) -> String {
+    duration_words(at_ms.saturating_sub(now_ms()))
+}
+
+/// How long since `at_ms`.
+fn since(at_ms: u64) -> String {
+    duration_words(now_ms().saturating_sub(at_ms))
+}
+
+/// `2026-12-07T10:00:00Z`.
+fn iso(at_ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(at_ms))
+        .to_string()
+}
+
+/// The regions an answer serves (`-`: every client, not a geo record).
+fn regions(answer: &AnswerStatus) -> String {
+    if answer.regions.is_empty() {
+        "-".to_owned()
+    } else {
+        answer.regions.join(",")
     }
+}
+
+/// An answer's outcome in words: `failover (operator)`, `healthy (pinned to us, not
+/// up)`.
+fn outcome_words(answer: &AnswerStatus) -> String {
+    let mut text = answer.outcome.clone();
+    if let Some(cause) = answer.cause {
+        text.push_str(&format!(" ({cause})"));
+    }
+    if let Some(pinned) = answer
+        .pinned
+        .as_ref()
+        .filter(|p| answer.pool.as_ref() != Some(*p))
+    {
+        text.push_str(&format!(" (pinned to {pinned}, not up)"));
+    }
+    text
 }
 
 /// Prints rows as columns padded to their widest cell.
@@ -194,7 +235,9 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-pub(super) fn print_status(server: &str, status: &Status) {
+/// The first line of a server's status: who it is, and whether it is ready or
+/// isolated.
+fn status_line(server: &str, status: &Status) -> String {
     let isolation = status.isolation.as_ref().map_or(String::new(), |i| {
         if i.isolated {
             format!(
@@ -211,24 +254,52 @@ pub(super) fn print_status(server: &str, status: &Status) {
     } else {
         ""
     };
-    println!(
+    format!(
         "== {server}: vantage {}, generation {}, {}{isolation}{impaired}",
         status.vantage.as_deref().unwrap_or("-"),
         status.generation,
-        if status.ready { "ready" } else { "starting" },
-    );
+        if status.ready { "ready" } else { "NOT READY" },
+    )
+}
+
+/// What needs attention, one line each (`! critical: …`).
+fn print_attention(status: &Status, indent: &str) {
+    for notice in &status.attention {
+        println!(
+            "{indent}! {}: {}",
+            notice.level.as_str(),
+            Escaped(&notice.text)
+        );
+    }
+}
+
+/// An endpoint's state with what an operator or damping does to it: `down`,
+/// `up drained`, `down forced`.
+fn endpoint_state(e: &EndpointStatus) -> String {
+    let mut text = e.state.to_string();
+    if e.forced_by_operator {
+        text.push_str(" forced");
+    }
+    if e.drained {
+        text.push_str(" drained");
+    }
+    if e.damping.as_ref().is_some_and(|d| d.suppressed) {
+        text.push_str(" damped");
+    }
+    text
+}
+
+pub(super) fn print_status(server: &str, status: &Status) {
+    println!("{}", status_line(server, status));
+    print_attention(status, "");
     let mut rows = Vec::new();
     for record in &status.records {
         for answer in &record.answers {
             rows.push(vec![
                 record.name.clone(),
                 record.record_type.clone(),
-                if answer.regions.is_empty() {
-                    "-".to_owned()
-                } else {
-                    answer.regions.join(",")
-                },
-                answer.outcome.clone(),
+                regions(answer),
+                outcome_words(answer),
                 answer.pool.clone().unwrap_or_else(|| "-".to_owned()),
                 answer.candidates.join(" "),
                 answer.ttl.to_string(),
@@ -247,6 +318,9 @@ pub(super) fn print_status(server: &str, status: &Status) {
         .iter()
         .map(|e| {
             let mut notes = Vec::new();
+            if e.forced_by_operator {
+                notes.push(format!("forced {} by an operator", e.state));
+            }
             if e.drained {
                 notes.push("drained".to_owned());
             }
@@ -264,10 +338,23 @@ pub(super) fn print_status(server: &str, status: &Status) {
                 notes.push(format!("probe abstains: {reason}"));
             }
             let votes: Vec<String> = e.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let (changed, in_state, changes, downs) = match &e.history {
+                Some(h) => (
+                    iso(h.changed_at_ms),
+                    since(h.changed_at_ms),
+                    h.changes.to_string(),
+                    h.downs.to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
             vec![
                 e.endpoint.clone(),
                 e.target.clone(),
                 e.state.to_string(),
+                in_state,
+                changed,
+                changes,
+                downs,
                 format!("{:?}", e.source).to_lowercase(),
                 votes.join(" "),
                 notes.join(", "),
@@ -275,16 +362,172 @@ pub(super) fn print_status(server: &str, status: &Status) {
         })
         .collect();
     table(
-        &["ENDPOINT", "TARGET", "STATE", "SOURCE", "VOTES", "NOTES"],
+        &[
+            "ENDPOINT", "TARGET", "STATE", "FOR", "SINCE", "CHANGES", "DOWNS", "SOURCE", "VOTES",
+            "NOTES",
+        ],
         &rows,
     );
+    if status.counted_since_ms > 0 {
+        println!(
+            "(changes and downs counted since {})",
+            iso(status.counted_since_ms)
+        );
+    }
     if !status.overrides.is_empty() {
         println!();
         for entry in &status.overrides {
-            println!("override: {}", describe_entry(entry));
+            println!(
+                "override: {}, in force for {}",
+                describe_entry(entry),
+                since(entry.at_ms)
+            );
         }
     }
     println!();
+}
+
+/// One line per record answer and per endpoint across every server that answered,
+/// `DISAGREE` where they differ; then the overrides and which servers hold them.
+pub(super) fn print_cluster(statuses: &[(String, Status)]) {
+    for (server, status) in statuses {
+        println!("{}", status_line(server, status));
+        print_attention(status, "   ");
+    }
+    println!();
+    // Columns by vantage name, or by address where names repeat (servers without
+    // vantage points are all "local").
+    let mut names: Vec<String> = statuses
+        .iter()
+        .map(|(server, status)| status.vantage.clone().unwrap_or_else(|| server.clone()))
+        .collect();
+    if (1..names.len()).any(|i| names[..i].contains(&names[i])) {
+        names = statuses
+            .iter()
+            .map(|(server, _)| {
+                let server = server.trim_end_matches('/');
+                server
+                    .split_once("://")
+                    .map_or(server, |(_, host)| host)
+                    .to_owned()
+            })
+            .collect();
+    }
+    let agreement = |cells: &[String]| {
+        if cells.windows(2).all(|w| w[0] == w[1]) {
+            String::new()
+        } else {
+            "DISAGREE".to_owned()
+        }
+    };
+    // Records: keyed by name, type and regions, in the first server's order.
+    let mut keys: Vec<(String, String, String)> = Vec::new();
+    let mut cells: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for (i, (_, status)) in statuses.iter().enumerate() {
+        for record in &status.records {
+            for answer in &record.answers {
+                let key = (
+                    record.name.clone(),
+                    record.record_type.clone(),
+                    regions(answer),
+                );
+                let row = cells.entry(key.clone()).or_insert_with(|| {
+                    keys.push(key.clone());
+                    vec!["?".to_owned(); statuses.len()]
+                });
+                row[i] = match &answer.pool {
+                    Some(pool) => format!("{} {pool}", outcome_words(answer)),
+                    None => outcome_words(answer),
+                };
+            }
+        }
+    }
+    let mut header = vec!["RECORD", "TYPE", "REGIONS"];
+    header.extend(names.iter().map(String::as_str));
+    header.push("");
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            let row = &cells[key];
+            let mut line = vec![key.0.clone(), key.1.clone(), key.2.clone()];
+            line.extend(row.iter().cloned());
+            line.push(agreement(row));
+            line
+        })
+        .collect();
+    table(&header, &rows);
+    println!();
+    // Endpoints: the state on each server, and how long since the last change on
+    // any of them.
+    let mut keys: Vec<String> = Vec::new();
+    let mut cells: BTreeMap<String, (Vec<String>, Option<u64>, u64, u64)> = BTreeMap::new();
+    for (i, (_, status)) in statuses.iter().enumerate() {
+        for e in &status.endpoints {
+            let row = cells.entry(e.endpoint.clone()).or_insert_with(|| {
+                keys.push(e.endpoint.clone());
+                (vec!["?".to_owned(); statuses.len()], None, 0, 0)
+            });
+            row.0[i] = endpoint_state(e);
+            if let Some(h) = &e.history {
+                row.1 = Some(row.1.map_or(h.changed_at_ms, |at| at.max(h.changed_at_ms)));
+                row.2 = row.2.max(h.changes);
+                row.3 = row.3.max(h.downs);
+            }
+        }
+    }
+    let mut header = vec!["ENDPOINT"];
+    header.extend(names.iter().map(String::as_str));
+    header.extend(["FOR", "CHANGES", "DOWNS", ""]);
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            let (states, changed, changes, downs) = &cells[key];
+            let mut line = vec![key.clone()];
+            line.extend(states.iter().cloned());
+            line.push(changed.map_or_else(|| "-".to_owned(), since));
+            line.push(changes.to_string());
+            line.push(downs.to_string());
+            line.push(agreement(states));
+            line
+        })
+        .collect();
+    table(&header, &rows);
+    // Overrides: which servers hold each target's action (replication lag or a
+    // partition shows); who made it and when may differ until they have exchanged.
+    let mut held: BTreeMap<String, (Vec<bool>, String)> = BTreeMap::new();
+    for (i, (_, status)) in statuses.iter().enumerate() {
+        for entry in &status.overrides {
+            let line = format!(
+                "{}, in force for {}",
+                describe_entry(entry),
+                since(entry.at_ms)
+            );
+            let key = format!("{}|{:?}", entry.target, entry.action);
+            let row = held
+                .entry(key)
+                .or_insert_with(|| (vec![false; statuses.len()], line));
+            row.0[i] = true;
+        }
+    }
+    if !held.is_empty() {
+        println!();
+    }
+    for (on, line) in held.values() {
+        let missing: Vec<&str> = names
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| !**on)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if missing.is_empty() {
+            println!("override: {line}");
+        } else {
+            println!("override: {line} — DISAGREE: not on {}", missing.join(", "));
+        }
+    }
+    println!(
+        "\n(--per-server for each server's records, votes, probes and history; --json for everything)"
+    );
 }
 
 pub(super) fn print_overrides(server: &str, view: &OverridesView) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::dnssec::SignedZone;
 use crate::health::HealthSnapshot;
-use crate::model::{EndpointIndex, RandomSource, RecordIndex, RegionIndex};
+use crate::model::{EndpointIndex, PoolIndex, RandomSource, RecordIndex, RegionIndex};
 use crate::policy::{Decision, GeoMap};
 use crate::zone::{PackedRdata, RrSetId, ZoneSet};
 
@@ -176,6 +176,17 @@ impl DynamicAnswer {
             names.push("default".to_owned());
         }
         names
+    }
+
+    /// The record's own pool list behind set `index` (before any manual failover):
+    /// the default list or a region's.
+    pub fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
+        let record = &config.records[self.record.0 as usize];
+        let region = (index != self.default_set)
+            .then(|| self.region_sets.iter().position(|&set| set == index))
+            .flatten()
+            .map(|r| RegionIndex(r as u16));
+        crate::policy::pools_for(record, region)
     }
 
     /// The set for a client region (`None`: the default list).

@@ -20,6 +20,9 @@ use crate::zone::rtype;
 /// Class IN.
 const CLASS_IN: u16 = 1;
 
+/// QCLASS ANY (`*`, RFC 1035 §3.2.5).
+const CLASS_ANY: u16 = 255;
+
 /// Transport a query arrived on (sets the response size limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -142,13 +145,18 @@ impl Responder {
         }
         let mut zone_index = None;
         let refuse = |code| Resolution::empty(code, false);
-        // Other classes are refused. Zone transfers are served over TCP only (the TCP
-        // path hands them to its transfer handler before the responder): over UDP,
-        // and over TCP without transfers configured, AXFR is not implemented (RFC 5936
-        // §4.2) and IXFR not authorised, as Knot and NSD answer both. Every other
-        // QTYPE (OPT, TKEY, TSIG, MAILA, MAILB and unknown ones included) is looked up
-        // as data and gets NODATA, as both peers answer.
-        let resolution = if query.qclass != CLASS_IN {
+        // QCLASS ANY (RFC 1035 §3.2.5) is answered from the IN data, as Knot does:
+        // the question echoed with class ANY, the records of class IN, AA set (IN is
+        // the only class served, so the answer covers every class there is here;
+        // NSD answers the same records without AA, see RFC 1035 §6.2). Other classes
+        // are refused. Zone transfers are served over TCP only (the TCP path hands
+        // them to its transfer handler before the responder), and IXFR over UDP by
+        // the UDP path's transfer handler when transfers are configured: here, AXFR
+        // is not implemented (RFC 5936 §4.2) and IXFR not authorised, as Knot and
+        // NSD answer both without transfers. Every other QTYPE (OPT, TKEY, TSIG,
+        // MAILA, MAILB and unknown ones included) is looked up as data and gets
+        // NODATA, as both peers answer.
+        let resolution = if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
             refuse(rcode::REFUSED)
         } else if query.qtype == rtype::AXFR {
             refuse(rcode::NOTIMP)

@@ -85,8 +85,8 @@ pub struct DnsServer {
 impl DnsServer {
     /// Binds every listen address of `server` (UDP with `udp_workers` sockets each,
     /// rate limited by `rrl` if set; TCP on the same port) and starts serving from
-    /// `shared`. Zone-transfer queries over TCP go to `transfers` when given (see
-    /// [`transfer`]). Must run inside a tokio runtime.
+    /// `shared`. Zone-transfer queries over TCP, and IXFR over UDP, go to
+    /// `transfers` when given (see [`transfer`]). Must run inside a tokio runtime.
     /// Sockets in `inherited` (from the process this one replaces) are used for the
     /// listen addresses they match instead of binding new ones.
     pub fn start(
@@ -104,7 +104,7 @@ impl DnsServer {
             idle_timeout: server.tcp_idle_timeout,
             max_connections: server.tcp_max_connections,
             max_connections_per_source: server.tcp_max_connections_per_source,
-            transfers,
+            transfers: transfers.clone(),
             dnstap: dnstap.clone(),
         };
         let accepting = cancel.child_token();
@@ -156,6 +156,7 @@ impl DnsServer {
                         io: server.udp_io,
                         rrl: server.rrl.as_ref(),
                         dnstap: dnstap.clone(),
+                        transfers: transfers.clone(),
                     },
                 )
                 .map_err(|source| DnsError::Bind { addr, source })?,

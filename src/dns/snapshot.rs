@@ -19,7 +19,7 @@ use crate::model::{
     DynamicType, EndpointIndex, EndpointTarget, RandomSource, RecordIndex, SplitMix64,
 };
 use crate::policy::{self, Decision, GeoMap};
-use crate::zone::{PackedRdata, ZoneSet, name, store::label_starts};
+use crate::zone::{PackedRdata, RrSetId, ZoneSet, name, store::label_starts};
 
 /// Samples drawn when a weighted answer holds several of many endpoints.
 const SAMPLED_VARIANTS: usize = 64;
@@ -208,7 +208,8 @@ impl Snapshot {
 
     /// A new snapshot whose zones at the given indices carry other SOA serials (zone
     /// transfers, [`super::xfr`]): those zones are copied with the serial patched and
-    /// their static answers re-encoded; everything else is shared.
+    /// the one static answer that carries the SOA (the apex SOA's, with its RRSIGs
+    /// when signed) encoded again; everything else is shared.
     pub fn with_zone_serials(&self, serials: &[(usize, u32)]) -> Self {
         let mut zones = ZoneSet::clone_of(&self.zones);
         for &(index, serial) in serials {
@@ -247,12 +248,13 @@ impl Snapshot {
         let mut tails = self.data.tails.clone();
         let mut tails_dnssec = self.data.tails_dnssec.clone();
         for &(index, _) in serials {
+            let (soa, _) = snapshot.zones.zones()[index].soa();
             if let Some(slot) = tails.get_mut(index) {
-                *slot = encode_static_tails(&snapshot, index, false);
+                *slot = with_tail_of(&snapshot, index, false, slot, soa);
             }
             if snapshot.signed_zone(index).is_some() {
                 if let Some(slot) = tails_dnssec.get_mut(index) {
-                    *slot = encode_static_tails(&snapshot, index, true);
+                    *slot = with_tail_of(&snapshot, index, true, slot, soa);
                 }
             }
         }
@@ -288,9 +290,48 @@ fn encode_sections(
     (counts[0], counts[1], counts[2])
 }
 
+/// `tails` with the answer of RRset `id` encoded again (a serial change: only the
+/// apex SOA's answer carries the SOA, since negative answers are not pre-encoded).
+/// The new bytes go in place when they have the old length (a serial and a
+/// fixed-size signature); otherwise every answer is encoded again.
+fn with_tail_of(
+    snapshot: &Snapshot,
+    zone_index: usize,
+    dnssec: bool,
+    tails: &StaticTails,
+    id: RrSetId,
+) -> StaticTails {
+    let fresh = encode_tails(snapshot, zone_index, dnssec, Some(id));
+    let old = tails.spans.get(id.0 as usize).copied().unwrap_or_default();
+    let new = fresh.spans.get(id.0 as usize).copied().unwrap_or_default();
+    if !(old.present && new.present && old.len == new.len) {
+        return encode_static_tails(snapshot, zone_index, dnssec);
+    }
+    let mut patched = tails.clone();
+    let at = old.start as usize;
+    patched.bytes[at..at + usize::from(old.len)].copy_from_slice(
+        &fresh.bytes[new.start as usize..new.start as usize + usize::from(new.len)],
+    );
+    patched.spans[id.0 as usize] = TailSpan {
+        start: old.start,
+        ..new
+    };
+    patched
+}
+
 /// Pre-encodes, for every authoritative static RRset, the sections answering a query
 /// for exactly its owner and type, with the same resolver the query path uses.
 fn encode_static_tails(snapshot: &Snapshot, zone_index: usize, dnssec: bool) -> StaticTails {
+    encode_tails(snapshot, zone_index, dnssec, None)
+}
+
+/// [`encode_static_tails`], of RRset `only` alone when given.
+fn encode_tails(
+    snapshot: &Snapshot,
+    zone_index: usize,
+    dnssec: bool,
+    only: Option<RrSetId>,
+) -> StaticTails {
     let zone = &snapshot.zones.zones()[zone_index];
     let mut tails = StaticTails {
         spans: vec![TailSpan::default(); zone.rrset_count()],
@@ -308,8 +349,14 @@ fn encode_static_tails(snapshot: &Snapshot, zone_index: usize, dnssec: bool) -> 
         if node.cut().is_some() || node.is_empty() {
             continue;
         }
+        if only.is_some_and(|only| !node.rrsets().any(|(id, _)| id == only)) {
+            continue;
+        }
         let starts = label_starts(node.name());
         for (id, set) in node.rrsets() {
+            if only.is_some_and(|only| only != id) {
+                continue;
+            }
             question.clear();
             question.extend_from_slice(node.name());
             question.extend_from_slice(&set.rtype.to_be_bytes());
@@ -492,9 +539,6 @@ fn answer_orders(
     orders
 }
 
-/// RRSIGs (packed, count) already made for an RRset (its sorted rdata).
-type SignatureCache = std::collections::HashMap<Vec<Vec<u8>>, (Box<[u8]>, u16)>;
-
 /// Turns a decision into the answers it can produce, each pre-encoded.
 fn variant_set(
     config: &Config,
@@ -539,9 +583,6 @@ fn variant_set(
     question.extend_from_slice(&record_type.code().to_be_bytes());
     question.extend_from_slice(&1u16.to_be_bytes());
     let mut buf = Vec::with_capacity(512);
-    // Rotations of one set share its signature (RRSIGs cover the canonical, sorted
-    // RRset): sign each distinct set once.
-    let mut signatures: SignatureCache = std::collections::HashMap::new();
     let variants = orders
         .into_iter()
         .map(|(endpoints, _)| {
@@ -573,27 +614,23 @@ fn variant_set(
             let (sigs, sig_count, tail_dnssec) = match signer {
                 None => (Box::default(), 0, Box::default()),
                 Some(signer) => {
-                    let mut set: Vec<Vec<u8>> = packed.iter().map(<[u8]>::to_vec).collect();
-                    set.sort();
-                    let (sigs, sig_count) = signatures
-                        .entry(set)
-                        .or_insert_with(|| {
-                            let mut out = Vec::new();
-                            match signer.sign(
-                                qname,
-                                record_type.code(),
-                                ttl,
-                                packed.iter(),
-                                &mut out,
-                            ) {
-                                Ok(n) => (out.into_boxed_slice(), n),
-                                Err(error) => {
-                                    tracing::error!(%error, "cannot sign a dynamic answer");
-                                    (Box::default(), 0)
-                                }
-                            }
-                        })
-                        .clone();
+                    // Rotations of one set share its signature (RRSIGs cover the
+                    // canonical, sorted RRset), and so do later snapshots while the set
+                    // is the same: the signer's cache makes each distinct set once.
+                    let mut out = Vec::new();
+                    let (sigs, sig_count) = match signer.sign(
+                        qname,
+                        record_type.code(),
+                        ttl,
+                        packed.iter(),
+                        &mut out,
+                    ) {
+                        Ok(n) => (out.into_boxed_slice(), n),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot sign a dynamic answer");
+                            (Box::default(), 0)
+                        }
+                    };
                     let mut writer = Writer::new(&mut buf, &question, qname, &starts);
                     resolve::write_rrset(
                         &mut writer,
@@ -723,5 +760,57 @@ mod tests {
         shared.store(snapshot(3));
         assert!(weak.upgrade().is_none(), "freed by the next publish");
         assert_eq!(shared.retired(), 0);
+    }
+
+    #[test]
+    fn a_new_serial_re_encodes_the_soa_answer_alone_and_equals_a_full_encoding() {
+        use crate::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
+        let keys = tempfile::tempdir().unwrap();
+        for role in [Role::Ksk, Role::Zsk] {
+            Key::generate("example.test.", role, Algorithm::EcdsaP256, Timing::from(0))
+                .unwrap()
+                .save(keys.path())
+                .unwrap();
+        }
+        let text = format!(
+            "version = 1\n[zones]\ndirectory = \"tests/data/zones\"\nfiles = [\"example.test.zone\"]\n\
+             [dnssec]\nkey_directory = \"{}\"\nzones = [\"example.test\"]\n",
+            keys.path().display()
+        );
+        let (config, _) = Config::load(ConfigSource::from_text(text, env!("CARGO_MANIFEST_DIR")))
+            .expect("config");
+        let (zones, _) = crate::zone::load(&config).expect("zones");
+        let health = HealthSnapshot::from_config(&config);
+        let now = unix_now();
+        let ring = crate::dnssec::KeyRing::load(&config.dnssec, now)
+            .unwrap()
+            .unwrap();
+        let signing = Signing { keys: ring, now };
+        let snapshot =
+            Snapshot::build_signed(Arc::new(config), zones, health, 1, Some(&signing)).unwrap();
+        let mut current = snapshot;
+        for serial in [7, 8, 4_000_000_000] {
+            current = current.with_zone_serials(&[(0, serial)]);
+            for dnssec in [false, true] {
+                let patched = if dnssec {
+                    &current.data.tails_dnssec[0]
+                } else {
+                    &current.data.tails[0]
+                };
+                let full = encode_static_tails(&current, 0, dnssec);
+                assert_eq!(
+                    patched.bytes, full.bytes,
+                    "serial {serial}, dnssec {dnssec}"
+                );
+                let spans = |t: &StaticTails| {
+                    t.spans
+                        .iter()
+                        .map(|s| (s.start, s.len, s.ancount, s.nscount, s.arcount, s.present))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(spans(patched), spans(&full));
+            }
+            assert_eq!(current.zones.zones()[0].soa_serial(), serial);
+        }
     }
 }

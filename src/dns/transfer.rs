@@ -1,8 +1,10 @@
-//! The hook for zone transfers (AXFR, IXFR) over TCP.
+//! The hook for zone transfers: AXFR and IXFR over TCP, IXFR over UDP.
 //!
 //! The TCP path checks each query's QTYPE (cheaply, before answering) and, when it
 //! is AXFR (252) or IXFR (251) and a [`TransferHandler`] is installed, lets the
-//! handler answer. Without a handler, or when the handler declines, the
+//! handler answer. The UDP path does the same for IXFR alone (RFC 1995 §2: the
+//! difference if it fits in one datagram, else the current SOA, which sends the
+//! client to TCP). Without a handler, or when the handler declines, the
 //! [`super::Responder`] answers as for any query (REFUSED: transfers not offered).
 //! A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
 
@@ -29,6 +31,20 @@ pub trait TransferHandler: Send + Sync {
         query: &[u8],
         client: SocketAddr,
     ) -> Option<Vec<Vec<u8>>>;
+
+    /// Answers an IXFR query received over UDP (a whole DNS message) from `client`
+    /// with one message that fits the datagram size the query allows (RFC 1995 §2):
+    /// the transfer if it fits, else the current SOA alone. Runs on a UDP worker
+    /// thread, so it must not wait on a lock held for long. `None` (the default):
+    /// the responder answers it (NOTAUTH).
+    fn answer_udp(
+        &self,
+        _snapshot: &Snapshot,
+        _query: &[u8],
+        _client: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Whether `qtype` asks for a zone transfer.

@@ -17,10 +17,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answers::Snapshot;
 use super::dnstap::{Dnstap, Protocol as DnstapProtocol};
-use super::engine::{Outcome, Responder, Transport, fresh_seed};
-use super::rrl::{RateLimiter, Verdict, truncate_to_question};
+use super::engine::{Answered, Outcome, Responder, Transport, fresh_seed};
+use super::rrl::{LARGE_RESPONSE, RateLimiter, ResponseClass, Verdict, truncate_to_question};
+use super::servfail::guard;
 use super::snapshot::SharedSnapshot;
+use super::transfer::TransferHandler;
 use super::wire::HEADER_LEN;
+use super::wire::rcode;
 use crate::config::RrlConfig;
 use crate::metrics::{DnsCounters, DnsMetrics};
 
@@ -112,6 +115,7 @@ pub fn spawn(
             .map(|config| RateLimiter::new(config, shares, fresh_seed())),
         counters: metrics.shard(),
         dnstap: options.dnstap.clone(),
+        transfers: options.transfers.clone(),
         local,
         epoch: Instant::now(),
     };
@@ -162,6 +166,8 @@ pub struct UdpOptions<'a> {
     pub rrl: Option<&'a RrlConfig>,
     /// Query and response logging.
     pub dnstap: Option<Dnstap>,
+    /// Answers IXFR queries (RFC 1995 §2), when transfers are configured.
+    pub transfers: Option<Arc<dyn TransferHandler>>,
 }
 
 /// One worker's answering state, the same whichever way datagrams move.
@@ -170,6 +176,7 @@ pub(super) struct Worker {
     limiter: Option<RateLimiter>,
     pub(super) counters: Arc<DnsCounters>,
     dnstap: Option<Dnstap>,
+    transfers: Option<Arc<dyn TransferHandler>>,
     local: SocketAddr,
     epoch: Instant,
 }
@@ -196,9 +203,29 @@ impl Worker {
         if let Some(tap) = &self.dnstap {
             tap.query(DnstapProtocol::Udp, src, self.local, query);
         }
-        let (outcome, panicked) =
-            self.responder
-                .respond_or_servfail(snapshot, query, src.ip(), Transport::Udp, out);
+        let transfer = self
+            .transfers
+            .as_ref()
+            .filter(|_| super::wire::question_type(query) == Some(crate::zone::rtype::IXFR));
+        let (outcome, panicked) = match transfer {
+            // IXFR over UDP (rare: secondaries and tools, never resolvers).
+            Some(handler) => guard(query, out, |out| {
+                match handler.answer_udp(snapshot, query, src) {
+                    Some(reply) => {
+                        out.clear();
+                        out.extend_from_slice(&reply);
+                        Outcome::Answered(transfer_answered(&reply))
+                    }
+                    None => self
+                        .responder
+                        .respond(snapshot, query, src.ip(), Transport::Udp, out),
+                }
+            }),
+            None => {
+                self.responder
+                    .respond_or_servfail(snapshot, query, src.ip(), Transport::Udp, out)
+            }
+        };
         if panicked {
             counters.internal_error();
             tracing::error!(%src, "internal error while answering; SERVFAIL sent");
@@ -233,6 +260,27 @@ impl Worker {
                 false
             }
         }
+    }
+}
+
+/// How a transfer handler's UDP answer is counted and rate limited: by its rcode,
+/// bucketed by the query name (a large answer as such).
+fn transfer_answered(reply: &[u8]) -> Answered {
+    let code = reply.get(3).map_or(rcode::SERVFAIL, |b| u16::from(b & 0xF));
+    if code != rcode::NOERROR {
+        return Answered::error(code);
+    }
+    let class = if reply.len() > LARGE_RESPONSE {
+        ResponseClass::Large
+    } else {
+        ResponseClass::Answer
+    };
+    Answered {
+        rcode: code,
+        class,
+        name_offset: Some(0),
+        // Transfers are counted per zone by the transfer handler itself.
+        zone: None,
     }
 }
 

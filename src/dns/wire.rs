@@ -197,7 +197,9 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
     if opcode(flags) != 0 {
         return reject(rcode::NOTIMP, None, None);
     }
-    if qdcount != 1 || ancount != 0 || nscount != 0 {
+    // Records in the authority section are allowed (an IXFR query carries the
+    // client's SOA there, RFC 1995 §3) and skipped; answers in a query are not.
+    if qdcount != 1 || ancount != 0 {
         return reject(rcode::FORMERR, None, None);
     }
     let mut qname = NameBuf::new();
@@ -209,7 +211,9 @@ pub fn parse(packet: &[u8]) -> Parsed<'_> {
     };
     let question_end = name_end + 4;
     let question = &packet[HEADER_LEN..question_end];
-    let edns = match read_additional(packet, question_end, arcount) {
+    let edns = match skip_authority(packet, question_end, nscount)
+        .and_then(|at| read_additional(packet, at, arcount))
+    {
         Ok(edns) => edns,
         Err(()) => return reject(rcode::FORMERR, Some(question), None),
     };
@@ -271,6 +275,21 @@ fn skip_name(packet: &[u8], mut pos: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// Skips `count` authority records starting at `pos` (an OPT there is an error,
+/// RFC 6891 §6.1.1); returns the offset after them.
+fn skip_authority(packet: &[u8], mut pos: usize, count: u16) -> Result<usize, ()> {
+    for _ in 0..count {
+        pos = skip_name(packet, pos).ok_or(())?;
+        if be16(packet, pos).ok_or(())? == rtype::OPT {
+            return Err(());
+        }
+        let rdlen = usize::from(be16(packet, pos + 8).ok_or(())?);
+        packet.get(pos + 10..pos + 10 + rdlen).ok_or(())?;
+        pos += 10 + rdlen;
+    }
+    Ok(pos)
 }
 
 /// Reads the additional section: at most one OPT (owned by the root), anything else
@@ -474,5 +493,44 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn authority_records_are_skipped_and_answers_still_formerr() {
+        // An IXFR query: the client's SOA in the authority section, then an OPT.
+        let mut ixfr = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1];
+        ixfr.extend_from_slice(b"\x07example\x00\x00\xfb\x00\x01");
+        let mut soa = vec![0xc0, 0x0c, 0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0];
+        soa.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        ixfr.extend_from_slice(&soa);
+        ixfr.extend_from_slice(&opt(&[]));
+        let Parsed::Query(q) = parse(&ixfr) else {
+            panic!("{:?}", parse(&ixfr));
+        };
+        assert_eq!(q.qtype, 251);
+        assert_eq!(q.edns.map(|e| e.payload), Some(1232));
+        // A truncated authority record, an OPT in the authority section, and a
+        // record in the answer section are FORMERR.
+        let formerr = |p: &[u8]| {
+            matches!(
+                parse(p),
+                Parsed::Reject(Rejection {
+                    rcode: rcode::FORMERR,
+                    ..
+                })
+            )
+        };
+        let mut short = ixfr.clone();
+        short[11] = 0;
+        short.truncate(short.len() - 11 - 3);
+        assert!(formerr(&short), "truncated authority record");
+        let mut opt_in_authority = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+        opt_in_authority.extend_from_slice(b"\x07example\x00\x00\x01\x00\x01");
+        opt_in_authority.extend_from_slice(&opt(&[]));
+        assert!(formerr(&opt_in_authority), "OPT in the authority section");
+        let mut answer = ixfr.clone();
+        answer[7] = 1;
+        answer[9] = 0;
+        assert!(formerr(&answer), "a record in the answer section");
     }
 }

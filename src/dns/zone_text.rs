@@ -107,11 +107,19 @@ fn comment_dynamic(out: &mut String, snapshot: &Snapshot, record: crate::model::
     };
     let config_record = &snapshot.config.records[record.0 as usize];
     let set = answer.set_for(None);
-    let (outcome, pool) = describe_outcome(&snapshot.config, &set.decision);
-    let pool = pool.map(|p| format!(" {p}")).unwrap_or_default();
+    let pin = snapshot
+        .health
+        .pin(record)
+        .filter(|_| config_record.selection != crate::config::Selection::Primary);
+    let outcome = describe_outcome(
+        &snapshot.config,
+        answer.pools_of_set(0, &snapshot.config),
+        pin,
+        &set.decision,
+    );
     let _ = writeln!(
         out,
-        "; {} {}: dynamic, {outcome}{pool}{}{}",
+        "; {} {}: dynamic, {outcome}{}{}",
         config_record.name,
         config_record.record_type,
         if answer.is_client_dependent() {

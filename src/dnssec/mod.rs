@@ -9,6 +9,8 @@
 //!     SignedZone: an RRSIG for every authoritative static RRset, and the
 //!                 NSEC3/NSEC chain with its RRSIGs        (signed, chain)
 //!     every dynamic variant: its RRSIG                     (dns::snapshot)
+//!     signatures made after the build, reused while the RRset,
+//!     keys and window are the same                         (cache)
 //!  query (DO=1): pre-encoded answer + RRSIG bytes; denial = chain lookups
 //!  plane timer: re-sign before expiry (refresh, with jitter; key events)
 //! ```
@@ -16,6 +18,7 @@
 //! Layering: `config → zone → dnssec → dns`. Nothing here does IO but
 //! [`KeyRing::load`] and [`keys::Key::save`]; time comes in as arguments.
 
+pub mod cache;
 pub mod chain;
 pub mod keys;
 pub mod refresh;

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::cache::SignatureCache;
 use super::chain::{Chain, ChainName, ChainRecord, nsec3param_rdata};
 use super::keys::{Key, is_parent_key};
 use super::sign::{Window, sign_rrset};
@@ -61,6 +62,10 @@ pub struct SignedZone {
     chain: Arc<Chain>,
     /// The SOA's RRSIGs (re-made when a transfer patches the serial).
     soa: (RrSetId, Box<[u8]>, u16),
+    /// Signatures made after the build (dynamic answers, transferred RRsets, proofs,
+    /// SOAs), reused while their RRset is the same: shared by every snapshot and
+    /// transfer stamp of this signing.
+    cache: Arc<SignatureCache>,
 }
 
 /// Adds the apex RRsets of a signed zone (DNSKEY of every published key, CDS and
@@ -143,6 +148,7 @@ impl SignedZone {
             bytes: Vec::new(),
         };
         let mut names = Vec::new();
+        let mut dynamic_names = 0usize;
         for node in zone.nodes() {
             let delegation = node.is_delegation();
             if node.cut().is_some_and(|c| c != node.id()) {
@@ -181,6 +187,7 @@ impl SignedZone {
             if !delegation {
                 let dynamic = dynamic_types(node);
                 signed |= !dynamic.is_empty();
+                dynamic_names += usize::from(!dynamic.is_empty());
                 types.extend(dynamic);
             }
             let insecure = delegation && node.rrset(zone_rtype::DS).is_none();
@@ -220,7 +227,22 @@ impl SignedZone {
             rrsigs: Arc::new(table),
             chain: Arc::new(chain),
             soa: (soa_id, soa_sigs, count),
+            // Room for every dynamic RRset in a few states and TTLs per generation.
+            cache: Arc::new(SignatureCache::new(
+                super::cache::DEFAULT_CAPACITY.max(dynamic_names.saturating_mul(8)),
+            )),
         })
+    }
+
+    /// Whether `other` is the same signing (a copy of this one, perhaps with another
+    /// SOA signature): the same keys, window and signatures.
+    pub fn same_signing(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.rrsigs, &other.rrsigs) && Arc::ptr_eq(&self.cache, &other.cache)
+    }
+
+    /// The cache of signatures made since the build (see [`SignatureCache`]).
+    pub fn signature_cache(&self) -> &SignatureCache {
+        &self.cache
     }
 
     /// The keys this zone is signed with.
@@ -253,7 +275,9 @@ impl SignedZone {
     }
 
     /// Signs an RRset made at snapshot build time (a dynamic variant) with the zone
-    /// keys and window of this signing; appends packed RRSIG rdata to `out`.
+    /// keys and window of this signing; appends packed RRSIG rdata to `out`. An
+    /// RRset signed before by this signing gets the same signatures again (see
+    /// [`SignatureCache`]): unchanged content keeps its bytes.
     pub fn sign<'a>(
         &self,
         owner: &[u8],
@@ -263,15 +287,28 @@ impl SignedZone {
         out: &mut Vec<u8>,
     ) -> Result<u16, DnssecError> {
         let keys = self.keys().signers(self.signed_at, signed_by_ksk(rtype));
-        sign_rrset(
+        let signer = &self.keys().wire;
+        let window = self.window;
+        self.cache.sign(
             &keys,
-            &self.keys().wire,
             owner,
             rtype,
             ttl,
             rdatas,
-            self.window,
+            window,
             out,
+            |rdatas, out| {
+                sign_rrset(
+                    &keys,
+                    signer,
+                    owner,
+                    rtype,
+                    ttl,
+                    rdatas.iter().copied(),
+                    window,
+                    out,
+                )
+            },
         )
     }
 

@@ -81,6 +81,24 @@ pub struct Restored {
     pub damping: BTreeMap<String, (f64, bool)>,
     /// `primary` records' last agreed primary (record key → endpoint label).
     pub primaries: BTreeMap<String, String>,
+    /// Decided-state history per endpoint label (state file): the state it was
+    /// saved with, and its history then.
+    pub history: BTreeMap<String, (HealthState, History)>,
+    /// Since when the history counts (state file).
+    pub counted_since_ms: Option<u64>,
+}
+
+/// An endpoint's decided-state history: when it last changed and how often.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Wall clock of the last change (of the first decision while none).
+    pub changed_at_ms: u64,
+    /// Changes either way (flaps).
+    pub changes: u64,
+    /// Times it went down (a first decision of down included).
+    pub downs: u64,
+    /// Time spent down up to the last change, in milliseconds.
+    pub down_ms: u64,
 }
 
 /// A decided state as the state file keeps it.
@@ -88,8 +106,8 @@ pub struct Restored {
 pub struct DecidedRecord {
     /// Up or down.
     pub state: HealthState,
-    /// Wall clock of the last change.
-    pub changed_at_ms: u64,
+    /// When it last changed, and how often.
+    pub history: History,
     /// Flap-damping penalty, now.
     pub penalty: f64,
     /// Whether the way back is withheld.
@@ -230,8 +248,6 @@ struct Decided {
     state: HealthState,
     /// From the state file or peers, not yet voted on.
     restored: bool,
-    /// Wall clock of the last change (state file).
-    changed_at_ms: u64,
 }
 
 /// What the board knows of one endpoint (parallel to the slots, so a decision over
@@ -249,6 +265,8 @@ struct Known {
     raw: Option<HealthState>,
     /// On a slow start since.
     ramp: Option<Duration>,
+    /// The decided state's history (kept with the decided state).
+    history: History,
 }
 
 /// What the board takes from the config per endpoint.
@@ -296,6 +314,9 @@ pub struct Board {
     next_wake: Option<Duration>,
     /// When this process's probes last abstained (see [`Board::impaired`]).
     last_abstention: Option<Duration>,
+    /// Counts changes of decided states (and first decisions): their history moved
+    /// even where an operator's force hides them from the answers.
+    decided_version: u64,
 }
 
 impl Board {
@@ -322,14 +343,24 @@ impl Board {
             ready: false,
             next_wake: None,
             last_abstention: None,
+            decided_version: 0,
         };
         let mut carried: HashMap<String, Known> = HashMap::new();
+        for (label, (_, history)) in &restored.history {
+            carried.entry(label.clone()).or_default().history = *history;
+        }
         for (label, &state) in &restored.states {
-            carried.entry(label.clone()).or_default().decided = Some(Decided {
+            let known = carried.entry(label.clone()).or_default();
+            known.decided = Some(Decided {
                 state,
                 restored: true,
-                changed_at_ms: now_ms,
             });
+            // The saved time of the last change holds only for the state it was
+            // saved with (peers may know of a change made while this server was away).
+            let saved = restored.history.get(label).map(|(saved, _)| *saved);
+            if saved != Some(state) {
+                known.history.changed_at_ms = now_ms;
+            }
         }
         for (label, &(penalty, suppressed)) in &restored.damping {
             carried.entry(label.clone()).or_default().damper =
@@ -704,8 +735,9 @@ impl Board {
             match (state, known.decided.as_mut()) {
                 (Some(state), Some(decided)) => {
                     if decided.state != *state {
+                        known.history.change(decided.state, *state, now_ms);
                         decided.state = *state;
-                        decided.changed_at_ms = now_ms;
+                        self.decided_version += 1;
                     }
                     decided.restored &= !votes.any();
                 }
@@ -713,8 +745,12 @@ impl Board {
                     known.decided = Some(Decided {
                         state: *state,
                         restored: false,
-                        changed_at_ms: now_ms,
                     });
+                    known.history.changed_at_ms = now_ms;
+                    if *state == HealthState::Down {
+                        known.history.downs += 1;
+                    }
+                    self.decided_version += 1;
                 }
                 (None, _) => {}
             }
@@ -1078,6 +1114,17 @@ impl Board {
             .collect()
     }
 
+    /// A number that changes whenever a decided state (and so its history) does.
+    pub fn decided_version(&self) -> u64 {
+        self.decided_version
+    }
+
+    /// An endpoint's decided-state history (None before its first decision).
+    pub fn history(&self, endpoint: EndpointIndex) -> Option<History> {
+        let known = self.known.get(endpoint.0 as usize)?;
+        known.decided.map(|_| known.history)
+    }
+
     /// Decided states for the state file, with their damping as of `now`.
     pub fn decided_states(&self, now: Duration) -> BTreeMap<String, DecidedRecord> {
         self.slots
@@ -1088,13 +1135,27 @@ impl Board {
                 let damper = known.damper.unwrap_or_default();
                 let record = DecidedRecord {
                     state: decided.state,
-                    changed_at_ms: decided.changed_at_ms,
+                    history: known.history,
                     penalty: slot.damping.map_or(0.0, |r| damper.penalty(now, &r)),
                     suppressed: damper.is_suppressed(),
                 };
                 Some((slot.label.clone(), record))
             })
             .collect()
+    }
+}
+
+impl History {
+    /// Notes a change of the decided state from `from` to `to` at `now_ms`.
+    fn change(&mut self, from: HealthState, to: HealthState, now_ms: u64) {
+        if from == HealthState::Down {
+            self.down_ms += now_ms.saturating_sub(self.changed_at_ms);
+        }
+        if to == HealthState::Down {
+            self.downs += 1;
+        }
+        self.changes += 1;
+        self.changed_at_ms = now_ms;
     }
 }
 

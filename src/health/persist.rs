@@ -55,6 +55,10 @@ pub struct SavedState {
     /// restart during a split brain still holds the right one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub primaries: BTreeMap<String, String>,
+    /// Unix milliseconds since which the endpoints' `changes`, `downs` and `down_ms`
+    /// count (absent in files written before they were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_since_ms: Option<u64>,
 }
 
 /// One endpoint's saved state.
@@ -70,6 +74,19 @@ pub struct SavedEndpoint {
     /// Whether flap damping withholds the way back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
+    /// Changes of the decided state either way, since the state's `counted_since_ms`.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub changes: u64,
+    /// Changes to down (a first decision of down included).
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub downs: u64,
+    /// Milliseconds spent down up to `changed_at_ms`.
+    #[serde(default, skip_serializing_if = "is_zero_count")]
+    pub down_ms: u64,
+}
+
+fn is_zero_count(value: &u64) -> bool {
+    *value == 0
 }
 
 fn is_zero(value: &f64) -> bool {
@@ -160,6 +177,24 @@ mod tests {
     }
 
     #[test]
+    fn history_counters_are_optional_both_ways() {
+        // A file of an older version: no counters, read as zero.
+        let old: SavedState = serde_json::from_str(
+            r#"{"version": 1, "saved_at_ms": 5, "endpoints": {"web/a": {"state": "down", "changed_at_ms": 4}}}"#,
+        )
+        .unwrap();
+        let a = old.endpoints["web/a"];
+        assert_eq!((a.changes, a.downs, a.down_ms), (0, 0, 0));
+        assert_eq!(old.counted_since_ms, None);
+        // Zero counters are not written, so an older version reads what it knows.
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(
+            !text.contains("changes") && !text.contains("counted_since"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_older_state_never_overwrites_a_newer_one() {
         let dir = tempfile::tempdir().unwrap();
         let writer = StateWriter::new(dir.path().join("state.json"));
@@ -192,6 +227,9 @@ mod tests {
                 changed_at_ms: 4,
                 penalty: 1200.5,
                 suppressed: true,
+                changes: 7,
+                downs: 4,
+                down_ms: 90_000,
             },
         );
         save(&path, &state).unwrap();

@@ -525,29 +525,108 @@ pub fn decide_pinned(
     }
 }
 
-/// `(outcome, pool)` in words, as status and explain show them: `healthy`,
-/// `failover` (a pool other than the first), `degraded`, `fail-open`, `fallback`, `nodata`.
-pub fn describe_outcome(config: &Config, decision: &Decision) -> (String, Option<String>) {
+/// Why a record is answered by another pool than its first one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverCause {
+    /// Health: the pools before it are down (or, degraded, no pool is up).
+    Health,
+    /// An operator's manual failover (`ctl failover`).
+    Operator,
+}
+
+impl FailoverCause {
+    /// Both, in metric label order.
+    pub const ALL: [Self; 2] = [Self::Health, Self::Operator];
+
+    /// The word status, metrics and events use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for FailoverCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A decision in words, as status, explain, `ctl` and the events show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutcomeWords {
+    /// `healthy`, `failover` (another pool than the first, or an operator's pool),
+    /// `degraded`, `fail-open`, `fallback`, `nodata`, `primary` or `conflict`.
+    pub outcome: &'static str,
+    /// The pool answered (failover, fallback, primary), if one.
+    pub pool: Option<String>,
+    /// Why `failover` or `degraded`: health, or an operator's manual failover.
+    pub cause: Option<FailoverCause>,
+}
+
+impl fmt::Display for OutcomeWords {
+    /// `healthy (pool web-eu)`, `failover (operator) to web-us`, `fail-open`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.outcome)?;
+        if let Some(cause) = self.cause {
+            write!(f, " ({cause})")?;
+        }
+        match (&self.pool, self.outcome) {
+            (Some(pool), "failover") => write!(f, " to {pool}"),
+            (Some(pool), _) => write!(f, " (pool {pool})"),
+            (None, _) => Ok(()),
+        }
+    }
+}
+
+/// A decision in words. `pools` is the record's own pool list for the clients
+/// concerned (from [`pools_for`], before any manual failover) and `pin` the pool an
+/// operator failed the record over to, if any: a failover record answered by its
+/// first pool is `healthy` (pinned there or not); answered by the operator's pool,
+/// a `failover` caused by the operator; answered by another, a `failover` caused by
+/// health. A weighted or multivalue record answered from the operator's pool alone
+/// is a `failover` caused by the operator (unless that is its only pool).
+pub fn describe_outcome(
+    config: &Config,
+    pools: &[PoolIndex],
+    pin: Option<PoolIndex>,
+    decision: &Decision,
+) -> OutcomeWords {
+    let name = |pool: PoolIndex| Some(config.pool(pool).name.clone());
+    let words = |outcome, pool, cause| OutcomeWords {
+        outcome,
+        pool,
+        cause,
+    };
     match decision.outcome {
         Outcome::Healthy { pool: Some(pool) } => {
-            let first = decision.pools.first().map(|v| v.pool) == Some(pool);
-            (
-                if first { "healthy" } else { "failover" }.to_owned(),
-                Some(config.pool(pool).name.clone()),
-            )
+            if pools.first() == Some(&pool) {
+                words("healthy", name(pool), None)
+            } else if pin == Some(pool) {
+                words("failover", name(pool), Some(FailoverCause::Operator))
+            } else {
+                words("failover", name(pool), Some(FailoverCause::Health))
+            }
         }
-        Outcome::Healthy { pool: None } => ("healthy".to_owned(), None),
-        Outcome::Degraded => ("degraded".to_owned(), None),
-        Outcome::FailOpen => ("fail-open".to_owned(), None),
-        Outcome::Fallback { pool } => ("fallback".to_owned(), Some(config.pool(pool).name.clone())),
-        Outcome::NoData => ("nodata".to_owned(), None),
-        Outcome::Primary { endpoint } => (
-            "primary".to_owned(),
-            Some(config.pool(config.endpoint(endpoint).pool).name.clone()),
-        ),
-        Outcome::Conflict { held } => (
-            "conflict".to_owned(),
-            held.map(|e| config.pool(config.endpoint(e).pool).name.clone()),
+        Outcome::Healthy { pool: None } => match (pin, decision.pools.as_slice()) {
+            (Some(pin), [only]) if only.pool == pin && pools != [pin] => {
+                words("failover", name(pin), Some(FailoverCause::Operator))
+            }
+            _ => words("healthy", None, None),
+        },
+        Outcome::Degraded => words("degraded", None, Some(FailoverCause::Health)),
+        Outcome::FailOpen => words("fail-open", None, None),
+        Outcome::Fallback { pool } => words("fallback", name(pool), None),
+        Outcome::NoData => words("nodata", None, None),
+        Outcome::Primary { endpoint } => {
+            words("primary", name(config.endpoint(endpoint).pool), None)
+        }
+        Outcome::Conflict { held } => words(
+            "conflict",
+            held.and_then(|e| name(config.endpoint(e).pool)),
+            None,
         ),
     }
 }

@@ -111,12 +111,13 @@ pub fn check(config: &Config, proposed: Proposed<'_>) -> Result<(), SafetyError>
                 proposed.after,
             );
             let what = || format!("{} {}", record.name, record.record_type);
+            let pin_after = proposed.after.pin(index);
             if serving(&before) && !serving(&after) {
                 return Err(SafetyError::NoPoolUp {
                     record: what(),
                     clients,
                     pools: pool_counts(config, &after),
-                    answer: answer(config, &before, &after),
+                    answer: answer(config, pools, pin_after, &before, &after),
                 });
             }
             if after.candidates.is_empty() && !before.candidates.is_empty() {
@@ -135,7 +136,7 @@ pub fn check(config: &Config, proposed: Proposed<'_>) -> Result<(), SafetyError>
                 return Err(SafetyError::StillAnswered {
                     record: what(),
                     clients,
-                    outcome: describe_outcome(config, &after).0,
+                    outcome: describe_outcome(config, pools, pin_after, &after).to_string(),
                     endpoints: still.join(", "),
                 });
             }
@@ -252,11 +253,17 @@ fn pool_counts(config: &Config, decision: &Decision) -> String {
 
 /// What a decision answers, in words ("fail-open: web-eu/eu-1, web-eu/eu-2
 /// (unchanged)").
-fn answer(config: &Config, before: &Decision, after: &Decision) -> String {
-    let (outcome, pool) = describe_outcome(config, after);
-    let outcome = match pool {
-        Some(pool) => format!("{outcome} {pool}"),
-        None => outcome,
+fn answer(
+    config: &Config,
+    pools: &[PoolIndex],
+    pin: Option<PoolIndex>,
+    before: &Decision,
+    after: &Decision,
+) -> String {
+    let words = describe_outcome(config, pools, pin, after);
+    let outcome = match words.pool {
+        Some(pool) => format!("{} {pool}", words.outcome),
+        None => words.outcome.to_owned(),
     };
     if after.candidates.is_empty() {
         return "nothing (NODATA)".to_owned();

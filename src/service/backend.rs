@@ -16,7 +16,7 @@ use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
 use crate::admin::{AdminBackend, SyncError};
 use crate::config::Secret;
 use crate::dns::SharedSnapshot;
-use crate::health::overrides::{Change, Entry, OverrideError};
+use crate::health::overrides::{Change, Entry, OverrideError, Target};
 use crate::health::peering::{KnownServers, Standing, sign_peer, verify_peer};
 use crate::health::report::ReportError;
 use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
@@ -342,6 +342,12 @@ impl AdminBackend for ServiceBackend {
             transfer.metrics().render(&mut out);
         }
         render_dnssec(&self.shared.load_full(), &mut out);
+        let name = metrics::EVENT_JOURNAL_DROPPED_TOTAL;
+        let _ = writeln!(
+            out,
+            "# HELP {name} Events not written to the event journal (queue full, a write failed, or handed to a replacing process).\n# TYPE {name} counter\n{name} {}",
+            self.events.journal_dropped()
+        );
         if let Some(stats) = &self.admin_stats {
             render_admin_connections(stats, &mut out);
         }
@@ -719,12 +725,25 @@ fn render_metrics(
         "Records answering in an all-down mode (fail-open, fallback, nodata) for some clients.",
         &["fail-open", "fallback", "nodata"],
     );
-    record_gauge(
-        &mut out,
-        "failoverd_record_failed_over",
-        "Records answered by another pool than their first, or degraded, for some clients.",
-        &["failover", "degraded"],
+    let name = metrics::RECORD_FAILED_OVER;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Records answered by another pool than their first, or degraded, for some clients, by cause: health (the pools before are down) or operator (a manual failover).\n# TYPE {name} gauge"
     );
+    for record in &status.records {
+        for cause in crate::policy::FailoverCause::ALL {
+            let on = record.answers.iter().any(|a| {
+                matches!(a.outcome.as_str(), "failover" | "degraded") && a.cause == Some(cause)
+            });
+            let _ = writeln!(
+                out,
+                "{name}{{record=\"{}\",type=\"{}\",cause=\"{cause}\"}} {}",
+                escape(&record.name),
+                record.record_type,
+                u8::from(on)
+            );
+        }
+    }
     record_gauge(
         &mut out,
         "failoverd_record_primary_conflict",
@@ -761,6 +780,38 @@ fn render_metrics(
             "failoverd_overrides_active{{action=\"{action}\"}} {count}"
         );
     }
+    let now_ms = unix_ms();
+    let name = metrics::OVERRIDE_AGE;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Seconds each operator override has been in force, by kind (endpoint, pool, record), target as ctl names it (POOL/NAME, POOL, a record name; type for a record of one type) and action.\n# TYPE {name} gauge"
+    );
+    for entry in &status.overrides {
+        let Some(action) = &entry.action else {
+            continue;
+        };
+        let (kind, target, record_type) = match &entry.target {
+            Target::Endpoint(label) => ("endpoint", label.as_str(), None),
+            Target::Pool(pool) => ("pool", pool.as_str(), None),
+            Target::Record { name, record_type } => ("record", name.as_str(), *record_type),
+            // Expanded into concrete targets before it is held; kept for completeness.
+            Target::Region(region) => ("region", region.as_str(), None),
+        };
+        let record_type = record_type.map_or_else(String::new, |t| format!(",type=\"{t}\""));
+        let _ = writeln!(
+            out,
+            "{name}{{kind=\"{kind}\",target=\"{}\"{record_type},action=\"{}\"}} {:.3}",
+            escape(target),
+            action_name(action),
+            now_ms.saturating_sub(entry.at_ms) as f64 / 1000.0
+        );
+    }
+    let name = metrics::OVERRIDE_WARN_AFTER;
+    let _ = writeln!(
+        out,
+        "# HELP {name} [health] override_warn_after: an override in force longer is called out (0: never).\n# TYPE {name} gauge\n{name} {}",
+        status.override_warn_after_ms as f64 / 1000.0
+    );
     flag_gauge(
         &mut out,
         "failoverd_pool_up",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::admin::api::PeerState;
 use crate::config::{ColdStart, Config};
-use crate::health::board::Restored;
+use crate::health::board::{History, Restored};
 use crate::health::overrides::{Action, Entry, Stamp, Target, check_entry};
 use crate::health::peering::{KnownServers, request_text, sign_peer, verify_peer};
 use crate::health::persist;
@@ -86,6 +86,20 @@ pub(crate) async fn initial(
                         );
                     }
                 }
+                initial.history = saved
+                    .endpoints
+                    .iter()
+                    .map(|(label, e)| {
+                        let history = History {
+                            changed_at_ms: e.changed_at_ms,
+                            changes: e.changes,
+                            downs: e.downs,
+                            down_ms: e.down_ms,
+                        };
+                        (label.clone(), (e.state, history))
+                    })
+                    .collect();
+                initial.counted_since_ms = saved.counted_since_ms;
                 initial.states = saved
                     .endpoints
                     .into_iter()

@@ -85,6 +85,7 @@ impl Service {
         let _ = self.paused.send(true);
         let result = self.start_replacement(program, args).await;
         if result.is_err() {
+            self.events.pause_journal(false).await;
             let _ = self.plane.inputs.send(PlaneInput::Resume).await;
             let _ = self.paused.send(false);
         }
@@ -105,6 +106,8 @@ impl Service {
         let state = state
             .await
             .map_err(|_| HandoverError::NotReady("the health plane has stopped".to_owned()))?;
+        // The new process carries the event journal on from what is on disk now.
+        self.events.pause_journal(true).await;
         // An unlinked file: nothing is left on disk whatever happens.
         let mut file = tempfile::tempfile().map_err(HandoverError::State)?;
         serde_json::to_writer(&mut file, &state)

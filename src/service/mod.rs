@@ -441,7 +441,16 @@ impl Service {
             .map(|d| d.listening().to_vec())
             .unwrap_or_default();
         let (paused, paused_rx) = tokio::sync::watch::channel(false);
-        let events = Arc::new(EventLog::default());
+        let events = Arc::new(match plane::state_file(role, &config) {
+            Some(state_file) => {
+                let path = events::journal_path(state_file);
+                EventLog::with_journal(&path).unwrap_or_else(|error| {
+                    tracing::error!(%error, "cannot open the event journal; events are kept in memory only");
+                    EventLog::default()
+                })
+            }
+            None => EventLog::default(),
+        });
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let plane = Plane::start(
             role,
@@ -454,7 +463,8 @@ impl Service {
             shutdown.clone(),
         );
         if let Some(transfer) = &transfer {
-            notify::spawn(transfer.clone(), shutdown.clone());
+            let listen = dns.as_ref().map_or_else(Vec::new, |d| d.addresses.clone());
+            notify::spawn(transfer.clone(), listen, shutdown.clone());
             transfer.announce();
         }
         let mut admin_addresses = Vec::new();
@@ -742,11 +752,15 @@ impl Service {
             &self.plane.metrics.reloads_failed
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self
-            .plane
-            .inputs
-            .send(PlaneInput::ReloadOutcome(outcome.clone()))
-            .await;
+        // Returned once status shows it.
+        let (shown, seen) = oneshot::channel();
+        let input = PlaneInput::ReloadOutcome {
+            outcome: outcome.clone(),
+            shown,
+        };
+        if self.plane.inputs.send(input).await.is_ok() {
+            let _ = seen.await;
+        }
         (result.map(|(warnings, _)| warnings), outcome)
     }
 
@@ -797,6 +811,7 @@ impl Service {
         if let Some(dns) = self.dns {
             dns.shutdown().await;
         }
+        self.events.flush_journal().await;
         if let Some((_, writer)) = self.dnstap {
             // Writes what is queued and closes the stream (STOP/FINISH).
             let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;

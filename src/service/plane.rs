@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::EventLog;
 use crate::admin::api::{
-    AnswerStatus, DampingStatus, EndpointStatus, IsolationStatus, PoolStatus, ProbeStatus,
-    RecordStatus, ReloadStatus, Status, VantageStatus,
+    AnswerStatus, DampingStatus, EndpointStatus, HistoryStatus, IsolationStatus, PoolStatus,
+    ProbeStatus, RecordStatus, ReloadStatus, Status, VantageStatus,
 };
-use crate::config::{Config, IsolationMode};
+use crate::config::{Config, IsolationMode, Selection};
 use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};
 use crate::health::board::{Board, LocalChange, LocalObservation, Restored};
@@ -35,7 +35,7 @@ use crate::health::persist::SavedState;
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
 use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, LocalFault};
-use crate::model::{EndpointIndex, HealthState};
+use crate::model::{EndpointIndex, HealthState, RecordIndex};
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
 use crate::probe::scheduler::{self, ProbeEvent};
@@ -81,8 +81,11 @@ pub(crate) enum PlaneInput {
         keys: Option<Arc<crate::dnssec::KeyRing>>,
         reply: oneshot::Sender<()>,
     },
-    /// Record the outcome of a reload attempt (shown in status).
-    ReloadOutcome(ReloadStatus),
+    /// Record the outcome of a reload attempt; `shown` once status shows it.
+    ReloadOutcome {
+        outcome: ReloadStatus,
+        shown: oneshot::Sender<()>,
+    },
     /// A replacing process takes over: reply with the state to hand it, then change
     /// nothing and save nothing (changes get 503) until [`PlaneInput::Resume`].
     HandOver { reply: oneshot::Sender<SavedState> },
@@ -197,6 +200,14 @@ pub(crate) struct Plane {
     /// DNSSEC: jitter seed of the re-signing timer, and a retry after a failure.
     resign_seed: u64,
     resign_retry: Option<Instant>,
+    /// Since when the endpoints' history counts (state file, else this start).
+    counted_since_ms: u64,
+    /// Overrides in force longer than `override_warn_after` at the last look (status
+    /// calls them out; a change rebuilds it).
+    old_overrides: usize,
+    /// The board's decided version at the last decision (a change moves history,
+    /// which status shows and the state file keeps, even behind an operator's force).
+    decided_version: u64,
 }
 
 mod operator;
@@ -348,6 +359,9 @@ impl Plane {
             primaries: PrimaryMemory::restored(restored.primaries.clone()),
             resign_seed: process_nonce() as u64,
             resign_retry: None,
+            counted_since_ms: restored.counted_since_ms.unwrap_or_else(unix_ms),
+            old_overrides: 0,
+            decided_version: 0,
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the
@@ -435,6 +449,7 @@ impl Plane {
                 _ = tick.tick() => {
                     self.refresh_verdict_ages();
                     self.expire_overrides();
+                    self.note_old_overrides();
                     if self.save_failed() {
                         self.save_state(); // until the disk takes it again
                     }
@@ -483,9 +498,11 @@ impl Plane {
                 self.reload(config, zones, keys, shutdown).await;
                 let _ = reply.send(());
             }
-            PlaneInput::ReloadOutcome(outcome) => {
+            PlaneInput::ReloadOutcome { outcome, shown } => {
                 self.last_reload = Some(outcome);
                 self.dirty = true;
+                self.refresh_status();
+                let _ = shown.send(());
             }
             PlaneInput::HandOver { reply } => {
                 let state = self.hand_over();
@@ -746,6 +763,11 @@ impl Plane {
                 self.dirty = true;
             }
             self.log_damping_changes();
+            let decided = self.board.decided_version();
+            if decided != std::mem::replace(&mut self.decided_version, decided) {
+                self.dirty = true;
+                self.save_pending = true;
+            }
             if health != self.published {
                 self.publish(health, &tally).await;
                 self.dirty = true;
@@ -763,13 +785,7 @@ impl Plane {
             }
         }
         if self.dirty && self.status_spacing.due() {
-            if let Some(tally) = self.board.last_tally().cloned() {
-                let started = Instant::now();
-                self.status
-                    .send_replace(Arc::new(self.build_status(&tally)));
-                self.status_spacing.ran(started);
-            }
-            self.dirty = false;
+            self.refresh_status();
         }
         if self.save_pending && self.save_spacing.due() {
             let started = Instant::now();
@@ -777,6 +793,20 @@ impl Plane {
             self.save_spacing.ran(started);
             self.save_pending = false;
         }
+    }
+
+    /// Rebuilds status now if anything it shows changed (whatever its spacing).
+    fn refresh_status(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        if let Some(tally) = self.board.last_tally().cloned() {
+            let started = Instant::now();
+            self.status
+                .send_replace(Arc::new(self.build_status(&tally)));
+            self.status_spacing.ran(started);
+        }
+        self.dirty = false;
     }
 
     /// Notes that an input which may change the answers arrived at `at`.
@@ -1010,6 +1040,13 @@ impl Plane {
                 }
                 EndpointStatus {
                     drained: self.effects.drained.get(i).copied().unwrap_or(false),
+                    forced_by_operator: self.effects.forced.get(i).is_some_and(Option::is_some),
+                    history: self.board.history(index).map(|h| HistoryStatus {
+                        changed_at_ms: h.changed_at_ms,
+                        changes: h.changes,
+                        downs: h.downs,
+                        down_ms: h.down_ms,
+                    }),
                     endpoint: config.endpoint_label(index),
                     target: config.endpoint(index).target.to_string(),
                     state: health.state,
@@ -1049,6 +1086,10 @@ impl Plane {
         let mut records = Vec::new();
         for (r, answer) in snapshot.dynamic.iter().enumerate() {
             let record = &config.records[r];
+            let pin = snapshot
+                .health
+                .pin(RecordIndex(r as u32))
+                .filter(|_| record.selection != Selection::Primary);
             let mut answers = Vec::new();
             for (s, set) in answer.sets.iter().enumerate() {
                 let decision = &set.decision;
@@ -1061,7 +1102,12 @@ impl Plane {
                         up: verdict.up,
                     });
                 }
-                let (outcome, pool) = crate::policy::describe_outcome(config, decision);
+                let words = crate::policy::describe_outcome(
+                    config,
+                    answer.pools_of_set(s, config),
+                    pin,
+                    decision,
+                );
                 answers.push(AnswerStatus {
                     regions: answer.regions_of_set(s, config),
                     pools: decision
@@ -1069,8 +1115,10 @@ impl Plane {
                         .iter()
                         .map(|v| config.pool(v.pool).name.clone())
                         .collect(),
-                    outcome,
-                    pool,
+                    outcome: words.outcome.to_owned(),
+                    cause: words.cause,
+                    pinned: pin.map(|p| config.pool(p).name.clone()),
+                    pool: words.pool,
                     held_by_gate: decision
                         .pools
                         .iter()
@@ -1131,7 +1179,7 @@ impl Plane {
                 missing: isolation.missing,
             }
         });
-        Status {
+        let mut status = Status {
             generation: snapshot.generation,
             vantage: Some(local),
             ready: self.board.ready(),
@@ -1148,7 +1196,12 @@ impl Plane {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
-        }
+            attention: Vec::new(),
+            counted_since_ms: self.counted_since_ms,
+            override_warn_after_ms: config.health.override_warn_after.as_millis() as u64,
+        };
+        status.attention = crate::admin::attention::notices(&status, unix_ms());
+        status
     }
 }
 
@@ -1209,6 +1262,13 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
         .map(|&r| (&before.dynamic[r], &after.dynamic[r]))
     {
         let record = &config.records[new.record.0 as usize];
+        let pin = |snapshot: &Snapshot| {
+            snapshot
+                .health
+                .pin(new.record)
+                .filter(|_| record.selection != Selection::Primary)
+        };
+        let (pin_before, pin_after) = (pin(before), pin(after));
         for (s, (a, b)) in old.sets.iter().zip(&new.sets).enumerate() {
             let answers = |set: &crate::dns::answers::VariantSet| -> Vec<String> {
                 set.decision
@@ -1223,17 +1283,20 @@ fn log_answer_changes(events: &EventLog, config: &Config, before: &Snapshot, aft
                     .iter()
                     .zip(&b.decision.candidates)
                     .all(|(x, y)| x.endpoint == y.endpoint);
-            if a.decision.outcome != b.decision.outcome || !same_candidates {
+            let pools = new.pools_of_set(s, config);
+            let was = crate::policy::describe_outcome(config, pools, pin_before, &a.decision);
+            let is = crate::policy::describe_outcome(config, pools, pin_after, &b.decision);
+            if was != is || !same_candidates {
                 crate::event!(
                     events,
                     info,
                     "record",
-                    "answer changed",
+                    ("answer changed: {is}"),
                     record = record.name,
                     record_type = record.record_type,
                     regions = format!("{:?}", new.regions_of_set(s, config)),
-                    old_outcome = a.decision.outcome,
-                    new_outcome = b.decision.outcome,
+                    old_outcome = was,
+                    new_outcome = is,
                     before = format!("{:?}", answers(a)),
                     after = format!("{:?}", answers(b)),
                 );

@@ -710,3 +710,44 @@ fn check_config_says_ok_on_stdout_and_a_missing_file_once() {
         "failoverd: cannot read /nonexistent/failoverd.toml: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn notify_source_must_be_an_address_of_this_host() {
+    let secondary = "[[transfer.secondaries]]\nname = \"s\"\nnotify = [\"127.0.0.1:53\"]\n";
+    for (value, text) in [
+        (
+            "192.0.2.1:53",
+            "is not an IP address (write it without a port",
+        ),
+        ("0.0.0.0", "is not an address of this host"),
+    ] {
+        let d = errors(&format!(
+            "[transfer]\nnotify_source = \"{value}\"\n{secondary}"
+        ));
+        assert_error(&d, "transfer.notify_source", text);
+    }
+    // An address this host does not have: a warning (every NOTIFY would fail).
+    let text = format!("{BASE}\n[transfer]\nnotify_source = \"192.0.2.1\"\n{secondary}");
+    let loaded =
+        service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+    let warning = loaded
+        .warnings
+        .warnings
+        .iter()
+        .find(|w| {
+            w.path
+                .as_ref()
+                .is_some_and(|p| p.to_string() == "transfer.notify_source")
+        })
+        .unwrap_or_else(|| panic!("a warning; got:\n{}", loaded.warnings));
+    assert!(warning.message.contains("NOTIFYs will fail"), "{warning}");
+    // One of its own: accepted without a word.
+    let text = format!("{BASE}\n[transfer]\nnotify_source = \"127.0.0.1\"\n{secondary}");
+    let loaded =
+        service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+    assert!(
+        !loaded.warnings.to_string().contains("notify_source"),
+        "{}",
+        loaded.warnings
+    );
+}

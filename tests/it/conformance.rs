@@ -435,6 +435,18 @@ fn corpus() -> Vec<Case> {
         },
         Transport::Udp,
     );
+    add(
+        "authority record in a query",
+        {
+            let mut out = header(0, 1, 0, 1, 0);
+            out.extend(question("www.example.test", 1, IN));
+            out.extend(name("example.test"));
+            out.extend_from_slice(&[0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0]);
+            out.extend_from_slice(&[0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+            out
+        },
+        Transport::Udp,
+    );
     // Names out of the zone and special names.
     add(
         "out of zone A",
@@ -612,4 +624,79 @@ fn failoverd_agrees_with_knot_and_nsd_wherever_they_agree() {
         peers_agree * 2 > corpus.len(),
         "the peers agree on most of the corpus"
     );
+}
+
+/// QCLASS ANY (RFC 1035 §3.2.5), where Knot and NSD differ: both answer from the IN
+/// data (question echoed with class ANY, records of class IN); Knot sets AA and puts
+/// the SOA in an NXDOMAIN's authority section, NSD clears AA (RFC 1035 §6.2: an
+/// answer for several classes is authoritative only if it covers them all) and sends
+/// no SOA. failoverd serves class IN alone, so the IN answer covers every class it
+/// has: it answers as Knot does. Prints each case's three answers.
+#[test]
+fn qclass_any_is_answered_from_the_in_data_as_knot_answers_it() {
+    if !installed("knotd", "knot") || !installed("nsd", "nsd") {
+        return;
+    }
+    const ANY: u16 = 255;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zones = [ZoneFile {
+        origin: "example.test".into(),
+        path: data_dir().join("zones/example.test.zone"),
+    }];
+    let knot = Peer::knot(dir.path(), &zones);
+    let nsd = Peer::nsd(dir.path(), &zones);
+    let server = TestServer::start(SERVER_HEAD);
+    let cases = [
+        ("apex SOA class ANY", query(0, "example.test", 6, ANY)),
+        ("www A class ANY", query(0, "www.example.test", 1, ANY)),
+        ("www A class ANY, RD", query(RD, "www.example.test", 1, ANY)),
+        (
+            "mail AAAA class ANY",
+            query(0, "mail.example.test", 28, ANY),
+        ),
+        (
+            "www MX class ANY (NODATA)",
+            query(0, "www.example.test", 15, ANY),
+        ),
+        (
+            "nothing A class ANY (NXDOMAIN)",
+            query(0, "nothing.example.test", 1, ANY),
+        ),
+        (
+            "alias1 A class ANY (CNAME chain)",
+            query(0, "alias1.example.test", 1, ANY),
+        ),
+        (
+            "host.sub A class ANY (referral)",
+            query(0, "host.sub.example.test", 1, ANY),
+        ),
+        (
+            "out of zone A class ANY",
+            query(0, "www.example.org", 1, ANY),
+        ),
+        ("www A class ANY, edns", {
+            let mut out = header(0, 1, 0, 0, 1);
+            out.extend(question("www.example.test", 1, ANY));
+            out.extend(opt(1232, 0, false, &[]));
+            out
+        }),
+    ];
+    let mut failures = Vec::new();
+    for (label, bytes) in cases {
+        let case = Case {
+            label: label.into(),
+            bytes,
+            transport: Transport::Udp,
+        };
+        let (k, n, ours) = (
+            exchange(knot.addr, &case),
+            exchange(nsd.addr, &case),
+            exchange(server.addr, &case),
+        );
+        eprintln!("{label}:\n Knot:      {k}\n NSD:       {n}\n failoverd: {ours}");
+        if ours != k {
+            failures.push(format!("{label}:\n Knot:      {k}\n failoverd: {ours}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

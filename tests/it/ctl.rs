@@ -396,7 +396,7 @@ fn ctl_zone_read_prints_the_zone_as_served_in_zone_file_text() {
     for want in [
         "example.test.\t60\tIN\tSOA\tns1.example.test. hostmaster.example.test. 2026010101 3600 900 604800 120",
         "example.test.\t3600\tIN\tTXT\t\"apex\"",
-        "; app.example.test. A: dynamic, healthy web-eu",
+        "; app.example.test. A: dynamic, healthy (pool web-eu)",
         "app.example.test.\t5\tIN\tA\t192.0.2.10",
         "*.wild.example.test.\t3600\tIN\tA\t192.0.2.99",
     ] {
@@ -407,7 +407,7 @@ fn ctl_zone_read_prints_the_zone_as_served_in_zone_file_text() {
     assert!(ok, "{out}");
     let (_, now) = s.ctl(&["zone-read", "example.test"]);
     assert!(
-        now.contains("; app.example.test. A: dynamic, failover web-us"),
+        now.contains("; app.example.test. A: dynamic, failover (health) to web-us"),
         "{now}"
     );
     assert!(

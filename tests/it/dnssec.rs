@@ -1063,3 +1063,107 @@ fn a_key_activating_later_signs_from_its_time_without_a_reload() {
     assert!(wait_until(WAIT, || rrsigs("www.example.test.") == 2));
     assert!(wait_until(WAIT, || rrsigs("app.example.test.") == 2));
 }
+
+/// Publish time with 10k signed dynamic names (issue 22: p99 ≤ 5 ms): the plane's
+/// publish — `with_health` then the transfer stamp — over a few hundred health
+/// changes cycling through a failover and a doubt (a down, a up, a in doubt, doubt
+/// cleared), with Ed25519 and ECDSA P-256 CSKs, with and without a secondary
+/// configured. Prints p50/p99 per case. Run: cargo test --release --test it --
+/// --ignored publish_times_with_10k_signed_dynamic_names --nocapture
+#[test]
+#[ignore]
+fn publish_times_with_10k_signed_dynamic_names() {
+    use failoverd::dns::Snapshot;
+    use failoverd::dns::xfr::TransferState;
+    use failoverd::dnssec::Signing;
+    use failoverd::health::HealthSnapshot;
+    use failoverd::model::HealthState;
+    use std::sync::Arc;
+    let changes: usize = std::env::var("CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    println!("| algorithm | transfers | changes | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|");
+    for algorithm in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
+        for transfers in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("bench.test.zone"), bench_zone(10_000)).unwrap();
+            Key::generate("bench.test.", Role::Csk, algorithm, Timing::from(0))
+                .unwrap()
+                .save(&dir.path().join("keys"))
+                .unwrap();
+            let mut text = format!(
+                "version = 1\n[server]\nlisten = [\"127.0.0.1:0\"]\n[zones]\ndirectory = \"{}\"\n\
+                 files = [\"bench.test.zone\"]\n[pools.fo]\nendpoints = [{{ address = \"127.0.0.2\", \
+                 name = \"a\" }}, {{ address = \"127.0.0.3\", name = \"b\" }}]\n",
+                dir.path().display()
+            );
+            for i in 0..10_000 {
+                text.push_str(&format!(
+                    "[[records]]\nname = \"d{i}.fo.bench.test\"\ntype = \"A\"\nttl = 60\n\
+                     policy = \"failover\"\npools = [\"fo\"]\nall_down = \"nodata\"\n"
+                ));
+            }
+            if transfers {
+                text.push_str(
+                    "[transfer]\n[[transfer.secondaries]]\nname = \"s\"\nallow = [\"127.0.0.1\"]\n",
+                );
+            }
+            text.push_str(&format!(
+                "[dnssec]\nkey_directory = \"{}/keys\"\nzones = [\"bench.test\"]\n",
+                dir.path().display()
+            ));
+            let source = failoverd::config::ConfigSource::from_text(text, dir.path());
+            let loaded = failoverd::service::load(source).unwrap_or_else(|d| panic!("{d}"));
+            let config = loaded.config.clone();
+            let up = HealthSnapshot::from_config(&config);
+            let signing = loaded.keys.clone().map(|keys| Signing {
+                keys,
+                now: unix_now(),
+            });
+            let transfer = transfers.then(|| TransferState::new(&config.transfer));
+            let publish = |snapshot: Snapshot| match &transfer {
+                Some(state) => state.stamp(snapshot),
+                None => snapshot,
+            };
+            let mut current = publish(
+                Snapshot::build_signed(
+                    config.clone(),
+                    loaded.zones,
+                    up.clone(),
+                    1,
+                    signing.as_ref(),
+                )
+                .unwrap(),
+            );
+            let mut endpoints = up.endpoints().to_vec();
+            endpoints[0].state = HealthState::Down;
+            let down = HealthSnapshot::from_health(endpoints);
+            let doubt = up.clone().with_doubt(vec![Some(2), None]);
+            let states = [down, up.clone(), doubt, up];
+            let mut times = Vec::with_capacity(changes);
+            for i in 0..changes {
+                let health = states[i % states.len()].clone();
+                let (next, ms) = timed(|| publish(current.with_health(health, i as u64 + 2)));
+                times.push(ms);
+                drop(Arc::new(std::mem::replace(&mut current, next)));
+            }
+            let serial = transfer
+                .as_ref()
+                .and_then(|t| t.serial("bench.test."))
+                .map_or_else(String::new, |s| format!(" (serial {s})"));
+            times.sort_by(f64::total_cmp);
+            let at = |q: f64| {
+                times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]
+            };
+            println!(
+                "| {algorithm:?} | {}{serial} | {changes} | {:.2} | {:.2} | {:.2} |",
+                if transfers { "yes" } else { "no" },
+                at(0.5),
+                at(0.99),
+                times[times.len() - 1],
+            );
+        }
+    }
+}

@@ -35,4 +35,5 @@ mod secret_files;
 mod transfer;
 mod transport;
 mod vantage;
+mod views;
 mod xdp;

@@ -13,7 +13,7 @@ use crate::support::{TestServer, http, integration_config};
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
-fn promtool() -> Option<&'static str> {
+pub(crate) fn promtool() -> Option<&'static str> {
     if Command::new("promtool").arg("--version").output().is_ok() {
         return Some("promtool");
     }
@@ -202,12 +202,6 @@ pools = ["db"]
         .find(|l| l.starts_with("failoverd_record_primary_conflict{"))
         .and_then(|l| l.rsplit(' ').next())
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        format!("{DEPLOY}/prometheus/alerts.yml"),
-        dir.path().join("alerts.yml"),
-    )
-    .unwrap();
     let test = format!(
         r#"rule_files: [alerts.yml]
 evaluation_interval: 15s
@@ -226,6 +220,18 @@ tests:
               runbook: "fence the node that must not be primary; failoverd ctl explain db.example.test.; failoverd ctl events"
 "#
     );
+    promtool_test_scraped(promtool, &test);
+}
+
+/// Runs `promtool test rules` on `test` (a rule test file naming `alerts.yml`) beside
+/// a copy of the shipped rules; fails the test with promtool's output if it fails.
+pub(crate) fn promtool_test_scraped(promtool: &str, test: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{DEPLOY}/prometheus/alerts.yml"),
+        dir.path().join("alerts.yml"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("scraped_test.yml"), test).unwrap();
     let output = Command::new(promtool)
         .args(["test", "rules", "scraped_test.yml"])

@@ -1,14 +1,18 @@
 //! The status page in a real headless browser (Debian's chromium and chromium-driver,
-//! driven by selenium; `.ci/run` installs them): it loads, shows the records, and
-//! reflects a drain made through the API within its refresh period. With
-//! `FAILOVERD_SCREENSHOT=PATH` it saves a screenshot (docs/status-page.png).
+//! driven by selenium; `.ci/run` installs them), at 1400 px and at 390 px, with only
+//! `status` public (tokens configured): it loads without a token, shows the records
+//! and the events, reflects a drain and a manual failover (header included) within
+//! its refresh period, shows times as ISO 8601 with the zone's offset, fail-open in
+//! red and an operator's failover in purple, and on the phone labels every value
+//! with its own column. With `FAILOVERD_SCREENSHOTS=DIR` it saves
+//! `status-page.png` (1400 px) and `status-page-phone.png` (390 px) there (docs/).
 
 use std::process::Command;
 use std::time::Duration;
 
-use failoverd::service::StartOptions;
+use crate::support::{TestServer, http, integration_config, wait_until, write_secret};
 
-use crate::support::{TestServer, http, integration_config, wait_until};
+const TOKEN: &str = "operate-token-of-the-browser-test";
 
 fn browser_available() -> bool {
     std::path::Path::new("/usr/bin/chromium").exists()
@@ -19,8 +23,44 @@ fn browser_available() -> bool {
             .is_ok_and(|s| s.success())
 }
 
+/// The integration config, a record whose only pool is down (fail-open), tokens, and
+/// only `status` public.
+fn page_config(dir: &std::path::Path) -> String {
+    write_secret(dir.join("operate.token"), TOKEN);
+    format!(
+        r#"{}
+[checks.closed]
+type = "tcp"
+port = 1
+interval = "200ms"
+timeout = "100ms"
+rise = 1
+fall = 1
+[pools.legacy]
+check = "closed"
+endpoints = [{{ address = "127.0.0.5", name = "old-1" }}, {{ address = "127.0.0.6", name = "old-2" }}]
+[[records]]
+name = "legacy.example.test"
+type = "A"
+ttl = 30
+policy = "failover"
+pools = ["legacy"]
+[health]
+state_file = "{dir}/state.json"
+[admin]
+public = ["healthz", "readyz", "status"]
+[[admin.tokens]]
+name = "oncall"
+role = "operate"
+file = "{dir}/operate.token"
+"#,
+        integration_config(),
+        dir = dir.display()
+    )
+}
+
 #[test]
-fn the_status_page_shows_the_records_and_follows_a_drain() {
+fn the_status_page_works_with_only_status_public_on_a_wide_screen_and_a_phone() {
     if !browser_available() {
         // CI installs them (.ci/run), so there a missing browser is a failure.
         assert!(
@@ -32,14 +72,8 @@ fn the_status_page_shows_the_records_and_follows_a_drain() {
         );
         return;
     }
-    let server = TestServer::start_with(
-        &integration_config(),
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = TestServer::with_admin(&page_config(dir.path()));
     let (status, page) = http(admin, "GET", "/", &[], b"");
     assert_eq!(status, 200);
     assert!(
@@ -48,11 +82,25 @@ fn the_status_page_shows_the_records_and_follows_a_drain() {
             && !page.contains("https://"),
         "one file, no external assets"
     );
+    // Events follow status's public rule; overrides do not.
+    assert_eq!(http(admin, "GET", "/v1/events", &[], b"").0, 200);
+    assert_eq!(http(admin, "GET", "/v1/overrides", &[], b"").0, 401);
+    // The dead pool is down before the page is opened (its record fails open).
+    assert!(wait_until(Duration::from_secs(5), || {
+        let status = server.service().status();
+        status
+            .records
+            .iter()
+            .any(|r| r.name == "legacy.example.test." && r.answers[0].outcome == "fail-open")
+    }));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/status_page.py");
     let mut command = Command::new("python3");
-    command.arg(script).arg(admin.to_string()).arg("eu/eu-1");
-    if let Some(path) = std::env::var_os("FAILOVERD_SCREENSHOT") {
-        command.arg(path);
+    command
+        .arg(script)
+        .arg(admin.to_string())
+        .args(["eu/eu-1", "app.example.test", "us", TOKEN]);
+    if let Some(dir) = std::env::var_os("FAILOVERD_SCREENSHOTS") {
+        command.arg(dir);
     }
     let output = command.output().expect("run the browser script");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -63,26 +111,66 @@ fn the_status_page_shows_the_records_and_follows_a_drain() {
     );
     let figures: serde_json::Value = serde_json::from_str(stdout.trim()).expect("figures");
     eprintln!(
-        "FIGURES status_page loaded_ms={} drain_seen_ms={}",
-        figures["loaded_ms"], figures["drain_seen_ms"]
+        "FIGURES status_page loaded_ms={} change_seen_ms={} iso_times={} wide_overflow={} phone_overflow={} inner_width={}",
+        figures["loaded_ms"],
+        figures["change_seen_ms"],
+        figures["iso_times"],
+        figures["wide_overflow"],
+        figures["phone_overflow"],
+        figures["inner_width"]
     );
-    let records = figures["records"].as_str().unwrap();
+    let text = |key: &str| figures[key].as_str().unwrap_or_default().to_owned();
+    let records = text("records");
     for name in [
         "app.example.test.",
         "weighted.example.test.",
         "geo.example.test.",
+        "legacy.example.test.",
     ] {
         assert!(records.contains(name), "{name} not on the page:\n{records}");
     }
+    assert!(records.contains("failover (operator)"), "{records}");
+    assert!(records.contains("fail-open"), "{records}");
+    // The header says what is wrong, worst first: fail-open is critical.
+    let banner = text("banner");
     assert!(
-        figures["overrides"]
-            .as_str()
-            .unwrap()
-            .contains("browser test")
+        banner.starts_with("CRITICAL") && banner.contains("fail-open"),
+        "{banner}"
     );
     assert!(
-        figures["drain_seen_ms"].as_u64().unwrap() < 5_500,
+        banner.contains("failover (operator): app.example.test. A → us"),
+        "{banner}"
+    );
+    assert!(banner.contains("2 overrides in force"), "{banner}");
+    assert_eq!(text("head_class"), "level-critical");
+    // Drains and forces show as such, with who and why.
+    let overrides = text("overrides");
+    assert!(
+        overrides.contains("drained") && overrides.contains("browser test"),
+        "{overrides}"
+    );
+    let endpoints = text("endpoints");
+    assert!(endpoints.contains("down since"), "{endpoints}");
+    // ISO 8601 with the zone (Europe/Paris in December: +01:00).
+    let updated = text("updated");
+    assert!(updated.contains("+01:00 (Europe/Paris)"), "{updated}");
+    assert!(figures["iso_times"].as_u64().unwrap() >= 5);
+    assert_eq!(text("fail_open_colour"), "rgb(207, 34, 46)");
+    assert_eq!(text("operator_colour"), "rgb(130, 80, 223)");
+    assert!(
+        figures["change_seen_ms"].as_u64().unwrap() < 5_500,
         "within the refresh period"
+    );
+    // The phone: nothing wider than the screen, every value beside its own column.
+    assert_eq!(figures["inner_width"], 390);
+    assert!(figures["wide_overflow"].as_i64().unwrap() <= 0);
+    assert!(figures["phone_overflow"].as_i64().unwrap() <= 0);
+    assert_eq!(figures["phone_thead"], "none");
+    assert_eq!(figures["mislabelled"], serde_json::json!([]));
+    let card = text("phone_endpoint_card");
+    assert!(
+        card.contains("eu/eu-1") && card.contains("drained"),
+        "{card}"
     );
     // The drain is real: the API agrees.
     assert!(wait_until(Duration::from_secs(1), || server

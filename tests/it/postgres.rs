@@ -13,8 +13,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use failoverd::service::StartOptions;
-
 use crate::support::dns::sorted_addresses;
 use crate::support::postgres::{PASSWORD, PgBin, PgNode, free_port};
 use crate::support::{SERVER_HEAD, TestServer, binary, http, wait_until};
@@ -60,15 +58,7 @@ on_conflict = "{on_conflict}"
 }
 
 fn start(config: &str) -> (TestServer, SocketAddr) {
-    let server = TestServer::start_with(
-        config,
-        StartOptions {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..StartOptions::default()
-        },
-    );
-    let admin = server.service().admin_address().unwrap();
-    (server, admin)
+    TestServer::with_admin(config)
 }
 
 fn status(admin: SocketAddr) -> serde_json::Value {

@@ -155,6 +155,12 @@ impl Secondary {
 
     /// Starts knotd as a secondary of `primary` on `port`.
     fn knot(dir: &Path, port: u16, primary: SocketAddr) -> Self {
+        Self::knot_notified_from(dir, port, primary, "127.0.0.1")
+    }
+
+    /// Starts knotd as a secondary of `primary` on `port`, accepting NOTIFY only
+    /// from `notify_from`.
+    fn knot_notified_from(dir: &Path, port: u16, primary: SocketAddr, notify_from: &str) -> Self {
         let dir = dir.join("knot");
         std::fs::create_dir_all(&dir).unwrap();
         let conf = format!(
@@ -179,7 +185,7 @@ remote:
     key: xfr-key
 acl:
   - id: notify_from_primary
-    address: 127.0.0.1
+    address: {notify_from}
     key: xfr-key
     action: notify
 template:
@@ -706,4 +712,350 @@ fn a_request_signed_hours_ago_is_badtime_whatever_its_fudge() {
     let raw = raw_tcp(narrow.addr, &signed_at(unix_now() - 30, u16::MAX)).expect("a reply");
     let reply = Message::from_vec(&raw).unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+}
+
+/// The answer TTL `server` gives the dynamic name (None: no answer).
+fn answer_ttl(server: SocketAddr) -> Option<u32> {
+    let reply = raw_udp_wait(
+        server,
+        &query("app.example.test.", RecordType::A).to_vec().unwrap(),
+        Duration::from_millis(300),
+    )?;
+    let reply = Message::from_vec(&reply).ok()?;
+    reply.answers.first().map(|r| r.ttl)
+}
+
+/// NOTIFYs of the zone Knot logged as received (`notify, incoming` lines).
+fn notifies_seen(knot: &Secondary) -> usize {
+    knot.log()
+        .lines()
+        .filter(|l| l.contains("notify, incoming"))
+        .count()
+}
+
+/// A signed zone transferred to a real Knot secondary, with ECDSA (KSK+ZSK, CSK)
+/// and Ed25519 keys: a health doubt that changes no answer moves no serial and
+/// sends no NOTIFY; one failover moves the serial one step and sends one NOTIFY
+/// per secondary (Knot follows). Prints a FIGURES line per key set.
+#[test]
+fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
+    use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing};
+    if !installed("knotd", "knot") {
+        return;
+    }
+    let mut results = Vec::new();
+    for (algorithm, roles, label) in [
+        (
+            Algorithm::EcdsaP256,
+            &[Role::Ksk, Role::Zsk][..],
+            "ECDSA KSK+ZSK",
+        ),
+        (Algorithm::EcdsaP256, &[Role::Csk][..], "ECDSA CSK"),
+        (Algorithm::Ed25519, &[Role::Csk][..], "Ed25519 CSK"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        for &role in roles {
+            Key::generate(
+                "example.test.",
+                role,
+                algorithm,
+                Timing::from(unix_now() - 60),
+            )
+            .unwrap()
+            .save(&dir.path().join("keys"))
+            .unwrap();
+        }
+        let a = Backend::start(ip(A), 0, None);
+        let b = Backend::start(ip(B), a.addr.port(), None);
+        let knot_port = free_port();
+        let notify = [SocketAddr::from(([127, 0, 0, 1], knot_port))];
+        // Failures short of `fall` = 5 put B in doubt (the answer's TTL drops below
+        // 60) without changing the answer.
+        let text = config(a.addr.port(), &notify, "127.0.0.1", dir.path())
+            .replace("ttl = 5\n", "ttl = 60\n")
+            .replace("fall = 2\n", "fall = 5\n")
+            .replace("notify_timeout = \"200ms\"", "notify_timeout = \"2s\"")
+            + &format!(
+                "[dnssec]\nkey_directory = \"{}/keys\"\nzones = [\"example.test\"]\n",
+                dir.path().display()
+            );
+        let server = TestServer::start(&text);
+        let primary = server.addr;
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into(), B.into()])));
+        let knot = Secondary::knot(dir.path(), knot_port, primary);
+        await_answer(&knot, &[A, B], WAIT);
+        let metrics = server.service().transfer().unwrap().metrics();
+        // The first serial's NOTIFY (sent before Knot listened) is done with.
+        assert!(wait_until(WAIT, || {
+            let (sent, acked, failed) = metrics.notifies();
+            acked + failed >= 1 && sent >= acked + failed
+        }));
+        assert!(wait_until(WAIT, || serial(knot.addr) == serial(primary)));
+        let first = serial(primary).unwrap();
+        let (sent_before, _, _) = metrics.notifies();
+
+        // A doubt: B refuses a probe or two, then answers again.
+        b.set(Mode::Refuse);
+        assert!(
+            wait_until(WAIT, || answer_ttl(primary).is_some_and(|t| t < 60)),
+            "B never came into doubt"
+        );
+        b.set(Mode::Healthy);
+        assert_eq!(
+            answer(primary, "app.example.test."),
+            Some(vec![A.into(), B.into()]),
+            "a doubt, not a failover"
+        );
+        assert!(wait_until(WAIT, || answer_ttl(primary) == Some(60)));
+        // Anything the doubt published has been stamped by now; watch a while longer.
+        let mut doubt_steps = 0;
+        poll_during(Duration::from_millis(500), |_| {
+            doubt_steps = serial(primary).map_or(doubt_steps, |s| s.wrapping_sub(first));
+        });
+        let doubt_notifies = metrics.notifies().0 - sent_before;
+
+        // One failover: B down.
+        let seen_before = notifies_seen(&knot);
+        b.set(Mode::Refuse);
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into()])));
+        let changed = Instant::now();
+        await_answer(&knot, &[A], WAIT);
+        let followed = changed.elapsed();
+        assert!(wait_until(WAIT, || metrics.notifies().1 >= 2
+            && serial(knot.addr) == serial(primary)));
+        let failover_steps = serial(primary).unwrap().wrapping_sub(first) - doubt_steps;
+        let failover_notifies = metrics.notifies().0 - sent_before - doubt_notifies;
+        let knot_seen = notifies_seen(&knot) - seen_before;
+        println!(
+            "FIGURES {label}: doubt: {doubt_steps} serial steps, {doubt_notifies} NOTIFY; \
+             failover: {failover_steps} serial step(s), {failover_notifies} NOTIFY \
+             (Knot logged {knot_seen}, serves serial {:?}, followed in {:.1} ms)",
+            serial(knot.addr),
+            followed.as_secs_f64() * 1000.0
+        );
+        results.push((
+            label,
+            (doubt_steps, doubt_notifies),
+            (failover_steps, failover_notifies, knot_seen),
+        ));
+    }
+    // Asserted once every key set has printed its figures.
+    for (label, doubt, failover) in results {
+        assert_eq!(doubt, (0, 0), "{label}: a doubt: (serial steps, NOTIFYs)");
+        assert_eq!(
+            failover,
+            (1, 1, 1),
+            "{label}: a failover: (serial steps, NOTIFYs, seen)"
+        );
+    }
+}
+
+/// NOTIFYs leave from the primary's listen address (or `notify_source`), so a
+/// secondary whose ACL accepts NOTIFY only from the primary's address takes them:
+/// Knot allows NOTIFY from one 127.0.0.x address other than 127.0.0.1 (where an
+/// unbound socket's NOTIFY to 127.0.0.1 would come from) and follows a failover at
+/// once. Prints the source address Knot logged.
+#[test]
+fn knot_accepts_notify_only_from_the_primary_address() {
+    if !installed("knotd", "knot") {
+        return;
+    }
+    // The third case is the control: listening on 127.0.0.1 too, NOTIFYs to Knot
+    // (on 127.0.0.1) leave from 127.0.0.1, the route's address, and Knot's ACL for
+    // 127.0.0.6 refuses them (what every NOTIFY met before they left from the
+    // listen address).
+    for (listen, notify_source, acl, accepted) in [
+        (&["127.0.0.5:0"][..], None, "127.0.0.5", true),
+        (
+            &["127.0.0.1:0", "127.0.0.6:0"][..],
+            Some("127.0.0.6"),
+            "127.0.0.6",
+            true,
+        ),
+        (
+            &["127.0.0.1:0", "127.0.0.6:0"][..],
+            None,
+            "127.0.0.6",
+            false,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Backend::start(ip(A), 0, None);
+        let b = Backend::start(ip(B), a.addr.port(), None);
+        let knot_port = free_port();
+        let notify = [SocketAddr::from(([127, 0, 0, 1], knot_port))];
+        let quoted: Vec<String> = listen.iter().map(|l| format!("\"{l}\"")).collect();
+        let mut text = config(a.addr.port(), &notify, "127.0.0.1", dir.path()).replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [{}]", quoted.join(", ")),
+        );
+        if let Some(source) = notify_source {
+            text = text.replace(
+                "[transfer]\n",
+                &format!("[transfer]\nnotify_source = \"{source}\"\n"),
+            );
+        }
+        let server = TestServer::start(&text);
+        let primary = server.addr;
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into(), B.into()])));
+        let knot = Secondary::knot_notified_from(dir.path(), knot_port, primary, acl);
+        await_answer(&knot, &[A, B], WAIT);
+        // A failover: Knot hears of it by NOTIFY alone (its SOA refresh is an hour).
+        b.set(Mode::Refuse);
+        assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+            == Some(vec![A.into()])));
+        let changed = Instant::now();
+        if !accepted {
+            // Knot answers a NOTIFY its ACL refuses without our key's signature (or
+            // not at all): every attempt goes unacknowledged until they run out.
+            let metrics = server.service().transfer().unwrap().metrics();
+            assert!(
+                wait_until(WAIT, || metrics.notifies().2 >= 1),
+                "NOTIFY sent, acked, failed: {:?}",
+                metrics.notifies()
+            );
+            let log = knot.log();
+            let serves = answer(knot.addr, "app.example.test.");
+            println!(
+                "FIGURES notify source (control): primary listens on {listen:?}, no \
+                 notify_source, NOTIFY from 127.0.0.1; Knot (acl address {acl}) logged {} \
+                 incoming NOTIFY, ours (sent, acked, failed) {:?}; Knot still serves \
+                 {serves:?} {:.1} s after the change",
+                log.lines()
+                    .filter(|l| l.contains("notify, incoming"))
+                    .count(),
+                metrics.notifies(),
+                changed.elapsed().as_secs_f64()
+            );
+            assert_eq!(serves, Some(vec![A.to_owned(), B.to_owned()]));
+            continue;
+        }
+        await_answer(&knot, &[A], WAIT);
+        let followed = changed.elapsed();
+        let log = knot.log();
+        let incoming: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("notify, incoming"))
+            .collect();
+        let want = format!("remote {acl}@");
+        println!(
+            "FIGURES notify source: primary listens on {listen:?}, notify_source \
+             {notify_source:?}; Knot (acl address {acl}) logged: {:?}; followed the failover \
+             in {:.1} ms",
+            incoming.last().map(|l| l.trim()),
+            followed.as_secs_f64() * 1000.0
+        );
+        assert!(
+            incoming.iter().any(|l| l.contains(&want)),
+            "NOTIFY from {acl}:\n{log}"
+        );
+        assert!(!log.contains("denied"), "no NOTIFY denied:\n{log}");
+        let (_, acked, failed) = server.service().transfer().unwrap().metrics().notifies();
+        assert!(acked >= 1 && failed == 0, "acked {acked}, failed {failed}");
+    }
+}
+
+/// `kdig +notcp` with the transfer key: the output and whether it came over UDP.
+fn kdig_udp(server: SocketAddr, args: &[&str]) -> String {
+    let output = Command::new("kdig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .args(["+notcp", "+time=3", "+retry=0", "-y"])
+        .arg(format!("hmac-sha256:xfr-key:{SECRET}"))
+        .args(args)
+        .output()
+        .expect("kdig");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `TYPE DATA` of every answer record of kdig's output (`SOA serial` for SOAs).
+fn kdig_records(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.get(3) {
+                Some(&"SOA") => Some(format!("SOA {}", f.get(6)?)),
+                Some(&"TSIG" | &"OPT") | None => None,
+                Some(t) => Some(format!("{t} {}", f[4..].join(" "))),
+            }
+        })
+        .collect()
+}
+
+/// IXFR over UDP (RFC 1995 §2) against the real binary with `kdig +notcp`: a
+/// difference that fits one datagram comes back whole (TSIG-signed, as asked); one
+/// that does not (an IXFR from a serial the journal lacks: the whole zone) gets the
+/// current SOA alone, which tells the client to use TCP; the current serial gets the
+/// SOA. The query carries its SOA in the authority section and is not FORMERR.
+#[test]
+fn ixfr_over_udp_answers_with_the_difference_or_the_soa_alone() {
+    if !installed("kdig", "knot-dnsutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = Backend::start(ip(A), 0, None);
+    let b = Backend::start(ip(B), a.addr.port(), None);
+    let text = config(a.addr.port(), &[], "127.0.0.1", dir.path());
+    let (server, _) = crate::support::serve_config(dir.path(), &text, &[]);
+    let primary = server.addr;
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into(), B.into()])));
+    let first = serial(primary).unwrap();
+    b.set(Mode::Refuse);
+    assert!(wait_until(WAIT, || answer(primary, "app.example.test.")
+        == Some(vec![A.into()])));
+    let second = serial(primary).unwrap();
+    assert_eq!(second, first.wrapping_add(1));
+
+    // Fits: the difference, over UDP, signed.
+    let fits = kdig_udp(primary, &[&format!("IXFR={first}"), ZONE]);
+    println!("FIGURES kdig +notcp IXFR={first} (fits):\n{fits}");
+    assert!(fits.contains("(UDP)"), "{fits}");
+    assert!(fits.contains("TSIG"), "signed: {fits}");
+    assert_eq!(
+        kdig_records(&fits),
+        vec![
+            format!("SOA {second}"),
+            format!("SOA {first}"),
+            format!("A {B}"),
+            format!("SOA {second}"),
+            format!("SOA {second}"),
+        ],
+        "{fits}"
+    );
+    // Too large (the journal does not reach that far back: the whole zone, some
+    // 3 kB, over 512 bytes without EDNS): the current SOA alone.
+    let older = first.wrapping_sub(10);
+    let large = kdig_udp(primary, &[&format!("IXFR={older}"), ZONE]);
+    println!("FIGURES kdig +notcp IXFR={older} (too large):\n{large}");
+    assert!(large.contains("(UDP)"), "{large}");
+    assert_eq!(
+        kdig_records(&large),
+        vec![format!("SOA {second}")],
+        "{large}"
+    );
+    // With EDNS 1232 it still does not fit; the same SOA.
+    let edns = kdig_udp(
+        primary,
+        &["+edns", "+bufsize=1232", &format!("IXFR={older}"), ZONE],
+    );
+    assert_eq!(kdig_records(&edns), vec![format!("SOA {second}")], "{edns}");
+    // Up to date: the SOA.
+    let current = kdig_udp(primary, &[&format!("IXFR={second}"), ZONE]);
+    assert_eq!(
+        kdig_records(&current),
+        vec![format!("SOA {second}")],
+        "{current}"
+    );
+    // Over TCP the same old serial gets the whole zone.
+    let tcp = transfer_lines(primary, RecordType::IXFR, Some(older));
+    assert!(tcp.len() > 20, "{tcp:?}");
+    drop(server);
+    drop(a);
 }

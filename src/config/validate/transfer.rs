@@ -87,6 +87,35 @@ impl Validator<'_> {
                 defaults::TSIG_WINDOW
             }
         };
+        let notify_source = spec.notify_source.as_deref().and_then(|text| {
+            let path = root.key("notify_source");
+            match text.parse::<IpAddr>() {
+                Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+                    self.error(
+                        path,
+                        format!("{ip} is not an address of this host; set one of its addresses (e.g. one of [server] listen) or remove the key"),
+                    );
+                    None
+                }
+                Ok(ip) => {
+                    // An address this host does not have makes every NOTIFY fail.
+                    if let Err(e) = std::net::UdpSocket::bind((ip, 0)) {
+                        self.warning(
+                            path,
+                            format!("cannot send from {ip} on this host ({e}): NOTIFYs will fail; set an address of this host"),
+                        );
+                    }
+                    Some(ip)
+                }
+                Err(_) => {
+                    self.error(
+                        path,
+                        format!("{text:?} is not an IP address (write it without a port, e.g. \"192.0.2.1\" or \"2001:db8::1\")"),
+                    );
+                    None
+                }
+            }
+        });
         let state_file = match &spec.state_file {
             Some(file) => Some(source.base_dir.join(file)),
             None => health.state_file.as_ref().map(|p| {
@@ -136,6 +165,7 @@ impl Validator<'_> {
             state_file,
             notify_attempts,
             notify_timeout,
+            notify_source,
             keys,
             tsig_window,
             secondaries,

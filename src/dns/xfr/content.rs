@@ -168,6 +168,8 @@ pub struct ZoneContent {
     /// Sorted owners of static chain records (with their RRSIGs) replaced by ones in
     /// `dynamic`: names whose dynamic record transfers as no record right now.
     pub hidden: Vec<Box<[u8]>>,
+    /// SHA-256 of the dynamic records before signing (see [`Self::same_as`]).
+    pub unsigned_hash: [u8; 32],
 }
 
 impl ZoneContent {
@@ -193,6 +195,9 @@ impl ZoneContent {
         let mut hidden = Vec::new();
         if let Some(signer) = signer {
             hidden = edit_chain(signer, &statics, dynamic, &mut records);
+        }
+        let unsigned_hash = unsigned_hash(&records);
+        if let Some(signer) = signer {
             sign_records(signer, &mut records);
         }
         let mut hasher = Sha256::new();
@@ -209,7 +214,44 @@ impl ZoneContent {
             hash,
             signer: signer.cloned(),
             hidden,
+            unsigned_hash,
         }
+    }
+
+    /// Whether the snapshot's dynamic answers would give exactly this content again:
+    /// the same static part, the same signing, and the same dynamic records before
+    /// signing (so, with the signature cache, the same signatures too). A publish
+    /// that changed no transferable answer (a doubt, say) then skips building the
+    /// content: no signing, sorting or hashing of the signed records.
+    pub fn same_as(
+        &self,
+        statics: &Arc<StaticContent>,
+        config: &Config,
+        dynamic: &[Arc<DynamicAnswer>],
+        signer: Option<&SignedZone>,
+    ) -> bool {
+        let same_signing = match (&self.signer, signer) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_signing(b),
+            _ => false,
+        };
+        if !Arc::ptr_eq(&self.statics, statics) || !same_signing {
+            return false;
+        }
+        let mut records = Vec::new();
+        for (owner, bound) in &statics.dynamic_owners {
+            for record in bound {
+                if let Some(answer) = dynamic.get(record.0 as usize) {
+                    transferable(owner, config, answer, &mut records);
+                }
+            }
+        }
+        records.sort();
+        records.dedup();
+        if let Some(signer) = signer {
+            edit_chain(signer, statics, dynamic, &mut records);
+        }
+        unsigned_hash(&records) == self.unsigned_hash
     }
 
     /// The same content named by another serial (a signed zone's SOA RRSIG is made
@@ -438,6 +480,15 @@ fn transferable(owner: &[u8], config: &Config, answer: &DynamicAnswer, out: &mut
             ttl,
         });
     }
+}
+
+/// SHA-256 of sorted unsigned dynamic records.
+fn unsigned_hash(records: &[Record]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for record in records {
+        hash_record(&mut hasher, record);
+    }
+    hasher.finalize().into()
 }
 
 fn hash_soa(hasher: &mut Sha256, rdata: &[u8], ttl: u32) {

@@ -165,6 +165,7 @@ mod tests {
             hash: String::new(),
             signer: None,
             hidden: Vec::new(),
+            unsigned_hash: [0; 32],
         })
     }
 

@@ -15,8 +15,12 @@
 //!
 //! [`transfer`] is the transport-independent entry point (request bytes in, wire
 //! messages out); [`TransferState`] is the TCP path's [`TransferHandler`], so the
-//! messages go out byte for byte as signed. UDP is not served here: over UDP, AXFR
-//! gets NOTIMP and IXFR NOTAUTH from the responder, and secondaries use TCP.
+//! messages go out byte for byte as signed. Over UDP, IXFR is answered here too
+//! (RFC 1995 §2): the transfer if it fits in one datagram of the size the query
+//! allows, else the current SOA alone, which tells the client to use TCP. The UDP
+//! worker never waits on the state's lock: while a stamp holds it, the SOA the
+//! snapshot answers with is the reply. AXFR over UDP gets NOTIMP from the
+//! responder (RFC 5936 §4.2).
 
 pub mod content;
 pub mod journal;
@@ -86,6 +90,7 @@ pub struct TransferMetrics {
     notify_sent: AtomicU64,
     notify_acked: AtomicU64,
     notify_failed: AtomicU64,
+    udp_soa_only: AtomicU64,
 }
 
 impl TransferMetrics {
@@ -102,6 +107,7 @@ impl TransferMetrics {
             ("ixfr", &self.ixfr),
             ("ixfr_as_axfr", &self.ixfr_as_axfr),
             ("ixfr_current", &self.ixfr_current),
+            ("ixfr_udp_soa_only", &self.udp_soa_only),
         ] {
             let _ = writeln!(
                 out,
@@ -145,6 +151,12 @@ impl TransferMetrics {
                 get(c)
             );
         }
+    }
+
+    /// IXFRs over UDP answered with the current SOA alone (the transfer did not fit
+    /// the datagram, or a stamp was under way): the client retries over TCP.
+    pub fn udp_soa_only(&self) -> u64 {
+        self.udp_soa_only.load(Ordering::Relaxed)
     }
 
     /// Transfers served: (AXFR, IXFR incremental, IXFR answered AXFR-style, IXFR
@@ -200,9 +212,40 @@ pub struct Reply {
     pub messages: Vec<Vec<u8>>,
     /// Signing of each message.
     pub signing: Signing,
+    /// For an IXFR: the message holding the current SOA alone, sent instead over
+    /// UDP when the messages do not fit one datagram (RFC 1995 §2).
+    pub soa_only: Option<Vec<u8>>,
 }
 
 impl Reply {
+    /// The one datagram answering over UDP: the only message if, signed (and with an
+    /// OPT record of `payload` when the query had one), it fits in `limit` bytes;
+    /// else the SOA alone. The second value says the SOA alone was sent.
+    pub fn into_datagram(self, limit: usize, payload: Option<u16>, now: u64) -> (Vec<u8>, bool) {
+        let finish = |mut message: Vec<u8>| {
+            if let Some(payload) = payload {
+                append_opt(&mut message, payload);
+            }
+            if let Some(tsig) = self.signing.clone().next(&message, now) {
+                tsig.append_to(&mut message);
+            }
+            message
+        };
+        if let [only] = &self.messages[..] {
+            let message = finish(only.clone());
+            if message.len() <= limit || self.soa_only.is_none() {
+                return (message, false);
+            }
+        }
+        match &self.soa_only {
+            Some(soa) => (finish(soa.clone()), true),
+            None => (
+                finish(self.messages.first().cloned().unwrap_or_default()),
+                false,
+            ),
+        }
+    }
+
     /// The messages as they go on the wire (each signed if the request was).
     pub fn into_wire(mut self, now: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.messages.len());
@@ -228,6 +271,42 @@ pub fn transfer(request: &[u8], source: IpAddr, state: &TransferState) -> Option
 impl TransferHandler for TransferState {
     fn wants(&self, query: &[u8]) -> bool {
         wants(query)
+    }
+
+    fn answer_udp(
+        &self,
+        snapshot: &Snapshot,
+        query: &[u8],
+        client: std::net::SocketAddr,
+    ) -> Option<Vec<u8>> {
+        // Without secondaries, and for a query the responder would reject (FORMERR,
+        // …), the responder answers (NOTAUTH: transfers not offered, as Knot and NSD
+        // answer).
+        if !snapshot.config.transfer.enabled() {
+            return None;
+        }
+        let super::wire::Parsed::Query(parsed) = super::wire::parse(query) else {
+            return None;
+        };
+        let limit = super::engine::response_limit(
+            parsed.edns.as_ref(),
+            super::engine::Transport::Udp,
+            snapshot.limits.max_udp_payload,
+        );
+        let payload = parsed.edns.map(|_| snapshot.limits.max_udp_payload);
+        let reply = self.respond_via(query, client.ip(), Via::Udp(snapshot))?;
+        let (datagram, soa_only) = reply.into_datagram(limit, payload, tsig::unix_now());
+        if soa_only {
+            self.metrics.udp_soa_only.fetch_add(1, Ordering::Relaxed);
+            // UDP sources can be forged: this line is rate limited.
+            crate::log_limited!(
+                info,
+                "IXFR over UDP answered with the SOA alone (the transfer does not fit the datagram, or a publish holds the transfer state): the client is to use TCP",
+                %client,
+                limit
+            );
+        }
+        Some(datagram)
     }
 
     fn answer_transfer(
@@ -348,6 +427,27 @@ impl TransferState {
                     statics
                 }
             };
+            // Nothing transferable changed (a doubt, a pin): the current version
+            // stands, unsigned and unsorted work aside.
+            let unchanged = inner
+                .zones
+                .get(zone.origin())
+                .and_then(|z| z.journal.current())
+                .filter(|current| {
+                    current.same_as(
+                        &statics,
+                        &snapshot.config,
+                        &snapshot.dynamic,
+                        snapshot.signed_zone(index),
+                    )
+                })
+                .map(|current| current.serial);
+            if let Some(serial) = unchanged {
+                if zone.soa_serial() != serial {
+                    patches.push((index, serial, statics));
+                }
+                continue;
+            }
             let content = ZoneContent::build(
                 zone.origin(),
                 statics.clone(),
@@ -438,6 +538,11 @@ impl TransferState {
 
     /// Answers a transfer request (see [`transfer`]).
     pub fn respond(&self, request: &[u8], source: IpAddr) -> Option<Reply> {
+        self.respond_via(request, source, Via::Tcp)
+    }
+
+    /// [`Self::respond`] for a request that came `via` a transport.
+    fn respond_via(&self, request: &[u8], source: IpAddr, via: Via<'_>) -> Option<Reply> {
         let mut reader = Reader::new(request);
         let header = reader.header().ok()?;
         if header.flags & 0x8000 != 0 {
@@ -465,7 +570,14 @@ impl TransferState {
         let Ok(signed) = tsig::split(request) else {
             return malformed(&question);
         };
-        let settings = self.lock().settings.clone();
+        let held;
+        let settings: &TransferConfig = match via {
+            Via::Tcp => {
+                held = self.lock().settings.clone();
+                &held
+            }
+            Via::Udp(snapshot) => &snapshot.config.transfer,
+        };
         let now = tsig::unix_now();
         let (signing, key) = match &signed {
             None => (Signing::None, None),
@@ -527,7 +639,28 @@ impl TransferState {
             return Some(error_reply(&header, &question, rcode::REFUSED, signing));
         }
         let (current, old) = {
-            let inner = self.lock();
+            let inner = match via {
+                Via::Tcp => self.lock(),
+                Via::Udp(snapshot) => match self.inner.try_lock() {
+                    Ok(inner) => inner,
+                    Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => {
+                        // A stamp is under way: the snapshot's SOA sends the client
+                        // to TCP (or tells it it is current).
+                        let Some(soa) = snapshot_soa(snapshot, &qname) else {
+                            self.metrics.refused_zone.fetch_add(1, Ordering::Relaxed);
+                            return Some(error_reply(&header, &question, NOTAUTH, signing));
+                        };
+                        let mut builder = Builder::new(&header, &question);
+                        builder.push(&soa);
+                        return Some(Reply {
+                            messages: Vec::new(),
+                            signing,
+                            soa_only: builder.finish().pop(),
+                        });
+                    }
+                },
+            };
             let Some(state) = inner.zones.get(qname.as_slice()) else {
                 drop(inner);
                 self.metrics.refused_zone.fetch_add(1, Ordering::Relaxed);
@@ -589,9 +722,68 @@ impl TransferState {
             }
         };
         let messages = builder.finish();
-        tracing::info!(%source, zone = %zone_name, serial = current.serial, kind, messages = messages.len(), signed = key.is_some(), "transfer served");
-        Some(Reply { messages, signing })
+        let soa_only = (qtype == rtype::IXFR).then(|| {
+            let mut builder = Builder::new(&header, &question);
+            builder.push(&soa);
+            builder.finish().concat()
+        });
+        match via {
+            Via::Tcp => {
+                tracing::info!(%source, zone = %zone_name, serial = current.serial, kind, transport = "tcp", messages = messages.len(), signed = key.is_some(), "transfer served");
+            }
+            // UDP sources can be forged: rate limited.
+            Via::Udp(_) => crate::log_limited!(
+                info,
+                "transfer served",
+                %source,
+                zone = %zone_name,
+                serial = current.serial,
+                kind,
+                transport = "udp",
+                signed = key.is_some()
+            ),
+        }
+        Some(Reply {
+            messages,
+            signing,
+            soa_only,
+        })
     }
+}
+
+/// The transport a transfer request came in by.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// TCP (or the transport-independent [`transfer`]): the state's lock is waited
+    /// for.
+    Tcp,
+    /// UDP, on a DNS worker thread: the settings come from the snapshot the worker
+    /// answers from, and the lock is only tried.
+    Udp(&'a Snapshot),
+}
+
+/// The apex SOA `snapshot` answers with for the zone whose origin is `origin`.
+fn snapshot_soa(snapshot: &Snapshot, origin: &[u8]) -> Option<Record> {
+    let zone = &snapshot.zones.zones()[snapshot.zones.find_zone(origin)?];
+    if zone.origin() != origin {
+        return None;
+    }
+    let (_, set) = zone.soa();
+    Some(Record {
+        owner: origin.into(),
+        rtype: rtype::SOA,
+        rdata: zone.rdata(set).iter().next()?.into(),
+        ttl: set.ttl,
+    })
+}
+
+/// Appends an OPT record (RFC 6891: our UDP payload size, no flags or options) to
+/// a message.
+fn append_opt(message: &mut Vec<u8>, payload: u16) {
+    message.extend_from_slice(&[0, 0, 41]);
+    message.extend_from_slice(&payload.to_be_bytes());
+    message.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    wire::bump_count(message, 10);
 }
 
 /// The serial of the SOA in an IXFR request's authority section.
@@ -634,6 +826,7 @@ fn error_reply(header: &wire::Header, question: &[u8], code: u16, signing: Signi
     Reply {
         messages: vec![message],
         signing,
+        soa_only: None,
     }
 }
 

@@ -1,6 +1,11 @@
 //! NOTIFY (RFC 1996): when a zone's serial changes, every secondary serving it is
 //! told over UDP, retried with a doubling wait until it answers or the attempts are
 //! used up. A newer change supersedes a NOTIFY still being retried for the zone.
+//!
+//! NOTIFYs leave from the server's own address, as secondaries' ACLs expect (they
+//! key NOTIFY acceptance on the primary's address): `[transfer] notify_source`, or
+//! else a DNS listen address of the target's family ([`source_for`]), from an
+//! ephemeral port.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -23,8 +28,9 @@ use crate::zone::{name, rtype};
 const OPCODE_NOTIFY: u16 = 4;
 
 /// Starts the notifier: it sends NOTIFYs for what [`TransferState::announce`]
-/// hands it until `shutdown`. Does nothing if already started.
-pub fn spawn(state: Arc<TransferState>, shutdown: CancellationToken) {
+/// hands it until `shutdown`, from addresses chosen among `listen` (the DNS listen
+/// addresses, as bound) by [`source_for`]. Does nothing if already started.
+pub fn spawn(state: Arc<TransferState>, listen: Vec<SocketAddr>, shutdown: CancellationToken) {
     let Some(mut announcements) = state.take_announcements() else {
         return;
     };
@@ -48,7 +54,14 @@ pub fn spawn(state: Arc<TransferState>, shutdown: CancellationToken) {
                         if let Some(previous) = running.remove(&(zone.clone(), target)) {
                             previous.abort();
                         }
+                        let source = source_for(
+                            target,
+                            settings.notify_source,
+                            &listen,
+                            route_source(target),
+                        );
                         let job = Notify {
+                            source,
                             zone: zone.clone(),
                             serial,
                             secondary: secondary.name.clone(),
@@ -72,6 +85,8 @@ pub fn spawn(state: Arc<TransferState>, shutdown: CancellationToken) {
 
 /// One NOTIFY to one address.
 struct Notify {
+    /// The address it leaves from (port 0: an ephemeral one).
+    source: IpAddr,
     zone: String,
     serial: u32,
     secondary: String,
@@ -86,14 +101,11 @@ struct Notify {
 impl Notify {
     async fn run(self, state: &TransferState) {
         let started = Instant::now();
-        let bind: SocketAddr = match self.target.ip() {
-            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = match UdpSocket::bind(bind).await {
+        let socket = match UdpSocket::bind((self.source, 0)).await {
             Ok(socket) => socket,
             Err(error) => {
-                tracing::warn!(%error, zone = %self.zone, "cannot open a socket for NOTIFY");
+                state.metrics.notify_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, zone = %self.zone, source = %self.source, target = %self.target, "cannot open a socket for NOTIFY from this address");
                 return;
             }
         };
@@ -117,6 +129,7 @@ impl Notify {
                     serial = self.serial,
                     secondary = %self.secondary,
                     target = %self.target,
+                    source = %self.source,
                     attempt,
                     rcode = code,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -153,6 +166,46 @@ impl Notify {
         };
         (message, request_mac)
     }
+}
+
+/// The address NOTIFYs to `target` leave from: `configured` (`[transfer]
+/// notify_source`) if it is of the target's family; else the DNS listen address of
+/// that family the route to the target leaves from (`route`, as the kernel picks
+/// it), if the server listens there; else the first specific (non-wildcard) listen
+/// address of that family; else the wildcard (the kernel's choice).
+pub fn source_for(
+    target: SocketAddr,
+    configured: Option<IpAddr>,
+    listen: &[SocketAddr],
+    route: Option<IpAddr>,
+) -> IpAddr {
+    let family = |ip: &IpAddr| ip.is_ipv4() == target.is_ipv4();
+    if let Some(ip) = configured.filter(family) {
+        return ip;
+    }
+    let same: Vec<IpAddr> = listen.iter().map(SocketAddr::ip).filter(family).collect();
+    if let Some(ip) = route.filter(|r| same.contains(r)) {
+        return ip;
+    }
+    if let Some(ip) = same.iter().find(|ip| !ip.is_unspecified()) {
+        return *ip;
+    }
+    match target {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// The source address the kernel's route to `target` uses (a connected UDP socket's
+/// local address; nothing is sent).
+fn route_source(target: SocketAddr) -> Option<IpAddr> {
+    let wildcard: SocketAddr = match target {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = std::net::UdpSocket::bind(wildcard).ok()?;
+    socket.connect(target).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
 
 /// An id for attempt `attempt` of a NOTIFY (ids only need to tell attempts apart;
@@ -217,5 +270,64 @@ async fn await_response(socket: &UdpSocket, expect: &Expect<'_>, wait: Duration)
             }
         }
         return Some(header.flags & 0xF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn notifies_leave_from_a_listen_address_of_the_targets_family() {
+        let target = addr("192.0.2.53:53");
+        let v6_target = addr("[2001:db8::53]:53");
+        let listen = [
+            addr("0.0.0.0:53"),
+            addr("198.51.100.1:53"),
+            addr("203.0.113.1:53"),
+            addr("[2001:db8::1]:53"),
+        ];
+        // The listen address the route leaves from.
+        let route = Some(ip("203.0.113.1"));
+        assert_eq!(source_for(target, None, &listen, route), ip("203.0.113.1"));
+        // A route from an address we do not listen on: the first specific one.
+        let elsewhere = Some(ip("10.0.0.1"));
+        assert_eq!(
+            source_for(target, None, &listen, elsewhere),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            source_for(v6_target, None, &listen, None),
+            ip("2001:db8::1")
+        );
+        // Only a wildcard of that family: the wildcard (the kernel picks).
+        let wild = [addr("0.0.0.0:53"), addr("[::]:53")];
+        assert_eq!(source_for(target, None, &wild, route), ip("0.0.0.0"));
+        assert_eq!(source_for(v6_target, None, &wild, None), ip("::"));
+        // No listen address of the family at all: the wildcard.
+        assert_eq!(source_for(v6_target, None, &listen[..3], None), ip("::"));
+        // notify_source wins for its family only.
+        let configured = Some(ip("198.51.100.9"));
+        assert_eq!(
+            source_for(target, configured, &listen, route),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            source_for(v6_target, configured, &listen, None),
+            ip("2001:db8::1")
+        );
+    }
+
+    #[test]
+    fn the_route_source_to_loopback_is_loopback() {
+        assert_eq!(route_source(addr("127.0.0.1:53")), Some(ip("127.0.0.1")));
     }
 }

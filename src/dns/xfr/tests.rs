@@ -161,3 +161,160 @@ fn content_per_policy_and_serials() {
     };
     assert_eq!(serials, vec![serial + 1, serial + 2]);
 }
+
+/// With randomised (ECDSA) signatures as with deterministic ones: health that
+/// changes no transferable answer (a doubt, and its clearing) changes no byte of
+/// the transferred zone — same serial, same RRSIGs — and a failover moves the
+/// serial by exactly one.
+#[test]
+fn a_doubt_changes_no_byte_of_a_signed_zone_and_a_failover_one_serial_step() {
+    use crate::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
+    for (algorithm, roles) in [
+        (Algorithm::EcdsaP256, &[Role::Ksk, Role::Zsk][..]),
+        (Algorithm::EcdsaP256, &[Role::Csk][..]),
+        (Algorithm::Ed25519, &[Role::Csk][..]),
+    ] {
+        let keys = tempfile::tempdir().unwrap();
+        for &role in roles {
+            Key::generate("example.test.", role, algorithm, Timing::from(0))
+                .unwrap()
+                .save(keys.path())
+                .unwrap();
+        }
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/configs");
+        let mut text = std::fs::read_to_string(dir.join("integration.toml")).unwrap();
+        text.push_str(&format!(
+            "\n[transfer]\n[[transfer.secondaries]]\nname = \"t\"\nzones = [\"example.test\"]\n\
+             allow = [\"127.0.0.1\"]\n[dnssec]\nkey_directory = \"{}\"\nzones = [\"example.test\"]\n",
+            keys.path().display()
+        ));
+        let (config, diagnostics) = Config::load(ConfigSource::from_text(text, dir)).unwrap();
+        assert!(!diagnostics.has_errors(), "{diagnostics}");
+        let config = Arc::new(config);
+        let (zones, _) = crate::zone::load(&config).unwrap();
+        let now = unix_now();
+        let ring = crate::dnssec::KeyRing::load(&config.dnssec, now)
+            .unwrap()
+            .unwrap();
+        let signing = crate::dnssec::Signing { keys: ring, now };
+        let state = TransferState::new(&config.transfer);
+        let up = health(&config, &[]);
+        let first = state.stamp(
+            Snapshot::build_signed(config.clone(), zones, up.clone(), 1, Some(&signing)).unwrap(),
+        );
+        let (serial, lines) = axfr(&state);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("app.example.test. RRSIG A")),
+            "{lines:#?}"
+        );
+        let what = format!("{algorithm:?} {roles:?}");
+        // Every endpoint in doubt: shorter TTLs on the answers, nothing else.
+        let doubt = up.clone().with_doubt(vec![Some(2); config.endpoints.len()]);
+        let doubted = state.stamp(first.with_health(doubt, 2));
+        let same = |(s, l): (u32, BTreeSet<String>), when: &str| {
+            let differ: Vec<_> = l.symmetric_difference(&lines).collect();
+            assert!(
+                s == serial && differ.is_empty(),
+                "{what}, {when}: serial {s} (was {serial}), {differ:#?}"
+            );
+        };
+        same(axfr(&state), "doubt");
+        let cleared = state.stamp(doubted.with_health(up.clone(), 3));
+        same(axfr(&state), "doubt cleared");
+        // hickory shows RRSIG rdata in base64: type covered SOA (0x0006) opens "AAY".
+        let rrsig_of_soa = |l: &&String| l.starts_with("example.test. RRSIG AAY");
+        // A failover: one serial step.
+        let moved = state.stamp(cleared.with_health(health(&config, &["eu-1", "eu-2"]), 4));
+        let (next, after) = axfr(&state);
+        assert_eq!(next, serial + 1, "{what}: failover");
+        assert_ne!(after, lines);
+        let index = moved.zones.find_zone(b"\x07example\x04test\x00").unwrap();
+        assert_eq!(moved.zones.zones()[index].soa_serial(), next);
+        // And back: the earlier answers' signatures again, one more step.
+        let _ = state.stamp(moved.with_health(up, 5));
+        let (back, again) = axfr(&state);
+        assert_eq!(back, next + 1, "{what}: back");
+        let without_soa = |set: &BTreeSet<String>| -> BTreeSet<String> {
+            set.iter()
+                .filter(|l| !l.starts_with("example.test. SOA") && !rrsig_of_soa(l))
+                .cloned()
+                .collect()
+        };
+        let (again, lines) = (without_soa(&again), without_soa(&lines));
+        let differ: Vec<_> = again.symmetric_difference(&lines).collect();
+        assert!(differ.is_empty(), "{what}, back: {differ:#?}");
+    }
+}
+
+/// An IXFR query for example.test from `serial` (its SOA in the authority section).
+fn ixfr_query(serial: u32) -> Vec<u8> {
+    let mut query = vec![0x43, 0x21, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0];
+    query.extend_from_slice(&name::wire_from_text("example.test.").unwrap());
+    query.extend_from_slice(&[0, 251, 0, 1]);
+    query.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 60, 0, 22, 0, 0]);
+    for field in [serial, 1, 1, 1, 1] {
+        query.extend_from_slice(&field.to_be_bytes());
+    }
+    query
+}
+
+/// The SOA serials and other record types of a UDP answer, in order.
+fn udp_answer(reply: &[u8]) -> Vec<String> {
+    let message = Message::from_vec(reply).unwrap();
+    assert_eq!(message.metadata.response_code, ResponseCode::NoError);
+    message
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::SOA(soa) => format!("SOA {}", soa.serial),
+            data => format!("{} {data}", r.record_type()),
+        })
+        .collect()
+}
+
+#[test]
+fn ixfr_over_udp_is_the_difference_or_the_soa_alone_and_never_waits_for_the_lock() {
+    let config = config();
+    let (zones, _) = crate::zone::load(&config).unwrap();
+    let state = TransferState::new(&config.transfer);
+    let first = state.stamp(Snapshot::build(
+        config.clone(),
+        zones,
+        health(&config, &[]),
+        1,
+    ));
+    let (serial, _) = axfr(&state);
+    let moved = state.stamp(first.with_health(health(&config, &["eu-2"]), 2));
+    let client: std::net::SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let answer = |from: u32| {
+        TransferHandler::answer_udp(&*state, &moved, &ixfr_query(from), client).unwrap()
+    };
+    // The difference fits in 512 bytes.
+    let diff = udp_answer(&answer(serial));
+    assert_eq!(diff.first(), Some(&format!("SOA {}", serial + 1)));
+    assert_eq!(diff.get(1), Some(&format!("SOA {serial}")));
+    assert!(diff.len() > 4, "{diff:?}");
+    // The whole zone does not: the SOA alone.
+    assert_eq!(
+        udp_answer(&answer(serial - 5)),
+        vec![format!("SOA {}", serial + 1)]
+    );
+    assert_eq!(state.metrics().udp_soa_only(), 1);
+    // While a stamp holds the state, the worker does not wait: the snapshot's SOA.
+    let held = state.lock();
+    assert_eq!(
+        udp_answer(&answer(serial)),
+        vec![format!("SOA {}", serial + 1)]
+    );
+    drop(held);
+    assert_eq!(state.metrics().udp_soa_only(), 2);
+    // Not allowed: REFUSED, as over TCP.
+    let other: std::net::SocketAddr = "192.0.2.9:5300".parse().unwrap();
+    let refused = TransferHandler::answer_udp(&*state, &moved, &ixfr_query(serial), other).unwrap();
+    assert_eq!(
+        Message::from_vec(&refused).unwrap().metadata.response_code,
+        ResponseCode::Refused
+    );
+}

@@ -838,3 +838,69 @@ fn an_endpoint_abstained_on_from_the_start_shows_it() {
         ))
     );
 }
+
+#[test]
+fn history_counts_changes_and_downs_and_survives_a_restore() {
+    let saved = History {
+        changed_at_ms: 1_000,
+        changes: 3,
+        downs: 2,
+        down_ms: 500,
+    };
+    let restored = Restored {
+        states: [("web/a".to_owned(), DOWN), ("web/b".to_owned(), UP)].into(),
+        // b was saved down: its peers say up now, so its last change is now.
+        history: [
+            ("web/a".to_owned(), (DOWN, saved)),
+            ("web/b".to_owned(), (DOWN, saved)),
+        ]
+        .into(),
+        ..Restored::default()
+    };
+    let config = config("down_votes = 1\nisolation = \"local\"", &["a", "b", "c"]);
+    let mut board = Board::new(&config, BOOT, &restored, 5_000);
+    board.decide(secs(0.0), 5_000);
+    assert_eq!(
+        board.history(EndpointIndex(0)),
+        Some(saved),
+        "same state: kept"
+    );
+    assert_eq!(
+        board.history(EndpointIndex(1)),
+        Some(History {
+            changed_at_ms: 5_000,
+            ..saved
+        })
+    );
+    // c had no decision yet: its first, down, counts as a down (an outage), not a
+    // change.
+    probe(&mut board, 2, false, 0.5);
+    probe(&mut board, 2, false, 1.5);
+    board.decide(secs(1.5), 6_500);
+    assert_eq!(
+        board.history(EndpointIndex(2)),
+        Some(History {
+            changed_at_ms: 6_500,
+            changes: 0,
+            downs: 1,
+            down_ms: 0
+        })
+    );
+    // a comes back up: a change, and the time it was down since its last change.
+    probe(&mut board, 0, true, 2.0);
+    probe(&mut board, 0, true, 3.0);
+    board.decide(secs(3.0), 9_000);
+    assert_eq!(
+        board.history(EndpointIndex(0)),
+        Some(History {
+            changed_at_ms: 9_000,
+            changes: 4,
+            downs: 2,
+            down_ms: 500 + 8_000
+        })
+    );
+    // What the state file keeps.
+    let kept = board.decided_states(secs(3.0));
+    assert_eq!(kept["web/a"].history.down_ms, 8_500);
+    assert_eq!(kept["web/c"].history.downs, 1);
+}

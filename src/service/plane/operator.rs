@@ -76,6 +76,25 @@ impl Plane {
         self.overrides_changed();
     }
 
+    /// Rebuilds status when an override comes to be in force longer than
+    /// `[health] override_warn_after` (status calls it out from then on).
+    pub(super) fn note_old_overrides(&mut self) {
+        let limit = self.config.health.override_warn_after.as_millis() as u64;
+        let now_ms = unix_ms();
+        let old = if limit == 0 {
+            0
+        } else {
+            self.overrides
+                .active(now_ms)
+                .filter(|e| now_ms.saturating_sub(e.at_ms) > limit)
+                .count()
+        };
+        if old != self.old_overrides {
+            self.old_overrides = old;
+            self.dirty = true;
+        }
+    }
+
     /// Takes the current overrides' effect and shares them (saved by whoever changed
     /// the set).
     pub(super) fn overrides_changed(&mut self) {
@@ -110,6 +129,13 @@ pub(super) fn log_entry(events: &EventLog, entry: &Entry, how: &str) {
             expires_at_ms = entry
                 .expires_at_ms
                 .map_or_else(|| "never".to_owned(), |ms| ms.to_string()),
+            expires = entry.expires_at_ms.map_or_else(
+                || "never (until released)".to_owned(),
+                |ms| humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+                )
+                .to_string()
+            ),
             origin = entry.stamp.origin,
         ),
         None => crate::event!(

@@ -163,9 +163,12 @@ impl Plane {
                 .map(|(label, record)| {
                     let saved = SavedEndpoint {
                         state: record.state,
-                        changed_at_ms: record.changed_at_ms,
+                        changed_at_ms: record.history.changed_at_ms,
                         penalty: record.penalty,
                         suppressed: record.suppressed,
+                        changes: record.history.changes,
+                        downs: record.history.downs,
+                        down_ms: record.history.down_ms,
                     };
                     (label, saved)
                 })
@@ -173,6 +176,7 @@ impl Plane {
             overrides: overrides.entries().cloned().collect(),
             forced: BTreeMap::new(),
             primaries: self.primaries.agreed().clone(),
+            counted_since_ms: Some(self.counted_since_ms),
         }
     }
 
@@ -323,8 +327,10 @@ impl Plane {
                     }
                 }
                 self.overrides_changed();
-                // Confirm only once the answers are swapped in.
+                // Confirm only once the answers are swapped in, and status shows
+                // them (an operator's next look must see what was confirmed).
                 self.recompute().await;
+                self.refresh_status();
                 for (entries, reply) in made {
                     let _ = reply.send(Ok(entries));
                 }

@@ -159,6 +159,20 @@ impl TestServer {
         Self { addr, inner }
     }
 
+    /// As [`TestServer::start`], with the admin API on an ephemeral loopback port;
+    /// returns the server and that port.
+    pub fn with_admin(config: &str) -> (Self, SocketAddr) {
+        let server = Self::start_with(
+            config,
+            StartOptions {
+                admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..StartOptions::default()
+            },
+        );
+        let admin = server.service().admin_address().expect("admin API");
+        (server, admin)
+    }
+
     /// The integration config.
     pub fn integration() -> Self {
         Self::start(&integration_config())
