@@ -101,12 +101,22 @@ enum Command {
     Runbook {
         /// Record name.
         record: String,
-        /// Only this record type (A, AAAA, CNAME).
+        /// Only this record type (A, AAAA, CNAME; any case).
         #[arg(long = "type")]
         record_type: Option<String>,
         /// Configuration file (default: the embedded one).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// The servers' admin API URLs the printed ctl commands use (repeatable;
+        /// default: `--config PATH` when it lists `[health] servers`, else its
+        /// `[admin] listen`).
+        #[arg(long = "server")]
+        servers: Vec<String>,
+        /// The nameservers to verify at and drill against, `IP:PORT` (repeatable;
+        /// default: the specific `[server] listen` addresses, else the addresses the
+        /// zone's NS records have in the zone, on the listen port).
+        #[arg(long = "dns")]
+        dns: Vec<std::net::SocketAddr>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -202,21 +212,47 @@ fn main() -> ExitCode {
             record,
             record_type,
             config,
-        } => runbook(&record, record_type.as_deref(), config.as_ref()),
+            servers,
+            dns,
+        } => runbook(
+            &record,
+            record_type.as_deref(),
+            config.as_ref(),
+            servers,
+            dns,
+        ),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("failoverd: {error:#}");
+            eprintln!("failoverd: {}", describe(error.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text the message so far
+/// already holds (many errors put their cause in their own message) is left out.
+pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 fn runbook(
     record: &str,
     record_type: Option<&str>,
     path: Option<&PathBuf>,
+    servers: Vec<String>,
+    dns: Vec<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let record_type = record_type
         .map(|t| {
@@ -231,29 +267,41 @@ fn runbook(
     if !name.ends_with('.') {
         name.push('.');
     }
-    let zone = failoverd::zone::name::wire_from_text(&name)
-        .and_then(|wire| loaded.zones.find_zone(&wire))
-        .map(|i| loaded.zones.zones()[i].origin_text());
-    // How ctl finds the servers: the config's [health] servers, else its admin API.
+    let zone =
+        failoverd::zone::name::wire_from_text(&name).and_then(|wire| loaded.zones.find_zone(&wire));
+    // How ctl finds the servers: given, else the config's [health] servers, else its
+    // admin API.
     let config = &loaded.config;
-    let ctl_config = match (path, config.health.servers.is_empty()) {
-        (Some(path), false) => format!("--config {}", path.display()),
-        (_, false) => config
-            .health
-            .servers
-            .iter()
-            .map(|s| format!("--server {s}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        (_, true) => config
-            .admin
-            .listen
-            .iter()
-            .map(|a| format!("--server http://{a}"))
-            .collect::<Vec<_>>()
-            .join(" "),
+    let server_args: Vec<String> =
+        match (servers.is_empty(), path, config.health.servers.is_empty()) {
+            (false, _, _) => servers
+                .iter()
+                .flat_map(|s| ["--server".to_owned(), s.clone()])
+                .collect(),
+            (true, Some(path), false) => vec!["--config".to_owned(), path.display().to_string()],
+            (true, None, false) => config
+                .health
+                .servers
+                .iter()
+                .flat_map(|s| ["--server".to_owned(), s.clone()])
+                .collect(),
+            (true, _, true) => config
+                .admin
+                .listen
+                .iter()
+                .flat_map(|a| ["--server".to_owned(), format!("http://{a}")])
+                .collect(),
+        };
+    let nameservers = if dns.is_empty() {
+        failoverd::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
+    } else {
+        dns
     };
-    let context = failoverd::runbook::RunbookContext { ctl_config, zone };
+    let context = failoverd::runbook::RunbookContext {
+        server_args,
+        zone: zone.map(|z| loaded.zones.zones()[z].origin_text()),
+        nameservers,
+    };
     let text = failoverd::runbook::render(&loaded.config, &name, record_type, &context)?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
@@ -282,9 +330,8 @@ fn man_pages(out: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 fn config_source(path: Option<&PathBuf>) -> anyhow::Result<ConfigSource> {
     match path {
-        Some(path) => {
-            ConfigSource::from_file(path).with_context(|| format!("reading {}", path.display()))
-        }
+        // The error names the file and why ("cannot read PATH: No such file …").
+        Some(path) => Ok(ConfigSource::from_file(path)?),
         None => Ok(ConfigSource::embedded()),
     }
 }
@@ -306,19 +353,27 @@ fn check_config(
         }
         Ok(loaded)
     });
+    // Errors and warnings go to stderr, the verdict to stdout.
     match loaded {
         Ok(loaded) => {
             eprint!("{}", loaded.warnings);
-            let zones = loaded.zones.zones().len();
-            let records = loaded.zones.record_count();
             let warnings = loaded.warnings.warnings.len();
-            eprintln!(
-                "{}: OK ({zones} zones, {records} static records, {} dynamic records, {} pools; {warnings} warnings)",
+            let failed = deny_warnings && warnings > 0;
+            println!(
+                "{}: {} ({}, {}, {}, {}; {})",
                 path.display(),
-                loaded.config.records.len(),
-                loaded.config.pools.len(),
+                if failed {
+                    "FAILED (--deny-warnings)"
+                } else {
+                    "OK"
+                },
+                count(loaded.zones.zones().len(), "zone"),
+                count(loaded.zones.record_count(), "static record"),
+                count(loaded.config.records.len(), "dynamic record"),
+                count(loaded.config.pools.len(), "pool"),
+                count(warnings, "warning"),
             );
-            Ok(if deny_warnings && warnings > 0 {
+            Ok(if failed {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
@@ -326,14 +381,23 @@ fn check_config(
         }
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            eprintln!(
-                "{}: {} errors, {} warnings",
+            println!(
+                "{}: {}, {}",
                 path.display(),
-                diagnostics.errors.len(),
-                diagnostics.warnings.len()
+                count(diagnostics.errors.len(), "error"),
+                count(diagnostics.warnings.len(), "warning"),
             );
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// "1 error", "2 errors".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -351,7 +415,10 @@ fn load_or_report(source: ConfigSource) -> anyhow::Result<service::Loaded> {
         Ok(loaded) => Ok(loaded),
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            anyhow::bail!("configuration has {} errors", diagnostics.errors.len());
+            anyhow::bail!(
+                "the configuration has {}",
+                count(diagnostics.errors.len(), "error")
+            );
         }
     }
 }

@@ -55,6 +55,47 @@ pub const DNSSEC_SIGNED: &str = "failoverd_dnssec_signed_timestamp_seconds";
 /// Gauge per signed zone: Unix time its signatures expire (alert well before).
 pub const DNSSEC_EXPIRATION: &str = "failoverd_dnssec_signature_expiration_timestamp_seconds";
 
+/// Queries answered per zone, by response code (`zone`, `rcode` labels; zones past
+/// the first [`ZONE_SLOTS`]` - 1` share `zone="(other)"`).
+pub const DNS_ZONE_RESPONSES_TOTAL: &str = "failoverd_dns_zone_responses_total";
+
+/// Zones counted apart (the last slot counts every zone past them).
+pub const ZONE_SLOTS: usize = 64;
+
+/// The slot of the zones past the first `ZONE_SLOTS - 1`.
+pub const OTHER_ZONES_SLOT: u8 = (ZONE_SLOTS - 1) as u8;
+
+/// Zone names by counter slot, for the whole process: a zone keeps its slot across
+/// reloads (and every server of the process shares the names).
+static ZONE_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The per-zone counter slot of zone `origin` (absolute, lower case): its own while
+/// fewer than `ZONE_SLOTS - 1` zones were ever seen, else [`OTHER_ZONES_SLOT`].
+/// Called when zones are loaded, never on the answer path.
+pub fn zone_slot(origin: &str) -> u8 {
+    let mut names = ZONE_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = names.iter().position(|n| n == origin) {
+        return i as u8;
+    }
+    if names.len() < usize::from(OTHER_ZONES_SLOT) {
+        names.push(origin.to_owned());
+        return (names.len() - 1) as u8;
+    }
+    OTHER_ZONES_SLOT
+}
+
+/// The zone name of a counter slot (`(other)` for the shared one).
+pub fn zone_slot_name(slot: usize) -> Option<String> {
+    if slot == usize::from(OTHER_ZONES_SLOT) {
+        return Some("(other)".to_owned());
+    }
+    ZONE_NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(slot)
+        .cloned()
+}
+
 /// Zone transfers served (`kind`: axfr, ixfr, ixfr_as_axfr, ixfr_current).
 pub const TRANSFERS_TOTAL: &str = "failoverd_transfers_total";
 /// Transfer requests refused (`reason`: acl, tsig, zone, malformed).
@@ -75,7 +116,7 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
 
 /// One worker's counters, on its own cache lines.
 #[repr(align(128))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DnsCounters {
     responses: [AtomicU64; 8],
     dropped: AtomicU64,
@@ -87,6 +128,26 @@ pub struct DnsCounters {
     tcp_rejected: AtomicU64,
     tcp_timeouts: AtomicU64,
     tcp_closed: AtomicU64,
+    /// Responses per zone slot, per rcode slot.
+    zone_responses: [[AtomicU64; 8]; ZONE_SLOTS],
+}
+
+impl Default for DnsCounters {
+    fn default() -> Self {
+        Self {
+            responses: Default::default(),
+            dropped: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            internal_errors: AtomicU64::new(0),
+            rrl_slipped: AtomicU64::new(0),
+            rrl_dropped: AtomicU64::new(0),
+            tcp_accepted: AtomicU64::new(0),
+            tcp_rejected: AtomicU64::new(0),
+            tcp_timeouts: AtomicU64::new(0),
+            tcp_closed: AtomicU64::new(0),
+            zone_responses: std::array::from_fn(|_| Default::default()),
+        }
+    }
 }
 
 impl DnsCounters {
@@ -122,11 +183,20 @@ impl DnsCounters {
 
     /// Counts a response.
     pub fn response(&self, rcode: u16) {
+        self.response_in(rcode, None);
+    }
+
+    /// Counts a response to a query in the zone of counter slot `zone` (None: in no
+    /// zone served, or not parsed).
+    pub fn response_in(&self, rcode: u16, zone: Option<u8>) {
         let slot = COUNTED_RCODES
             .iter()
             .position(|(code, _)| *code == rcode)
             .unwrap_or(7);
         self.responses[slot].fetch_add(1, Ordering::Relaxed);
+        if let Some(zone) = zone.and_then(|z| self.zone_responses.get(usize::from(z))) {
+            zone[slot].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a dropped datagram.
@@ -168,6 +238,9 @@ pub struct DnsTotals {
     pub tcp_timeouts: u64,
     /// Accepted TCP connections since closed.
     pub tcp_closed: u64,
+    /// Responses per zone slot (see [`zone_slot`]), per [`COUNTED_RCODES`] entry
+    /// then `other`; empty until a shard is summed.
+    pub zones: Vec<[u64; 8]>,
 }
 
 impl DnsTotals {
@@ -217,6 +290,12 @@ impl DnsMetrics {
             totals.tcp_rejected += shard.tcp_rejected.load(Ordering::Relaxed);
             totals.tcp_timeouts += shard.tcp_timeouts.load(Ordering::Relaxed);
             totals.tcp_closed += shard.tcp_closed.load(Ordering::Relaxed);
+            totals.zones.resize(ZONE_SLOTS, [0; 8]);
+            for (total, counted) in totals.zones.iter_mut().zip(&shard.zone_responses) {
+                for (t, c) in total.iter_mut().zip(counted) {
+                    *t += c.load(Ordering::Relaxed);
+                }
+            }
         }
         totals
     }

@@ -368,7 +368,9 @@ pub struct ForceRequest {
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     /// What it applies to: `{"endpoint": "pool/name"}`, `{"pool": "name"}` or
-    /// `{"record": {"name": "www.example.com.", "type": "A"}}`.
+    /// `{"record": {"name": "www.example.com.", "type": "A"}}`; a name may be a
+    /// pattern (`{"endpoint": "web-eu/*"}`), and `{"region": "eu"}` names every pool
+    /// of a region (a drain) or their endpoints (a force).
     pub target: Target,
     /// `"drain"`, `"force_up"`, `"force_down"` or `{"failover": "pool"}`.
     pub action: Action,
@@ -380,6 +382,21 @@ pub struct OverrideRequest {
     /// How long it lasts (`30m`, `2h`; absent: until released).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<String>,
+    /// Make it even where a safety check refuses it (no healthy pool left, a change
+    /// fail-open ignores, a `[[safety]]` rule); default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty: bool,
+}
+
+/// The answer to a change that made several entries: a pattern or region (one per
+/// target it matched), or an untyped failover or release that also ended the typed
+/// overrides of its name. A change of one target that made one entry is answered
+/// with that [`Entry`] alone.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeOutcome {
+    /// Every entry made, in order.
+    pub entries: Vec<Entry>,
 }
 
 /// `POST /v1/overrides/release` body.
@@ -418,4 +435,114 @@ pub struct OverridesView {
     pub active: Vec<Entry>,
     /// Releases and expired overrides still remembered.
     pub ended: Vec<Entry>,
+}
+
+/// `GET /v1/stats`: this server's DNS counters since it started (`ctl stats`), the
+/// same counts `/metrics` gives (`failoverd_dns_*`, `failoverd_transfers_*`,
+/// `failoverd_notify_*`), grouped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Responses by rcode label (`noerror`, `nxdomain`, …, `other`).
+    pub responses: BTreeMap<String, u64>,
+    /// Per zone (absolute name; `(other)` past the first 63 zones), responses by
+    /// rcode label.
+    pub zones: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Datagrams dropped without a response.
+    pub dropped: u64,
+    /// UDP responses truncated (TC).
+    pub truncated: u64,
+    /// Internal errors on the answer path (should stay 0).
+    pub internal_errors: u64,
+    /// Response rate limiting: `limited` (slipped plus dropped), `slipped`,
+    /// `dropped`.
+    pub rrl: BTreeMap<String, u64>,
+    /// TCP: `accepted`, `rejected` (a connection limit), `timeouts`, `open` now.
+    pub tcp: BTreeMap<String, u64>,
+    /// Zone transfers served by kind (`axfr`, `ixfr`, …); empty without
+    /// `[transfer]`.
+    pub transfers: BTreeMap<String, u64>,
+    /// Transfer requests refused, by reason.
+    pub transfers_refused: BTreeMap<String, u64>,
+    /// NOTIFY messages by outcome (`sent`, `acked`, `failed`).
+    pub notify: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// The counts in a server's Prometheus text (what `/metrics` says).
+    pub fn from_metrics(text: &str) -> Self {
+        let mut stats = Self::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let value = value.max(0.0) as u64;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let label = |key: &str| -> String {
+                labels
+                    .split(',')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| {
+                        v.trim_matches('"')
+                            .replace("\\\"", "\"")
+                            .replace("\\\\", "\\")
+                    })
+                    .unwrap_or_default()
+            };
+            use crate::metrics as m;
+            match name {
+                m::DNS_RESPONSES_TOTAL => {
+                    stats.responses.insert(label("rcode"), value);
+                }
+                m::DNS_ZONE_RESPONSES_TOTAL => {
+                    stats
+                        .zones
+                        .entry(label("zone"))
+                        .or_default()
+                        .insert(label("rcode"), value);
+                }
+                m::DNS_DROPPED_TOTAL => stats.dropped = value,
+                m::DNS_TRUNCATED_TOTAL => stats.truncated = value,
+                m::DNS_INTERNAL_ERRORS_TOTAL => stats.internal_errors = value,
+                m::DNS_RRL_LIMITED_TOTAL => {
+                    stats.rrl.insert("limited".into(), value);
+                }
+                m::DNS_RRL_SLIPPED_TOTAL => {
+                    stats.rrl.insert("slipped".into(), value);
+                }
+                m::DNS_RRL_DROPPED_TOTAL => {
+                    stats.rrl.insert("dropped".into(), value);
+                }
+                m::DNS_TCP_CONNECTIONS_TOTAL => {
+                    stats.tcp.insert("accepted".into(), value);
+                }
+                m::DNS_TCP_REJECTED_TOTAL => {
+                    stats.tcp.insert("rejected".into(), value);
+                }
+                m::DNS_TCP_TIMEOUTS_TOTAL => {
+                    stats.tcp.insert("timeouts".into(), value);
+                }
+                m::DNS_TCP_OPEN => {
+                    stats.tcp.insert("open".into(), value);
+                }
+                m::TRANSFERS_TOTAL => {
+                    stats.transfers.insert(label("kind"), value);
+                }
+                m::TRANSFERS_REFUSED_TOTAL => {
+                    stats.transfers_refused.insert(label("reason"), value);
+                }
+                m::NOTIFY_TOTAL => {
+                    stats.notify.insert(label("outcome"), value);
+                }
+                _ => {}
+            }
+        }
+        stats
+    }
 }

@@ -14,8 +14,10 @@
 //! | GET, POST | `/v1/explain` | read: the answer a client gets, and why (what-if) |
 //! | GET | `/v1/events` | read (public if `status` is): recent events, `since_time=` from the journal; `follow=true` streams JSON lines |
 //! | POST | `/v1/reload` | operate: reload the configuration file |
-//! | POST | `/v1/overrides` | operate: make an override |
-//! | POST | `/v1/overrides/release` | operate: release one |
+//! | GET | `/v1/stats` | read: DNS query statistics (`ctl stats`) |
+//! | GET | `/v1/zone?name=` | read: a zone as served now, zone-file text (`ctl zone-read`) |
+//! | POST | `/v1/overrides` | operate: make an override (a target, a pattern or a region) |
+//! | POST | `/v1/overrides/release` | operate: release one (404 when nothing is in force) |
 //! | PUT | `/v1/endpoints/{pool}/{name}/force` | operate: the older form of force / release |
 //! | GET | `/`, `/ui` | anyone: the status page (it reads the API with the visitor's token) |
 //! | GET | `/metrics` | read (public if `metrics` is) |
@@ -110,8 +112,8 @@ pub trait AdminBackend: Send + Sync + 'static {
         vantage: Option<String>,
         signature: Option<String>,
     ) -> (Result<(), ReportError>, String);
-    /// Makes an operator's override or release on this server.
-    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError>;
+    /// Makes an operator's override or release on this server: the entries made.
+    async fn change_override(&self, change: Change) -> Result<Vec<Entry>, OverrideError>;
     /// Takes a peer's signed overrides; answers with this server's, signed (body,
     /// signature).
     async fn sync_overrides(
@@ -148,6 +150,13 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn identity(&self, nonce: String) -> Option<(Vec<u8>, String)>;
     /// Prometheus text.
     fn metrics(&self) -> String;
+    /// DNS query statistics (the counters of [`Self::metrics`], grouped).
+    fn stats(&self) -> api::Stats {
+        api::Stats::from_metrics(&self.metrics())
+    }
+    /// A zone as served now, in zone-file text (heavy for a large zone: called off
+    /// the async workers).
+    fn zone_text(&self, zone: &str) -> Result<String, crate::dns::zone_text::ZoneReadError>;
     /// Whether the server can serve and keep changes: start-up complete, the state
     /// file writable (Err: why not).
     fn ready(&self) -> Result<(), String>;
@@ -194,6 +203,8 @@ pub fn router(backend: Backend, access: SharedAccess) -> Router {
         .route("/v1/explain", get(explain_get).post(explain_post))
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
+        .route("/v1/stats", get(stats))
+        .route("/v1/zone", get(zone_read))
         .route("/", get(page))
         .route("/ui", get(page))
         .route("/metrics", get(metrics))
@@ -411,6 +422,40 @@ async fn metrics(_: Reader<{ public::METRICS }>, State(backend): State<Backend>)
         backend.metrics(),
     )
         .into_response()
+}
+
+/// `GET /v1/stats`: DNS responses by rcode and per zone, RRL, TCP, transfers.
+async fn stats(_: Reader, State(backend): State<Backend>) -> Response {
+    axum::Json(backend.stats()).into_response()
+}
+
+/// `GET /v1/zone?name=ZONE`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZoneQuery {
+    name: String,
+}
+
+/// `GET /v1/zone?name=ZONE`: the zone as served now, in zone-file text (404 for a
+/// zone not served).
+async fn zone_read(
+    _: Reader,
+    State(backend): State<Backend>,
+    query: Result<axum::extract::Query<ZoneQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(axum::extract::Query(query)) = query else {
+        return bad_request("expected name=ZONE");
+    };
+    let rendered = tokio::task::spawn_blocking(move || backend.zone_text(&query.name)).await;
+    match rendered {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, "text/dns; charset=utf-8")], text).into_response(),
+        Ok(Err(error)) => (StatusCode::NOT_FOUND, format!("{error}\n")).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the zone failed\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn healthz(_: Reader<{ public::HEALTHZ }>) -> &'static str {
@@ -633,14 +678,17 @@ async fn make_override(
         Some(Ok(_)) => return bad_request("expires_in must be more than zero"),
         Some(Err(e)) => return bad_request(&format!("expires_in: {e}")),
     };
+    let target = normalized(request.target);
+    let selector = target.is_selector();
     let change = Change {
-        target: normalized(request.target),
+        target,
         action: Some(request.action),
         by: who(&caller, request.by.as_deref()),
         reason: request.reason,
         expires_in_ms,
+        allow_empty: request.allow_empty,
     };
-    changed(backend.change_override(change).await)
+    changed(selector, backend.change_override(change).await)
 }
 
 async fn release_override(
@@ -648,14 +696,17 @@ async fn release_override(
     State(backend): State<Backend>,
     Strict(request): Strict<ReleaseRequest>,
 ) -> Response {
+    let target = normalized(request.target);
+    let selector = target.is_selector();
     let change = Change {
-        target: normalized(request.target),
+        target,
         action: None,
         by: who(&caller, request.by.as_deref()),
         reason: request.reason.unwrap_or_else(|| "released".to_owned()),
         expires_in_ms: None,
+        allow_empty: false,
     };
-    changed(backend.change_override(change).await)
+    changed(selector, backend.change_override(change).await)
 }
 
 /// The older form: force an endpoint up or down, or release it (`state: null`).
@@ -674,6 +725,7 @@ async fn force(
         by: caller.name,
         reason: request.reason.unwrap_or_else(|| "forced".to_owned()),
         expires_in_ms: None,
+        allow_empty: false,
     };
     match backend.change_override(change).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -689,21 +741,40 @@ fn normalized(target: Target) -> Target {
     }
 }
 
-fn changed(result: Result<Entry, OverrideError>) -> Response {
+/// 200 with the entry made, or (a pattern or region, or several entries)
+/// [`api::ChangeOutcome`]; else the error's status.
+fn changed(selector: bool, result: Result<Vec<Entry>, OverrideError>) -> Response {
     match result {
-        Ok(entry) => axum::Json(entry).into_response(),
+        Ok(mut entries) if entries.len() == 1 && !selector => {
+            axum::Json(entries.remove(0)).into_response()
+        }
+        Ok(entries) => axum::Json(api::ChangeOutcome { entries }).into_response(),
         Err(error) => override_error(error),
     }
 }
 
+/// The header naming why a change was refused ([`OverrideError::label`]).
+pub const REFUSAL_HEADER: &str = "failoverd-refusal";
+
+/// 404 for a target that is not there (or a pattern matching none) and a release
+/// with nothing to end; 409 for a change a safety check refuses; 507 when full; 503
+/// when it cannot be kept now; 400 otherwise. The `failoverd-refusal` header names
+/// the reason.
 fn override_error(error: OverrideError) -> Response {
-    let status = match error {
-        OverrideError::UnknownTarget(_) => StatusCode::NOT_FOUND,
+    let status = match error.root() {
+        OverrideError::UnknownTarget(_)
+        | OverrideError::NoMatch { .. }
+        | OverrideError::NothingInForce { .. } => StatusCode::NOT_FOUND,
+        OverrideError::Unsafe(_) => StatusCode::CONFLICT,
         OverrideError::Full => StatusCode::INSUFFICIENT_STORAGE,
         OverrideError::NotSaved(_) | OverrideError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
-    (status, format!("{error}\n")).into_response()
+    let label = [(
+        header::HeaderName::from_static(REFUSAL_HEADER),
+        error.label(),
+    )];
+    (status, label, format!("{error}\n")).into_response()
 }
 
 fn bad_request(message: &str) -> Response {

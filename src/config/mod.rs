@@ -50,13 +50,14 @@ pub const MAX_VANTAGES: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// The file could not be read. (The cause is in the message, not chained as a
+    /// source too, so that a printed chain says it once.)
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The configuration has errors (all of them are listed).
     #[error("invalid configuration:\n{0}")]
@@ -94,9 +95,9 @@ pub enum Reader {
 impl ConfigSource {
     /// Reads a configuration file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let base_dir = path
             .parent()
@@ -187,6 +188,22 @@ pub struct Config {
     pub dnssec: DnssecConfig,
     /// dnstap logging (None: off).
     pub dnstap: Option<DnstapConfig>,
+    /// `[[safety]]` rules every operator override is checked against.
+    pub safety: Vec<SafetyRule>,
+}
+
+/// A `[[safety]]` rule: at least `min_in_service` of `pools` stay in service — a pool
+/// is in service while at least `min_healthy` of its endpoints are neither drained
+/// nor forced down (by the configuration or an operator), whatever the probes say. An
+/// override that would leave fewer is refused unless made with `allow_empty`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyRule {
+    /// Its name (`name`, or `safety[N]`).
+    pub name: String,
+    /// The pools guarded.
+    pub pools: Vec<PoolIndex>,
+    /// How many must stay in service (1 ..= pools).
+    pub min_in_service: u32,
 }
 
 /// How an endpoint is probed.

@@ -117,8 +117,8 @@ pub struct RecordSpec {
     /// `A`, `AAAA` or `CNAME`.
     #[serde(rename = "type")]
     pub record_type: String,
-    /// TTL of answers in seconds.
-    pub ttl: Option<i64>,
+    /// TTL of answers: seconds (`30`) or a duration (`"30s"`).
+    pub ttl: Option<TtlSpec>,
     /// `failover`, `weighted`, `multivalue` or `geo`.
     pub policy: String,
     /// Pools in order (all policies but `geo`).
@@ -134,9 +134,9 @@ pub struct RecordSpec {
     /// Pool answered when everything is down and `all_down = "fallback"`.
     pub fallback_pool: Option<String>,
     /// TTL used while the record is in all-down mode.
-    pub all_down_ttl: Option<i64>,
+    pub all_down_ttl: Option<TtlSpec>,
     /// Shortest TTL while an endpoint of the record is in doubt (default 1, ≤ ttl).
-    pub min_ttl: Option<i64>,
+    pub min_ttl: Option<TtlSpec>,
     /// Health at start-up before any probe or peer reports: `last-known` or `assume-up`.
     pub cold_start: Option<String>,
     /// How the Route 53 agent handles the record: `native`, `mirror` or `off`.
@@ -147,6 +147,51 @@ pub struct RecordSpec {
     /// Failover gates (RPO guard): pool → a pool (typically its database, checked by
     /// a `postgres` check with `max_lag`) that must be up before traffic moves to it.
     pub gates: Option<BTreeMap<String, String>>,
+}
+
+/// One `[[safety]]` rule: at least `min_in_service` of `pools` stay in service
+/// whatever operators drain or force down (Route 53 ARC's assertion rule).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SafetySpec {
+    /// Name shown when the rule refuses a change (default `safety[N]`).
+    pub name: Option<String>,
+    /// The pools the rule guards.
+    pub pools: Vec<String>,
+    /// How many of them must stay in service (default 1).
+    pub min_in_service: Option<i64>,
+}
+
+/// A TTL: whole seconds (`30`) or a duration with a unit (`"30s"`, `"5m"`), as every
+/// other duration of the file is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TtlSpec {
+    /// Seconds.
+    Seconds(i64),
+    /// A duration (`250ms`, `2s`, `1m30s`); it must be whole seconds.
+    Duration(String),
+}
+
+impl<'de> Deserialize<'de> for TtlSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TtlSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a TTL: seconds (30) or a duration (\"30s\", \"5m\")")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TtlSpec, E> {
+                Ok(TtlSpec::Seconds(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TtlSpec, E> {
+                Ok(TtlSpec::Seconds(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TtlSpec, E> {
+                Ok(TtlSpec::Duration(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// An expected HTTP status: a code (`200`) or a range (`"200-399"`).

@@ -15,14 +15,14 @@ use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_off
 use super::secret_file::{self, SecretFileError};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
-    PoolSpec, RecordSpec, RegionSpec, Route53Spec, ServerSpec, StatusSpec, TransferSpec,
-    VantageRoleSpec, VantageSpec, ZonesSpec,
+    PoolSpec, RecordSpec, RegionSpec, Route53Spec, SafetySpec, ServerSpec, StatusSpec,
+    TransferSpec, TtlSpec, VantageRoleSpec, VantageSpec, ZonesSpec,
 };
 use super::{
     AllDown, Check, CheckKind, ColdStart, Config, ConfigSource, DEFAULT_OVERRIDE_WARN_AFTER,
     DampingRules, DnsCheck, DynamicRecord, Endpoint, ExecCheck, GeoConfig, HealthConfig, HttpCheck,
     IsolationMode, Pool, PoolChoice, Reader, Region, Route53Check, Route53Config, Route53Mode,
-    Route53Zone, Secret, Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole,
+    Route53Zone, SafetyRule, Secret, Selection, ServerConfig, UdpIo, VERSION, Vantage, VantageRole,
     ZonesConfig,
 };
 use crate::model::{
@@ -42,7 +42,7 @@ struct RecordDefaults {
 /// Top-level keys, in the order they are documented.
 const SECTIONS: &[&str] = &[
     "version", "server", "zones", "regions", "geo", "checks", "pools", "records", "vantages",
-    "health", "admin", "route53", "transfer", "dnstap", "dnssec",
+    "health", "admin", "route53", "transfer", "dnstap", "dnssec", "safety",
 ];
 
 /// The sections of a document, each deserialized on its own.
@@ -63,6 +63,7 @@ struct Sections {
     transfer: Option<TransferSpec>,
     dnssec: Option<DnssecSpec>,
     dnstap: Option<DnstapSpec>,
+    safety: Vec<Option<SafetySpec>>,
 }
 
 /// Validates `source`, recording every problem in `diagnostics`. Returns a config
@@ -97,6 +98,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let geo = v.geo(&sections.geo);
     v.checks(&sections.checks, &source.base_dir);
     v.pools(&sections.pools);
+    let safety = v.safety(&sections.safety);
     let route53 = sections.route53.as_ref().and_then(|spec| v.route53(spec));
     let own_vantage = match &source.reader {
         Reader::Server => None,
@@ -126,7 +128,11 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         .dnstap
         .as_ref()
         .and_then(|spec| v.dnstap(spec, &source));
-    v.unused();
+    // A record that did not parse leaves its pools and regions looking unused: say
+    // nothing more about them than its own error.
+    if sections.records.iter().all(Option::is_some) {
+        v.unused();
+    }
     Some(Config {
         source,
         server,
@@ -144,6 +150,7 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
         transfer,
         dnssec,
         dnstap,
+        safety,
     })
 }
 
@@ -221,6 +228,16 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             "dnssec" => {
                 sections.dnssec =
                     Some(deserialize(value, &path, text, diagnostics).unwrap_or_default());
+            }
+            "safety" => {
+                for (i, value) in array_items(value, &path, text, diagnostics)
+                    .into_iter()
+                    .enumerate()
+                {
+                    sections
+                        .safety
+                        .push(deserialize(value, &path.index(i), text, diagnostics));
+                }
             }
             "records" => {
                 for (i, value) in array_items(value, &path, text, diagnostics)
@@ -432,6 +449,28 @@ impl Validator<'_> {
     }
 
     /// Checks an integer against a range, reporting with `what` as the subject.
+    /// A TTL in whole seconds: an integer, or a duration with a unit (`"30s"`,
+    /// `"5m"`) like every other duration of the file. None (the default applies)
+    /// when absent or wrong (the error is recorded).
+    fn ttl_seconds(&mut self, path: KeyPath, value: Option<&TtlSpec>) -> Option<i64> {
+        match value? {
+            TtlSpec::Seconds(seconds) => Some(*seconds),
+            TtlSpec::Duration(text) => match parse_duration(text) {
+                Ok(d) if d.subsec_nanos() == 0 => {
+                    Some(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                }
+                Ok(_) => {
+                    self.error(path, format!("{text:?}: a TTL is whole seconds"));
+                    None
+                }
+                Err(e) => {
+                    self.error(path, e);
+                    None
+                }
+            },
+        }
+    }
+
     fn ranged(
         &mut self,
         path: KeyPath,
@@ -758,6 +797,23 @@ impl Validator<'_> {
     ) -> Option<Endpoint> {
         let target = match spec.address.parse::<IpAddr>() {
             Ok(ip) => EndpointTarget::Address(ip),
+            // Shaped like an address (a host name's last label is never a number, and
+            // never holds a colon): an address with a typo, not a host name.
+            Err(_) if looks_like_address(&spec.address) => {
+                self.error(
+                    path.key("address"),
+                    format!(
+                        "{:?} is not a valid IP address ({})",
+                        spec.address,
+                        if spec.address.contains(':') {
+                            "IPv6: up to eight groups of hex digits, :: once"
+                        } else {
+                            "IPv4: four numbers from 0 to 255"
+                        }
+                    ),
+                );
+                return None;
+            }
             Err(_) => {
                 match check_host_name(&spec.address).and_then(|()| normalize_name(&spec.address)) {
                     Ok(host) => EndpointTarget::Host(host),
@@ -825,6 +881,51 @@ impl Validator<'_> {
     }
 
     /// Resolves a list of pool names, reporting unknown and repeated ones.
+    /// `[[safety]]` rules: known pools, each once, `min_in_service` 1 ..= pools.
+    fn safety(&mut self, specs: &[Option<SafetySpec>]) -> Vec<SafetyRule> {
+        let mut rules = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(spec) = spec else { continue };
+            let path = KeyPath::root().key("safety").index(i);
+            let mut pools = Vec::new();
+            if spec.pools.is_empty() {
+                self.error(path.key("pools"), "at least one pool is needed");
+            }
+            for (j, name) in spec.pools.iter().enumerate() {
+                match self.pool_by_name(name) {
+                    Some(pool) if pools.contains(&pool) => {
+                        self.error(
+                            path.key("pools").index(j),
+                            format!("pool {name:?} is listed twice"),
+                        );
+                    }
+                    Some(pool) => pools.push(pool),
+                    None => {
+                        let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+                        self.error(
+                            path.key("pools").index(j),
+                            format!("unknown pool {name:?} (known: {})", known.join(", ")),
+                        );
+                    }
+                }
+            }
+            let count = spec.pools.len().max(1) as i64;
+            let min = self.ranged(
+                path.key("min_in_service"),
+                spec.min_in_service,
+                1,
+                1..=count,
+                " (at least one, at most the pools listed)",
+            ) as u32;
+            rules.push(SafetyRule {
+                name: spec.name.clone().unwrap_or_else(|| format!("safety[{i}]")),
+                pools,
+                min_in_service: min,
+            });
+        }
+        rules
+    }
+
     fn pool_list(&mut self, names: &[String], path: &KeyPath) -> Vec<PoolIndex> {
         if names.is_empty() {
             self.error(path.clone(), "at least one pool is needed");
@@ -922,9 +1023,10 @@ impl Validator<'_> {
                 None
             }
         };
+        let ttl_given = self.ttl_seconds(path.key("ttl"), spec.ttl.as_ref());
         let ttl = self.ranged(
             path.key("ttl"),
-            spec.ttl,
+            ttl_given,
             i64::from(Ttl::DEFAULT_DYNAMIC.0),
             i64::from(Ttl::MIN_DYNAMIC.0)..=i64::from(Ttl::MAX.0),
             " seconds",
@@ -935,16 +1037,19 @@ impl Validator<'_> {
                 format!("TTL {ttl} s delays failover: resolvers keep the old answer that long"),
             );
         }
+        let all_down_ttl_given =
+            self.ttl_seconds(path.key("all_down_ttl"), spec.all_down_ttl.as_ref());
         let all_down_ttl = self.ranged(
             path.key("all_down_ttl"),
-            spec.all_down_ttl,
+            all_down_ttl_given,
             i64::from(ttl.min(10)),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
+        let min_ttl_given = self.ttl_seconds(path.key("min_ttl"), spec.min_ttl.as_ref());
         let min_ttl = self.ranged(
             path.key("min_ttl"),
-            spec.min_ttl,
+            min_ttl_given,
             1,
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
@@ -2035,6 +2140,17 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Whether `text` is shaped like an IP address: it holds a colon, or its last label
+/// is a number (which no host name's is).
+fn looks_like_address(text: &str) -> bool {
+    let last = text
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    text.contains(':') || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// An endpoint's target from its address text, if valid.

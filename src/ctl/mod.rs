@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use failoverd::admin::api::{OverrideRequest, OverridesView, ReleaseRequest, ReloadStatus, Status};
+use failoverd::admin::api::{
+    ChangeOutcome, OverrideRequest, OverridesView, ReleaseRequest, ReloadStatus, Stats, Status,
+};
 use failoverd::admin::explain::{ExplainQuery, Explanation, explain};
 use failoverd::config::ConfigSource;
 use failoverd::dns::Snapshot;
@@ -25,11 +27,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 mod print;
+mod stats;
 
 use self::print::{
     describe_entry, event_line, print_cluster, print_events, print_explanation, print_overrides,
     print_status,
 };
+use self::stats::print_stats;
 
 /// The server asked when neither `--server` nor `--config` is given: the embedded
 /// default configuration's admin API.
@@ -81,22 +85,33 @@ enum CtlCommand {
     },
     /// Overrides in force (and recently ended), per server.
     Overrides,
-    /// Take an endpoint (`POOL/NAME`) or a whole pool (`POOL`) out of the answers.
+    /// Take an endpoint (`POOL/NAME`), a whole pool (`POOL`), every match of a pattern
+    /// (`'web-eu/*'`, `'web-*'`) or every pool of a region (`--region R`) out of the
+    /// answers.
     Drain(Change),
     /// Release a drain (same as `release`).
     Undrain {
-        /// `POOL/NAME` or `POOL`.
-        target: String,
+        /// `POOL/NAME`, `POOL` or a pattern.
+        #[arg(required_unless_present = "region")]
+        target: Option<String>,
+        /// Every pool of this region (and their endpoints) instead.
+        #[arg(long, conflicts_with = "target")]
+        region: Option<String>,
         /// Why.
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Force an endpoint up or down, whatever the probes say.
+    /// Force an endpoint (`POOL/NAME`, a pattern such as `'web-eu/*'`, or with
+    /// `--region R` every endpoint of the region's pools) up or down, whatever the
+    /// probes say: `force POOL/NAME down`, `force --region R down`.
     Force {
-        /// `POOL/NAME`.
-        endpoint: String,
-        /// `up` or `down`.
-        state: ForcedState,
+        /// `POOL/NAME` (or a pattern), then `up` or `down`; with --region, the state
+        /// alone.
+        #[arg(num_args = 1..=2, required = true, value_names = ["ENDPOINT", "STATE"])]
+        words: Vec<String>,
+        /// Every endpoint of this region's pools.
+        #[arg(long)]
+        region: Option<String>,
         #[command(flatten)]
         why: Why,
     },
@@ -107,8 +122,9 @@ enum CtlCommand {
         /// The pool to answer from.
         #[arg(long)]
         to: String,
-        /// Only this record type (default: every record of the name listing the pool).
-        #[arg(long = "type")]
+        /// Only this record type, A, AAAA or CNAME in any case (default: every
+        /// record of the name listing the pool).
+        #[arg(long = "type", ignore_case = true)]
         record_type: Option<RecordType>,
         #[command(flatten)]
         why: Why,
@@ -118,7 +134,9 @@ enum CtlCommand {
     Explain {
         /// Record name.
         name: String,
-        /// Record type (default: every dynamic record of the name).
+        /// Record type, A, AAAA or CNAME in any case (default: every dynamic record
+        /// of the name).
+        #[arg(ignore_case = true)]
         record_type: Option<RecordType>,
         /// The resolver's address.
         #[arg(long)]
@@ -153,23 +171,43 @@ enum CtlCommand {
     },
     /// Reload every server's configuration from its file.
     Reload,
-    /// Release an override: `POOL/NAME`, `POOL`, or a record name (with --type).
+    /// Release an override: `POOL/NAME`, `POOL`, a record name (every type, or
+    /// --type), a pattern, or `--region R`. A release that ends nothing fails, naming
+    /// what is in force.
     Release {
         /// What to release.
-        target: String,
-        /// The record type, for a record.
-        #[arg(long = "type")]
+        #[arg(required_unless_present = "region")]
+        target: Option<String>,
+        /// Every override on this region's pools and their endpoints instead.
+        #[arg(long, conflicts_with = "target")]
+        region: Option<String>,
+        /// The record type, for a record: A, AAAA or CNAME in any case (without it,
+        /// every type: an untyped release ends the typed overrides too).
+        #[arg(long = "type", ignore_case = true)]
         record_type: Option<RecordType>,
         /// Why.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// DNS query statistics of every server: responses by rcode, per zone, rate
+    /// limiting, TCP, zone transfers (`knotc stats`).
+    Stats,
+    /// The zone as each server serves it now, dynamic answers included, in zone-file
+    /// text (`knotc zone-read`).
+    ZoneRead {
+        /// The zone (its origin, e.g. gslb.example.com).
+        zone: String,
+    },
 }
 
 #[derive(Args)]
 struct Change {
-    /// `POOL/NAME` or `POOL`.
-    target: String,
+    /// `POOL/NAME`, `POOL` or a pattern (`'web-eu/*'`; quote it from the shell).
+    #[arg(required_unless_present = "region")]
+    target: Option<String>,
+    /// Every pool of this region instead.
+    #[arg(long, conflicts_with = "target")]
+    region: Option<String>,
     #[command(flatten)]
     why: Why,
 }
@@ -182,6 +220,11 @@ struct Why {
     /// End by itself after this long (`30m`, `2h`).
     #[arg(long)]
     expires: Option<String>,
+    /// Make it even where a safety check refuses it (it would leave a record with no
+    /// healthy pool or answer nothing, change no answer for fail-open, or break a
+    /// `[[safety]]` rule).
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 /// How many servers must hold a change before `ctl` says ok.
@@ -218,6 +261,21 @@ impl From<RecordType> for DynamicType {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     failoverd::config::parse_duration(text)
+}
+
+/// `--region R` → the region; `POOL/NAME` → an endpoint, a name with a dot → a
+/// record, else a pool (each may be a pattern).
+fn selector(
+    target: Option<String>,
+    region: Option<String>,
+    record_type: Option<RecordType>,
+) -> Target {
+    match (target, region) {
+        (_, Some(region)) => Target::Region(region),
+        (Some(text), None) => target_of(&text, record_type),
+        // clap requires one of them.
+        (None, None) => Target::Pool(String::new()),
+    }
 }
 
 /// Where `ctl events` starts.
@@ -271,12 +329,41 @@ fn target_of(text: &str, record_type: Option<RecordType>) -> Target {
     }
 }
 
-/// The user `ctl` runs as, for the override's "by".
+/// The user `ctl` runs as, for the override's "by": `SUDO_USER` (the person behind
+/// sudo), else `USER`, else the name the password database gives this process's
+/// user (cron jobs, containers and `env -i` have no `USER`).
 fn user() -> Option<String> {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .ok()
         .filter(|u| !u.is_empty())
+        .or_else(login_name)
+}
+
+/// The login name of the effective user, from the password database (`getpwuid_r`).
+fn login_name() -> Option<String> {
+    let uid = unsafe { libc::geteuid() };
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: a zeroed passwd is a valid out-parameter; getpwuid_r writes it and the
+    // strings it points to (inside `buffer`, which outlives every use) or leaves
+    // `found` null.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+        return Some(format!("uid {uid}"));
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
@@ -309,14 +396,13 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
 
 fn servers(args: &CtlArgs) -> anyhow::Result<Vec<String>> {
     if !args.servers.is_empty() {
-        return Ok(args.servers.clone());
+        return args.servers.iter().map(|s| server_url(s)).collect();
     }
     let Some(path) = &args.config else {
         // The embedded default's admin API (the first-minute demo).
         return Ok(vec![DEFAULT_SERVER.to_owned()]);
     };
-    let source =
-        ConfigSource::from_file(path).with_context(|| format!("reading {}", path.display()))?;
+    let source = ConfigSource::from_file(path)?;
     let (config, _) =
         failoverd::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
     if config.health.servers.is_empty() {
@@ -326,6 +412,31 @@ fn servers(args: &CtlArgs) -> anyhow::Result<Vec<String>> {
         );
     }
     Ok(config.health.servers.clone())
+}
+
+/// A `--server` value as a base URL: `HOST:PORT` means `http://HOST:PORT` (the admin
+/// API's scheme without `[admin.tls]`); anything else must be an http(s) URL.
+fn server_url(text: &str) -> anyhow::Result<String> {
+    let text = text.trim().trim_end_matches('/');
+    let url = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    };
+    match reqwest::Url::parse(&url) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() =>
+        {
+            Ok(url)
+        }
+        Ok(parsed) => bail!(
+            "--server {text}: {} is not an admin API URL; give http://HOST:PORT or https://HOST:PORT",
+            parsed.scheme()
+        ),
+        Err(error) => bail!(
+            "--server {text}: not a URL ({error}); give HOST:PORT, http://HOST:PORT or https://HOST:PORT"
+        ),
+    }
 }
 
 fn token(args: &CtlArgs) -> anyhow::Result<Option<String>> {
@@ -412,6 +523,51 @@ impl Outcomes {
 struct Reply {
     server: String,
     result: Result<String, String>,
+    /// The HTTP status of an answer that is not a success (None: no answer at all).
+    status: Option<u16>,
+    /// Why a change was refused (the `failoverd-refusal` header), if it was.
+    refusal: Option<String>,
+}
+
+impl Reply {
+    /// Whether the server could not be asked or could not keep the change now
+    /// (unreachable, a timeout, 503): it takes a change from its peers later.
+    fn unreachable(&self) -> bool {
+        self.result.is_err() && matches!(self.status, None | Some(502..=504))
+    }
+}
+
+/// Why a request got no answer, in the operator's words: "connection refused",
+/// "no answer within --timeout 5s", "cannot resolve …", a TLS problem; with the URL.
+fn unreachable(error: &reqwest::Error, timeout: Duration) -> String {
+    let url = error
+        .url()
+        .map(|u| format!(" at {}", u.as_str()))
+        .unwrap_or_default();
+    let mut io_kind = None;
+    let mut innermost = error.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        innermost = e.to_string();
+        source = e.source();
+    }
+    match io_kind {
+        _ if error.is_timeout() => format!(
+            "unreachable: no answer within --timeout {}{url}",
+            humantime::format_duration(timeout)
+        ),
+        Some(std::io::ErrorKind::ConnectionRefused) => format!(
+            "unreachable: connection refused{url} (nothing listens there: is the server running, and is this its admin address?)"
+        ),
+        Some(std::io::ErrorKind::ConnectionReset) => {
+            format!("unreachable: connection reset{url}")
+        }
+        Some(std::io::ErrorKind::TimedOut) => format!("unreachable: connect timed out{url}"),
+        _ => format!("unreachable: {innermost}{url}"),
+    }
 }
 
 impl Ctl {
@@ -423,22 +579,29 @@ impl Ctl {
                     .await
             }
             CtlCommand::Drain(change) => {
-                let target = target_of(&change.target, None);
+                let target = selector(change.target, change.region, None);
                 self.set(target, Action::Drain, change.why).await
             }
-            CtlCommand::Undrain { target, reason } => {
-                self.release(target_of(&target, None), reason).await
-            }
-            CtlCommand::Force {
-                endpoint,
-                state,
-                why,
-            } => {
-                let action = match state {
-                    ForcedState::Up => Action::ForceUp,
-                    ForcedState::Down => Action::ForceDown,
+            CtlCommand::Undrain {
+                target,
+                region,
+                reason,
+            } => self.release(selector(target, region, None), reason).await,
+            CtlCommand::Force { words, region, why } => {
+                let (target, state) = match (region, words.as_slice()) {
+                    (Some(region), [state]) => (Target::Region(region), state),
+                    (None, [endpoint, state]) => (Target::Endpoint(endpoint.clone()), state),
+                    (Some(_), _) => {
+                        bail!("with --region give the state alone: force --region R down")
+                    }
+                    (None, _) => bail!("give the endpoint and the state: force POOL/NAME down"),
                 };
-                self.set(Target::Endpoint(endpoint), action, why).await
+                let action = match ForcedState::from_str(state, true) {
+                    Ok(ForcedState::Up) => Action::ForceUp,
+                    Ok(ForcedState::Down) => Action::ForceDown,
+                    Err(_) => bail!("{state:?} is not a state: up or down"),
+                };
+                self.set(target, action, why).await
             }
             CtlCommand::Failover {
                 record,
@@ -451,9 +614,20 @@ impl Ctl {
             }
             CtlCommand::Release {
                 target,
+                region,
                 record_type,
                 reason,
-            } => self.release(target_of(&target, record_type), reason).await,
+            } => {
+                self.release(selector(target, region, record_type), reason)
+                    .await
+            }
+            CtlCommand::Stats => self.read::<Stats>("/v1/stats", print_stats).await,
+            CtlCommand::ZoneRead { zone } => {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                query.append_pair("name", &zone);
+                self.zone_read(&format!("/v1/zone?{}", query.finish()))
+                    .await
+            }
             CtlCommand::Events {
                 follow,
                 since,
@@ -501,6 +675,7 @@ impl Ctl {
             reason: why.reason,
             by: user(),
             expires_in: why.expires,
+            allow_empty: why.allow_empty,
         };
         self.change("/v1/overrides", &request).await
     }
@@ -530,15 +705,31 @@ impl Ctl {
         let mut outcomes = Outcomes::new(self.json);
         let mut made: Option<Entry> = None;
         let mut unconfirmed = Vec::new();
+        // A release another server made: one holding nothing in force (it never had
+        // the override, or already took the release from that server) has nothing to
+        // end, and takes the release from its peers like any entry.
+        let released_elsewhere = replies.iter().any(|r| r.result.is_ok());
         for reply in &replies {
+            if released_elsewhere && reply.refusal.as_deref() == Some("nothing_in_force") {
+                let note =
+                    "nothing in force here (the release reaches it from a server that made it)";
+                outcomes.ok(&reply.server, &serde_json::json!({"note": note}), || {
+                    println!("{}: ok {note}", reply.server);
+                });
+                continue;
+            }
             match &reply.result {
                 Ok(text) => {
-                    let entry: Option<Entry> = serde_json::from_str(text).ok();
-                    outcomes.ok(&reply.server, &entry, || {
-                        let what = entry.as_ref().map_or_else(String::new, describe_entry);
-                        println!("{}: ok {what}", reply.server);
+                    // One entry, or several (a pattern, a region, typed overrides an
+                    // untyped change ended).
+                    let entries: Vec<Entry> = serde_json::from_str::<Entry>(text)
+                        .map(|e| vec![e])
+                        .or_else(|_| serde_json::from_str::<ChangeOutcome>(text).map(|o| o.entries))
+                        .unwrap_or_default();
+                    outcomes.ok(&reply.server, &entries, || {
+                        println!("{}: ok {}", reply.server, describe_entries(&entries));
                     });
-                    made = made.or(entry);
+                    made = made.or_else(|| entries.first().cloned());
                 }
                 Err(error) => {
                     outcomes.failed(&reply.server, error, "", "");
@@ -546,6 +737,7 @@ impl Ctl {
                 }
             }
         }
+        // Those with nothing to end count as holding the release.
         let confirmed = replies.len() - unconfirmed.len();
         if confirmed == 0 {
             eprintln!("nothing changed: no server confirmed");
@@ -566,12 +758,19 @@ impl Ctl {
                 }
             }
             let holding = confirmed + caught_up.len();
+            let others: Vec<&Reply> = replies
+                .iter()
+                .filter(|r| unconfirmed.contains(&r.server) && !caught_up.contains(&r.server))
+                .collect();
             if holding >= needed {
                 if holding < replies.len() {
                     eprintln!(
-                        "{holding} of {} servers hold the change (a quorum); the others take it from a peer once they reach one",
+                        "{holding} of {} servers hold the change (a quorum)",
                         replies.len()
                     );
+                }
+                for hint in unconfirmed_hints(&others, replies.len()) {
+                    eprintln!("{hint}");
                 }
                 if self.json {
                     println!("{}", serde_json::to_string_pretty(&outcomes.out)?);
@@ -584,12 +783,12 @@ impl Ctl {
             );
             return outcomes.finish();
         }
-        if outcomes.failed > 0 {
-            eprintln!(
-                "{} of {} servers did not confirm; they take the change from a server that did once they reach it",
-                outcomes.failed,
-                replies.len()
-            );
+        let others: Vec<&Reply> = replies
+            .iter()
+            .filter(|r| unconfirmed.contains(&r.server))
+            .collect();
+        for hint in unconfirmed_hints(&others, replies.len()) {
+            eprintln!("{hint}");
         }
         outcomes.finish()
     }
@@ -698,6 +897,33 @@ impl Ctl {
                 (reply.server, parsed)
             })
             .collect()
+    }
+
+    /// Prints each server's zone text (a `;; server` line before each when there are
+    /// several); fails if any could not give it.
+    async fn zone_read(&self, path: &str) -> anyhow::Result<ExitCode> {
+        let replies = self
+            .each(|server| {
+                self.authorized(
+                    self.client
+                        .get(format!("{}{path}", server.trim_end_matches('/'))),
+                )
+            })
+            .await;
+        let several = replies.len() > 1;
+        let mut outcomes = Outcomes::new(self.json);
+        for reply in replies {
+            match reply.result {
+                Ok(text) => outcomes.ok(&reply.server, &text, || {
+                    if several {
+                        println!(";; server {}", reply.server);
+                    }
+                    print!("{text}");
+                }),
+                Err(error) => outcomes.failed(&reply.server, &error, ";; ", ""),
+            }
+        }
+        outcomes.finish()
     }
 
     /// Prints every server's events as they happen, one line each, until `duration`.
@@ -878,27 +1104,98 @@ impl Ctl {
     ) -> Vec<Reply> {
         let calls = servers.iter().map(|server| {
             let request = request(server);
+            let timeout = self.timeout;
             async move {
-                let result = match request.send().await {
-                    Err(error) => Err(format!("unreachable: {error}")),
+                let (result, status, refusal) = match request.send().await {
+                    Err(error) => (Err(unreachable(&error, timeout)), None, None),
                     Ok(response) => {
                         let status = response.status();
+                        let refusal = response
+                            .headers()
+                            .get(failoverd::admin::REFUSAL_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
                         let text = response.text().await.unwrap_or_default();
                         if status.is_success() {
-                            Ok(text)
+                            (Ok(text), None, None)
                         } else {
-                            Err(format!("{status}: {}", text.trim()))
+                            let hint = match status.as_u16() {
+                                401 => " (give a token it accepts: --token-file FILE or FAILOVERD_TOKEN)",
+                                403 => " (this token may not do that: an operate token makes changes)",
+                                _ => "",
+                            };
+                            (
+                                Err(format!("{status}: {}{hint}", text.trim())),
+                                Some(status.as_u16()),
+                                refusal,
+                            )
                         }
                     }
                 };
                 Reply {
                     server: server.clone(),
                     result,
+                    status,
+                    refusal,
                 }
             }
         });
         futures_util::future::join_all(calls).await
     }
+}
+
+/// What a server made, in one line: the entry, or how many and which.
+fn describe_entries(entries: &[Entry]) -> String {
+    match entries {
+        [] => String::new(),
+        [entry] => describe_entry(entry),
+        [first, ..] => {
+            let parts: Vec<String> = entries
+                .iter()
+                .map(|e| match &e.action {
+                    Some(action) => format!("{action} {}", e.target),
+                    None => format!("released {}", e.target),
+                })
+                .collect();
+            format!(
+                "{} changes: {} by {} ({})",
+                entries.len(),
+                parts.join(", "),
+                first.by,
+                first.reason
+            )
+        }
+    }
+}
+
+/// What becomes of a change on the servers (of `total`) that did not confirm it, when
+/// others did: one that could not be reached (or could not keep it now) takes it from
+/// a peer that holds it; one whose configuration lacks the target refuses a peer's
+/// copy as well; the others refused it, for the reason printed on their line.
+fn unconfirmed_hints(others: &[&Reply], total: usize) -> Vec<String> {
+    let away = others.iter().filter(|r| r.unreachable()).count();
+    let unknown = others
+        .iter()
+        .filter(|r| matches!(r.refusal.as_deref(), Some("unknown_target" | "no_match")))
+        .count();
+    let refused = others.len() - away - unknown;
+    let mut hints = Vec::new();
+    if away > 0 {
+        hints.push(format!(
+            "{away} of {total} servers could not be reached or could not keep it now; each takes the change from a server that holds it once it reaches one"
+        ));
+    }
+    if unknown > 0 {
+        hints.push(format!(
+            "{unknown} of {total} servers do not have this target in their configuration: they do not take the change from their peers either (give every server the same configuration)"
+        ));
+    }
+    if refused > 0 {
+        hints.push(format!(
+            "{refused} of {total} servers refused the change (the reasons above)"
+        ));
+    }
+    hints
 }
 
 /// Whether `held` is the change `made` (another server's copy of it: the same target,

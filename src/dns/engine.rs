@@ -53,6 +53,8 @@ pub struct Answered {
     /// query name, its zone's apex or its delegation point: always a suffix of the
     /// query name), or `None` for responses bucketed without a name.
     pub name_offset: Option<u8>,
+    /// The per-zone counter slot of the zone the query fell in (None: no zone).
+    pub zone: Option<u8>,
 }
 
 impl Answered {
@@ -62,6 +64,7 @@ impl Answered {
             rcode,
             class: ResponseClass::Error,
             name_offset: None,
+            zone: None,
         }
     }
 }
@@ -213,6 +216,7 @@ impl Responder {
             rcode: code,
             class,
             name_offset,
+            zone: zone_index.map(|zone| snapshot.zones.stats_slot(zone)),
         }
     }
 

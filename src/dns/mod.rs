@@ -31,6 +31,7 @@ pub mod writer;
 #[cfg(target_os = "linux")]
 mod xdp;
 pub mod xfr;
+pub mod zone_text;
 
 use std::io;
 use std::net::SocketAddr;

@@ -246,7 +246,7 @@ impl Worker {
                         }
                     }
                 }
-                counters.response(answered.rcode);
+                counters.response_in(answered.rcode, answered.zone);
                 if truncated {
                     counters.truncated();
                 }
@@ -279,6 +279,8 @@ fn transfer_answered(reply: &[u8]) -> Answered {
         rcode: code,
         class,
         name_offset: Some(0),
+        // Transfers are counted per zone by the transfer handler itself.
+        zone: None,
     }
 }
 

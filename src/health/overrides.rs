@@ -10,6 +10,20 @@
 //! set, in whatever order the entries came.
 //!
 //! ```text
+//! An operator's change may name a **pattern** (`web-eu/*`, `web-*`, `*.example.com`:
+//! `*` any run of characters but `/`, `?` one) or a **region**: [`expand`] turns it
+//! into the concrete targets it matches, all of which are changed or none, in one
+//! entry each. Entries only ever hold concrete targets.
+//!
+//! **Typed and untyped record targets.** An untyped record target (the name, every
+//! type) covers the typed ones: an untyped failover or release also ends the typed
+//! overrides of the name in force; a typed failover refines one type on top of an
+//! untyped one; a typed release ends only its type, and when only an untyped
+//! override is in force it is refused (nothing to end) with that override named.
+//! A release that ends nothing is refused ([`OverrideError::NothingInForce`]), naming
+//! what is in force on related targets.
+//!
+//! ```text
 //!  ctl ──▶ every server ──▶ OverrideSet::set ──┐
 //!  peer sync (signed, both ways) ──▶ merge ────┼─▶ effects(config, now) ─▶ answers
 //!  state file ──▶ merge ───────────────────────┘
@@ -56,6 +70,9 @@ pub enum Target {
         #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
         record_type: Option<DynamicType>,
     },
+    /// In a request only (expanded, never held): every pool of a region (a drain or
+    /// release) or every endpoint of those pools (a force; a release ends those too).
+    Region(String),
 }
 
 impl Target {
@@ -67,6 +84,60 @@ impl Target {
         }
         Self::Record { name, record_type }
     }
+
+    /// Whether this is a pattern or a region (what [`expand`] turns into targets),
+    /// not one target.
+    pub fn is_selector(&self) -> bool {
+        match self {
+            Self::Endpoint(text) | Self::Pool(text) | Self::Record { name: text, .. } => {
+                is_pattern(text)
+            }
+            Self::Region(_) => true,
+        }
+    }
+}
+
+/// Whether `text` holds a glob character (`*`, `?`).
+fn is_pattern(text: &str) -> bool {
+    text.contains(['*', '?'])
+}
+
+/// Whether `text` matches the glob `pattern`: `*` any run of characters but `/`, `?`
+/// one character but `/`, the rest itself (case-insensitive).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) = (
+        pattern.to_ascii_lowercase().chars().collect(),
+        text.to_ascii_lowercase().chars().collect(),
+    );
+    // Iterative matching with one backtrack point (the last `*`).
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some('?') if text[t] != '/' => {
+                p += 1;
+                t += 1;
+            }
+            Some(&c) if c != '?' && c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                // The `*` takes one more character (never a `/`).
+                Some((sp, st)) if text[st] != '/' => {
+                    star = Some((sp, st + 1));
+                    p = sp + 1;
+                    t = st + 1;
+                }
+                _ => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 impl fmt::Display for Target {
@@ -82,6 +153,7 @@ impl fmt::Display for Target {
                 name,
                 record_type: None,
             } => write!(f, "record {name}"),
+            Self::Region(region) => write!(f, "region {region}"),
         }
     }
 }
@@ -181,6 +253,10 @@ pub struct Change {
     pub reason: String,
     /// How long it lasts (ms; None: until released).
     pub expires_in_ms: Option<u64>,
+    /// Make it even where a safety check refuses it (it would leave a record with no
+    /// pool at `min_healthy`, change no answer for fail-open, or break a `[[safety]]`
+    /// rule); see [`crate::policy::safety`].
+    pub allow_empty: bool,
 }
 
 /// Why a change is refused.
@@ -222,6 +298,39 @@ pub enum OverrideError {
         /// Why it changes nothing, and what to do instead.
         reason: String,
     },
+    /// A pattern or region that matches no target.
+    #[error("{pattern} matches nothing in the configuration ({known})")]
+    NoMatch {
+        /// The pattern or region.
+        pattern: Target,
+        /// What there is (some names of that kind).
+        known: String,
+    },
+    /// A release of a target with nothing in force (it would end nothing).
+    #[error("{}", nothing_in_force(target, in_force))]
+    NothingInForce {
+        /// What the release named.
+        target: Target,
+        /// The overrides in force on related targets, described (with how to end
+        /// each).
+        in_force: Vec<String>,
+    },
+    /// One of the targets a pattern or region expands to is refused, so none is
+    /// changed.
+    #[error("{pattern} matches {count} targets; none was changed: {target}: {error}")]
+    Expanded {
+        /// The pattern or region.
+        pattern: Target,
+        /// How many targets it matches.
+        count: usize,
+        /// The target refused.
+        target: Target,
+        /// Why.
+        error: Box<Self>,
+    },
+    /// A safety check refuses the change (`allow_empty` makes it anyway).
+    #[error("refused: {0}; nothing changed (allow_empty, ctl --allow-empty, makes it anyway)")]
+    Unsafe(String),
     /// Too many overrides.
     #[error("too many overrides (at most {MAX_OVERRIDES}); release some first")]
     Full,
@@ -239,6 +348,49 @@ pub enum OverrideError {
     /// The server is stopping.
     #[error("the server is shutting down")]
     ShuttingDown,
+}
+
+impl OverrideError {
+    /// The error behind an [`OverrideError::Expanded`] (else itself): what decides
+    /// the HTTP status.
+    pub fn root(&self) -> &Self {
+        match self {
+            Self::Expanded { error, .. } => error.root(),
+            other => other,
+        }
+    }
+
+    /// A short label of the (root) reason, for clients that act on it (the admin
+    /// API's `failoverd-refusal` header).
+    pub fn label(&self) -> &'static str {
+        match self.root() {
+            Self::UnknownTarget(_) => "unknown_target",
+            Self::Mismatch { .. } => "mismatch",
+            Self::NotAPoolOfTheRecord { .. } => "not_a_pool_of_the_record",
+            Self::NoEffect { .. } => "no_effect",
+            Self::NoMatch { .. } => "no_match",
+            Self::NothingInForce { .. } => "nothing_in_force",
+            Self::Unsafe(_) => "unsafe",
+            Self::Full => "full",
+            Self::Text { .. } => "text",
+            Self::NotSaved(_) => "not_saved",
+            Self::ShuttingDown => "shutting_down",
+            Self::Expanded { .. } => "expanded",
+        }
+    }
+}
+
+/// "record api. A has nothing in force; in force: failover to web-us on record api.
+/// (untyped: release it without --type)".
+fn nothing_in_force(target: &Target, in_force: &[String]) -> String {
+    if in_force.is_empty() {
+        format!("{target} has nothing in force, nor has any related target; nothing to release")
+    } else {
+        format!(
+            "{target} has nothing in force; in force: {}",
+            in_force.join("; ")
+        )
+    }
 }
 
 /// Why a peer's entry is not merged.
@@ -385,43 +537,203 @@ impl OverrideSet {
         self.entries.values().filter(move |e| e.active(now_ms))
     }
 
-    /// Checks `change` against `config` and makes it, stamped by `origin` at `now_ms`.
-    /// Returns the new entry.
+    /// Checks `change` against `config` and makes it, stamped by `origin` at `now_ms`:
+    /// a pattern or region is expanded ([`expand`]) and every target it matches is
+    /// changed, or none. Returns the new entries: the overrides made (or releases),
+    /// then the releases of typed overrides an untyped change ended.
     pub fn apply(
         &mut self,
         change: Change,
         config: &Config,
         origin: &str,
         now_ms: u64,
-    ) -> Result<Entry, OverrideError> {
-        if let Some(action) = &change.action {
-            let in_force = self
-                .entries
-                .get(&change.target)
-                .filter(|e| e.active(now_ms))
-                .and_then(|e| e.action.as_ref());
-            check(config, &change.target, action, in_force)?;
-        }
+    ) -> Result<Vec<Entry>, OverrideError> {
         check_text("by", &change.by, MAX_BY)?;
         check_text("reason", &change.reason, MAX_REASON)?;
-        if !self.entries.contains_key(&change.target) && self.entries.len() >= MAX_OVERRIDES {
+        let targets = expand(config, &change.target, change.action.as_ref())?;
+        let expanded = change.target.is_selector();
+        let count = targets.len();
+        let wrap = |target: &Target, error: OverrideError| {
+            if expanded {
+                OverrideError::Expanded {
+                    pattern: change.target.clone(),
+                    count,
+                    target: target.clone(),
+                    error: Box::new(error),
+                }
+            } else {
+                error
+            }
+        };
+        // What is set (an override, or None: a release) on which targets.
+        let mut writes: Vec<(Target, Option<Action>)> = Vec::new();
+        match &change.action {
+            Some(action) => {
+                for target in &targets {
+                    let in_force = self.in_force(target, now_ms);
+                    let typed = self.typed_in_force(target, now_ms);
+                    // A different override in force on the same target (or typed
+                    // ones an untyped failover ends) is replaced: that changes
+                    // something by itself.
+                    let replaces =
+                        in_force.is_some_and(|current| current != action) || !typed.is_empty();
+                    check(config, target, action, replaces).map_err(|e| wrap(target, e))?;
+                    writes.push((target.clone(), Some(action.clone())));
+                    writes.extend(typed.into_iter().map(|t| (t, None)));
+                }
+            }
+            None => {
+                for target in &targets {
+                    if !expanded {
+                        known(config, target)?;
+                    }
+                    if self.in_force(target, now_ms).is_some() {
+                        writes.push((target.clone(), None));
+                    }
+                    writes.extend(
+                        self.typed_in_force(target, now_ms)
+                            .into_iter()
+                            .map(|t| (t, None)),
+                    );
+                }
+                if writes.is_empty() {
+                    return Err(OverrideError::NothingInForce {
+                        target: change.target.clone(),
+                        in_force: self.related(&targets, now_ms),
+                    });
+                }
+            }
+        }
+        let new_targets = writes
+            .iter()
+            .filter(|(t, _)| !self.entries.contains_key(t))
+            .count();
+        if self.entries.len() + new_targets > MAX_OVERRIDES {
             self.collect_garbage(now_ms);
-            if self.entries.len() >= MAX_OVERRIDES {
+            if self.entries.len() + new_targets > MAX_OVERRIDES {
                 return Err(OverrideError::Full);
             }
         }
-        let stamp = self.tick(now_ms, origin);
-        let entry = Entry {
-            target: change.target,
-            action: change.action,
-            by: change.by,
-            reason: change.reason,
-            at_ms: now_ms,
-            expires_at_ms: change.expires_in_ms.map(|ms| now_ms.saturating_add(ms)),
-            stamp,
+        let expires_at_ms = change.expires_in_ms.map(|ms| now_ms.saturating_add(ms));
+        let mut made = Vec::with_capacity(writes.len());
+        for (target, action) in writes {
+            let stamp = self.tick(now_ms, origin);
+            let entry = Entry {
+                expires_at_ms: action.as_ref().and(expires_at_ms),
+                target,
+                action,
+                by: change.by.clone(),
+                reason: change.reason.clone(),
+                at_ms: now_ms,
+                stamp,
+            };
+            self.entries.insert(entry.target.clone(), entry.clone());
+            made.push(entry);
+        }
+        Ok(made)
+    }
+
+    /// The override in force on exactly `target`.
+    fn in_force(&self, target: &Target, now_ms: u64) -> Option<&Action> {
+        self.entries
+            .get(target)
+            .filter(|e| e.active(now_ms))
+            .and_then(|e| e.action.as_ref())
+    }
+
+    /// For an untyped record target, the typed record targets of its name with an
+    /// override in force (which an untyped change ends); else none.
+    fn typed_in_force(&self, target: &Target, now_ms: u64) -> Vec<Target> {
+        let Target::Record {
+            name,
+            record_type: None,
+        } = target
+        else {
+            return Vec::new();
         };
-        self.entries.insert(entry.target.clone(), entry.clone());
-        Ok(entry)
+        self.active(now_ms)
+            .filter(|e| {
+                matches!(&e.target, Target::Record { name: n, record_type: Some(_) } if n == name)
+            })
+            .map(|e| e.target.clone())
+            .collect()
+    }
+
+    /// The overrides in force on targets related to `targets` (what a release named,
+    /// expanded), each described with how to end it: for a typed record the untyped
+    /// one of its name (and other types), for an endpoint its pool's drain, for a pool
+    /// its endpoints'; and an override of a target itself that expired.
+    fn related(&self, targets: &[Target], now_ms: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        let describe = |entry: &Entry, how: String| -> String {
+            let action = entry
+                .action
+                .as_ref()
+                .map_or_else(String::new, |a| a.to_string());
+            format!("{action} on {} ({how})", entry.target)
+        };
+        for target in targets {
+            if let Some(entry) = self.entries.get(target).filter(|e| e.action.is_some()) {
+                if let Some(at) = entry.expires_at_ms.filter(|&at| at <= now_ms) {
+                    out.push(format!(
+                        "(its {} expired at {})",
+                        entry
+                            .action
+                            .as_ref()
+                            .map_or_else(String::new, ToString::to_string),
+                        format_ms(at)
+                    ));
+                }
+            }
+            match target {
+                Target::Record {
+                    name,
+                    record_type: Some(_),
+                } => {
+                    let untyped = Target::Record {
+                        name: name.clone(),
+                        record_type: None,
+                    };
+                    if let Some(entry) = self.entries.get(&untyped).filter(|e| e.active(now_ms)) {
+                        out.push(describe(
+                            entry,
+                            "untyped: it covers every type of the name; release it without --type"
+                                .into(),
+                        ));
+                    }
+                    for entry in self.active(now_ms).filter(|e| {
+                        matches!(&e.target, Target::Record { name: n, record_type: Some(_) } if n == name)
+                    }) {
+                        out.push(describe(entry, "another type".into()));
+                    }
+                }
+                Target::Endpoint(label) => {
+                    let pool = label.split_once('/').map_or("", |(p, _)| p);
+                    if let Some(entry) = self
+                        .entries
+                        .get(&Target::Pool(pool.to_owned()))
+                        .filter(|e| e.active(now_ms))
+                    {
+                        out.push(describe(entry, format!("the whole pool: undrain {pool}")));
+                    }
+                }
+                Target::Pool(pool) => {
+                    let prefix = format!("{pool}/");
+                    for entry in self.active(now_ms).filter(
+                        |e| matches!(&e.target, Target::Endpoint(l) if l.starts_with(&prefix)),
+                    ) {
+                        let Target::Endpoint(label) = &entry.target else {
+                            continue;
+                        };
+                        out.push(describe(entry, format!("release {label}")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Takes entries from a peer or the state file (checked with [`check_entry`]
@@ -530,19 +842,20 @@ impl OverrideSet {
 }
 
 /// Whether `action` applies to `target` under `config`: the target exists, the
-/// action is of a kind it takes, and it changes something — it ends `in_force`, a
-/// different override in force on the same target (a target holds one override, so
-/// `force up` replaces a `force down`), or would change an answer by itself (see
-/// [`check_effect`]). An operator's change that fails here is refused (HTTP 400,
-/// with the reason). Pure: the configuration and the override in force only.
+/// action is of a kind it takes, and it changes something — it `replaces` overrides
+/// in force (a different one on the same target: a target holds one override, so
+/// `force up` replaces a `force down`; or, for an untyped record, typed ones it
+/// ends), or would change an answer by itself (see [`check_effect`]). An operator's
+/// change that fails here is refused (HTTP 400, with the reason). Pure: the
+/// configuration and what is in force only.
 fn check(
     config: &Config,
     target: &Target,
     action: &Action,
-    in_force: Option<&Action>,
+    replaces: bool,
 ) -> Result<(), OverrideError> {
     check_target(config, target, action)?;
-    if in_force.is_some_and(|current| current != action) {
+    if replaces {
         return Ok(());
     }
     check_effect(config, target, action)
@@ -557,6 +870,8 @@ fn check_target(config: &Config, target: &Target, action: &Action) -> Result<(),
     };
     let unknown = || OverrideError::UnknownTarget(target.clone());
     match target {
+        // Expanded before any check; an entry never holds one.
+        Target::Region(_) => return Err(unknown()),
         Target::Endpoint(label) => {
             endpoint_by_label(config, label).ok_or_else(unknown)?;
             if matches!(action, Action::Failover(_)) {
@@ -804,6 +1119,134 @@ fn endpoint_effect(config: &Config, e: EndpointIndex, action: &Action) -> Result
     }
 }
 
+/// The concrete targets `target` names under `config` for `action` (None: a
+/// release): itself when it is one target; every target of its kind whose name
+/// matches a pattern (`web-eu/*`, `web-*`, `*.example.com.`); for a region, its pools
+/// (a drain), their endpoints (a force), or both (a release ends what is in force on
+/// either). A pattern or region matching nothing is an error naming what there is.
+pub fn expand(
+    config: &Config,
+    target: &Target,
+    action: Option<&Action>,
+) -> Result<Vec<Target>, OverrideError> {
+    let no_match = |known: Vec<String>| OverrideError::NoMatch {
+        pattern: target.clone(),
+        known: summarize(known),
+    };
+    let matching = |pattern: &str, names: Vec<String>, make: fn(String) -> Target| {
+        let found: Vec<Target> = names
+            .iter()
+            .filter(|n| glob_match(pattern, n))
+            .cloned()
+            .map(make)
+            .collect();
+        if found.is_empty() {
+            Err(no_match(names))
+        } else {
+            Ok(found)
+        }
+    };
+    match target {
+        Target::Endpoint(pattern) if is_pattern(pattern) => {
+            let labels = (0..config.endpoints.len())
+                .map(|e| config.endpoint_label(EndpointIndex(e as u32)))
+                .collect();
+            matching(pattern, labels, Target::Endpoint)
+        }
+        Target::Pool(pattern) if is_pattern(pattern) => {
+            let names = config.pools.iter().map(|p| p.name.clone()).collect();
+            matching(pattern, names, Target::Pool)
+        }
+        Target::Record { name, record_type } if is_pattern(name) => {
+            let mut names: Vec<String> = config
+                .records
+                .iter()
+                .filter(|r| record_type.is_none_or(|t| t == r.record_type))
+                .map(|r| r.name.clone())
+                .collect();
+            names.dedup();
+            let found: Vec<Target> = names
+                .iter()
+                .filter(|n| glob_match(name, n))
+                .map(|n| Target::Record {
+                    name: n.clone(),
+                    record_type: *record_type,
+                })
+                .collect();
+            if found.is_empty() {
+                Err(no_match(names))
+            } else {
+                Ok(found)
+            }
+        }
+        Target::Region(region) => {
+            let Some(index) = config.regions.iter().position(|r| r.name == *region) else {
+                return Err(no_match(
+                    config
+                        .regions
+                        .iter()
+                        .map(|r| format!("region {}", r.name))
+                        .collect(),
+                ));
+            };
+            let pools: Vec<PoolIndex> = (0..config.pools.len())
+                .map(|p| PoolIndex(p as u32))
+                .filter(|&p| {
+                    config
+                        .pool(p)
+                        .region
+                        .is_some_and(|r| usize::from(r.0) == index)
+                })
+                .collect();
+            if pools.is_empty() {
+                return Err(no_match(vec![format!("no pool has region = \"{region}\"")]));
+            }
+            let as_pools = pools
+                .iter()
+                .map(|&p| Target::Pool(config.pool(p).name.clone()));
+            let as_endpoints = pools.iter().flat_map(|&p| {
+                config
+                    .pool(p)
+                    .endpoints
+                    .iter()
+                    .map(|&e| Target::Endpoint(config.endpoint_label(e)))
+            });
+            match action {
+                Some(Action::Drain) => Ok(as_pools.collect()),
+                Some(Action::ForceUp | Action::ForceDown) => Ok(as_endpoints.collect()),
+                Some(action @ Action::Failover(_)) => Err(OverrideError::Mismatch {
+                    action: action.clone(),
+                    kind: "region",
+                    allowed: "drain or force; fail records over by name",
+                }),
+                None => Ok(as_pools.chain(as_endpoints).collect()),
+            }
+        }
+        other => Ok(vec![other.clone()]),
+    }
+}
+
+/// At most 8 names, then how many more.
+fn summarize(mut names: Vec<String>) -> String {
+    names.sort();
+    names.dedup();
+    let count = names.len();
+    if count > 8 {
+        names.truncate(8);
+        format!("{}, … {count} in all", names.join(", "))
+    } else if count == 0 {
+        "there are none".to_owned()
+    } else {
+        format!("there are: {}", names.join(", "))
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 time (seconds).
+fn format_ms(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
 /// Whether `target` names something `config` has (for a release, which has no action
 /// to check).
 fn known(config: &Config, target: &Target) -> Result<(), OverrideError> {
@@ -811,6 +1254,7 @@ fn known(config: &Config, target: &Target) -> Result<(), OverrideError> {
         Target::Endpoint(label) => endpoint_by_label(config, label).is_some(),
         Target::Pool(pool) => config.pool_by_name(pool).is_some(),
         Target::Record { .. } => !records_of(config, target).is_empty(),
+        Target::Region(_) => false,
     };
     if found {
         Ok(())

@@ -31,6 +31,7 @@
 
 pub mod geo;
 pub mod primary;
+pub mod safety;
 
 use std::fmt;
 

@@ -27,7 +27,7 @@ use super::tls;
 use crate::config::{DbRole, PostgresCheck, SslMode};
 
 /// The query: `in_recovery`, `caught_up`, `lag_seconds`, `paused` as text.
-const QUERY: &str = "SELECT pg_is_in_recovery()::text, \
+pub const QUERY: &str = "SELECT pg_is_in_recovery()::text, \
     CASE WHEN pg_is_in_recovery() THEN \
       (pg_last_wal_receive_lsn() IS NOT NULL \
        AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn())::text END, \

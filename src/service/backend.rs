@@ -151,7 +151,7 @@ impl AdminBackend for ServiceBackend {
         answer.await.unwrap_or(shutting_down)
     }
 
-    async fn change_override(&self, change: Change) -> Result<Entry, OverrideError> {
+    async fn change_override(&self, change: Change) -> Result<Vec<Entry>, OverrideError> {
         let (reply, answer) = oneshot::channel();
         let input = PlaneInput::Override { change, reply };
         if self.inputs.send(input).await.is_err() {
@@ -381,6 +381,10 @@ impl AdminBackend for ServiceBackend {
         out
     }
 
+    fn zone_text(&self, zone: &str) -> Result<String, crate::dns::zone_text::ZoneReadError> {
+        crate::dns::zone_text::render(&self.shared.load_full(), zone)
+    }
+
     fn ready(&self) -> Result<(), String> {
         if !self.plane_metrics.ready.load(Ordering::Relaxed) {
             return Err("starting: no health decision yet".to_owned());
@@ -556,6 +560,31 @@ fn render_metrics(
         metrics::DNS_RESPONSES_TOTAL,
         totals.responses[7]
     );
+    let _ = writeln!(
+        out,
+        "# HELP {0} DNS responses per zone, by response code.\n# TYPE {0} counter",
+        metrics::DNS_ZONE_RESPONSES_TOTAL
+    );
+    for (slot, counts) in totals.zones.iter().enumerate() {
+        if counts.iter().all(|&c| c == 0) {
+            continue;
+        }
+        let Some(zone) = metrics::zone_slot_name(slot) else {
+            continue;
+        };
+        let labels = COUNTED_RCODES
+            .iter()
+            .map(|(_, label)| *label)
+            .chain(std::iter::once("other"));
+        for (label, count) in labels.zip(counts) {
+            let _ = writeln!(
+                out,
+                "{}{{zone=\"{}\",rcode=\"{label}\"}} {count}",
+                metrics::DNS_ZONE_RESPONSES_TOTAL,
+                escape(&zone)
+            );
+        }
+    }
     let counter = |out: &mut String, name: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
@@ -765,6 +794,8 @@ fn render_metrics(
             Target::Endpoint(label) => ("endpoint", label.as_str(), None),
             Target::Pool(pool) => ("pool", pool.as_str(), None),
             Target::Record { name, record_type } => ("record", name.as_str(), *record_type),
+            // Expanded into concrete targets before it is held; kept for completeness.
+            Target::Region(region) => ("region", region.as_str(), None),
         };
         let record_type = record_type.map_or_else(String::new, |t| format!(",type=\"{t}\""));
         let _ = writeln!(

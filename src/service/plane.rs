@@ -66,7 +66,7 @@ pub(crate) enum PlaneInput {
     /// An operator's override or release (made here, then shared with the peers).
     Override {
         change: Change,
-        reply: oneshot::Sender<Result<Entry, OverrideError>>,
+        reply: oneshot::Sender<Result<Vec<Entry>, OverrideError>>,
     },
     /// A peer's overrides (signature already checked); the reply carries ours.
     PeerOverrides {

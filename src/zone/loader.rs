@@ -347,6 +347,16 @@ fn resolve(name: &str, origin: &str) -> String {
     }
 }
 
+/// Hickory's parse error without its layers' prefixes ("proto error: decoding
+/// error: record type string unknown: AA" → "record type string unknown: AA").
+fn plain_message(message: &str) -> String {
+    let mut text = message.trim();
+    for prefix in ["proto error: ", "decoding error: ", "parse error: "] {
+        text = text.strip_prefix(prefix).unwrap_or(text);
+    }
+    text.to_owned()
+}
+
 fn parse_piece(
     piece: String,
     path: &Path,
@@ -355,7 +365,7 @@ fn parse_piece(
 ) -> Result<(), String> {
     let (_, sets) = Parser::new(piece, Some(path.to_owned()), Some(origin.clone()))
         .parse()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| plain_message(&e.to_string()))?;
     let mut rdata = Vec::with_capacity(64);
     for (key, set) in sets {
         let owner = wire_from_name(&key.name);

@@ -25,13 +25,28 @@ pub enum ZoneError {
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: Vec<Arc<Zone>>,
+    /// Per zone, its slot in the per-zone query counters
+    /// ([`crate::metrics::zone_slot`]: stable for a zone name across reloads).
+    slots: Vec<u8>,
 }
 
 impl ZoneSet {
     /// Wraps zones (any order).
     pub fn new(mut zones: Vec<Arc<Zone>>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin().len()));
-        Self { zones }
+        let slots = zones
+            .iter()
+            .map(|z| crate::metrics::zone_slot(&z.origin_text()))
+            .collect();
+        Self { zones, slots }
+    }
+
+    /// The per-zone counter slot of zone `index` (see [`crate::metrics::zone_slot`]).
+    pub fn stats_slot(&self, index: usize) -> u8 {
+        self.slots
+            .get(index)
+            .copied()
+            .unwrap_or(crate::metrics::OTHER_ZONES_SLOT)
     }
 
     /// The zones, longest origin first.
@@ -51,6 +66,7 @@ impl ZoneSet {
     pub fn clone_of(other: &Self) -> Self {
         Self {
             zones: other.zones.clone(),
+            slots: other.slots.clone(),
         }
     }
 
@@ -60,7 +76,10 @@ impl ZoneSet {
         if let Some(slot) = zones.get_mut(index) {
             *slot = zone;
         }
-        Self { zones }
+        Self {
+            zones,
+            slots: self.slots.clone(),
+        }
     }
 
     /// Total records across zones.
@@ -81,9 +100,26 @@ struct ZoneFile {
 pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     let files = read_files(config, &mut diagnostics);
+    // A zone file that did not load is reported once: what would fall in it is not
+    // reported again as outside every zone (a name it would have held, or any name
+    // when its origin is unknown: a file or directory that cannot be read).
+    let mut failed = Failed {
+        unknown: diagnostics.has_errors(),
+        origins: Vec::new(),
+    };
     let mut zones: Vec<Zone> = Vec::new();
     for file in files {
-        if let Some(zone) = load_file(&file, &mut diagnostics) {
+        let before = diagnostics.errors.len();
+        let loaded = load_file(&file, &mut diagnostics);
+        if loaded.is_none() && diagnostics.errors.len() > before {
+            match loader::detect_origin(&file.text, &file.path)
+                .and_then(|origin| name::wire_from_text(&origin))
+            {
+                Some(origin) => failed.origins.push(origin),
+                None => failed.unknown = true,
+            }
+        }
+        if let Some(zone) = loaded {
             if let Some(other) = zones.iter().find(|z| z.origin() == zone.origin()) {
                 diagnostics.push(file_error(
                     &file.path,
@@ -107,8 +143,10 @@ pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
             ),
         });
     }
-    bind(config, &mut zones, &mut diagnostics);
-    check_transfer_zones(config, &zones, &mut diagnostics);
+    bind(config, &mut zones, &failed, &mut diagnostics);
+    if !failed.unknown && failed.origins.is_empty() {
+        check_transfer_zones(config, &zones, &mut diagnostics);
+    }
     let mut located = Diagnostics::default();
     located.extend(diagnostics);
     located.locate(Some(&config.source.display_name()), &config.source.text);
@@ -119,6 +157,25 @@ pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
         ZoneSet::new(zones.into_iter().map(Arc::new).collect()),
         located,
     ))
+}
+
+/// Zone files that did not load (their errors already reported).
+struct Failed {
+    /// One whose origin is unknown (unreadable), or the directory.
+    unknown: bool,
+    /// The origins of those that were read but did not load.
+    origins: Vec<Vec<u8>>,
+}
+
+impl Failed {
+    /// Whether a name (lower-case wire) could be in a zone that did not load.
+    fn could_hold(&self, wire: &[u8]) -> bool {
+        self.unknown
+            || self
+                .origins
+                .iter()
+                .any(|origin| name::is_at_or_below(wire, origin))
+    }
 }
 
 /// Every zone a `[[transfer.secondaries]]` entry names must be loaded.
@@ -283,12 +340,15 @@ fn load_file(file: &ZoneFile, diagnostics: &mut Diagnostics) -> Option<Zone> {
 
 /// Binds every dynamic record to the zone that contains its name, and checks that
 /// every Route 53 zone is a zone served.
-fn bind(config: &Config, zones: &mut [Zone], diagnostics: &mut Diagnostics) {
+fn bind(config: &Config, zones: &mut [Zone], failed: &Failed, diagnostics: &mut Diagnostics) {
     if let Some(route53) = &config.route53 {
         for (i, hosted) in route53.zones.iter().enumerate() {
-            if !zones
-                .iter()
-                .any(|z| z.origin_text().eq_ignore_ascii_case(&hosted.zone))
+            let unloaded =
+                name::wire_from_text(&hosted.zone).is_none_or(|wire| failed.could_hold(&wire));
+            if !unloaded
+                && !zones
+                    .iter()
+                    .any(|z| z.origin_text().eq_ignore_ascii_case(&hosted.zone))
             {
                 let path = KeyPath::root()
                     .key("route53")
@@ -318,6 +378,9 @@ fn bind(config: &Config, zones: &mut [Zone], diagnostics: &mut Diagnostics) {
             .filter(|z| name::is_at_or_below(&wire, z.origin()))
             .max_by_key(|z| z.origin().len());
         let Some(zone) = best else {
+            if failed.could_hold(&wire) {
+                continue;
+            }
             let origins: Vec<String> = zones.iter().map(|z| z.origin_text()).collect();
             diagnostics.error(
                 path,

@@ -208,7 +208,7 @@ fn a_browser_page_cannot_change_anything() {
         &[BACKEND_A, BACKEND_B],
         Duration::from_secs(10),
     );
-    let drain = br#"{"target": {"pool": "web"}, "action": "drain", "reason": "csrf"}"#;
+    let drain = br#"{"target": {"endpoint": "web/a"}, "action": "drain", "reason": "csrf"}"#;
     let host = format!("127.0.0.1:{}", admin.port());
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
     let cases: [Case<'_>; 5] = [

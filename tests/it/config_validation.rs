@@ -571,6 +571,146 @@ fn check_config_refuses_an_option_shaped_host_name() {
     );
 }
 
+/// Writes `text` as a config in a fresh directory (with `zone_files` beside it) and
+/// runs check-config on it: (exit success, stderr, stdout).
+fn check_config(text: &str, zone_files: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, zone) in zone_files {
+        std::fs::write(dir.path().join(name), zone).unwrap();
+    }
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["check-config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_zone_that_does_not_load_is_one_error_not_one_per_record() {
+    let zones = data_dir().join("zones");
+    let records = format!(
+        "{}{}",
+        record("app.example.test", "A", ""),
+        record("api.example.test", "A", "")
+    );
+    // A typo in a zone file's name: the file error alone.
+    let (ok, stderr, stdout) = check_config(
+        &format!(
+            "version = 1\n[zones]\ndirectory = {:?}\nfiles = [\"exmple.test.zone\"]\n[pools.web]\nendpoints = [{{ address = \"192.0.2.1\" }}]\n{records}",
+            zones.display().to_string()
+        ),
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("zones.files[0]: cannot read zone file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("outside every zone"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stdout.ends_with(": 1 error, 0 warnings\n"), "{stdout}");
+    // A typo inside a zone file: its line, and nothing about the records in it.
+    let (ok, stderr, _) = check_config(
+        &format!(
+            "version = 1\n[zones]\ndirectory = \".\"\n[pools.web]\nendpoints = [{{ address = \"192.0.2.1\" }}]\n{records}"
+        ),
+        &[(
+            "example.test.zone",
+            "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns. host. 1 2 3 4 5\nns IN AA 192.0.2.1\n",
+        )],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("example.test.zone:4: record type string unknown: AA"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_endpoint_address_is_blamed_on_the_endpoint() {
+    let d = errors(&format!(
+        "[pools.typo]\nendpoints = [{{ address = \"192.0.2.300\" }}]\n{}",
+        record("app.example.test", "A", "").replace("[\"web\"]", "[\"typo\"]")
+    ));
+    assert_error(
+        &d,
+        "pools.typo.endpoints[0].address",
+        "\"192.0.2.300\" is not a valid IP address (IPv4: four numbers from 0 to 255)",
+    );
+    assert_eq!(d.errors.len(), 1, "{d}");
+    let d = errors("[pools.v6]\nendpoints = [{ address = \"2001:db8::g\" }]\n");
+    assert_error(
+        &d,
+        "pools.v6.endpoints[0].address",
+        "not a valid IP address (IPv6",
+    );
+}
+
+#[test]
+fn ttls_take_a_unit_like_every_other_duration() {
+    let text = format!(
+        "{BASE}\n{}",
+        record(
+            "app.example.test",
+            "A",
+            "ttl = \"1m\"\nall_down_ttl = \"10s\"\nmin_ttl = 2"
+        )
+    );
+    let loaded =
+        service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+    let www = &loaded.config.records[0];
+    assert_eq!((www.ttl.0, www.all_down_ttl.0, www.min_ttl.0), (60, 10, 2));
+    let d = errors(&record("app.example.test", "A", "ttl = \"1500ms\""));
+    assert_error(&d, "records[0].ttl", "a TTL is whole seconds");
+    let d = errors(&record("app.example.test", "A", "ttl = \"soon\""));
+    assert_error(&d, "records[0].ttl", "invalid duration");
+    // A record that does not parse leaves its pool alone: no "not used" warning.
+    let d = errors(&record("app.example.test", "A", "ttl = 1.5"));
+    assert_error(&d, "records[0].ttl", "a TTL: seconds (30) or a duration");
+    assert!(d.warnings.is_empty(), "{d}");
+}
+
+#[test]
+fn check_config_says_ok_on_stdout_and_a_missing_file_once() {
+    let zones = data_dir().join("zones");
+    let (ok, stderr, stdout) = check_config(
+        &format!(
+            "version = 1\n[zones]\ndirectory = {:?}\n[pools.web]\nendpoints = [{{ address = \"192.0.2.1\" }}]\n{}",
+            zones.display().to_string(),
+            record("app.example.test", "A", "")
+        ),
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(stdout.contains(": OK ("), "{stdout}");
+    assert!(
+        stdout.contains(" 1 dynamic record, 1 pool; 0 warnings)"),
+        "{stdout}"
+    );
+    let (ok, stderr) = run_binary(&["check-config", "/nonexistent/failoverd.toml"]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        "failoverd: cannot read /nonexistent/failoverd.toml: No such file or directory (os error 2)"
+    );
+}
+
 #[test]
 fn notify_source_must_be_an_address_of_this_host() {
     let secondary = "[[transfer.secondaries]]\nname = \"s\"\nnotify = [\"127.0.0.1:53\"]\n";

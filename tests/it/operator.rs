@@ -244,11 +244,29 @@ fn overrides_made_through_ctl_reach_every_server_and_last() {
         assert_eq!(active_overrides(admin), 0);
     }
 
-    // Forced down is never answered, not even when everything is down (fail-open).
-    for endpoint in ["eu/a", "eu/b", "us/c"] {
+    // Forced down is never answered, not even when everything is down (fail-open);
+    // forcing down the last endpoint answered takes --allow-empty.
+    for endpoint in ["eu/a", "eu/b"] {
         let (ok, out) = cluster.ctl(&["force", endpoint, "down", "--reason", "all out"]);
         assert!(ok, "{out}");
     }
+    let (ok, out) = cluster.ctl(&["force", "us/c", "down", "--reason", "all out"]);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        out.matches("FAILED 409 Conflict: refused: app.example.test. A (every client) would have no pool at min_healthy").count(),
+        3,
+        "{out}"
+    );
+    cluster.answers_now(&[C]);
+    let (ok, out) = cluster.ctl(&[
+        "force",
+        "us/c",
+        "down",
+        "--reason",
+        "all out",
+        "--allow-empty",
+    ]);
+    assert!(ok, "{out}");
     cluster.answers_now(&[]);
     let (ok, out) = cluster.ctl(&["--json", "overrides"]);
     assert!(ok, "{out}");

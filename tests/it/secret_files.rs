@@ -133,7 +133,9 @@ fn secret_files_open_to_group_or_others_are_refused_with_the_fix() {
             .unwrap_or_else(|| panic!("no {expected:?} in:\n{out}"));
         eprintln!("{line}");
     }
-    assert!(out.contains(&format!("{path}: 5 errors")), "{out}");
+    // The verdict is on stdout.
+    let (_, verdict) = crate::support::run_binary_stdout(&["check-config", path]);
+    assert!(verdict.contains(&format!("{path}: 5 errors")), "{verdict}");
     // The server does not start either, and says why.
     let (ok, out) = run_binary(&["serve", "--config", path]);
     assert!(!ok, "{out}");

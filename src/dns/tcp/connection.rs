@@ -164,7 +164,7 @@ fn answer_one(
                     context.counters.internal_error();
                     tracing::error!(%peer, "internal error in a zone transfer; SERVFAIL sent");
                     if let Outcome::Answered(answered) = write_servfail(message, answer) {
-                        context.counters.response(answered.rcode);
+                        context.counters.response_in(answered.rcode, answered.zone);
                         frame(answer, output);
                     }
                     return;
@@ -180,7 +180,7 @@ fn answer_one(
     }
     match outcome {
         Outcome::Answered(answered) => {
-            context.counters.response(answered.rcode);
+            context.counters.response_in(answered.rcode, answered.zone);
             if let Some(tap) = &context.dnstap {
                 tap.response(DnstapProtocol::Tcp, peer, context.local, answer);
             }

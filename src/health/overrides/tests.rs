@@ -38,6 +38,7 @@ fn change(target: Target, action: Option<Action>) -> Change {
         by: "test".into(),
         reason: "because".into(),
         expires_in_ms: None,
+        allow_empty: false,
     }
 }
 
@@ -150,11 +151,13 @@ fn stamps_move_forward_past_every_stamp_seen() {
             "b",
             9_000,
         )
-        .unwrap();
+        .unwrap()
+        .remove(0);
     a.merge([from_b.clone()]);
     let from_a = a
         .apply(change(target.clone(), None), &config, "a", 1_000)
-        .unwrap();
+        .unwrap()
+        .remove(0);
     assert!(from_a.stamp > from_b.stamp);
     assert_eq!(b.merge([from_a.clone()]), std::slice::from_ref(&from_a));
     assert_eq!(a, b, "both hold the release");
@@ -403,4 +406,285 @@ fn overrides_that_change_nothing_are_refused_with_the_reason() {
         },
     };
     assert_eq!(check_entry(&entry, Some(&config), 1), Ok(()));
+}
+
+#[test]
+fn globs_match_within_a_label_path() {
+    for (pattern, text, want) in [
+        ("web-eu/*", "web-eu/eu-1", true),
+        ("web-eu/*", "web-us/us-1", false),
+        ("*/eu-1", "web-eu/eu-1", true),
+        ("*", "web-eu/eu-1", false),
+        ("*/*", "web-eu/eu-1", true),
+        ("web-*", "web-eu", true),
+        ("web-?u", "web-eu", true),
+        ("web-?", "web-eu", false),
+        ("*.example.", "www.example.", true),
+        ("*.example.", "a.b.example.", true),
+        ("WWW.*", "www.example.", true),
+        ("eu*a", "eu-b-a", true),
+        ("eu*a", "eu-b-b", false),
+    ] {
+        assert_eq!(glob_match(pattern, text), want, "{pattern} vs {text}");
+    }
+}
+
+fn release(target: Target) -> Change {
+    change(target, None)
+}
+
+#[test]
+fn a_release_that_ends_nothing_is_refused_naming_what_is_in_force() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    // Nothing at all.
+    let error = set
+        .apply(release(Target::Endpoint("eu/a".into())), &config, "s1", 1)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "endpoint eu/a has nothing in force, nor has any related target; nothing to release"
+    );
+    // A typo is still an unknown target.
+    assert_eq!(
+        set.apply(release(Target::Endpoint("eu/zz".into())), &config, "s1", 1),
+        Err(OverrideError::UnknownTarget(Target::Endpoint(
+            "eu/zz".into()
+        )))
+    );
+    // An untyped failover in force: a typed release ends nothing and says so.
+    let www = Target::record("www.example", None);
+    set.apply(
+        change(www.clone(), Some(Action::Failover("us".into()))),
+        &config,
+        "s1",
+        2,
+    )
+    .unwrap();
+    let error = set
+        .apply(
+            release(Target::record("www.example", Some(DynamicType::A))),
+            &config,
+            "s1",
+            3,
+        )
+        .unwrap_err();
+    assert!(matches!(error, OverrideError::NothingInForce { .. }));
+    assert_eq!(
+        error.to_string(),
+        "record www.example. A has nothing in force; in force: failover to us on record \
+         www.example. (untyped: it covers every type of the name; release it without --type)"
+    );
+    // A pool drain in force: releasing one of its endpoints names it.
+    set.apply(
+        change(Target::Pool("eu".into()), Some(Action::Drain)),
+        &config,
+        "s1",
+        4,
+    )
+    .unwrap();
+    let error = set
+        .apply(release(Target::Endpoint("eu/b".into())), &config, "s1", 5)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("in force: drain on pool eu (the whole pool: undrain eu)"),
+        "{error}"
+    );
+    // An expired override: said so.
+    let mut expiring = change(Target::Endpoint("us/a".into()), Some(Action::ForceDown));
+    expiring.expires_in_ms = Some(10);
+    set.apply(expiring, &config, "s1", 6).unwrap();
+    let error = set
+        .apply(
+            release(Target::Endpoint("us/a".into())),
+            &config,
+            "s1",
+            1_000,
+        )
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("(its force down expired at 1970-01-01T00:00:00Z)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_untyped_change_covers_the_typed_ones() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    let typed = Target::record("www.example", Some(DynamicType::A));
+    let untyped = Target::record("www.example", None);
+    set.apply(
+        change(typed.clone(), Some(Action::Failover("us".into()))),
+        &config,
+        "s1",
+        1,
+    )
+    .unwrap();
+    // An untyped release ends the typed failover (it has nothing of its own).
+    let made = set
+        .apply(release(untyped.clone()), &config, "s1", 2)
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].target, typed);
+    assert_eq!(made[0].action, None);
+    assert_eq!(set.effects(&config, 3).pins, [None, None]);
+    // An untyped failover replaces a typed one: the typed entry is ended with it.
+    set.apply(
+        change(typed.clone(), Some(Action::Failover("us".into()))),
+        &config,
+        "s1",
+        4,
+    )
+    .unwrap();
+    let made = set
+        .apply(
+            change(untyped.clone(), Some(Action::Failover("us".into()))),
+            &config,
+            "s1",
+            5,
+        )
+        .unwrap();
+    let targets: Vec<(&Target, bool)> = made
+        .iter()
+        .map(|e| (&e.target, e.action.is_some()))
+        .collect();
+    assert_eq!(targets, [(&untyped, true), (&typed, false)]);
+    assert_eq!(set.active(6).count(), 1);
+    // A typed failover on top refines its type; a typed release ends only it.
+    set.apply(
+        change(typed.clone(), Some(Action::Failover("eu".into()))),
+        &config,
+        "s1",
+        7,
+    )
+    .unwrap_err(); // eu is already first: changes nothing by itself
+    let made = set
+        .apply(release(untyped.clone()), &config, "s1", 8)
+        .unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!(set.active(9).count(), 0);
+}
+
+#[test]
+fn patterns_and_regions_expand_all_or_nothing() {
+    let text = r#"
+version = 1
+[regions.emea]
+networks = ["192.0.2.0/24"]
+[pools.eu]
+region = "emea"
+endpoints = [{ address = "192.0.2.1", name = "a" }, { address = "192.0.2.2", name = "b" }, { address = "192.0.2.3", name = "c", weight = 0 }]
+[pools.eu2]
+region = "emea"
+endpoints = [{ address = "192.0.2.9", name = "a" }]
+[pools.us]
+endpoints = [{ address = "198.51.100.1", name = "a" }]
+[[records]]
+name = "www.example."
+type = "A"
+policy = "failover"
+pools = ["eu", "eu2", "us"]
+"#;
+    let config = Config::load(ConfigSource::from_text(text, "."))
+        .map(|(c, _)| c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut set = OverrideSet::default();
+    // A pattern matching nothing names what there is.
+    let error = set
+        .apply(
+            change(Target::Endpoint("ap/*".into()), Some(Action::Drain)),
+            &config,
+            "s1",
+            1,
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "endpoint ap/* matches nothing in the configuration (there are: eu/a, eu/b, eu/c, eu2/a, us/a)"
+    );
+    // One target refused (eu/c is drained by the configuration): none is changed.
+    let error = set
+        .apply(
+            change(Target::Endpoint("eu/*".into()), Some(Action::Drain)),
+            &config,
+            "s1",
+            2,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&error, OverrideError::Expanded { count: 3, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().starts_with("endpoint eu/* matches 3 targets; none was changed: endpoint eu/c: drain of endpoint eu/c changes nothing"), "{error}");
+    assert!(matches!(error.root(), OverrideError::NoEffect { .. }));
+    assert_eq!(set.entries().count(), 0);
+    // `?`: every endpoint of eu forced down (a force of a drained one is a change).
+    let made = set
+        .apply(
+            change(Target::Endpoint("eu/?".into()), Some(Action::ForceDown)),
+            &config,
+            "s1",
+            3,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(made.len(), 3);
+    // A region: its pools drained, one entry each.
+    let made = set
+        .apply(
+            change(Target::Region("emea".into()), Some(Action::Drain)),
+            &config,
+            "s1",
+            4,
+        )
+        .unwrap();
+    let targets: Vec<String> = made.iter().map(|e| e.target.to_string()).collect();
+    assert_eq!(targets, ["pool eu", "pool eu2"]);
+    // Releasing the region ends what is in force on its pools and their endpoints.
+    let made = set
+        .apply(release(Target::Region("emea".into())), &config, "s1", 5)
+        .unwrap();
+    assert_eq!(made.len(), 5);
+    assert_eq!(set.active(6).count(), 0);
+    // An unknown region; a region of no pool; a failover of a region.
+    assert!(matches!(
+        set.apply(
+            change(Target::Region("mars".into()), Some(Action::Drain)),
+            &config,
+            "s1",
+            7
+        ),
+        Err(OverrideError::NoMatch { .. })
+    ));
+    assert!(matches!(
+        set.apply(
+            change(
+                Target::Region("emea".into()),
+                Some(Action::Failover("us".into()))
+            ),
+            &config,
+            "s1",
+            7
+        ),
+        Err(OverrideError::Mismatch { .. })
+    ));
+    // A peer never sends a pattern or region: refused as unknown.
+    let entry = Entry {
+        target: Target::Region("emea".into()),
+        action: Some(Action::Drain),
+        by: "x".into(),
+        reason: "x".into(),
+        at_ms: 1,
+        expires_at_ms: None,
+        stamp: Stamp {
+            ms: 1,
+            counter: 0,
+            origin: "s2".into(),
+        },
+    };
+    assert!(check_entry(&entry, Some(&config), 10).is_err());
 }

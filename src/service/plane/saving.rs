@@ -219,13 +219,56 @@ impl Plane {
         self.saver.durable(state, &self.metrics).await
     }
 
+    /// The safety checks of going from the overrides `before` to `after`
+    /// ([`crate::policy::safety`]), with the health the answers would see.
+    fn check_safety(
+        &self,
+        before: &OverrideSet,
+        after: &OverrideSet,
+        now_ms: u64,
+    ) -> Result<(), OverrideError> {
+        let (health_before, effects_before) = self.health_with(before, now_ms);
+        let (health_after, effects_after) = self.health_with(after, now_ms);
+        crate::policy::safety::check(
+            &self.config,
+            crate::policy::safety::Proposed {
+                before: &health_before,
+                after: &health_after,
+                effects_before: &effects_before,
+                effects_after: &effects_after,
+            },
+        )
+        .map_err(|e| OverrideError::Unsafe(e.to_string()))
+    }
+
+    /// The health the answers would see with `overrides` (on copies: nothing of the
+    /// plane changes).
+    fn health_with(
+        &self,
+        overrides: &OverrideSet,
+        now_ms: u64,
+    ) -> (
+        crate::health::HealthSnapshot,
+        crate::health::overrides::Effects,
+    ) {
+        let effects = overrides.effects(&self.config, now_ms);
+        let mut board = self.board.clone();
+        board.set_forced(&effects.forced);
+        let (health, _) = board.decide(self.now(), now_ms);
+        let health = health.with_overrides(effects.drained.clone(), effects.pins.clone());
+        let mut primaries = self.primaries.clone();
+        primaries.observe(&self.config, &health);
+        let health = health.with_primaries(primaries.indices(&self.config));
+        (health, effects)
+    }
+
     /// Operator changes: `first` and every other change already waiting in `inputs`,
     /// made on a copy of the set, saved once, then adopted and confirmed — or, if the
     /// save fails, refused with nothing changed. An input of another kind found while
     /// gathering is returned to be handled next.
     pub(super) async fn change_overrides(
         &mut self,
-        first: (Change, oneshot::Sender<Result<Entry, OverrideError>>),
+        first: (Change, oneshot::Sender<Result<Vec<Entry>, OverrideError>>),
         inputs: &mut mpsc::Receiver<PlaneInput>,
     ) -> Option<PlaneInput> {
         let mut batch = vec![first];
@@ -244,8 +287,25 @@ impl Plane {
         let mut tentative = self.overrides.clone();
         let mut made = Vec::new();
         for (change, reply) in batch {
-            match tentative.apply(change, &self.config, &origin, unix_ms()) {
-                Ok(entry) => made.push((entry, reply)),
+            // Each change on a copy: made whole (every target of a pattern) and safe,
+            // or not at all.
+            let mut trial = tentative.clone();
+            let allow_empty = change.allow_empty;
+            let takes_effect = change.action.is_some();
+            let now_ms = unix_ms();
+            let result = trial
+                .apply(change, &self.config, &origin, now_ms)
+                .and_then(|entries| {
+                    if takes_effect && !allow_empty {
+                        self.check_safety(&tentative, &trial, now_ms)?;
+                    }
+                    Ok(entries)
+                });
+            match result {
+                Ok(entries) => {
+                    tentative = trial;
+                    made.push((entries, reply));
+                }
                 Err(error) => {
                     let _ = reply.send(Err(error));
                 }
@@ -257,7 +317,7 @@ impl Plane {
         match self.save_overrides(&tentative).await {
             Ok(()) => {
                 self.overrides = tentative;
-                for (entry, _) in &made {
+                for entry in made.iter().flat_map(|(entries, _)| entries) {
                     super::operator::log_entry(&self.events, entry, "made here");
                     if state_file(self.role, &self.config).is_none() {
                         tracing::warn!(
@@ -271,8 +331,8 @@ impl Plane {
                 // them (an operator's next look must see what was confirmed).
                 self.recompute().await;
                 self.refresh_status();
-                for (entry, reply) in made {
-                    let _ = reply.send(Ok(entry));
+                for (entries, reply) in made {
+                    let _ = reply.send(Ok(entries));
                 }
             }
             Err(why) => {

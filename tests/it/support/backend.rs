@@ -90,6 +90,8 @@ struct Shared {
     cert: Option<ServerCert>,
     /// Clients from this address get a blackhole (their vantage is partitioned).
     drop_from: Option<IpAddr>,
+    /// The head of every HTTP request answered, as received.
+    requests: Vec<String>,
 }
 
 /// A running backend (HTTP, HTTPS when given a certificate, or plain TCP accept).
@@ -110,6 +112,7 @@ impl Backend {
             mode: Mode::Healthy,
             cert,
             drop_from: None,
+            requests: Vec::new(),
         }));
         let stop = tokio_util::sync::CancellationToken::new();
         let (task_shared, task_stop) = (shared.clone(), stop.clone());
@@ -139,6 +142,11 @@ impl Backend {
     /// Swaps the certificate (HTTPS backends).
     pub fn set_cert(&self, cert: ServerCert) {
         self.shared.lock().unwrap().cert = Some(cert);
+    }
+
+    /// The head of every HTTP request answered so far (request line and headers).
+    pub fn requests(&self) -> Vec<String> {
+        self.shared.lock().unwrap().requests.clone()
     }
 
     /// Blackholes every connection from `source` (None: from nobody).
@@ -225,16 +233,17 @@ async fn handle(
             .expect("server config");
             let acceptor = TlsAcceptor::from(Arc::new(config));
             if let Ok(tls) = acceptor.accept(stream).await {
-                respond(tls, mode).await;
+                respond(tls, mode, &shared).await;
             }
         }
-        None => respond(stream, mode).await,
+        None => respond(stream, mode, &shared).await,
     }
 }
 
 async fn respond<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut stream: S,
     mode: Mode,
+    shared: &Mutex<Shared>,
 ) {
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
@@ -243,6 +252,10 @@ async fn respond<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
             _ => return, // plain TCP probes connect and leave
         }
+    }
+    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&request[..end]).into_owned();
+        shared.lock().unwrap().requests.push(head);
     }
     let (status, body) = match mode {
         Mode::Status(code) => (code, "ok".to_owned()),
