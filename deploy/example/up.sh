@@ -61,6 +61,11 @@ up() {
     for _ in $(seq 1 100); do
       in_ns "$s" curl -sf "http://${ADDR[$s]}:9353/readyz" >/dev/null 2>&1 && break; sleep 0.1
     done
+    in_ns "$s" curl -sf "http://${ADDR[$s]}:9353/readyz" >/dev/null 2>&1 || {
+      echo "up: $s is not ready after 10 s; its log ($RUN/log/$s.log):" >&2
+      tail -n 20 "$RUN/log/$s.log" >&2
+      exit 1
+    }
   done
   echo "up: servers ${ADDR[s1]} ${ADDR[s2]} ${ADDR[s3]} (DNS :53, admin :9353; status page http://ADDR:9353/)"
   echo "admin token (operate): $RUN/secrets/oncall.token"

@@ -13,6 +13,7 @@ mod ctl;
 mod damping;
 mod dnssec;
 mod dnstap;
+mod docs;
 mod drill;
 mod equivalence;
 mod exec;
