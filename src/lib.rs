@@ -1,11 +1,20 @@
 //! failoverd: an authoritative DNS server answering from health-weighted regional
 //! pools of endpoints.
 //!
-//! Modules depend only on those listed before them:
+//! Layers (lowest first): a module may use its own layer's modules and those of the
+//! layers above it in this list, never one below (`tests/layers.rs` checks every
+//! file, and that no files import each other in a cycle):
 //!
 //! ```text
-//! metrics, model → config → zone, health → policy → dns → service
-//!                                     policy → sync (Route 53 agent)
+//! model
+//! runtime, json_file, logs, metrics, telemetry
+//! config
+//! zone, health
+//! dnssec, policy, probe
+//! dns, sync
+//! runbook, drill
+//! admin
+//! service
 //! ```
 //!
 //! - [`config`]: TOML `Spec` types validated into a typed [`config::Config`], with every
@@ -37,4 +46,5 @@ pub mod runbook;
 pub mod runtime;
 pub mod service;
 pub mod sync;
+pub mod telemetry;
 pub mod zone;

@@ -56,7 +56,7 @@ use crate::health::report::{
     CHALLENGE_HEADER, ERROR_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER,
 };
 use crate::model::HealthState;
-use crate::service::events::{Event, EventLog};
+use crate::telemetry::events::{Event, EventLog};
 
 /// Why a peer's override sync (or state request) is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

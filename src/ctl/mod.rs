@@ -22,7 +22,7 @@ use failoverd::health::overrides::{Action, Entry, Target};
 use failoverd::health::{EndpointHealth, HealthSnapshot, HealthSource};
 use failoverd::model::DynamicType;
 use failoverd::model::{EndpointIndex, HealthState};
-use failoverd::service::events::Event;
+use failoverd::telemetry::events::Event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -9,7 +9,7 @@ use failoverd::admin::attention::duration_words;
 use failoverd::admin::explain::Explanation;
 use failoverd::health::overrides::Entry;
 use failoverd::logs::Escaped;
-use failoverd::service::events::Event;
+use failoverd::telemetry::events::Event;
 
 pub(super) fn print_explanation(server: &str, e: &Explanation) {
     let region = e.region.as_deref().unwrap_or("none");

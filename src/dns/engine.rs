@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use super::answers::Snapshot;
 use super::resolve::{self, Client, Resolution};
 use super::rrl::{LARGE_RESPONSE, ResponseClass};
-use super::servfail::guard;
+pub mod servfail;
+
+use self::servfail::guard;
 use super::wire::{
     self, Edns, OPTION_CLIENT_SUBNET, OPTION_TCP_KEEPALIVE, Parsed, Query, Rejection, rcode,
 };

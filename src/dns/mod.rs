@@ -21,12 +21,12 @@ pub mod dnstap;
 pub mod engine;
 pub mod resolve;
 pub mod rrl;
-pub mod servfail;
 pub mod snapshot;
 pub mod tcp;
 pub mod transfer;
 pub mod udp;
 pub mod wire;
+mod worker;
 pub mod writer;
 #[cfg(target_os = "linux")]
 mod xdp;

@@ -21,19 +21,8 @@ use crate::model::EndpointTarget;
 /// Bytes of an HTTP body searched for `expect_body`.
 const BODY_LIMIT: usize = 64 * 1024;
 
+pub use super::ProbeError;
 pub use crate::health::ProbeOutcome;
-
-/// Errors preparing a prober.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProbeError {
-    /// The TLS settings could not be built (CA file unreadable, ...).
-    #[error("TLS setup: {0}")]
-    Tls(String),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Http(String),
-}
 
 /// Why a probe did not pass.
 #[derive(Debug)]

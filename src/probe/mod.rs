@@ -11,3 +11,15 @@ pub mod scheduler;
 pub mod tls;
 
 pub use self::check::{ProbeOutcome, Prober};
+
+/// Errors preparing a prober.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// The TLS settings could not be built (CA file unreadable, ...).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}

@@ -107,7 +107,7 @@ impl PostgresProbe {
         check: &PostgresCheck,
         server_name: &str,
         timeout: Duration,
-    ) -> Result<Self, super::check::ProbeError> {
+    ) -> Result<Self, super::ProbeError> {
         let mut config = tokio_postgres::Config::new();
         config
             .user(&check.user)
@@ -126,7 +126,7 @@ impl PostgresProbe {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
                 let verify = check.sslmode == SslMode::VerifyFull;
                 let client = tls::client_config(verify, check.ca_file.as_deref())
-                    .map_err(|e| super::check::ProbeError::Tls(e.to_string()))?;
+                    .map_err(|e| super::ProbeError::Tls(e.to_string()))?;
                 Some(tokio_postgres_rustls::MakeRustlsConnect::new(client))
             }
         };

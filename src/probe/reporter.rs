@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -26,12 +26,7 @@ use crate::health::report::{
 };
 use crate::model::HealthState;
 
-/// Unix milliseconds now.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::runtime::clock::unix_ms;
 
 /// How often a server that stays unreachable is warned about again.
 const WARN_EVERY: Duration = Duration::from_secs(30);

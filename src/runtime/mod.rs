@@ -1,6 +1,7 @@
 //! What the process needs from its host at run time: descriptor limits, and the
 //! pacing of retries after a resource ran out.
 
+pub mod clock;
 pub mod inherit;
 
 use std::time::Duration;

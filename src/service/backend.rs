@@ -22,7 +22,7 @@ use crate::health::report::ReportError;
 use crate::metrics::{self, COUNTED_RCODES, DnsMetrics};
 use crate::model::{EndpointIndex, HealthState};
 use crate::probe::reporter::unix_ms;
-use crate::service::events::EventLog;
+use crate::telemetry::events::EventLog;
 
 pub(crate) struct ServiceBackend {
     shared: SharedSnapshot,

@@ -5,7 +5,7 @@
 
 mod backend;
 mod coldstart;
-pub mod events;
+use crate::telemetry::events;
 mod handover;
 mod peers;
 mod plane;
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use self::events::EventLog;
 pub use self::handover::{HandoverError, Takeover, notify_ready};
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::api::{ReloadStatus, Status};
@@ -31,6 +30,7 @@ use crate::health::HealthSnapshot;
 pub use crate::health::board::LOCAL_VANTAGE;
 use crate::health::board::{Restored, local_identity};
 use crate::probe::reporter::{self, ReporterSettings, unix_ms};
+use crate::telemetry::events::EventLog;
 use crate::zone;
 use arc_swap::ArcSwap;
 

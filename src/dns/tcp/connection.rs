@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use crate::dns::answers::Snapshot;
 use crate::dns::dnstap::Protocol as DnstapProtocol;
+use crate::dns::engine::servfail::write_servfail;
 use crate::dns::engine::{Outcome, Responder, Transport};
-use crate::dns::servfail::write_servfail;
 
 /// Buffer capacity a connection starts with (and shrinks back to after a large
 /// message).

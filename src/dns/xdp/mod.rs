@@ -26,7 +26,7 @@ pub(crate) use self::bpf::AttachMode;
 use self::packet::{IPV4_LEN, REPLY_PAYLOAD, UDP_LEN};
 use self::socket::{FRAME_SIZE, XskSocket};
 use super::snapshot::SharedSnapshot;
-use super::udp::Worker;
+use super::worker::Worker;
 
 /// Frames taken from the RX ring per pass.
 const BATCH: u32 = 64;

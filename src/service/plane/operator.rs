@@ -9,7 +9,7 @@ use super::Plane;
 use crate::health::HealthSnapshot;
 use crate::health::overrides::{Entry, check_entry};
 use crate::probe::reporter::unix_ms;
-use crate::service::events::EventLog;
+use crate::telemetry::events::EventLog;
 
 impl Plane {
     /// Merges a peer's entries (its signature and standing checked): each is checked

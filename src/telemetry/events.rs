@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::probe::reporter::unix_ms;
+use crate::runtime::clock::unix_ms;
 
 /// Events kept in memory.
 pub const EVENTS_KEPT: usize = 1000;
@@ -146,7 +146,7 @@ impl EventLog {
         })
     }
 
-    /// Records an event (the caller logs it too; see [`crate::service::event`]).
+    /// Records an event (the caller logs it too; see [`crate::event`]).
     pub fn record(&self, level: &str, kind: &str, message: String, fields: Vec<(&str, String)>) {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.0 += 1;

@@ -3,9 +3,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::engine::{Answered, Outcome};
-use super::wire::{self, HEADER_LEN, Parsed, rcode};
-use super::writer::{Header, Writer, response_flags};
+use super::{Answered, Outcome};
+use crate::dns::wire::{self, HEADER_LEN, Parsed, rcode};
+use crate::dns::writer::{Header, Writer, response_flags};
 
 /// Runs `respond` (which writes a response into `out`); if it panics, writes a
 /// SERVFAIL for `packet` instead. Returns the outcome and whether it panicked.
