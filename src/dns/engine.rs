@@ -414,7 +414,5 @@ fn write_rejection(rejection: &Rejection<'_>, snapshot: &Snapshot, out: &mut Vec
 
 /// Seed for a responder: distinct per thread and process start.
 pub fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    // RandomState is seeded from the OS once per process and varies per instance.
-    RandomState::new().hash_one(std::thread::current().id())
+    crate::runtime::random::u64()
 }

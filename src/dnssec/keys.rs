@@ -27,7 +27,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ring::rand::SystemRandom;
@@ -545,13 +545,7 @@ fn parse_time(text: &str) -> Result<u64, String> {
         .as_secs())
 }
 
-/// Seconds since the Unix epoch now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::runtime::clock::unix_now;
 
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -460,8 +460,8 @@ fn rcode_name(rcode: u16) -> String {
     }
 }
 
+/// A DNS message id an off-path attacker cannot guess (a spoofed answer to a health
+/// check would be a vote).
 fn rand_id() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0x5eed);
-    NEXT.fetch_add(0x9E37, Ordering::Relaxed)
+    crate::runtime::random::u16()
 }

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod inherit;
+pub mod random;
 
 use std::time::Duration;
 

@@ -906,10 +906,7 @@ impl Route53Client {
         options: ClientOptions,
         metrics: Arc<SyncMetrics>,
     ) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
+        let seed = crate::runtime::random::u64();
         Self {
             api,
             bucket: tokio::sync::Mutex::new(TokenBucket::new(

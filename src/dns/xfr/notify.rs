@@ -111,7 +111,7 @@ impl Notify {
         };
         let mut wait = self.timeout;
         for attempt in 1..=self.attempts {
-            let id = notify_id(self.serial, attempt);
+            let id = notify_id();
             let (message, request_mac) = self.message(id);
             let expect = Expect {
                 target: self.target,
@@ -208,13 +208,10 @@ fn route_source(target: SocketAddr) -> Option<IpAddr> {
     socket.local_addr().ok().map(|a| a.ip())
 }
 
-/// An id for attempt `attempt` of a NOTIFY (ids only need to tell attempts apart;
-/// answers are also matched by source address).
-fn notify_id(serial: u32, attempt: u32) -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    (nanos ^ serial.rotate_left(7) ^ attempt.wrapping_mul(0x9E37)) as u16
+/// An id for a NOTIFY attempt: random, so an off-path attacker cannot
+/// answer for the secondary (answers are also matched by source address).
+fn notify_id() -> u16 {
+    crate::runtime::random::u16()
 }
 
 /// The response a NOTIFY waits for.

@@ -390,12 +390,7 @@ pub fn error_record(request: &TsigRecord, code: u16, now: u64) -> TsigRecord {
     }
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::runtime::clock::unix_now;
 
 #[cfg(test)]
 mod tests;
