@@ -12,6 +12,7 @@
 //! with a static record) is checked later by [`crate::zone::bind`].
 
 mod diagnostics;
+mod duration;
 pub mod secret_file;
 pub mod spec;
 mod validate;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
-pub use self::validate::parse_duration;
+pub use self::duration::{DurationSpec, parse_duration};
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
     Ttl, VantageIndex, Weight,

@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::MAX_VANTAGES;
 use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
+pub(crate) use super::duration::parse_duration;
 use super::secret_file::{self, SecretFileError};
 use super::spec::{
     AdminSpec, CheckSpec, DampingSpec, DnssecSpec, DnstapSpec, EndpointSpec, GeoSpec, HealthSpec,
@@ -357,45 +358,6 @@ fn type_error(
         path: Some(path.clone()),
         message: format!("expected {expected}, found {found}"),
     });
-}
-
-/// Parses a duration such as `250ms`, `2s`, `1m30s` or `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!(
-                "invalid duration {text:?} (expected e.g. 250ms, 2s, 1m)"
-            ));
-        }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("number too large in {text:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number.saturating_mul(60)),
-            "h" => Duration::from_secs(number.saturating_mul(3600)),
-            "" => return Err(format!("missing unit in {text:?} (ms, s, m or h)")),
-            other => {
-                return Err(format!(
-                    "unknown unit {other:?} in {text:?} (ms, s, m or h)"
-                ));
-            }
-        };
-        total = total.saturating_add(part);
-    }
-    Ok(total)
 }
 
 /// Checks a domain name and returns it lower case, absolute, with a trailing dot.
