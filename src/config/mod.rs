@@ -11,11 +11,18 @@
 //! Everything that needs the zone data (a dynamic name outside every zone, a clash
 //! with a static record) is checked later by [`crate::zone::bind`].
 
+mod checks;
 mod diagnostics;
 mod duration;
+mod health;
+mod pools;
+mod records;
+mod route53;
 pub mod secret_file;
+mod server;
 pub mod spec;
 mod validate;
+mod zones;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
