@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::defaults;
 use super::diagnostics::KeyPath;
 use super::spec::{CheckSpec, DampingSpec, StatusSpec, VantageSpec};
 use super::validate::postgres;
@@ -342,7 +343,7 @@ impl Validator<'_> {
         let interval = self.duration(
             path.key("interval"),
             spec.interval.as_deref(),
-            Duration::from_secs(1),
+            defaults::checks::INTERVAL,
             Duration::from_millis(100)..=Duration::from_secs(3600),
         );
         let timeout = self.duration(
@@ -375,25 +376,37 @@ impl Validator<'_> {
             interval / 10,
             Duration::ZERO..=interval / 2,
         );
-        let rise = self.ranged(path.key("rise"), spec.rise, 2, 1..=100, "") as u32;
-        let fall = self.ranged(path.key("fall"), spec.fall, 2, 1..=100, "") as u32;
+        let rise = self.ranged(
+            path.key("rise"),
+            spec.rise,
+            defaults::checks::RISE,
+            1..=100,
+            "",
+        ) as u32;
+        let fall = self.ranged(
+            path.key("fall"),
+            spec.fall,
+            defaults::checks::FALL,
+            1..=100,
+            "",
+        ) as u32;
         let hold = self.duration(
             path.key("hold"),
             spec.hold.as_deref(),
-            Duration::ZERO,
+            defaults::checks::HOLD,
             Duration::ZERO..=Duration::from_secs(86_400),
         );
         let damping = self.damping(spec.damping.as_ref(), &path.key("damping"));
         let slow_start = self.duration(
             path.key("slow_start"),
             spec.slow_start.as_deref(),
-            Duration::ZERO,
+            defaults::checks::SLOW_START,
             Duration::ZERO..=Duration::from_secs(3600),
         );
         let r53 = spec.route53.clone().unwrap_or_default();
         let r53_path = path.key("route53");
         let request_interval = match r53.request_interval {
-            None => 30,
+            None => defaults::checks::ROUTE53_REQUEST_INTERVAL,
             Some(v @ (10 | 30)) => v as u8,
             Some(v) => {
                 self.error(
