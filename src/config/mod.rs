@@ -11,10 +11,19 @@
 //! Everything that needs the zone data (a dynamic name outside every zone, a clash
 //! with a static record) is checked later by [`crate::zone::bind`].
 
+mod checks;
+pub mod defaults;
 mod diagnostics;
+mod duration;
+mod health;
+mod pools;
+mod records;
+mod route53;
 pub mod secret_file;
+mod server;
 pub mod spec;
 mod validate;
+mod zones;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,8 +31,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use self::defaults::{
+    DEFAULT_OVERRIDE_WARN_AFTER, DNSTAP_QUEUE, dnssec as dnssec_defaults,
+    postgres as postgres_defaults, transfer as transfer_defaults,
+};
 pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
-pub use self::validate::parse_duration;
+pub use self::duration::{DurationSpec, parse_duration};
 use crate::model::{
     CheckIndex, DynamicType, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex,
     Ttl, VantageIndex, Weight,
@@ -436,16 +449,6 @@ pub struct PostgresCheck {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Defaults of `postgres` checks.
-pub mod postgres_defaults {
-    /// Port.
-    pub const PORT: u16 = 5432;
-    /// User.
-    pub const USER: &str = "postgres";
-    /// Database.
-    pub const DATABASE: &str = "postgres";
-}
-
 /// Route 53 health-check settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route53Check {
@@ -569,9 +572,6 @@ pub struct AdminConfig {
     /// `localhost`, this host's name and the names in `[health] servers`.
     pub names: Vec<String>,
 }
-
-/// Default of `[health] override_warn_after`.
-pub const DEFAULT_OVERRIDE_WARN_AFTER: Duration = Duration::from_secs(4 * 3600);
 
 /// Where the embedded default configuration keeps its state:
 /// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
@@ -1091,22 +1091,6 @@ impl Config {
     }
 }
 
-/// Defaults of `[dnssec]`.
-pub mod dnssec_defaults {
-    use std::time::Duration;
-
-    /// Key directory, relative to the config file.
-    pub const KEY_DIRECTORY: &str = "keys";
-    /// Signature lifetime.
-    pub const SIGNATURE_VALIDITY: Duration = Duration::from_secs(14 * 86_400);
-    /// Re-signing period.
-    pub const REFRESH: Duration = Duration::from_secs(7 * 86_400);
-    /// Inception backdating.
-    pub const INCEPTION_OFFSET: Duration = Duration::from_secs(3600);
-    /// TTL of DNSKEY, CDS and CDNSKEY.
-    pub const DNSKEY_TTL: u32 = 3600;
-}
-
 /// How non-existence is proven in a signed zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DenialKind {
@@ -1178,28 +1162,6 @@ pub struct DnstapConfig {
     pub responses: bool,
     /// Messages buffered for the consumer; beyond this they are dropped and counted.
     pub queue: usize,
-}
-
-/// Default of `[dnstap] queue`.
-pub const DNSTAP_QUEUE: usize = 16_384;
-
-/// Defaults of `[transfer]`.
-pub mod transfer_defaults {
-    use std::time::Duration;
-
-    /// Versions kept per zone for IXFR.
-    pub const JOURNAL_VERSIONS: usize = 64;
-    /// NOTIFY attempts per address and change.
-    pub const NOTIFY_ATTEMPTS: u32 = 5;
-    /// First NOTIFY response wait (doubles per retry).
-    pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
-    /// Suffix of the serial file next to the health state file.
-    pub const STATE_SUFFIX: &str = ".serials.json";
-    /// How far a TSIG-signed message's time may be from ours (RFC 8945 §10
-    /// recommends 300 s), whatever Fudge it carries.
-    pub const TSIG_WINDOW: Duration = Duration::from_secs(300);
-    /// Longest `tsig_window` accepted: Fudge is 16 bits of seconds.
-    pub const MAX_TSIG_WINDOW: Duration = Duration::from_secs(65_535);
 }
 
 /// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.

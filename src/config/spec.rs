@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use super::duration::DurationSpec;
+
 /// The `[server]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -20,7 +22,7 @@ pub struct ServerSpec {
     /// Largest UDP response we send to EDNS clients.
     pub max_udp_payload: Option<i64>,
     /// How long an idle TCP connection is kept open.
-    pub tcp_idle_timeout: Option<String>,
+    pub tcp_idle_timeout: Option<DurationSpec>,
     /// Most TCP connections open at once, per listen address.
     pub tcp_max_connections: Option<i64>,
     /// Most TCP connections open at once from one client address.
@@ -169,7 +171,7 @@ pub enum TtlSpec {
     /// Seconds.
     Seconds(i64),
     /// A duration (`250ms`, `2s`, `1m30s`); it must be whole seconds.
-    Duration(String),
+    Duration(DurationSpec),
 }
 
 impl<'de> Deserialize<'de> for TtlSpec {
@@ -187,7 +189,7 @@ impl<'de> Deserialize<'de> for TtlSpec {
                 Ok(TtlSpec::Seconds(i64::try_from(v).unwrap_or(i64::MAX)))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TtlSpec, E> {
-                Ok(TtlSpec::Duration(v.to_owned()))
+                Ok(TtlSpec::Duration(DurationSpec::from(v)))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -254,35 +256,35 @@ pub struct CheckSpec {
     /// `postgres`: `primary`, `replica` or `any` (default `any`).
     pub role: Option<String>,
     /// `postgres`: longest replay lag of a replica that still passes (default: no limit).
-    pub max_lag: Option<String>,
+    pub max_lag: Option<DurationSpec>,
     /// `postgres`: `disable` (default), `require` (TLS, certificate not checked) or
     /// `verify-full` (TLS, certificate and host name checked).
     pub sslmode: Option<String>,
     /// Time between probes (default 1s; at least 100ms).
-    pub interval: Option<String>,
+    pub interval: Option<DurationSpec>,
     /// Probe timeout (default: interval × 0.8; less than interval).
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationSpec>,
     /// Time between probes while an endpoint is in transition — after a first failure
     /// until `fall` is reached, after a first success of a down endpoint until `rise`
     /// is (default: interval / 5, at least 50ms).
-    pub fast_interval: Option<String>,
+    pub fast_interval: Option<DurationSpec>,
     /// Time between probes while an endpoint is down (default: interval).
-    pub down_interval: Option<String>,
+    pub down_interval: Option<DurationSpec>,
     /// Random delay added to each probe so probes do not align (default: interval / 10).
-    pub jitter: Option<String>,
+    pub jitter: Option<DurationSpec>,
     /// Consecutive successes to go up (default 2).
     pub rise: Option<i64>,
     /// Consecutive failures to go down (default 2).
     pub fall: Option<i64>,
     /// Minimum time down before an endpoint may come back up (default 0s).
-    pub hold: Option<String>,
+    pub hold: Option<DurationSpec>,
     /// Settings of the Route 53 health check created from this one (native mode).
     pub route53: Option<Route53CheckSpec>,
     /// Flap damping (on by default).
     pub damping: Option<DampingSpec>,
     /// Slow start: time over which an endpoint coming back ramps to its full share of
     /// answers (default 0s: off).
-    pub slow_start: Option<String>,
+    pub slow_start: Option<DurationSpec>,
 }
 
 /// `[checks.NAME.damping]`: flap damping (see `health::damping`).
@@ -294,13 +296,13 @@ pub struct DampingSpec {
     /// Penalty added at each outage (default 1000).
     pub penalty: Option<f64>,
     /// Time for the penalty to halve (default 5s).
-    pub half_life: Option<String>,
+    pub half_life: Option<DurationSpec>,
     /// Penalty at which the way back is withheld (default 1500).
     pub suppress: Option<f64>,
     /// Penalty below which a withheld endpoint may come back (default 750).
     pub reuse: Option<f64>,
     /// Longest suppression after the last outage (default 30s).
-    pub max_suppress: Option<String>,
+    pub max_suppress: Option<DurationSpec>,
 }
 
 /// Route 53 health-check settings of a check.
@@ -332,15 +334,15 @@ pub struct HealthSpec {
     /// Distinct vantage regions the down votes must come from (default 1).
     pub down_regions: Option<i64>,
     /// Reports older than this are ignored (default 10s).
-    pub staleness: Option<String>,
+    pub staleness: Option<DurationSpec>,
     /// How often verdicts are pushed to servers (default 500ms).
-    pub push_interval: Option<String>,
+    pub push_interval: Option<DurationSpec>,
     /// File where health state is saved and restored (default: none).
     pub state_file: Option<String>,
     /// Default for records' `cold_start` (default `last-known`).
     pub cold_start: Option<String>,
     /// An override in force longer than this is called out (default 4h; 0s: never).
-    pub override_warn_after: Option<String>,
+    pub override_warn_after: Option<DurationSpec>,
 }
 
 /// One `[vantages.NAME]` table.
@@ -390,13 +392,13 @@ pub struct AdminSpec {
     pub max_connections_per_source: Option<i64>,
     /// Time a client has to send a request's headers (from connecting, or since the
     /// previous answer on a kept-alive connection).
-    pub header_timeout: Option<String>,
+    pub header_timeout: Option<DurationSpec>,
     /// Time a client has to send a request's body.
-    pub body_timeout: Option<String>,
+    pub body_timeout: Option<DurationSpec>,
     /// Time a connection may make no progress (reading or writing) before it is closed.
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<DurationSpec>,
     /// Time a TLS handshake may take.
-    pub handshake_timeout: Option<String>,
+    pub handshake_timeout: Option<DurationSpec>,
     /// Host names (besides addresses, `localhost`, this host's name and the names in
     /// `[health] servers`) clients may use to reach the admin API.
     pub names: Option<Vec<String>>,
@@ -471,11 +473,11 @@ pub struct Route53Spec {
     /// API request burst (default 10).
     pub burst: Option<i64>,
     /// Quiet time before mirror mode writes a health change (default 2s).
-    pub debounce: Option<String>,
+    pub debounce: Option<DurationSpec>,
     /// Longest wait for a change to become INSYNC (default 120s).
-    pub change_timeout: Option<String>,
+    pub change_timeout: Option<DurationSpec>,
     /// Interval of full reconciliation in `route53 sync` (default 60s).
-    pub sync_interval: Option<String>,
+    pub sync_interval: Option<DurationSpec>,
     /// Most owned record sets (percent) one plan may update without `--force` (30).
     pub max_update_percent: Option<i64>,
     /// Most owned record sets (percent) one plan may delete without `--force` (30).
@@ -527,10 +529,10 @@ pub struct TransferSpec {
     /// NOTIFY attempts per secondary address and change (default 5, 1–20).
     pub notify_attempts: Option<i64>,
     /// Wait for a NOTIFY response before the first retry; doubles each time (default 1s).
-    pub notify_timeout: Option<String>,
+    pub notify_timeout: Option<DurationSpec>,
     /// How far a signed request's time may be from ours, whatever its Fudge (default
     /// 300s, 1s–65535s).
-    pub tsig_window: Option<String>,
+    pub tsig_window: Option<DurationSpec>,
     /// Address NOTIFYs leave from (default: a DNS listen address of the secondary's
     /// address family).
     pub notify_source: Option<String>,
@@ -590,11 +592,11 @@ pub struct DnssecSpec {
     /// zones of many unsigned delegations).
     pub opt_out: Option<bool>,
     /// Signature lifetime from signing to expiry (default `14d`).
-    pub signature_validity: Option<String>,
+    pub signature_validity: Option<DurationSpec>,
     /// Re-sign after this long (default `7d`, below `signature_validity`).
-    pub refresh: Option<String>,
+    pub refresh: Option<DurationSpec>,
     /// Inception backdated by this much for clock skew (default `1h`).
-    pub inception_offset: Option<String>,
+    pub inception_offset: Option<DurationSpec>,
     /// TTL of DNSKEY, CDS and CDNSKEY (default `1h`).
-    pub dnskey_ttl: Option<String>,
+    pub dnskey_ttl: Option<DurationSpec>,
 }

@@ -20,7 +20,7 @@ const MIN_TOKEN_LEN: usize = 16;
 const DEFAULT_PUBLIC: [PublicPath; 2] = [PublicPath::Healthz, PublicPath::Readyz];
 
 impl Validator<'_> {
-    pub(super) fn admin(
+    pub(in crate::config) fn admin(
         &mut self,
         spec: &AdminSpec,
         source: &ConfigSource,

@@ -18,7 +18,7 @@ const MAX_VALIDITY: Duration = Duration::from_secs(366 * 86_400);
 const MAX_INCEPTION_OFFSET: Duration = Duration::from_secs(7 * 86_400);
 
 impl Validator<'_> {
-    pub(super) fn dnssec(
+    pub(in crate::config) fn dnssec(
         &mut self,
         spec: Option<&DnssecSpec>,
         source: &ConfigSource,

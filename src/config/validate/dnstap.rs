@@ -9,7 +9,7 @@ use crate::config::{ConfigSource, DNSTAP_QUEUE, DnstapConfig};
 const QUEUE_RANGE: std::ops::RangeInclusive<i64> = 1..=1_048_576;
 
 impl Validator<'_> {
-    pub(super) fn dnstap(
+    pub(in crate::config) fn dnstap(
         &mut self,
         spec: &DnstapSpec,
         source: &ConfigSource,

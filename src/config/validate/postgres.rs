@@ -15,7 +15,7 @@ use crate::config::{
 use crate::model::PoolIndex;
 
 /// Whether any key only `postgres` checks read is set.
-pub(super) fn has_postgres_keys(spec: &CheckSpec) -> bool {
+pub(in crate::config) fn has_postgres_keys(spec: &CheckSpec) -> bool {
     spec.user.is_some()
         || spec.database.is_some()
         || spec.password_file.is_some()
@@ -27,7 +27,7 @@ pub(super) fn has_postgres_keys(spec: &CheckSpec) -> bool {
 
 impl Validator<'_> {
     /// The `postgres` check of `spec` (other kinds' keys are reported by the caller).
-    pub(super) fn postgres_check(
+    pub(in crate::config) fn postgres_check(
         &mut self,
         spec: &CheckSpec,
         path: &KeyPath,
@@ -147,7 +147,7 @@ impl Validator<'_> {
     }
 
     /// `on_conflict` of a record (only `policy = "primary"` reads it).
-    pub(super) fn on_conflict(
+    pub(in crate::config) fn on_conflict(
         &mut self,
         spec: &RecordSpec,
         selection: Selection,
@@ -177,7 +177,7 @@ impl Validator<'_> {
 
     /// Checks a `primary` record's pools: each probed by a check that passes only on
     /// a primary.
-    pub(super) fn primary_pools(&mut self, pools: &PoolChoice, path: &KeyPath) {
+    pub(in crate::config) fn primary_pools(&mut self, pools: &PoolChoice, path: &KeyPath) {
         let PoolChoice::Fixed(list) = pools else {
             return;
         };
@@ -209,7 +209,7 @@ impl Validator<'_> {
     }
 
     /// `gates` of a failover record: pool (in the record's lists) → gate pool.
-    pub(super) fn gates(
+    pub(in crate::config) fn gates(
         &mut self,
         spec: Option<&BTreeMap<String, String>>,
         selection: Selection,

@@ -13,7 +13,11 @@ const MIN_TABLE_SIZE: i64 = 1 << 10;
 
 impl Validator<'_> {
     /// `tcp_max_connections` and `tcp_max_connections_per_source`.
-    pub(super) fn tcp_limits(&mut self, spec: &ServerSpec, root: &KeyPath) -> (usize, usize) {
+    pub(in crate::config) fn tcp_limits(
+        &mut self,
+        spec: &ServerSpec,
+        root: &KeyPath,
+    ) -> (usize, usize) {
         let total = self.ranged(
             root.key("tcp_max_connections"),
             spec.tcp_max_connections,
@@ -34,7 +38,11 @@ impl Validator<'_> {
     }
 
     /// `[server.rrl]`: present means on.
-    pub(super) fn rrl(&mut self, spec: Option<&RrlSpec>, root: &KeyPath) -> Option<RrlConfig> {
+    pub(in crate::config) fn rrl(
+        &mut self,
+        spec: Option<&RrlSpec>,
+        root: &KeyPath,
+    ) -> Option<RrlConfig> {
         let spec = spec?;
         let path = root.key("rrl");
         let d = RrlConfig::DEFAULT;

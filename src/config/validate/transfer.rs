@@ -23,7 +23,7 @@ const ATTEMPTS_RANGE: std::ops::RangeInclusive<i64> = 1..=20;
 const MIN_SECRET_LEN: usize = 16;
 
 impl Validator<'_> {
-    pub(super) fn transfer(
+    pub(in crate::config) fn transfer(
         &mut self,
         spec: Option<&TransferSpec>,
         health: &HealthConfig,

@@ -1,0 +1,423 @@
+//! `[[records]]` → [`DynamicRecord`]: names, TTLs, policies and the pools they answer from.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::diagnostics::KeyPath;
+use super::spec::RecordSpec;
+use super::validate::{RecordDefaults, Validator, normalize_name};
+use super::{
+    AllDown, CheckKind, ColdStart, DynamicRecord, GeoConfig, PoolChoice, Route53Mode, Selection,
+};
+use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
+
+impl Validator<'_> {
+    pub(super) fn records(
+        &mut self,
+        specs: &[Option<RecordSpec>],
+        geo: &GeoConfig,
+        defaults: RecordDefaults,
+    ) -> Vec<DynamicRecord> {
+        let mut records = Vec::new();
+        let mut seen: BTreeMap<(String, DynamicType), usize> = BTreeMap::new();
+        let mut types_at: BTreeMap<String, Vec<(DynamicType, usize)>> = BTreeMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let path = KeyPath::root().key("records").index(i);
+            let Some(spec) = spec else { continue };
+            let Some(record) = self.record(spec, i, geo, defaults) else {
+                continue;
+            };
+            if let Some(first) = seen.insert((record.name.clone(), record.record_type), i) {
+                self.error(
+                    path.key("name"),
+                    format!(
+                        "{} {} is already defined by records[{first}]",
+                        record.name, record.record_type
+                    ),
+                );
+                continue;
+            }
+            let others = types_at.entry(record.name.clone()).or_default();
+            for &(other_type, other_index) in others.iter() {
+                if other_type == DynamicType::Cname || record.record_type == DynamicType::Cname {
+                    self.error(
+                        path.key("type"),
+                        format!(
+                            "CNAME cannot share a name with other data: records[{other_index}] defines {} {}",
+                            record.name, other_type
+                        ),
+                    );
+                }
+            }
+            others.push((record.record_type, i));
+            records.push(record);
+        }
+        records
+    }
+
+    pub(super) fn record(
+        &mut self,
+        spec: &RecordSpec,
+        position: usize,
+        geo: &GeoConfig,
+        defaults: RecordDefaults,
+    ) -> Option<DynamicRecord> {
+        let path = &KeyPath::root().key("records").index(position);
+        let route53 = defaults.route53;
+        let name = match normalize_name(&spec.name) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.error(path.key("name"), e);
+                None
+            }
+        };
+        let record_type = match spec.record_type.to_ascii_uppercase().as_str() {
+            "A" => Some(DynamicType::A),
+            "AAAA" => Some(DynamicType::Aaaa),
+            "CNAME" => Some(DynamicType::Cname),
+            other => {
+                self.error(
+                    path.key("type"),
+                    format!("{other:?} is not a dynamic record type (A, AAAA or CNAME)"),
+                );
+                None
+            }
+        };
+        let ttl_given = self.ttl_seconds(path.key("ttl"), spec.ttl.as_ref());
+        let ttl = self.ranged(
+            path.key("ttl"),
+            ttl_given,
+            i64::from(Ttl::DEFAULT_DYNAMIC.0),
+            i64::from(Ttl::MIN_DYNAMIC.0)..=i64::from(Ttl::MAX.0),
+            " seconds",
+        ) as u32;
+        if ttl > 300 {
+            self.warning(
+                path.key("ttl"),
+                format!("TTL {ttl} s delays failover: resolvers keep the old answer that long"),
+            );
+        }
+        let all_down_ttl_given =
+            self.ttl_seconds(path.key("all_down_ttl"), spec.all_down_ttl.as_ref());
+        let all_down_ttl = self.ranged(
+            path.key("all_down_ttl"),
+            all_down_ttl_given,
+            i64::from(ttl.min(10)),
+            1..=i64::from(ttl),
+            " seconds (at most the record's ttl)",
+        ) as u32;
+        let min_ttl_given = self.ttl_seconds(path.key("min_ttl"), spec.min_ttl.as_ref());
+        let min_ttl = self.ranged(
+            path.key("min_ttl"),
+            min_ttl_given,
+            1,
+            1..=i64::from(ttl),
+            " seconds (at most the record's ttl)",
+        ) as u32;
+        let (selection, pools) = self.policy(spec, path, geo)?;
+        let default_max = match selection {
+            Selection::Weighted | Selection::Primary => 1,
+            Selection::Failover | Selection::Multivalue => 8,
+        };
+        let on_conflict = self.on_conflict(spec, selection, path);
+        let gates = self.gates(spec.gates.as_ref(), selection, &pools, path);
+        if selection == Selection::Primary {
+            self.primary_pools(&pools, path);
+            if spec.max_answers.is_some_and(|m| m != 1) {
+                self.error(
+                    path.key("max_answers"),
+                    "a primary record answers exactly one endpoint",
+                );
+            }
+        }
+        let max_answers = self.ranged(
+            path.key("max_answers"),
+            spec.max_answers,
+            default_max,
+            1..=64,
+            "",
+        ) as u16;
+        let all_down = match (spec.all_down.as_deref(), &spec.fallback_pool) {
+            (None | Some("fail-open"), None) => AllDown::FailOpen,
+            (Some("nodata"), None) => AllDown::NoData,
+            (Some("fallback"), Some(pool)) => {
+                let list = self.pool_list(std::slice::from_ref(pool), &path.key("fallback_pool"));
+                AllDown::Fallback(*list.first()?)
+            }
+            (Some("fallback"), None) => {
+                self.error(
+                    path.key("fallback_pool"),
+                    "all_down = \"fallback\" needs fallback_pool",
+                );
+                return None;
+            }
+            (Some("fail-open" | "nodata") | None, Some(_)) => {
+                self.error(
+                    path.key("fallback_pool"),
+                    "fallback_pool is only used with all_down = \"fallback\"",
+                );
+                return None;
+            }
+            (Some(other), _) => {
+                self.error(
+                    path.key("all_down"),
+                    format!("{other:?} is not one of \"fail-open\", \"fallback\", \"nodata\""),
+                );
+                return None;
+            }
+        };
+        let cold_start = match spec.cold_start.as_deref() {
+            None => defaults.cold_start,
+            Some("last-known") => ColdStart::LastKnown,
+            Some("assume-up") => ColdStart::AssumeUp,
+            Some(other) => {
+                self.error(
+                    path.key("cold_start"),
+                    format!("{other:?} is not \"last-known\" or \"assume-up\""),
+                );
+                ColdStart::LastKnown
+            }
+        };
+        let route53_mode = match spec.route53.as_deref() {
+            None if route53 => defaults.route53_mode,
+            None => Route53Mode::Off,
+            Some("native") => Route53Mode::Native,
+            Some("mirror") => Route53Mode::Mirror,
+            Some("off") => Route53Mode::Off,
+            Some(other) => {
+                self.error(
+                    path.key("route53"),
+                    format!("{other:?} is not \"native\", \"mirror\" or \"off\""),
+                );
+                Route53Mode::Off
+            }
+        };
+        if route53
+            && route53_mode == Route53Mode::Native
+            && (selection == Selection::Primary || !gates.is_empty())
+        {
+            self.error(
+                path.key("route53"),
+                "Route 53 cannot follow a primary or hold a failover gate itself; use route53 = \"mirror\"",
+            );
+        }
+        if route53_mode != Route53Mode::Off && !route53 {
+            self.warning(
+                path.key("route53"),
+                "no [route53] section, so the record is not synced",
+            );
+        }
+        let (name, record_type) = (name?, record_type?);
+        let mut lists: Vec<(KeyPath, Vec<PoolIndex>)> = match &pools {
+            PoolChoice::Fixed(list) => vec![(path.key("pools"), list.clone())],
+            PoolChoice::Geo { by_region, default } => {
+                let mut lists: Vec<(KeyPath, Vec<PoolIndex>)> = by_region
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(r, list)| {
+                        list.as_ref()
+                            .map(|l| (path.key("geo").key(&self.regions[r].name), l.clone()))
+                    })
+                    .collect();
+                lists.push((path.key("geo").key("default"), default.clone()));
+                lists
+            }
+        };
+        if let AllDown::Fallback(pool) = all_down {
+            lists.push((path.key("fallback_pool"), vec![pool]));
+        }
+        for (list_path, list) in lists {
+            for pool in list {
+                self.check_family(pool, record_type, &list_path);
+                if route53_mode == Route53Mode::Native && route53 {
+                    self.check_route53_native(pool, &list_path);
+                }
+            }
+        }
+        Some(DynamicRecord {
+            position,
+            name,
+            record_type,
+            ttl: Ttl(ttl),
+            all_down_ttl: Ttl(all_down_ttl),
+            min_ttl: Ttl(min_ttl),
+            selection,
+            pools,
+            // A CNAME answer holds exactly one target.
+            max_answers: if record_type == DynamicType::Cname {
+                1
+            } else {
+                max_answers
+            },
+            all_down,
+            cold_start,
+            route53: if route53 {
+                route53_mode
+            } else {
+                Route53Mode::Off
+            },
+            on_conflict,
+            gates,
+        })
+    }
+
+    pub(super) fn policy(
+        &mut self,
+        spec: &RecordSpec,
+        path: &KeyPath,
+        geo: &GeoConfig,
+    ) -> Option<(Selection, PoolChoice)> {
+        let parse_selection = |text: &str| match text {
+            "failover" => Some(Selection::Failover),
+            "weighted" => Some(Selection::Weighted),
+            "multivalue" => Some(Selection::Multivalue),
+            "primary" => Some(Selection::Primary),
+            _ => None,
+        };
+        if spec.policy == "geo" {
+            if spec.pools.is_some() {
+                self.error(
+                    path.key("pools"),
+                    "geo records list pools per region in `geo`, not in `pools`",
+                );
+            }
+            let selection = match spec.select.as_deref() {
+                None => Selection::Failover,
+                Some(text) => {
+                    match parse_selection(text).filter(|s| *s != Selection::Primary) {
+                        Some(s) => s,
+                        None => {
+                            self.error(
+                            path.key("select"),
+                            format!("{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""),
+                        );
+                            return None;
+                        }
+                    }
+                }
+            };
+            let Some(map) = &spec.geo else {
+                self.error(
+                    path.key("geo"),
+                    "policy \"geo\" needs a geo table (region = [pools], default = [pools])",
+                );
+                return None;
+            };
+            let mut by_region = vec![None; self.regions.len()];
+            let mut default = None;
+            for (region, names) in map {
+                let list = self.pool_list(names, &path.key("geo").key(region));
+                if region == "default" {
+                    default = Some(list);
+                } else if let Some(index) = self.region_by_name(region) {
+                    self.used_regions.insert(index);
+                    by_region[index.0 as usize] = Some(list);
+                } else {
+                    let known = self.known_regions();
+                    self.error(
+                        path.key("geo").key(region),
+                        format!("unknown region {region:?} ({known})"),
+                    );
+                }
+            }
+            let Some(default) = default else {
+                self.error(
+                    path.key("geo"),
+                    "a geo map needs a `default` entry for unmapped clients",
+                );
+                return None;
+            };
+            if geo.default_region.is_none() && self.regions.iter().all(|r| r.networks.is_empty()) {
+                self.warning(
+                    path.key("geo"),
+                    "no region lists any networks, so every client gets the `default` pools",
+                );
+            }
+            return Some((selection, PoolChoice::Geo { by_region, default }));
+        }
+        let Some(selection) = parse_selection(&spec.policy) else {
+            self.error(
+                path.key("policy"),
+                format!(
+                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"primary\", \"geo\"",
+                    spec.policy
+                ),
+            );
+            return None;
+        };
+        if spec.geo.is_some() {
+            self.error(path.key("geo"), "`geo` is only used with policy = \"geo\"");
+        }
+        if spec.select.is_some() {
+            self.error(
+                path.key("select"),
+                "`select` is only used with policy = \"geo\"",
+            );
+        }
+        let Some(names) = &spec.pools else {
+            self.error(
+                path.key("pools"),
+                "missing `pools` (the pools to answer from, in order)",
+            );
+            return None;
+        };
+        let list = self.pool_list(names, &path.key("pools"));
+        Some((selection, PoolChoice::Fixed(list)))
+    }
+
+    /// Reports endpoints whose address family does not suit the record type.
+    pub(super) fn check_family(
+        &mut self,
+        pool: PoolIndex,
+        record_type: DynamicType,
+        path: &KeyPath,
+    ) {
+        let pool = &self.pools[pool.0 as usize];
+        let mut bad = Vec::new();
+        for endpoint in &pool.endpoints {
+            let endpoint = &self.endpoints[endpoint.0 as usize];
+            let fits = matches!(
+                (&endpoint.target, record_type),
+                (EndpointTarget::Address(IpAddr::V4(_)), DynamicType::A)
+                    | (EndpointTarget::Address(IpAddr::V6(_)), DynamicType::Aaaa)
+                    | (EndpointTarget::Host(_), DynamicType::Cname)
+            );
+            if !fits {
+                bad.push(endpoint.target.to_string());
+            }
+        }
+        if !bad.is_empty() {
+            let wanted = match record_type {
+                DynamicType::A => "IPv4 addresses",
+                DynamicType::Aaaa => "IPv6 addresses",
+                DynamicType::Cname => "host names",
+            };
+            let message = format!(
+                "pool {:?} is used by a {record_type} record, which needs {wanted}, but has {}",
+                pool.name,
+                bad.join(", ")
+            );
+            self.error(path.clone(), message);
+        }
+    }
+
+    /// Native Route 53 mode needs checks Route 53 can run itself.
+    pub(super) fn check_route53_native(&mut self, pool: PoolIndex, path: &KeyPath) {
+        let pool = &self.pools[pool.0 as usize];
+        if let Some(check) = pool.check {
+            let check = &self.checks[check.0 as usize];
+            if matches!(
+                check.kind,
+                CheckKind::Dns(_) | CheckKind::Exec(_) | CheckKind::Postgres(_)
+            ) {
+                let message = format!(
+                    "pool {:?} uses the {} check {:?}, which Route 53 cannot run; use route53 = \"mirror\"",
+                    pool.name,
+                    check.kind.name(),
+                    check.name
+                );
+                self.error(path.clone(), message);
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `[zones]` → [`ZonesConfig`].
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::diagnostics::KeyPath;
+use super::spec::ZonesSpec;
+use super::validate::Validator;
+use super::{ConfigSource, ZonesConfig};
+
+impl Validator<'_> {
+    pub(super) fn zones(&mut self, spec: &ZonesSpec, source: &ConfigSource) -> ZonesConfig {
+        let root = KeyPath::root().key("zones");
+        let directory = spec
+            .directory
+            .clone()
+            .unwrap_or_else(|| "../zones".to_owned());
+        if let Some(files) = &spec.files {
+            let mut seen = HashSet::new();
+            for (i, file) in files.iter().enumerate() {
+                if file.contains('/') || file.contains('\\') || file.is_empty() {
+                    self.error(
+                        root.key("files").index(i),
+                        format!("{file:?} must be a file name inside `zones.directory`"),
+                    );
+                } else if !seen.insert(file) {
+                    self.error(
+                        root.key("files").index(i),
+                        format!("{file:?} is listed twice"),
+                    );
+                }
+            }
+        }
+        ZonesConfig {
+            directory: source.base_dir.join(PathBuf::from(directory)),
+            files: spec.files.clone(),
+            use_embedded: source.is_embedded(),
+        }
+    }
+}
