@@ -1,7 +1,8 @@
 //! DNSSEC signed ahead of time, checked by real validators: unbound (validator
 //! iterator, DS trust anchor, val-permissive-mode: no) and delv, before and after a
-//! failover; plus the wire details (DO, sizes, referrals) and the CLI. Tests skip
-//! with a message when unbound/delv are missing (CI installs them: .ci/run).
+//! failover; plus the wire details (DO, sizes, referrals) and the CLI. The validator
+//! tests need unbound and delv (`require!`: a loud SKIP without them, a failure under
+//! CI, which installs them: .ci/run).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -14,9 +15,10 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::backend::Backend;
 use crate::support::dns::{query, raw_tcp, raw_udp, sorted_addresses};
-use crate::support::peers::{Peer, ZoneFile, installed};
-use crate::support::validators::{Unbound, delv, validators_installed};
-use crate::support::{TestServer, data_dir, run_binary, run_binary_stdout, wait_until};
+use crate::support::peers::{Peer, ZoneFile};
+use crate::support::require::tool;
+use crate::support::validators::{Unbound, delv, validators};
+use crate::support::{TestServer, data_dir, require, run_binary, run_binary_stdout, wait_until};
 
 const ADDR_A: &str = "127.0.0.2";
 const ADDR_B: &str = "127.0.0.3";
@@ -184,9 +186,7 @@ fn validated_app(unbound: &Unbound) -> Option<Vec<String>> {
 
 #[test]
 fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let keys = keygen(dir.path(), Algorithm::Ed25519, false);
@@ -223,9 +223,7 @@ fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
 
 #[test]
 fn nsec_chain_with_a_ksk_zsk_pair_of_ecdsa_keys_validates_in_unbound() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let keys = keygen(dir.path(), Algorithm::EcdsaP256, true);
@@ -305,9 +303,7 @@ fn validated_dark(unbound: &Unbound, rtype: RecordType) -> Option<(ResponseCode,
 
 #[test]
 fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     for nsec in ["nsec3", "nsec"] {
         let dir = tempfile::tempdir().unwrap();
         write_zone(dir.path());
@@ -364,9 +360,7 @@ fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
 
 #[test]
 fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
-    if !validators_installed() || !installed("kdig", "knot-dnsutils") {
-        return;
-    }
+    require!(validators(), tool("kdig"));
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let keys = keygen(dir.path(), Algorithm::Ed25519, false);
@@ -473,9 +467,7 @@ fn metrics_say_when_the_signatures_expire() {
 
 #[test]
 fn delv_agrees() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let keys = keygen(dir.path(), Algorithm::Ed25519, false);
@@ -515,9 +507,7 @@ fn delv_agrees() {
 
 #[test]
 fn a_trust_anchor_of_another_key_makes_unbound_answer_servfail() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     keygen(dir.path(), Algorithm::Ed25519, false);
@@ -736,10 +726,7 @@ fn kdig_transfer(server: SocketAddr, zone: &str, kind: &str) -> String {
 
 #[test]
 fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
-    if !validators_installed() || !installed("kdig", "knot-dnsutils") || !installed("knotd", "knot")
-    {
-        return;
-    }
+    require!(validators(), tool("kdig"), tool("knotd"));
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let keys = keygen(dir.path(), Algorithm::Ed25519, false);
