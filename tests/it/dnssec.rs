@@ -58,6 +58,29 @@ fn keygen(dir: &Path, algorithm: Algorithm, split: bool) -> Vec<Key> {
         .collect()
 }
 
+/// The preamble of the signed-zone tests: a temporary directory with the test zone
+/// ([`write_zone`]) and keys ([`keygen`]), and backend A up (its port is the pool's
+/// check port).
+struct Signed {
+    /// Holds `example.test.zone` and `keys/`.
+    dir: tempfile::TempDir,
+    /// The keys generated into `dir/keys`.
+    keys: Vec<Key>,
+    /// Backend A ([`ADDR_A`]), healthy.
+    a: Backend,
+}
+
+impl Signed {
+    /// Keys of `algorithm` (a KSK and ZSK pair when `split`, else a CSK).
+    fn new(algorithm: Algorithm, split: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_zone(dir.path());
+        let keys = keygen(dir.path(), algorithm, split);
+        let a = Backend::start(ip(ADDR_A), 0, None);
+        Self { dir, keys, a }
+    }
+}
+
 /// Trust anchors ("zone. DS tag alg 2 HEX") of the key-signing keys.
 fn anchors(keys: &[Key]) -> Vec<String> {
     failoverd::dnssec::keys::parent_records(keys, unix_now(), 3600)
@@ -187,10 +210,7 @@ fn validated_app(unbound: &Unbound) -> Option<Vec<String>> {
 #[test]
 fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
     require!(validators());
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let both = vec![ADDR_A.to_owned(), ADDR_B.to_owned()];
@@ -224,10 +244,7 @@ fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
 #[test]
 fn nsec_chain_with_a_ksk_zsk_pair_of_ecdsa_keys_validates_in_unbound() {
     require!(validators());
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::EcdsaP256, true);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, keys, a } = Signed::new(Algorithm::EcdsaP256, true);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec", ""));
     let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&keys));
@@ -305,10 +322,7 @@ fn validated_dark(unbound: &Unbound, rtype: RecordType) -> Option<(ResponseCode,
 fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
     require!(validators());
     for nsec in ["nsec3", "nsec"] {
-        let dir = tempfile::tempdir().unwrap();
-        write_zone(dir.path());
-        let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-        let a = Backend::start(ip(ADDR_A), 0, None);
+        let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
         let port = a.addr.port();
         let dark = Backend::start(ip(ADDR_DARK), port, None);
         let never_port = crate::support::peers::free_port();
@@ -361,10 +375,7 @@ fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
 #[test]
 fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
     require!(validators(), tool("kdig"));
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let transfer =
         "[transfer]\n[[transfer.secondaries]]\nname = \"kdig\"\nallow = [\"127.0.0.1\"]\n";
     let text = config(dir.path(), a.addr.port(), "nsec3", "opt_out = true")
@@ -435,10 +446,7 @@ fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
 
 #[test]
 fn metrics_say_when_the_signatures_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let text =
         config(dir.path(), a.addr.port(), "nsec3", "") + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
     let server = TestServer::start(&text);
@@ -468,10 +476,7 @@ fn metrics_say_when_the_signatures_expire() {
 #[test]
 fn delv_agrees() {
     require!(validators());
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let _b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let ds = anchors(&keys);
@@ -508,9 +513,7 @@ fn delv_agrees() {
 #[test]
 fn a_trust_anchor_of_another_key_makes_unbound_answer_servfail() {
     require!(validators());
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let other = Key::generate(
         "example.test.",
         Role::Csk,
@@ -518,7 +521,6 @@ fn a_trust_anchor_of_another_key_makes_unbound_answer_servfail() {
         Timing::from(0),
     )
     .unwrap();
-    let a = Backend::start(ip(ADDR_A), 0, None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&[other]));
     for name in [
@@ -555,10 +557,7 @@ fn count(records: &[hickory_proto::rr::Record], rtype: RecordType) -> usize {
 
 #[test]
 fn rrsigs_only_with_do_and_sizes_are_respected() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let addr = server.addr;
     use RecordType::*;
@@ -727,10 +726,7 @@ fn kdig_transfer(server: SocketAddr, zone: &str, kind: &str) -> String {
 #[test]
 fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
     require!(validators(), tool("kdig"), tool("knotd"));
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let dark = Backend::start(ip(ADDR_DARK), a.addr.port(), None);
     let transfer =
@@ -1016,9 +1012,7 @@ fn signed_snapshot_build_times() {
 
 #[test]
 fn a_key_activating_later_signs_from_its_time_without_a_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let now = unix_now();
     let later = Timing {
         created: now,
@@ -1031,7 +1025,6 @@ fn a_key_activating_later_signs_from_its_time_without_a_reload() {
         .unwrap()
         .save(&dir.path().join("keys"))
         .unwrap();
-    let a = Backend::start(ip(ADDR_A), 0, None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let rrsigs = |name: &str| {
         let reply = exchange_udp(server.addr, &edns_query(name, RecordType::A, 1232, true));

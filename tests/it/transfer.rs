@@ -16,7 +16,7 @@ use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{query, raw_tcp, raw_udp_wait, tcp};
 use crate::support::peers::free_port;
 use crate::support::require::tool;
-use crate::support::{TestServer, poll_during, require, wait_until};
+use crate::support::{TestServer, poll_during, require, two_backend_config, wait_until};
 
 const A: &str = "127.0.0.2";
 const B: &str = "127.0.0.3";
@@ -33,32 +33,12 @@ fn ip(text: &str) -> IpAddr {
 /// with `xfr-key`.
 fn config(port: u16, notify: &[SocketAddr], allow: &str, dir: &Path) -> String {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
+    let head = two_backend_config(
+        port,
+        "interval = \"100ms\"\ntimeout = \"80ms\"\njitter = \"10ms\"\nrise = 2\nfall = 2",
+    );
     format!(
-        r#"
-version = 1
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-[zones]
-directory = "../zones"
-files = ["example.test.zone"]
-[checks.web]
-type = "http"
-port = {port}
-interval = "100ms"
-timeout = "80ms"
-jitter = "10ms"
-rise = 2
-fall = 2
-[pools.web]
-check = "web"
-endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
-[[records]]
-name = "app.example.test"
-type = "A"
-ttl = 5
-policy = "multivalue"
-pools = ["web"]
+        r#"{head}
 [health]
 state_file = "{dir}/state.json"
 [transfer]
