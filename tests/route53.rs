@@ -20,7 +20,8 @@ use failoverd::sync::agent::AgentError;
 use failoverd::sync::apply::ApplyError;
 use failoverd::sync::plan::{HealthCheckChange, Refusal};
 use support::moto::{
-    Moto, Workspace, agent_with, create_zone, eventually, fast_options, put_foreign,
+    Moto, Workspace, agent_with, assert_converges, create_zone, eventually, fast_options,
+    put_foreign,
 };
 use support::require;
 
@@ -167,8 +168,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     assert!(weighted.health_check_id().is_some());
 
     // Re-plan: nothing to do. Apply again: no second change.
-    let again = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(again.is_empty(), "{}", again.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
     let calls_before = agent.metrics().snapshot();
     let run = agent
         .reconcile(&health(&cfg), false)
@@ -278,8 +278,7 @@ async fn config_changes_give_exactly_the_expected_changes() {
     }
     let forced = agent.plan(&health(&cfg), true).await.expect("plan");
     assert!(agent.apply(&forced).await.expect("apply").is_complete());
-    let done = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(done.is_empty(), "{}", done.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
 
     // Remove the failover record: its aliases go before the pool sets they target,
     // each DELETE with the record set as read.
@@ -302,13 +301,7 @@ async fn config_changes_give_exactly_the_expected_changes() {
         .filter(|n| n.contains("www"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,8 +425,7 @@ async fn large_apply_is_split_into_valid_batches() {
     assert!(report.batches >= 3, "{} batches", report.batches);
     // Every record arrived (moto rejects a request over 1,000 records, so each batch
     // was within the limit), and reading back (paged) finds nothing to do.
-    let again = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(again.is_empty(), "{}", again.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
     let listed = sdk
         .list_resource_record_sets()
         .hosted_zone_id(&zone_id)
@@ -672,13 +664,7 @@ async fn throttling_is_retried_with_backoff() {
         .await
         .expect("reconcile");
     assert!(run.applied.expect("applied").is_complete());
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -745,13 +731,7 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
         .await
         .expect("reconcile");
     assert!(run.applied.expect("applied").is_complete());
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1052,14 +1032,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
     assert!(forced.applied.expect("applied").is_complete());
     assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(26));
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty(),
-        "converged"
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 
     // The pools' order swapped on 12 records (live traffic moves eu → us): refused.
     let (swapped_cfg, zones) = load(26, 12);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_route53::types as sdk;
 use failoverd::config::{Config, ConfigSource};
+use failoverd::health::HealthSnapshot;
 use failoverd::sync::Agent;
 use failoverd::sync::metrics::SyncMetrics;
 use failoverd::sync::pace::{PollPolicy, RetryPolicy};
@@ -332,6 +333,18 @@ pub(crate) async fn agent_with(
         Arc::new(SyncMetrics::default()),
     );
     Agent::new(config, zones, Arc::new(client)).expect("agent")
+}
+
+/// Asserts that `agent` has converged on what Route 53 holds: a fresh plan for
+/// `health` (without force) has nothing left to do; otherwise the plan's table is the
+/// failure message.
+pub(crate) async fn assert_converges(agent: &Agent, health: &HealthSnapshot) {
+    let plan = agent.plan(health, false).await.expect("plan");
+    assert!(
+        plan.is_empty(),
+        "not converged; the next plan:\n{}",
+        plan.render_table()
+    );
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
