@@ -18,24 +18,11 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
-#[path = "cluster/backend.rs"]
-mod backend;
-#[path = "cluster/config.rs"]
-mod config;
-#[path = "cluster/dns.rs"]
-mod dns;
-#[path = "cluster/figures.rs"]
-mod figures;
-#[path = "cluster/fixture.rs"]
-mod fixture;
-#[path = "cluster/http.rs"]
-mod http;
-#[path = "cluster/net.rs"]
-mod net;
-#[path = "cluster/node.rs"]
-mod node;
-#[path = "cluster/proxy.rs"]
-mod proxy;
+mod support;
+
+// The fixture lives in the shared support tree; the scenarios name its modules from
+// the crate root.
+use support::cluster::{backend, config, dns, figures, fixture, http, net, node, proxy};
 
 #[path = "cluster/scenarios/mod.rs"]
 mod scenarios;

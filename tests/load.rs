@@ -5,7 +5,6 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
-#[path = "it/support/mod.rs"]
 mod support;
 
 mod load {

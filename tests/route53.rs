@@ -19,7 +19,11 @@ use failoverd::sync::Plan;
 use failoverd::sync::agent::AgentError;
 use failoverd::sync::apply::ApplyError;
 use failoverd::sync::plan::{HealthCheckChange, Refusal};
-use support::{Moto, Workspace, agent_with, create_zone, eventually, fast_options, put_foreign};
+use support::moto::{
+    Moto, Workspace, agent_with, assert_converges, create_zone, eventually, fast_options,
+    put_foreign,
+};
+use support::require;
 
 const ZONE: &str = "gslb.test.";
 
@@ -126,7 +130,7 @@ fn eu_down(healthy: &HealthSnapshot) -> HealthSnapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -147,7 +151,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     assert_eq!(report.health_checks_created, 4);
 
     // What Route 53 holds, read with a plain SDK client.
-    let primary = support::records(&sdk, &zone_id)
+    let primary = support::moto::records(&sdk, &zone_id)
         .await
         .into_iter()
         .find(|r| r.set_identifier() == Some("www A primary"))
@@ -155,7 +159,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     let alias = primary.alias_target().expect("alias");
     assert_eq!(alias.dns_name(), "_pool-eu.www.gslb.test.");
     assert!(alias.evaluate_target_health());
-    let weighted = support::records(&sdk, &zone_id)
+    let weighted = support::moto::records(&sdk, &zone_id)
         .await
         .into_iter()
         .find(|r| r.set_identifier() == Some("api A us/us-2"))
@@ -164,8 +168,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     assert!(weighted.health_check_id().is_some());
 
     // Re-plan: nothing to do. Apply again: no second change.
-    let again = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(again.is_empty(), "{}", again.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
     let calls_before = agent.metrics().snapshot();
     let run = agent
         .reconcile(&health(&cfg), false)
@@ -181,7 +184,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_give_exactly_the_expected_changes() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -228,7 +231,7 @@ async fn config_changes_give_exactly_the_expected_changes() {
     assert!(plan.render_table().contains("weight 3 → weight 5"));
     assert!(agent.apply(&plan).await.expect("apply").is_complete());
     assert_eq!(
-        support::records(&sdk, &zone_id)
+        support::moto::records(&sdk, &zone_id)
             .await
             .iter()
             .find(|r| r.set_identifier() == Some("api A us/us-2"))
@@ -275,8 +278,7 @@ async fn config_changes_give_exactly_the_expected_changes() {
     }
     let forced = agent.plan(&health(&cfg), true).await.expect("plan");
     assert!(agent.apply(&forced).await.expect("apply").is_complete());
-    let done = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(done.is_empty(), "{}", done.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
 
     // Remove the failover record: its aliases go before the pool sets they target,
     // each DELETE with the record set as read.
@@ -292,25 +294,19 @@ async fn config_changes_give_exactly_the_expected_changes() {
     assert_eq!(plan.zones[0].counts(), (0, 0, 6));
     let forced = agent.plan(&health(&cfg), true).await.expect("plan");
     assert!(agent.apply(&forced).await.expect("apply").is_complete());
-    let left: Vec<String> = support::records(&sdk, &zone_id)
+    let left: Vec<String> = support::moto::records(&sdk, &zone_id)
         .await
         .iter()
         .map(|r| r.name().to_owned())
         .filter(|n| n.contains("www"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_records_are_reported_and_left_untouched() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     // Records someone else made: one where our static record goes, one unrelated.
@@ -340,7 +336,7 @@ async fn foreign_records_are_reported_and_left_untouched() {
     let value = |name: &'static str, t: &'static str| {
         let sdk = sdk.clone();
         let zone_id = zone_id.clone();
-        async move { support::values(&sdk, &zone_id, name, t, None).await }
+        async move { support::moto::values(&sdk, &zone_id, name, t, None).await }
     };
     assert_eq!(
         value("mail.gslb.test.", "A").await,
@@ -375,7 +371,7 @@ async fn foreign_records_are_reported_and_left_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_refuses_deleting_more_than_30_percent() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
     let lines: String = (0..12)
@@ -411,7 +407,7 @@ async fn guard_refuses_deleting_more_than_30_percent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_apply_is_split_into_valid_batches() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     // 1,100 static records + their markers: 2,200 changes, and 2,200+ record sets to
@@ -429,8 +425,7 @@ async fn large_apply_is_split_into_valid_batches() {
     assert!(report.batches >= 3, "{} batches", report.batches);
     // Every record arrived (moto rejects a request over 1,000 records, so each batch
     // was within the limit), and reading back (paged) finds nothing to do.
-    let again = agent.plan(&health(&cfg), false).await.expect("plan");
-    assert!(again.is_empty(), "{}", again.render_table());
+    assert_converges(&agent, &health(&cfg)).await;
     let listed = sdk
         .list_resource_record_sets()
         .hosted_zone_id(&zone_id)
@@ -443,7 +438,7 @@ async fn large_apply_is_split_into_valid_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_mode_follows_health_changes() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let body = base(EU, US, POOLS, 30).replace(
@@ -464,7 +459,7 @@ async fn mirror_mode_follows_health_changes() {
     let www = || {
         let sdk = sdk.clone();
         let zone_id = zone_id.clone();
-        async move { support::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
+        async move { support::moto::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
     };
     let eu_answers = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
     assert!(
@@ -511,7 +506,7 @@ async fn mirror_mode_follows_health_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_are_created_updated_and_deleted_with_tags() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -625,7 +620,7 @@ async fn health_checks_are_created_updated_and_deleted_with_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_retried_with_backoff() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -669,18 +664,12 @@ async fn throttling_is_retried_with_backoff() {
         .await
         .expect("reconcile");
     assert!(run.applied.expect("applied").is_complete());
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_change_batch_is_isolated_by_bisection() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let lines: String = (0..40)
@@ -710,7 +699,7 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
         "bisection retried"
     );
     assert_eq!(
-        support::values(&sdk, &zone_id, "h36.gslb.test.", "A", None).await,
+        support::moto::values(&sdk, &zone_id, "h36.gslb.test.", "A", None).await,
         None
     );
     let marker_sets = sdk
@@ -729,7 +718,7 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
         "no marker without its record"
     );
     assert!(
-        support::values(&sdk, &zone_id, "h37.gslb.test.", "A", None)
+        support::moto::values(&sdk, &zone_id, "h37.gslb.test.", "A", None)
             .await
             .is_some()
     );
@@ -742,18 +731,12 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
         .await
         .expect("reconcile");
     assert!(run.applied.expect("applied").is_complete());
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty()
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_waited_for_until_insync() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "a IN A 192.0.2.1\n");
@@ -794,7 +777,7 @@ async fn changes_are_waited_for_until_insync() {
 
 #[test]
 fn cli_plan_and_apply_against_moto() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         create_zone(&moto.sdk().await, ZONE).await;
@@ -889,7 +872,7 @@ fn health_json(generation: u64, eu_state: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let body = Arc::new(std::sync::Mutex::new(health_json(1, "up")));
@@ -914,7 +897,7 @@ async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
     let www = || {
         let sdk = sdk.clone();
         let zone_id = zone_id.clone();
-        async move { support::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
+        async move { support::moto::values(&sdk, &zone_id, "www.gslb.test.", "A", None).await }
     };
     let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
     let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
@@ -989,7 +972,7 @@ endpoints = [ {US} ]
 
 /// The TTL Route 53 holds for `name` A.
 async fn ttl_of(sdk: &aws_sdk_route53::Client, zone_id: &str, name: &str) -> Option<i64> {
-    support::records(sdk, zone_id)
+    support::moto::records(sdk, zone_id)
         .await
         .into_iter()
         .find(|r| r.name() == name && r.r#type().as_str() == "A")
@@ -998,7 +981,7 @@ async fn ttl_of(sdk: &aws_sdk_route53::Client, zone_id: &str, name: &str) -> Opt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     // 29 owned record sets: ns1 and 15 static hosts, and 13 mirror-mode records.
@@ -1049,14 +1032,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
     assert!(forced.applied.expect("applied").is_complete());
     assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(26));
-    assert!(
-        agent
-            .plan(&health(&cfg), false)
-            .await
-            .expect("plan")
-            .is_empty(),
-        "converged"
-    );
+    assert_converges(&agent, &health(&cfg)).await;
 
     // The pools' order swapped on 12 records (live traffic moves eu → us): refused.
     let (swapped_cfg, zones) = load(26, 12);
@@ -1067,7 +1043,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
         "{reason}"
     );
     assert_eq!(
-        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        support::moto::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
         eu
     );
 
@@ -1080,7 +1056,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     assert_eq!(outage.plan.zones[0].counts(), (0, 13, 0));
     assert_eq!(outage.plan.zones[0].health_driven.len(), 13);
     assert_eq!(
-        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        support::moto::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
         us
     );
     assert_eq!(ttl_of(&sdk, &zone_id, "app0.gslb.test.").await, Some(26));
@@ -1090,14 +1066,14 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
         .expect("the recovery is written");
     assert_eq!(back.plan.zones[0].counts(), (0, 13, 0));
     assert_eq!(
-        support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
+        support::moto::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await,
         eu
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_config_edits() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -1118,7 +1094,7 @@ async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_c
         run.plan.render_table()
     );
     assert!(run.plan.refusals.is_empty(), "{:?}", run.plan.refusals);
-    let values = support::values(&sdk, &zone_id, "app7.gslb.test.", "A", None).await;
+    let values = support::moto::values(&sdk, &zone_id, "app7.gslb.test.", "A", None).await;
     assert_eq!(
         values,
         Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()])
@@ -1175,7 +1151,7 @@ fn route53_command(args: &[&str]) -> std::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_restarted_mid_outage_writes_nothing_wrong_and_plan_needs_live_health() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let text = config(&moto, false, &mirror_zone(EU));
@@ -1192,7 +1168,7 @@ async fn sync_restarted_mid_outage_writes_nothing_wrong_and_plan_needs_live_heal
     let app0 = || {
         let sdk = sdk.clone();
         let zone_id = zone_id.clone();
-        async move { support::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await }
+        async move { support::moto::values(&sdk, &zone_id, "app0.gslb.test.", "A", None).await }
     };
     assert_eq!(app0().await, us);
     let path = workspace.write_config(&text);
@@ -1288,7 +1264,7 @@ async fn sync_metrics(port: u16) -> std::io::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_endpoint_has_no_health_check_and_gets_one_back_when_undrained() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -1333,7 +1309,7 @@ async fn a_drained_endpoint_has_no_health_check_and_gets_one_back_when_undrained
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let workspace = Workspace::new(ZONE, "");
     let text = config(&moto, false, &base(EU, US, POOLS, 30));
     let path = workspace.write_config(&text);
@@ -1419,7 +1395,7 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_drains_and_manual_failovers_reach_mirror_records() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     // No health checks: the operator alone decides here.
@@ -1444,7 +1420,7 @@ async fn operator_drains_and_manual_failovers_reach_mirror_records() {
     let values = |name: &'static str| {
         let sdk = sdk.clone();
         let zone_id = zone_id.clone();
-        async move { support::values(&sdk, &zone_id, name, "A", None).await }
+        async move { support::moto::values(&sdk, &zone_id, name, "A", None).await }
     };
     sync().await;
     let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
@@ -1479,7 +1455,7 @@ async fn operator_drains_and_manual_failovers_reach_mirror_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     let workspace = Workspace::new(ZONE, "");
@@ -1547,7 +1523,7 @@ async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
     assert!(!stdout.contains("left as they are"), "{stdout}");
     let (ok, stdout, stderr) = run(&["apply"], Some(read));
     assert!(ok, "{stdout}{stderr}");
-    let app1 = || support::values(&sdk, &zone_id, "app1.gslb.test.", "A", None);
+    let app1 = || support::moto::values(&sdk, &zone_id, "app1.gslb.test.", "A", None);
     assert_eq!(
         app1().await,
         Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()])
@@ -1681,7 +1657,7 @@ async fn native_sets(
         .iter()
         .filter_map(|c| Some((c.id().to_owned(), c.health_check_config()?.clone())))
         .collect();
-    let sets = support::records(sdk, zone_id)
+    let sets = support::moto::records(sdk, zone_id)
         .await
         .into_iter()
         .filter(|r| !r.name().starts_with("_failoverd-owner") && r.set_identifier().is_some())
@@ -1735,7 +1711,7 @@ async fn native_sets(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_overrides_and_min_healthy_reach_native_records() {
-    let moto = Moto::start();
+    let moto = require!(Moto::start());
     let sdk = moto.sdk().await;
     let zone_id = create_zone(&sdk, ZONE).await;
     // Loopback endpoints (the server probes them; nothing listens there), eu needing

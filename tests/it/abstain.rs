@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::backend::Backend;
 use crate::support::dns::sorted_addresses;
-use crate::support::{BinaryServer, data_dir, poll_during, wait_until};
+use crate::support::require::tool;
+use crate::support::{BinaryServer, data_dir, poll_during, require, wait_until};
 
 const A: &str = "127.0.0.2";
 const B: &str = "127.0.0.3";
@@ -136,6 +137,7 @@ fn metric(text: &str, series: &str) -> f64 {
 
 #[test]
 fn a_server_out_of_descriptors_abstains_and_keeps_answering_both_backends() {
+    require!(tool("prlimit"));
     let a = Backend::start(A.parse().unwrap(), 0, None);
     let _b = Backend::start(B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();

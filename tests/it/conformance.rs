@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 
 use hickory_proto::op::Message;
 
-use crate::support::peers::{Peer, ZoneFile, installed};
-use crate::support::{SERVER_HEAD, TestServer, data_dir, dns};
+use crate::support::peers::{Peer, ZoneFile};
+use crate::support::require::tool;
+use crate::support::{SERVER_HEAD, TestServer, data_dir, dns, require};
 
 /// Where a case is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -572,9 +573,7 @@ fn exchange(server: SocketAddr, case: &Case) -> String {
 
 #[test]
 fn failoverd_agrees_with_knot_and_nsd_wherever_they_agree() {
-    if !installed("knotd", "knot") || !installed("nsd", "nsd") {
-        return;
-    }
+    require!(tool("knotd"), tool("nsd"));
     let dir = tempfile::tempdir().expect("tempdir");
     let zones = [ZoneFile {
         origin: "example.test".into(),
@@ -634,9 +633,7 @@ fn failoverd_agrees_with_knot_and_nsd_wherever_they_agree() {
 /// has: it answers as Knot does. Prints each case's three answers.
 #[test]
 fn qclass_any_is_answered_from_the_in_data_as_knot_answers_it() {
-    if !installed("knotd", "knot") || !installed("nsd", "nsd") {
-        return;
-    }
+    require!(tool("knotd"), tool("nsd"));
     const ANY: u16 = 255;
     let dir = tempfile::tempdir().expect("tempdir");
     let zones = [ZoneFile {

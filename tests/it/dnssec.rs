@@ -1,7 +1,8 @@
 //! DNSSEC signed ahead of time, checked by real validators: unbound (validator
 //! iterator, DS trust anchor, val-permissive-mode: no) and delv, before and after a
-//! failover; plus the wire details (DO, sizes, referrals) and the CLI. Tests skip
-//! with a message when unbound/delv are missing (CI installs them: .ci/run).
+//! failover; plus the wire details (DO, sizes, referrals) and the CLI. The validator
+//! tests need unbound and delv (`require!`: a loud SKIP without them, a failure under
+//! CI, which installs them: .ci/run).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -14,9 +15,10 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::backend::Backend;
 use crate::support::dns::{query, raw_tcp, raw_udp, sorted_addresses};
-use crate::support::peers::{Peer, ZoneFile, installed};
-use crate::support::validators::{Unbound, delv, validators_installed};
-use crate::support::{TestServer, data_dir, run_binary, run_binary_stdout, wait_until};
+use crate::support::peers::{Peer, ZoneFile};
+use crate::support::require::tool;
+use crate::support::validators::{Unbound, delv, validators};
+use crate::support::{TestServer, data_dir, require, run_binary, run_binary_stdout, wait_until};
 
 const ADDR_A: &str = "127.0.0.2";
 const ADDR_B: &str = "127.0.0.3";
@@ -54,6 +56,29 @@ fn keygen(dir: &Path, algorithm: Algorithm, split: bool) -> Vec<Key> {
             key
         })
         .collect()
+}
+
+/// The preamble of the signed-zone tests: a temporary directory with the test zone
+/// ([`write_zone`]) and keys ([`keygen`]), and backend A up (its port is the pool's
+/// check port).
+struct Signed {
+    /// Holds `example.test.zone` and `keys/`.
+    dir: tempfile::TempDir,
+    /// The keys generated into `dir/keys`.
+    keys: Vec<Key>,
+    /// Backend A ([`ADDR_A`]), healthy.
+    a: Backend,
+}
+
+impl Signed {
+    /// Keys of `algorithm` (a KSK and ZSK pair when `split`, else a CSK).
+    fn new(algorithm: Algorithm, split: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_zone(dir.path());
+        let keys = keygen(dir.path(), algorithm, split);
+        let a = Backend::start(ip(ADDR_A), 0, None);
+        Self { dir, keys, a }
+    }
 }
 
 /// Trust anchors ("zone. DS tag alg 2 HEX") of the key-signing keys.
@@ -184,13 +209,8 @@ fn validated_app(unbound: &Unbound) -> Option<Vec<String>> {
 
 #[test]
 fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
-    if !validators_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    require!(validators());
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let both = vec![ADDR_A.to_owned(), ADDR_B.to_owned()];
@@ -223,13 +243,8 @@ fn signed_answers_validate_in_unbound_before_and_after_a_failover() {
 
 #[test]
 fn nsec_chain_with_a_ksk_zsk_pair_of_ecdsa_keys_validates_in_unbound() {
-    if !validators_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::EcdsaP256, true);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    require!(validators());
+    let Signed { dir, keys, a } = Signed::new(Algorithm::EcdsaP256, true);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec", ""));
     let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&keys));
@@ -305,14 +320,9 @@ fn validated_dark(unbound: &Unbound, rtype: RecordType) -> Option<(ResponseCode,
 
 #[test]
 fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
-    if !validators_installed() {
-        return;
-    }
+    require!(validators());
     for nsec in ["nsec3", "nsec"] {
-        let dir = tempfile::tempdir().unwrap();
-        write_zone(dir.path());
-        let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-        let a = Backend::start(ip(ADDR_A), 0, None);
+        let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
         let port = a.addr.port();
         let dark = Backend::start(ip(ADDR_DARK), port, None);
         let never_port = crate::support::peers::free_port();
@@ -364,13 +374,8 @@ fn an_all_down_nodata_answer_validates_in_unbound_and_delv() {
 
 #[test]
 fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
-    if !validators_installed() || !installed("kdig", "knot-dnsutils") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    require!(validators(), tool("kdig"));
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let transfer =
         "[transfer]\n[[transfer.secondaries]]\nname = \"kdig\"\nallow = [\"127.0.0.1\"]\n";
     let text = config(dir.path(), a.addr.port(), "nsec3", "opt_out = true")
@@ -441,10 +446,7 @@ fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
 
 #[test]
 fn metrics_say_when_the_signatures_expire() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let text =
         config(dir.path(), a.addr.port(), "nsec3", "") + "\n[admin]\nlisten = \"127.0.0.1:0\"\n";
     let server = TestServer::start(&text);
@@ -473,13 +475,8 @@ fn metrics_say_when_the_signatures_expire() {
 
 #[test]
 fn delv_agrees() {
-    if !validators_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    require!(validators());
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let _b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let ds = anchors(&keys);
@@ -515,12 +512,8 @@ fn delv_agrees() {
 
 #[test]
 fn a_trust_anchor_of_another_key_makes_unbound_answer_servfail() {
-    if !validators_installed() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
+    require!(validators());
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let other = Key::generate(
         "example.test.",
         Role::Csk,
@@ -528,7 +521,6 @@ fn a_trust_anchor_of_another_key_makes_unbound_answer_servfail() {
         Timing::from(0),
     )
     .unwrap();
-    let a = Backend::start(ip(ADDR_A), 0, None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let unbound = Unbound::start(dir.path(), ZONE, server.addr, &anchors(&[other]));
     for name in [
@@ -565,10 +557,7 @@ fn count(records: &[hickory_proto::rr::Record], rtype: RecordType) -> usize {
 
 #[test]
 fn rrsigs_only_with_do_and_sizes_are_respected() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let addr = server.addr;
     use RecordType::*;
@@ -736,14 +725,8 @@ fn kdig_transfer(server: SocketAddr, zone: &str, kind: &str) -> String {
 
 #[test]
 fn a_signed_zone_transfers_with_its_signatures_and_validates_at_a_secondary() {
-    if !validators_installed() || !installed("kdig", "knot-dnsutils") || !installed("knotd", "knot")
-    {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    let keys = keygen(dir.path(), Algorithm::Ed25519, false);
-    let a = Backend::start(ip(ADDR_A), 0, None);
+    require!(validators(), tool("kdig"), tool("knotd"));
+    let Signed { dir, keys, a } = Signed::new(Algorithm::Ed25519, false);
     let b = Backend::start(ip(ADDR_B), a.addr.port(), None);
     let dark = Backend::start(ip(ADDR_DARK), a.addr.port(), None);
     let transfer =
@@ -1029,9 +1012,7 @@ fn signed_snapshot_build_times() {
 
 #[test]
 fn a_key_activating_later_signs_from_its_time_without_a_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    write_zone(dir.path());
-    keygen(dir.path(), Algorithm::Ed25519, false);
+    let Signed { dir, a, .. } = Signed::new(Algorithm::Ed25519, false);
     let now = unix_now();
     let later = Timing {
         created: now,
@@ -1044,7 +1025,6 @@ fn a_key_activating_later_signs_from_its_time_without_a_reload() {
         .unwrap()
         .save(&dir.path().join("keys"))
         .unwrap();
-    let a = Backend::start(ip(ADDR_A), 0, None);
     let server = TestServer::start(&config(dir.path(), a.addr.port(), "nsec3", ""));
     let rrsigs = |name: &str| {
         let reply = exchange_udp(server.addr, &edns_query(name, RecordType::A, 1232, true));

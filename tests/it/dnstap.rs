@@ -7,8 +7,8 @@ use std::time::Duration;
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::ask;
-use crate::support::peers::installed;
-use crate::support::{SERVER_HEAD, TestServer, wait_until};
+use crate::support::require::tool;
+use crate::support::{SERVER_HEAD, TestServer, require, wait_until};
 
 /// fstrm_capture on a socket in `dir`, killed (SIGTERM, so it flushes) on drop.
 struct Capture {
@@ -34,9 +34,7 @@ impl Drop for Capture {
 
 #[test]
 fn queries_and_responses_reach_fstrm_capture_and_decode_with_dnstap_read() {
-    if !installed("fstrm_capture", "fstrm-bin") || !installed("dnstap-read", "bind9-dnsutils") {
-        return;
-    }
+    require!(tool("fstrm_capture"), tool("dnstap-read"));
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("dnstap.sock");
     let file = dir.path().join("capture.fstrm");

@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::binary;
+use crate::support::require::{root, tool};
+use crate::support::{binary, moto::moto, require};
 
 /// A documentation file's section and its shell blocks.
 struct Section {
@@ -322,15 +323,13 @@ impl Drop for Sandbox {
 
 #[test]
 fn every_shell_block_of_the_readmes_runs_as_printed() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the documentation test runs as root in CI"
-        );
-        eprintln!("SKIP the documentation test: needs root (network, PID and mount namespaces)");
-        return;
-    }
+    require!(
+        root("network, PID and mount namespaces"),
+        tool("ip"),
+        tool("curl"),
+        tool("jq"),
+        moto(),
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let read = |file: &str| std::fs::read_to_string(root.join(file)).unwrap();
     let mut found = sections("README.md", &read("README.md"));

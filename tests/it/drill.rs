@@ -15,7 +15,8 @@ use failoverd::service::StartOptions;
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{addresses, query, udp};
-use crate::support::{SERVER_HEAD, TestServer, binary, wait_until};
+use crate::support::require::{Missing, Need, install_hint};
+use crate::support::{SERVER_HEAD, TestServer, binary, require, wait_until};
 
 const TTL: u32 = 2;
 
@@ -51,11 +52,16 @@ struct Unbound {
     _dir: tempfile::TempDir,
 }
 
+/// Debian's unbound (in /usr/sbin, which a user's PATH may lack).
+fn unbound_binary() -> Need<&'static str> {
+    ["/usr/sbin/unbound", "/usr/bin/unbound"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| Missing::new("unbound", install_hint("unbound")))
+}
+
 impl Unbound {
-    fn start(server: SocketAddr) -> Option<Self> {
-        let binary = ["/usr/sbin/unbound", "/usr/bin/unbound"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())?;
+    fn start(binary: &str, server: SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
@@ -84,7 +90,7 @@ impl Unbound {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()?;
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let unbound = Self {
             addr,
@@ -102,7 +108,7 @@ impl Unbound {
             .is_some()
         });
         assert!(up, "unbound did not answer on {addr}");
-        Some(unbound)
+        unbound
     }
 }
 
@@ -156,6 +162,7 @@ fn drill(
 
 #[test]
 fn a_drill_measures_detection_and_recovery_at_the_server_and_through_unbound() {
+    let unbound = require!(unbound_binary());
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(
         &config(dir.path()),
@@ -174,14 +181,7 @@ fn a_drill_measures_detection_and_recovery_at_the_server_and_through_unbound() {
         got == ["127.0.0.2", "127.0.0.3"]
     };
     assert!(wait_until(Duration::from_secs(5), both));
-    let Some(unbound) = Unbound::start(server.addr) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "unbound is missing (.ci/run installs it)"
-        );
-        eprintln!("SKIP: needs unbound (.ci/run installs it)");
-        return;
-    };
+    let unbound = Unbound::start(unbound, server.addr);
     let keep = std::env::var_os("FAILOVERD_DRILL_REPORT").map(std::path::PathBuf::from);
     for mode in ["force", "command"] {
         let out = keep

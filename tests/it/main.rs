@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub, missing_docs)]
 
+#[path = "../support/mod.rs"]
 mod support;
 
 mod abstain;

@@ -9,27 +9,19 @@ use std::process::{Command, Stdio};
 
 use failoverd::service::StartOptions;
 
-use crate::support::{TestServer, http, integration_config};
+use crate::support::require::tool;
+use crate::support::{Need, TestServer, http, integration_config, require};
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
-pub(crate) fn promtool() -> Option<&'static str> {
-    if Command::new("promtool").arg("--version").output().is_ok() {
-        return Some("promtool");
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "promtool is missing (.ci/run installs Debian's prometheus package)"
-    );
-    eprintln!("SKIP: needs promtool (Debian's prometheus package; .ci/run installs it)");
-    None
+/// promtool, for [`require!`].
+pub(crate) fn promtool() -> Need<&'static str> {
+    tool("promtool").map(|()| "promtool")
 }
 
-/// Runs `promtool check metrics` on a `/metrics` text (skips without promtool).
+/// Runs `promtool check metrics` on a `/metrics` text (`require!`s promtool).
 pub(crate) fn promtool_check_metrics(text: &str) {
-    let Some(promtool) = promtool() else {
-        return;
-    };
+    let promtool = require!(promtool());
     let mut check = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -137,9 +129,7 @@ fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists()
 
 #[test]
 fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
-    let Some(promtool) = promtool() else {
-        return;
-    };
+    let promtool = require!(promtool());
     for args in [
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts_test.yml"],
@@ -194,9 +184,7 @@ pools = ["db"]
     );
     // Never both: nothing agreed before the conflict, so NODATA.
     assert!(crate::support::dns::sorted_addresses(server.addr, "db.example.test").is_empty());
-    let Some(promtool) = promtool() else {
-        return;
-    };
+    let promtool = require!(promtool());
     let value = text
         .lines()
         .find(|l| l.starts_with("failoverd_record_primary_conflict{"))

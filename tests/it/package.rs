@@ -5,23 +5,12 @@
 use std::path::Path;
 use std::process::Command;
 
-fn cargo_deb_available() -> bool {
-    Command::new("cargo")
-        .args(["deb", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use crate::support::require;
+use crate::support::require::{cargo_subcommand, tool};
 
 #[test]
 fn the_debian_package_holds_binary_units_config_man_pages_and_completions() {
-    if !cargo_deb_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "cargo-deb is missing (.ci/run installs it)"
-        );
-        eprintln!("SKIP: needs cargo-deb (cargo install cargo-deb; .ci/run installs it)");
-        return;
-    }
+    require!(cargo_subcommand("deb"), tool("dpkg-deb"));
     let root = env!("CARGO_MANIFEST_DIR");
     let output = Command::new("sh")
         .arg(format!("{root}/deploy/debian/build-deb.sh"))
@@ -144,15 +133,7 @@ fn the_debian_package_holds_binary_units_config_man_pages_and_completions() {
 /// `systemd-analyze verify` on the packaged units, in the package's root (with the
 /// host's targets, which every unit depends on).
 fn verify_units(root: &Path) {
-    let version = Command::new("systemd-analyze").arg("--version").output();
-    if !version.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-analyze is missing"
-        );
-        eprintln!("SKIP systemd-analyze verify: needs systemd");
-        return;
-    }
+    require!(tool("systemd-analyze"));
     let units = root.join("lib/systemd/system");
     for entry in std::fs::read_dir("/lib/systemd/system").unwrap().flatten() {
         let name = entry.file_name();
@@ -203,15 +184,11 @@ fn expand(line: &str, env: &std::collections::BTreeMap<String, String>, host: &s
 /// /etc/default/failoverd naming a vantage point the config lacks: ExecStartPre
 /// refuses what ExecStart would (check-config gets serve's options).
 fn the_unit_serves_its_packaged_config(root: &Path) {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the package test runs as root in CI"
-        );
-        eprintln!("SKIP running the packaged unit: needs root (network and mount namespaces)");
-        return;
-    }
+    require!(
+        crate::support::require::root("network and mount namespaces"),
+        tool("ip"),
+        tool("dig")
+    );
     let unit = std::fs::read_to_string(root.join("lib/systemd/system/failoverd.service")).unwrap();
     let mut env = std::collections::BTreeMap::new();
     let (mut pre, mut start) = (None, None);
@@ -376,11 +353,7 @@ impl Drop for KillOnDrop {
 /// (the server) and 2.0 (the probe agent); they were 6.2 and 8.5.
 #[test]
 fn the_units_rate_ok_in_systemd_analyze_security() {
-    let version = Command::new("systemd-analyze").arg("--version").output();
-    if !version.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: needs systemd-analyze (systemd)");
-        return;
-    }
+    require!(tool("systemd-analyze"));
     let root = env!("CARGO_MANIFEST_DIR");
     for (unit, threshold) in [("failoverd.service", 25), ("failoverd-probe.service", 20)] {
         let output = Command::new("systemd-analyze")

@@ -10,17 +10,22 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{TestServer, http, integration_config, wait_until, write_secret};
+use crate::support::require::{Missing, Need, install_hint, python_modules};
+use crate::support::{TestServer, http, integration_config, require, wait_until, write_secret};
 
 const TOKEN: &str = "operate-token-of-the-browser-test";
 
-fn browser_available() -> bool {
-    std::path::Path::new("/usr/bin/chromium").exists()
-        && std::path::Path::new("/usr/bin/chromedriver").exists()
-        && Command::new("python3")
-            .args(["-c", "import selenium"])
-            .status()
-            .is_ok_and(|s| s.success())
+/// chromium and its driver where the selenium script finds them, and selenium.
+fn browser() -> Need {
+    for (program, path) in [
+        ("chromium", "/usr/bin/chromium"),
+        ("chromedriver", "/usr/bin/chromedriver"),
+    ] {
+        if !std::path::Path::new(path).exists() {
+            return Err(Missing::new(path, install_hint(program)));
+        }
+    }
+    python_modules(&["selenium"], "python3 -m pip install 'selenium==4.*'")
 }
 
 /// The integration config, a record whose only pool is down (fail-open), tokens, and
@@ -61,17 +66,7 @@ file = "{dir}/operate.token"
 
 #[test]
 fn the_status_page_works_with_only_status_public_on_a_wide_screen_and_a_phone() {
-    if !browser_available() {
-        // CI installs them (.ci/run), so there a missing browser is a failure.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium, chromium-driver and selenium are missing (.ci/run installs them)"
-        );
-        eprintln!(
-            "SKIP: needs chromium, chromium-driver and python3 selenium (.ci/run installs them)"
-        );
-        return;
-    }
+    require!(browser());
     let dir = tempfile::tempdir().unwrap();
     let (server, admin) = TestServer::with_admin(&page_config(dir.path()));
     let (status, page) = http(admin, "GET", "/", &[], b"");

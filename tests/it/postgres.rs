@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::dns::sorted_addresses;
 use crate::support::postgres::{PASSWORD, PgBin, PgNode, free_port};
-use crate::support::{SERVER_HEAD, TestServer, binary, http, wait_until};
+use crate::support::{SERVER_HEAD, TestServer, binary, http, require, wait_until};
 
 const INTERVAL_MS: u64 = 250;
 /// Generous for a loaded 2-core machine (a login is a TCP connect, SCRAM and a query).
@@ -133,7 +133,7 @@ fn answers_within(servers: &[&TestServer], name: &str, want: &[&str], within: Du
 
 #[test]
 fn postgres_promotion_moves_every_server_to_the_new_primary() {
-    let Some(bin) = PgBin::find() else { return };
+    let bin = require!(PgBin::find());
     let (a, b) = (Ipv4Addr::new(127, 0, 14, 1), Ipv4Addr::new(127, 0, 14, 2));
     let mut pg = pair(&bin, a, b);
     let mut config = primary_config(pg.port, a, b, pg.password_file.path(), "hold");
@@ -219,7 +219,7 @@ fn postgres_promotion_moves_every_server_to_the_new_primary() {
 
 #[test]
 fn postgres_split_brain_never_answers_both() {
-    let Some(bin) = PgBin::find() else { return };
+    let bin = require!(PgBin::find());
     let (a, b) = (Ipv4Addr::new(127, 0, 14, 3), Ipv4Addr::new(127, 0, 14, 4));
     let mut pg = pair(&bin, a, b);
     let state = tempfile::tempdir().unwrap();
@@ -369,7 +369,7 @@ fn postgres_split_brain_never_answers_both() {
 
 #[test]
 fn postgres_lag_gate_holds_failover_until_replay_catches_up() {
-    let Some(bin) = PgBin::find() else { return };
+    let bin = require!(PgBin::find());
     let (a, b) = (Ipv4Addr::new(127, 0, 14, 5), Ipv4Addr::new(127, 0, 14, 6));
     let mut pg = pair(&bin, a, b);
     let pw = pg.password_file.path().to_owned();
@@ -503,7 +503,7 @@ gates = {{ west = "west-db" }}
 /// switch, not the command, and says when the command returned.
 #[test]
 fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
-    let Some(bin) = PgBin::find() else { return };
+    let bin = require!(PgBin::find());
     let (a, b) = (Ipv4Addr::new(127, 0, 14, 7), Ipv4Addr::new(127, 0, 14, 8));
     let mut pg = pair(&bin, a, b);
     let config = primary_config(pg.port, a, b, pg.password_file.path(), "hold");
@@ -590,7 +590,7 @@ fn postgres_promote_drill_reports_when_every_server_answers_the_new_primary() {
 /// unknown issuer), `require` accepts any certificate, `disable` speaks plain TCP.
 #[test]
 fn postgres_checks_speak_tls_and_verify_the_server() {
-    let Some(bin) = PgBin::find() else { return };
+    let bin = require!(PgBin::find());
     let a = Ipv4Addr::new(127, 0, 14, 9);
     let port = free_port(&[a]);
     let pki = crate::support::backend::TestPki::new();

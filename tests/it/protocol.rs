@@ -414,6 +414,7 @@ fn non_in_classes_and_zone_transfers_are_refused() {
 
 #[test]
 fn dig_sees_the_same_answers() {
+    crate::support::require!(crate::support::require::tool("dig"));
     let server = TestServer::integration();
     let output = std::process::Command::new("dig")
         .args([

@@ -1,7 +1,8 @@
 //! Hidden primary: real Knot and NSD secondaries transfer failoverd's zones
 //! (AXFR/IXFR with TSIG), follow its changes through NOTIFY, and are refused when
-//! they should be. The daemons run on loopback from per-test directories; tests
-//! skip with a message when they are not installed (CI installs them: .ci/run).
+//! they should be. The daemons run on loopback from per-test directories; a test
+//! needs them (`require!`: a loud SKIP without them, a failure under CI, which
+//! installs them: .ci/run).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -13,8 +14,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{query, raw_tcp, raw_udp_wait, tcp};
-use crate::support::peers::{free_port, installed};
-use crate::support::{TestServer, poll_during, wait_until};
+use crate::support::peers::free_port;
+use crate::support::require::tool;
+use crate::support::{TestServer, poll_during, require, two_backend_config, wait_until};
 
 const A: &str = "127.0.0.2";
 const B: &str = "127.0.0.3";
@@ -31,32 +33,12 @@ fn ip(text: &str) -> IpAddr {
 /// with `xfr-key`.
 fn config(port: u16, notify: &[SocketAddr], allow: &str, dir: &Path) -> String {
     let notify: Vec<String> = notify.iter().map(|a| format!("\"{a}\"")).collect();
+    let head = two_backend_config(
+        port,
+        "interval = \"100ms\"\ntimeout = \"80ms\"\njitter = \"10ms\"\nrise = 2\nfall = 2",
+    );
     format!(
-        r#"
-version = 1
-[server]
-listen = ["127.0.0.1:0"]
-udp_workers = 1
-[zones]
-directory = "../zones"
-files = ["example.test.zone"]
-[checks.web]
-type = "http"
-port = {port}
-interval = "100ms"
-timeout = "80ms"
-jitter = "10ms"
-rise = 2
-fall = 2
-[pools.web]
-check = "web"
-endpoints = [{{ address = "{A}", name = "a" }}, {{ address = "{B}", name = "b" }}]
-[[records]]
-name = "app.example.test"
-type = "A"
-ttl = 5
-policy = "multivalue"
-pools = ["web"]
+        r#"{head}
 [health]
 state_file = "{dir}/state.json"
 [transfer]
@@ -386,9 +368,7 @@ fn unix_now() -> u64 {
 /// transfers are incremental (IXFR from the journal), and so is one we ask for.
 #[test]
 fn knot_and_nsd_follow_failoverd() {
-    if !installed("knotd", "knot") || !installed("nsd", "nsd") {
-        return;
-    }
+    require!(tool("knotd"), tool("nsd"));
     let dir = tempfile::tempdir().unwrap();
     let a = Backend::start(ip(A), 0, None);
     let b = Backend::start(ip(B), a.addr.port(), None);
@@ -740,9 +720,7 @@ fn notifies_seen(knot: &Secondary) -> usize {
 #[test]
 fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
     use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing};
-    if !installed("knotd", "knot") {
-        return;
-    }
+    require!(tool("knotd"));
     let mut results = Vec::new();
     for (algorithm, roles, label) in [
         (
@@ -859,9 +837,7 @@ fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
 /// once. Prints the source address Knot logged.
 #[test]
 fn knot_accepts_notify_only_from_the_primary_address() {
-    if !installed("knotd", "knot") {
-        return;
-    }
+    require!(tool("knotd"));
     // The third case is the control: listening on 127.0.0.1 too, NOTIFYs to Knot
     // (on 127.0.0.1) leave from 127.0.0.1, the route's address, and Knot's ACL for
     // 127.0.0.6 refuses them (what every NOTIFY met before they left from the
@@ -995,9 +971,7 @@ fn kdig_records(output: &str) -> Vec<String> {
 /// SOA. The query carries its SOA in the authority section and is not FORMERR.
 #[test]
 fn ixfr_over_udp_answers_with_the_difference_or_the_soa_alone() {
-    if !installed("kdig", "knot-dnsutils") {
-        return;
-    }
+    require!(tool("kdig"));
     let dir = tempfile::tempdir().unwrap();
     let a = Backend::start(ip(A), 0, None);
     let b = Backend::start(ip(B), a.addr.port(), None);

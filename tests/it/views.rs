@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::{
-    BACKEND_A, BACKEND_B, TestServer, ctl_with, http, integration_config, serve_config,
+    BACKEND_A, BACKEND_B, TestServer, ctl_with, http, integration_config, require, serve_config,
     two_backend_config, wait_until,
 };
 
@@ -126,9 +126,7 @@ fn a_manual_failover_shows_as_operator_in_status_explain_metrics_and_alerts() {
     let metrics = http(admin, "GET", "/metrics", &[], b"").1;
     let age = value(&metrics, age_line).unwrap();
     assert!(age > 1.0, "{age}");
-    let Some(promtool) = crate::observability::promtool() else {
-        return;
-    };
+    let promtool = require!(crate::observability::promtool());
     let age = age.ceil() as u64;
     let series = |line: &str| line.replacen('{', "{instance=\"s1\",", 1);
     let test = format!(

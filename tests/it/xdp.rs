@@ -2,7 +2,8 @@
 //! veth pair (native XDP, as on a real NIC) and on a namespace's loopback (generic
 //! XDP); it refuses to start with the reason when the loopback cannot take it; and
 //! its program is gone when the server stops. Needs root (network namespaces,
-//! CAP_BPF); skipped with a message otherwise.
+//! CAP_BPF) and AF_XDP sockets (`require!`: a loud SKIP without them, a failure
+//! under CI).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -13,26 +14,27 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{query, with_edns};
-use crate::support::{binary, data_dir, integration_config, stderr_lines};
+use crate::support::require::{Missing, Need, root, tool};
+use crate::support::{binary, data_dir, integration_config, require, stderr_lines};
 
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: the XDP tests need root (network namespaces and CAP_BPF)");
-        return false;
-    }
+/// Root (network namespaces, CAP_BPF), `ip`, and a kernel with AF_XDP sockets.
+fn xdp() -> Need {
+    root("network namespaces and CAP_BPF")?;
+    tool("ip")?;
     // SAFETY: a plain socket, closed at once.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
     if fd < 0 {
-        eprintln!(
-            "SKIP: this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS): {}",
-            std::io::Error::last_os_error()
-        );
-        return false;
+        return Err(Missing::new(
+            format!(
+                "a kernel with AF_XDP sockets ({})",
+                std::io::Error::last_os_error()
+            ),
+            "a kernel built with CONFIG_XDP_SOCKETS=y, as Debian's is",
+        ));
     }
     // SAFETY: our own descriptor.
     unsafe { libc::close(fd) };
-    true
+    Ok(())
 }
 
 /// A network namespace the test creates and removes.
@@ -259,9 +261,7 @@ fn xdp_attached(netns: &Netns, device: &str) -> bool {
 
 #[test]
 fn over_a_veth_link_the_xdp_path_answers_byte_for_byte_as_the_batched_one() {
-    if !root() {
-        return;
-    }
+    require!(xdp());
     let netns = Netns::new("veth");
     let host = format!("fx{}", std::process::id() % 100_000);
     let _ = Command::new("ip").args(["link", "del", &host]).status();
@@ -341,9 +341,7 @@ fn over_a_veth_link_the_xdp_path_answers_byte_for_byte_as_the_batched_one() {
 
 #[test]
 fn on_a_loopback_the_xdp_path_needs_its_two_settings_and_then_answers_as_the_batched_one() {
-    if !root() {
-        return;
-    }
+    require!(xdp());
     let netns = Netns::new("lo");
     let refused = Server::start(&netns, "127.0.0.1:0", "xdp")
         .err()

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use crate::support::backend::Backend;
 use crate::support::dns::{expect_addresses, sorted_addresses};
+use crate::support::require::{root, tool};
 use crate::support::{
-    BACKEND_A, BACKEND_B, BinaryServer, binary, ctl_with, http, serve_config, two_backend_config,
-    wait_until,
+    BACKEND_A, BACKEND_B, BinaryServer, binary, ctl_with, http, require, serve_config,
+    two_backend_config, wait_until,
 };
 
 const NAME: &str = "app.example.test";
@@ -113,18 +114,10 @@ fn a_confirmed_change_survives_a_kill_at_once() {
     );
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn a_read_only_state_directory_refuses_changes_and_fails_readiness() {
     let _turn = crate::one_at_a_time();
-    if !is_root() {
-        eprintln!("SKIP a_read_only_state_directory…: needs root (a mount namespace)");
-        return;
-    }
+    require!(root("a mount namespace"), tool("nsenter"));
     let a = Backend::start(BACKEND_A.parse().unwrap(), 0, None);
     let _b = Backend::start(BACKEND_B.parse().unwrap(), a.addr.port(), None);
     let dir = tempfile::tempdir().unwrap();

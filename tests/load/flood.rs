@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::support::backend::{Backend, TestPki};
 use crate::support::dns::{expect_addresses, sorted_addresses};
-use crate::support::{BACKEND_A, BACKEND_B, binary, serve_config, two_backend_config, wait_until};
+use crate::support::require::tool;
+use crate::support::{
+    BACKEND_A, BACKEND_B, binary, require, serve_config, two_backend_config, wait_until,
+};
 
 const NAME: &str = "app.example.test";
 
@@ -146,6 +149,7 @@ fn connect_from(source: IpAddr, to: SocketAddr) -> Option<TcpStream> {
 /// Runs the flood against a server started with a low descriptor limit; `tls` serves
 /// the admin API over HTTPS.
 fn flood_changes_nothing(tls: bool) {
+    require!(tool("prlimit"));
     let _turn = crate::one_at_a_time();
     let (_a, _b) = backends();
     let dir = tempfile::tempdir().unwrap();

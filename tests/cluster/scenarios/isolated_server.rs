@@ -12,6 +12,7 @@ use crate::fixture::{
     wait_until,
 };
 use crate::http::metric;
+use crate::support::require;
 
 /// How long s1 stays isolated.
 const PERIOD: Duration = Duration::from_secs(8);
@@ -20,9 +21,7 @@ const PERIOD: Duration = Duration::from_secs(8);
 fn isolated_server_blind_to_a_healthy_region_holds() {
     let mut options = Options::new(2);
     options.isolation = Some("hold");
-    let Some(cluster) = Cluster::start(&options) else {
-        return;
-    };
+    let cluster = require!(Cluster::start(&options));
     let mut figures = Figures::new("isolated_server");
     let mut checks = Checks::default();
     let watchers: Vec<Watcher> = SERVERS

@@ -12,6 +12,7 @@ use crate::config::Flavour;
 use crate::dns::Watcher;
 use crate::figures::{Checks, Figures};
 use crate::fixture::{Cluster, NODES, Options, SERVERS, WEST};
+use crate::support::require;
 
 /// Longest s3 may take to catch up once healed (staleness 1.5 s: rounds of 750 ms).
 const CATCH_UP_BUDGET: Duration = Duration::from_secs(5);
@@ -22,9 +23,7 @@ fn an_override_made_during_a_partition_reaches_the_cut_off_server_when_it_heals(
         eprintln!("SKIP: the previous release has no replicated overrides");
         return;
     }
-    let Some(cluster) = Cluster::start(&Options::new(8)) else {
-        return;
-    };
+    let cluster = require!(Cluster::start(&Options::new(8)));
     let mut figures = Figures::new("overrides_partition");
     let mut checks = Checks::default();
     let watchers: Vec<Watcher> = SERVERS

@@ -9,6 +9,7 @@ use crate::fixture::{
     Cluster, Options, SERVERS, WEST, after, is_fresh, is_partitioned, observe_until, raw_vote,
     wait_until,
 };
+use crate::support::require;
 
 /// How long each fault lasts.
 const PHASE: Duration = Duration::from_secs(8);
@@ -17,9 +18,7 @@ const CUT: Duration = Duration::from_secs(5);
 
 #[test]
 fn partitioned_agent_changes_nothing() {
-    let Some(cluster) = Cluster::start(&Options::new(1)) else {
-        return;
-    };
+    let cluster = require!(Cluster::start(&Options::new(1)));
     let mut figures = Figures::new("partitioned_agent");
     let mut checks = Checks::default();
     let watchers: Vec<Watcher> = SERVERS

@@ -12,6 +12,7 @@ use crate::figures::{Checks, Figures};
 use crate::fixture::{
     Cluster, NODES, Options, SERVERS, after, is_fresh, observe_until, wait_until,
 };
+use crate::support::require;
 
 /// Longest a failover or a recovery may take.
 const DETECTION_BUDGET: Duration = Duration::from_secs(10);
@@ -31,9 +32,7 @@ fn peer_link_cut_with_real_backend_death_local() {
 fn peer_link_cut_with_real_backend_death(mode: &'static str, subnet: u8) {
     let mut options = Options::new(subnet);
     options.isolation = Some(mode);
-    let Some(cluster) = Cluster::start(&options) else {
-        return;
-    };
+    let cluster = require!(Cluster::start(&options));
     let mut figures = Figures::new(&format!("peer_link_cut_{mode}"));
     let mut checks = Checks::default();
     let watchers: Vec<Watcher> = SERVERS

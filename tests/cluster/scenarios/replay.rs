@@ -15,6 +15,7 @@ use crate::fixture::{
 };
 use crate::http;
 use crate::proxy::Recorded;
+use crate::support::require;
 
 /// Most reports replayed per round.
 const MAX_REPLAYS: usize = 30;
@@ -40,9 +41,7 @@ fn replayed_reports_are_refused_across_a_restart() {
     let mut options = Options::new(5);
     options.agent_via_proxy = true;
     options.state_files = vec!["s1"];
-    let Some(mut cluster) = Cluster::start(&options) else {
-        return;
-    };
+    let mut cluster = require!(Cluster::start(&options));
     let mut figures = Figures::new("replayed_reports");
     let mut checks = Checks::default();
     let (west, east) = (cluster.addr("west"), cluster.addr("east"));

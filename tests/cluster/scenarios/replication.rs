@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::dns::Watcher;
 use crate::figures::{Checks, Figures};
 use crate::fixture::{Cluster, NODES, Options, WEST};
+use crate::support::require;
 
 /// The most a change may take to reach the connected peer's answers.
 const REACH_BUDGET: Duration = Duration::from_millis(100);
@@ -28,9 +29,7 @@ const TRIALS: usize = 20;
 
 #[test]
 fn an_unreachable_server_stalls_no_override_replication() {
-    let Some(mut cluster) = Cluster::start(&Options::new(9)) else {
-        return;
-    };
+    let mut cluster = require!(Cluster::start(&Options::new(9)));
     let mut figures = Figures::new("replication");
     let mut checks = Checks::default();
     let (west, east) = (cluster.addr("west"), cluster.addr("east"));

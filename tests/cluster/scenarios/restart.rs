@@ -12,6 +12,7 @@ use crate::figures::{Checks, Figures};
 use crate::fixture::{Cluster, Options, SERVERS, after, observe_until, wait_until};
 use crate::http;
 use crate::net::Net;
+use crate::support::require;
 
 /// How long s1 is watched after its first answer while west is still dead.
 const WATCH_AFTER_START: Duration = Duration::from_secs(3);
@@ -51,9 +52,7 @@ fn signed_ms(from: Instant, to: Instant) -> i128 {
 fn restart_mid_incident_keeps_the_failover() {
     let mut options = Options::new(6);
     options.state_files = vec!["s1"];
-    let Some(mut cluster) = Cluster::start(&options) else {
-        return;
-    };
+    let mut cluster = require!(Cluster::start(&options));
     let mut figures = Figures::new("restart_mid_incident");
     let mut checks = Checks::default();
     let (west, east) = (cluster.addr("west"), cluster.addr("east"));

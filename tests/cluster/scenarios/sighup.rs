@@ -17,6 +17,7 @@ use crate::fixture::{
     wait_until,
 };
 use crate::http::metric;
+use crate::support::require;
 
 /// Load: threads, queries a second per thread, duration, cap.
 const THREADS: usize = 4;
@@ -70,9 +71,7 @@ fn wait_reload(
 
 #[test]
 fn sighup_under_query_load() {
-    let Some(mut cluster) = Cluster::start(&Options::new(7)) else {
-        return;
-    };
+    let mut cluster = require!(Cluster::start(&Options::new(7)));
     let mut figures = Figures::new("sighup_under_load");
     let mut checks = Checks::default();
     let east = cluster.addr("east");

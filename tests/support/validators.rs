@@ -12,10 +12,10 @@ use hickory_proto::rr::RecordType;
 use super::dns::{query, raw_udp_wait};
 use super::peers::free_port;
 
-/// Whether unbound and delv are installed (prints a SKIP line when not).
-pub fn validators_installed() -> bool {
-    super::peers::installed("unbound", "unbound")
-        && super::peers::installed("delv", "bind9-dnsutils")
+/// The validators, unbound and delv (for [`require!`](super::require!)).
+pub fn validators() -> super::Need {
+    super::require::tool("unbound")?;
+    super::require::tool("delv")
 }
 
 /// unbound validating `zone` (trust anchor: the DS lines `anchors`) served by

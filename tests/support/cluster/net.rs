@@ -22,6 +22,9 @@ use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 
+use super::super::require;
+use super::super::{Missing, Need};
+
 /// The namespace roles of a standard cluster and their host numbers in the /24.
 pub const HOSTS: &[(&str, u8)] = &[
     ("s1", 11),
@@ -45,36 +48,18 @@ pub struct Net {
     created: Vec<String>,
 }
 
-/// Whether this process may create network namespaces; prints why not when it may not.
-pub fn available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipping: cluster tests need root (ip netns)");
-        return false;
-    }
-    match Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => true,
-        _ => {
-            eprintln!(
-                "skipping: `ip netns` does not work here; cluster tests need root (ip netns)"
-            );
-            false
-        }
-    }
+/// Whether this process may create network namespaces and filter in them: root,
+/// a working `ip netns`, and `nft`.
+pub fn available() -> Need {
+    require::netns()?;
+    require::tool("nft")
 }
 
 impl Net {
     /// Creates the hub and one namespace per role in [`HOSTS`], in `10.231.<subnet>.0/24`.
-    /// Returns None (after printing why) when namespaces cannot be created at all.
-    pub fn create(subnet: u8) -> Option<Self> {
-        if !available() {
-            return None;
-        }
+    /// What is missing when namespaces cannot be created at all.
+    pub fn create(subnet: u8) -> Need<Self> {
+        available()?;
         let prefix = format!("fo{}t{subnet}", std::process::id());
         remove_leftovers();
         let mut net = Self {
@@ -85,8 +70,10 @@ impl Net {
         };
         let hub = net.ns("hub");
         if !try_ip(&["netns", "add", &hub]) {
-            eprintln!("skipping: `ip netns add` failed; cluster tests need root (ip netns)");
-            return None;
+            return Err(Missing::new(
+                "working network namespaces (`ip netns add` failed)",
+                "run the tests as root where `ip netns add` works, e.g. on a VM",
+            ));
         }
         net.created.push(hub.clone());
         ip(&["-n", &hub, "link", "set", "lo", "up"]);
@@ -108,7 +95,7 @@ impl Net {
             ip(&["-n", &ns, "addr", "add", &address, "dev", "eth0"]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         }
-        Some(net)
+        Ok(net)
     }
 
     /// The namespace name of `role`.

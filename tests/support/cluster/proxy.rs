@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::http;
-use crate::net::Net;
+use super::http;
+use super::net::Net;
 
 /// A report request that went through the proxy.
 #[derive(Clone, Debug)]

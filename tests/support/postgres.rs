@@ -4,7 +4,7 @@
 //!
 //! Binaries are looked for in `FAILOVERD_PG_BINDIR`, `pg_config --bindir`,
 //! `/usr/lib/postgresql/*/bin` (newest first) and `PATH`. Without them the tests skip
-//! with a message, except under CI (`.ci/run` installs Debian's `postgresql`).
+//! loudly, and fail under CI (`require!`; `.ci/run` installs Debian's `postgresql`).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ pub struct PgBin {
 }
 
 impl PgBin {
-    /// Finds the binaries, or says why not (None: skip; panics under CI).
-    pub fn find() -> Option<Self> {
+    /// Finds the binaries, or says what is missing (for [`require!`](super::require!)).
+    pub fn find() -> super::Need<Self> {
         let has_all = |dir: &Path| {
             ["initdb", "pg_ctl", "pg_basebackup", "postgres"]
                 .iter()
@@ -61,21 +61,17 @@ impl PgBin {
             }
         }
         let Some(dir) = candidates.into_iter().find(|d| has_all(d)) else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PostgreSQL server binaries are missing (.ci/run installs Debian's postgresql)"
-            );
-            eprintln!(
-                "SKIP: needs PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres; Debian's postgresql package)"
-            );
-            return None;
+            return Err(super::Missing::new(
+                "PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, postgres)",
+                "apt-get install postgresql, or set FAILOVERD_PG_BINDIR",
+            ));
         };
         let psql = if dir.join("psql").is_file() {
             dir.join("psql")
         } else {
             PathBuf::from("psql")
         };
-        Some(Self { dir, psql })
+        Ok(Self { dir, psql })
     }
 
     fn program(&self, name: &str) -> PathBuf {

@@ -1,5 +1,5 @@
 //! HTTP backends on a region's address inside its namespace (adapted from
-//! `tests/it/support/backend.rs`): healthy, refusing connections, or answering an error
+//! `tests/support/backend.rs`): healthy, refusing connections, or answering an error
 //! status — switchable while the test runs.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::net::Net;
+use super::net::Net;
 
 /// The port every backend listens on (each namespace has its own addresses).
 pub const PORT: u16 = 8080;

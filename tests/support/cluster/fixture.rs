@@ -14,13 +14,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
-use crate::config::{ClusterConfig, Flavour, NodeFile, Vantage};
-use crate::dns::{self, WWW};
-use crate::http::{self, Response};
-use crate::net::Net;
-use crate::node::{Launch, Node, probe_args, serve_args};
-use crate::proxy::Proxy;
+use super::super::Need;
+use super::backend::Backend;
+use super::config::{ClusterConfig, Flavour, NodeFile, Vantage};
+use super::dns::{self, WWW};
+use super::http::{self, Response};
+use super::net::Net;
+use super::node::{Launch, Node, probe_args, serve_args};
+use super::proxy::Proxy;
 
 /// The servers.
 pub const SERVERS: [&str; 3] = ["s1", "s2", "s3"];
@@ -93,8 +94,9 @@ pub struct Cluster {
 impl Cluster {
     /// Builds the network, writes the configuration, starts backends and nodes, and
     /// waits until every server has every vantage point's vote and answers west.
-    /// None when namespaces are not available (the caller skips).
-    pub fn start(options: &Options) -> Option<Self> {
+    /// What is missing when namespaces are not available (for
+    /// [`require!`](crate::support::require!)).
+    pub fn start(options: &Options) -> Need<Self> {
         let net = Net::create(options.subnet)?;
         let dir = tempfile::tempdir().expect("tempdir");
         let admin_url = |node: &str| format!("http://{}:{ADMIN_PORT}", net.addr(node));
@@ -186,7 +188,7 @@ impl Cluster {
             cluster.wait_ready(node);
         }
         cluster.wait_converged(Duration::from_secs(20));
-        Some(cluster)
+        Ok(cluster)
     }
 
     /// How `node` is started from its current configuration file.

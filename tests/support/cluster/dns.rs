@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::net::Net;
+use super::net::Net;
 
 /// The name the watchers and the load ask for.
 pub const WWW: &str = "www.gslb.test.";

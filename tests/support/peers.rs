@@ -5,22 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether `program` is installed; prints what CI installs when not.
-pub fn installed(program: &str, package: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!(
-            "SKIP: {program} is not installed (Debian package {package}; .ci/run installs it)"
-        );
-    }
-    found
-}
-
 /// A port free for both UDP and TCP on 127.0.0.1 (for daemons that cannot bind 0).
 pub fn free_port() -> u16 {
     loop {

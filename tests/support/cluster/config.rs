@@ -176,7 +176,7 @@ staleness = "1500ms"
 push_interval = "100ms"
 "#,
             flavour = self.flavour.name(),
-            port = crate::backend::PORT,
+            port = super::backend::PORT,
             west = self.west,
             east = self.east,
             ttl = self.ttl,

@@ -1,5 +1,5 @@
 //! A minimal blocking HTTP/1.1 client over a real socket (run it inside a namespace
-//! with [`crate::net::Net::run_in`]): admin API requests and replayed reports.
+//! with [`super::net::Net::run_in`]): admin API requests and replayed reports.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

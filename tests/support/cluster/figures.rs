@@ -23,7 +23,7 @@ impl Figures {
             values: Vec::new(),
             printed: false,
         };
-        figures.set("flavour", crate::config::Flavour::from_env().name());
+        figures.set("flavour", super::config::Flavour::from_env().name());
         figures
     }
 
