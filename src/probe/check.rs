@@ -13,10 +13,11 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::exec::ExecError;
-use super::{fault, tls};
+use super::fault;
 use crate::config::{Check, CheckKind, DnsCheck, Endpoint, HttpCheck};
 use crate::health::LocalFault;
 use crate::model::EndpointTarget;
+use crate::runtime::http as tls;
 
 /// Bytes of an HTTP body searched for `expect_body`.
 const BODY_LIMIT: usize = 64 * 1024;

@@ -8,7 +8,6 @@ pub mod fault;
 pub mod postgres;
 pub mod reporter;
 pub mod scheduler;
-pub mod tls;
 
 pub use self::check::{ProbeOutcome, Prober};
 

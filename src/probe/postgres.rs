@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::tls::MakeTlsConnect;
 
-use super::tls;
 use crate::config::{DbRole, PostgresCheck, SslMode};
+use crate::runtime::http as tls;
 
 /// The query: `in_recovery`, `caught_up`, `lag_seconds`, `paused` as text.
 pub const QUERY: &str = "SELECT pg_is_in_recovery()::text, \

@@ -122,7 +122,7 @@ pub fn spawn(
     shutdown: &CancellationToken,
 ) {
     metrics.retain(servers);
-    let client = match crate::probe::tls::http_client_builder()
+    let client = match crate::runtime::http::http_client_builder()
         .no_proxy()
         // A full report of many endpoints to a busy server takes a while; one slower
         // than half the staleness is of no use. (Each server has its own task, so a

@@ -2,6 +2,7 @@
 //! pacing of retries after a resource ran out.
 
 pub mod clock;
+pub mod http;
 pub mod inherit;
 pub mod random;
 

@@ -193,7 +193,7 @@ async fn ask_peers(
     known: &KnownServers,
 ) -> (BTreeMap<String, HealthState>, Vec<Entry>) {
     use futures_util::StreamExt;
-    let Ok(client) = crate::probe::tls::http_client_builder()
+    let Ok(client) = crate::runtime::http::http_client_builder()
         .no_proxy()
         .connect_timeout(PEER_TIMEOUT)
         .timeout(PEER_TIMEOUT)

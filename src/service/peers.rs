@@ -65,7 +65,7 @@ pub(crate) fn spawn(
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let Ok(client) = crate::probe::tls::http_client_builder()
+        let Ok(client) = crate::runtime::http::http_client_builder()
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(EXCHANGE_TIMEOUT)

@@ -162,7 +162,7 @@ impl HealthFeed {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(HealthFeedError::Url(url, "use http:// or https://".into()));
         }
-        let client = crate::probe::tls::http_client_builder()
+        let client = crate::runtime::http::http_client_builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))

@@ -43,7 +43,7 @@ fn fetch(admin: SocketAddr, scheme: &str, ca: Option<&Path>, path: &str) -> Stri
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let tls = failoverd::probe::tls::client_config(true, ca.as_deref()).unwrap();
+            let tls = failoverd::runtime::http::client_config(true, ca.as_deref()).unwrap();
             let builder = reqwest::Client::builder()
                 .no_proxy()
                 .tls_backend_preconfigured(tls);

@@ -132,7 +132,7 @@ struct Drill {
 
 impl Drill {
     async fn run(self) -> anyhow::Result<ExitCode> {
-        let client = failoverd::probe::tls::http_client_builder()
+        let client = failoverd::runtime::http::http_client_builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()?;

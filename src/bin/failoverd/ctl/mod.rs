@@ -372,7 +372,7 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(args.timeout)
-        .tls_backend_preconfigured(failoverd::probe::tls::client_config(
+        .tls_backend_preconfigured(failoverd::runtime::http::client_config(
             true,
             args.ca_file.as_deref(),
         )?)
@@ -943,7 +943,7 @@ impl Ctl {
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .connect_timeout(Duration::from_secs(5))
-                .tls_backend_preconfigured(failoverd::probe::tls::client_config(
+                .tls_backend_preconfigured(failoverd::runtime::http::client_config(
                     true,
                     self.ca_file.as_deref(),
                 )?)

@@ -1,4 +1,6 @@
-//! TLS for HTTPS probes: certificates are validated by default (system roots plus an
+//! The shared HTTP client and its TLS: every client (probes, reports, peers, ctl,
+//! drills, the Route 53 health feed) starts from [`http_client_builder`] or
+//! [`client_config`]; certificates are validated by default (system roots plus an
 //! optional CA file), with an explicit per-check opt-out, and failures are named.
 
 use std::path::Path;
