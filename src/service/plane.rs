@@ -34,7 +34,7 @@ use crate::health::overrides::{Change, Effects, Entry, OverrideError, OverrideSe
 use crate::health::persist::SavedState;
 use crate::health::quorum::Tally;
 use crate::health::report::{self, ReportError};
-use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, LocalFault};
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, LocalFault, published};
 use crate::model::{EndpointIndex, HealthState, RecordIndex};
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, ReporterMetrics, unix_ms};
@@ -289,12 +289,12 @@ pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSn
     let mut board = Board::new(config, 0, restored, unix_ms());
     let effects = OverrideSet::from_entries(restored.overrides.clone()).effects(config, unix_ms());
     board.set_forced(&effects.forced);
-    let health = board.decide(Duration::ZERO, unix_ms()).0;
-    let health = health.with_overrides(effects.drained, effects.pins);
+    let decided = board.decide(Duration::ZERO, unix_ms()).0;
     let mut primaries = PrimaryMemory::restored(restored.primaries.clone());
-    primaries.observe(config, &health);
-    let agreed = primaries.indices(config);
-    health.with_primaries(agreed)
+    published::compose(decided, &effects, |health| {
+        primaries.observe(config, health);
+        primaries.indices(config)
+    })
 }
 
 impl Plane {
@@ -526,9 +526,8 @@ impl Plane {
         self.board.adopt(&config, next);
         self.effects = self.overrides.effects(&config, unix_ms());
         self.board.set_forced(&self.effects.forced);
-        let (health, _) = self.board.decide(self.now(), unix_ms());
-        let health = self.with_overrides(health);
-        let health = self.with_primaries(&config, health);
+        let (decided, _) = self.board.decide(self.now(), unix_ms());
+        let health = self.published(&config, decided);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let build_config = config.clone();
         let build_health = health.clone();
@@ -747,10 +746,9 @@ impl Plane {
                 .board
                 .last_tally()
                 .map(|t| (t.fresh.clone(), t.partitioned.clone(), t.isolated));
-            let (health, tally) = self.board.decide(now, unix_ms());
-            let health = self.with_overrides(health);
+            let (decided, tally) = self.board.decide(now, unix_ms());
             let config = self.config.clone();
-            let health = self.with_primaries(&config, health);
+            let health = self.published(&config, decided);
             let vantages_changed = before
                 .as_ref()
                 .is_none_or(|(fresh, partitioned, isolated)| {

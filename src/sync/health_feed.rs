@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::health::HealthSnapshot;
-use crate::health::{EndpointHealth, HealthSource};
+use crate::health::overrides::Effects;
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, published};
 use crate::model::{EndpointIndex, HealthState};
 
 /// Errors of the health feed.
@@ -111,40 +111,38 @@ impl HealthReport {
                 (e.endpoint.as_str(), health)
             })
             .collect();
-        let mut snapshot = HealthSnapshot::from_config(config);
+        let decided =
+            published::decided_by_label(config, &[], |label| reported.get(label).copied());
         let drained_labels: std::collections::HashSet<&str> = self
             .endpoints
             .iter()
             .filter(|e| e.drained)
             .map(|e| e.endpoint.as_str())
             .collect();
-        let drained: Vec<bool> = (0..config.endpoints.len())
-            .map(|i| {
-                drained_labels.contains(config.endpoint_label(EndpointIndex(i as u32)).as_str())
-            })
-            .collect();
-        let pins: Vec<Option<crate::model::PoolIndex>> = config
-            .records
-            .iter()
-            .map(|record| {
-                let failover = self.failovers.iter().find(|f| {
-                    crate::sync::model::canonical_name(&f.record)
-                        == crate::sync::model::canonical_name(&record.name)
-                        && f.record_type
-                            .eq_ignore_ascii_case(&record.record_type.to_string())
-                })?;
-                config.pool_by_name(&failover.pool)
-            })
-            .collect();
-        for (i, _) in config.endpoints.iter().enumerate() {
-            let index = EndpointIndex(i as u32);
-            let label = config.endpoint_label(index);
-            if let Some(&health) = reported.get(label.as_str()) {
-                snapshot = snapshot.with(index, health);
-            }
-        }
         // An operator's drains and manual failovers shape mirror-mode answers too.
-        snapshot.with_overrides(drained, pins)
+        let effects = Effects {
+            forced: Vec::new(),
+            drained: (0..config.endpoints.len())
+                .map(|i| {
+                    drained_labels.contains(config.endpoint_label(EndpointIndex(i as u32)).as_str())
+                })
+                .collect(),
+            pins: config
+                .records
+                .iter()
+                .map(|record| {
+                    let failover = self.failovers.iter().find(|f| {
+                        crate::sync::model::canonical_name(&f.record)
+                            == crate::sync::model::canonical_name(&record.name)
+                            && f.record_type
+                                .eq_ignore_ascii_case(&record.record_type.to_string())
+                    })?;
+                    config.pool_by_name(&failover.pool)
+                })
+                .collect(),
+        };
+        // The server's agreed primaries are not in /v1/health: none, as before.
+        published::compose(decided, &effects, |_| Vec::new())
     }
 }
 
