@@ -386,6 +386,12 @@ impl AdminBackend for ServiceBackend {
     }
 
     fn ready(&self) -> Result<(), String> {
+        if self.plane_metrics.failed.load(Ordering::Relaxed) {
+            return Err(
+                "the health plane stopped (a panic, see the log): answers no longer follow health; the process exits so its supervisor restarts it"
+                    .to_owned(),
+            );
+        }
         if !self.plane_metrics.ready.load(Ordering::Relaxed) {
             return Err("starting: no health decision yet".to_owned());
         }

@@ -25,18 +25,19 @@ use crate::admin::api::{ReloadStatus, Status};
 use crate::config::Config;
 use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};
-use crate::health::board::{Board, Restored};
+use crate::health::HealthSnapshot;
+use crate::health::board::Board;
 use crate::health::overrides::{Effects, Entry, OverrideSet};
 use crate::health::quorum::Tally;
-use crate::health::{HealthSnapshot, published};
 use crate::ops::changes::{IsolationNotice, VantageView};
 use crate::ops::status::StatusInputs;
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, unix_ms};
-use crate::probe::scheduler::{self, ProbeEvent};
+use crate::probe::scheduler::ProbeEvent;
 
 pub(crate) use self::handle::{PlaneHandle, PlaneInput, PlaneMetrics, process_nonce};
 use self::spacing::Spacing;
+pub(crate) use self::start::initial_snapshot;
 
 /// How often the plane re-decides without input (staleness, isolation).
 const TICK: Duration = Duration::from_millis(250);
@@ -112,129 +113,11 @@ mod primaries;
 mod resign;
 mod saving;
 mod spacing;
-
-/// The health every endpoint starts with (before the first decision).
-pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSnapshot {
-    let mut board = Board::new(config, 0, restored, unix_ms());
-    let effects = OverrideSet::from_entries(restored.overrides.clone()).effects(config, unix_ms());
-    board.set_forced(&effects.forced);
-    let decided = board.decide(Duration::ZERO, unix_ms()).0;
-    let mut primaries = PrimaryMemory::restored(restored.primaries.clone());
-    published::compose(decided, &effects, |health| {
-        primaries.observe(config, health);
-        primaries.indices(config)
-    })
-}
+mod start;
 
 impl Plane {
-    /// Creates the plane and starts this process's probers. The snapshot in `shared`
-    /// must already carry `initial_snapshot(config, restored)`.
-    #[allow(clippy::too_many_arguments)] // wiring: each is a distinct shared handle
-    pub(crate) fn start(
-        role: Role,
-        config: Arc<Config>,
-        shared: SharedSnapshot,
-        generation: Arc<AtomicU64>,
-        restored: Restored,
-        events: Arc<EventLog>,
-        transfer: Option<Arc<TransferState>>,
-        shutdown: CancellationToken,
-    ) -> PlaneHandle {
-        let (inputs_tx, inputs_rx) = mpsc::channel(1024);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
-        let (verdicts_tx, verdicts_rx) = watch::channel(Arc::new(LocalVerdicts::default()));
-        let metrics = Arc::new(PlaneMetrics::new());
-        let published = shared.load().health.as_ref().clone();
-        let saver = saving::Saver::start(state_file(role, &config), metrics.clone());
-        let mut board = Board::new(&config, process_nonce(), &restored, unix_ms());
-        let overrides = OverrideSet::from_entries(restored.overrides.clone());
-        let effects = overrides.effects(&config, unix_ms());
-        board.set_forced(&effects.forced);
-        let (overrides_tx, overrides_rx) =
-            watch::channel(Arc::new(overrides.entries().cloned().collect::<Vec<_>>()));
-        let mut plane = Self {
-            role,
-            config: config.clone(),
-            shared,
-            generation,
-            board,
-            published,
-            status: status_tx,
-            verdicts: verdicts_tx,
-            metrics: metrics.clone(),
-            started: Instant::now(),
-            probes: None,
-            events_tx,
-            dirty: true,
-            last_reload: None,
-            suppressed: BTreeSet::new(),
-            isolation: IsolationNotice::default(),
-            impaired: false,
-            pending_since: None,
-            transfer,
-            // Status is for people (2 % of a core at most); the state file for a
-            // restart (5 %, so a change is on disk within 2 s).
-            status_spacing: Spacing::new(50, Duration::from_secs(5)),
-            save_pending: false,
-            save_spacing: Spacing::new(20, Duration::from_secs(2)),
-            saver,
-            handing_over: false,
-            overrides,
-            effects,
-            overrides_tx,
-            events,
-            primaries: PrimaryMemory::restored(restored.primaries.clone()),
-            resign_seed: process_nonce() as u64,
-            resign_retry: None,
-            counted_since_ms: restored.counted_since_ms.unwrap_or_else(unix_ms),
-            old_overrides: 0,
-            decided_version: 0,
-        };
-        plane.start_probes(&shutdown);
-        // Status is readable from the first moment (a trial decision on a copy; the
-        // plane's own first decision follows at once and publishes what it must).
-        let (_, tally) = plane.board.clone().decide(plane.now(), unix_ms());
-        plane
-            .status
-            .send_replace(Arc::new(plane.build_status(&tally)));
-        tokio::spawn(async move {
-            plane.recompute().await;
-            plane.run(inputs_rx, events_rx, shutdown).await;
-        });
-        PlaneHandle {
-            inputs: inputs_tx,
-            status: status_rx,
-            verdicts: verdicts_rx,
-            metrics,
-            overrides: overrides_rx,
-        }
-    }
-
     fn now(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// (Re)starts the probers of the current config generation.
-    fn start_probes(&mut self, shutdown: &CancellationToken) {
-        if let Some((token, mut tasks)) = self.probes.take() {
-            token.cancel();
-            tasks.detach_all();
-        }
-        if !self.config.vantages.is_empty() && self.config.health.vantage.is_none() {
-            // Not a configured vantage point: its verdicts would not count, so it
-            // decides from the reports alone.
-            return;
-        }
-        let token = shutdown.child_token();
-        let tasks = scheduler::spawn(
-            &self.config,
-            self.board.generation(),
-            self.events_tx.clone(),
-            token.clone(),
-            unix_ms(),
-        );
-        self.probes = Some((token, tasks));
     }
 
     async fn run(
@@ -323,6 +206,11 @@ impl Plane {
                 keys,
                 reply,
             } => {
+                // Tests of the supervision (debug builds only): a panic on reload.
+                #[cfg(debug_assertions)]
+                if std::env::var_os("FAILOVERD_TEST_PANIC_PLANE").is_some_and(|v| v == "1") {
+                    panic!("FAILOVERD_TEST_PANIC_PLANE=1: a panic injected on reload");
+                }
                 self.reload(config, zones, keys, shutdown).await;
                 let _ = reply.send(());
             }

@@ -80,6 +80,8 @@ pub(crate) struct PlaneMetrics {
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_failed: AtomicU64,
     pub(crate) ready: AtomicBool,
+    /// The plane task panicked: health is frozen (`/readyz` fails).
+    pub(crate) failed: AtomicBool,
     /// Woken when `ready` changes.
     pub(crate) ready_changed: tokio::sync::Notify,
     pub(crate) reporter: Arc<ReporterMetrics>,
@@ -126,6 +128,10 @@ pub(crate) struct PlaneHandle {
     pub(crate) metrics: Arc<PlaneMetrics>,
     /// Every override and release this server knows.
     pub(crate) overrides: watch::Receiver<Arc<Vec<Entry>>>,
+    /// Cancelled if the plane task panicked (the process should exit non-zero).
+    pub(crate) failed: tokio_util::sync::CancellationToken,
+    /// The plane's supervisor: ends once the plane ended (after its final save).
+    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A random id for this process (challenges, report sessions): never the same in two
