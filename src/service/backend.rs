@@ -277,6 +277,22 @@ impl AdminBackend for ServiceBackend {
                     })
                 })
                 .collect(),
+            primaries: snapshot
+                .config
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(r, record)| {
+                    let endpoint = snapshot
+                        .health
+                        .last_primary(crate::model::RecordIndex(r as u32))?;
+                    Some(crate::admin::api::RecordPrimary {
+                        record: record.name.clone(),
+                        record_type: record.record_type.to_string(),
+                        endpoint: snapshot.config.endpoint_label(endpoint),
+                    })
+                })
+                .collect(),
         }
     }
 
