@@ -20,7 +20,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::events::EventLog;
 use crate::admin::api::{ReloadStatus, Status};
 use crate::config::Config;
 use crate::dns::xfr::TransferState;
@@ -34,6 +33,7 @@ use crate::ops::status::StatusInputs;
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, unix_ms};
 use crate::probe::scheduler::ProbeEvent;
+use crate::telemetry::events::EventLog;
 
 pub(crate) use self::handle::{PlaneHandle, PlaneInput, PlaneMetrics, process_nonce};
 use self::spacing::Spacing;

@@ -14,7 +14,7 @@ use crate::ops::changes::{
     self, AnswerChange, IsolationEdge, VantageChange, VantageView, answer_changes,
     endpoint_changes, vantage_changes,
 };
-use crate::service::events::EventLog;
+use crate::telemetry::events::EventLog;
 
 impl Plane {
     /// Tells every endpoint whose published state changed (with the votes and this

@@ -27,7 +27,7 @@ use crate::ops::changes::IsolationNotice;
 use crate::policy::primary::PrimaryMemory;
 use crate::probe::reporter::{LocalVerdicts, unix_ms};
 use crate::probe::scheduler;
-use crate::service::events::EventLog;
+use crate::telemetry::events::EventLog;
 
 /// The health every endpoint starts with (before the first decision).
 pub(crate) fn initial_snapshot(config: &Config, restored: &Restored) -> HealthSnapshot {
