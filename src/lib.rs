@@ -13,7 +13,7 @@
 //! dnssec, policy, probe
 //! dns, sync
 //! runbook, drill
-//! admin
+//! admin, ops
 //! service
 //! ```
 //!
@@ -24,6 +24,7 @@
 //! - [`policy`]: the pure policy engine (failover, weighted, multivalue, geo).
 //! - [`dnssec`]: keys, RRSIGs and the NSEC3/NSEC chain, all made at snapshot build.
 //! - [`dns`]: wire parsing, resolution, pre-encoded answers, UDP/TCP listeners.
+//! - [`ops`]: pure operator views (status, change narration) the plane publishes.
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
 //! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
 //! - [`logs`]: escaping of logged values and per-site log rate limits.
@@ -40,6 +41,7 @@ pub mod json_file;
 pub mod logs;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod policy;
 pub mod probe;
 pub mod runbook;

@@ -294,6 +294,21 @@ pub struct HealthView {
     /// Records an operator failed over, and to which pool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failovers: Vec<RecordFailover>,
+    /// `primary` records' last agreed primary (what their answers follow).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primaries: Vec<RecordPrimary>,
+}
+
+/// A `primary` record's last agreed primary, as `/v1/health` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordPrimary {
+    /// Owner name.
+    pub record: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The endpoint (`pool/name`).
+    pub endpoint: String,
 }
 
 /// A manual failover in force, as `/v1/health` shows it.

@@ -10,6 +10,7 @@ pub mod machine;
 pub mod overrides;
 pub mod peering;
 pub mod persist;
+pub mod published;
 pub mod quorum;
 pub mod report;
 

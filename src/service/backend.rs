@@ -277,6 +277,22 @@ impl AdminBackend for ServiceBackend {
                     })
                 })
                 .collect(),
+            primaries: snapshot
+                .config
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(r, record)| {
+                    let endpoint = snapshot
+                        .health
+                        .last_primary(crate::model::RecordIndex(r as u32))?;
+                    Some(crate::admin::api::RecordPrimary {
+                        record: record.name.clone(),
+                        record_type: record.record_type.to_string(),
+                        endpoint: snapshot.config.endpoint_label(endpoint),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -386,6 +402,12 @@ impl AdminBackend for ServiceBackend {
     }
 
     fn ready(&self) -> Result<(), String> {
+        if self.plane_metrics.failed.load(Ordering::Relaxed) {
+            return Err(
+                "the health plane stopped (a panic, see the log): answers no longer follow health; the process exits so its supervisor restarts it"
+                    .to_owned(),
+            );
+        }
         if !self.plane_metrics.ready.load(Ordering::Relaxed) {
             return Err("starting: no health decision yet".to_owned());
         }

@@ -805,14 +805,31 @@ impl Service {
         Ok((loaded.warnings, restart_needed))
     }
 
-    /// Stops serving.
-    pub async fn shutdown(self) {
+    /// Resolves if the health plane stopped for a panic (it is logged and `/readyz`
+    /// fails): the process should then exit non-zero, for systemd to restart it.
+    pub async fn plane_failed(&self) {
+        self.plane.failed.cancelled().await;
+    }
+
+    /// Stops serving: the DNS listeners, then the health plane, joined (its final
+    /// state save is on disk when this returns; at most [`PLANE_JOIN_TIMEOUT`]).
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        if let Some(dns) = self.dns {
+        if let Some(dns) = self.dns.take() {
             dns.shutdown().await;
         }
+        if let Some(plane) = self.plane.task.take()
+            && tokio::time::timeout(PLANE_JOIN_TIMEOUT, plane)
+                .await
+                .is_err()
+        {
+            tracing::error!(
+                timeout = ?PLANE_JOIN_TIMEOUT,
+                "the health plane did not stop in time; its last state may not be saved"
+            );
+        }
         self.events.flush_journal().await;
-        if let Some((_, writer)) = self.dnstap {
+        if let Some((_, writer)) = self.dnstap.take() {
             // Writes what is queued and closes the stream (STOP/FINISH).
             let _ = tokio::task::spawn_blocking(move || writer.shutdown()).await;
         }
@@ -823,6 +840,9 @@ impl Service {
         self.dnstap.as_ref().map(|(tap, _)| tap.stats())
     }
 }
+
+/// How long shutdown waits for the health plane's final save.
+pub const PLANE_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The secret of a vantage point, if it has one.
 /// `[health] servers` but those at one of `own` addresses.

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::health::HealthSnapshot;
-use crate::health::{EndpointHealth, HealthSource};
+use crate::health::overrides::Effects;
+use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, published};
 use crate::model::{EndpointIndex, HealthState};
 
 /// Errors of the health feed.
@@ -62,6 +62,21 @@ pub struct HealthReport {
     /// Records an operator failed over.
     #[serde(default)]
     pub failovers: Vec<FailoverReport>,
+    /// `primary` records' last agreed primary.
+    #[serde(default)]
+    pub primaries: Vec<PrimaryReport>,
+}
+
+/// One agreed primary of a [`HealthReport`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct PrimaryReport {
+    /// Owner name.
+    pub record: String,
+    /// Record type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The endpoint (`pool/name`).
+    pub endpoint: String,
 }
 
 /// One manual failover of a [`HealthReport`].
@@ -111,41 +126,55 @@ impl HealthReport {
                 (e.endpoint.as_str(), health)
             })
             .collect();
-        let mut snapshot = HealthSnapshot::from_config(config);
+        let decided =
+            published::decided_by_label(config, &[], |label| reported.get(label).copied());
         let drained_labels: std::collections::HashSet<&str> = self
             .endpoints
             .iter()
             .filter(|e| e.drained)
             .map(|e| e.endpoint.as_str())
             .collect();
-        let drained: Vec<bool> = (0..config.endpoints.len())
-            .map(|i| {
-                drained_labels.contains(config.endpoint_label(EndpointIndex(i as u32)).as_str())
-            })
-            .collect();
-        let pins: Vec<Option<crate::model::PoolIndex>> = config
+        // An operator's drains and manual failovers shape mirror-mode answers too.
+        let effects = Effects {
+            forced: Vec::new(),
+            drained: (0..config.endpoints.len())
+                .map(|i| {
+                    drained_labels.contains(config.endpoint_label(EndpointIndex(i as u32)).as_str())
+                })
+                .collect(),
+            pins: config
+                .records
+                .iter()
+                .map(|record| {
+                    let failover = self
+                        .failovers
+                        .iter()
+                        .find(|f| same_record(&f.record, &f.record_type, record))?;
+                    config.pool_by_name(&failover.pool)
+                })
+                .collect(),
+        };
+        // The server's agreed primaries: a mirrored `primary` record answers what
+        // the server answers (the last agreed primary while claims conflict).
+        let primaries = config
             .records
             .iter()
             .map(|record| {
-                let failover = self.failovers.iter().find(|f| {
-                    crate::sync::model::canonical_name(&f.record)
-                        == crate::sync::model::canonical_name(&record.name)
-                        && f.record_type
-                            .eq_ignore_ascii_case(&record.record_type.to_string())
-                })?;
-                config.pool_by_name(&failover.pool)
+                let primary = self
+                    .primaries
+                    .iter()
+                    .find(|p| same_record(&p.record, &p.record_type, record))?;
+                config.endpoint_by_label(&primary.endpoint)
             })
             .collect();
-        for (i, _) in config.endpoints.iter().enumerate() {
-            let index = EndpointIndex(i as u32);
-            let label = config.endpoint_label(index);
-            if let Some(&health) = reported.get(label.as_str()) {
-                snapshot = snapshot.with(index, health);
-            }
-        }
-        // An operator's drains and manual failovers shape mirror-mode answers too.
-        snapshot.with_overrides(drained, pins)
+        published::compose(decided, &effects, |_| primaries)
     }
+}
+
+/// Whether a record named in a report (name, type) is `record`.
+fn same_record(name: &str, record_type: &str, record: &crate::config::DynamicRecord) -> bool {
+    crate::sync::model::canonical_name(name) == crate::sync::model::canonical_name(&record.name)
+        && record_type.eq_ignore_ascii_case(&record.record_type.to_string())
 }
 
 /// A client of one server's `/v1/health`.
@@ -283,8 +312,53 @@ mod tests {
             snapshot.get(EndpointIndex(3)).map(|h| h.source),
             Some(HealthSource::Observed)
         );
+        assert_eq!(snapshot.last_primary(crate::model::RecordIndex(0)), None);
         assert!(HealthFeed::new("https://example.com").is_ok());
         assert!(HealthFeed::new("ftp://example.com").is_err());
         assert!(HealthFeed::new("http://127.0.0.1:9353/").is_ok());
+    }
+
+    #[test]
+    fn report_carries_drains_failovers_and_agreed_primaries_into_the_published_health() {
+        let text = r#"
+version = 1
+[pools.db]
+endpoints = [{ address = "10.0.0.1", name = "a" }, { address = "10.0.0.2", name = "b" }]
+[pools.web]
+endpoints = [{ address = "10.0.1.1", name = "w" }]
+[pools.sorry]
+endpoints = [{ address = "10.0.2.1", name = "s" }]
+[[records]]
+name = "db.example."
+type = "A"
+policy = "primary"
+pools = ["db"]
+[[records]]
+name = "www.example."
+type = "A"
+policy = "failover"
+pools = ["web", "sorry"]
+"#;
+        let (config, _) =
+            Config::load(crate::config::ConfigSource::from_text(text.to_owned(), "."))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let report: HealthReport = serde_json::from_str(
+            r#"{"generation": 3, "endpoints": [
+                {"endpoint": "db/a", "state": "up"},
+                {"endpoint": "db/b", "state": "up", "drained": true}],
+              "failovers": [{"record": "WWW.example", "type": "a", "pool": "sorry"}],
+              "primaries": [{"record": "db.example.", "type": "A", "endpoint": "db/b"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = report.snapshot(&config);
+        assert!(snapshot.drained(EndpointIndex(1)));
+        assert_eq!(
+            snapshot.pin(crate::model::RecordIndex(1)),
+            config.pool_by_name("sorry")
+        );
+        assert_eq!(
+            snapshot.last_primary(crate::model::RecordIndex(0)),
+            Some(EndpointIndex(1))
+        );
     }
 }

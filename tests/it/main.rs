@@ -27,6 +27,7 @@ mod operator;
 mod pacing;
 mod package;
 mod page;
+mod plane;
 mod policies;
 mod postgres;
 mod protocol;

@@ -104,6 +104,14 @@ fn run(
                 service.finish_hand_over().await;
                 tracing::info!("handed over; exiting");
             }
+            Ending::PlaneFailed => {
+                // /readyz fails already; health checkers get a moment to see it
+                // before the listeners close.
+                tokio::time::sleep(PLANE_FAILED_GRACE).await;
+                tracing::error!("exiting: the health plane stopped");
+                service.shutdown().await;
+                return Ok(ExitCode::from(PLANE_FAILED_EXIT));
+            }
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -124,7 +132,16 @@ enum Ending {
     Stop,
     /// A replacement process (this pid) took over.
     HandedOver(u32),
+    /// The health plane panicked: exit non-zero for systemd to restart the server.
+    PlaneFailed,
 }
+
+/// How long a server whose health plane stopped keeps failing `/readyz` before it
+/// exits.
+const PLANE_FAILED_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The exit code then (`EX_SOFTWARE`: systemd's `Restart=on-failure` restarts it).
+const PLANE_FAILED_EXIT: u8 = 70;
 
 /// The program to start as a replacement: this executable (after a package upgrade,
 /// the new file at the same path).
@@ -175,6 +192,7 @@ impl Signals {
                     }
                     service::notify_ready();
                 }
+                _ = service.plane_failed() => return Ending::PlaneFailed,
                 _ = self.interrupt.recv() => return Ending::Stop,
                 _ = self.terminate.recv() => return Ending::Stop,
                 _ = self.replace.recv() => {

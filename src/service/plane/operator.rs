@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Plane;
-use crate::health::HealthSnapshot;
 use crate::health::overrides::{Entry, check_entry};
 use crate::probe::reporter::unix_ms;
 use crate::telemetry::events::EventLog;
@@ -107,11 +106,6 @@ impl Plane {
         self.dirty = true;
         self.overrides_tx
             .send_replace(Arc::new(self.overrides.entries().cloned().collect()));
-    }
-
-    /// A decision's health with the operator's drains and manual failovers.
-    pub(super) fn with_overrides(&self, health: HealthSnapshot) -> HealthSnapshot {
-        health.with_overrides(self.effects.drained.clone(), self.effects.pins.clone())
     }
 }
 

@@ -7,18 +7,26 @@ use std::sync::atomic::Ordering;
 
 use super::{Plane, Role};
 use crate::config::{Config, OnConflict};
-use crate::health::HealthSnapshot;
+use crate::health::{HealthSnapshot, published};
 use crate::policy::primary::PrimaryChange;
 
 impl Plane {
-    /// Feeds a decision to the primary memory (events for what changed) and gives the
-    /// health each `primary` record's last agreed primary.
-    pub(super) fn with_primaries(
-        &mut self,
-        config: &Config,
-        health: HealthSnapshot,
-    ) -> HealthSnapshot {
-        let changes = self.primaries.observe(config, &health);
+    /// The health the answers see for a decision ([`published::compose`]): the
+    /// operator's overrides, then the primary memory fed (events for what changed)
+    /// and each `primary` record's last agreed primary.
+    pub(super) fn published(&mut self, config: &Config, decided: HealthSnapshot) -> HealthSnapshot {
+        let primaries = &mut self.primaries;
+        let mut changes = Vec::new();
+        let health = published::compose(decided, &self.effects, |health| {
+            changes = primaries.observe(config, health);
+            primaries.indices(config)
+        });
+        self.narrate_primaries(config, changes);
+        health
+    }
+
+    /// Raises the events of what the primary memory saw change.
+    fn narrate_primaries(&mut self, config: &Config, changes: Vec<PrimaryChange>) {
         for change in changes {
             if self.role != Role::Server {
                 continue;
@@ -78,7 +86,5 @@ impl Plane {
             }
             self.save_pending = true;
         }
-        let agreed = self.primaries.indices(config);
-        health.with_primaries(agreed)
     }
 }

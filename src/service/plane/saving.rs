@@ -254,11 +254,12 @@ impl Plane {
         let effects = overrides.effects(&self.config, now_ms);
         let mut board = self.board.clone();
         board.set_forced(&effects.forced);
-        let (health, _) = board.decide(self.now(), now_ms);
-        let health = health.with_overrides(effects.drained.clone(), effects.pins.clone());
+        let (decided, _) = board.decide(self.now(), now_ms);
         let mut primaries = self.primaries.clone();
-        primaries.observe(&self.config, &health);
-        let health = health.with_primaries(primaries.indices(&self.config));
+        let health = crate::health::published::compose(decided, &effects, |health| {
+            primaries.observe(&self.config, health);
+            primaries.indices(&self.config)
+        });
         (health, effects)
     }
 

@@ -19,9 +19,8 @@ use failoverd::config::ConfigSource;
 use failoverd::dns::Snapshot;
 use failoverd::health::overrides::OverrideSet;
 use failoverd::health::overrides::{Action, Entry, Target};
-use failoverd::health::{EndpointHealth, HealthSnapshot, HealthSource};
+use failoverd::health::{EndpointHealth, published};
 use failoverd::model::DynamicType;
-use failoverd::model::{EndpointIndex, HealthState};
 use failoverd::telemetry::events::Event;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -1236,27 +1235,14 @@ fn candidate_snapshot(loaded: failoverd::service::Loaded, status: &Status) -> Sn
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let effects = OverrideSet::from_entries(status.overrides.clone()).effects(&config, now);
-    let endpoints = (0..config.endpoints.len())
-        .map(|i| {
-            let label = config.endpoint_label(EndpointIndex(i as u32));
-            let known = status.endpoints.iter().find(|e| e.endpoint == label);
-            match (effects.forced[i], known) {
-                (Some(state), _) => EndpointHealth {
-                    state,
-                    source: HealthSource::Forced,
-                },
-                (None, Some(e)) => EndpointHealth {
-                    state: e.state,
-                    source: e.source,
-                },
-                (None, None) => EndpointHealth {
-                    state: HealthState::Up,
-                    source: HealthSource::Assumed,
-                },
-            }
+    let decided = published::decided_by_label(&config, &effects.forced, |label| {
+        let known = status.endpoints.iter().find(|e| e.endpoint == label)?;
+        Some(EndpointHealth {
+            state: known.state,
+            source: known.source,
         })
-        .collect();
-    let health =
-        HealthSnapshot::from_health(endpoints).with_overrides(effects.drained, effects.pins);
+    });
+    // The server's agreed primaries are not in its status: none, as before.
+    let health = published::compose(decided, &effects, |_| Vec::new());
     Snapshot::build(config, loaded.zones, health, status.generation)
 }
