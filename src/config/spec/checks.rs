@@ -453,3 +453,198 @@ fn shape_error(path: KeyPath, span: Range<usize>, message: String, text: &str) -
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `[checks.c]` of `text` as the config reader does.
+    fn read(text: &str) -> Result<CheckSpec, Diagnostic> {
+        let root = DeTable::parse(text).expect("TOML");
+        let checks = root.get_ref().get("checks").expect("[checks]").clone();
+        let DeValue::Table(checks) = checks.into_inner() else {
+            panic!("checks is a table")
+        };
+        let check = checks.get("c").expect("[checks.c]").clone();
+        read_check(check, &KeyPath::root().key("checks").key("c"), text)
+    }
+
+    fn error(text: &str) -> String {
+        let diagnostic = read(text).expect_err("a shape error");
+        format!(
+            "{}: {}: {}",
+            diagnostic.line.unwrap(),
+            diagnostic.path.unwrap(),
+            diagnostic.message
+        )
+    }
+
+    #[test]
+    fn every_key_has_one_owner_and_the_list_has_every_key() {
+        let mut owned: Vec<&str> = vec!["type"];
+        for owner in [Owner::Common].into_iter().chain(Owner::TYPES) {
+            for key in owner.keys() {
+                if !owned.contains(key) {
+                    owned.push(key);
+                }
+            }
+        }
+        let mut listed = CHECK_KEYS.to_vec();
+        listed.sort_unstable();
+        owned.sort_unstable();
+        assert_eq!(listed, owned);
+        for key in Owner::Common.keys() {
+            let types: Vec<_> = Owner::TYPES.iter().filter(|o| o.reads(key)).collect();
+            assert!(types.is_empty(), "{key} is common and read by {types:?}");
+        }
+        assert_eq!(Owner::Common.keys().len(), 12);
+        assert_eq!(fields_of::<TcpCheckSpec>(), &[] as &[&str]);
+        assert_eq!(fields_of::<ExecCheckSpec>(), ["command", "env"]);
+    }
+
+    #[test]
+    fn each_type_gets_its_own_keys_and_the_common_ones() {
+        let spec = read(
+            "[checks.c]\ntype = \"https\"\nport = 8443\npath = \"/up\"\ntls_verify = false\n\
+             interval = \"2s\"\n[checks.c.damping]\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(spec.type_name, "https");
+        assert_eq!(
+            spec.kind,
+            Some(CheckTypeSpec::Https(HttpCheckSpec {
+                path: Some("/up".into()),
+                tls_verify: Some(false),
+                ..HttpCheckSpec::default()
+            }))
+        );
+        assert_eq!(spec.common.port, Some(8443));
+        assert_eq!(spec.common.interval.as_deref(), Some("2s"));
+        assert_eq!(spec.common.damping.unwrap().enabled, Some(false));
+        assert!(spec.other_keys.is_empty());
+
+        let spec = read("[checks.c]\ntype = \"tcp\"\nport = 22\n").unwrap();
+        assert_eq!(spec.kind, Some(CheckTypeSpec::Tcp(TcpCheckSpec {})));
+        let spec =
+            read("[checks.c]\ntype = \"postgres\"\nhost = \"db\"\nca_file = \"ca.pem\"\n").unwrap();
+        let Some(CheckTypeSpec::Postgres(pg)) = spec.kind else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(
+            (pg.host.as_deref(), pg.ca_file.as_deref()),
+            (Some("db"), Some("ca.pem"))
+        );
+    }
+
+    #[test]
+    fn the_hand_reader_reads_what_the_tagged_enum_reads() {
+        for (text, common) in [
+            (
+                "type = \"http\"\nmethod = \"HEAD\"\nexpect_status = [200, \"300-399\"]",
+                "",
+            ),
+            (
+                "type = \"https\"\nca_file = \"ca.pem\"\nhost = \"h\"",
+                "port = 1",
+            ),
+            ("type = \"tcp\"", "port = 22\nrise = 3"),
+            (
+                "type = \"dns\"\nquery_name = \"a.\"\nexpect_answer = false",
+                "timeout = \"1s\"",
+            ),
+            (
+                "type = \"exec\"\ncommand = [\"true\"]\nenv = [\"HOME\"]",
+                "",
+            ),
+            (
+                "type = \"postgres\"\nrole = \"replica\"\nmax_lag = \"5s\"",
+                "port = 6432",
+            ),
+        ] {
+            let tagged: CheckTypeSpec = toml::from_str(text).expect(text);
+            let spec = read(&format!("[checks.c]\n{text}\n{common}\n")).expect(text);
+            assert_eq!(spec.kind, Some(tagged), "{text}");
+            let common: CommonCheckSpec = toml::from_str(common).unwrap();
+            assert_eq!(spec.common, common, "{text}");
+        }
+    }
+
+    #[test]
+    fn keys_of_other_types_are_listed_and_their_values_still_checked() {
+        let spec = read(
+            "[checks.c]\ntype = \"tcp\"\nport = 1\nmethod = \"GET\"\nhost = \"h\"\nenv = [\"A\"]\n",
+        )
+        .unwrap();
+        assert_eq!(spec.other_keys, ["method", "host", "env"]);
+        assert!(spec.has_other("host") && !spec.has_other("port"));
+        // http reads tls_verify itself (and says it is https's); postgres does not.
+        let spec = read("[checks.c]\ntype = \"http\"\ntls_verify = true\n").unwrap();
+        assert!(spec.other_keys.is_empty());
+        let spec = read("[checks.c]\ntype = \"postgres\"\ntls_verify = true\n").unwrap();
+        assert_eq!(spec.other_keys, ["tls_verify"]);
+        assert_eq!(
+            error("[checks.c]\ntype = \"tcp\"\nport = 1\nquery_name = 5\n"),
+            "4: checks.c.query_name: invalid type: integer `5`, expected a string"
+        );
+    }
+
+    #[test]
+    fn a_type_that_names_no_check_type_is_left_to_the_validator() {
+        let spec = read("[checks.c]\ntype = \"icmp\"\nrole = \"primary\"\nrise = 2\n").unwrap();
+        assert_eq!((spec.type_name.as_str(), spec.kind), ("icmp", None));
+        assert_eq!(spec.other_keys, ["role"]);
+        assert_eq!(spec.common.rise, Some(2));
+    }
+
+    #[test]
+    fn the_first_shape_error_in_document_order_is_reported_as_serde_did() {
+        // Whichever group (common, own, another type's) holds it.
+        assert_eq!(
+            error("[checks.c]\ntype = \"tcp\"\nmethod = 5\nport = \"x\"\n"),
+            "3: checks.c.method: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            error("[checks.c]\ntype = \"tcp\"\nport = \"x\"\nmethod = 5\n"),
+            "3: checks.c.port: invalid type: string \"x\", expected i64"
+        );
+        assert_eq!(
+            error("[checks.c]\ninterval = 5\ntype = 7\n"),
+            "2: checks.c.interval: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(
+            error("[checks.c]\ntype = 7\nbogus = 1\n"),
+            "2: checks.c.type: invalid type: integer `7`, expected a string"
+        );
+        assert_eq!(
+            error("[checks.c]\ntype = \"http\"\ndamping = { penalty = \"x\" }\nrise = \"y\"\n"),
+            "3: checks.c.damping.penalty: invalid type: string \"x\", expected f64"
+        );
+        let unknown = error("[checks.c]\ntype = \"http\"\npth = \"/\"\n");
+        let keys: Vec<_> = CHECK_KEYS.iter().map(|k| format!("`{k}`")).collect();
+        let keys = keys.join(", ");
+        assert_eq!(
+            unknown,
+            format!("3: checks.c.pth: unknown field `pth`, expected one of {keys}")
+        );
+        // Missing `type` only when nothing else is wrong.
+        assert_eq!(
+            error("[checks.c]\nport = 80\n"),
+            "1: checks.c: missing field `type`"
+        );
+        assert_eq!(
+            error("[checks.c]\nport = 80\nbogus = 2\n")
+                .split(':')
+                .nth(1),
+            Some(" checks.c.bogus")
+        );
+    }
+
+    #[test]
+    fn a_check_that_is_not_a_table_says_so() {
+        let text = "[checks]\nc = 5\n";
+        assert_eq!(
+            error(text),
+            "2: checks.c: invalid type: integer `5`, expected struct CheckSpec"
+        );
+    }
+}
