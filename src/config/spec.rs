@@ -13,9 +13,10 @@ pub use super::duration::DurationSpec;
 
 mod checks;
 
+pub(crate) use checks::read_check;
 pub use checks::{
     CHECK_KEYS, CHECK_TYPES, CheckSpec, CheckTypeSpec, CommonCheckSpec, DnsCheckSpec,
-    ExecCheckSpec, HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec, read_check,
+    ExecCheckSpec, HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec,
 };
 
 /// The `[server]` section.

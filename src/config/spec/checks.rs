@@ -313,7 +313,7 @@ struct CheckTable {}
 /// shape — an unknown key, a value of the wrong type, a missing `type` — is returned
 /// as today's diagnostic, with its line in `text`; a `type` that names no check type
 /// is not a shape problem (the validator reports it).
-pub fn read_check(
+pub(crate) fn read_check(
     value: Spanned<DeValue<'_>>,
     path: &KeyPath,
     text: &str,
@@ -414,6 +414,7 @@ pub fn read_check(
         }
         (_, kind) => kind,
     };
+    // `https` reads http's struct.
     let kind = kind.map(|kind| match (kind, type_name.as_str()) {
         (CheckTypeSpec::Http(http), "https") => CheckTypeSpec::Https(http),
         (kind, _) => kind,
