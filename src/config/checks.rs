@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::defaults;
 use super::diagnostics::KeyPath;
-use super::spec::{CheckSpec, DampingSpec, StatusSpec, VantageSpec};
-use super::validate::postgres;
+use super::spec::{
+    CHECK_TYPES, CheckSpec, CheckTypeSpec, DampingSpec, DnsCheckSpec, ExecCheckSpec, HttpCheckSpec,
+    StatusSpec, TcpCheckSpec, VantageSpec,
+};
 use super::validate::{Validator, check_identifier, normalize_name};
 use super::{Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check};
 
@@ -112,243 +114,47 @@ impl Validator<'_> {
         path: &KeyPath,
         base_dir: &std::path::Path,
     ) -> Option<Check> {
-        let kind_name = spec.kind.as_str();
-        let not_for = |v: &mut Self, present: bool, key: &str| {
-            if present {
-                v.error(
-                    path.key(key),
-                    format!("`{key}` does not apply to {kind_name} checks"),
-                );
+        let kind_name = spec.type_name.as_str();
+        self.keys_of_other_types(spec, path);
+        let common = &spec.common;
+        let kind = match &spec.kind {
+            Some(CheckTypeSpec::Http(http)) => self.http_check(spec, http, false, path, base_dir),
+            Some(CheckTypeSpec::Https(http)) => self.http_check(spec, http, true, path, base_dir),
+            Some(CheckTypeSpec::Tcp(TcpCheckSpec {})) => CheckKind::Tcp {
+                port: self.check_port(spec, None, path),
+            },
+            Some(CheckTypeSpec::Dns(dns)) => {
+                let port = self.check_port(spec, Some(53), path);
+                self.dns_check(dns, port, path)
             }
-        };
-        let http_keys = spec.method.is_some()
-            || spec.path.is_some()
-            || spec.headers.is_some()
-            || spec.expect_status.is_some()
-            || spec.expect_body.is_some();
-        let dns_keys = spec.query_name.is_some()
-            || spec.query_type.is_some()
-            || spec.expect_rcode.is_some()
-            || spec.expect_answer.is_some();
-        if spec.env.is_some() && kind_name != "exec" {
-            self.error(
-                path.key("env"),
-                format!(
-                    "`env` does not apply to {kind_name} checks (only exec checks run a program)"
-                ),
-            );
-        }
-        let pg_keys = postgres::has_postgres_keys(spec);
-        if pg_keys && kind_name != "postgres" {
-            self.error(
-                path.clone(),
-                format!("user, database, password_*, role, max_lag and sslmode do not apply to {kind_name} checks"),
-            );
-        }
-        let port = |v: &mut Self, default: Option<i64>| -> u16 {
-            match spec.port.or(default) {
-                Some(p) if (1..=65535).contains(&p) => p as u16,
-                Some(p) => {
-                    v.error(
-                        path.key("port"),
-                        format!("port {p} is out of range 1..=65535"),
-                    );
-                    1
-                }
-                None => {
-                    v.error(path.key("port"), format!("{kind_name} checks need a port"));
-                    1
-                }
+            Some(CheckTypeSpec::Exec(exec)) => {
+                let port = common.port.map(|_| self.check_port(spec, None, path));
+                self.exec_check(exec, port, path)
             }
-        };
-        let kind = match kind_name {
-            "http" | "https" => {
-                not_for(self, dns_keys, "query_name");
-                not_for(self, spec.command.is_some(), "command");
-                let tls = kind_name == "https";
-                if !tls {
-                    not_for(self, spec.tls_verify.is_some(), "tls_verify");
-                    not_for(self, spec.ca_file.is_some(), "ca_file");
-                }
-                let port = port(self, Some(if tls { 443 } else { 80 }));
-                if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
-                    if let Err(e) = std::fs::read(base_dir.join(file)) {
-                        self.warning(
-                            path.key("ca_file"),
-                            format!(
-                                "cannot read {file}: {e}; this check's probes would abstain \
-                                 (client_setup) until it is readable"
-                            ),
-                        );
-                    }
-                }
-                let method = spec.method.clone().unwrap_or_else(|| "GET".into());
-                if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                    self.error(
-                        path.key("method"),
-                        format!("{method:?} is not an HTTP method (e.g. GET, HEAD)"),
-                    );
-                }
-                let http_path = spec.path.clone().unwrap_or_else(|| "/".into());
-                if !http_path.starts_with('/') {
-                    self.error(
-                        path.key("path"),
-                        format!("{http_path:?} must start with '/'"),
-                    );
-                }
-                let mut expect_status = Vec::new();
-                for (i, status) in spec.expect_status.iter().flatten().enumerate() {
-                    match parse_status(status) {
-                        Ok(range) => expect_status.push(range),
-                        Err(e) => self.error(path.key("expect_status").index(i), e),
-                    }
-                }
-                if expect_status.is_empty() {
-                    expect_status.push((200, 399));
-                }
-                if let Some(body) = &spec.expect_body {
-                    if body.is_empty() || body.len() > 1024 {
-                        self.error(path.key("expect_body"), "must be 1 to 1024 characters");
-                    }
-                }
-                CheckKind::Http(HttpCheck {
-                    tls,
-                    port,
-                    method,
-                    path: http_path,
-                    host: spec.host.clone(),
-                    headers: spec
-                        .headers
-                        .clone()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    expect_status,
-                    expect_body: spec.expect_body.clone(),
-                    tls_verify: spec.tls_verify.unwrap_or(true),
-                    ca_file: spec.ca_file.as_ref().map(|f| base_dir.join(f)),
-                })
+            Some(CheckTypeSpec::Postgres(pg)) => {
+                let default = i64::from(crate::config::postgres_defaults::PORT);
+                let port = self.check_port(spec, Some(default), path);
+                let tls_verify = spec.has_other("tls_verify");
+                self.postgres_check(pg, tls_verify, path, port, base_dir)
             }
-            "tcp" => {
-                not_for(self, http_keys, "path");
-                not_for(self, dns_keys, "query_name");
-                not_for(self, spec.command.is_some(), "command");
-                not_for(self, spec.tls_verify.is_some(), "tls_verify");
-                not_for(self, spec.ca_file.is_some(), "ca_file");
-                not_for(self, spec.host.is_some(), "host");
-                CheckKind::Tcp {
-                    port: port(self, None),
-                }
-            }
-            "dns" => {
-                not_for(self, http_keys, "path");
-                not_for(self, spec.command.is_some(), "command");
-                not_for(self, spec.tls_verify.is_some(), "tls_verify");
-                not_for(self, spec.ca_file.is_some(), "ca_file");
-                let port = port(self, Some(53));
-                let query_name = match spec.query_name.as_deref().map(normalize_name) {
-                    Some(Ok(n)) => n,
-                    Some(Err(e)) => {
-                        self.error(path.key("query_name"), e);
-                        ".".into()
-                    }
-                    None => {
-                        self.error(path.key("query_name"), "dns checks need query_name");
-                        ".".into()
-                    }
-                };
-                let query_type = match spec.query_type.as_deref() {
-                    None => 1,
-                    Some(t) => match t
-                        .to_ascii_uppercase()
-                        .parse::<hickory_proto::rr::RecordType>()
-                    {
-                        Ok(rt) => u16::from(rt),
-                        Err(_) => {
-                            self.error(
-                                path.key("query_type"),
-                                format!("{t:?} is not a record type"),
-                            );
-                            1
-                        }
-                    },
-                };
-                let expect_rcode = match spec
-                    .expect_rcode
-                    .as_deref()
-                    .unwrap_or("NOERROR")
-                    .to_ascii_uppercase()
-                    .as_str()
-                {
-                    "NOERROR" => 0,
-                    "FORMERR" => 1,
-                    "SERVFAIL" => 2,
-                    "NXDOMAIN" => 3,
-                    "NOTIMP" => 4,
-                    "REFUSED" => 5,
-                    other => {
-                        self.error(
-                            path.key("expect_rcode"),
-                            format!("{other:?} is not a response code (NOERROR, NXDOMAIN, ...)"),
-                        );
-                        0
-                    }
-                };
-                CheckKind::Dns(DnsCheck {
-                    port,
-                    query_name,
-                    query_type,
-                    expect_rcode,
-                    expect_answer: spec.expect_answer.unwrap_or(expect_rcode == 0),
-                })
-            }
-            "exec" => {
-                not_for(self, http_keys, "path");
-                not_for(self, dns_keys, "query_name");
-                not_for(self, spec.tls_verify.is_some(), "tls_verify");
-                not_for(self, spec.ca_file.is_some(), "ca_file");
-                let port = spec.port.map(|_| port(self, None));
-                let command = spec.command.clone().unwrap_or_default();
-                if command.is_empty() || command[0].is_empty() {
-                    self.error(
-                        path.key("command"),
-                        "exec checks need a command (program and arguments)",
-                    );
-                }
-                self.exec_command(&command, &path.key("command"));
-                let env = spec.env.clone().unwrap_or_default();
-                self.exec_env(&env, &path.key("env"));
-                CheckKind::Exec(ExecCheck { command, env, port })
-            }
-            "postgres" => {
-                not_for(self, http_keys, "path");
-                not_for(self, dns_keys, "query_name");
-                not_for(self, spec.command.is_some(), "command");
-                let port = port(
-                    self,
-                    Some(i64::from(crate::config::postgres_defaults::PORT)),
-                );
-                self.postgres_check(spec, path, port, base_dir)
-            }
-            other => {
+            None => {
+                let types = CHECK_TYPES.map(|t| format!("{t:?}")).join(", ");
                 self.error(
                     path.key("type"),
-                    format!(
-                        "{other:?} is not one of \"http\", \"https\", \"tcp\", \"dns\", \"exec\", \"postgres\""
-                    ),
+                    format!("{kind_name:?} is not one of {types}"),
                 );
                 return None;
             }
         };
         let interval = self.duration(
             path.key("interval"),
-            spec.interval.as_deref(),
+            common.interval.as_deref(),
             defaults::checks::INTERVAL,
             Duration::from_millis(100)..=Duration::from_secs(3600),
         );
         let timeout = self.duration(
             path.key("timeout"),
-            spec.timeout.as_deref(),
+            common.timeout.as_deref(),
             interval.mul_f64(0.8),
             Duration::from_millis(10)..=Duration::from_secs(3600),
         );
@@ -360,50 +166,50 @@ impl Validator<'_> {
         }
         let fast_interval = self.duration(
             path.key("fast_interval"),
-            spec.fast_interval.as_deref(),
+            common.fast_interval.as_deref(),
             (interval / 5).max(Duration::from_millis(50)),
             Duration::from_millis(50)..=interval,
         );
         let down_interval = self.duration(
             path.key("down_interval"),
-            spec.down_interval.as_deref(),
+            common.down_interval.as_deref(),
             interval,
             Duration::from_millis(50)..=Duration::from_secs(3600),
         );
         let jitter = self.duration(
             path.key("jitter"),
-            spec.jitter.as_deref(),
+            common.jitter.as_deref(),
             interval / 10,
             Duration::ZERO..=interval / 2,
         );
         let rise = self.ranged(
             path.key("rise"),
-            spec.rise,
+            common.rise,
             defaults::checks::RISE,
             1..=100,
             "",
         ) as u32;
         let fall = self.ranged(
             path.key("fall"),
-            spec.fall,
+            common.fall,
             defaults::checks::FALL,
             1..=100,
             "",
         ) as u32;
         let hold = self.duration(
             path.key("hold"),
-            spec.hold.as_deref(),
+            common.hold.as_deref(),
             defaults::checks::HOLD,
             Duration::ZERO..=Duration::from_secs(86_400),
         );
-        let damping = self.damping(spec.damping.as_ref(), &path.key("damping"));
+        let damping = self.damping(common.damping.as_ref(), &path.key("damping"));
         let slow_start = self.duration(
             path.key("slow_start"),
-            spec.slow_start.as_deref(),
+            common.slow_start.as_deref(),
             defaults::checks::SLOW_START,
             Duration::ZERO..=Duration::from_secs(3600),
         );
-        let r53 = spec.route53.clone().unwrap_or_default();
+        let r53 = common.route53.clone().unwrap_or_default();
         let r53_path = path.key("route53");
         let request_interval = match r53.request_interval {
             None => defaults::checks::ROUTE53_REQUEST_INTERVAL,
@@ -449,6 +255,217 @@ impl Validator<'_> {
                 regions,
             },
         })
+    }
+
+    /// Today's "does not apply" errors for keys of other types than the check's own:
+    /// `env` and the `postgres` keys first, then one error per group of keys, at the
+    /// key that names the group (a `type` that names no check type gets only the first
+    /// two).
+    fn keys_of_other_types(&mut self, spec: &CheckSpec, path: &KeyPath) {
+        let kind_name = spec.type_name.as_str();
+        if spec.has_other("env") {
+            self.error(
+                path.key("env"),
+                format!(
+                    "`env` does not apply to {kind_name} checks (only exec checks run a program)"
+                ),
+            );
+        }
+        if POSTGRES_KEYS.iter().any(|key| spec.has_other(key)) {
+            self.error(
+                path.clone(),
+                format!("user, database, password_*, role, max_lag and sslmode do not apply to {kind_name} checks"),
+            );
+        }
+        let Some(kind) = &spec.kind else { return };
+        let passed = passed_keys_of_other_types(kind);
+        for (keys, named) in NOT_APPLYING {
+            if keys
+                .iter()
+                .any(|key| spec.has_other(key) && !passed.contains(key))
+            {
+                self.error(
+                    path.key(named),
+                    format!("`{named}` does not apply to {kind_name} checks"),
+                );
+            }
+        }
+    }
+
+    /// The port of a check: `port`, else the type's default; a type without one needs it.
+    fn check_port(&mut self, spec: &CheckSpec, default: Option<i64>, path: &KeyPath) -> u16 {
+        match spec.common.port.or(default) {
+            Some(p) if (1..=65535).contains(&p) => p as u16,
+            Some(p) => {
+                self.error(
+                    path.key("port"),
+                    format!("port {p} is out of range 1..=65535"),
+                );
+                1
+            }
+            None => {
+                let kind_name = &spec.type_name;
+                self.error(path.key("port"), format!("{kind_name} checks need a port"));
+                1
+            }
+        }
+    }
+
+    /// An `http` or (`tls`) `https` check.
+    fn http_check(
+        &mut self,
+        check: &CheckSpec,
+        spec: &HttpCheckSpec,
+        tls: bool,
+        path: &KeyPath,
+        base_dir: &std::path::Path,
+    ) -> CheckKind {
+        let kind_name = &check.type_name;
+        if !tls {
+            for (key, present) in [
+                ("tls_verify", spec.tls_verify.is_some()),
+                ("ca_file", spec.ca_file.is_some()),
+            ] {
+                if present {
+                    self.error(
+                        path.key(key),
+                        format!("`{key}` does not apply to {kind_name} checks"),
+                    );
+                }
+            }
+        }
+        let port = self.check_port(check, Some(if tls { 443 } else { 80 }), path);
+        if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
+            if let Err(e) = std::fs::read(base_dir.join(file)) {
+                self.warning(
+                    path.key("ca_file"),
+                    format!(
+                        "cannot read {file}: {e}; this check's probes would abstain \
+                         (client_setup) until it is readable"
+                    ),
+                );
+            }
+        }
+        let method = spec.method.clone().unwrap_or_else(|| "GET".into());
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.error(
+                path.key("method"),
+                format!("{method:?} is not an HTTP method (e.g. GET, HEAD)"),
+            );
+        }
+        let http_path = spec.path.clone().unwrap_or_else(|| "/".into());
+        if !http_path.starts_with('/') {
+            self.error(
+                path.key("path"),
+                format!("{http_path:?} must start with '/'"),
+            );
+        }
+        let mut expect_status = Vec::new();
+        for (i, status) in spec.expect_status.iter().flatten().enumerate() {
+            match parse_status(status) {
+                Ok(range) => expect_status.push(range),
+                Err(e) => self.error(path.key("expect_status").index(i), e),
+            }
+        }
+        if expect_status.is_empty() {
+            expect_status.push((200, 399));
+        }
+        if let Some(body) = &spec.expect_body {
+            if body.is_empty() || body.len() > 1024 {
+                self.error(path.key("expect_body"), "must be 1 to 1024 characters");
+            }
+        }
+        CheckKind::Http(HttpCheck {
+            tls,
+            port,
+            method,
+            path: http_path,
+            host: spec.host.clone(),
+            headers: spec
+                .headers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            expect_status,
+            expect_body: spec.expect_body.clone(),
+            tls_verify: spec.tls_verify.unwrap_or(true),
+            ca_file: spec.ca_file.as_ref().map(|f| base_dir.join(f)),
+        })
+    }
+
+    /// A `dns` check.
+    fn dns_check(&mut self, spec: &DnsCheckSpec, port: u16, path: &KeyPath) -> CheckKind {
+        let query_name = match spec.query_name.as_deref().map(normalize_name) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                self.error(path.key("query_name"), e);
+                ".".into()
+            }
+            None => {
+                self.error(path.key("query_name"), "dns checks need query_name");
+                ".".into()
+            }
+        };
+        let query_type = match spec.query_type.as_deref() {
+            None => 1,
+            Some(t) => match t
+                .to_ascii_uppercase()
+                .parse::<hickory_proto::rr::RecordType>()
+            {
+                Ok(rt) => u16::from(rt),
+                Err(_) => {
+                    self.error(
+                        path.key("query_type"),
+                        format!("{t:?} is not a record type"),
+                    );
+                    1
+                }
+            },
+        };
+        let expect_rcode = match spec
+            .expect_rcode
+            .as_deref()
+            .unwrap_or("NOERROR")
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "NOERROR" => 0,
+            "FORMERR" => 1,
+            "SERVFAIL" => 2,
+            "NXDOMAIN" => 3,
+            "NOTIMP" => 4,
+            "REFUSED" => 5,
+            other => {
+                self.error(
+                    path.key("expect_rcode"),
+                    format!("{other:?} is not a response code (NOERROR, NXDOMAIN, ...)"),
+                );
+                0
+            }
+        };
+        CheckKind::Dns(DnsCheck {
+            port,
+            query_name,
+            query_type,
+            expect_rcode,
+            expect_answer: spec.expect_answer.unwrap_or(expect_rcode == 0),
+        })
+    }
+
+    /// An `exec` check.
+    fn exec_check(&mut self, spec: &ExecCheckSpec, port: Option<u16>, path: &KeyPath) -> CheckKind {
+        let command = spec.command.clone().unwrap_or_default();
+        if command.is_empty() || command[0].is_empty() {
+            self.error(
+                path.key("command"),
+                "exec checks need a command (program and arguments)",
+            );
+        }
+        self.exec_command(&command, &path.key("command"));
+        let env = spec.env.clone().unwrap_or_default();
+        self.exec_env(&env, &path.key("env"));
+        CheckKind::Exec(ExecCheck { command, env, port })
     }
 
     /// An exec check's placeholders stand for whole arguments: never spliced into a
@@ -529,6 +546,45 @@ impl Validator<'_> {
     }
 }
 
+/// Keys of other types reported as not applying, in groups: one error per group, at
+/// the key it names (as before check specs were typed).
+const NOT_APPLYING: [(&[&str], &str); 6] = [
+    (
+        &["method", "path", "headers", "expect_status", "expect_body"],
+        "path",
+    ),
+    (
+        &["query_name", "query_type", "expect_rcode", "expect_answer"],
+        "query_name",
+    ),
+    (&["command"], "command"),
+    (&["tls_verify"], "tls_verify"),
+    (&["ca_file"], "ca_file"),
+    (&["host"], "host"),
+];
+
+/// The keys only `postgres` checks read (one error names them all).
+const POSTGRES_KEYS: [&str; 7] = [
+    "user",
+    "database",
+    "password_file",
+    "password_env",
+    "role",
+    "max_lag",
+    "sslmode",
+];
+
+/// Keys of other types a check type passes over without the "does not apply" error:
+/// `host` on `dns` and `exec` checks is accepted and unused (as it always was), and a
+/// `postgres` check reports `tls_verify` itself (it chooses TLS with `sslmode`).
+fn passed_keys_of_other_types(kind: &CheckTypeSpec) -> &'static [&'static str] {
+    match kind {
+        CheckTypeSpec::Dns(_) | CheckTypeSpec::Exec(_) => &["host"],
+        CheckTypeSpec::Postgres(_) => &["tls_verify"],
+        CheckTypeSpec::Http(_) | CheckTypeSpec::Https(_) | CheckTypeSpec::Tcp(_) => &[],
+    }
+}
+
 pub(super) fn parse_status(status: &StatusSpec) -> Result<(u16, u16), String> {
     let (low, high) = match status {
         StatusSpec::Code(code) => (*code, *code),
@@ -564,3 +620,96 @@ pub(super) const EXEC_PLACEHOLDERS: [(&str, &str); 2] = [
 /// Variables failoverd sets for every exec check.
 pub(super) const EXEC_SET_VARIABLES: [&str; 3] =
     ["FAILOVERD_ADDRESS", "FAILOVERD_ENDPOINT", "FAILOVERD_PORT"];
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigSource};
+
+    /// Every key of every type, each with a value of its shape.
+    const EVERY_KEY: &str = r#"
+method = "GET"
+path = "/"
+headers = { A = "b" }
+expect_status = [200]
+expect_body = "ok"
+host = "h"
+tls_verify = true
+ca_file = "ca.pem"
+query_name = "a."
+query_type = "A"
+expect_rcode = "NOERROR"
+expect_answer = true
+command = ["true"]
+env = ["HOME"]
+user = "u"
+database = "d"
+role = "any"
+sslmode = "disable"
+"#;
+
+    /// The "does not apply" errors for a check of `kind` holding every key, in order.
+    fn not_applying(kind: &str) -> Vec<String> {
+        let text = format!("version = 1\n[checks.c]\ntype = {kind:?}\nport = 1\n{EVERY_KEY}");
+        let (_, diagnostics) = Config::load_partial(ConfigSource::from_text(text, "/nonexistent"));
+        diagnostics
+            .errors
+            .iter()
+            .filter(|e| e.message.contains("apply to") || e.message.contains("is not one of"))
+            .map(|e| e.path.as_ref().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn keys_of_other_types_are_reported_per_type_in_one_order() {
+        let c = |keys: &[&str]| -> Vec<String> {
+            keys.iter()
+                .map(|k| {
+                    if k.is_empty() {
+                        "checks.c".into()
+                    } else {
+                        format!("checks.c.{k}")
+                    }
+                })
+                .collect()
+        };
+        // `env`, the postgres keys (at the check), then path, query_name, command,
+        // tls_verify, ca_file, host: each where the type does not read it.
+        assert_eq!(
+            not_applying("http"),
+            c(&["env", "", "query_name", "command", "tls_verify", "ca_file"])
+        );
+        assert_eq!(
+            not_applying("https"),
+            c(&["env", "", "query_name", "command"])
+        );
+        assert_eq!(
+            not_applying("tcp"),
+            c(&[
+                "env",
+                "",
+                "path",
+                "query_name",
+                "command",
+                "tls_verify",
+                "ca_file",
+                "host"
+            ])
+        );
+        // `host` is passed over by dns and exec checks (they have none to set).
+        assert_eq!(
+            not_applying("dns"),
+            c(&["env", "", "path", "command", "tls_verify", "ca_file"])
+        );
+        assert_eq!(
+            not_applying("exec"),
+            c(&["", "path", "query_name", "tls_verify", "ca_file"])
+        );
+        // postgres reads host and ca_file, and says of tls_verify that it takes sslmode.
+        assert_eq!(
+            not_applying("postgres"),
+            c(&["env", "path", "query_name", "command"])
+        );
+        // A type that names no check type: env and the postgres keys, then the type.
+        assert_eq!(not_applying("icmp"), c(&["env", "", "type"]));
+    }
+}

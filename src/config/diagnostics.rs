@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::de::DeserializeOwned;
+use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// One segment of a key path.
@@ -209,6 +211,30 @@ impl fmt::Display for Diagnostics {
         }
         Ok(())
     }
+}
+
+/// Deserializes the value at `path`; a shape error (unknown key, wrong type, missing
+/// key) is returned as a diagnostic at the key path serde names, on the line of the
+/// value it is about (in `text`).
+pub(crate) fn deserialize_at<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    path: &KeyPath,
+    text: &str,
+) -> Result<T, Diagnostic> {
+    let span = value.span();
+    let deserializer = toml::de::ValueDeserializer::from(value);
+    serde_path_to_error::deserialize::<_, T>(deserializer).map_err(|error| {
+        let full_path = path.join_serde(error.path());
+        let inner = error.into_inner();
+        let offset = inner.span().map_or(span.start, |s| s.start);
+        Diagnostic {
+            severity: Severity::Error,
+            file: None,
+            line: Some(line_of_offset(text, offset)),
+            path: Some(full_path),
+            message: inner.message().trim().to_owned(),
+        }
+    })
 }
 
 /// 1-based line of a byte offset.

@@ -11,6 +11,14 @@ use serde::Deserialize;
 
 pub use super::duration::DurationSpec;
 
+mod checks;
+
+pub(crate) use checks::read_check;
+pub use checks::{
+    CHECK_KEYS, CHECK_TYPES, CheckSpec, CheckTypeSpec, CommonCheckSpec, DnsCheckSpec,
+    ExecCheckSpec, HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec,
+};
+
 /// The `[server]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -197,7 +205,7 @@ impl<'de> Deserialize<'de> for TtlSpec {
 }
 
 /// An expected HTTP status: a code (`200`) or a range (`"200-399"`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum StatusSpec {
     /// One status code.
@@ -206,89 +214,8 @@ pub enum StatusSpec {
     Range(String),
 }
 
-/// One `[checks.NAME]` table: how endpoints are probed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct CheckSpec {
-    /// `http`, `https`, `tcp`, `dns`, `exec` or `postgres`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Port probed (default: 80 http, 443 https, 53 dns, 5432 postgres; required for tcp).
-    pub port: Option<i64>,
-    /// HTTP method (default GET).
-    pub method: Option<String>,
-    /// HTTP path (default `/`).
-    pub path: Option<String>,
-    /// HTTP Host header and TLS server name (default: the endpoint address).
-    pub host: Option<String>,
-    /// Extra HTTP request headers.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// Accepted HTTP statuses (default 200-399).
-    pub expect_status: Option<Vec<StatusSpec>>,
-    /// Text that must appear in the first 64 KiB of the body.
-    pub expect_body: Option<String>,
-    /// Validate the TLS certificate (https; default true).
-    pub tls_verify: Option<bool>,
-    /// PEM file of extra CA certificates trusted for this check (https).
-    pub ca_file: Option<String>,
-    /// Name queried by `dns` checks.
-    pub query_name: Option<String>,
-    /// Type queried by `dns` checks (default A).
-    pub query_type: Option<String>,
-    /// Expected response code of `dns` checks (default NOERROR).
-    pub expect_rcode: Option<String>,
-    /// Whether a `dns` check needs at least one answer record (default true).
-    pub expect_answer: Option<bool>,
-    /// Program and arguments of `exec` checks; an argument that is exactly `{address}` or
-    /// `{endpoint}` (`pool/name`) is replaced. Exit status 0 means up.
-    pub command: Option<Vec<String>>,
-    /// `exec`: names of environment variables passed through to the program (its
-    /// environment is otherwise cleared but for `PATH`, `LANG` and `FAILOVERD_*`).
-    pub env: Option<Vec<String>>,
-    /// `postgres`: the user to log in as (default `postgres`).
-    pub user: Option<String>,
-    /// `postgres`: the database to connect to (default `postgres`).
-    pub database: Option<String>,
-    /// `postgres`: file holding the password (its first line).
-    pub password_file: Option<String>,
-    /// `postgres`: environment variable holding the password.
-    pub password_env: Option<String>,
-    /// `postgres`: `primary`, `replica` or `any` (default `any`).
-    pub role: Option<String>,
-    /// `postgres`: longest replay lag of a replica that still passes (default: no limit).
-    pub max_lag: Option<DurationSpec>,
-    /// `postgres`: `disable` (default), `require` (TLS, certificate not checked) or
-    /// `verify-full` (TLS, certificate and host name checked).
-    pub sslmode: Option<String>,
-    /// Time between probes (default 1s; at least 100ms).
-    pub interval: Option<DurationSpec>,
-    /// Probe timeout (default: interval × 0.8; less than interval).
-    pub timeout: Option<DurationSpec>,
-    /// Time between probes while an endpoint is in transition — after a first failure
-    /// until `fall` is reached, after a first success of a down endpoint until `rise`
-    /// is (default: interval / 5, at least 50ms).
-    pub fast_interval: Option<DurationSpec>,
-    /// Time between probes while an endpoint is down (default: interval).
-    pub down_interval: Option<DurationSpec>,
-    /// Random delay added to each probe so probes do not align (default: interval / 10).
-    pub jitter: Option<DurationSpec>,
-    /// Consecutive successes to go up (default 2).
-    pub rise: Option<i64>,
-    /// Consecutive failures to go down (default 2).
-    pub fall: Option<i64>,
-    /// Minimum time down before an endpoint may come back up (default 0s).
-    pub hold: Option<DurationSpec>,
-    /// Settings of the Route 53 health check created from this one (native mode).
-    pub route53: Option<Route53CheckSpec>,
-    /// Flap damping (on by default).
-    pub damping: Option<DampingSpec>,
-    /// Slow start: time over which an endpoint coming back ramps to its full share of
-    /// answers (default 0s: off).
-    pub slow_start: Option<DurationSpec>,
-}
-
 /// `[checks.NAME.damping]`: flap damping (see `health::damping`).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct DampingSpec {
     /// Whether damping is on (default true).
@@ -306,7 +233,7 @@ pub struct DampingSpec {
 }
 
 /// Route 53 health-check settings of a check.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct Route53CheckSpec {
     /// Seconds between Route 53 checks: 10 or 30 (default 30).

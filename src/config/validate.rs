@@ -8,11 +8,14 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity, line_of_offset};
+use super::diagnostics::{
+    Diagnostic, Diagnostics, KeyPath, Severity, deserialize_at, line_of_offset,
+};
 pub(crate) use super::duration::parse_duration;
 use super::spec::{
     AdminSpec, CheckSpec, DnssecSpec, DnstapSpec, GeoSpec, HealthSpec, PoolSpec, RecordSpec,
     RegionSpec, Route53Spec, SafetySpec, ServerSpec, TransferSpec, TtlSpec, VantageSpec, ZonesSpec,
+    read_check,
 };
 use super::{
     Check, ColdStart, Config, ConfigSource, Endpoint, Pool, Reader, Region, Route53Mode, VERSION,
@@ -186,7 +189,9 @@ fn read_sections(text: &str, diagnostics: &mut Diagnostics) -> Sections {
             }
             "checks" => {
                 for (name, value) in table_entries(value, &path, text, diagnostics) {
-                    let item = deserialize(value, &path.key(&name), text, diagnostics);
+                    let item = read_check(value, &path.key(&name), text)
+                        .map_err(|diagnostic| diagnostics.push(diagnostic))
+                        .ok();
                     sections.checks.push((name, item));
                 }
             }
@@ -262,24 +267,9 @@ fn deserialize<T: DeserializeOwned>(
     text: &str,
     diagnostics: &mut Diagnostics,
 ) -> Option<T> {
-    let span = value.span();
-    let deserializer = toml::de::ValueDeserializer::from(value);
-    match serde_path_to_error::deserialize::<_, T>(deserializer) {
-        Ok(item) => Some(item),
-        Err(error) => {
-            let full_path = path.join_serde(error.path());
-            let inner = error.into_inner();
-            let offset = inner.span().map_or(span.start, |s| s.start);
-            diagnostics.push(Diagnostic {
-                severity: Severity::Error,
-                file: None,
-                line: Some(line_of_offset(text, offset)),
-                path: Some(full_path),
-                message: inner.message().trim().to_owned(),
-            });
-            None
-        }
-    }
+    deserialize_at(value, path, text)
+        .map_err(|diagnostic| diagnostics.push(diagnostic))
+        .ok()
 }
 
 fn table_entries<'i>(

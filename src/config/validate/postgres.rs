@@ -7,29 +7,20 @@ use std::path::Path;
 use super::{Validator, parse_duration};
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
-use crate::config::spec::{CheckSpec, RecordSpec};
+use crate::config::spec::{PostgresCheckSpec, RecordSpec};
 use crate::config::{
     CheckKind, DbRole, Gate, OnConflict, PoolChoice, PostgresCheck, Secret, Selection, SslMode,
     postgres_defaults as defaults,
 };
 use crate::model::PoolIndex;
 
-/// Whether any key only `postgres` checks read is set.
-pub(in crate::config) fn has_postgres_keys(spec: &CheckSpec) -> bool {
-    spec.user.is_some()
-        || spec.database.is_some()
-        || spec.password_file.is_some()
-        || spec.password_env.is_some()
-        || spec.role.is_some()
-        || spec.max_lag.is_some()
-        || spec.sslmode.is_some()
-}
-
 impl Validator<'_> {
-    /// The `postgres` check of `spec` (other kinds' keys are reported by the caller).
+    /// The `postgres` check of `spec` (other kinds' keys are reported by the caller,
+    /// but for `tls_verify`, which is reported here when `tls_verify` is set).
     pub(in crate::config) fn postgres_check(
         &mut self,
-        spec: &CheckSpec,
+        spec: &PostgresCheckSpec,
+        tls_verify: bool,
         path: &KeyPath,
         port: u16,
         base_dir: &Path,
@@ -79,7 +70,7 @@ impl Validator<'_> {
                 "ca_file is only read with sslmode = \"verify-full\"",
             );
         }
-        if spec.tls_verify.is_some() {
+        if tls_verify {
             self.error(
                 path.key("tls_verify"),
                 "postgres checks choose TLS with sslmode (disable, require, verify-full)",
@@ -113,7 +104,12 @@ impl Validator<'_> {
 
     /// The password of a `postgres` check: from a file (first line) or an environment
     /// variable. Messages name the file or variable, never the value.
-    fn password(&mut self, spec: &CheckSpec, path: &KeyPath, base_dir: &Path) -> Option<Secret> {
+    fn password(
+        &mut self,
+        spec: &PostgresCheckSpec,
+        path: &KeyPath,
+        base_dir: &Path,
+    ) -> Option<Secret> {
         match (&spec.password_file, &spec.password_env) {
             (Some(_), Some(_)) => {
                 self.error(path.clone(), "give only one of password_file, password_env");
