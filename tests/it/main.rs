@@ -29,6 +29,7 @@ mod page;
 mod policies;
 mod postgres;
 mod protocol;
+mod publish;
 mod reload;
 mod rrl;
 mod runbook;
