@@ -46,10 +46,23 @@ pub(super) struct TailSpan {
 }
 
 /// Pre-encoded answers for every static RRset of one zone, indexed by [`RrSetId`].
+/// Encoded once per zone load or signing and shared (`Arc`) by every later
+/// snapshot; a new SOA serial replaces the one answer that carries the SOA
+/// (`patch`) and shares the rest.
 #[derive(Clone, Debug, Default)]
 pub struct StaticTails {
-    pub(super) spans: Vec<TailSpan>,
-    pub(super) bytes: Vec<u8>,
+    pub(super) spans: Arc<[TailSpan]>,
+    pub(super) bytes: Arc<[u8]>,
+    pub(super) patch: Option<Arc<TailPatch>>,
+}
+
+/// The answer of one RRset encoded again (the apex SOA's, for a new serial), served
+/// instead of its span in [`StaticTails::bytes`].
+#[derive(Debug)]
+pub(super) struct TailPatch {
+    pub(super) id: RrSetId,
+    pub(super) span: TailSpan,
+    pub(super) bytes: Box<[u8]>,
 }
 
 /// One answer a dynamic record can give.
@@ -106,10 +119,27 @@ pub struct VariantSet {
     pub decision: Decision,
     /// TTL of the answers.
     pub ttl: u32,
-    /// Possible answers; empty means NODATA.
-    pub variants: Vec<Variant>,
+    /// The pre-encoded (and signed) answers, shared with earlier and later sets
+    /// whose decision gave the same answers.
+    pub(super) built: Arc<BuiltVariants>,
     /// Cumulative pick weights (empty: uniform).
     pub(super) cumulative: Vec<u64>,
+    /// The answers built for this record's recent decisions, newest first (this
+    /// set's among them): a health change back to a recent state reuses them
+    /// instead of encoding and signing again.
+    pub(super) recent: Vec<Arc<BuiltVariants>>,
+}
+
+/// The answers one outcome of a decision can produce (TTL and endpoint orders),
+/// each pre-encoded and signed.
+#[derive(Debug)]
+pub(super) struct BuiltVariants {
+    /// TTL of the answers.
+    pub(super) ttl: u32,
+    /// Whether the answers carry signatures.
+    pub(super) signed: bool,
+    /// Possible answers; empty means NODATA.
+    pub(super) variants: Vec<Variant>,
     /// Signed zones, no variants: the proof that the record's type is absent (the
     /// chain's own record lists it, since it is there in other health states).
     pub(super) nodata_proof: Option<crate::dnssec::DenialProof>,
@@ -118,22 +148,29 @@ pub struct VariantSet {
 impl VariantSet {
     /// The signed proof served with this set's NODATA (signed zones, no variants).
     pub fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
-        self.nodata_proof
+        self.built
+            .nodata_proof
             .as_ref()
             .map(crate::dnssec::DenialProof::record)
     }
 
+    /// Possible answers; empty means NODATA.
+    pub fn variants(&self) -> &[Variant] {
+        &self.built.variants
+    }
+
     /// Picks one answer (None means NODATA).
     pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
-        match self.variants.len() {
+        let variants = &self.built.variants;
+        match variants.len() {
             0 => None,
-            1 => self.variants.first(),
-            n if self.cumulative.is_empty() => self.variants.get(rng.below(n as u64) as usize),
+            1 => variants.first(),
+            n if self.cumulative.is_empty() => variants.get(rng.below(n as u64) as usize),
             _ => {
                 let total = *self.cumulative.last()?;
                 let point = rng.below(total.max(1));
                 let i = self.cumulative.partition_point(|&c| c <= point);
-                self.variants.get(i.min(self.variants.len() - 1))
+                variants.get(i.min(variants.len() - 1))
             }
         }
     }
@@ -144,6 +181,8 @@ impl VariantSet {
 pub struct DynamicAnswer {
     /// The record.
     pub record: RecordIndex,
+    /// The record's lower-case wire name (kept for the next build).
+    pub(super) qname: Box<[u8]>,
     /// RR type code answered.
     pub rtype: u16,
     /// Set index per region (geo records only).
@@ -258,13 +297,16 @@ impl Snapshot {
             &self.data.tails
         }
         .get(zone_index)?;
-        let span = tails.spans.get(rrset.0 as usize)?;
+        let (span, bytes) = match &tails.patch {
+            Some(patch) if patch.id == rrset => (&patch.span, &patch.bytes[..]),
+            _ => (tails.spans.get(rrset.0 as usize)?, &tails.bytes[..]),
+        };
         if !span.present {
             return None;
         }
         let start = span.start as usize;
         Some(Cached {
-            bytes: &tails.bytes[start..start + usize::from(span.len)],
+            bytes: &bytes[start..start + usize::from(span.len)],
             ancount: span.ancount,
             nscount: u16::from(span.nscount),
             arcount: u16::from(span.arcount),

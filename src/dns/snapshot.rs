@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::answers::{
-    DynamicAnswer, Limits, Snapshot, StaticTails, TailSpan, Variant, VariantSet, ZoneData,
+    BuiltVariants, DynamicAnswer, Limits, Snapshot, StaticTails, TailPatch, TailSpan, Variant,
+    VariantSet, ZoneData,
 };
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
@@ -20,6 +21,10 @@ use crate::model::{
 };
 use crate::policy::{self, Decision, GeoMap};
 use crate::zone::{PackedRdata, RrSetId, ZoneSet, name, store::label_starts};
+
+/// Outcomes of a record's decision whose answers are kept for reuse (a flapping
+/// endpoint moves a record between two or three).
+const RECENT_OUTCOMES: usize = 4;
 
 /// Samples drawn when a weighted answer holds several of many endpoints.
 const SAMPLED_VARIANTS: usize = 64;
@@ -145,7 +150,8 @@ impl Snapshot {
                     &snapshot.health,
                     generation,
                     r,
-                    record_signer(&snapshot, r),
+                    &snapshot,
+                    None,
                 ))
             })
             .collect();
@@ -184,12 +190,13 @@ impl Snapshot {
                     });
                 match self.dynamic.get(r) {
                     Some(answer) if !touched => answer.clone(),
-                    _ => Arc::new(build_record(
+                    previous => Arc::new(build_record(
                         config,
                         &health,
                         generation,
                         r,
-                        record_signer(self, r),
+                        self,
+                        previous.map(|a| a.as_ref()),
                     )),
                 }
             })
@@ -207,64 +214,71 @@ impl Snapshot {
     }
 
     /// A new snapshot whose zones at the given indices carry other SOA serials (zone
-    /// transfers, [`super::xfr`]): those zones are copied with the serial patched and
-    /// the one static answer that carries the SOA (the apex SOA's, with its RRSIGs
-    /// when signed) encoded again; everything else is shared.
+    /// transfers, [`super::xfr`]): each such zone is a copy sharing its data with the
+    /// SOA serial patched ([`crate::zone::Zone::with_soa_serial`]), its SOA signed
+    /// again when the zone is signed, and the one static answer that carries the SOA
+    /// (the apex SOA's, with its RRSIGs when signed) encoded again beside the shared
+    /// answers; nothing else is copied or encoded.
     pub fn with_zone_serials(&self, serials: &[(usize, u32)]) -> Self {
         let mut zones = ZoneSet::clone_of(&self.zones);
+        let mut signed = self.data.signed.clone();
         for &(index, serial) in serials {
-            if let Some(zone) = self.zones.zones().get(index) {
-                zones = zones.with_zone(index, Arc::new(zone.with_soa_serial(serial)));
+            let Some(zone) = self.zones.zones().get(index) else {
+                continue;
+            };
+            let zone = Arc::new(zone.with_soa_serial(serial));
+            // A signed zone's SOA is signed again with its new serial.
+            if let Some(Some(slot)) = signed.get_mut(index) {
+                match slot.with_soa_of(&zone) {
+                    Ok(resigned) => *slot = resigned,
+                    Err(error) => tracing::error!(%error, "cannot sign the new SOA"),
+                }
             }
+            zones = zones.with_zone(index, zone);
         }
         let zones = Arc::new(zones);
         let mut snapshot = Self {
             generation: self.generation,
             config: self.config.clone(),
-            data: self.data.clone(),
-            zones: zones.clone(),
+            data: Arc::new(ZoneData {
+                zones: zones.clone(),
+                tails: self.data.tails.clone(),
+                tails_dnssec: self.data.tails_dnssec.clone(),
+                signed,
+            }),
+            zones,
             health: self.health.clone(),
             geo: self.geo.clone(),
             dynamic: self.dynamic.clone(),
             limits: self.limits,
         };
-        // A signed zone's SOA is signed again with its new serial.
-        let mut signed = self.data.signed.clone();
-        for &(index, _) in serials {
-            let zone = &snapshot.zones.zones()[index];
-            if let Some(Some(slot)) = signed.get_mut(index) {
-                match slot.with_soa_of(zone) {
-                    Ok(resigned) => *slot = resigned,
-                    Err(error) => tracing::error!(%error, "cannot sign the new SOA"),
+        // The SOA's answers, encoded from the new zone (and signatures) by the
+        // resolver the query path uses; the answers are then swapped in place (the
+        // data is not shared yet, so nothing is copied).
+        let patches: Vec<(usize, [Option<Arc<TailPatch>>; 2])> = serials
+            .iter()
+            .filter(|&&(index, _)| index < snapshot.zones.zones().len())
+            .map(|&(index, _)| {
+                let (soa, _) = snapshot.zones.zones()[index].soa();
+                let plain = encode_patch(&snapshot, index, false, soa);
+                let signed = snapshot
+                    .signed_zone(index)
+                    .and_then(|_| encode_patch(&snapshot, index, true, soa));
+                (index, [plain, signed])
+            })
+            .collect();
+        if let Some(data) = Arc::get_mut(&mut snapshot.data) {
+            for (index, [plain, signed]) in patches {
+                if let Some(slot) = data.tails.get_mut(index) {
+                    slot.patch = plain;
+                }
+                if signed.is_some() {
+                    if let Some(slot) = data.tails_dnssec.get_mut(index) {
+                        slot.patch = signed;
+                    }
                 }
             }
         }
-        snapshot.data = Arc::new(ZoneData {
-            zones: zones.clone(),
-            tails: self.data.tails.clone(),
-            tails_dnssec: self.data.tails_dnssec.clone(),
-            signed,
-        });
-        let mut tails = self.data.tails.clone();
-        let mut tails_dnssec = self.data.tails_dnssec.clone();
-        for &(index, _) in serials {
-            let (soa, _) = snapshot.zones.zones()[index].soa();
-            if let Some(slot) = tails.get_mut(index) {
-                *slot = with_tail_of(&snapshot, index, false, slot, soa);
-            }
-            if snapshot.signed_zone(index).is_some() {
-                if let Some(slot) = tails_dnssec.get_mut(index) {
-                    *slot = with_tail_of(&snapshot, index, true, slot, soa);
-                }
-            }
-        }
-        let signed = snapshot.data.signed.clone();
-        snapshot.data = Arc::new(ZoneData {
-            zones,
-            tails,
-            tails_dnssec,
-            signed,
-        });
         snapshot
     }
 }
@@ -290,107 +304,126 @@ fn encode_sections(
     (counts[0], counts[1], counts[2])
 }
 
-/// `tails` with the answer of RRset `id` encoded again (a serial change: only the
-/// apex SOA's answer carries the SOA, since negative answers are not pre-encoded).
-/// The new bytes go in place when they have the old length (a serial and a
-/// fixed-size signature); otherwise every answer is encoded again.
-fn with_tail_of(
+/// The answer of RRset `id` (the apex SOA's, for a new serial) encoded again on
+/// its own, to be served in place of its span in the shared [`StaticTails`].
+fn encode_patch(
     snapshot: &Snapshot,
     zone_index: usize,
     dnssec: bool,
-    tails: &StaticTails,
     id: RrSetId,
-) -> StaticTails {
-    let fresh = encode_tails(snapshot, zone_index, dnssec, Some(id));
-    let old = tails.spans.get(id.0 as usize).copied().unwrap_or_default();
-    let new = fresh.spans.get(id.0 as usize).copied().unwrap_or_default();
-    if !(old.present && new.present && old.len == new.len) {
-        return encode_static_tails(snapshot, zone_index, dnssec);
-    }
-    let mut patched = tails.clone();
-    let at = old.start as usize;
-    patched.bytes[at..at + usize::from(old.len)].copy_from_slice(
-        &fresh.bytes[new.start as usize..new.start as usize + usize::from(new.len)],
-    );
-    patched.spans[id.0 as usize] = TailSpan {
-        start: old.start,
-        ..new
-    };
-    patched
+) -> Option<Arc<TailPatch>> {
+    let zone = &snapshot.zones.zones()[zone_index];
+    // The SOA is the apex's; look there first, then anywhere.
+    let node = std::iter::once(zone.apex())
+        .chain(zone.nodes())
+        .find(|n| n.rrsets().any(|(other, _)| other == id))?;
+    let mut encoder = TailEncoder::new();
+    let (mut span, bytes) = encoder.encode(snapshot, zone_index, dnssec, node, id)?;
+    span.start = 0;
+    Some(Arc::new(TailPatch {
+        id,
+        span,
+        bytes: bytes.into(),
+    }))
 }
 
 /// Pre-encodes, for every authoritative static RRset, the sections answering a query
 /// for exactly its owner and type, with the same resolver the query path uses.
 fn encode_static_tails(snapshot: &Snapshot, zone_index: usize, dnssec: bool) -> StaticTails {
-    encode_tails(snapshot, zone_index, dnssec, None)
-}
-
-/// [`encode_static_tails`], of RRset `only` alone when given.
-fn encode_tails(
-    snapshot: &Snapshot,
-    zone_index: usize,
-    dnssec: bool,
-    only: Option<RrSetId>,
-) -> StaticTails {
     let zone = &snapshot.zones.zones()[zone_index];
-    let mut tails = StaticTails {
-        spans: vec![TailSpan::default(); zone.rrset_count()],
-        bytes: Vec::new(),
-    };
-    let mut buf = Vec::with_capacity(512);
-    let mut question = Vec::with_capacity(260);
-    // Static answers never consult the client or randomness.
-    let client = Client {
-        addr: std::net::IpAddr::from([0, 0, 0, 0]),
-        subnet: None,
-    };
-    let mut rng = SplitMix64::new(0);
+    let mut spans = vec![TailSpan::default(); zone.rrset_count()];
+    let mut bytes = Vec::new();
+    let mut encoder = TailEncoder::new();
     for node in zone.nodes() {
         if node.cut().is_some() || node.is_empty() {
             continue;
         }
-        if only.is_some_and(|only| !node.rrsets().any(|(id, _)| id == only)) {
-            continue;
+        for (id, _) in node.rrsets() {
+            if let Some((mut span, encoded)) =
+                encoder.encode(snapshot, zone_index, dnssec, node, id)
+            {
+                span.start = bytes.len() as u32;
+                bytes.extend_from_slice(encoded);
+                spans[id.0 as usize] = span;
+            }
         }
+    }
+    StaticTails {
+        spans: spans.into(),
+        bytes: bytes.into(),
+        patch: None,
+    }
+}
+
+/// Buffers for encoding static answers one RRset at a time.
+struct TailEncoder {
+    buf: Vec<u8>,
+    question: Vec<u8>,
+}
+
+impl TailEncoder {
+    fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(512),
+            question: Vec::with_capacity(260),
+        }
+    }
+
+    /// The sections answering a query for exactly `node`'s name and the type of
+    /// RRset `id` (span with `start` 0), unless they do not fit a span.
+    fn encode(
+        &mut self,
+        snapshot: &Snapshot,
+        zone_index: usize,
+        dnssec: bool,
+        node: crate::zone::NodeRef<'_>,
+        id: RrSetId,
+    ) -> Option<(TailSpan, &[u8])> {
+        if node.cut().is_some() {
+            return None;
+        }
+        let zone = &snapshot.zones.zones()[zone_index];
+        let set = zone.rrset(id);
+        // Static answers never consult the client or randomness.
+        let client = Client {
+            addr: std::net::IpAddr::from([0, 0, 0, 0]),
+            subnet: None,
+        };
+        let mut rng = SplitMix64::new(0);
         let starts = label_starts(node.name());
-        for (id, set) in node.rrsets() {
-            if only.is_some_and(|only| only != id) {
-                continue;
-            }
-            question.clear();
-            question.extend_from_slice(node.name());
-            question.extend_from_slice(&set.rtype.to_be_bytes());
-            question.extend_from_slice(&1u16.to_be_bytes());
-            let resolution = resolve::resolve_dnssec(
-                snapshot,
-                zone_index,
-                node.name(),
-                &starts,
-                set.rtype,
-                &client,
-                &mut rng,
-                dnssec,
-            );
-            let mut writer = Writer::new(&mut buf, &question, node.name(), &starts);
-            let (an, ns, ar) = encode_sections(&mut writer, &resolution);
-            writer.finish(Header::default());
-            let bytes = &buf[HEADER_LEN + question.len()..];
-            if bytes.len() > usize::from(u16::MAX) || ns > 255 || ar > 255 {
-                continue;
-            }
-            tails.spans[id.0 as usize] = TailSpan {
-                start: tails.bytes.len() as u32,
+        self.question.clear();
+        self.question.extend_from_slice(node.name());
+        self.question.extend_from_slice(&set.rtype.to_be_bytes());
+        self.question.extend_from_slice(&1u16.to_be_bytes());
+        let resolution = resolve::resolve_dnssec(
+            snapshot,
+            zone_index,
+            node.name(),
+            &starts,
+            set.rtype,
+            &client,
+            &mut rng,
+            dnssec,
+        );
+        let mut writer = Writer::new(&mut self.buf, &self.question, node.name(), &starts);
+        let (an, ns, ar) = encode_sections(&mut writer, &resolution);
+        writer.finish(Header::default());
+        let bytes = &self.buf[HEADER_LEN + self.question.len()..];
+        if bytes.len() > usize::from(u16::MAX) || ns > 255 || ar > 255 {
+            return None;
+        }
+        Some((
+            TailSpan {
+                start: 0,
                 len: bytes.len() as u16,
                 ancount: an,
                 nscount: ns as u8,
                 arcount: ar as u8,
                 present: true,
-            };
-            tails.bytes.extend_from_slice(bytes);
-        }
+            },
+            bytes,
+        ))
     }
-    tails.bytes.shrink_to_fit();
-    tails
 }
 
 /// Every pool a record's answers can depend on (its lists and its fallback pool).
@@ -410,38 +443,53 @@ fn record_pools(
         .chain(record.gates.iter().map(|g| g.gate))
 }
 
-/// The signatures of the zone dynamic record `r` is in, if it is signed.
-fn record_signer(snapshot: &Snapshot, r: usize) -> Option<&SignedZone> {
-    let qname = name::wire_from_text(&snapshot.config.records[r].name)?;
-    snapshot.signed_zone(snapshot.zones.find_zone(&qname)?)
+/// The signatures of the zone holding `qname`, if it is signed.
+fn record_signer<'s>(snapshot: &'s Snapshot, qname: &[u8]) -> Option<&'s SignedZone> {
+    snapshot.signed_zone(snapshot.zones.find_zone(qname)?)
 }
 
-/// Evaluates record `r` against `health` and pre-encodes its answers (each signed,
-/// when `signer` is given).
+/// Evaluates record `r` against `health` and pre-encodes its answers (each signed
+/// when its zone in `snapshot` is). `previous` (the record's answers in the
+/// snapshot this one follows) lends its wire name and its recently built answers:
+/// a decision with a recent outcome reuses them.
 fn build_record(
     config: &Config,
     health: &HealthSnapshot,
     generation: u64,
     r: usize,
-    signer: Option<&SignedZone>,
+    snapshot: &Snapshot,
+    previous: Option<&DynamicAnswer>,
 ) -> DynamicAnswer {
     let record = &config.records[r];
     let record_index = RecordIndex(r as u32);
     let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
-    let qname = name::wire_from_text(&record.name).unwrap_or_else(|| vec![0]);
-    let make_set = |pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
+    let qname: Box<[u8]> = match previous {
+        Some(previous) => previous.qname.clone(),
+        None => name::wire_from_text(&record.name)
+            .unwrap_or_else(|| vec![0])
+            .into(),
+    };
+    let signer = record_signer(snapshot, &qname);
+    let make_set = |index: usize, pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
         let state = policy::record_state(health, record_index);
         let decision = policy::decide_record(config, record, pools, state, health);
-        variant_set(config, record.record_type, &qname, decision, rng, signer)
+        let recent = previous
+            .and_then(|p| p.sets.get(index))
+            .map_or(&[][..], |s| &s.recent[..]);
+        variant_set(
+            config,
+            record.record_type,
+            &qname,
+            decision,
+            rng,
+            signer,
+            recent,
+        )
     };
-    match &record.pools {
-        crate::config::PoolChoice::Fixed(pools) => DynamicAnswer {
-            record: record_index,
-            rtype: record.record_type.code(),
-            region_sets: Vec::new(),
-            default_set: 0,
-            sets: vec![make_set(pools, &mut rng)],
-        },
+    let (region_sets, default_set, sets) = match &record.pools {
+        crate::config::PoolChoice::Fixed(pools) => {
+            (Vec::new(), 0, vec![make_set(0, pools, &mut rng)])
+        }
         crate::config::PoolChoice::Geo { by_region, default } => {
             let mut lists: Vec<&[crate::model::PoolIndex]> = Vec::new();
             let default_set = list_index(&mut lists, default);
@@ -452,15 +500,21 @@ fn build_record(
                         .map_or(default_set, |l| list_index(&mut lists, l))
                 })
                 .collect();
-            let sets = lists.iter().map(|l| make_set(l, &mut rng)).collect();
-            DynamicAnswer {
-                record: record_index,
-                rtype: record.record_type.code(),
-                region_sets,
-                default_set,
-                sets,
-            }
+            let sets = lists
+                .iter()
+                .enumerate()
+                .map(|(i, l)| make_set(i, l, &mut rng))
+                .collect();
+            (region_sets, default_set, sets)
         }
+    };
+    DynamicAnswer {
+        record: record_index,
+        qname,
+        rtype: record.record_type.code(),
+        region_sets,
+        default_set,
+        sets,
     }
 }
 
@@ -547,6 +601,7 @@ fn variant_set(
     decision: Decision,
     rng: &mut SplitMix64,
     signer: Option<&SignedZone>,
+    recent: &[Arc<BuiltVariants>],
 ) -> VariantSet {
     let ttl = decision.ttl.0;
     let max = usize::from(decision.max_answers);
@@ -578,6 +633,51 @@ fn variant_set(
             cumulative.push(total);
         }
     }
+    // The same outcome as a recent decision (a change back, or one that moved
+    // neither the TTL nor the answers): its encoded and signed answers serve again.
+    let reused = recent.iter().find(|built| {
+        built.ttl == ttl
+            && built.signed == signer.is_some()
+            && built.variants.len() == orders.len()
+            && built
+                .variants
+                .iter()
+                .zip(&orders)
+                .all(|(v, (endpoints, _))| v.endpoints == *endpoints)
+    });
+    let built = match reused {
+        Some(built) => built.clone(),
+        None => Arc::new(build_variants(
+            config,
+            record_type,
+            qname,
+            ttl,
+            orders,
+            signer,
+        )),
+    };
+    let recent = std::iter::once(built.clone())
+        .chain(recent.iter().filter(|r| !Arc::ptr_eq(r, &built)).cloned())
+        .take(RECENT_OUTCOMES)
+        .collect();
+    VariantSet {
+        decision,
+        ttl,
+        built,
+        cumulative,
+        recent,
+    }
+}
+
+/// Encodes (and signs, with `signer`) the answers of `orders`.
+fn build_variants(
+    config: &Config,
+    record_type: DynamicType,
+    qname: &[u8],
+    ttl: u32,
+    orders: Vec<(Vec<EndpointIndex>, u64)>,
+    signer: Option<&SignedZone>,
+) -> BuiltVariants {
     let starts = label_starts(qname);
     let mut question = qname.to_vec();
     question.extend_from_slice(&record_type.code().to_be_bytes());
@@ -673,11 +773,10 @@ fn variant_set(
         }
         _ => None,
     };
-    VariantSet {
-        decision,
+    BuiltVariants {
         ttl,
+        signed: signer.is_some(),
         variants,
-        cumulative,
         nodata_proof,
     }
 }
@@ -763,6 +862,34 @@ mod tests {
     }
 
     #[test]
+    fn a_change_back_to_a_recent_outcome_reuses_its_encoded_answers() {
+        use crate::model::HealthState;
+        let text = "version = 1\n[zones]\ndirectory = \"tests/data/zones\"\n\
+                    files = [\"example.test.zone\"]\n[pools.fo]\nendpoints = [\
+                    { address = \"192.0.2.1\", name = \"a\" }, { address = \"192.0.2.2\", name = \"b\" }]\n\
+                    [[records]]\nname = \"fo-bench.example.test\"\ntype = \"A\"\n\
+                    policy = \"failover\"\npools = [\"fo\"]\n";
+        let (config, _) = Config::load(ConfigSource::from_text(text, env!("CARGO_MANIFEST_DIR")))
+            .expect("config");
+        let (zones, _) = crate::zone::load(&config).expect("zones");
+        let up = HealthSnapshot::from_config(&config);
+        let mut endpoints = up.endpoints().to_vec();
+        endpoints[0].state = HealthState::Down;
+        let down = HealthSnapshot::from_health(endpoints);
+        let first = Snapshot::build(Arc::new(config), zones, up.clone(), 1);
+        let built = |s: &Snapshot| s.dynamic[0].sets[0].built.clone();
+        let failed = first.with_health(down, 2);
+        assert!(!Arc::ptr_eq(&built(&first), &built(&failed)));
+        assert_eq!(failed.dynamic[0].sets[0].variants().len(), 1);
+        let back = failed.with_health(up, 3);
+        assert!(
+            Arc::ptr_eq(&built(&first), &built(&back)),
+            "the answers of the first snapshot serve again"
+        );
+        assert_eq!(back.dynamic[0].sets[0].recent.len(), 2);
+    }
+
+    #[test]
     fn a_new_serial_re_encodes_the_soa_answer_alone_and_equals_a_full_encoding() {
         use crate::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
         let keys = tempfile::tempdir().unwrap();
@@ -788,27 +915,49 @@ mod tests {
         let signing = Signing { keys: ring, now };
         let snapshot =
             Snapshot::build_signed(Arc::new(config), zones, health, 1, Some(&signing)).unwrap();
+        let snapshot_bytes = (
+            snapshot.data.tails[0].bytes.clone(),
+            snapshot.data.tails_dnssec[0].bytes.clone(),
+        );
         let mut current = snapshot;
         for serial in [7, 8, 4_000_000_000] {
             current = current.with_zone_serials(&[(0, serial)]);
             for dnssec in [false, true] {
-                let patched = if dnssec {
-                    &current.data.tails_dnssec[0]
-                } else {
-                    &current.data.tails[0]
-                };
+                // Every answer served (the SOA's patched, the rest shared) equals
+                // a full encoding of the zone with its new serial.
                 let full = encode_static_tails(&current, 0, dnssec);
-                assert_eq!(
-                    patched.bytes, full.bytes,
-                    "serial {serial}, dnssec {dnssec}"
-                );
-                let spans = |t: &StaticTails| {
-                    t.spans
-                        .iter()
-                        .map(|s| (s.start, s.len, s.ancount, s.nscount, s.arcount, s.present))
-                        .collect::<Vec<_>>()
+                let zone = &current.zones.zones()[0];
+                for id in (0..zone.rrset_count()).map(|i| RrSetId(i as u32)) {
+                    let served = current.static_tail(0, id, dnssec);
+                    let span = full.spans[id.0 as usize];
+                    let expected = span.present.then(|| {
+                        let start = span.start as usize;
+                        &full.bytes[start..start + usize::from(span.len)]
+                    });
+                    assert_eq!(
+                        served.map(|c| c.bytes),
+                        expected,
+                        "serial {serial}, dnssec {dnssec}, rrset {}",
+                        id.0
+                    );
+                    if let Some(served) = served {
+                        assert_eq!(
+                            (served.ancount, served.nscount, served.arcount),
+                            (
+                                span.ancount,
+                                u16::from(span.nscount),
+                                u16::from(span.arcount)
+                            )
+                        );
+                    }
+                }
+                // The shared answers are the first snapshot's, not copies.
+                let (before, after) = if dnssec {
+                    (&snapshot_bytes.1, &current.data.tails_dnssec[0].bytes)
+                } else {
+                    (&snapshot_bytes.0, &current.data.tails[0].bytes)
                 };
-                assert_eq!(spans(patched), spans(&full));
+                assert!(Arc::ptr_eq(before, after), "dnssec {dnssec}");
             }
             assert_eq!(current.zones.zones()[0].soa_serial(), serial);
         }

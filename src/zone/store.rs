@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
@@ -270,15 +271,23 @@ impl NameIndex {
 }
 
 /// One loaded zone.
+///
+/// Its data (names, nodes, RRsets, rdata, dynamic bindings) is shared (`Arc`) by
+/// every copy: a copy with another SOA serial ([`Zone::with_soa_serial`], one per
+/// transferable change) holds its own SOA rdata beside the shared data, so it costs
+/// the SOA, not the zone.
 #[derive(Clone)]
 pub struct Zone {
     origin: Box<[u8]>,
     apex: NodeId,
-    index: NameIndex,
-    rrsets: Vec<RrSet>,
-    rdata: Vec<u8>,
-    dynamic: HashMap<u32, DynamicLinks>,
+    index: Arc<NameIndex>,
+    rrsets: Arc<Vec<RrSet>>,
+    rdata: Arc<Vec<u8>>,
+    dynamic: Arc<HashMap<u32, DynamicLinks>>,
     soa: RrSetId,
+    /// The apex SOA's packed rdata when it differs from the shared arena's (a
+    /// serial set by [`Zone::with_soa_serial`]).
+    soa_rdata: Option<Arc<[u8]>>,
     negative_ttl: u32,
     record_count: usize,
 }
@@ -415,6 +424,13 @@ impl Zone {
 
     /// The rdata of an RRset.
     pub fn rdata(&self, set: &RrSet) -> PackedRdata<'_> {
+        if let Some(soa) = &self.soa_rdata {
+            if set.rtype == rtype::SOA
+                && set.rdata_start == self.rrsets[self.soa.0 as usize].rdata_start
+            {
+                return PackedRdata::new(soa, set.count);
+            }
+        }
         let start = set.rdata_start as usize;
         PackedRdata::new(
             &self.rdata[start..start + set.rdata_len as usize],
@@ -442,17 +458,19 @@ impl Zone {
     }
 
     /// A copy of the zone with another SOA serial (for zone transfers: every change
-    /// of the transferable content bumps it).
+    /// of the transferable content bumps it). The zone's data is shared, not copied:
+    /// the copy holds its SOA rdata alone.
     pub fn with_soa_serial(&self, serial: u32) -> Self {
         let mut zone = self.clone();
-        let set = zone.rrsets[zone.soa.0 as usize].clone();
+        let (_, set) = self.soa();
+        let mut packed = self.rdata(set).bytes().to_vec();
         // Packed as [u16 length][rdata]; the serial is the first of the five
         // trailing 32-bit fields.
-        let start = set.rdata_start as usize + 2;
-        let end = set.rdata_start as usize + set.rdata_len as usize;
-        if end >= start + 20 {
-            zone.rdata[end - 20..end - 16].copy_from_slice(&serial.to_be_bytes());
+        let end = packed.len();
+        if end >= 2 + 20 {
+            packed[end - 20..end - 16].copy_from_slice(&serial.to_be_bytes());
         }
+        zone.soa_rdata = Some(packed.into());
         zone
     }
 
@@ -464,6 +482,7 @@ impl Zone {
         let mut zone = self.clone();
         let apex = zone.apex.0 as usize;
         let node = zone.index.nodes[apex].clone();
+        let rdata = Arc::make_mut(&mut zone.rdata);
         let old =
             node.rrsets_start as usize..node.rrsets_start as usize + usize::from(node.rrsets_len);
         let mut kept: Vec<RrSet> = zone.rrsets[old]
@@ -475,16 +494,16 @@ impl Zone {
             if records.is_empty() {
                 continue;
             }
-            let start = zone.rdata.len();
+            let start = rdata.len();
             for r in records {
-                pack_rdata(&mut zone.rdata, r);
+                pack_rdata(rdata, r);
             }
             kept.push(RrSet {
                 rtype: *rtype,
                 count: records.len() as u16,
                 ttl: *ttl,
                 rdata_start: start as u32,
-                rdata_len: (zone.rdata.len() - start) as u32,
+                rdata_len: (rdata.len() - start) as u32,
             });
         }
         kept.sort_by_key(|set| set.rtype);
@@ -501,10 +520,10 @@ impl Zone {
             .sum();
         zone.record_count =
             zone.record_count - removed + kept.iter().map(|s| usize::from(s.count)).sum::<usize>();
-        let apex_node = &mut zone.index.nodes[apex];
+        let apex_node = &mut Arc::make_mut(&mut zone.index).nodes[apex];
         apex_node.rrsets_start = start as u32;
         apex_node.rrsets_len = kept.len() as u16;
-        zone.rrsets.extend(kept);
+        Arc::make_mut(&mut zone.rrsets).extend(kept);
         zone
     }
 
@@ -530,7 +549,7 @@ impl Zone {
         if !name::is_at_or_below(owner, &self.origin) {
             return Err("outside the zone".into());
         }
-        let id = self.index.intern(owner, &self.origin);
+        let id = Arc::make_mut(&mut self.index).intern(owner, &self.origin);
         let node = &self.index.nodes[id as usize];
         if node.cut != NONE {
             return Err(format!(
@@ -558,9 +577,9 @@ impl Zone {
                 "the zone file has a CNAME at this name; no other data may share it".into(),
             );
         }
-        let node = &mut self.index.nodes[id as usize];
+        let node = &mut Arc::make_mut(&mut self.index).nodes[id as usize];
         node.flags |= flag::DYNAMIC;
-        let links = self.dynamic.entry(id).or_default();
+        let links = Arc::make_mut(&mut self.dynamic).entry(id).or_default();
         match record_type {
             DynamicType::A => links.a = Some(record),
             DynamicType::Aaaa => links.aaaa = Some(record),
@@ -750,11 +769,12 @@ impl ZoneBuilder {
         let zone = Zone {
             origin: self.origin.into_boxed_slice(),
             apex: NodeId(apex),
-            index: self.index,
-            rrsets,
-            rdata,
-            dynamic: HashMap::new(),
+            index: Arc::new(self.index),
+            rrsets: Arc::new(rrsets),
+            rdata: Arc::new(rdata),
+            dynamic: Arc::default(),
             soa,
+            soa_rdata: None,
             negative_ttl,
             record_count,
         };
@@ -983,6 +1003,31 @@ mod tests {
             panic!()
         };
         assert!(zone.node(glue).cut().is_some());
+    }
+
+    #[test]
+    fn a_new_serial_shares_the_zone_data_and_patches_the_soa_alone() {
+        let zone = sample();
+        let before = zone.soa_serial();
+        let copy = zone.with_soa_serial(before.wrapping_add(7));
+        assert_eq!(copy.soa_serial(), before.wrapping_add(7));
+        assert_eq!(zone.soa_serial(), before, "the original keeps its serial");
+        assert!(Arc::ptr_eq(&zone.rdata, &copy.rdata));
+        assert!(Arc::ptr_eq(&zone.index, &copy.index));
+        assert!(Arc::ptr_eq(&zone.rrsets, &copy.rrsets));
+        // Everything but the serial reads as before.
+        let (_, soa) = zone.soa();
+        let (old, new) = (zone.rdata(soa).bytes(), copy.rdata(soa).bytes());
+        assert_eq!(old.len(), new.len());
+        let at = old.len() - 20;
+        assert_eq!((&old[..at], &old[at + 4..]), (&new[..at], &new[at + 4..]));
+        for node in zone.nodes() {
+            for (_, set) in node.rrsets().filter(|(_, s)| s.rtype != rtype::SOA) {
+                assert_eq!(zone.rdata(set).bytes(), copy.rdata(set).bytes());
+            }
+        }
+        // A copy of the copy patches again from the copy's SOA.
+        assert_eq!(copy.with_soa_serial(3).soa_serial(), 3);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod plane;
 mod policies;
 mod postgres;
 mod protocol;
+mod publish;
 mod reload;
 mod rrl;
 mod runbook;
