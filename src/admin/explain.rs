@@ -344,7 +344,8 @@ fn explain_record(
             why.push(gate_sentence(&pool.name, gate));
         }
     }
-    let words = policy::describe_outcome(config, pools, pin, &decision);
+    let operator = policy::operator_pin(config, health, pools, pin, &decision);
+    let words = policy::describe_outcome(config, pools, operator, &decision);
     why.push(outcome_sentence(config, record, policy_name, &decision));
     match (words.cause, &words.pool) {
         (Some(policy::FailoverCause::Operator), Some(pool)) => why.push(format!(

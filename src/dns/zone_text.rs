@@ -111,12 +111,15 @@ fn comment_dynamic(out: &mut String, snapshot: &Snapshot, record: crate::model::
         .health
         .pin(record)
         .filter(|_| config_record.selection != crate::config::Selection::Primary);
-    let outcome = describe_outcome(
+    let pools = answer.pools_of_set(0, &snapshot.config);
+    let pin = crate::policy::operator_pin(
         &snapshot.config,
-        answer.pools_of_set(0, &snapshot.config),
+        &snapshot.health,
+        pools,
         pin,
         &set.decision,
     );
+    let outcome = describe_outcome(&snapshot.config, pools, pin, &set.decision);
     let _ = writeln!(
         out,
         "; {} {}: dynamic, {outcome}{}{}",

@@ -126,8 +126,21 @@ pub fn answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) -> V
                     .zip(&b.decision.candidates)
                     .all(|(x, y)| x.endpoint == y.endpoint);
             let pools = new.pools_of_set(s, config);
-            let was = crate::policy::describe_outcome(config, pools, pin_before, &a.decision);
-            let is = crate::policy::describe_outcome(config, pools, pin_after, &b.decision);
+            let operator = |snapshot: &Snapshot, pin, decision| {
+                crate::policy::operator_pin(config, &snapshot.health, pools, pin, decision)
+            };
+            let was = crate::policy::describe_outcome(
+                config,
+                pools,
+                operator(before, pin_before, &a.decision),
+                &a.decision,
+            );
+            let is = crate::policy::describe_outcome(
+                config,
+                pools,
+                operator(after, pin_after, &b.decision),
+                &b.decision,
+            );
             if was != is || !same_candidates {
                 changes.push(AnswerChange::Record {
                     record: r,

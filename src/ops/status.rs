@@ -82,12 +82,10 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
                     up: verdict.up,
                 });
             }
-            let words = crate::policy::describe_outcome(
-                config,
-                answer.pools_of_set(s, config),
-                pin,
-                decision,
-            );
+            let set_pools = answer.pools_of_set(s, config);
+            let operator =
+                crate::policy::operator_pin(config, &snapshot.health, set_pools, pin, decision);
+            let words = crate::policy::describe_outcome(config, set_pools, operator, decision);
             answers.push(AnswerStatus {
                 regions: answer.regions_of_set(s, config),
                 pools: decision

@@ -581,6 +581,44 @@ impl fmt::Display for OutcomeWords {
     }
 }
 
+/// The pool an operator's action put in front of a record's answer: their manual
+/// failover (`pin`), or else the pool a failover record answers from when every pool
+/// before it in `pools` is out because of operators alone — each of its endpoints
+/// drained or forced down (at run time or in the config), whatever the probes say. A
+/// `ctl drain web-eu` of the primary pool is a failover by the operator, not by
+/// health. Feed the result to [`describe_outcome`] as its `pin`.
+pub fn operator_pin(
+    config: &Config,
+    health: &HealthSnapshot,
+    pools: &[PoolIndex],
+    pin: Option<PoolIndex>,
+    decision: &Decision,
+) -> Option<PoolIndex> {
+    if pin.is_some() {
+        return pin;
+    }
+    let Outcome::Healthy {
+        pool: Some(answered),
+    } = decision.outcome
+    else {
+        return None;
+    };
+    let before = pools.iter().take_while(|&&p| p != answered);
+    let mut skipped = 0;
+    for &pool in before {
+        skipped += 1;
+        let taken_out = config
+            .pool(pool)
+            .endpoints
+            .iter()
+            .all(|&e| health.drained(e) || health.forced_down(e));
+        if !taken_out {
+            return None;
+        }
+    }
+    (skipped > 0 && pools.contains(&answered)).then_some(answered)
+}
+
 /// A decision in words. `pools` is the record's own pool list for the clients
 /// concerned (from [`pools_for`], before any manual failover) and `pin` the pool an
 /// operator failed the record over to, if any: a failover record answered by its

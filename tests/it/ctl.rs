@@ -407,7 +407,7 @@ fn ctl_zone_read_prints_the_zone_as_served_in_zone_file_text() {
     assert!(ok, "{out}");
     let (_, now) = s.ctl(&["zone-read", "example.test"]);
     assert!(
-        now.contains("; app.example.test. A: dynamic, failover (health) to web-us"),
+        now.contains("; app.example.test. A: dynamic, failover (operator) to web-us"),
         "{now}"
     );
     assert!(

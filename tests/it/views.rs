@@ -466,3 +466,31 @@ fn a_forced_endpoint_keeps_its_own_history() {
             .is_some_and(|s| s["endpoints"]["web/a"]["downs"] == 1)
     }));
 }
+
+#[test]
+fn draining_the_primary_pool_is_a_failover_by_the_operator() {
+    let (_server, admin) = TestServer::with_admin(&integration_config());
+    let (code, body) = post(
+        admin,
+        "/v1/overrides",
+        r#"{"target": {"pool": "eu"}, "action": "drain", "reason": "evacuate eu"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let status = json(admin, "/v1/status");
+    let answer = status["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "app.example.test." && r["type"] == "A")
+        .map(|r| r["answers"][0].clone())
+        .unwrap();
+    assert_eq!(answer["outcome"], "failover", "{answer:#}");
+    assert_eq!(answer["cause"], "operator", "{answer:#}");
+    assert_eq!(answer["pool"], "us");
+    let explained = json(admin, "/v1/explain?name=app.example.test&type=A");
+    assert_eq!(explained["records"][0]["cause"], "operator");
+    let metrics = http(admin, "GET", "/metrics", &[], b"").1;
+    let operator =
+        "failoverd_record_failed_over{record=\"app.example.test.\",type=\"A\",cause=\"operator\"}";
+    assert_eq!(value(&metrics, operator), Some(1.0), "{metrics}");
+}
