@@ -6,7 +6,7 @@
 //! file, and that no files import each other in a cycle):
 //!
 //! ```text
-//! model
+//! model, proto
 //! runtime, json_file, logs, metrics, telemetry
 //! config
 //! zone, health
@@ -44,6 +44,7 @@ pub mod model;
 pub mod ops;
 pub mod policy;
 pub mod probe;
+pub mod proto;
 pub mod runbook;
 pub mod runtime;
 pub mod service;

@@ -20,7 +20,7 @@ use crate::model::SplitMix64;
 use crate::zone::rtype;
 
 /// Class IN.
-const CLASS_IN: u16 = 1;
+use crate::proto::class::IN as CLASS_IN;
 
 /// QCLASS ANY (`*`, RFC 1035 §3.2.5).
 const CLASS_ANY: u16 = 255;

@@ -10,25 +10,8 @@ use crate::zone::rtype;
 /// Size of the DNS header.
 pub const HEADER_LEN: usize = 12;
 
-/// Response codes (low 4 bits) and extended codes.
-pub mod rcode {
-    /// No error.
-    pub const NOERROR: u16 = 0;
-    /// Format error.
-    pub const FORMERR: u16 = 1;
-    /// Server failure.
-    pub const SERVFAIL: u16 = 2;
-    /// Name does not exist.
-    pub const NXDOMAIN: u16 = 3;
-    /// Not implemented.
-    pub const NOTIMP: u16 = 4;
-    /// Refused.
-    pub const REFUSED: u16 = 5;
-    /// Not authorised (RFC 8945) / not authoritative (RFC 2136).
-    pub const NOTAUTH: u16 = 9;
-    /// Bad EDNS version (extended: needs OPT).
-    pub const BADVERS: u16 = 16;
-}
+/// Response codes (one table for the crate: [`crate::proto::rcode`]).
+pub use crate::proto::rcode;
 
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPTION_CLIENT_SUBNET: u16 = 8;

@@ -8,7 +8,7 @@ use super::wire::HEADER_LEN;
 use crate::zone::rtype;
 
 /// Class IN.
-pub const CLASS_IN: u16 = 1;
+pub use crate::proto::class::IN as CLASS_IN;
 
 /// Highest offset a compression pointer can reach.
 const MAX_POINTER: usize = 0x3FFF;

@@ -34,25 +34,8 @@ pub use self::signed::{DenialProof, SignedZone};
 use crate::config::DnssecConfig;
 use crate::zone::name;
 
-/// DNSSEC RR type codes.
-pub mod rtype {
-    /// Delegation signer.
-    pub const DS: u16 = 43;
-    /// Signature.
-    pub const RRSIG: u16 = 46;
-    /// Next secure.
-    pub const NSEC: u16 = 47;
-    /// Public key.
-    pub const DNSKEY: u16 = 48;
-    /// Hashed next secure.
-    pub const NSEC3: u16 = 50;
-    /// NSEC3 parameters.
-    pub const NSEC3PARAM: u16 = 51;
-    /// Child DS.
-    pub const CDS: u16 = 59;
-    /// Child DNSKEY.
-    pub const CDNSKEY: u16 = 60;
-}
+/// RR type codes (one table for the crate: [`crate::proto::rtype`]).
+pub use crate::proto::rtype;
 
 /// Errors of DNSSEC key handling and signing.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use crate::zone::name;
 use crate::zone::store::pack_rdata;
 
 /// Class IN.
-const CLASS_IN: u16 = 1;
+use crate::proto::class::IN as CLASS_IN;
 
 /// A signature validity window (RRSIG inception and expiration, Unix seconds mod
 /// 2^32, RFC 4034 §3.1.5).

@@ -20,41 +20,8 @@ use hashbrown::HashTable;
 use super::name::{self, Labels};
 use crate::model::{DynamicType, RecordIndex};
 
-/// RR type codes used by the store.
-pub mod rtype {
-    /// IPv4 address.
-    pub const A: u16 = 1;
-    /// Name server.
-    pub const NS: u16 = 2;
-    /// Canonical name.
-    pub const CNAME: u16 = 5;
-    /// Start of authority.
-    pub const SOA: u16 = 6;
-    /// Pointer.
-    pub const PTR: u16 = 12;
-    /// Mail exchange.
-    pub const MX: u16 = 15;
-    /// Text.
-    pub const TXT: u16 = 16;
-    /// IPv6 address.
-    pub const AAAA: u16 = 28;
-    /// Service locator.
-    pub const SRV: u16 = 33;
-    /// Delegation name.
-    pub const DNAME: u16 = 39;
-    /// EDNS pseudo-record.
-    pub const OPT: u16 = 41;
-    /// Delegation signer.
-    pub const DS: u16 = 43;
-    /// Transaction signature.
-    pub const TSIG: u16 = 250;
-    /// Incremental zone transfer.
-    pub const IXFR: u16 = 251;
-    /// Full zone transfer.
-    pub const AXFR: u16 = 252;
-    /// Any type.
-    pub const ANY: u16 = 255;
-}
+/// RR type codes (one table for the crate: [`crate::proto::rtype`]).
+pub use crate::proto::rtype;
 
 const NONE: u32 = u32::MAX;
 
