@@ -15,6 +15,7 @@
 //! runbook, drill
 //! admin, ops
 //! service
+//! cli
 //! ```
 //!
 //! - [`config`]: TOML `Spec` types validated into a typed [`config::Config`], with every
@@ -32,6 +33,8 @@
 #![warn(clippy::print_stdout)]
 
 pub mod admin;
+#[allow(clippy::print_stdout)]
+pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod dnssec;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use failoverd::config::ConfigSource;
-use failoverd::service;
+use crate::config::ConfigSource;
+use crate::service;
 
 pub(crate) fn config_source(path: Option<&PathBuf>) -> anyhow::Result<ConfigSource> {
     match path {

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use failoverd::admin::api::{AnswerStatus, EndpointStatus, OverridesView, Status};
-use failoverd::admin::attention::duration_words;
-use failoverd::admin::explain::Explanation;
-use failoverd::health::overrides::Entry;
-use failoverd::logs::Escaped;
-use failoverd::telemetry::events::Event;
+use crate::admin::api::{AnswerStatus, EndpointStatus, OverridesView, Status};
+use crate::admin::attention::duration_words;
+use crate::admin::explain::Explanation;
+use crate::health::overrides::Entry;
+use crate::logs::Escaped;
+use crate::telemetry::events::Event;
 
 pub(super) fn print_explanation(server: &str, e: &Explanation) {
     let region = e.region.as_deref().unwrap_or("none");

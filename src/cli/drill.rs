@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::admin::api::Status;
+use crate::drill::{DrillRun, Sample, Track};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use failoverd::admin::api::Status;
-use failoverd::drill::{DrillRun, Sample, Track};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -87,7 +87,7 @@ enum Mode {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    failoverd::config::parse_duration(text)
+    crate::config::parse_duration(text)
 }
 
 pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
@@ -103,14 +103,14 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
         let Some(path) = &args.config else {
             bail!("give --server URL (repeatable) or --config FILE with [health] servers");
         };
-        let source = failoverd::config::ConfigSource::from_file(path)?;
+        let source = crate::config::ConfigSource::from_file(path)?;
         let (config, _) =
-            failoverd::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
+            crate::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
         config.health.servers.clone()
     } else {
         args.servers.clone()
     };
-    let token = crate::ctl::read_token(args.token_file.as_deref())?;
+    let token = crate::cli::ctl::read_token(args.token_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -132,7 +132,7 @@ struct Drill {
 
 impl Drill {
     async fn run(self) -> anyhow::Result<ExitCode> {
-        let client = failoverd::runtime::http::http_client_builder()
+        let client = crate::runtime::http::http_client_builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()?;

@@ -1,4 +1,4 @@
-//! `failoverd route53 plan|apply|sync`: the command-line face of [`failoverd::sync`].
+//! `failoverd route53 plan|apply|sync`: the command-line face of [`crate::sync`].
 //!
 //! - `plan` (also what `failoverd route53 --config PATH` does): read Route 53, print
 //!   the plan (a table, or JSON with `--json`); changes nothing.
@@ -15,14 +15,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{Config, ConfigSource};
+use crate::health::HealthSnapshot;
+use crate::service;
+use crate::sync::health_feed::{HealthFeed, HealthFeedError};
+use crate::sync::route53::ClientOptions;
+use crate::sync::{Agent, AgentError};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use failoverd::config::{Config, ConfigSource};
-use failoverd::health::HealthSnapshot;
-use failoverd::service;
-use failoverd::sync::health_feed::{HealthFeed, HealthFeedError};
-use failoverd::sync::route53::ClientOptions;
-use failoverd::sync::{Agent, AgentError};
 use tokio_util::sync::CancellationToken;
 
 /// How often `--health-url` is polled.
@@ -189,7 +189,7 @@ async fn apply_command(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Err(AgentError::Apply(failoverd::sync::apply::ApplyError::Refused(reason))) => {
+        Err(AgentError::Apply(crate::sync::apply::ApplyError::Refused(reason))) => {
             eprintln!("failoverd: not applied: {reason}");
             Ok(ExitCode::FAILURE)
         }
@@ -209,7 +209,7 @@ fn health_feed(
         }
         return Ok(None);
     };
-    let token = crate::ctl::read_token(token_file)?;
+    let token = crate::cli::ctl::read_token(token_file)?;
     Ok(Some(HealthFeed::new(url)?.with_token(token)))
 }
 
@@ -220,7 +220,7 @@ async fn live_plan(
     config: &Config,
     feed: Option<&HealthFeed>,
     force: bool,
-) -> anyhow::Result<failoverd::sync::Plan> {
+) -> anyhow::Result<crate::sync::Plan> {
     match feed {
         Some(feed) => {
             let report = feed.fetch().await.with_context(|| {

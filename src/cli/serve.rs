@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::admin::api::ReloadStatus;
+use crate::config::ConfigSource;
+use crate::service::{self, Service};
 use anyhow::Context;
-use failoverd::admin::api::ReloadStatus;
-use failoverd::config::ConfigSource;
-use failoverd::service::{self, Service};
 
-use crate::check_config::{config_source, count};
+use crate::cli::check_config::{config_source, count};
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -65,7 +65,7 @@ fn run(
     });
     // Connections, probes and files share the descriptor limit; take what the host
     // allows (the admin listeners keep to a quarter of it).
-    let descriptors = failoverd::runtime::raise_descriptor_limit();
+    let descriptors = crate::runtime::raise_descriptor_limit();
     runtime()?.block_on(async move {
         tracing::debug!(?descriptors, "descriptor limit");
         // Handlers first, so a signal arriving right after start-up is not lost.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use failoverd::admin::api::Stats;
+use crate::admin::api::Stats;
 
 /// Prints one server's statistics.
 pub(super) fn print_stats(server: &str, stats: &Stats) {

@@ -9,19 +9,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use clap::{Args, Subcommand, ValueEnum};
-use failoverd::admin::api::{
+use crate::admin::api::{
     ChangeOutcome, OverrideRequest, OverridesView, ReleaseRequest, ReloadStatus, Stats, Status,
 };
-use failoverd::admin::explain::{ExplainQuery, Explanation, explain};
-use failoverd::config::ConfigSource;
-use failoverd::dns::Snapshot;
-use failoverd::health::overrides::OverrideSet;
-use failoverd::health::overrides::{Action, Entry, Target};
-use failoverd::health::{EndpointHealth, published};
-use failoverd::model::DynamicType;
-use failoverd::telemetry::events::Event;
+use crate::admin::explain::{ExplainQuery, Explanation, explain};
+use crate::config::ConfigSource;
+use crate::dns::Snapshot;
+use crate::health::overrides::OverrideSet;
+use crate::health::overrides::{Action, Entry, Target};
+use crate::health::{EndpointHealth, published};
+use crate::model::DynamicType;
+use crate::telemetry::events::Event;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -259,7 +259,7 @@ impl From<RecordType> for DynamicType {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    failoverd::config::parse_duration(text)
+    crate::config::parse_duration(text)
 }
 
 /// `--region R` → the region; `POOL/NAME` → an endpoint, a name with a dot → a
@@ -303,7 +303,7 @@ fn parse_since(text: &str) -> Result<Since, String> {
         return Ok(Since::Sequence(seq));
     }
     let now = std::time::SystemTime::now();
-    let at = match failoverd::config::parse_duration(text) {
+    let at = match crate::config::parse_duration(text) {
         Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
         Err(_) => humantime::parse_rfc3339_weak(text).map_err(|_| {
             format!(
@@ -371,7 +371,7 @@ pub(crate) fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(args.timeout)
-        .tls_backend_preconfigured(failoverd::runtime::http::client_config(
+        .tls_backend_preconfigured(crate::runtime::http::client_config(
             true,
             args.ca_file.as_deref(),
         )?)
@@ -402,8 +402,7 @@ fn servers(args: &CtlArgs) -> anyhow::Result<Vec<String>> {
         return Ok(vec![DEFAULT_SERVER.to_owned()]);
     };
     let source = ConfigSource::from_file(path)?;
-    let (config, _) =
-        failoverd::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (config, _) = crate::config::Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
     if config.health.servers.is_empty() {
         bail!(
             "{}: [health] servers is empty; give --server URL",
@@ -942,7 +941,7 @@ impl Ctl {
             let client = reqwest::Client::builder()
                 .no_proxy()
                 .connect_timeout(Duration::from_secs(5))
-                .tls_backend_preconfigured(failoverd::runtime::http::client_config(
+                .tls_backend_preconfigured(crate::runtime::http::client_config(
                     true,
                     self.ca_file.as_deref(),
                 )?)
@@ -1043,10 +1042,10 @@ impl Ctl {
         path: &std::path::Path,
         query: &ExplainQuery,
     ) -> anyhow::Result<ExitCode> {
-        let load = || -> anyhow::Result<failoverd::service::Loaded> {
+        let load = || -> anyhow::Result<crate::service::Loaded> {
             let source = ConfigSource::from_file(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            failoverd::service::load(source)
+            crate::service::load(source)
                 .map_err(|d| anyhow::anyhow!("{}: invalid\n{d}", path.display()))
         };
         load()?; // refuse an invalid candidate before asking anybody
@@ -1111,7 +1110,7 @@ impl Ctl {
                         let status = response.status();
                         let refusal = response
                             .headers()
-                            .get(failoverd::admin::REFUSAL_HEADER)
+                            .get(crate::admin::REFUSAL_HEADER)
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
                         let text = response.text().await.unwrap_or_default();
@@ -1229,7 +1228,7 @@ fn explain_params(query: &ExplainQuery) -> String {
 
 /// The answers `loaded` (a candidate config) would give with a server's health and
 /// overrides, matched by endpoint label.
-fn candidate_snapshot(loaded: failoverd::service::Loaded, status: &Status) -> Snapshot {
+fn candidate_snapshot(loaded: crate::service::Loaded, status: &Status) -> Snapshot {
     let config = loaded.config;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::service;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use failoverd::service;
 
 mod check_config;
 mod ctl;
-mod dnssec_cli;
-mod drill_cli;
-mod route53_cli;
+mod dnssec;
+mod drill;
+mod route53;
 mod serve;
 
 use self::check_config::{check_config, config_source};
@@ -92,14 +92,14 @@ enum Command {
         admin_listen: Option<std::net::SocketAddr>,
     },
     /// Sync records to Route 53: plan (dry run, the default), apply, or sync.
-    Route53(route53_cli::Route53Args),
+    Route53(route53::Route53Args),
     /// DNSSEC keys: generate them, print DS/CDS/CDNSKEY for the parent.
-    Dnssec(dnssec_cli::DnssecArgs),
+    Dnssec(dnssec::DnssecArgs),
     /// Operate the servers: status, drain, force, failover, release, overrides.
     Ctl(ctl::CtlArgs),
     /// Rehearse a failover: take an endpoint out (force or a real break), measure
     /// detection and recovery at every server and a resolver, put it back, report.
-    Drill(drill_cli::DrillArgs),
+    Drill(drill::DrillArgs),
     /// Print the failover runbook of a record, generated from the configuration.
     Runbook {
         /// Record name.
@@ -149,7 +149,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> ExitCode {
+/// Parses the arguments, runs the subcommand and returns its exit status.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
@@ -201,8 +202,8 @@ fn main() -> ExitCode {
             };
             check_config(&path, deny_warnings, reader, &options)
         }
-        Command::Route53(args) => route53_cli::run(args),
-        Command::Dnssec(args) => dnssec_cli::run(args),
+        Command::Route53(args) => route53::run(args),
+        Command::Dnssec(args) => dnssec::run(args),
         Command::Ctl(args) => ctl::run(args),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
@@ -210,7 +211,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { out } => man_pages(&out),
-        Command::Drill(args) => drill_cli::run(args),
+        Command::Drill(args) => drill::run(args),
         Command::Runbook {
             record,
             record_type,
@@ -259,7 +260,7 @@ fn runbook(
 ) -> anyhow::Result<ExitCode> {
     let record_type = record_type
         .map(|t| {
-            serde_json::from_value::<failoverd::model::DynamicType>(serde_json::Value::String(
+            serde_json::from_value::<crate::model::DynamicType>(serde_json::Value::String(
                 t.to_ascii_uppercase(),
             ))
             .map_err(|_| anyhow::anyhow!("--type {t}: expected A, AAAA or CNAME"))
@@ -271,7 +272,7 @@ fn runbook(
         name.push('.');
     }
     let zone =
-        failoverd::zone::name::wire_from_text(&name).and_then(|wire| loaded.zones.find_zone(&wire));
+        crate::zone::name::wire_from_text(&name).and_then(|wire| loaded.zones.find_zone(&wire));
     // How ctl finds the servers: given, else the config's [health] servers, else its
     // admin API.
     let config = &loaded.config;
@@ -296,16 +297,16 @@ fn runbook(
                 .collect(),
         };
     let nameservers = if dns.is_empty() {
-        failoverd::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
+        crate::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
     } else {
         dns
     };
-    let context = failoverd::runbook::RunbookContext {
+    let context = crate::runbook::RunbookContext {
         server_args,
         zone: zone.map(|z| loaded.zones.zones()[z].origin_text()),
         nameservers,
     };
-    let text = failoverd::runbook::render(&loaded.config, &name, record_type, &context)?;
+    let text = crate::runbook::render(&loaded.config, &name, record_type, &context)?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

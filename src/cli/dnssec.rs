@@ -14,10 +14,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::config::{Config, ConfigSource};
+use crate::dnssec::keys::{self, Algorithm, Key, Role, Timing, parse_time_from, unix_now};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use failoverd::config::{Config, ConfigSource};
-use failoverd::dnssec::keys::{self, Algorithm, Key, Role, Timing, parse_time_from, unix_now};
 
 /// `failoverd dnssec …`.
 #[derive(Args)]
@@ -89,9 +89,7 @@ impl Place {
             let (config, _) = Config::load(source).map_err(|d| anyhow::anyhow!("{d}"))?;
             return Ok(config.dnssec.key_directory);
         }
-        Ok(PathBuf::from(
-            failoverd::config::dnssec_defaults::KEY_DIRECTORY,
-        ))
+        Ok(PathBuf::from(crate::config::dnssec_defaults::KEY_DIRECTORY))
     }
 }
 
