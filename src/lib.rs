@@ -12,7 +12,6 @@
 //! zone, health
 //! dnssec, policy, probe
 //! dns, sync
-//! runbook, drill
 //! admin, ops
 //! service
 //! cli
@@ -38,7 +37,6 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod dnssec;
-pub mod drill;
 pub mod health;
 pub mod json_file;
 pub mod logs;
@@ -48,7 +46,6 @@ pub mod ops;
 pub mod policy;
 pub mod probe;
 pub mod proto;
-pub mod runbook;
 pub mod runtime;
 pub mod service;
 pub mod sync;

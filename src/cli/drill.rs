@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::admin::api::Status;
-use crate::drill::{DrillRun, Sample, Track};
+use crate::ops::drill::{DrillRun, Sample, Track};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use hickory_proto::op::{Message, Query};

@@ -297,16 +297,16 @@ fn runbook(
                 .collect(),
         };
     let nameservers = if dns.is_empty() {
-        crate::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
+        crate::ops::runbook::nameservers(config, zone.map(|z| loaded.zones.zones()[z].as_ref()))
     } else {
         dns
     };
-    let context = crate::runbook::RunbookContext {
+    let context = crate::ops::runbook::RunbookContext {
         server_args,
         zone: zone.map(|z| loaded.zones.zones()[z].origin_text()),
         nameservers,
     };
-    let text = crate::runbook::render(&loaded.config, &name, record_type, &context)?;
+    let text = crate::ops::runbook::render(&loaded.config, &name, record_type, &context)?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,10 @@
-//! Pure operator views of a running server: what `/status` shows ([`status`]) and
-//! what the event log says changed ([`changes`]). Each takes the config, the
-//! snapshot or health, the previous state and the time as inputs; the health plane
-//! calls them and emits or publishes what they return.
+//! Operator views: what `/status` shows ([`status`]), what the event log says
+//! changed ([`changes`]) — both pure — and the record runbook ([`runbook`]) and
+//! failover drill ([`drill`]) an operator runs. `status` and `changes` take the
+//! config, the snapshot or health, the previous state and the time as inputs; the
+//! health plane calls them and emits or publishes what they return.
 
 pub mod changes;
+pub mod drill;
+pub mod runbook;
 pub mod status;
