@@ -11,8 +11,10 @@
 //! config
 //! zone, health
 //! dnssec, policy, probe
+//! api
 //! dns, sync
-//! admin, ops
+//! ops
+//! admin
 //! service
 //! cli
 //! ```
@@ -32,6 +34,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod admin;
+pub mod api;
 #[allow(clippy::print_stdout)]
 pub mod cli;
 pub mod config;

@@ -1,7 +1,7 @@
 //! What needs attention on a server, in words (pure): the status page's header and
 //! the first lines of `ctl status`, from its status alone.
 
-use super::api::{Notice, NoticeLevel, Status};
+use crate::api::{Notice, NoticeLevel, Status};
 use crate::health::overrides::Entry;
 use crate::logs::Escaped;
 use crate::model::HealthState;
@@ -281,7 +281,7 @@ pub fn duration_words(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::api::{AnswerStatus, IsolationStatus, RecordStatus};
+    use crate::api::{AnswerStatus, IsolationStatus, RecordStatus};
     use crate::health::overrides::{Action, Stamp, Target};
 
     #[test]

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::admin::api::{EndpointStatus, Status};
+use crate::api::{EndpointStatus, Status};
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::dns::Snapshot;
 use crate::health::overrides::endpoint_by_label;

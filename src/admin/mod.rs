@@ -25,7 +25,6 @@
 //!
 //! Who may call what is in [`auth`]; request bodies are strict ([`body`]).
 
-pub mod api;
 pub mod attention;
 pub mod auth;
 pub mod body;
@@ -47,10 +46,12 @@ pub use self::listen::{
     AdminError, Bound, Listen, ListenerStats, Peer, bind, connection_cap, tls_acceptor,
 };
 
-use self::api::{ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status};
 use self::auth::{Operator, Reader, SharedAccess, public};
 use self::body::Strict;
 use self::explain::{ExplainError, ExplainQuery, Explanation};
+use crate::api::{
+    self, ForceRequest, HealthView, OverrideRequest, OverridesView, ReleaseRequest, Status,
+};
 use crate::health::overrides::{Action, Change, Entry, OverrideError, Target};
 use crate::health::report::{
     CHALLENGE_HEADER, ERROR_HEADER, ReportError, SIGNATURE_HEADER, VANTAGE_HEADER,

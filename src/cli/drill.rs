@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::admin::api::Status;
+use crate::api::Status;
 use crate::ops::drill::{DrillRun, Sample, Track};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};

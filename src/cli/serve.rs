@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::admin::api::ReloadStatus;
+use crate::api::ReloadStatus;
 use crate::config::ConfigSource;
 use crate::service::{self, Service};
 use anyhow::Context;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::admin::api::{
+use crate::api::{
     AnswerStatus, DampingStatus, EndpointStatus, HistoryStatus, IsolationStatus, PoolStatus,
     ProbeStatus, RecordStatus, ReloadStatus, StateFileStatus, Status, VantageStatus,
 };

@@ -8,12 +8,12 @@ use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
-use crate::admin::api::{
+use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
+use crate::admin::{AdminBackend, SyncError};
+use crate::api::{
     EndpointState, EndpointStatus, HealthView, Identity, OverrideSync, OverridesView, PeerState,
     ReloadStatus, Status,
 };
-use crate::admin::explain::{ExplainError, ExplainQuery, Explanation};
-use crate::admin::{AdminBackend, SyncError};
 use crate::config::Secret;
 use crate::dns::SharedSnapshot;
 use crate::health::overrides::{Change, Entry, OverrideError, Target};
@@ -270,7 +270,7 @@ impl AdminBackend for ServiceBackend {
                 .enumerate()
                 .filter_map(|(r, record)| {
                     let pool = snapshot.health.pin(crate::model::RecordIndex(r as u32))?;
-                    Some(crate::admin::api::RecordFailover {
+                    Some(crate::api::RecordFailover {
                         record: record.name.clone(),
                         record_type: record.record_type.to_string(),
                         pool: snapshot.config.pool(pool).name.clone(),
@@ -286,7 +286,7 @@ impl AdminBackend for ServiceBackend {
                     let endpoint = snapshot
                         .health
                         .last_primary(crate::model::RecordIndex(r as u32))?;
-                    Some(crate::admin::api::RecordPrimary {
+                    Some(crate::api::RecordPrimary {
                         record: record.name.clone(),
                         record_type: record.record_type.to_string(),
                         endpoint: snapshot.config.endpoint_label(endpoint),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::admin::api::PeerState;
+use crate::api::PeerState;
 use crate::config::{ColdStart, Config};
 use crate::health::board::{History, Restored};
 use crate::health::overrides::{Action, Entry, Stamp, Target, check_entry};

@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::handover::{HandoverError, Takeover, notify_ready};
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
-use crate::admin::api::{ReloadStatus, Status};
 use crate::admin::auth::SharedAccess;
 use crate::admin::{self, AdminError};
+use crate::api::{ReloadStatus, Status};
 pub use crate::config::Reader;
 use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
 use crate::dns::xfr::{TransferState, notify};

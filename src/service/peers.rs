@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::plane::PlaneInput;
-use crate::admin::api::{Identity, OverrideSync};
+use crate::api::{Identity, OverrideSync};
 use crate::config::{Config, Secret};
 use crate::dns::SharedSnapshot;
 use crate::health::board::local_identity;

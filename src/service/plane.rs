@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::api::{ReloadStatus, Status};
+use crate::api::{ReloadStatus, Status};
 use crate::config::Config;
 use crate::dns::xfr::TransferState;
 use crate::dns::{SharedSnapshot, Snapshot};

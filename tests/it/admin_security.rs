@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use failoverd::admin::api::OverrideSync;
+use failoverd::api::OverrideSync;
 use failoverd::config::Secret;
 use failoverd::health::overrides::{Action, Entry, Stamp, Target};
 use failoverd::health::peering::sign_peer;

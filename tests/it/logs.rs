@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use failoverd::admin::api::OverrideSync;
+use failoverd::api::OverrideSync;
 use failoverd::config::Secret;
 use failoverd::health::overrides::{Action, Entry, Stamp, Target};
 use failoverd::health::peering::sign_peer;

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::admin::api::{
+use crate::admin::explain::{ExplainQuery, Explanation, explain};
+use crate::api::{
     ChangeOutcome, OverrideRequest, OverridesView, ReleaseRequest, ReloadStatus, Stats, Status,
 };
-use crate::admin::explain::{ExplainQuery, Explanation, explain};
 use crate::config::ConfigSource;
 use crate::dns::Snapshot;
 use crate::health::overrides::OverrideSet;

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use crate::admin::api::{AnswerStatus, EndpointStatus, OverridesView, Status};
 use crate::admin::attention::duration_words;
 use crate::admin::explain::Explanation;
+use crate::api::{AnswerStatus, EndpointStatus, OverridesView, Status};
 use crate::health::overrides::Entry;
 use crate::logs::Escaped;
 use crate::telemetry::events::Event;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::admin::api::Stats;
+use crate::api::Stats;
 
 /// Prints one server's statistics.
 pub(super) fn print_stats(server: &str, stats: &Stats) {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::admin::api::{ReloadStatus, Status};
+use crate::api::{ReloadStatus, Status};
 use crate::config::Config;
 use crate::health::LocalFault;
 use crate::health::overrides::{Change, Entry, OverrideError};
@@ -96,7 +96,7 @@ pub(crate) struct PlaneMetrics {
     /// State-file saves that failed.
     pub(crate) state_save_failures: AtomicU64,
     /// The state file's last save.
-    pub(crate) state_file: std::sync::Mutex<crate::admin::api::StateFileStatus>,
+    pub(crate) state_file: std::sync::Mutex<crate::api::StateFileStatus>,
 }
 
 impl PlaneMetrics {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Plane, PlaneInput, PlaneMetrics, state_file};
-use crate::admin::api::StateFileStatus;
+use crate::api::StateFileStatus;
 use crate::health::overrides::{Change, Entry, OverrideError, OverrideSet};
 use crate::health::persist::{STATE_VERSION, SavedEndpoint, SavedState, StateWriter};
 use crate::probe::reporter::unix_ms;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spacing::Spacing;
 use super::{Plane, PlaneHandle, PlaneMetrics, Role, process_nonce, saving, state_file};
-use crate::admin::api::Status;
+use crate::api::Status;
 use crate::config::Config;
 use crate::dns::SharedSnapshot;
 use crate::dns::xfr::TransferState;
