@@ -393,7 +393,7 @@ fn ctl_status_merges_several_servers_and_flags_disagreement() {
     assert!(
         // "by" is the token's name and the user ctl runs as.
         drain.starts_with("override: drain endpoint eu/eu-1 by anonymous (")
-            && drain.contains(") (kernel, expires in 2h), in force for")
+            && drain.contains("): \"kernel\", expires in 2h, in force for")
             && drain.contains("— DISAGREE: not on 127.0.0.1:"),
         "{out}"
     );

@@ -147,8 +147,10 @@ pub(super) fn describe_entry(entry: &Entry) -> String {
                 .expires_at_ms
                 .map(|at| format!(", expires in {}", until(at)))
                 .unwrap_or_default();
+            // "drain endpoint web-eu/eu-1 by oncall (alice): "kernel", expires in 2h"
+            // ("by" carries the user in parentheses already).
             format!(
-                "{} {} by {} ({}{expires})",
+                "{} {} by {}: \"{}\"{expires}",
                 Escaped(action),
                 Escaped(&entry.target),
                 Escaped(&entry.by),
@@ -156,7 +158,7 @@ pub(super) fn describe_entry(entry: &Entry) -> String {
             )
         }
         None => format!(
-            "released {} by {} ({})",
+            "released {} by {}: \"{}\"",
             Escaped(&entry.target),
             Escaped(&entry.by),
             Escaped(&entry.reason)
