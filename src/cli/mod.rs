@@ -149,10 +149,31 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// A command whose output goes to `| head` ends quietly when the reader is gone (exit
+/// 141, as a shell reports a process ended by SIGPIPE), instead of panicking on the
+/// broken pipe. SIGPIPE itself stays ignored, so a peer closing a socket remains an
+/// error the HTTP client reports rather than a silent death.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// Parses the arguments, runs the subcommand and returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    quiet_on_closed_stdout();
     let result = match cli.command {
         Command::Serve {
             config,

@@ -313,3 +313,30 @@ fn a_lone_server_idles_after_an_override() {
         );
     });
 }
+
+/// `failoverd runbook … | head -1`: the reader gone, the command ends quietly with
+/// 141 (as a shell reports SIGPIPE), never with a panic on the broken pipe.
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills two descriptors this test then owns.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // The reader is gone before the command writes a byte.
+    // SAFETY: fds[0] is ours and closed once.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is ours; the Stdio takes it.
+    let stdout = unsafe { std::process::Stdio::from_raw_fd(fds[1]) };
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let output = std::process::Command::new(crate::support::binary())
+        .args(["runbook", "www.gslb.example.com", "--config"])
+        .arg(&config)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{:?}", output.status);
+}
