@@ -115,6 +115,7 @@ impl Flood {
                     }
                 }
                 round += 1;
+                // Pacing: the trickle sends one header byte every 300 ms.
                 std::thread::sleep(Duration::from_millis(300));
             }
         });
@@ -213,6 +214,7 @@ fn flood_changes_nothing(tls: bool) {
         }
         slowest = slowest.max(took);
         polls += 1;
+        // Pacing: one `ctl status` every 100 ms while the flood runs.
         std::thread::sleep(Duration::from_millis(100));
     }
     let held = flood.stop();

@@ -197,6 +197,8 @@ fn twenty_restarts_under_a_query_stream_lose_and_refuse_nothing() {
         })
     };
 
+    // Pacing, not waiting: the query stream runs on its own for half a second before
+    // the first restart, 200 ms between restarts and half a second after the last.
     std::thread::sleep(Duration::from_millis(500));
     let mut took = Vec::new();
     for restart in 0..RESTARTS {
