@@ -21,7 +21,7 @@ use failoverd::sync::apply::ApplyError;
 use failoverd::sync::plan::{HealthCheckChange, Refusal};
 use support::moto::{
     Moto, Workspace, agent_with, assert_converges, create_zone, eventually, fast_options,
-    put_foreign,
+    put_foreign, reconcile_converges,
 };
 use support::require;
 
@@ -131,8 +131,7 @@ fn eu_down(healthy: &HealthSnapshot) -> HealthSnapshot {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let (cfg, zones) = workspace.load(&config(&moto, false, &base(EU, US, POOLS, 30)));
     let agent = agent_with(cfg.clone(), zones, fast_options()).await;
@@ -185,8 +184,7 @@ async fn plan_apply_replan_is_empty_and_apply_is_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_give_exactly_the_expected_changes() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let apply = |body: String| {
         let (cfg, zones) = workspace.load(&config(&moto, false, &body));
@@ -307,8 +305,7 @@ async fn config_changes_give_exactly_the_expected_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_records_are_reported_and_left_untouched() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     // Records someone else made: one where our static record goes, one unrelated.
     put_foreign(&sdk, &zone_id, "mail.gslb.test.", "A", "198.51.100.25").await;
     put_foreign(&sdk, &zone_id, "other.gslb.test.", "TXT", "\"not ours\"").await;
@@ -372,8 +369,7 @@ async fn foreign_records_are_reported_and_left_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_refuses_deleting_more_than_30_percent() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    moto.hosted_zone(ZONE).await;
     let lines: String = (0..12)
         .map(|i| format!("host{i} IN A 192.0.2.{}\n", i + 1))
         .collect();
@@ -408,8 +404,7 @@ async fn guard_refuses_deleting_more_than_30_percent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_apply_is_split_into_valid_batches() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     // 1,100 static records + their markers: 2,200 changes, and 2,200+ record sets to
     // read back over several pages.
     let lines: String = (0..1100)
@@ -439,8 +434,7 @@ async fn large_apply_is_split_into_valid_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_mode_follows_health_changes() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let body = base(EU, US, POOLS, 30).replace(
         "policy = \"failover\"",
         "policy = \"failover\"\nroute53 = \"mirror\"\nall_down_ttl = 5",
@@ -507,8 +501,7 @@ async fn mirror_mode_follows_health_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_are_created_updated_and_deleted_with_tags() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    let (sdk, _) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let run = |body: String, force: bool| {
         let (cfg, zones) = workspace.load(&config(&moto, false, &body));
@@ -621,8 +614,7 @@ async fn health_checks_are_created_updated_and_deleted_with_tags() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_retried_with_backoff() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let (cfg, zones) = workspace.load(&config(&moto, false, &base(EU, US, POOLS, 30)));
     let agent = agent_with(cfg.clone(), zones, fast_options()).await;
@@ -659,19 +651,13 @@ async fn throttling_is_retried_with_backoff() {
         "{failed:?}"
     );
     moto.fault("Throttling", 0, None);
-    let run = agent
-        .reconcile(&health(&cfg), false)
-        .await
-        .expect("reconcile");
-    assert!(run.applied.expect("applied").is_complete());
-    assert_converges(&agent, &health(&cfg)).await;
+    reconcile_converges(&agent, &health(&cfg), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_change_batch_is_isolated_by_bisection() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let lines: String = (0..40)
         .map(|i| format!("h{i} IN A 192.0.2.{}\n", i + 30))
         .collect();
@@ -726,19 +712,13 @@ async fn invalid_change_batch_is_isolated_by_bisection() {
     let retry = agent.plan(&health(&cfg), false).await.expect("plan");
     assert_eq!(summary(&retry), ["create h36.gslb.test. A"]);
     moto.fault("InvalidChangeBatch", 0, None);
-    let run = agent
-        .reconcile(&health(&cfg), false)
-        .await
-        .expect("reconcile");
-    assert!(run.applied.expect("applied").is_complete());
-    assert_converges(&agent, &health(&cfg)).await;
+    reconcile_converges(&agent, &health(&cfg), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_are_waited_for_until_insync() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "a IN A 192.0.2.1\n");
     let (cfg, zones) = workspace.load(&config(&moto, true, ""));
     let agent = agent_with(cfg.clone(), zones, fast_options()).await;
@@ -873,8 +853,7 @@ fn health_json(generation: u64, eu_state: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sync_follows_the_health_api_and_stops_on_sigterm() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let body = Arc::new(std::sync::Mutex::new(health_json(1, "up")));
     let port = health_server(body.clone()).await;
     let text = config(
@@ -982,8 +961,7 @@ async fn ttl_of(sdk: &aws_sdk_route53::Client, zone_id: &str, name: &str) -> Opt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     // 29 owned record sets: ns1 and 15 static hosts, and 13 mirror-mode records.
     let lines: String = (0..15)
         .map(|i| format!("host{i} IN A 198.51.100.{}\n", i + 1))
@@ -1029,10 +1007,8 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     );
     assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
     // Applied with the force flag.
-    let forced = agent.reconcile(&health(&cfg), true).await.expect("forced");
-    assert!(forced.applied.expect("applied").is_complete());
+    reconcile_converges(&agent, &health(&cfg), true).await;
     assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(26));
-    assert_converges(&agent, &health(&cfg)).await;
 
     // The pools' order swapped on 12 records (live traffic moves eu → us): refused.
     let (swapped_cfg, zones) = load(26, 12);
@@ -1074,8 +1050,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_mode_writes_an_outage_that_rewrites_most_owned_sets_but_guards_config_edits() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let (cfg, zones) = workspace.load(&config(&moto, false, &mirror_zone(EU)));
     let agent = agent_with(cfg.clone(), zones, fast_options()).await;
@@ -1152,8 +1127,7 @@ fn route53_command(args: &[&str]) -> std::process::Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_restarted_mid_outage_writes_nothing_wrong_and_plan_needs_live_health() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let text = config(&moto, false, &mirror_zone(EU));
     let workspace = Workspace::new(ZONE, "");
     let (cfg, zones) = workspace.load(&text);
@@ -1265,8 +1239,7 @@ async fn sync_metrics(port: u16) -> std::io::Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_endpoint_has_no_health_check_and_gets_one_back_when_undrained() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    let (sdk, _) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let run = |eu: String| {
         let (cfg, zones) = workspace.load(&config(&moto, false, &base(&eu, US, POOLS, 30)));
@@ -1338,8 +1311,7 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
         err.trim().lines().last().unwrap_or_default()
     );
     // Rejected credentials: 403 InvalidClientTokenId, not retried.
-    let sdk = moto.sdk().await;
-    create_zone(&sdk, ZONE).await;
+    moto.hosted_zone(ZONE).await;
     moto.fault("InvalidClientTokenId", 100, None);
     let (ok, err, took) = plan(&[], &path);
     moto.fault("InvalidClientTokenId", 0, None);
@@ -1396,8 +1368,7 @@ async fn errors_name_their_cause_and_fix_and_fail_fast_unless_transient() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_drains_and_manual_failovers_reach_mirror_records() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     // No health checks: the operator alone decides here.
     let workspace = Workspace::new(ZONE, "");
     let (server, text) = Server::start(
@@ -1456,8 +1427,7 @@ async fn operator_drains_and_manual_failovers_reach_mirror_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     let workspace = Workspace::new(ZONE, "");
     let dir = workspace.dir.path();
     let read = "read-token-0123456789abcdef";
@@ -1712,8 +1682,7 @@ async fn native_sets(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_overrides_and_min_healthy_reach_native_records() {
     let moto = require!(Moto::start());
-    let sdk = moto.sdk().await;
-    let zone_id = create_zone(&sdk, ZONE).await;
+    let (sdk, zone_id) = moto.hosted_zone(ZONE).await;
     // Loopback endpoints (the server probes them; nothing listens there), eu needing
     // two healthy endpoints.
     let eu =

@@ -135,6 +135,13 @@ impl Moto {
             .unwrap_or(0)
     }
 
+    /// An SDK client and a new hosted zone `name` in it (its id).
+    pub(crate) async fn hosted_zone(&self, name: &str) -> (aws_sdk_route53::Client, String) {
+        let sdk = self.sdk().await;
+        let zone_id = create_zone(&sdk, name).await;
+        (sdk, zone_id)
+    }
+
     /// A raw SDK client (for setting up and checking state independently of the
     /// agent).
     pub(crate) async fn sdk(&self) -> aws_sdk_route53::Client {
@@ -345,6 +352,20 @@ pub(crate) async fn assert_converges(agent: &Agent, health: &HealthSnapshot) {
         "not converged; the next plan:\n{}",
         plan.render_table()
     );
+}
+
+/// Runs one reconcile (with `force` as given) that must apply every change, then
+/// asserts that the agent has converged; returns what was applied.
+pub(crate) async fn reconcile_converges(
+    agent: &Agent,
+    health: &HealthSnapshot,
+    force: bool,
+) -> failoverd::sync::apply::ApplyReport {
+    let run = agent.reconcile(health, force).await.expect("reconcile");
+    let report = run.applied.expect("a plan with changes was applied");
+    assert!(report.is_complete(), "{}", report.summary());
+    assert_converges(agent, health).await;
+    report
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
