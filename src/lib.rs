@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! model, proto
-//! runtime, json_file, logs, metrics, telemetry
+//! runtime, json_file, logs, telemetry
 //! config
 //! zone, health
 //! dnssec, policy, probe
@@ -43,7 +43,6 @@ pub mod dnssec;
 pub mod health;
 pub mod json_file;
 pub mod logs;
-pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod policy;
