@@ -30,6 +30,8 @@
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
 //! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
 //! - [`logs`]: escaping of logged values and per-site log rate limits.
+//! - [`telemetry`]: metric names, the answer path's per-thread counters, `/metrics`
+//!   through a `prometheus-client` registry, the event log.
 
 #![warn(clippy::print_stdout)]
 

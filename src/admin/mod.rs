@@ -421,7 +421,7 @@ async fn metrics(_: Reader<{ public::METRICS }>, State(backend): State<Backend>)
     (
         [(
             header::CONTENT_TYPE,
-            crate::telemetry::exposition::CONTENT_TYPE,
+            crate::telemetry::registry::CONTENT_TYPE,
         )],
         backend.metrics(),
     )

@@ -289,7 +289,7 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
-                                crate::telemetry::exposition::CONTENT_TYPE,
+                                crate::telemetry::registry::CONTENT_TYPE,
                             )],
                             metrics.render_prometheus(),
                         )

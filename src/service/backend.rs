@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::metrics::{
+use super::collector::{
     AdminCollector, DnssecCollector, DnstapCollector, JournalCollector, PlaneCollector,
 };
 use super::plane::{PlaneHandle, PlaneInput, PlaneMetrics};
@@ -24,8 +24,8 @@ use crate::health::report::ReportError;
 use crate::model::EndpointIndex;
 use crate::probe::reporter::unix_ms;
 use crate::telemetry::events::EventLog;
-use crate::telemetry::exposition::Registry;
 use crate::telemetry::metrics::{DnsCollector, DnsMetrics};
+use crate::telemetry::registry::Registry;
 
 pub(crate) struct ServiceBackend {
     shared: SharedSnapshot,
@@ -381,8 +381,8 @@ impl AdminBackend for ServiceBackend {
 
     fn metrics(&self) -> String {
         let registry = self.registry.get_or_init(|| self.registry());
-        let mut out = crate::telemetry::exposition::encode(registry);
-        super::metrics::write_decision_summary(&mut out, &self.plane_metrics);
+        let mut out = crate::telemetry::registry::encode(registry);
+        super::collector::write_decision_summary(&mut out, &self.plane_metrics);
         out
     }
 

@@ -5,9 +5,9 @@
 
 mod backend;
 mod coldstart;
+mod collector;
 use crate::telemetry::events;
 mod handover;
-mod metrics;
 mod peers;
 mod plane;
 

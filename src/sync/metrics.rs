@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use crate::telemetry::exposition::{self, Kind, Registry, labelled, single};
 use crate::telemetry::names;
+use crate::telemetry::registry::{self, Kind, labelled, single};
 
 /// API operations, for the `operation` label.
 pub const OPERATIONS: [&str; 11] = [
@@ -187,9 +187,7 @@ impl SyncMetrics {
             propagation_count: load(&self.propagation_count),
             propagation_sum_millis: load(&self.propagation_sum_millis),
         };
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(values));
-        exposition::encode(&registry)
+        registry::encode_one(values)
     }
 }
 

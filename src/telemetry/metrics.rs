@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::exposition::{Kind, family, labelled, single};
 use super::names;
+use super::registry::{Kind, family, labelled, single};
 
 /// Zones counted apart (the last slot counts every zone past them).
 pub const ZONE_SLOTS: usize = 64;

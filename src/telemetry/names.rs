@@ -1,6 +1,6 @@
 //! Every metric name this crate exposes, in one place: the name as it appears on
 //! `/metrics` (a counter's with its `_total`). The collectors that write them are
-//! beside the state they read (see [`super::exposition`]).
+//! beside the state they read (see [`super::registry`]).
 
 // Answer path (`crate::telemetry::metrics::DnsCounters`).
 

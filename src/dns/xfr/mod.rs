@@ -47,8 +47,8 @@ use super::answers::Snapshot;
 use super::transfer::TransferHandler;
 use super::wire::rcode;
 use crate::config::TransferConfig;
-use crate::telemetry::exposition::{self, Kind, Registry, labelled};
 use crate::telemetry::names;
+use crate::telemetry::registry::{self, Kind, labelled};
 use crate::zone::{Zone, name, rtype};
 
 /// Largest transfer message we build before TSIG (well below 64 KiB).
@@ -98,9 +98,7 @@ pub struct TransferMetrics {
 impl TransferMetrics {
     /// Appends the Prometheus text of every counter.
     pub fn render(&self, out: &mut String) {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(self.values()));
-        out.push_str(&exposition::encode(&registry));
+        out.push_str(&registry::encode_one(self.values()));
     }
 
     /// The counters as of now, by label.

@@ -16,8 +16,8 @@ use crate::health::overrides::{Action, Target};
 use crate::model::HealthState;
 use crate::probe::reporter::unix_ms;
 use crate::telemetry::events::EventLog;
-use crate::telemetry::exposition::{Kind, family, labelled, single, write_summary};
 use crate::telemetry::names;
+use crate::telemetry::registry::{Kind, family, labelled, single, write_summary};
 
 type Written = Result<(), std::fmt::Error>;
 

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::exemplar::Exemplar;
@@ -26,6 +27,14 @@ pub fn encode(registry: &Registry) -> String {
     // Writing to a String does not fail, nor do the collectors here.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, registry);
     out
+}
+
+/// The text of one collector (a registry of its own): for counters read into a
+/// value of their own at the time of the call.
+pub fn encode_one(collector: impl Collector) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    encode(&registry)
 }
 
 /// The type of a metric family.
@@ -190,7 +199,6 @@ pub fn write_summary(
 mod tests {
     use super::*;
     use crate::telemetry::metrics::Histogram;
-    use prometheus_client::collector::Collector;
 
     #[derive(Debug)]
     struct Sample;
