@@ -251,7 +251,17 @@ fn action_name(action: &Action) -> &'static str {
 
 /// The plane's counters: reports, syncs, probes, isolation, reloads, latencies.
 fn plane(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics, status: &Status) -> Written {
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    inputs(e, plane)?;
+    probes(e, plane)?;
+    decisions(e, plane, status)
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// What the plane took in: reports, peers' override entries and syncs, state saves.
+fn inputs(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics) -> Written {
     labelled(
         e,
         names::REPORTS_RECEIVED_TOTAL,
@@ -296,6 +306,11 @@ fn plane(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics, status: &Status) -
                 .map(|(label, count)| (*label, load(count))),
         ),
     )?;
+    Ok(())
+}
+
+/// This vantage point's probes and the reports it sends.
+fn probes(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics) -> Written {
     labelled(
         e,
         names::PROBES_TOTAL,
@@ -351,6 +366,11 @@ fn plane(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics, status: &Status) -
             .iter()
             .map(|(server, stats)| (server.as_str(), stats.reachable.load(Ordering::Relaxed))),
     )?;
+    Ok(())
+}
+
+/// Quorum and isolation, reloads, decision and probe latencies, readiness.
+fn decisions(e: &mut DescriptorEncoder<'_>, plane: &PlaneMetrics, status: &Status) -> Written {
     if let Some(isolation) = &status.isolation {
         single(
             e,
