@@ -510,7 +510,7 @@ impl Stats {
                     })
                     .unwrap_or_default()
             };
-            use crate::metrics as m;
+            use crate::telemetry::names as m;
             match name {
                 m::DNS_RESPONSES_TOTAL => {
                     stats.responses.insert(label("rcode"), value);

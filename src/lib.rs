@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! model, proto
-//! runtime, json_file, logs, metrics, telemetry
+//! runtime, json_file, logs, telemetry
 //! config
 //! zone, health
 //! dnssec, policy, probe
@@ -30,6 +30,8 @@
 //! - [`service`]: wiring for `failoverd serve` (load, serve, reload, shut down).
 //! - [`sync`]: the Route 53 sync agent (desired state, pure plan, batching, apply).
 //! - [`logs`]: escaping of logged values and per-site log rate limits.
+//! - [`telemetry`]: metric names, the answer path's per-thread counters, `/metrics`
+//!   through a `prometheus-client` registry, the event log.
 
 #![warn(clippy::print_stdout)]
 
@@ -43,7 +45,6 @@ pub mod dnssec;
 pub mod health;
 pub mod json_file;
 pub mod logs;
-pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod policy;

@@ -419,7 +419,10 @@ async fn records(_: Reader, State(backend): State<Backend>) -> Response {
 
 async fn metrics(_: Reader<{ public::METRICS }>, State(backend): State<Backend>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            crate::telemetry::registry::CONTENT_TYPE,
+        )],
         backend.metrics(),
     )
         .into_response()

@@ -289,7 +289,7 @@ async fn sync_command(args: SyncArgs) -> anyhow::Result<ExitCode> {
                         (
                             [(
                                 axum::http::header::CONTENT_TYPE,
-                                "text/plain; version=0.0.4",
+                                crate::telemetry::registry::CONTENT_TYPE,
                             )],
                             metrics.render_prometheus(),
                         )

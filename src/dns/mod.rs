@@ -46,8 +46,8 @@ pub use self::engine::{Responder, Transport};
 pub use self::snapshot::SharedSnapshot;
 pub use self::transfer::TransferHandler;
 use crate::config::ServerConfig;
-use crate::metrics::DnsMetrics;
 use crate::runtime::inherit::{self, Inherited, Kind, Listening};
+use crate::telemetry::metrics::DnsMetrics;
 
 /// Errors of the DNS front end.
 #[derive(Debug, thiserror::Error)]

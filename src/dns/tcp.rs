@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::dnstap::Dnstap;
 use super::snapshot::SharedSnapshot;
 use super::transfer::TransferHandler;
-use crate::metrics::DnsCounters;
+use crate::telemetry::metrics::DnsCounters;
 
 /// What a TCP listener needs to know.
 #[derive(Clone)]

@@ -22,7 +22,7 @@ use super::snapshot::SharedSnapshot;
 use super::transfer::TransferHandler;
 use super::worker::Worker;
 use crate::config::RrlConfig;
-use crate::metrics::DnsMetrics;
+use crate::telemetry::metrics::DnsMetrics;
 
 /// Datagrams handled per system call.
 const BATCH: usize = 32;

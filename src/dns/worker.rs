@@ -14,7 +14,7 @@ use super::rrl::{LARGE_RESPONSE, RateLimiter, ResponseClass, Verdict, truncate_t
 use super::transfer::TransferHandler;
 use super::wire::HEADER_LEN;
 use super::wire::rcode;
-use crate::metrics::DnsCounters;
+use crate::telemetry::metrics::DnsCounters;
 
 /// One worker's answering state, the same whichever way datagrams move.
 pub(super) struct Worker {

@@ -5,6 +5,7 @@
 
 mod backend;
 mod coldstart;
+mod collector;
 use crate::telemetry::events;
 mod handover;
 mod peers;
@@ -662,7 +663,7 @@ impl Service {
     }
 
     /// DNS counters (a probe agent's stay zero).
-    pub fn dns_metrics(&self) -> crate::metrics::DnsMetrics {
+    pub fn dns_metrics(&self) -> crate::telemetry::metrics::DnsMetrics {
         self.dns
             .as_ref()
             .map(|d| d.metrics.clone())

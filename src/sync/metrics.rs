@@ -1,30 +1,14 @@
-//! Counters and gauges of the Route 53 agent, rendered in the Prometheus text format.
-//! Labels are bounded (operation names, error codes, change actions).
+//! Counters and gauges of the Route 53 agent, in the Prometheus text format through a
+//! `prometheus-client` registry (names in [`crate::telemetry::names`]). Labels are
+//! bounded (operation names, error codes, change actions).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// API requests sent, by `operation`.
-pub const API_CALLS_TOTAL: &str = "failoverd_route53_api_calls_total";
-/// Requests answered with a throttling error, by `code` (Throttling,
-/// PriorRequestNotComplete).
-pub const THROTTLES_TOTAL: &str = "failoverd_route53_throttles_total";
-/// Requests that failed after retries, or with a non-retryable error.
-pub const API_ERRORS_TOTAL: &str = "failoverd_route53_api_errors_total";
-/// Record-set changes applied, by `action` (create, update, delete).
-pub const CHANGES_APPLIED_TOTAL: &str = "failoverd_route53_changes_applied_total";
-/// Record-set changes rejected (InvalidChangeBatch after bisection, or local rules).
-pub const CHANGES_FAILED_TOTAL: &str = "failoverd_route53_changes_failed_total";
-/// Health checks created, updated or deleted, by `action`.
-pub const HEALTH_CHECK_CHANGES_TOTAL: &str = "failoverd_route53_health_check_changes_total";
-/// Size of the last plan, by `kind` (create, update, delete, conflict, health_check).
-pub const PLAN_CHANGES: &str = "failoverd_route53_plan_changes";
-/// Reconcile runs, by `result` (ok, refused, error).
-pub const RUNS_TOTAL: &str = "failoverd_route53_runs_total";
-/// Unix time of the last run that ended with Route 53 in the desired state.
-pub const LAST_SUCCESS_SECONDS: &str = "failoverd_route53_last_success_timestamp_seconds";
-/// Seconds from submitting the last change to Route 53 reporting it INSYNC.
-pub const PROPAGATION_SECONDS: &str = "failoverd_route53_propagation_seconds";
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
+use crate::telemetry::names;
+use crate::telemetry::registry::{self, Kind, labelled, single};
 
 /// API operations, for the `operation` label.
 pub const OPERATIONS: [&str; 11] = [
@@ -184,111 +168,144 @@ impl SyncMetrics {
 
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render_prometheus(&self) -> String {
-        let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let labelled =
-            |label: &str, names: &[&str], counters: &[AtomicU64]| -> Vec<(String, String)> {
-                names
-                    .iter()
-                    .zip(counters)
-                    .map(|(n, c)| (format!("{{{label}=\"{n}\"}}"), load(c).to_string()))
-                    .collect()
-            };
-        family(
-            API_CALLS_TOTAL,
-            "counter",
-            "Route 53 API requests sent.",
-            &labelled("operation", &OPERATIONS, &self.api_calls),
-        );
-        family(
-            THROTTLES_TOTAL,
-            "counter",
-            "Route 53 requests answered with a throttling error.",
-            &[
-                (
-                    "{code=\"Throttling\"}".into(),
-                    load(&self.throttles).to_string(),
-                ),
-                (
-                    "{code=\"PriorRequestNotComplete\"}".into(),
-                    load(&self.prior_request_not_complete).to_string(),
-                ),
+        let loads = |c: &[AtomicU64; 3]| c.each_ref().map(load);
+        let values = SyncValues {
+            api_calls: self.api_calls.each_ref().map(load),
+            throttles: [
+                load(&self.throttles),
+                load(&self.prior_request_not_complete),
             ],
-        );
-        family(
-            API_ERRORS_TOTAL,
-            "counter",
+            api_errors: load(&self.api_errors),
+            changes_applied: loads(&self.changes_applied),
+            changes_failed: load(&self.changes_failed),
+            health_check_changes: loads(&self.health_check_changes),
+            plan: self.plan.each_ref().map(load),
+            runs: loads(&self.runs),
+            last_success_seconds: load(&self.last_success_seconds),
+            propagation_millis: load(&self.propagation_millis),
+            propagation_count: load(&self.propagation_count),
+            propagation_sum_millis: load(&self.propagation_sum_millis),
+        };
+        registry::encode_one(values)
+    }
+}
+
+/// The agent's counters as read for one scrape.
+#[derive(Debug)]
+struct SyncValues {
+    api_calls: [u64; 11],
+    /// Throttling, then PriorRequestNotComplete.
+    throttles: [u64; 2],
+    api_errors: u64,
+    changes_applied: [u64; 3],
+    changes_failed: u64,
+    health_check_changes: [u64; 3],
+    plan: [u64; 5],
+    runs: [u64; 3],
+    last_success_seconds: u64,
+    propagation_millis: u64,
+    propagation_count: u64,
+    propagation_sum_millis: u64,
+}
+
+impl Collector for SyncValues {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        labelled(
+            e,
+            names::ROUTE53_API_CALLS_TOTAL,
+            "Route 53 API requests sent.",
+            Kind::Counter,
+            "operation",
+            OPERATIONS.into_iter().zip(self.api_calls),
+        )?;
+        labelled(
+            e,
+            names::ROUTE53_THROTTLES_TOTAL,
+            "Route 53 requests answered with a throttling error.",
+            Kind::Counter,
+            "code",
+            ["Throttling", "PriorRequestNotComplete"]
+                .into_iter()
+                .zip(self.throttles),
+        )?;
+        single(
+            e,
+            names::ROUTE53_API_ERRORS_TOTAL,
             "Route 53 requests that failed.",
-            &[(String::new(), load(&self.api_errors).to_string())],
-        );
-        family(
-            CHANGES_APPLIED_TOTAL,
-            "counter",
+            Kind::Counter,
+            self.api_errors,
+        )?;
+        labelled(
+            e,
+            names::ROUTE53_CHANGES_APPLIED_TOTAL,
             "Record-set changes applied.",
-            &labelled("action", &ACTIONS, &self.changes_applied),
-        );
-        family(
-            CHANGES_FAILED_TOTAL,
-            "counter",
+            Kind::Counter,
+            "action",
+            ACTIONS.into_iter().zip(self.changes_applied),
+        )?;
+        single(
+            e,
+            names::ROUTE53_CHANGES_FAILED_TOTAL,
             "Record-set changes rejected.",
-            &[(String::new(), load(&self.changes_failed).to_string())],
-        );
-        family(
-            HEALTH_CHECK_CHANGES_TOTAL,
-            "counter",
+            Kind::Counter,
+            self.changes_failed,
+        )?;
+        labelled(
+            e,
+            names::ROUTE53_HEALTH_CHECK_CHANGES_TOTAL,
             "Health checks created, updated or deleted.",
-            &labelled("action", &ACTIONS, &self.health_check_changes),
-        );
-        family(
-            PLAN_CHANGES,
-            "gauge",
+            Kind::Counter,
+            "action",
+            ACTIONS.into_iter().zip(self.health_check_changes),
+        )?;
+        labelled(
+            e,
+            names::ROUTE53_PLAN_CHANGES,
             "Size of the last plan.",
-            &labelled("kind", &PLAN_KINDS, &self.plan),
-        );
-        family(
-            RUNS_TOTAL,
-            "counter",
+            Kind::Gauge,
+            "kind",
+            PLAN_KINDS.into_iter().zip(self.plan),
+        )?;
+        labelled(
+            e,
+            names::ROUTE53_RUNS_TOTAL,
             "Reconcile runs.",
-            &labelled("result", &RUN_RESULTS, &self.runs),
-        );
-        family(
-            LAST_SUCCESS_SECONDS,
-            "gauge",
+            Kind::Counter,
+            "result",
+            RUN_RESULTS.into_iter().zip(self.runs),
+        )?;
+        single(
+            e,
+            names::ROUTE53_LAST_SUCCESS_SECONDS,
             "Unix time of the last successful reconcile.",
-            &[(String::new(), load(&self.last_success_seconds).to_string())],
-        );
-        family(
-            PROPAGATION_SECONDS,
-            "gauge",
+            Kind::Gauge,
+            self.last_success_seconds,
+        )?;
+        single(
+            e,
+            names::ROUTE53_PROPAGATION_SECONDS,
             "Seconds from submitting the last change to INSYNC.",
-            &[(
-                String::new(),
-                format!("{:.3}", load(&self.propagation_millis) as f64 / 1000.0),
-            )],
-        );
-        family(
-            &format!("{PROPAGATION_SECONDS}_sum"),
-            "counter",
+            Kind::Gauge,
+            self.propagation_millis as f64 / 1000.0,
+        )?;
+        // A sum and a count beside the gauge, not a summary of it: counters by
+        // nature, but a counter's name ends in `_total`, so they are untyped.
+        single(
+            e,
+            names::ROUTE53_PROPAGATION_SECONDS_SUM,
             "Total seconds changes took to become INSYNC.",
-            &[(
-                String::new(),
-                format!("{:.3}", load(&self.propagation_sum_millis) as f64 / 1000.0),
-            )],
-        );
-        family(
-            &format!("{PROPAGATION_SECONDS}_count"),
-            "counter",
+            Kind::Untyped,
+            self.propagation_sum_millis as f64 / 1000.0,
+        )?;
+        single(
+            e,
+            names::ROUTE53_PROPAGATION_SECONDS_COUNT,
             "Changes waited for until INSYNC.",
-            &[(String::new(), load(&self.propagation_count).to_string())],
-        );
-        out
+            Kind::Untyped,
+            self.propagation_count,
+        )
     }
 }
 
@@ -314,7 +331,7 @@ mod tests {
         assert!(text.contains("failoverd_route53_throttles_total{code=\"Throttling\"} 1"));
         assert!(text.contains("failoverd_route53_changes_applied_total{action=\"create\"} 3"));
         assert!(text.contains("failoverd_route53_last_success_timestamp_seconds 1700000000"));
-        assert!(text.contains("failoverd_route53_propagation_seconds 1.500"));
+        assert!(text.contains("failoverd_route53_propagation_seconds 1.5\n"));
         assert!(text.contains("# TYPE failoverd_route53_runs_total counter"));
         let snapshot = metrics.snapshot();
         assert_eq!(snapshot.api_calls, 2);

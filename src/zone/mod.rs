@@ -26,7 +26,7 @@ pub enum ZoneError {
 pub struct ZoneSet {
     zones: Vec<Arc<Zone>>,
     /// Per zone, its slot in the per-zone query counters
-    /// ([`crate::metrics::zone_slot`]: stable for a zone name across reloads).
+    /// ([`crate::telemetry::metrics::zone_slot`]: stable for a zone name across reloads).
     slots: Vec<u8>,
 }
 
@@ -36,17 +36,17 @@ impl ZoneSet {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin().len()));
         let slots = zones
             .iter()
-            .map(|z| crate::metrics::zone_slot(&z.origin_text()))
+            .map(|z| crate::telemetry::metrics::zone_slot(&z.origin_text()))
             .collect();
         Self { zones, slots }
     }
 
-    /// The per-zone counter slot of zone `index` (see [`crate::metrics::zone_slot`]).
+    /// The per-zone counter slot of zone `index` (see [`crate::telemetry::metrics::zone_slot`]).
     pub fn stats_slot(&self, index: usize) -> u8 {
         self.slots
             .get(index)
             .copied()
-            .unwrap_or(crate::metrics::OTHER_ZONES_SLOT)
+            .unwrap_or(crate::telemetry::metrics::OTHER_ZONES_SLOT)
     }
 
     /// The zones, longest origin first.

@@ -127,6 +127,24 @@ fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists()
     promtool_check_metrics(&text);
 }
 
+/// The Route 53 agent's metrics pass `promtool check metrics` too, with every
+/// counter counted.
+#[test]
+fn route53_agent_metrics_pass_promtool() {
+    let metrics = failoverd::sync::metrics::SyncMetrics::default();
+    metrics.api_call("ChangeResourceRecordSets");
+    metrics.throttled(true);
+    metrics.changes_applied("update", 2);
+    metrics.run("ok", 1_700_000_000);
+    metrics.propagation(std::time::Duration::from_millis(1250));
+    let text = metrics.render_prometheus();
+    assert!(
+        text.contains("failoverd_route53_propagation_seconds_count 1\n"),
+        "{text}"
+    );
+    promtool_check_metrics(&text);
+}
+
 #[test]
 fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
     let promtool = require!(promtool());

@@ -30,11 +30,12 @@ pub mod tsig;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use tokio::sync::mpsc;
 
 use self::content::{Record, StaticContent, ZoneContent};
@@ -46,7 +47,8 @@ use super::answers::Snapshot;
 use super::transfer::TransferHandler;
 use super::wire::rcode;
 use crate::config::TransferConfig;
-use crate::metrics;
+use crate::telemetry::names;
+use crate::telemetry::registry::{self, Kind, labelled};
 use crate::zone::{Zone, name, rtype};
 
 /// Largest transfer message we build before TSIG (well below 64 KiB).
@@ -96,60 +98,31 @@ pub struct TransferMetrics {
 impl TransferMetrics {
     /// Appends the Prometheus text of every counter.
     pub fn render(&self, out: &mut String) {
+        out.push_str(&registry::encode_one(self.values()));
+    }
+
+    /// The counters as of now, by label.
+    fn values(&self) -> TransferValues {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP {0} Zone transfers served, by kind.\n# TYPE {0} counter",
-            metrics::TRANSFERS_TOTAL
-        );
-        for (kind, c) in [
-            ("axfr", &self.axfr),
-            ("ixfr", &self.ixfr),
-            ("ixfr_as_axfr", &self.ixfr_as_axfr),
-            ("ixfr_current", &self.ixfr_current),
-            ("ixfr_udp_soa_only", &self.udp_soa_only),
-        ] {
-            let _ = writeln!(
-                out,
-                "{}{{kind=\"{kind}\"}} {}",
-                metrics::TRANSFERS_TOTAL,
-                get(c)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP {0} Transfer requests refused, by reason.\n# TYPE {0} counter",
-            metrics::TRANSFERS_REFUSED_TOTAL
-        );
-        for (reason, c) in [
-            ("acl", &self.refused_acl),
-            ("tsig", &self.refused_tsig),
-            ("zone", &self.refused_zone),
-            ("malformed", &self.malformed),
-        ] {
-            let _ = writeln!(
-                out,
-                "{}{{reason=\"{reason}\"}} {}",
-                metrics::TRANSFERS_REFUSED_TOTAL,
-                get(c)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP {0} NOTIFY messages, by outcome.\n# TYPE {0} counter",
-            metrics::NOTIFY_TOTAL
-        );
-        for (outcome, c) in [
-            ("sent", &self.notify_sent),
-            ("acked", &self.notify_acked),
-            ("failed", &self.notify_failed),
-        ] {
-            let _ = writeln!(
-                out,
-                "{}{{outcome=\"{outcome}\"}} {}",
-                metrics::NOTIFY_TOTAL,
-                get(c)
-            );
+        TransferValues {
+            served: [
+                ("axfr", get(&self.axfr)),
+                ("ixfr", get(&self.ixfr)),
+                ("ixfr_as_axfr", get(&self.ixfr_as_axfr)),
+                ("ixfr_current", get(&self.ixfr_current)),
+                ("ixfr_udp_soa_only", get(&self.udp_soa_only)),
+            ],
+            refused: [
+                ("acl", get(&self.refused_acl)),
+                ("tsig", get(&self.refused_tsig)),
+                ("zone", get(&self.refused_zone)),
+                ("malformed", get(&self.malformed)),
+            ],
+            notify: [
+                ("sent", get(&self.notify_sent)),
+                ("acked", get(&self.notify_acked)),
+                ("failed", get(&self.notify_failed)),
+            ],
         }
     }
 
@@ -336,6 +309,50 @@ pub fn wants(request: &[u8]) -> bool {
         Ok(rtype::AXFR | rtype::IXFR) => true,
         Ok(rtype::SOA) => header.arcount > 0 && matches!(tsig::split(request), Ok(Some(_))),
         _ => false,
+    }
+}
+
+/// The transfer counters on `/metrics`, read at scrape time.
+impl Collector for TransferState {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.metrics.values().encode(encoder)
+    }
+}
+
+/// The transfer counters as read for one scrape, by label value.
+#[derive(Debug)]
+struct TransferValues {
+    served: [(&'static str, u64); 5],
+    refused: [(&'static str, u64); 4],
+    notify: [(&'static str, u64); 3],
+}
+
+impl Collector for TransferValues {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        labelled(
+            &mut encoder,
+            names::TRANSFERS_TOTAL,
+            "Zone transfers served, by kind.",
+            Kind::Counter,
+            "kind",
+            self.served,
+        )?;
+        labelled(
+            &mut encoder,
+            names::TRANSFERS_REFUSED_TOTAL,
+            "Transfer requests refused, by reason.",
+            Kind::Counter,
+            "reason",
+            self.refused,
+        )?;
+        labelled(
+            &mut encoder,
+            names::NOTIFY_TOTAL,
+            "NOTIFY messages, by outcome.",
+            Kind::Counter,
+            "outcome",
+            self.notify,
+        )
     }
 }
 

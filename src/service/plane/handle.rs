@@ -86,11 +86,11 @@ pub(crate) struct PlaneMetrics {
     pub(crate) ready_changed: tokio::sync::Notify,
     pub(crate) reporter: Arc<ReporterMetrics>,
     /// Time from an input (probe verdict, report, override) to the published answers.
-    pub(crate) decision_latency: crate::metrics::LatencyWindow,
+    pub(crate) decision_latency: crate::telemetry::metrics::LatencyWindow,
     /// The same as a histogram.
-    pub(crate) decision_histogram: crate::metrics::Histogram,
+    pub(crate) decision_histogram: crate::telemetry::metrics::Histogram,
     /// This vantage point's probe durations.
-    pub(crate) probe_latency: crate::metrics::Histogram,
+    pub(crate) probe_latency: crate::telemetry::metrics::Histogram,
     /// Peer override entries not merged, by reason.
     pub(crate) entries_refused: BTreeMap<&'static str, AtomicU64>,
     /// State-file saves that failed.

@@ -1,63 +1,14 @@
 //! Counters, sharded per worker thread so the answer path never contends on a cache
-//! line. Metric names are constants here; the admin endpoint renders them.
+//! line; read at scrape time by [`DnsCollector`] (names in [`super::names`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Queries answered, by response code (`rcode` label).
-pub const DNS_RESPONSES_TOTAL: &str = "failoverd_dns_responses_total";
-/// Datagrams dropped without a response.
-pub const DNS_DROPPED_TOTAL: &str = "failoverd_dns_dropped_total";
-/// Responses truncated (TC set).
-pub const DNS_TRUNCATED_TOTAL: &str = "failoverd_dns_truncated_total";
-/// Internal errors caught on the answer path (should stay 0).
-pub const DNS_INTERNAL_ERRORS_TOTAL: &str = "failoverd_dns_internal_errors_total";
-/// UDP responses over their rate limit (slipped plus dropped).
-pub const DNS_RRL_LIMITED_TOTAL: &str = "failoverd_dns_rrl_limited_total";
-/// Rate-limited UDP responses sent truncated (TC, no records).
-pub const DNS_RRL_SLIPPED_TOTAL: &str = "failoverd_dns_rrl_slipped_total";
-/// Rate-limited UDP responses not sent.
-pub const DNS_RRL_DROPPED_TOTAL: &str = "failoverd_dns_rrl_dropped_total";
-/// TCP connections accepted.
-pub const DNS_TCP_CONNECTIONS_TOTAL: &str = "failoverd_dns_tcp_connections_total";
-/// TCP connections closed at once because a connection limit was reached.
-pub const DNS_TCP_REJECTED_TOTAL: &str = "failoverd_dns_tcp_rejected_total";
-/// TCP connections closed by the idle timeout (idle, partial or unread).
-pub const DNS_TCP_TIMEOUTS_TOTAL: &str = "failoverd_dns_tcp_timeouts_total";
-/// TCP connections open now.
-pub const DNS_TCP_OPEN: &str = "failoverd_dns_tcp_open_connections";
-/// dnstap messages written.
-pub const DNSTAP_WRITTEN_TOTAL: &str = "failoverd_dnstap_written_total";
-/// dnstap messages dropped.
-pub const DNSTAP_DROPPED_TOTAL: &str = "failoverd_dnstap_dropped_total";
-/// Whether a dnstap consumer is connected.
-pub const DNSTAP_CONNECTED: &str = "failoverd_dnstap_connected";
-/// Counter by `reason`: admin connections refused or closed early.
-pub const ADMIN_CONNECTIONS_REFUSED_TOTAL: &str = "failoverd_admin_connections_refused_total";
-/// Counter by `reason`: override entries from peers (or the state file) not taken.
-pub const OVERRIDE_ENTRIES_REFUSED_TOTAL: &str = "failoverd_override_entries_refused_total";
-/// Counter: state-file saves that failed.
-pub const STATE_SAVE_FAILURES_TOTAL: &str = "failoverd_state_save_failures_total";
-/// Gauge by `record`, `type` and `cause` (`health`, `operator`): a record answered by
-/// another pool than its first (or degraded) for some clients.
-pub const RECORD_FAILED_OVER: &str = "failoverd_record_failed_over";
-/// Gauge by `target` and `action`: seconds each operator override has been in force.
-pub const OVERRIDE_AGE: &str = "failoverd_override_age_seconds";
-/// Gauge: `[health] override_warn_after` in seconds (0: never).
-pub const OVERRIDE_WARN_AFTER: &str = "failoverd_override_warn_after_seconds";
-/// Counter: events not written to the event journal (its queue was full, or the
-/// write failed).
-pub const EVENT_JOURNAL_DROPPED_TOTAL: &str = "failoverd_event_journal_dropped_total";
-/// Gauge: admin connections open now.
-pub const ADMIN_CONNECTIONS_OPEN: &str = "failoverd_admin_connections_open";
-/// Gauge per signed zone: Unix time its signatures were made.
-pub const DNSSEC_SIGNED: &str = "failoverd_dnssec_signed_timestamp_seconds";
-/// Gauge per signed zone: Unix time its signatures expire (alert well before).
-pub const DNSSEC_EXPIRATION: &str = "failoverd_dnssec_signature_expiration_timestamp_seconds";
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 
-/// Queries answered per zone, by response code (`zone`, `rcode` labels; zones past
-/// the first [`ZONE_SLOTS`]` - 1` share `zone="(other)"`).
-pub const DNS_ZONE_RESPONSES_TOTAL: &str = "failoverd_dns_zone_responses_total";
+use super::names;
+use super::registry::{Kind, family, labelled, single};
 
 /// Zones counted apart (the last slot counts every zone past them).
 pub const ZONE_SLOTS: usize = 64;
@@ -95,13 +46,6 @@ pub fn zone_slot_name(slot: usize) -> Option<String> {
         .get(slot)
         .cloned()
 }
-
-/// Zone transfers served (`kind`: axfr, ixfr, ixfr_as_axfr, ixfr_current).
-pub const TRANSFERS_TOTAL: &str = "failoverd_transfers_total";
-/// Transfer requests refused (`reason`: acl, tsig, zone, malformed).
-pub const TRANSFERS_REFUSED_TOTAL: &str = "failoverd_transfers_refused_total";
-/// NOTIFY messages (`outcome`: sent, acked, failed).
-pub const NOTIFY_TOTAL: &str = "failoverd_notify_total";
 
 /// Response codes counted separately; others go to `other`.
 pub const COUNTED_RCODES: [(u16, &str); 7] = [
@@ -301,6 +245,103 @@ impl DnsMetrics {
     }
 }
 
+/// The answer path's counters on `/metrics`: the shards summed at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct DnsCollector(pub DnsMetrics);
+
+impl Collector for DnsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let totals = self.0.totals();
+        let rcodes = || {
+            COUNTED_RCODES
+                .iter()
+                .map(|(_, label)| *label)
+                .chain(std::iter::once("other"))
+        };
+        labelled(
+            &mut encoder,
+            names::DNS_RESPONSES_TOTAL,
+            "DNS responses by response code.",
+            Kind::Counter,
+            "rcode",
+            rcodes().zip(totals.responses),
+        )?;
+        let mut zones = family(
+            &mut encoder,
+            names::DNS_ZONE_RESPONSES_TOTAL,
+            "DNS responses per zone, by response code.",
+            Kind::Counter,
+        )?;
+        for (slot, counts) in totals.zones.iter().enumerate() {
+            if counts.iter().all(|&c| c == 0) {
+                continue;
+            }
+            let Some(zone) = zone_slot_name(slot) else {
+                continue;
+            };
+            for (rcode, &count) in rcodes().zip(counts) {
+                zones.sample(&[("zone", &zone), ("rcode", rcode)], count)?;
+            }
+        }
+        for (name, help, value) in [
+            (
+                names::DNS_DROPPED_TOTAL,
+                "Datagrams dropped without a response.",
+                totals.dropped,
+            ),
+            (
+                names::DNS_TRUNCATED_TOTAL,
+                "UDP responses truncated (TC).",
+                totals.truncated,
+            ),
+            (
+                names::DNS_INTERNAL_ERRORS_TOTAL,
+                "Internal errors on the answer path.",
+                totals.internal_errors,
+            ),
+            (
+                names::DNS_RRL_LIMITED_TOTAL,
+                "UDP responses over their rate limit (slipped plus dropped).",
+                totals.rrl_limited(),
+            ),
+            (
+                names::DNS_RRL_SLIPPED_TOTAL,
+                "Rate-limited UDP responses sent truncated (TC, no records).",
+                totals.rrl_slipped,
+            ),
+            (
+                names::DNS_RRL_DROPPED_TOTAL,
+                "Rate-limited UDP responses not sent.",
+                totals.rrl_dropped,
+            ),
+            (
+                names::DNS_TCP_CONNECTIONS_TOTAL,
+                "TCP connections accepted.",
+                totals.tcp_accepted,
+            ),
+            (
+                names::DNS_TCP_REJECTED_TOTAL,
+                "TCP connections closed at once by a connection limit.",
+                totals.tcp_rejected,
+            ),
+            (
+                names::DNS_TCP_TIMEOUTS_TOTAL,
+                "TCP connections closed by the idle timeout.",
+                totals.tcp_timeouts,
+            ),
+        ] {
+            single(&mut encoder, name, help, Kind::Counter, value)?;
+        }
+        single(
+            &mut encoder,
+            names::DNS_TCP_OPEN,
+            "TCP connections open now.",
+            Kind::Gauge,
+            totals.tcp_open(),
+        )
+    }
+}
+
 /// The latest durations of something (the last 4096), for exact quantiles in metrics.
 #[derive(Debug, Default)]
 pub struct LatencyWindow {
@@ -394,32 +435,17 @@ impl Histogram {
             .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The exposition lines of `name` with `labels` (`key="value",…` or empty).
-    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
-        use std::fmt::Write as _;
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let le = self
-                .bounds
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
+    /// `(upper bound, count)` per bound (not cumulative), the sum in seconds and
+    /// the count of every duration recorded (the +Inf bucket's).
+    pub fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let buckets = self.bounds.iter().copied().zip(counts.iter().copied());
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "{name}_sum{braces} {sum:.6}\n{name}_count{braces} {cumulative}"
-        );
+        (buckets.collect(), sum, counts.iter().sum())
     }
 }
 
@@ -429,26 +455,14 @@ mod histogram_tests {
     use std::time::Duration;
 
     #[test]
-    fn buckets_are_cumulative() {
+    fn buckets_count_each_duration_once() {
         let h = Histogram::new(&[0.01, 0.1]);
         for ms in [5, 50, 50, 500] {
             h.observe(Duration::from_millis(ms));
         }
-        let mut out = String::new();
-        h.render(&mut out, "x_seconds", "a=\"b\"");
-        assert!(
-            out.contains("x_seconds_bucket{a=\"b\",le=\"0.01\"} 1\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_bucket{a=\"b\",le=\"0.1\"} 3\n"),
-            "{out}"
-        );
-        assert!(
-            out.contains("x_seconds_bucket{a=\"b\",le=\"+Inf\"} 4\n"),
-            "{out}"
-        );
-        assert!(out.contains("x_seconds_count{a=\"b\"} 4\n"), "{out}");
-        assert!(out.contains("x_seconds_sum{a=\"b\"} 0.605000\n"), "{out}");
+        let (buckets, sum, count) = h.read();
+        assert_eq!(buckets, [(0.01, 1), (0.1, 2)]);
+        assert_eq!(count, 4);
+        assert!((sum - 0.605).abs() < 1e-9, "{sum}");
     }
 }
