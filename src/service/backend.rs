@@ -607,6 +607,26 @@ fn render_metrics(
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP {0} Answers given from a trickle pool (after the answering first pool) of records with trickle.\n# TYPE {0} counter",
+        metrics::RECORD_TRICKLE_ANSWERS_TOTAL
+    );
+    for (slot, &count) in totals.trickle.iter().enumerate() {
+        let Some((record, rtype)) = metrics::trickle_slot_record(slot) else {
+            continue;
+        };
+        if count == 0 && slot == metrics::TRICKLE_SLOTS - 1 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{}{{record=\"{}\",type=\"{}\"}} {count}",
+            metrics::RECORD_TRICKLE_ANSWERS_TOTAL,
+            escape(&record),
+            escape(&rtype)
+        );
+    }
     let counter = |out: &mut String, name: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
@@ -765,6 +785,21 @@ fn render_metrics(
                 u8::from(on)
             );
         }
+    }
+    let name = metrics::RECORD_OVERLOADED;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Spill-over records whose pools are all at their limit (capacity x max_load) for some clients: the rest is answered by the plain policy.\n# TYPE {name} gauge"
+    );
+    for record in &status.records {
+        let overloaded = record.answers.iter().any(|a| a.overloaded);
+        let _ = writeln!(
+            out,
+            "{name}{{record=\"{}\",type=\"{}\"}} {}",
+            escape(&record.name),
+            record.record_type,
+            u8::from(overloaded)
+        );
     }
     record_gauge(
         &mut out,
