@@ -13,7 +13,7 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{addresses, query, udp, with_edns};
-use crate::support::{SERVER_HEAD, TestServer, http, wait_until};
+use crate::support::{SERVER_HEAD, TestServer, ctl_with, http, wait_until};
 
 /// Backend addresses: pool a = 127.0.0.11/12, b = .21/22, c = .31/32 (pool c's
 /// capacity is its endpoints' 25 + 25).
@@ -239,6 +239,21 @@ fn a_failed_pool_spills_by_headroom_and_without_spill_cascades() {
         wait_until(Duration::from_secs(10), || metric(admin, line) == 0.0),
         "{line}0.0 (status follows the published answers)"
     );
+    // ctl prints the same: explain's spill line, status's overloaded record.
+    let servers = [format!("http://{admin}")];
+    let (ok, text) = ctl_with(&servers, None, &["explain", "spill.example.test"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("\n  spill: a failed; b 50% (load 40/40), c 50% (load 40/40)\n"),
+        "{text}"
+    );
+    let (ok, text) = ctl_with(&servers, None, &["status"]);
+    assert!(ok, "{text}");
+    let over = text
+        .lines()
+        .find(|l| l.starts_with("over.example.test."))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(over.contains("failover (health) (overloaded)"), "{text}");
     // a back: a answers alone, nothing overloaded. (While one of a's two
     // endpoints is back, a has half its capacity, 40 of 80: it keeps half the
     // traffic and the rest spills over b and c.)
