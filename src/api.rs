@@ -261,6 +261,13 @@ pub struct AnswerStatus {
     pub ttl: u32,
     /// Endpoints that may be answered (`pool/name`).
     pub candidates: Vec<String>,
+    /// Spill-over and trickle shares in words (`spill: a failed; b 50% (load
+    /// 40/40), c 50% (load 40/40)`), for records with `spill` or `trickle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<String>,
+    /// Spill-over: every pool is at its limit (the rest goes by the plain policy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overloaded: bool,
 }
 
 /// A vantage point.

@@ -330,6 +330,8 @@ mod tests {
                 held_by_gate: Vec::new(),
                 ttl: 5,
                 candidates: Vec::new(),
+                shares: None,
+                overloaded: false,
             }],
         }
     }

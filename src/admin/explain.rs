@@ -104,6 +104,35 @@ pub struct RecordExplanation {
     pub ttl_reason: String,
     /// The whole reasoning, one sentence per step.
     pub why: Vec<String>,
+    /// Spill-over and trickle in one line (`spill: a failed; b 50% (load 40/40),
+    /// c 50% (load 40/40)`), for records with `spill` or `trickle` while they apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill: Option<String>,
+    /// Spill-over and trickle: each pool's share of answers (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareExplanation>,
+    /// Spill-over: every pool is at its limit; the rest goes by the plain policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overloaded: bool,
+}
+
+/// One pool's share of a spill-over or trickle record's answers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShareExplanation {
+    /// The pool.
+    pub pool: String,
+    /// Its share of answers (0 ..= 1).
+    pub share: f64,
+    /// Its load: share × the record's demand (capacity units; spill-over).
+    pub load: f64,
+    /// The most it may take: healthy capacity × `max_load` × dial.
+    pub limit: f64,
+    /// Capacity of its usable endpoints now.
+    pub capacity: f64,
+    /// Its share comes from trickle.
+    pub trickle: bool,
+    /// Targets answered for its share (an answer holds endpoints of one pool).
+    pub candidates: Vec<String>,
 }
 
 /// A pool considered.
@@ -364,6 +393,29 @@ fn explain_record(
             ));
         }
     }
+    let spill = decision.shares.as_ref().map(|s| s.summary(config));
+    if let Some(line) = &spill {
+        why.push(line.clone());
+    }
+    let shares = decision
+        .shares
+        .iter()
+        .flat_map(|s| {
+            s.pools.iter().map(|p| ShareExplanation {
+                pool: config.pool(p.pool).name.clone(),
+                share: p.share,
+                load: if s.spill { p.share * s.demand } else { 0.0 },
+                limit: p.limit,
+                capacity: p.capacity,
+                trickle: p.trickle,
+                candidates: p
+                    .candidates
+                    .iter()
+                    .map(|c| config.endpoint(c.endpoint).target.to_string())
+                    .collect(),
+            })
+        })
+        .collect();
     let (ttl_reason, ttl) = ttl_reason(config, record, health, pools, &decision);
     why.push(ttl_reason.clone());
     RecordExplanation {
@@ -386,6 +438,9 @@ fn explain_record(
         ttl,
         ttl_reason,
         why,
+        spill,
+        shares,
+        overloaded: decision.shares.as_ref().is_some_and(|s| s.overloaded),
     }
 }
 

@@ -72,6 +72,9 @@ pub mod transfer {
     pub const MAX_TSIG_WINDOW: Duration = Duration::from_secs(65_535);
 }
 
+/// Default of `[pools.NAME] max_load`: a pool may be driven to its whole capacity.
+pub const MAX_LOAD: f64 = 1.0;
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

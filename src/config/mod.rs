@@ -882,6 +882,10 @@ pub struct Pool {
     pub endpoints: Vec<EndpointIndex>,
     /// Check probing its endpoints (None: not probed; health comes from `force`).
     pub check: Option<CheckIndex>,
+    /// Its capacity in relative units, when its endpoints declare none.
+    pub capacity: Option<f64>,
+    /// Fraction of its capacity it may be driven to (spill-over; default 1).
+    pub max_load: f64,
 }
 
 /// An endpoint of a pool.
@@ -897,6 +901,8 @@ pub struct Endpoint {
     pub weight: Weight,
     /// Forced state, overriding health checks.
     pub forced: Option<HealthState>,
+    /// Its capacity in relative units (spill-over), if declared.
+    pub capacity: Option<f64>,
 }
 
 /// How endpoints are picked from the pools a record is given.
@@ -1004,6 +1010,14 @@ pub struct DynamicRecord {
     pub on_conflict: OnConflict,
     /// Failover gates (RPO guard), at most one per pool.
     pub gates: Vec<Gate>,
+    /// Capacity-aware spill-over (failover and weighted records).
+    pub spill: bool,
+    /// Peak traffic in capacity units (None: the capacity × `max_load` of the
+    /// pools that serve the record when all are healthy).
+    pub demand: Option<f64>,
+    /// Failover records: the fraction of answers sent to the next pool while the
+    /// first is healthy (None: no trickle).
+    pub trickle: Option<f64>,
 }
 
 impl DynamicRecord {

@@ -106,6 +106,8 @@ impl Validator<'_> {
                     min_healthy: 1,
                     endpoints: Vec::new(),
                     check: None,
+                    capacity: None,
+                    max_load: super::defaults::MAX_LOAD,
                 });
                 continue;
             };
@@ -178,12 +180,15 @@ impl Validator<'_> {
                 }
                 found.map(|i| CheckIndex(i as u32))
             });
+            let (capacity, max_load) = self.pool_capacity(spec, &endpoints, &path);
             self.pools.push(Pool {
                 name: name.clone(),
                 region,
                 min_healthy,
                 endpoints,
                 check,
+                capacity,
+                max_load,
             });
         }
     }
@@ -263,13 +268,73 @@ impl Validator<'_> {
         if let Err(e) = check_identifier(&name) {
             self.error(path.key("name"), e);
         }
+        let capacity = spec
+            .capacity
+            .and_then(|c| self.positive(path.key("capacity"), c));
         Some(Endpoint {
             pool,
             name,
             target,
             weight: Weight(weight),
             forced,
+            capacity,
         })
+    }
+
+    /// A pool's `capacity` and `max_load` (spill-over): a capacity on the pool or on
+    /// every endpoint, not both, nor on some endpoints only.
+    fn pool_capacity(
+        &mut self,
+        spec: &PoolSpec,
+        endpoints: &[EndpointIndex],
+        path: &KeyPath,
+    ) -> (Option<f64>, f64) {
+        let capacity = spec
+            .capacity
+            .and_then(|c| self.positive(path.key("capacity"), c));
+        let declared = endpoints
+            .iter()
+            .filter(|e| self.endpoints[e.0 as usize].capacity.is_some())
+            .count();
+        if declared > 0 && capacity.is_some() {
+            self.error(
+                path.key("capacity"),
+                "set capacity on the pool or on its endpoints, not both (the pool's is the sum of its usable endpoints')",
+            );
+        } else if declared > 0 && declared < endpoints.len() {
+            self.error(
+                path.key("endpoints"),
+                format!(
+                    "{declared} of {} endpoints declare a capacity: give every endpoint one, or none and the pool one",
+                    endpoints.len()
+                ),
+            );
+        }
+        let max_load = match spec.max_load {
+            None => super::defaults::MAX_LOAD,
+            Some(x) if x > 0.0 && x <= 1.0 => x,
+            Some(x) => {
+                self.error(
+                    path.key("max_load"),
+                    format!("{x} is out of range: max_load is a fraction of capacity, 0 < max_load <= 1 (e.g. 0.8)"),
+                );
+                super::defaults::MAX_LOAD
+            }
+        };
+        (capacity, max_load)
+    }
+
+    /// A positive, finite number (capacities, demand).
+    pub(super) fn positive(&mut self, path: KeyPath, value: f64) -> Option<f64> {
+        if value.is_finite() && value > 0.0 {
+            Some(value)
+        } else {
+            self.error(
+                path,
+                format!("{value} is not a positive number (relative capacity units, e.g. 100)"),
+            );
+            None
+        }
     }
 
     pub(super) fn pool_by_name(&self, name: &str) -> Option<PoolIndex> {

@@ -207,6 +207,13 @@ impl Validator<'_> {
                 "no [route53] section, so the record is not synced",
             );
         }
+        let (spill, demand, trickle) = self.spill(spec, selection, &pools, path);
+        if route53 && route53_mode == Route53Mode::Native && (spill || trickle.is_some()) {
+            self.error(
+                path.key(if spill { "spill" } else { "trickle" }),
+                "Route 53 cannot shift shares by headroom or trickle answers itself; use route53 = \"mirror\" (it writes what the servers answer)",
+            );
+        }
         let (name, record_type) = (name?, record_type?);
         let mut lists: Vec<(KeyPath, Vec<PoolIndex>)> = match &pools {
             PoolChoice::Fixed(list) => vec![(path.key("pools"), list.clone())],
@@ -258,7 +265,91 @@ impl Validator<'_> {
             },
             on_conflict,
             gates,
+            spill,
+            demand,
+            trickle,
         })
+    }
+
+    /// `spill`, `demand` and `trickle`: failover and weighted records only (trickle:
+    /// failover), spill over pools that all declare a capacity.
+    fn spill(
+        &mut self,
+        spec: &RecordSpec,
+        selection: Selection,
+        pools: &PoolChoice,
+        path: &KeyPath,
+    ) -> (bool, Option<f64>, Option<f64>) {
+        let spill = spec.spill.unwrap_or(false);
+        let policy = match selection {
+            Selection::Failover => "failover",
+            Selection::Weighted => "weighted",
+            Selection::Multivalue => "multivalue",
+            Selection::Primary => "primary",
+        };
+        if spill && !matches!(selection, Selection::Failover | Selection::Weighted) {
+            self.error(
+                path.key("spill"),
+                format!("spill applies to failover and weighted records, not {policy}; remove it"),
+            );
+        }
+        if spill {
+            let mut missing: Vec<String> = Vec::new();
+            for list in pools.all_lists() {
+                for &pool in list {
+                    let p = &self.pools[pool.0 as usize];
+                    let declared = p.capacity.is_some()
+                        || (!p.endpoints.is_empty()
+                            && p.endpoints
+                                .iter()
+                                .all(|e| self.endpoints[e.0 as usize].capacity.is_some()));
+                    if !declared && !missing.contains(&p.name) {
+                        missing.push(p.name.clone());
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                let fixes: Vec<String> = missing
+                    .iter()
+                    .map(|name| format!("[pools.{name}] capacity"))
+                    .collect();
+                self.error(
+                    path.key("spill"),
+                    format!(
+                        "spill needs a capacity for every pool of the record; set {} (or a capacity on each of its endpoints)",
+                        fixes.join(", ")
+                    ),
+                );
+            }
+        }
+        let demand = spec
+            .demand
+            .and_then(|d| self.positive(path.key("demand"), d));
+        if demand.is_some() && !spill {
+            self.error(
+                path.key("demand"),
+                "demand is only used with spill = true; add spill = true or remove demand",
+            );
+        }
+        let trickle = match spec.trickle {
+            None => None,
+            Some(_) if selection != Selection::Failover => {
+                self.error(
+                    path.key("trickle"),
+                    format!("trickle applies to failover records, not {policy}; remove it"),
+                );
+                None
+            }
+            Some(t) if t > 0.0 && t <= 0.5 => Some(t),
+            Some(t) => {
+                self.error(
+                    path.key("trickle"),
+                    format!("{t} is out of range: trickle is a fraction of answers, 0 < trickle <= 0.5 (e.g. 0.01)"),
+                );
+                None
+            }
+        };
+        (spill, demand, trickle)
     }
 
     pub(super) fn policy(

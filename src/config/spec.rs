@@ -102,6 +102,11 @@ pub struct PoolSpec {
     pub endpoints: Vec<EndpointSpec>,
     /// Name of the `[checks.NAME]` that probes the endpoints (none: not probed).
     pub check: Option<String>,
+    /// Traffic the pool can take, in relative units (> 0), when its endpoints
+    /// declare none (spill-over).
+    pub capacity: Option<f64>,
+    /// Fraction of its capacity the pool may be driven to (0 < x ≤ 1; spill-over).
+    pub max_load: Option<f64>,
 }
 
 /// One endpoint of a pool.
@@ -116,6 +121,8 @@ pub struct EndpointSpec {
     pub weight: Option<i64>,
     /// Overrides health checking: `"up"` or `"down"`.
     pub force: Option<String>,
+    /// Traffic the endpoint can take, in relative units (> 0; spill-over).
+    pub capacity: Option<f64>,
 }
 
 /// One `[[records]]` entry: a dynamic name answered by a policy.
@@ -157,6 +164,14 @@ pub struct RecordSpec {
     /// Failover gates (RPO guard): pool → a pool (typically its database, checked by
     /// a `postgres` check with `max_lag`) that must be up before traffic moves to it.
     pub gates: Option<BTreeMap<String, String>>,
+    /// Capacity-aware spill-over: a failed pool's share goes to the others by
+    /// their headroom (failover and weighted records).
+    pub spill: Option<bool>,
+    /// The record's peak traffic in capacity units (spill-over).
+    pub demand: Option<f64>,
+    /// Failover records: the fraction of answers (0 < x ≤ 0.5) sent to the next
+    /// pool while the first is healthy.
+    pub trickle: Option<f64>,
 }
 
 /// One `[[safety]]` rule: at least `min_in_service` of `pools` stay in service

@@ -128,6 +128,18 @@ pub struct VariantSet {
     /// set's among them): a health change back to a recent state reuses them
     /// instead of encoding and signing again.
     pub(super) recent: Vec<Arc<BuiltVariants>>,
+    /// Trickle in force: which picks are trickle answers, and their counter.
+    pub(super) trickle: Option<TrickleCount>,
+}
+
+/// The answers of a set that go to trickle pools (indices `from..`), and the
+/// per-thread counter slot they are counted in.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TrickleCount {
+    /// Index of the first trickle answer.
+    pub(super) from: usize,
+    /// Counter slot ([`crate::telemetry::metrics::trickle_slot`]).
+    pub(super) slot: u8,
 }
 
 /// The answers one outcome of a decision can produce (TTL and endpoint orders),
@@ -161,18 +173,25 @@ impl VariantSet {
 
     /// Picks one answer (None means NODATA).
     pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
+        self.pick_counted(rng).0
+    }
+
+    /// Picks one answer, and the trickle counter slot to count it in when it is a
+    /// trickle answer.
+    pub fn pick_counted(&self, rng: &mut dyn RandomSource) -> (Option<&Variant>, Option<u8>) {
         let variants = &self.built.variants;
-        match variants.len() {
-            0 => None,
-            1 => variants.first(),
-            n if self.cumulative.is_empty() => variants.get(rng.below(n as u64) as usize),
-            _ => {
-                let total = *self.cumulative.last()?;
+        let index = match variants.len() {
+            0 => return (None, None),
+            1 => 0,
+            n if self.cumulative.is_empty() => rng.below(n as u64) as usize,
+            n => {
+                let total = self.cumulative.last().copied().unwrap_or(0);
                 let point = rng.below(total.max(1));
-                let i = self.cumulative.partition_point(|&c| c <= point);
-                variants.get(i.min(variants.len() - 1))
+                self.cumulative.partition_point(|&c| c <= point).min(n - 1)
             }
-        }
+        };
+        let trickle = self.trickle.filter(|t| index >= t.from).map(|t| t.slot);
+        (variants.get(index), trickle)
     }
 }
 

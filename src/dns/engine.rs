@@ -57,6 +57,8 @@ pub struct Answered {
     pub name_offset: Option<u8>,
     /// The per-zone counter slot of the zone the query fell in (None: no zone).
     pub zone: Option<u8>,
+    /// The trickle counter slot, when a trickle answer was given.
+    pub trickle: Option<u8>,
 }
 
 impl Answered {
@@ -67,6 +69,7 @@ impl Answered {
             class: ResponseClass::Error,
             name_offset: None,
             zone: None,
+            trickle: None,
         }
     }
 }
@@ -219,6 +222,7 @@ impl Responder {
             class,
             name_offset,
             zone: zone_index.map(|zone| snapshot.zones.stats_slot(zone)),
+            trickle: resolution.trickle,
         }
     }
 

@@ -88,6 +88,8 @@ pub struct Resolution<'s> {
     pub ecs_scope: u8,
     /// Pre-encoded sections equal to encoding the three sections above.
     pub cached: Option<Cached<'s>>,
+    /// The trickle counter slot, when the answer came from a trickle pool.
+    pub trickle: Option<u8>,
 }
 
 impl Resolution<'_> {
@@ -101,6 +103,7 @@ impl Resolution<'_> {
             referral: false,
             ecs_scope: 0,
             cached: None,
+            trickle: None,
         }
     }
 
@@ -424,7 +427,11 @@ impl<'s> Resolver<'s, '_> {
         } else {
             answer.set_for(None)
         };
-        match set.pick(self.rng) {
+        let (picked, trickle) = set.pick_counted(self.rng);
+        if trickle.is_some() {
+            self.res.trickle = trickle;
+        }
+        match picked {
             Some(variant) => {
                 let signed = self.signed.is_some();
                 self.res.answer.push(RrRef {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::answers::{
-    BuiltVariants, DynamicAnswer, Limits, Snapshot, StaticTails, TailPatch, TailSpan, Variant,
-    VariantSet, ZoneData,
+    BuiltVariants, DynamicAnswer, Limits, Snapshot, StaticTails, TailPatch, TailSpan, TrickleCount,
+    Variant, VariantSet, ZoneData,
 };
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
@@ -470,6 +470,9 @@ fn build_record(
             .into(),
     };
     let signer = record_signer(snapshot, &qname);
+    let trickle_slot = record.trickle.map(|_| {
+        crate::telemetry::metrics::trickle_slot(&record.name, &record.record_type.to_string())
+    });
     let make_set = |index: usize, pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
         let state = policy::record_state(health, record_index);
         let decision = policy::decide_record(config, record, pools, state, health);
@@ -484,6 +487,7 @@ fn build_record(
             rng,
             signer,
             recent,
+            trickle_slot,
         )
     };
     let (region_sets, default_set, sets) = match &record.pools {
@@ -582,6 +586,7 @@ fn answer_orders(
         let sampler = Decision {
             candidates: candidates.to_vec(),
             handover: None,
+            shares: None,
             ..decision.clone()
         };
         let mut out = Vec::new();
@@ -594,6 +599,7 @@ fn answer_orders(
 }
 
 /// Turns a decision into the answers it can produce, each pre-encoded.
+#[allow(clippy::too_many_arguments)]
 fn variant_set(
     config: &Config,
     record_type: DynamicType,
@@ -602,11 +608,22 @@ fn variant_set(
     rng: &mut SplitMix64,
     signer: Option<&SignedZone>,
     recent: &[Arc<BuiltVariants>],
+    trickle_slot: Option<u8>,
 ) -> VariantSet {
     let ttl = decision.ttl.0;
     let max = usize::from(decision.max_answers);
-    let mut orders = answer_orders(&decision, &decision.candidates, max, rng);
-    if let Some(handover) = &decision.handover {
+    let mut trickle = None;
+    let mut orders = match &decision.shares {
+        Some(shares) => {
+            let (orders, from) = shared_orders(&decision, shares, max, rng);
+            if let Some(slot) = trickle_slot.filter(|_| shares.trickle.is_some()) {
+                trickle = (from < orders.len()).then_some(TrickleCount { from, slot });
+            }
+            orders
+        }
+        None => answer_orders(&decision, &decision.candidates, max, rng),
+    };
+    if let (Some(handover), None) = (&decision.handover, &decision.shares) {
         // Slow start of a failover pool: its answers get `share` of the picks, the
         // pool that served during the outage the rest.
         let theirs = answer_orders(&decision, &handover.candidates, max, rng);
@@ -666,7 +683,41 @@ fn variant_set(
         built,
         cumulative,
         recent,
+        trickle,
     }
+}
+
+/// Spill-over and trickle: each pool's answers (drawn as the decision's rules say)
+/// weighted so the pool gets its share of the picks; also the index of the first
+/// answer of a trickle pool (trickle pools follow the first pool).
+fn shared_orders(
+    decision: &Decision,
+    shares: &policy::Shares,
+    max: usize,
+    rng: &mut SplitMix64,
+) -> (Vec<(Vec<EndpointIndex>, u64)>, usize) {
+    /// Pick weight of a whole share (1 = 2^20): fine enough that rounding moves a
+    /// share by less than a millionth.
+    const SCALE: u128 = 1 << 20;
+    let mut orders = Vec::new();
+    let mut trickle_from = None;
+    for pool in shares.pools.iter().filter(|p| p.parts() > 0) {
+        let theirs = answer_orders(decision, &pool.candidates, max, rng);
+        let total: u128 = theirs
+            .iter()
+            .map(|(_, w)| u128::from(*w))
+            .sum::<u128>()
+            .max(1);
+        if pool.trickle && trickle_from.is_none() {
+            trickle_from = Some(orders.len());
+        }
+        orders.extend(theirs.into_iter().map(|(order, w)| {
+            let weight = u128::from(w) * u128::from(pool.parts()) * SCALE / total;
+            (order, weight.max(1) as u64)
+        }));
+    }
+    let from = trickle_from.unwrap_or(orders.len());
+    (orders, from)
 }
 
 /// Encodes (and signs, with `signer`) the answers of `orders`.

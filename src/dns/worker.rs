@@ -93,6 +93,9 @@ impl Worker {
                     }
                 }
                 counters.response_in(answered.rcode, answered.zone);
+                if let Some(slot) = answered.trickle {
+                    counters.trickle(slot);
+                }
                 if truncated {
                     counters.truncated();
                 }
@@ -127,5 +130,6 @@ fn transfer_answered(reply: &[u8]) -> Answered {
         name_offset: Some(0),
         // Transfers are counted per zone by the transfer handler itself.
         zone: None,
+        trickle: None,
     }
 }

@@ -109,6 +109,8 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
                     .iter()
                     .map(|c| config.endpoint_label(c.endpoint))
                     .collect(),
+                shares: decision.shares.as_ref().map(|s| s.summary(config)),
+                overloaded: decision.shares.as_ref().is_some_and(|s| s.overloaded),
             });
         }
         records.push(RecordStatus {

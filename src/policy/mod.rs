@@ -32,6 +32,7 @@
 pub mod geo;
 pub mod primary;
 pub mod safety;
+pub mod spill;
 
 use std::fmt;
 
@@ -195,6 +196,110 @@ pub struct Decision {
     /// A failover pool coming back shares the answers with the one that served
     /// during its outage (slow start).
     pub handover: Option<Handover>,
+    /// Spill-over and trickle: the share of answers each pool gets (then no
+    /// handover; answers are drawn from one pool's candidates by these shares).
+    pub shares: Option<Shares>,
+}
+
+/// Spill-over and trickle shares of a record's answers, decided per health change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Shares {
+    /// Every pool considered, in order.
+    pub pools: Vec<PoolShare>,
+    /// Spill-over is on (else trickle alone).
+    pub spill: bool,
+    /// The record's peak traffic in capacity units (spill-over).
+    pub demand: f64,
+    /// Every pool is at its limit: the rest went by the plain policy.
+    pub overloaded: bool,
+    /// The trickle fraction in force (None: the first pool is not answering, or
+    /// there is no next pool, or no trickle).
+    pub trickle: Option<f64>,
+}
+
+// Shares hold finite numbers only (validated capacities and fractions).
+impl Eq for Shares {}
+
+/// One pool's part of [`Shares`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PoolShare {
+    /// The pool.
+    pub pool: PoolIndex,
+    /// Its share of answers (0 ..= 1).
+    pub share: f64,
+    /// Capacity of its usable endpoints now (spill-over; 0 when down).
+    pub capacity: f64,
+    /// Most traffic it may take: capacity × `max_load` × dial.
+    pub limit: f64,
+    /// Its dial (1 until `ctl dial` sets one).
+    pub dial: f64,
+    /// Its share comes from trickle (a pool after the answering first one).
+    pub trickle: bool,
+    /// Its usable endpoints, answered for its share.
+    pub candidates: Vec<Candidate>,
+}
+
+impl PoolShare {
+    /// Its share in parts per million (the pick weight of its answers).
+    pub fn parts(&self) -> u64 {
+        (self.share * 1e6).round() as u64
+    }
+}
+
+impl Shares {
+    /// One line: `spill: a failed; b 50% (load 40/40), c 50% (load 40/40)`.
+    pub fn summary(&self, config: &Config) -> String {
+        let mut out: Vec<String> = Vec::new();
+        let mut answered: Vec<String> = Vec::new();
+        for p in &self.pools {
+            let name = &config.pool(p.pool).name;
+            let percent = number(p.share * 100.0, "%");
+            if self.spill && p.capacity <= 0.0 {
+                out.push(format!("{name} failed"));
+            } else if self.spill && p.dial <= 0.0 {
+                out.push(format!("{name} dialled to 0%"));
+            } else if self.spill {
+                answered.push(format!(
+                    "{name} {percent} (load {}/{})",
+                    number(p.share * self.demand, ""),
+                    number(p.limit, "")
+                ));
+            } else {
+                answered.push(format!("{name} {percent}"));
+            }
+        }
+        let mut parts = Vec::new();
+        if !out.is_empty() {
+            parts.push(out.join(", "));
+        }
+        parts.push(answered.join(", "));
+        let mut line = format!(
+            "{}: {}",
+            if self.spill { "spill" } else { "trickle" },
+            parts.join("; ")
+        );
+        if self.overloaded {
+            line.push_str(
+                "; overloaded: every pool is at its limit, the rest goes by the plain policy",
+            );
+        }
+        if let Some(t) = self.trickle {
+            line.push_str(&format!(
+                "; trickle {} to the next pools",
+                number(t * 100.0, "%")
+            ));
+        }
+        line
+    }
+}
+
+/// A number as explain shows it: whole when it is, else one decimal (`40`, `12.5%`).
+fn number(value: f64, unit: &str) -> String {
+    if (value - value.round()).abs() < 0.05 {
+        format!("{}{unit}", value.round())
+    } else {
+        format!("{value:.1}{unit}")
+    }
 }
 
 impl Decision {
@@ -204,8 +309,21 @@ impl Decision {
     /// multivalue candidate on a slow start is left out of the rest of its share.
     pub fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
         out.clear();
-        let candidates = match &self.handover {
-            Some(h) if rng.below(1000) >= u64::from(h.share) => &h.candidates,
+        let candidates = match (&self.shares, &self.handover) {
+            (Some(shares), _) => {
+                let total: u64 = shares.pools.iter().map(PoolShare::parts).sum();
+                let mut point = rng.below(total.max(1));
+                let mut chosen = &self.candidates;
+                for p in shares.pools.iter().filter(|p| p.parts() > 0) {
+                    if point < p.parts() {
+                        chosen = &p.candidates;
+                        break;
+                    }
+                    point -= p.parts();
+                }
+                chosen
+            }
+            (None, Some(h)) if rng.below(1000) >= u64::from(h.share) => &h.candidates,
             _ => &self.candidates,
         };
         let mut remaining: Vec<Candidate> = if self.weighted {
@@ -276,7 +394,7 @@ pub fn decide(
     pools: &[PoolIndex],
     health: &HealthSnapshot,
 ) -> Decision {
-    evaluate(config, record, pools, None, None, health)
+    evaluate(config, record, pools, pools, None, None, health)
 }
 
 /// Evaluates a record over `pools` with its [`RecordState`] (an operator's manual
@@ -295,11 +413,13 @@ pub fn decide_record(
 }
 
 /// The core of [`decide`]: `ungated` is the pool an operator failed over to (its
-/// gate does not hold it).
+/// gate does not hold it); `own` is the record's own pool list (before a manual
+/// failover reordered it into `pools`).
 fn evaluate(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
+    own: &[PoolIndex],
     ungated: Option<PoolIndex>,
     last_primary: Option<EndpointIndex>,
     health: &HealthSnapshot,
@@ -372,6 +492,7 @@ fn evaluate(
         weighted,
         ttl,
         handover: None,
+        shares: None,
     };
     let endpoints_of = |pool_list: &mut dyn Iterator<Item = PoolIndex>,
                         keep: &dyn Fn(EndpointIndex) -> bool| {
@@ -400,6 +521,21 @@ fn evaluate(
         out
     };
     let up_pools = verdicts.iter().filter(|v| v.up).map(|v| v.pool);
+    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable) {
+        let mut shares = plan;
+        for p in &mut shares.pools {
+            p.candidates = endpoints_of(&mut std::iter::once(p.pool), &usable);
+        }
+        let answered = shares.pools.iter().filter(|p| p.parts() > 0);
+        let candidates = endpoints_of(&mut answered.map(|p| p.pool), &usable);
+        let pool = match record.selection {
+            Selection::Failover => verdicts.iter().find(|v| v.up).map(|v| v.pool),
+            _ => None,
+        };
+        let mut decision = make(Outcome::Healthy { pool }, candidates, ttl);
+        decision.shares = Some(shares);
+        return decision;
+    }
     match record.selection {
         Selection::Failover => {
             if let Some(first) = verdicts.iter().find(|v| v.up) {
@@ -510,7 +646,7 @@ pub fn decide_pinned(
             let pinned: Vec<PoolIndex> = std::iter::once(pin)
                 .chain(pools.iter().copied().filter(|&p| p != pin))
                 .collect();
-            evaluate(config, record, &pinned, Some(pin), None, health)
+            evaluate(config, record, &pinned, pools, Some(pin), None, health)
         }
         Selection::Weighted | Selection::Multivalue => {
             let alone = decide(config, record, &[pin], health);
@@ -667,6 +803,151 @@ pub fn describe_outcome(
             None,
         ),
     }
+}
+
+/// The spill-over and trickle shares of a failover or weighted record over
+/// `verdicts` (candidates left empty), or None when neither applies now: no spill
+/// or trickle configured, no pool up, or trickle alone with no next pool up or the
+/// first pool of `own` not answering.
+fn share_plan(
+    config: &Config,
+    record: &DynamicRecord,
+    verdicts: &[PoolVerdict],
+    own: &[PoolIndex],
+    usable: &dyn Fn(EndpointIndex) -> bool,
+) -> Option<Shares> {
+    let failover = record.selection == Selection::Failover;
+    if !(record.spill || record.trickle.is_some())
+        || !matches!(record.selection, Selection::Failover | Selection::Weighted)
+    {
+        return None;
+    }
+    let first = verdicts.first()?;
+    // Trickle while the record's own first pool answers (not during an operator's
+    // failover to another pool).
+    let trickle = record
+        .trickle
+        .filter(|_| failover && first.up && own.first() == Some(&first.pool));
+    let full = |pool: PoolIndex| {
+        let p = config.pool(pool);
+        p.capacity.unwrap_or_else(|| {
+            p.endpoints
+                .iter()
+                .filter_map(|&e| config.endpoint(e).capacity)
+                .sum()
+        })
+    };
+    let healthy = |v: &PoolVerdict| {
+        if !v.up {
+            return 0.0;
+        }
+        let p = config.pool(v.pool);
+        match p.capacity {
+            // A pool-wide capacity shrinks with the endpoints that are out.
+            Some(c) => c * f64::from(v.usable) / p.endpoints.len().max(1) as f64,
+            None => p
+                .endpoints
+                .iter()
+                .filter(|&&e| usable(e))
+                .filter_map(|&e| config.endpoint(e).capacity)
+                .sum(),
+        }
+    };
+    let weight_of = |pool: PoolIndex| -> f64 {
+        config
+            .pool(pool)
+            .endpoints
+            .iter()
+            .map(|&e| f64::from(config.endpoint(e).weight.0))
+            .sum()
+    };
+    let weights: Vec<f64> = verdicts.iter().map(|v| weight_of(v.pool)).collect();
+    let weight_total: f64 = weights.iter().sum();
+    let loads: Vec<spill::PoolLoad> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| spill::PoolLoad {
+            capacity: healthy(v),
+            max_load: config.pool(v.pool).max_load,
+            normal: if failover {
+                if i == 0 { 1.0 } else { 0.0 }
+            } else if weight_total > 0.0 {
+                weights[i] / weight_total
+            } else {
+                1.0 / verdicts.len() as f64
+            },
+            dial: 1.0,
+        })
+        .collect();
+    let plain = if failover {
+        spill::Plain::Failover
+    } else {
+        spill::Plain::Weighted
+    };
+    let demand = record.demand.unwrap_or_else(|| {
+        let serving: Vec<PoolIndex> = if failover {
+            own.first().copied().into_iter().collect()
+        } else {
+            own.to_vec()
+        };
+        serving
+            .iter()
+            .map(|&p| full(p) * config.pool(p).max_load)
+            .sum()
+    });
+    // The shares now, and (trickle) if the first pool failed.
+    let one_hot = |index: usize| -> Vec<f64> {
+        (0..verdicts.len())
+            .map(|i| if i == index { 1.0 } else { 0.0 })
+            .collect()
+    };
+    let (now, overloaded) = if record.spill {
+        let plan = spill::spill(&loads, demand, plain)?;
+        (plan.shares, plan.overloaded)
+    } else {
+        (one_hot(verdicts.iter().position(|v| v.up)?), false)
+    };
+    let failed_first = trickle.and_then(|_| {
+        if record.spill {
+            let mut without = loads.clone();
+            without[0].capacity = 0.0;
+            spill::spill(&without, demand, plain).map(|p| p.shares)
+        } else {
+            verdicts
+                .iter()
+                .skip(1)
+                .position(|v| v.up)
+                .map(|i| one_hot(i + 1))
+        }
+    });
+    if !record.spill && failed_first.is_none() {
+        return None;
+    }
+    let (shares, trickle) = match (trickle, failed_first) {
+        (Some(t), Some(failed)) => (spill::trickle(&now, &failed, t), Some(t)),
+        _ => (now, None),
+    };
+    Some(Shares {
+        pools: verdicts
+            .iter()
+            .zip(&loads)
+            .zip(shares)
+            .enumerate()
+            .map(|(i, ((v, load), share))| PoolShare {
+                pool: v.pool,
+                share,
+                capacity: load.capacity,
+                limit: load.limit(),
+                dial: load.dial,
+                trickle: trickle.is_some() && i > 0,
+                candidates: Vec::new(),
+            })
+            .collect(),
+        spill: record.spill,
+        demand,
+        overloaded,
+        trickle,
+    })
 }
 
 /// Drained endpoints keep weight 0; when only they remain, weigh them equally.

@@ -148,6 +148,7 @@ pub(super) fn decide(
         weighted: false,
         ttl,
         handover: None,
+        shares: None,
     }
 }
 

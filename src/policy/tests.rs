@@ -343,3 +343,171 @@ proptest! {
         prop_assert_eq!(distinct.len(), a.endpoints.len());
     }
 }
+
+/// Pools a (100), b (50), c (50) with `max_load = 0.8`, one endpoint each, and a
+/// record over them with `extra` keys.
+fn spill_config(policy: &str, extra: &str) -> Config {
+    let text = format!(
+        "version = 1\n\
+         [pools.a]\ncapacity = 100\nmax_load = 0.8\nendpoints = [{{ address = \"10.0.0.1\" }}]\n\
+         [pools.b]\ncapacity = 50\nmax_load = 0.8\nendpoints = [{{ address = \"10.0.0.2\" }}]\n\
+         [pools.c]\ncapacity = 50\nmax_load = 0.8\nendpoints = [{{ address = \"10.0.0.3\" }}]\n\
+         [[records]]\nname = \"www.example.\"\ntype = \"A\"\npolicy = \"{policy}\"\n\
+         pools = [\"a\", \"b\", \"c\"]\n{extra}\n"
+    );
+    match Config::load(ConfigSource::from_text(text.clone(), ".")) {
+        Ok((config, _)) => config,
+        Err(e) => panic!("{e}\n{text}"),
+    }
+}
+
+fn shares_of(decision: &Decision) -> Vec<f64> {
+    decision
+        .shares
+        .as_ref()
+        .map(|s| {
+            s.pools
+                .iter()
+                .map(|p| (p.share * 1000.0).round() / 1000.0)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Draws `n` answers from a decision and returns each pool's fraction.
+fn drawn(config: &Config, decision: &Decision, n: u32) -> Vec<f64> {
+    let mut rng = SplitMix64::new(7);
+    let mut counts = vec![0u32; config.pools.len()];
+    let mut out = Vec::new();
+    for _ in 0..n {
+        decision.sample(&mut rng, &mut out);
+        counts[config.endpoint(out[0]).pool.0 as usize] += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| f64::from(c) / f64::from(n))
+        .collect()
+}
+
+#[test]
+fn spill_spreads_a_failed_pool_by_headroom_and_the_cascade_does_not() {
+    let config = spill_config("failover", "spill = true");
+    let record = &config.records[0];
+    let pools = pools_for(record, None);
+    // All healthy: a answers alone (default demand = a's 100 × 0.8 = 80 fits).
+    let decision = decide(&config, record, pools, &states(&config, &[]));
+    assert_eq!(shares_of(&decision), [1.0, 0.0, 0.0]);
+    // a fails: its 80 go to b and c by headroom (40 each), at their limits.
+    let decision = decide(&config, record, pools, &states(&config, &[0]));
+    assert_eq!(shares_of(&decision), [0.0, 0.5, 0.5]);
+    let shares = decision.shares.as_ref().unwrap();
+    assert!(!shares.overloaded);
+    assert_eq!(
+        shares.summary(&config),
+        "spill: a failed; b 50% (load 40/40), c 50% (load 40/40)"
+    );
+    for (got, want) in drawn(&config, &decision, 20_000)
+        .iter()
+        .zip([0.0, 0.5, 0.5])
+    {
+        assert!((got - want).abs() < 0.02, "drawn {got}, share {want}");
+    }
+    // More demand than b and c can take: both at their limit, the rest on b.
+    let config = spill_config("failover", "spill = true\ndemand = 100");
+    let decision = decide(&config, &config.records[0], pools, &states(&config, &[0]));
+    assert_eq!(shares_of(&decision), [0.0, 0.6, 0.4]);
+    assert!(decision.shares.as_ref().unwrap().overloaded);
+    // Without spill the whole share lands on b (the cascade).
+    let config = spill_config("failover", "");
+    let decision = decide(&config, &config.records[0], pools, &states(&config, &[0]));
+    assert!(decision.shares.is_none());
+    assert_eq!(drawn(&config, &decision, 1000), [0.0, 1.0, 0.0]);
+}
+
+#[test]
+fn weighted_spill_and_trickle() {
+    // Weighted 1:1:1: a's share stays, c's failed share goes to a and b by headroom.
+    let config = spill_config("weighted", "spill = true\ndemand = 80");
+    let record = &config.records[0];
+    let pools = pools_for(record, None);
+    let decision = decide(&config, record, pools, &states(&config, &[2]));
+    // kept a 1/3, b 1/3 (b's limit 40/80 = 1/2); c's 1/3 by headroom 2/3 : 1/6.
+    assert_eq!(shares_of(&decision), [0.6, 0.4, 0.0]);
+    // Trickle 1 %: a 99 %, b 1 % (no spill: the next pool up).
+    let config = spill_config("failover", "trickle = 0.01");
+    let record = &config.records[0];
+    let decision = decide(&config, record, pools, &states(&config, &[]));
+    assert_eq!(shares_of(&decision), [0.99, 0.01, 0.0]);
+    let got = drawn(&config, &decision, 100_000);
+    assert!((got[1] - 0.01).abs() < 0.002, "{got:?}");
+    // b down: the trickle goes to c; a down: no trickle, c... b answers alone.
+    let decision = decide(&config, record, pools, &states(&config, &[1]));
+    assert_eq!(shares_of(&decision), [0.99, 0.0, 0.01]);
+    let decision = decide(&config, record, pools, &states(&config, &[0]));
+    assert!(decision.shares.is_none());
+    assert_eq!(
+        decision.outcome,
+        Outcome::Healthy {
+            pool: Some(PoolIndex(1))
+        }
+    );
+    // With spill, the trickle goes where a's traffic would go if it failed.
+    let config = spill_config("failover", "spill = true\ntrickle = 0.02");
+    let record = &config.records[0];
+    let decision = decide(&config, record, pools, &states(&config, &[]));
+    assert_eq!(shares_of(&decision), [0.98, 0.01, 0.01]);
+    // An operator's failover to b: no trickle (a is not answering).
+    let config = spill_config("failover", "trickle = 0.01");
+    let record = &config.records[0];
+    let decision = decide_pinned(
+        &config,
+        record,
+        pools,
+        Some(PoolIndex(1)),
+        &states(&config, &[]),
+    );
+    assert!(decision.shares.is_none());
+}
+
+#[test]
+fn spill_and_trickle_keys_are_checked_with_their_paths() {
+    let load = |text: &str| {
+        let text = format!(
+            "version = 1\n[pools.a]\nendpoints = [{{ address = \"10.0.0.1\" }}]\n\
+             [pools.b]\ncapacity = 5\nendpoints = [{{ address = \"10.0.0.2\", capacity = 3 }}]\n\
+             [pools.c]\nmax_load = 1.5\nendpoints = [{{ address = \"10.0.0.3\", capacity = 2 }}, \
+             {{ address = \"10.0.0.4\" }}]\n{text}"
+        );
+        match Config::load(ConfigSource::from_text(text, ".")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let errors = load(
+        "[[records]]\nname = \"www.example.\"\ntype = \"A\"\npolicy = \"multivalue\"\n\
+         pools = [\"a\"]\nspill = true\ntrickle = 0.9\ndemand = -1\n",
+    );
+    for expected in [
+        "pools.b.capacity: set capacity on the pool or on its endpoints, not both",
+        "pools.c.endpoints: 1 of 2 endpoints declare a capacity",
+        "pools.c.max_load: 1.5 is out of range",
+        "records[0].spill: spill applies to failover and weighted records, not multivalue",
+        "records[0].spill: spill needs a capacity for every pool of the record; set [pools.a] capacity",
+        "records[0].trickle: trickle applies to failover records, not multivalue",
+        "records[0].demand: -1 is not a positive number",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} in:\n{errors}");
+    }
+    let errors = load(
+        "[[records]]\nname = \"www.example.\"\ntype = \"A\"\npolicy = \"failover\"\n\
+         pools = [\"a\"]\ntrickle = 0.6\ndemand = 5\n",
+    );
+    assert!(
+        errors.contains("records[0].trickle: 0.6 is out of range"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("records[0].demand: demand is only used with spill = true"),
+        "{errors}"
+    );
+}

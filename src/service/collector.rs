@@ -175,6 +175,17 @@ fn records(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
         let record_type = record.record_type.to_string();
         held.sample(&[("record", &record.name), ("type", &record_type)], on)?;
     }
+    let mut overloaded = family(
+        e,
+        names::RECORD_OVERLOADED,
+        "Spill-over records whose pools are all at their limit (capacity x max_load) for some clients: the rest is answered by the plain policy.",
+        Kind::Gauge,
+    )?;
+    for record in &status.records {
+        let on = record.answers.iter().any(|a| a.overloaded);
+        let record_type = record.record_type.to_string();
+        overloaded.sample(&[("record", &record.name), ("type", &record_type)], on)?;
+    }
     Ok(())
 }
 

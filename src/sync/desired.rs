@@ -437,17 +437,31 @@ impl Builder<'_> {
         }
         let record_type = RecordType::from(record.record_type);
         let ttl = decision.ttl.0;
-        if record.record_type == DynamicType::Cname || record.selection == Selection::Weighted {
+        if record.record_type == DynamicType::Cname
+            || record.selection == Selection::Weighted
+            || decision.shares.is_some()
+        {
             let zone_name = self.state.zones[zone].zone.clone();
             let raw: Vec<u32> = decision
                 .candidates
                 .iter()
-                .map(|c| {
-                    if record.selection == Selection::Weighted {
-                        c.weight.max(1)
-                    } else {
-                        1
-                    }
+                .map(|c| match &decision.shares {
+                    // Spill-over and trickle: the pool's share, split over its
+                    // endpoints by weight.
+                    Some(shares) => shares
+                        .pools
+                        .iter()
+                        .find(|p| p.candidates.iter().any(|k| k.endpoint == c.endpoint))
+                        .map_or(1, |p| {
+                            let total: u64 = p
+                                .candidates
+                                .iter()
+                                .map(|k| u64::from(k.weight.max(1)))
+                                .sum();
+                            (p.parts() * u64::from(c.weight.max(1)) / total.max(1)).max(1) as u32
+                        }),
+                    None if record.selection == Selection::Weighted => c.weight.max(1),
+                    None => 1,
                 })
                 .collect();
             let weights = scale_weights(&raw);

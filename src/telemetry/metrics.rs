@@ -47,6 +47,39 @@ pub fn zone_slot_name(slot: usize) -> Option<String> {
         .cloned()
 }
 
+/// Records with `trickle` counted apart (the last slot counts every one past them).
+pub const TRICKLE_SLOTS: usize = 32;
+
+/// Records (name, type) by trickle counter slot, for the whole process.
+static TRICKLE_RECORDS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The trickle counter slot of a record (name, type): its own while fewer than
+/// `TRICKLE_SLOTS - 1` records were ever given one, else the shared last slot.
+/// Called when answers are built, never on the answer path.
+pub fn trickle_slot(record: &str, rtype: &str) -> u8 {
+    let mut names = TRICKLE_RECORDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = names.iter().position(|(n, t)| n == record && t == rtype) {
+        return i as u8;
+    }
+    if names.len() < TRICKLE_SLOTS - 1 {
+        names.push((record.to_owned(), rtype.to_owned()));
+        return (names.len() - 1) as u8;
+    }
+    (TRICKLE_SLOTS - 1) as u8
+}
+
+/// The record (name, type) of a trickle counter slot (`(other)` for the shared one).
+pub fn trickle_slot_record(slot: usize) -> Option<(String, String)> {
+    if slot == TRICKLE_SLOTS - 1 {
+        return Some(("(other)".to_owned(), String::new()));
+    }
+    TRICKLE_RECORDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(slot)
+        .cloned()
+}
+
 /// Response codes counted separately; others go to `other`.
 pub const COUNTED_RCODES: [(u16, &str); 7] = [
     (0, "noerror"),
@@ -74,6 +107,8 @@ pub struct DnsCounters {
     tcp_closed: AtomicU64,
     /// Responses per zone slot, per rcode slot.
     zone_responses: [[AtomicU64; 8]; ZONE_SLOTS],
+    /// Trickle answers per trickle slot.
+    trickle: [AtomicU64; TRICKLE_SLOTS],
 }
 
 impl Default for DnsCounters {
@@ -90,6 +125,7 @@ impl Default for DnsCounters {
             tcp_timeouts: AtomicU64::new(0),
             tcp_closed: AtomicU64::new(0),
             zone_responses: std::array::from_fn(|_| Default::default()),
+            trickle: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -157,6 +193,13 @@ impl DnsCounters {
     pub fn internal_error(&self) {
         self.internal_errors.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts a trickle answer of the record in trickle slot `slot`.
+    pub fn trickle(&self, slot: u8) {
+        if let Some(counter) = self.trickle.get(usize::from(slot)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Totals across shards.
@@ -185,6 +228,9 @@ pub struct DnsTotals {
     /// Responses per zone slot (see [`zone_slot`]), per [`COUNTED_RCODES`] entry
     /// then `other`; empty until a shard is summed.
     pub zones: Vec<[u64; 8]>,
+    /// Trickle answers per trickle slot (see [`trickle_slot`]); empty until a
+    /// shard is summed.
+    pub trickle: Vec<u64>,
 }
 
 impl DnsTotals {
@@ -234,6 +280,10 @@ impl DnsMetrics {
             totals.tcp_rejected += shard.tcp_rejected.load(Ordering::Relaxed);
             totals.tcp_timeouts += shard.tcp_timeouts.load(Ordering::Relaxed);
             totals.tcp_closed += shard.tcp_closed.load(Ordering::Relaxed);
+            totals.trickle.resize(TRICKLE_SLOTS, 0);
+            for (t, c) in totals.trickle.iter_mut().zip(&shard.trickle) {
+                *t += c.load(Ordering::Relaxed);
+            }
             totals.zones.resize(ZONE_SLOTS, [0; 8]);
             for (total, counted) in totals.zones.iter_mut().zip(&shard.zone_responses) {
                 for (t, c) in total.iter_mut().zip(counted) {
@@ -282,6 +332,21 @@ impl Collector for DnsCollector {
             for (rcode, &count) in rcodes().zip(counts) {
                 zones.sample(&[("zone", &zone), ("rcode", rcode)], count)?;
             }
+        }
+        let mut trickle = family(
+            &mut encoder,
+            names::RECORD_TRICKLE_ANSWERS_TOTAL,
+            "Answers given from a trickle pool (after the answering first pool) of records with trickle.",
+            Kind::Counter,
+        )?;
+        for (slot, &count) in totals.trickle.iter().enumerate() {
+            let Some((record, rtype)) = trickle_slot_record(slot) else {
+                continue;
+            };
+            if count == 0 && slot == TRICKLE_SLOTS - 1 {
+                continue;
+            }
+            trickle.sample(&[("record", &record), ("type", &rtype)], count)?;
         }
         for (name, help, value) in [
             (

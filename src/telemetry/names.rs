@@ -53,6 +53,11 @@ pub const RECORD_FAILED_OVER: &str = "failoverd_record_failed_over";
 pub const RECORD_PRIMARY_CONFLICT: &str = "failoverd_record_primary_conflict";
 /// Gauge by `record` and `type`: a pool held back by its lag gate.
 pub const RECORD_GATE_HELD: &str = "failoverd_record_gate_held";
+/// Counter by `record` and `type`: answers given from a trickle pool (one after the
+/// answering first pool of a record with `trickle`).
+pub const RECORD_TRICKLE_ANSWERS_TOTAL: &str = "failoverd_record_trickle_answers_total";
+/// Gauge by `record` and `type`: every pool of a spill-over record is at its limit.
+pub const RECORD_OVERLOADED: &str = "failoverd_record_overloaded";
 /// Gauge by `action`: operator overrides in force.
 pub const OVERRIDES_ACTIVE: &str = "failoverd_overrides_active";
 /// Gauge by `kind`, `target`, `type` (records of one type) and `action`: seconds each

@@ -751,3 +751,36 @@ fn notify_source_must_be_an_address_of_this_host() {
         loaded.warnings
     );
 }
+
+#[test]
+fn spill_and_trickle_are_checked_and_route53_native_refuses_them() {
+    let pools = "[pools.b]\ncapacity = 10\nendpoints = [{ address = \"192.0.2.3\" }]\n";
+    let route53 = "[route53]\nowner_id = \"it\"\nzones = [{ zone = \"example.test.\" }]\n";
+    let diagnostics = errors(&format!(
+        "{pools}{route53}[[records]]\nname = \"app.example.test\"\ntype = \"A\"\npolicy = \"failover\"\n\
+         pools = [\"web\", \"b\"]\nspill = true\ntrickle = 0.01\n\
+         [[records]]\nname = \"t.example.test\"\ntype = \"A\"\npolicy = \"failover\"\n\
+         pools = [\"b\"]\ntrickle = 0.01\n"
+    ));
+    assert_error(
+        &diagnostics,
+        "records[0].spill",
+        "spill needs a capacity for every pool of the record; set [pools.web] capacity",
+    );
+    assert_error(
+        &diagnostics,
+        "records[0].spill",
+        "Route 53 cannot shift shares by headroom or trickle answers itself; use route53 = \"mirror\"",
+    );
+    assert_error(
+        &diagnostics,
+        "records[1].trickle",
+        "Route 53 cannot shift shares by headroom or trickle answers itself",
+    );
+    // Mirror mode takes them (it writes what the servers answer).
+    let text = format!(
+        "{BASE}\n{pools}{route53}[[records]]\nname = \"t.example.test\"\ntype = \"A\"\n\
+         policy = \"failover\"\npools = [\"web\", \"b\"]\ntrickle = 0.01\nroute53 = \"mirror\"\n"
+    );
+    service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+}

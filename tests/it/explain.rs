@@ -3,7 +3,8 @@
 //! of generated operator states (forces, drains, manual failovers), the answer a real
 //! DNS client gets is drawn from the candidates `/v1/explain` names, is exactly them
 //! where they fit in one answer, and carries the TTL it gives. What-if assumptions
-//! change the explanation and nothing else.
+//! change the explanation and nothing else. The same holds for spill-over and
+//! trickle records, whose answers come from one pool with a share.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -120,9 +121,108 @@ fn release(admin: SocketAddr, target: &str) {
     );
 }
 
+/// What a generated-state run covers: records, endpoints to change, and manual
+/// failovers (record, pool) to make.
+struct Case<'a> {
+    records: &'a [(&'a str, RecordType)],
+    endpoints: &'a [&'a str],
+    failovers: &'a [(&'a str, &'a str)],
+}
+
 #[test]
 fn explain_agrees_with_the_dns_answer_in_every_state() {
     let (server, admin) = start();
+    let outcomes = agree(
+        &server,
+        admin,
+        &Case {
+            records: &RECORDS,
+            endpoints: &ENDPOINTS,
+            failovers: &[("app.example.test", "us"), ("geo.example.test", "eu")],
+        },
+    );
+    assert!(
+        outcomes.len() >= 4,
+        "the generated states exercise the rules: {outcomes:?}"
+    );
+}
+
+/// Spill-over and trickle records: pools a (100), b (50), c (50) at max_load 0.8.
+const SHARED_CONFIG: &str = r#"
+[pools.a]
+capacity = 100
+max_load = 0.8
+endpoints = [{ address = "192.0.2.101", name = "a1" }, { address = "192.0.2.102", name = "a2" }]
+[pools.b]
+capacity = 50
+max_load = 0.8
+endpoints = [{ address = "192.0.2.111", name = "b1" }, { address = "192.0.2.112", name = "b2", weight = 3 }]
+[pools.c]
+max_load = 0.8
+endpoints = [{ address = "192.0.2.121", name = "c1", capacity = 25 }, { address = "192.0.2.122", name = "c2", capacity = 25 }]
+[[records]]
+name = "agree-spill.example.test"
+type = "A"
+policy = "failover"
+pools = ["a", "b", "c"]
+spill = true
+[[records]]
+name = "agree-weighted.example.test"
+type = "A"
+policy = "weighted"
+pools = ["a", "b", "c"]
+spill = true
+demand = 120
+[[records]]
+name = "agree-trickle.example.test"
+type = "A"
+policy = "failover"
+pools = ["a", "b", "c"]
+trickle = 0.2
+[[records]]
+name = "agree-both.example.test"
+type = "A"
+policy = "failover"
+pools = ["a", "b", "c"]
+spill = true
+demand = 90
+trickle = 0.1
+"#;
+
+#[test]
+fn explain_agrees_with_the_dns_answer_for_spill_and_trickle_records() {
+    let config = format!("{}{SHARED_CONFIG}", crate::support::SERVER_HEAD);
+    let (server, admin) = TestServer::with_admin(&config);
+    let records = [
+        ("agree-spill.example.test", RecordType::A),
+        ("agree-weighted.example.test", RecordType::A),
+        ("agree-trickle.example.test", RecordType::A),
+        ("agree-both.example.test", RecordType::A),
+    ];
+    let outcomes = agree(
+        &server,
+        admin,
+        &Case {
+            records: &records,
+            endpoints: &["a/a1", "a/a2", "b/b1", "b/b2", "c/c1", "c/c2"],
+            failovers: &[
+                ("agree-spill.example.test", "b"),
+                ("agree-trickle.example.test", "c"),
+            ],
+        },
+    );
+    for expected in ["spill", "trickle", "overloaded"] {
+        assert!(
+            outcomes.contains(expected),
+            "the generated states exercise {expected}: {outcomes:?}"
+        );
+    }
+}
+
+/// Changes the operator state at random for `ROUNDS` rounds; after each, every
+/// record's DNS answer for every client must be what `/v1/explain` says. Returns
+/// the outcomes seen (and `spill`, `trickle`, `overloaded` when shares applied).
+fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<String> {
     let mut rng = SplitMix64::new(0x5eed);
     let mut checked = 0;
     let mut outcomes = BTreeSet::new();
@@ -130,7 +230,7 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
         if round > 0 {
             // Change one to three things at random.
             for _ in 0..=rng.below(3) {
-                let endpoint = ENDPOINTS[rng.below(ENDPOINTS.len() as u64) as usize];
+                let endpoint = case.endpoints[rng.below(case.endpoints.len() as u64) as usize];
                 let target = format!(r#"{{"endpoint": "{endpoint}"}}"#);
                 match rng.below(8) {
                     0 | 6 | 7 => post_override(
@@ -153,11 +253,8 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
                     ),
                     3 => release(admin, &target),
                     4 => {
-                        let (name, to) = if rng.below(2) == 0 {
-                            ("app.example.test", "us")
-                        } else {
-                            ("geo.example.test", "eu")
-                        };
+                        let (name, to) =
+                            case.failovers[rng.below(case.failovers.len() as u64) as usize];
                         post_override(
                             admin,
                             &format!(
@@ -165,19 +262,17 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
                             ),
                         );
                     }
-                    _ => release(admin, r#"{"record": {"name": "app.example.test"}}"#),
+                    _ => release(
+                        admin,
+                        &format!(r#"{{"record": {{"name": "{}"}}}}"#, case.failovers[0].0),
+                    ),
                 }
             }
         }
-        for (name, rtype) in RECORDS {
+        for &(name, rtype) in case.records {
             for ecs in CLIENTS {
                 let explained = explain(admin, name, rtype, ecs, &[]);
-                let candidates: BTreeSet<String> = explained["candidates"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| c.as_str().unwrap().to_owned())
-                    .collect();
+                let candidates: BTreeSet<String> = strings(&explained["candidates"]);
                 let max = explained["max_answers"].as_u64().unwrap() as usize;
                 let (answer, ttl) = ask(server.addr, name, rtype, ecs);
                 let answer: BTreeSet<String> = answer.into_iter().collect();
@@ -187,8 +282,42 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
                     answer.is_subset(&candidates),
                     "{context}\nDNS answered {answer:?}"
                 );
-                if candidates.len() <= max {
-                    assert_eq!(answer, candidates, "{context}");
+                match explained["shares"].as_array() {
+                    // Spill-over and trickle: an answer holds endpoints of one pool
+                    // with a share (all of them where they fit).
+                    Some(shares) => {
+                        let pool = shares.iter().find(|s| {
+                            s["share"].as_f64().unwrap() > 0.0
+                                && answer.is_subset(&strings(&s["candidates"]))
+                        });
+                        let pool = pool.unwrap_or_else(|| {
+                            panic!("{context}\nDNS answered {answer:?}, from no pool with a share")
+                        });
+                        let theirs = strings(&pool["candidates"]);
+                        if theirs.len() <= max {
+                            assert_eq!(answer, theirs, "{context}");
+                        }
+                        let share_sum: f64 =
+                            shares.iter().map(|s| s["share"].as_f64().unwrap()).sum();
+                        assert!((share_sum - 1.0).abs() < 1e-9, "{context}");
+                        outcomes.insert(
+                            explained["spill"]
+                                .as_str()
+                                .unwrap()
+                                .split(':')
+                                .next()
+                                .unwrap()
+                                .to_owned(),
+                        );
+                        if explained["overloaded"] == true {
+                            outcomes.insert("overloaded".to_owned());
+                        }
+                    }
+                    None => {
+                        if candidates.len() <= max {
+                            assert_eq!(answer, candidates, "{context}");
+                        }
+                    }
                 }
                 if !answer.is_empty() {
                     assert_eq!(
@@ -202,11 +331,17 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
             }
         }
     }
-    assert_eq!(checked, ROUNDS * RECORDS.len() * CLIENTS.len());
-    assert!(
-        outcomes.len() >= 4,
-        "the generated states exercise the rules: {outcomes:?}"
-    );
+    assert_eq!(checked, ROUNDS * case.records.len() * CLIENTS.len());
+    outcomes
+}
+
+fn strings(value: &serde_json::Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]

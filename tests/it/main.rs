@@ -36,6 +36,7 @@ mod reload;
 mod rrl;
 mod runbook;
 mod secret_files;
+mod spill;
 mod transfer;
 mod transport;
 mod vantage;

@@ -41,6 +41,9 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
             r.cause.map(|c| format!(" ({c})")).unwrap_or_default(),
             r.ttl
         );
+        if let Some(shares) = &r.spill {
+            println!("  {shares}");
+        }
         for p in &r.pools {
             println!(
                 "  pool {}: {} ({} usable, {} needed)",
@@ -211,6 +214,9 @@ fn outcome_words(answer: &AnswerStatus) -> String {
         .filter(|p| answer.pool.as_ref() != Some(*p))
     {
         text.push_str(&format!(" (pinned to {pinned}, not up)"));
+    }
+    if answer.overloaded {
+        text.push_str(" (overloaded)");
     }
     text
 }

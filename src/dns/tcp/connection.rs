@@ -181,6 +181,9 @@ fn answer_one(
     match outcome {
         Outcome::Answered(answered) => {
             context.counters.response_in(answered.rcode, answered.zone);
+            if let Some(slot) = answered.trickle {
+                context.counters.trickle(slot);
+            }
             if let Some(tap) = &context.dnstap {
                 tap.response(DnstapProtocol::Tcp, peer, context.local, answer);
             }
