@@ -24,7 +24,7 @@ impl Validator<'_> {
         let Some(spec) = spec else {
             return Some(default);
         };
-        if spec.enabled == Some(false) {
+        if !spec.enabled.unwrap_or(defaults::damping::ENABLED) {
             return None;
         }
         let mut positive = |key: &str, value: Option<f64>, default: f64| match value {
@@ -124,7 +124,7 @@ impl Validator<'_> {
                 port: self.check_port(spec, None, path),
             },
             Some(CheckTypeSpec::Dns(dns)) => {
-                let port = self.check_port(spec, Some(53), path);
+                let port = self.check_port(spec, Some(i64::from(defaults::checks::DNS_PORT)), path);
                 self.dns_check(dns, port, path)
             }
             Some(CheckTypeSpec::Exec(exec)) => {
@@ -132,7 +132,7 @@ impl Validator<'_> {
                 self.exec_check(exec, port, path)
             }
             Some(CheckTypeSpec::Postgres(pg)) => {
-                let default = i64::from(crate::config::postgres_defaults::PORT);
+                let default = i64::from(defaults::postgres::PORT);
                 let port = self.check_port(spec, Some(default), path);
                 let tls_verify = spec.has_other("tls_verify");
                 self.postgres_check(pg, tls_verify, path, port, base_dir)
@@ -155,7 +155,7 @@ impl Validator<'_> {
         let timeout = self.duration(
             path.key("timeout"),
             common.timeout.as_deref(),
-            interval.mul_f64(0.8),
+            interval.mul_f64(defaults::checks::TIMEOUT_SHARE),
             Duration::from_millis(10)..=Duration::from_secs(3600),
         );
         if timeout >= interval {
@@ -167,7 +167,8 @@ impl Validator<'_> {
         let fast_interval = self.duration(
             path.key("fast_interval"),
             common.fast_interval.as_deref(),
-            (interval / 5).max(Duration::from_millis(50)),
+            (interval / defaults::checks::FAST_INTERVAL_DIVISOR)
+                .max(defaults::checks::FAST_INTERVAL_MIN),
             Duration::from_millis(50)..=interval,
         );
         let down_interval = self.duration(
@@ -179,7 +180,7 @@ impl Validator<'_> {
         let jitter = self.duration(
             path.key("jitter"),
             common.jitter.as_deref(),
-            interval / 10,
+            interval / defaults::checks::JITTER_DIVISOR,
             Duration::ZERO..=interval / 2,
         );
         let rise = self.ranged(
@@ -219,7 +220,7 @@ impl Validator<'_> {
                     r53_path.key("request_interval"),
                     format!("{v} is not 10 or 30 (Route 53 allows only these)"),
                 );
-                30
+                defaults::checks::ROUTE53_REQUEST_INTERVAL
             }
         };
         let failure_threshold = self.ranged(
@@ -334,7 +335,12 @@ impl Validator<'_> {
                 }
             }
         }
-        let port = self.check_port(check, Some(if tls { 443 } else { 80 }), path);
+        let port = if tls {
+            defaults::checks::HTTPS_PORT
+        } else {
+            defaults::checks::HTTP_PORT
+        };
+        let port = self.check_port(check, Some(i64::from(port)), path);
         if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
             if let Err(e) = std::fs::read(base_dir.join(file)) {
                 self.warning(
@@ -346,14 +352,20 @@ impl Validator<'_> {
                 );
             }
         }
-        let method = spec.method.clone().unwrap_or_else(|| "GET".into());
+        let method = spec
+            .method
+            .clone()
+            .unwrap_or_else(|| defaults::checks::METHOD.into());
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
             self.error(
                 path.key("method"),
                 format!("{method:?} is not an HTTP method (e.g. GET, HEAD)"),
             );
         }
-        let http_path = spec.path.clone().unwrap_or_else(|| "/".into());
+        let http_path = spec
+            .path
+            .clone()
+            .unwrap_or_else(|| defaults::checks::PATH.into());
         if !http_path.starts_with('/') {
             self.error(
                 path.key("path"),
@@ -368,7 +380,9 @@ impl Validator<'_> {
             }
         }
         if expect_status.is_empty() {
-            expect_status.push((200, 399));
+            for status in defaults::checks::EXPECT_STATUS {
+                expect_status.extend(parse_status(&StatusSpec::Range((*status).to_owned())));
+            }
         }
         if let Some(body) = &spec.expect_body {
             if body.is_empty() || body.len() > 1024 {
@@ -389,7 +403,7 @@ impl Validator<'_> {
                 .collect(),
             expect_status,
             expect_body: spec.expect_body.clone(),
-            tls_verify: spec.tls_verify.unwrap_or(true),
+            tls_verify: spec.tls_verify.unwrap_or(defaults::checks::TLS_VERIFY),
             ca_file: spec.ca_file.as_ref().map(|f| base_dir.join(f)),
         })
     }
@@ -407,26 +421,27 @@ impl Validator<'_> {
                 ".".into()
             }
         };
-        let query_type = match spec.query_type.as_deref() {
-            None => 1,
-            Some(t) => match t
-                .to_ascii_uppercase()
-                .parse::<hickory_proto::rr::RecordType>()
-            {
-                Ok(rt) => u16::from(rt),
-                Err(_) => {
-                    self.error(
-                        path.key("query_type"),
-                        format!("{t:?} is not a record type"),
-                    );
-                    1
-                }
-            },
+        let t = spec
+            .query_type
+            .as_deref()
+            .unwrap_or(defaults::checks::QUERY_TYPE);
+        let query_type = match t
+            .to_ascii_uppercase()
+            .parse::<hickory_proto::rr::RecordType>()
+        {
+            Ok(rt) => u16::from(rt),
+            Err(_) => {
+                self.error(
+                    path.key("query_type"),
+                    format!("{t:?} is not a record type"),
+                );
+                1
+            }
         };
         let expect_rcode = match spec
             .expect_rcode
             .as_deref()
-            .unwrap_or("NOERROR")
+            .unwrap_or(defaults::checks::EXPECT_RCODE)
             .to_ascii_uppercase()
             .as_str()
         {

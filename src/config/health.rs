@@ -4,14 +4,12 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::MAX_VANTAGES;
+use super::defaults::health as defaults;
 use super::diagnostics::KeyPath;
 use super::secret_file::{self, SecretFileError};
 use super::spec::{HealthSpec, VantageRoleSpec, VantageSpec};
 use super::validate::{Validator, check_identifier};
-use super::{
-    ColdStart, ConfigSource, DEFAULT_OVERRIDE_WARN_AFTER, HealthConfig, IsolationMode, Secret,
-    Vantage, VantageRole,
-};
+use super::{ColdStart, ConfigSource, HealthConfig, IsolationMode, Secret, Vantage, VantageRole};
 use crate::model::{RegionIndex, VantageIndex};
 
 impl Validator<'_> {
@@ -168,26 +166,26 @@ impl Validator<'_> {
         let down_regions = self.ranged(
             path.key("down_regions"),
             spec.down_regions,
-            1,
+            defaults::DOWN_REGIONS,
             1..=regions.len().max(1) as i64,
             " (at most the number of distinct vantage regions)",
         ) as u32;
         let staleness = self.duration(
             path.key("staleness"),
             spec.staleness.as_deref(),
-            Duration::from_secs(10),
+            defaults::STALENESS,
             Duration::from_millis(100)..=Duration::from_secs(3600),
         );
         let push_interval = self.duration(
             path.key("push_interval"),
             spec.push_interval.as_deref(),
-            Duration::from_millis(500),
+            defaults::PUSH_INTERVAL,
             Duration::from_millis(50)..=Duration::from_secs(60),
         );
         let override_warn_after = self.duration(
             path.key("override_warn_after"),
             spec.override_warn_after.as_deref(),
-            DEFAULT_OVERRIDE_WARN_AFTER,
+            defaults::OVERRIDE_WARN_AFTER,
             Duration::ZERO..=Duration::from_secs(365 * 24 * 3600),
         );
         if push_interval >= staleness {
@@ -196,10 +194,10 @@ impl Validator<'_> {
                 "must be shorter than staleness, or reports expire between pushes",
             );
         }
-        let isolation = match spec.isolation.as_deref() {
-            None | Some("hold") => IsolationMode::Hold,
-            Some("local") => IsolationMode::Local,
-            Some(other) => {
+        let isolation = match spec.isolation.as_deref().unwrap_or(defaults::ISOLATION) {
+            "hold" => IsolationMode::Hold,
+            "local" => IsolationMode::Local,
+            other => {
                 self.error(
                     path.key("isolation"),
                     format!("{other:?} is not \"hold\" or \"local\""),
@@ -207,11 +205,10 @@ impl Validator<'_> {
                 IsolationMode::Hold
             }
         };
-        let cold_start = match spec.cold_start.as_deref() {
-            None => ColdStart::LastKnown,
-            Some("last-known") => ColdStart::LastKnown,
-            Some("assume-up") => ColdStart::AssumeUp,
-            Some(other) => {
+        let cold_start = match spec.cold_start.as_deref().unwrap_or(defaults::COLD_START) {
+            "last-known" => ColdStart::LastKnown,
+            "assume-up" => ColdStart::AssumeUp,
+            other => {
                 self.error(
                     path.key("cold_start"),
                     format!("{other:?} is not \"last-known\" or \"assume-up\""),

@@ -268,11 +268,11 @@ pub struct DampingRules {
 impl DampingRules {
     /// The defaults (see the module docs).
     pub const DEFAULT: Self = Self {
-        penalty: 1000.0,
-        half_life: Duration::from_secs(5),
-        suppress: 1500.0,
-        reuse: 750.0,
-        max_suppress: Duration::from_secs(30),
+        penalty: defaults::damping::PENALTY,
+        half_life: defaults::damping::HALF_LIFE,
+        suppress: defaults::damping::SUPPRESS,
+        reuse: defaults::damping::REUSE,
+        max_suppress: defaults::damping::MAX_SUPPRESS,
     };
 
     /// The highest penalty: the one that decays to `reuse` in `max_suppress`.
@@ -625,12 +625,12 @@ pub struct AdminLimits {
 impl AdminLimits {
     /// The defaults.
     pub const DEFAULT: Self = Self {
-        max_connections: 256,
-        max_connections_per_source: 32,
-        header_timeout: std::time::Duration::from_secs(5),
-        body_timeout: std::time::Duration::from_secs(10),
-        idle_timeout: std::time::Duration::from_secs(60),
-        handshake_timeout: std::time::Duration::from_secs(3),
+        max_connections: defaults::admin::MAX_CONNECTIONS,
+        max_connections_per_source: defaults::admin::MAX_CONNECTIONS_PER_SOURCE,
+        header_timeout: defaults::admin::HEADER_TIMEOUT,
+        body_timeout: defaults::admin::BODY_TIMEOUT,
+        idle_timeout: defaults::admin::IDLE_TIMEOUT,
+        handshake_timeout: defaults::admin::HANDSHAKE_TIMEOUT,
     };
 }
 
@@ -802,11 +802,12 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Default of `tcp_idle_timeout`.
-    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = defaults::server::TCP_IDLE_TIMEOUT;
     /// Default of `tcp_max_connections`.
-    pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 1024;
+    pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = defaults::server::TCP_MAX_CONNECTIONS;
     /// Default of `tcp_max_connections_per_source`.
-    pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+    pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize =
+        defaults::server::TCP_MAX_CONNECTIONS_PER_SOURCE;
 }
 
 /// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
@@ -831,12 +832,12 @@ pub struct RrlConfig {
 impl RrlConfig {
     /// The defaults of every key (what an empty `[server.rrl]` table means).
     pub const DEFAULT: Self = Self {
-        rate: 20,
-        slip: 2,
-        ipv4_prefix: 24,
-        ipv6_prefix: 56,
+        rate: defaults::rrl::RATE,
+        slip: defaults::rrl::SLIP,
+        ipv4_prefix: defaults::rrl::IPV4_PREFIX,
+        ipv6_prefix: defaults::rrl::IPV6_PREFIX,
         whitelist: Vec::new(),
-        table_size: 65536,
+        table_size: defaults::rrl::TABLE_SIZE,
     };
 }
 
@@ -1127,7 +1128,7 @@ impl Default for DnssecConfig {
             key_directory: PathBuf::from(dnssec_defaults::KEY_DIRECTORY),
             zones: Vec::new(),
             denial: DenialKind::Nsec3,
-            opt_out: false,
+            opt_out: dnssec_defaults::OPT_OUT,
             signature_validity: dnssec_defaults::SIGNATURE_VALIDITY,
             refresh: dnssec_defaults::REFRESH,
             inception_offset: dnssec_defaults::INCEPTION_OFFSET,

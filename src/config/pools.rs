@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::defaults;
 use super::diagnostics::KeyPath;
 use super::spec::{EndpointSpec, GeoSpec, PoolSpec, RegionSpec, SafetySpec};
 use super::validate::{Validator, check_identifier, normalize_name, parse_network};
@@ -87,7 +88,7 @@ impl Validator<'_> {
             .and_then(|name| self.use_region(name, path));
         GeoConfig {
             default_region,
-            ecs: spec.ecs.unwrap_or(true),
+            ecs: spec.ecs.unwrap_or(defaults::geo::ECS),
         }
     }
 
@@ -153,7 +154,7 @@ impl Validator<'_> {
             let min_healthy = self.ranged(
                 path.key("min_healthy"),
                 spec.min_healthy,
-                1,
+                defaults::pools::MIN_HEALTHY,
                 1..=count,
                 " (at least 1, at most the number of endpoints)",
             ) as u32;
@@ -230,7 +231,7 @@ impl Validator<'_> {
             }
         };
         let weight = match spec.weight {
-            None => 1,
+            None => defaults::pools::WEIGHT,
             Some(w) if w < 0 => {
                 self.error(
                     path.key("weight"),
@@ -312,7 +313,7 @@ impl Validator<'_> {
             let min = self.ranged(
                 path.key("min_in_service"),
                 spec.min_in_service,
-                1,
+                defaults::safety::MIN_IN_SERVICE,
                 1..=count,
                 " (at least one, at most the pools listed)",
             ) as u32;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::defaults::records as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::RecordSpec;
 use super::validate::{RecordDefaults, Validator, normalize_name};
@@ -87,7 +88,7 @@ impl Validator<'_> {
         let ttl = self.ranged(
             path.key("ttl"),
             ttl_given,
-            i64::from(Ttl::DEFAULT_DYNAMIC.0),
+            i64::from(defaults::TTL),
             i64::from(Ttl::MIN_DYNAMIC.0)..=i64::from(Ttl::MAX.0),
             " seconds",
         ) as u32;
@@ -102,7 +103,7 @@ impl Validator<'_> {
         let all_down_ttl = self.ranged(
             path.key("all_down_ttl"),
             all_down_ttl_given,
-            i64::from(ttl.min(10)),
+            i64::from(ttl.min(defaults::ALL_DOWN_TTL_CAP)),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
@@ -110,14 +111,14 @@ impl Validator<'_> {
         let min_ttl = self.ranged(
             path.key("min_ttl"),
             min_ttl_given,
-            1,
+            i64::from(defaults::MIN_TTL),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
         let (selection, pools) = self.policy(spec, path, geo)?;
         let default_max = match selection {
-            Selection::Weighted | Selection::Primary => 1,
-            Selection::Failover | Selection::Multivalue => 8,
+            Selection::Weighted | Selection::Primary => defaults::MAX_ANSWERS_ONE,
+            Selection::Failover | Selection::Multivalue => defaults::MAX_ANSWERS,
         };
         let on_conflict = self.on_conflict(spec, selection, path);
         let gates = self.gates(spec.gates.as_ref(), selection, &pools, path);
@@ -137,28 +138,31 @@ impl Validator<'_> {
             1..=64,
             "",
         ) as u16;
-        let all_down = match (spec.all_down.as_deref(), &spec.fallback_pool) {
-            (None | Some("fail-open"), None) => AllDown::FailOpen,
-            (Some("nodata"), None) => AllDown::NoData,
-            (Some("fallback"), Some(pool)) => {
+        let all_down = match (
+            spec.all_down.as_deref().unwrap_or(defaults::ALL_DOWN),
+            &spec.fallback_pool,
+        ) {
+            ("fail-open", None) => AllDown::FailOpen,
+            ("nodata", None) => AllDown::NoData,
+            ("fallback", Some(pool)) => {
                 let list = self.pool_list(std::slice::from_ref(pool), &path.key("fallback_pool"));
                 AllDown::Fallback(*list.first()?)
             }
-            (Some("fallback"), None) => {
+            ("fallback", None) => {
                 self.error(
                     path.key("fallback_pool"),
                     "all_down = \"fallback\" needs fallback_pool",
                 );
                 return None;
             }
-            (Some("fail-open" | "nodata") | None, Some(_)) => {
+            ("fail-open" | "nodata", Some(_)) => {
                 self.error(
                     path.key("fallback_pool"),
                     "fallback_pool is only used with all_down = \"fallback\"",
                 );
                 return None;
             }
-            (Some(other), _) => {
+            (other, _) => {
                 self.error(
                     path.key("all_down"),
                     format!("{other:?} is not one of \"fail-open\", \"fallback\", \"nodata\""),
@@ -281,19 +285,17 @@ impl Validator<'_> {
                     "geo records list pools per region in `geo`, not in `pools`",
                 );
             }
-            let selection = match spec.select.as_deref() {
-                None => Selection::Failover,
-                Some(text) => {
-                    match parse_selection(text).filter(|s| *s != Selection::Primary) {
-                        Some(s) => s,
-                        None => {
-                            self.error(
-                            path.key("select"),
-                            format!("{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""),
-                        );
-                            return None;
-                        }
-                    }
+            let text = spec.select.as_deref().unwrap_or(defaults::SELECT);
+            let selection = match parse_selection(text).filter(|s| *s != Selection::Primary) {
+                Some(s) => s,
+                None => {
+                    self.error(
+                        path.key("select"),
+                        format!(
+                            "{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""
+                        ),
+                    );
+                    return None;
                 }
             };
             let Some(map) = &spec.geo else {

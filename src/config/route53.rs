@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use super::defaults::route53 as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::Route53Spec;
 use super::validate::{Validator, check_identifier, normalize_name};
@@ -11,54 +12,60 @@ use super::{Route53Config, Route53Zone};
 impl Validator<'_> {
     pub(super) fn route53(&mut self, spec: &Route53Spec) -> Option<Route53Config> {
         let path = KeyPath::root().key("route53");
-        let owner_id = spec.owner_id.clone().unwrap_or_else(|| "failoverd".into());
+        let owner_id = spec
+            .owner_id
+            .clone()
+            .unwrap_or_else(|| defaults::OWNER_ID.into());
         if let Err(e) = check_identifier(&owner_id) {
             self.error(path.key("owner_id"), e);
         }
-        match spec.mode.as_deref() {
-            None | Some("native") | Some("mirror") => {}
-            Some(other) => self.error(
+        match spec.mode.as_deref().unwrap_or(defaults::MODE) {
+            "native" | "mirror" => {}
+            other => self.error(
                 path.key("mode"),
                 format!("{other:?} is not \"native\" or \"mirror\""),
             ),
         }
-        let rate = spec.max_requests_per_second.unwrap_or(5.0);
+        let rate = spec
+            .max_requests_per_second
+            .unwrap_or(defaults::MAX_REQUESTS_PER_SECOND);
         if !(rate > 0.0 && rate <= 100.0) {
             self.error(
                 path.key("max_requests_per_second"),
                 format!("{rate} is out of range (0, 100]"),
             );
         }
-        let burst = self.ranged(path.key("burst"), spec.burst, 10, 1..=1000, "") as u32;
+        let burst =
+            self.ranged(path.key("burst"), spec.burst, defaults::BURST, 1..=1000, "") as u32;
         let debounce = self.duration(
             path.key("debounce"),
             spec.debounce.as_deref(),
-            Duration::from_secs(2),
+            defaults::DEBOUNCE,
             Duration::ZERO..=Duration::from_secs(3600),
         );
         let change_timeout = self.duration(
             path.key("change_timeout"),
             spec.change_timeout.as_deref(),
-            Duration::from_secs(120),
+            defaults::CHANGE_TIMEOUT,
             Duration::from_secs(1)..=Duration::from_secs(3600),
         );
         let sync_interval = self.duration(
             path.key("sync_interval"),
             spec.sync_interval.as_deref(),
-            Duration::from_secs(60),
+            defaults::SYNC_INTERVAL,
             Duration::from_secs(1)..=Duration::from_secs(86_400),
         );
         let max_update_percent = self.ranged(
             path.key("max_update_percent"),
             spec.max_update_percent,
-            30,
+            defaults::MAX_UPDATE_PERCENT,
             0..=100,
             "",
         ) as u32;
         let max_delete_percent = self.ranged(
             path.key("max_delete_percent"),
             spec.max_delete_percent,
-            30,
+            defaults::MAX_DELETE_PERCENT,
             0..=100,
             "",
         ) as u32;
@@ -75,7 +82,7 @@ impl Validator<'_> {
                 Ok(name) if seen.insert(name.clone()) => zones.push(Route53Zone {
                     zone: name,
                     hosted_zone_id: zone.hosted_zone_id.clone(),
-                    sync_static: zone.sync_static.unwrap_or(false),
+                    sync_static: zone.sync_static.unwrap_or(defaults::SYNC_STATIC),
                 }),
                 Ok(name) => self.error(
                     path.key("zones").index(i).key("zone"),
@@ -85,7 +92,10 @@ impl Validator<'_> {
             }
         }
         Some(Route53Config {
-            region: spec.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            region: spec
+                .region
+                .clone()
+                .unwrap_or_else(|| defaults::REGION.into()),
             endpoint_url: spec.endpoint_url.clone(),
             owner_id,
             max_requests_per_second: rate,

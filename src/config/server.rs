@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use super::defaults::server as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::ServerSpec;
 use super::validate::{Validator, parse_duration};
@@ -16,7 +17,7 @@ impl Validator<'_> {
         let addresses = spec
             .listen
             .clone()
-            .unwrap_or_else(|| vec!["127.0.0.1:5353".to_owned()]);
+            .unwrap_or_else(|| defaults::LISTEN.iter().map(|a| (*a).to_owned()).collect());
         if addresses.is_empty() {
             self.error(root.key("listen"), "at least one listen address is needed");
         }
@@ -34,7 +35,13 @@ impl Validator<'_> {
                 ),
             }
         }
-        let workers = self.ranged(root.key("udp_workers"), spec.udp_workers, 0, 0..=64, "");
+        let workers = self.ranged(
+            root.key("udp_workers"),
+            spec.udp_workers,
+            defaults::UDP_WORKERS,
+            0..=64,
+            "",
+        );
         let udp_workers = if workers == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get().min(16))
         } else {
@@ -43,11 +50,11 @@ impl Validator<'_> {
         let max_udp_payload = self.ranged(
             root.key("max_udp_payload"),
             spec.max_udp_payload,
-            1232,
+            defaults::MAX_UDP_PAYLOAD,
             512..=4096,
             " (1232 avoids IP fragmentation)",
         ) as u16;
-        let default_idle = ServerConfig::DEFAULT_TCP_IDLE_TIMEOUT;
+        let default_idle = defaults::TCP_IDLE_TIMEOUT;
         let tcp_idle_timeout = match spec.tcp_idle_timeout.as_deref().map(parse_duration) {
             None => default_idle,
             Some(Ok(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
@@ -65,12 +72,11 @@ impl Validator<'_> {
         };
         let (tcp_max_connections, tcp_max_connections_per_source) = self.tcp_limits(spec, &root);
         let rrl = self.rrl(spec.rrl.as_ref(), &root);
-        let udp_io = match spec.udp_io.as_deref() {
-            None => UdpIo::default(),
-            Some("batched") => UdpIo::Batched,
-            Some("portable") => UdpIo::Portable,
-            Some("xdp") => UdpIo::Xdp,
-            Some(other) => {
+        let udp_io = match spec.udp_io.as_deref().unwrap_or(defaults::UDP_IO) {
+            "batched" => UdpIo::Batched,
+            "portable" => UdpIo::Portable,
+            "xdp" => UdpIo::Xdp,
+            other => {
                 self.error(
                     root.key("udp_io"),
                     format!("{other:?} is not \"batched\" (recvmmsg/sendmmsg), \"portable\" (recv_from/send_to) or \"xdp\" (AF_XDP)"),

@@ -106,8 +106,13 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let health = v.health(&sections.health, &vantages, &source);
     let defaults = RecordDefaults {
         route53: route53.is_some(),
-        route53_mode: match sections.route53.as_ref().and_then(|s| s.mode.as_deref()) {
-            Some("mirror") => Route53Mode::Mirror,
+        route53_mode: match sections
+            .route53
+            .as_ref()
+            .and_then(|s| s.mode.as_deref())
+            .unwrap_or(super::defaults::route53::MODE)
+        {
+            "mirror" => Route53Mode::Mirror,
             _ => Route53Mode::Native,
         },
         cold_start: health.cold_start,

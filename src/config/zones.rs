@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use super::defaults::zones as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::ZonesSpec;
 use super::validate::Validator;
@@ -14,7 +15,7 @@ impl Validator<'_> {
         let directory = spec
             .directory
             .clone()
-            .unwrap_or_else(|| "../zones".to_owned());
+            .unwrap_or_else(|| defaults::DIRECTORY.to_owned());
         if let Some(files) = &spec.files {
             let mut seen = HashSet::new();
             for (i, file) in files.iter().enumerate() {

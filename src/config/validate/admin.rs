@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use sha2::{Digest, Sha256};
 
 use super::Validator;
+use crate::config::defaults::admin as defaults;
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
 use crate::config::spec::{AdminSpec, RoleSpec};
@@ -15,9 +16,6 @@ use crate::config::{
 
 /// Shortest token accepted (bytes).
 const MIN_TOKEN_LEN: usize = 16;
-
-/// Paths open without a token by default, when tokens are set.
-const DEFAULT_PUBLIC: [PublicPath; 2] = [PublicPath::Healthz, PublicPath::Readyz];
 
 impl Validator<'_> {
     pub(in crate::config) fn admin(
@@ -91,7 +89,11 @@ impl Validator<'_> {
             });
         }
         let public = match &spec.public {
-            None => DEFAULT_PUBLIC.to_vec(),
+            None => defaults::PUBLIC
+                .iter()
+                .filter_map(|name| PublicPath::ALL.iter().find(|(n, _)| n == name))
+                .map(|(_, path)| *path)
+                .collect(),
             Some(names) => {
                 let mut public = Vec::new();
                 for (i, name) in names.iter().enumerate() {

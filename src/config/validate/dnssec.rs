@@ -47,10 +47,10 @@ impl Validator<'_> {
                 Err(e) => self.error(root.key("zones").index(i), e),
             }
         }
-        config.denial = match spec.nsec.as_deref() {
-            None | Some("nsec3") => DenialKind::Nsec3,
-            Some("nsec") => DenialKind::Nsec,
-            Some(other) => {
+        config.denial = match spec.nsec.as_deref().unwrap_or(defaults::NSEC) {
+            "nsec3" => DenialKind::Nsec3,
+            "nsec" => DenialKind::Nsec,
+            other => {
                 self.error(
                     root.key("nsec"),
                     format!("unknown value {other:?}, expected \"nsec3\" or \"nsec\""),
@@ -58,7 +58,7 @@ impl Validator<'_> {
                 DenialKind::Nsec3
             }
         };
-        config.opt_out = spec.opt_out.unwrap_or(false);
+        config.opt_out = spec.opt_out.unwrap_or(defaults::OPT_OUT);
         if config.opt_out && config.denial != DenialKind::Nsec3 {
             self.error(
                 root.key("opt_out"),

@@ -25,18 +25,16 @@ impl Validator<'_> {
         port: u16,
         base_dir: &Path,
     ) -> CheckKind {
-        let role = match spec.role.as_deref() {
-            None => DbRole::Any,
-            Some(text) => match DbRole::ALL.iter().find(|(name, _)| *name == text) {
-                Some((_, role)) => *role,
-                None => {
-                    self.error(
-                        path.key("role"),
-                        format!("{text:?} is not one of \"primary\", \"replica\", \"any\""),
-                    );
-                    DbRole::Any
-                }
-            },
+        let text = spec.role.as_deref().unwrap_or(defaults::ROLE);
+        let role = match DbRole::ALL.iter().find(|(name, _)| *name == text) {
+            Some((_, role)) => *role,
+            None => {
+                self.error(
+                    path.key("role"),
+                    format!("{text:?} is not one of \"primary\", \"replica\", \"any\""),
+                );
+                DbRole::Any
+            }
         };
         let max_lag = match spec.max_lag.as_deref().map(parse_duration) {
             None => None,
@@ -52,11 +50,11 @@ impl Validator<'_> {
                 "max_lag applies to replicas; role = \"primary\" passes only a primary",
             );
         }
-        let sslmode = match spec.sslmode.as_deref() {
-            None | Some("disable") => SslMode::Disable,
-            Some("require") => SslMode::Require,
-            Some("verify-full") => SslMode::VerifyFull,
-            Some(other) => {
+        let sslmode = match spec.sslmode.as_deref().unwrap_or(defaults::SSLMODE) {
+            "disable" => SslMode::Disable,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
                 self.error(
                     path.key("sslmode"),
                     format!("{other:?} is not one of \"disable\", \"require\", \"verify-full\""),
@@ -149,16 +147,14 @@ impl Validator<'_> {
         selection: Selection,
         path: &KeyPath,
     ) -> OnConflict {
-        let Some(text) = spec.on_conflict.as_deref() else {
-            return OnConflict::Hold;
-        };
-        if selection != Selection::Primary {
+        let given = spec.on_conflict.as_deref();
+        if given.is_some() && selection != Selection::Primary {
             self.error(
                 path.key("on_conflict"),
                 "on_conflict is only used with policy = \"primary\"",
             );
         }
-        match text {
+        match given.unwrap_or(crate::config::defaults::records::ON_CONFLICT) {
             "hold" => OnConflict::Hold,
             "none" => OnConflict::None,
             other => {

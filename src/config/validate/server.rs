@@ -1,9 +1,10 @@
 //! `[server]` transport limits: TCP connection caps and `[server.rrl]`.
 
 use super::{Validator, parse_network};
+use crate::config::RrlConfig;
+use crate::config::defaults::server as defaults;
 use crate::config::diagnostics::KeyPath;
 use crate::config::spec::{RrlSpec, ServerSpec};
-use crate::config::{RrlConfig, ServerConfig};
 
 /// Most buckets per worker table (16 Mi buckets, 512 MiB per worker).
 const MAX_TABLE_SIZE: i64 = 1 << 24;
@@ -21,12 +22,11 @@ impl Validator<'_> {
         let total = self.ranged(
             root.key("tcp_max_connections"),
             spec.tcp_max_connections,
-            ServerConfig::DEFAULT_TCP_MAX_CONNECTIONS as i64,
+            defaults::TCP_MAX_CONNECTIONS as i64,
             1..=65535,
             "",
         );
-        let default_per_source =
-            (ServerConfig::DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE as i64).min(total);
+        let default_per_source = (defaults::TCP_MAX_CONNECTIONS_PER_SOURCE as i64).min(total);
         let per_source = self.ranged(
             root.key("tcp_max_connections_per_source"),
             spec.tcp_max_connections_per_source,

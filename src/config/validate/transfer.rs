@@ -185,23 +185,19 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let algorithm = match spec.algorithm.as_deref() {
-            None => TsigAlgorithm::HmacSha256,
-            Some(text) => {
-                let text = text.trim_end_matches('.').to_ascii_lowercase();
-                match TsigAlgorithm::ALL.iter().find(|(n, _)| *n == text) {
-                    Some((_, a)) => *a,
-                    None => {
-                        self.error(
-                            path.key("algorithm"),
-                            format!(
-                                "{text:?} is not one of {}",
-                                TsigAlgorithm::ALL.map(|(n, _)| n).join(", ")
-                            ),
-                        );
-                        return None;
-                    }
-                }
+        let text = spec.algorithm.as_deref().unwrap_or(defaults::ALGORITHM);
+        let text = text.trim_end_matches('.').to_ascii_lowercase();
+        let algorithm = match TsigAlgorithm::ALL.iter().find(|(n, _)| *n == text) {
+            Some((_, a)) => *a,
+            None => {
+                self.error(
+                    path.key("algorithm"),
+                    format!(
+                        "{text:?} is not one of {}",
+                        TsigAlgorithm::ALL.map(|(n, _)| n).join(", ")
+                    ),
+                );
+                return None;
             }
         };
         let (text, key) = match (&spec.secret, &spec.secret_file) {
