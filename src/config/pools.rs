@@ -9,10 +9,71 @@ use super::defaults;
 use super::diagnostics::KeyPath;
 use super::spec::{EndpointSpec, GeoSpec, PoolSpec, RegionSpec, SafetySpec};
 use super::validate::{Validator, check_identifier, normalize_name, parse_network};
-use super::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
 use crate::model::{
     CheckIndex, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex, Weight,
 };
+
+/// A `[[safety]]` rule: at least `min_in_service` of `pools` stay in service — a pool
+/// is in service while at least `min_healthy` of its endpoints are neither drained
+/// nor forced down (by the configuration or an operator), whatever the probes say. An
+/// override that would leave fewer is refused unless made with `allow_empty`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyRule {
+    /// Its name (`name`, or `safety[N]`).
+    pub name: String,
+    /// The pools guarded.
+    pub pools: Vec<PoolIndex>,
+    /// How many must stay in service (1 ..= pools).
+    pub min_in_service: u32,
+}
+
+/// A region: where pools run, and (for geo records) where clients are.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// Client networks mapped to this region.
+    pub networks: Vec<IpNet>,
+}
+
+/// The `[geo]` section, validated.
+#[derive(Clone, Debug)]
+pub struct GeoConfig {
+    /// Region of clients that match no network.
+    pub default_region: Option<RegionIndex>,
+    /// Whether EDNS Client Subnet is honoured.
+    pub ecs: bool,
+}
+
+/// A pool of endpoints.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Pool name.
+    pub name: String,
+    /// Region the pool runs in.
+    pub region: Option<RegionIndex>,
+    /// Healthy endpoints needed for the pool to be up (≥ 1, ≤ endpoints).
+    pub min_healthy: u32,
+    /// Its endpoints, in file order.
+    pub endpoints: Vec<EndpointIndex>,
+    /// Check probing its endpoints (None: not probed; health comes from `force`).
+    pub check: Option<CheckIndex>,
+}
+
+/// An endpoint of a pool.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Owning pool.
+    pub pool: PoolIndex,
+    /// Name, unique within the pool (the address unless given).
+    pub name: String,
+    /// Address or host name answered.
+    pub target: EndpointTarget,
+    /// Share of traffic; 0 = drained.
+    pub weight: Weight,
+    /// Forced state, overriding health checks.
+    pub forced: Option<HealthState>,
+}
 
 impl Validator<'_> {
     pub(super) fn regions(&mut self, specs: &[(String, RegionSpec)]) {

@@ -7,10 +7,122 @@ use super::defaults::records as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::RecordSpec;
 use super::validate::{RecordDefaults, Validator, normalize_name};
-use super::{
-    AllDown, CheckKind, ColdStart, DynamicRecord, GeoConfig, PoolChoice, Route53Mode, Selection,
-};
+use super::{CheckKind, ColdStart, GeoConfig, Route53Mode};
 use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
+
+/// How endpoints are picked from the pools a record is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The first pool (in order) that is up; its healthy endpoints.
+    Failover,
+    /// Weighted random choice among healthy endpoints of all pools that are up.
+    Weighted,
+    /// All healthy endpoints of all pools that are up.
+    Multivalue,
+    /// The one endpoint whose check says it is the primary (a database node, or an app
+    /// endpoint tied to one); see [`crate::policy::primary`].
+    Primary,
+}
+
+/// What a `primary` record answers while more than one endpoint claims primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The last agreed primary (NODATA if none is known); never both.
+    #[default]
+    Hold,
+    /// Nothing (NODATA): fail closed.
+    None,
+}
+
+/// A failover gate: traffic moves to `pool` only while `gate` is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The gated pool.
+    pub pool: PoolIndex,
+    /// The pool that must be up (e.g. the standby database within `max_lag`).
+    pub gate: PoolIndex,
+}
+
+/// Which pool list a record uses.
+#[derive(Clone, Debug)]
+pub enum PoolChoice {
+    /// Always the same pools.
+    Fixed(Vec<PoolIndex>),
+    /// Pools chosen by the client's region.
+    Geo {
+        /// Pools per region (indexed by [`crate::model::RegionIndex`]); `None` uses `default`.
+        by_region: Vec<Option<Vec<PoolIndex>>>,
+        /// Pools for clients whose region has no entry.
+        default: Vec<PoolIndex>,
+    },
+}
+
+impl PoolChoice {
+    /// Every pool list this choice can produce.
+    pub fn all_lists(&self) -> Vec<&[PoolIndex]> {
+        match self {
+            Self::Fixed(pools) => vec![pools.as_slice()],
+            Self::Geo { by_region, default } => by_region
+                .iter()
+                .flatten()
+                .map(Vec::as_slice)
+                .chain(std::iter::once(default.as_slice()))
+                .collect(),
+        }
+    }
+}
+
+/// What a record answers when no pool is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer as if every endpoint were healthy (Route 53's behaviour).
+    FailOpen,
+    /// Answer every endpoint of this pool, whatever its health.
+    Fallback(PoolIndex),
+    /// Answer NOERROR with no records (fail closed).
+    NoData,
+}
+
+/// A name answered from pools.
+#[derive(Clone, Debug)]
+pub struct DynamicRecord {
+    /// Position in the file's `[[records]]` array (for messages: invalid entries are
+    /// left out of [`crate::config::Config::records`], so indices there can differ).
+    pub position: usize,
+    /// Owner name: lower case, absolute, with a trailing dot.
+    pub name: String,
+    /// Record type answered.
+    pub record_type: DynamicType,
+    /// TTL while healthy.
+    pub ttl: Ttl,
+    /// TTL while in all-down mode (≤ `ttl`), so recovery spreads fast.
+    pub all_down_ttl: Ttl,
+    /// Shortest TTL while an endpoint of the record is in doubt (≤ `ttl`).
+    pub min_ttl: Ttl,
+    /// How endpoints are picked.
+    pub selection: Selection,
+    /// Which pools are considered.
+    pub pools: PoolChoice,
+    /// Most records in one answer.
+    pub max_answers: u16,
+    /// Behaviour when nothing is up.
+    pub all_down: AllDown,
+    /// Health at start-up before reports arrive.
+    pub cold_start: ColdStart,
+    /// Route 53 handling (resolved against `[route53] mode`).
+    pub route53: Route53Mode,
+    /// `primary` records: what a conflict answers.
+    pub on_conflict: OnConflict,
+    /// Failover gates (RPO guard), at most one per pool.
+    pub gates: Vec<Gate>,
+}
+
+impl DynamicRecord {
+    /// The gate of `pool`, if it has one.
+    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+        self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
+    }
+}
 
 impl Validator<'_> {
     pub(super) fn records(

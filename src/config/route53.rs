@@ -7,7 +7,56 @@ use super::defaults::route53 as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::Route53Spec;
 use super::validate::{Validator, check_identifier, normalize_name};
-use super::{Route53Config, Route53Zone};
+
+/// How the Route 53 agent handles a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route53Mode {
+    /// Route 53 routing policies and health checks do the failover.
+    Native,
+    /// failoverd's verdicts decide; plain record sets are rewritten on change.
+    Mirror,
+    /// Not synced.
+    Off,
+}
+
+/// The Route 53 sync agent's settings.
+#[derive(Clone, Debug)]
+pub struct Route53Config {
+    /// AWS region of the client.
+    pub region: String,
+    /// Endpoint override.
+    pub endpoint_url: Option<String>,
+    /// Ownership id.
+    pub owner_id: String,
+    /// Sustained requests per second.
+    pub max_requests_per_second: f64,
+    /// Request burst.
+    pub burst: u32,
+    /// Mirror-mode debounce.
+    pub debounce: Duration,
+    /// Bound on waiting for INSYNC.
+    pub change_timeout: Duration,
+    /// Full reconciliation interval of `route53 sync`.
+    pub sync_interval: Duration,
+    /// The safety guard: most owned record sets (percent) a plan may update, and
+    /// delete, without `--force` (health-driven mirror changes are not counted).
+    pub max_update_percent: u32,
+    /// See `max_update_percent`.
+    pub max_delete_percent: u32,
+    /// Hosted zones.
+    pub zones: Vec<Route53Zone>,
+}
+
+/// A hosted zone kept in sync.
+#[derive(Clone, Debug)]
+pub struct Route53Zone {
+    /// Zone name, lower case with trailing dot.
+    pub zone: String,
+    /// Hosted zone id (None: look up by name).
+    pub hosted_zone_id: Option<String>,
+    /// Whether static zone-file records are synced too.
+    pub sync_static: bool,
+}
 
 impl Validator<'_> {
     pub(super) fn route53(&mut self, spec: &Route53Spec) -> Option<Route53Config> {

@@ -501,8 +501,6 @@ pub(super) fn parse_network(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-impl Validator<'_> {}
-
 /// Names of pools, regions and endpoints appear in paths, metrics and status output.
 pub(super) fn check_identifier(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
@@ -518,13 +516,6 @@ pub(super) fn check_identifier(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-mod admin;
-mod dnssec;
-mod dnstap;
-pub(super) mod postgres;
-mod server;
-mod transfer;
 
 #[cfg(test)]
 mod tests {

@@ -2,17 +2,80 @@
 //! "primary"` (`on_conflict`) and failover `gates`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{Validator, parse_duration};
+use super::validate::{Validator, parse_duration};
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
 use crate::config::spec::{PostgresCheckSpec, RecordSpec};
 use crate::config::{
-    CheckKind, DbRole, Gate, OnConflict, PoolChoice, PostgresCheck, Secret, Selection, SslMode,
-    postgres_defaults as defaults,
+    CheckKind, Gate, OnConflict, PoolChoice, Secret, Selection, postgres_defaults as defaults,
 };
 use crate::model::PoolIndex;
+
+/// Which database role passes a `postgres` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbRole {
+    /// Only a primary (not in recovery).
+    Primary,
+    /// Only a replica (in recovery) within `max_lag`.
+    Replica,
+    /// A primary, or a replica within `max_lag`.
+    Any,
+}
+
+impl DbRole {
+    /// Every role with its configuration name.
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("primary", Self::Primary),
+        ("replica", Self::Replica),
+        ("any", Self::Any),
+    ];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Replica => "replica",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// TLS of a `postgres` check (libpq's `sslmode` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS; any certificate is accepted (the handshake is still verified).
+    Require,
+    /// TLS; the certificate chain (system roots plus `ca_file`) and host name are checked.
+    VerifyFull,
+}
+
+/// A `postgres` check.
+#[derive(Clone, Debug)]
+pub struct PostgresCheck {
+    /// Port.
+    pub port: u16,
+    /// User to log in as.
+    pub user: String,
+    /// Database connected to.
+    pub database: String,
+    /// Password (from `password_file` or `password_env`; None: none sent).
+    pub password: Option<Secret>,
+    /// Which role passes.
+    pub role: DbRole,
+    /// Longest replay lag of a replica that passes (None: any lag).
+    pub max_lag: Option<Duration>,
+    /// TLS.
+    pub sslmode: SslMode,
+    /// TLS server name (None: the endpoint's address).
+    pub host: Option<String>,
+    /// Extra CA certificates (PEM) for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
 
 impl Validator<'_> {
     /// The `postgres` check of `spec` (other kinds' keys are reported by the caller,
