@@ -12,12 +12,6 @@
 
 use std::time::Duration;
 
-/// Default of `[health] override_warn_after` (also [`health::OVERRIDE_WARN_AFTER`]).
-pub const DEFAULT_OVERRIDE_WARN_AFTER: Duration = health::OVERRIDE_WARN_AFTER;
-
-/// Default of `[dnstap] queue` (also [`dnstap::QUEUE`]).
-pub const DNSTAP_QUEUE: usize = dnstap::QUEUE;
-
 /// `[server]` defaults.
 pub mod server {
     use std::time::Duration;

@@ -47,8 +47,7 @@ pub use self::checks::{
     Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
 };
 pub use self::defaults::{
-    DEFAULT_OVERRIDE_WARN_AFTER, DNSTAP_QUEUE, dnssec as dnssec_defaults,
-    postgres as postgres_defaults, transfer as transfer_defaults,
+    dnssec as dnssec_defaults, postgres as postgres_defaults, transfer as transfer_defaults,
 };
 pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
 pub use self::dnssec::{DenialKind, DnssecConfig};
