@@ -1,17 +1,145 @@
-//! `[checks.NAME]` → [`Check`]: probe kinds, timings, damping, Route 53 settings and exec
-//! command rules.
+//! `[checks.NAME]` → [`Check`]: probe kinds, timings, damping and Route 53 settings;
+//! each probe kind's own keys in a file of its own (`postgres` in `config/postgres.rs`).
 
-use std::collections::HashSet;
+mod dns;
+mod exec;
+mod http;
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
+pub use self::dns::DnsCheck;
+pub use self::exec::ExecCheck;
+pub use self::http::HttpCheck;
+use super::PostgresCheck;
 use super::defaults;
 use super::diagnostics::KeyPath;
-use super::spec::{
-    CHECK_TYPES, CheckSpec, CheckTypeSpec, DampingSpec, DnsCheckSpec, ExecCheckSpec, HttpCheckSpec,
-    StatusSpec, TcpCheckSpec, VantageSpec,
-};
-use super::validate::{Validator, check_identifier, normalize_name};
-use super::{Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check};
+use super::spec::{CHECK_TYPES, CheckSpec, CheckTypeSpec, DampingSpec, TcpCheckSpec};
+use super::validate::{Validator, check_identifier};
+
+/// How an endpoint is probed.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// Check name.
+    pub name: String,
+    /// What is probed.
+    pub kind: CheckKind,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Probe timeout (< interval).
+    pub timeout: Duration,
+    /// Time between probes while an endpoint is in transition (fast confirm).
+    pub fast_interval: Duration,
+    /// Time between probes while an endpoint is down.
+    pub down_interval: Duration,
+    /// Largest random delay added to each probe.
+    pub jitter: Duration,
+    /// Consecutive successes to go up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+    /// Minimum time down before coming back up.
+    pub hold: Duration,
+    /// Flap damping (None: off).
+    pub damping: Option<DampingRules>,
+    /// Time over which an endpoint coming back ramps to its full share (0: off).
+    pub slow_start: Duration,
+    /// Route 53 health-check settings (native mode).
+    pub route53: Route53Check,
+}
+
+/// Flap-damping settings of a check (see [`crate::health::damping`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DampingRules {
+    /// Added at every outage (transition to down).
+    pub penalty: f64,
+    /// Time for the penalty to halve.
+    pub half_life: Duration,
+    /// Penalty at which the endpoint is suppressed.
+    pub suppress: f64,
+    /// Penalty below which a suppressed endpoint may come back.
+    pub reuse: f64,
+    /// Longest suppression after the last outage.
+    pub max_suppress: Duration,
+}
+
+impl DampingRules {
+    /// The defaults (see the module docs).
+    pub const DEFAULT: Self = Self {
+        penalty: defaults::damping::PENALTY,
+        half_life: defaults::damping::HALF_LIFE,
+        suppress: defaults::damping::SUPPRESS,
+        reuse: defaults::damping::REUSE,
+        max_suppress: defaults::damping::MAX_SUPPRESS,
+    };
+
+    /// The highest penalty: the one that decays to `reuse` in `max_suppress`.
+    pub fn ceiling(&self) -> f64 {
+        let half_lives = self.max_suppress.as_secs_f64() / self.half_life.as_secs_f64().max(1e-3);
+        (self.reuse * half_lives.exp2()).max(self.suppress)
+    }
+}
+
+impl Default for DampingRules {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The probe of a check.
+#[derive(Clone, Debug)]
+pub enum CheckKind {
+    /// HTTP or HTTPS request.
+    Http(HttpCheck),
+    /// TCP connect.
+    Tcp {
+        /// Port.
+        port: u16,
+    },
+    /// DNS query to the endpoint.
+    Dns(DnsCheck),
+    /// A program; exit status 0 means up.
+    Exec(ExecCheck),
+    /// A PostgreSQL login and `pg_is_in_recovery()` (plus replay lag on a replica).
+    Postgres(PostgresCheck),
+}
+
+impl CheckKind {
+    /// Short name (`http`, `https`, `tcp`, `dns`, `exec`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Http(h) if h.tls => "https",
+            Self::Http(_) => "http",
+            Self::Tcp { .. } => "tcp",
+            Self::Dns(_) => "dns",
+            Self::Exec(_) => "exec",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Port probed (exec: the optional `port` passed in `FAILOVERD_PORT`).
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Self::Http(h) => Some(h.port),
+            Self::Tcp { port } => Some(*port),
+            Self::Dns(d) => Some(d.port),
+            Self::Postgres(p) => Some(p.port),
+            Self::Exec(e) => e.port,
+        }
+    }
+}
+
+/// Route 53 health-check settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route53Check {
+    /// 10 or 30 seconds.
+    pub request_interval: u8,
+    /// 1–10.
+    pub failure_threshold: u8,
+    /// Checker regions (empty: Route 53's default).
+    pub regions: Vec<String>,
+}
 
 impl Validator<'_> {
     /// `[checks.NAME.damping]`, with every bound checked.
@@ -24,7 +152,7 @@ impl Validator<'_> {
         let Some(spec) = spec else {
             return Some(default);
         };
-        if spec.enabled == Some(false) {
+        if !spec.enabled.unwrap_or(defaults::damping::ENABLED) {
             return None;
         }
         let mut positive = |key: &str, value: Option<f64>, default: f64| match value {
@@ -124,7 +252,7 @@ impl Validator<'_> {
                 port: self.check_port(spec, None, path),
             },
             Some(CheckTypeSpec::Dns(dns)) => {
-                let port = self.check_port(spec, Some(53), path);
+                let port = self.check_port(spec, Some(i64::from(defaults::checks::DNS_PORT)), path);
                 self.dns_check(dns, port, path)
             }
             Some(CheckTypeSpec::Exec(exec)) => {
@@ -132,7 +260,7 @@ impl Validator<'_> {
                 self.exec_check(exec, port, path)
             }
             Some(CheckTypeSpec::Postgres(pg)) => {
-                let default = i64::from(crate::config::postgres_defaults::PORT);
+                let default = i64::from(defaults::postgres::PORT);
                 let port = self.check_port(spec, Some(default), path);
                 let tls_verify = spec.has_other("tls_verify");
                 self.postgres_check(pg, tls_verify, path, port, base_dir)
@@ -155,7 +283,7 @@ impl Validator<'_> {
         let timeout = self.duration(
             path.key("timeout"),
             common.timeout.as_deref(),
-            interval.mul_f64(0.8),
+            interval.mul_f64(defaults::checks::TIMEOUT_SHARE),
             Duration::from_millis(10)..=Duration::from_secs(3600),
         );
         if timeout >= interval {
@@ -167,7 +295,8 @@ impl Validator<'_> {
         let fast_interval = self.duration(
             path.key("fast_interval"),
             common.fast_interval.as_deref(),
-            (interval / 5).max(Duration::from_millis(50)),
+            (interval / defaults::checks::FAST_INTERVAL_DIVISOR)
+                .max(defaults::checks::FAST_INTERVAL_MIN),
             Duration::from_millis(50)..=interval,
         );
         let down_interval = self.duration(
@@ -179,7 +308,7 @@ impl Validator<'_> {
         let jitter = self.duration(
             path.key("jitter"),
             common.jitter.as_deref(),
-            interval / 10,
+            interval / defaults::checks::JITTER_DIVISOR,
             Duration::ZERO..=interval / 2,
         );
         let rise = self.ranged(
@@ -219,7 +348,7 @@ impl Validator<'_> {
                     r53_path.key("request_interval"),
                     format!("{v} is not 10 or 30 (Route 53 allows only these)"),
                 );
-                30
+                defaults::checks::ROUTE53_REQUEST_INTERVAL
             }
         };
         let failure_threshold = self.ranged(
@@ -310,240 +439,6 @@ impl Validator<'_> {
             }
         }
     }
-
-    /// An `http` or (`tls`) `https` check.
-    fn http_check(
-        &mut self,
-        check: &CheckSpec,
-        spec: &HttpCheckSpec,
-        tls: bool,
-        path: &KeyPath,
-        base_dir: &std::path::Path,
-    ) -> CheckKind {
-        let kind_name = &check.type_name;
-        if !tls {
-            for (key, present) in [
-                ("tls_verify", spec.tls_verify.is_some()),
-                ("ca_file", spec.ca_file.is_some()),
-            ] {
-                if present {
-                    self.error(
-                        path.key(key),
-                        format!("`{key}` does not apply to {kind_name} checks"),
-                    );
-                }
-            }
-        }
-        let port = self.check_port(check, Some(if tls { 443 } else { 80 }), path);
-        if let Some(file) = spec.ca_file.as_ref().filter(|_| tls) {
-            if let Err(e) = std::fs::read(base_dir.join(file)) {
-                self.warning(
-                    path.key("ca_file"),
-                    format!(
-                        "cannot read {file}: {e}; this check's probes would abstain \
-                         (client_setup) until it is readable"
-                    ),
-                );
-            }
-        }
-        let method = spec.method.clone().unwrap_or_else(|| "GET".into());
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.error(
-                path.key("method"),
-                format!("{method:?} is not an HTTP method (e.g. GET, HEAD)"),
-            );
-        }
-        let http_path = spec.path.clone().unwrap_or_else(|| "/".into());
-        if !http_path.starts_with('/') {
-            self.error(
-                path.key("path"),
-                format!("{http_path:?} must start with '/'"),
-            );
-        }
-        let mut expect_status = Vec::new();
-        for (i, status) in spec.expect_status.iter().flatten().enumerate() {
-            match parse_status(status) {
-                Ok(range) => expect_status.push(range),
-                Err(e) => self.error(path.key("expect_status").index(i), e),
-            }
-        }
-        if expect_status.is_empty() {
-            expect_status.push((200, 399));
-        }
-        if let Some(body) = &spec.expect_body {
-            if body.is_empty() || body.len() > 1024 {
-                self.error(path.key("expect_body"), "must be 1 to 1024 characters");
-            }
-        }
-        CheckKind::Http(HttpCheck {
-            tls,
-            port,
-            method,
-            path: http_path,
-            host: spec.host.clone(),
-            headers: spec
-                .headers
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
-            expect_status,
-            expect_body: spec.expect_body.clone(),
-            tls_verify: spec.tls_verify.unwrap_or(true),
-            ca_file: spec.ca_file.as_ref().map(|f| base_dir.join(f)),
-        })
-    }
-
-    /// A `dns` check.
-    fn dns_check(&mut self, spec: &DnsCheckSpec, port: u16, path: &KeyPath) -> CheckKind {
-        let query_name = match spec.query_name.as_deref().map(normalize_name) {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => {
-                self.error(path.key("query_name"), e);
-                ".".into()
-            }
-            None => {
-                self.error(path.key("query_name"), "dns checks need query_name");
-                ".".into()
-            }
-        };
-        let query_type = match spec.query_type.as_deref() {
-            None => 1,
-            Some(t) => match t
-                .to_ascii_uppercase()
-                .parse::<hickory_proto::rr::RecordType>()
-            {
-                Ok(rt) => u16::from(rt),
-                Err(_) => {
-                    self.error(
-                        path.key("query_type"),
-                        format!("{t:?} is not a record type"),
-                    );
-                    1
-                }
-            },
-        };
-        let expect_rcode = match spec
-            .expect_rcode
-            .as_deref()
-            .unwrap_or("NOERROR")
-            .to_ascii_uppercase()
-            .as_str()
-        {
-            "NOERROR" => 0,
-            "FORMERR" => 1,
-            "SERVFAIL" => 2,
-            "NXDOMAIN" => 3,
-            "NOTIMP" => 4,
-            "REFUSED" => 5,
-            other => {
-                self.error(
-                    path.key("expect_rcode"),
-                    format!("{other:?} is not a response code (NOERROR, NXDOMAIN, ...)"),
-                );
-                0
-            }
-        };
-        CheckKind::Dns(DnsCheck {
-            port,
-            query_name,
-            query_type,
-            expect_rcode,
-            expect_answer: spec.expect_answer.unwrap_or(expect_rcode == 0),
-        })
-    }
-
-    /// An `exec` check.
-    fn exec_check(&mut self, spec: &ExecCheckSpec, port: Option<u16>, path: &KeyPath) -> CheckKind {
-        let command = spec.command.clone().unwrap_or_default();
-        if command.is_empty() || command[0].is_empty() {
-            self.error(
-                path.key("command"),
-                "exec checks need a command (program and arguments)",
-            );
-        }
-        self.exec_command(&command, &path.key("command"));
-        let env = spec.env.clone().unwrap_or_default();
-        self.exec_env(&env, &path.key("env"));
-        CheckKind::Exec(ExecCheck { command, env, port })
-    }
-
-    /// An exec check's placeholders stand for whole arguments: never spliced into a
-    /// larger one (a shell string), never the program.
-    pub(super) fn exec_command(&mut self, command: &[String], path: &KeyPath) {
-        for (i, arg) in command.iter().enumerate() {
-            for (placeholder, variable) in EXEC_PLACEHOLDERS {
-                if i == 0 && arg == placeholder {
-                    self.error(
-                        path.index(i),
-                        format!("the program cannot be {placeholder}; name the program, and give {placeholder} as an argument of its own"),
-                    );
-                } else if arg.contains(placeholder) && arg != placeholder {
-                    self.error(
-                        path.index(i),
-                        format!(
-                            "{arg:?} splices {placeholder} into a larger argument, where an address could \
-                             become shell syntax or an option; give {placeholder} as an argument of its own, \
-                             or in a shell script use \"${variable}\" (set for every exec check)"
-                        ),
-                    );
-                }
-            }
-        }
-    }
-
-    /// An exec check's `env`: names of variables passed through.
-    pub(super) fn exec_env(&mut self, names: &[String], path: &KeyPath) {
-        let mut seen = HashSet::new();
-        for (i, name) in names.iter().enumerate() {
-            let valid = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                self.error(
-                    path.index(i),
-                    format!("{name:?} is not a variable name (letters, digits and '_', not starting with a digit)"),
-                );
-            } else if EXEC_SET_VARIABLES.contains(&name.as_str()) {
-                self.error(
-                    path.index(i),
-                    format!("{name} is set by failoverd for every exec check; remove it from env"),
-                );
-            } else if name == "PATH" || name == "LANG" {
-                self.warning(
-                    path.index(i),
-                    format!("{name} is always passed; remove it from env"),
-                );
-            } else if !seen.insert(name.as_str()) {
-                self.warning(path.index(i), format!("{name} is listed twice"));
-            }
-        }
-    }
-
-    /// Warns where an exec check's `env` passes a vantage point's secret to the program.
-    pub(super) fn exec_env_secrets(&mut self, vantages: &[(String, VantageSpec)]) {
-        let mut warnings = Vec::new();
-        for (check, spec) in self.checks.iter().map(|c| (&c.name, &c.kind)) {
-            let CheckKind::Exec(exec) = spec else {
-                continue;
-            };
-            for (i, name) in exec.env.iter().enumerate() {
-                for (vantage, v) in vantages {
-                    if v.secret_env.as_deref() == Some(name.as_str()) {
-                        warnings.push((
-                            KeyPath::root().key("checks").key(check).key("env").index(i),
-                            format!("{name} holds vantage point {vantage}'s secret (secret_env); the check's program would get it"),
-                        ));
-                    }
-                }
-            }
-        }
-        for (path, message) in warnings {
-            self.warning(path, message);
-        }
-    }
 }
 
 /// Keys of other types reported as not applying, in groups: one error per group, at
@@ -582,134 +477,5 @@ fn passed_keys_of_other_types(kind: &CheckTypeSpec) -> &'static [&'static str] {
         CheckTypeSpec::Dns(_) | CheckTypeSpec::Exec(_) => &["host"],
         CheckTypeSpec::Postgres(_) => &["tls_verify"],
         CheckTypeSpec::Http(_) | CheckTypeSpec::Https(_) | CheckTypeSpec::Tcp(_) => &[],
-    }
-}
-
-pub(super) fn parse_status(status: &StatusSpec) -> Result<(u16, u16), String> {
-    let (low, high) = match status {
-        StatusSpec::Code(code) => (*code, *code),
-        StatusSpec::Range(text) => {
-            let parse = |t: &str| {
-                t.trim()
-                    .parse::<i64>()
-                    .map_err(|_| format!("{text:?} is not a status or range like \"200-399\""))
-            };
-            match text.split_once('-') {
-                Some((a, b)) => (parse(a)?, parse(b)?),
-                None => {
-                    let code = parse(text)?;
-                    (code, code)
-                }
-            }
-        }
-    };
-    if !(100..=599).contains(&low) || !(100..=599).contains(&high) || low > high {
-        return Err(format!(
-            "{low}-{high} is not a range of HTTP statuses (100-599)"
-        ));
-    }
-    Ok((low as u16, high as u16))
-}
-
-/// Placeholders an exec check's argument may be, whole.
-pub(super) const EXEC_PLACEHOLDERS: [(&str, &str); 2] = [
-    ("{address}", "FAILOVERD_ADDRESS"),
-    ("{endpoint}", "FAILOVERD_ENDPOINT"),
-];
-
-/// Variables failoverd sets for every exec check.
-pub(super) const EXEC_SET_VARIABLES: [&str; 3] =
-    ["FAILOVERD_ADDRESS", "FAILOVERD_ENDPOINT", "FAILOVERD_PORT"];
-
-#[cfg(test)]
-mod tests {
-    use crate::config::{Config, ConfigSource};
-
-    /// Every key of every type, each with a value of its shape.
-    const EVERY_KEY: &str = r#"
-method = "GET"
-path = "/"
-headers = { A = "b" }
-expect_status = [200]
-expect_body = "ok"
-host = "h"
-tls_verify = true
-ca_file = "ca.pem"
-query_name = "a."
-query_type = "A"
-expect_rcode = "NOERROR"
-expect_answer = true
-command = ["true"]
-env = ["HOME"]
-user = "u"
-database = "d"
-role = "any"
-sslmode = "disable"
-"#;
-
-    /// The "does not apply" errors for a check of `kind` holding every key, in order.
-    fn not_applying(kind: &str) -> Vec<String> {
-        let text = format!("version = 1\n[checks.c]\ntype = {kind:?}\nport = 1\n{EVERY_KEY}");
-        let (_, diagnostics) = Config::load_partial(ConfigSource::from_text(text, "/nonexistent"));
-        diagnostics
-            .errors
-            .iter()
-            .filter(|e| e.message.contains("apply to") || e.message.contains("is not one of"))
-            .map(|e| e.path.as_ref().unwrap().to_string())
-            .collect()
-    }
-
-    #[test]
-    fn keys_of_other_types_are_reported_per_type_in_one_order() {
-        let c = |keys: &[&str]| -> Vec<String> {
-            keys.iter()
-                .map(|k| {
-                    if k.is_empty() {
-                        "checks.c".into()
-                    } else {
-                        format!("checks.c.{k}")
-                    }
-                })
-                .collect()
-        };
-        // `env`, the postgres keys (at the check), then path, query_name, command,
-        // tls_verify, ca_file, host: each where the type does not read it.
-        assert_eq!(
-            not_applying("http"),
-            c(&["env", "", "query_name", "command", "tls_verify", "ca_file"])
-        );
-        assert_eq!(
-            not_applying("https"),
-            c(&["env", "", "query_name", "command"])
-        );
-        assert_eq!(
-            not_applying("tcp"),
-            c(&[
-                "env",
-                "",
-                "path",
-                "query_name",
-                "command",
-                "tls_verify",
-                "ca_file",
-                "host"
-            ])
-        );
-        // `host` is passed over by dns and exec checks (they have none to set).
-        assert_eq!(
-            not_applying("dns"),
-            c(&["env", "", "path", "command", "tls_verify", "ca_file"])
-        );
-        assert_eq!(
-            not_applying("exec"),
-            c(&["", "path", "query_name", "tls_verify", "ca_file"])
-        );
-        // postgres reads host and ca_file, and says of tls_verify that it takes sslmode.
-        assert_eq!(
-            not_applying("postgres"),
-            c(&["env", "path", "query_name", "command"])
-        );
-        // A type that names no check type: env and the postgres keys, then the type.
-        assert_eq!(not_applying("icmp"), c(&["env", "", "type"]));
     }
 }

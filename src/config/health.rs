@@ -1,18 +1,105 @@
 //! `[vantages]` and `[health]` → [`Vantage`]s and [`HealthConfig`].
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::MAX_VANTAGES;
+use super::defaults::health as defaults;
 use super::diagnostics::KeyPath;
 use super::secret_file::{self, SecretFileError};
 use super::spec::{HealthSpec, VantageRoleSpec, VantageSpec};
 use super::validate::{Validator, check_identifier};
-use super::{
-    ColdStart, ConfigSource, DEFAULT_OVERRIDE_WARN_AFTER, HealthConfig, IsolationMode, Secret,
-    Vantage, VantageRole,
-};
+use super::{ConfigSource, Secret};
 use crate::model::{RegionIndex, VantageIndex};
+
+/// A vantage point: a server or probe agent whose verdicts count toward quorum.
+#[derive(Clone, Debug)]
+pub struct Vantage {
+    /// Name.
+    pub name: String,
+    /// Region it probes from.
+    pub region: Option<RegionIndex>,
+    /// Secret its reports are signed with (None: its reports are not accepted).
+    pub secret: Option<Secret>,
+    /// Local address its probes are sent from.
+    pub source_address: Option<std::net::IpAddr>,
+    /// What it is, if the config says (None: a server once it answers as one at a URL
+    /// of `[health] servers`).
+    pub role: Option<VantageRole>,
+}
+
+/// What a vantage point is: who may exchange operator overrides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VantageRole {
+    /// A server: its override exchange is taken.
+    Server,
+    /// A probe agent: its reports count toward quorum; override exchange and peer
+    /// state are refused (403).
+    Agent,
+}
+
+/// What health a record's endpoints start with before any report arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColdStart {
+    /// The state saved before the restart (or the peers'), else up.
+    LastKnown,
+    /// Up, whatever was saved.
+    AssumeUp,
+}
+
+/// What a server does while it hears fewer vantage points than a quorum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationMode {
+    /// Keep every endpoint's last decided state: silence and a lonely opinion never
+    /// flip an answer.
+    #[default]
+    Hold,
+    /// Let the vantage points still heard (alone: this server's own probes) decide by
+    /// their majority.
+    Local,
+}
+
+/// Quorum, reporting and persistence settings.
+#[derive(Clone, Debug)]
+pub struct HealthConfig {
+    /// This process's vantage point, if it is one.
+    pub vantage: Option<VantageIndex>,
+    /// Admin base URLs of the servers verdicts are pushed to.
+    pub servers: Vec<String>,
+    /// Votes needed either way (None: a majority of the configured vantage points).
+    pub down_votes: Option<u32>,
+    /// What an isolated server does.
+    pub isolation: IsolationMode,
+    /// Distinct vantage regions the down votes must span.
+    pub down_regions: u32,
+    /// Age after which a report is ignored.
+    pub staleness: Duration,
+    /// How often verdicts are pushed.
+    pub push_interval: Duration,
+    /// Where health state is saved.
+    pub state_file: Option<PathBuf>,
+    /// Default cold-start behaviour.
+    pub cold_start: ColdStart,
+    /// An override in force longer than this is called out in status, on the status
+    /// page and by `failoverd_override_age_seconds` against
+    /// `failoverd_override_warn_after_seconds` (zero: never).
+    pub override_warn_after: Duration,
+}
+
+/// Where the embedded default configuration keeps its state:
+/// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
+/// (None without either variable: nothing is kept).
+pub fn default_state_file() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
+        }
+    };
+    Some(base.join("failoverd/state.json"))
+}
 
 impl Validator<'_> {
     /// `agent_of`: the vantage point a probe agent runs as (only its secret must be
@@ -168,26 +255,26 @@ impl Validator<'_> {
         let down_regions = self.ranged(
             path.key("down_regions"),
             spec.down_regions,
-            1,
+            defaults::DOWN_REGIONS,
             1..=regions.len().max(1) as i64,
             " (at most the number of distinct vantage regions)",
         ) as u32;
         let staleness = self.duration(
             path.key("staleness"),
             spec.staleness.as_deref(),
-            Duration::from_secs(10),
+            defaults::STALENESS,
             Duration::from_millis(100)..=Duration::from_secs(3600),
         );
         let push_interval = self.duration(
             path.key("push_interval"),
             spec.push_interval.as_deref(),
-            Duration::from_millis(500),
+            defaults::PUSH_INTERVAL,
             Duration::from_millis(50)..=Duration::from_secs(60),
         );
         let override_warn_after = self.duration(
             path.key("override_warn_after"),
             spec.override_warn_after.as_deref(),
-            DEFAULT_OVERRIDE_WARN_AFTER,
+            defaults::OVERRIDE_WARN_AFTER,
             Duration::ZERO..=Duration::from_secs(365 * 24 * 3600),
         );
         if push_interval >= staleness {
@@ -196,10 +283,10 @@ impl Validator<'_> {
                 "must be shorter than staleness, or reports expire between pushes",
             );
         }
-        let isolation = match spec.isolation.as_deref() {
-            None | Some("hold") => IsolationMode::Hold,
-            Some("local") => IsolationMode::Local,
-            Some(other) => {
+        let isolation = match spec.isolation.as_deref().unwrap_or(defaults::ISOLATION) {
+            "hold" => IsolationMode::Hold,
+            "local" => IsolationMode::Local,
+            other => {
                 self.error(
                     path.key("isolation"),
                     format!("{other:?} is not \"hold\" or \"local\""),
@@ -207,11 +294,10 @@ impl Validator<'_> {
                 IsolationMode::Hold
             }
         };
-        let cold_start = match spec.cold_start.as_deref() {
-            None => ColdStart::LastKnown,
-            Some("last-known") => ColdStart::LastKnown,
-            Some("assume-up") => ColdStart::AssumeUp,
-            Some(other) => {
+        let cold_start = match spec.cold_start.as_deref().unwrap_or(defaults::COLD_START) {
+            "last-known" => ColdStart::LastKnown,
+            "assume-up" => ColdStart::AssumeUp,
+            other => {
                 self.error(
                     path.key("cold_start"),
                     format!("{other:?} is not \"last-known\" or \"assume-up\""),

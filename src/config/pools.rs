@@ -5,13 +5,81 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::defaults;
 use super::diagnostics::KeyPath;
 use super::spec::{EndpointSpec, GeoSpec, PoolSpec, RegionSpec, SafetySpec};
 use super::validate::{Validator, check_identifier, normalize_name, parse_network};
-use super::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
 use crate::model::{
     CheckIndex, EndpointIndex, EndpointTarget, HealthState, PoolIndex, RegionIndex, Weight,
 };
+
+/// A `[[safety]]` rule: at least `min_in_service` of `pools` stay in service — a pool
+/// is in service while at least `min_healthy` of its endpoints are neither drained
+/// nor forced down (by the configuration or an operator), whatever the probes say. An
+/// override that would leave fewer is refused unless made with `allow_empty`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyRule {
+    /// Its name (`name`, or `safety[N]`).
+    pub name: String,
+    /// The pools guarded.
+    pub pools: Vec<PoolIndex>,
+    /// How many must stay in service (1 ..= pools).
+    pub min_in_service: u32,
+}
+
+/// A region: where pools run, and (for geo records) where clients are.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// Region name.
+    pub name: String,
+    /// Client networks mapped to this region.
+    pub networks: Vec<IpNet>,
+}
+
+/// The `[geo]` section, validated.
+#[derive(Clone, Debug)]
+pub struct GeoConfig {
+    /// Region of clients that match no network.
+    pub default_region: Option<RegionIndex>,
+    /// Whether EDNS Client Subnet is honoured.
+    pub ecs: bool,
+}
+
+/// A pool of endpoints.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Pool name.
+    pub name: String,
+    /// Region the pool runs in.
+    pub region: Option<RegionIndex>,
+    /// Healthy endpoints needed for the pool to be up (≥ 1, ≤ endpoints).
+    pub min_healthy: u32,
+    /// Its endpoints, in file order.
+    pub endpoints: Vec<EndpointIndex>,
+    /// Check probing its endpoints (None: not probed; health comes from `force`).
+    pub check: Option<CheckIndex>,
+    /// Its capacity in relative units, when its endpoints declare none.
+    pub capacity: Option<f64>,
+    /// Fraction of its capacity it may be driven to (spill-over; default 1).
+    pub max_load: f64,
+}
+
+/// An endpoint of a pool.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Owning pool.
+    pub pool: PoolIndex,
+    /// Name, unique within the pool (the address unless given).
+    pub name: String,
+    /// Address or host name answered.
+    pub target: EndpointTarget,
+    /// Share of traffic; 0 = drained.
+    pub weight: Weight,
+    /// Forced state, overriding health checks.
+    pub forced: Option<HealthState>,
+    /// Its capacity in relative units (spill-over), if declared.
+    pub capacity: Option<f64>,
+}
 
 impl Validator<'_> {
     pub(super) fn regions(&mut self, specs: &[(String, RegionSpec)]) {
@@ -87,7 +155,7 @@ impl Validator<'_> {
             .and_then(|name| self.use_region(name, path));
         GeoConfig {
             default_region,
-            ecs: spec.ecs.unwrap_or(true),
+            ecs: spec.ecs.unwrap_or(defaults::geo::ECS),
         }
     }
 
@@ -107,7 +175,7 @@ impl Validator<'_> {
                     endpoints: Vec::new(),
                     check: None,
                     capacity: None,
-                    max_load: super::defaults::MAX_LOAD,
+                    max_load: super::defaults::pools::MAX_LOAD,
                 });
                 continue;
             };
@@ -155,7 +223,7 @@ impl Validator<'_> {
             let min_healthy = self.ranged(
                 path.key("min_healthy"),
                 spec.min_healthy,
-                1,
+                defaults::pools::MIN_HEALTHY,
                 1..=count,
                 " (at least 1, at most the number of endpoints)",
             ) as u32;
@@ -235,7 +303,7 @@ impl Validator<'_> {
             }
         };
         let weight = match spec.weight {
-            None => 1,
+            None => defaults::pools::WEIGHT,
             Some(w) if w < 0 => {
                 self.error(
                     path.key("weight"),
@@ -311,14 +379,14 @@ impl Validator<'_> {
             );
         }
         let max_load = match spec.max_load {
-            None => super::defaults::MAX_LOAD,
+            None => super::defaults::pools::MAX_LOAD,
             Some(x) if x > 0.0 && x <= 1.0 => x,
             Some(x) => {
                 self.error(
                     path.key("max_load"),
                     format!("{x} is out of range: max_load is a fraction of capacity, 0 < max_load <= 1 (e.g. 0.8)"),
                 );
-                super::defaults::MAX_LOAD
+                super::defaults::pools::MAX_LOAD
             }
         };
         (capacity, max_load)
@@ -377,7 +445,7 @@ impl Validator<'_> {
             let min = self.ranged(
                 path.key("min_in_service"),
                 spec.min_in_service,
-                1,
+                defaults::safety::MIN_IN_SERVICE,
                 1..=count,
                 " (at least one, at most the pools listed)",
             ) as u32;

@@ -3,13 +3,134 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::defaults::records as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::RecordSpec;
 use super::validate::{RecordDefaults, Validator, normalize_name};
-use super::{
-    AllDown, CheckKind, ColdStart, DynamicRecord, GeoConfig, PoolChoice, Route53Mode, Selection,
-};
+use super::{CheckKind, ColdStart, GeoConfig, Route53Mode};
 use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
+
+/// How endpoints are picked from the pools a record is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// The first pool (in order) that is up; its healthy endpoints.
+    Failover,
+    /// Weighted random choice among healthy endpoints of all pools that are up.
+    Weighted,
+    /// All healthy endpoints of all pools that are up.
+    Multivalue,
+    /// The one endpoint whose check says it is the primary (a database node, or an app
+    /// endpoint tied to one); see [`crate::policy::primary`].
+    Primary,
+}
+
+/// What a `primary` record answers while more than one endpoint claims primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The last agreed primary (NODATA if none is known); never both.
+    #[default]
+    Hold,
+    /// Nothing (NODATA): fail closed.
+    None,
+}
+
+/// A failover gate: traffic moves to `pool` only while `gate` is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The gated pool.
+    pub pool: PoolIndex,
+    /// The pool that must be up (e.g. the standby database within `max_lag`).
+    pub gate: PoolIndex,
+}
+
+/// Which pool list a record uses.
+#[derive(Clone, Debug)]
+pub enum PoolChoice {
+    /// Always the same pools.
+    Fixed(Vec<PoolIndex>),
+    /// Pools chosen by the client's region.
+    Geo {
+        /// Pools per region (indexed by [`crate::model::RegionIndex`]); `None` uses `default`.
+        by_region: Vec<Option<Vec<PoolIndex>>>,
+        /// Pools for clients whose region has no entry.
+        default: Vec<PoolIndex>,
+    },
+}
+
+impl PoolChoice {
+    /// Every pool list this choice can produce.
+    pub fn all_lists(&self) -> Vec<&[PoolIndex]> {
+        match self {
+            Self::Fixed(pools) => vec![pools.as_slice()],
+            Self::Geo { by_region, default } => by_region
+                .iter()
+                .flatten()
+                .map(Vec::as_slice)
+                .chain(std::iter::once(default.as_slice()))
+                .collect(),
+        }
+    }
+}
+
+/// What a record answers when no pool is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllDown {
+    /// Answer as if every endpoint were healthy (Route 53's behaviour).
+    FailOpen,
+    /// Answer every endpoint of this pool, whatever its health.
+    Fallback(PoolIndex),
+    /// Answer NOERROR with no records (fail closed).
+    NoData,
+}
+
+/// A name answered from pools.
+#[derive(Clone, Debug)]
+pub struct DynamicRecord {
+    /// Position in the file's `[[records]]` array (for messages: invalid entries are
+    /// left out of [`crate::config::Config::records`], so indices there can differ).
+    pub position: usize,
+    /// Owner name: lower case, absolute, with a trailing dot.
+    pub name: String,
+    /// Record type answered.
+    pub record_type: DynamicType,
+    /// TTL while healthy.
+    pub ttl: Ttl,
+    /// TTL while in all-down mode (≤ `ttl`), so recovery spreads fast.
+    pub all_down_ttl: Ttl,
+    /// Shortest TTL while an endpoint of the record is in doubt (≤ `ttl`).
+    pub min_ttl: Ttl,
+    /// How endpoints are picked.
+    pub selection: Selection,
+    /// Which pools are considered.
+    pub pools: PoolChoice,
+    /// Most records in one answer.
+    pub max_answers: u16,
+    /// Behaviour when nothing is up.
+    pub all_down: AllDown,
+    /// Health at start-up before reports arrive.
+    pub cold_start: ColdStart,
+    /// Route 53 handling (resolved against `[route53] mode`).
+    pub route53: Route53Mode,
+    /// `primary` records: what a conflict answers.
+    pub on_conflict: OnConflict,
+    /// Failover gates (RPO guard), at most one per pool.
+    pub gates: Vec<Gate>,
+    /// Capacity-aware spill-over (failover and weighted records).
+    pub spill: bool,
+    /// Peak traffic in capacity units (None: the capacity × `max_load` of the
+    /// pools that serve the record when all are healthy).
+    pub demand: Option<f64>,
+    /// Failover records: the fraction of answers sent to the next pool while the
+    /// first is healthy (None: no trickle).
+    pub trickle: Option<f64>,
+}
+
+impl DynamicRecord {
+    /// The gate of `pool`, if it has one.
+    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+        self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
+    }
+}
 
 impl Validator<'_> {
     pub(super) fn records(
@@ -87,7 +208,7 @@ impl Validator<'_> {
         let ttl = self.ranged(
             path.key("ttl"),
             ttl_given,
-            i64::from(Ttl::DEFAULT_DYNAMIC.0),
+            i64::from(defaults::TTL),
             i64::from(Ttl::MIN_DYNAMIC.0)..=i64::from(Ttl::MAX.0),
             " seconds",
         ) as u32;
@@ -102,7 +223,7 @@ impl Validator<'_> {
         let all_down_ttl = self.ranged(
             path.key("all_down_ttl"),
             all_down_ttl_given,
-            i64::from(ttl.min(10)),
+            i64::from(ttl.min(defaults::ALL_DOWN_TTL_CAP)),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
@@ -110,14 +231,14 @@ impl Validator<'_> {
         let min_ttl = self.ranged(
             path.key("min_ttl"),
             min_ttl_given,
-            1,
+            i64::from(defaults::MIN_TTL),
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
         let (selection, pools) = self.policy(spec, path, geo)?;
         let default_max = match selection {
-            Selection::Weighted | Selection::Primary => 1,
-            Selection::Failover | Selection::Multivalue => 8,
+            Selection::Weighted | Selection::Primary => defaults::MAX_ANSWERS_ONE,
+            Selection::Failover | Selection::Multivalue => defaults::MAX_ANSWERS,
         };
         let on_conflict = self.on_conflict(spec, selection, path);
         let gates = self.gates(spec.gates.as_ref(), selection, &pools, path);
@@ -137,28 +258,31 @@ impl Validator<'_> {
             1..=64,
             "",
         ) as u16;
-        let all_down = match (spec.all_down.as_deref(), &spec.fallback_pool) {
-            (None | Some("fail-open"), None) => AllDown::FailOpen,
-            (Some("nodata"), None) => AllDown::NoData,
-            (Some("fallback"), Some(pool)) => {
+        let all_down = match (
+            spec.all_down.as_deref().unwrap_or(defaults::ALL_DOWN),
+            &spec.fallback_pool,
+        ) {
+            ("fail-open", None) => AllDown::FailOpen,
+            ("nodata", None) => AllDown::NoData,
+            ("fallback", Some(pool)) => {
                 let list = self.pool_list(std::slice::from_ref(pool), &path.key("fallback_pool"));
                 AllDown::Fallback(*list.first()?)
             }
-            (Some("fallback"), None) => {
+            ("fallback", None) => {
                 self.error(
                     path.key("fallback_pool"),
                     "all_down = \"fallback\" needs fallback_pool",
                 );
                 return None;
             }
-            (Some("fail-open" | "nodata") | None, Some(_)) => {
+            ("fail-open" | "nodata", Some(_)) => {
                 self.error(
                     path.key("fallback_pool"),
                     "fallback_pool is only used with all_down = \"fallback\"",
                 );
                 return None;
             }
-            (Some(other), _) => {
+            (other, _) => {
                 self.error(
                     path.key("all_down"),
                     format!("{other:?} is not one of \"fail-open\", \"fallback\", \"nodata\""),
@@ -280,7 +404,7 @@ impl Validator<'_> {
         pools: &PoolChoice,
         path: &KeyPath,
     ) -> (bool, Option<f64>, Option<f64>) {
-        let spill = spec.spill.unwrap_or(false);
+        let spill = spec.spill.unwrap_or(super::defaults::records::SPILL);
         let policy = match selection {
             Selection::Failover => "failover",
             Selection::Weighted => "weighted",
@@ -372,19 +496,17 @@ impl Validator<'_> {
                     "geo records list pools per region in `geo`, not in `pools`",
                 );
             }
-            let selection = match spec.select.as_deref() {
-                None => Selection::Failover,
-                Some(text) => {
-                    match parse_selection(text).filter(|s| *s != Selection::Primary) {
-                        Some(s) => s,
-                        None => {
-                            self.error(
-                            path.key("select"),
-                            format!("{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""),
-                        );
-                            return None;
-                        }
-                    }
+            let text = spec.select.as_deref().unwrap_or(defaults::SELECT);
+            let selection = match parse_selection(text).filter(|s| *s != Selection::Primary) {
+                Some(s) => s,
+                None => {
+                    self.error(
+                        path.key("select"),
+                        format!(
+                            "{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""
+                        ),
+                    );
+                    return None;
                 }
             };
             let Some(map) = &spec.geo else {

@@ -106,8 +106,13 @@ pub(super) fn validate(source: ConfigSource, diagnostics: &mut Diagnostics) -> O
     let health = v.health(&sections.health, &vantages, &source);
     let defaults = RecordDefaults {
         route53: route53.is_some(),
-        route53_mode: match sections.route53.as_ref().and_then(|s| s.mode.as_deref()) {
-            Some("mirror") => Route53Mode::Mirror,
+        route53_mode: match sections
+            .route53
+            .as_ref()
+            .and_then(|s| s.mode.as_deref())
+            .unwrap_or(super::defaults::route53::MODE)
+        {
+            "mirror" => Route53Mode::Mirror,
             _ => Route53Mode::Native,
         },
         cold_start: health.cold_start,
@@ -496,8 +501,6 @@ pub(super) fn parse_network(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-impl Validator<'_> {}
-
 /// Names of pools, regions and endpoints appear in paths, metrics and status output.
 pub(super) fn check_identifier(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {
@@ -513,13 +516,6 @@ pub(super) fn check_identifier(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
-
-mod admin;
-mod dnssec;
-mod dnstap;
-pub(super) mod postgres;
-mod server;
-mod transfer;
 
 #[cfg(test)]
 mod tests {

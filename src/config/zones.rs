@@ -3,10 +3,22 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use super::ConfigSource;
+use super::defaults::zones as defaults;
 use super::diagnostics::KeyPath;
 use super::spec::ZonesSpec;
 use super::validate::Validator;
-use super::{ConfigSource, ZonesConfig};
+
+/// The `[zones]` section, validated.
+#[derive(Clone, Debug)]
+pub struct ZonesConfig {
+    /// Directory of the zone files (resolved against the config's directory).
+    pub directory: PathBuf,
+    /// Files to load, or `None` for every `*.zone` file in `directory`.
+    pub files: Option<Vec<String>>,
+    /// Whether the embedded zone files may stand in for a missing directory.
+    pub use_embedded: bool,
+}
 
 impl Validator<'_> {
     pub(super) fn zones(&mut self, spec: &ZonesSpec, source: &ConfigSource) -> ZonesConfig {
@@ -14,7 +26,7 @@ impl Validator<'_> {
         let directory = spec
             .directory
             .clone()
-            .unwrap_or_else(|| "../zones".to_owned());
+            .unwrap_or_else(|| defaults::DIRECTORY.to_owned());
         if let Some(files) = &spec.files {
             let mut seen = HashSet::new();
             for (i, file) in files.iter().enumerate() {

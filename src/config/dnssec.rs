@@ -1,13 +1,71 @@
 //! `[dnssec]`: which zones are signed, where the keys are, the denial kind and the
 //! signature timing.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Validator, normalize_name, parse_duration};
+use super::validate::{Validator, normalize_name, parse_duration};
+use crate::config::ConfigSource;
 use crate::config::diagnostics::KeyPath;
 use crate::config::dnssec_defaults as defaults;
 use crate::config::spec::DnssecSpec;
-use crate::config::{ConfigSource, DenialKind, DnssecConfig};
+
+/// How non-existence is proven in a signed zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DenialKind {
+    /// NSEC3 (RFC 5155) with RFC 9276 parameters: SHA-1, no extra iterations, no salt.
+    Nsec3,
+    /// NSEC (RFC 4034).
+    Nsec,
+}
+
+/// DNSSEC signing: `[dnssec]`.
+#[derive(Clone, Debug)]
+pub struct DnssecConfig {
+    /// Where the key files are.
+    pub key_directory: PathBuf,
+    /// Signed zones (absolute, lower-case names).
+    pub zones: Vec<String>,
+    /// Denial of existence.
+    pub denial: DenialKind,
+    /// NSEC3 opt-out (RFC 5155 §6): insecure delegations get no NSEC3 record.
+    pub opt_out: bool,
+    /// Signature lifetime (expiration minus signing time).
+    pub signature_validity: Duration,
+    /// Re-signing period (below the validity).
+    pub refresh: Duration,
+    /// Inception backdating.
+    pub inception_offset: Duration,
+    /// TTL of DNSKEY, CDS and CDNSKEY.
+    pub dnskey_ttl: u32,
+}
+
+impl Default for DnssecConfig {
+    fn default() -> Self {
+        Self {
+            key_directory: PathBuf::from(defaults::KEY_DIRECTORY),
+            zones: Vec::new(),
+            denial: DenialKind::Nsec3,
+            opt_out: defaults::OPT_OUT,
+            signature_validity: defaults::SIGNATURE_VALIDITY,
+            refresh: defaults::REFRESH,
+            inception_offset: defaults::INCEPTION_OFFSET,
+            dnskey_ttl: defaults::DNSKEY_TTL,
+        }
+    }
+}
+
+impl DnssecConfig {
+    /// Whether any zone is signed.
+    pub fn enabled(&self) -> bool {
+        !self.zones.is_empty()
+    }
+
+    /// Whether the zone (absolute name) is signed.
+    pub fn signs(&self, zone: &str) -> bool {
+        self.zones.iter().any(|z| z.eq_ignore_ascii_case(zone))
+    }
+}
 
 /// Shortest re-signing period accepted.
 const MIN_REFRESH: Duration = Duration::from_secs(3600);
@@ -47,10 +105,10 @@ impl Validator<'_> {
                 Err(e) => self.error(root.key("zones").index(i), e),
             }
         }
-        config.denial = match spec.nsec.as_deref() {
-            None | Some("nsec3") => DenialKind::Nsec3,
-            Some("nsec") => DenialKind::Nsec,
-            Some(other) => {
+        config.denial = match spec.nsec.as_deref().unwrap_or(defaults::NSEC) {
+            "nsec3" => DenialKind::Nsec3,
+            "nsec" => DenialKind::Nsec,
+            other => {
                 self.error(
                     root.key("nsec"),
                     format!("unknown value {other:?}, expected \"nsec3\" or \"nsec\""),
@@ -58,7 +116,7 @@ impl Validator<'_> {
                 DenialKind::Nsec3
             }
         };
-        config.opt_out = spec.opt_out.unwrap_or(false);
+        config.opt_out = spec.opt_out.unwrap_or(defaults::OPT_OUT);
         if config.opt_out && config.denial != DenialKind::Nsec3 {
             self.error(
                 root.key("opt_out"),

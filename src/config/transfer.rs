@@ -2,18 +2,125 @@
 //! journal and the serial file.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use base64::Engine as _;
 use ipnet::IpNet;
 
-use super::{Validator, normalize_name, parse_duration};
+use super::validate::{Validator, normalize_name, parse_duration};
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
 use crate::config::spec::{SecondarySpec, TransferSpec, TsigKeySpec};
 use crate::config::transfer_defaults as defaults;
-use crate::config::{
-    ConfigSource, HealthConfig, Secondary, Secret, TransferConfig, TsigAlgorithm, TsigKey,
-};
+use crate::config::{ConfigSource, HealthConfig, Secret};
+
+/// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.
+#[derive(Clone, Debug)]
+pub struct TransferConfig {
+    /// Versions kept per zone for IXFR.
+    pub journal_versions: usize,
+    /// Where serials and content hashes are saved (None: not saved).
+    pub state_file: Option<PathBuf>,
+    /// NOTIFY attempts per address and change.
+    pub notify_attempts: u32,
+    /// First NOTIFY response wait (doubles per retry).
+    pub notify_timeout: Duration,
+    /// Address NOTIFYs leave from (None: a DNS listen address of the target's family,
+    /// see [`crate::dns::xfr::notify::source_for`]).
+    pub notify_source: Option<std::net::IpAddr>,
+    /// TSIG keys.
+    pub keys: Vec<TsigKey>,
+    /// A signed message is accepted only if its time is within the smaller of its
+    /// own Fudge and this of ours.
+    pub tsig_window: Duration,
+    /// Secondaries (empty: transfers are refused and nothing is notified).
+    pub secondaries: Vec<Secondary>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            journal_versions: defaults::JOURNAL_VERSIONS,
+            state_file: None,
+            notify_attempts: defaults::NOTIFY_ATTEMPTS,
+            notify_timeout: defaults::NOTIFY_TIMEOUT,
+            notify_source: None,
+            keys: Vec::new(),
+            tsig_window: defaults::TSIG_WINDOW,
+            secondaries: Vec::new(),
+        }
+    }
+}
+
+impl TransferConfig {
+    /// Whether any secondary is configured.
+    pub fn enabled(&self) -> bool {
+        !self.secondaries.is_empty()
+    }
+}
+
+/// TSIG algorithms (RFC 8945).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsigAlgorithm {
+    /// HMAC-SHA256.
+    HmacSha256,
+    /// HMAC-SHA384.
+    HmacSha384,
+    /// HMAC-SHA512.
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// Every algorithm with its configuration name (also its DNS name).
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("hmac-sha256", Self::HmacSha256),
+        ("hmac-sha384", Self::HmacSha384),
+        ("hmac-sha512", Self::HmacSha512),
+    ];
+
+    /// The configuration name (the algorithm's DNS name without the final dot).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::HmacSha384 => "hmac-sha384",
+            Self::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
+/// A TSIG key.
+#[derive(Clone, Debug)]
+pub struct TsigKey {
+    /// Lower-case absolute name (`xfr-key.`).
+    pub name: String,
+    /// Algorithm.
+    pub algorithm: TsigAlgorithm,
+    /// The decoded secret.
+    pub secret: Secret,
+}
+
+/// A secondary server of `[[transfer.secondaries]]`.
+#[derive(Clone, Debug)]
+pub struct Secondary {
+    /// Name in logs and metrics.
+    pub name: String,
+    /// Absolute lower-case zone names (empty: every zone).
+    pub zones: Vec<String>,
+    /// NOTIFY targets.
+    pub notify: Vec<SocketAddr>,
+    /// Sources allowed to transfer.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Index into [`TransferConfig::keys`].
+    pub key: Option<usize>,
+}
+
+impl Secondary {
+    /// Whether the secondary serves `zone` (absolute, lower-case).
+    pub fn serves(&self, zone: &str) -> bool {
+        self.zones.is_empty() || self.zones.iter().any(|z| z == zone)
+    }
+}
 
 /// Range of `journal_versions`.
 const JOURNAL_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
@@ -185,23 +292,19 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let algorithm = match spec.algorithm.as_deref() {
-            None => TsigAlgorithm::HmacSha256,
-            Some(text) => {
-                let text = text.trim_end_matches('.').to_ascii_lowercase();
-                match TsigAlgorithm::ALL.iter().find(|(n, _)| *n == text) {
-                    Some((_, a)) => *a,
-                    None => {
-                        self.error(
-                            path.key("algorithm"),
-                            format!(
-                                "{text:?} is not one of {}",
-                                TsigAlgorithm::ALL.map(|(n, _)| n).join(", ")
-                            ),
-                        );
-                        return None;
-                    }
-                }
+        let text = spec.algorithm.as_deref().unwrap_or(defaults::ALGORITHM);
+        let text = text.trim_end_matches('.').to_ascii_lowercase();
+        let algorithm = match TsigAlgorithm::ALL.iter().find(|(n, _)| *n == text) {
+            Some((_, a)) => *a,
+            None => {
+                self.error(
+                    path.key("algorithm"),
+                    format!(
+                        "{text:?} is not one of {}",
+                        TsigAlgorithm::ALL.map(|(n, _)| n).join(", ")
+                    ),
+                );
+                return None;
             }
         };
         let (text, key) = match (&spec.secret, &spec.secret_file) {

@@ -1,9 +1,29 @@
 //! `[dnstap]`: where query and response logs go.
 
-use super::Validator;
+use std::path::PathBuf;
+
+use super::validate::Validator;
+use crate::config::ConfigSource;
+use crate::config::defaults::dnstap as defaults;
 use crate::config::diagnostics::KeyPath;
 use crate::config::spec::DnstapSpec;
-use crate::config::{ConfigSource, DNSTAP_QUEUE, DnstapConfig};
+
+/// Query and response logging to a dnstap consumer: `[dnstap]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnstapConfig {
+    /// The consumer's Unix socket (fstrm_capture, dnstap-ldns, a collector).
+    pub socket: PathBuf,
+    /// `identity` field.
+    pub identity: String,
+    /// `version` field.
+    pub version: String,
+    /// Log queries (AUTH_QUERY).
+    pub queries: bool,
+    /// Log responses (AUTH_RESPONSE).
+    pub responses: bool,
+    /// Messages buffered for the consumer; beyond this they are dropped and counted.
+    pub queue: usize,
+}
 
 /// Range of `queue`.
 const QUEUE_RANGE: std::ops::RangeInclusive<i64> = 1..=1_048_576;
@@ -26,15 +46,15 @@ impl Validator<'_> {
             }
         };
         let queue = match spec.queue {
-            None => DNSTAP_QUEUE,
+            None => defaults::QUEUE,
             Some(n) if QUEUE_RANGE.contains(&n) => n as usize,
             Some(n) => {
                 self.error(root.key("queue"), format!("{n} is out of range 1–1048576"));
-                DNSTAP_QUEUE
+                defaults::QUEUE
             }
         };
-        let queries = spec.log_queries.unwrap_or(true);
-        let responses = spec.log_responses.unwrap_or(true);
+        let queries = spec.log_queries.unwrap_or(defaults::LOG_QUERIES);
+        let responses = spec.log_responses.unwrap_or(defaults::LOG_RESPONSES);
         if !queries && !responses {
             self.error(
                 root.key("log_queries"),

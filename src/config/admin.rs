@@ -1,23 +1,163 @@
 //! `[admin]`: listen addresses, bearer tokens, public paths, TLS.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::Validator;
+use super::validate::Validator;
+use crate::config::ConfigSource;
+use crate::config::defaults::admin as defaults;
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
 use crate::config::spec::{AdminSpec, RoleSpec};
-use crate::config::{
-    AdminAccess, AdminConfig, AdminLimits, AdminRole, AdminToken, ConfigSource, PublicPath,
-    TlsFiles,
-};
+
+/// The admin HTTP API.
+#[derive(Clone, Debug, Default)]
+pub struct AdminConfig {
+    /// Listen addresses (empty: no admin API).
+    pub listen: Vec<SocketAddr>,
+    /// Who may call what.
+    pub access: AdminAccess,
+    /// TLS certificate chain and key (PEM files), if the listeners speak HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// Connection caps and timeouts of every admin listener.
+    pub limits: AdminLimits,
+    /// Host names (lower case) clients may name in `Host` besides addresses,
+    /// `localhost`, this host's name and the names in `[health] servers`.
+    pub names: Vec<String>,
+}
+
+/// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
+/// a trailing dot.
+pub fn host_of_authority(authority: &str) -> String {
+    let authority = authority.trim();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else if authority.matches(':').count() > 1 {
+        authority
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Connection caps and timeouts of the admin listeners: a client that connects and
+/// says nothing, trickles its headers or stops reading is cut off, and no client
+/// address holds more than its share of connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Most open connections (the listener also keeps below a quarter of the fd limit).
+    pub max_connections: usize,
+    /// Most open connections from one client address.
+    pub max_connections_per_source: usize,
+    /// Time to send a request's headers (and the keep-alive idle time between requests).
+    pub header_timeout: std::time::Duration,
+    /// Time to send a request's body.
+    pub body_timeout: std::time::Duration,
+    /// Time a connection may make no progress at all.
+    pub idle_timeout: std::time::Duration,
+    /// Time a TLS handshake may take.
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl AdminLimits {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_connections: defaults::MAX_CONNECTIONS,
+        max_connections_per_source: defaults::MAX_CONNECTIONS_PER_SOURCE,
+        header_timeout: defaults::HEADER_TIMEOUT,
+        body_timeout: defaults::BODY_TIMEOUT,
+        idle_timeout: defaults::IDLE_TIMEOUT,
+        handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+    };
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Tokens of the admin API and the calls open without one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminAccess {
+    /// Bearer tokens (none: calls are open, changes are taken from loopback only).
+    pub tokens: Vec<AdminToken>,
+    /// Calls open without a token when tokens are set.
+    pub public: Vec<PublicPath>,
+    /// Host names (lower case, no port) a request's `Host` may name besides
+    /// addresses, `localhost` and this host's name: `[admin] names` and the hosts of
+    /// `[health] servers`.
+    pub hosts: Vec<String>,
+}
+
+/// A bearer token of the admin API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Its name ("who" in overrides and logs).
+    pub name: String,
+    /// What it may do.
+    pub role: AdminRole,
+    /// SHA-256 of the token (compared in constant time; the token itself is not kept).
+    pub digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AdminRole {
+    /// Read status, overrides, events, explain.
+    Read,
+    /// Also change overrides and reload.
+    Operate,
+}
+
+/// A call that may be opened without a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicPath {
+    /// `/metrics`.
+    Metrics,
+    /// `/healthz`.
+    Healthz,
+    /// `/readyz`.
+    Readyz,
+    /// `/status`, `/v1/status`, `/v1/events` and the status page (which reads both).
+    Status,
+}
+
+impl PublicPath {
+    /// Every public path with its config name.
+    pub const ALL: [(&'static str, Self); 4] = [
+        ("metrics", Self::Metrics),
+        ("healthz", Self::Healthz),
+        ("readyz", Self::Readyz),
+        ("status", Self::Status),
+    ];
+}
+
+/// PEM files of a TLS listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
 
 /// Shortest token accepted (bytes).
 const MIN_TOKEN_LEN: usize = 16;
-
-/// Paths open without a token by default, when tokens are set.
-const DEFAULT_PUBLIC: [PublicPath; 2] = [PublicPath::Healthz, PublicPath::Readyz];
 
 impl Validator<'_> {
     pub(in crate::config) fn admin(
@@ -91,7 +231,11 @@ impl Validator<'_> {
             });
         }
         let public = match &spec.public {
-            None => DEFAULT_PUBLIC.to_vec(),
+            None => defaults::PUBLIC
+                .iter()
+                .filter_map(|name| PublicPath::ALL.iter().find(|(n, _)| n == name))
+                .map(|(_, path)| *path)
+                .collect(),
             Some(names) => {
                 let mut public = Vec::new();
                 for (i, name) in names.iter().enumerate() {
@@ -162,7 +306,7 @@ impl Validator<'_> {
             if let Some(host) = server
                 .split_once("://")
                 .and_then(|(_, rest)| rest.split('/').next())
-                .map(super::super::host_of_authority)
+                .map(super::host_of_authority)
             {
                 if !host.is_empty() && !hosts.contains(&host) {
                     hosts.push(host);

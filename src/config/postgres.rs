@@ -2,17 +2,80 @@
 //! "primary"` (`on_conflict`) and failover `gates`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::{Validator, parse_duration};
+use super::validate::{Validator, parse_duration};
 use crate::config::diagnostics::KeyPath;
 use crate::config::secret_file;
 use crate::config::spec::{PostgresCheckSpec, RecordSpec};
 use crate::config::{
-    CheckKind, DbRole, Gate, OnConflict, PoolChoice, PostgresCheck, Secret, Selection, SslMode,
-    postgres_defaults as defaults,
+    CheckKind, Gate, OnConflict, PoolChoice, Secret, Selection, postgres_defaults as defaults,
 };
 use crate::model::PoolIndex;
+
+/// Which database role passes a `postgres` check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbRole {
+    /// Only a primary (not in recovery).
+    Primary,
+    /// Only a replica (in recovery) within `max_lag`.
+    Replica,
+    /// A primary, or a replica within `max_lag`.
+    Any,
+}
+
+impl DbRole {
+    /// Every role with its configuration name.
+    pub const ALL: [(&'static str, Self); 3] = [
+        ("primary", Self::Primary),
+        ("replica", Self::Replica),
+        ("any", Self::Any),
+    ];
+
+    /// The configuration name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Replica => "replica",
+            Self::Any => "any",
+        }
+    }
+}
+
+/// TLS of a `postgres` check (libpq's `sslmode` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS; any certificate is accepted (the handshake is still verified).
+    Require,
+    /// TLS; the certificate chain (system roots plus `ca_file`) and host name are checked.
+    VerifyFull,
+}
+
+/// A `postgres` check.
+#[derive(Clone, Debug)]
+pub struct PostgresCheck {
+    /// Port.
+    pub port: u16,
+    /// User to log in as.
+    pub user: String,
+    /// Database connected to.
+    pub database: String,
+    /// Password (from `password_file` or `password_env`; None: none sent).
+    pub password: Option<Secret>,
+    /// Which role passes.
+    pub role: DbRole,
+    /// Longest replay lag of a replica that passes (None: any lag).
+    pub max_lag: Option<Duration>,
+    /// TLS.
+    pub sslmode: SslMode,
+    /// TLS server name (None: the endpoint's address).
+    pub host: Option<String>,
+    /// Extra CA certificates (PEM) for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+}
 
 impl Validator<'_> {
     /// The `postgres` check of `spec` (other kinds' keys are reported by the caller,
@@ -25,18 +88,16 @@ impl Validator<'_> {
         port: u16,
         base_dir: &Path,
     ) -> CheckKind {
-        let role = match spec.role.as_deref() {
-            None => DbRole::Any,
-            Some(text) => match DbRole::ALL.iter().find(|(name, _)| *name == text) {
-                Some((_, role)) => *role,
-                None => {
-                    self.error(
-                        path.key("role"),
-                        format!("{text:?} is not one of \"primary\", \"replica\", \"any\""),
-                    );
-                    DbRole::Any
-                }
-            },
+        let text = spec.role.as_deref().unwrap_or(defaults::ROLE);
+        let role = match DbRole::ALL.iter().find(|(name, _)| *name == text) {
+            Some((_, role)) => *role,
+            None => {
+                self.error(
+                    path.key("role"),
+                    format!("{text:?} is not one of \"primary\", \"replica\", \"any\""),
+                );
+                DbRole::Any
+            }
         };
         let max_lag = match spec.max_lag.as_deref().map(parse_duration) {
             None => None,
@@ -52,11 +113,11 @@ impl Validator<'_> {
                 "max_lag applies to replicas; role = \"primary\" passes only a primary",
             );
         }
-        let sslmode = match spec.sslmode.as_deref() {
-            None | Some("disable") => SslMode::Disable,
-            Some("require") => SslMode::Require,
-            Some("verify-full") => SslMode::VerifyFull,
-            Some(other) => {
+        let sslmode = match spec.sslmode.as_deref().unwrap_or(defaults::SSLMODE) {
+            "disable" => SslMode::Disable,
+            "require" => SslMode::Require,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
                 self.error(
                     path.key("sslmode"),
                     format!("{other:?} is not one of \"disable\", \"require\", \"verify-full\""),
@@ -149,16 +210,14 @@ impl Validator<'_> {
         selection: Selection,
         path: &KeyPath,
     ) -> OnConflict {
-        let Some(text) = spec.on_conflict.as_deref() else {
-            return OnConflict::Hold;
-        };
-        if selection != Selection::Primary {
+        let given = spec.on_conflict.as_deref();
+        if given.is_some() && selection != Selection::Primary {
             self.error(
                 path.key("on_conflict"),
                 "on_conflict is only used with policy = \"primary\"",
             );
         }
-        match text {
+        match given.unwrap_or(crate::config::defaults::records::ON_CONFLICT) {
             "hold" => OnConflict::Hold,
             "none" => OnConflict::None,
             other => {
