@@ -1007,6 +1007,89 @@ mod tests {
     }
 
     #[test]
+    fn records_alike_but_for_their_names_share_one_decision_and_answer_as_if_decided_alone() {
+        use crate::model::HealthState;
+        // Three failover records alike but for their names (one class), a weighted
+        // one over both pools (sampled: each draws its own), and a pinned record.
+        let mut text = "version = 1\n[zones]\ndirectory = \"tests/data/zones\"\n\
+                        files = [\"example.test.zone\"]\n[pools.fo]\nendpoints = [\
+                        { address = \"192.0.2.1\", name = \"a\" }, { address = \"192.0.2.2\", name = \"b\" }]\n\
+                        [pools.more]\nendpoints = [{ address = \"192.0.2.3\", name = \"c\" }, \
+                        { address = \"192.0.2.4\", name = \"d\" }, { address = \"192.0.2.5\", name = \"e\" }]\n"
+            .to_owned();
+        for name in ["one", "two", "three"] {
+            text.push_str(&format!(
+                "[[records]]\nname = \"{name}.example.test\"\ntype = \"A\"\n\
+                 policy = \"failover\"\npools = [\"fo\", \"more\"]\n"
+            ));
+        }
+        for name in ["w1", "w2"] {
+            text.push_str(&format!(
+                "[[records]]\nname = \"{name}.example.test\"\ntype = \"A\"\n\
+                 policy = \"multivalue\"\nmax_answers = 2\npools = [\"more\"]\n"
+            ));
+        }
+        let (config, _) = Config::load(ConfigSource::from_text(text, env!("CARGO_MANIFEST_DIR")))
+            .expect("config");
+        let config = Arc::new(config);
+        let up = HealthSnapshot::from_config(&config);
+        let mut endpoints = up.endpoints().to_vec();
+        endpoints[0].state = HealthState::Down;
+        let down = HealthSnapshot::from_health(endpoints);
+        let doubt = up.clone().with_doubt(vec![Some(2), None, None, None, None]);
+        let build = |shared: bool| {
+            let (zones, _) = crate::zone::load(&config).expect("zones");
+            let mut first = Snapshot::build(config.clone(), zones, up.clone(), 1);
+            if !shared {
+                // No classes: every record decides alone, as before classes.
+                first.classes = Arc::new(DecisionClasses::default());
+                first.dynamic = (0..config.records.len())
+                    .map(|r| {
+                        let mut none = SharedDecisions::default();
+                        Arc::new(build_record(&config, &up, 1, r, &first, None, &mut none))
+                    })
+                    .collect();
+            }
+            let mut all = vec![];
+            let mut current = first;
+            for (i, health) in [down.clone(), up.clone(), doubt.clone(), up.clone()]
+                .into_iter()
+                .enumerate()
+            {
+                current = current.with_health(health, i as u64 + 2);
+                all.push(current.dynamic.clone());
+            }
+            (current.classes.clone(), all)
+        };
+        let (classes, shared) = build(true);
+        let (_, alone) = build(false);
+        assert_eq!(classes.of, vec![0, 0, 0, 1, 1]);
+        for (step, (a, b)) in shared.iter().zip(&alone).enumerate() {
+            for (r, (a, b)) in a.iter().zip(b).enumerate() {
+                let (a, b) = (&a.sets[0], &b.sets[0]);
+                assert_eq!(*a.decision, *b.decision, "step {step}, record {r}");
+                assert_eq!(a.ttl, b.ttl);
+                assert_eq!(a.cumulative, b.cumulative);
+                let orders = |s: &VariantSet| -> Vec<(Vec<EndpointIndex>, Box<[u8]>)> {
+                    s.variants()
+                        .iter()
+                        .map(|v| (v.endpoints.clone(), v.tail.clone()))
+                        .collect()
+                };
+                assert_eq!(orders(a), orders(b), "step {step}, record {r}");
+            }
+            // One decision for the failover class; the sampled class draws per record.
+            assert!(Arc::ptr_eq(
+                &a_decision(&shared[step], 0),
+                &a_decision(&shared[step], 2)
+            ));
+        }
+        fn a_decision(dynamic: &[Arc<DynamicAnswer>], r: usize) -> Arc<Decision> {
+            dynamic[r].sets[0].decision.clone()
+        }
+    }
+
+    #[test]
     fn a_new_serial_re_encodes_the_soa_answer_alone_and_equals_a_full_encoding() {
         use crate::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
         let keys = tempfile::tempdir().unwrap();
