@@ -101,6 +101,9 @@ pub fn zone_slot_name(slot: usize) -> Option<String> {
 pub const RECORD_TRICKLE_ANSWERS_TOTAL: &str = "failoverd_record_trickle_answers_total";
 /// Gauge by `record` and `type`: every pool of a spill-over record is at its limit.
 pub const RECORD_OVERLOADED: &str = "failoverd_record_overloaded";
+/// Gauge by `vantage`, `pool` and `endpoint`: smoothed round-trip time (latency
+/// steering).
+pub const ENDPOINT_RTT_SECONDS: &str = "failoverd_endpoint_rtt_seconds";
 
 /// Records with `trickle` counted apart (the last slot counts every one past them).
 pub const TRICKLE_SLOTS: usize = 32;

@@ -75,6 +75,21 @@ pub mod transfer {
 /// Default of `[pools.NAME] max_load`: a pool may be driven to its whole capacity.
 pub const MAX_LOAD: f64 = 1.0;
 
+/// Latency steering defaults: `[health] rtt_window` and the records' `min_gain`,
+/// `min_gain_percent` and `hold`.
+pub mod latency {
+    use std::time::Duration;
+
+    /// Time constant of the RTT EWMA.
+    pub const RTT_WINDOW: Duration = Duration::from_secs(10);
+    /// Least gain in RTT worth a move.
+    pub const MIN_GAIN: Duration = Duration::from_millis(10);
+    /// Least gain in percent of the current pool's RTT worth a move.
+    pub const MIN_GAIN_PERCENT: f64 = 10.0;
+    /// How long a better pool must stay better; least time between moves.
+    pub const HOLD: Duration = Duration::from_secs(60);
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -142,6 +157,7 @@ mod tests {
             duration("health", "override_warn_after"),
             DEFAULT_OVERRIDE_WARN_AFTER
         );
+        assert_eq!(duration("health", "rtt_window"), latency::RTT_WINDOW);
         assert_eq!(number("dnstap", "queue"), DNSTAP_QUEUE as i64);
         assert_eq!(
             number("transfer", "journal_versions"),

@@ -190,6 +190,12 @@ impl Validator<'_> {
             DEFAULT_OVERRIDE_WARN_AFTER,
             Duration::ZERO..=Duration::from_secs(365 * 24 * 3600),
         );
+        let rtt_window = self.duration(
+            path.key("rtt_window"),
+            spec.rtt_window.as_deref(),
+            super::defaults::latency::RTT_WINDOW,
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
         if push_interval >= staleness {
             self.error(
                 path.key("push_interval"),
@@ -241,6 +247,7 @@ impl Validator<'_> {
             },
             cold_start,
             override_warn_after,
+            rtt_window,
         }
     }
 }

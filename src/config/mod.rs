@@ -555,6 +555,8 @@ pub struct HealthConfig {
     /// page and by `failoverd_override_age_seconds` against
     /// `failoverd_override_warn_after_seconds` (zero: never).
     pub override_warn_after: Duration,
+    /// Time constant of the EWMA smoothing each endpoint's round-trip time.
+    pub rtt_window: Duration,
 }
 
 /// The admin HTTP API.
@@ -1018,6 +1020,20 @@ pub struct DynamicRecord {
     /// Failover records: the fraction of answers sent to the next pool while the
     /// first is healthy (None: no trickle).
     pub trickle: Option<f64>,
+    /// Latency steering (`policy = "latency"`, or `select = "latency"` in geo): the
+    /// pool list is ordered per client region by the RTT its vantage points measure.
+    pub latency: Option<LatencySteering>,
+}
+
+/// How a latency-steered record moves between pools (see [`crate::policy::latency`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencySteering {
+    /// A better pool must be faster by more than this ...
+    pub min_gain: Duration,
+    /// ... and by more than this percentage of the current pool's RTT.
+    pub min_gain_percent: f64,
+    /// ... for this long; and a client region moves at most once per `hold`.
+    pub hold: Duration,
 }
 
 impl DynamicRecord {

@@ -209,6 +209,9 @@ pub struct DynamicAnswer {
     pub(super) default_set: usize,
     /// One set per distinct pool list.
     pub sets: Vec<VariantSet>,
+    /// The pool list of each set, as the answers order it (a latency record's
+    /// chosen pool first).
+    pub(super) lists: Vec<Vec<PoolIndex>>,
 }
 
 impl DynamicAnswer {
@@ -236,15 +239,10 @@ impl DynamicAnswer {
         names
     }
 
-    /// The record's own pool list behind set `index` (before any manual failover):
-    /// the default list or a region's.
-    pub fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
-        let record = &config.records[self.record.0 as usize];
-        let region = (index != self.default_set)
-            .then(|| self.region_sets.iter().position(|&set| set == index))
-            .flatten()
-            .map(|r| RegionIndex(r as u16));
-        crate::policy::pools_for(record, region)
+    /// The pool list behind set `index` as the answers order it: the default list
+    /// or a region's (a latency record's chosen pool first).
+    pub fn pools_of_set(&self, index: usize) -> &[PoolIndex] {
+        self.lists.get(index).map_or(&[][..], Vec::as_slice)
     }
 
     /// The set for a client region (`None`: the default list).

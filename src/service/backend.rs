@@ -744,6 +744,22 @@ fn render_metrics(
         "Flap-damping penalty of the decided state.",
         &|e| e.damping.as_ref().map_or(0.0, |d| d.penalty),
     );
+    let name = metrics::ENDPOINT_RTT_SECONDS;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Round-trip time from a vantage point to an endpoint, smoothed over [health] rtt_window (latency steering).\n# TYPE {name} gauge"
+    );
+    for rtt in &status.rtts {
+        let (pool, endpoint) = rtt.endpoint.split_once('/').unwrap_or(("", &rtt.endpoint));
+        let _ = writeln!(
+            out,
+            "{name}{{vantage=\"{}\",pool=\"{}\",endpoint=\"{}\"}} {}",
+            escape(&rtt.vantage),
+            escape(pool),
+            escape(endpoint),
+            rtt.rtt_ms / 1000.0
+        );
+    }
     // Records: in an all-down mode, or answered by another pool than their first.
     let record_gauge = |out: &mut String, name: &str, help: &str, outcomes: &[&str]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
