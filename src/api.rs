@@ -50,6 +50,24 @@ pub struct Status {
     /// than this is called out (0: never).
     #[serde(default)]
     pub override_warn_after_ms: u64,
+    /// Latency steering: every smoothed round-trip time this server holds, by
+    /// vantage point and endpoint (empty: none measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtts: Vec<EndpointRtt>,
+}
+
+/// One vantage point's smoothed round-trip time to one endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EndpointRtt {
+    /// The vantage point that measured it.
+    pub vantage: String,
+    /// Its region (None: the vantage point names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `pool/endpoint`.
+    pub endpoint: String,
+    /// Milliseconds (EWMA over `[health] rtt_window`).
+    pub rtt_ms: f64,
 }
 
 /// Something that needs attention.

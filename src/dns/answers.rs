@@ -221,6 +221,9 @@ pub struct DynamicAnswer {
     /// One set per distinct pool list (inline for the one of a record that is not
     /// geo).
     pub sets: smallvec::SmallVec<[VariantSet; 1]>,
+    /// The pool list of each set, as the answers order it (a latency record's
+    /// chosen pool first).
+    pub(super) lists: Vec<Vec<PoolIndex>>,
 }
 
 impl DynamicAnswer {
@@ -248,15 +251,10 @@ impl DynamicAnswer {
         names
     }
 
-    /// The record's own pool list behind set `index` (before any manual failover):
-    /// the default list or a region's.
-    pub fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
-        let record = &config.records[self.record.0 as usize];
-        let region = (index != self.default_set)
-            .then(|| self.region_sets.iter().position(|&set| set == index))
-            .flatten()
-            .map(|r| RegionIndex(r as u16));
-        crate::policy::pools_for(record, region)
+    /// The pool list behind set `index` as the answers order it: the default list
+    /// or a region's (a latency record's chosen pool first).
+    pub fn pools_of_set(&self, index: usize) -> &[PoolIndex] {
+        self.lists.get(index).map_or(&[][..], Vec::as_slice)
     }
 
     /// The set for a client region (`None`: the default list).

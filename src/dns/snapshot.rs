@@ -182,7 +182,12 @@ impl Snapshot {
             .map(|(r, record)| {
                 let index = RecordIndex(r as u32);
                 let pinned = self.health.pin(index) != health.pin(index)
-                    || self.health.last_primary(index) != health.last_primary(index);
+                    || self.health.last_primary(index) != health.last_primary(index)
+                    || (record.latency.is_some()
+                        && (0..=config.regions.len()).any(|slot| {
+                            self.health.latency_choice(index, slot)
+                                != health.latency_choice(index, slot)
+                        }));
                 let touched = pinned
                     || record_pools(record).any(|pool| {
                         config
@@ -544,7 +549,9 @@ fn build_record(
         .get(r)
         .copied()
         .filter(|&c| snapshot.classes.size[c as usize] > 1)
-        .filter(|_| state.pin.is_none() && state.last_primary.is_none());
+        .filter(|_| state.pin.is_none() && state.last_primary.is_none())
+        // A latency record's pool order is its own (its choices and holds).
+        .filter(|_| record.latency.is_none());
     let mut make_set = |index: usize, pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
         let recent = previous
             .and_then(|p| p.sets.get(index))
@@ -580,30 +587,30 @@ fn build_record(
             trickle_slot,
         )
     };
-    let (region_sets, default_set, sets) = match &record.pools {
-        crate::config::PoolChoice::Fixed(pools) => (
-            previous.map_or_else(|| Arc::from(Vec::new()), |p| p.region_sets.clone()),
-            0,
-            smallvec::smallvec![make_set(0, pools, &mut rng)],
-        ),
-        crate::config::PoolChoice::Geo { by_region, default } => {
-            let mut lists: Vec<&[crate::model::PoolIndex]> = Vec::new();
-            let default_set = list_index(&mut lists, default);
-            let region_sets: Vec<usize> = by_region
-                .iter()
-                .map(|list| {
-                    list.as_deref()
-                        .map_or(default_set, |l| list_index(&mut lists, l))
-                })
-                .collect();
-            let sets = lists
-                .iter()
-                .enumerate()
-                .map(|(i, l)| make_set(i, l, &mut rng))
-                .collect();
-            (region_sets.into(), default_set, sets)
-        }
+    let client_lists =
+        record.latency.is_some() || matches!(record.pools, crate::config::PoolChoice::Geo { .. });
+    let mut lists: Vec<Vec<crate::model::PoolIndex>> = Vec::new();
+    let mut index_of = |list: Vec<crate::model::PoolIndex>| {
+        lists.iter().position(|l| *l == list).unwrap_or_else(|| {
+            lists.push(list);
+            lists.len() - 1
+        })
     };
+    let for_client =
+        |region| policy::pools_for_client(config, record_index, record, region, health);
+    let default_set = index_of(for_client(None));
+    let region_sets: Arc<[usize]> = if client_lists {
+        (0..config.regions.len())
+            .map(|r| index_of(for_client(Some(crate::model::RegionIndex(r as u16)))))
+            .collect()
+    } else {
+        previous.map_or_else(|| Arc::from(Vec::new()), |p| p.region_sets.clone())
+    };
+    let sets = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| make_set(i, l, &mut rng))
+        .collect();
     DynamicAnswer {
         record: record_index,
         qname,
@@ -611,18 +618,8 @@ fn build_record(
         region_sets,
         default_set,
         sets,
+        lists,
     }
-}
-
-/// Index of `list` in `lists`, adding it if new.
-fn list_index<'a>(
-    lists: &mut Vec<&'a [crate::model::PoolIndex]>,
-    list: &'a [crate::model::PoolIndex],
-) -> usize {
-    lists.iter().position(|l| *l == list).unwrap_or_else(|| {
-        lists.push(list);
-        lists.len() - 1
-    })
 }
 
 /// The answers `candidates` can produce under `decision`'s rules, with pick weights.

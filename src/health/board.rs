@@ -1054,6 +1054,8 @@ impl Board {
                     state: probe.machine.verdict()?,
                     reason,
                     age_ms: now.saturating_sub(*at).as_millis() as u64,
+                    // Filled in by the plane from its RTT averages.
+                    rtt_us: None,
                 };
                 Some((verdict, slot.fresh_for))
             })

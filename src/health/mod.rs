@@ -148,6 +148,9 @@ pub struct HealthSnapshot {
     /// Per `primary` record, the last primary its checks agreed on (empty: none);
     /// kept by the health plane (see [`crate::policy::primary`]).
     primaries: Vec<Option<EndpointIndex>>,
+    /// Per latency record, the pool answered first per client region slot (see
+    /// [`crate::policy::latency`]; empty: none chosen).
+    latency: Vec<Vec<Option<PoolIndex>>>,
 }
 
 impl HealthSnapshot {
@@ -173,6 +176,7 @@ impl HealthSnapshot {
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 
@@ -185,6 +189,7 @@ impl HealthSnapshot {
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 
@@ -233,6 +238,25 @@ impl HealthSnapshot {
             Vec::new()
         };
         self
+    }
+
+    /// The same health, with each latency record's pool per client region slot.
+    pub fn with_latency(mut self, latency: Vec<Vec<Option<PoolIndex>>>) -> Self {
+        self.latency = if latency.iter().flatten().any(Option::is_some) {
+            latency
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The pool a latency record answers first for clients of region slot `slot`.
+    pub fn latency_choice(&self, record: RecordIndex, slot: usize) -> Option<PoolIndex> {
+        self.latency
+            .get(record.0 as usize)
+            .and_then(|r| r.get(slot))
+            .copied()
+            .flatten()
     }
 
     /// The last primary a `primary` record's checks agreed on.
@@ -295,6 +319,7 @@ impl HealthSnapshot {
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 

@@ -83,6 +83,12 @@ pub struct Verdict {
     /// verdict goes stale on the server even while its reports keep arriving.
     #[serde(default)]
     pub age_ms: u64,
+    /// The sender's smoothed round-trip time to the endpoint, microseconds (latency
+    /// steering; None: not measured). Deltas carry it when it moved by more than
+    /// [`crate::policy::latency::REPORT_CHANGE`]. Servers of an earlier version
+    /// refuse reports that carry it: upgrade the servers first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u32>,
 }
 
 /// Why a report was refused.
@@ -211,6 +217,7 @@ mod tests {
                 state: HealthState::Down,
                 reason: "connect refused".into(),
                 age_ms: 120,
+                rtt_us: None,
             }],
         }
     }

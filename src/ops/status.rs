@@ -82,7 +82,7 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
                     up: verdict.up,
                 });
             }
-            let set_pools = answer.pools_of_set(s, config);
+            let set_pools = answer.pools_of_set(s);
             let operator =
                 crate::policy::operator_pin(config, &snapshot.health, set_pools, pin, decision);
             let words = crate::policy::describe_outcome(config, set_pools, operator, decision);
@@ -173,6 +173,8 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
         attention: Vec::new(),
         counted_since_ms: inputs.counted_since_ms,
         override_warn_after_ms: config.health.override_warn_after.as_millis() as u64,
+        // Filled in by the health plane, which holds them.
+        rtts: Vec::new(),
     }
 }
 

@@ -30,6 +30,7 @@
 //! answer may have changed, and not later.
 
 pub mod geo;
+pub mod latency;
 pub mod primary;
 pub mod safety;
 pub mod spill;
@@ -384,6 +385,24 @@ pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolI
             .and_then(Option::as_deref)
             .unwrap_or(default),
     }
+}
+
+/// The pools that apply to a client of `region` as the answers order them: a
+/// latency record's chosen pool for the region first (see [`latency`]), else
+/// [`pools_for`].
+pub fn pools_for_client(
+    config: &Config,
+    record_index: crate::model::RecordIndex,
+    record: &DynamicRecord,
+    region: Option<RegionIndex>,
+    health: &HealthSnapshot,
+) -> Vec<PoolIndex> {
+    let list = pools_for(record, region);
+    if record.latency.is_none() {
+        return list.to_vec();
+    }
+    let slot = latency::slot_of(config, region);
+    latency::ordered(list, health.latency_choice(record_index, slot))
 }
 
 /// Evaluates a record over `pools` (from [`pools_for`]) with the given health, and no

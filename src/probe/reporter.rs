@@ -161,8 +161,9 @@ enum Delivery {
     Failed(String),
 }
 
-/// What a report said per endpoint: state, reason, whether reported as not refreshed.
-type Said = HashMap<String, (HealthState, String, bool)>;
+/// What a report said per endpoint: state, reason, whether reported as not
+/// refreshed, and the RTT the server holds.
+type Said = HashMap<String, (HealthState, String, bool, Option<u32>)>;
 
 struct ServerReporter {
     server: String,
@@ -293,8 +294,12 @@ impl ServerReporter {
                     .filter(|(v, stalled)| {
                         acked
                             .get(&v.endpoint)
-                            .is_none_or(|(state, reason, was_stalled)| {
-                                *state != v.state || *reason != v.reason || *stalled || *was_stalled
+                            .is_none_or(|(state, reason, was_stalled, rtt)| {
+                                *state != v.state
+                                    || *reason != v.reason
+                                    || *stalled
+                                    || *was_stalled
+                                    || crate::policy::latency::moved(*rtt, v.rtt_us)
                             })
                     })
                     .map(|(v, _)| v.clone())
@@ -345,9 +350,26 @@ impl ServerReporter {
             self.challenge = challenge;
         }
         if status.is_success() {
+            // A delta leaves out RTTs that barely moved: the server keeps the one
+            // it was last sent, so that is what the next delta compares with.
+            let sent: std::collections::HashSet<&str> = report
+                .verdicts
+                .iter()
+                .map(|v| v.endpoint.as_str())
+                .collect();
             let said = entries
                 .into_iter()
-                .map(|(v, stalled)| (v.endpoint, (v.state, v.reason, stalled)))
+                .map(|(v, stalled)| {
+                    let rtt = if sent.contains(v.endpoint.as_str()) {
+                        v.rtt_us
+                    } else {
+                        self.acked
+                            .as_ref()
+                            .and_then(|(_, acked)| acked.get(&v.endpoint))
+                            .and_then(|said| said.3)
+                    };
+                    (v.endpoint, (v.state, v.reason, stalled, rtt))
+                })
                 .collect();
             self.acked = Some((sequence, said));
             if full {

@@ -111,6 +111,23 @@ fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
             family.sample(&[("pool", pool), ("endpoint", name)], value(endpoint))?;
         }
     }
+    let mut rtts = family(
+        e,
+        names::ENDPOINT_RTT_SECONDS,
+        "Round-trip time from a vantage point to an endpoint, smoothed over [health] rtt_window (latency steering).",
+        Kind::Gauge,
+    )?;
+    for rtt in &status.rtts {
+        let (pool, endpoint) = rtt.endpoint.split_once('/').unwrap_or(("", &rtt.endpoint));
+        rtts.sample(
+            &[
+                ("vantage", rtt.vantage.as_str()),
+                ("pool", pool),
+                ("endpoint", endpoint),
+            ],
+            rtt.rtt_ms / 1000.0,
+        )?;
+    }
     Ok(())
 }
 

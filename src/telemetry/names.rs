@@ -58,6 +58,9 @@ pub const RECORD_GATE_HELD: &str = "failoverd_record_gate_held";
 pub const RECORD_TRICKLE_ANSWERS_TOTAL: &str = "failoverd_record_trickle_answers_total";
 /// Gauge by `record` and `type`: every pool of a spill-over record is at its limit.
 pub const RECORD_OVERLOADED: &str = "failoverd_record_overloaded";
+/// Gauge by `vantage`, `pool` and `endpoint`: smoothed round-trip time (latency
+/// steering).
+pub const ENDPOINT_RTT_SECONDS: &str = "failoverd_endpoint_rtt_seconds";
 /// Gauge by `action`: operator overrides in force.
 pub const OVERRIDES_ACTIVE: &str = "failoverd_overrides_active";
 /// Gauge by `kind`, `target`, `type` (records of one type) and `action`: seconds each

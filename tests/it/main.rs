@@ -21,6 +21,7 @@ mod exec;
 mod explain;
 mod files;
 mod health;
+mod latency;
 mod logs;
 mod observability;
 mod operator;

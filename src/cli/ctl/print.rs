@@ -44,6 +44,9 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
         if let Some(shares) = &r.spill {
             println!("  {shares}");
         }
+        if let Some(latency) = &r.latency {
+            println!("  {latency}");
+        }
         for p in &r.pools {
             println!(
                 "  pool {}: {} ({} usable, {} needed)",

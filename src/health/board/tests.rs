@@ -106,6 +106,7 @@ impl Sender {
                     state: *state,
                     reason: String::new(),
                     age_ms: *age_ms,
+                    rtt_us: None,
                 })
                 .collect(),
         }

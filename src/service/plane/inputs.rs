@@ -33,6 +33,7 @@ impl Plane {
     ) {
         let next = self.board.generation() + 1;
         self.board.adopt(&config, next);
+        self.reset_steering();
         self.effects = self.overrides.effects(&config, unix_ms());
         self.board.set_forced(&self.effects.forced);
         let (decided, _) = self.board.decide(self.now(), unix_ms());
@@ -91,6 +92,7 @@ impl Plane {
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        self.rtt_sample(&event);
         let at = event.at.saturating_duration_since(self.started);
         let reason = event.outcome.reason.clone();
         let latency = event.outcome.latency;
@@ -177,8 +179,9 @@ impl Plane {
     /// or reason changed (an immediate push), silently when only ages moved on.
     fn publish_verdicts(&mut self, notify: bool) {
         let now = self.now();
-        let (verdicts, bounds): (Vec<_>, Vec<_>) =
+        let (mut verdicts, bounds): (Vec<_>, Vec<_>) =
             self.board.local_verdicts(now).into_iter().unzip();
+        self.fill_rtts(&mut verdicts);
         let fresh = LocalVerdicts {
             verdicts,
             fresh_for_ms: bounds
@@ -217,7 +220,22 @@ impl Plane {
                 .vantage_by_name(name)
                 .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
         })
-        .and_then(|report| self.board.accept_report(report, self.started.elapsed()));
+        .and_then(|report| {
+            let full = report.base.is_none();
+            let rtts: Vec<(String, Option<u32>)> = report
+                .verdicts
+                .iter()
+                .map(|v| (v.endpoint.clone(), v.rtt_us))
+                .collect();
+            let sender = report.vantage.clone();
+            self.board
+                .accept_report(report, self.started.elapsed())
+                .map(|changed| (changed, sender, full, rtts))
+        });
+        let result = result.map(|(changed, sender, full, rtts)| {
+            self.rtt_report(&sender, full, rtts);
+            changed
+        });
         match result {
             Ok(changed) => {
                 self.metrics
