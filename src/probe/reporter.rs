@@ -162,7 +162,7 @@ enum Delivery {
 }
 
 /// What a report said per endpoint: state, reason, whether reported as not refreshed.
-type Said = HashMap<String, (HealthState, String, bool)>;
+type Said = HashMap<String, (HealthState, bool, String, bool)>;
 
 struct ServerReporter {
     server: String,
@@ -286,16 +286,20 @@ impl ServerReporter {
             || self
                 .last_full
                 .is_none_or(|at| now.duration_since(at) >= FULL_REPORT_EVERY);
-        let (base, verdicts) = match (&self.acked, full) {
+        let (base, verdicts): (Option<u64>, Vec<Verdict>) = match (&self.acked, full) {
             (Some((base, acked)), false) => {
                 let changed = entries
                     .iter()
                     .filter(|(v, stalled)| {
-                        acked
-                            .get(&v.endpoint)
-                            .is_none_or(|(state, reason, was_stalled)| {
-                                *state != v.state || *reason != v.reason || *stalled || *was_stalled
-                            })
+                        acked.get(&v.endpoint).is_none_or(
+                            |(state, degraded, reason, was_stalled)| {
+                                *state != v.state
+                                    || *degraded != v.degraded
+                                    || *reason != v.reason
+                                    || *stalled
+                                    || *was_stalled
+                            },
+                        )
                     })
                     .map(|(v, _)| v.clone())
                     .collect();
@@ -304,6 +308,7 @@ impl ServerReporter {
             _ => (None, entries.iter().map(|(v, _)| v.clone()).collect()),
         };
         let sequence = self.settings.sequence.fetch_add(1, Ordering::Relaxed);
+        let verdicts_degraded = verdicts.iter().any(|v| v.degraded);
         let report = Report {
             vantage: self.settings.vantage.clone(),
             session: self.settings.session,
@@ -347,7 +352,7 @@ impl ServerReporter {
         if status.is_success() {
             let said = entries
                 .into_iter()
-                .map(|(v, stalled)| (v.endpoint, (v.state, v.reason, stalled)))
+                .map(|(v, stalled)| (v.endpoint, (v.state, v.degraded, v.reason, stalled)))
                 .collect();
             self.acked = Some((sequence, said));
             if full {
@@ -361,7 +366,13 @@ impl ServerReporter {
         } else if rechallenged {
             Delivery::Rechallenged
         } else {
-            let text = response.text().await.unwrap_or_default();
+            let mut text = response.text().await.unwrap_or_default();
+            if error.as_deref() == Some("malformed") && verdicts_degraded {
+                // A server of an earlier version does not know degraded verdicts.
+                text.push_str(
+                    " (this report carries a degraded verdict, which servers before degraded endpoints refuse: upgrade the servers first)",
+                );
+            }
             Delivery::Refused(status, text)
         }
     }
