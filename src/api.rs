@@ -167,6 +167,10 @@ pub struct EndpointStatus {
     /// answered).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drained: bool,
+    /// Up but degraded (slow or flaky, decided by quorum): answered with its weight
+    /// scaled by the check's `degraded_weight`, this factor (absent: not degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<f64>,
     /// Forced to `state` by an operator's override (`source` is then `forced`; a
     /// force from the config file is `source: forced` without this).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -225,6 +229,11 @@ pub struct ProbeStatus {
     /// Whether the latest probe abstained (the verdict above is then ageing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abstaining: bool,
+    /// This vantage's degraded verdict: why its last probe judged the endpoint
+    /// degraded ("slow: 240 ms > 100 ms", "success 7/10 < 0.8"), or "recovering"
+    /// while the verdict holds on fine probes (absent: not degraded here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// One pool.

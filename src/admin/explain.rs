@@ -193,6 +193,10 @@ pub struct EndpointExplanation {
     pub damped: bool,
     /// Slow start: its share of answers in permille (1000: full).
     pub share: u16,
+    /// Degraded (up, slow or flaky): the factor its weight (multivalue: its share of
+    /// the answers; spill-over: its capacity) is scaled by (absent: not degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<f64>,
 }
 
 /// Explains `query` against the published `snapshot`; `status` adds votes, probe
@@ -421,6 +425,36 @@ fn explain_record(
             ));
         }
     }
+    for c in &decision.candidates {
+        let Some(permille) = health.degraded(c.endpoint) else {
+            continue;
+        };
+        let label = config.endpoint_label(c.endpoint);
+        let seen = status
+            .get(label.as_str())
+            .map(|k| {
+                let by: Vec<&str> = k
+                    .votes
+                    .iter()
+                    .filter(|(_, v)| v.starts_with("degraded"))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                let local = k.local.as_ref().and_then(|l| l.degraded.as_deref());
+                match (by.is_empty(), local) {
+                    (true, None) => String::new(),
+                    (false, None) => format!(" (slow or flaky for {})", by.join(", ")),
+                    (true, Some(why)) => format!(" ({why})"),
+                    (false, Some(why)) => format!(" ({why}; degraded for {})", by.join(", ")),
+                }
+            })
+            .unwrap_or_default();
+        let factor = f64::from(permille) / 1000.0;
+        why.push(if record.selection == Selection::Multivalue {
+            format!("{label} is degraded{seen}: it is in {factor} of the answers")
+        } else {
+            format!("{label} is degraded{seen}: answered with its weight × {factor}")
+        });
+    }
     let spill = decision.shares.as_ref().map(|s| s.summary(config));
     if let Some(line) = &spill {
         why.push(line.clone());
@@ -605,6 +639,9 @@ fn explain_endpoint(
             .and_then(|k| k.damping.as_ref())
             .is_some_and(|d| d.suppressed),
         share: health.share(e),
+        degraded: health
+            .degraded(e)
+            .map(|permille| f64::from(permille) / 1000.0),
         endpoint: label,
     }
 }

@@ -398,6 +398,8 @@ pub const TABLE: &[(&str, Value)] = {
             secs(damping::MAX_SUPPRESS),
         ),
         ("checks.NAME.slow_start", secs(checks::SLOW_START)),
+        ("checks.NAME.degraded_window", Int(degraded::WINDOW as i64)),
+        ("checks.NAME.degraded_weight", Float(degraded::WEIGHT)),
         ("checks.NAME.query_type", Str(checks::QUERY_TYPE)),
         ("checks.NAME.expect_rcode", Str(checks::EXPECT_RCODE)),
         ("checks.NAME.expect_answer", Derived),
@@ -514,6 +516,15 @@ pub const TABLE: &[(&str, Value)] = {
         ),
     ]
 };
+
+/// `[checks.NAME] degraded_*` defaults (degraded endpoints; off unless
+/// `degraded_latency` or `degraded_success_ratio` is set).
+pub mod degraded {
+    /// `checks.NAME.degraded_window`: probes the success ratio is counted over.
+    pub const WINDOW: u32 = 10;
+    /// `checks.NAME.degraded_weight`: weight factor of a degraded endpoint.
+    pub const WEIGHT: f64 = 0.25;
+}
 
 #[cfg(test)]
 mod tests;

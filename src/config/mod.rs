@@ -44,7 +44,7 @@ pub use self::admin::{
     host_of_authority,
 };
 pub use self::checks::{
-    Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
+    Check, CheckKind, DampingRules, DegradedRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
 };
 pub use self::defaults::{
     dnssec as dnssec_defaults, postgres as postgres_defaults, transfer as transfer_defaults,

@@ -171,6 +171,7 @@ impl Snapshot {
                 self.health.get(e) != health.get(e)
                     || self.health.doubt(e) != health.doubt(e)
                     || self.health.share(e) != health.share(e)
+                    || self.health.degraded(e) != health.degraded(e)
                     || self.health.drained(e) != health.drained(e)
             })
             .collect();

@@ -6,6 +6,7 @@
 
 pub mod board;
 pub mod damping;
+pub mod degraded;
 pub mod machine;
 pub mod overrides;
 pub mod peering;
@@ -141,6 +142,8 @@ pub struct HealthSnapshot {
     doubt: Vec<Option<u32>>,
     /// Per endpoint, its slow-start share of answers in permille (empty: none ramping).
     ramp: Vec<Option<u16>>,
+    /// Per endpoint, its weight factor in permille while degraded (empty: none).
+    degraded: Vec<Option<u16>>,
     /// Per endpoint, drained by an operator at run time (empty: none).
     drained: Vec<bool>,
     /// Per record, the pool an operator failed it over to (empty: none).
@@ -173,6 +176,7 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),
@@ -186,6 +190,7 @@ impl HealthSnapshot {
             endpoints,
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),
@@ -212,6 +217,22 @@ impl HealthSnapshot {
             ramp
         };
         self
+    }
+
+    /// The same health, with each degraded endpoint's weight factor in permille
+    /// (None: not degraded).
+    pub fn with_degraded(mut self, degraded: Vec<Option<u16>>) -> Self {
+        self.degraded = if degraded.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            degraded
+        };
+        self
+    }
+
+    /// The weight factor in permille of a degraded endpoint (None: not degraded).
+    pub fn degraded(&self, endpoint: EndpointIndex) -> Option<u16> {
+        self.degraded.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// The same health, with the operator's drains (per endpoint) and manual failovers
@@ -316,6 +337,7 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             primaries: Vec::new(),

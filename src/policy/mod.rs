@@ -158,11 +158,13 @@ pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) 
 pub struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
-    /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`).
+    /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`
+    /// and a degraded endpoint's factor — in thousandths of the configured weights
+    /// whenever some candidate is scaled, so a weight of 1 scales too).
     pub weight: u32,
     /// Slow start: the share of answers it is in, in permille (1000: all it would
     /// have). Weighted draws scale its weight; multivalue answers include it this
-    /// often.
+    /// often (there, scaled by a degraded endpoint's factor too).
     pub share: u16,
 }
 
@@ -517,6 +519,7 @@ fn evaluate(
                         keep: &dyn Fn(EndpointIndex) -> bool| {
         let mut out: Vec<Candidate> = Vec::new();
         let mut targets: Vec<&EndpointTarget> = Vec::new();
+        let mut scaled = false;
         for pool in pool_list {
             for &e in &config.pool(pool).endpoints {
                 let endpoint = config.endpoint(e);
@@ -524,23 +527,36 @@ fn evaluate(
                 if keep(e) && !targets.contains(&&endpoint.target) {
                     targets.push(&endpoint.target);
                     let share = health.share(e);
-                    let weight = if weighted && share < 1000 && endpoint.weight.0 > 0 {
-                        (u64::from(endpoint.weight.0) * u64::from(share) / 1000).max(1) as u32
-                    } else {
-                        endpoint.weight.0
-                    };
+                    let factor = health.degraded(e).unwrap_or(1000);
+                    scaled |= weighted && (share < 1000 || factor < 1000);
                     out.push(Candidate {
                         endpoint: e,
-                        weight,
-                        share,
+                        weight: endpoint.weight.0,
+                        share: if weighted {
+                            share
+                        } else {
+                            (u32::from(share) * u32::from(factor) / 1000).max(1) as u16
+                        },
                     });
+                }
+            }
+        }
+        if scaled {
+            // Weights in thousandths: slow start and degraded factors scale every
+            // weight, a weight of 1 included.
+            for c in &mut out {
+                if c.weight > 0 {
+                    let factor = u64::from(health.degraded(c.endpoint).unwrap_or(1000));
+                    let weight = u64::from(c.weight) * u64::from(c.share) * factor / 1000;
+                    c.weight = weight.max(1) as u32;
                 }
             }
         }
         out
     };
     let up_pools = verdicts.iter().filter(|v| v.up).map(|v| v.pool);
-    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable) {
+    let factor = |e: EndpointIndex| f64::from(health.degraded(e).unwrap_or(1000)) / 1000.0;
+    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable, &factor) {
         let mut shares = plan;
         for p in &mut shares.pools {
             p.candidates = endpoints_of(&mut std::iter::once(p.pool), &usable);
@@ -834,6 +850,7 @@ fn share_plan(
     verdicts: &[PoolVerdict],
     own: &[PoolIndex],
     usable: &dyn Fn(EndpointIndex) -> bool,
+    factor: &dyn Fn(EndpointIndex) -> f64,
 ) -> Option<Shares> {
     let failover = record.selection == Selection::Failover;
     if !(record.spill || record.trickle.is_some())
@@ -861,14 +878,23 @@ fn share_plan(
             return 0.0;
         }
         let p = config.pool(v.pool);
+        // A degraded endpoint's capacity scales like its weight.
         match p.capacity {
             // A pool-wide capacity shrinks with the endpoints that are out.
-            Some(c) => c * f64::from(v.usable) / p.endpoints.len().max(1) as f64,
+            Some(c) => {
+                let usable: f64 = p
+                    .endpoints
+                    .iter()
+                    .filter(|&&e| usable(e))
+                    .map(|&e| factor(e))
+                    .sum();
+                c * usable / p.endpoints.len().max(1) as f64
+            }
             None => p
                 .endpoints
                 .iter()
                 .filter(|&&e| usable(e))
-                .filter_map(|&e| config.endpoint(e).capacity)
+                .filter_map(|&e| Some(config.endpoint(e).capacity? * factor(e)))
                 .sum(),
         }
     };

@@ -161,9 +161,9 @@ enum Delivery {
     Failed(String),
 }
 
-/// What a report said per endpoint: state, reason, whether reported as not
-/// refreshed, and the RTT the server holds.
-type Said = HashMap<String, (HealthState, String, bool, Option<u32>)>;
+/// What a report said per endpoint: state, whether degraded, reason, whether
+/// reported as not refreshed, and the RTT the server holds.
+type Said = HashMap<String, (HealthState, bool, String, bool, Option<u32>)>;
 
 struct ServerReporter {
     server: String,
@@ -287,20 +287,21 @@ impl ServerReporter {
             || self
                 .last_full
                 .is_none_or(|at| now.duration_since(at) >= FULL_REPORT_EVERY);
-        let (base, verdicts) = match (&self.acked, full) {
+        let (base, verdicts): (Option<u64>, Vec<Verdict>) = match (&self.acked, full) {
             (Some((base, acked)), false) => {
                 let changed = entries
                     .iter()
                     .filter(|(v, stalled)| {
-                        acked
-                            .get(&v.endpoint)
-                            .is_none_or(|(state, reason, was_stalled, rtt)| {
+                        acked.get(&v.endpoint).is_none_or(
+                            |(state, degraded, reason, was_stalled, rtt)| {
                                 *state != v.state
+                                    || *degraded != v.degraded
                                     || *reason != v.reason
                                     || *stalled
                                     || *was_stalled
                                     || crate::policy::latency::moved(*rtt, v.rtt_us)
-                            })
+                            },
+                        )
                     })
                     .map(|(v, _)| v.clone())
                     .collect();
@@ -309,6 +310,7 @@ impl ServerReporter {
             _ => (None, entries.iter().map(|(v, _)| v.clone()).collect()),
         };
         let sequence = self.settings.sequence.fetch_add(1, Ordering::Relaxed);
+        let verdicts_degraded = verdicts.iter().any(|v| v.degraded);
         let report = Report {
             vantage: self.settings.vantage.clone(),
             session: self.settings.session,
@@ -366,9 +368,9 @@ impl ServerReporter {
                         self.acked
                             .as_ref()
                             .and_then(|(_, acked)| acked.get(&v.endpoint))
-                            .and_then(|said| said.3)
+                            .and_then(|said| said.4)
                     };
-                    (v.endpoint, (v.state, v.reason, stalled, rtt))
+                    (v.endpoint, (v.state, v.degraded, v.reason, stalled, rtt))
                 })
                 .collect();
             self.acked = Some((sequence, said));
@@ -383,7 +385,13 @@ impl ServerReporter {
         } else if rechallenged {
             Delivery::Rechallenged
         } else {
-            let text = response.text().await.unwrap_or_default();
+            let mut text = response.text().await.unwrap_or_default();
+            if error.as_deref() == Some("malformed") && verdicts_degraded {
+                // A server of an earlier version does not know degraded verdicts.
+                text.push_str(
+                    " (this report carries a degraded verdict, which servers before degraded endpoints refuse: upgrade the servers first)",
+                );
+            }
             Delivery::Refused(status, text)
         }
     }

@@ -79,7 +79,7 @@ impl Collector for PlaneCollector {
 /// Endpoints carry `pool` and `endpoint` (its name in the pool) as two labels.
 fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
     type Value = fn(&EndpointStatus) -> f64;
-    let gauges: [(&str, &str, Value); 4] = [
+    let gauges: [(&str, &str, Value); 5] = [
         (
             names::ENDPOINT_UP,
             "Decided endpoint health (1 up, 0 down).",
@@ -89,6 +89,11 @@ fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
             names::ENDPOINT_DRAINED,
             "Endpoints an operator drained.",
             |e| f64::from(u8::from(e.drained)),
+        ),
+        (
+            names::ENDPOINT_DEGRADED,
+            "Endpoints up but degraded (slow or flaky): answered with their weight scaled by degraded_weight.",
+            |e| f64::from(u8::from(e.degraded.is_some())),
         ),
         (
             names::ENDPOINT_SUPPRESSED,

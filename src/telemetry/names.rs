@@ -40,6 +40,9 @@ pub const BUILD_INFO: &str = "failoverd_build_info";
 pub const ENDPOINT_UP: &str = "failoverd_endpoint_up";
 /// Gauge by `pool` and `endpoint`: drained by an operator.
 pub const ENDPOINT_DRAINED: &str = "failoverd_endpoint_drained";
+/// Gauge by `pool` and `endpoint`: up but degraded (slow or flaky), answered with
+/// its weight scaled by the check's `degraded_weight`.
+pub const ENDPOINT_DEGRADED: &str = "failoverd_endpoint_degraded";
 /// Gauge by `pool` and `endpoint`: way back withheld by flap damping.
 pub const ENDPOINT_SUPPRESSED: &str = "failoverd_endpoint_suppressed";
 /// Gauge by `pool` and `endpoint`: flap-damping penalty.

@@ -294,6 +294,7 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
                 reason: "forged".into(),
                 age_ms: 0,
                 rtt_us: None,
+                degraded: false,
             })
             .collect(),
     };

@@ -106,7 +106,7 @@ impl Plane {
             at,
         };
         let change = self.board.observe_local(observation);
-        if matches!(change, LocalChange::Verdict(_)) {
+        if matches!(change, LocalChange::Verdict(_) | LocalChange::Degraded(_)) {
             self.pending(event.at);
         }
         if event.generation == self.board.generation() {
@@ -120,6 +120,26 @@ impl Plane {
                 // The reports say why this vantage point's verdict stops being fresh.
                 self.publish_verdicts(false);
                 self.note_impairment();
+            }
+            LocalChange::Degraded(degraded) => {
+                let why = self
+                    .board
+                    .local_probe(event.endpoint, at)
+                    .and_then(|p| p.degraded.1)
+                    .unwrap_or_else(|| "probes fine again".to_owned());
+                crate::event!(
+                    self.events,
+                    info,
+                    "probe_degraded",
+                    "local degraded verdict changed",
+                    vantage = self.board.local_name(),
+                    endpoint = self.config.endpoint_label(event.endpoint),
+                    degraded = degraded,
+                    reason = why,
+                    latency_ms = millis(latency),
+                );
+                self.dirty = true;
+                self.publish_verdicts(true);
             }
             LocalChange::Verdict(state) => {
                 crate::event!(
