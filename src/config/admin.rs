@@ -14,7 +14,7 @@ use crate::config::spec::{AdminSpec, RoleSpec};
 
 /// The admin HTTP API.
 #[derive(Clone, Debug, Default)]
-pub struct AdminConfig {
+pub(crate) struct AdminConfig {
     /// Listen addresses (empty: no admin API).
     pub listen: Vec<SocketAddr>,
     /// Who may call what.
@@ -30,7 +30,7 @@ pub struct AdminConfig {
 
 /// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
 /// a trailing dot.
-pub fn host_of_authority(authority: &str) -> String {
+pub(crate) fn host_of_authority(authority: &str) -> String {
     let authority = authority.trim();
     let authority = authority
         .rsplit_once('@')
@@ -49,7 +49,7 @@ pub fn host_of_authority(authority: &str) -> String {
 /// says nothing, trickles its headers or stops reading is cut off, and no client
 /// address holds more than its share of connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdminLimits {
+pub(crate) struct AdminLimits {
     /// Most open connections (the listener also keeps below a quarter of the fd limit).
     pub max_connections: usize,
     /// Most open connections from one client address.
@@ -66,7 +66,7 @@ pub struct AdminLimits {
 
 impl AdminLimits {
     /// The defaults.
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         max_connections: defaults::MAX_CONNECTIONS,
         max_connections_per_source: defaults::MAX_CONNECTIONS_PER_SOURCE,
         header_timeout: defaults::HEADER_TIMEOUT,
@@ -84,7 +84,7 @@ impl Default for AdminLimits {
 
 /// Tokens of the admin API and the calls open without one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AdminAccess {
+pub(crate) struct AdminAccess {
     /// Bearer tokens (none: calls are open, changes are taken from loopback only).
     pub tokens: Vec<AdminToken>,
     /// Calls open without a token when tokens are set.
@@ -97,7 +97,7 @@ pub struct AdminAccess {
 
 /// A bearer token of the admin API.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken {
+pub(crate) struct AdminToken {
     /// Its name ("who" in overrides and logs).
     pub name: String,
     /// What it may do.
@@ -117,7 +117,7 @@ impl std::fmt::Debug for AdminToken {
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AdminRole {
+pub(crate) enum AdminRole {
     /// Read status, overrides, events, explain.
     Read,
     /// Also change overrides and reload.
@@ -126,7 +126,7 @@ pub enum AdminRole {
 
 /// A call that may be opened without a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PublicPath {
+pub(crate) enum PublicPath {
     /// `/metrics`.
     Metrics,
     /// `/healthz`.
@@ -139,7 +139,7 @@ pub enum PublicPath {
 
 impl PublicPath {
     /// Every public path with its config name.
-    pub const ALL: [(&'static str, Self); 4] = [
+    pub(crate) const ALL: [(&'static str, Self); 4] = [
         ("metrics", Self::Metrics),
         ("healthz", Self::Healthz),
         ("readyz", Self::Readyz),
@@ -149,7 +149,7 @@ impl PublicPath {
 
 /// PEM files of a TLS listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     /// Certificate chain.
     pub cert: PathBuf,
     /// Private key.

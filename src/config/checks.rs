@@ -9,9 +9,9 @@ mod tests;
 
 use std::time::Duration;
 
-pub use self::dns::DnsCheck;
-pub use self::exec::ExecCheck;
-pub use self::http::HttpCheck;
+pub(crate) use self::dns::DnsCheck;
+pub(crate) use self::exec::ExecCheck;
+pub(crate) use self::http::HttpCheck;
 use super::PostgresCheck;
 use super::defaults;
 use super::diagnostics::KeyPath;
@@ -20,7 +20,7 @@ use super::validate::{Validator, check_identifier};
 
 /// How an endpoint is probed.
 #[derive(Clone, Debug)]
-pub struct Check {
+pub(crate) struct Check {
     /// Check name.
     pub name: String,
     /// What is probed.
@@ -51,7 +51,7 @@ pub struct Check {
 
 /// Flap-damping settings of a check (see [`crate::health::damping`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DampingRules {
+pub(crate) struct DampingRules {
     /// Added at every outage (transition to down).
     pub penalty: f64,
     /// Time for the penalty to halve.
@@ -66,7 +66,7 @@ pub struct DampingRules {
 
 impl DampingRules {
     /// The defaults (see the module docs).
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         penalty: defaults::damping::PENALTY,
         half_life: defaults::damping::HALF_LIFE,
         suppress: defaults::damping::SUPPRESS,
@@ -75,7 +75,7 @@ impl DampingRules {
     };
 
     /// The highest penalty: the one that decays to `reuse` in `max_suppress`.
-    pub fn ceiling(&self) -> f64 {
+    pub(crate) fn ceiling(&self) -> f64 {
         let half_lives = self.max_suppress.as_secs_f64() / self.half_life.as_secs_f64().max(1e-3);
         (self.reuse * half_lives.exp2()).max(self.suppress)
     }
@@ -89,7 +89,7 @@ impl Default for DampingRules {
 
 /// The probe of a check.
 #[derive(Clone, Debug)]
-pub enum CheckKind {
+pub(crate) enum CheckKind {
     /// HTTP or HTTPS request.
     Http(HttpCheck),
     /// TCP connect.
@@ -107,7 +107,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// Short name (`http`, `https`, `tcp`, `dns`, `exec`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Http(h) if h.tls => "https",
             Self::Http(_) => "http",
@@ -119,7 +119,7 @@ impl CheckKind {
     }
 
     /// Port probed (exec: the optional `port` passed in `FAILOVERD_PORT`).
-    pub fn port(&self) -> Option<u16> {
+    pub(crate) fn port(&self) -> Option<u16> {
         match self {
             Self::Http(h) => Some(h.port),
             Self::Tcp { port } => Some(*port),
@@ -132,7 +132,7 @@ impl CheckKind {
 
 /// Route 53 health-check settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route53Check {
+pub(crate) struct Route53Check {
     /// 10 or 30 seconds.
     pub request_interval: u8,
     /// 1–10.

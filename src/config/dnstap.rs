@@ -10,7 +10,7 @@ use crate::config::spec::DnstapSpec;
 
 /// Query and response logging to a dnstap consumer: `[dnstap]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DnstapConfig {
+pub(crate) struct DnstapConfig {
     /// The consumer's Unix socket (fstrm_capture, dnstap-ldns, a collector).
     pub socket: PathBuf,
     /// `identity` field.

@@ -12,7 +12,7 @@ use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
 
 /// How endpoints are picked from the pools a record is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// The first pool (in order) that is up; its healthy endpoints.
     Failover,
     /// Weighted random choice among healthy endpoints of all pools that are up.
@@ -26,7 +26,7 @@ pub enum Selection {
 
 /// What a `primary` record answers while more than one endpoint claims primary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnConflict {
+pub(crate) enum OnConflict {
     /// The last agreed primary (NODATA if none is known); never both.
     #[default]
     Hold,
@@ -36,7 +36,7 @@ pub enum OnConflict {
 
 /// A failover gate: traffic moves to `pool` only while `gate` is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Gate {
+pub(crate) struct Gate {
     /// The gated pool.
     pub pool: PoolIndex,
     /// The pool that must be up (e.g. the standby database within `max_lag`).
@@ -45,7 +45,7 @@ pub struct Gate {
 
 /// Which pool list a record uses.
 #[derive(Clone, Debug)]
-pub enum PoolChoice {
+pub(crate) enum PoolChoice {
     /// Always the same pools.
     Fixed(Vec<PoolIndex>),
     /// Pools chosen by the client's region.
@@ -59,7 +59,7 @@ pub enum PoolChoice {
 
 impl PoolChoice {
     /// Every pool list this choice can produce.
-    pub fn all_lists(&self) -> Vec<&[PoolIndex]> {
+    pub(crate) fn all_lists(&self) -> Vec<&[PoolIndex]> {
         match self {
             Self::Fixed(pools) => vec![pools.as_slice()],
             Self::Geo { by_region, default } => by_region
@@ -74,7 +74,7 @@ impl PoolChoice {
 
 /// What a record answers when no pool is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllDown {
+pub(crate) enum AllDown {
     /// Answer as if every endpoint were healthy (Route 53's behaviour).
     FailOpen,
     /// Answer every endpoint of this pool, whatever its health.
@@ -85,7 +85,7 @@ pub enum AllDown {
 
 /// A name answered from pools.
 #[derive(Clone, Debug)]
-pub struct DynamicRecord {
+pub(crate) struct DynamicRecord {
     /// Position in the file's `[[records]]` array (for messages: invalid entries are
     /// left out of [`crate::config::Config::records`], so indices there can differ).
     pub position: usize,
@@ -127,7 +127,7 @@ pub struct DynamicRecord {
 
 impl DynamicRecord {
     /// The gate of `pool`, if it has one.
-    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+    pub(crate) fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
         self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
     }
 }

@@ -24,7 +24,7 @@ use crate::zone::{PackedRdata, RrSetId, ZoneSet};
 
 /// Pre-encoded answer/authority/additional sections and their counts.
 #[derive(Clone, Copy, Debug)]
-pub struct Cached<'s> {
+pub(crate) struct Cached<'s> {
     /// The encoded sections.
     pub bytes: &'s [u8],
     /// Answer records.
@@ -50,7 +50,7 @@ pub(super) struct TailSpan {
 /// snapshot; a new SOA serial replaces the one answer that carries the SOA
 /// (`patch`) and shares the rest.
 #[derive(Clone, Debug, Default)]
-pub struct StaticTails {
+pub(crate) struct StaticTails {
     pub(super) spans: Arc<[TailSpan]>,
     pub(super) bytes: Arc<[u8]>,
     pub(super) patch: Option<Arc<TailPatch>>,
@@ -67,7 +67,7 @@ pub(super) struct TailPatch {
 
 /// One answer a dynamic record can give.
 #[derive(Clone, Debug)]
-pub struct Variant {
+pub(crate) struct Variant {
     /// Endpoints, in answer order.
     pub endpoints: Vec<EndpointIndex>,
     pub(super) rdata: Box<[u8]>,
@@ -82,18 +82,18 @@ pub struct Variant {
 
 impl Variant {
     /// The records' rdata.
-    pub fn rdata(&self) -> PackedRdata<'_> {
+    pub(crate) fn rdata(&self) -> PackedRdata<'_> {
         PackedRdata::new(&self.rdata, self.count)
     }
 
     /// The answer's RRSIGs (empty unless its zone is signed).
-    pub fn rrsigs(&self) -> PackedRdata<'_> {
+    pub(crate) fn rrsigs(&self) -> PackedRdata<'_> {
         PackedRdata::new(&self.sigs, self.sig_count)
     }
 
     /// The pre-encoded answer for a query of the record's own name and type (with
     /// its RRSIGs when `dnssec`).
-    pub fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
+    pub(crate) fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
         Some(if dnssec {
             Cached {
                 bytes: &self.tail_dnssec,
@@ -114,7 +114,7 @@ impl Variant {
 
 /// The answers of one record for one pool list.
 #[derive(Clone, Debug)]
-pub struct VariantSet {
+pub(crate) struct VariantSet {
     /// The policy decision (why these answers).
     pub decision: Decision,
     /// TTL of the answers.
@@ -159,7 +159,7 @@ pub(super) struct BuiltVariants {
 
 impl VariantSet {
     /// The signed proof served with this set's NODATA (signed zones, no variants).
-    pub fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
+    pub(crate) fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
         self.built
             .nodata_proof
             .as_ref()
@@ -167,18 +167,21 @@ impl VariantSet {
     }
 
     /// Possible answers; empty means NODATA.
-    pub fn variants(&self) -> &[Variant] {
+    pub(crate) fn variants(&self) -> &[Variant] {
         &self.built.variants
     }
 
     /// Picks one answer (None means NODATA).
-    pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
+    pub(crate) fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
         self.pick_counted(rng).0
     }
 
     /// Picks one answer, and the trickle counter slot to count it in when it is a
     /// trickle answer.
-    pub fn pick_counted(&self, rng: &mut dyn RandomSource) -> (Option<&Variant>, Option<u8>) {
+    pub(crate) fn pick_counted(
+        &self,
+        rng: &mut dyn RandomSource,
+    ) -> (Option<&Variant>, Option<u8>) {
         let variants = &self.built.variants;
         let index = match variants.len() {
             0 => return (None, None),
@@ -197,7 +200,7 @@ impl VariantSet {
 
 /// Everything a dynamic record can answer right now.
 #[derive(Clone, Debug)]
-pub struct DynamicAnswer {
+pub(crate) struct DynamicAnswer {
     /// The record.
     pub record: RecordIndex,
     /// The record's lower-case wire name (kept for the next build).
@@ -213,13 +216,13 @@ pub struct DynamicAnswer {
 
 impl DynamicAnswer {
     /// Whether the answer depends on the client's location.
-    pub fn is_client_dependent(&self) -> bool {
+    pub(crate) fn is_client_dependent(&self) -> bool {
         self.sets.len() > 1 || !self.region_sets.is_empty()
     }
 
     /// Names of the regions served by set `index` (`default` included); empty for
     /// records that are not geo.
-    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
+    pub(crate) fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
         if self.region_sets.is_empty() {
             return Vec::new();
         }
@@ -238,7 +241,7 @@ impl DynamicAnswer {
 
     /// The record's own pool list behind set `index` (before any manual failover):
     /// the default list or a region's.
-    pub fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
+    pub(crate) fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
         let record = &config.records[self.record.0 as usize];
         let region = (index != self.default_set)
             .then(|| self.region_sets.iter().position(|&set| set == index))
@@ -248,7 +251,7 @@ impl DynamicAnswer {
     }
 
     /// The set for a client region (`None`: the default list).
-    pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
+    pub(crate) fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
         let index = region
             .and_then(|r| self.region_sets.get(usize::from(r.0)))
             .copied()
@@ -259,7 +262,7 @@ impl DynamicAnswer {
 
 /// Transport limits and protocol switches.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest UDP response to EDNS clients.
     pub max_udp_payload: u16,
     /// Whether ECS is honoured.
@@ -268,7 +271,7 @@ pub struct Limits {
 
 /// Static data that changes only when zones are reloaded.
 #[derive(Debug)]
-pub struct ZoneData {
+pub(crate) struct ZoneData {
     /// The zones.
     pub zones: Arc<ZoneSet>,
     /// Their pre-encoded answers, parallel to `zones.zones()`.
@@ -281,7 +284,7 @@ pub struct ZoneData {
 
 /// The state answers are computed from.
 #[derive(Debug)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Increases with every swap.
     pub generation: u64,
     /// The configuration in force.
@@ -304,7 +307,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// The pre-encoded answer of a static RRset, if one was built (with RRSIGs
     /// when `dnssec`).
-    pub fn static_tail(
+    pub(crate) fn static_tail(
         &self,
         zone_index: usize,
         rrset: RrSetId,
@@ -333,7 +336,7 @@ impl Snapshot {
     }
 
     /// The dynamic answers of a record.
-    pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
+    pub(crate) fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
         self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
     }
 }

@@ -14,7 +14,7 @@ use super::answers::Snapshot;
 use crate::zone::rtype;
 
 /// Answers zone-transfer queries over TCP.
-pub trait TransferHandler: Send + Sync {
+pub(crate) trait TransferHandler: Send + Sync {
     /// Whether the handler answers `query` (default: QTYPE AXFR or IXFR; a handler
     /// may claim more, e.g. TSIG-signed SOA queries whose answers it must sign).
     fn wants(&self, query: &[u8]) -> bool {
@@ -48,6 +48,6 @@ pub trait TransferHandler: Send + Sync {
 }
 
 /// Whether `qtype` asks for a zone transfer.
-pub fn is_transfer(qtype: u16) -> bool {
+pub(crate) fn is_transfer(qtype: u16) -> bool {
     matches!(qtype, rtype::AXFR | rtype::IXFR)
 }

@@ -11,7 +11,7 @@ use crate::model::HealthState;
 
 /// Thresholds of a check.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Consecutive successes to go up.
     pub rise: u32,
     /// Consecutive failures to go down.
@@ -35,7 +35,7 @@ impl From<&Check> for Thresholds {
 
 /// How soon a vantage point probes an endpoint again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pace {
+pub(crate) enum Pace {
     /// Every `interval`.
     Normal,
     /// Every `fast_interval`: a verdict is in doubt (failures short of `fall`, or
@@ -47,7 +47,7 @@ pub enum Pace {
 
 /// One endpoint's verdict as seen from one vantage point.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Machine {
+pub(crate) struct Machine {
     state: HealthState,
     /// The verdict by rise/fall alone (before hold and damping).
     raw: HealthState,
@@ -65,7 +65,7 @@ pub struct Machine {
 
 impl Machine {
     /// A machine starting in `state` (restored or assumed), with no hold pending.
-    pub fn new(state: HealthState) -> Self {
+    pub(crate) fn new(state: HealthState) -> Self {
         Self {
             state,
             raw: state,
@@ -78,12 +78,12 @@ impl Machine {
     }
 
     /// The flap damping state.
-    pub fn damper(&self) -> &Damper {
+    pub(crate) fn damper(&self) -> &Damper {
         &self.damper
     }
 
     /// How soon to probe again: fast while the verdict is in doubt.
-    pub fn pace(&self, thresholds: &Thresholds) -> Pace {
+    pub(crate) fn pace(&self, thresholds: &Thresholds) -> Pace {
         match (self.state, self.raw) {
             (HealthState::Up, _) if self.failures > 0 && self.failures < thresholds.fall => {
                 Pace::Fast
@@ -100,7 +100,7 @@ impl Machine {
 
     /// When a held or damped way back up could happen at the earliest (the verdict
     /// by rise alone is up, but hold or damping withholds it).
-    pub fn withheld_until(&self, thresholds: &Thresholds) -> Option<Duration> {
+    pub(crate) fn withheld_until(&self, thresholds: &Thresholds) -> Option<Duration> {
         if self.state != HealthState::Down || self.raw != HealthState::Up {
             return None;
         }
@@ -114,7 +114,7 @@ impl Machine {
 
     /// Probes still needed before the verdict can change (None: it cannot change by
     /// probes alone right now, e.g. a steady verdict).
-    pub fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {
+    pub(crate) fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {
         match self.pace(thresholds) {
             Pace::Fast if self.state == HealthState::Up => Some(thresholds.fall - self.failures),
             Pace::Fast => Some(thresholds.rise - self.successes),
@@ -123,19 +123,19 @@ impl Machine {
     }
 
     /// The current verdict.
-    pub fn state(&self) -> HealthState {
+    pub(crate) fn state(&self) -> HealthState {
         self.state
     }
 
     /// The verdict this vantage point votes: none while its first probes contradict
     /// the state it started from (assumed or restored) short of `rise` / `fall`.
-    pub fn verdict(&self) -> Option<HealthState> {
+    pub(crate) fn verdict(&self) -> Option<HealthState> {
         self.settled.then_some(self.state)
     }
 
     /// Feeds one probe result at time `now` (any monotonic clock); returns the new
     /// state if it changed.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         ok: bool,
         now: Duration,

@@ -4,15 +4,15 @@
 //! the config, probes and vantage-point quorum) produces a new snapshot, and the DNS
 //! layer rebuilds its answers from it.
 
-pub mod board;
-pub mod damping;
-pub mod machine;
-pub mod overrides;
-pub mod peering;
-pub mod persist;
-pub mod published;
-pub mod quorum;
-pub mod report;
+pub(crate) mod board;
+pub(crate) mod damping;
+pub(crate) mod machine;
+pub(crate) mod overrides;
+pub(crate) mod peering;
+pub(crate) mod persist;
+pub(crate) mod published;
+pub(crate) mod quorum;
+pub(crate) mod report;
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
 /// What one probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeOutcome {
+pub(crate) struct ProbeOutcome {
     /// Whether the endpoint passed.
     pub ok: bool,
     /// Time the probe took.
@@ -38,7 +38,7 @@ pub struct ProbeOutcome {
 
 impl ProbeOutcome {
     /// A vote: the endpoint passed (`ok`) or failed, for `reason`.
-    pub fn vote(ok: bool, latency: Duration, reason: String) -> Self {
+    pub(crate) fn vote(ok: bool, latency: Duration, reason: String) -> Self {
         Self {
             ok,
             latency,
@@ -49,7 +49,7 @@ impl ProbeOutcome {
 
     /// An abstention for a local `fault`; `reason` is the full text shown
     /// ("local fault: …").
-    pub fn abstention(fault: LocalFault, latency: Duration, reason: String) -> Self {
+    pub(crate) fn abstention(fault: LocalFault, latency: Duration, reason: String) -> Self {
         Self {
             ok: false,
             latency,
@@ -62,7 +62,7 @@ impl ProbeOutcome {
 /// Why a probe could not be made, when the cause lies with this prober and not with
 /// the endpoint: its outcome says nothing about the endpoint, so it does not vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LocalFault {
+pub(crate) enum LocalFault {
     /// No file descriptor left (EMFILE, ENFILE).
     FdExhausted,
     /// No kernel memory or buffer space (ENOBUFS, ENOMEM).
@@ -84,7 +84,7 @@ pub enum LocalFault {
 
 impl LocalFault {
     /// Every fault, in label order of the metrics.
-    pub const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::FdExhausted,
         Self::NoBuffers,
         Self::NoSourceAddress,
@@ -95,7 +95,7 @@ impl LocalFault {
     ];
 
     /// Metric label (`failoverd_probe_abstentions_total{reason}`).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::FdExhausted => "fd_exhausted",
             Self::NoBuffers => "no_buffers",
@@ -111,7 +111,7 @@ impl LocalFault {
 /// Why an endpoint has its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HealthSource {
+pub(crate) enum HealthSource {
     /// Forced by the operator (config `force`, or the admin API).
     Forced,
     /// Nothing has been observed; the default applies.
@@ -124,7 +124,7 @@ pub enum HealthSource {
 
 /// Health of one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct EndpointHealth {
+pub(crate) struct EndpointHealth {
     /// Up or down.
     pub state: HealthState,
     /// Why.
@@ -133,7 +133,7 @@ pub struct EndpointHealth {
 
 /// Health of every endpoint of a configuration, indexed by [`EndpointIndex`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthSnapshot {
+pub(crate) struct HealthSnapshot {
     endpoints: Vec<EndpointHealth>,
     /// Per endpoint, whole seconds until its state could change at the earliest, while
     /// it is in doubt (empty: nothing in doubt). Answers that depend on it carry no
@@ -152,7 +152,7 @@ pub struct HealthSnapshot {
 
 impl HealthSnapshot {
     /// Every endpoint up unless forced otherwise in the config.
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         Self {
             endpoints: config
                 .endpoints
@@ -177,7 +177,7 @@ impl HealthSnapshot {
     }
 
     /// A snapshot from explicit per-endpoint health.
-    pub fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
+    pub(crate) fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
         Self {
             endpoints,
             doubt: Vec::new(),
@@ -190,7 +190,7 @@ impl HealthSnapshot {
 
     /// The same health, with the seconds until each endpoint's state could change at
     /// the earliest (None: not in doubt), indexed by endpoint.
-    pub fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
+    pub(crate) fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
         self.doubt = if doubt.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -200,7 +200,7 @@ impl HealthSnapshot {
     }
 
     /// The same health, with each endpoint's slow-start share in permille (None: full).
-    pub fn with_ramp(mut self, ramp: Vec<Option<u16>>) -> Self {
+    pub(crate) fn with_ramp(mut self, ramp: Vec<Option<u16>>) -> Self {
         self.ramp = if ramp.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -211,7 +211,11 @@ impl HealthSnapshot {
 
     /// The same health, with the operator's drains (per endpoint) and manual failovers
     /// (per record).
-    pub fn with_overrides(mut self, drained: Vec<bool>, pins: Vec<Option<PoolIndex>>) -> Self {
+    pub(crate) fn with_overrides(
+        mut self,
+        drained: Vec<bool>,
+        pins: Vec<Option<PoolIndex>>,
+    ) -> Self {
         self.drained = if drained.iter().any(|d| *d) {
             drained
         } else {
@@ -226,7 +230,7 @@ impl HealthSnapshot {
     }
 
     /// The same health, with each record's last agreed primary (None: none known).
-    pub fn with_primaries(mut self, primaries: Vec<Option<EndpointIndex>>) -> Self {
+    pub(crate) fn with_primaries(mut self, primaries: Vec<Option<EndpointIndex>>) -> Self {
         self.primaries = if primaries.iter().any(Option::is_some) {
             primaries
         } else {
@@ -236,12 +240,12 @@ impl HealthSnapshot {
     }
 
     /// The last primary a `primary` record's checks agreed on.
-    pub fn last_primary(&self, record: RecordIndex) -> Option<EndpointIndex> {
+    pub(crate) fn last_primary(&self, record: RecordIndex) -> Option<EndpointIndex> {
         self.primaries.get(record.0 as usize).copied().flatten()
     }
 
     /// Whether an operator drained the endpoint at run time.
-    pub fn drained(&self, endpoint: EndpointIndex) -> bool {
+    pub(crate) fn drained(&self, endpoint: EndpointIndex) -> bool {
         self.drained
             .get(endpoint.0 as usize)
             .copied()
@@ -249,19 +253,19 @@ impl HealthSnapshot {
     }
 
     /// The pool an operator failed a record over to.
-    pub fn pin(&self, record: RecordIndex) -> Option<PoolIndex> {
+    pub(crate) fn pin(&self, record: RecordIndex) -> Option<PoolIndex> {
         self.pins.get(record.0 as usize).copied().flatten()
     }
 
     /// Whether an operator forced the endpoint down (config `force` or at run time):
     /// it is never answered, not even in fail-open.
-    pub fn forced_down(&self, endpoint: EndpointIndex) -> bool {
+    pub(crate) fn forced_down(&self, endpoint: EndpointIndex) -> bool {
         self.get(endpoint)
             .is_some_and(|h| h.source == HealthSource::Forced && h.state == HealthState::Down)
     }
 
     /// The endpoint's share of answers in permille (1000 unless on a slow start).
-    pub fn share(&self, endpoint: EndpointIndex) -> u16 {
+    pub(crate) fn share(&self, endpoint: EndpointIndex) -> u16 {
         self.ramp
             .get(endpoint.0 as usize)
             .copied()
@@ -271,17 +275,17 @@ impl HealthSnapshot {
 
     /// Seconds until the endpoint's state could change at the earliest, if it is in
     /// doubt.
-    pub fn doubt(&self, endpoint: EndpointIndex) -> Option<u32> {
+    pub(crate) fn doubt(&self, endpoint: EndpointIndex) -> Option<u32> {
         self.doubt.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// Every endpoint's health, indexed by endpoint.
-    pub fn endpoints(&self) -> &[EndpointHealth] {
+    pub(crate) fn endpoints(&self) -> &[EndpointHealth] {
         &self.endpoints
     }
 
     /// A snapshot from explicit states (tests, tools).
-    pub fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
+    pub(crate) fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
         Self {
             endpoints: states
                 .into_iter()
@@ -299,19 +303,19 @@ impl HealthSnapshot {
     }
 
     /// State of an endpoint (unknown endpoints count as up: never fail on missing data).
-    pub fn state(&self, endpoint: EndpointIndex) -> HealthState {
+    pub(crate) fn state(&self, endpoint: EndpointIndex) -> HealthState {
         self.endpoints
             .get(endpoint.0 as usize)
             .map_or(HealthState::Up, |h| h.state)
     }
 
     /// Full health record of an endpoint.
-    pub fn get(&self, endpoint: EndpointIndex) -> Option<&EndpointHealth> {
+    pub(crate) fn get(&self, endpoint: EndpointIndex) -> Option<&EndpointHealth> {
         self.endpoints.get(endpoint.0 as usize)
     }
 
     /// Returns a copy with one endpoint's health replaced.
-    pub fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
+    pub(crate) fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
         let mut next = self.clone();
         if let Some(slot) = next.endpoints.get_mut(endpoint.0 as usize) {
             *slot = health;
@@ -320,12 +324,12 @@ impl HealthSnapshot {
     }
 
     /// Number of endpoints covered.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.endpoints.len()
     }
 
     /// Whether no endpoint is covered.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }
 }

@@ -24,8 +24,8 @@
 mod escape;
 mod limit;
 
-pub use escape::{Escaped, needs_escape};
-pub use limit::{BURST, LogLimiter, REFILL, Suppressed, TokenBucket};
+pub(crate) use escape::{Escaped, needs_escape};
+pub(crate) use limit::{BURST, LogLimiter, REFILL, Suppressed, TokenBucket};
 
 /// Logs through `tracing` at most [`BURST`] lines at once and one per [`REFILL`]
 /// from this call site (a [`LogLimiter`] of its own); a line logged after some were

@@ -29,16 +29,16 @@
 //! second and clamped to `[min_ttl, ttl]` — so resolvers come back about when the
 //! answer may have changed, and not later.
 
-pub mod geo;
-pub mod primary;
-pub mod safety;
-pub mod spill;
+pub(crate) mod geo;
+pub(crate) mod primary;
+pub(crate) mod safety;
+pub(crate) mod spill;
 
 use std::fmt;
 
 use serde::Serialize;
 
-pub use self::geo::{GeoMap, Location};
+pub(crate) use self::geo::{GeoMap, Location};
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::health::HealthSnapshot;
 use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
@@ -46,7 +46,7 @@ use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, Regio
 /// Which rule produced the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Pools are up; `pool` is the one failover chose (None for weighted/multivalue).
     Healthy {
         /// The failover pool answered.
@@ -78,7 +78,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Whether the record is in an all-down mode.
-    pub fn is_all_down(self) -> bool {
+    pub(crate) fn is_all_down(self) -> bool {
         matches!(self, Self::FailOpen | Self::Fallback { .. } | Self::NoData)
     }
 }
@@ -103,7 +103,7 @@ impl fmt::Display for Outcome {
 
 /// Health of one pool as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct PoolVerdict {
+pub(crate) struct PoolVerdict {
     /// The pool.
     pub pool: PoolIndex,
     /// Usable (up, not drained) endpoints.
@@ -118,14 +118,14 @@ pub struct PoolVerdict {
 
 impl PoolVerdict {
     /// Whether its gate holds it: traffic does not move to it.
-    pub fn held(&self) -> bool {
+    pub(crate) fn held(&self) -> bool {
         self.gate.is_some_and(|g| !g.open)
     }
 }
 
 /// A pool's failover gate as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct GateVerdict {
+pub(crate) struct GateVerdict {
     /// The gate pool.
     pub pool: PoolIndex,
     /// Whether it is up (or an operator's failover overrides it).
@@ -137,7 +137,7 @@ pub struct GateVerdict {
 /// What a record's decision depends on besides health: state the health plane keeps
 /// (both travel in the [`HealthSnapshot`]; see [`record_state`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecordState {
+pub(crate) struct RecordState {
     /// An operator's manual failover to this pool.
     pub pin: Option<PoolIndex>,
     /// `primary` records: the last primary the checks agreed on.
@@ -145,7 +145,10 @@ pub struct RecordState {
 }
 
 /// The state of record `record` carried by `health`.
-pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) -> RecordState {
+pub(crate) fn record_state(
+    health: &HealthSnapshot,
+    record: crate::model::RecordIndex,
+) -> RecordState {
     RecordState {
         pin: health.pin(record),
         last_primary: health.last_primary(record),
@@ -154,7 +157,7 @@ pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) 
 
 /// An endpoint that may be answered, with its selection weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
     /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`).
@@ -168,7 +171,7 @@ pub struct Candidate {
 /// Slow start of a failover pool taking over again: the pool that served during the
 /// outage keeps a falling share of the answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Handover {
+pub(crate) struct Handover {
     /// The pool that served during the outage.
     pub pool: PoolIndex,
     /// Its endpoints.
@@ -180,7 +183,7 @@ pub struct Handover {
 
 /// The result of evaluating a record against health: the candidates and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Which rule applied.
     pub outcome: Outcome,
     /// Every pool considered, in order.
@@ -203,7 +206,7 @@ pub struct Decision {
 
 /// Spill-over and trickle shares of a record's answers, decided per health change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Shares {
+pub(crate) struct Shares {
     /// Every pool considered, in order.
     pub pools: Vec<PoolShare>,
     /// Spill-over is on (else trickle alone).
@@ -222,7 +225,7 @@ impl Eq for Shares {}
 
 /// One pool's part of [`Shares`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PoolShare {
+pub(crate) struct PoolShare {
     /// The pool.
     pub pool: PoolIndex,
     /// Its share of answers (0 ..= 1).
@@ -241,14 +244,14 @@ pub struct PoolShare {
 
 impl PoolShare {
     /// Its share in parts per million (the pick weight of its answers).
-    pub fn parts(&self) -> u64 {
+    pub(crate) fn parts(&self) -> u64 {
         (self.share * 1e6).round() as u64
     }
 }
 
 impl Shares {
     /// One line: `spill: a failed; b 50% (load 40/40), c 50% (load 40/40)`.
-    pub fn summary(&self, config: &Config) -> String {
+    pub(crate) fn summary(&self, config: &Config) -> String {
         let mut out: Vec<String> = Vec::new();
         let mut answered: Vec<String> = Vec::new();
         for p in &self.pools {
@@ -307,7 +310,7 @@ impl Decision {
     /// by the remaining candidates' weights (or uniform), in draw order.
     /// Slow start is honoured: a handover pool takes its share of draws, and a
     /// multivalue candidate on a slow start is left out of the rest of its share.
-    pub fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
+    pub(crate) fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
         out.clear();
         let candidates = match (&self.shares, &self.handover) {
             (Some(shares), _) => {
@@ -376,7 +379,7 @@ impl Decision {
 }
 
 /// The pools that apply to a client of `region`.
-pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolIndex] {
+pub(crate) fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolIndex] {
     match &record.pools {
         PoolChoice::Fixed(pools) => pools,
         PoolChoice::Geo { by_region, default } => region
@@ -388,7 +391,7 @@ pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolI
 
 /// Evaluates a record over `pools` (from [`pools_for`]) with the given health, and no
 /// state beside it (no manual failover, no agreed primary known).
-pub fn decide(
+pub(crate) fn decide(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -399,7 +402,7 @@ pub fn decide(
 
 /// Evaluates a record over `pools` with its [`RecordState`] (an operator's manual
 /// failover, the last agreed primary): what the answers are built from.
-pub fn decide_record(
+pub(crate) fn decide_record(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -631,7 +634,7 @@ fn evaluate(
 /// Like [`decide`], with an operator's manual failover to `pin`: a failover record
 /// takes that pool first (the others stay behind it, in order, should it be down);
 /// a weighted or multivalue record answers from that pool alone while it is up.
-pub fn decide_pinned(
+pub(crate) fn decide_pinned(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -664,7 +667,7 @@ pub fn decide_pinned(
 /// Why a record is answered by another pool than its first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FailoverCause {
+pub(crate) enum FailoverCause {
     /// Health: the pools before it are down (or, degraded, no pool is up).
     Health,
     /// An operator's manual failover (`ctl failover`).
@@ -673,10 +676,10 @@ pub enum FailoverCause {
 
 impl FailoverCause {
     /// Both, in metric label order.
-    pub const ALL: [Self; 2] = [Self::Health, Self::Operator];
+    pub(crate) const ALL: [Self; 2] = [Self::Health, Self::Operator];
 
     /// The word status, metrics and events use.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Health => "health",
             Self::Operator => "operator",
@@ -692,7 +695,7 @@ impl fmt::Display for FailoverCause {
 
 /// A decision in words, as status, explain, `ctl` and the events show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutcomeWords {
+pub(crate) struct OutcomeWords {
     /// `healthy`, `failover` (another pool than the first, or an operator's pool),
     /// `degraded`, `fail-open`, `fallback`, `nodata`, `primary` or `conflict`.
     pub outcome: &'static str,
@@ -723,7 +726,7 @@ impl fmt::Display for OutcomeWords {
 /// drained or forced down (at run time or in the config), whatever the probes say. A
 /// `ctl drain web-eu` of the primary pool is a failover by the operator, not by
 /// health. Feed the result to [`describe_outcome`] as its `pin`.
-pub fn operator_pin(
+pub(crate) fn operator_pin(
     config: &Config,
     health: &HealthSnapshot,
     pools: &[PoolIndex],
@@ -762,7 +765,7 @@ pub fn operator_pin(
 /// a `failover` caused by the operator; answered by another, a `failover` caused by
 /// health. A weighted or multivalue record answered from the operator's pool alone
 /// is a `failover` caused by the operator (unless that is its only pool).
-pub fn describe_outcome(
+pub(crate) fn describe_outcome(
     config: &Config,
     pools: &[PoolIndex],
     pin: Option<PoolIndex>,
@@ -962,7 +965,7 @@ fn with_floor_weights(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
 
 /// A full answer for one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Endpoints answered, in order (empty only for NODATA).
     pub endpoints: Vec<EndpointIndex>,
     /// TTL.
@@ -972,7 +975,7 @@ pub struct Answer {
 }
 
 /// Decides and draws an answer for a client placed in `region`.
-pub fn answer(
+pub(crate) fn answer(
     config: &Config,
     record: &DynamicRecord,
     region: Option<RegionIndex>,

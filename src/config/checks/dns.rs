@@ -8,7 +8,7 @@ use crate::config::validate::{Validator, normalize_name};
 
 /// A DNS check.
 #[derive(Clone, Debug)]
-pub struct DnsCheck {
+pub(crate) struct DnsCheck {
     /// Port.
     pub port: u16,
     /// Name queried.

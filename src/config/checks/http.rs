@@ -10,7 +10,7 @@ use crate::config::validate::Validator;
 
 /// An HTTP(S) check.
 #[derive(Clone, Debug)]
-pub struct HttpCheck {
+pub(crate) struct HttpCheck {
     /// HTTPS.
     pub tls: bool,
     /// Port.

@@ -24,13 +24,13 @@ use crate::sync::model::{ExistingHealthCheck, HealthCheckSpec, RecordSet, Record
 mod aws;
 mod client;
 
-pub use self::aws::SdkRoute53;
-pub use self::client::{ClientOptions, Propagation, Route53Client};
+pub(crate) use self::aws::SdkRoute53;
+pub(crate) use self::client::{ClientOptions, Propagation, Route53Client};
 
 /// Errors of Route 53 calls, in our own terms.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Request rate exceeded (retried with backoff).
     #[error("Throttling: {0}")]
     Throttling(String),
@@ -87,7 +87,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Whether the request may succeed if retried later.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(
             self,
             Self::Throttling(_) | Self::PriorRequestNotComplete(_) | Self::Transient(_)
@@ -95,7 +95,7 @@ impl ApiError {
     }
 
     /// The Route 53 error code, when there is one.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             Self::Throttling(_) => Some("Throttling"),
             Self::PriorRequestNotComplete(_) => Some("PriorRequestNotComplete"),
@@ -108,7 +108,7 @@ impl ApiError {
 
 /// Resume point of ListResourceRecordSets: all three cursors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RecordCursor {
+pub(crate) struct RecordCursor {
     /// NextRecordName.
     pub name: String,
     /// NextRecordType.
@@ -119,7 +119,7 @@ pub struct RecordCursor {
 
 /// One page of ListResourceRecordSets.
 #[derive(Clone, Debug)]
-pub struct RecordSetPage {
+pub(crate) struct RecordSetPage {
     /// Record sets of the page.
     pub records: Vec<RecordSet>,
     /// Where the next page starts (None: last page).
@@ -128,7 +128,7 @@ pub struct RecordSetPage {
 
 /// One page of ListHealthChecks (tags not included).
 #[derive(Clone, Debug)]
-pub struct HealthCheckPage {
+pub(crate) struct HealthCheckPage {
     /// Health checks of the page.
     pub checks: Vec<ExistingHealthCheck>,
     /// Marker of the next page (None: last page).
@@ -137,7 +137,7 @@ pub struct HealthCheckPage {
 
 /// Submitted change status.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeInfo {
+pub(crate) struct ChangeInfo {
     /// Change id (bare).
     pub id: String,
     /// Whether the change has propagated to every Route 53 server.
@@ -147,7 +147,7 @@ pub struct ChangeInfo {
 /// The Route 53 calls the agent makes, in its own types (the ExternalDNS
 /// `Route53API` idea). Implemented by [`SdkRoute53`].
 #[async_trait]
-pub trait Route53Api: Send + Sync {
+pub(crate) trait Route53Api: Send + Sync {
     /// The id of the hosted zone named `name` (canonical), if any.
     async fn find_hosted_zone(&self, name: &str) -> Result<Option<String>, ApiError>;
     /// One page of a zone's record sets.
