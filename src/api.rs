@@ -10,6 +10,7 @@ use crate::model::HealthState;
 
 /// `GET /status`: what is answered, and why.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Status {
     /// Snapshot generation (increases with every change).
     pub generation: u64,
@@ -54,6 +55,7 @@ pub(crate) struct Status {
 
 /// Something that needs attention.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Notice {
     /// `critical`, `warning` or `info`.
     pub level: NoticeLevel,
@@ -67,6 +69,7 @@ pub(crate) struct Notice {
 /// How much a [`Notice`] matters.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum NoticeLevel {
     /// Nothing is wrong, but something is not as configured (an override in force).
     Info,
@@ -89,6 +92,7 @@ impl NoticeLevel {
 
 /// The state file, as status shows it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct StateFileStatus {
     /// Its path (None: no state file; nothing survives a restart).
     pub path: Option<String>,
@@ -100,6 +104,7 @@ pub(crate) struct StateFileStatus {
 
 /// Whether a server hears enough vantage points to decide.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct IsolationStatus {
     /// Fewer usable vantage points than `needed` are heard.
     pub isolated: bool,
@@ -116,6 +121,7 @@ pub(crate) struct IsolationStatus {
 
 /// The outcome of the last reload.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ReloadStatus {
     /// Whether the new configuration was taken.
     pub ok: bool,
@@ -129,6 +135,7 @@ pub(crate) struct ReloadStatus {
 
 /// One endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct EndpointStatus {
     /// `pool/name`.
     pub endpoint: String,
@@ -162,6 +169,7 @@ pub(crate) struct EndpointStatus {
 /// operator forces aside), counted since [`Status::counted_since_ms`] and kept
 /// across restarts in the state file.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HistoryStatus {
     /// Unix milliseconds of the last change of the decided state (of the first
     /// decision while it never changed).
@@ -177,6 +185,7 @@ pub(crate) struct HistoryStatus {
 
 /// Flap damping of one endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DampingStatus {
     /// Penalty now (decays by half every half-life).
     pub penalty: f64,
@@ -188,6 +197,7 @@ pub(crate) struct DampingStatus {
 
 /// The last probe from this vantage point.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ProbeStatus {
     /// This vantage's verdict (after rise/fall).
     pub verdict: HealthState,
@@ -211,6 +221,7 @@ pub(crate) struct ProbeStatus {
 
 /// One pool.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PoolStatus {
     /// Pool name.
     pub pool: String,
@@ -224,6 +235,7 @@ pub(crate) struct PoolStatus {
 
 /// One dynamic record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordStatus {
     /// Owner name.
     pub name: String,
@@ -236,6 +248,7 @@ pub(crate) struct RecordStatus {
 
 /// The answers of a record for one pool list.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AnswerStatus {
     /// Regions this pool list serves (`default` included), empty for non-geo records.
     pub regions: Vec<String>,
@@ -272,6 +285,7 @@ pub(crate) struct AnswerStatus {
 
 /// A vantage point.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct VantageStatus {
     /// Name.
     pub name: String,
@@ -439,6 +453,7 @@ pub(crate) struct ReleaseRequest {
 /// signed by its vantage secret.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct OverrideSync {
     /// The sending server's vantage name.
     pub vantage: String,

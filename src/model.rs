@@ -11,31 +11,38 @@ use serde::{Deserialize, Serialize};
 
 /// Index of a region in [`crate::config::Config::regions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RegionIndex(pub u16);
 
 /// Index of a pool in [`crate::config::Config::pools`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PoolIndex(pub u32);
 
 /// Index of an endpoint in the flat endpoint list of a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct EndpointIndex(pub u32);
 
 /// Index of a check in [`crate::config::Config::checks`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct CheckIndex(pub u32);
 
 /// Index of a vantage point in [`crate::config::Config::vantages`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct VantageIndex(pub u16);
 
 /// Index of a dynamic record in [`crate::config::Config::records`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordIndex(pub u32);
 
 /// Relative share of traffic an endpoint receives; 0 means drained (never selected
 /// while any endpoint with a positive weight can be).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Weight(pub u32);
 
 impl Weight {
@@ -47,6 +54,7 @@ impl Weight {
 
 /// Time to live in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Ttl(pub u32);
 
 impl Ttl {
@@ -62,6 +70,7 @@ impl Ttl {
 /// Observed or forced health of an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthState {
     /// Serving traffic.
     Up,
@@ -87,6 +96,7 @@ impl fmt::Display for HealthState {
 
 /// Record types a dynamic record can answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum DynamicType {
     /// IPv4 addresses.
     A,
@@ -122,6 +132,7 @@ impl fmt::Display for DynamicType {
 /// Where an endpoint's traffic goes: an address (A/AAAA answers) or a host name
 /// (CNAME answers).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum EndpointTarget {
     /// An IPv4 or IPv6 address.
     Address(IpAddr),
@@ -140,6 +151,7 @@ impl fmt::Display for EndpointTarget {
 
 /// A source of randomness passed into pure code (the policy engine), so that the code
 /// itself stays deterministic under test.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) trait RandomSource {
     /// Returns the next 64 random bits.
     fn next_u64(&mut self) -> u64;
@@ -155,10 +167,12 @@ pub(crate) trait RandomSource {
 /// A small, fast, seedable generator (SplitMix64). Not cryptographic: it spreads load,
 /// it does not protect secrets.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
     /// Creates a generator from a seed.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }

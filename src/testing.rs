@@ -15,17 +15,21 @@ pub mod api {
 
 /// The validated configuration and its loading.
 pub mod config {
-    pub use crate::config::{
-        CheckKind, Config, ConfigSource, Diagnostics, RrlConfig, Secret, Selection, TsigAlgorithm,
-        TsigKey,
-    };
+    pub use crate::config::checks::CheckKind;
+    pub use crate::config::diagnostics::Diagnostics;
+    pub use crate::config::records::Selection;
+    pub use crate::config::server::RrlConfig;
+    pub use crate::config::transfer::{TsigAlgorithm, TsigKey};
+    pub use crate::config::{Config, ConfigSource, Secret};
 }
 
 /// The DNS server: snapshots, the responder, listeners and zone transfers.
 pub mod dns {
-    pub use crate::dns::{
-        DnsServer, Responder, SharedSnapshot, Snapshot, TransferHandler, Transport,
-    };
+    pub use crate::dns::DnsServer;
+    pub use crate::dns::answers::Snapshot;
+    pub use crate::dns::engine::{Responder, Transport};
+    pub use crate::dns::snapshot::SharedSnapshot;
+    pub use crate::dns::transfer::TransferHandler;
 
     /// The answer engine.
     pub mod engine {
@@ -60,7 +64,8 @@ pub mod dns {
 
 /// DNSSEC keys, signing and the NSEC3 chain.
 pub mod dnssec {
-    pub use crate::dnssec::{Algorithm, Key, Role, Signing, Timing};
+    pub use crate::dnssec::Signing;
+    pub use crate::dnssec::keys::{Algorithm, Key, Role, Timing};
 
     /// The NSEC3 chain.
     pub mod chain {
@@ -69,7 +74,8 @@ pub mod dnssec {
 
     /// Keys and their timing.
     pub mod keys {
-        pub use crate::dnssec::keys::{Algorithm, Key, Role, Timing, parent_records, unix_now};
+        pub use crate::dnssec::keys::{Algorithm, Key, Role, Timing, parent_records};
+        pub use crate::runtime::clock::unix_now;
     }
 }
 
@@ -97,7 +103,7 @@ pub mod health {
 
 /// Logged values.
 pub mod logs {
-    pub use crate::logs::needs_escape;
+    pub use crate::logs::escape::needs_escape;
 }
 
 /// The shared model types.
@@ -115,11 +121,11 @@ pub mod ops {
 
 /// Health probing.
 pub mod probe {
-    pub use crate::probe::Prober;
+    pub use crate::probe::check::Prober;
 
     /// Reporting to servers.
     pub mod reporter {
-        pub use crate::probe::reporter::unix_ms;
+        pub use crate::runtime::clock::unix_ms;
     }
 }
 
@@ -135,12 +141,14 @@ pub mod runtime {
 
 /// `failoverd serve`: load, serve, reload, shut down.
 pub mod service {
-    pub use crate::service::{Reader, Service, StartOptions, load};
+    pub use crate::config::Reader;
+    pub use crate::service::{Service, StartOptions, load};
 }
 
 /// The Route 53 sync agent.
 pub mod sync {
-    pub use crate::sync::{Agent, Plan, RunReport};
+    pub use crate::sync::agent::{Agent, RunReport};
+    pub use crate::sync::plan::Plan;
 
     /// The agent loop.
     pub mod agent {
@@ -174,7 +182,8 @@ pub mod sync {
 
     /// The Route 53 client.
     pub mod route53 {
-        pub use crate::sync::route53::{ClientOptions, Route53Client, SdkRoute53};
+        pub use crate::sync::route53::aws::SdkRoute53;
+        pub use crate::sync::route53::client::{ClientOptions, Route53Client};
     }
 }
 

@@ -45,6 +45,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Errors of the admin server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum AdminError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]

@@ -14,6 +14,7 @@ use crate::config::spec::{AdminSpec, RoleSpec};
 
 /// The admin HTTP API.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AdminConfig {
     /// Listen addresses (empty: no admin API).
     pub listen: Vec<SocketAddr>,
@@ -49,6 +50,7 @@ pub(crate) fn host_of_authority(authority: &str) -> String {
 /// says nothing, trickles its headers or stops reading is cut off, and no client
 /// address holds more than its share of connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AdminLimits {
     /// Most open connections (the listener also keeps below a quarter of the fd limit).
     pub max_connections: usize,
@@ -84,6 +86,7 @@ impl Default for AdminLimits {
 
 /// Tokens of the admin API and the calls open without one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AdminAccess {
     /// Bearer tokens (none: calls are open, changes are taken from loopback only).
     pub tokens: Vec<AdminToken>,
@@ -97,6 +100,7 @@ pub(crate) struct AdminAccess {
 
 /// A bearer token of the admin API.
 #[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AdminToken {
     /// Its name ("who" in overrides and logs).
     pub name: String,
@@ -117,6 +121,7 @@ impl std::fmt::Debug for AdminToken {
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum AdminRole {
     /// Read status, overrides, events, explain.
     Read,
@@ -126,6 +131,7 @@ pub(crate) enum AdminRole {
 
 /// A call that may be opened without a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum PublicPath {
     /// `/metrics`.
     Metrics,
@@ -149,6 +155,7 @@ impl PublicPath {
 
 /// PEM files of a TLS listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TlsFiles {
     /// Certificate chain.
     pub cert: PathBuf,

@@ -20,6 +20,7 @@ use super::validate::{Validator, check_identifier};
 
 /// How an endpoint is probed.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Check {
     /// Check name.
     pub name: String,
@@ -51,6 +52,7 @@ pub(crate) struct Check {
 
 /// Flap-damping settings of a check (see [`crate::health::damping`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DampingRules {
     /// Added at every outage (transition to down).
     pub penalty: f64,
@@ -89,6 +91,7 @@ impl Default for DampingRules {
 
 /// The probe of a check.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum CheckKind {
     /// HTTP or HTTPS request.
     Http(HttpCheck),
@@ -132,6 +135,7 @@ impl CheckKind {
 
 /// Route 53 health-check settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Route53Check {
     /// 10 or 30 seconds.
     pub request_interval: u8,

@@ -18,6 +18,7 @@ pub(crate) enum Segment {
 
 /// Where a value sits in the configuration, e.g. `pools.web-eu.endpoints[1].weight`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct KeyPath(Vec<Segment>);
 
 impl KeyPath {
@@ -90,6 +91,7 @@ impl fmt::Display for KeyPath {
 
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Severity {
     /// The configuration cannot be used.
     Error,
@@ -99,6 +101,7 @@ pub(crate) enum Severity {
 
 /// One finding about a configuration.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
@@ -137,6 +140,7 @@ impl fmt::Display for Diagnostic {
 
 /// Every error and warning found while loading a configuration.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Diagnostics {
     /// Findings that make the configuration unusable.
     pub errors: Vec<Diagnostic>,

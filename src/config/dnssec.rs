@@ -12,6 +12,7 @@ use crate::config::spec::DnssecSpec;
 
 /// How non-existence is proven in a signed zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum DenialKind {
     /// NSEC3 (RFC 5155) with RFC 9276 parameters: SHA-1, no extra iterations, no salt.
     Nsec3,
@@ -21,6 +22,7 @@ pub(crate) enum DenialKind {
 
 /// DNSSEC signing: `[dnssec]`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnssecConfig {
     /// Where the key files are.
     pub key_directory: PathBuf,

@@ -15,6 +15,7 @@ use crate::model::{RegionIndex, VantageIndex};
 
 /// A vantage point: a server or probe agent whose verdicts count toward quorum.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Vantage {
     /// Name.
     pub name: String,
@@ -31,6 +32,7 @@ pub(crate) struct Vantage {
 
 /// What a vantage point is: who may exchange operator overrides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum VantageRole {
     /// A server: its override exchange is taken.
     Server,
@@ -41,6 +43,7 @@ pub(crate) enum VantageRole {
 
 /// What health a record's endpoints start with before any report arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ColdStart {
     /// The state saved before the restart (or the peers'), else up.
     LastKnown,
@@ -51,6 +54,7 @@ pub(crate) enum ColdStart {
 /// What a server does while it hears fewer vantage points than a quorum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum IsolationMode {
     /// Keep every endpoint's last decided state: silence and a lonely opinion never
     /// flip an answer.
@@ -63,6 +67,7 @@ pub(crate) enum IsolationMode {
 
 /// Quorum, reporting and persistence settings.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthConfig {
     /// This process's vantage point, if it is one.
     pub vantage: Option<VantageIndex>,

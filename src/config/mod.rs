@@ -19,21 +19,21 @@
 //! sections and the helpers they share, and [`defaults`] every default.
 
 mod admin;
-mod checks;
+pub(crate) mod checks;
 pub(crate) mod defaults;
-mod diagnostics;
+pub(crate) mod diagnostics;
 mod dnssec;
 mod dnstap;
 mod duration;
 mod health;
 mod pools;
 mod postgres;
-mod records;
+pub(crate) mod records;
 mod route53;
 pub(crate) mod secret_file;
-mod server;
+pub(crate) mod server;
 pub(crate) mod spec;
-mod transfer;
+pub(crate) mod transfer;
 mod validate;
 mod zones;
 
@@ -85,6 +85,7 @@ pub(crate) const MAX_VANTAGES: usize = 64;
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ConfigError {
     /// The file could not be read. (The cause is in the message, not chained as a
     /// source too, so that a printed chain says it once.)
@@ -102,6 +103,7 @@ pub(crate) enum ConfigError {
 
 /// Where a configuration came from; relative paths in it resolve against `base_dir`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ConfigSource {
     /// The file, or `None` for the embedded default.
     pub path: Option<PathBuf>,
@@ -117,6 +119,7 @@ pub(crate) struct ConfigSource {
 /// needs every secret; a probe agent signs only its own, so the others may be absent
 /// from its copy (a `secret_env` that is not set there is no error).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Reader {
     /// `failoverd serve` (and `check-config`).
     #[default]
@@ -130,6 +133,7 @@ pub(crate) enum Reader {
 
 impl ConfigSource {
     /// Reads a configuration file.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
@@ -149,6 +153,7 @@ impl ConfigSource {
     }
 
     /// The embedded default, resolving paths as if it were `./config/failoverd.toml`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn embedded() -> Self {
         Self {
             path: None,
@@ -159,6 +164,7 @@ impl ConfigSource {
     }
 
     /// A configuration given as text (tests, tools), with paths relative to `base_dir`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from_text(text: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
         Self {
             path: None,
@@ -169,6 +175,7 @@ impl ConfigSource {
     }
 
     /// The same source, read by `reader`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn read_by(mut self, reader: Reader) -> Self {
         self.reader = reader;
         self
@@ -191,6 +198,7 @@ impl ConfigSource {
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Config {
     /// Where it came from.
     pub source: ConfigSource,
@@ -230,10 +238,12 @@ pub(crate) struct Config {
 
 /// A secret that never appears in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Secret(Vec<u8>);
 
 impl Secret {
     /// Wraps secret bytes.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(bytes: impl Into<Vec<u8>>) -> Self {
         Self(bytes.into())
     }
@@ -253,6 +263,7 @@ impl std::fmt::Debug for Secret {
 impl Config {
     /// Parses and validates a configuration. On success returns it with its warnings;
     /// on failure returns every error (and warning) found.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn load(source: ConfigSource) -> Result<(Self, Diagnostics), Diagnostics> {
         match Self::load_partial(source) {
             (Some(config), diagnostics) if !diagnostics.has_errors() => Ok((config, diagnostics)),
@@ -292,11 +303,13 @@ impl Config {
     }
 
     /// The pool at an index.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn pool(&self, index: PoolIndex) -> &Pool {
         &self.pools[index.0 as usize]
     }
 
     /// The check at an index.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn check(&self, index: CheckIndex) -> &Check {
         &self.checks[index.0 as usize]
     }
@@ -322,6 +335,7 @@ impl Config {
     }
 
     /// `pool/endpoint` name of an endpoint, as shown in status and logs.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn endpoint_label(&self, index: EndpointIndex) -> String {
         let endpoint = self.endpoint(index);
         format!("{}/{}", self.pool(endpoint.pool).name, endpoint.name)

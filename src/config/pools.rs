@@ -18,6 +18,7 @@ use crate::model::{
 /// nor forced down (by the configuration or an operator), whatever the probes say. An
 /// override that would leave fewer is refused unless made with `allow_empty`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SafetyRule {
     /// Its name (`name`, or `safety[N]`).
     pub name: String,
@@ -29,6 +30,7 @@ pub(crate) struct SafetyRule {
 
 /// A region: where pools run, and (for geo records) where clients are.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Region {
     /// Region name.
     pub name: String,
@@ -38,6 +40,7 @@ pub(crate) struct Region {
 
 /// The `[geo]` section, validated.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct GeoConfig {
     /// Region of clients that match no network.
     pub default_region: Option<RegionIndex>,
@@ -47,6 +50,7 @@ pub(crate) struct GeoConfig {
 
 /// A pool of endpoints.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Pool {
     /// Pool name.
     pub name: String,
@@ -66,6 +70,7 @@ pub(crate) struct Pool {
 
 /// An endpoint of a pool.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Endpoint {
     /// Owning pool.
     pub pool: PoolIndex,

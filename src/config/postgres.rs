@@ -16,6 +16,7 @@ use crate::model::PoolIndex;
 
 /// Which database role passes a `postgres` check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum DbRole {
     /// Only a primary (not in recovery).
     Primary,
@@ -45,6 +46,7 @@ impl DbRole {
 
 /// TLS of a `postgres` check (libpq's `sslmode` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum SslMode {
     /// Plain TCP.
     Disable,
@@ -56,6 +58,7 @@ pub(crate) enum SslMode {
 
 /// A `postgres` check.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PostgresCheck {
     /// Port.
     pub port: u16,

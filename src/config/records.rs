@@ -12,6 +12,7 @@ use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
 
 /// How endpoints are picked from the pools a record is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Selection {
     /// The first pool (in order) that is up; its healthy endpoints.
     Failover,
@@ -26,6 +27,7 @@ pub(crate) enum Selection {
 
 /// What a `primary` record answers while more than one endpoint claims primary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum OnConflict {
     /// The last agreed primary (NODATA if none is known); never both.
     #[default]
@@ -36,6 +38,7 @@ pub(crate) enum OnConflict {
 
 /// A failover gate: traffic moves to `pool` only while `gate` is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Gate {
     /// The gated pool.
     pub pool: PoolIndex,
@@ -45,6 +48,7 @@ pub(crate) struct Gate {
 
 /// Which pool list a record uses.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum PoolChoice {
     /// Always the same pools.
     Fixed(Vec<PoolIndex>),
@@ -74,6 +78,7 @@ impl PoolChoice {
 
 /// What a record answers when no pool is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum AllDown {
     /// Answer as if every endpoint were healthy (Route 53's behaviour).
     FailOpen,
@@ -85,6 +90,7 @@ pub(crate) enum AllDown {
 
 /// A name answered from pools.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DynamicRecord {
     /// Position in the file's `[[records]]` array (for messages: invalid entries are
     /// left out of [`crate::config::Config::records`], so indices there can differ).

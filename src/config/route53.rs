@@ -10,6 +10,7 @@ use super::validate::{Validator, check_identifier, normalize_name};
 
 /// How the Route 53 agent handles a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Route53Mode {
     /// Route 53 routing policies and health checks do the failover.
     Native,
@@ -21,6 +22,7 @@ pub(crate) enum Route53Mode {
 
 /// The Route 53 sync agent's settings.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Route53Config {
     /// AWS region of the client.
     pub region: String,
@@ -49,6 +51,7 @@ pub(crate) struct Route53Config {
 
 /// A hosted zone kept in sync.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Route53Zone {
     /// Zone name, lower case with trailing dot.
     pub zone: String,

@@ -13,6 +13,7 @@ use super::validate::{Validator, parse_duration, parse_network};
 
 /// How UDP workers receive and send datagrams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum UdpIo {
     /// `recvmmsg`/`sendmmsg`, many datagrams per system call (Linux; elsewhere the
     /// portable path is used instead).
@@ -28,6 +29,7 @@ pub(crate) enum UdpIo {
 
 /// The `[server]` section, validated.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ServerConfig {
     /// DNS listen addresses (UDP and TCP on each).
     pub listen: Vec<SocketAddr>,
@@ -60,6 +62,7 @@ impl ServerConfig {
 /// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
 /// NSD's RRL) of UDP answers, per client prefix, response class and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RrlConfig {
     /// Responses per second allowed per bucket (≥ 1); one second's worth is the burst.
     pub rate: u32,
@@ -78,6 +81,7 @@ pub(crate) struct RrlConfig {
 
 impl RrlConfig {
     /// The defaults of every key (what an empty `[server.rrl]` table means).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) const DEFAULT: Self = Self {
         rate: super::defaults::rrl::RATE,
         slip: super::defaults::rrl::SLIP,

@@ -17,6 +17,7 @@ use crate::config::{ConfigSource, HealthConfig, Secret};
 
 /// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TransferConfig {
     /// Versions kept per zone for IXFR.
     pub journal_versions: usize,
@@ -62,6 +63,7 @@ impl TransferConfig {
 
 /// TSIG algorithms (RFC 8945).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum TsigAlgorithm {
     /// HMAC-SHA256.
     HmacSha256,
@@ -91,6 +93,7 @@ impl TsigAlgorithm {
 
 /// A TSIG key.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TsigKey {
     /// Lower-case absolute name (`xfr-key.`).
     pub name: String,
@@ -102,6 +105,7 @@ pub(crate) struct TsigKey {
 
 /// A secondary server of `[[transfer.secondaries]]`.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Secondary {
     /// Name in logs and metrics.
     pub name: String,

@@ -11,6 +11,7 @@ use super::validate::Validator;
 
 /// The `[zones]` section, validated.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZonesConfig {
     /// Directory of the zone files (resolved against the config's directory).
     pub directory: PathBuf,

@@ -50,6 +50,7 @@ pub(super) struct TailSpan {
 /// snapshot; a new SOA serial replaces the one answer that carries the SOA
 /// (`patch`) and shares the rest.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct StaticTails {
     pub(super) spans: Arc<[TailSpan]>,
     pub(super) bytes: Arc<[u8]>,
@@ -114,6 +115,7 @@ impl Variant {
 
 /// The answers of one record for one pool list.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct VariantSet {
     /// The policy decision (why these answers).
     pub decision: Decision,
@@ -200,6 +202,7 @@ impl VariantSet {
 
 /// Everything a dynamic record can answer right now.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DynamicAnswer {
     /// The record.
     pub record: RecordIndex,
@@ -262,6 +265,7 @@ impl DynamicAnswer {
 
 /// Transport limits and protocol switches.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Limits {
     /// Largest UDP response to EDNS clients.
     pub max_udp_payload: u16,
@@ -271,6 +275,7 @@ pub(crate) struct Limits {
 
 /// Static data that changes only when zones are reloaded.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZoneData {
     /// The zones.
     pub zones: Arc<ZoneSet>,
@@ -284,6 +289,7 @@ pub(crate) struct ZoneData {
 
 /// The state answers are computed from.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Snapshot {
     /// Increases with every swap.
     pub generation: u64,

@@ -27,6 +27,7 @@ const CLASS_ANY: u16 = 255;
 
 /// Transport a query arrived on (sets the response size limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Transport {
     /// UDP: 512 bytes, or the EDNS payload size capped by our limit.
     Udp,
@@ -36,6 +37,7 @@ pub(crate) enum Transport {
 
 /// What [`Responder::respond`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Outcome {
     /// `out` holds a response.
     Answered(Answered),
@@ -46,6 +48,7 @@ pub(crate) enum Outcome {
 /// A response written by [`Responder::respond`], described for counting and for
 /// rate limiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Answered {
     /// Response code (may be extended).
     pub rcode: u16,
@@ -75,6 +78,7 @@ impl Answered {
 }
 
 /// Per-thread answering state (the random source for picking answers).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Responder {
     rng: SplitMix64,
     /// Whether pre-encoded sections may be used (tests compare both ways).
@@ -88,6 +92,7 @@ pub(crate) struct Responder {
 
 impl Responder {
     /// A responder seeded from `seed`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             rng: SplitMix64::new(seed),
@@ -98,6 +103,7 @@ impl Responder {
     }
 
     /// Answers one message from `src`, writing the response into `out`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn respond(
         &mut self,
         snapshot: &Snapshot,

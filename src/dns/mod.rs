@@ -52,6 +52,7 @@ use crate::telemetry::metrics::DnsMetrics;
 /// Errors of the DNS front end.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum DnsError {
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}")]
@@ -67,6 +68,7 @@ pub(crate) enum DnsError {
 const PORT_ATTEMPTS: usize = 20;
 
 /// Running listeners.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnsServer {
     /// Bound addresses (UDP and TCP share each).
     pub addresses: Vec<SocketAddr>,
@@ -89,6 +91,7 @@ impl DnsServer {
     /// `transfers` when given (see [`transfer`]). Must run inside a tokio runtime.
     /// Sockets in `inherited` (from the process this one replaces) are used for the
     /// listen addresses they match instead of binding new ones.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn start(
         server: &ServerConfig,
         shared: SharedSnapshot,
@@ -202,6 +205,7 @@ impl DnsServer {
     }
 
     /// Stops every listener and connection and waits for the UDP threads.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.cancel.cancel();

@@ -49,6 +49,7 @@ const UNITS_PER_RESPONSE: u64 = 1000;
 /// What kind of response is being sent, for bucketing (Knot's and NSD's classes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ResponseClass {
     /// A positive answer.
     Answer = 1,

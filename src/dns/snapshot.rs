@@ -32,6 +32,7 @@ const SAMPLED_VARIANTS: usize = 64;
 impl Snapshot {
     /// Builds a snapshot from scratch: pre-encodes every static answer, then the
     /// dynamic ones. Zones are not signed (see [`Self::build_signed`]).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn build(
         config: Arc<Config>,
         zones: ZoneSet,
@@ -44,6 +45,7 @@ impl Snapshot {
     /// [`Self::build`], signing the zones `signing` has keys for at its time: apex
     /// DNSKEY/CDS/CDNSKEY/NSEC3PARAM, an RRSIG per static RRset, the denial chain,
     /// and every dynamic variant's RRSIG. Heavy: run it off the async workers.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn build_signed(
         config: Arc<Config>,
         zones: ZoneSet,
@@ -87,11 +89,13 @@ impl Snapshot {
     }
 
     /// When the signatures were made (the oldest signing of any zone), if signed.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn signed_at(&self) -> Option<u64> {
         self.data.signed.iter().flatten().map(|s| s.signed_at).min()
     }
 
     /// The signatures of zone `zone_index`, if it is signed.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn signed_zone(&self, zone_index: usize) -> Option<&SignedZone> {
         self.data.signed.get(zone_index)?.as_ref()
     }
@@ -161,6 +165,7 @@ impl Snapshot {
     /// A new snapshot with different health: zones and static answers are shared, and
     /// so is every dynamic record none of whose endpoints' health changed — only the
     /// touched records are re-encoded.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
         let config = &self.config;
         let changed: Vec<bool> = (0..config.endpoints.len())
@@ -839,6 +844,7 @@ fn build_variants(
 /// zones can be large); the publisher frees those no reader holds any more each time
 /// it publishes.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SharedSnapshot {
     current: Arc<ArcSwap<Snapshot>>,
     retired: Arc<std::sync::Mutex<Vec<Arc<Snapshot>>>>,
@@ -846,6 +852,7 @@ pub(crate) struct SharedSnapshot {
 
 impl SharedSnapshot {
     /// Shares an initial snapshot.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(snapshot: Snapshot) -> Self {
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -859,6 +866,7 @@ impl SharedSnapshot {
     }
 
     /// The current snapshot as an owned `Arc`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn load_full(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }

@@ -14,6 +14,7 @@ use super::answers::Snapshot;
 use crate::zone::rtype;
 
 /// Answers zone-transfer queries over TCP.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) trait TransferHandler: Send + Sync {
     /// Whether the handler answers `query` (default: QTYPE AXFR or IXFR; a handler
     /// may claim more, e.g. TSIG-signed SOA queries whose answers it must sign).

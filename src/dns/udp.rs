@@ -60,6 +60,7 @@ pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>>
 
 /// Sets both socket buffers to `bytes`: with `SO_*BUFFORCE` where the process may
 /// exceed the system's maximum, else as far as the maximum allows.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn grow_buffers(socket: &Socket, bytes: usize) {
     #[cfg(target_os = "linux")]
     {

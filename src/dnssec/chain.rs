@@ -440,6 +440,7 @@ fn spans_any(from: &[u8; HASH_LEN], to: &[u8; HASH_LEN], sorted: &[[u8; HASH_LEN
 }
 
 /// NSEC3 hash with RFC 9276 parameters (SHA-1, no salt, no extra iterations).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn nsec3_hash(name: &[u8]) -> [u8; HASH_LEN] {
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name);
     let mut out = [0u8; HASH_LEN];
@@ -453,6 +454,7 @@ pub(crate) fn nsec3param_rdata() -> Vec<u8> {
 }
 
 /// Base32 with the extended hex alphabet, lower case, no padding (RFC 4648 §7).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn base32hex(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);

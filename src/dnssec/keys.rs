@@ -48,6 +48,7 @@ pub(crate) const DIGEST_SHA256: u8 = 2;
 
 /// A signing algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Algorithm {
     /// Ed25519 (RFC 8080), algorithm 15.
     Ed25519,
@@ -76,6 +77,7 @@ impl Algorithm {
 
 /// What a key signs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Role {
     /// Combined signing key: the DNSKEY RRset and everything else (flags 257).
     Csk,
@@ -130,6 +132,7 @@ impl fmt::Display for Role {
 
 /// When a key enters and leaves each state (Unix seconds; `None`: never).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Timing {
     /// When the key was made.
     pub created: u64,
@@ -145,6 +148,7 @@ pub(crate) struct Timing {
 
 impl Timing {
     /// Published and active from `now`, for ever.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from(now: u64) -> Self {
         Self {
             created: now,
@@ -194,6 +198,7 @@ impl fmt::Debug for Signer {
 
 /// One DNSSEC key of a zone.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Key {
     /// Lower-case wire name of the zone.
     pub zone: Box<[u8]>,
@@ -214,6 +219,7 @@ pub(crate) struct Key {
 
 impl Key {
     /// Generates a key for `zone` (absolute text name).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn generate(
         zone: &str,
         role: Role,
@@ -321,6 +327,7 @@ impl Key {
 
     /// Writes the `.key` and `.private` files into `directory` (created if missing);
     /// the private file gets mode 0600 before any key material is written to it.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn save(&self, directory: &Path) -> Result<(PathBuf, PathBuf), DnssecError> {
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -581,6 +588,7 @@ fn read_private(path: &Path) -> Result<String, DnssecError> {
 
 /// DS, CDS and CDNSKEY lines (zone-file text) for the keys the parent should hold:
 /// every published KSK/CSK that has not gone inactive.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn parent_records(keys: &[Key], now: u64, ttl: u32) -> Vec<String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut lines = Vec::new();

@@ -40,6 +40,7 @@ pub(crate) use crate::proto::rtype;
 /// Errors of DNSSEC key handling and signing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum DnssecError {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
@@ -76,6 +77,7 @@ pub(crate) enum DnssecError {
 
 /// The keys of one signed zone.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZoneKeys {
     /// Absolute lower-case text name.
     pub zone: String,
@@ -109,6 +111,7 @@ impl ZoneKeys {
 
 /// Every signed zone's keys and the `[dnssec]` settings they were loaded with.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct KeyRing {
     /// The settings.
     pub settings: DnssecConfig,
@@ -180,6 +183,7 @@ impl KeyRing {
 
 /// What a snapshot build signs with: the keys, and the time it signs at.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Signing {
     /// The keys.
     pub keys: Arc<KeyRing>,

@@ -12,6 +12,7 @@ use crate::proto::class::IN as CLASS_IN;
 /// A signature validity window (RRSIG inception and expiration, Unix seconds mod
 /// 2^32, RFC 4034 §3.1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Window {
     /// Signature inception.
     pub inception: u32,

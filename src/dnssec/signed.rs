@@ -51,6 +51,7 @@ impl DenialProof {
 
 /// A signed zone.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SignedZone {
     keys: Arc<KeyRing>,
     keys_index: usize,

@@ -23,6 +23,7 @@ use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
 /// What one probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ProbeOutcome {
     /// Whether the endpoint passed.
     pub ok: bool,
@@ -62,6 +63,7 @@ impl ProbeOutcome {
 /// Why a probe could not be made, when the cause lies with this prober and not with
 /// the endpoint: its outcome says nothing about the endpoint, so it does not vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum LocalFault {
     /// No file descriptor left (EMFILE, ENFILE).
     FdExhausted,
@@ -111,6 +113,7 @@ impl LocalFault {
 /// Why an endpoint has its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthSource {
     /// Forced by the operator (config `force`, or the admin API).
     Forced,
@@ -124,6 +127,7 @@ pub(crate) enum HealthSource {
 
 /// Health of one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct EndpointHealth {
     /// Up or down.
     pub state: HealthState,
@@ -133,6 +137,7 @@ pub(crate) struct EndpointHealth {
 
 /// Health of every endpoint of a configuration, indexed by [`EndpointIndex`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthSnapshot {
     endpoints: Vec<EndpointHealth>,
     /// Per endpoint, whole seconds until its state could change at the earliest, while
@@ -152,6 +157,7 @@ pub(crate) struct HealthSnapshot {
 
 impl HealthSnapshot {
     /// Every endpoint up unless forced otherwise in the config.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from_config(config: &Config) -> Self {
         Self {
             endpoints: config
@@ -177,6 +183,7 @@ impl HealthSnapshot {
     }
 
     /// A snapshot from explicit per-endpoint health.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
         Self {
             endpoints,
@@ -190,6 +197,7 @@ impl HealthSnapshot {
 
     /// The same health, with the seconds until each endpoint's state could change at
     /// the earliest (None: not in doubt), indexed by endpoint.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
         self.doubt = if doubt.iter().all(Option::is_none) {
             Vec::new()
@@ -280,11 +288,13 @@ impl HealthSnapshot {
     }
 
     /// Every endpoint's health, indexed by endpoint.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn endpoints(&self) -> &[EndpointHealth] {
         &self.endpoints
     }
 
     /// A snapshot from explicit states (tests, tools).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
         Self {
             endpoints: states
@@ -315,6 +325,7 @@ impl HealthSnapshot {
     }
 
     /// Returns a copy with one endpoint's health replaced.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
         let mut next = self.clone();
         if let Some(slot) = next.endpoints.get_mut(endpoint.0 as usize) {

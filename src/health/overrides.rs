@@ -57,6 +57,7 @@ pub(crate) const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 /// What an override applies to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Target {
     /// One endpoint, `pool/name`.
     Endpoint(String),
@@ -161,6 +162,7 @@ impl fmt::Display for Target {
 /// What an override does.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Action {
     /// Weight 0: left out of answers while anything else can be answered (an
     /// endpoint or every endpoint of a pool).
@@ -188,6 +190,7 @@ impl fmt::Display for Action {
 /// A hybrid logical clock reading and its origin: the version of an entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Stamp {
     /// Wall clock (Unix ms), never behind any stamp this clock has seen.
     pub ms: u64,
@@ -200,6 +203,7 @@ pub(crate) struct Stamp {
 /// One override or release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Entry {
     /// What it applies to.
     pub target: Target,

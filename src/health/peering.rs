@@ -31,6 +31,7 @@ pub(crate) fn peer_key(secret: &Secret) -> Secret {
 }
 
 /// Signature header value of a peer message `body` from the holder of `secret`.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn sign_peer(secret: &Secret, body: &[u8]) -> String {
     sign(&peer_key(secret), body)
 }

@@ -36,6 +36,7 @@ pub(crate) enum PersistError {
 
 /// What is saved.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SavedState {
     /// [`STATE_VERSION`].
     pub version: u32,
@@ -63,6 +64,7 @@ pub(crate) struct SavedState {
 
 /// One endpoint's saved state.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SavedEndpoint {
     /// Up or down.
     pub state: HealthState,

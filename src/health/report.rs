@@ -31,13 +31,16 @@ use crate::config::Secret;
 use crate::model::HealthState;
 
 /// HTTP header carrying the signature: `v1=<hex HMAC-SHA256(secret, body)>`.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) const SIGNATURE_HEADER: &str = "x-failoverd-signature";
 
 /// HTTP header naming the signing vantage point, so a server checks the signature
 /// before it parses the body.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) const VANTAGE_HEADER: &str = "x-failoverd-vantage";
 
 /// HTTP response header carrying the server's current challenge.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) const CHALLENGE_HEADER: &str = "x-failoverd-challenge";
 
 /// HTTP response header naming why a report was refused ([`ReportError::label`]).
@@ -49,6 +52,7 @@ pub(crate) const FULL_REPORT_EVERY: std::time::Duration = std::time::Duration::f
 /// A vantage point's verdicts, addressed to one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Report {
     /// Sending vantage point.
     pub vantage: String,
@@ -71,6 +75,7 @@ pub(crate) struct Report {
 /// A verdict on one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Verdict {
     /// `pool/endpoint`.
     pub endpoint: String,
@@ -134,6 +139,7 @@ impl ReportError {
 }
 
 /// Signature header value of `body`.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn sign(secret: &Secret, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length");

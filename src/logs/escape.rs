@@ -24,6 +24,7 @@ impl<T: fmt::Display> fmt::Debug for Escaped<T> {
 /// Whether `c` could end a log line, start a forged one or drive a terminal: the C0
 /// and C1 controls and DEL, the Unicode line and paragraph separators, and the
 /// bidirectional formatting characters (which reorder what a reader sees).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(

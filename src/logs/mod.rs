@@ -21,7 +21,7 @@
 //! a value cannot break a JSON line, but DEL, C1 and U+2028/U+2029 pass through raw.
 //! Escaping here, before either format, makes both hold for every field.
 
-mod escape;
+pub(crate) mod escape;
 mod limit;
 
 pub(crate) use escape::{Escaped, needs_escape};

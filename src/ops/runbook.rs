@@ -46,6 +46,7 @@ pub(crate) enum RunbookError {
 
 /// One command of a runbook, as [`commands`] finds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RunbookCommand {
     /// The command line (for `sh -c`).
     pub line: String,
@@ -59,6 +60,7 @@ const PROBE_MARK: &str = "   # probe ";
 
 /// Every runnable command of a runbook (or any Markdown text): the lines of its
 /// ```` ```sh ```` blocks, in order (```` ```text ```` templates are left out).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn commands(markdown: &str) -> Vec<RunbookCommand> {
     let mut out = Vec::new();
     let mut in_sh = false;

@@ -22,6 +22,7 @@ pub(crate) struct Location {
 /// search: the region is its run's, and the ECS scope the shortest prefix whose
 /// block stays inside the run (no scan of the networks per query).
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct GeoMap {
     v4: Runs,
     v6: Runs,

@@ -46,6 +46,7 @@ use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, Regio
 /// Which rule produced the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Outcome {
     /// Pools are up; `pool` is the one failover chose (None for weighted/multivalue).
     Healthy {
@@ -103,6 +104,7 @@ impl fmt::Display for Outcome {
 
 /// Health of one pool as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PoolVerdict {
     /// The pool.
     pub pool: PoolIndex,
@@ -125,6 +127,7 @@ impl PoolVerdict {
 
 /// A pool's failover gate as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct GateVerdict {
     /// The gate pool.
     pub pool: PoolIndex,
@@ -157,6 +160,7 @@ pub(crate) fn record_state(
 
 /// An endpoint that may be answered, with its selection weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
@@ -171,6 +175,7 @@ pub(crate) struct Candidate {
 /// Slow start of a failover pool taking over again: the pool that served during the
 /// outage keeps a falling share of the answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Handover {
     /// The pool that served during the outage.
     pub pool: PoolIndex,
@@ -183,6 +188,7 @@ pub(crate) struct Handover {
 
 /// The result of evaluating a record against health: the candidates and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Decision {
     /// Which rule applied.
     pub outcome: Outcome,
@@ -206,6 +212,7 @@ pub(crate) struct Decision {
 
 /// Spill-over and trickle shares of a record's answers, decided per health change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Shares {
     /// Every pool considered, in order.
     pub pools: Vec<PoolShare>,
@@ -225,6 +232,7 @@ impl Eq for Shares {}
 
 /// One pool's part of [`Shares`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PoolShare {
     /// The pool.
     pub pool: PoolIndex,
@@ -667,6 +675,7 @@ pub(crate) fn decide_pinned(
 /// Why a record is answered by another pool than its first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum FailoverCause {
     /// Health: the pools before it are down (or, degraded, no pool is up).
     Health,

@@ -40,6 +40,7 @@ fn local(fault: LocalFault, text: &str) -> Failure {
 }
 
 /// A prepared probe for one endpoint.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Prober {
     target: EndpointTarget,
     source: Option<IpAddr>,
@@ -62,6 +63,7 @@ enum ProberKind {
 impl Prober {
     /// Prepares the probe of `endpoint` (labelled `endpoint_label`) by `check`, sent
     /// from `source` if given.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(
         check: &Check,
         endpoint: &Endpoint,
@@ -101,6 +103,7 @@ impl Prober {
     }
 
     /// Runs one probe, bounded by the check's timeout.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn probe(&self) -> ProbeOutcome {
         let started = Instant::now();
         // An exec check keeps its own deadline (it kills and reaps its process group

@@ -14,6 +14,7 @@ pub(crate) use self::check::{ProbeOutcome, Prober};
 /// Errors preparing a prober.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ProbeError {
     /// The TLS settings could not be built (CA file unreadable, ...).
     #[error("TLS setup: {0}")]

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix milliseconds now (0 before 1970, which a sane clock never is).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -11,6 +12,7 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 /// Unix seconds now.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn unix_now() -> u64 {
     unix_ms() / 1000
 }

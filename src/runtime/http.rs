@@ -16,6 +16,7 @@ use rustls::{
 /// Errors building a TLS configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum TlsError {
     /// The CA file could not be read or holds no certificate.
     #[error("CA file {path}: {reason}")]
@@ -51,6 +52,7 @@ fn system_roots() -> &'static RootCertStore {
 
 /// A client configuration: validating against system roots and `ca_file`, or (when
 /// `verify` is false) accepting any certificate.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn client_config(
     verify: bool,
     ca_file: Option<&Path>,

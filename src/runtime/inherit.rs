@@ -59,6 +59,7 @@ pub(crate) fn describe(listening: &[Listening]) -> String {
 
 /// Sockets inherited from the process this one replaces.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Inherited {
     sockets: Vec<(Kind, SocketAddr, Vec<OwnedFd>)>,
 }

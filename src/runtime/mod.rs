@@ -22,6 +22,7 @@ pub(crate) fn descriptor_limit() -> Option<u64> {
 /// Raises the soft descriptor limit to the hard one (as Go's runtime and most servers
 /// do), so connections, probes and files do not run out at the historic 1024.
 /// Returns the soft limit in force afterwards.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn raise_descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -38,6 +38,7 @@ use arc_swap::ArcSwap;
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ServiceError {
     /// The configuration or zones are invalid (every problem listed).
     #[error("{0}")]
@@ -57,6 +58,7 @@ pub(crate) enum ServiceError {
 }
 
 /// A validated configuration with its zones, ready to become a snapshot.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Loaded {
     /// The configuration.
     pub config: Arc<Config>,
@@ -69,6 +71,7 @@ pub(crate) struct Loaded {
 }
 
 /// Loads and validates a configuration and its zones, collecting every error.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
     let (config, mut diagnostics) = Config::load_partial(source);
     let Some(config) = config else {
@@ -173,6 +176,7 @@ pub(crate) type ReloadRequest = oneshot::Sender<ReloadStatus>;
 
 /// Start-up choices made outside the configuration file.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct StartOptions {
     /// DNS listen addresses replacing the configured ones (kept across reloads).
     pub listen: Option<Vec<SocketAddr>>,
@@ -222,6 +226,7 @@ impl StartOptions {
 }
 
 /// A running `serve` or `probe` process.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Service {
     role: Role,
     reader: Reader,
@@ -329,6 +334,7 @@ impl Service {
 
     /// Starts serving with start-up options: restores health (state file, peers),
     /// builds the answers, then opens the DNS and admin listeners and starts probing.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn start_with(
         loaded: Loaded,
         options: StartOptions,
@@ -340,6 +346,7 @@ impl Service {
     /// reports to the servers; no DNS, and an admin API only with `--admin-listen`.
     /// `loaded` should be read with [`Reader::Agent`] so other vantage points' secrets
     /// may be absent.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn start_agent(
         loaded: Loaded,
         options: StartOptions,
@@ -639,16 +646,19 @@ impl Service {
     }
 
     /// The bound DNS addresses (UDP and TCP); empty for a probe agent.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn addresses(&self) -> &[SocketAddr] {
         self.dns.as_ref().map_or(&[], |d| d.addresses.as_slice())
     }
 
     /// The first bound admin API address, if enabled.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn admin_address(&self) -> Option<SocketAddr> {
         self.admin_addresses.first().copied()
     }
 
     /// Every bound admin API address.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn admin_addresses(&self) -> &[SocketAddr] {
         &self.admin_addresses
     }
@@ -659,16 +669,19 @@ impl Service {
     }
 
     /// The shared snapshot.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn snapshot(&self) -> &SharedSnapshot {
         &self.shared
     }
 
     /// Zone transfer state (servers only): serials, counters.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn transfer(&self) -> Option<&Arc<TransferState>> {
         self.transfer.as_ref()
     }
 
     /// DNS counters (a probe agent's stay zero).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn dns_metrics(&self) -> crate::telemetry::metrics::DnsMetrics {
         self.dns
             .as_ref()
@@ -677,12 +690,14 @@ impl Service {
     }
 
     /// Current status (what is answered and why).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn status(&self) -> Arc<Status> {
         self.plane.status.borrow().clone()
     }
 
     /// Publishes endpoint health directly, bypassing probes and quorum (tests, tools).
     /// The health plane replaces it at its next change.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn set_health(&self, health: HealthSnapshot) {
         let generation = self
             .generation
@@ -697,6 +712,7 @@ impl Service {
     /// applies (vantage secrets, servers, intervals, checks, pools, records); keys that
     /// need a restart are named in a warning. On any error the running configuration
     /// stays in force and the errors are returned.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
         self.reload_reporting(source).await.0
     }
@@ -820,6 +836,7 @@ impl Service {
 
     /// Stops serving: the DNS listeners, then the health plane, joined (its final
     /// state save is on disk when this returns; at most [`PLANE_JOIN_TIMEOUT`]).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn shutdown(mut self) {
         self.shutdown.cancel();
         if let Some(dns) = self.dns.take() {
@@ -843,6 +860,7 @@ impl Service {
     }
 
     /// dnstap counters, if dnstap is on.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn dnstap_stats(&self) -> Option<crate::dns::dnstap::DnstapStats> {
         self.dnstap.as_ref().map(|(tap, _)| tap.stats())
     }

@@ -35,6 +35,7 @@ pub(crate) const MAX_DEBOUNCE_FACTOR: u32 = 5;
 /// Errors of the agent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum AgentError {
     /// The configuration has no `[route53]` section.
     #[error("the configuration has no [route53] section")]
@@ -52,6 +53,7 @@ pub(crate) enum AgentError {
 
 /// The outcome of one reconcile run.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RunReport {
     /// The plan computed.
     pub plan: Plan,
@@ -60,6 +62,7 @@ pub(crate) struct RunReport {
 }
 
 /// The Route 53 sync agent for one configuration.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Agent {
     config: Arc<Config>,
     zones: Arc<ZoneSet>,
@@ -69,6 +72,7 @@ pub(crate) struct Agent {
 
 impl Agent {
     /// An agent using `client`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(
         config: Arc<Config>,
         zones: Arc<ZoneSet>,
@@ -96,6 +100,7 @@ impl Agent {
     }
 
     /// The agent's metrics.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn metrics(&self) -> &Arc<SyncMetrics> {
         self.client.metrics()
     }
@@ -144,11 +149,13 @@ impl Agent {
     }
 
     /// The desired state for a health snapshot.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn desired(&self, health: &HealthSnapshot) -> DesiredState {
         desired_state(&self.config, &self.zones, health)
     }
 
     /// Reads Route 53 and plans (a dry run).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn plan(
         &self,
         health: &HealthSnapshot,
@@ -204,12 +211,14 @@ impl Agent {
     }
 
     /// Applies a plan.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn apply(&self, plan: &Plan) -> Result<ApplyReport, AgentError> {
         Ok(apply(self.client.clone(), plan).await?)
     }
 
     /// One full run: read → plan → guard → apply (when there is anything to do).
     /// Updates the run metrics.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn reconcile(
         &self,
         health: &HealthSnapshot,
@@ -297,6 +306,7 @@ impl Agent {
     /// and, for mirror-mode records, a reconcile `debounce` after health stops
     /// changing — but no later than [`MAX_DEBOUNCE_FACTOR`] × `debounce` after the
     /// first change, so a flapping endpoint cannot hold every update back.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn run(
         &self,
         mut health: watch::Receiver<Arc<HealthSnapshot>>,

@@ -22,6 +22,7 @@ use super::route53::{ApiError, Propagation, Route53Client};
 /// Errors that stop an apply.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ApplyError {
     /// The plan is unsafe or has unsupported records.
     #[error("plan refused: {0}")]
@@ -33,6 +34,7 @@ pub(crate) enum ApplyError {
 
 /// A change Route 53 (or a local rule) rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct FailedChange {
     /// The zone.
     pub zone: String,
@@ -46,6 +48,7 @@ pub(crate) struct FailedChange {
 
 /// What an apply did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ApplyReport {
     /// Health checks created.
     pub health_checks_created: usize,
@@ -69,6 +72,7 @@ pub(crate) struct ApplyReport {
 
 impl ApplyReport {
     /// Whether everything in the plan was applied.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn is_complete(&self) -> bool {
         self.failed.is_empty() && self.failed_health_checks.is_empty()
     }
@@ -82,6 +86,7 @@ impl ApplyReport {
     }
 
     /// A one-paragraph summary.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn summary(&self) -> String {
         let mut text = format!(
             "applied {} record changes in {} request(s); health checks: {} created, {} updated, \

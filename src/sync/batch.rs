@@ -42,6 +42,7 @@ pub(crate) const MAX_SET_IDENTIFIER_LEN: usize = 128;
 /// A ChangeResourceRecordSets action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Action {
     /// Create; fails if the record set exists.
     Create,
@@ -64,6 +65,7 @@ impl Action {
 
 /// One change of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Change {
     /// What to do.
     pub action: Action,

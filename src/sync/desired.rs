@@ -40,6 +40,7 @@ use crate::zone::{ZoneSet, rtype};
 /// Where a desired record set comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum RecordSource {
     /// A dynamic record in native mode.
     Native {
@@ -72,6 +73,7 @@ impl RecordSource {
 
 /// A desired record set with its origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DesiredRecord {
     /// The record set.
     pub set: RecordSet,
@@ -81,6 +83,7 @@ pub(crate) struct DesiredRecord {
 
 /// Desired record sets of one hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DesiredZone {
     /// Canonical zone name.
     pub zone: String,
@@ -92,6 +95,7 @@ pub(crate) struct DesiredZone {
 
 /// A dynamic record the agent cannot express in Route 53.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Unsupported {
     /// The record (`name TYPE`).
     pub record: String,
@@ -101,6 +105,7 @@ pub(crate) struct Unsupported {
 
 /// Everything the agent wants Route 53 to hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DesiredState {
     /// Hosted zones, in configuration order.
     pub zones: Vec<DesiredZone>,

@@ -24,6 +24,7 @@ use crate::model::{EndpointIndex, HealthState};
 /// Errors of the health feed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthFeedError {
     /// The URL is not a usable `http://` or `https://` URL.
     #[error("invalid health URL {0:?}: {1}")]
@@ -54,6 +55,7 @@ pub(crate) enum HealthFeedError {
 
 /// The JSON answer of `/v1/health`.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthReport {
     /// Health generation (increases on every change).
     pub generation: u64,
@@ -69,6 +71,7 @@ pub(crate) struct HealthReport {
 
 /// One agreed primary of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PrimaryReport {
     /// Owner name.
     pub record: String,
@@ -81,6 +84,7 @@ pub(crate) struct PrimaryReport {
 
 /// One manual failover of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct FailoverReport {
     /// Owner name.
     pub record: String,
@@ -93,6 +97,7 @@ pub(crate) struct FailoverReport {
 
 /// One endpoint of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct EndpointReport {
     /// `pool/endpoint`.
     pub endpoint: String,
@@ -108,6 +113,7 @@ pub(crate) struct EndpointReport {
 
 impl HealthReport {
     /// The snapshot this report describes for `config`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn snapshot(&self, config: &Config) -> HealthSnapshot {
         let reported: std::collections::HashMap<&str, EndpointHealth> = self
             .endpoints
@@ -178,6 +184,7 @@ fn same_record(name: &str, record_type: &str, record: &crate::config::DynamicRec
 }
 
 /// A client of one server's `/v1/health`.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthFeed {
     url: String,
     client: reqwest::Client,
@@ -186,6 +193,7 @@ pub(crate) struct HealthFeed {
 
 impl HealthFeed {
     /// A feed from a server's admin base URL (`http://host:port` or `https://…`).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(base_url: &str) -> Result<Self, HealthFeedError> {
         let url = format!("{}/v1/health", base_url.trim_end_matches('/'));
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -211,12 +219,14 @@ impl HealthFeed {
 
     /// Sends `token` as a bearer token with every request (a server with
     /// `[[admin.tokens]]` needs one of the `read` role).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
         self
     }
 
     /// Fetches the current report.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
         let url = self.url.clone();
         let mut request = self.client.get(&url);

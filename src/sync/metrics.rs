@@ -31,6 +31,7 @@ const RUN_RESULTS: [&str; 3] = ["ok", "refused", "error"];
 
 /// The agent's metrics. Cheap to update from any task.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SyncMetrics {
     api_calls: [AtomicU64; 11],
     throttles: AtomicU64,
@@ -49,6 +50,7 @@ pub(crate) struct SyncMetrics {
 
 /// A point-in-time copy of the counters the tests and logs look at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct MetricsSnapshot {
     /// API requests sent.
     pub api_calls: u64,
@@ -66,6 +68,7 @@ pub(crate) struct MetricsSnapshot {
 
 impl SyncMetrics {
     /// Counts a request to `operation` (one of [`OPERATIONS`]).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn api_call(&self, operation: &str) {
         let index = OPERATIONS
             .iter()
@@ -75,6 +78,7 @@ impl SyncMetrics {
     }
 
     /// Counts a throttling answer.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn throttled(&self, prior_request_not_complete: bool) {
         let counter = if prior_request_not_complete {
             &self.prior_request_not_complete
@@ -90,6 +94,7 @@ impl SyncMetrics {
     }
 
     /// Counts applied record-set changes by action (`create`, `update`, `delete`).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn changes_applied(&self, action: &str, count: u64) {
         if let Some(i) = ACTIONS.iter().position(|a| *a == action) {
             self.changes_applied[i].fetch_add(count, Ordering::Relaxed);
@@ -128,6 +133,7 @@ impl SyncMetrics {
 
     /// Counts a run by result (`ok`, `refused`, `error`); `ok` also sets the last
     /// success time.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn run(&self, result: &str, unix_seconds: u64) {
         if let Some(i) = RUN_RESULTS.iter().position(|r| *r == result) {
             self.runs[i].fetch_add(1, Ordering::Relaxed);
@@ -139,6 +145,7 @@ impl SyncMetrics {
     }
 
     /// Records a propagation time.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn propagation(&self, elapsed: std::time::Duration) {
         let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.propagation_millis.store(millis, Ordering::Relaxed);
@@ -148,11 +155,13 @@ impl SyncMetrics {
     }
 
     /// Unix time of the last successful run (0: none yet).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn last_success_seconds(&self) -> u64 {
         self.last_success_seconds.load(Ordering::Relaxed)
     }
 
     /// A copy of the main counters.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let sum = |counters: &[AtomicU64]| counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         MetricsSnapshot {
@@ -167,6 +176,7 @@ impl SyncMetrics {
     }
 
     /// Renders every metric in the Prometheus text exposition format.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn render_prometheus(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let loads = |c: &[AtomicU64; 3]| c.each_ref().map(load);

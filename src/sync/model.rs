@@ -16,6 +16,7 @@ use serde::Serialize;
 
 /// A DNS record type as Route 53 names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum RecordType {
     /// IPv4 address.
     A,
@@ -162,6 +163,7 @@ impl Serialize for RecordType {
 
 /// The identity of a record set in a hosted zone: (name, type, set identifier).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordKey {
     /// Canonical owner name (see [`canonical_name`]).
     pub name: String,
@@ -196,6 +198,7 @@ impl fmt::Display for RecordKey {
 /// The role of a failover record set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum FailoverRole {
     /// Answered while healthy.
     Primary,
@@ -216,6 +219,7 @@ impl FailoverRole {
 /// The routing policy of a record set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "policy", rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Routing {
     /// No routing policy.
     Simple,
@@ -252,6 +256,7 @@ impl fmt::Display for Routing {
 
 /// An alias record's target: another record set in a hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct AliasTarget {
     /// Hosted zone of the target (bare id, without `/hostedzone/`); empty in desired
     /// state until the zone's id is known.
@@ -265,6 +270,7 @@ pub(crate) struct AliasTarget {
 /// A health check a record set refers to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthCheckRef {
     /// An existing health check, by Route 53 id.
     Id(String),
@@ -284,6 +290,7 @@ impl fmt::Display for HealthCheckRef {
 
 /// A record set, as read from Route 53 or as desired.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordSet {
     /// Identity.
     pub key: RecordKey,
@@ -375,6 +382,7 @@ fn normalized_values(record_type: &RecordType, values: &[String]) -> Vec<String>
 
 /// Route 53 protocol of a health check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthCheckProtocol {
     /// HTTP: healthy on a 2xx or 3xx status.
     #[serde(rename = "HTTP")]
@@ -428,6 +436,7 @@ impl HealthCheckProtocol {
 
 /// The settings of a Route 53 health check, as desired or read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthCheckSpec {
     /// Protocol (cannot be changed after creation).
     pub protocol: HealthCheckProtocol,
@@ -561,6 +570,7 @@ fn canonical_host(host: &str) -> String {
 
 /// A health check that exists in Route 53.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ExistingHealthCheck {
     /// Route 53 id.
     pub id: String,

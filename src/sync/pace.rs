@@ -47,6 +47,7 @@ impl TokenBucket {
 
 /// How throttled or transiently failing requests are retried.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RetryPolicy {
     /// Attempts in total (≥ 1).
     pub max_attempts: u32,
@@ -88,6 +89,7 @@ impl RetryPolicy {
 
 /// How GetChange is polled until a change is INSYNC.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct PollPolicy {
     /// First delay.
     pub initial: Duration,

@@ -44,6 +44,7 @@ pub(crate) const MIN_RECORDS_FOR_GUARD: usize = 10;
 /// Errors of planning.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum PlanError {
     /// A desired zone was not read.
     #[error("hosted zone {0} was not read")]
@@ -79,6 +80,7 @@ impl PlanOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // Plans are small; boxing would only add noise.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum RecordChange {
     /// Create a record set that does not exist.
     Create {
@@ -101,6 +103,7 @@ pub(crate) enum RecordChange {
 
 impl RecordChange {
     /// The key changed.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn key(&self) -> &RecordKey {
         match self {
             Self::Create { new } | Self::Update { new, .. } => &new.key,
@@ -109,11 +112,13 @@ impl RecordChange {
     }
 
     /// Whether this changes an ownership marker.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn is_marker(&self) -> bool {
         is_marker_name(&self.key().name) && self.key().record_type == RecordType::Txt
     }
 
     /// `create`, `update` or `delete`.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn action_name(&self) -> &'static str {
         match self {
             Self::Create { .. } => "create",
@@ -133,6 +138,7 @@ impl RecordChange {
 
 /// A foreign record set in the way of a desired one; left untouched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Conflict {
     /// The desired record set's key.
     pub key: RecordKey,
@@ -145,6 +151,7 @@ pub(crate) struct Conflict {
 /// Why a plan is refused without `--force`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum Refusal {
     /// Too large a share of owned record sets would change.
     TooMuchChange {
@@ -189,6 +196,7 @@ impl std::fmt::Display for Refusal {
 
 /// Changes to one hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZonePlan {
     /// Canonical zone name.
     pub zone: String,
@@ -211,6 +219,7 @@ pub(crate) struct ZonePlan {
 
 impl ZonePlan {
     /// Counts of (creates, updates, deletes), markers excluded.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for change in self.changes.iter().filter(|c| !c.is_marker()) {
@@ -229,6 +238,7 @@ impl ZonePlan {
 #[serde(tag = "action", rename_all = "snake_case")]
 // A plan holds a handful of these, built once per run: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum HealthCheckChange {
     /// Create a check (and tag it).
     Create {
@@ -277,6 +287,7 @@ impl HealthCheckChange {
 
 /// A full plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Plan {
     /// Our owner id.
     pub owner_id: String,
@@ -296,11 +307,13 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Whether nothing would change.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn is_empty(&self) -> bool {
         self.health_checks.is_empty() && self.zones.iter().all(|z| z.changes.is_empty())
     }
 
     /// Record-set changes across zones (markers included).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn record_change_count(&self) -> usize {
         self.zones.iter().map(|z| z.changes.len()).sum()
     }
@@ -322,6 +335,7 @@ impl Plan {
     }
 
     /// Renders the plan as a human-readable table.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn render_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Route 53 plan (owner {})", self.owner_id);

@@ -204,6 +204,7 @@ impl DnsCounters {
 
 /// Totals across shards.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnsTotals {
     /// Responses per [`COUNTED_RCODES`] entry, then `other`.
     pub responses: [u64; 8],
@@ -235,11 +236,13 @@ pub(crate) struct DnsTotals {
 
 impl DnsTotals {
     /// Rate-limited responses (slipped plus dropped).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn rrl_limited(&self) -> u64 {
         self.rrl_slipped + self.rrl_dropped
     }
 
     /// TCP connections open now.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn tcp_open(&self) -> u64 {
         self.tcp_accepted.saturating_sub(self.tcp_closed)
     }
@@ -247,6 +250,7 @@ impl DnsTotals {
 
 /// All DNS counters of a server.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnsMetrics {
     shards: Arc<std::sync::Mutex<Vec<Arc<DnsCounters>>>>,
 }
@@ -262,6 +266,7 @@ impl DnsMetrics {
     }
 
     /// Sums every shard.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn totals(&self) -> DnsTotals {
         let mut totals = DnsTotals::default();
         let Ok(shards) = self.shards.lock() else {

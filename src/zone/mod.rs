@@ -23,6 +23,7 @@ pub(crate) enum ZoneError {
 
 /// All zones served, searched longest origin first.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZoneSet {
     zones: Vec<Arc<Zone>>,
     /// Per zone, its slot in the per-zone query counters
@@ -50,6 +51,7 @@ impl ZoneSet {
     }
 
     /// The zones, longest origin first.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn zones(&self) -> &[Arc<Zone>] {
         &self.zones
     }
@@ -83,6 +85,7 @@ impl ZoneSet {
     }
 
     /// Total records across zones.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn record_count(&self) -> usize {
         self.zones.iter().map(|z| z.record_count()).sum()
     }

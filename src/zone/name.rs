@@ -23,6 +23,7 @@ pub(crate) fn wire_from_name(name: &Name) -> Vec<u8> {
 }
 
 /// Lower-case wire form of a textual name (taken as absolute).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn wire_from_text(text: &str) -> Option<Vec<u8>> {
     let mut name = Name::from_ascii(text).ok()?;
     name.set_fqdn(true);
@@ -36,6 +37,7 @@ pub(crate) fn name_from_wire(wire: &[u8]) -> Name {
 }
 
 /// Text form (`www.example.com.`) of a wire name, with RFC 1035 escapes.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn text_from_wire(wire: &[u8]) -> String {
     name_from_wire(wire).to_ascii()
 }

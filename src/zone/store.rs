@@ -244,6 +244,7 @@ impl NameIndex {
 /// transferable change) holds its own SOA rdata beside the shared data, so it costs
 /// the SOA, not the zone.
 #[derive(Clone)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Zone {
     origin: Box<[u8]>,
     apex: NodeId,
@@ -271,6 +272,7 @@ impl std::fmt::Debug for Zone {
 
 /// A borrowed view of a node.
 #[derive(Clone, Copy)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct NodeRef<'z> {
     zone: &'z Zone,
     id: NodeId,
@@ -284,6 +286,7 @@ impl<'z> NodeRef<'z> {
     }
 
     /// Lower-case wire name.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn name(&self) -> &'z [u8] {
         let start = self.node.name_start as usize;
         &self.zone.index.names[start..start + usize::from(self.node.name_len)]
@@ -588,6 +591,7 @@ impl Zone {
     }
 
     /// Every node, for tools and pre-computation.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
         (0..self.index.nodes.len()).map(|i| self.node(NodeId(i as u32)))
     }

@@ -8,6 +8,7 @@ use crate::config::validate::{Validator, normalize_name};
 
 /// A DNS check.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnsCheck {
     /// Port.
     pub port: u16,

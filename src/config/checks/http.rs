@@ -10,6 +10,7 @@ use crate::config::validate::Validator;
 
 /// An HTTP(S) check.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HttpCheck {
     /// HTTPS.
     pub tls: bool,

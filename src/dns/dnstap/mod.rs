@@ -64,6 +64,7 @@ struct Shared {
 
 /// Counters of a dnstap sink.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct DnstapStats {
     /// Messages written to the socket.
     pub written: u64,
@@ -75,6 +76,7 @@ pub(crate) struct DnstapStats {
 
 /// A handle the transports log through (cheap to clone).
 #[derive(Clone)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Dnstap {
     shared: Arc<Shared>,
 }

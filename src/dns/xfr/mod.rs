@@ -80,6 +80,7 @@ struct Inner {
 
 /// Counters of transfers and NOTIFYs.
 #[derive(Debug, Default)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TransferMetrics {
     axfr: AtomicU64,
     ixfr: AtomicU64,
@@ -97,6 +98,7 @@ pub(crate) struct TransferMetrics {
 
 impl TransferMetrics {
     /// Appends the Prometheus text of every counter.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn render(&self, out: &mut String) {
         out.push_str(&registry::encode_one(self.values()));
     }
@@ -134,6 +136,7 @@ impl TransferMetrics {
 
     /// Transfers served: (AXFR, IXFR incremental, IXFR answered AXFR-style, IXFR
     /// already current).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn served(&self) -> (u64, u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
@@ -145,6 +148,7 @@ impl TransferMetrics {
     }
 
     /// NOTIFY messages (sent, acked, failed).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn notifies(&self) -> (u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
@@ -368,6 +372,7 @@ impl Collector for TransferValues {
 /// Transfer state shared by the plane (publishing), the TCP path (serving) and the
 /// notifier.
 #[derive(Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TransferState {
     inner: Mutex<Inner>,
     metrics: TransferMetrics,
@@ -378,6 +383,7 @@ pub(crate) struct TransferState {
 impl TransferState {
     /// State for `settings`, with the serials saved in its state file (a file that
     /// cannot be read is logged and ignored: serials then start from the zones').
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(settings: &TransferConfig) -> Arc<Self> {
         let saved = match &settings.state_file {
             Some(path) => SerialFile::load(path).unwrap_or_else(|error| {
@@ -402,6 +408,7 @@ impl TransferState {
     }
 
     /// The counters.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn metrics(&self) -> &TransferMetrics {
         &self.metrics
     }
@@ -411,6 +418,7 @@ impl TransferState {
     }
 
     /// The current serial of a zone (absolute name), if it is transferable.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn serial(&self, zone: &str) -> Option<u32> {
         let origin = name::wire_from_text(zone)?;
         let inner = self.lock();
@@ -426,6 +434,7 @@ impl TransferState {
     /// keeps the version for IXFR and returns the snapshot with its zones' SOA
     /// serials set. Blocking (file I/O, encoding): run it where the snapshot is
     /// built, never on the DNS path.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn stamp(&self, snapshot: Snapshot) -> Snapshot {
         let settings = &snapshot.config.transfer;
         let mut inner = self.lock();

@@ -32,6 +32,7 @@ pub(crate) enum SerialFileError {
 }
 
 /// Whether serial `a` is newer than `b` (RFC 1982 §3.2, SERIAL_BITS = 32).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn is_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }

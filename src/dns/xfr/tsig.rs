@@ -35,12 +35,14 @@ pub(crate) fn on_time(time: u64, fudge: u16, now: u64, window: u64) -> bool {
 }
 
 /// TSIG error codes (RFC 8945 §4.3).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) mod error {
     /// Bad signature.
     pub(crate) const BADSIG: u16 = 16;
     /// Unknown key.
     pub(crate) const BADKEY: u16 = 17;
     /// Time outside the fudge.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) const BADTIME: u16 = 18;
 }
 
@@ -49,6 +51,7 @@ const CLASS_ANY: u16 = 255;
 
 /// A TSIG record as read from a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct TsigRecord {
     /// Lower-case wire key name.
     pub key_name: Vec<u8>,
@@ -116,6 +119,7 @@ impl TsigRecord {
 
 /// A signed message split into the message as it was before signing and its TSIG.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Signed {
     /// The message without the TSIG record, ARCOUNT decreased, the original id.
     pub unsigned: Vec<u8>,
@@ -125,6 +129,7 @@ pub(crate) struct Signed {
 
 /// Finds a TSIG record (the last additional record) in `message`. `Ok(None)`: not
 /// signed; `Err`: malformed.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn split(message: &[u8]) -> Result<Option<Signed>, wire::Malformed> {
     let mut reader = Reader::new(message);
     let header = reader.header()?;
@@ -294,11 +299,13 @@ pub(crate) fn verify_response(
 
 /// Signs a request of our own (NOTIFY): appends the TSIG record; returns its MAC
 /// (the response's is computed over it).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
     sign_request_with(message, key, now, FUDGE)
 }
 
 /// [`sign_request`] with a Fudge of the caller's (tests: what another signer sends).
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) fn sign_request_with(
     message: &mut Vec<u8>,
     key: &TsigKey,

@@ -5,6 +5,7 @@ use crate::zone::name::MAX_NAME_LEN;
 
 /// A message that does not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Malformed;
 
 /// The fixed header.

@@ -19,6 +19,7 @@ use super::*;
 
 /// [`Route53Api`] over the AWS SDK.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct SdkRoute53 {
     client: aws_sdk_route53::Client,
 }
@@ -326,6 +327,7 @@ impl SdkRoute53 {
     /// Builds an SDK client from the `[route53]` settings: its region and endpoint
     /// override, static credentials when given (tests) or else the standard chain,
     /// rustls + ring for TLS, and SDK retries off (the [`Route53Client`] retries).
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) async fn connect(config: &Route53Config, options: &ClientOptions) -> Self {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()

@@ -19,6 +19,7 @@ use super::*;
 
 /// Tuning of the [`Route53Client`] beyond `[route53]` (tests shorten the waits).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ClientOptions {
     /// Retries of throttled and transient failures.
     pub retry: RetryPolicy,
@@ -57,6 +58,7 @@ pub(crate) enum Propagation {
 }
 
 /// A paced, retrying Route 53 client for the agent.
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct Route53Client {
     api: Arc<dyn Route53Api>,
     bucket: tokio::sync::Mutex<TokenBucket>,
@@ -79,6 +81,7 @@ impl Route53Client {
     }
 
     /// Wraps any [`Route53Api`] with pacing from the `[route53]` settings.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn new(
         api: Arc<dyn Route53Api>,
         config: &Route53Config,

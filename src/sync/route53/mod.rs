@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use crate::sync::batch::Change;
 use crate::sync::model::{ExistingHealthCheck, HealthCheckSpec, RecordSet, RecordType};
 
-mod aws;
-mod client;
+pub(crate) mod aws;
+pub(crate) mod client;
 
 pub(crate) use self::aws::SdkRoute53;
 pub(crate) use self::client::{ClientOptions, Propagation, Route53Client};
@@ -30,6 +30,7 @@ pub(crate) use self::client::{ClientOptions, Propagation, Route53Client};
 /// Errors of Route 53 calls, in our own terms.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) enum ApiError {
     /// Request rate exceeded (retried with backoff).
     #[error("Throttling: {0}")]
@@ -95,6 +96,7 @@ impl ApiError {
     }
 
     /// The Route 53 error code, when there is one.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn code(&self) -> Option<&str> {
         match self {
             Self::Throttling(_) => Some("Throttling"),
@@ -108,6 +110,7 @@ impl ApiError {
 
 /// Resume point of ListResourceRecordSets: all three cursors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordCursor {
     /// NextRecordName.
     pub name: String,
@@ -119,6 +122,7 @@ pub(crate) struct RecordCursor {
 
 /// One page of ListResourceRecordSets.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RecordSetPage {
     /// Record sets of the page.
     pub records: Vec<RecordSet>,
@@ -128,6 +132,7 @@ pub(crate) struct RecordSetPage {
 
 /// One page of ListHealthChecks (tags not included).
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct HealthCheckPage {
     /// Health checks of the page.
     pub checks: Vec<ExistingHealthCheck>,
@@ -137,6 +142,7 @@ pub(crate) struct HealthCheckPage {
 
 /// Submitted change status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ChangeInfo {
     /// Change id (bare).
     pub id: String,
@@ -147,6 +153,7 @@ pub(crate) struct ChangeInfo {
 /// The Route 53 calls the agent makes, in its own types (the ExternalDNS
 /// `Route53API` idea). Implemented by [`SdkRoute53`].
 #[async_trait]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) trait Route53Api: Send + Sync {
     /// The id of the hosted zone named `name` (canonical), if any.
     async fn find_hosted_zone(&self, name: &str) -> Result<Option<String>, ApiError>;
