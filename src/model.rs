@@ -63,8 +63,6 @@ impl Ttl {
     /// Largest TTL accepted anywhere (one day; RFC 2181 allows more, but a failover
     /// service has no use for it).
     pub(crate) const MAX: Self = Self(86_400);
-    /// Default TTL of dynamic answers.
-    pub(crate) const DEFAULT_DYNAMIC: Self = Self(30);
 }
 
 /// Observed or forced health of an endpoint.

@@ -21,8 +21,6 @@ pub(crate) mod rtype {
     pub(crate) const AAAA: u16 = 28;
     /// Service locator.
     pub(crate) const SRV: u16 = 33;
-    /// Delegation name.
-    pub(crate) const DNAME: u16 = 39;
     /// EDNS pseudo-record.
     pub(crate) const OPT: u16 = 41;
     /// Delegation signer.
@@ -75,12 +73,4 @@ pub(crate) mod rcode {
 pub(crate) mod class {
     /// Internet.
     pub(crate) const IN: u16 = 1;
-    /// Chaos.
-    pub(crate) const CH: u16 = 3;
-    /// Hesiod.
-    pub(crate) const HS: u16 = 4;
-    /// NONE (RFC 2136).
-    pub(crate) const NONE: u16 = 254;
-    /// Any class.
-    pub(crate) const ANY: u16 = 255;
 }

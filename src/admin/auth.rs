@@ -133,7 +133,13 @@ where
 }
 
 /// Extractor: a caller allowed to read (`P`: the public path it is, if any).
-pub(crate) struct Reader<const P: u8 = NOT_PUBLIC>(pub Caller);
+pub(crate) struct Reader<const P: u8 = NOT_PUBLIC>(
+    #[expect(
+        dead_code,
+        reason = "never read (found by the issue 22 pub(crate) sweep): use it or remove it"
+    )]
+    pub Caller,
+);
 
 /// Extractor: a caller allowed to change things.
 pub(crate) struct Operator(pub Caller);

@@ -42,9 +42,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub(crate) use self::listen::{
-    AdminError, Bound, Listen, ListenerStats, Peer, bind, connection_cap, tls_acceptor,
-};
+pub(crate) use self::listen::{AdminError, Listen, ListenerStats, Peer, bind, connection_cap};
 
 use self::auth::{Operator, Reader, SharedAccess, public};
 use self::body::Strict;

@@ -24,9 +24,6 @@ pub(crate) struct AdminConfig {
     pub tls: Option<TlsFiles>,
     /// Connection caps and timeouts of every admin listener.
     pub limits: AdminLimits,
-    /// Host names (lower case) clients may name in `Host` besides addresses,
-    /// `localhost`, this host's name and the names in `[health] servers`.
-    pub names: Vec<String>,
 }
 
 /// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
@@ -308,7 +305,7 @@ impl Validator<'_> {
                 );
             }
         }
-        let mut hosts = names.clone();
+        let mut hosts = names;
         for server in servers {
             if let Some(host) = server
                 .split_once("://")
@@ -329,7 +326,6 @@ impl Validator<'_> {
             },
             tls,
             limits,
-            names,
         }
     }
 

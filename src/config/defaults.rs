@@ -10,6 +10,7 @@
 //! `interval`) has the constants of its rule here and is [`Value::Derived`] in the
 //! table.
 
+#[cfg(test)]
 use std::time::Duration;
 
 /// `[server]` defaults.
@@ -290,6 +291,7 @@ pub(crate) mod transfer {
 }
 
 /// A default as `config/example.toml` writes it.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Value {
     /// An integer.
@@ -312,12 +314,14 @@ pub(crate) enum Value {
     Derived,
 }
 
+#[cfg(test)]
 const fn secs(d: Duration) -> Value {
     Value::Duration(d)
 }
 
 /// Every key that has a default, by key path (`NAME` and `N` stand for any table name
 /// or array index), with its default.
+#[cfg(test)]
 pub(crate) const TABLE: &[(&str, Value)] = {
     use Value::{Bool, Derived, EmptyTable, Float, Int, List, PerCase, Str};
     &[

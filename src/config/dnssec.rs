@@ -62,11 +62,6 @@ impl DnssecConfig {
     pub(crate) fn enabled(&self) -> bool {
         !self.zones.is_empty()
     }
-
-    /// Whether the zone (absolute name) is signed.
-    pub(crate) fn signs(&self, zone: &str) -> bool {
-        self.zones.iter().any(|z| z.eq_ignore_ascii_case(zone))
-    }
 }
 
 /// Shortest re-signing period accepted.

@@ -21,18 +21,6 @@ impl std::fmt::Debug for DurationSpec {
     }
 }
 
-impl DurationSpec {
-    /// The text as written.
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The duration, or the message saying what is wrong with the text.
-    pub(crate) fn parse(&self) -> Result<Duration, String> {
-        parse_duration(&self.0)
-    }
-}
-
 impl From<&str> for DurationSpec {
     fn from(text: &str) -> Self {
         Self(text.to_owned())

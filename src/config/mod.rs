@@ -43,25 +43,23 @@ pub(crate) use self::admin::{
     AdminAccess, AdminConfig, AdminLimits, AdminRole, AdminToken, PublicPath, TlsFiles,
     host_of_authority,
 };
-pub(crate) use self::checks::{
-    Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
-};
+pub(crate) use self::checks::{Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck};
 pub(crate) use self::defaults::{
     dnssec as dnssec_defaults, postgres as postgres_defaults, transfer as transfer_defaults,
 };
-pub(crate) use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
+pub(crate) use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity};
 pub(crate) use self::dnssec::{DenialKind, DnssecConfig};
 pub(crate) use self::dnstap::DnstapConfig;
-pub(crate) use self::duration::{DurationSpec, parse_duration};
+pub(crate) use self::duration::parse_duration;
 pub(crate) use self::health::{
     ColdStart, HealthConfig, IsolationMode, Vantage, VantageRole, default_state_file,
 };
 pub(crate) use self::pools::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
 pub(crate) use self::postgres::{DbRole, PostgresCheck, SslMode};
 pub(crate) use self::records::{AllDown, DynamicRecord, Gate, OnConflict, PoolChoice, Selection};
-pub(crate) use self::route53::{Route53Config, Route53Mode, Route53Zone};
+pub(crate) use self::route53::{Route53Config, Route53Mode};
 pub(crate) use self::server::{RrlConfig, ServerConfig, UdpIo};
-pub(crate) use self::transfer::{Secondary, TransferConfig, TsigAlgorithm, TsigKey};
+pub(crate) use self::transfer::{TransferConfig, TsigAlgorithm, TsigKey};
 pub(crate) use self::zones::ZonesConfig;
 use crate::model::{CheckIndex, EndpointIndex, PoolIndex, VantageIndex};
 
@@ -98,6 +96,13 @@ pub(crate) enum ConfigError {
     },
     /// The configuration has errors (all of them are listed).
     #[error("invalid configuration:\n{0}")]
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(
+            dead_code,
+            reason = "made by load_file alone, which the unit tests use"
+        )
+    )]
     Invalid(Diagnostics),
 }
 
@@ -165,6 +170,7 @@ impl ConfigSource {
 
     /// A configuration given as text (tests, tools), with paths relative to `base_dir`.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn from_text(text: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
         Self {
             path: None,
@@ -282,6 +288,7 @@ impl Config {
     }
 
     /// Reads and validates a configuration file.
+    #[cfg(test)]
     pub(crate) fn load_file(path: &Path) -> Result<(Self, Diagnostics), ConfigError> {
         let source = ConfigSource::from_file(path)?;
         Self::load(source).map_err(ConfigError::Invalid)

@@ -49,16 +49,6 @@ pub(crate) struct ServerConfig {
     pub rrl: Option<RrlConfig>,
 }
 
-impl ServerConfig {
-    /// Default of `tcp_idle_timeout`.
-    pub(crate) const DEFAULT_TCP_IDLE_TIMEOUT: Duration = defaults::TCP_IDLE_TIMEOUT;
-    /// Default of `tcp_max_connections`.
-    pub(crate) const DEFAULT_TCP_MAX_CONNECTIONS: usize = defaults::TCP_MAX_CONNECTIONS;
-    /// Default of `tcp_max_connections_per_source`.
-    pub(crate) const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize =
-        defaults::TCP_MAX_CONNECTIONS_PER_SOURCE;
-}
-
 /// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
 /// NSD's RRL) of UDP answers, per client prefix, response class and name.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,8 +15,8 @@ mod checks;
 
 pub(crate) use checks::read_check;
 pub(crate) use checks::{
-    CHECK_KEYS, CHECK_TYPES, CheckSpec, CheckTypeSpec, CommonCheckSpec, DnsCheckSpec,
-    ExecCheckSpec, HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec,
+    CHECK_TYPES, CheckSpec, CheckTypeSpec, DnsCheckSpec, ExecCheckSpec, HttpCheckSpec,
+    PostgresCheckSpec, TcpCheckSpec,
 };
 
 /// The `[server]` section.

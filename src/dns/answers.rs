@@ -169,13 +169,9 @@ impl VariantSet {
     }
 
     /// Possible answers; empty means NODATA.
+    #[cfg(test)]
     pub(crate) fn variants(&self) -> &[Variant] {
         &self.built.variants
-    }
-
-    /// Picks one answer (None means NODATA).
-    pub(crate) fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
-        self.pick_counted(rng).0
     }
 
     /// Picks one answer, and the trickle counter slot to count it in when it is a
@@ -278,6 +274,10 @@ pub(crate) struct Limits {
 #[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct ZoneData {
     /// The zones.
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     pub zones: Arc<ZoneSet>,
     /// Their pre-encoded answers, parallel to `zones.zones()`.
     pub tails: Vec<StaticTails>,

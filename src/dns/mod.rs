@@ -42,6 +42,7 @@ use std::thread::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::answers::Snapshot;
+#[cfg(test)]
 pub(crate) use self::engine::{Responder, Transport};
 pub(crate) use self::snapshot::SharedSnapshot;
 pub(crate) use self::transfer::TransferHandler;

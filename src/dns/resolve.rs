@@ -133,28 +133,6 @@ impl Client {
     }
 }
 
-/// Resolves a query in zone `zone_index` of the snapshot.
-pub(crate) fn resolve<'s>(
-    snapshot: &'s Snapshot,
-    zone_index: usize,
-    qname: &[u8],
-    label_starts: &[u8],
-    qtype: u16,
-    client: &Client,
-    rng: &mut dyn RandomSource,
-) -> Resolution<'s> {
-    resolve_dnssec(
-        snapshot,
-        zone_index,
-        qname,
-        label_starts,
-        qtype,
-        client,
-        rng,
-        false,
-    )
-}
-
 /// [`resolve`], with the RRSIGs and denial records of a signed zone when the query
 /// set DO (`dnssec_ok`): pre-computed signatures and chain lookups only.
 #[allow(clippy::too_many_arguments)]

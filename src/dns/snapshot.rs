@@ -886,6 +886,7 @@ impl SharedSnapshot {
     }
 
     /// Retired snapshots still held by a reader (for tests and metrics).
+    #[cfg(test)]
     pub(crate) fn retired(&self) -> usize {
         self.retired.lock().map(|r| r.len()).unwrap_or(0)
     }

@@ -74,16 +74,6 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// The bytes written so far.
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Whether nothing but the header was written.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.len() <= HEADER_LEN
-    }
-
     /// Appends pre-encoded bytes (a cached tail).
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);

@@ -68,12 +68,8 @@ impl SignatureCache {
         }
     }
 
-    /// Entries per generation.
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// (hits, misses) so far.
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
@@ -82,14 +78,10 @@ impl SignatureCache {
     }
 
     /// Entries held now (both generations).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         let entries = self.lock();
         entries.current.len() + entries.previous.len()
-    }
-
-    /// Whether nothing is cached.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {

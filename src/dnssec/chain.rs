@@ -228,16 +228,6 @@ impl Chain {
         self.kind
     }
 
-    /// Number of records.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the chain is empty.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Record `index`.
     pub(crate) fn record(&self, index: u32) -> Option<ChainRecord<'_>> {
         let e = self.entries.get(index as usize)?;
@@ -416,14 +406,6 @@ impl Chain {
         } else {
             at as u32 - 1
         })
-    }
-
-    /// Approximate heap bytes.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.hashes.capacity() * HASH_LEN
-            + (self.matching.capacity() + self.wildcard_cover.capacity()) * 4
     }
 }
 

@@ -36,7 +36,6 @@ use ring::signature::{
 };
 
 use super::DnssecError;
-use super::rtype;
 use crate::zone::name;
 
 /// DNSKEY flags: Zone Key.
@@ -149,6 +148,7 @@ pub(crate) struct Timing {
 impl Timing {
     /// Published and active from `now`, for ever.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn from(now: u64) -> Self {
         Self {
             created: now,
@@ -620,9 +620,6 @@ pub(crate) fn is_parent_key(key: &Key, now: u64) -> bool {
         && key.timing.is_published(now)
         && key.timing.inactive.is_none_or(|i| now < i)
 }
-
-/// The DNSKEY record type (re-exported for tools).
-pub(crate) const DNSKEY: u16 = rtype::DNSKEY;
 
 #[cfg(test)]
 mod tests {

@@ -28,7 +28,7 @@ pub(crate) mod signed;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub(crate) use self::keys::{Algorithm, Key, Role, Timing};
+pub(crate) use self::keys::Key;
 pub(crate) use self::sign::Window;
 pub(crate) use self::signed::{DenialProof, SignedZone};
 use crate::config::DnssecConfig;

@@ -241,11 +241,6 @@ impl SignedZone {
         Arc::ptr_eq(&self.rrsigs, &other.rrsigs) && Arc::ptr_eq(&self.cache, &other.cache)
     }
 
-    /// The cache of signatures made since the build (see [`SignatureCache`]).
-    pub(crate) fn signature_cache(&self) -> &SignatureCache {
-        &self.cache
-    }
-
     /// The keys this zone is signed with.
     pub(crate) fn keys(&self) -> &ZoneKeys {
         &self.keys.zones[self.keys_index]
@@ -361,11 +356,6 @@ impl SignedZone {
         let mut copy = self.clone();
         copy.soa = (id, sigs.into(), count);
         Ok(copy)
-    }
-
-    /// Approximate heap bytes.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.rrsigs.bytes.capacity() + self.rrsigs.spans.capacity() * 12 + self.chain.heap_bytes()
     }
 }
 

@@ -80,11 +80,6 @@ impl Damper {
         let half_lives = (self.penalty / rules.reuse).log2().max(0.0);
         Some(self.at + rules.half_life.mul_f64(half_lives))
     }
-
-    /// The raw state for the state file: `(penalty, as of, suppressed)`.
-    pub(crate) fn parts(&self) -> (f64, Duration, bool) {
-        (self.penalty, self.at, self.suppressed)
-    }
 }
 
 #[cfg(test)]

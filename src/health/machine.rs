@@ -78,6 +78,7 @@ impl Machine {
     }
 
     /// The flap damping state.
+    #[cfg(test)]
     pub(crate) fn damper(&self) -> &Damper {
         &self.damper
     }

@@ -295,6 +295,7 @@ impl HealthSnapshot {
 
     /// A snapshot from explicit states (tests, tools).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
         Self {
             endpoints: states
@@ -332,15 +333,5 @@ impl HealthSnapshot {
             *slot = health;
         }
         next
-    }
-
-    /// Number of endpoints covered.
-    pub(crate) fn len(&self) -> usize {
-        self.endpoints.len()
-    }
-
-    /// Whether no endpoint is covered.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
     }
 }

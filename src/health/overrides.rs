@@ -531,11 +531,6 @@ impl OverrideSet {
         self.entries.values()
     }
 
-    /// The entry of a target.
-    pub(crate) fn get(&self, target: &Target) -> Option<&Entry> {
-        self.entries.get(target)
-    }
-
     /// The overrides in force at `now_ms`.
     pub(crate) fn active(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
         self.entries.values().filter(move |e| e.active(now_ms))
@@ -792,6 +787,7 @@ impl OverrideSet {
     }
 
     /// When the next override in force expires.
+    #[cfg(test)]
     pub(crate) fn next_expiry(&self, now_ms: u64) -> Option<u64> {
         self.active(now_ms).filter_map(|e| e.expires_at_ms).min()
     }

@@ -38,7 +38,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub(crate) use self::geo::{GeoMap, Location};
+pub(crate) use self::geo::GeoMap;
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::health::HealthSnapshot;
 use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
@@ -974,6 +974,7 @@ fn with_floor_weights(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
 
 /// A full answer for one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg(test)]
 pub(crate) struct Answer {
     /// Endpoints answered, in order (empty only for NODATA).
     pub endpoints: Vec<EndpointIndex>,
@@ -984,6 +985,7 @@ pub(crate) struct Answer {
 }
 
 /// Decides and draws an answer for a client placed in `region`.
+#[cfg(test)]
 pub(crate) fn answer(
     config: &Config,
     record: &DynamicRecord,

@@ -277,6 +277,7 @@ impl PrimaryMemory {
     }
 
     /// Whether a record is in conflict now.
+    #[cfg(test)]
     pub(crate) fn in_conflict(&self, config: &Config, record: RecordIndex) -> bool {
         self.conflicts.contains(&record_key(config, record))
     }

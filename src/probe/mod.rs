@@ -9,8 +9,6 @@ pub(crate) mod postgres;
 pub(crate) mod reporter;
 pub(crate) mod scheduler;
 
-pub(crate) use self::check::{ProbeOutcome, Prober};
-
 /// Errors preparing a prober.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -18,17 +18,19 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use self::handover::{HandoverError, Takeover, notify_ready};
+pub(crate) use self::handover::{Takeover, notify_ready};
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::auth::SharedAccess;
 use crate::admin::{self, AdminError};
-use crate::api::{ReloadStatus, Status};
+use crate::api::ReloadStatus;
+#[cfg(feature = "testing")]
+use crate::api::Status;
 pub(crate) use crate::config::Reader;
 use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
 use crate::dns::xfr::{TransferState, notify};
 use crate::dns::{DnsError, DnsServer, SharedSnapshot, Snapshot};
+#[cfg(feature = "testing")]
 use crate::health::HealthSnapshot;
-pub(crate) use crate::health::board::LOCAL_VANTAGE;
 use crate::health::board::{Restored, local_identity};
 use crate::probe::reporter::{self, ReporterSettings, unix_ms};
 use crate::telemetry::events::EventLog;
@@ -243,6 +245,10 @@ pub(crate) struct Service {
     /// Recent events.
     events: Arc<EventLog>,
     reload_requests: tokio::sync::Mutex<mpsc::Receiver<ReloadRequest>>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     generation: Arc<AtomicU64>,
     options: StartOptions,
     /// What the running configuration set that only a restart can change.
@@ -252,6 +258,10 @@ pub(crate) struct Service {
     sequence: Arc<AtomicU64>,
     shutdown: CancellationToken,
     /// Zone transfers to secondaries (servers only).
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     transfer: Option<Arc<TransferState>>,
     /// dnstap logging (servers with `[dnstap]`): the handle and its writer.
     dnstap: Option<(crate::dns::dnstap::Dnstap, crate::dns::dnstap::DnstapWriter)>,
@@ -327,11 +337,6 @@ impl FixedSettings {
 }
 
 impl Service {
-    /// Starts serving a loaded configuration. Must run inside a tokio runtime.
-    pub(crate) async fn start(loaded: Loaded) -> Result<Self, ServiceError> {
-        Self::start_with(loaded, StartOptions::default()).await
-    }
-
     /// Starts serving with start-up options: restores health (state file, peers),
     /// builds the answers, then opens the DNS and admin listeners and starts probing.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
@@ -647,18 +652,21 @@ impl Service {
 
     /// The bound DNS addresses (UDP and TCP); empty for a probe agent.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn addresses(&self) -> &[SocketAddr] {
         self.dns.as_ref().map_or(&[], |d| d.addresses.as_slice())
     }
 
     /// The first bound admin API address, if enabled.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn admin_address(&self) -> Option<SocketAddr> {
         self.admin_addresses.first().copied()
     }
 
     /// Every bound admin API address.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn admin_addresses(&self) -> &[SocketAddr] {
         &self.admin_addresses
     }
@@ -670,18 +678,21 @@ impl Service {
 
     /// The shared snapshot.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn snapshot(&self) -> &SharedSnapshot {
         &self.shared
     }
 
     /// Zone transfer state (servers only): serials, counters.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn transfer(&self) -> Option<&Arc<TransferState>> {
         self.transfer.as_ref()
     }
 
     /// DNS counters (a probe agent's stay zero).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn dns_metrics(&self) -> crate::telemetry::metrics::DnsMetrics {
         self.dns
             .as_ref()
@@ -691,6 +702,7 @@ impl Service {
 
     /// Current status (what is answered and why).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn status(&self) -> Arc<Status> {
         self.plane.status.borrow().clone()
     }
@@ -698,6 +710,7 @@ impl Service {
     /// Publishes endpoint health directly, bypassing probes and quorum (tests, tools).
     /// The health plane replaces it at its next change.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn set_health(&self, health: HealthSnapshot) {
         let generation = self
             .generation
@@ -713,6 +726,7 @@ impl Service {
     /// need a restart are named in a warning. On any error the running configuration
     /// stays in force and the errors are returned.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
         self.reload_reporting(source).await.0
     }
@@ -861,6 +875,7 @@ impl Service {
 
     /// dnstap counters, if dnstap is on.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn dnstap_stats(&self) -> Option<crate::dns::dnstap::DnstapStats> {
         self.dnstap.as_ref().map(|(tap, _)| tap.stats())
     }

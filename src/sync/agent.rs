@@ -56,6 +56,10 @@ pub(crate) enum AgentError {
 #[cfg_attr(feature = "testing", visibility::make(pub))]
 pub(crate) struct RunReport {
     /// The plan computed.
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     pub plan: Plan,
     /// What applying it did (None: nothing to apply).
     pub applied: Option<ApplyReport>,

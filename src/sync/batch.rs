@@ -258,6 +258,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Every change, in order.
+    #[cfg(test)]
     pub(crate) fn changes(&self) -> impl Iterator<Item = &Change> {
         self.groups.iter().flat_map(|g| g.changes.iter())
     }
@@ -271,6 +272,7 @@ impl Batch {
     }
 
     /// Whether the batch is within Route 53's request limits.
+    #[cfg(test)]
     pub(crate) fn within_limits(&self) -> bool {
         let (rr, chars) = self.cost();
         rr <= MAX_RESOURCE_RECORDS && chars <= MAX_VALUE_CHARS

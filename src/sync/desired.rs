@@ -157,12 +157,7 @@ impl DesiredState {
     }
 }
 
-impl DesiredState {
-    /// Number of desired record sets across zones.
-    pub(crate) fn record_count(&self) -> usize {
-        self.zones.iter().map(|z| z.records.len()).sum()
-    }
-}
+impl DesiredState {}
 
 /// Computes the desired state. `health` decides mirror-mode answers only.
 pub(crate) fn desired_state(

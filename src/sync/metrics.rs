@@ -51,6 +51,7 @@ pub(crate) struct SyncMetrics {
 /// A point-in-time copy of the counters the tests and logs look at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "testing", visibility::make(pub))]
+#[cfg(feature = "testing")]
 pub(crate) struct MetricsSnapshot {
     /// API requests sent.
     pub api_calls: u64,
@@ -156,12 +157,14 @@ impl SyncMetrics {
 
     /// Unix time of the last successful run (0: none yet).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn last_success_seconds(&self) -> u64 {
         self.last_success_seconds.load(Ordering::Relaxed)
     }
 
     /// A copy of the main counters.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let sum = |counters: &[AtomicU64]| counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         MetricsSnapshot {

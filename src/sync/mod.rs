@@ -40,6 +40,5 @@ pub(crate) mod route53;
 #[cfg(test)]
 pub(crate) mod simulate;
 
-pub(crate) use self::agent::{Agent, AgentError, RunReport};
-pub(crate) use self::apply::ApplyReport;
+pub(crate) use self::agent::{Agent, AgentError};
 pub(crate) use self::plan::Plan;

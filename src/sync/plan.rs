@@ -314,6 +314,7 @@ impl Plan {
 
     /// Record-set changes across zones (markers included).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn record_change_count(&self) -> usize {
         self.zones.iter().map(|z| z.changes.len()).sum()
     }

@@ -161,11 +161,6 @@ impl DnsCounters {
         self.tcp_closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a response.
-    pub(crate) fn response(&self, rcode: u16) {
-        self.response_in(rcode, None);
-    }
-
     /// Counts a response to a query in the zone of counter slot `zone` (None: in no
     /// zone served, or not parsed).
     pub(crate) fn response_in(&self, rcode: u16, zone: Option<u8>) {

@@ -8,18 +8,9 @@ pub(crate) mod store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub(crate) use self::store::{Lookup, NodeId, NodeRef, PackedRdata, RrSet, RrSetId, Zone, rtype};
+pub(crate) use self::store::{Lookup, NodeId, NodeRef, PackedRdata, RrSetId, Zone, rtype};
 use crate::config::{Config, Diagnostic, Diagnostics, KeyPath, Severity};
 use crate::model::RecordIndex;
-
-/// Errors of this module (beyond per-file diagnostics).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum ZoneError {
-    /// Zones could not be loaded; every problem is listed.
-    #[error("zones could not be loaded:\n{0}")]
-    Invalid(Diagnostics),
-}
 
 /// All zones served, searched longest origin first.
 #[derive(Debug, Default)]

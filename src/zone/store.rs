@@ -69,6 +69,10 @@ pub(crate) struct RrSet {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PackedRdata<'a> {
     bytes: &'a [u8],
+    #[expect(
+        dead_code,
+        reason = "never read (found by the issue 22 pub(crate) sweep): use it or remove it"
+    )]
     count: u16,
 }
 
@@ -76,11 +80,6 @@ impl<'a> PackedRdata<'a> {
     /// Wraps packed bytes holding `count` records.
     pub(crate) const fn new(bytes: &'a [u8], count: u16) -> Self {
         Self { bytes, count }
-    }
-
-    /// Number of records.
-    pub(crate) fn count(&self) -> u16 {
-        self.count
     }
 
     /// Each record's rdata.
@@ -143,11 +142,6 @@ impl DynamicLinks {
             rtype::CNAME => self.cname,
             _ => None,
         }
-    }
-
-    /// Whether any dynamic record is bound.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.a.is_none() && self.aaaa.is_none() && self.cname.is_none()
     }
 }
 
@@ -594,15 +588,6 @@ impl Zone {
     #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
         (0..self.index.nodes.len()).map(|i| self.node(NodeId(i as u32)))
-    }
-
-    /// Approximate heap bytes used, for status output.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.index.names.capacity()
-            + self.index.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.index.table.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.rrsets.capacity() * std::mem::size_of::<RrSet>()
-            + self.rdata.capacity()
     }
 }
 

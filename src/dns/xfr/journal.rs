@@ -60,6 +60,7 @@ impl Journal {
     }
 
     /// Serials kept, oldest first.
+    #[cfg(test)]
     pub(crate) fn serials(&self) -> Vec<u32> {
         self.versions.iter().map(|v| v.serial).collect()
     }

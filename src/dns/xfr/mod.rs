@@ -48,7 +48,7 @@ use super::transfer::TransferHandler;
 use super::wire::rcode;
 use crate::config::TransferConfig;
 use crate::telemetry::names;
-use crate::telemetry::registry::{self, Kind, labelled};
+use crate::telemetry::registry::{Kind, labelled};
 use crate::zone::{Zone, name, rtype};
 
 /// Largest transfer message we build before TSIG (well below 64 KiB).
@@ -99,8 +99,9 @@ pub(crate) struct TransferMetrics {
 impl TransferMetrics {
     /// Appends the Prometheus text of every counter.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn render(&self, out: &mut String) {
-        out.push_str(&registry::encode_one(self.values()));
+        out.push_str(&crate::telemetry::registry::encode_one(self.values()));
     }
 
     /// The counters as of now, by label.
@@ -130,6 +131,7 @@ impl TransferMetrics {
 
     /// IXFRs over UDP answered with the current SOA alone (the transfer did not fit
     /// the datagram, or a stamp was under way): the client retries over TCP.
+    #[cfg(test)]
     pub(crate) fn udp_soa_only(&self) -> u64 {
         self.udp_soa_only.load(Ordering::Relaxed)
     }
@@ -137,6 +139,7 @@ impl TransferMetrics {
     /// Transfers served: (AXFR, IXFR incremental, IXFR answered AXFR-style, IXFR
     /// already current).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn served(&self) -> (u64, u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
@@ -149,6 +152,7 @@ impl TransferMetrics {
 
     /// NOTIFY messages (sent, acked, failed).
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn notifies(&self) -> (u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
@@ -409,6 +413,7 @@ impl TransferState {
 
     /// The counters.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn metrics(&self) -> &TransferMetrics {
         &self.metrics
     }
@@ -419,6 +424,7 @@ impl TransferState {
 
     /// The current serial of a zone (absolute name), if it is transferable.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn serial(&self, zone: &str) -> Option<u32> {
         let origin = name::wire_from_text(zone)?;
         let inner = self.lock();

@@ -26,6 +26,7 @@ use crate::config::{TsigAlgorithm, TsigKey};
 pub(crate) const FUDGE: u16 = 300;
 
 /// Our default bound on a signed message's clock difference, whatever its Fudge.
+#[cfg(test)]
 pub(crate) const WINDOW: u64 = crate::config::transfer_defaults::TSIG_WINDOW.as_secs();
 
 /// Whether a message signed at `time` with `fudge` is on time at `now`: within the
@@ -217,6 +218,10 @@ fn hmac_of<M: Mac + hmac::digest::KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8
 
 /// Why a signed request was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the RFC 8945 error names: BADKEY, BADSIG, BADTIME"
+)]
 pub(crate) enum Rejection {
     /// Unknown key or algorithm (BADKEY).
     BadKey,

@@ -77,12 +77,6 @@ impl<'m> Reader<'m> {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    /// A 32-bit field.
-    pub(crate) fn u32(&mut self) -> Result<u32, Malformed> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
     /// A 48-bit field.
     pub(crate) fn u48(&mut self) -> Result<u64, Malformed> {
         let b = self.bytes(6)?;

@@ -97,6 +97,7 @@ impl ApiError {
 
     /// The Route 53 error code, when there is one.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
     pub(crate) fn code(&self) -> Option<&str> {
         match self {
             Self::Throttling(_) => Some("Throttling"),
