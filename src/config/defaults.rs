@@ -1,13 +1,14 @@
 //! Every default of the configuration, in one place: one constant per key, named after
 //! it, in a module per section; the validators and the `Default` impls read them from
-//! here. [`TABLE`] lists every key that has a default with the default as
-//! `config/example.toml` writes it, and the test in `defaults/tests.rs` reads that
-//! file and fails, naming the key, wherever the two disagree, where a default is not
-//! documented there, and where the file documents a default this table does not hold.
+//! here. `TABLE` (built for the unit tests only) lists every key that has a default
+//! with the default as `config/example.toml` writes it, and the test in
+//! `defaults/tests.rs` reads that file and fails, naming the key, wherever the two
+//! disagree, where a default is not documented there, and where the file documents a
+//! default this table does not hold.
 //!
 //! A default that is an empty list or table is the field's serde default, not a
 //! constant; a default computed from other keys (a check's `timeout` from its
-//! `interval`) has the constants of its rule here and is [`Value::Derived`] in the
+//! `interval`) has the constants of its rule here and is `Value::Derived` in the
 //! table.
 
 #[cfg(test)]

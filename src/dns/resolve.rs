@@ -133,8 +133,9 @@ impl Client {
     }
 }
 
-/// [`resolve`], with the RRSIGs and denial records of a signed zone when the query
-/// set DO (`dnssec_ok`): pre-computed signatures and chain lookups only.
+/// Resolves a query in zone `zone_index` of the snapshot, with the RRSIGs and denial
+/// records of a signed zone when the query set DO (`dnssec_ok`): pre-computed
+/// signatures and chain lookups only.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resolve_dnssec<'s>(
     snapshot: &'s Snapshot,

@@ -1,6 +1,6 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): our own accept loop on the tokio
-//! runtime, answered by the same [`super::Responder`] as UDP, so a TCP answer is
-//! byte for byte the UDP one without the size limit.
+//! runtime, answered by the same [`Responder`](super::engine::Responder) as UDP, so
+//! a TCP answer is byte for byte the UDP one without the size limit.
 //!
 //! ```text
 //!  listener ─▶ accept loop ── Limits::admit (total and per-source caps) ──▶ one task

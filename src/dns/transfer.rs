@@ -5,8 +5,8 @@
 //! handler answer. The UDP path does the same for IXFR alone (RFC 1995 §2: the
 //! difference if it fits in one datagram, else the current SOA, which sends the
 //! client to TCP). Without a handler, or when the handler declines, the
-//! [`super::Responder`] answers as for any query (REFUSED: transfers not offered).
-//! A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
+//! [`Responder`](super::engine::Responder) answers as for any query (REFUSED:
+//! transfers not offered). A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
 
 use std::net::SocketAddr;
 

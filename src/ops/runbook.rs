@@ -10,7 +10,7 @@
 //! timeout, TLS options, expected status and body; placeholders replaced as the prober
 //! replaces them) and exits 0 exactly when the check would pass. Templates an operator
 //! must complete (a promote command, the node to fence) are in ```` ```text ````
-//! blocks. [`commands`] extracts the runnable commands from a runbook's text, for
+//! blocks. `commands` extracts the runnable commands from a runbook's text, for
 //! whatever runs them (the tests run every one against real servers).
 
 use std::fmt::Write as _;

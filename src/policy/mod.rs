@@ -3,7 +3,7 @@
 //! Pure: no I/O, no clock, randomness passed in. [`decide`] turns a record, the pool
 //! list that applies to the client, and a [`HealthSnapshot`] into a [`Decision`] (the
 //! candidates and why); [`Decision::sample`] draws one answer from it. The DNS layer
-//! pre-computes answers from decisions; tests and tools call [`answer`] directly.
+//! pre-computes answers from decisions; tests and tools call `answer` directly.
 //!
 //! Rules, in order:
 //! 1. An endpoint is usable when it is up and not drained (weight > 0). A pool is up

@@ -731,7 +731,7 @@ impl Service {
         self.reload_reporting(source).await.0
     }
 
-    /// As [`Service::reload`], also returning the outcome as status shows it.
+    /// As `Service::reload` (tests), also returning the outcome as status shows it.
     pub(crate) async fn reload_reporting(
         &self,
         source: ConfigSource,

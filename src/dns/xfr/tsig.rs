@@ -13,7 +13,7 @@
 //! captured request can be replayed that long. The RFC requires the BADTIME outside
 //! that interval but not acceptance inside it, and §10 recommends 300 s: here a
 //! message counts only if `|now − Time Signed| ≤ min(Fudge, window)`, with the
-//! window ours (`[transfer] tsig_window`, default [`WINDOW`]). The same bound applies
+//! window ours (`[transfer] tsig_window`, default `WINDOW`). The same bound applies
 //! to the signed answers to our NOTIFYs.
 
 use hmac::{Hmac, Mac};
