@@ -10,7 +10,8 @@ use crate::model::HealthState;
 
 /// `GET /status`: what is answered, and why.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Status {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Status {
     /// Snapshot generation (increases with every change).
     pub generation: u64,
     /// This process's vantage point.
@@ -58,7 +59,8 @@ pub struct Status {
 
 /// One vantage point's smoothed round-trip time to one endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct EndpointRtt {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct EndpointRtt {
     /// The vantage point that measured it.
     pub vantage: String,
     /// Its region (None: the vantage point names none).
@@ -72,7 +74,8 @@ pub struct EndpointRtt {
 
 /// Something that needs attention.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Notice {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Notice {
     /// `critical`, `warning` or `info`.
     pub level: NoticeLevel,
     /// What: `not_ready`, `state_file`, `isolated`, `impaired`, `fail_open`,
@@ -85,7 +88,8 @@ pub struct Notice {
 /// How much a [`Notice`] matters.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
-pub enum NoticeLevel {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum NoticeLevel {
     /// Nothing is wrong, but something is not as configured (an override in force).
     Info,
     /// Answers are not what the configuration intends (a failover, an old override).
@@ -96,7 +100,7 @@ pub enum NoticeLevel {
 
 impl NoticeLevel {
     /// The word status shows.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Info => "info",
             Self::Warning => "warning",
@@ -107,7 +111,8 @@ impl NoticeLevel {
 
 /// The state file, as status shows it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StateFileStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct StateFileStatus {
     /// Its path (None: no state file; nothing survives a restart).
     pub path: Option<String>,
     /// Unix milliseconds of the last successful save.
@@ -118,7 +123,8 @@ pub struct StateFileStatus {
 
 /// Whether a server hears enough vantage points to decide.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct IsolationStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct IsolationStatus {
     /// Fewer usable vantage points than `needed` are heard.
     pub isolated: bool,
     /// `[health] isolation`: `hold` (every state kept) or `local` (the vantage points
@@ -134,7 +140,8 @@ pub struct IsolationStatus {
 
 /// The outcome of the last reload.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReloadStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ReloadStatus {
     /// Whether the new configuration was taken.
     pub ok: bool,
     /// Unix milliseconds of the attempt.
@@ -147,7 +154,8 @@ pub struct ReloadStatus {
 
 /// One endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct EndpointStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct EndpointStatus {
     /// `pool/name`.
     pub endpoint: String,
     /// Address or host name.
@@ -184,7 +192,8 @@ pub struct EndpointStatus {
 /// operator forces aside), counted since [`Status::counted_since_ms`] and kept
 /// across restarts in the state file.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HistoryStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HistoryStatus {
     /// Unix milliseconds of the last change of the decided state (of the first
     /// decision while it never changed).
     pub changed_at_ms: u64,
@@ -199,7 +208,8 @@ pub struct HistoryStatus {
 
 /// Flap damping of one endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DampingStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DampingStatus {
     /// Penalty now (decays by half every half-life).
     pub penalty: f64,
     /// Whether the way back up is withheld.
@@ -210,7 +220,8 @@ pub struct DampingStatus {
 
 /// The last probe from this vantage point.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ProbeStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ProbeStatus {
     /// This vantage's verdict (after rise/fall).
     pub verdict: HealthState,
     /// Whether the last probe passed.
@@ -238,7 +249,8 @@ pub struct ProbeStatus {
 
 /// One pool.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PoolStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PoolStatus {
     /// Pool name.
     pub pool: String,
     /// Usable endpoints (up, not drained).
@@ -251,7 +263,8 @@ pub struct PoolStatus {
 
 /// One dynamic record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RecordStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordStatus {
     /// Owner name.
     pub name: String,
     /// Record type.
@@ -263,7 +276,8 @@ pub struct RecordStatus {
 
 /// The answers of a record for one pool list.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AnswerStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AnswerStatus {
     /// Regions this pool list serves (`default` included), empty for non-geo records.
     pub regions: Vec<String>,
     /// Pools considered, in order.
@@ -299,7 +313,8 @@ pub struct AnswerStatus {
 
 /// A vantage point.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct VantageStatus {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct VantageStatus {
     /// Name.
     pub name: String,
     /// Whether its last report is fresh.
@@ -320,7 +335,7 @@ pub struct VantageStatus {
 
 /// `GET /v1/health`: decided state per endpoint (used by `route53 sync --health-url`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HealthView {
+pub(crate) struct HealthView {
     /// Snapshot generation.
     pub generation: u64,
     /// Endpoints.
@@ -335,7 +350,7 @@ pub struct HealthView {
 
 /// A `primary` record's last agreed primary, as `/v1/health` shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RecordPrimary {
+pub(crate) struct RecordPrimary {
     /// Owner name.
     pub record: String,
     /// Record type.
@@ -347,7 +362,7 @@ pub struct RecordPrimary {
 
 /// A manual failover in force, as `/v1/health` shows it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RecordFailover {
+pub(crate) struct RecordFailover {
     /// Owner name.
     pub record: String,
     /// Record type.
@@ -359,7 +374,7 @@ pub struct RecordFailover {
 
 /// One endpoint's decided state.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EndpointState {
+pub(crate) struct EndpointState {
     /// `pool/name`.
     pub endpoint: String,
     /// Up or down.
@@ -374,7 +389,7 @@ pub struct EndpointState {
 
 /// `GET /v1/state`: a server's decided states, signed, for peers starting cold.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PeerState {
+pub(crate) struct PeerState {
     /// The answering server's vantage point (its secret signs the body).
     pub vantage: String,
     /// The asker's nonce (`?nonce=`), echoed so an old answer cannot be replayed.
@@ -393,7 +408,7 @@ pub struct PeerState {
 /// key), so that servers learn which vantage points are servers.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The answering server's vantage point.
     pub vantage: String,
     /// The asker's nonce, echoed.
@@ -403,7 +418,7 @@ pub struct Identity {
 /// `PUT /v1/endpoints/{pool}/{name}/force` body (the older form of an override).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ForceRequest {
+pub(crate) struct ForceRequest {
     /// `up`, `down`, or null to release the override; required.
     #[serde(deserialize_with = "Option::deserialize")]
     pub state: Option<HealthState>,
@@ -415,7 +430,7 @@ pub struct ForceRequest {
 /// `POST /v1/overrides` body: make an override on this server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OverrideRequest {
+pub(crate) struct OverrideRequest {
     /// What it applies to: `{"endpoint": "pool/name"}`, `{"pool": "name"}` or
     /// `{"record": {"name": "www.example.com.", "type": "A"}}`; a name may be a
     /// pattern (`{"endpoint": "web-eu/*"}`), and `{"region": "eu"}` names every pool
@@ -443,7 +458,7 @@ pub struct OverrideRequest {
 /// with that [`Entry`] alone.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChangeOutcome {
+pub(crate) struct ChangeOutcome {
     /// Every entry made, in order.
     pub entries: Vec<Entry>,
 }
@@ -451,7 +466,7 @@ pub struct ChangeOutcome {
 /// `POST /v1/overrides/release` body.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReleaseRequest {
+pub(crate) struct ReleaseRequest {
     /// What to release.
     pub target: Target,
     /// Why.
@@ -466,7 +481,8 @@ pub struct ReleaseRequest {
 /// signed by its vantage secret.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OverrideSync {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct OverrideSync {
     /// The sending server's vantage name.
     pub vantage: String,
     /// Its clock at sending (Unix ms): a copy far from now is refused.
@@ -477,7 +493,7 @@ pub struct OverrideSync {
 
 /// `GET /v1/overrides`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct OverridesView {
+pub(crate) struct OverridesView {
     /// This server's vantage name.
     pub server: String,
     /// Overrides in force.
@@ -490,7 +506,7 @@ pub struct OverridesView {
 /// same counts `/metrics` gives (`failoverd_dns_*`, `failoverd_transfers_*`,
 /// `failoverd_notify_*`), grouped.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Responses by rcode label (`noerror`, `nxdomain`, …, `other`).
     pub responses: BTreeMap<String, u64>,
     /// Per zone (absolute name; `(other)` past the first 63 zones), responses by
@@ -518,7 +534,7 @@ pub struct Stats {
 
 impl Stats {
     /// The counts in a server's Prometheus text (what `/metrics` says).
-    pub fn from_metrics(text: &str) -> Self {
+    pub(crate) fn from_metrics(text: &str) -> Self {
         let mut stats = Self::default();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((series, value)) = line.rsplit_once(' ') else {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 /// Why a file could not be read or written; callers add the path and what file it is.
 #[derive(Debug)]
-pub enum JsonFileError {
+pub(crate) enum JsonFileError {
     /// I/O failed.
     Io(std::io::Error),
     /// Not JSON of the expected shape, or another format version.
@@ -18,7 +18,7 @@ pub enum JsonFileError {
 
 /// Reads `path` as `T`; `Ok(None)` if it does not exist. `version(&T)` must be
 /// `expected`.
-pub fn load<T: DeserializeOwned>(
+pub(crate) fn load<T: DeserializeOwned>(
     path: &Path,
     version: impl Fn(&T) -> u32,
     expected: u32,
@@ -42,7 +42,7 @@ pub fn load<T: DeserializeOwned>(
 /// Writes `value` to `path` atomically: a temporary file in the same directory,
 /// synced, renamed over the old one, and the directory synced, so a crash leaves the
 /// old or the new file, never half of one.
-pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), JsonFileError> {
+pub(crate) fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), JsonFileError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

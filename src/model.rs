@@ -11,58 +11,65 @@ use serde::{Deserialize, Serialize};
 
 /// Index of a region in [`crate::config::Config::regions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct RegionIndex(pub u16);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RegionIndex(pub u16);
 
 /// Index of a pool in [`crate::config::Config::pools`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct PoolIndex(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PoolIndex(pub u32);
 
 /// Index of an endpoint in the flat endpoint list of a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct EndpointIndex(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct EndpointIndex(pub u32);
 
 /// Index of a check in [`crate::config::Config::checks`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct CheckIndex(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct CheckIndex(pub u32);
 
 /// Index of a vantage point in [`crate::config::Config::vantages`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct VantageIndex(pub u16);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct VantageIndex(pub u16);
 
 /// Index of a dynamic record in [`crate::config::Config::records`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct RecordIndex(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordIndex(pub u32);
 
 /// Relative share of traffic an endpoint receives; 0 means drained (never selected
 /// while any endpoint with a positive weight can be).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Weight(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Weight(pub u32);
 
 impl Weight {
     /// Whether the endpoint is drained.
-    pub fn is_drained(self) -> bool {
+    pub(crate) fn is_drained(self) -> bool {
         self.0 == 0
     }
 }
 
 /// Time to live in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Ttl(pub u32);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Ttl(pub u32);
 
 impl Ttl {
     /// Smallest TTL a dynamic record may have.
-    pub const MIN_DYNAMIC: Self = Self(1);
+    pub(crate) const MIN_DYNAMIC: Self = Self(1);
     /// Largest TTL accepted anywhere (one day; RFC 2181 allows more, but a failover
     /// service has no use for it).
-    pub const MAX: Self = Self(86_400);
-    /// Default TTL of dynamic answers.
-    pub const DEFAULT_DYNAMIC: Self = Self(30);
+    pub(crate) const MAX: Self = Self(86_400);
 }
 
 /// Observed or forced health of an endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HealthState {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthState {
     /// Serving traffic.
     Up,
     /// Not serving traffic.
@@ -71,7 +78,7 @@ pub enum HealthState {
 
 impl HealthState {
     /// Whether the state is [`HealthState::Up`].
-    pub fn is_up(self) -> bool {
+    pub(crate) fn is_up(self) -> bool {
         self == Self::Up
     }
 }
@@ -87,7 +94,8 @@ impl fmt::Display for HealthState {
 
 /// Record types a dynamic record can answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum DynamicType {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum DynamicType {
     /// IPv4 addresses.
     A,
     /// IPv6 addresses.
@@ -100,7 +108,7 @@ pub enum DynamicType {
 
 impl DynamicType {
     /// The DNS RR type code.
-    pub fn code(self) -> u16 {
+    pub(crate) fn code(self) -> u16 {
         match self {
             Self::A => 1,
             Self::Aaaa => 28,
@@ -122,7 +130,8 @@ impl fmt::Display for DynamicType {
 /// Where an endpoint's traffic goes: an address (A/AAAA answers) or a host name
 /// (CNAME answers).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum EndpointTarget {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum EndpointTarget {
     /// An IPv4 or IPv6 address.
     Address(IpAddr),
     /// An absolute host name, lower case, with a trailing dot.
@@ -140,7 +149,8 @@ impl fmt::Display for EndpointTarget {
 
 /// A source of randomness passed into pure code (the policy engine), so that the code
 /// itself stays deterministic under test.
-pub trait RandomSource {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) trait RandomSource {
     /// Returns the next 64 random bits.
     fn next_u64(&mut self) -> u64;
 
@@ -155,11 +165,13 @@ pub trait RandomSource {
 /// A small, fast, seedable generator (SplitMix64). Not cryptographic: it spreads load,
 /// it does not protect secrets.
 #[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
     /// Creates a generator from a seed.
-    pub fn new(seed: u64) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 }

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use failoverd::config::ConfigSource;
-use failoverd::dns::{Responder, Snapshot, Transport};
-use failoverd::dnssec::{Algorithm, Key, Role, Signing, Timing};
-use failoverd::health::HealthSnapshot;
-use failoverd::service;
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::dns::{Responder, Snapshot, Transport};
+use failoverd::testing::dnssec::{Algorithm, Key, Role, Signing, Timing};
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::service;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
@@ -79,7 +79,7 @@ fn snapshot(signed: Option<(&str, &std::path::Path)>) -> Snapshot {
     let health = HealthSnapshot::from_config(&loaded.config);
     let signing = loaded.keys.clone().map(|keys| Signing {
         keys,
-        now: failoverd::dnssec::keys::unix_now(),
+        now: failoverd::testing::dnssec::keys::unix_now(),
     });
     Snapshot::build_signed(
         Arc::clone(&loaded.config),

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use failoverd::health::{EndpointHealth, HealthSnapshot, HealthSource};
-use failoverd::model::{EndpointIndex, HealthState};
-use failoverd::sync::Plan;
-use failoverd::sync::agent::AgentError;
-use failoverd::sync::apply::ApplyError;
-use failoverd::sync::plan::{HealthCheckChange, Refusal};
+use failoverd::testing::health::{EndpointHealth, HealthSnapshot, HealthSource};
+use failoverd::testing::model::{EndpointIndex, HealthState};
+use failoverd::testing::sync::Plan;
+use failoverd::testing::sync::agent::AgentError;
+use failoverd::testing::sync::apply::ApplyError;
+use failoverd::testing::sync::plan::{HealthCheckChange, Refusal};
 use support::moto::{
     Moto, Workspace, agent_with, assert_converges, create_zone, eventually, fast_options,
     put_foreign, reconcile_converges,
@@ -113,7 +113,7 @@ fn check_summary(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn health(config: &failoverd::config::Config) -> HealthSnapshot {
+fn health(config: &failoverd::testing::config::Config) -> HealthSnapshot {
     HealthSnapshot::from_config(config)
 }
 
@@ -984,7 +984,7 @@ async fn mirror_config_edits_are_guarded_whatever_values_they_keep() {
     assert_eq!(ttl_of(&sdk, &zone_id, "app3.gslb.test.").await, Some(25));
     let eu = Some(vec!["192.0.2.10".to_owned(), "192.0.2.11".to_owned()]);
     let us = Some(vec!["203.0.113.10".to_owned(), "203.0.113.11".to_owned()]);
-    let refusal = |result: Result<failoverd::sync::RunReport, AgentError>| match result {
+    let refusal = |result: Result<failoverd::testing::sync::RunReport, AgentError>| match result {
         Err(AgentError::Apply(ApplyError::Refused(reason))) => reason,
         other => panic!("a configuration edit must be refused: {other:?}"),
     };
@@ -1541,7 +1541,7 @@ async fn health_url_sends_a_token_to_a_server_with_read_tokens() {
 struct Server {
     child: std::process::Child,
     admin: String,
-    feed: failoverd::sync::health_feed::HealthFeed,
+    feed: failoverd::testing::sync::health_feed::HealthFeed,
 }
 
 impl Server {
@@ -1574,7 +1574,7 @@ impl Server {
             .spawn()
             .expect("failoverd serve");
         let admin = format!("http://127.0.0.1:{admin_port}");
-        let feed = failoverd::sync::health_feed::HealthFeed::new(&admin)
+        let feed = failoverd::testing::sync::health_feed::HealthFeed::new(&admin)
             .unwrap()
             .with_token(token.map(str::to_owned));
         assert!(
@@ -1812,7 +1812,9 @@ async fn operator_overrides_and_min_healthy_reach_native_records() {
         .iter()
         .filter(|c| !c.is_marker())
         .filter_map(|c| match c {
-            failoverd::sync::plan::RecordChange::Create { new } => Some(new.key.to_string()),
+            failoverd::testing::sync::plan::RecordChange::Create { new } => {
+                Some(new.key.to_string())
+            }
             _ => None,
         })
         .collect();

@@ -11,7 +11,7 @@ use crate::policy::FailoverCause;
 const MOST_NAMED: usize = 5;
 
 /// Everything in `status` that needs attention at `now_ms`, most severe first.
-pub fn notices(status: &Status, now_ms: u64) -> Vec<Notice> {
+pub(crate) fn notices(status: &Status, now_ms: u64) -> Vec<Notice> {
     let mut out = Vec::new();
     let mut say = |level, kind: &str, text: String| {
         out.push(Notice {
@@ -257,7 +257,7 @@ fn listed(names: &[String]) -> String {
 /// A length of time for people, rounded to what matters: `45s`, `12m`, `2h`,
 /// `3h 20m`, `2d 4h` (to the nearest second below two minutes, minute below two
 /// days, hour beyond).
-pub fn duration_words(ms: u64) -> String {
+pub(crate) fn duration_words(ms: u64) -> String {
     let secs = (ms + 500) / 1000;
     if secs < 120 {
         return format!("{secs}s");

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 /// Largest body taken (bytes).
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// A JSON body of `T` (whose serde derive should deny unknown fields).
-pub struct Strict<T>(pub T);
+pub(crate) struct Strict<T>(pub T);
 
 /// A rejected body.
-pub struct BadBody(pub String);
+pub(crate) struct BadBody(pub String);
 
 impl IntoResponse for BadBody {
     fn into_response(self) -> Response {

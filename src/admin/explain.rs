@@ -22,7 +22,7 @@ use crate::policy::{self, Decision, Outcome};
 /// What to explain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExplainQuery {
+pub(crate) struct ExplainQuery {
     /// Owner name.
     pub name: String,
     /// Record type (None: every dynamic record of the name).
@@ -42,7 +42,7 @@ pub struct ExplainQuery {
 /// Why a query cannot be explained.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ExplainError {
+pub(crate) enum ExplainError {
     /// No dynamic record of that name (and type).
     #[error("no dynamic record {0}")]
     UnknownRecord(String),
@@ -53,7 +53,7 @@ pub enum ExplainError {
 
 /// The answer and why, for every record of the name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     /// The server explaining (its vantage name).
     pub server: String,
     /// Snapshot generation explained.
@@ -72,7 +72,7 @@ pub struct Explanation {
 
 /// One record's answer and why.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordExplanation {
+pub(crate) struct RecordExplanation {
     /// Owner name.
     pub name: String,
     /// Record type.
@@ -122,7 +122,7 @@ pub struct RecordExplanation {
 
 /// One pool's share of a spill-over or trickle record's answers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ShareExplanation {
+pub(crate) struct ShareExplanation {
     /// The pool.
     pub pool: String,
     /// Its share of answers (0 ..= 1).
@@ -141,7 +141,7 @@ pub struct ShareExplanation {
 
 /// A pool considered.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PoolExplanation {
+pub(crate) struct PoolExplanation {
     /// Name.
     pub name: String,
     /// Usable endpoints.
@@ -159,7 +159,7 @@ pub struct PoolExplanation {
 
 /// A pool's failover gate (RPO guard).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct GateExplanation {
+pub(crate) struct GateExplanation {
     /// The gate pool.
     pub pool: String,
     /// Whether the gate is open (the gate pool is up, or a manual failover overrides it).
@@ -172,7 +172,7 @@ pub struct GateExplanation {
 
 /// An endpoint of a pool considered.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EndpointExplanation {
+pub(crate) struct EndpointExplanation {
     /// `pool/name`.
     pub endpoint: String,
     /// Address or host name.
@@ -201,7 +201,7 @@ pub struct EndpointExplanation {
 
 /// Explains `query` against the published `snapshot`; `status` adds votes, probe
 /// reasons and damping.
-pub fn explain(
+pub(crate) fn explain(
     snapshot: &Snapshot,
     status: &Status,
     query: &ExplainQuery,

@@ -45,7 +45,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Errors of the admin server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AdminError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum AdminError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -61,11 +62,11 @@ pub enum AdminError {
 
 /// The client of a connection, as handlers see it.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer(pub SocketAddr);
+pub(crate) struct Peer(pub SocketAddr);
 
 /// Counters of every admin listener of a process.
 #[derive(Debug, Default)]
-pub struct ListenerStats {
+pub(crate) struct ListenerStats {
     refused: [AtomicU64; Refused::ALL.len()],
     open: AtomicU64,
 }
@@ -76,14 +77,14 @@ impl ListenerStats {
     }
 
     /// Refusals and early closes so far, by metric label.
-    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    pub(crate) fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         Refused::ALL
             .iter()
             .map(|r| (r.label(), self.refused[*r as usize].load(Ordering::Relaxed)))
     }
 
     /// Connections open now.
-    pub fn open(&self) -> u64 {
+    pub(crate) fn open(&self) -> u64 {
         self.open.load(Ordering::Relaxed)
     }
 }
@@ -142,7 +143,7 @@ impl Drop for Busy {
 }
 
 /// Loads the certificate chain and key of an HTTPS listener.
-pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, AdminError> {
+pub(crate) fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, AdminError> {
     let read_certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, AdminError> {
         let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
             .map_err(|e| AdminError::Tls(format!("{}: {e}", path.display())))?
@@ -171,7 +172,7 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, AdminError> {
 
 /// The connection cap in all: the configured one, kept below a quarter of the
 /// descriptor limit.
-pub fn connection_cap(limits: &AdminLimits) -> usize {
+pub(crate) fn connection_cap(limits: &AdminLimits) -> usize {
     let descriptors = crate::runtime::descriptor_limit().unwrap_or(u64::MAX);
     limits
         .max_connections
@@ -180,7 +181,7 @@ pub fn connection_cap(limits: &AdminLimits) -> usize {
 }
 
 /// Where the admin listeners come from and what stops them.
-pub struct Listen<'a> {
+pub(crate) struct Listen<'a> {
     /// Sockets of the process this one replaces (taken for the addresses they match).
     pub inherited: Option<&'a mut crate::runtime::inherit::Inherited>,
     /// While true, the listeners accept nothing (connections wait in the queue): a
@@ -192,10 +193,10 @@ pub struct Listen<'a> {
 
 /// A bound admin listener: its address, its socket (for a hand-over), and the future
 /// that serves it.
-pub type Bound<F> = (SocketAddr, std::os::fd::RawFd, F);
+pub(crate) type Bound<F> = (SocketAddr, std::os::fd::RawFd, F);
 
 /// Binds every admin listener; returns the bound addresses and the serving futures.
-pub async fn bind(
+pub(crate) async fn bind(
     addrs: &[SocketAddr],
     tls: Option<&TlsFiles>,
     app: Router,

@@ -25,10 +25,10 @@
 //!
 //! Who may call what is in [`auth`]; request bodies are strict ([`body`]).
 
-pub mod attention;
-pub mod auth;
-pub mod body;
-pub mod explain;
+pub(crate) mod attention;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod explain;
 mod guard;
 mod limits;
 mod listen;
@@ -42,9 +42,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub use self::listen::{
-    AdminError, Bound, Listen, ListenerStats, Peer, bind, connection_cap, tls_acceptor,
-};
+pub(crate) use self::listen::{AdminError, Listen, ListenerStats, Peer, bind, connection_cap};
 
 use self::auth::{Operator, Reader, SharedAccess, public};
 use self::body::Strict;
@@ -62,7 +60,7 @@ use crate::telemetry::events::{Event, EventLog};
 /// Why a peer's override sync (or state request) is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SyncError {
+pub(crate) enum SyncError {
     /// Unknown sender, no secret, or a bad signature.
     #[error("not signed by a configured vantage point")]
     Unauthenticated,
@@ -83,7 +81,7 @@ pub enum SyncError {
 
 impl SyncError {
     /// Metric label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::NotAServer(_) => "not_a_server",
@@ -94,7 +92,7 @@ impl SyncError {
     }
 
     /// Every label, for metrics.
-    pub const LABELS: [&'static str; 5] = [
+    pub(crate) const LABELS: [&'static str; 5] = [
         "unauthenticated",
         "not_a_server",
         "malformed",
@@ -105,7 +103,7 @@ impl SyncError {
 
 /// What the admin API needs from the running service.
 #[async_trait::async_trait]
-pub trait AdminBackend: Send + Sync + 'static {
+pub(crate) trait AdminBackend: Send + Sync + 'static {
     /// Authenticates and applies a report; also returns the current challenge.
     async fn submit_report(
         &self,
@@ -164,7 +162,7 @@ pub trait AdminBackend: Send + Sync + 'static {
 }
 
 /// The running service as the handlers reach it.
-pub type Backend = Arc<dyn AdminBackend>;
+pub(crate) type Backend = Arc<dyn AdminBackend>;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -186,7 +184,7 @@ impl FromRef<AppState> for Backend {
 }
 
 /// Every route of the admin API, behind the cross-site guard ([`guard`]).
-pub fn router(backend: Backend, access: SharedAccess) -> Router {
+pub(crate) fn router(backend: Backend, access: SharedAccess) -> Router {
     Router::new()
         .route("/v1/reports", post(submit_report))
         .route("/v1/state", get(peer_state))
@@ -758,7 +756,7 @@ fn changed(selector: bool, result: Result<Vec<Entry>, OverrideError>) -> Respons
 }
 
 /// The header naming why a change was refused ([`OverrideError::label`]).
-pub const REFUSAL_HEADER: &str = "failoverd-refusal";
+pub(crate) const REFUSAL_HEADER: &str = "failoverd-refusal";
 
 /// 404 for a target that is not there (or a pattern matching none) and a release
 /// with nothing to end; 409 for a change a safety check refuses; 507 when full; 503

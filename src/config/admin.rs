@@ -14,7 +14,8 @@ use crate::config::spec::{AdminSpec, RoleSpec};
 
 /// The admin HTTP API.
 #[derive(Clone, Debug, Default)]
-pub struct AdminConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AdminConfig {
     /// Listen addresses (empty: no admin API).
     pub listen: Vec<SocketAddr>,
     /// Who may call what.
@@ -23,14 +24,11 @@ pub struct AdminConfig {
     pub tls: Option<TlsFiles>,
     /// Connection caps and timeouts of every admin listener.
     pub limits: AdminLimits,
-    /// Host names (lower case) clients may name in `Host` besides addresses,
-    /// `localhost`, this host's name and the names in `[health] servers`.
-    pub names: Vec<String>,
 }
 
 /// The host part of a URL authority (`host:port`, `[v6]:port`), lower case, without
 /// a trailing dot.
-pub fn host_of_authority(authority: &str) -> String {
+pub(crate) fn host_of_authority(authority: &str) -> String {
     let authority = authority.trim();
     let authority = authority
         .rsplit_once('@')
@@ -49,7 +47,8 @@ pub fn host_of_authority(authority: &str) -> String {
 /// says nothing, trickles its headers or stops reading is cut off, and no client
 /// address holds more than its share of connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdminLimits {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AdminLimits {
     /// Most open connections (the listener also keeps below a quarter of the fd limit).
     pub max_connections: usize,
     /// Most open connections from one client address.
@@ -66,7 +65,7 @@ pub struct AdminLimits {
 
 impl AdminLimits {
     /// The defaults.
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         max_connections: defaults::MAX_CONNECTIONS,
         max_connections_per_source: defaults::MAX_CONNECTIONS_PER_SOURCE,
         header_timeout: defaults::HEADER_TIMEOUT,
@@ -84,7 +83,8 @@ impl Default for AdminLimits {
 
 /// Tokens of the admin API and the calls open without one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AdminAccess {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AdminAccess {
     /// Bearer tokens (none: calls are open, changes are taken from loopback only).
     pub tokens: Vec<AdminToken>,
     /// Calls open without a token when tokens are set.
@@ -97,7 +97,8 @@ pub struct AdminAccess {
 
 /// A bearer token of the admin API.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AdminToken {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AdminToken {
     /// Its name ("who" in overrides and logs).
     pub name: String,
     /// What it may do.
@@ -117,7 +118,8 @@ impl std::fmt::Debug for AdminToken {
 
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AdminRole {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum AdminRole {
     /// Read status, overrides, events, explain.
     Read,
     /// Also change overrides and reload.
@@ -126,7 +128,8 @@ pub enum AdminRole {
 
 /// A call that may be opened without a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PublicPath {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum PublicPath {
     /// `/metrics`.
     Metrics,
     /// `/healthz`.
@@ -139,7 +142,7 @@ pub enum PublicPath {
 
 impl PublicPath {
     /// Every public path with its config name.
-    pub const ALL: [(&'static str, Self); 4] = [
+    pub(crate) const ALL: [(&'static str, Self); 4] = [
         ("metrics", Self::Metrics),
         ("healthz", Self::Healthz),
         ("readyz", Self::Readyz),
@@ -149,7 +152,8 @@ impl PublicPath {
 
 /// PEM files of a TLS listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TlsFiles {
     /// Certificate chain.
     pub cert: PathBuf,
     /// Private key.
@@ -301,7 +305,7 @@ impl Validator<'_> {
                 );
             }
         }
-        let mut hosts = names.clone();
+        let mut hosts = names;
         for server in servers {
             if let Some(host) = server
                 .split_once("://")
@@ -322,7 +326,6 @@ impl Validator<'_> {
             },
             tls,
             limits,
-            names,
         }
     }
 

@@ -9,9 +9,9 @@ mod tests;
 
 use std::time::Duration;
 
-pub use self::dns::DnsCheck;
-pub use self::exec::ExecCheck;
-pub use self::http::HttpCheck;
+pub(crate) use self::dns::DnsCheck;
+pub(crate) use self::exec::ExecCheck;
+pub(crate) use self::http::HttpCheck;
 use super::PostgresCheck;
 use super::defaults;
 use super::diagnostics::KeyPath;
@@ -20,7 +20,8 @@ use super::validate::{Validator, check_identifier};
 
 /// How an endpoint is probed.
 #[derive(Clone, Debug)]
-pub struct Check {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Check {
     /// Check name.
     pub name: String,
     /// What is probed.
@@ -53,7 +54,8 @@ pub struct Check {
 
 /// Flap-damping settings of a check (see [`crate::health::damping`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DampingRules {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DampingRules {
     /// Added at every outage (transition to down).
     pub penalty: f64,
     /// Time for the penalty to halve.
@@ -68,7 +70,7 @@ pub struct DampingRules {
 
 impl DampingRules {
     /// The defaults (see the module docs).
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         penalty: defaults::damping::PENALTY,
         half_life: defaults::damping::HALF_LIFE,
         suppress: defaults::damping::SUPPRESS,
@@ -77,7 +79,7 @@ impl DampingRules {
     };
 
     /// The highest penalty: the one that decays to `reuse` in `max_suppress`.
-    pub fn ceiling(&self) -> f64 {
+    pub(crate) fn ceiling(&self) -> f64 {
         let half_lives = self.max_suppress.as_secs_f64() / self.half_life.as_secs_f64().max(1e-3);
         (self.reuse * half_lives.exp2()).max(self.suppress)
     }
@@ -92,7 +94,8 @@ impl Default for DampingRules {
 /// When an endpoint that is up is *degraded* — answered, with its weight scaled by
 /// `weight` (see [`crate::health::degraded`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DegradedRules {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DegradedRules {
     /// A probe that passes slower than this is slow (None: latency does not degrade).
     pub latency: Option<Duration>,
     /// Below this share of passing probes over `window`, degraded (None: off).
@@ -105,14 +108,15 @@ pub struct DegradedRules {
 
 impl DegradedRules {
     /// The weight factor in permille (at least 1).
-    pub fn weight_permille(&self) -> u16 {
+    pub(crate) fn weight_permille(&self) -> u16 {
         ((self.weight * 1000.0).round() as u16).clamp(1, 999)
     }
 }
 
 /// The probe of a check.
 #[derive(Clone, Debug)]
-pub enum CheckKind {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum CheckKind {
     /// HTTP or HTTPS request.
     Http(HttpCheck),
     /// TCP connect.
@@ -130,7 +134,7 @@ pub enum CheckKind {
 
 impl CheckKind {
     /// Short name (`http`, `https`, `tcp`, `dns`, `exec`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Http(h) if h.tls => "https",
             Self::Http(_) => "http",
@@ -142,7 +146,7 @@ impl CheckKind {
     }
 
     /// Port probed (exec: the optional `port` passed in `FAILOVERD_PORT`).
-    pub fn port(&self) -> Option<u16> {
+    pub(crate) fn port(&self) -> Option<u16> {
         match self {
             Self::Http(h) => Some(h.port),
             Self::Tcp { port } => Some(*port),
@@ -155,7 +159,8 @@ impl CheckKind {
 
 /// Route 53 health-check settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route53Check {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Route53Check {
     /// 10 or 30 seconds.
     pub request_interval: u8,
     /// 1–10.

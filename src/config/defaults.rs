@@ -1,312 +1,315 @@
 //! Every default of the configuration, in one place: one constant per key, named after
 //! it, in a module per section; the validators and the `Default` impls read them from
-//! here. [`TABLE`] lists every key that has a default with the default as
-//! `config/example.toml` writes it, and the test in `defaults/tests.rs` reads that
-//! file and fails, naming the key, wherever the two disagree, where a default is not
-//! documented there, and where the file documents a default this table does not hold.
+//! here. `TABLE` (built for the unit tests only) lists every key that has a default
+//! with the default as `config/example.toml` writes it, and the test in
+//! `defaults/tests.rs` reads that file and fails, naming the key, wherever the two
+//! disagree, where a default is not documented there, and where the file documents a
+//! default this table does not hold.
 //!
 //! A default that is an empty list or table is the field's serde default, not a
 //! constant; a default computed from other keys (a check's `timeout` from its
-//! `interval`) has the constants of its rule here and is [`Value::Derived`] in the
+//! `interval`) has the constants of its rule here and is `Value::Derived` in the
 //! table.
 
+#[cfg(test)]
 use std::time::Duration;
 
 /// `[server]` defaults.
-pub mod server {
+pub(crate) mod server {
     use std::time::Duration;
 
     /// `server.listen`.
-    pub const LISTEN: &[&str] = &["127.0.0.1:5353"];
+    pub(crate) const LISTEN: &[&str] = &["127.0.0.1:5353"];
     /// `server.udp_workers` (0: one per available core, at most 16).
-    pub const UDP_WORKERS: i64 = 0;
+    pub(crate) const UDP_WORKERS: i64 = 0;
     /// `server.udp_io`.
-    pub const UDP_IO: &str = "batched";
+    pub(crate) const UDP_IO: &str = "batched";
     /// `server.max_udp_payload`.
-    pub const MAX_UDP_PAYLOAD: i64 = 1232;
+    pub(crate) const MAX_UDP_PAYLOAD: i64 = 1232;
     /// `server.tcp_idle_timeout`.
-    pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(crate) const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
     /// `server.tcp_max_connections`.
-    pub const TCP_MAX_CONNECTIONS: usize = 1024;
+    pub(crate) const TCP_MAX_CONNECTIONS: usize = 1024;
     /// `server.tcp_max_connections_per_source` (or `tcp_max_connections` if smaller).
-    pub const TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+    pub(crate) const TCP_MAX_CONNECTIONS_PER_SOURCE: usize = 32;
 }
 
 /// `[server.rrl]` defaults (what an empty `[server.rrl]` table means).
-pub mod rrl {
+pub(crate) mod rrl {
     /// `server.rrl.rate`.
-    pub const RATE: u32 = 20;
+    pub(crate) const RATE: u32 = 20;
     /// `server.rrl.slip`.
-    pub const SLIP: u32 = 2;
+    pub(crate) const SLIP: u32 = 2;
     /// `server.rrl.ipv4_prefix`.
-    pub const IPV4_PREFIX: u8 = 24;
+    pub(crate) const IPV4_PREFIX: u8 = 24;
     /// `server.rrl.ipv6_prefix`.
-    pub const IPV6_PREFIX: u8 = 56;
+    pub(crate) const IPV6_PREFIX: u8 = 56;
     /// `server.rrl.table_size`.
-    pub const TABLE_SIZE: usize = 65_536;
+    pub(crate) const TABLE_SIZE: usize = 65_536;
 }
 
 /// `[zones]` defaults.
-pub mod zones {
+pub(crate) mod zones {
     /// `zones.directory`, relative to the config file.
-    pub const DIRECTORY: &str = "../zones";
+    pub(crate) const DIRECTORY: &str = "../zones";
 }
 
 /// `[geo]` defaults.
-pub mod geo {
+pub(crate) mod geo {
     /// `geo.ecs`.
-    pub const ECS: bool = true;
+    pub(crate) const ECS: bool = true;
 }
 
 /// `[checks.NAME]` defaults.
-pub mod checks {
+pub(crate) mod checks {
     use std::time::Duration;
 
     /// `checks.NAME.port` of `type = "http"`.
-    pub const HTTP_PORT: u16 = 80;
+    pub(crate) const HTTP_PORT: u16 = 80;
     /// `checks.NAME.port` of `type = "https"`.
-    pub const HTTPS_PORT: u16 = 443;
+    pub(crate) const HTTPS_PORT: u16 = 443;
     /// `checks.NAME.port` of `type = "dns"`.
-    pub const DNS_PORT: u16 = 53;
+    pub(crate) const DNS_PORT: u16 = 53;
     /// `checks.NAME.method`.
-    pub const METHOD: &str = "GET";
+    pub(crate) const METHOD: &str = "GET";
     /// `checks.NAME.path`.
-    pub const PATH: &str = "/";
+    pub(crate) const PATH: &str = "/";
     /// `checks.NAME.expect_status`.
-    pub const EXPECT_STATUS: &[&str] = &["200-399"];
+    pub(crate) const EXPECT_STATUS: &[&str] = &["200-399"];
     /// `checks.NAME.tls_verify`.
-    pub const TLS_VERIFY: bool = true;
+    pub(crate) const TLS_VERIFY: bool = true;
     /// `checks.NAME.query_type`.
-    pub const QUERY_TYPE: &str = "A";
+    pub(crate) const QUERY_TYPE: &str = "A";
     /// `checks.NAME.expect_rcode`.
-    pub const EXPECT_RCODE: &str = "NOERROR";
+    pub(crate) const EXPECT_RCODE: &str = "NOERROR";
     /// `checks.NAME.interval`.
-    pub const INTERVAL: Duration = Duration::from_secs(1);
+    pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
     /// `checks.NAME.timeout`: this share of `interval`.
-    pub const TIMEOUT_SHARE: f64 = 0.8;
+    pub(crate) const TIMEOUT_SHARE: f64 = 0.8;
     /// `checks.NAME.fast_interval`: `interval` divided by this…
-    pub const FAST_INTERVAL_DIVISOR: u32 = 5;
+    pub(crate) const FAST_INTERVAL_DIVISOR: u32 = 5;
     /// …and at least this (`checks.NAME.fast_interval`).
-    pub const FAST_INTERVAL_MIN: Duration = Duration::from_millis(50);
+    pub(crate) const FAST_INTERVAL_MIN: Duration = Duration::from_millis(50);
     /// `checks.NAME.jitter`: `interval` divided by this.
-    pub const JITTER_DIVISOR: u32 = 10;
+    pub(crate) const JITTER_DIVISOR: u32 = 10;
     /// `checks.NAME.rise`.
-    pub const RISE: i64 = 2;
+    pub(crate) const RISE: i64 = 2;
     /// `checks.NAME.fall`.
-    pub const FALL: i64 = 2;
+    pub(crate) const FALL: i64 = 2;
     /// `checks.NAME.hold`.
-    pub const HOLD: Duration = Duration::ZERO;
+    pub(crate) const HOLD: Duration = Duration::ZERO;
     /// `checks.NAME.slow_start` (zero: off).
-    pub const SLOW_START: Duration = Duration::ZERO;
+    pub(crate) const SLOW_START: Duration = Duration::ZERO;
     /// `checks.NAME.route53.request_interval` (seconds between Route 53 checks).
-    pub const ROUTE53_REQUEST_INTERVAL: u8 = 30;
+    pub(crate) const ROUTE53_REQUEST_INTERVAL: u8 = 30;
 }
 
 /// `[checks.NAME] damping` defaults (BGP-style flap damping, on by default).
-pub mod damping {
+pub(crate) mod damping {
     use std::time::Duration;
 
     /// `checks.NAME.damping.enabled`.
-    pub const ENABLED: bool = true;
+    pub(crate) const ENABLED: bool = true;
     /// `checks.NAME.damping.penalty`.
-    pub const PENALTY: f64 = 1000.0;
+    pub(crate) const PENALTY: f64 = 1000.0;
     /// `checks.NAME.damping.half_life`.
-    pub const HALF_LIFE: Duration = Duration::from_secs(5);
+    pub(crate) const HALF_LIFE: Duration = Duration::from_secs(5);
     /// `checks.NAME.damping.suppress`.
-    pub const SUPPRESS: f64 = 1500.0;
+    pub(crate) const SUPPRESS: f64 = 1500.0;
     /// `checks.NAME.damping.reuse`.
-    pub const REUSE: f64 = 750.0;
+    pub(crate) const REUSE: f64 = 750.0;
     /// `checks.NAME.damping.max_suppress`.
-    pub const MAX_SUPPRESS: Duration = Duration::from_secs(30);
+    pub(crate) const MAX_SUPPRESS: Duration = Duration::from_secs(30);
 }
 
 /// Defaults of `postgres` checks.
-pub mod postgres {
+pub(crate) mod postgres {
     /// `checks.NAME.port` of `type = "postgres"`.
-    pub const PORT: u16 = 5432;
+    pub(crate) const PORT: u16 = 5432;
     /// `checks.NAME.user`.
-    pub const USER: &str = "postgres";
+    pub(crate) const USER: &str = "postgres";
     /// `checks.NAME.database`.
-    pub const DATABASE: &str = "postgres";
+    pub(crate) const DATABASE: &str = "postgres";
     /// `checks.NAME.role`.
-    pub const ROLE: &str = "any";
+    pub(crate) const ROLE: &str = "any";
     /// `checks.NAME.sslmode`.
-    pub const SSLMODE: &str = "disable";
+    pub(crate) const SSLMODE: &str = "disable";
 }
 
 /// `[pools.NAME]` defaults.
-pub mod pools {
+pub(crate) mod pools {
     /// `pools.NAME.min_healthy`.
-    pub const MIN_HEALTHY: i64 = 1;
+    pub(crate) const MIN_HEALTHY: i64 = 1;
     /// `pools.NAME.endpoints[N].weight`.
-    pub const WEIGHT: u32 = 1;
+    pub(crate) const WEIGHT: u32 = 1;
     /// `pools.NAME.max_load`: a pool may be driven to its whole capacity.
-    pub const MAX_LOAD: f64 = 1.0;
+    pub(crate) const MAX_LOAD: f64 = 1.0;
 }
 
 /// `[[records]]` defaults.
-pub mod records {
+pub(crate) mod records {
     /// `records[N].ttl` (seconds).
-    pub const TTL: u32 = 30;
+    pub(crate) const TTL: u32 = 30;
     /// `records[N].all_down_ttl`: the record's `ttl`, at most this (seconds).
-    pub const ALL_DOWN_TTL_CAP: u32 = 10;
+    pub(crate) const ALL_DOWN_TTL_CAP: u32 = 10;
     /// `records[N].min_ttl` (seconds).
-    pub const MIN_TTL: u32 = 1;
+    pub(crate) const MIN_TTL: u32 = 1;
     /// `records[N].max_answers` of `weighted` and `primary` records.
-    pub const MAX_ANSWERS_ONE: i64 = 1;
+    pub(crate) const MAX_ANSWERS_ONE: i64 = 1;
     /// `records[N].max_answers` of `failover` and `multivalue` records.
-    pub const MAX_ANSWERS: i64 = 8;
+    pub(crate) const MAX_ANSWERS: i64 = 8;
     /// `records[N].all_down`.
-    pub const ALL_DOWN: &str = "fail-open";
+    pub(crate) const ALL_DOWN: &str = "fail-open";
     /// `records[N].on_conflict`.
-    pub const ON_CONFLICT: &str = "hold";
+    pub(crate) const ON_CONFLICT: &str = "hold";
     /// `records[N].select`.
-    pub const SELECT: &str = "failover";
+    pub(crate) const SELECT: &str = "failover";
     /// `records[N].spill`.
-    pub const SPILL: bool = false;
+    pub(crate) const SPILL: bool = false;
 }
 
 /// `[[safety]]` defaults.
-pub mod safety {
+pub(crate) mod safety {
     /// `safety[N].min_in_service`.
-    pub const MIN_IN_SERVICE: i64 = 1;
+    pub(crate) const MIN_IN_SERVICE: i64 = 1;
 }
 
 /// `[health]` defaults.
-pub mod health {
+pub(crate) mod health {
     use std::time::Duration;
 
     /// `health.isolation`.
-    pub const ISOLATION: &str = "hold";
+    pub(crate) const ISOLATION: &str = "hold";
     /// `health.down_regions`.
-    pub const DOWN_REGIONS: i64 = 1;
+    pub(crate) const DOWN_REGIONS: i64 = 1;
     /// `health.staleness`.
-    pub const STALENESS: Duration = Duration::from_secs(10);
+    pub(crate) const STALENESS: Duration = Duration::from_secs(10);
     /// `health.push_interval`.
-    pub const PUSH_INTERVAL: Duration = Duration::from_millis(500);
+    pub(crate) const PUSH_INTERVAL: Duration = Duration::from_millis(500);
     /// `health.override_warn_after`.
-    pub const OVERRIDE_WARN_AFTER: Duration = Duration::from_secs(4 * 3600);
+    pub(crate) const OVERRIDE_WARN_AFTER: Duration = Duration::from_secs(4 * 3600);
     /// `health.cold_start` (and so of `records[N].cold_start`).
-    pub const COLD_START: &str = "last-known";
+    pub(crate) const COLD_START: &str = "last-known";
 }
 
 /// `[admin]` defaults.
-pub mod admin {
+pub(crate) mod admin {
     use std::time::Duration;
 
     /// `admin.max_connections`.
-    pub const MAX_CONNECTIONS: usize = 256;
+    pub(crate) const MAX_CONNECTIONS: usize = 256;
     /// `admin.max_connections_per_source` (or `max_connections` if smaller).
-    pub const MAX_CONNECTIONS_PER_SOURCE: usize = 32;
+    pub(crate) const MAX_CONNECTIONS_PER_SOURCE: usize = 32;
     /// `admin.header_timeout`.
-    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+    pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
     /// `admin.body_timeout`.
-    pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
     /// `admin.idle_timeout`.
-    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// `admin.handshake_timeout`.
-    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+    pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
     /// `admin.public`.
-    pub const PUBLIC: &[&str] = &["healthz", "readyz"];
+    pub(crate) const PUBLIC: &[&str] = &["healthz", "readyz"];
 }
 
 /// `[route53]` defaults.
-pub mod route53 {
+pub(crate) mod route53 {
     use std::time::Duration;
 
     /// `route53.region` (of the API client; Route 53 is global).
-    pub const REGION: &str = "us-east-1";
+    pub(crate) const REGION: &str = "us-east-1";
     /// `route53.owner_id`.
-    pub const OWNER_ID: &str = "failoverd";
+    pub(crate) const OWNER_ID: &str = "failoverd";
     /// `route53.mode`.
-    pub const MODE: &str = "native";
+    pub(crate) const MODE: &str = "native";
     /// `route53.max_requests_per_second`.
-    pub const MAX_REQUESTS_PER_SECOND: f64 = 5.0;
+    pub(crate) const MAX_REQUESTS_PER_SECOND: f64 = 5.0;
     /// `route53.burst`.
-    pub const BURST: i64 = 10;
+    pub(crate) const BURST: i64 = 10;
     /// `route53.debounce`.
-    pub const DEBOUNCE: Duration = Duration::from_secs(2);
+    pub(crate) const DEBOUNCE: Duration = Duration::from_secs(2);
     /// `route53.change_timeout`.
-    pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
+    pub(crate) const CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
     /// `route53.sync_interval`.
-    pub const SYNC_INTERVAL: Duration = Duration::from_secs(60);
+    pub(crate) const SYNC_INTERVAL: Duration = Duration::from_secs(60);
     /// `route53.max_update_percent`.
-    pub const MAX_UPDATE_PERCENT: i64 = 30;
+    pub(crate) const MAX_UPDATE_PERCENT: i64 = 30;
     /// `route53.max_delete_percent`.
-    pub const MAX_DELETE_PERCENT: i64 = 30;
+    pub(crate) const MAX_DELETE_PERCENT: i64 = 30;
     /// `route53.zones[N].sync_static`.
-    pub const SYNC_STATIC: bool = false;
+    pub(crate) const SYNC_STATIC: bool = false;
 }
 
 /// `[dnstap]` defaults.
-pub mod dnstap {
+pub(crate) mod dnstap {
     /// `dnstap.log_queries`.
-    pub const LOG_QUERIES: bool = true;
+    pub(crate) const LOG_QUERIES: bool = true;
     /// `dnstap.log_responses`.
-    pub const LOG_RESPONSES: bool = true;
+    pub(crate) const LOG_RESPONSES: bool = true;
     /// `dnstap.queue`.
-    pub const QUEUE: usize = 16_384;
+    pub(crate) const QUEUE: usize = 16_384;
 }
 
 /// `[dnssec]` defaults.
-pub mod dnssec {
+pub(crate) mod dnssec {
     use std::time::Duration;
 
     /// `dnssec.key_directory`, relative to the config file.
-    pub const KEY_DIRECTORY: &str = "keys";
+    pub(crate) const KEY_DIRECTORY: &str = "keys";
     /// `dnssec.nsec`.
-    pub const NSEC: &str = "nsec3";
+    pub(crate) const NSEC: &str = "nsec3";
     /// `dnssec.opt_out`.
-    pub const OPT_OUT: bool = false;
+    pub(crate) const OPT_OUT: bool = false;
     /// `dnssec.signature_validity`.
-    pub const SIGNATURE_VALIDITY: Duration = Duration::from_secs(14 * 86_400);
+    pub(crate) const SIGNATURE_VALIDITY: Duration = Duration::from_secs(14 * 86_400);
     /// `dnssec.refresh`.
-    pub const REFRESH: Duration = Duration::from_secs(7 * 86_400);
+    pub(crate) const REFRESH: Duration = Duration::from_secs(7 * 86_400);
     /// `dnssec.inception_offset`.
-    pub const INCEPTION_OFFSET: Duration = Duration::from_secs(3600);
+    pub(crate) const INCEPTION_OFFSET: Duration = Duration::from_secs(3600);
     /// `dnssec.dnskey_ttl` (TTL of DNSKEY, CDS and CDNSKEY, seconds).
-    pub const DNSKEY_TTL: u32 = 3600;
+    pub(crate) const DNSKEY_TTL: u32 = 3600;
 }
 
 /// `[transfer]` defaults.
-pub mod transfer {
+pub(crate) mod transfer {
     use std::time::Duration;
 
     /// `transfer.journal_versions` (versions kept per zone for IXFR).
-    pub const JOURNAL_VERSIONS: usize = 64;
+    pub(crate) const JOURNAL_VERSIONS: usize = 64;
     /// `transfer.notify_attempts` (per address and change).
-    pub const NOTIFY_ATTEMPTS: u32 = 5;
+    pub(crate) const NOTIFY_ATTEMPTS: u32 = 5;
     /// `transfer.notify_timeout` (first NOTIFY response wait; doubles per retry).
-    pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+    pub(crate) const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
     /// `transfer.state_file`: this suffix on `[health] state_file`.
-    pub const STATE_SUFFIX: &str = ".serials.json";
+    pub(crate) const STATE_SUFFIX: &str = ".serials.json";
     /// `transfer.tsig_window`: how far a TSIG-signed message's time may be from ours
     /// (RFC 8945 §10 recommends 300 s), whatever Fudge it carries.
-    pub const TSIG_WINDOW: Duration = Duration::from_secs(300);
+    pub(crate) const TSIG_WINDOW: Duration = Duration::from_secs(300);
     /// Longest `transfer.tsig_window` accepted: Fudge is 16 bits of seconds.
-    pub const MAX_TSIG_WINDOW: Duration = Duration::from_secs(65_535);
+    pub(crate) const MAX_TSIG_WINDOW: Duration = Duration::from_secs(65_535);
     /// `transfer.keys[N].algorithm`.
-    pub const ALGORITHM: &str = "hmac-sha256";
+    pub(crate) const ALGORITHM: &str = "hmac-sha256";
 }
 
 /// Latency steering defaults: `[health] rtt_window` and the records' `min_gain`,
 /// `min_gain_percent` and `hold`.
-pub mod latency {
+pub(crate) mod latency {
     use std::time::Duration;
 
     /// `health.rtt_window`: time constant of the RTT EWMA.
-    pub const RTT_WINDOW: Duration = Duration::from_secs(10);
+    pub(crate) const RTT_WINDOW: Duration = Duration::from_secs(10);
     /// `records[N].min_gain`: least gain in RTT worth a move.
-    pub const MIN_GAIN: Duration = Duration::from_millis(10);
+    pub(crate) const MIN_GAIN: Duration = Duration::from_millis(10);
     /// `records[N].min_gain_percent`: least gain in percent of the current pool's RTT.
-    pub const MIN_GAIN_PERCENT: f64 = 10.0;
+    pub(crate) const MIN_GAIN_PERCENT: f64 = 10.0;
     /// `records[N].hold`: how long a better pool must stay better; least time between moves.
-    pub const HOLD: Duration = Duration::from_secs(60);
+    pub(crate) const HOLD: Duration = Duration::from_secs(60);
 }
 
 /// A default as `config/example.toml` writes it.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// An integer.
     Int(i64),
     /// A number.
@@ -327,13 +330,15 @@ pub enum Value {
     Derived,
 }
 
+#[cfg(test)]
 const fn secs(d: Duration) -> Value {
     Value::Duration(d)
 }
 
 /// Every key that has a default, by key path (`NAME` and `N` stand for any table name
 /// or array index), with its default.
-pub const TABLE: &[(&str, Value)] = {
+#[cfg(test)]
+pub(crate) const TABLE: &[(&str, Value)] = {
     use Value::{Bool, Derived, EmptyTable, Float, Int, List, PerCase, Str};
     &[
         ("server.listen", List(server::LISTEN)),
@@ -519,11 +524,11 @@ pub const TABLE: &[(&str, Value)] = {
 
 /// `[checks.NAME] degraded_*` defaults (degraded endpoints; off unless
 /// `degraded_latency` or `degraded_success_ratio` is set).
-pub mod degraded {
+pub(crate) mod degraded {
     /// `checks.NAME.degraded_window`: probes the success ratio is counted over.
-    pub const WINDOW: u32 = 10;
+    pub(crate) const WINDOW: u32 = 10;
     /// `checks.NAME.degraded_weight`: weight factor of a degraded endpoint.
-    pub const WEIGHT: f64 = 0.25;
+    pub(crate) const WEIGHT: f64 = 0.25;
 }
 
 #[cfg(test)]

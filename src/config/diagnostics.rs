@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 /// One segment of a key path.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// A table key.
     Key(String),
     /// An array index.
@@ -18,30 +18,31 @@ pub enum Segment {
 
 /// Where a value sits in the configuration, e.g. `pools.web-eu.endpoints[1].weight`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPath(Vec<Segment>);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct KeyPath(Vec<Segment>);
 
 impl KeyPath {
     /// The empty path (the document root).
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         Self::default()
     }
 
     /// This path extended by a table key.
-    pub fn key(&self, key: &str) -> Self {
+    pub(crate) fn key(&self, key: &str) -> Self {
         let mut segments = self.0.clone();
         segments.push(Segment::Key(key.to_owned()));
         Self(segments)
     }
 
     /// This path extended by an array index.
-    pub fn index(&self, index: usize) -> Self {
+    pub(crate) fn index(&self, index: usize) -> Self {
         let mut segments = self.0.clone();
         segments.push(Segment::Index(index));
         Self(segments)
     }
 
     /// The segments, outermost first.
-    pub fn segments(&self) -> &[Segment] {
+    pub(crate) fn segments(&self) -> &[Segment] {
         &self.0
     }
 
@@ -90,7 +91,8 @@ impl fmt::Display for KeyPath {
 
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Severity {
     /// The configuration cannot be used.
     Error,
     /// The configuration works but is probably not what was meant.
@@ -99,7 +101,8 @@ pub enum Severity {
 
 /// One finding about a configuration.
 #[derive(Clone, Debug)]
-pub struct Diagnostic {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// File the finding is about (the config file, or a zone file).
@@ -137,7 +140,8 @@ impl fmt::Display for Diagnostic {
 
 /// Every error and warning found while loading a configuration.
 #[derive(Clone, Debug, Default)]
-pub struct Diagnostics {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Diagnostics {
     /// Findings that make the configuration unusable.
     pub errors: Vec<Diagnostic>,
     /// Findings that do not.
@@ -146,7 +150,7 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     /// Records an error at a key path.
-    pub fn error(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, path: KeyPath, message: impl Into<String>) {
         self.errors.push(Diagnostic {
             severity: Severity::Error,
             file: None,
@@ -157,7 +161,7 @@ impl Diagnostics {
     }
 
     /// Records a warning at a key path.
-    pub fn warning(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(crate) fn warning(&mut self, path: KeyPath, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             severity: Severity::Warning,
             file: None,
@@ -168,7 +172,7 @@ impl Diagnostics {
     }
 
     /// Records a finding that is not about a config key (a zone file, say).
-    pub fn push(&mut self, diagnostic: Diagnostic) {
+    pub(crate) fn push(&mut self, diagnostic: Diagnostic) {
         match diagnostic.severity {
             Severity::Error => self.errors.push(diagnostic),
             Severity::Warning => self.warnings.push(diagnostic),
@@ -176,19 +180,19 @@ impl Diagnostics {
     }
 
     /// Whether any error was recorded.
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }
 
     /// Moves every finding of `other` into `self`.
-    pub fn extend(&mut self, other: Self) {
+    pub(crate) fn extend(&mut self, other: Self) {
         self.errors.extend(other.errors);
         self.warnings.extend(other.warnings);
     }
 
     /// Fills in the file and, from the TOML text, the line of every finding that has a
     /// key path but no location yet.
-    pub fn locate(&mut self, file: Option<&PathBuf>, text: &str) {
+    pub(crate) fn locate(&mut self, file: Option<&PathBuf>, text: &str) {
         let (root, _) = DeTable::parse_recoverable(text);
         for diagnostic in self.errors.iter_mut().chain(self.warnings.iter_mut()) {
             if diagnostic.file.is_some() {

@@ -12,7 +12,8 @@ use crate::config::spec::DnssecSpec;
 
 /// How non-existence is proven in a signed zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DenialKind {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum DenialKind {
     /// NSEC3 (RFC 5155) with RFC 9276 parameters: SHA-1, no extra iterations, no salt.
     Nsec3,
     /// NSEC (RFC 4034).
@@ -21,7 +22,8 @@ pub enum DenialKind {
 
 /// DNSSEC signing: `[dnssec]`.
 #[derive(Clone, Debug)]
-pub struct DnssecConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnssecConfig {
     /// Where the key files are.
     pub key_directory: PathBuf,
     /// Signed zones (absolute, lower-case names).
@@ -57,13 +59,8 @@ impl Default for DnssecConfig {
 
 impl DnssecConfig {
     /// Whether any zone is signed.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.zones.is_empty()
-    }
-
-    /// Whether the zone (absolute name) is signed.
-    pub fn signs(&self, zone: &str) -> bool {
-        self.zones.iter().any(|z| z.eq_ignore_ascii_case(zone))
     }
 }
 

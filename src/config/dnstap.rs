@@ -10,7 +10,8 @@ use crate::config::spec::DnstapSpec;
 
 /// Query and response logging to a dnstap consumer: `[dnstap]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DnstapConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnstapConfig {
     /// The consumer's Unix socket (fstrm_capture, dnstap-ldns, a collector).
     pub socket: PathBuf,
     /// `identity` field.

@@ -12,24 +12,12 @@ use serde::Deserialize;
 /// A duration as written in the file (`"30s"`), parsed by [`parse_duration`].
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub struct DurationSpec(String);
+pub(crate) struct DurationSpec(String);
 
 /// Shown as the quoted text, as messages quote a duration (`"1500ms"`).
 impl std::fmt::Debug for DurationSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl DurationSpec {
-    /// The text as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The duration, or the message saying what is wrong with the text.
-    pub fn parse(&self) -> Result<Duration, String> {
-        parse_duration(&self.0)
     }
 }
 
@@ -49,7 +37,7 @@ impl std::ops::Deref for DurationSpec {
 
 /// Parses a duration such as `250ms`, `2s`, `1m30s`, `1.5h` or `14d` (humantime's
 /// grammar; surrounding blanks are ignored).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     humantime::parse_duration(text).map_err(|error| match error {
         humantime::DurationError::Empty => "empty duration".to_owned(),

@@ -15,7 +15,8 @@ use crate::model::{RegionIndex, VantageIndex};
 
 /// A vantage point: a server or probe agent whose verdicts count toward quorum.
 #[derive(Clone, Debug)]
-pub struct Vantage {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Vantage {
     /// Name.
     pub name: String,
     /// Region it probes from.
@@ -31,7 +32,8 @@ pub struct Vantage {
 
 /// What a vantage point is: who may exchange operator overrides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VantageRole {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum VantageRole {
     /// A server: its override exchange is taken.
     Server,
     /// A probe agent: its reports count toward quorum; override exchange and peer
@@ -41,7 +43,8 @@ pub enum VantageRole {
 
 /// What health a record's endpoints start with before any report arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColdStart {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ColdStart {
     /// The state saved before the restart (or the peers'), else up.
     LastKnown,
     /// Up, whatever was saved.
@@ -51,7 +54,8 @@ pub enum ColdStart {
 /// What a server does while it hears fewer vantage points than a quorum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum IsolationMode {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum IsolationMode {
     /// Keep every endpoint's last decided state: silence and a lonely opinion never
     /// flip an answer.
     #[default]
@@ -63,7 +67,8 @@ pub enum IsolationMode {
 
 /// Quorum, reporting and persistence settings.
 #[derive(Clone, Debug)]
-pub struct HealthConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthConfig {
     /// This process's vantage point, if it is one.
     pub vantage: Option<VantageIndex>,
     /// Admin base URLs of the servers verdicts are pushed to.
@@ -93,7 +98,7 @@ pub struct HealthConfig {
 /// Where the embedded default configuration keeps its state:
 /// `$XDG_STATE_HOME/failoverd/state.json`, else `~/.local/state/failoverd/state.json`
 /// (None without either variable: nothing is kept).
-pub fn default_state_file() -> Option<PathBuf> {
+pub(crate) fn default_state_file() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => {

@@ -19,75 +19,76 @@
 //! sections and the helpers they share, and [`defaults`] every default.
 
 mod admin;
-mod checks;
-pub mod defaults;
-mod diagnostics;
+pub(crate) mod checks;
+pub(crate) mod defaults;
+pub(crate) mod diagnostics;
 mod dnssec;
 mod dnstap;
 mod duration;
 mod health;
 mod pools;
 mod postgres;
-mod records;
+pub(crate) mod records;
 mod route53;
-pub mod secret_file;
-mod server;
-pub mod spec;
-mod transfer;
+pub(crate) mod secret_file;
+pub(crate) mod server;
+pub(crate) mod spec;
+pub(crate) mod transfer;
 mod validate;
 mod zones;
 
 use std::path::{Path, PathBuf};
 
-pub use self::admin::{
+pub(crate) use self::admin::{
     AdminAccess, AdminConfig, AdminLimits, AdminRole, AdminToken, PublicPath, TlsFiles,
     host_of_authority,
 };
-pub use self::checks::{
-    Check, CheckKind, DampingRules, DegradedRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
+pub(crate) use self::checks::{
+    Check, CheckKind, DampingRules, DegradedRules, DnsCheck, ExecCheck, HttpCheck,
 };
-pub use self::defaults::{
+pub(crate) use self::defaults::{
     dnssec as dnssec_defaults, postgres as postgres_defaults, transfer as transfer_defaults,
 };
-pub use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Segment, Severity};
-pub use self::dnssec::{DenialKind, DnssecConfig};
-pub use self::dnstap::DnstapConfig;
-pub use self::duration::{DurationSpec, parse_duration};
-pub use self::health::{
+pub(crate) use self::diagnostics::{Diagnostic, Diagnostics, KeyPath, Severity};
+pub(crate) use self::dnssec::{DenialKind, DnssecConfig};
+pub(crate) use self::dnstap::DnstapConfig;
+pub(crate) use self::duration::parse_duration;
+pub(crate) use self::health::{
     ColdStart, HealthConfig, IsolationMode, Vantage, VantageRole, default_state_file,
 };
-pub use self::pools::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
-pub use self::postgres::{DbRole, PostgresCheck, SslMode};
-pub use self::records::{
+pub(crate) use self::pools::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
+pub(crate) use self::postgres::{DbRole, PostgresCheck, SslMode};
+pub(crate) use self::records::{
     AllDown, DynamicRecord, Gate, LatencySteering, OnConflict, PoolChoice, Selection,
 };
-pub use self::route53::{Route53Config, Route53Mode, Route53Zone};
-pub use self::server::{RrlConfig, ServerConfig, UdpIo};
-pub use self::transfer::{Secondary, TransferConfig, TsigAlgorithm, TsigKey};
-pub use self::zones::ZonesConfig;
+pub(crate) use self::route53::{Route53Config, Route53Mode};
+pub(crate) use self::server::{RrlConfig, ServerConfig, UdpIo};
+pub(crate) use self::transfer::{TransferConfig, TsigAlgorithm, TsigKey};
+pub(crate) use self::zones::ZonesConfig;
 use crate::model::{CheckIndex, EndpointIndex, PoolIndex, VantageIndex};
 
 /// The configuration compiled into the binary (`config/failoverd.toml`), used by
 /// `failoverd serve` without `--config`.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/failoverd.toml");
+pub(crate) const EMBEDDED_DEFAULT: &str = include_str!("../../config/failoverd.toml");
 
 /// Zone files compiled into the binary, used when the embedded configuration runs
 /// somewhere without a `zones/` directory.
-pub const EMBEDDED_ZONES: &[(&str, &str)] = &[(
+pub(crate) const EMBEDDED_ZONES: &[(&str, &str)] = &[(
     "gslb.example.com.zone",
     include_str!("../../zones/gslb.example.com.zone"),
 )];
 
 /// Current configuration format version.
-pub const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 1;
 
 /// Most vantage points a config may name (votes are counted in a 64-bit set).
-pub const MAX_VANTAGES: usize = 64;
+pub(crate) const MAX_VANTAGES: usize = 64;
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ConfigError {
     /// The file could not be read. (The cause is in the message, not chained as a
     /// source too, so that a printed chain says it once.)
     #[error("cannot read {}: {error}", path.display())]
@@ -99,12 +100,20 @@ pub enum ConfigError {
     },
     /// The configuration has errors (all of them are listed).
     #[error("invalid configuration:\n{0}")]
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(
+            dead_code,
+            reason = "made by load_file alone, which the unit tests use"
+        )
+    )]
     Invalid(Diagnostics),
 }
 
 /// Where a configuration came from; relative paths in it resolve against `base_dir`.
 #[derive(Clone, Debug)]
-pub struct ConfigSource {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ConfigSource {
     /// The file, or `None` for the embedded default.
     pub path: Option<PathBuf>,
     /// Directory relative paths are resolved against.
@@ -119,7 +128,8 @@ pub struct ConfigSource {
 /// needs every secret; a probe agent signs only its own, so the others may be absent
 /// from its copy (a `secret_env` that is not set there is no error).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Reader {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Reader {
     /// `failoverd serve` (and `check-config`).
     #[default]
     Server,
@@ -132,7 +142,8 @@ pub enum Reader {
 
 impl ConfigSource {
     /// Reads a configuration file.
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
             error,
@@ -151,7 +162,8 @@ impl ConfigSource {
     }
 
     /// The embedded default, resolving paths as if it were `./config/failoverd.toml`.
-    pub fn embedded() -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn embedded() -> Self {
         Self {
             path: None,
             base_dir: PathBuf::from("config"),
@@ -161,7 +173,9 @@ impl ConfigSource {
     }
 
     /// A configuration given as text (tests, tools), with paths relative to `base_dir`.
-    pub fn from_text(text: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_text(text: impl Into<String>, base_dir: impl Into<PathBuf>) -> Self {
         Self {
             path: None,
             base_dir: base_dir.into(),
@@ -171,18 +185,19 @@ impl ConfigSource {
     }
 
     /// The same source, read by `reader`.
-    pub fn read_by(mut self, reader: Reader) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn read_by(mut self, reader: Reader) -> Self {
         self.reader = reader;
         self
     }
 
     /// Whether this is the configuration compiled into the binary.
-    pub fn is_embedded(&self) -> bool {
+    pub(crate) fn is_embedded(&self) -> bool {
         self.path.is_none() && self.text == EMBEDDED_DEFAULT
     }
 
     /// Name used in messages.
-    pub fn display_name(&self) -> PathBuf {
+    pub(crate) fn display_name(&self) -> PathBuf {
         match &self.path {
             Some(path) => path.clone(),
             None if self.is_embedded() => PathBuf::from("<embedded config/failoverd.toml>"),
@@ -193,7 +208,8 @@ impl ConfigSource {
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
-pub struct Config {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Config {
     /// Where it came from.
     pub source: ConfigSource,
     /// Listeners and transport limits.
@@ -232,16 +248,18 @@ pub struct Config {
 
 /// A secret that never appears in logs or debug output.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Secret(Vec<u8>);
 
 impl Secret {
     /// Wraps secret bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(bytes: impl Into<Vec<u8>>) -> Self {
         Self(bytes.into())
     }
 
     /// The secret bytes.
-    pub fn expose(&self) -> &[u8] {
+    pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
 }
@@ -255,7 +273,8 @@ impl std::fmt::Debug for Secret {
 impl Config {
     /// Parses and validates a configuration. On success returns it with its warnings;
     /// on failure returns every error (and warning) found.
-    pub fn load(source: ConfigSource) -> Result<(Self, Diagnostics), Diagnostics> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn load(source: ConfigSource) -> Result<(Self, Diagnostics), Diagnostics> {
         match Self::load_partial(source) {
             (Some(config), diagnostics) if !diagnostics.has_errors() => Ok((config, diagnostics)),
             (_, diagnostics) => Err(diagnostics),
@@ -264,7 +283,7 @@ impl Config {
 
     /// Like [`Config::load`], but also returns the configuration when it has errors
     /// (invalid items left out), so later stages can report their errors too.
-    pub fn load_partial(source: ConfigSource) -> (Option<Self>, Diagnostics) {
+    pub(crate) fn load_partial(source: ConfigSource) -> (Option<Self>, Diagnostics) {
         let file = source.display_name();
         let mut diagnostics = Diagnostics::default();
         let config = validate::validate(source.clone(), &mut diagnostics);
@@ -273,13 +292,14 @@ impl Config {
     }
 
     /// Reads and validates a configuration file.
-    pub fn load_file(path: &Path) -> Result<(Self, Diagnostics), ConfigError> {
+    #[cfg(test)]
+    pub(crate) fn load_file(path: &Path) -> Result<(Self, Diagnostics), ConfigError> {
         let source = ConfigSource::from_file(path)?;
         Self::load(source).map_err(ConfigError::Invalid)
     }
 
     /// Looks up a pool by name.
-    pub fn pool_by_name(&self, name: &str) -> Option<PoolIndex> {
+    pub(crate) fn pool_by_name(&self, name: &str) -> Option<PoolIndex> {
         self.pools
             .iter()
             .position(|p| p.name == name)
@@ -287,31 +307,33 @@ impl Config {
     }
 
     /// Looks up an endpoint by its label (`pool/endpoint`).
-    pub fn endpoint_by_label(&self, label: &str) -> Option<EndpointIndex> {
+    pub(crate) fn endpoint_by_label(&self, label: &str) -> Option<EndpointIndex> {
         (0..self.endpoints.len())
             .map(|i| EndpointIndex(i as u32))
             .find(|&e| self.endpoint_label(e) == label)
     }
 
     /// The pool at an index.
-    pub fn pool(&self, index: PoolIndex) -> &Pool {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn pool(&self, index: PoolIndex) -> &Pool {
         &self.pools[index.0 as usize]
     }
 
     /// The check at an index.
-    pub fn check(&self, index: CheckIndex) -> &Check {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn check(&self, index: CheckIndex) -> &Check {
         &self.checks[index.0 as usize]
     }
 
     /// The check probing an endpoint (its pool's), if any.
-    pub fn endpoint_check(&self, index: EndpointIndex) -> Option<&Check> {
+    pub(crate) fn endpoint_check(&self, index: EndpointIndex) -> Option<&Check> {
         self.pool(self.endpoint(index).pool)
             .check
             .map(|c| self.check(c))
     }
 
     /// Looks up a vantage point by name.
-    pub fn vantage_by_name(&self, name: &str) -> Option<VantageIndex> {
+    pub(crate) fn vantage_by_name(&self, name: &str) -> Option<VantageIndex> {
         self.vantages
             .iter()
             .position(|v| v.name == name)
@@ -319,12 +341,13 @@ impl Config {
     }
 
     /// The endpoint at an index.
-    pub fn endpoint(&self, index: EndpointIndex) -> &Endpoint {
+    pub(crate) fn endpoint(&self, index: EndpointIndex) -> &Endpoint {
         &self.endpoints[index.0 as usize]
     }
 
     /// `pool/endpoint` name of an endpoint, as shown in status and logs.
-    pub fn endpoint_label(&self, index: EndpointIndex) -> String {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn endpoint_label(&self, index: EndpointIndex) -> String {
         let endpoint = self.endpoint(index);
         format!("{}/{}", self.pool(endpoint.pool).name, endpoint.name)
     }

@@ -18,7 +18,8 @@ use crate::model::{
 /// nor forced down (by the configuration or an operator), whatever the probes say. An
 /// override that would leave fewer is refused unless made with `allow_empty`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SafetyRule {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SafetyRule {
     /// Its name (`name`, or `safety[N]`).
     pub name: String,
     /// The pools guarded.
@@ -29,7 +30,8 @@ pub struct SafetyRule {
 
 /// A region: where pools run, and (for geo records) where clients are.
 #[derive(Clone, Debug)]
-pub struct Region {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Region {
     /// Region name.
     pub name: String,
     /// Client networks mapped to this region.
@@ -38,7 +40,8 @@ pub struct Region {
 
 /// The `[geo]` section, validated.
 #[derive(Clone, Debug)]
-pub struct GeoConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct GeoConfig {
     /// Region of clients that match no network.
     pub default_region: Option<RegionIndex>,
     /// Whether EDNS Client Subnet is honoured.
@@ -47,7 +50,8 @@ pub struct GeoConfig {
 
 /// A pool of endpoints.
 #[derive(Clone, Debug)]
-pub struct Pool {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Pool {
     /// Pool name.
     pub name: String,
     /// Region the pool runs in.
@@ -66,7 +70,8 @@ pub struct Pool {
 
 /// An endpoint of a pool.
 #[derive(Clone, Debug)]
-pub struct Endpoint {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Endpoint {
     /// Owning pool.
     pub pool: PoolIndex,
     /// Name, unique within the pool (the address unless given).

@@ -16,7 +16,8 @@ use crate::model::PoolIndex;
 
 /// Which database role passes a `postgres` check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DbRole {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum DbRole {
     /// Only a primary (not in recovery).
     Primary,
     /// Only a replica (in recovery) within `max_lag`.
@@ -27,14 +28,14 @@ pub enum DbRole {
 
 impl DbRole {
     /// Every role with its configuration name.
-    pub const ALL: [(&'static str, Self); 3] = [
+    pub(crate) const ALL: [(&'static str, Self); 3] = [
         ("primary", Self::Primary),
         ("replica", Self::Replica),
         ("any", Self::Any),
     ];
 
     /// The configuration name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Primary => "primary",
             Self::Replica => "replica",
@@ -45,7 +46,8 @@ impl DbRole {
 
 /// TLS of a `postgres` check (libpq's `sslmode` names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SslMode {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum SslMode {
     /// Plain TCP.
     Disable,
     /// TLS; any certificate is accepted (the handshake is still verified).
@@ -56,7 +58,8 @@ pub enum SslMode {
 
 /// A `postgres` check.
 #[derive(Clone, Debug)]
-pub struct PostgresCheck {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PostgresCheck {
     /// Port.
     pub port: u16,
     /// User to log in as.

@@ -13,7 +13,8 @@ use crate::model::{DynamicType, EndpointTarget, PoolIndex, Ttl};
 
 /// How endpoints are picked from the pools a record is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selection {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Selection {
     /// The first pool (in order) that is up; its healthy endpoints.
     Failover,
     /// Weighted random choice among healthy endpoints of all pools that are up.
@@ -27,7 +28,8 @@ pub enum Selection {
 
 /// What a `primary` record answers while more than one endpoint claims primary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnConflict {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum OnConflict {
     /// The last agreed primary (NODATA if none is known); never both.
     #[default]
     Hold,
@@ -37,7 +39,8 @@ pub enum OnConflict {
 
 /// A failover gate: traffic moves to `pool` only while `gate` is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Gate {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Gate {
     /// The gated pool.
     pub pool: PoolIndex,
     /// The pool that must be up (e.g. the standby database within `max_lag`).
@@ -46,7 +49,8 @@ pub struct Gate {
 
 /// Which pool list a record uses.
 #[derive(Clone, Debug)]
-pub enum PoolChoice {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum PoolChoice {
     /// Always the same pools.
     Fixed(Vec<PoolIndex>),
     /// Pools chosen by the client's region.
@@ -60,7 +64,7 @@ pub enum PoolChoice {
 
 impl PoolChoice {
     /// Every pool list this choice can produce.
-    pub fn all_lists(&self) -> Vec<&[PoolIndex]> {
+    pub(crate) fn all_lists(&self) -> Vec<&[PoolIndex]> {
         match self {
             Self::Fixed(pools) => vec![pools.as_slice()],
             Self::Geo { by_region, default } => by_region
@@ -75,7 +79,8 @@ impl PoolChoice {
 
 /// What a record answers when no pool is up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AllDown {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum AllDown {
     /// Answer as if every endpoint were healthy (Route 53's behaviour).
     FailOpen,
     /// Answer every endpoint of this pool, whatever its health.
@@ -86,7 +91,8 @@ pub enum AllDown {
 
 /// A name answered from pools.
 #[derive(Clone, Debug)]
-pub struct DynamicRecord {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DynamicRecord {
     /// Position in the file's `[[records]]` array (for messages: invalid entries are
     /// left out of [`crate::config::Config::records`], so indices there can differ).
     pub position: usize,
@@ -131,7 +137,8 @@ pub struct DynamicRecord {
 
 /// How a latency-steered record moves between pools (see [`crate::policy::latency`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LatencySteering {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct LatencySteering {
     /// A better pool must be faster by more than this ...
     pub min_gain: std::time::Duration,
     /// ... and by more than this percentage of the current pool's RTT.
@@ -142,7 +149,7 @@ pub struct LatencySteering {
 
 impl DynamicRecord {
     /// The gate of `pool`, if it has one.
-    pub fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
+    pub(crate) fn gate_of(&self, pool: PoolIndex) -> Option<PoolIndex> {
         self.gates.iter().find(|g| g.pool == pool).map(|g| g.gate)
     }
 }

@@ -10,7 +10,8 @@ use super::validate::{Validator, check_identifier, normalize_name};
 
 /// How the Route 53 agent handles a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route53Mode {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Route53Mode {
     /// Route 53 routing policies and health checks do the failover.
     Native,
     /// failoverd's verdicts decide; plain record sets are rewritten on change.
@@ -21,7 +22,8 @@ pub enum Route53Mode {
 
 /// The Route 53 sync agent's settings.
 #[derive(Clone, Debug)]
-pub struct Route53Config {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Route53Config {
     /// AWS region of the client.
     pub region: String,
     /// Endpoint override.
@@ -49,7 +51,8 @@ pub struct Route53Config {
 
 /// A hosted zone kept in sync.
 #[derive(Clone, Debug)]
-pub struct Route53Zone {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Route53Zone {
     /// Zone name, lower case with trailing dot.
     pub zone: String,
     /// Hosted zone id (None: look up by name).

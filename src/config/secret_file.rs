@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Why a secret file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SecretFileError {
+pub(crate) enum SecretFileError {
     /// It could not be read (missing, no permission, …).
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -29,7 +29,7 @@ pub enum SecretFileError {
 
 impl SecretFileError {
     /// What is wrong, for a message that names the file already.
-    pub fn problem(&self) -> String {
+    pub(crate) fn problem(&self) -> String {
         match self {
             Self::Read { source, .. } => format!("cannot be read: {source}"),
             Self::Exposed { path, mode } => exposed_problem(path, *mode),
@@ -47,7 +47,7 @@ fn exposed_problem(path: &Path, mode: u32) -> String {
 }
 
 /// Permission bits a secret file may not have: any for group or others.
-pub const GROUP_OR_OTHER: u32 = 0o077;
+pub(crate) const GROUP_OR_OTHER: u32 = 0o077;
 
 /// What `mode` lets group and others do, in words.
 fn exposure(mode: u32) -> &'static str {
@@ -61,7 +61,7 @@ fn exposure(mode: u32) -> &'static str {
 
 /// `path` as a shell word: as it is when it holds only characters no shell treats
 /// specially, else in single quotes.
-pub fn shell_quote(path: &Path) -> String {
+pub(crate) fn shell_quote(path: &Path) -> String {
     let text = path.to_string_lossy();
     let plain = !text.is_empty()
         && text
@@ -75,7 +75,7 @@ pub fn shell_quote(path: &Path) -> String {
 }
 
 /// Checks that group and others have no access to `path` (its target, for a link).
-pub fn check_mode(path: &Path) -> Result<(), SecretFileError> {
+pub(crate) fn check_mode(path: &Path) -> Result<(), SecretFileError> {
     let metadata = std::fs::metadata(path).map_err(|source| SecretFileError::Read {
         path: path.to_owned(),
         source,
@@ -97,7 +97,7 @@ pub fn check_mode(path: &Path) -> Result<(), SecretFileError> {
 }
 
 /// The bytes of a secret file whose mode [`check_mode`] accepts.
-pub fn read(path: &Path) -> Result<Vec<u8>, SecretFileError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, SecretFileError> {
     check_mode(path)?;
     std::fs::read(path).map_err(|source| SecretFileError::Read {
         path: path.to_owned(),
@@ -106,7 +106,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, SecretFileError> {
 }
 
 /// [`read`] as text.
-pub fn read_to_string(path: &Path) -> Result<String, SecretFileError> {
+pub(crate) fn read_to_string(path: &Path) -> Result<String, SecretFileError> {
     check_mode(path)?;
     std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
         path: path.to_owned(),

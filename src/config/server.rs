@@ -13,7 +13,8 @@ use super::validate::{Validator, parse_duration, parse_network};
 
 /// How UDP workers receive and send datagrams.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum UdpIo {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum UdpIo {
     /// `recvmmsg`/`sendmmsg`, many datagrams per system call (Linux; elsewhere the
     /// portable path is used instead).
     #[default]
@@ -28,7 +29,8 @@ pub enum UdpIo {
 
 /// The `[server]` section, validated.
 #[derive(Clone, Debug)]
-pub struct ServerConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ServerConfig {
     /// DNS listen addresses (UDP and TCP on each).
     pub listen: Vec<SocketAddr>,
     /// How UDP workers move datagrams.
@@ -47,20 +49,11 @@ pub struct ServerConfig {
     pub rrl: Option<RrlConfig>,
 }
 
-impl ServerConfig {
-    /// Default of `tcp_idle_timeout`.
-    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = defaults::TCP_IDLE_TIMEOUT;
-    /// Default of `tcp_max_connections`.
-    pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = defaults::TCP_MAX_CONNECTIONS;
-    /// Default of `tcp_max_connections_per_source`.
-    pub const DEFAULT_TCP_MAX_CONNECTIONS_PER_SOURCE: usize =
-        defaults::TCP_MAX_CONNECTIONS_PER_SOURCE;
-}
-
 /// The `[server.rrl]` section, validated: response rate limiting (as Knot's and
 /// NSD's RRL) of UDP answers, per client prefix, response class and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RrlConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RrlConfig {
     /// Responses per second allowed per bucket (≥ 1); one second's worth is the burst.
     pub rate: u32,
     /// Every `slip`-th limited response goes out truncated (TC, no records) so real
@@ -78,7 +71,8 @@ pub struct RrlConfig {
 
 impl RrlConfig {
     /// The defaults of every key (what an empty `[server.rrl]` table means).
-    pub const DEFAULT: Self = Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) const DEFAULT: Self = Self {
         rate: super::defaults::rrl::RATE,
         slip: super::defaults::rrl::SLIP,
         ipv4_prefix: super::defaults::rrl::IPV4_PREFIX,

@@ -9,20 +9,20 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use super::duration::DurationSpec;
+pub(crate) use super::duration::DurationSpec;
 
 mod checks;
 
 pub(crate) use checks::read_check;
-pub use checks::{
-    CHECK_KEYS, CHECK_TYPES, CheckSpec, CheckTypeSpec, CommonCheckSpec, DnsCheckSpec,
-    ExecCheckSpec, HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec,
+pub(crate) use checks::{
+    CHECK_TYPES, CheckSpec, CheckTypeSpec, CommonCheckSpec, DnsCheckSpec, ExecCheckSpec,
+    HttpCheckSpec, PostgresCheckSpec, TcpCheckSpec,
 };
 
 /// The `[server]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct ServerSpec {
+pub(crate) struct ServerSpec {
     /// Addresses to serve DNS on, UDP and TCP on each.
     pub listen: Option<Vec<String>>,
     /// UDP worker threads per listen address; 0 means one per available core.
@@ -45,7 +45,7 @@ pub struct ServerSpec {
 /// The `[server.rrl]` table.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct RrlSpec {
+pub(crate) struct RrlSpec {
     /// Responses per second per bucket.
     pub rate: Option<i64>,
     /// Every Nth limited response is truncated instead of dropped (0: drop all).
@@ -63,7 +63,7 @@ pub struct RrlSpec {
 /// The `[zones]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct ZonesSpec {
+pub(crate) struct ZonesSpec {
     /// Directory holding the zone files, relative to the config file.
     pub directory: Option<String>,
     /// Zone files to load (names inside `directory`); default: every `*.zone` file.
@@ -73,7 +73,7 @@ pub struct ZonesSpec {
 /// One `[regions.NAME]` table.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct RegionSpec {
+pub(crate) struct RegionSpec {
     /// Client networks (CIDR) that geo records map to this region.
     #[serde(default)]
     pub networks: Vec<String>,
@@ -82,7 +82,7 @@ pub struct RegionSpec {
 /// The `[geo]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct GeoSpec {
+pub(crate) struct GeoSpec {
     /// Region for clients that match no network.
     pub default_region: Option<String>,
     /// Whether EDNS Client Subnet (RFC 7871) is honoured.
@@ -92,7 +92,7 @@ pub struct GeoSpec {
 /// One `[pools.NAME]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct PoolSpec {
+pub(crate) struct PoolSpec {
     /// Region the pool's endpoints run in.
     pub region: Option<String>,
     /// Healthy endpoints needed for the pool to count as up.
@@ -112,7 +112,7 @@ pub struct PoolSpec {
 /// One endpoint of a pool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct EndpointSpec {
+pub(crate) struct EndpointSpec {
     /// IPv4/IPv6 address (A/AAAA records) or host name (CNAME records).
     pub address: String,
     /// Name used in status output and health reports; default: the address.
@@ -128,7 +128,7 @@ pub struct EndpointSpec {
 /// One `[[records]]` entry: a dynamic name answered by a policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct RecordSpec {
+pub(crate) struct RecordSpec {
     /// Absolute owner name.
     pub name: String,
     /// `A`, `AAAA` or `CNAME`.
@@ -185,7 +185,7 @@ pub struct RecordSpec {
 /// whatever operators drain or force down (Route 53 ARC's assertion rule).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct SafetySpec {
+pub(crate) struct SafetySpec {
     /// Name shown when the rule refuses a change (default `safety[N]`).
     pub name: Option<String>,
     /// The pools the rule guards.
@@ -197,7 +197,7 @@ pub struct SafetySpec {
 /// A TTL: whole seconds (`30`) or a duration with a unit (`"30s"`, `"5m"`), as every
 /// other duration of the file is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TtlSpec {
+pub(crate) enum TtlSpec {
     /// Seconds.
     Seconds(i64),
     /// A duration (`250ms`, `2s`, `1m30s`); it must be whole seconds.
@@ -229,7 +229,7 @@ impl<'de> Deserialize<'de> for TtlSpec {
 /// An expected HTTP status: a code (`200`) or a range (`"200-399"`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum StatusSpec {
+pub(crate) enum StatusSpec {
     /// One status code.
     Code(i64),
     /// `"low-high"` or a single code as text.
@@ -239,7 +239,7 @@ pub enum StatusSpec {
 /// `[checks.NAME.damping]`: flap damping (see `health::damping`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct DampingSpec {
+pub(crate) struct DampingSpec {
     /// Whether damping is on (default true).
     pub enabled: Option<bool>,
     /// Penalty added at each outage (default 1000).
@@ -257,7 +257,7 @@ pub struct DampingSpec {
 /// Route 53 health-check settings of a check.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct Route53CheckSpec {
+pub(crate) struct Route53CheckSpec {
     /// Seconds between Route 53 checks: 10 or 30 (default 30).
     pub request_interval: Option<i64>,
     /// Consecutive failures before Route 53 calls the endpoint unhealthy (1–10; default: `fall`).
@@ -269,7 +269,7 @@ pub struct Route53CheckSpec {
 /// The `[health]` section: vantage points, quorum and persistence.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct HealthSpec {
+pub(crate) struct HealthSpec {
     /// This process's vantage point (a `[vantages.NAME]`); `--vantage` overrides.
     pub vantage: Option<String>,
     /// Servers (admin base URLs) every vantage point reports to.
@@ -300,7 +300,7 @@ pub struct HealthSpec {
 /// One `[vantages.NAME]` table.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct VantageSpec {
+pub(crate) struct VantageSpec {
     /// Region the vantage point probes from.
     pub region: Option<String>,
     /// Shared secret signing its reports (prefer `secret_env` or `secret_file`).
@@ -318,7 +318,7 @@ pub struct VantageSpec {
 /// What a vantage point is.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum VantageRoleSpec {
+pub(crate) enum VantageRoleSpec {
     /// A server: serves DNS and exchanges operator overrides with its peers.
     Server,
     /// A probe agent: its reports count toward quorum, nothing else.
@@ -328,7 +328,7 @@ pub enum VantageRoleSpec {
 /// The `[admin]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct AdminSpec {
+pub(crate) struct AdminSpec {
     /// HTTP listen address(es) of the admin API (reports, status, metrics).
     pub listen: Option<OneOrMany>,
     /// Bearer tokens: with any, every call but the public ones needs one.
@@ -359,7 +359,7 @@ pub struct AdminSpec {
 /// A string or a list of them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum OneOrMany {
+pub(crate) enum OneOrMany {
     /// One.
     One(String),
     /// Several.
@@ -368,7 +368,7 @@ pub enum OneOrMany {
 
 impl OneOrMany {
     /// The values.
-    pub fn values(&self) -> Vec<String> {
+    pub(crate) fn values(&self) -> Vec<String> {
         match self {
             Self::One(one) => vec![one.clone()],
             Self::Many(many) => many.clone(),
@@ -379,7 +379,7 @@ impl OneOrMany {
 /// One `[[admin.tokens]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct TokenSpec {
+pub(crate) struct TokenSpec {
     /// Name shown in logs and overrides ("who").
     pub name: String,
     /// `read` or `operate`.
@@ -391,7 +391,7 @@ pub struct TokenSpec {
 /// What a token may do.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum RoleSpec {
+pub(crate) enum RoleSpec {
     /// Read status, overrides, events, explain.
     Read,
     /// Also change overrides and reload.
@@ -401,7 +401,7 @@ pub enum RoleSpec {
 /// `[admin.tls]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct TlsSpec {
+pub(crate) struct TlsSpec {
     /// PEM certificate chain.
     pub cert: String,
     /// PEM private key.
@@ -411,7 +411,7 @@ pub struct TlsSpec {
 /// The `[route53]` section.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct Route53Spec {
+pub(crate) struct Route53Spec {
     /// AWS region of the API client (default us-east-1; Route 53 is global).
     pub region: Option<String>,
     /// API endpoint override (tests, moto).
@@ -442,7 +442,7 @@ pub struct Route53Spec {
 /// One hosted zone of `[route53]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct Route53ZoneSpec {
+pub(crate) struct Route53ZoneSpec {
     /// Zone name (one of the zones served).
     pub zone: String,
     /// Hosted zone id (default: looked up by name).
@@ -454,7 +454,7 @@ pub struct Route53ZoneSpec {
 /// The `[dnstap]` section: query and response logging to a dnstap consumer.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct DnstapSpec {
+pub(crate) struct DnstapSpec {
     /// The consumer's Unix socket (required).
     pub socket: Option<String>,
     /// `identity` written in every message (default: the host name).
@@ -472,7 +472,7 @@ pub struct DnstapSpec {
 /// The `[transfer]` section: zone transfers to secondaries (hidden primary).
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct TransferSpec {
+pub(crate) struct TransferSpec {
     /// Versions kept per zone for IXFR (default 64, 1–10000).
     pub journal_versions: Option<i64>,
     /// File where each zone's last serial and content hash are saved (default: next
@@ -499,7 +499,7 @@ pub struct TransferSpec {
 /// One `[[transfer.keys]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct TsigKeySpec {
+pub(crate) struct TsigKeySpec {
     /// Key name (a DNS name, as the secondaries know it).
     pub name: String,
     /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
@@ -513,7 +513,7 @@ pub struct TsigKeySpec {
 /// One `[[transfer.secondaries]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct SecondarySpec {
+pub(crate) struct SecondarySpec {
     /// Name in logs and metrics.
     pub name: String,
     /// Zones it may transfer and is notified of (default: every zone served).
@@ -531,7 +531,7 @@ pub struct SecondarySpec {
 /// The `[dnssec]` section: signing of the listed zones ahead of time.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct DnssecSpec {
+pub(crate) struct DnssecSpec {
     /// Directory of the key files (`failoverd dnssec keygen`), relative to the
     /// config file (default `keys`).
     pub key_directory: Option<String>,

@@ -17,7 +17,8 @@ use crate::config::{ConfigSource, HealthConfig, Secret};
 
 /// Zone transfers (AXFR/IXFR) and NOTIFY to secondaries: `[transfer]`.
 #[derive(Clone, Debug)]
-pub struct TransferConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TransferConfig {
     /// Versions kept per zone for IXFR.
     pub journal_versions: usize,
     /// Where serials and content hashes are saved (None: not saved).
@@ -55,14 +56,15 @@ impl Default for TransferConfig {
 
 impl TransferConfig {
     /// Whether any secondary is configured.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.secondaries.is_empty()
     }
 }
 
 /// TSIG algorithms (RFC 8945).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TsigAlgorithm {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum TsigAlgorithm {
     /// HMAC-SHA256.
     HmacSha256,
     /// HMAC-SHA384.
@@ -73,14 +75,14 @@ pub enum TsigAlgorithm {
 
 impl TsigAlgorithm {
     /// Every algorithm with its configuration name (also its DNS name).
-    pub const ALL: [(&'static str, Self); 3] = [
+    pub(crate) const ALL: [(&'static str, Self); 3] = [
         ("hmac-sha256", Self::HmacSha256),
         ("hmac-sha384", Self::HmacSha384),
         ("hmac-sha512", Self::HmacSha512),
     ];
 
     /// The configuration name (the algorithm's DNS name without the final dot).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::HmacSha256 => "hmac-sha256",
             Self::HmacSha384 => "hmac-sha384",
@@ -91,7 +93,8 @@ impl TsigAlgorithm {
 
 /// A TSIG key.
 #[derive(Clone, Debug)]
-pub struct TsigKey {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TsigKey {
     /// Lower-case absolute name (`xfr-key.`).
     pub name: String,
     /// Algorithm.
@@ -102,7 +105,8 @@ pub struct TsigKey {
 
 /// A secondary server of `[[transfer.secondaries]]`.
 #[derive(Clone, Debug)]
-pub struct Secondary {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Secondary {
     /// Name in logs and metrics.
     pub name: String,
     /// Absolute lower-case zone names (empty: every zone).
@@ -117,7 +121,7 @@ pub struct Secondary {
 
 impl Secondary {
     /// Whether the secondary serves `zone` (absolute, lower-case).
-    pub fn serves(&self, zone: &str) -> bool {
+    pub(crate) fn serves(&self, zone: &str) -> bool {
         self.zones.is_empty() || self.zones.iter().any(|z| z == zone)
     }
 }

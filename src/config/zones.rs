@@ -11,7 +11,8 @@ use super::validate::Validator;
 
 /// The `[zones]` section, validated.
 #[derive(Clone, Debug)]
-pub struct ZonesConfig {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ZonesConfig {
     /// Directory of the zone files (resolved against the config's directory).
     pub directory: PathBuf,
     /// Files to load, or `None` for every `*.zone` file in `directory`.

@@ -24,7 +24,7 @@ use crate::zone::{PackedRdata, RrSetId, ZoneSet};
 
 /// Pre-encoded answer/authority/additional sections and their counts.
 #[derive(Clone, Copy, Debug)]
-pub struct Cached<'s> {
+pub(crate) struct Cached<'s> {
     /// The encoded sections.
     pub bytes: &'s [u8],
     /// Answer records.
@@ -50,7 +50,8 @@ pub(super) struct TailSpan {
 /// snapshot; a new SOA serial replaces the one answer that carries the SOA
 /// (`patch`) and shares the rest.
 #[derive(Clone, Debug, Default)]
-pub struct StaticTails {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct StaticTails {
     pub(super) spans: Arc<[TailSpan]>,
     pub(super) bytes: Arc<[u8]>,
     pub(super) patch: Option<Arc<TailPatch>>,
@@ -67,7 +68,7 @@ pub(super) struct TailPatch {
 
 /// One answer a dynamic record can give.
 #[derive(Clone, Debug)]
-pub struct Variant {
+pub(crate) struct Variant {
     /// Endpoints, in answer order.
     pub endpoints: Vec<EndpointIndex>,
     pub(super) rdata: Box<[u8]>,
@@ -82,18 +83,18 @@ pub struct Variant {
 
 impl Variant {
     /// The records' rdata.
-    pub fn rdata(&self) -> PackedRdata<'_> {
+    pub(crate) fn rdata(&self) -> PackedRdata<'_> {
         PackedRdata::new(&self.rdata, self.count)
     }
 
     /// The answer's RRSIGs (empty unless its zone is signed).
-    pub fn rrsigs(&self) -> PackedRdata<'_> {
+    pub(crate) fn rrsigs(&self) -> PackedRdata<'_> {
         PackedRdata::new(&self.sigs, self.sig_count)
     }
 
     /// The pre-encoded answer for a query of the record's own name and type (with
     /// its RRSIGs when `dnssec`).
-    pub fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
+    pub(crate) fn cached(&self, dnssec: bool) -> Option<Cached<'_>> {
         Some(if dnssec {
             Cached {
                 bytes: &self.tail_dnssec,
@@ -114,7 +115,8 @@ impl Variant {
 
 /// The answers of one record for one pool list.
 #[derive(Clone, Debug)]
-pub struct VariantSet {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct VariantSet {
     /// The policy decision (why these answers); shared by the records of one
     /// decision class (same rules, pools and state) in one snapshot.
     pub decision: Arc<Decision>,
@@ -170,7 +172,7 @@ pub(super) struct BuiltVariants {
 
 impl VariantSet {
     /// The signed proof served with this set's NODATA (signed zones, no variants).
-    pub fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
+    pub(crate) fn nodata_proof(&self) -> Option<crate::dnssec::chain::ChainRecord<'_>> {
         self.built
             .nodata_proof
             .as_ref()
@@ -178,18 +180,17 @@ impl VariantSet {
     }
 
     /// Possible answers; empty means NODATA.
-    pub fn variants(&self) -> &[Variant] {
+    #[cfg(test)]
+    pub(crate) fn variants(&self) -> &[Variant] {
         &self.built.variants
-    }
-
-    /// Picks one answer (None means NODATA).
-    pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<&Variant> {
-        self.pick_counted(rng).0
     }
 
     /// Picks one answer, and the trickle counter slot to count it in when it is a
     /// trickle answer.
-    pub fn pick_counted(&self, rng: &mut dyn RandomSource) -> (Option<&Variant>, Option<u8>) {
+    pub(crate) fn pick_counted(
+        &self,
+        rng: &mut dyn RandomSource,
+    ) -> (Option<&Variant>, Option<u8>) {
         let variants = &self.built.variants;
         let index = match variants.len() {
             0 => return (None, None),
@@ -208,7 +209,8 @@ impl VariantSet {
 
 /// Everything a dynamic record can answer right now.
 #[derive(Clone, Debug)]
-pub struct DynamicAnswer {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DynamicAnswer {
     /// The record.
     pub record: RecordIndex,
     /// The record's lower-case wire name (shared with the next build).
@@ -228,13 +230,13 @@ pub struct DynamicAnswer {
 
 impl DynamicAnswer {
     /// Whether the answer depends on the client's location.
-    pub fn is_client_dependent(&self) -> bool {
+    pub(crate) fn is_client_dependent(&self) -> bool {
         self.sets.len() > 1 || !self.region_sets.is_empty()
     }
 
     /// Names of the regions served by set `index` (`default` included); empty for
     /// records that are not geo.
-    pub fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
+    pub(crate) fn regions_of_set(&self, index: usize, config: &Config) -> Vec<String> {
         if self.region_sets.is_empty() {
             return Vec::new();
         }
@@ -253,12 +255,12 @@ impl DynamicAnswer {
 
     /// The pool list behind set `index` as the answers order it: the default list
     /// or a region's (a latency record's chosen pool first).
-    pub fn pools_of_set(&self, index: usize) -> &[PoolIndex] {
+    pub(crate) fn pools_of_set(&self, index: usize) -> &[PoolIndex] {
         self.lists.get(index).map_or(&[][..], Vec::as_slice)
     }
 
     /// The set for a client region (`None`: the default list).
-    pub fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
+    pub(crate) fn set_for(&self, region: Option<RegionIndex>) -> &VariantSet {
         let index = region
             .and_then(|r| self.region_sets.get(usize::from(r.0)))
             .copied()
@@ -269,7 +271,8 @@ impl DynamicAnswer {
 
 /// Transport limits and protocol switches.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Limits {
     /// Largest UDP response to EDNS clients.
     pub max_udp_payload: u16,
     /// Whether ECS is honoured.
@@ -278,8 +281,13 @@ pub struct Limits {
 
 /// Static data that changes only when zones are reloaded.
 #[derive(Debug)]
-pub struct ZoneData {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ZoneData {
     /// The zones.
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     pub zones: Arc<ZoneSet>,
     /// Their pre-encoded answers, parallel to `zones.zones()`.
     pub tails: Vec<StaticTails>,
@@ -291,7 +299,8 @@ pub struct ZoneData {
 
 /// The state answers are computed from.
 #[derive(Debug)]
-pub struct Snapshot {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Snapshot {
     /// Increases with every swap.
     pub generation: u64,
     /// The configuration in force.
@@ -329,7 +338,7 @@ pub(super) struct DecisionClasses {
 impl Snapshot {
     /// The pre-encoded answer of a static RRset, if one was built (with RRSIGs
     /// when `dnssec`).
-    pub fn static_tail(
+    pub(crate) fn static_tail(
         &self,
         zone_index: usize,
         rrset: RrSetId,
@@ -358,7 +367,7 @@ impl Snapshot {
     }
 
     /// The dynamic answers of a record.
-    pub fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
+    pub(crate) fn dynamic_answer(&self, record: RecordIndex) -> Option<&DynamicAnswer> {
         self.dynamic.get(record.0 as usize).map(|a| a.as_ref())
     }
 }

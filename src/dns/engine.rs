@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::answers::Snapshot;
 use super::resolve::{self, Client, Resolution};
 use super::rrl::{LARGE_RESPONSE, ResponseClass};
-pub mod servfail;
+pub(crate) mod servfail;
 
 use self::servfail::guard;
 use super::wire::{
@@ -27,7 +27,8 @@ const CLASS_ANY: u16 = 255;
 
 /// Transport a query arrived on (sets the response size limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Transport {
     /// UDP: 512 bytes, or the EDNS payload size capped by our limit.
     Udp,
     /// TCP: 65535 bytes.
@@ -36,7 +37,8 @@ pub enum Transport {
 
 /// What [`Responder::respond`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Outcome {
     /// `out` holds a response.
     Answered(Answered),
     /// Nothing to send.
@@ -46,7 +48,8 @@ pub enum Outcome {
 /// A response written by [`Responder::respond`], described for counting and for
 /// rate limiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Answered {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Answered {
     /// Response code (may be extended).
     pub rcode: u16,
     /// The response's class (see [`super::rrl`]).
@@ -63,7 +66,7 @@ pub struct Answered {
 
 impl Answered {
     /// An error response, bucketed without a name.
-    pub fn error(rcode: u16) -> Self {
+    pub(crate) fn error(rcode: u16) -> Self {
         Self {
             rcode,
             class: ResponseClass::Error,
@@ -75,7 +78,8 @@ impl Answered {
 }
 
 /// Per-thread answering state (the random source for picking answers).
-pub struct Responder {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Responder {
     rng: SplitMix64,
     /// Whether pre-encoded sections may be used (tests compare both ways).
     pub use_cache: bool,
@@ -88,7 +92,8 @@ pub struct Responder {
 
 impl Responder {
     /// A responder seeded from `seed`.
-    pub fn new(seed: u64) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(seed: u64) -> Self {
         Self {
             rng: SplitMix64::new(seed),
             use_cache: true,
@@ -98,7 +103,8 @@ impl Responder {
     }
 
     /// Answers one message from `src`, writing the response into `out`.
-    pub fn respond(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn respond(
         &mut self,
         snapshot: &Snapshot,
         packet: &[u8],
@@ -120,7 +126,7 @@ impl Responder {
 
     /// As [`Responder::respond`], but a panic inside becomes a SERVFAIL for the
     /// query (never silence); `true` in the second place says it happened.
-    pub fn respond_or_servfail(
+    pub(crate) fn respond_or_servfail(
         &mut self,
         snapshot: &Snapshot,
         packet: &[u8],
@@ -281,7 +287,11 @@ impl Responder {
 }
 
 /// Largest response for this query and transport.
-pub fn response_limit(edns: Option<&Edns>, transport: Transport, max_udp_payload: u16) -> usize {
+pub(crate) fn response_limit(
+    edns: Option<&Edns>,
+    transport: Transport,
+    max_udp_payload: u16,
+) -> usize {
     match transport {
         Transport::Tcp => usize::from(u16::MAX),
         Transport::Udp => match edns {
@@ -417,6 +427,6 @@ fn write_rejection(rejection: &Rejection<'_>, snapshot: &Snapshot, out: &mut Vec
 }
 
 /// Seed for a responder: distinct per thread and process start.
-pub fn fresh_seed() -> u64 {
+pub(crate) fn fresh_seed() -> u64 {
     crate::runtime::random::u64()
 }

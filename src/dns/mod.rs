@@ -16,22 +16,22 @@
 //! `servfail` and `rrl`), then the transports (`udp` with its AF_XDP path `xdp`, `tcp`
 //! with its `transfer` hook served by `xfr`) and `dnstap`.
 
-pub mod answers;
-pub mod dnstap;
-pub mod engine;
-pub mod resolve;
-pub mod rrl;
-pub mod snapshot;
-pub mod tcp;
-pub mod transfer;
-pub mod udp;
-pub mod wire;
+pub(crate) mod answers;
+pub(crate) mod dnstap;
+pub(crate) mod engine;
+pub(crate) mod resolve;
+pub(crate) mod rrl;
+pub(crate) mod snapshot;
+pub(crate) mod tcp;
+pub(crate) mod transfer;
+pub(crate) mod udp;
+pub(crate) mod wire;
 mod worker;
-pub mod writer;
+pub(crate) mod writer;
 #[cfg(target_os = "linux")]
 mod xdp;
-pub mod xfr;
-pub mod zone_text;
+pub(crate) mod xfr;
+pub(crate) mod zone_text;
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,10 +41,11 @@ use std::thread::JoinHandle;
 
 use tokio_util::sync::CancellationToken;
 
-pub use self::answers::Snapshot;
-pub use self::engine::{Responder, Transport};
-pub use self::snapshot::SharedSnapshot;
-pub use self::transfer::TransferHandler;
+pub(crate) use self::answers::Snapshot;
+#[cfg(test)]
+pub(crate) use self::engine::{Responder, Transport};
+pub(crate) use self::snapshot::SharedSnapshot;
+pub(crate) use self::transfer::TransferHandler;
 use crate::config::ServerConfig;
 use crate::runtime::inherit::{self, Inherited, Kind, Listening};
 use crate::telemetry::metrics::DnsMetrics;
@@ -52,7 +53,8 @@ use crate::telemetry::metrics::DnsMetrics;
 /// Errors of the DNS front end.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DnsError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum DnsError {
     /// A listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -67,7 +69,8 @@ pub enum DnsError {
 const PORT_ATTEMPTS: usize = 20;
 
 /// Running listeners.
-pub struct DnsServer {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnsServer {
     /// Bound addresses (UDP and TCP share each).
     pub addresses: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
@@ -89,7 +92,8 @@ impl DnsServer {
     /// `transfers` when given (see [`transfer`]). Must run inside a tokio runtime.
     /// Sockets in `inherited` (from the process this one replaces) are used for the
     /// listen addresses they match instead of binding new ones.
-    pub fn start(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn start(
         server: &ServerConfig,
         shared: SharedSnapshot,
         transfers: Option<Arc<dyn TransferHandler>>,
@@ -183,13 +187,13 @@ impl DnsServer {
     }
 
     /// The listening sockets, for a process taking over.
-    pub fn listening(&self) -> &[Listening] {
+    pub(crate) fn listening(&self) -> &[Listening] {
         &self.listening
     }
 
     /// Stops reading and accepting (a replacing process serves the same sockets);
     /// open TCP connections finish. Waits for the UDP workers.
-    pub async fn stop_serving(&mut self) {
+    pub(crate) async fn stop_serving(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.accepting.cancel();
         let threads = std::mem::take(&mut self.threads);
@@ -202,7 +206,8 @@ impl DnsServer {
     }
 
     /// Stops every listener and connection and waits for the UDP threads.
-    pub async fn shutdown(mut self) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn shutdown(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.cancel.cancel();
         for task in std::mem::take(&mut self.tcp) {

@@ -22,7 +22,7 @@ const MAX_ADDITIONAL: usize = 8;
 
 /// A reference to records to write: owner, type, TTL and packed rdata.
 #[derive(Clone, Copy, Debug)]
-pub struct RrRef<'s> {
+pub(crate) struct RrRef<'s> {
     /// Owner name.
     pub owner: Owner<'s>,
     /// RR type.
@@ -53,7 +53,7 @@ impl<'s> RrRef<'s> {
 
 /// Writes the records of `rr`, then its RRSIGs (same owner and TTL); returns how
 /// many records were written.
-pub fn write_rrset(writer: &mut Writer<'_>, rr: &RrRef<'_>) -> u16 {
+pub(crate) fn write_rrset(writer: &mut Writer<'_>, rr: &RrRef<'_>) -> u16 {
     let mut count = 0;
     for rdata in rr.rdata.iter() {
         writer.record(rr.owner, rr.rtype, rr.ttl, rdata);
@@ -68,7 +68,7 @@ pub fn write_rrset(writer: &mut Writer<'_>, rr: &RrRef<'_>) -> u16 {
 
 /// What a query resolves to.
 #[derive(Clone, Debug)]
-pub struct Resolution<'s> {
+pub(crate) struct Resolution<'s> {
     /// Response code (may be extended).
     pub rcode: u16,
     /// AA flag.
@@ -108,14 +108,14 @@ impl Resolution<'_> {
     }
 
     /// A response with no records.
-    pub fn empty(rcode: u16, authoritative: bool) -> Self {
+    pub(crate) fn empty(rcode: u16, authoritative: bool) -> Self {
         Self::new(rcode, authoritative)
     }
 }
 
 /// Who asked, for geo records.
 #[derive(Clone, Copy, Debug)]
-pub struct Client {
+pub(crate) struct Client {
     /// The address the query came from.
     pub addr: IpAddr,
     /// EDNS Client Subnet, if sent (and honoured).
@@ -125,7 +125,7 @@ pub struct Client {
 impl Client {
     /// The address and prefix length geo placement should use (ECS with a non-zero
     /// prefix, else the resolver's own address).
-    pub fn geo_source(&self) -> (IpAddr, u8) {
+    pub(crate) fn geo_source(&self) -> (IpAddr, u8) {
         match self.subnet {
             Some(s) if s.source_prefix > 0 => (s.address, s.source_prefix),
             _ => (self.addr, if self.addr.is_ipv4() { 32 } else { 128 }),
@@ -133,32 +133,11 @@ impl Client {
     }
 }
 
-/// Resolves a query in zone `zone_index` of the snapshot.
-pub fn resolve<'s>(
-    snapshot: &'s Snapshot,
-    zone_index: usize,
-    qname: &[u8],
-    label_starts: &[u8],
-    qtype: u16,
-    client: &Client,
-    rng: &mut dyn RandomSource,
-) -> Resolution<'s> {
-    resolve_dnssec(
-        snapshot,
-        zone_index,
-        qname,
-        label_starts,
-        qtype,
-        client,
-        rng,
-        false,
-    )
-}
-
-/// [`resolve`], with the RRSIGs and denial records of a signed zone when the query
-/// set DO (`dnssec_ok`): pre-computed signatures and chain lookups only.
+/// Resolves a query in zone `zone_index` of the snapshot, with the RRSIGs and denial
+/// records of a signed zone when the query set DO (`dnssec_ok`): pre-computed
+/// signatures and chain lookups only.
 #[allow(clippy::too_many_arguments)]
-pub fn resolve_dnssec<'s>(
+pub(crate) fn resolve_dnssec<'s>(
     snapshot: &'s Snapshot,
     zone_index: usize,
     qname: &[u8],

@@ -36,11 +36,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use self::slip::truncate_to_question;
+pub(crate) use self::slip::truncate_to_question;
 use crate::config::RrlConfig;
 
 /// Responses larger than this (bytes) are [`ResponseClass::Large`] (Knot's figure).
-pub const LARGE_RESPONSE: usize = 1024;
+pub(crate) const LARGE_RESPONSE: usize = 1024;
 
 /// Token units one response costs when the rate is not shared (fixed point, so
 /// that a worker's share of the rate may be fractional).
@@ -49,7 +49,8 @@ const UNITS_PER_RESPONSE: u64 = 1000;
 /// What kind of response is being sent, for bucketing (Knot's and NSD's classes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
-pub enum ResponseClass {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ResponseClass {
     /// A positive answer.
     Answer = 1,
     /// NOERROR without answers (NODATA).
@@ -66,7 +67,7 @@ pub enum ResponseClass {
 
 /// What to do with a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Send it as is.
     Send,
     /// Limited: send it truncated (TC, no records).
@@ -110,7 +111,7 @@ struct Set([Bucket; 2]);
 const MAX_STAMP: u64 = (1 << 56) - 1;
 
 /// The limiter of one UDP worker: a fixed table of token buckets.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     sets: Box<[Set]>,
     mask: usize,
     /// Units added per millisecond (= rate).
@@ -129,7 +130,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter enforcing `config` over one of `shares` workers (see the module
     /// docs), hashing with `seed`.
-    pub fn new(config: &RrlConfig, shares: usize, seed: u64) -> Self {
+    pub(crate) fn new(config: &RrlConfig, shares: usize, seed: u64) -> Self {
         let size = config.table_size.max(2).next_power_of_two();
         let cost = UNITS_PER_RESPONSE * shares.clamp(1, 1 << 20) as u64;
         let refill_per_ms = u64::from(config.rate.min(1 << 22));
@@ -154,7 +155,7 @@ impl RateLimiter {
     /// `client`. `name` is the wire name the bucket is keyed by (compared without
     /// case; it may run on past the name's end, which is found by its root label),
     /// or `None` for classes keyed by client and class alone.
-    pub fn check(
+    pub(crate) fn check(
         &mut self,
         now_ms: u64,
         client: IpAddr,

@@ -30,7 +30,8 @@ const SAMPLED_VARIANTS: usize = 64;
 impl Snapshot {
     /// Builds a snapshot from scratch: pre-encodes every static answer, then the
     /// dynamic ones. Zones are not signed (see [`Self::build_signed`]).
-    pub fn build(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn build(
         config: Arc<Config>,
         zones: ZoneSet,
         health: HealthSnapshot,
@@ -42,7 +43,8 @@ impl Snapshot {
     /// [`Self::build`], signing the zones `signing` has keys for at its time: apex
     /// DNSKEY/CDS/CDNSKEY/NSEC3PARAM, an RRSIG per static RRset, the denial chain,
     /// and every dynamic variant's RRSIG. Heavy: run it off the async workers.
-    pub fn build_signed(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn build_signed(
         config: Arc<Config>,
         zones: ZoneSet,
         health: HealthSnapshot,
@@ -59,7 +61,7 @@ impl Snapshot {
     /// The same answers re-signed at `now` (signature refresh, key events): the
     /// zones' DNSSEC apex RRsets, every RRSIG and the chain are made again and every
     /// answer re-encoded. A snapshot of unsigned zones is returned as a copy.
-    pub fn resigned(&self, now: u64, generation: u64) -> Result<Self, DnssecError> {
+    pub(crate) fn resigned(&self, now: u64, generation: u64) -> Result<Self, DnssecError> {
         let ring = self
             .data
             .signed
@@ -80,17 +82,19 @@ impl Snapshot {
     }
 
     /// The key ring the zones are signed with, if any is.
-    pub fn signed_zone_ring(&self) -> Option<&Arc<crate::dnssec::KeyRing>> {
+    pub(crate) fn signed_zone_ring(&self) -> Option<&Arc<crate::dnssec::KeyRing>> {
         self.data.signed.iter().flatten().next().map(|s| s.ring())
     }
 
     /// When the signatures were made (the oldest signing of any zone), if signed.
-    pub fn signed_at(&self) -> Option<u64> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn signed_at(&self) -> Option<u64> {
         self.data.signed.iter().flatten().map(|s| s.signed_at).min()
     }
 
     /// The signatures of zone `zone_index`, if it is signed.
-    pub fn signed_zone(&self, zone_index: usize) -> Option<&SignedZone> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn signed_zone(&self, zone_index: usize) -> Option<&SignedZone> {
         self.data.signed.get(zone_index)?.as_ref()
     }
 
@@ -163,7 +167,8 @@ impl Snapshot {
     /// A new snapshot with different health: zones and static answers are shared, and
     /// so is every dynamic record none of whose endpoints' health changed — only the
     /// touched records are re-encoded.
-    pub fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
         let config = &self.config;
         let changed: Vec<bool> = (0..config.endpoints.len())
             .map(|i| {
@@ -230,7 +235,7 @@ impl Snapshot {
     /// again when the zone is signed, and the one static answer that carries the SOA
     /// (the apex SOA's, with its RRSIGs when signed) encoded again beside the shared
     /// answers; nothing else is copied or encoded.
-    pub fn with_zone_serials(&self, serials: &[(usize, u32)]) -> Self {
+    pub(crate) fn with_zone_serials(&self, serials: &[(usize, u32)]) -> Self {
         let mut zones = ZoneSet::clone_of(&self.zones);
         let mut signed = self.data.signed.clone();
         for &(index, serial) in serials {
@@ -965,14 +970,16 @@ fn build_variants(
 /// zones can be large); the publisher frees those no reader holds any more each time
 /// it publishes.
 #[derive(Clone, Debug)]
-pub struct SharedSnapshot {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SharedSnapshot {
     current: Arc<ArcSwap<Snapshot>>,
     retired: Arc<std::sync::Mutex<Vec<Arc<Snapshot>>>>,
 }
 
 impl SharedSnapshot {
     /// Shares an initial snapshot.
-    pub fn new(snapshot: Snapshot) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(snapshot: Snapshot) -> Self {
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             retired: Arc::default(),
@@ -980,18 +987,19 @@ impl SharedSnapshot {
     }
 
     /// The current snapshot (lock-free).
-    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
         self.current.load()
     }
 
     /// The current snapshot as an owned `Arc`.
-    pub fn load_full(&self) -> Arc<Snapshot> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn load_full(&self) -> Arc<Snapshot> {
         self.current.load_full()
     }
 
     /// Publishes a new snapshot, retires the one it replaces, and frees retired
     /// snapshots no reader holds any more (here, on the publisher's thread).
-    pub fn store(&self, snapshot: Snapshot) {
+    pub(crate) fn store(&self, snapshot: Snapshot) {
         let old = self.current.swap(Arc::new(snapshot));
         // Only publishers take this lock, never the query path.
         let Ok(mut retired) = self.retired.lock() else {
@@ -1004,7 +1012,8 @@ impl SharedSnapshot {
     }
 
     /// Retired snapshots still held by a reader (for tests and metrics).
-    pub fn retired(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn retired(&self) -> usize {
         self.retired.lock().map(|r| r.len()).unwrap_or(0)
     }
 }

@@ -1,6 +1,6 @@
 //! DNS over TCP (RFC 1035 §4.2.2, RFC 7766): our own accept loop on the tokio
-//! runtime, answered by the same [`super::Responder`] as UDP, so a TCP answer is
-//! byte for byte the UDP one without the size limit.
+//! runtime, answered by the same [`Responder`](super::engine::Responder) as UDP, so
+//! a TCP answer is byte for byte the UDP one without the size limit.
 //!
 //! ```text
 //!  listener ─▶ accept loop ── Limits::admit (total and per-source caps) ──▶ one task
@@ -34,7 +34,7 @@ use crate::telemetry::metrics::DnsCounters;
 
 /// What a TCP listener needs to know.
 #[derive(Clone)]
-pub struct TcpSettings {
+pub(crate) struct TcpSettings {
     /// Close a connection after this long without a complete query.
     pub idle_timeout: Duration,
     /// Most connections open at once on this listener.
@@ -62,7 +62,7 @@ struct Context {
 
 /// When a listener stops: its accept loop, and its connections.
 #[derive(Clone, Debug)]
-pub struct Stop {
+pub(crate) struct Stop {
     /// Stops accepting (a replacing process accepts on the same socket).
     pub accepting: CancellationToken,
     /// Closes the open connections too.
@@ -70,7 +70,7 @@ pub struct Stop {
 }
 
 /// Starts serving `listener` until `stop` says so.
-pub fn spawn(
+pub(crate) fn spawn(
     listener: TcpListener,
     settings: TcpSettings,
     shared: SharedSnapshot,

@@ -5,8 +5,8 @@
 //! handler answer. The UDP path does the same for IXFR alone (RFC 1995 §2: the
 //! difference if it fits in one datagram, else the current SOA, which sends the
 //! client to TCP). Without a handler, or when the handler declines, the
-//! [`super::Responder`] answers as for any query (REFUSED: transfers not offered).
-//! A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
+//! [`Responder`](super::engine::Responder) answers as for any query (REFUSED:
+//! transfers not offered). A handler is installed with the `transfers` argument of [`super::DnsServer::start`].
 
 use std::net::SocketAddr;
 
@@ -14,7 +14,8 @@ use super::answers::Snapshot;
 use crate::zone::rtype;
 
 /// Answers zone-transfer queries over TCP.
-pub trait TransferHandler: Send + Sync {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) trait TransferHandler: Send + Sync {
     /// Whether the handler answers `query` (default: QTYPE AXFR or IXFR; a handler
     /// may claim more, e.g. TSIG-signed SOA queries whose answers it must sign).
     fn wants(&self, query: &[u8]) -> bool {
@@ -48,6 +49,6 @@ pub trait TransferHandler: Send + Sync {
 }
 
 /// Whether `qtype` asks for a zone transfer.
-pub fn is_transfer(qtype: u16) -> bool {
+pub(crate) fn is_transfer(qtype: u16) -> bool {
     matches!(qtype, rtype::AXFR | rtype::IXFR)
 }

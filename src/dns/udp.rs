@@ -35,7 +35,7 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Binds `count` sockets to `addr` with `SO_REUSEPORT`, so the kernel spreads
 /// clients across them. With port 0, every socket shares the port the first got.
-pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     let mut sockets: Vec<UdpSocket> = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count.max(1) {
@@ -60,7 +60,8 @@ pub fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
 
 /// Sets both socket buffers to `bytes`: with `SO_*BUFFORCE` where the process may
 /// exceed the system's maximum, else as far as the maximum allows.
-pub fn grow_buffers(socket: &Socket, bytes: usize) {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn grow_buffers(socket: &Socket, bytes: usize) {
     #[cfg(target_os = "linux")]
     {
         let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
@@ -85,14 +86,14 @@ pub fn grow_buffers(socket: &Socket, bytes: usize) {
 }
 
 /// How a UDP worker moves datagrams.
-pub use crate::config::UdpIo;
+pub(crate) use crate::config::UdpIo;
 
 /// Starts one worker thread per socket; with `rrl`, each limits its responses at
 /// its share of the rate; with `dnstap`, each logs what it receives and sends. With
 /// [`UdpIo::Xdp`], the sockets keep serving what the XDP path leaves to them and
 /// threads per receive queue of the address's interface answer the rest (see
 /// [`super::xdp`]).
-pub fn spawn(
+pub(crate) fn spawn(
     sockets: Vec<UdpSocket>,
     shared: SharedSnapshot,
     stop: Arc<AtomicBool>,
@@ -155,7 +156,7 @@ pub fn spawn(
 }
 
 /// What the workers of one listener share.
-pub struct UdpOptions<'a> {
+pub(crate) struct UdpOptions<'a> {
     /// Batched (`recvmmsg`/`sendmmsg`, Linux), AF_XDP (Linux) or portable
     /// (`recv_from`/`send_to`).
     pub io: UdpIo,

@@ -8,20 +8,20 @@ use crate::zone::name::{MAX_LABELS, MAX_NAME_LEN};
 use crate::zone::rtype;
 
 /// Size of the DNS header.
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 
 /// Response codes (one table for the crate: [`crate::proto::rcode`]).
-pub use crate::proto::rcode;
+pub(crate) use crate::proto::rcode;
 
 /// EDNS option code of Client Subnet (RFC 7871).
-pub const OPTION_CLIENT_SUBNET: u16 = 8;
+pub(crate) const OPTION_CLIENT_SUBNET: u16 = 8;
 
 /// EDNS option code of edns-tcp-keepalive (RFC 7828).
-pub const OPTION_TCP_KEEPALIVE: u16 = 11;
+pub(crate) const OPTION_TCP_KEEPALIVE: u16 = 11;
 
 /// A lower-case wire name in a fixed buffer.
 #[derive(Clone)]
-pub struct NameBuf {
+pub(crate) struct NameBuf {
     bytes: [u8; MAX_NAME_LEN],
     len: u8,
     starts: [u8; MAX_LABELS],
@@ -39,12 +39,12 @@ impl NameBuf {
     }
 
     /// The lower-case wire name.
-    pub fn wire(&self) -> &[u8] {
+    pub(crate) fn wire(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 
     /// Offset of each label, first label first.
-    pub fn label_starts(&self) -> &[u8] {
+    pub(crate) fn label_starts(&self) -> &[u8] {
         &self.starts[..usize::from(self.labels)]
     }
 }
@@ -57,7 +57,7 @@ impl std::fmt::Debug for NameBuf {
 
 /// EDNS Client Subnet as sent by the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientSubnet {
+pub(crate) struct ClientSubnet {
     /// 1 = IPv4, 2 = IPv6.
     pub family: u16,
     /// Bits of the address the client disclosed.
@@ -68,12 +68,12 @@ pub struct ClientSubnet {
 
 impl ClientSubnet {
     /// Number of address bytes on the wire.
-    pub fn address_len(&self) -> usize {
+    pub(crate) fn address_len(&self) -> usize {
         usize::from(self.source_prefix).div_ceil(8)
     }
 
     /// Address bytes as sent (truncated to the prefix).
-    pub fn address_bytes(&self) -> ([u8; 16], usize) {
+    pub(crate) fn address_bytes(&self) -> ([u8; 16], usize) {
         let mut out = [0u8; 16];
         match self.address {
             IpAddr::V4(a) => out[..4].copy_from_slice(&a.octets()),
@@ -85,7 +85,7 @@ impl ClientSubnet {
 
 /// The query's OPT record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Edns {
+pub(crate) struct Edns {
     /// Requestor's UDP payload size (values below 512 count as 512).
     pub payload: u16,
     /// EDNS version.
@@ -101,7 +101,7 @@ pub struct Edns {
 
 /// A well-formed query.
 #[derive(Clone, Debug)]
-pub struct Query<'a> {
+pub(crate) struct Query<'a> {
     /// Message id.
     pub id: u16,
     /// Header flags of the query (RD and CD are echoed).
@@ -120,7 +120,7 @@ pub struct Query<'a> {
 
 /// A query that gets an error response without being resolved.
 #[derive(Clone, Debug)]
-pub struct Rejection<'a> {
+pub(crate) struct Rejection<'a> {
     /// Message id.
     pub id: u16,
     /// Query flags (opcode, RD, CD are echoed).
@@ -136,7 +136,7 @@ pub struct Rejection<'a> {
 /// What a datagram turned out to be.
 #[derive(Clone, Debug)]
 #[allow(clippy::large_enum_variant)] // lives on the stack of one call; boxing would allocate per query
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// A query to resolve.
     Query(Query<'a>),
     /// A message to answer with an error code.
@@ -150,12 +150,12 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Opcode of header flags.
-pub fn opcode(flags: u16) -> u8 {
+pub(crate) fn opcode(flags: u16) -> u8 {
     ((flags >> 11) & 0xF) as u8
 }
 
 /// Parses a datagram.
-pub fn parse(packet: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse(packet: &[u8]) -> Parsed<'_> {
     if packet.len() < HEADER_LEN {
         return Parsed::Drop;
     }
@@ -332,7 +332,7 @@ fn read_options(mut rdata: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
 
 /// The QTYPE of a message's first question, read cheaply (labels skipped, nothing
 /// validated beyond bounds): for routing zone transfers before answering.
-pub fn question_type(packet: &[u8]) -> Option<u16> {
+pub(crate) fn question_type(packet: &[u8]) -> Option<u16> {
     if be16(packet, 4)? == 0 {
         return None;
     }

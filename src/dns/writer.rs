@@ -8,7 +8,7 @@ use super::wire::HEADER_LEN;
 use crate::zone::rtype;
 
 /// Class IN.
-pub use crate::proto::class::IN as CLASS_IN;
+pub(crate) use crate::proto::class::IN as CLASS_IN;
 
 /// Highest offset a compression pointer can reach.
 const MAX_POINTER: usize = 0x3FFF;
@@ -18,7 +18,7 @@ const MAX_TARGETS: usize = 64;
 
 /// Who owns a record being written.
 #[derive(Clone, Copy, Debug)]
-pub enum Owner<'a> {
+pub(crate) enum Owner<'a> {
     /// The query name (written as a pointer to the question).
     Question,
     /// Another name (lower-case wire).
@@ -26,7 +26,7 @@ pub enum Owner<'a> {
 }
 
 /// Writes the sections of a response after header and question.
-pub struct Writer<'b> {
+pub(crate) struct Writer<'b> {
     buf: &'b mut Vec<u8>,
     /// (offset, uncompressed length of the name from there).
     targets: [(u16, u8); MAX_TARGETS],
@@ -38,7 +38,12 @@ impl<'b> Writer<'b> {
     /// Starts a response in `buf`: writes the 12-byte header placeholder and the
     /// question bytes as sent. `qname` is the lower-case query name (same length as
     /// the question's name) and `label_starts` its label offsets.
-    pub fn new(buf: &'b mut Vec<u8>, question: &[u8], qname: &[u8], label_starts: &[u8]) -> Self {
+    pub(crate) fn new(
+        buf: &'b mut Vec<u8>,
+        question: &[u8],
+        qname: &[u8],
+        label_starts: &[u8],
+    ) -> Self {
         buf.clear();
         buf.extend_from_slice(&[0; HEADER_LEN]);
         buf.extend_from_slice(question);
@@ -58,7 +63,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Starts a response without a question section.
-    pub fn without_question(buf: &'b mut Vec<u8>) -> Self {
+    pub(crate) fn without_question(buf: &'b mut Vec<u8>) -> Self {
         buf.clear();
         buf.extend_from_slice(&[0; HEADER_LEN]);
         Self {
@@ -69,18 +74,8 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// The bytes written so far.
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Whether nothing but the header was written.
-    pub fn is_empty(&self) -> bool {
-        self.buf.len() <= HEADER_LEN
-    }
-
     /// Appends pre-encoded bytes (a cached tail).
-    pub fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
@@ -134,7 +129,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Writes a name, compressing against names already in the message.
-    pub fn name(&mut self, name: &[u8]) {
+    pub(crate) fn name(&mut self, name: &[u8]) {
         let mut start = 0;
         while start < name.len() && name[start] != 0 {
             let suffix = &name[start..];
@@ -171,7 +166,7 @@ impl<'b> Writer<'b> {
 
     /// Writes one record. `rdata` is uncompressed wire; names inside the rdata of
     /// types that allow it (RFC 3597 §4) are compressed.
-    pub fn record(&mut self, owner: Owner<'_>, rr_type: u16, ttl: u32, rdata: &[u8]) {
+    pub(crate) fn record(&mut self, owner: Owner<'_>, rr_type: u16, ttl: u32, rdata: &[u8]) {
         self.owner(owner);
         self.buf.extend_from_slice(&rr_type.to_be_bytes());
         self.buf.extend_from_slice(&CLASS_IN.to_be_bytes());
@@ -209,7 +204,13 @@ impl<'b> Writer<'b> {
     }
 
     /// Writes the EDNS OPT record.
-    pub fn opt(&mut self, payload: u16, extended_rcode: u8, dnssec_ok: bool, options: &[u8]) {
+    pub(crate) fn opt(
+        &mut self,
+        payload: u16,
+        extended_rcode: u8,
+        dnssec_ok: bool,
+        options: &[u8],
+    ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&payload.to_be_bytes());
@@ -223,7 +224,7 @@ impl<'b> Writer<'b> {
     }
 
     /// Fills in the header and returns the finished message length.
-    pub fn finish(self, header: Header) -> usize {
+    pub(crate) fn finish(self, header: Header) -> usize {
         let b = &mut self.buf[..HEADER_LEN];
         b[0..2].copy_from_slice(&header.id.to_be_bytes());
         b[2..4].copy_from_slice(&header.flags.to_be_bytes());
@@ -251,7 +252,7 @@ fn name_end(bytes: &[u8], mut pos: usize) -> Option<usize> {
 
 /// Header fields of a response.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// Message id.
     pub id: u16,
     /// Flags word (QR, opcode, AA, TC, RD, RA, AD, CD, RCODE).
@@ -267,23 +268,28 @@ pub struct Header {
 }
 
 /// Flag bits.
-pub mod flags {
+pub(crate) mod flags {
     /// Response.
-    pub const QR: u16 = 0x8000;
+    pub(crate) const QR: u16 = 0x8000;
     /// Authoritative answer.
-    pub const AA: u16 = 0x0400;
+    pub(crate) const AA: u16 = 0x0400;
     /// Truncated.
-    pub const TC: u16 = 0x0200;
+    pub(crate) const TC: u16 = 0x0200;
     /// Recursion desired.
-    pub const RD: u16 = 0x0100;
+    pub(crate) const RD: u16 = 0x0100;
     /// Checking disabled.
-    pub const CD: u16 = 0x0010;
+    pub(crate) const CD: u16 = 0x0010;
     /// Opcode field.
-    pub const OPCODE: u16 = 0x7800;
+    pub(crate) const OPCODE: u16 = 0x7800;
 }
 
 /// Response flags for a query's flags: QR set, opcode/RD/CD echoed.
-pub fn response_flags(query_flags: u16, authoritative: bool, truncated: bool, rcode: u16) -> u16 {
+pub(crate) fn response_flags(
+    query_flags: u16,
+    authoritative: bool,
+    truncated: bool,
+    rcode: u16,
+) -> u16 {
     let mut f = flags::QR | (query_flags & (flags::OPCODE | flags::RD | flags::CD)) | (rcode & 0xF);
     if authoritative {
         f |= flags::AA;

@@ -21,7 +21,7 @@ use crate::zone::name;
 /// Why a zone cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ZoneReadError {
+pub(crate) enum ZoneReadError {
     /// No zone of that name is served.
     #[error("no zone {zone} is served here (zones: {served})")]
     UnknownZone {
@@ -34,7 +34,7 @@ pub enum ZoneReadError {
 
 /// The zone `zone` (any case, with or without the final dot) of `snapshot` as zone-file
 /// text.
-pub fn render(snapshot: &Snapshot, zone: &str) -> Result<String, ZoneReadError> {
+pub(crate) fn render(snapshot: &Snapshot, zone: &str) -> Result<String, ZoneReadError> {
     let mut wanted = zone.trim().to_ascii_lowercase();
     if !wanted.ends_with('.') {
         wanted.push('.');

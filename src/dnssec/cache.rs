@@ -30,7 +30,7 @@ use super::sign::{Window, canonical_rdata};
 use crate::zone::name;
 
 /// Entries per generation of a zone's cache.
-pub const DEFAULT_CAPACITY: usize = 1 << 16;
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 16;
 
 /// Packed RRSIG rdata (as [`super::sign::sign_rrset`] appends it) and its count.
 type Signatures = (Box<[u8]>, u16);
@@ -44,7 +44,7 @@ struct Generations {
 
 /// A bounded cache of RRSIGs by (canonical RRset, keys, window).
 #[derive(Debug)]
-pub struct SignatureCache {
+pub(crate) struct SignatureCache {
     capacity: usize,
     entries: Mutex<Generations>,
     hits: AtomicU64,
@@ -59,7 +59,7 @@ impl Default for SignatureCache {
 
 impl SignatureCache {
     /// An empty cache of at most `capacity` entries per generation (at least 1).
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             entries: Mutex::default(),
@@ -68,13 +68,9 @@ impl SignatureCache {
         }
     }
 
-    /// Entries per generation.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// (hits, misses) so far.
-    pub fn stats(&self) -> (u64, u64) {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
@@ -82,14 +78,10 @@ impl SignatureCache {
     }
 
     /// Entries held now (both generations).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         let entries = self.lock();
         entries.current.len() + entries.previous.len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
@@ -100,7 +92,7 @@ impl SignatureCache {
     /// `keys` over `window`: the cached ones, or those `sign` appends to its buffer
     /// (then cached). Appends the packed RRSIG rdata to `out`; returns the count.
     #[allow(clippy::too_many_arguments)] // the RRSIG fields, each distinct
-    pub fn sign<'a>(
+    pub(crate) fn sign<'a>(
         &self,
         keys: &[&Key],
         owner: &[u8],

@@ -22,13 +22,13 @@ use crate::zone::store::{MAX_LABELS, label_starts_into, pack_rdata};
 /// NSEC3 hash algorithm 1 = SHA-1.
 const SHA1: u8 = 1;
 /// SHA-1 output length.
-pub const HASH_LEN: usize = 20;
+pub(crate) const HASH_LEN: usize = 20;
 /// No chain entry.
-pub const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// One record of the chain, borrowed from it.
 #[derive(Clone, Copy, Debug)]
-pub struct ChainRecord<'c> {
+pub(crate) struct ChainRecord<'c> {
     /// Owner name (lower-case wire).
     pub owner: &'c [u8],
     /// RR type (NSEC or NSEC3).
@@ -54,12 +54,12 @@ struct Entry {
 
 /// Signs one chain record: `(owner, rtype, ttl, rdata, out)` appends packed RRSIG
 /// rdata to `out` and returns how many.
-pub type SignRecord<'a> =
+pub(crate) type SignRecord<'a> =
     dyn FnMut(&[u8], u16, u32, &[u8], &mut Vec<u8>) -> Result<u16, DnssecError> + 'a;
 
 /// Changes to a chain (see [`Chain::edited`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChainEdit {
+pub(crate) struct ChainEdit {
     /// Records to replace: `(owner, new rdata)`.
     pub replaced: Vec<(Vec<u8>, Vec<u8>)>,
     /// Owners of records to drop.
@@ -68,7 +68,7 @@ pub struct ChainEdit {
 
 /// A name of the zone that goes into the chain.
 #[derive(Clone, Debug)]
-pub struct ChainName {
+pub(crate) struct ChainName {
     /// Node index in its zone.
     pub node: u32,
     /// Lower-case wire name.
@@ -85,7 +85,7 @@ pub struct ChainName {
 
 /// A signed chain.
 #[derive(Clone, Debug)]
-pub struct Chain {
+pub(crate) struct Chain {
     kind: DenialKind,
     ttl: u32,
     entries: Vec<Entry>,
@@ -102,7 +102,7 @@ impl Chain {
     /// Builds the chain over `names` (every authoritative node of a zone, node
     /// indices below `node_count`) and signs each record with `sign(owner, rtype,
     /// ttl, rdata, out)`.
-    pub fn build(
+    pub(crate) fn build(
         kind: DenialKind,
         origin: &[u8],
         ttl: u32,
@@ -224,22 +224,12 @@ impl Chain {
     }
 
     /// The kind of chain.
-    pub fn kind(&self) -> DenialKind {
+    pub(crate) fn kind(&self) -> DenialKind {
         self.kind
     }
 
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the chain is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Record `index`.
-    pub fn record(&self, index: u32) -> Option<ChainRecord<'_>> {
+    pub(crate) fn record(&self, index: u32) -> Option<ChainRecord<'_>> {
         let e = self.entries.get(index as usize)?;
         let slice = |at: u32, len: u32| &self.bytes[at as usize..(at + len) as usize];
         Some(ChainRecord {
@@ -255,12 +245,12 @@ impl Chain {
     }
 
     /// Every record, in chain order.
-    pub fn records(&self) -> impl Iterator<Item = ChainRecord<'_>> + '_ {
+    pub(crate) fn records(&self) -> impl Iterator<Item = ChainRecord<'_>> + '_ {
         (0..self.entries.len() as u32).filter_map(|i| self.record(i))
     }
 
     /// The record matching node `node` (NSEC: for a name without one, covering it).
-    pub fn matching(&self, node: u32) -> Option<ChainRecord<'_>> {
+    pub(crate) fn matching(&self, node: u32) -> Option<ChainRecord<'_>> {
         self.record(*self.matching.get(node as usize)?)
     }
 
@@ -269,7 +259,11 @@ impl Chain {
     /// signed: the proof for a NODATA a name gives only in some health states (a
     /// dynamic record whose endpoints are all down). None if the name has no record
     /// of its own (NSEC empty non-terminals) or none of `absent` is in the bitmap.
-    pub fn matching_without(&self, name: &[u8], absent: &[u16]) -> Option<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn matching_without(
+        &self,
+        name: &[u8],
+        absent: &[u16],
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
         let index = self.own_entry(name)?;
         let rdata = self.rdata_with(index, index + 1, absent)?;
         (Some(rdata.as_slice()) != self.rdata_of(index))
@@ -281,7 +275,7 @@ impl Chain {
     /// have nothing to answer): the records to replace, as `(owner, rdata)` to be
     /// signed, and the owners of the records to drop. Removing a name unlinks its
     /// record (its predecessor points past it); taking types out edits a bitmap.
-    pub fn edited(&self, removed: &[&[u8]], absent: &[(&[u8], &[u16])]) -> ChainEdit {
+    pub(crate) fn edited(&self, removed: &[&[u8]], absent: &[(&[u8], &[u16])]) -> ChainEdit {
         let count = self.entries.len();
         let mut gone = vec![false; count];
         for name in removed {
@@ -366,19 +360,19 @@ impl Chain {
     }
 
     /// TTL of the chain's records.
-    pub fn ttl(&self) -> u32 {
+    pub(crate) fn ttl(&self) -> u32 {
         self.ttl
     }
 
     /// The record covering the wildcard `*.<node>`.
-    pub fn wildcard_cover(&self, node: u32) -> Option<ChainRecord<'_>> {
+    pub(crate) fn wildcard_cover(&self, node: u32) -> Option<ChainRecord<'_>> {
         self.record(*self.wildcard_cover.get(node as usize)?)
     }
 
     /// The record covering `name` (lower-case wire, not in the zone): for NSEC3 one
     /// SHA-1 and a binary search, for NSEC a binary search in canonical order. No
     /// allocation.
-    pub fn covering(&self, name: &[u8]) -> Option<ChainRecord<'_>> {
+    pub(crate) fn covering(&self, name: &[u8]) -> Option<ChainRecord<'_>> {
         let index = match self.kind {
             DenialKind::Nsec3 => self.nsec3_covering(&nsec3_hash(name)),
             DenialKind::Nsec => self.nsec_covering(name),
@@ -413,14 +407,6 @@ impl Chain {
             at as u32 - 1
         })
     }
-
-    /// Approximate heap bytes.
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.hashes.capacity() * HASH_LEN
-            + (self.matching.capacity() + self.wildcard_cover.capacity()) * 4
-    }
 }
 
 /// Whether a sorted hash of `sorted` lies strictly between `from` and `to` in the
@@ -436,7 +422,8 @@ fn spans_any(from: &[u8; HASH_LEN], to: &[u8; HASH_LEN], sorted: &[[u8; HASH_LEN
 }
 
 /// NSEC3 hash with RFC 9276 parameters (SHA-1, no salt, no extra iterations).
-pub fn nsec3_hash(name: &[u8]) -> [u8; HASH_LEN] {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn nsec3_hash(name: &[u8]) -> [u8; HASH_LEN] {
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name);
     let mut out = [0u8; HASH_LEN];
     out.copy_from_slice(digest.as_ref());
@@ -444,12 +431,13 @@ pub fn nsec3_hash(name: &[u8]) -> [u8; HASH_LEN] {
 }
 
 /// NSEC3PARAM rdata for the chain's parameters.
-pub fn nsec3param_rdata() -> Vec<u8> {
+pub(crate) fn nsec3param_rdata() -> Vec<u8> {
     vec![SHA1, 0, 0, 0, 0]
 }
 
 /// Base32 with the extended hex alphabet, lower case, no padding (RFC 4648 §7).
-pub fn base32hex(bytes: &[u8]) -> String {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn base32hex(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
     let (mut buffer, mut bits) = (0u32, 0);
@@ -468,7 +456,7 @@ pub fn base32hex(bytes: &[u8]) -> String {
 }
 
 /// Appends the type bitmap of `types` (RFC 4034 §4.1.2).
-pub fn type_bitmap(types: &mut Vec<u16>, out: &mut Vec<u8>) {
+pub(crate) fn type_bitmap(types: &mut Vec<u16>, out: &mut Vec<u8>) {
     types.sort_unstable();
     types.dedup();
     let mut i = 0;
@@ -501,7 +489,7 @@ fn name_len(rdata: &[u8]) -> Option<usize> {
 }
 
 /// The types a type bitmap (RFC 4034 §4.1.2) lists; None if it is malformed.
-pub fn bitmap_types(mut bitmap: &[u8]) -> Option<Vec<u16>> {
+pub(crate) fn bitmap_types(mut bitmap: &[u8]) -> Option<Vec<u16>> {
     let mut types = Vec::new();
     while let [window, len, rest @ ..] = bitmap {
         let bits = rest.get(..usize::from(*len))?;
@@ -518,7 +506,7 @@ pub fn bitmap_types(mut bitmap: &[u8]) -> Option<Vec<u16>> {
 }
 
 /// Canonical DNS name order (RFC 4034 §6.1) of two lower-case wire names.
-pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
     let mut sa = [0u8; MAX_LABELS];
     let mut sb = [0u8; MAX_LABELS];
     let la = label_starts_into(a, &mut sa);

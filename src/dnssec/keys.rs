@@ -36,7 +36,6 @@ use ring::signature::{
 };
 
 use super::DnssecError;
-use super::rtype;
 use crate::zone::name;
 
 /// DNSKEY flags: Zone Key.
@@ -44,11 +43,12 @@ const FLAG_ZONE: u16 = 256;
 /// DNSKEY flags: Secure Entry Point.
 const FLAG_SEP: u16 = 1;
 /// DS digest type SHA-256 (RFC 4509).
-pub const DIGEST_SHA256: u8 = 2;
+pub(crate) const DIGEST_SHA256: u8 = 2;
 
 /// A signing algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algorithm {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Algorithm {
     /// Ed25519 (RFC 8080), algorithm 15.
     Ed25519,
     /// ECDSA P-256 with SHA-256 (RFC 6605), algorithm 13.
@@ -57,7 +57,7 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// The DNSSEC algorithm number.
-    pub fn number(self) -> u8 {
+    pub(crate) fn number(self) -> u8 {
         match self {
             Self::Ed25519 => 15,
             Self::EcdsaP256 => 13,
@@ -65,7 +65,7 @@ impl Algorithm {
     }
 
     /// The algorithm of a number.
-    pub fn from_number(number: u8) -> Option<Self> {
+    pub(crate) fn from_number(number: u8) -> Option<Self> {
         match number {
             15 => Some(Self::Ed25519),
             13 => Some(Self::EcdsaP256),
@@ -76,7 +76,8 @@ impl Algorithm {
 
 /// What a key signs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Role {
     /// Combined signing key: the DNSKEY RRset and everything else (flags 257).
     Csk,
     /// Key signing key: the DNSKEY, CDS and CDNSKEY RRsets (flags 257).
@@ -87,12 +88,12 @@ pub enum Role {
 
 impl Role {
     /// Signs the DNSKEY RRset (and CDS/CDNSKEY).
-    pub fn signs_keys(self) -> bool {
+    pub(crate) fn signs_keys(self) -> bool {
         matches!(self, Self::Csk | Self::Ksk)
     }
 
     /// Signs the zone's other RRsets.
-    pub fn signs_zone(self) -> bool {
+    pub(crate) fn signs_zone(self) -> bool {
         matches!(self, Self::Csk | Self::Zsk)
     }
 
@@ -112,7 +113,7 @@ impl Role {
     }
 
     /// Parses `csk`, `ksk` or `zsk`.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
             "csk" => Some(Self::Csk),
             "ksk" => Some(Self::Ksk),
@@ -130,7 +131,8 @@ impl fmt::Display for Role {
 
 /// When a key enters and leaves each state (Unix seconds; `None`: never).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timing {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Timing {
     /// When the key was made.
     pub created: u64,
     /// DNSKEY served from.
@@ -145,7 +147,9 @@ pub struct Timing {
 
 impl Timing {
     /// Published and active from `now`, for ever.
-    pub fn from(now: u64) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn from(now: u64) -> Self {
         Self {
             created: now,
             publish: now,
@@ -156,17 +160,17 @@ impl Timing {
     }
 
     /// Whether the DNSKEY is served at `now`.
-    pub fn is_published(&self, now: u64) -> bool {
+    pub(crate) fn is_published(&self, now: u64) -> bool {
         self.publish <= now && self.delete.is_none_or(|d| now < d)
     }
 
     /// Whether the key signs at `now`.
-    pub fn is_active(&self, now: u64) -> bool {
+    pub(crate) fn is_active(&self, now: u64) -> bool {
         self.is_published(now) && self.activate <= now && self.inactive.is_none_or(|i| now < i)
     }
 
     /// The first state change strictly after `now`, if any.
-    pub fn next_event(&self, now: u64) -> Option<u64> {
+    pub(crate) fn next_event(&self, now: u64) -> Option<u64> {
         [
             Some(self.publish),
             Some(self.activate),
@@ -194,7 +198,8 @@ impl fmt::Debug for Signer {
 
 /// One DNSSEC key of a zone.
 #[derive(Debug)]
-pub struct Key {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Key {
     /// Lower-case wire name of the zone.
     pub zone: Box<[u8]>,
     /// Its role.
@@ -214,7 +219,8 @@ pub struct Key {
 
 impl Key {
     /// Generates a key for `zone` (absolute text name).
-    pub fn generate(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn generate(
         zone: &str,
         role: Role,
         algorithm: Algorithm,
@@ -271,12 +277,12 @@ impl Key {
     }
 
     /// DNSKEY flags.
-    pub fn flags(&self) -> u16 {
+    pub(crate) fn flags(&self) -> u16 {
         self.role.flags()
     }
 
     /// The DNSKEY rdata (flags, protocol 3, algorithm, public key).
-    pub fn dnskey_rdata(&self) -> Vec<u8> {
+    pub(crate) fn dnskey_rdata(&self) -> Vec<u8> {
         let mut rdata = Vec::with_capacity(4 + self.public_key.len());
         rdata.extend_from_slice(&self.flags().to_be_bytes());
         rdata.push(3);
@@ -286,7 +292,7 @@ impl Key {
     }
 
     /// The DS rdata with a SHA-256 digest (RFC 4509).
-    pub fn ds_rdata(&self) -> Vec<u8> {
+    pub(crate) fn ds_rdata(&self) -> Vec<u8> {
         let mut data = self.zone.to_vec();
         data.extend_from_slice(&self.dnskey_rdata());
         let digest = ring::digest::digest(&ring::digest::SHA256, &data);
@@ -299,7 +305,7 @@ impl Key {
     }
 
     /// Signs `message`.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, DnssecError> {
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, DnssecError> {
         match &self.signer {
             Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Signer::EcdsaP256(pair, rng) => pair
@@ -310,7 +316,7 @@ impl Key {
     }
 
     /// File name stem: `K<zone>+<algorithm>+<tag>`.
-    pub fn file_stem(&self) -> String {
+    pub(crate) fn file_stem(&self) -> String {
         format!(
             "K{}+{:03}+{:05}",
             name::text_from_wire(&self.zone),
@@ -321,7 +327,8 @@ impl Key {
 
     /// Writes the `.key` and `.private` files into `directory` (created if missing);
     /// the private file gets mode 0600 before any key material is written to it.
-    pub fn save(&self, directory: &Path) -> Result<(PathBuf, PathBuf), DnssecError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn save(&self, directory: &Path) -> Result<(PathBuf, PathBuf), DnssecError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| DnssecError::Io { path, source }
@@ -364,7 +371,7 @@ impl Key {
     }
 
     /// Reads a key from its `.key` file (and the `.private` file beside it).
-    pub fn load(public: &Path) -> Result<Self, DnssecError> {
+    pub(crate) fn load(public: &Path) -> Result<Self, DnssecError> {
         let bad = |message: String| DnssecError::KeyFile {
             path: public.to_owned(),
             message,
@@ -453,7 +460,7 @@ impl Key {
 }
 
 /// Key tag of DNSKEY rdata (RFC 4034 Appendix B).
-pub fn key_tag(rdata: &[u8]) -> u16 {
+pub(crate) fn key_tag(rdata: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for (i, &b) in rdata.iter().enumerate() {
         sum += if i & 1 == 0 {
@@ -467,7 +474,7 @@ pub fn key_tag(rdata: &[u8]) -> u16 {
 }
 
 /// Every key of `zone` (absolute text name) in `directory`, sorted by tag.
-pub fn load_zone_keys(directory: &Path, zone: &str) -> Result<Vec<Key>, DnssecError> {
+pub(crate) fn load_zone_keys(directory: &Path, zone: &str) -> Result<Vec<Key>, DnssecError> {
     let prefix = format!("k{}+", zone.to_ascii_lowercase());
     let entries = std::fs::read_dir(directory).map_err(|source| DnssecError::Io {
         path: directory.to_owned(),
@@ -516,7 +523,7 @@ fn fields(text: &str, known: &[&str]) -> Result<Vec<(String, String)>, String> {
 }
 
 /// RFC 3339 UTC text of a Unix time, or `none`.
-pub fn time_text(time: Option<u64>) -> String {
+pub(crate) fn time_text(time: Option<u64>) -> String {
     match time {
         None => "none".into(),
         Some(t) => {
@@ -526,7 +533,7 @@ pub fn time_text(time: Option<u64>) -> String {
 }
 
 /// Parses an RFC 3339 time, `now`, or `+DURATION` (from `now`), into Unix seconds.
-pub fn parse_time_from(text: &str, now: u64) -> Result<u64, String> {
+pub(crate) fn parse_time_from(text: &str, now: u64) -> Result<u64, String> {
     if text == "now" {
         return Ok(now);
     }
@@ -545,7 +552,7 @@ fn parse_time(text: &str) -> Result<u64, String> {
         .as_secs())
 }
 
-pub use crate::runtime::clock::unix_now;
+pub(crate) use crate::runtime::clock::unix_now;
 
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -581,7 +588,8 @@ fn read_private(path: &Path) -> Result<String, DnssecError> {
 
 /// DS, CDS and CDNSKEY lines (zone-file text) for the keys the parent should hold:
 /// every published KSK/CSK that has not gone inactive.
-pub fn parent_records(keys: &[Key], now: u64, ttl: u32) -> Vec<String> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn parent_records(keys: &[Key], now: u64, ttl: u32) -> Vec<String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut lines = Vec::new();
     for key in keys.iter().filter(|k| is_parent_key(k, now)) {
@@ -607,14 +615,11 @@ pub fn parent_records(keys: &[Key], now: u64, ttl: u32) -> Vec<String> {
 }
 
 /// Whether the parent should carry a DS for `key` at `now`.
-pub fn is_parent_key(key: &Key, now: u64) -> bool {
+pub(crate) fn is_parent_key(key: &Key, now: u64) -> bool {
     key.role.signs_keys()
         && key.timing.is_published(now)
         && key.timing.inactive.is_none_or(|i| now < i)
 }
-
-/// The DNSKEY record type (re-exported for tools).
-pub const DNSKEY: u16 = rtype::DNSKEY;
 
 #[cfg(test)]
 mod tests {

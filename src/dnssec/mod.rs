@@ -18,29 +18,30 @@
 //! Layering: `config → zone → dnssec → dns`. Nothing here does IO but
 //! [`KeyRing::load`] and [`keys::Key::save`]; time comes in as arguments.
 
-pub mod cache;
-pub mod chain;
-pub mod keys;
-pub mod refresh;
-pub mod sign;
-pub mod signed;
+pub(crate) mod cache;
+pub(crate) mod chain;
+pub(crate) mod keys;
+pub(crate) mod refresh;
+pub(crate) mod sign;
+pub(crate) mod signed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use self::keys::{Algorithm, Key, Role, Timing};
-pub use self::sign::Window;
-pub use self::signed::{DenialProof, SignedZone};
+pub(crate) use self::keys::Key;
+pub(crate) use self::sign::Window;
+pub(crate) use self::signed::{DenialProof, SignedZone};
 use crate::config::DnssecConfig;
 use crate::zone::name;
 
 /// RR type codes (one table for the crate: [`crate::proto::rtype`]).
-pub use crate::proto::rtype;
+pub(crate) use crate::proto::rtype;
 
 /// Errors of DNSSEC key handling and signing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DnssecError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum DnssecError {
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -76,7 +77,8 @@ pub enum DnssecError {
 
 /// The keys of one signed zone.
 #[derive(Debug)]
-pub struct ZoneKeys {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ZoneKeys {
     /// Absolute lower-case text name.
     pub zone: String,
     /// Lower-case wire name.
@@ -87,12 +89,12 @@ pub struct ZoneKeys {
 
 impl ZoneKeys {
     /// Keys published at `now` (the DNSKEY RRset).
-    pub fn published(&self, now: u64) -> impl Iterator<Item = &Key> {
+    pub(crate) fn published(&self, now: u64) -> impl Iterator<Item = &Key> {
         self.keys.iter().filter(move |k| k.timing.is_published(now))
     }
 
     /// Active keys signing the DNSKEY/CDS/CDNSKEY RRsets (`keys`) or the rest.
-    pub fn signers(&self, now: u64, keys: bool) -> Vec<&Key> {
+    pub(crate) fn signers(&self, now: u64, keys: bool) -> Vec<&Key> {
         self.keys
             .iter()
             .filter(|k| k.timing.is_active(now))
@@ -109,7 +111,8 @@ impl ZoneKeys {
 
 /// Every signed zone's keys and the `[dnssec]` settings they were loaded with.
 #[derive(Debug)]
-pub struct KeyRing {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct KeyRing {
     /// The settings.
     pub settings: DnssecConfig,
     /// Keys per signed zone.
@@ -119,7 +122,10 @@ pub struct KeyRing {
 impl KeyRing {
     /// Loads the keys of every zone `[dnssec] zones` lists (None: DNSSEC off). A zone
     /// without an active key for either role at `now` is an error.
-    pub fn load(settings: &DnssecConfig, now: u64) -> Result<Option<Arc<Self>>, DnssecError> {
+    pub(crate) fn load(
+        settings: &DnssecConfig,
+        now: u64,
+    ) -> Result<Option<Arc<Self>>, DnssecError> {
         if !settings.enabled() {
             return Ok(None);
         }
@@ -149,7 +155,7 @@ impl KeyRing {
     }
 
     /// The keys of the zone with lower-case wire origin `origin`.
-    pub fn zone(&self, origin: &[u8]) -> Option<(usize, &ZoneKeys)> {
+    pub(crate) fn zone(&self, origin: &[u8]) -> Option<(usize, &ZoneKeys)> {
         self.zones
             .iter()
             .enumerate()
@@ -157,7 +163,7 @@ impl KeyRing {
     }
 
     /// The next key state change after `now` (publish, activate, inactive, delete).
-    pub fn next_event(&self, now: u64) -> Option<u64> {
+    pub(crate) fn next_event(&self, now: u64) -> Option<u64> {
         self.zones
             .iter()
             .flat_map(|z| z.keys.iter())
@@ -166,7 +172,7 @@ impl KeyRing {
     }
 
     /// The signature window for signing at `now`.
-    pub fn window(&self, now: u64) -> Window {
+    pub(crate) fn window(&self, now: u64) -> Window {
         Window::at(
             now,
             self.settings.inception_offset.as_secs(),
@@ -177,7 +183,8 @@ impl KeyRing {
 
 /// What a snapshot build signs with: the keys, and the time it signs at.
 #[derive(Clone, Debug)]
-pub struct Signing {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Signing {
     /// The keys.
     pub keys: Arc<KeyRing>,
     /// Unix seconds the signatures are made at.

@@ -12,7 +12,12 @@ use std::time::Duration;
 /// Unix second at which to re-sign signatures made at `signed_at`. `random` is any
 /// random number (its value modulo the jitter span is used); `key_event` is the
 /// next key state change, if any.
-pub fn next_resign(signed_at: u64, refresh: Duration, random: u64, key_event: Option<u64>) -> u64 {
+pub(crate) fn next_resign(
+    signed_at: u64,
+    refresh: Duration,
+    random: u64,
+    key_event: Option<u64>,
+) -> u64 {
     let refresh = refresh.as_secs().max(1);
     let span = (refresh / 10).max(1);
     let due = signed_at + refresh - random % span;

@@ -12,7 +12,8 @@ use crate::proto::class::IN as CLASS_IN;
 /// A signature validity window (RRSIG inception and expiration, Unix seconds mod
 /// 2^32, RFC 4034 §3.1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Window {
     /// Signature inception.
     pub inception: u32,
     /// Signature expiration.
@@ -22,7 +23,7 @@ pub struct Window {
 impl Window {
     /// The window for signing at `now`: inception `offset` seconds back, expiry
     /// `validity` seconds ahead.
-    pub fn at(now: u64, offset: u64, validity: u64) -> Self {
+    pub(crate) fn at(now: u64, offset: u64, validity: u64) -> Self {
         Self {
             inception: now.saturating_sub(offset) as u32,
             expiration: (now + validity) as u32,
@@ -31,7 +32,7 @@ impl Window {
 }
 
 /// Labels field of an RRSIG for `owner` (the root and a leading `*` not counted).
-pub fn rrsig_labels(owner: &[u8]) -> u8 {
+pub(crate) fn rrsig_labels(owner: &[u8]) -> u8 {
     let count = name::label_count(owner);
     if name::is_wildcard(owner) {
         (count - 1) as u8
@@ -54,7 +55,7 @@ fn embedded_names(rtype: u16) -> Option<(usize, usize)> {
 }
 
 /// The canonical form of one record's rdata.
-pub fn canonical_rdata(rtype: u16, rdata: &[u8]) -> Vec<u8> {
+pub(crate) fn canonical_rdata(rtype: u16, rdata: &[u8]) -> Vec<u8> {
     let mut out = rdata.to_vec();
     if let Some((skip, names)) = embedded_names(rtype) {
         let mut pos = skip;
@@ -82,7 +83,7 @@ pub fn canonical_rdata(rtype: u16, rdata: &[u8]) -> Vec<u8> {
 /// Signs the RRset `owner`/`rtype` (TTL `ttl`, records `rdatas`) with each of `keys`,
 /// appending each RRSIG's rdata to `out` in packed form. Returns how many were added.
 #[allow(clippy::too_many_arguments)] // the RRSIG fields, each distinct
-pub fn sign_rrset<'a>(
+pub(crate) fn sign_rrset<'a>(
     keys: &[&Key],
     signer: &[u8],
     owner: &[u8],

@@ -27,7 +27,7 @@ struct RrsigTable {
 
 /// A signed denial record made outside the chain (see [`SignedZone::nodata_proof`]).
 #[derive(Clone, Debug)]
-pub struct DenialProof {
+pub(crate) struct DenialProof {
     owner: Box<[u8]>,
     rtype: u16,
     ttl: u32,
@@ -38,7 +38,7 @@ pub struct DenialProof {
 
 impl DenialProof {
     /// The record, as the chain's records are served.
-    pub fn record(&self) -> ChainRecord<'_> {
+    pub(crate) fn record(&self) -> ChainRecord<'_> {
         ChainRecord {
             owner: &self.owner,
             rtype: self.rtype,
@@ -51,7 +51,8 @@ impl DenialProof {
 
 /// A signed zone.
 #[derive(Clone, Debug)]
-pub struct SignedZone {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SignedZone {
     keys: Arc<KeyRing>,
     keys_index: usize,
     /// Unix second the signatures were made at.
@@ -71,7 +72,7 @@ pub struct SignedZone {
 /// Adds the apex RRsets of a signed zone (DNSKEY of every published key, CDS and
 /// CDNSKEY of the KSKs/CSKs the parent should hold, NSEC3PARAM for NSEC3 chains),
 /// replacing any the zone file had.
-pub fn prepare_zone(zone: &Zone, keys: &ZoneKeys, ring: &KeyRing, now: u64) -> Zone {
+pub(crate) fn prepare_zone(zone: &Zone, keys: &ZoneKeys, ring: &KeyRing, now: u64) -> Zone {
     let ttl = ring.settings.dnskey_ttl;
     let dnskey: Vec<Vec<u8>> = keys.published(now).map(Key::dnskey_rdata).collect();
     let parent: Vec<&Key> = keys.keys.iter().filter(|k| is_parent_key(k, now)).collect();
@@ -122,7 +123,7 @@ impl SignedZone {
     /// Signs `zone` (already [`prepare_zone`]d) with the keys of zone `keys_index` of
     /// `ring` active at `now`. `dynamic_types(node)` lists the types dynamic records
     /// give a node in any health state (they go into the chain's bitmaps).
-    pub fn build(
+    pub(crate) fn build(
         zone: &Zone,
         ring: Arc<KeyRing>,
         keys_index: usize,
@@ -236,27 +237,22 @@ impl SignedZone {
 
     /// Whether `other` is the same signing (a copy of this one, perhaps with another
     /// SOA signature): the same keys, window and signatures.
-    pub fn same_signing(&self, other: &Self) -> bool {
+    pub(crate) fn same_signing(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.rrsigs, &other.rrsigs) && Arc::ptr_eq(&self.cache, &other.cache)
     }
 
-    /// The cache of signatures made since the build (see [`SignatureCache`]).
-    pub fn signature_cache(&self) -> &SignatureCache {
-        &self.cache
-    }
-
     /// The keys this zone is signed with.
-    pub fn keys(&self) -> &ZoneKeys {
+    pub(crate) fn keys(&self) -> &ZoneKeys {
         &self.keys.zones[self.keys_index]
     }
 
     /// The key ring.
-    pub fn ring(&self) -> &Arc<KeyRing> {
+    pub(crate) fn ring(&self) -> &Arc<KeyRing> {
         &self.keys
     }
 
     /// RRSIGs of a static RRset (none for unsigned ones: delegation NS, glue).
-    pub fn sigs(&self, id: RrSetId) -> PackedRdata<'_> {
+    pub(crate) fn sigs(&self, id: RrSetId) -> PackedRdata<'_> {
         if id == self.soa.0 {
             return PackedRdata::new(&self.soa.1, self.soa.2);
         }
@@ -270,7 +266,7 @@ impl SignedZone {
     }
 
     /// The denial chain.
-    pub fn chain(&self) -> &Chain {
+    pub(crate) fn chain(&self) -> &Chain {
         &self.chain
     }
 
@@ -278,7 +274,7 @@ impl SignedZone {
     /// keys and window of this signing; appends packed RRSIG rdata to `out`. An
     /// RRset signed before by this signing gets the same signatures again (see
     /// [`SignatureCache`]): unchanged content keeps its bytes.
-    pub fn sign<'a>(
+    pub(crate) fn sign<'a>(
         &self,
         owner: &[u8],
         rtype: u16,
@@ -318,7 +314,7 @@ impl SignedZone {
     /// most `ttl`, so resolvers that reuse denial records (RFC 8198) forget it as
     /// soon as the negative answer. None when the chain record already omits the
     /// type.
-    pub fn nodata_proof(
+    pub(crate) fn nodata_proof(
         &self,
         name: &[u8],
         absent: u16,
@@ -347,7 +343,7 @@ impl SignedZone {
     }
 
     /// The same signatures with the SOA re-signed (after `zone`'s serial changed).
-    pub fn with_soa_of(&self, zone: &Zone) -> Result<Self, DnssecError> {
+    pub(crate) fn with_soa_of(&self, zone: &Zone) -> Result<Self, DnssecError> {
         let (id, set) = zone.soa();
         let mut sigs = Vec::new();
         let count = self.sign(
@@ -361,16 +357,11 @@ impl SignedZone {
         copy.soa = (id, sigs.into(), count);
         Ok(copy)
     }
-
-    /// Approximate heap bytes.
-    pub fn heap_bytes(&self) -> usize {
-        self.rrsigs.bytes.capacity() + self.rrsigs.spans.capacity() * 12 + self.chain.heap_bytes()
-    }
 }
 
 /// Signs every zone of `zones` that `signing` has keys for: returns the zones (signed
 /// ones with their apex DNSSEC RRsets) and, parallel to them, the signatures.
-pub fn sign_zones(
+pub(crate) fn sign_zones(
     zones: &crate::zone::ZoneSet,
     signing: &super::Signing,
 ) -> Result<(crate::zone::ZoneSet, Vec<Option<SignedZone>>), DnssecError> {

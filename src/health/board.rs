@@ -36,12 +36,12 @@ use crate::health::{EndpointHealth, HealthSnapshot, HealthSource, ProbeOutcome};
 use crate::model::{EndpointIndex, HealthState, RegionIndex};
 
 /// Name used for this process's own verdicts when the config names no vantage point.
-pub const LOCAL_VANTAGE: &str = "local";
+pub(crate) const LOCAL_VANTAGE: &str = "local";
 
 /// One probe result of this process, tagged with the config generation it was made
 /// under (results of a replaced config are ignored).
 #[derive(Clone, Debug)]
-pub struct LocalObservation {
+pub(crate) struct LocalObservation {
     /// Config generation of the prober.
     pub generation: u64,
     /// The endpoint, as indexed in that generation.
@@ -54,7 +54,7 @@ pub struct LocalObservation {
 
 /// What one local observation changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LocalChange {
+pub(crate) enum LocalChange {
     /// From another config generation, or an unknown endpoint: dropped.
     Ignored,
     /// Same verdict, same reason.
@@ -72,7 +72,7 @@ pub enum LocalChange {
 
 /// Where health starts (state file, peers).
 #[derive(Clone, Debug, Default)]
-pub struct Restored {
+pub(crate) struct Restored {
     /// Decided state per endpoint label.
     pub states: BTreeMap<String, HealthState>,
     /// Operator overrides and releases (the board takes their effect through
@@ -92,7 +92,7 @@ pub struct Restored {
 
 /// An endpoint's decided-state history: when it last changed and how often.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct History {
+pub(crate) struct History {
     /// Wall clock of the last change (of the first decision while none).
     pub changed_at_ms: u64,
     /// Changes either way (flaps).
@@ -105,7 +105,7 @@ pub struct History {
 
 /// A decided state as the state file keeps it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DecidedRecord {
+pub(crate) struct DecidedRecord {
     /// Up or down.
     pub state: HealthState,
     /// When it last changed, and how often.
@@ -118,7 +118,7 @@ pub struct DecidedRecord {
 
 /// The flap-damping state of a decided endpoint, for status.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DampingState {
+pub(crate) struct DampingState {
     /// Penalty now.
     pub penalty: f64,
     /// Whether the way back is withheld, and until when (board clock) if no outage
@@ -128,7 +128,7 @@ pub struct DampingState {
 
 /// Whether this server hears enough vantage points to decide.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Isolation {
+pub(crate) struct Isolation {
     /// Fewer usable voters than needed.
     pub isolated: bool,
     /// Votes needed either way.
@@ -162,7 +162,7 @@ impl LocalProbe {
 
 /// This process's probe of one endpoint, as status shows it.
 #[derive(Clone, Debug)]
-pub struct LocalProbeView<'a> {
+pub(crate) struct LocalProbeView<'a> {
     /// This vantage point's verdict (after rise and fall).
     pub verdict: HealthState,
     /// The last probe that voted.
@@ -301,7 +301,7 @@ struct Slot {
 
 /// Every input that decides endpoint health (see the module docs).
 #[derive(Clone, Debug)]
-pub struct Board {
+pub(crate) struct Board {
     boot: u128,
     epoch_length: Duration,
     generation: u64,
@@ -335,7 +335,7 @@ pub struct Board {
 impl Board {
     /// A board for `config` (generation 1), starting from `restored`. `boot` must be
     /// random and new for every process: it makes this process's challenges unique.
-    pub fn new(config: &Config, boot: u128, restored: &Restored, now_ms: u64) -> Self {
+    pub(crate) fn new(config: &Config, boot: u128, restored: &Restored, now_ms: u64) -> Self {
         let mut board = Self {
             boot,
             epoch_length: config.health.staleness.max(Duration::from_millis(100)),
@@ -387,7 +387,7 @@ impl Board {
     /// endpoint label for every endpoint that still exists (anti-flap machines with
     /// their counters and hold time, remote views, decided states, overrides); new
     /// endpoints start from nothing; removed ones are forgotten.
-    pub fn adopt(&mut self, config: &Config, generation: u64) {
+    pub(crate) fn adopt(&mut self, config: &Config, generation: u64) {
         let slots = std::mem::take(&mut self.slots);
         let known = std::mem::take(&mut self.known);
         let carried = slots.into_iter().map(|s| s.label).zip(known).collect();
@@ -467,22 +467,22 @@ impl Board {
     }
 
     /// Whether a decision is due: an input changed, or time may have changed it.
-    pub fn due(&self, now: Duration) -> bool {
+    pub(crate) fn due(&self, now: Duration) -> bool {
         self.changed || self.last.is_none() || self.next_wake.is_some_and(|wake| now >= wake)
     }
 
     /// The config generation the board is on.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// This process's vantage name.
-    pub fn local_name(&self) -> &str {
+    pub(crate) fn local_name(&self) -> &str {
         &self.local_name
     }
 
     /// The challenge senders must put in their reports now.
-    pub fn challenge(&self, now: Duration) -> String {
+    pub(crate) fn challenge(&self, now: Duration) -> String {
         format!("{:032x}.{}", self.boot, self.epoch(now))
     }
 
@@ -493,7 +493,7 @@ impl Board {
     /// Feeds one local probe result to the endpoint's anti-flap machine — unless it
     /// is an abstention (a local fault): that is only noted, and leaves the machine,
     /// the verdict's time and the decision alone.
-    pub fn observe_local(&mut self, observation: LocalObservation) -> LocalChange {
+    pub(crate) fn observe_local(&mut self, observation: LocalObservation) -> LocalChange {
         if observation.generation != self.generation {
             return LocalChange::Ignored;
         }
@@ -572,13 +572,13 @@ impl Board {
 
     /// Whether this process's probes abstained on any endpoint (a local fault) within
     /// the last `staleness`: its own verdicts may be going stale for it.
-    pub fn impaired(&self, now: Duration) -> bool {
+    pub(crate) fn impaired(&self, now: Duration) -> bool {
         self.last_abstention
             .is_some_and(|at| now.saturating_sub(at) <= self.staleness)
     }
 
     /// The endpoint whose probe abstained last, with that abstention (for events).
-    pub fn last_abstention(&self) -> Option<(EndpointIndex, &ProbeOutcome)> {
+    pub(crate) fn last_abstention(&self) -> Option<(EndpointIndex, &ProbeOutcome)> {
         self.known
             .iter()
             .enumerate()
@@ -591,7 +591,7 @@ impl Board {
     }
 
     /// How soon this process should probe an endpoint again.
-    pub fn pace(&self, endpoint: EndpointIndex) -> Pace {
+    pub(crate) fn pace(&self, endpoint: EndpointIndex) -> Pace {
         let Some(slot) = self.slots.get(endpoint.0 as usize) else {
             return Pace::Normal;
         };
@@ -605,7 +605,11 @@ impl Board {
     /// Takes an authenticated report (signature already checked). Refuses a report
     /// without this process's current (or previous-epoch) challenge, or not newer than
     /// the newest accepted from its sender. Returns whether the sender's view changed.
-    pub fn accept_report(&mut self, report: Report, now: Duration) -> Result<bool, ReportError> {
+    pub(crate) fn accept_report(
+        &mut self,
+        report: Report,
+        now: Duration,
+    ) -> Result<bool, ReportError> {
         if !self.vantages.contains_key(&report.vantage) {
             return Err(ReportError::UnknownVantage);
         }
@@ -721,13 +725,13 @@ impl Board {
 
     /// Asks for a new decision although no input of the board changed (the answers
     /// depend on something beside it: an operator's drain or manual failover).
-    pub fn invalidate(&mut self) {
+    pub(crate) fn invalidate(&mut self) {
         self.changed = true;
     }
 
     /// Takes the operator's forced states, per endpoint (see
     /// [`crate::health::overrides::Effects`]).
-    pub fn set_forced(&mut self, forced: &[Option<HealthState>]) {
+    pub(crate) fn set_forced(&mut self, forced: &[Option<HealthState>]) {
         for (i, known) in self.known.iter_mut().enumerate() {
             let state = forced.get(i).copied().flatten();
             if known.forced != state {
@@ -738,7 +742,7 @@ impl Board {
     }
 
     /// Counts the fresh votes and decides every endpoint (see [`quorum::tally`]).
-    pub fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
+    pub(crate) fn decide(&mut self, now: Duration, now_ms: u64) -> (HealthSnapshot, Tally) {
         let (ballots, mut wake) = self.ballots(now);
         let decided: Vec<Option<HealthState>> = self
             .known
@@ -962,7 +966,7 @@ impl Board {
 
     /// The decided state's flap damping of an endpoint (None: damping off, or no
     /// outage yet).
-    pub fn damping(&self, endpoint: EndpointIndex, now: Duration) -> Option<DampingState> {
+    pub(crate) fn damping(&self, endpoint: EndpointIndex, now: Duration) -> Option<DampingState> {
         let slot = self.slots.get(endpoint.0 as usize)?;
         let rules = slot.damping.as_ref()?;
         let damper = self.known[endpoint.0 as usize].damper.as_ref()?;
@@ -1064,7 +1068,7 @@ impl Board {
     }
 
     /// Isolation as of the last decision.
-    pub fn isolation(&self) -> Isolation {
+    pub(crate) fn isolation(&self) -> Isolation {
         let Some(tally) = &self.last else {
             return Isolation::default();
         };
@@ -1086,13 +1090,13 @@ impl Board {
     }
 
     /// The last tally, if a decision was made since the last adopt.
-    pub fn last_tally(&self) -> Option<&Tally> {
+    pub(crate) fn last_tally(&self) -> Option<&Tally> {
         self.last.as_ref()
     }
 
     /// Whether a first decision is made: every probed endpoint has a decided or
     /// restored state, or a verdict of this process's own probes.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.ready
     }
 
@@ -1112,7 +1116,7 @@ impl Board {
     /// This process's verdicts for its reports, with their age at `now`, each with the
     /// time a verdict on it stays fresh. The age is that of the last probe that voted:
     /// while the probes abstain it grows, and the reason says why.
-    pub fn local_verdicts(&self, now: Duration) -> Vec<(Verdict, Duration)> {
+    pub(crate) fn local_verdicts(&self, now: Duration) -> Vec<(Verdict, Duration)> {
         self.slots
             .iter()
             .zip(&self.known)
@@ -1141,7 +1145,7 @@ impl Board {
 
     /// This process's probe of an endpoint, as of `now` (None: not probed here, or
     /// no probe finished yet).
-    pub fn local_probe(
+    pub(crate) fn local_probe(
         &self,
         endpoint: EndpointIndex,
         now: Duration,
@@ -1166,7 +1170,7 @@ impl Board {
 
     /// Every remote vantage point heard from: name, age of its last report, and its
     /// verdict and reason on `endpoint` (if any).
-    pub fn remote_verdicts(
+    pub(crate) fn remote_verdicts(
         &self,
         endpoint: EndpointIndex,
     ) -> impl Iterator<Item = (&str, HealthState, &str)> + '_ {
@@ -1182,7 +1186,11 @@ impl Board {
 
     /// Remote vantage points heard from: `(name, time since its last report, its
     /// clock minus ours at sending, in ms)`.
-    pub fn remote_vantages(&self, now: Duration, now_ms: u64) -> Vec<(String, Duration, i64)> {
+    pub(crate) fn remote_vantages(
+        &self,
+        now: Duration,
+        now_ms: u64,
+    ) -> Vec<(String, Duration, i64)> {
         self.remote
             .iter()
             .map(|(name, view)| {
@@ -1195,18 +1203,18 @@ impl Board {
     }
 
     /// A number that changes whenever a decided state (and so its history) does.
-    pub fn decided_version(&self) -> u64 {
+    pub(crate) fn decided_version(&self) -> u64 {
         self.decided_version
     }
 
     /// An endpoint's decided-state history (None before its first decision).
-    pub fn history(&self, endpoint: EndpointIndex) -> Option<History> {
+    pub(crate) fn history(&self, endpoint: EndpointIndex) -> Option<History> {
         let known = self.known.get(endpoint.0 as usize)?;
         known.decided.map(|_| known.history)
     }
 
     /// Decided states for the state file, with their damping as of `now`.
-    pub fn decided_states(&self, now: Duration) -> BTreeMap<String, DecidedRecord> {
+    pub(crate) fn decided_states(&self, now: Duration) -> BTreeMap<String, DecidedRecord> {
         self.slots
             .iter()
             .zip(&self.known)
@@ -1256,7 +1264,7 @@ fn ramp_share(elapsed: Duration, length: Duration) -> (u16, Duration) {
 }
 
 /// This process's vantage name and region.
-pub fn local_identity(config: &Config) -> (String, Option<RegionIndex>) {
+pub(crate) fn local_identity(config: &Config) -> (String, Option<RegionIndex>) {
     match config.health.vantage {
         Some(v) => {
             let vantage = &config.vantages[usize::from(v.0)];

@@ -19,11 +19,11 @@
 
 use std::time::Duration;
 
-pub use crate::config::DampingRules;
+pub(crate) use crate::config::DampingRules;
 
 /// The damping state of one endpoint (as one vantage point sees it, or as decided).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Damper {
+pub(crate) struct Damper {
     /// Penalty as of `at`.
     penalty: f64,
     /// When `penalty` was last set.
@@ -34,7 +34,7 @@ pub struct Damper {
 
 impl Damper {
     /// A damper restored with a penalty as of `at` (state file, reload).
-    pub fn restored(penalty: f64, at: Duration, suppressed: bool) -> Self {
+    pub(crate) fn restored(penalty: f64, at: Duration, suppressed: bool) -> Self {
         Self {
             penalty: penalty.max(0.0),
             at,
@@ -43,14 +43,14 @@ impl Damper {
     }
 
     /// The penalty at `now`, decayed.
-    pub fn penalty(&self, now: Duration, rules: &DampingRules) -> f64 {
+    pub(crate) fn penalty(&self, now: Duration, rules: &DampingRules) -> f64 {
         let elapsed = now.saturating_sub(self.at).as_secs_f64();
         let half_life = rules.half_life.as_secs_f64().max(1e-3);
         self.penalty * (-elapsed / half_life).exp2()
     }
 
     /// Records an outage at `now`.
-    pub fn on_down(&mut self, now: Duration, rules: &DampingRules) {
+    pub(crate) fn on_down(&mut self, now: Duration, rules: &DampingRules) {
         self.penalty = (self.penalty(now, rules) + rules.penalty).min(rules.ceiling());
         self.at = now;
         if self.penalty >= rules.suppress {
@@ -60,7 +60,7 @@ impl Damper {
 
     /// Whether the endpoint may come back up at `now`; a suppression whose penalty
     /// has decayed below `reuse` ends here.
-    pub fn allows_up(&mut self, now: Duration, rules: &DampingRules) -> bool {
+    pub(crate) fn allows_up(&mut self, now: Duration, rules: &DampingRules) -> bool {
         if self.suppressed && self.penalty(now, rules) < rules.reuse {
             self.suppressed = false;
         }
@@ -68,22 +68,17 @@ impl Damper {
     }
 
     /// Whether the way back is withheld (as of the last call).
-    pub fn is_suppressed(&self) -> bool {
+    pub(crate) fn is_suppressed(&self) -> bool {
         self.suppressed
     }
 
     /// When a suppression ends if no outage comes first (None: not suppressed).
-    pub fn suppressed_until(&self, rules: &DampingRules) -> Option<Duration> {
+    pub(crate) fn suppressed_until(&self, rules: &DampingRules) -> Option<Duration> {
         if !self.suppressed {
             return None;
         }
         let half_lives = (self.penalty / rules.reuse).log2().max(0.0);
         Some(self.at + rules.half_life.mul_f64(half_lives))
-    }
-
-    /// The raw state for the state file: `(penalty, as of, suppressed)`.
-    pub fn parts(&self) -> (f64, Duration, bool) {
-        (self.penalty, self.at, self.suppressed)
     }
 }
 

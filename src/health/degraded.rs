@@ -18,11 +18,11 @@
 
 use std::time::Duration;
 
-pub use crate::config::DegradedRules;
+pub(crate) use crate::config::DegradedRules;
 
 /// The last probes that voted, newest in bit 0 (at most 64).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// Bit set: that probe failed.
     failed: u64,
     /// Probes held (at most the window's size).
@@ -31,7 +31,7 @@ pub struct Window {
 
 impl Window {
     /// Adds a probe's result, keeping the newest `size` (1..=64).
-    pub fn push(&mut self, ok: bool, size: u32) {
+    pub(crate) fn push(&mut self, ok: bool, size: u32) {
         let size = size.clamp(1, 64);
         self.failed = (self.failed << 1) | u64::from(!ok);
         if size < 64 {
@@ -41,24 +41,19 @@ impl Window {
     }
 
     /// Probes held.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.len
     }
 
-    /// Whether no probe is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Probes held that passed.
-    pub fn passed(&self) -> u32 {
+    pub(crate) fn passed(&self) -> u32 {
         self.len - self.failed.count_ones()
     }
 }
 
 /// Why a probe judges an endpoint degraded.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Judgement {
+pub(crate) enum Judgement {
     /// Not degraded.
     Fine,
     /// The probe passed slower than `degraded_latency`.
@@ -81,12 +76,12 @@ pub enum Judgement {
 
 impl Judgement {
     /// Whether the endpoint is judged degraded.
-    pub fn degraded(&self) -> bool {
+    pub(crate) fn degraded(&self) -> bool {
         !matches!(self, Self::Fine)
     }
 
     /// Status text ("slow: 240 ms > 100 ms", "success 6/10 < 0.8"); empty when fine.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Self::Fine => String::new(),
             Self::Slow { latency, limit } => format!(
@@ -102,12 +97,12 @@ impl Judgement {
 }
 
 /// Whether a probe that passed (`ok`) in `latency` is slow under `rules`.
-pub fn is_slow(ok: bool, latency: Duration, rules: &DegradedRules) -> bool {
+pub(crate) fn is_slow(ok: bool, latency: Duration, rules: &DegradedRules) -> bool {
     ok && rules.latency.is_some_and(|limit| latency > limit)
 }
 
 /// Whether the success ratio of `window` (full) is below `rules`' ratio.
-pub fn low_success(window: &Window, rules: &DegradedRules) -> bool {
+pub(crate) fn low_success(window: &Window, rules: &DegradedRules) -> bool {
     rules.success_ratio.is_some_and(|ratio| {
         window.len() >= rules.window.clamp(1, 64)
             && f64::from(window.passed()) < ratio * f64::from(window.len())
@@ -115,7 +110,12 @@ pub fn low_success(window: &Window, rules: &DegradedRules) -> bool {
 }
 
 /// Judges one probe (`ok`, `latency`) with `window` already holding it.
-pub fn judge(ok: bool, latency: Duration, window: &Window, rules: &DegradedRules) -> Judgement {
+pub(crate) fn judge(
+    ok: bool,
+    latency: Duration,
+    window: &Window,
+    rules: &DegradedRules,
+) -> Judgement {
     if is_slow(ok, latency, rules) {
         return Judgement::Slow {
             latency,

@@ -17,7 +17,7 @@ use crate::model::HealthState;
 
 /// Thresholds of a check.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Thresholds {
+pub(crate) struct Thresholds {
     /// Consecutive successes to go up.
     pub rise: u32,
     /// Consecutive failures to go down.
@@ -44,7 +44,7 @@ impl From<&Check> for Thresholds {
 
 /// How soon a vantage point probes an endpoint again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pace {
+pub(crate) enum Pace {
     /// Every `interval`.
     Normal,
     /// Every `fast_interval`: a verdict is in doubt (failures short of `fall`, or
@@ -56,7 +56,7 @@ pub enum Pace {
 
 /// One endpoint's verdict as seen from one vantage point.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Machine {
+pub(crate) struct Machine {
     state: HealthState,
     /// The verdict by rise/fall alone (before hold and damping).
     raw: HealthState,
@@ -95,7 +95,7 @@ struct Degraded {
 
 impl Machine {
     /// A machine starting in `state` (restored or assumed), with no hold pending.
-    pub fn new(state: HealthState) -> Self {
+    pub(crate) fn new(state: HealthState) -> Self {
         Self {
             state,
             raw: state,
@@ -109,12 +109,12 @@ impl Machine {
     }
 
     /// Whether this vantage point judges the endpoint degraded (only while it is up).
-    pub fn degraded(&self) -> bool {
+    pub(crate) fn degraded(&self) -> bool {
         self.degraded.state && self.state == HealthState::Up
     }
 
     /// Why the last probe judged the endpoint degraded (None: it did not).
-    pub fn degraded_reason(&self) -> Option<String> {
+    pub(crate) fn degraded_reason(&self) -> Option<String> {
         self.degraded
             .last
             .filter(Judgement::degraded)
@@ -124,7 +124,7 @@ impl Machine {
     /// Judges one probe that voted (`ok` in `latency`) at `now` for the degraded
     /// verdict (see the module docs); returns the new verdict if it changed. Without
     /// degraded rules it does nothing.
-    pub fn observe_degraded(
+    pub(crate) fn observe_degraded(
         &mut self,
         ok: bool,
         latency: Duration,
@@ -182,12 +182,13 @@ impl Machine {
     }
 
     /// The flap damping state.
-    pub fn damper(&self) -> &Damper {
+    #[cfg(test)]
+    pub(crate) fn damper(&self) -> &Damper {
         &self.damper
     }
 
     /// How soon to probe again: fast while the verdict is in doubt.
-    pub fn pace(&self, thresholds: &Thresholds) -> Pace {
+    pub(crate) fn pace(&self, thresholds: &Thresholds) -> Pace {
         match (self.state, self.raw) {
             (HealthState::Up, _) if self.failures > 0 && self.failures < thresholds.fall => {
                 Pace::Fast
@@ -204,7 +205,7 @@ impl Machine {
 
     /// When a held or damped way back up could happen at the earliest (the verdict
     /// by rise alone is up, but hold or damping withholds it).
-    pub fn withheld_until(&self, thresholds: &Thresholds) -> Option<Duration> {
+    pub(crate) fn withheld_until(&self, thresholds: &Thresholds) -> Option<Duration> {
         if self.state != HealthState::Down || self.raw != HealthState::Up {
             return None;
         }
@@ -218,7 +219,7 @@ impl Machine {
 
     /// Probes still needed before the verdict can change (None: it cannot change by
     /// probes alone right now, e.g. a steady verdict).
-    pub fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {
+    pub(crate) fn probes_to_change(&self, thresholds: &Thresholds) -> Option<u32> {
         match self.pace(thresholds) {
             Pace::Fast if self.state == HealthState::Up => Some(thresholds.fall - self.failures),
             Pace::Fast => Some(thresholds.rise - self.successes),
@@ -227,19 +228,19 @@ impl Machine {
     }
 
     /// The current verdict.
-    pub fn state(&self) -> HealthState {
+    pub(crate) fn state(&self) -> HealthState {
         self.state
     }
 
     /// The verdict this vantage point votes: none while its first probes contradict
     /// the state it started from (assumed or restored) short of `rise` / `fall`.
-    pub fn verdict(&self) -> Option<HealthState> {
+    pub(crate) fn verdict(&self) -> Option<HealthState> {
         self.settled.then_some(self.state)
     }
 
     /// Feeds one probe result at time `now` (any monotonic clock); returns the new
     /// state if it changed.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         ok: bool,
         now: Duration,

@@ -4,16 +4,16 @@
 //! the config, probes and vantage-point quorum) produces a new snapshot, and the DNS
 //! layer rebuilds its answers from it.
 
-pub mod board;
-pub mod damping;
-pub mod degraded;
-pub mod machine;
-pub mod overrides;
-pub mod peering;
-pub mod persist;
-pub mod published;
-pub mod quorum;
-pub mod report;
+pub(crate) mod board;
+pub(crate) mod damping;
+pub(crate) mod degraded;
+pub(crate) mod machine;
+pub(crate) mod overrides;
+pub(crate) mod peering;
+pub(crate) mod persist;
+pub(crate) mod published;
+pub(crate) mod quorum;
+pub(crate) mod report;
 
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
 /// What one probe saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeOutcome {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ProbeOutcome {
     /// Whether the endpoint passed.
     pub ok: bool,
     /// Time the probe took.
@@ -39,7 +40,7 @@ pub struct ProbeOutcome {
 
 impl ProbeOutcome {
     /// A vote: the endpoint passed (`ok`) or failed, for `reason`.
-    pub fn vote(ok: bool, latency: Duration, reason: String) -> Self {
+    pub(crate) fn vote(ok: bool, latency: Duration, reason: String) -> Self {
         Self {
             ok,
             latency,
@@ -50,7 +51,7 @@ impl ProbeOutcome {
 
     /// An abstention for a local `fault`; `reason` is the full text shown
     /// ("local fault: …").
-    pub fn abstention(fault: LocalFault, latency: Duration, reason: String) -> Self {
+    pub(crate) fn abstention(fault: LocalFault, latency: Duration, reason: String) -> Self {
         Self {
             ok: false,
             latency,
@@ -63,7 +64,8 @@ impl ProbeOutcome {
 /// Why a probe could not be made, when the cause lies with this prober and not with
 /// the endpoint: its outcome says nothing about the endpoint, so it does not vote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LocalFault {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum LocalFault {
     /// No file descriptor left (EMFILE, ENFILE).
     FdExhausted,
     /// No kernel memory or buffer space (ENOBUFS, ENOMEM).
@@ -85,7 +87,7 @@ pub enum LocalFault {
 
 impl LocalFault {
     /// Every fault, in label order of the metrics.
-    pub const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::FdExhausted,
         Self::NoBuffers,
         Self::NoSourceAddress,
@@ -96,7 +98,7 @@ impl LocalFault {
     ];
 
     /// Metric label (`failoverd_probe_abstentions_total{reason}`).
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::FdExhausted => "fd_exhausted",
             Self::NoBuffers => "no_buffers",
@@ -112,7 +114,8 @@ impl LocalFault {
 /// Why an endpoint has its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HealthSource {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthSource {
     /// Forced by the operator (config `force`, or the admin API).
     Forced,
     /// Nothing has been observed; the default applies.
@@ -125,7 +128,8 @@ pub enum HealthSource {
 
 /// Health of one endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct EndpointHealth {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct EndpointHealth {
     /// Up or down.
     pub state: HealthState,
     /// Why.
@@ -134,7 +138,8 @@ pub struct EndpointHealth {
 
 /// Health of every endpoint of a configuration, indexed by [`EndpointIndex`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthSnapshot {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthSnapshot {
     endpoints: Vec<EndpointHealth>,
     /// Per endpoint, whole seconds until its state could change at the earliest, while
     /// it is in doubt (empty: nothing in doubt). Answers that depend on it carry no
@@ -158,7 +163,8 @@ pub struct HealthSnapshot {
 
 impl HealthSnapshot {
     /// Every endpoint up unless forced otherwise in the config.
-    pub fn from_config(config: &Config) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn from_config(config: &Config) -> Self {
         Self {
             endpoints: config
                 .endpoints
@@ -185,7 +191,8 @@ impl HealthSnapshot {
     }
 
     /// A snapshot from explicit per-endpoint health.
-    pub fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn from_health(endpoints: Vec<EndpointHealth>) -> Self {
         Self {
             endpoints,
             doubt: Vec::new(),
@@ -200,7 +207,8 @@ impl HealthSnapshot {
 
     /// The same health, with the seconds until each endpoint's state could change at
     /// the earliest (None: not in doubt), indexed by endpoint.
-    pub fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn with_doubt(mut self, doubt: Vec<Option<u32>>) -> Self {
         self.doubt = if doubt.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -210,7 +218,7 @@ impl HealthSnapshot {
     }
 
     /// The same health, with each endpoint's slow-start share in permille (None: full).
-    pub fn with_ramp(mut self, ramp: Vec<Option<u16>>) -> Self {
+    pub(crate) fn with_ramp(mut self, ramp: Vec<Option<u16>>) -> Self {
         self.ramp = if ramp.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -221,7 +229,7 @@ impl HealthSnapshot {
 
     /// The same health, with each degraded endpoint's weight factor in permille
     /// (None: not degraded).
-    pub fn with_degraded(mut self, degraded: Vec<Option<u16>>) -> Self {
+    pub(crate) fn with_degraded(mut self, degraded: Vec<Option<u16>>) -> Self {
         self.degraded = if degraded.iter().all(Option::is_none) {
             Vec::new()
         } else {
@@ -231,13 +239,17 @@ impl HealthSnapshot {
     }
 
     /// The weight factor in permille of a degraded endpoint (None: not degraded).
-    pub fn degraded(&self, endpoint: EndpointIndex) -> Option<u16> {
+    pub(crate) fn degraded(&self, endpoint: EndpointIndex) -> Option<u16> {
         self.degraded.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// The same health, with the operator's drains (per endpoint) and manual failovers
     /// (per record).
-    pub fn with_overrides(mut self, drained: Vec<bool>, pins: Vec<Option<PoolIndex>>) -> Self {
+    pub(crate) fn with_overrides(
+        mut self,
+        drained: Vec<bool>,
+        pins: Vec<Option<PoolIndex>>,
+    ) -> Self {
         self.drained = if drained.iter().any(|d| *d) {
             drained
         } else {
@@ -252,7 +264,7 @@ impl HealthSnapshot {
     }
 
     /// The same health, with each record's last agreed primary (None: none known).
-    pub fn with_primaries(mut self, primaries: Vec<Option<EndpointIndex>>) -> Self {
+    pub(crate) fn with_primaries(mut self, primaries: Vec<Option<EndpointIndex>>) -> Self {
         self.primaries = if primaries.iter().any(Option::is_some) {
             primaries
         } else {
@@ -262,7 +274,7 @@ impl HealthSnapshot {
     }
 
     /// The same health, with each latency record's pool per client region slot.
-    pub fn with_latency(mut self, latency: Vec<Vec<Option<PoolIndex>>>) -> Self {
+    pub(crate) fn with_latency(mut self, latency: Vec<Vec<Option<PoolIndex>>>) -> Self {
         self.latency = if latency.iter().flatten().any(Option::is_some) {
             latency
         } else {
@@ -272,7 +284,7 @@ impl HealthSnapshot {
     }
 
     /// The pool a latency record answers first for clients of region slot `slot`.
-    pub fn latency_choice(&self, record: RecordIndex, slot: usize) -> Option<PoolIndex> {
+    pub(crate) fn latency_choice(&self, record: RecordIndex, slot: usize) -> Option<PoolIndex> {
         self.latency
             .get(record.0 as usize)
             .and_then(|r| r.get(slot))
@@ -281,12 +293,12 @@ impl HealthSnapshot {
     }
 
     /// The last primary a `primary` record's checks agreed on.
-    pub fn last_primary(&self, record: RecordIndex) -> Option<EndpointIndex> {
+    pub(crate) fn last_primary(&self, record: RecordIndex) -> Option<EndpointIndex> {
         self.primaries.get(record.0 as usize).copied().flatten()
     }
 
     /// Whether an operator drained the endpoint at run time.
-    pub fn drained(&self, endpoint: EndpointIndex) -> bool {
+    pub(crate) fn drained(&self, endpoint: EndpointIndex) -> bool {
         self.drained
             .get(endpoint.0 as usize)
             .copied()
@@ -294,19 +306,19 @@ impl HealthSnapshot {
     }
 
     /// The pool an operator failed a record over to.
-    pub fn pin(&self, record: RecordIndex) -> Option<PoolIndex> {
+    pub(crate) fn pin(&self, record: RecordIndex) -> Option<PoolIndex> {
         self.pins.get(record.0 as usize).copied().flatten()
     }
 
     /// Whether an operator forced the endpoint down (config `force` or at run time):
     /// it is never answered, not even in fail-open.
-    pub fn forced_down(&self, endpoint: EndpointIndex) -> bool {
+    pub(crate) fn forced_down(&self, endpoint: EndpointIndex) -> bool {
         self.get(endpoint)
             .is_some_and(|h| h.source == HealthSource::Forced && h.state == HealthState::Down)
     }
 
     /// The endpoint's share of answers in permille (1000 unless on a slow start).
-    pub fn share(&self, endpoint: EndpointIndex) -> u16 {
+    pub(crate) fn share(&self, endpoint: EndpointIndex) -> u16 {
         self.ramp
             .get(endpoint.0 as usize)
             .copied()
@@ -316,17 +328,20 @@ impl HealthSnapshot {
 
     /// Seconds until the endpoint's state could change at the earliest, if it is in
     /// doubt.
-    pub fn doubt(&self, endpoint: EndpointIndex) -> Option<u32> {
+    pub(crate) fn doubt(&self, endpoint: EndpointIndex) -> Option<u32> {
         self.doubt.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// Every endpoint's health, indexed by endpoint.
-    pub fn endpoints(&self) -> &[EndpointHealth] {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn endpoints(&self) -> &[EndpointHealth] {
         &self.endpoints
     }
 
     /// A snapshot from explicit states (tests, tools).
-    pub fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn from_states(states: impl IntoIterator<Item = HealthState>) -> Self {
         Self {
             endpoints: states
                 .into_iter()
@@ -346,33 +361,24 @@ impl HealthSnapshot {
     }
 
     /// State of an endpoint (unknown endpoints count as up: never fail on missing data).
-    pub fn state(&self, endpoint: EndpointIndex) -> HealthState {
+    pub(crate) fn state(&self, endpoint: EndpointIndex) -> HealthState {
         self.endpoints
             .get(endpoint.0 as usize)
             .map_or(HealthState::Up, |h| h.state)
     }
 
     /// Full health record of an endpoint.
-    pub fn get(&self, endpoint: EndpointIndex) -> Option<&EndpointHealth> {
+    pub(crate) fn get(&self, endpoint: EndpointIndex) -> Option<&EndpointHealth> {
         self.endpoints.get(endpoint.0 as usize)
     }
 
     /// Returns a copy with one endpoint's health replaced.
-    pub fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn with(&self, endpoint: EndpointIndex, health: EndpointHealth) -> Self {
         let mut next = self.clone();
         if let Some(slot) = next.endpoints.get_mut(endpoint.0 as usize) {
             *slot = health;
         }
         next
-    }
-
-    /// Number of endpoints covered.
-    pub fn len(&self) -> usize {
-        self.endpoints.len()
-    }
-
-    /// Whether no endpoint is covered.
-    pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty()
     }
 }

@@ -39,25 +39,26 @@ use crate::model::{DynamicType, HealthState, PoolIndex};
 
 /// How long a release (or an expired override) is remembered, so that an older copy
 /// of the override it ended cannot come back from a peer that was away.
-pub const TOMBSTONE_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+pub(crate) const TOMBSTONE_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Most overrides (releases included) a set holds; a request beyond it is refused.
-pub const MAX_OVERRIDES: usize = 10_000;
+pub(crate) const MAX_OVERRIDES: usize = 10_000;
 
 /// Longest `by` (characters).
-pub const MAX_BY: usize = 256;
+pub(crate) const MAX_BY: usize = 256;
 
 /// Longest `reason` (characters).
-pub const MAX_REASON: usize = 1024;
+pub(crate) const MAX_REASON: usize = 1024;
 
 /// How far ahead of this server's clock a peer's stamp (or sending time) may be. A
 /// stamp further ahead would pin every later stamp behind it, so it is refused.
-pub const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+pub(crate) const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 
 /// What an override applies to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Target {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Target {
     /// One endpoint, `pool/name`.
     Endpoint(String),
     /// Every endpoint of a pool.
@@ -77,7 +78,7 @@ pub enum Target {
 
 impl Target {
     /// The record target of `name` (made absolute and lower case).
-    pub fn record(name: &str, record_type: Option<DynamicType>) -> Self {
+    pub(crate) fn record(name: &str, record_type: Option<DynamicType>) -> Self {
         let mut name = name.trim().to_ascii_lowercase();
         if !name.ends_with('.') {
             name.push('.');
@@ -87,7 +88,7 @@ impl Target {
 
     /// Whether this is a pattern or a region (what [`expand`] turns into targets),
     /// not one target.
-    pub fn is_selector(&self) -> bool {
+    pub(crate) fn is_selector(&self) -> bool {
         match self {
             Self::Endpoint(text) | Self::Pool(text) | Self::Record { name: text, .. } => {
                 is_pattern(text)
@@ -104,7 +105,7 @@ fn is_pattern(text: &str) -> bool {
 
 /// Whether `text` matches the glob `pattern`: `*` any run of characters but `/`, `?`
 /// one character but `/`, the rest itself (case-insensitive).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let (pattern, text): (Vec<char>, Vec<char>) = (
         pattern.to_ascii_lowercase().chars().collect(),
         text.to_ascii_lowercase().chars().collect(),
@@ -161,7 +162,8 @@ impl fmt::Display for Target {
 /// What an override does.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Action {
     /// Weight 0: left out of answers while anything else can be answered (an
     /// endpoint or every endpoint of a pool).
     Drain,
@@ -188,7 +190,8 @@ impl fmt::Display for Action {
 /// A hybrid logical clock reading and its origin: the version of an entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Stamp {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Stamp {
     /// Wall clock (Unix ms), never behind any stamp this clock has seen.
     pub ms: u64,
     /// Orders stamps within one millisecond.
@@ -200,7 +203,8 @@ pub struct Stamp {
 /// One override or release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Entry {
     /// What it applies to.
     pub target: Target,
     /// What it does (None: a release).
@@ -235,14 +239,14 @@ impl Entry {
     }
 
     /// Whether it is in force at `now_ms` (not a release, not expired).
-    pub fn active(&self, now_ms: u64) -> bool {
+    pub(crate) fn active(&self, now_ms: u64) -> bool {
         self.action.is_some() && self.expires_at_ms.is_none_or(|at| at > now_ms)
     }
 }
 
 /// A change an operator asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// What to change.
     pub target: Target,
     /// The override (None: release).
@@ -262,7 +266,7 @@ pub struct Change {
 /// Why a change is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum OverrideError {
+pub(crate) enum OverrideError {
     /// The target is not in the config.
     #[error("no {0} in the configuration")]
     UnknownTarget(Target),
@@ -353,7 +357,7 @@ pub enum OverrideError {
 impl OverrideError {
     /// The error behind an [`OverrideError::Expanded`] (else itself): what decides
     /// the HTTP status.
-    pub fn root(&self) -> &Self {
+    pub(crate) fn root(&self) -> &Self {
         match self {
             Self::Expanded { error, .. } => error.root(),
             other => other,
@@ -362,7 +366,7 @@ impl OverrideError {
 
     /// A short label of the (root) reason, for clients that act on it (the admin
     /// API's `failoverd-refusal` header).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self.root() {
             Self::UnknownTarget(_) => "unknown_target",
             Self::Mismatch { .. } => "mismatch",
@@ -396,7 +400,7 @@ fn nothing_in_force(target: &Target, in_force: &[String]) -> String {
 /// Why a peer's entry is not merged.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum EntryRefusal {
+pub(crate) enum EntryRefusal {
     /// Stamped (or made) further ahead of this server's clock than [`MAX_SKEW_MS`].
     #[error("stamped {ahead_ms} ms ahead of this server's clock (at most {MAX_SKEW_MS})")]
     Future {
@@ -417,7 +421,7 @@ pub enum EntryRefusal {
 
 impl EntryRefusal {
     /// Metric label.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Self::Future { .. } => "future_stamp",
             Self::Target(_) => "unknown_target",
@@ -427,13 +431,13 @@ impl EntryRefusal {
     }
 
     /// Every label, for metrics.
-    pub const LABELS: [&'static str; 4] =
+    pub(crate) const LABELS: [&'static str; 4] =
         ["future_stamp", "unknown_target", "bad_text", "bad_expiry"];
 }
 
 /// Checks the free text of an override: bounded, no control characters (which would
 /// forge log lines or terminal output).
-pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), OverrideError> {
+pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), OverrideError> {
     let problem = if text.chars().count() > max {
         Some(format!("longer than {max} characters"))
     } else if text.chars().any(char::is_control) {
@@ -451,7 +455,7 @@ pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Ove
 /// be checked: its target under `config` (None: not checked, for the state file,
 /// which may hold targets of an earlier config), its text, its times against
 /// `now_ms`.
-pub fn check_entry(
+pub(crate) fn check_entry(
     entry: &Entry,
     config: Option<&Config>,
     now_ms: u64,
@@ -497,7 +501,7 @@ pub fn check_entry(
 
 /// What the overrides in force do to the answers, by config index.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Effects {
+pub(crate) struct Effects {
     /// Forced state per endpoint.
     pub forced: Vec<Option<HealthState>>,
     /// Drained per endpoint.
@@ -508,7 +512,7 @@ pub struct Effects {
 
 /// Every override and release a server knows, with its clock.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OverrideSet {
+pub(crate) struct OverrideSet {
     entries: BTreeMap<Target, Entry>,
     /// The newest stamp made or seen (the hybrid logical clock).
     clock: (u64, u32),
@@ -516,24 +520,19 @@ pub struct OverrideSet {
 
 impl OverrideSet {
     /// A set holding `entries` (merged: the newest per target wins).
-    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Self {
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Self {
         let mut set = Self::default();
         set.merge(entries);
         set
     }
 
     /// Every entry, releases included, in target order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
     }
 
-    /// The entry of a target.
-    pub fn get(&self, target: &Target) -> Option<&Entry> {
-        self.entries.get(target)
-    }
-
     /// The overrides in force at `now_ms`.
-    pub fn active(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn active(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
         self.entries.values().filter(move |e| e.active(now_ms))
     }
 
@@ -541,7 +540,7 @@ impl OverrideSet {
     /// a pattern or region is expanded ([`expand`]) and every target it matches is
     /// changed, or none. Returns the new entries: the overrides made (or releases),
     /// then the releases of typed overrides an untyped change ended.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         change: Change,
         config: &Config,
@@ -739,7 +738,7 @@ impl OverrideSet {
     /// Takes entries from a peer or the state file (checked with [`check_entry`]
     /// first): per target the newest stamp wins. Returns the entries that changed this
     /// set.
-    pub fn merge(&mut self, entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+    pub(crate) fn merge(&mut self, entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
         let mut changed = Vec::new();
         for entry in entries {
             self.clock = self.clock.max((entry.stamp.ms, entry.stamp.counter));
@@ -776,7 +775,7 @@ impl OverrideSet {
     }
 
     /// Forgets releases and expired overrides older than [`TOMBSTONE_KEEP_MS`].
-    pub fn collect_garbage(&mut self, now_ms: u64) {
+    pub(crate) fn collect_garbage(&mut self, now_ms: u64) {
         self.entries.retain(|_, e| {
             let ended_at = match (&e.action, e.expires_at_ms) {
                 (None, _) => Some(e.at_ms),
@@ -788,13 +787,14 @@ impl OverrideSet {
     }
 
     /// When the next override in force expires.
-    pub fn next_expiry(&self, now_ms: u64) -> Option<u64> {
+    #[cfg(test)]
+    pub(crate) fn next_expiry(&self, now_ms: u64) -> Option<u64> {
         self.active(now_ms).filter_map(|e| e.expires_at_ms).min()
     }
 
     /// What the overrides in force at `now_ms` do under `config` (targets the config
     /// no longer has are kept but do nothing).
-    pub fn effects(&self, config: &Config, now_ms: u64) -> Effects {
+    pub(crate) fn effects(&self, config: &Config, now_ms: u64) -> Effects {
         let mut effects = Effects {
             forced: vec![None; config.endpoints.len()],
             drained: vec![false; config.endpoints.len()],
@@ -844,9 +844,9 @@ impl OverrideSet {
 mod expand;
 mod validity;
 
-pub use self::expand::expand;
+pub(crate) use self::expand::expand;
 use self::expand::format_ms;
-pub use self::validity::endpoint_by_label;
+pub(crate) use self::validity::endpoint_by_label;
 use self::validity::{check, check_target, known, record_pools, records_of};
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ const PEER_KEY_LABEL: &[u8] = b"failoverd peer exchange v1";
 
 /// The key peer messages of a vantage point are signed with: HMAC-SHA256 of the
 /// purpose label under its secret.
-pub fn peer_key(secret: &Secret) -> Secret {
+pub(crate) fn peer_key(secret: &Secret) -> Secret {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose())
         .expect("HMAC takes keys of any length");
@@ -31,23 +31,24 @@ pub fn peer_key(secret: &Secret) -> Secret {
 }
 
 /// Signature header value of a peer message `body` from the holder of `secret`.
-pub fn sign_peer(secret: &Secret, body: &[u8]) -> String {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn sign_peer(secret: &Secret, body: &[u8]) -> String {
     sign(&peer_key(secret), body)
 }
 
 /// Whether `header` is the signature of a peer message `body` by `secret`'s holder.
-pub fn verify_peer(secret: &Secret, body: &[u8], header: &str) -> bool {
+pub(crate) fn verify_peer(secret: &Secret, body: &[u8], header: &str) -> bool {
     verify(&peer_key(secret), body, header)
 }
 
 /// What is signed to ask a peer for its state or identity: the path and the nonce.
-pub fn request_text(path: &str, nonce: &str) -> Vec<u8> {
+pub(crate) fn request_text(path: &str, nonce: &str) -> Vec<u8> {
     format!("GET {path}?nonce={nonce}").into_bytes()
 }
 
 /// Where a vantage point stands in peer exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Standing {
+pub(crate) enum Standing {
     /// A server: its exchange is taken.
     Server,
     /// A probe agent (by the config): refused, 403.
@@ -59,16 +60,16 @@ pub enum Standing {
 
 /// The vantage points seen answering at the URLs of `[health] servers`.
 #[derive(Debug, Default)]
-pub struct KnownServers(ArcSwap<BTreeSet<String>>);
+pub(crate) struct KnownServers(ArcSwap<BTreeSet<String>>);
 
 impl KnownServers {
     /// A new, empty set.
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
 
     /// Notes that `vantage` answered, signed, at a server URL.
-    pub fn learn(&self, vantage: &str) {
+    pub(crate) fn learn(&self, vantage: &str) {
         if !self.0.load().contains(vantage) {
             self.0.rcu(|known| {
                 let mut known = BTreeSet::clone(known);
@@ -79,13 +80,13 @@ impl KnownServers {
     }
 
     /// Where `vantage` stands under `config`.
-    pub fn standing(&self, config: &Config, vantage: &str) -> Standing {
+    pub(crate) fn standing(&self, config: &Config, vantage: &str) -> Standing {
         standing(config, vantage, &self.0.load())
     }
 }
 
 /// Where `vantage` stands (pure): the config's role first, then what was learned.
-pub fn standing(config: &Config, vantage: &str, learned: &BTreeSet<String>) -> Standing {
+pub(crate) fn standing(config: &Config, vantage: &str, learned: &BTreeSet<String>) -> Standing {
     let role = config
         .vantage_by_name(vantage)
         .and_then(|v| config.vantages[usize::from(v.0)].role);

@@ -10,12 +10,12 @@ use crate::health::overrides::Entry;
 use crate::model::HealthState;
 
 /// Format version of the state file.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 
 /// Errors reading or writing the state file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PersistError {
+pub(crate) enum PersistError {
     /// I/O failed.
     #[error("{path}: {source}")]
     Io {
@@ -36,7 +36,8 @@ pub enum PersistError {
 
 /// What is saved.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SavedState {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SavedState {
     /// [`STATE_VERSION`].
     pub version: u32,
     /// Unix milliseconds of the save.
@@ -63,7 +64,8 @@ pub struct SavedState {
 
 /// One endpoint's saved state.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SavedEndpoint {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SavedEndpoint {
     /// Up or down.
     pub state: HealthState,
     /// Unix milliseconds of the last change.
@@ -94,7 +96,7 @@ fn is_zero(value: &f64) -> bool {
 }
 
 /// Reads the state file; `Ok(None)` if it does not exist.
-pub fn load(path: &Path) -> Result<Option<SavedState>, PersistError> {
+pub(crate) fn load(path: &Path) -> Result<Option<SavedState>, PersistError> {
     crate::json_file::load(path, |s: &SavedState| s.version, STATE_VERSION)
         .map_err(|e| PersistError::of(path, e))
 }
@@ -102,7 +104,7 @@ pub fn load(path: &Path) -> Result<Option<SavedState>, PersistError> {
 /// Writes the state file atomically: a temporary file in the same directory, synced,
 /// then renamed over the old one (and the directory synced), so a crash leaves the old
 /// or the new state, never half of one.
-pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
+pub(crate) fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
     crate::json_file::save(path, state).map_err(|e| PersistError::of(path, e))
 }
 
@@ -111,14 +113,14 @@ pub fn save(path: &Path, state: &SavedState) -> Result<(), PersistError> {
 /// built), and a save older than the one on disk is skipped. So a slow background
 /// save can never put back an older override set over a confirmed change.
 #[derive(Debug)]
-pub struct StateWriter {
+pub(crate) struct StateWriter {
     path: PathBuf,
     written: std::sync::Mutex<u64>,
 }
 
 impl StateWriter {
     /// A writer of `path`.
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             written: std::sync::Mutex::new(0),
@@ -126,13 +128,13 @@ impl StateWriter {
     }
 
     /// The file written.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes `state`, built as number `sequence`, unless a later one is on disk
     /// (blocking: fsync of the file and its directory).
-    pub fn write(&self, sequence: u64, state: &SavedState) -> Result<(), PersistError> {
+    pub(crate) fn write(&self, sequence: u64, state: &SavedState) -> Result<(), PersistError> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if sequence <= *written {
             return Ok(());

@@ -24,7 +24,7 @@ use crate::model::{EndpointIndex, HealthState};
 /// failovers from `effects`, then with the primaries `agreed` returns for that
 /// health (per record; `None`: none known). `effects.forced` is not applied here:
 /// forced states are part of the decision (the board, or [`decided_by_label`]).
-pub fn compose(
+pub(crate) fn compose(
     decided: HealthSnapshot,
     effects: &Effects,
     agreed: impl FnOnce(&HealthSnapshot) -> Vec<Option<EndpointIndex>>,
@@ -38,7 +38,7 @@ pub fn compose(
 /// endpoint label: a state in `forced` (per endpoint) wins, as `Forced`; then what
 /// `known` says for the label; else the config's default (its `force`, else assumed
 /// up).
-pub fn decided_by_label(
+pub(crate) fn decided_by_label(
     config: &Config,
     forced: &[Option<HealthState>],
     known: impl Fn(&str) -> Option<EndpointHealth>,

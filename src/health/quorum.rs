@@ -25,7 +25,7 @@ use crate::model::{HealthState, RegionIndex};
 
 /// Quorum settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// Vantage points the config names (at least 1: a lone server is its own voter).
     pub configured: u32,
     /// Votes needed either way (None: a majority of `configured`).
@@ -38,7 +38,7 @@ pub struct Rules {
 
 impl Rules {
     /// Votes needed to decide either way.
-    pub fn needed(&self) -> u32 {
+    pub(crate) fn needed(&self) -> u32 {
         self.down_votes
             .unwrap_or(self.configured.max(1) / 2 + 1)
             .max(1)
@@ -47,7 +47,7 @@ impl Rules {
 
 /// The fresh verdicts of one vantage point.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ballot {
+pub(crate) struct Ballot {
     /// Vantage name.
     pub name: String,
     /// Its region.
@@ -70,7 +70,7 @@ impl Ballot {
 /// [`Tally::voters`]`[i]` (at most [`crate::config::MAX_VANTAGES`] voters, so a
 /// decision over many endpoints allocates nothing per endpoint).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Votes {
+pub(crate) struct Votes {
     /// Voters that see it up.
     pub up: u64,
     /// Voters that see it down.
@@ -81,19 +81,19 @@ pub struct Votes {
 
 impl Votes {
     /// Whether anybody voted.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.up | self.down != 0
     }
 
     /// Whether voters disagree.
-    pub fn split(&self) -> bool {
+    pub(crate) fn split(&self) -> bool {
         self.up != 0 && self.down != 0
     }
 }
 
 /// The outcome of a quorum round.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Decided state per endpoint (`None`: no decision and no previous state).
     pub states: Vec<Option<HealthState>>,
     /// Decided degraded verdict per endpoint (`None`: the votes do not decide it; it
@@ -115,7 +115,7 @@ pub struct Tally {
 
 /// Decides every endpoint's state. `previous` is the state before this round (kept
 /// when the votes do not decide, and by an isolated server in `hold` mode).
-pub fn tally(
+pub(crate) fn tally(
     ballots: &[Ballot],
     previous: &[Option<HealthState>],
     endpoints: usize,
@@ -217,14 +217,14 @@ fn distinct_regions(set: u64, regions: &[Option<RegionIndex>]) -> u32 {
 
 impl Tally {
     /// Names of the voters in `set`.
-    pub fn names(&self, set: u64) -> impl Iterator<Item = &str> + '_ {
+    pub(crate) fn names(&self, set: u64) -> impl Iterator<Item = &str> + '_ {
         (0..self.voters.len())
             .filter(move |bit| set & (1 << bit) != 0)
             .map(|bit| self.voters[bit].as_str())
     }
 
     /// Summary of the votes on endpoint `i` for logs: `{"fra-1": "down", ...}`.
-    pub fn describe_votes(&self, i: usize) -> BTreeMap<String, &'static str> {
+    pub(crate) fn describe_votes(&self, i: usize) -> BTreeMap<String, &'static str> {
         let votes = self.votes.get(i).copied().unwrap_or_default();
         self.names(votes.up & !votes.degraded)
             .map(|v| (v.to_owned(), "up"))

@@ -31,25 +31,29 @@ use crate::config::Secret;
 use crate::model::HealthState;
 
 /// HTTP header carrying the signature: `v1=<hex HMAC-SHA256(secret, body)>`.
-pub const SIGNATURE_HEADER: &str = "x-failoverd-signature";
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) const SIGNATURE_HEADER: &str = "x-failoverd-signature";
 
 /// HTTP header naming the signing vantage point, so a server checks the signature
 /// before it parses the body.
-pub const VANTAGE_HEADER: &str = "x-failoverd-vantage";
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) const VANTAGE_HEADER: &str = "x-failoverd-vantage";
 
 /// HTTP response header carrying the server's current challenge.
-pub const CHALLENGE_HEADER: &str = "x-failoverd-challenge";
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) const CHALLENGE_HEADER: &str = "x-failoverd-challenge";
 
 /// HTTP response header naming why a report was refused ([`ReportError::label`]).
-pub const ERROR_HEADER: &str = "x-failoverd-error";
+pub(crate) const ERROR_HEADER: &str = "x-failoverd-error";
 
 /// A sender sends a full report at least this often, deltas in between.
-pub const FULL_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const FULL_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A vantage point's verdicts, addressed to one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Report {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Report {
     /// Sending vantage point.
     pub vantage: String,
     /// Random id of the sending process (new at every start).
@@ -71,7 +75,8 @@ pub struct Report {
 /// A verdict on one endpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Verdict {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Verdict {
     /// `pool/endpoint`.
     pub endpoint: String,
     /// Up or down.
@@ -102,7 +107,7 @@ pub struct Verdict {
 /// Why a report was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReportError {
+pub(crate) enum ReportError {
     /// Not JSON of the report shape.
     #[error("malformed report")]
     Malformed,
@@ -125,7 +130,7 @@ pub enum ReportError {
 
 impl ReportError {
     /// Metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",
             Self::UnknownVantage => "unknown_vantage",
@@ -137,7 +142,7 @@ impl ReportError {
     }
 
     /// Every label, for metrics.
-    pub const LABELS: [&'static str; 6] = [
+    pub(crate) const LABELS: [&'static str; 6] = [
         "malformed",
         "unknown_vantage",
         "bad_signature",
@@ -148,7 +153,8 @@ impl ReportError {
 }
 
 /// Signature header value of `body`.
-pub fn sign(secret: &Secret, body: &[u8]) -> String {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn sign(secret: &Secret, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes keys of any length");
     mac.update(body);
@@ -162,7 +168,7 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
 }
 
 /// Checks a signature header value in constant time.
-pub fn verify(secret: &Secret, body: &[u8], header: &str) -> bool {
+pub(crate) fn verify(secret: &Secret, body: &[u8], header: &str) -> bool {
     let Some(hex) = header.trim().strip_prefix("v1=") else {
         return false;
     };
@@ -189,7 +195,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 /// [`VANTAGE_HEADER`], `secret_of` finds its secret. The body is not parsed unless
 /// its signature is right. Ordering (challenge, session, sequence) is checked by the
 /// health board, which knows what was accepted before.
-pub fn authenticate(
+pub(crate) fn authenticate(
     body: &[u8],
     vantage: Option<&str>,
     signature: Option<&str>,

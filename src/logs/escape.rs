@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 /// without quotes; everything else, backslashes included, is shown as it is. Writes
 /// straight into the formatter: no allocation.
 #[derive(Clone, Copy)]
-pub struct Escaped<T>(pub T);
+pub(crate) struct Escaped<T>(pub T);
 
 impl<T: fmt::Display> fmt::Display for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -24,7 +24,8 @@ impl<T: fmt::Display> fmt::Debug for Escaped<T> {
 /// Whether `c` could end a log line, start a forged one or drive a terminal: the C0
 /// and C1 controls and DEL, the Unicode line and paragraph separators, and the
 /// bidirectional formatting characters (which reorder what a reader sees).
-pub fn needs_escape(c: char) -> bool {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -6,15 +6,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Lines a site may log at once.
-pub const BURST: u32 = 5;
+pub(crate) const BURST: u32 = 5;
 
 /// After a burst, one more line per this period.
-pub const REFILL: Duration = Duration::from_secs(10);
+pub(crate) const REFILL: Duration = Duration::from_secs(10);
 
 /// What was left out since the last line logged; shown after that line's message
 /// (nothing when nothing was).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Suppressed {
+pub(crate) struct Suppressed {
     /// Lines left out.
     pub count: u64,
     /// From the first of them until this line.
@@ -40,7 +40,7 @@ impl fmt::Display for Suppressed {
 /// A token bucket of `burst` tokens, one earned back every `refill`; every line
 /// logged takes one, and a line without a token is counted instead.
 #[derive(Clone, Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     burst: u32,
     refill: Duration,
     tokens: u32,
@@ -52,7 +52,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket.
-    pub const fn new(burst: u32, refill: Duration) -> Self {
+    pub(crate) const fn new(burst: u32, refill: Duration) -> Self {
         Self {
             burst,
             refill,
@@ -65,7 +65,7 @@ impl TokenBucket {
 
     /// Whether a line may be logged at `now`: `Some` with what was left out since
     /// the last one, or `None` (the line is counted as suppressed).
-    pub fn admit(&mut self, now: Instant) -> Option<Suppressed> {
+    pub(crate) fn admit(&mut self, now: Instant) -> Option<Suppressed> {
         self.earn(now);
         if self.tokens == 0 {
             self.suppressed += 1;
@@ -111,7 +111,7 @@ impl TokenBucket {
 /// site (a `static`, see [`crate::log_limited!`]). Taken only where a refusal is
 /// logged, never on the DNS answer path.
 #[derive(Debug)]
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     bucket: Mutex<TokenBucket>,
 }
 
@@ -123,19 +123,19 @@ impl Default for LogLimiter {
 
 impl LogLimiter {
     /// A limiter of [`BURST`] lines and one per [`REFILL`].
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             bucket: Mutex::new(TokenBucket::new(BURST, REFILL)),
         }
     }
 
     /// [`TokenBucket::admit`] now (tokio's clock, so paused time applies in tests).
-    pub fn admit(&self) -> Option<Suppressed> {
+    pub(crate) fn admit(&self) -> Option<Suppressed> {
         self.admit_at(tokio::time::Instant::now().into_std())
     }
 
     /// [`TokenBucket::admit`] at `now`.
-    pub fn admit_at(&self, now: Instant) -> Option<Suppressed> {
+    pub(crate) fn admit_at(&self, now: Instant) -> Option<Suppressed> {
         self.bucket
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -9,9 +9,9 @@
 //!   escapes the same characters) or wrap other values in [`Escaped`].
 //! - [`LogLimiter`] is a token bucket per log site ([`log_limited!`]): lines logged
 //!   on a refusal anyone can provoke without credentials (a refused transfer, a
-//!   rejected report, a refused override sync) come at most [`BURST`] at once and
-//!   then one per [`REFILL`]; the next line logged says how many were left out
-//!   ("… (12 more suppressed in the last 40 s)"). Metrics still count every refusal.
+//!   rejected report, a refused override sync) come at most [`BURST`](limit::BURST) at
+//!   once and then one per [`REFILL`](limit::REFILL); the next line logged says how
+//!   many were left out ("… (12 more suppressed in the last 40 s)"). Metrics still count every refusal.
 //!
 //! What `tracing-subscriber` 0.3.23 does by itself: in the text format it passes the
 //! `message` field through an ANSI guard that escapes ESC, BEL, BS, FF, DEL and C1,
@@ -21,15 +21,17 @@
 //! a value cannot break a JSON line, but DEL, C1 and U+2028/U+2029 pass through raw.
 //! Escaping here, before either format, makes both hold for every field.
 
-mod escape;
+pub(crate) mod escape;
 mod limit;
 
-pub use escape::{Escaped, needs_escape};
-pub use limit::{BURST, LogLimiter, REFILL, Suppressed, TokenBucket};
+pub(crate) use escape::Escaped;
+#[cfg(test)]
+pub(crate) use escape::needs_escape;
+pub(crate) use limit::LogLimiter;
 
-/// Logs through `tracing` at most [`BURST`] lines at once and one per [`REFILL`]
-/// from this call site (a [`LogLimiter`] of its own); a line logged after some were
-/// left out says how many: `log_limited!(warn, "report rejected", reason = %e)`.
+/// Logs through `tracing` at most [`BURST`](limit::BURST) lines at once and one per
+/// [`REFILL`](limit::REFILL) from this call site (a [`LogLimiter`] of its own); a line
+/// logged after some were left out says how many: `log_limited!(warn, "report rejected", reason = %e)`.
 /// Fields use `tracing`'s syntax; the message is a literal.
 #[macro_export]
 macro_rules! log_limited {

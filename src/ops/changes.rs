@@ -17,7 +17,7 @@ use crate::model::{EndpointIndex, HealthState, PoolIndex};
 
 /// A change in what the answers say.
 #[derive(Clone, Debug, PartialEq)]
-pub enum AnswerChange {
+pub(crate) enum AnswerChange {
     /// A pool went up or down.
     Pool {
         /// The pool.
@@ -61,7 +61,11 @@ pub enum AnswerChange {
 
 /// Every pool and record answer that changed between two snapshots (records whose
 /// answers the new snapshot shares with the old one are skipped unread).
-pub fn answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) -> Vec<AnswerChange> {
+pub(crate) fn answer_changes(
+    config: &Config,
+    before: &Snapshot,
+    after: &Snapshot,
+) -> Vec<AnswerChange> {
     let mut changes = Vec::new();
     let rebuilt: Vec<usize> = (0..before.dynamic.len().min(after.dynamic.len()))
         .filter(|&r| !Arc::ptr_eq(&before.dynamic[r], &after.dynamic[r]))
@@ -158,7 +162,7 @@ pub fn answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) -> V
 
 /// An endpoint whose published state changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EndpointChange {
+pub(crate) struct EndpointChange {
     /// The endpoint.
     pub endpoint: EndpointIndex,
     /// Its state before.
@@ -171,7 +175,10 @@ pub struct EndpointChange {
 
 /// The endpoints whose state differs between two published healths (in index
 /// order; a source change alone is no change).
-pub fn endpoint_changes(before: &HealthSnapshot, after: &HealthSnapshot) -> Vec<EndpointChange> {
+pub(crate) fn endpoint_changes(
+    before: &HealthSnapshot,
+    after: &HealthSnapshot,
+) -> Vec<EndpointChange> {
     before
         .endpoints()
         .iter()
@@ -189,7 +196,7 @@ pub fn endpoint_changes(before: &HealthSnapshot, after: &HealthSnapshot) -> Vec<
 
 /// What a tally says of the vantage points, kept to compare with the next.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VantageView {
+pub(crate) struct VantageView {
     /// Fresh vantage points.
     pub fresh: BTreeSet<String>,
     /// Partitioned vantage points (votes ignored).
@@ -200,7 +207,7 @@ pub struct VantageView {
 
 impl VantageView {
     /// The view of a tally.
-    pub fn of(tally: &Tally) -> Self {
+    pub(crate) fn of(tally: &Tally) -> Self {
         Self {
             fresh: tally.fresh.clone(),
             partitioned: tally.partitioned.clone(),
@@ -211,7 +218,7 @@ impl VantageView {
 
 /// A vantage point's change between two tallies.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VantageChange {
+pub(crate) enum VantageChange {
     /// It began to be partitioned (its votes ignored).
     Partitioned(String),
     /// It is no longer partitioned.
@@ -222,7 +229,10 @@ pub enum VantageChange {
 
 /// The vantage points' changes from `before` (None: the first decision) to `now`:
 /// partitioned, then recovered, then stale, each in name order.
-pub fn vantage_changes(before: Option<&VantageView>, now: &VantageView) -> Vec<VantageChange> {
+pub(crate) fn vantage_changes(
+    before: Option<&VantageView>,
+    now: &VantageView,
+) -> Vec<VantageChange> {
     let empty = VantageView::default();
     let old = before.unwrap_or(&empty);
     let mut changes: Vec<VantageChange> = now
@@ -247,7 +257,7 @@ pub fn vantage_changes(before: Option<&VantageView>, now: &VantageView) -> Vec<V
 }
 
 /// The endpoints (labels) flap damping began and stopped withholding.
-pub fn damping_changes<'a>(
+pub(crate) fn damping_changes<'a>(
     before: &'a BTreeSet<String>,
     now: &'a BTreeSet<String>,
 ) -> (Vec<&'a String>, Vec<&'a String>) {
@@ -259,7 +269,7 @@ pub fn damping_changes<'a>(
 
 /// What the isolation warning does at a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IsolationEdge {
+pub(crate) enum IsolationEdge {
     /// Warn: a server is isolated (once until it ends).
     Began,
     /// Say that it ended.
@@ -268,7 +278,7 @@ pub enum IsolationEdge {
 
 /// The isolation warning's state between decisions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IsolationNotice {
+pub(crate) struct IsolationNotice {
     /// The warning went out and no "ended" followed yet.
     pub announced: bool,
     /// A quorum of vantage points was heard since start.
@@ -280,7 +290,7 @@ impl IsolationNotice {
     /// server is isolated until the first reports arrive (its own probes included),
     /// so the warning waits for `staleness` unless a quorum was heard before: a cold
     /// start is not an incident.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         isolated: bool,
         now: Duration,

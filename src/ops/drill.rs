@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 /// One poll of one server: when (ms since the drill began) and whether the answer
 /// held the endpoint (None: no answer, e.g. a timeout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Milliseconds since the drill began.
     pub at_ms: u64,
     /// Whether the endpoint was in the answer.
@@ -29,7 +29,7 @@ pub struct Sample {
 
 /// The answers of one server (or the resolver) over the drill.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Track {
+pub(crate) struct Track {
     /// `DNS address` of a server, or `resolver ADDRESS`.
     pub name: String,
     /// Whether this is the caching resolver (its delay is bounded by the TTL).
@@ -41,7 +41,7 @@ pub struct Track {
 impl Track {
     /// The first poll at or after `from_ms` (and before `to_ms`) whose answer was
     /// `present`, if any, and stayed so until `to_ms` (so a flicker does not count).
-    pub fn settled(&self, from_ms: u64, to_ms: u64, present: bool) -> Option<u64> {
+    pub(crate) fn settled(&self, from_ms: u64, to_ms: u64, present: bool) -> Option<u64> {
         let window: Vec<&Sample> = self
             .samples
             .iter()
@@ -57,7 +57,7 @@ impl Track {
 
 /// What was done when.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DrillRun {
+pub(crate) struct DrillRun {
     /// Record drilled.
     pub record: String,
     /// Record type.
@@ -92,7 +92,7 @@ pub struct DrillRun {
 
 /// The drill's figures (ms from the break or the restore; None: not within the drill).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Break → the first server answers without the endpoint.
     pub detection_ms: Option<u64>,
     /// Break → every server answers without it.
@@ -115,7 +115,7 @@ pub struct Figures {
 
 /// The figures of a promote drill (ms from the promote command; None: not seen).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromotionFigures {
+pub(crate) struct PromotionFigures {
     /// Promote → the first server answers the new primary.
     pub first_server_ms: Option<u64>,
     /// Promote → every server answers it.
@@ -131,13 +131,13 @@ pub struct PromotionFigures {
 
 impl DrillRun {
     /// Whether this is a promote drill.
-    pub fn is_promotion(&self) -> bool {
+    pub(crate) fn is_promotion(&self) -> bool {
         self.mode == "promote"
     }
 
     /// The figures of a promote drill: from the command (`broken_at_ms`) until each
     /// track answers the new primary (`target`) and keeps answering it.
-    pub fn promotion_figures(&self) -> PromotionFigures {
+    pub(crate) fn promotion_figures(&self) -> PromotionFigures {
         let from = self.broken_at_ms;
         let to = self.ended_at_ms + 1;
         let each: Vec<Option<u64>> = self
@@ -226,7 +226,7 @@ impl DrillRun {
     }
 
     /// Computes the figures.
-    pub fn figures(&self) -> Figures {
+    pub(crate) fn figures(&self) -> Figures {
         let servers: Vec<&Track> = self.tracks.iter().filter(|t| !t.resolver).collect();
         let resolver = self.tracks.iter().find(|t| t.resolver);
         let phase = |from: u64, to: u64, present: bool| -> (Option<u64>, Option<u64>) {
@@ -271,7 +271,7 @@ impl DrillRun {
     }
 
     /// The report in Markdown (the SVG is referenced as `timeline.svg`).
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         if self.is_promotion() {
             return self.promotion_markdown();
         }
@@ -343,7 +343,7 @@ impl DrillRun {
 
     /// An SVG timeline: one row per server (and the resolver); green while the
     /// endpoint is in the answer, amber while it is not, grey without an answer.
-    pub fn svg(&self) -> String {
+    pub(crate) fn svg(&self) -> String {
         let (left, width, row, top) = (170.0, 760.0, 26.0, 40.0);
         let end = self.ended_at_ms.max(1) as f64;
         let x = |ms: u64| left + ms as f64 / end * width;

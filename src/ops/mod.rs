@@ -4,7 +4,7 @@
 //! config, the snapshot or health, the previous state and the time as inputs; the
 //! health plane calls them and emits or publishes what they return.
 
-pub mod changes;
-pub mod drill;
-pub mod runbook;
-pub mod status;
+pub(crate) mod changes;
+pub(crate) mod drill;
+pub(crate) mod runbook;
+pub(crate) mod status;

@@ -19,7 +19,7 @@ use crate::model::{EndpointIndex, HealthState, RecordIndex};
 
 /// Everything status shows, as of one moment.
 #[derive(Clone, Copy)]
-pub struct StatusInputs<'a> {
+pub(crate) struct StatusInputs<'a> {
     /// The running configuration.
     pub config: &'a Config,
     /// The answers published now.
@@ -49,7 +49,7 @@ pub struct StatusInputs<'a> {
 }
 
 /// Status as of `inputs` (its `attention` list left empty for the caller).
-pub fn build(inputs: &StatusInputs<'_>) -> Status {
+pub(crate) fn build(inputs: &StatusInputs<'_>) -> Status {
     let StatusInputs {
         config,
         snapshot,
@@ -262,7 +262,7 @@ fn endpoint(inputs: &StatusInputs<'_>, index: EndpointIndex) -> EndpointStatus {
 }
 
 /// Milliseconds, rounded to 10 µs for readable logs and status.
-pub fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 100_000.0).round() / 100.0
 }
 

@@ -28,12 +28,12 @@ use crate::model::{EndpointIndex, PoolIndex, RecordIndex, RegionIndex, VantageIn
 
 /// An RTT reported again only when it moved by more than this fraction of the last
 /// reported value (delta reports stay flat while RTTs jitter a little).
-pub const REPORT_CHANGE: f64 = 0.05;
+pub(crate) const REPORT_CHANGE: f64 = 0.05;
 
 /// Exponentially weighted moving average of one endpoint's RTT with a time constant
 /// (`[health] rtt_window`): a sample `dt` after the last one weighs `1 - e^(-dt/window)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ewma {
+pub(crate) struct Ewma {
     /// The average, microseconds.
     pub value_us: f64,
     /// When the last sample came.
@@ -42,7 +42,7 @@ pub struct Ewma {
 
 impl Ewma {
     /// The average after a first sample.
-    pub fn first(sample_us: f64, now: Duration) -> Self {
+    pub(crate) fn first(sample_us: f64, now: Duration) -> Self {
         Self {
             value_us: sample_us,
             at: now,
@@ -50,7 +50,7 @@ impl Ewma {
     }
 
     /// Folds in a sample taken at `now`.
-    pub fn update(&mut self, sample_us: f64, now: Duration, window: Duration) {
+    pub(crate) fn update(&mut self, sample_us: f64, now: Duration, window: Duration) {
         let dt = now.saturating_sub(self.at).as_secs_f64();
         let weight = if window.is_zero() {
             1.0
@@ -63,7 +63,7 @@ impl Ewma {
 }
 
 /// Whether an RTT moved enough since `last` to be reported again.
-pub fn moved(last: Option<u32>, now: Option<u32>) -> bool {
+pub(crate) fn moved(last: Option<u32>, now: Option<u32>) -> bool {
     match (last, now) {
         (Some(a), Some(b)) => {
             (f64::from(a) - f64::from(b)).abs() > REPORT_CHANGE * f64::from(a.max(1))
@@ -74,7 +74,7 @@ pub fn moved(last: Option<u32>, now: Option<u32>) -> bool {
 
 /// One RTT as a server holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rtt {
+pub(crate) struct Rtt {
     /// Smoothed RTT, microseconds.
     pub us: u32,
     /// When its vantage point last vouched for it (a report, or a local probe).
@@ -83,14 +83,14 @@ pub struct Rtt {
 
 /// The latest smoothed RTT per vantage point and endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RttTable {
+pub(crate) struct RttTable {
     entries: HashMap<(VantageIndex, EndpointIndex), Rtt>,
 }
 
 impl RttTable {
     /// Sets (Some) or clears (None) an RTT; returns whether it moved by more than
     /// [`REPORT_CHANGE`].
-    pub fn set(
+    pub(crate) fn set(
         &mut self,
         vantage: VantageIndex,
         endpoint: EndpointIndex,
@@ -112,7 +112,7 @@ impl RttTable {
 
     /// A report from `vantage` vouches for every RTT it sent before (deltas leave out
     /// those that did not move).
-    pub fn vouch(&mut self, vantage: VantageIndex, now: Duration) {
+    pub(crate) fn vouch(&mut self, vantage: VantageIndex, now: Duration) {
         for ((v, _), rtt) in &mut self.entries {
             if *v == vantage {
                 rtt.at = now;
@@ -121,18 +121,18 @@ impl RttTable {
     }
 
     /// Forgets RTTs nobody vouched for within `staleness`.
-    pub fn expire(&mut self, now: Duration, staleness: Duration) {
+    pub(crate) fn expire(&mut self, now: Duration, staleness: Duration) {
         self.entries
             .retain(|_, rtt| now.saturating_sub(rtt.at) <= staleness);
     }
 
     /// The RTT `vantage` measured to `endpoint`, microseconds.
-    pub fn get(&self, vantage: VantageIndex, endpoint: EndpointIndex) -> Option<u32> {
+    pub(crate) fn get(&self, vantage: VantageIndex, endpoint: EndpointIndex) -> Option<u32> {
         self.entries.get(&(vantage, endpoint)).map(|r| r.us)
     }
 
     /// Every RTT, sorted by vantage point and endpoint.
-    pub fn all(&self) -> Vec<(VantageIndex, EndpointIndex, u32)> {
+    pub(crate) fn all(&self) -> Vec<(VantageIndex, EndpointIndex, u32)> {
         let mut out: Vec<_> = self
             .entries
             .iter()
@@ -145,7 +145,7 @@ impl RttTable {
 
 /// Median of `values` (the lower middle one of an even count, so it is a measured
 /// value); None when empty.
-pub fn median(values: &mut [u32]) -> Option<u32> {
+pub(crate) fn median(values: &mut [u32]) -> Option<u32> {
     if values.is_empty() {
         return None;
     }
@@ -155,7 +155,7 @@ pub fn median(values: &mut [u32]) -> Option<u32> {
 
 /// The vantage points whose measurements stand for clients of `region`: the
 /// region's own, else `[geo] default_region`'s (also for clients of no region).
-pub fn vantages_for(config: &Config, region: Option<RegionIndex>) -> Vec<VantageIndex> {
+pub(crate) fn vantages_for(config: &Config, region: Option<RegionIndex>) -> Vec<VantageIndex> {
     let of = |r: Option<RegionIndex>| -> Vec<VantageIndex> {
         let Some(r) = r else { return Vec::new() };
         config
@@ -180,7 +180,7 @@ fn usable(config: &Config, health: &HealthSnapshot, e: EndpointIndex) -> bool {
 }
 
 /// Whether a pool is up: at least `min_healthy` usable endpoints.
-pub fn pool_up(config: &Config, health: &HealthSnapshot, pool: PoolIndex) -> bool {
+pub(crate) fn pool_up(config: &Config, health: &HealthSnapshot, pool: PoolIndex) -> bool {
     let p = config.pool(pool);
     p.endpoints
         .iter()
@@ -191,7 +191,7 @@ pub fn pool_up(config: &Config, health: &HealthSnapshot, pool: PoolIndex) -> boo
 
 /// A pool's RTT as `vantages` see it: per vantage point the median of its usable
 /// endpoints' RTTs, then the median of those.
-pub fn region_pool_rtt(
+pub(crate) fn region_pool_rtt(
     config: &Config,
     health: &HealthSnapshot,
     rtts: &RttTable,
@@ -217,7 +217,7 @@ pub fn region_pool_rtt(
 
 /// One pool as [`step`] weighs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolRtt {
+pub(crate) struct PoolRtt {
     /// The pool.
     pub pool: PoolIndex,
     /// Whether it is up.
@@ -228,7 +228,7 @@ pub struct PoolRtt {
 
 /// Where one client region of one record stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// The pool answered first (None: not decided yet).
     pub current: Option<PoolIndex>,
     /// A better pool and since when it has been better by the margins.
@@ -239,7 +239,7 @@ pub struct Slot {
 
 /// The best pool: the up pool with the lowest RTT (failover order breaks ties); the
 /// first up pool when none has an RTT; None when no pool is up.
-pub fn best(options: &[PoolRtt]) -> Option<PoolIndex> {
+pub(crate) fn best(options: &[PoolRtt]) -> Option<PoolIndex> {
     let measured = options
         .iter()
         .filter(|o| o.up)
@@ -250,7 +250,12 @@ pub fn best(options: &[PoolRtt]) -> Option<PoolIndex> {
 }
 
 /// The next state of a region: `options` in failover order, at `now`.
-pub fn step(slot: Slot, options: &[PoolRtt], settings: &LatencySteering, now: Duration) -> Slot {
+pub(crate) fn step(
+    slot: Slot,
+    options: &[PoolRtt],
+    settings: &LatencySteering,
+    now: Duration,
+) -> Slot {
     let Some(best) = best(options) else {
         // Nothing up: keep the choice; failover order and the all-down mode answer.
         return Slot {
@@ -316,7 +321,7 @@ pub fn step(slot: Slot, options: &[PoolRtt], settings: &LatencySteering, now: Du
 
 /// When a slot may move next without new input (its candidate's hold ends, or the
 /// region's rest after a move), if it has a candidate.
-pub fn due(slot: &Slot, settings: &LatencySteering) -> Option<Duration> {
+pub(crate) fn due(slot: &Slot, settings: &LatencySteering) -> Option<Duration> {
     let (_, since) = slot.candidate?;
     let held = since + settings.hold;
     Some(match slot.moved_at {
@@ -326,7 +331,7 @@ pub fn due(slot: &Slot, settings: &LatencySteering) -> Option<Duration> {
 }
 
 /// `list` with `chosen` first and the others in their order.
-pub fn ordered(list: &[PoolIndex], chosen: Option<PoolIndex>) -> Vec<PoolIndex> {
+pub(crate) fn ordered(list: &[PoolIndex], chosen: Option<PoolIndex>) -> Vec<PoolIndex> {
     let mut out = Vec::with_capacity(list.len());
     if let Some(c) = chosen.filter(|c| list.contains(c)) {
         out.push(c);
@@ -337,17 +342,17 @@ pub fn ordered(list: &[PoolIndex], chosen: Option<PoolIndex>) -> Vec<PoolIndex> 
 
 /// Region slots of a record: one per configured region, then one for clients of no
 /// region.
-pub fn slot_of(config: &Config, region: Option<RegionIndex>) -> usize {
+pub(crate) fn slot_of(config: &Config, region: Option<RegionIndex>) -> usize {
     region.map_or(config.regions.len(), |r| usize::from(r.0))
 }
 
 /// The region of slot `slot` (None: clients of no region).
-pub fn region_of_slot(config: &Config, slot: usize) -> Option<RegionIndex> {
+pub(crate) fn region_of_slot(config: &Config, slot: usize) -> Option<RegionIndex> {
     (slot < config.regions.len()).then_some(RegionIndex(slot as u16))
 }
 
 /// The pools a region weighs, in failover order, with health and RTT.
-pub fn options(
+pub(crate) fn options(
     config: &Config,
     record: &DynamicRecord,
     region: Option<RegionIndex>,
@@ -367,14 +372,14 @@ pub fn options(
 
 /// Every latency record's choice per client region, kept between decisions.
 #[derive(Clone, Debug, Default)]
-pub struct LatencyMemory {
+pub(crate) struct LatencyMemory {
     slots: HashMap<(RecordIndex, usize), Slot>,
 }
 
 impl LatencyMemory {
     /// Steps every latency record's regions with the health and RTTs of now; returns
     /// whether a choice changed.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         config: &Config,
         health: &HealthSnapshot,
@@ -406,7 +411,7 @@ impl LatencyMemory {
     }
 
     /// The earliest time a choice may change without new input.
-    pub fn next_due(&self, config: &Config) -> Option<Duration> {
+    pub(crate) fn next_due(&self, config: &Config) -> Option<Duration> {
         self.slots
             .iter()
             .filter_map(|((r, _), slot)| {
@@ -417,7 +422,7 @@ impl LatencyMemory {
     }
 
     /// Per record, the chosen pool per region slot (empty for other records).
-    pub fn choices(&self, config: &Config) -> Vec<Vec<Option<PoolIndex>>> {
+    pub(crate) fn choices(&self, config: &Config) -> Vec<Vec<Option<PoolIndex>>> {
         config
             .records
             .iter()
@@ -435,11 +440,6 @@ impl LatencyMemory {
                     .collect()
             })
             .collect()
-    }
-
-    /// Where one record's region slot stands.
-    pub fn slot(&self, record: RecordIndex, slot: usize) -> Option<Slot> {
-        self.slots.get(&(record, slot)).copied()
     }
 }
 

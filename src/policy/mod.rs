@@ -3,7 +3,7 @@
 //! Pure: no I/O, no clock, randomness passed in. [`decide`] turns a record, the pool
 //! list that applies to the client, and a [`HealthSnapshot`] into a [`Decision`] (the
 //! candidates and why); [`Decision::sample`] draws one answer from it. The DNS layer
-//! pre-computes answers from decisions; tests and tools call [`answer`] directly.
+//! pre-computes answers from decisions; tests and tools call `answer` directly.
 //!
 //! Rules, in order:
 //! 1. An endpoint is usable when it is up and not drained (weight > 0). A pool is up
@@ -29,17 +29,17 @@
 //! second and clamped to `[min_ttl, ttl]` — so resolvers come back about when the
 //! answer may have changed, and not later.
 
-pub mod geo;
-pub mod latency;
-pub mod primary;
-pub mod safety;
-pub mod spill;
+pub(crate) mod geo;
+pub(crate) mod latency;
+pub(crate) mod primary;
+pub(crate) mod safety;
+pub(crate) mod spill;
 
 use std::fmt;
 
 use serde::Serialize;
 
-pub use self::geo::{GeoMap, Location};
+pub(crate) use self::geo::GeoMap;
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::health::HealthSnapshot;
 use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, RegionIndex, Ttl};
@@ -47,7 +47,8 @@ use crate::model::{EndpointIndex, EndpointTarget, PoolIndex, RandomSource, Regio
 /// Which rule produced the candidates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Outcome {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Outcome {
     /// Pools are up; `pool` is the one failover chose (None for weighted/multivalue).
     Healthy {
         /// The failover pool answered.
@@ -79,7 +80,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Whether the record is in an all-down mode.
-    pub fn is_all_down(self) -> bool {
+    pub(crate) fn is_all_down(self) -> bool {
         matches!(self, Self::FailOpen | Self::Fallback { .. } | Self::NoData)
     }
 }
@@ -104,7 +105,8 @@ impl fmt::Display for Outcome {
 
 /// Health of one pool as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct PoolVerdict {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PoolVerdict {
     /// The pool.
     pub pool: PoolIndex,
     /// Usable (up, not drained) endpoints.
@@ -119,14 +121,15 @@ pub struct PoolVerdict {
 
 impl PoolVerdict {
     /// Whether its gate holds it: traffic does not move to it.
-    pub fn held(&self) -> bool {
+    pub(crate) fn held(&self) -> bool {
         self.gate.is_some_and(|g| !g.open)
     }
 }
 
 /// A pool's failover gate as the decision saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct GateVerdict {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct GateVerdict {
     /// The gate pool.
     pub pool: PoolIndex,
     /// Whether it is up (or an operator's failover overrides it).
@@ -138,7 +141,7 @@ pub struct GateVerdict {
 /// What a record's decision depends on besides health: state the health plane keeps
 /// (both travel in the [`HealthSnapshot`]; see [`record_state`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecordState {
+pub(crate) struct RecordState {
     /// An operator's manual failover to this pool.
     pub pin: Option<PoolIndex>,
     /// `primary` records: the last primary the checks agreed on.
@@ -146,7 +149,10 @@ pub struct RecordState {
 }
 
 /// The state of record `record` carried by `health`.
-pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) -> RecordState {
+pub(crate) fn record_state(
+    health: &HealthSnapshot,
+    record: crate::model::RecordIndex,
+) -> RecordState {
     RecordState {
         pin: health.pin(record),
         last_primary: health.last_primary(record),
@@ -155,7 +161,8 @@ pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) 
 
 /// An endpoint that may be answered, with its selection weight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Candidate {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
     /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`
@@ -171,7 +178,8 @@ pub struct Candidate {
 /// Slow start of a failover pool taking over again: the pool that served during the
 /// outage keeps a falling share of the answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Handover {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Handover {
     /// The pool that served during the outage.
     pub pool: PoolIndex,
     /// Its endpoints.
@@ -183,7 +191,8 @@ pub struct Handover {
 
 /// The result of evaluating a record against health: the candidates and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Decision {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Decision {
     /// Which rule applied.
     pub outcome: Outcome,
     /// Every pool considered, in order.
@@ -206,7 +215,8 @@ pub struct Decision {
 
 /// Spill-over and trickle shares of a record's answers, decided per health change.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Shares {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Shares {
     /// Every pool considered, in order.
     pub pools: Vec<PoolShare>,
     /// Spill-over is on (else trickle alone).
@@ -225,7 +235,8 @@ impl Eq for Shares {}
 
 /// One pool's part of [`Shares`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PoolShare {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PoolShare {
     /// The pool.
     pub pool: PoolIndex,
     /// Its share of answers (0 ..= 1).
@@ -244,14 +255,14 @@ pub struct PoolShare {
 
 impl PoolShare {
     /// Its share in parts per million (the pick weight of its answers).
-    pub fn parts(&self) -> u64 {
+    pub(crate) fn parts(&self) -> u64 {
         (self.share * 1e6).round() as u64
     }
 }
 
 impl Shares {
     /// One line: `spill: a failed; b 50% (load 40/40), c 50% (load 40/40)`.
-    pub fn summary(&self, config: &Config) -> String {
+    pub(crate) fn summary(&self, config: &Config) -> String {
         let mut out: Vec<String> = Vec::new();
         let mut answered: Vec<String> = Vec::new();
         for p in &self.pools {
@@ -310,7 +321,7 @@ impl Decision {
     /// by the remaining candidates' weights (or uniform), in draw order.
     /// Slow start is honoured: a handover pool takes its share of draws, and a
     /// multivalue candidate on a slow start is left out of the rest of its share.
-    pub fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
+    pub(crate) fn sample(&self, rng: &mut dyn RandomSource, out: &mut Vec<EndpointIndex>) {
         out.clear();
         let candidates = match (&self.shares, &self.handover) {
             (Some(shares), _) => {
@@ -379,7 +390,7 @@ impl Decision {
 }
 
 /// The pools that apply to a client of `region`.
-pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolIndex] {
+pub(crate) fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolIndex] {
     match &record.pools {
         PoolChoice::Fixed(pools) => pools,
         PoolChoice::Geo { by_region, default } => region
@@ -392,7 +403,7 @@ pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolI
 /// The pools that apply to a client of `region` as the answers order them: a
 /// latency record's chosen pool for the region first (see [`latency`]), else
 /// [`pools_for`].
-pub fn pools_for_client(
+pub(crate) fn pools_for_client(
     config: &Config,
     record_index: crate::model::RecordIndex,
     record: &DynamicRecord,
@@ -409,7 +420,7 @@ pub fn pools_for_client(
 
 /// Evaluates a record over `pools` (from [`pools_for`]) with the given health, and no
 /// state beside it (no manual failover, no agreed primary known).
-pub fn decide(
+pub(crate) fn decide(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -420,7 +431,7 @@ pub fn decide(
 
 /// Evaluates a record over `pools` with its [`RecordState`] (an operator's manual
 /// failover, the last agreed primary): what the answers are built from.
-pub fn decide_record(
+pub(crate) fn decide_record(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -666,7 +677,7 @@ fn evaluate(
 /// Like [`decide`], with an operator's manual failover to `pin`: a failover record
 /// takes that pool first (the others stay behind it, in order, should it be down);
 /// a weighted or multivalue record answers from that pool alone while it is up.
-pub fn decide_pinned(
+pub(crate) fn decide_pinned(
     config: &Config,
     record: &DynamicRecord,
     pools: &[PoolIndex],
@@ -699,7 +710,8 @@ pub fn decide_pinned(
 /// Why a record is answered by another pool than its first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FailoverCause {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum FailoverCause {
     /// Health: the pools before it are down (or, degraded, no pool is up).
     Health,
     /// An operator's manual failover (`ctl failover`).
@@ -708,10 +720,10 @@ pub enum FailoverCause {
 
 impl FailoverCause {
     /// Both, in metric label order.
-    pub const ALL: [Self; 2] = [Self::Health, Self::Operator];
+    pub(crate) const ALL: [Self; 2] = [Self::Health, Self::Operator];
 
     /// The word status, metrics and events use.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Health => "health",
             Self::Operator => "operator",
@@ -727,7 +739,7 @@ impl fmt::Display for FailoverCause {
 
 /// A decision in words, as status, explain, `ctl` and the events show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutcomeWords {
+pub(crate) struct OutcomeWords {
     /// `healthy`, `failover` (another pool than the first, or an operator's pool),
     /// `degraded`, `fail-open`, `fallback`, `nodata`, `primary` or `conflict`.
     pub outcome: &'static str,
@@ -758,7 +770,7 @@ impl fmt::Display for OutcomeWords {
 /// drained or forced down (at run time or in the config), whatever the probes say. A
 /// `ctl drain web-eu` of the primary pool is a failover by the operator, not by
 /// health. Feed the result to [`describe_outcome`] as its `pin`.
-pub fn operator_pin(
+pub(crate) fn operator_pin(
     config: &Config,
     health: &HealthSnapshot,
     pools: &[PoolIndex],
@@ -797,7 +809,7 @@ pub fn operator_pin(
 /// a `failover` caused by the operator; answered by another, a `failover` caused by
 /// health. A weighted or multivalue record answered from the operator's pool alone
 /// is a `failover` caused by the operator (unless that is its only pool).
-pub fn describe_outcome(
+pub(crate) fn describe_outcome(
     config: &Config,
     pools: &[PoolIndex],
     pin: Option<PoolIndex>,
@@ -1007,7 +1019,8 @@ fn with_floor_weights(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
 
 /// A full answer for one client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Answer {
+#[cfg(test)]
+pub(crate) struct Answer {
     /// Endpoints answered, in order (empty only for NODATA).
     pub endpoints: Vec<EndpointIndex>,
     /// TTL.
@@ -1017,7 +1030,8 @@ pub struct Answer {
 }
 
 /// Decides and draws an answer for a client placed in `region`.
-pub fn answer(
+#[cfg(test)]
+pub(crate) fn answer(
     config: &Config,
     record: &DynamicRecord,
     region: Option<RegionIndex>,

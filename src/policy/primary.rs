@@ -25,7 +25,7 @@ use crate::model::{EndpointIndex, PoolIndex, RecordIndex, Ttl};
 
 /// Who claims primary among a record's endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Election {
+pub(crate) enum Election {
     /// Exactly one endpoint claims primary.
     Agreed(EndpointIndex),
     /// Two or more do (in pool and endpoint order).
@@ -35,7 +35,7 @@ pub enum Election {
 }
 
 /// Counts the claims among the endpoints of `pools` (pure).
-pub fn elect(config: &Config, pools: &[PoolIndex], health: &HealthSnapshot) -> Election {
+pub(crate) fn elect(config: &Config, pools: &[PoolIndex], health: &HealthSnapshot) -> Election {
     let mut claimants: Vec<EndpointIndex> = Vec::new();
     for &pool in pools {
         for &e in &config.pool(pool).endpoints {
@@ -154,7 +154,7 @@ pub(super) fn decide(
 
 /// A change [`PrimaryMemory::observe`] saw, for events and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PrimaryChange {
+pub(crate) enum PrimaryChange {
     /// The checks agree on a (new) primary.
     Agreed {
         /// The record.
@@ -184,20 +184,20 @@ pub enum PrimaryChange {
 /// conflict; by record key (`name TYPE`) and endpoint label, so a reload re-maps them.
 /// A pure value: the plane owns it and feeds it [`HealthSnapshot`]s.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PrimaryMemory {
+pub(crate) struct PrimaryMemory {
     agreed: BTreeMap<String, String>,
     conflicts: BTreeSet<String>,
 }
 
 /// The key of a record in [`PrimaryMemory`].
-pub fn record_key(config: &Config, record: RecordIndex) -> String {
+pub(crate) fn record_key(config: &Config, record: RecordIndex) -> String {
     let r = &config.records[record.0 as usize];
     format!("{} {}", r.name, r.record_type)
 }
 
 impl PrimaryMemory {
     /// Starts from saved agreed primaries (record key → endpoint label).
-    pub fn restored(agreed: BTreeMap<String, String>) -> Self {
+    pub(crate) fn restored(agreed: BTreeMap<String, String>) -> Self {
         Self {
             agreed,
             conflicts: BTreeSet::new(),
@@ -206,7 +206,11 @@ impl PrimaryMemory {
 
     /// Takes a new health decision: a single claim becomes the agreed primary; a
     /// conflict keeps the old one. Returns what changed.
-    pub fn observe(&mut self, config: &Config, health: &HealthSnapshot) -> Vec<PrimaryChange> {
+    pub(crate) fn observe(
+        &mut self,
+        config: &Config,
+        health: &HealthSnapshot,
+    ) -> Vec<PrimaryChange> {
         let mut changes = Vec::new();
         for (r, record) in config.records.iter().enumerate() {
             if record.selection != Selection::Primary {
@@ -254,7 +258,7 @@ impl PrimaryMemory {
 
     /// Per record of `config`, its last agreed primary (None: not known, not a
     /// primary record, or no longer one of its endpoints).
-    pub fn indices(&self, config: &Config) -> Vec<Option<EndpointIndex>> {
+    pub(crate) fn indices(&self, config: &Config) -> Vec<Option<EndpointIndex>> {
         (0..config.records.len())
             .map(|r| {
                 let record = &config.records[r];
@@ -273,12 +277,13 @@ impl PrimaryMemory {
     }
 
     /// Whether a record is in conflict now.
-    pub fn in_conflict(&self, config: &Config, record: RecordIndex) -> bool {
+    #[cfg(test)]
+    pub(crate) fn in_conflict(&self, config: &Config, record: RecordIndex) -> bool {
         self.conflicts.contains(&record_key(config, record))
     }
 
     /// Every agreed primary (record key → endpoint label), for the state file.
-    pub fn agreed(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn agreed(&self) -> &BTreeMap<String, String> {
         &self.agreed
     }
 }

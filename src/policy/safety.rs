@@ -23,7 +23,7 @@ use crate::policy::{Decision, Outcome, decide_record, describe_outcome, record_s
 
 /// The answers' health without and with a change, and the overrides' effects.
 #[derive(Clone, Copy, Debug)]
-pub struct Proposed<'a> {
+pub(crate) struct Proposed<'a> {
     /// The health answers see now.
     pub before: &'a HealthSnapshot,
     /// The health they would see with the change.
@@ -37,7 +37,7 @@ pub struct Proposed<'a> {
 /// Why a change is unsafe.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SafetyError {
+pub(crate) enum SafetyError {
     /// A record would lose its last pool at `min_healthy`.
     #[error(
         "{record} ({clients}) would have no pool at min_healthy ({pools}) and would answer {answer}"
@@ -91,7 +91,7 @@ pub enum SafetyError {
 }
 
 /// Checks a proposed change of the overrides (see the module docs).
-pub fn check(config: &Config, proposed: Proposed<'_>) -> Result<(), SafetyError> {
+pub(crate) fn check(config: &Config, proposed: Proposed<'_>) -> Result<(), SafetyError> {
     let taken_out = taken_out(config, proposed.effects_before, proposed.effects_after);
     for (r, record) in config.records.iter().enumerate() {
         let index = RecordIndex(r as u32);
@@ -164,7 +164,7 @@ pub fn check(config: &Config, proposed: Proposed<'_>) -> Result<(), SafetyError>
 
 /// How many of `pools` are in service under `effects`: at least `min_healthy` of
 /// their endpoints neither drained nor forced down (configuration or operator).
-pub fn in_service(config: &Config, pools: &[PoolIndex], effects: &Effects) -> u32 {
+pub(crate) fn in_service(config: &Config, pools: &[PoolIndex], effects: &Effects) -> u32 {
     pools
         .iter()
         .filter(|&&p| {

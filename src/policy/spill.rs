@@ -19,7 +19,7 @@
 
 /// One pool of a record, as the spill-over sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PoolLoad {
+pub(crate) struct PoolLoad {
     /// Capacity of its usable endpoints now (0: down, drained or held).
     pub capacity: f64,
     /// Fraction of its capacity it may be driven to (0 < x ≤ 1).
@@ -33,19 +33,19 @@ pub struct PoolLoad {
 
 impl PoolLoad {
     /// The most traffic it may take, in capacity units.
-    pub fn limit(&self) -> f64 {
+    pub(crate) fn limit(&self) -> f64 {
         (self.capacity * self.max_load * self.dial).max(0.0)
     }
 
     /// Whether it can take any traffic.
-    pub fn open(&self) -> bool {
+    pub(crate) fn open(&self) -> bool {
         self.limit() > 0.0
     }
 }
 
 /// How the rest is placed when every pool is at its limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Plain {
+pub(crate) enum Plain {
     /// All on the first pool in order that can take traffic.
     Failover,
     /// Over the pools that can take traffic, by normal share.
@@ -54,7 +54,7 @@ pub enum Plain {
 
 /// Per-pool shares of answers (in the order given; they sum to 1).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Share of answers per pool.
     pub shares: Vec<f64>,
     /// Every pool is at its limit: the rest went by the plain policy.
@@ -63,7 +63,7 @@ pub struct Plan {
 
 /// The shares of `pools` for `demand` (> 0). None when no pool can take traffic
 /// (the policy's degraded and all-down rules apply instead).
-pub fn spill(pools: &[PoolLoad], demand: f64, plain: Plain) -> Option<Plan> {
+pub(crate) fn spill(pools: &[PoolLoad], demand: f64, plain: Plain) -> Option<Plan> {
     if !pools.iter().any(PoolLoad::open) || demand <= 0.0 {
         return None;
     }
@@ -120,7 +120,7 @@ pub fn spill(pools: &[PoolLoad], demand: f64, plain: Plain) -> Option<Plan> {
 
 /// Trickle: `(1 − t) × now + t × failed`, where `failed` is the plan if the first
 /// pool failed.
-pub fn trickle(now: &[f64], failed: &[f64], t: f64) -> Vec<f64> {
+pub(crate) fn trickle(now: &[f64], failed: &[f64], t: f64) -> Vec<f64> {
     let mut shares: Vec<f64> = now
         .iter()
         .zip(failed)

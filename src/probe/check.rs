@@ -22,8 +22,8 @@ use crate::runtime::http as tls;
 /// Bytes of an HTTP body searched for `expect_body`.
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub use super::ProbeError;
-pub use crate::health::ProbeOutcome;
+pub(crate) use super::ProbeError;
+pub(crate) use crate::health::ProbeOutcome;
 
 /// Why a probe did not pass.
 #[derive(Debug)]
@@ -40,7 +40,8 @@ fn local(fault: LocalFault, text: &str) -> Failure {
 }
 
 /// A prepared probe for one endpoint.
-pub struct Prober {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Prober {
     target: EndpointTarget,
     source: Option<IpAddr>,
     timeout: Duration,
@@ -62,7 +63,8 @@ enum ProberKind {
 impl Prober {
     /// Prepares the probe of `endpoint` (labelled `endpoint_label`) by `check`, sent
     /// from `source` if given.
-    pub fn new(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(
         check: &Check,
         endpoint: &Endpoint,
         endpoint_label: &str,
@@ -101,7 +103,8 @@ impl Prober {
     }
 
     /// Runs one probe, bounded by the check's timeout.
-    pub async fn probe(&self) -> ProbeOutcome {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn probe(&self) -> ProbeOutcome {
         let started = Instant::now();
         // An exec check keeps its own deadline (it kills and reaps its process group
         // then); this bound only covers a reap that hangs.

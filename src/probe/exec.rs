@@ -37,18 +37,19 @@ use tokio::time::Instant;
 use crate::config::ExecCheck;
 
 /// Bytes of each of stdout and stderr kept for the reason (the rest is read and dropped).
-pub const HEAD_BYTES: usize = 512;
+pub(crate) const HEAD_BYTES: usize = 512;
 
 /// `PATH` of a check when failoverd has none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Longest wait, after the group is killed, for the leader and the group to be reaped
 /// and the pipes to close (the probe's own bound is the timeout plus this).
-pub const REAP_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const REAP_GRACE: Duration = Duration::from_secs(1);
 
 /// Why an exec probe failed.
 #[derive(Debug)]
-pub enum ExecError {
+pub(crate) enum ExecError {
     /// The program could not be started (missing, not executable, no fork or pipe).
     Spawn {
         /// The program.
@@ -62,7 +63,7 @@ pub enum ExecError {
 
 /// A prepared exec check for one endpoint.
 #[derive(Debug)]
-pub struct ExecProbe {
+pub(crate) struct ExecProbe {
     program: String,
     args: Vec<String>,
     env: Vec<(String, OsString)>,
@@ -72,7 +73,7 @@ impl ExecProbe {
     /// Prepares `check` for the endpoint at `address` labelled `endpoint` (`pool/name`):
     /// the arguments with their placeholders replaced, and the environment (read from
     /// this process's now).
-    pub fn new(check: &ExecCheck, address: &str, endpoint: &str) -> Self {
+    pub(crate) fn new(check: &ExecCheck, address: &str, endpoint: &str) -> Self {
         become_subreaper();
         let substitute = |arg: &String| match arg.as_str() {
             "{address}" => address.to_owned(),
@@ -104,7 +105,7 @@ impl ExecProbe {
     }
 
     /// Runs the check once: up (`Ok`, "exit 0") when it exits 0 within `timeout`.
-    pub async fn run(&self, timeout: Duration) -> Result<String, ExecError> {
+    pub(crate) async fn run(&self, timeout: Duration) -> Result<String, ExecError> {
         let deadline = Instant::now() + timeout;
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)

@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::health::LocalFault;
 
 /// The local fault an `errno` shows, with a short text, if it shows one.
-pub fn classify_errno(errno: i32) -> Option<(LocalFault, &'static str)> {
+pub(crate) fn classify_errno(errno: i32) -> Option<(LocalFault, &'static str)> {
     let fault = match errno {
         libc::EMFILE => (LocalFault::FdExhausted, "too many open files (EMFILE)"),
         libc::ENFILE => (
@@ -50,13 +50,13 @@ pub fn classify_errno(errno: i32) -> Option<(LocalFault, &'static str)> {
 }
 
 /// The local fault an I/O error shows, if it shows one (see [`classify_errno`]).
-pub fn classify_io(error: &io::Error) -> Option<(LocalFault, &'static str)> {
+pub(crate) fn classify_io(error: &io::Error) -> Option<(LocalFault, &'static str)> {
     classify_errno(error.raw_os_error()?)
 }
 
 /// The first I/O error with an `errno` in `error`'s chain of sources (looking inside
 /// I/O errors that wrap others, whose `source()` skips what they wrap).
-pub fn io_error_in<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e io::Error> {
+pub(crate) fn io_error_in<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e io::Error> {
     let mut next: Option<&(dyn Error + 'static)> = Some(error);
     while let Some(e) = next {
         if let Some(io) = e.downcast_ref::<io::Error>() {
@@ -74,7 +74,10 @@ pub fn io_error_in<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e io::Error
 /// After an ENETUNREACH towards `peer`: the local fault, if the local table has no
 /// route to it either (from `source`, if set) — None when it has one, so the error
 /// came from the network (a router's ICMP) and counts against the endpoint.
-pub fn route_fault(peer: SocketAddr, source: Option<IpAddr>) -> Option<(LocalFault, &'static str)> {
+pub(crate) fn route_fault(
+    peer: SocketAddr,
+    source: Option<IpAddr>,
+) -> Option<(LocalFault, &'static str)> {
     let local: SocketAddr = match (source, peer) {
         (Some(ip), _) => SocketAddr::new(ip, 0),
         (None, SocketAddr::V4(_)) => ([0, 0, 0, 0], 0).into(),

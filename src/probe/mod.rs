@@ -2,19 +2,18 @@
 //! anti-flap state machine per endpoint, and the reporter that pushes signed verdicts
 //! to servers. Probes never decide an answer; they produce verdicts.
 
-pub mod check;
-pub mod exec;
-pub mod fault;
-pub mod postgres;
-pub mod reporter;
-pub mod scheduler;
-
-pub use self::check::{ProbeOutcome, Prober};
+pub(crate) mod check;
+pub(crate) mod exec;
+pub(crate) mod fault;
+pub(crate) mod postgres;
+pub(crate) mod reporter;
+pub(crate) mod scheduler;
 
 /// Errors preparing a prober.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ProbeError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ProbeError {
     /// The TLS settings could not be built (CA file unreadable, ...).
     #[error("TLS setup: {0}")]
     Tls(String),

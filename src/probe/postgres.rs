@@ -27,7 +27,7 @@ use crate::config::{DbRole, PostgresCheck, SslMode};
 use crate::runtime::http as tls;
 
 /// The query: `in_recovery`, `caught_up`, `lag_seconds`, `paused` as text.
-pub const QUERY: &str = "SELECT pg_is_in_recovery()::text, \
+pub(crate) const QUERY: &str = "SELECT pg_is_in_recovery()::text, \
     CASE WHEN pg_is_in_recovery() THEN \
       (pg_last_wal_receive_lsn() IS NOT NULL \
        AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn())::text END, \
@@ -37,7 +37,7 @@ pub const QUERY: &str = "SELECT pg_is_in_recovery()::text, \
 
 /// What a database said about itself.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DbState {
+pub(crate) struct DbState {
     /// `pg_is_in_recovery()`.
     pub in_recovery: bool,
     /// Replay lag (None on a primary, or when unknown).
@@ -48,7 +48,11 @@ pub struct DbState {
 
 /// Judges a database's state against the check's role and lag limit (pure): Ok
 /// (up) or Err (down), with the reason either way.
-pub fn judge(role: DbRole, max_lag: Option<Duration>, state: DbState) -> Result<String, String> {
+pub(crate) fn judge(
+    role: DbRole,
+    max_lag: Option<Duration>,
+    state: DbState,
+) -> Result<String, String> {
     if !state.in_recovery {
         return match role {
             DbRole::Primary | DbRole::Any => Ok("primary".to_owned()),

@@ -26,14 +26,14 @@ use crate::health::report::{
 };
 use crate::model::HealthState;
 
-pub use crate::runtime::clock::unix_ms;
+pub(crate) use crate::runtime::clock::unix_ms;
 
 /// How often a server that stays unreachable is warned about again.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
 /// This process's verdicts as the plane last published them; `age_ms` is as of `as_of`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalVerdicts {
+pub(crate) struct LocalVerdicts {
     /// Verdicts, ages as of `as_of`.
     pub verdicts: Vec<Verdict>,
     /// Per verdict, how long (ms) a verdict on it stays fresh on the servers: one
@@ -55,7 +55,7 @@ impl Default for LocalVerdicts {
 
 /// Delivery counters of one server.
 #[derive(Debug, Default)]
-pub struct ServerStats {
+pub(crate) struct ServerStats {
     /// Reports accepted.
     pub delivered: AtomicU64,
     /// Reports the server refused (4xx/5xx).
@@ -68,25 +68,25 @@ pub struct ServerStats {
 
 /// Counters of the reporter, per server URL.
 #[derive(Debug, Default)]
-pub struct ReporterMetrics {
+pub(crate) struct ReporterMetrics {
     servers: Mutex<BTreeMap<String, Arc<ServerStats>>>,
 }
 
 impl ReporterMetrics {
     /// The counters of `server` (created on first use).
-    pub fn server(&self, server: &str) -> Arc<ServerStats> {
+    pub(crate) fn server(&self, server: &str) -> Arc<ServerStats> {
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         servers.entry(server.to_owned()).or_default().clone()
     }
 
     /// Keeps only the counters of `servers` (after a reload).
-    pub fn retain(&self, servers: &[String]) {
+    pub(crate) fn retain(&self, servers: &[String]) {
         let mut map = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|name, _| servers.contains(name));
     }
 
     /// Every server's counters, by URL.
-    pub fn snapshot(&self) -> Vec<(String, Arc<ServerStats>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, Arc<ServerStats>)> {
         let servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         servers
             .iter()
@@ -97,7 +97,7 @@ impl ReporterMetrics {
 
 /// Who reports, and how often.
 #[derive(Clone, Debug)]
-pub struct ReporterSettings {
+pub(crate) struct ReporterSettings {
     /// This vantage point.
     pub vantage: String,
     /// Its secret.
@@ -114,7 +114,7 @@ pub struct ReporterSettings {
 }
 
 /// Starts one reporting task per server; they stop with `shutdown`.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: &ReporterSettings,
     servers: &[String],
     verdicts: &watch::Receiver<Arc<LocalVerdicts>>,

@@ -27,7 +27,7 @@ const PACE_WAIT: Duration = Duration::from_millis(20);
 
 /// One probe result of this vantage point.
 #[derive(Debug)]
-pub struct ProbeEvent {
+pub(crate) struct ProbeEvent {
     /// Config generation the prober was started for.
     pub generation: u64,
     /// The endpoint (index in that generation's config).
@@ -41,7 +41,7 @@ pub struct ProbeEvent {
 }
 
 /// Starts a probing task for every endpoint whose pool has a check.
-pub fn spawn(
+pub(crate) fn spawn(
     config: &Config,
     generation: u64,
     events: mpsc::UnboundedSender<ProbeEvent>,

@@ -4,13 +4,15 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix milliseconds now (0 before 1970, which a sane clock never is).
-pub fn unix_ms() -> u64 {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Unix seconds now.
-pub fn unix_now() -> u64 {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn unix_now() -> u64 {
     unix_ms() / 1000
 }

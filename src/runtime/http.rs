@@ -16,7 +16,8 @@ use rustls::{
 /// Errors building a TLS configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TlsError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum TlsError {
     /// The CA file could not be read or holds no certificate.
     #[error("CA file {path}: {reason}")]
     CaFile {
@@ -51,7 +52,11 @@ fn system_roots() -> &'static RootCertStore {
 
 /// A client configuration: validating against system roots and `ca_file`, or (when
 /// `verify` is false) accepting any certificate.
-pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn client_config(
+    verify: bool,
+    ca_file: Option<&Path>,
+) -> Result<ClientConfig, TlsError> {
     let builder =
         ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let config = if verify {
@@ -85,7 +90,7 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<ClientConfi
 /// A reqwest client builder whose TLS (for `https://` URLs) validates against the
 /// system roots with the ring provider. Every client must start here: the crate is
 /// built without a process-wide default TLS provider.
-pub fn http_client_builder() -> reqwest::ClientBuilder {
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder();
     match client_config(true, None) {
         Ok(config) => builder.tls_backend_preconfigured(config),
@@ -97,7 +102,7 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 }
 
 /// A short reason for a TLS failure.
-pub fn describe(error: &rustls::Error) -> String {
+pub(crate) fn describe(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidCertificate(cert) => match cert {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {

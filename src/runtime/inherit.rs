@@ -11,11 +11,11 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Environment variable naming the inherited sockets.
-pub const LISTEN_FDS_ENV: &str = "FAILOVERD_LISTEN_FDS";
+pub(crate) const LISTEN_FDS_ENV: &str = "FAILOVERD_LISTEN_FDS";
 
 /// What a listening socket is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A DNS UDP socket (one of a `SO_REUSEPORT` group).
     Udp,
     /// A DNS TCP listener.
@@ -36,7 +36,7 @@ impl Kind {
 
 /// A listening socket of this process, as handed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listening {
+pub(crate) struct Listening {
     /// What it is for.
     pub kind: Kind,
     /// Its bound address.
@@ -46,7 +46,7 @@ pub struct Listening {
 }
 
 /// The environment value naming `listening`.
-pub fn describe(listening: &[Listening]) -> String {
+pub(crate) fn describe(listening: &[Listening]) -> String {
     listening
         .iter()
         .map(|l| {
@@ -59,7 +59,8 @@ pub fn describe(listening: &[Listening]) -> String {
 
 /// Sockets inherited from the process this one replaces.
 #[derive(Debug, Default)]
-pub struct Inherited {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Inherited {
     sockets: Vec<(Kind, SocketAddr, Vec<OwnedFd>)>,
 }
 
@@ -67,7 +68,7 @@ impl Inherited {
     /// Takes the sockets named by [`LISTEN_FDS_ENV`], if set. Each descriptor must be
     /// an open socket bound to the address named (checked), so a stale or foreign
     /// value cannot make this process use another file.
-    pub fn from_env() -> Result<Option<Self>, String> {
+    pub(crate) fn from_env() -> Result<Option<Self>, String> {
         let Ok(text) = std::env::var(LISTEN_FDS_ENV) else {
             return Ok(None);
         };
@@ -116,26 +117,26 @@ impl Inherited {
     }
 
     /// The UDP sockets inherited for `wanted`.
-    pub fn take_udp(&mut self, wanted: SocketAddr) -> Option<Vec<UdpSocket>> {
+    pub(crate) fn take_udp(&mut self, wanted: SocketAddr) -> Option<Vec<UdpSocket>> {
         let (_, fds) = self.take(Kind::Udp, wanted)?;
         Some(fds.into_iter().map(UdpSocket::from).collect())
     }
 
     /// The DNS TCP listener inherited for `wanted`.
-    pub fn take_tcp(&mut self, wanted: SocketAddr) -> Option<TcpListener> {
+    pub(crate) fn take_tcp(&mut self, wanted: SocketAddr) -> Option<TcpListener> {
         let (_, fds) = self.take(Kind::Tcp, wanted)?;
         fds.into_iter().next().map(TcpListener::from)
     }
 
     /// The admin listener inherited for `wanted`.
-    pub fn take_admin(&mut self, wanted: SocketAddr) -> Option<TcpListener> {
+    pub(crate) fn take_admin(&mut self, wanted: SocketAddr) -> Option<TcpListener> {
         let (_, fds) = self.take(Kind::Admin, wanted)?;
         fds.into_iter().next().map(TcpListener::from)
     }
 
     /// Closes what nobody took (the new configuration no longer listens there),
     /// naming it.
-    pub fn close_rest(&mut self) {
+    pub(crate) fn close_rest(&mut self) {
         for (kind, addr, _) in self.sockets.drain(..) {
             tracing::warn!(kind = kind.name(), %addr, "an inherited socket is not in the configuration: closed");
         }
@@ -154,7 +155,7 @@ fn socket_address(fd: RawFd) -> Option<SocketAddr> {
 ///
 /// # Safety
 /// Only async-signal-safe work: one `fcntl` per descriptor.
-pub unsafe fn keep_across_exec(fds: &[RawFd]) -> std::io::Result<()> {
+pub(crate) unsafe fn keep_across_exec(fds: &[RawFd]) -> std::io::Result<()> {
     for &fd in fds {
         // SAFETY: fcntl on a descriptor number; no memory is touched.
         if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
@@ -165,7 +166,7 @@ pub unsafe fn keep_across_exec(fds: &[RawFd]) -> std::io::Result<()> {
 }
 
 /// The descriptor number of a socket (for [`Listening`]).
-pub fn raw(socket: &impl AsRawFd) -> RawFd {
+pub(crate) fn raw(socket: &impl AsRawFd) -> RawFd {
     socket.as_raw_fd()
 }
 

@@ -1,15 +1,15 @@
 //! What the process needs from its host at run time: descriptor limits, and the
 //! pacing of retries after a resource ran out.
 
-pub mod clock;
-pub mod http;
-pub mod inherit;
-pub mod random;
+pub(crate) mod clock;
+pub(crate) mod http;
+pub(crate) mod inherit;
+pub(crate) mod random;
 
 use std::time::Duration;
 
 /// The soft limit on open descriptors (None: unlimited or unknown).
-pub fn descriptor_limit() -> Option<u64> {
+pub(crate) fn descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -22,7 +22,8 @@ pub fn descriptor_limit() -> Option<u64> {
 /// Raises the soft descriptor limit to the hard one (as Go's runtime and most servers
 /// do), so connections, probes and files do not run out at the historic 1024.
 /// Returns the soft limit in force afterwards.
-pub fn raise_descriptor_limit() -> Option<u64> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn raise_descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -47,23 +48,23 @@ pub fn raise_descriptor_limit() -> Option<u64> {
 
 /// Doubling delays after a failure, from 10 ms up to one second.
 #[derive(Debug, Default)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     failures: u32,
 }
 
 impl Backoff {
     /// Forgets earlier failures.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 
     /// Whether this is the first failure since the last reset (log it then only).
-    pub fn first(&self) -> bool {
+    pub(crate) fn first(&self) -> bool {
         self.failures == 0
     }
 
     /// Counts a failure and returns how long to wait before trying again.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = Duration::from_millis(10) * 2u32.saturating_pow(self.failures.min(7));
         self.failures = self.failures.saturating_add(1);
         delay.min(Duration::from_secs(1))

@@ -4,7 +4,7 @@
 
 /// 64 random bits. Should the OS source fail (it does not on Linux after boot), the
 /// process's hasher keys, themselves OS-seeded, are used instead.
-pub fn u64() -> u64 {
+pub(crate) fn u64() -> u64 {
     getrandom::u64().unwrap_or_else(|_| {
         use std::hash::{BuildHasher, RandomState};
         RandomState::new().hash_one(std::thread::current().id())
@@ -12,7 +12,7 @@ pub fn u64() -> u64 {
 }
 
 /// 16 random bits: a DNS message id.
-pub fn u16() -> u16 {
+pub(crate) fn u16() -> u16 {
     (u64() >> 24) as u16
 }
 

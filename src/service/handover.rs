@@ -46,7 +46,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// Why a hand-over did not happen (the old process carries on).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HandoverError {
+pub(crate) enum HandoverError {
     /// A probe agent has no queries to keep: restart it.
     #[error("a zero-loss restart is for servers; restart a probe agent instead")]
     Agent,
@@ -75,7 +75,11 @@ impl Service {
     /// Starts `program ARGS…` as this server's replacement on the same sockets and
     /// returns its process id once it serves. On any failure it is killed and this
     /// process carries on (nothing was stopped).
-    pub async fn hand_over(&self, program: &Path, args: &[OsString]) -> Result<u32, HandoverError> {
+    pub(crate) async fn hand_over(
+        &self,
+        program: &Path,
+        args: &[OsString],
+    ) -> Result<u32, HandoverError> {
         if self.role != super::plane::Role::Server {
             return Err(HandoverError::Agent);
         }
@@ -168,7 +172,7 @@ impl Service {
     /// After a successful [`Service::hand_over`]: stops reading and accepting (the
     /// new process serves the same sockets), lets open connections finish, stops.
     /// Saves nothing: the state file is the new process's now.
-    pub async fn finish_hand_over(mut self) {
+    pub(crate) async fn finish_hand_over(mut self) {
         if let Some(dns) = self.dns.as_mut() {
             dns.stop_serving().await;
         }
@@ -189,7 +193,7 @@ impl Service {
 
 /// What a process started by [`Service::hand_over`] takes over.
 #[derive(Debug)]
-pub struct Takeover {
+pub(crate) struct Takeover {
     /// The listening sockets.
     pub inherited: Inherited,
     /// The old process's state.
@@ -199,7 +203,7 @@ pub struct Takeover {
 
 impl Takeover {
     /// The hand-over this process was started for, if any (read once, at start).
-    pub fn from_env() -> Result<Option<Self>, String> {
+    pub(crate) fn from_env() -> Result<Option<Self>, String> {
         let Some(inherited) = Inherited::from_env()? else {
             return Ok(None);
         };
@@ -230,14 +234,14 @@ impl Takeover {
     }
 
     /// Tells the old process that this one serves (it then gives way).
-    pub fn announce_ready(mut self) -> std::io::Result<()> {
+    pub(crate) fn announce_ready(mut self) -> std::io::Result<()> {
         self.ready.write_all(b"ready\n")
     }
 }
 
 /// Tells systemd (when it runs the service, `Type=notify`) that this process serves
 /// and is the service's main process.
-pub fn notify_ready() {
+pub(crate) fn notify_ready() {
     let pid = std::process::id();
     if let Err(error) = sd_notify::notify(&[
         sd_notify::NotifyState::MainPid(pid),

@@ -18,17 +18,19 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use self::handover::{HandoverError, Takeover, notify_ready};
+pub(crate) use self::handover::{Takeover, notify_ready};
 use self::plane::{Plane, PlaneHandle, PlaneInput, Role};
 use crate::admin::auth::SharedAccess;
 use crate::admin::{self, AdminError};
-use crate::api::{ReloadStatus, Status};
-pub use crate::config::Reader;
+use crate::api::ReloadStatus;
+#[cfg(feature = "testing")]
+use crate::api::Status;
+pub(crate) use crate::config::Reader;
 use crate::config::{Config, ConfigSource, Diagnostics, KeyPath, Secret};
 use crate::dns::xfr::{TransferState, notify};
 use crate::dns::{DnsError, DnsServer, SharedSnapshot, Snapshot};
+#[cfg(feature = "testing")]
 use crate::health::HealthSnapshot;
-pub use crate::health::board::LOCAL_VANTAGE;
 use crate::health::board::{Restored, local_identity};
 use crate::probe::reporter::{self, ReporterSettings, unix_ms};
 use crate::telemetry::events::EventLog;
@@ -38,7 +40,8 @@ use arc_swap::ArcSwap;
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ServiceError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ServiceError {
     /// The configuration or zones are invalid (every problem listed).
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -57,7 +60,8 @@ pub enum ServiceError {
 }
 
 /// A validated configuration with its zones, ready to become a snapshot.
-pub struct Loaded {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Loaded {
     /// The configuration.
     pub config: Arc<Config>,
     /// The zones, with dynamic names bound.
@@ -69,7 +73,8 @@ pub struct Loaded {
 }
 
 /// Loads and validates a configuration and its zones, collecting every error.
-pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
     let (config, mut diagnostics) = Config::load_partial(source);
     let Some(config) = config else {
         return Err(diagnostics);
@@ -123,7 +128,7 @@ pub fn load(source: ConfigSource) -> Result<Loaded, Diagnostics> {
 /// What `serve` needs from the host beyond the configuration itself, checked by
 /// `check-config`: the state file's directory must be writable (a change that cannot
 /// be saved is refused), or creatable.
-pub fn check_host(config: &Config) -> Diagnostics {
+pub(crate) fn check_host(config: &Config) -> Diagnostics {
     let mut diagnostics = Diagnostics::default();
     let Some(path) = &config.health.state_file else {
         return diagnostics;
@@ -169,11 +174,12 @@ fn writable(dir: &std::path::Path) -> bool {
 }
 
 /// A reload asked for through the admin API, answered with its outcome.
-pub type ReloadRequest = oneshot::Sender<ReloadStatus>;
+pub(crate) type ReloadRequest = oneshot::Sender<ReloadStatus>;
 
 /// Start-up choices made outside the configuration file.
 #[derive(Clone, Debug, Default)]
-pub struct StartOptions {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct StartOptions {
     /// DNS listen addresses replacing the configured ones (kept across reloads).
     pub listen: Option<Vec<SocketAddr>>,
     /// Admin listen address replacing the configured one.
@@ -191,7 +197,7 @@ pub struct StartOptions {
 impl StartOptions {
     /// What `serve` with these options would refuse in `config` (`check-config` takes
     /// the same options, so a unit's ExecStartPre checks what its ExecStart runs).
-    pub fn check(&self, config: &Config) -> Diagnostics {
+    pub(crate) fn check(&self, config: &Config) -> Diagnostics {
         let mut config = config.clone();
         self.apply(&mut config).err().unwrap_or_default()
     }
@@ -222,7 +228,8 @@ impl StartOptions {
 }
 
 /// A running `serve` or `probe` process.
-pub struct Service {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Service {
     role: Role,
     reader: Reader,
     shared: SharedSnapshot,
@@ -238,6 +245,10 @@ pub struct Service {
     /// Recent events.
     events: Arc<EventLog>,
     reload_requests: tokio::sync::Mutex<mpsc::Receiver<ReloadRequest>>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     generation: Arc<AtomicU64>,
     options: StartOptions,
     /// What the running configuration set that only a restart can change.
@@ -247,6 +258,10 @@ pub struct Service {
     sequence: Arc<AtomicU64>,
     shutdown: CancellationToken,
     /// Zone transfers to secondaries (servers only).
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     transfer: Option<Arc<TransferState>>,
     /// dnstap logging (servers with `[dnstap]`): the handle and its writer.
     dnstap: Option<(crate::dns::dnstap::Dnstap, crate::dns::dnstap::DnstapWriter)>,
@@ -322,14 +337,13 @@ impl FixedSettings {
 }
 
 impl Service {
-    /// Starts serving a loaded configuration. Must run inside a tokio runtime.
-    pub async fn start(loaded: Loaded) -> Result<Self, ServiceError> {
-        Self::start_with(loaded, StartOptions::default()).await
-    }
-
     /// Starts serving with start-up options: restores health (state file, peers),
     /// builds the answers, then opens the DNS and admin listeners and starts probing.
-    pub async fn start_with(loaded: Loaded, options: StartOptions) -> Result<Self, ServiceError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn start_with(
+        loaded: Loaded,
+        options: StartOptions,
+    ) -> Result<Self, ServiceError> {
         Self::launch(Role::Server, loaded, options).await
     }
 
@@ -337,7 +351,11 @@ impl Service {
     /// reports to the servers; no DNS, and an admin API only with `--admin-listen`.
     /// `loaded` should be read with [`Reader::Agent`] so other vantage points' secrets
     /// may be absent.
-    pub async fn start_agent(loaded: Loaded, options: StartOptions) -> Result<Self, ServiceError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn start_agent(
+        loaded: Loaded,
+        options: StartOptions,
+    ) -> Result<Self, ServiceError> {
         Self::launch(Role::Agent, loaded, options).await
     }
 
@@ -616,7 +634,7 @@ impl Service {
 
     /// Resolves once the first health decision is made (what `/readyz` reports), or
     /// after `within` (false).
-    pub async fn until_ready(&self, within: std::time::Duration) -> bool {
+    pub(crate) async fn until_ready(&self, within: std::time::Duration) -> bool {
         let metrics = &self.plane.metrics;
         let wait = async {
             loop {
@@ -633,17 +651,23 @@ impl Service {
     }
 
     /// The bound DNS addresses (UDP and TCP); empty for a probe agent.
-    pub fn addresses(&self) -> &[SocketAddr] {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn addresses(&self) -> &[SocketAddr] {
         self.dns.as_ref().map_or(&[], |d| d.addresses.as_slice())
     }
 
     /// The first bound admin API address, if enabled.
-    pub fn admin_address(&self) -> Option<SocketAddr> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn admin_address(&self) -> Option<SocketAddr> {
         self.admin_addresses.first().copied()
     }
 
     /// Every bound admin API address.
-    pub fn admin_addresses(&self) -> &[SocketAddr] {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn admin_addresses(&self) -> &[SocketAddr] {
         &self.admin_addresses
     }
 
@@ -653,17 +677,23 @@ impl Service {
     }
 
     /// The shared snapshot.
-    pub fn snapshot(&self) -> &SharedSnapshot {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn snapshot(&self) -> &SharedSnapshot {
         &self.shared
     }
 
     /// Zone transfer state (servers only): serials, counters.
-    pub fn transfer(&self) -> Option<&Arc<TransferState>> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn transfer(&self) -> Option<&Arc<TransferState>> {
         self.transfer.as_ref()
     }
 
     /// DNS counters (a probe agent's stay zero).
-    pub fn dns_metrics(&self) -> crate::telemetry::metrics::DnsMetrics {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn dns_metrics(&self) -> crate::telemetry::metrics::DnsMetrics {
         self.dns
             .as_ref()
             .map(|d| d.metrics.clone())
@@ -671,13 +701,17 @@ impl Service {
     }
 
     /// Current status (what is answered and why).
-    pub fn status(&self) -> Arc<Status> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn status(&self) -> Arc<Status> {
         self.plane.status.borrow().clone()
     }
 
     /// Publishes endpoint health directly, bypassing probes and quorum (tests, tools).
     /// The health plane replaces it at its next change.
-    pub fn set_health(&self, health: HealthSnapshot) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn set_health(&self, health: HealthSnapshot) {
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -691,12 +725,14 @@ impl Service {
     /// applies (vantage secrets, servers, intervals, checks, pools, records); keys that
     /// need a restart are named in a warning. On any error the running configuration
     /// stays in force and the errors are returned.
-    pub async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) async fn reload(&self, source: ConfigSource) -> Result<Diagnostics, Diagnostics> {
         self.reload_reporting(source).await.0
     }
 
-    /// As [`Service::reload`], also returning the outcome as status shows it.
-    pub async fn reload_reporting(
+    /// As `Service::reload` (tests), also returning the outcome as status shows it.
+    pub(crate) async fn reload_reporting(
         &self,
         source: ConfigSource,
     ) -> (Result<Diagnostics, Diagnostics>, ReloadStatus) {
@@ -767,7 +803,7 @@ impl Service {
 
     /// The next reload asked for through the admin API (`POST /v1/reload`); whoever
     /// runs the process (and knows where its config is) answers it with the outcome.
-    pub async fn reload_requested(&self) -> Option<ReloadRequest> {
+    pub(crate) async fn reload_requested(&self) -> Option<ReloadRequest> {
         self.reload_requests.lock().await.recv().await
     }
 
@@ -808,13 +844,14 @@ impl Service {
 
     /// Resolves if the health plane stopped for a panic (it is logged and `/readyz`
     /// fails): the process should then exit non-zero, for systemd to restart it.
-    pub async fn plane_failed(&self) {
+    pub(crate) async fn plane_failed(&self) {
         self.plane.failed.cancelled().await;
     }
 
     /// Stops serving: the DNS listeners, then the health plane, joined (its final
     /// state save is on disk when this returns; at most [`PLANE_JOIN_TIMEOUT`]).
-    pub async fn shutdown(mut self) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn shutdown(mut self) {
         self.shutdown.cancel();
         if let Some(dns) = self.dns.take() {
             dns.shutdown().await;
@@ -837,13 +874,15 @@ impl Service {
     }
 
     /// dnstap counters, if dnstap is on.
-    pub fn dnstap_stats(&self) -> Option<crate::dns::dnstap::DnstapStats> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn dnstap_stats(&self) -> Option<crate::dns::dnstap::DnstapStats> {
         self.dnstap.as_ref().map(|(tap, _)| tap.stats())
     }
 }
 
 /// How long shutdown waits for the health plane's final save.
-pub const PLANE_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const PLANE_JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The secret of a vantage point, if it has one.
 /// `[health] servers` but those at one of `own` addresses.

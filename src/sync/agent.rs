@@ -30,12 +30,13 @@ use crate::zone::ZoneSet;
 
 /// A burst of health changes is written at most this many `debounce` periods after
 /// its first change.
-pub const MAX_DEBOUNCE_FACTOR: u32 = 5;
+pub(crate) const MAX_DEBOUNCE_FACTOR: u32 = 5;
 
 /// Errors of the agent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AgentError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum AgentError {
     /// The configuration has no `[route53]` section.
     #[error("the configuration has no [route53] section")]
     NotConfigured,
@@ -52,15 +53,21 @@ pub enum AgentError {
 
 /// The outcome of one reconcile run.
 #[derive(Clone, Debug)]
-pub struct RunReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RunReport {
     /// The plan computed.
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read by the integration tests only")
+    )]
     pub plan: Plan,
     /// What applying it did (None: nothing to apply).
     pub applied: Option<ApplyReport>,
 }
 
 /// The Route 53 sync agent for one configuration.
-pub struct Agent {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Agent {
     config: Arc<Config>,
     zones: Arc<ZoneSet>,
     route53: Route53Config,
@@ -69,7 +76,8 @@ pub struct Agent {
 
 impl Agent {
     /// An agent using `client`.
-    pub fn new(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(
         config: Arc<Config>,
         zones: Arc<ZoneSet>,
         client: Arc<Route53Client>,
@@ -84,7 +92,7 @@ impl Agent {
     }
 
     /// Connects to Route 53 with the configuration's `[route53]` settings.
-    pub async fn connect(
+    pub(crate) async fn connect(
         config: Arc<Config>,
         zones: Arc<ZoneSet>,
         options: ClientOptions,
@@ -96,12 +104,13 @@ impl Agent {
     }
 
     /// The agent's metrics.
-    pub fn metrics(&self) -> &Arc<SyncMetrics> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn metrics(&self) -> &Arc<SyncMetrics> {
         self.client.metrics()
     }
 
     /// Whether any record is synced in mirror mode (so health changes matter).
-    pub fn has_mirror_records(&self) -> bool {
+    pub(crate) fn has_mirror_records(&self) -> bool {
         self.config
             .records
             .iter()
@@ -109,7 +118,7 @@ impl Agent {
     }
 
     /// Reads every configured hosted zone and every health check.
-    pub async fn read(&self) -> Result<CurrentState, AgentError> {
+    pub(crate) async fn read(&self) -> Result<CurrentState, AgentError> {
         let mut zones = Vec::new();
         for hosted in &self.route53.zones {
             let zone = canonical_name(&hosted.zone);
@@ -144,18 +153,24 @@ impl Agent {
     }
 
     /// The desired state for a health snapshot.
-    pub fn desired(&self, health: &HealthSnapshot) -> DesiredState {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn desired(&self, health: &HealthSnapshot) -> DesiredState {
         desired_state(&self.config, &self.zones, health)
     }
 
     /// Reads Route 53 and plans (a dry run).
-    pub async fn plan(&self, health: &HealthSnapshot, force: bool) -> Result<Plan, AgentError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn plan(
+        &self,
+        health: &HealthSnapshot,
+        force: bool,
+    ) -> Result<Plan, AgentError> {
         self.plan_desired(self.desired(health), force).await
     }
 
     /// Plans without live health: mirror-mode record sets are left exactly as Route 53
     /// has them (the plan says so in a warning), everything else is planned.
-    pub async fn plan_without_live_health(&self, force: bool) -> Result<Plan, AgentError> {
+    pub(crate) async fn plan_without_live_health(&self, force: bool) -> Result<Plan, AgentError> {
         let mut desired = self.desired(&HealthSnapshot::from_config(&self.config));
         desired.freeze_mirror_records();
         self.plan_desired(desired, force).await
@@ -200,13 +215,15 @@ impl Agent {
     }
 
     /// Applies a plan.
-    pub async fn apply(&self, plan: &Plan) -> Result<ApplyReport, AgentError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn apply(&self, plan: &Plan) -> Result<ApplyReport, AgentError> {
         Ok(apply(self.client.clone(), plan).await?)
     }
 
     /// One full run: read → plan → guard → apply (when there is anything to do).
     /// Updates the run metrics.
-    pub async fn reconcile(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn reconcile(
         &self,
         health: &HealthSnapshot,
         force: bool,
@@ -260,7 +277,7 @@ impl Agent {
     /// first live health arrives on `health` (its initial value is only the
     /// configuration's): a restart during an outage never writes config-derived
     /// health over the servers' live decision.
-    pub async fn run_live(
+    pub(crate) async fn run_live(
         &self,
         mut health: watch::Receiver<Arc<HealthSnapshot>>,
         shutdown: CancellationToken,
@@ -293,7 +310,8 @@ impl Agent {
     /// and, for mirror-mode records, a reconcile `debounce` after health stops
     /// changing — but no later than [`MAX_DEBOUNCE_FACTOR`] × `debounce` after the
     /// first change, so a flapping endpoint cannot hold every update back.
-    pub async fn run(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn run(
         &self,
         mut health: watch::Receiver<Arc<HealthSnapshot>>,
         shutdown: CancellationToken,

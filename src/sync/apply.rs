@@ -22,7 +22,8 @@ use super::route53::{ApiError, Propagation, Route53Client};
 /// Errors that stop an apply.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApplyError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ApplyError {
     /// The plan is unsafe or has unsupported records.
     #[error("plan refused: {0}")]
     Refused(String),
@@ -33,7 +34,8 @@ pub enum ApplyError {
 
 /// A change Route 53 (or a local rule) rejected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FailedChange {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct FailedChange {
     /// The zone.
     pub zone: String,
     /// CREATE, UPSERT or DELETE.
@@ -46,7 +48,8 @@ pub struct FailedChange {
 
 /// What an apply did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ApplyReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ApplyReport {
     /// Health checks created.
     pub health_checks_created: usize,
     /// Health checks updated (settings or tags).
@@ -69,7 +72,8 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     /// Whether everything in the plan was applied.
-    pub fn is_complete(&self) -> bool {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn is_complete(&self) -> bool {
         self.failed.is_empty() && self.failed_health_checks.is_empty()
     }
 
@@ -82,7 +86,8 @@ impl ApplyReport {
     }
 
     /// A one-paragraph summary.
-    pub fn summary(&self) -> String {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn summary(&self) -> String {
         let mut text = format!(
             "applied {} record changes in {} request(s); health checks: {} created, {} updated, \
              {} deleted; propagation {:.1}s",
@@ -114,7 +119,10 @@ impl ApplyReport {
 
 /// Applies a plan. Refuses plans that are unsafe (unless forced) or have unsupported
 /// records.
-pub async fn apply(client: Arc<Route53Client>, plan: &Plan) -> Result<ApplyReport, ApplyError> {
+pub(crate) async fn apply(
+    client: Arc<Route53Client>,
+    plan: &Plan,
+) -> Result<ApplyReport, ApplyError> {
     if !plan.may_apply() {
         let mut reasons: Vec<String> = plan
             .unsupported

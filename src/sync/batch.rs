@@ -29,20 +29,21 @@ use super::owner::{MARKER_LABEL, is_marker_name, parse_marker};
 use super::plan::{RecordChange, ZonePlan};
 
 /// Most `ResourceRecord` elements per request (UPSERT counts twice).
-pub const MAX_RESOURCE_RECORDS: usize = 1000;
+pub(crate) const MAX_RESOURCE_RECORDS: usize = 1000;
 /// Most characters of values per request (UPSERT counts twice).
-pub const MAX_VALUE_CHARS: usize = 32_000;
+pub(crate) const MAX_VALUE_CHARS: usize = 32_000;
 /// Longest single value.
-pub const MAX_VALUE_LEN: usize = 4000;
+pub(crate) const MAX_VALUE_LEN: usize = 4000;
 /// Longest TXT character-string.
-pub const MAX_TXT_STRING: usize = 255;
+pub(crate) const MAX_TXT_STRING: usize = 255;
 /// Longest set identifier.
-pub const MAX_SET_IDENTIFIER_LEN: usize = 128;
+pub(crate) const MAX_SET_IDENTIFIER_LEN: usize = 128;
 
 /// A ChangeResourceRecordSets action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Action {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Action {
     /// Create; fails if the record set exists.
     Create,
     /// Create or replace.
@@ -53,7 +54,7 @@ pub enum Action {
 
 impl Action {
     /// Route 53's name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Create => "CREATE",
             Self::Upsert => "UPSERT",
@@ -64,7 +65,8 @@ impl Action {
 
 /// One change of a request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Change {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Change {
     /// What to do.
     pub action: Action,
     /// The record set (for DELETE: exactly as read).
@@ -74,7 +76,7 @@ pub struct Change {
 impl Change {
     /// The request change for a planned change: CREATE the new set, UPSERT the new set
     /// over the old one, or DELETE the set as read.
-    pub fn from_planned(change: &RecordChange) -> Self {
+    pub(crate) fn from_planned(change: &RecordChange) -> Self {
         match change {
             RecordChange::Create { new } => Self {
                 action: Action::Create,
@@ -92,12 +94,12 @@ impl Change {
     }
 
     /// `ResourceRecord` elements counted against the request limit.
-    pub fn resource_record_cost(&self) -> usize {
+    pub(crate) fn resource_record_cost(&self) -> usize {
         self.record.resource_record_count() * self.multiplier()
     }
 
     /// Value characters counted against the request limit.
-    pub fn value_char_cost(&self) -> usize {
+    pub(crate) fn value_char_cost(&self) -> usize {
         self.record.value_chars() * self.multiplier()
     }
 
@@ -143,7 +145,7 @@ impl Change {
 
 /// Changes that belong together: one owner name's record sets and markers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ChangeGroup {
+pub(crate) struct ChangeGroup {
     /// The owner name.
     pub name: String,
     /// Whether the group must not be split (it replaces record sets at one name:
@@ -197,7 +199,7 @@ impl ChangeGroup {
 /// groups, or inside a single group along its units, so a record set is never
 /// separated from its marker. None when the rejected part cannot be split further
 /// (one unit, or a group that replaces record sets at one name and must land whole).
-pub fn bisect(mut groups: Vec<ChangeGroup>) -> Option<(Vec<ChangeGroup>, Vec<ChangeGroup>)> {
+pub(crate) fn bisect(mut groups: Vec<ChangeGroup>) -> Option<(Vec<ChangeGroup>, Vec<ChangeGroup>)> {
     if groups.len() > 1 {
         let right = groups.split_off(groups.len() / 2);
         return Some((groups, right));
@@ -217,7 +219,7 @@ pub fn bisect(mut groups: Vec<ChangeGroup>) -> Option<(Vec<ChangeGroup>, Vec<Cha
 /// set refers to a health check that could not be created, so a marker is never
 /// written or removed without its record. Returns the batches left and the changes
 /// taken out.
-pub fn drop_unresolved(batches: Vec<Batch>) -> (Vec<Batch>, Vec<Change>) {
+pub(crate) fn drop_unresolved(batches: Vec<Batch>) -> (Vec<Batch>, Vec<Change>) {
     let mut dropped = Vec::new();
     let batches = batches
         .into_iter()
@@ -249,19 +251,20 @@ pub fn drop_unresolved(batches: Vec<Batch>) -> (Vec<Batch>, Vec<Change>) {
 
 /// One ChangeResourceRecordSets request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Groups, in order.
     pub groups: Vec<ChangeGroup>,
 }
 
 impl Batch {
     /// Every change, in order.
-    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+    #[cfg(test)]
+    pub(crate) fn changes(&self) -> impl Iterator<Item = &Change> {
         self.groups.iter().flat_map(|g| g.changes.iter())
     }
 
     /// (`ResourceRecord` elements, value characters) counted against the limits.
-    pub fn cost(&self) -> (usize, usize) {
+    pub(crate) fn cost(&self) -> (usize, usize) {
         self.groups.iter().fold((0, 0), |(rr, chars), g| {
             let (r, c) = g.cost();
             (rr + r, chars + c)
@@ -269,7 +272,8 @@ impl Batch {
     }
 
     /// Whether the batch is within Route 53's request limits.
-    pub fn within_limits(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn within_limits(&self) -> bool {
         let (rr, chars) = self.cost();
         rr <= MAX_RESOURCE_RECORDS && chars <= MAX_VALUE_CHARS
     }
@@ -277,7 +281,7 @@ impl Batch {
 
 /// A change that breaks a Route 53 rule, so it is never sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RejectedChange {
+pub(crate) struct RejectedChange {
     /// The change.
     pub change: Change,
     /// The rule broken.
@@ -285,7 +289,7 @@ pub struct RejectedChange {
 }
 
 /// Checks one change against Route 53's rules for a single record set.
-pub fn validate(change: &Change) -> Result<(), String> {
+pub(crate) fn validate(change: &Change) -> Result<(), String> {
     let record = &change.record;
     let key = &record.key;
     let wire_len: usize = key
@@ -376,7 +380,7 @@ fn label_wire_len(label: &str) -> usize {
 
 /// Splits a zone plan into batches within Route 53's limits, in dependency order,
 /// and returns the changes that break a rule (never sent).
-pub fn batches(zone: &ZonePlan) -> (Vec<Batch>, Vec<RejectedChange>) {
+pub(crate) fn batches(zone: &ZonePlan) -> (Vec<Batch>, Vec<RejectedChange>) {
     let mut rejected = Vec::new();
     let mut changes: Vec<Change> = Vec::new();
     for planned in &zone.changes {
@@ -390,7 +394,7 @@ pub fn batches(zone: &ZonePlan) -> (Vec<Batch>, Vec<RejectedChange>) {
 }
 
 /// Groups changes by owner name and orders the groups by dependency.
-pub fn order_groups(changes: Vec<Change>) -> Vec<ChangeGroup> {
+pub(crate) fn order_groups(changes: Vec<Change>) -> Vec<ChangeGroup> {
     let mut by_name: BTreeMap<String, Vec<Change>> = BTreeMap::new();
     for change in changes {
         by_name
@@ -488,7 +492,7 @@ fn depth(
 
 /// Packs ordered groups into batches within the limits, keeping each group whole
 /// when it fits in one request.
-pub fn pack(groups: Vec<ChangeGroup>) -> Vec<Batch> {
+pub(crate) fn pack(groups: Vec<ChangeGroup>) -> Vec<Batch> {
     let mut batches: Vec<Batch> = Vec::new();
     let mut current = Batch::default();
     let fits = |batch: &Batch, (rr, chars): (usize, usize)| {

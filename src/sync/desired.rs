@@ -40,7 +40,8 @@ use crate::zone::{ZoneSet, rtype};
 /// Where a desired record set comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RecordSource {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum RecordSource {
     /// A dynamic record in native mode.
     Native {
         /// The dynamic record's name.
@@ -62,7 +63,7 @@ pub enum RecordSource {
 impl RecordSource {
     /// The fingerprint of the configuration the set comes from (None: a static
     /// record, which is configuration through and through).
-    pub fn config_fingerprint(&self) -> Option<&str> {
+    pub(crate) fn config_fingerprint(&self) -> Option<&str> {
         match self {
             Self::Native { config, .. } | Self::Mirror { config, .. } => Some(config),
             Self::Static => None,
@@ -72,7 +73,8 @@ impl RecordSource {
 
 /// A desired record set with its origin.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DesiredRecord {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DesiredRecord {
     /// The record set.
     pub set: RecordSet,
     /// Where it comes from.
@@ -81,7 +83,8 @@ pub struct DesiredRecord {
 
 /// Desired record sets of one hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DesiredZone {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DesiredZone {
     /// Canonical zone name.
     pub zone: String,
     /// Hosted zone id from the configuration, if given.
@@ -92,7 +95,8 @@ pub struct DesiredZone {
 
 /// A dynamic record the agent cannot express in Route 53.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Unsupported {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Unsupported {
     /// The record (`name TYPE`).
     pub record: String,
     /// Why.
@@ -101,7 +105,8 @@ pub struct Unsupported {
 
 /// Everything the agent wants Route 53 to hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct DesiredState {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DesiredState {
     /// Hosted zones, in configuration order.
     pub zones: Vec<DesiredZone>,
     /// Health checks by key (endpoint label `pool/endpoint`).
@@ -120,7 +125,7 @@ pub struct DesiredState {
 impl DesiredState {
     /// Leaves every mirror-mode record set as Route 53 has it (no live health to
     /// write them from).
-    pub fn freeze_mirror_records(&mut self) {
+    pub(crate) fn freeze_mirror_records(&mut self) {
         let mirrored = self.mirror_records.clone();
         for zone in &mut self.zones {
             zone.records
@@ -152,15 +157,14 @@ impl DesiredState {
     }
 }
 
-impl DesiredState {
-    /// Number of desired record sets across zones.
-    pub fn record_count(&self) -> usize {
-        self.zones.iter().map(|z| z.records.len()).sum()
-    }
-}
+impl DesiredState {}
 
 /// Computes the desired state. `health` decides mirror-mode answers only.
-pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) -> DesiredState {
+pub(crate) fn desired_state(
+    config: &Config,
+    zones: &ZoneSet,
+    health: &HealthSnapshot,
+) -> DesiredState {
     let mut builder = Builder {
         config,
         state: DesiredState::default(),
@@ -204,7 +208,7 @@ pub fn desired_state(config: &Config, zones: &ZoneSet, health: &HealthSnapshot) 
 /// (a TTL, the order of the pools, a weight, an endpoint added or removed), which the
 /// guard counts. Only hashes of what Route 53 is sent go in: check secrets such as
 /// HTTP headers never do, as markers are public in DNS.
-pub fn config_fingerprint(config: &Config, record: &DynamicRecord) -> String {
+pub(crate) fn config_fingerprint(config: &Config, record: &DynamicRecord) -> String {
     use std::fmt::Write as _;
     let pool_name = |p: &PoolIndex| config.pool(*p).name.as_str();
     let names = |pools: &[PoolIndex]| pools.iter().map(pool_name).collect::<Vec<_>>();
@@ -561,7 +565,7 @@ fn target_value(target: &EndpointTarget) -> String {
 /// forced state (config or operator): forced up = disabled (always healthy), forced
 /// down = disabled and inverted (always unhealthy). None when the endpoint is neither checked nor forced
 /// down (Route 53 treats records without a check as healthy).
-pub fn health_check_spec(
+pub(crate) fn health_check_spec(
     config: &Config,
     endpoint: EndpointIndex,
     forced: Option<HealthState>,
@@ -692,7 +696,7 @@ fn route53_ip(ip: IpAddr) -> String {
 }
 
 /// Route 53's text form of one record's rdata (uncompressed wire form).
-pub fn route53_value(rtype_code: u16, rdata: &[u8]) -> Result<String, String> {
+pub(crate) fn route53_value(rtype_code: u16, rdata: &[u8]) -> Result<String, String> {
     let bad = || {
         format!(
             "malformed {} rdata",

@@ -24,7 +24,8 @@ use crate::model::{EndpointIndex, HealthState};
 /// Errors of the health feed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HealthFeedError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthFeedError {
     /// The URL is not a usable `http://` or `https://` URL.
     #[error("invalid health URL {0:?}: {1}")]
     Url(String, String),
@@ -54,7 +55,8 @@ pub enum HealthFeedError {
 
 /// The JSON answer of `/v1/health`.
 #[derive(Clone, Debug, Deserialize)]
-pub struct HealthReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthReport {
     /// Health generation (increases on every change).
     pub generation: u64,
     /// Per-endpoint states.
@@ -69,7 +71,8 @@ pub struct HealthReport {
 
 /// One agreed primary of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
-pub struct PrimaryReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PrimaryReport {
     /// Owner name.
     pub record: String,
     /// Record type.
@@ -81,7 +84,8 @@ pub struct PrimaryReport {
 
 /// One manual failover of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
-pub struct FailoverReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct FailoverReport {
     /// Owner name.
     pub record: String,
     /// Record type.
@@ -93,7 +97,8 @@ pub struct FailoverReport {
 
 /// One endpoint of a [`HealthReport`].
 #[derive(Clone, Debug, Deserialize)]
-pub struct EndpointReport {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct EndpointReport {
     /// `pool/endpoint`.
     pub endpoint: String,
     /// `up` or `down`.
@@ -108,7 +113,8 @@ pub struct EndpointReport {
 
 impl HealthReport {
     /// The snapshot this report describes for `config`.
-    pub fn snapshot(&self, config: &Config) -> HealthSnapshot {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn snapshot(&self, config: &Config) -> HealthSnapshot {
         let reported: std::collections::HashMap<&str, EndpointHealth> = self
             .endpoints
             .iter()
@@ -178,7 +184,8 @@ fn same_record(name: &str, record_type: &str, record: &crate::config::DynamicRec
 }
 
 /// A client of one server's `/v1/health`.
-pub struct HealthFeed {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthFeed {
     url: String,
     client: reqwest::Client,
     token: Option<String>,
@@ -186,7 +193,8 @@ pub struct HealthFeed {
 
 impl HealthFeed {
     /// A feed from a server's admin base URL (`http://host:port` or `https://…`).
-    pub fn new(base_url: &str) -> Result<Self, HealthFeedError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(base_url: &str) -> Result<Self, HealthFeedError> {
         let url = format!("{}/v1/health", base_url.trim_end_matches('/'));
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(HealthFeedError::Url(url, "use http:// or https://".into()));
@@ -205,19 +213,21 @@ impl HealthFeed {
     }
 
     /// The `/v1/health` URL polled.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// Sends `token` as a bearer token with every request (a server with
     /// `[[admin.tokens]]` needs one of the `read` role).
-    pub fn with_token(mut self, token: Option<String>) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
         self
     }
 
     /// Fetches the current report.
-    pub async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn fetch(&self) -> Result<HealthReport, HealthFeedError> {
         let url = self.url.clone();
         let mut request = self.client.get(&url);
         if let Some(token) = &self.token {
@@ -243,7 +253,7 @@ impl HealthFeed {
 
     /// Polls every `interval` until `shutdown`, publishing changed snapshots. Errors
     /// are logged and the last snapshot is kept.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         config: Arc<Config>,
         interval: Duration,

@@ -11,7 +11,7 @@ use crate::telemetry::names;
 use crate::telemetry::registry::{self, Kind, labelled, single};
 
 /// API operations, for the `operation` label.
-pub const OPERATIONS: [&str; 11] = [
+pub(crate) const OPERATIONS: [&str; 11] = [
     "ListHostedZonesByName",
     "ListResourceRecordSets",
     "ListHealthChecks",
@@ -31,7 +31,8 @@ const RUN_RESULTS: [&str; 3] = ["ok", "refused", "error"];
 
 /// The agent's metrics. Cheap to update from any task.
 #[derive(Debug, Default)]
-pub struct SyncMetrics {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SyncMetrics {
     api_calls: [AtomicU64; 11],
     throttles: AtomicU64,
     prior_request_not_complete: AtomicU64,
@@ -49,7 +50,9 @@ pub struct SyncMetrics {
 
 /// A point-in-time copy of the counters the tests and logs look at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+#[cfg(feature = "testing")]
+pub(crate) struct MetricsSnapshot {
     /// API requests sent.
     pub api_calls: u64,
     /// Throttling answers (Throttling + PriorRequestNotComplete).
@@ -66,7 +69,8 @@ pub struct MetricsSnapshot {
 
 impl SyncMetrics {
     /// Counts a request to `operation` (one of [`OPERATIONS`]).
-    pub fn api_call(&self, operation: &str) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn api_call(&self, operation: &str) {
         let index = OPERATIONS
             .iter()
             .position(|o| *o == operation)
@@ -75,7 +79,8 @@ impl SyncMetrics {
     }
 
     /// Counts a throttling answer.
-    pub fn throttled(&self, prior_request_not_complete: bool) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn throttled(&self, prior_request_not_complete: bool) {
         let counter = if prior_request_not_complete {
             &self.prior_request_not_complete
         } else {
@@ -85,31 +90,32 @@ impl SyncMetrics {
     }
 
     /// Counts a failed request.
-    pub fn api_error(&self) {
+    pub(crate) fn api_error(&self) {
         self.api_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts applied record-set changes by action (`create`, `update`, `delete`).
-    pub fn changes_applied(&self, action: &str, count: u64) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn changes_applied(&self, action: &str, count: u64) {
         if let Some(i) = ACTIONS.iter().position(|a| *a == action) {
             self.changes_applied[i].fetch_add(count, Ordering::Relaxed);
         }
     }
 
     /// Counts rejected record-set changes.
-    pub fn changes_failed(&self, count: u64) {
+    pub(crate) fn changes_failed(&self, count: u64) {
         self.changes_failed.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Counts a health-check change by action.
-    pub fn health_check_changed(&self, action: &str) {
+    pub(crate) fn health_check_changed(&self, action: &str) {
         if let Some(i) = ACTIONS.iter().position(|a| *a == action) {
             self.health_check_changes[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Records the size of the last plan.
-    pub fn plan_sizes(
+    pub(crate) fn plan_sizes(
         &self,
         creates: u64,
         updates: u64,
@@ -128,7 +134,8 @@ impl SyncMetrics {
 
     /// Counts a run by result (`ok`, `refused`, `error`); `ok` also sets the last
     /// success time.
-    pub fn run(&self, result: &str, unix_seconds: u64) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn run(&self, result: &str, unix_seconds: u64) {
         if let Some(i) = RUN_RESULTS.iter().position(|r| *r == result) {
             self.runs[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -139,7 +146,8 @@ impl SyncMetrics {
     }
 
     /// Records a propagation time.
-    pub fn propagation(&self, elapsed: std::time::Duration) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn propagation(&self, elapsed: std::time::Duration) {
         let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.propagation_millis.store(millis, Ordering::Relaxed);
         self.propagation_count.fetch_add(1, Ordering::Relaxed);
@@ -148,12 +156,16 @@ impl SyncMetrics {
     }
 
     /// Unix time of the last successful run (0: none yet).
-    pub fn last_success_seconds(&self) -> u64 {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn last_success_seconds(&self) -> u64 {
         self.last_success_seconds.load(Ordering::Relaxed)
     }
 
     /// A copy of the main counters.
-    pub fn snapshot(&self) -> MetricsSnapshot {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let sum = |counters: &[AtomicU64]| counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         MetricsSnapshot {
             api_calls: sum(&self.api_calls),
@@ -167,7 +179,8 @@ impl SyncMetrics {
     }
 
     /// Renders every metric in the Prometheus text exposition format.
-    pub fn render_prometheus(&self) -> String {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn render_prometheus(&self) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let loads = |c: &[AtomicU64; 3]| c.each_ref().map(load);
         let values = SyncValues {

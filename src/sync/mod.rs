@@ -26,20 +26,19 @@
 //! - [`metrics`]: counters rendered as Prometheus text.
 //! - [`health_feed`]: health from a failoverd server's admin API (mirror mode).
 
-pub mod agent;
-pub mod apply;
-pub mod batch;
-pub mod desired;
-pub mod health_feed;
-pub mod metrics;
-pub mod model;
-pub mod owner;
-pub mod pace;
-pub mod plan;
-pub mod route53;
+pub(crate) mod agent;
+pub(crate) mod apply;
+pub(crate) mod batch;
+pub(crate) mod desired;
+pub(crate) mod health_feed;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod owner;
+pub(crate) mod pace;
+pub(crate) mod plan;
+pub(crate) mod route53;
 #[cfg(test)]
 pub(crate) mod simulate;
 
-pub use self::agent::{Agent, AgentError, RunReport};
-pub use self::apply::ApplyReport;
-pub use self::plan::Plan;
+pub(crate) use self::agent::{Agent, AgentError};
+pub(crate) use self::plan::Plan;

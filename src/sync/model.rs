@@ -16,7 +16,8 @@ use serde::Serialize;
 
 /// A DNS record type as Route 53 names it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum RecordType {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum RecordType {
     /// IPv4 address.
     A,
     /// IPv6 address.
@@ -57,7 +58,7 @@ pub enum RecordType {
 
 impl RecordType {
     /// Every type Route 53 accepts, in mnemonic order.
-    pub const SUPPORTED: [Self; 17] = [
+    pub(crate) const SUPPORTED: [Self; 17] = [
         Self::A,
         Self::Aaaa,
         Self::Caa,
@@ -78,7 +79,7 @@ impl RecordType {
     ];
 
     /// The mnemonic (`A`, `AAAA`, …).
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::A => "A",
             Self::Aaaa => "AAAA",
@@ -102,7 +103,7 @@ impl RecordType {
     }
 
     /// Parses a mnemonic (any case).
-    pub fn from_mnemonic(text: &str) -> Self {
+    pub(crate) fn from_mnemonic(text: &str) -> Self {
         let upper = text.to_ascii_uppercase();
         Self::SUPPORTED
             .iter()
@@ -112,7 +113,7 @@ impl RecordType {
     }
 
     /// The type of a DNS type code, if Route 53 supports it.
-    pub fn from_code(code: u16) -> Option<Self> {
+    pub(crate) fn from_code(code: u16) -> Option<Self> {
         Some(match code {
             1 => Self::A,
             2 => Self::Ns,
@@ -162,7 +163,8 @@ impl Serialize for RecordType {
 
 /// The identity of a record set in a hosted zone: (name, type, set identifier).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct RecordKey {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordKey {
     /// Canonical owner name (see [`canonical_name`]).
     pub name: String,
     /// Record type.
@@ -174,7 +176,7 @@ pub struct RecordKey {
 
 impl RecordKey {
     /// A key; `name` is canonicalised.
-    pub fn new(name: &str, record_type: RecordType, set_identifier: Option<String>) -> Self {
+    pub(crate) fn new(name: &str, record_type: RecordType, set_identifier: Option<String>) -> Self {
         Self {
             name: canonical_name(name),
             record_type,
@@ -196,7 +198,8 @@ impl fmt::Display for RecordKey {
 /// The role of a failover record set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FailoverRole {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum FailoverRole {
     /// Answered while healthy.
     Primary,
     /// Answered when the primary is unhealthy.
@@ -205,7 +208,7 @@ pub enum FailoverRole {
 
 impl FailoverRole {
     /// Route 53's name for the role.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Primary => "PRIMARY",
             Self::Secondary => "SECONDARY",
@@ -216,7 +219,8 @@ impl FailoverRole {
 /// The routing policy of a record set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "policy", rename_all = "snake_case")]
-pub enum Routing {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Routing {
     /// No routing policy.
     Simple,
     /// Weighted (0–255; 0 = only when every other record is unhealthy).
@@ -252,7 +256,8 @@ impl fmt::Display for Routing {
 
 /// An alias record's target: another record set in a hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct AliasTarget {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct AliasTarget {
     /// Hosted zone of the target (bare id, without `/hostedzone/`); empty in desired
     /// state until the zone's id is known.
     pub hosted_zone_id: String,
@@ -265,7 +270,8 @@ pub struct AliasTarget {
 /// A health check a record set refers to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum HealthCheckRef {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthCheckRef {
     /// An existing health check, by Route 53 id.
     Id(String),
     /// A health check the agent manages, by its key (the endpoint label); resolved to
@@ -284,7 +290,8 @@ impl fmt::Display for HealthCheckRef {
 
 /// A record set, as read from Route 53 or as desired.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct RecordSet {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordSet {
     /// Identity.
     pub key: RecordKey,
     /// TTL (None for alias records).
@@ -301,7 +308,12 @@ pub struct RecordSet {
 
 impl RecordSet {
     /// A simple (unrouted) record set; values are sorted.
-    pub fn simple(name: &str, record_type: RecordType, ttl: u32, values: Vec<String>) -> Self {
+    pub(crate) fn simple(
+        name: &str,
+        record_type: RecordType,
+        ttl: u32,
+        values: Vec<String>,
+    ) -> Self {
         let mut set = Self {
             key: RecordKey::new(name, record_type, None),
             ttl: Some(ttl),
@@ -317,19 +329,19 @@ impl RecordSet {
 
     /// Number of `ResourceRecord` elements this record set sends (an alias counts as
     /// one, conservatively).
-    pub fn resource_record_count(&self) -> usize {
+    pub(crate) fn resource_record_count(&self) -> usize {
         self.values.len().max(1)
     }
 
     /// Characters of values this record set sends.
-    pub fn value_chars(&self) -> usize {
+    pub(crate) fn value_chars(&self) -> usize {
         self.values.iter().map(String::len).sum()
     }
 
     /// Whether two record sets are the same for Route 53, ignoring representation
     /// differences that do not matter (value order, name case, TTL of aliases, IPv6
     /// spelling).
-    pub fn same_content(&self, other: &Self) -> bool {
+    pub(crate) fn same_content(&self, other: &Self) -> bool {
         if self.key != other.key
             || self.routing != other.routing
             || self.health_check != other.health_check
@@ -370,7 +382,8 @@ fn normalized_values(record_type: &RecordType, values: &[String]) -> Vec<String>
 
 /// Route 53 protocol of a health check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum HealthCheckProtocol {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthCheckProtocol {
     /// HTTP: healthy on a 2xx or 3xx status.
     #[serde(rename = "HTTP")]
     Http,
@@ -395,7 +408,7 @@ pub enum HealthCheckProtocol {
 
 impl HealthCheckProtocol {
     /// Route 53's name of the type.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::Http => "HTTP",
             Self::Https => "HTTPS",
@@ -408,7 +421,7 @@ impl HealthCheckProtocol {
     }
 
     /// Parses Route 53's name of the type.
-    pub fn from_name(name: &str) -> Self {
+    pub(crate) fn from_name(name: &str) -> Self {
         match name {
             "HTTP" => Self::Http,
             "HTTPS" => Self::Https,
@@ -423,7 +436,8 @@ impl HealthCheckProtocol {
 
 /// The settings of a Route 53 health check, as desired or read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct HealthCheckSpec {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthCheckSpec {
     /// Protocol (cannot be changed after creation).
     pub protocol: HealthCheckProtocol,
     /// Address probed (None: resolve `fqdn`).
@@ -481,7 +495,7 @@ impl Default for HealthCheckSpec {
 
 impl HealthCheckSpec {
     /// A calculated check: healthy while at least `threshold` of `children` are.
-    pub fn calculated(threshold: u8, mut children: Vec<HealthCheckRef>) -> Self {
+    pub(crate) fn calculated(threshold: u8, mut children: Vec<HealthCheckRef>) -> Self {
         children.sort();
         Self {
             protocol: HealthCheckProtocol::Calculated,
@@ -493,7 +507,7 @@ impl HealthCheckSpec {
 
     /// Whether this is a calculated check (created after, deleted before, its
     /// children).
-    pub fn is_calculated(&self) -> bool {
+    pub(crate) fn is_calculated(&self) -> bool {
         self.protocol == HealthCheckProtocol::Calculated
     }
 
@@ -501,7 +515,7 @@ impl HealthCheckSpec {
     /// request interval cannot change, and an IP address or search string cannot be
     /// removed (UpdateHealthCheck's `ResetElements` covers only the host name, path,
     /// regions and child checks; a field left out keeps its old value).
-    pub fn updatable_from(&self, current: &Self) -> bool {
+    pub(crate) fn updatable_from(&self, current: &Self) -> bool {
         let removes = |new: &Option<String>, old: &Option<String>| new.is_none() && old.is_some();
         self.protocol == current.protocol
             && self.request_interval == current.request_interval
@@ -510,7 +524,7 @@ impl HealthCheckSpec {
     }
 
     /// Why `current` cannot become `self` in place (for the plan's warning).
-    pub fn replacement_reason(&self, current: &Self) -> &'static str {
+    pub(crate) fn replacement_reason(&self, current: &Self) -> &'static str {
         if self.protocol != current.protocol {
             "its protocol changed"
         } else if self.request_interval != current.request_interval {
@@ -524,7 +538,7 @@ impl HealthCheckSpec {
 
     /// Whether `current` already has these settings. An empty desired region list
     /// means "Route 53's default", which matches whatever Route 53 reports.
-    pub fn satisfied_by(&self, current: &Self) -> bool {
+    pub(crate) fn satisfied_by(&self, current: &Self) -> bool {
         let regions_match = self.regions.is_empty() || self.regions == current.regions;
         regions_match
             && self.protocol == current.protocol
@@ -556,7 +570,8 @@ fn canonical_host(host: &str) -> String {
 
 /// A health check that exists in Route 53.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ExistingHealthCheck {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ExistingHealthCheck {
     /// Route 53 id.
     pub id: String,
     /// Caller reference it was created with.
@@ -571,7 +586,7 @@ pub struct ExistingHealthCheck {
 
 /// One hosted zone as read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ZoneState {
+pub(crate) struct ZoneState {
     /// Canonical zone name.
     pub zone: String,
     /// Hosted zone id (bare).
@@ -582,7 +597,7 @@ pub struct ZoneState {
 
 /// Everything read from Route 53 for one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct CurrentState {
+pub(crate) struct CurrentState {
     /// The hosted zones in `[route53] zones`, in configuration order.
     pub zones: Vec<ZoneState>,
     /// Every health check of the account, with tags.
@@ -590,13 +605,13 @@ pub struct CurrentState {
 }
 
 /// Strips the `/hostedzone/`, `/healthcheck/` or `/change/` prefix from an id.
-pub fn bare_id(id: &str) -> &str {
+pub(crate) fn bare_id(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
 /// The canonical form of a name: lower case, trailing dot, Route 53 octal escapes
 /// decoded and re-applied uniformly (`\052` and `*` both become `*`).
-pub fn canonical_name(name: &str) -> String {
+pub(crate) fn canonical_name(name: &str) -> String {
     let bytes = decode_escapes(name);
     let mut out = String::with_capacity(bytes.len() + 1);
     for &b in &bytes {
@@ -609,7 +624,7 @@ pub fn canonical_name(name: &str) -> String {
 }
 
 /// The canonical form of a lower-case wire name (length-prefixed labels).
-pub fn canonical_name_from_wire(wire: &[u8]) -> String {
+pub(crate) fn canonical_name_from_wire(wire: &[u8]) -> String {
     let mut out = String::new();
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
@@ -671,12 +686,12 @@ fn decode_escapes(name: &str) -> Vec<u8> {
 }
 
 /// Whether `name` is `zone` or below it (both canonical).
-pub fn is_in_zone(name: &str, zone: &str) -> bool {
+pub(crate) fn is_in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}")) || zone == "."
 }
 
 /// `name` relative to `zone` (`@` for the apex), for short identifiers.
-pub fn relative_name(name: &str, zone: &str) -> String {
+pub(crate) fn relative_name(name: &str, zone: &str) -> String {
     if name == zone {
         return "@".to_owned();
     }
@@ -688,7 +703,7 @@ pub fn relative_name(name: &str, zone: &str) -> String {
 
 /// A stable 64-bit FNV-1a hash (for short identifiers that must not change between
 /// releases, unlike `std`'s hasher).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         hash ^= u64::from(b);
@@ -700,7 +715,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 /// Quotes text as Route 53 TXT value strings: `"…"` pieces of at most 255 bytes,
 /// separated by spaces, with `"` and `\` escaped and other non-printable bytes as
 /// `\ooo`.
-pub fn txt_value(text: &[u8]) -> String {
+pub(crate) fn txt_value(text: &[u8]) -> String {
     let mut out = String::new();
     let chunks: Vec<&[u8]> = if text.is_empty() {
         vec![&[]]
@@ -727,7 +742,7 @@ pub fn txt_value(text: &[u8]) -> String {
 
 /// Splits a Route 53 TXT value into its character strings (unescaped bytes). Returns
 /// None when the value is not a sequence of quoted strings.
-pub fn txt_strings(value: &str) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn txt_strings(value: &str) -> Option<Vec<Vec<u8>>> {
     let bytes = value.as_bytes();
     let mut strings = Vec::new();
     let mut i = 0;

@@ -30,24 +30,24 @@
 use super::model::{RecordKey, RecordSet, RecordType, Routing, relative_name, stable_hash};
 
 /// First label of every marker name.
-pub const MARKER_LABEL: &str = "_failoverd-owner";
+pub(crate) const MARKER_LABEL: &str = "_failoverd-owner";
 /// `heritage=` value of markers.
-pub const HERITAGE: &str = "failoverd";
+pub(crate) const HERITAGE: &str = "failoverd";
 /// TTL of marker record sets.
-pub const MARKER_TTL: u32 = 300;
+pub(crate) const MARKER_TTL: u32 = 300;
 /// Health-check tag holding the owner id.
-pub const TAG_OWNER: &str = "failoverd:owner";
+pub(crate) const TAG_OWNER: &str = "failoverd:owner";
 /// Health-check tag holding the endpoint (`pool/endpoint`) the check probes.
-pub const TAG_ENDPOINT: &str = "failoverd:endpoint";
+pub(crate) const TAG_ENDPOINT: &str = "failoverd:endpoint";
 /// Health-check tag shown as its name in the AWS console.
-pub const TAG_NAME: &str = "Name";
+pub(crate) const TAG_NAME: &str = "Name";
 /// Longest set identifier the agent generates (Route 53 allows 128; markers add a
 /// prefix).
-pub const MAX_SET_IDENTIFIER: usize = 100;
+pub(crate) const MAX_SET_IDENTIFIER: usize = 100;
 
 /// Who claims a record set, as written in a marker value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// Owner id.
     pub owner: String,
     /// The record set claimed.
@@ -58,18 +58,23 @@ pub struct Claim {
 }
 
 /// The marker name of a record name.
-pub fn marker_name(name: &str) -> String {
+pub(crate) fn marker_name(name: &str) -> String {
     format!("{MARKER_LABEL}.{name}")
 }
 
 /// Whether a record set is at a marker name (whatever its values).
-pub fn is_marker_name(name: &str) -> bool {
+pub(crate) fn is_marker_name(name: &str) -> bool {
     name.starts_with(MARKER_LABEL) && name.as_bytes().get(MARKER_LABEL.len()) == Some(&b'.')
 }
 
 /// The marker record set claiming `key` for `owner`, written from the record
 /// configuration with fingerprint `config` (None: a static record).
-pub fn marker_for(key: &RecordKey, zone: &str, owner: &str, config: Option<&str>) -> RecordSet {
+pub(crate) fn marker_for(
+    key: &RecordKey,
+    zone: &str,
+    owner: &str,
+    config: Option<&str>,
+) -> RecordSet {
     let ident = match &key.set_identifier {
         Some(set) => set.clone(),
         None => format!("{} {}", relative_name(&key.name, zone), key.record_type),
@@ -98,7 +103,7 @@ pub fn marker_for(key: &RecordKey, zone: &str, owner: &str, config: Option<&str>
 }
 
 /// The claims a marker record set makes, or None if it is not a marker.
-pub fn parse_marker(record: &RecordSet) -> Option<Vec<Claim>> {
+pub(crate) fn parse_marker(record: &RecordSet) -> Option<Vec<Claim>> {
     if record.key.record_type != RecordType::Txt || !is_marker_name(&record.key.name) {
         return None;
     }
@@ -158,7 +163,12 @@ fn parse_claim(text: &str, owned_name: &str) -> Option<Claim> {
 /// The set identifier of an agent-managed routed record set: `<relative name>
 /// <type> <role>` (unique in the zone, because moto matches DELETEs by set identifier
 /// alone), shortened with a hash when long.
-pub fn set_identifier(name: &str, zone: &str, record_type: &RecordType, role: &str) -> String {
+pub(crate) fn set_identifier(
+    name: &str,
+    zone: &str,
+    record_type: &RecordType,
+    role: &str,
+) -> String {
     shorten(
         &format!("{} {} {}", relative_name(name, zone), record_type, role),
         MAX_SET_IDENTIFIER,
@@ -167,7 +177,7 @@ pub fn set_identifier(name: &str, zone: &str, record_type: &RecordType, role: &s
 
 /// Shortens `text` to at most `max` bytes, ending in a hash of the whole text when
 /// it had to be cut.
-pub fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
@@ -179,13 +189,13 @@ pub fn shorten(text: &str, max: usize) -> String {
 }
 
 /// Prefix of the caller references of the health checks `owner` creates.
-pub fn caller_reference_prefix(owner: &str) -> String {
+pub(crate) fn caller_reference_prefix(owner: &str) -> String {
     format!("failoverd:{:08x}:", stable_hash(owner.as_bytes()) as u32)
 }
 
 /// A caller reference for a new health check (unique per attempt: Route 53 refuses a
 /// reference that was ever used by a deleted check).
-pub fn caller_reference(owner: &str, key: &str, nonce: u64) -> String {
+pub(crate) fn caller_reference(owner: &str, key: &str, nonce: u64) -> String {
     format!(
         "{}{:016x}:{nonce:x}",
         caller_reference_prefix(owner),

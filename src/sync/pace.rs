@@ -10,7 +10,7 @@ use crate::model::RandomSource;
 
 /// A token bucket: `burst` requests at once, refilled at `rate` per second.
 #[derive(Clone, Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -19,7 +19,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket at `now`. `rate` > 0, `burst` ≥ 1.
-    pub fn new(rate: f64, burst: u32, now: Instant) -> Self {
+    pub(crate) fn new(rate: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         Self {
             rate: if rate > 0.0 { rate } else { 1.0 },
@@ -32,7 +32,7 @@ impl TokenBucket {
     /// Takes one token at `now`, returning how long the caller must wait before
     /// sending (zero when a token was available). Waiting callers queue: each one
     /// reserves the next token.
-    pub fn take(&mut self, now: Instant) -> Duration {
+    pub(crate) fn take(&mut self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.updated = now;
@@ -47,7 +47,8 @@ impl TokenBucket {
 
 /// How throttled or transiently failing requests are retried.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryPolicy {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RetryPolicy {
     /// Attempts in total (≥ 1).
     pub max_attempts: u32,
     /// Delay before the first retry (before jitter).
@@ -75,7 +76,7 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (0 for the first retry): exponential, capped,
     /// with "equal jitter" (half fixed, half random), so concurrent clients spread out
     /// but never retry immediately.
-    pub fn delay(&self, retry: u32, rng: &mut dyn RandomSource) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, rng: &mut dyn RandomSource) -> Duration {
         let exponential = self
             .base_delay
             .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
@@ -88,7 +89,8 @@ impl RetryPolicy {
 
 /// How GetChange is polled until a change is INSYNC.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PollPolicy {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PollPolicy {
     /// First delay.
     pub initial: Duration,
     /// Largest delay.
@@ -107,7 +109,7 @@ impl Default for PollPolicy {
 
 impl PollPolicy {
     /// Delay before poll number `poll` (0-based).
-    pub fn delay(&self, poll: u32) -> Duration {
+    pub(crate) fn delay(&self, poll: u32) -> Duration {
         self.initial
             .saturating_mul(1u32.checked_shl(poll.min(20)).unwrap_or(u32::MAX))
             .min(self.max)

@@ -37,14 +37,15 @@ use super::owner::{
 };
 
 /// Share of owned record sets a plan may update or delete without `--force`.
-pub const MAX_CHANGE_PERCENT: usize = 30;
+pub(crate) const MAX_CHANGE_PERCENT: usize = 30;
 /// Owned record sets below which the change share is not checked.
-pub const MIN_RECORDS_FOR_GUARD: usize = 10;
+pub(crate) const MIN_RECORDS_FOR_GUARD: usize = 10;
 
 /// Errors of planning.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum PlanError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum PlanError {
     /// A desired zone was not read.
     #[error("hosted zone {0} was not read")]
     MissingZone(String),
@@ -52,7 +53,7 @@ pub enum PlanError {
 
 /// Settings of a plan.
 #[derive(Clone, Debug)]
-pub struct PlanOptions {
+pub(crate) struct PlanOptions {
     /// Our owner id.
     pub owner_id: String,
     /// Whether the safety guard is overridden.
@@ -65,7 +66,7 @@ pub struct PlanOptions {
 
 impl PlanOptions {
     /// Options with the default guard (30 % each).
-    pub fn new(owner_id: impl Into<String>, force: bool) -> Self {
+    pub(crate) fn new(owner_id: impl Into<String>, force: bool) -> Self {
         Self {
             owner_id: owner_id.into(),
             force,
@@ -79,7 +80,8 @@ impl PlanOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // Plans are small; boxing would only add noise.
-pub enum RecordChange {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum RecordChange {
     /// Create a record set that does not exist.
     Create {
         /// The record set.
@@ -101,7 +103,8 @@ pub enum RecordChange {
 
 impl RecordChange {
     /// The key changed.
-    pub fn key(&self) -> &RecordKey {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn key(&self) -> &RecordKey {
         match self {
             Self::Create { new } | Self::Update { new, .. } => &new.key,
             Self::Delete { old } => &old.key,
@@ -109,12 +112,14 @@ impl RecordChange {
     }
 
     /// Whether this changes an ownership marker.
-    pub fn is_marker(&self) -> bool {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn is_marker(&self) -> bool {
         is_marker_name(&self.key().name) && self.key().record_type == RecordType::Txt
     }
 
     /// `create`, `update` or `delete`.
-    pub fn action_name(&self) -> &'static str {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn action_name(&self) -> &'static str {
         match self {
             Self::Create { .. } => "create",
             Self::Update { .. } => "update",
@@ -133,7 +138,8 @@ impl RecordChange {
 
 /// A foreign record set in the way of a desired one; left untouched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Conflict {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Conflict {
     /// The desired record set's key.
     pub key: RecordKey,
     /// The foreign record set(s) in the way.
@@ -145,7 +151,8 @@ pub struct Conflict {
 /// Why a plan is refused without `--force`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Refusal {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum Refusal {
     /// Too large a share of owned record sets would change.
     TooMuchChange {
         /// The zone.
@@ -189,7 +196,8 @@ impl std::fmt::Display for Refusal {
 
 /// Changes to one hosted zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ZonePlan {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ZonePlan {
     /// Canonical zone name.
     pub zone: String,
     /// Hosted zone id.
@@ -211,7 +219,8 @@ pub struct ZonePlan {
 
 impl ZonePlan {
     /// Counts of (creates, updates, deletes), markers excluded.
-    pub fn counts(&self) -> (usize, usize, usize) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let mut counts = (0, 0, 0);
         for change in self.changes.iter().filter(|c| !c.is_marker()) {
             match change {
@@ -229,7 +238,8 @@ impl ZonePlan {
 #[serde(tag = "action", rename_all = "snake_case")]
 // A plan holds a handful of these, built once per run: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
-pub enum HealthCheckChange {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum HealthCheckChange {
     /// Create a check (and tag it).
     Create {
         /// Its key (endpoint label).
@@ -267,7 +277,7 @@ pub enum HealthCheckChange {
 
 impl HealthCheckChange {
     /// Whether the settings (not only tags) change.
-    pub fn changes_settings(&self) -> bool {
+    pub(crate) fn changes_settings(&self) -> bool {
         match self {
             Self::Update { old, new, .. } => old != new && !new.satisfied_by(old),
             _ => true,
@@ -277,7 +287,8 @@ impl HealthCheckChange {
 
 /// A full plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Plan {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Plan {
     /// Our owner id.
     pub owner_id: String,
     /// Health-check changes (creates and updates run first, deletes last).
@@ -296,33 +307,37 @@ pub struct Plan {
 
 impl Plan {
     /// Whether nothing would change.
-    pub fn is_empty(&self) -> bool {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn is_empty(&self) -> bool {
         self.health_checks.is_empty() && self.zones.iter().all(|z| z.changes.is_empty())
     }
 
     /// Record-set changes across zones (markers included).
-    pub fn record_change_count(&self) -> usize {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn record_change_count(&self) -> usize {
         self.zones.iter().map(|z| z.changes.len()).sum()
     }
 
     /// Conflicts across zones.
-    pub fn conflict_count(&self) -> usize {
+    pub(crate) fn conflict_count(&self) -> usize {
         self.zones.iter().map(|z| z.conflicts.len()).sum()
     }
 
     /// Whether apply may go ahead: no unsupported records, and no refusals unless
     /// forced.
-    pub fn may_apply(&self) -> bool {
+    pub(crate) fn may_apply(&self) -> bool {
         self.unsupported.is_empty() && (self.refusals.is_empty() || self.forced)
     }
 
     /// Renders the plan as JSON.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
     /// Renders the plan as a human-readable table.
-    pub fn render_table(&self) -> String {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn render_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Route 53 plan (owner {})", self.owner_id);
         if self.is_empty() {
@@ -473,7 +488,7 @@ impl Plan {
 }
 
 /// One-line description of a health check.
-pub fn describe_check(spec: &HealthCheckSpec) -> String {
+pub(crate) fn describe_check(spec: &HealthCheckSpec) -> String {
     let target = match (&spec.ip_address, &spec.fqdn) {
         (Some(ip), Some(host)) => format!("{ip} ({host})"),
         (Some(ip), None) => ip.clone(),
@@ -501,7 +516,7 @@ pub fn describe_check(spec: &HealthCheckSpec) -> String {
 }
 
 /// One-line description of a record set's content.
-pub fn describe_record(set: &RecordSet) -> String {
+pub(crate) fn describe_record(set: &RecordSet) -> String {
     let mut parts = Vec::new();
     if !matches!(set.routing, super::model::Routing::Simple) {
         parts.push(set.routing.to_string());
@@ -563,7 +578,7 @@ fn describe_update(old: &RecordSet, new: &RecordSet) -> String {
 }
 
 /// Computes the plan.
-pub fn plan(
+pub(crate) fn plan(
     current: &CurrentState,
     desired: &DesiredState,
     options: &PlanOptions,
@@ -623,7 +638,7 @@ pub fn plan(
 }
 
 /// The tags a health check of ours carries.
-pub fn health_check_tags(owner: &str, key: &str) -> BTreeMap<String, String> {
+pub(crate) fn health_check_tags(owner: &str, key: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (TAG_OWNER.to_owned(), owner.to_owned()),
         (TAG_ENDPOINT.to_owned(), key.to_owned()),
@@ -795,7 +810,7 @@ fn resolve(
 }
 
 /// Plans one zone: `desired` are its desired record sets.
-pub fn plan_zone<'a>(
+pub(crate) fn plan_zone<'a>(
     zone: &str,
     zone_id: &str,
     current: &[RecordSet],
@@ -999,7 +1014,7 @@ fn conflict_for(
 /// explain ([`ZonePlan::health_driven`]: same configuration fingerprint) are not
 /// counted, so an outage is written however many record sets it rewrites; every
 /// configuration edit is counted, in native and mirror mode alike.
-pub fn guard(zone: &ZonePlan, options: &PlanOptions) -> Vec<Refusal> {
+pub(crate) fn guard(zone: &ZonePlan, options: &PlanOptions) -> Vec<Refusal> {
     let health_driven = |change: &RecordChange| zone.health_driven.contains(change.key());
     let counted = |update: bool| {
         zone.changes

@@ -29,10 +29,10 @@ use tokio::sync::broadcast;
 use crate::runtime::clock::unix_ms;
 
 /// Events kept in memory.
-pub const EVENTS_KEPT: usize = 1000;
+pub(crate) const EVENTS_KEPT: usize = 1000;
 
 /// Size past which the journal file is rotated (two files are kept).
-pub const JOURNAL_MAX_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const JOURNAL_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Events waiting for the journal thread; beyond, events are dropped from the
 /// journal (and counted), never from the ring.
@@ -40,7 +40,7 @@ const JOURNAL_QUEUE: usize = 4096;
 
 /// One event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
+pub(crate) struct Event {
     /// Sequence number (increases by one per event, from 1; with a journal it
     /// carries on across restarts).
     pub seq: u64,
@@ -58,7 +58,7 @@ pub struct Event {
 
 /// The ring and its live subscribers.
 #[derive(Debug)]
-pub struct EventLog {
+pub(crate) struct EventLog {
     ring: Mutex<(u64, VecDeque<Event>)>,
     live: broadcast::Sender<Event>,
     journal: Option<Journal>,
@@ -96,7 +96,7 @@ impl Default for EventLog {
 /// Why the journal cannot be used (the log then keeps events in memory only).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum JournalError {
+pub(crate) enum JournalError {
     /// Reading or opening the journal failed.
     #[error("{path}: {source}")]
     Io {
@@ -111,7 +111,7 @@ impl EventLog {
     /// A log that also appends every event to the journal at `path`: the ring is
     /// refilled with the newest events already there, and numbering carries on
     /// after the last one.
-    pub fn with_journal(path: &Path) -> Result<Self, JournalError> {
+    pub(crate) fn with_journal(path: &Path) -> Result<Self, JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_owned(),
             source,
@@ -147,7 +147,13 @@ impl EventLog {
     }
 
     /// Records an event (the caller logs it too; see [`crate::event`]).
-    pub fn record(&self, level: &str, kind: &str, message: String, fields: Vec<(&str, String)>) {
+    pub(crate) fn record(
+        &self,
+        level: &str,
+        kind: &str,
+        message: String,
+        fields: Vec<(&str, String)>,
+    ) {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.0 += 1;
         let event = Event {
@@ -177,7 +183,7 @@ impl EventLog {
     }
 
     /// Events after `since` (sequence number), the newest `limit` of them.
-    pub fn since(&self, since: u64, limit: usize) -> Vec<Event> {
+    pub(crate) fn since(&self, since: u64, limit: usize) -> Vec<Event> {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let newer: Vec<&Event> = ring.1.iter().filter(|e| e.seq > since).collect();
         newer[newer.len().saturating_sub(limit)..]
@@ -189,7 +195,7 @@ impl EventLog {
     /// Events at or after `since_ms` (Unix milliseconds), the newest `limit` of them:
     /// from memory while the ring reaches back that far, else from the journal
     /// (blocking: call it off the async workers).
-    pub fn since_time(&self, since_ms: u64, limit: usize) -> Vec<Event> {
+    pub(crate) fn since_time(&self, since_ms: u64, limit: usize) -> Vec<Event> {
         let Some(journal) = &self.journal else {
             return self.since_time_in_memory(since_ms, limit);
         };
@@ -220,13 +226,13 @@ impl EventLog {
 
     /// Events from now on (a subscriber that falls behind by more than 256 events
     /// misses some; it sees the gap in the sequence numbers).
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.live.subscribe()
     }
 
     /// Events not written to the journal (queue full, a write failed, or paused for
     /// a replacing process).
-    pub fn journal_dropped(&self) -> u64 {
+    pub(crate) fn journal_dropped(&self) -> u64 {
         self.journal
             .as_ref()
             .map_or(0, |j| j.dropped.load(Ordering::Relaxed))
@@ -234,7 +240,7 @@ impl EventLog {
 
     /// Stops writing the journal (a replacing process takes it over) once everything
     /// queued is on disk, or resumes it (`false`: the replacement failed).
-    pub async fn pause_journal(&self, paused: bool) {
+    pub(crate) async fn pause_journal(&self, paused: bool) {
         let Some(journal) = &self.journal else {
             return;
         };
@@ -252,7 +258,7 @@ impl EventLog {
 
     /// Waits until every event recorded so far is written to the journal (at
     /// shutdown; nothing to wait for without one).
-    pub async fn flush_journal(&self) {
+    pub(crate) async fn flush_journal(&self) {
         let Some(journal) = &self.journal else {
             return;
         };
@@ -269,7 +275,7 @@ impl EventLog {
 }
 
 /// Where the journal of a state file is kept: `<state_file>.events.jsonl`.
-pub fn journal_path(state_file: &Path) -> PathBuf {
+pub(crate) fn journal_path(state_file: &Path) -> PathBuf {
     let mut name = state_file.as_os_str().to_owned();
     name.push(".events.jsonl");
     PathBuf::from(name)
@@ -296,7 +302,11 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 /// Events in the journal at `path` (and the rotated file before it) at or after
 /// `since_ms`, in order, the newest `limit` of them. Lines that do not parse (a line
 /// cut short by a crash) are skipped.
-pub fn read_journal(path: &Path, since_ms: u64, limit: usize) -> std::io::Result<Vec<Event>> {
+pub(crate) fn read_journal(
+    path: &Path,
+    since_ms: u64,
+    limit: usize,
+) -> std::io::Result<Vec<Event>> {
     let mut events: VecDeque<Event> = VecDeque::new();
     let mut last = 0;
     for file in [older(path), path.to_owned()] {

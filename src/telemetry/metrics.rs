@@ -11,10 +11,10 @@ use super::names;
 use super::registry::{Kind, family, labelled, single};
 
 /// Zones counted apart (the last slot counts every zone past them).
-pub const ZONE_SLOTS: usize = 64;
+pub(crate) const ZONE_SLOTS: usize = 64;
 
 /// The slot of the zones past the first `ZONE_SLOTS - 1`.
-pub const OTHER_ZONES_SLOT: u8 = (ZONE_SLOTS - 1) as u8;
+pub(crate) const OTHER_ZONES_SLOT: u8 = (ZONE_SLOTS - 1) as u8;
 
 /// Zone names by counter slot, for the whole process: a zone keeps its slot across
 /// reloads (and every server of the process shares the names).
@@ -23,7 +23,7 @@ static ZONE_NAMES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::ne
 /// The per-zone counter slot of zone `origin` (absolute, lower case): its own while
 /// fewer than `ZONE_SLOTS - 1` zones were ever seen, else [`OTHER_ZONES_SLOT`].
 /// Called when zones are loaded, never on the answer path.
-pub fn zone_slot(origin: &str) -> u8 {
+pub(crate) fn zone_slot(origin: &str) -> u8 {
     let mut names = ZONE_NAMES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(i) = names.iter().position(|n| n == origin) {
         return i as u8;
@@ -36,7 +36,7 @@ pub fn zone_slot(origin: &str) -> u8 {
 }
 
 /// The zone name of a counter slot (`(other)` for the shared one).
-pub fn zone_slot_name(slot: usize) -> Option<String> {
+pub(crate) fn zone_slot_name(slot: usize) -> Option<String> {
     if slot == usize::from(OTHER_ZONES_SLOT) {
         return Some("(other)".to_owned());
     }
@@ -48,7 +48,7 @@ pub fn zone_slot_name(slot: usize) -> Option<String> {
 }
 
 /// Records with `trickle` counted apart (the last slot counts every one past them).
-pub const TRICKLE_SLOTS: usize = 32;
+pub(crate) const TRICKLE_SLOTS: usize = 32;
 
 /// Records (name, type) by trickle counter slot, for the whole process.
 static TRICKLE_RECORDS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
@@ -56,7 +56,7 @@ static TRICKLE_RECORDS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mut
 /// The trickle counter slot of a record (name, type): its own while fewer than
 /// `TRICKLE_SLOTS - 1` records were ever given one, else the shared last slot.
 /// Called when answers are built, never on the answer path.
-pub fn trickle_slot(record: &str, rtype: &str) -> u8 {
+pub(crate) fn trickle_slot(record: &str, rtype: &str) -> u8 {
     let mut names = TRICKLE_RECORDS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(i) = names.iter().position(|(n, t)| n == record && t == rtype) {
         return i as u8;
@@ -69,7 +69,7 @@ pub fn trickle_slot(record: &str, rtype: &str) -> u8 {
 }
 
 /// The record (name, type) of a trickle counter slot (`(other)` for the shared one).
-pub fn trickle_slot_record(slot: usize) -> Option<(String, String)> {
+pub(crate) fn trickle_slot_record(slot: usize) -> Option<(String, String)> {
     if slot == TRICKLE_SLOTS - 1 {
         return Some(("(other)".to_owned(), String::new()));
     }
@@ -81,7 +81,7 @@ pub fn trickle_slot_record(slot: usize) -> Option<(String, String)> {
 }
 
 /// Response codes counted separately; others go to `other`.
-pub const COUNTED_RCODES: [(u16, &str); 7] = [
+pub(crate) const COUNTED_RCODES: [(u16, &str); 7] = [
     (0, "noerror"),
     (1, "formerr"),
     (2, "servfail"),
@@ -94,7 +94,7 @@ pub const COUNTED_RCODES: [(u16, &str); 7] = [
 /// One worker's counters, on its own cache lines.
 #[repr(align(128))]
 #[derive(Debug)]
-pub struct DnsCounters {
+pub(crate) struct DnsCounters {
     responses: [AtomicU64; 8],
     dropped: AtomicU64,
     truncated: AtomicU64,
@@ -132,43 +132,38 @@ impl Default for DnsCounters {
 
 impl DnsCounters {
     /// Counts a rate-limited response sent truncated.
-    pub fn rrl_slipped(&self) {
+    pub(crate) fn rrl_slipped(&self) {
         self.rrl_slipped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a rate-limited response not sent.
-    pub fn rrl_dropped(&self) {
+    pub(crate) fn rrl_dropped(&self) {
         self.rrl_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an accepted TCP connection.
-    pub fn tcp_accepted(&self) {
+    pub(crate) fn tcp_accepted(&self) {
         self.tcp_accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a TCP connection refused by a connection limit.
-    pub fn tcp_rejected(&self) {
+    pub(crate) fn tcp_rejected(&self) {
         self.tcp_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a TCP connection closed by the idle timeout.
-    pub fn tcp_timeout(&self) {
+    pub(crate) fn tcp_timeout(&self) {
         self.tcp_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a closed TCP connection (one that was accepted).
-    pub fn tcp_closed(&self) {
+    pub(crate) fn tcp_closed(&self) {
         self.tcp_closed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a response.
-    pub fn response(&self, rcode: u16) {
-        self.response_in(rcode, None);
     }
 
     /// Counts a response to a query in the zone of counter slot `zone` (None: in no
     /// zone served, or not parsed).
-    pub fn response_in(&self, rcode: u16, zone: Option<u8>) {
+    pub(crate) fn response_in(&self, rcode: u16, zone: Option<u8>) {
         let slot = COUNTED_RCODES
             .iter()
             .position(|(code, _)| *code == rcode)
@@ -180,22 +175,22 @@ impl DnsCounters {
     }
 
     /// Counts a dropped datagram.
-    pub fn dropped(&self) {
+    pub(crate) fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a truncated response.
-    pub fn truncated(&self) {
+    pub(crate) fn truncated(&self) {
         self.truncated.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an internal error.
-    pub fn internal_error(&self) {
+    pub(crate) fn internal_error(&self) {
         self.internal_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a trickle answer of the record in trickle slot `slot`.
-    pub fn trickle(&self, slot: u8) {
+    pub(crate) fn trickle(&self, slot: u8) {
         if let Some(counter) = self.trickle.get(usize::from(slot)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -204,7 +199,8 @@ impl DnsCounters {
 
 /// Totals across shards.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DnsTotals {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnsTotals {
     /// Responses per [`COUNTED_RCODES`] entry, then `other`.
     pub responses: [u64; 8],
     /// Dropped datagrams.
@@ -235,25 +231,28 @@ pub struct DnsTotals {
 
 impl DnsTotals {
     /// Rate-limited responses (slipped plus dropped).
-    pub fn rrl_limited(&self) -> u64 {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn rrl_limited(&self) -> u64 {
         self.rrl_slipped + self.rrl_dropped
     }
 
     /// TCP connections open now.
-    pub fn tcp_open(&self) -> u64 {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn tcp_open(&self) -> u64 {
         self.tcp_accepted.saturating_sub(self.tcp_closed)
     }
 }
 
 /// All DNS counters of a server.
 #[derive(Clone, Debug, Default)]
-pub struct DnsMetrics {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnsMetrics {
     shards: Arc<std::sync::Mutex<Vec<Arc<DnsCounters>>>>,
 }
 
 impl DnsMetrics {
     /// A new shard for one worker (taken once, at worker start).
-    pub fn shard(&self) -> Arc<DnsCounters> {
+    pub(crate) fn shard(&self) -> Arc<DnsCounters> {
         let shard = Arc::new(DnsCounters::default());
         if let Ok(mut shards) = self.shards.lock() {
             shards.push(shard.clone());
@@ -262,7 +261,8 @@ impl DnsMetrics {
     }
 
     /// Sums every shard.
-    pub fn totals(&self) -> DnsTotals {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn totals(&self) -> DnsTotals {
         let mut totals = DnsTotals::default();
         let Ok(shards) = self.shards.lock() else {
             return totals;
@@ -297,7 +297,7 @@ impl DnsMetrics {
 
 /// The answer path's counters on `/metrics`: the shards summed at scrape time.
 #[derive(Clone, Debug, Default)]
-pub struct DnsCollector(pub DnsMetrics);
+pub(crate) struct DnsCollector(pub DnsMetrics);
 
 impl Collector for DnsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -409,7 +409,7 @@ impl Collector for DnsCollector {
 
 /// The latest durations of something (the last 4096), for exact quantiles in metrics.
 #[derive(Debug, Default)]
-pub struct LatencyWindow {
+pub(crate) struct LatencyWindow {
     samples: std::sync::Mutex<std::collections::VecDeque<f64>>,
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -419,7 +419,7 @@ impl LatencyWindow {
     const KEPT: usize = 4096;
 
     /// Records one duration.
-    pub fn record(&self, duration: std::time::Duration) {
+    pub(crate) fn record(&self, duration: std::time::Duration) {
         let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         if samples.len() == Self::KEPT {
             samples.pop_front();
@@ -432,7 +432,7 @@ impl LatencyWindow {
 
     /// `(q, seconds)` for each quantile over the kept samples (empty: none yet), the
     /// count and the sum in seconds of every sample ever recorded.
-    pub fn summary(&self, quantiles: &[f64]) -> (Vec<(f64, f64)>, u64, f64) {
+    pub(crate) fn summary(&self, quantiles: &[f64]) -> (Vec<(f64, f64)>, u64, f64) {
         let mut sorted: Vec<f64> = self
             .samples
             .lock()
@@ -459,7 +459,7 @@ impl LatencyWindow {
 
 /// A Prometheus histogram of durations: cumulative counts per fixed bucket, lock-free.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [f64],
     /// One per bound, then +Inf.
     counts: Vec<AtomicU64>,
@@ -467,7 +467,7 @@ pub struct Histogram {
 }
 
 /// Buckets for decisions and probes: 0.5 ms … 10 s.
-pub const LATENCY_BUCKETS: &[f64] = &[
+pub(crate) const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -479,7 +479,7 @@ impl Default for Histogram {
 
 impl Histogram {
     /// A histogram with upper bounds `bounds` (ascending) and +Inf.
-    pub fn new(bounds: &'static [f64]) -> Self {
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
         Self {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -488,7 +488,7 @@ impl Histogram {
     }
 
     /// Records one duration.
-    pub fn observe(&self, duration: std::time::Duration) {
+    pub(crate) fn observe(&self, duration: std::time::Duration) {
         let seconds = duration.as_secs_f64();
         let bucket = self
             .bounds
@@ -502,7 +502,7 @@ impl Histogram {
 
     /// `(upper bound, count)` per bound (not cumulative), the sum in seconds and
     /// the count of every duration recorded (the +Inf bucket's).
-    pub fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
+    pub(crate) fn read(&self) -> (Vec<(f64, u64)>, f64, u64) {
         let counts: Vec<u64> = self
             .counts
             .iter()

@@ -3,7 +3,7 @@
 //! `prometheus-client` registry ([`registry`]), and the event log (`events`, with
 //! the `event!` macro).
 
-pub mod events;
-pub mod metrics;
-pub mod names;
-pub mod registry;
+pub(crate) mod events;
+pub(crate) mod metrics;
+pub(crate) mod names;
+pub(crate) mod registry;

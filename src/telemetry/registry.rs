@@ -16,13 +16,13 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::exemplar::Exemplar;
-pub use prometheus_client::registry::Registry;
+pub(crate) use prometheus_client::registry::Registry;
 
 /// The `Content-Type` of `/metrics` (the Prometheus text format 0.0.4).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// The text of every collector in `registry`, in the order they were registered.
-pub fn encode(registry: &Registry) -> String {
+pub(crate) fn encode(registry: &Registry) -> String {
     let mut out = String::with_capacity(16 * 1024);
     // Writing to a String does not fail, nor do the collectors here.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, registry);
@@ -31,7 +31,7 @@ pub fn encode(registry: &Registry) -> String {
 
 /// The text of one collector (a registry of its own): for counters read into a
 /// value of their own at the time of the call.
-pub fn encode_one(collector: impl Collector) -> String {
+pub(crate) fn encode_one(collector: impl Collector) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     encode(&registry)
@@ -39,7 +39,7 @@ pub fn encode_one(collector: impl Collector) -> String {
 
 /// The type of a metric family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A counter, named with its `_total`.
     Counter,
     /// A gauge.
@@ -52,13 +52,13 @@ pub enum Kind {
 
 /// A family being written: its `# HELP` and `# TYPE` lines are out, samples follow.
 #[derive(Debug)]
-pub struct Family<'a> {
+pub(crate) struct Family<'a> {
     encoder: MetricEncoder<'a>,
     kind: Kind,
 }
 
 /// Starts the family `name` (as exposed, see [`super::names`]) of type `kind`.
-pub fn family<'a>(
+pub(crate) fn family<'a>(
     encoder: &'a mut DescriptorEncoder<'_>,
     name: &'a str,
     help: &str,
@@ -82,7 +82,7 @@ pub fn family<'a>(
 
 /// A sample's value: a count, or a measure (written as an integer when whole).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// A count.
     Count(u64),
     /// A measure.
@@ -109,7 +109,7 @@ impl From<f64> for Value {
 
 impl Family<'_> {
     /// One sample with `labels` (none: the family's only sample).
-    pub fn sample(
+    pub(crate) fn sample(
         &mut self,
         labels: &[(&str, &str)],
         value: impl Into<Value>,
@@ -134,7 +134,7 @@ impl Family<'_> {
     /// A histogram's sample with `labels`: `(upper bound, count)` per bound (not
     /// cumulative; +Inf is `count`), the sum and the count (as
     /// [`Histogram::read`](super::metrics::Histogram::read) gives them).
-    pub fn histogram(
+    pub(crate) fn histogram(
         &mut self,
         labels: &[(&str, &str)],
         (buckets, sum, count): (Vec<(f64, u64)>, f64, u64),
@@ -151,7 +151,7 @@ impl Family<'_> {
 }
 
 /// One family with one unlabelled sample.
-pub fn single(
+pub(crate) fn single(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -162,7 +162,7 @@ pub fn single(
 }
 
 /// One family with a sample per `(label value, value)` under label `label`.
-pub fn labelled<'v, V: Into<Value>>(
+pub(crate) fn labelled<'v, V: Into<Value>>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -180,7 +180,7 @@ pub fn labelled<'v, V: Into<Value>>(
 /// Appends a summary family to `out`: `prometheus-client` has no summary type, so
 /// this one family is written here, in the same text format (`quantiles` as
 /// `(q, seconds)`; none yet: only the sum and count).
-pub fn write_summary(
+pub(crate) fn write_summary(
     out: &mut String,
     name: &str,
     help: &str,

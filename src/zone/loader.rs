@@ -21,7 +21,7 @@ const CHUNK_STATEMENTS: usize = 64;
 
 /// A parse error with its line in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseFailure {
+pub(crate) struct ParseFailure {
     /// 1-based line where the failing statement starts (if known).
     pub line: Option<usize>,
     /// Hickory's message.
@@ -45,7 +45,7 @@ struct Context {
 
 /// Finds the zone origin: the first `$ORIGIN`, else an absolute SOA owner, else the
 /// file name without its `.zone` suffix.
-pub fn detect_origin(text: &str, path: &Path) -> Option<String> {
+pub(crate) fn detect_origin(text: &str, path: &Path) -> Option<String> {
     for statement in statements(text) {
         let mut tokens = statement.text.split_whitespace();
         let Some(first) = tokens.next() else { continue };
@@ -138,7 +138,7 @@ fn statements(text: &str) -> impl Iterator<Item = Statement<'_>> {
 }
 
 /// A record as read from the file.
-pub struct ParsedRecord<'a> {
+pub(crate) struct ParsedRecord<'a> {
     /// Lower-case wire owner.
     pub owner: &'a [u8],
     /// RR type code.
@@ -151,7 +151,7 @@ pub struct ParsedRecord<'a> {
 
 /// Parses `text` as a zone with the given origin, calling `sink` for every record.
 /// `sink` returns an error message to abort (e.g. a record outside the zone).
-pub fn parse_zone(
+pub(crate) fn parse_zone(
     text: &str,
     path: &Path,
     origin: &str,

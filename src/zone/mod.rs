@@ -1,29 +1,21 @@
 //! Static zone data: RFC 1035 files from `zones/`, loaded into an indexed store, and
 //! the binding of dynamic records (from the config) to names in those zones.
 
-pub mod loader;
-pub mod name;
-pub mod store;
+pub(crate) mod loader;
+pub(crate) mod name;
+pub(crate) mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use self::store::{Lookup, NodeId, NodeRef, PackedRdata, RrSet, RrSetId, Zone, rtype};
+pub(crate) use self::store::{Lookup, NodeId, NodeRef, PackedRdata, RrSetId, Zone, rtype};
 use crate::config::{Config, Diagnostic, Diagnostics, KeyPath, Severity};
 use crate::model::RecordIndex;
 
-/// Errors of this module (beyond per-file diagnostics).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ZoneError {
-    /// Zones could not be loaded; every problem is listed.
-    #[error("zones could not be loaded:\n{0}")]
-    Invalid(Diagnostics),
-}
-
 /// All zones served, searched longest origin first.
 #[derive(Debug, Default)]
-pub struct ZoneSet {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ZoneSet {
     zones: Vec<Arc<Zone>>,
     /// Per zone, its slot in the per-zone query counters
     /// ([`crate::telemetry::metrics::zone_slot`]: stable for a zone name across reloads).
@@ -32,7 +24,7 @@ pub struct ZoneSet {
 
 impl ZoneSet {
     /// Wraps zones (any order).
-    pub fn new(mut zones: Vec<Arc<Zone>>) -> Self {
+    pub(crate) fn new(mut zones: Vec<Arc<Zone>>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin().len()));
         let slots = zones
             .iter()
@@ -42,7 +34,7 @@ impl ZoneSet {
     }
 
     /// The per-zone counter slot of zone `index` (see [`crate::telemetry::metrics::zone_slot`]).
-    pub fn stats_slot(&self, index: usize) -> u8 {
+    pub(crate) fn stats_slot(&self, index: usize) -> u8 {
         self.slots
             .get(index)
             .copied()
@@ -50,20 +42,21 @@ impl ZoneSet {
     }
 
     /// The zones, longest origin first.
-    pub fn zones(&self) -> &[Arc<Zone>] {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn zones(&self) -> &[Arc<Zone>] {
         &self.zones
     }
 
     /// Index (into [`ZoneSet::zones`]) of the zone with the longest origin containing
     /// `qname` (lower-case wire), if any.
-    pub fn find_zone(&self, qname: &[u8]) -> Option<usize> {
+    pub(crate) fn find_zone(&self, qname: &[u8]) -> Option<usize> {
         self.zones
             .iter()
             .position(|zone| name::is_at_or_below(qname, zone.origin()))
     }
 
     /// Another set sharing the same zones.
-    pub fn clone_of(other: &Self) -> Self {
+    pub(crate) fn clone_of(other: &Self) -> Self {
         Self {
             zones: other.zones.clone(),
             slots: other.slots.clone(),
@@ -71,7 +64,7 @@ impl ZoneSet {
     }
 
     /// The same zones with the one at `index` replaced (order kept).
-    pub fn with_zone(&self, index: usize, zone: Arc<Zone>) -> Self {
+    pub(crate) fn with_zone(&self, index: usize, zone: Arc<Zone>) -> Self {
         let mut zones = self.zones.clone();
         if let Some(slot) = zones.get_mut(index) {
             *slot = zone;
@@ -83,7 +76,8 @@ impl ZoneSet {
     }
 
     /// Total records across zones.
-    pub fn record_count(&self) -> usize {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn record_count(&self) -> usize {
         self.zones.iter().map(|z| z.record_count()).sum()
     }
 }
@@ -97,7 +91,7 @@ struct ZoneFile {
 /// Loads every configured zone file and binds the config's dynamic records into the
 /// zones. Returns the zones with warnings, or every error found (with file and line,
 /// or config key path).
-pub fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
+pub(crate) fn load(config: &Config) -> Result<(ZoneSet, Diagnostics), Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     let files = read_files(config, &mut diagnostics);
     // A zone file that did not load is reported once: what would fall in it is not

@@ -6,13 +6,13 @@
 use hickory_proto::rr::Name;
 
 /// Longest name in wire form (RFC 1035 §2.3.4).
-pub const MAX_NAME_LEN: usize = 255;
+pub(crate) const MAX_NAME_LEN: usize = 255;
 
 /// Most labels a name can have (including the root label).
-pub const MAX_LABELS: usize = 128;
+pub(crate) const MAX_LABELS: usize = 128;
 
 /// Lower-case wire form of a hickory name.
-pub fn wire_from_name(name: &Name) -> Vec<u8> {
+pub(crate) fn wire_from_name(name: &Name) -> Vec<u8> {
     let mut wire = Vec::with_capacity(name.len() + 2);
     for label in name.iter() {
         wire.push(label.len() as u8);
@@ -23,33 +23,35 @@ pub fn wire_from_name(name: &Name) -> Vec<u8> {
 }
 
 /// Lower-case wire form of a textual name (taken as absolute).
-pub fn wire_from_text(text: &str) -> Option<Vec<u8>> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn wire_from_text(text: &str) -> Option<Vec<u8>> {
     let mut name = Name::from_ascii(text).ok()?;
     name.set_fqdn(true);
     Some(wire_from_name(&name))
 }
 
 /// Hickory name from a wire name (no compression pointers).
-pub fn name_from_wire(wire: &[u8]) -> Name {
+pub(crate) fn name_from_wire(wire: &[u8]) -> Name {
     let labels = Labels::new(wire).map(|(start, len)| &wire[start + 1..start + 1 + len]);
     Name::from_labels(labels).unwrap_or_else(|_| Name::root())
 }
 
 /// Text form (`www.example.com.`) of a wire name, with RFC 1035 escapes.
-pub fn text_from_wire(wire: &[u8]) -> String {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn text_from_wire(wire: &[u8]) -> String {
     name_from_wire(wire).to_ascii()
 }
 
 /// Iterator over `(offset, length)` of each non-root label of a wire name.
 #[derive(Clone)]
-pub struct Labels<'a> {
+pub(crate) struct Labels<'a> {
     wire: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Labels<'a> {
     /// Iterates the labels of `wire`.
-    pub fn new(wire: &'a [u8]) -> Self {
+    pub(crate) fn new(wire: &'a [u8]) -> Self {
         Self { wire, pos: 0 }
     }
 }
@@ -69,18 +71,18 @@ impl Iterator for Labels<'_> {
 }
 
 /// Number of non-root labels.
-pub fn label_count(wire: &[u8]) -> usize {
+pub(crate) fn label_count(wire: &[u8]) -> usize {
     Labels::new(wire).count()
 }
 
 /// The name with its first label removed (`None` for the root).
-pub fn parent(wire: &[u8]) -> Option<&[u8]> {
+pub(crate) fn parent(wire: &[u8]) -> Option<&[u8]> {
     let len = *wire.first()? as usize;
     if len == 0 { None } else { wire.get(1 + len..) }
 }
 
 /// Whether `name` equals `ancestor` or lies below it (both lower-case wire).
-pub fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+pub(crate) fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
     if name.len() < ancestor.len() {
         return false;
     }
@@ -93,7 +95,7 @@ pub fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
 }
 
 /// Like [`is_at_or_below`], with `name` in any case (`ancestor` lower case).
-pub fn is_at_or_below_ignore_case(name: &[u8], ancestor: &[u8]) -> bool {
+pub(crate) fn is_at_or_below_ignore_case(name: &[u8], ancestor: &[u8]) -> bool {
     if name.len() < ancestor.len() {
         return false;
     }
@@ -103,12 +105,12 @@ pub fn is_at_or_below_ignore_case(name: &[u8], ancestor: &[u8]) -> bool {
 }
 
 /// Whether the first label is `*`.
-pub fn is_wildcard(wire: &[u8]) -> bool {
+pub(crate) fn is_wildcard(wire: &[u8]) -> bool {
     wire.len() >= 2 && wire[0] == 1 && wire[1] == b'*'
 }
 
 /// ASCII-lower-cases a wire name in place.
-pub fn lowercase_in_place(wire: &mut [u8]) {
+pub(crate) fn lowercase_in_place(wire: &mut [u8]) {
     let mut pos = 0;
     while pos < wire.len() {
         let len = wire[pos] as usize;

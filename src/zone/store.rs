@@ -21,7 +21,7 @@ use super::name::{self, Labels};
 use crate::model::{DynamicType, RecordIndex};
 
 /// RR type codes (one table for the crate: [`crate::proto::rtype`]).
-pub use crate::proto::rtype;
+pub(crate) use crate::proto::rtype;
 
 const NONE: u32 = u32::MAX;
 
@@ -35,11 +35,11 @@ mod flag {
 
 /// Index of a node in its zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct NodeId(pub u32);
+pub(crate) struct NodeId(pub u32);
 
 /// Index of an RRset in its zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RrSetId(pub u32);
+pub(crate) struct RrSetId(pub u32);
 
 #[derive(Clone, Debug)]
 struct Node {
@@ -54,7 +54,7 @@ struct Node {
 
 /// An RRset: records of one owner and type, sharing one TTL (RFC 2181 §5.2).
 #[derive(Clone, Debug)]
-pub struct RrSet {
+pub(crate) struct RrSet {
     /// RR type code.
     pub rtype: u16,
     /// Number of records.
@@ -67,24 +67,23 @@ pub struct RrSet {
 
 /// Records' rdata packed as `[u16 length][bytes]…` (uncompressed wire form).
 #[derive(Clone, Copy, Debug)]
-pub struct PackedRdata<'a> {
+pub(crate) struct PackedRdata<'a> {
     bytes: &'a [u8],
+    #[expect(
+        dead_code,
+        reason = "never read (found by the issue 22 pub(crate) sweep): use it or remove it"
+    )]
     count: u16,
 }
 
 impl<'a> PackedRdata<'a> {
     /// Wraps packed bytes holding `count` records.
-    pub const fn new(bytes: &'a [u8], count: u16) -> Self {
+    pub(crate) const fn new(bytes: &'a [u8], count: u16) -> Self {
         Self { bytes, count }
     }
 
-    /// Number of records.
-    pub fn count(&self) -> u16 {
-        self.count
-    }
-
     /// Each record's rdata.
-    pub fn iter(&self) -> PackedIter<'a> {
+    pub(crate) fn iter(&self) -> PackedIter<'a> {
         PackedIter {
             bytes: self.bytes,
             pos: 0,
@@ -92,14 +91,14 @@ impl<'a> PackedRdata<'a> {
     }
 
     /// The packed bytes.
-    pub fn bytes(&self) -> &'a [u8] {
+    pub(crate) fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
 }
 
 /// Iterator over packed rdata.
 #[derive(Clone)]
-pub struct PackedIter<'a> {
+pub(crate) struct PackedIter<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
@@ -118,14 +117,14 @@ impl<'a> Iterator for PackedIter<'a> {
 }
 
 /// Appends one record's rdata in packed form.
-pub fn pack_rdata(out: &mut Vec<u8>, rdata: &[u8]) {
+pub(crate) fn pack_rdata(out: &mut Vec<u8>, rdata: &[u8]) {
     out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     out.extend_from_slice(rdata);
 }
 
 /// Dynamic records bound to one name.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct DynamicLinks {
+pub(crate) struct DynamicLinks {
     /// Dynamic A record.
     pub a: Option<RecordIndex>,
     /// Dynamic AAAA record.
@@ -136,7 +135,7 @@ pub struct DynamicLinks {
 
 impl DynamicLinks {
     /// The record answering `rtype`, if any.
-    pub fn for_type(&self, rtype: u16) -> Option<RecordIndex> {
+    pub(crate) fn for_type(&self, rtype: u16) -> Option<RecordIndex> {
         match rtype {
             rtype::A => self.a,
             rtype::AAAA => self.aaaa,
@@ -144,16 +143,11 @@ impl DynamicLinks {
             _ => None,
         }
     }
-
-    /// Whether any dynamic record is bound.
-    pub fn is_empty(&self) -> bool {
-        self.a.is_none() && self.aaaa.is_none() && self.cname.is_none()
-    }
 }
 
 /// Outcome of looking a name up in a zone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The name exists (possibly as an empty non-terminal, possibly below a cut).
     Node(NodeId),
     /// The name does not exist and falls under a delegation.
@@ -244,7 +238,8 @@ impl NameIndex {
 /// transferable change) holds its own SOA rdata beside the shared data, so it costs
 /// the SOA, not the zone.
 #[derive(Clone)]
-pub struct Zone {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Zone {
     origin: Box<[u8]>,
     apex: NodeId,
     index: Arc<NameIndex>,
@@ -271,7 +266,8 @@ impl std::fmt::Debug for Zone {
 
 /// A borrowed view of a node.
 #[derive(Clone, Copy)]
-pub struct NodeRef<'z> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct NodeRef<'z> {
     zone: &'z Zone,
     id: NodeId,
     node: &'z Node,
@@ -279,43 +275,44 @@ pub struct NodeRef<'z> {
 
 impl<'z> NodeRef<'z> {
     /// The node's id.
-    pub fn id(&self) -> NodeId {
+    pub(crate) fn id(&self) -> NodeId {
         self.id
     }
 
     /// Lower-case wire name.
-    pub fn name(&self) -> &'z [u8] {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn name(&self) -> &'z [u8] {
         let start = self.node.name_start as usize;
         &self.zone.index.names[start..start + usize::from(self.node.name_len)]
     }
 
     /// Whether this is the zone apex.
-    pub fn is_apex(&self) -> bool {
+    pub(crate) fn is_apex(&self) -> bool {
         self.node.flags & flag::APEX != 0
     }
 
     /// Whether the node owns a CNAME (static or dynamic).
-    pub fn has_cname(&self) -> bool {
+    pub(crate) fn has_cname(&self) -> bool {
         self.node.flags & flag::CNAME != 0
     }
 
     /// Whether the node is a delegation point (NS below the apex).
-    pub fn is_delegation(&self) -> bool {
+    pub(crate) fn is_delegation(&self) -> bool {
         self.node.flags & flag::DELEGATION != 0
     }
 
     /// The delegation point at or above this node, if the node is not authoritative.
-    pub fn cut(&self) -> Option<NodeId> {
+    pub(crate) fn cut(&self) -> Option<NodeId> {
         (self.node.cut != NONE).then_some(NodeId(self.node.cut))
     }
 
     /// The `*.<name>` child, if any.
-    pub fn wildcard(&self) -> Option<NodeId> {
+    pub(crate) fn wildcard(&self) -> Option<NodeId> {
         (self.node.wildcard != NONE).then_some(NodeId(self.node.wildcard))
     }
 
     /// Static RRsets of the node, ordered by type.
-    pub fn rrsets(&self) -> impl Iterator<Item = (RrSetId, &'z RrSet)> + 'z {
+    pub(crate) fn rrsets(&self) -> impl Iterator<Item = (RrSetId, &'z RrSet)> + 'z {
         let start = self.node.rrsets_start as usize;
         let len = usize::from(self.node.rrsets_len);
         self.zone.rrsets[start..start + len]
@@ -325,18 +322,18 @@ impl<'z> NodeRef<'z> {
     }
 
     /// The static RRset of a type.
-    pub fn rrset(&self, rtype: u16) -> Option<(RrSetId, &'z RrSet)> {
+    pub(crate) fn rrset(&self, rtype: u16) -> Option<(RrSetId, &'z RrSet)> {
         self.rrsets().find(|(_, set)| set.rtype == rtype)
     }
 
     /// Whether the node has no static data (an empty non-terminal, or a name that
     /// only has dynamic records).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.node.rrsets_len == 0
     }
 
     /// Dynamic records bound here.
-    pub fn dynamic(&self) -> Option<&'z DynamicLinks> {
+    pub(crate) fn dynamic(&self) -> Option<&'z DynamicLinks> {
         if self.node.flags & flag::DYNAMIC == 0 {
             return None;
         }
@@ -346,22 +343,22 @@ impl<'z> NodeRef<'z> {
 
 impl Zone {
     /// Lower-case wire name of the apex.
-    pub fn origin(&self) -> &[u8] {
+    pub(crate) fn origin(&self) -> &[u8] {
         &self.origin
     }
 
     /// Text form of the origin.
-    pub fn origin_text(&self) -> String {
+    pub(crate) fn origin_text(&self) -> String {
         name::text_from_wire(&self.origin)
     }
 
     /// The apex node.
-    pub fn apex(&self) -> NodeRef<'_> {
+    pub(crate) fn apex(&self) -> NodeRef<'_> {
         self.node(self.apex)
     }
 
     /// A node by id.
-    pub fn node(&self, id: NodeId) -> NodeRef<'_> {
+    pub(crate) fn node(&self, id: NodeId) -> NodeRef<'_> {
         NodeRef {
             zone: self,
             id,
@@ -370,27 +367,27 @@ impl Zone {
     }
 
     /// An RRset by id.
-    pub fn rrset(&self, id: RrSetId) -> &RrSet {
+    pub(crate) fn rrset(&self, id: RrSetId) -> &RrSet {
         &self.rrsets[id.0 as usize]
     }
 
     /// Number of RRsets (ids run from 0 to this).
-    pub fn rrset_count(&self) -> usize {
+    pub(crate) fn rrset_count(&self) -> usize {
         self.rrsets.len()
     }
 
     /// Number of nodes.
-    pub fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.index.nodes.len()
     }
 
     /// Number of records.
-    pub fn record_count(&self) -> usize {
+    pub(crate) fn record_count(&self) -> usize {
         self.record_count
     }
 
     /// The rdata of an RRset.
-    pub fn rdata(&self, set: &RrSet) -> PackedRdata<'_> {
+    pub(crate) fn rdata(&self, set: &RrSet) -> PackedRdata<'_> {
         if let Some(soa) = &self.soa_rdata {
             if set.rtype == rtype::SOA
                 && set.rdata_start == self.rrsets[self.soa.0 as usize].rdata_start
@@ -406,12 +403,12 @@ impl Zone {
     }
 
     /// The SOA RRset.
-    pub fn soa(&self) -> (RrSetId, &RrSet) {
+    pub(crate) fn soa(&self) -> (RrSetId, &RrSet) {
         (self.soa, self.rrset(self.soa))
     }
 
     /// The SOA serial.
-    pub fn soa_serial(&self) -> u32 {
+    pub(crate) fn soa_serial(&self) -> u32 {
         let (_, set) = self.soa();
         let rdata = self.rdata(set).iter().next().unwrap_or_default();
         match rdata
@@ -427,7 +424,7 @@ impl Zone {
     /// A copy of the zone with another SOA serial (for zone transfers: every change
     /// of the transferable content bumps it). The zone's data is shared, not copied:
     /// the copy holds its SOA rdata alone.
-    pub fn with_soa_serial(&self, serial: u32) -> Self {
+    pub(crate) fn with_soa_serial(&self, serial: u32) -> Self {
         let mut zone = self.clone();
         let (_, set) = self.soa();
         let mut packed = self.rdata(set).bytes().to_vec();
@@ -445,7 +442,7 @@ impl Zone {
     /// record) in place of any it had of the same types (DNSSEC: DNSKEY, CDS,
     /// CDNSKEY, NSEC3PARAM are added when the zone is signed). The apex's RRsets get
     /// new ids; every other id stays.
-    pub fn with_apex_rrsets(&self, sets: &[(u16, u32, Vec<Vec<u8>>)]) -> Self {
+    pub(crate) fn with_apex_rrsets(&self, sets: &[(u16, u32, Vec<Vec<u8>>)]) -> Self {
         let mut zone = self.clone();
         let apex = zone.apex.0 as usize;
         let node = zone.index.nodes[apex].clone();
@@ -495,19 +492,19 @@ impl Zone {
     }
 
     /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
-    pub fn negative_ttl(&self) -> u32 {
+    pub(crate) fn negative_ttl(&self) -> u32 {
         self.negative_ttl
     }
 
     /// Looks up an exact name (lower-case wire).
-    pub fn get(&self, wire: &[u8]) -> Option<NodeId> {
+    pub(crate) fn get(&self, wire: &[u8]) -> Option<NodeId> {
         self.index.find(wire).map(NodeId)
     }
 
     /// Binds a dynamic record to a name, creating the node (and empty non-terminals)
     /// if needed. Fails if the name is not authoritative data of this zone or a CNAME
     /// would share its name with other data.
-    pub fn bind_dynamic(
+    pub(crate) fn bind_dynamic(
         &mut self,
         owner: &[u8],
         record_type: DynamicType,
@@ -560,7 +557,7 @@ impl Zone {
 
     /// Finds a name (lower-case wire, at or below the origin). `label_starts` holds
     /// the offset of every label of `qname`, first label first.
-    pub fn find(&self, qname: &[u8], label_starts: &[u8]) -> Lookup {
+    pub(crate) fn find(&self, qname: &[u8], label_starts: &[u8]) -> Lookup {
         if let Some(id) = self.get(qname) {
             return Lookup::Node(id);
         }
@@ -588,23 +585,15 @@ impl Zone {
     }
 
     /// Every node, for tools and pre-computation.
-    pub fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> + '_ {
         (0..self.index.nodes.len()).map(|i| self.node(NodeId(i as u32)))
-    }
-
-    /// Approximate heap bytes used, for status output.
-    pub fn heap_bytes(&self) -> usize {
-        self.index.names.capacity()
-            + self.index.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.index.table.capacity() * (std::mem::size_of::<u32>() + 1)
-            + self.rrsets.capacity() * std::mem::size_of::<RrSet>()
-            + self.rdata.capacity()
     }
 }
 
 /// A problem found while building a zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildIssue {
+pub(crate) struct BuildIssue {
     /// Whether the zone cannot be served because of it.
     pub fatal: bool,
     /// What is wrong.
@@ -620,7 +609,7 @@ struct Pending {
 }
 
 /// Builds a [`Zone`] from records added one at a time.
-pub struct ZoneBuilder {
+pub(crate) struct ZoneBuilder {
     origin: Vec<u8>,
     index: NameIndex,
     pending: Vec<Pending>,
@@ -629,7 +618,7 @@ pub struct ZoneBuilder {
 
 impl ZoneBuilder {
     /// Starts a zone with the given lower-case wire origin.
-    pub fn new(origin: &[u8]) -> Self {
+    pub(crate) fn new(origin: &[u8]) -> Self {
         let mut builder = Self {
             origin: origin.to_vec(),
             index: NameIndex::new(),
@@ -642,7 +631,13 @@ impl ZoneBuilder {
     }
 
     /// Adds one record. `owner` is lower-case wire; `rdata` is uncompressed wire.
-    pub fn add(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) -> Result<(), String> {
+    pub(crate) fn add(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), String> {
         if !name::is_at_or_below(owner, &self.origin) {
             return Err(format!(
                 "{} is outside the zone {}",
@@ -668,7 +663,7 @@ impl ZoneBuilder {
 
     /// Finishes the zone. Returns it with non-fatal issues, or every issue if one is
     /// fatal.
-    pub fn finish(mut self) -> Result<(Zone, Vec<BuildIssue>), Vec<BuildIssue>> {
+    pub(crate) fn finish(mut self) -> Result<(Zone, Vec<BuildIssue>), Vec<BuildIssue>> {
         let mut issues = Vec::new();
         let (rrsets, rdata, record_count) = self.group_rrsets(&mut issues);
         let apex = 0u32; // interned first in `new`
@@ -873,21 +868,21 @@ fn soa_minimum(rdata: &[u8]) -> Option<u32> {
 }
 
 /// Mnemonic of an RR type.
-pub fn type_name(rtype: u16) -> String {
+pub(crate) fn type_name(rtype: u16) -> String {
     hickory_proto::rr::RecordType::from(rtype).to_string()
 }
 
 /// Each label start offset of a wire name, as `u8` (names are ≤ 255 bytes).
-pub fn label_starts(wire: &[u8]) -> Vec<u8> {
+pub(crate) fn label_starts(wire: &[u8]) -> Vec<u8> {
     Labels::new(wire).map(|(start, _)| start as u8).collect()
 }
 
 /// Most labels of a name (255 octets, each label at least two).
-pub const MAX_LABELS: usize = 128;
+pub(crate) const MAX_LABELS: usize = 128;
 
 /// [`label_starts`] into a caller's buffer, for the hot path: the offsets written
 /// (no allocation).
-pub fn label_starts_into<'b>(wire: &[u8], out: &'b mut [u8; MAX_LABELS]) -> &'b [u8] {
+pub(crate) fn label_starts_into<'b>(wire: &[u8], out: &'b mut [u8; MAX_LABELS]) -> &'b [u8] {
     let mut count = 0;
     for ((start, _), slot) in Labels::new(wire).zip(out.iter_mut()) {
         *slot = start as u8;

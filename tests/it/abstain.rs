@@ -346,7 +346,7 @@ pools = ["web", "tls", "run"]
     );
     let server = crate::support::TestServer::start_with(
         &text,
-        failoverd::service::StartOptions {
+        failoverd::testing::service::StartOptions {
             admin_listen: Some("127.0.0.1:0".parse().unwrap()),
             ..Default::default()
         },
@@ -373,11 +373,11 @@ pools = ["web", "tls", "run"]
         local("run/c")
     );
     // check-config saw it coming.
-    let source = failoverd::config::ConfigSource::from_text(
+    let source = failoverd::testing::config::ConfigSource::from_text(
         text.clone(),
         crate::support::data_dir().join("configs"),
     );
-    let warnings = failoverd::service::load(source)
+    let warnings = failoverd::testing::service::load(source)
         .unwrap()
         .warnings
         .to_string();

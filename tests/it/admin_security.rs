@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use failoverd::api::OverrideSync;
-use failoverd::config::Secret;
-use failoverd::health::overrides::{Action, Entry, Stamp, Target};
-use failoverd::health::peering::sign_peer;
-use failoverd::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
+use failoverd::testing::api::OverrideSync;
+use failoverd::testing::config::Secret;
+use failoverd::testing::health::overrides::{Action, Entry, Stamp, Target};
+use failoverd::testing::health::peering::sign_peer;
+use failoverd::testing::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
 
 use crate::support::backend::Backend;
 use crate::support::dns::{expect_addresses, sorted_addresses};
@@ -133,8 +133,10 @@ fn only_servers_exchange_overrides_and_never_from_the_future() {
         entries: forged(),
     })
     .unwrap();
-    let report_signed =
-        failoverd::health::report::sign(&Secret::new("secret-of-server-s2-0123456789"), &body);
+    let report_signed = failoverd::testing::health::report::sign(
+        &Secret::new("secret-of-server-s2-0123456789"),
+        &body,
+    );
     let (status, _, _) = http_with_headers(
         admin,
         "POST",

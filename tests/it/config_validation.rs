@@ -1,7 +1,7 @@
 //! Each rejected configuration gets a clear error at its key path, all errors at once.
 
-use failoverd::config::{ConfigSource, Diagnostics};
-use failoverd::service;
+use failoverd::testing::config::{ConfigSource, Diagnostics};
+use failoverd::testing::service;
 
 use crate::support::{data_dir, run_binary};
 
@@ -180,7 +180,10 @@ fn rrl_is_off_by_default_and_an_empty_table_turns_it_on_with_defaults() {
     assert_eq!(off.server.tcp_max_connections, 1024);
     assert_eq!(off.server.tcp_max_connections_per_source, 32);
     let on = load("[server.rrl]\n");
-    assert_eq!(on.server.rrl, Some(failoverd::config::RrlConfig::DEFAULT));
+    assert_eq!(
+        on.server.rrl,
+        Some(failoverd::testing::config::RrlConfig::DEFAULT)
+    );
     let tuned = load(
         "[server.rrl]\nrate = 5\nslip = 0\ntable_size = 3000\nwhitelist = [\"192.0.2.0/24\"]\n",
     );
@@ -410,7 +413,7 @@ fn the_patroni_example_needs_no_database_credentials() {
     let (ok, out) = run_binary(&["check-config", path, "--deny-warnings"]);
     assert!(ok, "{out}");
     let text = std::fs::read_to_string(path).unwrap();
-    let (config, _) = failoverd::config::Config::load(
+    let (config, _) = failoverd::testing::config::Config::load(
         ConfigSource::from_file(std::path::Path::new(path)).unwrap(),
     )
     .unwrap();
@@ -422,15 +425,17 @@ fn the_patroni_example_needs_no_database_credentials() {
         config
             .checks
             .iter()
-            .all(|c| matches!(c.kind, failoverd::config::CheckKind::Http(_))),
+            .all(|c| matches!(c.kind, failoverd::testing::config::CheckKind::Http(_))),
         "every check is an http check of Patroni's (or the app's) REST API"
     );
     let db = &config.records[0];
-    assert_eq!(db.selection, failoverd::config::Selection::Primary);
+    assert_eq!(db.selection, failoverd::testing::config::Selection::Primary);
     let www = &config.records[1];
     assert_eq!(www.gates.len(), 1);
     let gate = config.pool(www.gates[0].gate);
-    let failoverd::config::CheckKind::Http(check) = &config.check(gate.check.unwrap()).kind else {
+    let failoverd::testing::config::CheckKind::Http(check) =
+        &config.check(gate.check.unwrap()).kind
+    else {
         unreachable!()
     };
     assert_eq!(check.path, "/read-only?lag=10MB");
@@ -453,9 +458,11 @@ fn the_tsig_window_is_between_a_second_and_the_largest_fudge() {
         "{BASE}\n{}[transfer]\ntsig_window = \"2m\"\n",
         record("app.example.test", "A", "")
     );
-    let (config, _) =
-        failoverd::config::Config::load(ConfigSource::from_text(text, data_dir().join("configs")))
-            .expect("valid");
+    let (config, _) = failoverd::testing::config::Config::load(ConfigSource::from_text(
+        text,
+        data_dir().join("configs"),
+    ))
+    .expect("valid");
     assert_eq!(config.transfer.tsig_window.as_secs(), 120);
 }
 

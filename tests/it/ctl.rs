@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use failoverd::service::StartOptions;
+use failoverd::testing::service::StartOptions;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
+use failoverd::testing::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
 use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
@@ -83,7 +83,7 @@ impl Signed {
 
 /// Trust anchors ("zone. DS tag alg 2 HEX") of the key-signing keys.
 fn anchors(keys: &[Key]) -> Vec<String> {
-    failoverd::dnssec::keys::parent_records(keys, unix_now(), 3600)
+    failoverd::testing::dnssec::keys::parent_records(keys, unix_now(), 3600)
         .into_iter()
         .filter(|l| l.split_whitespace().nth(3) == Some("DS"))
         .map(|l| {
@@ -390,9 +390,11 @@ fn nsec3_opt_out_leaves_insecure_delegations_out_and_the_rest_validates() {
         .filter(|f| f.get(3) == Some(&"NSEC3"))
         .collect();
     let hash = |name: &str| {
-        failoverd::dnssec::chain::base32hex(&failoverd::dnssec::chain::nsec3_hash(
-            &failoverd::zone::name::wire_from_text(name).unwrap(),
-        ))
+        failoverd::testing::dnssec::chain::base32hex(
+            &failoverd::testing::dnssec::chain::nsec3_hash(
+                &failoverd::testing::zone::name::wire_from_text(name).unwrap(),
+            ),
+        )
     };
     let (sub, sec) = (hash("sub.example.test."), hash("sec.example.test."));
     let owners: Vec<String> = nsec3
@@ -680,8 +682,9 @@ fn dnssec_config_errors_carry_key_paths() {
     let dir = tempfile::tempdir().unwrap();
     write_zone(dir.path());
     let load_error = |text: String| {
-        let source = failoverd::config::ConfigSource::from_text(text, data_dir().join("configs"));
-        failoverd::service::load(source)
+        let source =
+            failoverd::testing::config::ConfigSource::from_text(text, data_dir().join("configs"));
+        failoverd::testing::service::load(source)
             .err()
             .expect("refused")
             .to_string()
@@ -928,10 +931,10 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 #[test]
 #[ignore]
 fn signed_snapshot_build_times() {
-    use failoverd::dns::Snapshot;
-    use failoverd::dnssec::Signing;
-    use failoverd::health::HealthSnapshot;
-    use failoverd::model::HealthState;
+    use failoverd::testing::dns::Snapshot;
+    use failoverd::testing::dnssec::Signing;
+    use failoverd::testing::health::HealthSnapshot;
+    use failoverd::testing::model::HealthState;
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bench.test.zone"), bench_zone(10_000)).unwrap();
@@ -971,8 +974,9 @@ fn signed_snapshot_build_times() {
                     dir.path().display()
                 ));
             }
-            let source = failoverd::config::ConfigSource::from_text(text, dir.path());
-            let loaded = failoverd::service::load(source).unwrap_or_else(|d| panic!("{d}"));
+            let source = failoverd::testing::config::ConfigSource::from_text(text, dir.path());
+            let loaded =
+                failoverd::testing::service::load(source).unwrap_or_else(|d| panic!("{d}"));
             let config = loaded.config.clone();
             let health = HealthSnapshot::from_config(&config);
             let signing = loaded.keys.clone().map(|keys| Signing {
@@ -1053,11 +1057,11 @@ fn a_key_activating_later_signs_from_its_time_without_a_reload() {
 #[test]
 #[ignore]
 fn publish_times_with_10k_signed_dynamic_names() {
-    use failoverd::dns::Snapshot;
-    use failoverd::dns::xfr::TransferState;
-    use failoverd::dnssec::Signing;
-    use failoverd::health::HealthSnapshot;
-    use failoverd::model::HealthState;
+    use failoverd::testing::dns::Snapshot;
+    use failoverd::testing::dns::xfr::TransferState;
+    use failoverd::testing::dnssec::Signing;
+    use failoverd::testing::health::HealthSnapshot;
+    use failoverd::testing::model::HealthState;
     use std::sync::Arc;
     let changes: usize = std::env::var("CHANGES")
         .ok()
@@ -1094,8 +1098,9 @@ fn publish_times_with_10k_signed_dynamic_names() {
                 "[dnssec]\nkey_directory = \"{}/keys\"\nzones = [\"bench.test\"]\n",
                 dir.path().display()
             ));
-            let source = failoverd::config::ConfigSource::from_text(text, dir.path());
-            let loaded = failoverd::service::load(source).unwrap_or_else(|d| panic!("{d}"));
+            let source = failoverd::testing::config::ConfigSource::from_text(text, dir.path());
+            let loaded =
+                failoverd::testing::service::load(source).unwrap_or_else(|d| panic!("{d}"));
             let config = loaded.config.clone();
             let up = HealthSnapshot::from_config(&config);
             let signing = loaded.keys.clone().map(|keys| Signing {

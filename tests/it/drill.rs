@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use failoverd::service::StartOptions;
+use failoverd::testing::service::StartOptions;
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{addresses, query, udp};

@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use failoverd::config::ConfigSource;
-use failoverd::dns::{Responder, Snapshot, Transport};
-use failoverd::health::HealthSnapshot;
-use failoverd::service;
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::dns::{Responder, Snapshot, Transport};
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::service;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
@@ -22,7 +22,7 @@ fn snapshot() -> Snapshot {
 fn signed_snapshot(signed: Option<(&str, &std::path::Path)>) -> Snapshot {
     let mut text = integration_config();
     if let Some((nsec, keys)) = signed {
-        use failoverd::dnssec::{Algorithm, Key, Role, Timing};
+        use failoverd::testing::dnssec::{Algorithm, Key, Role, Timing};
         Key::generate(
             "example.test.",
             Role::Csk,
@@ -40,10 +40,13 @@ fn signed_snapshot(signed: Option<(&str, &std::path::Path)>) -> Snapshot {
     let loaded =
         service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
     let health = HealthSnapshot::from_config(&loaded.config);
-    let signing = loaded.keys.clone().map(|keys| failoverd::dnssec::Signing {
-        keys,
-        now: failoverd::dnssec::keys::unix_now(),
-    });
+    let signing = loaded
+        .keys
+        .clone()
+        .map(|keys| failoverd::testing::dnssec::Signing {
+            keys,
+            now: failoverd::testing::dnssec::keys::unix_now(),
+        });
     Snapshot::build_signed(
         Arc::clone(&loaded.config),
         loaded.zones,
@@ -67,7 +70,7 @@ fn names(snapshot: &Snapshot) -> Vec<String> {
     let mut names = Vec::new();
     for zone in snapshot.zones.zones() {
         for node in zone.nodes() {
-            let text = failoverd::zone::name::text_from_wire(node.name());
+            let text = failoverd::testing::zone::name::text_from_wire(node.name());
             names.push(text.clone());
             // Alternate case, to check case-insensitive compression.
             let mixed: String = text

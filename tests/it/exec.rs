@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use failoverd::config::{Config, ConfigSource};
-use failoverd::probe::Prober;
+use failoverd::testing::config::{Config, ConfigSource};
+use failoverd::testing::probe::Prober;
 
 use crate::support::{BinaryServer, data_dir, wait_until};
 

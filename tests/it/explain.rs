@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use failoverd::model::{RandomSource, SplitMix64};
-use failoverd::service::StartOptions;
+use failoverd::testing::model::{RandomSource, SplitMix64};
+use failoverd::testing::service::StartOptions;
 use hickory_proto::rr::RecordType;
 
 use crate::support::backend::{Backend, Mode};

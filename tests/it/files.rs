@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use failoverd::config::ConfigSource;
-use failoverd::service;
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::service;
 
 fn files_in(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

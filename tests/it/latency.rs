@@ -17,7 +17,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use failoverd::service::StartOptions;
+use failoverd::testing::service::StartOptions;
 use hickory_proto::rr::RecordType;
 
 use crate::support::backend::Backend;

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use failoverd::api::OverrideSync;
-use failoverd::config::Secret;
-use failoverd::health::overrides::{Action, Entry, Stamp, Target};
-use failoverd::health::peering::sign_peer;
-use failoverd::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
-use failoverd::logs::needs_escape;
+use failoverd::testing::api::OverrideSync;
+use failoverd::testing::config::Secret;
+use failoverd::testing::health::overrides::{Action, Entry, Stamp, Target};
+use failoverd::testing::health::peering::sign_peer;
+use failoverd::testing::health::report::{SIGNATURE_HEADER, VANTAGE_HEADER};
+use failoverd::testing::logs::needs_escape;
 
 use crate::support::{BinaryServer, data_dir, http, log_field};
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use failoverd::service::StartOptions;
+use failoverd::testing::service::StartOptions;
 
 use crate::support::require::tool;
 use crate::support::{Need, TestServer, http, integration_config, require};
@@ -107,7 +107,7 @@ fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists()
     let text = metrics_text();
     let mut names = exposed(&text);
     names.extend(exposed(
-        &failoverd::sync::metrics::SyncMetrics::default().render_prometheus(),
+        &failoverd::testing::sync::metrics::SyncMetrics::default().render_prometheus(),
     ));
     for file in ["prometheus/alerts.yml", "grafana/failoverd.json"] {
         for name in named_in(&format!("{DEPLOY}/{file}")) {
@@ -131,7 +131,7 @@ fn metrics_pass_promtool_and_every_metric_the_alerts_and_dashboard_name_exists()
 /// counter counted.
 #[test]
 fn route53_agent_metrics_pass_promtool() {
-    let metrics = failoverd::sync::metrics::SyncMetrics::default();
+    let metrics = failoverd::testing::sync::metrics::SyncMetrics::default();
     metrics.api_call("ChangeResourceRecordSets");
     metrics.throttled(true);
     metrics.changes_applied("update", 2);

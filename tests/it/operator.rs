@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use failoverd::service::StartOptions;
+use failoverd::testing::service::StartOptions;
 
 use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{SERVER_HEAD, TestServer, ctl_with, http, wait_until};

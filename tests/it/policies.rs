@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use failoverd::health::HealthSnapshot;
-use failoverd::model::HealthState;
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::model::HealthState;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -17,7 +17,7 @@ fn set_down(server: &TestServer, down: &[&str]) {
     let snapshot = server.service().snapshot().load_full();
     let config = &snapshot.config;
     let states = (0..config.endpoints.len()).map(|i| {
-        let label = config.endpoint_label(failoverd::model::EndpointIndex(i as u32));
+        let label = config.endpoint_label(failoverd::testing::model::EndpointIndex(i as u32));
         if down.contains(&label.as_str()) {
             HealthState::Down
         } else {

@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use failoverd::dns::Snapshot;
-use failoverd::dns::xfr::TransferState;
-use failoverd::dnssec::Signing;
-use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
-use failoverd::health::HealthSnapshot;
-use failoverd::model::HealthState;
+use failoverd::testing::dns::Snapshot;
+use failoverd::testing::dns::xfr::TransferState;
+use failoverd::testing::dnssec::Signing;
+use failoverd::testing::dnssec::keys::{Algorithm, Key, Role, Timing, unix_now};
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::model::HealthState;
 
 /// A zone of `n` A records plus the usual apex data, origin `bench.test.`.
 fn zone_text(n: usize) -> String {
@@ -77,8 +77,8 @@ fn run(case: &Case, changes: usize) {
         ));
     }
     let started = std::time::Instant::now();
-    let source = failoverd::config::ConfigSource::from_text(text, dir.path());
-    let loaded = failoverd::service::load(source).unwrap_or_else(|d| panic!("{d}"));
+    let source = failoverd::testing::config::ConfigSource::from_text(text, dir.path());
+    let loaded = failoverd::testing::service::load(source).unwrap_or_else(|d| panic!("{d}"));
     let config = loaded.config.clone();
     let up = HealthSnapshot::from_config(&config);
     let signing = loaded.keys.clone().map(|keys| Signing {

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use failoverd::config::ConfigSource;
-use failoverd::service::{self, StartOptions};
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::service::{self, StartOptions};
 use hickory_proto::rr::RecordType;
 
 use crate::support::backend::{Backend, Mode};
@@ -133,7 +133,7 @@ fn an_isolated_server_holds_its_answers_when_a_backend_dies() {
         status.endpoints[1]
             .local
             .as_ref()
-            .is_some_and(|l| l.verdict == failoverd::model::HealthState::Down)
+            .is_some_and(|l| l.verdict == failoverd::testing::model::HealthState::Down)
     }));
     crate::support::poll_during(Duration::from_secs(1), |polls| {
         assert_eq!(

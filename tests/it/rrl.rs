@@ -154,12 +154,12 @@ fn a_flooding_source_is_limited_and_slipped_while_another_is_answered_in_full() 
 /// The class and bucket name of each kind of response, from the responder itself.
 #[test]
 fn responses_are_classified_and_named_like_knot_and_nsd_do() {
-    use failoverd::config::ConfigSource;
-    use failoverd::dns::engine::Outcome;
-    use failoverd::dns::rrl::ResponseClass;
-    use failoverd::dns::{Responder, Snapshot, Transport};
-    use failoverd::health::HealthSnapshot;
-    use failoverd::service;
+    use failoverd::testing::config::ConfigSource;
+    use failoverd::testing::dns::engine::Outcome;
+    use failoverd::testing::dns::rrl::ResponseClass;
+    use failoverd::testing::dns::{Responder, Snapshot, Transport};
+    use failoverd::testing::health::HealthSnapshot;
+    use failoverd::testing::service;
 
     let loaded = service::load(ConfigSource::from_text(
         crate::support::integration_config(),
@@ -182,7 +182,7 @@ fn responses_are_classified_and_named_like_knot_and_nsd_do() {
             Outcome::Answered(a) => {
                 let bucket = a.name_offset.map(|offset| {
                     let name = &bytes[12 + usize::from(offset)..bytes.len() - 4];
-                    failoverd::zone::name::text_from_wire(name).to_ascii_lowercase()
+                    failoverd::testing::zone::name::text_from_wire(name).to_ascii_lowercase()
                 });
                 (a.class, bucket)
             }

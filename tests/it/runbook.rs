@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use failoverd::ops::runbook::{RunbookCommand, commands};
+use failoverd::testing::ops::runbook::{RunbookCommand, commands};
 
 use crate::support::backend::{Backend, Mode, TestPki};
 use crate::support::{BinaryServer, binary, http, wait_until, write_secret};

@@ -298,7 +298,7 @@ fn transfer_lines(
         ));
     }
     let mut bytes = message.to_vec().unwrap();
-    failoverd::dns::xfr::tsig::sign_request(&mut bytes, &test_key(SECRET), unix_now());
+    failoverd::testing::dns::xfr::tsig::sign_request(&mut bytes, &test_key(SECRET), unix_now());
     let mut stream = std::net::TcpStream::connect(server).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -313,7 +313,7 @@ fn transfer_lines(
         stream.read_exact(&mut len).unwrap();
         let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut reply).unwrap();
-        let signed = failoverd::dns::xfr::tsig::split(&reply).unwrap();
+        let signed = failoverd::testing::dns::xfr::tsig::split(&reply).unwrap();
         assert!(signed.is_some(), "every message is signed");
         let reply = Message::from_vec(&reply).unwrap();
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
@@ -342,12 +342,12 @@ fn transfer_lines(
     }
 }
 
-fn test_key(secret: &str) -> failoverd::config::TsigKey {
+fn test_key(secret: &str) -> failoverd::testing::config::TsigKey {
     use base64::Engine as _;
-    failoverd::config::TsigKey {
+    failoverd::testing::config::TsigKey {
         name: "xfr-key.".into(),
-        algorithm: failoverd::config::TsigAlgorithm::HmacSha256,
-        secret: failoverd::config::Secret::new(
+        algorithm: failoverd::testing::config::TsigAlgorithm::HmacSha256,
+        secret: failoverd::testing::config::Secret::new(
             base64::engine::general_purpose::STANDARD
                 .decode(secret)
                 .unwrap(),
@@ -526,7 +526,7 @@ fn unauthorised_transfers_are_refused() {
     assert_eq!(rcode_of(raw_tcp(primary, &axfr())), ResponseCode::Refused);
     // Wrong secret: NOTAUTH with BADSIG.
     let mut bad = axfr();
-    failoverd::dns::xfr::tsig::sign_request(
+    failoverd::testing::dns::xfr::tsig::sign_request(
         &mut bad,
         &test_key("bm90LXRoZS1zZWNyZXQtYXQtYWxsLTEyMzQ="),
         unix_now(),
@@ -534,7 +534,7 @@ fn unauthorised_transfers_are_refused() {
     let raw = raw_tcp(primary, &bad).unwrap();
     let reply = Message::from_vec(&raw).unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::NotAuth);
-    let tsig = failoverd::dns::xfr::tsig::split(&raw).unwrap();
+    let tsig = failoverd::testing::dns::xfr::tsig::split(&raw).unwrap();
     let tsig = tsig.expect("a TSIG with the error").tsig;
     assert_eq!(tsig.error, 16, "BADSIG");
     assert!(tsig.mac.is_empty(), "unsigned");
@@ -549,7 +549,7 @@ fn unauthorised_transfers_are_refused() {
     // The right key from an address not allowed: REFUSED.
     let other = TestServer::start(&config(a.addr.port(), &[], "192.0.2.0/24", dir.path()));
     let mut signed = axfr();
-    failoverd::dns::xfr::tsig::sign_request(&mut signed, &test_key(SECRET), unix_now());
+    failoverd::testing::dns::xfr::tsig::sign_request(&mut signed, &test_key(SECRET), unix_now());
     assert_eq!(
         rcode_of(raw_tcp(other.addr, &signed)),
         ResponseCode::Refused
@@ -628,7 +628,7 @@ fn serials_persist_across_restarts() {
     ) == both));
     let third = serial(server.addr).unwrap();
     assert!(
-        failoverd::dns::xfr::serial::is_newer(third, second),
+        failoverd::testing::dns::xfr::serial::is_newer(third, second),
         "{third} after {second}"
     );
 }
@@ -639,7 +639,7 @@ fn serials_persist_across_restarts() {
 /// unless the window is narrower.
 #[test]
 fn a_request_signed_hours_ago_is_badtime_whatever_its_fudge() {
-    use failoverd::dns::xfr::tsig;
+    use failoverd::testing::dns::xfr::tsig;
     let dir = tempfile::tempdir().unwrap();
     let a = Backend::start(ip(A), 0, None);
     let text = config(a.addr.port(), &[], "127.0.0.1", dir.path());
@@ -719,7 +719,7 @@ fn notifies_seen(knot: &Secondary) -> usize {
 /// per secondary (Knot follows). Prints a FIGURES line per key set.
 #[test]
 fn a_doubt_moves_no_serial_and_a_failover_one_with_every_key_algorithm() {
-    use failoverd::dnssec::keys::{Algorithm, Key, Role, Timing};
+    use failoverd::testing::dnssec::keys::{Algorithm, Key, Role, Timing};
     require!(tool("knotd"));
     let mut results = Vec::new();
     for (algorithm, roles, label) in [

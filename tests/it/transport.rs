@@ -6,10 +6,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use failoverd::config::ConfigSource;
-use failoverd::dns::{DnsServer, SharedSnapshot, Snapshot, TransferHandler};
-use failoverd::health::HealthSnapshot;
-use failoverd::service;
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::dns::{DnsServer, SharedSnapshot, Snapshot, TransferHandler};
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::service;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};

@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use failoverd::config::Secret;
-use failoverd::health::report::{
+use failoverd::testing::config::Secret;
+use failoverd::testing::health::report::{
     CHALLENGE_HEADER, Report, SIGNATURE_HEADER, VANTAGE_HEADER, Verdict, sign,
 };
-use failoverd::model::HealthState;
-use failoverd::service::StartOptions;
+use failoverd::testing::model::HealthState;
+use failoverd::testing::service::StartOptions;
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{expect_addresses, sorted_addresses};
@@ -284,7 +284,7 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
         session: 42,
         sequence: 1,
         challenge: String::new(),
-        sent_at_ms: failoverd::probe::reporter::unix_ms(),
+        sent_at_ms: failoverd::testing::probe::reporter::unix_ms(),
         base: None,
         verdicts: ["web/a", "web/b"]
             .iter()

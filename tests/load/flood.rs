@@ -43,7 +43,8 @@ fn fetch(admin: SocketAddr, scheme: &str, ca: Option<&Path>, path: &str) -> Stri
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let tls = failoverd::runtime::http::client_config(true, ca.as_deref()).unwrap();
+            let tls =
+                failoverd::testing::runtime::http::client_config(true, ca.as_deref()).unwrap();
             let builder = reqwest::Client::builder()
                 .no_proxy()
                 .tls_backend_preconfigured(tls);
@@ -74,7 +75,7 @@ struct Flood {
 impl Flood {
     fn start(admin: SocketAddr, wanted: usize) -> Self {
         // This process holds thousands of sockets.
-        failoverd::runtime::raise_descriptor_limit();
+        failoverd::testing::runtime::raise_descriptor_limit();
         let stop = Arc::new(AtomicBool::new(false));
         let opened = Arc::new(AtomicUsize::new(0));
         let held: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));

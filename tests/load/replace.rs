@@ -106,7 +106,7 @@ fn twenty_restarts_under_a_query_stream_lose_and_refuse_nothing() {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         // Room for the replies of a second of queries (as root, past rmem_max).
-        failoverd::dns::udp::grow_buffers(&socket, 4 << 20);
+        failoverd::testing::dns::udp::grow_buffers(&socket, 4 << 20);
         socket
             .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
             .unwrap();

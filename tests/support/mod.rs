@@ -29,8 +29,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use failoverd::config::ConfigSource;
-use failoverd::service::{self, Service, StartOptions};
+use failoverd::testing::config::ConfigSource;
+use failoverd::testing::service::{self, Service, StartOptions};
 
 /// Logs to the test output when `RUST_LOG` is set (debugging aid).
 pub fn init_logging() {
@@ -136,7 +136,7 @@ impl InProcess {
         self.service.as_ref().expect("running")
     }
 
-    fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+    fn reload(&self, config: &str) -> Result<(), failoverd::testing::config::Diagnostics> {
         let source = ConfigSource::from_text(config, data_dir().join("configs"));
         self.runtime
             .block_on(self.service().reload(source))
@@ -197,7 +197,7 @@ impl TestServer {
     }
 
     /// Reloads the server from config text (paths relative to `tests/data/configs`).
-    pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+    pub fn reload(&self, config: &str) -> Result<(), failoverd::testing::config::Diagnostics> {
         self.inner.reload(config)
     }
 }
@@ -231,7 +231,7 @@ impl TestAgent {
     }
 
     /// Reloads the agent from config text.
-    pub fn reload(&self, config: &str) -> Result<(), failoverd::config::Diagnostics> {
+    pub fn reload(&self, config: &str) -> Result<(), failoverd::testing::config::Diagnostics> {
         self.inner.reload(config)
     }
 }

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_route53::types as sdk;
-use failoverd::config::{Config, ConfigSource};
-use failoverd::health::HealthSnapshot;
-use failoverd::sync::Agent;
-use failoverd::sync::metrics::SyncMetrics;
-use failoverd::sync::pace::{PollPolicy, RetryPolicy};
-use failoverd::sync::route53::{ClientOptions, Route53Client, SdkRoute53};
+use failoverd::testing::config::{Config, ConfigSource};
+use failoverd::testing::health::HealthSnapshot;
+use failoverd::testing::sync::Agent;
+use failoverd::testing::sync::metrics::SyncMetrics;
+use failoverd::testing::sync::pace::{PollPolicy, RetryPolicy};
+use failoverd::testing::sync::route53::{ClientOptions, Route53Client, SdkRoute53};
 
 use super::Need;
 use super::require::python_modules;
@@ -296,10 +296,10 @@ impl Workspace {
     }
 
     /// Loads a configuration text (written to disk first) with its zones.
-    pub(crate) fn load(&self, text: &str) -> (Arc<Config>, Arc<failoverd::zone::ZoneSet>) {
+    pub(crate) fn load(&self, text: &str) -> (Arc<Config>, Arc<failoverd::testing::zone::ZoneSet>) {
         let path = self.write_config(text);
         let source = ConfigSource::from_file(&path).expect("read config");
-        let loaded = failoverd::service::load(source)
+        let loaded = failoverd::testing::service::load(source)
             .unwrap_or_else(|d| panic!("invalid test configuration:\n{d}"));
         (loaded.config, Arc::new(loaded.zones))
     }
@@ -328,7 +328,7 @@ pub(crate) fn fast_options() -> ClientOptions {
 /// An agent for a configuration, talking to its `endpoint_url` with `options`.
 pub(crate) async fn agent_with(
     config: Arc<Config>,
-    zones: Arc<failoverd::zone::ZoneSet>,
+    zones: Arc<failoverd::testing::zone::ZoneSet>,
     options: ClientOptions,
 ) -> Agent {
     let route53 = config.route53.clone().expect("[route53] section");
@@ -360,7 +360,7 @@ pub(crate) async fn reconcile_converges(
     agent: &Agent,
     health: &HealthSnapshot,
     force: bool,
-) -> failoverd::sync::apply::ApplyReport {
+) -> failoverd::testing::sync::apply::ApplyReport {
     let run = agent.reconcile(health, force).await.expect("reconcile");
     let report = run.applied.expect("a plan with changes was applied");
     assert!(report.is_complete(), "{}", report.summary());

@@ -8,7 +8,8 @@ use crate::config::validate::{Validator, normalize_name};
 
 /// A DNS check.
 #[derive(Clone, Debug)]
-pub struct DnsCheck {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnsCheck {
     /// Port.
     pub port: u16,
     /// Name queried.

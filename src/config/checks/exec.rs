@@ -11,7 +11,8 @@ use crate::config::validate::Validator;
 /// An `exec` check: a program run as a supervisor would run it (its own process
 /// group, killed whole on timeout, a cleared environment).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecCheck {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ExecCheck {
     /// Program and arguments. An argument that is exactly `{address}` or `{endpoint}`
     /// is replaced by the endpoint's address or `pool/name`; nothing is spliced into a
     /// larger argument (the validator refuses that).

@@ -10,7 +10,8 @@ use crate::config::validate::Validator;
 
 /// An HTTP(S) check.
 #[derive(Clone, Debug)]
-pub struct HttpCheck {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HttpCheck {
     /// HTTPS.
     pub tls: bool,
     /// Port.

@@ -22,7 +22,7 @@ use crate::config::diagnostics::{
 };
 
 /// Every key of a check table, in the order the unknown-key message lists them.
-pub const CHECK_KEYS: &[&str] = &[
+pub(crate) const CHECK_KEYS: &[&str] = &[
     "type",
     "port",
     "method",
@@ -64,11 +64,11 @@ pub const CHECK_KEYS: &[&str] = &[
 ];
 
 /// The check types, as `type` names them (the unknown-type message lists them in this order).
-pub const CHECK_TYPES: [&str; 6] = ["http", "https", "tcp", "dns", "exec", "postgres"];
+pub(crate) const CHECK_TYPES: [&str; 6] = ["http", "https", "tcp", "dns", "exec", "postgres"];
 
 /// One `[checks.NAME]` table: how endpoints are probed.
 #[derive(Debug, Clone)]
-pub struct CheckSpec {
+pub(crate) struct CheckSpec {
     /// `type` as written (`http`, `https`, `tcp`, `dns`, `exec` or `postgres`).
     pub type_name: String,
     /// The type with its own keys; `None` when `type_name` names no check type.
@@ -82,7 +82,7 @@ pub struct CheckSpec {
 
 impl CheckSpec {
     /// Whether the table holds `key`, a key of another type than its own.
-    pub fn has_other(&self, key: &str) -> bool {
+    pub(crate) fn has_other(&self, key: &str) -> bool {
         self.other_keys.iter().any(|k| k == key)
     }
 }
@@ -90,7 +90,7 @@ impl CheckSpec {
 /// A check's type and the keys only that type reads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum CheckTypeSpec {
+pub(crate) enum CheckTypeSpec {
     /// `type = "http"`.
     Http(HttpCheckSpec),
     /// `type = "https"`: http over TLS.
@@ -108,7 +108,7 @@ pub enum CheckTypeSpec {
 /// The keys every check type reads.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct CommonCheckSpec {
+pub(crate) struct CommonCheckSpec {
     /// Port probed (default: 80 http, 443 https, 53 dns, 5432 postgres; required for
     /// tcp; optional for exec, passed as `FAILOVERD_PORT`).
     pub port: Option<i64>,
@@ -152,7 +152,7 @@ pub struct CommonCheckSpec {
 /// The keys of `http` and `https` checks.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct HttpCheckSpec {
+pub(crate) struct HttpCheckSpec {
     /// HTTP method (default GET).
     pub method: Option<String>,
     /// HTTP path (default `/`).
@@ -174,12 +174,12 @@ pub struct HttpCheckSpec {
 /// The keys of `tcp` checks: none of their own (the port is common, and required).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct TcpCheckSpec {}
+pub(crate) struct TcpCheckSpec {}
 
 /// The keys of `dns` checks.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct DnsCheckSpec {
+pub(crate) struct DnsCheckSpec {
     /// Name queried (required).
     pub query_name: Option<String>,
     /// Type queried (default A).
@@ -193,7 +193,7 @@ pub struct DnsCheckSpec {
 /// The keys of `exec` checks.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct ExecCheckSpec {
+pub(crate) struct ExecCheckSpec {
     /// Program and arguments; an argument that is exactly `{address}` or `{endpoint}`
     /// (`pool/name`) is replaced. Exit status 0 means up.
     pub command: Option<Vec<String>>,
@@ -205,7 +205,7 @@ pub struct ExecCheckSpec {
 /// The keys of `postgres` checks.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub struct PostgresCheckSpec {
+pub(crate) struct PostgresCheckSpec {
     /// The user to log in as (default `postgres`).
     pub user: Option<String>,
     /// The database to connect to (default `postgres`).

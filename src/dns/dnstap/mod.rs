@@ -12,7 +12,7 @@
 //! is dropped and counted, and the answer path never waits.
 
 mod fstrm;
-pub mod proto;
+pub(crate) mod proto;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -24,12 +24,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_queue::ArrayQueue;
 
-pub use crate::config::DnstapConfig;
+pub(crate) use crate::config::DnstapConfig;
 use prost::Message as _;
 
 /// The transport a message came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// UDP.
     Udp,
     /// TCP.
@@ -64,7 +64,8 @@ struct Shared {
 
 /// Counters of a dnstap sink.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DnstapStats {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct DnstapStats {
     /// Messages written to the socket.
     pub written: u64,
     /// Messages dropped (queue full, or no consumer connected).
@@ -75,7 +76,8 @@ pub struct DnstapStats {
 
 /// A handle the transports log through (cheap to clone).
 #[derive(Clone)]
-pub struct Dnstap {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Dnstap {
     shared: Arc<Shared>,
 }
 
@@ -88,7 +90,7 @@ impl std::fmt::Debug for Dnstap {
 }
 
 /// The running writer: stops (STOP/FINISH to the consumer) when dropped or shut down.
-pub struct DnstapWriter {
+pub(crate) struct DnstapWriter {
     handle: Dnstap,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,7 +100,7 @@ const BUFFER: usize = 4096;
 
 impl Dnstap {
     /// Starts the writer thread and returns the logging handle with it.
-    pub fn start(config: DnstapConfig) -> std::io::Result<(Self, DnstapWriter)> {
+    pub(crate) fn start(config: DnstapConfig) -> std::io::Result<(Self, DnstapWriter)> {
         let queue = config.queue.max(1);
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         let free = ArrayQueue::new(queue);
@@ -136,14 +138,20 @@ impl Dnstap {
     }
 
     /// Logs a query received from `client` on `server`, if queries are logged.
-    pub fn query(&self, protocol: Protocol, client: SocketAddr, server: SocketAddr, bytes: &[u8]) {
+    pub(crate) fn query(
+        &self,
+        protocol: Protocol,
+        client: SocketAddr,
+        server: SocketAddr,
+        bytes: &[u8],
+    ) {
         if self.shared.config.queries {
             self.log(Kind::Query, protocol, client, server, bytes);
         }
     }
 
     /// Logs a response sent to `client` from `server`, if responses are logged.
-    pub fn response(
+    pub(crate) fn response(
         &self,
         protocol: Protocol,
         client: SocketAddr,
@@ -184,7 +192,7 @@ impl Dnstap {
     }
 
     /// The counters.
-    pub fn stats(&self) -> DnstapStats {
+    pub(crate) fn stats(&self) -> DnstapStats {
         DnstapStats {
             written: self.shared.written.load(Ordering::Relaxed),
             dropped: self.shared.dropped.load(Ordering::Relaxed),
@@ -315,7 +323,7 @@ impl Dnstap {
 
 impl DnstapWriter {
     /// Stops the writer after it has written what is queued, and closes the stream.
-    pub fn shutdown(mut self) {
+    pub(crate) fn shutdown(mut self) {
         self.stop();
     }
 

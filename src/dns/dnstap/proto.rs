@@ -2,23 +2,23 @@
 //! fills), as prost types: no build script, no protoc.
 
 /// `Dnstap.Type`.
-pub const TYPE_MESSAGE: i32 = 1;
+pub(crate) const TYPE_MESSAGE: i32 = 1;
 /// `Message.Type` of a query an authoritative server received.
-pub const AUTH_QUERY: i32 = 1;
+pub(crate) const AUTH_QUERY: i32 = 1;
 /// `Message.Type` of the response it sent.
-pub const AUTH_RESPONSE: i32 = 2;
+pub(crate) const AUTH_RESPONSE: i32 = 2;
 /// `SocketFamily`.
-pub const INET: i32 = 1;
+pub(crate) const INET: i32 = 1;
 /// `SocketFamily`.
-pub const INET6: i32 = 2;
+pub(crate) const INET6: i32 = 2;
 /// `SocketProtocol`.
-pub const UDP: i32 = 1;
+pub(crate) const UDP: i32 = 1;
 /// `SocketProtocol`.
-pub const TCP: i32 = 2;
+pub(crate) const TCP: i32 = 2;
 
 /// The outer dnstap frame.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Dnstap {
+pub(crate) struct Dnstap {
     /// Server identity.
     #[prost(bytes = "vec", optional, tag = "1")]
     pub identity: Option<Vec<u8>>,
@@ -35,7 +35,7 @@ pub struct Dnstap {
 
 /// One logged DNS message.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Message {
+pub(crate) struct Message {
     /// [`AUTH_QUERY`] or [`AUTH_RESPONSE`].
     #[prost(int32, required, tag = "1")]
     pub r#type: i32,

@@ -9,7 +9,7 @@ use crate::dns::writer::{Header, Writer, response_flags};
 
 /// Runs `respond` (which writes a response into `out`); if it panics, writes a
 /// SERVFAIL for `packet` instead. Returns the outcome and whether it panicked.
-pub fn guard(
+pub(crate) fn guard(
     packet: &[u8],
     out: &mut Vec<u8>,
     respond: impl FnOnce(&mut Vec<u8>) -> Outcome,
@@ -22,7 +22,7 @@ pub fn guard(
 
 /// Writes a SERVFAIL for `packet` (echoing its id, opcode, RD and CD, and its
 /// question if it has a readable one); drops what is not a query at all.
-pub fn write_servfail(packet: &[u8], out: &mut Vec<u8>) -> Outcome {
+pub(crate) fn write_servfail(packet: &[u8], out: &mut Vec<u8>) -> Outcome {
     if packet.len() < HEADER_LEN || packet[2] & 0x80 != 0 {
         return Outcome::Dropped;
     }

@@ -10,7 +10,7 @@ use crate::zone::rtype;
 /// limiting sends instead of a limited response ("slip"), so a real client retries
 /// over TCP. Returns `false` if `out` is not a response this server wrote (then
 /// nothing should be sent).
-pub fn truncate_to_question(out: &mut Vec<u8>) -> bool {
+pub(crate) fn truncate_to_question(out: &mut Vec<u8>) -> bool {
     let Some(header) = out.get(..HEADER_LEN) else {
         return false;
     };

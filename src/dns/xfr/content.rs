@@ -31,7 +31,7 @@ use crate::zone::{Zone, name, rtype};
 
 /// One resource record (class IN) in uncompressed wire form.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Record {
+pub(crate) struct Record {
     /// Lower-case wire owner name.
     pub owner: Box<[u8]>,
     /// RR type.
@@ -44,7 +44,7 @@ pub struct Record {
 
 /// The static records of one loaded zone (everything but the apex SOA), sorted.
 #[derive(Debug)]
-pub struct StaticContent {
+pub(crate) struct StaticContent {
     /// The records.
     pub records: Vec<Record>,
     /// The apex SOA rdata as loaded (its serial is the zone file's).
@@ -65,7 +65,7 @@ pub struct StaticContent {
 impl StaticContent {
     /// Collects the static records of `zone` (with their signatures and the denial
     /// chain when `signed`).
-    pub fn of(zone: &Zone, signed: Option<&SignedZone>) -> Self {
+    pub(crate) fn of(zone: &Zone, signed: Option<&SignedZone>) -> Self {
         let mut records = Vec::with_capacity(zone.record_count());
         let mut dynamic_owners = Vec::new();
         let mut backed: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
@@ -152,7 +152,7 @@ impl StaticContent {
 
 /// A zone's transferable content at one serial.
 #[derive(Debug)]
-pub struct ZoneContent {
+pub(crate) struct ZoneContent {
     /// Lower-case wire origin.
     pub origin: Box<[u8]>,
     /// The serial.
@@ -245,7 +245,7 @@ impl Sources {
 impl ZoneContent {
     /// Assembles content from the static part and the snapshot's dynamic answers
     /// bound into `zone` (serial: the file's; set it with [`Self::with_serial`]).
-    pub fn build(
+    pub(crate) fn build(
         origin: &[u8],
         statics: Arc<StaticContent>,
         config: &Arc<Config>,
@@ -298,7 +298,7 @@ impl ZoneContent {
     ///
     /// With the same config, the records' decisions tell it without building the
     /// records: the same candidates and all-down state give the same records.
-    pub fn same_as(
+    pub(crate) fn same_as(
         &self,
         statics: &Arc<StaticContent>,
         config: &Arc<Config>,
@@ -338,7 +338,7 @@ impl ZoneContent {
 
     /// The same content named by another serial (a signed zone's SOA RRSIG is made
     /// for it and kept with the dynamic records).
-    pub fn with_serial(mut self, serial: u32) -> Self {
+    pub(crate) fn with_serial(mut self, serial: u32) -> Self {
         self.serial = serial;
         self.dynamic.retain(|r| {
             !(r.rtype == sec::RRSIG && r.rdata.get(..2) == Some(&rtype::SOA.to_be_bytes()[..]))
@@ -365,7 +365,7 @@ impl ZoneContent {
     }
 
     /// The apex SOA record carrying [`Self::serial`].
-    pub fn soa(&self) -> Record {
+    pub(crate) fn soa(&self) -> Record {
         let mut rdata = self.statics.soa_rdata.to_vec();
         if let Some(at) = rdata.len().checked_sub(20) {
             rdata[at..at + 4].copy_from_slice(&self.serial.to_be_bytes());
@@ -379,7 +379,7 @@ impl ZoneContent {
     }
 
     /// Every record but the SOA, in canonical order of static, then dynamic.
-    pub fn records(&self) -> impl Iterator<Item = &Record> {
+    pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
         self.statics
             .records
             .iter()
@@ -394,7 +394,10 @@ impl ZoneContent {
     }
 
     /// The static chain records (and RRSIGs) at `owner`.
-    pub fn static_chain_at<'a>(&'a self, owner: &'a [u8]) -> impl Iterator<Item = &'a Record> {
+    pub(crate) fn static_chain_at<'a>(
+        &'a self,
+        owner: &'a [u8],
+    ) -> impl Iterator<Item = &'a Record> {
         let records = &self.statics.records;
         let start = records.partition_point(|r| &*r.owner < owner);
         records[start..]

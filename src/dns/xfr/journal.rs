@@ -8,14 +8,14 @@ use super::content::{Record, ZoneContent};
 
 /// The last versions of one zone, oldest first.
 #[derive(Debug)]
-pub struct Journal {
+pub(crate) struct Journal {
     versions: VecDeque<Arc<ZoneContent>>,
     capacity: usize,
 }
 
 /// Records deleted and added between two versions.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Difference {
+pub(crate) struct Difference {
     /// In the old version only.
     pub deleted: Vec<Record>,
     /// In the new version only.
@@ -24,7 +24,7 @@ pub struct Difference {
 
 impl Journal {
     /// An empty journal keeping `capacity` versions (at least 1).
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             versions: VecDeque::new(),
             capacity: capacity.max(1),
@@ -32,13 +32,13 @@ impl Journal {
     }
 
     /// Changes how many versions are kept (the oldest go first).
-    pub fn set_capacity(&mut self, capacity: usize) {
+    pub(crate) fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
         self.trim();
     }
 
     /// Adds the newest version; the oldest are evicted beyond the capacity.
-    pub fn push(&mut self, version: Arc<ZoneContent>) {
+    pub(crate) fn push(&mut self, version: Arc<ZoneContent>) {
         self.versions.push_back(version);
         self.trim();
     }
@@ -50,24 +50,25 @@ impl Journal {
     }
 
     /// The newest version.
-    pub fn current(&self) -> Option<&Arc<ZoneContent>> {
+    pub(crate) fn current(&self) -> Option<&Arc<ZoneContent>> {
         self.versions.back()
     }
 
     /// The version with `serial`, if still kept.
-    pub fn find(&self, serial: u32) -> Option<&Arc<ZoneContent>> {
+    pub(crate) fn find(&self, serial: u32) -> Option<&Arc<ZoneContent>> {
         self.versions.iter().rev().find(|v| v.serial == serial)
     }
 
     /// Serials kept, oldest first.
-    pub fn serials(&self) -> Vec<u32> {
+    #[cfg(test)]
+    pub(crate) fn serials(&self) -> Vec<u32> {
         self.versions.iter().map(|v| v.serial).collect()
     }
 }
 
 /// What changed from `old` to `new` (both sorted sets of records; the SOA is not
 /// included).
-pub fn difference(old: &ZoneContent, new: &ZoneContent) -> Difference {
+pub(crate) fn difference(old: &ZoneContent, new: &ZoneContent) -> Difference {
     if Arc::ptr_eq(&old.statics, &new.statics) {
         let mut difference = sorted_difference(&old.dynamic, &new.dynamic);
         // Static chain records one version hides (replaced in its dynamic part) and

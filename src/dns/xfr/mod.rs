@@ -22,12 +22,12 @@
 //! snapshot answers with is the reply. AXFR over UDP gets NOTIMP from the
 //! responder (RFC 5936 §4.2).
 
-pub mod content;
-pub mod journal;
-pub mod notify;
-pub mod serial;
-pub mod tsig;
-pub mod wire;
+pub(crate) mod content;
+pub(crate) mod journal;
+pub(crate) mod notify;
+pub(crate) mod serial;
+pub(crate) mod tsig;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -48,7 +48,7 @@ use super::transfer::TransferHandler;
 use super::wire::rcode;
 use crate::config::TransferConfig;
 use crate::telemetry::names;
-use crate::telemetry::registry::{self, Kind, labelled};
+use crate::telemetry::registry::{Kind, labelled};
 use crate::zone::{Zone, name, rtype};
 
 /// Largest transfer message we build before TSIG (well below 64 KiB).
@@ -80,7 +80,8 @@ struct Inner {
 
 /// Counters of transfers and NOTIFYs.
 #[derive(Debug, Default)]
-pub struct TransferMetrics {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TransferMetrics {
     axfr: AtomicU64,
     ixfr: AtomicU64,
     ixfr_as_axfr: AtomicU64,
@@ -97,8 +98,10 @@ pub struct TransferMetrics {
 
 impl TransferMetrics {
     /// Appends the Prometheus text of every counter.
-    pub fn render(&self, out: &mut String) {
-        out.push_str(&registry::encode_one(self.values()));
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn render(&self, out: &mut String) {
+        out.push_str(&crate::telemetry::registry::encode_one(self.values()));
     }
 
     /// The counters as of now, by label.
@@ -128,13 +131,16 @@ impl TransferMetrics {
 
     /// IXFRs over UDP answered with the current SOA alone (the transfer did not fit
     /// the datagram, or a stamp was under way): the client retries over TCP.
-    pub fn udp_soa_only(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn udp_soa_only(&self) -> u64 {
         self.udp_soa_only.load(Ordering::Relaxed)
     }
 
     /// Transfers served: (AXFR, IXFR incremental, IXFR answered AXFR-style, IXFR
     /// already current).
-    pub fn served(&self) -> (u64, u64, u64, u64) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn served(&self) -> (u64, u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
             get(&self.axfr),
@@ -145,7 +151,9 @@ impl TransferMetrics {
     }
 
     /// NOTIFY messages (sent, acked, failed).
-    pub fn notifies(&self) -> (u64, u64, u64) {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn notifies(&self) -> (u64, u64, u64) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         (
             get(&self.notify_sent),
@@ -157,7 +165,7 @@ impl TransferMetrics {
 
 /// How the messages of a [`Reply`] are signed.
 #[derive(Clone, Debug)]
-pub enum Signing {
+pub(crate) enum Signing {
     /// Not at all (the request was not signed).
     None,
     /// Each message, chained (RFC 8945 §5.3.1).
@@ -168,7 +176,7 @@ pub enum Signing {
 
 impl Signing {
     /// The TSIG record for the next message `unsigned`, if any.
-    pub fn next(&mut self, unsigned: &[u8], now: u64) -> Option<TsigRecord> {
+    pub(crate) fn next(&mut self, unsigned: &[u8], now: u64) -> Option<TsigRecord> {
         match self {
             Self::None => None,
             Self::Sign(signer) => Some(signer.sign(unsigned, now)),
@@ -180,7 +188,7 @@ impl Signing {
 /// The answer to a transfer request: messages to send in order, unsigned, and how
 /// to sign them.
 #[derive(Clone, Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Complete DNS messages without TSIG.
     pub messages: Vec<Vec<u8>>,
     /// Signing of each message.
@@ -194,7 +202,12 @@ impl Reply {
     /// The one datagram answering over UDP: the only message if, signed (and with an
     /// OPT record of `payload` when the query had one), it fits in `limit` bytes;
     /// else the SOA alone. The second value says the SOA alone was sent.
-    pub fn into_datagram(self, limit: usize, payload: Option<u16>, now: u64) -> (Vec<u8>, bool) {
+    pub(crate) fn into_datagram(
+        self,
+        limit: usize,
+        payload: Option<u16>,
+        now: u64,
+    ) -> (Vec<u8>, bool) {
         let finish = |mut message: Vec<u8>| {
             if let Some(payload) = payload {
                 append_opt(&mut message, payload);
@@ -220,7 +233,7 @@ impl Reply {
     }
 
     /// The messages as they go on the wire (each signed if the request was).
-    pub fn into_wire(mut self, now: u64) -> Vec<Vec<u8>> {
+    pub(crate) fn into_wire(mut self, now: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::with_capacity(self.messages.len());
         for mut message in std::mem::take(&mut self.messages) {
             if let Some(tsig) = self.signing.next(&message, now) {
@@ -235,7 +248,11 @@ impl Reply {
 /// Answers an AXFR or IXFR request from `source`: the messages to send in order
 /// (`None`: drop the request). Transport independent; call it off the async
 /// workers (a large zone takes a while to encode).
-pub fn transfer(request: &[u8], source: IpAddr, state: &TransferState) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn transfer(
+    request: &[u8],
+    source: IpAddr,
+    state: &TransferState,
+) -> Option<Vec<Vec<u8>>> {
     state
         .respond(request, source)
         .map(|r| r.into_wire(tsig::unix_now()))
@@ -294,7 +311,7 @@ impl TransferHandler for TransferState {
 
 /// Whether a TCP query is this module's: QTYPE AXFR or IXFR, or a TSIG-signed SOA
 /// query (secondaries check the serial with one; its answer must be signed).
-pub fn wants(request: &[u8]) -> bool {
+pub(crate) fn wants(request: &[u8]) -> bool {
     let mut reader = Reader::new(request);
     let Ok(header) = reader.header() else {
         return false;
@@ -359,7 +376,8 @@ impl Collector for TransferValues {
 /// Transfer state shared by the plane (publishing), the TCP path (serving) and the
 /// notifier.
 #[derive(Debug)]
-pub struct TransferState {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TransferState {
     inner: Mutex<Inner>,
     metrics: TransferMetrics,
     announcements: mpsc::UnboundedSender<Changes>,
@@ -369,7 +387,8 @@ pub struct TransferState {
 impl TransferState {
     /// State for `settings`, with the serials saved in its state file (a file that
     /// cannot be read is logged and ignored: serials then start from the zones').
-    pub fn new(settings: &TransferConfig) -> Arc<Self> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(settings: &TransferConfig) -> Arc<Self> {
         let saved = match &settings.state_file {
             Some(path) => SerialFile::load(path).unwrap_or_else(|error| {
                 tracing::error!(%error, "cannot read the serial file; starting from the zone files' serials");
@@ -393,7 +412,9 @@ impl TransferState {
     }
 
     /// The counters.
-    pub fn metrics(&self) -> &TransferMetrics {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn metrics(&self) -> &TransferMetrics {
         &self.metrics
     }
 
@@ -402,7 +423,9 @@ impl TransferState {
     }
 
     /// The current serial of a zone (absolute name), if it is transferable.
-    pub fn serial(&self, zone: &str) -> Option<u32> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn serial(&self, zone: &str) -> Option<u32> {
         let origin = name::wire_from_text(zone)?;
         let inner = self.lock();
         inner
@@ -417,7 +440,8 @@ impl TransferState {
     /// keeps the version for IXFR and returns the snapshot with its zones' SOA
     /// serials set. Blocking (file I/O, encoding): run it where the snapshot is
     /// built, never on the DNS path.
-    pub fn stamp(&self, snapshot: Snapshot) -> Snapshot {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn stamp(&self, snapshot: Snapshot) -> Snapshot {
         let settings = &snapshot.config.transfer;
         let mut inner = self.lock();
         inner.settings = Arc::new(settings.clone());
@@ -538,7 +562,7 @@ impl TransferState {
 
     /// Hands the zones changed by the last stamps to the notifier. Call it once the
     /// stamped snapshot is published, so a secondary asking at once sees the serial.
-    pub fn announce(&self) {
+    pub(crate) fn announce(&self) {
         let pending = std::mem::take(&mut self.lock().pending);
         if !pending.is_empty() {
             let _ = self.announcements.send(pending);
@@ -554,7 +578,7 @@ impl TransferState {
     }
 
     /// Answers a transfer request (see [`transfer`]).
-    pub fn respond(&self, request: &[u8], source: IpAddr) -> Option<Reply> {
+    pub(crate) fn respond(&self, request: &[u8], source: IpAddr) -> Option<Reply> {
         self.respond_via(request, source, Via::Tcp)
     }
 

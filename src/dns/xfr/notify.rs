@@ -30,7 +30,11 @@ const OPCODE_NOTIFY: u16 = 4;
 /// Starts the notifier: it sends NOTIFYs for what [`TransferState::announce`]
 /// hands it until `shutdown`, from addresses chosen among `listen` (the DNS listen
 /// addresses, as bound) by [`source_for`]. Does nothing if already started.
-pub fn spawn(state: Arc<TransferState>, listen: Vec<SocketAddr>, shutdown: CancellationToken) {
+pub(crate) fn spawn(
+    state: Arc<TransferState>,
+    listen: Vec<SocketAddr>,
+    shutdown: CancellationToken,
+) {
     let Some(mut announcements) = state.take_announcements() else {
         return;
     };
@@ -173,7 +177,7 @@ impl Notify {
 /// that family the route to the target leaves from (`route`, as the kernel picks
 /// it), if the server listens there; else the first specific (non-wildcard) listen
 /// address of that family; else the wildcard (the kernel's choice).
-pub fn source_for(
+pub(crate) fn source_for(
     target: SocketAddr,
     configured: Option<IpAddr>,
     listen: &[SocketAddr],

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Format version of the serial file.
-pub const SERIAL_FILE_VERSION: u32 = 1;
+pub(crate) const SERIAL_FILE_VERSION: u32 = 1;
 
 /// Errors reading or writing the serial file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum SerialFileError {
+pub(crate) enum SerialFileError {
     /// I/O failed.
     #[error("{path}: {source}")]
     Io {
@@ -32,18 +32,19 @@ pub enum SerialFileError {
 }
 
 /// Whether serial `a` is newer than `b` (RFC 1982 §3.2, SERIAL_BITS = 32).
-pub fn is_newer(a: u32, b: u32) -> bool {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn is_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
 /// The serial after `serial` (RFC 1982 §3.1 addition of 1).
-pub fn increment(serial: u32) -> u32 {
+pub(crate) fn increment(serial: u32) -> u32 {
     serial.wrapping_add(1)
 }
 
 /// The last serial given to a zone and the hash of the content it named.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedSerial {
+pub(crate) struct SavedSerial {
     /// The serial.
     pub serial: u32,
     /// SHA-256 of the transferable content, hex.
@@ -54,7 +55,7 @@ pub struct SavedSerial {
 /// last serial given (if any): unchanged content keeps its serial; changed content
 /// gets the next one — or the file's, if an operator moved it further ahead. Never
 /// goes backwards.
-pub fn choose(file_serial: u32, last: Option<&SavedSerial>, hash: &str) -> u32 {
+pub(crate) fn choose(file_serial: u32, last: Option<&SavedSerial>, hash: &str) -> u32 {
     match last {
         None => file_serial,
         Some(last) if is_newer(file_serial, last.serial) => file_serial,
@@ -65,7 +66,7 @@ pub fn choose(file_serial: u32, last: Option<&SavedSerial>, hash: &str) -> u32 {
 
 /// The serial file: zone (absolute name) → last serial.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SerialFile {
+pub(crate) struct SerialFile {
     /// [`SERIAL_FILE_VERSION`].
     pub version: u32,
     /// Per zone.
@@ -74,14 +75,14 @@ pub struct SerialFile {
 
 impl SerialFile {
     /// Reads the file; a missing file is empty.
-    pub fn load(path: &Path) -> Result<Self, SerialFileError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, SerialFileError> {
         crate::json_file::load(path, |f: &Self| f.version, SERIAL_FILE_VERSION)
             .map(Option::unwrap_or_default)
             .map_err(|e| SerialFileError::of(path, e))
     }
 
     /// Writes the file atomically (temporary file, fsync, rename, directory fsync).
-    pub fn save(&self, path: &Path) -> Result<(), SerialFileError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), SerialFileError> {
         let file = Self {
             version: SERIAL_FILE_VERSION,
             zones: self.zones.clone(),

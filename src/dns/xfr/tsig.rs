@@ -13,7 +13,7 @@
 //! captured request can be replayed that long. The RFC requires the BADTIME outside
 //! that interval but not acceptance inside it, and §10 recommends 300 s: here a
 //! message counts only if `|now − Time Signed| ≤ min(Fudge, window)`, with the
-//! window ours (`[transfer] tsig_window`, default [`WINDOW`]). The same bound applies
+//! window ours (`[transfer] tsig_window`, default `WINDOW`). The same bound applies
 //! to the signed answers to our NOTIFYs.
 
 use hmac::{Hmac, Mac};
@@ -23,25 +23,28 @@ use super::wire::{self, Reader};
 use crate::config::{TsigAlgorithm, TsigKey};
 
 /// The Fudge we put in our own signatures (RFC 8945 §10 recommends 300 s).
-pub const FUDGE: u16 = 300;
+pub(crate) const FUDGE: u16 = 300;
 
 /// Our default bound on a signed message's clock difference, whatever its Fudge.
-pub const WINDOW: u64 = crate::config::transfer_defaults::TSIG_WINDOW.as_secs();
+#[cfg(test)]
+pub(crate) const WINDOW: u64 = crate::config::transfer_defaults::TSIG_WINDOW.as_secs();
 
 /// Whether a message signed at `time` with `fudge` is on time at `now`: within the
 /// smaller of its Fudge and our `window` (seconds).
-pub fn on_time(time: u64, fudge: u16, now: u64, window: u64) -> bool {
+pub(crate) fn on_time(time: u64, fudge: u16, now: u64, window: u64) -> bool {
     now.abs_diff(time) <= u64::from(fudge).min(window)
 }
 
 /// TSIG error codes (RFC 8945 §4.3).
-pub mod error {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) mod error {
     /// Bad signature.
-    pub const BADSIG: u16 = 16;
+    pub(crate) const BADSIG: u16 = 16;
     /// Unknown key.
-    pub const BADKEY: u16 = 17;
+    pub(crate) const BADKEY: u16 = 17;
     /// Time outside the fudge.
-    pub const BADTIME: u16 = 18;
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) const BADTIME: u16 = 18;
 }
 
 /// CLASS of TSIG records.
@@ -49,7 +52,8 @@ const CLASS_ANY: u16 = 255;
 
 /// A TSIG record as read from a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TsigRecord {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct TsigRecord {
     /// Lower-case wire key name.
     pub key_name: Vec<u8>,
     /// Lower-case wire algorithm name.
@@ -70,7 +74,7 @@ pub struct TsigRecord {
 
 impl TsigRecord {
     /// Appends the record (uncompressed) to `message` and bumps its ARCOUNT.
-    pub fn append_to(&self, message: &mut Vec<u8>) {
+    pub(crate) fn append_to(&self, message: &mut Vec<u8>) {
         message.extend_from_slice(&self.key_name);
         message.extend_from_slice(&crate::zone::rtype::TSIG.to_be_bytes());
         message.extend_from_slice(&CLASS_ANY.to_be_bytes());
@@ -82,7 +86,7 @@ impl TsigRecord {
     }
 
     /// The record's rdata.
-    pub fn rdata(&self) -> Vec<u8> {
+    pub(crate) fn rdata(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.algorithm.len() + 16 + self.mac.len());
         out.extend_from_slice(&self.algorithm);
         out.extend_from_slice(&self.time.to_be_bytes()[2..]);
@@ -116,7 +120,8 @@ impl TsigRecord {
 
 /// A signed message split into the message as it was before signing and its TSIG.
 #[derive(Clone, Debug)]
-pub struct Signed {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Signed {
     /// The message without the TSIG record, ARCOUNT decreased, the original id.
     pub unsigned: Vec<u8>,
     /// The TSIG record.
@@ -125,7 +130,8 @@ pub struct Signed {
 
 /// Finds a TSIG record (the last additional record) in `message`. `Ok(None)`: not
 /// signed; `Err`: malformed.
-pub fn split(message: &[u8]) -> Result<Option<Signed>, wire::Malformed> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn split(message: &[u8]) -> Result<Option<Signed>, wire::Malformed> {
     let mut reader = Reader::new(message);
     let header = reader.header()?;
     for _ in 0..header.qdcount {
@@ -186,12 +192,12 @@ pub fn split(message: &[u8]) -> Result<Option<Signed>, wire::Malformed> {
 }
 
 /// Wire name of an algorithm.
-pub fn algorithm_wire(algorithm: TsigAlgorithm) -> Vec<u8> {
+pub(crate) fn algorithm_wire(algorithm: TsigAlgorithm) -> Vec<u8> {
     crate::zone::name::wire_from_text(&format!("{}.", algorithm.name())).unwrap_or_default()
 }
 
 /// HMAC of `data` under `key`.
-pub fn mac(key: &TsigKey, data: &[u8]) -> Vec<u8> {
+pub(crate) fn mac(key: &TsigKey, data: &[u8]) -> Vec<u8> {
     let secret = key.secret.expose();
     match key.algorithm {
         TsigAlgorithm::HmacSha256 => hmac_of::<Hmac<Sha256>>(secret, data),
@@ -212,7 +218,11 @@ fn hmac_of<M: Mac + hmac::digest::KeyInit>(secret: &[u8], data: &[u8]) -> Vec<u8
 
 /// Why a signed request was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rejection {
+#[expect(
+    clippy::enum_variant_names,
+    reason = "the RFC 8945 error names: BADKEY, BADSIG, BADTIME"
+)]
+pub(crate) enum Rejection {
     /// Unknown key or algorithm (BADKEY).
     BadKey,
     /// The MAC does not verify (BADSIG).
@@ -223,7 +233,7 @@ pub enum Rejection {
 
 /// Verifies a signed request against `keys` at unix time `now`, on time within
 /// `window` seconds (see [`on_time`]); returns the key.
-pub fn verify<'k>(
+pub(crate) fn verify<'k>(
     signed: &Signed,
     keys: &'k [TsigKey],
     now: u64,
@@ -256,7 +266,7 @@ pub fn verify<'k>(
 /// (RFC 8945 §5.3.1: the request MAC, the response, its TSIG variables): the
 /// key that signed the request, a valid MAC, no TSIG error, on time within `window`
 /// seconds (see [`on_time`]).
-pub fn verify_response(
+pub(crate) fn verify_response(
     response: &[u8],
     key: &TsigKey,
     request_mac: &[u8],
@@ -294,12 +304,19 @@ pub fn verify_response(
 
 /// Signs a request of our own (NOTIFY): appends the TSIG record; returns its MAC
 /// (the response's is computed over it).
-pub fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn sign_request(message: &mut Vec<u8>, key: &TsigKey, now: u64) -> Vec<u8> {
     sign_request_with(message, key, now, FUDGE)
 }
 
 /// [`sign_request`] with a Fudge of the caller's (tests: what another signer sends).
-pub fn sign_request_with(message: &mut Vec<u8>, key: &TsigKey, time: u64, fudge: u16) -> Vec<u8> {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) fn sign_request_with(
+    message: &mut Vec<u8>,
+    key: &TsigKey,
+    time: u64,
+    fudge: u16,
+) -> Vec<u8> {
     let id = u16::from_be_bytes([message[0], message[1]]);
     let mut tsig = TsigRecord {
         key_name: crate::zone::name::wire_from_text(&key.name).unwrap_or_default(),
@@ -320,7 +337,7 @@ pub fn sign_request_with(message: &mut Vec<u8>, key: &TsigKey, time: u64, fudge:
 
 /// Signs the responses to one verified request, in order (RFC 8945 §5.3, §5.3.1).
 #[derive(Clone, Debug)]
-pub struct ResponseSigner {
+pub(crate) struct ResponseSigner {
     key: TsigKey,
     /// The request's MAC, then each response's.
     prior_mac: Vec<u8>,
@@ -332,7 +349,7 @@ pub struct ResponseSigner {
 
 impl ResponseSigner {
     /// A signer for the responses to a request whose TSIG verified with `key`.
-    pub fn new(key: TsigKey, request: &TsigRecord) -> Self {
+    pub(crate) fn new(key: TsigKey, request: &TsigRecord) -> Self {
         Self {
             key,
             prior_mac: request.mac.clone(),
@@ -344,7 +361,7 @@ impl ResponseSigner {
     }
 
     /// A signer for a BADTIME answer (signed, with our time as other data).
-    pub fn bad_time(key: TsigKey, request: &TsigRecord, now: u64) -> Self {
+    pub(crate) fn bad_time(key: TsigKey, request: &TsigRecord, now: u64) -> Self {
         let mut signer = Self::new(key, request);
         signer.error = error::BADTIME;
         signer.other = now.to_be_bytes()[2..].to_vec();
@@ -353,7 +370,7 @@ impl ResponseSigner {
 
     /// The TSIG record for the next response `unsigned` (as it goes on the wire,
     /// without TSIG) at unix time `now`.
-    pub fn sign(&mut self, unsigned: &[u8], now: u64) -> TsigRecord {
+    pub(crate) fn sign(&mut self, unsigned: &[u8], now: u64) -> TsigRecord {
         let mut tsig = TsigRecord {
             key_name: crate::zone::name::wire_from_text(&self.key.name).unwrap_or_default(),
             algorithm: algorithm_wire(self.key.algorithm),
@@ -377,7 +394,7 @@ impl ResponseSigner {
 }
 
 /// An unsigned TSIG record carrying an error (BADKEY, BADSIG: §5.3.2).
-pub fn error_record(request: &TsigRecord, code: u16, now: u64) -> TsigRecord {
+pub(crate) fn error_record(request: &TsigRecord, code: u16, now: u64) -> TsigRecord {
     TsigRecord {
         key_name: request.key_name.clone(),
         algorithm: request.algorithm.clone(),
@@ -390,7 +407,7 @@ pub fn error_record(request: &TsigRecord, code: u16, now: u64) -> TsigRecord {
     }
 }
 
-pub use crate::runtime::clock::unix_now;
+pub(crate) use crate::runtime::clock::unix_now;
 
 #[cfg(test)]
 mod tests;

@@ -5,11 +5,12 @@ use crate::zone::name::MAX_NAME_LEN;
 
 /// A message that does not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Malformed;
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Malformed;
 
 /// The fixed header.
 #[derive(Clone, Copy, Debug)]
-pub struct Header {
+pub(crate) struct Header {
     /// Id.
     pub id: u16,
     /// Flags.
@@ -25,29 +26,29 @@ pub struct Header {
 }
 
 /// Reads a message with bounds checks.
-pub struct Reader<'m> {
+pub(crate) struct Reader<'m> {
     message: &'m [u8],
     pos: usize,
 }
 
 impl<'m> Reader<'m> {
     /// From the start.
-    pub fn new(message: &'m [u8]) -> Self {
+    pub(crate) fn new(message: &'m [u8]) -> Self {
         Self { message, pos: 0 }
     }
 
     /// From `pos`.
-    pub fn at(message: &'m [u8], pos: usize) -> Self {
+    pub(crate) fn at(message: &'m [u8], pos: usize) -> Self {
         Self { message, pos }
     }
 
     /// Current offset.
-    pub fn position(&self) -> usize {
+    pub(crate) fn position(&self) -> usize {
         self.pos
     }
 
     /// The header.
-    pub fn header(&mut self) -> Result<Header, Malformed> {
+    pub(crate) fn header(&mut self) -> Result<Header, Malformed> {
         Ok(Header {
             id: self.u16()?,
             flags: self.u16()?,
@@ -59,37 +60,31 @@ impl<'m> Reader<'m> {
     }
 
     /// `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Result<&'m [u8], Malformed> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'m [u8], Malformed> {
         let out = self.message.get(self.pos..self.pos + n).ok_or(Malformed)?;
         self.pos += n;
         Ok(out)
     }
 
     /// Skips `n` bytes.
-    pub fn skip(&mut self, n: usize) -> Result<(), Malformed> {
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), Malformed> {
         self.bytes(n).map(|_| ())
     }
 
     /// A 16-bit field.
-    pub fn u16(&mut self) -> Result<u16, Malformed> {
+    pub(crate) fn u16(&mut self) -> Result<u16, Malformed> {
         let b = self.bytes(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
-    /// A 32-bit field.
-    pub fn u32(&mut self) -> Result<u32, Malformed> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
     /// A 48-bit field.
-    pub fn u48(&mut self) -> Result<u64, Malformed> {
+    pub(crate) fn u48(&mut self) -> Result<u64, Malformed> {
         let b = self.bytes(6)?;
         Ok(b.iter().fold(0u64, |acc, x| acc << 8 | u64::from(*x)))
     }
 
     /// A name (compression followed), returned lower-case and uncompressed.
-    pub fn name(&mut self) -> Result<Vec<u8>, Malformed> {
+    pub(crate) fn name(&mut self) -> Result<Vec<u8>, Malformed> {
         let mut out = Vec::with_capacity(32);
         let mut pos = self.pos;
         let mut jumped = false;
@@ -134,14 +129,14 @@ impl<'m> Reader<'m> {
 }
 
 /// Sets the 16-bit count at `offset` of a message.
-pub fn set_count(message: &mut [u8], offset: usize, value: u16) {
+pub(crate) fn set_count(message: &mut [u8], offset: usize, value: u16) {
     if let Some(slot) = message.get_mut(offset..offset + 2) {
         slot.copy_from_slice(&value.to_be_bytes());
     }
 }
 
 /// Adds one to the 16-bit count at `offset`.
-pub fn bump_count(message: &mut [u8], offset: usize) {
+pub(crate) fn bump_count(message: &mut [u8], offset: usize) {
     if let Some(slot) = message.get(offset..offset + 2) {
         let value = u16::from_be_bytes([slot[0], slot[1]]).wrapping_add(1);
         set_count(message, offset, value);
@@ -149,7 +144,7 @@ pub fn bump_count(message: &mut [u8], offset: usize) {
 }
 
 /// Appends one record (class IN, uncompressed).
-pub fn push_record(out: &mut Vec<u8>, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) {
+pub(crate) fn push_record(out: &mut Vec<u8>, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) {
     out.extend_from_slice(owner);
     out.extend_from_slice(&rtype.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
@@ -159,6 +154,6 @@ pub fn push_record(out: &mut Vec<u8>, owner: &[u8], rtype: u16, ttl: u32, rdata:
 }
 
 /// Encoded size of a record.
-pub fn record_len(owner: &[u8], rdata: &[u8]) -> usize {
+pub(crate) fn record_len(owner: &[u8], rdata: &[u8]) -> usize {
     owner.len() + 10 + rdata.len()
 }

@@ -10,7 +10,7 @@ use super::*;
 /// matches a pattern (`web-eu/*`, `web-*`, `*.example.com.`); for a region, its pools
 /// (a drain), their endpoints (a force), or both (a release ends what is in force on
 /// either). A pattern or region matching nothing is an error naming what there is.
-pub fn expand(
+pub(crate) fn expand(
     config: &Config,
     target: &Target,
     action: Option<&Action>,

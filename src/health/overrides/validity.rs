@@ -317,7 +317,7 @@ pub(super) fn known(config: &Config, target: &Target) -> Result<(), OverrideErro
 }
 
 /// An endpoint by its `pool/name` label.
-pub fn endpoint_by_label(config: &Config, label: &str) -> Option<EndpointIndex> {
+pub(crate) fn endpoint_by_label(config: &Config, label: &str) -> Option<EndpointIndex> {
     let (pool, name) = label.split_once('/')?;
     let pool = config.pool(config.pool_by_name(pool)?);
     pool.endpoints

@@ -19,7 +19,8 @@ use super::*;
 
 /// [`Route53Api`] over the AWS SDK.
 #[derive(Clone, Debug)]
-pub struct SdkRoute53 {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct SdkRoute53 {
     client: aws_sdk_route53::Client,
 }
 
@@ -319,14 +320,15 @@ fn change_info(info: &sdk::ChangeInfo) -> ChangeInfo {
 
 impl SdkRoute53 {
     /// Wraps an SDK client.
-    pub fn new(client: aws_sdk_route53::Client) -> Self {
+    pub(crate) fn new(client: aws_sdk_route53::Client) -> Self {
         Self { client }
     }
 
     /// Builds an SDK client from the `[route53]` settings: its region and endpoint
     /// override, static credentials when given (tests) or else the standard chain,
     /// rustls + ring for TLS, and SDK retries off (the [`Route53Client`] retries).
-    pub async fn connect(config: &Route53Config, options: &ClientOptions) -> Self {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) async fn connect(config: &Route53Config, options: &ClientOptions) -> Self {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))

@@ -19,7 +19,8 @@ use super::*;
 
 /// Tuning of the [`Route53Client`] beyond `[route53]` (tests shorten the waits).
 #[derive(Clone, Debug)]
-pub struct ClientOptions {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ClientOptions {
     /// Retries of throttled and transient failures.
     pub retry: RetryPolicy,
     /// Polling of GetChange until INSYNC.
@@ -49,7 +50,7 @@ impl Default for ClientOptions {
 
 /// Result of waiting for a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Propagation {
+pub(crate) enum Propagation {
     /// INSYNC after this long.
     InSync(Duration),
     /// Still PENDING when the wait ended.
@@ -57,7 +58,8 @@ pub enum Propagation {
 }
 
 /// A paced, retrying Route 53 client for the agent.
-pub struct Route53Client {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Route53Client {
     api: Arc<dyn Route53Api>,
     bucket: tokio::sync::Mutex<TokenBucket>,
     rng: Mutex<SplitMix64>,
@@ -69,7 +71,7 @@ pub struct Route53Client {
 
 impl Route53Client {
     /// Connects with the `[route53]` settings.
-    pub async fn connect(
+    pub(crate) async fn connect(
         config: &Route53Config,
         options: ClientOptions,
         metrics: Arc<SyncMetrics>,
@@ -79,7 +81,8 @@ impl Route53Client {
     }
 
     /// Wraps any [`Route53Api`] with pacing from the `[route53]` settings.
-    pub fn new(
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(
         api: Arc<dyn Route53Api>,
         config: &Route53Config,
         options: ClientOptions,
@@ -102,12 +105,12 @@ impl Route53Client {
     }
 
     /// The metrics this client updates.
-    pub fn metrics(&self) -> &Arc<SyncMetrics> {
+    pub(crate) fn metrics(&self) -> &Arc<SyncMetrics> {
         &self.metrics
     }
 
     /// A random number (for caller-reference nonces).
-    pub fn random(&self) -> u64 {
+    pub(crate) fn random(&self) -> u64 {
         self.rng.lock().map_or(0, |mut rng| rng.next_u64())
     }
 
@@ -164,7 +167,7 @@ impl Route53Client {
     }
 
     /// The id of the hosted zone named `name`.
-    pub async fn hosted_zone_id(&self, name: &str) -> Result<String, ApiError> {
+    pub(crate) async fn hosted_zone_id(&self, name: &str) -> Result<String, ApiError> {
         self.call("ListHostedZonesByName", || self.api.find_hosted_zone(name))
             .await?
             .ok_or_else(|| ApiError::NoSuchZone(name.to_owned()))
@@ -174,7 +177,10 @@ impl Route53Client {
     /// `max_pages` pages, failing if a cursor repeats (moto loops on record sets that
     /// share a name and type and exceed the page size). Exact duplicates across pages
     /// are dropped.
-    pub async fn list_all_record_sets(&self, zone_id: &str) -> Result<Vec<RecordSet>, ApiError> {
+    pub(crate) async fn list_all_record_sets(
+        &self,
+        zone_id: &str,
+    ) -> Result<Vec<RecordSet>, ApiError> {
         let mut records: Vec<RecordSet> = Vec::new();
         let mut seen_records: HashSet<RecordSet> = HashSet::new();
         let mut seen_cursors: HashSet<RecordCursor> = HashSet::new();
@@ -209,7 +215,9 @@ impl Route53Client {
     }
 
     /// Every health check of the account, with its tags.
-    pub async fn list_all_health_checks(&self) -> Result<Vec<ExistingHealthCheck>, ApiError> {
+    pub(crate) async fn list_all_health_checks(
+        &self,
+    ) -> Result<Vec<ExistingHealthCheck>, ApiError> {
         let mut checks = Vec::new();
         let mut marker: Option<String> = None;
         let mut seen = HashSet::new();
@@ -258,7 +266,7 @@ impl Route53Client {
     }
 
     /// Creates a health check and tags it; returns its id.
-    pub async fn create_health_check(
+    pub(crate) async fn create_health_check(
         &self,
         caller_reference: &str,
         spec: &HealthCheckSpec,
@@ -274,7 +282,7 @@ impl Route53Client {
     }
 
     /// Updates a health check in place.
-    pub async fn update_health_check(
+    pub(crate) async fn update_health_check(
         &self,
         id: &str,
         version: i64,
@@ -288,7 +296,7 @@ impl Route53Client {
     }
 
     /// Adds or replaces tags of a health check.
-    pub async fn tag_health_check(
+    pub(crate) async fn tag_health_check(
         &self,
         id: &str,
         tags: &BTreeMap<String, String>,
@@ -303,13 +311,13 @@ impl Route53Client {
     }
 
     /// Deletes a health check.
-    pub async fn delete_health_check(&self, id: &str) -> Result<(), ApiError> {
+    pub(crate) async fn delete_health_check(&self, id: &str) -> Result<(), ApiError> {
         self.call("DeleteHealthCheck", || self.api.delete_health_check(id))
             .await
     }
 
     /// The lock serialising changes to one hosted zone.
-    pub fn zone_lock(&self, zone_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn zone_lock(&self, zone_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         match self.zone_locks.lock() {
             Ok(mut locks) => locks
                 .entry(bare_id(zone_id).to_owned())
@@ -321,7 +329,7 @@ impl Route53Client {
 
     /// Submits one change batch (the caller holds the zone's lock, so one change per
     /// zone is in flight) and waits until it is INSYNC or `change_timeout` passes.
-    pub async fn change_and_wait(
+    pub(crate) async fn change_and_wait(
         &self,
         zone_id: &str,
         changes: &[Change],
@@ -338,7 +346,7 @@ impl Route53Client {
     }
 
     /// Polls GetChange until INSYNC, bounded by `change_timeout`.
-    pub async fn wait_in_sync(
+    pub(crate) async fn wait_in_sync(
         &self,
         info: &ChangeInfo,
         submitted: Instant,

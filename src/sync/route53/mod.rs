@@ -21,16 +21,17 @@ use async_trait::async_trait;
 use crate::sync::batch::Change;
 use crate::sync::model::{ExistingHealthCheck, HealthCheckSpec, RecordSet, RecordType};
 
-mod aws;
-mod client;
+pub(crate) mod aws;
+pub(crate) mod client;
 
-pub use self::aws::SdkRoute53;
-pub use self::client::{ClientOptions, Propagation, Route53Client};
+pub(crate) use self::aws::SdkRoute53;
+pub(crate) use self::client::{ClientOptions, Propagation, Route53Client};
 
 /// Errors of Route 53 calls, in our own terms.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
-pub enum ApiError {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) enum ApiError {
     /// Request rate exceeded (retried with backoff).
     #[error("Throttling: {0}")]
     Throttling(String),
@@ -87,7 +88,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Whether the request may succeed if retried later.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(
             self,
             Self::Throttling(_) | Self::PriorRequestNotComplete(_) | Self::Transient(_)
@@ -95,7 +96,9 @@ impl ApiError {
     }
 
     /// The Route 53 error code, when there is one.
-    pub fn code(&self) -> Option<&str> {
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    #[cfg(feature = "testing")]
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             Self::Throttling(_) => Some("Throttling"),
             Self::PriorRequestNotComplete(_) => Some("PriorRequestNotComplete"),
@@ -108,7 +111,8 @@ impl ApiError {
 
 /// Resume point of ListResourceRecordSets: all three cursors.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RecordCursor {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordCursor {
     /// NextRecordName.
     pub name: String,
     /// NextRecordType.
@@ -119,7 +123,8 @@ pub struct RecordCursor {
 
 /// One page of ListResourceRecordSets.
 #[derive(Clone, Debug)]
-pub struct RecordSetPage {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct RecordSetPage {
     /// Record sets of the page.
     pub records: Vec<RecordSet>,
     /// Where the next page starts (None: last page).
@@ -128,7 +133,8 @@ pub struct RecordSetPage {
 
 /// One page of ListHealthChecks (tags not included).
 #[derive(Clone, Debug)]
-pub struct HealthCheckPage {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct HealthCheckPage {
     /// Health checks of the page.
     pub checks: Vec<ExistingHealthCheck>,
     /// Marker of the next page (None: last page).
@@ -137,7 +143,8 @@ pub struct HealthCheckPage {
 
 /// Submitted change status.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeInfo {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct ChangeInfo {
     /// Change id (bare).
     pub id: String,
     /// Whether the change has propagated to every Route 53 server.
@@ -147,7 +154,8 @@ pub struct ChangeInfo {
 /// The Route 53 calls the agent makes, in its own types (the ExternalDNS
 /// `Route53API` idea). Implemented by [`SdkRoute53`].
 #[async_trait]
-pub trait Route53Api: Send + Sync {
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) trait Route53Api: Send + Sync {
     /// The id of the hosted zone named `name` (canonical), if any.
     async fn find_hosted_zone(&self, name: &str) -> Result<Option<String>, ApiError>;
     /// One page of a zone's record sets.
