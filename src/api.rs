@@ -220,6 +220,9 @@ pub struct PoolStatus {
     pub needed: u32,
     /// Whether the pool is up.
     pub up: bool,
+    /// Its traffic dial in percent, when an operator set one (`ctl dial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial: Option<u8>,
 }
 
 /// One dynamic record.
@@ -304,6 +307,18 @@ pub struct HealthView {
     /// `primary` records' last agreed primary (what their answers follow).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primaries: Vec<RecordPrimary>,
+    /// Pools an operator dialled (`ctl dial`), and to what percent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dials: Vec<PoolDial>,
+}
+
+/// A traffic dial in force, as `/v1/health` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PoolDial {
+    /// The pool.
+    pub pool: String,
+    /// The percent of what it would get that it takes (0 ..= 100).
+    pub percent: u8,
 }
 
 /// A `primary` record's last agreed primary, as `/v1/health` shows it.

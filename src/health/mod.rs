@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::overrides::Percent;
 use crate::config::Config;
 use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
@@ -145,6 +146,8 @@ pub struct HealthSnapshot {
     drained: Vec<bool>,
     /// Per record, the pool an operator failed it over to (empty: none).
     pins: Vec<Option<PoolIndex>>,
+    /// Per pool, the operator's traffic dial (empty: none).
+    dials: Vec<Option<Percent>>,
     /// Per `primary` record, the last primary its checks agreed on (empty: none);
     /// kept by the health plane (see [`crate::policy::primary`]).
     primaries: Vec<Option<EndpointIndex>>,
@@ -172,6 +175,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
         }
     }
@@ -184,6 +188,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
         }
     }
@@ -223,6 +228,26 @@ impl HealthSnapshot {
             Vec::new()
         };
         self
+    }
+
+    /// The same health, with the operator's traffic dials (per pool; None: none).
+    pub fn with_dials(mut self, dials: Vec<Option<Percent>>) -> Self {
+        self.dials = if dials.iter().any(Option::is_some) {
+            dials
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The operator's traffic dial of a pool (None: none, all it would get).
+    pub fn dial(&self, pool: PoolIndex) -> Option<Percent> {
+        self.dials.get(pool.0 as usize).copied().flatten()
+    }
+
+    /// Whether any pool has a dial below 100 %.
+    pub fn any_dial(&self) -> bool {
+        self.dials.iter().flatten().any(|d| *d != Percent::FULL)
     }
 
     /// The same health, with each record's last agreed primary (None: none known).
@@ -294,6 +319,7 @@ impl HealthSnapshot {
             ramp: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
         }
     }
