@@ -159,8 +159,8 @@ impl Snapshot {
     }
 
     /// A new snapshot with different health: zones and static answers are shared, and
-    /// so is every dynamic record none of whose endpoints' health changed — only the
-    /// touched records are re-encoded.
+    /// so is every dynamic record none of whose endpoints' health (nor pools' dials)
+    /// changed — only the touched records are re-encoded.
     pub fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
         let config = &self.config;
         let changed: Vec<bool> = (0..config.endpoints.len())
@@ -182,11 +182,12 @@ impl Snapshot {
                     || self.health.last_primary(index) != health.last_primary(index);
                 let touched = pinned
                     || record_pools(record).any(|pool| {
-                        config
-                            .pool(pool)
-                            .endpoints
-                            .iter()
-                            .any(|e| changed[e.0 as usize])
+                        self.health.dial(pool) != health.dial(pool)
+                            || config
+                                .pool(pool)
+                                .endpoints
+                                .iter()
+                                .any(|e| changed[e.0 as usize])
                     });
                 match self.dynamic.get(r) {
                     Some(answer) if !touched => answer.clone(),

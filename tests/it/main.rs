@@ -12,6 +12,7 @@ mod config_validation;
 mod conformance;
 mod ctl;
 mod damping;
+mod dials;
 mod dnssec;
 mod dnstap;
 mod docs;
