@@ -4,7 +4,8 @@
 //! DNS client gets is drawn from the candidates `/v1/explain` names, is exactly them
 //! where they fit in one answer, and carries the TTL it gives. What-if assumptions
 //! change the explanation and nothing else. The same holds for spill-over and
-//! trickle records, whose answers come from one pool with a share.
+//! trickle records, whose answers come from one pool with a share, and for pools an
+//! operator dialled (the generated states set dials of 0, 10, 50 and 100 %).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -121,12 +122,13 @@ fn release(admin: SocketAddr, target: &str) {
     );
 }
 
-/// What a generated-state run covers: records, endpoints to change, and manual
-/// failovers (record, pool) to make.
+/// What a generated-state run covers: records, endpoints to change, manual
+/// failovers (record, pool) to make, and pools to dial.
 struct Case<'a> {
     records: &'a [(&'a str, RecordType)],
     endpoints: &'a [&'a str],
     failovers: &'a [(&'a str, &'a str)],
+    pools: &'a [&'a str],
 }
 
 #[test]
@@ -139,11 +141,16 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
             records: &RECORDS,
             endpoints: &ENDPOINTS,
             failovers: &[("app.example.test", "us"), ("geo.example.test", "eu")],
+            pools: &["eu", "us"],
         },
     );
     assert!(
         outcomes.len() >= 4,
         "the generated states exercise the rules: {outcomes:?}"
+    );
+    assert!(
+        outcomes.contains("dial"),
+        "the generated states exercise dials: {outcomes:?}"
     );
 }
 
@@ -209,6 +216,7 @@ fn explain_agrees_with_the_dns_answer_for_spill_and_trickle_records() {
                 ("agree-spill.example.test", "b"),
                 ("agree-trickle.example.test", "c"),
             ],
+            pools: &["a", "b", "c"],
         },
     );
     for expected in ["spill", "trickle", "overloaded"] {
@@ -232,7 +240,7 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
             for _ in 0..=rng.below(3) {
                 let endpoint = case.endpoints[rng.below(case.endpoints.len() as u64) as usize];
                 let target = format!(r#"{{"endpoint": "{endpoint}"}}"#);
-                match rng.below(8) {
+                match rng.below(10) {
                     0 | 6 | 7 => post_override(
                         admin,
                         &format!(
@@ -261,6 +269,20 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                                 r#"{{"target": {{"record": {{"name": "{name}"}}}}, "action": {{"failover": "{to}"}}, "reason": "r{round}"}}"#
                             ),
                         );
+                    }
+                    8 => {
+                        let pool = case.pools[rng.below(case.pools.len() as u64) as usize];
+                        let percent = [0, 10, 50, 100][rng.below(4) as usize];
+                        post_override(
+                            admin,
+                            &format!(
+                                r#"{{"target": {{"pool": "{pool}"}}, "action": {{"dial": {percent}}}, "reason": "r{round}"}}"#
+                            ),
+                        );
+                    }
+                    9 => {
+                        let pool = case.pools[rng.below(case.pools.len() as u64) as usize];
+                        release(admin, &format!(r#"{{"pool": "{pool}"}}"#));
                     }
                     _ => release(
                         admin,
@@ -314,8 +336,16 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                         }
                     }
                     None => {
-                        if candidates.len() <= max {
+                        // A multivalue record answers a dialled pool's endpoints in
+                        // their dial of the answers; every other candidate always.
+                        let dialled = dialled_targets(&explained);
+                        if candidates.len() <= max && dialled.is_empty() {
                             assert_eq!(answer, candidates, "{context}");
+                        } else if candidates.len() <= max {
+                            assert!(
+                                candidates.difference(&dialled).all(|c| answer.contains(c)),
+                                "{context}\nDNS answered {answer:?}"
+                            );
                         }
                     }
                 }
@@ -333,6 +363,18 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
     }
     assert_eq!(checked, ROUNDS * case.records.len() * CLIENTS.len());
     outcomes
+}
+
+/// The targets of the pools considered that have a dial below 100 %.
+fn dialled_targets(explained: &serde_json::Value) -> BTreeSet<String> {
+    explained["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["dial"].as_u64().is_some_and(|d| d < 100))
+        .flat_map(|p| p["endpoints"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["target"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn strings(value: &serde_json::Value) -> BTreeSet<String> {
