@@ -302,3 +302,58 @@ fn an_expiring_dial_restores_and_bad_or_unauthorized_dials_change_nothing() {
         assert_eq!(active_overrides(admin), 0);
     }
 }
+
+#[test]
+fn a_dial_drill_steps_the_dial_and_measures_the_shares_through_dns() {
+    let cluster = Cluster::start_with(AGENT);
+    cluster.expect_everywhere(&[A, B]);
+    let out = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(crate::support::binary());
+    command.args(["drill", NAME, "--mode", "dial", "--pool", "eu"]);
+    for url in cluster.urls() {
+        command.args(["--server", &url]);
+    }
+    for n in 1..=3 {
+        command.args(["--dns", &cluster.dns(n).to_string()]);
+    }
+    command
+        .arg("--token-file")
+        .arg(cluster.token_file())
+        .args(["--queries", "4000", "--tolerance", "0.03", "--out"])
+        .arg(out.path())
+        .env_remove("FAILOVERD_TOKEN");
+    let output = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let steps = report["run"]["steps"].as_array().unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| s["percent"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 10, 50, 100]
+    );
+    for step in steps {
+        let want = step["percent"].as_f64().unwrap() / 100.0;
+        assert_eq!(step["expected"].as_f64(), Some(want), "{step:#}");
+        assert_eq!(step["servers"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(report["figures"]["within"], true, "{report:#}");
+    println!(
+        "FIGURES dial drill (4,000 queries per nameserver per step), worst deviation {:.2} points:\n{}",
+        report["figures"]["worst_points"].as_f64().unwrap(),
+        std::fs::read_to_string(out.path().join("report.md")).unwrap()
+    );
+    // The dial is released at the end: nothing in force, eu answers again.
+    for &admin in &cluster.admins {
+        assert_eq!(active_overrides(admin), 0);
+    }
+    cluster.expect_everywhere(&[A, B]);
+}

@@ -131,9 +131,14 @@ impl Cluster {
         self.admins.iter().map(|a| format!("http://{a}")).collect()
     }
 
+    /// The file holding the operate token.
+    pub(crate) fn token_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("operate.token")
+    }
+
     /// Runs `failoverd ctl` against every server with the operate token.
     pub(crate) fn ctl(&self, args: &[&str]) -> (bool, String) {
-        let token = self.dir.path().join("operate.token");
+        let token = self.token_file();
         ctl_with(&self.urls(), Some(&token), args)
     }
 
