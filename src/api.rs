@@ -409,7 +409,8 @@ pub struct OverrideRequest {
     /// pattern (`{"endpoint": "web-eu/*"}`), and `{"region": "eu"}` names every pool
     /// of a region (a drain) or their endpoints (a force).
     pub target: Target,
-    /// `"drain"`, `"force_up"`, `"force_down"` or `{"failover": "pool"}`.
+    /// `"drain"`, `"force_up"`, `"force_down"`, `{"failover": "pool"}` or (a pool)
+    /// `{"dial": PERCENT}`, a whole percent from 0 to 100.
     pub action: Action,
     /// Why (required, non-empty).
     pub reason: String,
