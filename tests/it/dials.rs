@@ -3,7 +3,8 @@
 //! gradual failback, 0 → 10 → 50 → 100 %, is made on ONE server through the API and
 //! reaches every server's answers in one snapshot swap (the time from the 200 to
 //! each server's change is printed); over many real DNS queries each server's share
-//! of pool eu is the dial ±2 points. A dial that expires restores the answers; a
+//! of pool eu is the dial ±2 points; a restarted server comes back with the dial from
+//! its state file. A dial that expires restores the answers; a
 //! dial signed with an agent's secret is refused (403); a bad PERCENT is a 400
 //! naming the field, and nothing changes.
 
@@ -107,7 +108,7 @@ fn metric(admin: SocketAddr, line_start: &str) -> Option<f64> {
 
 #[test]
 fn dial_steps_reach_every_server_in_one_swap_and_hold_their_shares() {
-    let cluster = Cluster::start_with(AGENT);
+    let mut cluster = Cluster::start_with(AGENT);
     cluster.expect_everywhere(&[A, B]);
     let mut table = vec![format!(
         "{:>5} {:>6} {:>12} {:>9} {:>9} {:>11}",
@@ -160,6 +161,21 @@ fn dial_steps_reach_every_server_in_one_swap_and_hold_their_shares() {
                 (measured - want).abs() <= 0.02,
                 "dial {step} on server {}: measured {measured} over {n} answers",
                 i + 1
+            );
+        }
+        // The state file has it: a restarted server answers with the dial at once.
+        if step == 50 {
+            cluster.stop(2);
+            cluster.restart(2);
+            assert_eq!(
+                computed_eu(&explain(cluster.admins[1])),
+                0.5,
+                "after a restart"
+            );
+            let measured = eu_share(cluster.dns(2), 2_000);
+            assert!(
+                (measured - 0.5).abs() <= 0.04,
+                "after a restart: {measured}"
             );
         }
         // ctl status shows the dial on every server, explain says what it does, and
