@@ -50,6 +50,24 @@ pub struct Status {
     /// than this is called out (0: never).
     #[serde(default)]
     pub override_warn_after_ms: u64,
+    /// Latency steering: every smoothed round-trip time this server holds, by
+    /// vantage point and endpoint (empty: none measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtts: Vec<EndpointRtt>,
+}
+
+/// One vantage point's smoothed round-trip time to one endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EndpointRtt {
+    /// The vantage point that measured it.
+    pub vantage: String,
+    /// Its region (None: the vantage point names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `pool/endpoint`.
+    pub endpoint: String,
+    /// Milliseconds (EWMA over `[health] rtt_window`).
+    pub rtt_ms: f64,
 }
 
 /// Something that needs attention.
@@ -149,6 +167,10 @@ pub struct EndpointStatus {
     /// answered).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drained: bool,
+    /// Up but degraded (slow or flaky, decided by quorum): answered with its weight
+    /// scaled by the check's `degraded_weight`, this factor (absent: not degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<f64>,
     /// Forced to `state` by an operator's override (`source` is then `forced`; a
     /// force from the config file is `source: forced` without this).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -207,6 +229,11 @@ pub struct ProbeStatus {
     /// Whether the latest probe abstained (the verdict above is then ageing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abstaining: bool,
+    /// This vantage's degraded verdict: why its last probe judged the endpoint
+    /// degraded ("slow: 240 ms > 100 ms", "success 7/10 < 0.8"), or "recovering"
+    /// while the verdict holds on fine probes (absent: not degraded here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// One pool.

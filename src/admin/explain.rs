@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{EndpointStatus, Status};
+use crate::api::{EndpointRtt, EndpointStatus, Status};
 use crate::config::{AllDown, Config, DynamicRecord, PoolChoice, Selection};
 use crate::dns::Snapshot;
 use crate::health::overrides::endpoint_by_label;
@@ -114,6 +114,10 @@ pub struct RecordExplanation {
     /// Spill-over: every pool is at its limit; the rest goes by the plain policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overloaded: bool,
+    /// Latency steering: the client region's RTT table and choice in one line
+    /// (`latency: from eu: web-eu 11 ms, web-us 92 ms → web-eu`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
 }
 
 /// One pool's share of a spill-over or trickle record's answers.
@@ -200,6 +204,10 @@ pub struct EndpointExplanation {
     pub damped: bool,
     /// Slow start: its share of answers in permille (1000: full).
     pub share: u16,
+    /// Degraded (up, slow or flaky): the factor its weight (multivalue: its share of
+    /// the answers; spill-over: its capacity) is scaled by (absent: not degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<f64>,
 }
 
 /// Explains `query` against the published `snapshot`; `status` adds votes, probe
@@ -252,7 +260,16 @@ pub fn explain(
         .collect();
     let explained = records
         .into_iter()
-        .map(|r| explain_record(config, &health, r, region, &by_label, what_if))
+        .map(|r| {
+            explain_record(
+                config,
+                &health,
+                r,
+                region,
+                (&by_label, &status.rtts),
+                what_if,
+            )
+        })
         .collect();
     Ok(Explanation {
         server: status.vantage.clone().unwrap_or_default(),
@@ -305,17 +322,25 @@ fn explain_record(
     health: &HealthSnapshot,
     r: usize,
     region: Option<crate::model::RegionIndex>,
-    status: &BTreeMap<&str, &EndpointStatus>,
+    (status, rtts): (&BTreeMap<&str, &EndpointStatus>, &[EndpointRtt]),
     what_if: bool,
 ) -> RecordExplanation {
     let record = &config.records[r];
     let geo = matches!(record.pools, PoolChoice::Geo { .. });
-    let pools = policy::pools_for(record, if geo { region } else { None });
+    let client_region = if geo || record.latency.is_some() {
+        region
+    } else {
+        None
+    };
+    let owned =
+        policy::pools_for_client(config, RecordIndex(r as u32), record, client_region, health);
+    let pools = owned.as_slice();
     let state = policy::record_state(health, RecordIndex(r as u32));
     let pin = state.pin.filter(|_| record.selection != Selection::Primary);
     let decision = policy::decide_record(config, record, pools, state, health);
     let mut why = Vec::new();
     let policy_name = match record.selection {
+        Selection::Failover if record.latency.is_some() && !geo => "latency",
         Selection::Failover => "failover",
         Selection::Weighted => "weighted",
         Selection::Multivalue => "multivalue",
@@ -329,6 +354,13 @@ fn explain_record(
             "geo record: the client's region is {region_name}, whose pools are {}",
             names(config, pools)
         ));
+    }
+    let latency = record
+        .latency
+        .as_ref()
+        .map(|settings| latency_line(config, health, r, client_region, rtts, settings));
+    if let Some(line) = &latency {
+        why.push(line.clone());
     }
     let failed_over_to = pin.map(|p| config.pool(p).name.clone());
     if let Some(pool) = &failed_over_to {
@@ -408,6 +440,36 @@ fn explain_record(
             ));
         }
     }
+    for c in &decision.candidates {
+        let Some(permille) = health.degraded(c.endpoint) else {
+            continue;
+        };
+        let label = config.endpoint_label(c.endpoint);
+        let seen = status
+            .get(label.as_str())
+            .map(|k| {
+                let by: Vec<&str> = k
+                    .votes
+                    .iter()
+                    .filter(|(_, v)| v.starts_with("degraded"))
+                    .map(|(name, _)| name.as_str())
+                    .collect();
+                let local = k.local.as_ref().and_then(|l| l.degraded.as_deref());
+                match (by.is_empty(), local) {
+                    (true, None) => String::new(),
+                    (false, None) => format!(" (slow or flaky for {})", by.join(", ")),
+                    (true, Some(why)) => format!(" ({why})"),
+                    (false, Some(why)) => format!(" ({why}; degraded for {})", by.join(", ")),
+                }
+            })
+            .unwrap_or_default();
+        let factor = f64::from(permille) / 1000.0;
+        why.push(if record.selection == Selection::Multivalue {
+            format!("{label} is degraded{seen}: it is in {factor} of the answers")
+        } else {
+            format!("{label} is degraded{seen}: answered with its weight × {factor}")
+        });
+    }
     let spill = decision.shares.as_ref().map(|s| s.summary(config));
     if let Some(line) = &spill {
         why.push(line.clone());
@@ -457,6 +519,93 @@ fn explain_record(
         spill,
         shares,
         overloaded: decision.shares.as_ref().is_some_and(|s| s.overloaded),
+        latency,
+    }
+}
+
+/// A latency record's table for the client's region: `from eu: web-eu 11 ms,
+/// web-us 92 ms → web-eu`, from the RTTs the server holds now and the choice the
+/// answers were built with.
+fn latency_line(
+    config: &Config,
+    health: &HealthSnapshot,
+    r: usize,
+    region: Option<crate::model::RegionIndex>,
+    rtts: &[EndpointRtt],
+    settings: &crate::config::LatencySteering,
+) -> String {
+    use crate::policy::latency;
+    let mut table = latency::RttTable::default();
+    for rtt in rtts {
+        if let (Some(v), Some(e)) = (
+            config.vantage_by_name(&rtt.vantage),
+            config.endpoint_by_label(&rtt.endpoint),
+        ) {
+            table.set(
+                v,
+                e,
+                Some((rtt.rtt_ms * 1000.0).round() as u32),
+                Default::default(),
+            );
+        }
+    }
+    let record = &config.records[r];
+    let options = latency::options(config, record, region, health, &table);
+    let vantages = latency::vantages_for(config, region);
+    let region_name = |r: Option<crate::model::RegionIndex>| {
+        r.map_or("no region".to_owned(), |r| {
+            config.regions[usize::from(r.0)].name.clone()
+        })
+    };
+    let own = region.is_some_and(|r| config.vantages.iter().any(|v| v.region == Some(r)));
+    let from = if own || vantages.is_empty() {
+        region_name(region)
+    } else {
+        format!(
+            "{} (no vantage point there: {}'s)",
+            region_name(region),
+            region_name(config.geo.default_region)
+        )
+    };
+    let cells: Vec<String> = options
+        .iter()
+        .map(|o| {
+            let name = &config.pool(o.pool).name;
+            match (o.up, o.rtt_us) {
+                (false, _) => format!("{name} down"),
+                (true, Some(us)) => format!("{name} {} ms", number(f64::from(us) / 1000.0)),
+                (true, None) => format!("{name} not measured"),
+            }
+        })
+        .collect();
+    let slot = latency::slot_of(config, region);
+    let chosen = health.latency_choice(RecordIndex(r as u32), slot);
+    let mut line = format!(
+        "latency: from {from}: {} → {}",
+        cells.join(", "),
+        chosen.map_or("failover order (no choice yet)".to_owned(), |p| config
+            .pool(p)
+            .name
+            .clone())
+    );
+    if let Some(best) = latency::best(&options).filter(|b| Some(*b) != chosen) {
+        line.push_str(&format!(
+            "; {} is faster now and takes over once it stays faster by more than {} ms and {}% for {} s",
+            config.pool(best).name,
+            settings.min_gain.as_millis(),
+            number(settings.min_gain_percent),
+            settings.hold.as_secs()
+        ));
+    }
+    line
+}
+
+/// A number as explain shows it: whole when it is, else one decimal.
+fn number(value: f64) -> String {
+    if (value - value.round()).abs() < 0.05 {
+        format!("{}", value.round())
+    } else {
+        format!("{value:.1}")
     }
 }
 
@@ -522,6 +671,9 @@ fn explain_endpoint(
             .and_then(|k| k.damping.as_ref())
             .is_some_and(|d| d.suppressed),
         share: health.share(e),
+        degraded: health
+            .degraded(e)
+            .map(|permille| f64::from(permille) / 1000.0),
         endpoint: label,
     }
 }

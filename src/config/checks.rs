@@ -45,6 +45,8 @@ pub struct Check {
     pub damping: Option<DampingRules>,
     /// Time over which an endpoint coming back ramps to its full share (0: off).
     pub slow_start: Duration,
+    /// When an endpoint that is up counts as degraded (None: never).
+    pub degraded: Option<DegradedRules>,
     /// Route 53 health-check settings (native mode).
     pub route53: Route53Check,
 }
@@ -84,6 +86,27 @@ impl DampingRules {
 impl Default for DampingRules {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+/// When an endpoint that is up is *degraded* — answered, with its weight scaled by
+/// `weight` (see [`crate::health::degraded`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DegradedRules {
+    /// A probe that passes slower than this is slow (None: latency does not degrade).
+    pub latency: Option<Duration>,
+    /// Below this share of passing probes over `window`, degraded (None: off).
+    pub success_ratio: Option<f64>,
+    /// Probes the success ratio is counted over (2..=64).
+    pub window: u32,
+    /// Weight factor of a degraded endpoint, 0 < weight < 1.
+    pub weight: f64,
+}
+
+impl DegradedRules {
+    /// The weight factor in permille (at least 1).
+    pub fn weight_permille(&self) -> u16 {
+        ((self.weight * 1000.0).round() as u16).clamp(1, 999)
     }
 }
 
@@ -199,6 +222,81 @@ impl Validator<'_> {
         })
     }
 
+    /// `degraded_latency`, `degraded_success_ratio`, `degraded_window` and
+    /// `degraded_weight` of a check whose probes time out after `timeout`.
+    fn degraded(
+        &mut self,
+        common: &super::spec::CommonCheckSpec,
+        timeout: Duration,
+        path: &KeyPath,
+    ) -> Option<DegradedRules> {
+        let latency = common.degraded_latency.as_deref().map(|text| {
+            self.duration(
+                path.key("degraded_latency"),
+                Some(text),
+                timeout,
+                Duration::from_millis(1)..=Duration::from_secs(3600),
+            )
+        });
+        if let Some(latency) = latency.filter(|l| *l >= timeout) {
+            self.error(
+                path.key("degraded_latency"),
+                format!(
+                    "{latency:?} must be less than timeout {timeout:?} (a probe slower than the timeout fails): lower degraded_latency or raise timeout"
+                ),
+            );
+        }
+        let success_ratio = match common.degraded_success_ratio {
+            None => None,
+            Some(x) if x > 0.0 && x <= 1.0 => Some(x),
+            Some(x) => {
+                self.error(
+                    path.key("degraded_success_ratio"),
+                    format!("{x} is out of range: a share of passing probes, 0 < degraded_success_ratio <= 1 (e.g. 0.9)"),
+                );
+                None
+            }
+        };
+        let window = self.ranged(
+            path.key("degraded_window"),
+            common.degraded_window,
+            i64::from(defaults::degraded::WINDOW),
+            2..=64,
+            " (probes)",
+        ) as u32;
+        let weight = match common.degraded_weight {
+            None => defaults::degraded::WEIGHT,
+            Some(x) if x > 0.0 && x < 1.0 => x,
+            Some(x) => {
+                self.error(
+                    path.key("degraded_weight"),
+                    format!("{x} is out of range: the factor a degraded endpoint's weight is scaled by, 0 < degraded_weight < 1 (e.g. 0.25)"),
+                );
+                defaults::degraded::WEIGHT
+            }
+        };
+        if latency.is_none() && success_ratio.is_none() {
+            for (key, set) in [
+                ("degraded_window", common.degraded_window.is_some()),
+                ("degraded_weight", common.degraded_weight.is_some()),
+            ] {
+                if set {
+                    self.warning(
+                        path.key(key),
+                        "has no effect without degraded_latency or degraded_success_ratio: set one of them, or remove it",
+                    );
+                }
+            }
+            return None;
+        }
+        Some(DegradedRules {
+            latency,
+            success_ratio,
+            window,
+            weight,
+        })
+    }
+
     pub(super) fn checks(
         &mut self,
         specs: &[(String, Option<CheckSpec>)],
@@ -226,6 +324,7 @@ impl Validator<'_> {
                 hold: Duration::ZERO,
                 damping: None,
                 slow_start: Duration::ZERO,
+                degraded: None,
                 route53: Route53Check {
                     request_interval: 30,
                     failure_threshold: 1,
@@ -338,6 +437,7 @@ impl Validator<'_> {
             defaults::checks::SLOW_START,
             Duration::ZERO..=Duration::from_secs(3600),
         );
+        let degraded = self.degraded(common, timeout, path);
         let r53 = common.route53.clone().unwrap_or_default();
         let r53_path = path.key("route53");
         let request_interval = match r53.request_interval {
@@ -378,6 +478,7 @@ impl Validator<'_> {
             hold,
             damping,
             slow_start,
+            degraded,
             route53: Route53Check {
                 request_interval,
                 failure_threshold,

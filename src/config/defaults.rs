@@ -289,6 +289,21 @@ pub mod transfer {
     pub const ALGORITHM: &str = "hmac-sha256";
 }
 
+/// Latency steering defaults: `[health] rtt_window` and the records' `min_gain`,
+/// `min_gain_percent` and `hold`.
+pub mod latency {
+    use std::time::Duration;
+
+    /// `health.rtt_window`: time constant of the RTT EWMA.
+    pub const RTT_WINDOW: Duration = Duration::from_secs(10);
+    /// `records[N].min_gain`: least gain in RTT worth a move.
+    pub const MIN_GAIN: Duration = Duration::from_millis(10);
+    /// `records[N].min_gain_percent`: least gain in percent of the current pool's RTT.
+    pub const MIN_GAIN_PERCENT: f64 = 10.0;
+    /// `records[N].hold`: how long a better pool must stay better; least time between moves.
+    pub const HOLD: Duration = Duration::from_secs(60);
+}
+
 /// A default as `config/example.toml` writes it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value {
@@ -383,6 +398,8 @@ pub const TABLE: &[(&str, Value)] = {
             secs(damping::MAX_SUPPRESS),
         ),
         ("checks.NAME.slow_start", secs(checks::SLOW_START)),
+        ("checks.NAME.degraded_window", Int(degraded::WINDOW as i64)),
+        ("checks.NAME.degraded_weight", Float(degraded::WEIGHT)),
         ("checks.NAME.query_type", Str(checks::QUERY_TYPE)),
         ("checks.NAME.expect_rcode", Str(checks::EXPECT_RCODE)),
         ("checks.NAME.expect_answer", Derived),
@@ -413,6 +430,13 @@ pub const TABLE: &[(&str, Value)] = {
         ("records[N].select", Str(records::SELECT)),
         ("records[N].spill", Bool(records::SPILL)),
         ("records[N].demand", Derived),
+        ("records[N].min_gain", secs(latency::MIN_GAIN)),
+        (
+            "records[N].min_gain_percent",
+            Float(latency::MIN_GAIN_PERCENT),
+        ),
+        ("records[N].hold", secs(latency::HOLD)),
+        ("health.rtt_window", secs(latency::RTT_WINDOW)),
         ("safety[N].name", Derived),
         ("safety[N].min_in_service", Int(safety::MIN_IN_SERVICE)),
         ("health.servers", List(&[])),
@@ -492,6 +516,15 @@ pub const TABLE: &[(&str, Value)] = {
         ),
     ]
 };
+
+/// `[checks.NAME] degraded_*` defaults (degraded endpoints; off unless
+/// `degraded_latency` or `degraded_success_ratio` is set).
+pub mod degraded {
+    /// `checks.NAME.degraded_window`: probes the success ratio is counted over.
+    pub const WINDOW: u32 = 10;
+    /// `checks.NAME.degraded_weight`: weight factor of a degraded endpoint.
+    pub const WEIGHT: f64 = 0.25;
+}
 
 #[cfg(test)]
 mod tests;

@@ -86,6 +86,8 @@ pub struct HealthConfig {
     /// page and by `failoverd_override_age_seconds` against
     /// `failoverd_override_warn_after_seconds` (zero: never).
     pub override_warn_after: Duration,
+    /// Time constant of the EWMA smoothing each endpoint's round-trip time.
+    pub rtt_window: Duration,
 }
 
 /// Where the embedded default configuration keeps its state:
@@ -277,6 +279,12 @@ impl Validator<'_> {
             defaults::OVERRIDE_WARN_AFTER,
             Duration::ZERO..=Duration::from_secs(365 * 24 * 3600),
         );
+        let rtt_window = self.duration(
+            path.key("rtt_window"),
+            spec.rtt_window.as_deref(),
+            super::defaults::latency::RTT_WINDOW,
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
         if push_interval >= staleness {
             self.error(
                 path.key("push_interval"),
@@ -327,6 +335,7 @@ impl Validator<'_> {
             },
             cold_start,
             override_warn_after,
+            rtt_window,
         }
     }
 }

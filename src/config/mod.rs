@@ -44,7 +44,7 @@ pub use self::admin::{
     host_of_authority,
 };
 pub use self::checks::{
-    Check, CheckKind, DampingRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
+    Check, CheckKind, DampingRules, DegradedRules, DnsCheck, ExecCheck, HttpCheck, Route53Check,
 };
 pub use self::defaults::{
     dnssec as dnssec_defaults, postgres as postgres_defaults, transfer as transfer_defaults,
@@ -58,7 +58,9 @@ pub use self::health::{
 };
 pub use self::pools::{Endpoint, GeoConfig, Pool, Region, SafetyRule};
 pub use self::postgres::{DbRole, PostgresCheck, SslMode};
-pub use self::records::{AllDown, DynamicRecord, Gate, OnConflict, PoolChoice, Selection};
+pub use self::records::{
+    AllDown, DynamicRecord, Gate, LatencySteering, OnConflict, PoolChoice, Selection,
+};
 pub use self::route53::{Route53Config, Route53Mode, Route53Zone};
 pub use self::server::{RrlConfig, ServerConfig, UdpIo};
 pub use self::transfer::{Secondary, TransferConfig, TsigAlgorithm, TsigKey};

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::defaults::records as defaults;
 use super::diagnostics::KeyPath;
@@ -123,6 +124,20 @@ pub struct DynamicRecord {
     /// Failover records: the fraction of answers sent to the next pool while the
     /// first is healthy (None: no trickle).
     pub trickle: Option<f64>,
+    /// Latency steering (`policy = "latency"`, or `select = "latency"` in geo): the
+    /// pool list is ordered per client region by the RTT its vantage points measure.
+    pub latency: Option<LatencySteering>,
+}
+
+/// How a latency-steered record moves between pools (see [`crate::policy::latency`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencySteering {
+    /// A better pool must be faster by more than this ...
+    pub min_gain: std::time::Duration,
+    /// ... and by more than this percentage of the current pool's RTT.
+    pub min_gain_percent: f64,
+    /// ... for this long; and a client region moves at most once per `hold`.
+    pub hold: std::time::Duration,
 }
 
 impl DynamicRecord {
@@ -235,7 +250,20 @@ impl Validator<'_> {
             1..=i64::from(ttl),
             " seconds (at most the record's ttl)",
         ) as u32;
-        let (selection, pools) = self.policy(spec, path, geo)?;
+        let latency = self.latency(spec, path);
+        let (selection, pools) = if latency.is_some() {
+            // Latency steering answers like failover over a list ordered per client
+            // region (see `policy::latency`).
+            let mut plain = spec.clone();
+            if plain.policy == "latency" {
+                plain.policy = "failover".to_owned();
+            } else {
+                plain.select = None;
+            }
+            self.policy(&plain, path, geo)?
+        } else {
+            self.policy(spec, path, geo)?
+        };
         let default_max = match selection {
             Selection::Weighted | Selection::Primary => defaults::MAX_ANSWERS_ONE,
             Selection::Failover | Selection::Multivalue => defaults::MAX_ANSWERS,
@@ -338,6 +366,12 @@ impl Validator<'_> {
                 "Route 53 cannot shift shares by headroom or trickle answers itself; use route53 = \"mirror\" (it writes what the servers answer)",
             );
         }
+        if route53 && route53_mode == Route53Mode::Native && latency.is_some() {
+            self.error(
+                path.key(if spec.policy == "latency" { "policy" } else { "select" }),
+                "Route 53 native mode does not write latency records (they would steer by AWS's measurements, not this record's vantage points); use route53 = \"mirror\" (it writes what the servers answer)",
+            );
+        }
         let (name, record_type) = (name?, record_type?);
         let mut lists: Vec<(KeyPath, Vec<PoolIndex>)> = match &pools {
             PoolChoice::Fixed(list) => vec![(path.key("pools"), list.clone())],
@@ -392,6 +426,57 @@ impl Validator<'_> {
             spill,
             demand,
             trickle,
+            latency,
+        })
+    }
+
+    /// Latency steering settings: `policy = "latency"`, or `select = "latency"` in a
+    /// geo record; `min_gain`, `min_gain_percent` and `hold` only with them.
+    fn latency(&mut self, spec: &RecordSpec, path: &KeyPath) -> Option<LatencySteering> {
+        let on = spec.policy == "latency"
+            || (spec.policy == "geo" && spec.select.as_deref() == Some("latency"));
+        if !on {
+            for (key, given) in [
+                ("min_gain", spec.min_gain.is_some()),
+                ("min_gain_percent", spec.min_gain_percent.is_some()),
+                ("hold", spec.hold.is_some()),
+            ] {
+                if given {
+                    self.error(
+                        path.key(key),
+                        format!("{key} is only used with policy = \"latency\" or select = \"latency\"; remove it"),
+                    );
+                }
+            }
+            return None;
+        }
+        let min_gain = self.duration(
+            path.key("min_gain"),
+            spec.min_gain.as_deref(),
+            super::defaults::latency::MIN_GAIN,
+            Duration::ZERO..=Duration::from_secs(10),
+        );
+        let min_gain_percent = match spec.min_gain_percent {
+            None => super::defaults::latency::MIN_GAIN_PERCENT,
+            Some(p) if (0.0..=100.0).contains(&p) => p,
+            Some(p) => {
+                self.error(
+                    path.key("min_gain_percent"),
+                    format!("{p} is out of range: a percentage of the current pool's RTT, 0 <= min_gain_percent <= 100 (e.g. 10)"),
+                );
+                super::defaults::latency::MIN_GAIN_PERCENT
+            }
+        };
+        let hold = self.duration(
+            path.key("hold"),
+            spec.hold.as_deref(),
+            super::defaults::latency::HOLD,
+            Duration::ZERO..=Duration::from_secs(24 * 3600),
+        );
+        Some(LatencySteering {
+            min_gain,
+            min_gain_percent,
+            hold,
         })
     }
 
@@ -503,7 +588,7 @@ impl Validator<'_> {
                     self.error(
                         path.key("select"),
                         format!(
-                            "{text:?} is not one of \"failover\", \"weighted\", \"multivalue\""
+                            "{text:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"latency\""
                         ),
                     );
                     return None;
@@ -552,7 +637,7 @@ impl Validator<'_> {
             self.error(
                 path.key("policy"),
                 format!(
-                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"primary\", \"geo\"",
+                    "{:?} is not one of \"failover\", \"weighted\", \"multivalue\", \"primary\", \"geo\", \"latency\"",
                     spec.policy
                 ),
             );

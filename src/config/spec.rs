@@ -172,6 +172,13 @@ pub struct RecordSpec {
     /// Failover records: the fraction of answers (0 < x ≤ 0.5) sent to the next
     /// pool while the first is healthy.
     pub trickle: Option<f64>,
+    /// Latency steering: a better pool must be faster by more than this (default 10ms).
+    pub min_gain: Option<DurationSpec>,
+    /// Latency steering: ... and by more than this percentage (default 10).
+    pub min_gain_percent: Option<f64>,
+    /// Latency steering: a better pool must stay better this long, and a client
+    /// region moves at most once per `hold` (default 60s).
+    pub hold: Option<DurationSpec>,
 }
 
 /// One `[[safety]]` rule: at least `min_in_service` of `pools` stay in service
@@ -285,6 +292,9 @@ pub struct HealthSpec {
     pub cold_start: Option<String>,
     /// An override in force longer than this is called out (default 4h; 0s: never).
     pub override_warn_after: Option<DurationSpec>,
+    /// Time constant of the EWMA smoothing each endpoint's round-trip time
+    /// (latency steering; default 10s).
+    pub rtt_window: Option<DurationSpec>,
 }
 
 /// One `[vantages.NAME]` table.

@@ -115,19 +115,21 @@ impl Variant {
 /// The answers of one record for one pool list.
 #[derive(Clone, Debug)]
 pub struct VariantSet {
-    /// The policy decision (why these answers).
-    pub decision: Decision,
+    /// The policy decision (why these answers); shared by the records of one
+    /// decision class (same rules, pools and state) in one snapshot.
+    pub decision: Arc<Decision>,
     /// TTL of the answers.
     pub ttl: u32,
     /// The pre-encoded (and signed) answers, shared with earlier and later sets
     /// whose decision gave the same answers.
     pub(super) built: Arc<BuiltVariants>,
     /// Cumulative pick weights (empty: uniform).
-    pub(super) cumulative: Vec<u64>,
+    pub(super) cumulative: Arc<[u64]>,
     /// The answers built for this record's recent decisions, newest first (this
-    /// set's among them): a health change back to a recent state reuses them
-    /// instead of encoding and signing again.
-    pub(super) recent: Vec<Arc<BuiltVariants>>,
+    /// set's among them), each with its outcome's key ([`OutcomeKey`]): a health
+    /// change back to a recent state reuses them instead of encoding and signing
+    /// again. Inline: carrying them over allocates nothing.
+    pub(super) recent: smallvec::SmallVec<[(OutcomeKey, Arc<BuiltVariants>); RECENT_OUTCOMES]>,
     /// Trickle in force: which picks are trickle answers, and their counter.
     pub(super) trickle: Option<TrickleCount>,
 }
@@ -141,6 +143,15 @@ pub(super) struct TrickleCount {
     /// Counter slot ([`crate::telemetry::metrics::trickle_slot`]).
     pub(super) slot: u8,
 }
+
+/// Outcomes of a record's decision whose answers are kept for reuse (a flapping
+/// endpoint moves a record between two or three).
+pub(super) const RECENT_OUTCOMES: usize = 4;
+
+/// A hash of one outcome of a decision (TTL, signing, the endpoint orders of its
+/// answers), kept beside each recent [`BuiltVariants`] so finding a reusable one
+/// reads no answer data; a match is then checked in full.
+pub(super) type OutcomeKey = u64;
 
 /// The answers one outcome of a decision can produce (TTL and endpoint orders),
 /// each pre-encoded and signed.
@@ -200,15 +211,19 @@ impl VariantSet {
 pub struct DynamicAnswer {
     /// The record.
     pub record: RecordIndex,
-    /// The record's lower-case wire name (kept for the next build).
-    pub(super) qname: Box<[u8]>,
+    /// The record's lower-case wire name (shared with the next build).
+    pub(super) qname: Arc<[u8]>,
     /// RR type code answered.
     pub rtype: u16,
-    /// Set index per region (geo records only).
-    pub(super) region_sets: Vec<usize>,
+    /// Set index per region (geo records only; shared with the next build).
+    pub(super) region_sets: Arc<[usize]>,
     pub(super) default_set: usize,
-    /// One set per distinct pool list.
-    pub sets: Vec<VariantSet>,
+    /// One set per distinct pool list (inline for the one of a record that is not
+    /// geo).
+    pub sets: smallvec::SmallVec<[VariantSet; 1]>,
+    /// The pool list of each set, as the answers order it (a latency record's
+    /// chosen pool first).
+    pub(super) lists: Vec<Vec<PoolIndex>>,
 }
 
 impl DynamicAnswer {
@@ -236,15 +251,10 @@ impl DynamicAnswer {
         names
     }
 
-    /// The record's own pool list behind set `index` (before any manual failover):
-    /// the default list or a region's.
-    pub fn pools_of_set<'c>(&self, index: usize, config: &'c Config) -> &'c [PoolIndex] {
-        let record = &config.records[self.record.0 as usize];
-        let region = (index != self.default_set)
-            .then(|| self.region_sets.iter().position(|&set| set == index))
-            .flatten()
-            .map(|r| RegionIndex(r as u16));
-        crate::policy::pools_for(record, region)
+    /// The pool list behind set `index` as the answers order it: the default list
+    /// or a region's (a latency record's chosen pool first).
+    pub fn pools_of_set(&self, index: usize) -> &[PoolIndex] {
+        self.lists.get(index).map_or(&[][..], Vec::as_slice)
     }
 
     /// The set for a client region (`None`: the default list).
@@ -299,6 +309,21 @@ pub struct Snapshot {
     pub dynamic: Vec<Arc<DynamicAnswer>>,
     /// Transport limits.
     pub limits: Limits,
+    /// The dynamic records grouped by what their decisions depend on (made with
+    /// the config, shared by every snapshot of it).
+    pub(super) classes: Arc<DecisionClasses>,
+}
+
+/// Dynamic records grouped into decision classes: records whose settings are the
+/// same but for their names (selection, pools, gates, TTLs, all-down mode, …)
+/// reach the same decision under the same health and record state, so a health
+/// change decides once per class, not once per record.
+#[derive(Debug, Default)]
+pub(super) struct DecisionClasses {
+    /// The class of each record (indexed by [`RecordIndex`]).
+    pub(super) of: Vec<u32>,
+    /// Records per class.
+    pub(super) size: Vec<u32>,
 }
 
 impl Snapshot {

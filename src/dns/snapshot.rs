@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use std::collections::HashMap;
+
 use super::answers::{
-    BuiltVariants, DynamicAnswer, Limits, Snapshot, StaticTails, TailPatch, TailSpan, TrickleCount,
-    Variant, VariantSet, ZoneData,
+    BuiltVariants, DecisionClasses, DynamicAnswer, Limits, OutcomeKey, RECENT_OUTCOMES, Snapshot,
+    StaticTails, TailPatch, TailSpan, TrickleCount, Variant, VariantSet, ZoneData,
 };
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
@@ -21,10 +23,6 @@ use crate::model::{
 };
 use crate::policy::{self, Decision, GeoMap};
 use crate::zone::{PackedRdata, RrSetId, ZoneSet, name, store::label_starts};
-
-/// Outcomes of a record's decision whose answers are kept for reuse (a flapping
-/// endpoint moves a record between two or three).
-const RECENT_OUTCOMES: usize = 4;
 
 /// Samples drawn when a weighted answer holds several of many endpoints.
 const SAMPLED_VARIANTS: usize = 64;
@@ -123,7 +121,9 @@ impl Snapshot {
             geo,
             dynamic: Vec::new(),
             limits,
+            classes: Arc::new(DecisionClasses::default()),
         };
+        snapshot.classes = Arc::new(decision_classes(&snapshot.config));
         let count = snapshot.zones.zones().len();
         let tails: Vec<StaticTails> = (0..count)
             .map(|i| encode_static_tails(&snapshot, i, false))
@@ -143,6 +143,7 @@ impl Snapshot {
             tails_dnssec,
             signed,
         });
+        let mut shared = SharedDecisions::default();
         snapshot.dynamic = (0..snapshot.config.records.len())
             .map(|r| {
                 Arc::new(build_record(
@@ -152,6 +153,7 @@ impl Snapshot {
                     r,
                     &snapshot,
                     None,
+                    &mut shared,
                 ))
             })
             .collect();
@@ -169,9 +171,11 @@ impl Snapshot {
                 self.health.get(e) != health.get(e)
                     || self.health.doubt(e) != health.doubt(e)
                     || self.health.share(e) != health.share(e)
+                    || self.health.degraded(e) != health.degraded(e)
                     || self.health.drained(e) != health.drained(e)
             })
             .collect();
+        let mut shared = SharedDecisions::default();
         let dynamic = config
             .records
             .iter()
@@ -179,7 +183,12 @@ impl Snapshot {
             .map(|(r, record)| {
                 let index = RecordIndex(r as u32);
                 let pinned = self.health.pin(index) != health.pin(index)
-                    || self.health.last_primary(index) != health.last_primary(index);
+                    || self.health.last_primary(index) != health.last_primary(index)
+                    || (record.latency.is_some()
+                        && (0..=config.regions.len()).any(|slot| {
+                            self.health.latency_choice(index, slot)
+                                != health.latency_choice(index, slot)
+                        }));
                 let touched = pinned
                     || record_pools(record).any(|pool| {
                         self.health.dial(pool) != health.dial(pool)
@@ -198,6 +207,7 @@ impl Snapshot {
                         r,
                         self,
                         previous.map(|a| a.as_ref()),
+                        &mut shared,
                     )),
                 }
             })
@@ -211,6 +221,7 @@ impl Snapshot {
             health: Arc::new(health),
             geo: self.geo.clone(),
             limits: self.limits,
+            classes: self.classes.clone(),
         }
     }
 
@@ -252,6 +263,7 @@ impl Snapshot {
             geo: self.geo.clone(),
             dynamic: self.dynamic.clone(),
             limits: self.limits,
+            classes: self.classes.clone(),
         };
         // The SOA's answers, encoded from the new zone (and signatures) by the
         // resolver the query path uses; the answers are then swapped in place (the
@@ -449,10 +461,66 @@ fn record_signer<'s>(snapshot: &'s Snapshot, qname: &[u8]) -> Option<&'s SignedZ
     snapshot.signed_zone(snapshot.zones.find_zone(qname)?)
 }
 
+/// Decisions made once per decision class ([`DecisionClasses`]) and pool list
+/// while one snapshot is built: the other records of the class in the default
+/// record state (no pin, no agreed primary) take them as they are.
+#[derive(Default)]
+struct SharedDecisions {
+    by_class: HashMap<(u32, usize), SharedOutcome>,
+}
+
+/// One decision and the answer orders it gives (drawn without randomness, so
+/// every record of the class would draw the same).
+struct SharedOutcome {
+    decision: Arc<Decision>,
+    orders: Vec<(Vec<EndpointIndex>, u64)>,
+    cumulative: Arc<[u64]>,
+    key: OutcomeKey,
+    /// Index of the first trickle answer in `orders` (trickle in force).
+    trickle_from: Option<usize>,
+}
+
+/// A random source that notes whether it was drawn from.
+struct Noting<'r> {
+    inner: &'r mut SplitMix64,
+    drawn: bool,
+}
+
+impl RandomSource for Noting<'_> {
+    fn next_u64(&mut self) -> u64 {
+        self.drawn = true;
+        self.inner.next_u64()
+    }
+}
+
+/// Groups the dynamic records of `config` into decision classes: the same settings
+/// but for name and position in the file.
+fn decision_classes(config: &Config) -> DecisionClasses {
+    let mut by_rules: HashMap<String, u32> = HashMap::new();
+    let mut classes = DecisionClasses {
+        of: Vec::with_capacity(config.records.len()),
+        size: Vec::new(),
+    };
+    for record in &config.records {
+        let mut rules = record.clone();
+        rules.name.clear();
+        rules.position = 0;
+        let next = classes.size.len() as u32;
+        let class = *by_rules.entry(format!("{rules:?}")).or_insert(next);
+        if class == next {
+            classes.size.push(0);
+        }
+        classes.size[class as usize] += 1;
+        classes.of.push(class);
+    }
+    classes
+}
+
 /// Evaluates record `r` against `health` and pre-encodes its answers (each signed
 /// when its zone in `snapshot` is). `previous` (the record's answers in the
 /// snapshot this one follows) lends its wire name and its recently built answers:
-/// a decision with a recent outcome reuses them.
+/// a decision with a recent outcome reuses them. `shared` holds the decisions of
+/// this build's classes so far (see [`SharedDecisions`]).
 fn build_record(
     config: &Config,
     health: &HealthSnapshot,
@@ -460,11 +528,12 @@ fn build_record(
     r: usize,
     snapshot: &Snapshot,
     previous: Option<&DynamicAnswer>,
+    shared: &mut SharedDecisions,
 ) -> DynamicAnswer {
     let record = &config.records[r];
     let record_index = RecordIndex(r as u32);
     let mut rng = SplitMix64::new(generation ^ (r as u64).wrapping_mul(0x9E37_79B9));
-    let qname: Box<[u8]> = match previous {
+    let qname: Arc<[u8]> = match previous {
         Some(previous) => previous.qname.clone(),
         None => name::wire_from_text(&record.name)
             .unwrap_or_else(|| vec![0])
@@ -474,45 +543,76 @@ fn build_record(
     let trickle_slot = record.trickle.map(|_| {
         crate::telemetry::metrics::trickle_slot(&record.name, &record.record_type.to_string())
     });
-    let make_set = |index: usize, pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
-        let state = policy::record_state(health, record_index);
-        let decision = policy::decide_record(config, record, pools, state, health);
+    let state = policy::record_state(health, record_index);
+    // A record whose class has others, in the default state, shares their decision.
+    let class = snapshot
+        .classes
+        .of
+        .get(r)
+        .copied()
+        .filter(|&c| snapshot.classes.size[c as usize] > 1)
+        .filter(|_| state.pin.is_none() && state.last_primary.is_none())
+        // A latency record's pool order is its own (its choices and holds).
+        .filter(|_| record.latency.is_none());
+    let mut make_set = |index: usize, pools: &[crate::model::PoolIndex], rng: &mut SplitMix64| {
         let recent = previous
             .and_then(|p| p.sets.get(index))
             .map_or(&[][..], |s| &s.recent[..]);
+        let slot = class.map(|c| (c, index));
+        let mut made = None;
+        if slot.is_none_or(|slot| !shared.by_class.contains_key(&slot)) {
+            let decision = policy::decide_record(config, record, pools, state, health);
+            let mut noting = Noting {
+                inner: rng,
+                drawn: false,
+            };
+            let outcome = outcome_of(decision, &mut noting);
+            match slot.filter(|_| !noting.drawn) {
+                Some(slot) => {
+                    shared.by_class.insert(slot, outcome);
+                }
+                None => made = Some(outcome),
+            }
+        }
+        let outcome = match (&made, slot) {
+            (Some(outcome), _) => outcome,
+            (None, Some(slot)) => &shared.by_class[&slot],
+            (None, None) => unreachable!("an outcome is made unless shared"),
+        };
         variant_set(
             config,
             record.record_type,
             &qname,
-            decision,
-            rng,
+            outcome,
             signer,
             recent,
             trickle_slot,
         )
     };
-    let (region_sets, default_set, sets) = match &record.pools {
-        crate::config::PoolChoice::Fixed(pools) => {
-            (Vec::new(), 0, vec![make_set(0, pools, &mut rng)])
-        }
-        crate::config::PoolChoice::Geo { by_region, default } => {
-            let mut lists: Vec<&[crate::model::PoolIndex]> = Vec::new();
-            let default_set = list_index(&mut lists, default);
-            let region_sets: Vec<usize> = by_region
-                .iter()
-                .map(|list| {
-                    list.as_deref()
-                        .map_or(default_set, |l| list_index(&mut lists, l))
-                })
-                .collect();
-            let sets = lists
-                .iter()
-                .enumerate()
-                .map(|(i, l)| make_set(i, l, &mut rng))
-                .collect();
-            (region_sets, default_set, sets)
-        }
+    let client_lists =
+        record.latency.is_some() || matches!(record.pools, crate::config::PoolChoice::Geo { .. });
+    let mut lists: Vec<Vec<crate::model::PoolIndex>> = Vec::new();
+    let mut index_of = |list: Vec<crate::model::PoolIndex>| {
+        lists.iter().position(|l| *l == list).unwrap_or_else(|| {
+            lists.push(list);
+            lists.len() - 1
+        })
     };
+    let for_client =
+        |region| policy::pools_for_client(config, record_index, record, region, health);
+    let default_set = index_of(for_client(None));
+    let region_sets: Arc<[usize]> = if client_lists {
+        (0..config.regions.len())
+            .map(|r| index_of(for_client(Some(crate::model::RegionIndex(r as u16)))))
+            .collect()
+    } else {
+        previous.map_or_else(|| Arc::from(Vec::new()), |p| p.region_sets.clone())
+    };
+    let sets = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| make_set(i, l, &mut rng))
+        .collect();
     DynamicAnswer {
         record: record_index,
         qname,
@@ -520,18 +620,8 @@ fn build_record(
         region_sets,
         default_set,
         sets,
+        lists,
     }
-}
-
-/// Index of `list` in `lists`, adding it if new.
-fn list_index<'a>(
-    lists: &mut Vec<&'a [crate::model::PoolIndex]>,
-    list: &'a [crate::model::PoolIndex],
-) -> usize {
-    lists.iter().position(|l| *l == list).unwrap_or_else(|| {
-        lists.push(list);
-        lists.len() - 1
-    })
 }
 
 /// The answers `candidates` can produce under `decision`'s rules, with pick weights.
@@ -539,7 +629,7 @@ fn answer_orders(
     decision: &Decision,
     candidates: &[policy::Candidate],
     max: usize,
-    rng: &mut SplitMix64,
+    rng: &mut dyn RandomSource,
 ) -> Vec<(Vec<EndpointIndex>, u64)> {
     let n = candidates.len();
     let weight_of = |i: usize| {
@@ -599,26 +689,16 @@ fn answer_orders(
     orders
 }
 
-/// Turns a decision into the answers it can produce, each pre-encoded.
-#[allow(clippy::too_many_arguments)]
-fn variant_set(
-    config: &Config,
-    record_type: DynamicType,
-    qname: &[u8],
-    decision: Decision,
-    rng: &mut SplitMix64,
-    signer: Option<&SignedZone>,
-    recent: &[Arc<BuiltVariants>],
-    trickle_slot: Option<u8>,
-) -> VariantSet {
-    let ttl = decision.ttl.0;
+/// The answer orders `decision` can produce (with their pick weights, cumulated
+/// unless uniform) and the key of that outcome.
+fn outcome_of(decision: Decision, rng: &mut dyn RandomSource) -> SharedOutcome {
     let max = usize::from(decision.max_answers);
-    let mut trickle = None;
+    let mut trickle_from = None;
     let mut orders = match &decision.shares {
         Some(shares) => {
             let (orders, from) = shared_orders(&decision, shares, max, rng);
-            if let Some(slot) = trickle_slot.filter(|_| shares.trickle.is_some()) {
-                trickle = (from < orders.len()).then_some(TrickleCount { from, slot });
+            if shares.trickle.is_some() && from < orders.len() {
+                trickle_from = Some(from);
             }
             orders
         }
@@ -651,20 +731,57 @@ fn variant_set(
             cumulative.push(total);
         }
     }
+    // FNV-1a over the TTL and the orders' endpoints (lengths included).
+    let mut key: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |v: u32| {
+        key ^= u64::from(v);
+        key = key.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    mix(decision.ttl.0);
+    for (endpoints, _) in &orders {
+        mix(endpoints.len() as u32);
+        for e in endpoints {
+            mix(e.0);
+        }
+    }
+    SharedOutcome {
+        decision: Arc::new(decision),
+        orders,
+        cumulative: cumulative.into(),
+        key,
+        trickle_from,
+    }
+}
+
+/// Turns a decision's outcome into the answers it can produce, each pre-encoded
+/// (and signed, with `signer`): those of a recent outcome when it is the same.
+fn variant_set(
+    config: &Config,
+    record_type: DynamicType,
+    qname: &[u8],
+    outcome: &SharedOutcome,
+    signer: Option<&SignedZone>,
+    recent: &[(OutcomeKey, Arc<BuiltVariants>)],
+    trickle_slot: Option<u8>,
+) -> VariantSet {
+    let ttl = outcome.decision.ttl.0;
+    let orders = &outcome.orders;
+    let key = outcome.key ^ u64::from(signer.is_some());
     // The same outcome as a recent decision (a change back, or one that moved
     // neither the TTL nor the answers): its encoded and signed answers serve again.
-    let reused = recent.iter().find(|built| {
-        built.ttl == ttl
+    let reused = recent.iter().find(|(k, built)| {
+        *k == key
+            && built.ttl == ttl
             && built.signed == signer.is_some()
             && built.variants.len() == orders.len()
             && built
                 .variants
                 .iter()
-                .zip(&orders)
+                .zip(orders)
                 .all(|(v, (endpoints, _))| v.endpoints == *endpoints)
     });
     let built = match reused {
-        Some(built) => built.clone(),
+        Some((_, built)) => built.clone(),
         None => Arc::new(build_variants(
             config,
             record_type,
@@ -674,17 +791,25 @@ fn variant_set(
             signer,
         )),
     };
-    let recent = std::iter::once(built.clone())
-        .chain(recent.iter().filter(|r| !Arc::ptr_eq(r, &built)).cloned())
-        .take(RECENT_OUTCOMES)
-        .collect();
+    let mut kept = smallvec::SmallVec::new();
+    kept.push((key, built.clone()));
+    for (k, r) in recent {
+        if kept.len() == RECENT_OUTCOMES {
+            break;
+        }
+        if !Arc::ptr_eq(r, &built) {
+            kept.push((*k, r.clone()));
+        }
+    }
     VariantSet {
-        decision,
+        decision: outcome.decision.clone(),
         ttl,
         built,
-        cumulative,
-        recent,
-        trickle,
+        cumulative: outcome.cumulative.clone(),
+        recent: kept,
+        trickle: trickle_slot
+            .zip(outcome.trickle_from)
+            .map(|(slot, from)| TrickleCount { from, slot }),
     }
 }
 
@@ -695,7 +820,7 @@ fn shared_orders(
     decision: &Decision,
     shares: &policy::Shares,
     max: usize,
-    rng: &mut SplitMix64,
+    rng: &mut dyn RandomSource,
 ) -> (Vec<(Vec<EndpointIndex>, u64)>, usize) {
     /// Pick weight of a whole share (1 = 2^20): fine enough that rounding moves a
     /// share by less than a millionth.
@@ -727,7 +852,7 @@ fn build_variants(
     record_type: DynamicType,
     qname: &[u8],
     ttl: u32,
-    orders: Vec<(Vec<EndpointIndex>, u64)>,
+    orders: &[(Vec<EndpointIndex>, u64)],
     signer: Option<&SignedZone>,
 ) -> BuiltVariants {
     let starts = label_starts(qname);
@@ -736,8 +861,9 @@ fn build_variants(
     question.extend_from_slice(&1u16.to_be_bytes());
     let mut buf = Vec::with_capacity(512);
     let variants = orders
-        .into_iter()
+        .iter()
         .map(|(endpoints, _)| {
+            let endpoints = endpoints.clone();
             let mut rdata = Vec::new();
             for &e in &endpoints {
                 match &config.endpoint(e).target {
@@ -939,6 +1065,89 @@ mod tests {
             "the answers of the first snapshot serve again"
         );
         assert_eq!(back.dynamic[0].sets[0].recent.len(), 2);
+    }
+
+    #[test]
+    fn records_alike_but_for_their_names_share_one_decision_and_answer_as_if_decided_alone() {
+        use crate::model::HealthState;
+        // Three failover records alike but for their names (one class), a weighted
+        // one over both pools (sampled: each draws its own), and a pinned record.
+        let mut text = "version = 1\n[zones]\ndirectory = \"tests/data/zones\"\n\
+                        files = [\"example.test.zone\"]\n[pools.fo]\nendpoints = [\
+                        { address = \"192.0.2.1\", name = \"a\" }, { address = \"192.0.2.2\", name = \"b\" }]\n\
+                        [pools.more]\nendpoints = [{ address = \"192.0.2.3\", name = \"c\" }, \
+                        { address = \"192.0.2.4\", name = \"d\" }, { address = \"192.0.2.5\", name = \"e\" }]\n"
+            .to_owned();
+        for name in ["one", "two", "three"] {
+            text.push_str(&format!(
+                "[[records]]\nname = \"{name}.example.test\"\ntype = \"A\"\n\
+                 policy = \"failover\"\npools = [\"fo\", \"more\"]\n"
+            ));
+        }
+        for name in ["w1", "w2"] {
+            text.push_str(&format!(
+                "[[records]]\nname = \"{name}.example.test\"\ntype = \"A\"\n\
+                 policy = \"multivalue\"\nmax_answers = 2\npools = [\"more\"]\n"
+            ));
+        }
+        let (config, _) = Config::load(ConfigSource::from_text(text, env!("CARGO_MANIFEST_DIR")))
+            .expect("config");
+        let config = Arc::new(config);
+        let up = HealthSnapshot::from_config(&config);
+        let mut endpoints = up.endpoints().to_vec();
+        endpoints[0].state = HealthState::Down;
+        let down = HealthSnapshot::from_health(endpoints);
+        let doubt = up.clone().with_doubt(vec![Some(2), None, None, None, None]);
+        let build = |shared: bool| {
+            let (zones, _) = crate::zone::load(&config).expect("zones");
+            let mut first = Snapshot::build(config.clone(), zones, up.clone(), 1);
+            if !shared {
+                // No classes: every record decides alone, as before classes.
+                first.classes = Arc::new(DecisionClasses::default());
+                first.dynamic = (0..config.records.len())
+                    .map(|r| {
+                        let mut none = SharedDecisions::default();
+                        Arc::new(build_record(&config, &up, 1, r, &first, None, &mut none))
+                    })
+                    .collect();
+            }
+            let mut all = vec![];
+            let mut current = first;
+            for (i, health) in [down.clone(), up.clone(), doubt.clone(), up.clone()]
+                .into_iter()
+                .enumerate()
+            {
+                current = current.with_health(health, i as u64 + 2);
+                all.push(current.dynamic.clone());
+            }
+            (current.classes.clone(), all)
+        };
+        let (classes, shared) = build(true);
+        let (_, alone) = build(false);
+        assert_eq!(classes.of, vec![0, 0, 0, 1, 1]);
+        for (step, (a, b)) in shared.iter().zip(&alone).enumerate() {
+            for (r, (a, b)) in a.iter().zip(b).enumerate() {
+                let (a, b) = (&a.sets[0], &b.sets[0]);
+                assert_eq!(*a.decision, *b.decision, "step {step}, record {r}");
+                assert_eq!(a.ttl, b.ttl);
+                assert_eq!(a.cumulative, b.cumulative);
+                let orders = |s: &VariantSet| -> Vec<(Vec<EndpointIndex>, Box<[u8]>)> {
+                    s.variants()
+                        .iter()
+                        .map(|v| (v.endpoints.clone(), v.tail.clone()))
+                        .collect()
+                };
+                assert_eq!(orders(a), orders(b), "step {step}, record {r}");
+            }
+            // One decision for the failover class; the sampled class draws per record.
+            assert!(Arc::ptr_eq(
+                &a_decision(&shared[step], 0),
+                &a_decision(&shared[step], 2)
+            ));
+        }
+        fn a_decision(dynamic: &[Arc<DynamicAnswer>], r: usize) -> Arc<Decision> {
+            dynamic[r].sets[0].decision.clone()
+        }
     }
 
     #[test]

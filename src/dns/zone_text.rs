@@ -111,7 +111,7 @@ fn comment_dynamic(out: &mut String, snapshot: &Snapshot, record: crate::model::
         .health
         .pin(record)
         .filter(|_| config_record.selection != crate::config::Selection::Primary);
-    let pools = answer.pools_of_set(0, &snapshot.config);
+    let pools = answer.pools_of_set(0);
     let pin = crate::policy::operator_pin(
         &snapshot.config,
         &snapshot.health,

@@ -63,6 +63,8 @@ pub enum LocalChange {
     Reason,
     /// The verdict of this vantage point changed.
     Verdict(HealthState),
+    /// This vantage point's degraded verdict changed (to degraded: true).
+    Degraded(bool),
     /// The probe abstained (a local fault), and it had not, or for another reason:
     /// status shows it. The verdict and state are untouched.
     Abstained,
@@ -159,7 +161,7 @@ impl LocalProbe {
 }
 
 /// This process's probe of one endpoint, as status shows it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LocalProbeView<'a> {
     /// This vantage point's verdict (after rise and fall).
     pub verdict: HealthState,
@@ -169,6 +171,9 @@ pub struct LocalProbeView<'a> {
     pub abstained: Option<(&'a ProbeOutcome, Duration)>,
     /// Whether the latest probe abstained.
     pub abstaining: bool,
+    /// This vantage point's degraded verdict, with the last probe's judgement when it
+    /// was degraded ("slow: 240 ms > 100 ms").
+    pub degraded: (bool, Option<String>),
 }
 
 /// A remote verdict and when it was observed (by its sender, on our clock; None:
@@ -176,6 +181,7 @@ pub struct LocalProbeView<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct RemoteVerdict {
     state: HealthState,
+    degraded: bool,
     reason: String,
     observed_at: Option<Duration>,
     /// The report that last named it.
@@ -186,6 +192,7 @@ struct RemoteVerdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct IndexedVerdict {
     state: HealthState,
+    degraded: bool,
     observed_at: Option<Duration>,
     sequence: u64,
 }
@@ -214,6 +221,7 @@ impl RemoteView {
             if let Some(&i) = index.get(label) {
                 self.indexed[i] = Some(IndexedVerdict {
                     state: verdict.state,
+                    degraded: verdict.degraded,
                     observed_at: verdict.observed_at,
                     sequence: verdict.sequence,
                 });
@@ -257,6 +265,8 @@ struct Known {
     /// This process's probes (None: not probed here).
     local: Option<LocalProbe>,
     decided: Option<Decided>,
+    /// Whether the votes decided it degraded (see [`crate::health::degraded`]).
+    degraded: bool,
     /// Runtime override.
     forced: Option<HealthState>,
     /// Flap damping of the decided state (None: no outage yet).
@@ -284,6 +294,9 @@ struct Slot {
     fast_interval: Duration,
     /// Ramp of an endpoint coming back (zero: off).
     slow_start: Duration,
+    /// Weight factor in permille while degraded (None: the check has no degraded
+    /// rules).
+    degraded_weight: Option<u16>,
 }
 
 /// Every input that decides endpoint health (see the module docs).
@@ -413,6 +426,7 @@ impl Board {
                     damping: check.and_then(|c| c.damping),
                     fast_interval: check.map_or(Duration::ZERO, |c| c.fast_interval),
                     slow_start: check.map_or(Duration::ZERO, |c| c.slow_start),
+                    degraded_weight: check.and_then(|c| c.degraded).map(|d| d.weight_permille()),
                 }
             })
             .collect();
@@ -517,6 +531,14 @@ impl Board {
         let changed = probe
             .machine
             .observe(observation.outcome.ok, observation.at, &thresholds);
+        let degraded_reason = probe.machine.degraded_reason();
+        let degraded = probe.machine.observe_degraded(
+            observation.outcome.ok,
+            observation.outcome.latency,
+            observation.at,
+            &thresholds,
+        );
+        let degraded_reason_changed = probe.machine.degraded_reason() != degraded_reason;
         let doubt_after = (
             probe.machine.pace(&thresholds),
             probe.machine.probes_to_change(&thresholds),
@@ -532,13 +554,19 @@ impl Board {
             .last
             .as_ref()
             .is_some_and(|(_, at)| observation.at.saturating_sub(*at) > slot.fresh_for);
-        self.changed |=
-            changed.is_some() || probe.last.is_none() || was_stale || doubt_before != doubt_after;
+        self.changed |= changed.is_some()
+            || degraded.is_some()
+            || probe.last.is_none()
+            || was_stale
+            || doubt_before != doubt_after;
         probe.last = Some((observation.outcome, observation.at));
-        match changed {
-            Some(state) => LocalChange::Verdict(state),
-            None if reason_changed || was_abstaining => LocalChange::Reason,
-            None => LocalChange::Unchanged,
+        match (changed, degraded) {
+            (Some(state), _) => LocalChange::Verdict(state),
+            (None, Some(degraded)) => LocalChange::Degraded(degraded),
+            (None, None) if reason_changed || was_abstaining || degraded_reason_changed => {
+                LocalChange::Reason
+            }
+            (None, None) => LocalChange::Unchanged,
         }
     }
 
@@ -612,6 +640,7 @@ impl Board {
             let observed_at = now.checked_sub(Duration::from_millis(v.age_ms));
             let verdict = RemoteVerdict {
                 state: v.state,
+                degraded: v.degraded,
                 reason: v.reason,
                 observed_at,
                 sequence,
@@ -629,10 +658,13 @@ impl Board {
                 let mut changed = was_stale;
                 for (label, new) in report.verdicts.into_iter().map(verdict) {
                     let old = view.verdicts.get(&label);
-                    changed |= old.is_none_or(|o| o.state != new.state || o.reason != new.reason);
+                    changed |= old.is_none_or(|o| {
+                        o.state != new.state || o.degraded != new.degraded || o.reason != new.reason
+                    });
                     if let Some(&i) = self.index.get(&label) {
                         view.indexed[i] = Some(IndexedVerdict {
                             state: new.state,
+                            degraded: new.degraded,
                             observed_at: new.observed_at,
                             sequence,
                         });
@@ -653,7 +685,10 @@ impl Board {
                     || self.remote.get(&report.vantage).is_none_or(|view| {
                         view.verdicts.len() != verdicts.len()
                             || view.verdicts.iter().zip(&verdicts).any(|((a, x), (b, y))| {
-                                a != b || x.state != y.state || x.reason != y.reason
+                                a != b
+                                    || x.state != y.state
+                                    || x.degraded != y.degraded
+                                    || x.reason != y.reason
                             })
                     });
                 let mut view = RemoteView {
@@ -725,6 +760,18 @@ impl Board {
                 known.raw = *state;
             }
         }
+        for (known, (state, degraded)) in self
+            .known
+            .iter_mut()
+            .zip(tally.states.iter().zip(&tally.degraded))
+        {
+            if let Some(degraded) = degraded {
+                known.degraded = *degraded;
+            }
+            if *state != Some(HealthState::Up) {
+                known.degraded = false; // down (or undecided) is no degree of degraded
+            }
+        }
         self.damp(&raw_before, &decided, &mut tally.states, now);
         self.ramp(&decided, &tally.states, now);
         for (known, (state, votes)) in self
@@ -790,7 +837,17 @@ impl Board {
                 Some(ramp_share(now.saturating_sub(since), slot.slow_start).0)
             })
             .collect();
-        let health = health.with_ramp(ramp);
+        let degraded = self
+            .slots
+            .iter()
+            .zip(&self.known)
+            .zip(health.endpoints())
+            .map(|((slot, known), h)| {
+                let observed = h.source != HealthSource::Forced && h.state.is_up();
+                slot.degraded_weight.filter(|_| known.degraded && observed)
+            })
+            .collect();
+        let health = health.with_ramp(ramp).with_degraded(degraded);
         let doubt = (0..self.slots.len())
             .map(|i| {
                 let forced =
@@ -948,10 +1005,20 @@ impl Board {
                 })
                 .collect();
             if verdicts.iter().any(Option::is_some) {
+                let degraded = self
+                    .known
+                    .iter()
+                    .zip(&verdicts)
+                    .map(|(known, verdict)| {
+                        verdict.is_some()
+                            && known.local.as_ref().is_some_and(|p| p.machine.degraded())
+                    })
+                    .collect();
                 ballots.push(Ballot {
                     name: self.local_name.clone(),
                     region: self.local_region,
                     verdicts,
+                    degraded,
                 });
             }
         }
@@ -973,6 +1040,14 @@ impl Board {
                     (slot.thresholds.is_some() && fresh(slot, observed_at)).then_some(verdict.state)
                 })
                 .collect();
+            let degraded = view
+                .indexed
+                .iter()
+                .zip(&verdicts)
+                .map(|(indexed, verdict)| {
+                    verdict.is_some() && indexed.as_ref().is_some_and(|v| v.degraded)
+                })
+                .collect();
             // A vantage point whose every verdict is stale (its prober stalled) is
             // not heard, however often its reports arrive.
             if verdicts.iter().all(Option::is_none) {
@@ -982,6 +1057,7 @@ impl Board {
                 name: name.clone(),
                 region,
                 verdicts,
+                degraded,
             });
         }
         (ballots, wake.get())
@@ -1054,6 +1130,9 @@ impl Board {
                     state: probe.machine.verdict()?,
                     reason,
                     age_ms: now.saturating_sub(*at).as_millis() as u64,
+                    // Filled in by the plane from its RTT averages.
+                    rtt_us: None,
+                    degraded: probe.machine.degraded(),
                 };
                 Some((verdict, slot.fresh_for))
             })
@@ -1081,6 +1160,7 @@ impl Board {
             last: probe.last.as_ref().map(|(outcome, _)| outcome),
             abstained,
             abstaining: probe.abstaining(),
+            degraded: (probe.machine.degraded(), probe.machine.degraded_reason()),
         })
     }
 

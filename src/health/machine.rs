@@ -2,11 +2,17 @@
 //! argument): `fall` consecutive failures take an endpoint down, `rise` consecutive
 //! successes bring it back, but never before it has been down for `hold`, and never
 //! while flap damping suppresses it ([`crate::health::damping`]).
+//!
+//! Beside it, the same rules decide whether an endpoint that is up is *degraded*
+//! ([`crate::health::degraded`]): `fall` degraded judgements in a row enter it (each
+//! entry is an outage for a damper of its own), `rise` fine ones in a row leave it,
+//! not before `hold` after entering and not while that damper suppresses the way back.
 
 use std::time::Duration;
 
 use crate::config::Check;
 use crate::health::damping::{Damper, DampingRules};
+use crate::health::degraded::{self, DegradedRules, Judgement, Window};
 use crate::model::HealthState;
 
 /// Thresholds of a check.
@@ -20,6 +26,8 @@ pub struct Thresholds {
     pub hold: Duration,
     /// Flap damping (None: off).
     pub damping: Option<DampingRules>,
+    /// When an endpoint that is up is degraded (None: never).
+    pub degraded: Option<DegradedRules>,
 }
 
 impl From<&Check> for Thresholds {
@@ -29,6 +37,7 @@ impl From<&Check> for Thresholds {
             fall: check.fall,
             hold: check.hold,
             damping: check.damping,
+            degraded: check.degraded,
         }
     }
 }
@@ -61,6 +70,27 @@ pub struct Machine {
     /// or restored start, or `rise` / `fall` reached. Until then a probe that
     /// disagrees makes the machine abstain, and its first change is no flap.
     settled: bool,
+    /// Whether the endpoint is degraded (see the module docs).
+    degraded: Degraded,
+}
+
+/// The degraded verdict of one vantage point and what it follows.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Degraded {
+    /// The last probes that voted.
+    window: Window,
+    /// The verdict after hold and damping.
+    state: bool,
+    /// The verdict by rise/fall alone.
+    raw: bool,
+    /// Judgements in a row that disagree with `raw`.
+    against: u32,
+    /// When it entered degraded.
+    since: Option<Duration>,
+    /// Flap damping of the degraded verdict (an entry counts as an outage).
+    damper: Damper,
+    /// The last probe's judgement.
+    last: Option<Judgement>,
 }
 
 impl Machine {
@@ -74,7 +104,81 @@ impl Machine {
             down_since: None,
             damper: Damper::default(),
             settled: false,
+            degraded: Degraded::default(),
         }
+    }
+
+    /// Whether this vantage point judges the endpoint degraded (only while it is up).
+    pub fn degraded(&self) -> bool {
+        self.degraded.state && self.state == HealthState::Up
+    }
+
+    /// Why the last probe judged the endpoint degraded (None: it did not).
+    pub fn degraded_reason(&self) -> Option<String> {
+        self.degraded
+            .last
+            .filter(Judgement::degraded)
+            .map(|j| j.reason())
+    }
+
+    /// Judges one probe that voted (`ok` in `latency`) at `now` for the degraded
+    /// verdict (see the module docs); returns the new verdict if it changed. Without
+    /// degraded rules it does nothing.
+    pub fn observe_degraded(
+        &mut self,
+        ok: bool,
+        latency: Duration,
+        now: Duration,
+        thresholds: &Thresholds,
+    ) -> Option<bool> {
+        let rules = thresholds.degraded.as_ref()?;
+        let before = self.degraded();
+        let d = &mut self.degraded;
+        if self.state == HealthState::Down {
+            // Down is no degree of degraded: the judgement starts afresh once it is
+            // back up (its damping penalty stays).
+            *d = Degraded {
+                damper: d.damper,
+                ..Degraded::default()
+            };
+            return before.then_some(false);
+        }
+        d.window.push(ok, rules.window);
+        let judgement = degraded::judge(ok, latency, &d.window, rules);
+        d.last = Some(judgement);
+        if judgement.degraded() == d.raw {
+            d.against = 0;
+        } else {
+            d.against = d.against.saturating_add(1);
+        }
+        if !d.raw && d.against >= thresholds.fall {
+            d.raw = true;
+            d.against = 0;
+            if let Some(rules) = &thresholds.damping {
+                d.damper.on_down(now, rules);
+            }
+        } else if d.raw && d.against >= thresholds.rise {
+            d.raw = false;
+            d.against = 0;
+        }
+        if d.raw && !d.state {
+            d.state = true;
+            d.since = Some(now);
+        } else if !d.raw && d.state {
+            let held = d
+                .since
+                .is_none_or(|since| now.saturating_sub(since) >= thresholds.hold);
+            let undamped = thresholds
+                .damping
+                .as_ref()
+                .is_none_or(|rules| d.damper.allows_up(now, rules));
+            if held && undamped {
+                d.state = false;
+                d.since = None;
+            }
+        }
+        let after = self.degraded();
+        (after != before).then_some(after)
     }
 
     /// The flap damping state.
@@ -202,6 +306,7 @@ mod tests {
         fall: 3,
         hold: Duration::from_secs(10),
         damping: None,
+        degraded: None,
     };
 
     fn at(ms: u64) -> Duration {
@@ -282,6 +387,7 @@ mod tests {
             fall: 1,
             hold: Duration::ZERO,
             damping: Some(DampingRules::DEFAULT),
+            degraded: None,
         };
         let mut m = Machine::new(HealthState::Up);
         let mut changes = 0;
@@ -302,5 +408,109 @@ mod tests {
         }
         let back = back.expect("back up");
         assert!(back <= 19_800 + 30_000, "back at {back} ms");
+    }
+
+    fn degraded_rules(latency_ms: u64, ratio: Option<f64>) -> Thresholds {
+        Thresholds {
+            degraded: Some(DegradedRules {
+                latency: Some(Duration::from_millis(latency_ms)),
+                success_ratio: ratio,
+                window: 4,
+                weight: 0.25,
+            }),
+            ..T
+        }
+    }
+
+    #[test]
+    fn slow_probes_enter_degraded_after_fall_and_leave_after_rise_and_hold() {
+        let t = degraded_rules(100, None); // rise 2, fall 3, hold 10 s
+        let mut m = Machine::new(HealthState::Up);
+        let slow = Duration::from_millis(250);
+        let fast = Duration::from_millis(20);
+        assert_eq!(m.observe_degraded(true, slow, at(0), &t), None);
+        assert_eq!(m.observe_degraded(true, slow, at(1), &t), None);
+        assert_eq!(
+            m.observe_degraded(true, fast, at(2), &t),
+            None,
+            "a fine probe resets the count"
+        );
+        assert_eq!(m.observe_degraded(true, slow, at(3), &t), None);
+        assert_eq!(m.observe_degraded(true, slow, at(4), &t), None);
+        assert_eq!(m.observe_degraded(true, slow, at(5), &t), Some(true));
+        assert!(m.degraded());
+        assert_eq!(
+            m.degraded_reason().as_deref(),
+            Some("slow: 250 ms > 100 ms")
+        );
+        assert_eq!(m.state(), HealthState::Up, "degraded is not down");
+        // Fast again: rise (2) met at once, but not before hold (10 s).
+        assert_eq!(m.observe_degraded(true, fast, at(1_000), &t), None);
+        assert_eq!(m.observe_degraded(true, fast, at(2_000), &t), None);
+        assert_eq!(m.observe_degraded(true, fast, at(10_004), &t), None);
+        assert_eq!(m.observe_degraded(true, fast, at(10_005), &t), Some(false));
+        assert_eq!(m.degraded_reason(), None);
+    }
+
+    #[test]
+    fn a_flaky_endpoint_is_degraded_not_down_and_down_is_no_degree_of_degraded() {
+        let t = Thresholds {
+            fall: 2,
+            hold: Duration::ZERO,
+            ..degraded_rules(1_000, Some(0.8))
+        };
+        let mut m = Machine::new(HealthState::Up);
+        let mut entered = None;
+        // Every third probe fails: never `fall` failures in a row, 2/3 < 0.8 passing.
+        for step in 0..12u64 {
+            let ok = step % 3 != 2;
+            m.observe(ok, at(step), &t);
+            if m.observe_degraded(ok, Duration::from_millis(5), at(step), &t) == Some(true) {
+                entered.get_or_insert(step);
+            }
+            assert_eq!(m.state(), HealthState::Up, "step {step}");
+        }
+        assert!(entered.is_some() && m.degraded(), "{m:?}");
+        assert!(m.degraded_reason().unwrap().starts_with("success "));
+        // Down: not degraded, and the judgement starts afresh.
+        m.observe(false, at(20), &t);
+        m.observe(false, at(21), &t);
+        assert_eq!(m.state(), HealthState::Down);
+        assert!(!m.degraded());
+        assert_eq!(
+            m.observe_degraded(false, Duration::from_millis(5), at(21), &t),
+            None
+        );
+        m.observe(true, at(30), &t);
+        m.observe(true, at(31), &t);
+        assert_eq!(m.state(), HealthState::Up);
+        assert_eq!(
+            m.observe_degraded(true, Duration::from_millis(5), at(31), &t),
+            None
+        );
+        assert!(!m.degraded(), "a fresh window after an outage");
+    }
+
+    #[test]
+    fn a_flapping_degraded_verdict_is_damped() {
+        let t = Thresholds {
+            rise: 1,
+            fall: 1,
+            hold: Duration::ZERO,
+            damping: Some(DampingRules::DEFAULT),
+            ..degraded_rules(100, None)
+        };
+        let mut m = Machine::new(HealthState::Up);
+        let mut changes = 0;
+        // Slow 300 ms, fast 300 ms, probed every 100 ms, for 20 s.
+        for step in 0..200u64 {
+            let latency = Duration::from_millis(if (step / 3) % 2 == 0 { 250 } else { 10 });
+            changes += usize::from(
+                m.observe_degraded(true, latency, at(step * 100), &t)
+                    .is_some(),
+            );
+        }
+        assert!(changes <= 4, "{changes} changes");
+        assert!(m.degraded());
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod board;
 pub mod damping;
+pub mod degraded;
 pub mod machine;
 pub mod overrides;
 pub mod peering;
@@ -142,6 +143,8 @@ pub struct HealthSnapshot {
     doubt: Vec<Option<u32>>,
     /// Per endpoint, its slow-start share of answers in permille (empty: none ramping).
     ramp: Vec<Option<u16>>,
+    /// Per endpoint, its weight factor in permille while degraded (empty: none).
+    degraded: Vec<Option<u16>>,
     /// Per endpoint, drained by an operator at run time (empty: none).
     drained: Vec<bool>,
     /// Per record, the pool an operator failed it over to (empty: none).
@@ -151,6 +154,9 @@ pub struct HealthSnapshot {
     /// Per `primary` record, the last primary its checks agreed on (empty: none);
     /// kept by the health plane (see [`crate::policy::primary`]).
     primaries: Vec<Option<EndpointIndex>>,
+    /// Per latency record, the pool answered first per client region slot (see
+    /// [`crate::policy::latency`]; empty: none chosen).
+    latency: Vec<Vec<Option<PoolIndex>>>,
 }
 
 impl HealthSnapshot {
@@ -173,10 +179,12 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             dials: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 
@@ -186,10 +194,12 @@ impl HealthSnapshot {
             endpoints,
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             dials: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 
@@ -212,6 +222,22 @@ impl HealthSnapshot {
             ramp
         };
         self
+    }
+
+    /// The same health, with each degraded endpoint's weight factor in permille
+    /// (None: not degraded).
+    pub fn with_degraded(mut self, degraded: Vec<Option<u16>>) -> Self {
+        self.degraded = if degraded.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            degraded
+        };
+        self
+    }
+
+    /// The weight factor in permille of a degraded endpoint (None: not degraded).
+    pub fn degraded(&self, endpoint: EndpointIndex) -> Option<u16> {
+        self.degraded.get(endpoint.0 as usize).copied().flatten()
     }
 
     /// The same health, with the operator's drains (per endpoint) and manual failovers
@@ -258,6 +284,25 @@ impl HealthSnapshot {
             Vec::new()
         };
         self
+    }
+
+    /// The same health, with each latency record's pool per client region slot.
+    pub fn with_latency(mut self, latency: Vec<Vec<Option<PoolIndex>>>) -> Self {
+        self.latency = if latency.iter().flatten().any(Option::is_some) {
+            latency
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The pool a latency record answers first for clients of region slot `slot`.
+    pub fn latency_choice(&self, record: RecordIndex, slot: usize) -> Option<PoolIndex> {
+        self.latency
+            .get(record.0 as usize)
+            .and_then(|r| r.get(slot))
+            .copied()
+            .flatten()
     }
 
     /// The last primary a `primary` record's checks agreed on.
@@ -317,10 +362,12 @@ impl HealthSnapshot {
                 .collect(),
             doubt: Vec::new(),
             ramp: Vec::new(),
+            degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
             dials: Vec::new(),
             primaries: Vec::new(),
+            latency: Vec::new(),
         }
     }
 

@@ -13,6 +13,10 @@
 //!   **isolated**. With [`IsolationMode::Hold`] (the default) every endpoint keeps its
 //!   last decided state; with [`IsolationMode::Local`] the voters it still hears
 //!   decide by their own majority (alone, its own probes).
+//! - **Degraded** ([`crate::health::degraded`]) is decided like down, among the up
+//!   votes: degraded when as many voters as it takes to take an endpoint down (from as
+//!   many regions) say degraded, not degraded when as many say up and not degraded;
+//!   otherwise it stays. A minority seeing slowness moves nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +55,15 @@ pub struct Ballot {
     /// Fresh verdict per endpoint (index into the config's endpoints); None = not
     /// probed, or its verdict is stale.
     pub verdicts: Vec<Option<HealthState>>,
+    /// Per endpoint, whether an up verdict says degraded (empty: none does).
+    pub degraded: Vec<bool>,
+}
+
+impl Ballot {
+    /// Whether its verdict on `endpoint` is up and degraded.
+    fn degraded(&self, endpoint: usize) -> bool {
+        self.degraded.get(endpoint).copied().unwrap_or(false)
+    }
 }
 
 /// How the vantage points voted on one endpoint: bit `i` stands for
@@ -62,6 +75,8 @@ pub struct Votes {
     pub up: u64,
     /// Voters that see it down.
     pub down: u64,
+    /// Voters that see it up and degraded (a subset of `up`).
+    pub degraded: u64,
 }
 
 impl Votes {
@@ -81,6 +96,9 @@ impl Votes {
 pub struct Tally {
     /// Decided state per endpoint (`None`: no decision and no previous state).
     pub states: Vec<Option<HealthState>>,
+    /// Decided degraded verdict per endpoint (`None`: the votes do not decide it; it
+    /// stays as it was).
+    pub degraded: Vec<Option<bool>>,
     /// Votes per endpoint (ignored voters left out).
     pub votes: Vec<Votes>,
     /// The voters the bits of [`Votes`] stand for.
@@ -127,11 +145,17 @@ pub fn tally(
     let regions: Vec<Option<RegionIndex>> = voters.iter().map(|b| b.region).collect();
     let mut states = Vec::with_capacity(endpoints);
     let mut all_votes = Vec::with_capacity(endpoints);
+    let mut degraded = Vec::with_capacity(endpoints);
     for endpoint in 0..endpoints {
         let mut votes = Votes::default();
         for (bit, ballot) in voters.iter().enumerate() {
             match ballot.verdicts.get(endpoint).copied().flatten() {
-                Some(HealthState::Up) => votes.up |= 1 << bit,
+                Some(HealthState::Up) => {
+                    votes.up |= 1 << bit;
+                    if ballot.degraded(endpoint) {
+                        votes.degraded |= 1 << bit;
+                    }
+                }
                 Some(HealthState::Down) => votes.down |= 1 << bit,
                 None => {}
             }
@@ -147,11 +171,23 @@ pub fn tally(
             Some((needed, _)) if votes.up.count_ones() >= needed => Some(HealthState::Up),
             _ => before,
         };
+        let clean = votes.up & !votes.degraded;
+        degraded.push(match rule {
+            Some((needed, min_regions))
+                if votes.degraded.count_ones() >= needed
+                    && distinct_regions(votes.degraded, &regions) >= min_regions =>
+            {
+                Some(true)
+            }
+            Some((needed, _)) if clean.count_ones() >= needed => Some(false),
+            _ => None,
+        });
         states.push(state);
         all_votes.push(votes);
     }
     Tally {
         states,
+        degraded,
         votes: all_votes,
         voters: voters.iter().map(|b| b.name.clone()).collect(),
         fresh: ballots.iter().map(|b| b.name.clone()).collect(),
@@ -190,8 +226,12 @@ impl Tally {
     /// Summary of the votes on endpoint `i` for logs: `{"fra-1": "down", ...}`.
     pub fn describe_votes(&self, i: usize) -> BTreeMap<String, &'static str> {
         let votes = self.votes.get(i).copied().unwrap_or_default();
-        self.names(votes.up)
+        self.names(votes.up & !votes.degraded)
             .map(|v| (v.to_owned(), "up"))
+            .chain(
+                self.names(votes.degraded)
+                    .map(|v| (v.to_owned(), "degraded")),
+            )
             .chain(self.names(votes.down).map(|v| (v.to_owned(), "down")))
             .collect()
     }
@@ -243,6 +283,7 @@ mod tests {
             name: name.into(),
             region: Some(RegionIndex(region)),
             verdicts: verdicts.to_vec(),
+            degraded: Vec::new(),
         }
     }
 
@@ -372,5 +413,35 @@ mod tests {
         let t = tally(&one, &[DOWN], 1, &rules(1, None, 1));
         assert!(!t.isolated);
         assert_eq!(t.states, [UP]);
+    }
+
+    #[test]
+    fn degraded_is_decided_like_down_and_a_minority_moves_nothing() {
+        // Three vantage points in three regions, a majority (2) needed from 2 regions.
+        let r = rules(3, None, 2);
+        let with = |name: &str, region: u16, degraded: bool| Ballot {
+            degraded: vec![degraded],
+            ..ballot(name, region, &[UP])
+        };
+        let decide = |ballots: &[Ballot]| tally(ballots, &[UP], 1, &r).degraded[0];
+        // One of three sees it slow: nothing moves (it stays as it was).
+        let one = [with("a", 1, true), with("b", 2, false), with("c", 3, false)];
+        assert_eq!(decide(&one), Some(false));
+        let split = [with("a", 1, true), with("b", 2, false)];
+        assert_eq!(decide(&split), None, "1 against 1 of 3: no decision");
+        let two = [with("a", 1, true), with("b", 2, true), with("c", 3, false)];
+        assert_eq!(decide(&two), Some(true));
+        // Two from the same region fall short of down_regions = 2, like down votes.
+        let one_region = [with("a", 1, true), with("b", 1, true), with("c", 3, false)];
+        assert_eq!(decide(&one_region), None);
+        // Votes say so in status.
+        let t = tally(&two, &[UP], 1, &r);
+        assert_eq!(t.states[0], UP, "degraded is up");
+        let described = t.describe_votes(0);
+        assert_eq!(described["a"], "degraded");
+        assert_eq!(described["c"], "up");
+        // An isolated server in hold mode decides nothing, degraded included.
+        let alone = [with("a", 1, true)];
+        assert_eq!(decide(&alone), None);
     }
 }

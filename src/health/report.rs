@@ -83,6 +83,20 @@ pub struct Verdict {
     /// verdict goes stale on the server even while its reports keep arriving.
     #[serde(default)]
     pub age_ms: u64,
+    /// The sender's smoothed round-trip time to the endpoint, microseconds (latency
+    /// steering; None: not measured). Deltas carry it when it moved by more than
+    /// [`crate::policy::latency::REPORT_CHANGE`]. Servers of an earlier version
+    /// refuse reports that carry it: upgrade the servers first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u32>,
+    /// Up, but degraded (slow or flaky; see [`crate::health::degraded`]). Sent only
+    /// when true, so reports stay as before until something is degraded; servers of
+    /// an earlier version refuse a report that carries it (400 `malformed`, counted in
+    /// `failoverd_reports_received_total{result="malformed"}`) rather than misread it:
+    /// upgrade the servers before the agents. A report without it (an older sender)
+    /// votes not degraded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
 }
 
 /// Why a report was refused.
@@ -211,6 +225,8 @@ mod tests {
                 state: HealthState::Down,
                 reason: "connect refused".into(),
                 age_ms: 120,
+                rtt_us: None,
+                degraded: false,
             }],
         }
     }
@@ -273,5 +289,38 @@ mod tests {
             authenticate(&body, Some("fra-1"), Some(&signature), secret_of).unwrap_err(),
             ReportError::BadSignature
         );
+    }
+
+    #[test]
+    fn the_degraded_flag_is_sent_only_when_set_and_an_older_server_refuses_it() {
+        let mut plain = report();
+        plain.verdicts[0].state = HealthState::Up;
+        let body = serde_json::to_string(&plain).unwrap();
+        assert!(!body.contains("degraded"), "{body}");
+        let mut degraded = plain.clone();
+        degraded.verdicts[0].degraded = true;
+        let body = serde_json::to_string(&degraded).unwrap();
+        assert!(body.contains(r#""degraded":true"#), "{body}");
+        assert_eq!(serde_json::from_str::<Report>(&body).unwrap(), degraded);
+        // An older sender's verdict (no field) votes not degraded.
+        let old = r#"{"endpoint":"web/a","state":"up","age_ms":3}"#;
+        assert!(!serde_json::from_str::<Verdict>(old).unwrap().degraded);
+        // An older server's verdict type (deny_unknown_fields, no `degraded`) refuses
+        // the report instead of reading it as plain up.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct OldVerdict {
+            endpoint: String,
+            state: HealthState,
+            #[serde(default)]
+            reason: String,
+            #[serde(default)]
+            age_ms: u64,
+        }
+        let verdict = serde_json::to_string(&degraded.verdicts[0]).unwrap();
+        assert!(serde_json::from_str::<OldVerdict>(&verdict).is_err());
+        let plain = serde_json::to_string(&plain.verdicts[0]).unwrap();
+        assert!(serde_json::from_str::<OldVerdict>(&plain).is_ok());
     }
 }

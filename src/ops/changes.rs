@@ -125,7 +125,7 @@ pub fn answer_changes(config: &Config, before: &Snapshot, after: &Snapshot) -> V
                     .iter()
                     .zip(&b.decision.candidates)
                     .all(|(x, y)| x.endpoint == y.endpoint);
-            let pools = new.pools_of_set(s, config);
+            let pools = new.pools_of_set(s);
             let operator = |snapshot: &Snapshot, pin, decision| {
                 crate::policy::operator_pin(config, &snapshot.health, pools, pin, decision)
             };

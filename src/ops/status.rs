@@ -83,7 +83,7 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
                     dial: snapshot.health.dial(verdict.pool).map(|d| d.get()),
                 });
             }
-            let set_pools = answer.pools_of_set(s, config);
+            let set_pools = answer.pools_of_set(s);
             let operator =
                 crate::policy::operator_pin(config, &snapshot.health, set_pools, pin, decision);
             let words = crate::policy::describe_outcome(config, set_pools, operator, decision);
@@ -174,6 +174,8 @@ pub fn build(inputs: &StatusInputs<'_>) -> Status {
         attention: Vec::new(),
         counted_since_ms: inputs.counted_since_ms,
         override_warn_after_ms: config.health.override_warn_after.as_millis() as u64,
+        // Filled in by the health plane, which holds them.
+        rtts: Vec::new(),
     }
 }
 
@@ -214,6 +216,10 @@ fn endpoint(inputs: &StatusInputs<'_>, index: EndpointIndex) -> EndpointStatus {
     }
     EndpointStatus {
         drained: effects.drained.get(i).copied().unwrap_or(false),
+        degraded: snapshot
+            .health
+            .degraded(index)
+            .map(|permille| f64::from(permille) / 1000.0),
         forced_by_operator: effects.forced.get(i).is_some_and(Option::is_some),
         history: board.history(index).map(|h| HistoryStatus {
             changed_at_ms: h.changed_at_ms,
@@ -227,6 +233,10 @@ fn endpoint(inputs: &StatusInputs<'_>, index: EndpointIndex) -> EndpointStatus {
         source: health.source,
         votes,
         local: board.local_probe(index, now).map(|probe| {
+            let degraded = match probe.degraded {
+                (true, reason) => Some(reason.unwrap_or_else(|| "recovering".to_owned())),
+                (false, _) => None,
+            };
             let (ok, reason, latency_ms) = probe.last.map_or_else(
                 || (false, "no probe has voted yet".to_owned(), 0.0),
                 |o| (o.ok, o.reason.clone(), millis(o.latency)),
@@ -239,6 +249,7 @@ fn endpoint(inputs: &StatusInputs<'_>, index: EndpointIndex) -> EndpointStatus {
                 abstained: probe.abstained.map(|(o, _)| o.reason.clone()),
                 abstained_age_ms: probe.abstained.map(|(_, age)| age.as_millis() as u64),
                 abstaining: probe.abstaining,
+                degraded,
             }
         }),
         damping: board.damping(index, now).map(|d| DampingStatus {

@@ -30,6 +30,7 @@
 //! answer may have changed, and not later.
 
 pub mod geo;
+pub mod latency;
 pub mod primary;
 pub mod safety;
 pub mod spill;
@@ -157,11 +158,13 @@ pub fn record_state(health: &HealthSnapshot, record: crate::model::RecordIndex) 
 pub struct Candidate {
     /// The endpoint.
     pub endpoint: EndpointIndex,
-    /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`).
+    /// Selection weight (≥ 1 whenever weights are in use; already scaled by `share`
+    /// and a degraded endpoint's factor — in thousandths of the configured weights
+    /// whenever some candidate is scaled, so a weight of 1 scales too).
     pub weight: u32,
     /// Slow start: the share of answers it is in, in permille (1000: all it would
     /// have). Weighted draws scale its weight; multivalue answers include it this
-    /// often.
+    /// often (there, scaled by a degraded endpoint's factor too).
     pub share: u16,
 }
 
@@ -401,6 +404,24 @@ pub fn pools_for(record: &DynamicRecord, region: Option<RegionIndex>) -> &[PoolI
     }
 }
 
+/// The pools that apply to a client of `region` as the answers order them: a
+/// latency record's chosen pool for the region first (see [`latency`]), else
+/// [`pools_for`].
+pub fn pools_for_client(
+    config: &Config,
+    record_index: crate::model::RecordIndex,
+    record: &DynamicRecord,
+    region: Option<RegionIndex>,
+    health: &HealthSnapshot,
+) -> Vec<PoolIndex> {
+    let list = pools_for(record, region);
+    if record.latency.is_none() {
+        return list.to_vec();
+    }
+    let slot = latency::slot_of(config, region);
+    latency::ordered(list, health.latency_choice(record_index, slot))
+}
+
 /// Evaluates a record over `pools` (from [`pools_for`]) with the given health, and no
 /// state beside it (no manual failover, no agreed primary known).
 pub fn decide(
@@ -513,41 +534,57 @@ fn evaluate(
                         keep: &dyn Fn(EndpointIndex) -> bool| {
         let mut out: Vec<Candidate> = Vec::new();
         let mut targets: Vec<&EndpointTarget> = Vec::new();
+        let mut scaled = false;
         for pool in pool_list {
             for &e in &config.pool(pool).endpoints {
                 let endpoint = config.endpoint(e);
                 // Two pools may list the same address; an RRset cannot repeat it.
                 if keep(e) && !targets.contains(&&endpoint.target) {
                     targets.push(&endpoint.target);
+                    let share = health.share(e);
+                    let factor = health.degraded(e).unwrap_or(1000);
+                    scaled |= weighted && (share < 1000 || factor < 1000);
                     // A multivalue record answers a dialled pool's endpoints in its
                     // dial of the answers (failover and weighted ones by shares).
                     let dial = match health.dial(endpoint.pool) {
-                        Some(d) if !weighted => u16::from(d.get()) * 10,
+                        Some(d) if !weighted => u32::from(d.get()) * 10,
                         _ => 1000,
-                    };
-                    let share = health.share(e).min(dial);
-                    let weight = if weighted && share < 1000 && endpoint.weight.0 > 0 {
-                        (u64::from(endpoint.weight.0) * u64::from(share) / 1000).max(1) as u32
-                    } else {
-                        endpoint.weight.0
                     };
                     out.push(Candidate {
                         endpoint: e,
-                        weight,
-                        share,
+                        weight: endpoint.weight.0,
+                        share: if weighted {
+                            share
+                        } else {
+                            (u32::from(share) * u32::from(factor) / 1000)
+                                .max(1)
+                                .min(dial) as u16
+                        },
                     });
+                }
+            }
+        }
+        if scaled {
+            // Weights in thousandths: slow start and degraded factors scale every
+            // weight, a weight of 1 included.
+            for c in &mut out {
+                if c.weight > 0 {
+                    let factor = u64::from(health.degraded(c.endpoint).unwrap_or(1000));
+                    let weight = u64::from(c.weight) * u64::from(c.share) * factor / 1000;
+                    c.weight = weight.max(1) as u32;
                 }
             }
         }
         out
     };
     let up_pools = verdicts.iter().filter(|v| v.up).map(|v| v.pool);
+    let factor = |e: EndpointIndex| f64::from(health.degraded(e).unwrap_or(1000)) / 1000.0;
     let dial_of = |pool: PoolIndex| {
         health
             .dial(pool)
             .map_or(1.0, crate::health::overrides::Percent::ratio)
     };
-    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable, &dial_of) {
+    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable, &factor, &dial_of) {
         let mut shares = plan;
         for p in &mut shares.pools {
             p.candidates = endpoints_of(&mut std::iter::once(p.pool), &usable);
@@ -841,6 +878,7 @@ fn share_plan(
     verdicts: &[PoolVerdict],
     own: &[PoolIndex],
     usable: &dyn Fn(EndpointIndex) -> bool,
+    factor: &dyn Fn(EndpointIndex) -> f64,
     dial: &dyn Fn(PoolIndex) -> f64,
 ) -> Option<Shares> {
     let failover = record.selection == Selection::Failover;
@@ -871,14 +909,23 @@ fn share_plan(
             return 0.0;
         }
         let p = config.pool(v.pool);
+        // A degraded endpoint's capacity scales like its weight.
         match p.capacity {
             // A pool-wide capacity shrinks with the endpoints that are out.
-            Some(c) => c * f64::from(v.usable) / p.endpoints.len().max(1) as f64,
+            Some(c) => {
+                let usable: f64 = p
+                    .endpoints
+                    .iter()
+                    .filter(|&&e| usable(e))
+                    .map(|&e| factor(e))
+                    .sum();
+                c * usable / p.endpoints.len().max(1) as f64
+            }
             None => p
                 .endpoints
                 .iter()
                 .filter(|&&e| usable(e))
-                .filter_map(|&e| config.endpoint(e).capacity)
+                .filter_map(|&e| Some(config.endpoint(e).capacity? * factor(e)))
                 .sum(),
         }
     };

@@ -141,11 +141,13 @@ fn slow_start_scales_weights_shares_multivalue_and_hands_a_failover_pool_over() 
             })
             .count()
     };
-    // Weighted: endpoint 0 at 20 % of its weight 10 → weight 2 against 10.
+    // Weighted: endpoint 0 at 20 % of its weight 10 → weight 2 against 10 (in
+    // thousandths: 2000 against 10000).
     let weighted = config(&[(vec![10, 10], 1)], "weighted", "fail-open", 1);
     let health = ramp(&weighted, 200, &[0]);
     let decision = decide(&weighted, &weighted.records[0], &[PoolIndex(0)], &health);
-    assert_eq!(decision.candidates[0].weight, 2);
+    assert_eq!(decision.candidates[0].weight, 2000);
+    assert_eq!(decision.candidates[1].weight, 10_000);
     let share = count(&weighted, &health, 0) as f64 / 2000.0;
     assert!((share - 2.0 / 12.0).abs() < 0.04, "{share}");
     // Multivalue: endpoint 1 is in about 30 % of the answers, endpoint 0 in all.
@@ -510,4 +512,96 @@ fn spill_and_trickle_keys_are_checked_with_their_paths() {
         errors.contains("records[0].demand: demand is only used with spill = true"),
         "{errors}"
     );
+}
+
+/// `states` with endpoints `degraded` at a weight factor of `permille`.
+fn degraded(config: &Config, down: &[usize], degraded: &[usize], permille: u16) -> HealthSnapshot {
+    states(config, down).with_degraded(
+        (0..config.endpoints.len())
+            .map(|i| degraded.contains(&i).then_some(permille))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_degraded_endpoint_keeps_answering_at_its_scaled_share() {
+    let count = |c: &Config, health: &HealthSnapshot, endpoint: u32| {
+        (0..4000u64)
+            .filter(|&seed| {
+                run(c, health, seed)
+                    .endpoints
+                    .first()
+                    .is_some_and(|e| *e == EndpointIndex(endpoint))
+            })
+            .count() as f64
+            / 4000.0
+    };
+    // Weighted, weights 1 and 1: the degraded one at 0.25 → 0.25 / 1.25 = 20 %.
+    let weighted = config(&[(vec![1, 1], 1)], "weighted", "fail-open", 1);
+    let health = degraded(&weighted, &[], &[0], 250);
+    let decision = decide(&weighted, &weighted.records[0], &[PoolIndex(0)], &health);
+    let weights: Vec<u32> = decision.candidates.iter().map(|c| c.weight).collect();
+    assert_eq!(weights, [250, 1000], "a weight of 1 scales too");
+    assert_eq!(decision.outcome, Outcome::Healthy { pool: None });
+    let share = count(&weighted, &health, 0);
+    assert!((share - 0.2).abs() < 0.03, "{share}");
+    // Multivalue: the degraded endpoint is in about 25 % of the answers.
+    let multi = config(&[(vec![1, 1], 1)], "multivalue", "fail-open", 8);
+    let health = degraded(&multi, &[], &[1], 250);
+    let within = (0..4000u64)
+        .filter(|&seed| {
+            run(&multi, &health, seed)
+                .endpoints
+                .contains(&EndpointIndex(1))
+        })
+        .count() as f64
+        / 4000.0;
+    assert!((within - 0.25).abs() < 0.03, "{within}");
+    // Failover: a degraded primary is still the primary (no handover to the
+    // standby); inside its pool it is picked less.
+    let failover = config(&[(vec![1, 1], 1), (vec![1], 1)], "failover", "fail-open", 1);
+    let health = degraded(&failover, &[], &[0, 1], 250);
+    let decision = decide(
+        &failover,
+        &failover.records[0],
+        &[PoolIndex(0), PoolIndex(1)],
+        &health,
+    );
+    assert!(decision.handover.is_none());
+    assert_eq!(
+        decision.outcome,
+        Outcome::Healthy {
+            pool: Some(PoolIndex(0))
+        }
+    );
+    let health = degraded(&failover, &[], &[0], 250);
+    assert!((count(&failover, &health, 0) - 0.2).abs() < 0.03);
+    // Degraded is up: min_healthy counts it, and a down endpoint is not degraded.
+    let health = degraded(&failover, &[1], &[0], 250);
+    let decision = decide(
+        &failover,
+        &failover.records[0],
+        &[PoolIndex(0), PoolIndex(1)],
+        &health,
+    );
+    assert_eq!(
+        decision.outcome,
+        Outcome::Healthy {
+            pool: Some(PoolIndex(0))
+        }
+    );
+}
+
+#[test]
+fn a_degraded_endpoints_capacity_scales_in_spill_over() {
+    // a fails; demand 40 spreads over b and c by headroom: 20/20 when both are fine,
+    // 8/32 when b (capacity 50 × 0.25, limit 10) is degraded.
+    let config = spill_config("failover", "spill = true\ndemand = 40");
+    let record = &config.records[0];
+    let pools = pools_for(record, None);
+    let decision = decide(&config, record, pools, &states(&config, &[0]));
+    assert_eq!(shares_of(&decision), [0.0, 0.5, 0.5]);
+    let decision = decide(&config, record, pools, &degraded(&config, &[0], &[1], 250));
+    assert_eq!(shares_of(&decision), [0.0, 0.2, 0.8]);
+    assert!(!decision.shares.as_ref().unwrap().overloaded);
 }

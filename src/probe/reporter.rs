@@ -161,8 +161,9 @@ enum Delivery {
     Failed(String),
 }
 
-/// What a report said per endpoint: state, reason, whether reported as not refreshed.
-type Said = HashMap<String, (HealthState, String, bool)>;
+/// What a report said per endpoint: state, whether degraded, reason, whether
+/// reported as not refreshed, and the RTT the server holds.
+type Said = HashMap<String, (HealthState, bool, String, bool, Option<u32>)>;
 
 struct ServerReporter {
     server: String,
@@ -286,16 +287,21 @@ impl ServerReporter {
             || self
                 .last_full
                 .is_none_or(|at| now.duration_since(at) >= FULL_REPORT_EVERY);
-        let (base, verdicts) = match (&self.acked, full) {
+        let (base, verdicts): (Option<u64>, Vec<Verdict>) = match (&self.acked, full) {
             (Some((base, acked)), false) => {
                 let changed = entries
                     .iter()
                     .filter(|(v, stalled)| {
-                        acked
-                            .get(&v.endpoint)
-                            .is_none_or(|(state, reason, was_stalled)| {
-                                *state != v.state || *reason != v.reason || *stalled || *was_stalled
-                            })
+                        acked.get(&v.endpoint).is_none_or(
+                            |(state, degraded, reason, was_stalled, rtt)| {
+                                *state != v.state
+                                    || *degraded != v.degraded
+                                    || *reason != v.reason
+                                    || *stalled
+                                    || *was_stalled
+                                    || crate::policy::latency::moved(*rtt, v.rtt_us)
+                            },
+                        )
                     })
                     .map(|(v, _)| v.clone())
                     .collect();
@@ -304,6 +310,7 @@ impl ServerReporter {
             _ => (None, entries.iter().map(|(v, _)| v.clone()).collect()),
         };
         let sequence = self.settings.sequence.fetch_add(1, Ordering::Relaxed);
+        let verdicts_degraded = verdicts.iter().any(|v| v.degraded);
         let report = Report {
             vantage: self.settings.vantage.clone(),
             session: self.settings.session,
@@ -345,9 +352,26 @@ impl ServerReporter {
             self.challenge = challenge;
         }
         if status.is_success() {
+            // A delta leaves out RTTs that barely moved: the server keeps the one
+            // it was last sent, so that is what the next delta compares with.
+            let sent: std::collections::HashSet<&str> = report
+                .verdicts
+                .iter()
+                .map(|v| v.endpoint.as_str())
+                .collect();
             let said = entries
                 .into_iter()
-                .map(|(v, stalled)| (v.endpoint, (v.state, v.reason, stalled)))
+                .map(|(v, stalled)| {
+                    let rtt = if sent.contains(v.endpoint.as_str()) {
+                        v.rtt_us
+                    } else {
+                        self.acked
+                            .as_ref()
+                            .and_then(|(_, acked)| acked.get(&v.endpoint))
+                            .and_then(|said| said.4)
+                    };
+                    (v.endpoint, (v.state, v.degraded, v.reason, stalled, rtt))
+                })
                 .collect();
             self.acked = Some((sequence, said));
             if full {
@@ -361,7 +385,13 @@ impl ServerReporter {
         } else if rechallenged {
             Delivery::Rechallenged
         } else {
-            let text = response.text().await.unwrap_or_default();
+            let mut text = response.text().await.unwrap_or_default();
+            if error.as_deref() == Some("malformed") && verdicts_degraded {
+                // A server of an earlier version does not know degraded verdicts.
+                text.push_str(
+                    " (this report carries a degraded verdict, which servers before degraded endpoints refuse: upgrade the servers first)",
+                );
+            }
             Delivery::Refused(status, text)
         }
     }

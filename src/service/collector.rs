@@ -92,7 +92,7 @@ impl Collector for PlaneCollector {
 /// Endpoints carry `pool` and `endpoint` (its name in the pool) as two labels.
 fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
     type Value = fn(&EndpointStatus) -> f64;
-    let gauges: [(&str, &str, Value); 4] = [
+    let gauges: [(&str, &str, Value); 5] = [
         (
             names::ENDPOINT_UP,
             "Decided endpoint health (1 up, 0 down).",
@@ -102,6 +102,11 @@ fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
             names::ENDPOINT_DRAINED,
             "Endpoints an operator drained.",
             |e| f64::from(u8::from(e.drained)),
+        ),
+        (
+            names::ENDPOINT_DEGRADED,
+            "Endpoints up but degraded (slow or flaky): answered with their weight scaled by degraded_weight.",
+            |e| f64::from(u8::from(e.degraded.is_some())),
         ),
         (
             names::ENDPOINT_SUPPRESSED,
@@ -123,6 +128,23 @@ fn endpoints(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
                 .unwrap_or(("", &endpoint.endpoint));
             family.sample(&[("pool", pool), ("endpoint", name)], value(endpoint))?;
         }
+    }
+    let mut rtts = family(
+        e,
+        names::ENDPOINT_RTT_SECONDS,
+        "Round-trip time from a vantage point to an endpoint, smoothed over [health] rtt_window (latency steering).",
+        Kind::Gauge,
+    )?;
+    for rtt in &status.rtts {
+        let (pool, endpoint) = rtt.endpoint.split_once('/').unwrap_or(("", &rtt.endpoint));
+        rtts.sample(
+            &[
+                ("vantage", rtt.vantage.as_str()),
+                ("pool", pool),
+                ("endpoint", endpoint),
+            ],
+            rtt.rtt_ms / 1000.0,
+        )?;
     }
     Ok(())
 }

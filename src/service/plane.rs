@@ -103,10 +103,13 @@ pub(crate) struct Plane {
     /// The board's decided version at the last decision (a change moves history,
     /// which status shows and the state file keeps, even behind an operator's force).
     decided_version: u64,
+    /// Latency steering: RTT averages and reports, and the choices per region.
+    steering: latency::Steering,
 }
 
 mod handle;
 mod inputs;
+mod latency;
 mod narrate;
 mod operator;
 mod primaries;
@@ -159,6 +162,7 @@ impl Plane {
                 }
                 _ = tick.tick() => {
                     self.refresh_verdict_ages();
+                    self.expire_rtts();
                     self.expire_overrides();
                     self.note_old_overrides();
                     if self.save_failed() {
@@ -253,6 +257,16 @@ impl Plane {
                 self.dirty = true;
             }
             self.pending_since = None;
+        } else if self.steering_due(now) {
+            // RTTs moved or a hold ended: only the latency choices may change.
+            let config = self.config.clone();
+            let health = self.steer(&config, self.published.clone());
+            if health != self.published {
+                if let Some(tally) = self.board.last_tally().cloned() {
+                    self.publish(health, &tally).await;
+                    self.dirty = true;
+                }
+            }
         }
         self.announce_isolation();
         self.note_impairment();
@@ -351,6 +365,7 @@ impl Plane {
             now_ms,
         });
         status.attention = crate::admin::attention::notices(&status, now_ms);
+        status.rtts = self.rtt_status();
         status
     }
 }

@@ -593,6 +593,14 @@ pub fn health_check_spec(
             ..HealthCheckSpec::default()
         }));
     };
+    if check.degraded.is_some() {
+        warnings.insert(format!(
+            "check {:?}: degraded endpoints cannot be expressed in Route 53 native mode: its \
+             health checks see a slow or flaky endpoint up, answered at full weight (mirror \
+             mode writes the servers' scaled weights)",
+            check.name
+        ));
+    }
     let r53 = &check.route53;
     let mut regions = r53.regions.clone();
     regions.sort();

@@ -40,6 +40,9 @@ pub const BUILD_INFO: &str = "failoverd_build_info";
 pub const ENDPOINT_UP: &str = "failoverd_endpoint_up";
 /// Gauge by `pool` and `endpoint`: drained by an operator.
 pub const ENDPOINT_DRAINED: &str = "failoverd_endpoint_drained";
+/// Gauge by `pool` and `endpoint`: up but degraded (slow or flaky), answered with
+/// its weight scaled by the check's `degraded_weight`.
+pub const ENDPOINT_DEGRADED: &str = "failoverd_endpoint_degraded";
 /// Gauge by `pool` and `endpoint`: way back withheld by flap damping.
 pub const ENDPOINT_SUPPRESSED: &str = "failoverd_endpoint_suppressed";
 /// Gauge by `pool` and `endpoint`: flap-damping penalty.
@@ -58,6 +61,9 @@ pub const RECORD_GATE_HELD: &str = "failoverd_record_gate_held";
 pub const RECORD_TRICKLE_ANSWERS_TOTAL: &str = "failoverd_record_trickle_answers_total";
 /// Gauge by `record` and `type`: every pool of a spill-over record is at its limit.
 pub const RECORD_OVERLOADED: &str = "failoverd_record_overloaded";
+/// Gauge by `vantage`, `pool` and `endpoint`: smoothed round-trip time (latency
+/// steering).
+pub const ENDPOINT_RTT_SECONDS: &str = "failoverd_endpoint_rtt_seconds";
 /// Gauge by `action`: operator overrides in force.
 pub const OVERRIDES_ACTIVE: &str = "failoverd_overrides_active";
 /// Gauge by `kind`, `target`, `type` (records of one type) and `action`: seconds each

@@ -784,3 +784,36 @@ fn spill_and_trickle_are_checked_and_route53_native_refuses_them() {
     );
     service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
 }
+
+#[test]
+fn latency_keys_are_checked_and_route53_native_refuses_latency_records() {
+    let pools = "[pools.b]\nendpoints = [{ address = \"192.0.2.3\" }]\n";
+    let route53 = "[route53]\nowner_id = \"it\"\nzones = [{ zone = \"example.test.\" }]\n";
+    let diagnostics = errors(&format!(
+        "{pools}{route53}[[records]]\nname = \"app.example.test\"\ntype = \"A\"\npolicy = \"latency\"\n\
+         pools = [\"web\", \"b\"]\nmin_gain_percent = 150\n\
+         [[records]]\nname = \"f.example.test\"\ntype = \"A\"\npolicy = \"failover\"\n\
+         pools = [\"b\"]\nhold = \"30s\"\nroute53 = \"off\"\n"
+    ));
+    assert_error(
+        &diagnostics,
+        "records[0].min_gain_percent",
+        "150 is out of range: a percentage of the current pool's RTT, 0 <= min_gain_percent <= 100",
+    );
+    assert_error(
+        &diagnostics,
+        "records[0].policy",
+        "Route 53 native mode does not write latency records",
+    );
+    assert_error(
+        &diagnostics,
+        "records[1].hold",
+        "hold is only used with policy = \"latency\" or select = \"latency\"; remove it",
+    );
+    // Mirror mode takes them (it writes what the servers answer).
+    let text = format!(
+        "{BASE}\n{pools}{route53}[[records]]\nname = \"t.example.test\"\ntype = \"A\"\n\
+         policy = \"latency\"\npools = [\"web\", \"b\"]\nhold = \"5s\"\nroute53 = \"mirror\"\n"
+    );
+    service::load(ConfigSource::from_text(text, data_dir().join("configs"))).expect("valid");
+}

@@ -4,7 +4,8 @@
 //! DNS client gets is drawn from the candidates `/v1/explain` names, is exactly them
 //! where they fit in one answer, and carries the TTL it gives. What-if assumptions
 //! change the explanation and nothing else. The same holds for spill-over and
-//! trickle records, whose answers come from one pool with a share, and for pools an
+//! trickle records, whose answers come from one pool with a share, for degraded
+//! endpoints (real backends the test slows past `degraded_latency`), and for pools an
 //! operator dialled (the generated states set dials of 0, 10, 50 and 100 %).
 
 use std::collections::BTreeSet;
@@ -14,8 +15,9 @@ use failoverd::model::{RandomSource, SplitMix64};
 use failoverd::service::StartOptions;
 use hickory_proto::rr::RecordType;
 
+use crate::support::backend::{Backend, Mode};
 use crate::support::dns::{addresses, query, udp, with_edns};
-use crate::support::{TestServer, http, integration_config};
+use crate::support::{TestServer, http, integration_config, wait_until};
 
 const RECORDS: [(&str, RecordType); 5] = [
     ("app.example.test", RecordType::A),
@@ -122,13 +124,19 @@ fn release(admin: SocketAddr, target: &str) {
     );
 }
 
+/// A change a generated-state run makes at the start of each round (round, draws).
+type RoundChange<'a> = &'a dyn Fn(usize, &mut SplitMix64);
+
 /// What a generated-state run covers: records, endpoints to change, manual
-/// failovers (record, pool) to make, and pools to dial.
+/// failovers (record, pool) to make, and pools to dial (none: no dials).
 struct Case<'a> {
     records: &'a [(&'a str, RecordType)],
     endpoints: &'a [&'a str],
     failovers: &'a [(&'a str, &'a str)],
     pools: &'a [&'a str],
+    /// Changes more at the start of every round (after the operator's), and waits
+    /// until the server has taken it.
+    each_round: Option<RoundChange<'a>>,
 }
 
 #[test]
@@ -142,6 +150,7 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
             endpoints: &ENDPOINTS,
             failovers: &[("app.example.test", "us"), ("geo.example.test", "eu")],
             pools: &["eu", "us"],
+            each_round: None,
         },
     );
     assert!(
@@ -217,6 +226,7 @@ fn explain_agrees_with_the_dns_answer_for_spill_and_trickle_records() {
                 ("agree-trickle.example.test", "c"),
             ],
             pools: &["a", "b", "c"],
+            each_round: None,
         },
     );
     for expected in ["spill", "trickle", "overloaded"] {
@@ -225,6 +235,120 @@ fn explain_agrees_with_the_dns_answer_for_spill_and_trickle_records() {
             "the generated states exercise {expected}: {outcomes:?}"
         );
     }
+}
+
+/// Degraded endpoints: pools a (a1, a2) and b (b1, b2) of real backends probed with
+/// `degraded_latency`; records of every policy, and spill-over.
+fn degraded_config(port: u16) -> String {
+    format!(
+        r#"{head}
+[checks.web]
+type = "http"
+port = {port}
+interval = "200ms"
+timeout = "190ms"
+rise = 1
+fall = 1
+degraded_latency = "80ms"
+[pools.a]
+check = "web"
+max_load = 0.8
+endpoints = [{{ address = "127.0.0.71", name = "a1", capacity = 50 }}, {{ address = "127.0.0.72", name = "a2", capacity = 50, weight = 3 }}]
+[pools.b]
+check = "web"
+max_load = 0.8
+endpoints = [{{ address = "127.0.0.73", name = "b1", capacity = 25 }}, {{ address = "127.0.0.74", name = "b2", capacity = 25 }}]
+[[records]]
+name = "dg-failover.example.test"
+type = "A"
+policy = "failover"
+pools = ["a", "b"]
+max_answers = 1
+[[records]]
+name = "dg-weighted.example.test"
+type = "A"
+policy = "weighted"
+pools = ["a", "b"]
+[[records]]
+name = "dg-multi.example.test"
+type = "A"
+policy = "multivalue"
+pools = ["a", "b"]
+[[records]]
+name = "dg-spill.example.test"
+type = "A"
+policy = "failover"
+pools = ["a", "b"]
+spill = true
+"#,
+        head = crate::support::SERVER_HEAD
+    )
+}
+
+#[test]
+fn explain_agrees_with_the_dns_answer_with_degraded_endpoints() {
+    const LABELS: [&str; 4] = ["a/a1", "a/a2", "b/b1", "b/b2"];
+    let first = Backend::start("127.0.0.71".parse().unwrap(), 0, None);
+    let port = first.addr.port();
+    let mut backends = vec![first];
+    for address in ["127.0.0.72", "127.0.0.73", "127.0.0.74"] {
+        backends.push(Backend::start(address.parse().unwrap(), port, None));
+    }
+    let (server, admin) = TestServer::with_admin(&degraded_config(port));
+    let status = || -> serde_json::Value {
+        let (code, body) = http(admin, "GET", "/v1/status", &[], b"");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    // Each round slows each backend or not (past degraded_latency, within the
+    // timeout), then waits until every endpoint the operator does not force is
+    // published degraded exactly when its backend is slow.
+    let each_round = |round: usize, rng: &mut SplitMix64| {
+        let slow: Vec<bool> = (0..LABELS.len()).map(|_| rng.below(3) == 0).collect();
+        for (backend, &slow) in backends.iter().zip(&slow) {
+            backend.set(if slow {
+                Mode::Slow(std::time::Duration::from_millis(130))
+            } else {
+                Mode::Healthy
+            });
+        }
+        let mut last = serde_json::Value::Null;
+        let settled = wait_until(std::time::Duration::from_secs(20), || {
+            last = status();
+            LABELS.iter().zip(&slow).all(|(label, &slow)| {
+                let e = last["endpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["endpoint"] == *label)
+                    .unwrap();
+                e["forced_by_operator"] == true
+                    || (e["state"] == "up" && e["degraded"].as_f64().is_some() == slow)
+            })
+        });
+        assert!(settled, "round {round}: slow {slow:?}: {last:#}");
+    };
+    let records = [
+        ("dg-failover.example.test", RecordType::A),
+        ("dg-weighted.example.test", RecordType::A),
+        ("dg-multi.example.test", RecordType::A),
+        ("dg-spill.example.test", RecordType::A),
+    ];
+    let outcomes = agree(
+        &server,
+        admin,
+        &Case {
+            records: &records,
+            endpoints: &LABELS,
+            failovers: &[("dg-failover.example.test", "b")],
+            pools: &[],
+            each_round: Some(&each_round),
+        },
+    );
+    assert!(
+        outcomes.contains("degraded"),
+        "the generated states answer degraded endpoints: {outcomes:?}"
+    );
 }
 
 /// Changes the operator state at random for `ROUNDS` rounds; after each, every
@@ -240,7 +364,9 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
             for _ in 0..=rng.below(3) {
                 let endpoint = case.endpoints[rng.below(case.endpoints.len() as u64) as usize];
                 let target = format!(r#"{{"endpoint": "{endpoint}"}}"#);
-                match rng.below(10) {
+                // Dials only where the case names pools (the draws stay as they
+                // were for a case without).
+                match rng.below(if case.pools.is_empty() { 8 } else { 10 }) {
                     0 | 6 | 7 => post_override(
                         admin,
                         &format!(
@@ -290,6 +416,9 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                     ),
                 }
             }
+            if let Some(each_round) = case.each_round {
+                each_round(round, &mut rng);
+            }
         }
         for &(name, rtype) in case.records {
             for ecs in CLIENTS {
@@ -336,16 +465,37 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                         }
                     }
                     None => {
-                        // A multivalue record answers a dialled pool's endpoints in
-                        // their dial of the answers; every other candidate always.
-                        let dialled = dialled_targets(&explained);
-                        if candidates.len() <= max && dialled.is_empty() {
-                            assert_eq!(answer, candidates, "{context}");
-                        } else if candidates.len() <= max {
-                            assert!(
-                                candidates.difference(&dialled).all(|c| answer.contains(c)),
-                                "{context}\nDNS answered {answer:?}"
-                            );
+                        if candidates.len() <= max {
+                            // Multivalue answers hold a degraded (or slow-starting)
+                            // endpoint, or one of a dialled pool, in only its share of
+                            // the answers; every other candidate is in each.
+                            let mut partial: BTreeSet<String> =
+                                if explained["policy"] == "multivalue" {
+                                    explained["pools"]
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .flat_map(|p| p["endpoints"].as_array().unwrap())
+                                        .filter(|e| {
+                                            e["degraded"].as_f64().is_some()
+                                                || e["share"].as_u64() != Some(1000)
+                                        })
+                                        .map(|e| e["target"].as_str().unwrap().to_owned())
+                                        .collect()
+                                } else {
+                                    BTreeSet::new()
+                                };
+                            partial.extend(dialled_targets(&explained));
+                            let required: BTreeSet<String> =
+                                candidates.difference(&partial).cloned().collect();
+                            if partial.is_empty() {
+                                assert_eq!(answer, candidates, "{context}");
+                            } else {
+                                assert!(
+                                    required.is_subset(&answer),
+                                    "{context}\nDNS answered {answer:?}, without all of {required:?}"
+                                );
+                            }
                         }
                     }
                 }
@@ -357,6 +507,17 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                     );
                 }
                 outcomes.insert(explained["outcome"].as_str().unwrap().to_owned());
+                let degraded = explained["pools"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|p| p["endpoints"].as_array().unwrap())
+                    .filter(|e| e["degraded"].as_f64().is_some())
+                    .filter(|e| candidates.contains(e["target"].as_str().unwrap()))
+                    .count();
+                if degraded > 0 {
+                    outcomes.insert("degraded".to_owned());
+                }
                 checked += 1;
             }
         }

@@ -293,6 +293,8 @@ fn reports_with_a_bad_signature_are_rejected_and_counted() {
                 state: HealthState::Down,
                 reason: "forged".into(),
                 age_ms: 0,
+                rtt_us: None,
+                degraded: false,
             })
             .collect(),
     };

@@ -1,7 +1,8 @@
 //! HTTP(S) and TCP backends on loopback that a test can break in every way a probe
 //! must notice: refuse connections, hang (blackhole), answer 503, answer 200 with the
-//! wrong body, present an expired or wrong-host certificate — and, per client source
-//! address, drop everything (a network partition seen from one vantage point).
+//! wrong body, present an expired or wrong-host certificate, answer slowly or fail
+//! every n-th request — and, per client source address, drop everything (a network
+//! partition seen from one vantage point).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,6 +27,11 @@ pub enum Mode {
     Status(u16),
     /// 200 with this body.
     Body(String),
+    /// 200 "ok", after this delay (a slow backend).
+    Slow(Duration),
+    /// 503 for every n-th HTTP request (counted over the backend's life), 200 "ok"
+    /// otherwise (a flaky backend).
+    Flaky(usize),
 }
 
 /// Certificates made for a test: a CA (written to a PEM file) and leaves it signed.
@@ -253,12 +259,19 @@ async fn respond<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             _ => return, // plain TCP probes connect and leave
         }
     }
+    let mut served = 0;
     if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
         let head = String::from_utf8_lossy(&request[..end]).into_owned();
-        shared.lock().unwrap().requests.push(head);
+        let mut shared = shared.lock().unwrap();
+        shared.requests.push(head);
+        served = shared.requests.len();
+    }
+    if let Mode::Slow(delay) = mode {
+        tokio::time::sleep(delay).await;
     }
     let (status, body) = match mode {
         Mode::Status(code) => (code, "ok".to_owned()),
+        Mode::Flaky(n) if served % n.max(1) == 0 => (503, "flaky".to_owned()),
         Mode::Body(body) => (200, body),
         _ => (200, "ok".to_owned()),
     };

@@ -12,6 +12,7 @@ pub mod require;
 
 pub mod backend;
 pub mod cluster;
+pub mod delay;
 pub mod dns;
 pub mod moto;
 pub mod peers;

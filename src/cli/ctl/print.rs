@@ -44,6 +44,9 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
         if let Some(shares) = &r.spill {
             println!("  {shares}");
         }
+        if let Some(latency) = &r.latency {
+            println!("  {latency}");
+        }
         for p in &r.pools {
             println!(
                 "  pool {}: {} ({} usable, {} needed)",
@@ -68,6 +71,9 @@ pub(super) fn print_explanation(server: &str, e: &Explanation) {
                 }
                 if ep.share < 1000 {
                     notes.push(format!("slow start {}‰", ep.share));
+                }
+                if let Some(factor) = ep.degraded {
+                    notes.push(format!("degraded, weight ×{factor}"));
                 }
                 let votes: Vec<String> = ep.votes.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!(
@@ -291,6 +297,9 @@ fn endpoint_state(e: &EndpointStatus) -> String {
     if e.drained {
         text.push_str(" drained");
     }
+    if e.degraded.is_some() {
+        text.push_str(" degraded");
+    }
     if e.damping.as_ref().is_some_and(|d| d.suppressed) {
         text.push_str(" damped");
     }
@@ -331,6 +340,13 @@ pub(super) fn print_status(server: &str, status: &Status) {
             }
             if e.drained {
                 notes.push("drained".to_owned());
+            }
+            if let Some(factor) = e.degraded {
+                let why = e.local.as_ref().and_then(|l| l.degraded.as_deref());
+                notes.push(match why {
+                    Some(why) => format!("degraded, weight ×{factor} ({why})"),
+                    None => format!("degraded, weight ×{factor}"),
+                });
             }
             if let Some(d) = &e.damping {
                 if d.suppressed {

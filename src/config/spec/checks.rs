@@ -57,6 +57,10 @@ pub const CHECK_KEYS: &[&str] = &[
     "route53",
     "damping",
     "slow_start",
+    "degraded_latency",
+    "degraded_success_ratio",
+    "degraded_window",
+    "degraded_weight",
 ];
 
 /// The check types, as `type` names them (the unknown-type message lists them in this order).
@@ -133,6 +137,16 @@ pub struct CommonCheckSpec {
     /// Slow start: time over which an endpoint coming back ramps to its full share of
     /// answers (default 0s: off).
     pub slow_start: Option<DurationSpec>,
+    /// A probe slower than this counts as slow (default: none, latency does not
+    /// degrade).
+    pub degraded_latency: Option<DurationSpec>,
+    /// An endpoint whose probes pass less often than this over `degraded_window` is
+    /// degraded (default: none).
+    pub degraded_success_ratio: Option<f64>,
+    /// Probes the success ratio is counted over (default 10).
+    pub degraded_window: Option<i64>,
+    /// Weight factor of a degraded endpoint (default 0.25).
+    pub degraded_weight: Option<f64>,
 }
 
 /// The keys of `http` and `https` checks.
@@ -498,7 +512,7 @@ mod tests {
             let types: Vec<_> = Owner::TYPES.iter().filter(|o| o.reads(key)).collect();
             assert!(types.is_empty(), "{key} is common and read by {types:?}");
         }
-        assert_eq!(Owner::Common.keys().len(), 12);
+        assert_eq!(Owner::Common.keys().len(), 16);
         assert_eq!(fields_of::<TcpCheckSpec>(), &[] as &[&str]);
         assert_eq!(fields_of::<ExecCheckSpec>(), ["command", "env"]);
     }

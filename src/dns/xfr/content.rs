@@ -170,6 +170,76 @@ pub struct ZoneContent {
     pub hidden: Vec<Box<[u8]>>,
     /// SHA-256 of the dynamic records before signing (see [`Self::same_as`]).
     pub unsigned_hash: [u8; 32],
+    /// What the dynamic records were made from (see [`Self::same_as`]; `None`:
+    /// unknown, compare the records).
+    pub(crate) sources: Option<Sources>,
+}
+
+/// The inputs of a content's dynamic records: the config, and per dynamic owner's
+/// bound record the decision its transferable answer came from.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    config: Arc<Config>,
+    decisions: Vec<Option<Arc<crate::policy::Decision>>>,
+}
+
+impl Sources {
+    fn of(statics: &StaticContent, config: &Arc<Config>, dynamic: &[Arc<DynamicAnswer>]) -> Self {
+        Self {
+            config: config.clone(),
+            decisions: statics
+                .dynamic_owners
+                .iter()
+                .flat_map(|(_, bound)| bound)
+                .map(|r| {
+                    dynamic
+                        .get(r.0 as usize)
+                        .map(|a| a.set_for(None).decision.clone())
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `dynamic` transfers as these sources did (`Some`), or cannot be told
+    /// without building (`None`: another config). The transferred answer of a record
+    /// depends on its decision's candidates and whether it is all down alone (the
+    /// config giving its type, TTLs and the endpoints' addresses).
+    fn same(
+        &self,
+        statics: &StaticContent,
+        config: &Arc<Config>,
+        dynamic: &[Arc<DynamicAnswer>],
+    ) -> Option<bool> {
+        if !Arc::ptr_eq(&self.config, config) {
+            return None;
+        }
+        let now = statics
+            .dynamic_owners
+            .iter()
+            .flat_map(|(_, bound)| bound)
+            .map(|r| dynamic.get(r.0 as usize).map(|a| &a.set_for(None).decision));
+        let mut count = 0;
+        for (before, now) in self.decisions.iter().zip(now) {
+            count += 1;
+            let same = match (before, now) {
+                (None, None) => true,
+                (Some(a), Some(b)) => {
+                    Arc::ptr_eq(a, b)
+                        || (a.outcome.is_all_down() == b.outcome.is_all_down()
+                            && a.candidates.len() == b.candidates.len()
+                            && a.candidates
+                                .iter()
+                                .zip(&b.candidates)
+                                .all(|(x, y)| x.endpoint == y.endpoint))
+                }
+                _ => false,
+            };
+            if !same {
+                return Some(false);
+            }
+        }
+        Some(count == self.decisions.len())
+    }
 }
 
 impl ZoneContent {
@@ -178,7 +248,7 @@ impl ZoneContent {
     pub fn build(
         origin: &[u8],
         statics: Arc<StaticContent>,
-        config: &Config,
+        config: &Arc<Config>,
         dynamic: &[Arc<DynamicAnswer>],
         signer: Option<&SignedZone>,
     ) -> Self {
@@ -206,6 +276,7 @@ impl ZoneContent {
             hash_record(&mut hasher, record);
         }
         let hash = hex(&hasher.finalize());
+        let sources = Some(Sources::of(&statics, config, dynamic));
         Self {
             origin: origin.into(),
             serial: statics.file_serial,
@@ -215,6 +286,7 @@ impl ZoneContent {
             signer: signer.cloned(),
             hidden,
             unsigned_hash,
+            sources,
         }
     }
 
@@ -223,10 +295,13 @@ impl ZoneContent {
     /// signing (so, with the signature cache, the same signatures too). A publish
     /// that changed no transferable answer (a doubt, say) then skips building the
     /// content: no signing, sorting or hashing of the signed records.
+    ///
+    /// With the same config, the records' decisions tell it without building the
+    /// records: the same candidates and all-down state give the same records.
     pub fn same_as(
         &self,
         statics: &Arc<StaticContent>,
-        config: &Config,
+        config: &Arc<Config>,
         dynamic: &[Arc<DynamicAnswer>],
         signer: Option<&SignedZone>,
     ) -> bool {
@@ -237,6 +312,13 @@ impl ZoneContent {
         };
         if !Arc::ptr_eq(&self.statics, statics) || !same_signing {
             return false;
+        }
+        if let Some(same) = self
+            .sources
+            .as_ref()
+            .and_then(|s| s.same(statics, config, dynamic))
+        {
+            return same;
         }
         let mut records = Vec::new();
         for (owner, bound) in &statics.dynamic_owners {

@@ -166,6 +166,7 @@ mod tests {
             signer: None,
             hidden: Vec::new(),
             unsigned_hash: [0; 32],
+            sources: None,
         })
     }
 

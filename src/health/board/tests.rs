@@ -12,6 +12,11 @@ const BOOT: u128 = 0xfeed;
 /// rise 2 / fall 2 / hold 3 s; `extra` goes into `[health]`; `endpoints` lists the
 /// pool's endpoint names (their order sets the indices).
 fn config(extra: &str, endpoints: &[&str]) -> Config {
+    config_with_check(extra, "", endpoints)
+}
+
+/// [`config`] with `check` lines added to the check.
+fn config_with_check(extra: &str, check: &str, endpoints: &[&str]) -> Config {
     let list: Vec<String> = endpoints
         .iter()
         .enumerate()
@@ -32,6 +37,7 @@ timeout = "500ms"
 rise = 2
 fall = 2
 hold = "3s"
+{check}
 [pools.web]
 check = "web"
 endpoints = [{}]
@@ -106,6 +112,8 @@ impl Sender {
                     state: *state,
                     reason: String::new(),
                     age_ms: *age_ms,
+                    rtt_us: None,
+                    degraded: false,
                 })
                 .collect(),
         }
@@ -903,4 +911,87 @@ fn history_counts_changes_and_downs_and_survives_a_restore() {
     let kept = board.decided_states(secs(3.0));
     assert_eq!(kept["web/a"].history.down_ms, 8_500);
     assert_eq!(kept["web/c"].history.downs, 1);
+}
+
+#[test]
+fn degraded_is_decided_by_quorum_and_abstentions_are_never_slow() {
+    let config = config_with_check("", r#"degraded_latency = "100ms""#, &["a", "b"]);
+    let mut board = Board::new(&config, BOOT, &Restored::default(), 0);
+    let (mut v2, mut v3) = (Sender::new("v2", 1), Sender::new("v3", 1));
+    let timed = |board: &mut Board, endpoint: u32, ms: u64, at: f64| {
+        board.observe_local(LocalObservation {
+            generation: board.generation(),
+            endpoint: EndpointIndex(endpoint),
+            outcome: ProbeOutcome::vote(true, Duration::from_millis(ms), "ok".into()),
+            at: secs(at),
+        })
+    };
+    let send_degraded = |board: &mut Board, sender: &mut Sender, at: f64, a: bool| {
+        let mut report = sender.report(
+            board.challenge(secs(at)),
+            &[("web/a", UP, 0), ("web/b", UP, 0)],
+        );
+        report.verdicts[0].degraded = a;
+        board.accept_report(report, secs(at)).unwrap();
+    };
+    // v1 (this server) sees a slow (fall = 2), b fast; b's probes also abstain for
+    // a local fault after 5 s — an abstention is never slow.
+    assert_eq!(timed(&mut board, 0, 250, 0.0), LocalChange::Reason);
+    assert_eq!(timed(&mut board, 0, 250, 1.0), LocalChange::Degraded(true));
+    timed(&mut board, 1, 5, 0.0);
+    timed(&mut board, 1, 5, 1.0);
+    for t in [1.2, 1.4, 1.6] {
+        board.observe_local(LocalObservation {
+            generation: board.generation(),
+            endpoint: EndpointIndex(1),
+            outcome: ProbeOutcome::abstention(
+                crate::health::LocalFault::FdExhausted,
+                Duration::from_secs(5),
+                "local fault: too many open files (EMFILE)".into(),
+            ),
+            at: secs(t),
+        });
+    }
+    let local = board.local_probe(EndpointIndex(1), secs(1.6)).unwrap();
+    assert!(!local.degraded.0, "abstentions are never slow");
+    let local = board.local_probe(EndpointIndex(0), secs(1.6)).unwrap();
+    assert_eq!(
+        local.degraded,
+        (true, Some("slow: 250 ms > 100 ms".to_owned()))
+    );
+    // v2 sees a fine: one degraded vote of three moves nothing.
+    send_degraded(&mut board, &mut v2, 1.5, false);
+    let (health, tally) = board.decide(secs(1.5), 0);
+    assert_eq!(health.degraded(EndpointIndex(0)), None);
+    assert_eq!(tally.describe_votes(0)["v1"], "degraded");
+    // v3 sees it slow too: a quorum of degraded votes.
+    send_degraded(&mut board, &mut v3, 1.6, true);
+    let (health, _) = board.decide(secs(1.6), 0);
+    assert_eq!(health.state(EndpointIndex(0)), UP, "degraded is up");
+    assert_eq!(health.degraded(EndpointIndex(0)), Some(250));
+    assert_eq!(health.degraded(EndpointIndex(1)), None);
+    // This server's reports carry its degraded verdict.
+    let verdicts = board.local_verdicts(secs(1.6));
+    assert!(
+        verdicts
+            .iter()
+            .any(|(v, _)| v.endpoint == "web/a" && v.degraded)
+    );
+    assert!(
+        verdicts
+            .iter()
+            .any(|(v, _)| v.endpoint == "web/b" && !v.degraded)
+    );
+    // v3 sees it fine again: v2 and v3 are a quorum of fine votes.
+    send_degraded(&mut board, &mut v3, 2.0, false);
+    let (health, _) = board.decide(secs(2.0), 0);
+    assert_eq!(health.degraded(EndpointIndex(0)), None);
+    // A forced endpoint is never degraded.
+    send_degraded(&mut board, &mut v3, 2.5, true);
+    send_degraded(&mut board, &mut v2, 2.5, true);
+    let (health, _) = board.decide(secs(2.5), 0);
+    assert_eq!(health.degraded(EndpointIndex(0)), Some(250));
+    board.set_forced(&[Some(UP), None]);
+    let (health, _) = board.decide(secs(2.5), 0);
+    assert_eq!(health.degraded(EndpointIndex(0)), None);
 }

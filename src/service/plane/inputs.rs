@@ -33,6 +33,7 @@ impl Plane {
     ) {
         let next = self.board.generation() + 1;
         self.board.adopt(&config, next);
+        self.reset_steering();
         self.effects = self.overrides.effects(&config, unix_ms());
         self.board.set_forced(&self.effects.forced);
         let (decided, _) = self.board.decide(self.now(), unix_ms());
@@ -91,6 +92,7 @@ impl Plane {
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        self.rtt_sample(&event);
         let at = event.at.saturating_duration_since(self.started);
         let reason = event.outcome.reason.clone();
         let latency = event.outcome.latency;
@@ -104,7 +106,7 @@ impl Plane {
             at,
         };
         let change = self.board.observe_local(observation);
-        if matches!(change, LocalChange::Verdict(_)) {
+        if matches!(change, LocalChange::Verdict(_) | LocalChange::Degraded(_)) {
             self.pending(event.at);
         }
         if event.generation == self.board.generation() {
@@ -118,6 +120,26 @@ impl Plane {
                 // The reports say why this vantage point's verdict stops being fresh.
                 self.publish_verdicts(false);
                 self.note_impairment();
+            }
+            LocalChange::Degraded(degraded) => {
+                let why = self
+                    .board
+                    .local_probe(event.endpoint, at)
+                    .and_then(|p| p.degraded.1)
+                    .unwrap_or_else(|| "probes fine again".to_owned());
+                crate::event!(
+                    self.events,
+                    info,
+                    "probe_degraded",
+                    "local degraded verdict changed",
+                    vantage = self.board.local_name(),
+                    endpoint = self.config.endpoint_label(event.endpoint),
+                    degraded = degraded,
+                    reason = why,
+                    latency_ms = millis(latency),
+                );
+                self.dirty = true;
+                self.publish_verdicts(true);
             }
             LocalChange::Verdict(state) => {
                 crate::event!(
@@ -177,8 +199,9 @@ impl Plane {
     /// or reason changed (an immediate push), silently when only ages moved on.
     fn publish_verdicts(&mut self, notify: bool) {
         let now = self.now();
-        let (verdicts, bounds): (Vec<_>, Vec<_>) =
+        let (mut verdicts, bounds): (Vec<_>, Vec<_>) =
             self.board.local_verdicts(now).into_iter().unzip();
+        self.fill_rtts(&mut verdicts);
         let fresh = LocalVerdicts {
             verdicts,
             fresh_for_ms: bounds
@@ -217,7 +240,22 @@ impl Plane {
                 .vantage_by_name(name)
                 .and_then(|v| config.vantages[usize::from(v.0)].secret.clone())
         })
-        .and_then(|report| self.board.accept_report(report, self.started.elapsed()));
+        .and_then(|report| {
+            let full = report.base.is_none();
+            let rtts: Vec<(String, Option<u32>)> = report
+                .verdicts
+                .iter()
+                .map(|v| (v.endpoint.clone(), v.rtt_us))
+                .collect();
+            let sender = report.vantage.clone();
+            self.board
+                .accept_report(report, self.started.elapsed())
+                .map(|changed| (changed, sender, full, rtts))
+        });
+        let result = result.map(|(changed, sender, full, rtts)| {
+            self.rtt_report(&sender, full, rtts);
+            changed
+        });
         match result {
             Ok(changed) => {
                 self.metrics

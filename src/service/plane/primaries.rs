@@ -22,7 +22,7 @@ impl Plane {
             primaries.indices(config)
         });
         self.narrate_primaries(config, changes);
-        health
+        self.steer(config, health)
     }
 
     /// Raises the events of what the primary memory saw change.

@@ -106,6 +106,7 @@ impl Plane {
             counted_since_ms: restored.counted_since_ms.unwrap_or_else(unix_ms),
             old_overrides: 0,
             decided_version: 0,
+            steering: Default::default(),
         };
         plane.start_probes(&shutdown);
         // Status is readable from the first moment (a trial decision on a copy; the

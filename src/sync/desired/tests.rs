@@ -637,3 +637,48 @@ pools = ["d1", "d2"]
     let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
     assert!(state.unsupported.is_empty(), "{:#?}", state.unsupported);
 }
+
+#[test]
+fn degraded_is_not_expressible_natively_and_mirror_writes_the_scaled_weights() {
+    let slow = [(
+        "path = \"/health\"\n",
+        "path = \"/health\"\ndegraded_latency = \"300ms\"\n",
+    )];
+    let (config, zones) = load_edited(RECORDS, &slow);
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(
+        state
+            .warnings
+            .iter()
+            .any(|w| w.contains("check \"web\": degraded endpoints cannot be expressed")),
+        "{:?}",
+        state.warnings
+    );
+    // Mirror: eu-1 (weight 1) degraded at 0.25 against us-1 (weight 1): 64 to 255.
+    let mirrored = RECORDS.replace(
+        "policy = \"weighted\"",
+        "policy = \"weighted\"\nroute53 = \"mirror\"",
+    );
+    let edits = [slow[0], ("weight = 1000", "weight = 1")];
+    let (config, zones) = load_edited(&mirrored, &edits);
+    let eu1 = crate::model::EndpointIndex(0);
+    let health = HealthSnapshot::from_config(&config).with_degraded(
+        (0..config.endpoints.len())
+            .map(|i| (i == eu1.0 as usize).then_some(250))
+            .collect(),
+    );
+    let state = desired_state(&config, &zones, &health);
+    let api: Vec<(String, Routing)> = state.zones[0]
+        .records
+        .values()
+        .filter(|d| d.set.key.name == "api.gslb.example.com.")
+        .map(|d| (d.set.values[0].clone(), d.set.routing.clone()))
+        .collect();
+    assert_eq!(
+        api,
+        [
+            ("192.0.2.10".to_owned(), Routing::Weighted { weight: 64 }),
+            ("203.0.113.10".to_owned(), Routing::Weighted { weight: 255 }),
+        ]
+    );
+}
