@@ -259,6 +259,9 @@ pub(crate) struct PoolStatus {
     pub needed: u32,
     /// Whether the pool is up.
     pub up: bool,
+    /// Its traffic dial in percent, when an operator set one (`ctl dial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial: Option<u8>,
 }
 
 /// One dynamic record.
@@ -346,6 +349,19 @@ pub(crate) struct HealthView {
     /// `primary` records' last agreed primary (what their answers follow).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primaries: Vec<RecordPrimary>,
+    /// Pools an operator dialled (`ctl dial`), and to what percent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dials: Vec<PoolDial>,
+}
+
+/// A traffic dial in force, as `/v1/health` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct PoolDial {
+    /// The pool.
+    pub pool: String,
+    /// The percent of what it would get that it takes (0 ..= 100).
+    pub percent: u8,
 }
 
 /// A `primary` record's last agreed primary, as `/v1/health` shows it.
@@ -436,7 +452,8 @@ pub(crate) struct OverrideRequest {
     /// pattern (`{"endpoint": "web-eu/*"}`), and `{"region": "eu"}` names every pool
     /// of a region (a drain) or their endpoints (a force).
     pub target: Target,
-    /// `"drain"`, `"force_up"`, `"force_down"` or `{"failover": "pool"}`.
+    /// `"drain"`, `"force_up"`, `"force_down"`, `{"failover": "pool"}` or (a pool)
+    /// `{"dial": PERCENT}`, a whole percent from 0 to 100.
     pub action: Action,
     /// Why (required, non-empty).
     pub reason: String,

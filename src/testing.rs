@@ -85,7 +85,7 @@ pub mod health {
 
     /// Operator overrides.
     pub mod overrides {
-        pub use crate::health::overrides::{Action, Entry, Stamp, Target};
+        pub use crate::health::overrides::{Action, Entry, Percent, Stamp, Target};
     }
 
     /// Peer replication.

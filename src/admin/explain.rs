@@ -135,6 +135,9 @@ pub(crate) struct ShareExplanation {
     pub capacity: f64,
     /// Its share comes from trickle.
     pub trickle: bool,
+    /// Its traffic dial (1: none; `ctl dial`).
+    #[serde(default = "full_dial")]
+    pub dial: f64,
     /// Targets answered for its share (an answer holds endpoints of one pool).
     pub candidates: Vec<String>,
 }
@@ -155,6 +158,14 @@ pub(crate) struct PoolExplanation {
     /// Its failover gate, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateExplanation>,
+    /// Its traffic dial in percent, when an operator set one (`ctl dial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial: Option<u8>,
+}
+
+/// No dial: all it would get.
+fn full_dial() -> f64 {
+    1.0
 }
 
 /// A pool's failover gate (RPO guard).
@@ -383,6 +394,7 @@ fn explain_record(
                         .map(|&e| explain_endpoint(config, health, e, status, what_if))
                         .collect(),
                 }),
+                dial: health.dial(v.pool).map(|d| d.get()),
             }
         })
         .collect();
@@ -403,6 +415,9 @@ fn explain_record(
         ));
         if let Some(gate) = &pool.gate {
             why.push(gate_sentence(&pool.name, gate));
+        }
+        if let Some(dial) = pool.dial {
+            why.push(dial_sentence(&pool.name, dial, record.selection));
         }
     }
     let operator = policy::operator_pin(config, health, pools, pin, &decision);
@@ -470,6 +485,7 @@ fn explain_record(
                 limit: p.limit,
                 capacity: p.capacity,
                 trickle: p.trickle,
+                dial: p.dial,
                 candidates: p
                     .candidates
                     .iter()
@@ -591,6 +607,22 @@ fn number(value: f64) -> String {
     } else {
         format!("{value:.1}")
     }
+}
+
+/// What an operator's dial of `pool` does to a record of `selection`.
+fn dial_sentence(pool: &str, dial: u8, selection: Selection) -> String {
+    let how = match selection {
+        Selection::Failover | Selection::Weighted => {
+            "it takes that much of the answers it would otherwise get (the shares line below)"
+        }
+        Selection::Multivalue => "each of its endpoints is in that many of the answers",
+        Selection::Primary => {
+            "a primary record follows its checks, so the dial does not change its answers"
+        }
+    };
+    format!(
+        "pool {pool} is dialled to {dial}% by an operator: {how}; `failoverd ctl release {pool}` ends the dial"
+    )
 }
 
 fn explain_endpoint(

@@ -3,6 +3,10 @@
 //! the report. The endpoint is restored whatever happens: on success, on an error, on
 //! a timeout and on Ctrl-C.
 //!
+//! `--mode dial --pool POOL` steps the pool's traffic dial through `--steps`
+//! (`0,10,50,100`) on every server and measures each nameserver's share of answers
+//! from the pool at each step ([`dial`]); the dial is released at the end.
+//!
 //! `--mode promote` is one-way: it runs the operator's promote command (Patroni's
 //! `patronictl failover`, `pg_ctl promote`, a cloud API call) and measures until every
 //! server (and the resolver) answers the new primary, `--endpoint POOL/NAME`, of a
@@ -28,14 +32,30 @@ use clap::{Args, ValueEnum};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
+mod dial;
+
 #[derive(Args)]
 pub(crate) struct DrillArgs {
     /// Record to drill.
     record: String,
     /// The endpoint to take out, `POOL/NAME` (with --mode promote: the node that
-    /// becomes the primary).
-    #[arg(long)]
-    endpoint: String,
+    /// becomes the primary; not with --mode dial).
+    #[arg(long, required_unless_present = "pool")]
+    endpoint: Option<String>,
+    /// With --mode dial: the pool whose traffic dial is stepped.
+    #[arg(long, conflicts_with = "endpoint")]
+    pool: Option<String>,
+    /// With --mode dial: the percentages to step through, in order (100: the dial
+    /// released).
+    #[arg(long, default_value = "0,10,50,100")]
+    steps: String,
+    /// With --mode dial: queries to each nameserver at each step.
+    #[arg(long, default_value_t = 2000)]
+    queries: u32,
+    /// With --mode dial: the largest |measured − computed| share that passes (0.05:
+    /// 5 points).
+    #[arg(long, default_value_t = 0.05)]
+    tolerance: f64,
     /// Record type.
     #[arg(long = "type", default_value = "A")]
     record_type: String,
@@ -84,6 +104,8 @@ enum Mode {
     Command,
     /// Run a promote command; measure until every server answers the new primary.
     Promote,
+    /// Step a pool's traffic dial (--pool, --steps) and measure the shares through DNS.
+    Dial,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -99,6 +121,11 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
     if args.mode == Mode::Promote && args.promote_command.is_none() {
         bail!("--mode promote needs --promote CMD");
     }
+    if (args.mode == Mode::Dial) != args.pool.is_some() {
+        bail!("--mode dial goes with --pool POOL (and --endpoint POOL/NAME with the other modes)");
+    }
+    let steps = crate::ops::drill::dial::parse_steps(&args.steps).map_err(anyhow::Error::msg)?;
+    let endpoint = args.endpoint.clone().unwrap_or_default();
     let servers = if args.servers.is_empty() {
         let Some(path) = &args.config else {
             bail!("give --server URL (repeatable) or --config FILE with [health] servers");
@@ -119,6 +146,8 @@ pub(crate) fn run(args: DrillArgs) -> anyhow::Result<ExitCode> {
             args,
             servers,
             token,
+            endpoint,
+            steps,
         }
         .run(),
     )
@@ -128,6 +157,10 @@ struct Drill {
     args: DrillArgs,
     servers: Vec<String>,
     token: Option<String>,
+    /// `--endpoint` (empty with --mode dial).
+    endpoint: String,
+    /// `--steps`.
+    steps: Vec<u8>,
 }
 
 impl Drill {
@@ -143,12 +176,38 @@ impl Drill {
         }
         let text = request.send().await?.error_for_status()?.text().await?;
         let status: Status = serde_json::from_str(&text).context("unreadable status")?;
+        if let Some(pool) = &self.args.pool {
+            let name = absolute(&self.args.record);
+            let rtype: RecordType = self
+                .args
+                .record_type
+                .to_ascii_uppercase()
+                .parse()
+                .context("--type")?;
+            if !status
+                .records
+                .iter()
+                .any(|r| r.name == name && r.record_type.eq_ignore_ascii_case(&rtype.to_string()))
+            {
+                bail!("{first} answers no dynamic record {name} {rtype}");
+            }
+            return dial::DialDrill {
+                args: &self.args,
+                servers: &self.servers,
+                token: self.token.as_deref(),
+                client: &client,
+                pool: pool.clone(),
+                steps: self.steps.clone(),
+            }
+            .run(&name, rtype, &status)
+            .await;
+        }
         let target = status
             .endpoints
             .iter()
-            .find(|e| e.endpoint == self.args.endpoint)
+            .find(|e| e.endpoint == self.endpoint)
             .map(|e| e.target.clone())
-            .with_context(|| format!("{} has no endpoint {}", first, self.args.endpoint))?;
+            .with_context(|| format!("{} has no endpoint {}", first, self.endpoint))?;
         let mut name = self.args.record.trim().to_ascii_lowercase();
         if !name.ends_with('.') {
             name.push('.');
@@ -186,10 +245,7 @@ impl Drill {
                 "{target} is not in every answer of {name} now; nothing to drill (a server or the resolver answers without it)"
             );
         }
-        eprintln!(
-            "drill: taking {} ({target}) out of {name} …",
-            self.args.endpoint
-        );
+        eprintln!("drill: taking {} ({target}) out of {name} …", self.endpoint);
         let broken_at = started.elapsed();
         let result = async {
             let out = watcher
@@ -211,7 +267,7 @@ impl Drill {
             _ = terminate.recv() => None,
             _ = hangup.recv() => None,
         };
-        eprintln!("drill: putting {} back …", self.args.endpoint);
+        eprintln!("drill: putting {} back …", self.endpoint);
         let (gone, taken_out_ended, restored_at) = match outcome {
             Some(Ok(value)) => value,
             Some(Err(error)) => {
@@ -236,11 +292,11 @@ impl Drill {
         let run = DrillRun {
             record: name.clone(),
             record_type: self.args.record_type.to_ascii_uppercase(),
-            endpoint: self.args.endpoint.clone(),
+            endpoint: self.endpoint.clone(),
             target,
             mode: match self.args.mode {
                 Mode::Force => "force".into(),
-                Mode::Command | Mode::Promote => "command".into(),
+                Mode::Command | Mode::Promote | Mode::Dial => "command".into(),
             },
             ttl,
             broken_at_ms: broken_at.as_millis() as u64,
@@ -281,10 +337,7 @@ impl Drill {
         {
             bail!("{target} is answered for {name} already; nothing to promote");
         }
-        eprintln!(
-            "drill: promoting {} ({target}) for {name} …",
-            self.args.endpoint
-        );
+        eprintln!("drill: promoting {} ({target}) for {name} …", self.endpoint);
         let promoted_at = started.elapsed();
         // The command runs while every server is polled, from its start.
         let promote = shell(self.args.promote_command.as_deref().unwrap_or_default());
@@ -302,7 +355,7 @@ impl Drill {
         let run = DrillRun {
             record: name,
             record_type: self.args.record_type.to_ascii_uppercase(),
-            endpoint: self.args.endpoint.clone(),
+            endpoint: self.endpoint.clone(),
             target,
             mode: "promote".into(),
             ttl,
@@ -345,7 +398,7 @@ impl Drill {
         match self.args.mode {
             Mode::Force => {
                 let body = serde_json::json!({
-                    "target": {"endpoint": self.args.endpoint},
+                    "target": {"endpoint": self.endpoint},
                     "action": "force_down",
                     "reason": "failover drill",
                     "by": "failoverd drill",
@@ -354,7 +407,7 @@ impl Drill {
                 });
                 self.on_every_server(client, "/v1/overrides", &body).await
             }
-            Mode::Command | Mode::Promote => {
+            Mode::Command | Mode::Promote | Mode::Dial => {
                 shell(self.args.break_command.as_deref().unwrap_or_default()).await
             }
         }
@@ -364,14 +417,14 @@ impl Drill {
         match self.args.mode {
             Mode::Force => {
                 let body = serde_json::json!({
-                    "target": {"endpoint": self.args.endpoint},
+                    "target": {"endpoint": self.endpoint},
                     "reason": "failover drill over",
                     "by": "failoverd drill",
                 });
                 self.on_every_server(client, "/v1/overrides/release", &body)
                     .await
             }
-            Mode::Command | Mode::Promote => {
+            Mode::Command | Mode::Promote | Mode::Dial => {
                 shell(self.args.restore_command.as_deref().unwrap_or_default()).await
             }
         }
@@ -407,6 +460,15 @@ impl Drill {
             bail!("not confirmed by every server: {}", failed.join("; "))
         }
     }
+}
+
+/// A record name made absolute and lower case.
+fn absolute(name: &str) -> String {
+    let mut name = name.trim().to_ascii_lowercase();
+    if !name.ends_with('.') {
+        name.push('.');
+    }
+    name
 }
 
 async fn shell(command: &str) -> anyhow::Result<()> {

@@ -165,8 +165,8 @@ impl Snapshot {
     }
 
     /// A new snapshot with different health: zones and static answers are shared, and
-    /// so is every dynamic record none of whose endpoints' health changed — only the
-    /// touched records are re-encoded.
+    /// so is every dynamic record none of whose endpoints' health (nor pools' dials)
+    /// changed — only the touched records are re-encoded.
     #[cfg_attr(feature = "testing", visibility::make(pub))]
     pub(crate) fn with_health(&self, health: HealthSnapshot, generation: u64) -> Self {
         let config = &self.config;
@@ -196,11 +196,12 @@ impl Snapshot {
                         }));
                 let touched = pinned
                     || record_pools(record).any(|pool| {
-                        config
-                            .pool(pool)
-                            .endpoints
-                            .iter()
-                            .any(|e| changed[e.0 as usize])
+                        self.health.dial(pool) != health.dial(pool)
+                            || config
+                                .pool(pool)
+                                .endpoints
+                                .iter()
+                                .any(|e| changed[e.0 as usize])
                     });
                 match self.dynamic.get(r) {
                     Some(answer) if !touched => answer.clone(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use self::overrides::Percent;
 use crate::config::Config;
 use crate::model::{EndpointIndex, HealthState, PoolIndex, RecordIndex};
 
@@ -153,6 +154,8 @@ pub(crate) struct HealthSnapshot {
     drained: Vec<bool>,
     /// Per record, the pool an operator failed it over to (empty: none).
     pins: Vec<Option<PoolIndex>>,
+    /// Per pool, the operator's traffic dial (empty: none).
+    dials: Vec<Option<Percent>>,
     /// Per `primary` record, the last primary its checks agreed on (empty: none);
     /// kept by the health plane (see [`crate::policy::primary`]).
     primaries: Vec<Option<EndpointIndex>>,
@@ -185,6 +188,7 @@ impl HealthSnapshot {
             degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
             latency: Vec::new(),
         }
@@ -200,6 +204,7 @@ impl HealthSnapshot {
             degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
             latency: Vec::new(),
         }
@@ -261,6 +266,21 @@ impl HealthSnapshot {
             Vec::new()
         };
         self
+    }
+
+    /// The same health, with the operator's traffic dials (per pool; None: none).
+    pub(crate) fn with_dials(mut self, dials: Vec<Option<Percent>>) -> Self {
+        self.dials = if dials.iter().any(Option::is_some) {
+            dials
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// The operator's traffic dial of a pool (None: none, all it would get).
+    pub(crate) fn dial(&self, pool: PoolIndex) -> Option<Percent> {
+        self.dials.get(pool.0 as usize).copied().flatten()
     }
 
     /// The same health, with each record's last agreed primary (None: none known).
@@ -355,6 +375,7 @@ impl HealthSnapshot {
             degraded: Vec::new(),
             drained: Vec::new(),
             pins: Vec::new(),
+            dials: Vec::new(),
             primaries: Vec::new(),
             latency: Vec::new(),
         }

@@ -174,6 +174,101 @@ pub(crate) enum Action {
     ForceDown,
     /// Answer from this pool first (a record; the pool must be one of its pools).
     Failover(String),
+    /// A traffic dial (a pool): the pool takes this percent of the answers it would
+    /// otherwise get; the rest goes to the record's other pools (by spill-over where
+    /// the record has `spill`, else by its plain policy). 0 is a drain that keeps
+    /// the pool's health checks and its standing in status.
+    Dial(Percent),
+}
+
+/// A whole percent, 0 ..= 100 (a traffic dial). Deserializing anything else fails
+/// with a message naming `action.dial` and what it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "testing", visibility::make(pub))]
+pub(crate) struct Percent(u8);
+
+impl Percent {
+    /// All of it.
+    pub(crate) const FULL: Self = Self(100);
+
+    /// `value` when it is 0 ..= 100.
+    #[cfg_attr(feature = "testing", visibility::make(pub))]
+    pub(crate) fn new(value: i64) -> Result<Self, String> {
+        u8::try_from(value)
+            .ok()
+            .filter(|&v| v <= 100)
+            .map(Self)
+            .ok_or_else(|| Self::refusal(&value.to_string()))
+    }
+
+    /// The whole percent.
+    pub(crate) fn get(self) -> u8 {
+        self.0
+    }
+
+    /// As a fraction, 0.0 ..= 1.0.
+    pub(crate) fn ratio(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+
+    /// Why `text` is not a dial setting.
+    fn refusal(text: &str) -> String {
+        format!(
+            "action.dial: {text} is not a percent; give a whole number from 0 to 100 (0 takes the pool out of the answers, 100 gives it all it would get)"
+        )
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+
+    /// `50` or `50%`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = text.trim().trim_end_matches('%');
+        match digits.parse::<i64>() {
+            Ok(value) => Self::new(value).map_err(|_| Self::refusal(text)),
+            Err(_) => Err(Self::refusal(&format!("{text:?}"))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole percent from 0 to 100")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Percent, E> {
+                Percent::new(i64::try_from(v).unwrap_or(i64::MAX)).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Percent, E> {
+                Percent::new(v).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Percent, E> {
+                if v.fract() == 0.0 && (0.0..=100.0).contains(&v) {
+                    Ok(Percent(v as u8))
+                } else {
+                    Err(E::custom(Percent::refusal(&v.to_string())))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Percent, E> {
+                Err(E::custom(Percent::refusal(&format!("{v:?}"))))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Percent, E> {
+                Err(E::custom(Percent::refusal(&v.to_string())))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl fmt::Display for Action {
@@ -183,6 +278,7 @@ impl fmt::Display for Action {
             Self::ForceUp => f.write_str("force up"),
             Self::ForceDown => f.write_str("force down"),
             Self::Failover(pool) => write!(f, "failover to {pool}"),
+            Self::Dial(percent) => write!(f, "dial {percent}"),
         }
     }
 }
@@ -508,6 +604,8 @@ pub(crate) struct Effects {
     pub drained: Vec<bool>,
     /// Manual failover per record: the pool answered first.
     pub pins: Vec<Option<PoolIndex>>,
+    /// Traffic dial per pool (None: none, all it would get).
+    pub dials: Vec<Option<Percent>>,
 }
 
 /// Every override and release a server knows, with its clock.
@@ -529,6 +627,12 @@ impl OverrideSet {
     /// Every entry, releases included, in target order.
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
+    }
+
+    /// The entry of a target.
+    #[cfg(test)]
+    pub(crate) fn get(&self, target: &Target) -> Option<&Entry> {
+        self.entries.get(target)
     }
 
     /// The overrides in force at `now_ms`.
@@ -799,6 +903,7 @@ impl OverrideSet {
             forced: vec![None; config.endpoints.len()],
             drained: vec![false; config.endpoints.len()],
             pins: vec![None; config.records.len()],
+            dials: vec![None; config.pools.len()],
         };
         for entry in self.active(now_ms) {
             let Some(action) = &entry.action else {
@@ -814,7 +919,7 @@ impl OverrideSet {
                         Action::Drain => effects.drained[i] = true,
                         Action::ForceUp => effects.forced[i] = Some(HealthState::Up),
                         Action::ForceDown => effects.forced[i] = Some(HealthState::Down),
-                        Action::Failover(_) => {}
+                        Action::Failover(_) | Action::Dial(_) => {}
                     }
                 }
                 (Target::Pool(pool), Action::Drain) => {
@@ -822,6 +927,11 @@ impl OverrideSet {
                         for e in &config.pool(p).endpoints {
                             effects.drained[e.0 as usize] = true;
                         }
+                    }
+                }
+                (Target::Pool(pool), Action::Dial(percent)) => {
+                    if let Some(p) = config.pool_by_name(pool) {
+                        effects.dials[p.0 as usize] = Some(*percent);
                     }
                 }
                 (Target::Record { .. }, Action::Failover(pool)) => {

@@ -29,7 +29,9 @@ pub(crate) fn compose(
     effects: &Effects,
     agreed: impl FnOnce(&HealthSnapshot) -> Vec<Option<EndpointIndex>>,
 ) -> HealthSnapshot {
-    let health = decided.with_overrides(effects.drained.clone(), effects.pins.clone());
+    let health = decided
+        .with_overrides(effects.drained.clone(), effects.pins.clone())
+        .with_dials(effects.dials.clone());
     let primaries = agreed(&health);
     health.with_primaries(primaries)
 }

@@ -9,6 +9,9 @@
 //! time from the command to the first server, every server and the resolver answering
 //! the new primary ([`DrillRun::promotion_figures`]).
 //!
+//! A dial drill (`--mode dial`, [`dial`]) steps a pool's traffic dial through given
+//! percentages and measures each nameserver's share of answers from the pool.
+//!
 //! The runner polls while each action runs, from its start: the figures are times
 //! from the start of the break, restore or promote action, and the run records when
 //! each action returned (a command may return long after its effect took hold).
@@ -16,6 +19,8 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) mod dial;
 
 /// One poll of one server: when (ms since the drill began) and whether the answer
 /// held the endpoint (None: no answer, e.g. a timeout).

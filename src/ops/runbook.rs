@@ -473,13 +473,19 @@ impl Writer<'_> {
         );
         self.write_verify(4);
         self.line("\n## 5. Roll back (fail back)\n");
-        self.line("```sh");
-        self.line(fail_back);
-        self.line(format!(
-            "{}   # the primary answers again",
-            self.ctl(&["explain", &name, &rtype])
-        ));
-        self.line("```");
+        match primary {
+            Some(primary) => {
+                // A failover record with a standby was failed over by a pin; the others
+                // by draining the primary pool.
+                let pinned = self.record.selection == Selection::Failover && standby.is_some();
+                self.write_gradual_failback(primary, fail_back, pinned);
+            }
+            None => {
+                self.line("```sh");
+                self.line(fail_back);
+                self.line("```");
+            }
+        }
         self.line(
             "Fail back only when the primary is healthy from every vantage point (step 1); \
              slow start and flap damping ease it back in.",
@@ -495,6 +501,54 @@ impl Writer<'_> {
         self.line("```");
         self.line("Alerts: FailoverdFailoverInEffect clears once the primary serves again.");
         self.write_rehearsal(primary);
+    }
+
+    /// Gradual failback through the primary pool's traffic dial: 0 → 10 → 50 → 100 %.
+    /// After a manual failover the dial holds the primary at 0 % while the failover is
+    /// released (`release`, the at-once fail back, is the second command); after a
+    /// drain the dial replaces it (a pool holds one override).
+    fn write_gradual_failback(&mut self, primary: PoolIndex, release: String, pinned: bool) {
+        let (name, rtype) = (self.name().to_owned(), self.rtype());
+        let pool = self.config.pool(primary).name.clone();
+        self.line(format!(
+            "Gradually, with the primary pool's traffic dial (`ctl dial POOL PERCENT`: the pool \
+             takes that share of the answers it would get, the rest stays where it is now): \
+             0 → 10 → 50 → 100 %. Between steps, watch the primary's errors and latency; \
+             `ctl explain` shows the shares every nameserver answers by. To fail back at once \
+             instead, run `{release}` alone; `failoverd ctl release {pool}` ends a dial at any \
+             step.\n"
+        ));
+        self.line("```sh");
+        let dial = |w: &Self, percent: &str, comment: &str| {
+            let reason = format!("fail back: {percent} %");
+            format!(
+                "{}   # {comment}",
+                w.ctl(&["dial", &pool, percent, "--reason", &reason])
+            )
+        };
+        self.line(dial(
+            self,
+            "0",
+            &format!("{pool} takes no traffic yet; its health checks keep running"),
+        ));
+        if pinned {
+            self.line(format!(
+                "{release}   # the failover ends; the dial holds {pool} at 0 %"
+            ));
+        }
+        let explain = self.ctl(&["explain", &name, &rtype]);
+        self.line(dial(
+            self,
+            "10",
+            &format!("{pool} takes 10 % of its traffic"),
+        ));
+        self.line(format!("{explain}   # the shares: {pool} 10 %"));
+        self.line(dial(self, "50", &format!("{pool} takes half")));
+        self.line(format!("{explain}   # the shares: {pool} 50 %"));
+        let clear = self.ctl(&["dial", &pool, "--clear", "--reason", "fail back: 100 %"]);
+        self.line(format!("{clear}   # 100 %: the dial ends"));
+        self.line(format!("{explain}   # the primary answers again"));
+        self.line("```");
     }
 
     /// A `dig` per nameserver (and per region's network, for a geo record with ECS).
@@ -1080,6 +1134,41 @@ mod tests {
         let weighted = render(&config, "api.gslb.example.com", None, &context()).unwrap();
         assert!(weighted.contains("drain web-eu"), "{weighted}");
         assert!(render(&config, "nope.gslb.example.com", None, &context()).is_err());
+    }
+
+    #[test]
+    fn fail_back_steps_the_primary_pools_dial_0_10_50_100() {
+        let (config, _) = Config::load(ConfigSource::embedded()).unwrap();
+        let ctl = "failoverd ctl --config /etc/failoverd/failoverd.toml";
+        // A failover record: the dial holds the primary at 0 % while the failover is
+        // released, then steps up.
+        let text = render(&config, "www.gslb.example.com", None, &context()).unwrap();
+        let lines: Vec<String> = commands(&text).into_iter().map(|c| c.line).collect();
+        let at = |want: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(want))
+                .unwrap_or_else(|| panic!("no {want:?} in:\n{text}"))
+        };
+        let steps = [
+            at(&format!("{ctl} dial web-eu 0 --reason 'fail back: 0 %'")),
+            at(&format!("{ctl} release www.gslb.example.com. --type A")),
+            at(&format!("{ctl} dial web-eu 10 --reason 'fail back: 10 %'")),
+            at(&format!("{ctl} dial web-eu 50 --reason 'fail back: 50 %'")),
+            at(&format!(
+                "{ctl} dial web-eu --clear --reason 'fail back: 100 %'"
+            )),
+        ];
+        assert!(steps.windows(2).all(|w| w[0] < w[1]), "{text}");
+        // A weighted record was failed over by a drain: the dial replaces it, no
+        // release between.
+        let text = render(&config, "api.gslb.example.com", None, &context()).unwrap();
+        let lines: Vec<String> = commands(&text).into_iter().map(|c| c.line).collect();
+        let dial0 = lines
+            .iter()
+            .position(|l| l.contains(" dial web-eu 0 "))
+            .unwrap();
+        assert!(lines[dial0 + 1].contains(" dial web-eu 10 "), "{text}");
     }
 
     #[test]

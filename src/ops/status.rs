@@ -80,6 +80,7 @@ pub(crate) fn build(inputs: &StatusInputs<'_>) -> Status {
                     usable: verdict.usable,
                     needed: verdict.needed,
                     up: verdict.up,
+                    dial: snapshot.health.dial(verdict.pool).map(|d| d.get()),
                 });
             }
             let set_pools = answer.pools_of_set(s);

@@ -228,6 +228,9 @@ pub(crate) struct Shares {
     /// The trickle fraction in force (None: the first pool is not answering, or
     /// there is no next pool, or no trickle).
     pub trickle: Option<f64>,
+    /// Where a dialled pool's rest goes, when a pool considered has a dial below
+    /// 100 % (`ctl dial`).
+    pub dial_rest: Option<&'static str>,
 }
 
 // Shares hold finite numbers only (validated capacities and fractions).
@@ -268,18 +271,23 @@ impl Shares {
         for p in &self.pools {
             let name = &config.pool(p.pool).name;
             let percent = number(p.share * 100.0, "%");
+            let dial = (p.dial < 1.0).then(|| format!("dial {}", number(p.dial * 100.0, "%")));
             if self.spill && p.capacity <= 0.0 {
                 out.push(format!("{name} failed"));
-            } else if self.spill && p.dial <= 0.0 {
+            } else if p.dial <= 0.0 {
                 out.push(format!("{name} dialled to 0%"));
             } else if self.spill {
                 answered.push(format!(
-                    "{name} {percent} (load {}/{})",
+                    "{name} {percent} (load {}/{}{})",
                     number(p.share * self.demand, ""),
-                    number(p.limit, "")
+                    number(p.limit, ""),
+                    dial.map(|d| format!(", {d}")).unwrap_or_default()
                 ));
             } else {
-                answered.push(format!("{name} {percent}"));
+                answered.push(format!(
+                    "{name} {percent}{}",
+                    dial.map(|d| format!(" ({d})")).unwrap_or_default()
+                ));
             }
         }
         let mut parts = Vec::new();
@@ -287,11 +295,18 @@ impl Shares {
             parts.push(out.join(", "));
         }
         parts.push(answered.join(", "));
-        let mut line = format!(
-            "{}: {}",
-            if self.spill { "spill" } else { "trickle" },
-            parts.join("; ")
-        );
+        let kind = if self.spill {
+            "spill"
+        } else if self.trickle.is_some() {
+            "trickle"
+        } else {
+            "dial"
+        };
+        let mut line = format!("{kind}: {}", parts.join("; "));
+        if let Some(rest) = self.dial_rest {
+            line.push_str("; ");
+            line.push_str(rest);
+        }
         if self.overloaded {
             line.push_str(
                 "; overloaded: every pool is at its limit, the rest goes by the plain policy",
@@ -540,13 +555,21 @@ fn evaluate(
                     let share = health.share(e);
                     let factor = health.degraded(e).unwrap_or(1000);
                     scaled |= weighted && (share < 1000 || factor < 1000);
+                    // A multivalue record answers a dialled pool's endpoints in its
+                    // dial of the answers (failover and weighted ones by shares).
+                    let dial = match health.dial(endpoint.pool) {
+                        Some(d) if !weighted => u32::from(d.get()) * 10,
+                        _ => 1000,
+                    };
                     out.push(Candidate {
                         endpoint: e,
                         weight: endpoint.weight.0,
                         share: if weighted {
                             share
                         } else {
-                            (u32::from(share) * u32::from(factor) / 1000).max(1) as u16
+                            (u32::from(share) * u32::from(factor) / 1000)
+                                .max(1)
+                                .min(dial) as u16
                         },
                     });
                 }
@@ -567,7 +590,12 @@ fn evaluate(
     };
     let up_pools = verdicts.iter().filter(|v| v.up).map(|v| v.pool);
     let factor = |e: EndpointIndex| f64::from(health.degraded(e).unwrap_or(1000)) / 1000.0;
-    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable, &factor) {
+    let dial_of = |pool: PoolIndex| {
+        health
+            .dial(pool)
+            .map_or(1.0, crate::health::overrides::Percent::ratio)
+    };
+    if let Some(plan) = share_plan(config, record, &verdicts, own, &usable, &factor, &dial_of) {
         let mut shares = plan;
         for p in &mut shares.pools {
             p.candidates = endpoints_of(&mut std::iter::once(p.pool), &usable);
@@ -863,9 +891,12 @@ fn share_plan(
     own: &[PoolIndex],
     usable: &dyn Fn(EndpointIndex) -> bool,
     factor: &dyn Fn(EndpointIndex) -> f64,
+    dial: &dyn Fn(PoolIndex) -> f64,
 ) -> Option<Shares> {
     let failover = record.selection == Selection::Failover;
-    if !(record.spill || record.trickle.is_some())
+    let dials: Vec<f64> = verdicts.iter().map(|v| dial(v.pool)).collect();
+    let dialled = dials.iter().any(|&d| d < 1.0);
+    if !(record.spill || record.trickle.is_some() || dialled)
         || !matches!(record.selection, Selection::Failover | Selection::Weighted)
     {
         return None;
@@ -933,7 +964,7 @@ fn share_plan(
             } else {
                 1.0 / verdicts.len() as f64
             },
-            dial: 1.0,
+            dial: dials[i],
         })
         .collect();
     let plain = if failover {
@@ -958,9 +989,18 @@ fn share_plan(
             .map(|i| if i == index { 1.0 } else { 0.0 })
             .collect()
     };
+    // Without spill-over a dial moves its rest by the plain policy
+    // ([`spill::dialled`]).
+    let normals: Vec<f64> = loads.iter().map(|l| l.normal).collect();
+    let ups: Vec<bool> = verdicts.iter().map(|v| v.up).collect();
+    let plain_dialled = (!record.spill && dialled)
+        .then(|| spill::dialled(&normals, &dials, &ups, plain))
+        .flatten();
     let (now, overloaded) = if record.spill {
         let plan = spill::spill(&loads, demand, plain)?;
         (plan.shares, plan.overloaded)
+    } else if let Some(shares) = plain_dialled.clone() {
+        (shares, false)
     } else {
         (one_hot(verdicts.iter().position(|v| v.up)?), false)
     };
@@ -977,9 +1017,14 @@ fn share_plan(
                 .map(|i| one_hot(i + 1))
         }
     });
-    if !record.spill && failed_first.is_none() {
+    if !record.spill && failed_first.is_none() && plain_dialled.is_none() {
         return None;
     }
+    let dial_rest = dialled.then_some(match (record.spill, failover) {
+        (true, _) => "a dialled pool keeps its dial of its share and limit; the rest spills by headroom",
+        (false, true) => "a dialled pool keeps its dial of what it would get; the rest goes to the next pool in order",
+        (false, false) => "a dialled pool keeps its dial of what it would get; the rest goes to the pools without a dial, by weight",
+    });
     let (shares, trickle) = match (trickle, failed_first) {
         (Some(t), Some(failed)) => (spill::trickle(&now, &failed, t), Some(t)),
         _ => (now, None),
@@ -1004,6 +1049,7 @@ fn share_plan(
         demand,
         overloaded,
         trickle,
+        dial_rest,
     })
 }
 

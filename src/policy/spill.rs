@@ -130,6 +130,66 @@ pub(crate) fn trickle(now: &[f64], failed: &[f64], t: f64) -> Vec<f64> {
     shares
 }
 
+/// The shares of a record *without* spill-over when some of its pools are dialled
+/// (`dials` < 1): each `open` pool keeps its dial of what it would get, and the rest
+/// goes on by the plain policy —
+/// - failover: to the next open pool in order, which keeps its dial of that, and so
+///   on down the list;
+/// - weighted: to the open pools without a dial, by normal share (`normal`, renormalized
+///   over the open pools).
+///
+/// What no pool takes (the last open pools are dialled too) returns to the pools that
+/// answer, in proportion. None when no open pool keeps anything (every open pool is
+/// dialled to 0: the dials are set aside, as drains are when nothing else can be
+/// answered) or nothing is open.
+pub(crate) fn dialled(
+    normal: &[f64],
+    dials: &[f64],
+    open: &[bool],
+    plain: Plain,
+) -> Option<Vec<f64>> {
+    let mut shares = vec![0.0; dials.len()];
+    match plain {
+        Plain::Failover => {
+            let mut rest = 1.0;
+            for (i, _) in open.iter().enumerate().filter(|(_, o)| **o) {
+                let take = rest * dials[i].clamp(0.0, 1.0);
+                shares[i] = take;
+                rest -= take;
+            }
+        }
+        Plain::Weighted => {
+            let total: f64 = normal
+                .iter()
+                .zip(open)
+                .filter(|(_, o)| **o)
+                .map(|(n, _)| n)
+                .sum();
+            if total <= 0.0 {
+                return None;
+            }
+            for i in (0..dials.len()).filter(|&i| open[i]) {
+                shares[i] = normal[i] / total * dials[i].clamp(0.0, 1.0);
+            }
+            let excess = 1.0 - shares.iter().sum::<f64>();
+            let undialled: f64 = (0..dials.len())
+                .filter(|&i| open[i] && dials[i] >= 1.0)
+                .map(|i| normal[i] / total)
+                .sum();
+            if undialled > 0.0 {
+                for i in (0..dials.len()).filter(|&i| open[i] && dials[i] >= 1.0) {
+                    shares[i] += excess * (normal[i] / total) / undialled;
+                }
+            }
+        }
+    }
+    if shares.iter().sum::<f64>() <= 0.0 {
+        return None;
+    }
+    normalize(&mut shares);
+    Some(shares)
+}
+
 /// Scales shares to sum to exactly 1 (float rounding).
 fn normalize(shares: &mut [f64]) {
     let total: f64 = shares.iter().sum();
@@ -159,6 +219,93 @@ mod tests {
             .iter()
             .map(|s| (s * 1000.0).round() / 1000.0)
             .collect()
+    }
+
+    #[test]
+    fn dials_without_spill_by_table() {
+        use Plain::{Failover, Weighted};
+        // (normal, dials, open, plain) → shares (None: the dials are set aside)
+        #[allow(clippy::type_complexity)]
+        let table: &[(&[f64], &[f64], &[bool], Plain, Option<&[f64]>)] = &[
+            // Failover, a at 10 %: the rest to b (the next pool).
+            (
+                &[1.0, 0.0, 0.0],
+                &[0.1, 1.0, 1.0],
+                &[true, true, true],
+                Failover,
+                Some(&[0.1, 0.9, 0.0]),
+            ),
+            // a at 0 %: a drain that keeps its checks.
+            (
+                &[1.0, 0.0, 0.0],
+                &[0.0, 1.0, 1.0],
+                &[true, true, true],
+                Failover,
+                Some(&[0.0, 1.0, 0.0]),
+            ),
+            // b down: the rest skips it to c.
+            (
+                &[1.0, 0.0, 0.0],
+                &[0.5, 1.0, 1.0],
+                &[true, false, true],
+                Failover,
+                Some(&[0.5, 0.0, 0.5]),
+            ),
+            // a 50 %, b 50 % of the rest, c the last quarter.
+            (
+                &[1.0, 0.0, 0.0],
+                &[0.5, 0.5, 1.0],
+                &[true, true, true],
+                Failover,
+                Some(&[0.5, 0.25, 0.25]),
+            ),
+            // Nowhere else to go: a keeps all.
+            (
+                &[1.0, 0.0],
+                &[0.1, 1.0],
+                &[true, false],
+                Failover,
+                Some(&[1.0, 0.0]),
+            ),
+            // Every open pool at 0 %: set aside.
+            (&[1.0, 0.0], &[0.0, 0.0], &[true, true], Failover, None),
+            // Weighted 50/50, a at 50 %: a 25 %, b the rest.
+            (
+                &[0.5, 0.5],
+                &[0.5, 1.0],
+                &[true, true],
+                Weighted,
+                Some(&[0.25, 0.75]),
+            ),
+            // Weighted 50/25/25, a at 0 %: b and c by weight.
+            (
+                &[0.5, 0.25, 0.25],
+                &[0.0, 1.0, 1.0],
+                &[true, true, true],
+                Weighted,
+                Some(&[0.0, 0.5, 0.5]),
+            ),
+            // Every pool dialled: each keeps its part, renormalized.
+            (
+                &[0.5, 0.5],
+                &[0.5, 0.25],
+                &[true, true],
+                Weighted,
+                Some(&[0.667, 0.333]),
+            ),
+        ];
+        for (normal, dials, open, plain, want) in table {
+            let got = dialled(normal, dials, open, *plain).map(|s| {
+                s.iter()
+                    .map(|x| (x * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(
+                got.as_deref(),
+                *want,
+                "{normal:?} {dials:?} {open:?} {plain:?}"
+            );
+        }
     }
 
     #[test]

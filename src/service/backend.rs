@@ -325,6 +325,16 @@ impl AdminBackend for ServiceBackend {
                     })
                 })
                 .collect(),
+            dials: (0..snapshot.config.pools.len())
+                .filter_map(|p| {
+                    let pool = crate::model::PoolIndex(p as u32);
+                    let dial = snapshot.health.dial(pool)?;
+                    Some(crate::api::PoolDial {
+                        pool: snapshot.config.pool(pool).name.clone(),
+                        percent: dial.get(),
+                    })
+                })
+                .collect(),
         }
     }
 

@@ -55,6 +55,19 @@ impl Collector for PlaneCollector {
         )?;
         labelled(
             e,
+            names::POOL_DIAL_RATIO,
+            "The operator's traffic dial of each pool (ctl dial): the fraction of the answers it would get that it takes (1: no dial).",
+            Kind::Gauge,
+            "pool",
+            status.pools.iter().map(|p| {
+                (
+                    p.pool.as_str(),
+                    p.dial.map_or(1.0, |d| f64::from(d) / 100.0),
+                )
+            }),
+        )?;
+        labelled(
+            e,
             names::VANTAGE_PARTITIONED,
             "Vantage points whose votes are ignored as partitioned.",
             Kind::Gauge,
@@ -219,7 +232,7 @@ fn overrides(e: &mut DescriptorEncoder<'_>, status: &Status) -> Written {
         "Operator overrides in force, by action.",
         Kind::Gauge,
         "action",
-        ["drain", "force_up", "force_down", "failover"].map(|action| {
+        ["drain", "force_up", "force_down", "failover", "dial"].map(|action| {
             let count = status
                 .overrides
                 .iter()
@@ -279,6 +292,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::ForceUp => "force_up",
         Action::ForceDown => "force_down",
         Action::Failover(_) => "failover",
+        Action::Dial(_) => "dial",
     }
 }
 

@@ -148,7 +148,7 @@ impl DesiredState {
         if native {
             self.warnings.push(
                 "native-mode records planned from the configuration alone: drains, forced \
-                 states and manual failovers made at run time through the admin API are not \
+                 states, manual failovers and dials made at run time through the admin API are not \
                  applied (and an apply would undo them in Route 53); give --health-url to \
                  plan with them"
                     .into(),

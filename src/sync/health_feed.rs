@@ -67,6 +67,9 @@ pub(crate) struct HealthReport {
     /// `primary` records' last agreed primary.
     #[serde(default)]
     pub primaries: Vec<PrimaryReport>,
+    /// Pools an operator dialled.
+    #[serde(default)]
+    pub dials: Vec<crate::api::PoolDial>,
 }
 
 /// One agreed primary of a [`HealthReport`].
@@ -157,6 +160,14 @@ impl HealthReport {
                         .iter()
                         .find(|f| same_record(&f.record, &f.record_type, record))?;
                     config.pool_by_name(&failover.pool)
+                })
+                .collect(),
+            dials: config
+                .pools
+                .iter()
+                .map(|pool| {
+                    let dial = self.dials.iter().find(|d| d.pool == pool.name)?;
+                    crate::health::overrides::Percent::new(i64::from(dial.percent)).ok()
                 })
                 .collect(),
         };

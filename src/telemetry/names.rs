@@ -73,6 +73,9 @@ pub(crate) const OVERRIDE_AGE: &str = "failoverd_override_age_seconds";
 pub(crate) const OVERRIDE_WARN_AFTER: &str = "failoverd_override_warn_after_seconds";
 /// Gauge by `pool`: pool health (1 up, 0 down).
 pub(crate) const POOL_UP: &str = "failoverd_pool_up";
+/// Gauge by `pool`: the operator's traffic dial as a ratio (1: no dial, all it would
+/// get; 0: dialled to 0 %).
+pub(crate) const POOL_DIAL_RATIO: &str = "failoverd_pool_dial_ratio";
 /// Gauge by `vantage`: votes ignored as partitioned.
 pub(crate) const VANTAGE_PARTITIONED: &str = "failoverd_vantage_partitioned";
 /// Gauge by `vantage`: a fresh report.

@@ -1,7 +1,7 @@
 """Drives the status page in a real headless Chromium (Debian's chromium and
 chromium-driver, through selenium), at 1400 px and at 390 px (a phone), with only
 `status` public: the page loads without a token and shows the records and the events;
-a drain and a manual failover made through the admin API show on the page (in the
+a drain, a manual failover and a pool dial made through the admin API show on the page (in the
 header too) within its refresh period; times are ISO 8601 with the zone's offset;
 fail-open is red, an operator's failover purple; on the phone every value sits beside
 its own column's name and nothing is wider than the screen. Prints one JSON line of
@@ -95,17 +95,21 @@ try:
     post("/v1/overrides", {"target": {"endpoint": endpoint}, "action": "drain", "reason": "browser test"})
     post("/v1/overrides", {"target": {"record": {"name": record}}, "action": {"failover": pool},
                            "reason": "browser test failover"})
+    post("/v1/overrides", {"target": {"pool": "cdn"}, "action": {"dial": 50},
+                           "reason": "browser test dial"})
     changed = time.monotonic()
     # The event stream refreshes at once, the poll every 5 s; the deadline leaves room
     # for a loaded CI machine (the time seen is reported, not asserted here).
     WebDriverWait(driver, 20, poll_frequency=0.05).until(
         lambda d: "drained" in row_of("endpoints", endpoint)
-        and "failover (operator)" in text_of("#banner"))
+        and "failover (operator)" in text_of("#banner")
+        and "dialled" in row_of("pools", "cdn"))
     figures["change_seen_ms"] = round((time.monotonic() - changed) * 1000)
     figures["banner"] = text_of("#banner")
     figures["head_class"] = driver.find_element("id", "head").get_attribute("class")
     figures["records"] = text_of("#records")
     figures["overrides"] = text_of("#overrides")
+    figures["pools"] = text_of("#pools")
     figures["endpoints"] = text_of("#endpoints")
     figures["updated"] = text_of("#updated")
     figures["iso_times"] = len(ISO.findall(driver.find_element("tag name", "body").text))

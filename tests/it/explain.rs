@@ -4,8 +4,9 @@
 //! DNS client gets is drawn from the candidates `/v1/explain` names, is exactly them
 //! where they fit in one answer, and carries the TTL it gives. What-if assumptions
 //! change the explanation and nothing else. The same holds for spill-over and
-//! trickle records, whose answers come from one pool with a share, and for
-//! degraded endpoints (real backends the test slows past `degraded_latency`).
+//! trickle records, whose answers come from one pool with a share, for degraded
+//! endpoints (real backends the test slows past `degraded_latency`), and for pools an
+//! operator dialled (the generated states set dials of 0, 10, 50 and 100 %).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -126,12 +127,13 @@ fn release(admin: SocketAddr, target: &str) {
 /// A change a generated-state run makes at the start of each round (round, draws).
 type RoundChange<'a> = &'a dyn Fn(usize, &mut SplitMix64);
 
-/// What a generated-state run covers: records, endpoints to change, and manual
-/// failovers (record, pool) to make.
+/// What a generated-state run covers: records, endpoints to change, manual
+/// failovers (record, pool) to make, and pools to dial (none: no dials).
 struct Case<'a> {
     records: &'a [(&'a str, RecordType)],
     endpoints: &'a [&'a str],
     failovers: &'a [(&'a str, &'a str)],
+    pools: &'a [&'a str],
     /// Changes more at the start of every round (after the operator's), and waits
     /// until the server has taken it.
     each_round: Option<RoundChange<'a>>,
@@ -147,12 +149,17 @@ fn explain_agrees_with_the_dns_answer_in_every_state() {
             records: &RECORDS,
             endpoints: &ENDPOINTS,
             failovers: &[("app.example.test", "us"), ("geo.example.test", "eu")],
+            pools: &["eu", "us"],
             each_round: None,
         },
     );
     assert!(
         outcomes.len() >= 4,
         "the generated states exercise the rules: {outcomes:?}"
+    );
+    assert!(
+        outcomes.contains("dial"),
+        "the generated states exercise dials: {outcomes:?}"
     );
 }
 
@@ -218,6 +225,7 @@ fn explain_agrees_with_the_dns_answer_for_spill_and_trickle_records() {
                 ("agree-spill.example.test", "b"),
                 ("agree-trickle.example.test", "c"),
             ],
+            pools: &["a", "b", "c"],
             each_round: None,
         },
     );
@@ -333,6 +341,7 @@ fn explain_agrees_with_the_dns_answer_with_degraded_endpoints() {
             records: &records,
             endpoints: &LABELS,
             failovers: &[("dg-failover.example.test", "b")],
+            pools: &[],
             each_round: Some(&each_round),
         },
     );
@@ -355,7 +364,9 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
             for _ in 0..=rng.below(3) {
                 let endpoint = case.endpoints[rng.below(case.endpoints.len() as u64) as usize];
                 let target = format!(r#"{{"endpoint": "{endpoint}"}}"#);
-                match rng.below(8) {
+                // Dials only where the case names pools (the draws stay as they
+                // were for a case without).
+                match rng.below(if case.pools.is_empty() { 8 } else { 10 }) {
                     0 | 6 | 7 => post_override(
                         admin,
                         &format!(
@@ -384,6 +395,20 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                                 r#"{{"target": {{"record": {{"name": "{name}"}}}}, "action": {{"failover": "{to}"}}, "reason": "r{round}"}}"#
                             ),
                         );
+                    }
+                    8 => {
+                        let pool = case.pools[rng.below(case.pools.len() as u64) as usize];
+                        let percent = [0, 10, 50, 100][rng.below(4) as usize];
+                        post_override(
+                            admin,
+                            &format!(
+                                r#"{{"target": {{"pool": "{pool}"}}, "action": {{"dial": {percent}}}, "reason": "r{round}"}}"#
+                            ),
+                        );
+                    }
+                    9 => {
+                        let pool = case.pools[rng.below(case.pools.len() as u64) as usize];
+                        release(admin, &format!(r#"{{"pool": "{pool}"}}"#));
                     }
                     _ => release(
                         admin,
@@ -442,23 +467,25 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
                     None => {
                         if candidates.len() <= max {
                             // Multivalue answers hold a degraded (or slow-starting)
-                            // endpoint in only its share of the answers; every other
-                            // candidate is in each.
-                            let partial: BTreeSet<String> = if explained["policy"] == "multivalue" {
-                                explained["pools"]
-                                    .as_array()
-                                    .unwrap()
-                                    .iter()
-                                    .flat_map(|p| p["endpoints"].as_array().unwrap())
-                                    .filter(|e| {
-                                        e["degraded"].as_f64().is_some()
-                                            || e["share"].as_u64() != Some(1000)
-                                    })
-                                    .map(|e| e["target"].as_str().unwrap().to_owned())
-                                    .collect()
-                            } else {
-                                BTreeSet::new()
-                            };
+                            // endpoint, or one of a dialled pool, in only its share of
+                            // the answers; every other candidate is in each.
+                            let mut partial: BTreeSet<String> =
+                                if explained["policy"] == "multivalue" {
+                                    explained["pools"]
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .flat_map(|p| p["endpoints"].as_array().unwrap())
+                                        .filter(|e| {
+                                            e["degraded"].as_f64().is_some()
+                                                || e["share"].as_u64() != Some(1000)
+                                        })
+                                        .map(|e| e["target"].as_str().unwrap().to_owned())
+                                        .collect()
+                                } else {
+                                    BTreeSet::new()
+                                };
+                            partial.extend(dialled_targets(&explained));
                             let required: BTreeSet<String> =
                                 candidates.difference(&partial).cloned().collect();
                             if partial.is_empty() {
@@ -497,6 +524,18 @@ fn agree(server: &TestServer, admin: SocketAddr, case: &Case<'_>) -> BTreeSet<St
     }
     assert_eq!(checked, ROUNDS * case.records.len() * CLIENTS.len());
     outcomes
+}
+
+/// The targets of the pools considered that have a dial below 100 %.
+fn dialled_targets(explained: &serde_json::Value) -> BTreeSet<String> {
+    explained["pools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["dial"].as_u64().is_some_and(|d| d < 100))
+        .flat_map(|p| p["endpoints"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["target"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn strings(value: &serde_json::Value) -> BTreeSet<String> {

@@ -13,6 +13,7 @@ mod conformance;
 mod ctl;
 mod damping;
 mod degraded;
+mod dials;
 mod dnssec;
 mod dnstap;
 mod docs;

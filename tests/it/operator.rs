@@ -13,12 +13,12 @@ use failoverd::testing::service::StartOptions;
 use crate::support::dns::{expect_addresses, sorted_addresses};
 use crate::support::{SERVER_HEAD, TestServer, ctl_with, http, wait_until};
 
-const OPERATE: &str = "operate-token-of-the-oncall-0123";
-const READ: &str = "read-token-of-the-dashboard-0123";
-const NAME: &str = "app.example.test";
-const A: &str = "127.0.0.2";
-const B: &str = "127.0.0.3";
-const C: &str = "127.0.0.4";
+pub(crate) const OPERATE: &str = "operate-token-of-the-oncall-0123";
+pub(crate) const READ: &str = "read-token-of-the-dashboard-0123";
+pub(crate) const NAME: &str = "app.example.test";
+pub(crate) const A: &str = "127.0.0.2";
+pub(crate) const B: &str = "127.0.0.3";
+pub(crate) const C: &str = "127.0.0.4";
 
 /// Server `n` (1–3) of the cluster: vantage `vN`, no health checks (operators
 /// decide), failover eu → us. `servers`: the peers' admin addresses.
@@ -67,21 +67,29 @@ file = "{dir}/read.token"
     )
 }
 
-struct Cluster {
+/// Three servers replicating overrides (also used by the traffic-dial tests).
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
-    admins: Vec<SocketAddr>,
+    pub(crate) admins: Vec<SocketAddr>,
     servers: Vec<Option<TestServer>>,
+    /// TOML appended to every server's `[health]` table (more tables may follow).
+    extra: String,
 }
 
 impl Cluster {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// As [`Cluster::start`], with `extra` TOML after every server's `[health]` keys.
+    pub(crate) fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         crate::support::write_secret(dir.path().join("operate.token"), format!("{OPERATE}\n"));
         crate::support::write_secret(dir.path().join("read.token"), READ);
         let mut servers = Vec::new();
         let mut admins = Vec::new();
         for n in 1..=3 {
-            let server = start(&config(dir.path(), n, &[]), None);
+            let server = start(&config_with(dir.path(), n, &[], extra), None);
             admins.push(server.service().admin_address().unwrap());
             servers.push(Some(server));
         }
@@ -89,6 +97,7 @@ impl Cluster {
             dir,
             admins,
             servers,
+            extra: extra.to_owned(),
         };
         // Now that every admin port is known, each server learns its peers.
         for n in 1..=3 {
@@ -98,33 +107,38 @@ impl Cluster {
     }
 
     fn config(&self, n: usize) -> String {
-        config(self.dir.path(), n, &self.admins)
+        config_with(self.dir.path(), n, &self.admins, &self.extra)
     }
 
     fn server(&self, n: usize) -> &TestServer {
         self.servers[n - 1].as_ref().expect("running")
     }
 
-    fn dns(&self, n: usize) -> SocketAddr {
+    pub(crate) fn dns(&self, n: usize) -> SocketAddr {
         self.server(n).addr
     }
 
-    fn stop(&mut self, n: usize) {
+    pub(crate) fn stop(&mut self, n: usize) {
         self.servers[n - 1] = None;
     }
 
     /// Starts server `n` again on its admin port, from its state file.
-    fn restart(&mut self, n: usize) {
+    pub(crate) fn restart(&mut self, n: usize) {
         self.servers[n - 1] = Some(start(&self.config(n), Some(self.admins[n - 1])));
     }
 
-    fn urls(&self) -> Vec<String> {
+    pub(crate) fn urls(&self) -> Vec<String> {
         self.admins.iter().map(|a| format!("http://{a}")).collect()
     }
 
+    /// The file holding the operate token.
+    pub(crate) fn token_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("operate.token")
+    }
+
     /// Runs `failoverd ctl` against every server with the operate token.
-    fn ctl(&self, args: &[&str]) -> (bool, String) {
-        let token = self.dir.path().join("operate.token");
+    pub(crate) fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let token = self.token_file();
         ctl_with(&self.urls(), Some(&token), args)
     }
 
@@ -138,7 +152,7 @@ impl Cluster {
         }
     }
 
-    fn expect_everywhere(&self, want: &[&str]) {
+    pub(crate) fn expect_everywhere(&self, want: &[&str]) {
         for n in 1..=3 {
             if self.servers[n - 1].is_some() {
                 expect_addresses(self.dns(n), NAME, want, Duration::from_secs(3));
@@ -158,7 +172,12 @@ fn start(config: &str, admin: Option<SocketAddr>) -> TestServer {
     )
 }
 
-fn post(admin: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+pub(crate) fn post(
+    admin: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![("content-type", "application/json")];
     if let Some(auth) = &auth {
@@ -167,7 +186,7 @@ fn post(admin: SocketAddr, path: &str, token: Option<&str>, body: &str) -> (u16,
     http(admin, "POST", path, &headers, body.as_bytes())
 }
 
-fn active_overrides(admin: SocketAddr) -> usize {
+pub(crate) fn active_overrides(admin: SocketAddr) -> usize {
     let (status, body) = http(
         admin,
         "GET",

@@ -136,13 +136,23 @@ fn the_status_page_works_with_only_status_public_on_a_wide_screen_and_a_phone() 
         banner.contains("failover (operator): app.example.test. A → us"),
         "{banner}"
     );
-    assert!(banner.contains("2 overrides in force"), "{banner}");
+    assert!(banner.contains("3 overrides in force"), "{banner}");
     assert_eq!(text("head_class"), "level-critical");
     // Drains and forces show as such, with who and why.
     let overrides = text("overrides");
     assert!(
         overrides.contains("drained") && overrides.contains("browser test"),
         "{overrides}"
+    );
+    assert!(
+        overrides.contains("dialled to 50%") && overrides.contains("browser test dial"),
+        "{overrides}"
+    );
+    // A dialled pool says so.
+    let pools = text("pools");
+    assert!(
+        pools.contains("dialled to 50% of the answers it would get, by an operator"),
+        "{pools}"
     );
     let endpoints = text("endpoints");
     assert!(endpoints.contains("down since"), "{endpoints}");

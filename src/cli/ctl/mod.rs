@@ -16,7 +16,7 @@ use crate::api::{
 use crate::config::ConfigSource;
 use crate::dns::Snapshot;
 use crate::health::overrides::OverrideSet;
-use crate::health::overrides::{Action, Entry, Target};
+use crate::health::overrides::{Action, Entry, Percent, Target};
 use crate::health::{EndpointHealth, published};
 use crate::model::DynamicType;
 use crate::telemetry::events::Event;
@@ -113,6 +113,29 @@ enum CtlCommand {
         region: Option<String>,
         #[command(flatten)]
         why: Why,
+    },
+    /// Set a pool's traffic dial: it takes PERCENT of the answers it would otherwise
+    /// get, the rest goes to the records' other pools (by spill-over, else by their
+    /// policy); 0 takes it out of the answers with its health checks running.
+    /// `dial POOL --clear` ends the dial (same as `release POOL`).
+    Dial {
+        /// The pool (or a pattern such as `'web-*'`).
+        pool: String,
+        /// A whole percent, 0 to 100.
+        #[arg(allow_negative_numbers = true, required_unless_present = "clear")]
+        percent: Option<String>,
+        /// End the dial instead (the pool gets all it would get again).
+        #[arg(long, conflicts_with_all = ["percent", "expires", "allow_empty"])]
+        clear: bool,
+        /// Why (required to set a dial: it is logged and shown with the override).
+        #[arg(long, short, required_unless_present = "clear")]
+        reason: Option<String>,
+        /// End by itself after this long (`30m`, `2h`).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Make it even where a safety check refuses it.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Fail a record over to a named pool (manual failover).
     Failover {
@@ -600,6 +623,29 @@ impl Ctl {
                     Err(_) => bail!("{state:?} is not a state: up or down"),
                 };
                 self.set(target, action, why).await
+            }
+            CtlCommand::Dial {
+                pool,
+                percent,
+                clear,
+                reason,
+                expires,
+                allow_empty,
+            } => {
+                let target = Target::Pool(pool);
+                if clear {
+                    return self.release(target, reason).await;
+                }
+                let text = percent.unwrap_or_default();
+                let percent: Percent = text.parse().map_err(|e: String| {
+                    anyhow::anyhow!("PERCENT {}", e.replacen("action.dial: ", "", 1))
+                })?;
+                let why = Why {
+                    reason: reason.unwrap_or_default(),
+                    expires,
+                    allow_empty,
+                };
+                self.set(target, Action::Dial(percent), why).await
             }
             CtlCommand::Failover {
                 record,

@@ -398,6 +398,9 @@ pub(super) fn print_status(server: &str, status: &Status) {
             iso(status.counted_since_ms)
         );
     }
+    for pool in status.pools.iter().filter(|p| p.dial.is_some()) {
+        println!("{}", dial_line(&pool.pool, pool.dial.unwrap_or(100)));
+    }
     if !status.overrides.is_empty() {
         println!();
         for entry in &status.overrides {
@@ -481,6 +484,42 @@ pub(super) fn print_cluster(statuses: &[(String, Status)]) {
         .collect();
     table(&header, &rows);
     println!();
+    // Traffic dials: each dialled pool's setting on each server.
+    let mut dialled: Vec<&str> = Vec::new();
+    for (_, status) in statuses {
+        for pool in status.pools.iter().filter(|p| p.dial.is_some()) {
+            if !dialled.contains(&pool.pool.as_str()) {
+                dialled.push(&pool.pool);
+            }
+        }
+    }
+    if !dialled.is_empty() {
+        let mut header = vec!["DIALLED POOL"];
+        header.extend(names.iter().map(String::as_str));
+        header.push("");
+        let rows: Vec<Vec<String>> = dialled
+            .iter()
+            .map(|&pool| {
+                let row: Vec<String> = statuses
+                    .iter()
+                    .map(|(_, status)| {
+                        let dial = status.pools.iter().find(|p| p.pool == pool);
+                        match dial.map(|p| p.dial) {
+                            Some(Some(percent)) => format!("{percent}%"),
+                            Some(None) => "100% (no dial)".to_owned(),
+                            None => "?".to_owned(),
+                        }
+                    })
+                    .collect();
+                let mut line = vec![pool.to_owned()];
+                line.extend(row.iter().cloned());
+                line.push(agreement(&row));
+                line
+            })
+            .collect();
+        table(&header, &rows);
+        println!();
+    }
     // Endpoints: the state on each server, and how long since the last change on
     // any of them.
     let mut keys: Vec<String> = Vec::new();
@@ -552,6 +591,15 @@ pub(super) fn print_cluster(statuses: &[(String, Status)]) {
     println!(
         "\n(--per-server for each server's records, votes, probes and history; --json for everything)"
     );
+}
+
+/// `dial: pool eu takes 10% of the answers it would get (ctl release eu ends it)`.
+fn dial_line(pool: &str, percent: u8) -> String {
+    format!(
+        "dial: pool {} takes {percent}% of the answers it would get (failoverd ctl release {} ends it)",
+        Escaped(&pool),
+        Escaped(&pool)
+    )
 }
 
 pub(super) fn print_overrides(server: &str, view: &OverridesView) {

@@ -98,7 +98,7 @@ pub(crate) fn expand(
                     .map(|&e| Target::Endpoint(config.endpoint_label(e)))
             });
             match action {
-                Some(Action::Drain) => Ok(as_pools.collect()),
+                Some(Action::Drain | Action::Dial(_)) => Ok(as_pools.collect()),
                 Some(Action::ForceUp | Action::ForceDown) => Ok(as_endpoints.collect()),
                 Some(action @ Action::Failover(_)) => Err(OverrideError::Mismatch {
                     action: action.clone(),

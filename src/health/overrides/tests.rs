@@ -688,3 +688,75 @@ pools = ["eu", "eu2", "us"]
     };
     assert!(check_entry(&entry, Some(&config), 10).is_err());
 }
+
+#[test]
+fn a_dial_is_a_pool_override_checked_like_the_others() {
+    let config = config();
+    let mut set = OverrideSet::default();
+    let eu = Target::Pool("eu".into());
+    let dial = |p: i64| Some(Action::Dial(Percent::new(p).unwrap()));
+    // 100 % with nothing in force changes nothing; on an endpoint or a record it is
+    // a mismatch.
+    let refused = set.apply(change(eu.clone(), dial(100)), &config, "s1", 1);
+    assert!(
+        matches!(refused, Err(OverrideError::NoEffect { .. })),
+        "{refused:?}"
+    );
+    for target in [
+        Target::Endpoint("eu/a".into()),
+        Target::record("www.example", None),
+    ] {
+        let refused = set.apply(change(target, dial(50)), &config, "s1", 1);
+        assert!(
+            matches!(refused, Err(OverrideError::Mismatch { .. })),
+            "{refused:?}"
+        );
+    }
+    // 10, then 50 (replaces it), then 100 (replaces 50), expiring.
+    set.apply(change(eu.clone(), dial(10)), &config, "s1", 2)
+        .unwrap();
+    assert_eq!(set.effects(&config, 3).dials[0], Percent::new(10).ok());
+    set.apply(change(eu.clone(), dial(50)), &config, "s1", 4)
+        .unwrap();
+    let mut expiring = change(eu.clone(), dial(100));
+    expiring.expires_in_ms = Some(1_000);
+    set.apply(expiring, &config, "s1", 5).unwrap();
+    assert_eq!(
+        set.effects(&config, 6).dials,
+        [Percent::new(100).ok(), None, None]
+    );
+    assert_eq!(set.effects(&config, 1_005).dials, [None, None, None]);
+    // A release ends one, and a peer's copy merges and checks like any entry.
+    set.apply(change(eu.clone(), dial(0)), &config, "s1", 2_000)
+        .unwrap();
+    let entry = set.get(&eu).unwrap().clone();
+    assert_eq!(check_entry(&entry, Some(&config), 2_001), Ok(()));
+    let mut peer = OverrideSet::default();
+    peer.merge([entry]);
+    assert_eq!(peer.effects(&config, 2_001).dials[0], Percent::new(0).ok());
+    set.apply(change(eu.clone(), None), &config, "s1", 2_002)
+        .unwrap();
+    assert_eq!(set.effects(&config, 2_003).dials, [None, None, None]);
+}
+
+#[test]
+fn a_dial_percent_is_a_whole_number_from_0_to_100() {
+    let action: Action = serde_json::from_str(r#"{"dial": 50}"#).unwrap();
+    assert_eq!(action, Action::Dial(Percent::new(50).unwrap()));
+    assert_eq!(serde_json::to_string(&action).unwrap(), r#"{"dial":50}"#);
+    for bad in [
+        r#"{"dial": -1}"#,
+        r#"{"dial": 101}"#,
+        r#"{"dial": "abc"}"#,
+        r#"{"dial": 2.5}"#,
+    ] {
+        let error = serde_json::from_str::<Action>(bad).unwrap_err().to_string();
+        assert!(
+            error.contains("action.dial") && error.contains("0 to 100"),
+            "{bad}: {error}"
+        );
+    }
+    assert_eq!("10%".parse::<Percent>(), Percent::new(10));
+    assert!("abc".parse::<Percent>().is_err());
+    assert!("101".parse::<Percent>().is_err());
+}

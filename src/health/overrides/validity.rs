@@ -46,11 +46,20 @@ pub(super) fn check_target(
             if matches!(action, Action::Failover(_)) {
                 return Err(mismatch("endpoint", "drain, force_up or force_down"));
             }
+            if matches!(action, Action::Dial(_)) {
+                return Err(mismatch(
+                    "endpoint",
+                    "drain, force_up or force_down; dial its pool instead",
+                ));
+            }
         }
         Target::Pool(pool) => {
             config.pool_by_name(pool).ok_or_else(unknown)?;
-            if *action != Action::Drain {
-                return Err(mismatch("pool", "drain; force its endpoints one by one"));
+            if !matches!(action, Action::Drain | Action::Dial(_)) {
+                return Err(mismatch(
+                    "pool",
+                    "drain or dial; force its endpoints one by one",
+                ));
             }
         }
         Target::Record { .. } => {
@@ -59,7 +68,10 @@ pub(super) fn check_target(
                 return Err(unknown());
             }
             let Action::Failover(pool) = action else {
-                return Err(mismatch("record", "failover"));
+                return Err(mismatch(
+                    "record",
+                    "failover; dial one of its pools instead",
+                ));
             };
             let listed = |r: usize| {
                 config
@@ -123,6 +135,7 @@ pub(super) fn uses_of(config: &Config, pool: PoolIndex) -> Vec<(&DynamicRecord, 
 /// | `drain` | every endpoint is drained by the configuration (`weight = 0`), or no record answers from its pool (nor falls back to it, nor is gated by it; a `primary` record's fallback ignores drains) |
 /// | `force_up` | the configuration forces it up already, or its pool is only a fallback (answered whatever its health) or used by no record |
 /// | `force_down` | the configuration forces it down already, or no record uses its pool |
+/// | `dial` | no record but `primary` ones answers from the pool, or it is 100 % with no other override on the pool to replace (a release ends a dial) |
 pub(super) fn check_effect(
     config: &Config,
     target: &Target,
@@ -156,6 +169,29 @@ pub(super) fn check_effect(
                 return Ok(());
             };
             endpoint_effect(config, e, action).map_err(no_effect)
+        }
+        (Target::Pool(name), Action::Dial(percent)) => {
+            let Some(pool) = config.pool_by_name(name) else {
+                return Ok(());
+            };
+            if *percent == Percent::FULL {
+                return Err(no_effect(format!(
+                    "a pool without a dial takes 100 % of what it would get already; \
+                     to end a dial, release it: failoverd ctl release {name}"
+                )));
+            }
+            let dialled = uses_of(config, pool).iter().any(|&(record, use_)| {
+                use_ == Use::Answers && record.selection != Selection::Primary
+            });
+            if dialled {
+                Ok(())
+            } else {
+                Err(no_effect(format!(
+                    "no record answers from pool {name} by failover, weighted or multivalue \
+                     (a dial shapes those; primary records follow their checks, and a \
+                     fallback is answered whatever its share)"
+                )))
+            }
         }
         (Target::Pool(name), Action::Drain) => {
             let Some(pool) = config.pool_by_name(name) else {

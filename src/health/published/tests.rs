@@ -47,6 +47,7 @@ fn drains_and_failovers_apply_and_the_election_sees_them() {
         forced: vec![None, None],
         drained: vec![true, false],
         pins: vec![Some(PoolIndex(1))],
+        dials: Vec::new(),
     };
     let mut seen = None;
     let published = compose(decided, &effects, |health| {
@@ -116,6 +117,7 @@ fn a_decision_relabelled_publishes_the_same_health() {
         forced: vec![None; 3],
         drained: vec![false, false, true],
         pins: vec![Some(PoolIndex(0))],
+        dials: Vec::new(),
     };
     let direct = compose(decided.clone(), &effects, |_| Vec::new());
     let relabelled = decided_by_label(&config, &effects.forced, |label| {

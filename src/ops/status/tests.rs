@@ -37,6 +37,7 @@ fn world() -> World {
         forced: vec![None; config.endpoints.len()],
         drained: vec![false; config.endpoints.len()],
         pins: vec![None; config.records.len()],
+        dials: Vec::new(),
     };
     effects.drained[eu2.0 as usize] = true;
     let health = HealthSnapshot::from_config(&config)

@@ -12,6 +12,11 @@
 //!                     alone), SECONDARY alias → _pools.www (every pool)
 //!  min_healthy N > 1  the alias to the pool carries a CALCULATED check, healthy while
 //!                     N of the pool's endpoint checks are (HealthThreshold)
+//!  dial P %           weighted records: the weights carry the dialled shares (the
+//!                     pool takes P % of its weight's share, the rest goes to the
+//!                     pools without a dial by weight, as the servers answer);
+//!                     failover records over several pools and multivalue records
+//!                     cannot split traffic by a share: refused at plan time
 //! ```
 
 use super::*;
@@ -65,6 +70,13 @@ impl Builder<'_> {
                 "{label}: all_down is not fail-open, but Route 53 answers as if every \
                  endpoint were healthy when none is"
             ));
+        }
+        if let Err(reason) = self.check_dials(record, &pools, health) {
+            self.state.unsupported.push(Unsupported {
+                record: label,
+                reason,
+            });
+            return;
         }
         let pin = self
             .config
@@ -194,6 +206,7 @@ impl Builder<'_> {
                     .sum()
             })
             .collect();
+        let raw = self.dialled(pools, &raw, health).unwrap_or(raw);
         let weights = scale_weights(&raw);
         let record_type = RecordType::from(native.record.record_type);
         let zone_name = self.state.zones[native.zone].zone.clone();
@@ -349,6 +362,75 @@ impl Builder<'_> {
         Some(HealthCheckRef::Key(key))
     }
 
+    /// Whether a native record can carry the dials of its pools: a weighted record
+    /// can (its weights carry the shares); a failover record over several pools and a
+    /// multivalue record cannot split traffic by a share.
+    fn check_dials(
+        &self,
+        record: &DynamicRecord,
+        pools: &[PoolIndex],
+        health: &HealthSnapshot,
+    ) -> Result<(), String> {
+        let dialled = pools.iter().find_map(|&p| {
+            health
+                .dial(p)
+                .filter(|d| *d != crate::health::overrides::Percent::FULL)
+                .map(|d| (p, d))
+        });
+        let Some((pool, dial)) = dialled else {
+            return Ok(());
+        };
+        let why = match record.selection {
+            Selection::Weighted => return Ok(()),
+            Selection::Failover | Selection::Primary if pools.len() == 1 => return Ok(()),
+            Selection::Failover | Selection::Primary => {
+                "a Route 53 failover record answers one pool at a time and cannot split traffic by a share"
+            }
+            Selection::Multivalue => {
+                "Route 53 multivalue answers cannot answer a pool's endpoints in a share of the answers"
+            }
+        };
+        let name = &self.config.pool(pool).name;
+        Err(format!(
+            "pool {name} is dialled to {dial} (ctl dial), and {why}; release the dial \
+             (failoverd ctl release {name}) before applying, or use route53 = \"mirror\" \
+             (Route 53 then answers what the servers answer)"
+        ))
+    }
+
+    /// Per-pool weights (`raw`, for `pools`) with the dials of `health` applied as the
+    /// servers answer ([`policy::spill::dialled`], weighted), scaled to whole numbers;
+    /// None when no pool is dialled.
+    fn dialled(
+        &self,
+        pools: &[PoolIndex],
+        raw: &[u32],
+        health: &HealthSnapshot,
+    ) -> Option<Vec<u32>> {
+        let dials: Vec<f64> = pools
+            .iter()
+            .map(|&p| {
+                health
+                    .dial(p)
+                    .map_or(1.0, crate::health::overrides::Percent::ratio)
+            })
+            .collect();
+        if dials.iter().all(|&d| d >= 1.0) {
+            return None;
+        }
+        let normal: Vec<f64> = raw.iter().map(|&w| f64::from(w)).collect();
+        let open: Vec<bool> = raw.iter().map(|&w| w > 0).collect();
+        let shares =
+            policy::spill::dialled(&normal, &dials, &open, policy::spill::Plain::Weighted)?;
+        // Fine enough that 255-step scaling, not this, bounds the precision.
+        Some(
+            shares
+                .iter()
+                .map(|s| (s * 1_000_000.0).round() as u32)
+                .collect(),
+        )
+    }
+
     /// Whether the endpoint takes no traffic: weight 0 in the config, or drained by
     /// an operator.
     fn drained(&self, endpoint: EndpointIndex, health: &HealthSnapshot) -> bool {
@@ -407,6 +489,42 @@ impl Builder<'_> {
                 }
             })
             .collect();
+        // Dialled pools: each endpoint's weight carries its pool's dialled share.
+        let raw_weights = if style == SetStyle::Weighted {
+            let pools: Vec<PoolIndex> =
+                endpoints.iter().map(|&e| config.endpoint(e).pool).collect();
+            let mut distinct = pools.clone();
+            distinct.dedup();
+            let totals: Vec<u32> = distinct
+                .iter()
+                .map(|&p| {
+                    pools
+                        .iter()
+                        .zip(&raw_weights)
+                        .filter(|(q, _)| **q == p)
+                        .map(|(_, w)| w)
+                        .sum()
+                })
+                .collect();
+            match self.dialled(&distinct, &totals, health) {
+                Some(pool_weights) => pools
+                    .iter()
+                    .zip(&raw_weights)
+                    .map(|(p, &w)| {
+                        let i = distinct.iter().position(|d| d == p).unwrap_or(0);
+                        if totals[i] == 0 {
+                            0
+                        } else {
+                            (u64::from(pool_weights[i]) * u64::from(w) / u64::from(totals[i]))
+                                as u32
+                        }
+                    })
+                    .collect(),
+                None => raw_weights,
+            }
+        } else {
+            raw_weights
+        };
         let weights = scale_weights(&raw_weights);
         let all_drained = raw_weights.iter().all(|&w| w == 0);
         for (i, &endpoint) in endpoints.iter().enumerate() {

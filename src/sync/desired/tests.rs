@@ -569,6 +569,76 @@ fn min_healthy_above_one_becomes_a_calculated_check_on_the_pool_alias() {
 }
 
 #[test]
+fn dials_become_weights_of_weighted_records_and_refuse_the_others() {
+    let extra = r#"
+[pools.d1]
+check = "tcp"
+endpoints = [ { address = "192.0.2.31", name = "a" } ]
+[pools.d2]
+check = "tcp"
+endpoints = [ { address = "192.0.2.32", name = "b" } ]
+[[records]]
+name = "dial.gslb.example.com."
+type = "A"
+policy = "weighted"
+pools = ["d1", "d2"]
+[[records]]
+name = "dialf.gslb.example.com."
+type = "A"
+policy = "failover"
+pools = ["d1", "d2"]
+[[records]]
+name = "dialm.gslb.example.com."
+type = "A"
+policy = "multivalue"
+pools = ["d1", "d2"]
+"#;
+    let (config, zones) = load(extra);
+    let d1 = config.pool_by_name("d1").expect("d1");
+    let mut dials = vec![None; config.pools.len()];
+    dials[d1.0 as usize] = crate::health::overrides::Percent::new(25).ok();
+    let health = HealthSnapshot::from_config(&config).with_dials(dials);
+    let state = desired_state(&config, &zones, &health);
+    // Weighted 50/50, d1 at 25 %: d1 12.5 %, d2 87.5 % → weights 37 : 255.
+    let weighted = described(&state, "dial.gslb.example.com.");
+    assert!(
+        weighted.iter().any(|s| s.contains("d1/a] weight 37, ttl")),
+        "{weighted:#?}"
+    );
+    assert!(
+        weighted.iter().any(|s| s.contains("d2/b] weight 255, ttl")),
+        "{weighted:#?}"
+    );
+    // Failover over two pools and multivalue: refused at plan time, with the fix.
+    let refused: Vec<&Unsupported> = state.unsupported.iter().collect();
+    for (record, why) in [
+        (
+            "dialf.gslb.example.com. A",
+            "a Route 53 failover record answers one pool at a time",
+        ),
+        (
+            "dialm.gslb.example.com. A",
+            "Route 53 multivalue answers cannot",
+        ),
+    ] {
+        let found = refused
+            .iter()
+            .find(|u| u.record == record)
+            .unwrap_or_else(|| panic!("{record} not refused: {refused:#?}"));
+        assert!(
+            found.reason.contains("pool d1 is dialled to 25%")
+                && found.reason.contains(why)
+                && found.reason.contains("failoverd ctl release d1"),
+            "{}",
+            found.reason
+        );
+    }
+    // Without the dial: equal weights, nothing refused.
+    let state = desired_state(&config, &zones, &HealthSnapshot::from_config(&config));
+    assert!(state.unsupported.is_empty(), "{:#?}", state.unsupported);
+}
+
+#[test]
 fn degraded_is_not_expressible_natively_and_mirror_writes_the_scaled_weights() {
     let slow = [(
         "path = \"/health\"\n",
