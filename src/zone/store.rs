@@ -643,7 +643,7 @@ impl ZoneBuilder {
 
     /// Makes room for about `records` records with as many names, so a big zone's
     /// name table is not rebuilt (every name hashed again) each time it doubles.
-    pub fn reserve(&mut self, records: usize) {
+    pub(crate) fn reserve(&mut self, records: usize) {
         let index = &mut self.index;
         index.nodes.reserve(records);
         let (nodes, names, hasher) = (&index.nodes, &index.names, &index.hasher);
