@@ -1,4 +1,5 @@
-//! Reading RFC 1035 master files with hickory-proto's parser, in chunks.
+//! Reading RFC 1035 master files, in chunks: plain chunks by [`FastChunk`], the others
+//! with hickory-proto's parser.
 //!
 //! Hickory's parser collects a whole file into one `BTreeMap` keyed by `Name`, whose
 //! comparisons dominate large files (0.36 s and 140 MB peak for 200k records). We
@@ -7,6 +8,11 @@
 //! and stream their records into the store: the same parser, ~2× faster, and a
 //! peak of a few MB. Files whose meaning depends on state we do not track (`$INCLUDE`,
 //! records without a TTL before any `$TTL`) are parsed in one piece.
+//!
+//! Even chunked, hickory's parser was most of a 200k-record zone's start-up (per-token
+//! strings and `Name`s), so a chunk of plain statements — the bulk of big zones — is
+//! read straight to wire form by [`FastChunk`], which reads only what hickory reads to
+//! the very same records and hands anything else to it (same records, errors, lines).
 
 use std::path::Path;
 
@@ -15,6 +21,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use hickory_proto::serialize::txt::Parser;
 
 use super::name::wire_from_name;
+use super::rtype;
 
 /// Statements per chunk; small chunks keep hickory's per-chunk map shallow.
 const CHUNK_STATEMENTS: usize = 64;
@@ -157,6 +164,18 @@ pub(crate) fn parse_zone(
     origin: &str,
     sink: &mut dyn FnMut(ParsedRecord<'_>) -> Result<(), String>,
 ) -> Result<(), ParseFailure> {
+    parse_chunked(text, path, origin, sink, true)
+}
+
+/// [`parse_zone`]; `fast`: read plain chunks with [`FastChunk`] (false: every chunk
+/// with hickory's parser, for tests that both give the same).
+fn parse_chunked(
+    text: &str,
+    path: &Path,
+    origin: &str,
+    sink: &mut dyn FnMut(ParsedRecord<'_>) -> Result<(), String>,
+    fast_path: bool,
+) -> Result<(), ParseFailure> {
     let origin_name = Name::from_ascii(origin).map_err(|e| ParseFailure {
         line: None,
         message: format!("invalid origin {origin:?}: {e}"),
@@ -174,7 +193,16 @@ pub(crate) fn parse_zone(
         origin: origin.to_owned(),
         ..Context::default()
     };
+    let mut fast = FastChunk::default();
     for chunk in statements.chunks(CHUNK_STATEMENTS) {
+        // Most chunks hold only plain records: read them directly. A chunk with
+        // anything else (or whose records the store refuses) goes to hickory's
+        // parser from the same context, which gives its records, errors and lines.
+        let saved = context.clone();
+        if fast_path && fast.read(chunk, &mut context) && fast.emit(sink).is_ok() {
+            continue;
+        }
+        context = saved;
         let mut piece =
             String::with_capacity(chunk.iter().map(|s| s.text.len() + 1).sum::<usize>() + 128);
         piece.push_str("$ORIGIN ");
@@ -230,6 +258,361 @@ pub(crate) fn parse_zone(
         }
     }
     Ok(())
+}
+
+/// One record read by [`FastChunk`]: ranges into its byte buffer.
+struct FastRecord {
+    owner: std::ops::Range<usize>,
+    rdata: std::ops::Range<usize>,
+    rtype: u16,
+    ttl: u32,
+}
+
+/// Reads chunks made only of plain records straight to wire form, without hickory's
+/// parser (whose per-token strings, `Name`s and `BTreeMap` cost most of a big zone's
+/// load time). Plain means what hickory reads to the very same records: an owner
+/// (`@`, or LDH labels and `*`), at most one decimal TTL, at most the class `IN`,
+/// and an A, AAAA, NS, CNAME, PTR, MX or TXT (quoted strings without escapes) record
+/// with exactly its fields; `$ORIGIN` with an absolute name and `$TTL` in seconds.
+/// Names are lower-cased, as hickory's IDNA mapping does. Anything else — escapes,
+/// parentheses, comments, other types, duplicates within the chunk (which hickory
+/// collapses in its own way) — makes [`FastChunk::read`] return false and the chunk
+/// goes to hickory's parser as before.
+#[derive(Default)]
+struct FastChunk {
+    /// Owner and rdata bytes of the chunk's records.
+    bytes: Vec<u8>,
+    records: Vec<FastRecord>,
+    /// The origin `origin_wire` was made from.
+    origin_text: String,
+    origin_wire: Vec<u8>,
+    order: Vec<u32>,
+}
+
+impl FastChunk {
+    /// Reads a chunk's records into the buffer, updating `context` as the statements
+    /// go. False: some statement needs hickory's parser (`context` is then partly
+    /// updated; the caller restores it).
+    fn read(&mut self, chunk: &[Statement<'_>], context: &mut Context) -> bool {
+        self.bytes.clear();
+        self.records.clear();
+        if !self.set_origin(&context.origin) {
+            return false;
+        }
+        let mut owner: Option<std::ops::Range<usize>> = None;
+        // The last statement naming an owner, not yet told to `context`.
+        let mut named: Option<&Statement<'_>> = None;
+        let mut tokens: Vec<&str> = Vec::with_capacity(8);
+        for statement in chunk {
+            let text = statement.text;
+            // Parentheses, escapes, comments, carriage returns, control and
+            // non-ASCII bytes: hickory's parser.
+            let special = |b: u8| {
+                matches!(b, b'(' | b')' | b'\\' | b';') || !matches!(b, b' '..=b'~' | b'\t' | b'\n')
+            };
+            if text.bytes().any(special) {
+                return false;
+            }
+            if !split_tokens(text, &mut tokens) {
+                return false;
+            }
+            let Some(&first) = tokens.first() else {
+                return false;
+            };
+            if first.starts_with('$') {
+                if statement.starts_with_blank {
+                    return false;
+                }
+                if let Some(statement) = named.take() {
+                    track(context, statement);
+                }
+                let directive_ok = tokens.len() == 2
+                    && !tokens[1].starts_with('"')
+                    && ((first == "$ORIGIN" && tokens[1].ends_with('.'))
+                        || (first == "$TTL" && decimal(tokens[1]).is_some()));
+                if !directive_ok {
+                    return false;
+                }
+                track(context, statement);
+                if !self.set_origin(&context.origin) {
+                    return false;
+                }
+                continue;
+            }
+            let mut rest = &tokens[..];
+            if !statement.starts_with_blank {
+                let start = self.bytes.len();
+                if first == "@" {
+                    self.bytes.extend_from_slice(&self.origin_wire);
+                } else if !push_name(first, &self.origin_wire, &mut self.bytes) {
+                    return false;
+                }
+                owner = Some(start..self.bytes.len());
+                named = Some(statement);
+                rest = &rest[1..];
+            } else if owner.is_none() {
+                // The owner of the statement before the chunk.
+                let Some(previous) = context.owner.as_deref() else {
+                    return false;
+                };
+                let start = self.bytes.len();
+                if !previous.ends_with('.') || !push_name(previous, &[], &mut self.bytes) {
+                    return false;
+                }
+                owner = Some(start..self.bytes.len());
+            }
+            let Some(owner) = owner.clone() else {
+                return false;
+            };
+            let mut ttl = None;
+            let mut class = false;
+            let rtype = loop {
+                let Some((&token, more)) = rest.split_first() else {
+                    return false;
+                };
+                rest = more;
+                if token.bytes().all(|b| b.is_ascii_digit()) {
+                    match (ttl, decimal(token)) {
+                        (None, Some(value)) => ttl = Some(value),
+                        _ => return false,
+                    }
+                } else if token.eq_ignore_ascii_case("IN") && !class {
+                    class = true;
+                } else {
+                    match fast_type(token) {
+                        Some(rtype) => break rtype,
+                        None => return false,
+                    }
+                }
+            };
+            let ttl = match ttl {
+                Some(ttl) => ttl,
+                None => match context.ttl.as_deref().and_then(decimal) {
+                    Some(ttl) => ttl,
+                    None => return false,
+                },
+            };
+            let start = self.bytes.len();
+            if !self.push_rdata(rtype, rest) {
+                return false;
+            }
+            self.records.push(FastRecord {
+                owner,
+                rdata: start..self.bytes.len(),
+                rtype,
+                ttl,
+            });
+        }
+        if let Some(statement) = named {
+            track(context, statement);
+        }
+        !self.has_duplicates()
+    }
+
+    /// Makes `origin_wire` the wire form of `origin` (absolute text). False if it is
+    /// not a plain name.
+    fn set_origin(&mut self, origin: &str) -> bool {
+        if origin == self.origin_text && !self.origin_wire.is_empty() {
+            return true;
+        }
+        self.origin_wire.clear();
+        self.origin_text.clear();
+        if !origin.ends_with('.') || !push_name(origin, &[], &mut self.origin_wire) {
+            self.origin_wire.clear();
+            return false;
+        }
+        self.origin_text.push_str(origin);
+        true
+    }
+
+    /// Appends the rdata of a record of `rtype` from its tokens.
+    fn push_rdata(&mut self, rtype: u16, tokens: &[&str]) -> bool {
+        let out = &mut self.bytes;
+        let quoted = |t: &&str| t.starts_with('"');
+        if rtype != rtype::TXT && tokens.iter().any(quoted) {
+            return false;
+        }
+        match (rtype, tokens) {
+            (rtype::A, [address]) => match address.parse::<std::net::Ipv4Addr>() {
+                Ok(address) => out.extend_from_slice(&address.octets()),
+                Err(_) => return false,
+            },
+            (rtype::AAAA, [address]) => match address.parse::<std::net::Ipv6Addr>() {
+                Ok(address) => out.extend_from_slice(&address.octets()),
+                Err(_) => return false,
+            },
+            (rtype::NS | rtype::CNAME | rtype::PTR, [target]) => {
+                return *target != "@" && push_name(target, &self.origin_wire, out);
+            }
+            (rtype::MX, [preference, exchange]) => {
+                let Some(preference) = decimal(preference).and_then(|p| u16::try_from(p).ok())
+                else {
+                    return false;
+                };
+                out.extend_from_slice(&preference.to_be_bytes());
+                return *exchange != "@" && push_name(exchange, &self.origin_wire, out);
+            }
+            (rtype::TXT, [_, ..]) => {
+                for token in tokens {
+                    let text = match token.strip_prefix('"') {
+                        Some(inner) => match inner.strip_suffix('"') {
+                            Some(text) if !text.is_empty() && !text.contains('"') => text,
+                            _ => return false,
+                        },
+                        None => token,
+                    };
+                    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._=:/+".contains(&b);
+                    if text.len() > 255 || (!token.starts_with('"') && !text.bytes().all(plain)) {
+                        return false;
+                    }
+                    out.push(text.len() as u8);
+                    out.extend_from_slice(text.as_bytes());
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Whether two records of the chunk share owner and type and either are CNAMEs
+    /// or have the same rdata: hickory's record sets keep one of them, in its own way.
+    fn has_duplicates(&mut self) -> bool {
+        if self.records.len() < 2 {
+            return false;
+        }
+        let (bytes, records) = (&self.bytes, &self.records);
+        let key = |i: u32| {
+            let r = &records[i as usize];
+            (&bytes[r.owner.clone()], r.rtype, &bytes[r.rdata.clone()])
+        };
+        self.order.clear();
+        self.order.extend(0..records.len() as u32);
+        self.order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
+        self.order.windows(2).any(|pair| {
+            let (a, b) = (key(pair[0]), key(pair[1]));
+            a.0 == b.0 && a.1 == b.1 && (a.1 == rtype::CNAME || a.2 == b.2)
+        })
+    }
+
+    /// Gives the chunk's records to `sink`, in file order.
+    fn emit(
+        &self,
+        sink: &mut dyn FnMut(ParsedRecord<'_>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for record in &self.records {
+            sink(ParsedRecord {
+                owner: &self.bytes[record.owner.clone()],
+                rtype: record.rtype,
+                ttl: record.ttl,
+                rdata: &self.bytes[record.rdata.clone()],
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A number in plain decimal digits (no sign, no unit).
+fn decimal(token: &str) -> Option<u32> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// The RR types [`FastChunk`] reads.
+fn fast_type(token: &str) -> Option<u16> {
+    [
+        ("A", rtype::A),
+        ("AAAA", rtype::AAAA),
+        ("NS", rtype::NS),
+        ("CNAME", rtype::CNAME),
+        ("PTR", rtype::PTR),
+        ("MX", rtype::MX),
+        ("TXT", rtype::TXT),
+    ]
+    .iter()
+    .find(|(name, _)| token.eq_ignore_ascii_case(name))
+    .map(|&(_, code)| code)
+}
+
+/// Splits a statement into tokens at blanks; a token starting with `"` runs to the
+/// next `"` (kept with its quotes) and must be followed by a blank. False if a
+/// quote is left open or stands inside a token.
+fn split_tokens<'a>(text: &'a str, tokens: &mut Vec<&'a str>) -> bool {
+    tokens.clear();
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        if matches!(bytes[pos], b' ' | b'\t' | b'\n') {
+            pos += 1;
+            continue;
+        }
+        let start = pos;
+        if bytes[pos] == b'"' {
+            let Some(close) = bytes[pos + 1..].iter().position(|&b| b == b'"') else {
+                return false;
+            };
+            if bytes[pos + 1..pos + 1 + close].contains(&b'\n') {
+                return false;
+            }
+            pos += close + 2;
+            if pos < bytes.len() && !matches!(bytes[pos], b' ' | b'\t' | b'\n') {
+                return false;
+            }
+        } else {
+            while pos < bytes.len() && !matches!(bytes[pos], b' ' | b'\t' | b'\n') {
+                if bytes[pos] == b'"' {
+                    return false;
+                }
+                pos += 1;
+            }
+        }
+        tokens.push(&text[start..pos]);
+    }
+    true
+}
+
+/// Appends the lower-case wire form of a plain name (LDH labels or `*`, relative ones
+/// completed with `origin`, a wire name). False for anything hickory might read
+/// otherwise: escapes, `_`, IDNA (`xn--`), leading or trailing hyphens, overlong
+/// labels or names, the root.
+fn push_name(text: &str, origin: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let (body, absolute) = match text.strip_suffix('.') {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
+    if body.is_empty() || (!absolute && origin.is_empty()) {
+        return false;
+    }
+    for label in body.split('.') {
+        let bytes = label.as_bytes();
+        let plain = label == "*"
+            || (!bytes.is_empty()
+                && bytes.len() <= 63
+                && bytes
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+                && bytes.get(2..4) != Some(b"--"));
+        if !plain {
+            out.truncate(start);
+            return false;
+        }
+        out.push(bytes.len() as u8);
+        out.extend(bytes.iter().map(u8::to_ascii_lowercase));
+    }
+    if absolute {
+        out.push(0);
+    } else {
+        out.extend_from_slice(origin);
+    }
+    if out.len() - start > super::name::MAX_NAME_LEN {
+        out.truncate(start);
+        return false;
+    }
+    true
 }
 
 /// Whether the statements can be parsed in independent chunks.
@@ -480,6 +863,157 @@ mod tests {
         whole.dedup();
         assert_eq!(chunked, whole);
         assert!(chunked.iter().any(|r| r.0 == "x.sub.example." && r.1 == 1));
+    }
+
+    /// Records in the order given to the sink, then stably grouped by owner and
+    /// type (the store's order), or the failure; the sink refuses owners outside
+    /// `origin` like the store.
+    fn run(text: &str, origin: &str, fast: bool) -> Result<Vec<Row>, ParseFailure> {
+        let origin_wire = super::super::name::wire_from_text(origin).unwrap();
+        let mut out = Vec::new();
+        parse_chunked(
+            text,
+            Path::new("test.zone"),
+            origin,
+            &mut |r| {
+                if !super::super::name::is_at_or_below(r.owner, &origin_wire) {
+                    return Err(format!(
+                        "{} is outside the zone",
+                        super::super::name::text_from_wire(r.owner)
+                    ));
+                }
+                out.push((
+                    super::super::name::text_from_wire(r.owner),
+                    r.rtype,
+                    r.ttl,
+                    r.rdata.to_vec(),
+                ));
+                Ok(())
+            },
+            fast,
+        )?;
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Ok(out)
+    }
+
+    /// A zone mixing plain statements with ones only hickory's parser reads.
+    fn mixed_zone(records: usize, odd: &[&str]) -> String {
+        let mut text = String::from(
+            "$ORIGIN Example.\n$TTL 300\n@ IN SOA ns1 host ( 1 2 3 4\n 5 )\n@ IN NS ns1\n",
+        );
+        for i in 0..records {
+            let line = match i % 16 {
+                0 => format!("h{i} IN A 10.0.{}.{}", i / 256 % 256, i % 256),
+                1 => format!("H{i}.Example. 600 in a 10.1.{}.{}", i / 256 % 256, i % 256),
+                2 => format!("\tIN AAAA 2001:db8::{i:x}"),
+                3 => format!("mx{i} 300 IN MX {} Mail{i}", i % 100),
+                4 => format!("c{i} CNAME h{i}"),
+                5 => format!("p{i} PTR h{i}.Example."),
+                6 => format!("t{i} TXT \"hello world {i}\" v=1 \"x\""),
+                7 => format!("*.w{i} IN A 192.0.2.{}", i % 256),
+                8 => format!("a-b{i} IN 60 A 192.0.2.1"),
+                9 => format!("n{i} NS ns.Other.Test."),
+                10 => format!("m{i}.sub 120 MX 5 mail"),
+                11 => format!("$ORIGIN sub{}.example.", i % 3),
+                12 => "$ORIGIN example.".to_owned(),
+                13 => format!("$TTL {}", 100 + i % 7),
+                14 => format!("q{i} IN TXT \"{}\"", "z".repeat(i % 256)),
+                _ if i % 160 == 15 => odd[i / 160 % odd.len()].replace("{i}", &i.to_string()),
+                _ => format!("o{i} A 192.0.2.{}", i % 256),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn fast_chunks_read_what_hickory_reads() {
+        let odd = [
+            "e{i} IN A 192.0.2.7 ; a comment",
+            "t{i} TXT \"hello ; world\"",
+            "_srv{i} IN TXT \"x\"",
+            "xn--bcher-kva.x{i} IN A 192.0.2.8",
+            "s{i} IN SRV 0 5 5060 sip",
+            "d{i} IN A 192.0.2.1\nd{i} IN A 192.0.2.1",
+            "k{i} IN CNAME a\nk{i} IN CNAME b",
+            "l{i} 60 IN A 192.0.2.2\nl{i} 70 IN A 192.0.2.2",
+            "u{i} IN TXT \"a\\\"b\"",
+            "f{i} 1h IN A 192.0.2.4",
+            "r{i} CH A 192.0.2.5",
+            "w{i} IN TXT \"\"",
+            "y{i} IN MX +5 mail",
+            "z{i} IN A 192.0.2.6 extra",
+            "\"q{i}\" IN A 192.0.2.9",
+        ];
+        let text = mixed_zone(8000, &odd);
+        let fast = run(&text, "example.", true).unwrap();
+        let slow = run(&text, "example.", false).unwrap();
+        assert!(fast.len() > 6000, "{}", fast.len());
+        assert_eq!(fast, slow);
+        // Most chunks were read without hickory's parser.
+        let all: Vec<Statement<'_>> = statements(&text).collect();
+        let (mut context, mut reader) = (Context::default(), FastChunk::default());
+        context.origin = "example.".into();
+        let mut read = 0;
+        let chunks = all.chunks(CHUNK_STATEMENTS);
+        let total = chunks.len();
+        for chunk in chunks {
+            let saved = context.clone();
+            if reader.read(chunk, &mut context) {
+                read += 1;
+            } else {
+                context = saved;
+                chunk.iter().for_each(|s| track(&mut context, s));
+            }
+        }
+        assert!(read * 2 > total, "{read} of {total} chunks read directly");
+    }
+
+    #[test]
+    fn fast_chunks_fail_like_hickory() {
+        for bad in [
+            "h{i} IN A 10.0.0",
+            "h{i} IN AAAA 10.0.0.1",
+            "h{i} IN MX 70000 mail",
+            "h{i} IN FOO bar",
+            "h{i}.elsewhere. IN A 192.0.2.1",
+            "$origin example.",
+            "$TTL +300",
+            "h{i} 300 300 IN A 192.0.2.1",
+            "-x{i} IN A 192.0.2.3",
+            "g{i} IN A 010.0.0.1",
+            "q{i} IN TXT \"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\"",
+        ] {
+            let text = mixed_zone(700, &[bad]);
+            let fast = run(&text, "example.", true);
+            let slow = run(&text, "example.", false);
+            assert_eq!(fast, slow, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_chunks_take_the_fast_path() {
+        let mut text = String::from("$ORIGIN example.\n$TTL 300\n");
+        for i in 0..64 {
+            text.push_str(&format!("h{i} IN A 10.0.0.{i}\n"));
+        }
+        let plain: Vec<Statement<'_>> = statements(&text).collect();
+        let mut context = Context::default();
+        let mut fast = FastChunk::default();
+        context.origin = "example.".into();
+        assert!(fast.read(&plain, &mut context));
+        assert_eq!(fast.records.len(), 64);
+        assert_eq!(context.owner.as_deref(), Some("h63.example."));
+        for odd in [
+            "x IN DS 1 2 3 ab",
+            "x IN A 1.2.3.4 ; c",
+            "x IN SOA a b 1 2 3 4 5",
+        ] {
+            let text = format!("{text}{odd}\n");
+            let all: Vec<Statement<'_>> = statements(&text).collect();
+            assert!(!fast.read(&all, &mut context.clone()), "{odd}");
+        }
     }
 
     #[test]

@@ -630,6 +630,20 @@ impl ZoneBuilder {
         builder
     }
 
+    /// Makes room for about `records` records with as many names, so a big zone's
+    /// name table is not rebuilt (every name hashed again) each time it doubles.
+    pub(crate) fn reserve(&mut self, records: usize) {
+        let index = &mut self.index;
+        index.nodes.reserve(records);
+        let (nodes, names, hasher) = (&index.nodes, &index.names, &index.hasher);
+        index.table.reserve(records, |&id| {
+            let node = &nodes[id as usize];
+            let start = node.name_start as usize;
+            hasher.hash_one(&names[start..start + usize::from(node.name_len)])
+        });
+        self.pending.reserve(records);
+    }
+
     /// Adds one record. `owner` is lower-case wire; `rdata` is uncompressed wire.
     pub(crate) fn add(
         &mut self,
