@@ -1198,8 +1198,8 @@ mod tests {
         }
         // Back up (step 3 as step 1): each record of the failover class finds the
         // answers it built for that outcome by the class's id for it, exactly.
-        for r in 0..3 {
-            let (now, then) = (&shared[3][r].sets[0], &shared[1][r].sets[0]);
+        for (r, (now, then)) in shared[3].iter().zip(&shared[1]).take(3).enumerate() {
+            let (now, then) = (&now.sets[0], &then.sets[0]);
             assert!(Arc::ptr_eq(&now.built, &then.built), "record {r}");
             assert!(now.recent[0].0 & INTERNED != 0, "record {r}");
             assert_eq!(now.recent[0].0, then.recent[0].0, "record {r}");
