@@ -150,10 +150,14 @@ pub(super) struct TrickleCount {
 /// endpoint moves a record between two or three).
 pub(super) const RECENT_OUTCOMES: usize = 4;
 
-/// A hash of one outcome of a decision (TTL, signing, the endpoint orders of its
+/// The key of one outcome of a decision (TTL, signing, the endpoint orders of its
 /// answers), kept beside each recent [`BuiltVariants`] so finding a reusable one
-/// reads no answer data; a match is then checked in full.
+/// reads no answer data: an interned outcome's id ([`INTERNED`] set; exact), or a
+/// hash (a match is then checked in full).
 pub(super) type OutcomeKey = u64;
+
+/// The bit of an [`OutcomeKey`] that marks an interned outcome's id.
+pub(super) const INTERNED: OutcomeKey = 1 << 63;
 
 /// The answers one outcome of a decision can produce (TTL and endpoint orders),
 /// each pre-encoded and signed.
@@ -333,6 +337,21 @@ pub(super) struct DecisionClasses {
     pub(super) of: Vec<u32>,
     /// Records per class.
     pub(super) size: Vec<u32>,
+    /// The recent outcomes of each class's decisions (per class and pool list),
+    /// each with an id no other outcome ever gets: a record finds the answers it
+    /// built for an outcome by that id alone. Only publishers take the lock.
+    pub(super) outcomes: std::sync::Mutex<std::collections::HashMap<(u32, usize), Vec<Interned>>>,
+}
+
+/// One recent outcome of a decision class: TTL and answer orders, and its id.
+#[derive(Debug)]
+pub(super) struct Interned {
+    /// TTL of the answers.
+    pub(super) ttl: u32,
+    /// The endpoints of each answer, in order.
+    pub(super) orders: Vec<Vec<EndpointIndex>>,
+    /// The outcome's id (unique in the process).
+    pub(super) id: u64,
 }
 
 impl Snapshot {

@@ -9,8 +9,9 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 
 use super::answers::{
-    BuiltVariants, DecisionClasses, DynamicAnswer, Limits, OutcomeKey, RECENT_OUTCOMES, Snapshot,
-    StaticTails, TailPatch, TailSpan, TrickleCount, Variant, VariantSet, ZoneData,
+    BuiltVariants, DecisionClasses, DynamicAnswer, INTERNED, Interned, Limits, OutcomeKey,
+    RECENT_OUTCOMES, Snapshot, StaticTails, TailPatch, TailSpan, TrickleCount, Variant, VariantSet,
+    ZoneData,
 };
 use super::resolve::{self, Client};
 use super::wire::HEADER_LEN;
@@ -481,8 +482,47 @@ struct SharedOutcome {
     orders: Vec<(Vec<EndpointIndex>, u64)>,
     cumulative: Arc<[u64]>,
     key: OutcomeKey,
+    /// The outcome's id in its class ([`DecisionClasses::outcomes`]), when shared.
+    id: Option<u64>,
     /// Index of the first trickle answer in `orders` (trickle in force).
     trickle_from: Option<usize>,
+}
+
+/// Outcomes kept per class and pool list for [`intern`].
+const INTERNED_OUTCOMES: usize = 16;
+
+/// The id of `outcome` in class slot `slot`: the id it had when last seen among
+/// the slot's recent outcomes, or a new one (never given before, so a record's
+/// answers built for an id are the answers of this outcome and no other).
+fn intern(classes: &DecisionClasses, slot: (u32, usize), outcome: &SharedOutcome) -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ttl = outcome.decision.ttl.0;
+    let mut outcomes = classes
+        .outcomes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recent = outcomes.entry(slot).or_default();
+    let same = |i: &Interned| {
+        i.ttl == ttl
+            && i.orders.len() == outcome.orders.len()
+            && i.orders
+                .iter()
+                .zip(&outcome.orders)
+                .all(|(a, (b, _))| a == b)
+    };
+    if let Some(found) = recent.iter().find(|i| same(i)) {
+        return found.id;
+    }
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if recent.len() == INTERNED_OUTCOMES {
+        recent.remove(0);
+    }
+    recent.push(Interned {
+        ttl,
+        orders: outcome.orders.iter().map(|(o, _)| o.clone()).collect(),
+        id,
+    });
+    id
 }
 
 /// A random source that notes whether it was drawn from.
@@ -505,6 +545,7 @@ fn decision_classes(config: &Config) -> DecisionClasses {
     let mut classes = DecisionClasses {
         of: Vec::with_capacity(config.records.len()),
         size: Vec::new(),
+        outcomes: Default::default(),
     };
     for record in &config.records {
         let mut rules = record.clone();
@@ -574,6 +615,8 @@ fn build_record(
             let outcome = outcome_of(decision, &mut noting);
             match slot.filter(|_| !noting.drawn) {
                 Some(slot) => {
+                    let mut outcome = outcome;
+                    outcome.id = Some(intern(&snapshot.classes, slot, &outcome));
                     shared.by_class.insert(slot, outcome);
                 }
                 None => made = Some(outcome),
@@ -754,6 +797,7 @@ fn outcome_of(decision: Decision, rng: &mut dyn RandomSource) -> SharedOutcome {
         orders,
         cumulative: cumulative.into(),
         key,
+        id: None,
         trickle_from,
     }
 }
@@ -771,19 +815,25 @@ fn variant_set(
 ) -> VariantSet {
     let ttl = outcome.decision.ttl.0;
     let orders = &outcome.orders;
-    let key = outcome.key ^ u64::from(signer.is_some());
+    let signed = u64::from(signer.is_some());
+    let key = match outcome.id {
+        Some(id) => INTERNED | id << 1 | signed,
+        None => (outcome.key ^ signed) & !INTERNED,
+    };
     // The same outcome as a recent decision (a change back, or one that moved
     // neither the TTL nor the answers): its encoded and signed answers serve again.
+    // An interned id is exact; a hash is checked against the answers.
     let reused = recent.iter().find(|(k, built)| {
         *k == key
-            && built.ttl == ttl
-            && built.signed == signer.is_some()
-            && built.variants.len() == orders.len()
-            && built
-                .variants
-                .iter()
-                .zip(orders)
-                .all(|(v, (endpoints, _))| v.endpoints == *endpoints)
+            && (key & INTERNED != 0
+                || built.ttl == ttl
+                    && built.signed == signer.is_some()
+                    && built.variants.len() == orders.len()
+                    && built
+                        .variants
+                        .iter()
+                        .zip(orders)
+                        .all(|(v, (endpoints, _))| v.endpoints == *endpoints))
     });
     let built = match reused {
         Some((_, built)) => built.clone(),
@@ -1154,6 +1204,16 @@ mod tests {
                 &a_decision(&shared[step], 2)
             ));
         }
+        // Back up (step 3 as step 1): each record of the failover class finds the
+        // answers it built for that outcome by the class's id for it, exactly.
+        for (r, (now, then)) in shared[3].iter().zip(&shared[1]).take(3).enumerate() {
+            let (now, then) = (&now.sets[0], &then.sets[0]);
+            assert!(Arc::ptr_eq(&now.built, &then.built), "record {r}");
+            assert!(now.recent[0].0 & INTERNED != 0, "record {r}");
+            assert_eq!(now.recent[0].0, then.recent[0].0, "record {r}");
+        }
+        // The sampled class draws per record: its keys are hashes.
+        assert!(shared[3][3].sets[0].recent[0].0 & INTERNED == 0);
         fn a_decision(dynamic: &[Arc<DynamicAnswer>], r: usize) -> Arc<Decision> {
             dynamic[r].sets[0].decision.clone()
         }

@@ -159,8 +159,12 @@ pub(crate) struct ZoneContent {
     pub serial: u32,
     /// Static records (shared while the zone is not reloaded).
     pub statics: Arc<StaticContent>,
-    /// The dynamic records' client-independent answers, sorted.
-    pub dynamic: Vec<Record>,
+    /// The dynamic records' client-independent answers (with their RRSIGs and
+    /// the chain records they need, when signed), sorted; shared with an earlier
+    /// version whose dynamic answers were the same (see [`Self::again`]).
+    pub dynamic: Arc<[Record]>,
+    /// The RRSIGs of the SOA carrying [`Self::serial`] (signed zones), sorted.
+    pub soa_sigs: Vec<Record>,
     /// Hex SHA-256 of everything but the serial (and the SOA's RRSIG).
     pub hash: String,
     /// The zone's signatures (signed zones).
@@ -219,18 +223,29 @@ impl Sources {
             .flat_map(|(_, bound)| bound)
             .map(|r| dynamic.get(r.0 as usize).map(|a| &a.set_for(None).decision));
         let mut count = 0;
+        // Records of one decision class share their decisions: a pair found alike
+        // is not compared again.
+        let mut alike: Option<(
+            *const crate::policy::Decision,
+            *const crate::policy::Decision,
+        )> = None;
         for (before, now) in self.decisions.iter().zip(now) {
             count += 1;
             let same = match (before, now) {
                 (None, None) => true,
+                (Some(a), Some(b)) if alike == Some((Arc::as_ptr(a), Arc::as_ptr(b))) => true,
                 (Some(a), Some(b)) => {
-                    Arc::ptr_eq(a, b)
+                    let same = Arc::ptr_eq(a, b)
                         || (a.outcome.is_all_down() == b.outcome.is_all_down()
                             && a.candidates.len() == b.candidates.len()
                             && a.candidates
                                 .iter()
                                 .zip(&b.candidates)
-                                .all(|(x, y)| x.endpoint == y.endpoint))
+                                .all(|(x, y)| x.endpoint == y.endpoint));
+                    if same {
+                        alike = Some((Arc::as_ptr(a), Arc::as_ptr(b)));
+                    }
+                    same
                 }
                 _ => false,
             };
@@ -281,7 +296,8 @@ impl ZoneContent {
             origin: origin.into(),
             serial: statics.file_serial,
             statics,
-            dynamic: records,
+            dynamic: records.into(),
+            soa_sigs: Vec::new(),
             hash,
             signer: signer.cloned(),
             hidden,
@@ -337,31 +353,54 @@ impl ZoneContent {
     }
 
     /// The same content named by another serial (a signed zone's SOA RRSIG is made
-    /// for it and kept with the dynamic records).
+    /// for it and kept in [`Self::soa_sigs`]).
     pub(crate) fn with_serial(mut self, serial: u32) -> Self {
         self.serial = serial;
-        self.dynamic.retain(|r| {
-            !(r.rtype == sec::RRSIG && r.rdata.get(..2) == Some(&rtype::SOA.to_be_bytes()[..]))
-        });
+        self.soa_sigs.clear();
         if let Some(signer) = &self.signer {
             let soa = self.soa();
             let mut sigs = Vec::new();
             match signer.sign(&soa.owner, rtype::SOA, soa.ttl, [&soa.rdata[..]], &mut sigs) {
                 Ok(_) => {
                     for rrsig in crate::zone::PackedRdata::new(&sigs, u16::MAX).iter() {
-                        self.dynamic.push(Record {
+                        self.soa_sigs.push(Record {
                             owner: soa.owner.clone(),
                             rtype: sec::RRSIG,
                             rdata: rrsig.into(),
                             ttl: soa.ttl,
                         });
                     }
-                    self.dynamic.sort();
+                    self.soa_sigs.sort();
                 }
                 Err(error) => tracing::error!(%error, "cannot sign the transferred SOA"),
             }
         }
         self
+    }
+
+    /// This content's records again for a snapshot whose dynamic answers give
+    /// them ([`Self::same_as`] holds for `config` and `dynamic`): a change back to
+    /// a recent state shares the records, their signatures and hashes instead of
+    /// building, signing, sorting and hashing them again (serial: the file's; set
+    /// it with [`Self::with_serial`]).
+    pub(crate) fn again(
+        &self,
+        config: &Arc<Config>,
+        dynamic: &[Arc<DynamicAnswer>],
+        signer: Option<&SignedZone>,
+    ) -> Self {
+        Self {
+            origin: self.origin.clone(),
+            serial: self.statics.file_serial,
+            statics: self.statics.clone(),
+            dynamic: self.dynamic.clone(),
+            soa_sigs: Vec::new(),
+            hash: self.hash.clone(),
+            signer: signer.cloned(),
+            hidden: self.hidden.clone(),
+            unsigned_hash: self.unsigned_hash,
+            sources: Some(Sources::of(&self.statics, config, dynamic)),
+        }
     }
 
     /// The apex SOA record carrying [`Self::serial`].
@@ -378,13 +417,15 @@ impl ZoneContent {
         }
     }
 
-    /// Every record but the SOA, in canonical order of static, then dynamic.
+    /// Every record but the SOA, in canonical order of static, then dynamic, then
+    /// the SOA's RRSIGs.
     pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
         self.statics
             .records
             .iter()
             .filter(|r| !self.is_hidden(r))
             .chain(self.dynamic.iter())
+            .chain(self.soa_sigs.iter())
     }
 
     /// Whether static record `r` is a chain record (or its RRSIG) replaced by one in

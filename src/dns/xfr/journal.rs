@@ -54,6 +54,11 @@ impl Journal {
         self.versions.back()
     }
 
+    /// The `n` newest versions, newest first.
+    pub(crate) fn newest(&self, n: usize) -> impl Iterator<Item = &Arc<ZoneContent>> {
+        self.versions.iter().rev().take(n)
+    }
+
     /// The version with `serial`, if still kept.
     pub(crate) fn find(&self, serial: u32) -> Option<&Arc<ZoneContent>> {
         self.versions.iter().rev().find(|v| v.serial == serial)
@@ -70,7 +75,14 @@ impl Journal {
 /// included).
 pub(crate) fn difference(old: &ZoneContent, new: &ZoneContent) -> Difference {
     if Arc::ptr_eq(&old.statics, &new.statics) {
-        let mut difference = sorted_difference(&old.dynamic, &new.dynamic);
+        let mut difference = if Arc::ptr_eq(&old.dynamic, &new.dynamic) {
+            Difference::default()
+        } else {
+            sorted_difference(&old.dynamic, &new.dynamic)
+        };
+        let soa = sorted_difference(&old.soa_sigs, &new.soa_sigs);
+        difference.deleted.extend(soa.deleted);
+        difference.added.extend(soa.added);
         // Static chain records one version hides (replaced in its dynamic part) and
         // the other serves.
         let newly = |a: &ZoneContent, b: &ZoneContent| -> Vec<Record> {
@@ -162,7 +174,8 @@ mod tests {
             origin: vec![0].into(),
             serial,
             statics: statics.clone(),
-            dynamic,
+            dynamic: dynamic.into(),
+            soa_sigs: Vec::new(),
             hash: String::new(),
             signer: None,
             hidden: Vec::new(),

@@ -54,6 +54,10 @@ use crate::zone::{Zone, name, rtype};
 /// Largest transfer message we build before TSIG (well below 64 KiB).
 const MESSAGE_BUDGET: usize = 16 * 1024;
 
+/// Versions a publish looks back through for the same transferable answers (a
+/// flapping endpoint moves a zone between two or three), besides the current one.
+const RECENT_CONTENTS: usize = 4;
+
 /// Response code NOTAUTH (RFC 2845/8945: TSIG failures; RFC 5936: not our zone).
 const NOTAUTH: u16 = rcode::NOTAUTH;
 
@@ -489,13 +493,35 @@ impl TransferState {
                 }
                 continue;
             }
-            let content = ZoneContent::build(
-                zone.origin(),
-                statics.clone(),
-                &snapshot.config,
-                &snapshot.dynamic,
-                snapshot.signed_zone(index),
-            );
+            // A change back to a recent version's transferable answers (a failover
+            // and its return): that version's records serve again.
+            let recent = inner.zones.get(zone.origin()).and_then(|z| {
+                z.journal
+                    .newest(RECENT_CONTENTS + 1)
+                    .skip(1)
+                    .find(|version| {
+                        version.same_as(
+                            &statics,
+                            &snapshot.config,
+                            &snapshot.dynamic,
+                            snapshot.signed_zone(index),
+                        )
+                    })
+            });
+            let content = match recent {
+                Some(version) => version.again(
+                    &snapshot.config,
+                    &snapshot.dynamic,
+                    snapshot.signed_zone(index),
+                ),
+                None => ZoneContent::build(
+                    zone.origin(),
+                    statics.clone(),
+                    &snapshot.config,
+                    &snapshot.dynamic,
+                    snapshot.signed_zone(index),
+                ),
+            };
             let Inner {
                 zones,
                 saved,

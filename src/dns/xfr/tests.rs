@@ -233,9 +233,68 @@ fn a_doubt_changes_no_byte_of_a_signed_zone_and_a_failover_one_serial_step() {
         let index = moved.zones.find_zone(b"\x07example\x04test\x00").unwrap();
         assert_eq!(moved.zones.zones()[index].soa_serial(), next);
         // And back: the earlier answers' signatures again, one more step.
-        let _ = state.stamp(moved.with_health(up, 5));
+        let back_snapshot = state.stamp(moved.with_health(up, 5));
         let (back, again) = axfr(&state);
         assert_eq!(back, next + 1, "{what}: back");
+        {
+            // The return shares the first version's records (nothing built, signed,
+            // sorted or hashed again), and they are what a fresh build gives.
+            let inner = state.lock();
+            let versions: Vec<_> = inner.zones[&b"\x07example\x04test\x00"[..]]
+                .journal
+                .newest(3)
+                .cloned()
+                .collect();
+            assert_eq!(
+                versions.iter().map(|v| v.serial).collect::<Vec<_>>(),
+                [back, next, serial]
+            );
+            assert!(
+                Arc::ptr_eq(&versions[0].dynamic, &versions[2].dynamic),
+                "{what}"
+            );
+            let fresh = ZoneContent::build(
+                b"\x07example\x04test\x00",
+                versions[0].statics.clone(),
+                &back_snapshot.config,
+                &back_snapshot.dynamic,
+                back_snapshot.signed_zone(index),
+            );
+            assert_eq!(fresh.dynamic, versions[0].dynamic, "{what}");
+            assert_eq!(fresh.hash, versions[0].hash, "{what}");
+            assert_eq!(fresh.hidden, versions[0].hidden, "{what}");
+            // IXFR from the failover to the return: the failover's records out,
+            // the first version's in, and the SOA's RRSIG of each serial.
+            let difference = journal::difference(&versions[1], &versions[0]);
+            let plain = |records: &[Record]| -> Vec<Record> {
+                records
+                    .iter()
+                    .filter(|r| !versions[0].soa_sigs.contains(r))
+                    .filter(|r| !versions[1].soa_sigs.contains(r))
+                    .cloned()
+                    .collect()
+            };
+            let expected = journal::difference(&versions[1], &fresh.with_serial(back));
+            assert_eq!(plain(&difference.added), plain(&expected.added), "{what}");
+            assert_eq!(
+                plain(&difference.deleted),
+                plain(&expected.deleted),
+                "{what}"
+            );
+            assert_eq!(difference.deleted.len(), expected.deleted.len(), "{what}");
+            assert!(
+                versions[0]
+                    .soa_sigs
+                    .iter()
+                    .all(|r| difference.added.contains(r))
+            );
+            assert!(
+                versions[1]
+                    .soa_sigs
+                    .iter()
+                    .all(|r| difference.deleted.contains(r))
+            );
+        }
         let without_soa = |set: &BTreeSet<String>| -> BTreeSet<String> {
             set.iter()
                 .filter(|l| !l.starts_with("example.test. SOA") && !rrsig_of_soa(l))
